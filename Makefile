@@ -1,0 +1,28 @@
+# lstm-bridge: `make demo` runs the demo, `make test` runs the tests. Each creates .venv by itself.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+
+.PHONY: venv test demo bench golden test-live clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+test: venv
+	$(PY) -m pytest -q -p no:cacheprovider
+
+demo: venv
+	$(VENV)/bin/lstm-bridge demo
+
+bench: venv
+	$(VENV)/bin/lstm-bridge bench
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

@@ -1,0 +1,8 @@
+"""lstm-bridge: the Keras and MindSpore LSTM layers, exactly, on one fast PyTorch engine.
+
+Front ends: :mod:`lstm_bridge.keras` (``LSTM``, ``LSTMCell``, ``Bidirectional``, ``v1.LSTM``) and
+:mod:`lstm_bridge.mindspore` (``LSTM``, ``LSTMCell``). Engine: :mod:`lstm_bridge.engine`.
+"""
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

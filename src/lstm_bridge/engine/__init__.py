@@ -1,0 +1,111 @@
+"""The lstm-bridge engine: one (bi)directional LSTM layer over canonical weights, and stacks of them.
+
+Front ends call only :func:`run_layer` and :func:`run_stack` (and the vocabulary in
+:mod:`.semantics`). Below them sit two interchangeable paths with the same numbers within float32
+rounding:
+
+* the native CPU kernel (``engine/native``), when it is built and supports the request;
+* the portable pure-torch path (:mod:`.torch_path`).
+
+``LSTM_BRIDGE_BACKEND`` chooses: ``auto`` (default: native where available, else torch, with a
+one-line warning the first time native is unavailable), ``native`` (error if it cannot run) or
+``torch``.
+"""
+from __future__ import annotations
+
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+
+from . import backend as _backend
+from .semantics import CellActivations, DirectionWeights, DropoutMasks, LayerSemantics, MaskedOutput
+
+Tensor = torch.Tensor
+
+__all__ = [
+    "CellActivations",
+    "DirectionWeights",
+    "DropoutMasks",
+    "LayerSemantics",
+    "MaskedOutput",
+    "lengths_to_valid",
+    "run_layer",
+    "run_stack",
+]
+
+
+def lengths_to_valid(lengths: Tensor, steps: int) -> Tensor:
+    """``(B,)`` integer lengths -> ``(T, B)`` bool, True where ``t < length``."""
+    t = torch.arange(steps, device=lengths.device).unsqueeze(1)
+    return t < lengths.to(torch.int64).unsqueeze(0)
+
+
+def run_layer(
+    x: Tensor,
+    directions: Sequence[DirectionWeights],
+    h0: Sequence[Tensor],
+    c0: Sequence[Tensor],
+    *,
+    reverse: Sequence[bool],
+    valid: Optional[Tensor] = None,
+    semantics: LayerSemantics = LayerSemantics(),
+    dropout: Optional[Sequence[Optional[DropoutMasks]]] = None,
+) -> Tuple[List[Tensor], List[Tensor], List[Tensor]]:
+    """Run one layer: each direction reads the same input ``x``.
+
+    Args:
+        x: ``(T, B, I)`` time-major input.
+        directions: canonical weights per direction (usually 1 or 2).
+        h0, c0: per direction ``(B, H_d)``.
+        reverse: per direction, whether time runs from T-1 down to 0.
+        valid: ``(T, B)`` bool step mask shared by all directions, or None.
+        semantics: activations and the masked-output rule.
+        dropout: per direction masks (see :class:`DropoutMasks`), or None.
+
+    Returns:
+        ``(outputs, h_n, c_n)``, lists over directions; ``outputs[d]`` is ``(T, B, H_d)`` indexed by
+        original time (a reverse direction's output for ``x[t]`` is at ``[t]``).
+    """
+    if dropout is None:
+        dropout = [None] * len(directions)
+    impl = _backend.select(x, directions, valid=valid, semantics=semantics, dropout=dropout)
+    return impl(x, directions, h0, c0, reverse=reverse, valid=valid, semantics=semantics, dropout=dropout)
+
+
+def run_stack(
+    x: Tensor,
+    layers: Sequence[Sequence[DirectionWeights]],
+    h0: Tensor,
+    c0: Tensor,
+    *,
+    valid: Optional[Tensor] = None,
+    semantics: LayerSemantics = LayerSemantics(),
+    between_layers: Optional[torch.nn.Module] = None,
+) -> Tuple[Tensor, Tensor, Tensor]:
+    """A PyTorch/MindSpore-style stack: direction 0 forward, direction 1 (if any) reverse.
+
+    Args:
+        x: ``(T, B, I)``.
+        layers: ``layers[l][d]`` canonical weights.
+        h0, c0: ``(L*D, B, H)``, row ``l*D + d``.
+        valid: ``(T, B)`` step mask for every layer, or None.
+        between_layers: applied to each layer's output before the next layer (e.g. dropout).
+
+    Returns:
+        ``output (T, B, D*H)`` (forward then reverse features), ``h_n``, ``c_n`` ``(L*D, B, H)``.
+    """
+    D = len(layers[0])
+    reverse = [False, True][:D]
+    out = x
+    h_n: List[Tensor] = []
+    c_n: List[Tensor] = []
+    for index, dirs in enumerate(layers):
+        if index > 0 and between_layers is not None:
+            out = between_layers(out)
+        rows = range(index * D, index * D + D)
+        outs, hs, cs = run_layer(out, dirs, [h0[r] for r in rows], [c0[r] for r in rows],
+                                 reverse=reverse, valid=valid, semantics=semantics)
+        out = outs[0] if D == 1 else torch.cat(outs, dim=-1)
+        h_n.extend(hs)
+        c_n.extend(cs)
+    return out, torch.stack(h_n), torch.stack(c_n)

@@ -1,0 +1,174 @@
+"""The portable pure-PyTorch path: one layer direction at a time, the time loop in Python.
+
+This is the fallback under :func:`lstm_bridge.engine.run_layer` and the path for arbitrary Python
+activations. Autograd runs through it, in float32 and float64. When the semantics are exactly the
+standard LSTM (sigmoid/tanh, no mask, no dropout masks) the layer is handed to ``torch.lstm``
+(oneDNN on CPU) instead of looping.
+"""
+from __future__ import annotations
+
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+
+from .semantics import DirectionWeights, DropoutMasks, LayerSemantics, MaskedOutput
+
+Tensor = torch.Tensor
+
+
+def _input_projection(x: Tensor, w: DirectionWeights, masks: Optional[Tensor]) -> Tensor:
+    """All time steps' ``W_ih x_t + b_ih + b_hh`` in one GEMM: ``(T, B, I) -> (T, B, 4H)``."""
+    T, B, I = x.shape
+    bias = None
+    if w.b_ih is not None:
+        bias = w.b_ih if w.b_hh is None else w.b_ih + w.b_hh
+    elif w.b_hh is not None:
+        bias = w.b_hh
+    if masks is None:
+        flat = x.reshape(T * B, I)
+        out = torch.addmm(bias, flat, w.w_ih.t()) if bias is not None else flat @ w.w_ih.t()
+        return out.view(T, B, -1)
+    G = masks.shape[0]
+    if G == 1:
+        xm = (x * masks[0]).reshape(T * B, I)
+        out = torch.addmm(bias, xm, w.w_ih.t()) if bias is not None else xm @ w.w_ih.t()
+        return out.view(T, B, -1)
+    # one mask per gate: (4, T*B, I) @ (4, I, H) -> (4, T*B, H) -> (T, B, 4H)
+    H = w.hidden_size
+    xm = (x.unsqueeze(0) * masks.unsqueeze(1)).reshape(4, T * B, I)
+    per_gate = torch.bmm(xm, w.w_ih.view(4, H, I).transpose(1, 2))
+    out = per_gate.permute(1, 0, 2).reshape(T, B, 4 * H)
+    return out if bias is None else out + bias
+
+
+def _recurrent_projection(h: Tensor, w_hh: Tensor, masks: Optional[Tensor]) -> Tensor:
+    """``W_hh h`` for one step: ``(B, H) -> (B, 4H)``, with optional recurrent dropout masks."""
+    if masks is None:
+        return h @ w_hh.t()
+    if masks.shape[0] == 1:
+        return (h * masks[0]) @ w_hh.t()
+    B, H = h.shape
+    hm = h.unsqueeze(0) * masks  # (4, B, H)
+    per_gate = torch.bmm(hm, w_hh.view(4, H, H).transpose(1, 2))  # (4, B, H)
+    return per_gate.permute(1, 0, 2).reshape(B, 4 * H)
+
+
+def run_direction(
+    x: Tensor,
+    w: DirectionWeights,
+    h0: Tensor,
+    c0: Tensor,
+    *,
+    reverse: bool,
+    valid: Optional[Tensor],
+    semantics: LayerSemantics,
+    dropout: Optional[DropoutMasks],
+) -> Tuple[Tensor, Tensor, Tensor]:
+    """Run one direction over a time-major sequence with the Python loop.
+
+    Args:
+        x: ``(T, B, I)``.  h0, c0: ``(B, H)``.
+        reverse: process t = T-1 .. 0 instead of 0 .. T-1.
+        valid: ``(T, B)`` bool, or None for all steps valid.
+        semantics: activations and the masked-output rule.
+        dropout: masks reused at every step, or None.
+
+    Returns:
+        ``(out, h_T, c_T)``; ``out`` is ``(T, B, H)`` indexed by *original* time (the output after
+        consuming ``x[t]`` sits at ``out[t]`` in both directions).
+    """
+    T = x.shape[0]
+    act = semantics.activations
+    xp = _input_projection(x, w, dropout.inputs if dropout is not None else None)
+    rec_masks = dropout.recurrent if dropout is not None else None
+    h, c = h0, c0
+    carry = semantics.masked_output is MaskedOutput.CARRY
+    y_prev = torch.zeros_like(h0) if valid is not None and carry else None
+    zero = torch.zeros((), dtype=x.dtype, device=x.device)
+    outputs: List[Optional[Tensor]] = [None] * T
+    steps = range(T - 1, -1, -1) if reverse else range(T)
+    for t in steps:
+        z = xp[t] + _recurrent_projection(h, w.w_hh, rec_masks)
+        zi, zf, zg, zo = z.chunk(4, dim=1)
+        i = act.gate(zi)
+        f = act.gate(zf)
+        g = act.candidate(zg)
+        o = act.gate(zo)
+        c_new = f * c + i * g
+        h_new = o * act.cell(c_new)
+        if valid is None:
+            h, c = h_new, c_new
+            outputs[t] = h_new
+            continue
+        keep = valid[t].unsqueeze(1)
+        h = torch.where(keep, h_new, h)
+        c = torch.where(keep, c_new, c)
+        y = torch.where(keep, h_new, y_prev if carry else zero)
+        if carry:
+            y_prev = y
+        outputs[t] = y
+    if T == 0:
+        return x.new_zeros((0,) + h0.shape), h0, c0
+    return torch.stack(outputs, 0), h, c
+
+
+def _torch_lstm_weights(w: DirectionWeights) -> Tuple[List[Tensor], bool]:
+    if w.b_ih is None and w.b_hh is None:
+        return [w.w_ih, w.w_hh], False
+    b_ih = w.b_ih if w.b_ih is not None else torch.zeros_like(w.b_hh)
+    b_hh = w.b_hh if w.b_hh is not None else torch.zeros_like(b_ih)
+    return [w.w_ih, w.w_hh, b_ih, b_hh], True
+
+
+def _standard_layer(
+    x: Tensor,
+    directions: Sequence[DirectionWeights],
+    h0: Sequence[Tensor],
+    c0: Sequence[Tensor],
+    reverse: Sequence[bool],
+) -> Tuple[List[Tensor], List[Tensor], List[Tensor]]:
+    """Standard semantics through ``torch.lstm`` (oneDNN): one call for a (forward, reverse) pair."""
+    params = [_torch_lstm_weights(w) for w in directions]
+    if (len(directions) == 2 and list(reverse) == [False, True]
+            and params[0][1] == params[1][1]
+            and directions[0].hidden_size == directions[1].hidden_size):
+        flat = params[0][0] + params[1][0]
+        out, h, c = torch.lstm(x, (torch.stack(list(h0)), torch.stack(list(c0))), flat, params[0][1],
+                               1, 0.0, False, True, False)
+        H = directions[0].hidden_size
+        return [out[..., :H], out[..., H:]], [h[0], h[1]], [c[0], c[1]]
+    outs, hs, cs = [], [], []
+    for w, (p, has_bias), h_init, c_init, rev in zip(directions, params, h0, c0, reverse):
+        xin = x.flip(0) if rev else x
+        out, h, c = torch.lstm(xin, (h_init.unsqueeze(0), c_init.unsqueeze(0)), p, has_bias,
+                               1, 0.0, False, False, False)
+        outs.append(out.flip(0) if rev else out)
+        hs.append(h[0])
+        cs.append(c[0])
+    return outs, hs, cs
+
+
+def run_layer(
+    x: Tensor,
+    directions: Sequence[DirectionWeights],
+    h0: Sequence[Tensor],
+    c0: Sequence[Tensor],
+    *,
+    reverse: Sequence[bool],
+    valid: Optional[Tensor],
+    semantics: LayerSemantics,
+    dropout: Sequence[Optional[DropoutMasks]],
+) -> Tuple[List[Tensor], List[Tensor], List[Tensor]]:
+    """Torch-path implementation of :func:`lstm_bridge.engine.run_layer`."""
+    no_dropout = all(d is None or d.is_empty() for d in dropout)
+    if (valid is None and no_dropout and semantics.activations.is_standard and x.shape[0] > 0
+            and x.dtype in (torch.float32, torch.float64)):
+        return _standard_layer(x, directions, h0, c0, reverse)
+    outs, hs, cs = [], [], []
+    for w, h_init, c_init, rev, drop in zip(directions, h0, c0, reverse, dropout):
+        out, h, c = run_direction(x, w, h_init, c_init, reverse=rev, valid=valid,
+                                  semantics=semantics, dropout=drop)
+        outs.append(out)
+        hs.append(h)
+        cs.append(c)
+    return outs, hs, cs
