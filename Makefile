@@ -26,3 +26,6 @@ bench: venv
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache
+
+# Fixture regeneration from the real frameworks (optional; never part of `make test`).
+-include tools/golden.mk

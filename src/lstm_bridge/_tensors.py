@@ -1,0 +1,36 @@
+"""Input checking shared by the front ends: NumPy or torch in, a float tensor of the right dtype out."""
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import torch
+
+_FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def as_tensor(value: Any, name: str) -> torch.Tensor:
+    """A torch tensor view/copy of ``value`` (torch tensor, NumPy array or nested sequence)."""
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(value))
+    if isinstance(value, (list, tuple, float, int)):
+        return torch.as_tensor(np.asarray(value))
+    raise TypeError(f"{name} must be a torch.Tensor or numpy.ndarray; received {type(value).__name__}")
+
+
+def as_float(value: Any, name: str, dtype: Optional[torch.dtype] = None) -> torch.Tensor:
+    """A floating tensor; ``dtype`` casts it (Keras autocasts inputs to the layer's dtype)."""
+    t = as_tensor(value, name)
+    if t.dtype not in _FLOATS:
+        raise TypeError(f"{name} must have a floating dtype (float16/32/64); received {t.dtype}")
+    return t if dtype is None or t.dtype == dtype else t.to(dtype)
+
+
+def check_shape(t: torch.Tensor, expected: Sequence[Optional[int]], name: str, hint: str = "") -> None:
+    """Raise ValueError unless ``t.shape`` matches ``expected`` (``None`` matches any size)."""
+    ok = t.dim() == len(expected) and all(e is None or e == s for e, s in zip(expected, t.shape))
+    if not ok:
+        shown = tuple("?" if e is None else e for e in expected)
+        raise ValueError(f"{name} must have shape {shown}{hint}; received {tuple(t.shape)}")

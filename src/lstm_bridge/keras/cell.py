@@ -1,0 +1,328 @@
+"""``LSTMCell``: the Keras LSTM cell — its weights, config, regularizers, constraints and dropout.
+
+Weights, exactly Keras's order and shapes (``u = units``, gate blocks i, f, c, o along ``4u``)::
+
+    kernel            (input_dim, 4u)    x_t @ kernel
+    recurrent_kernel  (u, 4u)            h_{t-1} @ recurrent_kernel
+    bias              (4u,)              absent when use_bias=False
+
+They are ``torch.nn.Parameter`` objects, so optimizers, regularizers and constraints see exactly what
+Keras sees. The engine reads them as canonical weights (``w_ih = kernel.T``, ``b_ih = bias``,
+``b_hh = None``) without copying.
+
+Example::
+
+    >>> import torch; from lstm_bridge.keras import LSTMCell
+    >>> cell = LSTMCell(4)
+    >>> h, (h, c) = cell(torch.zeros(2, 3), [torch.zeros(2, 4), torch.zeros(2, 4)])
+    >>> tuple(h.shape)
+    (2, 4)
+"""
+from __future__ import annotations
+
+import itertools
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+
+from .. import activations as _activations
+from .._tensors import as_float, check_shape
+from ..engine import CellActivations, DirectionWeights, DropoutMasks, LayerSemantics, run_layer
+from . import constraints as _constraints
+from . import initializers as _initializers
+from . import regularizers as _regularizers
+
+_name_counters: Dict[str, itertools.count] = {}
+
+
+def unique_name(base: str) -> str:
+    """Keras-style automatic names: ``lstm``, ``lstm_1``, ``lstm_2``, ..."""
+    n = next(_name_counters.setdefault(base, itertools.count()))
+    return base if n == 0 else f"{base}_{n}"
+
+
+def resolve_dtype(dtype: Any) -> torch.dtype:
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if isinstance(dtype, dict):  # Keras 3 DTypePolicy config
+        dtype = (dtype.get("config") or {}).get("name", "float32")
+    table = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
+             "mixed_float16": torch.float32, "mixed_bfloat16": torch.float32}
+    if str(dtype) not in table:
+        raise ValueError(f"dtype must be one of {sorted(table)}; received {dtype!r}")
+    return table[str(dtype)]
+
+
+def _check_rate(value: float, name: str) -> float:
+    value = float(value)
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{name} must be in [0, 1); received {name}={value}")
+    return value
+
+
+def dropout_mask(rate: float, count: int, shape: Sequence[int], like: torch.Tensor,
+                 generator: Optional[torch.Generator]) -> Optional[torch.Tensor]:
+    """``count`` inverted-dropout masks of ``shape``: 0 or 1/(1-rate), stacked to ``(count, *shape)``."""
+    if rate <= 0.0:
+        return None
+    keep = 1.0 - rate
+    draw = torch.rand((count, *shape), generator=generator, dtype=torch.float32).to(like.device)
+    return (draw < keep).to(like.dtype) / keep
+
+
+class LSTMCell(torch.nn.Module):
+    """Keras ``LSTMCell(units, ...)``: one step, ``cell(inputs, states, training=None) -> (h, [h, c])``.
+
+    Arguments are Keras's (see ``tf.keras.layers.LSTMCell``). ``keras_version`` (2 or 3) chooses what
+    ambiguous activation names mean (``"hard_sigmoid"``); any callable is accepted as an activation.
+    Like a Keras layer, the module starts in inference mode: dropout applies when ``training=True``
+    is passed, or after ``.train()`` when ``training`` is left as None.
+    """
+
+    def __init__(
+        self,
+        units: int,
+        activation: Any = "tanh",
+        recurrent_activation: Any = "sigmoid",
+        use_bias: bool = True,
+        kernel_initializer: Any = "glorot_uniform",
+        recurrent_initializer: Any = "orthogonal",
+        bias_initializer: Any = "zeros",
+        unit_forget_bias: bool = True,
+        kernel_regularizer: Any = None,
+        recurrent_regularizer: Any = None,
+        bias_regularizer: Any = None,
+        kernel_constraint: Any = None,
+        recurrent_constraint: Any = None,
+        bias_constraint: Any = None,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        implementation: int = 2,
+        seed: Optional[int] = None,
+        name: Optional[str] = None,
+        trainable: bool = True,
+        dtype: Any = None,
+        keras_version: int = 2,
+    ):
+        super().__init__()
+        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
+            raise ValueError(f"units must be a positive integer; received units={units!r}")
+        if implementation not in (1, 2):
+            raise ValueError(f"implementation must be 1 or 2; received {implementation!r}")
+        self.units = int(units)
+        self.keras_version = keras_version
+        self.activation = _activations.get(activation, keras_version)
+        self.recurrent_activation = _activations.get(recurrent_activation, keras_version)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = kernel_initializer
+        self.recurrent_initializer = recurrent_initializer
+        self.bias_initializer = bias_initializer
+        self._inits = [_initializers.get(i) for i in (kernel_initializer, recurrent_initializer, bias_initializer)]
+        self.unit_forget_bias = bool(unit_forget_bias)
+        self.kernel_regularizer = _regularizers.get(kernel_regularizer)
+        self.recurrent_regularizer = _regularizers.get(recurrent_regularizer)
+        self.bias_regularizer = _regularizers.get(bias_regularizer)
+        self.kernel_constraint = _constraints.get(kernel_constraint)
+        self.recurrent_constraint = _constraints.get(recurrent_constraint)
+        self.bias_constraint = _constraints.get(bias_constraint)
+        self.dropout = _check_rate(dropout, "dropout")
+        self.recurrent_dropout = _check_rate(recurrent_dropout, "recurrent_dropout")
+        # Keras (2 and 3) forces implementation 1 when recurrent_dropout is used.
+        self.implementation = 1 if self.recurrent_dropout > 0 else int(implementation)
+        self.seed = seed
+        self.name = name or unique_name(self._default_name())
+        self.trainable = bool(trainable)
+        self.dtype_ = resolve_dtype(dtype)
+        self._generator: Optional[torch.Generator] = None
+        if seed is not None:
+            self._generator = torch.Generator().manual_seed(int(seed))
+        self.input_dim: Optional[int] = None
+        self.kernel: Optional[torch.nn.Parameter] = None
+        self.recurrent_kernel: Optional[torch.nn.Parameter] = None
+        self.bias: Optional[torch.nn.Parameter] = None
+        self.train(False)
+
+    @staticmethod
+    def _default_name() -> str:
+        return "lstm_cell"
+
+    # --- building and weights ------------------------------------------------------------------
+    @property
+    def built(self) -> bool:
+        return self.kernel is not None
+
+    def build(self, input_shape: Sequence[Optional[int]]) -> None:
+        """Create the weights for inputs whose last dimension is the feature size."""
+        input_dim = input_shape[-1]
+        if input_dim is None or int(input_dim) <= 0:
+            raise ValueError(f"the last dimension of the input must be a positive size; received {tuple(input_shape)}")
+        u = self.units
+        self.input_dim = int(input_dim)
+        dtype, gen = self.dtype_, self._generator
+        kernel = _initializers.call(self._inits[0], (self.input_dim, 4 * u), dtype, gen)
+        recurrent = _initializers.call(self._inits[1], (u, 4 * u), dtype, gen)
+        self.kernel = torch.nn.Parameter(kernel, requires_grad=self.trainable)
+        self.recurrent_kernel = torch.nn.Parameter(recurrent, requires_grad=self.trainable)
+        if self.use_bias:
+            if self.unit_forget_bias:
+                init = self._inits[2]
+                bias = torch.cat([_initializers.call(init, (u,), dtype, gen), torch.ones(u, dtype=dtype),
+                                  _initializers.call(init, (2 * u,), dtype, gen)])
+            else:
+                bias = _initializers.call(self._inits[2], (4 * u,), dtype, gen)
+            self.bias = torch.nn.Parameter(bias, requires_grad=self.trainable)
+
+    def _ensure_built(self, input_dim: int) -> None:
+        if not self.built:
+            self.build((None, input_dim))
+        elif input_dim != self.input_dim:
+            raise ValueError(f"Input 0 of layer {self.name!r} is incompatible: expected last dimension "
+                             f"{self.input_dim}, received {input_dim}")
+
+    @property
+    def trainable_weights(self) -> List[torch.nn.Parameter]:
+        """``[kernel, recurrent_kernel, bias]`` (no bias when use_bias=False): the Parameters themselves."""
+        if not self.built:
+            return []
+        return [p for p in (self.kernel, self.recurrent_kernel, self.bias) if p is not None]
+
+    @property
+    def weights(self) -> List[torch.nn.Parameter]:
+        return self.trainable_weights
+
+    def get_weights(self) -> List[np.ndarray]:
+        """Copies of the weights as NumPy arrays, in Keras order and shapes."""
+        return [p.detach().cpu().numpy().copy() for p in self.trainable_weights]
+
+    def expected_weight_shapes(self, input_dim: int) -> List[tuple]:
+        u = self.units
+        shapes = [(input_dim, 4 * u), (u, 4 * u)]
+        return shapes + [(4 * u,)] if self.use_bias else shapes
+
+    def set_weights(self, weights: Sequence[Any]) -> None:
+        """Set ``[kernel (I,4u), recurrent_kernel (u,4u), bias (4u,)]`` in place (builds if needed)."""
+        weights = list(weights)
+        n = 3 if self.use_bias else 2
+        if len(weights) != n:
+            raise ValueError(f"layer {self.name!r} expects {n} weights "
+                             f"({'kernel, recurrent_kernel, bias' if self.use_bias else 'kernel, recurrent_kernel'}); "
+                             f"received {len(weights)}")
+        arrays = [np.asarray(w) for w in weights]
+        if arrays[0].ndim != 2:
+            raise ValueError(f"kernel must be 2-D (input_dim, {4 * self.units}); received shape {arrays[0].shape}")
+        input_dim = self.input_dim if self.built else arrays[0].shape[0]
+        for label, arr, shape in zip(("kernel", "recurrent_kernel", "bias"), arrays,
+                                     self.expected_weight_shapes(input_dim)):
+            if tuple(arr.shape) != shape:
+                raise ValueError(f"{label} of layer {self.name!r} must have shape {shape}; received {tuple(arr.shape)}")
+        self._ensure_built(input_dim)
+        with torch.no_grad():
+            for p, arr in zip(self.trainable_weights, arrays):
+                p.copy_(torch.from_numpy(np.array(arr, copy=True)).to(p.dtype))
+
+    def direction_weights(self, dtype: Optional[torch.dtype] = None) -> DirectionWeights:
+        """Canonical engine weights: views of the Parameters (autograd flows back to them)."""
+        cast = (lambda t: t) if dtype is None else (lambda t: t.to(dtype))
+        return DirectionWeights(w_ih=cast(self.kernel).t(), w_hh=cast(self.recurrent_kernel).t(),
+                                b_ih=None if self.bias is None else cast(self.bias), b_hh=None)
+
+    def cell_activations(self) -> CellActivations:
+        return CellActivations(gate=self.recurrent_activation, candidate=self.activation, cell=self.activation)
+
+    # --- regularizers, constraints, dropout ----------------------------------------------------------
+    def weight_losses(self) -> List[torch.Tensor]:
+        pairs = ((self.kernel_regularizer, self.kernel), (self.recurrent_regularizer, self.recurrent_kernel),
+                 (self.bias_regularizer, self.bias))
+        return [reg(p) for reg, p in pairs if reg is not None and p is not None]
+
+    @torch.no_grad()
+    def apply_constraints(self) -> None:
+        """Project the weights onto their constraints in place, as Keras's optimizer does after a step."""
+        pairs = ((self.kernel_constraint, self.kernel), (self.recurrent_constraint, self.recurrent_kernel),
+                 (self.bias_constraint, self.bias))
+        for constraint, p in pairs:
+            if constraint is not None and p is not None:
+                p.copy_(constraint(p))
+
+    def resolve_training(self, training: Optional[bool]) -> bool:
+        return self.training if training is None else bool(training)
+
+    def dropout_masks(self, batch: int, like: torch.Tensor, training: bool) -> Optional[DropoutMasks]:
+        """Masks for one call, reused at every step: 4 per gate with implementation=1, else 1 shared."""
+        if not training or (self.dropout == 0.0 and self.recurrent_dropout == 0.0):
+            return None
+        count = 4 if self.implementation == 1 else 1
+        return DropoutMasks(
+            inputs=dropout_mask(self.dropout, count, (batch, self.input_dim), like, self._generator),
+            recurrent=dropout_mask(self.recurrent_dropout, self._recurrent_mask_count(), (batch, self.units),
+                                   like, self._generator),
+        )
+
+    def _recurrent_mask_count(self) -> int:
+        return 4  # Keras 2/3: recurrent dropout always uses implementation 1, one mask per gate
+
+    # --- config ------------------------------------------------------------------------------------
+    def get_config(self) -> Dict[str, Any]:
+        """Every constructor argument (``LSTMCell.from_config(cell.get_config())`` rebuilds it)."""
+        def reg(r):
+            return r.get_config() if hasattr(r, "get_config") else r
+
+        return {
+            "name": self.name, "trainable": self.trainable, "dtype": str(self.dtype_).replace("torch.", ""),
+            "units": self.units,
+            "activation": _activations.serialize(self.activation),
+            "recurrent_activation": _activations.serialize(self.recurrent_activation),
+            "use_bias": self.use_bias,
+            "kernel_initializer": self.kernel_initializer,
+            "recurrent_initializer": self.recurrent_initializer,
+            "bias_initializer": self.bias_initializer,
+            "unit_forget_bias": self.unit_forget_bias,
+            "kernel_regularizer": reg(self.kernel_regularizer),
+            "recurrent_regularizer": reg(self.recurrent_regularizer),
+            "bias_regularizer": reg(self.bias_regularizer),
+            "kernel_constraint": reg(self.kernel_constraint),
+            "recurrent_constraint": reg(self.recurrent_constraint),
+            "bias_constraint": reg(self.bias_constraint),
+            "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout,
+            "implementation": self.implementation, "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config: Dict[str, Any], keras_version: Optional[int] = None) -> "LSTMCell":
+        config = dict(config)
+        config.setdefault("keras_version", keras_version or config_keras_version(config))
+        return cls(**config)
+
+    # --- call ------------------------------------------------------------------------------------
+    def forward(self, inputs: Any, states: Sequence[Any], training: Optional[bool] = None):
+        """One step. ``inputs (B, input_dim)``, ``states [h (B, u), c (B, u)]`` -> ``(h, [h, c])``."""
+        x = as_float(inputs, "inputs", self.kernel.dtype if self.built else self.dtype_)
+        if x.dim() != 2:
+            raise ValueError(f"LSTMCell inputs must be 2-D (batch, features); received shape {tuple(x.shape)}")
+        self._ensure_built(x.shape[1])
+        if not isinstance(states, (list, tuple)) or len(states) != 2:
+            raise ValueError(f"LSTMCell states must be a list [h, c]; received {type(states).__name__}"
+                             + (f" of length {len(states)}" if isinstance(states, (list, tuple)) else ""))
+        B = x.shape[0]
+        h0 = as_float(states[0], "states[0] (h)", x.dtype)
+        c0 = as_float(states[1], "states[1] (c)", x.dtype)
+        check_shape(h0, (B, self.units), "states[0] (h)")
+        check_shape(c0, (B, self.units), "states[1] (c)")
+        drop = self.dropout_masks(B, x, self.resolve_training(training))
+        outs, hs, cs = run_layer(x.unsqueeze(0), [self.direction_weights()], [h0], [c0], reverse=[False],
+                                 semantics=LayerSemantics(self.cell_activations()), dropout=[drop])
+        return hs[0], [hs[0], cs[0]]
+
+
+def config_keras_version(config: Dict[str, Any]) -> int:
+    """Guess which Keras wrote a layer config: Keras 3 configs have no ``time_major``/``implementation``
+    and store the dtype as a DTypePolicy dict and initializers with a ``module`` key."""
+    if isinstance(config.get("dtype"), dict):
+        return 3
+    init = config.get("kernel_initializer")
+    if isinstance(init, dict) and "module" in init:
+        return 3
+    return 2

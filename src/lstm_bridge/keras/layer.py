@@ -1,0 +1,291 @@
+"""``LSTM``: the Keras LSTM layer (``tf.keras.layers.LSTM`` / ``keras.layers.LSTM``) as a torch Module.
+
+Shapes (``u = units``): inputs ``(B, T, F)`` (``(T, B, F)`` with ``time_major``); output ``(B, u)``, or
+``(B, T, u)`` with ``return_sequences``; with ``return_state`` the list ``[output, h, c]``, states
+``(B, u)``. Semantics follow Keras exactly (spec keras §3-§5):
+
+* ``go_backwards``: steps run over ``x[T-1] .. x[0]`` and the returned sequence stays in that
+  processing order (not flipped back).
+* masks ``(B, T)`` (``(T, B)`` with time_major), non-zero = keep: a masked step leaves (h, c) unchanged
+  and repeats the previous *output* (0 before the first valid step), or emits 0 with
+  ``zero_output_for_mask=True``.
+* dropout / recurrent_dropout: one mask per call reused at every step (implementation=1: one per gate),
+  only in training.
+
+The time loop itself lives in :mod:`lstm_bridge.engine`; this class only translates Keras's
+arguments, shapes and return conventions.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+
+from .._tensors import as_float, as_tensor, check_shape
+from ..engine import LayerSemantics, MaskedOutput, run_layer
+from . import regularizers as _regularizers
+from .cell import LSTMCell, config_keras_version, unique_name
+
+_CELL_ARGS = (
+    "activation", "recurrent_activation", "use_bias", "kernel_initializer", "recurrent_initializer",
+    "bias_initializer", "unit_forget_bias", "kernel_regularizer", "recurrent_regularizer", "bias_regularizer",
+    "kernel_constraint", "recurrent_constraint", "bias_constraint", "dropout", "recurrent_dropout",
+    "implementation", "seed",
+)
+# Keyword arguments Keras layers accept beyond the signature; the input-shape ones only pre-build.
+_EXTRA_KWARGS = {"name", "trainable", "dtype", "zero_output_for_mask", "input_shape", "batch_input_shape",
+                 "batch_size", "input_dim", "keras_version", "use_cudnn", "input_length"}
+
+Output = Union[torch.Tensor, List[torch.Tensor]]
+
+
+class LSTM(torch.nn.Module):
+    """Keras ``LSTM(units, ...)`` — same arguments, defaults, weights, shapes and numbers.
+
+    Extra keyword arguments Keras accepts: ``name``, ``trainable``, ``dtype`` ("float32"/"float64"),
+    ``zero_output_for_mask``, ``input_shape``/``batch_input_shape``/``input_dim`` (build eagerly),
+    ``use_cudnn`` (accepted; there is one CPU path), and ``keras_version`` (2 or 3: what ambiguous
+    activation names such as ``"hard_sigmoid"`` mean; default 2).
+
+    Example::
+
+        >>> import numpy as np; from lstm_bridge.keras import LSTM
+        >>> layer = LSTM(8, return_sequences=True, return_state=True)
+        >>> out, h, c = layer(np.zeros((2, 5, 3), np.float32))
+        >>> tuple(out.shape), tuple(h.shape)
+        ((2, 5, 8), (2, 8))
+    """
+
+    _cell_class = LSTMCell
+
+    def __init__(
+        self,
+        units: int,
+        activation: Any = "tanh",
+        recurrent_activation: Any = "sigmoid",
+        use_bias: bool = True,
+        kernel_initializer: Any = "glorot_uniform",
+        recurrent_initializer: Any = "orthogonal",
+        bias_initializer: Any = "zeros",
+        unit_forget_bias: bool = True,
+        kernel_regularizer: Any = None,
+        recurrent_regularizer: Any = None,
+        bias_regularizer: Any = None,
+        activity_regularizer: Any = None,
+        kernel_constraint: Any = None,
+        recurrent_constraint: Any = None,
+        bias_constraint: Any = None,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        implementation: int = 2,
+        return_sequences: bool = False,
+        return_state: bool = False,
+        go_backwards: bool = False,
+        stateful: bool = False,
+        unroll: bool = False,
+        time_major: bool = False,
+        seed: Optional[int] = None,
+        **kwargs: Any,
+    ):
+        super().__init__()
+        unknown = set(kwargs) - _EXTRA_KWARGS
+        if unknown:
+            raise TypeError(f"Unrecognized keyword arguments passed to {type(self).__name__}: {sorted(unknown)}")
+        self.name = kwargs.get("name") or unique_name(self._default_name())
+        self.trainable = bool(kwargs.get("trainable", True))
+        self.keras_version = int(kwargs.get("keras_version", 2))
+        cell_args = dict(activation=activation, recurrent_activation=recurrent_activation, use_bias=use_bias,
+                         kernel_initializer=kernel_initializer, recurrent_initializer=recurrent_initializer,
+                         bias_initializer=bias_initializer, unit_forget_bias=unit_forget_bias,
+                         kernel_regularizer=kernel_regularizer, recurrent_regularizer=recurrent_regularizer,
+                         bias_regularizer=bias_regularizer, kernel_constraint=kernel_constraint,
+                         recurrent_constraint=recurrent_constraint, bias_constraint=bias_constraint,
+                         dropout=dropout, recurrent_dropout=recurrent_dropout, implementation=implementation,
+                         seed=seed)
+        self.cell = self._cell_class(units, name="lstm_cell", trainable=self.trainable, dtype=kwargs.get("dtype"),
+                                     keras_version=self.keras_version, **cell_args)
+        self.units = self.cell.units
+        self.activity_regularizer = _regularizers.get(activity_regularizer)
+        self.return_sequences = bool(return_sequences)
+        self.return_state = bool(return_state)
+        self.go_backwards = bool(go_backwards)
+        self.stateful = bool(stateful)
+        self.unroll = bool(unroll)  # same numbers as the loop (spec §3); accepted for config fidelity
+        self.time_major = bool(time_major)
+        self.zero_output_for_mask = bool(kwargs.get("zero_output_for_mask", False))
+        self.use_cudnn = kwargs.get("use_cudnn", "auto")
+        self._activity_losses: List[torch.Tensor] = []
+        self.states: List[Optional[torch.Tensor]] = [None, None]
+        self._batch_size: Optional[int] = None
+        shape = kwargs.get("batch_input_shape")
+        if shape is None and kwargs.get("input_shape") is not None:
+            shape = (kwargs.get("batch_size"),) + tuple(kwargs["input_shape"])
+        if shape is None and kwargs.get("input_dim") is not None:
+            shape = (kwargs.get("batch_size"), None, kwargs["input_dim"])
+        if shape is not None:
+            self.build(shape)
+        self.train(False)
+
+    @staticmethod
+    def _default_name() -> str:
+        return "lstm"
+
+    # --- Keras attribute surface ---------------------------------------------------------------
+    def __getattr__(self, item: str):
+        # Keras exposes the cell's arguments on the layer (layer.activation, layer.dropout, ...).
+        if item in _CELL_ARGS or item in ("kernel", "recurrent_kernel", "bias", "input_dim"):
+            return getattr(self._modules["cell"], item)
+        return super().__getattr__(item)
+
+    @property
+    def built(self) -> bool:
+        return self.cell.built
+
+    def build(self, input_shape: Sequence[Optional[int]]) -> None:
+        """Create the weights for ``(batch, time, features)`` (``(time, batch, features)`` if time_major)."""
+        if len(input_shape) != 3:
+            raise ValueError(f"LSTM expects a 3-D input shape (batch, time, features); received {tuple(input_shape)}")
+        self.cell.build(input_shape)
+        batch = input_shape[1] if self.time_major else input_shape[0]
+        if batch is not None:
+            self._batch_size = int(batch)
+
+    @property
+    def trainable_weights(self) -> List[torch.nn.Parameter]:
+        """``[kernel (I,4u), recurrent_kernel (u,4u), bias (4u,)]``: the Parameters themselves."""
+        return self.cell.trainable_weights
+
+    @property
+    def weights(self) -> List[torch.nn.Parameter]:
+        return self.cell.trainable_weights
+
+    def get_weights(self) -> List[np.ndarray]:
+        return self.cell.get_weights()
+
+    def set_weights(self, weights: Sequence[Any]) -> None:
+        self.cell.set_weights(weights)
+
+    @property
+    def losses(self) -> List[torch.Tensor]:
+        """Weight regularisation terms (kernel, recurrent, bias), then the last call's activity terms."""
+        return self.cell.weight_losses() + list(self._activity_losses)
+
+    def apply_constraints(self) -> None:
+        self.cell.apply_constraints()
+
+    def reset_states(self, states: Optional[Sequence[Any]] = None) -> None:
+        """Stateful layers: zero the carried (h, c), or set them to ``states = [h, c]`` (each ``(B, u)``)."""
+        if not self.stateful:
+            raise AttributeError("Layer must be stateful to reset its states (construct it with stateful=True)")
+        if states is None:
+            self.states = [None, None] if self._batch_size is None else [
+                torch.zeros(self._batch_size, self.units, dtype=self.cell.dtype_) for _ in range(2)]
+            return
+        if not isinstance(states, (list, tuple)) or len(states) != 2:
+            raise ValueError(f"reset_states expects [h, c]; received {states!r:.80}")
+        values = [as_float(s, f"states[{i}]", self.cell.dtype_).detach().clone() for i, s in enumerate(states)]
+        batch = values[0].shape[0] if values[0].dim() == 2 else None
+        for i, v in enumerate(values):
+            check_shape(v, (self._batch_size or batch, self.units), f"states[{i}]")
+        self._batch_size = batch
+        self.states = values
+
+    reset_state = reset_states
+
+    # --- config ------------------------------------------------------------------------------------
+    def get_config(self) -> Dict[str, Any]:
+        """Every constructor argument, with Keras's key names (a superset of TK's and K3's keys)."""
+        cell = self.cell.get_config()
+        config = {"name": self.name, "trainable": self.trainable, "dtype": cell["dtype"],
+                  "return_sequences": self.return_sequences, "return_state": self.return_state,
+                  "go_backwards": self.go_backwards, "stateful": self.stateful, "unroll": self.unroll,
+                  "time_major": self.time_major, "zero_output_for_mask": self.zero_output_for_mask,
+                  "units": self.units}
+        for key in _CELL_ARGS:
+            config[key] = cell[key]
+        reg = self.activity_regularizer
+        config["activity_regularizer"] = reg.get_config() if hasattr(reg, "get_config") else reg
+        return config
+
+    @classmethod
+    def from_config(cls, config: Dict[str, Any], keras_version: Optional[int] = None) -> "LSTM":
+        """``LSTM.from_config(cfg)`` equals ``LSTM(**cfg)``; Keras 3 configs are recognised (their
+        ``"hard_sigmoid"`` means the Keras 3 function)."""
+        config = dict(config)
+        config.setdefault("keras_version", keras_version or config_keras_version(config))
+        return cls(**config)
+
+    # --- call ------------------------------------------------------------------------------------
+    def _initial_state(self, initial_state: Any, batch: int, like: torch.Tensor):
+        if initial_state is not None:
+            if not isinstance(initial_state, (list, tuple)) or len(initial_state) != 2:
+                got = (f"a {type(initial_state).__name__} of length {len(initial_state)}"
+                       if isinstance(initial_state, (list, tuple)) else type(initial_state).__name__)
+                raise ValueError(f"initial_state of layer {self.name!r} must be a list [h, c] of two (batch, "
+                                 f"{self.units}) tensors; received {got}")
+            h0, c0 = (as_float(s, f"initial_state[{i}]", like.dtype) for i, s in enumerate(initial_state))
+            check_shape(h0, (batch, self.units), "initial_state[0] (h)")
+            check_shape(c0, (batch, self.units), "initial_state[1] (c)")
+            return h0, c0
+        if self.stateful and self.states[0] is not None:
+            if self.states[0].shape[0] != batch:
+                raise ValueError(f"stateful layer {self.name!r} was used with batch size "
+                                 f"{self.states[0].shape[0]}; received batch size {batch}")
+            return self.states[0].to(like.dtype), self.states[1].to(like.dtype)
+        zeros = like.new_zeros(batch, self.units)
+        return zeros, zeros
+
+    def _valid_steps(self, mask: Any, T: int, B: int) -> Optional[torch.Tensor]:
+        """The Keras mask as the engine's ``(T, B)`` bool."""
+        if mask is None:
+            return None
+        if isinstance(mask, (list, tuple)):  # Keras passes [mask, None, None] around with return_state
+            mask = mask[0]
+            if mask is None:
+                return None
+        m = as_tensor(mask, "mask")
+        expected = (T, B) if self.time_major else (B, T)
+        if m.dim() == 3 and m.shape[-1] == 1:
+            m = m[..., 0]
+        check_shape(m, expected, "mask", " ((time, batch) with time_major)" if self.time_major else " (batch, time)")
+        m = m != 0
+        return m if self.time_major else m.t()
+
+    def forward(self, inputs: Any, mask: Any = None, training: Optional[bool] = None,
+                initial_state: Any = None) -> Output:
+        """Run the layer; see the class docstring for shapes and conventions."""
+        x = as_float(inputs, "inputs", self.cell.kernel.dtype if self.built else self.cell.dtype_)
+        if x.dim() != 3:
+            raise ValueError(f"Input 0 of layer {self.name!r} is incompatible with the layer: expected ndim=3 "
+                             f"(batch, time, features), found ndim={x.dim()}; full shape received: {tuple(x.shape)}")
+        if not self.built:
+            self.build(tuple(x.shape))
+        self.cell._ensure_built(x.shape[-1])
+        xt = x if self.time_major else x.transpose(0, 1)  # (T, B, F)
+        T, B = xt.shape[0], xt.shape[1]
+        if T == 0:
+            raise ValueError(f"layer {self.name!r} received an input with 0 time steps; at least 1 is required")
+        h0, c0 = self._initial_state(initial_state, B, xt)
+        valid = self._valid_steps(mask, T, B)
+        drop = self.cell.dropout_masks(B, xt, self.cell.resolve_training(training))
+        rule = MaskedOutput.ZERO if self.zero_output_for_mask else MaskedOutput.CARRY
+        outs, hs, cs = run_layer(xt, [self.cell.direction_weights()], [h0], [c0], reverse=[self.go_backwards],
+                                 valid=valid, semantics=LayerSemantics(self.cell.cell_activations(), rule),
+                                 dropout=[drop])
+        seq = outs[0]  # (T, B, u) in original time order
+        if self.return_sequences:
+            output = seq.flip(0) if self.go_backwards else seq  # processing order, as Keras returns it
+            if not self.time_major:
+                output = output.transpose(0, 1)
+        else:
+            output = seq[0] if self.go_backwards else seq[-1]  # the last processed step's output
+        h, c = hs[0], cs[0]
+        if self.stateful:
+            self.states = [h.detach(), c.detach()]
+            self._batch_size = B
+        results = [output, h, c] if self.return_state else [output]
+        self._activity_losses = []
+        if self.activity_regularizer is not None:
+            self._activity_losses = [self.activity_regularizer(r) / B for r in results]
+        return results if self.return_state else output

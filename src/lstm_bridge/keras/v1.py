@@ -1,0 +1,70 @@
+"""``lstm_bridge.keras.v1``: the TF 1.15 ``tf.keras.layers.LSTM`` (v1 API) signature and defaults.
+
+Differences from :class:`lstm_bridge.keras.LSTM` (spec keras §2.1, §5):
+
+* ``recurrent_activation='hard_sigmoid'`` (Keras 2's ``clip(0.2 x + 0.5, 0, 1)``) and
+  ``implementation=1`` by default;
+* ``implementation=2`` stays allowed with ``recurrent_dropout`` and then uses one recurrent mask
+  shared by the four gates (TF 1.15 ``LSTMCell``), where Keras 2/3 force implementation 1.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from . import cell as _cell
+from .layer import LSTM as _LSTM
+
+__all__ = ["LSTM", "LSTMCell"]
+
+
+class LSTMCell(_cell.LSTMCell):
+    """TF 1.15 ``LSTMCell``: hard_sigmoid gates and implementation 1 by default."""
+
+    def __init__(self, units: int, activation: Any = "tanh", recurrent_activation: Any = "hard_sigmoid",
+                 use_bias: bool = True, kernel_initializer: Any = "glorot_uniform",
+                 recurrent_initializer: Any = "orthogonal", bias_initializer: Any = "zeros",
+                 unit_forget_bias: bool = True, kernel_regularizer: Any = None, recurrent_regularizer: Any = None,
+                 bias_regularizer: Any = None, kernel_constraint: Any = None, recurrent_constraint: Any = None,
+                 bias_constraint: Any = None, dropout: float = 0.0, recurrent_dropout: float = 0.0,
+                 implementation: int = 1, seed: Optional[int] = None, **kwargs: Any):
+        kwargs.setdefault("keras_version", 2)
+        super().__init__(units, activation, recurrent_activation, use_bias, kernel_initializer,
+                         recurrent_initializer, bias_initializer, unit_forget_bias, kernel_regularizer,
+                         recurrent_regularizer, bias_regularizer, kernel_constraint, recurrent_constraint,
+                         bias_constraint, dropout, recurrent_dropout, 1, seed, **kwargs)
+        # TF 1.15 keeps the requested implementation even with recurrent dropout.
+        if implementation not in (1, 2):
+            raise ValueError(f"implementation must be 1 or 2; received {implementation!r}")
+        self.implementation = int(implementation)
+
+    def _recurrent_mask_count(self) -> int:
+        return 4 if self.implementation == 1 else 1
+
+
+class LSTM(_LSTM):
+    """TF 1.15 ``tf.keras.layers.LSTM(units, activation='tanh', recurrent_activation='hard_sigmoid', ...,
+    implementation=1, ...)``; everything else as :class:`lstm_bridge.keras.LSTM`."""
+
+    _cell_class = LSTMCell
+
+    def __init__(self, units: int, activation: Any = "tanh", recurrent_activation: Any = "hard_sigmoid",
+                 use_bias: bool = True, kernel_initializer: Any = "glorot_uniform",
+                 recurrent_initializer: Any = "orthogonal", bias_initializer: Any = "zeros",
+                 unit_forget_bias: bool = True, kernel_regularizer: Any = None, recurrent_regularizer: Any = None,
+                 bias_regularizer: Any = None, activity_regularizer: Any = None, kernel_constraint: Any = None,
+                 recurrent_constraint: Any = None, bias_constraint: Any = None, dropout: float = 0.0,
+                 recurrent_dropout: float = 0.0, implementation: int = 1, return_sequences: bool = False,
+                 return_state: bool = False, go_backwards: bool = False, stateful: bool = False,
+                 unroll: bool = False, time_major: bool = False, **kwargs: Any):
+        kwargs.setdefault("keras_version", 2)
+        super().__init__(units, activation=activation, recurrent_activation=recurrent_activation,
+                         use_bias=use_bias, kernel_initializer=kernel_initializer,
+                         recurrent_initializer=recurrent_initializer, bias_initializer=bias_initializer,
+                         unit_forget_bias=unit_forget_bias, kernel_regularizer=kernel_regularizer,
+                         recurrent_regularizer=recurrent_regularizer, bias_regularizer=bias_regularizer,
+                         activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
+                         recurrent_constraint=recurrent_constraint, bias_constraint=bias_constraint,
+                         dropout=dropout, recurrent_dropout=recurrent_dropout, implementation=implementation,
+                         return_sequences=return_sequences, return_state=return_state,
+                         go_backwards=go_backwards, stateful=stateful, unroll=unroll, time_major=time_major,
+                         **kwargs)
