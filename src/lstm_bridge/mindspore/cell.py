@@ -1,0 +1,72 @@
+"""``LSTMCell``: ``mindspore.nn.LSTMCell`` (2.x) as a torch Module (spec mindspore §7).
+
+``cell(x, (h0, c0)) -> (h, c)`` with ``x (B, I)`` and ``h0, c0, h, c (B, H)``; ``hx`` is required.
+Parameters ``weight_ih (4H, I)``, ``weight_hh (4H, H)``, ``bias_ih (4H,)``, ``bias_hh (4H,)`` (gate
+order i, f, g, o) — the names of MindSpore and of ``torch.nn.LSTMCell``. MindSpore does not cast:
+``x`` must have the parameters' dtype. The real CPU kernel uses approximate Sigmoid/Tanh; pass
+``numerics="mindspore-cpu"`` to emulate them bit for bit (default ``"exact"``).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Tuple
+
+import torch
+
+from .._tensors import as_float, as_tensor, check_shape
+from ..engine import CellActivations, DirectionWeights, LayerSemantics, run_layer
+from ._checks import check_bool, check_dtype_arg, check_numerics, check_positive_int, load_strict
+from .lstm import approximate_activations, ms_uniform
+
+
+class LSTMCell(torch.nn.Module):
+    """``mindspore.nn.LSTMCell(input_size, hidden_size, has_bias=True)``; starts in eval mode."""
+
+    def __init__(self, input_size: int, hidden_size: int, has_bias: bool = True, dtype: Any = None,
+                 numerics: str = "exact"):
+        super().__init__()
+        check_positive_int(input_size, "input_size")
+        check_positive_int(hidden_size, "hidden_size")
+        check_bool(has_bias, "has_bias")
+        self.input_size, self.hidden_size, self.has_bias = input_size, hidden_size, has_bias
+        self.numerics = check_numerics(numerics)
+        dtype = check_dtype_arg(dtype)
+        bound = 1.0 / math.sqrt(hidden_size)
+        self.weight_ih = torch.nn.Parameter(ms_uniform((4 * hidden_size, input_size), bound, dtype))
+        self.weight_hh = torch.nn.Parameter(ms_uniform((4 * hidden_size, hidden_size), bound, dtype))
+        if has_bias:
+            self.bias_ih = torch.nn.Parameter(ms_uniform((4 * hidden_size,), bound, dtype))
+            self.bias_hh = torch.nn.Parameter(ms_uniform((4 * hidden_size,), bound, dtype))
+        else:
+            self.bias_ih = self.bias_hh = None
+        self.train(False)
+
+    def set_train(self, mode: bool = True) -> "LSTMCell":
+        return self.train(mode)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        return load_strict(self, super().load_state_dict, state_dict, strict, assign)
+
+    def forward(self, x: Any, hx: Tuple[Any, Any]) -> Tuple[torch.Tensor, torch.Tensor]:
+        """One step: ``x (B, I)``, ``hx = (h0, c0)`` each ``(B, H)`` -> ``(h, c)``."""
+        x = as_float(x, "x")
+        if x.dim() != 2:
+            raise ValueError(f"For 'LSTMCell', x must be 2-D (batch, input_size={self.input_size}); "
+                             f"received shape {tuple(x.shape)}")
+        if x.dtype != self.weight_ih.dtype:
+            raise TypeError(f"For 'LSTMCell', x must have the parameters' dtype {self.weight_ih.dtype} (MindSpore "
+                            f"does not cast); received {x.dtype}")
+        check_shape(x, (None, self.input_size), "x", f" (batch, input_size={self.input_size})")
+        if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+            raise TypeError(f"For 'LSTMCell', hx must be a tuple (h0, c0); received {type(hx).__name__}")
+        B = x.shape[0]
+        h0, c0 = (as_tensor(v, n) for v, n in zip(hx, ("h0", "c0")))
+        for name, t in (("h0", h0), ("c0", c0)):
+            if t.dtype != x.dtype:
+                raise TypeError(f"For 'LSTMCell', {name} must have dtype {x.dtype}; received {t.dtype}")
+            check_shape(t, (B, self.hidden_size), f"hx {name}", f" (batch, hidden_size={self.hidden_size})")
+        acts = approximate_activations() if self.numerics == "mindspore-cpu" else CellActivations()
+        weights = DirectionWeights(self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+        _, hs, cs = run_layer(x.unsqueeze(0), [weights], [h0], [c0], reverse=[False],
+                              semantics=LayerSemantics(acts))
+        return hs[0], cs[0]
