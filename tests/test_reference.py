@@ -8,7 +8,6 @@ Ground truths, none of them the oracle itself:
 from __future__ import annotations
 
 import itertools
-import math
 from pathlib import Path
 
 import numpy as np
@@ -457,17 +456,33 @@ def test_keras_masking_go_backwards_is_forward_on_flipped_input():
     assert np.array_equal(h[0], seq[0, 3])
 
 
-def test_keras_masking_right_padding_matches_torch_on_prefix():
-    """A right-padded row equals an unmasked torch run on its valid prefix (independent ground truth)."""
+@pytest.mark.parametrize("row", [[1, 1, 1, 1, 0, 0], [0, 0, 1, 1, 1, 1], [1, 0, 1, 0, 1, 1], [0, 0, 0, 0, 0, 0]])
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_keras_masking_matches_torch_on_valid_steps(row, go_backwards):
+    """Spec §4 table with a real recurrence and h0 != 0: the valid steps, in processing order, are an
+    unmasked torch run from (h0, c0); masked steps repeat the previous output (0 before the first)."""
     net, params = _torch_lstm(2, 3, 1, False, True, True, 61)
     rng = _rng(62)
     x = rng.normal(size=(1, 6, 2))
+    h0, c0 = rng.normal(size=(1, 3)), rng.normal(size=(1, 3))
+    seq, h, c = R.keras_lstm(x, *_keras_from_torch(params), mask=np.array([row]), initial_state=[h0, c0],
+                             go_backwards=go_backwards, return_sequences=True, return_state=True)
+    order = list(range(5, -1, -1)) if go_backwards else list(range(6))
+    valid = [t for t in order if row[t]]
+    if not valid:
+        assert np.all(seq == 0) and np.array_equal(h, h0) and np.array_equal(c, c0)
+        return
     with torch.no_grad():
-        y_t, (h_t, _) = net(torch.from_numpy(x[:, :4]))
-    seq, h, _ = R.keras_lstm(x, *_keras_from_torch(params), mask=np.array([[1, 1, 1, 1, 0, 0]]),
-                             return_sequences=True, return_state=True)
-    assert _maxdiff(seq[:, :4], y_t.numpy()) <= 1e-12
-    assert _maxdiff(h, h_t.numpy()[0]) <= 1e-12
+        y_t, (h_t, c_t) = net(torch.from_numpy(x[:, valid]), (torch.from_numpy(h0[None]), torch.from_numpy(c0[None])))
+    y_t = y_t.numpy()[0]
+    expected, prev, j = [], np.zeros(3), 0
+    for t in order:
+        if row[t]:
+            prev = y_t[j]
+            j += 1
+        expected.append(prev)
+    assert _maxdiff(seq[0], np.array(expected)) <= 1e-12
+    assert _maxdiff(h, h_t.numpy()[0]) <= 1e-12 and _maxdiff(c, c_t.numpy()[0]) <= 1e-12
 
 
 def test_keras_bidirectional_masked_zeros_and_backward_skips_padding():
@@ -599,10 +614,6 @@ def test_ms_cpu_activations_bit_exact_vs_real_mindspore(fn, pairs):
     assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "lstm_bridge.activations._ms_sigmoid_forward passes its constants (log2e, 0.693147, 1/120, 1/24, 1/6) as "
-    "float64 into the FMA emulation; MindSpore's kernel holds them in float32, so 190005 of 740001 grid points "
-    "differ by 1-2 ulp from real MindSpore 2.10 (see test_ms_cpu_activations_bit_exact_vs_real_mindspore)"))
 def test_ms_cpu_sigmoid_bit_exact_vs_torch_emulation():
     g = _f32_grid()
     got = R.ms_cpu_sigmoid(g)
@@ -623,3 +634,35 @@ def test_ms_cpu_activation_spot_values_from_spec():
     assert 1e-7 <= err_s <= 8.3e-7  # spec: max error 8.2e-7
     s = R.ms_cpu_sigmoid(np.array([-100.0, 100.0, 0.0], dtype=np.float32))
     assert s[0] == 0.0 and s[1] == 1.0 and s[2] == 0.5
+
+
+def test_keras_time_major_is_a_transpose():
+    rng = _rng(101)
+    x = rng.normal(size=(2, 5, 3))
+    mask = np.array([[1, 1, 0, 1, 0], [0, 1, 1, 1, 1]], dtype=bool)
+    fw = [rng.normal(size=(3, 8)), rng.normal(size=(2, 8)), rng.normal(size=(8,))]
+    bw = [rng.normal(size=(3, 8)), rng.normal(size=(2, 8)), None]
+    a = R.keras_lstm(x, *fw, mask=mask, return_sequences=True)
+    b = R.keras_lstm(x.transpose(1, 0, 2), *fw, mask=mask.T, return_sequences=True, time_major=True)
+    assert np.array_equal(a, b.transpose(1, 0, 2))
+    a = R.keras_bidirectional(x, fw, bw, mask=mask, return_sequences=True, merge_mode="sum")
+    b = R.keras_bidirectional(x.transpose(1, 0, 2), fw, bw, mask=mask.T, return_sequences=True, merge_mode="sum",
+                              time_major=True)
+    assert np.array_equal(a, b.transpose(1, 0, 2))
+    # separate backward activations are honoured
+    c = R.keras_bidirectional(x, fw, bw, mask=mask, return_sequences=True, merge_mode=None,
+                              backward_recurrent_activation="hard_sigmoid")
+    y_b = R.keras_lstm(x, *bw, mask=mask, recurrent_activation="hard_sigmoid", go_backwards=True,
+                       return_sequences=True, zero_output_for_mask=True)[:, ::-1]
+    assert np.array_equal(c[1], y_b)
+
+
+def test_keras_errors_name_expected_and_received():
+    x = np.zeros((2, 5, 3))
+    with pytest.raises(ValueError, match=r"kernel must have shape \(3, 8\); received \(4, 8\)"):
+        R.keras_lstm(x, np.zeros((4, 8)), np.zeros((2, 8)))
+    with pytest.raises(ValueError, match=r"initial_state\[0\] \(h0\) must have shape \(2, 2\)"):
+        R.keras_lstm(x, np.zeros((3, 8)), np.zeros((2, 8)), initial_state=[np.zeros((1, 2)), np.zeros((2, 2))])
+    with pytest.raises(ValueError, match="merge_mode"):
+        R.keras_bidirectional(x, [np.zeros((3, 8)), np.zeros((2, 8))], [np.zeros((3, 8)), np.zeros((2, 8))],
+                              merge_mode="max")

@@ -181,16 +181,26 @@ def _ms_tanh_forward(x: Tensor) -> Tensor:
     return y.to(x.dtype)
 
 
+def _f32(value: float) -> float:
+    """A constant as the float32 the MindSpore kernel holds."""
+    return float(torch.tensor(value, dtype=torch.float32))
+
+
+_LOG2E, _LN2 = _f32(1.44269504088896341), _f32(0.693147)
+_POLY = (_f32(1.0 / 120.0), _f32(1.0 / 24.0), _f32(1.0 / 6.0), 0.5, 1.0, 1.0)
+
+
 def _ms_sigmoid_forward(x: Tensor) -> Tensor:
     x32 = x.float()
     arg = torch.clamp(-x32, -87.3365478515625, 88.72283935546875)
-    k = torch.floor(_fma32(arg, 1.44269504088896341, 0.5))
-    d = _fma32(-k, 0.693147, arg)
-    p = _fma32(d, 1.0 / 120.0, 1.0 / 24.0)
-    for c in (1.0 / 6.0, 0.5, 1.0, 1.0):
+    k = torch.floor(_fma32(arg, _LOG2E, 0.5))
+    d = _fma32(-k, _LN2, arg)
+    p = _fma32(d, _POLY[0], _POLY[1])
+    for c in _POLY[2:]:
         p = _fma32(d, p, c)
-    pow2 = ((k.to(torch.int32) + 127) << 23).view(torch.float32)
-    e = p * pow2
+    # 2^k as 2^(k-1) * 2: (k+127)<<23 would overflow to inf at k = 128, the kernel stays finite
+    half = ((k.to(torch.int32) + 126) << 23).view(torch.float32)
+    e = (p * half) * 2.0
     return (1.0 / (1.0 + e)).to(x.dtype)
 
 
