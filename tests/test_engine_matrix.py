@@ -182,10 +182,12 @@ def test_mindspore_cpu_numerics_match_the_emulating_reference(bidirectional):
 @pytest.mark.parametrize("has_bias, numerics", list(itertools.product([True, False], ["exact", "mindspore-cpu"])))
 def test_mindspore_cell_matches_reference(has_bias, numerics):
     rng = np.random.default_rng(9)
-    cell = MindSporeCell(F, U, has_bias=has_bias, numerics=numerics, dtype=torch.float64)
-    params = {n: rng.uniform(-1, 1, tuple(p.shape)) for n, p in cell.named_parameters()}
+    dtype = np.float64 if numerics == "exact" else np.float32  # the emulation is a float32 kernel
+    cell = MindSporeCell(F, U, has_bias=has_bias, numerics=numerics, dtype=torch.float64 if dtype == np.float64
+                         else torch.float32)
+    params = {n: rng.uniform(-1, 1, tuple(p.shape)).astype(dtype) for n, p in cell.named_parameters()}
     cell.load_state_dict(params)
-    x, h0, c0 = rng.standard_normal((B, F)), rng.standard_normal((B, U)), rng.standard_normal((B, U))
+    x, h0, c0 = (rng.standard_normal(s).astype(dtype) for s in ((B, F), (B, U), (B, U)))
     h, c = cell(torch.tensor(x), (torch.tensor(h0), torch.tensor(c0)))
     ref_h, ref_c = reference.mindspore_lstm_cell(x, (h0, c0), params, numerics=numerics)
     tol = 1e-10 if numerics == "exact" else 1e-6  # the emulation rounds to float32 by design

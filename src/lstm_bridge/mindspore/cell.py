@@ -3,8 +3,11 @@
 ``cell(x, (h0, c0)) -> (h, c)`` with ``x (B, I)`` and ``h0, c0, h, c (B, H)``; ``hx`` is required.
 Parameters ``weight_ih (4H, I)``, ``weight_hh (4H, H)``, ``bias_ih (4H,)``, ``bias_hh (4H,)`` (gate
 order i, f, g, o) — the names of MindSpore and of ``torch.nn.LSTMCell``. MindSpore does not cast:
-``x`` must have the parameters' dtype. The real CPU kernel uses approximate Sigmoid/Tanh; pass
-``numerics="mindspore-cpu"`` to emulate them bit for bit (default ``"exact"``).
+``x`` must have the parameters' dtype.
+
+MindSpore's CPU ``LSTMCell`` always runs its approximate float32 Sigmoid/Tanh (spec mindspore §3), so
+the default ``numerics="mindspore-cpu"`` emulates them bit for bit for float32 inputs (other dtypes
+compute exactly); ``numerics="exact"`` uses true sigmoid/tanh (what MindSpore's GPU path computes).
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ class LSTMCell(torch.nn.Module):
     """``mindspore.nn.LSTMCell(input_size, hidden_size, has_bias=True)``; starts in eval mode."""
 
     def __init__(self, input_size: int, hidden_size: int, has_bias: bool = True, dtype: Any = None,
-                 numerics: str = "exact"):
+                 numerics: str = "mindspore-cpu"):
         super().__init__()
         check_positive_int(input_size, "input_size")
         check_positive_int(hidden_size, "hidden_size")
@@ -65,7 +68,8 @@ class LSTMCell(torch.nn.Module):
             if t.dtype != x.dtype:
                 raise TypeError(f"For 'LSTMCell', {name} must have dtype {x.dtype}; received {t.dtype}")
             check_shape(t, (B, self.hidden_size), f"hx {name}", f" (batch, hidden_size={self.hidden_size})")
-        acts = approximate_activations() if self.numerics == "mindspore-cpu" else CellActivations()
+        emulate = self.numerics == "mindspore-cpu" and x.dtype == torch.float32
+        acts = approximate_activations() if emulate else CellActivations()
         weights = DirectionWeights(self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
         _, hs, cs = run_layer(x.unsqueeze(0), [weights], [h0], [c0], reverse=[False],
                               semantics=LayerSemantics(acts))

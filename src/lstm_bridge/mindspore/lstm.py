@@ -50,8 +50,9 @@ class LSTM(torch.nn.Module):
 
     Like a MindSpore Cell it starts in eval mode; ``set_train(True)`` (or ``.train()``) enables the
     dropout between layers. Extra arguments: ``dtype`` (parameter dtype, as MindSpore 2.x) and
-    ``numerics``: ``"exact"`` (default; true sigmoid/tanh) or ``"mindspore-cpu"`` (emulate MindSpore's
-    approximate CPU activations on the seq_length path, where the real kernel uses them).
+    ``numerics``: ``"exact"`` (default; true sigmoid/tanh, within 2e-4 of MindSpore's CPU seq_length
+    path and identical to its fused path) or ``"mindspore-cpu"`` (emulate MindSpore's approximate float32
+    CPU activations on the seq_length path, where the real kernel uses them; bit-level parity).
 
     Example (the seed's corrected call)::
 
@@ -201,7 +202,7 @@ class LSTM(torch.nn.Module):
         acts = CellActivations()
         if seq_length is not None:
             valid = lengths_to_valid(self._check_lengths(seq_length, B, T), T)
-            if self.numerics == "mindspore-cpu":
+            if self.numerics == "mindspore-cpu" and compute == torch.float32:
                 acts = approximate_activations()
         between = self.dropout_op if self.training and self.dropout > 0 else None
         out, h_n, c_n = run_stack(xt, self.layer_weights(compute), h0, c0, valid=valid,
