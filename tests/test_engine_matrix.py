@@ -16,7 +16,7 @@ from lstm_bridge import activations
 from lstm_bridge.engine import reference
 from lstm_bridge.keras import LSTM, Bidirectional
 from lstm_bridge.mindspore import LSTM as MindSporeLSTM, LSTMCell as MindSporeCell
-from conftest import keras_weights, max_abs
+from conftest import MAX_ERRORS, keras_weights, max_abs
 
 B, T, F, U = 4, 6, 3, 5
 TOL = {"float32": 1e-5, "float64": 1e-10}
@@ -47,12 +47,14 @@ def _np(value):
     return value.detach().numpy() if isinstance(value, torch.Tensor) else value
 
 
-def _compare(got, expected, dtype):
+def _compare(got, expected, dtype, family):
     got, expected = _np(got), expected
     if isinstance(expected, (list, tuple)):
         assert isinstance(got, (list, tuple)) and len(got) == len(expected)
-        return max(_compare(g, e, dtype) for g, e in zip(got, expected))
+        return max(_compare(g, e, dtype, family) for g, e in zip(got, expected))
     err = max_abs(got, expected)
+    key = f"{family} {dtype}"
+    MAX_ERRORS[key] = max(MAX_ERRORS.get(key, 0.0), err)  # summarised at the end of the run (conftest)
     assert err <= TOL[dtype], f"max |diff| {err:.3g} > {TOL[dtype]}"
     return err
 
@@ -86,7 +88,7 @@ def test_keras_lstm_matches_reference(acts, mask_kind, go_backwards, dtype):
         recurrent_activation=layer.cell.recurrent_activation, mask=min_, initial_state=init,
         go_backwards=go_backwards, return_sequences=return_sequences, return_state=return_state,
         zero_output_for_mask=zero_output, time_major=time_major)
-    _compare(got, expected, dtype)
+    _compare(got, expected, dtype, "keras.LSTM")
 
 
 @pytest.mark.parametrize("gates", [1, 4])
@@ -105,7 +107,7 @@ def test_keras_lstm_with_injected_dropout_masks_matches_reference(gates, monkeyp
     got = layer(x, mask=MASKS["holes"], training=True)
     expected = reference.keras_lstm(x, *weights, return_sequences=True, mask=MASKS["holes"],
                                     input_masks=in_masks, recurrent_masks=rec_masks)
-    _compare(got, expected, "float64")
+    _compare(got, expected, "float64", "keras.LSTM dropout masks")
 
 
 BIDI_CASES = list(itertools.product(["concat", "sum", "mul", "ave", None], MASKS, ["float32", "float64"]))
@@ -133,7 +135,7 @@ def test_bidirectional_matches_reference(merge_mode, mask_kind, dtype):
         x.astype(np_dtype).astype(np.float64), [w.astype(np.float64) for w in wf], [w.astype(np.float64) for w in wb],
         merge_mode=merge_mode, return_sequences=return_sequences, return_state=return_state, mask=mask,
         initial_state=init, activation=cell.activation, recurrent_activation=cell.recurrent_activation)
-    _compare(got, expected, dtype)
+    _compare(got, expected, dtype, "keras.Bidirectional")
 
 
 MS_CASES = list(itertools.product([1, 2, 3], [False, True], [True, False], [False, True], ["none", "mixed", "full"],
@@ -162,7 +164,7 @@ def test_mindspore_lstm_matches_reference(layers, bidirectional, has_bias, batch
     expected = reference.mindspore_lstm(x.astype(np_dtype).astype(np.float64), cast, num_layers=layers,
                                         bidirectional=bidirectional, batch_first=batch_first, hx=hx,
                                         seq_length=seq)
-    _compare([got[0], got[1][0], got[1][1]], [expected[0], expected[1][0], expected[1][1]], dtype)
+    _compare([got[0], got[1][0], got[1][1]], [expected[0], expected[1][0], expected[1][1]], dtype, "mindspore.LSTM")
 
 
 @pytest.mark.parametrize("bidirectional", [False, True])
