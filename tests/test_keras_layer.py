@@ -358,3 +358,18 @@ class TestBidirectional:
         clone.set_weights(w)
         x = rng.standard_normal((2, 5, 3)).astype(np.float32)
         assert max_abs(layer(x), clone(x)) == 0
+
+
+def test_unroll_replicates_keras_unrolled_zeroing_with_the_unreversed_mask(rng):
+    # spec keras §6: unroll + go_backwards + zero_output_for_mask zeroes processing-order outputs with the
+    # un-reversed mask; the loop path (unroll=False) zeroes the right positions.
+    w = keras_weights(rng, 2, 3)
+    x = rng.standard_normal((2, 5, 2)).astype(np.float32)
+    mask = np.array([[1, 1, 1, 0, 0], [0, 1, 1, 1, 1]], bool)
+    kwargs = dict(return_sequences=True, go_backwards=True, zero_output_for_mask=True)
+    loop = _layer(3, w, **kwargs)(x, mask=mask).detach().numpy()
+    unrolled = _layer(3, w, unroll=True, **kwargs)(x, mask=mask).detach().numpy()
+    assert np.all(loop[~mask[:, ::-1]] == 0)  # loop: zeros where the processed step was masked
+    carry = _layer(3, w, return_sequences=True, go_backwards=True, unroll=True)(x, mask=mask).detach().numpy()
+    np.testing.assert_array_equal(unrolled, np.where(mask[..., None], carry, 0))  # unroll: un-reversed mask
+    assert not np.array_equal(unrolled, loop)

@@ -269,17 +269,24 @@ class LSTM(torch.nn.Module):
         h0, c0 = self._initial_state(initial_state, B, xt)
         valid = self._valid_steps(mask, T, B)
         drop = self.cell.dropout_masks(B, xt, self.cell.resolve_training(training))
-        rule = MaskedOutput.ZERO if self.zero_output_for_mask else MaskedOutput.CARRY
+        # Keras's unrolled loop zeroes the processing-order outputs with the *un-reversed* mask when
+        # go_backwards and zero_output_for_mask meet (Bidirectional + mask + unroll; spec keras §6).
+        unroll_quirk = self.unroll and self.go_backwards and self.zero_output_for_mask and valid is not None
+        rule = MaskedOutput.ZERO if self.zero_output_for_mask and not unroll_quirk else MaskedOutput.CARRY
         outs, hs, cs = run_layer(xt, [self.cell.direction_weights()], [h0], [c0], reverse=[self.go_backwards],
                                  valid=valid, semantics=LayerSemantics(self.cell.cell_activations(), rule),
                                  dropout=[drop])
         seq = outs[0]  # (T, B, u) in original time order
         if self.return_sequences:
             output = seq.flip(0) if self.go_backwards else seq  # processing order, as Keras returns it
+            if unroll_quirk:
+                output = torch.where(valid.unsqueeze(-1), output, torch.zeros_like(output))
             if not self.time_major:
                 output = output.transpose(0, 1)
         else:
             output = seq[0] if self.go_backwards else seq[-1]  # the last processed step's output
+            if unroll_quirk:
+                output = torch.where(valid[0].unsqueeze(-1), output, torch.zeros_like(output))
         h, c = hs[0], cs[0]
         if self.stateful:
             self.states = [h.detach(), c.detach()]
