@@ -1,0 +1,68 @@
+"""The ``lstm-bridge`` command line: ``convert``, ``inspect``, ``verify``, ``explain``, ``demo``, ``bench``.
+
+``main(argv=None) -> int`` is the console script (``lstm-bridge = "lstm_bridge.cli:main"``); it
+returns the exit code instead of exiting, so tests call ``main([...])`` directly. Exit codes: 0
+success, 1 verification failed, 2 usage error, 3 bad or unsupported input file. Each subcommand
+lives in its own module with ``add_parser(subparsers)`` and ``run(args, out) -> int``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import List, Optional, Sequence
+
+from .. import __version__
+from . import bench as _bench
+from . import convert as _convert
+from . import demo as _demo
+from . import explain as _explain
+from . import inspect as _inspect
+from . import verify as _verify
+from ._common import EXIT_CODES_HELP, EXIT_INPUT, EXIT_OK, EXIT_USAGE, EXIT_VERIFY, CliError, Output
+
+__all__ = ["main", "build_parser", "EXIT_OK", "EXIT_VERIFY", "EXIT_USAGE", "EXIT_INPUT"]
+
+_COMMANDS = (_convert, _inspect, _verify, _explain, _demo, _bench)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="lstm-bridge",
+        description="Move LSTM weights losslessly between Keras, MindSpore, PyTorch and ONNX, prove the numbers "
+                    "match, and explain how the two APIs correspond.",
+        epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"lstm-bridge {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in _COMMANDS:
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the CLI on ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
+    parser = build_parser()
+    args_list: List[str] = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["bench"] and args_list[1:2] not in (["-h"], ["--help"]):
+        # everything after "bench" belongs to the benchmark suite's own parser
+        return _run_safely("bench", lambda: _bench.delegate(args_list[1:]))
+    try:
+        args = parser.parse_args(args_list)
+    except SystemExit as exc:  # argparse: --help/--version exit 0, errors exit 2
+        return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+    if not getattr(args, "command", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    out = Output()
+    return _run_safely(args.command, lambda: args.run(args, out))
+
+
+def _run_safely(command: str, fn) -> int:
+    try:
+        return int(fn())
+    except CliError as exc:
+        print(f"lstm-bridge {command}: error: {exc.message}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:  # pragma: no cover - interactive
+        print("lstm-bridge: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,240 @@
+"""``lstm-bridge convert IN OUT``: convert a model file's LSTM weights to another format, verified.
+
+Steps: check the output path (never an input, never an existing file without ``--force``), load the
+input, check that the target can express its semantics, write to a temporary file beside OUT, reload
+it and compare the LSTM outputs and states with the input's on random inputs, and only then rename it
+onto OUT. Any failure removes the temporary file: no partial output is ever left behind.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import os
+import secrets
+from typing import Any, Iterator, List, Optional
+
+from ._common import (EXIT_INPUT, EXIT_OK, EXIT_USAGE, EXIT_VERIFY, CliError, Output, chain_of, fmt_float,
+                      load_model)
+
+HELP = "convert a model file (Keras .h5/.keras/.weights.h5, MindSpore .ckpt, .pt, .safetensors, .onnx), verified"
+DESCRIPTION = """Convert the LSTM weights of IN into OUT, in the format given by --to or by OUT's suffix:
+
+  keras-h5 (.h5)  keras-weights-h5 (.weights.h5)  keras (.keras)  mindspore-ckpt (.ckpt)
+  torch (.pt/.pth)  safetensors (.safetensors)  onnx (.onnx, export only)
+
+The output is written atomically (a temporary file beside OUT, then a rename), never over an input
+file, and never over an existing OUT unless --force is given. Before it reports success the written
+file is reloaded and its LSTM outputs and states are compared with IN's on random inputs (ONNX: run
+with onnxruntime); above --tol the output is removed and the exit code is 1. Layers beside the LSTMs
+(Embedding, Dense, ...) are carried where the target format can hold them; the others are listed.
+Semantics a MindSpore/PyTorch file cannot express (hard_sigmoid, go_backwards alone, a non-concat
+merge_mode, ...) are refused with the reason (exit 3)."""
+
+#: targets that hold plain PyTorch/MindSpore LSTM weights: standard semantics only
+_STANDARD_TARGETS = ("mindspore-ckpt", "torch", "safetensors")
+#: input files at least this large get a progress bar (``--progress auto``)
+PROGRESS_BYTES = 32 * 1024 * 1024
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("convert", help=HELP, description=DESCRIPTION,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("input", metavar="IN", help="the model file to read")
+    p.add_argument("output", metavar="OUT", help="the file to write")
+    p.add_argument("--to", metavar="FORMAT", default=None,
+                   help="output format name (default: from OUT's suffix)")
+    p.add_argument("--layer", metavar="NAME", default=None, help="convert only the LSTM layer with this name")
+    p.add_argument("--force", action="store_true", help="replace OUT if it exists (never an input file)")
+    p.add_argument("--tol", type=float, default=1e-5, help="verification tolerance (default 1e-5)")
+    p.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
+                   help=f"progress bar: auto shows it for inputs >= {PROGRESS_BYTES >> 20} MiB")
+    p.set_defaults(run=run)
+
+
+def _output_format(out_path: str, to: Optional[str]) -> str:
+    from .. import formats
+    if to is not None:
+        if to not in formats.available():
+            raise CliError(EXIT_USAGE, f"unknown --to format {to!r}; known formats: {formats.available()}")
+        return to
+    try:
+        return formats.format_for_suffix(out_path)
+    except NotImplementedError as exc:
+        raise CliError(EXIT_USAGE, f"{exc}; name the format with --to") from exc
+
+
+def _check_paths(src: str, dst: str, force: bool) -> None:
+    if not os.path.exists(src):
+        raise CliError(EXIT_INPUT, f"{src}: no such file")
+    same = os.path.realpath(src) == os.path.realpath(dst)
+    if os.path.exists(dst):
+        with contextlib.suppress(OSError):
+            same = same or os.path.samefile(src, dst)
+        if same:
+            raise CliError(EXIT_USAGE, f"refusing to overwrite the input file {src!r} with the output; "
+                                       "write to another path")
+        if os.path.isdir(dst):
+            raise CliError(EXIT_USAGE, f"{dst}: is a directory; expected a file path")
+        if not force:
+            raise CliError(EXIT_USAGE, f"{dst}: already exists; pass --force to replace it")
+    elif same:
+        raise CliError(EXIT_USAGE, f"refusing to overwrite the input file {src!r}")
+    parent = os.path.dirname(os.path.abspath(dst))
+    if not os.path.isdir(parent):
+        raise CliError(EXIT_USAGE, f"{dst}: directory {parent!r} does not exist")
+
+
+def _temp_path(dst: str, fmt: str) -> str:
+    """A fresh hidden path beside ``dst`` that keeps ``dst``'s format suffix (``.weights.h5`` too)."""
+    from .. import formats
+    low = dst.lower()
+    suffixes = formats._SUFFIXES.get(fmt, ())  # the registry's declared suffixes
+    suffix = max((s for s in suffixes if low.endswith(s)), key=len, default=suffixes[0] if suffixes else "")
+    directory, base = os.path.split(os.path.abspath(dst))
+    return os.path.join(directory, f".{base}.lstm-bridge-{os.getpid()}-{secrets.token_hex(4)}{suffix}")
+
+
+class _Steps:
+    """A rich progress bar over the conversion steps, or nothing."""
+
+    def __init__(self, enabled: bool, total: int, out: Output):
+        self.progress: Any = None
+        if enabled and out.console is not None:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+                                     console=out.console, transient=False)
+            self.task = self.progress.add_task("convert", total=total)
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator["_Steps"]:
+        if self.progress is None:
+            yield self
+            return
+        with self.progress:
+            yield self
+
+    def step(self, description: str) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, description=description, advance=1)
+
+
+def _select_layer(mf: Any, layer: Optional[str], src: str) -> Any:
+    if layer is None:
+        return mf
+    picked = [e for e in mf.layers if e.name == layer]
+    if not picked:
+        raise CliError(EXIT_USAGE, f"{src}: no layer {layer!r}; layers: {[e.name for e in mf.layers]}")
+    if picked[0].kind not in ("LSTM", "Bidirectional"):
+        raise CliError(EXIT_USAGE, f"{src}: layer {layer!r} is a {picked[0].kind}, not an LSTM")
+    return dataclasses.replace(mf, layers=picked, model_config=None)
+
+
+def _save(mf: Any, path: str, fmt: str, layer: Optional[str], dst: str) -> Any:
+    from .. import formats
+    from ..io import save
+    try:
+        if fmt == "onnx":
+            return formats.get_format("onnx").save(mf, path, layer=layer)
+        return save(mf, path, format=fmt)
+    except (NotImplementedError, ValueError) as exc:  # FormatError / UnsupportedLayoutError: cannot go there
+        raise CliError(EXIT_INPUT, f"cannot write {fmt}: {exc}".replace(path, dst)) from exc
+
+
+def _verify(mf: Any, tmp: str, fmt: str, layer: Optional[str], src: str, dst: str,
+            notes: List[str]) -> List[Any]:
+    """Per-layer differences between ``mf`` and the written file ``tmp`` (``notes`` gets what the user must
+    know, e.g. semantics a weights-only file does not record)."""
+    from ..convert import LayerDiff, compare_chains, pair_layers
+    if fmt == "onnx":
+        from ..formats import onnx as onnx_format
+        diff = onnx_format.verify(tmp, mf, layer=layer)
+        return [LayerDiff("onnx graph (all outputs)", diff, diff, diff)]
+    from ..io import load
+    try:
+        written = load(tmp)
+    except (ValueError, OSError, NotImplementedError) as exc:
+        raise CliError(EXIT_VERIFY, f"the written file could not be read back: {exc}".replace(tmp, dst)) from exc
+    chain_src = chain_of(mf, layer, src)
+    chain_out = chain_of(written, layer if fmt.startswith("keras") else None, dst)
+    try:
+        pairs = pair_layers(chain_src, chain_out)
+        if getattr(written, "meta", {}).get("weights_only"):
+            # A weights-only file records no activations or directions: the weights are what must match,
+            # run with the input's semantics; say what the reader has to supply.
+            for a, b in pairs:
+                if (a.gate, a.candidate, a.reverse) != (b.gate, b.candidate, b.reverse):
+                    notes.append(f"{dst} is weights-only: layer {a.name!r} needs gate={a.gate}, "
+                                 f"candidate={a.candidate}, reverse={a.reverse} from the model that loads it")
+                    b.gate, b.candidate, b.reverse = a.gate, a.candidate, list(a.reverse)
+        diffs = compare_chains(chain_src, chain_out)
+    except ValueError as exc:
+        raise CliError(EXIT_VERIFY, f"the written file's LSTMs do not match the input's: {exc}; {dst} was not "
+                                    "written") from exc
+    meaning = [f"layer {a.name!r}: the input means gate={a.gate}, candidate={a.candidate}, reverse={a.reverse} "
+               f"but {dst} means gate={b.gate}, candidate={b.candidate}, reverse={b.reverse}"
+               for a, b in pairs if (a.gate, a.candidate, a.reverse) != (b.gate, b.candidate, b.reverse)]
+    if meaning and max(d.worst for d in diffs) > 0:
+        raise CliError(EXIT_VERIFY, "verification failed: the written file changes the semantics ("
+                       + "; ".join(meaning) + "); the target format cannot record them. " + dst
+                       + " was not written")
+    return diffs
+
+
+def _umask_mode(path: str) -> None:
+    """Give the written file the usual ``0666 & ~umask`` mode (temporary files are created 0600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    with contextlib.suppress(OSError):
+        os.chmod(path, 0o666 & ~mask)
+
+
+def run(args: argparse.Namespace, out: Output) -> int:
+    src, dst = args.input, args.output
+    if not args.tol >= 0:
+        raise CliError(EXIT_USAGE, f"--tol must be >= 0; received {args.tol}")
+    fmt = _output_format(dst, args.to)
+    _check_paths(src, dst, args.force)
+    big = os.path.getsize(src) >= PROGRESS_BYTES
+    steps = _Steps(args.progress == "always" or (args.progress == "auto" and big), 4, out)
+    tmp = _temp_path(dst, fmt)
+    try:
+        with steps.running():
+            steps.step(f"reading {os.path.basename(src)}")
+            mf = _select_layer(load_model(src), args.layer, src)
+            if fmt == "onnx":
+                chain_of(mf, args.layer, src, strict=True)  # the graph runs the layers end to end
+            if fmt in _STANDARD_TARGETS:
+                from ..convert import standard_violations
+                problems = standard_violations(chain_of(mf, None, src))
+                if problems:
+                    raise CliError(EXIT_INPUT, f"{src} cannot be expressed as {fmt}:\n  - " + "\n  - ".join(problems))
+            steps.step(f"writing {fmt}")
+            report = _save(mf, tmp, fmt, None if fmt != "onnx" else args.layer, dst)
+            steps.step("verifying")
+            notes: List[str] = []
+            diffs = _verify(mf, tmp, fmt, None if fmt == "onnx" else args.layer, src, dst, notes)
+            worst = max(d.worst for d in diffs)
+            if not worst <= args.tol:
+                rows = [(d.name, fmt_float(d.output), fmt_float(d.h), fmt_float(d.c)) for d in diffs]
+                out.table("verification (max |difference|)", ("layer", "output", "h", "c"), rows)
+                raise CliError(EXIT_VERIFY, f"verification failed: max |difference| {fmt_float(worst)} > tol "
+                                            f"{args.tol:g}; {dst} was not written")
+            steps.step("done")
+            _umask_mode(tmp)
+            os.replace(tmp, dst)
+    finally:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+    rows = [(d.name, fmt_float(d.output), fmt_float(d.h), fmt_float(d.c)) for d in diffs]
+    out.table("verification (max |difference| on random inputs)", ("layer", "output", "h", "c"), rows)
+    written = list(getattr(report, "written", []) or [])
+    skipped = dict(getattr(report, "skipped", {}) or {})
+    shown = ", ".join(repr(w) if w else "(root)" for w in written) or "(all)"
+    out.line(f"wrote {dst} ({fmt}) from {src}: layers {shown}")
+    for name, why in skipped.items():
+        out.line(f"not carried: {name!r}: {why}")
+    for note in notes:
+        out.line(f"note: {note}")
+    out.line(f"OK: max |difference| {fmt_float(worst)} <= tol {args.tol:g}")
+    return EXIT_OK

@@ -1,0 +1,106 @@
+"""``lstm-bridge inspect FILE``: layers, shapes, gate layout, framework and version, semantics."""
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any, Dict, List
+
+import numpy as np
+
+from ._common import EXIT_OK, Output, load_model
+
+HELP = "show a model file's layers, weight shapes, gate layout, framework/version and LSTM semantics"
+DESCRIPTION = HELP + """.
+
+Reads Keras .h5 / .weights.h5 / .keras, MindSpore .ckpt, PyTorch .pt/.pth and .safetensors without
+TensorFlow or MindSpore. For Keras files it says which hard_sigmoid the file means (decided by the
+writer's keras_version: 1.x / 2.x -> clip(0.2x+0.5, 0, 1), 3.x -> relu6(x+3)/6).
+Exit code 3 when the file cannot be read."""
+
+_LAYOUT = {
+    "keras": "Keras: kernel (I, 4u), recurrent_kernel (u, 4u), bias (4u,); gates i, f, c, o",
+    "torch": "PyTorch = MindSpore: weight_ih_l{k} (4H, I), weight_hh_l{k} (4H, H), bias_ih/bias_hh (4H,); "
+             "gates i, f, g, o",
+}
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("inspect", help=HELP, description=DESCRIPTION,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("file", help="the model file")
+    p.add_argument("--json", action="store_true", help="print a JSON document instead of tables")
+    p.set_defaults(run=run)
+
+
+def describe(mf: Any) -> Dict[str, Any]:
+    """A JSON-able description of a loaded ModelFile (what ``inspect`` prints)."""
+    lstm = {e.name: e for e in mf.lstm_layers()}
+    layers: List[Dict[str, Any]] = []
+    for e in mf.layers:
+        item: Dict[str, Any] = {
+            "name": e.name, "kind": e.kind,
+            "weights": {k: {"shape": list(np.shape(v)), "dtype": str(np.asarray(v).dtype)} for k, v in e.weights.items()},
+        }
+        if e.name in lstm and e.kind in ("LSTM", "Bidirectional", "LSTMCell"):
+            l = lstm[e.name]
+            sem = {k: v for k, v in (l.semantics or {}).items() if k != "backward_semantics" and _jsonable(v)}
+            item["lstm"] = {"input_size": l.input_size, "hidden_size": l.hidden_size, "num_layers": l.num_layers,
+                            "bidirectional": l.bidirectional, "has_bias": l.has_bias, "semantics": sem}
+        layers.append(item)
+    info = {"file": mf.path, "format": mf.format, "framework": mf.framework, "version": mf.version,
+            "gate_layout": _LAYOUT["keras" if mf.framework == "keras" else "torch"], "layers": layers}
+    if mf.framework == "keras":
+        info["keras_generation"] = mf.keras_version
+        info["hard_sigmoid"] = mf.hard_sigmoid
+    return info
+
+
+_QUIET = {"keras_version", "framework", "units", "use_bias", "implementation", "return_sequences_unknown"}
+_SHOW_FALSE = {"return_sequences"}
+
+
+def _worth_showing(key: str, value: Any) -> bool:
+    """Options that change what the layer computes or returns (defaults that do not are left out)."""
+    if key in _QUIET or value is None:
+        return False
+    if value is False or value == 0.0:
+        return key in _SHOW_FALSE
+    return True
+
+
+def _jsonable(v: Any) -> bool:
+    return v is None or isinstance(v, (bool, int, float, str, list, dict))
+
+
+def run(args: argparse.Namespace, out: Output) -> int:
+    mf = load_model(args.file)
+    info = describe(mf)
+    if args.json:
+        out.line(json.dumps(info, indent=2, default=str))
+        return EXIT_OK
+    out.line(f"file: {info['file']}")
+    out.line(f"format: {info['format']}   framework: {info['framework']}   version: {info['version'] or 'unknown'}")
+    if "hard_sigmoid" in info:
+        out.line(f"keras generation: {info['keras_generation']}   'hard_sigmoid' means {info['hard_sigmoid']}")
+    out.line(f"gate layout: {info['gate_layout']}")
+    rows = []
+    for item in info["layers"]:
+        shapes = ", ".join(f"{k} {tuple(v['shape'])}" for k, v in item["weights"].items()) or "-"
+        rows.append((item["name"] or "(root)", item["kind"], shapes))
+    out.table("layers", ("name", "kind", "weights"), rows)
+    lstm_rows = []
+    for item in info["layers"]:
+        if "lstm" not in item:
+            continue
+        l = item["lstm"]
+        sem = dict(l["semantics"])
+        acts = f"{sem.pop('recurrent_activation', 'sigmoid')} / {sem.pop('activation', 'tanh')}"
+        flags = ", ".join(f"{k}={v}" for k, v in sem.items() if _worth_showing(k, v)) or "-"
+        lstm_rows.append((item["name"] or "(root)", l["input_size"], l["hidden_size"], l["num_layers"],
+                          "yes" if l["bidirectional"] else "no", "yes" if l["has_bias"] else "no", acts, flags))
+    if lstm_rows:
+        out.table("LSTM semantics", ("name", "input", "hidden", "layers", "bidirectional", "bias",
+                                     "gate / cell activation", "options"), lstm_rows)
+    else:
+        out.line("no LSTM layers")
+    return EXIT_OK

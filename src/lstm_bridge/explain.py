@@ -1,0 +1,596 @@
+"""What a Keras or MindSpore LSTM call means on the other side, as data and functions.
+
+``explain("tf.keras.layers.LSTM(16, return_sequences=True, return_state=True)")`` parses the call
+safely (:mod:`ast`, literal arguments only, nothing is evaluated), and returns an
+:class:`Explanation`: the equivalent call in the other framework, how outputs, states and inputs
+must be rearranged, and, when there is no equivalent, why. ``lstm-bridge explain`` prints it; the
+README's table is :func:`markdown_table`; :mod:`lstm_bridge.convert` raises with the same sentences
+(:data:`UNSUPPORTED`).
+
+Conventions used in the texts: Keras inputs are ``(B, T, F)`` (``(T, B, F)`` with ``time_major``),
+MindSpore inputs ``(T, B, I)`` or ``(B, T, I)`` with ``batch_first``; MindSpore states are
+``(L*D, B, H)`` with row ``layer*D + direction``; Keras states are ``(B, units)``.
+Weights: Keras ``kernel (I, 4u)``, ``recurrent_kernel (u, 4u)``, ``bias (4u,)``; MindSpore
+``weight_ih_l{k} (4H, I)`` = ``kernel.T``, ``weight_hh_l{k} (4H, H)`` = ``recurrent_kernel.T``,
+``bias_ih_l{k}`` = ``bias``, ``bias_hh_l{k}`` = 0 (back: ``bias = bias_ih + bias_hh``). Gate order i, f, g, o
+on both sides.
+"""
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+__all__ = [
+    "ExplainError",
+    "ParsedCall",
+    "Explanation",
+    "ArgumentRule",
+    "UNSUPPORTED",
+    "KERAS_RULES",
+    "MINDSPORE_RULES",
+    "parse_call",
+    "explain",
+    "format_explanation",
+    "markdown_table",
+]
+
+
+class ExplainError(ValueError):
+    """The text is not a call we can explain (not a literal-only LSTM call)."""
+
+
+# --- the knowledge, as data ---------------------------------------------------------------------
+
+#: Why a Keras semantic has no ``mindspore.nn.LSTM`` / ``torch.nn.LSTM`` equivalent. Keys are stable
+#: identifiers; :mod:`lstm_bridge.convert` raises ``ValueError`` with these sentences.
+UNSUPPORTED: Dict[str, str] = {
+    "recurrent_activation": (
+        "mindspore.nn.LSTM and torch.nn.LSTM hard-code sigmoid for the i, f, o gates; "
+        "recurrent_activation={value!r} ({meaning}) has no equivalent, and substituting sigmoid would change "
+        "the outputs (by about 0.05 for hard_sigmoid)"),
+    "activation": (
+        "mindspore.nn.LSTM and torch.nn.LSTM hard-code tanh for the candidate and the cell output; "
+        "activation={value!r} has no equivalent"),
+    "go_backwards": (
+        "go_backwards=True alone (outside Bidirectional) has no mindspore.nn.LSTM equivalent: MindSpore only "
+        "has a reverse direction paired with a forward one; reverse the time axis of the input yourself and run a "
+        "forward LSTM (the Keras output is in processing order, so it needs no flip back)"),
+    "stateful": (
+        "stateful=True has no mindspore.nn.LSTM equivalent: MindSpore keeps no state between calls; pass "
+        "hx=(h_n, c_n) from the previous call yourself"),
+    "merge_mode": (
+        "Bidirectional merge_mode={value!r} has no mindspore.nn.LSTM equivalent: MindSpore always concatenates "
+        "[forward | reverse] on the last axis; compute it from out[..., :H] and out[..., H:] yourself"),
+    "mask_holes": (
+        "a Keras mask with holes or left padding has no seq_length equivalent: MindSpore seq_length only "
+        "expresses right padding (each row valid for t < length)"),
+    "mask_carry": (
+        "a right-padded Keras mask on a plain LSTM with return_sequences=True repeats the last valid output at "
+        "padded steps, while MindSpore seq_length writes zeros there; set zero_output_for_mask=True on the Keras "
+        "side (Bidirectional does) or ignore the padded steps"),
+    "middle_return_sequences": (
+        "return_sequences=False in the middle of a stack: the next layer would receive one vector, not a "
+        "sequence; a mindspore.nn.LSTM stack feeds every layer the full sequence"),
+    "mixed_stack": (
+        "a stack must be all unidirectional or all Bidirectional with the same units to become one "
+        "mindspore.nn.LSTM (num_layers=L); got {value}"),
+    "backward_layer": (
+        "Bidirectional with a backward_layer that differs from the forward layer ({value}) has no "
+        "mindspore.nn.LSTM equivalent (both directions share hidden_size, bias and activations)"),
+    "time_major_mismatch": (
+        "the layers of a stack disagree on time_major ({value}); one mindspore.nn.LSTM has one batch_first"),
+    "dropout_training": (
+        "Keras dropout/recurrent_dropout (per-step masks reused over time) has no mindspore.nn.LSTM "
+        "equivalent in training; inference (training=False) is unaffected"),
+    "cell_activation": (
+        "MindSpore's LSTM/LSTMCell with seq_length use MindSpore's approximate CPU sigmoid/tanh (error up to "
+        "1e-4); an exact-activation target agrees only to that level"),
+}
+
+
+@dataclass(frozen=True)
+class ArgumentRule:
+    """How one constructor argument crosses over.
+
+    ``argument``: name on the source side; ``default``: its default there (as text); ``target``: what
+    to write on the other side (``—`` when nothing); ``blocking``: the case that has no equivalent
+    (empty when there is none); ``note``: the rearrangement or caveat.
+    """
+
+    argument: str
+    default: str
+    target: str
+    blocking: str = ""
+    note: str = ""
+
+
+#: Keras ``LSTM`` / ``Bidirectional`` arguments -> ``mindspore.nn.LSTM``.
+KERAS_RULES: Tuple[ArgumentRule, ...] = (
+    ArgumentRule("units", "(required)", "hidden_size=units"),
+    ArgumentRule("(input features)", "inferred at build", "input_size=F",
+                 note="Keras infers the feature size F on the first call; MindSpore needs it up front"),
+    ArgumentRule("activation", "'tanh'", "— (tanh is fixed)", blocking="anything but 'tanh'"),
+    ArgumentRule("recurrent_activation", "'sigmoid' ('hard_sigmoid' in TF 1.15 / tf.compat.v1)",
+                 "— (sigmoid is fixed)", blocking="anything but 'sigmoid', e.g. 'hard_sigmoid'",
+                 note="'hard_sigmoid' is clip(0.2x+0.5, 0, 1) in Keras 2 / tf_keras / TF 1.x and relu6(x+3)/6 in "
+                      "Keras 3"),
+    ArgumentRule("use_bias", "True", "has_bias=use_bias",
+                 note="bias -> bias_ih_l0; bias_hh_l0 = 0 (back: bias = bias_ih + bias_hh)"),
+    ArgumentRule("kernel / recurrent_kernel", "weights", "weight_ih_l0 = kernel.T, weight_hh_l0 = recurrent_kernel.T",
+                 note="gate order i, f, g, o on both sides: no reordering"),
+    ArgumentRule("*_initializer, unit_forget_bias", "glorot_uniform / orthogonal / zeros, True", "—",
+                 note="initialisation only; converted weights carry the values"),
+    ArgumentRule("*_regularizer, *_constraint", "None", "—",
+                 note="training-time only: add the penalty to the loss / apply the constraint after each step yourself"),
+    ArgumentRule("dropout, recurrent_dropout", "0.0", "—", blocking="> 0 when training",
+                 note="no effect at inference (training=False)"),
+    ArgumentRule("implementation, unroll", "2, False", "—", note="numerics only (identical to ~1e-7)"),
+    ArgumentRule("return_sequences", "False", "— (MindSpore always returns the sequence)",
+                 note="False: Keras output = output[-1] (time-major) or output[:, -1] (batch_first); "
+                      "Bidirectional: concat(h_n[-2], h_n[-1])"),
+    ArgumentRule("return_state", "False", "— (MindSpore always returns (h_n, c_n))",
+                 note="Keras [output, h, c] = [output, h_n[-1], c_n[-1]]; Bidirectional [out, h_f, c_f, h_b, c_b] = "
+                      "[out, h_n[-2], c_n[-2], h_n[-1], c_n[-1]] (h_n is (L*D, B, H), Keras states are (B, units))"),
+    ArgumentRule("go_backwards", "False", "—", blocking="True outside Bidirectional"),
+    ArgumentRule("stateful", "False", "—", blocking="True"),
+    ArgumentRule("time_major", "False (tf_keras only)", "batch_first = not time_major",
+                 note="Keras 3 has no time_major: inputs are (B, T, F) -> batch_first=True"),
+    ArgumentRule("initial_state (call)", "None", "hx=(h0[None], c0[None])",
+                 note="Bidirectional [h_f, c_f, h_b, c_b] -> hx=(stack([h_f, h_b]), stack([c_f, c_b]))"),
+    ArgumentRule("mask (call)", "None", "seq_length=mask.sum(1)",
+                 blocking="holes or left padding",
+                 note="right padding only; padded outputs: Keras repeats the last output (plain LSTM) or writes 0 "
+                      "(Bidirectional / zero_output_for_mask), MindSpore writes 0; MindSpore's CPU seq_length path "
+                      "uses approximate sigmoid/tanh (differences up to 1e-4)"),
+    ArgumentRule("Bidirectional(merge_mode)", "'concat'", "bidirectional=True",
+                 blocking="'sum', 'mul', 'ave', None",
+                 note="output[..., :H] is forward, output[..., H:] is backward (flipped back to input time)"),
+    ArgumentRule("stack of L layers", "—", "num_layers=L",
+                 blocking="return_sequences=False or a different units/direction in the middle",
+                 note="Keras Dropout layers between LSTMs -> dropout=p (between layers, training only)"),
+)
+
+#: ``mindspore.nn.LSTM`` / ``LSTMCell`` arguments -> Keras.
+MINDSPORE_RULES: Tuple[ArgumentRule, ...] = (
+    ArgumentRule("input_size", "(required)", "— (Keras infers it; input_shape=(T, input_size) if you want)"),
+    ArgumentRule("hidden_size", "(required)", "units=hidden_size"),
+    ArgumentRule("num_layers", "1", "a stack of num_layers LSTM layers, each return_sequences=True",
+                 note="h_n[l*D + d] is layer l's (direction d's) final h: take return_state=True on each layer"),
+    ArgumentRule("has_bias", "True", "use_bias=has_bias", note="bias = bias_ih + bias_hh (float32 sum)"),
+    ArgumentRule("batch_first", "False", "inputs (B, T, F): transpose x to batch-major when batch_first=False",
+                 note="or time_major=True in tf_keras (not in Keras 3); h_n/c_n are (L*D, B, H) either way"),
+    ArgumentRule("dropout", "0.0", "tf.keras.layers.Dropout(dropout) between the stacked layers",
+                 note="MindSpore applies it to every layer's output except the last, only in training "
+                      "(Cells start in eval mode); LSTM(dropout=) in Keras is a different, per-step input mask"),
+    ArgumentRule("bidirectional", "False", "Bidirectional(LSTM(...), merge_mode='concat')",
+                 note="output[..., :H] forward, output[..., H:] reverse, as Keras's concat"),
+    ArgumentRule("dtype", "float32", "dtype=", note="float16 parameters are cast up to x's dtype in MindSpore"),
+    ArgumentRule("hx (call)", "zeros", "initial_state=[h0[l*D], c0[l*D]] (+ [h0[l*D+1], c0[l*D+1]]) for layer l"),
+    ArgumentRule("seq_length (call)", "None", "mask = arange(T) < seq_length[:, None], zero_output_for_mask=True",
+                 note="MindSpore reverses only the valid prefix; Keras Bidirectional does the same with a right-padded "
+                      "mask. MindSpore's CPU seq_length path uses approximate sigmoid/tanh (up to 1e-4)"),
+)
+
+
+# --- parsing ------------------------------------------------------------------------------------
+
+_KERAS_LSTM = {
+    "tf.keras.layers.LSTM", "keras.layers.LSTM", "tf_keras.layers.LSTM", "tf.keras.layers.LSTMV2",
+    "layers.LSTM", "tf.compat.v2.keras.layers.LSTM",
+}
+_KERAS_V1_LSTM = {"tf.compat.v1.keras.layers.LSTM", "tf.keras.layers.LSTMV1"}
+_KERAS_BIDI = {"tf.keras.layers.Bidirectional", "keras.layers.Bidirectional", "tf_keras.layers.Bidirectional",
+               "layers.Bidirectional", "Bidirectional", "tf.compat.v1.keras.layers.Bidirectional"}
+_KERAS_CELL = {"tf.keras.layers.LSTMCell", "keras.layers.LSTMCell", "tf_keras.layers.LSTMCell", "layers.LSTMCell"}
+_MS_LSTM = {"mindspore.nn.LSTM", "ms.nn.LSTM", "nn.LSTM"}
+_MS_CELL = {"mindspore.nn.LSTMCell", "ms.nn.LSTMCell", "nn.LSTMCell"}
+
+_KERAS_SIGNATURE = ("units", "activation", "recurrent_activation", "use_bias")
+_MS_SIGNATURE = ("input_size", "hidden_size", "num_layers", "has_bias", "batch_first", "dropout", "bidirectional")
+_MS_CELL_SIGNATURE = ("input_size", "hidden_size", "has_bias")
+
+
+@dataclass
+class ParsedCall:
+    """A literal-only layer call: ``kind`` is one of ``keras.LSTM``, ``keras.v1.LSTM``,
+    ``keras.Bidirectional``, ``keras.LSTMCell``, ``mindspore.LSTM``, ``mindspore.LSTMCell``;
+    ``kwargs`` holds every argument by name (positional ones bound to the signature); ``inner`` is the
+    wrapped layer of a ``Bidirectional``; ``callee`` is the name as written."""
+
+    kind: str
+    callee: str
+    kwargs: Dict[str, Any]
+    inner: Optional["ParsedCall"] = None
+    backward: Optional["ParsedCall"] = None
+
+    @property
+    def framework(self) -> str:
+        return self.kind.split(".")[0]
+
+
+def _dotted(node: ast.AST) -> str:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return _dotted(node.value) + "." + node.attr
+    raise ExplainError(f"expected a dotted name such as tf.keras.layers.LSTM; received {ast.dump(node)}")
+
+
+def _literal(node: ast.AST, where: str) -> Any:
+    try:
+        return ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError) as exc:
+        raise ExplainError(
+            f"{where}: only literal arguments (numbers, strings, True/False/None, tuples, lists, dicts) can be "
+            f"explained; received {ast.unparse(node) if hasattr(ast, 'unparse') else ast.dump(node)!r}") from exc
+
+
+def _bind(callee: str, node: ast.Call, signature: Sequence[str]) -> Dict[str, Any]:
+    if len(node.args) > len(signature):
+        raise ExplainError(f"{callee} takes at most {len(signature)} positional arguments "
+                           f"({', '.join(signature)}); received {len(node.args)}")
+    kwargs: Dict[str, Any] = {}
+    for name, arg in zip(signature, node.args):
+        if isinstance(arg, ast.Starred):
+            raise ExplainError(f"{callee}: *args cannot be explained; write the arguments out")
+        kwargs[name] = _literal(arg, f"{callee} argument {name!r}")
+    for kw in node.keywords:
+        if kw.arg is None:
+            raise ExplainError(f"{callee}: **kwargs cannot be explained; write the arguments out")
+        if kw.arg in kwargs:
+            raise ExplainError(f"{callee}: argument {kw.arg!r} given twice")
+        if kw.arg in ("layer", "backward_layer"):
+            continue
+        kwargs[kw.arg] = _literal(kw.value, f"{callee} argument {kw.arg!r}")
+    return kwargs
+
+
+def _parse_node(node: ast.AST) -> ParsedCall:
+    if not isinstance(node, ast.Call):
+        raise ExplainError("expected a layer call such as tf.keras.layers.LSTM(16) or mindspore.nn.LSTM(10, 16); "
+                           f"received {type(node).__name__}")
+    callee = _dotted(node.func)
+    if callee in _KERAS_BIDI:
+        args = list(node.args)
+        kws = {kw.arg: kw.value for kw in node.keywords}
+        layer_node = kws.pop("layer", None) or (args.pop(0) if args else None)
+        if layer_node is None:
+            raise ExplainError(f"{callee} needs the wrapped layer, e.g. {callee}(tf.keras.layers.LSTM(8))")
+        inner = _parse_node(layer_node)
+        if inner.kind not in ("keras.LSTM", "keras.v1.LSTM"):
+            raise ExplainError(f"{callee} must wrap a Keras LSTM here; received {inner.callee}")
+        backward = None
+        back_node = kws.pop("backward_layer", None)
+        if back_node is None and len(args) >= 2:
+            back_node = args[1]
+        if back_node is not None and not (isinstance(back_node, ast.Constant) and back_node.value is None):
+            backward = _parse_node(back_node)
+        kwargs: Dict[str, Any] = {"merge_mode": "concat"}
+        if args:
+            kwargs["merge_mode"] = _literal(args[0], f"{callee} argument 'merge_mode'")
+        for key, value in kws.items():
+            if key is None:
+                raise ExplainError(f"{callee}: **kwargs cannot be explained")
+            kwargs[key] = _literal(value, f"{callee} argument {key!r}")
+        return ParsedCall("keras.Bidirectional", callee, kwargs, inner=inner, backward=backward)
+    if callee in _KERAS_LSTM or callee == "LSTM" and not _looks_mindspore(node):
+        return ParsedCall("keras.LSTM", callee, _bind(callee, node, _KERAS_SIGNATURE))
+    if callee in _KERAS_V1_LSTM:
+        return ParsedCall("keras.v1.LSTM", callee, _bind(callee, node, _KERAS_SIGNATURE))
+    if callee in _KERAS_CELL or callee == "LSTMCell" and not _looks_mindspore(node):
+        return ParsedCall("keras.LSTMCell", callee, _bind(callee, node, _KERAS_SIGNATURE))
+    if callee in _MS_LSTM or callee == "LSTM":
+        return ParsedCall("mindspore.LSTM", callee, _bind(callee, node, _MS_SIGNATURE))
+    if callee in _MS_CELL or callee == "LSTMCell":
+        return ParsedCall("mindspore.LSTMCell", callee, _bind(callee, node, _MS_CELL_SIGNATURE))
+    known = sorted(_KERAS_LSTM | _KERAS_V1_LSTM | _KERAS_BIDI | _KERAS_CELL | _MS_LSTM | _MS_CELL)
+    raise ExplainError(f"unknown layer {callee!r}; expected one of {', '.join(known)}")
+
+
+def _looks_mindspore(node: ast.Call) -> bool:
+    """A bare ``LSTM(...)``: MindSpore when it names MindSpore arguments or has two leading ints."""
+    names = {kw.arg for kw in node.keywords}
+    if names & {"input_size", "hidden_size", "num_layers", "has_bias", "batch_first", "bidirectional"}:
+        return True
+    return len(node.args) >= 2 and all(isinstance(a, ast.Constant) and type(a.value) is int for a in node.args[:2])
+
+
+def parse_call(text: str) -> ParsedCall:
+    """Parse ``text`` (one Python call expression) without evaluating anything.
+
+    Raises:
+        ExplainError: not a single call, a non-literal argument, or an unknown layer name.
+    """
+    if len(text) > 10_000:
+        raise ExplainError(f"call text too long ({len(text)} characters; at most 10000)")
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise ExplainError(f"not a Python expression: {exc.msg} (column {exc.offset}) in {text!r}") from exc
+    except (ValueError, RecursionError, MemoryError) as exc:  # NUL bytes, absurd nesting
+        raise ExplainError(f"not a Python expression we can parse: {type(exc).__name__}: {exc}") from exc
+    try:
+        return _parse_node(tree.body)
+    except RecursionError as exc:
+        raise ExplainError("the call is nested too deeply") from exc
+
+
+# --- explaining ---------------------------------------------------------------------------------
+
+@dataclass
+class Explanation:
+    """The result of :func:`explain`.
+
+    ``source`` is the parsed call; ``target`` the equivalent call on the other side (a code string,
+    possibly several lines), or ``None`` when there is none; ``blocking`` the reasons it is not
+    expressible; ``rearrange`` how inputs/outputs/states/weights map; ``notes`` caveats that do not
+    block (training-only options, numerics).
+    """
+
+    source: ParsedCall
+    target: Optional[str]
+    blocking: List[str] = field(default_factory=list)
+    rearrange: List[str] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)
+
+    @property
+    def expressible(self) -> bool:
+        return not self.blocking
+
+
+def _activation_meaning(value: Any, kind: str, keras_version: Optional[int]) -> str:
+    if value == "hard_sigmoid":
+        if kind == "keras.v1.LSTM" or keras_version == 2:
+            return "Keras 2 / TF 1.x hard_sigmoid = clip(0.2x + 0.5, 0, 1)"
+        if keras_version == 3:
+            return "Keras 3 hard_sigmoid = relu6(x + 3) / 6"
+        return "clip(0.2x + 0.5, 0, 1) in Keras 2 / tf_keras / TF 1.x, relu6(x + 3) / 6 in Keras 3"
+    return "not sigmoid"
+
+
+def _keras_blocking(call: ParsedCall, in_bidirectional: bool, keras_version: Optional[int]) -> Tuple[List[str], List[str]]:
+    kw = call.kwargs
+    blocking: List[str] = []
+    notes: List[str] = []
+    default_rec = "hard_sigmoid" if call.kind == "keras.v1.LSTM" else "sigmoid"
+    rec = kw.get("recurrent_activation", default_rec)
+    act = kw.get("activation", "tanh")
+    if rec != "sigmoid":
+        origin = " (the TF 1.15 default)" if "recurrent_activation" not in kw else ""
+        blocking.append(UNSUPPORTED["recurrent_activation"].format(
+            value=rec, meaning=_activation_meaning(rec, call.kind, keras_version)) + origin)
+    if act != "tanh":
+        blocking.append(UNSUPPORTED["activation"].format(value=act))
+    if kw.get("go_backwards") and not in_bidirectional:
+        blocking.append(UNSUPPORTED["go_backwards"])
+    if kw.get("stateful"):
+        blocking.append(UNSUPPORTED["stateful"])
+    if kw.get("dropout", 0) or kw.get("recurrent_dropout", 0):
+        notes.append(UNSUPPORTED["dropout_training"])
+    for name in ("kernel_regularizer", "recurrent_regularizer", "bias_regularizer", "activity_regularizer",
+                 "kernel_constraint", "recurrent_constraint", "bias_constraint"):
+        if kw.get(name) is not None:
+            notes.append(f"{name}={kw[name]!r} is training-time only and has no layer argument in MindSpore; "
+                         "apply it in your training loop")
+    if kw.get("unroll"):
+        notes.append("unroll=True is fine: the same numbers as the loop")
+    return blocking, notes
+
+
+def _ms_call(units: Any, input_size: str, num_layers: int, has_bias: bool, batch_first: bool,
+             bidirectional: bool) -> str:
+    return (f"mindspore.nn.LSTM(input_size={input_size}, hidden_size={units!r}, num_layers={num_layers}, "
+            f"has_bias={has_bias}, batch_first={batch_first}, bidirectional={bidirectional})")
+
+
+def _input_size_text(kw: Dict[str, Any]) -> str:
+    shape = kw.get("input_shape")
+    if isinstance(shape, (tuple, list)) and shape and isinstance(shape[-1], int):
+        return str(shape[-1])
+    if isinstance(kw.get("input_dim"), int):
+        return str(kw["input_dim"])
+    return "F"
+
+
+def _explain_keras(call: ParsedCall, keras_version: Optional[int]) -> Explanation:
+    bidi = call.kind == "keras.Bidirectional"
+    layer = call.inner if bidi else call
+    assert layer is not None
+    kw = layer.kwargs
+    if layer.kind == "keras.LSTMCell":
+        return _explain_keras_cell(call, keras_version)
+    units = kw.get("units", "units")
+    blocking, notes = _keras_blocking(layer, bidi, keras_version)
+    if bidi:
+        merge = call.kwargs.get("merge_mode", "concat")
+        if merge != "concat":
+            blocking.append(UNSUPPORTED["merge_mode"].format(value=merge))
+        if call.backward is not None:
+            b = call.backward.kwargs
+            diffs = [k for k in ("units", "activation", "recurrent_activation", "use_bias")
+                     if b.get(k, _KERAS_DEFAULTS[k]) != kw.get(k, _KERAS_DEFAULTS[k])]
+            if diffs:
+                blocking.append(UNSUPPORTED["backward_layer"].format(value=", ".join(diffs)))
+            b_block, _ = _keras_blocking(call.backward, True, keras_version)
+            blocking.extend(x for x in b_block if x not in blocking)
+            if not b.get("go_backwards", False):
+                blocking.append("Bidirectional's backward_layer must have go_backwards=True (Keras requires "
+                                "the two layers' go_backwards to differ)")
+    time_major = bool(kw.get("time_major", False))
+    batch_first = not time_major
+    has_bias = bool(kw.get("use_bias", True))
+    target = None if blocking else _ms_call(units, _input_size_text(kw), 1, has_bias, batch_first, bidi)
+    rs = bool(kw.get("return_sequences", False))
+    st = bool(kw.get("return_state", False))
+    D = 2 if bidi else 1
+    seq_ax = "output[-1]" if time_major else "output[:, -1]"
+    re: List[str] = []
+    re.append(f"inputs: Keras x is {'(T, B, F)' if time_major else '(B, T, F)'}; pass it unchanged "
+              f"(batch_first={batch_first})")
+    re.append("call: output, (h_n, c_n) = net(x, hx)  with h_n, c_n of shape "
+              f"({D}, B, {units}) (rows: layer*D + direction)")
+    if bidi:
+        keras_out = "output (both halves concatenated: [:H] forward, [H:] backward)" if rs \
+            else "concat(h_n[-2], h_n[-1]) (the forward final h, then the backward final h)"
+    else:
+        keras_out = "output" if rs else f"{seq_ax}  (== h_n[-1])"
+    re.append(f"Keras output = {keras_out}")
+    if st:
+        if bidi:
+            re.append("Keras states [h_f, c_f, h_b, c_b] = [h_n[-2], c_n[-2], h_n[-1], c_n[-1]], each (B, units)")
+        else:
+            re.append("Keras states [h, c] = [h_n[-1], c_n[-1]], each (B, units) (h first, then c)")
+    if bidi:
+        re.append("initial_state=[h_f, c_f, h_b, c_b] -> hx=(stack([h_f, h_b]), stack([c_f, c_b]))")
+    else:
+        re.append("initial_state=[h0, c0] -> hx=(h0[None], c0[None])")
+    suffix = ["l0", "l0_reverse"] if bidi else ["l0"]
+    for d, s in enumerate(suffix):
+        who = "" if not bidi else (" (forward layer)" if d == 0 else " (backward layer)")
+        re.append(f"weights{who}: weight_ih_{s} = kernel.T (4H, F), weight_hh_{s} = recurrent_kernel.T (4H, H)"
+                  + (f", bias_ih_{s} = bias, bias_hh_{s} = 0" if has_bias else ""))
+    re.append("masks: a right-padded mask (B, T) -> seq_length = mask.sum(1); holes/left padding: no equivalent. "
+              + ("Padded outputs are 0 on both sides." if bidi and rs else
+                 "Keras repeats the last valid output at padded steps (0 with zero_output_for_mask=True), "
+                 "MindSpore writes 0.")
+              + " MindSpore's CPU seq_length path uses approximate sigmoid/tanh (up to 1e-4).")
+    if kw.get("time_major") is not None:
+        notes.append("time_major exists only in tf_keras / tf.keras 2.x; Keras 3 rejects it")
+    return Explanation(call, target, blocking, re, notes)
+
+
+_KERAS_DEFAULTS = {"units": None, "activation": "tanh", "recurrent_activation": "sigmoid", "use_bias": True}
+
+
+def _explain_keras_cell(call: ParsedCall, keras_version: Optional[int]) -> Explanation:
+    kw = call.kwargs
+    blocking, notes = _keras_blocking(call, False, keras_version)
+    units = kw.get("units", "units")
+    has_bias = bool(kw.get("use_bias", True))
+    target = None if blocking else f"mindspore.nn.LSTMCell(input_size=F, hidden_size={units!r}, has_bias={has_bias})"
+    re = [
+        "call: Keras h, [h, c] = cell(x, [h0, c0]) -> MindSpore h, c = cell(x, (h0, c0)); x (B, F), states (B, H)",
+        "MindSpore LSTMCell has no default state: pass zeros for a fresh start",
+        "weights: weight_ih = kernel.T, weight_hh = recurrent_kernel.T" + (", bias_ih = bias, bias_hh = 0" if has_bias else ""),
+    ]
+    notes.append("MindSpore's LSTMCell uses its approximate CPU sigmoid/tanh: results agree to ~1e-4, not 1e-6")
+    return Explanation(call, target, blocking, re, notes)
+
+
+def _explain_mindspore(call: ParsedCall) -> Explanation:
+    kw = call.kwargs
+    blocking: List[str] = []
+    notes: List[str] = []
+    if call.kind == "mindspore.LSTMCell":
+        H = kw.get("hidden_size", "H")
+        has_bias = bool(kw.get("has_bias", True))
+        target = f"tf.keras.layers.LSTMCell({H!r}, use_bias={has_bias})"
+        re = ["call: MindSpore h, c = cell(x, (h0, c0)) -> Keras h, [h, c] = cell(x, [h0, c0]); x (B, I), states (B, H)",
+              "weights: kernel = weight_ih.T (I, 4H), recurrent_kernel = weight_hh.T (H, 4H)"
+              + (", bias = bias_ih + bias_hh" if has_bias else "")]
+        notes.append("MindSpore's LSTMCell uses its approximate CPU sigmoid/tanh (up to 1e-4 from Keras's exact ones)")
+        return Explanation(call, target, blocking, re, notes)
+    for name in ("input_size", "hidden_size"):
+        if name not in kw:
+            raise ExplainError(f"{call.callee} needs {name}; received arguments {sorted(kw)}")
+    I, H = kw["input_size"], kw["hidden_size"]
+    L = kw.get("num_layers", 1)
+    has_bias = bool(kw.get("has_bias", True))
+    batch_first = bool(kw.get("batch_first", False))
+    bidi = bool(kw.get("bidirectional", False))
+    dropout = kw.get("dropout", 0.0)
+    if not isinstance(L, int) or isinstance(L, bool) or not 1 <= L <= 1000:
+        raise ExplainError(f"num_layers must be an int in [1, 1000]; received {L!r}")
+    D = 2 if bidi else 1
+    lines = ["import tensorflow as tf", f"x = tf.keras.Input(shape=(None, {I!r}))  # (B, T, I)"]
+    if not batch_first:
+        lines[-1] += ": transpose MindSpore's (T, B, I) input with tf.transpose(x, [1, 0, 2])"
+    lines.append("y, states = x, []")
+    for layer in range(L):
+        lstm = f"tf.keras.layers.LSTM({H!r}, return_sequences=True, return_state=True" + \
+            ("" if has_bias else ", use_bias=False") + ")"
+        if bidi:
+            lines.append(f"y, h_f, c_f, h_b, c_b = tf.keras.layers.Bidirectional({lstm})(y)"
+                         f"  # layer {layer}")
+            lines.append("states += [(h_f, c_f), (h_b, c_b)]")
+        else:
+            lines.append(f"y, h, c = {lstm}(y)  # layer {layer}")
+            lines.append("states.append((h, c))")
+        if dropout and layer < L - 1:
+            lines.append(f"y = tf.keras.layers.Dropout({dropout!r})(y)  # MindSpore dropout between layers")
+    target = "\n".join(lines)
+    re = [
+        f"inputs: MindSpore x {'(B, T, I)' if batch_first else '(T, B, I)'} -> Keras (B, T, I)"
+        + ("" if batch_first else ": x.transpose(1, 0, 2) (or time_major=True in tf_keras)"),
+        "output = y" + ("" if batch_first else ", transposed back to (T, B, D*H)")
+        + (f" ([..., :{H}] forward, [..., {H}:] reverse)" if bidi else ""),
+        f"h_n = stack([h for h, c in states]) and c_n = stack([c for h, c in states]): shape ({L * D}, B, {H}), "
+        "row layer*D + direction",
+        "hx=(h0, c0) -> layer l gets initial_state=[h0[l*D], c0[l*D]]"
+        + (" + [h0[l*D+1], c0[l*D+1]] for its backward half" if bidi else ""),
+        "weights (layer l" + (", direction suffix '' or '_reverse' = forward / backward layer" if bidi else "")
+        + "): kernel = weight_ih_l{l}.T, recurrent_kernel = weight_hh_l{l}.T"
+        + (", bias = bias_ih_l{l} + bias_hh_l{l}" if has_bias else ""),
+        "seq_length -> mask = tf.sequence_mask(seq_length, T) with zero_output_for_mask=True on plain LSTMs "
+        "(Bidirectional already zeroes padded outputs); the reverse direction then skips the padding like "
+        "MindSpore. MindSpore's CPU seq_length path uses approximate sigmoid/tanh (up to 1e-4)",
+    ]
+    if dropout:
+        notes.append("dropout acts only in training (MindSpore Cells start in eval mode; set_train(True))")
+    if not batch_first:
+        notes.append("Keras 3 has no time_major: inputs must be batch-major")
+    return Explanation(call, target, blocking, re, notes)
+
+
+def explain(text: str, keras_version: Optional[int] = None) -> Explanation:
+    """Explain one layer call (see the module docstring).
+
+    Args:
+        text: e.g. ``"tf.keras.layers.LSTM(16, return_sequences=True)"`` or
+            ``"mindspore.nn.LSTM(10, 16, 2, bidirectional=True, batch_first=True)"``.
+        keras_version: 2 or 3 to say which ``hard_sigmoid`` is meant; ``None`` mentions both.
+
+    Raises:
+        ExplainError: the text is not a literal-only call of a known LSTM layer.
+    """
+    call = parse_call(text)
+    if call.framework == "keras":
+        return _explain_keras(call, keras_version)
+    return _explain_mindspore(call)
+
+
+def format_explanation(expl: Explanation) -> str:
+    """Plain-text rendering used by ``lstm-bridge explain``."""
+    other = "MindSpore" if expl.source.framework == "keras" else "Keras"
+    out = [f"source ({expl.source.framework}): {expl.source.callee}({_args_text(expl.source)})"]
+    if expl.expressible:
+        out.append(f"{other} equivalent:")
+        out.extend("    " + line for line in (expl.target or "").splitlines())
+    else:
+        out.append(f"NOT expressible as {other}:")
+        out.extend(f"  - {reason}" for reason in expl.blocking)
+    if expl.rearrange:
+        out.append("rearrangement:")
+        out.extend(f"  - {line}" for line in expl.rearrange)
+    if expl.notes:
+        out.append("notes:")
+        out.extend(f"  - {line}" for line in expl.notes)
+    return "\n".join(out)
+
+
+def _args_text(call: ParsedCall) -> str:
+    parts = []
+    if call.inner is not None:
+        parts.append(f"{call.inner.callee}({_args_text(call.inner)})")
+    parts.extend(f"{k}={v!r}" for k, v in call.kwargs.items())
+    return ", ".join(parts)
+
+
+def markdown_table(rules: Sequence[ArgumentRule] = KERAS_RULES) -> str:
+    """The rules as a Markdown table (README)."""
+    rows = ["| argument | default | other side | no equivalent when | note |", "|---|---|---|---|---|"]
+    for r in rules:
+        cells = [r.argument, r.default, r.target, r.blocking or "—", r.note or ""]
+        rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(rows)

@@ -1,0 +1,221 @@
+"""Keras legacy HDF5: full model (``model.save("m.h5")``) and weights-only (``save_weights("w.h5")``).
+
+Layout (spec keras §7.1/§7.2): root attrs ``keras_version``, ``backend``, ``model_config`` (JSON; full
+model only); the weights live in group ``model_weights`` (full model) or at the root (weights-only),
+which carries ``layer_names``; each layer group carries ``weight_names`` and holds the datasets at
+those (slash-separated) paths. Attributes may be bytes or str and may be split (``name0``, ``name1``,
+...). Loading is **order-based** like Keras's: the i-th config layer that has weights gets the i-th
+``layer_names`` entry with non-empty ``weight_names`` (names are used when they all match). Weight names
+differ between writers (``lstm/lstm_cell/kernel:0`` in tf_keras, ``lstm/kernel:0`` in TF 1.x and early
+TF 2, no ``:0`` in Keras 3) and are only kept for information.
+
+The writer produces what tf_keras 2.21 writes (``keras_version`` "2.21.0", a Functional
+``model_config``, ``lstm/lstm_cell/kernel:0`` names).
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections import OrderedDict
+from typing import Any, Dict, List, Union
+
+import numpy as np
+
+from .common import PathLike, SaveReport, atomic_output, check_output_path, head_bytes
+from .keras_common import (_WEIGHTLESS, TK_VERSION, KerasPlan, infer_kind, layer_configs, layer_kind,
+                           layer_name, plan_keras, read_attr, read_dataset, read_json_attr, weight_keys)
+from .model import FormatError, LayerEntry, ModelFile, validate
+
+NAME = "keras-h5"
+SUFFIXES = (".h5", ".hdf5")
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def _h5py():
+    try:
+        import h5py
+    except ImportError as exc:  # pragma: no cover - h5py is in the keras extra
+        raise NotImplementedError("Keras HDF5 files need h5py: pip install 'lstm-bridge[keras]'") from exc
+    return h5py
+
+
+def is_hdf5(path_or_head: Union[PathLike, bytes]) -> bool:
+    """True when the bytes start with the HDF5 signature (at offset 0; user blocks are not supported)."""
+    return head_bytes(path_or_head, 8) == HDF5_SIGNATURE
+
+
+def detect(path_or_head: Union[PathLike, bytes]) -> bool:
+    """An HDF5 file with ``layer_names`` at the root or in ``model_weights`` (bytes: the signature only)."""
+    if not is_hdf5(path_or_head):
+        return False
+    if isinstance(path_or_head, (bytes, bytearray, memoryview)):
+        return True
+    h5py = _h5py()
+    try:
+        with h5py.File(os.fspath(path_or_head), "r") as f:
+            g = f["model_weights"] if "model_weights" in f else f
+            return any(k == "layer_names" or k == "layer_names0" for k in g.attrs)
+    except Exception:  # detection never raises: an unreadable file is simply "not this format"
+        return False
+
+
+def load(path: PathLike) -> ModelFile:
+    """Read a Keras legacy HDF5 file (full model or weights-only) into a :class:`ModelFile`."""
+    p = os.fspath(path)
+    if not is_hdf5(p):
+        raise FormatError(p, "not an HDF5 file (missing the \\x89HDF signature)")
+    h5py = _h5py()
+    size = os.path.getsize(p)
+    try:
+        with h5py.File(p, "r") as f:
+            return _load(p, f, size)
+    except FormatError:
+        raise
+    except Exception as exc:  # h5py raises many types on corrupt files; all mean "unreadable file" here
+        raise FormatError(p, f"unreadable Keras HDF5 file ({type(exc).__name__}: {exc})") from None
+
+
+def _load(p: str, f: Any, size: int) -> ModelFile:
+    full = "model_weights" in f
+    g = f["model_weights"] if full else f
+    version = read_attr(f, "keras_version")
+    if version is None:
+        version = read_attr(g, "keras_version")
+    if version is not None and not isinstance(version, str):
+        raise FormatError(p, f"keras_version must be a string; found {version!r}")
+    backend = read_attr(f, "backend") or read_attr(g, "backend")
+    model_config = read_json_attr(p, f, "model_config") if full else None
+    layer_names = read_attr(g, "layer_names")
+    if layer_names is None:
+        hint = " (it has 'layers/': a .weights.h5 file)" if "layers" in f else ""
+        raise FormatError(p, f"no 'layer_names' attribute: not a Keras legacy HDF5 weights file{hint}")
+    if not isinstance(layer_names, list) or not all(isinstance(n, str) for n in layer_names):
+        raise FormatError(p, f"'layer_names' must be a list of strings; found {layer_names!r}")
+    h5_layers: "OrderedDict[str, tuple]" = OrderedDict()
+    for name in layer_names:
+        if name not in g:
+            raise FormatError(p, f"layer {name!r} is listed in layer_names but has no group")
+        grp = g[name]
+        wnames = read_attr(grp, "weight_names") or []
+        if not isinstance(wnames, list) or not all(isinstance(n, str) for n in wnames):
+            raise FormatError(p, f"layer {name!r}: 'weight_names' must be a list of strings; found {wnames!r}")
+        arrays = []
+        for wn in wnames:
+            if wn not in grp:
+                raise FormatError(p, f"layer {name!r}: weight {wn!r} is listed but missing")
+            arrays.append(read_dataset(p, grp[wn], size))
+        h5_layers[name] = (wnames, arrays)
+    weighted = [n for n, (wn, _) in h5_layers.items() if wn]
+    cfg_layers = layer_configs(model_config)
+    entries: List[LayerEntry] = []
+    if cfg_layers:
+        cfg_names = [layer_name(l) for l in cfg_layers]
+        if all(n in cfg_names for n in weighted):
+            match = {n: n for n in weighted}
+        else:  # order-based, as Keras loads
+            cands = [layer_name(l) for l in cfg_layers if l.get("class_name") not in _WEIGHTLESS]
+            if len(cands) != len(weighted):
+                raise FormatError(p, f"the model config has {len(cands)} layers with weights ({cands}) but the file "
+                                     f"has weights for {len(weighted)} ({weighted})")
+            match = dict(zip(cands, weighted))
+        for le in cfg_layers:
+            n = layer_name(le)
+            wnames, arrays = h5_layers.get(match.get(n, ""), ([], []))
+            kind = layer_kind(str(le.get("class_name", "")), le.get("config"))
+            entries.append(_entry(n, kind, le.get("config", {}) or {}, wnames, arrays))
+    else:
+        for n, (wnames, arrays) in h5_layers.items():
+            kind = infer_kind(arrays, wnames) if arrays else "Unknown"
+            if n == "top_level_model_weights" and not arrays:
+                continue
+            entries.append(_entry(n, kind, {}, wnames, arrays))
+    meta: Dict[str, Any] = {"backend": backend, "weights_only": not full, "layer_names": list(layer_names)}
+    return validate(ModelFile(framework="keras", version=version, layers=entries, format=NAME, path=p,
+                              model_config=model_config, meta=meta))
+
+
+def _entry(name: str, kind: str, config: Dict[str, Any], wnames: List[str], arrays: List[np.ndarray]) -> LayerEntry:
+    keys = weight_keys(kind, len(arrays), wnames)
+    return LayerEntry(name=name, kind=kind, config=config, weights=OrderedDict(zip(keys, arrays)),
+                      attrs={"weight_names": list(wnames)})
+
+
+# --- writing --------------------------------------------------------------------------------------
+
+def write_weights_group(h5py: Any, g: Any, plan: KerasPlan, version: str) -> None:
+    """Fill ``g`` (``model_weights`` or the root) with the legacy layout for ``plan``."""
+    names = [pl.name for pl in plan.layers if not pl.is_op]
+    str_dt = h5py.string_dtype("utf-8")
+    g.attrs["layer_names"] = np.array(names, dtype=str_dt)
+    g.attrs["backend"] = "tensorflow"
+    g.attrs["keras_version"] = version
+    for pl in plan.layers:
+        if pl.is_op:
+            continue
+        grp = g.create_group(pl.name)
+        if pl.arrays:
+            if len(set(pl.weight_names)) != len(pl.arrays):
+                raise FormatError(None, f"layer {pl.name!r}: {len(pl.arrays)} arrays but weight names "
+                                        f"{pl.weight_names}")
+            grp.attrs["weight_names"] = np.array(pl.weight_names, dtype=str_dt)
+            for wn, arr in zip(pl.weight_names, pl.arrays):
+                grp.create_dataset(wn, data=np.ascontiguousarray(arr))
+        else:
+            grp.attrs["weight_names"] = np.array([], dtype=np.float64)  # what tf_keras writes for no weights
+    if "top_level_model_weights" not in g:
+        g.create_group("top_level_model_weights").attrs["weight_names"] = np.array([], dtype=np.float64)
+
+
+def _same_layout_possible(mf: ModelFile) -> bool:
+    return mf.format == NAME and all(len(e.attrs.get("weight_names") or []) == len(e.weights) for e in mf.layers)
+
+
+def _write_same_layout(h5py: Any, g: Any, mf: ModelFile) -> None:
+    """Weights-only legacy layout from a model read from a legacy .h5: same layer and weight names,
+    same order (what Keras's order-based loading needs), whatever the source's config said."""
+    str_dt = h5py.string_dtype("utf-8")
+    names = list(mf.meta.get("layer_names") or [e.name for e in mf.layers])
+    by_name = {e.name: e for e in mf.layers}
+    g.attrs["layer_names"] = np.array(names, dtype=str_dt)
+    g.attrs["backend"] = mf.meta.get("backend") or "tensorflow"
+    g.attrs["keras_version"] = mf.version or TK_VERSION
+    for n in names:
+        grp = g.create_group(n)
+        e = by_name.get(n)
+        wnames = list(e.attrs.get("weight_names") or []) if e is not None else []
+        grp.attrs["weight_names"] = np.array(wnames, dtype=str_dt) if wnames else np.array([], dtype=np.float64)
+        for wn, arr in zip(wnames, e.weights.values() if e is not None else []):
+            grp.create_dataset(wn, data=np.ascontiguousarray(arr))
+    if "top_level_model_weights" not in g:
+        g.create_group("top_level_model_weights").attrs["weight_names"] = np.array([], dtype=np.float64)
+
+
+def save(model_file: ModelFile, path: PathLike, weights_only: bool = False) -> SaveReport:
+    """Write a tf_keras 2.21 legacy HDF5 file: a full model (``model_config`` + ``model_weights``) that
+    ``tf_keras.models.load_model`` loads, or with ``weights_only=True`` the ``save_weights("w.h5")``
+    layout. Non-Keras sources become a Functional ``Input -> LSTM/Bidirectional ...`` chain.
+
+    Raises:
+        FormatError: a layer whose semantics tf_keras cannot express (e.g. Keras 3's hard_sigmoid).
+    """
+    p = check_output_path(path, model_file)
+    h5py = _h5py()
+    if weights_only and _same_layout_possible(model_file):
+        with atomic_output(p) as tmp:
+            with h5py.File(tmp, "w") as f:
+                _write_same_layout(h5py, f, model_file)
+        return SaveReport(path=p, format=NAME, written=[e.name for e in model_file.layers])
+    try:
+        plan = plan_keras(model_file, 2, p, NAME, weights_only=weights_only)
+    except FormatError as exc:
+        raise FormatError(p, exc.problem) from None
+    with atomic_output(p) as tmp:
+        with h5py.File(tmp, "w") as f:
+            if weights_only:
+                write_weights_group(h5py, f, plan, TK_VERSION)
+            else:
+                f.attrs["backend"] = "tensorflow"
+                f.attrs["keras_version"] = TK_VERSION
+                f.attrs["model_config"] = json.dumps(plan.model_config)
+                write_weights_group(h5py, f.create_group("model_weights"), plan, TK_VERSION)
+    return plan.report

@@ -1,0 +1,343 @@
+"""The neutral, framework-free picture of a model file: :class:`ModelFile` and its :class:`LayerEntry` list.
+
+Every format reader returns a :class:`ModelFile`; every writer takes one. Weights are NumPy arrays in
+the layout of the file they came from (Keras ``kernel (I, 4u)``, MindSpore ``weight_ih_l0 (4H, I)``,
+...); :meth:`ModelFile.lstm_layers` gives the LSTM entries as canonical
+:class:`~lstm_bridge.weights.LSTMWeights` (gate order i, f, g, o) together with their semantics.
+"""
+from __future__ import annotations
+
+import os
+import re
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+from .. import activations as _act
+from .. import weights as _w
+
+__all__ = ["FormatError", "LayerEntry", "ModelFile", "LSTMLayer", "keras_generation"]
+
+
+class FormatError(ValueError):
+    """A file that cannot be read or written: truncated, corrupt, hostile, encrypted or of an
+    unsupported layout. The message names the file and what was wrong."""
+
+    def __init__(self, path: Any, problem: str):
+        self.path = None if path is None else os.fspath(path) if isinstance(path, (str, os.PathLike)) else str(path)
+        self.problem = problem
+        where = f"{self.path}: " if self.path else ""
+        super().__init__(f"{where}{problem}")
+
+
+def keras_generation(version: Optional[str]) -> int:
+    """2 or 3: which Keras generation wrote a file whose ``keras_version`` is ``version``.
+
+    ``None`` (no attribute) means Keras 1; ``"1.x"``, ``"2.x"`` and ``"2.x.x-tf"`` are the Keras-2
+    family (hard_sigmoid = ``clip(0.2x + 0.5, 0, 1)``); ``"3.x"`` is Keras 3 (``relu6(x + 3) / 6``).
+    """
+    if version is None:
+        return 2
+    m = re.match(r"\s*(\d+)", str(version))
+    if not m:
+        raise ValueError(f"unrecognised keras_version {version!r}; expected e.g. '2.21.0', '2.3.0-tf' or '3.15.1'")
+    major = int(m.group(1))
+    return 3 if major >= 3 else 2
+
+
+@dataclass
+class LayerEntry:
+    """One layer (or group of tensors) of a model file.
+
+    Attributes:
+        name: the layer's name in the file (Keras layer name; MindSpore/PyTorch key prefix without the
+            trailing dot, ``""`` for a bare LSTM).
+        kind: ``"LSTM"``, ``"Bidirectional"``, ``"LSTMCell"``, ``"Embedding"``, ``"Dense"``, the file's
+            class name for other Keras layers, or ``"Tensor"`` for loose tensors.
+        config: the layer's config dict as found in the file (Keras), or what the reader inferred.
+        weights: ordered ``name -> np.ndarray`` in the file's own layout and order. Keras LSTMs use
+            ``kernel``, ``recurrent_kernel``, ``bias`` (Bidirectional: ``forward/...`` then
+            ``backward/...``); MindSpore/PyTorch entries use the key without the prefix.
+        attrs: format details needed to write the same file back (original weight names, key prefix...).
+    """
+
+    name: str
+    kind: str
+    config: Dict[str, Any] = field(default_factory=dict)
+    weights: "OrderedDict[str, np.ndarray]" = field(default_factory=OrderedDict)
+    attrs: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LSTMLayer:
+    """An LSTM entry of a :class:`ModelFile` in canonical form.
+
+    Attributes:
+        name, kind: as in :class:`LayerEntry` (``"LSTM"``, ``"Bidirectional"`` or ``"LSTMCell"``).
+        weights: ``weights[layer][direction]`` canonical :class:`~lstm_bridge.weights.LSTMWeights`
+            (direction 0 = forward, 1 = reverse/backward), float arrays as stored (NumPy).
+        input_size, hidden_size, num_layers, bidirectional, has_bias: the shape of the stack.
+        semantics: ``activation`` and ``recurrent_activation`` as resolved activation names
+            (``"hard_sigmoid"`` is the Keras-2 ``clip(0.2x+0.5)``, ``"hard_sigmoid_keras3"`` the
+            Keras-3 ``relu6(x+3)/6``), ``go_backwards``, ``return_sequences``, ``return_state``,
+            ``stateful``, ``time_major``, ``unroll``, ``zero_output_for_mask``, ``merge_mode``
+            (Bidirectional), ``batch_first`` (MindSpore/PyTorch, None when the file does not say), ...
+    """
+
+    name: str
+    kind: str
+    weights: List[List[_w.LSTMWeights]]
+    input_size: int
+    hidden_size: int
+    num_layers: int
+    bidirectional: bool
+    has_bias: bool
+    semantics: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ModelFile:
+    """A model file's content, independent of any framework.
+
+    Attributes:
+        framework: ``"keras"``, ``"mindspore"``, ``"torch"`` or ``"onnx"``.
+        version: the writer's version as found (``"2.21.0"``, ``"3.15.1"``, ...), or None.
+        layers: ordered :class:`LayerEntry` list (model order for Keras; file order otherwise).
+        format: the registry name of the format it was read from (None when built in memory).
+        path: the file it was read from.
+        model_config: the whole-model config (Keras ``model_config`` / ``config.json``), if any.
+        meta: format details (ckpt entry order and extras, Keras backend, ...).
+    """
+
+    framework: str
+    version: Optional[str] = None
+    layers: List[LayerEntry] = field(default_factory=list)
+    format: Optional[str] = None
+    path: Optional[str] = None
+    model_config: Optional[Dict[str, Any]] = None
+    meta: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def keras_version(self) -> Optional[int]:
+        """2 or 3 for Keras files (the generation that decides what ``"hard_sigmoid"`` means), else None."""
+        if self.framework != "keras":
+            return None
+        return keras_generation(self.version)
+
+    @property
+    def hard_sigmoid(self) -> Optional[str]:
+        """What ``"hard_sigmoid"`` means in this file: ``"clip(0.2*x+0.5, 0, 1)"`` (Keras 1/2, TF 1.x,
+        tf_keras; spec keras §2.2) or ``"relu6(x+3)/6"`` (Keras 3); None for non-Keras files."""
+        gen = self.keras_version
+        if gen is None:
+            return None
+        return "relu6(x+3)/6" if gen == 3 else "clip(0.2*x+0.5, 0, 1)"
+
+    def entry(self, name: str) -> LayerEntry:
+        """The layer entry called ``name`` (KeyError naming the available ones otherwise)."""
+        for e in self.layers:
+            if e.name == name:
+                return e
+        raise KeyError(f"no layer {name!r} in the model file; layers: {[e.name for e in self.layers]}")
+
+    def lstm_layers(self) -> List[LSTMLayer]:
+        """The LSTM entries (kinds LSTM, Bidirectional, LSTMCell) with canonical weights and semantics."""
+        return [_to_lstm_layer(self, e) for e in self.layers if e.kind in ("LSTM", "Bidirectional", "LSTMCell")]
+
+
+def validate(mf: ModelFile) -> ModelFile:
+    """Check that every LSTM entry of a freshly read file has weights that fit together, so that a
+    corrupt file fails at load time with :class:`FormatError` naming it."""
+    try:
+        mf.lstm_layers()
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
+        raise FormatError(mf.path, f"invalid LSTM layer: {exc}") from None
+    return mf
+
+
+# --- canonicalisation -----------------------------------------------------------------------------
+
+_KERAS_SEMANTIC_KEYS = ("return_sequences", "return_state", "go_backwards", "stateful", "unroll",
+                        "time_major", "zero_output_for_mask", "use_bias", "dropout", "recurrent_dropout",
+                        "implementation", "units")
+
+
+def _activation_name(value: Any, generation: int) -> str:
+    try:
+        fn = _act.get(value, keras_version=generation)
+    except (ValueError, TypeError, NotImplementedError):
+        # a custom or unsupported activation: kept visible; running or converting the layer reports it
+        return f"unknown:{value}"
+    return getattr(fn, "name", repr(fn))
+
+
+def _keras_semantics(cfg: Dict[str, Any], generation: int, old_default: bool = False) -> Dict[str, Any]:
+    # Keras 1 names the gate activation `inner_activation`; Keras < 2.3 / TF 1.x default to hard_sigmoid.
+    rec = cfg.get("recurrent_activation", cfg.get("inner_activation", "hard_sigmoid" if old_default else "sigmoid"))
+    sem: Dict[str, Any] = {
+        "activation": _activation_name(cfg.get("activation", "tanh"), generation),
+        "recurrent_activation": _activation_name(rec, generation),
+        "keras_version": generation,
+    }
+    if "units" not in cfg and "output_dim" in cfg:  # Keras 1
+        sem["units"] = cfg["output_dim"]
+    for k in _KERAS_SEMANTIC_KEYS:
+        if k in cfg:
+            sem[k] = cfg[k]
+    sem.setdefault("go_backwards", False)
+    sem.setdefault("return_sequences", False)
+    sem.setdefault("return_state", False)
+    return sem
+
+
+def sublayer_config(value: Any) -> Dict[str, Any]:
+    """The LSTM config inside a Bidirectional config's ``layer``/``backward_layer`` value, which is
+    either ``{"class_name": "LSTM", "config": {...}}`` (files) or the config itself (front ends)."""
+    if not isinstance(value, dict):
+        return {}
+    if "class_name" in value and isinstance(value.get("config"), dict):
+        return value["config"]
+    return value
+
+
+def _keras_direction(weights: List[np.ndarray], where: str) -> _w.LSTMWeights:
+    if len(weights) == 3:
+        k, r, b = weights
+        if np.ndim(b) == 1 and np.ndim(r) == 2 and np.shape(b)[0] == 2 * np.shape(r)[1]:
+            return _w.from_cudnn_lstm(k, r, b)  # TF 1.x CuDNNLSTM: bias (8u,)
+        return _w.from_keras(*weights)
+    if len(weights) == 2:
+        return _w.from_keras(*weights, None)
+    if len(weights) == 12:
+        return _w.from_keras1(weights)
+    raise ValueError(f"{where}: a Keras LSTM has 2 or 3 weight arrays (12 for Keras 1); found {len(weights)}")
+
+
+def _to_lstm_layer(mf: ModelFile, e: LayerEntry) -> LSTMLayer:
+    arrays = list(e.weights.values())
+    where = f"layer {e.name!r}"
+    if mf.framework == "keras":
+        gen = keras_generation(mf.version)
+        if e.kind == "Bidirectional":
+            fwd = [v for k, v in e.weights.items() if k.startswith("forward/")]
+            bwd = [v for k, v in e.weights.items() if k.startswith("backward/")]
+            if not fwd or len(fwd) != len(bwd):
+                half = len(arrays) // 2
+                fwd, bwd = arrays[:half], arrays[half:]
+            dirs = [_keras_direction(fwd, where + " (forward)"), _keras_direction(bwd, where + " (backward)")]
+            inner = sublayer_config(e.config.get("layer"))
+            sem = _keras_semantics(inner, gen)
+            sem["merge_mode"] = e.config.get("merge_mode", "concat")
+            back_cfg = sublayer_config(e.config.get("backward_layer")) or None
+            sem["backward_semantics"] = _keras_semantics(back_cfg, gen) if back_cfg else None
+        else:
+            dirs = [_keras_direction(arrays, where)]
+            old = mf.version is None or bool(re.match(r"\s*(1\.|2\.[0-2]\.)", str(mf.version)))
+            sem = _keras_semantics(e.config, gen, old_default=old)
+        w0 = dirs[0]
+        return LSTMLayer(e.name, e.kind, [dirs], w0.input_size, w0.hidden_size, 1, len(dirs) == 2,
+                         w0.has_bias, sem)
+    # MindSpore / PyTorch / safetensors: the PyTorch naming
+    sem = {"activation": "tanh", "recurrent_activation": "sigmoid",
+           "batch_first": e.config.get("batch_first"), "framework": mf.framework}
+    if mf.framework == "mindspore":
+        # MindSpore's CPU seq_length path and its LSTMCell use approximate Sigmoid/Tanh (spec mindspore §3)
+        sem["seq_length_activations"] = ("ms_cpu_sigmoid", "ms_cpu_tanh")
+        if e.kind == "LSTMCell":
+            sem["activation"], sem["recurrent_activation"] = "ms_cpu_tanh", "ms_cpu_sigmoid"
+    if e.kind == "LSTMCell":
+        ws = e.weights
+        w = _w.LSTMWeights(ws["weight_ih"], ws["weight_hh"], ws.get("bias_ih"), ws.get("bias_hh"))
+        return LSTMLayer(e.name, e.kind, [[w]], w.input_size, w.hidden_size, 1, False, w.has_bias, sem)
+    layers = _w.from_torch_state_dict(e.weights)
+    w0 = layers[0][0]
+    return LSTMLayer(e.name, e.kind, layers, w0.input_size, w0.hidden_size, len(layers), len(layers[0]) == 2,
+                     w0.has_bias, sem)
+
+
+# --- grouping flat state dicts into layer entries (MindSpore .ckpt, PyTorch, safetensors) ---------
+
+_LSTM_KEY = re.compile(r"^(?P<prefix>(?:.*\.)?)(?P<leaf>(?:weight|bias)_(?:ih|hh)_l\d+(?:_reverse)?)$")
+_CELL_KEY = re.compile(r"^(?P<prefix>(?:.*\.)?)(?P<leaf>(?:weight|bias)_(?:ih|hh))$")
+
+
+def group_state_dict(tensors: "OrderedDict[str, Any]") -> List[LayerEntry]:
+    """Group flat ``name -> array`` tensors into layer entries.
+
+    LSTM layers are recognised by the ``weight_ih_l0 ...`` suffix pattern with any prefix
+    (``lstm.``, ``encoder.rnn.``); LSTM cells by ``weight_ih``/``weight_hh``; every other tensor is
+    carried in an entry named by its prefix (kind ``Embedding`` for ``embedding_table``, ``Dense`` for
+    a ``weight``/``bias`` pair with a 2-D weight, else ``Tensor``). Entries come in order of first key.
+    """
+    _w.check_mindspore_layout(tensors)
+    groups: "OrderedDict[tuple, LayerEntry]" = OrderedDict()
+    for key, value in tensors.items():
+        m = _LSTM_KEY.match(key)
+        kind = "LSTM"
+        if not m:
+            m = _CELL_KEY.match(key)
+            kind = "LSTMCell"
+        if m:
+            prefix, leaf = m.group("prefix"), m.group("leaf")
+        else:
+            prefix, _, leaf = key.rpartition(".")
+            prefix = prefix + "." if prefix else ""
+            kind = "Tensor"
+        gk = (prefix, kind)
+        if gk not in groups:
+            groups[gk] = LayerEntry(name=prefix[:-1] if prefix else "", kind=kind, attrs={"prefix": prefix})
+        groups[gk].weights[leaf] = value
+    entries = list(groups.values())
+    for e in entries:
+        if e.kind == "LSTMCell" and not {"weight_ih", "weight_hh"} <= set(e.weights):
+            e.kind = "Tensor"  # a lone `bias_ih` is not a cell
+        if e.kind == "Tensor":
+            keys = set(e.weights)
+            if keys == {"embedding_table"} or keys == {"embeddings"}:
+                e.kind = "Embedding"
+            elif "weight" in keys and keys <= {"weight", "bias"} and np.ndim(e.weights["weight"]) == 2:
+                e.kind = "Dense"
+        if e.kind == "LSTM":
+            layers = _w.from_torch_state_dict(e.weights)
+            e.config = {"input_size": layers[0][0].input_size, "hidden_size": layers[0][0].hidden_size,
+                        "num_layers": len(layers), "bidirectional": len(layers[0]) == 2,
+                        "has_bias": layers[0][0].has_bias}
+        elif e.kind == "LSTMCell":
+            wi, wh = e.weights["weight_ih"], e.weights["weight_hh"]
+            _w.LSTMWeights(wi, wh, e.weights.get("bias_ih"), e.weights.get("bias_hh"))
+            e.config = {"input_size": int(np.shape(wi)[1]), "hidden_size": int(np.shape(wh)[1]),
+                        "has_bias": "bias_ih" in e.weights}
+    return entries
+
+
+def flatten_state_dict(mf: ModelFile) -> "OrderedDict[str, np.ndarray]":
+    """The inverse of :func:`group_state_dict` for MindSpore / PyTorch style model files; for other
+    files, the LSTM entries converted to PyTorch naming (``<name>.weight_ih_l0`` ...) and the other
+    entries' arrays under ``<name>.<weight name>``."""
+    out: "OrderedDict[str, np.ndarray]" = OrderedDict()
+    if mf.framework in ("mindspore", "torch"):
+        for e in mf.layers:
+            prefix = e.attrs.get("prefix", e.name + "." if e.name else "")
+            for k, v in e.weights.items():
+                out[prefix + k] = v
+        return out
+    lstm = {id(e): l for e, l in zip([e for e in mf.layers if e.kind in ("LSTM", "Bidirectional", "LSTMCell")],
+                                     mf.lstm_layers())}
+    for e in mf.layers:
+        prefix = e.name + "." if e.name else ""
+        if id(e) in lstm:
+            layer = lstm[id(e)]
+            if layer.kind == "LSTMCell":
+                w = layer.weights[0][0]
+                names = _w.torch_param_names(0, has_bias=w.has_bias, cell=True)
+                vals = [w.w_ih, w.w_hh, w.b_ih, w.b_hh]
+                for n, v in zip(names, vals):
+                    out[prefix + n] = v
+            else:
+                out.update(_w.to_torch_state_dict(layer.weights, prefix=prefix))
+        else:
+            for k, v in e.weights.items():
+                out[prefix + k.replace("/", ".")] = v
+    return out

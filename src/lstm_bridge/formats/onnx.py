@@ -1,0 +1,445 @@
+"""ONNX export of any lstm-bridge LSTM: one ONNX ``LSTM`` node per layer, chained.
+
+What is exported (built with the ``onnx`` helpers, checked with ``onnx.checker``):
+
+* the LSTM chain of a :class:`~lstm_bridge.formats.ModelFile` (all its LSTM entries in order, or the
+  one named by ``layer=``), a Keras ``LSTM`` / ``Bidirectional`` / list of them, a
+  ``lstm_bridge.mindspore.LSTM`` or a ``torch.nn.LSTM``. Other layers of a file (Embedding, Dense,
+  ...) are not part of the graph; they are listed in the returned report's ``skipped``.
+* weights: ``W [D, 4H, I]``, ``R [D, 4H, H]``, ``B [D, 8H]`` (``Wb ‖ Rb``), gate order **i, o, f, c**
+  (the permutation is :func:`lstm_bridge.weights.to_onnx`); ``direction`` forward / reverse /
+  bidirectional.
+* activations ``[f, g, h]`` per direction: sigmoid -> ``Sigmoid``, tanh -> ``Tanh``, relu -> ``Relu``,
+  linear -> ``Affine(1, 0)``, softsign, softplus, elu(1), leaky_relu(0.2), Keras 2 ``hard_sigmoid`` ->
+  ``HardSigmoid(0.2, 0.5)``, Keras 3 ``hard_sigmoid`` -> ``HardSigmoid(1/6, 0.5)`` (equal to
+  ``relu6(x+3)/6`` within 3e-8). Any other activation raises ``FormatError``.
+
+Graph interface (``B`` batch, ``T`` time, both symbolic):
+
+=============  ==============================================================================
+input          ``input``: Keras ``(B, T, F)`` (``(T, B, F)`` with time_major); MindSpore / PyTorch
+               ``(T, B, I)`` (``(B, T, I)`` with batch_first)
+               ``seq_length`` ``(B,)`` int32, only with ``lengths=True``: right-padding lengths
+               (MindSpore ``seq_length``; a Keras right-padded mask is ``arange(T) < seq_length``)
+               ``h0``, ``c0`` ``(N, B, H)``, only with ``initial_state=True``: one row per (layer,
+               direction), MindSpore's ``hx`` (Keras ``initial_state`` rows in order)
+outputs        Keras: ``output`` (``output_forward``, ``output_backward`` for ``merge_mode=None``),
+               then the last layer's ``h``, ``c`` (``h_forward``, ``c_forward``, ``h_backward``,
+               ``c_backward`` for Bidirectional), each ``(B, H)``; MindSpore: ``output``, ``h_n``,
+               ``c_n`` (``(L*D, B, H)``)
+=============  ==============================================================================
+
+Keras ``go_backwards`` (outside Bidirectional) is a ``reverse`` node whose sequence is flipped back to
+processing order. With ``lengths=True`` ONNX writes zeros at padded steps and reverses only the valid
+prefix: the same as MindSpore's ``seq_length`` (whose CPU kernel, unlike this graph, uses approximate
+sigmoid/tanh: expect ~1e-4 from real MindSpore there) and as Keras right-padded masks, except a plain
+Keras LSTM that returns sequences and repeats its last output at padded steps
+(``zero_output_for_mask=False``), which raises ``FormatError``. ``stateful`` layers raise.
+
+``load`` is not provided (ONNX import is out of scope): it raises ``NotImplementedError``.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .. import __version__
+from ..weights import to_onnx
+from .common import SaveReport, atomic_output, check_output_path, head_bytes
+from .model import FormatError
+
+NAME = "onnx"
+SUFFIXES = (".onnx",)
+OPSET = 17
+IR_VERSION = 8
+
+__all__ = ["NAME", "SUFFIXES", "build_model", "save", "load", "detect", "verify", "ACTIVATIONS"]
+
+#: lstm-bridge activation name -> (ONNX activation name, alpha or None, beta or None)
+ACTIVATIONS: Dict[str, Tuple[str, Optional[float], Optional[float]]] = {
+    "sigmoid": ("Sigmoid", None, None),
+    "tanh": ("Tanh", None, None),
+    "relu": ("Relu", None, None),
+    "linear": ("Affine", 1.0, 0.0),
+    "softsign": ("Softsign", None, None),
+    "softplus": ("Softplus", None, None),
+    "elu": ("Elu", 1.0, None),
+    "leaky_relu": ("LeakyRelu", 0.2, None),
+    "hard_sigmoid": ("HardSigmoid", 0.2, 0.5),
+    "hard_sigmoid_keras3": ("HardSigmoid", 1.0 / 6.0, 0.5),
+}
+
+
+def _onnx():
+    try:
+        import onnx
+        from onnx import TensorProto, helper, numpy_helper
+    except ImportError as exc:  # pragma: no cover - optional dependency
+        raise NotImplementedError("ONNX export needs the 'onnx' package: pip install 'lstm-bridge[onnx]'") from exc
+    return onnx, TensorProto, helper, numpy_helper
+
+
+def detect(path_or_head: Any) -> bool:
+    """An ONNX ModelProto starts with field 1 (ir_version, varint): byte ``0x08``, and uses ``.onnx``."""
+    name = os.fspath(path_or_head) if isinstance(path_or_head, (str, os.PathLike)) else ""
+    head = head_bytes(path_or_head, 2)
+    return name.lower().endswith(".onnx") and head[:1] == b"\x08"
+
+
+def load(path: Any) -> Any:
+    """Not provided: lstm-bridge exports ONNX but does not import it."""
+    raise NotImplementedError(f"{os.fspath(path)}: reading ONNX files is not supported (lstm-bridge exports "
+                              "ONNX only); convert from the original Keras/MindSpore/PyTorch file instead")
+
+
+class _Graph:
+    """A tiny node/initializer accumulator with unique names."""
+
+    def __init__(self):
+        _, self.TP, self.helper, self.numpy_helper = _onnx()
+        self.nodes: List[Any] = []
+        self.inits: List[Any] = []
+        self._n = 0
+        self._lazy: Dict[str, np.ndarray] = {}
+
+    def name(self, base: str) -> str:
+        self._n += 1
+        return f"{base}_{self._n}"
+
+    def const(self, value: np.ndarray, base: str) -> str:
+        n = self.name(base)
+        self.inits.append(self.numpy_helper.from_array(np.asarray(value), n))
+        return n
+
+    def lazy_const(self, value: np.ndarray, base: str) -> str:
+        """A constant's name; the initializer is only added if a node uses it."""
+        self._lazy[base] = np.asarray(value)
+        return base
+
+    def finish(self) -> None:
+        used = {i for n in self.nodes for i in n.input}
+        for base, value in self._lazy.items():
+            if base in used:
+                self.inits.append(self.numpy_helper.from_array(value, base))
+
+    def node(self, op: str, inputs: Sequence[str], n_out: int = 1, base: Optional[str] = None,
+             outputs: Optional[Sequence[str]] = None, **attrs: Any) -> List[str]:
+        outs = list(outputs) if outputs is not None else [self.name(base or op.lower()) for _ in range(n_out)]
+        self.nodes.append(self.helper.make_node(op, list(inputs), outs, name=self.name("n_" + op), **attrs))
+        return outs
+
+
+def _activation_attrs(layer: Any) -> Dict[str, Any]:
+    names, alphas, betas = [], [], []
+    for act in (layer.gate, layer.candidate, layer.candidate):
+        if act not in ACTIVATIONS:
+            raise FormatError(None, f"layer {layer.name!r}: activation {act!r} has no ONNX LSTM equivalent "
+                                    f"(supported: {sorted(ACTIVATIONS)})")
+        onnx_name, alpha, beta = ACTIVATIONS[act]
+        names.append(onnx_name)
+        if alpha is not None:
+            alphas.append(float(alpha))
+        if beta is not None:
+            betas.append(float(beta))
+    D = len(layer.directions)
+    attrs: Dict[str, Any] = {"activations": names * D}
+    if alphas:
+        attrs["activation_alpha"] = alphas * D
+    if betas:
+        attrs["activation_beta"] = betas * D
+    return attrs
+
+
+def build_model(obj: Any, *, layer: Optional[str] = None, lengths: bool = False, initial_state: bool = False,
+                batch_first: Optional[bool] = None, dtype: Any = np.float32) -> Tuple[Any, Any]:
+    """Build (do not write) the ONNX model of ``obj``'s LSTM chain.
+
+    Args:
+        obj: a ModelFile, Keras layer(s), MindSpore LSTM, torch.nn.LSTM, or a
+            :class:`lstm_bridge.convert.Chain`.
+        layer: for a ModelFile, the one LSTM entry to export (default: all, chained).
+        lengths: add the ``seq_length`` input (see the module docstring for when this is exact).
+        initial_state: add the ``h0``/``c0`` inputs.
+        batch_first: override the input layout (default: the source's).
+        dtype: float32 (default) or float64 weights and tensors.
+
+    Returns:
+        ``(model, chain)``: the checked ``onnx.ModelProto`` and the :class:`~lstm_bridge.convert.Chain`
+        it computes.
+
+    Raises:
+        FormatError: a semantic the ONNX LSTM cannot express, naming the layer and why.
+    """
+    from ..convert import chain_from, chain_from_model_file
+    onnx, TP, helper, numpy_helper = _onnx()
+    try:
+        chain = chain_from_model_file(obj, layer) if hasattr(obj, "lstm_layers") else chain_from(obj)
+    except ValueError as exc:
+        raise FormatError(getattr(obj, "path", None), str(exc)) from exc
+    if batch_first is not None:
+        chain.batch_first = bool(batch_first)
+    np_dtype = np.dtype(dtype)
+    if np_dtype not in (np.float32, np.float64):
+        raise FormatError(None, f"ONNX export dtype must be float32 or float64; received {np_dtype}")
+    elem = TP.FLOAT if np_dtype == np.float32 else TP.DOUBLE
+    keras = chain.api == "keras"
+    last = chain.layers[-1]
+    if lengths:
+        for lay in chain.layers:
+            # (a go_backwards layer meets right padding first: its carried outputs there are the initial 0)
+            if keras and len(lay.directions) == 1 and not lay.reverse[0] and lay is last and lay.return_sequences \
+                    and not lay.zero_output_for_mask:
+                raise FormatError(None, f"layer {lay.name!r}: a plain Keras LSTM with return_sequences repeats "
+                                        "its last valid output at padded steps, but ONNX sequence_lens writes "
+                                        "zeros; set zero_output_for_mask=True or export without lengths")
+            if keras and len(lay.directions) == 1 and not lay.reverse[0] and lay is last \
+                    and not lay.return_sequences and lay.zero_output_for_mask:
+                raise FormatError(None, f"layer {lay.name!r}: zero_output_for_mask with return_sequences=False "
+                                        "gives 0 for right-padded rows in Keras, but ONNX gives the last valid h")
+
+    g = _Graph()
+    inputs = []
+    feat = chain.input_size
+    x_shape = ["batch", "time", feat] if chain.batch_first else ["time", "batch", feat]
+    inputs.append(helper.make_tensor_value_info("input", elem, x_shape))
+    x = "input"
+    if chain.batch_first:
+        x = g.node("Transpose", [x], base="x_time_major", perm=[1, 0, 2])[0]
+    seq_lens = ""
+    if lengths:
+        inputs.append(helper.make_tensor_value_info("seq_length", TP.INT32, ["batch"]))
+        seq_lens = "seq_length"
+    N = chain.num_states
+    H_all = {lay.hidden_size for lay in chain.layers}
+    if initial_state:
+        if len(H_all) != 1:
+            raise FormatError(None, f"initial_state inputs need one hidden size for every layer; found {sorted(H_all)}")
+        H = H_all.pop()
+        inputs.append(helper.make_tensor_value_info("h0", elem, [N, "batch", H]))
+        inputs.append(helper.make_tensor_value_info("c0", elem, [N, "batch", H]))
+
+    idx0, idx1 = g.lazy_const(np.array(0, np.int64), "index0"), g.lazy_const(np.array(1, np.int64), "index1")
+    reshape_seq = g.lazy_const(np.array([0, 0, -1], np.int64), "shape_t_b_feat")
+    y_h_all, y_c_all = [], []
+    row = 0
+    final_outputs: List[Tuple[str, str, list]] = []  # (tensor, output name, shape)
+    for index, lay in enumerate(chain.layers):
+        D = len(lay.directions)
+        H = lay.hidden_size
+        if D == 1:
+            direction = "reverse" if lay.reverse[0] else "forward"
+        elif list(lay.reverse) == [False, True]:
+            direction = "bidirectional"
+        else:
+            raise FormatError(None, f"layer {lay.name!r}: directions with reverse flags {lay.reverse} (a wrapped "
+                                    "go_backwards layer inside Bidirectional) have no ONNX LSTM equivalent")
+        onnx_dirs = [w.numpy() for w in lay.directions]
+        W, R, Bias = to_onnx(onnx_dirs)
+        has_bias = lay.directions[0].has_bias
+        w_name = g.const(np.asarray(W, np_dtype), f"{lay.name}_W")
+        r_name = g.const(np.asarray(R, np_dtype), f"{lay.name}_R")
+        b_name = g.const(np.asarray(Bias, np_dtype), f"{lay.name}_B") if has_bias else ""
+        h_in = c_in = ""
+        if initial_state:
+            starts = g.const(np.array([row], np.int64), "start")
+            ends = g.const(np.array([row + D], np.int64), "end")
+            axes0 = g.const(np.array([0], np.int64), "axes")
+            h_in = g.node("Slice", ["h0", starts, ends, axes0], base="h_init")[0]
+            c_in = g.node("Slice", ["c0", starts, ends, axes0], base="c_init")[0]
+        attrs = _activation_attrs(lay)
+        Y, Y_h, Y_c = g.node("LSTM", [x, w_name, r_name, b_name, seq_lens, h_in, c_in], n_out=3,
+                             base=f"{lay.name}_lstm", hidden_size=H, direction=direction, **attrs)
+        y_h_all.append(Y_h)
+        y_c_all.append(Y_c)
+        row += D
+        # per-direction sequences (T, B, H) / last outputs (B, H)
+        if lay.return_sequences:
+            if D == 1 or lay.merge_mode == "concat":
+                t = g.node("Transpose", [Y], base="y_tbdh", perm=[0, 2, 1, 3])[0]
+                seq = g.node("Reshape", [t, reshape_seq], base="y_seq")[0]
+                if D == 1 and lay.processing_order:
+                    starts = g.const(np.array([-1], np.int64), "start")
+                    ends = g.const(np.array([np.iinfo(np.int64).min], np.int64), "end")
+                    axes0 = g.const(np.array([0], np.int64), "axes")
+                    steps = g.const(np.array([-1], np.int64), "steps")
+                    seq = g.node("Slice", [seq, starts, ends, axes0, steps], base="y_processing_order")[0]
+                merged = [seq]
+            else:
+                halves = [g.node("Gather", [Y, idx], base="y_dir", axis=1)[0] for idx in (idx0, idx1)]
+                merged = _merge(g, halves, lay.merge_mode, np_dtype)
+        else:
+            lasts = [g.node("Gather", [Y_h, idx], base="y_last", axis=0)[0] for idx in (idx0, idx1)[:D]]
+            merged = [lasts[0]] if D == 1 else (
+                [g.node("Concat", lasts, base="y_concat", axis=-1)[0]] if lay.merge_mode == "concat"
+                else _merge(g, lasts, lay.merge_mode, np_dtype))
+        x = merged[0]
+        if index == len(chain.layers) - 1:
+            seq_out = lay.return_sequences
+            names = ["output"] if len(merged) == 1 else ["output_forward", "output_backward"]
+            width = lay.output_size if len(merged) == 1 else H
+            for tensor, out_name in zip(merged, names):
+                if seq_out and chain.batch_first:
+                    tensor = g.node("Transpose", [tensor], base="y_batch_major", perm=[1, 0, 2])[0]
+                shape = (["batch", "time", width] if chain.batch_first else ["time", "batch", width]) \
+                    if seq_out else ["batch", width]
+                final_outputs.append((tensor, out_name, shape))
+            if keras:
+                suffixes = [""] if D == 1 else ["_forward", "_backward"]
+                for d, suffix in enumerate(suffixes):
+                    final_outputs.append((g.node("Gather", [Y_h, (idx0, idx1)[d]], base="h", axis=0)[0],
+                                          "h" + suffix, ["batch", H]))
+                    final_outputs.append((g.node("Gather", [Y_c, (idx0, idx1)[d]], base="c", axis=0)[0],
+                                          "c" + suffix, ["batch", H]))
+    if not keras:
+        h_n = g.node("Concat", y_h_all, base="h_n", axis=0)[0] if len(y_h_all) > 1 else y_h_all[0]
+        c_n = g.node("Concat", y_c_all, base="c_n", axis=0)[0] if len(y_c_all) > 1 else y_c_all[0]
+        H = chain.layers[0].hidden_size
+        final_outputs += [(h_n, "h_n", [N, "batch", H]), (c_n, "c_n", [N, "batch", H])]
+    outputs = []
+    for tensor, out_name, shape in final_outputs:
+        g.node("Identity", [tensor], outputs=[out_name])
+        outputs.append(helper.make_tensor_value_info(out_name, elem, shape))
+    g.finish()
+    graph = helper.make_graph(g.nodes, chain.name or "lstm_bridge", inputs, outputs, initializer=g.inits)
+    model = helper.make_model(graph, producer_name="lstm-bridge", producer_version=__version__,
+                              opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = IR_VERSION
+    model.doc_string = (f"lstm-bridge export of a {chain.api} LSTM chain: layers "
+                        + ", ".join(f"{l.name} (D={len(l.directions)}, H={l.hidden_size}, gate={l.gate}, "
+                                    f"candidate={l.candidate}, reverse={l.reverse}, merge={l.merge_mode}, "
+                                    f"return_sequences={l.return_sequences})" for l in chain.layers))
+    helper.set_model_props(model, {"lstm_bridge.api": chain.api, "lstm_bridge.batch_first": str(chain.batch_first),
+                                   "lstm_bridge.lengths": str(bool(lengths))})
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except onnx.checker.ValidationError as exc:  # a bug on our side: say so plainly
+        raise FormatError(None, f"internal error: the generated ONNX graph fails onnx.checker: {exc}") from exc
+    return model, chain
+
+
+def _merge(g: _Graph, halves: List[str], mode: Optional[str], np_dtype: np.dtype) -> List[str]:
+    if mode == "concat":
+        return [g.node("Concat", halves, base="y_concat", axis=-1)[0]]
+    if mode == "sum":
+        return [g.node("Add", halves, base="y_sum")[0]]
+    if mode == "mul":
+        return [g.node("Mul", halves, base="y_mul")[0]]
+    if mode == "ave":
+        s = g.node("Add", halves, base="y_sum")[0]
+        two = g.const(np.array(2.0, np_dtype), "two")
+        return [g.node("Div", [s, two], base="y_ave")[0]]
+    if mode is None:
+        return list(halves)
+    raise FormatError(None, f"unknown merge_mode {mode!r}")
+
+
+def save(obj: Any, path: Any, *, layer: Optional[str] = None, lengths: bool = False, initial_state: bool = False,
+         batch_first: Optional[bool] = None, verify: bool = False, tol: float = 1e-5, **_ignored: Any) -> SaveReport:
+    """Write ``obj``'s LSTM chain as an ONNX model to ``path`` (atomically: temp file + rename).
+
+    Options as :func:`build_model`; with ``verify=True`` the written file is run with onnxruntime on
+    random inputs and compared with the lstm-bridge engine (``max |diff| <= tol`` or FormatError, and
+    the file is removed).
+
+    Returns:
+        a :class:`~lstm_bridge.formats.SaveReport`: ``written`` the exported LSTM layers, ``skipped``
+        every other layer of a ModelFile with the reason.
+    """
+    p = check_output_path(path, obj)
+    model, chain = build_model(obj, layer=layer, lengths=lengths, initial_state=initial_state,
+                               batch_first=batch_first)
+    with atomic_output(p) as tmp:
+        with open(tmp, "wb") as fh:
+            fh.write(model.SerializeToString())
+        if verify:
+            diff = _verify_file(tmp, chain, lengths=lengths, initial_state=initial_state)
+            if not diff <= tol:
+                raise FormatError(p, f"onnxruntime output differs from the lstm-bridge engine by {diff:.3g} "
+                                     f"(tolerance {tol:g}); file not written")
+    report = SaveReport(path=p, format=NAME, written=[l.name for l in chain.layers])
+    if hasattr(obj, "layers") and hasattr(obj, "lstm_layers"):
+        exported = [e.name for e in obj.lstm_layers() if e.kind != "LSTMCell" and (layer is None or e.name == layer)]
+        report.written = exported
+        for e in obj.layers:
+            if e.name in exported:
+                continue
+            if e.weights or e.kind in ("LSTM", "Bidirectional", "LSTMCell"):
+                why = ("not the selected layer" if layer is not None and e.kind in ("LSTM", "Bidirectional")
+                       else f"{e.kind} layers are not part of the ONNX LSTM export (the graph holds the LSTM chain)")
+                report.skipped[e.name] = why
+    return report
+
+
+def _random_feeds(chain: Any, *, lengths: bool, initial_state: bool, batch: int = 3, steps: int = 7,
+                  seed: int = 0) -> Dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((steps, batch, chain.input_size)).astype(np.float32)
+    feeds = {"input": x.transpose(1, 0, 2).copy() if chain.batch_first else x}
+    if lengths:
+        feeds["seq_length"] = np.array([steps] + [int(v) for v in rng.integers(1, steps + 1, batch - 1)], np.int32)
+    if initial_state:
+        H = chain.layers[0].hidden_size
+        feeds["h0"] = (0.5 * rng.standard_normal((chain.num_states, batch, H))).astype(np.float32)
+        feeds["c0"] = (0.5 * rng.standard_normal((chain.num_states, batch, H))).astype(np.float32)
+    return feeds
+
+
+def verify(path: Any, obj: Any, *, layer: Optional[str] = None, lengths: bool = False,
+           initial_state: bool = False) -> float:
+    """Max |difference| between onnxruntime on the file ``path`` and the lstm-bridge engine on ``obj``'s
+    chain, over every output, on random inputs (needs ``onnxruntime``)."""
+    from ..convert import chain_from, chain_from_model_file
+    chain = chain_from_model_file(obj, layer) if hasattr(obj, "lstm_layers") else chain_from(obj)
+    return _verify_file(os.fspath(path), chain, lengths=lengths, initial_state=initial_state)
+
+
+def _verify_file(path: str, chain: Any, *, lengths: bool, initial_state: bool) -> float:
+    import torch
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:  # pragma: no cover - optional dependency
+        raise NotImplementedError("verifying an ONNX file needs onnxruntime: pip install 'lstm-bridge[onnx]'") from exc
+    from ..convert import run_chain
+    feeds = _random_feeds(chain, lengths=lengths, initial_state=initial_state)
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    got = dict(zip(names, sess.run(None, feeds)))
+    x = torch.from_numpy(feeds["input"])
+    if chain.batch_first:
+        x = x.transpose(0, 1)
+    with torch.no_grad():
+        res = run_chain(chain, x.contiguous(), lengths=torch.from_numpy(feeds["seq_length"]) if lengths else None,
+                        h0=torch.from_numpy(feeds["h0"]) if initial_state else None,
+                        c0=torch.from_numpy(feeds["c0"]) if initial_state else None)
+    expected = expected_outputs(chain, res)
+    worst = 0.0
+    for name, value in expected.items():
+        if name not in got:
+            raise FormatError(path, f"ONNX output {name!r} is missing; outputs: {names}")
+        if got[name].shape != value.shape:
+            raise FormatError(path, f"ONNX output {name!r} has shape {got[name].shape}; expected {value.shape}")
+        worst = max(worst, float(np.max(np.abs(got[name].astype(np.float64) - value.astype(np.float64)), initial=0.0)))
+    return worst
+
+
+def expected_outputs(chain: Any, res: Any) -> Dict[str, np.ndarray]:
+    """The exported graph's outputs by name, computed from a :class:`~lstm_bridge.convert.ChainResult`."""
+    last = chain.layers[-1]
+    out: Dict[str, np.ndarray] = {}
+    names = ["output"] if len(res.outputs) == 1 else ["output_forward", "output_backward"]
+    for name, t in zip(names, res.outputs):
+        if last.return_sequences and chain.batch_first:
+            t = t.transpose(0, 1)
+        out[name] = t.detach().numpy()
+    if chain.api == "keras":
+        D = len(last.directions)
+        suffixes = [""] if D == 1 else ["_forward", "_backward"]
+        for d, suffix in enumerate(suffixes):
+            out["h" + suffix] = res.h[len(res.h) - D + d].detach().numpy()
+            out["c" + suffix] = res.c[len(res.c) - D + d].detach().numpy()
+    else:
+        out["h_n"] = res.h_n.detach().numpy()
+        out["c_n"] = res.c_n.detach().numpy()
+    return out

@@ -1,0 +1,131 @@
+"""Public file entry points: :func:`load` and :func:`save` (re-exported as ``lstm_bridge.load/save``).
+
+``load(path)`` picks the format from the file's content (then its suffix) and returns a neutral
+:class:`~lstm_bridge.formats.ModelFile`. ``save(obj, path)`` picks the format from the suffix
+(``.h5`` tf_keras legacy model, ``.keras`` / ``.weights.h5`` Keras 3, ``.ckpt`` MindSpore, ``.pt``/``.pth``
+PyTorch, ``.safetensors``, ``.onnx``) or from ``format=``; ``obj`` may be a ModelFile, a state dict, a
+``torch.nn.LSTM``/``LSTMCell``, or an lstm-bridge front-end module (Keras ``LSTM``/``Bidirectional`` or a
+list of them, MindSpore ``LSTM``/``LSTMCell``). Writes are atomic and never overwrite the input file.
+"""
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from typing import Any, Mapping, Optional, Sequence
+
+import numpy as np
+import torch
+
+from . import formats as _formats
+from .formats import LayerEntry, ModelFile, SaveReport
+from .formats.common import as_numpy
+from .formats.model import group_state_dict
+
+__all__ = ["load", "save", "to_model_file"]
+
+
+def load(path: "os.PathLike[str] | str", format: Optional[str] = None) -> ModelFile:
+    """Read a model file.
+
+    Args:
+        path: the file.
+        format: a registry name (see :mod:`lstm_bridge.formats`) to skip detection.
+
+    Raises:
+        FileNotFoundError: no such file.
+        FormatError: unrecognised, truncated, corrupt, encrypted or unsupported content.
+        NotImplementedError: an unknown ``format`` name.
+    """
+    p = os.fspath(path)
+    if not os.path.isfile(p):
+        raise FileNotFoundError(f"no such file: {p!r}")
+    name = format or _formats.detect_format(p)
+    return _formats.get_format(name).load(p)
+
+
+def save(obj: Any, path: "os.PathLike[str] | str", format: Optional[str] = None, **options: Any) -> SaveReport:
+    """Write ``obj`` to ``path`` (format from ``format=`` or the suffix); returns the
+    :class:`~lstm_bridge.formats.SaveReport` (entries written, entries skipped with the reason).
+
+    ``options`` go to the format's writer (e.g. ``crc=True`` / ``slice_bytes`` for ``.ckpt``,
+    ``weights_only=True`` for the legacy ``.h5``).
+
+    Raises:
+        FormatError: the target cannot hold the model (e.g. Keras-2 hard_sigmoid into Keras 3), or
+            ``path`` is the file the model was read from.
+        NotImplementedError: an unknown format or suffix.
+        TypeError: an object of a kind this function does not know.
+    """
+    p = os.fspath(path)
+    name = format or _formats.format_for_suffix(p)
+    fmt = _formats.get_format(name)
+    if name == "onnx":
+        return fmt.save(obj, p, **options)
+    return fmt.save(to_model_file(obj), p, **options)
+
+
+# --- objects -> ModelFile --------------------------------------------------------------------------
+
+def _state_entries(state: Mapping[str, Any], where: str) -> list:
+    tensors: "OrderedDict[str, np.ndarray]" = OrderedDict()
+    for k, v in state.items():
+        if not isinstance(k, str):
+            raise TypeError(f"{where}: state dict keys must be strings; received {k!r}")
+        tensors[k] = as_numpy(v, k)
+    return group_state_dict(tensors)
+
+
+def _keras_entry(layer: Any) -> LayerEntry:
+    cls = type(layer).__name__
+    cfg = dict(layer.get_config())
+    arrays = [np.asarray(a) for a in layer.get_weights()]
+    if not arrays:
+        raise ValueError(f"Keras layer {cfg.get('name', cls)!r} is not built (no weights); call it once first")
+    kind = "Bidirectional" if cls == "Bidirectional" else "LSTMCell" if cls.endswith("Cell") else "LSTM"
+    if kind == "Bidirectional":
+        half = len(arrays) // 2
+        keys = [f"forward/{k}" for k in ("kernel", "recurrent_kernel", "bias")[:half]]
+        keys += [f"backward/{k}" for k in ("kernel", "recurrent_kernel", "bias")[:half]]
+    else:
+        keys = ["kernel", "recurrent_kernel", "bias"][:len(arrays)]
+    return LayerEntry(name=str(cfg.get("name", cls.lower())), kind=kind, config=cfg,
+                      weights=OrderedDict(zip(keys, arrays)))
+
+
+def _is_keras_layer(obj: Any) -> bool:
+    return callable(getattr(obj, "get_weights", None)) and callable(getattr(obj, "get_config", None)) \
+        and isinstance(obj, torch.nn.Module)
+
+
+def to_model_file(obj: Any) -> ModelFile:
+    """A :class:`ModelFile` for ``obj`` (see :func:`save` for the accepted kinds).
+
+    Keras front-end layers give a ``keras`` model file whose activation names are our resolved ones
+    (``"hard_sigmoid"`` = Keras-2 clip, ``"hard_sigmoid_keras3"`` = Keras-3 relu6), so they keep their
+    meaning in either Keras generation.
+    """
+    if isinstance(obj, ModelFile):
+        return obj
+    if isinstance(obj, Mapping):
+        return ModelFile(framework="torch", version=torch.__version__, layers=_state_entries(obj, "state dict"))
+    if _is_keras_layer(obj) or (isinstance(obj, Sequence) and obj and all(_is_keras_layer(o) for o in obj)):
+        items = list(obj) if isinstance(obj, Sequence) else [obj]
+        # "2.21.0": names resolve like tf_keras, and our "hard_sigmoid_keras3" keeps its own meaning
+        return ModelFile(framework="keras", version="2.21.0", layers=[_keras_entry(o) for o in items],
+                         meta={"source": "lstm_bridge.keras"})
+    if isinstance(obj, (torch.nn.LSTM, torch.nn.LSTMCell)):
+        if getattr(obj, "proj_size", 0):
+            raise ValueError("torch.nn.LSTM with proj_size > 0 has no Keras/MindSpore equivalent")
+        entries = _state_entries(obj.state_dict(), "torch.nn.LSTM")
+        for e in entries:
+            e.config["batch_first"] = bool(getattr(obj, "batch_first", False))
+        return ModelFile(framework="torch", version=torch.__version__, layers=entries)
+    if isinstance(obj, torch.nn.Module) and hasattr(obj, "hidden_size") and hasattr(obj, "has_bias"):
+        # lstm_bridge.mindspore.LSTM / LSTMCell: MindSpore parameter names
+        entries = _state_entries(obj.state_dict(), type(obj).__name__)
+        for e in entries:
+            if hasattr(obj, "batch_first"):
+                e.config["batch_first"] = bool(obj.batch_first)
+        return ModelFile(framework="mindspore", version=None, layers=entries)
+    raise TypeError(f"cannot save a {type(obj).__name__}; expected a ModelFile, a state dict, a torch.nn.LSTM, "
+                    "or an lstm_bridge Keras/MindSpore layer")
