@@ -194,3 +194,16 @@ def test_dense_weight_is_not_mistaken_for_flat_lstm():
 def test_mixed_numpy_torch_refused(rng):
     with pytest.raises(TypeError, match="mix"):
         W.LSTMWeights(uneven(rng, (8, 3)), torch.zeros(8, 2))
+
+
+def test_float16_biases_are_summed_in_float32():
+    import numpy as np
+
+    from lstm_bridge.weights import LSTMWeights
+
+    rng = np.random.default_rng(0)
+    b_ih, b_hh = (rng.uniform(-1, 1, 8).astype(np.float16) for _ in range(2))
+    w = LSTMWeights(np.zeros((8, 3), np.float16), np.zeros((8, 2), np.float16), b_ih, b_hh)
+    total = w.bias_sum()
+    assert total.dtype == np.float32
+    np.testing.assert_array_equal(total, b_ih.astype(np.float32) + b_hh.astype(np.float32))

@@ -181,6 +181,10 @@ class LSTMWeights:
             return _copy(self.b_ih) if self.b_ih is not None else _copy(self.b_hh)
         if self.b_ih is None or not bool((self.b_ih != 0).any()):
             return _copy(self.b_hh)
+        if _is_torch(self.b_ih) and self.b_ih.dtype in (torch.float16, torch.bfloat16):
+            return self.b_ih.float() + self.b_hh.float()  # a float16 sum would lose up to ~1 ulp of 1e-3
+        if not _is_torch(self.b_ih) and np.asarray(self.b_ih).dtype == np.float16:
+            return self.b_ih.astype(np.float32) + self.b_hh.astype(np.float32)
         return self.b_ih + self.b_hh
 
     def numpy(self) -> "LSTMWeights":
