@@ -72,7 +72,7 @@ def test_lstm_cell_reproduces_real_mindspore_steps():
 
 def test_seq_length_zero_and_full_and_packed_sequence_semantics(rng):
     torch.manual_seed(0)
-    net = LSTM(3, 4, 2, bidirectional=True)
+    net = LSTM(3, 4, 2, bidirectional=True, numerics="exact")
     x = torch.tensor(rng.standard_normal((6, 4, 3)), dtype=torch.float32)
     h0 = torch.tensor(rng.standard_normal((4, 4, 4)), dtype=torch.float32)
     lengths = torch.tensor([6, 3, 0, 1], dtype=torch.int32)
@@ -185,6 +185,7 @@ def test_dtypes_float64_and_float16(rng):
     assert out16.dtype == torch.float16 and max_abs(out16.float(), out32) < 5e-3
     cell = LSTMCell(3, 4)
     assert cell.numerics == "mindspore-cpu"  # MindSpore's CPU LSTMCell always uses its approximations
+    assert LSTM(3, 4).numerics == "mindspore-cpu"  # ... and so does its seq_length path
     with pytest.raises(TypeError, match="does not cast"):
         cell(torch.ones(2, 3, dtype=torch.float64), (torch.zeros(2, 4), torch.zeros(2, 4)))
     with pytest.raises(ValueError, match="2-D"):

@@ -50,9 +50,10 @@ class LSTM(torch.nn.Module):
 
     Like a MindSpore Cell it starts in eval mode; ``set_train(True)`` (or ``.train()``) enables the
     dropout between layers. Extra arguments: ``dtype`` (parameter dtype, as MindSpore 2.x) and
-    ``numerics``: ``"exact"`` (default; true sigmoid/tanh, within 2e-4 of MindSpore's CPU seq_length
-    path and identical to its fused path) or ``"mindspore-cpu"`` (emulate MindSpore's approximate float32
-    CPU activations on the seq_length path, where the real kernel uses them; bit-level parity).
+    ``numerics``: ``"mindspore-cpu"`` (default: what MindSpore's CPU kernels compute — exact sigmoid/tanh
+    on the fused path, its approximate float32 Sigmoid/Tanh on the seq_length path, emulated bit for
+    bit; spec mindspore §3) or ``"exact"`` (true sigmoid/tanh everywhere, as MindSpore's GPU kernels;
+    within ~2e-4 of the CPU seq_length path, more with large weights).
 
     Example (the seed's corrected call)::
 
@@ -66,7 +67,7 @@ class LSTM(torch.nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, has_bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 dtype: Any = None, numerics: str = "exact"):
+                 dtype: Any = None, numerics: str = "mindspore-cpu"):
         super().__init__()
         check_positive_int(input_size, "input_size")
         check_positive_int(hidden_size, "hidden_size")

@@ -1,0 +1,59 @@
+# Golden fixtures from the real frameworks (issue 3). Included by the Makefile; never part of `make test`.
+#
+#   make golden      create the isolated framework environments under .golden-venvs/ (never .venv) and
+#                    regenerate tests/golden/ with tools/make_golden.py (deterministic: fixed seeds, CPU,
+#                    one thread), then rewrite docs/parity.md
+#   make test-live   random configurations side by side with the real frameworks (tests/test_live.py),
+#                    inside those environments, with lstm-bridge installed there --no-deps
+GOLDEN_PYTHON ?= python3
+GOLDEN_VENVS := .golden-venvs
+GOLDEN_TF := $(GOLDEN_VENVS)/tf
+GOLDEN_MS := $(GOLDEN_VENVS)/ms
+GOLDEN_TF_STAMP := $(GOLDEN_TF)/.installed
+GOLDEN_MS_STAMP := $(GOLDEN_MS)/.installed
+LIVE_TF_STAMP := $(GOLDEN_TF)/.live-installed
+LIVE_MS_STAMP := $(GOLDEN_MS)/.live-installed
+# Every live tier of the project (tests/test_live.py, tests/test_formats_live.py, ...); a test whose framework
+# is absent from the environment skips.
+LIVE_TESTS := $(wildcard tests/test_*live.py)
+LIVE_PYTEST := -m pytest -q -p no:cacheprovider -m live $(LIVE_TESTS)
+
+.PHONY: golden golden-envs test-live
+
+golden-envs: $(GOLDEN_TF_STAMP) $(GOLDEN_MS_STAMP)
+
+# tensorflow-cpu 2.21.0, tf-keras 2.21.0, keras 3.15.1
+$(GOLDEN_TF_STAMP): tools/golden-requirements-tf.txt
+	test -x $(GOLDEN_TF)/bin/python || $(GOLDEN_PYTHON) -m venv $(GOLDEN_TF)
+	$(GOLDEN_TF)/bin/python -m pip install -q -r tools/golden-requirements-tf.txt
+	touch $@
+
+# mindspore 2.10.0 with numpy<2
+$(GOLDEN_MS_STAMP): tools/golden-requirements-ms.txt
+	test -x $(GOLDEN_MS)/bin/python || $(GOLDEN_PYTHON) -m venv $(GOLDEN_MS)
+	$(GOLDEN_MS)/bin/python -m pip install -q -r tools/golden-requirements-ms.txt
+	touch $@
+
+golden: golden-envs venv
+	@start=$$(date +%s); \
+	$(GOLDEN_PYTHON) tools/make_golden.py && \
+	end=$$(date +%s) && echo "make golden: regenerated tests/golden/ in $$((end - start)) s" && \
+	$(PY) tools/parity_report.py --make-golden-seconds $$((end - start))
+
+# The live tier needs lstm-bridge (no dependencies: the framework pins stay as they are), the pinned CPU
+# torch and pytest inside each framework environment (and h5py in the MindSpore one, where the format tests
+# read Keras files; the TensorFlow environment already has it).
+$(LIVE_TF_STAMP): $(GOLDEN_TF_STAMP) pyproject.toml constraints.txt
+	$(GOLDEN_TF)/bin/python -m pip install -q -c constraints.txt torch pytest
+	$(GOLDEN_TF)/bin/python -m pip install -q --no-deps -e .
+	touch $@
+
+$(LIVE_MS_STAMP): $(GOLDEN_MS_STAMP) pyproject.toml constraints.txt
+	$(GOLDEN_MS)/bin/python -m pip install -q -c constraints.txt torch pytest h5py 'numpy<2'
+	$(GOLDEN_MS)/bin/python -m pip install -q --no-deps -e .
+	touch $@
+
+test-live: $(LIVE_TF_STAMP) $(LIVE_MS_STAMP)
+	TF_USE_LEGACY_KERAS=1 TF_CPP_MIN_LOG_LEVEL=3 CUDA_VISIBLE_DEVICES= $(GOLDEN_TF)/bin/python $(LIVE_PYTEST)
+	TF_USE_LEGACY_KERAS=0 TF_CPP_MIN_LOG_LEVEL=3 CUDA_VISIBLE_DEVICES= $(GOLDEN_TF)/bin/python $(LIVE_PYTEST)
+	GLOG_v=3 $(GOLDEN_MS)/bin/python $(LIVE_PYTEST)
