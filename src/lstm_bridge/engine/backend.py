@@ -18,7 +18,7 @@ from . import torch_path
 from .semantics import DirectionWeights, DropoutMasks, LayerSemantics
 
 _VALID = ("auto", "native", "torch")
-_warned = False
+_warned = False  # the "kernel unavailable" warning is given once per process
 last_used: Optional[str] = None  # "native" or "torch": which path ran most recently (for tests and bench)
 
 
@@ -29,13 +29,23 @@ def requested() -> str:
     return value
 
 
-def _native_module():
-    """The native kernel module, or None when it is not built/loadable (reason in ``native.error``)."""
+def _native_package():
+    """The native kernel package (importing it builds nothing), or None when it is not shipped."""
     try:
         from . import native  # noqa: WPS433 (optional component)
     except ImportError:
         return None
-    return native if native.available() else None
+    return native
+
+
+def _torch(reason_unavailable: Optional[str] = None) -> Callable:
+    global _warned, last_used
+    if reason_unavailable is not None and not _warned:
+        warnings.warn("lstm-bridge: native CPU kernel unavailable, using the torch path (" + reason_unavailable
+                      + ")", RuntimeWarning, stacklevel=4)
+        _warned = True
+    last_used = "torch"
+    return torch_path.run_layer
 
 
 def select(
@@ -46,30 +56,31 @@ def select(
     semantics: LayerSemantics,
     dropout: Sequence[Optional[DropoutMasks]],
 ) -> Callable:
-    """Return the ``run_layer`` implementation for this request."""
-    global _warned, last_used
+    """Return the ``run_layer`` implementation for this request.
+
+    The cheap ``check_supported`` runs first, so a request the kernel would not take (the standard
+    LSTM, which oneDNN runs, or a Python activation) never triggers the one-time build.
+    """
+    global last_used
     choice = requested()
     if choice == "torch":
-        last_used = "torch"
-        return torch_path.run_layer
-    native = _native_module()
+        return _torch()
+    native = _native_package()
     if native is None:
         if choice == "native":
-            raise RuntimeError("LSTM_BRIDGE_BACKEND=native but the native kernel is unavailable: "
-                               + _native_error())
-        if not _warned:
-            warnings.warn("lstm-bridge: native CPU kernel unavailable, using the torch path ("
-                          + _native_error() + ")", RuntimeWarning, stacklevel=3)
-            _warned = True
-        last_used = "torch"
-        return torch_path.run_layer
+            raise RuntimeError("LSTM_BRIDGE_BACKEND=native but the native kernel is not installed")
+        return _torch("not installed")
     try:
         native.check_supported(x, directions, valid=valid, semantics=semantics, dropout=dropout)
     except NotImplementedError:
         if choice == "native":
             raise
-        last_used = "torch"
-        return torch_path.run_layer
+        return _torch()
+    if not native.available():
+        if choice == "native":
+            raise RuntimeError("LSTM_BRIDGE_BACKEND=native but the native kernel is unavailable: "
+                               + _native_error())
+        return _torch(_native_error())
     last_used = "native"
     return native.run_layer
 

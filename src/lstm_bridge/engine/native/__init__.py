@@ -1,0 +1,388 @@
+"""The fused native CPU path of the engine: :func:`run_layer` with the torch path's exact contract.
+
+Layers (haste-style): ``lstm.h`` (shape contract) / ``lstm.cpp`` (the recurrence, forward and
+backward) -> this module (checks, the input projection and weight-gradient GEMMs, one
+``torch.autograd.Function``) -> :func:`lstm_bridge.engine.run_layer`.
+
+Work shape per layer call:
+
+* one GEMM projects all time steps of all directions: ``xp = x W_cat^T + b`` with ``W_cat`` the
+  directions' ``w_ih`` stacked (per direction / per gate when input dropout masks are present);
+* the kernel runs the steps: per step and direction one recurrent GEMM + one fused pointwise pass,
+  overwriting ``xp`` with the activated gates (kept for backward, so training memory stays small);
+* backward: the kernel returns ``dZ`` (pre-activation gradients); ``dW_hh``, ``dW_ih``, ``dx`` and the
+  bias gradients are each one large GEMM / reduction over all steps.
+
+The kernel is built on first use (see :mod:`.build`); ``LSTM_BRIDGE_BACKEND=torch`` never builds it.
+Standard semantics (sigmoid/tanh/tanh without masks or dropout) are left to the torch path, which
+hands them to oneDNN's fused ``torch.lstm``.
+"""
+from __future__ import annotations
+
+import os
+from types import ModuleType
+from typing import Any, List, Optional, Sequence, Tuple
+
+import torch
+
+from ..semantics import DirectionWeights, DropoutMasks, LayerSemantics, MaskedOutput
+
+Tensor = torch.Tensor
+
+__all__ = ["available", "error", "check_supported", "run_layer", "native_activation_id"]
+
+_module: Optional[ModuleType] = None
+_error: Optional[str] = None
+_tried = False
+_EMPTY = torch.empty(0)
+# The per-step recurrent GEMM: "kernel" (our register-blocked micro-kernel over W_hh packed once per
+# call; the default), "mkl" (MKL's packed-GEMM API, float32 and MKL builds only; otherwise "kernel"),
+# or "aten" (at::mm per step). Tests switch it to cover every path.
+GEMM_PATH = "kernel"
+
+# Activation ids shared with lstm.h (enum Act); the lstm_bridge.activations registry carries them.
+_MAX_ID = 6
+
+
+def _backend_disabled() -> bool:
+    return os.environ.get("LSTM_BRIDGE_BACKEND", "auto").strip().lower() == "torch"
+
+
+def available() -> bool:
+    """True when the kernel is built and loadable; builds it on the first call (once, cached).
+
+    Returns False (reason in :func:`error`) when the toolchain is missing, the build failed, or
+    ``LSTM_BRIDGE_BACKEND=torch`` (which never builds).
+    """
+    global _module, _error, _tried
+    if _module is not None:
+        return True
+    if _backend_disabled():
+        return False
+    if _tried:
+        return False
+    _tried = True
+    from . import build
+
+    try:
+        _module, _ = build.load()
+    except (RuntimeError, OSError, ImportError) as exc:  # a failed build/load: recorded, shown by backend
+        _error = f"native kernel build/load failed: {exc}"
+        return False
+    _error = None
+    return True
+
+
+def error() -> Optional[str]:
+    """Why the kernel is unavailable, or None."""
+    if _module is None and _backend_disabled():
+        return "disabled by LSTM_BRIDGE_BACKEND=torch"
+    return _error
+
+
+def native_activation_id(fn: Any) -> Optional[int]:
+    """The kernel's code for an activation (``Activation.native_id``; raw torch.sigmoid/tanh too)."""
+    if fn is torch.sigmoid:
+        return 0
+    if fn is torch.tanh:
+        return 1
+    native_id = getattr(fn, "native_id", None)
+    if isinstance(native_id, int) and 0 <= native_id <= _MAX_ID:
+        return native_id
+    return None
+
+
+def check_supported(
+    x: Tensor,
+    directions: Sequence[DirectionWeights],
+    *,
+    valid: Optional[Tensor],
+    semantics: LayerSemantics,
+    dropout: Sequence[Optional[DropoutMasks]],
+) -> None:
+    """Raise ``NotImplementedError`` when the kernel cannot (or should not) run this request.
+
+    Not supported: non-CPU tensors, dtypes other than float32/float64, mixed dtypes, activations
+    without a ``native_id`` (arbitrary Python callables), empty sequences or batches, and exactly
+    standard semantics (left to oneDNN through the torch path).
+    """
+    if x.device.type != "cpu":
+        raise NotImplementedError(f"native kernel runs on CPU only; received x on {x.device}")
+    if x.dtype not in (torch.float32, torch.float64):
+        raise NotImplementedError(f"native kernel supports float32/float64; received {x.dtype}")
+    if x.dim() != 3 or x.shape[0] == 0 or x.shape[1] == 0:
+        raise NotImplementedError(f"native kernel needs a non-empty (T, B, I) input; received {tuple(x.shape)}")
+    tensors: List[Tensor] = []
+    for w in directions:
+        tensors += [t for t in (w.w_ih, w.w_hh, w.b_ih, w.b_hh) if t is not None]
+    for d in dropout:
+        if d is not None:
+            tensors += [t for t in (d.inputs, d.recurrent) if t is not None]
+    for t in tensors:
+        if t.device.type != "cpu" or t.dtype != x.dtype:
+            raise NotImplementedError(
+                f"native kernel needs all weights/masks on CPU in {x.dtype}; received {t.dtype} on {t.device}")
+    acts = semantics.activations
+    for role, fn in (("gate", acts.gate), ("candidate", acts.candidate), ("cell", acts.cell)):
+        if native_activation_id(fn) is None:
+            raise NotImplementedError(f"{role} activation {fn!r} has no native implementation")
+    no_dropout = all(d is None or d.is_empty() for d in dropout)
+    if valid is None and no_dropout and acts.is_standard:
+        raise NotImplementedError("standard LSTM semantics: the torch path hands these to oneDNN")
+
+
+def _check_shapes(x: Tensor, directions: Sequence[DirectionWeights], h0: Sequence[Tensor],
+                  c0: Sequence[Tensor], reverse: Sequence[bool], valid: Optional[Tensor],
+                  dropout: Sequence[Optional[DropoutMasks]]) -> None:
+    T, B, I = x.shape
+    D = len(directions)
+    if not (len(h0) == len(c0) == len(reverse) == len(dropout) == D):
+        raise ValueError(f"run_layer needs one h0, c0, reverse flag and dropout entry per direction ({D}); "
+                         f"received {len(h0)}, {len(c0)}, {len(reverse)}, {len(dropout)}")
+    for d, w in enumerate(directions):
+        H = w.hidden_size
+        if tuple(w.w_ih.shape) != (4 * H, I) or tuple(w.w_hh.shape) != (4 * H, H):
+            raise ValueError(f"direction {d}: expected w_ih (4H, I) = {(4 * H, I)} and w_hh (4H, H) = "
+                             f"{(4 * H, H)}; received {tuple(w.w_ih.shape)} and {tuple(w.w_hh.shape)}")
+        for name, b in (("b_ih", w.b_ih), ("b_hh", w.b_hh)):
+            if b is not None and tuple(b.shape) != (4 * H,):
+                raise ValueError(f"direction {d}: expected {name} ({4 * H},); received {tuple(b.shape)}")
+        for name, s in (("h0", h0[d]), ("c0", c0[d])):
+            if tuple(s.shape) != (B, H):
+                raise ValueError(f"direction {d}: expected {name} {(B, H)}; received {tuple(s.shape)}")
+        drop = dropout[d]
+        if drop is not None:
+            for name, m, width in (("inputs", drop.inputs, I), ("recurrent", drop.recurrent, H)):
+                if m is not None and (m.dim() != 3 or m.shape[0] not in (1, 4) or tuple(m.shape[1:]) != (B, width)):
+                    raise ValueError(f"direction {d}: dropout {name} mask must be (G in {{1, 4}}, {B}, {width}); "
+                                     f"received {tuple(m.shape)}")
+    if valid is not None and tuple(valid.shape) != (T, B):
+        raise ValueError(f"valid must be (T, B) = {(T, B)}; received {tuple(valid.shape)}")
+
+
+class _Plan:
+    """Everything non-differentiable about one call: config for the kernel, masks, offsets."""
+
+    def __init__(self, ext: ModuleType, directions: Sequence[DirectionWeights], reverse: Sequence[bool],
+                 valid: Optional[Tensor], semantics: LayerSemantics,
+                 dropout: Sequence[Optional[DropoutMasks]], x: Tensor):
+        self.D = len(directions)
+        self.H = [w.hidden_size for w in directions]
+        self.offsets: List[int] = []
+        total = 0
+        for H in self.H:
+            self.offsets.append(total)
+            total += 4 * H
+        self.S = total
+        self.has_b_ih = [w.b_ih is not None for w in directions]
+        self.has_b_hh = [w.b_hh is not None for w in directions]
+        self.in_masks: List[Optional[Tensor]] = []
+        self.rec_masks: List[Optional[Tensor]] = []
+        for d in dropout:
+            self.in_masks.append(None if d is None or d.inputs is None else d.inputs.detach().contiguous())
+            self.rec_masks.append(None if d is None or d.recurrent is None else d.recurrent.detach().contiguous())
+        self.valid = _EMPTY if valid is None else valid.detach().to(torch.uint8).contiguous()
+        acts = semantics.activations
+        cfg = ext.LayerConfig()
+        cfg.offsets = self.offsets
+        cfg.reverse = [bool(r) for r in reverse]
+        cfg.gate_act = native_activation_id(acts.gate)
+        cfg.cand_act = native_activation_id(acts.candidate)
+        cfg.cell_act = native_activation_id(acts.cell)
+        cfg.carry = semantics.masked_output is MaskedOutput.CARRY
+        cfg.gemm = _gemm_code(ext, x.dtype)
+        self.cfg = cfg
+        self.ext = ext
+        self.empty = x.new_empty(0)
+
+    def rec_mask_args(self) -> List[Tensor]:
+        return [self.empty if m is None else m for m in self.rec_masks]
+
+
+def _gemm_code(ext: ModuleType, dtype: torch.dtype) -> int:
+    if GEMM_PATH == "kernel":
+        return ext.GEMM_KERNEL
+    if GEMM_PATH == "aten":
+        return ext.GEMM_ATEN
+    if GEMM_PATH == "mkl":
+        return ext.GEMM_MKL if ext.HAS_PACKED_GEMM and dtype == torch.float32 else ext.GEMM_KERNEL
+    raise ValueError(f"native.GEMM_PATH must be 'kernel', 'mkl' or 'aten'; received {GEMM_PATH!r}")
+
+
+def _bias(b_ih: Optional[Tensor], b_hh: Optional[Tensor]) -> Optional[Tensor]:
+    if b_ih is None:
+        return b_hh
+    return b_ih if b_hh is None else b_ih + b_hh
+
+
+def _input_projection(plan: _Plan, x: Tensor, w_ih: Sequence[Tensor], b_ih: Sequence[Optional[Tensor]],
+                      b_hh: Sequence[Optional[Tensor]]) -> Tensor:
+    """``(T, B, I) -> (T, B, S)``: every direction's ``W_ih x_t + b_ih + b_hh``, column blocks per direction."""
+    T, B, I = x.shape
+    x2 = x.reshape(T * B, I)
+    biases = [_bias(bi, bh) for bi, bh in zip(b_ih, b_hh)]
+    if all(m is None for m in plan.in_masks):
+        weight = w_ih[0] if plan.D == 1 else torch.cat(list(w_ih), 0)
+        if all(b is None for b in biases):
+            return torch.mm(x2, weight.t()).view(T, B, plan.S)
+        parts = [b if b is not None else x.new_zeros(4 * H) for b, H in zip(biases, plan.H)]
+        bias = parts[0] if plan.D == 1 else torch.cat(parts)
+        return torch.addmm(bias, x2, weight.t()).view(T, B, plan.S)
+    xp = x.new_empty(T, B, plan.S)
+    for d in range(plan.D):
+        H, off, m, bias = plan.H[d], plan.offsets[d], plan.in_masks[d], biases[d]
+        block = xp[..., off:off + 4 * H]
+        if m is None:
+            block.copy_((torch.mm(x2, w_ih[d].t()) if bias is None else torch.addmm(bias, x2, w_ih[d].t()))
+                        .view(T, B, 4 * H))
+        elif m.shape[0] == 1:
+            xm = (x * m[0]).reshape(T * B, I)
+            block.copy_((torch.mm(xm, w_ih[d].t()) if bias is None else torch.addmm(bias, xm, w_ih[d].t()))
+                        .view(T, B, 4 * H))
+        else:  # one mask per gate, as the torch path: bmm then bias
+            xm = (x.unsqueeze(0) * m.unsqueeze(1)).reshape(4, T * B, I)
+            per_gate = torch.bmm(xm, w_ih[d].view(4, H, I).transpose(1, 2))
+            out = per_gate.permute(1, 0, 2).reshape(T, B, 4 * H)
+            block.copy_(out if bias is None else out + bias)
+    return xp
+
+
+class _NativeLayer(torch.autograd.Function):
+    """One layer through the kernel. Inputs: plan, x, then per direction lists of
+    w_ih, w_hh, b_ih, b_hh, h0, c0 (flattened; None for absent biases). Outputs: outs, h_n, c_n."""
+
+    @staticmethod
+    def forward(ctx, plan: _Plan, x: Tensor, *flat: Optional[Tensor]):  # type: ignore[override]
+        D = plan.D
+        w_ih, w_hh = flat[0:D], flat[D:2 * D]
+        b_ih, b_hh = flat[2 * D:3 * D], flat[3 * D:4 * D]
+        h0, c0 = flat[4 * D:5 * D], flat[5 * D:6 * D]
+        save = any(ctx.needs_input_grad)
+        plan.cfg.save = save
+        xp = _input_projection(plan, x, w_ih, b_ih, b_hh).contiguous()
+        outs, hn, cn, cprev, hprev = plan.ext.forward(plan.cfg, xp, list(w_hh), list(h0), list(c0),
+                                                      plan.valid, plan.rec_mask_args())
+        if save:
+            ctx.plan = plan
+            ctx.gates = xp  # overwritten in place by the kernel: activated gates of every step
+            ctx.cprev = cprev
+            ctx.hprev = hprev
+            ctx.save_for_backward(x, *w_ih, *w_hh)
+        return (*outs, *hn, *cn)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, *grads: Tensor):  # type: ignore[override]
+        plan: _Plan = ctx.plan
+        D = plan.D
+        saved = ctx.saved_tensors
+        x, w_ih, w_hh = saved[0], saved[1:1 + D], saved[1 + D:1 + 2 * D]
+        need = ctx.needs_input_grad  # (plan, x, w_ih*D, w_hh*D, b_ih*D, b_hh*D, h0*D, c0*D)
+        g_out = [g.contiguous() for g in grads[0:D]]
+        g_hn, g_cn = list(grads[D:2 * D]), list(grads[2 * D:3 * D])
+        (dZ,), dh0, dc0 = plan.ext.backward(plan.cfg, ctx.gates, g_out, g_hn, g_cn, ctx.cprev, list(w_hh),
+                                            plan.valid, plan.rec_mask_args())
+        T, B, I = x.shape
+        dZ2 = dZ.view(T * B, plan.S)
+        x2 = x.reshape(T * B, I)
+        d_w_ih: List[Optional[Tensor]] = [None] * D
+        d_w_hh: List[Optional[Tensor]] = [None] * D
+        d_b_ih: List[Optional[Tensor]] = [None] * D
+        d_b_hh: List[Optional[Tensor]] = [None] * D
+        dx: Optional[Tensor] = None
+        for d in range(D):
+            H, off = plan.H[d], plan.offsets[d]
+            dz = dZ2[:, off:off + 4 * H]
+            if need[2 + D + d]:  # w_hh: one GEMM over all steps against the (masked) h sequence
+                h_seq = ctx.hprev[d]
+                m = plan.rec_masks[d]
+                if m is None:
+                    d_w_hh[d] = dz.t().mm(h_seq.view(T * B, H))
+                elif m.shape[0] == 1:
+                    d_w_hh[d] = dz.t().mm((h_seq * m[0]).view(T * B, H))
+                else:
+                    hm = (h_seq.unsqueeze(0) * m.unsqueeze(1)).view(4, T * B, H)
+                    d_w_hh[d] = torch.bmm(dz.view(T * B, 4, H).permute(1, 2, 0), hm).reshape(4 * H, H)
+            if need[2 + 2 * D + d] or need[2 + 3 * D + d]:
+                db = dz.sum(0)
+                both = need[2 + 2 * D + d] and need[2 + 3 * D + d]
+                d_b_ih[d] = db if need[2 + 2 * D + d] else None
+                d_b_hh[d] = (db.clone() if both else db) if need[2 + 3 * D + d] else None  # no shared .grad
+        need_x = need[1]
+        need_wih = any(need[2 + d] for d in range(D))
+        if all(m is None for m in plan.in_masks):
+            if need_x:
+                weight = w_ih[0] if D == 1 else torch.cat(list(w_ih), 0)
+                dx = dZ2.mm(weight).view(T, B, I)
+            if need_wih:
+                d_w = dZ2.t().mm(x2)  # (S, I): all directions in one GEMM
+                for d in range(D):
+                    if need[2 + d]:
+                        d_w_ih[d] = d_w[plan.offsets[d]:plan.offsets[d] + 4 * plan.H[d]]
+        else:
+            dx = x.new_zeros(T, B, I) if need_x else None
+            for d in range(D):
+                H, off, m = plan.H[d], plan.offsets[d], plan.in_masks[d]
+                dz = dZ2[:, off:off + 4 * H]
+                if m is None:
+                    if need_x:
+                        dx += dz.mm(w_ih[d]).view(T, B, I)
+                    if need[2 + d]:
+                        d_w_ih[d] = dz.t().mm(x2)
+                elif m.shape[0] == 1:
+                    if need_x:
+                        dx += dz.mm(w_ih[d]).view(T, B, I) * m[0]
+                    if need[2 + d]:
+                        d_w_ih[d] = dz.t().mm((x * m[0]).reshape(T * B, I))
+                else:
+                    dz4 = dz.view(T * B, 4, H).transpose(0, 1)  # (4, T*B, H)
+                    if need_x:
+                        dxm = torch.bmm(dz4, w_ih[d].view(4, H, I))  # (4, T*B, I)
+                        dx += (dxm.view(4, T, B, I) * m.unsqueeze(1)).sum(0)
+                    if need[2 + d]:
+                        xm = (x.unsqueeze(0) * m.unsqueeze(1)).reshape(4, T * B, I)
+                        d_w_ih[d] = torch.bmm(dz4.transpose(1, 2), xm).reshape(4 * H, I)
+        return (None, dx, *d_w_ih, *d_w_hh, *d_b_ih, *d_b_hh, *dh0, *dc0)
+
+
+def run_layer(
+    x: Tensor,
+    directions: Sequence[DirectionWeights],
+    h0: Sequence[Tensor],
+    c0: Sequence[Tensor],
+    *,
+    reverse: Sequence[bool],
+    valid: Optional[Tensor],
+    semantics: LayerSemantics,
+    dropout: Sequence[Optional[DropoutMasks]],
+) -> Tuple[List[Tensor], List[Tensor], List[Tensor]]:
+    """Native implementation of :func:`lstm_bridge.engine.run_layer` (same arguments and results).
+
+    Args:
+        x: ``(T, B, I)`` float32/float64 CPU.  h0, c0: per direction ``(B, H_d)``.
+        reverse: per direction, time runs T-1 .. 0.  valid: ``(T, B)`` bool or None.
+        semantics: activations (each with a ``native_id``) and the masked-output rule.
+        dropout: per direction :class:`DropoutMasks` (``(G, B, I)`` / ``(G, B, H)``, G in {1, 4}) or None.
+
+    Returns:
+        ``(outputs, h_n, c_n)`` lists over directions; ``outputs[d]`` is ``(T, B, H_d)`` indexed by
+        original time.
+
+    Raises:
+        NotImplementedError: see :func:`check_supported`.  RuntimeError: the kernel is not built.
+    """
+    if dropout is None:
+        dropout = [None] * len(directions)
+    check_supported(x, directions, valid=valid, semantics=semantics, dropout=dropout)
+    _check_shapes(x, directions, h0, c0, reverse, valid, dropout)
+    if not available():
+        raise RuntimeError("lstm-bridge native kernel unavailable: " + (error() or "unknown reason"))
+    plan = _Plan(_module, directions, reverse, valid, semantics, dropout, x)
+    D = len(directions)
+    flat = ([w.w_ih for w in directions] + [w.w_hh for w in directions] + [w.b_ih for w in directions]
+            + [w.b_hh for w in directions] + [h.to(x.dtype) for h in h0] + [c.to(x.dtype) for c in c0])
+    results = _NativeLayer.apply(plan, x, *flat)
+    outs = list(results[0:D])
+    hn = list(results[D:2 * D])
+    cn = list(results[2 * D:3 * D])
+    return outs, hn, cn

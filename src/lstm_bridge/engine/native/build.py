@@ -1,0 +1,143 @@
+"""Building and loading the native kernel (``lstm.cpp``) with ``torch.utils.cpp_extension``.
+
+The extension is compiled once per (source, torch version, CPU capability) and cached under
+``$LSTM_BRIDGE_CACHE`` (default ``~/.cache/lstm_bridge/native``). Building prints one line on stderr.
+A file lock around the build keeps concurrent processes from compiling into the same directory at
+once (the second one waits, then loads the finished module).
+"""
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import hashlib
+import importlib.util
+import os
+import shutil
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import List, Tuple
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+SOURCES = ("lstm.cpp",)
+HEADERS = ("lstm.h",)
+
+# Compile flags per ATen CPU capability: the at::vec types follow CPU_CAPABILITY_*.
+_ARCH_FLAGS = {
+    "AVX512": ["-DCPU_CAPABILITY=AVX512", "-DCPU_CAPABILITY_AVX512", "-mavx512f", "-mavx512bw", "-mavx512vl",
+               "-mavx512dq", "-mavx2", "-mfma", "-mf16c"],
+    "AVX2": ["-DCPU_CAPABILITY=AVX2", "-DCPU_CAPABILITY_AVX2", "-mavx2", "-mfma", "-mf16c"],
+}
+# -ffp-contract=off: no silent FMA contraction, so pointwise results round like the torch path.
+_COMMON_FLAGS = ["-O3", "-ffp-contract=off", "-fno-math-errno", "-std=c++17"]
+
+
+def cache_root() -> Path:
+    """Where built kernels live: ``$LSTM_BRIDGE_CACHE`` or ``~/.cache/lstm_bridge/native``."""
+    env = os.environ.get("LSTM_BRIDGE_CACHE")
+    if env:
+        return Path(env).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "lstm_bridge" / "native"
+
+
+def _capability() -> str:
+    cap = torch.backends.cpu.get_cpu_capability()
+    return cap if cap in _ARCH_FLAGS else "DEFAULT"
+
+
+def mkl_packed_gemm() -> bool:
+    """True when libtorch_cpu exports MKL's packed-GEMM API (torch built with MKL, e.g. x86 wheels)."""
+    if not torch.backends.mkl.is_available():
+        return False
+    library = Path(torch.__file__).resolve().parent / "lib" / "libtorch_cpu.so"
+    if not library.exists():
+        return False
+    try:
+        handle = ctypes.CDLL(str(library))
+    except OSError:
+        return False
+    return all(hasattr(handle, s) for s in ("cblas_sgemm_pack_get_size", "cblas_sgemm_pack", "cblas_sgemm_compute"))
+
+
+def compile_flags() -> List[str]:
+    """The C++ flags used for this machine's build."""
+    cap = _capability()
+    flags = _COMMON_FLAGS + _ARCH_FLAGS.get(cap, ["-DCPU_CAPABILITY=DEFAULT"])
+    if mkl_packed_gemm():
+        flags.append("-DLSTM_BRIDGE_MKL_PACKED")
+    return flags
+
+
+def module_name() -> str:
+    """Extension name: a digest of sources, flags and torch version, so any change rebuilds."""
+    digest = hashlib.sha256()
+    for name in SOURCES + HEADERS:
+        digest.update((HERE / name).read_bytes())
+    digest.update(" ".join(compile_flags()).encode())
+    digest.update(torch.__version__.encode())
+    digest.update(sys.version.encode())
+    return "lstm_bridge_native_" + digest.hexdigest()[:16]
+
+
+def toolchain_problem() -> str:
+    """Why a build cannot even start (no ninja, no C++ compiler), or '' when it can."""
+    from torch.utils import cpp_extension
+
+    if not cpp_extension.is_ninja_available():
+        return "ninja is not installed (pip install ninja)"
+    compiler = os.environ.get("CXX", "c++")
+    if shutil.which(compiler) is None:
+        return f"no C++ compiler ({compiler!r} not found on PATH)"
+    return ""
+
+
+def _built_library(build_dir: Path, name: str) -> Path:
+    return build_dir / f"{name}.so"
+
+
+def _import_built(path: Path, name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, str(path))
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load the native kernel from {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def load(verbose: bool = False) -> Tuple[ModuleType, bool]:
+    """Build (if needed) and import the kernel; returns ``(module, built_now)``.
+
+    Raises:
+        RuntimeError: the toolchain is missing or compilation failed (the compiler's message included).
+    """
+    problem = toolchain_problem()
+    name = module_name()
+    build_dir = cache_root() / name
+    library = _built_library(build_dir, name)
+    if library.exists():
+        return _import_built(library, name), False
+    if problem:
+        raise RuntimeError(problem)
+    from torch.utils import cpp_extension
+
+    build_dir.mkdir(parents=True, exist_ok=True)
+    with open(build_dir / "build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be building: wait for it
+        try:
+            if library.exists():
+                return _import_built(library, name), False
+            print("lstm-bridge: building native kernel (once, ~1 min)...", file=sys.stderr, flush=True)
+            module = cpp_extension.load(
+                name=name,
+                sources=[str(HERE / s) for s in SOURCES],
+                extra_cflags=compile_flags(),
+                extra_include_paths=[str(HERE)],
+                build_directory=str(build_dir),
+                verbose=verbose,
+            )
+            print(f"lstm-bridge: native kernel built in {build_dir}", file=sys.stderr, flush=True)
+            return module, True
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

@@ -1,0 +1,813 @@
+// lstm-bridge native CPU kernel: fused recurrence, forward and backward. Shape contract in lstm.h.
+//
+// Work items are (direction, block of batch rows); each runs on one thread through all T steps, so the
+// time loop never synchronises. Per step: one recurrent GEMM that accumulates W_hh h straight into the
+// step's pre-activations (our micro-kernel over W_hh packed once per call, or MKL packed, or at::mm),
+// then one pointwise pass per row (vectorised with at::vec): activations, cell update, mask select,
+// carry/zero output, recurrent dropout of the next h. Nothing is allocated inside the time loop.
+#include "lstm.h"
+
+#include <torch/extension.h>
+
+#include <ATen/Parallel.h>
+#include <ATen/cpu/vec/vec.h>
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <type_traits>
+
+#ifdef LSTM_BRIDGE_MKL_PACKED
+// MKL's packed-GEMM API (exported by libtorch_cpu when torch is built with MKL; the build checks):
+// W_hh is packed once per call and stays in MKL's internal layout for every step.
+extern "C" {
+size_t cblas_sgemm_pack_get_size(int identifier, int m, int n, int k);
+void cblas_sgemm_pack(int layout, int identifier, int trans, int m, int n, int k, float alpha, const float* src,
+                      int ld, float* dest);
+void cblas_sgemm_compute(int layout, int transa, int transb, int m, int n, int k, const float* a, int lda,
+                         const float* b, int ldb, float beta, float* c, int ldc);
+}
+namespace {
+constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112, kPacked = 151, kBMatrix = 162;
+}
+#endif
+
+namespace lstm_bridge {
+namespace {
+
+using at::vec::Vectorized;
+
+// Elementwise activation, vectorised; src and dst may alias. Mirrors the torch path's formulas op for
+// op (the build disables FMA contraction) so that both paths round alike.
+template <typename T, typename F>
+inline void map_vec(const T* src, T* dst, int64_t n, F f) {
+  using V = Vectorized<T>;
+  int64_t j = 0;
+  for (; j + V::size() <= n; j += V::size()) f(V::loadu(src + j)).store(dst + j);
+  if (j < n) {
+    const int64_t rest = n - j;
+    f(V::loadu(src + j, rest)).store(dst + j, rest);
+  }
+}
+
+template <typename T>
+void apply_act(int64_t id, const T* src, T* dst, int64_t n) {
+  using V = Vectorized<T>;
+  const V one(T(1));
+  const V zero(T(0));
+  switch (id) {
+    case kSigmoid:
+      map_vec(src, dst, n, [&](V x) { return one / (one + x.neg().exp()); });
+      break;
+    case kTanh:
+      map_vec(src, dst, n, [](V x) { return x.tanh(); });
+      break;
+    case kHardSigmoidKeras2: {
+      const V a(T(0.2)), b(T(0.5));
+      map_vec(src, dst, n, [&](V x) { return at::vec::minimum(at::vec::maximum(x * a + b, zero), one); });
+      break;
+    }
+    case kHardSigmoidKeras3: {
+      const V three(T(3)), six(T(6));
+      map_vec(src, dst, n,
+              [&](V x) { return at::vec::minimum(at::vec::maximum(x + three, zero), six) / six; });
+      break;
+    }
+    case kRelu:
+      map_vec(src, dst, n, [&](V x) { return at::vec::maximum(x, zero); });
+      break;
+    case kLinear:
+      if (src != dst) std::memcpy(dst, src, sizeof(T) * n);
+      break;
+    case kSoftsign:
+      map_vec(src, dst, n, [&](V x) { return x / (one + x.abs()); });
+      break;
+    default:
+      TORCH_CHECK(false, "lstm-bridge native: unknown activation id ", id, " (expected 0..6)");
+  }
+}
+
+// g[j] *= act'(.) expressed through the activation's output y[j]. Each case is a plain loop the
+// compiler vectorises (no transcendental functions).
+template <typename T>
+void mul_act_grad(int64_t id, T* g, const T* y, int64_t n) {
+  switch (id) {
+    case kSigmoid:
+      for (int64_t j = 0; j < n; ++j) g[j] = g[j] * ((T(1) - y[j]) * y[j]);
+      break;
+    case kTanh:
+      for (int64_t j = 0; j < n; ++j) g[j] = g[j] * (T(1) - y[j] * y[j]);
+      break;
+    case kHardSigmoidKeras2:
+      for (int64_t j = 0; j < n; ++j) g[j] = (y[j] > T(0) && y[j] < T(1)) ? g[j] * T(0.2) : T(0);
+      break;
+    case kHardSigmoidKeras3:
+      for (int64_t j = 0; j < n; ++j) g[j] = (y[j] > T(0) && y[j] < T(1)) ? g[j] / T(6) : T(0);
+      break;
+    case kRelu:
+      for (int64_t j = 0; j < n; ++j) g[j] = y[j] > T(0) ? g[j] : T(0);
+      break;
+    case kLinear:
+      break;
+    case kSoftsign:
+      for (int64_t j = 0; j < n; ++j) {
+        const T a = T(1) - std::abs(y[j]);
+        g[j] = g[j] * (a * a);
+      }
+      break;
+    default:
+      TORCH_CHECK(false, "lstm-bridge native: unknown activation id ", id, " (expected 0..6)");
+  }
+}
+
+// ---- the per-step recurrent GEMM --------------------------------------------------------------------
+// Three interchangeable implementations (LayerConfig::gemm):
+//  kGemmKernel: our register-blocked micro-kernel (at::vec FMA) over W_hh packed once per call into
+//               column panels that stay resident in cache; no dispatch, no per-step packing;
+//  kGemmMkl:    MKL's packed-GEMM API (float32, builds with MKL only);
+//  kGemmAten:   at::mm_out / at::bmm_out into a scratch buffer (portable reference).
+// forward: z(M, N) += h(M, K) W^T (N = 4H, K = H; per gate N = K = H for G = 4 masks);
+// backward: dh(M, H) = dz(M, 4H) W (K = 4H, N = H; per gate K = N = H for G = 4 masks).
+
+template <typename T>
+struct RecGemm {
+  int64_t path = kGemmAten;
+  int64_t n = 0, k = 0, panels = 0;
+  at::Tensor buffer;              // owns the packed weights
+  std::vector<const T*> parts;    // packed weights per piece: 1, or 4 for per-gate masks
+  bool active() const { return !parts.empty(); }
+};
+
+// Micro-kernel vectors: GCC vector extensions of the build's register width (the accumulators then
+// stay in registers; FMA contraction is enabled for the micro-kernel only, see micro_kernel).
+#if defined(CPU_CAPABILITY_AVX512)
+constexpr int64_t kVecBytes = 64;
+#elif defined(CPU_CAPABILITY_AVX2)
+constexpr int64_t kVecBytes = 32;
+#else
+constexpr int64_t kVecBytes = 16;
+#endif
+template <typename T>
+struct VecOf {
+  typedef T type __attribute__((vector_size(kVecBytes)));
+};
+
+// Micro-kernel shape: MR rows x kPanelVecs vector registers of columns (MR * kPanelVecs accumulators,
+// sized to the register file: 32 zmm with AVX-512, 16 ymm/xmm otherwise). MR = 4 keeps the kernel
+// full when a thread owns only a few batch rows.
+#if defined(CPU_CAPABILITY_AVX512)
+#define LSTM_BRIDGE_PANEL_VECS 4
+#define LSTM_BRIDGE_MR 4
+#else
+#define LSTM_BRIDGE_PANEL_VECS 2
+#define LSTM_BRIDGE_MR 6
+#endif
+constexpr int64_t kPanelVecs = LSTM_BRIDGE_PANEL_VECS;
+constexpr int kMR = LSTM_BRIDGE_MR;
+
+// Number of columns per panel.
+template <typename T>
+constexpr int64_t panel_width() { return kPanelVecs * kVecBytes / static_cast<int64_t>(sizeof(T)); }
+
+template <typename T>
+RecGemm<T> pack_kernel_weights(const at::Tensor& w, int64_t G, bool forward) {
+  RecGemm<T> g;
+  g.path = kGemmKernel;
+  const int64_t H = w.size(1), NR = panel_width<T>();
+  const int64_t pieces = G == 4 ? 4 : 1;
+  g.n = forward ? (pieces == 4 ? H : 4 * H) : H;
+  g.k = forward ? H : (pieces == 4 ? H : 4 * H);
+  g.panels = (g.n + NR - 1) / NR;
+  const int64_t piece_size = g.panels * g.k * NR;
+  g.buffer = at::zeros({pieces * piece_size}, w.options());
+  T* dst = g.buffer.template data_ptr<T>();
+  const T* W = w.template data_ptr<T>();  // (4H, H) contiguous
+  const int64_t n = g.n, k = g.k, panels = g.panels;
+  // one task per (piece, panel); large weights are packed by all threads
+  at::parallel_for(0, pieces * panels, std::max<int64_t>(1, 65536 / (k * NR)), [&](int64_t i0, int64_t i1) {
+    for (int64_t item = i0; item < i1; ++item) {
+      const int64_t q = item / panels, p = item % panels;
+      const int64_t row0 = pieces == 4 ? q * H : 0;
+      T* panel = dst + q * piece_size + p * k * NR;
+      for (int64_t kk = 0; kk < k; ++kk) {
+        T* out = panel + kk * NR;
+        for (int64_t c = 0; c < NR && p * NR + c < n; ++c) {
+          const int64_t nn = p * NR + c;
+          // forward: B[k][n] = W[row0 + n][k];  backward: B[k][n] = W[row0 + k][n]
+          out[c] = forward ? W[(row0 + nn) * H + kk] : W[(row0 + kk) * H + nn];
+        }
+      }
+    }
+  });
+  for (int64_t q = 0; q < pieces; ++q) g.parts.push_back(dst + q * piece_size);
+  return g;
+}
+
+// C(MR rows, one panel) (+)= A(MR, K) Bp(K, NR): MR x kPanelVecs vector accumulators, one pass over K.
+// fp-contract=fast here only: a GEMM accumulates with FMA like MKL/oneDNN do.
+template <typename T, int MR>
+__attribute__((optimize("fp-contract=fast"))) inline void micro_kernel(int64_t K, const T* A, int64_t lda,
+                                                                       const T* Bp, T* C, int64_t ldc,
+                                                                       int64_t ncols, bool accumulate) {
+  typedef typename VecOf<T>::type V;
+  constexpr int64_t L = kVecBytes / static_cast<int64_t>(sizeof(T));
+  constexpr int NV = static_cast<int>(kPanelVecs);
+  V acc[MR][NV];
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; ++r) {
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[r][v] = V{};
+  }
+  for (int64_t kk = 0; kk < K; ++kk) {
+    V b[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) __builtin_memcpy(&b[v], Bp + (kk * NV + v) * L, sizeof(V));
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r) {
+      const T a = A[r * lda + kk];
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[r][v] += b[v] * a;
+    }
+  }
+  if (ncols == NV * L) {
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r) {
+      T* c = C + r * ldc;
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) {
+        if (accumulate) {
+          V cv;
+          __builtin_memcpy(&cv, c + v * L, sizeof(V));
+          acc[r][v] = cv + acc[r][v];
+        }
+        __builtin_memcpy(c + v * L, &acc[r][v], sizeof(V));
+      }
+    }
+    return;
+  }
+  for (int r = 0; r < MR; ++r) {
+    T tmp[NV * L];
+    for (int v = 0; v < NV; ++v) __builtin_memcpy(tmp + v * L, &acc[r][v], sizeof(V));
+    T* c = C + r * ldc;
+    for (int64_t j = 0; j < ncols; ++j) c[j] = accumulate ? c[j] + tmp[j] : tmp[j];
+  }
+}
+
+template <typename T, int R>
+inline void micro_tail(int64_t rows, int64_t K, const T* A, int64_t lda, const T* Bp, T* C, int64_t ldc,
+                       int64_t ncols, bool accumulate) {
+  if constexpr (R > 0) {
+    if (rows == R) {
+      micro_kernel<T, R>(K, A, lda, Bp, C, ldc, ncols, accumulate);
+      return;
+    }
+    micro_tail<T, R - 1>(rows, K, A, lda, Bp, C, ldc, ncols, accumulate);
+  }
+}
+
+template <typename T>
+void kernel_gemm(const RecGemm<T>& g, int q, int64_t M, const T* A, int64_t lda, bool accumulate, T* C,
+                 int64_t ldc) {
+  constexpr int64_t NR = panel_width<T>();
+  const T* piece = g.parts[q];
+  for (int64_t p = 0; p < g.panels; ++p) {
+    const T* Bp = piece + p * g.k * NR;
+    const int64_t ncols = std::min<int64_t>(NR, g.n - p * NR);
+    T* Cp = C + p * NR;
+    int64_t m = 0;
+    for (; m + kMR <= M; m += kMR) {
+      micro_kernel<T, kMR>(g.k, A + m * lda, lda, Bp, Cp + m * ldc, ldc, ncols, accumulate);
+    }
+    if (m < M) micro_tail<T, kMR - 1>(M - m, g.k, A + m * lda, lda, Bp, Cp + m * ldc, ldc, ncols, accumulate);
+  }
+}
+
+template <typename T>
+RecGemm<T> pack_mkl_weights(const at::Tensor& w, int64_t M, int64_t G, bool forward) {
+  RecGemm<T> g;
+#ifdef LSTM_BRIDGE_MKL_PACKED
+  if constexpr (std::is_same<T, float>::value) {
+    g.path = kGemmMkl;
+    const int H = static_cast<int>(w.size(1));
+    const int pieces = G == 4 ? 4 : 1;
+    g.n = forward ? (pieces == 4 ? H : 4 * H) : H;
+    g.k = forward ? H : (pieces == 4 ? H : 4 * H);
+    const int trans = forward ? kTrans : kNoTrans;
+    const size_t bytes = cblas_sgemm_pack_get_size(kBMatrix, static_cast<int>(M), g.n, g.k);
+    const int64_t floats = static_cast<int64_t>(((bytes + sizeof(float) - 1) / sizeof(float) + 15) / 16 * 16);
+    g.buffer = at::empty({floats * pieces}, w.options());
+    float* dest = g.buffer.template data_ptr<float>();
+    const float* src = w.data_ptr<float>();
+    for (int q = 0; q < pieces; ++q) {
+      float* d = dest + q * floats;
+      cblas_sgemm_pack(kRowMajor, kBMatrix, trans, static_cast<int>(M), static_cast<int>(g.n),
+                       static_cast<int>(g.k), 1.0f, src + static_cast<int64_t>(q) * H * H, H, d);
+      g.parts.push_back(d);
+    }
+  }
+#endif
+  (void)w;
+  (void)M;
+  (void)G;
+  (void)forward;
+  return g;
+}
+
+// C(M, n) (+)= A(M, k) B through whichever packed path g holds. Only called when g.active().
+template <typename T>
+inline void rec_gemm(const RecGemm<T>& g, int q, int64_t M, const T* A, int64_t lda, bool accumulate, T* C,
+                     int64_t ldc) {
+  if (g.path == kGemmKernel) {
+    kernel_gemm<T>(g, q, M, A, lda, accumulate, C, ldc);
+    return;
+  }
+#ifdef LSTM_BRIDGE_MKL_PACKED
+  if constexpr (std::is_same<T, float>::value) {
+    cblas_sgemm_compute(kRowMajor, kNoTrans, kPacked, static_cast<int>(M), static_cast<int>(g.n),
+                        static_cast<int>(g.k), A, static_cast<int>(lda), g.parts[q], static_cast<int>(g.n),
+                        accumulate ? 1.0f : 0.0f, C, static_cast<int>(ldc));
+    return;
+  }
+#endif
+  TORCH_CHECK(false, "lstm-bridge native: GEMM path ", g.path, " is not available in this build");
+}
+
+void check_inputs(const LayerConfig& cfg, const at::Tensor& xp, const std::vector<at::Tensor>& w_hh,
+                  const at::Tensor& valid, const std::vector<at::Tensor>& rec_mask) {
+  const size_t D = w_hh.size();
+  TORCH_CHECK(xp.dim() == 3 && xp.is_contiguous() && !xp.is_cuda(),
+              "lstm-bridge native: xp must be a contiguous CPU (T, B, S) tensor; received sizes ",
+              xp.sizes(), " contiguous=", xp.is_contiguous());
+  TORCH_CHECK(cfg.offsets.size() == D && cfg.reverse.size() == D && rec_mask.size() == D,
+              "lstm-bridge native: ", D, " directions but ", cfg.offsets.size(), " offsets, ",
+              cfg.reverse.size(), " reverse flags and ", rec_mask.size(), " recurrent masks");
+  const int64_t T = xp.size(0), B = xp.size(1);
+  int64_t S = 0;
+  for (size_t d = 0; d < D; ++d) {
+    const int64_t H = w_hh[d].size(1);
+    TORCH_CHECK(w_hh[d].dim() == 2 && w_hh[d].size(0) == 4 * H && w_hh[d].scalar_type() == xp.scalar_type(),
+                "lstm-bridge native: w_hh[", d, "] must be (4H, H) of dtype ", xp.scalar_type(),
+                "; received ", w_hh[d].sizes(), " ", w_hh[d].scalar_type());
+    TORCH_CHECK(cfg.offsets[d] >= 0 && cfg.offsets[d] + 4 * H <= xp.size(2),
+                "lstm-bridge native: direction ", d, " columns [", cfg.offsets[d], ", ",
+                cfg.offsets[d] + 4 * H, ") exceed xp's ", xp.size(2));
+    S += 4 * H;
+    const at::Tensor& m = rec_mask[d];
+    if (m.numel() > 0) {
+      TORCH_CHECK(m.dim() == 3 && (m.size(0) == 1 || m.size(0) == 4) && m.size(1) == B && m.size(2) == H &&
+                      m.is_contiguous() && m.scalar_type() == xp.scalar_type(),
+                  "lstm-bridge native: rec_mask[", d, "] must be contiguous (G in {1,4}, ", B, ", ", H,
+                  ") of dtype ", xp.scalar_type(), "; received ", m.sizes(), " ", m.scalar_type());
+    }
+  }
+  TORCH_CHECK(S == xp.size(2), "lstm-bridge native: xp has ", xp.size(2), " columns, directions need ", S);
+  if (valid.numel() > 0) {
+    TORCH_CHECK(valid.dim() == 2 && valid.size(0) == T && valid.size(1) == B &&
+                    valid.scalar_type() == at::kByte && valid.is_contiguous(),
+                "lstm-bridge native: valid must be a contiguous uint8 (", T, ", ", B, ") tensor; received ",
+                valid.sizes(), " ", valid.scalar_type());
+  }
+}
+
+// How the work is split: items are (direction, block of batch rows). Rows of an LSTM never interact, so
+// each item runs its rows through all T steps on one thread (its GEMMs single-threaded inside the
+// parallel region): no synchronisation inside the time loop. Bidirectional layers give one direction
+// per thread; a single direction splits the batch across the threads.
+inline int64_t chunks_per_direction(int64_t D, int64_t B) {
+  const int64_t threads = std::max<int64_t>(1, at::get_num_threads());
+  const int64_t chunks = (threads + D - 1) / D;
+  return std::max<int64_t>(1, std::min(chunks, B));
+}
+
+// Per-direction tensors shared by the items of that direction (each item touches only its rows).
+template <typename T>
+struct DirData {
+  int64_t H = 0, off = 0, G = 0;
+  bool reverse = false;
+  at::Tensor w;                  // W_hh (4H, H), contiguous
+  const T* mask = nullptr;       // (G, B, H) recurrent dropout mask, or null
+  at::Tensor s_h, s_c;           // forward: h0, c0 in;  backward: grad h_n, grad c_n in
+  at::Tensor r_h, r_c;           // forward: h_n, c_n out; backward: dh0, dc0 out
+  at::Tensor out, hprev, cprev;  // forward outputs (T, B, H)
+  const T* gout = nullptr;       // backward: grad of out (T, B, H)
+  const T* cprev_in = nullptr;   // backward: saved c_prev (T, B, H)
+  RecGemm<T> shared_gemm;        // kGemmKernel: packed once per direction, read by all its items
+};
+
+// The GEMM an item uses: the direction's shared kernel pack, its own MKL pack (depends on M), or none.
+template <typename T>
+RecGemm<T> item_gemm(const LayerConfig& cfg, const DirData<T>& r, int64_t M, bool forward) {
+  if (cfg.gemm == kGemmMkl) return pack_mkl_weights<T>(r.w, M, r.G, forward);
+  return RecGemm<T>{};
+}
+
+// Below this much recurrent work (multiply-adds over the whole sequence) a layer runs on the calling
+// thread: waking a second thread costs more than it saves.
+constexpr int64_t kParallelWork = int64_t(1) << 18;
+
+template <typename F>
+void for_each_item(int64_t D, int64_t B, int64_t work, F run_rows) {
+  if (work < kParallelWork) {
+    for (int64_t d = 0; d < D; ++d) run_rows(d, 0, B);
+    return;
+  }
+  const int64_t chunks = chunks_per_direction(D, B);
+  at::parallel_for(0, D * chunks, 1, [&](int64_t i0, int64_t i1) {
+    for (int64_t item = i0; item < i1; ++item) {
+      const int64_t d = item / chunks, q = item % chunks;
+      run_rows(d, B * q / chunks, B * (q + 1) / chunks);
+    }
+  });
+}
+
+template <typename T>
+int64_t recurrent_work(const std::vector<DirData<T>>& dirs, int64_t Tn, int64_t B) {
+  int64_t work = 0;
+  for (const auto& r : dirs) work += Tn * B * 4 * r.H * r.H;
+  return work;
+}
+
+// hm(rows) = h * m: the GEMM input under recurrent dropout. Row i of the block is global row b.
+template <typename T>
+inline void mask_row(const DirData<T>& r, int64_t B, int64_t nb, int64_t i, int64_t b, const T* hb, T* hm) {
+  const int64_t H = r.H;
+  if (r.G == 1) {
+    const T* mb = r.mask + b * H;
+    T* dst = hm + i * H;
+    for (int64_t j = 0; j < H; ++j) dst[j] = hb[j] * mb[j];
+  } else if (r.G == 4) {
+    for (int64_t k = 0; k < 4; ++k) {
+      const T* mb = r.mask + (k * B + b) * H;
+      T* dst = hm + (k * nb + i) * H;
+      for (int64_t j = 0; j < H; ++j) dst[j] = hb[j] * mb[j];
+    }
+  }
+}
+
+template <typename T>
+void forward_rows(const LayerConfig& cfg, T* xp, int64_t Tn, int64_t B, int64_t S, const uint8_t* vptr,
+                  DirData<T>& r, int64_t b0, int64_t b1) {
+  const int64_t nb = b1 - b0, H = r.H, G = r.G, off = r.off;
+  if (nb <= 0) return;
+  const auto opts = r.out.options();
+  const bool use_yprev = vptr != nullptr && cfg.carry;
+  at::Tensor h_t = r.s_h.narrow(0, b0, nb).clone(at::MemoryFormat::Contiguous);
+  at::Tensor c_t = r.s_c.narrow(0, b0, nb).clone(at::MemoryFormat::Contiguous);
+  at::Tensor hm_t = G == 4 ? at::empty({4, nb, H}, opts) : (G == 1 ? at::empty({nb, H}, opts) : at::Tensor());
+  const RecGemm<T> own = item_gemm<T>(cfg, r, nb, /*forward=*/true);
+  const RecGemm<T>& packed = own.active() ? own : r.shared_gemm;
+  // fused: the packed GEMM accumulates W_hh h straight into xp[t]; nothing left to add.
+  const bool fused = packed.active();
+  at::Tensor rec_t = fused ? at::Tensor() : (G == 4 ? at::empty({4, nb, H}, opts) : at::empty({nb, 4 * H}, opts));
+  at::Tensor cn_t = at::empty({nb, H}, opts), tc_t = at::empty({nb, H}, opts);
+  at::Tensor yprev_t = use_yprev ? at::zeros({nb, H}, opts) : at::Tensor();
+  const at::Tensor w_t = r.w.t();
+  const at::Tensor w_t4 = r.w.view({4, H, H}).transpose(1, 2);
+  T* h = h_t.data_ptr<T>();
+  T* c = c_t.data_ptr<T>();
+  T* hm = G > 0 ? hm_t.data_ptr<T>() : nullptr;
+  T* cn_all = cn_t.data_ptr<T>();
+  T* tc_all = tc_t.data_ptr<T>();
+  T* yprev_all = use_yprev ? yprev_t.data_ptr<T>() : nullptr;
+  T* out_all = r.out.template data_ptr<T>();
+  T* hprev_all = cfg.save ? r.hprev.template data_ptr<T>() : nullptr;
+  T* cprev_all = cfg.save ? r.cprev.template data_ptr<T>() : nullptr;
+  for (int64_t i = 0; i < nb; ++i) mask_row<T>(r, B, nb, i, b0 + i, h + i * H, hm);
+  for (int64_t s = 0; s < Tn; ++s) {
+    const int64_t t = r.reverse ? Tn - 1 - s : s;
+    T* zt = xp + (t * B + b0) * S + off;
+    if (fused) {
+      if (G == 4) {
+        for (int q = 0; q < 4; ++q) rec_gemm<T>(packed, q, nb, hm + q * nb * H, H, true, zt + q * H, S);
+      } else {
+        rec_gemm<T>(packed, 0, nb, G == 1 ? hm : h, H, true, zt, S);
+      }
+    } else if (G == 0) {
+      at::mm_out(rec_t, h_t, w_t);
+    } else if (G == 1) {
+      at::mm_out(rec_t, hm_t, w_t);
+    } else {
+      at::bmm_out(rec_t, hm_t, w_t4);
+    }
+    const T* rec = fused ? nullptr : rec_t.data_ptr<T>();
+    for (int64_t i = 0; i < nb; ++i) {
+      const int64_t b = b0 + i;
+      T* z = zt + i * S;
+      if (!fused) {
+        if (G == 4) {
+          for (int64_t k = 0; k < 4; ++k) {
+            const T* rk = rec + (k * nb + i) * H;
+            T* zk = z + k * H;
+            for (int64_t j = 0; j < H; ++j) zk[j] = zk[j] + rk[j];
+          }
+        } else {
+          const T* rb = rec + i * 4 * H;
+          for (int64_t j = 0; j < 4 * H; ++j) z[j] = z[j] + rb[j];
+        }
+      }
+      T* hb = h + i * H;
+      T* cb = c + i * H;
+      if (hprev_all != nullptr) {
+        std::memcpy(hprev_all + (t * B + b) * H, hb, sizeof(T) * H);
+        std::memcpy(cprev_all + (t * B + b) * H, cb, sizeof(T) * H);
+      }
+      apply_act<T>(cfg.gate_act, z, z, 2 * H);
+      apply_act<T>(cfg.cand_act, z + 2 * H, z + 2 * H, H);
+      apply_act<T>(cfg.gate_act, z + 3 * H, z + 3 * H, H);
+      const T* gi = z;
+      const T* gf = z + H;
+      const T* gg = z + 2 * H;
+      const T* go = z + 3 * H;
+      T* cn = cn_all + i * H;
+      T* tc = tc_all + i * H;
+      for (int64_t j = 0; j < H; ++j) cn[j] = gf[j] * cb[j] + gi[j] * gg[j];
+      apply_act<T>(cfg.cell_act, cn, tc, H);
+      if (s + 1 < Tn) {  // the next step's pre-activations are cold (written by the input GEMM long ago)
+        const T* znext = xp + ((r.reverse ? t - 1 : t + 1) * B + b) * S + off;
+        for (int64_t j = 0; j < 4 * H; j += 64 / static_cast<int64_t>(sizeof(T))) __builtin_prefetch(znext + j, 1, 3);
+      }
+      T* y = out_all + (t * B + b) * H;
+      const bool keep = vptr == nullptr || vptr[t * B + b] != 0;
+      if (keep) {
+        for (int64_t j = 0; j < H; ++j) {
+          const T hn = go[j] * tc[j];
+          hb[j] = hn;
+          cb[j] = cn[j];
+          y[j] = hn;
+        }
+        if (yprev_all != nullptr) std::memcpy(yprev_all + i * H, y, sizeof(T) * H);
+        mask_row<T>(r, B, nb, i, b, hb, hm);
+      } else if (yprev_all != nullptr) {
+        std::memcpy(y, yprev_all + i * H, sizeof(T) * H);
+      } else {
+        std::fill(y, y + H, T(0));
+      }
+    }
+  }
+  r.r_h.narrow(0, b0, nb).copy_(h_t);
+  r.r_c.narrow(0, b0, nb).copy_(c_t);
+}
+
+// dh of the state leaving the step just processed, row i (global row b): (dZ W_hh) * m + passthrough.
+template <typename T>
+inline void combine_dh(const DirData<T>& r, int64_t B, int64_t nb, int64_t i, int64_t b, const T* dhg,
+                       const T* dpass, T* dst) {
+  const int64_t H = r.H;
+  const T* pb = dpass + i * H;
+  if (r.G == 4) {
+    for (int64_t j = 0; j < H; ++j) dst[j] = pb[j];
+    for (int64_t k = 0; k < 4; ++k) {
+      const T* gk = dhg + (k * nb + i) * H;
+      const T* mk = r.mask + (k * B + b) * H;
+      for (int64_t j = 0; j < H; ++j) dst[j] = dst[j] + gk[j] * mk[j];
+    }
+  } else if (r.G == 1) {
+    const T* gb = dhg + i * H;
+    const T* mb = r.mask + b * H;
+    for (int64_t j = 0; j < H; ++j) dst[j] = gb[j] * mb[j] + pb[j];
+  } else {
+    const T* gb = dhg + i * H;
+    for (int64_t j = 0; j < H; ++j) dst[j] = gb[j] + pb[j];
+  }
+}
+
+template <typename T>
+void backward_rows(const LayerConfig& cfg, const T* gates, at::Tensor& dZ, int64_t Tn, int64_t B, int64_t S,
+                   const uint8_t* vptr, DirData<T>& r, int64_t b0, int64_t b1) {
+  const int64_t nb = b1 - b0, H = r.H, G = r.G, off = r.off;
+  if (nb <= 0) return;
+  const auto opts = dZ.options();
+  const bool use_dyc = vptr != nullptr && cfg.carry;
+  at::Tensor dh_t = r.s_h.narrow(0, b0, nb).clone(at::MemoryFormat::Contiguous);
+  at::Tensor dc_t = r.s_c.narrow(0, b0, nb).clone(at::MemoryFormat::Contiguous);
+  at::Tensor dpass_t = at::zeros({nb, H}, opts);
+  at::Tensor dyc_t = use_dyc ? at::zeros({nb, H}, opts) : at::Tensor();
+  at::Tensor tmp_t = at::empty({nb, H}, opts), tc_t = at::empty({nb, H}, opts);
+  at::Tensor dhg_t = G == 4 ? at::zeros({4, nb, H}, opts) : at::zeros({nb, H}, opts);
+  const RecGemm<T> own = item_gemm<T>(cfg, r, nb, /*forward=*/false);
+  const RecGemm<T>& packed = own.active() ? own : r.shared_gemm;
+  const at::Tensor w4 = r.w.view({4, H, H});
+  T* dh_all = dh_t.data_ptr<T>();
+  T* dc_all = dc_t.data_ptr<T>();
+  T* dpass_all = dpass_t.data_ptr<T>();
+  T* dyc_all = use_dyc ? dyc_t.data_ptr<T>() : nullptr;
+  T* tmp_all = tmp_t.data_ptr<T>();
+  T* tc_all = tc_t.data_ptr<T>();
+  T* dhg = dhg_t.data_ptr<T>();
+  T* dz_ptr = dZ.data_ptr<T>();
+  for (int64_t s = Tn - 1; s >= 0; --s) {
+    const int64_t t = r.reverse ? Tn - 1 - s : s;
+    const bool first = s == Tn - 1;
+    for (int64_t i = 0; i < nb; ++i) {
+      const int64_t b = b0 + i;
+      T* dh = dh_all + i * H;
+      if (!first) combine_dh<T>(r, B, nb, i, b, dhg, dpass_all, dh);
+      T* dc = dc_all + i * H;
+      T* dpass = dpass_all + i * H;
+      T* dyc = dyc_all != nullptr ? dyc_all + i * H : nullptr;
+      const T* gy = r.gout + (t * B + b) * H;
+      T* dz = dz_ptr + (t * B + b) * S + off;
+      const bool keep = vptr == nullptr || vptr[t * B + b] != 0;
+      if (!keep) {  // state passes through; the output gradient goes to the carried output (if any)
+        std::fill(dz, dz + 4 * H, T(0));
+        std::memcpy(dpass, dh, sizeof(T) * H);
+        if (dyc != nullptr) {
+          for (int64_t j = 0; j < H; ++j) dyc[j] = dyc[j] + gy[j];
+        }
+        continue;
+      }
+      const T* gz = gates + (t * B + b) * S + off;
+      const T* gi = gz;
+      const T* gf = gz + H;
+      const T* gg = gz + 2 * H;
+      const T* go = gz + 3 * H;
+      const T* cp = r.cprev_in + (t * B + b) * H;
+      T* tmp = tmp_all + i * H;
+      T* tc = tc_all + i * H;
+      for (int64_t j = 0; j < H; ++j) tmp[j] = gf[j] * cp[j] + gi[j] * gg[j];  // c_t, recomputed
+      apply_act<T>(cfg.cell_act, tmp, tc, H);
+      for (int64_t j = 0; j < H; ++j) {
+        T dhn = gy[j] + dh[j];
+        if (dyc != nullptr) dhn = dhn + dyc[j];
+        dz[3 * H + j] = dhn * tc[j];
+        tmp[j] = dhn * go[j];
+      }
+      mul_act_grad<T>(cfg.cell_act, tmp, tc, H);
+      for (int64_t j = 0; j < H; ++j) {
+        const T dcn = dc[j] + tmp[j];
+        dz[j] = dcn * gg[j];
+        dz[H + j] = dcn * cp[j];
+        dz[2 * H + j] = dcn * gi[j];
+        dc[j] = dcn * gf[j];
+        dpass[j] = T(0);
+      }
+      if (dyc != nullptr) std::fill(dyc, dyc + H, T(0));
+      mul_act_grad<T>(cfg.gate_act, dz, gz, 2 * H);
+      mul_act_grad<T>(cfg.cand_act, dz + 2 * H, gg, H);
+      mul_act_grad<T>(cfg.gate_act, dz + 3 * H, go, H);
+    }
+    // dh entering step t, before mask and passthrough: dZ_t W_hh for this block of rows.
+    const T* dzt = dz_ptr + (t * B + b0) * S + off;
+    if (packed.active()) {
+      if (G == 4) {
+        for (int q = 0; q < 4; ++q) rec_gemm<T>(packed, q, nb, dzt + q * H, S, false, dhg + q * nb * H, H);
+      } else {
+        rec_gemm<T>(packed, 0, nb, dzt, S, false, dhg, H);
+      }
+    } else {
+      at::Tensor dz_rows = dZ.select(0, t).narrow(0, b0, nb).narrow(1, off, 4 * H);  // row stride S
+      if (G == 4) {
+        at::bmm_out(dhg_t, dz_rows.view({nb, 4, H}).transpose(0, 1), w4);
+      } else {
+        at::mm_out(dhg_t, dz_rows, r.w);
+      }
+    }
+  }
+  for (int64_t i = 0; i < nb; ++i) combine_dh<T>(r, B, nb, i, b0 + i, dhg, dpass_all, dh_all + i * H);
+  r.r_h.narrow(0, b0, nb).copy_(dh_t);
+  r.r_c.narrow(0, b0, nb).copy_(dc_t);
+}
+
+template <typename T>
+std::vector<DirData<T>> direction_data(const LayerConfig& cfg, const std::vector<at::Tensor>& w_hh,
+                                       const std::vector<at::Tensor>& rec_mask, const at::TensorOptions& opts,
+                                       int64_t B, const std::vector<at::Tensor>& s_h,
+                                       const std::vector<at::Tensor>& s_c, const char* what, bool forward) {
+  std::vector<DirData<T>> dirs(w_hh.size());
+  for (size_t d = 0; d < dirs.size(); ++d) {
+    DirData<T>& r = dirs[d];
+    r.H = w_hh[d].size(1);
+    r.off = cfg.offsets[d];
+    r.reverse = cfg.reverse[d];
+    r.w = w_hh[d].contiguous();
+    r.G = rec_mask[d].numel() > 0 ? rec_mask[d].size(0) : 0;
+    r.mask = r.G > 0 ? rec_mask[d].data_ptr<T>() : nullptr;
+    TORCH_CHECK(s_h[d].sizes() == at::IntArrayRef({B, r.H}) && s_c[d].sizes() == at::IntArrayRef({B, r.H}),
+                "lstm-bridge native: ", what, "[", d, "] must be (", B, ", ", r.H, "); received ",
+                s_h[d].sizes(), " and ", s_c[d].sizes());
+    r.s_h = s_h[d].to(opts);
+    r.s_c = s_c[d].to(opts);
+    r.r_h = at::empty({B, r.H}, opts);
+    r.r_c = at::empty({B, r.H}, opts);
+    if (cfg.gemm == kGemmKernel) r.shared_gemm = pack_kernel_weights<T>(r.w, r.G, forward);
+  }
+  return dirs;
+}
+
+}  // namespace
+
+std::vector<std::vector<at::Tensor>> lstm_forward(const LayerConfig& cfg, at::Tensor xp,
+                                                  const std::vector<at::Tensor>& w_hh,
+                                                  const std::vector<at::Tensor>& h0,
+                                                  const std::vector<at::Tensor>& c0,
+                                                  const at::Tensor& valid,
+                                                  const std::vector<at::Tensor>& rec_mask) {
+  check_inputs(cfg, xp, w_hh, valid, rec_mask);
+  TORCH_CHECK(h0.size() == w_hh.size() && c0.size() == w_hh.size(),
+              "lstm-bridge native: h0/c0 need one tensor per direction (", w_hh.size(), "); received ",
+              h0.size(), " and ", c0.size());
+  const int64_t Tn = xp.size(0), B = xp.size(1), S = xp.size(2);
+  const uint8_t* vptr = valid.numel() > 0 ? valid.data_ptr<uint8_t>() : nullptr;
+  std::vector<std::vector<at::Tensor>> result(5);
+  AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "lstm_bridge_forward", [&] {
+    auto dirs = direction_data<scalar_t>(cfg, w_hh, rec_mask, xp.options(), B, h0, c0, "h0/c0", true);
+    for (auto& r : dirs) {
+      r.out = at::empty({Tn, B, r.H}, xp.options());
+      if (cfg.save) {
+        r.hprev = at::empty({Tn, B, r.H}, xp.options());
+        r.cprev = at::empty({Tn, B, r.H}, xp.options());
+      }
+    }
+    scalar_t* xp_ptr = xp.data_ptr<scalar_t>();
+    const int64_t work = recurrent_work(dirs, Tn, B);
+    for_each_item(static_cast<int64_t>(dirs.size()), B, work, [&](int64_t d, int64_t b0, int64_t b1) {
+      forward_rows<scalar_t>(cfg, xp_ptr, Tn, B, S, vptr, dirs[d], b0, b1);
+    });
+    for (auto& r : dirs) {
+      result[0].push_back(r.out);
+      result[1].push_back(r.r_h);
+      result[2].push_back(r.r_c);
+      if (cfg.save) {
+        result[3].push_back(r.cprev);
+        result[4].push_back(r.hprev);
+      }
+    }
+  });
+  return result;
+}
+
+std::vector<std::vector<at::Tensor>> lstm_backward(const LayerConfig& cfg, const at::Tensor& gates,
+                                                   const std::vector<at::Tensor>& grad_out,
+                                                   const std::vector<at::Tensor>& grad_hn,
+                                                   const std::vector<at::Tensor>& grad_cn,
+                                                   const std::vector<at::Tensor>& c_prev,
+                                                   const std::vector<at::Tensor>& w_hh,
+                                                   const at::Tensor& valid,
+                                                   const std::vector<at::Tensor>& rec_mask) {
+  check_inputs(cfg, gates, w_hh, valid, rec_mask);
+  const size_t D = w_hh.size();
+  TORCH_CHECK(grad_out.size() == D && grad_hn.size() == D && grad_cn.size() == D && c_prev.size() == D,
+              "lstm-bridge native: backward needs one grad_out/grad_hn/grad_cn/c_prev per direction (", D, ")");
+  const int64_t Tn = gates.size(0), B = gates.size(1), S = gates.size(2);
+  const uint8_t* vptr = valid.numel() > 0 ? valid.data_ptr<uint8_t>() : nullptr;
+  at::Tensor dZ = at::empty_like(gates);
+  std::vector<at::Tensor> gout(D), cprev(D);
+  std::vector<std::vector<at::Tensor>> result(3);
+  AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_bridge_backward", [&] {
+    auto dirs = direction_data<scalar_t>(cfg, w_hh, rec_mask, gates.options(), B, grad_hn, grad_cn,
+                                         "grad h_n/c_n", false);
+    for (size_t d = 0; d < D; ++d) {
+      const int64_t H = dirs[d].H;
+      TORCH_CHECK(grad_out[d].sizes() == at::IntArrayRef({Tn, B, H}) &&
+                      c_prev[d].sizes() == at::IntArrayRef({Tn, B, H}),
+                  "lstm-bridge native: grad_out/c_prev[", d, "] must be (", Tn, ", ", B, ", ", H, "); received ",
+                  grad_out[d].sizes(), " and ", c_prev[d].sizes());
+      gout[d] = grad_out[d].to(gates.options()).contiguous();
+      cprev[d] = c_prev[d].to(gates.options()).contiguous();
+      dirs[d].gout = gout[d].data_ptr<scalar_t>();
+      dirs[d].cprev_in = cprev[d].data_ptr<scalar_t>();
+    }
+    const scalar_t* gptr = gates.data_ptr<scalar_t>();
+    for_each_item(static_cast<int64_t>(D), B, recurrent_work(dirs, Tn, B), [&](int64_t d, int64_t b0, int64_t b1) {
+      backward_rows<scalar_t>(cfg, gptr, dZ, Tn, B, S, vptr, dirs[d], b0, b1);
+    });
+    result[0].push_back(dZ);
+    for (auto& r : dirs) {
+      result[1].push_back(r.r_h);
+      result[2].push_back(r.r_c);
+    }
+  });
+  return result;
+}
+
+}  // namespace lstm_bridge
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  namespace py = pybind11;
+  using lstm_bridge::LayerConfig;
+  m.doc() = "lstm-bridge fused LSTM recurrence (CPU). Shape contract: lstm.h.";
+  py::class_<LayerConfig>(m, "LayerConfig")
+      .def(py::init<>())
+      .def_readwrite("offsets", &LayerConfig::offsets)
+      .def_readwrite("reverse", &LayerConfig::reverse)
+      .def_readwrite("gate_act", &LayerConfig::gate_act)
+      .def_readwrite("cand_act", &LayerConfig::cand_act)
+      .def_readwrite("cell_act", &LayerConfig::cell_act)
+      .def_readwrite("carry", &LayerConfig::carry)
+      .def_readwrite("save", &LayerConfig::save)
+      .def_readwrite("gemm", &LayerConfig::gemm);
+  m.def("forward", &lstm_bridge::lstm_forward, "Fused LSTM layer forward (see lstm.h)", py::arg("cfg"),
+        py::arg("xp"), py::arg("w_hh"), py::arg("h0"), py::arg("c0"), py::arg("valid"), py::arg("rec_mask"));
+  m.def("backward", &lstm_bridge::lstm_backward, "Fused LSTM layer backward (see lstm.h)", py::arg("cfg"),
+        py::arg("gates"), py::arg("grad_out"), py::arg("grad_hn"), py::arg("grad_cn"), py::arg("c_prev"),
+        py::arg("w_hh"), py::arg("valid"), py::arg("rec_mask"));
+#ifdef LSTM_BRIDGE_MKL_PACKED
+  m.attr("HAS_PACKED_GEMM") = true;
+#else
+  m.attr("HAS_PACKED_GEMM") = false;
+#endif
+  m.attr("GEMM_KERNEL") = static_cast<int64_t>(lstm_bridge::kGemmKernel);
+  m.attr("GEMM_MKL") = static_cast<int64_t>(lstm_bridge::kGemmMkl);
+  m.attr("GEMM_ATEN") = static_cast<int64_t>(lstm_bridge::kGemmAten);
+  m.attr("NUM_ACTIVATIONS") = static_cast<int64_t>(lstm_bridge::kNumActs);
+}

@@ -1,0 +1,89 @@
+// lstm-bridge native CPU kernel: the LSTM recurrence of one (bi)directional layer.
+//
+// Shape contract (time-major; T steps, B batch rows, D directions, H_d hidden units of direction d,
+// S = sum_d 4*H_d):
+//
+//   xp        (T, B, S)   float32|float64, contiguous. Direction d's pre-activations
+//                         W_ih x_t + b_ih + b_hh occupy columns [offsets[d], offsets[d] + 4*H_d), gate
+//                         order i, f, g, o. The input projection (one GEMM for all steps and all
+//                         directions) is done by the caller. forward() OVERWRITES xp in place: after it,
+//                         xp holds the gates after activation (i, f, g, o) of every step, which is what
+//                         backward() reads.
+//   w_hh[d]   (4H_d, H_d) recurrent weights (canonical layout; need not be contiguous).
+//   h0[d], c0[d]  (B, H_d) initial state.
+//   valid     (T, B) uint8 (1 = step runs), or an empty tensor for "all steps valid". A masked step
+//                         leaves (h, c) unchanged and emits the previous output in processing order (carry,
+//                         0 before the first step) or 0 (zero).
+//   rec_mask[d] (G, B, H_d) with G in {1, 4}: multiplicative recurrent dropout mask applied to h_{t-1}
+//                         (G = 4: one per gate, i, f, g, o), or an empty tensor for none.
+//
+// Step s of direction d runs at time t = s, or T-1-s when reverse[d] (directions are independent):
+//   z = xp[t] + (h * m) @ W_hh^T;  i,f,o = gate(z_i,z_f,z_o); g = cand(z_g)
+//   c' = f*c + i*g;  h' = o * cell(c');  (h, c, y) = valid ? (h', c', h') : (h, c, carry ? y_prev : 0)
+//
+// forward  -> [outs[d] (T,B,H_d)], [h_n[d] (B,H_d)], [c_n[d] (B,H_d)], [c_prev[d] (T,B,H_d)],
+//             [h_prev[d] (T,B,H_d)]   (c_prev/h_prev: state *entering* step t; empty unless cfg.save)
+// backward -> [dZ (T,B,S)] (gradient w.r.t. xp's pre-activations, 0 on masked steps), [dh0[d]], [dc0[d]]
+//             The caller forms dW_hh = dZ_d^T (h_prev * m) and the input projection's gradients with
+//             large GEMMs after the loop.
+//
+// Threads: at::parallel_for over (direction, block of rows) items when the layer is big enough; each
+// item runs its rows through every step on one thread (rows of an LSTM never interact).
+//
+// Activation ids (lstm_bridge.activations.Activation.native_id): see enum Act below.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include <ATen/ATen.h>
+
+namespace lstm_bridge {
+
+enum Act : int64_t {
+  kSigmoid = 0,
+  kTanh = 1,
+  kHardSigmoidKeras2 = 2,  // clamp(x * 0.2 + 0.5, 0, 1)
+  kHardSigmoidKeras3 = 3,  // clamp(x + 3, 0, 6) / 6
+  kRelu = 4,
+  kLinear = 5,
+  kSoftsign = 6,           // x / (1 + |x|)
+  kNumActs = 7,
+};
+
+// The per-step recurrent GEMM (LayerConfig::gemm); all give the same results within float rounding.
+enum GemmPath : int64_t {
+  kGemmKernel = 0,  // register-blocked at::vec micro-kernel over W_hh packed once per call (default)
+  kGemmMkl = 1,     // MKL packed-GEMM API (float32; builds that link MKL only)
+  kGemmAten = 2,    // at::mm_out per step (portable reference)
+};
+
+// Everything about a layer that is not a tensor; built once per call on the Python side.
+struct LayerConfig {
+  std::vector<int64_t> offsets;  // column offset of direction d's 4H_d block in xp
+  std::vector<bool> reverse;     // direction d runs t = T-1 .. 0
+  int64_t gate_act = kSigmoid;   // i, f, o
+  int64_t cand_act = kTanh;      // g
+  int64_t cell_act = kTanh;      // applied to c_t
+  bool carry = true;             // masked-output rule: true = previous output, false = zeros
+  bool save = false;             // keep c_prev / h_prev for backward
+  int64_t gemm = kGemmKernel;    // per-step GEMM path
+};
+
+std::vector<std::vector<at::Tensor>> lstm_forward(const LayerConfig& cfg, at::Tensor xp,
+                                                  const std::vector<at::Tensor>& w_hh,
+                                                  const std::vector<at::Tensor>& h0,
+                                                  const std::vector<at::Tensor>& c0,
+                                                  const at::Tensor& valid,
+                                                  const std::vector<at::Tensor>& rec_mask);
+
+std::vector<std::vector<at::Tensor>> lstm_backward(const LayerConfig& cfg, const at::Tensor& gates,
+                                                   const std::vector<at::Tensor>& grad_out,
+                                                   const std::vector<at::Tensor>& grad_hn,
+                                                   const std::vector<at::Tensor>& grad_cn,
+                                                   const std::vector<at::Tensor>& c_prev,
+                                                   const std::vector<at::Tensor>& w_hh,
+                                                   const at::Tensor& valid,
+                                                   const std::vector<at::Tensor>& rec_mask);
+
+}  // namespace lstm_bridge

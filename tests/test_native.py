@@ -1,0 +1,347 @@
+"""The fused native CPU kernel: it runs, it equals the torch path (forward and gradients), gradcheck.
+
+The baseline is :func:`lstm_bridge.engine.run_layer` under ``LSTM_BRIDGE_BACKEND=torch``; the
+candidate is the same call under ``LSTM_BRIDGE_BACKEND=native`` (which raises rather than falling
+back), and every native run asserts ``backend.last_used == "native"``.
+
+If the kernel cannot be built while ninja and a C++ compiler are present, every test here fails
+with the build error (never a silent skip).
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+from typing import List, Optional, Sequence
+
+import pytest
+import torch
+
+from lstm_bridge import activations as A
+from lstm_bridge.engine import backend, run_layer
+from lstm_bridge.engine import native
+from lstm_bridge.engine.native import build
+from lstm_bridge.engine.semantics import (CellActivations, DirectionWeights, DropoutMasks, LayerSemantics,
+                                          MaskedOutput)
+
+NATIVE_ACTS = [A.sigmoid, A.tanh, A.hard_sigmoid_keras2, A.hard_sigmoid_keras3, A.relu, A.linear, A.softsign]
+TOL = {torch.float32: dict(rtol=1e-5, atol=1e-5), torch.float64: dict(rtol=1e-12, atol=1e-12)}
+GRAD_TOL = {torch.float32: dict(rtol=1e-4, atol=1e-5), torch.float64: dict(rtol=1e-10, atol=1e-12)}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def kernel_built():
+    """Build (or load) the kernel once; a failed build with a toolchain present is a test failure."""
+    saved = os.environ.pop("LSTM_BRIDGE_BACKEND", None)
+    try:
+        ok = native.available()
+    finally:
+        if saved is not None:
+            os.environ["LSTM_BRIDGE_BACKEND"] = saved
+    if not ok:
+        problem = build.toolchain_problem()
+        if problem:
+            pytest.skip(f"native kernel cannot be built here: {problem}")
+        pytest.fail(f"native kernel failed to build although the toolchain is present: {native.error()}")
+
+
+# --- case generation -------------------------------------------------------------------------------
+
+def make_valid(kind: str, T: int, B: int, gen: torch.Generator) -> Optional[torch.Tensor]:
+    """(T, B) step masks: right/left padding, random holes, one fully masked row, or None."""
+    if kind == "none":
+        return None
+    t = torch.arange(T).unsqueeze(1)
+    lengths = torch.randint(1, T + 1, (B,), generator=gen)
+    lengths[0] = T
+    if kind == "right":
+        return t < lengths
+    if kind == "left":
+        return t >= (T - lengths)
+    if kind == "holes":
+        valid = torch.rand(T, B, generator=gen) > 0.35
+        valid[:, 0] = True
+        return valid
+    if kind == "full_row":  # batch row 1 never runs; others have holes
+        valid = torch.rand(T, B, generator=gen) > 0.3
+        valid[:, 1] = False
+        return valid
+    raise ValueError(kind)
+
+
+def make_case(T: int, B: int, I: int, H: Sequence[int], dtype: torch.dtype, seed: int, *, dropout_g: int,
+              valid_kind: str, with_h0: bool = True, bias: bool = True):
+    gen = torch.Generator().manual_seed(seed)
+
+    def rnd(*shape, scale=0.4):
+        return (torch.randn(*shape, generator=gen, dtype=torch.float64) * scale).to(dtype).requires_grad_()
+
+    x = rnd(T, B, I, scale=1.0)
+    dirs = []
+    for h in H:  # uneven random weights: constant ones would hide gate-order bugs
+        dirs.append(DirectionWeights(rnd(4 * h, I), rnd(4 * h, h), rnd(4 * h) if bias else None,
+                                     rnd(4 * h) if bias else None))
+    if with_h0:
+        h0 = [rnd(B, h) for h in H]
+        c0 = [rnd(B, h) for h in H]
+    else:
+        h0 = [torch.zeros(B, h, dtype=dtype) for h in H]
+        c0 = [torch.zeros(B, h, dtype=dtype) for h in H]
+    dropout: List[Optional[DropoutMasks]] = []
+    for h in H:
+        if dropout_g == 0:
+            dropout.append(None)
+            continue
+
+        def mask(width):
+            keep = (torch.rand(dropout_g, B, width, generator=gen) > 0.3).to(torch.float64)
+            return (keep / 0.7).to(dtype)
+
+        dropout.append(DropoutMasks(inputs=mask(I), recurrent=mask(h)))
+    valid = make_valid(valid_kind, T, B, gen)
+    return x, dirs, h0, c0, valid, dropout
+
+
+def leaves(x, dirs, h0, c0) -> List[torch.Tensor]:
+    out = [x]
+    for w in dirs:
+        out += [t for t in (w.w_ih, w.w_hh, w.b_ih, w.b_hh) if t is not None]
+    return out + [t for t in h0 + c0 if t.requires_grad]
+
+
+def run_and_grad(monkeypatch, which: str, x, dirs, h0, c0, reverse, valid, sem, dropout):
+    """Forward through the public engine entry under LSTM_BRIDGE_BACKEND=which, then gradients of a
+    random-weighted sum of every output (sequence outputs, h_n and c_n)."""
+    monkeypatch.setenv("LSTM_BRIDGE_BACKEND", which)
+    outs, hs, cs = run_layer(x, dirs, h0, c0, reverse=reverse, valid=valid, semantics=sem, dropout=dropout)
+    assert backend.last_used == which
+    results = list(outs) + list(hs) + list(cs)
+    gen = torch.Generator().manual_seed(123)
+    loss = sum((r * torch.randn(r.shape, generator=gen, dtype=torch.float64).to(r.dtype)).sum() for r in results)
+    grads = torch.autograd.grad(loss, leaves(x, dirs, h0, c0))
+    return [r.detach() for r in results], grads
+
+
+def assert_matches(monkeypatch, case, reverse, sem, dtype):
+    x, dirs, h0, c0, valid, dropout = case
+    ref, ref_grads = run_and_grad(monkeypatch, "torch", x, dirs, h0, c0, reverse, valid, sem, dropout)
+    got, got_grads = run_and_grad(monkeypatch, "native", x, dirs, h0, c0, reverse, valid, sem, dropout)
+    for a, b in zip(got, ref):
+        torch.testing.assert_close(a, b, **TOL[dtype])
+    for a, b in zip(got_grads, ref_grads):
+        torch.testing.assert_close(a, b, **GRAD_TOL[dtype])
+
+
+DIRECTIONS = {"fwd": ([False], [4]), "rev": ([True], [4]), "bidir": ([False, True], [4, 3])}
+MASKS = ["none", "right", "left", "holes", "full_row"]
+RULES = [MaskedOutput.CARRY, MaskedOutput.ZERO]
+DROPOUT_G = [0, 1, 4]
+DTYPES = [torch.float32, torch.float64]
+# Activation triples (gate, candidate, cell) cycled through the matrix so that every built-in appears
+# in every role; none is the exact standard triple with "none"/no dropout (that goes to oneDNN).
+TRIPLES = [(NATIVE_ACTS[i], NATIVE_ACTS[(i + 3) % 7], NATIVE_ACTS[(i + 5) % 7]) for i in range(7)]
+
+MATRIX = [
+    pytest.param(d, m, r, g, dt, TRIPLES[n % 7], n % 2 == 0, n,
+                 id=f"{d}-{m}-{r.value}-G{g}-{str(dt)[6:]}-{TRIPLES[n % 7][0].name}-h0{int(n % 2 == 0)}")
+    for n, (d, m, r, g, dt) in enumerate(itertools.product(DIRECTIONS, MASKS, RULES, DROPOUT_G, DTYPES))
+]
+
+
+@pytest.mark.parametrize("direction, mask, rule, dropout_g, dtype, acts, with_h0, seed", MATRIX)
+def test_matches_torch_path(monkeypatch, direction, mask, rule, dropout_g, dtype, acts, with_h0, seed):
+    reverse, hidden = DIRECTIONS[direction]
+    case = make_case(6, 5, 3, hidden, dtype, seed=seed,
+                     dropout_g=dropout_g, valid_kind=mask, with_h0=with_h0)
+    sem = LayerSemantics(CellActivations(*acts), rule)
+    assert_matches(monkeypatch, case, reverse, sem, dtype)
+
+
+@pytest.mark.parametrize("role", ["gate", "candidate", "cell"])
+@pytest.mark.parametrize("act", NATIVE_ACTS, ids=lambda a: a.name)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_every_activation_in_every_role(monkeypatch, role, act, dtype):
+    base = dict(gate=A.sigmoid, candidate=A.tanh, cell=A.tanh)
+    base[role] = act
+    case = make_case(7, 4, 3, [5, 5], dtype, seed=7, dropout_g=0, valid_kind="holes")
+    assert_matches(monkeypatch, case, [False, True], LayerSemantics(CellActivations(**base)), dtype)
+
+
+@pytest.mark.parametrize("gemm", ["kernel", "mkl", "aten"])
+@pytest.mark.parametrize("dropout_g", DROPOUT_G)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_every_gemm_path(monkeypatch, gemm, dropout_g, dtype):
+    """The per-step GEMM: our micro-kernel (default), MKL packed (float32 MKL builds) and at::mm agree.
+    Sizes exercise partial panels (4H = 36 columns), row blocks of 8 plus a remainder (B = 11) and
+    one thread per direction (enough work to go parallel)."""
+    if gemm == "mkl" and not (native._module.HAS_PACKED_GEMM and dtype == torch.float32):
+        pytest.skip("MKL packed GEMM: float32 builds with MKL only (falls back to the micro-kernel)")
+    monkeypatch.setattr(native, "GEMM_PATH", gemm)
+    case = make_case(20, 11, 5, [9, 16], dtype, seed=3, dropout_g=dropout_g, valid_kind="holes")
+    sem = LayerSemantics(CellActivations(A.hard_sigmoid_keras3, A.tanh, A.tanh), MaskedOutput.CARRY)
+    assert_matches(monkeypatch, case, [False, True], sem, dtype)
+
+
+def test_unknown_gemm_path_is_an_error(monkeypatch):
+    monkeypatch.setattr(native, "GEMM_PATH", "cublas")
+    monkeypatch.setenv("LSTM_BRIDGE_BACKEND", "native")
+    x, dirs, h0, c0, valid, _ = make_case(3, 2, 3, [4], torch.float32, seed=1, dropout_g=0, valid_kind="holes")
+    with pytest.raises(ValueError, match="GEMM_PATH must be 'kernel', 'mkl' or 'aten'; received 'cublas'"):
+        run_layer(x, dirs, h0, c0, reverse=[False], valid=valid,
+                  semantics=LayerSemantics(CellActivations(A.relu)))
+
+
+@pytest.mark.parametrize("gemm", ["kernel", "mkl", "aten"])
+def test_larger_batch_runs_parallel_rows(monkeypatch, gemm):
+    """Enough work for the batch to be split across threads (each block of rows runs the whole
+    sequence on its own thread); no bias; only weights need gradients."""
+    monkeypatch.setattr(native, "GEMM_PATH", gemm)
+    x, dirs, h0, c0, valid, dropout = make_case(5, 70, 6, [16], torch.float32, seed=11, dropout_g=0,
+                                                valid_kind="right", bias=False)
+    x = x.detach()
+    h0 = [h.detach() for h in h0]
+    c0 = [c.detach() for c in c0]
+    sem = LayerSemantics(CellActivations(A.hard_sigmoid_keras2, A.tanh, A.tanh))
+    grads = {}
+    for which in ("torch", "native"):
+        monkeypatch.setenv("LSTM_BRIDGE_BACKEND", which)
+        outs, hs, cs = run_layer(x, dirs, h0, c0, reverse=[False], valid=valid, semantics=sem)
+        assert backend.last_used == which
+        grads[which] = (outs[0].detach(), torch.autograd.grad((outs[0] * outs[0]).sum() + cs[0].sum(),
+                                                              [dirs[0].w_ih, dirs[0].w_hh]))
+    torch.testing.assert_close(grads["native"][0], grads["torch"][0], rtol=1e-5, atol=1e-5)
+    for a, b in zip(grads["native"][1], grads["torch"][1]):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+# --- gradcheck in float64, one per option --------------------------------------------------------
+
+GRADCHECK = [
+    ("fwd-plain-hs2", [False], "none", MaskedOutput.CARRY, 0, (A.hard_sigmoid_keras2, A.tanh, A.tanh)),
+    ("rev-right-carry", [True], "right", MaskedOutput.CARRY, 0, (A.sigmoid, A.tanh, A.tanh)),
+    ("fwd-left-zero", [False], "left", MaskedOutput.ZERO, 0, (A.sigmoid, A.tanh, A.tanh)),
+    ("bidir-holes-carry", [False, True], "holes", MaskedOutput.CARRY, 0, (A.hard_sigmoid_keras3, A.tanh, A.tanh)),
+    ("bidir-fullrow-zero", [False, True], "full_row", MaskedOutput.ZERO, 0, (A.sigmoid, A.softsign, A.tanh)),
+    ("fwd-dropout-g1", [False], "none", MaskedOutput.CARRY, 1, (A.sigmoid, A.tanh, A.tanh)),
+    ("bidir-dropout-g4-holes", [False, True], "holes", MaskedOutput.CARRY, 4, (A.sigmoid, A.tanh, A.softsign)),
+    ("fwd-relu-linear", [False], "holes", MaskedOutput.ZERO, 0, (A.sigmoid, A.relu, A.linear)),
+    ("rev-softsign-gate", [True], "none", MaskedOutput.CARRY, 1, (A.softsign, A.tanh, A.relu)),
+]
+
+
+@pytest.mark.parametrize("name, reverse, mask, rule, dropout_g, acts", GRADCHECK, ids=[g[0] for g in GRADCHECK])
+def test_gradcheck_float64(monkeypatch, name, reverse, mask, rule, dropout_g, acts):
+    monkeypatch.setenv("LSTM_BRIDGE_BACKEND", "native")
+    hidden = [3, 2][:len(reverse)]
+    x, dirs, h0, c0, valid, dropout = make_case(4, 3, 2, hidden, torch.float64, seed=5, dropout_g=dropout_g,
+                                                valid_kind=mask)
+    sem = LayerSemantics(CellActivations(*acts), rule)
+    D = len(dirs)
+    inputs = leaves(x, dirs, h0, c0)
+
+    def fn(*flat):
+        xx = flat[0]
+        ws = [DirectionWeights(*flat[1 + 4 * d:5 + 4 * d]) for d in range(D)]
+        hh = list(flat[1 + 4 * D:1 + 5 * D])
+        cc = list(flat[1 + 5 * D:1 + 6 * D])
+        outs, hs, cs = run_layer(xx, ws, hh, cc, reverse=reverse, valid=valid, semantics=sem, dropout=dropout)
+        assert backend.last_used == "native"
+        return tuple(outs) + tuple(hs) + tuple(cs)
+
+    assert torch.autograd.gradcheck(fn, tuple(inputs), eps=1e-6, atol=1e-7, rtol=1e-5)
+
+
+# --- the kernel ran; what it declines; errors ------------------------------------------------------
+
+def test_native_actually_ran(monkeypatch):
+    monkeypatch.setenv("LSTM_BRIDGE_BACKEND", "auto")
+    x, dirs, h0, c0, valid, _ = make_case(5, 2, 3, [4], torch.float32, seed=1, dropout_g=0, valid_kind="none")
+    sem = LayerSemantics(CellActivations(A.hard_sigmoid_keras2, A.tanh, A.tanh))
+    backend.last_used = None
+    run_layer(x, dirs, h0, c0, reverse=[False], semantics=sem)
+    assert backend.last_used == "native"
+    # the standard LSTM is left to oneDNN through the torch path
+    run_layer(x, dirs, h0, c0, reverse=[False], semantics=LayerSemantics())
+    assert backend.last_used == "torch"
+
+
+def test_declines_what_it_cannot_run(monkeypatch):
+    x, dirs, h0, c0, valid, _ = make_case(5, 2, 3, [4], torch.float32, seed=1, dropout_g=0, valid_kind="holes")
+    custom = LayerSemantics(CellActivations(lambda t: torch.sigmoid(t) * 0.9, A.tanh, A.tanh))
+    with pytest.raises(NotImplementedError, match="no native implementation"):
+        native.check_supported(x, dirs, valid=valid, semantics=custom, dropout=[None])
+    with pytest.raises(NotImplementedError, match="MindSpore|native"):
+        native.check_supported(x, dirs, valid=valid, semantics=LayerSemantics(CellActivations(A.ms_cpu_sigmoid)),
+                               dropout=[None])
+    with pytest.raises(NotImplementedError, match="float16"):
+        native.check_supported(x.half(), dirs, valid=valid, semantics=LayerSemantics(), dropout=[None])
+    with pytest.raises(NotImplementedError, match="standard"):
+        native.check_supported(x, dirs, valid=None, semantics=LayerSemantics(), dropout=[None])
+    # auto falls back to the torch path for the custom activation; native refuses loudly
+    monkeypatch.setenv("LSTM_BRIDGE_BACKEND", "auto")
+    run_layer(x, dirs, h0, c0, reverse=[False], valid=valid, semantics=custom)
+    assert backend.last_used == "torch"
+    monkeypatch.setenv("LSTM_BRIDGE_BACKEND", "native")
+    with pytest.raises(NotImplementedError):
+        run_layer(x, dirs, h0, c0, reverse=[False], valid=valid, semantics=custom)
+
+
+def test_shape_errors_name_expected_and_received():
+    x, dirs, h0, c0, valid, _ = make_case(5, 2, 3, [4], torch.float32, seed=1, dropout_g=0, valid_kind="holes")
+    sem = LayerSemantics(CellActivations(A.hard_sigmoid_keras2))
+    with pytest.raises(ValueError, match=r"expected h0 \(2, 4\); received \(3, 4\)"):
+        native.run_layer(x, dirs, [torch.zeros(3, 4)], c0, reverse=[False], valid=valid, semantics=sem,
+                         dropout=[None])
+    with pytest.raises(ValueError, match=r"valid must be \(T, B\) = \(5, 2\); received \(4, 2\)"):
+        native.run_layer(x, dirs, h0, c0, reverse=[False], valid=valid[:4], semantics=sem, dropout=[None])
+    bad = DropoutMasks(recurrent=torch.ones(2, 2, 4))
+    with pytest.raises(ValueError, match=r"G in \{1, 4\}"):
+        native.run_layer(x, dirs, h0, c0, reverse=[False], valid=valid, semantics=sem, dropout=[bad])
+
+
+def test_inference_saves_nothing_and_matches_training_forward(monkeypatch):
+    monkeypatch.setenv("LSTM_BRIDGE_BACKEND", "native")
+    x, dirs, h0, c0, valid, dropout = make_case(6, 3, 4, [5, 5], torch.float32, seed=9, dropout_g=1,
+                                                valid_kind="holes")
+    sem = LayerSemantics(CellActivations(A.hard_sigmoid_keras2, A.tanh, A.tanh), MaskedOutput.ZERO)
+    with torch.no_grad():
+        outs, hs, cs = run_layer(x, dirs, h0, c0, reverse=[False, True], valid=valid, semantics=sem,
+                                 dropout=dropout)
+    assert not outs[0].requires_grad and outs[0].grad_fn is None
+    outs2, hs2, cs2 = run_layer(x, dirs, h0, c0, reverse=[False, True], valid=valid, semantics=sem,
+                                dropout=dropout)
+    assert outs2[0].grad_fn is not None
+    for a, b in zip(outs + hs + cs, outs2 + hs2 + cs2):
+        torch.testing.assert_close(a, b.detach(), rtol=0, atol=0)
+    # a masked ZERO step is exactly zero in both directions
+    assert torch.all(outs[0][~valid] == 0) and torch.all(outs[1][~valid] == 0)
+
+
+def test_backend_torch_never_builds(tmp_path):
+    """LSTM_BRIDGE_BACKEND=torch: a fresh process with an empty cache runs and leaves the cache empty."""
+    code = (
+        "import torch\n"
+        "from lstm_bridge import activations as A\n"
+        "from lstm_bridge.engine import run_layer, backend, native\n"
+        "from lstm_bridge.engine.semantics import *\n"
+        "x = torch.randn(3, 2, 2); w = DirectionWeights(torch.randn(8, 2), torch.randn(8, 2))\n"
+        "z = torch.zeros(2, 2)\n"
+        "run_layer(x, [w], [z], [z], reverse=[False], semantics=LayerSemantics(CellActivations(A.relu)))\n"
+        "assert backend.last_used == 'torch'\n"
+        "assert not native.available() and 'LSTM_BRIDGE_BACKEND=torch' in native.error()\n"
+        "assert native._tried is False\n"
+    )
+    env = dict(os.environ, LSTM_BRIDGE_BACKEND="torch", LSTM_BRIDGE_CACHE=str(tmp_path / "cache"))
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "building native kernel" not in proc.stderr
+    assert not (tmp_path / "cache").exists()
+
+
+def test_build_is_cached_and_named_by_content():
+    name = build.module_name()
+    assert name.startswith("lstm_bridge_native_") and name == build.module_name()
+    assert (build.cache_root() / name / f"{name}.so").exists()
+    module, built_now = build.load()
+    assert built_now is False and hasattr(module, "forward")
