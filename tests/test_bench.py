@@ -1,0 +1,159 @@
+"""Smoke tests of the benchmark suite (``lstm_bridge.bench``): structure and finiteness, never timings."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from lstm_bridge import bench
+from lstm_bridge.cli import main as cli_main
+
+QUICK_CONFIGS = ("small", "medium_2l_bidir")  # one plain and one 2-layer bidirectional config
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    code = bench.main(["--quick", "--configs", ",".join(QUICK_CONFIGS), "--progress", "none", "--no-memory",
+                       "--frameworks", "none", "--out", str(out)])
+    return code, out
+
+
+def test_quick_run_writes_every_row_with_finite_ratios(quick_run):
+    code, out = quick_run
+    assert code == 0
+    results = json.loads((out / "results.json").read_text())
+    got = [(r["config"]["name"], r["variant"]) for r in results["rows"]]
+    assert got == [(c, v) for c in QUICK_CONFIGS for v in bench.DEFAULT_VARIANTS]
+    for row in results["rows"]:
+        for mode in ("forward", "train"):
+            ratio = row[mode]["ratio"]["ours"]
+            assert len(ratio["per_pass"]) == results["plan"]["passes"] == 1
+            for key in ("median", "min", "max"):
+                assert math.isfinite(ratio[key]) and ratio[key] > 0, (row["variant"], mode, ratio)
+            assert ratio["min"] <= ratio["median"] <= ratio["max"]
+            # the ratio is the quotient of the two timings of the same pass
+            ours, ref = row[mode]["passes"]["ours"][0], row[mode]["passes"]["torch"][0]
+            assert ratio["per_pass"][0] == pytest.approx(ours / ref)
+            assert row["path"][mode] in ("native", "torch"), row["path"]
+            assert math.isfinite(row["gflops"][mode]["ours"]) and row["gflops"][mode]["ours"] > 0
+        assert row["memory"]["ratio"] is None  # --no-memory
+        # the ceiling GEMM ran in the same forward passes, and is not reported as a competitor
+        assert len(row["forward"]["passes"]["sgemm"]) == 1 and row["ceiling_gflops"] > 0
+        assert "sgemm" not in row["forward"]["ratio"] and "sgemm" not in row["train"]["passes"]
+        assert row["ceiling_share"]["forward"] == pytest.approx(
+            row["gflops"]["forward"]["ours"] / row["ceiling_gflops"])
+    for name in QUICK_CONFIGS:
+        assert results["ceilings"][name]["gflops"] > 0
+
+
+def test_quick_run_markdown_table(quick_run):
+    _, out = quick_run
+    md = (out / "results.md").read_text()
+    lines = md.splitlines()
+    header = lines.index(bench.TABLE_HEADER)
+    columns = bench.TABLE_HEADER.count("|") - 1
+    assert lines[header + 1].count("|") - 1 == columns
+    rows = [line for line in lines[header + 2:] if line.startswith("| ")]
+    assert len(rows) == len(QUICK_CONFIGS) * len(bench.DEFAULT_VARIANTS)
+    for line in rows:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert len(cells) == columns
+        assert cells[0] in QUICK_CONFIGS and cells[1] in bench.VARIANTS
+        for index in (5, 8):  # fwd ratio, train ratio
+            assert math.isfinite(float(cells[index])) and float(cells[index]) > 0
+        assert cells[-1] == "n/a"
+    assert "python -m lstm_bridge.bench --quick" in md
+    # the chart exists, or the report says why it does not
+    assert (out / "results.png").exists() or "matplotlib is not importable" in md
+
+
+def test_flop_count_follows_the_gemm_shapes():
+    medium = bench.CONFIGS["medium"]
+    T, B, I, H = 100, 32, 128, 256
+    assert medium.forward_flops("standard") == 2 * T * B * 4 * H * (I + H)
+    assert medium.forward_flops("bidirectional") == 2 * medium.forward_flops("standard")
+    stacked = bench.CONFIGS["medium_2l_bidir"]
+    layer0 = 2 * (2 * T * B * 4 * H * (I + H))
+    layer1 = 2 * (2 * T * B * 4 * H * (2 * H + H))
+    assert stacked.forward_flops("mask") == layer0 + layer1
+
+
+def test_workloads_compute_the_variant_they_name():
+    full = bench.make_inputs(bench.CONFIGS["small"])
+    holes = 1.0 - float(full.mask.float().mean())
+    assert 0.1 < holes < 0.3  # ~20% masked steps, scattered
+    assert int(full.lengths.max()) == 50 and int(full.lengths.min()) >= 25
+    assert int(full.lengths.min()) < 50  # lengths really vary
+    cfg = bench.QUICK_CONFIGS["small"]
+    data = bench.make_inputs(cfg)
+    from lstm_bridge.engine import backend
+
+    for variant in ("hard_sigmoid", "mask", "seq_length", "recurrent_dropout"):
+        work = bench.build_workload("ours", cfg, variant, data)
+        work.train()
+        assert backend.last_used in ("native", "torch")
+    ref = bench.build_workload("torch", cfg, "bidirectional", data)
+    assert ref is not None and ref.path() == "oneDNN/aten"
+
+
+def test_usage_errors_name_what_was_expected(capsys):
+    assert bench.main(["--variants", "standard,nope"]) == 2
+    err = capsys.readouterr().err
+    assert "'nope'" in err and "hard_sigmoid" in err
+    assert bench.main(["--configs", "huge"]) == 2
+    assert "medium_2l_bidir" in capsys.readouterr().err
+    assert bench.main(["--passes", "0", "--quick"]) == 2
+
+
+def test_cli_subcommand_forwards_to_the_suite(tmp_path):
+    code = cli_main(["bench", "--quick", "--configs", "small", "--variants", "mask", "--progress", "none",
+                     "--no-memory", "--frameworks", "none", "--out", str(tmp_path)])
+    assert code == 0
+    rows = json.loads((tmp_path / "results.json").read_text())["rows"]
+    assert [(r["config"]["name"], r["variant"]) for r in rows] == [("small", "mask")]
+
+
+@pytest.mark.skipif(bench.MemoryProbe.supported() is not None, reason=str(bench.MemoryProbe.supported()))
+def test_memory_probe_sees_at_least_the_activations():
+    cfg = bench.Config("probe", T=50, B=16, I=32, H=64)
+    probe = bench.MemoryProbe(timeout_s=120)
+    try:
+        task = {"config": {"name": cfg.name, "T": cfg.T, "B": cfg.B, "I": cfg.I, "H": cfg.H},
+                "variant": "mask", "threads": 1, "seed": 0}
+        ours = probe.measure(dict(task, impl="ours"))
+        ref = probe.measure(dict(task, impl="torch"))
+    finally:
+        probe.close()
+    # a train step keeps at least the (T, B, 4H) float32 gates for backward
+    floor = cfg.T * cfg.B * 4 * cfg.H * 4
+    assert ours.get("peak_bytes", 0) >= floor, ours
+    assert ref.get("peak_bytes", 0) >= floor, ref
+    assert ours["path"] in ("native", "torch")
+
+
+def test_render_redraws_the_report_from_json(quick_run, tmp_path, capsys):
+    _, out = quick_run
+    assert bench.main(["--render", str(out / "results.json"), "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "results.md").read_text() == (out / "results.md").read_text()
+    capsys.readouterr()
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    assert bench.main(["--render", str(tmp_path / "bad.json")]) == 2
+    assert "without 'rows'" in capsys.readouterr().err
+
+
+def test_compare_script_reads_two_runs(quick_run, capsys):
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "compare.py"
+    spec = importlib.util.spec_from_file_location("bench_compare", path)
+    compare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare)
+    _, out = quick_run
+    results = str(out / "results.json")
+    assert compare.main([results, results]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 + 2 * len(QUICK_CONFIGS) * len(bench.DEFAULT_VARIANTS)
+    assert all(line.endswith("+0.0%") for line in lines[1:])  # a run compared with itself
