@@ -25,7 +25,8 @@ from lstm_bridge.engine.native import build
 from lstm_bridge.engine.semantics import (CellActivations, DirectionWeights, DropoutMasks, LayerSemantics,
                                           MaskedOutput)
 
-NATIVE_ACTS = [A.sigmoid, A.tanh, A.hard_sigmoid_keras2, A.hard_sigmoid_keras3, A.relu, A.linear, A.softsign]
+NATIVE_ACTS = [A.sigmoid, A.tanh, A.hard_sigmoid_keras2, A.hard_sigmoid_keras3, A.relu, A.linear, A.softsign,
+               A.ms_cpu_sigmoid, A.ms_cpu_tanh]
 TOL = {torch.float32: dict(rtol=1e-5, atol=1e-5), torch.float64: dict(rtol=1e-12, atol=1e-12)}
 GRAD_TOL = {torch.float32: dict(rtol=1e-4, atol=1e-5), torch.float64: dict(rtol=1e-10, atol=1e-12)}
 
@@ -140,11 +141,12 @@ DROPOUT_G = [0, 1, 4]
 DTYPES = [torch.float32, torch.float64]
 # Activation triples (gate, candidate, cell) cycled through the matrix so that every built-in appears
 # in every role; none is the exact standard triple with "none"/no dropout (that goes to oneDNN).
-TRIPLES = [(NATIVE_ACTS[i], NATIVE_ACTS[(i + 3) % 7], NATIVE_ACTS[(i + 5) % 7]) for i in range(7)]
+N_ACTS = len(NATIVE_ACTS)
+TRIPLES = [(NATIVE_ACTS[i], NATIVE_ACTS[(i + 3) % N_ACTS], NATIVE_ACTS[(i + 5) % N_ACTS]) for i in range(N_ACTS)]
 
 MATRIX = [
-    pytest.param(d, m, r, g, dt, TRIPLES[n % 7], n % 2 == 0, n,
-                 id=f"{d}-{m}-{r.value}-G{g}-{str(dt)[6:]}-{TRIPLES[n % 7][0].name}-h0{int(n % 2 == 0)}")
+    pytest.param(d, m, r, g, dt, TRIPLES[n % N_ACTS], n % 2 == 0, n,
+                 id=f"{d}-{m}-{r.value}-G{g}-{str(dt)[6:]}-{TRIPLES[n % N_ACTS][0].name}-h0{int(n % 2 == 0)}")
     for n, (d, m, r, g, dt) in enumerate(itertools.product(DIRECTIONS, MASKS, RULES, DROPOUT_G, DTYPES))
 ]
 
@@ -271,9 +273,9 @@ def test_declines_what_it_cannot_run(monkeypatch):
     custom = LayerSemantics(CellActivations(lambda t: torch.sigmoid(t) * 0.9, A.tanh, A.tanh))
     with pytest.raises(NotImplementedError, match="no native implementation"):
         native.check_supported(x, dirs, valid=valid, semantics=custom, dropout=[None])
-    with pytest.raises(NotImplementedError, match="MindSpore|native"):
-        native.check_supported(x, dirs, valid=valid, semantics=LayerSemantics(CellActivations(A.ms_cpu_sigmoid)),
-                               dropout=[None])
+    # MindSpore's CPU activation emulations are native (ids 7, 8): supported
+    native.check_supported(x, dirs, valid=valid, semantics=LayerSemantics(CellActivations(A.ms_cpu_sigmoid)),
+                           dropout=[None])
     with pytest.raises(NotImplementedError, match="float16"):
         native.check_supported(x.half(), dirs, valid=valid, semantics=LayerSemantics(), dropout=[None])
     with pytest.raises(NotImplementedError, match="standard"):

@@ -242,8 +242,8 @@ hard_sigmoid_keras3 = Activation("hard_sigmoid_keras3", _hard_sigmoid_k3, 3)
 relu = Activation("relu", torch.relu, 4)
 linear = Activation("linear", _linear, 5)
 softsign = Activation("softsign", _softsign, 6)
-ms_cpu_sigmoid = Activation("ms_cpu_sigmoid", _MsSigmoid.apply, None)
-ms_cpu_tanh = Activation("ms_cpu_tanh", _MsTanh.apply, None)
+ms_cpu_sigmoid = Activation("ms_cpu_sigmoid", _MsSigmoid.apply, 7)
+ms_cpu_tanh = Activation("ms_cpu_tanh", _MsTanh.apply, 8)
 
 _BUILTINS: Dict[str, Activation] = {
     a.name: a

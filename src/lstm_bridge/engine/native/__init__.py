@@ -41,7 +41,7 @@ _EMPTY = torch.empty(0)
 GEMM_PATH = "kernel"
 
 # Activation ids shared with lstm.h (enum Act); the lstm_bridge.activations registry carries them.
-_MAX_ID = 6
+_MAX_ID = 8  # enum Act in lstm.h
 
 
 def _backend_disabled() -> bool:

@@ -13,6 +13,7 @@
 #include <ATen/cpu/vec/vec.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <string>
 #include <type_traits>
@@ -50,6 +51,34 @@ inline void map_vec(const T* src, T* dst, int64_t n, F f) {
   }
 }
 
+// MindSpore's CPU float32 Sigmoid/Tanh (spec mindspore section 3), computed in float32 with true fused
+// multiply-adds whatever T is, exactly as lstm_bridge.activations.ms_cpu_sigmoid/ms_cpu_tanh.
+inline float ms_cpu_tanh(float x) {
+  if (x > 5.0f) return 1.0f;
+  if (x < -5.0f) return -1.0f;
+  const float s = x * x;
+  const float a = std::fma(std::fma(s + 378.0f, s, 17325.0f), s, 135135.0f) * x;
+  const float b = std::fma(std::fma(std::fma(28.0f, s, 3150.0f), s, 62370.0f), s, 135135.0f);
+  return a / b;
+}
+
+inline float ms_cpu_sigmoid(float x) {
+  const float arg = std::min(std::max(-x, -87.3365478515625f), 88.72283935546875f);
+  const float k = std::floor(std::fma(arg, 1.44269504088896341f, 0.5f));
+  const float d = std::fma(-k, 0.693147f, arg);
+  float p = std::fma(d, 1.0f / 120.0f, 1.0f / 24.0f);
+  p = std::fma(d, p, 1.0f / 6.0f);
+  p = std::fma(d, p, 0.5f);
+  p = std::fma(d, p, 1.0f);
+  p = std::fma(d, p, 1.0f);
+  // 2^k as 2^(k-1) * 2: (k+127)<<23 would overflow at k = 128, MindSpore's kernel stays finite
+  const int32_t bits = (static_cast<int32_t>(k) + 126) << 23;
+  float half;
+  std::memcpy(&half, &bits, sizeof(half));
+  const float e = (p * half) * 2.0f;
+  return 1.0f / (1.0f + e);
+}
+
 template <typename T>
 void apply_act(int64_t id, const T* src, T* dst, int64_t n) {
   using V = Vectorized<T>;
@@ -82,8 +111,14 @@ void apply_act(int64_t id, const T* src, T* dst, int64_t n) {
     case kSoftsign:
       map_vec(src, dst, n, [&](V x) { return x / (one + x.abs()); });
       break;
+    case kMsCpuSigmoid:
+      for (int64_t j = 0; j < n; ++j) dst[j] = static_cast<T>(ms_cpu_sigmoid(static_cast<float>(src[j])));
+      break;
+    case kMsCpuTanh:
+      for (int64_t j = 0; j < n; ++j) dst[j] = static_cast<T>(ms_cpu_tanh(static_cast<float>(src[j])));
+      break;
     default:
-      TORCH_CHECK(false, "lstm-bridge native: unknown activation id ", id, " (expected 0..6)");
+      TORCH_CHECK(false, "lstm-bridge native: unknown activation id ", id, " (expected 0..", kNumActs - 1, ")");
   }
 }
 
@@ -93,9 +128,11 @@ template <typename T>
 void mul_act_grad(int64_t id, T* g, const T* y, int64_t n) {
   switch (id) {
     case kSigmoid:
+    case kMsCpuSigmoid:  // MindSpore's SigmoidGrad: dy * y * (1 - y)
       for (int64_t j = 0; j < n; ++j) g[j] = g[j] * ((T(1) - y[j]) * y[j]);
       break;
     case kTanh:
+    case kMsCpuTanh:  // MindSpore's TanhGrad: dy * (1 - y^2)
       for (int64_t j = 0; j < n; ++j) g[j] = g[j] * (T(1) - y[j] * y[j]);
       break;
     case kHardSigmoidKeras2:
@@ -116,7 +153,7 @@ void mul_act_grad(int64_t id, T* g, const T* y, int64_t n) {
       }
       break;
     default:
-      TORCH_CHECK(false, "lstm-bridge native: unknown activation id ", id, " (expected 0..6)");
+      TORCH_CHECK(false, "lstm-bridge native: unknown activation id ", id, " (expected 0..", kNumActs - 1, ")");
   }
 }
 

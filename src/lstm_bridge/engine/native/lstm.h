@@ -48,7 +48,9 @@ enum Act : int64_t {
   kRelu = 4,
   kLinear = 5,
   kSoftsign = 6,           // x / (1 + |x|)
-  kNumActs = 7,
+  kMsCpuSigmoid = 7,       // MindSpore's CPU float32 Sigmoid (polynomial exp), bit for bit
+  kMsCpuTanh = 8,          // MindSpore's CPU float32 Tanh (Pade 7/6, cut at +-5), bit for bit
+  kNumActs = 9,
 };
 
 // The per-step recurrent GEMM (LayerConfig::gemm); all give the same results within float rounding.
