@@ -373,3 +373,19 @@ def test_unroll_replicates_keras_unrolled_zeroing_with_the_unreversed_mask(rng):
     carry = _layer(3, w, return_sequences=True, go_backwards=True, unroll=True)(x, mask=mask).detach().numpy()
     np.testing.assert_array_equal(unrolled, np.where(mask[..., None], carry, 0))  # unroll: un-reversed mask
     assert not np.array_equal(unrolled, loop)
+
+
+@pytest.mark.parametrize("backward_activation", ["tanh", "relu"])  # one engine call / two engine calls
+def test_bidirectional_equals_its_two_layers_run_separately(rng, backward_activation):
+    back = LSTM(4, go_backwards=True, return_sequences=True, return_state=True, activation=backward_activation)
+    layer = Bidirectional(LSTM(4, return_sequences=True, return_state=True), backward_layer=back)
+    wf, wb = keras_weights(rng, 3, 4), keras_weights(rng, 3, 4)
+    layer.set_weights(wf + wb)
+    x = rng.standard_normal((2, 5, 3)).astype(np.float32)
+    mask = np.array([[1, 1, 0, 1, 1], [1, 1, 1, 0, 0]], bool)
+    out, h_f, c_f, h_b, c_b = layer(x, mask=mask)
+    kw = dict(return_sequences=True, return_state=True, zero_output_for_mask=True)
+    y_f, fh, fc = _layer(4, wf, **kw)(x, mask=mask)
+    y_b, bh, bc = _layer(4, wb, go_backwards=True, activation=backward_activation, **kw)(x, mask=mask)
+    assert max_abs(out, torch.cat([y_f, y_b.flip(1)], -1)) < 1e-6
+    assert max(max_abs(h_f, fh), max_abs(c_f, fc), max_abs(h_b, bh), max_abs(c_b, bc)) < 1e-6

@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
+from ..engine import run_layer
 from .cell import unique_name
 from .layer import LSTM
 
@@ -169,8 +170,20 @@ class Bidirectional(torch.nn.Module):
                 got = len(initial_state) if isinstance(initial_state, (list, tuple)) else type(initial_state).__name__
                 raise ValueError(f"Bidirectional initial_state must be [h_f, c_f, h_b, c_b]; received {got}")
             forward_state, backward_state = list(initial_state[:2]), list(initial_state[2:])
-        y_f = self.forward_layer(inputs, mask=mask, training=training, initial_state=forward_state)
-        y_b = self.backward_layer(inputs, mask=mask, training=training, initial_state=backward_state)
+        fw, bw = self.forward_layer, self.backward_layer
+        f_call = fw._prepare(inputs, mask, training, forward_state)
+        b_call = bw._prepare(inputs, mask, training, backward_state)
+        if f_call.semantics == b_call.semantics and not (f_call.unroll_quirk or b_call.unroll_quirk):
+            # one engine call for both directions (oneDNN's bidirectional LSTM, or both directions
+            # side by side in the native kernel)
+            outs, hs, cs = run_layer(f_call.xt, [fw.cell.direction_weights(), bw.cell.direction_weights()],
+                                     [f_call.h0, b_call.h0], [f_call.c0, b_call.c0],
+                                     reverse=[fw.go_backwards, bw.go_backwards], valid=f_call.valid,
+                                     semantics=f_call.semantics, dropout=[f_call.dropout, b_call.dropout])
+            y_f = fw._finish(f_call, outs[0], hs[0], cs[0])
+            y_b = bw._finish(b_call, outs[1], hs[1], cs[1])
+        else:
+            y_f, y_b = fw._run(f_call), bw._run(b_call)
         states: List[torch.Tensor] = []
         if self.return_state:
             states = list(y_f[1:]) + list(y_b[1:])

@@ -17,13 +17,13 @@ arguments, shapes and return conventions.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 import torch
 
 from .._tensors import as_float, as_tensor, check_shape
-from ..engine import LayerSemantics, MaskedOutput, run_layer
+from ..engine import DropoutMasks, LayerSemantics, MaskedOutput, run_layer
 from . import regularizers as _regularizers
 from .cell import LSTMCell, config_keras_version, unique_name
 
@@ -252,9 +252,8 @@ class LSTM(torch.nn.Module):
         m = m != 0
         return m if self.time_major else m.t()
 
-    def forward(self, inputs: Any, mask: Any = None, training: Optional[bool] = None,
-                initial_state: Any = None) -> Output:
-        """Run the layer; see the class docstring for shapes and conventions."""
+    def _prepare(self, inputs: Any, mask: Any, training: Optional[bool], initial_state: Any) -> "_Call":
+        """Check and translate one call's Keras arguments into the engine's terms."""
         x = as_float(inputs, "inputs", self.cell.kernel.dtype if self.built else self.cell.dtype_)
         if x.dim() != 3:
             raise ValueError(f"Input 0 of layer {self.name!r} is incompatible with the layer: expected ndim=3 "
@@ -273,21 +272,21 @@ class LSTM(torch.nn.Module):
         # go_backwards and zero_output_for_mask meet (Bidirectional + mask + unroll; spec keras §6).
         unroll_quirk = self.unroll and self.go_backwards and self.zero_output_for_mask and valid is not None
         rule = MaskedOutput.ZERO if self.zero_output_for_mask and not unroll_quirk else MaskedOutput.CARRY
-        outs, hs, cs = run_layer(xt, [self.cell.direction_weights()], [h0], [c0], reverse=[self.go_backwards],
-                                 valid=valid, semantics=LayerSemantics(self.cell.cell_activations(), rule),
-                                 dropout=[drop])
-        seq = outs[0]  # (T, B, u) in original time order
+        return _Call(xt, h0, c0, valid, drop, LayerSemantics(self.cell.cell_activations(), rule), unroll_quirk)
+
+    def _finish(self, call: "_Call", seq: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> Output:
+        """Keras's return conventions from the engine's ``(T, B, u)`` original-time outputs."""
+        valid, B = call.valid, call.xt.shape[1]
         if self.return_sequences:
             output = seq.flip(0) if self.go_backwards else seq  # processing order, as Keras returns it
-            if unroll_quirk:
+            if call.unroll_quirk:
                 output = torch.where(valid.unsqueeze(-1), output, torch.zeros_like(output))
             if not self.time_major:
                 output = output.transpose(0, 1)
         else:
             output = seq[0] if self.go_backwards else seq[-1]  # the last processed step's output
-            if unroll_quirk:
+            if call.unroll_quirk:
                 output = torch.where(valid[0].unsqueeze(-1), output, torch.zeros_like(output))
-        h, c = hs[0], cs[0]
         if self.stateful:
             self.states = [h.detach(), c.detach()]
             self._batch_size = B
@@ -296,3 +295,26 @@ class LSTM(torch.nn.Module):
         if self.activity_regularizer is not None:
             self._activity_losses = [self.activity_regularizer(r) / B for r in results]
         return results if self.return_state else output
+
+    def forward(self, inputs: Any, mask: Any = None, training: Optional[bool] = None,
+                initial_state: Any = None) -> Output:
+        """Run the layer; see the class docstring for shapes and conventions."""
+        return self._run(self._prepare(inputs, mask, training, initial_state))
+
+    def _run(self, call: "_Call") -> Output:
+        outs, hs, cs = run_layer(call.xt, [self.cell.direction_weights()], [call.h0], [call.c0],
+                                 reverse=[self.go_backwards], valid=call.valid, semantics=call.semantics,
+                                 dropout=[call.dropout])
+        return self._finish(call, outs[0], hs[0], cs[0])
+
+
+class _Call(NamedTuple):
+    """One prepared call: time-major input, initial state, step mask, dropout masks, semantics."""
+
+    xt: torch.Tensor
+    h0: torch.Tensor
+    c0: torch.Tensor
+    valid: Optional[torch.Tensor]
+    dropout: Optional[DropoutMasks]
+    semantics: LayerSemantics
+    unroll_quirk: bool
