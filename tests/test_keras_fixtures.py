@@ -13,7 +13,6 @@ import zipfile
 
 import numpy as np
 import pytest
-import torch
 
 h5py = pytest.importorskip("h5py")
 

@@ -613,7 +613,6 @@ def chain_from(obj: Any) -> Chain:
                                          [fwd.go_backwards, bwd.go_backwards], _name_of(fwd.cell.recurrent_activation),
                                          _name_of(fwd.cell.activation), False, layer.merge_mode,
                                          layer.return_sequences, layer.return_sequences))
-                first = fwd
             else:
                 if not layer.built:
                     raise ValueError(f"{_layer_name(layer)} is not built; call it once before exporting")
@@ -623,7 +622,6 @@ def chain_from(obj: Any) -> Chain:
                                          _name_of(layer.cell.recurrent_activation), _name_of(layer.cell.activation),
                                          layer.go_backwards, "concat", layer.return_sequences,
                                          layer.zero_output_for_mask))
-                first = layer
         chain = Chain(layers, "keras", not items[0].time_major if hasattr(items[0], "time_major") else True)
         chain.validate()
         return chain

@@ -63,7 +63,7 @@ def main(argv: List[str] = None, out: Callable[[str], None] = _line) -> int:
     layer.set_weights(weights)
     out("  weights copied by the seed's mapping: kernel = W_ih.T, recurrent_kernel = W_hh.T, bias = b_ih + b_hh")
     k_out, h_f, c_f, h_b, c_b = layer(x_keras, initial_state=[h0[0], c0[0], h0[1], c0[1]])
-    out(f"  layer(x.transpose(0, 1), initial_state=[h0[0], c0[0], h0[1], c0[1]])")
+    out("  layer(x.transpose(0, 1), initial_state=[h0[0], c0[0], h0[1], c0[1]])")
     out(f"  output {tuple(k_out.shape)}   h_f/c_f/h_b/c_b {tuple(h_f.shape)} each")
     out("  MindSpore output = Keras output transposed to time-major; hn[0], hn[1] = Keras h_f, h_b;")
     out("  the output's last axis is [forward | backward] in both")

@@ -97,3 +97,22 @@ def as_numpy(value: Any, where: str = "") -> np.ndarray:
     except ImportError:  # pragma: no cover - torch is a hard dependency
         pass
     return np.array(value, copy=True)
+
+
+def tensor_state(model_file: Any, report: "SaveReport") -> "Dict[str, Any]":
+    """The model's arrays as an ordered ``{PyTorch name: torch tensor}`` (own, contiguous copies), for
+    the state-dict formats; strings are not tensors and are listed in ``report.skipped``."""
+    import collections
+
+    import torch
+
+    from .model import flatten_state_dict
+
+    state: "collections.OrderedDict[str, Any]" = collections.OrderedDict()
+    for k, v in flatten_state_dict(model_file).items():
+        arr = np.asarray(v)
+        if arr.dtype.kind in "US":
+            report.skipped[k] = "a string is not a tensor"
+            continue
+        state[k] = torch.from_numpy(np.array(as_numpy(arr), copy=True))
+    return state

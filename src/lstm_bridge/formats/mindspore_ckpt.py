@@ -94,7 +94,7 @@ def _parse_proto(text: str) -> descriptor_pb2.FileDescriptorProto:
             if tok == "message":
                 message(msg.nested_type.add(), scope + [msg.name])
             elif tok == "oneof":
-                decl = msg.oneof_decl.add(name=take())
+                msg.oneof_decl.add(name=take())
                 take("{")
                 oneof_index, oneof_depth = len(msg.oneof_decl) - 1, 1
             else:

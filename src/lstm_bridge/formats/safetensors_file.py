@@ -12,10 +12,8 @@ import struct
 from collections import OrderedDict
 from typing import Union
 
-import numpy as np
-
-from .common import PathLike, SaveReport, as_numpy, atomic_output, check_output_path, head_bytes
-from .model import FormatError, ModelFile, flatten_state_dict, group_state_dict, validate
+from .common import PathLike, SaveReport, atomic_output, check_output_path, head_bytes, tensor_state
+from .model import FormatError, ModelFile, group_state_dict, validate
 
 NAME = "safetensors"
 SUFFIXES = (".safetensors",)
@@ -85,15 +83,8 @@ def save(model_file: ModelFile, path: PathLike) -> SaveReport:
     """Write the model's tensors (PyTorch naming) as ``.safetensors``; strings are skipped and reported."""
     p = check_output_path(path, model_file)
     st = _lib()
-    import torch
     report = SaveReport(path=p, format=NAME, written=[e.name for e in model_file.layers])
-    state = OrderedDict()
-    for k, v in flatten_state_dict(model_file).items():
-        arr = np.asarray(v)
-        if arr.dtype.kind in "US":
-            report.skipped[k] = "a string is not a tensor"
-            continue
-        state[k] = torch.from_numpy(np.ascontiguousarray(as_numpy(arr)))
+    state = tensor_state(model_file, report)
     metadata = {"format": "pt", "source_framework": model_file.framework,
                 "source_version": str(model_file.version or ""), "key_order": json.dumps(list(state))}
     with atomic_output(p) as tmp:

@@ -18,8 +18,8 @@ from typing import Any, Union
 import numpy as np
 import torch
 
-from .common import PathLike, SaveReport, as_numpy, atomic_output, check_output_path, head_bytes
-from .model import FormatError, ModelFile, flatten_state_dict, group_state_dict, validate
+from .common import PathLike, SaveReport, atomic_output, check_output_path, head_bytes, tensor_state
+from .model import FormatError, ModelFile, group_state_dict, validate
 
 NAME = "torch"
 SUFFIXES = (".pt", ".pth")
@@ -86,13 +86,7 @@ def save(model_file: ModelFile, path: PathLike) -> SaveReport:
     reported (a state dict holds tensors)."""
     p = check_output_path(path, model_file)
     report = SaveReport(path=p, format=NAME, written=[e.name for e in model_file.layers])
-    state = OrderedDict()
-    for k, v in flatten_state_dict(model_file).items():
-        arr = np.asarray(v)
-        if arr.dtype.kind in "US":
-            report.skipped[k] = "a string is not a tensor"
-            continue
-        state[k] = torch.from_numpy(np.array(as_numpy(arr), copy=True))
+    state = tensor_state(model_file, report)
     with atomic_output(p) as tmp:
         torch.save(state, tmp)
     return report
