@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 from collections import OrderedDict
-from typing import Any, Dict, List, Union
+from typing import Any, Callable, Dict, List, Union
 
 import numpy as np
 
@@ -44,8 +44,10 @@ def is_hdf5(path_or_head: Union[PathLike, bytes]) -> bool:
     return head_bytes(path_or_head, 8) == HDF5_SIGNATURE
 
 
-def detect(path_or_head: Union[PathLike, bytes]) -> bool:
-    """An HDF5 file with ``layer_names`` at the root or in ``model_weights`` (bytes: the signature only)."""
+def detect_hdf5(path_or_head: Union[PathLike, bytes], layout: Callable[[Any], bool]) -> bool:
+    """The shared ``detect`` of the HDF5 formats: the signature, then ``layout(open h5py.File)`` on a
+    path (given bytes, the signature alone decides). Detection never raises: an unreadable file is
+    simply "not this format"."""
     if not is_hdf5(path_or_head):
         return False
     if isinstance(path_or_head, (bytes, bytearray, memoryview)):
@@ -53,10 +55,19 @@ def detect(path_or_head: Union[PathLike, bytes]) -> bool:
     h5py = _h5py()
     try:
         with h5py.File(os.fspath(path_or_head), "r") as f:
-            g = f["model_weights"] if "model_weights" in f else f
-            return any(k == "layer_names" or k == "layer_names0" for k in g.attrs)
-    except Exception:  # detection never raises: an unreadable file is simply "not this format"
+            return bool(layout(f))
+    except Exception:
         return False
+
+
+def _has_layer_names(f: Any) -> bool:
+    g = f["model_weights"] if "model_weights" in f else f
+    return any(k == "layer_names" or k == "layer_names0" for k in g.attrs)
+
+
+def detect(path_or_head: Union[PathLike, bytes]) -> bool:
+    """An HDF5 file with ``layer_names`` at the root or in ``model_weights`` (bytes: the signature only)."""
+    return detect_hdf5(path_or_head, _has_layer_names)
 
 
 def load(path: PathLike) -> ModelFile:

@@ -22,7 +22,7 @@ import numpy as np
 from .common import PathLike, SaveReport, atomic_output, check_output_path
 from .keras_common import (KerasPlan, class_counter_keys, decode, infer_kind, plan_keras, read_dataset,
                            weight_keys)
-from .keras_h5 import _h5py, is_hdf5
+from .keras_h5 import _h5py, detect_hdf5, is_hdf5
 from .model import FormatError, LayerEntry, ModelFile, validate
 
 NAME = "keras-weights-h5"
@@ -31,16 +31,8 @@ SUFFIXES = (".weights.h5",)
 
 def detect(path_or_head: Union[PathLike, bytes]) -> bool:
     """An HDF5 file with a top-level ``layers`` group and no ``layer_names`` (bytes: signature only)."""
-    if not is_hdf5(path_or_head):
-        return False
-    if isinstance(path_or_head, (bytes, bytearray, memoryview)):
-        return True
-    h5py = _h5py()
-    try:
-        with h5py.File(os.fspath(path_or_head), "r") as f:
-            return "layers" in f and "layer_names" not in f.attrs and "model_weights" not in f
-    except Exception:  # detection never raises
-        return False
+    return detect_hdf5(path_or_head,
+                       lambda f: "layers" in f and "layer_names" not in f.attrs and "model_weights" not in f)
 
 
 def _natural_key(key: str) -> Tuple[str, int]:
