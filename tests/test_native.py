@@ -268,6 +268,24 @@ def test_native_actually_ran(monkeypatch):
     assert backend.last_used == "torch"
 
 
+def test_kernel_runs_on_torchs_threads():
+    """The kernel is built with OpenMP when torch uses it: at::parallel_for is a header template that
+    otherwise runs every item on the calling thread (a silent 2x loss on two cores)."""
+    ext = native._module
+    assert ext is not None
+    assert ext.OPENMP == torch.backends.openmp.is_available()
+    if not ext.OPENMP:
+        pytest.skip("torch's ATen does not run on OpenMP here")
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert ext.parallel_threads(2) == 2
+        torch.set_num_threads(1)  # the kernel follows torch.set_num_threads (one shared OpenMP runtime)
+        assert ext.parallel_threads(2) == 1
+    finally:
+        torch.set_num_threads(previous)
+
+
 def test_declines_what_it_cannot_run(monkeypatch):
     x, dirs, h0, c0, valid, _ = make_case(5, 2, 3, [4], torch.float32, seed=1, dropout_g=0, valid_kind="holes")
     custom = LayerSemantics(CellActivations(lambda t: torch.sigmoid(t) * 0.9, A.tanh, A.tanh))

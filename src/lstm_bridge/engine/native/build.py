@@ -61,10 +61,20 @@ def mkl_packed_gemm() -> bool:
     return all(hasattr(handle, s) for s in ("cblas_sgemm_pack_get_size", "cblas_sgemm_pack", "cblas_sgemm_compute"))
 
 
+def openmp_flags() -> List[str]:
+    """``-fopenmp`` when torch's ATen runs on OpenMP, else nothing.
+
+    ``at::parallel_for`` is a header template: compiled without ``-fopenmp`` it silently runs every item
+    on the calling thread. The link resolves ``libgomp.so.1`` by soname, so at run time the kernel shares
+    the OpenMP runtime (and ``torch.set_num_threads``) of the libgomp torch already loaded.
+    """
+    return ["-fopenmp"] if torch.backends.openmp.is_available() else []
+
+
 def compile_flags() -> List[str]:
     """The C++ flags used for this machine's build."""
     cap = _capability()
-    flags = _COMMON_FLAGS + _ARCH_FLAGS.get(cap, ["-DCPU_CAPABILITY=DEFAULT"])
+    flags = _COMMON_FLAGS + _ARCH_FLAGS.get(cap, ["-DCPU_CAPABILITY=DEFAULT"]) + openmp_flags()
     if mkl_packed_gemm():
         flags.append("-DLSTM_BRIDGE_MKL_PACKED")
     return flags
@@ -134,6 +144,7 @@ def load(verbose: bool = False) -> Tuple[ModuleType, bool]:
                 sources=[str(HERE / s) for s in SOURCES],
                 extra_cflags=compile_flags(),
                 extra_include_paths=[str(HERE)],
+                extra_ldflags=openmp_flags(),
                 build_directory=str(build_dir),
                 verbose=verbose,
             )

@@ -450,6 +450,7 @@ void for_each_item(int64_t D, int64_t B, int64_t work, F run_rows) {
   }
   const int64_t chunks = chunks_per_direction(D, B);
   at::parallel_for(0, D * chunks, 1, [&](int64_t i0, int64_t i1) {
+    at::NoGradGuard no_grad;  // grad mode is thread-local: worker threads start with it on
     for (int64_t item = i0; item < i1; ++item) {
       const int64_t d = item / chunks, q = item % chunks;
       run_rows(d, B * q / chunks, B * (q + 1) / chunks);
@@ -817,6 +818,17 @@ std::vector<std::vector<at::Tensor>> lstm_backward(const LayerConfig& cfg, const
   return result;
 }
 
+// How many distinct threads at::parallel_for gives `items` single-item tasks: a build without OpenMP
+// (where at::parallel_for silently runs serially) answers 1. Used by the tests.
+int64_t parallel_threads(int64_t items) {
+  std::vector<int64_t> thread_of(static_cast<size_t>(std::max<int64_t>(items, 0)), -1);
+  at::parallel_for(0, items, 1, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) thread_of[i] = at::get_thread_num();
+  });
+  std::sort(thread_of.begin(), thread_of.end());
+  return std::unique(thread_of.begin(), thread_of.end()) - thread_of.begin();
+}
+
 }  // namespace lstm_bridge
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -838,6 +850,14 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("backward", &lstm_bridge::lstm_backward, "Fused LSTM layer backward (see lstm.h)", py::arg("cfg"),
         py::arg("gates"), py::arg("grad_out"), py::arg("grad_hn"), py::arg("grad_cn"), py::arg("c_prev"),
         py::arg("w_hh"), py::arg("valid"), py::arg("rec_mask"));
+  m.def("parallel_threads", &lstm_bridge::parallel_threads,
+        "Distinct threads at::parallel_for uses for `items` tasks (1 in a build without OpenMP)",
+        py::arg("items"));
+#ifdef _OPENMP
+  m.attr("OPENMP") = true;
+#else
+  m.attr("OPENMP") = false;
+#endif
 #ifdef LSTM_BRIDGE_MKL_PACKED
   m.attr("HAS_PACKED_GEMM") = true;
 #else
