@@ -15,6 +15,7 @@ import subprocess
 import sys
 from typing import List, Optional, Sequence
 
+import numpy as np
 import pytest
 import torch
 
@@ -365,3 +366,52 @@ def test_build_is_cached_and_named_by_content():
     assert (build.cache_root() / name / f"{name}.so").exists()
     module, built_now = build.load()
     assert built_now is False and hasattr(module, "forward")
+
+
+# --- activations, one at a time ------------------------------------------------------------------
+
+
+def _activation_grid(dtype: torch.dtype) -> torch.Tensor:
+    """Dense and random points, the MindSpore cut-offs (+-5, -87.34, 88.72), signed zeros, inf and NaN;
+    an odd length so that every vector loop also runs its tail."""
+    gen = torch.Generator().manual_seed(5)
+    special = torch.tensor([5.0, -5.0, 4.99, 5.0000005, -5.0000005, 0.0, -0.0, 87.3365478515625, -87.3365478515625,
+                            88.72283935546875, -88.72283935546875, 1e-38, -1e-38, 100.0, -100.0,
+                            float("inf"), float("-inf"), float("nan")])
+    grid = torch.cat([torch.linspace(-100, 100, 200001), torch.linspace(-6, 6, 120001),
+                      torch.randn(50001, generator=gen) * 8, special])
+    return grid.to(dtype)
+
+
+@pytest.mark.parametrize("act", [A.ms_cpu_sigmoid, A.ms_cpu_tanh], ids=lambda a: a.name)
+def test_mindspore_emulations_bit_exact_in_the_kernel(act):
+    """The kernel's vectorised MindSpore Sigmoid/Tanh give the torch emulation's bits everywhere and
+    the real MindSpore 2.10 outputs recorded in test_reference."""
+    from test_reference import _MS_SIGMOID_BITS, _MS_TANH_BITS, _bits
+
+    ext = native._module
+    grid = _activation_grid(torch.float32)
+    got = ext.apply_activation(act.native_id, grid)
+    want = act(grid)
+    assert torch.equal(got.isnan(), want.isnan())
+    assert torch.equal(got[~got.isnan()].view(torch.int32), want[~want.isnan()].view(torch.int32))
+    x, real = _bits(_MS_SIGMOID_BITS if act is A.ms_cpu_sigmoid else _MS_TANH_BITS)
+    got_real = ext.apply_activation(act.native_id, torch.from_numpy(x.copy()))
+    assert np.array_equal(got_real.numpy().view(np.uint32), real.view(np.uint32))
+    # float64 inputs go through the float32 emulation, as in the torch path
+    got64 = ext.apply_activation(act.native_id, grid.double())
+    assert torch.equal(got64[~got64.isnan()], want.double()[~want.isnan()])
+
+
+@pytest.mark.parametrize("act", NATIVE_ACTS, ids=lambda a: a.name)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_every_activation_matches_its_torch_formula(act, dtype):
+    grid = _activation_grid(dtype)
+    got = native._module.apply_activation(act.native_id, grid)
+    want = act(grid)
+    torch.testing.assert_close(got, want, rtol=2e-7 if dtype == torch.float32 else 1e-15, atol=0, equal_nan=True)
+
+
+def test_apply_activation_rejects_unknown_ids():
+    with pytest.raises(RuntimeError, match="unknown activation id 99"):
+        native._module.apply_activation(99, torch.zeros(3))

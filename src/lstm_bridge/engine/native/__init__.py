@@ -216,18 +216,21 @@ def _bias(b_ih: Optional[Tensor], b_hh: Optional[Tensor]) -> Optional[Tensor]:
 
 
 def _input_projection(plan: _Plan, x: Tensor, w_ih: Sequence[Tensor], b_ih: Sequence[Optional[Tensor]],
-                      b_hh: Sequence[Optional[Tensor]]) -> Tensor:
-    """``(T, B, I) -> (T, B, S)``: every direction's ``W_ih x_t + b_ih + b_hh``, column blocks per direction."""
+                      b_hh: Sequence[Optional[Tensor]]) -> Tuple[Tensor, List[Tensor]]:
+    """``(T, B, I) -> (T, B, S)``: every direction's ``W_ih x_t`` in column blocks per direction, and
+    the per-direction biases ``b_ih + b_hh`` the kernel still has to add (empty when xp holds them).
+
+    Without input dropout the bias is left to the kernel's pointwise pass: ``torch.addmm`` with a
+    broadcast bias first copies it into the whole ``(T*B, S)`` output, a pass over memory as long as
+    the GEMM's own output write.
+    """
     T, B, I = x.shape
     x2 = x.reshape(T * B, I)
     biases = [_bias(bi, bh) for bi, bh in zip(b_ih, b_hh)]
     if all(m is None for m in plan.in_masks):
         weight = w_ih[0] if plan.D == 1 else torch.cat(list(w_ih), 0)
-        if all(b is None for b in biases):
-            return torch.mm(x2, weight.t()).view(T, B, plan.S)
-        parts = [b if b is not None else x.new_zeros(4 * H) for b, H in zip(biases, plan.H)]
-        bias = parts[0] if plan.D == 1 else torch.cat(parts)
-        return torch.addmm(bias, x2, weight.t()).view(T, B, plan.S)
+        kernel_bias = [plan.empty if b is None else b.detach() for b in biases]
+        return torch.mm(x2, weight.t()).view(T, B, plan.S), kernel_bias
     xp = x.new_empty(T, B, plan.S)
     for d in range(plan.D):
         H, off, m, bias = plan.H[d], plan.offsets[d], plan.in_masks[d], biases[d]
@@ -244,7 +247,7 @@ def _input_projection(plan: _Plan, x: Tensor, w_ih: Sequence[Tensor], b_ih: Sequ
             per_gate = torch.bmm(xm, w_ih[d].view(4, H, I).transpose(1, 2))
             out = per_gate.permute(1, 0, 2).reshape(T, B, 4 * H)
             block.copy_(out if bias is None else out + bias)
-    return xp
+    return xp, [plan.empty] * plan.D
 
 
 class _NativeLayer(torch.autograd.Function):
@@ -259,9 +262,9 @@ class _NativeLayer(torch.autograd.Function):
         h0, c0 = flat[4 * D:5 * D], flat[5 * D:6 * D]
         save = any(ctx.needs_input_grad)
         plan.cfg.save = save
-        xp = _input_projection(plan, x, w_ih, b_ih, b_hh).contiguous()
-        outs, hn, cn, cprev, hprev = plan.ext.forward(plan.cfg, xp, list(w_hh), list(h0), list(c0),
-                                                      plan.valid, plan.rec_mask_args())
+        xp, kernel_bias = _input_projection(plan, x, w_ih, b_ih, b_hh)
+        outs, hn, cn, cprev, hprev = plan.ext.forward(plan.cfg, xp.contiguous(), list(w_hh), list(h0), list(c0),
+                                                      plan.valid, plan.rec_mask_args(), kernel_bias)
         if save:
             ctx.plan = plan
             ctx.gates = xp  # overwritten in place by the kernel: activated gates of every step

@@ -31,7 +31,7 @@ _ARCH_FLAGS = {
     "AVX2": ["-DCPU_CAPABILITY=AVX2", "-DCPU_CAPABILITY_AVX2", "-mavx2", "-mfma", "-mf16c"],
 }
 # -ffp-contract=off: no silent FMA contraction, so pointwise results round like the torch path.
-_COMMON_FLAGS = ["-O3", "-ffp-contract=off", "-fno-math-errno", "-std=c++17"]
+_COMMON_FLAGS = ["-O3", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-std=c++17"]
 
 
 def cache_root() -> Path:

@@ -53,13 +53,14 @@ inline void map_vec(const T* src, T* dst, int64_t n, F f) {
 
 // MindSpore's CPU float32 Sigmoid/Tanh (spec mindspore section 3), computed in float32 with true fused
 // multiply-adds whatever T is, exactly as lstm_bridge.activations.ms_cpu_sigmoid/ms_cpu_tanh.
+// Both are branch-free so that the loops calling them vectorise (checked with -fopt-info-vec): a
+// per-element scalar loop made MindSpore's numerics the slowest variant.
 inline float ms_cpu_tanh(float x) {
-  if (x > 5.0f) return 1.0f;
-  if (x < -5.0f) return -1.0f;
   const float s = x * x;
   const float a = std::fma(std::fma(s + 378.0f, s, 17325.0f), s, 135135.0f) * x;
   const float b = std::fma(std::fma(std::fma(28.0f, s, 3150.0f), s, 62370.0f), s, 135135.0f);
-  return a / b;
+  const float r = a / b;  // inf/inf = NaN beyond the cut: selected away below
+  return x > 5.0f ? 1.0f : (x < -5.0f ? -1.0f : r);
 }
 
 inline float ms_cpu_sigmoid(float x) {
@@ -216,9 +217,12 @@ RecGemm<T> pack_kernel_weights(const at::Tensor& w, int64_t G, bool forward) {
   g.k = forward ? H : (pieces == 4 ? H : 4 * H);
   g.panels = (g.n + NR - 1) / NR;
   const int64_t piece_size = g.panels * g.k * NR;
-  g.buffer = at::zeros({pieces * piece_size}, w.options());
+  g.buffer = at::empty({pieces * piece_size}, w.options());
   T* dst = g.buffer.template data_ptr<T>();
-  const T* W = w.template data_ptr<T>();  // (4H, H) contiguous
+  // W (4H, H) with any strides: Keras's recurrent_kernel arrives transposed, and copying it to
+  // contiguous first would cost a pass over W_hh per call for nothing.
+  const T* W = w.template data_ptr<T>();
+  const int64_t s0 = w.stride(0), s1 = w.stride(1);
   const int64_t n = g.n, k = g.k, panels = g.panels;
   // one task per (piece, panel); large weights are packed by all threads
   at::parallel_for(0, pieces * panels, std::max<int64_t>(1, 65536 / (k * NR)), [&](int64_t i0, int64_t i1) {
@@ -228,10 +232,10 @@ RecGemm<T> pack_kernel_weights(const at::Tensor& w, int64_t G, bool forward) {
       T* panel = dst + q * piece_size + p * k * NR;
       for (int64_t kk = 0; kk < k; ++kk) {
         T* out = panel + kk * NR;
-        for (int64_t c = 0; c < NR && p * NR + c < n; ++c) {
+        for (int64_t c = 0; c < NR; ++c) {  // columns past n are zero padding
           const int64_t nn = p * NR + c;
           // forward: B[k][n] = W[row0 + n][k];  backward: B[k][n] = W[row0 + k][n]
-          out[c] = forward ? W[(row0 + nn) * H + kk] : W[(row0 + kk) * H + nn];
+          out[c] = nn >= n ? T(0) : (forward ? W[(row0 + nn) * s0 + kk * s1] : W[(row0 + kk) * s0 + nn * s1]);
         }
       }
     }
@@ -421,7 +425,8 @@ template <typename T>
 struct DirData {
   int64_t H = 0, off = 0, G = 0;
   bool reverse = false;
-  at::Tensor w;                  // W_hh (4H, H), contiguous
+  at::Tensor w;                  // W_hh (4H, H); contiguous unless the kernel GEMM packs it (any strides)
+  const T* bias = nullptr;       // forward: (4H) added to the pre-activations, or null (already in xp)
   const T* mask = nullptr;       // (G, B, H) recurrent dropout mask, or null
   at::Tensor s_h, s_c;           // forward: h0, c0 in;  backward: grad h_n, grad c_n in
   at::Tensor r_h, r_c;           // forward: h_n, c_n out; backward: dh0, dc0 out
@@ -499,8 +504,8 @@ void forward_rows(const LayerConfig& cfg, T* xp, int64_t Tn, int64_t B, int64_t 
   at::Tensor rec_t = fused ? at::Tensor() : (G == 4 ? at::empty({4, nb, H}, opts) : at::empty({nb, 4 * H}, opts));
   at::Tensor cn_t = at::empty({nb, H}, opts), tc_t = at::empty({nb, H}, opts);
   at::Tensor yprev_t = use_yprev ? at::zeros({nb, H}, opts) : at::Tensor();
-  const at::Tensor w_t = r.w.t();
-  const at::Tensor w_t4 = r.w.view({4, H, H}).transpose(1, 2);
+  const at::Tensor w_t = fused ? at::Tensor() : r.w.t();
+  const at::Tensor w_t4 = fused ? at::Tensor() : r.w.view({4, H, H}).transpose(1, 2);
   T* h = h_t.data_ptr<T>();
   T* c = c_t.data_ptr<T>();
   T* hm = G > 0 ? hm_t.data_ptr<T>() : nullptr;
@@ -511,6 +516,16 @@ void forward_rows(const LayerConfig& cfg, T* xp, int64_t Tn, int64_t B, int64_t 
   T* hprev_all = cfg.save ? r.hprev.template data_ptr<T>() : nullptr;
   T* cprev_all = cfg.save ? r.cprev.template data_ptr<T>() : nullptr;
   for (int64_t i = 0; i < nb; ++i) mask_row<T>(r, B, nb, i, b0 + i, h + i * H, hm);
+  // The bias joins a step's input projection just before that step's recurrent GEMM, so z rounds as
+  // (x W_ih^T + b) + h W_hh^T, the torch path's order.
+  const T* bias = r.bias;
+  auto add_bias = [&](T* z) {
+    for (int64_t j = 0; j < 4 * H; ++j) z[j] = z[j] + bias[j];
+  };
+  if (bias != nullptr) {
+    const int64_t t0 = r.reverse ? Tn - 1 : 0;
+    for (int64_t i = 0; i < nb; ++i) add_bias(xp + (t0 * B + b0 + i) * S + off);
+  }
   for (int64_t s = 0; s < Tn; ++s) {
     const int64_t t = r.reverse ? Tn - 1 - s : s;
     T* zt = xp + (t * B + b0) * S + off;
@@ -561,8 +576,12 @@ void forward_rows(const LayerConfig& cfg, T* xp, int64_t Tn, int64_t B, int64_t 
       for (int64_t j = 0; j < H; ++j) cn[j] = gf[j] * cb[j] + gi[j] * gg[j];
       apply_act<T>(cfg.cell_act, cn, tc, H);
       if (s + 1 < Tn) {  // the next step's pre-activations are cold (written by the input GEMM long ago)
-        const T* znext = xp + ((r.reverse ? t - 1 : t + 1) * B + b) * S + off;
-        for (int64_t j = 0; j < 4 * H; j += 64 / static_cast<int64_t>(sizeof(T))) __builtin_prefetch(znext + j, 1, 3);
+        T* znext = xp + ((r.reverse ? t - 1 : t + 1) * B + b) * S + off;
+        if (bias != nullptr) {
+          add_bias(znext);  // brings the row into cache too
+        } else {
+          for (int64_t j = 0; j < 4 * H; j += 64 / static_cast<int64_t>(sizeof(T))) __builtin_prefetch(znext + j, 1, 3);
+        }
       }
       T* y = out_all + (t * B + b) * H;
       const bool keep = vptr == nullptr || vptr[t * B + b] != 0;
@@ -624,7 +643,7 @@ void backward_rows(const LayerConfig& cfg, const T* gates, at::Tensor& dZ, int64
   at::Tensor dhg_t = G == 4 ? at::zeros({4, nb, H}, opts) : at::zeros({nb, H}, opts);
   const RecGemm<T> own = item_gemm<T>(cfg, r, nb, /*forward=*/false);
   const RecGemm<T>& packed = own.active() ? own : r.shared_gemm;
-  const at::Tensor w4 = r.w.view({4, H, H});
+  const at::Tensor w4 = packed.active() ? at::Tensor() : r.w.view({4, H, H});
   T* dh_all = dh_t.data_ptr<T>();
   T* dc_all = dc_t.data_ptr<T>();
   T* dpass_all = dpass_t.data_ptr<T>();
@@ -717,7 +736,7 @@ std::vector<DirData<T>> direction_data(const LayerConfig& cfg, const std::vector
     r.H = w_hh[d].size(1);
     r.off = cfg.offsets[d];
     r.reverse = cfg.reverse[d];
-    r.w = w_hh[d].contiguous();
+    r.w = cfg.gemm == kGemmKernel ? w_hh[d] : w_hh[d].contiguous();
     r.G = rec_mask[d].numel() > 0 ? rec_mask[d].size(0) : 0;
     r.mask = r.G > 0 ? rec_mask[d].data_ptr<T>() : nullptr;
     TORCH_CHECK(s_h[d].sizes() == at::IntArrayRef({B, r.H}) && s_c[d].sizes() == at::IntArrayRef({B, r.H}),
@@ -739,16 +758,29 @@ std::vector<std::vector<at::Tensor>> lstm_forward(const LayerConfig& cfg, at::Te
                                                   const std::vector<at::Tensor>& h0,
                                                   const std::vector<at::Tensor>& c0,
                                                   const at::Tensor& valid,
-                                                  const std::vector<at::Tensor>& rec_mask) {
+                                                  const std::vector<at::Tensor>& rec_mask,
+                                                  const std::vector<at::Tensor>& bias) {
   check_inputs(cfg, xp, w_hh, valid, rec_mask);
-  TORCH_CHECK(h0.size() == w_hh.size() && c0.size() == w_hh.size(),
-              "lstm-bridge native: h0/c0 need one tensor per direction (", w_hh.size(), "); received ",
-              h0.size(), " and ", c0.size());
+  TORCH_CHECK(h0.size() == w_hh.size() && c0.size() == w_hh.size() && bias.size() == w_hh.size(),
+              "lstm-bridge native: h0/c0/bias need one tensor per direction (", w_hh.size(), "); received ",
+              h0.size(), ", ", c0.size(), " and ", bias.size());
+  std::vector<at::Tensor> bias_c(bias.size());
+  for (size_t d = 0; d < bias.size(); ++d) {
+    if (bias[d].numel() == 0) continue;
+    const int64_t H = w_hh[d].size(1);
+    TORCH_CHECK(bias[d].dim() == 1 && bias[d].size(0) == 4 * H && bias[d].scalar_type() == xp.scalar_type(),
+                "lstm-bridge native: bias[", d, "] must be (", 4 * H, ") of dtype ", xp.scalar_type(),
+                " or empty; received ", bias[d].sizes(), " ", bias[d].scalar_type());
+    bias_c[d] = bias[d].contiguous();
+  }
   const int64_t Tn = xp.size(0), B = xp.size(1), S = xp.size(2);
   const uint8_t* vptr = valid.numel() > 0 ? valid.data_ptr<uint8_t>() : nullptr;
   std::vector<std::vector<at::Tensor>> result(5);
   AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "lstm_bridge_forward", [&] {
     auto dirs = direction_data<scalar_t>(cfg, w_hh, rec_mask, xp.options(), B, h0, c0, "h0/c0", true);
+    for (size_t d = 0; d < dirs.size(); ++d) {
+      if (bias_c[d].defined()) dirs[d].bias = bias_c[d].data_ptr<scalar_t>();
+    }
     for (auto& r : dirs) {
       r.out = at::empty({Tn, B, r.H}, xp.options());
       if (cfg.save) {
@@ -818,6 +850,22 @@ std::vector<std::vector<at::Tensor>> lstm_backward(const LayerConfig& cfg, const
   return result;
 }
 
+// One activation over a contiguous CPU tensor, exactly as the recurrence applies it. Used by the tests
+// (bit-exactness of the MindSpore emulations, agreement of the others with torch).
+at::Tensor apply_activation(int64_t id, const at::Tensor& x) {
+  TORCH_CHECK(id >= 0 && id < kNumActs, "lstm-bridge native: unknown activation id ", id, " (expected 0..",
+              kNumActs - 1, ")");
+  TORCH_CHECK(!x.is_cuda() && (x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble),
+              "lstm-bridge native: apply_activation needs a float32/float64 CPU tensor; received ",
+              x.scalar_type());
+  const at::Tensor src = x.contiguous();
+  at::Tensor dst = at::empty_like(src);
+  AT_DISPATCH_FLOATING_TYPES(src.scalar_type(), "lstm_bridge_apply_activation", [&] {
+    apply_act<scalar_t>(id, src.data_ptr<scalar_t>(), dst.data_ptr<scalar_t>(), src.numel());
+  });
+  return dst;
+}
+
 // How many distinct threads at::parallel_for gives `items` single-item tasks: a build without OpenMP
 // (where at::parallel_for silently runs serially) answers 1. Used by the tests.
 int64_t parallel_threads(int64_t items) {
@@ -846,10 +894,13 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       .def_readwrite("save", &LayerConfig::save)
       .def_readwrite("gemm", &LayerConfig::gemm);
   m.def("forward", &lstm_bridge::lstm_forward, "Fused LSTM layer forward (see lstm.h)", py::arg("cfg"),
-        py::arg("xp"), py::arg("w_hh"), py::arg("h0"), py::arg("c0"), py::arg("valid"), py::arg("rec_mask"));
+        py::arg("xp"), py::arg("w_hh"), py::arg("h0"), py::arg("c0"), py::arg("valid"), py::arg("rec_mask"),
+        py::arg("bias"));
   m.def("backward", &lstm_bridge::lstm_backward, "Fused LSTM layer backward (see lstm.h)", py::arg("cfg"),
         py::arg("gates"), py::arg("grad_out"), py::arg("grad_hn"), py::arg("grad_cn"), py::arg("c_prev"),
         py::arg("w_hh"), py::arg("valid"), py::arg("rec_mask"));
+  m.def("apply_activation", &lstm_bridge::apply_activation,
+        "One activation (enum Act id) over a tensor, as the recurrence computes it", py::arg("id"), py::arg("x"));
   m.def("parallel_threads", &lstm_bridge::parallel_threads,
         "Distinct threads at::parallel_for uses for `items` tasks (1 in a build without OpenMP)",
         py::arg("items"));

@@ -16,9 +16,12 @@
 //                         0 before the first step) or 0 (zero).
 //   rec_mask[d] (G, B, H_d) with G in {1, 4}: multiplicative recurrent dropout mask applied to h_{t-1}
 //                         (G = 4: one per gate, i, f, g, o), or an empty tensor for none.
+//   bias[d]   (4H_d)      added to direction d's pre-activations every step, or an empty tensor when xp
+//                         already holds the bias (the caller then saves nothing: torch.addmm would spend
+//                         a full pass over (T*B, S) copying the broadcast bias into its output).
 //
 // Step s of direction d runs at time t = s, or T-1-s when reverse[d] (directions are independent):
-//   z = xp[t] + (h * m) @ W_hh^T;  i,f,o = gate(z_i,z_f,z_o); g = cand(z_g)
+//   z = xp[t] + (h * m) @ W_hh^T [+ bias];  i,f,o = gate(z_i,z_f,z_o); g = cand(z_g)
 //   c' = f*c + i*g;  h' = o * cell(c');  (h, c, y) = valid ? (h', c', h') : (h, c, carry ? y_prev : 0)
 //
 // forward  -> [outs[d] (T,B,H_d)], [h_n[d] (B,H_d)], [c_n[d] (B,H_d)], [c_prev[d] (T,B,H_d)],
@@ -77,7 +80,8 @@ std::vector<std::vector<at::Tensor>> lstm_forward(const LayerConfig& cfg, at::Te
                                                   const std::vector<at::Tensor>& h0,
                                                   const std::vector<at::Tensor>& c0,
                                                   const at::Tensor& valid,
-                                                  const std::vector<at::Tensor>& rec_mask);
+                                                  const std::vector<at::Tensor>& rec_mask,
+                                                  const std::vector<at::Tensor>& bias);
 
 std::vector<std::vector<at::Tensor>> lstm_backward(const LayerConfig& cfg, const at::Tensor& gates,
                                                    const std::vector<at::Tensor>& grad_out,
