@@ -20,6 +20,7 @@ hands them to oneDNN's fused ``torch.lstm``.
 from __future__ import annotations
 
 import os
+import threading
 from types import ModuleType
 from typing import Any, List, Optional, Sequence, Tuple
 
@@ -29,7 +30,7 @@ from ..semantics import DirectionWeights, DropoutMasks, LayerSemantics, MaskedOu
 
 Tensor = torch.Tensor
 
-__all__ = ["available", "error", "check_supported", "run_layer", "native_activation_id"]
+__all__ = ["available", "error", "check_supported", "run_layer", "native_activation_id", "release_workspace"]
 
 _module: Optional[ModuleType] = None
 _error: Optional[str] = None
@@ -193,6 +194,7 @@ class _Plan:
         cfg.gemm = _gemm_code(ext, x.dtype)
         self.cfg = cfg
         self.ext = ext
+        self.record = True  # set by run_layer: autograd records this call
         self.empty = x.new_empty(0)
 
     def rec_mask_args(self) -> List[Tensor]:
@@ -237,14 +239,44 @@ def _matmul_nt(a: Tensor, b: Tensor) -> Tensor:
     return torch.mm(a, b.t())
 
 
+# glibc serves blocks above its largest mmap threshold (32 MiB) with fresh pages on every call: for the
+# large benchmark's 52 MB projection, page faults and zeroing cost ~15 ms of a ~180 ms forward. Inference
+# projections that big go into a per-thread buffer kept between calls (training keeps its projection
+# for backward, so it cannot be reused).
+_WORKSPACE_MIN_BYTES = 32 << 20
+
+
+class _Workspace(threading.local):
+    buffer: Optional[Tensor] = None
+
+
+_workspace = _Workspace()
+
+
+def _inference_buffer(numel: int, dtype: torch.dtype) -> Optional[Tensor]:
+    """A reusable flat buffer of ``numel`` elements for an inference projection, or None when small."""
+    if numel * torch.empty(0, dtype=dtype).element_size() < _WORKSPACE_MIN_BYTES:
+        return None
+    buf = _workspace.buffer
+    if buf is None or buf.dtype != dtype or buf.numel() < numel:
+        _workspace.buffer = None  # free the old one before allocating the new one
+        buf = _workspace.buffer = torch.empty(numel, dtype=dtype)
+    return buf[:numel]
+
+
+def release_workspace() -> None:
+    """Free this thread's inference workspace (it is kept between calls; see ``_WORKSPACE_MIN_BYTES``)."""
+    _workspace.buffer = None
+
+
 def _input_projection(plan: _Plan, x: Tensor, w_ih: Sequence[Tensor], b_ih: Sequence[Optional[Tensor]],
-                      b_hh: Sequence[Optional[Tensor]]) -> Tuple[Tensor, List[Tensor]]:
+                      b_hh: Sequence[Optional[Tensor]], out: Optional[Tensor] = None) -> Tuple[Tensor, List[Tensor]]:
     """``(T, B, I) -> (T, B, S)``: every direction's ``W_ih x_t`` in column blocks per direction, and
     the per-direction biases ``b_ih + b_hh`` the kernel still has to add (empty when xp holds them).
 
     Without input dropout the bias is left to the kernel's pointwise pass: ``torch.addmm`` with a
     broadcast bias first copies it into the whole ``(T*B, S)`` output, a pass over memory as long as
-    the GEMM's own output write.
+    the GEMM's own output write. ``out`` (flat, ``T*B*S`` elements) receives the projection when given.
     """
     T, B, I = x.shape
     x2 = x.reshape(T * B, I)
@@ -252,6 +284,8 @@ def _input_projection(plan: _Plan, x: Tensor, w_ih: Sequence[Tensor], b_ih: Sequ
     if all(m is None for m in plan.in_masks):
         weight = w_ih[0] if plan.D == 1 else torch.cat(list(w_ih), 0)
         kernel_bias = [plan.empty if b is None else b.detach() for b in biases]
+        if out is not None:
+            return torch.mm(x2, weight.detach().t(), out=out.view(T * B, plan.S)).view(T, B, plan.S), kernel_bias
         return _matmul_nt(x2, weight.detach()).view(T, B, plan.S), kernel_bias
     xp = x.new_empty(T, B, plan.S)
     for d in range(plan.D):
@@ -282,9 +316,13 @@ class _NativeLayer(torch.autograd.Function):
         w_ih, w_hh = flat[0:D], flat[D:2 * D]
         b_ih, b_hh = flat[2 * D:3 * D], flat[3 * D:4 * D]
         h0, c0 = flat[4 * D:5 * D], flat[5 * D:6 * D]
-        save = any(ctx.needs_input_grad)
+        # needs_input_grad reflects requires_grad even under torch.no_grad(); plan.record says whether
+        # autograd will actually record this call (decided outside, where grad mode is visible).
+        save = plan.record and any(ctx.needs_input_grad)
         plan.cfg.save = save
-        xp, kernel_bias = _input_projection(plan, x, w_ih, b_ih, b_hh)
+        T, B, _ = x.shape
+        reuse = None if save else _inference_buffer(T * B * plan.S, x.dtype)
+        xp, kernel_bias = _input_projection(plan, x, w_ih, b_ih, b_hh, out=reuse)
         outs, hn, cn, cprev, hprev = plan.ext.forward(plan.cfg, xp.contiguous(), list(w_hh), list(h0), list(c0),
                                                       plan.valid, plan.rec_mask_args(), kernel_bias)
         if save:
@@ -406,6 +444,7 @@ def run_layer(
     D = len(directions)
     flat = ([w.w_ih for w in directions] + [w.w_hh for w in directions] + [w.b_ih for w in directions]
             + [w.b_hh for w in directions] + [h.to(x.dtype) for h in h0] + [c.to(x.dtype) for c in c0])
+    plan.record = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in [x] + flat)
     results = _NativeLayer.apply(plan, x, *flat)
     outs = list(results[0:D])
     hn = list(results[D:2 * D])
