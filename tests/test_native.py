@@ -264,7 +264,10 @@ def test_native_actually_ran(monkeypatch):
     backend.last_used = None
     run_layer(x, dirs, h0, c0, reverse=[False], semantics=sem)
     assert backend.last_used == "native"
-    # the standard LSTM is left to oneDNN through the torch path
+    # the standard LSTM: small batch*hidden runs in the kernel, larger is left to oneDNN (torch path)
+    run_layer(x, dirs, h0, c0, reverse=[False], semantics=LayerSemantics())
+    assert backend.last_used == "native"
+    monkeypatch.setattr(native, "NATIVE_STANDARD_MAX_BH", 2 * 4 - 1)
     run_layer(x, dirs, h0, c0, reverse=[False], semantics=LayerSemantics())
     assert backend.last_used == "torch"
 
@@ -297,7 +300,8 @@ def test_declines_what_it_cannot_run(monkeypatch):
                            dropout=[None])
     with pytest.raises(NotImplementedError, match="float16"):
         native.check_supported(x.half(), dirs, valid=valid, semantics=LayerSemantics(), dropout=[None])
-    with pytest.raises(NotImplementedError, match="standard"):
+    monkeypatch.setattr(native, "NATIVE_STANDARD_MAX_BH", 7)
+    with pytest.raises(NotImplementedError, match=r"standard LSTM semantics with batch\*hidden = 8 > 7"):
         native.check_supported(x, dirs, valid=None, semantics=LayerSemantics(), dropout=[None])
     # auto falls back to the torch path for the custom activation; native refuses loudly
     monkeypatch.setenv("LSTM_BRIDGE_BACKEND", "auto")
