@@ -446,3 +446,23 @@ def test_inference_workspace_is_reused_and_never_aliases_results(monkeypatch):
     out.sum().backward()
     assert native._workspace.buffer is None
     assert dirs[0].w_hh.grad is not None
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("shape", [(1, 1, 1), (7, 3, 5), (37, 16, 70), (200, 33, 129)])
+def test_matmul_nt_matches_torch(shape, dtype):
+    """The micro-kernel GEMM used for small input projections: every row tail, panel tail and K."""
+    M, K, N = shape
+    gen = torch.Generator().manual_seed(M * 1000 + N)
+    a = torch.randn(M, K, generator=gen, dtype=dtype)
+    w = torch.randn(N, K, generator=gen, dtype=dtype)
+    got = native._module.matmul_nt(a, w)
+    torch.testing.assert_close(got, a @ w.t(), **TOL[dtype])
+    # a strided weight (Keras's kernel arrives transposed) packs without a copy
+    got_t = native._module.matmul_nt(a, w.t().contiguous().t())
+    torch.testing.assert_close(got_t, got, rtol=0, atol=0)
+
+
+def test_matmul_nt_rejects_mismatched_operands():
+    with pytest.raises(RuntimeError, match=r"matmul_nt needs CPU float32/float64 a \(M, K\) and w \(N, K\)"):
+        native._module.matmul_nt(torch.zeros(3, 4), torch.zeros(5, 6))

@@ -41,10 +41,10 @@ _EMPTY = torch.empty(0)
 # or "aten" (at::mm per step). Tests switch it to cover every path.
 GEMM_PATH = "kernel"
 # Standard semantics (sigmoid/tanh/tanh, no masks, no dropout) with batch * hidden units at most this
-# run in the kernel; larger ones go to oneDNN through the torch path. Measured interleaved against
-# torch.nn.LSTM on the benchmark configs (AMD EPYC, 2 threads, forward): the kernel took 0.70x (long,
-# B*H = 1024) and 1.00x (small, 1024) where oneDNN through torch.lstm took 0.99x and 1.08x; oneDNN
-# won at medium (8192: 1.06x vs 1.18x) and large (32768: 1.02x vs 1.06x).
+# run in the kernel; larger ones go to oneDNN through the torch path. Measured with `lstm-bridge bench`
+# (AMD EPYC, 2 threads, ratios to torch.nn.LSTM, forward/train): small (B*H = 1024) kernel 1.15/1.02
+# vs oneDNN 1.19/1.13, small Bidirectional train 0.98 vs 1.24, long (1024) 1.05/0.91 vs 1.05/1.05;
+# oneDNN won the forward at medium (8192: 1.06 vs 1.18) and large (32768: 1.02 vs 1.06).
 NATIVE_STANDARD_MAX_BH = 2048
 
 # Activation ids shared with lstm.h (enum Act); the lstm_bridge.activations registry carries them.
@@ -241,10 +241,14 @@ _ONEDNN_LINEAR = _onednn_linear_available()
 
 
 def _matmul_nt(a: Tensor, b: Tensor) -> Tensor:
-    """``a @ b.T`` for ``a (M, K)``, ``b (N, K)``: oneDNN's matmul for large float32 products, else torch.mm."""
+    """``a @ b.T`` for ``a (M, K)``, ``b (N, K)`` (no autograd): oneDNN's matmul for large float32
+    products, the kernel's own micro-kernel for small ones (the small benchmark's 800x32x256 took
+    ~95 us in MKL between two kernel calls), else torch.mm."""
     M, K = a.shape
-    if (_ONEDNN_LINEAR and a.dtype == torch.float32 and M * K * b.shape[0] >= _ONEDNN_MIN_MACS
-            and not a.requires_grad and not b.requires_grad):
+    macs = M * K * b.shape[0]
+    if macs < _ONEDNN_MIN_MACS and _module is not None:
+        return _module.matmul_nt(a, b)
+    if _ONEDNN_LINEAR and a.dtype == torch.float32:
         return torch.ops.mkldnn._linear_pointwise(a, b, None, "none", [], "")
     return torch.mm(a, b.t())
 

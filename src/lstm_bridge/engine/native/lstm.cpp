@@ -213,7 +213,8 @@ RecGemm<T> pack_kernel_weights(const at::Tensor& w, int64_t G, bool forward) {
   g.path = kGemmKernel;
   const int64_t H = w.size(1), NR = panel_width<T>();
   const int64_t pieces = G == 4 ? 4 : 1;
-  g.n = forward ? (pieces == 4 ? H : 4 * H) : H;
+  // forward with one piece packs any (N, K) weight (W_hh: N = 4H; also W_ih for matmul_nt)
+  g.n = forward ? (pieces == 4 ? H : w.size(0)) : H;
   g.k = forward ? H : (pieces == 4 ? H : 4 * H);
   g.panels = (g.n + NR - 1) / NR;
   const int64_t piece_size = g.panels * g.k * NR;
@@ -866,6 +867,31 @@ std::vector<std::vector<at::Tensor>> lstm_backward(const LayerConfig& cfg, const
   return result;
 }
 
+// out (M, N) = a (M, K) @ w (N, K)^T through the micro-kernel, rows split across threads. For small
+// input projections, where MKL's per-call set-up costs more than the multiply-adds.
+at::Tensor matmul_nt(const at::Tensor& a, const at::Tensor& w) {
+  TORCH_CHECK(a.dim() == 2 && w.dim() == 2 && a.size(1) == w.size(1) && a.scalar_type() == w.scalar_type() &&
+                  !a.is_cuda() && !w.is_cuda() &&
+                  (a.scalar_type() == at::kFloat || a.scalar_type() == at::kDouble),
+              "lstm-bridge native: matmul_nt needs CPU float32/float64 a (M, K) and w (N, K) of one dtype; "
+              "received ", a.sizes(), " ", a.scalar_type(), " and ", w.sizes(), " ", w.scalar_type());
+  const at::Tensor A = a.contiguous();
+  const int64_t M = A.size(0), K = A.size(1), N = w.size(0);
+  at::Tensor out = at::empty({M, N}, A.options());
+  if (M == 0 || N == 0) return out;
+  if (K == 0) return out.zero_();
+  AT_DISPATCH_FLOATING_TYPES(A.scalar_type(), "lstm_bridge_matmul_nt", [&] {
+    const RecGemm<scalar_t> g = pack_kernel_weights<scalar_t>(w, 0, /*forward=*/true);
+    const scalar_t* ap = A.data_ptr<scalar_t>();
+    scalar_t* cp = out.data_ptr<scalar_t>();
+    const int64_t grain = std::max<int64_t>(kMR, (int64_t(1) << 16) / std::max<int64_t>(1, K * N) / kMR * kMR);
+    at::parallel_for(0, M, grain, [&](int64_t m0, int64_t m1) {
+      kernel_gemm<scalar_t>(g, 0, m1 - m0, ap + m0 * K, K, false, cp + m0 * N, N);
+    });
+  });
+  return out;
+}
+
 // One activation over a contiguous CPU tensor, exactly as the recurrence applies it. Used by the tests
 // (bit-exactness of the MindSpore emulations, agreement of the others with torch).
 at::Tensor apply_activation(int64_t id, const at::Tensor& x) {
@@ -917,6 +943,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("w_hh"), py::arg("valid"), py::arg("rec_mask"));
   m.def("apply_activation", &lstm_bridge::apply_activation,
         "One activation (enum Act id) over a tensor, as the recurrence computes it", py::arg("id"), py::arg("x"));
+  m.def("matmul_nt", &lstm_bridge::matmul_nt, "a (M, K) @ w (N, K)^T through the recurrence's micro-kernel",
+        py::arg("a"), py::arg("w"));
   m.def("parallel_threads", &lstm_bridge::parallel_threads,
         "Distinct threads at::parallel_for uses for `items` tasks (1 in a build without OpenMP)",
         py::arg("items"));
