@@ -271,6 +271,22 @@ def test_golden_case(flavour: str, case_id: Optional[str]) -> None:
     _check(case, errors, *tolerances(case))
 
 
+def _fused_params() -> List[Any]:
+    if not (GOLDEN / "mindspore.json").exists():
+        return [pytest.param(None, id="mindspore-MISSING")]
+    meta, _ = load_flavour("mindspore")
+    return [pytest.param(c["id"], id=c["id"]) for c in meta["cases"] if c["family"] == "lstm/fused"]
+
+
+@pytest.mark.parametrize("case_id", _fused_params())
+def test_golden_mindspore_fused_path_is_bit_exact(case_id: Optional[str]) -> None:
+    """MindSpore's CPU LSTM without seq_length is oneDNN's LSTM primitive; lstm_bridge.mindspore.LSTM
+    routes it to oneDNN at every size (never to the native kernel), so the outputs match bit for bit."""
+    case, arrays = _case("mindspore", case_id)
+    errors = compare(case, arrays, run_case(case, arrays))
+    assert all(v == 0.0 for v in errors["forward"].values()), (case_id, errors["forward"])
+
+
 def _approx_params() -> List[Any]:
     if not (GOLDEN / "mindspore.json").exists():
         return [pytest.param(None, id="mindspore-MISSING")]

@@ -97,3 +97,6 @@ class LayerSemantics:
 
     activations: CellActivations = CellActivations()
     masked_output: MaskedOutput = MaskedOutput.CARRY
+    # The framework computes exactly-standard layers with oneDNN's LSTM primitive (MindSpore's fused CPU
+    # path): such layers then always take oneDNN (torch.lstm), whose bits match, never the native kernel.
+    onednn_bits: bool = False

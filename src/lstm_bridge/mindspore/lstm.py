@@ -207,7 +207,9 @@ class LSTM(torch.nn.Module):
                 acts = approximate_activations()
         between = self.dropout_op if self.training and self.dropout > 0 else None
         out, h_n, c_n = run_stack(xt, self.layer_weights(compute), h0, c0, valid=valid,
-                                  semantics=LayerSemantics(acts, MaskedOutput.ZERO), between_layers=between)
+                                  semantics=LayerSemantics(acts, MaskedOutput.ZERO,
+                                                           onednn_bits=self.numerics == "mindspore-cpu"),
+                                  between_layers=between)
         if self.batch_first:
             out = out.transpose(0, 1)
         return out.to(in_dtype), (h_n.to(in_dtype), c_n.to(in_dtype))

@@ -136,6 +136,9 @@ def check_supported(
             raise NotImplementedError(f"{role} activation {fn!r} has no native implementation")
     no_dropout = all(d is None or d.is_empty() for d in dropout)
     if valid is None and no_dropout and acts.is_standard:
+        if semantics.onednn_bits:
+            raise NotImplementedError("standard LSTM semantics computed by oneDNN in the source framework: "
+                                      "the torch path hands these to oneDNN, bit for bit")
         bh = x.shape[1] * max(w.hidden_size for w in directions)
         if bh > NATIVE_STANDARD_MAX_BH:
             raise NotImplementedError(f"standard LSTM semantics with batch*hidden = {bh} > {NATIVE_STANDARD_MAX_BH}: "
