@@ -82,7 +82,7 @@ def select(
                                + _native_error())
         return _torch(_native_error())
     last_used = "native"
-    return native.run_layer
+    return native.run_layer_checked
 
 
 def _native_error() -> str:

@@ -126,16 +126,18 @@ class LSTM(torch.nn.Module):
 
     def layer_weights(self, dtype: torch.dtype) -> List[List[DirectionWeights]]:
         """Canonical weights ``[layer][direction]`` cast to ``dtype`` (differentiable views)."""
-        params = dict(self.named_parameters())
+        params = self._parameters  # registered on this module itself (no walk over submodules)
+
+        def cast(t: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+            return t if t is None or t.dtype == dtype else t.to(dtype)
+
         layers = []
         for layer in range(self.num_layers):
             dirs = []
             for suffix in self._suffixes(layer):
-                bias = [params.get(name + suffix) for name in ("bias_ih", "bias_hh")]
                 dirs.append(DirectionWeights(
-                    w_ih=params["weight_ih" + suffix].to(dtype), w_hh=params["weight_hh" + suffix].to(dtype),
-                    b_ih=None if bias[0] is None else bias[0].to(dtype),
-                    b_hh=None if bias[1] is None else bias[1].to(dtype)))
+                    w_ih=cast(params["weight_ih" + suffix]), w_hh=cast(params["weight_hh" + suffix]),
+                    b_ih=cast(params.get("bias_ih" + suffix)), b_hh=cast(params.get("bias_hh" + suffix))))
             layers.append(dirs)
         return layers
 

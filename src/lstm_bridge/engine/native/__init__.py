@@ -454,6 +454,23 @@ def run_layer(
     if dropout is None:
         dropout = [None] * len(directions)
     check_supported(x, directions, valid=valid, semantics=semantics, dropout=dropout)
+    return run_layer_checked(x, directions, h0, c0, reverse=reverse, valid=valid, semantics=semantics,
+                             dropout=dropout)
+
+
+def run_layer_checked(
+    x: Tensor,
+    directions: Sequence[DirectionWeights],
+    h0: Sequence[Tensor],
+    c0: Sequence[Tensor],
+    *,
+    reverse: Sequence[bool],
+    valid: Optional[Tensor],
+    semantics: LayerSemantics,
+    dropout: Sequence[Optional[DropoutMasks]],
+) -> Tuple[List[Tensor], List[Tensor], List[Tensor]]:
+    """:func:`run_layer` for a request :func:`check_supported` has already accepted (the backend's
+    selection runs it; a second pass costs ~10 us per call on small layers)."""
     _check_shapes(x, directions, h0, c0, reverse, valid, dropout)
     if not available():
         raise RuntimeError("lstm-bridge native kernel unavailable: " + (error() or "unknown reason"))
