@@ -71,12 +71,28 @@ def openmp_flags() -> List[str]:
     return ["-fopenmp"] if torch.backends.openmp.is_available() else []
 
 
+def sleef_tanh_u35() -> bool:
+    """True when libtorch_cpu exports Sleef's 3.5-ulp float32 tanh for this build's vector width."""
+    symbol = {"AVX512": "Sleef_tanhf16_u35avx512f", "AVX2": "Sleef_tanhf8_u35avx2"}.get(_capability())
+    if symbol is None:
+        return False
+    library = Path(torch.__file__).resolve().parent / "lib" / "libtorch_cpu.so"
+    if not library.exists():
+        return False
+    try:
+        return hasattr(ctypes.CDLL(str(library)), symbol)
+    except OSError:
+        return False
+
+
 def compile_flags() -> List[str]:
     """The C++ flags used for this machine's build."""
     cap = _capability()
     flags = _COMMON_FLAGS + _ARCH_FLAGS.get(cap, ["-DCPU_CAPABILITY=DEFAULT"]) + openmp_flags()
     if mkl_packed_gemm():
         flags.append("-DLSTM_BRIDGE_MKL_PACKED")
+    if sleef_tanh_u35():
+        flags.append("-DLSTM_BRIDGE_SLEEF_TANH_U35")
     return flags
 
 

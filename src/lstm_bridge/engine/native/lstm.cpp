@@ -33,13 +33,38 @@ constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112, kPacked = 151, kBMa
 }
 #endif
 
+#ifdef LSTM_BRIDGE_SLEEF_TANH_U35
+// Sleef's 3.5-ulp float32 tanh, exported by libtorch_cpu (the build checks). at::vec's tanh is the
+// 1-ulp variant, 2.5x slower; the tanh of c_t and of the candidate was the largest cost outside the GEMMs.
+#include <immintrin.h>
+extern "C" {
+#if defined(CPU_CAPABILITY_AVX512)
+__m512 Sleef_tanhf16_u35avx512f(__m512);
+#elif defined(CPU_CAPABILITY_AVX2)
+__m256 Sleef_tanhf8_u35avx2(__m256);
+#endif
+}
+#endif
+
 namespace lstm_bridge {
 namespace {
 
 using at::vec::Vectorized;
 
+// float32 tanh, vectorised: Sleef's 3.5-ulp variant where exported, else at::vec's (1 ulp).
+inline Vectorized<float> fast_tanh(const Vectorized<float>& x) {
+#if defined(LSTM_BRIDGE_SLEEF_TANH_U35) && defined(CPU_CAPABILITY_AVX512)
+  return Vectorized<float>(Sleef_tanhf16_u35avx512f(x));
+#elif defined(LSTM_BRIDGE_SLEEF_TANH_U35) && defined(CPU_CAPABILITY_AVX2)
+  return Vectorized<float>(Sleef_tanhf8_u35avx2(x));
+#else
+  return x.tanh();
+#endif
+}
+
 // Elementwise activation, vectorised; src and dst may alias. Mirrors the torch path's formulas op for
-// op (the build disables FMA contraction) so that both paths round alike.
+// op (the build disables FMA contraction) so that both paths round alike, except float32 tanh, which
+// may use Sleef's 3.5-ulp variant (see fast_tanh; oneDNN's own LSTM uses an approximation too).
 template <typename T, typename F>
 inline void map_vec(const T* src, T* dst, int64_t n, F f) {
   using V = Vectorized<T>;
@@ -90,7 +115,11 @@ void apply_act(int64_t id, const T* src, T* dst, int64_t n) {
       map_vec(src, dst, n, [&](V x) { return one / (one + x.neg().exp()); });
       break;
     case kTanh:
-      map_vec(src, dst, n, [](V x) { return x.tanh(); });
+      if constexpr (std::is_same<T, float>::value) {
+        map_vec(src, dst, n, [](V x) { return fast_tanh(x); });
+      } else {
+        map_vec(src, dst, n, [](V x) { return x.tanh(); });
+      }
       break;
     case kHardSigmoidKeras2: {
       const V a(T(0.2)), b(T(0.5));
