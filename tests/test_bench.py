@@ -157,3 +157,25 @@ def test_compare_script_reads_two_runs(quick_run, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 1 + 2 * len(QUICK_CONFIGS) * len(bench.DEFAULT_VARIANTS)
     assert all(line.endswith("+0.0%") for line in lines[1:])  # a run compared with itself
+
+
+def test_a_framework_that_fails_to_run_a_case_is_recorded_not_fatal(monkeypatch):
+    """An optional participant that builds but fails at its first call (as MindSpore's graph compiler
+    does on T = 500 with seq_length) becomes a framework error; the row is still measured."""
+    real = bench.build_workload
+
+    def fake(impl, cfg, variant, data, threads=2):
+        if impl == "mindspore":
+            def boom() -> None:
+                raise RuntimeError("Exceed function call depth limit 1000\nsecond line")
+            return bench.Workload("mindspore", boom, boom, lambda: None, lambda: "mindspore")
+        return real(impl, cfg, variant, data, threads)
+
+    monkeypatch.setattr(bench, "build_workload", fake)
+    cfg = bench.QUICK_CONFIGS["small"]
+    results = bench.run([cfg], ["hard_sigmoid"], plan=bench.TimingPlan(passes=1, target_s=0.001, min_reps=1),
+                        threads=1, memory=False, frameworks=["mindspore"], progress="none", global_ceiling=None)
+    assert results["framework_errors"] == {
+        f"mindspore:{cfg.name}:hard_sigmoid": "RuntimeError: Exceed function call depth limit 1000"}
+    (row,) = results["rows"]
+    assert set(row["forward"]["ratio"]) == {"ours"}
