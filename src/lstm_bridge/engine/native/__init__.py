@@ -179,7 +179,7 @@ class _Plan:
 
     def __init__(self, ext: ModuleType, directions: Sequence[DirectionWeights], reverse: Sequence[bool],
                  valid: Optional[Tensor], semantics: LayerSemantics,
-                 dropout: Sequence[Optional[DropoutMasks]], x: Tensor):
+                 dropout: Sequence[Optional[DropoutMasks]], x: Tensor, record: bool):
         self.D = len(directions)
         self.H = [w.hidden_size for w in directions]
         self.offsets: List[int] = []
@@ -207,7 +207,7 @@ class _Plan:
         cfg.gemm = _gemm_code(ext, x.dtype)
         self.cfg = cfg
         self.ext = ext
-        self.record = True  # set by run_layer: autograd records this call
+        self.record = record  # autograd records this call (grad mode on and some input requires grad)
         self.empty = x.new_empty(0)
 
     def rec_mask_args(self) -> List[Tensor]:
@@ -230,9 +230,9 @@ def _bias(b_ih: Optional[Tensor], b_hh: Optional[Tensor]) -> Optional[Tensor]:
     return b_ih if b_hh is None else b_ih + b_hh
 
 
-# Below this many multiply-adds the projection stays on torch.mm (oneDNN's per-call set-up costs more
-# than it saves); above it, oneDNN's matmul measured 0.73-0.90x MKL's time on the benchmark shapes
-# (AMD EPYC, 2 threads; MKL does not use AVX-512 there).
+# Below this many multiply-adds the projection runs on the kernel's own micro-kernel (oneDNN's and
+# MKL's per-call set-up cost more than they save); above it, oneDNN's matmul measured 0.73-0.90x MKL's
+# time on the benchmark shapes (AMD EPYC, 2 threads; MKL does not use AVX-512 there).
 _ONEDNN_MIN_MACS = 1 << 24
 
 
@@ -272,7 +272,7 @@ _workspace = _Workspace()
 
 def _inference_buffer(numel: int, dtype: torch.dtype) -> Optional[Tensor]:
     """A reusable flat buffer of ``numel`` elements for an inference projection, or None when small."""
-    if numel * torch.empty(0, dtype=dtype).element_size() < _WORKSPACE_MIN_BYTES:
+    if numel * torch.finfo(dtype).bits // 8 < _WORKSPACE_MIN_BYTES:
         return None
     buf = _workspace.buffer
     if buf is None or buf.dtype != dtype or buf.numel() < numel:
@@ -474,11 +474,11 @@ def run_layer_checked(
     _check_shapes(x, directions, h0, c0, reverse, valid, dropout)
     if not available():
         raise RuntimeError("lstm-bridge native kernel unavailable: " + (error() or "unknown reason"))
-    plan = _Plan(_module, directions, reverse, valid, semantics, dropout, x)
     D = len(directions)
     flat = ([w.w_ih for w in directions] + [w.w_hh for w in directions] + [w.b_ih for w in directions]
             + [w.b_hh for w in directions] + [h.to(x.dtype) for h in h0] + [c.to(x.dtype) for c in c0])
-    plan.record = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in [x] + flat)
+    record = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in [x] + flat)
+    plan = _Plan(_module, directions, reverse, valid, semantics, dropout, x, record)
     results = _NativeLayer.apply(plan, x, *flat)
     outs = list(results[0:D])
     hn = list(results[D:2 * D])
