@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 from collections import OrderedDict
-from typing import Any, Callable, Dict, List, Union
+from typing import Any, Callable, Dict, List, TypeVar, Union
 
 import numpy as np
 
@@ -25,6 +25,8 @@ from .common import PathLike, SaveReport, atomic_output, check_output_path, head
 from .keras_common import (_WEIGHTLESS, TK_VERSION, KerasPlan, infer_kind, layer_configs, layer_kind,
                            layer_name, plan_keras, read_attr, read_dataset, read_json_attr, weight_keys)
 from .model import FormatError, LayerEntry, ModelFile, validate
+
+T = TypeVar("T")
 
 NAME = "keras-h5"
 SUFFIXES = (".h5", ".hdf5")
@@ -70,8 +72,10 @@ def detect(path_or_head: Union[PathLike, bytes]) -> bool:
     return detect_hdf5(path_or_head, _has_layer_names)
 
 
-def load(path: PathLike) -> ModelFile:
-    """Read a Keras legacy HDF5 file (full model or weights-only) into a :class:`ModelFile`."""
+def read_hdf5(path: PathLike, what: str, reader: Callable[[str, Any, int], T]) -> T:
+    """The shared ``load`` frame of the HDF5 formats: check the signature, open the file read-only and
+    return ``reader(path, open h5py.File, file size)``. Any h5py error (it raises many types on corrupt
+    files) becomes a :class:`FormatError` naming ``what`` the file was read as."""
     p = os.fspath(path)
     if not is_hdf5(p):
         raise FormatError(p, "not an HDF5 file (missing the \\x89HDF signature)")
@@ -79,11 +83,16 @@ def load(path: PathLike) -> ModelFile:
     size = os.path.getsize(p)
     try:
         with h5py.File(p, "r") as f:
-            return _load(p, f, size)
+            return reader(p, f, size)
     except FormatError:
         raise
     except Exception as exc:  # h5py raises many types on corrupt files; all mean "unreadable file" here
-        raise FormatError(p, f"unreadable Keras HDF5 file ({type(exc).__name__}: {exc})") from None
+        raise FormatError(p, f"unreadable {what} file ({type(exc).__name__}: {exc})") from None
+
+
+def load(path: PathLike) -> ModelFile:
+    """Read a Keras legacy HDF5 file (full model or weights-only) into a :class:`ModelFile`."""
+    return read_hdf5(path, "Keras HDF5", _load)
 
 
 def _load(p: str, f: Any, size: int) -> ModelFile:

@@ -22,7 +22,7 @@ import numpy as np
 from .common import PathLike, SaveReport, atomic_output, check_output_path
 from .keras_common import (KerasPlan, class_counter_keys, decode, infer_kind, plan_keras, read_dataset,
                            weight_keys)
-from .keras_h5 import _h5py, detect_hdf5, is_hdf5
+from .keras_h5 import _h5py, detect_hdf5, read_hdf5
 from .model import FormatError, LayerEntry, ModelFile, validate
 
 NAME = "keras-weights-h5"
@@ -187,21 +187,14 @@ def chain_order(entries: List[LayerEntry]) -> List[LayerEntry]:
 
 def load(path: PathLike) -> ModelFile:
     """Read a standalone ``.weights.h5`` file (no config: default LSTM semantics, shapes from weights)."""
+    def read(p: str, f: Any, size: int) -> Tuple["OrderedDict[str, tuple]", Optional[str]]:
+        layers = read_layers(p, f, size)
+        root_vars = f["vars"] if "vars" in f else None
+        name = decode(root_vars.attrs["name"]) if root_vars is not None and "name" in root_vars.attrs else None
+        return layers, name
+
     p = os.fspath(path)
-    if not is_hdf5(p):
-        raise FormatError(p, "not an HDF5 file (missing the \\x89HDF signature)")
-    h5py = _h5py()
-    size = os.path.getsize(p)
-    try:
-        with h5py.File(p, "r") as f:
-            layers = read_layers(p, f, size)
-            root_vars = f["vars"] if "vars" in f else None
-            model_name = decode(root_vars.attrs["name"]) if root_vars is not None and "name" in root_vars.attrs \
-                else None
-    except FormatError:
-        raise
-    except Exception as exc:  # h5py raises many types on corrupt files; all mean "unreadable file" here
-        raise FormatError(p, f"unreadable Keras .weights.h5 file ({type(exc).__name__}: {exc})") from None
+    layers, model_name = read_hdf5(p, "Keras .weights.h5", read)
     k3 = any(d[3] is not None for d in layers.values())
     entries = []
     for key, data in layers.items():
