@@ -88,14 +88,7 @@ class _Builder:
                     subs.append(spec["config"])
             keys: List[str] = []
             for si, cfg in enumerate(subs):
-                u = cfg["units"]
-                names = [("kernel", (in_dim, 4 * u)), ("recurrent_kernel", (u, 4 * u))]
-                if cfg.get("use_bias", True):
-                    names.append(("bias", (4 * u,)))
-                for name, shape in names:
-                    key = f"{cid}/L{li}/{si}/{name}"
-                    arrays[key] = gate_scaled(rng, shape, u, axis=len(shape) - 1)
-                    keys.append(key)
+                keys += _draw_cell_weights(rng, arrays, f"{cid}/L{li}/{si}", in_dim, cfg)
             entry["weights"] = keys
             entry["initial_state"] = None
             if spec.get("initial_state"):
@@ -127,14 +120,7 @@ class _Builder:
         rng = rng_for(cid)
         u = config["units"]
         arrays: Arrays = {f"{cid}/x": uniform32(rng, -1.5, 1.5, (batch, steps, features))}
-        keys = []
-        names = [("kernel", (features, 4 * u)), ("recurrent_kernel", (u, 4 * u))]
-        if config.get("use_bias", True):
-            names.append(("bias", (4 * u,)))
-        for name, shape in names:
-            key = f"{cid}/L0/0/{name}"
-            arrays[key] = gate_scaled(rng, shape, u, axis=len(shape) - 1)
-            keys.append(key)
+        keys = _draw_cell_weights(rng, arrays, f"{cid}/L0/0", features, config)
         st = []
         for name, amp in (("h0", 1.0), ("c0", 2.0)):
             key = f"{cid}/L0/0/{name}"
@@ -147,6 +133,22 @@ class _Builder:
             "grad": {} if grad else None,
         }
         self.items.append((case, arrays))
+
+
+def _draw_cell_weights(rng: np.random.RandomState, arrays: Arrays, prefix: str, in_dim: int,
+                       config: Dict[str, Any]) -> List[str]:
+    """Draw one LSTM cell's Keras weights (kernel, recurrent_kernel[, bias]) into ``arrays`` under
+    ``prefix/<name>``, in that order (the fixtures' RNG stream depends on it); returns the keys."""
+    u = config["units"]
+    names = [("kernel", (in_dim, 4 * u)), ("recurrent_kernel", (u, 4 * u))]
+    if config.get("use_bias", True):
+        names.append(("bias", (4 * u,)))
+    keys = []
+    for name, shape in names:
+        key = f"{prefix}/{name}"
+        arrays[key] = gate_scaled(rng, shape, u, axis=len(shape) - 1)
+        keys.append(key)
+    return keys
 
 
 def build_cases(flavour: str) -> List[Tuple[Case, Arrays]]:
