@@ -154,24 +154,18 @@ def main(argv: Optional[List[str]] = None) -> int:
         total.fail += a.fail
     w(total.row("**all**"))
     w("")
-    w("## Per family")
-    w("")
-    w(HEADER.format("flavour | family").replace("|---|", "|---|---|", 1))
-    for key in sorted(by_family):
-        w(by_family[key].row(key))
-    w("")
-    w("## MindSpore approximate-activation cases with `numerics=\"exact\"`")
-    w("")
-    w(HEADER.format("family"))
-    for key in sorted(ms_exact):
-        w(ms_exact[key].row(key))
-    w("")
-    w("## Per option")
-    w("")
-    w(HEADER.format("flavour | option").replace("|---|", "|---|---|", 1))
-    for key in sorted(by_tag):
-        w(by_tag[key].row(key))
-    w("")
+    def table(title: str, key_columns: str, rows: Dict[str, _Agg]) -> None:
+        w(f"## {title}")
+        w("")
+        header = HEADER.format(key_columns)
+        w(header.replace("|---|", "|---|---|", 1) if " | " in key_columns else header)
+        for key in sorted(rows):
+            w(rows[key].row(key))
+        w("")
+
+    table("Per family", "flavour | family", by_family)
+    table("MindSpore approximate-activation cases with `numerics=\"exact\"`", "family", ms_exact)
+    table("Per option", "flavour | option", by_tag)
     w("## Cases over tolerance")
     w("")
     if failures:
