@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import FIXTURES
+from helpers import FIXTURES
 from lstm_bridge import explain as ex
 from lstm_bridge.cli import main
 from lstm_bridge.io import load

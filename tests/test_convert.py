@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import FIXTURES, keras_weights, max_abs
+from helpers import FIXTURES, keras_weights, max_abs
 from lstm_bridge import convert
 from lstm_bridge.keras import LSTM, Bidirectional
 from lstm_bridge.mindspore import LSTM as MsLSTM

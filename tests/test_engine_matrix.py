@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from lstm_bridge import activations
-from lstm_bridge.engine import reference
+import oracle as reference
 from lstm_bridge.keras import LSTM, Bidirectional
 from lstm_bridge.mindspore import LSTM as MindSporeLSTM, LSTMCell as MindSporeCell
-from conftest import MAX_ERRORS, keras_weights, max_abs
+from helpers import MAX_ERRORS, keras_weights, max_abs
 
 B, T, F, U = 4, 6, 3, 5
 TOL = {"float32": 1e-5, "float64": 1e-10}

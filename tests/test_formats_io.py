@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import FIXTURES
+from helpers import FIXTURES
 from lstm_bridge import formats, io
 from lstm_bridge.formats import FormatError, ModelFile
 

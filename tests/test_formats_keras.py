@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import FIXTURES
+from helpers import FIXTURES
 from lstm_bridge import activations
 from lstm_bridge.formats import FormatError, keras_h5, keras_weights, keras_zip, mindspore_ckpt
 from lstm_bridge.formats.keras_common import lstm_config
@@ -248,7 +248,7 @@ def _write_legacy(path, version, layers, config=None):
 
 
 def test_keras1_and_tf1_cudnn_legacy_files(tmp_path, rng):
-    from conftest import keras_weights as kw
+    from helpers import keras_weights as kw
     kernel, rec, bias = kw(rng, 3, 2)
     ks, rs, bs = np.split(kernel, 4, 1), np.split(rec, 4, 1), np.split(bias, 4)
     twelve = []

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import FIXTURES
+from helpers import FIXTURES
 from lstm_bridge.formats import FormatError, mindspore_ckpt as ck
 
 MS = FIXTURES / "mindspore"

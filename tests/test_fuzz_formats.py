@@ -13,7 +13,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from conftest import FIXTURES
+from helpers import FIXTURES
 from lstm_bridge import io
 from lstm_bridge.formats import FormatError, get_format
 

@@ -18,7 +18,7 @@ h5py = pytest.importorskip("h5py")
 
 from lstm_bridge import activations  # noqa: E402
 from lstm_bridge.keras import LSTM, Bidirectional  # noqa: E402
-from conftest import FIXTURES, max_abs  # noqa: E402
+from helpers import FIXTURES, max_abs  # noqa: E402
 
 KERAS = FIXTURES / "keras"
 

@@ -7,7 +7,7 @@ import torch
 
 from lstm_bridge import activations
 from lstm_bridge.keras import LSTM, Bidirectional, LSTMCell, constraints, v1
-from conftest import keras_weights, max_abs
+from helpers import keras_weights, max_abs
 
 
 def _torch_lstm_from_keras(weights, input_dim, units, bidirectional=False):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lstm_bridge.mindspore import LSTM, LSTMCell
-from conftest import FIXTURES, max_abs
+from helpers import FIXTURES, max_abs
 
 MS = FIXTURES / "mindspore"
 

@@ -8,7 +8,7 @@ import torch
 
 from lstm_bridge.keras import LSTM, Bidirectional
 from lstm_bridge.mindspore import LSTM as MindSporeLSTM
-from conftest import keras_weights, max_abs
+from helpers import keras_weights, max_abs
 
 
 def test_torch_compile_gives_the_same_numbers(rng):

@@ -10,7 +10,7 @@ import torch
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from conftest import FIXTURES, keras_weights, max_abs  # noqa: E402
+from helpers import FIXTURES, keras_weights, max_abs  # noqa: E402
 from lstm_bridge.formats import FormatError  # noqa: E402
 from lstm_bridge.formats import onnx as lb_onnx  # noqa: E402
 from lstm_bridge.keras import LSTM, Bidirectional  # noqa: E402

@@ -1,4 +1,4 @@
-"""Validate the NumPy float64 oracle (``lstm_bridge.engine.reference``) against reality.
+"""Validate the NumPy float64 oracle (``tests/oracle.py``) against reality.
 
 Ground truths, none of them the oracle itself:
 * ``torch.nn.LSTM`` / ``LSTMCell`` in float64 (and packed sequences for ``seq_length``);
@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from lstm_bridge import activations as A
-from lstm_bridge.engine import reference as R
+
+import oracle as R
 
 FIX = Path(__file__).parent / "fixtures"
 MS = FIX / "mindspore"

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lstm_bridge import weights as W
-from conftest import keras_weights, uneven
+from helpers import keras_weights, uneven
 
 
 def _sig(x):

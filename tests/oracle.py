@@ -1,9 +1,10 @@
 """NumPy float64 reference ("oracle") for the Keras and MindSpore LSTM layers.
 
-This module is written from the behaviour specs (``spec/keras_lstm.md``, ``spec/mindspore_lstm.md``),
-independently of the engine. It is deliberately slow and simple: plain Python loops over time (and,
-for Keras, over the batch), one obvious formula per line, so that tests can compare every fast path
-and front end against it.
+This module is written from the behaviour specs (``docs/spec/keras_lstm.md``,
+``docs/spec/mindspore_lstm.md``), independently of the engine. It lives under ``tests/`` (the package does
+not ship it); the tests import it as ``oracle``. It is deliberately slow and simple: plain Python loops
+over time (and, for Keras, over the batch), one obvious formula per line, so that tests can compare every
+fast path and front end against it.
 
 Conventions
 -----------
@@ -296,7 +297,7 @@ def keras_lstm(
         input_masks: ``(G, B, F)``, G = 1 (shared) or 4 (per gate i, f, c, o): multiplies ``x_t``
             at every step (already scaled by 1/(1-rate)). recurrent_masks: ``(G, B, u)`` for ``h_{t-1}``.
 
-    Masking (spec §4): at processing step k on time t, ``(h', c') = cell(x_t, h, c)``; if
+    Masking (spec keras §4): at processing step k on time t, ``(h', c') = cell(x_t, h, c)``; if
     ``mask[b, t]`` the state becomes ``(h', c')`` and ``y_k = h'``; otherwise the state is unchanged
     and ``y_k = y_{k-1}`` (``y_{-1} = 0``), or 0 with ``zero_output_for_mask``.
 

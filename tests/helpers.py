@@ -1,0 +1,41 @@
+"""Shared test helpers (imported as ``helpers`` by the test modules; ``conftest.py`` keeps fixtures and hooks).
+
+* ``FIXTURES``: ``tests/fixtures`` (files written by the real frameworks).
+* ``uneven`` / ``keras_weights``: random weights with a different scale per gate block (constant or
+  evenly scaled weights hide gate-order bugs).
+* ``max_abs``: ``max |a - b|`` in float64 over tensors or arrays of the same shape.
+* ``MAX_ERRORS``: family -> max ``|front end - oracle|`` seen in this run (filled by ``test_engine_matrix``,
+  printed by the ``conftest.py`` terminal-summary hook).
+"""
+from __future__ import annotations
+
+import pathlib
+from typing import Dict, List
+
+import numpy as np
+import torch
+
+FIXTURES = pathlib.Path(__file__).parent / "fixtures"
+MAX_ERRORS: Dict[str, float] = {}
+
+
+def uneven(rng: np.random.Generator, shape, scale: float = 0.5) -> np.ndarray:
+    """Uniform weights with a different scale per gate block along the last ``4u`` (or first ``4H``) axis."""
+    return (rng.uniform(-scale, scale, shape) * rng.uniform(0.5, 1.5, shape)).astype(np.float32)
+
+
+def keras_weights(rng: np.random.Generator, input_dim: int, units: int, use_bias: bool = True) -> List[np.ndarray]:
+    """``[kernel (I,4u), recurrent_kernel (u,4u), bias (4u,)]`` with per-gate scales."""
+    gate_scale = np.repeat(rng.uniform(0.3, 1.2, 4), units).astype(np.float32)
+    w = [uneven(rng, (input_dim, 4 * units)) * gate_scale, uneven(rng, (units, 4 * units)) * gate_scale]
+    if use_bias:
+        w.append(uneven(rng, (4 * units,)) * gate_scale)
+    return w
+
+
+def max_abs(a, b) -> float:
+    """``max |a - b|`` in float64 (0.0 for empty arrays); the shapes must match."""
+    a = a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
+    b = b.detach().cpu().numpy() if isinstance(b, torch.Tensor) else np.asarray(b)
+    assert a.shape == b.shape, f"shape {a.shape} != {b.shape}"
+    return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)))) if a.size else 0.0
