@@ -1,4 +1,4 @@
-"""Smoke tests of the benchmark suite (``lstm_bridge.bench``): structure and finiteness, never timings."""
+"""Smoke tests of the benchmark suite (the ``lstm_bridge.bench`` subpackage): structure and finiteness, never timings."""
 from __future__ import annotations
 
 import json
@@ -171,7 +171,7 @@ def test_a_framework_that_fails_to_run_a_case_is_recorded_not_fatal(monkeypatch)
             return bench.Workload("mindspore", boom, boom, lambda: None, lambda: "mindspore")
         return real(impl, cfg, variant, data, threads)
 
-    monkeypatch.setattr(bench, "build_workload", fake)
+    monkeypatch.setattr(bench.runner, "build_workload", fake)  # the name the runner calls
     cfg = bench.QUICK_CONFIGS["small"]
     results = bench.run([cfg], ["hard_sigmoid"], plan=bench.TimingPlan(passes=1, target_s=0.001, min_reps=1),
                         threads=1, memory=False, frameworks=["mindspore"], progress="none", global_ceiling=None)

@@ -1,0 +1,95 @@
+"""Benchmark sizes (``Config``: T, B, I, H, layers, direction), the variants, and their inputs."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Dict, Tuple
+
+import torch
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """One benchmark size: ``T`` steps, batch ``B``, input size ``I``, hidden size ``H``, stacked layers,
+    and whether the config itself is bidirectional (every variant then runs on both directions)."""
+
+    name: str
+    T: int
+    B: int
+    I: int  # noqa: E741 (the issue's name)
+    H: int
+    layers: int = 1
+    bidirectional: bool = False
+
+    def directions(self, variant: str) -> int:
+        """2 when this config or the variant is bidirectional, else 1."""
+        return 2 if (self.bidirectional or variant == "bidirectional") else 1
+
+    def forward_flops(self, variant: str) -> float:
+        """GEMM FLOPs of one forward: ``sum_l D * T * B * 2 * 4H * (I_l + H)``, ``I_l = I`` then ``D*H``."""
+        D = self.directions(variant)
+        total = 0.0
+        for layer in range(self.layers):
+            in_size = self.I if layer == 0 else D * self.H
+            total += D * self.T * self.B * 2.0 * 4 * self.H * (in_size + self.H)
+        return total
+
+    def label(self) -> str:
+        """``"name (T,B,I,H[, L layers][, bidirectional])"``."""
+        extra = f", {self.layers} layers" if self.layers > 1 else ""
+        extra += ", bidirectional" if self.bidirectional else ""
+        return f"{self.name} ({self.T},{self.B},{self.I},{self.H}{extra})"
+
+
+CONFIGS: Dict[str, Config] = {c.name: c for c in (
+    Config("small", 50, 16, 32, 64),
+    Config("medium", 100, 32, 128, 256),
+    Config("large", 100, 64, 512, 512),
+    Config("long", 500, 8, 64, 128),
+    Config("medium_2l_bidir", 100, 32, 128, 256, layers=2, bidirectional=True),
+)}
+# --quick: the same structure at toy sizes (for smoke tests; timings are meaningless).
+QUICK_CONFIGS: Dict[str, Config] = {c.name: c for c in (
+    Config("small", 4, 2, 3, 4),
+    Config("medium", 5, 3, 4, 6),
+    Config("large", 4, 4, 6, 8),
+    Config("long", 12, 2, 3, 4),
+    Config("medium_2l_bidir", 5, 3, 4, 6, layers=2, bidirectional=True),
+)}
+CONFIG_ALIASES = {"bidir": "medium_2l_bidir", "medium-2l-bidir": "medium_2l_bidir", "2l_bidir": "medium_2l_bidir"}
+
+VARIANTS: Tuple[str, ...] = ("standard", "ms_standard", "hard_sigmoid", "mask", "seq_length", "recurrent_dropout",
+                             "go_backwards", "bidirectional")
+DEFAULT_VARIANTS: Tuple[str, ...] = VARIANTS
+VARIANT_ALIASES = {"keras_mask": "mask", "masking": "mask", "bidir": "bidirectional",
+                   "bidirectional_concat": "bidirectional", "dropout": "recurrent_dropout",
+                   "hard-sigmoid": "hard_sigmoid", "seq-length": "seq_length", "go-backwards": "go_backwards",
+                   "mindspore": "ms_standard"}
+MS_FRONT_END = ("ms_standard", "seq_length")
+RECURRENT_DROPOUT = 0.25
+MASK_HOLES = 0.2
+
+
+def keras_options(variant: str) -> Dict[str, Any]:
+    """Keras LSTM keyword arguments of a Keras-front-end variant."""
+    return {"hard_sigmoid": {"recurrent_activation": "hard_sigmoid"},
+            "recurrent_dropout": {"recurrent_dropout": RECURRENT_DROPOUT},
+            "go_backwards": {"go_backwards": True}}.get(variant, {})
+
+
+@dataclasses.dataclass
+class Inputs:
+    """The data of one config: ``x (B, T, I)`` float32, ``mask (B, T)`` bool (holes), ``lengths (B,)`` int32."""
+
+    x: torch.Tensor
+    mask: torch.Tensor
+    lengths: torch.Tensor
+
+
+def make_inputs(cfg: Config, seed: int = 0) -> Inputs:
+    """Deterministic inputs for ``cfg``; the mask has ~20% holes, lengths lie in ``[T/2, T]`` with row 0 full."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(cfg.B, cfg.T, cfg.I, generator=gen)
+    mask = torch.rand(cfg.B, cfg.T, generator=gen) >= MASK_HOLES
+    lengths = torch.randint(max(1, cfg.T // 2), cfg.T + 1, (cfg.B,), generator=gen, dtype=torch.int32)
+    lengths[0] = cfg.T
+    return Inputs(x, mask, lengths)

@@ -1,0 +1,96 @@
+"""Interleaved A/B timing: calibrated passes of rounds that call every participant in alternating order,
+and the sgemm ceiling; see the package docstring for the method."""
+from __future__ import annotations
+
+import dataclasses
+import gc
+import math
+import statistics
+import time
+from typing import Any, Callable, Dict, List, Sequence
+
+import torch
+
+from .participants import Workload
+
+
+@dataclasses.dataclass(frozen=True)
+class TimingPlan:
+    """``passes`` A/B passes of ``min_reps..max_reps`` rounds, ~``target_s`` for the slowest participant."""
+
+    passes: int = 3
+    target_s: float = 0.1
+    min_reps: int = 2
+    max_reps: int = 40
+    warmup: int = 1
+
+
+def _call_time(fn: Callable[[], None]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def _calibrate(fn: Callable[[], None], plan: TimingPlan) -> float:
+    """Warm ``fn`` up (first-call initialisation, kernel loading) and return the time of one more call."""
+    for _ in range(plan.warmup):
+        fn()
+    return _call_time(fn)
+
+
+def _reps(seconds: float, plan: TimingPlan) -> int:
+    return max(plan.min_reps, min(plan.max_reps, int(math.ceil(plan.target_s / max(seconds, 1e-7)))))
+
+
+def _one_pass(fn: Callable[[], None], reps: int) -> float:
+    return statistics.median(_call_time(fn) for _ in range(reps))
+
+
+def _summary(values: Sequence[float]) -> Dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def measure(participants: Dict[str, Workload], mode: str, plan: TimingPlan) -> Dict[str, Any]:
+    """Interleaved passes of every participant for ``mode`` (``"forward"`` or ``"train"``).
+
+    A pass runs ``reps`` rounds; a round calls each participant once, the order alternating from round
+    to round (A B, B A, ...), so a burst of machine load hits both sides of a pair alike. Each pass
+    keeps the median call time per participant; ``reps`` makes the slowest participant's share of a
+    pass last about ``plan.target_s``.
+
+    Returns ``{"passes": {name: [per-pass median seconds]}, "median_s": {name: median of those},
+    "reps": n, "paths": {name: path}, "ratio": {name: {"per_pass": [...], "median", "min", "max"}}}``;
+    ratios are to ``"torch"`` in the same pass.
+    """
+    names = list(participants)
+    fns = {n: getattr(participants[n], mode) for n in names}
+    reps = _reps(max(_calibrate(fns[n], plan) for n in names), plan)
+    paths = {n: participants[n].path() for n in names}
+    passes: Dict[str, List[float]] = {n: [] for n in names}
+    for k in range(plan.passes):
+        gc.collect()
+        samples: Dict[str, List[float]] = {n: [] for n in names}
+        for r in range(reps):
+            for n in (names if (k * reps + r) % 2 == 0 else names[::-1]):
+                samples[n].append(_call_time(fns[n]))
+        for n in names:
+            passes[n].append(statistics.median(samples[n]))
+    ratio = {}
+    for n in names:
+        if n == "torch":
+            continue
+        per_pass = [a / b for a, b in zip(passes[n], passes["torch"])]
+        ratio[n] = {"per_pass": per_pass, **_summary(per_pass)}
+    return {"passes": passes, "reps": reps, "paths": paths, "ratio": ratio,
+            "median_s": {n: statistics.median(passes[n]) for n in names}}
+
+
+def sgemm_ceiling(m: int, k: int, n: int, plan: TimingPlan) -> Dict[str, float]:
+    """GFLOP/s of ``torch.mm((m, k), (k, n))`` float32: best of 3 batch medians (~``target_s`` each)."""
+    gen = torch.Generator().manual_seed(1)
+    a = torch.randn(m, k, generator=gen)
+    b = torch.randn(k, n, generator=gen)
+    fn = lambda: torch.mm(a, b)  # noqa: E731
+    reps = _reps(_calibrate(fn, plan), plan)
+    best = min(_one_pass(fn, reps) for _ in range(3))
+    return {"shape": [m, k, n], "seconds": best, "gflops": 2.0 * m * k * n / best / 1e9}
