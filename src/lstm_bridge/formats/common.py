@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
 import tempfile
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Union
+from typing import Any, BinaryIO, Dict, Iterator, List, Optional, Union
 
 import numpy as np
 
+from .atomic import atomic_output, check_output_path, same_file  # noqa: F401  (moved; re-exported)
 from .model import FormatError
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -25,63 +28,95 @@ class SaveReport:
     skipped: Dict[str, str] = field(default_factory=dict)
 
 
-def same_file(a: PathLike, b: PathLike) -> bool:
-    """True if ``a`` and ``b`` name the same existing file."""
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
+def _kind_of_mode(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
 
 
-def check_output_path(path: PathLike, model_file: Any) -> str:
-    """Refuse to write over the file the model was read from; returns the path as ``str``."""
+def check_regular_file(path: PathLike) -> int:
+    """Check that ``path`` names an existing, readable regular file (symlinks followed); returns its size.
+
+    Never opens the file, so a FIFO cannot block the caller.
+
+    Raises:
+        FileNotFoundError: no such file (or a symlink whose target does not exist, said so).
+        IsADirectoryError: a directory.
+        PermissionError: the file exists but is not readable.
+        FormatError: a FIFO, a device, a socket, or a symlink loop ("expected a regular file").
+    """
     p = os.fspath(path)
-    src = getattr(model_file, "path", None)
-    if src and same_file(src, p):
-        raise FormatError(p, "refusing to overwrite the input file it was read from; write elsewhere")
-    if os.path.isdir(p):
-        raise FormatError(p, "is a directory; expected a file path")
-    return p
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-@contextlib.contextmanager
-def atomic_output(path: PathLike, suffix: str = ".tmp") -> Iterator[str]:
-    """Yield a temporary path in ``path``'s directory; on success ``os.replace`` it onto ``path``,
-    on any error remove it (no partial output is ever left behind)."""
-    p = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(p))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(p) + ".", suffix=suffix, dir=directory)
-    os.close(fd)
     try:
-        yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
-        os.replace(tmp, p)
+        st = os.stat(p)
+    except FileNotFoundError:
+        if os.path.islink(p):
+            raise FileNotFoundError(errno.ENOENT, f"dangling symlink (its target {os.readlink(p)!r} does not "
+                                                  "exist)", p) from None
+        raise FileNotFoundError(errno.ENOENT, "no such file", p) from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise FormatError(p, "symlink loop (too many levels of symbolic links); expected a regular file") \
+                from None
+        if exc.errno == errno.ENAMETOOLONG:
+            raise FormatError(p, "file name too long") from None
+        raise
+    if stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(errno.EISDIR, "is a directory; expected a model file", p)
+    if not stat.S_ISREG(st.st_mode):
+        raise FormatError(p, f"is {_kind_of_mode(st.st_mode)}, expected a regular file")
+    if not os.access(p, os.R_OK):
+        raise PermissionError(errno.EACCES, "permission denied: the file is not readable", p)
+    return int(st.st_size)
+
+
+def open_regular(path: PathLike) -> BinaryIO:
+    """Open ``path`` for binary reading, refusing anything but a regular file *after* opening it
+    (``O_NONBLOCK``: opening a FIFO never blocks), so a file swapped after :func:`check_regular_file`
+    is still caught. Errors as :func:`check_regular_file`."""
+    p = os.fspath(path)
+    check_regular_file(p)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    fd = os.open(p, flags)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise FormatError(p, f"is {_kind_of_mode(mode)}, expected a regular file")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
+        os.close(fd)
         raise
 
 
-def read_bytes(path: PathLike) -> bytes:
-    """The whole file (FileNotFoundError if missing)."""
-    with open(os.fspath(path), "rb") as fh:
+def read_bytes(path: PathLike, limit: Optional[int] = None) -> bytes:
+    """The whole regular file (errors as :func:`check_regular_file`); with ``limit``, a FormatError if
+    the file is larger than ``limit`` bytes (checked before reading)."""
+    with open_regular(path) as fh:
+        if limit is not None:
+            size = os.fstat(fh.fileno()).st_size
+            if size > limit:
+                raise FormatError(os.fspath(path), f"is {size} bytes, above this reader's limit of {limit}")
         return fh.read()
 
 
 def head_bytes(path_or_head: Union[PathLike, bytes, bytearray, memoryview], n: int = 64) -> bytes:
-    """The first ``n`` bytes of a file, or of the given bytes."""
+    """The first ``n`` bytes of a regular file, or of the given bytes (``b""`` for anything unreadable,
+    a FIFO or a device: detection never blocks or raises)."""
     if isinstance(path_or_head, (bytes, bytearray, memoryview)):
         return bytes(path_or_head[:n])
     try:
-        with open(os.fspath(path_or_head), "rb") as fh:
+        with open_regular(path_or_head) as fh:
             return fh.read(n)
-    except OSError:
+    except (OSError, FormatError):
         return b""
 
 
