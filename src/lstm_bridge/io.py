@@ -18,7 +18,7 @@ import torch
 
 from . import formats as _formats
 from .formats import LayerEntry, ModelFile, SaveReport
-from .formats.common import as_numpy
+from .formats.common import as_numpy, check_regular_file
 from .formats.model import group_state_dict
 
 __all__ = ["load", "save", "to_model_file"]
@@ -32,13 +32,14 @@ def load(path: "os.PathLike[str] | str", format: Optional[str] = None) -> ModelF
         format: a registry name (see :mod:`lstm_bridge.formats`) to skip detection.
 
     Raises:
-        FileNotFoundError: no such file.
-        FormatError: unrecognised, truncated, corrupt, encrypted or unsupported content.
+        FileNotFoundError: no such file (or a dangling symlink, said so).
+        IsADirectoryError: a directory. PermissionError: an unreadable file.
+        FormatError: not a regular file (a FIFO, a device such as ``/dev/zero``, a symlink loop: never
+            opened), or unrecognised, truncated, corrupt, encrypted, hostile or unsupported content.
         NotImplementedError: an unknown ``format`` name.
     """
     p = os.fspath(path)
-    if not os.path.isfile(p):
-        raise FileNotFoundError(f"no such file: {p!r}")
+    check_regular_file(p)  # before detection opens anything: a FIFO must not block us
     name = format or _formats.detect_format(p)
     return _formats.get_format(name).load(p)
 

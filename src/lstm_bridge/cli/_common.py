@@ -69,7 +69,7 @@ class Output:
 
 def load_model(path: str) -> Any:
     """``lstm_bridge.io.load(path)``, with every input problem turned into ``CliError(EXIT_INPUT)``."""
-    if not os.path.exists(path):
+    if not os.path.lexists(path):  # a symlink loop or dangling link: load() says which
         raise CliError(EXIT_INPUT, f"{path}: no such file")
     if os.path.isdir(path):
         raise CliError(EXIT_INPUT, f"{path}: is a directory; expected a model file")

@@ -81,19 +81,119 @@ def read_json_attr(path: str, group: Any, name: str) -> Optional[Dict[str, Any]]
     return value
 
 
-def read_dataset(path: str, ds: Any, file_size: int) -> np.ndarray:
-    """Read an HDF5 dataset after checking that its declared size is plausible for the file."""
-    if not hasattr(ds, "shape") or ds.shape is None:
-        raise FormatError(path, f"{ds.name}: expected a dataset with a shape")
-    if ds.dtype.kind not in "fiub":
+# Memory bounds for HDF5 contents. Uncompressed data must lie in the file, so an unfiltered dataset may
+# not declare more bytes than the file has (4 KiB of slack for tiny files). Compressed (filtered)
+# datasets can legitimately inflate (zero biases compress ~1000x), so all datasets read from one file
+# together may declare at most ``MAX_INFLATION`` times the file's size plus ``INFLATION_SLACK``: a 1 MB
+# file can make us allocate at most 128 MiB, never gigabytes.
+MAX_INFLATION = 64
+INFLATION_SLACK = 64 * 1024 * 1024
+#: most links an HDF5 file may hold (each costs a Python object while the tree is checked)
+MAX_HDF5_LINKS = 200_000
+
+
+class ReadBudget:
+    """The bytes of dataset contents a reader may still allocate for one file (see ``MAX_INFLATION``);
+    ``file_size`` is the size of the HDF5 image (uncompressed data must fit in it), ``total`` the
+    budget (default ``file_size * MAX_INFLATION + INFLATION_SLACK``)."""
+
+    def __init__(self, file_size: int, total: Optional[int] = None):
+        self.file_size = int(file_size)
+        self.left = int(total) if total is not None else self.file_size * MAX_INFLATION + INFLATION_SLACK
+        self.total = self.left
+
+
+def check_hdf5_tree(path: Optional[str], f: Any) -> None:
+    """Refuse an HDF5 file holding anything but plain groups and datasets stored inside the file.
+
+    Walks every link *without following* soft or external links (``getlink=True``) and refuses, naming
+    the object's path: external links, soft links, user-defined links, committed datatypes, virtual
+    datasets (their data lives in other files) and datasets with external raw storage (``external``:
+    their bytes are read from another local file, or a FIFO that would hang us). Hard-link cycles are
+    visited once. Must run before any data or member is read.
+
+    Raises:
+        FormatError: naming the file and the offending path.
+    """
+    import h5py
+
+    seen = set()
+    count = 0
+    stack = [("", f)]
+    while stack:
+        prefix, grp = stack.pop()
+        info = h5py.h5o.get_info(grp.id)
+        key = (info.fileno, info.addr)
+        if key in seen:
+            continue
+        seen.add(key)
+        for name in grp.keys():
+            count += 1
+            if count > MAX_HDF5_LINKS:
+                raise FormatError(path, f"the HDF5 file holds more than {MAX_HDF5_LINKS} links; refusing to walk it")
+            where = f"{prefix}/{name}"
+            link = grp.get(name, getlink=True)
+            if isinstance(link, h5py.ExternalLink):
+                raise FormatError(path, f"{where}: an external link to {link.filename!r}:{link.path!r}; expected "
+                                        "a dataset or group inside the file (external links are refused)")
+            if isinstance(link, h5py.SoftLink):
+                raise FormatError(path, f"{where}: a soft link to {link.path!r}; expected a dataset or group "
+                                        "stored at its own path (soft links are refused)")
+            if not isinstance(link, h5py.HardLink):
+                raise FormatError(path, f"{where}: a {type(link).__name__}; expected a dataset or group")
+            obj = grp[name]
+            if isinstance(obj, h5py.Group):
+                stack.append((where, obj))
+            elif isinstance(obj, h5py.Dataset):
+                check_plain_dataset(path, obj, where)
+            else:
+                raise FormatError(path, f"{where}: a {type(obj).__name__}; expected a dataset or group")
+
+
+def check_plain_dataset(path: Optional[str], ds: Any, where: Optional[str] = None) -> None:
+    """Refuse a virtual dataset or one with external raw storage (FormatError naming ``where``)."""
+    import h5py
+
+    where = where or ds.name
+    if not isinstance(ds, h5py.Dataset):
+        raise FormatError(path, f"{where}: a {type(ds).__name__}; expected a dataset")
+    if ds.is_virtual:
+        raise FormatError(path, f"{where}: a virtual dataset (its data lives in other files); expected a dataset "
+                                "stored inside the file")
+    if ds.external:
+        files = sorted({e[0].decode("utf-8", "replace") if isinstance(e[0], bytes) else str(e[0])
+                        for e in ds.external})
+        raise FormatError(path, f"{where}: external raw storage in {files}; expected a dataset stored inside "
+                                "the file (external storage is refused)")
+
+
+def read_dataset(path: str, ds: Any, budget: "ReadBudget | int") -> np.ndarray:
+    """Read an HDF5 dataset (one copy, native byte order) after checking that it is a plain dataset
+    inside the file and that its declared size is plausible: unfiltered data must fit in the file,
+    and every read is charged to ``budget`` (a :class:`ReadBudget`, or a file size for a fresh one)."""
+    if not isinstance(budget, ReadBudget):
+        budget = ReadBudget(int(budget))
+    if not hasattr(ds, "shape") or not hasattr(ds, "dtype"):
+        raise FormatError(path, f"{getattr(ds, 'name', ds)}: expected a dataset; found a {type(ds).__name__}")
+    check_plain_dataset(path, ds)
+    if ds.shape is None:
+        raise FormatError(path, f"{ds.name}: expected a dataset with a shape; found an empty (null) dataspace")
+    if ds.dtype.kind not in "fiub" or ds.dtype.fields is not None or ds.dtype.subdtype is not None:
         raise FormatError(path, f"{ds.name}: expected a numeric array; found dtype {ds.dtype}")
-    nbytes = int(np.prod(ds.shape, dtype=np.float64)) * ds.dtype.itemsize
-    compressed = ds.compression is not None
-    limit = file_size * (1024 if compressed else 1) + 4096
-    if nbytes > limit:
-        raise FormatError(path, f"{ds.name}: declares {nbytes} bytes of data, more than the file can hold "
-                                f"({file_size} bytes)")
-    return np.array(ds[()])
+    nbytes = float(np.prod(ds.shape, dtype=np.float64)) * ds.dtype.itemsize
+    filtered = ds.id.get_create_plist().get_nfilters() > 0
+    if not filtered and nbytes > budget.file_size + 4096:
+        raise FormatError(path, f"{ds.name}: declares {int(nbytes)} bytes of uncompressed data, more than the file "
+                                f"holds ({budget.file_size} bytes)")
+    if nbytes > budget.left:
+        raise FormatError(path, f"{ds.name}: declares {int(nbytes)} bytes of data; the datasets of a "
+                                f"{budget.file_size}-byte file may declare at most {budget.total} bytes in total "
+                                f"({MAX_INFLATION}x its size + {INFLATION_SLACK // 2**20} MiB)")
+    budget.left -= int(nbytes)
+    out = np.empty(ds.shape, dtype=ds.dtype.newbyteorder("="))  # HDF5 converts big-endian data on read
+    if out.size:
+        ds.read_direct(out)
+    return out
 
 
 def snake_case(name: str) -> str:

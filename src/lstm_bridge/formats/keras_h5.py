@@ -21,9 +21,10 @@ from typing import Any, Callable, Dict, List, TypeVar, Union
 
 import numpy as np
 
-from .common import PathLike, SaveReport, atomic_output, check_output_path, head_bytes
-from .keras_common import (_WEIGHTLESS, TK_VERSION, KerasPlan, infer_kind, layer_configs, layer_kind,
-                           layer_name, plan_keras, read_attr, read_dataset, read_json_attr, weight_keys)
+from .common import PathLike, SaveReport, atomic_output, check_output_path, check_regular_file, head_bytes
+from .keras_common import (_WEIGHTLESS, TK_VERSION, KerasPlan, ReadBudget, check_hdf5_tree, infer_kind,
+                           layer_configs, layer_kind, layer_name, plan_keras, read_attr, read_dataset,
+                           read_json_attr, weight_keys)
 from .model import FormatError, LayerEntry, ModelFile, validate
 
 T = TypeVar("T")
@@ -57,6 +58,10 @@ def detect_hdf5(path_or_head: Union[PathLike, bytes], layout: Callable[[Any], bo
     h5py = _h5py()
     try:
         with h5py.File(os.fspath(path_or_head), "r") as f:
+            try:
+                check_hdf5_tree(None, f)  # membership tests could follow a hostile link: look first
+            except FormatError:
+                return True  # an HDF5 file the loader must refuse, saying why
             return bool(layout(f))
     except Exception:
         return False
@@ -72,18 +77,21 @@ def detect(path_or_head: Union[PathLike, bytes]) -> bool:
     return detect_hdf5(path_or_head, _has_layer_names)
 
 
-def read_hdf5(path: PathLike, what: str, reader: Callable[[str, Any, int], T]) -> T:
-    """The shared ``load`` frame of the HDF5 formats: check the signature, open the file read-only and
-    return ``reader(path, open h5py.File, file size)``. Any h5py error (it raises many types on corrupt
-    files) becomes a :class:`FormatError` naming ``what`` the file was read as."""
+def read_hdf5(path: PathLike, what: str, reader: Callable[[str, Any, ReadBudget], T]) -> T:
+    """The shared ``load`` frame of the HDF5 formats: check that the path is a regular file with the
+    signature, open it read-only, refuse links, virtual datasets and external storage
+    (:func:`~lstm_bridge.formats.keras_common.check_hdf5_tree`) before anything is read, and return
+    ``reader(path, open h5py.File, ReadBudget for the file)``. Any h5py error (it raises many types on
+    corrupt files) becomes a :class:`FormatError` naming ``what`` the file was read as."""
     p = os.fspath(path)
+    size = check_regular_file(p)
     if not is_hdf5(p):
         raise FormatError(p, "not an HDF5 file (missing the \\x89HDF signature)")
     h5py = _h5py()
-    size = os.path.getsize(p)
     try:
         with h5py.File(p, "r") as f:
-            return reader(p, f, size)
+            check_hdf5_tree(p, f)
+            return reader(p, f, ReadBudget(size))
     except FormatError:
         raise
     except Exception as exc:  # h5py raises many types on corrupt files; all mean "unreadable file" here
@@ -95,7 +103,7 @@ def load(path: PathLike) -> ModelFile:
     return read_hdf5(path, "Keras HDF5", _load)
 
 
-def _load(p: str, f: Any, size: int) -> ModelFile:
+def _load(p: str, f: Any, size: ReadBudget) -> ModelFile:
     full = "model_weights" in f
     g = f["model_weights"] if full else f
     version = read_attr(f, "keras_version")
@@ -119,6 +127,10 @@ def _load(p: str, f: Any, size: int) -> ModelFile:
         wnames = read_attr(grp, "weight_names") or []
         if not isinstance(wnames, list) or not all(isinstance(n, str) for n in wnames):
             raise FormatError(p, f"layer {name!r}: 'weight_names' must be a list of strings; found {wnames!r}")
+        if len(set(wnames)) != len(wnames):
+            dup = sorted({n for n in wnames if wnames.count(n) > 1})
+            raise FormatError(p, f"layer {name!r}: 'weight_names' lists {dup} more than once; expected each "
+                                 "weight once")
         arrays = []
         for wn in wnames:
             if wn not in grp:

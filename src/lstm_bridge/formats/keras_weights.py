@@ -66,13 +66,21 @@ def _get(grp: Any, path: str) -> Any:
     return grp[path] if path in grp else None
 
 
+def _name_attr(p: str, grp: Any) -> str:
+    """The ``name`` attribute of a ``vars`` group, which must be a string."""
+    value = decode(grp.attrs["name"])
+    if not isinstance(value, str):
+        raise FormatError(p, f"{grp.name}: attribute 'name' must be a string; found {value!r:.80}")
+    return value
+
+
 def read_layer(p: str, grp: Any, size: int) -> Tuple[str, List[np.ndarray], List[str], Optional[str], Dict[str, str]]:
     """One ``layers/<key>`` group: (structural kind, arrays in get_weights order, their relative paths,
     the K3 layer name attr, sub-layer names)."""
     name_attr = None
     v = _get(grp, "vars")
     if v is not None and "name" in v.attrs:
-        name_attr = decode(v.attrs["name"])
+        name_attr = _name_attr(p, v)
     sub_names: Dict[str, str] = {}
     if "forward_layer" in grp and "backward_layer" in grp:
         arrays, paths = [], []
@@ -83,7 +91,7 @@ def read_layer(p: str, grp: Any, size: int) -> Tuple[str, List[np.ndarray], List
             paths += r + r2
             sv = _get(grp, f"{side}/vars")
             if sv is not None and "name" in sv.attrs:
-                sub_names[side] = decode(sv.attrs["name"])
+                sub_names[side] = _name_attr(p, sv)
         return "Bidirectional", arrays, paths, name_attr, sub_names
     arrays, paths = [], []
     if "cell" in grp:
@@ -190,7 +198,7 @@ def load(path: PathLike) -> ModelFile:
     def read(p: str, f: Any, size: int) -> Tuple["OrderedDict[str, tuple]", Optional[str]]:
         layers = read_layers(p, f, size)
         root_vars = f["vars"] if "vars" in f else None
-        name = decode(root_vars.attrs["name"]) if root_vars is not None and "name" in root_vars.attrs else None
+        name = _name_attr(p, root_vars) if root_vars is not None and "name" in root_vars.attrs else None
         return layers, name
 
     p = os.fspath(path)

@@ -14,16 +14,24 @@ import os
 import zipfile
 from typing import Any, Dict, List, Union
 
-from .common import PathLike, SaveReport, atomic_output, check_output_path, head_bytes
-from .keras_common import (K3_VERSION, class_counter_keys, layer_configs, layer_kind, layer_name, plan_keras)
+from .common import PathLike, SaveReport, atomic_output, check_output_path, check_regular_file, head_bytes
+from .keras_common import (INFLATION_SLACK, K3_VERSION, MAX_INFLATION, ReadBudget, check_hdf5_tree,
+                           class_counter_keys, layer_configs, layer_kind, layer_name, plan_keras)
 from .keras_h5 import _h5py
 from .keras_weights import entry_from_layer, read_layers, write_weights_file
 from .model import FormatError, LayerEntry, ModelFile, validate
 
 NAME = "keras"
 SUFFIXES = (".keras",)
-_MAX_JSON = 64 * 1024 * 1024
-_MAX_RATIO = 1024  # refuse members that claim to inflate more than this (zip bombs)
+# Memory bounds (zip and JSON bombs). A Keras config of a thousand layers is ~2 MB of JSON, so
+# ``config.json``/``metadata.json`` may hold at most ``_MAX_JSON`` bytes, ``_MAX_JSON_NODES`` values
+# (counted from the raw bytes before parsing: a JSON value costs ~20x its text in Python) and nest at
+# most ``_MAX_JSON_DEPTH`` deep (Keras nests ~5 levels per nested model). ``model.weights.h5`` may
+# inflate to at most ``MAX_INFLATION`` times the archive size plus ``INFLATION_SLACK`` (the same
+# budget then bounds the datasets read from it). Members are read streamed, never past their bound.
+_MAX_JSON = 16 * 1024 * 1024
+_MAX_JSON_NODES = 2_000_000
+_MAX_JSON_DEPTH = 200
 
 
 def detect(path_or_head: Union[PathLike, bytes]) -> bool:
@@ -41,33 +49,62 @@ def detect(path_or_head: Union[PathLike, bytes]) -> bool:
 
 
 def _member(p: str, z: zipfile.ZipFile, name: str, limit: int) -> bytes:
+    """Member ``name``, read streamed and never past ``limit`` bytes (FormatError beyond it)."""
     try:
         info = z.getinfo(name)
     except KeyError:
-        raise FormatError(p, f"the .keras archive has no {name!r} (members: {z.namelist()})") from None
+        raise FormatError(p, f"the .keras archive has no {name!r} (members: {z.namelist()[:20]})") from None
     if info.file_size > limit:
-        raise FormatError(p, f"member {name!r} declares {info.file_size} bytes, above the limit of {limit}")
-    data = z.read(name)
+        raise FormatError(p, f"member {name!r} declares {info.file_size} bytes uncompressed, above the limit of "
+                             f"{limit} for this {os.path.getsize(p)}-byte archive")
+    with z.open(info) as fh:
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise FormatError(p, f"member {name!r} inflates past the limit of {limit} bytes")
     if len(data) != info.file_size:
         raise FormatError(p, f"member {name!r}: read {len(data)} bytes, the archive declares {info.file_size}")
     return data
 
 
+def _json_member(p: str, z: zipfile.ZipFile, name: str) -> Any:
+    raw = _member(p, z, name, _MAX_JSON)
+    nodes = raw.count(b",") + raw.count(b"[") + raw.count(b"{") + 1
+    if nodes > _MAX_JSON_NODES:
+        raise FormatError(p, f"{name} holds about {nodes} JSON values, above the limit of {_MAX_JSON_NODES}")
+    try:
+        value = json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise FormatError(p, f"{name} nests deeper than {_MAX_JSON_DEPTH} levels") from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise FormatError(p, f"{name} is not valid UTF-8 JSON ({exc})") from None
+    stack = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if depth > _MAX_JSON_DEPTH:
+            raise FormatError(p, f"{name} nests deeper than {_MAX_JSON_DEPTH} levels")
+        if isinstance(v, dict):
+            stack.extend((x, depth + 1) for x in v.values())
+        elif isinstance(v, list):
+            stack.extend((x, depth + 1) for x in v)
+    return value
+
+
 def load(path: PathLike) -> ModelFile:
     """Read a ``.keras`` archive (Keras 3 or tf_keras) into a :class:`ModelFile`."""
     p = os.fspath(path)
+    size = check_regular_file(p)
     h5py = _h5py()
-    size = os.path.getsize(p)
     try:
         with zipfile.ZipFile(p) as z:
-            config = json.loads(_member(p, z, "config.json", _MAX_JSON).decode("utf-8"))
-            metadata = json.loads(_member(p, z, "metadata.json", _MAX_JSON).decode("utf-8")) \
-                if "metadata.json" in z.namelist() else {}
-            wbytes = _member(p, z, "model.weights.h5", size * _MAX_RATIO + 65536)
+            config = _json_member(p, z, "config.json")
+            metadata = _json_member(p, z, "metadata.json") if "metadata.json" in z.namelist() else {}
+            wbytes = _member(p, z, "model.weights.h5", size * MAX_INFLATION + INFLATION_SLACK)
         if not isinstance(config, dict) or not isinstance(metadata, dict):
             raise FormatError(p, "config.json and metadata.json must hold JSON objects")
         with h5py.File(io.BytesIO(wbytes), "r") as f:
-            layers = read_layers(p, f, len(wbytes))
+            check_hdf5_tree(p, f)
+            # one budget for the whole archive: what it can hold, not what its members claim
+            layers = read_layers(p, f, ReadBudget(len(wbytes), size * MAX_INFLATION + INFLATION_SLACK))
     except FormatError:
         raise
     except Exception as exc:  # zipfile/json/h5py raise many types on corrupt files; all mean "unreadable"
@@ -76,7 +113,7 @@ def load(path: PathLike) -> ModelFile:
         return _build(p, config, metadata, layers)
     except FormatError:
         raise
-    except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:  # a malformed config.json
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError) as exc:  # a malformed config
         raise FormatError(p, f"malformed config.json ({type(exc).__name__}: {exc})") from None
 
 
