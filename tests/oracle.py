@@ -109,7 +109,7 @@ def _f64(fn: NpFn) -> NpFn:
     return wrapped
 
 
-# --- MindSpore CPU float32 Sigmoid / Tanh (spec mindspore §3) --------------------------------
+# --- MindSpore CPU float32 Sigmoid / Tanh (docs/spec/mindspore_lstm.md §3) --------------------------------
 
 _F32 = np.float32
 
@@ -124,7 +124,7 @@ def _fma32(a: np.ndarray, b: Any, c: Any) -> np.ndarray:
 
 
 def ms_cpu_tanh(x: np.ndarray) -> np.ndarray:
-    """MindSpore 2.10 CPU float32 ``Tanh``: Padé(7,6) with a hard cut at ±5 (spec mindspore §3).
+    """MindSpore 2.10 CPU float32 ``Tanh``: Padé(7,6) with a hard cut at ±5 (docs/spec/mindspore_lstm.md §3).
 
     ``x`` is rounded to float32 first; the result is float32 (it can exceed 1 in magnitude, e.g.
     ``tanh(5.0) = 1.0000098``).
@@ -142,7 +142,7 @@ def ms_cpu_tanh(x: np.ndarray) -> np.ndarray:
 
 def ms_cpu_sigmoid(x: np.ndarray) -> np.ndarray:
     """MindSpore 2.10 CPU float32 ``Sigmoid`` = ``1 / (1 + exp(-x))`` with MindSpore's polynomial
-    ``exp`` (spec mindspore §3): clamp the exponent's argument, ``k = floor(arg*log2e + 0.5)``,
+    ``exp`` (docs/spec/mindspore_lstm.md §3): clamp the exponent's argument, ``k = floor(arg*log2e + 0.5)``,
     ``d = arg - k*ln2``, a degree-5 polynomial of d, times ``2^k`` built from exponent bits.
 
     float32 in, float32 out. Every FMA has float32 operands **including the constants** (they are
@@ -283,7 +283,7 @@ def keras_lstm(
     input_masks: Optional[Any] = None,
     recurrent_masks: Optional[Any] = None,
 ) -> Union[np.ndarray, List[np.ndarray]]:
-    """Reference Keras ``LSTM`` layer (generic CPU path; spec keras §1, §3, §4, §5), float64.
+    """Reference Keras ``LSTM`` layer (generic CPU path; docs/spec/keras_lstm.md §1, §3, §4, §5), float64.
 
     Args:
         x: ``(B, T, F)``, or ``(T, B, F)`` with ``time_major``.
@@ -297,7 +297,7 @@ def keras_lstm(
         input_masks: ``(G, B, F)``, G = 1 (shared) or 4 (per gate i, f, c, o): multiplies ``x_t``
             at every step (already scaled by 1/(1-rate)). recurrent_masks: ``(G, B, u)`` for ``h_{t-1}``.
 
-    Masking (spec keras §4): at processing step k on time t, ``(h', c') = cell(x_t, h, c)``; if
+    Masking (docs/spec/keras_lstm.md §4): at processing step k on time t, ``(h', c') = cell(x_t, h, c)``; if
     ``mask[b, t]`` the state becomes ``(h', c')`` and ``y_k = h'``; otherwise the state is unchanged
     and ``y_k = y_{k-1}`` (``y_{-1} = 0``), or 0 with ``zero_output_for_mask``.
 
@@ -411,7 +411,7 @@ def keras_bidirectional(
     backward_recurrent_activation: Optional[ActivationSpec] = None,
     time_major: bool = False,
 ) -> Union[np.ndarray, List[np.ndarray]]:
-    """Reference Keras ``Bidirectional(LSTM)`` (spec keras §6), float64.
+    """Reference Keras ``Bidirectional(LSTM)`` (docs/spec/keras_lstm.md §6), float64.
 
     Args:
         x: ``(B, T, F)`` (``(T, B, F)`` with ``time_major``).
@@ -510,7 +510,7 @@ def _ms_direction(x: np.ndarray, lengths: np.ndarray, h0: np.ndarray, c0: np.nda
                   w: Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], Optional[np.ndarray]],
                   reverse: bool, sig: NpFn, tanh: NpFn, dtype: Any
                   ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One direction of one layer (spec mindspore §4).
+    """One direction of one layer (docs/spec/mindspore_lstm.md §4).
 
     x ``(T, B, I)``; lengths ``(B,)`` in [0, T]; h0, c0 ``(B, H)``. The reverse direction reverses
     each row's valid prefix only (position t < L_b <-> L_b-1-t; padding stays), runs forward, and
@@ -551,7 +551,7 @@ def mindspore_lstm(
     seq_length: Optional[Any] = None,
     numerics: str = "exact",
 ) -> Tuple[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
-    """Reference ``mindspore.nn.LSTM`` forward (eval mode, no dropout; spec mindspore §1.2, §2.1, §4, §5).
+    """Reference ``mindspore.nn.LSTM`` forward, eval mode, no dropout (docs/spec/mindspore_lstm.md §1.2, §2.1, §4, §5).
 
     Args:
         x: ``(T, B, I)``, or ``(B, T, I)`` with ``batch_first``.
@@ -589,7 +589,8 @@ def mindspore_lstm(
         return _arr(params[name], f"params[{name!r}]", dtype=dtype)
 
     if "weight_hh_l0" not in params:
-        raise KeyError(f"params must hold 'weight_hh_l0' (and the other MindSpore names); received keys {sorted(params)}")
+        raise KeyError("params must hold 'weight_hh_l0' (and the other MindSpore names); "
+                       f"received keys {sorted(params)}")
     H = np.shape(params["weight_hh_l0"])[1]
 
     if seq_length is None:
@@ -652,7 +653,7 @@ def mindspore_lstm_cell(
     *,
     numerics: str = "exact",
 ) -> Tuple[np.ndarray, np.ndarray]:
-    """Reference ``mindspore.nn.LSTMCell`` step (spec mindspore §7).
+    """Reference ``mindspore.nn.LSTMCell`` step (docs/spec/mindspore_lstm.md §7).
 
     Args:
         x: ``(B, I)``; hx: ``(h0, c0)`` each ``(B, H)``.

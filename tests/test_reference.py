@@ -75,7 +75,7 @@ def test_mindspore_lstm_matches_torch_float64(layers, bi, bias, batch_first, wit
 
 @pytest.mark.parametrize("bi", [False, True])
 def test_mindspore_seq_length_matches_torch_packed_sequence(bi):
-    """seq_length = PyTorch packed-sequence semantics (spec mindspore §4), float64."""
+    """seq_length = PyTorch packed-sequence semantics (docs/spec/mindspore_lstm.md §4), float64."""
     I, H, L, T = 3, 4, 2, 6
     net, params = _torch_lstm(I, H, L, bi, True, False, 7 + bi)
     rng = _rng(11)
@@ -115,7 +115,7 @@ def test_mindspore_lstm_cell_matches_torch(bias):
 
 
 def _keras_from_torch(params, suffix=""):
-    """torch weights -> Keras [kernel (I,4H), recurrent_kernel (H,4H), bias (4H,)] (spec keras §1)."""
+    """torch weights -> Keras [kernel (I,4H), recurrent_kernel (H,4H), bias (4H,)] (docs/spec/keras_lstm.md §1)."""
     w_ih, w_hh = params["weight_ih_l0" + suffix], params["weight_hh_l0" + suffix]
     b = params.get("bias_ih_l0" + suffix)
     bias = None if b is None else b + params["bias_hh_l0" + suffix]
@@ -241,7 +241,7 @@ def test_ms_fixture_seq_length_demo():
     out, (h, c) = R.mindspore_lstm(d["x"], p, bidirectional=True, seq_length=d["seq_length"],
                                    numerics="mindspore-cpu")
     assert _maxdiff(out, d["output"]) == 0.0 and _maxdiff(h, d["h_n"]) == 0.0 and _maxdiff(c, d["c_n"]) == 0.0
-    # spec §4's printed numbers for batch 1 (length 2)
+    # docs/spec/mindspore_lstm.md §4: its printed numbers for batch 1 (length 2)
     np.testing.assert_allclose(out[:, 1, 3:][0], [0.281298, 0.034244, -0.138574], atol=1e-6)
     np.testing.assert_allclose(h[:, 1], [[0.04442, -0.118961, -0.059799], [0.281298, 0.034244, -0.138574]], atol=1e-6)
     assert np.all(out[2:, 1] == 0.0)
@@ -295,7 +295,7 @@ def test_ms_fixture_embedding_bilstm_dense(numerics, tol):
 
 
 # =============================================================================================
-# 3. MindSpore edge cases (spec §4), checked by hand
+# 3. MindSpore edge cases (docs/spec/mindspore_lstm.md §4), checked by hand
 # =============================================================================================
 
 def test_ms_seq_length_edge_cases():
@@ -387,7 +387,7 @@ def test_keras_fixture_bidirectional_stacked(prefix):
 
 
 # =============================================================================================
-# 5. Keras masking table (spec keras §4), closed form
+# 5. Keras masking table (docs/spec/keras_lstm.md §4), closed form
 # =============================================================================================
 # With kernel = recurrent_kernel = 0 and bias b, every step computes the same gates
 # i, f, g, o = σ(b_i), σ(b_f), tanh(b_c), σ(b_o), so after n valid steps from c0:
@@ -500,7 +500,7 @@ def test_keras_bidirectional_masked_zeros_and_backward_skips_padding():
 
 
 # =============================================================================================
-# 6. dropout masks (spec keras §5): a per-gate mask equal across the batch scales kernel rows
+# 6. dropout masks (docs/spec/keras_lstm.md §5): a per-gate mask equal across the batch scales kernel rows
 # =============================================================================================
 
 def test_keras_dropout_masks_equal_scaled_kernel_blocks():
