@@ -18,6 +18,7 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 
 from . import backend as _backend
+from .guards import allocation_errors, check_allocation, check_request
 from .semantics import CellActivations, DirectionWeights, DropoutMasks, LayerSemantics, MaskedOutput
 
 Tensor = torch.Tensor
@@ -28,6 +29,7 @@ __all__ = [
     "DropoutMasks",
     "LayerSemantics",
     "MaskedOutput",
+    "check_allocation",
     "lengths_to_valid",
     "run_layer",
     "run_stack",
@@ -64,12 +66,33 @@ def run_layer(
 
     Returns:
         ``(outputs, h_n, c_n)``, lists over directions; ``outputs[d]`` is ``(T, B, H_d)`` indexed by
-        original time (a reverse direction's output for ``x[t]`` is at ``[t]``).
+        original time (a reverse direction's output for ``x[t]`` is at ``[t]``). An empty batch
+        (``B = 0``) returns empty outputs and states without running a path.
+
+    Raises:
+        ValueError: a meta tensor, or tensors on different devices (see :mod:`.guards`).
+        MemoryError: buffers that cannot fit in this machine's memory, naming the sizes.
     """
     if dropout is None:
         dropout = [None] * len(directions)
+    check_request(x, directions, h0, c0, valid=valid, dropout=dropout)
+    if x.dim() == 3 and x.shape[1] == 0:
+        return _empty_batch(x, directions, h0, c0)
     impl = _backend.select(x, directions, valid=valid, semantics=semantics, dropout=dropout)
-    return impl(x, directions, h0, c0, reverse=reverse, valid=valid, semantics=semantics, dropout=dropout)
+    with allocation_errors(f"an LSTM layer over x of shape {tuple(x.shape)} with hidden sizes "
+                           f"{[w.hidden_size for w in directions]}"):
+        return impl(x, directions, h0, c0, reverse=reverse, valid=valid, semantics=semantics, dropout=dropout)
+
+
+def _empty_batch(
+    x: Tensor, directions: Sequence[DirectionWeights], h0: Sequence[Tensor], c0: Sequence[Tensor]
+) -> Tuple[List[Tensor], List[Tensor], List[Tensor]]:
+    """B = 0: outputs ``(T, 0, H_d)``; the final states are the (empty) initial states ``(0, H_d)``."""
+    T = x.shape[0]
+    outs = [x.new_zeros((T, 0, w.hidden_size)) for w in directions]
+    hs = [h.reshape(0, w.hidden_size).to(x.dtype) for h, w in zip(h0, directions)]
+    cs = [c.reshape(0, w.hidden_size).to(x.dtype) for c, w in zip(c0, directions)]
+    return outs, hs, cs
 
 
 def run_stack(

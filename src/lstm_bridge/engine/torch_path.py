@@ -19,6 +19,7 @@ Tensor = torch.Tensor
 def _input_projection(x: Tensor, w: DirectionWeights, masks: Optional[Tensor]) -> Tensor:
     """All time steps' ``W_ih x_t + b_ih + b_hh`` in one GEMM: ``(T, B, I) -> (T, B, 4H)``."""
     T, B, I = x.shape
+    G = w.w_ih.shape[0]  # 4H, explicit so that an empty batch (B = 0) still reshapes
     bias = None
     if w.b_ih is not None:
         bias = w.b_ih if w.b_hh is None else w.b_ih + w.b_hh
@@ -27,12 +28,11 @@ def _input_projection(x: Tensor, w: DirectionWeights, masks: Optional[Tensor]) -
     if masks is None:
         flat = x.reshape(T * B, I)
         out = torch.addmm(bias, flat, w.w_ih.t()) if bias is not None else flat @ w.w_ih.t()
-        return out.view(T, B, -1)
-    G = masks.shape[0]
-    if G == 1:
+        return out.view(T, B, G)
+    if masks.shape[0] == 1:
         xm = (x * masks[0]).reshape(T * B, I)
         out = torch.addmm(bias, xm, w.w_ih.t()) if bias is not None else xm @ w.w_ih.t()
-        return out.view(T, B, -1)
+        return out.view(T, B, G)
     # one mask per gate: (4, T*B, I) @ (4, I, H) -> (4, T*B, H) -> (T, B, 4H)
     H = w.hidden_size
     xm = (x.unsqueeze(0) * masks.unsqueeze(1)).reshape(4, T * B, I)

@@ -7,16 +7,35 @@ import numpy as np
 import torch
 
 
-def check_positive_int(value: Any, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"For 'LSTM', the '{name}' must be int, but got '{type(value).__name__}'")
+class KernelRuntimeError(RuntimeError, ValueError):
+    """A bad argument that MindSpore 2.10's kernels report as ``RuntimeError`` (a zero-length time
+    axis: "could not execute a primitive"; an out-of-range bidirectional ``seq_length``). It is also a
+    ``ValueError``, lstm-bridge's type for bad arguments, so both ``except`` clauses catch it."""
+
+
+class HxRowsError(ValueError, IndexError):
+    """``h0``/``c0`` with fewer than ``num_layers * num_directions`` rows: MindSpore 2.10 raises
+    ``IndexError`` ("index 1 is out of bounds ..."); also a ``ValueError`` like every other hx shape error."""
+
+
+class NotATensorError(TypeError, AttributeError):
+    """A Python list where MindSpore expects a Tensor (``seq_length``): MindSpore raises
+    ``AttributeError`` ("'list' object has no attribute 'dtype'"); also a ``TypeError``."""
+
+
+def check_positive_int(value: Any, name: str, cell: str = "LSTM") -> None:
+    """MindSpore's ``Validator.check_positive_int``: a Python int (not bool) > 0."""
+    if isinstance(value, bool):
+        raise TypeError(f"For '{cell}', the '{name}' must be int and must > 0, but got '{value}' with type 'bool'.")
+    if not isinstance(value, (int, np.integer)):
+        raise TypeError(f"For '{cell}', the '{name}' must be int, but got '{type(value).__name__}'")
     if value <= 0:
-        raise ValueError(f"For 'LSTM', the '{name}' must be int and must > 0, but got {value}")
+        raise ValueError(f"For '{cell}', the '{name}' must be int and must > 0, but got '{value}' with type 'int'.")
 
 
-def check_bool(value: Any, name: str) -> None:
+def check_bool(value: Any, name: str, cell: str = "LSTM") -> None:
     if not isinstance(value, bool):
-        raise TypeError(f"For 'LSTM', the type of '{name}' should be 'bool', but got type '{type(value).__name__}'")
+        raise TypeError(f"For '{cell}', the type of '{name}' should be 'bool', but got type '{type(value).__name__}'")
 
 
 def check_dtype_arg(dtype: Any) -> torch.dtype:

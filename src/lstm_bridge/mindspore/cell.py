@@ -17,7 +17,8 @@ from typing import Any, Tuple
 import torch
 
 from .._tensors import as_float, as_tensor, check_shape
-from ..engine import CellActivations, DirectionWeights, LayerSemantics, run_layer
+from ..engine import CellActivations, DirectionWeights, LayerSemantics, check_allocation, run_layer
+from ..engine.guards import allocation_errors
 from ._checks import check_bool, check_dtype_arg, check_numerics, check_positive_int, load_strict
 from .lstm import approximate_activations, ms_uniform
 
@@ -28,20 +29,24 @@ class LSTMCell(torch.nn.Module):
     def __init__(self, input_size: int, hidden_size: int, has_bias: bool = True, dtype: Any = None,
                  numerics: str = "mindspore-cpu"):
         super().__init__()
-        check_positive_int(input_size, "input_size")
-        check_positive_int(hidden_size, "hidden_size")
-        check_bool(has_bias, "has_bias")
+        check_positive_int(input_size, "input_size", "LSTMCell")
+        check_positive_int(hidden_size, "hidden_size", "LSTMCell")
+        check_bool(has_bias, "has_bias", "LSTMCell")
         self.input_size, self.hidden_size, self.has_bias = input_size, hidden_size, has_bias
         self.numerics = check_numerics(numerics)
         dtype = check_dtype_arg(dtype)
         bound = 1.0 / math.sqrt(hidden_size)
-        self.weight_ih = torch.nn.Parameter(ms_uniform((4 * hidden_size, input_size), bound, dtype))
-        self.weight_hh = torch.nn.Parameter(ms_uniform((4 * hidden_size, hidden_size), bound, dtype))
-        if has_bias:
-            self.bias_ih = torch.nn.Parameter(ms_uniform((4 * hidden_size,), bound, dtype))
-            self.bias_hh = torch.nn.Parameter(ms_uniform((4 * hidden_size,), bound, dtype))
-        else:
-            self.bias_ih = self.bias_hh = None
+        what = (f"the parameters of LSTMCell(input_size={input_size}, hidden_size={hidden_size}, "
+                f"has_bias={has_bias})")
+        check_allocation(what, 4 * hidden_size * (input_size + hidden_size + (2 if has_bias else 0)), dtype)
+        with allocation_errors(what):
+            self.weight_ih = torch.nn.Parameter(ms_uniform((4 * hidden_size, input_size), bound, dtype))
+            self.weight_hh = torch.nn.Parameter(ms_uniform((4 * hidden_size, hidden_size), bound, dtype))
+            if has_bias:
+                self.bias_ih = torch.nn.Parameter(ms_uniform((4 * hidden_size,), bound, dtype))
+                self.bias_hh = torch.nn.Parameter(ms_uniform((4 * hidden_size,), bound, dtype))
+            else:
+                self.bias_ih = self.bias_hh = None
         self.train(False)
 
     def set_train(self, mode: bool = True) -> "LSTMCell":
@@ -54,14 +59,17 @@ class LSTMCell(torch.nn.Module):
         """One step: ``x (B, I)``, ``hx = (h0, c0)`` each ``(B, H)`` -> ``(h, c)``."""
         x = as_float(x, "x")
         if x.dim() != 2:
-            raise ValueError(f"For 'LSTMCell', x must be 2-D (batch, input_size={self.input_size}); "
-                             f"received shape {tuple(x.shape)}")
+            raise ValueError(f"For 'LSTMCell', MatMul inputs should have the same dimension size and equal to 2: "
+                             f"x must be 2-D (batch, input_size={self.input_size}); received shape {tuple(x.shape)}")
         if x.dtype != self.weight_ih.dtype:
             raise TypeError(f"For 'LSTMCell', x must have the parameters' dtype {self.weight_ih.dtype} (MindSpore "
                             f"does not cast); received {x.dtype}")
         check_shape(x, (None, self.input_size), "x", f" (batch, input_size={self.input_size})")
-        if not isinstance(hx, (tuple, list)) or len(hx) != 2:
-            raise TypeError(f"For 'LSTMCell', hx must be a tuple (h0, c0); received {type(hx).__name__}")
+        if not isinstance(hx, tuple):
+            raise TypeError(f"For 'LSTMCell', the 'hx' must be a tuple (h0, c0) of (batch, hidden_size="
+                            f"{self.hidden_size}) tensors, but got '{type(hx).__name__}'")
+        if len(hx) != 2:
+            raise TypeError(f"For 'LSTMCell', the length of 'hx' must be '2' (h0, c0), but got '{len(hx)}'")
         B = x.shape[0]
         h0, c0 = (as_tensor(v, n) for v, n in zip(hx, ("h0", "c0")))
         for name, t in (("h0", h0), ("c0", c0)):

@@ -28,8 +28,11 @@ import torch
 
 from .. import activations as _act
 from .._tensors import as_float, as_tensor, check_shape
-from ..engine import CellActivations, DirectionWeights, LayerSemantics, MaskedOutput, lengths_to_valid, run_stack
-from ._checks import check_bool, check_dtype_arg, check_numerics, check_positive_int, load_strict
+from ..engine import (CellActivations, DirectionWeights, LayerSemantics, MaskedOutput, check_allocation,
+                      lengths_to_valid, run_stack)
+from ..engine.guards import allocation_errors
+from ._checks import (HxRowsError, KernelRuntimeError, NotATensorError, check_bool, check_dtype_arg,
+                      check_numerics, check_positive_int, load_strict)
 
 NUMERICS = ("exact", "mindspore-cpu")
 
@@ -79,7 +82,8 @@ class LSTM(torch.nn.Module):
             raise TypeError(f"For 'LSTM', the type of 'dropout' must be 'float', but got "
                             f"'{type(dropout).__name__}' (write {float(dropout) if isinstance(dropout, int) else 0.0!r})")
         if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"For 'LSTM', the 'dropout' must be in range [0, 1), but got {dropout}")
+            raise ValueError(f"For 'LSTM', the 'dropout' must be a number in range [0, 1) representing the "
+                             f"probability of an element being zeroed, but got {dropout}.")
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.has_bias, self.batch_first, self.bidirectional = has_bias, batch_first, bidirectional
         self.dropout = dropout
@@ -88,15 +92,18 @@ class LSTM(torch.nn.Module):
         param_dtype = check_dtype_arg(dtype)
         self.dropout_op = torch.nn.Dropout(p=dropout)
         bound = 1.0 / math.sqrt(hidden_size)
+        what = f"the parameters of {self._call_repr()}"
+        check_allocation(what, self._parameter_count(), param_dtype)
         drawn: Dict[str, torch.Tensor] = {}
-        for layer in range(num_layers):  # MindSpore's draw order: per layer, per direction, w_ih w_hh b_ih b_hh
-            in_size = input_size if layer == 0 else hidden_size * self.num_directions
-            for suffix in self._suffixes(layer):
-                drawn["weight_ih" + suffix] = ms_uniform((4 * hidden_size, in_size), bound, param_dtype)
-                drawn["weight_hh" + suffix] = ms_uniform((4 * hidden_size, hidden_size), bound, param_dtype)
-                if has_bias:
-                    drawn["bias_ih" + suffix] = ms_uniform((4 * hidden_size,), bound, param_dtype)
-                    drawn["bias_hh" + suffix] = ms_uniform((4 * hidden_size,), bound, param_dtype)
+        with allocation_errors(what):
+            for layer in range(num_layers):  # MindSpore's draw order: per layer, per direction, w_ih w_hh b_ih b_hh
+                in_size = input_size if layer == 0 else hidden_size * self.num_directions
+                for suffix in self._suffixes(layer):
+                    drawn["weight_ih" + suffix] = ms_uniform((4 * hidden_size, in_size), bound, param_dtype)
+                    drawn["weight_hh" + suffix] = ms_uniform((4 * hidden_size, hidden_size), bound, param_dtype)
+                    if has_bias:
+                        drawn["bias_ih" + suffix] = ms_uniform((4 * hidden_size,), bound, param_dtype)
+                        drawn["bias_hh" + suffix] = ms_uniform((4 * hidden_size,), bound, param_dtype)
         for group in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):  # checkpoint order
             for layer in range(num_layers):
                 for suffix in self._suffixes(layer):
@@ -106,6 +113,18 @@ class LSTM(torch.nn.Module):
 
     def _suffixes(self, layer: int) -> List[str]:
         return [f"_l{layer}", f"_l{layer}_reverse"][: self.num_directions]
+
+    def _call_repr(self) -> str:
+        return f"LSTM({self.extra_repr()})"
+
+    def _parameter_count(self) -> int:
+        """Values in all parameters: per layer and direction ``4H * (in_l + H)`` (+ ``8H`` with biases)."""
+        H, D = self.hidden_size, self.num_directions
+        total = 0
+        for layer in range(self.num_layers):
+            in_size = self.input_size if layer == 0 else H * D
+            total += D * (4 * H * (in_size + H) + (8 * H if self.has_bias else 0))
+        return total
 
     def set_train(self, mode: bool = True) -> "LSTM":
         """MindSpore's name for ``train(mode)``: dropout between layers applies only in training."""
@@ -157,25 +176,31 @@ class LSTM(torch.nn.Module):
                 raise TypeError(f"For 'LSTM', the type of hx {name} should be the same as x's: expected {dtype}, "
                                 f"received {t.dtype}")
             hint = (f" (num_layers*num_directions={rows}, batch={batch}, hidden_size={self.hidden_size})")
+            if t.dim() == 3 and t.shape[0] < rows:  # MindSpore: IndexError fetching the missing row
+                raise HxRowsError(f"hx {name} must have shape {expected}{hint}; received {tuple(t.shape)} "
+                                  f"(only {t.shape[0]} of {rows} rows)")
             check_shape(t, expected, f"hx {name}", hint)
             out.append(t)
         return out[0], out[1]
 
     def _check_lengths(self, seq_length: Any, batch: int, steps: int) -> torch.Tensor:
         if not isinstance(seq_length, (torch.Tensor, np.ndarray)):
-            raise TypeError(f"For 'LSTM', 'seq_length' must be a (batch,) int32/int64 tensor; received "
-                            f"{type(seq_length).__name__}")
+            raise NotATensorError(f"For 'LSTM', 'seq_length' must be a (batch,) int32/int64 tensor; received "
+                                  f"{type(seq_length).__name__}")
         lengths = as_tensor(seq_length, "seq_length")
         if lengths.dtype not in (torch.int32, torch.int64):
             raise TypeError(f"For 'LSTM', the 'seq_length' should be one of [int32, int64], but got {lengths.dtype}")
+        if lengths.dim() == 1 and lengths.shape[0] != batch:
+            raise ValueError(f"For 'LSTM' batch size of x and seq_length must be equal, but got {batch} of x and "
+                             f"{lengths.shape[0]} of seq_length (seq_length must have shape ({batch},))")
         check_shape(lengths, (batch,), "seq_length", f" (batch size of x is {batch})")
         lengths = lengths.to(torch.int64)
         if self.bidirectional:
             bad = ((lengths < 0) | (lengths > steps)).nonzero()
             if bad.numel():
                 index = int(bad[0, 0])
-                raise ValueError(f"For 'LSTM' (bidirectional), seq_length must be in [0, {steps}] (the number of "
-                                 f"time steps); received seq_length[{index}] = {int(lengths[index])}")
+                raise KernelRuntimeError(f"For 'LSTM' (bidirectional), seq_length must be in [0, {steps}] (the number "
+                                         f"of time steps); received seq_length[{index}] = {int(lengths[index])}")
         # a unidirectional MindSpore net treats lengths > T as T and negative lengths as 0
         return lengths.clamp(0, steps)
 
@@ -184,7 +209,8 @@ class LSTM(torch.nn.Module):
         """``output, (h_n, c_n)``; see the module docstring for shapes and the seq_length rule."""
         x = as_float(x, "x")
         if x.dim() != 3:
-            raise ValueError(f"For 'LSTM', x must be 3-D {'(batch, time, input_size)' if self.batch_first else '(time, batch, input_size)'}; "
+            layout = "(batch, time, input_size)" if self.batch_first else "(time, batch, input_size)"
+            raise ValueError(f"For 'LSTM', the x_shape.size() must be equal to 3: x must be 3-D {layout}; "
                              f"received shape {tuple(x.shape)}")
         if x.shape[2] != self.input_size:
             raise ValueError(f"For 'LSTM', the x_shape[2] (input_size) must be equal to {self.input_size}, but got "
@@ -193,8 +219,9 @@ class LSTM(torch.nn.Module):
         compute = torch.float32 if in_dtype in (torch.float16, torch.bfloat16) else in_dtype
         xt = (x.transpose(0, 1) if self.batch_first else x).to(compute)
         T, B = xt.shape[0], xt.shape[1]
-        if T == 0:
-            raise ValueError("For 'LSTM', x must have at least one time step; received T = 0")
+        if T == 0:  # MindSpore 2.10: RuntimeError "could not execute a primitive" (ValueError with seq_length)
+            raise KernelRuntimeError(f"For 'LSTM', x must have at least one time step; received x of shape "
+                                     f"{tuple(x.shape)} (T = 0)")
         rows = self.num_layers * self.num_directions
         if hx is None:
             h0 = c0 = xt.new_zeros(rows, B, self.hidden_size)

@@ -1,0 +1,123 @@
+"""Requests the engine refuses before computing: meta tensors, mixed devices and absurd sizes.
+
+:func:`check_request` runs once at the engine entry (:func:`lstm_bridge.engine.run_layer`), so every
+front end gets the same clear errors instead of torch's device errors or a bare allocator failure:
+
+* a tensor on the ``meta`` device (no data) -> ``ValueError`` naming the tensor;
+* tensors on different devices -> ``ValueError`` naming both devices;
+* buffers that cannot fit in this machine's memory -> ``MemoryError`` naming the sizes and bytes.
+
+:func:`check_allocation` is the same size rule for constructors (parameters about to be allocated),
+and :func:`allocation_errors` turns an allocator failure during a run into that ``MemoryError``.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+from typing import Iterator, Optional, Sequence, Tuple
+
+import torch
+
+from .semantics import DirectionWeights, DropoutMasks
+
+Tensor = torch.Tensor
+
+# Allocator failures as torch reports them (CPU and CUDA); anything else propagates unchanged.
+_ALLOCATOR_MESSAGES = ("can't allocate memory", "out of memory", "not enough memory", "bad_alloc",
+                       "Cannot allocate memory")
+
+
+@functools.lru_cache(maxsize=1)
+def memory_limit() -> Optional[int]:
+    """This machine's physical memory in bytes, or None where the platform does not say."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def format_bytes(count: int) -> str:
+    """``1536 -> '1.5 KiB'``."""
+    value = float(count)
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if value < 1024 or unit == "PiB":
+            return f"{int(value)} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def check_allocation(what: str, elements: int, dtype: torch.dtype) -> None:
+    """Raise ``MemoryError`` when ``elements`` values of ``dtype`` cannot fit in physical memory.
+
+    ``what`` names the request, e.g. ``"the parameters of LSTM(input_size=10, hidden_size=2147483648)"``.
+    """
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    needed = int(elements) * itemsize
+    limit = memory_limit()
+    if limit is not None and needed > limit:
+        raise MemoryError(f"{what} need {format_bytes(needed)} ({int(elements)} {str(dtype).replace('torch.', '')} "
+                          f"values); this machine has {format_bytes(limit)} of memory")
+
+
+def _named_tensors(x: Tensor, directions: Sequence[DirectionWeights], h0: Sequence[Tensor],
+                   c0: Sequence[Tensor], valid: Optional[Tensor],
+                   dropout: Sequence[Optional[DropoutMasks]]) -> Iterator[Tuple[str, Tensor]]:
+    yield "x", x
+    for d, w in enumerate(directions):
+        for name in ("w_ih", "w_hh", "b_ih", "b_hh"):
+            t = getattr(w, name)
+            if t is not None:
+                yield f"direction {d} {name}", t
+    for d, (h, c) in enumerate(zip(h0, c0)):
+        yield f"direction {d} h0", h
+        yield f"direction {d} c0", c
+    if valid is not None:
+        yield "the step mask", valid
+    for d, masks in enumerate(dropout):
+        if masks is not None:
+            for name in ("inputs", "recurrent"):
+                t = getattr(masks, name)
+                if t is not None:
+                    yield f"direction {d} dropout mask ({name})", t
+
+
+def check_request(x: Tensor, directions: Sequence[DirectionWeights], h0: Sequence[Tensor], c0: Sequence[Tensor],
+                  *, valid: Optional[Tensor], dropout: Sequence[Optional[DropoutMasks]]) -> None:
+    """Refuse meta tensors, mixed devices and layers whose buffers cannot fit in memory.
+
+    ``x`` is ``(T, B, I)``; the estimate counts the input projection ``(T, B, 4H)`` and the output
+    ``(T, B, H)`` of every direction, in ``x``'s dtype.
+    """
+    device = None
+    for name, t in _named_tensors(x, directions, h0, c0, valid, dropout):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor; received {type(t).__name__}")
+        if t.device.type == "meta":
+            raise ValueError(f"{name} is a meta tensor (shape {tuple(t.shape)}, no data): lstm-bridge computes "
+                             f"values, so inputs, states and weights must hold data (e.g. on cpu)")
+        if device is None:
+            device = (name, t.device)
+        elif t.device != device[1]:
+            raise ValueError(f"all tensors of a layer must be on one device: {device[0]} is on {device[1]}, "
+                             f"{name} is on {t.device}")
+    if x.dim() != 3:
+        return  # the shape checks of the path report this
+    T, B = int(x.shape[0]), int(x.shape[1])
+    per_step = sum(5 * int(w.w_hh.shape[-1]) for w in directions)
+    check_allocation(f"an LSTM layer over x of shape {tuple(x.shape)} (T={T}, B={B}) with hidden sizes "
+                     f"{[int(w.w_hh.shape[-1]) for w in directions]}: its buffers (T, B, 4H) and (T, B, H)",
+                     T * B * per_step, x.dtype if x.is_floating_point() else torch.float32)
+
+
+@contextlib.contextmanager
+def allocation_errors(what: str) -> Iterator[None]:
+    """Re-raise an allocator failure inside the block as ``MemoryError`` naming ``what``."""
+    try:
+        yield
+    except MemoryError as exc:
+        raise MemoryError(f"not enough memory for {what}: {exc}") from exc
+    except RuntimeError as exc:
+        if any(m in str(exc) for m in _ALLOCATOR_MESSAGES):
+            raise MemoryError(f"not enough memory for {what}: {str(exc).splitlines()[0]}") from exc
+        raise
