@@ -21,6 +21,8 @@ import ast
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from . import targets as _targets
+
 __all__ = [
     "ExplainError",
     "ParsedCall",
@@ -42,51 +44,9 @@ class ExplainError(ValueError):
 
 # --- the knowledge, as data ---------------------------------------------------------------------
 
-#: Why a Keras semantic has no ``mindspore.nn.LSTM`` / ``torch.nn.LSTM`` equivalent. Keys are stable
-#: identifiers; :mod:`lstm_bridge.convert` raises ``ValueError`` with these sentences.
-UNSUPPORTED: Dict[str, str] = {
-    "recurrent_activation": (
-        "mindspore.nn.LSTM and torch.nn.LSTM hard-code sigmoid for the i, f, o gates; "
-        "recurrent_activation={value!r} ({meaning}) has no equivalent, and substituting sigmoid would change "
-        "the outputs (by about 0.05 for hard_sigmoid)"),
-    "activation": (
-        "mindspore.nn.LSTM and torch.nn.LSTM hard-code tanh for the candidate and the cell output; "
-        "activation={value!r} has no equivalent"),
-    "go_backwards": (
-        "go_backwards=True alone (outside Bidirectional) has no mindspore.nn.LSTM equivalent: MindSpore only "
-        "has a reverse direction paired with a forward one; reverse the time axis of the input yourself and run a "
-        "forward LSTM (the Keras output is in processing order, so it needs no flip back)"),
-    "stateful": (
-        "stateful=True has no mindspore.nn.LSTM equivalent: MindSpore keeps no state between calls; pass "
-        "hx=(h_n, c_n) from the previous call yourself"),
-    "merge_mode": (
-        "Bidirectional merge_mode={value!r} has no mindspore.nn.LSTM equivalent: MindSpore always concatenates "
-        "[forward | reverse] on the last axis; compute it from out[..., :H] and out[..., H:] yourself"),
-    "mask_holes": (
-        "a Keras mask with holes or left padding has no seq_length equivalent: MindSpore seq_length only "
-        "expresses right padding (each row valid for t < length)"),
-    "mask_carry": (
-        "a right-padded Keras mask on a plain LSTM with return_sequences=True repeats the last valid output at "
-        "padded steps, while MindSpore seq_length writes zeros there; set zero_output_for_mask=True on the Keras "
-        "side (Bidirectional does) or ignore the padded steps"),
-    "middle_return_sequences": (
-        "return_sequences=False in the middle of a stack: the next layer would receive one vector, not a "
-        "sequence; a mindspore.nn.LSTM stack feeds every layer the full sequence"),
-    "mixed_stack": (
-        "a stack must be all unidirectional or all Bidirectional with the same units to become one "
-        "mindspore.nn.LSTM (num_layers=L); got {value}"),
-    "backward_layer": (
-        "Bidirectional with a backward_layer that differs from the forward layer ({value}) has no "
-        "mindspore.nn.LSTM equivalent (both directions share hidden_size, bias and activations)"),
-    "time_major_mismatch": (
-        "the layers of a stack disagree on time_major ({value}); one mindspore.nn.LSTM has one batch_first"),
-    "dropout_training": (
-        "Keras dropout/recurrent_dropout (per-step masks reused over time) has no mindspore.nn.LSTM "
-        "equivalent in training; inference (training=False) is unaffected"),
-    "cell_activation": (
-        "MindSpore's LSTM/LSTMCell with seq_length use MindSpore's approximate CPU sigmoid/tanh (error up to "
-        "1e-4); an exact-activation target agrees only to that level"),
-}
+#: Why a Keras semantic has no ``mindspore.nn.LSTM`` / ``torch.nn.LSTM`` equivalent: the sentences of
+#: :data:`lstm_bridge.targets.UNSUPPORTED` (re-exported here), the one rule of what can be expressed where.
+UNSUPPORTED: Dict[str, str] = _targets.UNSUPPORTED
 
 
 @dataclass(frozen=True)
@@ -296,6 +256,57 @@ def _looks_mindspore(node: ast.Call) -> bool:
     return len(node.args) >= 2 and all(isinstance(a, ast.Constant) and type(a.value) is int for a in node.args[:2])
 
 
+#: keyword arguments each kind accepts beyond its constructor's signature (Keras base-layer arguments)
+_KERAS_LAYER_EXTRA = ("name", "trainable", "dtype", "zero_output_for_mask", "input_shape", "batch_input_shape",
+                      "batch_size", "input_dim", "use_cudnn", "input_length", "weights", "activity_regularizer")
+_BIDI_ARGS = ("layer", "merge_mode", "weights", "backward_layer", "name", "trainable", "dtype", "input_shape")
+#: sizes that must be positive integers, per kind
+_SIZES = {"keras.LSTM": ("units",), "keras.v1.LSTM": ("units",), "keras.LSTMCell": ("units",),
+          "mindspore.LSTM": ("input_size", "hidden_size", "num_layers"),
+          "mindspore.LSTMCell": ("input_size", "hidden_size")}
+_MAX_SIZE = 2 ** 31 - 1
+
+
+def _accepted(kind: str) -> Tuple[str, ...]:
+    """The keyword arguments the real constructor of ``kind`` accepts (from the lstm-bridge front end,
+    whose signatures are the frameworks')."""
+    import inspect
+    if kind == "keras.Bidirectional":
+        return _BIDI_ARGS
+    if kind.startswith("keras."):
+        from .keras import LSTM, LSTMCell
+        cls: Any = LSTMCell if kind == "keras.LSTMCell" else LSTM
+        extra = _KERAS_LAYER_EXTRA
+    else:
+        from .mindspore import LSTM as MsLSTM, LSTMCell as MsCell
+        cls = MsCell if kind == "mindspore.LSTMCell" else MsLSTM
+        extra = ()
+    params = [p.name for p in inspect.signature(cls.__init__).parameters.values()
+              if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.name not in ("self", "numerics")]
+    return tuple(params) + tuple(e for e in extra if e not in params)
+
+
+def _validate(call: ParsedCall) -> None:
+    """Refuse what the real constructor refuses: unknown keyword arguments and sizes that are not
+    positive integers (Keras: "Received an invalid value for argument `units`, expected a positive
+    integer")."""
+    accepted = _accepted(call.kind)
+    unknown = [k for k in call.kwargs if k not in accepted]
+    if unknown:
+        raise ExplainError(f"{call.callee}: unknown keyword argument{'s' if len(unknown) > 1 else ''} "
+                           f"{', '.join(repr(k) for k in unknown)}; accepted: {', '.join(accepted)}")
+    for name in _SIZES.get(call.kind, ()):
+        if name not in call.kwargs:
+            continue
+        value = call.kwargs[name]
+        if type(value) is not int or not 1 <= value <= _MAX_SIZE:
+            raise ExplainError(f"{call.callee}: received an invalid value for argument `{name}`, expected a "
+                               f"positive integer (at most {_MAX_SIZE}); received {value!r}")
+    for sub in (call.inner, call.backward):
+        if sub is not None:
+            _validate(sub)
+
+
 def parse_call(text: str) -> ParsedCall:
     """Parse ``text`` (one Python call expression) without evaluating anything.
 
@@ -311,9 +322,11 @@ def parse_call(text: str) -> ParsedCall:
     except (ValueError, RecursionError, MemoryError) as exc:  # NUL bytes, absurd nesting
         raise ExplainError(f"not a Python expression we can parse: {type(exc).__name__}: {exc}") from exc
     try:
-        return _parse_node(tree.body)
+        call = _parse_node(tree.body)
     except RecursionError as exc:
         raise ExplainError("the call is nested too deeply") from exc
+    _validate(call)
+    return call
 
 
 # --- explaining ---------------------------------------------------------------------------------
@@ -339,33 +352,39 @@ class Explanation:
         return not self.blocking
 
 
-def _activation_meaning(value: Any, kind: str, keras_version: Optional[int]) -> str:
-    if value == "hard_sigmoid":
-        if kind == "keras.v1.LSTM" or keras_version == 2:
-            return "Keras 2 / TF 1.x hard_sigmoid = clip(0.2x + 0.5, 0, 1)"
-        if keras_version == 3:
-            return "Keras 3 hard_sigmoid = relu6(x + 3) / 6"
-        return "clip(0.2x + 0.5, 0, 1) in Keras 2 / tf_keras / TF 1.x, relu6(x + 3) / 6 in Keras 3"
-    return "not sigmoid"
+def _resolved_gate(value: Any, kind: str, keras_version: Optional[int]) -> str:
+    """The resolved activation name (:mod:`lstm_bridge.targets`) of a Keras name as written."""
+    name = value if isinstance(value, str) else repr(value)
+    if name == "hard_sigmoid" and keras_version == 3 and kind != "keras.v1.LSTM":
+        return "hard_sigmoid_keras3"
+    return name
 
 
-def _keras_blocking(call: ParsedCall, in_bidirectional: bool, keras_version: Optional[int]) -> Tuple[List[str], List[str]]:
+def _description(call: ParsedCall, keras_version: Optional[int], *, kind: str = "LSTM",
+                 reverse: Optional[Tuple[bool, ...]] = None, merge_mode: Optional[str] = "concat",
+                 backward_differs: Tuple[str, ...] = ()) -> "_targets.LayerDescription":
     kw = call.kwargs
-    blocking: List[str] = []
-    notes: List[str] = []
     default_rec = "hard_sigmoid" if call.kind == "keras.v1.LSTM" else "sigmoid"
-    rec = kw.get("recurrent_activation", default_rec)
-    act = kw.get("activation", "tanh")
-    if rec != "sigmoid":
-        origin = " (the TF 1.15 default)" if "recurrent_activation" not in kw else ""
-        blocking.append(UNSUPPORTED["recurrent_activation"].format(
-            value=rec, meaning=_activation_meaning(rec, call.kind, keras_version)) + origin)
-    if act != "tanh":
-        blocking.append(UNSUPPORTED["activation"].format(value=act))
-    if kw.get("go_backwards") and not in_bidirectional:
-        blocking.append(UNSUPPORTED["go_backwards"])
-    if kw.get("stateful"):
-        blocking.append(UNSUPPORTED["stateful"])
+    generation = 2 if call.kind == "keras.v1.LSTM" else keras_version
+    return _targets.LayerDescription(
+        name=str(kw.get("name", "")), kind=kind,
+        gate=_resolved_gate(kw.get("recurrent_activation", default_rec), call.kind, keras_version),
+        candidate=_resolved_gate(kw.get("activation", "tanh"), call.kind, keras_version),
+        reverse=reverse if reverse is not None else (bool(kw.get("go_backwards", False)),),
+        merge_mode=merge_mode, stateful=bool(kw.get("stateful", False)),
+        time_major=bool(kw.get("time_major", False)), backward_differs=backward_differs, keras=True,
+        generation=generation)
+
+
+def _keras_blocking(call: ParsedCall, keras_version: Optional[int],
+                    desc: Optional["_targets.LayerDescription"] = None) -> Tuple[List[str], List[str]]:
+    """The reasons (from :func:`lstm_bridge.targets.reasons`) and notes for a Keras layer call."""
+    kw = call.kwargs
+    desc = desc or _description(call, keras_version, kind="LSTMCell" if call.kind == "keras.LSTMCell" else "LSTM")
+    blocking = _targets.reasons(desc, "mindspore")
+    if "recurrent_activation" not in kw and call.kind == "keras.v1.LSTM":
+        blocking = [b + " (the TF 1.15 default)" if "recurrent_activation=" in b else b for b in blocking]
+    notes: List[str] = []
     if kw.get("dropout", 0) or kw.get("recurrent_dropout", 0):
         notes.append(UNSUPPORTED["dropout_training"])
     for name in ("kernel_regularizer", "recurrent_regularizer", "bias_regularizer", "activity_regularizer",
@@ -401,22 +420,30 @@ def _explain_keras(call: ParsedCall, keras_version: Optional[int]) -> Explanatio
     if layer.kind == "keras.LSTMCell":
         return _explain_keras_cell(call, keras_version)
     units = kw.get("units", "units")
-    blocking, notes = _keras_blocking(layer, bidi, keras_version)
     if bidi:
         merge = call.kwargs.get("merge_mode", "concat")
-        if merge != "concat":
-            blocking.append(UNSUPPORTED["merge_mode"].format(value=merge))
+        go_back = bool(kw.get("go_backwards", False))
+        diffs: Tuple[str, ...] = ()
+        back_go = not go_back
         if call.backward is not None:
             b = call.backward.kwargs
-            diffs = [k for k in ("units", "activation", "recurrent_activation", "use_bias")
-                     if b.get(k, _KERAS_DEFAULTS[k]) != kw.get(k, _KERAS_DEFAULTS[k])]
-            if diffs:
-                blocking.append(UNSUPPORTED["backward_layer"].format(value=", ".join(diffs)))
-            b_block, _ = _keras_blocking(call.backward, True, keras_version)
+            diffs = tuple(k for k in ("units", "activation", "recurrent_activation", "use_bias")
+                          if b.get(k, _KERAS_DEFAULTS[k]) != kw.get(k, _KERAS_DEFAULTS[k]))
+            back_go = bool(b.get("go_backwards", False))
+        desc = _description(layer, keras_version, kind="Bidirectional", reverse=(go_back, back_go),
+                            merge_mode=merge, backward_differs=diffs)
+        blocking, notes = _keras_blocking(layer, keras_version, desc)
+        if call.backward is not None:
+            b_desc = _description(call.backward, keras_version, reverse=(False,))
+            b_block, _ = _keras_blocking(call.backward, keras_version, b_desc)
             blocking.extend(x for x in b_block if x not in blocking)
-            if not b.get("go_backwards", False):
+            if not call.backward.kwargs.get("go_backwards", False):
                 blocking.append("Bidirectional's backward_layer must have go_backwards=True (Keras requires "
                                 "the two layers' go_backwards to differ)")
+    else:
+        blocking, notes = _keras_blocking(layer, keras_version)
+    if blocking:
+        notes.append(_targets.EXACT_MODULE_HINT)
     time_major = bool(kw.get("time_major", False))
     batch_first = not time_major
     has_bias = bool(kw.get("use_bias", True))
@@ -465,7 +492,9 @@ _KERAS_DEFAULTS = {"units": None, "activation": "tanh", "recurrent_activation": 
 
 def _explain_keras_cell(call: ParsedCall, keras_version: Optional[int]) -> Explanation:
     kw = call.kwargs
-    blocking, notes = _keras_blocking(call, False, keras_version)
+    blocking, notes = _keras_blocking(call, keras_version)
+    if blocking:
+        notes.append(_targets.EXACT_MODULE_HINT.replace("keras.LSTM (a", "keras.LSTMCell (a"))
     units = kw.get("units", "units")
     has_bias = bool(kw.get("use_bias", True))
     target = None if blocking else f"mindspore.nn.LSTMCell(input_size=F, hidden_size={units!r}, has_bias={has_bias})"

@@ -1,0 +1,493 @@
+"""What each target can hold: the one rule for "can this recurrent layer be expressed there?".
+
+Targets (:data:`TARGETS`):
+
+==============  ===================================================================================
+``mindspore``   ``mindspore.nn.LSTM`` / ``LSTMCell`` (and a MindSpore ``.ckpt``)
+``torch``       ``torch.nn.LSTM`` / ``LSTMCell`` (and a ``.pt`` / ``.safetensors`` state dict)
+``onnx``        the ONNX ``LSTM`` operator (opset 17), one node per layer
+``keras2``      tf_keras / tf.keras 2.x (a legacy ``.h5``): names resolve as Keras 2
+``keras3``      Keras 3 (a ``.keras``): names resolve as Keras 3, no ``time_major``
+==============  ===================================================================================
+
+A layer is described by a :class:`LayerDescription` (:func:`describe` builds them from a Keras
+front-end layer, a :class:`~lstm_bridge.formats.LSTMLayer` of a model file, or a converter
+:class:`~lstm_bridge.convert.ChainLayer`). :func:`violations` lists why a layer cannot be held by
+a target (empty when it can); :func:`check_expressible` raises :class:`ValueError` with those
+reasons; :func:`model_violations` / :func:`check_model` do the same for a whole
+:class:`~lstm_bridge.formats.ModelFile`, including mask producers (a Keras ``Embedding(mask_zero=True)``
+or ``Masking`` layer) that an ONNX LSTM graph cannot carry. Every writer (:func:`lstm_bridge.save`,
+each format's ``save``), :mod:`lstm_bridge.convert`, :mod:`lstm_bridge.explain` and the CLI ask
+this module; the reasons are the sentences of :data:`UNSUPPORTED`.
+
+Activation names are *resolved* names (:mod:`lstm_bridge.activations`): ``"hard_sigmoid"`` is the
+Keras-2 ``clip(0.2x + 0.5, 0, 1)`` and ``"hard_sigmoid_keras3"`` the Keras-3 ``relu6(x + 3) / 6``;
+both are ONNX ``HardSigmoid`` (alpha 0.2 resp. 1/6, beta 0.5), neither is a MindSpore/PyTorch gate.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+__all__ = [
+    "TARGETS",
+    "FORMAT_TARGETS",
+    "UNSUPPORTED",
+    "ONNX_ACTIVATIONS",
+    "EXACT_MODULE_HINT",
+    "LayerDescription",
+    "describe",
+    "describe_model_file",
+    "reasons",
+    "violations",
+    "check_expressible",
+    "mask_producers",
+    "model_violations",
+    "check_model",
+    "target_for_format",
+]
+
+#: the targets this module knows
+TARGETS: Tuple[str, ...] = ("mindspore", "torch", "onnx", "keras2", "keras3")
+
+#: file format (registry name) -> the target its content must be expressible in. ``None``: the
+#: format writes weights only (no semantics are recorded; the reader supplies them).
+FORMAT_TARGETS: Dict[str, Optional[str]] = {
+    "mindspore-ckpt": "mindspore",
+    "torch": "torch",
+    "safetensors": "torch",
+    "onnx": "onnx",
+    "keras-h5": "keras2",
+    "keras": "keras3",
+    "keras-weights-h5": None,
+}
+
+#: The sentence every refusal of a Keras layer by MindSpore/PyTorch/ONNX ends with (user friction:
+#: the PyTorch module that computes such a layer exactly exists).
+EXACT_MODULE_HINT = ("lstm_bridge.keras.LSTM (a torch.nn.Module) computes this layer exactly: "
+                     "keep it in a Keras file (.h5 / .keras) and run it with lstm_bridge.keras.LSTM "
+                     "(or Bidirectional) in PyTorch")
+
+#: Why a semantic has no ``mindspore.nn.LSTM`` / ``torch.nn.LSTM`` equivalent (and a few other
+#: targets'). Keys are stable identifiers; :mod:`lstm_bridge.convert` and :mod:`lstm_bridge.explain`
+#: use these sentences.
+UNSUPPORTED: Dict[str, str] = {
+    "recurrent_activation": (
+        "mindspore.nn.LSTM and torch.nn.LSTM hard-code sigmoid for the i, f, o gates; "
+        "recurrent_activation={value!r} ({meaning}) has no equivalent, and substituting sigmoid would change "
+        "the outputs (by about 0.05 for hard_sigmoid)"),
+    "activation": (
+        "mindspore.nn.LSTM and torch.nn.LSTM hard-code tanh for the candidate and the cell output; "
+        "activation={value!r} has no equivalent"),
+    "go_backwards": (
+        "go_backwards=True alone (outside Bidirectional) has no mindspore.nn.LSTM equivalent: MindSpore only "
+        "has a reverse direction paired with a forward one; reverse the time axis of the input yourself and run a "
+        "forward LSTM (the Keras output is in processing order, so it needs no flip back)"),
+    "stateful": (
+        "stateful=True has no mindspore.nn.LSTM equivalent: MindSpore keeps no state between calls; pass "
+        "hx=(h_n, c_n) from the previous call yourself"),
+    "merge_mode": (
+        "Bidirectional merge_mode={value!r} has no mindspore.nn.LSTM equivalent: MindSpore always concatenates "
+        "[forward | reverse] on the last axis; compute it from out[..., :H] and out[..., H:] yourself"),
+    "flipped_bidirectional": (
+        "a Bidirectional whose forward half runs backwards (a wrapped go_backwards layer, which tf_keras "
+        "flips) has no {target} equivalent"),
+    "mask_holes": (
+        "a Keras mask with holes or left padding has no seq_length equivalent: MindSpore seq_length only "
+        "expresses right padding (each row valid for t < length)"),
+    "mask_carry": (
+        "a right-padded Keras mask on a plain LSTM with return_sequences=True repeats the last valid output at "
+        "padded steps, while MindSpore seq_length writes zeros there; set zero_output_for_mask=True on the Keras "
+        "side (Bidirectional does) or ignore the padded steps"),
+    "middle_return_sequences": (
+        "return_sequences=False in the middle of a stack: the next layer would receive one vector, not a "
+        "sequence; a mindspore.nn.LSTM stack feeds every layer the full sequence"),
+    "mixed_stack": (
+        "a stack must be all unidirectional or all Bidirectional with the same units to become one "
+        "mindspore.nn.LSTM (num_layers=L); got {value}"),
+    "backward_layer": (
+        "Bidirectional with a backward_layer that differs from the forward layer ({value}) has no "
+        "mindspore.nn.LSTM equivalent (both directions share hidden_size, bias and activations)"),
+    "time_major_mismatch": (
+        "the layers of a stack disagree on time_major ({value}); one mindspore.nn.LSTM has one batch_first"),
+    "dropout_training": (
+        "Keras dropout/recurrent_dropout (per-step masks reused over time) has no mindspore.nn.LSTM "
+        "equivalent in training; inference (training=False) is unaffected"),
+    "cell_activation": (
+        "MindSpore's LSTM/LSTMCell with seq_length use MindSpore's approximate CPU sigmoid/tanh (error up to "
+        "1e-4); an exact-activation target agrees only to that level"),
+    "onnx_activation": (
+        "{which}={value!r} has no ONNX LSTM activation (the ONNX LSTM operator offers {supported})"),
+    "onnx_stateful": (
+        "stateful=True has no ONNX equivalent: an ONNX graph keeps no state between runs; feed the final "
+        "states back as the initial_state inputs yourself"),
+    "onnx_cell": (
+        "an LSTMCell (one step) is not exported to ONNX: the ONNX LSTM operator runs sequences; export the "
+        "LSTM layer that uses it, or convert the cell to .ckpt / .pt / .safetensors"),
+    "keras_cell": (
+        "an LSTMCell is not a layer of a Keras model file (Keras only holds it inside RNN(LSTMCell(...))); "
+        "convert the cell to .ckpt / .pt / .safetensors"),
+    "keras3_time_major": "time_major=True has no Keras 3 equivalent (Keras 3 inputs are (batch, time, features))",
+    "keras_activation": "{reason}",
+    "unknown_activation": (
+        "{which}={value!r} is a custom or unsupported activation; no {target} file can name it"),
+    "mask_onnx": (
+        "{producer} feeds a mask to the LSTM layers, and the ONNX export holds the LSTM chain only: the padded "
+        "steps would run as data (the Keras model skips them), so the outputs would differ on padded batches; "
+        "export with lengths=True and feed seq_length = the number of unpadded steps per row (right padding "
+        "only), or run the model with lstm_bridge.keras"),
+}
+
+#: resolved activation name -> (ONNX LSTM activation, alpha or None, beta or None). Keras 2's
+#: hard_sigmoid is exactly HardSigmoid(0.2, 0.5); Keras 3's relu6(x + 3) / 6 is HardSigmoid(1/6, 0.5)
+#: (equal within 3e-8 in float32).
+ONNX_ACTIVATIONS: Dict[str, Tuple[str, Optional[float], Optional[float]]] = {
+    "sigmoid": ("Sigmoid", None, None),
+    "tanh": ("Tanh", None, None),
+    "relu": ("Relu", None, None),
+    "linear": ("Affine", 1.0, 0.0),
+    "softsign": ("Softsign", None, None),
+    "softplus": ("Softplus", None, None),
+    "elu": ("Elu", 1.0, None),
+    "leaky_relu": ("LeakyRelu", 0.2, None),
+    "hard_sigmoid": ("HardSigmoid", 0.2, 0.5),
+    "hard_sigmoid_keras3": ("HardSigmoid", 1.0 / 6.0, 0.5),
+}
+
+_TARGET_TEXT = {"mindspore": "mindspore.nn.LSTM", "torch": "torch.nn.LSTM", "onnx": "ONNX LSTM",
+                "keras2": "tf_keras", "keras3": "Keras 3"}
+
+# MindSpore's CPU kernels approximate sigmoid/tanh in its LSTMCell: the same function as far as a
+# MindSpore/PyTorch file is concerned (numerics differ by up to 1e-4, see UNSUPPORTED["cell_activation"]).
+_STANDARD_GATES = ("sigmoid", "ms_cpu_sigmoid")
+_STANDARD_CANDIDATES = ("tanh", "ms_cpu_tanh")
+
+
+@dataclass(frozen=True)
+class LayerDescription:
+    """The semantics of one recurrent layer that decide where it can be expressed.
+
+    ``name``: the layer's name (for messages); ``kind``: ``"LSTM"``, ``"Bidirectional"`` or
+    ``"LSTMCell"``; ``gate`` / ``candidate``: resolved activation names (the candidate is also the
+    cell-output activation); ``reverse``: per direction, whether it runs from the last step to the
+    first (``(True,)`` a Keras ``go_backwards`` layer, ``(False, True)`` a Bidirectional,
+    ``(True, False)`` a Bidirectional around a go_backwards layer, which tf_keras flips);
+    ``merge_mode`` of a Bidirectional; ``stateful``; ``time_major``; ``backward_differs``: options in
+    which a Bidirectional's backward layer differs from its forward layer; ``keras``: the layer comes
+    from Keras (refusals then point at :mod:`lstm_bridge.keras`); ``generation``: the Keras generation
+    whose names were used (2 or 3), None when unknown (then ``"hard_sigmoid"`` is ambiguous).
+    """
+
+    name: str
+    kind: str = "LSTM"
+    gate: str = "sigmoid"
+    candidate: str = "tanh"
+    reverse: Tuple[bool, ...] = (False,)
+    merge_mode: Optional[str] = "concat"
+    stateful: bool = False
+    time_major: bool = False
+    backward_differs: Tuple[str, ...] = ()
+    keras: bool = False
+    generation: Optional[int] = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind} {self.name!r}" if self.name else self.kind
+
+
+# --- descriptions ------------------------------------------------------------------------------
+
+def _act_name(fn: Any) -> str:
+    return getattr(fn, "name", None) or repr(fn)
+
+
+def _from_keras_module(layer: Any) -> LayerDescription:
+    from .keras import Bidirectional
+    if isinstance(layer, Bidirectional):
+        fwd, bwd = layer.forward_layer, layer.backward_layer
+        differs = tuple(a for a in ("units", "use_bias", "time_major") if getattr(fwd, a) != getattr(bwd, a))
+        differs += tuple(a for a in ("activation", "recurrent_activation")
+                         if _act_name(getattr(fwd.cell, a)) != _act_name(getattr(bwd.cell, a)))
+        return LayerDescription(str(layer.name), "Bidirectional", _act_name(fwd.cell.recurrent_activation),
+                                _act_name(fwd.cell.activation), (bool(fwd.go_backwards), bool(bwd.go_backwards)),
+                                layer.merge_mode, bool(fwd.stateful or bwd.stateful), bool(fwd.time_major),
+                                differs, True, getattr(fwd, "keras_version", None))
+    cell = getattr(layer, "cell", layer)
+    kind = "LSTMCell" if cell is layer else "LSTM"
+    return LayerDescription(str(getattr(layer, "name", "")), kind, _act_name(cell.recurrent_activation),
+                            _act_name(cell.activation), (bool(getattr(layer, "go_backwards", False)),),
+                            "concat", bool(getattr(layer, "stateful", False)),
+                            bool(getattr(layer, "time_major", False)), (), True,
+                            getattr(layer, "keras_version", None))
+
+
+def _from_lstm_layer(e: Any) -> List[LayerDescription]:
+    sem = e.semantics or {}
+    gate = str(sem.get("recurrent_activation", "sigmoid"))
+    cand = str(sem.get("activation", "tanh"))
+    gen = sem.get("keras_version")
+    if gen is None:  # MindSpore / PyTorch: one description per stacked layer
+        if e.kind == "LSTMCell":
+            return [LayerDescription(e.name, "LSTMCell", gate, cand)]
+        rev = (False, True) if e.bidirectional else (False,)
+        kind = "Bidirectional" if e.bidirectional else "LSTM"
+        names = [e.name] if e.num_layers == 1 else [f"{e.name}.l{l}" if e.name else f"l{l}"
+                                                     for l in range(e.num_layers)]
+        return [LayerDescription(n, kind, gate, cand, rev) for n in names]
+    go_back = bool(sem.get("go_backwards", False))
+    stateful = bool(sem.get("stateful", False))
+    time_major = bool(sem.get("time_major", False))
+    if e.kind == "Bidirectional":
+        back = sem.get("backward_semantics") or {}
+        differs = tuple(k for k in ("recurrent_activation", "activation", "use_bias", "units", "time_major")
+                        if back and k in back and back.get(k) != sem.get(k))
+        return [LayerDescription(e.name, "Bidirectional", gate, cand, (go_back, not go_back),
+                                 sem.get("merge_mode", "concat"), stateful or bool(back.get("stateful")),
+                                 time_major, differs, True, gen)]
+    return [LayerDescription(e.name, e.kind, gate, cand, (go_back,), "concat", stateful, time_major, (), True, gen)]
+
+
+def _from_chain_layer(layer: Any) -> LayerDescription:
+    D = len(layer.directions)
+    return LayerDescription(layer.name, "Bidirectional" if D == 2 else "LSTM", layer.gate, layer.candidate,
+                            tuple(bool(r) for r in layer.reverse), layer.merge_mode)
+
+
+def describe(obj: Any) -> List[LayerDescription]:
+    """The descriptions of ``obj``: a Keras front-end layer (``LSTM``, ``Bidirectional``, ``LSTMCell``)
+    or a list of them, a model file's :class:`~lstm_bridge.formats.LSTMLayer` (one description per
+    stacked layer), a :class:`~lstm_bridge.convert.ChainLayer` or :class:`~lstm_bridge.convert.Chain`,
+    a :class:`~lstm_bridge.formats.ModelFile`, or a :class:`LayerDescription` (returned as is).
+    MindSpore / PyTorch modules hold standard semantics only and describe as such.
+
+    Raises:
+        TypeError: an object of another kind.
+    """
+    if isinstance(obj, LayerDescription):
+        return [obj]
+    if isinstance(obj, (list, tuple)):
+        return [d for o in obj for d in describe(o)]
+    if hasattr(obj, "lstm_layers") and hasattr(obj, "framework"):
+        return describe_model_file(obj)
+    if hasattr(obj, "layers") and hasattr(obj, "api") and hasattr(obj, "batch_first"):  # convert.Chain
+        return [_from_chain_layer(l) for l in obj.layers]
+    if hasattr(obj, "directions") and hasattr(obj, "reverse") and hasattr(obj, "gate"):  # convert.ChainLayer
+        return [_from_chain_layer(obj)]
+    if hasattr(obj, "semantics") and hasattr(obj, "weights") and hasattr(obj, "num_layers"):  # formats.LSTMLayer
+        return _from_lstm_layer(obj)
+    from .keras import LSTM, Bidirectional, LSTMCell
+    if isinstance(obj, (LSTM, Bidirectional, LSTMCell)):
+        return [_from_keras_module(obj)]
+    try:
+        import torch
+        if isinstance(obj, (torch.nn.LSTM, torch.nn.LSTMCell)) or (
+                isinstance(obj, torch.nn.Module) and hasattr(obj, "hidden_size") and hasattr(obj, "has_bias")):
+            name = type(obj).__name__
+            if name.endswith("Cell"):
+                return [LayerDescription("", "LSTMCell")]
+            bidi = bool(getattr(obj, "bidirectional", False))
+            return [LayerDescription(f"l{l}", "Bidirectional" if bidi else "LSTM",
+                                     reverse=(False, True) if bidi else (False,))
+                    for l in range(int(getattr(obj, "num_layers", 1)))]
+    except ImportError:  # pragma: no cover - torch is a hard dependency
+        pass
+    raise TypeError(f"cannot describe a {type(obj).__name__} as a recurrent layer; expected a Keras/MindSpore/"
+                    "PyTorch LSTM, a model file or one of its LSTM layers")
+
+
+def describe_model_file(mf: Any, layer: Optional[str] = None) -> List[LayerDescription]:
+    """The descriptions of every LSTM entry of a :class:`~lstm_bridge.formats.ModelFile` (or of the one
+    called ``layer``)."""
+    out: List[LayerDescription] = []
+    for e in mf.lstm_layers():
+        if layer is None or e.name == layer:
+            out.extend(_from_lstm_layer(e))
+    return out
+
+
+# --- the rule ----------------------------------------------------------------------------------
+
+def _meaning(gate: str, generation: Optional[int]) -> str:
+    if gate == "hard_sigmoid":
+        if generation is None:
+            return "clip(0.2x + 0.5, 0, 1) in Keras 2 / tf_keras / TF 1.x, relu6(x + 3) / 6 in Keras 3"
+        return "Keras 2 hard_sigmoid = clip(0.2x + 0.5, 0, 1)"
+    if gate == "hard_sigmoid_keras3":
+        return "Keras 3 hard_sigmoid = relu6(x + 3) / 6"
+    return "not sigmoid"
+
+
+def _shown(name: str) -> str:
+    """The activation as the user wrote it (``hard_sigmoid_keras3`` is Keras 3's ``hard_sigmoid``)."""
+    return name[len("unknown:"):] if name.startswith("unknown:") else name
+
+
+def _standard(d: LayerDescription, target: str) -> List[str]:
+    out: List[str] = []
+    if d.kind == "LSTMCell":
+        if d.gate not in _STANDARD_GATES:
+            out.append(UNSUPPORTED["recurrent_activation"].format(value=_shown(d.gate),
+                                                                  meaning=_meaning(d.gate, d.generation)))
+        if d.candidate not in _STANDARD_CANDIDATES:
+            out.append(UNSUPPORTED["activation"].format(value=_shown(d.candidate)))
+        return out
+    if d.gate not in _STANDARD_GATES:
+        out.append(UNSUPPORTED["recurrent_activation"].format(value=_shown(d.gate), meaning=_meaning(d.gate, d.generation)))
+    if d.candidate not in _STANDARD_CANDIDATES:
+        out.append(UNSUPPORTED["activation"].format(value=_shown(d.candidate)))
+    if d.stateful:
+        out.append(UNSUPPORTED["stateful"])
+    if len(d.reverse) == 1 and d.reverse[0]:
+        out.append(UNSUPPORTED["go_backwards"])
+    if len(d.reverse) == 2:
+        if list(d.reverse) != [False, True]:
+            out.append(UNSUPPORTED["flipped_bidirectional"].format(target=_TARGET_TEXT[target]))
+        if d.merge_mode != "concat":
+            out.append(UNSUPPORTED["merge_mode"].format(value=d.merge_mode))
+        if d.backward_differs:
+            out.append(UNSUPPORTED["backward_layer"].format(value=", ".join(d.backward_differs)))
+    return out
+
+
+def _onnx(d: LayerDescription) -> List[str]:
+    if d.kind == "LSTMCell":
+        return [UNSUPPORTED["onnx_cell"]]
+    out: List[str] = []
+    supported = ", ".join(sorted(ONNX_ACTIVATIONS))
+    for which, value in (("recurrent_activation", d.gate), ("activation", d.candidate)):
+        if value not in ONNX_ACTIVATIONS:
+            out.append(UNSUPPORTED["onnx_activation"].format(which=which, value=_shown(value), supported=supported))
+    if d.stateful:
+        out.append(UNSUPPORTED["onnx_stateful"])
+    if len(d.reverse) == 2 and list(d.reverse) != [False, True]:
+        out.append(UNSUPPORTED["flipped_bidirectional"].format(target="ONNX LSTM"))
+    if len(d.reverse) == 2 and {"activation", "recurrent_activation"} & set(d.backward_differs):
+        out.append(UNSUPPORTED["backward_layer"].format(value=", ".join(d.backward_differs)).replace(
+            "mindspore.nn.LSTM", "ONNX LSTM"))
+    return out
+
+
+def _keras(d: LayerDescription, gen: int) -> List[str]:
+    if d.kind == "LSTMCell":
+        return [UNSUPPORTED["keras_cell"]]
+    from .formats.keras_common import target_activation  # the Keras naming rule of each generation
+    from .formats.model import FormatError
+    out: List[str] = []
+    for which, value in (("recurrent_activation", d.gate), ("activation", d.candidate)):
+        if value.startswith("unknown:"):
+            out.append(UNSUPPORTED["unknown_activation"].format(which=which, value=_shown(value),
+                                                                target=_TARGET_TEXT[f"keras{gen}"]))
+            continue
+        try:
+            target_activation(value, gen, which)
+        except FormatError as exc:
+            out.append(UNSUPPORTED["keras_activation"].format(reason=exc.problem))
+    if gen == 3:
+        if d.time_major:
+            out.append(UNSUPPORTED["keras3_time_major"])
+        if len(d.reverse) == 2 and list(d.reverse) != [False, True]:
+            out.append(UNSUPPORTED["flipped_bidirectional"].format(target="Keras 3"))
+    return out
+
+
+def reasons(description: LayerDescription, target: str) -> List[str]:
+    """Why the one layer ``description`` cannot be held by ``target`` (empty when it can), without
+    the layer's name in front (:func:`violations` adds it)."""
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}; expected one of {list(TARGETS)}")
+    if target in ("mindspore", "torch"):
+        return _standard(description, target)
+    if target == "onnx":
+        return _onnx(description)
+    return _keras(description, 2 if target == "keras2" else 3)
+
+
+def violations(layer: Any, target: str) -> List[str]:
+    """Why ``layer`` cannot be held by ``target`` (one of :data:`TARGETS`); empty when it can.
+
+    ``layer`` is anything :func:`describe` accepts (a list gives the reasons of all its layers).
+    Each reason starts with the layer (``"LSTM 'hs': ..."``).
+
+    Raises:
+        ValueError: an unknown target.
+    """
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}; expected one of {list(TARGETS)}")
+    return [f"{d.label}: {r}" for d in describe(layer) for r in reasons(d, target)]
+
+
+def _message(problems: Sequence[str], target: str, keras: bool, what: str = "") -> str:
+    head = f"{what} cannot be expressed as {_TARGET_TEXT[target]}" if what else \
+        f"cannot be expressed as {_TARGET_TEXT[target]}"
+    text = head + ":\n  - " + "\n  - ".join(problems)
+    if keras and target in ("mindspore", "torch", "onnx"):
+        text += "\n" + EXACT_MODULE_HINT
+    return text
+
+
+def check_expressible(layer: Any, target: str) -> None:
+    """Raise :class:`ValueError` naming the layer and every reason when ``layer`` cannot be held by
+    ``target`` (see :func:`violations`); Keras layers refused by MindSpore/PyTorch/ONNX also get
+    :data:`EXACT_MODULE_HINT`."""
+    problems = violations(layer, target)
+    if problems:
+        keras = any(d.keras for d in describe(layer))
+        if len(problems) == 1:
+            message = problems[0] + ("\n" + EXACT_MODULE_HINT if keras and target in ("mindspore", "torch", "onnx")
+                                     else "")
+            raise ValueError(message)
+        raise ValueError(_message(problems, target, keras))
+
+
+# --- masks and whole model files ---------------------------------------------------------------
+
+def mask_producers(mf: Any) -> List[str]:
+    """The layers of a Keras :class:`~lstm_bridge.formats.ModelFile` that produce a mask for the layers
+    after them, as text (``"Embedding 'emb' has mask_zero=True"``, ``"Masking 'm' (mask_value=0.0)"``)."""
+    if getattr(mf, "framework", None) != "keras":
+        return []
+    out = []
+    for e in mf.layers:
+        cfg = e.config if isinstance(e.config, dict) else {}
+        if e.kind == "Embedding" and cfg.get("mask_zero"):
+            out.append(f"Embedding {e.name!r} has mask_zero=True")
+        elif e.kind == "Masking":
+            out.append(f"Masking {e.name!r} (mask_value={cfg.get('mask_value', 0.0)!r})")
+    return out
+
+
+def model_violations(mf: Any, target: str, *, layer: Optional[str] = None, lengths: bool = False) -> List[str]:
+    """Why the LSTM entries of a :class:`~lstm_bridge.formats.ModelFile` (or the one named ``layer``)
+    cannot be held by ``target``, plus, for ``onnx`` without ``lengths``, the mask producers whose mask
+    the graph would drop."""
+    problems = violations(describe_model_file(mf, layer), target)
+    if target == "onnx" and not lengths:
+        problems += [UNSUPPORTED["mask_onnx"].format(producer=p) for p in mask_producers(mf)]
+    return problems
+
+
+def check_model(mf: Any, target: Optional[str], *, path: Any = None, layer: Optional[str] = None,
+                lengths: bool = False) -> None:
+    """Raise :class:`~lstm_bridge.formats.FormatError` (a ``ValueError``) naming ``path``, the layers and
+    the reasons when ``mf`` cannot be held by ``target``; ``target=None`` (a weights-only format)
+    accepts everything but LSTM cells in Keras weight files."""
+    if target is None:
+        return
+    problems = model_violations(mf, target, layer=layer, lengths=lengths)
+    if problems:
+        from .formats.model import FormatError
+        keras = getattr(mf, "framework", None) == "keras"
+        src = getattr(mf, "path", None)
+        what = f"{src}" if src else ""
+        raise FormatError(path, _message(problems, target, keras, what))
+
+
+def target_for_format(format_name: str) -> Optional[str]:
+    """The target a file format's content must be expressible in (``None``: weights only).
+
+    Raises:
+        ValueError: a format this module does not know.
+    """
+    if format_name not in FORMAT_TARGETS:
+        raise ValueError(f"no target known for file format {format_name!r}; known: {sorted(FORMAT_TARGETS)}")
+    return FORMAT_TARGETS[format_name]
