@@ -165,8 +165,10 @@ def test_bad_mask_and_weights_raise_clear_errors(rng):
         layer.set_weights([np.zeros((3, 16)), np.zeros((4, 12)), np.zeros(16)])
     with pytest.raises(ValueError, match="expects 3 weights"):
         layer.set_weights([np.zeros((3, 16))])
-    with pytest.raises(TypeError, match="Unrecognized keyword"):
+    with pytest.raises(TypeError, match="Keyword argument not understood: 'bogus'"):  # tf_keras's wording
         LSTM(4, bogus=1)
+    with pytest.raises(ValueError, match="Unrecognized keyword arguments passed to LSTM"):  # Keras 3's
+        LSTM(4, bogus=1, keras_version=3)
     with pytest.raises(ValueError, match="dropout must be in"):
         LSTM(4, dropout=1.0)
 

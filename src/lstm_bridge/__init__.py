@@ -3,9 +3,34 @@
 Front ends: :mod:`lstm_bridge.keras` (``LSTM``, ``LSTMCell``, ``Bidirectional``, ``v1.LSTM``) and
 :mod:`lstm_bridge.mindspore` (``LSTM``, ``LSTMCell``). Engine: :mod:`lstm_bridge.engine`.
 Files: :func:`load` / :func:`save` (format chosen from the file). Conversion: :mod:`lstm_bridge.convert`.
+
+Submodules and :func:`load` / :func:`save` are imported on first use (``import lstm_bridge;
+lstm_bridge.keras.LSTM`` works), so ``import lstm_bridge`` itself stays cheap.
 """
-from .io import load, save
+from __future__ import annotations
+
+import importlib
+from typing import Any, List
 
 __version__ = "0.1.0"
 
 __all__ = ["__version__", "load", "save"]
+
+# Public submodules reachable as attributes of the package without an explicit import.
+_SUBMODULES = ("keras", "mindspore", "engine", "convert", "explain", "activations", "formats", "weights", "io",
+               "cli", "bench", "demo")
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("load", "save"):
+        value = getattr(importlib.import_module(".io", __name__), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> List[str]:
+    return sorted(set(globals()) | set(__all__) | set(_SUBMODULES))

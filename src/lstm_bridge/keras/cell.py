@@ -20,7 +20,9 @@ Example::
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
+import warnings
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
@@ -110,8 +112,7 @@ class LSTMCell(torch.nn.Module):
         super().__init__()
         if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
             raise ValueError(f"units must be a positive integer; received units={units!r}")
-        if implementation not in (1, 2):
-            raise ValueError(f"implementation must be 1 or 2; received {implementation!r}")
+        check_implementation(implementation)
         self.units = int(units)
         self.keras_version = keras_version
         self.activation = _activations.get(activation, keras_version)
@@ -134,7 +135,7 @@ class LSTMCell(torch.nn.Module):
         self.implementation = 1 if self.recurrent_dropout > 0 else int(implementation)
         self.seed = seed
         self.name = name or unique_name(self._default_name())
-        self.trainable = bool(trainable)
+        self._trainable = bool(trainable)
         self.dtype_ = resolve_dtype(dtype)
         self._generator: Optional[torch.Generator] = None
         if seed is not None:
@@ -154,12 +155,26 @@ class LSTMCell(torch.nn.Module):
     def built(self) -> bool:
         return self.kernel is not None
 
+    @property
+    def trainable(self) -> bool:
+        """Keras's ``trainable``; setting it (also after building) switches ``requires_grad``."""
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        self._trainable = bool(value)
+        for p in (self.kernel, self.recurrent_kernel, self.bias):
+            if p is not None:
+                p.requires_grad_(self._trainable)
+
     def build(self, input_shape: Sequence[Optional[int]]) -> None:
         """Create the weights for inputs whose last dimension is the feature size."""
         input_dim = input_shape[-1]
-        if input_dim is None or int(input_dim) <= 0:
+        if input_dim is None or isinstance(input_dim, bool) or int(input_dim) <= 0:
             raise ValueError(f"the last dimension of the input must be a positive size; received {tuple(input_shape)}")
         u = self.units
+        check_allocation(f"LSTM cell {self.name!r} (units={u}, input_dim={int(input_dim)})",
+                         [(int(input_dim), 4 * u), (u, 4 * u)], self.dtype_)
         self.input_dim = int(input_dim)
         dtype, gen = self.dtype_, self._generator
         kernel = _initializers.call(self._inits[0], (self.input_dim, 4 * u), dtype, gen)
@@ -183,19 +198,37 @@ class LSTMCell(torch.nn.Module):
                              f"{self.input_dim}, received {input_dim}")
 
     @property
-    def trainable_weights(self) -> List[torch.nn.Parameter]:
+    def weights(self) -> List[torch.nn.Parameter]:
         """``[kernel, recurrent_kernel, bias]`` (no bias when use_bias=False): the Parameters themselves."""
         if not self.built:
             return []
         return [p for p in (self.kernel, self.recurrent_kernel, self.bias) if p is not None]
 
     @property
-    def weights(self) -> List[torch.nn.Parameter]:
-        return self.trainable_weights
+    def trainable_weights(self) -> List[torch.nn.Parameter]:
+        """:attr:`weights` when ``trainable``, else ``[]`` (Keras's split)."""
+        return self.weights if self._trainable else []
+
+    @property
+    def non_trainable_weights(self) -> List[torch.nn.Parameter]:
+        return [] if self._trainable else self.weights
 
     def get_weights(self) -> List[np.ndarray]:
-        """Copies of the weights as NumPy arrays, in Keras order and shapes."""
-        return [p.detach().cpu().numpy().copy() for p in self.trainable_weights]
+        """Copies of the weights as NumPy arrays, in Keras order and shapes (``[]`` before building)."""
+        return [p.detach().cpu().numpy().copy() for p in self.weights]
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs) -> None:
+        # An unbuilt layer builds itself from the state dict's kernel shape, as it would on its first call.
+        kernel = state_dict.get(prefix + "kernel")
+        if not self.built and isinstance(kernel, torch.Tensor) and kernel.dim() == 2:
+            if kernel.shape[1] != 4 * self.units:
+                error_msgs.append(f"size mismatch for {prefix}kernel: expected (input_dim, {4 * self.units}); "
+                                  f"received {tuple(kernel.shape)}")
+                return
+            self.build((None, int(kernel.shape[0])))
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
 
     def expected_weight_shapes(self, input_dim: int) -> List[tuple]:
         u = self.units
@@ -205,6 +238,8 @@ class LSTMCell(torch.nn.Module):
     def set_weights(self, weights: Sequence[Any]) -> None:
         """Set ``[kernel (I,4u), recurrent_kernel (u,4u), bias (4u,)]`` in place (builds if needed)."""
         weights = list(weights)
+        if not weights and not self.built:
+            return  # Keras: an unbuilt layer has no weights, so [] is a no-op
         n = 3 if self.use_bias else 2
         if len(weights) != n:
             raise ValueError(f"layer {self.name!r} expects {n} weights "
@@ -220,7 +255,7 @@ class LSTMCell(torch.nn.Module):
                 raise ValueError(f"{label} of layer {self.name!r} must have shape {shape}; received {tuple(arr.shape)}")
         self._ensure_built(input_dim)
         with torch.no_grad():
-            for p, arr in zip(self.trainable_weights, arrays):
+            for p, arr in zip(self.weights, arrays):
                 p.copy_(torch.from_numpy(np.array(arr, copy=True)).to(p.dtype))
 
     def direction_weights(self, dtype: Optional[torch.dtype] = None) -> DirectionWeights:
@@ -315,6 +350,42 @@ class LSTMCell(torch.nn.Module):
         outs, hs, cs = run_layer(x.unsqueeze(0), [self.direction_weights()], [h0], [c0], reverse=[False],
                                  semantics=LayerSemantics(self.cell_activations()), dropout=[drop])
         return hs[0], [hs[0], cs[0]]
+
+
+def check_implementation(implementation: Any) -> None:
+    """Keras's ``implementation``: 1 (per-gate matmuls) or 2 (fused); 0 is accepted with tf_keras's
+    deprecation warning and computes as the fused form (as tf_keras and Keras 3 do)."""
+    if isinstance(implementation, bool) or implementation not in (0, 1, 2):
+        raise ValueError(f"implementation must be 1 or 2; received implementation={implementation!r}")
+    if implementation == 0:
+        warnings.warn("`implementation=0` has been deprecated, and now defaults to `implementation=1`. "
+                      "Please update your layer call.", stacklevel=3)
+
+
+# Larger single allocations are refused up front (torch would raise a bare RuntimeError or crash).
+_MAX_ELEMENTS = 2 ** 40
+
+
+def check_allocation(where: str, shapes: Sequence[Sequence[int]], dtype: torch.dtype) -> None:
+    """Raise MemoryError naming the sizes when ``shapes`` of ``dtype`` cannot be allocated."""
+    item = torch.empty((), dtype=dtype).element_size()
+    total = sum(int(np.prod([int(d) for d in shape], dtype=object)) for shape in shapes)
+    if total > _MAX_ELEMENTS:
+        raise MemoryError(f"{where} needs {total} elements ({total * item / 2 ** 30:.3g} GiB) for shapes "
+                          f"{[tuple(int(d) for d in s) for s in shapes]}; that is more than can be allocated")
+
+
+@contextlib.contextmanager
+def allocation_errors(what: str):
+    """Turn torch's allocation failures (a bare RuntimeError or MemoryError) into a MemoryError naming
+    ``what`` was being done with which sizes."""
+    try:
+        yield
+    except RuntimeError as e:
+        text = str(e).lower()
+        if "alloc" in text or "out of memory" in text or "numel" in text or "overflow" in text:
+            raise MemoryError(f"{what}: out of memory ({str(e).splitlines()[0]})") from e
+        raise
 
 
 def config_keras_version(config: Dict[str, Any]) -> int:

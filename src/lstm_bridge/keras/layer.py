@@ -25,7 +25,7 @@ import torch
 from .._tensors import as_float, as_tensor, check_shape
 from ..engine import DropoutMasks, LayerSemantics, MaskedOutput, run_layer
 from . import regularizers as _regularizers
-from .cell import LSTMCell, config_keras_version, unique_name
+from .cell import LSTMCell, allocation_errors, config_keras_version, unique_name
 
 _CELL_ARGS = (
     "activation", "recurrent_activation", "use_bias", "kernel_initializer", "recurrent_initializer",
@@ -35,7 +35,11 @@ _CELL_ARGS = (
 )
 # Keyword arguments Keras layers accept beyond the signature; the input-shape ones only pre-build.
 _EXTRA_KWARGS = {"name", "trainable", "dtype", "zero_output_for_mask", "input_shape", "batch_input_shape",
-                 "batch_size", "input_dim", "keras_version", "use_cudnn", "input_length"}
+                 "batch_size", "input_dim", "keras_version", "use_cudnn", "input_length", "weights"}
+# tf_keras's message when a stateful layer cannot know its batch size (base_rnn.py reset_states).
+_NO_BATCH_SIZE = ("If a RNN is stateful, it needs to know its batch size. Specify the batch size of your input "
+                  "tensors: pass batch_input_shape=(batch, time, features) to the layer, build it with a known "
+                  "batch size, or call it once")
 
 Output = Union[torch.Tensor, List[torch.Tensor]]
 
@@ -89,12 +93,17 @@ class LSTM(torch.nn.Module):
         **kwargs: Any,
     ):
         super().__init__()
-        unknown = set(kwargs) - _EXTRA_KWARGS
-        if unknown:
-            raise TypeError(f"Unrecognized keyword arguments passed to {type(self).__name__}: {sorted(unknown)}")
-        self.name = kwargs.get("name") or unique_name(self._default_name())
-        self.trainable = bool(kwargs.get("trainable", True))
         self.keras_version = int(kwargs.get("keras_version", 2))
+        unknown = set(kwargs) - _EXTRA_KWARGS
+        if self.keras_version >= 3 and "weights" in kwargs:
+            unknown.add("weights")  # Keras 3 dropped the weights= constructor argument
+        if unknown:
+            if self.keras_version >= 3:
+                raise ValueError(f"Unrecognized keyword arguments passed to {type(self).__name__}: {sorted(unknown)}")
+            raise TypeError(f"Keyword argument not understood: {sorted(unknown)[0]!r} "
+                            f"(passed to {type(self).__name__})")
+        self.name = kwargs.get("name") or unique_name(self._default_name())
+        trainable = bool(kwargs.get("trainable", True))
         cell_args = dict(activation=activation, recurrent_activation=recurrent_activation, use_bias=use_bias,
                          kernel_initializer=kernel_initializer, recurrent_initializer=recurrent_initializer,
                          bias_initializer=bias_initializer, unit_forget_bias=unit_forget_bias,
@@ -103,7 +112,7 @@ class LSTM(torch.nn.Module):
                          recurrent_constraint=recurrent_constraint, bias_constraint=bias_constraint,
                          dropout=dropout, recurrent_dropout=recurrent_dropout, implementation=implementation,
                          seed=seed)
-        self.cell = self._cell_class(units, name="lstm_cell", trainable=self.trainable, dtype=kwargs.get("dtype"),
+        self.cell = self._cell_class(units, name="lstm_cell", trainable=trainable, dtype=kwargs.get("dtype"),
                                      keras_version=self.keras_version, **cell_args)
         self.units = self.cell.units
         self.activity_regularizer = _regularizers.get(activity_regularizer)
@@ -118,6 +127,8 @@ class LSTM(torch.nn.Module):
         self._activity_losses: List[torch.Tensor] = []
         self.states: List[Optional[torch.Tensor]] = [None, None]
         self._batch_size: Optional[int] = None
+        # tf_keras's weights=[kernel, recurrent_kernel, bias]: set when the layer is built.
+        self._initial_weights = None if kwargs.get("weights") is None else list(kwargs["weights"])
         shape = kwargs.get("batch_input_shape")
         if shape is None and kwargs.get("input_shape") is not None:
             shape = (kwargs.get("batch_size"),) + tuple(kwargs["input_shape"])
@@ -142,29 +153,65 @@ class LSTM(torch.nn.Module):
     def built(self) -> bool:
         return self.cell.built
 
+    @property
+    def trainable(self) -> bool:
+        """Keras's ``trainable``: False moves the weights to ``non_trainable_weights`` and turns
+        ``requires_grad`` off; it can be set at any time."""
+        return self.cell.trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        self.cell.trainable = bool(value)
+
     def build(self, input_shape: Sequence[Optional[int]]) -> None:
         """Create the weights for ``(batch, time, features)`` (``(time, batch, features)`` if time_major)."""
-        if len(input_shape) != 3:
-            raise ValueError(f"LSTM expects a 3-D input shape (batch, time, features); received {tuple(input_shape)}")
-        self.cell.build(input_shape)
+        if not isinstance(input_shape, (list, tuple, torch.Size)) or len(input_shape) != 3:
+            raise ValueError(f"LSTM expects a 3-D input shape (batch, time, features); received {input_shape!r}")
+        with allocation_errors(f"building layer {self.name!r} (units={self.units}, input shape "
+                               f"{tuple(input_shape)})"):
+            self.cell.build(input_shape)
         batch = input_shape[1] if self.time_major else input_shape[0]
         if batch is not None:
             self._batch_size = int(batch)
+        if self._initial_weights is not None:
+            weights, self._initial_weights = self._initial_weights, None
+            self.cell.set_weights(weights)
 
     @property
     def trainable_weights(self) -> List[torch.nn.Parameter]:
-        """``[kernel (I,4u), recurrent_kernel (u,4u), bias (4u,)]``: the Parameters themselves."""
+        """``[kernel (I,4u), recurrent_kernel (u,4u), bias (4u,)]``: the Parameters themselves
+        (empty when ``trainable`` is False)."""
         return self.cell.trainable_weights
 
     @property
+    def non_trainable_weights(self) -> List[torch.nn.Parameter]:
+        return self.cell.non_trainable_weights
+
+    @property
     def weights(self) -> List[torch.nn.Parameter]:
-        return self.cell.trainable_weights
+        return self.cell.weights
 
     def get_weights(self) -> List[np.ndarray]:
         return self.cell.get_weights()
 
     def set_weights(self, weights: Sequence[Any]) -> None:
         self.cell.set_weights(weights)
+
+    def compute_output_shape(self, input_shape: Sequence[Optional[int]]):
+        """Keras's output shapes for ``input_shape``: ``(B, u)`` or ``(B, T, u)``; with return_state
+        ``[output, (B, u), (B, u)]`` (a list as tf_keras returns, a tuple for keras_version=3)."""
+        shape = tuple(input_shape)
+        if len(shape) != 3:
+            raise ValueError(f"LSTM expects a 3-D input shape (batch, time, features); received {shape}")
+        time, batch = (shape[0], shape[1]) if self.time_major else (shape[1], shape[0])
+        if self.return_sequences:
+            output = (time, batch, self.units) if self.time_major else (batch, time, self.units)
+        else:
+            output = (batch, self.units)
+        if not self.return_state:
+            return output
+        shapes = [output, (batch, self.units), (batch, self.units)]
+        return tuple(shapes) if self.keras_version >= 3 else shapes
 
     @property
     def losses(self) -> List[torch.Tensor]:
@@ -177,10 +224,16 @@ class LSTM(torch.nn.Module):
     def reset_states(self, states: Optional[Sequence[Any]] = None) -> None:
         """Stateful layers: zero the carried (h, c), or set them to ``states = [h, c]`` (each ``(B, u)``)."""
         if not self.stateful:
-            raise AttributeError("Layer must be stateful to reset its states (construct it with stateful=True)")
+            if self.keras_version >= 3 and states is None:
+                return  # Keras 3: a no-op on a non-stateful layer
+            raise AttributeError("Layer must be stateful (construct it with stateful=True) to reset its states")
         if states is None:
-            self.states = [None, None] if self._batch_size is None else [
-                torch.zeros(self._batch_size, self.units, dtype=self.cell.dtype_) for _ in range(2)]
+            if self._batch_size is None:
+                if self.keras_version >= 3:  # Keras 3 leaves the states unset until the first call
+                    self.states = [None, None]
+                    return
+                raise ValueError(_NO_BATCH_SIZE)
+            self.states = [torch.zeros(self._batch_size, self.units, dtype=self.cell.dtype_) for _ in range(2)]
             return
         if not isinstance(states, (list, tuple)) or len(states) != 2:
             raise ValueError(f"reset_states expects [h, c]; received {states!r:.80}")
@@ -218,6 +271,15 @@ class LSTM(torch.nn.Module):
 
     # --- call ------------------------------------------------------------------------------------
     def _initial_state(self, initial_state: Any, batch: int, like: torch.Tensor):
+        stored = self.stateful and self.states[0] is not None
+        if stored and self.states[0].shape[0] != batch:
+            raise ValueError(f"stateful layer {self.name!r} was used with batch size "
+                             f"{self.states[0].shape[0]}; received batch size {batch}")
+        # tf_keras (base_rnn.py _process_inputs): a stateful layer whose stored states are not all zeros
+        # continues from them and ignores initial_state; Keras 3 always takes initial_state.
+        if initial_state is not None and stored and self.keras_version < 3 and \
+                any(bool(torch.count_nonzero(s)) for s in self.states):
+            initial_state = None
         if initial_state is not None:
             if not isinstance(initial_state, (list, tuple)) or len(initial_state) != 2:
                 got = (f"a {type(initial_state).__name__} of length {len(initial_state)}"
@@ -228,22 +290,29 @@ class LSTM(torch.nn.Module):
             check_shape(h0, (batch, self.units), "initial_state[0] (h)")
             check_shape(c0, (batch, self.units), "initial_state[1] (c)")
             return h0, c0
-        if self.stateful and self.states[0] is not None:
-            if self.states[0].shape[0] != batch:
-                raise ValueError(f"stateful layer {self.name!r} was used with batch size "
-                                 f"{self.states[0].shape[0]}; received batch size {batch}")
+        if stored:
             return self.states[0].to(like.dtype), self.states[1].to(like.dtype)
         zeros = like.new_zeros(batch, self.units)
         return zeros, zeros
 
     def _valid_steps(self, mask: Any, T: int, B: int) -> Optional[torch.Tensor]:
-        """The Keras mask as the engine's ``(T, B)`` bool."""
+        """The Keras mask as the engine's ``(T, B)`` bool.
+
+        A list is either Keras's propagated ``[mask, None, None]`` (its first entry a tensor/array of
+        2 or more dimensions, or None, and the rest None) or the mask itself as nested lists."""
         if mask is None:
             return None
-        if isinstance(mask, (list, tuple)):  # Keras passes [mask, None, None] around with return_state
-            mask = mask[0]
-            if mask is None:
-                return None
+        if isinstance(mask, (list, tuple)):
+            if len(mask) == 0:
+                raise ValueError(f"mask of layer {self.name!r} must be a (batch, time) boolean tensor; "
+                                 "received an empty list")
+            first = mask[0]
+            keras_list = (first is None or (isinstance(first, (torch.Tensor, np.ndarray)) and first.ndim >= 2)) \
+                and all(m is None for m in mask[1:])
+            if keras_list:
+                mask = first
+                if mask is None:
+                    return None
         m = as_tensor(mask, "mask")
         expected = (T, B) if self.time_major else (B, T)
         if m.dim() == 3 and m.shape[-1] == 1:
@@ -252,9 +321,46 @@ class LSTM(torch.nn.Module):
         m = m != 0
         return m if self.time_major else m.t()
 
+    def split_inputs(self, inputs: Any, initial_state: Any, n_states: int = 2):
+        """tf_keras's ``layer([x, *states])`` form: the inputs list carries the initial states
+        (Keras 3 refuses it). A nested Python list of numbers is data, not this form."""
+        if not (isinstance(inputs, (list, tuple)) and len(inputs) > 1
+                and isinstance(inputs[0], (torch.Tensor, np.ndarray))):
+            return inputs, initial_state
+        if self.keras_version >= 3:
+            raise ValueError(f"Layer {self.name!r} expects 1 input(s), but it received {len(inputs)} input "
+                             "tensors (pass the states as initial_state=...)")
+        if initial_state is not None:
+            raise ValueError(f"layer {self.name!r} received initial states both in the inputs list and as "
+                             "initial_state; pass them once")
+        if len(inputs) != 1 + n_states:
+            raise ValueError(f"layer {self.name!r} expects the inputs list [x, {n_states} initial states]; "
+                             f"received {len(inputs)} tensors")
+        return inputs[0], list(inputs[1:])
+
+    def _as_input(self, inputs: Any) -> torch.Tensor:
+        """The input as a float tensor of the layer's dtype (Keras 3 casts integers; tf_keras refuses)."""
+        dtype = self.cell.kernel.dtype if self.built else self.cell.dtype_
+        if self.keras_version >= 3 and not isinstance(inputs, (torch.Tensor, np.ndarray)) and \
+                isinstance(inputs, (list, tuple, int, float)):
+            inputs = np.asarray(inputs)
+        t = as_tensor(inputs, "inputs")
+        if t.is_meta:
+            raise ValueError(f"Input 0 of layer {self.name!r} is a meta tensor (shape {tuple(t.shape)}, no data); "
+                             "expected a tensor with values")
+        if self.keras_version >= 3 and not (t.is_floating_point() or t.is_complex()):
+            return t.to(dtype)  # Keras 3 casts integer and bool inputs to the layer's float dtype
+        if not t.is_floating_point():
+            raise TypeError(f"Input 0 of layer {self.name!r} must have a floating dtype (float16/32/64); received "
+                            f"{t.dtype} (tf_keras refuses integer inputs: cannot compute MatMul as input #1 was "
+                            "expected to be an int tensor but is a float tensor; Keras 3 casts them: "
+                            "keras_version=3)")
+        return as_float(t, "inputs", dtype)
+
     def _prepare(self, inputs: Any, mask: Any, training: Optional[bool], initial_state: Any) -> "_Call":
         """Check and translate one call's Keras arguments into the engine's terms."""
-        x = as_float(inputs, "inputs", self.cell.kernel.dtype if self.built else self.cell.dtype_)
+        inputs, initial_state = self.split_inputs(inputs, initial_state)
+        x = self._as_input(inputs)
         if x.dim() != 3:
             raise ValueError(f"Input 0 of layer {self.name!r} is incompatible with the layer: expected ndim=3 "
                              f"(batch, time, features), found ndim={x.dim()}; full shape received: {tuple(x.shape)}")
@@ -265,7 +371,8 @@ class LSTM(torch.nn.Module):
         T, B = xt.shape[0], xt.shape[1]
         if T == 0:
             raise ValueError(f"layer {self.name!r} received an input with 0 time steps; at least 1 is required")
-        h0, c0 = self._initial_state(initial_state, B, xt)
+        with allocation_errors(f"layer {self.name!r}: initial states of shape ({B}, {self.units})"):
+            h0, c0 = self._initial_state(initial_state, B, xt)
         valid = self._valid_steps(mask, T, B)
         drop = self.cell.dropout_masks(B, xt, self.cell.resolve_training(training))
         # Keras's unrolled loop zeroes the processing-order outputs with the *un-reversed* mask when
@@ -302,9 +409,14 @@ class LSTM(torch.nn.Module):
         return self._run(self._prepare(inputs, mask, training, initial_state))
 
     def _run(self, call: "_Call") -> Output:
-        outs, hs, cs = run_layer(call.xt, [self.cell.direction_weights()], [call.h0], [call.c0],
-                                 reverse=[self.go_backwards], valid=call.valid, semantics=call.semantics,
-                                 dropout=[call.dropout])
+        if call.xt.shape[1] == 0:  # an empty batch: Keras returns empty outputs of the right shapes
+            empty = call.h0.new_zeros(call.xt.shape[0], 0, self.units)
+            return self._finish(call, empty, call.h0, call.c0)
+        with allocation_errors(f"layer {self.name!r} on input shape {tuple(call.xt.shape)} (time, batch, "
+                               f"features) with units={self.units}"):
+            outs, hs, cs = run_layer(call.xt, [self.cell.direction_weights()], [call.h0], [call.c0],
+                                     reverse=[self.go_backwards], valid=call.valid, semantics=call.semantics,
+                                     dropout=[call.dropout])
         return self._finish(call, outs[0], hs[0], cs[0])
 
 

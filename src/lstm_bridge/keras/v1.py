@@ -33,8 +33,7 @@ class LSTMCell(_cell.LSTMCell):
                          recurrent_regularizer, bias_regularizer, kernel_constraint, recurrent_constraint,
                          bias_constraint, dropout, recurrent_dropout, 1, seed, **kwargs)
         # TF 1.15 keeps the requested implementation even with recurrent dropout.
-        if implementation not in (1, 2):
-            raise ValueError(f"implementation must be 1 or 2; received {implementation!r}")
+        _cell.check_implementation(implementation)
         self.implementation = int(implementation)
 
     def _recurrent_mask_count(self) -> int:
