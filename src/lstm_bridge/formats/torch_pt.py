@@ -18,12 +18,21 @@ from typing import Any, Union
 import numpy as np
 import torch
 
-from .common import PathLike, SaveReport, atomic_output, check_output_path, head_bytes, tensor_state
+from .common import (PathLike, SaveReport, atomic_output, check_output_path, check_regular_file, head_bytes,
+                     tensor_state)
 from .model import FormatError, ModelFile, group_state_dict, validate
 
 NAME = "torch"
 SUFFIXES = (".pt", ".pth")
 _NESTED_KEYS = ("state_dict", "model_state_dict", "model")
+#: tensor dtypes a weights file may hold (float8, complex, quantized and unsigned >8-bit types are refused)
+_DTYPES = ("bool", "uint8", "int8", "int16", "int32", "int64", "float16", "float32", "float64", "bfloat16")
+# Memory bound: tensors are views of storages stored uncompressed in the file, so their data cannot
+# exceed the file unless views overlap (tied weights) or repeat one element (stride 0, e.g. a
+# 4-byte storage viewed as 2**40 elements). All tensors together may hold at most
+# ``_MAX_INFLATION`` times the file size plus ``_INFLATION_SLACK`` bytes.
+_MAX_INFLATION = 4
+_INFLATION_SLACK = 64 * 1024 * 1024
 
 
 def detect(path_or_head: Union[PathLike, bytes]) -> bool:
@@ -45,8 +54,7 @@ def detect(path_or_head: Union[PathLike, bytes]) -> bool:
 def load(path: PathLike) -> ModelFile:
     """Read a PyTorch state dict (``weights_only=True``) into a :class:`ModelFile` (framework ``torch``)."""
     p = os.fspath(path)
-    if not os.path.isfile(p):
-        raise FileNotFoundError(f"no such file: {p!r}")
+    size = check_regular_file(p)
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types (UnpicklingError, RuntimeError, EOFError...) here
@@ -60,14 +68,23 @@ def load(path: PathLike) -> ModelFile:
     if not isinstance(obj, dict) or not obj:
         raise FormatError(p, f"expected a non-empty state dict {{name: tensor}}; found {type(obj).__name__}")
     tensors: "OrderedDict[str, Any]" = OrderedDict()
+    budget = size * _MAX_INFLATION + _INFLATION_SLACK
     for k, v in obj.items():
         if not isinstance(k, str):
-            raise FormatError(p, f"state dict keys must be strings; found {k!r}")
+            raise FormatError(p, f"state dict keys must be strings; found {k!r:.80}")
         if isinstance(v, torch.Tensor):
+            _check_tensor(p, k, v)
+            budget -= v.numel() * v.element_size()
+            if budget < 0:
+                raise FormatError(p, f"tensor {k!r} {tuple(v.shape)}: the tensors declare more data than a "
+                                     f"{size}-byte file can hold (at most {_MAX_INFLATION}x its size + "
+                                     f"{_INFLATION_SLACK // 2**20} MiB; overlapping or stride-0 views?)")
             if v.dtype == torch.bfloat16:
                 v = v.float()  # exact; NumPy has no bfloat16
             tensors[k] = v.detach().cpu().numpy().copy()
         elif isinstance(v, (bool, int, float, str)):
+            if isinstance(v, int) and not -2**63 <= v < 2**63:
+                raise FormatError(p, f"state dict entry {k!r} is an integer outside int64 ({v.bit_length()} bits)")
             tensors[k] = np.array(v)
         else:
             raise FormatError(p, f"state dict entry {k!r} is a {type(v).__name__}, not a tensor or number")
@@ -77,6 +94,21 @@ def load(path: PathLike) -> ModelFile:
         raise FormatError(p, str(exc)) from None
     return validate(ModelFile(framework="torch", version=torch.__version__, layers=entries, format=NAME, path=p,
                               meta={"key_order": list(tensors)}))
+
+
+def _check_tensor(p: str, key: str, v: "torch.Tensor") -> None:
+    """Refuse tensors that are not plain dense CPU arrays of a NumPy-representable dtype."""
+    if v.device.type != "cpu":
+        raise FormatError(p, f"tensor {key!r} is on device {v.device.type!r} (a meta tensor has no data); "
+                             "expected a CPU tensor with data")
+    if v.layout != torch.strided:
+        raise FormatError(p, f"tensor {key!r} has layout {v.layout} (sparse); expected a dense tensor")
+    if v.is_quantized:
+        raise FormatError(p, f"tensor {key!r} is quantized ({v.dtype}); expected a float or integer tensor")
+    if str(v.dtype).replace("torch.", "") not in _DTYPES:
+        raise FormatError(p, f"tensor {key!r} has dtype {v.dtype}; expected one of {list(_DTYPES)}")
+    if type(v) is not torch.Tensor and not isinstance(v, torch.nn.Parameter):
+        raise FormatError(p, f"tensor {key!r} is a {type(v).__name__}; expected a plain tensor")
 
 
 def save(model_file: ModelFile, path: PathLike) -> SaveReport:
