@@ -22,7 +22,7 @@ import torch
 from lstm_bridge import activations as A
 from lstm_bridge.engine import backend, run_layer
 from lstm_bridge.engine import native
-from lstm_bridge.engine.native import build
+from lstm_bridge.engine.native import build, workspace
 from lstm_bridge.engine.semantics import (CellActivations, DirectionWeights, DropoutMasks, LayerSemantics,
                                           MaskedOutput)
 
@@ -178,7 +178,7 @@ def test_every_gemm_path(monkeypatch, gemm, dropout_g, dtype):
     """The per-step GEMM: our micro-kernel (default), MKL packed (float32 MKL builds) and at::mm agree.
     Sizes exercise partial panels (4H = 36 columns), row blocks of 8 plus a remainder (B = 11) and
     one thread per direction (enough work to go parallel)."""
-    if gemm == "mkl" and not (native._module.HAS_PACKED_GEMM and dtype == torch.float32):
+    if gemm == "mkl" and not (native.module().HAS_PACKED_GEMM and dtype == torch.float32):
         pytest.skip("MKL packed GEMM: float32 builds with MKL only (falls back to the micro-kernel)")
     monkeypatch.setattr(native, "GEMM_PATH", gemm)
     case = make_case(20, 11, 5, [9, 16], dtype, seed=3, dropout_g=dropout_g, valid_kind="holes")
@@ -267,7 +267,7 @@ def test_native_actually_ran(monkeypatch):
     # the standard LSTM: small batch*hidden runs in the kernel, larger is left to oneDNN (torch path)
     run_layer(x, dirs, h0, c0, reverse=[False], semantics=LayerSemantics())
     assert backend.last_used == "native"
-    monkeypatch.setattr(native, "NATIVE_STANDARD_MAX_BH", 2 * 4 - 1)
+    monkeypatch.setattr(backend, "NATIVE_STANDARD_MAX_BH", 2 * 4 - 1)
     run_layer(x, dirs, h0, c0, reverse=[False], semantics=LayerSemantics())
     assert backend.last_used == "torch"
 
@@ -275,7 +275,7 @@ def test_native_actually_ran(monkeypatch):
 def test_kernel_runs_on_torchs_threads():
     """The kernel is built with OpenMP when torch uses it: at::parallel_for is a header template that
     otherwise runs every item on the calling thread (a silent 2x loss on two cores)."""
-    ext = native._module
+    ext = native.module()
     assert ext is not None
     assert ext.OPENMP == torch.backends.openmp.is_available()
     if not ext.OPENMP:
@@ -300,9 +300,11 @@ def test_declines_what_it_cannot_run(monkeypatch):
                            dropout=[None])
     with pytest.raises(NotImplementedError, match="float16"):
         native.check_supported(x.half(), dirs, valid=valid, semantics=LayerSemantics(), dropout=[None])
-    monkeypatch.setattr(native, "NATIVE_STANDARD_MAX_BH", 7)
+    # the kernel can run the standard LSTM; the backend's policy leaves larger ones to oneDNN
+    native.check_supported(x, dirs, valid=None, semantics=LayerSemantics(), dropout=[None])
+    monkeypatch.setattr(backend, "NATIVE_STANDARD_MAX_BH", 7)
     with pytest.raises(NotImplementedError, match=r"standard LSTM semantics with batch\*hidden = 8 > 7"):
-        native.check_supported(x, dirs, valid=None, semantics=LayerSemantics(), dropout=[None])
+        backend.check_native_policy(x, dirs, valid=None, semantics=LayerSemantics(), dropout=[None])
     # auto falls back to the torch path for the custom activation; native refuses loudly
     monkeypatch.setenv("LSTM_BRIDGE_BACKEND", "auto")
     run_layer(x, dirs, h0, c0, reverse=[False], valid=valid, semantics=custom)
@@ -355,7 +357,7 @@ def test_backend_torch_never_builds(tmp_path):
         "run_layer(x, [w], [z], [z], reverse=[False], semantics=LayerSemantics(CellActivations(A.relu)))\n"
         "assert backend.last_used == 'torch'\n"
         "assert not native.available() and 'LSTM_BRIDGE_BACKEND=torch' in native.error()\n"
-        "assert native._tried is False\n"
+        "assert native.loader.attempted() is False\n"
     )
     env = dict(os.environ, LSTM_BRIDGE_BACKEND="torch", LSTM_BRIDGE_CACHE=str(tmp_path / "cache"))
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
@@ -393,7 +395,7 @@ def test_mindspore_emulations_bit_exact_in_the_kernel(act):
     the real MindSpore 2.10 outputs recorded in test_reference."""
     from test_reference import _MS_SIGMOID_BITS, _MS_TANH_BITS, _bits
 
-    ext = native._module
+    ext = native.module()
     grid = _activation_grid(torch.float32)
     got = ext.apply_activation(act.native_id, grid)
     want = act(grid)
@@ -411,7 +413,7 @@ def test_mindspore_emulations_bit_exact_in_the_kernel(act):
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_every_activation_matches_its_torch_formula(act, dtype):
     grid = _activation_grid(dtype)
-    got = native._module.apply_activation(act.native_id, grid)
+    got = native.module().apply_activation(act.native_id, grid)
     want = act(grid)
     rtol = 2e-7 if dtype == torch.float32 else 1e-15
     if act is A.tanh and dtype == torch.float32:
@@ -422,7 +424,7 @@ def test_every_activation_matches_its_torch_formula(act, dtype):
 def test_float32_tanh_within_four_ulp_of_the_true_value():
     grid = _activation_grid(torch.float32)
     grid = grid[grid.isfinite()]
-    got = native._module.apply_activation(A.tanh.native_id, grid).double()
+    got = native.module().apply_activation(A.tanh.native_id, grid).double()
     exact = torch.tanh(grid.double())
     ulp = torch.finfo(torch.float32).eps * exact.abs().clamp_min(torch.finfo(torch.float32).tiny)
     assert ((got - exact).abs() <= 4 * ulp).all()
@@ -430,7 +432,7 @@ def test_float32_tanh_within_four_ulp_of_the_true_value():
 
 def test_apply_activation_rejects_unknown_ids():
     with pytest.raises(RuntimeError, match="unknown activation id 99"):
-        native._module.apply_activation(99, torch.zeros(3))
+        native.module().apply_activation(99, torch.zeros(3))
 
 
 def test_inference_workspace_is_reused_and_never_aliases_results(monkeypatch):
@@ -443,20 +445,20 @@ def test_inference_workspace_is_reused_and_never_aliases_results(monkeypatch):
     x, dirs, h0, c0, valid, _ = case
     with torch.no_grad():
         fresh = run_layer(x, dirs, h0, c0, reverse=[False], valid=valid, semantics=sem)[0][0].clone()
-        monkeypatch.setattr(native, "_WORKSPACE_MIN_BYTES", 0)
+        monkeypatch.setattr(workspace, "MIN_BYTES", 0)
         native.release_workspace()
         first = run_layer(x, dirs, h0, c0, reverse=[False], valid=valid, semantics=sem)[0][0]
-        buffer = native._workspace.buffer
+        buffer = workspace.current()
         assert buffer is not None
         second = run_layer(x * 2, dirs, h0, c0, reverse=[False], valid=valid, semantics=sem)[0][0]
-        assert native._workspace.buffer is buffer  # reused, not reallocated
+        assert workspace.current() is buffer  # reused, not reallocated
     torch.testing.assert_close(first, fresh, rtol=0, atol=0)
     assert not torch.equal(first, second)
     torch.testing.assert_close(first, fresh, rtol=0, atol=0)  # still intact after the second call
     native.release_workspace()
     out = run_layer(x, dirs, h0, c0, reverse=[False], valid=valid, semantics=sem)[0][0]
     out.sum().backward()
-    assert native._workspace.buffer is None
+    assert workspace.current() is None
     assert dirs[0].w_hh.grad is not None
 
 
@@ -468,13 +470,13 @@ def test_matmul_nt_matches_torch(shape, dtype):
     gen = torch.Generator().manual_seed(M * 1000 + N)
     a = torch.randn(M, K, generator=gen, dtype=dtype)
     w = torch.randn(N, K, generator=gen, dtype=dtype)
-    got = native._module.matmul_nt(a, w)
+    got = native.module().matmul_nt(a, w)
     torch.testing.assert_close(got, a @ w.t(), **TOL[dtype])
     # a strided weight (Keras's kernel arrives transposed) packs without a copy
-    got_t = native._module.matmul_nt(a, w.t().contiguous().t())
+    got_t = native.module().matmul_nt(a, w.t().contiguous().t())
     torch.testing.assert_close(got_t, got, rtol=0, atol=0)
 
 
 def test_matmul_nt_rejects_mismatched_operands():
     with pytest.raises(RuntimeError, match=r"matmul_nt needs CPU float32/float64 a \(M, K\) and w \(N, K\)"):
-        native._module.matmul_nt(torch.zeros(3, 4), torch.zeros(5, 6))
+        native.module().matmul_nt(torch.zeros(3, 4), torch.zeros(5, 6))

@@ -3,8 +3,13 @@
 The choice is deliberate and visible: ``LSTM_BRIDGE_BACKEND=auto|native|torch``. In ``auto`` the
 native kernel is used when it is importable and supports the request; otherwise the torch path runs
 (with a one-line warning, once, when the kernel itself is unavailable). ``native`` raises instead
-of falling back. Only ``NotImplementedError`` from the kernel's ``supports`` check means "not
-supported"; nothing else is caught.
+of falling back. Only ``NotImplementedError`` from the kernel's ``check_supported`` or from
+:func:`check_native_policy` means "not supported"; nothing else is caught.
+
+The path policy lives here, not in the kernel package: the kernel says what it *can* run
+(``native.check_supported``); :func:`check_native_policy` says which of those requests it *should*
+run (standard semantics are oneDNN's when the source framework computed them with oneDNN's bits, or
+when the layer is large enough that oneDNN's fused ``torch.lstm`` is faster).
 """
 from __future__ import annotations
 
@@ -20,6 +25,13 @@ from .semantics import DirectionWeights, DropoutMasks, LayerSemantics
 _VALID = ("auto", "native", "torch")
 _warned = False  # the "kernel unavailable" warning is given once per process
 last_used: Optional[str] = None  # "native" or "torch": which path ran most recently (for tests and bench)
+
+# Standard semantics (sigmoid/tanh/tanh, no masks, no dropout) with batch * hidden units at most this
+# run in the kernel; larger ones go to oneDNN through the torch path. Measured with `lstm-bridge bench`
+# (AMD EPYC, 2 threads, ratios to torch.nn.LSTM, forward/train): small (B*H = 1024) kernel 1.15/1.02
+# vs oneDNN 1.19/1.13, small Bidirectional train 0.98 vs 1.24, long (1024) 1.05/0.91 vs 1.05/1.05;
+# oneDNN won the forward at medium (8192: 1.06 vs 1.18) and large (32768: 1.02 vs 1.06).
+NATIVE_STANDARD_MAX_BH = 2048
 
 
 def requested() -> str:
@@ -48,6 +60,31 @@ def _torch(reason_unavailable: Optional[str] = None) -> Callable:
     return torch_path.run_layer
 
 
+def check_native_policy(
+    x: torch.Tensor,
+    directions: Sequence[DirectionWeights],
+    *,
+    valid: Optional[torch.Tensor],
+    semantics: LayerSemantics,
+    dropout: Sequence[Optional[DropoutMasks]],
+) -> None:
+    """Raise ``NotImplementedError`` for a request the kernel can run but should leave to oneDNN.
+
+    That is exactly standard semantics (sigmoid/tanh/tanh, no mask, no dropout) when the source
+    framework computed them with oneDNN (``semantics.onednn_bits``: the torch path hands them to
+    oneDNN, bit for bit) or when ``batch * hidden > NATIVE_STANDARD_MAX_BH`` (oneDNN is faster there).
+    """
+    no_dropout = all(d is None or d.is_empty() for d in dropout)
+    if valid is None and no_dropout and semantics.activations.is_standard:
+        if semantics.onednn_bits:
+            raise NotImplementedError("standard LSTM semantics computed by oneDNN in the source framework: "
+                                      "the torch path hands these to oneDNN, bit for bit")
+        bh = x.shape[1] * max(w.hidden_size for w in directions)
+        if bh > NATIVE_STANDARD_MAX_BH:
+            raise NotImplementedError(f"standard LSTM semantics with batch*hidden = {bh} > {NATIVE_STANDARD_MAX_BH}: "
+                                      "the torch path hands these to oneDNN")
+
+
 def select(
     x: torch.Tensor,
     directions: Sequence[DirectionWeights],
@@ -58,8 +95,9 @@ def select(
 ) -> Callable:
     """Return the ``run_layer`` implementation for this request.
 
-    The cheap ``check_supported`` runs first, so a request the kernel would not take (the standard
-    LSTM, which oneDNN runs, or a Python activation) never triggers the one-time build.
+    The cheap checks (the kernel's ``check_supported``, then :func:`check_native_policy`) run first,
+    so a request the kernel would not take (a Python activation, or the standard LSTM that oneDNN
+    runs) never triggers the one-time build.
     """
     global last_used
     choice = requested()
@@ -72,6 +110,7 @@ def select(
         return _torch("not installed")
     try:
         native.check_supported(x, directions, valid=valid, semantics=semantics, dropout=dropout)
+        check_native_policy(x, directions, valid=valid, semantics=semantics, dropout=dropout)
     except NotImplementedError:
         if choice == "native":
             raise

@@ -1,24 +1,31 @@
-"""Building and loading the native kernel (``lstm.cpp``) with ``torch.utils.cpp_extension``.
+"""Building the native kernel (``lstm.cpp``) with ``torch.utils.cpp_extension``, and importing it.
 
-The extension is compiled once per (source, torch version, CPU capability) and cached under
-``$LSTM_BRIDGE_CACHE`` (default ``~/.cache/lstm_bridge/native``). Building prints one line on stderr.
-A file lock around the build keeps concurrent processes from compiling into the same directory at
-once (the second one waits, then loads the finished module).
+The extension is compiled once per (source, flags, torch and Python version) and cached under
+``$LSTM_BRIDGE_CACHE`` (default ``~/.cache/lstm_bridge/native``) as ``<name>/<name>.so``. Building
+prints one line on stderr.
+
+Concurrency: the build compiles and links in a private staging directory and installs the finished
+library with one atomic rename, so the final path only ever holds a complete file and a process that
+finds it may import it without any lock. A file lock (:mod:`.filelock`) around the build keeps
+concurrent processes from compiling the same kernel twice: the second one waits, then imports the
+installed library. Thread safety within a process is :mod:`.loader`'s job.
 """
 from __future__ import annotations
 
 import ctypes
-import fcntl
 import hashlib
 import importlib.util
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 from types import ModuleType
 from typing import List, Tuple
 
 import torch
+
+from . import filelock
 
 HERE = Path(__file__).resolve().parent
 SOURCES = ("lstm.cpp",)
@@ -119,8 +126,9 @@ def toolchain_problem() -> str:
     return ""
 
 
-def _built_library(build_dir: Path, name: str) -> Path:
-    return build_dir / f"{name}.so"
+def library_path(name: str) -> Path:
+    """Where the finished kernel ``name`` lives; only ever written by an atomic rename."""
+    return cache_root() / name / f"{name}.so"
 
 
 def _import_built(path: Path, name: str) -> ModuleType:
@@ -132,39 +140,58 @@ def _import_built(path: Path, name: str) -> ModuleType:
     return module
 
 
+def _compile(name: str, directory: Path, verbose: bool) -> ModuleType:
+    """Compile and link the kernel into ``directory`` (ninja, objects, ``<name>.so``) and import it."""
+    from torch.utils import cpp_extension
+
+    return cpp_extension.load(
+        name=name,
+        sources=[str(HERE / s) for s in SOURCES],
+        extra_cflags=compile_flags(),
+        extra_include_paths=[str(HERE)],
+        extra_ldflags=openmp_flags(),
+        build_directory=str(directory),
+        verbose=verbose,
+    )
+
+
+def _remove_stale_staging(build_dir: Path) -> None:
+    """Staging directories left by killed builds (only called with the inter-process lock held)."""
+    if filelock.KIND == "none":  # without a real lock another process may be using one right now
+        return
+    for stale in build_dir.glob("staging-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
 def load(verbose: bool = False) -> Tuple[ModuleType, bool]:
-    """Build (if needed) and import the kernel; returns ``(module, built_now)``.
+    """Import the kernel, building it first when it is not cached; returns ``(module, built_now)``.
+
+    Safe to call from several processes at once; not from several threads of one process at once
+    (:mod:`.loader` serialises those).
 
     Raises:
         RuntimeError: the toolchain is missing or compilation failed (the compiler's message included).
+        ImportError, OSError: the cached library exists but cannot be imported.
     """
-    problem = toolchain_problem()
     name = module_name()
-    build_dir = cache_root() / name
-    library = _built_library(build_dir, name)
-    if library.exists():
+    library = library_path(name)
+    if library.exists():  # complete by construction: installed by rename
         return _import_built(library, name), False
+    problem = toolchain_problem()
     if problem:
         raise RuntimeError(problem)
-    from torch.utils import cpp_extension
-
+    build_dir = library.parent
     build_dir.mkdir(parents=True, exist_ok=True)
-    with open(build_dir / "build.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be building: wait for it
+    with filelock.exclusive(build_dir / "build.lock"):  # another process may be building: wait for it
+        if library.exists():
+            return _import_built(library, name), False
+        _remove_stale_staging(build_dir)
+        staging = Path(tempfile.mkdtemp(prefix="staging-", dir=build_dir))
         try:
-            if library.exists():
-                return _import_built(library, name), False
             print("lstm-bridge: building native kernel (once, ~1 min)...", file=sys.stderr, flush=True)
-            module = cpp_extension.load(
-                name=name,
-                sources=[str(HERE / s) for s in SOURCES],
-                extra_cflags=compile_flags(),
-                extra_include_paths=[str(HERE)],
-                extra_ldflags=openmp_flags(),
-                build_directory=str(build_dir),
-                verbose=verbose,
-            )
-            print(f"lstm-bridge: native kernel built in {build_dir}", file=sys.stderr, flush=True)
-            return module, True
+            module = _compile(name, staging, verbose)
+            os.replace(staging / library.name, library)  # atomic: loaders see no file or a whole one
         finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+            shutil.rmtree(staging, ignore_errors=True)
+        print(f"lstm-bridge: native kernel built in {build_dir}", file=sys.stderr, flush=True)
+        return module, True

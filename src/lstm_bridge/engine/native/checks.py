@@ -1,0 +1,97 @@
+"""What the native kernel accepts: dtypes, devices, activations (:func:`check_supported`) and shapes
+(:func:`check_shapes`). Speed policy (which accepted requests go native) lives in
+:mod:`lstm_bridge.engine.backend`.
+"""
+from __future__ import annotations
+
+from typing import Any, List, Optional, Sequence
+
+import torch
+
+from ..semantics import DirectionWeights, DropoutMasks, LayerSemantics
+
+Tensor = torch.Tensor
+
+__all__ = ["check_shapes", "check_supported", "native_activation_id"]
+
+# Activation ids shared with lstm.h (enum Act); the lstm_bridge.activations registry carries them.
+_MAX_ID = 8  # enum Act in lstm.h
+
+
+def native_activation_id(fn: Any) -> Optional[int]:
+    """The kernel's code for an activation (``Activation.native_id``; raw torch.sigmoid/tanh too)."""
+    if fn is torch.sigmoid:
+        return 0
+    if fn is torch.tanh:
+        return 1
+    native_id = getattr(fn, "native_id", None)
+    if isinstance(native_id, int) and 0 <= native_id <= _MAX_ID:
+        return native_id
+    return None
+
+
+def check_supported(
+    x: Tensor,
+    directions: Sequence[DirectionWeights],
+    *,
+    valid: Optional[Tensor],
+    semantics: LayerSemantics,
+    dropout: Sequence[Optional[DropoutMasks]],
+) -> None:
+    """Raise ``NotImplementedError`` when the kernel cannot run this request.
+
+    Not supported: non-CPU tensors, dtypes other than float32/float64, mixed dtypes, activations
+    without a ``native_id`` (arbitrary Python callables), empty sequences or batches. Which supported
+    requests should run here (standard semantics go to oneDNN above a size) is
+    :func:`lstm_bridge.engine.backend.check_native_policy`'s decision, not the kernel's.
+    """
+    if x.device.type != "cpu":
+        raise NotImplementedError(f"native kernel runs on CPU only; received x on {x.device}")
+    if x.dtype not in (torch.float32, torch.float64):
+        raise NotImplementedError(f"native kernel supports float32/float64; received {x.dtype}")
+    if x.dim() != 3 or x.shape[0] == 0 or x.shape[1] == 0:
+        raise NotImplementedError(f"native kernel needs a non-empty (T, B, I) input; received {tuple(x.shape)}")
+    tensors: List[Tensor] = []
+    for w in directions:
+        tensors += [t for t in (w.w_ih, w.w_hh, w.b_ih, w.b_hh) if t is not None]
+    for d in dropout:
+        if d is not None:
+            tensors += [t for t in (d.inputs, d.recurrent) if t is not None]
+    for t in tensors:
+        if t.device.type != "cpu" or t.dtype != x.dtype:
+            raise NotImplementedError(
+                f"native kernel needs all weights/masks on CPU in {x.dtype}; received {t.dtype} on {t.device}")
+    acts = semantics.activations
+    for role, fn in (("gate", acts.gate), ("candidate", acts.candidate), ("cell", acts.cell)):
+        if native_activation_id(fn) is None:
+            raise NotImplementedError(f"{role} activation {fn!r} has no native implementation")
+
+
+def check_shapes(x: Tensor, directions: Sequence[DirectionWeights], h0: Sequence[Tensor],
+                 c0: Sequence[Tensor], reverse: Sequence[bool], valid: Optional[Tensor],
+                 dropout: Sequence[Optional[DropoutMasks]]) -> None:
+    """Raise ``ValueError`` naming the expected and received shape of the first inconsistent argument."""
+    T, B, I = x.shape
+    D = len(directions)
+    if not (len(h0) == len(c0) == len(reverse) == len(dropout) == D):
+        raise ValueError(f"run_layer needs one h0, c0, reverse flag and dropout entry per direction ({D}); "
+                         f"received {len(h0)}, {len(c0)}, {len(reverse)}, {len(dropout)}")
+    for d, w in enumerate(directions):
+        H = w.hidden_size
+        if tuple(w.w_ih.shape) != (4 * H, I) or tuple(w.w_hh.shape) != (4 * H, H):
+            raise ValueError(f"direction {d}: expected w_ih (4H, I) = {(4 * H, I)} and w_hh (4H, H) = "
+                             f"{(4 * H, H)}; received {tuple(w.w_ih.shape)} and {tuple(w.w_hh.shape)}")
+        for name, b in (("b_ih", w.b_ih), ("b_hh", w.b_hh)):
+            if b is not None and tuple(b.shape) != (4 * H,):
+                raise ValueError(f"direction {d}: expected {name} ({4 * H},); received {tuple(b.shape)}")
+        for name, s in (("h0", h0[d]), ("c0", c0[d])):
+            if tuple(s.shape) != (B, H):
+                raise ValueError(f"direction {d}: expected {name} {(B, H)}; received {tuple(s.shape)}")
+        drop = dropout[d]
+        if drop is not None:
+            for name, m, width in (("inputs", drop.inputs, I), ("recurrent", drop.recurrent, H)):
+                if m is not None and (m.dim() != 3 or m.shape[0] not in (1, 4) or tuple(m.shape[1:]) != (B, width)):
+                    raise ValueError(f"direction {d}: dropout {name} mask must be (G in {{1, 4}}, {B}, {width}); "
+                                     f"received {tuple(m.shape)}")
+    if valid is not None and tuple(valid.shape) != (T, B):
+        raise ValueError(f"valid must be (T, B) = {(T, B)}; received {tuple(valid.shape)}")

@@ -1,0 +1,131 @@
+"""The named records of one native layer call: what is fixed (:class:`Plan`), what flows through
+autograd (:class:`LayerArgs`, :class:`Masks`) and what backward needs (:class:`Saved`).
+
+``torch.autograd.Function.apply`` takes and ``needs_input_grad`` / ``saved_tensors`` give flat tuples;
+each record flattens in one fixed field order (directions innermost) and is rebuilt from a flat
+sequence with the same layout, so no caller indexes ``flat[2 + 3 * D + d]`` by hand.
+"""
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any, List, NamedTuple, Optional, Sequence, Tuple
+
+import torch
+
+Tensor = torch.Tensor
+
+__all__ = ["LayerArgs", "Masks", "Plan", "Saved"]
+
+# The kernel's "absent" argument (no bias, no mask, no valid): it reads only numel(), never writes.
+_EMPTY = {torch.float32: torch.empty(0), torch.float64: torch.empty(0, dtype=torch.float64)}
+
+
+def _groups(flat: Sequence[Any], D: int, head: int, n_groups: int) -> Tuple[Any, ...]:
+    """``flat`` = ``head`` single items then ``n_groups`` groups of ``D`` -> (singles..., tuples...)."""
+    if len(flat) != head + n_groups * D:
+        raise ValueError(f"expected {head} + {n_groups} x {D} = {head + n_groups * D} items; received {len(flat)}")
+    singles = tuple(flat[:head])
+    groups = tuple(tuple(flat[head + g * D:head + (g + 1) * D]) for g in range(n_groups))
+    return singles + groups
+
+
+class Plan(NamedTuple):
+    """Everything about one call that is neither a tensor nor differentiable.
+
+    ``H[d]`` hidden size of direction d; its gate columns in the stacked projection are
+    ``offsets[d] .. offsets[d] + 4 H[d]`` of ``S`` in all; ``cfg`` the kernel's ``LayerConfig``
+    (``cfg.save`` is ``record``); ``record``: autograd records this call (grad mode on and some input
+    requires grad), decided outside the Function where grad mode is visible.
+    """
+
+    ext: ModuleType
+    cfg: Any
+    H: Tuple[int, ...]
+    offsets: Tuple[int, ...]
+    S: int
+    dtype: torch.dtype
+    record: bool
+
+    @property
+    def D(self) -> int:
+        return len(self.H)
+
+    def columns(self, d: int) -> slice:
+        """Direction ``d``'s gate columns in the stacked ``(.., S)`` projection."""
+        return slice(self.offsets[d], self.offsets[d] + 4 * self.H[d])
+
+    def empty(self) -> Tensor:
+        """The kernel's "absent" tensor argument (no bias, no mask)."""
+        return _EMPTY[self.dtype]
+
+
+class LayerArgs(NamedTuple):
+    """The differentiable inputs: ``x (T, B, I)``, then per direction ``w_ih (4H, I)``, ``w_hh (4H, H)``,
+    ``b_ih``/``b_hh (4H,)`` or None, ``h0``/``c0 (B, H)``. Also used for the matching booleans of
+    ``ctx.needs_input_grad`` and the gradients returned by backward."""
+
+    x: Any
+    w_ih: Tuple[Any, ...]
+    w_hh: Tuple[Any, ...]
+    b_ih: Tuple[Any, ...]
+    b_hh: Tuple[Any, ...]
+    h0: Tuple[Any, ...]
+    c0: Tuple[Any, ...]
+
+    def flat(self) -> Tuple[Any, ...]:
+        return (self.x, *self.w_ih, *self.w_hh, *self.b_ih, *self.b_hh, *self.h0, *self.c0)
+
+    @classmethod
+    def from_flat(cls, flat: Sequence[Any], D: int) -> "LayerArgs":
+        return cls(*_groups(flat, D, 1, 6))
+
+    @staticmethod
+    def size(D: int) -> int:
+        return 1 + 6 * D
+
+
+class Masks(NamedTuple):
+    """The non-differentiable tensors of the call (detached, contiguous): ``valid (T, B)`` uint8 or None,
+    per direction the dropout masks ``inputs (G, B, I)`` and ``recurrent (G, B, H)`` or None."""
+
+    valid: Optional[Tensor]
+    inputs: Tuple[Optional[Tensor], ...]
+    recurrent: Tuple[Optional[Tensor], ...]
+
+    def flat(self) -> Tuple[Optional[Tensor], ...]:
+        return (self.valid, *self.inputs, *self.recurrent)
+
+    @classmethod
+    def from_flat(cls, flat: Sequence[Any], D: int) -> "Masks":
+        return cls(*_groups(flat, D, 1, 2))
+
+    def valid_arg(self) -> Tensor:
+        """``valid`` as the kernel takes it (an empty tensor for "no mask")."""
+        return _EMPTY[torch.float32] if self.valid is None else self.valid
+
+    def recurrent_args(self, plan: Plan) -> List[Tensor]:
+        return [plan.empty() if m is None else m for m in self.recurrent]
+
+
+class Saved(NamedTuple):
+    """What backward reads, all through ``ctx.save_for_backward`` (so saved-tensor hooks and activation
+    checkpointing see every one): the inputs ``x``, ``w_ih``, ``w_hh``; the kernel's ``gates (T, B, S)``
+    (the projection buffer, overwritten with the activated gates) and per direction ``c_prev``/``h_prev
+    (T, B, H)``; and the call's :class:`Masks`."""
+
+    x: Tensor
+    w_ih: Tuple[Tensor, ...]
+    w_hh: Tuple[Tensor, ...]
+    gates: Tensor
+    c_prev: Tuple[Tensor, ...]
+    h_prev: Tuple[Tensor, ...]
+    masks: Masks
+
+    def flat(self) -> Tuple[Optional[Tensor], ...]:
+        return (self.x, *self.w_ih, *self.w_hh, self.gates, *self.c_prev, *self.h_prev, *self.masks.flat())
+
+    @classmethod
+    def from_flat(cls, flat: Sequence[Any], D: int) -> "Saved":
+        x, w_ih, w_hh = _groups(flat[:1 + 2 * D], D, 1, 2)
+        gates, c_prev, h_prev = _groups(flat[1 + 2 * D:2 + 4 * D], D, 1, 2)
+        return cls(x, w_ih, w_hh, gates, c_prev, h_prev, Masks.from_flat(flat[2 + 4 * D:], D))
