@@ -2,14 +2,18 @@
 
 ``main(argv=None) -> int`` is the console script (``lstm-bridge = "lstm_bridge.cli:main"``); it
 returns the exit code instead of exiting, so tests call ``main([...])`` directly. Exit codes: 0
-success, 1 verification failed, 2 usage error, 3 bad or unsupported input file. Each subcommand
-lives in its own module with ``add_parser(subparsers)`` and ``run(args, out) -> int``.
+success, 1 verification failed, 2 usage error, 3 bad or unsupported input file or an I/O error writing
+OUT, 128 + signal number when interrupted (130 SIGINT, 143 SIGTERM). Each subcommand lives in its own
+module with ``add_parser(subparsers)`` and ``run(args, out) -> int``. While a command runs, SIGTERM
+and SIGHUP raise an exception as SIGINT does (so temporary files are removed on every exit path), and
+a signal is never swallowed: one that library code caught still ends the run with 128 + signum.
 """
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
-from typing import List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
 from .. import __version__
 from . import bench as _bench
@@ -18,7 +22,8 @@ from . import demo as _demo
 from . import explain as _explain
 from . import inspect as _inspect
 from . import verify as _verify
-from ._common import EXIT_CODES_HELP, EXIT_INPUT, EXIT_OK, EXIT_USAGE, EXIT_VERIFY, CliError, Output
+from . import _signals
+from ._common import EXIT_CODES_HELP, EXIT_INPUT, EXIT_OK, EXIT_USAGE, EXIT_VERIFY, CliError, Output, os_reason
 
 __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_VERIFY", "EXIT_USAGE", "EXIT_INPUT"]
 
@@ -45,7 +50,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args_list: List[str] = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["bench"] and args_list[1:2] not in (["-h"], ["--help"]):
         # everything after "bench" belongs to the benchmark suite's own parser
-        return _run_safely("bench", lambda: _bench.delegate(args_list[1:]))
+        return _run_interruptible("bench", lambda: _bench.delegate(args_list[1:]))
     try:
         args = parser.parse_args(args_list)
     except SystemExit as exc:  # argparse: --help/--version exit 0, errors exit 2
@@ -54,15 +59,38 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     out = Output()
-    return _run_safely(args.command, lambda: args.run(args, out))
+    return _run_interruptible(args.command, lambda: args.run(args, out))
 
 
-def _run_safely(command: str, fn) -> int:
+def _run_interruptible(command: str, fn: Callable[[], int]) -> int:
+    """``_run_safely`` with SIGINT/SIGTERM/SIGHUP raising exceptions; a signal recorded during the run
+    (even one whose exception library code swallowed) makes the exit code ``128 + signum``."""
+    code = EXIT_OK
+    with _signals.signals_as_exceptions():
+        try:
+            code = _run_safely(command, fn)
+        except (KeyboardInterrupt, _signals.Terminated):  # arrived after the command returned
+            pass
+    signum = _signals.received()
+    if signum is not None and code != _signals.exit_code(signum):
+        print(f"lstm-bridge {command}: interrupted by {_signals.signal_name(signum)}", file=sys.stderr)
+        code = _signals.exit_code(signum)
+    return code
+
+
+def _run_safely(command: str, fn: Callable[[], int]) -> int:
     try:
         return int(fn())
     except CliError as exc:
         print(f"lstm-bridge {command}: error: {exc.message}", file=sys.stderr)
         return exc.code
-    except KeyboardInterrupt:  # pragma: no cover - interactive
-        print("lstm-bridge: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt:
+        print(f"lstm-bridge {command}: interrupted by SIGINT", file=sys.stderr)
+        return _signals.exit_code(signal.SIGINT)
+    except _signals.Terminated as exc:
+        print(f"lstm-bridge {command}: {exc}", file=sys.stderr)
+        return _signals.exit_code(exc.signum)
+    except OSError as exc:  # an I/O failure no command turned into a message: one line, never a traceback
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        print(f"lstm-bridge {command}: error: {where}{os_reason(exc) or exc}", file=sys.stderr)
+        return EXIT_INPUT

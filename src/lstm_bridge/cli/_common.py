@@ -1,7 +1,9 @@
 """Shared pieces of the ``lstm-bridge`` subcommands: exit codes, errors, output, loading."""
 from __future__ import annotations
 
+import errno
 import os
+import re
 import sys
 from typing import Any, List, Optional, Sequence
 
@@ -11,15 +13,23 @@ EXIT_OK = 0
 EXIT_VERIFY = 1
 #: usage error: bad arguments, an output that exists without --force, an output that is an input
 EXIT_USAGE = 2
-#: bad or unsupported input file (unreadable, corrupt, encrypted, unknown format, inexpressible semantics)
+#: bad or unsupported input file (unreadable, corrupt, encrypted, unknown format, inexpressible semantics),
+#: or an I/O error reading IN or writing OUT (read-only directory, disk full, ...)
 EXIT_INPUT = 3
+#: an I/O error reading or writing a file: the same code as a bad input
+EXIT_IO = EXIT_INPUT
+#: interrupted: ``128 + signal number`` (SIGINT 130, SIGTERM 143, SIGHUP 129)
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
 
 EXIT_CODES_HELP = """exit codes:
   0  success
   1  verification failed (a difference above the tolerance)
   2  usage error (bad arguments, existing output without --force, output = input)
   3  bad or unsupported input file (unreadable, corrupt, encrypted, unknown format,
-     or semantics the target cannot express)"""
+     or semantics the target cannot express), or an I/O error writing OUT
+     (read-only directory, disk full, ...)
+  130/143  interrupted by SIGINT (Ctrl-C) / SIGTERM (128 + signal number); OUT untouched"""
 
 
 class CliError(Exception):
@@ -81,6 +91,37 @@ def load_model(path: str) -> Any:
                        else f"{path}: unsupported: {exc}") from exc
     except (ValueError, OSError, KeyError, EOFError) as exc:  # FormatError is a ValueError
         raise CliError(EXIT_INPUT, f"{exc}" if os.fspath(path) in str(exc) else f"{path}: {exc}") from exc
+
+
+#: ``os.strerror`` texts searched for in the messages of writers that wrap an OS error in their own
+#: exception type (torch's RuntimeError "file write failed", safetensors' IoError, HDF5's "errno = 28")
+_OS_ERRNOS = tuple(getattr(errno, n) for n in ("ENOSPC", "EDQUOT", "EFBIG", "EROFS", "EACCES", "EPERM", "EIO",
+                                                "ENOENT", "ENOTDIR", "EISDIR", "EMFILE", "ENAMETOOLONG")
+                   if hasattr(errno, n))
+_ERRNO_IN_TEXT = re.compile(r"(?:errno\s*=\s*|\[Errno\s+|Os\s*\{\s*code:\s*)(\d+)")
+
+
+def os_reason(exc: BaseException) -> Optional[str]:
+    """The operating-system reason behind ``exc`` (``"No space left on device"``), or None when it is not
+    an I/O failure: an ``OSError`` in ``exc`` or its causes, an errno number in its text, or a known
+    ``strerror`` text inside the message of a writer's own exception type."""
+    seen = set()
+    e: Optional[BaseException] = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and (e.errno or e.strerror):
+            return e.strerror or os.strerror(e.errno)
+        e = e.__cause__ or e.__context__
+    text = str(exc)
+    m = _ERRNO_IN_TEXT.search(text)
+    if m and int(m.group(1)) in _OS_ERRNOS:
+        return os.strerror(int(m.group(1)))
+    for code in _OS_ERRNOS:
+        if os.strerror(code).lower() in text.lower():
+            return os.strerror(code)
+    if "file write failed" in text or "StorageFull" in text:
+        return "write failed (the disk may be full)"
+    return None
 
 
 def chain_of(mf: Any, layer: Optional[str], path: str, strict: bool = False) -> Any:

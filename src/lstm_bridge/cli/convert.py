@@ -1,9 +1,14 @@
 """``lstm-bridge convert IN OUT``: convert a model file's LSTM weights to another format, verified.
 
-Steps: check the output path (never an input, never an existing file without ``--force``), load the
-input, check that the target can express its semantics, write to a temporary file beside OUT, reload
-it and compare the LSTM outputs and states with the input's on random inputs, and only then rename it
-onto OUT. Any failure removes the temporary file: no partial output is ever left behind.
+Steps: check the output path (never an input, never an existing file or symlink without ``--force``),
+load the input, check that the target can express its semantics, write to a temporary file beside OUT
+(created with mode ``0666``, the kernel applies the umask), reload it and compare the LSTM outputs and
+states with the input's on random inputs, and only then move it onto OUT in one step: without
+``--force`` OUT is claimed atomically (a hard link that fails if anything appeared there meanwhile), with
+``--force`` it is replaced (``os.replace``). Every exit path (an error, Ctrl-C, SIGTERM) removes the
+temporary file: no partial output is ever left behind, and an interrupted run never touches OUT.
+Errors name OUT, never the temporary file; write failures (read-only directory, disk full) are one line
+with the OS reason and exit 3.
 """
 from __future__ import annotations
 
@@ -11,11 +16,13 @@ import argparse
 import contextlib
 import dataclasses
 import os
-import secrets
+import re
 from typing import Any, Iterator, List, Optional
 
-from ._common import (EXIT_INPUT, EXIT_OK, EXIT_USAGE, EXIT_VERIFY, CliError, Output, chain_of, fmt_float,
-                      load_model)
+from ..formats import atomic
+from . import _signals
+from ._common import (EXIT_INPUT, EXIT_IO, EXIT_OK, EXIT_USAGE, EXIT_VERIFY, CliError, Output, chain_of,
+                      fmt_float, load_model, os_reason)
 
 HELP = "convert a model file (Keras .h5/.keras/.weights.h5, MindSpore .ckpt, .pt, .safetensors, .onnx), verified"
 DESCRIPTION = """Convert the LSTM weights of IN into OUT, in the format given by --to or by OUT's suffix:
@@ -24,12 +31,19 @@ DESCRIPTION = """Convert the LSTM weights of IN into OUT, in the format given by
   torch (.pt/.pth)  safetensors (.safetensors)  onnx (.onnx, export only)
 
 The output is written atomically (a temporary file beside OUT, then a rename), never over an input
-file, and never over an existing OUT unless --force is given. Before it reports success the written
+file, and never over an existing OUT (a dangling symlink counts) unless --force is given; of two runs
+racing for one new OUT exactly one wins. An interrupted run (Ctrl-C, SIGTERM) removes its temporary
+file, leaves OUT untouched and exits 130 / 143. Before it reports success the written
 file is reloaded and its LSTM outputs and states are compared with IN's on random inputs (ONNX: run
 with onnxruntime); above --tol the output is removed and the exit code is 1. Layers beside the LSTMs
 (Embedding, Dense, ...) are carried where the target format can hold them; the others are listed.
 Semantics a MindSpore/PyTorch file cannot express (hard_sigmoid, go_backwards alone, a non-concat
-merge_mode, ...) are refused with the reason (exit 3)."""
+merge_mode, ...) are refused with the reason (exit 3); so is a file that cannot be written (read-only
+directory, disk full), in one line with the reason.
+
+A MindSpore .ckpt (or a .pt/.safetensors state dict) does not record whether its LSTM takes batch-major
+input: for --to onnx say it with --batch-first (input (B, T, I)) or --time-major ((T, B, I)); without
+either the source's own layout is kept (MindSpore/PyTorch default: time-major)."""
 
 #: targets that hold plain PyTorch/MindSpore LSTM weights: standard semantics only
 _STANDARD_TARGETS = ("mindspore-ckpt", "torch", "safetensors")
@@ -49,6 +63,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--tol", type=float, default=1e-5, help="verification tolerance (default 1e-5)")
     p.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
                    help=f"progress bar: auto shows it for inputs >= {PROGRESS_BYTES >> 20} MiB")
+    layout = p.add_mutually_exclusive_group()
+    layout.add_argument("--batch-first", dest="batch_first", action="store_const", const=True, default=None,
+                        help="ONNX only: the graph input is (B, T, I) (for files that do not record it, e.g. .ckpt)")
+    layout.add_argument("--time-major", dest="batch_first", action="store_const", const=False,
+                        help="ONNX only: the graph input is (T, B, I)")
     p.set_defaults(run=run)
 
 
@@ -68,7 +87,7 @@ def _check_paths(src: str, dst: str, force: bool) -> None:
     if not os.path.exists(src):
         raise CliError(EXIT_INPUT, f"{src}: no such file")
     same = os.path.realpath(src) == os.path.realpath(dst)
-    if os.path.exists(dst):
+    if os.path.lexists(dst):  # a dangling symlink is something at OUT too
         with contextlib.suppress(OSError):
             same = same or os.path.samefile(src, dst)
         if same:
@@ -85,14 +104,28 @@ def _check_paths(src: str, dst: str, force: bool) -> None:
         raise CliError(EXIT_USAGE, f"{dst}: directory {parent!r} does not exist")
 
 
-def _temp_path(dst: str, fmt: str) -> str:
-    """A fresh hidden path beside ``dst`` that keeps ``dst``'s format suffix (``.weights.h5`` too)."""
+def _temp_suffix(dst: str, fmt: str) -> str:
+    """``dst``'s format suffix (``.weights.h5`` too), kept by the temporary file so writers see the format."""
     from .. import formats
     low = dst.lower()
     suffixes = formats._SUFFIXES.get(fmt, ())  # the registry's declared suffixes
-    suffix = max((s for s in suffixes if low.endswith(s)), key=len, default=suffixes[0] if suffixes else "")
-    directory, base = os.path.split(os.path.abspath(dst))
-    return os.path.join(directory, f".{base}.lstm-bridge-{os.getpid()}-{secrets.token_hex(4)}{suffix}")
+    return max((s for s in suffixes if low.endswith(s)), key=len, default=suffixes[0] if suffixes else "")
+
+
+def _temp_tag() -> str:
+    """The temporary file's tag: ``.OUT.lstm-bridge-<pid>-<random><suffix>``."""
+    return f"lstm-bridge-{os.getpid()}-"
+
+
+def _scrub(message: str, tmp: Optional[str], dst: str) -> str:
+    """``message`` with every mention of the temporary file (and the writers' own temporary files made
+    beside it, ``.<tmp name>.<random>.tmp``) replaced by OUT: errors name the file the user asked for."""
+    if not tmp:
+        return message
+    base = os.path.basename(tmp)
+    pattern = re.compile("(?:" + re.escape(os.path.dirname(tmp) + os.sep) + r")?\.?" + re.escape(base)
+                         + r"(?:\.[0-9a-f]+\.tmp)?")
+    return pattern.sub(lambda m: dst, message)
 
 
 class _Steps:
@@ -130,31 +163,47 @@ def _select_layer(mf: Any, layer: Optional[str], src: str) -> Any:
     return dataclasses.replace(mf, layers=picked, model_config=None)
 
 
-def _save(mf: Any, path: str, fmt: str, layer: Optional[str], dst: str) -> Any:
-    from .. import formats
-    from ..io import save
+def _save(mf: Any, path: str, fmt: str, layer: Optional[str], dst: str, batch_first: Optional[bool] = None) -> Any:
+    """``lstm_bridge.save`` into the temporary file ``path``; failures become CliError naming ``dst``:
+    an OS failure (read-only directory, disk full; also when a writer wraps it in its own exception type)
+    is ``cannot write OUT: <reason>`` (exit 3), a model the target cannot hold is ``cannot write FMT: ...``
+    (exit 3)."""
+    from .. import io as lb_io
+    options: dict = {}
+    if fmt == "onnx":
+        options["layer"] = layer
+        if batch_first is not None:
+            options["batch_first"] = batch_first
     try:
-        if fmt == "onnx":
-            return formats.get_format("onnx").save(mf, path, layer=layer)
-        return save(mf, path, format=fmt)
-    except (NotImplementedError, ValueError) as exc:  # FormatError / UnsupportedLayoutError: cannot go there
-        raise CliError(EXIT_INPUT, f"cannot write {fmt}: {exc}".replace(path, dst)) from exc
+        return lb_io.save(mf, path, format=fmt, **options)
+    except Exception as exc:  # noqa: BLE001 - sorted below; anything else is re-raised
+        reason = os_reason(exc)
+        if reason is not None:
+            raise CliError(EXIT_IO, f"cannot write {dst}: {reason}") from exc
+        if isinstance(exc, (NotImplementedError, ValueError)):  # FormatError / UnsupportedLayoutError
+            raise CliError(EXIT_INPUT, _scrub(f"cannot write {fmt}: {exc}", path, dst)) from exc
+        raise
 
 
 def _verify(mf: Any, tmp: str, fmt: str, layer: Optional[str], src: str, dst: str,
-            notes: List[str]) -> List[Any]:
+            notes: List[str], batch_first: Optional[bool] = None) -> List[Any]:
     """Per-layer differences between ``mf`` and the written file ``tmp`` (``notes`` gets what the user must
-    know, e.g. semantics a weights-only file does not record)."""
-    from ..convert import LayerDiff, compare_chains, pair_layers
+    know, e.g. semantics a weights-only file does not record). ``batch_first``: the layout the ONNX
+    graph was written with (None: the source's)."""
+    from .. import convert as conv
+    LayerDiff, compare_chains, pair_layers = conv.LayerDiff, conv.compare_chains, conv.pair_layers
     if fmt == "onnx":
         from ..formats import onnx as onnx_format
-        diff = onnx_format.verify(tmp, mf, layer=layer)
+        chain = conv.chain_from_model_file(mf, layer)
+        if batch_first is not None:
+            chain.batch_first = bool(batch_first)  # feed the graph in the layout it was written with
+        diff = onnx_format.verify(tmp, chain)
         return [LayerDiff("onnx graph (all outputs)", diff, diff, diff)]
     from ..io import load
     try:
         written = load(tmp)
     except (ValueError, OSError, NotImplementedError) as exc:
-        raise CliError(EXIT_VERIFY, f"the written file could not be read back: {exc}".replace(tmp, dst)) from exc
+        raise CliError(EXIT_VERIFY, _scrub(f"the written file could not be read back: {exc}", tmp, dst)) from exc
     chain_src = chain_of(mf, layer, src)
     chain_out = chain_of(written, layer if fmt.startswith("keras") else None, dst)
     try:
@@ -181,12 +230,29 @@ def _verify(mf: Any, tmp: str, fmt: str, layer: Optional[str], src: str, dst: st
     return diffs
 
 
-def _umask_mode(path: str) -> None:
-    """Give the written file the usual ``0666 & ~umask`` mode (temporary files are created 0600)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    with contextlib.suppress(OSError):
-        os.chmod(path, 0o666 & ~mask)
+def _create_temp(dst: str, fmt: str) -> str:
+    """Create the new empty temporary file beside OUT and return its name (CliError(EXIT_IO) naming OUT
+    when the directory refuses it: read-only, permissions, ...)."""
+    try:
+        return atomic.create_temp(dst, _temp_suffix(dst, fmt), tag=_temp_tag())
+    except OSError as exc:
+        directory = os.path.dirname(os.path.abspath(dst))
+        raise CliError(EXIT_IO, f"cannot write {dst}: cannot create a file in {directory}: "
+                                f"{os_reason(exc) or exc}") from None
+
+
+def _commit(tmp: str, dst: str, force: bool) -> None:
+    """Move the verified ``tmp`` onto OUT with signals held back: a signal received at any point of the
+    run (even one whose exception library code swallowed) stops it here, before OUT is touched."""
+    with atomic.signals_deferred():
+        _signals.raise_if_interrupted()
+        try:
+            atomic.commit(tmp, dst, replace=force)
+        except FileExistsError:
+            raise CliError(EXIT_USAGE, f"{dst}: already exists (created while this conversion ran); "
+                                       "pass --force to replace it") from None
+        except OSError as exc:
+            raise CliError(EXIT_IO, f"cannot write {dst}: {os_reason(exc) or exc}") from None
 
 
 def run(args: argparse.Namespace, out: Output) -> int:
@@ -194,10 +260,13 @@ def run(args: argparse.Namespace, out: Output) -> int:
     if not args.tol >= 0:
         raise CliError(EXIT_USAGE, f"--tol must be >= 0; received {args.tol}")
     fmt = _output_format(dst, args.to)
+    batch_first = getattr(args, "batch_first", None)
+    if batch_first is not None and fmt != "onnx":
+        raise CliError(EXIT_USAGE, f"--batch-first / --time-major apply to ONNX output only; OUT is {fmt}")
     _check_paths(src, dst, args.force)
     big = os.path.getsize(src) >= PROGRESS_BYTES
     steps = _Steps(args.progress == "always" or (args.progress == "auto" and big), 4, out)
-    tmp = _temp_path(dst, fmt)
+    tmp: Optional[str] = None
     try:
         with steps.running():
             steps.step(f"reading {os.path.basename(src)}")
@@ -210,10 +279,12 @@ def run(args: argparse.Namespace, out: Output) -> int:
                 if problems:
                     raise CliError(EXIT_INPUT, f"{src} cannot be expressed as {fmt}:\n  - " + "\n  - ".join(problems))
             steps.step(f"writing {fmt}")
-            report = _save(mf, tmp, fmt, None if fmt != "onnx" else args.layer, dst)
+            with atomic.signals_deferred():
+                tmp = _create_temp(dst, fmt)
+            report = _save(mf, tmp, fmt, None if fmt != "onnx" else args.layer, dst, batch_first)
             steps.step("verifying")
             notes: List[str] = []
-            diffs = _verify(mf, tmp, fmt, None if fmt == "onnx" else args.layer, src, dst, notes)
+            diffs = _verify(mf, tmp, fmt, None if fmt == "onnx" else args.layer, src, dst, notes, batch_first)
             worst = max(d.worst for d in diffs)
             if not worst <= args.tol:
                 rows = [(d.name, fmt_float(d.output), fmt_float(d.h), fmt_float(d.c)) for d in diffs]
@@ -221,11 +292,19 @@ def run(args: argparse.Namespace, out: Output) -> int:
                 raise CliError(EXIT_VERIFY, f"verification failed: max |difference| {fmt_float(worst)} > tol "
                                             f"{args.tol:g}; {dst} was not written")
             steps.step("done")
-            _umask_mode(tmp)
-            os.replace(tmp, dst)
+        _report(out, diffs, report, fmt, src, dst, notes, worst, args.tol)
+        _commit(tmp, dst, args.force)  # the last step: nothing is printed after OUT is in place
+    except CliError as exc:
+        exc.message = _scrub(exc.message, tmp, dst)
+        raise
     finally:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
+        with atomic.signals_deferred():
+            atomic.remove_quietly(tmp)  # after an exclusive claim (hard link) or a failure
+    return EXIT_OK
+
+
+def _report(out: Output, diffs: List[Any], report: Any, fmt: str, src: str, dst: str, notes: List[str],
+            worst: float, tol: float) -> None:
     rows = [(d.name, fmt_float(d.output), fmt_float(d.h), fmt_float(d.c)) for d in diffs]
     out.table("verification (max |difference| on random inputs)", ("layer", "output", "h", "c"), rows)
     written = list(getattr(report, "written", []) or [])
@@ -236,5 +315,4 @@ def run(args: argparse.Namespace, out: Output) -> int:
         out.line(f"not carried: {name!r}: {why}")
     for note in notes:
         out.line(f"note: {note}")
-    out.line(f"OK: max |difference| {fmt_float(worst)} <= tol {args.tol:g}")
-    return EXIT_OK
+    out.line(f"OK: max |difference| {fmt_float(worst)} <= tol {tol:g}")
