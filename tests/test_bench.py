@@ -1,4 +1,4 @@
-"""Smoke tests of the benchmark suite (the ``lstm_bridge.bench`` subpackage): structure and finiteness, never timings."""
+"""Smoke tests of the benchmark suite (the ``lstm_bridge.bench`` subpackage): structure and finiteness, not timings."""
 from __future__ import annotations
 
 import json

@@ -13,9 +13,10 @@ import pytest
 import torch
 
 from lstm_bridge import activations
-import oracle as reference
 from lstm_bridge.keras import LSTM, Bidirectional
 from lstm_bridge.mindspore import LSTM as MindSporeLSTM, LSTMCell as MindSporeCell
+
+import oracle as reference
 from helpers import MAX_ERRORS, keras_weights, max_abs
 
 B, T, F, U = 4, 6, 3, 5

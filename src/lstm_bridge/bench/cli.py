@@ -20,7 +20,7 @@ def _pick(text: Optional[str], known: Dict[str, Any] | Sequence[str], aliases: D
           default: Iterable[str]) -> List[str]:
     if text is None:
         return list(default)
-    out = []
+    out: List[str] = []
     for part in text.split(","):
         name = part.strip().lower()
         if not name:

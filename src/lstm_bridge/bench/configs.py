@@ -71,9 +71,10 @@ MASK_HOLES = 0.2
 
 def keras_options(variant: str) -> Dict[str, Any]:
     """Keras LSTM keyword arguments of a Keras-front-end variant."""
-    return {"hard_sigmoid": {"recurrent_activation": "hard_sigmoid"},
-            "recurrent_dropout": {"recurrent_dropout": RECURRENT_DROPOUT},
-            "go_backwards": {"go_backwards": True}}.get(variant, {})
+    options: Dict[str, Dict[str, Any]] = {"hard_sigmoid": {"recurrent_activation": "hard_sigmoid"},
+                                          "recurrent_dropout": {"recurrent_dropout": RECURRENT_DROPOUT},
+                                          "go_backwards": {"go_backwards": True}}
+    return options.get(variant, {})
 
 
 @dataclasses.dataclass

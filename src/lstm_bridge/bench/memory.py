@@ -132,7 +132,7 @@ class MemoryProbe:
 
     def close(self) -> None:
         if self._proc is not None:
-            if self._proc.poll() is None:
+            if self._proc.poll() is None and self._proc.stdin is not None:
                 self._proc.stdin.close()
                 try:
                     self._proc.wait(timeout=10)

@@ -43,8 +43,7 @@ def _torch_module_workload(name: str, module: torch.nn.Module, call: Callable[[t
 
 
 def _ours(cfg: Config, variant: str, data: Inputs) -> Workload:
-    from .. import keras as K
-    from .. import mindspore as M
+    from .. import keras as K, mindspore as M
     from ..engine import backend
 
     bidirectional = cfg.directions(variant) == 2
@@ -177,7 +176,8 @@ def _mindspore(cfg: Config, variant: str, data: Inputs) -> Optional[Workload]:
 
 
 def build_workload(impl: str, cfg: Config, variant: str, data: Inputs, threads: int = 2) -> Optional[Workload]:
-    """``impl`` = ``"ours"`` | ``"torch"`` | ``"tensorflow"`` | ``"mindspore"``; None if it cannot express ``variant``."""
+    """``impl`` = ``"ours"`` | ``"torch"`` | ``"tensorflow"`` | ``"mindspore"``; None if it cannot express
+    ``variant``."""
     if impl == "ours":
         return _ours(cfg, variant, data)
     if impl == "torch":

@@ -30,7 +30,8 @@ def run(configs: Sequence[Config], variants: Sequence[str], *, plan: TimingPlan,
     probe_problem = MemoryProbe.supported() if memory else "disabled (--no-memory)"
     probe = MemoryProbe() if probe_problem is None else None
     n_memory = 2 * len(configs) * len(variants) if probe else 0
-    bar = ProgressReporter(len(configs) * len(variants) + len(configs) + n_memory + (1 if global_ceiling else 0), progress)
+    steps = len(configs) * len(variants) + len(configs) + n_memory + (1 if global_ceiling else 0)
+    bar = ProgressReporter(steps, progress)
     results: Dict[str, Any] = {"meta": dict(meta or {}), "plan": dataclasses.asdict(plan), "ceilings": {},
                                "rows": [], "frameworks": list(frameworks), "framework_errors": {}}
     results["meta"]["memory_method"] = probe_problem or (
@@ -50,8 +51,10 @@ def run(configs: Sequence[Config], variants: Sequence[str], *, plan: TimingPlan,
             data = make_inputs(cfg)
             for variant in variants:
                 bar.start(f"{cfg.name} / {variant}")
-                participants: Dict[str, Workload] = {"ours": build_workload("ours", cfg, variant, data, threads),
-                                                     "torch": build_workload("torch", cfg, variant, data, threads)}
+                ours = build_workload("ours", cfg, variant, data, threads)
+                ref = build_workload("torch", cfg, variant, data, threads)
+                assert ours is not None and ref is not None  # both express every variant
+                participants: Dict[str, Workload] = {"ours": ours, "torch": ref}
                 for fw in frameworks:
                     key = f"{fw}:{cfg.name}:{variant}"
                     try:
@@ -90,7 +93,7 @@ def run(configs: Sequence[Config], variants: Sequence[str], *, plan: TimingPlan,
                                                  zip(row["forward"]["passes"]["ours"], per_pass_ceiling)),
                     "train": row["gflops"]["train"]["ours"] / row["ceiling_gflops"]}
                 row["path"] = {m: row[m]["paths"]["ours"] for m in ("forward", "train")}
-                del participants
+                del participants, ours, ref
                 bar.finish(f"{cfg.name} / {variant}: forward {row['forward']['ratio']['ours']['median']:.2f}x, "
                            f"train {row['train']['ratio']['ours']['median']:.2f}x torch.nn.LSTM "
                            f"(path {row['path']['forward']}/{row['path']['train']})")

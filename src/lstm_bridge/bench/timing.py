@@ -25,13 +25,13 @@ class TimingPlan:
     warmup: int = 1
 
 
-def _call_time(fn: Callable[[], None]) -> float:
+def _call_time(fn: Callable[[], object]) -> float:
     t0 = time.perf_counter()
     fn()
     return time.perf_counter() - t0
 
 
-def _calibrate(fn: Callable[[], None], plan: TimingPlan) -> float:
+def _calibrate(fn: Callable[[], object], plan: TimingPlan) -> float:
     """Warm ``fn`` up (first-call initialisation, kernel loading) and return the time of one more call."""
     for _ in range(plan.warmup):
         fn()
@@ -42,7 +42,7 @@ def _reps(seconds: float, plan: TimingPlan) -> int:
     return max(plan.min_reps, min(plan.max_reps, int(math.ceil(plan.target_s / max(seconds, 1e-7)))))
 
 
-def _one_pass(fn: Callable[[], None], reps: int) -> float:
+def _one_pass(fn: Callable[[], object], reps: int) -> float:
     return statistics.median(_call_time(fn) for _ in range(reps))
 
 
@@ -85,7 +85,7 @@ def measure(participants: Dict[str, Workload], mode: str, plan: TimingPlan) -> D
             "median_s": {n: statistics.median(passes[n]) for n in names}}
 
 
-def sgemm_ceiling(m: int, k: int, n: int, plan: TimingPlan) -> Dict[str, float]:
+def sgemm_ceiling(m: int, k: int, n: int, plan: TimingPlan) -> Dict[str, Any]:
     """GFLOP/s of ``torch.mm((m, k), (k, n))`` float32: best of 3 batch medians (~``target_s`` each)."""
     gen = torch.Generator().manual_seed(1)
     a = torch.randn(m, k, generator=gen)
