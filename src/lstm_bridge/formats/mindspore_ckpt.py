@@ -9,11 +9,14 @@ followed by the trailer ``b"crc_num"`` + 10-byte big-endian ``zlib.crc32`` of al
 * ``tensor_content`` is raw little-endian C-order data; ``dims`` are unpacked varints; scalars have no
   dims (2.x) or ``dims=[0]`` (1.x); strings are type ``str`` with UTF-32-LE content.
 * Encrypted files (little-endian magic 0x7F3A5ED8/9/A) are refused with a clear error.
+* The reader streams: one record at a time, never more than a record's declared length (which must fit
+  in the file), the CRC accumulated on the way; a tag that is not UTF-8 is a FormatError.
 
 The writer reproduces MindSpore 2.10's bytes exactly (``lstm_small.ckpt`` re-written is identical).
 """
 from __future__ import annotations
 
+import io
 import os
 import re
 import zlib
@@ -24,8 +27,10 @@ import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 
-from .common import PathLike, SaveReport, atomic_output, check_output_path, head_bytes, read_bytes
+from .common import (PathLike, SaveReport, atomic_output, check_output_path, check_regular_file, head_bytes,
+                     open_regular)
 from .model import FormatError, ModelFile, flatten_state_dict, group_state_dict, validate
+from ..targets import check_model, mask_notes
 
 NAME = "mindspore-ckpt"
 SUFFIXES = (".ckpt",)
@@ -206,26 +211,46 @@ def _varint(data: bytes, pos: int, end: int) -> Tuple[int, int]:
             raise ValueError("varint longer than 10 bytes")
 
 
-def _records(path: str, data: bytes, end: int):
-    """Yield (offset, Value message) for each top-level ``Checkpoint.value`` record."""
+def _records(path: str, fh: Any, end: int, crc: Optional[List[int]] = None):
+    """Yield (offset, Value message) for each top-level ``Checkpoint.value`` record, reading the open
+    file ``fh`` (or bytes) one record at a time (never more than the record's declared length, which
+    must fit before ``end``); ``crc[0]`` accumulates the zlib.crc32 of the bytes consumed. A tag or
+    tensor type that is not UTF-8 text is a FormatError."""
+    if isinstance(fh, (bytes, bytearray, memoryview)):
+        fh = io.BytesIO(fh)
+    crc = crc if crc is not None else [0]
     pos = 0
+    fh.seek(0)
     while pos < end:
         start = pos
-        if data[pos] != 0x0A:
-            raise FormatError(path, f"corrupt checkpoint: byte {pos} is 0x{data[pos]:02x}, expected 0x0a "
+        head = fh.read(min(11, end - pos))  # 0x0a + a varint of at most 10 bytes
+        if head[:1] != b"\x0a":
+            raise FormatError(path, f"corrupt checkpoint: byte {pos} is 0x{head[:1].hex() or '??'}, expected 0x0a "
                                     "(the start of an entry)")
         try:
-            length, pos = _varint(data, pos + 1, end)
+            length, q = _varint(head, 1, len(head))
         except ValueError as exc:
             raise FormatError(path, f"corrupt checkpoint: entry at byte {start}: {exc}") from None
-        if pos + length > end:
+        if pos + q + length > end:
             raise FormatError(path, f"truncated checkpoint: entry at byte {start} declares {length} bytes but "
-                                    f"only {end - pos} remain")
+                                    f"only {end - pos - q} remain")
+        fh.seek(pos + q)
+        body = fh.read(length)
+        if len(body) != length:
+            raise FormatError(path, f"truncated checkpoint: the file ends inside the entry at byte {start}")
+        crc[0] = zlib.crc32(body, zlib.crc32(head[:q], crc[0]))
         try:
-            value = CheckpointValue.FromString(data[pos:pos + length])
-        except (DecodeError, RuntimeError, ValueError) as exc:
-            raise FormatError(path, f"corrupt checkpoint entry at byte {start}: {exc}") from None
-        pos += length
+            value = CheckpointValue.FromString(body)
+            tag = value.tag
+            ttype = value.tensor.tensor_type
+        except (DecodeError, RuntimeError, ValueError, TypeError) as exc:
+            raise FormatError(path, f"corrupt checkpoint entry at byte {start}: {type(exc).__name__}: {exc}") \
+                from None
+        del body
+        if not isinstance(tag, str) or not isinstance(ttype, str):  # proto2 strings need not be valid UTF-8
+            raise FormatError(path, f"corrupt checkpoint entry at byte {start}: its tag or tensor_type is not "
+                                    f"valid UTF-8 ({tag!r:.80}, {ttype!r:.40})")
+        pos += q + length
         yield start, value
 
 
@@ -265,47 +290,64 @@ def read_tensors(path: PathLike, verify_crc: bool = True) -> Tuple["OrderedDict[
         FormatError: encrypted, truncated or corrupt files, or a CRC mismatch.
     """
     p = os.fspath(path)
-    data = read_bytes(p)
-    enc = _encryption(data[:4])
+    size = check_regular_file(p)
+    try:
+        with open_regular(p) as fh:
+            return _read_tensors(p, fh, size, verify_crc)
+    except MemoryError:
+        raise FormatError(p, "not enough memory to hold its tensors") from None
+
+
+def _read_tensors(p: str, fh: Any, size: int, verify_crc: bool) -> Tuple["OrderedDict[str, Any]", Dict[str, Any]]:
+    enc = _encryption(fh.read(4))
     if enc:
         raise FormatError(p, f"encrypted checkpoint ({enc}): decrypt it with MindSpore first "
                              "(mindspore.load_checkpoint(..., dec_key=..., dec_mode=...) then save_checkpoint)")
-    end = len(data)
-    crc_present = end >= 17 and data[end - 17:end - 10] == CRC_MAGIC
-    if crc_present:
-        stored = int.from_bytes(data[end - 10:], "big")
-        actual = zlib.crc32(data[:end - 17]) & 0xFFFFFFFF
-        if stored != actual:
-            raise FormatError(p, f"CRC mismatch: the trailer says 0x{stored:08x}, the data gives 0x{actual:08x} "
-                                 "(the file is corrupt or was modified)")
-        end -= 17
+    end = size
+    stored = None
+    if size >= 17:
+        fh.seek(size - 17)
+        tail = fh.read(17)
+        if tail[:7] == CRC_MAGIC:
+            stored = int.from_bytes(tail[7:], "big")
+            end -= 17
     if end == 0:
         raise FormatError(p, "empty checkpoint: no entries")
     pieces: "OrderedDict[str, Tuple[List[int], str, List[bytes]]]" = OrderedDict()
     sliced = set()
     last_tag = None
-    for start, value in _records(p, data, end):
+    crc = [0]
+    for start, value in _records(p, fh, end, crc):
+        tag = value.tag
         which = value.WhichOneof("value")
         if which != "tensor":
-            raise FormatError(p, f"entry {value.tag!r} at byte {start} holds a "
+            raise FormatError(p, f"entry {tag!r} at byte {start} holds a "
                                  f"{which or 'nothing'} instead of a tensor (MapParameter entries are unsupported)")
         t = value.tensor
         dims = list(t.dims)
-        if value.tag == last_tag:
-            prev_dims, prev_type, parts = pieces[value.tag]
+        if tag == last_tag:
+            prev_dims, prev_type, parts = pieces[tag]
             if prev_dims != dims or prev_type != t.tensor_type:
-                raise FormatError(p, f"entry {value.tag!r} at byte {start}: a slice with dims {dims} / "
+                raise FormatError(p, f"entry {tag!r} at byte {start}: a slice with dims {dims} / "
                                      f"{t.tensor_type} follows one with {prev_dims} / {prev_type}")
             parts.append(t.tensor_content)
-            sliced.add(value.tag)
+            sliced.add(tag)
         else:
             # a later, non-consecutive duplicate overwrites the earlier one (as MindSpore does)
-            pieces[value.tag] = (dims, t.tensor_type, [t.tensor_content])
-        last_tag = value.tag
+            pieces[tag] = (dims, t.tensor_type, [t.tensor_content])
+        last_tag = tag
+        del value, t
+    if stored is not None and verify_crc:
+        actual = crc[0] & 0xFFFFFFFF
+        if stored != actual:
+            raise FormatError(p, f"CRC mismatch: the trailer says 0x{stored:08x}, the data gives 0x{actual:08x} "
+                                 "(the file is corrupt or was modified)")
+    crc_present = stored is not None
     tensors: "OrderedDict[str, Any]" = OrderedDict()
     types: Dict[str, str] = {}
-    for tag, (dims, ttype, parts) in pieces.items():
-        tensors[tag] = _decode(p, tag, dims, ttype, b"".join(parts))
+    for tag in list(pieces):
+        dims, ttype, parts = pieces.pop(tag)  # free each tensor's raw bytes once decoded
+        tensors[tag] = _decode(p, tag, dims, ttype, parts[0] if len(parts) == 1 else b"".join(parts))
         types[tag] = ttype
     return tensors, {"crc": crc_present, "types": types, "sliced": sorted(sliced)}
 
@@ -392,11 +434,13 @@ def save(model_file: ModelFile, path: PathLike, crc: bool = False,
         slice_bytes: tensors larger than this are split over consecutive entries (MindSpore: 512 MiB).
     """
     p = check_output_path(path, model_file)
+    check_model(model_file, "mindspore", path=p)  # a semantic MindSpore cannot hold: refused, nothing written
     tensors = flatten_state_dict(model_file)
     order = model_file.meta.get("key_order") if model_file.framework == "mindspore" else None
     if order and set(order) == set(tensors):
         tensors = OrderedDict((k, tensors[k]) for k in order)
     report = SaveReport(path=p, format=NAME, written=[e.name for e in model_file.layers])
+    report.skipped.update(mask_notes(model_file, "mindspore"))
     try:
         data = encode_tensors(tensors, slice_bytes, model_file.meta.get("types"), report.skipped)
     except ValueError as exc:
