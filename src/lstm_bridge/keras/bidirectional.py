@@ -12,70 +12,106 @@
 """
 from __future__ import annotations
 
+import copy
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
 
 from ..engine import run_layer
-from .cell import unique_name
+from .cell import allocation_errors, config_keras_version, unique_name
 from .layer import LSTM
 
 _MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
 
 class Bidirectional(torch.nn.Module):
-    """Keras ``Bidirectional(layer, merge_mode='concat', backward_layer=None)`` over :class:`LSTM` layers."""
+    """Keras ``Bidirectional(layer, merge_mode='concat', weights=None, backward_layer=None)`` over
+    :class:`LSTM` layers (Keras's positional order).
 
-    def __init__(self, layer: LSTM, merge_mode: Optional[str] = "concat", backward_layer: Optional[LSTM] = None,
-                 **kwargs: Any):
+    The wrapped layer's ``keras_version`` picks the generation's rules: tf_keras (2) names a custom
+    backward layer ``backward_<name>``, takes ``trainable`` from the wrapped layer and nests the original
+    layer's config in ``get_config()``; Keras 3 keeps a custom backward layer's name and nests the forward
+    and backward layers' configs. ``weights`` (forward's then backward's) are set when the layer is built
+    (real Keras stores them on an attribute it never reads; here they are applied).
+    """
+
+    def __init__(self, layer: LSTM, merge_mode: Optional[str] = "concat", weights: Optional[Sequence[Any]] = None,
+                 backward_layer: Optional[LSTM] = None, **kwargs: Any):
         super().__init__()
         if not isinstance(layer, LSTM):
-            raise ValueError(f"Bidirectional expects an lstm_bridge.keras.LSTM layer; received {type(layer).__name__}")
+            raise ValueError("Please initialize `Bidirectional` layer with a `lstm_bridge.keras.LSTM` instance. "
+                             f"Received: {type(layer).__name__}")
+        if backward_layer is not None and not isinstance(backward_layer, LSTM):
+            raise ValueError("`backward_layer` need to be a `lstm_bridge.keras.LSTM` instance. "
+                             f"Received: {type(backward_layer).__name__}")
         if merge_mode not in _MERGE_MODES:
             raise ValueError(f"Invalid merge mode. Received: {merge_mode!r}. "
                              f"Merge mode should be one of {{'sum', 'mul', 'ave', 'concat', None}}")
-        unknown = set(kwargs) - {"name", "trainable", "dtype", "weights", "input_shape"}
+        unknown = set(kwargs) - {"name", "trainable", "dtype", "input_shape", "batch_input_shape"}
         if unknown:
             raise TypeError(f"Unrecognized keyword arguments passed to Bidirectional: {sorted(unknown)}")
+        self.keras_version = layer.keras_version
         self.name = kwargs.get("name") or unique_name("bidirectional")
         self.merge_mode = merge_mode
+        # Keras's `layer` attribute: the instance passed in (kept out of the module tree: its
+        # weights are not the wrapper's).
+        object.__setattr__(self, "layer", layer)
         self._layer_config = layer.get_config()
         self._backward_config = backward_layer.get_config() if backward_layer is not None else None
+        k3 = self.keras_version >= 3
         # TK semantics: a wrapped layer with go_backwards=True makes the "forward" layer run backwards.
-        self.forward_layer = self._recreate(layer, go_backwards=None, prefix="forward_")
+        self.forward_layer = self._recreate(layer, go_backwards=None, prefix="forward_", strip=k3)
         if backward_layer is None:
-            self.backward_layer = self._recreate(layer, go_backwards=not layer.go_backwards, prefix="backward_")
+            self.backward_layer = self._recreate(layer, go_backwards=not layer.go_backwards, prefix="backward_",
+                                                 strip=k3)
         else:
-            self._check_backward(layer, backward_layer)
-            self.backward_layer = self._recreate(backward_layer, go_backwards=None, prefix="")
+            # tf_keras names a custom backward layer backward_<name>; Keras 3 keeps its name.
+            self.backward_layer = self._recreate(backward_layer, go_backwards=None,
+                                                 prefix="" if k3 else "backward_", strip=False)
+        self._check_backward(self.forward_layer, self.backward_layer)
         for sub in (self.forward_layer, self.backward_layer):
             sub.zero_output_for_mask = sub.return_sequences
         self.return_sequences = layer.return_sequences
         self.return_state = layer.return_state
         self.time_major = layer.time_major
         self.stateful = layer.stateful
-        if kwargs.get("weights") is not None:
-            self.set_weights(kwargs["weights"])
+        # tf_keras takes `trainable` from the wrapped layer unless given; Keras 3 defaults to True (the
+        # sublayers keep their own flag either way).
+        self._trainable = bool(kwargs.get("trainable", True if k3 else layer.trainable))
+        if not self._trainable:
+            self.trainable = False
+        self._initial_weights = None if not weights else list(weights)
+        shape = kwargs.get("batch_input_shape")
+        if shape is None and kwargs.get("input_shape") is not None:
+            shape = (None,) + tuple(kwargs["input_shape"])
+        if shape is not None or (self._initial_weights is not None and self.built):
+            self.build(shape if shape is not None else (None, None, self.forward_layer.cell.input_dim))
         self.train(False)
 
     @staticmethod
-    def _recreate(layer: LSTM, go_backwards: Optional[bool], prefix: str) -> LSTM:
+    def _recreate(layer: LSTM, go_backwards: Optional[bool], prefix: str, strip: bool) -> LSTM:
         config = layer.get_config()
-        config["name"] = prefix + config["name"]
+        name = config["name"]
+        if strip and name.startswith(prefix):  # Keras 3: forward_<name> without doubling the prefix
+            name = name[len(prefix):]
+        config["name"] = prefix + name
         if go_backwards is not None:
             config["go_backwards"] = go_backwards
+        config.pop("weights", None)
         return type(layer).from_config(config, keras_version=layer.keras_version)
 
     @staticmethod
-    def _check_backward(layer: LSTM, backward: LSTM) -> None:
+    def _check_backward(forward: LSTM, backward: LSTM) -> None:
+        if forward.go_backwards == backward.go_backwards:
+            raise ValueError("Forward layer and backward layer should have different `go_backwards` value. "
+                             f"Received: forward_layer.go_backwards {forward.go_backwards}, "
+                             f"backward_layer.go_backwards={backward.go_backwards}")
         for attr in ("stateful", "return_sequences", "return_state"):
-            if getattr(layer, attr) != getattr(backward, attr):
-                raise ValueError(f"Forward layer and backward layer should have the same {attr}: forward "
-                                 f"{getattr(layer, attr)}, backward {getattr(backward, attr)}")
-        if layer.go_backwards == backward.go_backwards:
-            raise ValueError("Forward layer and backward layer should have different go_backwards values; both "
-                             f"have go_backwards={layer.go_backwards}")
+            if getattr(forward, attr) != getattr(backward, attr):
+                raise ValueError(f'Forward layer and backward layer are expected to have the same value for '
+                                 f'attribute "{attr}", got "{getattr(forward, attr)}" for forward layer and '
+                                 f'"{getattr(backward, attr)}" for backward layer')
 
     # --- weights and config ----------------------------------------------------------------------
     @property
@@ -85,20 +121,61 @@ class Bidirectional(torch.nn.Module):
     def build(self, input_shape: Sequence[Optional[int]]) -> None:
         self.forward_layer.build(input_shape)
         self.backward_layer.build(input_shape)
+        if self._initial_weights is not None:
+            weights, self._initial_weights = self._initial_weights, None
+            self.set_weights(weights)
+
+    @property
+    def trainable(self) -> bool:
+        """Keras's ``trainable``; setting it sets both sublayers' (``requires_grad`` follows)."""
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        self._trainable = bool(value)
+        self.forward_layer.trainable = self._trainable
+        self.backward_layer.trainable = self._trainable
 
     @property
     def trainable_weights(self) -> List[torch.nn.Parameter]:
+        if not self._trainable:
+            return []
         return self.forward_layer.trainable_weights + self.backward_layer.trainable_weights
 
     @property
+    def non_trainable_weights(self) -> List[torch.nn.Parameter]:
+        if not self._trainable:
+            return self.weights
+        return self.forward_layer.non_trainable_weights + self.backward_layer.non_trainable_weights
+
+    @property
     def weights(self) -> List[torch.nn.Parameter]:
-        return self.trainable_weights
+        return self.forward_layer.weights + self.backward_layer.weights
 
     def get_weights(self) -> List[np.ndarray]:
         return self.forward_layer.get_weights() + self.backward_layer.get_weights()
 
+    def compute_output_shape(self, input_shape: Sequence[Optional[int]]):
+        """Keras's output shapes: the merged output (last axis doubled for ``concat``; two outputs for
+        ``merge_mode=None``), then with return_state the four ``(B, u)`` states; lists as tf_keras
+        returns them, tuples for keras_version=3."""
+        shapes = self.forward_layer.compute_output_shape(input_shape)
+        output, states = (shapes[0], list(shapes[1:])) if self.return_state else (shapes, [])
+        if self.merge_mode == "concat":
+            merged = [output[:-1] + (output[-1] * 2,)]
+        elif self.merge_mode is None:
+            merged = [output, output]
+        else:
+            merged = [output]
+        if not self.return_state and self.merge_mode is not None:
+            return merged[0]
+        result = merged + states + states
+        return tuple(result) if self.keras_version >= 3 else result
+
     def set_weights(self, weights: Sequence[Any]) -> None:
         weights = list(weights)
+        if not weights and not self.built:
+            return  # Keras: an unbuilt layer has no weights
         n_forward = 3 if self.forward_layer.cell.use_bias else 2
         n_backward = 3 if self.backward_layer.cell.use_bias else 2
         if len(weights) != n_forward + n_backward:
@@ -116,6 +193,15 @@ class Bidirectional(torch.nn.Module):
         self.backward_layer.apply_constraints()
 
     def reset_states(self, states: Optional[Sequence[Any]] = None) -> None:
+        """Stateful layers: zero both directions' states, or set them to ``[h_f, c_f, h_b, c_b]``."""
+        if not self.stateful:
+            if self.keras_version >= 3 and states is None:
+                return
+            raise AttributeError("Layer must be stateful (construct the wrapped layer with stateful=True) "
+                                 "to reset its states")
+        if states is not None and not isinstance(states, (list, tuple)):
+            raise ValueError("Unrecognized value for `states`. Expected `states` to be list or tuple of "
+                             f"[h_f, c_f, h_b, c_b]; received {type(states).__name__}")
         if states is None:
             self.forward_layer.reset_states()
             self.backward_layer.reset_states()
@@ -128,10 +214,19 @@ class Bidirectional(torch.nn.Module):
     reset_state = reset_states
 
     def get_config(self) -> Dict[str, Any]:
-        config = {"name": self.name, "trainable": True, "layer": dict(self._layer_config),
-                  "merge_mode": self.merge_mode}
+        """Keras's config: each wrapped layer nested as ``{"module", "class_name", "config",
+        "registered_name"}``. tf_keras: the original layer's config, and ``backward_layer`` only when one was
+        given; Keras 3: the forward layer's config and always ``backward_layer``."""
+        def nest(config: Dict[str, Any]) -> Dict[str, Any]:
+            return {"module": "keras.layers", "class_name": "LSTM", "config": dict(config), "registered_name": None}
+
+        base = {"name": self.name, "trainable": self.trainable, "dtype": self._layer_config.get("dtype")}
+        if self.keras_version >= 3:
+            return {**base, "merge_mode": self.merge_mode, "layer": nest(self.forward_layer.get_config()),
+                    "backward_layer": nest(self.backward_layer.get_config())}
+        config = {**base, "layer": nest(self._layer_config), "merge_mode": self.merge_mode}
         if self._backward_config is not None:
-            config["backward_layer"] = dict(self._backward_config)
+            config["backward_layer"] = nest(self._backward_config)
         return config
 
     @classmethod
@@ -140,6 +235,7 @@ class Bidirectional(torch.nn.Module):
         layer_cfg = config.pop("layer")
         if isinstance(layer_cfg, dict) and "config" in layer_cfg and "class_name" in layer_cfg:
             layer_cfg = layer_cfg["config"]  # the {"class_name": "LSTM", "config": {...}} form in Keras files
+        keras_version = keras_version or config_keras_version(layer_cfg)
         layer = LSTM.from_config(layer_cfg, keras_version)
         backward = config.pop("backward_layer", None)
         if isinstance(backward, dict) and "config" in backward and "class_name" in backward:
@@ -148,6 +244,15 @@ class Bidirectional(torch.nn.Module):
         config.pop("dtype", None)
         return cls(layer, merge_mode=config.pop("merge_mode", "concat"), backward_layer=backward_layer,
                    **{k: v for k, v in config.items() if k in ("name", "trainable")})
+
+    def __deepcopy__(self, memo):
+        # `layer` lives outside the module tree; copy it along with everything else.
+        cls = type(self)
+        new = cls.__new__(cls)
+        memo[id(self)] = new
+        for key, value in self.__dict__.items():
+            object.__setattr__(new, key, copy.deepcopy(value, memo))
+        return new
 
     # --- call ------------------------------------------------------------------------------------
     def _merge(self, y_f: torch.Tensor, y_b: torch.Tensor):
@@ -164,6 +269,7 @@ class Bidirectional(torch.nn.Module):
     def forward(self, inputs: Any, mask: Any = None, training: Optional[bool] = None,
                 initial_state: Any = None):
         """Run both directions on the same inputs and mask; see the module docstring for the returns."""
+        inputs, initial_state = self.forward_layer.split_inputs(inputs, initial_state, n_states=4)
         forward_state = backward_state = None
         if initial_state is not None:
             if not isinstance(initial_state, (list, tuple)) or len(initial_state) != 4:
@@ -173,13 +279,16 @@ class Bidirectional(torch.nn.Module):
         fw, bw = self.forward_layer, self.backward_layer
         f_call = fw._prepare(inputs, mask, training, forward_state)
         b_call = bw._prepare(inputs, mask, training, backward_state)
-        if f_call.semantics == b_call.semantics and not (f_call.unroll_quirk or b_call.unroll_quirk):
+        if f_call.semantics == b_call.semantics and not (f_call.unroll_quirk or b_call.unroll_quirk) \
+                and f_call.xt.shape[1] > 0:
             # one engine call for both directions (oneDNN's bidirectional LSTM, or both directions
             # side by side in the native kernel)
-            outs, hs, cs = run_layer(f_call.xt, [fw.cell.direction_weights(), bw.cell.direction_weights()],
-                                     [f_call.h0, b_call.h0], [f_call.c0, b_call.c0],
-                                     reverse=[fw.go_backwards, bw.go_backwards], valid=f_call.valid,
-                                     semantics=f_call.semantics, dropout=[f_call.dropout, b_call.dropout])
+            with allocation_errors(f"Bidirectional {self.name!r} on input shape {tuple(f_call.xt.shape)} (time, "
+                                   f"batch, features) with units={fw.units}"):
+                outs, hs, cs = run_layer(f_call.xt, [fw.cell.direction_weights(), bw.cell.direction_weights()],
+                                         [f_call.h0, b_call.h0], [f_call.c0, b_call.c0],
+                                         reverse=[fw.go_backwards, bw.go_backwards], valid=f_call.valid,
+                                         semantics=f_call.semantics, dropout=[f_call.dropout, b_call.dropout])
             y_f = fw._finish(f_call, outs[0], hs[0], cs[0])
             y_b = bw._finish(b_call, outs[1], hs[1], cs[1])
         else:

@@ -250,7 +250,10 @@ class LSTM(torch.nn.Module):
     def get_config(self) -> Dict[str, Any]:
         """Every constructor argument, with Keras's key names (a superset of TK's and K3's keys)."""
         cell = self.cell.get_config()
-        config = {"name": self.name, "trainable": self.trainable, "dtype": cell["dtype"],
+        dtype: Any = cell["dtype"]
+        if self.keras_version >= 3:  # Keras 3 writes a DTypePolicy (which also marks the generation)
+            dtype = {"module": "keras", "class_name": "DTypePolicy", "config": {"name": dtype}, "registered_name": None}
+        config = {"name": self.name, "trainable": self.trainable, "dtype": dtype,
                   "return_sequences": self.return_sequences, "return_state": self.return_state,
                   "go_backwards": self.go_backwards, "stateful": self.stateful, "unroll": self.unroll,
                   "time_major": self.time_major, "zero_output_for_mask": self.zero_output_for_mask,
