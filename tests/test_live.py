@@ -7,7 +7,8 @@ Each test skips cleanly when its framework is not importable.
 
 Every draw builds a case with the generator's own builders (``tools/golden_keras.py``,
 ``tools/golden_ms.py``), runs it in the real framework (outputs and gradients of a random projection),
-then through our public front ends (``tests/test_golden.py``'s runners) at the golden tolerances.
+then through our public front ends (the runners of ``tests/golden_data.py``, the one golden loader) at
+the golden tolerances.
 ``LSTM_BRIDGE_LIVE_N`` (default 40) sets the number of draws per flavour and ``LSTM_BRIDGE_LIVE_SEED``
 (default 0) their first seed, so a failure is reproducible from its test id.
 """
@@ -15,18 +16,12 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import sys
-from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
 import numpy as np
 import pytest
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tools"))
-sys.path.insert(0, str(HERE))
-
-import test_golden as tg  # noqa: E402  (the runners and tolerances of the golden tests)
+import golden_data as gd
 
 pytestmark = pytest.mark.live
 
@@ -48,8 +43,9 @@ def _available(module: str) -> bool:
 
 def random_keras_case(flavour: str, seed: int) -> Tuple[Dict[str, Any], Dict[str, np.ndarray]]:
     """One random Keras configuration: a layer, a Bidirectional, a 2-layer stack or a cell."""
-    import golden_keras as gk
-    from golden_common import MASK_KINDS, rng_for
+    gk = gd.generator_module("golden_keras")
+    gc = gd.generator_module("golden_common")
+    MASK_KINDS, rng_for = gc.MASK_KINDS, gc.rng_for
 
     k2 = flavour == "tf_keras"
     r = rng_for(f"live-{flavour}", str(seed))
@@ -108,8 +104,8 @@ def random_keras_case(flavour: str, seed: int) -> Tuple[Dict[str, Any], Dict[str
 
 def random_mindspore_case(seed: int) -> Tuple[Dict[str, Any], Dict[str, np.ndarray]]:
     """One random MindSpore configuration: an ``LSTM`` (1-3 layers, every flag, hx, seq_length) or a cell."""
-    import golden_ms as gm
-    from golden_common import rng_for
+    gm = gd.generator_module("golden_ms")
+    rng_for = gd.generator_module("golden_common").rng_for
 
     r = rng_for("live-mindspore", str(seed))
     B, T, I, H = int(r.randint(1, 5)), int(r.randint(1, 8)), int(r.randint(1, 6)), int(r.randint(1, 7))
@@ -161,17 +157,17 @@ def _mindspore() -> Any:
 
 
 def _check_side_by_side(case: Dict[str, Any], arrays: Dict[str, np.ndarray], numerics: Any = None) -> None:
-    got = tg.run_case(case, arrays, numerics)
-    errors = tg.compare(case, arrays, got)
+    got = gd.run_case(case, arrays, numerics)
+    errors = gd.compare(case, arrays, got)
     if case.get("grad") is not None:
         assert errors["grads"], f"{case['id']}: no gradients were compared"
-    tg._check(case, errors, *tg.tolerances(case, numerics))
+    gd.check(case, errors, *gd.tolerances(case, numerics))
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_live_keras(seed: int) -> None:
     K, tf = _keras_modules()
-    import golden_keras as gk
+    gk = gd.generator_module("golden_keras")
 
     flavour = _keras_flavour()
     case, arrays = random_keras_case(flavour, seed)
@@ -182,7 +178,7 @@ def test_live_keras(seed: int) -> None:
 @pytest.mark.parametrize("seed", SEEDS)
 def test_live_mindspore(seed: int) -> None:
     ms = _mindspore()
-    import golden_ms as gm
+    gm = gd.generator_module("golden_ms")
 
     case, arrays = random_mindspore_case(seed)
     arrays.update(gm.run_case(case, arrays, ms))

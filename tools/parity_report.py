@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write ``docs/parity.md``: how closely lstm-bridge matches the real frameworks on ``tests/golden/``.
 
-Runs every golden case through the public front ends (the runners of ``tests/test_golden.py``) and
+Runs every golden case through the public front ends (the runners of ``tests/golden_data.py``) and
 tabulates, per family of options and per option tag: the number of cases, how many carry gradients,
 the largest forward and gradient errors, and how many cases exceed the test tolerances. MindSpore
 cases that used MindSpore's approximate CPU activations are also run with ``numerics="exact"``.
@@ -14,7 +14,7 @@ the tests bound. Usage (from the repository root, with the project's environment
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import importlib
 import sys
 import time
 from collections import defaultdict
@@ -24,12 +24,12 @@ from typing import Any, Dict, List, Optional
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _load_test_module() -> Any:
-    spec = importlib.util.spec_from_file_location("_golden_tests", ROOT / "tests" / "test_golden.py")
-    mod = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(mod)
-    return mod
+def _golden_data() -> Any:
+    """``tests/golden_data.py``, the one golden loader (shared with the golden and live tests)."""
+    tests = str(ROOT / "tests")
+    if tests not in sys.path:
+        sys.path.insert(0, tests)
+    return importlib.import_module("golden_data")
 
 
 def _fmt(v: Optional[float]) -> str:
@@ -72,7 +72,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--envs-seconds", type=float, default=None,
                     help="wall time of creating the golden environments from scratch, to quote in the report")
     args = ap.parse_args(argv)
-    t = _load_test_module()
+    t = _golden_data()
     t0 = time.time()
     by_family: Dict[str, _Agg] = defaultdict(_Agg)
     by_tag: Dict[str, _Agg] = defaultdict(_Agg)

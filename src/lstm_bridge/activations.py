@@ -13,6 +13,17 @@ Two functions share the name ``"hard_sigmoid"`` (spec §2.2):
 config written by Keras 3 asks for) gives the Keras 3 one. ``serialize`` writes an unambiguous name
 (``"hard_sigmoid_keras3"``) for the Keras 3 function so that our own configs round-trip.
 
+``"gelu"`` is the exact erf form in both generations (``keras.activations.gelu(x, approximate=False)``);
+the tanh approximation has no Keras name and serialises as our own ``"gelu_tanh"``.
+
+Each generation accepts its own names (checked against the real frameworks, ``tests/golden/*.json``
+``activation_names``): tf_keras 2.x the 18 of :data:`KERAS2_NAMES`, Keras 3 the 30 of
+:data:`KERAS3_NAMES` (its ``glu`` and ``threshold`` cannot be gate activations: NotImplementedError).
+``sparsemax`` follows Keras 3's TF backend step for step, including its threshold
+``tau = (sum of the supported cumulative sums - 1) / k``. ``get(name, keras_version=2)`` rejects the Keras-3-only names (``celu``,
+``hard_silu``, ...) with tf_keras's own error text. Our serialised names (``hard_sigmoid_keras3``,
+``gelu_tanh``, ``ms_cpu_sigmoid``, ``ms_cpu_tanh``) resolve under either generation.
+
 MindSpore's CPU kernels approximate ``Sigmoid`` and ``Tanh`` (spec mindspore §3); :data:`ms_cpu_sigmoid`
 and :data:`ms_cpu_tanh` emulate them bit for bit in float32.
 """
@@ -28,7 +39,11 @@ ActivationLike = Union[str, Callable[[Tensor], Tensor], None]
 
 __all__ = [
     "Activation",
+    "KERAS2_NAMES",
+    "KERAS3_NAMES",
+    "by_name",
     "get",
+    "keras_name",
     "serialize",
     "sigmoid",
     "tanh",
@@ -163,6 +178,18 @@ def _sparse_sigmoid(x: Tensor) -> Tensor:
     return torch.clamp(0.5 * (x + 1.0), 0.0, 1.0)
 
 
+def _sparsemax(x: Tensor) -> Tensor:
+    """Keras 3's ``sparsemax(x, axis=-1)`` (Martins et al. 2016), step for step as its TF backend does:
+    ``max(x - tau, 0)`` with ``tau`` from the sorted cumulative sums over the last axis."""
+    srt = torch.sort(x, dim=-1, descending=True).values
+    csum = torch.cumsum(srt, dim=-1)
+    r = torch.arange(1, x.shape[-1] + 1, dtype=x.dtype, device=x.device)
+    support = srt - (csum - 1.0) / r > 0
+    k = support.to(x.dtype).sum(dim=-1, keepdim=True)
+    tau = (torch.where(support, csum, torch.zeros_like(csum)).sum(dim=-1, keepdim=True) - 1.0) / k
+    return torch.clamp(x - tau, min=0.0)
+
+
 # --- MindSpore CPU float32 Sigmoid / Tanh emulation (spec mindspore §3) -------------------------
 
 def _fma32(a: Tensor, b, c) -> Tensor:
@@ -279,26 +306,65 @@ _BUILTINS: Dict[str, Activation] = {
         Activation("squareplus", _squareplus),
         Activation("sparse_plus", _sparse_plus),
         Activation("sparse_sigmoid", _sparse_sigmoid),
+        Activation("sparsemax", _sparsemax),
     ]
 }
 
-# Names each Keras generation accepts (spec §2.3) and what they mean there.
-_KERAS2_ALIASES = {"silu": "swish", "hard_sigmoid": "hard_sigmoid"}
-_KERAS2_NAMES = {
-    "elu", "exponential", "gelu", "hard_sigmoid", "linear", "mish", "relu", "selu", "sigmoid",
-    "softmax", "softplus", "softsign", "swish", "tanh", "silu", "relu6", "log_softmax", "leaky_relu",
+# Names each Keras generation accepts and the built-in each means there. Checked against
+# ``tf_keras.activations.get`` 2.21 and ``keras.activations.get`` 3.15.1 (tools/golden_keras.py records
+# both lists in tests/golden/<flavour>.json; tests/test_golden.py compares).
+KERAS2_NAMES: Dict[str, str] = {
+    **{n: n for n in ("elu", "exponential", "gelu", "hard_sigmoid", "leaky_relu", "linear", "log_softmax", "mish",
+                      "relu", "relu6", "selu", "sigmoid", "softmax", "softplus", "softsign", "swish", "tanh")},
+    "silu": "swish",
 }
-_KERAS3_ALIASES = {
+KERAS3_NAMES: Dict[str, str] = {
+    **{n: n for n in ("celu", "elu", "exponential", "gelu", "hard_shrink", "hard_silu", "hard_tanh", "leaky_relu",
+                      "linear", "log_sigmoid", "log_softmax", "mish", "relu", "relu6", "selu", "sigmoid",
+                      "soft_shrink", "softmax", "softplus", "softsign", "sparse_plus", "sparse_sigmoid",
+                      "sparsemax", "squareplus", "swish", "tanh", "tanh_shrink")},
     "hard_sigmoid": "hard_sigmoid_keras3",
     "hard_swish": "hard_silu",
     "silu": "swish",
-    "gelu": "gelu_tanh",  # keras 3's gelu defaults to approximate=True
 }
-_KERAS3_UNSUPPORTED = {"glu": "halves the gate width", "sparsemax": "is not elementwise",
-                       "threshold": "needs extra arguments"}
+#: Keras 3 names that Keras accepts but that cannot be an LSTM gate activation here.
+KERAS3_UNSUPPORTED: Dict[str, str] = {
+    "glu": "halves the gate width (Keras only runs it when units == 2, by broadcasting)",
+    "threshold": "needs the extra arguments threshold and default_value (Keras fails when the cell calls it)",
+}
+#: Our own serialised names: unambiguous, so every generation resolves them (configs round-trip).
+OWN_NAMES = ("hard_sigmoid_keras3", "gelu_tanh", "ms_cpu_sigmoid", "ms_cpu_tanh")
+
+
+def _unknown(identifier: str, keras_version: int) -> ValueError:
+    """Keras's own error text for an unknown name, then what this generation accepts."""
+    if keras_version >= 3:
+        head = f"Could not interpret activation function identifier: {identifier}"
+        names = sorted(KERAS3_NAMES)
+        hint = ""
+    else:
+        head = f"Unknown activation function '{identifier}' cannot be deserialized."
+        names = sorted(KERAS2_NAMES)
+        hint = (f" {identifier!r} is a Keras 3 name: pass keras_version=3 for a Keras 3 layer."
+                if identifier in KERAS3_NAMES or identifier in KERAS3_UNSUPPORTED else "")
+    gen = "Keras 3" if keras_version >= 3 else "tf_keras 2.x"
+    return ValueError(f"{head} (expected one of the {gen} names {names}; received {identifier!r}).{hint}")
 
 
 def _by_name(name: str) -> Activation:
+    return _BUILTINS[name]
+
+
+def by_name(name: str) -> Activation:
+    """The built-in whose serialised name (:attr:`Activation.name`) is ``name``, whatever the Keras
+    generation: for names lstm-bridge itself resolved and recorded (``"celu"``, ``"hard_sigmoid_keras3"``,
+    ``"ms_cpu_tanh"`` ...), not for names read from a user's Keras config (use :func:`get`).
+
+    Raises:
+        ValueError: no built-in has that name.
+    """
+    if not isinstance(name, str) or name not in _BUILTINS:
+        raise ValueError(f"unknown activation {name!r}; expected one of the built-in names {sorted(_BUILTINS)}")
     return _BUILTINS[name]
 
 
@@ -307,12 +373,14 @@ def get(identifier: ActivationLike, keras_version: int = 2) -> Callable[[Tensor]
 
     Args:
         identifier: a name, ``None`` (linear), an :class:`Activation`, or any callable on tensors.
-        keras_version: 2 (TF 1.x / tf.keras 2.x / tf_keras; the default) or 3 (Keras 3). Only
-            changes what ambiguous names mean, chiefly ``"hard_sigmoid"``.
+        keras_version: 2 (TF 1.x / tf.keras 2.x / tf_keras; the default) or 3 (Keras 3): which names
+            exist (:data:`KERAS2_NAMES`, :data:`KERAS3_NAMES`) and what ambiguous ones mean, chiefly
+            ``"hard_sigmoid"``.
 
     Raises:
-        ValueError: an unknown name, naming the accepted ones.
-        NotImplementedError: a Keras 3 name that is not elementwise over the gate (``glu``, ...).
+        ValueError: a name this generation does not know, with Keras's own error text first and the
+            accepted names after it.
+        NotImplementedError: a Keras 3 name that cannot be a gate activation (``glu``, ``threshold``).
     """
     if identifier is None:
         return linear
@@ -325,23 +393,34 @@ def get(identifier: ActivationLike, keras_version: int = 2) -> Callable[[Tensor]
         return get(name, keras_version)
     if not isinstance(identifier, str):
         raise TypeError(f"activation must be a name, None or a callable; received {identifier!r}")
-    name = identifier
-    if name in _BUILTINS and name not in _KERAS2_ALIASES and name not in _KERAS3_ALIASES:
-        return _BUILTINS[name]
+    if identifier in OWN_NAMES:
+        return _BUILTINS[identifier]
     if keras_version >= 3:
-        if name in _KERAS3_UNSUPPORTED:
+        if identifier in KERAS3_UNSUPPORTED:
             raise NotImplementedError(
-                f"activation {name!r} {_KERAS3_UNSUPPORTED[name]}; it cannot be an LSTM gate activation here")
-        name = _KERAS3_ALIASES.get(name, name)
+                f"activation {identifier!r} {KERAS3_UNSUPPORTED[identifier]}; it cannot be an LSTM gate activation here")
+        table = KERAS3_NAMES
     else:
-        if name not in _KERAS2_NAMES:
-            raise ValueError(
-                f"Unknown activation function: {identifier!r} (Keras 2 names: {sorted(_KERAS2_NAMES)}; "
-                "pass keras_version=3 for Keras 3 names)")
-        name = _KERAS2_ALIASES.get(name, name)
-    if name not in _BUILTINS:
-        raise ValueError(f"Unknown activation function: {identifier!r}")
-    return _BUILTINS[name]
+        table = KERAS2_NAMES
+    if identifier not in table:
+        raise _unknown(identifier, keras_version)
+    return _BUILTINS[table[identifier]]
+
+
+def keras_name(fn: Callable[[Tensor], Tensor], keras_version: int) -> str:
+    """The name Keras generation ``keras_version`` reads as ``fn``: the inverse of :func:`get`.
+
+    Raises:
+        ValueError: ``fn`` has no name in that generation (e.g. the tanh-approximated gelu anywhere,
+            ``celu`` for tf_keras, the Keras 2 ``hard_sigmoid`` for Keras 3, any custom callable).
+    """
+    table = KERAS3_NAMES if keras_version >= 3 else KERAS2_NAMES
+    for name, builtin in table.items():
+        if name not in ("silu", "hard_swish") and _BUILTINS[builtin] is fn:
+            return name
+    what = fn.name if isinstance(fn, Activation) else repr(fn)
+    gen = "Keras 3" if keras_version >= 3 else "tf_keras 2.x"
+    raise ValueError(f"activation {what!r} has no {gen} name (expected one of {sorted(table)})")
 
 
 def serialize(fn: Callable[[Tensor], Tensor]) -> Union[str, Callable[[Tensor], Tensor]]:

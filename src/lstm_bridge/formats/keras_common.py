@@ -335,19 +335,14 @@ def target_activation(resolved: str, gen: int, where: str) -> str:
             raise FormatError(None, f"{where}: uses the Keras-2 hard_sigmoid clip(0.2x+0.5, 0, 1); Keras 3 reads "
                                     "'hard_sigmoid' as relu6(x+3)/6, so it cannot be written for Keras 3 "
                                     "(write a tf_keras .h5 instead)")
-        if resolved == "gelu":
-            raise FormatError(None, f"{where}: exact gelu has no Keras 3 activation name (Keras 3 'gelu' is the "
-                                    "tanh approximation)")
-        return {"hard_sigmoid_keras3": "hard_sigmoid", "gelu_tanh": "gelu"}.get(resolved, resolved)
-    if resolved == "hard_sigmoid_keras3":
+    elif resolved == "hard_sigmoid_keras3":
         raise FormatError(None, f"{where}: uses the Keras-3 hard_sigmoid relu6(x+3)/6; tf_keras reads "
                                 "'hard_sigmoid' as clip(0.2x+0.5, 0, 1), so it cannot be written for tf_keras "
                                 "(write a Keras 3 .keras instead)")
-    try:
-        _act.get(resolved, keras_version=2)
-    except (ValueError, NotImplementedError):
-        raise FormatError(None, f"{where}: activation {resolved!r} has no tf_keras name") from None
-    return resolved
+    try:  # each generation's own names (activations.KERAS2_NAMES / KERAS3_NAMES)
+        return _act.keras_name(_act.by_name(resolved), gen)
+    except ValueError as exc:
+        raise FormatError(None, f"{where}: {exc}") from None
 
 
 def lstm_config(gen: int, name: str, units: int, *, activation: str = "tanh",
