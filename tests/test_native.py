@@ -480,3 +480,129 @@ def test_matmul_nt_matches_torch(shape, dtype):
 def test_matmul_nt_rejects_mismatched_operands():
     with pytest.raises(RuntimeError, match=r"matmul_nt needs CPU float32/float64 a \(M, K\) and w \(N, K\)"):
         native.module().matmul_nt(torch.zeros(3, 4), torch.zeros(5, 6))
+
+
+# --- autograd: every saved tensor is visible to saved-tensor hooks and checkpointing ---------------
+
+def _contains_tensor(value, depth: int = 0) -> bool:
+    """Whether ``value`` holds a tensor (through tuples, lists, dicts and plain objects' attributes)."""
+    if isinstance(value, torch.Tensor):
+        return True
+    if depth > 4 or isinstance(value, (str, bytes, int, float, bool, type(None), torch.dtype)):
+        return False
+    if isinstance(value, (tuple, list)):
+        return any(_contains_tensor(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return any(_contains_tensor(v, depth + 1) for v in value.values())
+    if type(value).__module__ == "builtins" or isinstance(value, type(os)):  # modules: the extension
+        return False
+    return _contains_tensor(getattr(value, "__dict__", {}), depth + 1)
+
+
+def _hook_case():
+    """Bidirectional, step mask and both dropout masks: every kind of saved tensor is present."""
+    case = make_case(6, 3, 4, [5, 3], torch.float32, seed=21, dropout_g=1, valid_kind="holes")
+    sem = LayerSemantics(CellActivations(A.hard_sigmoid_keras3, A.tanh, A.softsign), MaskedOutput.ZERO)
+    return case, sem
+
+
+def _loss_and_grads(x, dirs, h0, c0, valid, dropout, sem, hooks=None):
+    def forward():
+        outs, hs, cs = run_layer(x, dirs, h0, c0, reverse=[False, True], valid=valid, semantics=sem, dropout=dropout)
+        assert backend.last_used == "native"
+        return outs, hs, cs
+
+    if hooks is None:
+        outs, hs, cs = forward()
+    else:
+        with torch.autograd.graph.saved_tensors_hooks(*hooks):
+            outs, hs, cs = forward()
+    loss = sum((r * (i + 1)).sum() for i, r in enumerate(list(outs) + list(hs) + list(cs)))
+    return outs, loss
+
+
+def test_no_tensor_is_kept_as_a_ctx_attribute(monkeypatch):
+    """Backward reads tensors only from ctx.saved_tensors; the ctx keeps the tensor-free plan."""
+    monkeypatch.setenv("LSTM_BRIDGE_BACKEND", "native")
+    (x, dirs, h0, c0, valid, dropout), sem = _hook_case()
+    outs, _ = _loss_and_grads(x, dirs, h0, c0, valid, dropout, sem)
+    ctx = outs[0].grad_fn
+    attributes = {k: v for k, v in vars(ctx).items()}
+    assert attributes, "expected the plan on the ctx"
+    assert not [k for k, v in attributes.items() if _contains_tensor(v)]
+
+
+def test_saved_tensors_hooks_see_every_saved_tensor(monkeypatch):
+    """An offloading hook (pack: a copy; unpack: the copy) sees all 15 tensors backward needs for this
+    bidirectional masked, dropped-out call (x, 2 w_ih, 2 w_hh, the gates, 2 c_prev, 2 h_prev, valid,
+    2 input and 2 recurrent masks); backward reads the unpacked copies: after forward the originals
+    made inside the call (the kernel's outputs to NaN, the uint8 step mask inverted) are spoiled and
+    the gradients stay equal to the hook-free ones."""
+    monkeypatch.setenv("LSTM_BRIDGE_BACKEND", "native")
+    (x, dirs, h0, c0, valid, dropout), sem = _hook_case()
+    inputs = leaves(x, dirs, h0, c0)
+    _, loss = _loss_and_grads(x, dirs, h0, c0, valid, dropout, sem)
+    want = torch.autograd.grad(loss, inputs)
+
+    originals: List[torch.Tensor] = []
+    unpacked: List[torch.Tensor] = []
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        originals.append(t)
+        return t.detach().clone()
+
+    def unpack(copy: torch.Tensor) -> torch.Tensor:
+        unpacked.append(copy)
+        return copy
+
+    _, loss = _loss_and_grads(x, dirs, h0, c0, valid, dropout, sem, hooks=(pack, unpack))
+    assert len(originals) == 15
+    user = {t.untyped_storage().data_ptr() for t in inputs + [valid] + [m for d in dropout
+                                                                       for m in (d.inputs, d.recurrent)]}
+    intermediates = [t for t in originals if t.untyped_storage().data_ptr() not in user]
+    assert len(intermediates) == 1 + 2 * 2 + 1  # gates, c_prev and h_prev per direction, valid as uint8
+    with torch.no_grad():
+        for t in intermediates:
+            if t.is_floating_point():
+                t.fill_(float("nan"))
+            else:
+                t.copy_(1 - t)  # the step mask inverted
+    got = torch.autograd.grad(loss, inputs)
+    assert len(unpacked) == len(originals)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_checkpoint_recomputes_and_gives_the_same_gradients(monkeypatch):
+    """torch.utils.checkpoint (non-reentrant) drops the saved tensors, reruns the kernel in backward
+    and gives bit-identical gradients."""
+    from lstm_bridge.engine.native import function
+
+    monkeypatch.setenv("LSTM_BRIDGE_BACKEND", "native")
+    (x, dirs, h0, c0, valid, dropout), sem = _hook_case()
+    inputs = leaves(x, dirs, h0, c0)
+    _, loss = _loss_and_grads(x, dirs, h0, c0, valid, dropout, sem)
+    want = torch.autograd.grad(loss, inputs)
+
+    calls = []
+    real_apply = function.apply
+
+    def counting_apply(*args):
+        calls.append(1)
+        return real_apply(*args)
+
+    monkeypatch.setattr(function, "apply", counting_apply)
+
+    def layer(*flat):
+        return _loss_and_grads(*rebuild(flat), valid, dropout, sem)[1]
+
+    def rebuild(flat):
+        ws = [DirectionWeights(*flat[1 + 4 * d:5 + 4 * d]) for d in range(2)]
+        return flat[0], ws, list(flat[9:11]), list(flat[11:13])
+
+    loss = torch.utils.checkpoint.checkpoint(layer, *inputs, use_reentrant=False)
+    assert len(calls) == 1
+    got = torch.autograd.grad(loss, inputs)
+    assert len(calls) == 2  # recomputed in backward
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
