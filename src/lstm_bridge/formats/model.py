@@ -147,14 +147,109 @@ class ModelFile:
         return [_to_lstm_layer(self, e) for e in self.layers if e.kind in ("LSTM", "Bidirectional", "LSTMCell")]
 
 
+#: largest size (units, dims, vocabulary, shape entry) a config may state: what every framework's int32
+#: shapes hold; larger values (``2**200``) would only crash a later step
+MAX_SIZE = 2**31 - 1
+# config keys that state one size, and keys that state a shape (list of sizes / None)
+_SIZE_KEYS = ("units", "output_dim", "input_dim", "hidden_size", "input_size", "num_layers")
+_SHAPE_KEYS = ("batch_input_shape", "batch_shape", "input_shape", "shape", "target_shape")
+
+
 def validate(mf: ModelFile) -> ModelFile:
-    """Check that every LSTM entry of a freshly read file has weights that fit together, so that a
-    corrupt file fails at load time with :class:`FormatError` naming it."""
+    """Check a freshly read file so that a corrupt or hostile one fails at load time with
+    :class:`FormatError` naming it, never in a later step: every LSTM entry has weights that fit
+    together with input and hidden sizes >= 1 (a 0 would crash the kernels) and matching ``units``;
+    Embedding and Dense weights have their ranks; names are strings; a Bidirectional wraps a layer
+    config; sizes and shapes stated in configs are integers in ``[0, MAX_SIZE]``."""
     try:
-        mf.lstm_layers()
-    except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
+        _check_entries(mf)
+        _check_config_ints(mf.model_config, "model config")
+        for layer in mf.lstm_layers():
+            _check_lstm_layer(mf, layer)
+    except FormatError as exc:
+        raise FormatError(mf.path, exc.problem) from None
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError, OverflowError) as exc:
         raise FormatError(mf.path, f"invalid LSTM layer: {exc}") from None
     return mf
+
+
+def _check_entries(mf: ModelFile) -> None:
+    for e in mf.layers:
+        if not isinstance(e.name, str):
+            raise FormatError(None, f"a layer name must be a string; found {e.name!r:.80}")
+        if not isinstance(e.config, dict):
+            raise FormatError(None, f"layer {e.name!r}: its config must be a dict; found {type(e.config).__name__}")
+        where = f"layer {e.name!r} ({e.kind})"
+        if isinstance(e.config.get("name"), (list, dict, int, float)) and not isinstance(e.config.get("name"), bool):
+            raise FormatError(None, f"{where}: config 'name' must be a string; found {e.config['name']!r:.80}")
+        _check_config_ints(e.config, where)
+        arrays = list(e.weights.values())
+        for k, a in e.weights.items():
+            if not isinstance(a, np.ndarray):
+                raise FormatError(None, f"{where}: weight {k!r} is a {type(a).__name__}, not an array")
+        if e.kind == "Embedding" and arrays:
+            if len(arrays) != 1 or arrays[0].ndim != 2:
+                raise FormatError(None, f"{where}: expected one 2-D embeddings matrix (vocabulary, width); found "
+                                        f"shapes {[a.shape for a in arrays]}")
+            for key, dim in (("input_dim", 0), ("output_dim", 1)):
+                v = e.config.get(key)
+                if isinstance(v, int) and not isinstance(v, bool) and v != arrays[0].shape[dim]:
+                    raise FormatError(None, f"{where}: config {key}={v} but the embeddings matrix is "
+                                            f"{arrays[0].shape}")
+        if e.kind == "Dense" and arrays and mf.framework == "keras":
+            if arrays[0].ndim != 2 or (len(arrays) == 2 and arrays[1].shape != (arrays[0].shape[1],)):
+                raise FormatError(None, f"{where}: expected kernel (in, units) and bias (units,); found shapes "
+                                        f"{[a.shape for a in arrays]}")
+            v = e.config.get("units")
+            if isinstance(v, int) and not isinstance(v, bool) and v != arrays[0].shape[1]:
+                raise FormatError(None, f"{where}: config units={v} but the kernel is {arrays[0].shape}")
+        if e.kind == "Bidirectional" and mf.framework == "keras":
+            for key in ("layer", "backward_layer"):
+                v = e.config.get(key)
+                if (key == "layer" and e.config and v is None) or (v is not None and not (
+                        isinstance(v, dict) and (isinstance(v.get("config"), dict) or "units" in v))):
+                    raise FormatError(None, f"{where}: config {key!r} must be a layer config "
+                                            f"{{'class_name', 'config'}}; found {v!r:.80}")
+
+
+def _check_config_ints(cfg: Any, where: str) -> None:
+    """Sizes in a (nested) config must be integers in [0, MAX_SIZE] (shapes may hold None)."""
+    stack = [cfg]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, dict):
+            for k, x in v.items():
+                if k in _SIZE_KEYS and x is not None:
+                    _check_size(x, f"{where}: {k}")
+                elif k in _SHAPE_KEYS and isinstance(x, (list, tuple)):
+                    for d in x:
+                        if d is not None and not isinstance(d, (list, tuple, dict)):
+                            _check_size(d, f"{where}: {k}")
+                stack.append(x)
+        elif isinstance(v, (list, tuple)):
+            stack.extend(v)
+        elif isinstance(v, int) and not isinstance(v, bool) and not -2**63 <= v < 2**63:
+            raise FormatError(None, f"{where}: an integer outside int64 ({v.bit_length()} bits)")
+
+
+def _check_size(x: Any, where: str) -> None:
+    if isinstance(x, bool) or not isinstance(x, int):
+        raise FormatError(None, f"{where} must be an integer; found {x!r:.40}")
+    if not 0 <= x <= MAX_SIZE:
+        raise FormatError(None, f"{where} must be in [0, {MAX_SIZE}]; found "
+                                f"{x if abs(x) < 2**64 else f'a {x.bit_length()}-bit integer'}")
+
+
+def _check_lstm_layer(mf: ModelFile, layer: "LSTMLayer") -> None:
+    where = f"layer {layer.name!r} ({layer.kind})"
+    if layer.hidden_size < 1:
+        raise FormatError(None, f"{where}: hidden size (units) must be >= 1; the weights give {layer.hidden_size}")
+    if layer.input_size < 1:
+        raise FormatError(None, f"{where}: input size must be >= 1; the weights give {layer.input_size}")
+    units = layer.semantics.get("units")
+    if units is not None and (isinstance(units, bool) or not isinstance(units, int) or units != layer.hidden_size):
+        raise FormatError(None, f"{where}: config units={units!r:.40} but the weights give hidden size "
+                                f"{layer.hidden_size}")
 
 
 # --- canonicalisation -----------------------------------------------------------------------------
