@@ -9,8 +9,9 @@ followed by the trailer ``b"crc_num"`` + 10-byte big-endian ``zlib.crc32`` of al
 * ``tensor_content`` is raw little-endian C-order data; ``dims`` are unpacked varints; scalars have no
   dims (2.x) or ``dims=[0]`` (1.x); strings are type ``str`` with UTF-32-LE content.
 * Encrypted files (little-endian magic 0x7F3A5ED8/9/A) are refused with a clear error.
-* The reader streams: one record at a time, never more than a record's declared length (which must fit
-  in the file), the CRC accumulated on the way; a tag that is not UTF-8 is a FormatError.
+* The reader streams with bounds: it scans the record structure (keys, lengths, tags, dims) without
+  reading tensor data, checks the CRC in 1 MiB blocks, then reads each tensor straight into its array
+  once its size matches its dims; a tag that is not UTF-8 is a FormatError.
 
 The writer reproduces MindSpore 2.10's bytes exactly (``lstm_small.ckpt`` re-written is identical).
 """
@@ -211,54 +212,208 @@ def _varint(data: bytes, pos: int, end: int) -> Tuple[int, int]:
             raise ValueError("varint longer than 10 bytes")
 
 
-def _records(path: str, fh: Any, end: int, crc: Optional[List[int]] = None):
-    """Yield (offset, Value message) for each top-level ``Checkpoint.value`` record, reading the open
-    file ``fh`` (or bytes) one record at a time (never more than the record's declared length, which
-    must fit before ``end``); ``crc[0]`` accumulates the zlib.crc32 of the bytes consumed. A tag or
-    tensor type that is not UTF-8 text is a FormatError."""
-    if isinstance(fh, (bytes, bytearray, memoryview)):
-        fh = io.BytesIO(fh)
-    crc = crc if crc is not None else [0]
+# Bounds for the streaming scanner: names and type strings are short, dims few; only tensor_content
+# may be large, and it is never read before its size has been checked against the entry's dims.
+_MAX_NAME = 64 * 1024
+_MAX_DIMS_BYTES = 4096
+_MAX_STR_TENSOR = 64 * 1024 * 1024
+
+
+def _records(path: str, data: bytes, end: int):
+    """Yield (offset, Value message) for each top-level ``Checkpoint.value`` record of ``data``, decoded
+    by the protobuf library (a reference view of the records; :func:`read_tensors` uses the bounded
+    streaming scanner :func:`_scan` instead)."""
     pos = 0
-    fh.seek(0)
     while pos < end:
         start = pos
-        head = fh.read(min(11, end - pos))  # 0x0a + a varint of at most 10 bytes
-        if head[:1] != b"\x0a":
-            raise FormatError(path, f"corrupt checkpoint: byte {pos} is 0x{head[:1].hex() or '??'}, expected 0x0a "
+        if data[pos] != 0x0A:
+            raise FormatError(path, f"corrupt checkpoint: byte {pos} is 0x{data[pos]:02x}, expected 0x0a "
                                     "(the start of an entry)")
         try:
-            length, q = _varint(head, 1, len(head))
+            length, pos = _varint(data, pos + 1, end)
         except ValueError as exc:
             raise FormatError(path, f"corrupt checkpoint: entry at byte {start}: {exc}") from None
-        if pos + q + length > end:
+        if pos + length > end:
             raise FormatError(path, f"truncated checkpoint: entry at byte {start} declares {length} bytes but "
-                                    f"only {end - pos - q} remain")
-        fh.seek(pos + q)
-        body = fh.read(length)
-        if len(body) != length:
-            raise FormatError(path, f"truncated checkpoint: the file ends inside the entry at byte {start}")
-        crc[0] = zlib.crc32(body, zlib.crc32(head[:q], crc[0]))
+                                    f"only {end - pos} remain")
         try:
-            value = CheckpointValue.FromString(body)
-            tag = value.tag
-            ttype = value.tensor.tensor_type
+            value = CheckpointValue.FromString(data[pos:pos + length])
         except (DecodeError, RuntimeError, ValueError, TypeError) as exc:
-            raise FormatError(path, f"corrupt checkpoint entry at byte {start}: {type(exc).__name__}: {exc}") \
-                from None
-        del body
-        if not isinstance(tag, str) or not isinstance(ttype, str):  # proto2 strings need not be valid UTF-8
-            raise FormatError(path, f"corrupt checkpoint entry at byte {start}: its tag or tensor_type is not "
-                                    f"valid UTF-8 ({tag!r:.80}, {ttype!r:.40})")
-        pos += q + length
+            raise FormatError(path, f"corrupt checkpoint entry at byte {start}: {exc}") from None
+        pos += length
         yield start, value
 
 
-def _decode(path: str, tag: str, dims: List[int], ttype: str, content: bytes) -> Any:
+class _Entry:
+    """One ``Checkpoint.Value`` as located by :func:`_scan`: its tag, dims, tensor type, and where its
+    ``tensor_content`` bytes lie in the file (``(offset, length)``; not read yet)."""
+
+    __slots__ = ("tag", "dims", "ttype", "content")
+
+    def __init__(self) -> None:
+        self.tag: Optional[str] = None
+        self.dims: List[int] = []
+        self.ttype: Optional[str] = None
+        self.content: Optional[Tuple[int, int]] = None
+
+
+class _Reader:
+    """Bounded protobuf field reader over an open file: every read stays inside ``[pos, end)``."""
+
+    def __init__(self, path: str, fh: Any):
+        self.path, self.fh = path, fh
+
+    def bytes_at(self, pos: int, n: int, end: int, what: str) -> bytes:
+        if pos + n > end:
+            raise FormatError(self.path, f"corrupt checkpoint: {what} at byte {pos} runs past its entry")
+        self.fh.seek(pos)
+        data = self.fh.read(n)
+        if len(data) != n:
+            raise FormatError(self.path, f"truncated checkpoint: the file ends inside {what} at byte {pos}")
+        return data
+
+    def varint(self, pos: int, end: int, what: str) -> Tuple[int, int]:
+        self.fh.seek(pos)
+        head = self.fh.read(min(10, end - pos))
+        try:
+            value, q = _varint(head, 0, len(head))
+        except ValueError as exc:
+            raise FormatError(self.path, f"corrupt checkpoint: {what} at byte {pos}: {exc}") from None
+        return value, pos + q
+
+    def fields(self, pos: int, end: int, what: str):
+        """Yield (field number, wire type, value or (offset, length) for length-delimited, next pos)."""
+        while pos < end:
+            key, pos = self.varint(pos, end, f"a field key of {what}")
+            number, wire = key >> 3, key & 7
+            if number == 0:
+                raise FormatError(self.path, f"corrupt checkpoint: field number 0 in {what} at byte {pos}")
+            if wire == 0:
+                value, pos = self.varint(pos, end, f"field {number} of {what}")
+                yield number, wire, value, pos
+            elif wire == 2:
+                length, pos = self.varint(pos, end, f"the length of field {number} of {what}")
+                if pos + length > end:
+                    raise FormatError(self.path, f"corrupt checkpoint: field {number} of {what} at byte {pos} "
+                                                 f"declares {length} bytes, past the end of its entry")
+                yield number, wire, (pos, length), pos + length
+                pos += length
+            elif wire in (1, 5):
+                pos += 8 if wire == 1 else 4
+                if pos > end:
+                    raise FormatError(self.path, f"corrupt checkpoint: field {number} of {what} runs past its entry")
+                yield number, wire, None, pos
+            else:
+                raise FormatError(self.path, f"corrupt checkpoint: wire type {wire} of field {number} in {what} "
+                                             f"at byte {pos} (groups are not used by checkpoints)")
+
+    def text(self, span: Tuple[int, int], end: int, what: str) -> str:
+        off, n = span
+        if n > _MAX_NAME:
+            raise FormatError(self.path, f"corrupt checkpoint: {what} at byte {off} is {n} bytes long "
+                                         f"(limit {_MAX_NAME})")
+        raw = self.bytes_at(off, n, end, what)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise FormatError(self.path, f"corrupt checkpoint: {what} at byte {off} is not valid UTF-8 "
+                                         f"({raw[:40]!r})") from None
+
+
+def _signed64(v: int) -> int:
+    return v - (1 << 64) if v >= 1 << 63 else v
+
+
+def _scan_tensor(r: _Reader, e: _Entry, span: Tuple[int, int], where: str) -> None:
+    off, n = span
+    end = off + n
+    for number, wire, value, _ in r.fields(off, end, f"the tensor of {where}"):
+        if number == 1 and wire == 0:
+            e.dims.append(_signed64(value))
+        elif number == 1 and wire == 2:  # packed dims
+            if value[1] > _MAX_DIMS_BYTES:
+                raise FormatError(r.path, f"corrupt checkpoint: {where} declares {value[1]} bytes of dims")
+            packed = r.bytes_at(value[0], value[1], end, f"the dims of {where}")
+            q = 0
+            while q < len(packed):
+                try:
+                    d, q = _varint(packed, q, len(packed))
+                except ValueError as exc:
+                    raise FormatError(r.path, f"corrupt checkpoint: the dims of {where}: {exc}") from None
+                e.dims.append(_signed64(d))
+        elif number == 2 and wire == 2:
+            e.ttype = r.text(value, end, f"the tensor_type of {where}")
+        elif number == 3 and wire == 2:
+            e.content = value
+        elif number in (1, 2, 3):
+            raise FormatError(r.path, f"corrupt checkpoint: field {number} of the tensor of {where} has wire type "
+                                      f"{wire}")
+        if len(e.dims) > 64:
+            raise FormatError(r.path, f"corrupt checkpoint: {where} has more than 64 dims")
+
+
+def _scan(path: str, fh: Any, end: int):
+    """Yield (offset, :class:`_Entry`) for each top-level ``Checkpoint.value`` record of the open file,
+    reading only field keys, lengths, names and dims (bounded), never tensor data."""
+    r = _Reader(path, fh)
+    pos = 0
+    while pos < end:
+        start = pos
+        first = r.bytes_at(pos, 1, end, "an entry")
+        if first != b"\x0a":
+            raise FormatError(path, f"corrupt checkpoint: byte {pos} is 0x{first.hex()}, expected 0x0a "
+                                    "(the start of an entry)")
+        length, body = r.varint(pos + 1, end, f"the length of the entry at byte {start}")
+        if body + length > end:
+            raise FormatError(path, f"truncated checkpoint: entry at byte {start} declares {length} bytes but "
+                                    f"only {end - body} remain")
+        where = f"the entry at byte {start}"
+        e = _Entry()
+        for number, wire, value, _ in r.fields(body, body + length, where):
+            if number == 1 and wire == 2:
+                e.tag = r.text(value, body + length, f"the tag of {where}")
+            elif number == 2 and wire == 2:
+                _scan_tensor(r, e, value, where if e.tag is None else f"entry {e.tag!r}")
+            elif number == 3:
+                raise FormatError(path, f"entry {e.tag!r} at byte {start} holds a maptensor instead of a tensor "
+                                        "(MapParameter entries are unsupported)")
+            elif number in (1, 2):
+                raise FormatError(path, f"corrupt checkpoint: field {number} of {where} has wire type {wire}")
+        if e.tag is None:
+            raise FormatError(path, f"corrupt checkpoint: {where} has no tag")
+        if e.ttype is None and e.content is None and not e.dims:
+            raise FormatError(path, f"entry {e.tag!r} at byte {start} holds nothing instead of a tensor")
+        if e.ttype is None or e.content is None:
+            raise FormatError(path, f"corrupt checkpoint: entry {e.tag!r} at byte {start} lacks its "
+                                    f"{'tensor_type' if e.ttype is None else 'tensor_content'}")
+        pos = body + length
+        yield start, e
+
+
+def _crc(fh: Any, end: int) -> int:
+    """zlib.crc32 of the first ``end`` bytes, read in 1 MiB blocks."""
+    fh.seek(0)
+    crc, left = 0, end
+    while left:
+        block = fh.read(min(left, 1 << 20))
+        if not block:
+            break
+        crc = zlib.crc32(block, crc)
+        left -= len(block)
+    return crc & 0xFFFFFFFF
+
+
+def _decode(path: str, tag: str, dims: List[int], ttype: str, parts: List[Tuple[int, int]], fh: Any) -> Any:
+    """The array of one entry, read from its content spans ``parts`` after checking their total
+    length against ``dims`` (nothing is read for a size mismatch); one copy, into the result."""
+    total = sum(n for _, n in parts)
     if ttype == "str":
-        if len(content) % 4:
-            raise FormatError(path, f"entry {tag!r}: a 'str' tensor holds UTF-32-LE text, but its {len(content)} "
+        if total % 4:
+            raise FormatError(path, f"entry {tag!r}: a 'str' tensor holds UTF-32-LE text, but its {total} "
                                     "bytes are not a multiple of 4")
+        if total > _MAX_STR_TENSOR:
+            raise FormatError(path, f"entry {tag!r}: a {total}-byte string (limit {_MAX_STR_TENSOR})")
+        content = b"".join(_read_span(fh, off, n) for off, n in parts)
         try:
             text = content.decode("utf-32-le")
         except UnicodeDecodeError as exc:
@@ -275,16 +430,32 @@ def _decode(path: str, tag: str, dims: List[int], ttype: str, content: bytes) ->
     for d in shape:
         count *= d
     expected = count * dtype.itemsize
-    if expected != len(content):
-        raise FormatError(path, f"entry {tag!r}: dims {dims} of {ttype} need {expected} bytes, "
-                                f"found {len(content)}")
-    return np.frombuffer(content, dtype=dtype).reshape(shape).copy()
+    if expected != total:
+        raise FormatError(path, f"entry {tag!r}: dims {dims} of {ttype} need {expected} bytes, found {total}")
+    out = np.empty(count, dtype=dtype)
+    view = memoryview(out).cast("B")
+    q = 0
+    for off, n in parts:
+        fh.seek(off)
+        if fh.readinto(view[q:q + n]) != n:
+            raise FormatError(path, f"entry {tag!r}: the file ends inside its data")
+        q += n
+    return out.reshape(shape)
+
+
+def _read_span(fh: Any, off: int, n: int) -> bytes:
+    fh.seek(off)
+    return fh.read(n)
 
 
 def read_tensors(path: PathLike, verify_crc: bool = True) -> Tuple["OrderedDict[str, Any]", Dict[str, Any]]:
     """The checkpoint's tensors ``tag -> np.ndarray`` in file order (slices joined), and format facts
     (``crc``: whether a trailer was present, ``types``: MindSpore type per tag, ``sliced``: tags that
     were split).
+
+    Streams the file: first the record structure (keys, lengths, tags, dims; never tensor data), then
+    the CRC (when a trailer is present and ``verify_crc``), then each tensor straight into its array
+    once its size is checked. Memory is what the tensors hold, never the whole file at once.
 
     Raises:
         FormatError: encrypted, truncated or corrupt files, or a CRC mismatch.
@@ -313,43 +484,33 @@ def _read_tensors(p: str, fh: Any, size: int, verify_crc: bool) -> Tuple["Ordere
             end -= 17
     if end == 0:
         raise FormatError(p, "empty checkpoint: no entries")
-    pieces: "OrderedDict[str, Tuple[List[int], str, List[bytes]]]" = OrderedDict()
+    pieces: "OrderedDict[str, Tuple[List[int], str, List[Tuple[int, int]]]]" = OrderedDict()
     sliced = set()
     last_tag = None
-    crc = [0]
-    for start, value in _records(p, fh, end, crc):
-        tag = value.tag
-        which = value.WhichOneof("value")
-        if which != "tensor":
-            raise FormatError(p, f"entry {tag!r} at byte {start} holds a "
-                                 f"{which or 'nothing'} instead of a tensor (MapParameter entries are unsupported)")
-        t = value.tensor
-        dims = list(t.dims)
+    for start, e in _scan(p, fh, end):
+        tag = e.tag
         if tag == last_tag:
             prev_dims, prev_type, parts = pieces[tag]
-            if prev_dims != dims or prev_type != t.tensor_type:
-                raise FormatError(p, f"entry {tag!r} at byte {start}: a slice with dims {dims} / "
-                                     f"{t.tensor_type} follows one with {prev_dims} / {prev_type}")
-            parts.append(t.tensor_content)
+            if prev_dims != e.dims or prev_type != e.ttype:
+                raise FormatError(p, f"entry {tag!r} at byte {start}: a slice with dims {e.dims} / "
+                                     f"{e.ttype} follows one with {prev_dims} / {prev_type}")
+            parts.append(e.content)
             sliced.add(tag)
         else:
             # a later, non-consecutive duplicate overwrites the earlier one (as MindSpore does)
-            pieces[tag] = (dims, t.tensor_type, [t.tensor_content])
+            pieces[tag] = (e.dims, e.ttype, [e.content])
         last_tag = tag
-        del value, t
     if stored is not None and verify_crc:
-        actual = crc[0] & 0xFFFFFFFF
+        actual = _crc(fh, end)
         if stored != actual:
             raise FormatError(p, f"CRC mismatch: the trailer says 0x{stored:08x}, the data gives 0x{actual:08x} "
                                  "(the file is corrupt or was modified)")
-    crc_present = stored is not None
     tensors: "OrderedDict[str, Any]" = OrderedDict()
     types: Dict[str, str] = {}
-    for tag in list(pieces):
-        dims, ttype, parts = pieces.pop(tag)  # free each tensor's raw bytes once decoded
-        tensors[tag] = _decode(p, tag, dims, ttype, parts[0] if len(parts) == 1 else b"".join(parts))
+    for tag, (dims, ttype, parts) in pieces.items():
+        tensors[tag] = _decode(p, tag, dims, ttype, parts, fh)
         types[tag] = ttype
-    return tensors, {"crc": crc_present, "types": types, "sliced": sorted(sliced)}
+    return tensors, {"crc": stored is not None, "types": types, "sliced": sorted(sliced)}
 
 
 def load(path: PathLike) -> ModelFile:
