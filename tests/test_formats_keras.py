@@ -190,7 +190,7 @@ def test_cross_generation_writes_reproduce_outputs_with_that_generation_config_k
     assert _lstm_keys(cfg, 3) == _lstm_keys(k3_cfg, 3)
     assert "time_major" not in json.dumps(cfg) and "implementation" not in json.dumps(cfg)
     # Keras 3 .keras -> tf_keras .h5
-    keras_h5.save(keras_zip.load(K / f"keras3_{model}.keras"), tmp_path / "tk.h5")
+    keras_h5.save(keras_zip.load(K / f"keras3_{model}.keras"), tmp_path / "tk.h5", keras_version=2)
     tk = keras_h5.load(tmp_path / "tk.h5")
     np.testing.assert_allclose(keras_forward(tk, x), np.load(K / f"keras3_{model}_output.npy"), atol=1e-5)
     cfg = json.loads(h5py.File(tmp_path / "tk.h5", "r").attrs["model_config"])
@@ -201,7 +201,7 @@ def test_hard_sigmoid_cannot_cross_generations(tmp_path):
     with pytest.raises(FormatError, match="Keras-2 hard_sigmoid.*cannot be written for Keras 3"):
         keras_zip.save(keras_h5.load(K / "tfkeras_lstm_hard_sigmoid.h5"), tmp_path / "x.keras")
     with pytest.raises(FormatError, match="Keras-3 hard_sigmoid.*cannot be written for tf_keras"):
-        keras_h5.save(keras_zip.load(K / "keras3_lstm_hard_sigmoid.keras"), tmp_path / "x.h5")
+        keras_h5.save(keras_zip.load(K / "keras3_lstm_hard_sigmoid.keras"), tmp_path / "x.h5", keras_version=2)
     assert os.listdir(tmp_path) == []
     # weights-only targets carry no activation: allowed
     keras_weights.save(keras_h5.load(K / "tfkeras_lstm_hard_sigmoid.h5"), tmp_path / "w.weights.h5")

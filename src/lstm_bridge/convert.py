@@ -19,8 +19,8 @@ Keras output (not ``return_sequences``)     ``output[:, -1]`` / ``output[-1]``; 
 Keras states ``[h, c]`` / ``[h_f, c_f, h_b, c_b]``  ``h_n[-1], c_n[-1]`` / ``h_n[-2], c_n[-2], h_n[-1], c_n[-1]``
 ==========================================  ===========================================================
 
-Semantics the target cannot express raise ``ValueError`` with the reason (the sentences of
-:data:`lstm_bridge.explain.UNSUPPORTED`): a gate activation other than sigmoid (e.g.
+Semantics the target cannot express raise ``ValueError`` with the reason, as decided by
+:mod:`lstm_bridge.targets` (the one rule of what can be expressed where): a gate activation other than sigmoid (e.g.
 ``hard_sigmoid``) or a candidate/cell activation other than tanh, ``go_backwards`` outside
 ``Bidirectional``, ``stateful``, a non-concat ``merge_mode``, ``return_sequences=False`` in the
 middle of a stack, mixed directions/units/bias/``time_major`` in a stack, or a layer that is not
@@ -41,7 +41,8 @@ import numpy as np
 import torch
 
 from . import activations as _act
-from .explain import UNSUPPORTED
+from . import targets as _targets
+from .targets import UNSUPPORTED
 from .weights import LSTMWeights, from_keras, from_torch_state_dict, to_keras, to_torch_state_dict
 
 __all__ = [
@@ -137,52 +138,33 @@ def _layer_name(layer: Any) -> str:
     return f"{type(layer).__name__} {getattr(layer, 'name', '?')!r}"
 
 
-def _check_keras_lstm(layer: Any, in_bidirectional: bool) -> None:
-    """Raise ValueError for a Keras LSTM semantic that a standard LSTM cannot express."""
+def _check_keras_lstm(layer: Any) -> None:
+    """Raise ValueError for a Keras LSTM that is not built; warn that dropout is not carried. (What a
+    standard LSTM can express is :func:`lstm_bridge.targets.check_expressible`'s to say.)"""
     name = _layer_name(layer)
     cell = layer.cell
-    if not _act.is_exact_sigmoid(cell.recurrent_activation):
-        rec = getattr(cell.recurrent_activation, "name", repr(cell.recurrent_activation))
-        meaning = {"hard_sigmoid": "Keras 2 hard_sigmoid = clip(0.2x + 0.5, 0, 1)",
-                   "hard_sigmoid_keras3": "Keras 3 hard_sigmoid = relu6(x + 3) / 6"}.get(rec, "not sigmoid")
-        raise ValueError(f"{name}: " + UNSUPPORTED["recurrent_activation"].format(value=rec, meaning=meaning))
-    if not _act.is_exact_tanh(cell.activation):
-        act = getattr(cell.activation, "name", repr(cell.activation))
-        raise ValueError(f"{name}: " + UNSUPPORTED["activation"].format(value=act))
-    if layer.stateful:
-        raise ValueError(f"{name}: " + UNSUPPORTED["stateful"])
-    if layer.go_backwards and not in_bidirectional:
-        raise ValueError(f"{name}: " + UNSUPPORTED["go_backwards"])
     if not layer.built:
         raise ValueError(f"{name} is not built: its input size is unknown; call it once or build(input_shape) "
                          "before converting")
     if cell.dropout or cell.recurrent_dropout:
         warnings.warn(f"{name}: dropout={cell.dropout}, recurrent_dropout={cell.recurrent_dropout} act only in "
                       "training and are not carried over; inference outputs are identical", UserWarning,
-                      stacklevel=3)
+                      stacklevel=4)
 
 
 def _keras_directions(layer: Any) -> Tuple[List[LSTMWeights], Any]:
     """Canonical directions of one Keras LSTM or Bidirectional, and the layer that sets the options."""
     LSTM, Bidirectional = _keras_classes()
+    if not isinstance(layer, (LSTM, Bidirectional)):
+        raise TypeError(f"expected an lstm_bridge.keras.LSTM or Bidirectional; received {type(layer).__name__}")
+    _targets.check_expressible(layer, "mindspore")
     if isinstance(layer, Bidirectional):
-        if layer.merge_mode != "concat":
-            raise ValueError(f"{_layer_name(layer)}: " + UNSUPPORTED["merge_mode"].format(value=layer.merge_mode))
         fwd, bwd = layer.forward_layer, layer.backward_layer
-        _check_keras_lstm(fwd, True)
-        _check_keras_lstm(bwd, True)
-        if fwd.go_backwards or not bwd.go_backwards:
-            raise ValueError(f"{_layer_name(layer)}: the forward layer must run forwards and the backward layer "
-                             f"backwards (forward go_backwards={fwd.go_backwards}, backward "
-                             f"go_backwards={bwd.go_backwards}); MindSpore's direction 0 is forward")
-        diffs = [a for a in ("units", "use_bias", "time_major") if getattr(fwd, a) != getattr(bwd, a)]
-        if diffs:
-            raise ValueError(f"{_layer_name(layer)}: " + UNSUPPORTED["backward_layer"].format(value=", ".join(diffs)))
+        _check_keras_lstm(fwd)
+        _check_keras_lstm(bwd)
         return [from_keras(*fwd.get_weights()), from_keras(*bwd.get_weights())], fwd
-    if isinstance(layer, LSTM):
-        _check_keras_lstm(layer, False)
-        return [from_keras(*layer.get_weights())], layer
-    raise TypeError(f"expected an lstm_bridge.keras.LSTM or Bidirectional; received {type(layer).__name__}")
+    _check_keras_lstm(layer)
+    return [from_keras(*layer.get_weights())], layer
 
 
 def _as_layer_list(layers: Any) -> List[Any]:
@@ -506,15 +488,28 @@ def chain_from_lstm_layers(entries: Sequence[Any], *, api: str, batch_first: Opt
     """A :class:`Chain` from :class:`lstm_bridge.formats.LSTMLayer` entries (``ModelFile.lstm_layers()``),
     in order. Keras entries give one chain layer each; a MindSpore/PyTorch stack gives one per layer.
 
+    An LSTMCell entry gives a one-direction layer with the cell's weights (a cell repeated over time).
+
     Raises:
-        ValueError: an LSTMCell entry (not a sequence layer), or entries that do not chain.
+        ValueError: entries that do not chain.
     """
     layers: List[ChainLayer] = []
     bf = batch_first
     for e in entries:
         sem = e.semantics or {}
         if e.kind == "LSTMCell":
-            raise ValueError(f"{e.name!r} is an LSTMCell (one step), not a sequence layer; it cannot be run as a chain")
+            # One step of a cell, repeated over time, is a forward LSTM layer with the same weights: that
+            # is how a cell's file content is compared. MindSpore's LSTMCell computes sigmoid/tanh with its
+            # approximate CPU kernels (ms_cpu_*): the kernel's numerics (up to 1e-4), not another function
+            # (lstm_bridge.targets treats them as standard), so the chain runs the exact functions.
+            gate = {"ms_cpu_sigmoid": "sigmoid"}.get(sem.get("recurrent_activation", "sigmoid"),
+                                                     sem.get("recurrent_activation", "sigmoid"))
+            cand = {"ms_cpu_tanh": "tanh"}.get(sem.get("activation", "tanh"), sem.get("activation", "tanh"))
+            layers.append(ChainLayer(e.name, [w.torch() for w in e.weights[0]], [False], gate, cand, False,
+                                     "concat", True, True))
+            if bf is None and sem.get("batch_first") is not None:
+                bf = bool(sem["batch_first"])
+            continue
         if sem.get("keras_version") is not None:  # a Keras entry (formats.model._keras_semantics)
             dirs = [w.torch() for w in e.weights[0]]
             go_back = bool(sem.get("go_backwards", False))
@@ -674,8 +669,8 @@ def run_chain(chain: Chain, x: Tensor, *, lengths: Optional[Tensor] = None, h0: 
     for index, layer in enumerate(chain.layers):
         D = len(layer.directions)
         H = layer.hidden_size
-        gate = _act.get(layer.gate)
-        cand = _act.get(layer.candidate)
+        gate = _act.by_name(layer.gate)
+        cand = _act.by_name(layer.candidate)
         rule = MaskedOutput.ZERO if (layer.zero_output_for_mask or chain.api == "mindspore") else MaskedOutput.CARRY
         sem = LayerSemantics(CellActivations(gate=gate, candidate=cand, cell=cand), rule)
         dirs = [DirectionWeights(w.w_ih.to(x.dtype), w.w_hh.to(x.dtype),
@@ -716,28 +711,13 @@ def run_chain(chain: Chain, x: Tensor, *, lengths: Optional[Tensor] = None, h0: 
 # --- checks and comparisons used by the CLI -----------------------------------------------------
 
 def standard_violations(chain: Chain) -> List[str]:
-    """Why ``chain`` cannot be a standard ``mindspore.nn.LSTM`` / ``torch.nn.LSTM`` stack (empty if it can).
+    """Why ``chain`` cannot be a standard ``mindspore.nn.LSTM`` / ``torch.nn.LSTM`` stack (empty if it can):
+    :func:`lstm_bridge.targets.violations` for the ``mindspore`` target.
 
     Presentation differences (``return_sequences=False`` on the last layer, the Keras state list) are
     fine: the weights and the recurrence are what a file carries.
     """
-    problems: List[str] = []
-    for index, layer in enumerate(chain.layers):
-        where = f"layer {layer.name!r}: "
-        if layer.gate != "sigmoid":
-            meaning = {"hard_sigmoid": "Keras 2 hard_sigmoid = clip(0.2x + 0.5, 0, 1)",
-                       "hard_sigmoid_keras3": "Keras 3 hard_sigmoid = relu6(x + 3) / 6"}.get(layer.gate, "not sigmoid")
-            problems.append(where + UNSUPPORTED["recurrent_activation"].format(value=layer.gate, meaning=meaning))
-        if layer.candidate != "tanh":
-            problems.append(where + UNSUPPORTED["activation"].format(value=layer.candidate))
-        if len(layer.directions) == 1 and layer.reverse[0]:
-            problems.append(where + UNSUPPORTED["go_backwards"])
-        if len(layer.directions) == 2 and list(layer.reverse) != [False, True]:
-            problems.append(where + "a Bidirectional whose forward half runs backwards (a wrapped go_backwards "
-                                    "layer) has no mindspore.nn.LSTM equivalent")
-        if len(layer.directions) == 2 and layer.merge_mode != "concat":
-            problems.append(where + UNSUPPORTED["merge_mode"].format(value=layer.merge_mode))
-    return problems
+    return _targets.violations(chain, "mindspore")
 
 
 @dataclass
@@ -779,7 +759,7 @@ def compare_chains(a: Chain, b: Chain, *, seed: int = 0, batch: int = 3, steps: 
         c0 = [0.5 * torch.randn(batch, H, generator=gen) for _ in range(D)]
         results = []
         for layer in (la, lb):
-            gate, cand = _act.get(layer.gate), _act.get(layer.candidate)
+            gate, cand = _act.by_name(layer.gate), _act.by_name(layer.candidate)
             sem = LayerSemantics(CellActivations(gate=gate, candidate=cand, cell=cand), MaskedOutput.CARRY)
             dirs = [DirectionWeights(*(None if t is None else torch.as_tensor(np.asarray(t) if not isinstance(t, Tensor)
                                                                                else t).float()

@@ -42,6 +42,7 @@ __all__ = [
     "violations",
     "check_expressible",
     "mask_producers",
+    "mask_notes",
     "model_violations",
     "check_model",
     "target_for_format",
@@ -117,7 +118,7 @@ UNSUPPORTED: Dict[str, str] = {
         "MindSpore's LSTM/LSTMCell with seq_length use MindSpore's approximate CPU sigmoid/tanh (error up to "
         "1e-4); an exact-activation target agrees only to that level"),
     "onnx_activation": (
-        "{which}={value!r} has no ONNX LSTM activation (the ONNX LSTM operator offers {supported})"),
+        "{which}={value!r} has no ONNX LSTM equivalent (the ONNX LSTM operator's activations: {supported})"),
     "onnx_stateful": (
         "stateful=True has no ONNX equivalent: an ONNX graph keeps no state between runs; feed the final "
         "states back as the initial_state inputs yourself"),
@@ -129,8 +130,6 @@ UNSUPPORTED: Dict[str, str] = {
         "convert the cell to .ckpt / .pt / .safetensors"),
     "keras3_time_major": "time_major=True has no Keras 3 equivalent (Keras 3 inputs are (batch, time, features))",
     "keras_activation": "{reason}",
-    "unknown_activation": (
-        "{which}={value!r} is a custom or unsupported activation; no {target} file can name it"),
     "mask_onnx": (
         "{producer} feeds a mask to the LSTM layers, and the ONNX export holds the LSTM chain only: the padded "
         "steps would run as data (the Keras model skips them), so the outputs would differ on padded batches; "
@@ -249,8 +248,9 @@ def _from_lstm_layer(e: Any) -> List[LayerDescription]:
 
 def _from_chain_layer(layer: Any) -> LayerDescription:
     D = len(layer.directions)
+    # chain activation names are resolved: "hard_sigmoid" is Keras 2's (generation=2 says so)
     return LayerDescription(layer.name, "Bidirectional" if D == 2 else "LSTM", layer.gate, layer.candidate,
-                            tuple(bool(r) for r in layer.reverse), layer.merge_mode)
+                            tuple(bool(r) for r in layer.reverse), layer.merge_mode, generation=2)
 
 
 def describe(obj: Any) -> List[LayerDescription]:
@@ -374,10 +374,8 @@ def _keras(d: LayerDescription, gen: int) -> List[str]:
     from .formats.model import FormatError
     out: List[str] = []
     for which, value in (("recurrent_activation", d.gate), ("activation", d.candidate)):
-        if value.startswith("unknown:"):
-            out.append(UNSUPPORTED["unknown_activation"].format(which=which, value=_shown(value),
-                                                                target=_TARGET_TEXT[f"keras{gen}"]))
-            continue
+        if value.startswith("unknown:") and d.generation == gen and d.keras:
+            continue  # a custom name from a file of the same generation is copied as it is
         try:
             target_activation(value, gen, which)
         except FormatError as exc:
@@ -441,26 +439,46 @@ def check_expressible(layer: Any, target: str) -> None:
 
 # --- masks and whole model files ---------------------------------------------------------------
 
-def mask_producers(mf: Any) -> List[str]:
-    """The layers of a Keras :class:`~lstm_bridge.formats.ModelFile` that produce a mask for the layers
-    after them, as text (``"Embedding 'emb' has mask_zero=True"``, ``"Masking 'm' (mask_value=0.0)"``)."""
+def _mask_producers(mf: Any) -> List[Tuple[str, str]]:
     if getattr(mf, "framework", None) != "keras":
         return []
     out = []
     for e in mf.layers:
         cfg = e.config if isinstance(e.config, dict) else {}
         if e.kind == "Embedding" and cfg.get("mask_zero"):
-            out.append(f"Embedding {e.name!r} has mask_zero=True")
+            out.append((e.name, f"Embedding {e.name!r} has mask_zero=True"))
         elif e.kind == "Masking":
-            out.append(f"Masking {e.name!r} (mask_value={cfg.get('mask_value', 0.0)!r})")
+            out.append((e.name, f"Masking {e.name!r} (mask_value={cfg.get('mask_value', 0.0)!r})"))
     return out
+
+
+def mask_producers(mf: Any) -> List[str]:
+    """The layers of a Keras :class:`~lstm_bridge.formats.ModelFile` that produce a mask for the layers
+    after them, as text (``"Embedding 'emb' has mask_zero=True"``, ``"Masking 'm' (mask_value=0.0)"``)."""
+    return [text for _, text in _mask_producers(mf)]
+
+
+def mask_notes(mf: Any, target: str) -> Dict[str, str]:
+    """``{entry: note}`` for a save report: the mask producers of a Keras model written to a state-dict
+    target (``mindspore`` / ``torch``), whose files hold tensors but no model graph, so the mask is
+    not in them (the weights are)."""
+    if target not in ("mindspore", "torch"):
+        return {}
+    how = "pass seq_length (right padding only)" if target == "mindspore" else \
+        "pack the padded batch (torch.nn.utils.rnn.pack_padded_sequence; right padding only)"
+    return {f"{name} (mask)": f"{text}: a {target} state dict holds tensors, not the model graph that applies "
+            f"the mask; the model that loads it must {how}" for name, text in _mask_producers(mf)}
 
 
 def model_violations(mf: Any, target: str, *, layer: Optional[str] = None, lengths: bool = False) -> List[str]:
     """Why the LSTM entries of a :class:`~lstm_bridge.formats.ModelFile` (or the one named ``layer``)
     cannot be held by ``target``, plus, for ``onnx`` without ``lengths``, the mask producers whose mask
     the graph would drop."""
-    problems = violations(describe_model_file(mf, layer), target)
+    descriptions = describe_model_file(mf, layer)
+    if target in ("keras2", "keras3") and any(d.kind != "LSTMCell" for d in descriptions):
+        # beside LSTM layers, cells are left out and listed in the save report (not a refusal)
+        descriptions = [d for d in descriptions if d.kind != "LSTMCell"]
+    problems = violations(descriptions, target)
     if target == "onnx" and not lengths:
         problems += [UNSUPPORTED["mask_onnx"].format(producer=p) for p in mask_producers(mf)]
     return problems

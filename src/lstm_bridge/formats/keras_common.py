@@ -636,7 +636,11 @@ def _plan_generated(mf: ModelFile, gen: int, report: SaveReport, weights_only: b
                                               "generated from LSTM weights")
     if not body:
         raise FormatError(report.path, "nothing to write: the model file has no LSTM layer a Keras model can hold")
-    if mf.framework == "keras" and not mf.model_config:
+    if mf.framework == "keras" and not mf.model_config and any(
+            "return_sequences" not in (sublayer_config(e.config.get("layer")) if e.kind == "Bidirectional"
+                                       else e.config or {})
+            for e in mf.layers if e.kind in ("LSTM", "Bidirectional")):
+        # weights-only source (no layer config): options are Keras's defaults; a config kept them
         _chain_sequences(body, report)
     # input layer
     if first_input is not None:

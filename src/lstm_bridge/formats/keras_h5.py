@@ -9,8 +9,12 @@ those (slash-separated) paths. Attributes may be bytes or str and may be split (
 differ between writers (``lstm/lstm_cell/kernel:0`` in tf_keras, ``lstm/kernel:0`` in TF 1.x and early
 TF 2, no ``:0`` in Keras 3) and are only kept for information.
 
-The writer produces what tf_keras 2.21 writes (``keras_version`` "2.21.0", a Functional
-``model_config``, ``lstm/lstm_cell/kernel:0`` names).
+The writer produces the dialect of one Keras generation (``keras_version=`` 2 or 3; default: a
+Keras 3 source gets Keras 3's, anything else tf_keras's): what tf_keras 2.21 writes (``keras_version``
+"2.21.0", a Functional ``model_config`` with ``time_major``, ``lstm/lstm_cell/kernel:0`` names), or
+what Keras 3.15 writes (``keras_version`` "3.15.1", Keras 3 layer configs, names without ``:0``),
+which is the only one Keras 3 loads (it refuses tf_keras's ``time_major``). :func:`dialect` says
+which one a model gets.
 """
 from __future__ import annotations
 
@@ -22,10 +26,10 @@ from typing import Any, Callable, Dict, List, TypeVar, Union
 import numpy as np
 
 from .common import PathLike, SaveReport, atomic_output, check_output_path, check_regular_file, head_bytes
-from .keras_common import (_WEIGHTLESS, TK_VERSION, KerasPlan, ReadBudget, check_hdf5_tree, infer_kind,
+from .keras_common import (_WEIGHTLESS, K3_VERSION, TK_VERSION, KerasPlan, ReadBudget, check_hdf5_tree, infer_kind,
                            layer_configs, layer_kind, layer_name, plan_keras, read_attr, read_dataset,
                            read_json_attr, weight_keys)
-from .model import FormatError, LayerEntry, ModelFile, validate
+from .model import FormatError, LayerEntry, ModelFile, keras_generation, validate
 
 T = TypeVar("T")
 
@@ -222,32 +226,73 @@ def _write_same_layout(h5py: Any, g: Any, mf: ModelFile) -> None:
         g.create_group("top_level_model_weights").attrs["weight_names"] = np.array([], dtype=np.float64)
 
 
-def save(model_file: ModelFile, path: PathLike, weights_only: bool = False) -> SaveReport:
-    """Write a tf_keras 2.21 legacy HDF5 file: a full model (``model_config`` + ``model_weights``) that
-    ``tf_keras.models.load_model`` loads, or with ``weights_only=True`` the ``save_weights("w.h5")``
-    layout. Non-Keras sources become a Functional ``Input -> LSTM/Bidirectional ...`` chain.
+def dialect(model_file: ModelFile, keras_version: Any = None) -> int:
+    """The Keras generation (2 or 3) whose ``.h5`` dialect :func:`save` writes for ``model_file``.
 
     Raises:
-        FormatError: a layer whose semantics tf_keras cannot express (e.g. Keras 3's hard_sigmoid).
+        ValueError: ``keras_version`` other than None, 2 or 3.
     """
+    if keras_version is not None:
+        if keras_version not in (2, 3) or isinstance(keras_version, bool):
+            raise ValueError(f"keras_version must be 2 (tf_keras) or 3 (Keras 3); received {keras_version!r}")
+        return int(keras_version)
+    if model_file.framework == "keras" and keras_generation(model_file.version) == 3:
+        return 3
+    return 2
+
+
+def _keras3_legacy_config(model_config: Dict[str, Any]) -> Dict[str, Any]:
+    """Keras 3's ``model.save("m.h5")`` config: ``{class_name, config}``, layer entries without the
+    saving-lib keys ``module``, ``registered_name`` and ``build_config``."""
+    import copy
+    cfg = {"class_name": model_config.get("class_name", "Functional"),
+           "config": copy.deepcopy(model_config.get("config"))}
+    for le in layer_configs(cfg):
+        for k in ("module", "registered_name", "build_config"):
+            le.pop(k, None)
+    return cfg
+
+
+def save(model_file: ModelFile, path: PathLike, weights_only: bool = False,
+         keras_version: Any = None) -> SaveReport:
+    """Write a legacy HDF5 file in the dialect of Keras generation :func:`dialect` (``keras_version=``
+    2: tf_keras 2.21, 3: Keras 3.15; default: the source's generation for Keras sources, else 2): a
+    full model (``model_config`` + ``model_weights``) that ``load_model`` of that generation loads, or
+    with ``weights_only=True`` the ``save_weights("w.h5")`` layout. Non-Keras sources become a
+    Functional ``Input -> LSTM/Bidirectional ...`` chain. Nothing is written when the model cannot be
+    held (:func:`lstm_bridge.targets.check_model`).
+
+    Raises:
+        FormatError: a layer whose semantics that generation cannot express (e.g. Keras 3's hard_sigmoid
+            for tf_keras, ``time_major`` for Keras 3).
+    """
+    from ..targets import check_model
     p = check_output_path(path, model_file)
+    gen = dialect(model_file, keras_version)
+    version = TK_VERSION if gen == 2 else K3_VERSION
     h5py = _h5py()
     if weights_only and _same_layout_possible(model_file):
         with atomic_output(p) as tmp:
             with h5py.File(tmp, "w") as f:
                 _write_same_layout(h5py, f, model_file)
         return SaveReport(path=p, format=NAME, written=[e.name for e in model_file.layers])
+    if not weights_only:  # a weights-only file records no semantics: the loading model supplies them
+        check_model(model_file, "keras2" if gen == 2 else "keras3", path=p)
     try:
-        plan = plan_keras(model_file, 2, p, NAME, weights_only=weights_only)
+        plan = plan_keras(model_file, gen, p, NAME, weights_only=weights_only)
     except FormatError as exc:
         raise FormatError(p, exc.problem) from None
+    if gen == 3:  # Keras 3 names weights without the ":0" suffix
+        for pl in plan.layers:
+            pl.weight_names = [w[:-2] if w.endswith(":0") else w for w in pl.weight_names]
     with atomic_output(p) as tmp:
         with h5py.File(tmp, "w") as f:
             if weights_only:
-                write_weights_group(h5py, f, plan, TK_VERSION)
+                write_weights_group(h5py, f, plan, version)
             else:
                 f.attrs["backend"] = "tensorflow"
-                f.attrs["keras_version"] = TK_VERSION
-                f.attrs["model_config"] = json.dumps(plan.model_config)
-                write_weights_group(h5py, f.create_group("model_weights"), plan, TK_VERSION)
+                f.attrs["keras_version"] = version
+                config = plan.model_config if gen == 2 else _keras3_legacy_config(plan.model_config)
+                f.attrs["model_config"] = json.dumps(config)
+                write_weights_group(h5py, f.create_group("model_weights"), plan, version)
     return plan.report

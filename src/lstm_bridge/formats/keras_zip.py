@@ -20,6 +20,7 @@ from .keras_common import (INFLATION_SLACK, K3_VERSION, MAX_INFLATION, ReadBudge
 from .keras_h5 import _h5py
 from .keras_weights import entry_from_layer, read_layers, write_weights_file
 from .model import FormatError, LayerEntry, ModelFile, validate
+from ..targets import check_model
 
 NAME = "keras"
 SUFFIXES = (".keras",)
@@ -154,6 +155,7 @@ def save(model_file: ModelFile, path: PathLike) -> SaveReport:
             time_major, ...).
     """
     p = check_output_path(path, model_file)
+    check_model(model_file, "keras3", path=p)  # what Keras 3 cannot hold: refused, nothing written
     h5py = _h5py()
     try:
         plan = plan_keras(model_file, 3, p, NAME)

@@ -46,6 +46,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .. import __version__
+from ..targets import ONNX_ACTIVATIONS, check_expressible, check_model
 from ..weights import to_onnx
 from .common import SaveReport, atomic_output, check_output_path, head_bytes
 from .model import FormatError
@@ -57,19 +58,9 @@ IR_VERSION = 8
 
 __all__ = ["NAME", "SUFFIXES", "build_model", "save", "load", "detect", "verify", "ACTIVATIONS"]
 
-#: lstm-bridge activation name -> (ONNX activation name, alpha or None, beta or None)
-ACTIVATIONS: Dict[str, Tuple[str, Optional[float], Optional[float]]] = {
-    "sigmoid": ("Sigmoid", None, None),
-    "tanh": ("Tanh", None, None),
-    "relu": ("Relu", None, None),
-    "linear": ("Affine", 1.0, 0.0),
-    "softsign": ("Softsign", None, None),
-    "softplus": ("Softplus", None, None),
-    "elu": ("Elu", 1.0, None),
-    "leaky_relu": ("LeakyRelu", 0.2, None),
-    "hard_sigmoid": ("HardSigmoid", 0.2, 0.5),
-    "hard_sigmoid_keras3": ("HardSigmoid", 1.0 / 6.0, 0.5),
-}
+#: lstm-bridge activation name -> (ONNX activation name, alpha or None, beta or None): what the ONNX
+#: target can hold, owned by :mod:`lstm_bridge.targets`
+ACTIVATIONS: Dict[str, Tuple[str, Optional[float], Optional[float]]] = ONNX_ACTIVATIONS
 
 
 def _onnx():
@@ -172,14 +163,24 @@ def build_model(obj: Any, *, layer: Optional[str] = None, lengths: bool = False,
     Raises:
         FormatError: a semantic the ONNX LSTM cannot express, naming the layer and why.
     """
+    import dataclasses
+
     from ..convert import chain_from, chain_from_model_file
     onnx, TP, helper, numpy_helper = _onnx()
+    is_file = hasattr(obj, "lstm_layers")
     try:
-        chain = chain_from_model_file(obj, layer) if hasattr(obj, "lstm_layers") else chain_from(obj)
+        # what an ONNX LSTM graph cannot hold (lstm_bridge.targets), masks included: refused up front
+        if is_file:
+            check_model(obj, "onnx", layer=layer, lengths=lengths)
+        elif not isinstance(obj, (list, tuple)) or obj:
+            check_expressible(obj, "onnx")
+        chain = chain_from_model_file(obj, layer) if is_file else chain_from(obj)
+    except FormatError:
+        raise
     except ValueError as exc:
         raise FormatError(getattr(obj, "path", None), str(exc)) from exc
-    if batch_first is not None:
-        chain.batch_first = bool(batch_first)
+    if batch_first is not None:  # a copy: the caller's chain is not changed
+        chain = dataclasses.replace(chain, batch_first=bool(batch_first))
     np_dtype = np.dtype(dtype)
     if np_dtype not in (np.float32, np.float64):
         raise FormatError(None, f"ONNX export dtype must be float32 or float64; received {np_dtype}")

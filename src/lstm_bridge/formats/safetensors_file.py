@@ -19,6 +19,7 @@ import numpy as np
 from .common import (PathLike, SaveReport, atomic_output, check_output_path, check_regular_file, head_bytes,
                      open_regular, tensor_state)
 from .model import FormatError, ModelFile, group_state_dict, validate
+from ..targets import check_model, mask_notes
 
 NAME = "safetensors"
 SUFFIXES = (".safetensors",)
@@ -167,8 +168,10 @@ def load(path: PathLike) -> ModelFile:
 def save(model_file: ModelFile, path: PathLike) -> SaveReport:
     """Write the model's tensors (PyTorch naming) as ``.safetensors``; strings are skipped and reported."""
     p = check_output_path(path, model_file)
+    check_model(model_file, "torch", path=p)  # a semantic torch.nn.LSTM cannot hold: refused, nothing written
     st = _lib()
     report = SaveReport(path=p, format=NAME, written=[e.name for e in model_file.layers])
+    report.skipped.update(mask_notes(model_file, "torch"))
     state = tensor_state(model_file, report)
     metadata = {"format": "pt", "source_framework": model_file.framework,
                 "source_version": str(model_file.version or ""), "key_order": json.dumps(list(state))}

@@ -21,6 +21,7 @@ import torch
 from .common import (PathLike, SaveReport, atomic_output, check_output_path, check_regular_file, head_bytes,
                      tensor_state)
 from .model import FormatError, ModelFile, group_state_dict, validate
+from ..targets import check_model, mask_notes
 
 NAME = "torch"
 SUFFIXES = (".pt", ".pth")
@@ -117,7 +118,9 @@ def save(model_file: ModelFile, path: PathLike) -> SaveReport:
     LSTM entries keep (or get) PyTorch names (``<name>.weight_ih_l0`` ...); strings are skipped and
     reported (a state dict holds tensors)."""
     p = check_output_path(path, model_file)
+    check_model(model_file, "torch", path=p)  # a semantic torch.nn.LSTM cannot hold: refused, nothing written
     report = SaveReport(path=p, format=NAME, written=[e.name for e in model_file.layers])
+    report.skipped.update(mask_notes(model_file, "torch"))
     state = tensor_state(model_file, report)
     with atomic_output(p) as tmp:
         torch.save(state, tmp)
