@@ -99,7 +99,9 @@ class Bidirectional(torch.nn.Module):
         if go_backwards is not None:
             config["go_backwards"] = go_backwards
         config.pop("weights", None)
-        return type(layer).from_config(config, keras_version=layer.keras_version)
+        copy_ = type(layer).from_config(config, keras_version=layer.keras_version)
+        copy_.use_cudnn = layer.use_cudnn  # not serialized; Keras keeps it on both copies
+        return copy_
 
     @staticmethod
     def _check_backward(forward: LSTM, backward: LSTM) -> None:

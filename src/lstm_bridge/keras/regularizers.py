@@ -53,6 +53,15 @@ class L2(L1L2):
         return {"class_name": "L2", "config": {"l2": self.l2}}
 
 
+# Keras's lower-case spellings: ``regularizers.l1(0.01)``, ``regularizers.l2(...)``, ``regularizers.l1_l2(...)``.
+l1 = L1
+l2 = L2
+
+
+def l1_l2(l1: float = 0.01, l2: float = 0.01) -> L1L2:  # noqa: F811 - Keras's signature
+    return L1L2(l1=l1, l2=l2)
+
+
 def get(identifier: Any) -> Optional[Callable[[torch.Tensor], torch.Tensor]]:
     """Resolve ``None``, ``"l1"``, ``"l2"``, ``"l1_l2"``, a Keras config dict, or a callable."""
     if identifier is None:
