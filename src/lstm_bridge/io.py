@@ -49,11 +49,14 @@ def save(obj: Any, path: "os.PathLike[str] | str", format: Optional[str] = None,
     :class:`~lstm_bridge.formats.SaveReport` (entries written, entries skipped with the reason).
 
     ``options`` go to the format's writer (e.g. ``crc=True`` / ``slice_bytes`` for ``.ckpt``,
-    ``weights_only=True`` for the legacy ``.h5``).
+    ``weights_only=True`` and ``keras_version=2|3`` (the dialect; default: the source's generation) for
+    the legacy ``.h5``, ``batch_first=`` / ``lengths=`` / ``layer=`` for ``.onnx``).
 
     Raises:
-        FormatError: the target cannot hold the model (e.g. Keras-2 hard_sigmoid into Keras 3), or
-            ``path`` is the file the model was read from.
+        FormatError: (a ValueError) the target cannot hold the model, as :mod:`lstm_bridge.targets`
+            decides for every writer (e.g. a hard_sigmoid Keras LSTM into ``.ckpt``/``.pt``/``.safetensors``,
+            Keras-2 hard_sigmoid into Keras 3, a Keras mask into ONNX without ``lengths=True``); nothing is
+            written; or ``path`` is the file the model was read from.
         NotImplementedError: an unknown format or suffix.
         TypeError: an object of a kind this function does not know.
     """
