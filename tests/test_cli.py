@@ -373,3 +373,197 @@ def test_explain_parser_only_raises_explain_error():
     assert "input_size=8" in ex.explain("tf.keras.layers.LSTM(16, input_shape=(10, 8))").target
     with pytest.raises(ex.ExplainError, match="num_layers"):
         ex.explain("nn.LSTM(3, 4, 1000000)")
+
+
+# --- write failures, atomic claims, modes (issue 9: CLI, signals, races) ----------------------------------
+
+def _run_cli_limited(args, cwd, fsize=None, umask=None):
+    """The CLI in a subprocess, optionally with a file-size limit (writes beyond it fail with EFBIG, a real
+    OS write failure inside every writer library) or another umask."""
+    import resource
+
+    def limits():
+        if fsize is not None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+        if umask is not None:
+            os.umask(umask)
+
+    return subprocess.run([sys.executable, "-m", "lstm_bridge.cli", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, preexec_fn=limits, timeout=300)
+
+
+@pytest.mark.parametrize("target", ["o.pt", "o.safetensors", "o.ckpt", "o.keras", "o.onnx"])
+def test_a_failed_write_is_one_line_with_the_os_reason_and_exit_3(tmp_path, target):
+    res = _run_cli_limited(["convert", MS / "lstm_64x32_unsliced.ckpt", target], tmp_path, fsize=4096)
+    assert res.returncode == 3, res.stderr
+    lines = [l for l in res.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
+    assert lines[0].startswith(f"lstm-bridge convert: error: cannot write {target}: File too large"), lines
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_disk_full_inside_a_writer_library_is_one_line(tmp_path, capsys, monkeypatch):
+    import errno
+
+    import lstm_bridge.formats.torch_pt as torch_pt
+
+    def full(obj, path, *a, **k):
+        Path(path).write_bytes(b"PK\x03\x04 partial")
+        raise RuntimeError(f"[enforce fail at inline_container.cc:664] . PytorchStreamWriter failed writing file "
+                           f"data/0: file write failed; errno = {errno.ENOSPC}")
+
+    monkeypatch.setattr(torch_pt.torch, "save", full)
+    assert main(["convert", str(MS / "lstm_small.ckpt"), str(tmp_path / "o.pt")]) == 3
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [f"lstm-bridge convert: error: cannot write {tmp_path / 'o.pt'}: "
+                                        "No space left on device"]
+    assert _files(tmp_path) == []
+
+    def full_os(obj, path, *a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(torch_pt.torch, "save", full_os)
+    assert main(["convert", str(MS / "lstm_small.ckpt"), str(tmp_path / "o.pt")]) == 3
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "lstm-bridge-" not in err and _files(tmp_path) == []
+
+
+def test_a_read_only_directory_is_one_line_naming_out(tmp_path, capsys, monkeypatch):
+    import errno
+
+    import lstm_bridge.formats.atomic as atomic
+    out = tmp_path / "ro" / "o.pt"
+    out.parent.mkdir()
+
+    def refuse(name):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), name)
+
+    monkeypatch.setattr(atomic, "create_new", refuse)
+    assert main(["convert", str(MS / "lstm_small.ckpt"), str(out)]) == 3
+    err = capsys.readouterr().err.strip()
+    assert err == (f"lstm-bridge convert: error: cannot write {out}: cannot create a file in {out.parent}: "
+                   "Read-only file system")
+    monkeypatch.undo()
+    if os.geteuid() != 0:  # permissions do not stop root: the real thing where it can be shown
+        out.parent.chmod(0o555)
+        try:
+            assert main(["convert", str(MS / "lstm_small.ckpt"), str(out)]) == 3
+            assert "Permission denied" in capsys.readouterr().err
+        finally:
+            out.parent.chmod(0o755)
+    assert _files(out.parent) == []
+
+
+def test_a_dangling_symlink_at_out_counts_as_existing(tmp_path, capsys):
+    out = tmp_path / "o.pt"
+    out.symlink_to(tmp_path / "nowhere.pt")
+    assert main(["convert", str(MS / "lstm_small.ckpt"), str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert out.is_symlink() and not (tmp_path / "nowhere.pt").exists()
+    assert main(["convert", str(MS / "lstm_small.ckpt"), str(out), "--force"]) == 0
+    # the link itself is replaced, its target never created
+    assert not out.is_symlink() and load(out).framework == "torch" and not (tmp_path / "nowhere.pt").exists()
+
+
+def test_out_created_while_converting_is_not_replaced(tmp_path, capsys, monkeypatch):
+    import lstm_bridge.convert as conv
+    out = tmp_path / "o.pt"
+    real = conv.compare_chains
+
+    def someone_else_writes_out(*a, **k):
+        out.write_bytes(b"another process")
+        return real(*a, **k)
+
+    monkeypatch.setattr(conv, "compare_chains", someone_else_writes_out)
+    assert main(["convert", str(MS / "lstm_small.ckpt"), str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "already exists" in err and str(out) in err
+    assert out.read_bytes() == b"another process" and _files(tmp_path) == ["o.pt"]
+    # with --force the run replaces it
+    assert main(["convert", str(MS / "lstm_small.ckpt"), str(out), "--force"]) == 0
+    assert load(out).framework == "torch" and _files(tmp_path) == ["o.pt"]
+
+
+def test_errors_about_the_written_file_name_out_not_the_temporary_file(tmp_path, capsys, monkeypatch):
+    import lstm_bridge.io as lb_io
+    from lstm_bridge.formats import FormatError
+    real = lb_io.load
+
+    def unreadable_output(path, *a, **k):
+        if os.path.basename(str(path)).startswith("."):
+            raise FormatError(path, "simulated: truncated after writing")
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(lb_io, "load", unreadable_output)
+    out = tmp_path / "o.safetensors"
+    assert main(["convert", str(MS / "lstm_small.ckpt"), str(out)]) == 1
+    err = capsys.readouterr().err
+    assert f"{out}: simulated: truncated after writing" in err
+    assert "lstm-bridge-" not in err and ".tmp" not in err
+    assert _files(tmp_path) == []
+
+
+def test_output_mode_follows_the_umask_without_umask_calls(tmp_path):
+    src_root = Path(__file__).resolve().parents[1] / "src" / "lstm_bridge"
+    offenders = [str(p) for p in src_root.rglob("*.py") if "os.umask(" in p.read_text()]
+    assert offenders == []  # the umask is process-wide: reading it means setting it (a race with threads)
+    res = _run_cli_limited(["convert", MS / "lstm_small.ckpt", "o.keras"], tmp_path, umask=0o027)
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "o.keras").stat().st_mode & 0o777 == 0o640
+    res = _run_cli_limited(["convert", MS / "lstm_small.ckpt", "p.pt"], tmp_path, umask=0o002)
+    assert (tmp_path / "p.pt").stat().st_mode & 0o777 == 0o664
+
+
+def test_batch_first_and_time_major_reach_save_for_onnx(tmp_path, capsys, monkeypatch):
+    import lstm_bridge.io as lb_io
+    seen = []
+    real = lb_io.save
+
+    def spy(obj, path, format=None, **options):
+        seen.append((format, options.get("batch_first", "absent")))
+        return real(obj, path, format=format, **options)
+
+    monkeypatch.setattr(lb_io, "save", spy)
+    pytest.importorskip("onnxruntime")
+    import onnx
+    for flag, expected, first_dim in (("--batch-first", True, "batch"), ("--time-major", False, "time"),
+                                      (None, "absent", "time")):
+        out = tmp_path / f"o{len(seen)}.onnx"
+        assert main(["convert", str(MS / "lstm_small.ckpt"), str(out)] + ([flag] if flag else [])) == 0, \
+            capsys.readouterr().err
+        assert seen[-1] == ("onnx", expected)
+        dims = onnx.load(str(out)).graph.input[0].type.tensor_type.shape.dim
+        assert dims[0].dim_param == first_dim  # the graph takes the layout asked for (and was verified with it)
+    assert main(["convert", str(MS / "lstm_small.ckpt"), str(tmp_path / "x.pt"), "--batch-first"]) == 2
+    assert "ONNX output only" in capsys.readouterr().err
+    assert main(["convert", str(MS / "lstm_small.ckpt"), str(tmp_path / "y.onnx"), "--batch-first",
+                 "--time-major"]) == 2
+
+
+def test_inspect_shows_masking_and_every_layer_activation(tmp_path, capsys):
+    import zipfile
+    assert main(["inspect", str(KERAS / "tfkeras_emb_lstm_dense.h5")]) == 0
+    text = capsys.readouterr().out
+    assert "keras generation: 2" in text and "masking: embedding (mask_zero=True)" in text
+    assert "activation=linear" in text and "recurrent_activation=sigmoid" in text
+    # a Keras 3 file with a Masking layer (made from a fixture by editing its config)
+    src = KERAS / "keras3_lstm_hard_sigmoid.keras"
+    dst = tmp_path / "masked.keras"
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item)
+            if item.filename == "config.json":
+                cfg = json.loads(data)
+                cfg["config"]["layers"].insert(1, {"module": "keras.layers", "class_name": "Masking",
+                                                   "config": {"name": "pad_mask", "mask_value": -1.0},
+                                                   "name": "pad_mask", "inbound_nodes": []})
+                data = json.dumps(cfg).encode()
+            zout.writestr(item, data)
+    assert main(["inspect", str(dst), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    by_name = {l["name"]: l for l in info["layers"]}
+    assert info["keras_generation"] == 3
+    assert by_name["pad_mask"]["kind"] == "Masking" and by_name["pad_mask"]["details"] == {"mask_value": -1.0}
+    assert by_name["lstm_hs"]["details"] == {"activation": "tanh", "recurrent_activation": "hard_sigmoid_keras3"}
+    assert main(["inspect", str(dst)]) == 0
+    assert "masking: pad_mask (mask_value=-1.0)" in capsys.readouterr().out

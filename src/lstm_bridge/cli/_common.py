@@ -110,7 +110,7 @@ def os_reason(exc: BaseException) -> Optional[str]:
     while e is not None and id(e) not in seen:
         seen.add(id(e))
         if isinstance(e, OSError) and (e.errno or e.strerror):
-            return e.strerror or os.strerror(e.errno)
+            return os.strerror(e.errno) if e.errno else str(e.strerror).splitlines()[0]
         e = e.__cause__ or e.__context__
     text = str(exc)
     m = _ERRNO_IN_TEXT.search(text)

@@ -27,7 +27,7 @@ class Terminated(BaseException):
     """A SIGTERM/SIGHUP turned into an exception (a ``BaseException``, like ``KeyboardInterrupt``)."""
 
     def __init__(self, signum: int):
-        super().__init__(f"terminated by {signal_name(signum)}")
+        super().__init__(f"interrupted by {signal_name(signum)}")
         self.signum = signum
 
 

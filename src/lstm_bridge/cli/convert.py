@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import errno
 import os
 import re
 from typing import Any, Iterator, List, Optional
@@ -45,8 +46,6 @@ A MindSpore .ckpt (or a .pt/.safetensors state dict) does not record whether its
 input: for --to onnx say it with --batch-first (input (B, T, I)) or --time-major ((T, B, I)); without
 either the source's own layout is kept (MindSpore/PyTorch default: time-major)."""
 
-#: targets that hold plain PyTorch/MindSpore LSTM weights: standard semantics only
-_STANDARD_TARGETS = ("mindspore-ckpt", "torch", "safetensors")
 #: input files at least this large get a progress bar (``--progress auto``)
 PROGRESS_BYTES = 32 * 1024 * 1024
 
@@ -182,7 +181,26 @@ def _save(mf: Any, path: str, fmt: str, layer: Optional[str], dst: str, batch_fi
             raise CliError(EXIT_IO, f"cannot write {dst}: {reason}") from exc
         if isinstance(exc, (NotImplementedError, ValueError)):  # FormatError / UnsupportedLayoutError
             raise CliError(EXIT_INPUT, _scrub(f"cannot write {fmt}: {exc}", path, dst)) from exc
-        raise
+        # a writer library's own error type without an OS reason in it (torch's "unexpected pos" after a
+        # failed write, ...): still one line naming OUT, not a traceback
+        first = (str(exc).strip().splitlines() or [""])[0]
+        reason = _likely_write_reason(path) or f"{type(exc).__name__}: {first}"
+        raise CliError(EXIT_IO, _scrub(f"cannot write {dst}: {reason}", path, dst)) from exc
+
+
+def _likely_write_reason(path: str) -> Optional[str]:
+    """Why writing ``path`` probably failed when the writer's error does not say: a full file system or
+    the process's file-size limit (``ulimit -f``); None when neither holds."""
+    with contextlib.suppress(OSError, AttributeError):
+        st = os.statvfs(os.path.dirname(os.path.abspath(path)))
+        if st.f_bavail == 0:
+            return os.strerror(errno.ENOSPC)
+    with contextlib.suppress(ImportError, OSError, ValueError):
+        import resource
+        soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        if soft != resource.RLIM_INFINITY:
+            return f"{os.strerror(errno.EFBIG)} (the file size limit, ulimit -f, is {soft} bytes)"
+    return None
 
 
 def _verify(mf: Any, tmp: str, fmt: str, layer: Optional[str], src: str, dst: str,
@@ -273,11 +291,14 @@ def run(args: argparse.Namespace, out: Output) -> int:
             mf = _select_layer(load_model(src), args.layer, src)
             if fmt == "onnx":
                 chain_of(mf, args.layer, src, strict=True)  # the graph runs the layers end to end
-            if fmt in _STANDARD_TARGETS:
-                from ..convert import standard_violations
-                problems = standard_violations(chain_of(mf, None, src))
+            from .. import targets  # the one rule of what each target can hold (the writers ask it too)
+            target = targets.FORMAT_TARGETS.get(fmt)
+            if target in ("mindspore", "torch", "onnx"):  # Keras writers check their own generation's dialect
+                problems = targets.model_violations(mf, target, layer=args.layer if fmt == "onnx" else None)
                 if problems:
-                    raise CliError(EXIT_INPUT, f"{src} cannot be expressed as {fmt}:\n  - " + "\n  - ".join(problems))
+                    hint = "\n" + targets.EXACT_MODULE_HINT if mf.framework == "keras" else ""
+                    raise CliError(EXIT_INPUT, f"{src} cannot be expressed as {fmt}:\n  - " + "\n  - ".join(problems)
+                                   + hint)
             steps.step(f"writing {fmt}")
             with atomic.signals_deferred():
                 tmp = _create_temp(dst, fmt)

@@ -9,7 +9,8 @@ import numpy as np
 
 from ._common import EXIT_OK, Output, load_model
 
-HELP = "show a model file's layers, weight shapes, gate layout, framework/version and LSTM semantics"
+HELP = ("show a model file's layers (with mask_zero / Masking and activations), weight shapes, gate layout, "
+        "framework/version and LSTM semantics")
 DESCRIPTION = HELP + """.
 
 Reads Keras .h5 / .weights.h5 / .keras, MindSpore .ckpt, PyTorch .pt/.pth and .safetensors without
@@ -41,11 +42,17 @@ def describe(mf: Any) -> Dict[str, Any]:
             "name": e.name, "kind": e.kind,
             "weights": {k: {"shape": list(np.shape(v)), "dtype": str(np.asarray(v).dtype)} for k, v in e.weights.items()},
         }
+        details = _layer_details(e)
         if e.name in lstm and e.kind in ("LSTM", "Bidirectional", "LSTMCell"):
             l = lstm[e.name]
             sem = {k: v for k, v in (l.semantics or {}).items() if k != "backward_semantics" and _jsonable(v)}
             item["lstm"] = {"input_size": l.input_size, "hidden_size": l.hidden_size, "num_layers": l.num_layers,
                             "bidirectional": l.bidirectional, "has_bias": l.has_bias, "semantics": sem}
+            for key in ("activation", "recurrent_activation"):  # as this file means them (resolved names)
+                if key in sem:
+                    details[key] = sem[key]
+        if details:
+            item["details"] = details
         layers.append(item)
     info = {"file": mf.path, "format": mf.format, "framework": mf.framework, "version": mf.version,
             "gate_layout": _LAYOUT["keras" if mf.framework == "keras" else "torch"], "layers": layers}
@@ -53,6 +60,32 @@ def describe(mf: Any) -> Dict[str, Any]:
         info["keras_generation"] = mf.keras_version
         info["hard_sigmoid"] = mf.hard_sigmoid
     return info
+
+
+#: per-layer settings that change what a non-LSTM layer computes or which steps count (``inspect`` shows them)
+_DETAIL_KEYS = ("mask_zero", "mask_value", "activation", "recurrent_activation")
+
+
+def _layer_details(e: Any) -> Dict[str, Any]:
+    """The settings of :data:`_DETAIL_KEYS` a layer's config records (an Embedding's ``mask_zero``, a
+    Masking layer's ``mask_value``, a Dense layer's ``activation``), JSON-able (a serialized object as its
+    ``class_name``/registered name)."""
+    cfg = e.config if isinstance(getattr(e, "config", None), dict) else {}
+    out: Dict[str, Any] = {}
+    for key in _DETAIL_KEYS:
+        if key not in cfg:
+            continue
+        value = cfg[key]
+        if isinstance(value, dict):  # Keras 3 serializes a custom activation as {"class_name": ..., ...}
+            value = value.get("registered_name") or value.get("class_name") or str(value)
+        out[key] = value if _jsonable(value) else str(value)
+    if e.kind == "Masking" and "mask_value" not in out:
+        out["mask_value"] = 0.0  # Keras's default
+    return out
+
+
+def _details_text(details: Dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in details.items()) or "-"
 
 
 _QUIET = {"keras_version", "framework", "units", "use_bias", "implementation", "return_sequences_unknown"}
@@ -82,12 +115,16 @@ def run(args: argparse.Namespace, out: Output) -> int:
     out.line(f"format: {info['format']}   framework: {info['framework']}   version: {info['version'] or 'unknown'}")
     if "hard_sigmoid" in info:
         out.line(f"keras generation: {info['keras_generation']}   'hard_sigmoid' means {info['hard_sigmoid']}")
+    masking = [f"{item['name']} ({_details_text(item['details'])})" for item in info["layers"]
+               if {"mask_zero", "mask_value"} & set(item.get("details", {})) and item["details"].get("mask_zero", True)]
+    if masking:
+        out.line("masking: " + "; ".join(masking) + " - padded steps are skipped by the layers after it")
     out.line(f"gate layout: {info['gate_layout']}")
     rows = []
     for item in info["layers"]:
         shapes = ", ".join(f"{k} {tuple(v['shape'])}" for k, v in item["weights"].items()) or "-"
-        rows.append((item["name"] or "(root)", item["kind"], shapes))
-    out.table("layers", ("name", "kind", "weights"), rows)
+        rows.append((item["name"] or "(root)", item["kind"], _details_text(item.get("details", {})), shapes))
+    out.table("layers", ("name", "kind", "settings", "weights"), rows)
     lstm_rows = []
     for item in info["layers"]:
         if "lstm" not in item:
