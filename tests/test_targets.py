@@ -234,3 +234,33 @@ def test_explain_of_a_non_expressible_layer_names_the_exact_module():
     out = format_explanation(explain("tf.keras.layers.LSTM(4, recurrent_activation='hard_sigmoid')", 2))
     assert "NOT expressible" in out and "lstm_bridge.keras.LSTM" in out
     assert "lstm_bridge.keras.LSTM" not in format_explanation(explain("tf.keras.layers.LSTM(4)"))
+
+
+def _with_masking(path):
+    """A copy of the tf_keras bilstm fixture with a Masking layer in front of the LSTMs."""
+    import shutil
+    shutil.copy(KERAS / "tfkeras_bilstm_stacked.h5", path)
+    with h5py.File(path, "a") as f:
+        cfg = json.loads(f.attrs["model_config"])
+        layers = cfg["config"]["layers"]
+        layers.insert(1, {"class_name": "Masking", "name": "masking", "inbound_nodes": [[["features", 0, 0, {}]]],
+                          "config": {"name": "masking", "trainable": True, "dtype": "float32", "mask_value": 0.0}})
+        layers[2]["inbound_nodes"] = [[["masking", 0, 0, {}]]]
+        f.attrs["model_config"] = json.dumps(cfg)
+        g = f["model_weights"]
+        g.create_group("masking").attrs["weight_names"] = np.array([], dtype=np.float64)
+        names = [n.decode() if isinstance(n, bytes) else str(n) for n in g.attrs["layer_names"]]
+        g.attrs["layer_names"] = np.array(names[:1] + ["masking"] + names[1:], dtype=h5py.string_dtype("utf-8"))
+
+
+def test_a_masking_layer_is_not_dropped_by_a_generated_keras_model(tmp_path):
+    _with_masking(tmp_path / "m.h5")
+    mf = lstm_bridge.load(tmp_path / "m.h5")
+    assert "masking" in [e.name for e in mf.layers]
+    with pytest.raises(FormatError, match="Masking 'masking'"):
+        lstm_bridge.save(mf, tmp_path / "m.keras")  # Keras 3: a generated model has no Masking layer
+    with pytest.raises(FormatError, match="Masking 'masking'"):
+        lstm_bridge.save(mf, tmp_path / "m.onnx")
+    lstm_bridge.save(mf, tmp_path / "same.h5")  # the same generation copies the config, mask included
+    assert "Masking" in h5py.File(tmp_path / "same.h5", "r").attrs["model_config"]
+    assert sorted(os.listdir(tmp_path)) == ["m.h5", "same.h5"]

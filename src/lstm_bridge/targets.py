@@ -117,6 +117,10 @@ UNSUPPORTED: Dict[str, str] = {
     "cell_activation": (
         "MindSpore's LSTM/LSTMCell with seq_length use MindSpore's approximate CPU sigmoid/tanh (error up to "
         "1e-4); an exact-activation target agrees only to that level"),
+    "mask_generated": (
+        "{producer} feeds a mask to the LSTM layers, and the {target} model generated from this file holds "
+        "Input, Embedding, Dense and LSTM layers only: the LSTM layers would run the masked steps as data; "
+        "write the model with the Keras generation that made it"),
     "onnx_activation": (
         "{which}={value!r} has no ONNX LSTM equivalent (the ONNX LSTM operator's activations: {supported})"),
     "onnx_stateful": (
@@ -481,6 +485,11 @@ def model_violations(mf: Any, target: str, *, layer: Optional[str] = None, lengt
     problems = violations(descriptions, target)
     if target == "onnx" and not lengths:
         problems += [UNSUPPORTED["mask_onnx"].format(producer=p) for p in mask_producers(mf)]
+    if target in ("keras2", "keras3") and layer is None:
+        from .formats.keras_common import _can_copy_config
+        if not _can_copy_config(mf, 2 if target == "keras2" else 3):  # a generated model: Masking is not carried
+            problems += [UNSUPPORTED["mask_generated"].format(producer=text, target=_TARGET_TEXT[target])
+                         for _, text in _mask_producers(mf) if text.startswith("Masking")]
     return problems
 
 
