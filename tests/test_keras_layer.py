@@ -391,3 +391,193 @@ def test_bidirectional_equals_its_two_layers_run_separately(rng, backward_activa
     y_b, bh, bc = _layer(4, wb, go_backwards=True, activation=backward_activation, **kw)(x, mask=mask)
     assert max_abs(out, torch.cat([y_f, y_b.flip(1)], -1)) < 1e-6
     assert max(max_abs(h_f, fh), max_abs(c_f, fc), max_abs(h_b, bh), max_abs(c_b, bc)) < 1e-6
+
+
+# --- issue 9: each generation's own rules, measured on tf_keras 2.21 (TK) and Keras 3.15.1 (K3) ----------------
+def _const_layer(keras_version, **kwargs):
+    from lstm_bridge.keras import initializers
+
+    return LSTM(2, kernel_initializer=initializers.Constant(0.01), recurrent_initializer=initializers.Constant(0.02),
+                bias_initializer=initializers.Constant(0.03), keras_version=keras_version, **kwargs)
+
+
+_SEQ = np.arange(24).reshape((2, 4, 3)).astype(np.float32) / 10
+_H0 = np.arange(4).reshape((2, 2)).astype(np.float32) / 4
+_C0 = np.arange(4).reshape((2, 2)).astype(np.float32) / 2
+# Real outputs (TF 2.21 CPU) of LSTM(2, stateful=True, constant 0.01/0.02/0.03 initializers) called twice with
+# initial_state=[_H0, _C0] on _SEQ: tf_keras continues from the stored (non-zero) states on the second call and
+# ignores initial_state (base_rnn.py _process_inputs); Keras 3 takes initial_state every time.
+_FIRST = [[0.0378741, 0.11143683], [0.22235247, 0.28433248]]
+_TK_SECOND = [[0.04796917, 0.0696147], [0.13815208, 0.16072524]]
+
+
+@pytest.mark.parametrize("keras_version, second", [(2, _TK_SECOND), (3, _FIRST)])
+def test_stateful_initial_state_rule_per_generation(keras_version, second):
+    layer = _const_layer(keras_version, stateful=True)
+    first = layer(_SEQ, initial_state=[_H0, _C0])
+    np.testing.assert_allclose(first.detach().numpy(), _FIRST, atol=1e-6)
+    np.testing.assert_allclose(layer(_SEQ, initial_state=[_H0, _C0]).detach().numpy(), second, atol=1e-6)
+    layer.reset_states()  # zero states again: initial_state is taken (both generations)
+    np.testing.assert_allclose(layer(_SEQ, initial_state=[_H0, _C0]).detach().numpy(), _FIRST, atol=1e-6)
+    v1_layer = v1.LSTM(2, stateful=True, recurrent_activation="sigmoid")
+    v1_layer.set_weights(layer.get_weights())
+    v1_layer(_SEQ, initial_state=[_H0, _C0])
+    np.testing.assert_allclose(v1_layer(_SEQ, initial_state=[_H0, _C0]).detach().numpy(), _TK_SECOND, atol=1e-6)
+
+
+def test_initial_states_in_the_inputs_list_tf_keras_only():
+    layer = _const_layer(2)
+    np.testing.assert_allclose(layer([torch.tensor(_SEQ), _H0, _C0]).detach().numpy(), _FIRST, atol=1e-6)
+    with pytest.raises(ValueError, match="expects 1 input\\(s\\), but it received 3 input tensors"):
+        _const_layer(3)([torch.tensor(_SEQ), _H0, _C0])
+    nested = _SEQ.tolist()  # a nested Python list is data, not [x, h0, c0]
+    assert tuple(_const_layer(2)(np.asarray(nested)).shape) == (2, 2)
+    bidi = Bidirectional(_const_layer(2))
+    assert max_abs(bidi([torch.tensor(_SEQ), _H0, _C0, _H0, _C0]),
+                   bidi(_SEQ, initial_state=[_H0, _C0, _H0, _C0])) == 0
+
+
+def test_integer_inputs_cast_in_keras3_refused_in_tf_keras():
+    ints = np.array([[[101, 202], [303, 404]]])
+    assert _const_layer(3)(ints).dtype == torch.float32
+    assert max_abs(_const_layer(3)(ints), _const_layer(3)(ints.astype(np.float32))) == 0
+    with pytest.raises(TypeError, match="floating dtype.*received torch.int64"):
+        _const_layer(2)(ints)
+
+
+def test_trainable_false_settable_and_propagating():
+    layer = LSTM(3, trainable=False)
+    layer.build((None, 5, 4))
+    assert (len(layer.trainable_weights), len(layer.non_trainable_weights), len(layer.weights)) == (0, 3, 3)
+    assert not any(p.requires_grad for p in layer.weights)
+    layer.trainable = True
+    assert len(layer.trainable_weights) == 3 and all(p.requires_grad for p in layer.weights)
+    bidi = Bidirectional(LSTM(3))
+    bidi.build((None, 5, 4))
+    bidi.trainable = False
+    assert (len(bidi.trainable_weights), len(bidi.non_trainable_weights)) == (0, 6)
+    assert not bidi.forward_layer.trainable and not bidi.backward_layer.cell.kernel.requires_grad
+    # tf_keras takes trainable from the wrapped layer; Keras 3 keeps True (its sublayers stay untrainable)
+    assert Bidirectional(LSTM(3, trainable=False)).trainable is False
+    k3 = Bidirectional(LSTM(3, trainable=False, keras_version=3))
+    k3.build((None, 5, 4))
+    assert k3.trainable is True and not k3.trainable_weights
+
+
+def test_weights_constructor_argument_is_tf_keras_only():
+    w = [np.full((3, 8), 0.1, np.float32), np.full((2, 8), 0.2, np.float32), np.full((8,), 0.3, np.float32)]
+    layer = LSTM(2, weights=w)
+    assert not layer.built  # tf_keras sets them when the layer is built
+    layer(_SEQ)
+    assert all(np.array_equal(a, b) for a, b in zip(layer.get_weights(), w))
+    assert np.array_equal(LSTM(2, weights=w, input_shape=(4, 3)).get_weights()[1], w[1])
+    with pytest.raises(ValueError, match="Unrecognized keyword arguments passed to LSTM: \\['weights'\\]"):
+        LSTM(2, weights=w, keras_version=3)
+    bidi = Bidirectional(LSTM(2), "sum", w + w)  # Keras's positional order: layer, merge_mode, weights
+    bidi(_SEQ)
+    assert bidi.merge_mode == "sum" and np.array_equal(bidi.get_weights()[3], w[0])
+
+
+def test_unbuilt_layer_weights_and_lazy_load_state_dict():
+    layer = LSTM(3)
+    assert layer.get_weights() == []
+    layer.set_weights([])  # a no-op, as Keras
+    assert not layer.built
+    source = LSTM(3)
+    source.build((None, None, 4))
+    layer.load_state_dict(source.state_dict())
+    assert layer.built and all(np.array_equal(a, b) for a, b in zip(layer.get_weights(), source.get_weights()))
+    bidi, built = Bidirectional(LSTM(3)), Bidirectional(LSTM(3))
+    built.build((None, None, 4))
+    bidi.load_state_dict(built.state_dict())
+    assert max_abs(bidi(_SEQ[..., :3].repeat(2, -1)[..., :4]), built(_SEQ[..., :3].repeat(2, -1)[..., :4])) == 0
+    with pytest.raises(RuntimeError, match="size mismatch.*kernel"):
+        LSTM(5).load_state_dict(source.state_dict())
+
+
+def test_implementation_zero_warns_like_tf_keras():
+    with pytest.warns(UserWarning, match="`implementation=0` has been deprecated"):
+        layer = LSTM(2, implementation=0)
+    assert layer.get_config()["implementation"] == 0
+    ref = LSTM(2)
+    ref.set_weights(keras_weights(np.random.default_rng(0), 3, 2))
+    layer.set_weights(ref.get_weights())
+    assert max_abs(layer(_SEQ), ref(_SEQ)) < 1e-6
+    with pytest.raises(ValueError, match="implementation must be 1 or 2; received implementation=3"):
+        LSTM(2, implementation=3)
+
+
+def test_reset_states_rules_per_generation():
+    with pytest.raises(ValueError, match="stateful, it needs to know its batch size"):
+        LSTM(3, stateful=True).reset_states()  # tf_keras
+    LSTM(3, stateful=True, keras_version=3).reset_states()  # Keras 3: states stay unset until the first call
+    with pytest.raises(AttributeError, match="Layer must be stateful"):
+        LSTM(3).reset_states()
+    LSTM(3, keras_version=3).reset_states()  # Keras 3: a no-op
+    with pytest.raises(AttributeError, match="Layer must be stateful"):
+        Bidirectional(LSTM(3)).reset_states()
+
+
+def test_compute_output_shape_as_keras_returns_it():
+    assert LSTM(3).compute_output_shape((2, 5, 4)) == (2, 3)
+    assert LSTM(3, return_sequences=True, time_major=True).compute_output_shape((5, 2, 4)) == (5, 2, 3)
+    assert LSTM(3, return_state=True).compute_output_shape((2, 5, 4)) == [(2, 3), (2, 3), (2, 3)]  # TK: a list
+    assert LSTM(3, return_sequences=True, return_state=True, keras_version=3).compute_output_shape((2, 5, 4)) == \
+        ((2, 5, 3), (2, 3), (2, 3))  # K3: a tuple
+    bidi = Bidirectional(LSTM(3, return_sequences=True, return_state=True), merge_mode=None)
+    assert bidi.compute_output_shape((2, 5, 4)) == [(2, 5, 3), (2, 5, 3), (2, 3), (2, 3), (2, 3), (2, 3)]
+    bidi = Bidirectional(LSTM(3, return_state=True, keras_version=3))
+    assert bidi.compute_output_shape((2, 5, 4)) == ((2, 6), (2, 3), (2, 3), (2, 3), (2, 3))
+
+
+def test_bidirectional_config_nesting_and_backward_names_per_generation():
+    nested = {"module", "class_name", "config", "registered_name"}
+    tk = Bidirectional(LSTM(2, name="fw"), backward_layer=LSTM(2, go_backwards=True, name="bw"))
+    cfg = tk.get_config()
+    assert list(cfg) == ["name", "trainable", "dtype", "layer", "merge_mode", "backward_layer"]
+    assert set(cfg["layer"]) == nested and cfg["layer"]["class_name"] == "LSTM"
+    assert cfg["layer"]["config"]["name"] == "fw" and cfg["backward_layer"]["config"]["name"] == "bw"
+    assert (tk.layer.name, tk.forward_layer.name, tk.backward_layer.name) == ("fw", "forward_fw", "backward_bw")
+    assert "backward_layer" not in Bidirectional(LSTM(2, name="fw")).get_config()
+    k3 = Bidirectional(LSTM(2, name="fw", keras_version=3),
+                       backward_layer=LSTM(2, go_backwards=True, name="bw", keras_version=3))
+    cfg = k3.get_config()
+    assert list(cfg) == ["name", "trainable", "dtype", "merge_mode", "layer", "backward_layer"]
+    assert cfg["layer"]["config"]["name"] == "forward_fw" and cfg["backward_layer"]["config"]["name"] == "bw"
+    assert k3.backward_layer.name == "bw"
+    again = Bidirectional.from_config(cfg)
+    assert again.get_config() == cfg and again.forward_layer.name == "forward_fw"
+    assert Bidirectional.from_config(tk.get_config()).get_config() == tk.get_config()
+
+
+@pytest.mark.parametrize("keras_version", [2, 3])
+def test_list_masks_empty_batches_and_hostile_sizes(keras_version):
+    layer = _const_layer(keras_version, return_sequences=True)
+    nested = [[True, True, False, False], [True, True, True, True]]
+    assert max_abs(layer(_SEQ, mask=nested), layer(_SEQ, mask=np.array(nested))) == 0
+    three = np.random.default_rng(0).random((3, 5, 3)).astype(np.float32)
+    assert tuple(layer(three, mask=[[1, 1, 1, 0, 0]] * 3).shape) == (3, 5, 2)  # a (3, 5) list mask
+    assert max_abs(layer(_SEQ, mask=[torch.tensor(nested), None, None]), layer(_SEQ, mask=np.array(nested))) == 0
+    with pytest.raises(ValueError, match="received an empty list"):
+        layer(_SEQ, mask=[])
+    empty, empty_mask = np.zeros((0, 4, 3), np.float32), np.zeros((0, 4), bool)
+    out, h, c = _const_layer(keras_version, return_sequences=True, return_state=True, activation="relu")(
+        empty, mask=empty_mask)
+    assert (tuple(out.shape), tuple(h.shape), tuple(c.shape)) == ((0, 4, 2), (0, 2), (0, 2))
+    out = Bidirectional(_const_layer(keras_version, return_sequences=True))(empty, mask=empty_mask)
+    assert tuple(out.shape) == (0, 4, 4)
+    with pytest.raises(ValueError, match="meta tensor"):
+        layer(torch.zeros(2, 4, 3, device="meta"))
+    with pytest.raises(MemoryError, match="units=1099511627776"):
+        LSTM(2 ** 40, keras_version=keras_version)(_SEQ)
+
+
+def test_package_submodules_import_lazily():
+    import subprocess
+    import sys
+
+    code = ("import sys, lstm_bridge; assert 'lstm_bridge.formats' not in sys.modules; "
+            "assert lstm_bridge.keras.LSTM and lstm_bridge.mindspore.LSTM and callable(lstm_bridge.load); "
+            "print('ok')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "ok", done.stderr

@@ -281,6 +281,9 @@ class Bidirectional(torch.nn.Module):
         fw, bw = self.forward_layer, self.backward_layer
         f_call = fw._prepare(inputs, mask, training, forward_state)
         b_call = bw._prepare(inputs, mask, training, backward_state)
+        if self._initial_weights is not None:  # weights= given at construction: set once built
+            weights, self._initial_weights = self._initial_weights, None
+            self.set_weights(weights)
         if f_call.semantics == b_call.semantics and not (f_call.unroll_quirk or b_call.unroll_quirk) \
                 and f_call.xt.shape[1] > 0:
             # one engine call for both directions (oneDNN's bidirectional LSTM, or both directions
