@@ -50,7 +50,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args_list: List[str] = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["bench"] and args_list[1:2] not in (["-h"], ["--help"]):
         # everything after "bench" belongs to the benchmark suite's own parser
-        return _run_interruptible("bench", lambda: _bench.delegate(args_list[1:]))
+        # (its own handlers: worker processes forked from here must keep the default SIGTERM)
+        return _run_safely("bench", lambda: _bench.delegate(args_list[1:]))
     try:
         args = parser.parse_args(args_list)
     except SystemExit as exc:  # argparse: --help/--version exit 0, errors exit 2

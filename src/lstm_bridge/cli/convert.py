@@ -286,6 +286,8 @@ def run(args: argparse.Namespace, out: Output) -> int:
     steps = _Steps(args.progress == "always" or (args.progress == "auto" and big), 4, out)
     tmp: Optional[str] = None
     try:
+        with atomic.signals_deferred():  # first: a directory that refuses files fails before IN is read
+            tmp = _create_temp(dst, fmt)
         with steps.running():
             steps.step(f"reading {os.path.basename(src)}")
             mf = _select_layer(load_model(src), args.layer, src)
@@ -300,8 +302,6 @@ def run(args: argparse.Namespace, out: Output) -> int:
                     raise CliError(EXIT_INPUT, f"{src} cannot be expressed as {fmt}:\n  - " + "\n  - ".join(problems)
                                    + hint)
             steps.step(f"writing {fmt}")
-            with atomic.signals_deferred():
-                tmp = _create_temp(dst, fmt)
             report = _save(mf, tmp, fmt, None if fmt != "onnx" else args.layer, dst, batch_first)
             steps.step("verifying")
             notes: List[str] = []
@@ -313,27 +313,31 @@ def run(args: argparse.Namespace, out: Output) -> int:
                 raise CliError(EXIT_VERIFY, f"verification failed: max |difference| {fmt_float(worst)} > tol "
                                             f"{args.tol:g}; {dst} was not written")
             steps.step("done")
-        _report(out, diffs, report, fmt, src, dst, notes, worst, args.tol)
-        _commit(tmp, dst, args.force)  # the last step: nothing is printed after OUT is in place
+        _report(out, diffs, report, notes)
+        _commit(tmp, dst, args.force)  # the last step but the two closing lines
     except CliError as exc:
         exc.message = _scrub(exc.message, tmp, dst)
         raise
     finally:
         with atomic.signals_deferred():
             atomic.remove_quietly(tmp)  # after an exclusive claim (hard link) or a failure
+    out.line(f"wrote {dst} ({fmt}) from {src}: layers {_written(report)}")
+    out.line(f"OK: max |difference| {fmt_float(worst)} <= tol {args.tol:g}")
     return EXIT_OK
 
 
-def _report(out: Output, diffs: List[Any], report: Any, fmt: str, src: str, dst: str, notes: List[str],
-            worst: float, tol: float) -> None:
+def _written(report: Any) -> str:
+    written = list(getattr(report, "written", []) or [])
+    return ", ".join(repr(w) if w else "(root)" for w in written) or "(all)"
+
+
+def _report(out: Output, diffs: List[Any], report: Any, notes: List[str]) -> None:
+    """What the run found, printed before OUT is moved into place (the verification table, what was not
+    carried, notes); the ``wrote``/``OK`` lines follow only once OUT is there."""
     rows = [(d.name, fmt_float(d.output), fmt_float(d.h), fmt_float(d.c)) for d in diffs]
     out.table("verification (max |difference| on random inputs)", ("layer", "output", "h", "c"), rows)
-    written = list(getattr(report, "written", []) or [])
     skipped = dict(getattr(report, "skipped", {}) or {})
-    shown = ", ".join(repr(w) if w else "(root)" for w in written) or "(all)"
-    out.line(f"wrote {dst} ({fmt}) from {src}: layers {shown}")
     for name, why in skipped.items():
         out.line(f"not carried: {name!r}: {why}")
     for note in notes:
         out.line(f"note: {note}")
-    out.line(f"OK: max |difference| {fmt_float(worst)} <= tol {tol:g}")
