@@ -264,3 +264,9 @@ def test_a_masking_layer_is_not_dropped_by_a_generated_keras_model(tmp_path):
     lstm_bridge.save(mf, tmp_path / "same.h5")  # the same generation copies the config, mask included
     assert "Masking" in h5py.File(tmp_path / "same.h5", "r").attrs["model_config"]
     assert sorted(os.listdir(tmp_path)) == ["m.h5", "same.h5"]
+
+
+def test_mask_lengths_only_for_right_padding():
+    assert targets.mask_lengths([[1, 1, 0], [1, 1, 1]]).tolist() == [2, 3]
+    with pytest.raises(ValueError, match=r"holes or left padding.*rows \[0, 1\]"):
+        targets.mask_lengths([[1, 0, 1], [0, 1, 1]])

@@ -389,21 +389,13 @@ def run_keras_stack(layers: Sequence[Any], x: Any, *, mask: Any = None, hx: Opti
 
 
 def keras_mask_to_seq_length(mask: Any) -> Tensor:
-    """A Keras ``(B, T)`` mask (non-zero = keep) -> MindSpore ``seq_length`` ``(B,)`` int32.
+    """A Keras ``(B, T)`` mask (non-zero = keep) -> MindSpore ``seq_length`` ``(B,)`` int32
+    (:func:`lstm_bridge.targets.mask_lengths`: only right padding has a ``seq_length``).
 
     Raises:
-        ValueError: a row with holes or left padding (only right padding has a ``seq_length``).
+        ValueError: a row with holes or left padding.
     """
-    m = torch.as_tensor(np.asarray(mask) if not isinstance(mask, Tensor) else mask) != 0
-    if m.dim() != 2:
-        raise ValueError(f"mask must be (batch, time); received shape {tuple(m.shape)}")
-    lengths = m.sum(dim=1)
-    T = m.shape[1]
-    expected = torch.arange(T).unsqueeze(0) < lengths.unsqueeze(1)
-    bad = (expected != m).any(dim=1).nonzero().flatten().tolist()
-    if bad:
-        raise ValueError(UNSUPPORTED["mask_holes"] + f"; rows {bad} are not right-padded")
-    return lengths.to(torch.int32)
+    return _targets.mask_lengths(mask)
 
 
 # --- chains: the LSTM part of a file or module, with its exact semantics -----------------------

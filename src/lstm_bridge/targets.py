@@ -42,6 +42,7 @@ __all__ = [
     "violations",
     "check_expressible",
     "mask_producers",
+    "mask_lengths",
     "mask_notes",
     "model_violations",
     "check_model",
@@ -118,9 +119,9 @@ UNSUPPORTED: Dict[str, str] = {
         "MindSpore's LSTM/LSTMCell with seq_length use MindSpore's approximate CPU sigmoid/tanh (error up to "
         "1e-4); an exact-activation target agrees only to that level"),
     "mask_generated": (
-        "{producer} feeds a mask to the LSTM layers, and the {target} model generated from this file holds "
-        "Input, Embedding, Dense and LSTM layers only: the LSTM layers would run the masked steps as data; "
-        "write the model with the Keras generation that made it"),
+        "{producer}: its mask reaches the LSTM layers, but the {target} model generated from this file holds "
+        "Input, Embedding, Dense and LSTM layers only, so the LSTM layers would run the masked steps as data; "
+        "write the model for the Keras generation that made it"),
     "onnx_activation": (
         "{which}={value!r} has no ONNX LSTM equivalent (the ONNX LSTM operator's activations: {supported})"),
     "onnx_stateful": (
@@ -135,10 +136,10 @@ UNSUPPORTED: Dict[str, str] = {
     "keras3_time_major": "time_major=True has no Keras 3 equivalent (Keras 3 inputs are (batch, time, features))",
     "keras_activation": "{reason}",
     "mask_onnx": (
-        "{producer} feeds a mask to the LSTM layers, and the ONNX export holds the LSTM chain only: the padded "
-        "steps would run as data (the Keras model skips them), so the outputs would differ on padded batches; "
-        "export with lengths=True and feed seq_length = the number of unpadded steps per row (right padding "
-        "only), or run the model with lstm_bridge.keras"),
+        "{producer}: its mask reaches the LSTM layers, but the ONNX export holds the LSTM chain only, so the "
+        "padded steps would run as data (the Keras model skips them) and the outputs would differ on padded "
+        "batches; export with lstm_bridge.save(..., lengths=True) and feed seq_length = the number of unpadded "
+        "steps per row (right padding only)"),
 }
 
 #: resolved activation name -> (ONNX LSTM activation, alpha or None, beta or None). Keras 2's
@@ -460,6 +461,27 @@ def mask_producers(mf: Any) -> List[str]:
     """The layers of a Keras :class:`~lstm_bridge.formats.ModelFile` that produce a mask for the layers
     after them, as text (``"Embedding 'emb' has mask_zero=True"``, ``"Masking 'm' (mask_value=0.0)"``)."""
     return [text for _, text in _mask_producers(mf)]
+
+
+def mask_lengths(mask: Any) -> Any:
+    """The right-padding lengths ``(B,)`` (int32 tensor) of a Keras ``(B, T)`` mask (non-zero = keep):
+    what ONNX ``sequence_lens`` and MindSpore ``seq_length`` can hold of a mask.
+
+    Raises:
+        ValueError: not ``(batch, time)``, or a row with holes or left padding (:data:`UNSUPPORTED`
+            ``mask_holes``), naming the rows.
+    """
+    import numpy as np
+    import torch
+    m = torch.as_tensor(np.asarray(mask) if not isinstance(mask, torch.Tensor) else mask) != 0
+    if m.dim() != 2:
+        raise ValueError(f"mask must be (batch, time); received shape {tuple(m.shape)}")
+    lengths = m.sum(dim=1)
+    expected = torch.arange(m.shape[1]).unsqueeze(0) < lengths.unsqueeze(1)
+    bad = (expected != m).any(dim=1).nonzero().flatten().tolist()
+    if bad:
+        raise ValueError(UNSUPPORTED["mask_holes"] + f"; rows {bad} are not right-padded")
+    return lengths.to(torch.int32)
 
 
 def mask_notes(mf: Any, target: str) -> Dict[str, str]:
