@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import FIXTURES
 from lstm_bridge import explain as ex
 from lstm_bridge.cli import main
 from lstm_bridge.io import load
+
+from helpers import FIXTURES
 
 KERAS = FIXTURES / "keras"
 MS = FIXTURES / "mindspore"

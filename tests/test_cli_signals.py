@@ -178,3 +178,27 @@ def test_two_converts_racing_for_one_new_out_exactly_one_wins(tmp_path):
     assert sorted(p.name for p in out_dir.iterdir()) == ["o.pt"]
     from lstm_bridge.io import load
     assert load(out).framework == "torch"
+
+
+def test_a_swallowed_interrupt_still_fails_the_run_in_process(tmp_path, capsys, monkeypatch):
+    """In-process: library code that catches the KeyboardInterrupt cannot make ``main`` forget the signal."""
+    import lstm_bridge.convert as conv
+    from lstm_bridge.cli import main
+    real = conv.compare_chains
+
+    def swallow(*a, **k):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        except KeyboardInterrupt:
+            pass
+        return real(*a, **k)
+
+    monkeypatch.setattr(conv, "compare_chains", swallow)
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    out = tmp_path / "o.pt"
+    assert main(["convert", str(SRC), str(out)]) == 130
+    assert "interrupted by SIGINT" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+    # the handlers are put back once the command has run
+    assert {s: signal.getsignal(s) for s in before} == before

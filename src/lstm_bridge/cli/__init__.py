@@ -16,13 +16,15 @@ import sys
 from typing import Callable, List, Optional, Sequence
 
 from .. import __version__
-from . import bench as _bench
-from . import convert as _convert
-from . import demo as _demo
-from . import explain as _explain
-from . import inspect as _inspect
-from . import verify as _verify
-from . import _signals
+from . import (
+    _signals,
+    bench as _bench,
+    convert as _convert,
+    demo as _demo,
+    explain as _explain,
+    inspect as _inspect,
+    verify as _verify,
+)
 from ._common import EXIT_CODES_HELP, EXIT_INPUT, EXIT_OK, EXIT_USAGE, EXIT_VERIFY, CliError, Output, os_reason
 
 __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_VERIFY", "EXIT_USAGE", "EXIT_INPUT"]

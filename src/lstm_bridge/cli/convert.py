@@ -22,8 +22,19 @@ from typing import Any, Iterator, List, Optional
 
 from ..formats import atomic
 from . import _signals
-from ._common import (EXIT_INPUT, EXIT_IO, EXIT_OK, EXIT_USAGE, EXIT_VERIFY, CliError, Output, chain_of,
-                      fmt_float, load_model, os_reason)
+from ._common import (
+    EXIT_INPUT,
+    EXIT_IO,
+    EXIT_OK,
+    EXIT_USAGE,
+    EXIT_VERIFY,
+    CliError,
+    Output,
+    chain_of,
+    fmt_float,
+    load_model,
+    os_reason,
+)
 
 HELP = "convert a model file (Keras .h5/.keras/.weights.h5, MindSpore .ckpt, .pt, .safetensors, .onnx), verified"
 DESCRIPTION = """Convert the LSTM weights of IN into OUT, in the format given by --to or by OUT's suffix:
@@ -139,7 +150,7 @@ class _Steps:
             self.task = self.progress.add_task("convert", total=total)
 
     @contextlib.contextmanager
-    def running(self) -> Iterator["_Steps"]:
+    def running(self) -> Iterator[_Steps]:
         if self.progress is None:
             yield self
             return

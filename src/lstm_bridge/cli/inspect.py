@@ -40,7 +40,8 @@ def describe(mf: Any) -> Dict[str, Any]:
     for e in mf.layers:
         item: Dict[str, Any] = {
             "name": e.name, "kind": e.kind,
-            "weights": {k: {"shape": list(np.shape(v)), "dtype": str(np.asarray(v).dtype)} for k, v in e.weights.items()},
+            "weights": {k: {"shape": list(np.shape(v)), "dtype": str(np.asarray(v).dtype)}
+                        for k, v in e.weights.items()},
         }
         details = _layer_details(e)
         if e.name in lstm and e.kind in ("LSTM", "Bidirectional", "LSTMCell"):
