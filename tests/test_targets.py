@@ -14,7 +14,6 @@ import pytest
 import torch
 
 import lstm_bridge
-from helpers import FIXTURES
 from lstm_bridge import targets
 from lstm_bridge.cli import main
 from lstm_bridge.explain import ExplainError, explain, format_explanation
@@ -22,6 +21,8 @@ from lstm_bridge.formats import FormatError, get_format
 from lstm_bridge.io import to_model_file
 from lstm_bridge.keras import LSTM, Bidirectional
 from lstm_bridge.mindspore import LSTMCell as MsLSTMCell
+
+from helpers import FIXTURES
 
 KERAS = FIXTURES / "keras"
 D = targets.LayerDescription

@@ -15,7 +15,8 @@ Keras                                       MindSpore ``LSTM`` / ``torch.nn.LSTM
 ``[l_0, ..., l_{L-1}]`` (a stack)            ``LSTM(I, u, num_layers=L)``; every layer but the last must
                                             return sequences
 Keras output (``return_sequences``)         ``output`` (the last layer's)
-Keras output (not ``return_sequences``)     ``output[:, -1]`` / ``output[-1]``; Bidirectional: ``concat(h_n[-2], h_n[-1])``
+Keras output (not ``return_sequences``)     ``output[:, -1]`` / ``output[-1]``; Bidirectional:
+                                            ``concat(h_n[-2], h_n[-1])``
 Keras states ``[h, c]`` / ``[h_f, c_f, h_b, c_b]``  ``h_n[-1], c_n[-1]`` / ``h_n[-2], c_n[-2], h_n[-1], c_n[-1]``
 ==========================================  ===========================================================
 
@@ -40,8 +41,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from . import activations as _act
-from . import targets as _targets
+from . import activations as _act, targets as _targets
 from .targets import UNSUPPORTED
 from .weights import LSTMWeights, from_keras, from_torch_state_dict, to_keras, to_torch_state_dict
 
@@ -462,7 +462,8 @@ class Chain:
                 raise ValueError(f"chain {self.name!r}: layer {layer.name!r} takes {layer.input_size} features but "
                                  f"the previous layer gives {self.layers[index - 1].output_size}")
             if index < len(self.layers) - 1 and not layer.return_sequences:
-                raise ValueError(f"chain {self.name!r}: layer {layer.name!r}: " + UNSUPPORTED["middle_return_sequences"])
+                raise ValueError(f"chain {self.name!r}: layer {layer.name!r}: "
+                                 + UNSUPPORTED["middle_return_sequences"])
             if index < len(self.layers) - 1 and layer.merge_mode is None and len(layer.directions) == 2:
                 raise ValueError(f"chain {self.name!r}: layer {layer.name!r} has merge_mode=None (two outputs) "
                                  "and cannot feed another layer")
@@ -658,7 +659,7 @@ def run_chain(chain: Chain, x: Tensor, *, lengths: Optional[Tensor] = None, h0: 
     cs: List[Tensor] = []
     row = 0
     outputs: List[Tensor] = []
-    for index, layer in enumerate(chain.layers):
+    for layer in chain.layers:
         D = len(layer.directions)
         H = layer.hidden_size
         gate = _act.by_name(layer.gate)

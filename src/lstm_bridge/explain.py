@@ -82,7 +82,8 @@ KERAS_RULES: Tuple[ArgumentRule, ...] = (
     ArgumentRule("*_initializer, unit_forget_bias", "glorot_uniform / orthogonal / zeros, True", "—",
                  note="initialisation only; converted weights carry the values"),
     ArgumentRule("*_regularizer, *_constraint", "None", "—",
-                 note="training-time only: add the penalty to the loss / apply the constraint after each step yourself"),
+                 note="training-time only: add the penalty to the loss / apply the constraint after each step "
+                      "yourself"),
     ArgumentRule("dropout, recurrent_dropout", "0.0", "—", blocking="> 0 when training",
                  note="no effect at inference (training=False)"),
     ArgumentRule("implementation, unroll", "2, False", "—", note="numerics only (identical to ~1e-7)"),
@@ -161,8 +162,8 @@ class ParsedCall:
     kind: str
     callee: str
     kwargs: Dict[str, Any]
-    inner: Optional["ParsedCall"] = None
-    backward: Optional["ParsedCall"] = None
+    inner: Optional[ParsedCall] = None
+    backward: Optional[ParsedCall] = None
 
     @property
     def framework(self) -> str:
@@ -276,7 +277,7 @@ def _accepted(kind: str) -> Tuple[str, ...]:
     if kind.startswith("keras."):
         from .keras import LSTM, LSTMCell
         cls: Any = LSTMCell if kind == "keras.LSTMCell" else LSTM
-        extra = _KERAS_LAYER_EXTRA
+        extra: Tuple[str, ...] = _KERAS_LAYER_EXTRA
     else:
         from .mindspore import LSTM as MsLSTM, LSTMCell as MsCell
         cls = MsCell if kind == "mindspore.LSTMCell" else MsLSTM
@@ -362,7 +363,7 @@ def _resolved_gate(value: Any, kind: str, keras_version: Optional[int]) -> str:
 
 def _description(call: ParsedCall, keras_version: Optional[int], *, kind: str = "LSTM",
                  reverse: Optional[Tuple[bool, ...]] = None, merge_mode: Optional[str] = "concat",
-                 backward_differs: Tuple[str, ...] = ()) -> "_targets.LayerDescription":
+                 backward_differs: Tuple[str, ...] = ()) -> _targets.LayerDescription:
     kw = call.kwargs
     default_rec = "hard_sigmoid" if call.kind == "keras.v1.LSTM" else "sigmoid"
     generation = 2 if call.kind == "keras.v1.LSTM" else keras_version
@@ -377,7 +378,7 @@ def _description(call: ParsedCall, keras_version: Optional[int], *, kind: str = 
 
 
 def _keras_blocking(call: ParsedCall, keras_version: Optional[int],
-                    desc: Optional["_targets.LayerDescription"] = None) -> Tuple[List[str], List[str]]:
+                    desc: Optional[_targets.LayerDescription] = None) -> Tuple[List[str], List[str]]:
     """The reasons (from :func:`lstm_bridge.targets.reasons`) and notes for a Keras layer call."""
     kw = call.kwargs
     desc = desc or _description(call, keras_version, kind="LSTMCell" if call.kind == "keras.LSTMCell" else "LSTM")
@@ -501,7 +502,8 @@ def _explain_keras_cell(call: ParsedCall, keras_version: Optional[int]) -> Expla
     re = [
         "call: Keras h, [h, c] = cell(x, [h0, c0]) -> MindSpore h, c = cell(x, (h0, c0)); x (B, F), states (B, H)",
         "MindSpore LSTMCell has no default state: pass zeros for a fresh start",
-        "weights: weight_ih = kernel.T, weight_hh = recurrent_kernel.T" + (", bias_ih = bias, bias_hh = 0" if has_bias else ""),
+        "weights: weight_ih = kernel.T, weight_hh = recurrent_kernel.T"
+        + (", bias_ih = bias, bias_hh = 0" if has_bias else ""),
     ]
     notes.append("MindSpore's LSTMCell uses its approximate CPU sigmoid/tanh: results agree to ~1e-4, not 1e-6")
     return Explanation(call, target, blocking, re, notes)
@@ -515,7 +517,8 @@ def _explain_mindspore(call: ParsedCall) -> Explanation:
         H = kw.get("hidden_size", "H")
         has_bias = bool(kw.get("has_bias", True))
         target = f"tf.keras.layers.LSTMCell({H!r}, use_bias={has_bias})"
-        re = ["call: MindSpore h, c = cell(x, (h0, c0)) -> Keras h, [h, c] = cell(x, [h0, c0]); x (B, I), states (B, H)",
+        re = ["call: MindSpore h, c = cell(x, (h0, c0)) -> Keras h, [h, c] = cell(x, [h0, c0]); x (B, I), "
+              "states (B, H)",
               "weights: kernel = weight_ih.T (I, 4H), recurrent_kernel = weight_hh.T (H, 4H)"
               + (", bias = bias_ih + bias_hh" if has_bias else "")]
         notes.append("MindSpore's LSTMCell uses its approximate CPU sigmoid/tanh (up to 1e-4 from Keras's exact ones)")

@@ -43,6 +43,7 @@ __all__ = [
     "check_expressible",
     "mask_producers",
     "mask_lengths",
+    "lengths_violations",
     "mask_notes",
     "model_violations",
     "check_model",
@@ -337,7 +338,8 @@ def _standard(d: LayerDescription, target: str) -> List[str]:
             out.append(UNSUPPORTED["activation"].format(value=_shown(d.candidate)))
         return out
     if d.gate not in _STANDARD_GATES:
-        out.append(UNSUPPORTED["recurrent_activation"].format(value=_shown(d.gate), meaning=_meaning(d.gate, d.generation)))
+        out.append(UNSUPPORTED["recurrent_activation"].format(value=_shown(d.gate),
+                                                              meaning=_meaning(d.gate, d.generation)))
     if d.candidate not in _STANDARD_CANDIDATES:
         out.append(UNSUPPORTED["activation"].format(value=_shown(d.candidate)))
     if d.stateful:
@@ -482,6 +484,26 @@ def mask_lengths(mask: Any) -> Any:
     if bad:
         raise ValueError(UNSUPPORTED["mask_holes"] + f"; rows {bad} are not right-padded")
     return lengths.to(torch.int32)
+
+
+def lengths_violations(chain: Any) -> List[str]:
+    """Why right-padding lengths (ONNX ``sequence_lens``, MindSpore ``seq_length``), which write zeros at
+    padded steps and give the last valid state, cannot stand for the Keras mask of a
+    :class:`~lstm_bridge.convert.Chain`'s last layer (empty when they can)."""
+    if chain.api != "keras":
+        return []
+    out = []
+    lay = chain.layers[-1]
+    # (a go_backwards layer meets right padding first: its carried outputs there are the initial 0)
+    if len(lay.directions) == 1 and not lay.reverse[0]:
+        if lay.return_sequences and not lay.zero_output_for_mask:
+            out.append(f"layer {lay.name!r}: a plain Keras LSTM with return_sequences repeats its last valid "
+                       "output at padded steps, but ONNX sequence_lens writes zeros; set zero_output_for_mask=True "
+                       "or export without lengths")
+        if not lay.return_sequences and lay.zero_output_for_mask:
+            out.append(f"layer {lay.name!r}: zero_output_for_mask with return_sequences=False gives 0 for "
+                       "right-padded rows in Keras, but ONNX gives the last valid h")
+    return out
 
 
 def mask_notes(mf: Any, target: str) -> Dict[str, str]:

@@ -25,8 +25,9 @@ from typing import Any, Callable, Dict, List, TypeVar, Union
 
 import numpy as np
 
+from .atomic import hdf5_output
 from .common import PathLike, SaveReport, atomic_output, check_output_path, check_regular_file, head_bytes
-from .keras_common import (_WEIGHTLESS, K3_VERSION, TK_VERSION, KerasPlan, ReadBudget, check_hdf5_tree, infer_kind,
+from .keras_common import (_WEIGHTLESS, TK_VERSION, KerasPlan, ReadBudget, check_hdf5_tree, infer_kind,
                            layer_configs, layer_kind, layer_name, plan_keras, read_attr, read_dataset,
                            read_json_attr, weight_keys)
 from .model import FormatError, LayerEntry, ModelFile, keras_generation, validate
@@ -267,13 +268,14 @@ def save(model_file: ModelFile, path: PathLike, weights_only: bool = False,
             for tf_keras, ``time_major`` for Keras 3).
     """
     from ..targets import check_model
+    from .keras_common import K3_VERSION
     p = check_output_path(path, model_file)
     gen = dialect(model_file, keras_version)
     version = TK_VERSION if gen == 2 else K3_VERSION
     h5py = _h5py()
     if weights_only and _same_layout_possible(model_file):
         with atomic_output(p) as tmp:
-            with h5py.File(tmp, "w") as f:
+            with hdf5_output(h5py, tmp) as f:  # built in memory: see hdf5_output
                 _write_same_layout(h5py, f, model_file)
         return SaveReport(path=p, format=NAME, written=[e.name for e in model_file.layers])
     if not weights_only:  # a weights-only file records no semantics: the loading model supplies them
@@ -286,7 +288,7 @@ def save(model_file: ModelFile, path: PathLike, weights_only: bool = False,
         for pl in plan.layers:
             pl.weight_names = [w[:-2] if w.endswith(":0") else w for w in pl.weight_names]
     with atomic_output(p) as tmp:
-        with h5py.File(tmp, "w") as f:
+        with hdf5_output(h5py, tmp) as f:  # built in memory: see hdf5_output
             if weights_only:
                 write_weights_group(h5py, f, plan, version)
             else:

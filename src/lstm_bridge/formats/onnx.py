@@ -46,7 +46,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .. import __version__
-from ..targets import ONNX_ACTIVATIONS, check_expressible, check_model
+from ..targets import ONNX_ACTIVATIONS, check_expressible, check_model, lengths_violations
 from ..weights import to_onnx
 from .common import SaveReport, atomic_output, check_output_path, head_bytes
 from .model import FormatError
@@ -186,19 +186,10 @@ def build_model(obj: Any, *, layer: Optional[str] = None, lengths: bool = False,
         raise FormatError(None, f"ONNX export dtype must be float32 or float64; received {np_dtype}")
     elem = TP.FLOAT if np_dtype == np.float32 else TP.DOUBLE
     keras = chain.api == "keras"
-    last = chain.layers[-1]
     if lengths:
-        for lay in chain.layers:
-            # (a go_backwards layer meets right padding first: its carried outputs there are the initial 0)
-            if keras and len(lay.directions) == 1 and not lay.reverse[0] and lay is last and lay.return_sequences \
-                    and not lay.zero_output_for_mask:
-                raise FormatError(None, f"layer {lay.name!r}: a plain Keras LSTM with return_sequences repeats "
-                                        "its last valid output at padded steps, but ONNX sequence_lens writes "
-                                        "zeros; set zero_output_for_mask=True or export without lengths")
-            if keras and len(lay.directions) == 1 and not lay.reverse[0] and lay is last \
-                    and not lay.return_sequences and lay.zero_output_for_mask:
-                raise FormatError(None, f"layer {lay.name!r}: zero_output_for_mask with return_sequences=False "
-                                        "gives 0 for right-padded rows in Keras, but ONNX gives the last valid h")
+        problems = lengths_violations(chain)
+        if problems:
+            raise FormatError(None, "; ".join(problems))
 
     g = _Graph()
     inputs = []
