@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import os
 import secrets
 import signal
@@ -29,7 +30,7 @@ from .model import FormatError
 PathLike = Union[str, "os.PathLike[str]"]
 
 __all__ = ["same_file", "check_output_path", "atomic_output", "temp_name", "create_new", "create_temp", "commit",
-           "remove_quietly", "signals_deferred", "DEFERRED_SIGNALS"]
+           "remove_quietly", "signals_deferred", "hdf5_output", "DEFERRED_SIGNALS"]
 
 #: the signals held back while a temporary file is created, moved or removed (those this platform has)
 DEFERRED_SIGNALS = frozenset(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
@@ -172,3 +173,16 @@ def atomic_output(path: PathLike, suffix: str = ".tmp", *, exclusive: bool = Fal
         if tmp is not None:
             with signals_deferred():
                 remove_quietly(tmp)
+
+
+@contextlib.contextmanager
+def hdf5_output(h5py: Any, path: str) -> Iterator[Any]:
+    """A new ``h5py.File`` built in memory; when the body succeeds its image is written to ``path`` with
+    one ordinary file write. HDF5 itself never writes to disk, so a failed write (disk full, ``ulimit -f``)
+    is a plain ``OSError`` naming ``path``: HDF5's own write errors leave objects that crash the process
+    when they are freed (seen with h5py 3 on EFBIG), before any clean-up could run."""
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as f:
+        yield f
+    with open(path, "wb") as fh:
+        fh.write(buffer.getbuffer())

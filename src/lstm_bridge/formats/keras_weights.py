@@ -19,6 +19,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
+from .atomic import hdf5_output
 from .common import PathLike, SaveReport, atomic_output, check_output_path
 from .keras_common import (KerasPlan, class_counter_keys, decode, infer_kind, plan_keras, read_dataset,
                            weight_keys)
@@ -290,7 +291,7 @@ def save(model_file: ModelFile, path: PathLike) -> SaveReport:
     h5py = _h5py()
     if _same_layout_possible(model_file):
         with atomic_output(p) as tmp:
-            with h5py.File(tmp, "w") as f:
+            with hdf5_output(h5py, tmp) as f:  # built in memory: see hdf5_output
                 report = _write_same_layout(f, model_file)
         report.path = p
         return report
@@ -299,6 +300,6 @@ def save(model_file: ModelFile, path: PathLike) -> SaveReport:
     except FormatError as exc:
         raise FormatError(p, exc.problem) from None
     with atomic_output(p) as tmp:
-        with h5py.File(tmp, "w") as f:
+        with hdf5_output(h5py, tmp) as f:  # built in memory: see hdf5_output
             write_weights_file(h5py, f, plan)
     return plan.report
