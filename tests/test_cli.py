@@ -393,7 +393,7 @@ def _run_cli_limited(args, cwd, fsize=None, umask=None):
                           capture_output=True, text=True, preexec_fn=limits, timeout=300)
 
 
-@pytest.mark.parametrize("target", ["o.pt", "o.safetensors", "o.ckpt", "o.keras", "o.onnx"])
+@pytest.mark.parametrize("target", ["o.pt", "o.safetensors", "o.ckpt", "o.keras", "o.onnx", "o.h5", "o.weights.h5"])
 def test_a_failed_write_is_one_line_with_the_os_reason_and_exit_3(tmp_path, target):
     res = _run_cli_limited(["convert", MS / "lstm_64x32_unsliced.ckpt", target], tmp_path, fsize=4096)
     assert res.returncode == 3, res.stderr
