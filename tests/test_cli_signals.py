@@ -202,3 +202,28 @@ def test_a_swallowed_interrupt_still_fails_the_run_in_process(tmp_path, capsys, 
     assert list(tmp_path.iterdir()) == []
     # the handlers are put back once the command has run
     assert {s: signal.getsignal(s) for s in before} == before
+
+
+def test_atomic_output_claims_exclusively_and_cleans_up_on_interrupts(tmp_path):
+    from lstm_bridge.formats.atomic import atomic_output, commit, create_temp
+    target = tmp_path / "t.bin"
+    target.symlink_to(tmp_path / "missing")  # dangling: still "exists" for an exclusive claim
+    with pytest.raises(FileExistsError):
+        with atomic_output(target, exclusive=True) as tmp:
+            Path(tmp).write_bytes(b"new")
+    assert target.is_symlink() and sorted(p.name for p in tmp_path.iterdir()) == ["t.bin"]
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_output(tmp_path / "u.bin") as tmp:
+            Path(tmp).write_bytes(b"half")
+            raise KeyboardInterrupt
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.bin"]
+    with atomic_output(tmp_path / "v.bin", exclusive=True) as tmp:
+        Path(tmp).write_bytes(b"v")
+    assert (tmp_path / "v.bin").read_bytes() == b"v"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.bin", "v.bin"]
+    # commit(replace=False) never replaces; replace=True replaces the link itself, not its target
+    tmp = create_temp(target)
+    with pytest.raises(FileExistsError):
+        commit(tmp, tmp_path / "v.bin", replace=False)
+    commit(tmp, target, replace=True)
+    assert not target.is_symlink() and not (tmp_path / "missing").exists()
