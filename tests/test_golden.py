@@ -107,7 +107,9 @@ def test_golden_inventory() -> None:
     for fam in ["tf_keras:lstm/matrix", "keras3:lstm/matrix", "tf_keras:lstm/time_major", "tf_keras:v1/defaults",
                 "tf_keras:bidirectional/merge_modes", "keras3:bidirectional/merge_modes", "tf_keras:stacked",
                 "keras3:stacked", "mindspore:lstm/fused", "mindspore:lstm/seq_length", "mindspore:cell",
-                "mindspore:lstm/seq_length_zeros", "mindspore:lstm/seq_length_full"]:
+                "mindspore:lstm/seq_length_zeros", "mindspore:lstm/seq_length_full", "tf_keras:lstm/activation_names",
+                "keras3:lstm/activation_names", "tf_keras:lstm/stateful_initial_state",
+                "keras3:lstm/stateful_initial_state"]:
         assert fam in families, fam
     for flavour in ("tf_keras", "keras3"):
         for mask in ("right", "left", "holes", "fully_masked_row", "mixed"):
@@ -117,6 +119,53 @@ def test_golden_inventory() -> None:
         assert f"{flavour}:recurrent_activation:hard_sigmoid" in tags
     size = sum(p.stat().st_size for p in GOLDEN.iterdir() if p.is_file())
     assert size < 20 * 2**20, f"tests/golden is {size / 2**20:.1f} MiB; the budget is 20 MiB"
+
+
+_KERAS_FLAVOURS = [("tf_keras", 2), ("keras3", 3)]
+
+
+@pytest.mark.parametrize("flavour,kv", _KERAS_FLAVOURS)
+def test_activation_names_are_the_real_frameworks(flavour: str, kv: int) -> None:
+    """Each generation accepts exactly the names the real ``keras.activations.get`` accepted when the
+    goldens were made, and rejects the others with Keras's own error text (tf_keras: celu, hard_silu,
+    hard_tanh ... are Keras 3 names)."""
+    from lstm_bridge import activations as A
+    from lstm_bridge.keras import LSTM
+
+    record = load_flavour(flavour)[0]["activation_names"]
+    ours = A.KERAS2_NAMES if kv == 2 else A.KERAS3_NAMES
+    not_gates = set(A.KERAS3_UNSUPPORTED) if kv == 3 else set()
+    assert set(record["accepted"]) == set(ours) | not_gates
+    for name in record["accepted"]:
+        if name in not_gates:
+            with pytest.raises(NotImplementedError, match=name):
+                A.get(name, keras_version=kv)
+        else:
+            assert isinstance(A.get(name, keras_version=kv), A.Activation), name
+    for name, error in record["rejected"].items():
+        if name in A.OWN_NAMES:  # lstm-bridge's own serialised names resolve in every generation
+            assert A.get(name, keras_version=kv).name == name
+            continue
+        keras_text = error.split(": ", 1)[1]
+        with pytest.raises(ValueError) as info:
+            A.get(name, keras_version=kv)
+        assert str(info.value).startswith(keras_text), (str(info.value), keras_text)
+        with pytest.raises(ValueError, match="activation"):
+            LSTM(2, activation=name, keras_version=kv)
+
+
+@pytest.mark.parametrize("flavour,kv", _KERAS_FLAVOURS)
+def test_every_gate_activation_name_has_golden_cases(flavour: str, kv: int) -> None:
+    """Every name the generation accepts (bar glu/threshold) is recorded as `activation` and as
+    `recurrent_activation` of a real-framework LSTM (run by test_golden_case)."""
+    from lstm_bridge import activations as A
+
+    record = load_flavour(flavour)[0]["activation_names"]
+    tags = {t for c in gd.cases(flavour, "lstm/activation_names") for t in c["tags"]}
+    for name in record["accepted"]:
+        if kv == 3 and name in A.KERAS3_UNSUPPORTED:
+            continue
+        assert f"activation:{name}" in tags and f"recurrent_activation:{name}" in tags, name
 
 
 def meta_versions_ok() -> bool:

@@ -25,6 +25,22 @@ The mask is passed to every layer of a stack (Keras propagates it unchanged thro
 sequences). ``kind == "cell"`` cases run ``LSTMCell`` over ``x[:, t]`` for t = 0..T-1 starting from
 ``initial_state`` and return ``[stack(h_t, axis=1), h_T, c_T]``. With ``time_major`` the input is
 ``(T, B, F)`` and the mask ``(T, B)`` (what tf_keras expects).
+
+``kind == "calls"`` cases call ONE layer several times in a row (the stateful rules: tf_keras continues
+from non-zero stored states and ignores ``initial_state``, Keras 3 always takes it)::
+
+    {..., "kind": "calls", "layers": [one layer spec, "initial_state": null],
+     "calls": [{"x": key, "mask": key | null, "initial_state": [h, c keys] | null,
+                "reset_states": bool (reset_states() before this call)}],
+     "outputs": [per call: the call's flattened result, then the layer's stored states h, c],
+     "grad": null}
+
+The runner builds the layer with the first call's shape, sets the weights and calls ``reset_states()``
+before the first call.
+
+``activation_names(K)`` probes ``K.activations.get`` with :data:`ACTIVATION_PROBES` and returns which
+names the generation accepts (and the function each resolves to) and the error text of those it rejects;
+``tools/make_golden.py`` stores it as ``activation_names`` in ``<flavour>.json``.
 """
 from __future__ import annotations
 
@@ -40,6 +56,23 @@ Arrays = Dict[str, np.ndarray]
 
 _K2_ACTS = ["tanh", "relu", "softsign", "linear", "elu", "selu", "softplus", "sigmoid", "hard_sigmoid"]
 _K2_RECURRENT = ["sigmoid", "hard_sigmoid", "tanh", "softsign", "linear"]
+
+#: Every name ``tf_keras.activations.get`` 2.21 accepts (``activation_names`` checks it against the real one).
+TF_KERAS_ACTIVATIONS = ["elu", "exponential", "gelu", "hard_sigmoid", "leaky_relu", "linear", "log_softmax", "mish",
+                        "relu", "relu6", "selu", "sigmoid", "silu", "softmax", "softplus", "softsign", "swish", "tanh"]
+#: Every name ``keras.activations.get`` 3.15.1 accepts.
+KERAS3_ACTIVATIONS = ["celu", "elu", "exponential", "gelu", "glu", "hard_shrink", "hard_sigmoid", "hard_silu",
+                      "hard_swish", "hard_tanh", "leaky_relu", "linear", "log_sigmoid", "log_softmax", "mish", "relu",
+                      "relu6", "selu", "sigmoid", "silu", "soft_shrink", "softmax", "softplus", "softsign",
+                      "sparse_plus", "sparse_sigmoid", "sparsemax", "squareplus", "swish", "tanh", "tanh_shrink",
+                      "threshold"]
+#: Keras 3 names that cannot be an LSTM gate activation (glu halves the width, threshold needs two more
+#: arguments): no LSTM case; lstm-bridge raises NotImplementedError for them.
+KERAS3_NOT_GATES = ["glu", "threshold"]
+#: Names probed by ``activation_names``: both generations' names, lstm-bridge's own serialised names
+#: (no Keras knows them) and a made-up one.
+ACTIVATION_PROBES = sorted(set(TF_KERAS_ACTIVATIONS) | set(KERAS3_ACTIVATIONS)
+                           | {"gelu_tanh", "hard_sigmoid_keras3", "not_an_activation"})
 
 
 def _lstm_config(units: int, **kw: Any) -> Dict[str, Any]:
@@ -131,6 +164,41 @@ class _Builder:
             "kind": "cell", "x": f"{cid}/x", "mask": None, "training": False,
             "layers": [{"class": "LSTMCell", "config": config, "weights": keys, "initial_state": st}],
             "grad": {} if grad else None,
+        }
+        self.items.append((case, arrays))
+
+
+    def add_calls(self, family: str, config: Dict[str, Any], calls: List[Dict[str, Any]], *, batch: int,
+                  steps: int, features: int, tags: List[str]) -> None:
+        """One layer called once per entry of ``calls`` (``{"initial_state": bool, "mask": kind,
+        "reset_states": bool}``), each call with fresh inputs and, when asked, fresh initial states."""
+        cid = f"{self.prefix}-{next(self.counter):04d}"
+        rng = rng_for(cid)
+        u = config["units"]
+        arrays: Arrays = {}
+        keys = _draw_cell_weights(rng, arrays, f"{cid}/L0/0", features, config)
+        out_calls = []
+        for ci, call in enumerate(calls):
+            x_key = f"{cid}/call{ci}/x"
+            arrays[x_key] = uniform32(rng, -1.5, 1.5, (batch, steps, features))
+            entry: Dict[str, Any] = {"x": x_key, "mask": None, "initial_state": None,
+                                     "reset_states": bool(call.get("reset_states", False))}
+            m = make_mask(rng, call.get("mask", "none"), batch, steps)
+            if m is not None:
+                entry["mask"] = f"{cid}/call{ci}/mask"
+                arrays[entry["mask"]] = m
+            if call.get("initial_state"):
+                entry["initial_state"] = []
+                for name, amp in (("h0", 1.0), ("c0", 2.0)):
+                    key = f"{cid}/call{ci}/{name}"
+                    arrays[key] = uniform32(rng, -amp, amp, (batch, u))
+                    entry["initial_state"].append(key)
+            out_calls.append(entry)
+        case: Case = {
+            "id": cid, "family": family, "tags": sorted(set(tags)), "flavour": self.flavour, "keras_version": self.kv,
+            "kind": "calls", "x": out_calls[0]["x"], "mask": None, "training": False,
+            "layers": [{"class": "LSTM", "config": config, "weights": keys, "initial_state": None}],
+            "calls": out_calls, "grad": None,
         }
         self.items.append((case, arrays))
 
@@ -346,7 +414,63 @@ def build_cases(flavour: str) -> List[Tuple[Case, Arrays]]:
         tags = ["zero_output_for_mask", f"mask:{mask}"] + (["go_backwards"] if gb else []) + (["unroll"] if unroll else [])
         b.add("lstm/zero_output_for_mask", [{"class": "LSTM", "config": cfg, "initial_state": bool(i % 2 == 0)}],
               batch=B, steps=T, features=F, mask=mask, grad=grad_now() or i % 2 == 1, tags=tags)
+
+    # 10. Every activation name of the generation, once as `activation` (gates sigmoid) and once as
+    # `recurrent_activation` (candidate tanh), with gradients (issue 9: Keras's gelu is the exact erf form).
+    for name in (TF_KERAS_ACTIVATIONS if k2 else KERAS3_ACTIVATIONS):
+        if name in KERAS3_NOT_GATES:
+            continue
+        for role in ("activation", "recurrent_activation"):
+            cfg = _lstm_config(3, activation=name if role == "activation" else "tanh",
+                               recurrent_activation=name if role == "recurrent_activation" else "sigmoid",
+                               return_sequences=True, return_state=True)
+            b.add("lstm/activation_names", [{"class": "LSTM", "config": cfg, "initial_state": True}], batch=2,
+                  steps=4, features=3, grad=True, tags=[f"{role}:{name}"])
+            if name == "exponential" and role == "activation":
+                # h = o * exp(c) overflows float32 within a step at the usual scales: a tenth of the inputs,
+                # weights and states keeps every value finite.
+                arrays = b.items[-1][1]
+                for key in arrays:
+                    arrays[key] = (arrays[key] * np.float32(0.1)).astype(np.float32)
+
+    # 11. Stateful layer called several times with and without initial_state (issue 9): tf_keras continues
+    # from non-zero stored states and ignores initial_state; Keras 3 always takes it.
+    sequences = [
+        ("init_then_init", [{"initial_state": True}, {"initial_state": True}], {}),
+        ("none_then_init", [{}, {"initial_state": True}], {}),
+        ("reset_then_init", [{"initial_state": True}, {"initial_state": True, "reset_states": True}], {}),
+        ("init_none_init", [{"initial_state": True}, {}, {"initial_state": True}], {"return_state": False}),
+        ("last_output", [{"initial_state": True}, {"initial_state": True}],
+         {"return_sequences": False, "return_state": False}),
+        ("go_backwards_mask", [{"initial_state": True, "mask": "right"}, {"initial_state": True, "mask": "holes"}],
+         {"go_backwards": True}),
+    ]
+    for label, calls, extra in sequences:
+        cfg = _lstm_config(3, stateful=True, return_sequences=True, return_state=True)
+        cfg.update(extra)
+        b.add_calls("lstm/stateful_initial_state", cfg, calls, batch=2, steps=4, features=3,
+                    tags=["stateful", f"calls:{label}"])
     return b.items
+
+
+def activation_names(K: Any) -> Dict[str, Any]:
+    """Which of :data:`ACTIVATION_PROBES` ``K.activations.get`` accepts (name -> the resolved
+    function's ``__name__``) and rejects (name -> the error text); raises when the accepted set is not
+    this generation's list above (the framework changed: update the lists)."""
+    accepted: Dict[str, str] = {}
+    rejected: Dict[str, str] = {}
+    for name in ACTIVATION_PROBES:
+        try:
+            fn = K.activations.get(name)
+        except Exception as exc:  # what Keras raises is part of the record
+            rejected[name] = f"{type(exc).__name__}: {exc}"
+        else:
+            accepted[name] = getattr(fn, "__name__", repr(fn))
+    legacy = not str(getattr(K, "__version__", "2")).startswith("3.")  # tf.keras of tf_keras has no __version__
+    want = TF_KERAS_ACTIVATIONS if legacy else KERAS3_ACTIVATIONS
+    if sorted(accepted) != sorted(want):
+        raise RuntimeError(f"Keras {K.__version__} accepts {sorted(accepted)}; the generator lists {sorted(want)}")
+    return {"accepted": accepted, "rejected": rejected}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -387,6 +511,8 @@ def _variables(layer: Any, spec: Dict[str, Any]) -> List[Any]:
 def run_case(case: Case, arrays: Arrays, K: Any, tf: Any) -> Arrays:
     """Run one case in the real Keras; returns ``{key: array}`` for outputs (and gradients) and fills
     ``case["outputs"]`` / ``case["grad"]`` with their keys."""
+    if case["kind"] == "calls":
+        return _run_calls(case, arrays, K, tf)
     cid = case["id"]
     x = tf.constant(arrays[case["x"]])
     mask = tf.constant(arrays[case["mask"]]) if case["mask"] else None
@@ -466,4 +592,35 @@ def run_case(case: Case, arrays: Arrays, K: Any, tf: Any) -> Arrays:
         for i, k in enumerate(all_weight_keys):
             g["weights"].append(store(k.split("/", 1)[1].replace("/", "_"), grads[1 + n_s + i], arrays[k]))
         case["grad"] = g
+    return result
+
+
+def _run_calls(case: Case, arrays: Arrays, K: Any, tf: Any) -> Arrays:
+    """``kind == "calls"``: build, set the weights, ``reset_states()``, then the calls in order."""
+    cid = case["id"]
+    spec = case["layers"][0]
+    layer = _make_layer(spec, K, tf)
+    first = arrays[case["calls"][0]["x"]]
+    layer(tf.zeros(first.shape, tf.float32), training=False)  # builds (stateful: with this batch size)
+    layer.set_weights([arrays[k] for k in spec["weights"]])
+    if not all(np.array_equal(g, arrays[k]) for g, k in zip(layer.get_weights(), spec["weights"])):
+        raise AssertionError(f"{cid}: set_weights did not round-trip")
+    layer.reset_states()
+    result: Arrays = {}
+    keys: List[str] = []
+    for ci, call in enumerate(case["calls"]):
+        if call["reset_states"]:
+            layer.reset_states()
+        kw: Dict[str, Any] = {"training": False}
+        if call["mask"]:
+            kw["mask"] = tf.constant(arrays[call["mask"]])
+        if call["initial_state"]:
+            kw["initial_state"] = [tf.constant(arrays[k]) for k in call["initial_state"]]
+        outs = _flatten(layer(tf.constant(arrays[call["x"]]), **kw))
+        outs += list(layer.states)
+        for oi, o in enumerate(outs):
+            key = f"{cid}/call{ci}/out{oi}"
+            result[key] = np.asarray(tf.convert_to_tensor(o).numpy(), dtype=np.float32)
+            keys.append(key)
+    case["outputs"] = keys
     return result

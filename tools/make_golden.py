@@ -17,7 +17,8 @@ seeds, so regenerating gives byte-identical files on the same kind of CPU.
 Each flavour writes ``tests/golden/<flavour>.npz`` (float32 arrays, bool masks, int32 lengths, keyed
 ``<case id>/<name>``) and ``tests/golden/<flavour>.json`` (framework versions and, per case, its
 constructor arguments and call in terms of lstm_bridge's public API; schemas in
-``tools/golden_keras.py`` and ``tools/golden_ms.py``).
+``tools/golden_keras.py`` and ``tools/golden_ms.py``; the Keras flavours also record
+``activation_names``: which activation names the generation accepts and its error text for the others).
 """
 from __future__ import annotations
 
@@ -64,6 +65,7 @@ def generate(flavour: str, out_dir: Path) -> None:
     np.random.seed(0)
     t0 = time.time()
     versions: Dict[str, str] = {"numpy": np.__version__, "python": sys.version.split()[0]}
+    extra: Dict[str, Any] = {}  # flavour-specific records beside the cases (Keras: activation_names)
     if flavour in ("tf_keras", "keras3"):
         import tensorflow as tf
 
@@ -88,6 +90,7 @@ def generate(flavour: str, out_dir: Path) -> None:
         import golden_keras as mod
 
         items = mod.build_cases(flavour)
+        extra["activation_names"] = mod.activation_names(K)
 
         def run(case: Dict[str, Any], arrays: Dict[str, Any]) -> Dict[str, Any]:
             return mod.run_case(case, arrays, K, tf)
@@ -136,6 +139,7 @@ def generate(flavour: str, out_dir: Path) -> None:
         "n_cases": len(cases),
         "n_grad_cases": sum(1 for c in cases if c["grad"] is not None),
         "cases": cases,
+        **extra,
     })
     n_grad = sum(1 for c in cases if c["grad"] is not None)
     print(f"[{flavour}] wrote {len(cases)} cases ({n_grad} with gradients) in {time.time() - t0:.1f}s", flush=True)
