@@ -176,9 +176,12 @@ class LSTMCell(torch.nn.Module):
         check_allocation(f"LSTM cell {self.name!r} (units={u}, input_dim={int(input_dim)})",
                          [(int(input_dim), 4 * u), (u, 4 * u)], self.dtype_)
         self.input_dim = int(input_dim)
-        dtype, gen = self.dtype_, self._generator
-        kernel = _initializers.call(self._inits[0], (self.input_dim, 4 * u), dtype, gen)
-        recurrent = _initializers.call(self._inits[1], (u, 4 * u), dtype, gen)
+        dtype = self.dtype_
+        # a seeded initializer draws from its own generator, one per weight (initializers.generator_for)
+        g_kernel, g_recurrent, gen = (_initializers.generator_for(init, role, self._generator) for init, role in
+                                      zip(self._inits, ("kernel", "recurrent_kernel", "bias")))
+        kernel = _initializers.call(self._inits[0], (self.input_dim, 4 * u), dtype, g_kernel)
+        recurrent = _initializers.call(self._inits[1], (u, 4 * u), dtype, g_recurrent)
         self.kernel = torch.nn.Parameter(kernel, requires_grad=self.trainable)
         self.recurrent_kernel = torch.nn.Parameter(recurrent, requires_grad=self.trainable)
         if self.use_bias:

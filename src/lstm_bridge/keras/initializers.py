@@ -3,9 +3,19 @@
 An initializer is called as ``init(shape, dtype, generator) -> Tensor``. Strings, Keras config dicts
 (``{"class_name": "GlorotUniform", "config": {"seed": 1}}``, with or without Keras 3's ``module``) and
 any callable ``f(shape, dtype=None)`` returning an array are accepted.
+
+Seeds (issue 9). A seeded initializer (``GlorotUniform(seed=1)``, ``{"class_name": ..., "config":
+{"seed": 1}}``) draws from its own ``torch.Generator``, seeded from the seed and the weight it
+initialises (:func:`generator_for`: ``kernel``, ``recurrent_kernel``, ``bias``), so two layers built with
+the same seeded initializers get the same weights, while a layer's kernel and recurrent kernel still
+differ. Unseeded initializers draw from the layer's generator (its own ``seed`` argument) or torch's
+global one: two layers differ. The values are NOT those TensorFlow draws for the same seed: Keras draws
+with TF's stateless Philox kernels (and its own seed mixing), which torch's generators do not
+reproduce; load the real weights (``set_weights``, ``lstm_bridge.load``) when the exact values matter.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 from typing import Any, Callable, Optional, Sequence
 
@@ -36,12 +46,41 @@ def _normal(shape, std, dtype, gen, truncated=False):
     return out
 
 
+def _check_seed(seed: Any, owner: str) -> Optional[int]:
+    """``None`` or an integer (Keras 2 and 3 both take an int seed)."""
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"{owner}: seed must be an integer or None; received seed={seed!r}")
+    return int(seed)
+
+
+def generator_for(init: Any, role: str, fallback: Optional[torch.Generator]) -> Optional[torch.Generator]:
+    """The generator ``init`` draws ``role``'s values from: a fresh one seeded from ``(init.seed, role)``
+    when ``init`` has a seed, else ``fallback`` (the layer's generator or None for torch's global one).
+
+    ``role`` names the weight (``"kernel"``, ``"recurrent_kernel"``, ``"bias"``), so one seeded
+    initializer used for two weights does not give them the same values.
+    """
+    seed = getattr(init, "seed", None)
+    if seed is None:
+        return fallback
+    digest = hashlib.sha256(f"lstm_bridge/{int(seed)}/{role}".encode("utf-8")).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF)
+
+
 class VarianceScaling:
     """``keras.initializers.VarianceScaling`` (glorot/he/lecun are instances of it)."""
 
     def __init__(self, scale: float = 1.0, mode: str = "fan_in", distribution: str = "truncated_normal",
                  seed: Optional[int] = None, class_name: str = "VarianceScaling"):
-        self.scale, self.mode, self.distribution, self.seed = scale, mode, distribution, seed
+        if mode not in ("fan_in", "fan_out", "fan_avg"):
+            raise ValueError(f"VarianceScaling: mode must be 'fan_in', 'fan_out' or 'fan_avg'; received {mode!r}")
+        if distribution not in ("truncated_normal", "normal", "untruncated_normal", "uniform"):
+            raise ValueError("VarianceScaling: distribution must be 'truncated_normal', 'untruncated_normal' or "
+                             f"'uniform'; received {distribution!r}")
+        self.scale, self.mode, self.distribution = scale, mode, distribution
+        self.seed = _check_seed(seed, class_name)
         self.class_name = class_name
 
     def __call__(self, shape: Shape, dtype=torch.float32, generator=None) -> torch.Tensor:
@@ -56,12 +95,15 @@ class VarianceScaling:
         return _normal(shape, math.sqrt(variance), dtype, generator)
 
     def get_config(self) -> dict:
+        if self.class_name == "VarianceScaling":  # the named subclasses fix scale/mode/distribution
+            return {"class_name": "VarianceScaling", "config": {"scale": self.scale, "mode": self.mode,
+                                                               "distribution": self.distribution, "seed": self.seed}}
         return {"class_name": self.class_name, "config": {"seed": self.seed}}
 
 
 class Orthogonal:
     def __init__(self, gain: float = 1.0, seed: Optional[int] = None):
-        self.gain, self.seed = gain, seed
+        self.gain, self.seed = gain, _check_seed(seed, "Orthogonal")
 
     def __call__(self, shape: Shape, dtype=torch.float32, generator=None) -> torch.Tensor:
         rows, cols = shape[0], int(np.prod(shape[1:])) if len(shape) > 1 else 1
@@ -89,7 +131,7 @@ class Constant:
 
 class RandomUniform:
     def __init__(self, minval: float = -0.05, maxval: float = 0.05, seed: Optional[int] = None):
-        self.minval, self.maxval, self.seed = minval, maxval, seed
+        self.minval, self.maxval, self.seed = minval, maxval, _check_seed(seed, "RandomUniform")
 
     def __call__(self, shape: Shape, dtype=torch.float32, generator=None) -> torch.Tensor:
         return torch.rand(tuple(shape), dtype=dtype, generator=generator) * (self.maxval - self.minval) + self.minval
@@ -100,7 +142,8 @@ class RandomUniform:
 
 class RandomNormal:
     def __init__(self, mean: float = 0.0, stddev: float = 0.05, seed: Optional[int] = None, truncated: bool = False):
-        self.mean, self.stddev, self.seed, self.truncated = mean, stddev, seed, truncated
+        self.mean, self.stddev, self.truncated = mean, stddev, truncated
+        self.seed = _check_seed(seed, "TruncatedNormal" if truncated else "RandomNormal")
 
     def __call__(self, shape: Shape, dtype=torch.float32, generator=None) -> torch.Tensor:
         return _normal(shape, self.stddev, dtype, generator, truncated=self.truncated) + self.mean
