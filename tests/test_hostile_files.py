@@ -11,6 +11,7 @@ import os
 import shutil
 import struct
 import threading
+import time
 import tracemalloc
 import zipfile
 
@@ -51,12 +52,14 @@ def _no_hang(fn, fifos=(), timeout=20.0):
     t.start()
     t.join(timeout)
     if t.is_alive():
-        for f in fifos:
-            try:
-                os.close(os.open(f, os.O_WRONLY | os.O_NONBLOCK))
-            except OSError:
-                pass
-        t.join(5)
+        deadline = time.monotonic() + 10
+        while t.is_alive() and time.monotonic() < deadline:  # a reader may reopen the FIFO: keep unblocking
+            for f in fifos:
+                try:
+                    os.close(os.open(f, os.O_WRONLY | os.O_NONBLOCK))
+                except OSError:
+                    pass
+            t.join(0.05)
         pytest.fail(f"{fn} blocked (a FIFO was opened for reading)")
     return box.get("exc")
 
@@ -269,6 +272,16 @@ def test_keras_json_bomb_is_refused(tmp_path):
 def test_keras_deeply_nested_json_is_refused(tmp_path):
     deep = '{"a": ' * 500 + "1" + "}" * 500
     _assert_refused(_keras_with(tmp_path, **{"config.json": deep}), "config.json", "nests deeper than")
+
+
+def test_h5_deeply_nested_model_config_is_refused(tmp_path):
+    p = tmp_path / "deep.h5"
+    shutil.copy(H5_FILES["h5"][0], p)
+    with h5py.File(p, "a") as f:
+        cfg = json.loads(f.attrs["model_config"])
+        cfg["config"]["deep"] = json.loads("[" * 500 + "]" * 500)
+        f.attrs["model_config"] = json.dumps(cfg)
+    _assert_refused(str(p), "model_config", "nests deeper than")
 
 
 # --- safetensors ----------------------------------------------------------------------------------------

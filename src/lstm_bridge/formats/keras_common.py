@@ -66,6 +66,24 @@ def read_attr(group: Any, name: str) -> Any:
     return None
 
 
+#: deepest nesting a Keras config may have (Keras nests ~5 levels per nested model); deeper JSON would
+#: only exhaust the recursion of later steps (copying, planning)
+MAX_JSON_DEPTH = 200
+
+
+def check_json_depth(path: Optional[str], value: Any, what: str, max_depth: int = MAX_JSON_DEPTH) -> None:
+    """FormatError if the parsed JSON ``value`` nests deeper than ``max_depth`` (checked iteratively)."""
+    stack = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if depth > max_depth:
+            raise FormatError(path, f"{what} nests deeper than {max_depth} levels")
+        if isinstance(v, dict):
+            stack.extend((x, depth + 1) for x in v.values())
+        elif isinstance(v, list):
+            stack.extend((x, depth + 1) for x in v)
+
+
 def read_json_attr(path: str, group: Any, name: str) -> Optional[Dict[str, Any]]:
     raw = read_attr(group, name)
     if raw is None:
@@ -74,8 +92,11 @@ def read_json_attr(path: str, group: Any, name: str) -> Optional[Dict[str, Any]]
         raw = "".join(raw)
     try:
         value = json.loads(raw)
+    except RecursionError:
+        raise FormatError(path, f"attribute {name!r} nests deeper than {MAX_JSON_DEPTH} levels") from None
     except (TypeError, ValueError) as exc:
         raise FormatError(path, f"attribute {name!r} is not valid JSON: {exc}") from None
+    check_json_depth(path, value, f"attribute {name!r}")
     if not isinstance(value, dict):
         raise FormatError(path, f"attribute {name!r} must hold a JSON object; found {type(value).__name__}")
     return value

@@ -15,8 +15,8 @@ import zipfile
 from typing import Any, Dict, List, Union
 
 from .common import PathLike, SaveReport, atomic_output, check_output_path, check_regular_file, head_bytes
-from .keras_common import (INFLATION_SLACK, K3_VERSION, MAX_INFLATION, ReadBudget, check_hdf5_tree,
-                           class_counter_keys, layer_configs, layer_kind, layer_name, plan_keras)
+from .keras_common import (INFLATION_SLACK, K3_VERSION, MAX_INFLATION, MAX_JSON_DEPTH, ReadBudget, check_hdf5_tree,
+                           check_json_depth, class_counter_keys, layer_configs, layer_kind, layer_name, plan_keras)
 from .keras_h5 import _h5py
 from .keras_weights import entry_from_layer, read_layers, write_weights_file
 from .model import FormatError, LayerEntry, ModelFile, validate
@@ -27,12 +27,11 @@ SUFFIXES = (".keras",)
 # Memory bounds (zip and JSON bombs). A Keras config of a thousand layers is ~2 MB of JSON, so
 # ``config.json``/``metadata.json`` may hold at most ``_MAX_JSON`` bytes, ``_MAX_JSON_NODES`` values
 # (counted from the raw bytes before parsing: a JSON value costs ~20x its text in Python) and nest at
-# most ``_MAX_JSON_DEPTH`` deep (Keras nests ~5 levels per nested model). ``model.weights.h5`` may
+# most ``MAX_JSON_DEPTH`` deep (keras_common). ``model.weights.h5`` may
 # inflate to at most ``MAX_INFLATION`` times the archive size plus ``INFLATION_SLACK`` (the same
 # budget then bounds the datasets read from it). Members are read streamed, never past their bound.
 _MAX_JSON = 16 * 1024 * 1024
 _MAX_JSON_NODES = 2_000_000
-_MAX_JSON_DEPTH = 200
 
 
 def detect(path_or_head: Union[PathLike, bytes]) -> bool:
@@ -75,18 +74,10 @@ def _json_member(p: str, z: zipfile.ZipFile, name: str) -> Any:
     try:
         value = json.loads(raw.decode("utf-8"))
     except RecursionError:
-        raise FormatError(p, f"{name} nests deeper than {_MAX_JSON_DEPTH} levels") from None
+        raise FormatError(p, f"{name} nests deeper than {MAX_JSON_DEPTH} levels") from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise FormatError(p, f"{name} is not valid UTF-8 JSON ({exc})") from None
-    stack = [(value, 1)]
-    while stack:
-        v, depth = stack.pop()
-        if depth > _MAX_JSON_DEPTH:
-            raise FormatError(p, f"{name} nests deeper than {_MAX_JSON_DEPTH} levels")
-        if isinstance(v, dict):
-            stack.extend((x, depth + 1) for x in v.values())
-        elif isinstance(v, list):
-            stack.extend((x, depth + 1) for x in v)
+    check_json_depth(p, value, name)
     return value
 
 
