@@ -349,8 +349,8 @@ class LSTM(torch.nn.Module):
             inputs = np.asarray(inputs)
         t = as_tensor(inputs, "inputs")
         if t.is_meta:
-            raise ValueError(f"Input 0 of layer {self.name!r} is a meta tensor (shape {tuple(t.shape)}, no data); "
-                             "expected a tensor with values")
+            raise ValueError(f"Input 0 of layer {self.name!r}: x is a meta tensor (shape {tuple(t.shape)}, no "
+                             "data); expected a tensor with values")
         if self.keras_version >= 3 and not (t.is_floating_point() or t.is_complex()):
             return t.to(dtype)  # Keras 3 casts integer and bool inputs to the layer's float dtype
         if not t.is_floating_point():
