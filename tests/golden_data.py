@@ -51,7 +51,7 @@ def available(flavour: str, folder: str = str(GOLDEN)) -> bool:
     return (Path(folder) / f"{flavour}.json").exists()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_flavour(flavour: str, folder: str = str(GOLDEN)) -> Tuple[Dict[str, Any], Arrays]:
     """``(meta, arrays)`` for one flavour: the parsed ``<flavour>.json`` and every array of its ``.npz``."""
     if flavour not in FLAVOURS:

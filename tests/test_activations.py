@@ -27,7 +27,8 @@ def test_keras_gelu_is_the_exact_erf_form(kv):
                                   "sparsemax", "squareplus", "tanh_shrink", "soft_shrink", "hard_shrink",
                                   "sparse_sigmoid"])
 def test_tf_keras_rejects_keras3_only_names_with_its_message(name):
-    with pytest.raises(ValueError, match=f"^Unknown activation function '{name}' cannot be deserialized.*keras_version=3"):
+    text = f"^Unknown activation function '{name}' cannot be deserialized.*keras_version=3"
+    with pytest.raises(ValueError, match=text):
         LSTM(3, activation=name)
     with pytest.raises(ValueError, match="cannot be deserialized"):
         LSTM(3, recurrent_activation=name, keras_version=2)

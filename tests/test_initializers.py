@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from lstm_bridge.keras import LSTM, LSTMCell
-from lstm_bridge.keras import initializers as inits
+from lstm_bridge.keras import LSTM, LSTMCell, initializers as inits
 
 
 def _seeded(seed, **extra):

@@ -18,6 +18,7 @@ h5py = pytest.importorskip("h5py")
 
 from lstm_bridge import activations  # noqa: E402
 from lstm_bridge.keras import LSTM, Bidirectional  # noqa: E402
+
 from helpers import FIXTURES, max_abs  # noqa: E402
 
 KERAS = FIXTURES / "keras"
@@ -61,7 +62,8 @@ def _run_model(name):
                 mask = None
         elif cls == "Bidirectional":
             layer = Bidirectional.from_config(cfg, keras_version=major)
-            layer.set_weights(_vars(group["forward_layer"]["cell"]["vars"]) + _vars(group["backward_layer"]["cell"]["vars"]))
+            layer.set_weights(_vars(group["forward_layer"]["cell"]["vars"])
+                              + _vars(group["backward_layer"]["cell"]["vars"]))
             value = layer(value, mask=mask).detach().numpy()
         elif cls == "Dense":
             kernel, bias = _vars(group["vars"])

@@ -35,7 +35,7 @@ MASK_KINDS = ("none", "right", "left", "holes", "fully_masked_row", "mixed")
 
 def rng_for(case_id: str, salt: str = "") -> np.random.RandomState:
     """A ``RandomState`` that depends only on ``case_id`` (and ``salt``)."""
-    return np.random.RandomState(zlib.crc32(f"{case_id}|{salt}".encode("utf-8")) & 0x7FFFFFFF)
+    return np.random.RandomState(zlib.crc32(f"{case_id}|{salt}".encode()) & 0x7FFFFFFF)
 
 
 def uniform32(rng: np.random.RandomState, low: float, high: float, shape: Sequence[int]) -> np.ndarray:

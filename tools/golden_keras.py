@@ -236,7 +236,8 @@ def build_cases(flavour: str) -> List[Tuple[Case, Arrays]]:
 
     # 1. The core matrix: mask kind x go_backwards x return_sequences x return_state.
     for mask, gb, rs, rst in itertools.product(
-            ["none", "right", "left", "holes", "fully_masked_row", "mixed"], [False, True], [False, True], [False, True]):
+            ["none", "right", "left", "holes", "fully_masked_row", "mixed"], [False, True], [False, True],
+            [False, True]):
         B, T, F, u = dims()
         if mask in ("mixed",):
             B = 4
@@ -247,7 +248,8 @@ def build_cases(flavour: str) -> List[Tuple[Case, Arrays]]:
         cfg = _lstm_config(u, activation="tanh", recurrent_activation=rec, return_sequences=rs, return_state=rst,
                            go_backwards=gb)
         tags = [f"mask:{mask}", f"recurrent_activation:{rec}"] + (["go_backwards"] if gb else []) + \
-            (["return_sequences"] if rs else []) + (["return_state"] if rst else []) + (["initial_state"] if init else [])
+            (["return_sequences"] if rs else []) + (["return_state"] if rst else []) + \
+            (["initial_state"] if init else [])
         b.add("lstm/matrix", [{"class": "LSTM", "config": cfg, "initial_state": init}], batch=B, steps=T,
               features=F, mask=mask, grad=grad_now(), tags=tags)
 
@@ -295,7 +297,8 @@ def build_cases(flavour: str) -> List[Tuple[Case, Arrays]]:
             B = 4
         T = max(T, 3)
         cfg = _lstm_config(u, unroll=True, recurrent_activation=["sigmoid", "hard_sigmoid"][i % 2],
-                           return_sequences=bool((i // 2) % 2), return_state=bool(i % 3 == 0), go_backwards=bool(i // 4))
+                           return_sequences=bool((i // 2) % 2), return_state=bool(i % 3 == 0),
+                           go_backwards=bool(i // 4))
         b.add("lstm/unroll", [{"class": "LSTM", "config": cfg, "initial_state": bool(i % 2)}], batch=B, steps=T,
               features=F, mask=mask, grad=grad_now(), tags=["unroll", f"mask:{mask}"])
 
@@ -336,7 +339,8 @@ def build_cases(flavour: str) -> List[Tuple[Case, Arrays]]:
         rec = ["sigmoid", "hard_sigmoid"][int(pick.randint(0, 2))]
         cfg = _lstm_config(u, recurrent_activation=rec, return_sequences=rs, return_state=rst)
         tags = [f"merge_mode:{mm}", f"mask:{mask}", f"recurrent_activation:{rec}"] + \
-            (["return_sequences"] if rs else []) + (["return_state"] if rst else []) + (["initial_state"] if init else [])
+            (["return_sequences"] if rs else []) + (["return_state"] if rst else []) + \
+            (["initial_state"] if init else [])
         b.add("bidirectional/merge_modes", [{"class": "Bidirectional", "config": cfg, "merge_mode": mm,
                                              "initial_state": init}],
               batch=B, steps=T, features=F, mask=mask, grad=grad_now(), tags=tags)
@@ -411,7 +415,8 @@ def build_cases(flavour: str) -> List[Tuple[Case, Arrays]]:
         cfg = _lstm_config(u, return_sequences=bool(i != 4), return_state=bool(i % 3 == 0), go_backwards=gb,
                            unroll=unroll, zero_output_for_mask=True,
                            recurrent_activation=["sigmoid", "hard_sigmoid"][(i // 4) % 2])
-        tags = ["zero_output_for_mask", f"mask:{mask}"] + (["go_backwards"] if gb else []) + (["unroll"] if unroll else [])
+        tags = ["zero_output_for_mask", f"mask:{mask}"] + (["go_backwards"] if gb else []) + \
+            (["unroll"] if unroll else [])
         b.add("lstm/zero_output_for_mask", [{"class": "LSTM", "config": cfg, "initial_state": bool(i % 2 == 0)}],
               batch=B, steps=T, features=F, mask=mask, grad=grad_now() or i % 2 == 1, tags=tags)
 
@@ -530,7 +535,7 @@ def run_case(case: Case, arrays: Arrays, K: Any, tf: Any) -> Arrays:
                 hs.append(h)
             return [tf.stack(hs, axis=1), st[0], st[1]]
         y = x
-        for layer, spec, st in zip(layers, case["layers"], states):
+        for layer, st in zip(layers, states):
             kw: Dict[str, Any] = {"training": False}
             if mask is not None:
                 kw["mask"] = mask
@@ -543,7 +548,8 @@ def run_case(case: Case, arrays: Arrays, K: Any, tf: Any) -> Arrays:
     for layer, spec in zip(layers, case["layers"]):
         layer.set_weights([arrays[k] for k in spec["weights"]])
         got = layer.get_weights()
-        if len(got) != len(spec["weights"]) or not all(np.array_equal(g, arrays[k]) for g, k in zip(got, spec["weights"])):
+        if len(got) != len(spec["weights"]) or \
+                not all(np.array_equal(g, arrays[k]) for g, k in zip(got, spec["weights"])):
             raise AssertionError(f"{cid}: set_weights did not round-trip")
         var_vals = [np.asarray(v.numpy()) for v in _variables(layer, spec)]
         if not all(np.array_equal(v, arrays[k]) for v, k in zip(var_vals, spec["weights"])):

@@ -42,7 +42,8 @@ def _param_shapes(cfg: Dict[str, Any]) -> List[Tuple[str, Tuple[int, ...]]]:
         return out
     D = 2 if cfg.get("bidirectional", False) else 1
     sufs = ["", "_reverse"][:D]
-    groups: Dict[str, List[Tuple[str, Tuple[int, ...]]]] = {"weight_ih": [], "weight_hh": [], "bias_ih": [], "bias_hh": []}
+    groups: Dict[str, List[Tuple[str, Tuple[int, ...]]]] = {"weight_ih": [], "weight_hh": [], "bias_ih": [],
+                                                           "bias_hh": []}
     for layer in range(cfg.get("num_layers", 1)):
         in_l = cfg["input_size"] if layer == 0 else D * H
         for s in sufs:
@@ -168,7 +169,7 @@ def build_cases() -> List[Tuple[Case, Arrays]]:
         B, T, I, H = dims()
         cfg = {"input_size": I, "hidden_size": H, "has_bias": bool(i % 4 != 3)}
         add("cell", "LSTMCell", cfg, B=B, T=max(T, 1), hx=True, seq=None, tags=["cell"])
-    for i in range(3):
+    for _ in range(3):
         B, T, I, H = dims()
         cfg = {"input_size": I, "hidden_size": H, "has_bias": True}
         add("cell_large_weights", "LSTMCell", cfg, B=B, T=max(T, 3), hx=True, seq=None,

@@ -78,7 +78,8 @@ def generate(flavour: str, out_dir: Path) -> None:
 
             K = tf.keras
             if not K.layers.LSTM.__module__.startswith("tf_keras"):
-                raise RuntimeError(f"expected tf_keras's LSTM with TF_USE_LEGACY_KERAS=1, got {K.layers.LSTM.__module__}")
+                raise RuntimeError("expected tf_keras's LSTM with TF_USE_LEGACY_KERAS=1, "
+                                   f"got {K.layers.LSTM.__module__}")
             versions.update(tensorflow=tf.__version__, tf_keras=tf_keras.__version__)
         else:
             import keras as K

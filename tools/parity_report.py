@@ -61,7 +61,8 @@ class _Agg:
                 f"{self.fail if self.fail else 0} |")
 
 
-HEADER = "| {} | cases | with gradients | max forward error | max gradient error | over tolerance |\n|---|---:|---:|---:|---:|---:|"
+HEADER = ("| {} | cases | with gradients | max forward error | max gradient error | over tolerance |\n"
+          "|---|---:|---:|---:|---:|---:|")
 
 
 def main(argv: Optional[List[str]] = None) -> int:

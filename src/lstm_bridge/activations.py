@@ -20,7 +20,8 @@ Each generation accepts its own names (checked against the real frameworks, ``te
 ``activation_names``): tf_keras 2.x the 18 of :data:`KERAS2_NAMES`, Keras 3 the 30 of
 :data:`KERAS3_NAMES` (its ``glu`` and ``threshold`` cannot be gate activations: NotImplementedError).
 ``sparsemax`` follows Keras 3's TF backend step for step, including its threshold
-``tau = (sum of the supported cumulative sums - 1) / k``. ``get(name, keras_version=2)`` rejects the Keras-3-only names (``celu``,
+``tau = (sum of the supported cumulative sums - 1) / k``. ``get(name, keras_version=2)`` rejects the
+Keras-3-only names (``celu``,
 ``hard_silu``, ...) with tf_keras's own error text. Our serialised names (``hard_sigmoid_keras3``,
 ``gelu_tanh``, ``ms_cpu_sigmoid``, ``ms_cpu_tanh``) resolve under either generation.
 
@@ -398,7 +399,8 @@ def get(identifier: ActivationLike, keras_version: int = 2) -> Callable[[Tensor]
     if keras_version >= 3:
         if identifier in KERAS3_UNSUPPORTED:
             raise NotImplementedError(
-                f"activation {identifier!r} {KERAS3_UNSUPPORTED[identifier]}; it cannot be an LSTM gate activation here")
+                f"activation {identifier!r} {KERAS3_UNSUPPORTED[identifier]}; "
+                "it cannot be an LSTM gate activation here")
         table = KERAS3_NAMES
     else:
         table = KERAS2_NAMES

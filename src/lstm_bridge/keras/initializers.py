@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -25,17 +25,18 @@ import torch
 Shape = Sequence[int]
 
 
-def _fans(shape: Shape):
+def _fans(shape: Shape) -> Tuple[int, int]:
     if len(shape) == 1:
         return shape[0], shape[0]
     return shape[0], shape[1]
 
 
-def _uniform(shape, limit, dtype, gen):
+def _uniform(shape: Shape, limit: float, dtype: torch.dtype, gen: Optional[torch.Generator]) -> torch.Tensor:
     return (torch.rand(tuple(shape), dtype=dtype, generator=gen) * 2 - 1) * limit
 
 
-def _normal(shape, std, dtype, gen, truncated=False):
+def _normal(shape: Shape, std: float, dtype: torch.dtype, gen: Optional[torch.Generator],
+            truncated: bool = False) -> torch.Tensor:
     out = torch.randn(tuple(shape), dtype=dtype, generator=gen) * std
     if truncated:  # Keras truncates at 2 standard deviations by redrawing
         while True:
@@ -65,7 +66,7 @@ def generator_for(init: Any, role: str, fallback: Optional[torch.Generator]) -> 
     seed = getattr(init, "seed", None)
     if seed is None:
         return fallback
-    digest = hashlib.sha256(f"lstm_bridge/{int(seed)}/{role}".encode("utf-8")).digest()
+    digest = hashlib.sha256(f"lstm_bridge/{int(seed)}/{role}".encode()).digest()
     return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF)
 
 
@@ -83,7 +84,8 @@ class VarianceScaling:
         self.seed = _check_seed(seed, class_name)
         self.class_name = class_name
 
-    def __call__(self, shape: Shape, dtype=torch.float32, generator=None) -> torch.Tensor:
+    def __call__(self, shape: Shape, dtype: torch.dtype = torch.float32,
+                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
         fan_in, fan_out = _fans(shape)
         n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2.0}[self.mode]
         variance = self.scale / max(1.0, n)
@@ -94,7 +96,7 @@ class VarianceScaling:
             return _normal(shape, math.sqrt(variance) / 0.87962566103423978, dtype, generator, truncated=True)
         return _normal(shape, math.sqrt(variance), dtype, generator)
 
-    def get_config(self) -> dict:
+    def get_config(self) -> Dict[str, Any]:
         if self.class_name == "VarianceScaling":  # the named subclasses fix scale/mode/distribution
             return {"class_name": "VarianceScaling", "config": {"scale": self.scale, "mode": self.mode,
                                                                "distribution": self.distribution, "seed": self.seed}}
@@ -105,16 +107,18 @@ class Orthogonal:
     def __init__(self, gain: float = 1.0, seed: Optional[int] = None):
         self.gain, self.seed = gain, _check_seed(seed, "Orthogonal")
 
-    def __call__(self, shape: Shape, dtype=torch.float32, generator=None) -> torch.Tensor:
+    def __call__(self, shape: Shape, dtype: torch.dtype = torch.float32,
+                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
         rows, cols = shape[0], int(np.prod(shape[1:])) if len(shape) > 1 else 1
         a = torch.randn((max(rows, cols), min(rows, cols)), dtype=torch.float64, generator=generator)
         q, r = torch.linalg.qr(a)
         q = q * torch.sign(torch.diagonal(r))
         if rows < cols:
             q = q.t()
-        return (self.gain * q[:rows, :cols]).reshape(tuple(shape)).to(dtype)
+        out: torch.Tensor = (self.gain * q[:rows, :cols]).reshape(tuple(shape)).to(dtype)
+        return out
 
-    def get_config(self) -> dict:
+    def get_config(self) -> Dict[str, Any]:
         return {"class_name": "Orthogonal", "config": {"gain": self.gain, "seed": self.seed}}
 
 
@@ -122,10 +126,11 @@ class Constant:
     def __init__(self, value: float = 0.0):
         self.value = value
 
-    def __call__(self, shape: Shape, dtype=torch.float32, generator=None) -> torch.Tensor:
+    def __call__(self, shape: Shape, dtype: torch.dtype = torch.float32,
+                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
         return torch.full(tuple(shape), float(self.value), dtype=dtype)
 
-    def get_config(self) -> dict:
+    def get_config(self) -> Dict[str, Any]:
         return {"class_name": "Constant", "config": {"value": self.value}}
 
 
@@ -133,11 +138,13 @@ class RandomUniform:
     def __init__(self, minval: float = -0.05, maxval: float = 0.05, seed: Optional[int] = None):
         self.minval, self.maxval, self.seed = minval, maxval, _check_seed(seed, "RandomUniform")
 
-    def __call__(self, shape: Shape, dtype=torch.float32, generator=None) -> torch.Tensor:
+    def __call__(self, shape: Shape, dtype: torch.dtype = torch.float32,
+                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
         return torch.rand(tuple(shape), dtype=dtype, generator=generator) * (self.maxval - self.minval) + self.minval
 
-    def get_config(self) -> dict:
-        return {"class_name": "RandomUniform", "config": {"minval": self.minval, "maxval": self.maxval, "seed": self.seed}}
+    def get_config(self) -> Dict[str, Any]:
+        return {"class_name": "RandomUniform",
+                "config": {"minval": self.minval, "maxval": self.maxval, "seed": self.seed}}
 
 
 class RandomNormal:
@@ -145,10 +152,11 @@ class RandomNormal:
         self.mean, self.stddev, self.truncated = mean, stddev, truncated
         self.seed = _check_seed(seed, "TruncatedNormal" if truncated else "RandomNormal")
 
-    def __call__(self, shape: Shape, dtype=torch.float32, generator=None) -> torch.Tensor:
+    def __call__(self, shape: Shape, dtype: torch.dtype = torch.float32,
+                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
         return _normal(shape, self.stddev, dtype, generator, truncated=self.truncated) + self.mean
 
-    def get_config(self) -> dict:
+    def get_config(self) -> Dict[str, Any]:
         name = "TruncatedNormal" if self.truncated else "RandomNormal"
         return {"class_name": name, "config": {"mean": self.mean, "stddev": self.stddev, "seed": self.seed}}
 
@@ -157,18 +165,24 @@ class Identity:
     def __init__(self, gain: float = 1.0):
         self.gain = gain
 
-    def __call__(self, shape: Shape, dtype=torch.float32, generator=None) -> torch.Tensor:
+    def __call__(self, shape: Shape, dtype: torch.dtype = torch.float32,
+                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
         return self.gain * torch.eye(shape[0], shape[1], dtype=dtype)
 
-    def get_config(self) -> dict:
+    def get_config(self) -> Dict[str, Any]:
         return {"class_name": "Identity", "config": {"gain": self.gain}}
 
 
-def _variance(scale, mode, distribution, name):
-    return lambda seed=None, **_: VarianceScaling(scale, mode, distribution, seed, name)
+Initializer = Callable[..., Any]
 
 
-_FACTORIES = {
+def _variance(scale: float, mode: str, distribution: str, name: str) -> Callable[..., VarianceScaling]:
+    def make(seed: Optional[int] = None, **_: Any) -> VarianceScaling:
+        return VarianceScaling(scale, mode, distribution, seed, name)
+    return make
+
+
+_FACTORIES: Dict[str, Callable[..., Initializer]] = {
     "glorotuniform": _variance(1.0, "fan_avg", "uniform", "GlorotUniform"),
     "glorotnormal": _variance(1.0, "fan_avg", "truncated_normal", "GlorotNormal"),
     "heuniform": _variance(2.0, "fan_in", "uniform", "HeUniform"),
@@ -188,7 +202,7 @@ _FACTORIES = {
 }
 
 
-def get(identifier: Any) -> Callable:
+def get(identifier: Any) -> Initializer:
     """Resolve a Keras initializer identifier (name, config dict, instance or callable)."""
     if identifier is None:
         return Constant(0.0)
@@ -196,7 +210,8 @@ def get(identifier: Any) -> Callable:
         key = identifier.replace("_", "").lower()
         if key not in _FACTORIES:
             raise ValueError(f"Unknown initializer: {identifier!r}; known: {sorted(_FACTORIES)}")
-        return _FACTORIES[key]()
+        named: Initializer = _FACTORIES[key]()
+        return named
     if isinstance(identifier, dict):
         name = identifier.get("class_name")
         if not isinstance(name, str):
@@ -204,13 +219,15 @@ def get(identifier: Any) -> Callable:
         key = name.replace("_", "").lower()
         if key not in _FACTORIES:
             raise ValueError(f"Unknown initializer class: {name!r}")
-        return _FACTORIES[key](**(identifier.get("config") or {}))
+        configured: Initializer = _FACTORIES[key](**(identifier.get("config") or {}))
+        return configured
     if callable(identifier):
-        return identifier
+        foreign: Initializer = identifier
+        return foreign
     raise TypeError(f"initializer must be a name, a config dict or a callable; received {identifier!r}")
 
 
-def call(init: Callable, shape: Shape, dtype: torch.dtype, generator: Optional[torch.Generator]) -> torch.Tensor:
+def call(init: Initializer, shape: Shape, dtype: torch.dtype, generator: Optional[torch.Generator]) -> torch.Tensor:
     """Run an initializer; foreign callables (``f(shape, dtype=None)``) may return NumPy arrays."""
     if isinstance(init, (VarianceScaling, Orthogonal, Constant, RandomUniform, RandomNormal, Identity)):
         return init(shape, dtype, generator)
