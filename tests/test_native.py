@@ -20,11 +20,9 @@ import pytest
 import torch
 
 from lstm_bridge import activations as A
-from lstm_bridge.engine import backend, run_layer
-from lstm_bridge.engine import native
+from lstm_bridge.engine import backend, native, run_layer
 from lstm_bridge.engine.native import build, workspace
-from lstm_bridge.engine.semantics import (CellActivations, DirectionWeights, DropoutMasks, LayerSemantics,
-                                          MaskedOutput)
+from lstm_bridge.engine.semantics import CellActivations, DirectionWeights, DropoutMasks, LayerSemantics, MaskedOutput
 
 NATIVE_ACTS = [A.sigmoid, A.tanh, A.hard_sigmoid_keras2, A.hard_sigmoid_keras3, A.relu, A.linear, A.softsign,
                A.ms_cpu_sigmoid, A.ms_cpu_tanh]

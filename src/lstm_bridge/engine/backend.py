@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Callable, Optional, Sequence
+from types import ModuleType
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -23,6 +24,8 @@ from . import torch_path
 from .semantics import DirectionWeights, DropoutMasks, LayerSemantics
 
 _VALID = ("auto", "native", "torch")
+RunLayer = Callable[..., Tuple[List[torch.Tensor], List[torch.Tensor], List[torch.Tensor]]]
+"""The signature of :func:`lstm_bridge.engine.run_layer`, shared by both paths."""
 _warned = False  # the "kernel unavailable" warning is given once per process
 last_used: Optional[str] = None  # "native" or "torch": which path ran most recently (for tests and bench)
 
@@ -41,7 +44,7 @@ def requested() -> str:
     return value
 
 
-def _native_package():
+def _native_package() -> Optional[ModuleType]:
     """The native kernel package (importing it builds nothing), or None when it is not shipped."""
     try:
         from . import native  # noqa: WPS433 (optional component)
@@ -50,7 +53,7 @@ def _native_package():
     return native
 
 
-def _torch(reason_unavailable: Optional[str] = None) -> Callable:
+def _torch(reason_unavailable: Optional[str] = None) -> RunLayer:
     global _warned, last_used
     if reason_unavailable is not None and not _warned:
         warnings.warn("lstm-bridge: native CPU kernel unavailable, using the torch path (" + reason_unavailable
@@ -89,10 +92,10 @@ def select(
     x: torch.Tensor,
     directions: Sequence[DirectionWeights],
     *,
-    valid,
+    valid: Optional[torch.Tensor],
     semantics: LayerSemantics,
     dropout: Sequence[Optional[DropoutMasks]],
-) -> Callable:
+) -> RunLayer:
     """Return the ``run_layer`` implementation for this request.
 
     The cheap checks (the kernel's ``check_supported``, then :func:`check_native_policy`) run first,
@@ -106,8 +109,8 @@ def select(
     native = _native_package()
     if native is None:
         if choice == "native":
-            raise RuntimeError("LSTM_BRIDGE_BACKEND=native but the native kernel is not installed")
-        return _torch("not installed")
+            raise RuntimeError("LSTM_BRIDGE_BACKEND=native but the native kernel is " + _native_error())
+        return _torch(_native_error())
     try:
         native.check_supported(x, directions, valid=valid, semantics=semantics, dropout=dropout)
         check_native_policy(x, directions, valid=valid, semantics=semantics, dropout=dropout)
@@ -121,7 +124,8 @@ def select(
                                + _native_error())
         return _torch(_native_error())
     last_used = "native"
-    return native.run_layer_checked
+    impl: RunLayer = native.run_layer_checked
+    return impl
 
 
 def _native_error() -> str:

@@ -56,7 +56,7 @@ def _capability() -> str:
 
 def mkl_packed_gemm() -> bool:
     """True when libtorch_cpu exports MKL's packed-GEMM API (torch built with MKL, e.g. x86 wheels)."""
-    if not torch.backends.mkl.is_available():
+    if not torch.backends.mkl.is_available():  # type: ignore[no-untyped-call]
         return False
     library = Path(torch.__file__).resolve().parent / "lib" / "libtorch_cpu.so"
     if not library.exists():
@@ -75,7 +75,7 @@ def openmp_flags() -> List[str]:
     on the calling thread. The link resolves ``libgomp.so.1`` by soname, so at run time the kernel shares
     the OpenMP runtime (and ``torch.set_num_threads``) of the libgomp torch already loaded.
     """
-    return ["-fopenmp"] if torch.backends.openmp.is_available() else []
+    return ["-fopenmp"] if torch.backends.openmp.is_available() else []  # type: ignore[no-untyped-call]
 
 
 def sleef_tanh_u35() -> bool:
@@ -144,7 +144,7 @@ def _compile(name: str, directory: Path, verbose: bool) -> ModuleType:
     """Compile and link the kernel into ``directory`` (ninja, objects, ``<name>.so``) and import it."""
     from torch.utils import cpp_extension
 
-    return cpp_extension.load(
+    module: ModuleType = cpp_extension.load(
         name=name,
         sources=[str(HERE / s) for s in SOURCES],
         extra_cflags=compile_flags(),
@@ -153,6 +153,7 @@ def _compile(name: str, directory: Path, verbose: bool) -> ModuleType:
         build_directory=str(directory),
         verbose=verbose,
     )
+    return module
 
 
 def _remove_stale_staging(build_dir: Path) -> None:

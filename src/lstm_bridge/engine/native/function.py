@@ -43,7 +43,7 @@ class NativeLayer(torch.autograd.Function):
     Outputs: ``(*outs, *h_n, *c_n)``."""
 
     @staticmethod
-    def forward(ctx: Any, plan: Plan, *flat: Optional[Tensor]) -> Tuple[Tensor, ...]:  # type: ignore[override]
+    def forward(ctx: Any, plan: Plan, *flat: Optional[Tensor]) -> Tuple[Tensor, ...]:
         D = plan.D
         n_args = LayerArgs.size(D)
         args = LayerArgs.from_flat(flat[:n_args], D)
@@ -64,7 +64,7 @@ class NativeLayer(torch.autograd.Function):
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx: Any, *grads: Tensor) -> Tuple[Optional[Tensor], ...]:  # type: ignore[override]
+    def backward(ctx: Any, *grads: Tensor) -> Tuple[Optional[Tensor], ...]:
         plan: Plan = ctx.plan
         D = plan.D
         saved = Saved.from_flat(ctx.saved_tensors, D)
@@ -98,5 +98,5 @@ class NativeLayer(torch.autograd.Function):
 def apply(plan: Plan, args: LayerArgs, masks: Masks) -> Tuple[List[Tensor], List[Tensor], List[Tensor]]:
     """Run :class:`NativeLayer`; returns ``(outs, h_n, c_n)`` lists over directions."""
     D = plan.D
-    results: Sequence[Tensor] = NativeLayer.apply(plan, *args.flat(), *masks.flat())
+    results: Sequence[Tensor] = NativeLayer.apply(plan, *args.flat(), *masks.flat())  # type: ignore[no-untyped-call]
     return list(results[0:D]), list(results[D:2 * D]), list(results[2 * D:3 * D])

@@ -76,7 +76,7 @@ class LayerArgs(NamedTuple):
         return (self.x, *self.w_ih, *self.w_hh, *self.b_ih, *self.b_hh, *self.h0, *self.c0)
 
     @classmethod
-    def from_flat(cls, flat: Sequence[Any], D: int) -> "LayerArgs":
+    def from_flat(cls, flat: Sequence[Any], D: int) -> LayerArgs:
         return cls(*_groups(flat, D, 1, 6))
 
     @staticmethod
@@ -96,7 +96,7 @@ class Masks(NamedTuple):
         return (self.valid, *self.inputs, *self.recurrent)
 
     @classmethod
-    def from_flat(cls, flat: Sequence[Any], D: int) -> "Masks":
+    def from_flat(cls, flat: Sequence[Any], D: int) -> Masks:
         return cls(*_groups(flat, D, 1, 2))
 
     def valid_arg(self) -> Tensor:
@@ -125,7 +125,7 @@ class Saved(NamedTuple):
         return (self.x, *self.w_ih, *self.w_hh, self.gates, *self.c_prev, *self.h_prev, *self.masks.flat())
 
     @classmethod
-    def from_flat(cls, flat: Sequence[Any], D: int) -> "Saved":
+    def from_flat(cls, flat: Sequence[Any], D: int) -> Saved:
         x, w_ih, w_hh = _groups(flat[:1 + 2 * D], D, 1, 2)
         gates, c_prev, h_prev = _groups(flat[1 + 2 * D:2 + 4 * D], D, 1, 2)
         return cls(x, w_ih, w_hh, gates, c_prev, h_prev, Masks.from_flat(flat[2 + 4 * D:], D))

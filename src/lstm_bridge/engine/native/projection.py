@@ -28,7 +28,8 @@ _ONEDNN_MIN_MACS = 1 << 24
 
 
 def _onednn_linear_available() -> bool:
-    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+    built_with = bool(torch.backends.mkldnn.is_available())  # type: ignore[no-untyped-call]
+    return built_with and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
 
 _ONEDNN_LINEAR = _onednn_linear_available()
@@ -40,11 +41,14 @@ def matmul_nt(ext: ModuleType, a: Tensor, b: Tensor) -> Tensor:
     ~95 us in MKL between two kernel calls), else torch.mm."""
     M, K = a.shape
     macs = M * K * b.shape[0]
+    result: Tensor
     if macs < _ONEDNN_MIN_MACS:
-        return ext.matmul_nt(a, b)
-    if _ONEDNN_LINEAR and a.dtype == torch.float32:
-        return torch.ops.mkldnn._linear_pointwise(a, b, None, "none", [], "")
-    return torch.mm(a, b.t())
+        result = ext.matmul_nt(a, b)
+    elif _ONEDNN_LINEAR and a.dtype == torch.float32:
+        result = torch.ops.mkldnn._linear_pointwise(a, b, None, "none", [], "")
+    else:
+        result = torch.mm(a, b.t())
+    return result
 
 
 def _bias(b_ih: Optional[Tensor], b_hh: Optional[Tensor]) -> Optional[Tensor]:
