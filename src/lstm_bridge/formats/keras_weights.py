@@ -21,7 +21,7 @@ import numpy as np
 
 from .atomic import hdf5_output
 from .common import PathLike, SaveReport, atomic_output, check_output_path
-from .keras_common import (KerasPlan, class_counter_keys, decode, infer_kind, plan_keras, read_dataset,
+from .keras_common import (KerasPlan, ReadBudget, class_counter_keys, decode, infer_kind, plan_keras, read_dataset,
                            weight_keys)
 from .keras_h5 import _h5py, detect_hdf5, read_hdf5
 from .model import FormatError, LayerEntry, ModelFile, validate
@@ -48,7 +48,7 @@ def _standalone_order(key: str) -> Tuple[int, str, int]:
     return ({"input_layer": 0, "embedding": 1, "dense": 3}.get(base, 2), base, n)
 
 
-def _vars(p: str, grp: Any, size: int, rel: str) -> Tuple[List[np.ndarray], List[str]]:
+def _vars(p: str, grp: Any, size: ReadBudget, rel: str) -> Tuple[List[np.ndarray], List[str]]:
     """Datasets ``0, 1, ...`` of a ``vars`` group, in index order, with their paths relative to the layer."""
     if grp is None:
         return [], []
@@ -75,7 +75,8 @@ def _name_attr(p: str, grp: Any) -> str:
     return value
 
 
-def read_layer(p: str, grp: Any, size: int) -> Tuple[str, List[np.ndarray], List[str], Optional[str], Dict[str, str]]:
+def read_layer(p: str, grp: Any, size: ReadBudget
+               ) -> Tuple[str, List[np.ndarray], List[str], Optional[str], Dict[str, str]]:
     """One ``layers/<key>`` group: (structural kind, arrays in get_weights order, their relative paths,
     the K3 layer name attr, sub-layer names)."""
     name_attr = None
@@ -116,8 +117,9 @@ def read_layer(p: str, grp: Any, size: int) -> Tuple[str, List[np.ndarray], List
     return ("Cell" if "cell" in grp else "Plain"), arrays, paths, name_attr, sub_names
 
 
-def read_layers(p: str, f: Any, size: int) -> "OrderedDict[str, tuple]":
-    """``key -> read_layer(...)`` for every ``layers/<key>`` group, in natural key order."""
+def read_layers(p: str, f: Any, size: ReadBudget) -> "OrderedDict[str, tuple]":
+    """``key -> read_layer(...)`` for every ``layers/<key>`` group, in natural key order; every dataset
+    read is charged to the file's :class:`~lstm_bridge.formats.keras_common.ReadBudget` ``size``."""
     if "layers" not in f:
         raise FormatError(p, "no 'layers' group: not a Keras .weights.h5 file")
     layers = f["layers"]
@@ -196,7 +198,7 @@ def chain_order(entries: List[LayerEntry]) -> List[LayerEntry]:
 
 def load(path: PathLike) -> ModelFile:
     """Read a standalone ``.weights.h5`` file (no config: default LSTM semantics, shapes from weights)."""
-    def read(p: str, f: Any, size: int) -> Tuple["OrderedDict[str, tuple]", Optional[str]]:
+    def read(p: str, f: Any, size: ReadBudget) -> Tuple["OrderedDict[str, tuple]", Optional[str]]:
         layers = read_layers(p, f, size)
         root_vars = f["vars"] if "vars" in f else None
         name = _name_attr(p, root_vars) if root_vars is not None and "name" in root_vars.attrs else None
