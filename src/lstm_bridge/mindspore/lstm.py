@@ -120,11 +120,9 @@ class LSTM(torch.nn.Module):
     def _parameter_count(self) -> int:
         """Values in all parameters: per layer and direction ``4H * (in_l + H)`` (+ ``8H`` with biases)."""
         H, D = self.hidden_size, self.num_directions
-        total = 0
-        for layer in range(self.num_layers):
-            in_size = self.input_size if layer == 0 else H * D
-            total += D * (4 * H * (in_size + H) + (8 * H if self.has_bias else 0))
-        return total
+        bias = 8 * H if self.has_bias else 0
+        first = D * (4 * H * (self.input_size + H) + bias)
+        return first + (self.num_layers - 1) * D * (4 * H * (H * D + H) + bias)  # closed form: L may be huge
 
     def set_train(self, mode: bool = True) -> "LSTM":
         """MindSpore's name for ``train(mode)``: dropout between layers applies only in training."""
