@@ -190,3 +190,67 @@ def test_dtypes_float64_and_float16(rng):
         cell(torch.ones(2, 3, dtype=torch.float64), (torch.zeros(2, 4), torch.zeros(2, 4)))
     with pytest.raises(ValueError, match="2-D"):
         cell(torch.ones(3), (torch.zeros(2, 4), torch.zeros(2, 4)))
+
+
+# Exception types as MindSpore 2.10 raises them (PyNative, CPU; checked with the real framework):
+# our messages stay clearer, the types are MindSpore's (where MindSpore's type is accidental, e.g. an
+# IndexError for missing hx rows, ours is also the ValueError lstm-bridge uses for bad arguments).
+@pytest.mark.parametrize("call, ms_error, message", [
+    # T = 0: MindSpore "RuntimeError: could not execute a primitive" (fused path)
+    (lambda: LSTM(10, 16)(torch.zeros(0, 3, 10)), RuntimeError, r"at least one time step.*\(0, 3, 10\)"),
+    (lambda: LSTM(10, 16, batch_first=True)(torch.zeros(3, 0, 10)), RuntimeError, r"\(3, 0, 10\)"),
+    # with seq_length: "ValueError: For primitive[Stack], the stack element num must be ... >= 1"
+    (lambda: LSTM(10, 16)(torch.zeros(0, 3, 10), None, torch.zeros(3, dtype=torch.int32)), ValueError,
+     r"\(0, 3, 10\)"),
+    (lambda: LSTM(10, 16)(torch.zeros(5, 10)), ValueError, r"x_shape.size\(\) must be equal to 3.*\(5, 10\)"),
+    (lambda: LSTM(10, 16)(torch.zeros(5, 3, 7)), ValueError, "x_shape.2. .input_size. must be equal to 10, but got 7"),
+    (lambda: LSTM(10, 16)(torch.zeros(5, 3, 10), (torch.zeros(1, 3, 8),) * 2), ValueError, r"received \(1, 3, 8\)"),
+    (lambda: LSTM(10, 16)(torch.zeros(5, 3, 10), (torch.zeros(3, 16),) * 2), ValueError, r"received \(3, 16\)"),
+    (lambda: LSTM(10, 16)(torch.zeros(5, 3, 10), (torch.zeros(2, 3, 16),) * 2), ValueError, r"received \(2, 3, 16\)"),
+    # the documented bidirectional example with h0 (1, 3, 16): MindSpore IndexError
+    (lambda: LSTM(10, 16, bidirectional=True)(torch.zeros(5, 3, 10), (torch.zeros(1, 3, 16),) * 2), IndexError,
+     r"\(2, 3, 16\).*received \(1, 3, 16\)"),
+    (lambda: LSTM(10, 16, 2)(torch.zeros(5, 3, 10), (torch.zeros(1, 3, 16),) * 2), IndexError, "only 1 of 2 rows"),
+    (lambda: LSTM(10, 16)(torch.zeros(5, 3, 10), [torch.zeros(1, 3, 16)] * 2), TypeError, "'hx' must be a tuple"),
+    (lambda: LSTM(10, 16)(torch.zeros(5, 3, 10), None, torch.zeros(3)), TypeError, "'seq_length' should be one of"),
+    (lambda: LSTM(10, 16)(torch.zeros(5, 3, 10), None, torch.zeros(2, dtype=torch.int32)), ValueError,
+     "batch size of x and seq_length must be equal, but got 3 of x and 2 of seq_length"),
+    (lambda: LSTM(10, 16)(torch.zeros(5, 3, 10), None, torch.zeros(3, 1, dtype=torch.int32)), ValueError,
+     r"received \(3, 1\)"),
+    # a Python list: MindSpore "AttributeError: 'list' object has no attribute 'dtype'"
+    (lambda: LSTM(10, 16)(torch.zeros(5, 3, 10), None, [5, 5, 5]), AttributeError, "received list"),
+    (lambda: LSTM(10, 16, bidirectional=True)(torch.zeros(4, 2, 10), None, torch.tensor([7, 2])), RuntimeError,
+     r"seq_length\[0\] = 7"),
+    (lambda: LSTM(10, 16, dropout=1.0), ValueError, r"'dropout' must be a number in range \[0, 1\) representing"),
+    (lambda: LSTM(10, 16, dropout=-0.1), ValueError, r"range \[0, 1\).*but got -0.1"),
+    (lambda: LSTM(10, 16, dropout=0), TypeError, "the type of 'dropout' must be 'float', but got 'int'"),
+    (lambda: LSTM(10, 16, num_layers=0), ValueError, "'num_layers' must be int and must > 0, but got '0' with type 'int'"),
+    (lambda: LSTM(10, 0), ValueError, "'hidden_size' must be int and must > 0, but got '0'"),
+    (lambda: LSTM(10, -1), ValueError, "but got '-1' with type 'int'"),
+    (lambda: LSTM(10, 2.0), TypeError, "'hidden_size' must be int, but got 'float'"),
+    (lambda: LSTM(10, 16, num_layers=True), TypeError, "but got 'True' with type 'bool'"),
+    (lambda: LSTMCell(10, 0), ValueError, "For 'LSTMCell', the 'hidden_size' must be int and must > 0"),
+    (lambda: LSTMCell(10, 16, has_bias=1), TypeError, "For 'LSTMCell', the type of 'has_bias' should be 'bool'"),
+    (lambda: LSTMCell(10, 16)(torch.zeros(10), (torch.zeros(16),) * 2), ValueError, "equal to 2"),
+    (lambda: LSTMCell(10, 16)(torch.zeros(3, 7), (torch.zeros(3, 16),) * 2), ValueError, r"received \(3, 7\)"),
+    (lambda: LSTMCell(10, 16)(torch.zeros(3, 10), (torch.zeros(2, 16),) * 2), ValueError, r"received \(2, 16\)"),
+    (lambda: LSTMCell(10, 16)(torch.zeros(3, 10), [torch.zeros(3, 16)] * 2), TypeError,
+     "For 'LSTMCell', the 'hx' must be a tuple"),
+    (lambda: LSTMCell(10, 16)(torch.zeros(3, 10), (torch.zeros(3, 16),) * 3), TypeError,
+     "For 'LSTMCell', the length of 'hx' must be '2'"),
+    (lambda: LSTMCell(10, 16)(torch.zeros(3, 10, dtype=torch.float64), (torch.zeros(3, 16),) * 2), TypeError,
+     "does not cast"),
+])
+def test_error_types_are_mindspores(call, ms_error, message):
+    with pytest.raises(ms_error, match=message):
+        call()
+
+
+def test_framework_typed_errors_are_also_lstm_bridge_argument_errors():
+    """A zero-length axis, missing hx rows and a list seq_length keep the ValueError/TypeError contract."""
+    with pytest.raises(ValueError):
+        LSTM(10, 16)(torch.zeros(0, 3, 10))
+    with pytest.raises(ValueError):
+        LSTM(10, 16, bidirectional=True)(torch.zeros(5, 3, 10), (torch.zeros(1, 3, 16),) * 2)
+    with pytest.raises(TypeError):
+        LSTM(10, 16)(torch.zeros(5, 3, 10), None, [5, 5, 5])
