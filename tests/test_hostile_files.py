@@ -208,6 +208,17 @@ def test_hdf5_pointing_at_a_fifo_does_not_hang(tmp_path):
         assert exc == "FormatError" and fifo in msg and msg.startswith(path), (path, exc, msg)
 
 
+def test_hdf5_corrupt_global_heap_is_refused_not_spun_on(tmp_path):
+    """One corrupted size of a variable-length string (keras_version) made HDF5 2.0 loop forever."""
+    data = bytearray((K / "tfkeras_bilstm_stacked_weights_legacy.h5").read_bytes())
+    i = data.index(b"\x06" + bytes(7) + b"2.21.0")  # the heap object's size (6), then the string
+    data[i:i + 8] = (1030).to_bytes(8, "little")
+    p = tmp_path / "heap.h5"
+    p.write_bytes(bytes(data))
+    [(exc, msg)] = _load_elsewhere([("io", str(p))], timeout=60)
+    assert exc == "FormatError" and "corrupt HDF5 global heap" in msg, (exc, msg)
+
+
 # --- HDF5: memory budgeted by what the file holds -------------------------------------------------------
 
 def test_hdf5_weight_listed_many_times_is_refused(tmp_path):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import struct
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -169,6 +170,40 @@ def check_hdf5_tree(path: Optional[str], f: Any) -> None:
                 check_plain_dataset(path, obj, where)
             else:
                 raise FormatError(path, f"{where}: a {type(obj).__name__}; expected a dataset or group")
+
+
+def check_global_heaps(path: Optional[str], image: Any) -> None:
+    """Refuse an HDF5 image (bytes or mmap) whose global heap collections (where variable-length
+    strings such as Keras's attributes live) are inconsistent in a way the HDF5 C library does not
+    survive: HDF5 2.0 spins forever on a collection whose walk reaches a free-space object of size 0
+    (one corrupted object size is enough), so that is checked here, before h5py reads any attribute.
+
+    A collection is ``"GCOL"``, version 1, 3 reserved zero bytes, its 8-byte size, then objects
+    ``(index u16, refcount u16, reserved u32, size u64, data padded to 8)``; index 0 is the free space,
+    whose size is the rest of the collection.
+
+    Raises:
+        FormatError: naming the byte offset of the bad collection.
+    """
+    n = len(image)
+    i = image.find(b"GCOL")
+    while i != -1:
+        if i + 16 <= n and image[i + 4] == 1 and image[i + 5:i + 8] == b"\0\0\0":
+            csize = int.from_bytes(image[i + 8:i + 16], "little")
+            if 16 < csize and i + csize <= n:
+                end, pos = i + csize, i + 16
+                while pos + 16 <= end:
+                    idx, _, _, osize = struct.unpack_from("<HHIQ", image, pos)
+                    if idx == 0:
+                        if osize == 0 or osize > end - pos:
+                            raise FormatError(path, f"corrupt HDF5 global heap at byte {i}: free space of {osize} "
+                                                    f"bytes at byte {pos}, {end - pos} bytes left")
+                        break
+                    if pos + 16 + ((osize + 7) & ~7) > end:
+                        raise FormatError(path, f"corrupt HDF5 global heap at byte {i}: object {idx} at byte {pos} "
+                                                f"declares {osize} bytes, past the end of its collection")
+                    pos += 16 + ((osize + 7) & ~7)
+        i = image.find(b"GCOL", i + 1)
 
 
 def check_plain_dataset(path: Optional[str], ds: Any, where: Optional[str] = None) -> None:

@@ -19,6 +19,7 @@ which one a model gets.
 from __future__ import annotations
 
 import json
+import mmap
 import os
 from collections import OrderedDict
 from typing import Any, Callable, Dict, List, TypeVar, Union
@@ -26,9 +27,10 @@ from typing import Any, Callable, Dict, List, TypeVar, Union
 import numpy as np
 
 from .atomic import hdf5_output
-from .common import PathLike, SaveReport, atomic_output, check_output_path, check_regular_file, head_bytes
-from .keras_common import (_WEIGHTLESS, TK_VERSION, KerasPlan, ReadBudget, check_hdf5_tree, infer_kind,
-                           layer_configs, layer_kind, layer_name, plan_keras, read_attr, read_dataset,
+from .common import (PathLike, SaveReport, atomic_output, check_output_path, check_regular_file, head_bytes,
+                     open_regular)
+from .keras_common import (_WEIGHTLESS, TK_VERSION, KerasPlan, ReadBudget, check_global_heaps, check_hdf5_tree,
+                           infer_kind, layer_configs, layer_kind, layer_name, plan_keras, read_attr, read_dataset,
                            read_json_attr, weight_keys)
 from .model import FormatError, LayerEntry, ModelFile, keras_generation, validate
 
@@ -93,6 +95,8 @@ def read_hdf5(path: PathLike, what: str, reader: Callable[[str, Any, ReadBudget]
     if not is_hdf5(p):
         raise FormatError(p, "not an HDF5 file (missing the \\x89HDF signature)")
     h5py = _h5py()
+    with open_regular(p) as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as image:
+        check_global_heaps(p, image)  # before h5py reads any attribute (HDF5 can spin on a bad heap)
     try:
         with h5py.File(p, "r") as f:
             check_hdf5_tree(p, f)

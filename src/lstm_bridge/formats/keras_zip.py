@@ -15,8 +15,9 @@ import zipfile
 from typing import Any, Dict, List, Union
 
 from .common import PathLike, SaveReport, atomic_output, check_output_path, check_regular_file, head_bytes
-from .keras_common import (INFLATION_SLACK, K3_VERSION, MAX_INFLATION, MAX_JSON_DEPTH, ReadBudget, check_hdf5_tree,
-                           check_json_depth, class_counter_keys, layer_configs, layer_kind, layer_name, plan_keras)
+from .keras_common import (INFLATION_SLACK, K3_VERSION, MAX_INFLATION, MAX_JSON_DEPTH, ReadBudget,
+                           check_global_heaps, check_hdf5_tree, check_json_depth, class_counter_keys, layer_configs,
+                           layer_kind, layer_name, plan_keras)
 from .keras_h5 import _h5py
 from .keras_weights import entry_from_layer, read_layers, write_weights_file
 from .model import FormatError, LayerEntry, ModelFile, validate
@@ -93,6 +94,7 @@ def load(path: PathLike) -> ModelFile:
             wbytes = _member(p, z, "model.weights.h5", size * MAX_INFLATION + INFLATION_SLACK)
         if not isinstance(config, dict) or not isinstance(metadata, dict):
             raise FormatError(p, "config.json and metadata.json must hold JSON objects")
+        check_global_heaps(p, wbytes)  # before h5py reads any attribute (HDF5 can spin on a bad heap)
         with h5py.File(io.BytesIO(wbytes), "r") as f:
             check_hdf5_tree(p, f)
             # one budget for the whole archive: what it can hold, not what its members claim
