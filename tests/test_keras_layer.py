@@ -7,6 +7,7 @@ import torch
 
 from lstm_bridge import activations
 from lstm_bridge.keras import LSTM, Bidirectional, LSTMCell, constraints, v1
+
 from helpers import keras_weights, max_abs
 
 
@@ -253,7 +254,8 @@ def test_dropout_only_in_training_with_masks_reused_over_time(rng):
     masks = layer.cell.dropout_masks(2000, torch.zeros(1), True)
     assert tuple(masks.inputs.shape) == (4, 2000, 3) and tuple(masks.recurrent.shape) == (4, 2000, 4)
     assert set(np.unique(masks.inputs.numpy())) == {0.0, 2.0}
-    assert abs(float(masks.inputs.mean()) - 1.0) < 0.05 and abs(float((masks.recurrent == 0).float().mean()) - 0.3) < 0.03
+    assert abs(float(masks.inputs.mean()) - 1.0) < 0.05
+    assert abs(float((masks.recurrent == 0).float().mean()) - 0.3) < 0.03
     single = LSTM(4, dropout=0.2)
     single.build((None, 5, 3))
     assert tuple(single.cell.dropout_masks(8, torch.zeros(1), True).inputs.shape) == (1, 8, 3)

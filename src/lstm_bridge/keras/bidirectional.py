@@ -232,7 +232,7 @@ class Bidirectional(torch.nn.Module):
         return config
 
     @classmethod
-    def from_config(cls, config: Dict[str, Any], keras_version: Optional[int] = None) -> "Bidirectional":
+    def from_config(cls, config: Dict[str, Any], keras_version: Optional[int] = None) -> Bidirectional:
         config = dict(config)
         layer_cfg = config.pop("layer")
         if isinstance(layer_cfg, dict) and "config" in layer_cfg and "class_name" in layer_cfg:

@@ -31,9 +31,7 @@ import torch
 from .. import activations as _activations
 from .._tensors import as_float, check_shape
 from ..engine import CellActivations, DirectionWeights, DropoutMasks, LayerSemantics, run_layer
-from . import constraints as _constraints
-from . import initializers as _initializers
-from . import regularizers as _regularizers
+from . import constraints as _constraints, initializers as _initializers, regularizers as _regularizers
 
 _name_counters: Dict[str, itertools.count] = {}
 
@@ -329,7 +327,7 @@ class LSTMCell(torch.nn.Module):
         }
 
     @classmethod
-    def from_config(cls, config: Dict[str, Any], keras_version: Optional[int] = None) -> "LSTMCell":
+    def from_config(cls, config: Dict[str, Any], keras_version: Optional[int] = None) -> LSTMCell:
         config = dict(config)
         config.setdefault("keras_version", keras_version or config_keras_version(config))
         return cls(**config)

@@ -265,7 +265,7 @@ class LSTM(torch.nn.Module):
         return config
 
     @classmethod
-    def from_config(cls, config: Dict[str, Any], keras_version: Optional[int] = None) -> "LSTM":
+    def from_config(cls, config: Dict[str, Any], keras_version: Optional[int] = None) -> LSTM:
         """``LSTM.from_config(cfg)`` equals ``LSTM(**cfg)``; Keras 3 configs are recognised (their
         ``"hard_sigmoid"`` means the Keras 3 function)."""
         config = dict(config)
@@ -360,7 +360,7 @@ class LSTM(torch.nn.Module):
                             "keras_version=3)")
         return as_float(t, "inputs", dtype)
 
-    def _prepare(self, inputs: Any, mask: Any, training: Optional[bool], initial_state: Any) -> "_Call":
+    def _prepare(self, inputs: Any, mask: Any, training: Optional[bool], initial_state: Any) -> _Call:
         """Check and translate one call's Keras arguments into the engine's terms."""
         inputs, initial_state = self.split_inputs(inputs, initial_state)
         x = self._as_input(inputs)
@@ -384,7 +384,7 @@ class LSTM(torch.nn.Module):
         rule = MaskedOutput.ZERO if self.zero_output_for_mask and not unroll_quirk else MaskedOutput.CARRY
         return _Call(xt, h0, c0, valid, drop, LayerSemantics(self.cell.cell_activations(), rule), unroll_quirk)
 
-    def _finish(self, call: "_Call", seq: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> Output:
+    def _finish(self, call: _Call, seq: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> Output:
         """Keras's return conventions from the engine's ``(T, B, u)`` original-time outputs."""
         valid, B = call.valid, call.xt.shape[1]
         if self.return_sequences:
@@ -411,7 +411,7 @@ class LSTM(torch.nn.Module):
         """Run the layer; see the class docstring for shapes and conventions."""
         return self._run(self._prepare(inputs, mask, training, initial_state))
 
-    def _run(self, call: "_Call") -> Output:
+    def _run(self, call: _Call) -> Output:
         if call.xt.shape[1] == 0:  # an empty batch: Keras returns empty outputs of the right shapes
             empty = call.h0.new_zeros(call.xt.shape[0], 0, self.units)
             return self._finish(call, empty, call.h0, call.c0)
