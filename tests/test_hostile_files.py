@@ -451,8 +451,8 @@ def _varint(n: int) -> bytes:
 def test_ckpt_sparse_gigabyte_file_fails_fast_in_bounded_memory(shape, tmp_path):
     size = 2**30
     p = tmp_path / "sparse.ckpt"
-    if shape == "zeros":  # one entry declaring (almost) the whole file, then a hole
-        head = b"\x0a" + _varint(size - 6)
+    if shape == "zeros":  # one entry declaring the whole file, its tag, then a hole (detection accepts it)
+        head = b"\x0a" + _varint(size - 6) + b"\x0a\x01w"
     else:  # a well-formed entry whose tensor_content declares 1 GiB for dims [1]
         n = size - 64
         tensor = b"\x08\x01" + b"\x12\x07Float32" + b"\x1a" + _varint(n)
