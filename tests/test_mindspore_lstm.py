@@ -254,3 +254,12 @@ def test_framework_typed_errors_are_also_lstm_bridge_argument_errors():
         LSTM(10, 16, bidirectional=True)(torch.zeros(5, 3, 10), (torch.zeros(1, 3, 16),) * 2)
     with pytest.raises(TypeError):
         LSTM(10, 16)(torch.zeros(5, 3, 10), None, [5, 5, 5])
+
+
+@pytest.mark.parametrize("dtype, want", [("Float16", torch.float16), ("float64", torch.float64),
+                                         (np.float16, torch.float16), (np.dtype("float64"), torch.float64),
+                                         (torch.float16, torch.float16)])
+def test_dtype_accepts_mindspore_numpy_and_torch_spellings(dtype, want):
+    """``str(mindspore.float16)`` is ``"Float16"``; NumPy and torch dtypes name the same types."""
+    assert LSTMCell(3, 4, dtype=dtype).weight_ih.dtype == want
+    assert LSTM(3, 4, dtype=dtype).weight_hh_l0.dtype == want

@@ -44,7 +44,10 @@ def check_dtype_arg(dtype: Any) -> torch.dtype:
     if isinstance(dtype, torch.dtype) and dtype in (torch.float16, torch.float32, torch.float64):
         return dtype
     table = {"float16": torch.float16, "float32": torch.float32, "float64": torch.float64}
-    name = str(dtype).lower().replace("mindspore.", "").replace("torch.", "").replace("numpy.", "")
+    if isinstance(dtype, np.dtype) or (isinstance(dtype, type) and issubclass(dtype, np.generic)):
+        name = np.dtype(dtype).name
+    else:
+        name = str(dtype).lower().replace("mindspore.", "")
     if name in table:  # "float16", MindSpore's mstype.float16 (str "Float16"), numpy's float16
         return table[name]
     raise TypeError(f"dtype must be float16, float32 or float64; received {dtype!r}")
