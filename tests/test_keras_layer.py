@@ -170,8 +170,16 @@ def test_bad_mask_and_weights_raise_clear_errors(rng):
         LSTM(4, bogus=1)
     with pytest.raises(ValueError, match="Unrecognized keyword arguments passed to LSTM"):  # Keras 3's
         LSTM(4, bogus=1, keras_version=3)
-    with pytest.raises(ValueError, match="dropout must be in"):
-        LSTM(4, dropout=1.0)
+    with pytest.raises(ValueError, match=r"dropout of layer .* must be a float in the range \[0, 1\) when training"):
+        LSTM(4, dropout=1.0)(x, training=True)  # tf_keras: accepted at construction, refused when dropout runs
+    w = keras_weights(rng, 3, 4)
+    x1 = rng.standard_normal((2, 5, 3)).astype(np.float32)
+    assert max_abs(_layer(4, w, dropout=1.0, keras_version=3)(x1, training=True),
+                   _layer(4, w, keras_version=3)(x1)) == 0  # Keras 3: rate 1 drops nothing
+    assert LSTM(4, dropout=-0.5, recurrent_dropout=1.5).get_config()["dropout"] == 0.0  # clipped to [0, 1]
+    assert LSTM(4, recurrent_dropout=1.5).recurrent_dropout == 1.0
+    with pytest.raises(ValueError, match="expected a positive integer, got 0"):
+        LSTM(0)
 
 
 def test_config_round_trip_rebuilds_an_identical_layer(rng):

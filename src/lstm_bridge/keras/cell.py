@@ -57,16 +57,17 @@ def resolve_dtype(dtype: Any) -> torch.dtype:
 
 
 def _check_rate(value: float, name: str) -> float:
-    value = float(value)
-    if not 0.0 <= value < 1.0:
-        raise ValueError(f"{name} must be in [0, 1); received {name}={value}")
-    return value
+    """Keras (both generations) clips rates to [0, 1]: a negative rate is 0; 1.0 is refused by tf_keras when
+    dropout runs (training) and means no dropout in Keras 3 (its condition is ``0 < rate < 1``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or value != value:
+        raise ValueError(f"{name} must be a float in [0, 1); received {name}={value!r}")
+    return min(1.0, max(0.0, float(value)))
 
 
 def dropout_mask(rate: float, count: int, shape: Sequence[int], like: torch.Tensor,
                  generator: Optional[torch.Generator]) -> Optional[torch.Tensor]:
     """``count`` inverted-dropout masks of ``shape``: 0 or 1/(1-rate), stacked to ``(count, *shape)``."""
-    if rate <= 0.0:
+    if rate <= 0.0 or rate >= 1.0:  # Keras 3 applies dropout only for 0 < rate < 1
         return None
     keep = 1.0 - rate
     draw = torch.rand((count, *shape), generator=generator, dtype=torch.float32).to(like.device)
@@ -109,7 +110,8 @@ class LSTMCell(torch.nn.Module):
     ):
         super().__init__()
         if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
-            raise ValueError(f"units must be a positive integer; received units={units!r}")
+            raise ValueError("Received an invalid value for argument `units`, expected a positive integer, "
+                             f"got {units!r}.")
         check_implementation(implementation)
         self.units = int(units)
         self.keras_version = keras_version
@@ -195,8 +197,8 @@ class LSTMCell(torch.nn.Module):
         if not self.built:
             self.build((None, input_dim))
         elif input_dim != self.input_dim:
-            raise ValueError(f"Input 0 of layer {self.name!r} is incompatible: expected last dimension "
-                             f"{self.input_dim}, received {input_dim}")
+            raise ValueError(f"Input 0 of layer {self.name!r} is incompatible with the layer: expected last dimension "
+                             f"{self.input_dim} (shape=(None, None, {self.input_dim})), received {input_dim}")
 
     @property
     def weights(self) -> List[torch.nn.Parameter]:
@@ -290,6 +292,10 @@ class LSTMCell(torch.nn.Module):
         """Masks for one call, reused at every step: 4 per gate with implementation=1, else 1 shared."""
         if not training or (self.dropout == 0.0 and self.recurrent_dropout == 0.0):
             return None
+        for name, rate in (("dropout", self.dropout), ("recurrent_dropout", self.recurrent_dropout)):
+            if rate >= 1.0 and self.keras_version < 3:
+                raise ValueError(f"{name} of layer {self.name!r} must be a float in the range [0, 1) when training "
+                                 f"(tf_keras refuses it); received {name}={rate}")
         count = 4 if self.implementation == 1 else 1
         return DropoutMasks(
             inputs=dropout_mask(self.dropout, count, (batch, self.input_dim), like, self._generator),
