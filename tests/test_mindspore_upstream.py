@@ -440,3 +440,102 @@ def test_ms_st_lstmcell_float16_parameters():
     output = [cell(x[i], (h, c)) for i in range(5)]
     assert tuple(output[0][0].shape) == (3, 16)
     assert output[0][0].dtype == torch.float16 and bool(torch.isfinite(output[4][1]).all())
+
+
+# --- pytorch/pytorch test/test_nn.py: the LSTM shape and state rules MindSpore shares ------------------
+def test_torch_rnn_initial_hidden_state():
+    """``test_rnn_initial_hidden_state``: no hx is the same as zero hx."""
+    torch.manual_seed(0)
+    rnn = LSTM(30, 20, 2)
+    x = torch.randn(10, 32, 30)
+    hidden = torch.zeros(2, 32, 20)
+    output1, hidden1 = rnn(x, (hidden, hidden))
+    output2, hidden2 = rnn(x)
+    assert torch.equal(output1, output2)
+    assert torch.equal(hidden1[0], hidden2[0]) and torch.equal(hidden1[1], hidden2[1])
+
+
+def _bad(shape, dim, size):
+    return tuple(size if i == dim else s for i, s in enumerate(shape))
+
+
+def test_torch_rnn_args_check():
+    """``test_rnn_args_check`` (LSTM part): each wrong dimension of x, h0 or c0 is refused. PyTorch raises
+    RuntimeError; MindSpore 2.10 raises ValueError (e.g. ``the h_shape[1] must be equal to 7``), as here,
+    except for an h0 with too many rows, which MindSpore silently accepts (lstm-bridge refuses it)."""
+    input_size, hidden_size, num_layers, batch_size, seq_len, bad_size = 3, 5, 2, 4, 6, 7
+    x_shape = (seq_len, batch_size, input_size)
+    h_shape = (num_layers, batch_size, hidden_size)
+    cases = [(_bad(x_shape, 1, bad_size), h_shape, h_shape),  # input batch size
+             (x_shape, _bad(h_shape, 1, bad_size), h_shape),  # hidden batch size
+             (x_shape, h_shape, _bad(h_shape, 1, bad_size)),
+             (_bad(x_shape, 2, bad_size), h_shape, h_shape),  # input size
+             (x_shape, _bad(h_shape, 2, bad_size), h_shape),  # hidden size
+             (x_shape, h_shape, _bad(h_shape, 2, bad_size)),
+             (x_shape, _bad(h_shape, 0, bad_size), h_shape),  # num_layers * num_directions
+             (x_shape, h_shape, _bad(h_shape, 0, bad_size))]
+    model = LSTM(input_size, hidden_size, num_layers)
+    for xs, hs, cs in cases:
+        with pytest.raises(ValueError):
+            model(torch.randn(xs), (torch.randn(hs), torch.randn(cs)))
+
+
+def test_torch_rnn_input_size_zero_is_mindspores_error():
+    """``test_RNN_input_size_zero``: PyTorch accepts ``input_size=0``; MindSpore's ``nn.LSTM`` refuses it
+    (``ValueError: For 'LSTM', the 'input_size' must be int and must > 0``), and so does lstm-bridge."""
+    with pytest.raises(ValueError, match="'input_size' must be int and must > 0"):
+        LSTM(0, 10)
+
+
+def test_torch_rnn_retain_variables():
+    """``_test_rnn_retain_variables``: repeated backward passes through one graph give the same grads."""
+    torch.manual_seed(0)
+    rnn = LSTM(10, 20, num_layers=2)
+    x = torch.randn(5, 6, 10, requires_grad=True)
+    output = rnn(x)
+    output[0].sum().backward(retain_graph=True)
+    grads = [x.grad.clone()] + [p.grad.clone() for p in rnn.parameters()]
+    for _ in range(4):
+        rnn.zero_grad()
+        x.grad.zero_()
+        output[0].sum().backward(retain_graph=True)
+        grads2 = [x.grad] + [p.grad for p in rnn.parameters()]
+        assert all(torch.equal(a, b) for a, b in zip(grads, grads2))
+
+
+@pytest.mark.parametrize("has_bias", [True, False])
+def test_torch_lstm_cell_smoke(has_bias):
+    """``test_LSTM_cell``: six steps, then a backward pass through the states."""
+    torch.manual_seed(0)
+    x, hx, cx = torch.randn(3, 10), torch.randn(3, 20), torch.randn(3, 20)
+    lstm = LSTMCell(10, 20, has_bias=has_bias)
+    for _ in range(6):
+        hx, cx = lstm(x, (hx, cx))
+    (hx + cx).sum().backward()
+    assert lstm.weight_ih.grad is not None and bool(torch.isfinite(lstm.weight_ih.grad).all())
+
+
+def test_torch_lstm_cell_forward_input_and_hidden_size():
+    """``test_LSTM_cell_forward_input_size`` / ``_hidden_size``: wrong sizes raise."""
+    lstm = LSTMCell(10, 20)
+    with pytest.raises(ValueError, match=r"received \(3, 11\)"):
+        lstm(torch.randn(3, 11), (torch.randn(3, 20), torch.randn(3, 20)))
+    x, good, bad = torch.randn(3, 10), torch.randn(3, 20), torch.randn(3, 21)
+    with pytest.raises(ValueError, match=r"received \(3, 21\)"):
+        lstm(x, (bad, good))
+    with pytest.raises(ValueError, match=r"received \(3, 21\)"):
+        lstm(x, (good, bad))
+
+
+def test_torch_rnn_cell_no_broadcasting():
+    """``test_RNN_cell_no_broadcasting`` (LSTMCell part): batch, hidden and input sizes never broadcast.
+    PyTorch raises RuntimeError. MindSpore 2.10 raises ValueError for a (3, 1) h0 or x (MatMul), but its
+    elementwise ops broadcast a (1, 20) h0/c0 or a (3, 1) c0 silently; lstm-bridge keeps the strict rule."""
+    cell = LSTMCell(10, 20)
+    x, good_hx = torch.randn(3, 10), torch.randn(3, 20)
+    for bad_hx in (torch.randn(1, 20), torch.randn(3, 1)):
+        for hx in ((bad_hx, good_hx), (good_hx, bad_hx)):
+            with pytest.raises(ValueError):
+                cell(x, hx)
+    with pytest.raises(ValueError):
+        cell(torch.randn(3, 1), (good_hx, good_hx))
