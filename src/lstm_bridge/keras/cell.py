@@ -198,7 +198,7 @@ class LSTMCell(torch.nn.Module):
             self.build((None, input_dim))
         elif input_dim != self.input_dim:
             raise ValueError(f"Input 0 of layer {self.name!r} is incompatible with the layer: expected last dimension "
-                             f"{self.input_dim} (shape=(None, None, {self.input_dim})), received {input_dim}")
+                             f"{self.input_dim}, received {input_dim}")
 
     @property
     def weights(self) -> List[torch.nn.Parameter]:
