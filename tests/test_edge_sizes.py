@@ -147,3 +147,11 @@ def test_other_runtime_errors_are_not_relabelled(monkeypatch):
     monkeypatch.setattr(engine_backend, "select", lambda *a, **k: failing)
     with pytest.raises(RuntimeError, match="^something else$"):
         LSTM(3, 4)(torch.zeros(5, 2, 3))
+
+
+def test_engine_empty_batch_still_checks_state_and_input_sizes():
+    w = _weights(3, 4)
+    with pytest.raises(ValueError, match=r"h0 must have shape \(0, 4\).*received \(0, 8\)"):
+        engine.run_layer(torch.zeros(5, 0, 3), [w], [torch.zeros(0, 8)], [torch.zeros(0, 4)], reverse=[False])
+    with pytest.raises(ValueError, match=r"expects input size 3; received x of shape \(5, 0, 7\)"):
+        engine.run_layer(torch.zeros(5, 0, 7), [w], [torch.zeros(0, 4)], [torch.zeros(0, 4)], reverse=[False])

@@ -89,10 +89,16 @@ def _empty_batch(
 ) -> Tuple[List[Tensor], List[Tensor], List[Tensor]]:
     """B = 0: outputs ``(T, 0, H_d)``; the final states are the (empty) initial states ``(0, H_d)``."""
     T = x.shape[0]
+    for d, (w, h, c) in enumerate(zip(directions, h0, c0)):
+        for name, t in (("h0", h), ("c0", c)):
+            if tuple(t.shape) != (0, w.hidden_size):
+                raise ValueError(f"direction {d} {name} must have shape (0, {w.hidden_size}) for an empty batch; "
+                                 f"received {tuple(t.shape)}")
+        if w.input_size != x.shape[2]:
+            raise ValueError(f"direction {d} w_ih expects input size {w.input_size}; received x of shape "
+                             f"{tuple(x.shape)}")
     outs = [x.new_zeros((T, 0, w.hidden_size)) for w in directions]
-    hs = [h.reshape(0, w.hidden_size).to(x.dtype) for h, w in zip(h0, directions)]
-    cs = [c.reshape(0, w.hidden_size).to(x.dtype) for c, w in zip(c0, directions)]
-    return outs, hs, cs
+    return outs, [h.to(x.dtype) for h in h0], [c.to(x.dtype) for c in c0]
 
 
 def run_stack(
