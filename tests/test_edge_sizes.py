@@ -155,3 +155,9 @@ def test_engine_empty_batch_still_checks_state_and_input_sizes():
         engine.run_layer(torch.zeros(5, 0, 3), [w], [torch.zeros(0, 8)], [torch.zeros(0, 4)], reverse=[False])
     with pytest.raises(ValueError, match=r"expects input size 3; received x of shape \(5, 0, 7\)"):
         engine.run_layer(torch.zeros(5, 0, 7), [w], [torch.zeros(0, 4)], [torch.zeros(0, 4)], reverse=[False])
+
+
+def test_mindspore_default_state_for_an_absurd_batch_is_a_memory_error():
+    x = torch.zeros(1, 1, 3).expand(1, 2 ** 40, 3)  # a view: no data behind the 2**40 rows
+    with pytest.raises(MemoryError, match=r"default initial state of shape \(1, 1099511627776, 4\)"):
+        LSTM(3, 4)(x)

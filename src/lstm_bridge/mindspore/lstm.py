@@ -222,6 +222,8 @@ class LSTM(torch.nn.Module):
                                      f"{tuple(x.shape)} (T = 0)")
         rows = self.num_layers * self.num_directions
         if hx is None:
+            check_allocation(f"the default initial state of shape ({rows}, {B}, {self.hidden_size})",
+                             rows * B * self.hidden_size, xt.dtype)
             h0 = c0 = xt.new_zeros(rows, B, self.hidden_size)
         else:
             h0, c0 = self._check_hx(hx, B, in_dtype)
