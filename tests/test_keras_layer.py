@@ -591,3 +591,12 @@ def test_package_submodules_import_lazily():
             "print('ok')")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "ok", done.stderr
+
+
+def test_several_outputs_are_a_list_in_tf_keras_and_a_tuple_in_keras3():
+    x = np.ones((2, 3, 4), np.float32)
+    for keras_version, kind in ((2, list), (3, tuple)):
+        assert type(LSTM(2, return_state=True, keras_version=keras_version)(x)) is kind
+        assert type(Bidirectional(LSTM(2, keras_version=keras_version), merge_mode=None)(x)) is kind
+        out = Bidirectional(LSTM(2, return_state=True, keras_version=keras_version), merge_mode=None)(x)
+        assert type(out) is kind and len(out) == 6

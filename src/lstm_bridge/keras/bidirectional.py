@@ -305,6 +305,10 @@ class Bidirectional(torch.nn.Module):
         if self.return_sequences:
             y_b = y_b.flip(0 if self.time_major else 1)
         merged = self._merge(y_f, y_b)
+        outputs = list(merged) if isinstance(merged, list) else [merged]
         if self.return_state:
-            return (merged if isinstance(merged, list) else [merged]) + states
-        return merged
+            outputs += states
+        elif self.merge_mode is not None:
+            return merged
+        # several outputs: a tuple in Keras 3, a list in tf_keras
+        return tuple(outputs) if self.keras_version >= 3 else outputs

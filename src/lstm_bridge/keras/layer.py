@@ -17,7 +17,7 @@ arguments, shapes and return conventions.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Union
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -41,7 +41,7 @@ _NO_BATCH_SIZE = ("If a RNN is stateful, it needs to know its batch size. Specif
                   "tensors: pass batch_input_shape=(batch, time, features) to the layer, build it with a known "
                   "batch size, or call it once")
 
-Output = Union[torch.Tensor, List[torch.Tensor]]
+Output = Union[torch.Tensor, List[torch.Tensor], Tuple[torch.Tensor, ...]]
 
 
 class LSTM(torch.nn.Module):
@@ -404,7 +404,9 @@ class LSTM(torch.nn.Module):
         self._activity_losses = []
         if self.activity_regularizer is not None:
             self._activity_losses = [self.activity_regularizer(r) / B for r in results]
-        return results if self.return_state else output
+        if not self.return_state:
+            return output
+        return tuple(results) if self.keras_version >= 3 else results  # a tuple in Keras 3, a list in tf_keras
 
     def forward(self, inputs: Any, mask: Any = None, training: Optional[bool] = None,
                 initial_state: Any = None) -> Output:
