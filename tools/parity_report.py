@@ -65,6 +65,46 @@ HEADER = ("| {} | cases | with gradients | max forward error | max gradient erro
           "|---|---:|---:|---:|---:|---:|")
 
 
+def activation_names(w: Any, t: Any) -> None:
+    """The ``activation_names`` record of each Keras flavour next to what ``lstm_bridge.activations``
+    resolves for that generation."""
+    from lstm_bridge import activations as A
+
+    w("## Activation names")
+    w("")
+    w("Every name probed with the real `keras.activations.get` when the goldens were made, and what")
+    w("`lstm_bridge.activations.get(name, keras_version=...)` does with it. Each name the generation accepts")
+    w("(bar Keras 3's `glu` and `threshold`) is also a golden case as `activation` and as `recurrent_activation`")
+    w("(family `lstm/activation_names`, above). The rejected columns leave out lstm-bridge's own serialised")
+    w(f"names ({', '.join(f'`{n}`' for n in A.OWN_NAMES)}), which every generation of lstm-bridge resolves.")
+    w("")
+    w("| flavour | accepted by Keras | resolved by lstm-bridge | NotImplementedError (not a gate) | "
+      "rejected by Keras | rejected by lstm-bridge with Keras's text |")
+    w("|---|---|---:|---|---:|---:|")
+    for flavour, kv in (("tf_keras", 2), ("keras3", 3)):
+        record = t.load_flavour(flavour)[0].get("activation_names")
+        if not record:
+            continue
+        resolved, not_gates, same_error = [], [], 0
+        for name in record["accepted"]:
+            try:
+                A.get(name, keras_version=kv)
+                resolved.append(name)
+            except NotImplementedError:
+                not_gates.append(name)
+            except ValueError:
+                pass
+        foreign = {n: e for n, e in record["rejected"].items() if n not in A.OWN_NAMES}
+        for name, error in foreign.items():
+            try:
+                A.get(name, keras_version=kv)
+            except ValueError as exc:
+                same_error += str(exc).startswith(error.split(": ", 1)[1])
+        w(f"| {flavour} | {len(record['accepted'])}: {', '.join(sorted(record['accepted']))} | {len(resolved)} | "
+          f"{', '.join(sorted(not_gates)) or '–'} | {len(foreign)} | {same_error} |")
+    w("")
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(ROOT / "docs" / "parity.md"))
@@ -167,6 +207,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     table("Per family", "flavour | family", by_family)
     table("MindSpore approximate-activation cases with `numerics=\"exact\"`", "family", ms_exact)
     table("Per option", "flavour | option", by_tag)
+    activation_names(w, t)
     w("## Cases over tolerance")
     w("")
     if failures:
