@@ -263,3 +263,14 @@ def test_dtype_accepts_mindspore_numpy_and_torch_spellings(dtype, want):
     """``str(mindspore.float16)`` is ``"Float16"``; NumPy and torch dtypes name the same types."""
     assert LSTMCell(3, 4, dtype=dtype).weight_ih.dtype == want
     assert LSTM(3, 4, dtype=dtype).weight_hh_l0.dtype == want
+
+
+@pytest.mark.parametrize("args, kwargs, error", [
+    ((10, 16, True, torch.float32, 0), {}, ValueError), ((10, 16), {"batch_size": 3}, ValueError),
+    ((10, 16), {"dropout": 0.0}, ValueError), ((10, 16), {"bidirectional": False}, ValueError),
+    ((10, 16), {"bias": True}, TypeError), ((10, 16), {"foo": 1}, TypeError)])
+def test_lstmcell_rejects_pre_1_6_arguments_as_mindspore(args, kwargs, error):
+    """MindSpore 2.10: more than 4 positional arguments or the old layer keywords -> ValueError naming the
+    old API; any other unknown keyword (``bias=``) -> TypeError."""
+    with pytest.raises(error, match="old MindSpore version" if error is ValueError else "unexpected keyword"):
+        LSTMCell(*args, **kwargs)

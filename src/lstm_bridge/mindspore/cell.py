@@ -26,9 +26,19 @@ from .lstm import approximate_activations, ms_uniform
 class LSTMCell(torch.nn.Module):
     """``mindspore.nn.LSTMCell(input_size, hidden_size, has_bias=True)``; starts in eval mode."""
 
+    _OLD_KEYWORDS = ("batch_size", "dropout", "bidirectional", "batch_first")  # nn.LSTMCell before 1.6
+
     def __init__(self, input_size: int, hidden_size: int, has_bias: bool = True, dtype: Any = None,
-                 numerics: str = "mindspore-cpu"):
+                 *old_args: Any, numerics: str = "mindspore-cpu", **old_kwargs: Any):
         super().__init__()
+        old = sorted(k for k in old_kwargs if k in self._OLD_KEYWORDS)
+        if old_args or old:
+            raise ValueError(f"The arguments of `nn.LSTMCell` from old MindSpore version(<1.6) are detected "
+                             f"({len(old_args)} extra positional argument(s), keywords {old}): LSTMCell(input_size, "
+                             f"hidden_size, has_bias=True, dtype=None) is one cell step; for a single LSTM layer "
+                             f"use lstm_bridge.mindspore.LSTM")
+        if old_kwargs:
+            raise TypeError(f"LSTMCell.__init__() got an unexpected keyword argument '{sorted(old_kwargs)[0]}'")
         check_positive_int(input_size, "input_size", "LSTMCell")
         check_positive_int(hidden_size, "hidden_size", "LSTMCell")
         check_bool(has_bias, "has_bias", "LSTMCell")
