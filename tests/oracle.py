@@ -1,4 +1,5 @@
-"""NumPy float64 reference ("oracle") for the Keras and MindSpore LSTM layers.
+"""NumPy float64 reference ("oracle") for the Keras and MindSpore LSTM layers and the recurrent family
+(Keras GRU/SimpleRNN, MindSpore GRU/RNN; docs/spec/keras_gru_simplernn.md, docs/spec/mindspore_gru_rnn.md).
 
 This module is written from the behaviour specs (``docs/spec/keras_lstm.md``,
 ``docs/spec/mindspore_lstm.md``), independently of the engine. It lives under ``tests/`` (the package does
@@ -33,6 +34,16 @@ __all__ = [
     "keras_bidirectional",
     "mindspore_lstm",
     "mindspore_lstm_cell",
+    "keras_gru",
+    "keras_gru_cell",
+    "keras_simple_rnn",
+    "keras_simple_rnn_cell",
+    "keras_bidirectional_family",
+    "keras_gru_to_torch",
+    "mindspore_gru",
+    "mindspore_rnn",
+    "mindspore_gru_cell",
+    "mindspore_rnn_cell",
 ]
 
 NpFn = Callable[[np.ndarray], np.ndarray]
@@ -686,3 +697,627 @@ def mindspore_lstm_cell(
     h, c = _ms_cell(xs.astype(dtype), h0.astype(dtype), c0.astype(dtype), w_ih, w_hh, b_ih, b_hh,
                     sig, tanh, dtype)
     return h.astype(np.float64), c.astype(np.float64)
+
+
+# ============================================================================================
+# The recurrent family: GRU and the simple RNN
+# (docs/spec/keras_gru_simplernn.md, docs/spec/mindspore_gru_rnn.md)
+# ============================================================================================
+
+def _keras_family_masks(masks: Optional[Any], batch: int, width: int, gates: int,
+                        what: str) -> Optional[List[np.ndarray]]:
+    """``(G, B, width)`` with G in {1, gates} (or a 2-D ``(B, width)`` = one shared mask) -> ``gates`` masks."""
+    if masks is None:
+        return None
+    m = _arr(masks, what)
+    if m.ndim == 2:
+        m = m[None]
+    if m.ndim != 3 or m.shape[0] not in (1, gates) or m.shape[1:] != (batch, width):
+        raise ValueError(f"{what} must have shape (1 or {gates}, {batch}, {width}) or ({batch}, {width}); "
+                         f"received {m.shape}")
+    return [m[0]] * gates if m.shape[0] == 1 else [m[g] for g in range(gates)]
+
+
+def _keras_single_state(initial_state: Optional[Any], batch: int, u: int) -> np.ndarray:
+    """``initial_state`` of a one-state layer (GRU, SimpleRNN): ``[h0]``, ``(h0,)`` or a bare ``(B, u)`` array."""
+    if initial_state is None:
+        return np.zeros((batch, u))
+    if isinstance(initial_state, (list, tuple)):
+        if len(initial_state) != 1:
+            raise ValueError(f"initial_state must be [h0] (one state); received {len(initial_state)} tensors")
+        initial_state = initial_state[0]
+    h0 = _arr(initial_state, "initial_state[0] (h0)", ndim=2)
+    _check_shape(h0, (batch, u), "initial_state[0] (h0)")
+    return h0
+
+
+def _keras_keep(mask: Optional[Any], B: int, T: int, time_major: bool) -> np.ndarray:
+    if mask is None:
+        return np.ones((B, T), dtype=bool)
+    keep = np.array(mask) != 0
+    if time_major:
+        keep = keep.T
+    _check_shape(keep, (B, T), "mask (batch-major view)")
+    return keep
+
+
+def _keras_run_one_state(step: Callable[[np.ndarray, np.ndarray], np.ndarray], xs: np.ndarray, h0: np.ndarray,
+                         keep: np.ndarray, go_backwards: bool, zero_output_for_mask: bool
+                         ) -> Tuple[np.ndarray, np.ndarray]:
+    """Keras ``backend.rnn`` masking rule for a one-state cell (docs/spec/keras_gru_simplernn.md §4).
+
+    xs ``(B, T, F)``, h0 ``(B, u)``, keep ``(B, T)`` bool. ``step(x_t (B,F), h (B,u)) -> h' (B,u)``.
+    Returns ``(ys (B, T, u) in processing order, h_T (B, u))``.
+    """
+    B, T, _ = xs.shape
+    u = h0.shape[1]
+    order = list(range(T - 1, -1, -1)) if go_backwards else list(range(T))
+    ys = np.zeros((B, T, u))
+    h = h0.copy()
+    y_prev = np.zeros((B, u))
+    for k, t in enumerate(order):
+        h_new = step(xs[:, t], h)
+        kt = keep[:, t][:, None]
+        h = np.where(kt, h_new, h)
+        y = np.where(kt, h_new, 0.0 if zero_output_for_mask else y_prev)
+        ys[:, k] = y
+        y_prev = y
+    return ys, h
+
+
+def _keras_finish(ys: np.ndarray, h: np.ndarray, T: int, return_sequences: bool, return_state: bool,
+                  time_major: bool) -> Union[np.ndarray, List[np.ndarray]]:
+    B, _, u = ys.shape
+    if return_sequences:
+        out = ys.transpose(1, 0, 2) if time_major else ys
+    else:
+        out = ys[:, T - 1] if T > 0 else np.zeros((B, u))
+    out = np.ascontiguousarray(out)
+    return [out, h] if return_state else out
+
+
+def _keras_gru_biases(bias: Optional[Any], u: int, reset_after: bool
+                      ) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+    """(input bias (3u,), recurrent bias (3u,) or None). reset_after: bias (2, 3u) = [input row, recurrent row]."""
+    if bias is None:
+        return None, None
+    b = _arr(bias, "bias")
+    if reset_after:
+        _check_shape(b, (2, 3 * u), "bias (reset_after=True: [input row, recurrent row])")
+        return b[0], b[1]
+    _check_shape(b, (3 * u,), "bias (reset_after=False)")
+    return b, None
+
+
+def keras_gru_cell(
+    x: Any,
+    h: Any,
+    kernel: Any,
+    recurrent_kernel: Any,
+    bias: Optional[Any] = None,
+    *,
+    reset_after: bool = True,
+    activation: ActivationSpec = "tanh",
+    recurrent_activation: ActivationSpec = "sigmoid",
+    input_masks: Optional[Any] = None,
+    recurrent_masks: Optional[Any] = None,
+) -> np.ndarray:
+    """One Keras ``GRUCell`` step (docs/spec/keras_gru_simplernn.md §1), float64.
+
+    Args:
+        x: ``(B, F)``; h: ``(B, u)``.
+        kernel: ``(F, 3u)``, recurrent_kernel ``(u, 3u)``, column blocks **z, r, h**.
+        bias: ``(2, 3u)`` (row 0 input bias, row 1 recurrent bias) with ``reset_after``, else ``(3u,)``; or None.
+        reset_after: True: ``hh = φ(x·W_h + b_h + r ⊙ (h·U_h + b'_h))``; False: ``hh = φ(x·W_h + b_h + (r ⊙ h)·U_h)``.
+        input_masks: ``(G, B, F)``, G = 1 (one shared mask, implementation 2) or 3 (per gate z, r, h,
+            implementation 1); already scaled by 1/(1-rate). recurrent_masks: ``(G, B, u)`` on h_{t-1}
+            inside the matmuls only (the final mix uses the undropped h).
+
+    Returns:
+        ``h_t = z ⊙ h + (1 − z) ⊙ hh``, ``(B, u)``.
+    """
+    xs = _arr(x, "x", ndim=2)
+    hs = _arr(h, "h", ndim=2)
+    W = _arr(kernel, "kernel", ndim=2)
+    U = _arr(recurrent_kernel, "recurrent_kernel", ndim=2)
+    u = U.shape[0]
+    B, F = xs.shape
+    _check_shape(W, (F, 3 * u), "kernel")
+    _check_shape(U, (u, 3 * u), "recurrent_kernel")
+    _check_shape(hs, (B, u), "h")
+    b_in, b_rec = _keras_gru_biases(bias, u, reset_after)
+    in_m = _keras_family_masks(input_masks, B, F, 3, "input_masks")
+    rec_m = _keras_family_masks(recurrent_masks, B, u, 3, "recurrent_masks")
+    return _keras_gru_step(xs, hs, W, U, b_in, b_rec, reset_after, np_activation(recurrent_activation),
+                           np_activation(activation), in_m, rec_m)
+
+
+def _keras_gru_step(x: np.ndarray, h: np.ndarray, W: np.ndarray, U: np.ndarray, b_in: Optional[np.ndarray],
+                    b_rec: Optional[np.ndarray], reset_after: bool, sig: NpFn, phi: NpFn,
+                    in_m: Optional[List[np.ndarray]], rec_m: Optional[List[np.ndarray]]) -> np.ndarray:
+    u = U.shape[0]
+    blk = [slice(0, u), slice(u, 2 * u), slice(2 * u, 3 * u)]  # z, r, h
+    xg = [x * in_m[g] if in_m is not None else x for g in range(3)]
+    hg = [h * rec_m[g] if rec_m is not None else h for g in range(3)]
+    x_proj = [xg[g] @ W[:, blk[g]] + (b_in[blk[g]] if b_in is not None else 0.0) for g in range(3)]
+    rec_z = hg[0] @ U[:, blk[0]] + (b_rec[blk[0]] if b_rec is not None else 0.0)
+    rec_r = hg[1] @ U[:, blk[1]] + (b_rec[blk[1]] if b_rec is not None else 0.0)
+    z = sig(x_proj[0] + rec_z)
+    r = sig(x_proj[1] + rec_r)
+    if reset_after:
+        rec_h = r * (hg[2] @ U[:, blk[2]] + (b_rec[blk[2]] if b_rec is not None else 0.0))
+    else:
+        rec_h = (r * hg[2]) @ U[:, blk[2]]
+    hh = phi(x_proj[2] + rec_h)
+    return z * h + (1.0 - z) * hh
+
+
+def keras_gru(
+    x: Any,
+    kernel: Any,
+    recurrent_kernel: Any,
+    bias: Optional[Any] = None,
+    *,
+    reset_after: bool = True,
+    activation: ActivationSpec = "tanh",
+    recurrent_activation: ActivationSpec = "sigmoid",
+    mask: Optional[Any] = None,
+    initial_state: Optional[Any] = None,
+    go_backwards: bool = False,
+    return_sequences: bool = False,
+    return_state: bool = False,
+    zero_output_for_mask: bool = False,
+    time_major: bool = False,
+    input_masks: Optional[Any] = None,
+    recurrent_masks: Optional[Any] = None,
+) -> Union[np.ndarray, List[np.ndarray]]:
+    """Reference Keras ``GRU`` layer (generic path; docs/spec/keras_gru_simplernn.md §1-§5), float64.
+
+    Args:
+        x: ``(B, T, F)`` (``(T, B, F)`` with ``time_major``).
+        kernel ``(F, 3u)``, recurrent_kernel ``(u, 3u)``, bias as in :func:`keras_gru_cell`. Gates z, r, h.
+        reset_after: the GRU form (TF2/Keras 3 default True; TF 1.15 ``v1.GRU`` default False).
+        activation / recurrent_activation: names resolve through :func:`np_activation`
+            (``"hard_sigmoid"`` = the Keras 2 one, ``"hard_sigmoid_keras3"`` the Keras 3 one).
+        mask: ``(B, T)`` (``(T, B)`` with ``time_major``), non-zero = keep. Masked steps keep h and emit
+            the previous output (0 before any valid step), or 0 with ``zero_output_for_mask``.
+        initial_state: ``[h0]`` or ``h0``, ``(B, u)``; zeros by default.
+        go_backwards: process x[T-1] .. x[0]; the returned sequence stays in processing order.
+        input_masks / recurrent_masks: dropout masks, see :func:`keras_gru_cell`; reused at every step.
+
+    Returns:
+        output ``(B, u)`` or ``(B, T, u)`` (``(T, B, u)`` with time_major); with ``return_state``
+        ``[output, h]``.
+    """
+    xs = _arr(x, "x", ndim=3)
+    if time_major:
+        xs = xs.transpose(1, 0, 2)
+    B, T, F = xs.shape
+    W = _arr(kernel, "kernel", ndim=2)
+    U = _arr(recurrent_kernel, "recurrent_kernel", ndim=2)
+    u = U.shape[0]
+    _check_shape(W, (F, 3 * u), "kernel")
+    _check_shape(U, (u, 3 * u), "recurrent_kernel")
+    b_in, b_rec = _keras_gru_biases(bias, u, reset_after)
+    sig = np_activation(recurrent_activation)
+    phi = np_activation(activation)
+    keep = _keras_keep(mask, B, T, time_major)
+    h0 = _keras_single_state(initial_state, B, u)
+    in_m = _keras_family_masks(input_masks, B, F, 3, "input_masks")
+    rec_m = _keras_family_masks(recurrent_masks, B, u, 3, "recurrent_masks")
+
+    def step(x_t: np.ndarray, h: np.ndarray) -> np.ndarray:
+        return _keras_gru_step(x_t, h, W, U, b_in, b_rec, reset_after, sig, phi, in_m, rec_m)
+
+    ys, h = _keras_run_one_state(step, xs, h0, keep, go_backwards, zero_output_for_mask)
+    return _keras_finish(ys, h, T, return_sequences, return_state, time_major)
+
+
+def keras_simple_rnn_cell(
+    x: Any,
+    h: Any,
+    kernel: Any,
+    recurrent_kernel: Any,
+    bias: Optional[Any] = None,
+    *,
+    activation: ActivationSpec = "tanh",
+    input_mask: Optional[Any] = None,
+    recurrent_mask: Optional[Any] = None,
+) -> np.ndarray:
+    """One Keras ``SimpleRNNCell`` step: ``φ((x ⊙ m_x)·W + b + (h ⊙ m_h)·U)`` (docs/spec/keras_gru_simplernn.md §1.3).
+
+    x ``(B, F)``, h ``(B, u)``, kernel ``(F, u)``, recurrent_kernel ``(u, u)``, bias ``(u,)`` or None;
+    input_mask ``(B, F)`` / recurrent_mask ``(B, u)`` (one mask each; already scaled). Returns ``(B, u)``.
+    """
+    xs = _arr(x, "x", ndim=2)
+    hs = _arr(h, "h", ndim=2)
+    W = _arr(kernel, "kernel", ndim=2)
+    U = _arr(recurrent_kernel, "recurrent_kernel", ndim=2)
+    u = U.shape[0]
+    B, F = xs.shape
+    _check_shape(W, (F, u), "kernel")
+    _check_shape(U, (u, u), "recurrent_kernel")
+    _check_shape(hs, (B, u), "h")
+    b = None
+    if bias is not None:
+        b = _arr(bias, "bias", ndim=1)
+        _check_shape(b, (u,), "bias")
+    in_m = _keras_family_masks(input_mask, B, F, 1, "input_mask")
+    rec_m = _keras_family_masks(recurrent_mask, B, u, 1, "recurrent_mask")
+    return _keras_simple_step(xs, hs, W, U, b, np_activation(activation), in_m, rec_m)
+
+
+def _keras_simple_step(x: np.ndarray, h: np.ndarray, W: np.ndarray, U: np.ndarray, b: Optional[np.ndarray],
+                       phi: NpFn, in_m: Optional[List[np.ndarray]], rec_m: Optional[List[np.ndarray]]) -> np.ndarray:
+    xd = x * in_m[0] if in_m is not None else x
+    hd = h * rec_m[0] if rec_m is not None else h
+    pre = xd @ W
+    if b is not None:
+        pre = pre + b
+    return phi(pre + hd @ U)
+
+
+def keras_simple_rnn(
+    x: Any,
+    kernel: Any,
+    recurrent_kernel: Any,
+    bias: Optional[Any] = None,
+    *,
+    activation: ActivationSpec = "tanh",
+    mask: Optional[Any] = None,
+    initial_state: Optional[Any] = None,
+    go_backwards: bool = False,
+    return_sequences: bool = False,
+    return_state: bool = False,
+    zero_output_for_mask: bool = False,
+    time_major: bool = False,
+    input_mask: Optional[Any] = None,
+    recurrent_mask: Optional[Any] = None,
+) -> Union[np.ndarray, List[np.ndarray]]:
+    """Reference Keras ``SimpleRNN`` layer (docs/spec/keras_gru_simplernn.md §1.3, §3-§5), float64.
+
+    ``h_t = φ(x_t·W + b + h_{t-1}·U)``; kernel ``(F, u)``, recurrent_kernel ``(u, u)``, bias ``(u,)``.
+    Masks, go_backwards, initial_state (``[h0]`` or ``h0``) and the return values as in :func:`keras_gru`
+    (``[output, h]`` with ``return_state``). input_mask ``(B, F)`` / recurrent_mask ``(B, u)``: the
+    dropout masks (one each, reused at every step).
+    """
+    xs = _arr(x, "x", ndim=3)
+    if time_major:
+        xs = xs.transpose(1, 0, 2)
+    B, T, F = xs.shape
+    W = _arr(kernel, "kernel", ndim=2)
+    U = _arr(recurrent_kernel, "recurrent_kernel", ndim=2)
+    u = U.shape[0]
+    _check_shape(W, (F, u), "kernel")
+    _check_shape(U, (u, u), "recurrent_kernel")
+    b = None
+    if bias is not None:
+        b = _arr(bias, "bias", ndim=1)
+        _check_shape(b, (u,), "bias")
+    phi = np_activation(activation)
+    keep = _keras_keep(mask, B, T, time_major)
+    h0 = _keras_single_state(initial_state, B, u)
+    in_m = _keras_family_masks(input_mask, B, F, 1, "input_mask")
+    rec_m = _keras_family_masks(recurrent_mask, B, u, 1, "recurrent_mask")
+
+    def step(x_t: np.ndarray, h: np.ndarray) -> np.ndarray:
+        return _keras_simple_step(x_t, h, W, U, b, phi, in_m, rec_m)
+
+    ys, h = _keras_run_one_state(step, xs, h0, keep, go_backwards, zero_output_for_mask)
+    return _keras_finish(ys, h, T, return_sequences, return_state, time_major)
+
+
+def keras_bidirectional_family(
+    layer: str,
+    x: Any,
+    forward_weights: Sequence[Any],
+    backward_weights: Sequence[Any],
+    *,
+    merge_mode: Optional[str] = "concat",
+    return_sequences: bool = False,
+    return_state: bool = False,
+    mask: Optional[Any] = None,
+    initial_state: Optional[Sequence[Any]] = None,
+    time_major: bool = False,
+    **layer_kwargs: Any,
+) -> Union[np.ndarray, List[np.ndarray]]:
+    """Reference Keras ``Bidirectional(GRU)`` / ``Bidirectional(SimpleRNN)`` (docs/spec/keras_gru_simplernn.md §6).
+
+    Args:
+        layer: ``"gru"`` or ``"simple_rnn"``.
+        forward_weights / backward_weights: ``[kernel, recurrent_kernel, bias-or-None]`` of each half.
+        initial_state: ``[h_f, h_b]``.
+        layer_kwargs: passed to both halves (``reset_after``, activations, ...).
+
+    The same rules as for ``Bidirectional(LSTM)``: both halves get ``zero_output_for_mask =
+    return_sequences``; the backward half runs with go_backwards and (return_sequences) is flipped
+    back with a full reverse. Returns the merged output (``[y_f, y_b]`` for merge_mode None); with
+    ``return_state`` ``[merged, h_f, h_b]`` (``[y_f, y_b, h_f, h_b]``).
+    """
+    fns: Dict[str, Callable[..., Any]] = {"gru": keras_gru, "simple_rnn": keras_simple_rnn}
+    if layer not in fns:
+        raise ValueError(f"layer must be 'gru' or 'simple_rnn'; received {layer!r}")
+    if merge_mode not in ("concat", "sum", "mul", "ave", None):
+        raise ValueError(f"merge_mode must be one of 'concat', 'sum', 'mul', 'ave', None; received {merge_mode!r}")
+    fn = fns[layer]
+    fk, fr, fb = _split_keras_weights(forward_weights, "forward_weights")
+    bk, br, bb = _split_keras_weights(backward_weights, "backward_weights")
+    init_f = init_b = None
+    if initial_state is not None:
+        if len(initial_state) != 2:
+            raise ValueError(f"initial_state must be [h_f, h_b]; received {len(initial_state)} tensors")
+        init_f, init_b = [initial_state[0]], [initial_state[1]]
+    common = dict(mask=mask, return_sequences=return_sequences, return_state=True,
+                  zero_output_for_mask=return_sequences, time_major=time_major, **layer_kwargs)
+    y_f, h_f = fn(x, fk, fr, fb, initial_state=init_f, go_backwards=False, **common)
+    y_b, h_b = fn(x, bk, br, bb, initial_state=init_b, go_backwards=True, **common)
+    if return_sequences:
+        y_b = np.ascontiguousarray(np.flip(y_b, axis=0 if time_major else 1))
+    if merge_mode is None:
+        outs: List[np.ndarray] = [y_f, y_b]
+    elif merge_mode == "concat":
+        outs = [np.concatenate([y_f, y_b], axis=-1)]
+    elif merge_mode == "sum":
+        outs = [y_f + y_b]
+    elif merge_mode == "mul":
+        outs = [y_f * y_b]
+    else:
+        outs = [(y_f + y_b) / 2.0]
+    if return_state:
+        return outs + [h_f, h_b]
+    return outs if merge_mode is None else outs[0]
+
+
+def keras_gru_to_torch(kernel: Any, recurrent_kernel: Any, bias: Optional[Any]) -> Dict[str, np.ndarray]:
+    """Keras GRU weights (``reset_after=True``) -> ``torch.nn.GRU`` / MindSpore ``nn.GRU`` layer-0 names.
+
+    Gate blocks z, r, h (Keras) -> r, z, n (PyTorch/MindSpore); ``bias[0]`` (input row) -> ``bias_ih``,
+    ``bias[1]`` (recurrent row) -> ``bias_hh`` (docs/spec/mindspore_gru_rnn.md §6). A bias-free layer
+    gets zero biases. ``reset_after=False`` weights (bias ``(3u,)``) have no such equivalent.
+    """
+    W = _arr(kernel, "kernel", ndim=2)
+    U = _arr(recurrent_kernel, "recurrent_kernel", ndim=2)
+    u = U.shape[0]
+    perm = np.r_[u:2 * u, 0:u, 2 * u:3 * u]
+    out = {"weight_ih_l0": np.ascontiguousarray(W[:, perm].T), "weight_hh_l0": np.ascontiguousarray(U[:, perm].T)}
+    if bias is None:
+        out["bias_ih_l0"] = np.zeros(3 * u)
+        out["bias_hh_l0"] = np.zeros(3 * u)
+    else:
+        b = _arr(bias, "bias")
+        if b.shape != (2, 3 * u):
+            raise ValueError(f"only reset_after=True GRUs (bias (2, {3 * u})) map onto torch.nn.GRU; "
+                             f"received bias of shape {b.shape} (reset_after=False has no PyTorch equivalent)")
+        out["bias_ih_l0"] = b[0][perm]
+        out["bias_hh_l0"] = b[1][perm]
+    return out
+
+
+# --- MindSpore nn.GRU / nn.RNN -------------------------------------------------------------------
+
+_MS_MODES = ("GRU", "RNN_TANH", "RNN_RELU")
+
+
+def _ms_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The gate products ``a @ b`` in the operands' dtype (NumPy's float32 GEMM for "mindspore-cpu").
+
+    MindSpore's CPU ``MatMul`` sums in another order: with reduction lengths above ~8 its float32
+    results differ from NumPy's in the last bits (docs/spec/mindspore_gru_rnn.md §3.2). A module-level
+    function so that tools/probe_family.py can swap in MindSpore's own MatMul to show that everything
+    else in the emulation is bit-exact.
+    """
+    return a @ b
+
+
+def _ms_family_cell(mode: str, x: np.ndarray, h: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
+                    b_ih: Optional[np.ndarray], b_hh: Optional[np.ndarray], sig: NpFn, tanh: NpFn,
+                    dtype: Any) -> np.ndarray:
+    """One MindSpore ``_gru_cell`` / ``_rnn_tanh_cell`` / ``_rnn_relu_cell`` step in ``dtype``
+    (docs/spec/mindspore_gru_rnn.md §2), every op rounded to ``dtype`` in MindSpore's order:
+
+    ``gi = x·W_ih^T + b_ih``, ``gh = h·W_hh^T + b_hh`` (split r, z, n for GRU);
+    GRU: ``r = σ(gi_r + gh_r)``, ``z = σ(gi_z + gh_z)``, ``n = tanh(gi_n + r·gh_n)``, ``h' = n + z·(h − n)``;
+    RNN: ``h' = act(gi + gh)``.
+    """
+    H = w_hh.shape[1]
+    gi = _ms_matmul(x, w_ih.T).astype(dtype)
+    gh = _ms_matmul(h, w_hh.T).astype(dtype)
+    if b_ih is not None:
+        gi = (gi + b_ih).astype(dtype)
+    if b_hh is not None:
+        gh = (gh + b_hh).astype(dtype)
+    if mode == "RNN_TANH":
+        return tanh((gi + gh).astype(dtype)).astype(dtype)
+    if mode == "RNN_RELU":
+        return np.maximum((gi + gh).astype(dtype), 0).astype(dtype)
+    r = sig((gi[:, 0:H] + gh[:, 0:H]).astype(dtype)).astype(dtype)
+    z = sig((gi[:, H:2 * H] + gh[:, H:2 * H]).astype(dtype)).astype(dtype)
+    n = tanh((gi[:, 2 * H:] + (r * gh[:, 2 * H:]).astype(dtype)).astype(dtype)).astype(dtype)
+    return (n + (z * (h - n).astype(dtype)).astype(dtype)).astype(dtype)
+
+
+def _ms_family_numerics(numerics: str) -> Tuple[NpFn, NpFn, Any]:
+    # Unlike nn.LSTM, nn.GRU / nn.RNN on CPU always run the op-by-op loop: "mindspore-cpu" applies
+    # with and without seq_length (docs/spec/mindspore_gru_rnn.md §3).
+    return _numerics_fns(numerics)
+
+
+def _ms_family_direction(mode: str, x: np.ndarray, lengths: Optional[np.ndarray], h0: np.ndarray,
+                         w: Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], Optional[np.ndarray]],
+                         reverse: bool, sig: NpFn, tanh: NpFn, dtype: Any) -> Tuple[np.ndarray, np.ndarray]:
+    """One direction of one layer. x ``(T, B, I)``; lengths ``(B,)`` in [0, T] or None (= all T).
+
+    Reverse: each row's valid prefix is reversed (``ReverseSequence``; the whole sequence without
+    seq_length), run forward, and mapped back. Steps ``t >= L_b`` keep h and output exact zeros.
+    Returns output ``(T, B, H)`` and h_n ``(B, H)``.
+    """
+    T, B, _ = x.shape
+    H = w[1].shape[1]
+    L = np.full(B, T, dtype=np.int64) if lengths is None else lengths
+
+    def src(t: int, b: int) -> int:
+        return int(L[b]) - 1 - t if (reverse and t < L[b]) else t
+
+    h = h0.astype(dtype).copy()
+    out = np.zeros((T, B, H), dtype=dtype)
+    for t in range(T):
+        x_t = np.stack([x[src(t, b), b] for b in range(B)]).astype(dtype) if B else x[t]
+        h_new = _ms_family_cell(mode, x_t, h, w[0], w[1], w[2], w[3], sig, tanh, dtype)
+        for b in range(B):
+            if t < L[b]:
+                h[b] = h_new[b]
+                out[src(t, b), b] = h_new[b]
+    return out, h
+
+
+def _mindspore_family(
+    mode: str, x: Any, params: Mapping[str, Any], num_layers: int, bidirectional: bool, batch_first: bool,
+    hx: Optional[Any], seq_length: Optional[Any], numerics: str,
+) -> Tuple[np.ndarray, np.ndarray]:
+    if mode not in _MS_MODES:
+        raise ValueError(f"mode must be one of {_MS_MODES}; received {mode!r}")
+    if not isinstance(num_layers, int) or num_layers < 1:
+        raise ValueError(f"num_layers must be an int >= 1; received {num_layers!r}")
+    sig, tanh, dtype = _ms_family_numerics(numerics)
+    gates = 3 if mode == "GRU" else 1
+    xs = _arr(x, "x", ndim=3)
+    if batch_first:
+        xs = xs.transpose(1, 0, 2)
+    T, B, _ = xs.shape
+    D = 2 if bidirectional else 1
+    if "weight_hh_l0" not in params:
+        raise KeyError(f"params must hold 'weight_hh_l0' (and the other MindSpore names); received keys {sorted(params)}")
+    H = np.shape(params["weight_hh_l0"])[1]
+
+    lengths: Optional[np.ndarray] = None
+    if seq_length is not None:
+        lengths = np.array(seq_length).astype(np.int64).reshape(-1)
+        if lengths.shape != (B,):
+            raise ValueError(f"seq_length must have shape ({B},) (the batch size of x); received {lengths.shape}")
+        if bidirectional:
+            for b, Lb in enumerate(lengths):
+                if Lb < 0 or Lb > T:
+                    raise ValueError(f"Invalid seq_lengths[{b}]: {Lb} (a bidirectional net needs 0 <= length <= T={T})")
+        lengths = np.clip(lengths, 0, T)
+
+    if hx is None:
+        h0_all = np.zeros((num_layers * D, B, H))
+    else:
+        h0_all = _arr(hx, "hx", ndim=3)
+        _check_shape(h0_all, (num_layers * D, B, H), "hx")
+
+    def get(name: str) -> Optional[np.ndarray]:
+        return _arr(params[name], f"params[{name!r}]", dtype=dtype) if name in params else None
+
+    layer_in = xs.astype(dtype)
+    h_n = np.zeros((num_layers * D, B, H))
+    for layer in range(num_layers):
+        outs = []
+        for d in range(D):
+            s = f"_l{layer}" + ("_reverse" if d == 1 else "")
+            w_ih, w_hh = get("weight_ih" + s), get("weight_hh" + s)
+            if w_ih is None or w_hh is None:
+                raise KeyError(f"params is missing 'weight_ih{s}' or 'weight_hh{s}'; received keys {sorted(params)}")
+            _check_shape(w_ih, (gates * H, layer_in.shape[2]), f"params['weight_ih{s}']")
+            _check_shape(w_hh, (gates * H, H), f"params['weight_hh{s}']")
+            b_ih, b_hh = get("bias_ih" + s), get("bias_hh" + s)
+            for nm, bv in (("bias_ih", b_ih), ("bias_hh", b_hh)):
+                if bv is not None:
+                    _check_shape(bv, (gates * H,), f"params['{nm}{s}']")
+            row = layer * D + d
+            o, h = _ms_family_direction(mode, layer_in, lengths, h0_all[row], (w_ih, w_hh, b_ih, b_hh),
+                                        reverse=(d == 1), sig=sig, tanh=tanh, dtype=dtype)
+            outs.append(o)
+            h_n[row] = h
+        layer_in = np.concatenate(outs, axis=2).astype(dtype)
+    output = layer_in.astype(np.float64)
+    if batch_first:
+        output = output.transpose(1, 0, 2)
+    return np.ascontiguousarray(output), h_n
+
+
+def mindspore_gru(
+    x: Any,
+    params: Mapping[str, Any],
+    *,
+    num_layers: int = 1,
+    bidirectional: bool = False,
+    batch_first: bool = False,
+    hx: Optional[Any] = None,
+    seq_length: Optional[Any] = None,
+    numerics: str = "exact",
+) -> Tuple[np.ndarray, np.ndarray]:
+    """Reference ``mindspore.nn.GRU`` forward, eval mode (docs/spec/mindspore_gru_rnn.md §1-§5).
+
+    Args:
+        x: ``(T, B, I)`` (``(B, T, I)`` with batch_first).
+        params: ``weight_ih_l{l}{s}`` ``(3H, in_l)``, ``weight_hh_l{l}{s}`` ``(3H, H)``, optional
+            ``bias_ih_l{l}{s}`` / ``bias_hh_l{l}{s}`` ``(3H,)``; gate blocks **r, z, n** (PyTorch's).
+        hx: one Tensor ``(L*D, B, H)`` (also with batch_first), row ``layer*D + direction``.
+        seq_length: ``(B,)``; the LSTM rule: zeros after the length, the reverse direction reverses only
+            the valid prefix, h_n is the state after the last valid step (h0 for length 0).
+        numerics: ``"exact"`` (float64) or ``"mindspore-cpu"``: float32 with MindSpore's approximate
+            CPU Sigmoid/Tanh, which its CPU GRU uses **with and without** seq_length.
+
+    Returns:
+        ``(output, h_n)``: output ``(T, B, D*H)`` (``(B, T, D*H)`` with batch_first), h_n ``(L*D, B, H)``.
+    """
+    return _mindspore_family("GRU", x, params, num_layers, bidirectional, batch_first, hx, seq_length, numerics)
+
+
+def mindspore_rnn(
+    x: Any,
+    params: Mapping[str, Any],
+    *,
+    nonlinearity: str = "tanh",
+    num_layers: int = 1,
+    bidirectional: bool = False,
+    batch_first: bool = False,
+    hx: Optional[Any] = None,
+    seq_length: Optional[Any] = None,
+    numerics: str = "exact",
+) -> Tuple[np.ndarray, np.ndarray]:
+    """Reference ``mindspore.nn.RNN`` forward (docs/spec/mindspore_gru_rnn.md §1-§5):
+    ``h' = act(x·W_ih^T + b_ih + h·W_hh^T + b_hh)``, act ``"tanh"`` or ``"relu"``; weights ``(H, in_l)``,
+    ``(H, H)``, biases ``(H,)``. Arguments and return value as :func:`mindspore_gru`; with
+    ``"mindspore-cpu"`` only tanh is approximated (ReLU is exact).
+    """
+    if nonlinearity not in ("tanh", "relu"):
+        raise ValueError(f"nonlinearity must be 'tanh' or 'relu'; received {nonlinearity!r}")
+    mode = "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
+    return _mindspore_family(mode, x, params, num_layers, bidirectional, batch_first, hx, seq_length, numerics)
+
+
+def _ms_family_cell_call(mode: str, x: Any, hx: Any, params: Mapping[str, Any], numerics: str) -> np.ndarray:
+    sig, tanh, dtype = _ms_family_numerics(numerics)
+    gates = 3 if mode == "GRU" else 1
+    xs = _arr(x, "x", ndim=2)
+    h0 = _arr(hx, "hx", ndim=2)
+    for key in ("weight_ih", "weight_hh"):
+        if key not in params:
+            raise KeyError(f"params must hold {key!r}; received keys {sorted(params)}")
+    w_ih = _arr(params["weight_ih"], "weight_ih", ndim=2, dtype=dtype)
+    w_hh = _arr(params["weight_hh"], "weight_hh", ndim=2, dtype=dtype)
+    H = w_hh.shape[1]
+    B, I = xs.shape
+    _check_shape(w_ih, (gates * H, I), "params['weight_ih']")
+    _check_shape(w_hh, (gates * H, H), "params['weight_hh']")
+    _check_shape(h0, (B, H), "hx")
+    b_ih = _arr(params["bias_ih"], "bias_ih", dtype=dtype) if "bias_ih" in params else None
+    b_hh = _arr(params["bias_hh"], "bias_hh", dtype=dtype) if "bias_hh" in params else None
+    h = _ms_family_cell(mode, xs.astype(dtype), h0.astype(dtype), w_ih, w_hh, b_ih, b_hh, sig, tanh, dtype)
+    return h.astype(np.float64)
+
+
+def mindspore_gru_cell(x: Any, hx: Any, params: Mapping[str, Any], *, numerics: str = "exact") -> np.ndarray:
+    """Reference ``mindspore.nn.GRUCell`` step (docs/spec/mindspore_gru_rnn.md §7): x ``(B, I)``, hx ``(B, H)``,
+    params ``weight_ih (3H, I)``, ``weight_hh (3H, H)``, optional ``bias_ih``/``bias_hh (3H,)``. Returns ``(B, H)``."""
+    return _ms_family_cell_call("GRU", x, hx, params, numerics)
+
+
+def mindspore_rnn_cell(x: Any, hx: Any, params: Mapping[str, Any], *, nonlinearity: str = "tanh",
+                       numerics: str = "exact") -> np.ndarray:
+    """Reference ``mindspore.nn.RNNCell`` step (docs/spec/mindspore_gru_rnn.md §7); weights ``(H, I)``, ``(H, H)``."""
+    if nonlinearity not in ("tanh", "relu"):
+        raise ValueError(f"nonlinearity must be 'tanh' or 'relu'; received {nonlinearity!r}")
+    return _ms_family_cell_call("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", x, hx, params, numerics)
