@@ -63,11 +63,15 @@ def _gemm_code(ext: ModuleType, dtype: torch.dtype) -> int:
 
 def _plan(ext: ModuleType, directions: Sequence[DirectionWeights], reverse: Sequence[bool],
           semantics: LayerSemantics, dtype: torch.dtype, record: bool) -> Plan:
-    H = tuple(w.hidden_size for w in directions)
-    offsets = tuple(4 * sum(H[:d]) for d in range(len(H)))
+    H = tuple([w.hidden_size for w in directions])
+    offsets = []
+    total = 0
+    for h in H:
+        offsets.append(total)
+        total += 4 * h
     acts = semantics.activations
     cfg = ext.LayerConfig()
-    cfg.offsets = list(offsets)
+    cfg.offsets = offsets
     cfg.reverse = [bool(r) for r in reverse]
     cfg.gate_act = native_activation_id(acts.gate)
     cfg.cand_act = native_activation_id(acts.candidate)
@@ -75,7 +79,7 @@ def _plan(ext: ModuleType, directions: Sequence[DirectionWeights], reverse: Sequ
     cfg.carry = semantics.masked_output is MaskedOutput.CARRY
     cfg.gemm = _gemm_code(ext, dtype)
     cfg.save = record  # keep c_prev/h_prev for backward
-    return Plan(ext=ext, cfg=cfg, H=H, offsets=offsets, S=4 * sum(H), dtype=dtype, record=record)
+    return Plan(ext, cfg, len(H), H, tuple(offsets), total, dtype, record)
 
 
 def run_layer(
@@ -129,15 +133,16 @@ def run_layer_checked(
         raise RuntimeError("lstm-bridge native kernel unavailable: " + (error() or "unknown reason"))
     ext = loader.module()
     assert ext is not None  # available() is True
-    args = LayerArgs(x, tuple(w.w_ih for w in directions), tuple(w.w_hh for w in directions),
-                     tuple(w.b_ih for w in directions), tuple(w.b_hh for w in directions),
-                     tuple(h.to(x.dtype) for h in h0), tuple(c.to(x.dtype) for c in c0))
-    record = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in args.flat())
+    args = LayerArgs(x, tuple([w.w_ih for w in directions]), tuple([w.w_hh for w in directions]),
+                     tuple([w.b_ih for w in directions]), tuple([w.b_hh for w in directions]),
+                     tuple([h.to(x.dtype) for h in h0]), tuple([c.to(x.dtype) for c in c0]))
+    flat = args.flat()
+    record = torch.is_grad_enabled() and any([t is not None and t.requires_grad for t in flat])
     masks = Masks(
         valid=None if valid is None else valid.detach().to(torch.uint8).contiguous(),
-        inputs=tuple(None if d is None or d.inputs is None else d.inputs.detach().contiguous() for d in dropout),
-        recurrent=tuple(None if d is None or d.recurrent is None else d.recurrent.detach().contiguous()
-                        for d in dropout),
+        inputs=tuple([None if d is None or d.inputs is None else d.inputs.detach().contiguous() for d in dropout]),
+        recurrent=tuple([None if d is None or d.recurrent is None else d.recurrent.detach().contiguous()
+                         for d in dropout]),
     )
     plan = _plan(ext, directions, reverse, semantics, x.dtype, record)
     return function.apply(plan, args, masks)

@@ -1,6 +1,6 @@
 """One layer through the kernel as a ``torch.autograd.Function``.
 
-``NativeLayer.apply(plan, *LayerArgs.flat(), *Masks.flat())`` returns ``(*outs, *h_n, *c_n)`` (per
+``NativeLayer.apply(plan, masks, *LayerArgs.flat())`` returns ``(*outs, *h_n, *c_n)`` (per
 direction ``(T, B, H)``, ``(B, H)``, ``(B, H)``). Forward: the input projection (:mod:`.projection`),
 then the kernel's recurrence, which overwrites the projection with the activated gates. When the call
 is recorded, every tensor backward reads goes through ``ctx.save_for_backward`` (:class:`.Saved`), so
@@ -39,15 +39,13 @@ def _recurrent_weight_grad(dz: Tensor, h_seq: Tensor, m: Optional[Tensor]) -> Te
 
 
 class NativeLayer(torch.autograd.Function):
-    """Inputs: ``plan``, then :class:`.LayerArgs` flattened, then :class:`.Masks` flattened.
+    """Inputs: ``plan``, ``masks`` (:class:`.Masks`: not differentiable, so one plain argument; its
+    tensors are saved for backward like the rest), then :class:`.LayerArgs` flattened.
     Outputs: ``(*outs, *h_n, *c_n)``."""
 
     @staticmethod
-    def forward(ctx: Any, plan: Plan, *flat: Optional[Tensor]) -> Tuple[Tensor, ...]:
-        D = plan.D
-        n_args = LayerArgs.size(D)
-        args = LayerArgs.from_flat(flat[:n_args], D)
-        masks = Masks.from_flat(flat[n_args:], D)
+    def forward(ctx: Any, plan: Plan, masks: Masks, *flat: Optional[Tensor]) -> Tuple[Tensor, ...]:
+        args = LayerArgs.from_flat(flat, plan.D)
         x = args.x
         T, B, _ = x.shape
         # plan.record (= plan.cfg.save): autograd records this call, decided outside where grad mode is visible
@@ -68,8 +66,7 @@ class NativeLayer(torch.autograd.Function):
         plan: Plan = ctx.plan
         D = plan.D
         saved = Saved.from_flat(ctx.saved_tensors, D)
-        n_args = LayerArgs.size(D)
-        need = LayerArgs.from_flat(ctx.needs_input_grad[1:1 + n_args], D)
+        need = LayerArgs.from_flat(ctx.needs_input_grad[2:], D)
         masks = saved.masks
         g_out = [g.contiguous() for g in grads[0:D]]
         g_hn, g_cn = list(grads[D:2 * D]), list(grads[2 * D:3 * D])
@@ -92,11 +89,11 @@ class NativeLayer(torch.autograd.Function):
         dx, d_w_ih = input_gradients(plan, dZ2, saved.x, saved.w_ih, masks.inputs, need.x, need.w_ih)
         grad_args = LayerArgs(dx, tuple(d_w_ih), tuple(d_w_hh), tuple(d_b_ih), tuple(d_b_hh), tuple(dh0),
                               tuple(dc0))
-        return (None, *grad_args.flat(), *(None for _ in masks.flat()))
+        return (None, None, *grad_args.flat())
 
 
 def apply(plan: Plan, args: LayerArgs, masks: Masks) -> Tuple[List[Tensor], List[Tensor], List[Tensor]]:
     """Run :class:`NativeLayer`; returns ``(outs, h_n, c_n)`` lists over directions."""
     D = plan.D
-    results: Sequence[Tensor] = NativeLayer.apply(plan, *args.flat(), *masks.flat())  # type: ignore[no-untyped-call]
+    results: Sequence[Tensor] = NativeLayer.apply(plan, masks, *args.flat())  # type: ignore[no-untyped-call]
     return list(results[0:D]), list(results[D:2 * D]), list(results[2 * D:3 * D])

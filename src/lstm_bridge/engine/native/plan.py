@@ -1,14 +1,17 @@
-"""The named records of one native layer call: what is fixed (:class:`Plan`), what flows through
-autograd (:class:`LayerArgs`, :class:`Masks`) and what backward needs (:class:`Saved`).
+"""The named records of one native layer call: what is fixed (:class:`Plan`), the differentiable
+inputs (:class:`LayerArgs`), the non-differentiable tensors (:class:`Masks`) and what backward needs
+(:class:`Saved`).
 
 ``torch.autograd.Function.apply`` takes and ``needs_input_grad`` / ``saved_tensors`` give flat tuples;
-each record flattens in one fixed field order (directions innermost) and is rebuilt from a flat
-sequence with the same layout, so no caller indexes ``flat[2 + 3 * D + d]`` by hand.
+each record flattens in one fixed field order (directions innermost, written once as a layout string
+next to its ``flat``) and is rebuilt from a flat sequence with the same layout, so no caller indexes
+``flat[2 + 3 * D + d]`` by hand.
 """
 from __future__ import annotations
 
+import functools
 from types import ModuleType
-from typing import Any, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -20,19 +23,34 @@ __all__ = ["LayerArgs", "Masks", "Plan", "Saved"]
 _EMPTY = {torch.float32: torch.empty(0), torch.float64: torch.empty(0, dtype=torch.float64)}
 
 
-def _groups(flat: Sequence[Any], D: int, head: int, n_groups: int) -> Tuple[Any, ...]:
-    """``flat`` = ``head`` single items then ``n_groups`` groups of ``D`` -> (singles..., tuples...)."""
-    if len(flat) != head + n_groups * D:
-        raise ValueError(f"expected {head} + {n_groups} x {D} = {head + n_groups * D} items; received {len(flat)}")
-    singles = tuple(flat[:head])
-    groups = tuple(tuple(flat[head + g * D:head + (g + 1) * D]) for g in range(n_groups))
-    return singles + groups
+@functools.cache
+def _layout(spec: str, D: int) -> Tuple[Tuple[Union[int, slice], ...], int]:
+    """Index of each field of a flat layout: ``spec`` has ``1`` for a single item, ``D`` for one per
+    direction (``"1DD"``: one item then two groups of ``D``). Returns (indices, total length)."""
+    fields: List[Union[int, slice]] = []
+    at = 0
+    for kind in spec:
+        if kind == "1":
+            fields.append(at)
+            at += 1
+        else:
+            fields.append(slice(at, at + D))
+            at += D
+    return tuple(fields), at
+
+
+def _split(flat: Sequence[Any], D: int, spec: str) -> Tuple[Any, ...]:
+    """``flat`` cut into the fields of ``spec`` (see :func:`_layout`); groups come back as tuples."""
+    fields, length = _layout(spec, D)
+    if len(flat) != length:
+        raise ValueError(f"expected {length} items for layout {spec!r} with D = {D}; received {len(flat)}")
+    return tuple(map(tuple(flat).__getitem__, fields))
 
 
 class Plan(NamedTuple):
     """Everything about one call that is neither a tensor nor differentiable.
 
-    ``H[d]`` hidden size of direction d; its gate columns in the stacked projection are
+    ``D`` directions; ``H[d]`` hidden size of direction d; its gate columns in the stacked projection are
     ``offsets[d] .. offsets[d] + 4 H[d]`` of ``S`` in all; ``cfg`` the kernel's ``LayerConfig``
     (``cfg.save`` is ``record``); ``record``: autograd records this call (grad mode on and some input
     requires grad), decided outside the Function where grad mode is visible.
@@ -40,15 +58,12 @@ class Plan(NamedTuple):
 
     ext: ModuleType
     cfg: Any
+    D: int
     H: Tuple[int, ...]
     offsets: Tuple[int, ...]
     S: int
     dtype: torch.dtype
     record: bool
-
-    @property
-    def D(self) -> int:
-        return len(self.H)
 
     def columns(self, d: int) -> slice:
         """Direction ``d``'s gate columns in the stacked ``(.., S)`` projection."""
@@ -77,11 +92,7 @@ class LayerArgs(NamedTuple):
 
     @classmethod
     def from_flat(cls, flat: Sequence[Any], D: int) -> LayerArgs:
-        return cls(*_groups(flat, D, 1, 6))
-
-    @staticmethod
-    def size(D: int) -> int:
-        return 1 + 6 * D
+        return cls(*_split(flat, D, "1DDDDDD"))
 
 
 class Masks(NamedTuple):
@@ -94,10 +105,6 @@ class Masks(NamedTuple):
 
     def flat(self) -> Tuple[Optional[Tensor], ...]:
         return (self.valid, *self.inputs, *self.recurrent)
-
-    @classmethod
-    def from_flat(cls, flat: Sequence[Any], D: int) -> Masks:
-        return cls(*_groups(flat, D, 1, 2))
 
     def valid_arg(self) -> Tensor:
         """``valid`` as the kernel takes it (an empty tensor for "no mask")."""
@@ -126,6 +133,5 @@ class Saved(NamedTuple):
 
     @classmethod
     def from_flat(cls, flat: Sequence[Any], D: int) -> Saved:
-        x, w_ih, w_hh = _groups(flat[:1 + 2 * D], D, 1, 2)
-        gates, c_prev, h_prev = _groups(flat[1 + 2 * D:2 + 4 * D], D, 1, 2)
-        return cls(x, w_ih, w_hh, gates, c_prev, h_prev, Masks.from_flat(flat[2 + 4 * D:], D))
+        x, w_ih, w_hh, gates, c_prev, h_prev, valid, inputs, recurrent = _split(flat, D, "1DD1DD1DD")
+        return cls(x, w_ih, w_hh, gates, c_prev, h_prev, Masks(valid, inputs, recurrent))
