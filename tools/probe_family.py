@@ -236,6 +236,37 @@ def _keras_facts(generation: str) -> None:
     _say(f"{generation} hard_sigmoid({xs.tolist()})", np.asarray(hs(tf.constant(xs))).round(7).tolist())
     cell = mod.layers.GRUCell(4, dropout=0.5, recurrent_dropout=0.5)
     _say(f"{generation} GRUCell(recurrent_dropout>0).implementation", cell.implementation)
+    x = tf.constant(np.ones((2, 5, 3), np.float32))
+    for name, layer in (("GRU", mod.layers.GRU(4, return_state=True)),
+                        ("SimpleRNN", mod.layers.SimpleRNN(4, return_state=True)),
+                        ("Bidirectional(GRU)", mod.layers.Bidirectional(mod.layers.GRU(4, return_state=True))),
+                        ("Bidirectional(SimpleRNN, merge_mode=None)",
+                         mod.layers.Bidirectional(mod.layers.SimpleRNN(4, return_state=True), merge_mode=None))):
+        out = layer(x)
+        _say(f"{generation} {name} return_state", f"{type(out).__name__} of shapes {[list(o.shape) for o in out]}")
+    nb = mod.layers.GRU(4, use_bias=False)
+    nb.build((2, 5, 3))
+    _say(f"{generation} GRU(use_bias=False) weight shapes", [list(w.shape) for w in nb.get_weights()])
+    for impl in (1, 2):
+        try:
+            g = mod.layers.GRU(4, dropout=0.3, implementation=impl)
+            g(x, training=True)
+            _say(f"{generation} GRU(dropout=0.3, implementation={impl}) training=True", "runs")
+        except Exception as e:  # noqa: BLE001 - recording what the framework raises
+            _say(f"{generation} GRU(dropout=0.3, implementation={impl}) training=True",
+                 f"{type(e).__name__}: {str(e).splitlines()[0][:150]}")
+    sc = mod.layers.SimpleRNNCell(4, dropout=0.5, recurrent_dropout=0.5)
+    sl = mod.layers.RNN(sc)
+    sl(x, training=True)
+    if generation == "tfkeras":
+        m = sc.get_dropout_mask_for_cell(x[:, 0], True)
+        _say("tfkeras SimpleRNNCell dropout mask", f"{type(m).__name__} {list(m.shape)}")
+        fast = mod.layers.GRU(4, dropout=0.5)
+        _say("tfkeras GRU(dropout) fast-path eligible (_could_use_gpu_kernel)", fast._could_use_gpu_kernel)
+        fast(x, training=True)
+        dm = fast.get_dropout_mask_for_cell(x, True, count=3)
+        _say("tfkeras GRU fast path: dropout masks drawn from the (B,T,F) input",
+             f"{len(dm)} x {list(dm[0].shape)}; only [0] is applied")
 
 
 def run_tfkeras() -> None:
