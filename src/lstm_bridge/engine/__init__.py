@@ -79,8 +79,8 @@ def run_layer(
     if x.dim() == 3 and x.shape[1] == 0:
         return _empty_batch(x, directions, h0, c0)
     impl = _backend.select(x, directions, valid=valid, semantics=semantics, dropout=dropout)
-    with allocation_errors(f"an LSTM layer over x of shape {tuple(x.shape)} with hidden sizes "
-                           f"{[w.hidden_size for w in directions]}"):
+    with allocation_errors(lambda: f"an LSTM layer over x of shape {tuple(x.shape)} with hidden sizes "
+                                   f"{[w.hidden_size for w in directions]}"):
         return impl(x, directions, h0, c0, reverse=reverse, valid=valid, semantics=semantics, dropout=dropout)
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-from typing import Iterator, Optional, Sequence, Tuple
+from typing import Callable, Iterator, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -87,37 +87,59 @@ def check_request(x: Tensor, directions: Sequence[DirectionWeights], h0: Sequenc
     """Refuse meta tensors, mixed devices and layers whose buffers cannot fit in memory.
 
     ``x`` is ``(T, B, I)``; the estimate counts the input projection ``(T, B, 4H)`` and the output
-    ``(T, B, H)`` of every direction, in ``x``'s dtype.
+    ``(T, B, H)`` of every direction, in ``x``'s dtype. The common case costs a few microseconds: the
+    messages are built only when a check fails.
     """
-    device = None
-    for name, t in _named_tensors(x, directions, h0, c0, valid, dropout):
+    device = x.device
+    tensors = [x, *h0, *c0]
+    for w in directions:
+        tensors += (w.w_ih, w.w_hh, w.b_ih, w.b_hh)
+    if valid is not None:
+        tensors.append(valid)
+    for masks in dropout:
+        if masks is not None:
+            tensors += (masks.inputs, masks.recurrent)
+    if all(t is None or (isinstance(t, Tensor) and not t.is_meta and t.device == device) for t in tensors):
+        _check_buffers(x, directions)
+        return
+    for name, t in _named_tensors(x, directions, h0, c0, valid, dropout):  # name the offending tensor
         if not isinstance(t, Tensor):
             raise TypeError(f"{name} must be a torch.Tensor; received {type(t).__name__}")
-        if t.device.type == "meta":
+        if t.is_meta:
             raise ValueError(f"{name} is a meta tensor (shape {tuple(t.shape)}, no data): lstm-bridge computes "
                              f"values, so inputs, states and weights must hold data (e.g. on cpu)")
-        if device is None:
-            device = (name, t.device)
-        elif t.device != device[1]:
-            raise ValueError(f"all tensors of a layer must be on one device: {device[0]} is on {device[1]}, "
+        if t.device != device:
+            raise ValueError(f"all tensors of a layer must be on one device: x is on {device}, "
                              f"{name} is on {t.device}")
+    _check_buffers(x, directions)
+
+
+def _check_buffers(x: Tensor, directions: Sequence[DirectionWeights]) -> None:
+    """MemoryError when the layer's buffers for ``x (T, B, I)`` cannot fit in physical memory."""
     if x.dim() != 3:
         return  # the shape checks of the path report this
     T, B = int(x.shape[0]), int(x.shape[1])
-    per_step = sum(5 * int(w.w_hh.shape[-1]) for w in directions)
-    check_allocation(f"an LSTM layer over x of shape {tuple(x.shape)} (T={T}, B={B}) with hidden sizes "
-                     f"{[int(w.w_hh.shape[-1]) for w in directions]}: its buffers (T, B, 4H) and (T, B, H)",
-                     T * B * per_step, x.dtype if x.is_floating_point() else torch.float32)
+    values = T * B * sum(5 * int(w.w_hh.shape[-1]) for w in directions)
+    limit = memory_limit()
+    if limit is not None and values * x.element_size() > limit:
+        check_allocation(f"an LSTM layer over x of shape {tuple(x.shape)} (T={T}, B={B}) with hidden sizes "
+                         f"{[int(w.w_hh.shape[-1]) for w in directions]}: its buffers (T, B, 4H) and (T, B, H)",
+                         values, x.dtype if x.is_floating_point() else torch.float32)
 
 
 @contextlib.contextmanager
-def allocation_errors(what: str) -> Iterator[None]:
-    """Re-raise an allocator failure inside the block as ``MemoryError`` naming ``what``."""
+def allocation_errors(what: Union[str, Callable[[], str]]) -> Iterator[None]:
+    """Re-raise an allocator failure inside the block as ``MemoryError`` naming ``what`` (a string, or
+    a function returning it, called only on failure)."""
     try:
         yield
     except MemoryError as exc:
-        raise MemoryError(f"not enough memory for {what}: {exc}") from exc
+        raise MemoryError(f"not enough memory for {_text(what)}: {exc}") from exc
     except RuntimeError as exc:
         if any(m in str(exc) for m in _ALLOCATOR_MESSAGES):
-            raise MemoryError(f"not enough memory for {what}: {str(exc).splitlines()[0]}") from exc
+            raise MemoryError(f"not enough memory for {_text(what)}: {str(exc).splitlines()[0]}") from exc
         raise
+
+
+def _text(what: Union[str, Callable[[], str]]) -> str:
+    return what if isinstance(what, str) else what()
