@@ -43,6 +43,10 @@ def _fake_compile(name, directory, verbose):
     with open(target, "wb") as out:
         out.write(data[: len(data) // 2])
         out.flush()
+        wait_for = os.environ.get("LB_TEST_WAIT_FOR")
+        deadline = time.monotonic() + 120
+        while wait_for and not os.path.exists(wait_for) and time.monotonic() < deadline:
+            time.sleep(0.05)  # hold the link open until the other process has arrived
         time.sleep(float(os.environ.get("LB_TEST_LINK_SECONDS", "1")))
         out.write(data[len(data) // 2:])
     return build._import_built(target, name)
@@ -51,6 +55,7 @@ build._compile = _fake_compile
 '''
 
 RUN_ONE_LAYER = r'''
+import os
 import torch
 from lstm_bridge import activations as A
 from lstm_bridge.engine import backend, run_layer
@@ -58,6 +63,8 @@ from lstm_bridge.engine.semantics import CellActivations, DirectionWeights, Laye
 x = torch.randn(4, 2, 3)
 w = DirectionWeights(torch.randn(8, 3), torch.randn(8, 2))
 z = torch.zeros(2, 2)
+if os.environ.get("LB_TEST_ARRIVED"):
+    open(os.environ["LB_TEST_ARRIVED"], "w").close()  # imports done: this process now looks at the cache
 run_layer(x, [w], [z], [z], reverse=[False], semantics=LayerSemantics(CellActivations(A.relu)))
 assert backend.last_used == "native", backend.last_used
 print("RAN", backend.last_used)
@@ -221,18 +228,21 @@ def _subprocess_env(tmp_path: Path, real_library: Path, **extra: str) -> dict:
 
 
 def test_two_processes_building_into_an_empty_cache_both_succeed(real_library, tmp_path):
-    """Process A starts building into an empty cache; process B arrives mid-link. Both run the kernel;
-    it was compiled once (B waited on the lock, then imported A's finished library)."""
-    env = _subprocess_env(tmp_path, real_library, LB_TEST_LINK_SECONDS="4")
+    """Process A starts building into an empty cache and holds its link open until process B has
+    arrived (B's imports done, about to look at the cache). Both run the kernel; it was compiled once
+    (B found no library, waited on the lock, then imported A's finished one)."""
+    arrived = tmp_path / "b-arrived"
+    env_a = _subprocess_env(tmp_path, real_library, LB_TEST_LINK_SECONDS="2", LB_TEST_WAIT_FOR=str(arrived))
+    env_b = _subprocess_env(tmp_path, real_library, LB_TEST_ARRIVED=str(arrived))
     code = FAKE_COMPILE + RUN_ONE_LAYER
-    a = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    a = subprocess.Popen([sys.executable, "-c", code], env=env_a, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True)
     log = tmp_path / "compile.log"
     deadline = time.monotonic() + 120
     while not log.exists() and time.monotonic() < deadline and a.poll() is None:
         time.sleep(0.05)
     assert log.exists(), "process A never started its build"
-    b = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    b = subprocess.Popen([sys.executable, "-c", code], env=env_b, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True)
     out_a, err_a = a.communicate(timeout=180)
     out_b, err_b = b.communicate(timeout=180)
