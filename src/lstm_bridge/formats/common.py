@@ -1,13 +1,11 @@
 """Helpers shared by the format modules: atomic writes, save reports, input checks."""
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import stat
-import tempfile
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Dict, Iterator, List, Optional, Union
+from typing import Any, BinaryIO, Dict, List, Optional, Union
 
 import numpy as np
 

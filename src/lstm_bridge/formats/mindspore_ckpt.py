@@ -17,7 +17,6 @@ The writer reproduces MindSpore 2.10's bytes exactly (``lstm_small.ckpt`` re-wri
 """
 from __future__ import annotations
 
-import io
 import os
 import re
 import zlib
