@@ -354,6 +354,19 @@ def test_safetensors_header_above_the_spec_bound_is_refused(tmp_path):
     assert peak < 16 * MIB, peak
 
 
+def test_safetensors_header_is_bounded_before_parsing(tmp_path):
+    """A 28 MB header of 14M JSON values (the old reader parsed it: ~1 GB of Python objects)."""
+    header = b'{"w": {"dtype": "F32", "shape": [' + b"1," * 14_000_000 + b'1], "data_offsets": [0, 4]}}'
+    p = _st_file(tmp_path, header, bytes(4))
+    tracemalloc.start()
+    try:
+        _assert_refused(p, "JSON values, above the limit")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 3 * len(header), peak
+
+
 W = {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}
 
 

@@ -44,11 +44,13 @@ def detect(path_or_head: Union[PathLike, bytes]) -> bool:
 
 
 # Bounds on untrusted headers: the safetensors format caps its JSON header at 100 MB (the library
-# refuses more); an LSTM file has a handful of tensors, so more than ``MAX_TENSORS`` entries (each
-# costs Python objects ~20x its JSON text) is refused, and ``__metadata__`` must be the spec's flat
+# refuses more); an LSTM file has a handful of tensors, so more than ``MAX_TENSORS`` entries or
+# ``MAX_HEADER_VALUES`` JSON values (each costs Python objects ~20x its JSON text) is refused, and ``__metadata__`` must be the spec's flat
 # ``{str: str}`` map.
 MAX_HEADER = 100_000_000
 MAX_TENSORS = 100_000
+#: JSON values (counted from the raw bytes before parsing) a header may hold: ~8 per tensor entry
+MAX_HEADER_VALUES = 16 * MAX_TENSORS
 #: safetensors dtype -> NumPy dtype (``BF16`` is read as its uint16 bits, then widened to float32);
 #: float8/float4/complex tensors are refused
 _DTYPES = {"BOOL": "?", "U8": "u1", "I8": "i1", "I16": "<i2", "U16": "<u2", "I32": "<i4", "U32": "<u4",
@@ -65,6 +67,10 @@ def _read_header(p: str, fh: "io.BufferedReader", size: int) -> Tuple[int, Dict[
     if n < 2 or n > size - 8:
         raise FormatError(p, f"safetensors header length {n} does not fit in the {size}-byte file")
     text = fh.read(n)
+    nodes = text.count(b",") + text.count(b"{") + text.count(b"[") + 1  # bound before parsing
+    if nodes > MAX_HEADER_VALUES:
+        raise FormatError(p, f"the safetensors header holds about {nodes} JSON values, above the limit of "
+                             f"{MAX_HEADER_VALUES} ({MAX_TENSORS} tensors)")
     try:
         header = json.loads(text.decode("utf-8"))
     except RecursionError:
