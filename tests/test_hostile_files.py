@@ -331,6 +331,16 @@ def test_h5_deeply_nested_model_config_is_refused(tmp_path):
     _assert_refused(str(p), "model_config", "nests deeper than")
 
 
+def test_h5_model_config_is_bounded_before_parsing(tmp_path):
+    p = tmp_path / "many.h5"
+    shutil.copy(H5_FILES["h5"][0], p)
+    with h5py.File(p, "a") as f:
+        cfg = f.attrs["model_config"]
+        cfg = cfg.decode() if isinstance(cfg, bytes) else cfg
+        f.attrs["model_config"] = cfg[:-1] + ', "junk": [' + "0," * 2_500_000 + "0]}"
+    _assert_refused(str(p), "model_config", "JSON values, above the limit")
+
+
 # --- safetensors ----------------------------------------------------------------------------------------
 
 def _st_file(tmp_path, header, data: bytes = b"", name="x.safetensors") -> str:

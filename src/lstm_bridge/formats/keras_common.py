@@ -70,6 +70,9 @@ def read_attr(group: Any, name: str) -> Any:
 #: deepest nesting a Keras config may have (Keras nests ~5 levels per nested model); deeper JSON would
 #: only exhaust the recursion of later steps (copying, planning)
 MAX_JSON_DEPTH = 200
+#: most JSON values a Keras config may hold, counted from the text before parsing (a value costs ~20x
+#: its text in Python; a thousand-layer config has ~200k)
+MAX_JSON_VALUES = 2_000_000
 
 
 def check_json_depth(path: Optional[str], value: Any, what: str, max_depth: int = MAX_JSON_DEPTH) -> None:
@@ -91,6 +94,12 @@ def read_json_attr(path: str, group: Any, name: str) -> Optional[Dict[str, Any]]
         return None
     if isinstance(raw, list):
         raw = "".join(raw)
+    if not isinstance(raw, str):
+        raise FormatError(path, f"attribute {name!r} must hold JSON text; found {type(raw).__name__}")
+    nodes = raw.count(",") + raw.count("[") + raw.count("{") + 1
+    if nodes > MAX_JSON_VALUES:
+        raise FormatError(path, f"attribute {name!r} holds about {nodes} JSON values, above the limit of "
+                                f"{MAX_JSON_VALUES}")
     try:
         value = json.loads(raw)
     except RecursionError:

@@ -15,9 +15,9 @@ import zipfile
 from typing import Any, Dict, List, Union
 
 from .common import PathLike, SaveReport, atomic_output, check_output_path, check_regular_file, head_bytes
-from .keras_common import (INFLATION_SLACK, K3_VERSION, MAX_INFLATION, MAX_JSON_DEPTH, ReadBudget,
-                           check_global_heaps, check_hdf5_tree, check_json_depth, class_counter_keys, layer_configs,
-                           layer_kind, layer_name, plan_keras)
+from .keras_common import (INFLATION_SLACK, K3_VERSION, MAX_INFLATION, MAX_JSON_DEPTH, MAX_JSON_VALUES,
+                           ReadBudget, check_global_heaps, check_hdf5_tree, check_json_depth, class_counter_keys,
+                           layer_configs, layer_kind, layer_name, plan_keras)
 from .keras_h5 import _h5py
 from .keras_weights import entry_from_layer, read_layers, write_weights_file
 from .model import FormatError, LayerEntry, ModelFile, validate
@@ -26,13 +26,12 @@ from ..targets import check_model
 NAME = "keras"
 SUFFIXES = (".keras",)
 # Memory bounds (zip and JSON bombs). A Keras config of a thousand layers is ~2 MB of JSON, so
-# ``config.json``/``metadata.json`` may hold at most ``_MAX_JSON`` bytes, ``_MAX_JSON_NODES`` values
+# ``config.json``/``metadata.json`` may hold at most ``_MAX_JSON`` bytes, ``MAX_JSON_VALUES`` values
 # (counted from the raw bytes before parsing: a JSON value costs ~20x its text in Python) and nest at
 # most ``MAX_JSON_DEPTH`` deep (keras_common). ``model.weights.h5`` may
 # inflate to at most ``MAX_INFLATION`` times the archive size plus ``INFLATION_SLACK`` (the same
 # budget then bounds the datasets read from it). Members are read streamed, never past their bound.
 _MAX_JSON = 16 * 1024 * 1024
-_MAX_JSON_NODES = 2_000_000
 
 
 def detect(path_or_head: Union[PathLike, bytes]) -> bool:
@@ -70,8 +69,8 @@ def _member(p: str, z: zipfile.ZipFile, name: str, limit: int) -> bytes:
 def _json_member(p: str, z: zipfile.ZipFile, name: str) -> Any:
     raw = _member(p, z, name, _MAX_JSON)
     nodes = raw.count(b",") + raw.count(b"[") + raw.count(b"{") + 1
-    if nodes > _MAX_JSON_NODES:
-        raise FormatError(p, f"{name} holds about {nodes} JSON values, above the limit of {_MAX_JSON_NODES}")
+    if nodes > MAX_JSON_VALUES:
+        raise FormatError(p, f"{name} holds about {nodes} JSON values, above the limit of {MAX_JSON_VALUES}")
     try:
         value = json.loads(raw.decode("utf-8"))
     except RecursionError:
