@@ -49,8 +49,16 @@ class LSTM(torch.nn.Module):
 
     Extra keyword arguments Keras accepts: ``name``, ``trainable``, ``dtype`` ("float32"/"float64"),
     ``zero_output_for_mask``, ``input_shape``/``batch_input_shape``/``input_dim`` (build eagerly),
-    ``use_cudnn`` (accepted; there is one CPU path), and ``keras_version`` (2 or 3: what ambiguous
-    activation names such as ``"hard_sigmoid"`` mean; default 2).
+    ``use_cudnn`` (accepted; there is one CPU path), ``weights`` (tf_keras only: set when built), and
+    ``keras_version`` (2 or 3, default 2: what ambiguous activation names such as ``"hard_sigmoid"`` mean,
+    and the generation's rules).
+
+    tf_keras (2) vs Keras 3 (3), as measured on tf_keras 2.21 / Keras 3.15.1: a stateful layer whose stored
+    states are non-zero ignores ``initial_state`` in tf_keras (always takes it in Keras 3);
+    ``layer([x, h0, c0])`` works in tf_keras only; integer inputs are cast in Keras 3 and refused by tf_keras;
+    several outputs are a list in tf_keras and a tuple in Keras 3; ``reset_states()`` without a known batch
+    size (or on a non-stateful layer) raises in tf_keras and is a no-op in Keras 3; dropout rate 1.0 raises
+    in tf_keras when training and drops nothing in Keras 3.
 
     Example::
 
