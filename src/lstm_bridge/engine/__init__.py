@@ -19,12 +19,13 @@ import torch
 
 from . import backend as _backend
 from .guards import allocation_errors, check_allocation, check_request
-from .semantics import CellActivations, DirectionWeights, DropoutMasks, LayerSemantics, MaskedOutput
+from .semantics import CellActivations, CellKind, DirectionWeights, DropoutMasks, LayerSemantics, MaskedOutput
 
 Tensor = torch.Tensor
 
 __all__ = [
     "CellActivations",
+    "CellKind",
     "DirectionWeights",
     "DropoutMasks",
     "LayerSemantics",
@@ -34,6 +35,16 @@ __all__ = [
     "run_layer",
     "run_stack",
 ]
+
+
+_LSTM = CellKind.LSTM
+_STANDARD = LayerSemantics()  # the default semantics: sigmoid / tanh / tanh, masked steps carry
+
+
+def _refuse_kind(directions: Sequence[DirectionWeights]) -> None:
+    kinds = [w.kind.value for w in directions]
+    raise NotImplementedError(f"the engine runs LSTM cells only; expected LSTM weights in every direction, "
+                              f"received {kinds} (GRU and simple RNN cells are not implemented yet)")
 
 
 def lengths_to_valid(lengths: Tensor, steps: int) -> Tensor:
@@ -50,7 +61,7 @@ def run_layer(
     *,
     reverse: Sequence[bool],
     valid: Optional[Tensor] = None,
-    semantics: LayerSemantics = LayerSemantics(),
+    semantics: LayerSemantics = _STANDARD,
     dropout: Optional[Sequence[Optional[DropoutMasks]]] = None,
 ) -> Tuple[List[Tensor], List[Tensor], List[Tensor]]:
     """Run one layer: each direction reads the same input ``x``.
@@ -70,9 +81,13 @@ def run_layer(
         (``B = 0``) returns empty outputs and states without running a path.
 
     Raises:
+        NotImplementedError: weights of a cell kind the engine does not run yet (GRU, RNN), naming it.
         ValueError: a meta tensor, or tensors on different devices (see :mod:`.guards`).
         MemoryError: buffers that cannot fit in this machine's memory, naming the sizes.
     """
+    for w in directions:
+        if w.kind is not _LSTM:
+            _refuse_kind(directions)
     if dropout is None:
         dropout = [None] * len(directions)
     check_request(x, directions, h0, c0, valid=valid, dropout=dropout)
@@ -108,7 +123,7 @@ def run_stack(
     c0: Tensor,
     *,
     valid: Optional[Tensor] = None,
-    semantics: LayerSemantics = LayerSemantics(),
+    semantics: LayerSemantics = _STANDARD,
     between_layers: Optional[torch.nn.Module] = None,
 ) -> Tuple[Tensor, Tensor, Tensor]:
     """A PyTorch/MindSpore-style stack: direction 0 forward, direction 1 (if any) reverse.

@@ -2,11 +2,13 @@
 
 See :mod:`lstm_bridge.weights.layouts` for the layout table; this package only re-exports it.
 Canonical weights per (layer, direction): ``w_ih (4H, I)``, ``w_hh (4H, H)``, ``b_ih (4H,)``,
-``b_hh (4H,)``, gate order **i, f, g, o**.
+``b_hh (4H,)``, gate order **i, f, g, o**: one :class:`lstm_bridge.recurrent.DirectionWeights`
+(``LSTMWeights`` is the same class under its older name).
 """
 from .layouts import (
     GATES_CANONICAL,
     GATES_ONNX,
+    DirectionWeights,
     LSTMWeights,
     UnsupportedLayoutError,
     check_mindspore_layout,
@@ -24,6 +26,7 @@ from .layouts import (
 __all__ = [
     "GATES_CANONICAL",
     "GATES_ONNX",
+    "DirectionWeights",
     "LSTMWeights",
     "UnsupportedLayoutError",
     "check_mindspore_layout",

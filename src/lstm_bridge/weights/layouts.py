@@ -27,15 +27,15 @@ function mutates its arguments.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 
-Array = Union[np.ndarray, torch.Tensor]
+from ..recurrent import Array, DirectionWeights
 
 __all__ = [
+    "DirectionWeights",
     "LSTMWeights",
     "UnsupportedLayoutError",
     "GATES_CANONICAL",
@@ -120,100 +120,12 @@ def _reorder_gates(a: Array, order: Sequence[int], axis: int = 0) -> Array:
     return _concat([blocks[k] for k in order], axis=axis)
 
 
-# --- canonical weights ----------------------------------------------------------------------------
+# --- canonical weights ---------------------------------------------------------------------------
 
-@dataclass
-class LSTMWeights:
-    """Canonical weights of one LSTM (layer, direction); gate order **i, f, g, o**.
-
-    Attributes:
-        w_ih: ``(4H, I)`` input projection.
-        w_hh: ``(4H, H)`` recurrent projection.
-        b_ih: ``(4H,)`` input bias, or ``None`` (no bias at all when both are None).
-        b_hh: ``(4H,)`` recurrent bias, or ``None``. A Keras bias is held as ``b_ih`` with ``b_hh = 0``.
-
-    Arrays are NumPy or torch (not mixed); :meth:`validate` checks shapes and is called on construction.
-    """
-
-    w_ih: Array
-    w_hh: Array
-    b_ih: Optional[Array] = None
-    b_hh: Optional[Array] = None
-
-    def __post_init__(self) -> None:
-        self.validate()
-
-    @property
-    def hidden_size(self) -> int:
-        """H."""
-        return _shape(self.w_hh)[1]
-
-    @property
-    def input_size(self) -> int:
-        """I."""
-        return _shape(self.w_ih)[1]
-
-    @property
-    def has_bias(self) -> bool:
-        return self.b_ih is not None or self.b_hh is not None
-
-    def validate(self) -> None:
-        """Raise ``ValueError`` naming the expected and received shapes when they do not fit together."""
-        if len(_shape(self.w_hh)) != 2 or _shape(self.w_hh)[0] != 4 * _shape(self.w_hh)[1]:
-            raise ValueError(f"w_hh must be (4H, H); received shape {_shape(self.w_hh)}")
-        h = self.hidden_size
-        if len(_shape(self.w_ih)) != 2 or _shape(self.w_ih)[0] != 4 * h:
-            raise ValueError(f"w_ih must be (4H, I) = ({4 * h}, I); received shape {_shape(self.w_ih)}")
-        for name in ("b_ih", "b_hh"):
-            b = getattr(self, name)
-            if b is not None and _shape(b) != (4 * h,):
-                raise ValueError(f"{name} must be (4H,) = ({4 * h},); received shape {_shape(b)}")
-        kinds = {_is_torch(a) for a in (self.w_ih, self.w_hh, self.b_ih, self.b_hh) if a is not None}
-        if len(kinds) > 1:
-            raise TypeError("LSTMWeights arrays must all be NumPy or all be torch tensors; received a mix")
-
-    def bias_sum(self) -> Optional[Array]:
-        """``b_ih + b_hh`` (the one Keras/ONNX-free bias), or None without bias."""
-        if self.b_ih is None and self.b_hh is None:
-            return None
-        # An all-zero half is skipped rather than added so that -0.0 entries survive bit-exactly.
-        if self.b_hh is None or not bool((self.b_hh != 0).any()):
-            return _copy(self.b_ih) if self.b_ih is not None else _copy(self.b_hh)
-        if self.b_ih is None or not bool((self.b_ih != 0).any()):
-            return _copy(self.b_hh)
-        if _is_torch(self.b_ih) and self.b_ih.dtype in (torch.float16, torch.bfloat16):
-            return self.b_ih.float() + self.b_hh.float()  # a float16 sum would lose up to ~1 ulp of 1e-3
-        if not _is_torch(self.b_ih) and np.asarray(self.b_ih).dtype == np.float16:
-            return self.b_ih.astype(np.float32) + self.b_hh.astype(np.float32)
-        return self.b_ih + self.b_hh
-
-    def numpy(self) -> "LSTMWeights":
-        """A copy with NumPy arrays."""
-        def conv(a):
-            if a is None:
-                return None
-            return a.detach().cpu().numpy().copy() if _is_torch(a) else np.array(a, copy=True)
-        return LSTMWeights(conv(self.w_ih), conv(self.w_hh), conv(self.b_ih), conv(self.b_hh))
-
-    def torch(self, dtype: Optional[torch.dtype] = None) -> "LSTMWeights":
-        """A copy with torch tensors (optionally cast to ``dtype``)."""
-        def conv(a):
-            if a is None:
-                return None
-            t = a.detach().clone() if _is_torch(a) else torch.from_numpy(np.array(a, copy=True))
-            return t.to(dtype) if dtype is not None else t
-        return LSTMWeights(conv(self.w_ih), conv(self.w_hh), conv(self.b_ih), conv(self.b_hh))
-
-    def equal(self, other: "LSTMWeights") -> bool:
-        """Bit-exact equality of every array (shape, dtype and values)."""
-        a, b = self.numpy(), other.numpy()
-        for x, y in ((a.w_ih, b.w_ih), (a.w_hh, b.w_hh), (a.b_ih, b.b_ih), (a.b_hh, b.b_hh)):
-            if (x is None) != (y is None):
-                return False
-            if x is not None and (x.dtype != y.dtype or x.shape != y.shape
-                                  or x.tobytes() != y.tobytes()):
-                return False
-        return True
+#: Canonical weights of one (layer, direction): :class:`lstm_bridge.recurrent.DirectionWeights` itself
+#: (``w_ih (4H, I)``, ``w_hh (4H, H)``, ``b_ih``, ``b_hh``; gate order i, f, g, o for an LSTM). The one
+#: record the engine, the front ends and the file formats share; this name is kept for compatibility.
+LSTMWeights = DirectionWeights
 
 
 # --- Keras ----------------------------------------------------------------------------------------
