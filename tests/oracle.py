@@ -30,6 +30,7 @@ __all__ = [
     "np_activation",
     "ms_cpu_sigmoid",
     "ms_cpu_tanh",
+    "ms_cpu_matmul_nt",
     "keras_lstm",
     "keras_bidirectional",
     "mindspore_lstm",
@@ -1098,15 +1099,38 @@ def keras_gru_to_torch(kernel: Any, recurrent_kernel: Any, bias: Optional[Any]) 
 _MS_MODES = ("GRU", "RNN_TANH", "RNN_RELU")
 
 
-def _ms_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The gate products ``a @ b`` in the operands' dtype (NumPy's float32 GEMM for "mindspore-cpu").
+def ms_cpu_matmul_nt(a: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """MindSpore 2.10 CPU float32 ``MatMul(transpose_b=True)``: ``a @ w.T`` with its summation order
+    (docs/spec/mindspore_gru_rnn.md §3.3), a ``(B, K)``, w ``(N, K)``, float32 in and out.
 
-    MindSpore's CPU ``MatMul`` sums in another order: with reduction lengths above ~8 its float32
-    results differ from NumPy's in the last bits (docs/spec/mindspore_gru_rnn.md §3.2). A module-level
-    function so that tools/probe_family.py can swap in MindSpore's own MatMul to show that everything
-    else in the emulation is bit-exact.
+    Measured rule (x86-64 AVX-512): for B >= 2, K <= 8: one float32 FMA chain over k = 0..K-1;
+    K >= 9: 16 FMA accumulators (lane = k mod 16), then a halving tree (lane i + lane i+8, +4, +2, +1).
+    For B == 1 MindSpore takes another kernel whose order is not known: NumPy's float32 product is
+    returned there (last-bit differences).
     """
-    return a @ b
+    a = np.asarray(a, dtype=_F32)
+    w = np.asarray(w, dtype=_F32)
+    B, K = a.shape
+    if B == 1:
+        return (a @ w.T).astype(_F32)
+    lanes = 1 if K <= 8 else 16
+    acc = [np.zeros((B, w.shape[0]), dtype=_F32) for _ in range(lanes)]
+    for k in range(K):
+        acc[k % lanes] = _fma32(a[:, k:k + 1], w[:, k][None, :], acc[k % lanes])
+    while len(acc) > 1:
+        half = len(acc) // 2
+        acc = [(acc[i] + acc[i + half]).astype(_F32) for i in range(half)]
+    return acc[0]
+
+
+def _ms_matmul(a: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """The gate product ``a @ w.T`` (w untransposed, ``(N, K)``): exact float64 for ``"exact"``, MindSpore's
+    CPU float32 summation order (:func:`ms_cpu_matmul_nt`) for ``"mindspore-cpu"``. A module-level
+    function so that tools/probe_family.py can swap in MindSpore's own MatMul.
+    """
+    if a.dtype == np.float64:
+        return a @ w.T
+    return ms_cpu_matmul_nt(a, w)
 
 
 def _ms_family_cell(mode: str, x: np.ndarray, h: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
@@ -1120,8 +1144,8 @@ def _ms_family_cell(mode: str, x: np.ndarray, h: np.ndarray, w_ih: np.ndarray, w
     RNN: ``h' = act(gi + gh)``.
     """
     H = w_hh.shape[1]
-    gi = _ms_matmul(x, w_ih.T).astype(dtype)
-    gh = _ms_matmul(h, w_hh.T).astype(dtype)
+    gi = _ms_matmul(x, w_ih).astype(dtype)
+    gh = _ms_matmul(h, w_hh).astype(dtype)
     if b_ih is not None:
         gi = (gi + b_ih).astype(dtype)
     if b_hh is not None:

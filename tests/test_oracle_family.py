@@ -363,7 +363,7 @@ def _keras_case_oracle(arrays: Dict[str, np.ndarray], config: Dict[str, Any], ha
 def test_family_fixture_counts():
     assert len(_fixtures("tk_")) == 8
     assert len(_fixtures("k3_")) == 3
-    assert len(_fixtures("ms_")) == 6
+    assert len(_fixtures("ms_")) == 7
     assert sum(p.stat().st_size for p in FAMILY.glob("*.npz")) < 200_000
 
 
@@ -419,7 +419,7 @@ def test_mindspore_fixture_matches_emulated_numerics(path):
     exact = _ms_case(arrays, config, "exact")
     for i, (e, x) in enumerate(zip(emulated, exact)):
         got = arrays[f"out:{i}"]
-        assert _maxdiff(got, e) <= 1e-6, f"{path.stem} out:{i} vs mindspore-cpu"
+        assert _maxdiff(got, e) == 0.0, f"{path.stem} out:{i} vs mindspore-cpu (bit-exact on B >= 2)"
         # exact math is only close: up to 3.8e-4 here (RNNCell, tanh cut at ±5 compounding over 5 steps)
         assert _maxdiff(got, x) < 1e-3, f"{path.stem} out:{i} vs exact"
 
@@ -433,3 +433,28 @@ def test_mindspore_cpu_gru_without_seq_length_is_approximate():
     exact = _ms_case(arrays, config, "exact")
     assert _maxdiff(arrays["out:0"], emulated[0]) == 0.0
     assert _maxdiff(arrays["out:0"], exact[0]) > 1e-5
+
+
+def test_mindspore_emulation_needs_its_matmul_order(monkeypatch):
+    """With reductions longer than 8 (I = 20, H = 16) MindSpore's CPU MatMul sums in 16 FMA lanes: the oracle's
+    ms_cpu_matmul_nt reproduces it bit for bit, NumPy's float32 GEMM does not."""
+    arrays, config = _load(FAMILY / "ms_gru_wide_bi_seq.npz")
+    assert _maxdiff(arrays["out:0"], _ms_case(arrays, config, "mindspore-cpu")[0]) == 0.0
+    monkeypatch.setattr(R, "_ms_matmul", lambda a, w: (a @ w.T).astype(a.dtype))
+    assert _maxdiff(arrays["out:0"], _ms_case(arrays, config, "mindspore-cpu")[0]) > 0.0
+
+
+def test_ms_cpu_matmul_nt_rule():
+    """K <= 8: one FMA chain; K >= 9: 16 lanes + halving tree (docs/spec/mindspore_gru_rnn.md §3.3)."""
+    rng = _rng(15)
+    a = rng.normal(size=(3, 8)).astype(np.float32)
+    w = rng.normal(size=(5, 8)).astype(np.float32)
+    chain = np.zeros((3, 5), np.float32)
+    for k in range(8):
+        chain = (a[:, k:k + 1].astype(np.float64) * w[:, k].astype(np.float64) + chain).astype(np.float32)
+    assert np.array_equal(R.ms_cpu_matmul_nt(a, w), chain)
+    a = rng.normal(size=(3, 40)).astype(np.float32)
+    w = rng.normal(size=(5, 40)).astype(np.float32)
+    got = R.ms_cpu_matmul_nt(a, w)
+    assert got.dtype == np.float32
+    assert _maxdiff(got, a.astype(np.float64) @ w.T.astype(np.float64)) < 1e-5

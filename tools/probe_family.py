@@ -306,7 +306,7 @@ def _ms_compare(kind: str, o_ms: Any, h_ms: Any, x: np.ndarray, params: Dict[str
 
 def run_mindspore() -> None:
     import mindspore as ms
-    from mindspore import nn
+    from mindspore import nn, ops
     ms.set_context(mode=ms.PYNATIVE_MODE, device_target="CPU")
     _say("mindspore version", ms.__version__)
 
@@ -343,7 +343,20 @@ def run_mindspore() -> None:
     for key, (e, m) in worst.items():
         _say(f"MS {key} worst over the grid: max|MS-exact|, max|MS-emulated|", f"{e:.3g}, {m:.3g}")
 
-    # single layers, weights x1.5: how the NumPy-GEMM emulation drifts with the reduction length
+    # the MatMul summation order: MindSpore's MatMul(False, True) against the oracle's model of it
+    for B2 in (1, 2, 3, 8):
+        bad = []
+        for K2 in (5, 8, 9, 12, 16, 17, 33, 64, 100):
+            rng = _rng(K2)
+            a = rng.normal(size=(B2, K2)).astype(np.float32)
+            w = rng.uniform(-1.5, 1.5, size=(24, K2)).astype(np.float32)
+            got = ops.MatMul(False, True)(ms.Tensor(a), ms.Tensor(w)).asnumpy()
+            n_diff = int(np.sum(got != R.ms_cpu_matmul_nt(a, w)))
+            n_numpy = int(np.sum(got != (a @ w.T)))
+            bad.append(f"K={K2}: {n_diff}/{got.size} (numpy {n_numpy})")
+        _say(f"MS MatMul(False, True) B={B2}: elements differing from oracle.ms_cpu_matmul_nt", "; ".join(bad))
+
+    # single layers, weights x1.5: how the emulation drifts with the reduction length
     for I2, H2 in ((5, 8), (16, 8), (64, 8), (5, 64), (64, 64)):
         for kind in ("gru", "rnn"):
             rng = _rng(5)
@@ -352,16 +365,23 @@ def run_mindspore() -> None:
             x = rng.normal(size=(4, 3, I2)).astype(np.float32)
             o, h = net(ms.Tensor(x))
             d = _ms_compare(kind, o.asnumpy(), h.asnumpy(), x, params, {})
-            _say(f"MS {kind} I={I2} H={H2} weights x1.5: max|MS-exact|, max|MS-emulated| (max|output|)",
-                 f"{d['exact']:.3g}, {d['mindspore-cpu']:.3g} ({float(np.max(np.abs(o.asnumpy()))):.8g})")
+            model_matmul = R._ms_matmul
+            R._ms_matmul = lambda a, w: (a @ w.T).astype(a.dtype)  # NumPy's float32 GEMM instead
+            try:
+                d_np = _ms_compare(kind, o.asnumpy(), h.asnumpy(), x, params, {})
+            finally:
+                R._ms_matmul = model_matmul
+            _say(f"MS {kind} I={I2} H={H2} weights x1.5: max|MS-exact|, max|MS-emulated|, "
+                 "max|MS-emulated with NumPy GEMM| (max|output|)",
+                 f"{d['exact']:.3g}, {d['mindspore-cpu']:.3g}, {d_np['mindspore-cpu']:.3g} "
+                 f"({float(np.max(np.abs(o.asnumpy()))):.8g})")
 
     # the remaining differences are MatMul rounding only: with MindSpore's own MatMul in the emulation
     # the whole layer is bit-exact (also for long reductions, stacks, bidirectional, seq_length)
-    from mindspore import ops
     mm = ops.MatMul(False, True)  # what rnn_cells.py calls: x @ W^T with W untransposed (another kernel than
     numpy_matmul = R._ms_matmul   # MatMul() on a transposed copy, which rounds differently)
-    R._ms_matmul = lambda a, b: mm(ms.Tensor(np.ascontiguousarray(a, np.float32)),
-                                   ms.Tensor(np.ascontiguousarray(b.T, np.float32))).asnumpy()
+    R._ms_matmul = lambda a, w: mm(ms.Tensor(np.ascontiguousarray(a, np.float32)),
+                                   ms.Tensor(np.ascontiguousarray(w, np.float32))).asnumpy()
     try:
         worst_own = 0.0
         n_cases = 0
@@ -464,6 +484,8 @@ def run_mindspore() -> None:
              seq_length=[5, 2, 4], hx=True, scale=2.0, nonlinearity="tanh"),
         dict(name="ms_rnn_relu_2layer", cls="RNN", I=3, H=4, kw=dict(num_layers=2, has_bias=False),
              scale=1.0, nonlinearity="relu"),
+        dict(name="ms_gru_wide_bi_seq", cls="GRU", I=20, H=16, kw=dict(num_layers=1, bidirectional=True),
+             seq_length=[5, 4, 2], scale=0.5),
     ]
     for idx, c in enumerate(cases):
         rng = _rng(300 + idx)
