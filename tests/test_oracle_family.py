@@ -182,6 +182,25 @@ def test_keras_bidirectional_gru_matches_torch(merge_mode):
     assert _maxdiff(out[n + 1], ht[1].detach()) < 1e-12
 
 
+def test_keras_bidirectional_simple_rnn_matches_torch():
+    rng = _rng(16)
+    x = rng.normal(size=(2, 5, 3))
+    fw = [rng.normal(size=(3, 4)) * 0.5, rng.normal(size=(4, 4)) * 0.5, rng.normal(size=4) * 0.5]
+    bw = [rng.normal(size=(3, 4)) * 0.5, rng.normal(size=(4, 4)) * 0.5, rng.normal(size=4) * 0.5]
+    h0 = [rng.normal(size=(2, 4)), rng.normal(size=(2, 4))]
+    y, h_f, h_b = R.keras_bidirectional_family("simple_rnn", x, fw, bw, return_sequences=True, return_state=True,
+                                               initial_state=h0)
+    m = torch.nn.RNN(3, 4, batch_first=True, bidirectional=True).double()
+    sd = {}
+    for suffix, (W, U, b) in (("", fw), ("_reverse", bw)):
+        sd.update({f"weight_ih_l0{suffix}": _t(W.T), f"weight_hh_l0{suffix}": _t(U.T), f"bias_ih_l0{suffix}": _t(b),
+                   f"bias_hh_l0{suffix}": _t(np.zeros(4))})
+    m.load_state_dict(sd)
+    yt, ht = m(_t(x), _t(np.stack(h0)))
+    assert _maxdiff(y, yt.detach()) < 1e-12
+    assert _maxdiff(h_f, ht[0].detach()) < 1e-12 and _maxdiff(h_b, ht[1].detach()) < 1e-12
+
+
 def _ms_params_from_torch(m: torch.nn.Module) -> Dict[str, np.ndarray]:
     return {k: v.detach().numpy().copy() for k, v in m.state_dict().items()}
 
