@@ -1,0 +1,335 @@
+"""Chains: the recurrent layers of a file or module run one after the other, with their exact semantics.
+
+A :class:`Chain` is a list of :class:`~lstm_bridge.recurrent.RecurrentLayer` (``ChainLayer`` is its
+older name) with the API whose return conventions apply. :func:`chain_from`,
+:func:`chain_from_model_file` and :func:`chain_from_lstm_layers` build one from a Keras layer list, a
+MindSpore/PyTorch module or a :class:`~lstm_bridge.formats.ModelFile`; :func:`run_chain` runs it on
+the engine (each layer's :meth:`~lstm_bridge.recurrent.RecurrentLayer.semantics`), and
+:func:`keras_outputs` turns one layer's per-direction outputs into what the layer returns.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, List, Optional, Sequence
+
+import torch
+
+from .. import targets as _targets
+from ..recurrent import MaskedOutput, RecurrentLayer
+from ..targets import UNSUPPORTED
+from ..weights import from_keras
+from .modules import _keras_classes, _layer_name, stack_from
+
+__all__ = [
+    "Chain",
+    "ChainLayer",
+    "ChainResult",
+    "chain_from",
+    "chain_from_model_file",
+    "chain_from_lstm_layers",
+    "keras_outputs",
+    "run_chain",
+    "standard_violations",
+]
+
+Tensor = torch.Tensor
+
+#: The older name of :class:`~lstm_bridge.recurrent.RecurrentLayer` (one layer of a :class:`Chain`).
+ChainLayer = RecurrentLayer
+
+
+@dataclass
+class Chain:
+    """LSTM layers run one after the other, with the API (``"keras"`` or ``"mindspore"``) whose return
+    conventions apply, and the input layout (``batch_first``: ``(B, T, I)``; else ``(T, B, I)``)."""
+
+    layers: List[RecurrentLayer]
+    api: str
+    batch_first: bool
+    name: str = ""
+
+    @property
+    def input_size(self) -> int:
+        return self.layers[0].input_size
+
+    @property
+    def num_states(self) -> int:
+        """Rows of the stacked ``(h_n, c_n)``: the sum of every layer's directions."""
+        return sum(len(l.directions) for l in self.layers)
+
+    def validate(self) -> None:
+        for index, layer in enumerate(self.layers):
+            if index and layer.input_size != self.layers[index - 1].output_size:
+                raise ValueError(f"chain {self.name!r}: layer {layer.name!r} takes {layer.input_size} features but "
+                                 f"the previous layer gives {self.layers[index - 1].output_size}")
+            if index < len(self.layers) - 1 and not layer.return_sequences:
+                raise ValueError(f"chain {self.name!r}: layer {layer.name!r}: "
+                                 + UNSUPPORTED["middle_return_sequences"])
+            if index < len(self.layers) - 1 and layer.merge_mode is None and len(layer.directions) == 2:
+                raise ValueError(f"chain {self.name!r}: layer {layer.name!r} has merge_mode=None (two outputs) "
+                                 "and cannot feed another layer")
+            if len(layer.directions) != len(layer.reverse) or len(layer.directions) not in (1, 2):
+                raise ValueError(f"chain {self.name!r}: layer {layer.name!r} needs 1 or 2 directions with one "
+                                 f"reverse flag each; received {len(layer.directions)} and {len(layer.reverse)}")
+
+
+def _name_of(fn: Any) -> str:
+    return getattr(fn, "name", None) or repr(fn)
+
+
+def chain_from_lstm_layers(entries: Sequence[Any], *, api: str, batch_first: Optional[bool] = None,
+                           name: str = "", validate: bool = True) -> Chain:
+    """A :class:`Chain` from :class:`lstm_bridge.formats.LSTMLayer` entries (``ModelFile.lstm_layers()``),
+    in order. Keras entries give one chain layer each; a MindSpore/PyTorch stack gives one per layer.
+
+    An LSTMCell entry gives a one-direction layer with the cell's weights (a cell repeated over time).
+
+    Raises:
+        ValueError: entries that do not chain.
+    """
+    layers: List[RecurrentLayer] = []
+    bf = batch_first
+    for e in entries:
+        sem = e.semantics or {}
+        if e.kind == "LSTMCell":
+            # One step of a cell, repeated over time, is a forward LSTM layer with the same weights: that
+            # is how a cell's file content is compared. MindSpore's LSTMCell computes sigmoid/tanh with its
+            # approximate CPU kernels (ms_cpu_*): the kernel's numerics (up to 1e-4), not another function
+            # (lstm_bridge.targets treats them as standard), so the chain runs the exact functions.
+            gate = {"ms_cpu_sigmoid": "sigmoid"}.get(sem.get("recurrent_activation", "sigmoid"),
+                                                     sem.get("recurrent_activation", "sigmoid"))
+            cand = {"ms_cpu_tanh": "tanh"}.get(sem.get("activation", "tanh"), sem.get("activation", "tanh"))
+            layers.append(RecurrentLayer(e.name, [w.torch() for w in e.weights[0]], [False], gate, cand,
+                                         zero_output_for_mask=True))
+            if bf is None and sem.get("batch_first") is not None:
+                bf = bool(sem["batch_first"])
+            continue
+        if sem.get("keras_version") is not None:  # a Keras entry (formats.model._keras_semantics)
+            dirs = [w.torch() for w in e.weights[0]]
+            go_back = bool(sem.get("go_backwards", False))
+            rs = bool(sem.get("return_sequences", False))
+            gate, cand = sem.get("recurrent_activation", "sigmoid"), sem.get("activation", "tanh")
+            if e.kind == "Bidirectional":
+                back = sem.get("backward_semantics") or {}
+                for key in ("recurrent_activation", "activation"):
+                    if back and back.get(key, sem.get(key)) != sem.get(key):
+                        raise ValueError(f"{e.name!r}: the backward layer's {key} {back.get(key)!r} differs from the "
+                                         f"forward layer's {sem.get(key)!r}; not supported")
+                # TK flips a wrapped go_backwards layer: the "forward" half then runs backwards.
+                layer = RecurrentLayer(e.name, dirs, [go_back, not go_back], gate, cand,
+                                       merge_mode=sem.get("merge_mode", "concat"), return_sequences=rs,
+                                       zero_output_for_mask=rs,
+                                       stateful=bool(sem.get("stateful") or back.get("stateful")),
+                                       keras_version=sem["keras_version"])
+            else:
+                layer = RecurrentLayer(e.name, dirs, [go_back], gate, cand, processing_order=go_back,
+                                       return_sequences=rs,
+                                       zero_output_for_mask=bool(sem.get("zero_output_for_mask", False)),
+                                       stateful=bool(sem.get("stateful")), keras_version=sem["keras_version"])
+            if sem.get("stateful") and validate:  # comparing weights is fine; running a chain is not
+                raise ValueError(f"{e.name!r}: " + UNSUPPORTED["stateful"])
+            layers.append(layer)
+            if bf is None:
+                bf = not bool(sem.get("time_major", False))
+        else:
+            for l, dirs in enumerate(e.weights):
+                layers.append(RecurrentLayer(f"{e.name}.l{l}" if e.name else f"l{l}", [w.torch() for w in dirs],
+                                             [False, True][:len(dirs)], zero_output_for_mask=True))
+            if bf is None and sem.get("batch_first") is not None:
+                bf = bool(sem["batch_first"])
+    if not layers:
+        raise ValueError(f"no LSTM layers to run in {name or 'the model'}")
+    chain = Chain(layers, api, bool(bf) if bf is not None else api == "keras", name)
+    if validate:
+        chain.validate()
+    return chain
+
+
+def chain_from_model_file(mf: Any, layer: Optional[str] = None, validate: bool = True) -> Chain:
+    """The LSTM chain of a :class:`~lstm_bridge.formats.ModelFile`: all its LSTM entries in order (they
+    must feed each other), or just the entry named ``layer``. Keras layers whose file records no
+    ``return_sequences`` (weights-only files) run as full sequences. ``validate=False`` skips the check that
+    the layers feed each other (enough for :func:`compare_chains`, which runs each layer on its own;
+    weights-only files record no ``return_sequences``).
+
+    Raises:
+        ValueError: no LSTM entry, an unknown ``layer`` (naming the available ones), or entries that
+            do not chain (then name one with ``layer``).
+    """
+    entries = mf.lstm_layers()
+    entries = [e for e in entries if e.kind != "LSTMCell"] or entries
+    if layer is not None:
+        picked = [e for e in entries if e.name == layer]
+        if not picked:
+            raise ValueError(f"no LSTM layer {layer!r} in {mf.path or 'the model'}; LSTM layers: "
+                             f"{[e.name for e in entries]}")
+        entries = picked
+    if not entries:
+        raise ValueError(f"{mf.path or 'the model'} has no LSTM layer (layers: {[e.name for e in mf.layers]})")
+    api = "keras" if mf.framework == "keras" else "mindspore"
+    if api == "keras":
+        # Weights-only Keras files record no return_sequences: run such layers as full sequences.
+        configs = {e.name: e.config or {} for e in mf.layers}
+        for e in entries:
+            cfg = configs.get(e.name, {})
+            inner = cfg.get("layer", {}).get("config", {}) if e.kind == "Bidirectional" else cfg
+            if "return_sequences" not in inner and e.semantics is not None:
+                e.semantics = dict(e.semantics, return_sequences=True, return_sequences_unknown=True)
+    try:
+        return chain_from_lstm_layers(entries, api=api, name=os.path.basename(mf.path or ""), validate=validate)
+    except ValueError as exc:
+        if layer is None and len(entries) > 1:
+            raise ValueError(f"{exc}; pick one LSTM layer with --layer (one of {[e.name for e in entries]})") from exc
+        raise
+
+
+def chain_from(obj: Any) -> Chain:
+    """The :class:`Chain` of a ModelFile, a Keras layer / list of layers (any semantics, including
+    hard_sigmoid and go_backwards), a ``lstm_bridge.mindspore.LSTM`` or a ``torch.nn.LSTM``."""
+    if isinstance(obj, Chain):
+        return obj
+    if hasattr(obj, "lstm_layers") and hasattr(obj, "framework"):
+        return chain_from_model_file(obj)
+    LSTM, Bidirectional = _keras_classes()
+    items = obj if isinstance(obj, (list, tuple)) else [obj]
+    if items and all(isinstance(o, (LSTM, Bidirectional)) for o in items):
+        layers = []
+        for layer in items:
+            if isinstance(layer, Bidirectional):
+                fwd, bwd = layer.forward_layer, layer.backward_layer
+                if not fwd.built:
+                    raise ValueError(f"{_layer_name(layer)} is not built; call it once before exporting")
+                for a in ("activation", "recurrent_activation"):
+                    if _name_of(getattr(fwd.cell, a)) != _name_of(getattr(bwd.cell, a)):
+                        raise ValueError(f"{_layer_name(layer)}: forward and backward {a} differ; not supported")
+                layers.append(RecurrentLayer(
+                    layer.name, [from_keras(*fwd.get_weights()).torch(), from_keras(*bwd.get_weights()).torch()],
+                    [fwd.go_backwards, bwd.go_backwards], _name_of(fwd.cell.recurrent_activation),
+                    _name_of(fwd.cell.activation), merge_mode=layer.merge_mode,
+                    return_sequences=layer.return_sequences, zero_output_for_mask=layer.return_sequences,
+                    stateful=bool(fwd.stateful or bwd.stateful), keras_version=getattr(fwd, "keras_version", None)))
+            else:
+                if not layer.built:
+                    raise ValueError(f"{_layer_name(layer)} is not built; call it once before exporting")
+                if layer.stateful:
+                    raise ValueError(f"{_layer_name(layer)}: " + UNSUPPORTED["stateful"])
+                layers.append(RecurrentLayer(
+                    layer.name, [from_keras(*layer.get_weights()).torch()], [layer.go_backwards],
+                    _name_of(layer.cell.recurrent_activation), _name_of(layer.cell.activation),
+                    processing_order=layer.go_backwards, return_sequences=layer.return_sequences,
+                    zero_output_for_mask=layer.zero_output_for_mask,
+                    keras_version=getattr(layer, "keras_version", None)))
+        chain = Chain(layers, "keras", not items[0].time_major if hasattr(items[0], "time_major") else True)
+        chain.validate()
+        return chain
+    stack = stack_from(obj)
+    layers = [RecurrentLayer(f"l{l}", dirs, [False, True][:len(dirs)], zero_output_for_mask=True)
+              for l, dirs in enumerate(stack.layers)]
+    return Chain(layers, "mindspore", stack.batch_first)
+
+
+def keras_outputs(layer: RecurrentLayer, outs: Sequence[Tensor]) -> List[Tensor]:
+    """What ``layer`` returns, from the engine's per-direction outputs ``outs[d]`` ``(T, B, H)`` (indexed by
+    original time): the Keras output rules, which a MindSpore/PyTorch layer (return_sequences, concat)
+    also follows.
+
+    * ``return_sequences``: the sequence, in processing order for a one-direction ``go_backwards`` layer
+      (Keras does not flip it back); else the last processed step's output (``t = 0`` for a reverse
+      direction), ``(B, H)``.
+    * two directions merge by ``merge_mode``: ``concat`` (forward features first), ``sum``, ``mul``, ``ave``,
+      or ``None`` (both returned).
+
+    Returns:
+        one tensor, or two for ``merge_mode=None``.
+
+    Raises:
+        ValueError: an unknown ``merge_mode``.
+    """
+    D = len(outs)
+    if layer.return_sequences:
+        seqs = [o.flip(0) if (layer.processing_order and D == 1) else o for o in outs]
+    else:
+        # the last processed step's output: at t = 0 for a reverse direction
+        seqs = [o[0] if rev else o[-1] for o, rev in zip(outs, layer.reverse)]
+    if D == 1:
+        return [seqs[0]]
+    if layer.merge_mode == "concat":
+        return [torch.cat(seqs, dim=-1)]
+    if layer.merge_mode == "sum":
+        return [seqs[0] + seqs[1]]
+    if layer.merge_mode == "mul":
+        return [seqs[0] * seqs[1]]
+    if layer.merge_mode == "ave":
+        return [(seqs[0] + seqs[1]) / 2]
+    if layer.merge_mode is None:
+        return list(seqs)
+    raise ValueError(f"layer {layer.name!r}: unknown merge_mode {layer.merge_mode!r}")
+
+
+@dataclass
+class ChainResult:
+    """What a chain returns, time-major: ``outputs`` (one tensor, or two for Keras ``merge_mode=None``;
+    ``(T, B, X)`` sequences or ``(B, X)`` last outputs), and the final states ``h``, ``c``: one ``(B, H_l)``
+    tensor per (layer, direction) in order (``h_n``/``c_n`` stack them to ``(N, B, H)`` when every layer
+    has the same H). Keras states ``[h, c]`` / ``[h_f, c_f, h_b, c_b]`` of the last layer are the last
+    1 or 2 entries."""
+
+    outputs: List[Tensor]
+    h: List[Tensor]
+    c: List[Tensor]
+
+    @property
+    def h_n(self) -> Tensor:
+        return torch.stack(self.h)
+
+    @property
+    def c_n(self) -> Tensor:
+        return torch.stack(self.c)
+
+
+def run_chain(chain: Chain, x: Tensor, *, lengths: Optional[Tensor] = None, h0: Optional[Tensor] = None,
+              c0: Optional[Tensor] = None) -> ChainResult:
+    """Run ``chain`` on the lstm-bridge engine.
+
+    Args:
+        x: ``(T, B, I)`` time-major (whatever the chain's own layout).
+        lengths: ``(B,)`` right-padding lengths (MindSpore ``seq_length``; a Keras right-padded mask).
+        h0, c0: ``(N, B, H)`` initial states, one row per (layer, direction); zeros when None.
+    """
+    from ..engine import lengths_to_valid, run_layer
+
+    T, B = x.shape[0], x.shape[1]
+    valid = lengths_to_valid(lengths, T) if lengths is not None else None
+    # MindSpore seq_length always writes zeros at padded steps; a Keras layer follows its own rule
+    rule = MaskedOutput.ZERO if chain.api == "mindspore" else None
+    y = x
+    hs: List[Tensor] = []
+    cs: List[Tensor] = []
+    row = 0
+    outputs: List[Tensor] = []
+    for layer in chain.layers:
+        D = len(layer.directions)
+        H = layer.hidden_size
+        dirs = [w.to(x.dtype) for w in layer.directions]
+        zeros = x.new_zeros(B, H)
+        h_init = [h0[row + d] if h0 is not None else zeros for d in range(D)]
+        c_init = [c0[row + d] if c0 is not None else zeros for d in range(D)]
+        outs, h_last, c_last = run_layer(y, dirs, h_init, c_init, reverse=list(layer.reverse), valid=valid,
+                                         semantics=layer.semantics(rule))
+        hs.extend(h_last)
+        cs.extend(c_last)
+        row += D
+        outputs = keras_outputs(layer, outs)
+        y = outputs[0]
+    return ChainResult(outputs, hs, cs)
+
+
+def standard_violations(chain: Chain) -> List[str]:
+    """Why ``chain`` cannot be a standard ``mindspore.nn.LSTM`` / ``torch.nn.LSTM`` stack (empty if it can):
+    :func:`lstm_bridge.targets.violations` for the ``mindspore`` target.
+
+    Presentation differences (``return_sequences=False`` on the last layer, the Keras state list) are
+    fine: the weights and the recurrence are what a file carries.
+    """
+    return _targets.violations(chain, "mindspore")
