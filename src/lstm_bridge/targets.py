@@ -11,14 +11,18 @@ Targets (:data:`TARGETS`):
 ==============  ===================================================================================
 
 A layer is described by a :class:`LayerDescription` (:func:`describe` builds them from a Keras
-front-end layer, a :class:`~lstm_bridge.formats.LSTMLayer` of a model file, or a converter
-:class:`~lstm_bridge.convert.ChainLayer`). :func:`violations` lists why a layer cannot be held by
-a target (empty when it can); :func:`check_expressible` raises :class:`ValueError` with those
-reasons; :func:`model_violations` / :func:`check_model` do the same for a whole
-:class:`~lstm_bridge.formats.ModelFile`, including mask producers (a Keras ``Embedding(mask_zero=True)``
-or ``Masking`` layer) that an ONNX LSTM graph cannot carry. Every writer (:func:`lstm_bridge.save`,
-each format's ``save``), :mod:`lstm_bridge.convert`, :mod:`lstm_bridge.explain` and the CLI ask
-this module; the reasons are the sentences of :data:`UNSUPPORTED`.
+front-end layer, a :class:`~lstm_bridge.formats.LSTMLayer` of a model file, or a
+:class:`~lstm_bridge.recurrent.RecurrentLayer` such as a converter chain's layers). A description
+holds no weights and can say what a :class:`~lstm_bridge.recurrent.RecurrentLayer` cannot hold (a
+Bidirectional whose halves differ, a layer not built yet, a parsed call in
+:mod:`lstm_bridge.explain`). :func:`violations` lists why a layer cannot be held by a target (empty
+when it can); :func:`check_expressible` raises :class:`ValueError` with those reasons;
+:func:`model_violations` / :func:`check_model` do the same for a whole
+:class:`~lstm_bridge.formats.ModelFile`, including mask producers (a Keras
+``Embedding(mask_zero=True)`` or ``Masking`` layer) that an ONNX LSTM graph cannot carry. Every
+writer (:func:`lstm_bridge.save`, each format's ``save``), :mod:`lstm_bridge.convert`,
+:mod:`lstm_bridge.explain` and the CLI ask this module; the reasons are the sentences of
+:data:`UNSUPPORTED`.
 
 Activation names are *resolved* names (:mod:`lstm_bridge.activations`): ``"hard_sigmoid"`` is the
 Keras-2 ``clip(0.2x + 0.5, 0, 1)`` and ``"hard_sigmoid_keras3"`` the Keras-3 ``relu6(x + 3) / 6``;
@@ -27,7 +31,10 @@ both are ONNX ``HardSigmoid`` (alpha 0.2 resp. 1/6, beta 0.5), neither is a Mind
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
+
+if TYPE_CHECKING:  # (imported on use: this module, and explain with it, load without torch)
+    from .recurrent import RecurrentLayer
 
 __all__ = [
     "TARGETS",
@@ -252,17 +259,18 @@ def _from_lstm_layer(e: Any) -> List[LayerDescription]:
     return [LayerDescription(e.name, e.kind, gate, cand, (go_back,), "concat", stateful, time_major, (), True, gen)]
 
 
-def _from_chain_layer(layer: Any) -> LayerDescription:
+def _from_recurrent(layer: RecurrentLayer) -> LayerDescription:
     D = len(layer.directions)
-    # chain activation names are resolved: "hard_sigmoid" is Keras 2's (generation=2 says so)
-    return LayerDescription(layer.name, "Bidirectional" if D == 2 else "LSTM", layer.gate, layer.candidate,
-                            tuple(bool(r) for r in layer.reverse), layer.merge_mode, generation=2)
+    # a RecurrentLayer's activation names are resolved: "hard_sigmoid" is Keras 2's (generation=2 says so)
+    return LayerDescription(layer.name, "Bidirectional" if D == 2 else layer.kind.value, layer.gate,
+                            layer.candidate, tuple(bool(r) for r in layer.reverse), layer.merge_mode,
+                            stateful=layer.stateful, generation=2)
 
 
 def describe(obj: Any) -> List[LayerDescription]:
     """The descriptions of ``obj``: a Keras front-end layer (``LSTM``, ``Bidirectional``, ``LSTMCell``)
     or a list of them, a model file's :class:`~lstm_bridge.formats.LSTMLayer` (one description per
-    stacked layer), a :class:`~lstm_bridge.convert.ChainLayer` or :class:`~lstm_bridge.convert.Chain`,
+    stacked layer), a :class:`~lstm_bridge.recurrent.RecurrentLayer` or a :class:`~lstm_bridge.convert.Chain`,
     a :class:`~lstm_bridge.formats.ModelFile`, or a :class:`LayerDescription` (returned as is).
     MindSpore / PyTorch modules hold standard semantics only and describe as such.
 
@@ -275,10 +283,11 @@ def describe(obj: Any) -> List[LayerDescription]:
         return [d for o in obj for d in describe(o)]
     if hasattr(obj, "lstm_layers") and hasattr(obj, "framework"):
         return describe_model_file(obj)
+    from .recurrent import RecurrentLayer
+    if isinstance(obj, RecurrentLayer):
+        return [_from_recurrent(obj)]
     if hasattr(obj, "layers") and hasattr(obj, "api") and hasattr(obj, "batch_first"):  # convert.Chain
-        return [_from_chain_layer(l) for l in obj.layers]
-    if hasattr(obj, "directions") and hasattr(obj, "reverse") and hasattr(obj, "gate"):  # convert.ChainLayer
-        return [_from_chain_layer(obj)]
+        return [_from_recurrent(l) for l in obj.layers]
     if hasattr(obj, "semantics") and hasattr(obj, "weights") and hasattr(obj, "num_layers"):  # formats.LSTMLayer
         return _from_lstm_layer(obj)
     from .keras import LSTM, Bidirectional, LSTMCell
