@@ -477,3 +477,12 @@ def test_ms_cpu_matmul_nt_rule():
     got = R.ms_cpu_matmul_nt(a, w)
     assert got.dtype == np.float32
     assert _maxdiff(got, a.astype(np.float64) @ w.T.astype(np.float64)) < 1e-5
+
+
+def test_package_ms_cpu_activations_equal_the_oracle_bit_for_bit():
+    """The emulation the engine will use for numerics="mindspore-cpu" (lstm_bridge.activations) is the oracle's."""
+    from lstm_bridge import activations as A
+    x = np.concatenate([np.linspace(-100, 100, 40001, dtype=np.float32),
+                        _rng(17).normal(0, 4, 20000).astype(np.float32)])
+    assert np.array_equal(A.ms_cpu_sigmoid(torch.tensor(x)).numpy(), R.ms_cpu_sigmoid(x))
+    assert np.array_equal(A.ms_cpu_tanh(torch.tensor(x)).numpy(), R.ms_cpu_tanh(x))
