@@ -20,9 +20,8 @@ import torch
 
 from ..engine import run_layer
 from .cell import allocation_errors, config_keras_version, unique_name
-from .layer import LSTM
-
-_MERGE_MODES = ("concat", "sum", "mul", "ave", None)
+from . import outputs as _outputs
+from .layer import LSTM, DirectionRun
 
 
 class Bidirectional(torch.nn.Module):
@@ -45,9 +44,7 @@ class Bidirectional(torch.nn.Module):
         if backward_layer is not None and not isinstance(backward_layer, LSTM):
             raise ValueError("`backward_layer` need to be a `lstm_bridge.keras.LSTM` instance. "
                              f"Received: {type(backward_layer).__name__}")
-        if merge_mode not in _MERGE_MODES:
-            raise ValueError(f"Invalid merge mode. Received: {merge_mode!r}. "
-                             f"Merge mode should be one of {{'sum', 'mul', 'ave', 'concat', None}}")
+        _outputs.check_merge_mode(merge_mode)
         unknown = set(kwargs) - {"name", "trainable", "dtype", "input_shape", "batch_input_shape"}
         if unknown:
             raise TypeError(f"Unrecognized keyword arguments passed to Bidirectional: {sorted(unknown)}")
@@ -163,12 +160,7 @@ class Bidirectional(torch.nn.Module):
         returns them, tuples for keras_version=3."""
         shapes = self.forward_layer.compute_output_shape(input_shape)
         output, states = (shapes[0], list(shapes[1:])) if self.return_state else (shapes, [])
-        if self.merge_mode == "concat":
-            merged = [output[:-1] + (output[-1] * 2,)]
-        elif self.merge_mode is None:
-            merged = [output, output]
-        else:
-            merged = [output]
+        merged = _outputs.merge_shapes(output, self.merge_mode)
         if not self.return_state and self.merge_mode is not None:
             return merged[0]
         result = merged + states + states
@@ -257,17 +249,6 @@ class Bidirectional(torch.nn.Module):
         return new
 
     # --- call ------------------------------------------------------------------------------------
-    def _merge(self, y_f: torch.Tensor, y_b: torch.Tensor):
-        if self.merge_mode == "concat":
-            return torch.cat([y_f, y_b], dim=-1)
-        if self.merge_mode == "sum":
-            return y_f + y_b
-        if self.merge_mode == "mul":
-            return y_f * y_b
-        if self.merge_mode == "ave":
-            return (y_f + y_b) / 2
-        return [y_f, y_b]
-
     def forward(self, inputs: Any, mask: Any = None, training: Optional[bool] = None,
                 initial_state: Any = None):
         """Run both directions on the same inputs and mask; see the module docstring for the returns."""
@@ -279,8 +260,8 @@ class Bidirectional(torch.nn.Module):
                 raise ValueError(f"Bidirectional initial_state must be [h_f, c_f, h_b, c_b]; received {got}")
             forward_state, backward_state = list(initial_state[:2]), list(initial_state[2:])
         fw, bw = self.forward_layer, self.backward_layer
-        f_call = fw._prepare(inputs, mask, training, forward_state)
-        b_call = bw._prepare(inputs, mask, training, backward_state)
+        f_call = fw.prepare(inputs, mask, training, forward_state)
+        b_call = bw.prepare(inputs, mask, training, backward_state)
         if self._initial_weights is not None:  # weights= given at construction: set once built
             weights, self._initial_weights = self._initial_weights, None
             self.set_weights(weights)
@@ -294,21 +275,17 @@ class Bidirectional(torch.nn.Module):
                                          [f_call.h0, b_call.h0], [f_call.c0, b_call.c0],
                                          reverse=[fw.go_backwards, bw.go_backwards], valid=f_call.valid,
                                          semantics=f_call.semantics, dropout=[f_call.dropout, b_call.dropout])
-            y_f = fw._finish(f_call, outs[0], hs[0], cs[0])
-            y_b = bw._finish(b_call, outs[1], hs[1], cs[1])
+            f_run, b_run = DirectionRun(outs[0], hs[0], cs[0]), DirectionRun(outs[1], hs[1], cs[1])
         else:
-            y_f, y_b = fw._run(f_call), bw._run(b_call)
+            f_run, b_run = fw.run(f_call), bw.run(b_call)
+        y_f, y_b = fw.finish(f_call, f_run), bw.finish(b_call, b_run)
         states: List[torch.Tensor] = []
-        if self.return_state:
-            states = list(y_f[1:]) + list(y_b[1:])
+        if self.return_state:  # each layer returned [output, h, c]
+            states = _outputs.state_list([y_f[1], y_b[1]], [y_f[2], y_b[2]])
             y_f, y_b = y_f[0], y_b[0]
         if self.return_sequences:
-            y_b = y_b.flip(0 if self.time_major else 1)
-        merged = self._merge(y_f, y_b)
-        outputs = list(merged) if isinstance(merged, list) else [merged]
-        if self.return_state:
-            outputs += states
-        elif self.merge_mode is not None:
-            return merged
-        # several outputs: a tuple in Keras 3, a list in tf_keras
-        return tuple(outputs) if self.keras_version >= 3 else outputs
+            y_b = _outputs.flip_back(y_b, 0 if self.time_major else 1)
+        merged = _outputs.merge(y_f, y_b, self.merge_mode)
+        if not self.return_state and self.merge_mode is not None:
+            return merged[0]
+        return _outputs.pack(merged + states, self.keras_version)

@@ -22,16 +22,14 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import warnings
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
 
-from .. import activations as _activations
 from .._tensors import as_float, check_shape
 from ..engine import CellActivations, DirectionWeights, DropoutMasks, LayerSemantics, run_layer
-from . import constraints as _constraints, initializers as _initializers, regularizers as _regularizers
+from . import initializers as _initializers, options as _options
 
 _name_counters: Dict[str, itertools.count] = {}
 
@@ -56,14 +54,6 @@ def resolve_dtype(dtype: Any) -> torch.dtype:
     return table[str(dtype)]
 
 
-def _check_rate(value: float, name: str) -> float:
-    """Keras (both generations) clips rates to [0, 1]: a negative rate is 0; 1.0 is refused by tf_keras when
-    dropout runs (training) and means no dropout in Keras 3 (its condition is ``0 < rate < 1``)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or value != value:
-        raise ValueError(f"{name} must be a float in [0, 1); received {name}={value!r}")
-    return min(1.0, max(0.0, float(value)))
-
-
 def dropout_mask(rate: float, count: int, shape: Sequence[int], like: torch.Tensor,
                  generator: Optional[torch.Generator]) -> Optional[torch.Tensor]:
     """``count`` inverted-dropout masks of ``shape``: 0 or 1/(1-rate), stacked to ``(count, *shape)``."""
@@ -82,6 +72,26 @@ class LSTMCell(torch.nn.Module):
     Like a Keras layer, the module starts in inference mode: dropout applies when ``training=True``
     is passed, or after ``.train()`` when ``training`` is left as None.
     """
+
+    # Set from the declared cell options (keras/options.py: one parse per option).
+    units: int
+    activation: Callable[[torch.Tensor], torch.Tensor]
+    recurrent_activation: Callable[[torch.Tensor], torch.Tensor]
+    use_bias: bool
+    kernel_initializer: Any
+    recurrent_initializer: Any
+    bias_initializer: Any
+    unit_forget_bias: bool
+    kernel_regularizer: Optional[Callable[[torch.Tensor], torch.Tensor]]
+    recurrent_regularizer: Optional[Callable[[torch.Tensor], torch.Tensor]]
+    bias_regularizer: Optional[Callable[[torch.Tensor], torch.Tensor]]
+    kernel_constraint: Optional[Callable[[torch.Tensor], torch.Tensor]]
+    recurrent_constraint: Optional[Callable[[torch.Tensor], torch.Tensor]]
+    bias_constraint: Optional[Callable[[torch.Tensor], torch.Tensor]]
+    dropout: float
+    recurrent_dropout: float
+    implementation: int
+    seed: Optional[int]
 
     def __init__(
         self,
@@ -109,37 +119,30 @@ class LSTMCell(torch.nn.Module):
         keras_version: int = 2,
     ):
         super().__init__()
-        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
-            raise ValueError("Received an invalid value for argument `units`, expected a positive integer, "
-                             f"got {units!r}.")
-        check_implementation(implementation)
-        self.units = int(units)
+        self._configure(_options.declared(locals(), "cell"), name=name, trainable=trainable, dtype=dtype,
+                        keras_version=keras_version)
+
+    #: TF 1.15 keeps ``implementation=2`` with recurrent dropout; Keras 2/3 force implementation 1.
+    _keeps_implementation_with_recurrent_dropout = False
+
+    def _configure(self, values: Dict[str, Any], *, name: Optional[str], trainable: bool, dtype: Any,
+                   keras_version: int) -> None:
+        """The one initialiser behind every cell signature: each declared cell option (keras/options.py)
+        validated and stored under its name, then the state derived from them."""
         self.keras_version = keras_version
-        self.activation = _activations.get(activation, keras_version)
-        self.recurrent_activation = _activations.get(recurrent_activation, keras_version)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = kernel_initializer
-        self.recurrent_initializer = recurrent_initializer
-        self.bias_initializer = bias_initializer
-        self._inits = [_initializers.get(i) for i in (kernel_initializer, recurrent_initializer, bias_initializer)]
-        self.unit_forget_bias = bool(unit_forget_bias)
-        self.kernel_regularizer = _regularizers.get(kernel_regularizer)
-        self.recurrent_regularizer = _regularizers.get(recurrent_regularizer)
-        self.bias_regularizer = _regularizers.get(bias_regularizer)
-        self.kernel_constraint = _constraints.get(kernel_constraint)
-        self.recurrent_constraint = _constraints.get(recurrent_constraint)
-        self.bias_constraint = _constraints.get(bias_constraint)
-        self.dropout = _check_rate(dropout, "dropout")
-        self.recurrent_dropout = _check_rate(recurrent_dropout, "recurrent_dropout")
-        # Keras (2 and 3) forces implementation 1 when recurrent_dropout is used.
-        self.implementation = 1 if self.recurrent_dropout > 0 else int(implementation)
-        self.seed = seed
+        # units and implementation first (their errors come before the others', as they always have)
+        for opt in sorted(_options.CELL_OPTIONS, key=lambda o: o.name not in ("units", "implementation")):
+            setattr(self, opt.name, opt.parse(values[opt.name], opt.name, keras_version))
+        self._inits = [_initializers.get(values[key])
+                       for key in ("kernel_initializer", "recurrent_initializer", "bias_initializer")]
+        if self.recurrent_dropout > 0 and not self._keeps_implementation_with_recurrent_dropout:
+            self.implementation = 1  # Keras (2 and 3) forces implementation 1 when recurrent_dropout is used.
         self.name = name or unique_name(self._default_name())
         self._trainable = bool(trainable)
         self.dtype_ = resolve_dtype(dtype)
         self._generator: Optional[torch.Generator] = None
-        if seed is not None:
-            self._generator = torch.Generator().manual_seed(int(seed))
+        if self.seed is not None:
+            self._generator = torch.Generator().manual_seed(int(self.seed))
         self.input_dim: Optional[int] = None
         self.kernel: Optional[torch.nn.Parameter] = None
         self.recurrent_kernel: Optional[torch.nn.Parameter] = None
@@ -308,29 +311,13 @@ class LSTMCell(torch.nn.Module):
 
     # --- config ------------------------------------------------------------------------------------
     def get_config(self) -> Dict[str, Any]:
-        """Every constructor argument (``LSTMCell.from_config(cell.get_config())`` rebuilds it)."""
-        def reg(r):
-            return r.get_config() if hasattr(r, "get_config") else r
-
-        return {
-            "name": self.name, "trainable": self.trainable, "dtype": str(self.dtype_).replace("torch.", ""),
-            "units": self.units,
-            "activation": _activations.serialize(self.activation),
-            "recurrent_activation": _activations.serialize(self.recurrent_activation),
-            "use_bias": self.use_bias,
-            "kernel_initializer": self.kernel_initializer,
-            "recurrent_initializer": self.recurrent_initializer,
-            "bias_initializer": self.bias_initializer,
-            "unit_forget_bias": self.unit_forget_bias,
-            "kernel_regularizer": reg(self.kernel_regularizer),
-            "recurrent_regularizer": reg(self.recurrent_regularizer),
-            "bias_regularizer": reg(self.bias_regularizer),
-            "kernel_constraint": reg(self.kernel_constraint),
-            "recurrent_constraint": reg(self.recurrent_constraint),
-            "bias_constraint": reg(self.bias_constraint),
-            "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout,
-            "implementation": self.implementation, "seed": self.seed,
-        }
+        """Every constructor argument (``LSTMCell.from_config(cell.get_config())`` rebuilds it): ``name``,
+        ``trainable``, ``dtype``, then each declared cell option (keras/options.py) in Keras's order."""
+        config: Dict[str, Any] = {"name": self.name, "trainable": self.trainable,
+                                  "dtype": str(self.dtype_).replace("torch.", "")}
+        for opt in _options.CELL_OPTIONS:
+            config[opt.name] = opt.serialize(getattr(self, opt.name))
+        return config
 
     @classmethod
     def from_config(cls, config: Dict[str, Any], keras_version: Optional[int] = None) -> LSTMCell:
@@ -357,16 +344,6 @@ class LSTMCell(torch.nn.Module):
         outs, hs, cs = run_layer(x.unsqueeze(0), [self.direction_weights()], [h0], [c0], reverse=[False],
                                  semantics=LayerSemantics(self.cell_activations()), dropout=[drop])
         return hs[0], [hs[0], cs[0]]
-
-
-def check_implementation(implementation: Any) -> None:
-    """Keras's ``implementation``: 1 (per-gate matmuls) or 2 (fused); 0 is accepted with tf_keras's
-    deprecation warning and computes as the fused form (as tf_keras and Keras 3 do)."""
-    if isinstance(implementation, bool) or implementation not in (0, 1, 2):
-        raise ValueError(f"implementation must be 1 or 2; received implementation={implementation!r}")
-    if implementation == 0:
-        warnings.warn("`implementation=0` has been deprecated, and now defaults to `implementation=1`. "
-                      "Please update your layer call.", stacklevel=3)
 
 
 # Larger single allocations are refused up front (torch would raise a bare RuntimeError or crash).

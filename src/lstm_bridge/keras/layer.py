@@ -17,25 +17,19 @@ arguments, shapes and return conventions.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 
 from .._tensors import as_float, as_tensor, check_shape
 from ..engine import DropoutMasks, LayerSemantics, MaskedOutput, run_layer
-from . import regularizers as _regularizers
+from . import options as _options, outputs as _outputs
 from .cell import LSTMCell, allocation_errors, config_keras_version, unique_name
 
-_CELL_ARGS = (
-    "activation", "recurrent_activation", "use_bias", "kernel_initializer", "recurrent_initializer",
-    "bias_initializer", "unit_forget_bias", "kernel_regularizer", "recurrent_regularizer", "bias_regularizer",
-    "kernel_constraint", "recurrent_constraint", "bias_constraint", "dropout", "recurrent_dropout",
-    "implementation", "seed",
-)
-# Keyword arguments Keras layers accept beyond the signature; the input-shape ones only pre-build.
-_EXTRA_KWARGS = {"name", "trainable", "dtype", "zero_output_for_mask", "input_shape", "batch_input_shape",
-                 "batch_size", "input_dim", "keras_version", "use_cudnn", "input_length", "weights"}
+# The cell's options, exposed on the layer as Keras does (layer.activation, layer.dropout, ...).
+_CELL_ATTRIBUTES = frozenset(o.name for o in _options.CELL_OPTIONS if o.name != "units") | {
+    "kernel", "recurrent_kernel", "bias", "input_dim"}
 # tf_keras's message when a stateful layer cannot know its batch size (base_rnn.py reset_states).
 _NO_BATCH_SIZE = ("If a RNN is stateful, it needs to know its batch size. Specify the batch size of your input "
                   "tensors: pass batch_input_shape=(batch, time, features) to the layer, build it with a known "
@@ -70,6 +64,14 @@ class LSTM(torch.nn.Module):
     """
 
     _cell_class = LSTMCell
+    # Set from the declared layer options (keras/options.py); the cell's are read through ``__getattr__``.
+    activity_regularizer: Optional[Callable[[torch.Tensor], torch.Tensor]]
+    return_sequences: bool
+    return_state: bool
+    go_backwards: bool
+    stateful: bool
+    unroll: bool
+    time_major: bool
 
     def __init__(
         self,
@@ -101,8 +103,13 @@ class LSTM(torch.nn.Module):
         **kwargs: Any,
     ):
         super().__init__()
+        self._configure(_options.declared(locals()), kwargs)
+
+    def _configure(self, values: Dict[str, Any], kwargs: Dict[str, Any]) -> None:
+        """The one initialiser behind every layer signature: the declared options (keras/options.py) in
+        ``values``, the extra Keras keyword arguments (``options.EXTRA_KWARGS``) in ``kwargs``."""
         self.keras_version = int(kwargs.get("keras_version", 2))
-        unknown = set(kwargs) - _EXTRA_KWARGS
+        unknown = set(kwargs) - set(_options.EXTRA_KWARGS)
         if self.keras_version >= 3 and "weights" in kwargs:
             unknown.add("weights")  # Keras 3 dropped the weights= constructor argument
         if unknown:
@@ -112,24 +119,13 @@ class LSTM(torch.nn.Module):
                             f"(passed to {type(self).__name__})")
         self.name = kwargs.get("name") or unique_name(self._default_name())
         trainable = bool(kwargs.get("trainable", True))
-        cell_args = dict(activation=activation, recurrent_activation=recurrent_activation, use_bias=use_bias,
-                         kernel_initializer=kernel_initializer, recurrent_initializer=recurrent_initializer,
-                         bias_initializer=bias_initializer, unit_forget_bias=unit_forget_bias,
-                         kernel_regularizer=kernel_regularizer, recurrent_regularizer=recurrent_regularizer,
-                         bias_regularizer=bias_regularizer, kernel_constraint=kernel_constraint,
-                         recurrent_constraint=recurrent_constraint, bias_constraint=bias_constraint,
-                         dropout=dropout, recurrent_dropout=recurrent_dropout, implementation=implementation,
-                         seed=seed)
-        self.cell = self._cell_class(units, name="lstm_cell", trainable=trainable, dtype=kwargs.get("dtype"),
+        cell_args = {o.name: values[o.name] for o in _options.CELL_OPTIONS}
+        self.cell = self._cell_class(name="lstm_cell", trainable=trainable, dtype=kwargs.get("dtype"),
                                      keras_version=self.keras_version, **cell_args)
         self.units = self.cell.units
-        self.activity_regularizer = _regularizers.get(activity_regularizer)
-        self.return_sequences = bool(return_sequences)
-        self.return_state = bool(return_state)
-        self.go_backwards = bool(go_backwards)
-        self.stateful = bool(stateful)
-        self.unroll = bool(unroll)  # same numbers as the loop (spec §3); accepted for config fidelity
-        self.time_major = bool(time_major)
+        for opt in _options.LAYER_OPTIONS:
+            # unroll gives the loop's numbers (spec §3); accepted for config fidelity and one masking quirk
+            setattr(self, opt.name, opt.parse(values[opt.name], opt.name, self.keras_version))
         self.zero_output_for_mask = bool(kwargs.get("zero_output_for_mask", False))
         self.use_cudnn = kwargs.get("use_cudnn", "auto")
         self._activity_losses: List[torch.Tensor] = []
@@ -153,7 +149,7 @@ class LSTM(torch.nn.Module):
     # --- Keras attribute surface ---------------------------------------------------------------
     def __getattr__(self, item: str):
         # Keras exposes the cell's arguments on the layer (layer.activation, layer.dropout, ...).
-        if item in _CELL_ARGS or item in ("kernel", "recurrent_kernel", "bias", "input_dim"):
+        if item in _CELL_ATTRIBUTES:
             return getattr(self._modules["cell"], item)
         return super().__getattr__(item)
 
@@ -261,15 +257,15 @@ class LSTM(torch.nn.Module):
         dtype: Any = cell["dtype"]
         if self.keras_version >= 3:  # Keras 3 writes a DTypePolicy (which also marks the generation)
             dtype = {"module": "keras", "class_name": "DTypePolicy", "config": {"name": dtype}, "registered_name": None}
-        config = {"name": self.name, "trainable": self.trainable, "dtype": dtype,
-                  "return_sequences": self.return_sequences, "return_state": self.return_state,
-                  "go_backwards": self.go_backwards, "stateful": self.stateful, "unroll": self.unroll,
-                  "time_major": self.time_major, "zero_output_for_mask": self.zero_output_for_mask,
-                  "units": self.units}
-        for key in _CELL_ARGS:
-            config[key] = cell[key]
-        reg = self.activity_regularizer
-        config["activity_regularizer"] = reg.get_config() if hasattr(reg, "get_config") else reg
+        config: Dict[str, Any] = {"name": self.name, "trainable": self.trainable, "dtype": dtype}
+        for opt in _options.LAYER_OPTIONS:  # Keras's key order: the layer's flags, units, the cell's, ...
+            if opt.name != "activity_regularizer":
+                config[opt.name] = opt.serialize(getattr(self, opt.name))
+        config["zero_output_for_mask"] = self.zero_output_for_mask
+        for opt in _options.CELL_OPTIONS:
+            config[opt.name] = cell[opt.name]
+        opt = _options.option("activity_regularizer")
+        config[opt.name] = opt.serialize(self.activity_regularizer)
         return config
 
     @classmethod
@@ -368,8 +364,10 @@ class LSTM(torch.nn.Module):
                             "keras_version=3)")
         return as_float(t, "inputs", dtype)
 
-    def _prepare(self, inputs: Any, mask: Any, training: Optional[bool], initial_state: Any) -> _Call:
-        """Check and translate one call's Keras arguments into the engine's terms."""
+    def prepare(self, inputs: Any, mask: Any = None, training: Optional[bool] = None,
+                initial_state: Any = None) -> LayerCall:
+        """Check and translate one call's Keras arguments (as :meth:`forward` takes them) into the
+        engine's terms; builds the layer on its first call."""
         inputs, initial_state = self.split_inputs(inputs, initial_state)
         x = self._as_input(inputs)
         if x.dim() != 3:
@@ -390,51 +388,54 @@ class LSTM(torch.nn.Module):
         # go_backwards and zero_output_for_mask meet (Bidirectional + mask + unroll; spec keras §6).
         unroll_quirk = self.unroll and self.go_backwards and self.zero_output_for_mask and valid is not None
         rule = MaskedOutput.ZERO if self.zero_output_for_mask and not unroll_quirk else MaskedOutput.CARRY
-        return _Call(xt, h0, c0, valid, drop, LayerSemantics(self.cell.cell_activations(), rule), unroll_quirk)
+        return LayerCall(xt, h0, c0, valid, drop, LayerSemantics(self.cell.cell_activations(), rule), unroll_quirk)
 
-    def _finish(self, call: _Call, seq: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> Output:
-        """Keras's return conventions from the engine's ``(T, B, u)`` original-time outputs."""
-        valid, B = call.valid, call.xt.shape[1]
-        if self.return_sequences:
-            output = seq.flip(0) if self.go_backwards else seq  # processing order, as Keras returns it
-            if call.unroll_quirk:
-                output = torch.where(valid.unsqueeze(-1), output, torch.zeros_like(output))
-            if not self.time_major:
-                output = output.transpose(0, 1)
-        else:
-            output = seq[0] if self.go_backwards else seq[-1]  # the last processed step's output
-            if call.unroll_quirk:
-                output = torch.where(valid[0].unsqueeze(-1), output, torch.zeros_like(output))
-        if self.stateful:
-            self.states = [h.detach(), c.detach()]
-            self._batch_size = B
-        results = [output, h, c] if self.return_state else [output]
-        self._activity_losses = []
-        if self.activity_regularizer is not None:
-            self._activity_losses = [self.activity_regularizer(r) / B for r in results]
-        if not self.return_state:
-            return output
-        return tuple(results) if self.keras_version >= 3 else results  # a tuple in Keras 3, a list in tf_keras
-
-    def forward(self, inputs: Any, mask: Any = None, training: Optional[bool] = None,
-                initial_state: Any = None) -> Output:
-        """Run the layer; see the class docstring for shapes and conventions."""
-        return self._run(self._prepare(inputs, mask, training, initial_state))
-
-    def _run(self, call: _Call) -> Output:
+    # --- the runner interface (Bidirectional drives its two layers through it) ----------------------
+    def run(self, call: LayerCall) -> DirectionRun:
+        """The engine's pass over one prepared call (no Keras conventions yet): ``seq`` the ``(T, B, u)``
+        outputs in original time order, ``h``/``c`` the final ``(B, u)`` states."""
         if call.xt.shape[1] == 0:  # an empty batch: Keras returns empty outputs of the right shapes
-            empty = call.h0.new_zeros(call.xt.shape[0], 0, self.units)
-            return self._finish(call, empty, call.h0, call.c0)
+            return DirectionRun(call.h0.new_zeros(call.xt.shape[0], 0, self.units), call.h0, call.c0)
         with allocation_errors(f"layer {self.name!r} on input shape {tuple(call.xt.shape)} (time, batch, "
                                f"features) with units={self.units}"):
             outs, hs, cs = run_layer(call.xt, [self.cell.direction_weights()], [call.h0], [call.c0],
                                      reverse=[self.go_backwards], valid=call.valid, semantics=call.semantics,
                                      dropout=[call.dropout])
-        return self._finish(call, outs[0], hs[0], cs[0])
+        return DirectionRun(outs[0], hs[0], cs[0])
+
+    def finish(self, call: LayerCall, result: DirectionRun) -> Output:
+        """Keras's returns (keras/outputs.py) from :meth:`run`'s result; also stores a stateful layer's
+        states and the call's activity-regularizer losses."""
+        seq, h, c = result
+        valid, B = call.valid, call.xt.shape[1]
+        output = _outputs.direction_output(seq, reverse=self.go_backwards, return_sequences=self.return_sequences)
+        if call.unroll_quirk and valid is not None:
+            keep = valid if self.return_sequences else valid[0]
+            output = torch.where(keep.unsqueeze(-1), output, torch.zeros_like(output))
+        if self.return_sequences and not self.time_major:
+            output = output.transpose(0, 1)
+        if self.stateful:
+            self.states = [h.detach(), c.detach()]
+            self._batch_size = B
+        results = [output, *_outputs.state_list([h], [c])] if self.return_state else [output]
+        self._activity_losses = []
+        if self.activity_regularizer is not None:
+            self._activity_losses = [self.activity_regularizer(r) / B for r in results]
+        if not self.return_state:
+            return output
+        return _outputs.pack(results, self.keras_version)
+
+    def forward(self, inputs: Any, mask: Any = None, training: Optional[bool] = None,
+                initial_state: Any = None) -> Output:
+        """Run the layer; see the class docstring for shapes and conventions."""
+        call = self.prepare(inputs, mask, training, initial_state)
+        return self.finish(call, self.run(call))
 
 
-class _Call(NamedTuple):
-    """One prepared call: time-major input, initial state, step mask, dropout masks, semantics."""
+class LayerCall(NamedTuple):
+    """One prepared call (:meth:`LSTM.prepare`): time-major input ``xt (T, B, F)``, initial state
+    ``h0``/``c0 (B, u)``, step mask ``valid (T, B)`` (None: every step), dropout masks, the engine
+    semantics, and whether Keras's unrolled-loop masking quirk applies (spec keras §6)."""
 
     xt: torch.Tensor
     h0: torch.Tensor
@@ -443,3 +444,11 @@ class _Call(NamedTuple):
     dropout: Optional[DropoutMasks]
     semantics: LayerSemantics
     unroll_quirk: bool
+
+
+class DirectionRun(NamedTuple):
+    """:meth:`LSTM.run`'s result: ``seq (T, B, u)`` in original time order, final ``h``, ``c (B, u)``."""
+
+    seq: torch.Tensor
+    h: torch.Tensor
+    c: torch.Tensor

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from . import cell as _cell
+from . import cell as _cell, options as _options
 from .layer import LSTM as _LSTM
 
 __all__ = ["LSTM", "LSTMCell"]
 
 
 class LSTMCell(_cell.LSTMCell):
-    """TF 1.15 ``LSTMCell``: hard_sigmoid gates and implementation 1 by default."""
+    """TF 1.15 ``LSTMCell``: hard_sigmoid gates and implementation 1 by default; ``implementation=2``
+    stays with ``recurrent_dropout`` (one recurrent mask shared by the four gates)."""
+
+    _keeps_implementation_with_recurrent_dropout = True
 
     def __init__(self, units: int, activation: Any = "tanh", recurrent_activation: Any = "hard_sigmoid",
                  use_bias: bool = True, kernel_initializer: Any = "glorot_uniform",
@@ -26,15 +29,10 @@ class LSTMCell(_cell.LSTMCell):
                  unit_forget_bias: bool = True, kernel_regularizer: Any = None, recurrent_regularizer: Any = None,
                  bias_regularizer: Any = None, kernel_constraint: Any = None, recurrent_constraint: Any = None,
                  bias_constraint: Any = None, dropout: float = 0.0, recurrent_dropout: float = 0.0,
-                 implementation: int = 1, seed: Optional[int] = None, **kwargs: Any):
-        kwargs.setdefault("keras_version", 2)
-        super().__init__(units, activation, recurrent_activation, use_bias, kernel_initializer,
-                         recurrent_initializer, bias_initializer, unit_forget_bias, kernel_regularizer,
-                         recurrent_regularizer, bias_regularizer, kernel_constraint, recurrent_constraint,
-                         bias_constraint, dropout, recurrent_dropout, 1, seed, **kwargs)
-        # TF 1.15 keeps the requested implementation even with recurrent dropout.
-        _cell.check_implementation(implementation)
-        self.implementation = int(implementation)
+                 implementation: int = 1, seed: Optional[int] = None, name: Optional[str] = None,
+                 trainable: bool = True, dtype: Any = None, keras_version: int = 2):
+        super().__init__(**_options.declared(locals(), "cell"), name=name, trainable=trainable, dtype=dtype,
+                         keras_version=keras_version)
 
     def _recurrent_mask_count(self) -> int:
         return 4 if self.implementation == 1 else 1
@@ -54,16 +52,5 @@ class LSTM(_LSTM):
                  recurrent_constraint: Any = None, bias_constraint: Any = None, dropout: float = 0.0,
                  recurrent_dropout: float = 0.0, implementation: int = 1, return_sequences: bool = False,
                  return_state: bool = False, go_backwards: bool = False, stateful: bool = False,
-                 unroll: bool = False, time_major: bool = False, **kwargs: Any):
-        kwargs.setdefault("keras_version", 2)
-        super().__init__(units, activation=activation, recurrent_activation=recurrent_activation,
-                         use_bias=use_bias, kernel_initializer=kernel_initializer,
-                         recurrent_initializer=recurrent_initializer, bias_initializer=bias_initializer,
-                         unit_forget_bias=unit_forget_bias, kernel_regularizer=kernel_regularizer,
-                         recurrent_regularizer=recurrent_regularizer, bias_regularizer=bias_regularizer,
-                         activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
-                         recurrent_constraint=recurrent_constraint, bias_constraint=bias_constraint,
-                         dropout=dropout, recurrent_dropout=recurrent_dropout, implementation=implementation,
-                         return_sequences=return_sequences, return_state=return_state,
-                         go_backwards=go_backwards, stateful=stateful, unroll=unroll, time_major=time_major,
-                         **kwargs)
+                 unroll: bool = False, time_major: bool = False, seed: Optional[int] = None, **kwargs: Any):
+        super().__init__(**_options.declared(locals()), **kwargs)
