@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import FIXTURES, keras_weights, max_abs
 from lstm_bridge import convert
 from lstm_bridge.keras import LSTM, Bidirectional
 from lstm_bridge.mindspore import LSTM as MsLSTM
+
+from helpers import FIXTURES, keras_weights, max_abs
 
 TOL = 1e-6
 
@@ -229,3 +230,28 @@ def test_chain_run_matches_front_ends(rng):
     assert convert.standard_violations(chain)  # hard_sigmoid, ave, go_backwards
     diffs = convert.compare_chains(chain, convert.chain_from(layers))
     assert all(d.worst == 0.0 for d in diffs)
+
+
+@pytest.mark.parametrize("merge_mode, expected", [
+    ("concat", lambda f, b: [torch.cat([f, b], -1)]), ("sum", lambda f, b: [f + b]), ("mul", lambda f, b: [f * b]),
+    ("ave", lambda f, b: [(f + b) / 2]), (None, lambda f, b: [f, b])])
+def test_keras_outputs_merge_rules(merge_mode, expected):
+    """The chain runner's output rules live in one function: merges, the last processed step of each
+    direction without return_sequences, and processing order for a lone go_backwards layer."""
+    f, b = torch.randn(4, 2, 3), torch.randn(4, 2, 3)
+    layer = convert.ChainLayer("bi", [], [False, True], merge_mode=merge_mode)  # the rules need no weights
+    for got, want in zip(convert.keras_outputs(layer, [f, b]), expected(f, b)):
+        assert torch.equal(got, want)
+    layer.return_sequences = False
+    for got, want in zip(convert.keras_outputs(layer, [f, b]), expected(f[-1], b[0])):
+        assert torch.equal(got, want)
+
+
+def test_keras_outputs_processing_order_and_unknown_merge():
+    out = torch.randn(4, 2, 3)
+    back = convert.ChainLayer("gb", [], [True], processing_order=True)
+    assert torch.equal(convert.keras_outputs(back, [out])[0], out.flip(0))
+    back.return_sequences = False
+    assert torch.equal(convert.keras_outputs(back, [out])[0], out[0])
+    with pytest.raises(ValueError, match="unknown merge_mode 'max'"):
+        convert.keras_outputs(convert.ChainLayer("m", [], [False, True], merge_mode="max"), [out, out])

@@ -87,6 +87,24 @@ def test_descriptions_of_front_end_and_file_layers_agree():
         assert getattr(d_module, field) == getattr(d_file, field), field
 
 
+def test_a_recurrent_layer_is_described_by_its_typed_fields():
+    """A converter chain's layers are recurrent.RecurrentLayer: their description agrees with the front-end
+    layer's, including stateful (which a chain of a stateful Bidirectional used to drop)."""
+    from lstm_bridge.convert import chain_from
+    from lstm_bridge.recurrent import RecurrentLayer
+    layer = _built(Bidirectional(LSTM(4, recurrent_activation="hard_sigmoid", return_sequences=True,
+                                      stateful=True), name="bi"))
+    (d_module,) = targets.describe(layer)
+    (chain_layer,) = chain_from(layer).layers
+    assert isinstance(chain_layer, RecurrentLayer) and chain_layer.stateful
+    (d_chain,) = targets.describe(chain_layer)
+    for field in ("kind", "gate", "candidate", "reverse", "merge_mode", "stateful"):
+        assert getattr(d_module, field) == getattr(d_chain, field), field
+    assert any("stateful=True" in r for r in targets.violations(chain_layer, "mindspore"))
+    (plain,) = chain_from(_built(LSTM(3))).layers
+    assert targets.describe(plain)[0].kind == "LSTM" and targets.violations(plain, "torch") == []
+
+
 # --- silent wrong result 1: every writer asks the rule -------------------------------------------
 
 @pytest.mark.parametrize("suffix", [".ckpt", ".pt", ".safetensors"])

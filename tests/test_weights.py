@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from lstm_bridge import weights as W
+
 from helpers import keras_weights, uneven
 
 

@@ -1,0 +1,131 @@
+"""lstm_bridge.recurrent: the one typed description of a recurrent layer (cell kind, weights, semantics)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lstm_bridge import activations, convert, engine, recurrent, weights
+from lstm_bridge.engine import semantics as engine_semantics
+from lstm_bridge.recurrent import CellKind, DirectionWeights, MaskedOutput, RecurrentLayer
+
+from helpers import uneven
+
+
+def _weights(kind: CellKind, I: int = 3, H: int = 2, seed: int = 0) -> DirectionWeights:
+    g = torch.Generator().manual_seed(seed)
+    G = kind.gate_count
+    return DirectionWeights(torch.randn(G * H, I, generator=g), torch.randn(G * H, H, generator=g),
+                            torch.randn(G * H, generator=g), torch.randn(G * H, generator=g), kind)
+
+
+def test_one_record_behind_every_old_name():
+    assert weights.LSTMWeights is recurrent.DirectionWeights
+    assert weights.DirectionWeights is recurrent.DirectionWeights
+    assert engine.DirectionWeights is recurrent.DirectionWeights
+    assert engine_semantics.DirectionWeights is recurrent.DirectionWeights
+    for name in ("CellActivations", "MaskedOutput", "DropoutMasks", "LayerSemantics", "CellKind"):
+        assert getattr(engine, name) is getattr(recurrent, name)
+        assert getattr(engine_semantics, name) is getattr(recurrent, name)
+    assert convert.ChainLayer is recurrent.RecurrentLayer
+    # what a reader produces is what the engine takes
+    w = weights.from_keras(np.zeros((3, 8), np.float32), np.zeros((2, 8), np.float32))
+    assert isinstance(w, engine.DirectionWeights) and w.kind is CellKind.LSTM
+
+
+def test_convert_keeps_every_public_name_and_its_rooms():
+    from lstm_bridge.convert import chain, compare, modules
+    for name in convert.__all__:
+        assert hasattr(convert, name), name
+    assert convert.LSTMStack is modules.LSTMStack and convert.run_chain is chain.run_chain
+    assert convert.compare_chains is compare.compare_chains and convert.keras_outputs is chain.keras_outputs
+
+
+@pytest.mark.parametrize("kind, G, gates", [(CellKind.LSTM, 4, ("i", "f", "g", "o")),
+                                            (CellKind.GRU, 3, ("r", "z", "n")), (CellKind.RNN, 1, ())])
+def test_cell_kind_gate_counts_shape_the_weights(kind, G, gates):
+    assert kind.gate_count == G and kind.gates == gates
+    w = _weights(kind, I=5, H=3)
+    assert (w.hidden_size, w.input_size, w.has_bias) == (3, 5, True)
+    for other in CellKind:
+        if other.gate_count != G:
+            with pytest.raises(ValueError, match=r"w_hh must be \(" + ("H" if other.gate_count == 1 else
+                                                                       f"{other.gate_count}H") + r", H\)"):
+                DirectionWeights(w.w_ih, w.w_hh, kind=other)
+
+
+def test_copies_keep_the_kind_and_equal_compares_it():
+    w = _weights(CellKind.GRU)
+    assert w.numpy().kind is CellKind.GRU and w.torch(torch.float64).kind is CellKind.GRU
+    assert w.to(torch.float64).w_ih.dtype == torch.float64 and w.to(torch.float64).kind is CellKind.GRU
+    assert w.equal(w.numpy()) and w.numpy().equal(w.torch())
+    rnn = DirectionWeights(w.w_ih[:2], w.w_hh[:2, :], kind=CellKind.RNN)  # (2, 3) / (2, 2): an RNN with H=2
+    assert rnn.hidden_size == 2 and not rnn.equal(w)
+
+
+def test_mixed_numpy_and_torch_refused_for_every_kind():
+    w = _weights(CellKind.GRU)
+    with pytest.raises(TypeError, match="GRU weight arrays .* a mix"):
+        DirectionWeights(w.w_ih.numpy(), w.w_hh, kind=CellKind.GRU)
+    with pytest.raises(TypeError, match="mix"):
+        DirectionWeights(w.w_ih, w.w_hh, w.b_ih.numpy(), kind=CellKind.GRU)
+
+
+@pytest.mark.parametrize("kind", [CellKind.GRU, CellKind.RNN])
+def test_engine_refuses_other_cell_kinds_by_name(kind):
+    w = _weights(kind, I=3, H=2)
+    x = torch.randn(4, 2, 3)
+    h = torch.zeros(2, 2)
+    with pytest.raises(NotImplementedError, match=f"LSTM cells only.*'{kind.value}'"):
+        engine.run_layer(x, [w], [h], [h], reverse=[False])
+    with pytest.raises(NotImplementedError, match=kind.value):
+        engine.run_stack(x, [[w]], torch.zeros(1, 2, 2), torch.zeros(1, 2, 2))
+    lstm = _weights(CellKind.LSTM, I=3, H=2)
+    with pytest.raises(NotImplementedError, match=f"\\['LSTM', '{kind.value}'\\]"):
+        engine.run_layer(x, [lstm, w], [h, h], [h, h], reverse=[False, True])
+
+
+def test_recurrent_layer_semantics_maps_names_and_mask_rule():
+    w = _weights(CellKind.LSTM)
+    layer = RecurrentLayer("l", [w], [False], gate="hard_sigmoid", candidate="softsign")
+    sem = layer.semantics()
+    assert sem.activations.gate is activations.by_name("hard_sigmoid")
+    assert sem.activations.candidate is activations.by_name("softsign")
+    assert sem.activations.cell is activations.by_name("softsign")  # the candidate is also the cell activation
+    assert sem.masked_output is MaskedOutput.CARRY and not sem.onednn_bits
+    assert not sem.activations.is_standard
+    layer.zero_output_for_mask = True
+    assert layer.masked_output is MaskedOutput.ZERO and layer.semantics().masked_output is MaskedOutput.ZERO
+    assert layer.semantics(MaskedOutput.CARRY).masked_output is MaskedOutput.CARRY  # a runner's override
+    std = RecurrentLayer("s", [w], [False]).semantics()
+    assert std.activations.is_standard and std == engine.LayerSemantics()
+    with pytest.raises(ValueError, match="unknown activation 'nope'"):
+        RecurrentLayer("bad", [w], [False], gate="nope").semantics()
+
+
+def test_recurrent_layer_sizes_and_defaults():
+    rng = np.random.default_rng(0)
+    fwd = DirectionWeights(uneven(rng, (20, 3)), uneven(rng, (20, 5)))
+    layer = RecurrentLayer("bi", [fwd, fwd], [False, True])
+    assert (layer.input_size, layer.hidden_size, layer.output_size) == (3, 5, 10)
+    assert (layer.kind, layer.stateful, layer.keras_version) == (CellKind.LSTM, False, None)
+    layer.merge_mode = "sum"
+    assert layer.output_size == 5
+
+
+def test_semantics_run_on_the_engine_like_the_keras_front_end():
+    """RecurrentLayer.semantics() is what run_chain hands the engine: a hard_sigmoid go_backwards layer run
+    through it equals lstm_bridge.keras.LSTM."""
+    from lstm_bridge.keras import LSTM
+    rng = np.random.default_rng(1)
+    k = LSTM(4, recurrent_activation="hard_sigmoid", go_backwards=True, return_sequences=True)
+    k.build((None, 5, 3))
+    k.set_weights([uneven(rng, (3, 16)), uneven(rng, (4, 16)), uneven(rng, (16,))])
+    x = torch.from_numpy(uneven(rng, (2, 5, 3), 1.0))
+    chain = convert.chain_from(k)
+    layer = chain.layers[0]
+    assert (layer.gate, layer.processing_order, layer.keras_version) == ("hard_sigmoid", True, 2)
+    res = convert.run_chain(chain, x.transpose(0, 1).contiguous())
+    with torch.no_grad():
+        expected = k(x)
+    assert torch.equal(res.outputs[0].transpose(0, 1), expected)
