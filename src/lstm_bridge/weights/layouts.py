@@ -27,7 +27,7 @@ function mutates its arguments.
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union, cast
 
 import numpy as np
 import torch
@@ -72,27 +72,31 @@ def _is_torch(a: Any) -> bool:
 
 
 def _transpose(a: Array) -> Array:
-    return a.t().contiguous() if _is_torch(a) else np.ascontiguousarray(a.T)
+    return a.t().contiguous() if isinstance(a, torch.Tensor) else np.ascontiguousarray(a.T)
 
 
 def _concat(parts: Sequence[Array], axis: int = 0) -> Array:
     if _is_torch(parts[0]):
-        return torch.cat(list(parts), dim=axis)
+        return torch.cat(cast(List[torch.Tensor], list(parts)), dim=axis)
     return np.concatenate(list(parts), axis=axis)
 
 
 def _stack(parts: Sequence[Array]) -> Array:
     if _is_torch(parts[0]):
-        return torch.stack(list(parts), dim=0)
+        return torch.stack(cast(List[torch.Tensor], list(parts)), dim=0)
     return np.stack(list(parts), axis=0)
 
 
 def _zeros_like(a: Array) -> Array:
-    return torch.zeros_like(a) if _is_torch(a) else np.zeros_like(a)
+    return torch.zeros_like(a) if isinstance(a, torch.Tensor) else np.zeros_like(a)
 
 
 def _copy(a: Array) -> Array:
-    return a.clone() if _is_torch(a) else np.array(a, copy=True)
+    return a.clone() if isinstance(a, torch.Tensor) else np.array(a, copy=True)
+
+
+def _numpy(a: Array) -> np.ndarray:
+    return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
 
 
 def _shape(a: Array) -> Tuple[int, ...]:
@@ -104,10 +108,10 @@ def _gate_blocks(a: Array, axis: int, n: int = 4) -> List[Array]:
     if size % n:
         raise ValueError(f"axis {axis} of an array of shape {_shape(a)} is not divisible into {n} gate blocks")
     h = size // n
-    if _is_torch(a):
+    if isinstance(a, torch.Tensor):
         return [a.narrow(axis, k * h, h) for k in range(n)]
     index = [slice(None)] * a.ndim
-    out = []
+    out: List[Array] = []
     for k in range(n):
         index[axis] = slice(k * h, (k + 1) * h)
         out.append(a[tuple(index)])
@@ -190,10 +194,11 @@ def to_torch_state_dict(layers: Sequence[Sequence[LSTMWeights]], prefix: str = "
             groups["weight_ih"][f"weight_ih{suffix}"] = _copy(w.w_ih)
             groups["weight_hh"][f"weight_hh{suffix}"] = _copy(w.w_hh)
             if has_bias:
+                either: Any = w.b_ih if w.b_ih is not None else w.b_hh  # has_bias: one is not None
                 groups["bias_ih"][f"bias_ih{suffix}"] = (_copy(w.b_ih) if w.b_ih is not None
-                                                         else _zeros_like(w.b_hh))
+                                                         else _zeros_like(either))
                 groups["bias_hh"][f"bias_hh{suffix}"] = (_copy(w.b_hh) if w.b_hh is not None
-                                                         else _zeros_like(w.b_ih))
+                                                         else _zeros_like(either))
     out: Dict[str, Array] = {}
     for g in groups.values():
         for k, v in g.items():
@@ -340,12 +345,10 @@ def from_cudnn_lstm(kernel: Array, recurrent_kernel: Array, bias: Array) -> LSTM
     if b_shape != (8 * u,):
         raise ValueError(f"CuDNNLSTM bias must be (8*units,) = ({8 * u},); received {b_shape}")
     torch_in = _is_torch(kernel)
-    k = kernel.detach().cpu().numpy() if torch_in else np.asarray(kernel)
-    r = recurrent_kernel.detach().cpu().numpy() if torch_in else np.asarray(recurrent_kernel)
-    b = bias.detach().cpu().numpy() if torch_in else np.asarray(bias)
+    k, r, b = _numpy(kernel), _numpy(recurrent_kernel), _numpy(bias)
     i_dim = k_shape[0]
-    k_blocks = [blk.T.reshape((i_dim, u), order="F") for blk in _gate_blocks(k, 1)]
-    r_blocks = [blk.T for blk in _gate_blocks(r, 1)]
+    k_blocks = [np.asarray(blk).T.reshape((i_dim, u), order="F") for blk in _gate_blocks(k, 1)]
+    r_blocks = [np.asarray(blk).T for blk in _gate_blocks(r, 1)]
     keras_kernel = np.concatenate(k_blocks, axis=1)
     keras_rec = np.concatenate(r_blocks, axis=1)
     w = LSTMWeights(np.ascontiguousarray(keras_kernel.T), np.ascontiguousarray(keras_rec.T),
