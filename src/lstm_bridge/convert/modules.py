@@ -63,7 +63,7 @@ Tensor = torch.Tensor
 class LSTMStack:
     """The neutral form every conversion goes through: a PyTorch/MindSpore-style stack.
 
-    ``layers[l][d]``: canonical :class:`~lstm_bridge.weights.DirectionWeights` (torch tensors) of layer
+    ``layers[l][d]``: canonical :class:`~lstm_bridge.recurrent.DirectionWeights` (torch tensors) of layer
     ``l``, direction ``d`` (0 forward, 1 reverse), gate order i, f, g, o. ``batch_first`` says whether
     inputs are ``(B, T, I)``; ``dropout`` is MindSpore/PyTorch's between-layer dropout (training only).
     """
