@@ -2,8 +2,8 @@
 
 Front ends call only :func:`run_layer` and :func:`run_stack` (and the vocabulary of
 :mod:`lstm_bridge.recurrent`, re-exported by :mod:`.semantics` and here). The engine runs LSTM cells;
-weights of another :class:`~lstm_bridge.recurrent.CellKind` are refused with ``NotImplementedError``. Below them sit two interchangeable paths with the same numbers within float32
-rounding:
+weights of another :class:`~lstm_bridge.recurrent.CellKind` are refused with ``NotImplementedError``.
+Below them sit two interchangeable paths with the same numbers within float32 rounding:
 
 * the native CPU kernel (``engine/native``), when it is built and supports the request;
 * the portable pure-torch path (:mod:`.torch_path`).
