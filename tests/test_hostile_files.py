@@ -208,12 +208,20 @@ def test_hdf5_pointing_at_a_fifo_does_not_hang(tmp_path):
         assert exc == "FormatError" and fifo in msg and msg.startswith(path), (path, exc, msg)
 
 
-def test_hdf5_corrupt_global_heap_is_refused_not_spun_on(tmp_path):
-    """One corrupted size of a variable-length string (keras_version) made HDF5 2.0 loop forever."""
-    data = bytearray((K / "tfkeras_bilstm_stacked_weights_legacy.h5").read_bytes())
-    i = data.index(b"\x06" + bytes(7) + b"2.21.0")  # the heap object's size (6), then the string
-    data[i:i + 8] = (1030).to_bytes(8, "little")
-    p = tmp_path / "heap.h5"
+@pytest.mark.parametrize("corruption", ["object_size", "collection_size"])
+def test_hdf5_corrupt_global_heap_is_refused_not_spun_on(corruption, tmp_path):
+    """Found by the long fuzz: one corrupted size in a global heap (where variable-length strings such as
+    keras_version live) made HDF5 2.0 loop forever on a zero-size free-space object."""
+    fixture = "tfkeras_bilstm_stacked_weights_legacy.h5" if corruption == "object_size" else \
+        "keras3_emb_lstm_dense.weights.h5"
+    data = bytearray((K / fixture).read_bytes())
+    if corruption == "object_size":
+        i = data.index(b"\x06" + bytes(7) + b"2.21.0")  # the heap object's size (6), then the string
+        data[i:i + 8] = (1030).to_bytes(8, "little")
+    else:
+        i = data.index(b"GCOL\x01\x00\x00\x00") + 8  # the collection's size: 1 KiB more than it holds
+        data[i:i + 8] = (int.from_bytes(data[i:i + 8], "little") + 1024).to_bytes(8, "little")
+    p = tmp_path / ("heap.h5" if corruption == "object_size" else "heap.weights.h5")
     p.write_bytes(bytes(data))
     [(exc, msg)] = _load_elsewhere([("io", str(p))], timeout=60)
     assert exc == "FormatError" and "corrupt HDF5 global heap" in msg, (exc, msg)

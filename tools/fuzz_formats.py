@@ -153,7 +153,8 @@ if __name__ == "__main__":
             keys, traces = ["HANG(>60s)"], ["hang"]
         for key in keys:
             outcomes[key] += 1; per_fmt[(suffix(name), key)] += 1
-        if any(k not in ("loaded", "FormatError", "later ok", "later refused") for k in keys) and len(bugs) < 50:
+        if any(k not in ("loaded", "FormatError", "later ok", "later refused") for k in keys) and (
+                len(bugs) < 50 or any(k.startswith("HANG") for k in keys)):
             k = len(bugs)
             (outdir / f"bug{k}{suffix(name)}").write_bytes(mutated)
             bugs.append({"file": f"bug{k}{suffix(name)}", "seed": name, "outcomes": keys, "traces": traces})

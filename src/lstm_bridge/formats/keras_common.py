@@ -200,18 +200,18 @@ def check_global_heaps(path: Optional[str], image: Any) -> None:
         if i + 16 <= n and image[i + 4] == 1 and image[i + 5:i + 8] == b"\0\0\0":
             csize = int.from_bytes(image[i + 8:i + 16], "little")
             if 16 < csize and i + csize <= n:
+                # walk the objects exactly as HDF5's H5HG__cache_heap_deserialize does
                 end, pos = i + csize, i + 16
                 while pos + 16 <= end:
                     idx, _, _, osize = struct.unpack_from("<HHIQ", image, pos)
-                    if idx == 0:
-                        if osize == 0 or osize > end - pos:
-                            raise FormatError(path, f"corrupt HDF5 global heap at byte {i}: free space of {osize} "
-                                                    f"bytes at byte {pos}, {end - pos} bytes left")
-                        break
-                    if pos + 16 + ((osize + 7) & ~7) > end:
+                    need = osize if idx == 0 else 16 + ((osize + 7) & ~7)
+                    if need == 0:
+                        raise FormatError(path, f"corrupt HDF5 global heap at byte {i}: a free-space object of "
+                                                f"size 0 at byte {pos} (HDF5 would loop on it forever)")
+                    if pos + need > end:
                         raise FormatError(path, f"corrupt HDF5 global heap at byte {i}: object {idx} at byte {pos} "
                                                 f"declares {osize} bytes, past the end of its collection")
-                    pos += 16 + ((osize + 7) & ~7)
+                    pos += need
         i = image.find(b"GCOL", i + 1)
 
 
