@@ -19,9 +19,9 @@ import numpy as np
 import torch
 
 from ..engine import run_layer
-from .cell import allocation_errors, config_keras_version, unique_name
 from . import outputs as _outputs
-from .layer import LSTM, DirectionRun
+from .cell import allocation_errors, config_keras_version, unique_name
+from .layer import LSTM, DirectionRun, Output
 
 
 class Bidirectional(torch.nn.Module):
@@ -154,7 +154,7 @@ class Bidirectional(torch.nn.Module):
     def get_weights(self) -> List[np.ndarray]:
         return self.forward_layer.get_weights() + self.backward_layer.get_weights()
 
-    def compute_output_shape(self, input_shape: Sequence[Optional[int]]):
+    def compute_output_shape(self, input_shape: Sequence[Optional[int]]) -> Any:
         """Keras's output shapes: the merged output (last axis doubled for ``concat``; two outputs for
         ``merge_mode=None``), then with return_state the four ``(B, u)`` states; lists as tf_keras
         returns them, tuples for keras_version=3."""
@@ -239,7 +239,7 @@ class Bidirectional(torch.nn.Module):
         return cls(layer, merge_mode=config.pop("merge_mode", "concat"), backward_layer=backward_layer,
                    **{k: v for k, v in config.items() if k in ("name", "trainable")})
 
-    def __deepcopy__(self, memo):
+    def __deepcopy__(self, memo: Dict[int, Any]) -> Bidirectional:
         # `layer` lives outside the module tree; copy it along with everything else.
         cls = type(self)
         new = cls.__new__(cls)
@@ -250,7 +250,7 @@ class Bidirectional(torch.nn.Module):
 
     # --- call ------------------------------------------------------------------------------------
     def forward(self, inputs: Any, mask: Any = None, training: Optional[bool] = None,
-                initial_state: Any = None):
+                initial_state: Any = None) -> Output:
         """Run both directions on the same inputs and mask; see the module docstring for the returns."""
         inputs, initial_state = self.forward_layer.split_inputs(inputs, initial_state, n_states=4)
         forward_state = backward_state = None
@@ -278,11 +278,13 @@ class Bidirectional(torch.nn.Module):
             f_run, b_run = DirectionRun(outs[0], hs[0], cs[0]), DirectionRun(outs[1], hs[1], cs[1])
         else:
             f_run, b_run = fw.run(f_call), bw.run(b_call)
-        y_f, y_b = fw.finish(f_call, f_run), bw.finish(b_call, b_run)
+        f_out, b_out = fw.finish(f_call, f_run), bw.finish(b_call, b_run)
         states: List[torch.Tensor] = []
-        if self.return_state:  # each layer returned [output, h, c]
-            states = _outputs.state_list([y_f[1], y_b[1]], [y_f[2], y_b[2]])
-            y_f, y_b = y_f[0], y_b[0]
+        if isinstance(f_out, torch.Tensor) and isinstance(b_out, torch.Tensor):  # no return_state
+            y_f, y_b = f_out, b_out
+        else:  # return_state: each layer returned [output, h, c]
+            states = _outputs.state_list([f_out[1], b_out[1]], [f_out[2], b_out[2]])
+            y_f, y_b = f_out[0], b_out[0]
         if self.return_sequences:
             y_b = _outputs.flip_back(y_b, 0 if self.time_major else 1)
         merged = _outputs.merge(y_f, y_b, self.merge_mode)

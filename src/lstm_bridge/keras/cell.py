@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, cast
 
 import numpy as np
 import torch
@@ -31,7 +31,7 @@ from .._tensors import as_float, check_shape
 from ..engine import CellActivations, DirectionWeights, DropoutMasks, LayerSemantics, run_layer
 from . import initializers as _initializers, options as _options
 
-_name_counters: Dict[str, itertools.count] = {}
+_name_counters: Dict[str, itertools.count[int]] = {}
 
 
 def unique_name(base: str) -> str:
@@ -223,8 +223,9 @@ class LSTMCell(torch.nn.Module):
         """Copies of the weights as NumPy arrays, in Keras order and shapes (``[]`` before building)."""
         return [p.detach().cpu().numpy().copy() for p in self.weights]
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                              error_msgs) -> None:
+    def _load_from_state_dict(self, state_dict: Dict[str, Any], prefix: str, local_metadata: Dict[str, Any],
+                              strict: bool, missing_keys: List[str], unexpected_keys: List[str],
+                              error_msgs: List[str]) -> None:
         # An unbuilt layer builds itself from the state dict's kernel shape, as it would on its first call.
         kernel = state_dict.get(prefix + "kernel")
         if not self.built and isinstance(kernel, torch.Tensor) and kernel.dim() == 2:
@@ -236,9 +237,9 @@ class LSTMCell(torch.nn.Module):
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                                       error_msgs)
 
-    def expected_weight_shapes(self, input_dim: int) -> List[tuple]:
+    def expected_weight_shapes(self, input_dim: int) -> List[Tuple[int, ...]]:
         u = self.units
-        shapes = [(input_dim, 4 * u), (u, 4 * u)]
+        shapes: List[Tuple[int, ...]] = [(input_dim, 4 * u), (u, 4 * u)]
         return shapes + [(4 * u,)] if self.use_bias else shapes
 
     def set_weights(self, weights: Sequence[Any]) -> None:
@@ -254,7 +255,7 @@ class LSTMCell(torch.nn.Module):
         arrays = [np.asarray(w) for w in weights]
         if arrays[0].ndim != 2:
             raise ValueError(f"kernel must be 2-D (input_dim, {4 * self.units}); received shape {arrays[0].shape}")
-        input_dim = self.input_dim if self.built else arrays[0].shape[0]
+        input_dim = int(self.input_dim) if self.input_dim is not None else int(arrays[0].shape[0])
         for label, arr, shape in zip(("kernel", "recurrent_kernel", "bias"), arrays,
                                      self.expected_weight_shapes(input_dim)):
             if tuple(arr.shape) != shape:
@@ -266,9 +267,12 @@ class LSTMCell(torch.nn.Module):
 
     def direction_weights(self, dtype: Optional[torch.dtype] = None) -> DirectionWeights:
         """Canonical engine weights: views of the Parameters (autograd flows back to them)."""
-        cast = (lambda t: t) if dtype is None else (lambda t: t.to(dtype))
-        return DirectionWeights(w_ih=cast(self.kernel).t(), w_hh=cast(self.recurrent_kernel).t(),
-                                b_ih=None if self.bias is None else cast(self.bias), b_hh=None)
+        def to(t: Optional[torch.Tensor]) -> torch.Tensor:
+            t = cast(torch.Tensor, t)  # built: the weights exist
+            return t if dtype is None else t.to(dtype)
+
+        return DirectionWeights(w_ih=to(self.kernel).t(), w_hh=to(self.recurrent_kernel).t(),
+                                b_ih=None if self.bias is None else to(self.bias), b_hh=None)
 
     def cell_activations(self) -> CellActivations:
         return CellActivations(gate=self.recurrent_activation, candidate=self.activation, cell=self.activation)
@@ -301,7 +305,7 @@ class LSTMCell(torch.nn.Module):
                                  f"(tf_keras refuses it); received {name}={rate}")
         count = 4 if self.implementation == 1 else 1
         return DropoutMasks(
-            inputs=dropout_mask(self.dropout, count, (batch, self.input_dim), like, self._generator),
+            inputs=dropout_mask(self.dropout, count, (batch, cast(int, self.input_dim)), like, self._generator),
             recurrent=dropout_mask(self.recurrent_dropout, self._recurrent_mask_count(), (batch, self.units),
                                    like, self._generator),
         )
@@ -326,9 +330,10 @@ class LSTMCell(torch.nn.Module):
         return cls(**config)
 
     # --- call ------------------------------------------------------------------------------------
-    def forward(self, inputs: Any, states: Sequence[Any], training: Optional[bool] = None):
+    def forward(self, inputs: Any, states: Sequence[Any],
+                training: Optional[bool] = None) -> Tuple[torch.Tensor, List[torch.Tensor]]:
         """One step. ``inputs (B, input_dim)``, ``states [h (B, u), c (B, u)]`` -> ``(h, [h, c])``."""
-        x = as_float(inputs, "inputs", self.kernel.dtype if self.built else self.dtype_)
+        x = as_float(inputs, "inputs", self.kernel.dtype if self.kernel is not None else self.dtype_)
         if x.dim() != 2:
             raise ValueError(f"LSTMCell inputs must be 2-D (batch, features); received shape {tuple(x.shape)}")
         self._ensure_built(x.shape[1])
@@ -360,7 +365,7 @@ def check_allocation(where: str, shapes: Sequence[Sequence[int]], dtype: torch.d
 
 
 @contextlib.contextmanager
-def allocation_errors(what: str):
+def allocation_errors(what: str) -> Iterator[None]:
     """Turn torch's allocation failures (a bare RuntimeError or MemoryError) into a MemoryError naming
     ``what`` was being done with which sizes."""
     try:

@@ -5,7 +5,7 @@ what ``layer.apply_constraints()`` does here.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Dict, Optional, cast
 
 import torch
 
@@ -21,7 +21,7 @@ class MaxNorm:
         desired = torch.clamp(norms, 0, self.max_value)
         return w * (desired / (EPSILON + norms))
 
-    def get_config(self) -> dict:
+    def get_config(self) -> Dict[str, Any]:
         return {"class_name": "MaxNorm", "config": {"max_value": self.max_value, "axis": self.axis}}
 
 
@@ -29,7 +29,7 @@ class NonNeg:
     def __call__(self, w: torch.Tensor) -> torch.Tensor:
         return w * (w >= 0).to(w.dtype)
 
-    def get_config(self) -> dict:
+    def get_config(self) -> Dict[str, Any]:
         return {"class_name": "NonNeg", "config": {}}
 
 
@@ -40,7 +40,7 @@ class UnitNorm:
     def __call__(self, w: torch.Tensor) -> torch.Tensor:
         return w / (EPSILON + torch.sqrt((w * w).sum(dim=self.axis, keepdim=True)))
 
-    def get_config(self) -> dict:
+    def get_config(self) -> Dict[str, Any]:
         return {"class_name": "UnitNorm", "config": {"axis": self.axis}}
 
 
@@ -53,13 +53,15 @@ class MinMaxNorm:
         desired = self.rate * torch.clamp(norms, self.min_value, self.max_value) + (1 - self.rate) * norms
         return w * (desired / (EPSILON + norms))
 
-    def get_config(self) -> dict:
+    def get_config(self) -> Dict[str, Any]:
         return {"class_name": "MinMaxNorm", "config": {"min_value": self.min_value, "max_value": self.max_value,
                                                        "rate": self.rate, "axis": self.axis}}
 
 
-_CLASSES = {"maxnorm": MaxNorm, "max_norm": MaxNorm, "nonneg": NonNeg, "non_neg": NonNeg,
-            "unitnorm": UnitNorm, "unit_norm": UnitNorm, "minmaxnorm": MinMaxNorm, "min_max_norm": MinMaxNorm}
+#: Keras's constraint names (both spellings) -> class
+_CLASSES: Dict[str, Callable[..., Callable[[torch.Tensor], torch.Tensor]]] = {
+    "maxnorm": MaxNorm, "max_norm": MaxNorm, "nonneg": NonNeg, "non_neg": NonNeg,
+    "unitnorm": UnitNorm, "unit_norm": UnitNorm, "minmaxnorm": MinMaxNorm, "min_max_norm": MinMaxNorm}
 
 
 def max_norm(max_value: float = 2.0, axis: int = 0) -> MaxNorm:
@@ -81,5 +83,5 @@ def get(identifier: Any) -> Optional[Callable[[torch.Tensor], torch.Tensor]]:
             raise ValueError(f"Unknown constraint class: {identifier.get('class_name')!r}")
         return _CLASSES[key](**(identifier.get("config") or {}))
     if callable(identifier):
-        return identifier
+        return cast(Callable[[torch.Tensor], torch.Tensor], identifier)
     raise TypeError(f"constraint must be a name, a config dict or a callable; received {identifier!r}")

@@ -147,7 +147,7 @@ class LSTM(torch.nn.Module):
         return "lstm"
 
     # --- Keras attribute surface ---------------------------------------------------------------
-    def __getattr__(self, item: str):
+    def __getattr__(self, item: str) -> Any:
         # Keras exposes the cell's arguments on the layer (layer.activation, layer.dropout, ...).
         if item in _CELL_ATTRIBUTES:
             return getattr(self._modules["cell"], item)
@@ -201,13 +201,14 @@ class LSTM(torch.nn.Module):
     def set_weights(self, weights: Sequence[Any]) -> None:
         self.cell.set_weights(weights)
 
-    def compute_output_shape(self, input_shape: Sequence[Optional[int]]):
+    def compute_output_shape(self, input_shape: Sequence[Optional[int]]) -> Any:
         """Keras's output shapes for ``input_shape``: ``(B, u)`` or ``(B, T, u)``; with return_state
         ``[output, (B, u), (B, u)]`` (a list as tf_keras returns, a tuple for keras_version=3)."""
         shape = tuple(input_shape)
         if len(shape) != 3:
             raise ValueError(f"LSTM expects a 3-D input shape (batch, time, features); received {shape}")
         time, batch = (shape[0], shape[1]) if self.time_major else (shape[1], shape[0])
+        output: Tuple[Optional[int], ...]
         if self.return_sequences:
             output = (time, batch, self.units) if self.time_major else (batch, time, self.units)
         else:
@@ -246,7 +247,7 @@ class LSTM(torch.nn.Module):
         for i, v in enumerate(values):
             check_shape(v, (self._batch_size or batch, self.units), f"states[{i}]")
         self._batch_size = batch
-        self.states = values
+        self.states = list(values)
 
     reset_state = reset_states
 
@@ -277,15 +278,16 @@ class LSTM(torch.nn.Module):
         return cls(**config)
 
     # --- call ------------------------------------------------------------------------------------
-    def _initial_state(self, initial_state: Any, batch: int, like: torch.Tensor):
-        stored = self.stateful and self.states[0] is not None
-        if stored and self.states[0].shape[0] != batch:
+    def _initial_state(self, initial_state: Any, batch: int, like: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        h_stored, c_stored = self.states
+        stored = self.stateful and h_stored is not None
+        if stored and h_stored is not None and h_stored.shape[0] != batch:
             raise ValueError(f"stateful layer {self.name!r} was used with batch size "
-                             f"{self.states[0].shape[0]}; received batch size {batch}")
+                             f"{h_stored.shape[0]}; received batch size {batch}")
         # tf_keras (base_rnn.py _process_inputs): a stateful layer whose stored states are not all zeros
         # continues from them and ignores initial_state; Keras 3 always takes initial_state.
         if initial_state is not None and stored and self.keras_version < 3 and \
-                any(bool(torch.count_nonzero(s)) for s in self.states):
+                any(s is not None and bool(torch.count_nonzero(s)) for s in self.states):
             initial_state = None
         if initial_state is not None:
             if not isinstance(initial_state, (list, tuple)) or len(initial_state) != 2:
@@ -297,8 +299,8 @@ class LSTM(torch.nn.Module):
             check_shape(h0, (batch, self.units), "initial_state[0] (h)")
             check_shape(c0, (batch, self.units), "initial_state[1] (c)")
             return h0, c0
-        if stored:
-            return self.states[0].to(like.dtype), self.states[1].to(like.dtype)
+        if stored and h_stored is not None and c_stored is not None:
+            return h_stored.to(like.dtype), c_stored.to(like.dtype)
         zeros = like.new_zeros(batch, self.units)
         return zeros, zeros
 
@@ -328,7 +330,7 @@ class LSTM(torch.nn.Module):
         m = m != 0
         return m if self.time_major else m.t()
 
-    def split_inputs(self, inputs: Any, initial_state: Any, n_states: int = 2):
+    def split_inputs(self, inputs: Any, initial_state: Any, n_states: int = 2) -> Tuple[Any, Any]:
         """tf_keras's ``layer([x, *states])`` form: the inputs list carries the initial states
         (Keras 3 refuses it). A nested Python list of numbers is data, not this form."""
         if not (isinstance(inputs, (list, tuple)) and len(inputs) > 1
@@ -347,7 +349,8 @@ class LSTM(torch.nn.Module):
 
     def _as_input(self, inputs: Any) -> torch.Tensor:
         """The input as a float tensor of the layer's dtype (Keras 3 casts integers; tf_keras refuses)."""
-        dtype = self.cell.kernel.dtype if self.built else self.cell.dtype_
+        kernel = self.cell.kernel
+        dtype = kernel.dtype if kernel is not None else self.cell.dtype_
         if self.keras_version >= 3 and not isinstance(inputs, (torch.Tensor, np.ndarray)) and \
                 isinstance(inputs, (list, tuple, int, float)):
             inputs = np.asarray(inputs)

@@ -22,7 +22,7 @@ from .. import activations as _activations
 from . import constraints as _constraints, regularizers as _regularizers
 
 __all__ = ["CELL_OPTIONS", "EXTRA_KWARGS", "LAYER_OPTIONS", "OPTIONS", "Option", "check_implementation",
-           "check_rate", "check_units", "defaults", "option", "serialize_object"]
+           "check_rate", "check_units", "declared", "defaults", "option", "serialize_object"]
 
 #: ``Option.parse(value, name, keras_version) -> stored value``.
 Parse = Callable[[Any, str, int], Any]

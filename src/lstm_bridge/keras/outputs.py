@@ -22,8 +22,8 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 
-__all__ = ["MERGE_MODES", "check_merge_mode", "direction_output", "flip_back", "merge", "merge_shapes", "merged_outputs",
-           "pack", "state_list"]
+__all__ = ["MERGE_MODES", "check_merge_mode", "direction_output", "flip_back", "merge", "merge_shapes",
+           "merged_outputs", "pack", "state_list"]
 
 #: Keras's merge modes for two directions; ``None`` returns both halves.
 MERGE_MODES: Tuple[Optional[str], ...] = ("concat", "sum", "mul", "ave", None)

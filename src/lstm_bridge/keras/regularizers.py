@@ -5,7 +5,7 @@ A regularizer maps a tensor to a scalar penalty: ``L1(l1)(x) = l1 * sum|x|``,
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Dict, Optional, cast
 
 import torch
 
@@ -26,7 +26,7 @@ class L1L2:
             out = out + self.l2 * (x * x).sum()
         return out
 
-    def get_config(self) -> dict:
+    def get_config(self) -> Dict[str, Any]:
         return {"class_name": self.class_name, "config": {"l1": self.l1, "l2": self.l2}}
 
     def __repr__(self) -> str:
@@ -39,7 +39,7 @@ class L1(L1L2):
     def __init__(self, l1: float = 0.01):
         super().__init__(l1=l1)
 
-    def get_config(self) -> dict:
+    def get_config(self) -> Dict[str, Any]:
         return {"class_name": "L1", "config": {"l1": self.l1}}
 
 
@@ -49,7 +49,7 @@ class L2(L1L2):
     def __init__(self, l2: float = 0.01):
         super().__init__(l2=l2)
 
-    def get_config(self) -> dict:
+    def get_config(self) -> Dict[str, Any]:
         return {"class_name": "L2", "config": {"l2": self.l2}}
 
 
@@ -67,8 +67,8 @@ def get(identifier: Any) -> Optional[Callable[[torch.Tensor], torch.Tensor]]:
     if identifier is None:
         return None
     if isinstance(identifier, str):
-        table = {"l1": lambda: L1(0.01), "l2": lambda: L2(0.01), "l1_l2": lambda: L1L2(0.01, 0.01),
-                 "l1l2": lambda: L1L2(0.01, 0.01)}
+        table: Dict[str, Callable[[], L1L2]] = {"l1": lambda: L1(0.01), "l2": lambda: L2(0.01),
+                                                "l1_l2": lambda: L1L2(0.01, 0.01), "l1l2": lambda: L1L2(0.01, 0.01)}
         if identifier.lower() not in table:
             raise ValueError(f"Unknown regularizer: {identifier!r}; known: l1, l2, l1_l2")
         return table[identifier.lower()]()
@@ -83,5 +83,5 @@ def get(identifier: Any) -> Optional[Callable[[torch.Tensor], torch.Tensor]]:
             return L1L2(cfg.get("l1", 0.0), cfg.get("l2", 0.0))
         raise ValueError(f"Unknown regularizer class: {identifier.get('class_name')!r}")
     if callable(identifier):
-        return identifier
+        return cast(Callable[[torch.Tensor], torch.Tensor], identifier)
     raise TypeError(f"regularizer must be a name, a config dict or a callable; received {identifier!r}")
