@@ -16,6 +16,7 @@ from typing import Any, List, Optional, Sequence
 import torch
 
 from .. import targets as _targets
+from ..keras import outputs as _keras_outputs
 from ..recurrent import MaskedOutput, RecurrentLayer
 from ..targets import UNSUPPORTED
 from ..weights import from_keras
@@ -237,7 +238,9 @@ def keras_outputs(layer: RecurrentLayer, outs: Sequence[Tensor]) -> List[Tensor]
     * ``return_sequences``: the sequence, in processing order for a one-direction ``go_backwards`` layer
       (Keras does not flip it back); else the last processed step's output (``t = 0`` for a reverse
       direction), ``(B, H)``.
-    * two directions merge by ``merge_mode``: ``concat`` (forward features first), ``sum``, ``mul``, ``ave``,
+    * two directions: the second half's sequence is flipped back along time (Keras's ``Bidirectional``),
+      so a wrapped ``go_backwards`` layer (``reverse = [True, False]``) gives two reversed halves, as Keras
+      does; they merge by ``merge_mode``: ``concat`` (forward features first), ``sum``, ``mul``, ``ave``,
       or ``None`` (both returned).
 
     Returns:
@@ -246,25 +249,12 @@ def keras_outputs(layer: RecurrentLayer, outs: Sequence[Tensor]) -> List[Tensor]
     Raises:
         ValueError: an unknown ``merge_mode``.
     """
-    D = len(outs)
-    if layer.return_sequences:
-        seqs = [o.flip(0) if (layer.processing_order and D == 1) else o for o in outs]
-    else:
-        # the last processed step's output: at t = 0 for a reverse direction
-        seqs = [o[0] if rev else o[-1] for o, rev in zip(outs, layer.reverse)]
-    if D == 1:
-        return [seqs[0]]
-    if layer.merge_mode == "concat":
-        return [torch.cat(seqs, dim=-1)]
-    if layer.merge_mode == "sum":
-        return [seqs[0] + seqs[1]]
-    if layer.merge_mode == "mul":
-        return [seqs[0] * seqs[1]]
-    if layer.merge_mode == "ave":
-        return [(seqs[0] + seqs[1]) / 2]
-    if layer.merge_mode is None:
-        return list(seqs)
-    raise ValueError(f"layer {layer.name!r}: unknown merge_mode {layer.merge_mode!r}")
+    # The rules themselves live once, in lstm_bridge.keras.outputs (keras.LSTM / Bidirectional call them too).
+    if len(outs) == 2 and layer.merge_mode not in _keras_outputs.MERGE_MODES:
+        raise ValueError(f"layer {layer.name!r}: unknown merge_mode {layer.merge_mode!r}; expected one of "
+                         f"{list(_keras_outputs.MERGE_MODES)}")
+    return _keras_outputs.merged_outputs(list(outs), list(layer.reverse), return_sequences=layer.return_sequences,
+                                         merge_mode=layer.merge_mode, processing_order=layer.processing_order)
 
 
 @dataclass
