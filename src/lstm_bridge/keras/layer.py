@@ -54,6 +54,13 @@ class LSTM(torch.nn.Module):
     size (or on a non-stateful layer) raises in tf_keras and is a no-op in Keras 3; dropout rate 1.0 raises
     in tf_keras when training and drops nothing in Keras 3.
 
+    Every argument is declared once in :mod:`lstm_bridge.keras.options` (default, validation, config key).
+
+    Runner interface (what ``Bidirectional`` uses; any wrapper may): ``call = layer.prepare(inputs, mask,
+    training, initial_state)`` checks and translates one call (:class:`LayerCall`); ``layer.run(call)`` runs
+    the engine (:class:`DirectionRun`: original-time outputs, final states); ``layer.finish(call, result)``
+    applies Keras's return conventions (:mod:`lstm_bridge.keras.outputs`). ``forward`` is exactly these three.
+
     Example::
 
         >>> import numpy as np; from lstm_bridge.keras import LSTM

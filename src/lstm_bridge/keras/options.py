@@ -22,7 +22,7 @@ from .. import activations as _activations
 from . import constraints as _constraints, regularizers as _regularizers
 
 __all__ = ["CELL_OPTIONS", "EXTRA_KWARGS", "LAYER_OPTIONS", "OPTIONS", "Option", "check_implementation",
-           "check_rate", "check_units", "declared", "defaults", "option", "serialize_object"]
+           "check_rate", "check_units", "declared", "option", "serialize_object"]
 
 #: ``Option.parse(value, name, keras_version) -> stored value``.
 Parse = Callable[[Any, str, int], Any]
@@ -180,12 +180,6 @@ EXTRA_KWARGS: Mapping[str, str] = {
 def option(name: str) -> Option:
     """The declaration of ``name``."""
     return _BY_NAME[name]
-
-
-def defaults(scope: Optional[str] = None, v1: bool = False) -> Dict[str, Any]:
-    """``{name: default}`` for the options of ``scope`` (all when None), without ``units``."""
-    return {o.name: o.default_for(v1) for o in OPTIONS
-            if o.default is not REQUIRED and (scope is None or o.scope == scope)}
 
 
 def declared(values: Mapping[str, Any], scope: Optional[str] = None) -> Dict[str, Any]:
