@@ -1,0 +1,351 @@
+"""The portable pure-PyTorch path for the GRU and simple-RNN cell kinds (issue 11, step 1).
+
+The family counterpart of :mod:`.torch_path` (LSTM), with the same conventions as
+:func:`lstm_bridge.engine.run_layer`: ``x`` is ``(T, B, I)`` time-major, ``valid`` a ``(T, B)`` bool
+step mask shared by every direction, ``reverse`` per direction, and ``outputs[d][t]`` is the output
+after consuming ``x[t]`` in both directions (indexed by original time). Masked steps keep h and emit
+the previous output in processing order (``MaskedOutput.CARRY``, Keras; 0 before the first valid step)
+or exact zeros (``MaskedOutput.ZERO``: Keras ``zero_output_for_mask``, MindSpore ``seq_length``; with
+right padding, a reverse direction then reads each row's valid prefix backwards, which is MindSpore's
+``ReverseSequence``).
+
+Canonical weights (:class:`DirectionWeights` with ``kind`` GRU or RNN; PyTorch/MindSpore layout):
+
+=======  ==========================================================  =======================================
+kind     shapes                                                      one step (column convention)
+=======  ==========================================================  =======================================
+GRU      ``w_ih (3H, I)``, ``w_hh (3H, H)``, ``b_ih``/``b_hh (3H,)``  gate blocks **r, z, n**, see below
+RNN      ``w_ih (H, I)``, ``w_hh (H, H)``, ``b_ih``/``b_hh (H,)``    ``h' = φ(W_ih x + b_ih + W_hh h + b_hh)``
+=======  ==========================================================  =======================================
+
+GRU (σ = ``activations.gate``, φ = ``activations.candidate``; a None bias is 0)::
+
+    r = σ(W_ir x + b_ir + W_hr h + b_hr)          z = σ(W_iz x + b_iz + W_hz h + b_hz)
+    reset_after=True  (PyTorch, MindSpore, Keras TF2 default):  n = φ(W_in x + b_in + r ⊙ (W_hn h + b_hn))
+    reset_after=False (Keras <= 2.3 / TF 1.x, ONNX linear_before_reset=0):
+                                                   n = φ(W_in x + b_in + W_hn (r ⊙ h) + b_hn)
+    h' = z ⊙ h + (1 − z) ⊙ n
+
+A Keras ``reset_after=False`` bias ``(3u,)`` is ``b_ih`` (permuted to r, z, n) with ``b_hh`` None or 0.
+
+Dropout (:class:`DropoutMasks`, already scaled, reused at every step): ``inputs (G, B, I)`` multiply
+x_t, ``recurrent (G, B, H)`` multiply h_{t-1} **inside the matmuls only** (Keras: the ``z ⊙ h`` mix
+uses the undropped h; with reset_after=False the candidate's product is ``(r ⊙ (h ⊙ m_n)) W_hn``).
+G = 1 (one mask for every gate) or 3 (r, z, n order) for GRU; G = 1 for RNN.
+
+``numerics``:
+
+* ``"exact"``: true math in the dtype of ``x`` (float32 or float64). Exactly-standard layers (GRU with
+  sigmoid/tanh and reset_after=True, RNN with tanh or relu; no mask, no dropout) are handed to
+  ``torch.gru`` / ``torch.rnn_tanh`` / ``torch.rnn_relu`` (oneDNN on CPU) instead of looping.
+* ``"mindspore-cpu"``: MindSpore 2.10's CPU op order (docs/spec/mindspore_gru_rnn.md §2.2): each bias
+  added to its own product (``gi = x W_ih^T + b_ih``, ``gh = h W_hh^T + b_hh``), ``n = φ(gi_n + r·gh_n)``,
+  ``h' = n + z·(h − n)``, one rounding per op; the activations stay the caller's: pass
+  :data:`lstm_bridge.activations.ms_cpu_sigmoid` / :data:`~lstm_bridge.activations.ms_cpu_tanh` to
+  emulate MindSpore's CPU kernels. The GEMM is torch's (not MindSpore's summation order, §3.3).
+  reset_after=False is refused (MindSpore has no such GRU).
+
+Shape of work: one GEMM for the input projection of every step, then per step one small GEMM
+(two for GRU reset_after=False); plain torch ops, so autograd runs through it.
+"""
+from __future__ import annotations
+
+from typing import List, Optional, Sequence, Tuple, Union
+
+import torch
+
+from .. import activations as _act
+from .semantics import CellActivations, CellKind, DirectionWeights, DropoutMasks, MaskedOutput
+
+Tensor = torch.Tensor
+
+__all__ = ["NUMERICS", "run_family_direction", "run_family_layer"]
+
+#: accepted values of ``numerics``
+NUMERICS = ("exact", "mindspore-cpu")
+_KINDS = {"gru": CellKind.GRU, "rnn": CellKind.RNN}
+_DEFAULT_ACTIVATIONS = CellActivations()
+
+
+def _kind(kind: Union[str, CellKind]) -> CellKind:
+    if isinstance(kind, CellKind):
+        if kind is CellKind.LSTM:
+            raise ValueError("kind must be 'gru' or 'rnn' (LSTM layers run through engine.run_layer); received LSTM")
+        return kind
+    if not isinstance(kind, str) or kind.lower() not in _KINDS:
+        raise ValueError(f"kind must be 'gru' or 'rnn'; received {kind!r}")
+    return _KINDS[kind.lower()]
+
+
+def _split_bias(w: DirectionWeights) -> Tuple[Optional[Tensor], Optional[Tensor]]:
+    """``(b_ih, b_hh)`` with a missing half as zeros when the other exists; ``(None, None)`` without bias."""
+    b_ih, b_hh = w.b_ih, w.b_hh
+    if b_ih is None and b_hh is None:
+        return None, None
+    if b_ih is None:
+        b_ih = torch.zeros_like(b_hh)
+    if b_hh is None:
+        b_hh = torch.zeros_like(b_ih)
+    return b_ih, b_hh
+
+
+def _project_gates(a: Tensor, w: Tensor, masks: Optional[Tensor], gates: int) -> Tensor:
+    """``(a ⊙ m_g) W_g^T`` for every gate block: a ``(N, K)``, w ``(gates*H, K)``, masks ``(1|gates, N, K)``
+    broadcastable, or None -> ``(N, gates*H)``."""
+    if masks is None:
+        return a @ w.t()
+    if masks.shape[0] == 1:
+        return (a * masks[0]) @ w.t()
+    N, K = a.shape
+    H = w.shape[0] // gates
+    per_gate = torch.bmm(a.unsqueeze(0) * masks, w.view(gates, H, K).transpose(1, 2))  # (gates, N, H)
+    return per_gate.permute(1, 0, 2).reshape(N, gates * H)
+
+
+def _input_projection(x: Tensor, w_ih: Tensor, masks: Optional[Tensor], gates: int) -> Tensor:
+    """All steps' ``(x_t ⊙ m_g) W_ih^T`` in one GEMM (one batched GEMM with per-gate masks): ``(T, B, G*H)``."""
+    T, B, I = x.shape
+    flat = x.reshape(T * B, I)
+    fm = None
+    if masks is not None:
+        fm = masks.unsqueeze(1).expand(masks.shape[0], T, B, I).reshape(masks.shape[0], T * B, I)
+    return _project_gates(flat, w_ih, fm, gates).view(T, B, w_ih.shape[0])
+
+
+def _mask_for(masks: Optional[Tensor], lo: int, hi: int) -> Optional[Tensor]:
+    """The masks of gate blocks ``lo:hi`` (a G = 1 mask is shared)."""
+    if masks is None or masks.shape[0] == 1:
+        return masks
+    return masks[lo:hi]
+
+
+def _check_masks(what: str, m: Optional[Tensor], allowed: Tuple[int, ...], B: int, width: int, d: int) -> None:
+    if m is None:
+        return
+    if m.dim() != 3 or m.shape[0] not in allowed or tuple(m.shape[1:]) != (B, width):
+        shapes = " or ".join(f"({g}, {B}, {width})" for g in allowed)
+        raise ValueError(f"direction {d} dropout {what} masks must have shape {shapes}; received {tuple(m.shape)}")
+
+
+def _check(x: Tensor, directions: Sequence[DirectionWeights], h0: Sequence[Tensor], kind: CellKind,
+           reverse: Sequence[bool], valid: Optional[Tensor], dropout: Sequence[Optional[DropoutMasks]]) -> None:
+    if x.dim() != 3:
+        raise ValueError(f"x must be (T, B, I); received shape {tuple(x.shape)}")
+    if x.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"x must be float32 or float64; received {x.dtype}")
+    T, B, I = x.shape
+    n = len(directions)
+    if not (len(h0) == len(reverse) == len(dropout) == n):
+        raise ValueError(f"expected one h0, reverse flag and dropout entry per direction ({n}); received "
+                         f"{len(h0)}, {len(reverse)} and {len(dropout)}")
+    allowed = (1, 3) if kind is CellKind.GRU else (1,)
+    for d, (w, h, drop) in enumerate(zip(directions, h0, dropout)):
+        if w.kind is not kind:
+            raise ValueError(f"direction {d}: expected {kind.value} weights; received {w.kind.value} weights")
+        for name, a in (("w_ih", w.w_ih), ("w_hh", w.w_hh), ("b_ih", w.b_ih), ("b_hh", w.b_hh)):
+            if a is not None and (not isinstance(a, torch.Tensor) or a.dtype != x.dtype):
+                got = a.dtype if isinstance(a, torch.Tensor) else type(a).__name__
+                raise TypeError(f"direction {d} {name} must be a torch tensor of x's dtype {x.dtype}; received {got}")
+        if w.input_size != I:
+            raise ValueError(f"direction {d} w_ih expects input size {w.input_size}; received x of shape "
+                             f"{tuple(x.shape)}")
+        if tuple(h.shape) != (B, w.hidden_size):
+            raise ValueError(f"direction {d} h0 must have shape ({B}, {w.hidden_size}); received {tuple(h.shape)}")
+        if drop is not None:
+            _check_masks("input", drop.inputs, allowed, B, I, d)
+            _check_masks("recurrent", drop.recurrent, allowed, B, w.hidden_size, d)
+    if valid is not None and (tuple(valid.shape) != (T, B) or valid.dtype != torch.bool):
+        raise ValueError(f"valid must be a ({T}, {B}) bool tensor; received {tuple(valid.shape)} {valid.dtype}")
+
+
+def run_family_direction(
+    x: Tensor,
+    w: DirectionWeights,
+    h0: Tensor,
+    *,
+    kind: Union[str, CellKind],
+    reverse: bool,
+    valid: Optional[Tensor] = None,
+    activations: CellActivations = _DEFAULT_ACTIVATIONS,
+    masked_output: MaskedOutput = MaskedOutput.CARRY,
+    reset_after: bool = True,
+    dropout: Optional[DropoutMasks] = None,
+    numerics: str = "exact",
+) -> Tuple[Tensor, Tensor]:
+    """One direction with the Python time loop (never the oneDNN hand-off); arguments as
+    :func:`run_family_layer` for one direction. Returns ``(out (T, B, H), h_T (B, H))``."""
+    cell = _kind(kind)
+    ms = numerics == "mindspore-cpu"
+    T = x.shape[0]
+    H = w.hidden_size
+    G = cell.gate_count
+    in_masks = dropout.inputs if dropout is not None else None
+    rec_masks = dropout.recurrent if dropout is not None else None
+    b_ih, b_hh = _split_bias(w)
+    gate, cand = activations.gate, activations.candidate
+
+    xp = _input_projection(x, w.w_ih, in_masks, G)
+    if b_ih is not None:
+        if ms:
+            xp = xp + b_ih  # gi = MatMul + b_ih; b_hh stays with its own product
+        elif cell is CellKind.RNN or not reset_after:
+            xp = xp + (b_ih + b_hh)  # every recurrent bias sits outside the products
+        else:
+            xp = xp + torch.cat([b_ih[:2 * H] + b_hh[:2 * H], b_ih[2 * H:]])  # b_hn stays inside r ⊙ (…)
+    b_hn = b_hh[2 * H:] if (b_hh is not None and cell is CellKind.GRU and reset_after and not ms) else None
+
+    w_hh = w.w_hh
+    if cell is CellKind.GRU and not reset_after:
+        w_rz, w_n = w_hh[:2 * H], w_hh[2 * H:]
+        m_rz, m_n = _mask_for(rec_masks, 0, 2), _mask_for(rec_masks, 2, 3)
+
+    def step(x_t: Tensor, h: Tensor) -> Tensor:
+        if cell is CellKind.RNN:
+            if ms:
+                return cand(x_t + (_project_gates(h, w_hh, rec_masks, 1) + b_hh if b_hh is not None
+                                   else _project_gates(h, w_hh, rec_masks, 1)))
+            if rec_masks is None:
+                return cand(torch.addmm(x_t, h, w_hh.t()))
+            return cand(x_t + _project_gates(h, w_hh, rec_masks, 1))
+        if not reset_after:
+            rz = gate(x_t[:, :2 * H] + _project_gates(h, w_rz, m_rz, 2))
+            r, z = rz[:, :H], rz[:, H:]
+            hn = h if m_n is None else h * m_n[0]
+            n = cand(x_t[:, 2 * H:] + (r * hn) @ w_n.t())
+            return torch.lerp(n, h, z)
+        gh = _project_gates(h, w_hh, rec_masks, 3)
+        if ms:
+            if b_hh is not None:
+                gh = gh + b_hh
+            r = gate(x_t[:, :H] + gh[:, :H])
+            z = gate(x_t[:, H:2 * H] + gh[:, H:2 * H])
+            n = cand(x_t[:, 2 * H:] + r * gh[:, 2 * H:])
+            return n + z * (h - n)
+        rz = gate(x_t[:, :2 * H] + gh[:, :2 * H])
+        r, z = rz[:, :H], rz[:, H:]
+        gh_n = gh[:, 2 * H:] if b_hn is None else gh[:, 2 * H:] + b_hn
+        n = cand(torch.addcmul(x_t[:, 2 * H:], r, gh_n))
+        return torch.lerp(n, h, z)
+
+    h = h0
+    if T == 0:
+        return x.new_zeros((0,) + tuple(h0.shape)), h0
+    carry = masked_output is MaskedOutput.CARRY
+    y_prev = torch.zeros_like(h0) if valid is not None and carry else None
+    zero = torch.zeros((), dtype=x.dtype, device=x.device)
+    outputs: List[Optional[Tensor]] = [None] * T
+    for t in (range(T - 1, -1, -1) if reverse else range(T)):
+        h_new = step(xp[t], h)
+        if valid is None:
+            h = h_new
+            outputs[t] = h_new
+            continue
+        keep = valid[t].unsqueeze(1)
+        h = torch.where(keep, h_new, h)
+        y = torch.where(keep, h_new, y_prev if carry else zero)
+        if carry:
+            y_prev = y
+        outputs[t] = y
+    return torch.stack(outputs, 0), h
+
+
+def _standard_call(cell: CellKind, candidate) -> Optional[object]:
+    """The fused torch function computing this kind with these activations exactly, or None."""
+    if cell is CellKind.GRU:
+        return torch.gru
+    if _act.is_exact_tanh(candidate):
+        return torch.rnn_tanh
+    if candidate is _act.relu or candidate is torch.relu:
+        return torch.rnn_relu
+    return None
+
+
+def _fused_params(w: DirectionWeights) -> Tuple[List[Tensor], bool]:
+    b_ih, b_hh = _split_bias(w)
+    if b_ih is None:
+        return [w.w_ih, w.w_hh], False
+    return [w.w_ih, w.w_hh, b_ih, b_hh], True
+
+
+def _standard_layer(fn, x: Tensor, directions: Sequence[DirectionWeights], h0: Sequence[Tensor],
+                    reverse: Sequence[bool]) -> Tuple[List[Tensor], List[Tensor]]:
+    """Standard semantics through ``torch.gru`` / ``torch.rnn_*`` (oneDNN): one call for a (forward, reverse)
+    pair of the same hidden size and bias presence."""
+    params = [_fused_params(w) for w in directions]
+    if (len(directions) == 2 and list(reverse) == [False, True] and params[0][1] == params[1][1]
+            and directions[0].hidden_size == directions[1].hidden_size):
+        out, h = fn(x, torch.stack(list(h0)), params[0][0] + params[1][0], params[0][1], 1, 0.0, False, True, False)
+        H = directions[0].hidden_size
+        return [out[..., :H], out[..., H:]], [h[0], h[1]]
+    outs, hs = [], []
+    for (p, has_bias), h_init, rev in zip(params, h0, reverse):
+        out, h = fn(x.flip(0) if rev else x, h_init.unsqueeze(0), p, has_bias, 1, 0.0, False, False, False)
+        outs.append(out.flip(0) if rev else out)
+        hs.append(h[0])
+    return outs, hs
+
+
+def run_family_layer(
+    x: Tensor,
+    directions: Sequence[DirectionWeights],
+    h0: Sequence[Tensor],
+    *,
+    kind: Union[str, CellKind],
+    reverse: Sequence[bool],
+    valid: Optional[Tensor] = None,
+    activations: CellActivations = _DEFAULT_ACTIVATIONS,
+    masked_output: MaskedOutput = MaskedOutput.CARRY,
+    reset_after: bool = True,
+    dropout: Optional[Sequence[Optional[DropoutMasks]]] = None,
+    numerics: str = "exact",
+) -> Tuple[List[Tensor], List[Tensor]]:
+    """Run one GRU or simple-RNN layer; each direction reads the same input ``x`` (see the module docstring).
+
+    Args:
+        x: ``(T, B, I)`` time-major, float32 or float64 (weights and h0 of the same dtype).
+        directions: canonical weights per direction, ``kind`` GRU or RNN as ``kind`` says.
+        h0: per direction ``(B, H_d)``.
+        kind: ``"gru"`` or ``"rnn"`` (or the :class:`CellKind`).
+        reverse: per direction, whether time runs from T-1 down to 0.
+        valid: ``(T, B)`` bool step mask, or None.
+        activations: ``gate`` = the GRU's r and z activation (Keras ``recurrent_activation``);
+            ``candidate`` = the GRU's n activation / the RNN's activation; ``cell`` is unused.
+        masked_output: what a masked step emits (CARRY or ZERO).
+        reset_after: the GRU form (ignored for RNN).
+        dropout: per direction :class:`DropoutMasks` (G = 1 or 3 for GRU, 1 for RNN), or None.
+        numerics: ``"exact"`` or ``"mindspore-cpu"`` (MindSpore's op order; see the module docstring).
+
+    Returns:
+        ``(outputs, h_n)``, lists over directions: ``outputs[d]`` ``(T, B, H_d)`` indexed by original
+        time, ``h_n[d]`` ``(B, H_d)`` (the state after the last valid step; h0 for a fully masked row).
+
+    Raises:
+        ValueError: an unknown kind or numerics, weights of another kind, shapes that do not fit (the
+            message names the expected and received shapes), reset_after=False with "mindspore-cpu".
+        TypeError: a dtype other than float32/float64, or weights not in x's dtype.
+    """
+    cell = _kind(kind)
+    if numerics not in NUMERICS:
+        raise ValueError(f"numerics must be one of {NUMERICS}; received {numerics!r}")
+    if numerics == "mindspore-cpu" and cell is CellKind.GRU and not reset_after:
+        raise ValueError("numerics='mindspore-cpu' describes MindSpore's nn.GRU, which computes reset_after=True "
+                         "only; received reset_after=False")
+    if dropout is None:
+        dropout = [None] * len(directions)
+    _check(x, directions, h0, cell, reverse, valid, dropout)
+    no_dropout = all(d is None or d.is_empty() for d in dropout)
+    if (numerics == "exact" and valid is None and no_dropout and x.shape[0] > 0 and x.shape[1] > 0
+            and (cell is CellKind.RNN or (reset_after and _act.is_exact_sigmoid(activations.gate)
+                                          and _act.is_exact_tanh(activations.candidate)))):
+        fn = _standard_call(cell, activations.candidate)
+        if fn is not None:
+            return _standard_layer(fn, x, directions, h0, reverse)
+    outs, hs = [], []
+    for w, h_init, rev, drop in zip(directions, h0, reverse, dropout):
+        out, h = run_family_direction(x, w, h_init, kind=cell, reverse=rev, valid=valid, activations=activations,
+                                      masked_output=masked_output, reset_after=reset_after,
+                                      dropout=None if drop is None or drop.is_empty() else drop,
+                                      numerics=numerics)
+        outs.append(out)
+        hs.append(h)
+    return outs, hs
