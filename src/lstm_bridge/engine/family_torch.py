@@ -42,8 +42,10 @@ G = 1 (one mask for every gate) or 3 (r, z, n order) for GRU; G = 1 for RNN.
   added to its own product (``gi = x W_ih^T + b_ih``, ``gh = h W_hh^T + b_hh``), ``n = φ(gi_n + r·gh_n)``,
   ``h' = n + z·(h − n)``, one rounding per op; the activations stay the caller's: pass
   :data:`lstm_bridge.activations.ms_cpu_sigmoid` / :data:`~lstm_bridge.activations.ms_cpu_tanh` to
-  emulate MindSpore's CPU kernels. The GEMM is torch's (not MindSpore's summation order, §3.3).
-  reset_after=False is refused (MindSpore has no such GRU).
+  emulate MindSpore's CPU kernels. In float32 with a batch of at least 2 the products are summed in
+  MindSpore's CPU MatMul order too (:func:`ms_cpu_matmul_nt`, §3.3): bit for bit with the recorded
+  MindSpore cases, at the price of speed (an emulation, not a fast path). A batch of 1 (MindSpore's GEMV,
+  order unknown) and float64 use torch's GEMM. reset_after=False is refused (MindSpore has no such GRU).
 
 Shape of work: one GEMM for the input projection of every step, then per step one small GEMM
 (two for GRU reset_after=False); plain torch ops, so autograd runs through it.
@@ -59,7 +61,7 @@ from .semantics import CellActivations, CellKind, DirectionWeights, DropoutMasks
 
 Tensor = torch.Tensor
 
-__all__ = ["NUMERICS", "run_family_direction", "run_family_layer"]
+__all__ = ["NUMERICS", "ms_cpu_matmul_nt", "run_family_direction", "run_family_layer"]
 
 #: accepted values of ``numerics``
 NUMERICS = ("exact", "mindspore-cpu")
@@ -89,27 +91,72 @@ def _split_bias(w: DirectionWeights) -> Tuple[Optional[Tensor], Optional[Tensor]
     return b_ih, b_hh
 
 
-def _project_gates(a: Tensor, w: Tensor, masks: Optional[Tensor], gates: int) -> Tensor:
-    """``(a ⊙ m_g) W_g^T`` for every gate block: a ``(N, K)``, w ``(gates*H, K)``, masks ``(1|gates, N, K)``
-    broadcastable, or None -> ``(N, gates*H)``."""
-    if masks is None:
+_LANES = 16
+_CHUNK = 1 << 22  # float64 products held at once by ms_cpu_matmul_nt
+
+
+def ms_cpu_matmul_nt(a: Tensor, w: Tensor) -> Tensor:
+    """``a @ w.T`` summed in MindSpore 2.10's CPU float32 ``MatMul(transpose_b=True)`` order
+    (docs/spec/mindspore_gru_rnn.md §3.3; the torch twin of ``tests/oracle.py::ms_cpu_matmul_nt``).
+
+    a ``(M, K)``, w ``(N, K)`` float32 -> ``(M, N)`` float32, every row independently: K <= 8 one FMA chain
+    over k; K >= 9 16 FMA lanes (lane ``k mod 16``) then a halving tree of float32 adds. An FMA is the
+    exact float64 product-sum rounded once to float32. MindSpore's one-row (GEMV) kernel has an order not
+    found: callers with a batch of 1 use torch's product (last-bit differences there). Differentiable.
+    """
+    M, K = a.shape
+    N = w.shape[0]
+    if M == 0 or K == 0:
         return a @ w.t()
+    a64, w64 = a.double(), w.double()
+    lanes = 1 if K <= 8 else _LANES
+    steps = -(-K // lanes)
+    pad = steps * lanes - K
+    rows = max(1, _CHUNK // max(1, N * K))
+    pieces = []
+    for lo in range(0, M, rows):
+        prod = a64[lo:lo + rows].unsqueeze(1) * w64.unsqueeze(0)  # (m, N, K), exact
+        if pad:
+            prod = torch.nn.functional.pad(prod, (0, pad))
+        prod = prod.view(prod.shape[0], N, steps, lanes)
+        acc = prod.new_zeros((prod.shape[0], N, lanes)).float()
+        for j in range(steps):
+            acc = (prod[:, :, j] + acc.double()).float()
+        while acc.shape[-1] > 1:
+            half = acc.shape[-1] // 2
+            acc = acc[..., :half] + acc[..., half:]
+        pieces.append(acc[..., 0])
+    return torch.cat(pieces, 0)
+
+
+def _matmul_nt(a: Tensor, w: Tensor, ms_order: bool) -> Tensor:
+    return ms_cpu_matmul_nt(a, w) if ms_order else a @ w.t()
+
+
+def _project_gates(a: Tensor, w: Tensor, masks: Optional[Tensor], gates: int, ms_order: bool = False) -> Tensor:
+    """``(a ⊙ m_g) W_g^T`` for every gate block: a ``(N, K)``, w ``(gates*H, K)``, masks ``(1|gates, N, K)``
+    broadcastable, or None -> ``(N, gates*H)``. ``ms_order``: MindSpore's CPU summation order."""
+    if masks is None:
+        return _matmul_nt(a, w, ms_order)
     if masks.shape[0] == 1:
-        return (a * masks[0]) @ w.t()
+        return _matmul_nt(a * masks[0], w, ms_order)
     N, K = a.shape
     H = w.shape[0] // gates
+    if ms_order:
+        return torch.cat([ms_cpu_matmul_nt(a * masks[g], w[g * H:(g + 1) * H]) for g in range(gates)], 1)
     per_gate = torch.bmm(a.unsqueeze(0) * masks, w.view(gates, H, K).transpose(1, 2))  # (gates, N, H)
     return per_gate.permute(1, 0, 2).reshape(N, gates * H)
 
 
-def _input_projection(x: Tensor, w_ih: Tensor, masks: Optional[Tensor], gates: int) -> Tensor:
+def _input_projection(x: Tensor, w_ih: Tensor, masks: Optional[Tensor], gates: int, ms_order: bool = False
+                      ) -> Tensor:
     """All steps' ``(x_t ⊙ m_g) W_ih^T`` in one GEMM (one batched GEMM with per-gate masks): ``(T, B, G*H)``."""
     T, B, I = x.shape
     flat = x.reshape(T * B, I)
     fm = None
     if masks is not None:
         fm = masks.unsqueeze(1).expand(masks.shape[0], T, B, I).reshape(masks.shape[0], T * B, I)
-    return _project_gates(flat, w_ih, fm, gates).view(T, B, w_ih.shape[0])
+    return _project_gates(flat, w_ih, fm, gates, ms_order).view(T, B, w_ih.shape[0])
 
 
 def _mask_for(masks: Optional[Tensor], lo: int, hi: int) -> Optional[Tensor]:
@@ -184,7 +231,9 @@ def run_family_direction(
     b_ih, b_hh = _split_bias(w)
     gate, cand = activations.gate, activations.candidate
 
-    xp = _input_projection(x, w.w_ih, in_masks, G)
+    # MindSpore's summation order where it is known: float32, a batch of at least 2 rows (§3.3)
+    ms_order = ms and x.dtype == torch.float32 and x.shape[1] >= 2
+    xp = _input_projection(x, w.w_ih, in_masks, G, ms_order)
     if b_ih is not None:
         if ms:
             xp = xp + b_ih  # gi = MatMul + b_ih; b_hh stays with its own product
@@ -202,8 +251,8 @@ def run_family_direction(
     def step(x_t: Tensor, h: Tensor) -> Tensor:
         if cell is CellKind.RNN:
             if ms:
-                return cand(x_t + (_project_gates(h, w_hh, rec_masks, 1) + b_hh if b_hh is not None
-                                   else _project_gates(h, w_hh, rec_masks, 1)))
+                gh = _project_gates(h, w_hh, rec_masks, 1, ms_order)
+                return cand(x_t + (gh + b_hh if b_hh is not None else gh))
             if rec_masks is None:
                 return cand(torch.addmm(x_t, h, w_hh.t()))
             return cand(x_t + _project_gates(h, w_hh, rec_masks, 1))
@@ -213,7 +262,7 @@ def run_family_direction(
             hn = h if m_n is None else h * m_n[0]
             n = cand(x_t[:, 2 * H:] + (r * hn) @ w_n.t())
             return torch.lerp(n, h, z)
-        gh = _project_gates(h, w_hh, rec_masks, 3)
+        gh = _project_gates(h, w_hh, rec_masks, 3, ms_order)
         if ms:
             if b_hh is not None:
                 gh = gh + b_hh
