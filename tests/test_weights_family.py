@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-import oracle as R
-from helpers import max_abs, uneven
 from lstm_bridge.recurrent import CellKind, DirectionWeights
 from lstm_bridge.weights import family as F
 from lstm_bridge.weights.layouts import UnsupportedLayoutError
+
+import oracle as R
+from helpers import max_abs, uneven
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")

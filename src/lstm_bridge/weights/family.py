@@ -489,7 +489,7 @@ def gru_from_cudnn(kernel: Array, recurrent_kernel: Array, bias: Array) -> Direc
     r_blocks = _blocks(recurrent_kernel, 1, 3)
     w_ih = _concat([k_blocks[g].reshape(u, i_dim) for g in _CANON_FROM_ZRH])
     w_hh = _concat([_copy(r_blocks[g]) for g in _CANON_FROM_ZRH])
-    if _is_torch(w_ih):
+    if isinstance(w_ih, torch.Tensor) and isinstance(w_hh, torch.Tensor):
         w_ih, w_hh = w_ih.contiguous(), w_hh.contiguous()
     else:
         w_ih, w_hh = np.ascontiguousarray(w_ih), np.ascontiguousarray(w_hh)
