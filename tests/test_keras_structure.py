@@ -180,3 +180,31 @@ def test_chain_runner_follows_keras_bidirectional(merge_mode, go_backwards):
         with torch.no_grad():
             assert torch.equal(want[0], layer.forward_layer(x))
             assert torch.equal(want[1], layer.backward_layer(x).flip(1))
+
+
+@pytest.mark.parametrize("unroll, engine_calls", [(False, [2]), (True, [1, 1])])
+def test_bidirectional_runs_both_directions_in_one_engine_call(monkeypatch, unroll, engine_calls):
+    """``run_directions``: one engine call with both directions when their semantics agree; each on its
+    own where Keras's unrolled masking quirk applies to one of them (spec keras §6)."""
+    import lstm_bridge.keras.layer as layer_module
+
+    seen = []
+    real = layer_module.run_layer
+
+    def counting(x, directions, *args, **kwargs):
+        seen.append(len(directions))
+        return real(x, directions, *args, **kwargs)
+
+    monkeypatch.setattr(layer_module, "run_layer", counting)
+    layer = K.Bidirectional(K.LSTM(3, return_sequences=True, unroll=unroll))
+    x = np.random.default_rng(2).standard_normal((2, 4, 3)).astype(np.float32)
+    mask = np.array([[1, 1, 1, 0], [1, 1, 1, 1]], bool)
+    with torch.no_grad():
+        fused = layer(x, mask=mask)
+    assert seen == engine_calls
+    # the same numbers as the two layers run one by one
+    f_call, b_call = layer.forward_layer.prepare(x, mask), layer.backward_layer.prepare(x, mask)
+    with torch.no_grad():
+        y_f = layer.forward_layer.finish(f_call, layer.forward_layer.run(f_call))
+        y_b = layer.backward_layer.finish(b_call, layer.backward_layer.run(b_call))
+    torch.testing.assert_close(fused, torch.cat([y_f, y_b.flip(1)], -1), rtol=0, atol=1e-6)

@@ -18,10 +18,9 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from ..engine import run_layer
 from . import outputs as _outputs
-from .cell import allocation_errors, config_keras_version, unique_name
-from .layer import LSTM, DirectionRun, Output
+from .cell import config_keras_version, unique_name
+from .layer import LSTM, Output, run_directions
 
 
 class Bidirectional(torch.nn.Module):
@@ -265,19 +264,8 @@ class Bidirectional(torch.nn.Module):
         if self._initial_weights is not None:  # weights= given at construction: set once built
             weights, self._initial_weights = self._initial_weights, None
             self.set_weights(weights)
-        if f_call.semantics == b_call.semantics and not (f_call.unroll_quirk or b_call.unroll_quirk) \
-                and f_call.xt.shape[1] > 0:
-            # one engine call for both directions (oneDNN's bidirectional LSTM, or both directions
-            # side by side in the native kernel)
-            with allocation_errors(f"Bidirectional {self.name!r} on input shape {tuple(f_call.xt.shape)} (time, "
-                                   f"batch, features) with units={fw.units}"):
-                outs, hs, cs = run_layer(f_call.xt, [fw.cell.direction_weights(), bw.cell.direction_weights()],
-                                         [f_call.h0, b_call.h0], [f_call.c0, b_call.c0],
-                                         reverse=[fw.go_backwards, bw.go_backwards], valid=f_call.valid,
-                                         semantics=f_call.semantics, dropout=[f_call.dropout, b_call.dropout])
-            f_run, b_run = DirectionRun(outs[0], hs[0], cs[0]), DirectionRun(outs[1], hs[1], cs[1])
-        else:
-            f_run, b_run = fw.run(f_call), bw.run(b_call)
+        # one engine call for both directions where their semantics agree
+        f_run, b_run = run_directions([fw, bw], [f_call, b_call], f"Bidirectional {self.name!r}")
         f_out, b_out = fw.finish(f_call, f_run), bw.finish(b_call, b_run)
         states: List[torch.Tensor] = []
         if isinstance(f_out, torch.Tensor) and isinstance(b_out, torch.Tensor):  # no return_state

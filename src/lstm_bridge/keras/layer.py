@@ -404,14 +404,7 @@ class LSTM(torch.nn.Module):
     def run(self, call: LayerCall) -> DirectionRun:
         """The engine's pass over one prepared call (no Keras conventions yet): ``seq`` the ``(T, B, u)``
         outputs in original time order, ``h``/``c`` the final ``(B, u)`` states."""
-        if call.xt.shape[1] == 0:  # an empty batch: Keras returns empty outputs of the right shapes
-            return DirectionRun(call.h0.new_zeros(call.xt.shape[0], 0, self.units), call.h0, call.c0)
-        with allocation_errors(f"layer {self.name!r} on input shape {tuple(call.xt.shape)} (time, batch, "
-                               f"features) with units={self.units}"):
-            outs, hs, cs = run_layer(call.xt, [self.cell.direction_weights()], [call.h0], [call.c0],
-                                     reverse=[self.go_backwards], valid=call.valid, semantics=call.semantics,
-                                     dropout=[call.dropout])
-        return DirectionRun(outs[0], hs[0], cs[0])
+        return run_directions([self], [call], f"layer {self.name!r}")[0]
 
     def finish(self, call: LayerCall, result: DirectionRun) -> Output:
         """Keras's returns (keras/outputs.py) from :meth:`run`'s result; also stores a stateful layer's
@@ -440,6 +433,26 @@ class LSTM(torch.nn.Module):
         """Run the layer; see the class docstring for shapes and conventions."""
         call = self.prepare(inputs, mask, training, initial_state)
         return self.finish(call, self.run(call))
+
+
+def run_directions(layers: Sequence[LSTM], calls: Sequence[LayerCall], where: str) -> List[DirectionRun]:
+    """Run layers prepared (:meth:`LSTM.prepare`) on the same inputs and mask - ``Bidirectional``'s two
+    halves, or one layer - in one engine call when they share their semantics (oneDNN's bidirectional
+    LSTM, or the directions side by side in the native kernel), else each on its own. ``where`` names
+    the caller in memory errors."""
+    first = calls[0]
+    if first.xt.shape[1] == 0:  # an empty batch: Keras returns empty outputs of the right shapes
+        return [DirectionRun(c.h0.new_zeros(c.xt.shape[0], 0, layer.units), c.h0, c.c0)
+                for layer, c in zip(layers, calls)]
+    if len(calls) > 1 and any(c.semantics != first.semantics or c.unroll_quirk for c in calls):
+        return [layer.run(call) for layer, call in zip(layers, calls)]
+    with allocation_errors(f"{where} on input shape {tuple(first.xt.shape)} (time, batch, features) with "
+                           f"units={layers[0].units}"):
+        outs, hs, cs = run_layer(first.xt, [layer.cell.direction_weights() for layer in layers],
+                                 [c.h0 for c in calls], [c.c0 for c in calls],
+                                 reverse=[layer.go_backwards for layer in layers], valid=first.valid,
+                                 semantics=first.semantics, dropout=[c.dropout for c in calls])
+    return [DirectionRun(o, h, c) for o, h, c in zip(outs, hs, cs)]
 
 
 class LayerCall(NamedTuple):
