@@ -163,7 +163,7 @@ class Bidirectional(torch.nn.Module):
         if not self.return_state and self.merge_mode is not None:
             return merged[0]
         result = merged + states + states
-        return tuple(result) if self.keras_version >= 3 else result
+        return _outputs.pack(result, self.keras_version)
 
     def set_weights(self, weights: Sequence[Any]) -> None:
         weights = list(weights)

@@ -223,7 +223,7 @@ class LSTM(torch.nn.Module):
         if not self.return_state:
             return output
         shapes = [output, (batch, self.units), (batch, self.units)]
-        return tuple(shapes) if self.keras_version >= 3 else shapes
+        return _outputs.pack(shapes, self.keras_version)
 
     @property
     def losses(self) -> List[torch.Tensor]:

@@ -18,7 +18,7 @@ the output computed at input step t, whichever way the direction ran). Keras pre
 """
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, TypeVar, Union
 
 import torch
 
@@ -28,7 +28,7 @@ __all__ = ["MERGE_MODES", "check_merge_mode", "direction_output", "flip_back", "
 #: Keras's merge modes for two directions; ``None`` returns both halves.
 MERGE_MODES: Tuple[Optional[str], ...] = ("concat", "sum", "mul", "ave", None)
 
-Results = Union[List[torch.Tensor], Tuple[torch.Tensor, ...]]
+T = TypeVar("T")
 
 
 def check_merge_mode(merge_mode: Optional[str]) -> None:
@@ -119,6 +119,7 @@ def state_list(hs: Sequence[torch.Tensor], cs: Sequence[torch.Tensor]) -> List[t
     return [s for h, c in zip(hs, cs) for s in (h, c)]
 
 
-def pack(results: Sequence[torch.Tensor], keras_version: int) -> Results:
-    """Several results as the generation returns them: a tuple in Keras 3, a list in tf_keras."""
+def pack(results: Sequence[T], keras_version: int) -> Union[List[T], Tuple[T, ...]]:
+    """Several results (tensors, or their shapes) as the generation returns them: a tuple in Keras 3, a
+    list in tf_keras."""
     return tuple(results) if keras_version >= 3 else list(results)
