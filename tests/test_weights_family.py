@@ -14,7 +14,7 @@ from lstm_bridge.weights import family as F
 from lstm_bridge.weights.layouts import UnsupportedLayoutError
 
 import oracle as R
-from helpers import max_abs, uneven
+from helpers import FIXTURES, max_abs, uneven
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -46,16 +46,25 @@ def _torch_module(cls, layers: List[List[DirectionWeights]], dtype=torch.float64
     return m
 
 
-def _ort(op: str, W, Rm, B, x_tbi, attrs):
+def _ort(op: str, W, Rm, B, x_tbi, attrs, initial_h=None, sequence_lens=None):
     """Run a one-node ONNX ``op`` (GRU or RNN) graph on ``x`` (T, B, I) with onnxruntime; returns (Y, Y_h)."""
     d, gh, i = W.shape
     h = Rm.shape[2]
+    t, b = x_tbi.shape[:2]
     inits = [onnx.numpy_helper.from_array(np.asarray(W, np.float32), "W"),
              onnx.numpy_helper.from_array(np.asarray(Rm, np.float32), "R"),
              onnx.numpy_helper.from_array(np.asarray(B, np.float32), "B")]
-    node = helper.make_node(op, ["X", "W", "R", "B"], ["Y", "Y_h"], hidden_size=h,
-                            direction="bidirectional" if d == 2 else "forward", **attrs)
-    t, b = x_tbi.shape[:2]
+    inputs = ["X", "W", "R", "B", "", ""]
+    if sequence_lens is not None:
+        inits.append(onnx.numpy_helper.from_array(np.asarray(sequence_lens, np.int32), "sequence_lens"))
+        inputs[4] = "sequence_lens"
+    if initial_h is not None:
+        inits.append(onnx.numpy_helper.from_array(np.asarray(initial_h, np.float32).reshape(d, b, h), "initial_h"))
+        inputs[5] = "initial_h"
+    while inputs[-1] == "":
+        inputs.pop()
+    direction = {1: "forward", 2: "bidirectional"}[d] if attrs.get("direction") is None else attrs.pop("direction")
+    node = helper.make_node(op, inputs, ["Y", "Y_h"], hidden_size=h, direction=direction, **attrs)
     graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("X", TensorProto.FLOAT, [t, b, i])],
                               [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [t, d, b, h]),
                                helper.make_tensor_value_info("Y_h", TensorProto.FLOAT, [d, b, h])], inits)
@@ -66,6 +75,15 @@ def _ort(op: str, W, Rm, B, x_tbi, attrs):
     sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
     y, y_h = sess.run(None, {"X": np.asarray(x_tbi, np.float32)})
     return y, y_h
+
+
+def _fixture(name: str):
+    return np.load(FIXTURES / "family" / f"{name}.npz")
+
+
+def _ms_state(z) -> dict:
+    """The ``param:<name>`` arrays of a recorded MindSpore case, in the recorded (parameters_and_names) order."""
+    return {k[len("param:"):]: z[k] for k in z.files if k.startswith("param:")}
 
 
 # --- Keras GRU ----------------------------------------------------------------------------------------
@@ -391,3 +409,95 @@ def test_keras1_gru_is_reset_before_keras2():
     assert max_abs(got, want) == 0.0
     with pytest.raises(ValueError, match="a Keras 1 GRU has 9 weight arrays .*received 3"):
         F.gru_from_keras1(arrays)
+
+
+# --- recorded real-framework cases (tests/fixtures/family, tools/probe_family.py) ---------------------------
+
+def test_recorded_tf_keras_gru_runs_in_torch_and_onnx():
+    """tf_keras 2.21 ``GRU`` (reset_after=True, h0): its weights through the layout run in torch.nn.GRU and in
+    onnxruntime's GRU (linear_before_reset=1) to the recorded outputs."""
+    z = _fixture("tk_gru_default_h0")
+    w = F.gru_from_keras(z["w:0"], z["w:1"], z["w:2"], reset_after=True)
+    y, h = _torch_module(torch.nn.GRU, [[w]], dtype=torch.float32)(torch.from_numpy(z["x"]),
+                                                                    torch.from_numpy(z["h0"])[None])
+    assert max_abs(y, z["out:0"]) < 1e-6 and max_abs(h[0], z["out:1"]) < 1e-6
+    W, Rm, Bias = F.gru_to_onnx([w])
+    y, y_h = _ort("GRU", W, Rm, Bias, z["x"].transpose(1, 0, 2), {"linear_before_reset": 1}, initial_h=z["h0"])
+    assert max_abs(y[:, 0].transpose(1, 0, 2), z["out:0"]) < 1e-6 and max_abs(y_h[0], z["out:1"]) < 1e-6
+
+
+def test_recorded_tf1_style_gru_v1_is_onnx_linear_before_reset_0():
+    """tf_keras ``gru_v1.GRU`` defaults (TF 1.15's: reset_after=False, Keras-2 hard_sigmoid): ONNX GRU with
+    linear_before_reset=0 and HardSigmoid(alpha=0.2, beta=0.5) on the converted weights gives the recorded
+    outputs."""
+    z = _fixture("tk_gru_v1_defaults")
+    w = F.gru_from_keras(z["w:0"], z["w:1"], z["w:2"], reset_after=False)
+    W, Rm, Bias = F.gru_to_onnx([w])
+    attrs = {"linear_before_reset": 0, "activations": ["HardSigmoid", "Tanh"],
+             "activation_alpha": [0.2], "activation_beta": [0.5]}
+    y, y_h = _ort("GRU", W, Rm, Bias, z["x"].transpose(1, 0, 2), attrs)
+    assert max_abs(y[:, 0].transpose(1, 0, 2), z["out:0"]) < 1e-6 and max_abs(y_h[0], z["out:1"]) < 1e-6
+
+
+def test_recorded_keras3_gru_reset_before_backwards_is_onnx_reverse():
+    """Keras 3.15.1 ``GRU(reset_after=False, go_backwards=True)``: ONNX direction="reverse" (outputs in time
+    order; Keras returns processing order, so flipped) with linear_before_reset=0."""
+    z = _fixture("k3_gru_reset_before_backwards")
+    w = F.gru_from_keras(z["w:0"], z["w:1"], z["w:2"], reset_after=False)
+    W, Rm, Bias = F.gru_to_onnx([w])
+    y, y_h = _ort("GRU", W, Rm, Bias, z["x"].transpose(1, 0, 2),
+                  {"linear_before_reset": 0, "direction": "reverse"})
+    assert max_abs(y[::-1, 0].transpose(1, 0, 2), z["out:0"]) < 1e-6 and max_abs(y_h[0], z["out:1"]) < 1e-6
+
+
+def test_recorded_mindspore_gru_stack_names_order_and_onnx():
+    """MindSpore 2.10 ``nn.GRU(3, 4, 2, bidirectional, batch_first)`` with hx and seq_length: the recorded
+    parameters (in ``parameters_and_names`` order) read into canonical layers and write back in that order;
+    two onnxruntime GRU nodes (sequence_lens, initial_h) give MindSpore's outputs within its approximate CPU
+    activations (docs/spec/mindspore_gru_rnn.md §3)."""
+    z = _fixture("ms_gru_2layer_bi_batch_first_seq_hx")
+    state = _ms_state(z)
+    layers = F.recurrent_from_torch_state_dict(state)
+    assert [[w.kind for w in d] for d in layers] == [[CellKind.GRU] * 2] * 2
+    back = F.recurrent_to_torch_state_dict(layers)
+    assert list(back) == list(state) and all(_same(back[k], state[k]) for k in state)
+    x = z["x"].transpose(1, 0, 2)  # batch_first -> (T, B, I)
+    hx, lens = z["hx"], z["seq_length"]
+    h_n = []
+    for layer, dirs in enumerate(layers):
+        W, Rm, Bias = F.gru_to_onnx(dirs)
+        y, y_h = _ort("GRU", W, Rm, Bias, x, {"linear_before_reset": 1}, initial_h=hx[2 * layer:2 * layer + 2],
+                      sequence_lens=lens)
+        x = y.transpose(0, 2, 1, 3).reshape(y.shape[0], y.shape[2], -1)  # [T, D, B, H] -> [T, B, D*H]
+        h_n.append(y_h)
+    assert max_abs(x.transpose(1, 0, 2), z["out:0"]) < 1e-5
+    h_n = np.concatenate(h_n)
+    valid = lens > 0
+    assert max_abs(h_n[:, valid], z["out:1"][:, valid]) < 1e-5
+    # a length-0 row: MindSpore returns h0 (spec §4), onnxruntime zeros - a semantic, not a layout, difference
+    assert list(lens) == [5, 3, 0] and max_abs(z["out:1"][:, ~valid], hx[:, ~valid]) == 0.0
+    assert not h_n[:, ~valid].any()
+
+
+def test_recorded_mindspore_rnn_relu_without_bias_is_torch_rnn():
+    """MindSpore 2.10 ``nn.RNN(relu, has_bias=False, num_layers=2)``: no bias keys, torch.nn.RNN(bias=False)."""
+    z = _fixture("ms_rnn_relu_2layer")
+    state = _ms_state(z)
+    layers = F.recurrent_from_torch_state_dict(state, "RNN")
+    assert not layers[0][0].has_bias and list(F.recurrent_to_torch_state_dict(layers)) == list(state)
+    m = _torch_module(torch.nn.RNN, layers, nonlinearity="relu")
+    y, h = m(torch.from_numpy(z["x"].transpose(1, 0, 2).astype(np.float64)))
+    assert max_abs(y.transpose(0, 1), z["out:0"]) < 1e-5 and max_abs(h, z["out:1"]) < 1e-5
+
+
+def test_recorded_mindspore_rnn_tanh_bidirectional_seq_length_is_onnx_rnn():
+    """MindSpore 2.10 ``nn.RNN(tanh, bidirectional)`` with hx and seq_length [5, 2, 4]: onnxruntime's RNN
+    (sequence_lens reverses only the valid prefix, as MindSpore's ReverseSequence does) on the converted weights."""
+    z = _fixture("ms_rnn_tanh_bi_seq")
+    (dirs,) = F.recurrent_from_torch_state_dict(_ms_state(z), CellKind.RNN)
+    W, Rm, Bias = F.rnn_to_onnx(dirs)
+    y, y_h = _ort("RNN", W, Rm, Bias, z["x"], {}, initial_h=z["hx"], sequence_lens=z["seq_length"])
+    # MindSpore's CPU tanh is approximate: exact math is 1.1e-4 off here (spec §3.2 measures up to 1.2e-4 at
+    # this scale); a layout slip is off by O(0.1)
+    assert max_abs(y.transpose(0, 2, 1, 3).reshape(*z["out:0"].shape), z["out:0"]) < 2e-4
+    assert max_abs(y_h, z["out:1"]) < 2e-4
