@@ -1,8 +1,8 @@
 """The engine's GRU / simple-RNN torch path (``lstm_bridge.engine.family_torch``) against independent references.
 
 * the float64 NumPy oracle (``tests/oracle.py``: ``keras_gru``, ``keras_simple_rnn``, written from the specs) over an
-  option matrix: kind x reset_after x activations (both hard sigmoids) x mask shapes x reverse, with the masked-output
-  rule, bias and dropout masks (G = 1 or 3) cycled through the cases; float64 <= 1e-12, float32 <= 1e-5;
+  option matrix: kind x reset_after x activations (both hard sigmoids) x mask shapes x masked-output rule x reverse,
+  with bias and dropout masks (none, G = 1, G = 3) cycled through the cases; float64 <= 1e-12, float32 <= 1e-5;
 * ``torch.nn.GRU`` / ``torch.nn.RNN`` (tanh and relu) for the standard cases, loop and fused paths;
 * ``torch.autograd.gradcheck`` in float64 on a representative subset (masks, reset_after=False, dropout);
 * outputs of real MindSpore 2.10 recorded in ``tests/fixtures/family/ms_*.npz`` with ``numerics="mindspore-cpu"``:
@@ -112,16 +112,17 @@ def _oracle(kind: str, reset_after: bool, x: np.ndarray, w: DirectionWeights, h0
     return (ys[::-1] if reverse else ys), h
 
 
-MATRIX = list(itertools.product(CELLS, ACTIVATIONS, MASKS, [False, True]))
+MATRIX = [case for case in itertools.product(CELLS, ACTIVATIONS, MASKS, ["carry", "zero"], [False, True])
+          if case[2] != "none" or case[3] == "carry"]  # without a mask the rule does not apply
 
 
-@pytest.mark.parametrize("cell, acts, mask_kind, reverse", MATRIX)
-def test_family_matches_oracle(cell, acts, mask_kind, reverse):
-    index = MATRIX.index((cell, acts, mask_kind, reverse))
+@pytest.mark.parametrize("cell, acts, mask_kind, rule, reverse", MATRIX)
+def test_family_matches_oracle(cell, acts, mask_kind, rule, reverse):
+    index = MATRIX.index((cell, acts, mask_kind, rule, reverse))
     kind, reset_after = _cell(cell)
-    zero = index % 2 == 1
-    bias = index % 3 != 2
-    G = [None, 1, 3][index % 3] if kind == "gru" else [None, 1][index % 2]
+    zero = rule == "zero"
+    bias = index % 3 != 2  # bias and dropout cycled independently of each other and of the main axes
+    G = [None, 1, 3][(index // 3) % 3] if kind == "gru" else [None, 1][(index // 3) % 2]
     rng = np.random.default_rng(1000 + index)
     w = _weights(rng, kind, I, H, bias)
     x = rng.standard_normal((T, B, I))

@@ -174,6 +174,14 @@ def _check_masks(what: str, m: Optional[Tensor], allowed: Tuple[int, ...], B: in
         raise ValueError(f"direction {d} dropout {what} masks must have shape {shapes}; received {tuple(m.shape)}")
 
 
+def _check_numerics(numerics: str, cell: CellKind, reset_after: bool) -> None:
+    if numerics not in NUMERICS:
+        raise ValueError(f"numerics must be one of {NUMERICS}; received {numerics!r}")
+    if numerics == "mindspore-cpu" and cell is CellKind.GRU and not reset_after:
+        raise ValueError("numerics='mindspore-cpu' describes MindSpore's nn.GRU, which computes reset_after=True "
+                         "only; received reset_after=False")
+
+
 def _check(x: Tensor, directions: Sequence[DirectionWeights], h0: Sequence[Tensor], kind: CellKind,
            reverse: Sequence[bool], valid: Optional[Tensor], dropout: Sequence[Optional[DropoutMasks]]) -> None:
     if x.dim() != 3:
@@ -222,6 +230,7 @@ def run_family_direction(
     """One direction with the Python time loop (never the oneDNN hand-off); arguments as
     :func:`run_family_layer` for one direction. Returns ``(out (T, B, H), h_T (B, H))``."""
     cell = _kind(kind)
+    _check_numerics(numerics, cell, reset_after)
     ms = numerics == "mindspore-cpu"
     T = x.shape[0]
     H = w.hidden_size
@@ -234,68 +243,80 @@ def run_family_direction(
     # MindSpore's summation order where it is known: float32, a batch of at least 2 rows (§3.3)
     ms_order = ms and x.dtype == torch.float32 and x.shape[1] >= 2
     xp = _input_projection(x, w.w_ih, in_masks, G, ms_order)
+    # Bias placement. exact: every recurrent bias outside a product is folded into the one input GEMM's
+    # bias, and the GRU's b_hn (inside r ⊙ (…)) rides on the per-step addmm. mindspore-cpu: each bias on
+    # its own product, as MindSpore adds them.
+    b_step: Optional[Tensor] = None
     if b_ih is not None:
         if ms:
-            xp = xp + b_ih  # gi = MatMul + b_ih; b_hh stays with its own product
+            xp = xp + b_ih
+            b_step = b_hh
         elif cell is CellKind.RNN or not reset_after:
-            xp = xp + (b_ih + b_hh)  # every recurrent bias sits outside the products
+            xp = xp + (b_ih + b_hh)
         else:
-            xp = xp + torch.cat([b_ih[:2 * H] + b_hh[:2 * H], b_ih[2 * H:]])  # b_hn stays inside r ⊙ (…)
-    b_hn = b_hh[2 * H:] if (b_hh is not None and cell is CellKind.GRU and reset_after and not ms) else None
+            xp = xp + torch.cat([b_ih[:2 * H] + b_hh[:2 * H], b_ih[2 * H:]])
+            b_step = torch.cat([torch.zeros_like(b_hh[:2 * H]), b_hh[2 * H:]])
 
     w_hh = w.w_hh
+    w_hh_t = w_hh.t()
     if cell is CellKind.GRU and not reset_after:
-        w_rz, w_n = w_hh[:2 * H], w_hh[2 * H:]
+        w_rz_t, w_n_t = w_hh[:2 * H].t(), w_hh[2 * H:].t()
         m_rz, m_n = _mask_for(rec_masks, 0, 2), _mask_for(rec_masks, 2, 3)
+
+    def recurrent(h: Tensor) -> Tensor:
+        """``(h ⊙ m_g) W_hh^T (+ b_step)`` for the reset_after=True GRU and the RNN."""
+        if rec_masks is None and not ms:
+            return torch.addmm(b_step, h, w_hh_t) if b_step is not None else h @ w_hh_t
+        gh = _project_gates(h, w_hh, rec_masks, G, ms_order)
+        return gh + b_step if b_step is not None else gh
 
     def step(x_t: Tensor, h: Tensor) -> Tensor:
         if cell is CellKind.RNN:
-            if ms:
-                gh = _project_gates(h, w_hh, rec_masks, 1, ms_order)
-                return cand(x_t + (gh + b_hh if b_hh is not None else gh))
-            if rec_masks is None:
-                return cand(torch.addmm(x_t, h, w_hh.t()))
-            return cand(x_t + _project_gates(h, w_hh, rec_masks, 1))
+            if rec_masks is None and not ms:
+                return cand(torch.addmm(x_t, h, w_hh_t))
+            return cand(x_t + recurrent(h))
         if not reset_after:
-            rz = gate(x_t[:, :2 * H] + _project_gates(h, w_rz, m_rz, 2))
+            if m_rz is None:
+                rz = gate(torch.addmm(x_t[:, :2 * H], h, w_rz_t))
+            else:
+                rz = gate(x_t[:, :2 * H] + _project_gates(h, w_hh[:2 * H], m_rz, 2))
             r, z = rz[:, :H], rz[:, H:]
             hn = h if m_n is None else h * m_n[0]
-            n = cand(x_t[:, 2 * H:] + (r * hn) @ w_n.t())
+            n = cand(torch.addmm(x_t[:, 2 * H:], r * hn, w_n_t))
             return torch.lerp(n, h, z)
-        gh = _project_gates(h, w_hh, rec_masks, 3, ms_order)
-        if ms:
-            if b_hh is not None:
-                gh = gh + b_hh
+        gh = recurrent(h)
+        if ms:  # MindSpore's op order, one rounding per op
             r = gate(x_t[:, :H] + gh[:, :H])
             z = gate(x_t[:, H:2 * H] + gh[:, H:2 * H])
             n = cand(x_t[:, 2 * H:] + r * gh[:, 2 * H:])
             return n + z * (h - n)
         rz = gate(x_t[:, :2 * H] + gh[:, :2 * H])
-        r, z = rz[:, :H], rz[:, H:]
-        gh_n = gh[:, 2 * H:] if b_hn is None else gh[:, 2 * H:] + b_hn
-        n = cand(torch.addcmul(x_t[:, 2 * H:], r, gh_n))
-        return torch.lerp(n, h, z)
+        n = cand(torch.addcmul(x_t[:, 2 * H:], rz[:, :H], gh[:, 2 * H:]))
+        return torch.lerp(n, h, rz[:, H:])
 
-    h = h0
     if T == 0:
         return x.new_zeros((0,) + tuple(h0.shape)), h0
-    carry = masked_output is MaskedOutput.CARRY
-    y_prev = torch.zeros_like(h0) if valid is not None and carry else None
-    zero = torch.zeros((), dtype=x.dtype, device=x.device)
-    outputs: List[Optional[Tensor]] = [None] * T
+    # unbind, not xp[t]: one backward node for all steps instead of a zero-filled (T, B, G*H) gradient per step
+    xs = xp.unbind(0)
+    keeps = valid.unsqueeze(2).unbind(0) if valid is not None else None
+    h = h0
+    states: List[Optional[Tensor]] = [None] * T
     for t in (range(T - 1, -1, -1) if reverse else range(T)):
-        h_new = step(xp[t], h)
-        if valid is None:
-            h = h_new
-            outputs[t] = h_new
-            continue
-        keep = valid[t].unsqueeze(1)
-        h = torch.where(keep, h_new, h)
-        y = torch.where(keep, h_new, y_prev if carry else zero)
-        if carry:
-            y_prev = y
-        outputs[t] = y
-    return torch.stack(outputs, 0), h
+        h_new = step(xs[t], h)
+        h = h_new if keeps is None else torch.where(keeps[t], h_new, h)
+        states[t] = h
+    out = torch.stack(states, 0)
+    if valid is None:
+        return out, h
+    # The masked-step outputs, after the loop in one op each. ZERO: valid steps emit their state, others 0.
+    # CARRY: the previous output equals the kept state once a row has seen a valid step (both take h_new on
+    # valid steps and stay otherwise); before that it is 0.
+    if masked_output is MaskedOutput.CARRY:
+        seen = valid.flip(0).cumsum(0).flip(0) if reverse else valid.cumsum(0)
+        emit = seen > 0
+    else:
+        emit = valid
+    return torch.where(emit.unsqueeze(2), out, torch.zeros((), dtype=out.dtype, device=out.device)), h
 
 
 def _standard_call(cell: CellKind, candidate) -> Optional[object]:
@@ -374,11 +395,7 @@ def run_family_layer(
         TypeError: a dtype other than float32/float64, or weights not in x's dtype.
     """
     cell = _kind(kind)
-    if numerics not in NUMERICS:
-        raise ValueError(f"numerics must be one of {NUMERICS}; received {numerics!r}")
-    if numerics == "mindspore-cpu" and cell is CellKind.GRU and not reset_after:
-        raise ValueError("numerics='mindspore-cpu' describes MindSpore's nn.GRU, which computes reset_after=True "
-                         "only; received reset_after=False")
+    _check_numerics(numerics, cell, reset_after)
     if dropout is None:
         dropout = [None] * len(directions)
     _check(x, directions, h0, cell, reverse, valid, dropout)
