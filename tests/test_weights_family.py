@@ -501,3 +501,81 @@ def test_recorded_mindspore_rnn_tanh_bidirectional_seq_length_is_onnx_rnn():
     # this scale); a layout slip is off by O(0.1)
     assert max_abs(y.transpose(0, 2, 1, 3).reshape(*z["out:0"].shape), z["out:0"]) < 2e-4
     assert max_abs(y_h, z["out:1"]) < 2e-4
+
+
+# --- TF 1.x rnn_cell.GRUCell / BasicRNNCell -----------------------------------------------------------------
+
+# Recorded 2026-11-27 with tf_keras 2.21 (TF 2.21 CPU, eager): tf.compat.v1.nn.rnn_cell.GRUCell(2) /
+# BasicRNNCell(2) built on I = 3 (variables gru_cell/gates/kernel (5, 4), gates/bias (4,), candidate/kernel (5, 2),
+# candidate/bias (2,); basic_rnn_cell/kernel (5, 2), bias (2,)), set to _tf1_inputs(), called step by step on
+# _tf1_x() from h = 0; the outputs per step.
+def _tf1_inputs():
+    I, H = 3, 2
+    gk = (np.arange((I + H) * 2 * H, dtype=np.float32).reshape(I + H, 2 * H) - 9.5) / 11
+    gb = (np.arange(2 * H, dtype=np.float32) - 1.5) / 4
+    ck = (np.arange((I + H) * H, dtype=np.float32).reshape(I + H, H) - 4.5) / 7
+    cb = (np.arange(H, dtype=np.float32) - 0.5) / 3
+    rk = (np.arange((I + H) * H, dtype=np.float32).reshape(I + H, H) - 4.5) / 6
+    rb = (np.arange(H, dtype=np.float32) - 0.5) / 5
+    return (gk, gb, ck, cb), (rk, rb)
+
+
+def _tf1_x():
+    return (np.arange(2 * 3 * 3, dtype=np.float32).reshape(2, 3, 3) - 8.5) / 6
+
+
+_TF1_GRU_Y = np.array([[[0.1635095775127411, 0.16236978769302368], [0.2859049439430237, 0.2837121784687042],
+                        [0.2941117286682129, 0.3491297960281372]],
+                       [[-0.16280080378055573, 0.04228224232792854], [-0.5004054307937622, -0.09307503700256348],
+                        [-0.8023086786270142, -0.3724053204059601]]])
+_TF1_RNN_Y = np.array([[[0.9175982475280762, 0.8172934055328369], [0.929508626461029, 0.9434902667999268],
+                        [0.8027711510658264, 0.9039710760116577]],
+                       [[-0.2925831079483032, 0.02360672503709793], [-0.7555503249168396, -0.42648598551750183],
+                        [-0.9632465243339539, -0.8766400814056396]]])
+
+
+@pytest.mark.parametrize("as_torch", [False, True])
+def test_tf1_gru_cell_round_trip_and_recorded_outputs(as_torch):
+    gru, _ = _tf1_inputs()
+    src = [torch.from_numpy(a) for a in gru] if as_torch else list(gru)
+    w = F.gru_from_tf1(*src)
+    assert w.kind is CellKind.GRU and w.input_size == 3 and w.hidden_size == 2
+    for a, b in zip(gru, F.gru_to_tf1(w)):
+        assert _same(torch.as_tensor(a) if as_torch else a, b)
+    w = w.numpy()
+    # reset-before form: ONNX linear_before_reset=0 and the oracle's Keras GRU(reset_after=False) both give
+    # the recorded TF1 outputs
+    W, Rm, Bias = F.gru_to_onnx([w])
+    y, _ = _ort("GRU", W, Rm, Bias, _tf1_x().transpose(1, 0, 2), {"linear_before_reset": 0})
+    assert max_abs(y[:, 0].transpose(1, 0, 2), _TF1_GRU_Y) < 1e-6
+    keras = F.gru_to_keras(w, reset_after=False)
+    assert max_abs(R.keras_gru(_tf1_x(), *keras, reset_after=False, return_sequences=True), _TF1_GRU_Y) < 1e-6
+    # reading r and z the wrong way round is visible
+    gk, gb, ck, cb = gru
+    swapped = F.gru_from_tf1(np.concatenate([gk[:, 2:], gk[:, :2]], 1), np.r_[gb[2:], gb[:2]], ck, cb)
+    y2, _ = _ort("GRU", *F.gru_to_onnx([swapped]), _tf1_x().transpose(1, 0, 2), {"linear_before_reset": 0})
+    assert max_abs(y2[:, 0].transpose(1, 0, 2), _TF1_GRU_Y) > 1e-2
+
+
+def test_tf1_basic_rnn_cell_round_trip_and_recorded_outputs():
+    _, (rk, rb) = _tf1_inputs()
+    w = F.rnn_from_tf1(rk, rb, input_size=3)
+    assert w.kind is CellKind.RNN and w.hidden_size == 2
+    for a, b in zip((rk, rb), F.rnn_to_tf1(w)):
+        assert _same(a, b)
+    y, _ = _torch_module(torch.nn.RNN, [[w]], dtype=torch.float32)(torch.from_numpy(_tf1_x()))
+    assert max_abs(y, _TF1_RNN_Y) < 1e-6
+    with pytest.raises(ValueError, match=r"= \(4 \+ H, H\); received shape \(5, 2\)"):
+        F.rnn_from_tf1(rk, rb, input_size=4)
+
+
+def test_tf1_errors_and_bias_free_weights():
+    (gk, gb, ck, cb), _ = _tf1_inputs()
+    with pytest.raises(ValueError, match=r"gates/kernel must be \(5, 4\); received shape \(5, 3\)"):
+        F.gru_from_tf1(gk[:, :3], gb, ck, cb)
+    with pytest.raises(ValueError, match="must both be given or both be None"):
+        F.gru_from_tf1(gk, gb, ck, None)
+    no_bias = F.gru_from_tf1(gk, None, ck, None)
+    assert not no_bias.has_bias
+    out = F.gru_to_tf1(no_bias)
+    assert out[1].shape == (4,) and not out[1].any() and out[3].shape == (2,) and not out[3].any()

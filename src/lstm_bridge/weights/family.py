@@ -44,6 +44,10 @@ TF1 ``CuDNNGRU`` (read)  ``kernel (I, 3u)``: each gate block holds cuDNN's raw `
                          the Keras block transposed; ``bias (6u,)`` = input z, r, h ‖ recurrent
                          z, r, h. Reset-after form.
 Keras 1 GRU (read)       9 arrays ``W_z, U_z, b_z, W_r, U_r, b_r, W_h, U_h, b_h``; reset-before form   z, r, h
+TF1 ``rnn_cell.GRUCell``  ``gates/kernel (I+H, 2H)`` (rows x ‖ h), ``gates/bias (2H,)``,                 r, u(=z) ‖ c
+                         ``candidate/kernel (I+H, H)`` (rows x ‖ r⊙h), ``candidate/bias (H,)``;
+                         reset-before form
+TF1 ``BasicRNNCell``      ``kernel (I+H, H)`` (rows x ‖ h), ``bias (H,)``                               –
 =======================  ==========================================================================  =========
 
 A Keras/ONNX block index ``k`` maps to canonical blocks by ``_CANON_FROM_ZRH = (1, 0, 2)`` (an
@@ -78,6 +82,10 @@ __all__ = [
     "rnn_from_onnx",
     "gru_from_cudnn",
     "gru_from_keras1",
+    "gru_from_tf1",
+    "gru_to_tf1",
+    "rnn_from_tf1",
+    "rnn_to_tf1",
 ]
 
 #: canonical GRU gate order (PyTorch / MindSpore / cuDNN): reset, update, new (candidate)
@@ -509,3 +517,88 @@ def gru_from_keras1(arrays: Sequence[Array]) -> DirectionWeights:
     rec = _concat([arrays[1], arrays[4], arrays[7]], axis=1)
     bias = _concat([arrays[2], arrays[5], arrays[8]], axis=0)
     return gru_from_keras(kernel, rec, bias, reset_after=False)
+
+
+# --- TF 1.x graph-mode cells (tf.compat.v1.nn.rnn_cell) ----------------------------------------------
+
+def gru_from_tf1(gates_kernel: Array, gates_bias: Optional[Array], candidate_kernel: Array,
+                 candidate_bias: Optional[Array]) -> DirectionWeights:
+    """TF 1.x ``tf.compat.v1.nn.rnn_cell.GRUCell`` variables -> canonical GRU weights, **reset-before** form.
+
+    The cell computes ``[r, u] = σ([x, h]·gates/kernel + gates/bias)``, ``c = tanh([x, r ⊙ h]·candidate/kernel
+    + candidate/bias)``, ``h' = u ⊙ h + (1 − u) ⊙ c`` (tf_keras ``layers/rnn/legacy_cells.py``); its ``u`` is
+    the update gate z. With ``H = candidate_kernel.shape[1]`` and ``I = rows − H``:
+
+    ======================  ==========================================================
+    TF1                     canonical
+    ======================  ==========================================================
+    ``gates/kernel``        ``w_ih[r; z] = gates_kernel[:I].T``, ``w_hh[r; z] = gates_kernel[I:].T``
+    ``candidate/kernel``    ``w_ih[n] = candidate_kernel[:I].T``, ``w_hh[n] = candidate_kernel[I:].T``
+    ``gates/bias``          ``b_ih[r; z]``;  ``candidate/bias``: ``b_ih[n]``; ``b_hh = 0``
+    ======================  ==========================================================
+
+    A reshuffle (exact); TF adds ``x`` and ``h`` products in one matmul, the canonical form in two, which
+    is the same in real arithmetic. Both biases or neither (``None``) must be given.
+    """
+    c_shape, g_shape = _shape(candidate_kernel), _shape(gates_kernel)
+    if len(c_shape) != 2 or c_shape[0] <= c_shape[1]:
+        raise ValueError(f"TF1 GRUCell candidate/kernel must be (input_size + H, H); received shape {c_shape}")
+    h = c_shape[1]
+    i = c_shape[0] - h
+    if g_shape != (i + h, 2 * h):
+        raise ValueError(f"TF1 GRUCell gates/kernel must be ({i + h}, {2 * h}); received shape {g_shape}")
+    if (gates_bias is None) != (candidate_bias is None):
+        raise ValueError("TF1 GRUCell: gates/bias and candidate/bias must both be given or both be None")
+    if gates_bias is not None and _shape(gates_bias) != (2 * h,):
+        raise ValueError(f"TF1 GRUCell gates/bias must be ({2 * h},); received shape {_shape(gates_bias)}")
+    if candidate_bias is not None and _shape(candidate_bias) != (h,):
+        raise ValueError(f"TF1 GRUCell candidate/bias must be ({h},); received shape {_shape(candidate_bias)}")
+    w_ih = _concat([_transpose(gates_kernel[:i]), _transpose(candidate_kernel[:i])])
+    w_hh = _concat([_transpose(gates_kernel[i:]), _transpose(candidate_kernel[i:])])
+    b_ih = b_hh = None
+    if gates_bias is not None and candidate_bias is not None:
+        b_ih = _concat([gates_bias, candidate_bias])
+        b_hh = _zeros_like(b_ih)
+    return DirectionWeights(w_ih, w_hh, b_ih, b_hh, CellKind.GRU)
+
+
+def gru_to_tf1(w: DirectionWeights) -> List[Array]:
+    """Canonical reset-before GRU weights -> TF1 ``GRUCell`` ``[gates/kernel, gates/bias, candidate/kernel,
+    candidate/bias]`` (the inverse of :func:`gru_from_tf1`; biases are ``b_ih + b_hh``, exact in real
+    arithmetic in this form, bit-exact when ``b_hh`` is 0; zeros when the weights have none, since the cell
+    always has biases). Reset-after weights must be refused first (:func:`check_gru_form`)."""
+    _check_kind(w, CellKind.GRU, "gru_to_tf1")
+    h = w.hidden_size
+    gates_kernel = _concat([_transpose(w.w_ih[:2 * h]), _transpose(w.w_hh[:2 * h])])
+    candidate_kernel = _concat([_transpose(w.w_ih[2 * h:]), _transpose(w.w_hh[2 * h:])])
+    bias = w.bias_sum()
+    if bias is None:
+        bias = _zeros_like(w.w_hh[:, 0])
+    return [gates_kernel, _copy(bias[:2 * h]), candidate_kernel, _copy(bias[2 * h:])]
+
+
+def rnn_from_tf1(kernel: Array, bias: Optional[Array], input_size: int) -> DirectionWeights:
+    """TF 1.x ``BasicRNNCell`` ``kernel (I+H, H)`` (rows x then h), ``bias (H,)`` -> canonical RNN weights
+    (``h' = tanh([x, h]·kernel + bias)``): ``w_ih = kernel[:I].T``, ``w_hh = kernel[I:].T``, ``b_ih = bias``,
+    ``b_hh = 0``. ``input_size`` = I (the kernel alone cannot tell I from H). Exact."""
+    shape = _shape(kernel)
+    h = shape[1] if len(shape) == 2 else -1
+    if len(shape) != 2 or shape[0] != input_size + h:
+        raise ValueError(f"TF1 BasicRNNCell kernel must be (input_size + H, H) = ({input_size} + H, H); "
+                         f"received shape {shape}")
+    if bias is not None and _shape(bias) != (h,):
+        raise ValueError(f"TF1 BasicRNNCell bias must be ({h},); received shape {_shape(bias)}")
+    b_ih = _copy(bias) if bias is not None else None
+    b_hh = _zeros_like(bias) if bias is not None else None
+    return DirectionWeights(_transpose(kernel[:input_size]), _transpose(kernel[input_size:]), b_ih, b_hh,
+                            CellKind.RNN)
+
+
+def rnn_to_tf1(w: DirectionWeights) -> List[Array]:
+    """Canonical RNN weights -> TF1 ``BasicRNNCell`` ``[kernel (I+H, H), bias (H,)]`` (``b_ih + b_hh``;
+    zeros without bias, since the cell always has one)."""
+    _check_kind(w, CellKind.RNN, "rnn_to_tf1")
+    bias = w.bias_sum()
+    if bias is None:
+        bias = _zeros_like(w.w_hh[:, 0])
+    return [_concat([_transpose(w.w_ih), _transpose(w.w_hh)]), bias]
