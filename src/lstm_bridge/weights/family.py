@@ -27,28 +27,28 @@ functions: no weights make one compute the other (:func:`check_gru_form` refuses
 
 Foreign layouts handled here (and nowhere else in the code base):
 
-=======================  ==========================================================================  =========
-layout                   arrays                                                                      gate order
-=======================  ==========================================================================  =========
+=======================  ===========================================================================  ===========
+layout                   arrays                                                                       gate order
+=======================  ===========================================================================  ===========
 Keras GRU, reset_after   ``kernel (I, 3u)``, ``recurrent_kernel (u, 3u)``, ``bias (2, 3u)`` =         z, r, h
                          [input row, recurrent row]
-Keras GRU, reset_before  ``kernel``, ``recurrent_kernel`` as above, ``bias (3u,)`` (input side)        z, r, h
+Keras GRU, reset_before  ``kernel``, ``recurrent_kernel`` as above, ``bias (3u,)`` (input side)       z, r, h
 Keras SimpleRNN          ``kernel (I, u)``, ``recurrent_kernel (u, u)``, ``bias (u,)`` (input side)   –
 MindSpore = torch        ``weight_ih_l{k}[_reverse] (G·H, I)``, ``weight_hh_…``, ``bias_ih_…``,       r, z, n
                          ``bias_hh_…`` (G = 3 GRU, 1 RNN, 4 LSTM)
 ONNX ``GRU``             ``W [D, 3H, I]``, ``R [D, 3H, H]``, ``B [D, 6H]`` (= Wb ‖ Rb); the form is   z, r, h
                          the node's ``linear_before_reset`` (1 = reset_after, 0 = reset_before)
 ONNX ``RNN``             ``W [D, H, I]``, ``R [D, H, H]``, ``B [D, 2H]`` (= Wb ‖ Rb)                  –
-TF1 ``CuDNNGRU`` (read)  ``kernel (I, 3u)``: each gate block holds cuDNN's raw ``(u, I)`` matrix in     z, r, h
+TF1 ``CuDNNGRU`` (read)  ``kernel (I, 3u)``: each gate block holds cuDNN's raw ``(u, I)`` matrix in   z, r, h
                          C order; ``recurrent_kernel (u, 3u)``: each block is cuDNN's ``(u, u)`` =
                          the Keras block transposed; ``bias (6u,)`` = input z, r, h ‖ recurrent
                          z, r, h. Reset-after form.
-Keras 1 GRU (read)       9 arrays ``W_z, U_z, b_z, W_r, U_r, b_r, W_h, U_h, b_h``; reset-before form   z, r, h
-TF1 ``rnn_cell.GRUCell``  ``gates/kernel (I+H, 2H)`` (rows x ‖ h), ``gates/bias (2H,)``,                 r, u(=z) ‖ c
+Keras 1 GRU (read)       9 arrays ``W_z, U_z, b_z, W_r, U_r, b_r, W_h, U_h, b_h``; reset-before form  z, r, h
+TF1 ``GRUCell``          ``gates/kernel (I+H, 2H)`` (rows x ‖ h), ``gates/bias (2H,)``,               r, u(=z); c
                          ``candidate/kernel (I+H, H)`` (rows x ‖ r⊙h), ``candidate/bias (H,)``;
-                         reset-before form
-TF1 ``BasicRNNCell``      ``kernel (I+H, H)`` (rows x ‖ h), ``bias (H,)``                               –
-=======================  ==========================================================================  =========
+                         reset-before form (``tf.compat.v1.nn.rnn_cell``)
+TF1 ``BasicRNNCell``     ``kernel (I+H, H)`` (rows x ‖ h), ``bias (H,)``                              –
+=======================  ===========================================================================  ===========
 
 A Keras/ONNX block index ``k`` maps to canonical blocks by ``_CANON_FROM_ZRH = (1, 0, 2)`` (an
 involution: the same permutation goes back). Every function accepts NumPy arrays or torch tensors and
@@ -196,15 +196,15 @@ def gru_from_keras(kernel: Array, recurrent_kernel: Array, bias: Optional[Array]
                    reset_after: bool = True) -> DirectionWeights:
     """Keras ``GRU`` weights -> canonical GRU weights (of the same form).
 
-    ===================  ========================  ==================================================
-    Keras                shape                     canonical
-    ===================  ========================  ==================================================
-    ``kernel``           ``(I, 3u)``, z | r | h    ``w_ih = kernel[:, P].T``   (P = r, z, h columns)
-    ``recurrent_kernel`` ``(u, 3u)``, z | r | h    ``w_hh = recurrent_kernel[:, P].T``
-    ``bias`` (after)     ``(2, 3u)``               ``b_ih = bias[0][P]``, ``b_hh = bias[1][P]``
-    ``bias`` (before)    ``(3u,)``                 ``b_ih = bias[P]``, ``b_hh = 0`` (Keras adds it to x·W)
-    no bias              –                         ``b_ih = b_hh = None``
-    ===================  ========================  ==================================================
+    ====================  ========================  ==================================================
+    Keras                 shape                     canonical
+    ====================  ========================  ==================================================
+    ``kernel``            ``(I, 3u)``, z | r | h    ``w_ih = kernel[:, P].T``   (P = r, z, h columns)
+    ``recurrent_kernel` ` ``(u, 3u)``, z | r | h    ``w_hh = recurrent_kernel[:, P].T``
+    ``bias`` (after)      ``(2, 3u)``               ``b_ih = bias[0][P]``, ``b_hh = bias[1][P]``
+    ``bias`` (before)     ``(3u,)``                 ``b_ih = bias[P]``, ``b_hh = 0`` (Keras adds it to x·W)
+    no bias               –                         ``b_ih = b_hh = None``
+    ====================  ========================  ==================================================
 
     Exact (a permutation and a transpose): ``gru_to_keras`` gives the arrays back bit for bit.
 
