@@ -200,7 +200,7 @@ def gru_from_keras(kernel: Array, recurrent_kernel: Array, bias: Optional[Array]
     Keras                 shape                     canonical
     ====================  ========================  ==================================================
     ``kernel``            ``(I, 3u)``, z | r | h    ``w_ih = kernel[:, P].T``   (P = r, z, h columns)
-    ``recurrent_kernel` ` ``(u, 3u)``, z | r | h    ``w_hh = recurrent_kernel[:, P].T``
+    ``recurrent_kernel``  ``(u, 3u)``, z | r | h    ``w_hh = recurrent_kernel[:, P].T``
     ``bias`` (after)      ``(2, 3u)``               ``b_ih = bias[0][P]``, ``b_hh = bias[1][P]``
     ``bias`` (before)     ``(3u,)``                 ``b_ih = bias[P]``, ``b_hh = 0`` (Keras adds it to x·W)
     no bias               –                         ``b_ih = b_hh = None``
