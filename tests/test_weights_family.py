@@ -1,6 +1,7 @@
 """lstm_bridge.weights.family: GRU and simple-RNN layouts are exact, gate-order-correct permutations of the
 canonical one; checked against the float64 oracle (tests/oracle.py, written from the Keras spec), torch.nn.GRU /
-RNN, onnxruntime's GRU / RNN, and a CuDNNGRU case recorded with real tf_keras 2.21."""
+RNN, onnxruntime's GRU / RNN, the recorded tf_keras / Keras 3 / MindSpore cases of tests/fixtures/family, and
+CuDNNGRU and TF1 rnn_cell cases recorded with real tf_keras 2.21 (inputs built here, outputs as literals)."""
 from __future__ import annotations
 
 from typing import List
@@ -8,6 +9,7 @@ from typing import List
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings, strategies as st
 
 from lstm_bridge.recurrent import CellKind, DirectionWeights
 from lstm_bridge.weights import family as F
@@ -579,3 +581,40 @@ def test_tf1_errors_and_bias_free_weights():
     assert not no_bias.has_bias
     out = F.gru_to_tf1(no_bias)
     assert out[1].shape == (4,) and not out[1].any() and out[3].shape == (2,) and not out[3].any()
+
+
+# --- every layout round-trips bit for bit over sizes and dtypes ---------------------------------------------
+
+@settings(max_examples=60, deadline=None, derandomize=True, database=None)
+@given(i=st.integers(1, 6), h=st.integers(1, 5), d=st.integers(1, 2), seed=st.integers(0, 2**16),
+       dtype=st.sampled_from([np.float16, np.float32, np.float64]), as_torch=st.booleans())
+def test_every_layout_round_trips_bit_exact(i, h, d, seed, dtype, as_torch):
+    rng = np.random.default_rng(seed)
+
+    def arr(*shape):
+        a = rng.normal(size=shape).astype(dtype)
+        return torch.from_numpy(a) if as_torch else a
+
+    def same_w(a: DirectionWeights, b: DirectionWeights) -> bool:
+        return a.equal(b) and isinstance(b.w_ih, torch.Tensor) == as_torch
+
+    k, r = arr(i, 3 * h), arr(h, 3 * h)
+    for reset_after, b in ((True, arr(2, 3 * h)), (False, arr(3 * h))):
+        back = F.gru_to_keras(F.gru_from_keras(k, r, b, reset_after=reset_after), reset_after=reset_after)
+        assert all(_same(x, y) for x, y in zip([k, r, b], back))
+    grus = [DirectionWeights(arr(3 * h, i), arr(3 * h, h), arr(3 * h), arr(3 * h), CellKind.GRU) for _ in range(d)]
+    rnns = [DirectionWeights(arr(h, i), arr(h, h), arr(h), arr(h), CellKind.RNN) for _ in range(d)]
+    assert all(same_w(a, b) for a, b in zip(grus, F.gru_from_onnx(*F.gru_to_onnx(grus))))
+    assert all(same_w(a, b) for a, b in zip(rnns, F.rnn_from_onnx(*F.rnn_to_onnx(rnns))))
+    for layers in ([grus, [DirectionWeights(arr(3 * h, d * h), arr(3 * h, h), arr(3 * h), arr(3 * h),
+                                             CellKind.GRU) for _ in range(d)]], [rnns]):
+        again = F.recurrent_from_torch_state_dict(F.recurrent_to_torch_state_dict(layers))
+        assert all(same_w(a, b) for la, lb in zip(layers, again) for a, b in zip(la, lb))
+    simple = [arr(i, h), arr(h, h), arr(h)]
+    assert all(_same(x, y) for x, y in zip(simple, F.rnn_to_keras(F.rnn_from_keras(*simple))))
+    tf1 = [arr(i + h, 2 * h), arr(2 * h), arr(i + h, h), arr(h)]
+    assert all(_same(x, y) for x, y in zip(tf1, F.gru_to_tf1(F.gru_from_tf1(*tf1))))
+    cell = [arr(i + h, h), arr(h)]
+    assert all(_same(x, y) for x, y in zip(cell, F.rnn_to_tf1(F.rnn_from_tf1(*cell, input_size=i))))
+    cudnn = F.gru_from_cudnn(arr(i, 3 * h), arr(h, 3 * h), arr(6 * h))
+    assert cudnn.w_ih.dtype == k.dtype and isinstance(cudnn.w_ih, torch.Tensor) == as_torch
