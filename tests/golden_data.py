@@ -112,6 +112,8 @@ def _keras_layer(spec: Mapping[str, Any], keras_version: int) -> Any:
 
     cfg = _keras_config(spec["config"], keras_version)
     cls = spec["class"]
+    if cls in FAMILY_KERAS_CLASSES:  # the recurrent family (tools/golden_family.py)
+        return _family_keras_layer(kb, cls, spec, cfg, keras_version)
     if cls == "LSTM":
         return kb.LSTM(**cfg)
     if cls == "v1.LSTM":
@@ -122,6 +124,8 @@ def _keras_layer(spec: Mapping[str, Any], keras_version: int) -> Any:
         kw: Dict[str, Any] = {"merge_mode": spec["merge_mode"]}
         if "backward_config" in spec:
             kw["backward_layer"] = kb.LSTM(**_keras_config(spec["backward_config"], keras_version))
+        if "wrapped" in spec:  # a family case: Bidirectional(GRU / v1.GRU / SimpleRNN)
+            return kb.Bidirectional(_family_wrapped(kb, spec, keras_version), **kw)
         return kb.Bidirectional(kb.LSTM(**cfg), **kw)
     raise ValueError(f"unknown layer class {cls!r} in golden case")
 
@@ -177,7 +181,7 @@ def run_keras_case(case: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) ->
         for t in range(x.shape[1]):
             h, st = cell(x[:, t], st, training=False)
             hs.append(h)
-        outs = [torch.stack(hs, dim=1), st[0], st[1]]
+        outs = [torch.stack(hs, dim=1), *st]  # LSTMCell: h_T, c_T; GRUCell / SimpleRNNCell: h_T
     else:
         mask = torch.from_numpy(arrays[case["mask"]]) if case["mask"] else None
         y: Any = x
@@ -205,7 +209,10 @@ def run_keras_case(case: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) ->
 
 def run_mindspore_case(case: Mapping[str, Any], arrays: Mapping[str, np.ndarray],
                        numerics: Optional[str] = None) -> Result:
-    """Run one MindSpore golden case through ``lstm_bridge.mindspore`` (schema: ``tools/golden_ms.py``)."""
+    """Run one MindSpore golden case through ``lstm_bridge.mindspore`` (schema: ``tools/golden_ms.py``;
+    family cases: ``tools/golden_family.py``)."""
+    if case["kind"] in FAMILY_MS_KINDS:
+        return run_family_mindspore_case(case, arrays, numerics)
     from lstm_bridge import mindspore as msb
 
     cfg = dict(case["config"])
@@ -244,6 +251,98 @@ def run_case(case: Mapping[str, Any], arrays: Mapping[str, np.ndarray], numerics
     if case["flavour"] == "mindspore":
         return run_mindspore_case(case, arrays, numerics)
     return run_keras_case(case, arrays)
+
+
+# ------------------------------------------------------------------------------------------------
+# The recurrent family (issue 11): tests/golden/family_<flavour>.{json,npz}, written by
+# tools/golden_family.py (schemas at its top). Keras family cases run through run_keras_case (the
+# classes below), MindSpore ones through run_family_mindspore_case; the tolerances are those above.
+
+FAMILY_KERAS_CLASSES = ("GRU", "v1.GRU", "SimpleRNN", "GRUCell", "SimpleRNNCell")
+FAMILY_MS_KINDS = ("GRU", "RNN", "GRUCell", "RNNCell")
+
+
+def family_available(flavour: str, folder: str = str(GOLDEN)) -> bool:
+    """Whether ``<folder>/family_<flavour>.json`` exists (``make golden-family`` writes it)."""
+    return (Path(folder) / f"family_{flavour}.json").exists()
+
+
+@functools.cache
+def load_family(flavour: str, folder: str = str(GOLDEN)) -> Tuple[Dict[str, Any], Arrays]:
+    """``(meta, arrays)`` of ``family_<flavour>.json`` / ``.npz``."""
+    if flavour not in FLAVOURS:
+        raise ValueError(f"flavour must be one of {FLAVOURS}; received {flavour!r}")
+    base = Path(folder)
+    with open(base / f"family_{flavour}.json", encoding="utf-8") as fh:
+        meta = json.load(fh)
+    with np.load(base / f"family_{flavour}.npz", allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    return meta, arrays
+
+
+def family_cases(flavour: str, family: Optional[str] = None) -> List[Case]:
+    """The stored family cases of ``flavour`` (only those whose family starts with ``family`` when given,
+    e.g. ``"gru"`` or ``"bidirectional/simple_rnn"``)."""
+    meta, _ = load_family(flavour)
+    return [c for c in meta["cases"] if family is None or c["family"].startswith(family)]
+
+
+def family_case(flavour: str, case_id: str) -> Tuple[Case, Arrays]:
+    """``(case, arrays)`` for one stored family case id."""
+    meta, arrays = load_family(flavour)
+    for c in meta["cases"]:
+        if c["id"] == case_id:
+            return c, arrays
+    raise KeyError(f"family_{flavour} has no golden case {case_id!r}")
+
+
+def _family_keras_layer(kb: Any, cls: str, spec: Mapping[str, Any], cfg: Dict[str, Any], keras_version: int) -> Any:
+    if cls == "v1.GRU":
+        return kb.v1.GRU(**cfg)
+    return getattr(kb, cls)(**cfg)
+
+
+def _family_wrapped(kb: Any, spec: Mapping[str, Any], keras_version: int) -> Any:
+    """The layer a family ``Bidirectional`` spec wraps (``spec["wrapped"]``: GRU, v1.GRU or SimpleRNN)."""
+    return _family_keras_layer(kb, spec["wrapped"], spec, _keras_config(spec["config"], keras_version), keras_version)
+
+
+def run_family_mindspore_case(case: Mapping[str, Any], arrays: Mapping[str, np.ndarray],
+                              numerics: Optional[str] = None) -> Result:
+    """Run one MindSpore family case (``GRU``, ``RNN``, ``GRUCell``, ``RNNCell``) through
+    ``lstm_bridge.mindspore``: ``output, h_n = net(x, hx, seq_length)`` (hx ONE tensor); cells
+    ``h = cell(x[t], h)`` for every step, outputs ``[stack(h_t), h_T]``."""
+    from lstm_bridge import mindspore as msb
+
+    cfg = dict(case["config"])
+    if numerics is not None:
+        cfg["numerics"] = numerics
+    net = getattr(msb, case["kind"])(**cfg)
+    net.load_state_dict({name: torch.from_numpy(arrays[key].copy()) for name, key in case["params"].items()})
+    want_grad = case.get("grad") is not None
+    x = torch.tensor(arrays[case["x"]], requires_grad=want_grad)
+    hx = torch.tensor(arrays[case["hx"]], requires_grad=want_grad) if case["hx"] else None
+    if case["kind"].endswith("Cell"):
+        h = hx
+        hs = []
+        for t in range(x.shape[0]):
+            h = net(x[t], h)
+            hs.append(h)
+        outs = [torch.stack(hs, dim=0), h]
+    else:
+        seq = torch.from_numpy(arrays[case["seq_length"]]) if case["seq_length"] else None
+        out, hn = net(x, hx, seq)
+        outs = [out, hn]
+    result: Result = {"outputs": [o.detach().numpy() for o in outs], "grads": None}
+    if want_grad and "proj" in case["grad"]:
+        g = case["grad"]
+        named = dict(net.named_parameters())
+        names = list(g["params"])
+        wrt = [x] + ([hx] if hx is not None else []) + [named[n] for n in names]
+        keys = [g["x"]] + ([g["hx"]] if hx is not None else []) + [g["params"][n] for n in names]
+        grads = _project_and_grad(outs, [arrays[k] for k in g["proj"]], wrt)
+        result["grads"] = dict(zip(keys, grads))
+    return result
 
 
 # ------------------------------------------------------------------------------------------------

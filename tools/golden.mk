@@ -3,6 +3,8 @@
 #   make golden      create the isolated framework environments under .golden-venvs/ (never .venv) and
 #                    regenerate tests/golden/ with tools/make_golden.py (deterministic: fixed seeds, CPU,
 #                    one thread), then rewrite docs/parity.md
+#   make golden-family  regenerate only the recurrent-family goldens (tests/golden/family_*.{json,npz}) with
+#                    tools/golden_family.py (issue 11; `make golden` runs it too)
 #   make test-live   random configurations side by side with the real frameworks (tests/test_live.py),
 #                    inside those environments, with lstm-bridge installed there --no-deps
 GOLDEN_PYTHON ?= python3
@@ -18,7 +20,7 @@ LIVE_MS_STAMP := $(GOLDEN_MS)/.live-installed
 LIVE_TESTS := $(wildcard tests/test_*live.py)
 LIVE_PYTEST := -m pytest -q -p no:cacheprovider -m live $(LIVE_TESTS)
 
-.PHONY: golden golden-envs test-live
+.PHONY: golden golden-envs golden-family test-live
 
 golden-envs: $(GOLDEN_TF_STAMP) $(GOLDEN_MS_STAMP)
 
@@ -37,8 +39,15 @@ $(GOLDEN_MS_STAMP): tools/golden-requirements-ms.txt
 golden: golden-envs venv
 	@start=$$(date +%s); \
 	$(GOLDEN_PYTHON) tools/make_golden.py && \
+	$(GOLDEN_PYTHON) tools/golden_family.py && \
 	end=$$(date +%s) && echo "make golden: regenerated tests/golden/ in $$((end - start)) s" && \
 	$(PY) tools/parity_report.py --make-golden-seconds $$((end - start))
+
+# GRU / SimpleRNN (tf_keras, Keras 3) and nn.GRU / nn.RNN (MindSpore): tests/golden/family_<flavour>.{json,npz}
+golden-family: golden-envs
+	@start=$$(date +%s); \
+	$(GOLDEN_PYTHON) tools/golden_family.py && \
+	end=$$(date +%s) && echo "make golden-family: regenerated tests/golden/family_* in $$((end - start)) s"
 
 # The live tier needs lstm-bridge (no dependencies: the framework pins stay as they are), the pinned CPU
 # torch and pytest inside each framework environment (and h5py in the MindSpore one, where the format tests
