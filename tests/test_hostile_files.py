@@ -227,6 +227,19 @@ def test_hdf5_corrupt_global_heap_is_refused_not_spun_on(corruption, tmp_path):
     assert exc == "FormatError" and "corrupt HDF5 global heap" in msg, (exc, msg)
 
 
+def test_hdf5_corrupt_attribute_type_is_refused_not_crashed_on(tmp_path):
+    """Found by the long fuzz: a vlen-string attribute whose type byte became a vlen sequence of an
+    invalid base type made HDF5 segfault on read; attributes must be strings or numbers."""
+    data = bytearray((K / "tfkeras_bilstm_stacked.h5").read_bytes())
+    i = data.index(b"backend\x00") + 8  # the attribute's datatype: version 1 / class 9 (vlen), then its bits
+    assert data[i] == 0x19 and data[i + 1] == 0x01
+    data[i + 1] = 0x09
+    p = tmp_path / "attr.h5"
+    p.write_bytes(bytes(data))
+    [(exc, msg)] = _load_elsewhere([("keras-h5", str(p))], timeout=60)
+    assert exc == "FormatError" and "attribute 'backend' has HDF5 type" in msg, (exc, msg)
+
+
 # --- HDF5: memory budgeted by what the file holds -------------------------------------------------------
 
 def test_hdf5_weight_listed_many_times_is_refused(tmp_path):

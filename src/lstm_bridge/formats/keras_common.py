@@ -51,16 +51,30 @@ def decode(value: Any) -> Any:
     return value
 
 
+def attr_value(group: Any, name: str) -> Any:
+    """``group.attrs[name]`` after checking its HDF5 datatype is a string or a number: HDF5 2.0 crashes
+    (segfault) reading a variable-length *sequence* attribute whose base type is corrupt, and Keras
+    writes none. ValueError (a FormatError in the HDF5 readers' frame) for any other type."""
+    import h5py
+
+    t = h5py.h5a.open(group.id, name.encode("utf-8")).get_type()
+    if not isinstance(t, (h5py.h5t.TypeStringID, h5py.h5t.TypeIntegerID, h5py.h5t.TypeFloatID,
+                          h5py.h5t.TypeEnumID)):
+        raise ValueError(f"{group.name}: attribute {name!r} has HDF5 type {type(t).__name__}; expected a string "
+                         "or a number")
+    return group.attrs[name]
+
+
 def read_attr(group: Any, name: str) -> Any:
     """Attribute ``name`` of an h5py group, joining Keras's split attributes ``name0, name1, ...``
     (used above 64 KiB). None when absent."""
     if name in group.attrs:
-        return decode(group.attrs[name])
+        return decode(attr_value(group, name))
     if f"{name}0" in group.attrs:
         parts: List[Any] = []
         k = 0
         while f"{name}{k}" in group.attrs:
-            v = decode(group.attrs[f"{name}{k}"])
+            v = decode(attr_value(group, f"{name}{k}"))
             parts.extend(v if isinstance(v, list) else [v])
             k += 1
         return parts

@@ -21,8 +21,8 @@ import numpy as np
 
 from .atomic import hdf5_output
 from .common import PathLike, SaveReport, atomic_output, check_output_path
-from .keras_common import (KerasPlan, ReadBudget, class_counter_keys, decode, infer_kind, plan_keras, read_dataset,
-                           weight_keys)
+from .keras_common import (KerasPlan, ReadBudget, attr_value, class_counter_keys, decode, infer_kind, plan_keras,
+                           read_dataset, weight_keys)
 from .keras_h5 import _h5py, detect_hdf5, read_hdf5
 from .model import FormatError, LayerEntry, ModelFile, validate
 
@@ -69,7 +69,7 @@ def _get(grp: Any, path: str) -> Any:
 
 def _name_attr(p: str, grp: Any) -> str:
     """The ``name`` attribute of a ``vars`` group, which must be a string."""
-    value = decode(grp.attrs["name"])
+    value = decode(attr_value(grp, "name"))
     if not isinstance(value, str):
         raise FormatError(p, f"{grp.name}: attribute 'name' must be a string; found {value!r:.80}")
     return value
