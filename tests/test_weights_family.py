@@ -618,3 +618,37 @@ def test_every_layout_round_trips_bit_exact(i, h, d, seed, dtype, as_torch):
     assert all(_same(x, y) for x, y in zip(cell, F.rnn_to_tf1(F.rnn_from_tf1(*cell, input_size=i))))
     cudnn = F.gru_from_cudnn(arr(i, 3 * h), arr(h, 3 * h), arr(6 * h))
     assert cudnn.w_ih.dtype == k.dtype and isinstance(cudnn.w_ih, torch.Tensor) == as_torch
+
+
+@pytest.mark.parametrize("name,cls,kind", [("ms_grucell_unrolled", torch.nn.GRUCell, CellKind.GRU),
+                                           ("ms_rnncell_unrolled", torch.nn.RNNCell, CellKind.RNN)])
+def test_recorded_mindspore_cells_are_torch_cells(name, cls, kind):
+    """MindSpore 2.10 ``nn.GRUCell`` / ``nn.RNNCell`` (tanh) unrolled 5 steps: its parameters through the cell
+    codec into the torch cell give the recorded states within MindSpore's approximate CPU activations (spec §3.2
+    measures exact math up to 9.0e-5 / 3.8e-4 on these cases; a layout slip is off by O(0.1))."""
+    z = _fixture(name)
+    state = _ms_state(z)
+    w = F.cell_from_torch_state_dict({"cell." + k: v for k, v in state.items()}, kind.value, prefix="cell.")
+    assert w.kind is kind
+    back = F.cell_to_torch_state_dict(w)
+    assert list(back) == list(state) and all(_same(back[k], state[k]) for k in state)
+    m = cls(w.input_size, w.hidden_size).double()
+    m.load_state_dict({k: torch.from_numpy(v.astype(np.float64)) for k, v in back.items()}, strict=True)
+    h = torch.from_numpy(z["hx"].astype(np.float64))
+    outs = []
+    for t in range(z["x"].shape[0]):
+        h = m(torch.from_numpy(z["x"][t].astype(np.float64)), h)
+        outs.append(h)
+    assert max_abs(torch.stack(outs), z["out:0"]) < 5e-4
+
+
+def test_cell_state_dict_errors():
+    sd = dict(torch.nn.GRUCell(3, 2).state_dict())
+    with pytest.raises(ValueError, match=r"unexpected keys for a GRU cell state dict .*'weight_ih_l0'"):
+        F.cell_from_torch_state_dict({**sd, "weight_ih_l0": sd["weight_ih"]}, "GRU")
+    with pytest.raises(ValueError, match=r"missing keys \['weight_hh'\]"):
+        F.cell_from_torch_state_dict({k: v for k, v in sd.items() if k != "weight_hh"}, "GRU")
+    with pytest.raises(ValueError, match=r"\(LSTM cell\): w_hh must be \(4H, H\)"):
+        F.cell_from_torch_state_dict(sd, CellKind.LSTM)
+    no_bias = F.cell_from_torch_state_dict({k: sd[k] for k in ("weight_ih", "weight_hh")}, "GRU")
+    assert list(F.cell_to_torch_state_dict(no_bias)) == ["weight_ih", "weight_hh"]

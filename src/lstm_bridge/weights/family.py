@@ -76,6 +76,8 @@ __all__ = [
     "rnn_to_keras",
     "recurrent_to_torch_state_dict",
     "recurrent_from_torch_state_dict",
+    "cell_to_torch_state_dict",
+    "cell_from_torch_state_dict",
     "gru_to_onnx",
     "gru_from_onnx",
     "rnn_to_onnx",
@@ -390,6 +392,44 @@ def recurrent_from_torch_state_dict(state: Mapping[str, Array], kind: Any = None
                 raise ValueError(f"{prefix}*{suffix} ({cell.value}): {e}") from None
         layers.append(dirs)
     return layers
+
+
+def cell_to_torch_state_dict(w: DirectionWeights, prefix: str = "") -> Dict[str, Array]:
+    """Canonical weights of one cell -> a ``torch.nn.GRUCell`` / ``RNNCell`` / ``LSTMCell`` = MindSpore
+    ``nn.GRUCell`` / ``RNNCell`` / ``LSTMCell`` state dict: ``weight_ih``, ``weight_hh`` (then ``bias_ih``,
+    ``bias_hh`` when the weights have a bias; a missing half becomes zeros). Copies."""
+    out: Dict[str, Array] = {prefix + "weight_ih": _copy(w.w_ih), prefix + "weight_hh": _copy(w.w_hh)}
+    if w.has_bias:
+        either: Any = w.b_ih if w.b_ih is not None else w.b_hh
+        for name, b in (("bias_ih", w.b_ih), ("bias_hh", w.b_hh)):
+            out[prefix + name] = _copy(b) if b is not None else _zeros_like(either)
+    return out
+
+
+def cell_from_torch_state_dict(state: Mapping[str, Array], kind: Any, prefix: str = "") -> DirectionWeights:
+    """A ``torch.nn.GRUCell`` / ``RNNCell`` / ``LSTMCell`` (= MindSpore 2.x cell) state dict (keys
+    ``prefix + weight_ih``, ``weight_hh``[, ``bias_ih``, ``bias_hh``]) -> canonical weights of ``kind``
+    (``CellKind`` or its name). Strict: any other key is refused, naming it.
+    """
+    cell = _kind_of(kind)
+    names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+    found = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix) and k[len(prefix):] in names}
+    unexpected = [k for k in state if not (k.startswith(prefix) and k[len(prefix):] in names)]
+    if unexpected:
+        raise ValueError(f"unexpected keys for a {cell.value} cell state dict with prefix {prefix!r}: {unexpected}; "
+                         "expected weight_ih, weight_hh, bias_ih, bias_hh")
+    missing = [prefix + n for n in names[:2] if n not in found]
+    if missing:
+        raise ValueError(f"missing keys {missing} in the {cell.value} cell state dict")
+    if ("bias_ih" in found) != ("bias_hh" in found):
+        raise ValueError(f"{prefix}bias_ih and {prefix}bias_hh must both be present or both absent; "
+                         f"found {sorted(found)}")
+    try:
+        return DirectionWeights(_copy(found["weight_ih"]), _copy(found["weight_hh"]),
+                                _copy(found["bias_ih"]) if "bias_ih" in found else None,
+                                _copy(found["bias_hh"]) if "bias_hh" in found else None, cell)
+    except ValueError as e:
+        raise ValueError(f"{prefix}* ({cell.value} cell): {e}") from None
 
 
 # --- ONNX -----------------------------------------------------------------------------------------
