@@ -146,15 +146,21 @@ if __name__ == "__main__":
         p.write_bytes(mutated)
         n += 1
         conn.send((name, p))
-        if conn.poll(60):
-            keys, traces = conn.recv()
-        else:
+        try:
+            ready = conn.poll(60)
+            keys, traces = conn.recv() if ready else (None, None)
+        except EOFError:  # the worker died (a segfault in a C library): keep the file, start a new one
+            w.join()
+            keys, traces = ["WORKER DIED (exit %s)" % w.exitcode], ["crash"]
+            w, conn = start()
+            ready = True
+        if not ready:
             w.kill(); w.join(); w, conn = start()
             keys, traces = ["HANG(>60s)"], ["hang"]
         for key in keys:
             outcomes[key] += 1; per_fmt[(suffix(name), key)] += 1
         if any(k not in ("loaded", "FormatError", "later ok", "later refused") for k in keys) and (
-                len(bugs) < 50 or any(k.startswith("HANG") for k in keys)):
+                len(bugs) < 50 or any(k.startswith(("HANG", "WORKER")) for k in keys)):
             k = len(bugs)
             (outdir / f"bug{k}{suffix(name)}").write_bytes(mutated)
             bugs.append({"file": f"bug{k}{suffix(name)}", "seed": name, "outcomes": keys, "traces": traces})
