@@ -5,7 +5,8 @@ Used by ``tests/test_golden.py`` (every stored case), ``tests/test_live.py`` (fr
 side by side with the real frameworks) and ``tools/parity_report.py`` (``docs/parity.md``). pytest puts
 ``tests/`` on ``sys.path`` (rootdir ``conftest.py``, prepend import mode), so tests ``import golden_data``;
 the report adds ``tests/`` itself. The case schemas are those of the generator,
-``tools/golden_keras.py`` and ``tools/golden_ms.py`` (:func:`generator_module` imports them).
+``tools/golden_keras.py`` and ``tools/golden_ms.py`` (:func:`generator_module` imports them); the recurrent
+family's files (``family_<flavour>.*``, :func:`load_family`) those of ``tools/golden_family.py``.
 
 Tolerances (``|ours - theirs| <= tol * max(1, |theirs|)``, i.e. absolute for small values and relative
 for large ones):
