@@ -93,52 +93,15 @@ def chain_from_lstm_layers(entries: Sequence[Any], *, api: str, batch_first: Opt
     bf = batch_first
     for e in entries:
         sem = e.semantics or {}
-        if e.kind == "LSTMCell":
-            # One step of a cell, repeated over time, is a forward LSTM layer with the same weights: that
-            # is how a cell's file content is compared. MindSpore's LSTMCell computes sigmoid/tanh with its
-            # approximate CPU kernels (ms_cpu_*): the kernel's numerics (up to 1e-4), not another function
-            # (lstm_bridge.targets treats them as standard), so the chain runs the exact functions.
-            gate = {"ms_cpu_sigmoid": "sigmoid"}.get(sem.get("recurrent_activation", "sigmoid"),
-                                                     sem.get("recurrent_activation", "sigmoid"))
-            cand = {"ms_cpu_tanh": "tanh"}.get(sem.get("activation", "tanh"), sem.get("activation", "tanh"))
-            layers.append(RecurrentLayer(e.name, [w.torch() for w in e.weights[0]], [False], gate, cand,
-                                         zero_output_for_mask=True))
-            if bf is None and sem.get("batch_first") is not None:
-                bf = bool(sem["batch_first"])
-            continue
-        if sem.get("keras_version") is not None:  # a Keras entry (formats.model._keras_semantics)
-            dirs = [w.torch() for w in e.weights[0]]
-            go_back = bool(sem.get("go_backwards", False))
-            rs = bool(sem.get("return_sequences", False))
-            gate, cand = sem.get("recurrent_activation", "sigmoid"), sem.get("activation", "tanh")
-            if e.kind == "Bidirectional":
-                back = sem.get("backward_semantics") or {}
-                for key in ("recurrent_activation", "activation"):
-                    if back and back.get(key, sem.get(key)) != sem.get(key):
-                        raise ValueError(f"{e.name!r}: the backward layer's {key} {back.get(key)!r} differs from the "
-                                         f"forward layer's {sem.get(key)!r}; not supported")
-                # TK flips a wrapped go_backwards layer: the "forward" half then runs backwards.
-                layer = RecurrentLayer(e.name, dirs, [go_back, not go_back], gate, cand,
-                                       merge_mode=sem.get("merge_mode", "concat"), return_sequences=rs,
-                                       zero_output_for_mask=rs,
-                                       stateful=bool(sem.get("stateful") or back.get("stateful")),
-                                       keras_version=sem["keras_version"])
-            else:
-                layer = RecurrentLayer(e.name, dirs, [go_back], gate, cand, processing_order=go_back,
-                                       return_sequences=rs,
-                                       zero_output_for_mask=bool(sem.get("zero_output_for_mask", False)),
-                                       stateful=bool(sem.get("stateful")), keras_version=sem["keras_version"])
+        made = e.recurrent_layers()  # the entry's typed layers (formats.LSTMLayer.recurrent_layers)
+        if e.kind != "LSTMCell" and sem.get("keras_version") is not None:  # a Keras entry
             if sem.get("stateful") and validate:  # comparing weights is fine; running a chain is not
                 raise ValueError(f"{e.name!r}: " + UNSUPPORTED["stateful"])
-            layers.append(layer)
             if bf is None:
                 bf = not bool(sem.get("time_major", False))
-        else:
-            for l, dirs in enumerate(e.weights):
-                layers.append(RecurrentLayer(f"{e.name}.l{l}" if e.name else f"l{l}", [w.torch() for w in dirs],
-                                             [False, True][:len(dirs)], zero_output_for_mask=True))
-            if bf is None and sem.get("batch_first") is not None:
-                bf = bool(sem["batch_first"])
+        elif bf is None and sem.get("batch_first") is not None:
+            bf = bool(sem["batch_first"])
+        layers.extend(made)
     if not layers:
         raise ValueError(f"no LSTM layers to run in {name or 'the model'}")
     chain = Chain(layers, api, bool(bf) if bf is not None else api == "keras", name)

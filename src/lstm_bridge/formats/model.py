@@ -3,7 +3,7 @@
 Every format reader returns a :class:`ModelFile`; every writer takes one. Weights are NumPy arrays in
 the layout of the file they came from (Keras ``kernel (I, 4u)``, MindSpore ``weight_ih_l0 (4H, I)``,
 ...); :meth:`ModelFile.lstm_layers` gives the LSTM entries as canonical
-:class:`~lstm_bridge.weights.LSTMWeights` (gate order i, f, g, o) together with their semantics.
+:class:`~lstm_bridge.recurrent.DirectionWeights` (gate order i, f, g, o) together with their semantics.
 """
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from .. import activations as _act
-from .. import weights as _w
+from .. import activations as _act, weights as _w
+from ..recurrent import DirectionWeights, RecurrentLayer
 
 __all__ = ["FormatError", "LayerEntry", "ModelFile", "LSTMLayer", "keras_generation"]
 
@@ -76,7 +76,7 @@ class LSTMLayer:
 
     Attributes:
         name, kind: as in :class:`LayerEntry` (``"LSTM"``, ``"Bidirectional"`` or ``"LSTMCell"``).
-        weights: ``weights[layer][direction]`` canonical :class:`~lstm_bridge.weights.LSTMWeights`
+        weights: ``weights[layer][direction]`` canonical :class:`~lstm_bridge.recurrent.DirectionWeights`
             (direction 0 = forward, 1 = reverse/backward), float arrays as stored (NumPy).
         input_size, hidden_size, num_layers, bidirectional, has_bias: the shape of the stack.
         semantics: ``activation`` and ``recurrent_activation`` as resolved activation names
@@ -88,13 +88,57 @@ class LSTMLayer:
 
     name: str
     kind: str
-    weights: List[List[_w.LSTMWeights]]
+    weights: List[List[DirectionWeights]]
     input_size: int
     hidden_size: int
     num_layers: int
     bidirectional: bool
     has_bias: bool
     semantics: Dict[str, Any] = field(default_factory=dict)
+
+    def recurrent_layers(self) -> List[RecurrentLayer]:
+        """The entry as runnable :class:`~lstm_bridge.recurrent.RecurrentLayer` s, torch weights, in order:
+        one per Keras layer, one per stacked MindSpore/PyTorch layer (named ``<name>.l<k>`` when stacked),
+        and a cell as a forward layer (one step of a cell, repeated over time: how its weights are compared).
+
+        MindSpore's LSTMCell computes sigmoid/tanh with its approximate CPU kernels (``ms_cpu_*``): the
+        kernel's numerics (up to 1e-4), not another function (:mod:`lstm_bridge.targets` treats them as
+        standard), so the layer runs the exact functions. A Keras Bidirectional keeps tf_keras's flip of a
+        wrapped ``go_backwards`` layer (its "forward" half then runs backwards).
+
+        Raises:
+            ValueError: a Bidirectional whose backward layer has other activations than its forward layer.
+        """
+        sem = self.semantics or {}
+        if self.kind == "LSTMCell":
+            gate = sem.get("recurrent_activation", "sigmoid")
+            cand = sem.get("activation", "tanh")
+            exact_gate = {"ms_cpu_sigmoid": "sigmoid"}.get(gate, gate)
+            exact_cand = {"ms_cpu_tanh": "tanh"}.get(cand, cand)
+            return [RecurrentLayer(self.name, [w.torch() for w in self.weights[0]], [False], exact_gate, exact_cand,
+                                   zero_output_for_mask=True)]
+        gen = sem.get("keras_version")
+        if gen is None:  # MindSpore / PyTorch: standard semantics, one layer per stacked layer
+            return [RecurrentLayer(f"{self.name}.l{l}" if self.name else f"l{l}", [w.torch() for w in dirs],
+                                   [False, True][:len(dirs)], zero_output_for_mask=True)
+                    for l, dirs in enumerate(self.weights)]
+        dirs = [w.torch() for w in self.weights[0]]
+        go_back = bool(sem.get("go_backwards", False))
+        rs = bool(sem.get("return_sequences", False))
+        gate, cand = sem.get("recurrent_activation", "sigmoid"), sem.get("activation", "tanh")
+        if self.kind == "Bidirectional":
+            back = sem.get("backward_semantics") or {}
+            for key in ("recurrent_activation", "activation"):
+                if back and back.get(key, sem.get(key)) != sem.get(key):
+                    raise ValueError(f"{self.name!r}: the backward layer's {key} {back.get(key)!r} differs from the "
+                                     f"forward layer's {sem.get(key)!r}; not supported")
+            return [RecurrentLayer(self.name, dirs, [go_back, not go_back], gate, cand,
+                                   merge_mode=sem.get("merge_mode", "concat"), return_sequences=rs,
+                                   zero_output_for_mask=rs, stateful=bool(sem.get("stateful") or back.get("stateful")),
+                                   keras_version=gen)]
+        return [RecurrentLayer(self.name, dirs, [go_back], gate, cand, processing_order=go_back, return_sequences=rs,
+                               zero_output_for_mask=bool(sem.get("zero_output_for_mask", False)),
+                               stateful=bool(sem.get("stateful")), keras_version=gen)]
 
 
 @dataclass
