@@ -129,3 +129,28 @@ def test_semantics_run_on_the_engine_like_the_keras_front_end():
     with torch.no_grad():
         expected = k(x)
     assert torch.equal(res.outputs[0].transpose(0, 1), expected)
+
+
+def test_a_file_entry_gives_typed_recurrent_layers():
+    """formats.LSTMLayer.recurrent_layers(): the one reading of a file entry's semantics for running it."""
+    import lstm_bridge
+    from lstm_bridge.io import to_model_file
+    from lstm_bridge.keras import LSTM, Bidirectional
+    bi = Bidirectional(LSTM(4, recurrent_activation="hard_sigmoid", go_backwards=True, return_sequences=True),
+                       merge_mode="sum", name="bi")
+    bi(torch.zeros(2, 3, 5))
+    (entry,) = to_model_file(bi).lstm_layers()
+    (layer,) = entry.recurrent_layers()
+    assert isinstance(layer, RecurrentLayer) and all(isinstance(w.w_ih, torch.Tensor) for w in layer.directions)
+    assert (layer.name, layer.gate, layer.merge_mode, layer.keras_version) == ("bi", "hard_sigmoid", "sum", 2)
+    assert layer.reverse == [True, False]  # tf_keras flips a wrapped go_backwards layer
+    assert layer.directions[0].equal(weights.from_keras(*bi.forward_layer.get_weights()).torch())
+    net = lstm_bridge.mindspore.LSTM(3, 2, num_layers=2, bidirectional=True)
+    (stack,) = to_model_file(net).lstm_layers()
+    names = [(l.name.rsplit(".", 1)[-1], l.reverse, l.masked_output, l.keras_version) for l in stack.recurrent_layers()]
+    assert names == [("l0", [False, True], MaskedOutput.ZERO, None), ("l1", [False, True], MaskedOutput.ZERO, None)]
+    cell = lstm_bridge.mindspore.LSTMCell(3, 2)
+    (c,) = to_model_file(cell).lstm_layers()
+    assert c.semantics["recurrent_activation"] == "ms_cpu_sigmoid"
+    (run,) = c.recurrent_layers()
+    assert (run.gate, run.candidate, run.reverse) == ("sigmoid", "tanh", [False])  # the exact functions
