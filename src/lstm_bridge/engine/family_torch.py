@@ -52,7 +52,7 @@ Shape of work: one GEMM for the input projection of every step, then per step on
 """
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -79,16 +79,13 @@ def _kind(kind: Union[str, CellKind]) -> CellKind:
     return _KINDS[kind.lower()]
 
 
-def _split_bias(w: DirectionWeights) -> Tuple[Optional[Tensor], Optional[Tensor]]:
-    """``(b_ih, b_hh)`` with a missing half as zeros when the other exists; ``(None, None)`` without bias."""
-    b_ih, b_hh = w.b_ih, w.b_hh
-    if b_ih is None and b_hh is None:
-        return None, None
+def _split_bias(w: DirectionWeights) -> Optional[Tuple[Tensor, Tensor]]:
+    """``(b_ih, b_hh)`` with a missing half as zeros when the other exists; None without bias."""
+    b_ih: Optional[Tensor] = w.b_ih
+    b_hh: Optional[Tensor] = w.b_hh
     if b_ih is None:
-        b_ih = torch.zeros_like(b_hh)
-    if b_hh is None:
-        b_hh = torch.zeros_like(b_ih)
-    return b_ih, b_hh
+        return None if b_hh is None else (torch.zeros_like(b_hh), b_hh)
+    return b_ih, (torch.zeros_like(b_ih) if b_hh is None else b_hh)
 
 
 _LANES = 16
@@ -213,6 +210,67 @@ def _check(x: Tensor, directions: Sequence[DirectionWeights], h0: Sequence[Tenso
         raise ValueError(f"valid must be a ({T}, {B}) bool tensor; received {tuple(valid.shape)} {valid.dtype}")
 
 
+def _unwrap(fn: Callable[[Tensor], Tensor]) -> Callable[[Tensor], Tensor]:
+    """A built-in :class:`~lstm_bridge.activations.Activation`'s own function (one Python call less per use)."""
+    return fn.fn if isinstance(fn, _act.Activation) else fn
+
+
+Step = Callable[..., Tensor]
+
+
+def _step_function(cell: CellKind, xp: Tensor, w_hh: Tensor, b_step: Optional[Tensor], rec_masks: Optional[Tensor],
+                   reset_after: bool, ms: bool, ms_order: bool, gate: Callable[[Tensor], Tensor],
+                   cand: Callable[[Tensor], Tensor]) -> Tuple[Step, Tuple[Tensor, ...]]:
+    """The step ``h' = step(*inputs_t, h)`` specialised once for this configuration (no branching in the time
+    loop, as few torch calls per step as the form allows), and the ``(T, B, ·)`` parts of ``xp`` it reads."""
+    H = w_hh.shape[1]
+    w_hh_t = w_hh.t()
+    G = w_hh.shape[0] // H
+
+    def recurrent(h: Tensor) -> Tensor:
+        """``(h ⊙ m_g) W_hh^T (+ b_step)``."""
+        if rec_masks is None and not ms:
+            return torch.addmm(b_step, h, w_hh_t) if b_step is not None else h @ w_hh_t
+        gh = _project_gates(h, w_hh, rec_masks, G, ms_order)
+        return gh + b_step if b_step is not None else gh
+
+    if cell is CellKind.RNN:
+        if rec_masks is None and not ms:
+            return (lambda x_t, h: cand(torch.addmm(x_t, h, w_hh_t))), (xp,)
+        return (lambda x_t, h: cand(x_t + recurrent(h))), (xp,)
+
+    if ms:  # MindSpore's op order (§2.2), one rounding per op
+        def ms_step(x_t: Tensor, h: Tensor) -> Tensor:
+            gh = recurrent(h)
+            r = gate(x_t[:, :H] + gh[:, :H])
+            z = gate(x_t[:, H:2 * H] + gh[:, H:2 * H])
+            n = cand(x_t[:, 2 * H:] + r * gh[:, 2 * H:])
+            return n + z * (h - n)
+        return ms_step, (xp,)
+
+    parts = (xp[..., :2 * H], xp[..., 2 * H:])
+    if not reset_after:
+        w_rz, w_n_t = w_hh[:2 * H], w_hh[2 * H:].t()
+        w_rz_t = w_rz.t()
+        m_rz, m_n = _mask_for(rec_masks, 0, 2), _mask_for(rec_masks, 2, 3)
+
+        def before_step(x_rz: Tensor, x_n: Tensor, h: Tensor) -> Tensor:
+            if m_rz is None:
+                rz = gate(torch.addmm(x_rz, h, w_rz_t))
+            else:
+                rz = gate(x_rz + _project_gates(h, w_rz, m_rz, 2))
+            r, z = rz.chunk(2, 1)
+            n = cand(torch.addmm(x_n, r * h if m_n is None else r * (h * m_n[0]), w_n_t))
+            return torch.lerp(n, h, z)
+        return before_step, parts
+
+    def after_step(x_rz: Tensor, x_n: Tensor, h: Tensor) -> Tensor:
+        gh_rz, gh_n = torch.split(recurrent(h), [2 * H, H], 1)
+        r, z = gate(x_rz + gh_rz).chunk(2, 1)
+        return torch.lerp(cand(torch.addcmul(x_n, r, gh_n)), h, z)
+    return after_step, parts
+
+
 def run_family_direction(
     x: Tensor,
     w: DirectionWeights,
@@ -237,8 +295,7 @@ def run_family_direction(
     G = cell.gate_count
     in_masks = dropout.inputs if dropout is not None else None
     rec_masks = dropout.recurrent if dropout is not None else None
-    b_ih, b_hh = _split_bias(w)
-    gate, cand = activations.gate, activations.candidate
+    biases = _split_bias(w)
 
     # MindSpore's summation order where it is known: float32, a batch of at least 2 rows (§3.3)
     ms_order = ms and x.dtype == torch.float32 and x.shape[1] >= 2
@@ -247,7 +304,8 @@ def run_family_direction(
     # bias, and the GRU's b_hn (inside r ⊙ (…)) rides on the per-step addmm. mindspore-cpu: each bias on
     # its own product, as MindSpore adds them.
     b_step: Optional[Tensor] = None
-    if b_ih is not None:
+    if biases is not None:
+        b_ih, b_hh = biases
         if ms:
             xp = xp + b_ih
             b_step = b_hh
@@ -257,55 +315,20 @@ def run_family_direction(
             xp = xp + torch.cat([b_ih[:2 * H] + b_hh[:2 * H], b_ih[2 * H:]])
             b_step = torch.cat([torch.zeros_like(b_hh[:2 * H]), b_hh[2 * H:]])
 
-    w_hh = w.w_hh
-    w_hh_t = w_hh.t()
-    if cell is CellKind.GRU and not reset_after:
-        w_rz_t, w_n_t = w_hh[:2 * H].t(), w_hh[2 * H:].t()
-        m_rz, m_n = _mask_for(rec_masks, 0, 2), _mask_for(rec_masks, 2, 3)
-
-    def recurrent(h: Tensor) -> Tensor:
-        """``(h ⊙ m_g) W_hh^T (+ b_step)`` for the reset_after=True GRU and the RNN."""
-        if rec_masks is None and not ms:
-            return torch.addmm(b_step, h, w_hh_t) if b_step is not None else h @ w_hh_t
-        gh = _project_gates(h, w_hh, rec_masks, G, ms_order)
-        return gh + b_step if b_step is not None else gh
-
-    def step(x_t: Tensor, h: Tensor) -> Tensor:
-        if cell is CellKind.RNN:
-            if rec_masks is None and not ms:
-                return cand(torch.addmm(x_t, h, w_hh_t))
-            return cand(x_t + recurrent(h))
-        if not reset_after:
-            if m_rz is None:
-                rz = gate(torch.addmm(x_t[:, :2 * H], h, w_rz_t))
-            else:
-                rz = gate(x_t[:, :2 * H] + _project_gates(h, w_hh[:2 * H], m_rz, 2))
-            r, z = rz[:, :H], rz[:, H:]
-            hn = h if m_n is None else h * m_n[0]
-            n = cand(torch.addmm(x_t[:, 2 * H:], r * hn, w_n_t))
-            return torch.lerp(n, h, z)
-        gh = recurrent(h)
-        if ms:  # MindSpore's op order, one rounding per op
-            r = gate(x_t[:, :H] + gh[:, :H])
-            z = gate(x_t[:, H:2 * H] + gh[:, H:2 * H])
-            n = cand(x_t[:, 2 * H:] + r * gh[:, 2 * H:])
-            return n + z * (h - n)
-        rz = gate(x_t[:, :2 * H] + gh[:, :2 * H])
-        n = cand(torch.addcmul(x_t[:, 2 * H:], rz[:, :H], gh[:, 2 * H:]))
-        return torch.lerp(n, h, rz[:, H:])
-
+    step, parts = _step_function(cell, xp, w.w_hh, b_step, rec_masks, reset_after, ms, ms_order,
+                                 _unwrap(activations.gate), _unwrap(activations.candidate))
     if T == 0:
         return x.new_zeros((0,) + tuple(h0.shape)), h0
     # unbind, not xp[t]: one backward node for all steps instead of a zero-filled (T, B, G*H) gradient per step
-    xs = xp.unbind(0)
+    inputs = list(zip(*(p.unbind(0) for p in parts)))
     keeps = valid.unsqueeze(2).unbind(0) if valid is not None else None
     h = h0
-    states: List[Optional[Tensor]] = [None] * T
+    states: List[Tensor] = []
     for t in (range(T - 1, -1, -1) if reverse else range(T)):
-        h_new = step(xs[t], h)
+        h_new = step(*inputs[t], h)
         h = h_new if keeps is None else torch.where(keeps[t], h_new, h)
-        states[t] = h
-    out = torch.stack(states, 0)
+        states.append(h)
+    out = torch.stack(states[::-1] if reverse else states, 0)
     if valid is None:
         return out, h
     # The masked-step outputs, after the loop in one op each. ZERO: valid steps emit their state, others 0.
@@ -319,7 +342,10 @@ def run_family_direction(
     return torch.where(emit.unsqueeze(2), out, torch.zeros((), dtype=out.dtype, device=out.device)), h
 
 
-def _standard_call(cell: CellKind, candidate) -> Optional[object]:
+_Fused = Callable[..., Tuple[Tensor, Tensor]]
+
+
+def _standard_call(cell: CellKind, candidate: Callable[[Tensor], Tensor]) -> Optional[_Fused]:
     """The fused torch function computing this kind with these activations exactly, or None."""
     if cell is CellKind.GRU:
         return torch.gru
@@ -331,13 +357,13 @@ def _standard_call(cell: CellKind, candidate) -> Optional[object]:
 
 
 def _fused_params(w: DirectionWeights) -> Tuple[List[Tensor], bool]:
-    b_ih, b_hh = _split_bias(w)
-    if b_ih is None:
+    biases = _split_bias(w)
+    if biases is None:
         return [w.w_ih, w.w_hh], False
-    return [w.w_ih, w.w_hh, b_ih, b_hh], True
+    return [w.w_ih, w.w_hh, biases[0], biases[1]], True
 
 
-def _standard_layer(fn, x: Tensor, directions: Sequence[DirectionWeights], h0: Sequence[Tensor],
+def _standard_layer(fn: _Fused, x: Tensor, directions: Sequence[DirectionWeights], h0: Sequence[Tensor],
                     reverse: Sequence[bool]) -> Tuple[List[Tensor], List[Tensor]]:
     """Standard semantics through ``torch.gru`` / ``torch.rnn_*`` (oneDNN): one call for a (forward, reverse)
     pair of the same hidden size and bias presence."""
