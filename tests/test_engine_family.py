@@ -206,10 +206,29 @@ def test_family_matches_torch_modules(kind, nonlinearity, bidirectional, bias, d
     tol = TOL[dtype]
     fused, fused_h = run_family_layer(x, ws, list(h0), kind=kind, reverse=rev, activations=act)
     assert max_abs(torch.cat(fused, -1), y) <= tol and max_abs(torch.stack(fused_h), h) <= tol
-    for d in range(D):  # the Python loop (what masks, dropout and other activations take)
-        out, hn = run_family_direction(x, ws[d], h0[d], kind=kind, reverse=rev[d], activations=act)
+    # the Python loop (what masks, dropout and other activations take), forward and gradients
+    leaves = [x.clone().requires_grad_(True), h0.clone().requires_grad_(True)]
+    wl = [DirectionWeights(*(None if a is None else a.clone().requires_grad_(True)
+                             for a in (wd.w_ih, wd.w_hh, wd.b_ih, wd.b_hh)), kind=wd.kind) for wd in ws]
+    loop = [run_family_direction(leaves[0], wl[d], leaves[1][d], kind=kind, reverse=rev[d], activations=act)
+            for d in range(D)]
+    for d, (out, hn) in enumerate(loop):
         assert max_abs(out, y[..., d * H:(d + 1) * H]) <= tol
         assert max_abs(hn, h[d]) <= tol
+    xm, hm = x.clone().requires_grad_(True), h0.clone().requires_grad_(True)
+    module = _torch_module(kind, nonlinearity, ws, bias, dtype)
+    ym, hnm = module(xm, hm)
+    probe = torch.tensor(np.random.default_rng(0).standard_normal(tuple(ym.shape)), dtype=dtype)
+    ((ym * probe).sum() + hnm.sum()).backward()
+    ((torch.cat([o for o, _ in loop], -1) * probe).sum() + sum(hn.sum() for _, hn in loop)).backward()
+    gtol = 1e-12 if dtype == torch.float64 else 1e-4
+    assert max_abs(leaves[0].grad, xm.grad) <= gtol and max_abs(leaves[1].grad, hm.grad) <= gtol
+    for d, wd in enumerate(wl):
+        s = "_l0" + ("_reverse" if d else "")
+        assert max_abs(wd.w_hh.grad, getattr(module, "weight_hh" + s).grad) <= gtol
+        assert max_abs(wd.w_ih.grad, getattr(module, "weight_ih" + s).grad) <= gtol
+        if bias:
+            assert max_abs(wd.b_hh.grad, getattr(module, "bias_hh" + s).grad) <= gtol
 
 
 # ---------------------------------------------------------------------------------------------
@@ -273,8 +292,13 @@ def test_family_errors_name_expected_and_received():
         run_family_layer(x, [w], [h0], kind="gru", reverse=[False], reset_after=False, numerics="mindspore-cpu")
     with pytest.raises(TypeError, match="x's dtype torch.float32"):
         run_family_layer(x.float(), [w], [h0.float()], kind="gru", reverse=[False])
+    with pytest.raises(TypeError, match="h0 must have x's dtype torch.float64; received torch.float32"):
+        run_family_layer(x, [w], [h0.float()], kind="gru", reverse=[False])
     out, hn = run_family_layer(x[:0], [w], [h0], kind="gru", reverse=[False])  # T = 0: no step, h0 back
     assert tuple(out[0].shape) == (0, B, H) and torch.equal(hn[0], h0)
+    valid = torch.ones(T, 0, dtype=torch.bool)
+    out, hn = run_family_layer(x[:, :0], [w], [h0[:0]], kind="gru", reverse=[True], valid=valid)  # B = 0
+    assert tuple(out[0].shape) == (T, 0, H) and tuple(hn[0].shape) == (0, H)
 
 
 # ---------------------------------------------------------------------------------------------

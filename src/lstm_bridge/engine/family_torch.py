@@ -203,6 +203,8 @@ def _check(x: Tensor, directions: Sequence[DirectionWeights], h0: Sequence[Tenso
                              f"{tuple(x.shape)}")
         if tuple(h.shape) != (B, w.hidden_size):
             raise ValueError(f"direction {d} h0 must have shape ({B}, {w.hidden_size}); received {tuple(h.shape)}")
+        if h.dtype != x.dtype:
+            raise TypeError(f"direction {d} h0 must have x's dtype {x.dtype}; received {h.dtype}")
         if drop is not None:
             _check_masks("input", drop.inputs, allowed, B, I, d)
             _check_masks("recurrent", drop.recurrent, allowed, B, w.hidden_size, d)
