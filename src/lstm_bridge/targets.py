@@ -386,7 +386,7 @@ def _onnx(d: LayerDescription) -> List[str]:
 def _keras(d: LayerDescription, gen: int) -> List[str]:
     if d.kind == "LSTMCell":
         return [UNSUPPORTED["keras_cell"]]
-    from .formats.keras_common import target_activation  # the Keras naming rule of each generation
+    from .formats.keras_plan import target_activation  # the Keras naming rule of each generation
     from .formats.model import FormatError
     out: List[str] = []
     for which, value in (("recurrent_activation", d.gate), ("activation", d.candidate)):
@@ -539,8 +539,8 @@ def model_violations(mf: Any, target: str, *, layer: Optional[str] = None, lengt
     if target == "onnx" and not lengths:
         problems += [UNSUPPORTED["mask_onnx"].format(producer=p) for p in mask_producers(mf)]
     if target in ("keras2", "keras3") and layer is None:
-        from .formats.keras_common import _can_copy_config
-        if not _can_copy_config(mf, 2 if target == "keras2" else 3):  # a generated model: Masking is not carried
+        from .formats.keras_plan import can_copy_config
+        if not can_copy_config(mf, 2 if target == "keras2" else 3):  # a generated model: Masking is not carried
             problems += [UNSUPPORTED["mask_generated"].format(producer=text, target=_TARGET_TEXT[target])
                          for _, text in _mask_producers(mf) if text.startswith("Masking")]
     return problems

@@ -29,9 +29,10 @@ import numpy as np
 from .atomic import hdf5_output
 from .common import (PathLike, SaveReport, atomic_output, check_output_path, check_regular_file, head_bytes,
                      open_regular)
-from .keras_common import (_WEIGHTLESS, TK_VERSION, KerasPlan, ReadBudget, check_global_heaps, check_hdf5_tree,
-                           infer_kind, layer_configs, layer_kind, layer_name, plan_keras, read_attr, read_dataset,
-                           read_json_attr, weight_keys)
+from .hdf5 import ReadBudget, check_global_heaps, check_hdf5_tree, read_attr, read_dataset, read_json_attr
+from .keras_config import (K3_VERSION, TK_VERSION, WEIGHTLESS, infer_kind, layer_configs, layer_kind, layer_name,
+                           weight_keys)
+from .keras_plan import KerasPlan, plan_keras
 from .model import FormatError, LayerEntry, ModelFile, keras_generation, validate
 
 T = TypeVar("T")
@@ -87,7 +88,7 @@ def detect(path_or_head: Union[PathLike, bytes]) -> bool:
 def read_hdf5(path: PathLike, what: str, reader: Callable[[str, Any, ReadBudget], T]) -> T:
     """The shared ``load`` frame of the HDF5 formats: check that the path is a regular file with the
     signature, open it read-only, refuse links, virtual datasets and external storage
-    (:func:`~lstm_bridge.formats.keras_common.check_hdf5_tree`) before anything is read, and return
+    (:func:`~lstm_bridge.formats.hdf5.check_hdf5_tree`) before anything is read, and return
     ``reader(path, open h5py.File, ReadBudget for the file)``. Any h5py error (it raises many types on
     corrupt files) becomes a :class:`FormatError` naming ``what`` the file was read as."""
     p = os.fspath(path)
@@ -154,7 +155,7 @@ def _load(p: str, f: Any, size: ReadBudget) -> ModelFile:
         if all(n in cfg_names for n in weighted):
             match = {n: n for n in weighted}
         else:  # order-based, as Keras loads
-            cands = [layer_name(l) for l in cfg_layers if l.get("class_name") not in _WEIGHTLESS]
+            cands = [layer_name(l) for l in cfg_layers if l.get("class_name") not in WEIGHTLESS]
             if len(cands) != len(weighted):
                 raise FormatError(p, f"the model config has {len(cands)} layers with weights ({cands}) but the file "
                                      f"has weights for {len(weighted)} ({weighted})")
@@ -272,7 +273,6 @@ def save(model_file: ModelFile, path: PathLike, weights_only: bool = False,
             for tf_keras, ``time_major`` for Keras 3).
     """
     from ..targets import check_model
-    from .keras_common import K3_VERSION
     p = check_output_path(path, model_file)
     gen = dialect(model_file, keras_version)
     version = TK_VERSION if gen == 2 else K3_VERSION

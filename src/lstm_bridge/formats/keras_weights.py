@@ -21,8 +21,9 @@ import numpy as np
 
 from .atomic import hdf5_output
 from .common import PathLike, SaveReport, atomic_output, check_output_path
-from .keras_common import (KerasPlan, ReadBudget, attr_value, class_counter_keys, decode, infer_kind, plan_keras,
-                           read_dataset, weight_keys)
+from .hdf5 import ReadBudget, attr_value, decode, read_dataset
+from .keras_config import class_counter_keys, infer_kind, weight_keys
+from .keras_plan import KerasPlan, plan_keras
 from .keras_h5 import _h5py, detect_hdf5, read_hdf5
 from .model import FormatError, LayerEntry, ModelFile, validate
 
@@ -119,7 +120,7 @@ def read_layer(p: str, grp: Any, size: ReadBudget
 
 def read_layers(p: str, f: Any, size: ReadBudget) -> "OrderedDict[str, tuple]":
     """``key -> read_layer(...)`` for every ``layers/<key>`` group, in natural key order; every dataset
-    read is charged to the file's :class:`~lstm_bridge.formats.keras_common.ReadBudget` ``size``."""
+    read is charged to the file's :class:`~lstm_bridge.formats.hdf5.ReadBudget` ``size``."""
     if "layers" not in f:
         raise FormatError(p, "no 'layers' group: not a Keras .weights.h5 file")
     layers = f["layers"]
@@ -287,7 +288,7 @@ def _same_layout_possible(mf: ModelFile) -> bool:
 
 def save(model_file: ModelFile, path: PathLike) -> SaveReport:
     """Write a Keras 3 ``.weights.h5`` (what ``keras.Model.save_weights`` writes) for the model that
-    :func:`~lstm_bridge.formats.keras_common.plan_keras` derives from ``model_file``; a model read from
+    :func:`~lstm_bridge.formats.keras_plan.plan_keras` derives from ``model_file``; a model read from
     a ``.weights.h5`` is written back with its own keys and paths."""
     p = check_output_path(path, model_file)
     h5py = _h5py()

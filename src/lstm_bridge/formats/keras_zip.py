@@ -15,9 +15,10 @@ import zipfile
 from typing import Any, Dict, List, Union
 
 from .common import PathLike, SaveReport, atomic_output, check_output_path, check_regular_file, head_bytes
-from .keras_common import (INFLATION_SLACK, K3_VERSION, MAX_INFLATION, MAX_JSON_DEPTH, MAX_JSON_VALUES,
-                           ReadBudget, check_global_heaps, check_hdf5_tree, check_json_depth, class_counter_keys,
-                           layer_configs, layer_kind, layer_name, plan_keras)
+from .hdf5 import (INFLATION_SLACK, MAX_INFLATION, MAX_JSON_DEPTH, MAX_JSON_VALUES, ReadBudget, check_global_heaps,
+                   check_hdf5_tree, check_json_depth)
+from .keras_config import K3_VERSION, class_counter_keys, layer_configs, layer_kind, layer_name
+from .keras_plan import plan_keras
 from .keras_h5 import _h5py
 from .keras_weights import entry_from_layer, read_layers, write_weights_file
 from .model import FormatError, LayerEntry, ModelFile, validate
@@ -28,7 +29,7 @@ SUFFIXES = (".keras",)
 # Memory bounds (zip and JSON bombs). A Keras config of a thousand layers is ~2 MB of JSON, so
 # ``config.json``/``metadata.json`` may hold at most ``_MAX_JSON`` bytes, ``MAX_JSON_VALUES`` values
 # (counted from the raw bytes before parsing: a JSON value costs ~20x its text in Python) and nest at
-# most ``MAX_JSON_DEPTH`` deep (keras_common). ``model.weights.h5`` may
+# most ``MAX_JSON_DEPTH`` deep (:mod:`.hdf5`). ``model.weights.h5`` may
 # inflate to at most ``MAX_INFLATION`` times the archive size plus ``INFLATION_SLACK`` (the same
 # budget then bounds the datasets read from it). Members are read streamed, never past their bound.
 _MAX_JSON = 16 * 1024 * 1024

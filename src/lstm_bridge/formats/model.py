@@ -11,7 +11,7 @@ import os
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -187,8 +187,35 @@ class ModelFile:
         raise KeyError(f"no layer {name!r} in the model file; layers: {[e.name for e in self.layers]}")
 
     def lstm_layers(self) -> List[LSTMLayer]:
-        """The LSTM entries (kinds LSTM, Bidirectional, LSTMCell) with canonical weights and semantics."""
-        return [_to_lstm_layer(self, e) for e in self.layers if e.kind in ("LSTM", "Bidirectional", "LSTMCell")]
+        """The LSTM entries (kinds LSTM, Bidirectional, LSTMCell) with canonical weights and semantics.
+
+        Computed once: the result is kept and reused (a new list of the same :class:`LSTMLayer` objects:
+        treat them as read-only) until what it was computed from changes: ``framework``, ``version``, the
+        ``layers`` list or an entry in it, an entry's kind, name, config (by value) or weights (each array
+        by identity: assign a new array rather than writing into one)."""
+        key = self._lstm_key()
+        cached = self.__dict__.get("_lstm_cache")
+        if cached is not None and len(cached[0]) == len(key) and all(
+                a is b or (isinstance(a, str) and a == b) for a, b in zip(cached[0], key)):
+            return list(cached[1])
+        result = [_to_lstm_layer(self, e) for e in self.layers if e.kind in ("LSTM", "Bidirectional", "LSTMCell")]
+        self.__dict__["_lstm_cache"] = (key, result)
+        return list(result)
+
+    def _lstm_key(self) -> Tuple[Any, ...]:
+        """What :meth:`lstm_layers` reads, as objects (compared by identity) and strings (by value)."""
+        key: List[Any] = [self.framework, str(self.version), self.layers]
+        for e in self.layers:
+            key += [e, e.kind, e.name]
+            if e.kind in ("LSTM", "Bidirectional", "LSTMCell"):
+                key += [e.config, repr(e.config), e.weights, *e.weights.keys(), *e.weights.values()]
+        return tuple(key)
+
+    def __getstate__(self) -> Dict[str, Any]:
+        """Copies and pickles leave the :meth:`lstm_layers` cache behind."""
+        state = dict(self.__dict__)
+        state.pop("_lstm_cache", None)
+        return state
 
 
 #: largest size (units, dims, vocabulary, shape entry) a config may state: what every framework's int32
