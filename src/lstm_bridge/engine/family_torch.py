@@ -47,8 +47,13 @@ G = 1 (one mask for every gate) or 3 (r, z, n order) for GRU; G = 1 for RNN.
   MindSpore cases, at the price of speed (an emulation, not a fast path). A batch of 1 (MindSpore's GEMV,
   order unknown) and float64 use torch's GEMM. reset_after=False is refused (MindSpore has no such GRU).
 
-Shape of work: one GEMM for the input projection of every step, then per step one small GEMM
-(two for GRU reset_after=False); plain torch ops, so autograd runs through it.
+Shape of work: one GEMM for the input projection of every step, then per step the ``h W_hh^T`` product:
+one GEMM for the RNN, two for the GRU (the r, z blocks with the step's input projection as addend, and
+the n block: fewer torch calls than one GEMM and a split; reset_after=False needs ``r`` before the n
+product anyway), one per gate with per-gate recurrent dropout masks. Plain torch ops, so autograd runs
+through it; the step's inputs are unbound once (not indexed per step, which would give every step a
+zero-filled ``(T, B, G*H)`` gradient in the backward pass), and masked-step outputs are formed after the
+loop in one op.
 """
 from __future__ import annotations
 
@@ -265,6 +270,18 @@ def _step_function(cell: CellKind, xp: Tensor, w_hh: Tensor, b_step: Optional[Te
             n = cand(torch.addmm(x_n, r * h if m_n is None else r * (h * m_n[0]), w_n_t))
             return torch.lerp(n, h, z)
         return before_step, parts
+
+    if rec_masks is None:
+        # two GEMMs, each with its addend fused: x_rz + h W_rz^T, and b_hn + h W_hn^T (fewer calls than one
+        # GEMM + split + add, and measured faster at B = 32, H = 256)
+        w_rz_t, w_n_t = w_hh[:2 * H].t(), w_hh[2 * H:].t()
+        b_hn = b_step[2 * H:] if b_step is not None else None
+
+        def after_step_two(x_rz: Tensor, x_n: Tensor, h: Tensor) -> Tensor:
+            r, z = gate(torch.addmm(x_rz, h, w_rz_t)).chunk(2, 1)
+            gh_n = torch.addmm(b_hn, h, w_n_t) if b_hn is not None else h @ w_n_t
+            return torch.lerp(cand(torch.addcmul(x_n, r, gh_n)), h, z)
+        return after_step_two, parts
 
     def after_step(x_rz: Tensor, x_n: Tensor, h: Tensor) -> Tensor:
         gh_rz, gh_n = torch.split(recurrent(h), [2 * H, H], 1)
