@@ -255,3 +255,15 @@ def test_keras_outputs_processing_order_and_unknown_merge():
     assert torch.equal(convert.keras_outputs(back, [out])[0], out[0])
     with pytest.raises(ValueError, match="unknown merge_mode 'max'"):
         convert.keras_outputs(convert.ChainLayer("m", [], [False, True], merge_mode="max"), [out, out])
+
+
+def test_chain_of_a_weights_only_file_leaves_the_model_file_unchanged():
+    """A weights-only Keras file records no return_sequences: its chain runs full sequences, on copies of
+    the (shared, read-only) entries ModelFile.lstm_layers() returns."""
+    import lstm_bridge
+    mf = lstm_bridge.load(FIXTURES / "keras" / "tfkeras_bilstm_stacked.weights.h5")
+    before = [dict(e.semantics) for e in mf.lstm_layers()]
+    chain = convert.chain_from_model_file(mf, validate=False)
+    assert all(l.return_sequences for l in chain.layers)
+    assert [dict(e.semantics) for e in mf.lstm_layers()] == before
+    assert not any("return_sequences_unknown" in s for s in before)

@@ -9,6 +9,7 @@ the engine (each layer's :meth:`~lstm_bridge.recurrent.RecurrentLayer.semantics`
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from typing import Any, List, Optional, Sequence
@@ -134,12 +135,14 @@ def chain_from_model_file(mf: Any, layer: Optional[str] = None, validate: bool =
     api = "keras" if mf.framework == "keras" else "mindspore"
     if api == "keras":
         # Weights-only Keras files record no return_sequences: run such layers as full sequences.
+        # (copies: the entries ModelFile.lstm_layers() returns are shared and read-only)
         configs = {e.name: e.config or {} for e in mf.layers}
-        for e in entries:
+        for index, e in enumerate(entries):
             cfg = configs.get(e.name, {})
             inner = cfg.get("layer", {}).get("config", {}) if e.kind == "Bidirectional" else cfg
             if "return_sequences" not in inner and e.semantics is not None:
-                e.semantics = dict(e.semantics, return_sequences=True, return_sequences_unknown=True)
+                entries[index] = dataclasses.replace(
+                    e, semantics=dict(e.semantics, return_sequences=True, return_sequences_unknown=True))
     try:
         return chain_from_lstm_layers(entries, api=api, name=os.path.basename(mf.path or ""), validate=validate)
     except ValueError as exc:
