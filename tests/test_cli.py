@@ -455,6 +455,50 @@ def test_a_read_only_directory_is_one_line_naming_out(tmp_path, capsys, monkeypa
     assert _files(out.parent) == []
 
 
+@pytest.mark.parametrize("src,suffix", [(KERAS / "tfkeras_bilstm_stacked.h5", ".ckpt"),
+                                        (KERAS / "tfkeras_bilstm_stacked.h5", ".pt"),
+                                        (MS / "lstm_2layer_bi.ckpt", ".keras"),
+                                        (MS / "lstm_2layer_bi.ckpt", ".h5"),
+                                        (MS / "lstm_2layer_bi.ckpt", ".weights.h5"),
+                                        (MS / "lstm_2layer_bi.ckpt", ".safetensors")])
+def test_convert_writes_one_temporary_file_and_computes_each_lstm_layer_once(src, suffix, tmp_path, capsys,
+                                                                              monkeypatch):
+    """One temporary file in OUT's directory (the writer writes into the CLI's own, no nested temporary
+    file), and each ModelFile (the input, the written file read back) converts each LSTM entry once."""
+    import collections
+
+    import lstm_bridge.convert as conv
+    import lstm_bridge.formats.atomic as atomic
+    from lstm_bridge.formats import model as model_mod
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    out = out_dir / f"o{suffix}"
+    created, hidden_while_verifying = [], []
+    real_create, real_compare, real_convert = atomic.create_new, conv.compare_chains, model_mod._to_lstm_layer
+    computed = collections.Counter()
+
+    def create_new(name):
+        created.append(name)
+        return real_create(name)
+
+    def compare_chains(*a, **k):
+        hidden_while_verifying.append(sorted(p.name for p in out_dir.iterdir() if p.name.startswith(".")))
+        return real_compare(*a, **k)
+
+    def to_lstm_layer(mf, e):
+        computed[(id(mf), e.name)] += 1
+        return real_convert(mf, e)
+
+    monkeypatch.setattr(atomic, "create_new", create_new)
+    monkeypatch.setattr(conv, "compare_chains", compare_chains)
+    monkeypatch.setattr(model_mod, "_to_lstm_layer", to_lstm_layer)
+    assert main(["convert", str(src), str(out)]) == 0, capsys.readouterr().err
+    assert [os.path.dirname(n) for n in created] == [str(out_dir)], created
+    assert [len(h) for h in hidden_while_verifying] == [1], hidden_while_verifying
+    assert _files(out_dir) == [out.name]
+    assert computed and set(computed.values()) == {1}, computed
+
+
 def test_a_dangling_symlink_at_out_counts_as_existing(tmp_path, capsys):
     out = tmp_path / "o.pt"
     out.symlink_to(tmp_path / "nowhere.pt")

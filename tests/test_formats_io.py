@@ -32,6 +32,35 @@ def test_registry_rules():
         formats.register("test-bad", bad)
 
 
+def test_every_registered_format_offers_the_same_verbs():
+    """Each format module: load/save/detect, NAME = its registry name, SUFFIXES = the registered suffixes."""
+    for name in formats.available():
+        try:
+            fmt = formats.get_format(name)
+        except NotImplementedError:  # an optional format whose package is missing (onnx)
+            continue
+        assert [v for v in formats.VERBS if not callable(getattr(fmt, v, None))] == [], name
+        assert fmt.NAME == name and tuple(fmt.SUFFIXES) == formats._SUFFIXES[name] and fmt.SUFFIXES, name
+        for suffix in fmt.SUFFIXES:
+            assert formats.format_for_suffix(f"model{suffix}") == name
+
+
+def test_registry_refuses_a_format_whose_name_or_suffixes_differ():
+    formats.register_lazy("test-misnamed", "lstm_bridge.formats.torch_pt", (".pt",))
+    try:
+        with pytest.raises(NotImplementedError, match="declares NAME 'torch' \\(registered as 'test-misnamed'\\)"):
+            formats.get_format("test-misnamed")
+    finally:
+        formats._REGISTRY.pop("test-misnamed")
+        formats._SUFFIXES.pop("test-misnamed")
+    fake = types.SimpleNamespace(load=len, save=len, detect=len, NAME="test-fake", SUFFIXES=(".fake",))
+    with pytest.raises(TypeError, match="SUFFIXES \\('.fake',\\) \\(registered with \\('.other',\\)\\)"):
+        formats.register("test-fake", fake, (".other",))
+    with pytest.raises(TypeError, match="no NAME"):
+        formats.register("test-fake", types.SimpleNamespace(load=len, save=len, detect=len, SUFFIXES=()))
+    assert "test-fake" not in formats.available()
+
+
 def test_onnx_is_registered_lazily():
     assert "onnx" in formats.available()
     assert formats.format_for_suffix("m.onnx") == "onnx"

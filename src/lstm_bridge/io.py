@@ -24,7 +24,7 @@ from .formats.model import group_state_dict
 __all__ = ["load", "save", "to_model_file"]
 
 
-def load(path: "os.PathLike[str] | str", format: Optional[str] = None) -> ModelFile:
+def load(path: os.PathLike[str] | str, format: Optional[str] = None) -> ModelFile:
     """Read a model file.
 
     Args:
@@ -44,7 +44,7 @@ def load(path: "os.PathLike[str] | str", format: Optional[str] = None) -> ModelF
     return _formats.get_format(name).load(p)
 
 
-def save(obj: Any, path: "os.PathLike[str] | str", format: Optional[str] = None, **options: Any) -> SaveReport:
+def save(obj: Any, path: os.PathLike[str] | str, format: Optional[str] = None, **options: Any) -> SaveReport:
     """Write ``obj`` to ``path`` (format from ``format=`` or the suffix); returns the
     :class:`~lstm_bridge.formats.SaveReport` (entries written, entries skipped with the reason).
 
@@ -71,7 +71,7 @@ def save(obj: Any, path: "os.PathLike[str] | str", format: Optional[str] = None,
 # --- objects -> ModelFile --------------------------------------------------------------------------
 
 def _state_entries(state: Mapping[str, Any], where: str) -> list:
-    tensors: "OrderedDict[str, np.ndarray]" = OrderedDict()
+    tensors: OrderedDict[str, np.ndarray] = OrderedDict()
     for k, v in state.items():
         if not isinstance(k, str):
             raise TypeError(f"{where}: state dict keys must be strings; received {k!r}")

@@ -128,13 +128,11 @@ def _temp_tag() -> str:
 
 
 def _scrub(message: str, tmp: Optional[str], dst: str) -> str:
-    """``message`` with every mention of the temporary file (and the writers' own temporary files made
-    beside it, ``.<tmp name>.<random>.tmp``) replaced by OUT: errors name the file the user asked for."""
+    """``message`` with every mention of the temporary file replaced by OUT: errors name the file the
+    user asked for."""
     if not tmp:
         return message
-    base = os.path.basename(tmp)
-    pattern = re.compile("(?:" + re.escape(os.path.dirname(tmp) + os.sep) + r")?\.?" + re.escape(base)
-                         + r"(?:\.[0-9a-f]+\.tmp)?")
+    pattern = re.compile("(?:" + re.escape(os.path.dirname(tmp) + os.sep) + ")?" + re.escape(os.path.basename(tmp)))
     return pattern.sub(lambda m: dst, message)
 
 
@@ -259,29 +257,44 @@ def _verify(mf: Any, tmp: str, fmt: str, layer: Optional[str], src: str, dst: st
     return diffs
 
 
-def _create_temp(dst: str, fmt: str) -> str:
-    """Create the new empty temporary file beside OUT and return its name (CliError(EXIT_IO) naming OUT
-    when the directory refuses it: read-only, permissions, ...)."""
+@contextlib.contextmanager
+def _output_file(dst: str, fmt: str, force: bool) -> Iterator[str]:
+    """The one temporary file of the run, beside OUT (:func:`~lstm_bridge.formats.atomic.atomic_output`):
+    created first (a directory that refuses files fails before IN is read), moved onto OUT when the body
+    succeeds, removed on every exit path. The move runs with signals held back, after a check that no
+    signal was received during the run (even one whose exception library code swallowed): an interrupted
+    run never touches OUT. Its OS errors become CliError naming OUT."""
+    stage = "create"
     try:
-        return atomic.create_temp(dst, _temp_suffix(dst, fmt), tag=_temp_tag())
+        with atomic.atomic_output(dst, _temp_suffix(dst, fmt), exclusive=not force, tag=_temp_tag(),
+                                  before_commit=_signals.raise_if_interrupted) as tmp:
+            stage = "run"
+            yield tmp
+            stage = "commit"
     except OSError as exc:
-        directory = os.path.dirname(os.path.abspath(dst))
-        raise CliError(EXIT_IO, f"cannot write {dst}: cannot create a file in {directory}: "
-                                f"{os_reason(exc) or exc}") from None
-
-
-def _commit(tmp: str, dst: str, force: bool) -> None:
-    """Move the verified ``tmp`` onto OUT with signals held back: a signal received at any point of the
-    run (even one whose exception library code swallowed) stops it here, before OUT is touched."""
-    with atomic.signals_deferred():
-        _signals.raise_if_interrupted()
-        try:
-            atomic.commit(tmp, dst, replace=force)
-        except FileExistsError:
+        if stage == "create":
+            directory = os.path.dirname(os.path.abspath(dst))
+            raise CliError(EXIT_IO, f"cannot write {dst}: cannot create a file in {directory}: "
+                                    f"{os_reason(exc) or exc}") from None
+        if stage == "commit" and isinstance(exc, FileExistsError):
             raise CliError(EXIT_USAGE, f"{dst}: already exists (created while this conversion ran); "
                                        "pass --force to replace it") from None
-        except OSError as exc:
+        if stage == "commit":
             raise CliError(EXIT_IO, f"cannot write {dst}: {os_reason(exc) or exc}") from None
+        raise
+
+
+def _check_target(mf: Any, fmt: str, layer: Optional[str], src: str) -> None:
+    """CliError listing why ``fmt`` cannot hold ``mf`` (MindSpore/PyTorch/ONNX targets; the Keras writers
+    check their own generation's dialect), asked of :mod:`lstm_bridge.targets`, the writers' rule too."""
+    from .. import targets
+    target = targets.FORMAT_TARGETS.get(fmt)
+    if target not in ("mindspore", "torch", "onnx"):
+        return
+    problems = targets.model_violations(mf, target, layer=layer if fmt == "onnx" else None)
+    if problems:
+        hint = "\n" + targets.EXACT_MODULE_HINT if mf.framework == "keras" else ""
+        raise CliError(EXIT_INPUT, f"{src} cannot be expressed as {fmt}:\n  - " + "\n  - ".join(problems) + hint)
 
 
 def run(args: argparse.Namespace, out: Output) -> int:
@@ -297,41 +310,30 @@ def run(args: argparse.Namespace, out: Output) -> int:
     steps = _Steps(args.progress == "always" or (args.progress == "auto" and big), 4, out)
     tmp: Optional[str] = None
     try:
-        with atomic.signals_deferred():  # first: a directory that refuses files fails before IN is read
-            tmp = _create_temp(dst, fmt)
-        with steps.running():
-            steps.step(f"reading {os.path.basename(src)}")
-            mf = _select_layer(load_model(src), args.layer, src)
-            if fmt == "onnx":
-                chain_of(mf, args.layer, src, strict=True)  # the graph runs the layers end to end
-            from .. import targets  # the one rule of what each target can hold (the writers ask it too)
-            target = targets.FORMAT_TARGETS.get(fmt)
-            if target in ("mindspore", "torch", "onnx"):  # Keras writers check their own generation's dialect
-                problems = targets.model_violations(mf, target, layer=args.layer if fmt == "onnx" else None)
-                if problems:
-                    hint = "\n" + targets.EXACT_MODULE_HINT if mf.framework == "keras" else ""
-                    raise CliError(EXIT_INPUT, f"{src} cannot be expressed as {fmt}:\n  - " + "\n  - ".join(problems)
-                                   + hint)
-            steps.step(f"writing {fmt}")
-            report = _save(mf, tmp, fmt, None if fmt != "onnx" else args.layer, dst, batch_first)
-            steps.step("verifying")
-            notes: List[str] = []
-            diffs = _verify(mf, tmp, fmt, None if fmt == "onnx" else args.layer, src, dst, notes, batch_first)
-            worst = max(d.worst for d in diffs)
-            if not worst <= args.tol:
-                rows = [(d.name, fmt_float(d.output), fmt_float(d.h), fmt_float(d.c)) for d in diffs]
-                out.table("verification (max |difference|)", ("layer", "output", "h", "c"), rows)
-                raise CliError(EXIT_VERIFY, f"verification failed: max |difference| {fmt_float(worst)} > tol "
-                                            f"{args.tol:g}; {dst} was not written")
-            steps.step("done")
-        _report(out, diffs, report, notes)
-        _commit(tmp, dst, args.force)  # the last step but the two closing lines
+        with _output_file(dst, fmt, args.force) as tmp:
+            with steps.running():
+                steps.step(f"reading {os.path.basename(src)}")
+                mf = _select_layer(load_model(src), args.layer, src)
+                if fmt == "onnx":
+                    chain_of(mf, args.layer, src, strict=True)  # the graph runs the layers end to end
+                _check_target(mf, fmt, args.layer, src)
+                steps.step(f"writing {fmt}")
+                with atomic.writing_into(tmp):  # the writer writes into our temporary file: one file, one move
+                    report = _save(mf, tmp, fmt, None if fmt != "onnx" else args.layer, dst, batch_first)
+                steps.step("verifying")
+                notes: List[str] = []
+                diffs = _verify(mf, tmp, fmt, None if fmt == "onnx" else args.layer, src, dst, notes, batch_first)
+                worst = max(d.worst for d in diffs)
+                if not worst <= args.tol:
+                    rows = [(d.name, fmt_float(d.output), fmt_float(d.h), fmt_float(d.c)) for d in diffs]
+                    out.table("verification (max |difference|)", ("layer", "output", "h", "c"), rows)
+                    raise CliError(EXIT_VERIFY, f"verification failed: max |difference| {fmt_float(worst)} > tol "
+                                                f"{args.tol:g}; {dst} was not written")
+                steps.step("done")
+            _report(out, diffs, report, notes)  # then OUT is moved into place (the last step)
     except CliError as exc:
         exc.message = _scrub(exc.message, tmp, dst)
         raise
-    finally:
-        with atomic.signals_deferred():
-            atomic.remove_quietly(tmp)  # after an exclusive claim (hard link) or a failure
     out.line(f"wrote {dst} ({fmt}) from {src}: layers {_written(report)}")
     out.line(f"OK: max |difference| {fmt_float(worst)} <= tol {args.tol:g}")
     return EXIT_OK

@@ -7,7 +7,8 @@ Every format is a module offering the same verbs:
   ``os.replace``; never overwrites the file being read)
 * ``detect(path_or_head_bytes) -> bool`` (cheap: looks at the first bytes / the suffix)
 
-and the attributes ``NAME`` and ``SUFFIXES``.
+and the attributes ``NAME`` (its registry name) and ``SUFFIXES`` (those it is registered with); the
+registry checks all five when a format is registered or first imported.
 
 =====================  ==========================================================  =====================
 name                   what                                                        suffixes
@@ -31,8 +32,8 @@ import os
 from types import ModuleType
 from typing import Any, Dict, List, Sequence, Tuple, Union
 
-from .model import FormatError, LayerEntry, LSTMLayer, ModelFile, keras_generation
 from .common import SaveReport
+from .model import FormatError, LayerEntry, LSTMLayer, ModelFile, keras_generation
 
 __all__ = [
     "FormatError",
@@ -55,21 +56,44 @@ PathLike = Union[str, "os.PathLike[str]"]
 _REGISTRY: Dict[str, Union[ModuleType, Any, str]] = {}
 _SUFFIXES: Dict[str, Tuple[str, ...]] = {}
 
+#: what every format module offers
+VERBS = ("load", "save", "detect")
+ATTRIBUTES = ("NAME", "SUFFIXES")
+
+
+def _missing_verbs(module: Any) -> List[str]:
+    return [v for v in VERBS if not callable(getattr(module, v, None))]
+
+
+def _attribute_problems(name: str, module: Any, suffixes: Tuple[str, ...]) -> List[str]:
+    """How ``module``'s ``NAME`` / ``SUFFIXES`` differ from its registration (empty when they agree)."""
+    problems = [f"no {a}" for a in ATTRIBUTES if not hasattr(module, a)]
+    if hasattr(module, "NAME") and module.NAME != name:
+        problems.append(f"NAME {module.NAME!r} (registered as {name!r})")
+    if hasattr(module, "SUFFIXES") and tuple(s.lower() for s in module.SUFFIXES) != suffixes:
+        problems.append(f"SUFFIXES {tuple(module.SUFFIXES)} (registered with {suffixes})")
+    return problems
+
 
 def register(name: str, module: Any, suffixes: Sequence[str] = ()) -> None:
-    """Register a format object/module ``module`` (with ``load``, ``save``, ``detect``) under ``name``.
+    """Register a format object/module ``module`` (with ``load``, ``save``, ``detect``, ``NAME`` equal to
+    ``name`` and ``SUFFIXES`` equal to ``suffixes``) under ``name``.
 
     Raises:
         ValueError: ``name`` is already registered.
-        TypeError: ``module`` lacks one of the verbs.
+        TypeError: ``module`` lacks one of the verbs, or its ``NAME`` / ``SUFFIXES`` differ.
     """
     if name in _REGISTRY:
         raise ValueError(f"format {name!r} is already registered")
-    missing = [v for v in ("load", "save", "detect") if not callable(getattr(module, v, None))]
+    missing = _missing_verbs(module)
     if missing:
         raise TypeError(f"format {name!r} must offer load/save/detect; missing {missing}")
+    declared = tuple(s.lower() for s in suffixes)
+    problems = _attribute_problems(name, module, declared)
+    if problems:
+        raise TypeError(f"format {name!r} must declare NAME and SUFFIXES as registered; found {'; '.join(problems)}")
     _REGISTRY[name] = module
-    _SUFFIXES[name] = tuple(s.lower() for s in suffixes)
+    _SUFFIXES[name] = declared
 
 
 def register_lazy(name: str, module_path: str, suffixes: Sequence[str] = ()) -> None:
@@ -104,9 +128,12 @@ def get_format(name: str) -> Any:
                     f"format {name!r} is not available: its module {entry!r} does not exist") from exc
             raise NotImplementedError(f"format {name!r} is not available: importing {entry!r} needs the missing "
                                       f"package {exc.name!r}") from exc
-        missing = [v for v in ("load", "save", "detect") if not callable(getattr(module, v, None))]
+        missing = _missing_verbs(module)
         if missing:
             raise NotImplementedError(f"format {name!r}: module {entry!r} lacks {missing}")
+        problems = _attribute_problems(name, module, _SUFFIXES[name])
+        if problems:
+            raise NotImplementedError(f"format {name!r}: module {entry!r} declares {'; '.join(problems)}")
         _REGISTRY[name] = module
         entry = module
     return entry

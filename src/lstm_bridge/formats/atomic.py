@@ -13,24 +13,28 @@ Conventions:
 * Creation, commit and clean-up run with SIGINT/SIGTERM/SIGHUP blocked in the main thread
   (:func:`signals_deferred`): a signal arriving then is delivered right after, so a temporary file is
   never left behind between its creation and the ``try`` that removes it, nor half-moved.
+* A caller that already owns a temporary file (the CLI's ``convert``, which verifies the file before it
+  moves it onto OUT) marks it with :func:`writing_into`: an :func:`atomic_output` for that path inside
+  yields the path itself, so a writer called on it writes there directly (one temporary file, one move).
 """
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import errno
 import io
 import os
 import secrets
 import signal
 import threading
-from typing import Any, Iterator, Optional, Union
+from typing import Any, Callable, FrozenSet, Iterator, Optional, Union
 
 from .model import FormatError
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 __all__ = ["same_file", "check_output_path", "atomic_output", "temp_name", "create_new", "create_temp", "commit",
-           "remove_quietly", "signals_deferred", "hdf5_output", "DEFERRED_SIGNALS"]
+           "remove_quietly", "signals_deferred", "hdf5_output", "writing_into", "DEFERRED_SIGNALS"]
 
 #: the signals held back while a temporary file is created, moved or removed (those this platform has)
 DEFERRED_SIGNALS = frozenset(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
@@ -146,13 +150,35 @@ def commit(tmp: str, path: PathLike, *, replace: bool = True) -> None:
     remove_quietly(tmp)
 
 
+#: absolute paths of temporary files whose owner writes into them directly (see :func:`writing_into`)
+_OWNED: contextvars.ContextVar[FrozenSet[str]] = contextvars.ContextVar("lstm_bridge_owned_temps", default=frozenset())
+
+
 @contextlib.contextmanager
-def atomic_output(path: PathLike, suffix: str = ".tmp", *, exclusive: bool = False, tag: str = "") -> Iterator[str]:
+def writing_into(tmp: PathLike) -> Iterator[None]:
+    """For the body, ``tmp`` is a temporary file its caller owns (created, committed and removed by the
+    caller): :func:`atomic_output` on ``tmp`` yields ``tmp`` itself, with no second temporary file."""
+    token = _OWNED.set(_OWNED.get() | {os.path.abspath(os.fspath(tmp))})
+    try:
+        yield
+    finally:
+        _OWNED.reset(token)
+
+
+@contextlib.contextmanager
+def atomic_output(path: PathLike, suffix: str = ".tmp", *, exclusive: bool = False, tag: str = "",
+                  before_commit: Optional[Callable[[], None]] = None) -> Iterator[str]:
     """Yield a new temporary path in ``path``'s directory (created empty, mode ``0666 & ~umask``);
     when the body succeeds, :func:`commit` it onto ``path`` (``exclusive=True``: only if ``path`` does
     not exist, else ``FileExistsError``); on any exit path (error, KeyboardInterrupt, a signal turned
-    into an exception) the temporary file is removed: no partial output is ever left behind."""
+    into an exception) the temporary file is removed: no partial output is ever left behind.
+
+    ``before_commit`` runs with signals held back right before the move (an exception from it stops
+    the move). Inside :func:`writing_into` for ``path``, ``path`` itself is yielded (its owner commits)."""
     p = os.fspath(path)
+    if os.path.abspath(p) in _OWNED.get():
+        yield p
+        return
     tmp: Optional[str] = None
     try:
         with signals_deferred():
@@ -168,6 +194,8 @@ def atomic_output(path: PathLike, suffix: str = ".tmp", *, exclusive: bool = Fal
             raise FileExistsError(errno.EEXIST, "could not find a free temporary name", p)
         yield tmp
         with signals_deferred():
+            if before_commit is not None:
+                before_commit()
             commit(tmp, p, replace=not exclusive)
     finally:
         if tmp is not None:

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import errno
+import io
 import os
 import stat
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Union
 
 import numpy as np
 
@@ -75,7 +76,7 @@ def check_regular_file(path: PathLike) -> int:
     return int(st.st_size)
 
 
-def open_regular(path: PathLike) -> BinaryIO:
+def open_regular(path: PathLike) -> io.BufferedReader:
     """Open ``path`` for binary reading, refusing anything but a regular file *after* opening it
     (``O_NONBLOCK``: opening a FIFO never blocks), so a file swapped after :func:`check_regular_file`
     is still caught. Errors as :func:`check_regular_file`."""
@@ -132,7 +133,7 @@ def as_numpy(value: Any, where: str = "") -> np.ndarray:
     return np.array(value, copy=True)
 
 
-def tensor_state(model_file: Any, report: "SaveReport") -> "Dict[str, Any]":
+def tensor_state(model_file: Any, report: SaveReport) -> Dict[str, Any]:
     """The model's arrays as an ordered ``{PyTorch name: torch tensor}`` (own, contiguous copies), for
     the state-dict formats; strings are not tensors and are listed in ``report.skipped``."""
     import collections
@@ -141,7 +142,7 @@ def tensor_state(model_file: Any, report: "SaveReport") -> "Dict[str, Any]":
 
     from .model import flatten_state_dict
 
-    state: "collections.OrderedDict[str, Any]" = collections.OrderedDict()
+    state: collections.OrderedDict[str, Any] = collections.OrderedDict()
     for k, v in flatten_state_dict(model_file).items():
         arr = np.asarray(v)
         if arr.dtype.kind in "US":

@@ -27,11 +27,18 @@ from typing import Any, Callable, Dict, List, TypeVar, Union
 import numpy as np
 
 from .atomic import hdf5_output
-from .common import (PathLike, SaveReport, atomic_output, check_output_path, check_regular_file, head_bytes,
-                     open_regular)
+from .common import PathLike, SaveReport, atomic_output, check_output_path, check_regular_file, head_bytes, open_regular
 from .hdf5 import ReadBudget, check_global_heaps, check_hdf5_tree, read_attr, read_dataset, read_json_attr
-from .keras_config import (K3_VERSION, TK_VERSION, WEIGHTLESS, infer_kind, layer_configs, layer_kind, layer_name,
-                           weight_keys)
+from .keras_config import (
+    K3_VERSION,
+    TK_VERSION,
+    WEIGHTLESS,
+    infer_kind,
+    layer_configs,
+    layer_kind,
+    layer_name,
+    weight_keys,
+)
 from .keras_plan import KerasPlan, plan_keras
 from .model import FormatError, LayerEntry, ModelFile, keras_generation, validate
 
@@ -129,7 +136,7 @@ def _load(p: str, f: Any, size: ReadBudget) -> ModelFile:
         raise FormatError(p, f"no 'layer_names' attribute: not a Keras legacy HDF5 weights file{hint}")
     if not isinstance(layer_names, list) or not all(isinstance(n, str) for n in layer_names):
         raise FormatError(p, f"'layer_names' must be a list of strings; found {layer_names!r}")
-    h5_layers: "OrderedDict[str, tuple]" = OrderedDict()
+    h5_layers: OrderedDict[str, tuple] = OrderedDict()
     for name in layer_names:
         if name not in g:
             raise FormatError(p, f"layer {name!r} is listed in layer_names but has no group")

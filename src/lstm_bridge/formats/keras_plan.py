@@ -24,6 +24,7 @@ from .common import SaveReport
 from .keras_config import layer_configs, layer_name
 from .model import FormatError, LayerEntry, LSTMLayer, ModelFile, keras_generation, sublayer_config
 
+
 @dataclass
 class PlannedLayer:
     """One layer of a Keras model to write: the layer entry (``class_name``, ``config``, ``name``,
@@ -200,13 +201,21 @@ def can_copy_config(mf: ModelFile, gen: int) -> bool:
     if gen == 3 and "module" not in mf.model_config:
         return False  # Keras 3's legacy-.h5 config lacks the saving_lib keys a .keras needs: regenerate
     for e in mf.layers:
-        if e.kind == "LSTM" and (len(e.weights) not in (2, 3) or any(
-                np.ndim(v) == 1 and len(e.weights) == 3 and np.shape(v)[0] == 2 * np.shape(list(e.weights.values())[1])[1]
-                for v in e.weights.values())):
+        if e.kind == "LSTM" and not _standard_lstm_arrays(list(e.weights.values())):
             return False
         if e.kind == "Bidirectional" and len(e.weights) not in (4, 6):
             return False
     return True
+
+
+def _standard_lstm_arrays(arrays: List[Any]) -> bool:
+    """Keras's LSTM arrays ``kernel, recurrent_kernel[, bias]`` (not CuDNNLSTM's doubled ``8H`` bias,
+    nor Keras 1's twelve arrays)."""
+    if len(arrays) == 2:
+        return True
+    if len(arrays) != 3:
+        return False
+    return not any(np.ndim(v) == 1 and np.shape(v)[0] == 2 * np.shape(arrays[1])[1] for v in arrays)
 
 
 def _arrays_and_names(e: LayerEntry) -> Tuple[List[np.ndarray], List[str]]:
@@ -245,7 +254,7 @@ def _plan_verbatim(mf: ModelFile, gen: int, report: SaveReport) -> KerasPlan:
         pl.weight_names = names if len(names) == len(arrays) and names else _tk_weight_names(pl, inner)
         planned.append(pl)
         report.written.append(name)
-    model_config = copy.deepcopy(mf.model_config)
+    model_config: Dict[str, Any] = copy.deepcopy(mf.model_config or {})
     if gen == 2:
         # a legacy .h5 model_config holds {class_name, config} and layer entries without the saving_lib
         # keys that a tf_keras-written .keras adds (module, registered_name, build_config)
@@ -529,13 +538,13 @@ def functional_config(gen: int, model_name: str, planned: List[PlannedLayer]) ->
     """A Functional model config chaining ``planned`` (first = the InputLayer)."""
     layers = []
     prev: Optional[PlannedLayer] = None
-    prev_shape: Optional[List[Any]] = None
+    prev_shape: List[Any] = []
     for pl in planned:
         entry = copy.deepcopy(pl.entry)
         if prev is None:
             entry["inbound_nodes"] = []
             cfg = entry["config"]
-            prev_shape = list(cfg.get("batch_shape") or cfg.get("batch_input_shape"))
+            prev_shape = list(cfg.get("batch_shape") or cfg.get("batch_input_shape") or [])
             in_dtype = cfg.get("dtype", "float32")
         else:
             if gen == 3:

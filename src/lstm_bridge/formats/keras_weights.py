@@ -23,8 +23,8 @@ from .atomic import hdf5_output
 from .common import PathLike, SaveReport, atomic_output, check_output_path
 from .hdf5 import ReadBudget, attr_value, decode, read_dataset
 from .keras_config import class_counter_keys, infer_kind, weight_keys
-from .keras_plan import KerasPlan, plan_keras
 from .keras_h5 import _h5py, detect_hdf5, read_hdf5
+from .keras_plan import KerasPlan, plan_keras
 from .model import FormatError, LayerEntry, ModelFile, validate
 
 NAME = "keras-weights-h5"
@@ -39,6 +39,8 @@ def detect(path_or_head: Union[PathLike, bytes]) -> bool:
 
 def _natural_key(key: str) -> Tuple[str, int]:
     m = re.fullmatch(r"(.*?)(?:_(\d+))?", key)
+    if m is None:  # (the pattern matches every string)
+        return (key, 0)
     return (m.group(1), int(m.group(2)) if m.group(2) else 0)
 
 
@@ -118,13 +120,13 @@ def read_layer(p: str, grp: Any, size: ReadBudget
     return ("Cell" if "cell" in grp else "Plain"), arrays, paths, name_attr, sub_names
 
 
-def read_layers(p: str, f: Any, size: ReadBudget) -> "OrderedDict[str, tuple]":
+def read_layers(p: str, f: Any, size: ReadBudget) -> OrderedDict[str, tuple]:
     """``key -> read_layer(...)`` for every ``layers/<key>`` group, in natural key order; every dataset
     read is charged to the file's :class:`~lstm_bridge.formats.hdf5.ReadBudget` ``size``."""
     if "layers" not in f:
         raise FormatError(p, "no 'layers' group: not a Keras .weights.h5 file")
     layers = f["layers"]
-    out: "OrderedDict[str, tuple]" = OrderedDict()
+    out: OrderedDict[str, tuple] = OrderedDict()
     for key in sorted(layers.keys(), key=_standalone_order):
         grp = layers[key]
         if not hasattr(grp, "keys"):
@@ -199,7 +201,7 @@ def chain_order(entries: List[LayerEntry]) -> List[LayerEntry]:
 
 def load(path: PathLike) -> ModelFile:
     """Read a standalone ``.weights.h5`` file (no config: default LSTM semantics, shapes from weights)."""
-    def read(p: str, f: Any, size: ReadBudget) -> Tuple["OrderedDict[str, tuple]", Optional[str]]:
+    def read(p: str, f: Any, size: ReadBudget) -> Tuple[OrderedDict[str, tuple], Optional[str]]:
         layers = read_layers(p, f, size)
         root_vars = f["vars"] if "vars" in f else None
         name = _name_attr(p, root_vars) if root_vars is not None and "name" in root_vars.attrs else None

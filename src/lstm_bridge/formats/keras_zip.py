@@ -14,15 +14,23 @@ import os
 import zipfile
 from typing import Any, Dict, List, Union
 
+from ..targets import check_model
 from .common import PathLike, SaveReport, atomic_output, check_output_path, check_regular_file, head_bytes
-from .hdf5 import (INFLATION_SLACK, MAX_INFLATION, MAX_JSON_DEPTH, MAX_JSON_VALUES, ReadBudget, check_global_heaps,
-                   check_hdf5_tree, check_json_depth)
+from .hdf5 import (
+    INFLATION_SLACK,
+    MAX_INFLATION,
+    MAX_JSON_DEPTH,
+    MAX_JSON_VALUES,
+    ReadBudget,
+    check_global_heaps,
+    check_hdf5_tree,
+    check_json_depth,
+)
 from .keras_config import K3_VERSION, class_counter_keys, layer_configs, layer_kind, layer_name
-from .keras_plan import plan_keras
 from .keras_h5 import _h5py
+from .keras_plan import plan_keras
 from .keras_weights import entry_from_layer, read_layers, write_weights_file
 from .model import FormatError, LayerEntry, ModelFile, validate
-from ..targets import check_model
 
 NAME = "keras"
 SUFFIXES = (".keras",)

@@ -27,10 +27,9 @@ import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 
-from .common import (PathLike, SaveReport, atomic_output, check_output_path, check_regular_file, head_bytes,
-                     open_regular)
-from .model import FormatError, ModelFile, flatten_state_dict, group_state_dict, validate
 from ..targets import check_model, mask_notes
+from .common import PathLike, SaveReport, atomic_output, check_output_path, check_regular_file, head_bytes, open_regular
+from .model import FormatError, ModelFile, flatten_state_dict, group_state_dict, validate
 
 NAME = "mindspore-ckpt"
 SUFFIXES = (".ckpt",)
@@ -155,7 +154,7 @@ def _parse_proto(text: str) -> descriptor_pb2.FileDescriptorProto:
 
 
 def _build_classes():
-    with open(_PROTO_PATH, "r", encoding="utf-8") as fh:
+    with open(_PROTO_PATH, encoding="utf-8") as fh:
         fdp = _parse_proto(fh.read())
     pool = descriptor_pool.DescriptorPool()
     fd = pool.Add(fdp)
@@ -432,7 +431,7 @@ def _decode(path: str, tag: str, dims: List[int], ttype: str, parts: List[Tuple[
     if expected != total:
         raise FormatError(path, f"entry {tag!r}: dims {dims} of {ttype} need {expected} bytes, found {total}")
     out = np.empty(count, dtype=dtype)
-    view = memoryview(out).cast("B")
+    view = out.data.cast("B")
     q = 0
     for off, n in parts:
         fh.seek(off)
@@ -447,7 +446,7 @@ def _read_span(fh: Any, off: int, n: int) -> bytes:
     return fh.read(n)
 
 
-def read_tensors(path: PathLike, verify_crc: bool = True) -> Tuple["OrderedDict[str, Any]", Dict[str, Any]]:
+def read_tensors(path: PathLike, verify_crc: bool = True) -> Tuple[OrderedDict[str, Any], Dict[str, Any]]:
     """The checkpoint's tensors ``tag -> np.ndarray`` in file order (slices joined), and format facts
     (``crc``: whether a trailer was present, ``types``: MindSpore type per tag, ``sliced``: tags that
     were split).
@@ -468,7 +467,7 @@ def read_tensors(path: PathLike, verify_crc: bool = True) -> Tuple["OrderedDict[
         raise FormatError(p, "not enough memory to hold its tensors") from None
 
 
-def _read_tensors(p: str, fh: Any, size: int, verify_crc: bool) -> Tuple["OrderedDict[str, Any]", Dict[str, Any]]:
+def _read_tensors(p: str, fh: Any, size: int, verify_crc: bool) -> Tuple[OrderedDict[str, Any], Dict[str, Any]]:
     enc = _encryption(fh.read(4))
     if enc:
         raise FormatError(p, f"encrypted checkpoint ({enc}): decrypt it with MindSpore first "
@@ -483,7 +482,7 @@ def _read_tensors(p: str, fh: Any, size: int, verify_crc: bool) -> Tuple["Ordere
             end -= 17
     if end == 0:
         raise FormatError(p, "empty checkpoint: no entries")
-    pieces: "OrderedDict[str, Tuple[List[int], str, List[Tuple[int, int]]]]" = OrderedDict()
+    pieces: OrderedDict[str, Tuple[List[int], str, List[Tuple[int, int]]]] = OrderedDict()
     sliced = set()
     last_tag = None
     for start, e in _scan(p, fh, end):
@@ -504,7 +503,7 @@ def _read_tensors(p: str, fh: Any, size: int, verify_crc: bool) -> Tuple["Ordere
         if stored != actual:
             raise FormatError(p, f"CRC mismatch: the trailer says 0x{stored:08x}, the data gives 0x{actual:08x} "
                                  "(the file is corrupt or was modified)")
-    tensors: "OrderedDict[str, Any]" = OrderedDict()
+    tensors: OrderedDict[str, Any] = OrderedDict()
     types: Dict[str, str] = {}
     for tag, (dims, ttype, parts) in pieces.items():
         tensors[tag] = _decode(p, tag, dims, ttype, parts, fh)
@@ -544,7 +543,7 @@ def _entry_bytes(tag: str, dims: List[int], ttype: str, content: bytes) -> bytes
     return msg.SerializeToString()
 
 
-def encode_tensors(tensors: "OrderedDict[str, Any]", slice_bytes: int = DEFAULT_SLICE_BYTES,
+def encode_tensors(tensors: OrderedDict[str, Any], slice_bytes: int = DEFAULT_SLICE_BYTES,
                    types: Optional[Dict[str, str]] = None,
                    skipped: Optional[Dict[str, str]] = None) -> bytes:
     """Serialize ``tag -> array`` like MindSpore 2.10's ``save_checkpoint``: unpacked dims, no dims
@@ -564,7 +563,7 @@ def encode_tensors(tensors: "OrderedDict[str, Any]", slice_bytes: int = DEFAULT_
         key = (arr.dtype.kind, arr.dtype.itemsize)
         if key not in _TYPE_OF_KIND:
             raise ValueError(f"tensor {tag!r}: dtype {arr.dtype} has no MindSpore checkpoint type")
-        ttype = (types or {}).get(tag) if (types or {}).get(tag) == "BFloat16" else _TYPE_OF_KIND[key]
+        ttype = "BFloat16" if (types or {}).get(tag) == "BFloat16" else _TYPE_OF_KIND[key]
         if arr.size == 0:
             if skipped is not None:
                 skipped[tag] = "empty tensor (MindSpore's writer leaves those out too)"

@@ -66,7 +66,7 @@ class LayerEntry:
     name: str
     kind: str
     config: Dict[str, Any] = field(default_factory=dict)
-    weights: "OrderedDict[str, np.ndarray]" = field(default_factory=OrderedDict)
+    weights: OrderedDict[str, np.ndarray] = field(default_factory=OrderedDict)
     attrs: Dict[str, Any] = field(default_factory=dict)
 
 
@@ -311,7 +311,7 @@ def _check_size(x: Any, where: str) -> None:
                                 f"{x if abs(x) < 2**64 else f'a {x.bit_length()}-bit integer'}")
 
 
-def _check_lstm_layer(mf: ModelFile, layer: "LSTMLayer") -> None:
+def _check_lstm_layer(mf: ModelFile, layer: LSTMLayer) -> None:
     where = f"layer {layer.name!r} ({layer.kind})"
     if layer.hidden_size < 1:
         raise FormatError(None, f"{where}: hidden size (units) must be >= 1; the weights give {layer.hidden_size}")
@@ -373,9 +373,9 @@ def _keras_direction(weights: List[np.ndarray], where: str) -> _w.LSTMWeights:
         k, r, b = weights
         if np.ndim(b) == 1 and np.ndim(r) == 2 and np.shape(b)[0] == 2 * np.shape(r)[1]:
             return _w.from_cudnn_lstm(k, r, b)  # TF 1.x CuDNNLSTM: bias (8u,)
-        return _w.from_keras(*weights)
+        return _w.from_keras(k, r, b)
     if len(weights) == 2:
-        return _w.from_keras(*weights, None)
+        return _w.from_keras(weights[0], weights[1], None)
     if len(weights) == 12:
         return _w.from_keras1(weights)
     raise ValueError(f"{where}: a Keras LSTM has 2 or 3 weight arrays (12 for Keras 1); found {len(weights)}")
@@ -429,7 +429,7 @@ _LSTM_KEY = re.compile(r"^(?P<prefix>(?:.*\.)?)(?P<leaf>(?:weight|bias)_(?:ih|hh
 _CELL_KEY = re.compile(r"^(?P<prefix>(?:.*\.)?)(?P<leaf>(?:weight|bias)_(?:ih|hh))$")
 
 
-def group_state_dict(tensors: "OrderedDict[str, Any]") -> List[LayerEntry]:
+def group_state_dict(tensors: OrderedDict[str, Any]) -> List[LayerEntry]:
     """Group flat ``name -> array`` tensors into layer entries.
 
     LSTM layers are recognised by the ``weight_ih_l0 ...`` suffix pattern with any prefix
@@ -438,7 +438,7 @@ def group_state_dict(tensors: "OrderedDict[str, Any]") -> List[LayerEntry]:
     a ``weight``/``bias`` pair with a 2-D weight, else ``Tensor``). Entries come in order of first key.
     """
     _w.check_mindspore_layout(tensors)
-    groups: "OrderedDict[tuple, LayerEntry]" = OrderedDict()
+    groups: OrderedDict[tuple, LayerEntry] = OrderedDict()
     for key, value in tensors.items():
         m = _LSTM_KEY.match(key)
         kind = "LSTM"
@@ -478,11 +478,11 @@ def group_state_dict(tensors: "OrderedDict[str, Any]") -> List[LayerEntry]:
     return entries
 
 
-def flatten_state_dict(mf: ModelFile) -> "OrderedDict[str, np.ndarray]":
+def flatten_state_dict(mf: ModelFile) -> OrderedDict[str, Any]:
     """The inverse of :func:`group_state_dict` for MindSpore / PyTorch style model files; for other
     files, the LSTM entries converted to PyTorch naming (``<name>.weight_ih_l0`` ...) and the other
     entries' arrays under ``<name>.<weight name>``."""
-    out: "OrderedDict[str, np.ndarray]" = OrderedDict()
+    out: OrderedDict[str, Any] = OrderedDict()  # NumPy arrays (torch tensors from torch state dicts)
     if mf.framework in ("mindspore", "torch"):
         for e in mf.layers:
             prefix = e.attrs.get("prefix", e.name + "." if e.name else "")

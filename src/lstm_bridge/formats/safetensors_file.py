@@ -16,10 +16,18 @@ from typing import Any, Dict, Tuple, Union
 
 import numpy as np
 
-from .common import (PathLike, SaveReport, atomic_output, check_output_path, check_regular_file, head_bytes,
-                     open_regular, tensor_state)
-from .model import FormatError, ModelFile, group_state_dict, validate
 from ..targets import check_model, mask_notes
+from .common import (
+    PathLike,
+    SaveReport,
+    atomic_output,
+    check_output_path,
+    check_regular_file,
+    head_bytes,
+    open_regular,
+    tensor_state,
+)
+from .model import FormatError, ModelFile, group_state_dict, validate
 
 NAME = "safetensors"
 SUFFIXES = (".safetensors",)
@@ -45,8 +53,8 @@ def detect(path_or_head: Union[PathLike, bytes]) -> bool:
 
 # Bounds on untrusted headers: the safetensors format caps its JSON header at 100 MB (the library
 # refuses more); an LSTM file has a handful of tensors, so more than ``MAX_TENSORS`` entries or
-# ``MAX_HEADER_VALUES`` JSON values (each costs Python objects ~20x its JSON text) is refused, and ``__metadata__`` must be the spec's flat
-# ``{str: str}`` map.
+# ``MAX_HEADER_VALUES`` JSON values (each costs Python objects ~20x its JSON text) is refused, and
+# ``__metadata__`` must be the spec's flat ``{str: str}`` map.
 MAX_HEADER = 100_000_000
 MAX_TENSORS = 100_000
 #: JSON values (counted from the raw bytes before parsing) a header may hold: ~8 per tensor entry
@@ -57,7 +65,7 @@ _DTYPES = {"BOOL": "?", "U8": "u1", "I8": "i1", "I16": "<i2", "U16": "<u2", "I32
            "I64": "<i8", "U64": "<u8", "F16": "<f2", "F32": "<f4", "F64": "<f8", "BF16": "<u2"}
 
 
-def _read_header(p: str, fh: "io.BufferedReader", size: int) -> Tuple[int, Dict[str, Any]]:
+def _read_header(p: str, fh: io.BufferedReader, size: int) -> Tuple[int, Dict[str, Any]]:
     raw = fh.read(8)
     if len(raw) < 8:
         raise FormatError(p, f"too short for a safetensors file ({size} bytes; the header length takes 8)")
@@ -122,7 +130,7 @@ def load(path: PathLike) -> ModelFile:
     read once into its array."""
     p = os.fspath(path)
     size = check_regular_file(p)
-    tensors: "OrderedDict[str, Any]" = OrderedDict()
+    tensors: OrderedDict[str, Any] = OrderedDict()
     try:
         with open_regular(p) as fh:
             n, header = _read_header(p, fh, size)

@@ -18,10 +18,9 @@ from typing import Any, Union
 import numpy as np
 import torch
 
-from .common import (PathLike, SaveReport, atomic_output, check_output_path, check_regular_file, head_bytes,
-                     tensor_state)
-from .model import FormatError, ModelFile, group_state_dict, validate
 from ..targets import check_model, mask_notes
+from .common import PathLike, SaveReport, atomic_output, check_output_path, check_regular_file, head_bytes, tensor_state
+from .model import FormatError, ModelFile, group_state_dict, validate
 
 NAME = "torch"
 SUFFIXES = (".pt", ".pth")
@@ -68,7 +67,7 @@ def load(path: PathLike) -> ModelFile:
                 break
     if not isinstance(obj, dict) or not obj:
         raise FormatError(p, f"expected a non-empty state dict {{name: tensor}}; found {type(obj).__name__}")
-    tensors: "OrderedDict[str, Any]" = OrderedDict()
+    tensors: OrderedDict[str, Any] = OrderedDict()
     budget = size * _MAX_INFLATION + _INFLATION_SLACK
     for k, v in obj.items():
         if not isinstance(k, str):
@@ -97,7 +96,7 @@ def load(path: PathLike) -> ModelFile:
                               meta={"key_order": list(tensors)}))
 
 
-def _check_tensor(p: str, key: str, v: "torch.Tensor") -> None:
+def _check_tensor(p: str, key: str, v: torch.Tensor) -> None:
     """Refuse tensors that are not plain dense CPU arrays of a NumPy-representable dtype."""
     if v.device.type != "cpu":
         raise FormatError(p, f"tensor {key!r} is on device {v.device.type!r} (a meta tensor has no data); "
