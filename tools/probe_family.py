@@ -4,8 +4,9 @@ Regenerates the measurements quoted in ``docs/spec/keras_gru_simplernn.md`` and
 ``docs/spec/mindspore_gru_rnn.md`` and records the small reference cases in ``tests/fixtures/family/``.
 Each subcommand runs in the interpreter that has the framework:
 
-    TF_USE_LEGACY_KERAS=1 TF_CPP_MIN_LOG_LEVEL=3 CUDA_VISIBLE_DEVICES= .golden-venvs/tf/bin/python tools/probe_family.py tfkeras
-    TF_CPP_MIN_LOG_LEVEL=3 CUDA_VISIBLE_DEVICES= .golden-venvs/tf/bin/python tools/probe_family.py keras3
+    export TF_CPP_MIN_LOG_LEVEL=3 CUDA_VISIBLE_DEVICES=
+    TF_USE_LEGACY_KERAS=1 .golden-venvs/tf/bin/python tools/probe_family.py tfkeras
+    .golden-venvs/tf/bin/python tools/probe_family.py keras3
     .golden-venvs/ms/bin/python tools/probe_family.py mindspore
 
 Every subcommand prints one line per measurement (``label: value``) and, with ``--record``, writes the
