@@ -71,18 +71,92 @@ def test_mixed_numpy_and_torch_refused_for_every_kind():
         DirectionWeights(w.w_ih, w.w_hh, w.b_ih.numpy(), kind=CellKind.GRU)
 
 
+def _torch_module(kind: CellKind, dirs, nonlinearity: str = "tanh") -> torch.nn.Module:
+    """torch.nn.GRU / RNN (one layer) holding ``dirs`` (forward, reverse)."""
+    w = dirs[0]
+    cls = torch.nn.GRU if kind is CellKind.GRU else torch.nn.RNN
+    kw = {} if kind is CellKind.GRU else {"nonlinearity": nonlinearity}
+    mod = cls(w.input_size, w.hidden_size, bidirectional=len(dirs) == 2, **kw).to(w.w_ih.dtype)
+    with torch.no_grad():
+        for d, suffix in zip(dirs, ["", "_reverse"]):
+            for name in ("w_ih", "w_hh", "b_ih", "b_hh"):
+                getattr(mod, name.replace("w_", "weight_").replace("b_", "bias_") + "_l0" + suffix).copy_(
+                    getattr(d, name))
+    return mod
+
+
 @pytest.mark.parametrize("kind", [CellKind.GRU, CellKind.RNN])
-def test_engine_refuses_other_cell_kinds_by_name(kind):
-    w = _weights(kind, I=3, H=2)
+def test_engine_runs_family_kinds_like_torch_modules(kind):
+    dirs = [_weights(kind, I=3, H=2, seed=s).to(torch.float64) for s in (1, 2)]
+    x = torch.randn(5, 4, 3, dtype=torch.float64)
+    h0 = torch.randn(2, 4, 2, dtype=torch.float64)
+    outs, hs, cs = engine.run_layer(x, dirs, [h0[0], h0[1]], None, reverse=[False, True])
+    assert cs == []
+    want, want_h = _torch_module(kind, dirs)(x, h0)
+    torch.testing.assert_close(torch.cat(outs, -1), want, rtol=0, atol=1e-12)
+    torch.testing.assert_close(torch.stack(hs), want_h, rtol=0, atol=1e-12)
+    # a stack: c0 None in, c_n None out; equals torch's 2-layer bidirectional module
+    layer2 = [DirectionWeights(torch.randn(kind.gate_count * 2, 4, dtype=torch.float64),
+                               torch.randn(kind.gate_count * 2, 2, dtype=torch.float64), kind=kind) for _ in dirs]
+    h0s = torch.randn(4, 4, 2, dtype=torch.float64)
+    out, h_n, c_n = engine.run_stack(x, [dirs, layer2], h0s, None)
+    assert c_n is None and out.shape == (5, 4, 4) and h_n.shape == (4, 4, 2)
+    cls = torch.nn.GRU if kind is CellKind.GRU else torch.nn.RNN
+    mod = cls(3, 2, num_layers=2, bidirectional=True, bias=True).double()
+    with torch.no_grad():
+        for layer, ws in enumerate([dirs, layer2]):
+            for d, suffix in zip(ws, ["", "_reverse"]):
+                getattr(mod, f"weight_ih_l{layer}{suffix}").copy_(d.w_ih)
+                getattr(mod, f"weight_hh_l{layer}{suffix}").copy_(d.w_hh)
+                getattr(mod, f"bias_ih_l{layer}{suffix}").copy_(d.b_ih if d.b_ih is not None else 0)
+                getattr(mod, f"bias_hh_l{layer}{suffix}").copy_(d.b_hh if d.b_hh is not None else 0)
+    want, want_h = mod(x, h0s)
+    torch.testing.assert_close(out, want, rtol=0, atol=1e-12)
+    torch.testing.assert_close(h_n, want_h, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", [CellKind.GRU, CellKind.RNN])
+@pytest.mark.parametrize("mindspore_cpu", [False, True])
+def test_engine_family_equals_family_torch_with_every_option(kind, mindspore_cpu):
+    """Masks, dropout masks, activations, reset_after and mindspore_cpu reach family_torch unchanged."""
+    from lstm_bridge.engine import family_torch
+    dirs = [_weights(kind, I=3, H=2, seed=s) for s in (3, 4)]
+    x = torch.randn(6, 3, 3)
+    h0 = [torch.randn(3, 2), torch.randn(3, 2)]
+    valid = engine.lengths_to_valid(torch.tensor([6, 2, 0]), 6)
+    G = kind.gate_count
+    drop = [recurrent.DropoutMasks(torch.rand(G, 3, 3) * 2, torch.rand(G, 3, 2) * 2), None]
+    for reset_after in ([True, False] if kind is CellKind.GRU and not mindspore_cpu else [True]):
+        if mindspore_cpu:
+            acts = recurrent.CellActivations(gate=activations.ms_cpu_sigmoid, candidate=activations.ms_cpu_tanh)
+        else:
+            acts = recurrent.CellActivations(gate=activations.by_name("hard_sigmoid"), candidate=activations.relu)
+        sem = recurrent.LayerSemantics(acts, MaskedOutput.ZERO, reset_after=reset_after,
+                                       mindspore_cpu=mindspore_cpu)
+        outs, hs, cs = engine.run_layer(x, dirs, h0, None, reverse=[False, True], valid=valid, semantics=sem,
+                                        dropout=drop)
+        want, want_h = family_torch.run_family_layer(
+            x, dirs, h0, kind=kind, reverse=[False, True], valid=valid, activations=acts,
+            masked_output=MaskedOutput.ZERO, reset_after=reset_after, dropout=drop,
+            numerics="mindspore-cpu" if mindspore_cpu else "exact")
+        assert cs == []
+        for a, b in zip(outs + hs, want + want_h):
+            assert torch.equal(a, b)
+        assert (outs[0][:, 2] == 0).all() and torch.equal(hs[0][2], h0[0][2])  # length 0: zeros, h0
+
+
+def test_engine_refuses_mixed_cell_kinds_by_name():
+    lstm, gru, rnn = (_weights(k, I=3, H=2) for k in (CellKind.LSTM, CellKind.GRU, CellKind.RNN))
     x = torch.randn(4, 2, 3)
     h = torch.zeros(2, 2)
-    with pytest.raises(NotImplementedError, match=f"LSTM cells only.*'{kind.value}'"):
-        engine.run_layer(x, [w], [h], [h], reverse=[False])
-    with pytest.raises(NotImplementedError, match=kind.value):
-        engine.run_stack(x, [[w]], torch.zeros(1, 2, 2), torch.zeros(1, 2, 2))
-    lstm = _weights(CellKind.LSTM, I=3, H=2)
-    with pytest.raises(NotImplementedError, match=f"\\['LSTM', '{kind.value}'\\]"):
-        engine.run_layer(x, [lstm, w], [h, h], [h, h], reverse=[False, True])
+    with pytest.raises(ValueError, match=r"same cell kind.*\['LSTM', 'GRU'\]"):
+        engine.run_layer(x, [lstm, gru], [h, h], [h, h], reverse=[False, True])
+    with pytest.raises(ValueError, match=r"\['GRU', 'RNN'\]"):
+        engine.run_layer(x, [gru, rnn], [h, h], None, reverse=[False, True])
+    with pytest.raises(ValueError, match=r"\['RNN', 'LSTM'\]"):
+        engine.run_stack(x, [[rnn], [_weights(CellKind.LSTM, I=2, H=2)]], torch.zeros(2, 2, 2), None)
+    with pytest.raises(ValueError, match="LSTM .* needs c0"):
+        engine.run_layer(x, [lstm], [h], None, reverse=[False])
 
 
 def test_recurrent_layer_semantics_maps_names_and_mask_rule():

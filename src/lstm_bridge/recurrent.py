@@ -15,8 +15,8 @@ GRU       3    r, z, n         ``r,z = σ(..); n = φ(W_in x + b_in + r*(W_hn h 
 RNN       1    (one block)     ``h' = φ(W_ih x + b_ih + W_hh h + b_hh)``
 ========  ===  ==============  ====================================================================
 
-Only LSTM is implemented by the engine today; the GRU and RNN members exist so that their arrival
-changes no caller (the engine refuses them with ``NotImplementedError`` naming the kind).
+The engine runs all three kinds (GRU and RNN on its pure-torch path,
+:mod:`lstm_bridge.engine.family_torch`); one call takes weights of one kind only.
 
 Canonical weights (one :class:`DirectionWeights` per layer and direction):
 
@@ -260,8 +260,8 @@ class DropoutMasks:
     """Multiplicative dropout masks (already scaled by 1/(1-rate)), reused at every time step.
 
     ``inputs``: ``(G, B, I)`` applied to x_t; ``recurrent``: ``(G, B, H)`` applied to h_{t-1}.
-    ``G`` is 1 (one mask shared by the four gates) or 4 (one per gate, in i, f, g, o order).
-    Either may be ``None``.
+    ``G`` is 1 (one mask shared by every gate) or the kind's gate count, one per gate in canonical
+    order: 4 (i, f, g, o) for LSTM, 3 (r, z, n) for GRU; 1 only for RNN. Either may be ``None``.
     """
 
     inputs: Optional[Tensor] = None
@@ -273,13 +273,22 @@ class DropoutMasks:
 
 @dataclass(frozen=True)
 class LayerSemantics:
-    """How one (bi)directional layer runs on the engine, apart from its weights and inputs."""
+    """How one (bi)directional layer runs on the engine, apart from its weights and inputs.
+
+    ``activations``: LSTM as :class:`CellActivations`; GRU: ``gate`` = r/z, ``candidate`` = n; RNN:
+    ``candidate`` = its one activation. ``reset_after`` (GRU only): the reset gate multiplies
+    ``W_hn h + b_hn`` (True: PyTorch, MindSpore, Keras TF2) or ``h`` before the product (False: Keras
+    <= 2.3 / TF 1.x). ``mindspore_cpu`` (GRU/RNN only): MindSpore 2.10's CPU op order and MatMul summation
+    order (``family_torch``'s ``numerics="mindspore-cpu"``; the activations stay these).
+    """
 
     activations: CellActivations = CellActivations()
     masked_output: MaskedOutput = MaskedOutput.CARRY
     # The framework computes exactly-standard layers with oneDNN's LSTM primitive (MindSpore's fused CPU
     # path): such layers then always take oneDNN (torch.lstm), whose bits match, never the native kernel.
     onednn_bits: bool = False
+    reset_after: bool = True
+    mindspore_cpu: bool = False
 
 
 @dataclass
@@ -301,6 +310,7 @@ class RecurrentLayer:
         kind: the cell kind (every direction's weights have it).
         stateful: Keras ``stateful`` (states carried between calls).
         keras_version: the Keras generation whose names were used (2 or 3); None for MindSpore / PyTorch.
+        reset_after: the GRU form (ignored for other kinds); see :class:`LayerSemantics`.
     """
 
     name: str
@@ -315,6 +325,7 @@ class RecurrentLayer:
     kind: CellKind = CellKind.LSTM
     stateful: bool = False
     keras_version: Optional[int] = None
+    reset_after: bool = True
 
     @property
     def hidden_size(self) -> int:
@@ -343,4 +354,5 @@ class RecurrentLayer:
         """The engine's :class:`LayerSemantics` of this layer; ``masked_output`` overrides the layer's own
         rule (a MindSpore-convention runner always writes zeros at padded steps)."""
         return LayerSemantics(self.activations(),
-                              self.masked_output if masked_output is None else masked_output)
+                              self.masked_output if masked_output is None else masked_output,
+                              reset_after=self.reset_after)

@@ -1,12 +1,17 @@
-"""The lstm-bridge engine: one (bi)directional LSTM layer over canonical weights, and stacks of them.
+"""The lstm-bridge engine: one (bi)directional recurrent layer over canonical weights, and stacks of them.
 
 Front ends call only :func:`run_layer` and :func:`run_stack` (and the vocabulary of
-:mod:`lstm_bridge.recurrent`, re-exported by :mod:`.semantics` and here). The engine runs LSTM cells;
-weights of another :class:`~lstm_bridge.recurrent.CellKind` are refused with ``NotImplementedError``.
-Below them sit two interchangeable paths with the same numbers within float32 rounding:
+:mod:`lstm_bridge.recurrent`, re-exported by :mod:`.semantics` and here). The engine runs every
+:class:`~lstm_bridge.recurrent.CellKind` (LSTM, GRU, RNN); one call takes weights of one kind.
+For LSTM cells two interchangeable paths sit below, with the same numbers within float32 rounding:
 
 * the native CPU kernel (``engine/native``), when it is built and supports the request;
 * the portable pure-torch path (:mod:`.torch_path`).
+
+GRU and RNN cells always take their pure-torch path (:mod:`.family_torch`; no native kernel for them
+yet, whatever ``LSTM_BRIDGE_BACKEND`` says). For them ``c0`` is ignored (pass None), ``c_n`` is ``[]``
+from :func:`run_layer` and None from :func:`run_stack`; ``semantics.reset_after`` picks the GRU form and
+``semantics.mindspore_cpu`` MindSpore's CPU op and summation order.
 
 ``LSTM_BRIDGE_BACKEND`` chooses: ``auto`` (default: native where available, else torch, with a
 one-line warning the first time native is unavailable), ``native`` (error if it cannot run) or
@@ -18,7 +23,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import torch
 
-from . import backend as _backend
+from . import backend as _backend, family_torch as _family
 from .guards import allocation_errors, check_allocation, check_request
 from .semantics import CellActivations, CellKind, DirectionWeights, DropoutMasks, LayerSemantics, MaskedOutput
 
@@ -32,6 +37,7 @@ __all__ = [
     "LayerSemantics",
     "MaskedOutput",
     "check_allocation",
+    "layer_kind",
     "lengths_to_valid",
     "run_layer",
     "run_stack",
@@ -42,10 +48,15 @@ _LSTM = CellKind.LSTM
 _STANDARD = LayerSemantics()  # the default semantics: sigmoid / tanh / tanh, masked steps carry
 
 
-def _refuse_kind(directions: Sequence[DirectionWeights]) -> None:
-    kinds = [w.kind.value for w in directions]
-    raise NotImplementedError(f"the engine runs LSTM cells only; expected LSTM weights in every direction, "
-                              f"received {kinds} (GRU and simple RNN cells are not implemented yet)")
+def layer_kind(directions: Sequence[DirectionWeights]) -> CellKind:
+    """The one cell kind of a layer's directions; ``ValueError`` naming them when they mix kinds."""
+    kinds = [w.kind for w in directions]
+    if not kinds:
+        raise ValueError("a layer needs at least one direction; received none")
+    if any(k is not kinds[0] for k in kinds):
+        raise ValueError(f"every direction of a layer must have the same cell kind; received "
+                         f"{[k.value for k in kinds]}")
+    return kinds[0]
 
 
 def lengths_to_valid(lengths: Tensor, steps: int) -> Tensor:
@@ -58,7 +69,7 @@ def run_layer(
     x: Tensor,
     directions: Sequence[DirectionWeights],
     h0: Sequence[Tensor],
-    c0: Sequence[Tensor],
+    c0: Optional[Sequence[Tensor]],
     *,
     reverse: Sequence[bool],
     valid: Optional[Tensor] = None,
@@ -69,26 +80,31 @@ def run_layer(
 
     Args:
         x: ``(T, B, I)`` time-major input.
-        directions: canonical weights per direction (usually 1 or 2).
-        h0, c0: per direction ``(B, H_d)``.
+        directions: canonical weights per direction (usually 1 or 2), all of one cell kind.
+        h0, c0: per direction ``(B, H_d)``; ``c0`` is ignored for GRU/RNN weights (pass None).
         reverse: per direction, whether time runs from T-1 down to 0.
         valid: ``(T, B)`` bool step mask shared by all directions, or None.
-        semantics: activations and the masked-output rule.
-        dropout: per direction masks (see :class:`DropoutMasks`), or None.
+        semantics: activations, the masked-output rule, and for GRU/RNN ``reset_after`` and
+            ``mindspore_cpu``.
+        dropout: per direction masks (see :class:`DropoutMasks`; G = 1 or the kind's gate count), or None.
 
     Returns:
         ``(outputs, h_n, c_n)``, lists over directions; ``outputs[d]`` is ``(T, B, H_d)`` indexed by
-        original time (a reverse direction's output for ``x[t]`` is at ``[t]``). An empty batch
-        (``B = 0``) returns empty outputs and states without running a path.
+        original time (a reverse direction's output for ``x[t]`` is at ``[t]``); ``c_n`` is ``[]`` for
+        GRU/RNN. An empty batch (``B = 0``) returns empty outputs and states without running a path.
 
     Raises:
-        NotImplementedError: weights of a cell kind the engine does not run yet (GRU, RNN), naming it.
-        ValueError: a meta tensor, or tensors on different devices (see :mod:`.guards`).
+        ValueError: directions of different cell kinds (naming them), a meta tensor, or tensors on
+            different devices (see :mod:`.guards`); for GRU/RNN also shapes that do not fit and
+            ``mindspore_cpu`` with ``reset_after=False``.
         MemoryError: buffers that cannot fit in this machine's memory, naming the sizes.
     """
-    for w in directions:
-        if w.kind is not _LSTM:
-            _refuse_kind(directions)
+    kind = layer_kind(directions)
+    if kind is not _LSTM:
+        return _run_family_layer(x, directions, h0, kind, reverse=reverse, valid=valid, semantics=semantics,
+                                 dropout=dropout)
+    if c0 is None:
+        raise ValueError("an LSTM layer needs c0 (one (B, H) cell state per direction); received None")
     if dropout is None:
         dropout = [None] * len(directions)
     check_request(x, directions, h0, c0, valid=valid, dropout=dropout)
@@ -98,6 +114,31 @@ def run_layer(
     with allocation_errors(lambda: f"an LSTM layer over x of shape {tuple(x.shape)} with hidden sizes "
                                    f"{[w.hidden_size for w in directions]}"):
         return impl(x, directions, h0, c0, reverse=reverse, valid=valid, semantics=semantics, dropout=dropout)
+
+
+def _run_family_layer(
+    x: Tensor,
+    directions: Sequence[DirectionWeights],
+    h0: Sequence[Tensor],
+    kind: CellKind,
+    *,
+    reverse: Sequence[bool],
+    valid: Optional[Tensor],
+    semantics: LayerSemantics,
+    dropout: Optional[Sequence[Optional[DropoutMasks]]],
+) -> Tuple[List[Tensor], List[Tensor], List[Tensor]]:
+    """A GRU or RNN layer on :func:`.family_torch.run_family_layer` (the engine's guards first)."""
+    if dropout is None:
+        dropout = [None] * len(directions)
+    check_request(x, directions, h0, h0, valid=valid, dropout=dropout)  # (no c0: h0 stands in for it)
+    _backend.last_used = "torch"
+    with allocation_errors(lambda: f"a {kind.value} layer over x of shape {tuple(x.shape)} with hidden sizes "
+                                   f"{[w.hidden_size for w in directions]}"):
+        outs, hs = _family.run_family_layer(
+            x, directions, h0, kind=kind, reverse=reverse, valid=valid, activations=semantics.activations,
+            masked_output=semantics.masked_output, reset_after=semantics.reset_after, dropout=dropout,
+            numerics="mindspore-cpu" if semantics.mindspore_cpu else "exact")
+    return outs, hs, []
 
 
 def _empty_batch(
@@ -121,24 +162,28 @@ def run_stack(
     x: Tensor,
     layers: Sequence[Sequence[DirectionWeights]],
     h0: Tensor,
-    c0: Tensor,
+    c0: Optional[Tensor],
     *,
     valid: Optional[Tensor] = None,
     semantics: LayerSemantics = _STANDARD,
     between_layers: Optional[torch.nn.Module] = None,
-) -> Tuple[Tensor, Tensor, Tensor]:
+) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
     """A PyTorch/MindSpore-style stack: direction 0 forward, direction 1 (if any) reverse.
 
     Args:
         x: ``(T, B, I)``.
-        layers: ``layers[l][d]`` canonical weights.
-        h0, c0: ``(L*D, B, H)``, row ``l*D + d``.
+        layers: ``layers[l][d]`` canonical weights, all of one cell kind.
+        h0, c0: ``(L*D, B, H)``, row ``l*D + d``; ``c0`` may be None for GRU/RNN (it is ignored).
         valid: ``(T, B)`` step mask for every layer, or None.
         between_layers: applied to each layer's output before the next layer (e.g. dropout).
 
     Returns:
-        ``output (T, B, D*H)`` (forward then reverse features), ``h_n``, ``c_n`` ``(L*D, B, H)``.
+        ``output (T, B, D*H)`` (forward then reverse features), ``h_n``, ``c_n`` ``(L*D, B, H)``
+        (``c_n`` None for GRU/RNN).
     """
+    kind = layer_kind([w for dirs in layers for w in dirs])
+    if kind is _LSTM and c0 is None:
+        raise ValueError("an LSTM stack needs c0 of shape (L*D, B, H); received None")
     D = len(layers[0])
     reverse = [False, True][:D]
     out = x
@@ -148,9 +193,10 @@ def run_stack(
         if index > 0 and between_layers is not None:
             out = between_layers(out)
         rows = range(index * D, index * D + D)
-        outs, hs, cs = run_layer(out, dirs, [h0[r] for r in rows], [c0[r] for r in rows],
+        outs, hs, cs = run_layer(out, dirs, [h0[r] for r in rows],
+                                 None if kind is not _LSTM or c0 is None else [c0[r] for r in rows],
                                  reverse=reverse, valid=valid, semantics=semantics)
         out = outs[0] if D == 1 else torch.cat(outs, dim=-1)
         h_n.extend(hs)
         c_n.extend(cs)
-    return out, torch.stack(h_n), torch.stack(c_n)
+    return out, torch.stack(h_n), (torch.stack(c_n) if kind is _LSTM else None)
