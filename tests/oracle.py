@@ -1210,7 +1210,8 @@ def _mindspore_family(
     T, B, _ = xs.shape
     D = 2 if bidirectional else 1
     if "weight_hh_l0" not in params:
-        raise KeyError(f"params must hold 'weight_hh_l0' (and the other MindSpore names); received keys {sorted(params)}")
+        raise KeyError("params must hold 'weight_hh_l0' (and the other MindSpore names); "
+                       f"received keys {sorted(params)}")
     H = np.shape(params["weight_hh_l0"])[1]
 
     lengths: Optional[np.ndarray] = None

@@ -13,6 +13,7 @@ import torch
 
 from lstm_bridge.keras import LSTM as KerasLSTM, Bidirectional
 from lstm_bridge.mindspore import LSTM as MindSporeLSTM
+
 from helpers import max_abs
 
 MATRIX = list(itertools.product([1, 2, 3], [False, True], [True, False], [False, True], [False, True]))

@@ -10,8 +10,7 @@ import pytest
 import torch
 
 from lstm_bridge import engine
-from lstm_bridge.engine import DirectionWeights, LayerSemantics, MaskedOutput, torch_path
-from lstm_bridge.engine import backend as engine_backend
+from lstm_bridge.engine import DirectionWeights, LayerSemantics, MaskedOutput, backend as engine_backend, torch_path
 from lstm_bridge.engine.semantics import CellActivations
 from lstm_bridge.keras import LSTM as KerasLSTM
 from lstm_bridge.mindspore import LSTM, LSTMCell

@@ -82,7 +82,8 @@ def test_keras_lstm_matches_reference(acts, mask_kind, go_backwards, dtype):
     np_dtype = np.float32 if dtype == "float32" else np.float64
     xin = x.transpose(1, 0, 2) if time_major else x
     min_ = None if mask is None else (mask.T if time_major else mask)
-    got = layer(xin.astype(np_dtype), mask=min_, initial_state=None if init is None else [s.astype(np_dtype) for s in init])
+    got = layer(xin.astype(np_dtype), mask=min_,
+                initial_state=None if init is None else [s.astype(np_dtype) for s in init])
     expected = reference.keras_lstm(
         xin.astype(np_dtype).astype(np.float64), *[w.astype(np.float64) for w in weights[:2]],
         weights[2].astype(np.float64) if use_bias else None, activation=layer.cell.activation,
@@ -159,7 +160,8 @@ def test_mindspore_lstm_matches_reference(layers, bidirectional, has_bias, batch
     hx = tuple(rng.standard_normal((layers * D, B, U)) for _ in range(2)) if with_hx else None
     seq = {"none": None, "mixed": np.array([6, 0, 3, 1]), "full": np.array([6, 6, 6, 6])}[lengths]
     np_dtype = np.float32 if dtype == "float32" else np.float64
-    got = net(torch.tensor(x.astype(np_dtype)), None if hx is None else tuple(torch.tensor(h.astype(np_dtype)) for h in hx),
+    got = net(torch.tensor(x.astype(np_dtype)),
+              None if hx is None else tuple(torch.tensor(h.astype(np_dtype)) for h in hx),
               None if seq is None else torch.tensor(seq))
     cast = {k: v.astype(np_dtype).astype(np.float64) for k, v in params.items()}
     expected = reference.mindspore_lstm(x.astype(np_dtype).astype(np.float64), cast, num_layers=layers,

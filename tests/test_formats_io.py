@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import FIXTURES
 from lstm_bridge import formats, io
 from lstm_bridge.formats import FormatError, ModelFile
+
+from helpers import FIXTURES
 
 
 def test_registry_rules():
@@ -72,8 +73,9 @@ def test_onnx_is_registered_lazily():
         assert callable(fmt.save)
 
 
-@pytest.mark.parametrize("path,name", [("a.weights.h5", "keras-weights-h5"), ("A.H5", "keras-h5"), ("m.keras", "keras"),
-                                       ("x.ckpt", "mindspore-ckpt"), ("s.pth", "torch"), ("s.safetensors", "safetensors")])
+@pytest.mark.parametrize("path,name", [("a.weights.h5", "keras-weights-h5"), ("A.H5", "keras-h5"),
+                                       ("m.keras", "keras"), ("x.ckpt", "mindspore-ckpt"), ("s.pth", "torch"),
+                                       ("s.safetensors", "safetensors")])
 def test_format_for_suffix(path, name):
     assert formats.format_for_suffix(path) == name
 
@@ -157,8 +159,7 @@ def test_keras_mindspore_torch_keras_round_trip_is_bit_exact(tmp_path):
 
 
 def test_save_front_end_modules(tmp_path):
-    from lstm_bridge import keras as K
-    from lstm_bridge import mindspore as M
+    from lstm_bridge import keras as K, mindspore as M
     torch.manual_seed(0)
     ms = M.LSTM(3, 4, num_layers=2, bidirectional=True, batch_first=True)
     io.save(ms, tmp_path / "ms.ckpt")

@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import FIXTURES
 from lstm_bridge import activations
 from lstm_bridge.formats import FormatError, keras_h5, keras_weights, keras_zip, mindspore_ckpt
 from lstm_bridge.formats.keras_common import lstm_config
+
+from helpers import FIXTURES
 
 K = FIXTURES / "keras"
 MODELS = ["bilstm_stacked", "emb_lstm_dense", "lstm_hard_sigmoid"]
@@ -126,7 +127,8 @@ def test_hard_sigmoid_meaning_follows_the_writer_version():
 def test_semantics_of_the_stacked_model():
     layers = keras_zip.load(K / "keras3_bilstm_stacked.keras").lstm_layers()
     assert [(l.name, l.kind, l.input_size, l.hidden_size, l.bidirectional) for l in layers] == [
-        ("bidirectional", "Bidirectional", 5, 8, True), ("lstm_1", "LSTM", 16, 8, False), ("lstm_2", "LSTM", 8, 4, False)]
+        ("bidirectional", "Bidirectional", 5, 8, True), ("lstm_1", "LSTM", 16, 8, False),
+        ("lstm_2", "LSTM", 8, 4, False)]
     assert layers[0].semantics["merge_mode"] == "concat" and layers[0].semantics["return_sequences"]
     assert layers[0].semantics["backward_semantics"]["go_backwards"] is True
     assert not layers[2].semantics["return_sequences"]
@@ -414,6 +416,7 @@ def test_standalone_weights_h5_layers_are_ordered_by_shape_chain(tmp_path):
 def test_legacy_weights_only_round_trip_keeps_names_and_order(tmp_path):
     for src in ("tfkeras_bilstm_stacked_weights_legacy.h5", "tfkeras_bilstm_stacked.h5"):
         keras_h5.save(keras_h5.load(K / src), tmp_path / "w.h5", weights_only=True)
-        with h5py.File(K / "tfkeras_bilstm_stacked_weights_legacy.h5", "r") as a, h5py.File(tmp_path / "w.h5", "r") as b:
+        with h5py.File(K / "tfkeras_bilstm_stacked_weights_legacy.h5", "r") as a, \
+                h5py.File(tmp_path / "w.h5", "r") as b:
             assert _tree(b) == _tree(a)
         os.remove(tmp_path / "w.h5")

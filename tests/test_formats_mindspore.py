@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import FIXTURES
 from lstm_bridge.formats import FormatError, mindspore_ckpt as ck
+
+from helpers import FIXTURES
 
 MS = FIXTURES / "mindspore"
 

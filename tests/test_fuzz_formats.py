@@ -15,9 +15,10 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from helpers import FIXTURES
 from lstm_bridge import io
 from lstm_bridge.formats import FormatError, get_format
+
+from helpers import FIXTURES
 
 EXAMPLES = int(os.environ.get("LSTM_BRIDGE_FUZZ_EXAMPLES", "60"))
 
@@ -36,7 +37,8 @@ def _safetensors_bytes() -> bytes:
 
 
 SEEDS = {
-    "mindspore-ckpt": [FIXTURES / "mindspore" / "lstm_small_crc.ckpt", FIXTURES / "mindspore" / "lstm_small_append.ckpt",
+    "mindspore-ckpt": [FIXTURES / "mindspore" / "lstm_small_crc.ckpt",
+                       FIXTURES / "mindspore" / "lstm_small_append.ckpt",
                        FIXTURES / "mindspore" / "written_by_ckpt_io_2layer_bi_sliced.ckpt"],
     "keras-h5": [FIXTURES / "keras" / "tfkeras_lstm_hard_sigmoid.h5",
                  FIXTURES / "keras" / "tfkeras_emb_lstm_dense_weights_legacy.h5",
@@ -99,8 +101,8 @@ def test_readers_only_raise_format_error(fmt, tmp_path_factory):
     directory = tmp_path_factory.mktemp(fmt.replace("-", "_"))
     path = directory / f"fuzz{SUFFIX[fmt]}"
 
-    @settings(max_examples=EXAMPLES, deadline=None, derandomize=os.environ.get("LSTM_BRIDGE_FUZZ_RANDOM") is None, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(max_examples=EXAMPLES, deadline=None, derandomize=os.environ.get("LSTM_BRIDGE_FUZZ_RANDOM") is None,
+              database=None, suppress_health_check=list(HealthCheck))
     @given(st.data())
     def run(data):
         original = data.draw(st.sampled_from(seeds))

@@ -5,7 +5,6 @@ FIFO; files that would load and crash a later step are refused at load time.
 """
 from __future__ import annotations
 
-import io as _io
 import json
 import os
 import shutil
@@ -21,9 +20,9 @@ import pytest
 import torch
 
 import lstm_bridge
+from lstm_bridge.formats import FormatError, get_format, mindspore_ckpt as ck
+
 from helpers import FIXTURES
-from lstm_bridge.formats import FormatError, get_format
-from lstm_bridge.formats import mindspore_ckpt as ck
 
 K = FIXTURES / "keras"
 MIB = 1024 * 1024
@@ -204,7 +203,7 @@ def test_hdf5_pointing_at_a_fifo_does_not_hang(tmp_path):
             d = tmp_path / f"{kind}_{how}"
             d.mkdir()
             cases.append(("io", _hostile_h5(kind, d, edit)))
-    for (kind, path), (exc, msg) in zip(cases, _load_elsewhere(cases)):
+    for (_, path), (exc, msg) in zip(cases, _load_elsewhere(cases)):
         assert exc == "FormatError" and fifo in msg and msg.startswith(path), (path, exc, msg)
 
 

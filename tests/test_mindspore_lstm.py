@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from lstm_bridge.mindspore import LSTM, LSTMCell
+
 from helpers import FIXTURES, max_abs
 
 MS = FIXTURES / "mindspore"
@@ -106,7 +107,8 @@ def test_the_seeds_wrong_h0_raises_a_clear_value_error():
     (lambda n: n(torch.ones(5, 2, 10), (torch.zeros(1, 3, 4), torch.zeros(1, 3, 4))), ValueError, r"\(1, 2, 4\)"),
     (lambda n: n(torch.ones(5, 2, 10), (torch.zeros(1, 2, 4, dtype=torch.float16),) * 2), TypeError, "float16"),
     (lambda n: n(torch.ones(5, 2, 10), None, torch.tensor([1.0, 2.0])), TypeError, "int32, int64"),
-    (lambda n: n(torch.ones(5, 2, 10), None, torch.tensor([1, 2, 3])), ValueError, r"seq_length must have shape \(2,\)"),
+    (lambda n: n(torch.ones(5, 2, 10), None, torch.tensor([1, 2, 3])), ValueError,
+     r"seq_length must have shape \(2,\)"),
     (lambda n: n(torch.ones(5, 2, 10), None, [1, 2]), TypeError, "seq_length"),
 ])
 def test_bad_calls_raise_errors_naming_expected_and_received(call, error, message):
@@ -224,7 +226,8 @@ def test_dtypes_float64_and_float16(rng):
     (lambda: LSTM(10, 16, dropout=1.0), ValueError, r"'dropout' must be a number in range \[0, 1\) representing"),
     (lambda: LSTM(10, 16, dropout=-0.1), ValueError, r"range \[0, 1\).*but got -0.1"),
     (lambda: LSTM(10, 16, dropout=0), TypeError, "the type of 'dropout' must be 'float', but got 'int'"),
-    (lambda: LSTM(10, 16, num_layers=0), ValueError, "'num_layers' must be int and must > 0, but got '0' with type 'int'"),
+    (lambda: LSTM(10, 16, num_layers=0), ValueError,
+     "'num_layers' must be int and must > 0, but got '0' with type 'int'"),
     (lambda: LSTM(10, 0), ValueError, "'hidden_size' must be int and must > 0, but got '0'"),
     (lambda: LSTM(10, -1), ValueError, "but got '-1' with type 'int'"),
     (lambda: LSTM(10, 2.0), TypeError, "'hidden_size' must be int, but got 'float'"),

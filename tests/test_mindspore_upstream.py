@@ -17,7 +17,7 @@ the test asserts MindSpore's (the MindSpore API is what ``lstm_bridge.mindspore`
 """
 from __future__ import annotations
 
-from typing import Dict, List
+from typing import Dict
 
 import numpy as np
 import pytest

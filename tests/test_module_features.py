@@ -8,6 +8,7 @@ import torch
 
 from lstm_bridge.keras import LSTM, Bidirectional
 from lstm_bridge.mindspore import LSTM as MindSporeLSTM
+
 from helpers import keras_weights, max_abs
 
 

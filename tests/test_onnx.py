@@ -10,11 +10,11 @@ import torch
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from helpers import FIXTURES, keras_weights, max_abs  # noqa: E402
-from lstm_bridge.formats import FormatError  # noqa: E402
-from lstm_bridge.formats import onnx as lb_onnx  # noqa: E402
+from lstm_bridge.formats import FormatError, onnx as lb_onnx  # noqa: E402
 from lstm_bridge.keras import LSTM, Bidirectional  # noqa: E402
 from lstm_bridge.mindspore import LSTM as MsLSTM  # noqa: E402
+
+from helpers import FIXTURES, keras_weights, max_abs  # noqa: E402
 
 TOL = 1e-5
 
@@ -91,7 +91,8 @@ def test_gate_order_and_layout_in_the_graph(rng, tmp_path):
     H = 3
     # ONNX gate order i, o, f, c; Keras i, f, c, o
     for onnx_block, keras_block in enumerate([0, 3, 1, 2]):
-        assert np.array_equal(W[0, onnx_block * H:(onnx_block + 1) * H], kernel[:, keras_block * H:(keras_block + 1) * H].T)
+        assert np.array_equal(W[0, onnx_block * H:(onnx_block + 1) * H],
+                              kernel[:, keras_block * H:(keras_block + 1) * H].T)
         assert np.array_equal(R[0, onnx_block * H:(onnx_block + 1) * H],
                               recurrent[:, keras_block * H:(keras_block + 1) * H].T)
         assert np.array_equal(B[0, onnx_block * H:(onnx_block + 1) * H], bias[keras_block * H:(keras_block + 1) * H])

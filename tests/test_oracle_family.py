@@ -403,7 +403,8 @@ def test_keras_fixture_matches_oracle(path):
 
 def test_tfkeras_v1_gru_defaults_recorded():
     arrays, config = _load(FAMILY / "tk_gru_v1_defaults.npz")
-    assert (config["recurrent_activation"], config["reset_after"], config["implementation"]) == ("hard_sigmoid", False, 1)
+    assert (config["recurrent_activation"], config["reset_after"], config["implementation"]) == (
+        "hard_sigmoid", False, 1)
     assert config["weight_shapes"][2] == [12]  # one bias row
 
 
