@@ -460,7 +460,8 @@ def test_a_read_only_directory_is_one_line_naming_out(tmp_path, capsys, monkeypa
                                         (MS / "lstm_2layer_bi.ckpt", ".keras"),
                                         (MS / "lstm_2layer_bi.ckpt", ".h5"),
                                         (MS / "lstm_2layer_bi.ckpt", ".weights.h5"),
-                                        (MS / "lstm_2layer_bi.ckpt", ".safetensors")])
+                                        (MS / "lstm_2layer_bi.ckpt", ".safetensors"),
+                                        (MS / "lstm_2layer_bi.ckpt", ".onnx")])
 def test_convert_writes_one_temporary_file_and_computes_each_lstm_layer_once(src, suffix, tmp_path, capsys,
                                                                               monkeypatch):
     """One temporary file in OUT's directory (the writer writes into the CLI's own, no nested temporary
@@ -494,7 +495,8 @@ def test_convert_writes_one_temporary_file_and_computes_each_lstm_layer_once(src
     monkeypatch.setattr(model_mod, "_to_lstm_layer", to_lstm_layer)
     assert main(["convert", str(src), str(out)]) == 0, capsys.readouterr().err
     assert [os.path.dirname(n) for n in created] == [str(out_dir)], created
-    assert [len(h) for h in hidden_while_verifying] == [1], hidden_while_verifying
+    if suffix != ".onnx":  # (onnxruntime runs the graph: no chain comparison to watch)
+        assert [len(h) for h in hidden_while_verifying] == [1], hidden_while_verifying
     assert _files(out_dir) == [out.name]
     assert computed and set(computed.values()) == {1}, computed
 
