@@ -88,7 +88,7 @@ def load(path: Any) -> Any:
 class _Graph:
     """A tiny node/initializer accumulator with unique names."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         _, self.TP, self.helper, self.numpy_helper = _onnx()
         self.nodes: List[Any] = []
         self.inits: List[Any] = []
@@ -163,10 +163,46 @@ def build_model(obj: Any, *, layer: Optional[str] = None, lengths: bool = False,
     Raises:
         FormatError: a semantic the ONNX LSTM cannot express, naming the layer and why.
     """
+    chain = _checked_chain(obj, layer, lengths, batch_first)
+    np_dtype = np.dtype(dtype)
+    if np_dtype not in (np.float32, np.float64):
+        raise FormatError(None, f"ONNX export dtype must be float32 or float64; received {np_dtype}")
+    if lengths:
+        problems = lengths_violations(chain)
+        if problems:
+            raise FormatError(None, "; ".join(problems))
+    g = _Graph()
+    elem = g.TP.FLOAT if np_dtype == np.float32 else g.TP.DOUBLE
+    inputs, x, seq_lens = _graph_inputs(g, chain, elem, lengths, initial_state)
+    idx0, idx1 = g.lazy_const(np.array(0, np.int64), "index0"), g.lazy_const(np.array(1, np.int64), "index1")
+    reshape_seq = g.lazy_const(np.array([0, 0, -1], np.int64), "shape_t_b_feat")
+    y_h_all, y_c_all = [], []
+    row = 0
+    final_outputs: List[Tuple[str, str, list]] = []  # (tensor, output name, shape)
+    for index, lay in enumerate(chain.layers):
+        Y, Y_h, Y_c = _lstm_node(g, lay, x, seq_lens, row, initial_state, np_dtype)
+        y_h_all.append(Y_h)
+        y_c_all.append(Y_c)
+        row += len(lay.directions)
+        merged = _layer_output(g, lay, Y, Y_h, (idx0, idx1), reshape_seq, np_dtype)
+        x = merged[0]
+        if index == len(chain.layers) - 1:
+            final_outputs += _last_layer_outputs(g, chain, lay, merged, Y_h, Y_c, (idx0, idx1))
+    if chain.api != "keras":  # MindSpore / PyTorch: the stacked final states of every layer
+        h_n = g.node("Concat", y_h_all, base="h_n", axis=0)[0] if len(y_h_all) > 1 else y_h_all[0]
+        c_n = g.node("Concat", y_c_all, base="c_n", axis=0)[0] if len(y_c_all) > 1 else y_c_all[0]
+        H = chain.layers[0].hidden_size
+        N = chain.num_states
+        final_outputs += [(h_n, "h_n", [N, "batch", H]), (c_n, "c_n", [N, "batch", H])]
+    return _finish_model(g, chain, inputs, final_outputs, elem, lengths), chain
+
+
+def _checked_chain(obj: Any, layer: Optional[str], lengths: bool, batch_first: Optional[bool]) -> Any:
+    """The :class:`~lstm_bridge.convert.Chain` of ``obj`` after :mod:`lstm_bridge.targets` said an ONNX
+    LSTM graph can hold it (masks included); a copy in the ``batch_first`` layout when given."""
     import dataclasses
 
     from ..convert import chain_from, chain_from_model_file
-    onnx, TP, helper, numpy_helper = _onnx()
     is_file = hasattr(obj, "lstm_layers")
     try:
         # what an ONNX LSTM graph cannot hold (lstm_bridge.targets), masks included: refused up front
@@ -181,17 +217,13 @@ def build_model(obj: Any, *, layer: Optional[str] = None, lengths: bool = False,
         raise FormatError(getattr(obj, "path", None), str(exc)) from exc
     if batch_first is not None:  # a copy: the caller's chain is not changed
         chain = dataclasses.replace(chain, batch_first=bool(batch_first))
-    np_dtype = np.dtype(dtype)
-    if np_dtype not in (np.float32, np.float64):
-        raise FormatError(None, f"ONNX export dtype must be float32 or float64; received {np_dtype}")
-    elem = TP.FLOAT if np_dtype == np.float32 else TP.DOUBLE
-    keras = chain.api == "keras"
-    if lengths:
-        problems = lengths_violations(chain)
-        if problems:
-            raise FormatError(None, "; ".join(problems))
+    return chain
 
-    g = _Graph()
+
+def _graph_inputs(g: _Graph, chain: Any, elem: int, lengths: bool, initial_state: bool) -> Tuple[List[Any], str, str]:
+    """The graph inputs (``input``, then ``seq_length``, ``h0``/``c0`` as asked), the time-major input
+    tensor the first LSTM reads, and the ``seq_length`` name (``""`` without lengths)."""
+    helper, TP = g.helper, g.TP
     inputs = []
     feat = chain.input_size
     x_shape = ["batch", "time", feat] if chain.batch_first else ["time", "batch", feat]
@@ -211,84 +243,93 @@ def build_model(obj: Any, *, layer: Optional[str] = None, lengths: bool = False,
         H = H_all.pop()
         inputs.append(helper.make_tensor_value_info("h0", elem, [N, "batch", H]))
         inputs.append(helper.make_tensor_value_info("c0", elem, [N, "batch", H]))
+    return inputs, x, seq_lens
 
-    idx0, idx1 = g.lazy_const(np.array(0, np.int64), "index0"), g.lazy_const(np.array(1, np.int64), "index1")
-    reshape_seq = g.lazy_const(np.array([0, 0, -1], np.int64), "shape_t_b_feat")
-    y_h_all, y_c_all = [], []
-    row = 0
-    final_outputs: List[Tuple[str, str, list]] = []  # (tensor, output name, shape)
-    for index, lay in enumerate(chain.layers):
-        D = len(lay.directions)
-        H = lay.hidden_size
+
+def _lstm_node(g: _Graph, lay: Any, x: str, seq_lens: str, row: int, initial_state: bool,
+               np_dtype: np.dtype) -> List[str]:
+    """One ONNX ``LSTM`` node for chain layer ``lay`` reading ``x``; its initial state is rows
+    ``row:row+D`` of ``h0``/``c0`` with ``initial_state``. Returns its ``Y, Y_h, Y_c``."""
+    D = len(lay.directions)
+    if D == 1:
+        direction = "reverse" if lay.reverse[0] else "forward"
+    elif list(lay.reverse) == [False, True]:
+        direction = "bidirectional"
+    else:
+        raise FormatError(None, f"layer {lay.name!r}: directions with reverse flags {lay.reverse} (a wrapped "
+                                "go_backwards layer inside Bidirectional) have no ONNX LSTM equivalent")
+    W, R, Bias = to_onnx([w.numpy() for w in lay.directions])
+    has_bias = lay.directions[0].has_bias
+    w_name = g.const(np.asarray(W, np_dtype), f"{lay.name}_W")
+    r_name = g.const(np.asarray(R, np_dtype), f"{lay.name}_R")
+    b_name = g.const(np.asarray(Bias, np_dtype), f"{lay.name}_B") if has_bias else ""
+    h_in = c_in = ""
+    if initial_state:
+        starts = g.const(np.array([row], np.int64), "start")
+        ends = g.const(np.array([row + D], np.int64), "end")
+        axes0 = g.const(np.array([0], np.int64), "axes")
+        h_in = g.node("Slice", ["h0", starts, ends, axes0], base="h_init")[0]
+        c_in = g.node("Slice", ["c0", starts, ends, axes0], base="c_init")[0]
+    attrs = _activation_attrs(lay)
+    return g.node("LSTM", [x, w_name, r_name, b_name, seq_lens, h_in, c_in], n_out=3,
+                  base=f"{lay.name}_lstm", hidden_size=lay.hidden_size, direction=direction, **attrs)
+
+
+def _layer_output(g: _Graph, lay: Any, Y: str, Y_h: str, index: Tuple[str, str], reshape_seq: str,
+                  np_dtype: np.dtype) -> List[str]:
+    """What chain layer ``lay`` gives the next one: its merged sequence ``(T, B, F)`` (in processing order
+    for a one-direction layer that keeps it) or last output ``(B, F)``; two tensors for
+    ``merge_mode=None``."""
+    D = len(lay.directions)
+    if not lay.return_sequences:
+        lasts = [g.node("Gather", [Y_h, idx], base="y_last", axis=0)[0] for idx in index[:D]]
         if D == 1:
-            direction = "reverse" if lay.reverse[0] else "forward"
-        elif list(lay.reverse) == [False, True]:
-            direction = "bidirectional"
-        else:
-            raise FormatError(None, f"layer {lay.name!r}: directions with reverse flags {lay.reverse} (a wrapped "
-                                    "go_backwards layer inside Bidirectional) have no ONNX LSTM equivalent")
-        onnx_dirs = [w.numpy() for w in lay.directions]
-        W, R, Bias = to_onnx(onnx_dirs)
-        has_bias = lay.directions[0].has_bias
-        w_name = g.const(np.asarray(W, np_dtype), f"{lay.name}_W")
-        r_name = g.const(np.asarray(R, np_dtype), f"{lay.name}_R")
-        b_name = g.const(np.asarray(Bias, np_dtype), f"{lay.name}_B") if has_bias else ""
-        h_in = c_in = ""
-        if initial_state:
-            starts = g.const(np.array([row], np.int64), "start")
-            ends = g.const(np.array([row + D], np.int64), "end")
+            return [lasts[0]]
+        if lay.merge_mode == "concat":
+            return [g.node("Concat", lasts, base="y_concat", axis=-1)[0]]
+        return _merge(g, lasts, lay.merge_mode, np_dtype)
+    if D == 1 or lay.merge_mode == "concat":
+        t = g.node("Transpose", [Y], base="y_tbdh", perm=[0, 2, 1, 3])[0]
+        seq = g.node("Reshape", [t, reshape_seq], base="y_seq")[0]
+        if D == 1 and lay.processing_order:
+            starts = g.const(np.array([-1], np.int64), "start")
+            ends = g.const(np.array([np.iinfo(np.int64).min], np.int64), "end")
             axes0 = g.const(np.array([0], np.int64), "axes")
-            h_in = g.node("Slice", ["h0", starts, ends, axes0], base="h_init")[0]
-            c_in = g.node("Slice", ["c0", starts, ends, axes0], base="c_init")[0]
-        attrs = _activation_attrs(lay)
-        Y, Y_h, Y_c = g.node("LSTM", [x, w_name, r_name, b_name, seq_lens, h_in, c_in], n_out=3,
-                             base=f"{lay.name}_lstm", hidden_size=H, direction=direction, **attrs)
-        y_h_all.append(Y_h)
-        y_c_all.append(Y_c)
-        row += D
-        # per-direction sequences (T, B, H) / last outputs (B, H)
-        if lay.return_sequences:
-            if D == 1 or lay.merge_mode == "concat":
-                t = g.node("Transpose", [Y], base="y_tbdh", perm=[0, 2, 1, 3])[0]
-                seq = g.node("Reshape", [t, reshape_seq], base="y_seq")[0]
-                if D == 1 and lay.processing_order:
-                    starts = g.const(np.array([-1], np.int64), "start")
-                    ends = g.const(np.array([np.iinfo(np.int64).min], np.int64), "end")
-                    axes0 = g.const(np.array([0], np.int64), "axes")
-                    steps = g.const(np.array([-1], np.int64), "steps")
-                    seq = g.node("Slice", [seq, starts, ends, axes0, steps], base="y_processing_order")[0]
-                merged = [seq]
-            else:
-                halves = [g.node("Gather", [Y, idx], base="y_dir", axis=1)[0] for idx in (idx0, idx1)]
-                merged = _merge(g, halves, lay.merge_mode, np_dtype)
-        else:
-            lasts = [g.node("Gather", [Y_h, idx], base="y_last", axis=0)[0] for idx in (idx0, idx1)[:D]]
-            merged = [lasts[0]] if D == 1 else (
-                [g.node("Concat", lasts, base="y_concat", axis=-1)[0]] if lay.merge_mode == "concat"
-                else _merge(g, lasts, lay.merge_mode, np_dtype))
-        x = merged[0]
-        if index == len(chain.layers) - 1:
-            seq_out = lay.return_sequences
-            names = ["output"] if len(merged) == 1 else ["output_forward", "output_backward"]
-            width = lay.output_size if len(merged) == 1 else H
-            for tensor, out_name in zip(merged, names):
-                if seq_out and chain.batch_first:
-                    tensor = g.node("Transpose", [tensor], base="y_batch_major", perm=[1, 0, 2])[0]
-                shape = (["batch", "time", width] if chain.batch_first else ["time", "batch", width]) \
-                    if seq_out else ["batch", width]
-                final_outputs.append((tensor, out_name, shape))
-            if keras:
-                suffixes = [""] if D == 1 else ["_forward", "_backward"]
-                for d, suffix in enumerate(suffixes):
-                    final_outputs.append((g.node("Gather", [Y_h, (idx0, idx1)[d]], base="h", axis=0)[0],
-                                          "h" + suffix, ["batch", H]))
-                    final_outputs.append((g.node("Gather", [Y_c, (idx0, idx1)[d]], base="c", axis=0)[0],
-                                          "c" + suffix, ["batch", H]))
-    if not keras:
-        h_n = g.node("Concat", y_h_all, base="h_n", axis=0)[0] if len(y_h_all) > 1 else y_h_all[0]
-        c_n = g.node("Concat", y_c_all, base="c_n", axis=0)[0] if len(y_c_all) > 1 else y_c_all[0]
-        H = chain.layers[0].hidden_size
-        final_outputs += [(h_n, "h_n", [N, "batch", H]), (c_n, "c_n", [N, "batch", H])]
+            steps = g.const(np.array([-1], np.int64), "steps")
+            seq = g.node("Slice", [seq, starts, ends, axes0, steps], base="y_processing_order")[0]
+        return [seq]
+    halves = [g.node("Gather", [Y, idx], base="y_dir", axis=1)[0] for idx in index]
+    return _merge(g, halves, lay.merge_mode, np_dtype)
+
+
+def _last_layer_outputs(g: _Graph, chain: Any, lay: Any, merged: List[str], Y_h: str, Y_c: str,
+                        index: Tuple[str, str]) -> List[Tuple[str, str, list]]:
+    """The graph outputs of the last layer: ``output`` (or ``output_forward``/``output_backward``) in the
+    chain's layout and, for Keras chains, its states ``h``/``c`` (per direction)."""
+    out: List[Tuple[str, str, list]] = []
+    D, H = len(lay.directions), lay.hidden_size
+    seq_out = lay.return_sequences
+    names = ["output"] if len(merged) == 1 else ["output_forward", "output_backward"]
+    width = lay.output_size if len(merged) == 1 else H
+    for tensor, out_name in zip(merged, names):
+        if seq_out and chain.batch_first:
+            tensor = g.node("Transpose", [tensor], base="y_batch_major", perm=[1, 0, 2])[0]
+        shape = (["batch", "time", width] if chain.batch_first else ["time", "batch", width]) \
+            if seq_out else ["batch", width]
+        out.append((tensor, out_name, shape))
+    if chain.api == "keras":
+        suffixes = [""] if D == 1 else ["_forward", "_backward"]
+        for d, suffix in enumerate(suffixes):
+            out.append((g.node("Gather", [Y_h, index[d]], base="h", axis=0)[0], "h" + suffix, ["batch", H]))
+            out.append((g.node("Gather", [Y_c, index[d]], base="c", axis=0)[0], "c" + suffix, ["batch", H]))
+    return out
+
+
+def _finish_model(g: _Graph, chain: Any, inputs: List[Any], final_outputs: List[Tuple[str, str, list]], elem: int,
+                  lengths: bool) -> Any:
+    """The graph's named outputs, the ModelProto (opset, IR version, doc string, properties), checked by
+    ``onnx.checker``."""
+    onnx, _, helper, _ = _onnx()
     outputs = []
     for tensor, out_name, shape in final_outputs:
         g.node("Identity", [tensor], outputs=[out_name])
@@ -308,7 +349,7 @@ def build_model(obj: Any, *, layer: Optional[str] = None, lengths: bool = False,
         onnx.checker.check_model(model, full_check=True)
     except onnx.checker.ValidationError as exc:  # a bug on our side: say so plainly
         raise FormatError(None, f"internal error: the generated ONNX graph fails onnx.checker: {exc}") from exc
-    return model, chain
+    return model
 
 
 def _merge(g: _Graph, halves: List[str], mode: Optional[str], np_dtype: np.dtype) -> List[str]:
