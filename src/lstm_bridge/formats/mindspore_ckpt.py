@@ -21,7 +21,7 @@ import os
 import re
 import zlib
 from collections import OrderedDict
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Set, Tuple, Union
 
 import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
@@ -70,87 +70,98 @@ _LABELS = {
 def _parse_proto(text: str) -> descriptor_pb2.FileDescriptorProto:
     """Parse the proto2 subset of ``ms_checkpoint.proto`` (package, nested messages, labelled
     scalar/message fields, oneof) into a FileDescriptorProto."""
-    text = re.sub(r"//[^\n]*", "", text)
-    tokens = re.findall(r"[A-Za-z_][A-Za-z0-9_.]*|\d+|\"[^\"]*\"|[{};=]", text)
-    fdp = descriptor_pb2.FileDescriptorProto(name="lstm_bridge_ms_checkpoint.proto", syntax="proto2")
-    pos = 0
+    parser = _ProtoParser(text)
+    fdp = parser.file()
+    top = {m.name for m in fdp.message_type}
+    for m in fdp.message_type:  # message type names: nested first (Checkpoint.Value), then top level
+        _resolve_types(m, f"{fdp.package}.{m.name}", fdp.package, top)
+    return fdp
 
-    def take(expected: Optional[str] = None) -> str:
-        nonlocal pos
-        tok = tokens[pos]
+
+class _ProtoParser:
+    """A token stream of a ``.proto`` text and the recursive-descent steps over it."""
+
+    def __init__(self, text: str) -> None:
+        text = re.sub(r"//[^\n]*", "", text)
+        self.tokens = re.findall(r"[A-Za-z_][A-Za-z0-9_.]*|\d+|\"[^\"]*\"|[{};=]", text)
+        self.pos = 0
+
+    def take(self, expected: Optional[str] = None) -> str:
+        tok = self.tokens[self.pos]
         if expected is not None and tok != expected:
             raise ValueError(f"ms_checkpoint.proto: expected {expected!r}, found {tok!r}")
-        pos += 1
+        self.pos += 1
         return tok
 
-    def message(msg: descriptor_pb2.DescriptorProto, scope: List[str]) -> None:
-        msg.name = take()
-        take("{")
+    def file(self) -> descriptor_pb2.FileDescriptorProto:
+        fdp = descriptor_pb2.FileDescriptorProto(name="lstm_bridge_ms_checkpoint.proto", syntax="proto2")
+        while self.pos < len(self.tokens):
+            tok = self.take()
+            if tok == "syntax":
+                self.take("=")
+                self.take()
+                self.take(";")
+            elif tok == "package":
+                fdp.package = self.take()
+                self.take(";")
+            elif tok == "message":
+                self.message(fdp.message_type.add())
+            else:
+                raise ValueError(f"ms_checkpoint.proto: unexpected token {tok!r}")
+        return fdp
+
+    def message(self, msg: descriptor_pb2.DescriptorProto) -> None:
+        msg.name = self.take()
+        self.take("{")
         oneof_index: Optional[int] = None
-        oneof_depth = 0
         while True:
-            tok = take()
+            tok = self.take()
             if tok == "}":
-                if oneof_index is not None and oneof_depth:
-                    oneof_index, oneof_depth = None, 0
+                if oneof_index is not None:  # the end of the oneof block, not of the message
+                    oneof_index = None
                     continue
                 return
             if tok == "message":
-                message(msg.nested_type.add(), scope + [msg.name])
+                self.message(msg.nested_type.add())
             elif tok == "oneof":
-                msg.oneof_decl.add(name=take())
-                take("{")
-                oneof_index, oneof_depth = len(msg.oneof_decl) - 1, 1
+                msg.oneof_decl.add(name=self.take())
+                self.take("{")
+                oneof_index = len(msg.oneof_decl) - 1
             else:
-                label = tok if tok in _LABELS else None
-                ftype = take() if label else tok
-                fname = take()
-                take("=")
-                number = int(take())
-                take(";")
-                f = msg.field.add(name=fname, number=number,
-                                  label=_LABELS[label or "optional"])
-                if ftype in _SCALAR_TYPES:
-                    f.type = _SCALAR_TYPES[ftype]
-                else:
-                    f.type = descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE
-                    f.type_name = ftype  # resolved below
-                if oneof_index is not None:
-                    f.oneof_index = oneof_index
+                self.field(msg, tok, oneof_index)
 
-    while pos < len(tokens):
-        tok = take()
-        if tok == "syntax":
-            take("=")
-            take()
-            take(";")
-        elif tok == "package":
-            fdp.package = take()
-            take(";")
-        elif tok == "message":
-            message(fdp.message_type.add(), [])
+    def field(self, msg: descriptor_pb2.DescriptorProto, tok: str, oneof_index: Optional[int]) -> None:
+        """``[label] type name = number;`` (``tok`` is its first token); message types resolved later."""
+        label = tok if tok in _LABELS else None
+        ftype = self.take() if label else tok
+        fname = self.take()
+        self.take("=")
+        number = int(self.take())
+        self.take(";")
+        f = msg.field.add(name=fname, number=number, label=_LABELS[label or "optional"])
+        if ftype in _SCALAR_TYPES:
+            f.type = _SCALAR_TYPES[ftype]
         else:
-            raise ValueError(f"ms_checkpoint.proto: unexpected token {tok!r}")
+            f.type = descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE
+            f.type_name = ftype
+        if oneof_index is not None:
+            f.oneof_index = oneof_index
 
-    # resolve message type names: nested first (Checkpoint.Value), then top level
-    top = {m.name for m in fdp.message_type}
 
-    def resolve(msg: descriptor_pb2.DescriptorProto, scope: str) -> None:
-        nested = {n.name for n in msg.nested_type}
-        for f in msg.field:
-            if f.type == descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE and not f.type_name.startswith("."):
-                if f.type_name in nested:
-                    f.type_name = f".{scope}.{f.type_name}"
-                elif f.type_name in top:
-                    f.type_name = f".{fdp.package}.{f.type_name}"
-                else:
-                    raise ValueError(f"ms_checkpoint.proto: unknown type {f.type_name!r}")
-        for n in msg.nested_type:
-            resolve(n, f"{scope}.{n.name}")
-
-    for m in fdp.message_type:
-        resolve(m, f"{fdp.package}.{m.name}")
-    return fdp
+def _resolve_types(msg: descriptor_pb2.DescriptorProto, scope: str, package: str, top: Set[str]) -> None:
+    """Fully qualify the message type names of ``msg``'s fields (a nested type of ``msg`` first, then a
+    top-level one), recursively."""
+    nested = {n.name for n in msg.nested_type}
+    for f in msg.field:
+        if f.type == descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE and not f.type_name.startswith("."):
+            if f.type_name in nested:
+                f.type_name = f".{scope}.{f.type_name}"
+            elif f.type_name in top:
+                f.type_name = f".{package}.{f.type_name}"
+            else:
+                raise ValueError(f"ms_checkpoint.proto: unknown type {f.type_name!r}")
+    for n in msg.nested_type:
+        _resolve_types(n, f"{scope}.{n.name}", package, top)
 
 
 def _build_classes():
