@@ -1,4 +1,5 @@
-"""``Bidirectional``: Keras's wrapper, composing a forward and a backward :class:`LSTM` (spec keras §6).
+"""``Bidirectional``: Keras's wrapper, composing a forward and a backward recurrent layer - ``LSTM``,
+``GRU`` or ``SimpleRNN`` (spec keras §6, docs/spec/keras_gru_simplernn.md §6).
 
 * ``forward_layer`` is a config copy of the wrapped layer named ``forward_<name>``; ``backward_layer``
   a copy with ``go_backwards`` flipped named ``backward_<name>`` (or the ``backward_layer`` given).
@@ -8,7 +9,8 @@
 * ``merge_mode``: ``"concat"`` (default), ``"sum"``, ``"mul"``, ``"ave"`` or ``None`` (a list
   ``[y_f, y_b]``).
 * ``return_state``: ``[merged, h_f, c_f, h_b, c_b]`` (``[y_f, y_b, h_f, c_f, h_b, c_b]`` for None);
-  ``initial_state = [h_f, c_f, h_b, c_b]``; ``get_weights()`` = forward's then backward's.
+  ``initial_state = [h_f, c_f, h_b, c_b]``; GRU and SimpleRNN carry h only (``[merged, h_f, h_b]``,
+  ``initial_state = [h_f, h_b]``); ``get_weights()`` = forward's then backward's.
 """
 from __future__ import annotations
 
@@ -20,12 +22,16 @@ import torch
 
 from . import outputs as _outputs
 from .cell import config_keras_version, unique_name
-from .layer import LSTM, Output, run_directions
+from .layer import GRU, LSTM, Output, Recurrent, SimpleRNN, run_directions
+
+# The class a nested layer config names (Keras's "class_name").
+_CLASSES = {"LSTM": LSTM, "GRU": GRU, "SimpleRNN": SimpleRNN}
 
 
 class Bidirectional(torch.nn.Module):
     """Keras ``Bidirectional(layer, merge_mode='concat', weights=None, backward_layer=None)`` over
-    :class:`LSTM` layers (Keras's positional order).
+    :class:`LSTM`, :class:`GRU` or :class:`SimpleRNN` layers (Keras's positional order; the backward layer
+    must be of the wrapped layer's cell kind).
 
     The wrapped layer's ``keras_version`` picks the generation's rules: tf_keras (2) names a custom
     backward layer ``backward_<name>``, takes ``trainable`` from the wrapped layer and nests the original
@@ -34,15 +40,19 @@ class Bidirectional(torch.nn.Module):
     (real Keras stores them on an attribute it never reads; here they are applied).
     """
 
-    def __init__(self, layer: LSTM, merge_mode: Optional[str] = "concat", weights: Optional[Sequence[Any]] = None,
-                 backward_layer: Optional[LSTM] = None, **kwargs: Any):
+    def __init__(self, layer: Recurrent, merge_mode: Optional[str] = "concat",
+                 weights: Optional[Sequence[Any]] = None, backward_layer: Optional[Recurrent] = None, **kwargs: Any):
         super().__init__()
-        if not isinstance(layer, LSTM):
-            raise ValueError("Please initialize `Bidirectional` layer with a `lstm_bridge.keras.LSTM` instance. "
-                             f"Received: {type(layer).__name__}")
-        if backward_layer is not None and not isinstance(backward_layer, LSTM):
-            raise ValueError("`backward_layer` need to be a `lstm_bridge.keras.LSTM` instance. "
-                             f"Received: {type(backward_layer).__name__}")
+        if not isinstance(layer, Recurrent):
+            raise ValueError("Please initialize `Bidirectional` layer with a `lstm_bridge.keras` recurrent layer "
+                             f"(LSTM, GRU, SimpleRNN) instance. Received: {type(layer).__name__}")
+        if backward_layer is not None and not isinstance(backward_layer, Recurrent):
+            raise ValueError("`backward_layer` need to be a `lstm_bridge.keras` recurrent layer (LSTM, GRU, "
+                             f"SimpleRNN) instance. Received: {type(backward_layer).__name__}")
+        if backward_layer is not None and backward_layer.kind is not layer.kind:
+            raise ValueError(f"`backward_layer` must have the forward layer's cell kind; expected a "
+                             f"{layer.kind.value} layer (like {type(layer).__name__}), received "
+                             f"{type(backward_layer).__name__}")
         _outputs.check_merge_mode(merge_mode)
         unknown = set(kwargs) - {"name", "trainable", "dtype", "input_shape", "batch_input_shape"}
         if unknown:
@@ -86,7 +96,7 @@ class Bidirectional(torch.nn.Module):
         self.train(False)
 
     @staticmethod
-    def _recreate(layer: LSTM, go_backwards: Optional[bool], prefix: str, strip: bool) -> LSTM:
+    def _recreate(layer: Recurrent, go_backwards: Optional[bool], prefix: str, strip: bool) -> Recurrent:
         config = layer.get_config()
         name = config["name"]
         if strip and name.startswith(prefix):  # Keras 3: forward_<name> without doubling the prefix
@@ -100,7 +110,7 @@ class Bidirectional(torch.nn.Module):
         return copy_
 
     @staticmethod
-    def _check_backward(forward: LSTM, backward: LSTM) -> None:
+    def _check_backward(forward: Recurrent, backward: Recurrent) -> None:
         if forward.go_backwards == backward.go_backwards:
             raise ValueError("Forward layer and backward layer should have different `go_backwards` value. "
                              f"Received: forward_layer.go_backwards {forward.go_backwards}, "
@@ -186,7 +196,8 @@ class Bidirectional(torch.nn.Module):
         self.backward_layer.apply_constraints()
 
     def reset_states(self, states: Optional[Sequence[Any]] = None) -> None:
-        """Stateful layers: zero both directions' states, or set them to ``[h_f, c_f, h_b, c_b]``."""
+        """Stateful layers: zero both directions' states, or set them to ``[h_f, c_f, h_b, c_b]`` (LSTM) /
+        ``[h_f, h_b]`` (GRU, SimpleRNN)."""
         if not self.stateful:
             if self.keras_version >= 3 and states is None:
                 return
@@ -199,10 +210,15 @@ class Bidirectional(torch.nn.Module):
             self.forward_layer.reset_states()
             self.backward_layer.reset_states()
             return
-        if len(states) != 4:
-            raise ValueError(f"Bidirectional.reset_states expects [h_f, c_f, h_b, c_b]; received {len(states)} values")
-        self.forward_layer.reset_states(states[:2])
-        self.backward_layer.reset_states(states[2:])
+        n = self.forward_layer.cell.n_states
+        if len(states) != 2 * n:
+            raise ValueError(f"Bidirectional.reset_states expects {self._states_text()}; received {len(states)} "
+                             "values")
+        self.forward_layer.reset_states(states[:n])
+        self.backward_layer.reset_states(states[n:])
+
+    def _states_text(self) -> str:
+        return "[h_f, c_f, h_b, c_b]" if self.forward_layer.cell.n_states == 2 else "[h_f, h_b]"
 
     reset_state = reset_states
 
@@ -210,8 +226,11 @@ class Bidirectional(torch.nn.Module):
         """Keras's config: each wrapped layer nested as ``{"module", "class_name", "config",
         "registered_name"}``. tf_keras: the original layer's config, and ``backward_layer`` only when one was
         given; Keras 3: the forward layer's config and always ``backward_layer``."""
+        class_name = {"LSTM": "LSTM", "GRU": "GRU", "RNN": "SimpleRNN"}[self.forward_layer.kind.value]
+
         def nest(config: Dict[str, Any]) -> Dict[str, Any]:
-            return {"module": "keras.layers", "class_name": "LSTM", "config": dict(config), "registered_name": None}
+            return {"module": "keras.layers", "class_name": class_name, "config": dict(config),
+                    "registered_name": None}
 
         base = {"name": self.name, "trainable": self.trainable, "dtype": self._layer_config.get("dtype")}
         if self.keras_version >= 3:
@@ -226,14 +245,19 @@ class Bidirectional(torch.nn.Module):
     def from_config(cls, config: Dict[str, Any], keras_version: Optional[int] = None) -> Bidirectional:
         config = dict(config)
         layer_cfg = config.pop("layer")
+        layer_cls: type = LSTM
         if isinstance(layer_cfg, dict) and "config" in layer_cfg and "class_name" in layer_cfg:
-            layer_cfg = layer_cfg["config"]  # the {"class_name": "LSTM", "config": {...}} form in Keras files
+            # the {"class_name": "LSTM" | "GRU" | "SimpleRNN", "config": {...}} form in Keras files
+            layer_cls = _layer_class(layer_cfg["class_name"])
+            layer_cfg = layer_cfg["config"]
         keras_version = keras_version or config_keras_version(layer_cfg)
-        layer = LSTM.from_config(layer_cfg, keras_version)
+        layer = layer_cls.from_config(layer_cfg, keras_version)
         backward = config.pop("backward_layer", None)
+        backward_cls = layer_cls
         if isinstance(backward, dict) and "config" in backward and "class_name" in backward:
+            backward_cls = _layer_class(backward["class_name"])
             backward = backward["config"]
-        backward_layer = LSTM.from_config(backward, keras_version) if backward is not None else None
+        backward_layer = backward_cls.from_config(backward, keras_version) if backward is not None else None
         config.pop("dtype", None)
         return cls(layer, merge_mode=config.pop("merge_mode", "concat"), backward_layer=backward_layer,
                    **{k: v for k, v in config.items() if k in ("name", "trainable")})
@@ -251,13 +275,14 @@ class Bidirectional(torch.nn.Module):
     def forward(self, inputs: Any, mask: Any = None, training: Optional[bool] = None,
                 initial_state: Any = None) -> Output:
         """Run both directions on the same inputs and mask; see the module docstring for the returns."""
-        inputs, initial_state = self.forward_layer.split_inputs(inputs, initial_state, n_states=4)
+        n = self.forward_layer.cell.n_states
+        inputs, initial_state = self.forward_layer.split_inputs(inputs, initial_state, n_states=2 * n)
         forward_state = backward_state = None
         if initial_state is not None:
-            if not isinstance(initial_state, (list, tuple)) or len(initial_state) != 4:
+            if not isinstance(initial_state, (list, tuple)) or len(initial_state) != 2 * n:
                 got = len(initial_state) if isinstance(initial_state, (list, tuple)) else type(initial_state).__name__
-                raise ValueError(f"Bidirectional initial_state must be [h_f, c_f, h_b, c_b]; received {got}")
-            forward_state, backward_state = list(initial_state[:2]), list(initial_state[2:])
+                raise ValueError(f"Bidirectional initial_state must be {self._states_text()}; received {got}")
+            forward_state, backward_state = list(initial_state[:n]), list(initial_state[n:])
         fw, bw = self.forward_layer, self.backward_layer
         f_call = fw.prepare(inputs, mask, training, forward_state)
         b_call = bw.prepare(inputs, mask, training, backward_state)
@@ -270,8 +295,8 @@ class Bidirectional(torch.nn.Module):
         states: List[torch.Tensor] = []
         if isinstance(f_out, torch.Tensor) and isinstance(b_out, torch.Tensor):  # no return_state
             y_f, y_b = f_out, b_out
-        else:  # return_state: each layer returned [output, h, c]
-            states = _outputs.state_list([f_out[1], b_out[1]], [f_out[2], b_out[2]])
+        else:  # return_state: each layer returned [output, h, c] (LSTM) or [output, h]
+            states = _outputs.state_list([f_out[1], b_out[1]], [f_out[2], b_out[2]] if n == 2 else None)
             y_f, y_b = f_out[0], b_out[0]
         if self.return_sequences:
             y_b = _outputs.flip_back(y_b, 0 if self.time_major else 1)
@@ -279,3 +304,11 @@ class Bidirectional(torch.nn.Module):
         if not self.return_state and self.merge_mode is not None:
             return merged[0]
         return _outputs.pack(merged + states, self.keras_version)
+
+
+def _layer_class(class_name: Any) -> type:
+    """The layer class a nested Keras config names (``LSTM``, ``GRU``, ``SimpleRNN``)."""
+    if class_name not in _CLASSES:
+        raise ValueError(f"Bidirectional wraps a recurrent layer: expected class_name one of {sorted(_CLASSES)}; "
+                         f"received {class_name!r}")
+    return _CLASSES[class_name]

@@ -1,14 +1,19 @@
-"""``LSTMCell``: the Keras LSTM cell — its weights, config, regularizers, constraints and dropout.
+"""The Keras recurrent cells — ``LSTMCell``, ``GRUCell``, ``SimpleRNNCell`` — their weights, config,
+regularizers, constraints and dropout; one generic :class:`RecurrentCell` over the cell kind, with thin
+public subclasses that keep Keras's explicit signatures.
 
-Weights, exactly Keras's order and shapes (``u = units``, gate blocks i, f, c, o along ``4u``)::
+Weights, exactly Keras's order and shapes (``u = units``)::
 
-    kernel            (input_dim, 4u)    x_t @ kernel
-    recurrent_kernel  (u, 4u)            h_{t-1} @ recurrent_kernel
-    bias              (4u,)              absent when use_bias=False
+    kind        kernel          recurrent_kernel  bias                                   blocks
+    LSTM        (input_dim, 4u) (u, 4u)           (4u,)                                  i, f, c, o
+    GRU         (input_dim, 3u) (u, 3u)           (2, 3u) reset_after, else (3u,)        z, r, h
+    SimpleRNN   (input_dim, u)  (u, u)            (u,)                                   -
 
-They are ``torch.nn.Parameter`` objects, so optimizers, regularizers and constraints see exactly what
-Keras sees. The engine reads them as canonical weights (``w_ih = kernel.T``, ``b_ih = bias``,
-``b_hh = None``) without copying.
+``x_t @ kernel``, ``h_{t-1} @ recurrent_kernel``; no bias when use_bias=False. They are
+``torch.nn.Parameter`` objects, so optimizers, regularizers and constraints see exactly what Keras sees.
+The engine reads them as canonical weights: LSTM / SimpleRNN ``w_ih = kernel.T``, ``b_ih = bias``,
+``b_hh = None`` (views, no copy); GRU with the column blocks permuted to PyTorch's r, z, n and the bias
+rows as ``b_ih`` / ``b_hh`` (``reset_after=False``: ``b_ih`` only), differentiable back to the Parameters.
 
 Example::
 
@@ -22,13 +27,13 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, cast
+from typing import Any, Callable, ClassVar, Dict, Iterator, List, Optional, Sequence, Tuple, Union, cast
 
 import numpy as np
 import torch
 
 from .._tensors import as_float, check_shape
-from ..engine import CellActivations, DirectionWeights, DropoutMasks, LayerSemantics, run_layer
+from ..engine import CellActivations, CellKind, DirectionWeights, DropoutMasks, LayerSemantics, run_layer
 from . import initializers as _initializers, options as _options
 
 _name_counters: Dict[str, itertools.count[int]] = {}
@@ -64,16 +69,32 @@ def dropout_mask(rate: float, count: int, shape: Sequence[int], like: torch.Tens
     return (draw < keep).to(like.dtype) / keep
 
 
-class LSTMCell(torch.nn.Module):
-    """Keras ``LSTMCell(units, ...)``: one step, ``cell(inputs, states, training=None) -> (h, [h, c])``.
+#: Keras's GRU column blocks are z, r, h; the engine's (PyTorch's) r, z, n: canonical block k is Keras block
+#: ``_GRU_ORDER[k]``.
+_GRU_ORDER = (1, 0, 2)
+#: The state names per kind, for messages.
+_STATE_NAMES = {CellKind.LSTM: ("h", "c"), CellKind.GRU: ("h",), CellKind.RNN: ("h",)}
 
-    Arguments are Keras's (see ``tf.keras.layers.LSTMCell``). ``keras_version`` (2 or 3) chooses what
-    ambiguous activation names mean (``"hard_sigmoid"``); any callable is accepted as an activation.
-    Like a Keras layer, the module starts in inference mode: dropout applies when ``training=True``
-    is passed, or after ``.train()`` when ``training`` is left as None.
+
+def state_names(kind: CellKind) -> Tuple[str, ...]:
+    """The names of a cell's states: ``("h", "c")`` for LSTM, ``("h",)`` for GRU and SimpleRNN."""
+    return _STATE_NAMES[kind]
+
+
+class RecurrentCell(torch.nn.Module):
+    """A Keras recurrent cell of one kind (:attr:`kind`): one step,
+    ``cell(inputs, states, training=None) -> (h, new_states)``.
+
+    The public classes (:class:`LSTMCell`, :class:`GRUCell`, :class:`SimpleRNNCell`) only declare Keras's
+    signature; everything else is here, driven by the option declarations of
+    :mod:`lstm_bridge.keras.options` for the kind. ``keras_version`` (2 or 3) chooses what ambiguous
+    activation names mean (``"hard_sigmoid"``); any callable is accepted as an activation. Like a Keras
+    layer, the module starts in inference mode: dropout applies when ``training=True`` is passed, or after
+    ``.train()`` when ``training`` is left as None.
     """
 
-    # Set from the declared cell options (keras/options.py: one parse per option).
+    kind: ClassVar[CellKind] = CellKind.LSTM
+    # Set from the declared cell options (keras/options.py: one parse per option; the kind's only).
     units: int
     activation: Callable[[torch.Tensor], torch.Tensor]
     recurrent_activation: Callable[[torch.Tensor], torch.Tensor]
@@ -82,6 +103,7 @@ class LSTMCell(torch.nn.Module):
     recurrent_initializer: Any
     bias_initializer: Any
     unit_forget_bias: bool
+    reset_after: bool
     kernel_regularizer: Optional[Callable[[torch.Tensor], torch.Tensor]]
     recurrent_regularizer: Optional[Callable[[torch.Tensor], torch.Tensor]]
     bias_regularizer: Optional[Callable[[torch.Tensor], torch.Tensor]]
@@ -93,46 +115,20 @@ class LSTMCell(torch.nn.Module):
     implementation: int
     seed: Optional[int]
 
-    def __init__(
-        self,
-        units: int,
-        activation: Any = "tanh",
-        recurrent_activation: Any = "sigmoid",
-        use_bias: bool = True,
-        kernel_initializer: Any = "glorot_uniform",
-        recurrent_initializer: Any = "orthogonal",
-        bias_initializer: Any = "zeros",
-        unit_forget_bias: bool = True,
-        kernel_regularizer: Any = None,
-        recurrent_regularizer: Any = None,
-        bias_regularizer: Any = None,
-        kernel_constraint: Any = None,
-        recurrent_constraint: Any = None,
-        bias_constraint: Any = None,
-        dropout: float = 0.0,
-        recurrent_dropout: float = 0.0,
-        implementation: int = 2,
-        seed: Optional[int] = None,
-        name: Optional[str] = None,
-        trainable: bool = True,
-        dtype: Any = None,
-        keras_version: int = 2,
-    ):
-        super().__init__()
-        self._configure(_options.declared(locals(), "cell"), name=name, trainable=trainable, dtype=dtype,
-                        keras_version=keras_version)
-
     #: TF 1.15 keeps ``implementation=2`` with recurrent dropout; Keras 2/3 force implementation 1.
     _keeps_implementation_with_recurrent_dropout = False
 
     def _configure(self, values: Dict[str, Any], *, name: Optional[str], trainable: bool, dtype: Any,
                    keras_version: int) -> None:
-        """The one initialiser behind every cell signature: each declared cell option (keras/options.py)
-        validated and stored under its name, then the state derived from them."""
+        """The one initialiser behind every cell signature: each declared cell option of the kind
+        (keras/options.py) validated and stored under its name, then the state derived from them."""
         self.keras_version = keras_version
+        opts = _options.cell_options(self.kind)
         # units and implementation first (their errors come before the others', as they always have)
-        for opt in sorted(_options.CELL_OPTIONS, key=lambda o: o.name not in ("units", "implementation")):
+        for opt in sorted(opts, key=lambda o: o.name not in ("units", "implementation")):
             setattr(self, opt.name, opt.parse(values[opt.name], opt.name, keras_version))
+        if self.kind is CellKind.RNN:
+            self.implementation = 1  # SimpleRNN has one matmul per operand: no implementation argument
         self._inits = [_initializers.get(values[key])
                        for key in ("kernel_initializer", "recurrent_initializer", "bias_initializer")]
         if self.recurrent_dropout > 0 and not self._keeps_implementation_with_recurrent_dropout:
@@ -149,9 +145,24 @@ class LSTMCell(torch.nn.Module):
         self.bias: Optional[torch.nn.Parameter] = None
         self.train(False)
 
-    @staticmethod
-    def _default_name() -> str:
-        return "lstm_cell"
+    @classmethod
+    def _default_name(cls) -> str:
+        return {CellKind.LSTM: "lstm_cell", CellKind.GRU: "gru_cell", CellKind.RNN: "simple_rnn_cell"}[cls.kind]
+
+    @property
+    def state_size(self) -> Union[int, List[int]]:
+        """Keras's ``state_size``: ``[u, u]`` for LSTM, ``u`` for GRU and SimpleRNN."""
+        return [self.units, self.units] if self.kind is CellKind.LSTM else self.units
+
+    @property
+    def n_states(self) -> int:
+        """How many state tensors the cell carries: 2 (h, c) for LSTM, 1 (h) otherwise."""
+        return len(_STATE_NAMES[self.kind])
+
+    @property
+    def _width(self) -> int:
+        """``G*u``: the columns of kernel and recurrent_kernel."""
+        return self.kind.gate_count * self.units
 
     # --- building and weights ------------------------------------------------------------------
     @property
@@ -170,30 +181,35 @@ class LSTMCell(torch.nn.Module):
             if p is not None:
                 p.requires_grad_(self._trainable)
 
+    def _bias_shape(self) -> Tuple[int, ...]:
+        if self.kind is CellKind.GRU and self.reset_after:
+            return (2, self._width)
+        return (self._width,)
+
     def build(self, input_shape: Sequence[Optional[int]]) -> None:
         """Create the weights for inputs whose last dimension is the feature size."""
         input_dim = input_shape[-1]
         if input_dim is None or isinstance(input_dim, bool) or int(input_dim) <= 0:
             raise ValueError(f"the last dimension of the input must be a positive size; received {tuple(input_shape)}")
-        u = self.units
-        check_allocation(f"LSTM cell {self.name!r} (units={u}, input_dim={int(input_dim)})",
-                         [(int(input_dim), 4 * u), (u, 4 * u)], self.dtype_)
+        u, width = self.units, self._width
+        check_allocation(f"{self.kind.value} cell {self.name!r} (units={u}, input_dim={int(input_dim)})",
+                         [(int(input_dim), width), (u, width)], self.dtype_)
         self.input_dim = int(input_dim)
         dtype = self.dtype_
         # a seeded initializer draws from its own generator, one per weight (initializers.generator_for)
         g_kernel, g_recurrent, gen = (_initializers.generator_for(init, role, self._generator) for init, role in
                                       zip(self._inits, ("kernel", "recurrent_kernel", "bias")))
-        kernel = _initializers.call(self._inits[0], (self.input_dim, 4 * u), dtype, g_kernel)
-        recurrent = _initializers.call(self._inits[1], (u, 4 * u), dtype, g_recurrent)
+        kernel = _initializers.call(self._inits[0], (self.input_dim, width), dtype, g_kernel)
+        recurrent = _initializers.call(self._inits[1], (u, width), dtype, g_recurrent)
         self.kernel = torch.nn.Parameter(kernel, requires_grad=self.trainable)
         self.recurrent_kernel = torch.nn.Parameter(recurrent, requires_grad=self.trainable)
         if self.use_bias:
-            if self.unit_forget_bias:
+            if self.kind is CellKind.LSTM and self.unit_forget_bias:
                 init = self._inits[2]
                 bias = torch.cat([_initializers.call(init, (u,), dtype, gen), torch.ones(u, dtype=dtype),
                                   _initializers.call(init, (2 * u,), dtype, gen)])
             else:
-                bias = _initializers.call(self._inits[2], (4 * u,), dtype, gen)
+                bias = _initializers.call(self._inits[2], self._bias_shape(), dtype, gen)
             self.bias = torch.nn.Parameter(bias, requires_grad=self.trainable)
 
     def _ensure_built(self, input_dim: int) -> None:
@@ -229,8 +245,8 @@ class LSTMCell(torch.nn.Module):
         # An unbuilt layer builds itself from the state dict's kernel shape, as it would on its first call.
         kernel = state_dict.get(prefix + "kernel")
         if not self.built and isinstance(kernel, torch.Tensor) and kernel.dim() == 2:
-            if kernel.shape[1] != 4 * self.units:
-                error_msgs.append(f"size mismatch for {prefix}kernel: expected (input_dim, {4 * self.units}); "
+            if kernel.shape[1] != self._width:
+                error_msgs.append(f"size mismatch for {prefix}kernel: expected (input_dim, {self._width}); "
                                   f"received {tuple(kernel.shape)}")
                 return
             self.build((None, int(kernel.shape[0])))
@@ -238,12 +254,13 @@ class LSTMCell(torch.nn.Module):
                                       error_msgs)
 
     def expected_weight_shapes(self, input_dim: int) -> List[Tuple[int, ...]]:
-        u = self.units
-        shapes: List[Tuple[int, ...]] = [(input_dim, 4 * u), (u, 4 * u)]
-        return shapes + [(4 * u,)] if self.use_bias else shapes
+        """Keras's weight shapes for ``input_dim`` features: kernel, recurrent_kernel (and bias)."""
+        shapes: List[Tuple[int, ...]] = [(input_dim, self._width), (self.units, self._width)]
+        return shapes + [self._bias_shape()] if self.use_bias else shapes
 
     def set_weights(self, weights: Sequence[Any]) -> None:
-        """Set ``[kernel (I,4u), recurrent_kernel (u,4u), bias (4u,)]`` in place (builds if needed)."""
+        """Set ``[kernel, recurrent_kernel, bias]`` (Keras's shapes, see the module docstring) in place
+        (builds if needed)."""
         weights = list(weights)
         if not weights and not self.built:
             return  # Keras: an unbuilt layer has no weights, so [] is a no-op
@@ -254,28 +271,58 @@ class LSTMCell(torch.nn.Module):
                              f"received {len(weights)}")
         arrays = [np.asarray(w) for w in weights]
         if arrays[0].ndim != 2:
-            raise ValueError(f"kernel must be 2-D (input_dim, {4 * self.units}); received shape {arrays[0].shape}")
+            raise ValueError(f"kernel must be 2-D (input_dim, {self._width}); received shape {arrays[0].shape}")
         input_dim = int(self.input_dim) if self.input_dim is not None else int(arrays[0].shape[0])
         for label, arr, shape in zip(("kernel", "recurrent_kernel", "bias"), arrays,
                                      self.expected_weight_shapes(input_dim)):
             if tuple(arr.shape) != shape:
-                raise ValueError(f"{label} of layer {self.name!r} must have shape {shape}; received {tuple(arr.shape)}")
+                hint = ""
+                if label == "bias" and self.kind is CellKind.GRU:
+                    hint = (" (a (2, 3u) bias is reset_after=True's, a (3u,) bias reset_after=False's; this "
+                            f"layer has reset_after={self.reset_after})")
+                raise ValueError(f"{label} of layer {self.name!r} must have shape {shape}; received "
+                                 f"{tuple(arr.shape)}{hint}")
         self._ensure_built(input_dim)
         with torch.no_grad():
             for p, arr in zip(self.weights, arrays):
                 p.copy_(torch.from_numpy(np.array(arr, copy=True)).to(p.dtype))
 
     def direction_weights(self, dtype: Optional[torch.dtype] = None) -> DirectionWeights:
-        """Canonical engine weights: views of the Parameters (autograd flows back to them)."""
+        """Canonical engine weights, differentiable back to the Parameters: LSTM / SimpleRNN views of them;
+        GRU with Keras's z, r, h blocks permuted to r, z, n (``reset_after``: bias row 0 is ``b_ih``, row 1
+        ``b_hh``; else the bias is ``b_ih`` and ``b_hh`` is None)."""
         def to(t: Optional[torch.Tensor]) -> torch.Tensor:
             t = cast(torch.Tensor, t)  # built: the weights exist
             return t if dtype is None else t.to(dtype)
 
-        return DirectionWeights(w_ih=to(self.kernel).t(), w_hh=to(self.recurrent_kernel).t(),
-                                b_ih=None if self.bias is None else to(self.bias), b_hh=None)
+        kernel, recurrent = to(self.kernel), to(self.recurrent_kernel)
+        bias = None if self.bias is None else to(self.bias)
+        if self.kind is not CellKind.GRU:
+            return DirectionWeights(w_ih=kernel.t(), w_hh=recurrent.t(), b_ih=bias, b_hh=None, kind=self.kind)
+
+        def perm(t: torch.Tensor) -> torch.Tensor:  # the last axis's z, r, h blocks as r, z, n
+            blocks = t.split(self.units, dim=-1)
+            return torch.cat([blocks[k] for k in _GRU_ORDER], dim=-1)
+
+        b_ih = b_hh = None
+        if bias is not None:
+            b_ih, b_hh = (perm(bias[0]), perm(bias[1])) if self.reset_after else (perm(bias), None)
+        return DirectionWeights(w_ih=perm(kernel).t(), w_hh=perm(recurrent).t(), b_ih=b_ih, b_hh=b_hh,
+                                kind=CellKind.GRU)
 
     def cell_activations(self) -> CellActivations:
+        """The engine's activations: LSTM and GRU gates take ``recurrent_activation``, the candidate (and
+        the LSTM's cell output) ``activation``; SimpleRNN's one activation is the candidate."""
+        if self.kind is CellKind.RNN:
+            return CellActivations(candidate=self.activation, cell=self.activation)
         return CellActivations(gate=self.recurrent_activation, candidate=self.activation, cell=self.activation)
+
+    def semantics(self, masked_output: Any = None) -> LayerSemantics:
+        """The engine's :class:`LayerSemantics` for this cell (``reset_after`` for GRU)."""
+        kw: Dict[str, Any] = {} if masked_output is None else {"masked_output": masked_output}
+        if self.kind is CellKind.GRU:
+            kw["reset_after"] = self.reset_after
+        return LayerSemantics(self.cell_activations(), **kw)
 
     # --- regularizers, constraints, dropout ----------------------------------------------------------
     def weight_losses(self) -> List[torch.Tensor]:
@@ -295,60 +342,197 @@ class LSTMCell(torch.nn.Module):
     def resolve_training(self, training: Optional[bool]) -> bool:
         return self.training if training is None else bool(training)
 
+    def _input_mask_count(self) -> int:
+        """Input dropout masks per call: one per gate with implementation 1 (LSTM 4, GRU 3), else 1."""
+        return self.kind.gate_count if self.implementation == 1 else 1
+
+    def _recurrent_mask_count(self) -> int:
+        # Keras 2/3: recurrent dropout always uses implementation 1, one mask per gate (SimpleRNN: 1)
+        return self.kind.gate_count
+
     def dropout_masks(self, batch: int, like: torch.Tensor, training: bool) -> Optional[DropoutMasks]:
-        """Masks for one call, reused at every step: 4 per gate with implementation=1, else 1 shared."""
+        """Masks for one call, reused at every step: one per gate with implementation=1 (LSTM 4 in i, f,
+        g, o order; GRU 3, drawn in Keras's z, r, h order and handed over in the engine's r, z, n),
+        else 1 shared; SimpleRNN 1."""
         if not training or (self.dropout == 0.0 and self.recurrent_dropout == 0.0):
             return None
         for name, rate in (("dropout", self.dropout), ("recurrent_dropout", self.recurrent_dropout)):
             if rate >= 1.0 and self.keras_version < 3:
                 raise ValueError(f"{name} of layer {self.name!r} must be a float in the range [0, 1) when training "
                                  f"(tf_keras refuses it); received {name}={rate}")
-        count = 4 if self.implementation == 1 else 1
-        return DropoutMasks(
-            inputs=dropout_mask(self.dropout, count, (batch, cast(int, self.input_dim)), like, self._generator),
-            recurrent=dropout_mask(self.recurrent_dropout, self._recurrent_mask_count(), (batch, self.units),
-                                   like, self._generator),
-        )
-
-    def _recurrent_mask_count(self) -> int:
-        return 4  # Keras 2/3: recurrent dropout always uses implementation 1, one mask per gate
+        inputs = dropout_mask(self.dropout, self._input_mask_count(), (batch, cast(int, self.input_dim)), like,
+                              self._generator)
+        recurrent = dropout_mask(self.recurrent_dropout, self._recurrent_mask_count(), (batch, self.units), like,
+                                 self._generator)
+        if self.kind is CellKind.GRU:
+            inputs, recurrent = (m[list(_GRU_ORDER)] if m is not None and m.shape[0] == 3 else m
+                                 for m in (inputs, recurrent))
+        return DropoutMasks(inputs=inputs, recurrent=recurrent)
 
     # --- config ------------------------------------------------------------------------------------
     def get_config(self) -> Dict[str, Any]:
-        """Every constructor argument (``LSTMCell.from_config(cell.get_config())`` rebuilds it): ``name``,
-        ``trainable``, ``dtype``, then each declared cell option (keras/options.py) in Keras's order."""
+        """Every constructor argument (``cls.from_config(cell.get_config())`` rebuilds it): ``name``,
+        ``trainable``, ``dtype``, then each declared cell option of the kind (keras/options.py) in
+        Keras's order."""
         config: Dict[str, Any] = {"name": self.name, "trainable": self.trainable,
                                   "dtype": str(self.dtype_).replace("torch.", "")}
-        for opt in _options.CELL_OPTIONS:
+        for opt in _options.cell_options(self.kind):
             config[opt.name] = opt.serialize(getattr(self, opt.name))
         return config
 
     @classmethod
-    def from_config(cls, config: Dict[str, Any], keras_version: Optional[int] = None) -> LSTMCell:
+    def from_config(cls, config: Dict[str, Any], keras_version: Optional[int] = None) -> Any:
         config = dict(config)
         config.setdefault("keras_version", keras_version or config_keras_version(config))
+        if cls.kind is CellKind.RNN:
+            config.pop("implementation", None)  # tf_keras's SimpleRNN.from_config drops it too
         return cls(**config)
 
     # --- call ------------------------------------------------------------------------------------
-    def forward(self, inputs: Any, states: Sequence[Any],
-                training: Optional[bool] = None) -> Tuple[torch.Tensor, List[torch.Tensor]]:
-        """One step. ``inputs (B, input_dim)``, ``states [h (B, u), c (B, u)]`` -> ``(h, [h, c])``."""
+    def forward(self, inputs: Any, states: Any, training: Optional[bool] = None) -> Tuple[torch.Tensor, Any]:
+        """One step. ``inputs (B, input_dim)``; ``states`` ``[h, c]`` (LSTM) or ``[h]`` (GRU, SimpleRNN;
+        also a bare ``h`` tensor, then the new state comes back bare, as in Keras), each ``(B, u)``
+        -> ``(h, new_states)``."""
+        cls_name = type(self).__name__
         x = as_float(inputs, "inputs", self.kernel.dtype if self.kernel is not None else self.dtype_)
         if x.dim() != 2:
-            raise ValueError(f"LSTMCell inputs must be 2-D (batch, features); received shape {tuple(x.shape)}")
+            raise ValueError(f"{cls_name} inputs must be 2-D (batch, features); received shape {tuple(x.shape)}")
         self._ensure_built(x.shape[1])
-        if not isinstance(states, (list, tuple)) or len(states) != 2:
-            raise ValueError(f"LSTMCell states must be a list [h, c]; received {type(states).__name__}"
+        names = _STATE_NAMES[self.kind]
+        bare = self.n_states == 1 and not isinstance(states, (list, tuple))
+        if bare:
+            states = [states]
+        if not isinstance(states, (list, tuple)) or len(states) != len(names):
+            raise ValueError(f"{cls_name} states must be a list [{', '.join(names)}]; received "
+                             f"{type(states).__name__}"
                              + (f" of length {len(states)}" if isinstance(states, (list, tuple)) else ""))
         B = x.shape[0]
-        h0 = as_float(states[0], "states[0] (h)", x.dtype)
-        c0 = as_float(states[1], "states[1] (c)", x.dtype)
-        check_shape(h0, (B, self.units), "states[0] (h)")
-        check_shape(c0, (B, self.units), "states[1] (c)")
+        values = [as_float(s, f"states[{i}] ({n})", x.dtype) for i, (s, n) in enumerate(zip(states, names))]
+        for i, (v, n) in enumerate(zip(values, names)):
+            check_shape(v, (B, self.units), f"states[{i}] ({n})")
         drop = self.dropout_masks(B, x, self.resolve_training(training))
-        outs, hs, cs = run_layer(x.unsqueeze(0), [self.direction_weights()], [h0], [c0], reverse=[False],
-                                 semantics=LayerSemantics(self.cell_activations()), dropout=[drop])
-        return hs[0], [hs[0], cs[0]]
+        c0 = [values[1]] if self.kind is CellKind.LSTM else None
+        _, hs, cs = run_layer(x.unsqueeze(0), [self.direction_weights()], [values[0]], c0,  # type: ignore[arg-type]
+                              reverse=[False], semantics=self.semantics(), dropout=[drop])
+        if self.kind is CellKind.LSTM:
+            return hs[0], [hs[0], cs[0]]
+        return hs[0], (hs[0] if bare else [hs[0]])
+
+
+class LSTMCell(RecurrentCell):
+    """Keras ``LSTMCell(units, ...)``: one step, ``cell(inputs, [h, c], training=None) -> (h, [h, c])``.
+
+    Arguments are Keras's (see ``tf.keras.layers.LSTMCell``); see :class:`RecurrentCell`.
+    """
+
+    kind = CellKind.LSTM
+
+    def __init__(
+        self,
+        units: int,
+        activation: Any = "tanh",
+        recurrent_activation: Any = "sigmoid",
+        use_bias: bool = True,
+        kernel_initializer: Any = "glorot_uniform",
+        recurrent_initializer: Any = "orthogonal",
+        bias_initializer: Any = "zeros",
+        unit_forget_bias: bool = True,
+        kernel_regularizer: Any = None,
+        recurrent_regularizer: Any = None,
+        bias_regularizer: Any = None,
+        kernel_constraint: Any = None,
+        recurrent_constraint: Any = None,
+        bias_constraint: Any = None,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        implementation: int = 2,
+        seed: Optional[int] = None,
+        name: Optional[str] = None,
+        trainable: bool = True,
+        dtype: Any = None,
+        keras_version: int = 2,
+    ):
+        super().__init__()
+        self._configure(_options.declared(locals(), "cell"), name=name, trainable=trainable, dtype=dtype,
+                        keras_version=keras_version)
+
+
+class GRUCell(RecurrentCell):
+    """Keras ``GRUCell(units, ...)``: one step, ``cell(inputs, [h], training=None) -> (h, [h])``
+    (a bare ``h`` in, a bare ``h`` out).
+
+    Weights ``kernel (I, 3u)``, ``recurrent_kernel (u, 3u)``, ``bias (2, 3u)`` (``reset_after=True``: input
+    row, recurrent row) or ``(3u,)`` (``reset_after=False``), column blocks z, r, h as Keras stores them
+    (docs/spec/keras_gru_simplernn.md §1). ``implementation=1`` draws 3 dropout masks per kind (z, r, h).
+    """
+
+    kind = CellKind.GRU
+
+    def __init__(
+        self,
+        units: int,
+        activation: Any = "tanh",
+        recurrent_activation: Any = "sigmoid",
+        use_bias: bool = True,
+        kernel_initializer: Any = "glorot_uniform",
+        recurrent_initializer: Any = "orthogonal",
+        bias_initializer: Any = "zeros",
+        kernel_regularizer: Any = None,
+        recurrent_regularizer: Any = None,
+        bias_regularizer: Any = None,
+        kernel_constraint: Any = None,
+        recurrent_constraint: Any = None,
+        bias_constraint: Any = None,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        implementation: int = 2,
+        reset_after: bool = True,
+        seed: Optional[int] = None,
+        name: Optional[str] = None,
+        trainable: bool = True,
+        dtype: Any = None,
+        keras_version: int = 2,
+    ):
+        super().__init__()
+        self._configure(_options.declared(locals(), "cell"), name=name, trainable=trainable, dtype=dtype,
+                        keras_version=keras_version)
+
+
+class SimpleRNNCell(RecurrentCell):
+    """Keras ``SimpleRNNCell(units, ...)``: ``h' = activation(x @ kernel + bias + h @ recurrent_kernel)``;
+    ``cell(inputs, [h], training=None) -> (h', [h'])`` (a bare ``h`` in, a bare ``h'`` out).
+
+    Weights ``kernel (I, u)``, ``recurrent_kernel (u, u)``, ``bias (u,)``; one dropout mask per kind.
+    ``activation=None`` is linear.
+    """
+
+    kind = CellKind.RNN
+
+    def __init__(
+        self,
+        units: int,
+        activation: Any = "tanh",
+        use_bias: bool = True,
+        kernel_initializer: Any = "glorot_uniform",
+        recurrent_initializer: Any = "orthogonal",
+        bias_initializer: Any = "zeros",
+        kernel_regularizer: Any = None,
+        recurrent_regularizer: Any = None,
+        bias_regularizer: Any = None,
+        kernel_constraint: Any = None,
+        recurrent_constraint: Any = None,
+        bias_constraint: Any = None,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        seed: Optional[int] = None,
+        name: Optional[str] = None,
+        trainable: bool = True,
+        dtype: Any = None,
+        keras_version: int = 2,
+    ):
+        super().__init__()
+        self._configure(_options.declared(locals(), "cell"), name=name, trainable=trainable, dtype=dtype,
+                        keras_version=keras_version)
 
 
 # Larger single allocations are refused up front (torch would raise a bare RuntimeError or crash).

@@ -1,23 +1,26 @@
-"""``LSTM``: the Keras LSTM layer (``tf.keras.layers.LSTM`` / ``keras.layers.LSTM``) as a torch Module.
+"""The Keras recurrent layers ``LSTM``, ``GRU`` and ``SimpleRNN`` (``tf.keras.layers.*`` /
+``keras.layers.*``) as torch Modules: one generic :class:`Recurrent` over the cell kind, with thin public
+subclasses that keep Keras's explicit signatures.
 
 Shapes (``u = units``): inputs ``(B, T, F)`` (``(T, B, F)`` with ``time_major``); output ``(B, u)``, or
-``(B, T, u)`` with ``return_sequences``; with ``return_state`` the list ``[output, h, c]``, states
-``(B, u)``. Semantics follow Keras exactly (spec keras §3-§5):
+``(B, T, u)`` with ``return_sequences``; with ``return_state`` ``[output, h, c]`` (LSTM) or
+``[output, h]`` (GRU, SimpleRNN), states ``(B, u)``. Semantics follow Keras exactly (spec keras §3-§5,
+docs/spec/keras_gru_simplernn.md):
 
 * ``go_backwards``: steps run over ``x[T-1] .. x[0]`` and the returned sequence stays in that
   processing order (not flipped back).
-* masks ``(B, T)`` (``(T, B)`` with time_major), non-zero = keep: a masked step leaves (h, c) unchanged
+* masks ``(B, T)`` (``(T, B)`` with time_major), non-zero = keep: a masked step leaves the states unchanged
   and repeats the previous *output* (0 before the first valid step), or emits 0 with
   ``zero_output_for_mask=True``.
-* dropout / recurrent_dropout: one mask per call reused at every step (implementation=1: one per gate),
-  only in training.
+* dropout / recurrent_dropout: one mask per call reused at every step (implementation=1: one per gate,
+  LSTM 4, GRU 3; SimpleRNN always 1), only in training.
 
 The time loop itself lives in :mod:`lstm_bridge.engine`; this class only translates Keras's
 arguments, shapes and return conventions.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union, cast
 
 import numpy as np
 import torch
@@ -25,11 +28,19 @@ import torch
 from .._tensors import as_float, as_tensor, check_shape
 from ..engine import DropoutMasks, LayerSemantics, MaskedOutput, run_layer
 from . import options as _options, outputs as _outputs
-from .cell import LSTMCell, allocation_errors, config_keras_version, unique_name
+from ..recurrent import CellKind
+from .cell import (GRUCell, LSTMCell, RecurrentCell, SimpleRNNCell, allocation_errors, config_keras_version,
+                   state_names, unique_name)
 
-# The cell's options, exposed on the layer as Keras does (layer.activation, layer.dropout, ...).
-_CELL_ATTRIBUTES = frozenset(o.name for o in _options.CELL_OPTIONS if o.name != "units") | {
-    "kernel", "recurrent_kernel", "bias", "input_dim"}
+
+def _cell_attributes(kind: CellKind) -> frozenset:
+    """The cell's options, exposed on the layer as Keras does (layer.activation, layer.dropout, ...)."""
+    return frozenset(o.name for o in _options.cell_options(kind) if o.name != "units") | {
+        "kernel", "recurrent_kernel", "bias", "input_dim"}
+
+
+_CELL_ATTRIBUTES = {kind: _cell_attributes(kind) for kind in CellKind}
+_LAYER_NAMES = {CellKind.LSTM: "lstm", CellKind.GRU: "gru", CellKind.RNN: "simple_rnn"}
 # tf_keras's message when a stateful layer cannot know its batch size (base_rnn.py reset_states).
 _NO_BATCH_SIZE = ("If a RNN is stateful, it needs to know its batch size. Specify the batch size of your input "
                   "tensors: pass batch_input_shape=(batch, time, features) to the layer, build it with a known "
@@ -38,8 +49,9 @@ _NO_BATCH_SIZE = ("If a RNN is stateful, it needs to know its batch size. Specif
 Output = Union[torch.Tensor, List[torch.Tensor], Tuple[torch.Tensor, ...]]
 
 
-class LSTM(torch.nn.Module):
-    """Keras ``LSTM(units, ...)`` — same arguments, defaults, weights, shapes and numbers.
+class Recurrent(torch.nn.Module):
+    """A Keras recurrent layer of one cell kind (``_cell_class.kind``): ``LSTM``, ``GRU`` or ``SimpleRNN``,
+    with Keras's arguments, defaults, weights, shapes and numbers.
 
     Extra keyword arguments Keras accepts: ``name``, ``trainable``, ``dtype`` ("float32"/"float64"),
     ``zero_output_for_mask``, ``input_shape``/``batch_input_shape``/``input_dim`` (build eagerly),
@@ -60,17 +72,9 @@ class LSTM(torch.nn.Module):
     training, initial_state)`` checks and translates one call (:class:`LayerCall`); ``layer.run(call)`` runs
     the engine (:class:`DirectionRun`: original-time outputs, final states); ``layer.finish(call, result)``
     applies Keras's return conventions (:mod:`lstm_bridge.keras.outputs`). ``forward`` is exactly these three.
-
-    Example::
-
-        >>> import numpy as np; from lstm_bridge.keras import LSTM
-        >>> layer = LSTM(8, return_sequences=True, return_state=True)
-        >>> out, h, c = layer(np.zeros((2, 5, 3), np.float32))
-        >>> tuple(out.shape), tuple(h.shape)
-        ((2, 5, 8), (2, 8))
     """
 
-    _cell_class = LSTMCell
+    _cell_class: type = LSTMCell
     # Set from the declared layer options (keras/options.py); the cell's are read through ``__getattr__``.
     activity_regularizer: Optional[Callable[[torch.Tensor], torch.Tensor]]
     return_sequences: bool
@@ -79,38 +83,6 @@ class LSTM(torch.nn.Module):
     stateful: bool
     unroll: bool
     time_major: bool
-
-    def __init__(
-        self,
-        units: int,
-        activation: Any = "tanh",
-        recurrent_activation: Any = "sigmoid",
-        use_bias: bool = True,
-        kernel_initializer: Any = "glorot_uniform",
-        recurrent_initializer: Any = "orthogonal",
-        bias_initializer: Any = "zeros",
-        unit_forget_bias: bool = True,
-        kernel_regularizer: Any = None,
-        recurrent_regularizer: Any = None,
-        bias_regularizer: Any = None,
-        activity_regularizer: Any = None,
-        kernel_constraint: Any = None,
-        recurrent_constraint: Any = None,
-        bias_constraint: Any = None,
-        dropout: float = 0.0,
-        recurrent_dropout: float = 0.0,
-        implementation: int = 2,
-        return_sequences: bool = False,
-        return_state: bool = False,
-        go_backwards: bool = False,
-        stateful: bool = False,
-        unroll: bool = False,
-        time_major: bool = False,
-        seed: Optional[int] = None,
-        **kwargs: Any,
-    ):
-        super().__init__()
-        self._configure(_options.declared(locals()), kwargs)
 
     def _configure(self, values: Dict[str, Any], kwargs: Dict[str, Any]) -> None:
         """The one initialiser behind every layer signature: the declared options (keras/options.py) in
@@ -126,17 +98,19 @@ class LSTM(torch.nn.Module):
                             f"(passed to {type(self).__name__})")
         self.name = kwargs.get("name") or unique_name(self._default_name())
         trainable = bool(kwargs.get("trainable", True))
-        cell_args = {o.name: values[o.name] for o in _options.CELL_OPTIONS}
-        self.cell = self._cell_class(name="lstm_cell", trainable=trainable, dtype=kwargs.get("dtype"),
-                                     keras_version=self.keras_version, **cell_args)
+        kind = self._cell_class.kind
+        cell_args = {o.name: values[o.name] for o in _options.cell_options(kind)}
+        self.cell: RecurrentCell = self._cell_class(name=self._cell_class._default_name(), trainable=trainable,
+                                                    dtype=kwargs.get("dtype"), keras_version=self.keras_version,
+                                                    **cell_args)
         self.units = self.cell.units
-        for opt in _options.LAYER_OPTIONS:
+        for opt in _options.layer_options(kind):
             # unroll gives the loop's numbers (spec §3); accepted for config fidelity and one masking quirk
             setattr(self, opt.name, opt.parse(values[opt.name], opt.name, self.keras_version))
         self.zero_output_for_mask = bool(kwargs.get("zero_output_for_mask", False))
         self.use_cudnn = kwargs.get("use_cudnn", "auto")
         self._activity_losses: List[torch.Tensor] = []
-        self.states: List[Optional[torch.Tensor]] = [None, None]
+        self.states: List[Optional[torch.Tensor]] = [None] * self.cell.n_states
         self._batch_size: Optional[int] = None
         # tf_keras's weights=[kernel, recurrent_kernel, bias]: set when the layer is built.
         self._initial_weights = None if kwargs.get("weights") is None else list(kwargs["weights"])
@@ -149,15 +123,24 @@ class LSTM(torch.nn.Module):
             self.build(shape)
         self.train(False)
 
-    @staticmethod
-    def _default_name() -> str:
-        return "lstm"
+    @classmethod
+    def _default_name(cls) -> str:
+        return _LAYER_NAMES[cls._cell_class.kind]
+
+    @property
+    def kind(self) -> CellKind:
+        """The cell kind (LSTM, GRU or RNN for SimpleRNN)."""
+        return self.cell.kind
+
+    def _state_text(self) -> str:
+        return "[" + ", ".join(state_names(self.cell.kind)) + "]"
 
     # --- Keras attribute surface ---------------------------------------------------------------
     def __getattr__(self, item: str) -> Any:
         # Keras exposes the cell's arguments on the layer (layer.activation, layer.dropout, ...).
-        if item in _CELL_ATTRIBUTES:
-            return getattr(self._modules["cell"], item)
+        cell = self._modules.get("cell")
+        if cell is not None and item in _CELL_ATTRIBUTES[cell.kind]:
+            return getattr(cell, item)
         return super().__getattr__(item)
 
     @property
@@ -177,7 +160,8 @@ class LSTM(torch.nn.Module):
     def build(self, input_shape: Sequence[Optional[int]]) -> None:
         """Create the weights for ``(batch, time, features)`` (``(time, batch, features)`` if time_major)."""
         if not isinstance(input_shape, (list, tuple, torch.Size)) or len(input_shape) != 3:
-            raise ValueError(f"LSTM expects a 3-D input shape (batch, time, features); received {input_shape!r}")
+            raise ValueError(f"{type(self).__name__} expects a 3-D input shape (batch, time, features); "
+                             f"received {input_shape!r}")
         with allocation_errors(f"building layer {self.name!r} (units={self.units}, input shape "
                                f"{tuple(input_shape)})"):
             self.cell.build(input_shape)
@@ -190,8 +174,8 @@ class LSTM(torch.nn.Module):
 
     @property
     def trainable_weights(self) -> List[torch.nn.Parameter]:
-        """``[kernel (I,4u), recurrent_kernel (u,4u), bias (4u,)]``: the Parameters themselves
-        (empty when ``trainable`` is False)."""
+        """``[kernel, recurrent_kernel, bias]`` in Keras's shapes (LSTM ``(I,4u), (u,4u), (4u,)``): the
+        Parameters themselves (empty when ``trainable`` is False)."""
         return self.cell.trainable_weights
 
     @property
@@ -210,10 +194,12 @@ class LSTM(torch.nn.Module):
 
     def compute_output_shape(self, input_shape: Sequence[Optional[int]]) -> Any:
         """Keras's output shapes for ``input_shape``: ``(B, u)`` or ``(B, T, u)``; with return_state
-        ``[output, (B, u), (B, u)]`` (a list as tf_keras returns, a tuple for keras_version=3)."""
+        ``[output, (B, u), (B, u)]`` (LSTM; ``[output, (B, u)]`` for GRU and SimpleRNN) (a list as tf_keras
+        returns, a tuple for keras_version=3)."""
         shape = tuple(input_shape)
         if len(shape) != 3:
-            raise ValueError(f"LSTM expects a 3-D input shape (batch, time, features); received {shape}")
+            raise ValueError(f"{type(self).__name__} expects a 3-D input shape (batch, time, features); "
+                             f"received {shape}")
         time, batch = (shape[0], shape[1]) if self.time_major else (shape[1], shape[0])
         output: Tuple[Optional[int], ...]
         if self.return_sequences:
@@ -222,7 +208,7 @@ class LSTM(torch.nn.Module):
             output = (batch, self.units)
         if not self.return_state:
             return output
-        shapes = [output, (batch, self.units), (batch, self.units)]
+        shapes = [output] + [(batch, self.units)] * self.cell.n_states
         return _outputs.pack(shapes, self.keras_version)
 
     @property
@@ -234,7 +220,8 @@ class LSTM(torch.nn.Module):
         self.cell.apply_constraints()
 
     def reset_states(self, states: Optional[Sequence[Any]] = None) -> None:
-        """Stateful layers: zero the carried (h, c), or set them to ``states = [h, c]`` (each ``(B, u)``)."""
+        """Stateful layers: zero the carried states, or set them to ``states = [h, c]`` (LSTM) / ``[h]``
+        (GRU, SimpleRNN; also a bare ``h``), each ``(B, u)``."""
         if not self.stateful:
             if self.keras_version >= 3 and states is None:
                 return  # Keras 3: a no-op on a non-stateful layer
@@ -242,13 +229,16 @@ class LSTM(torch.nn.Module):
         if states is None:
             if self._batch_size is None:
                 if self.keras_version >= 3:  # Keras 3 leaves the states unset until the first call
-                    self.states = [None, None]
+                    self.states = [None] * self.cell.n_states
                     return
                 raise ValueError(_NO_BATCH_SIZE)
-            self.states = [torch.zeros(self._batch_size, self.units, dtype=self.cell.dtype_) for _ in range(2)]
+            self.states = [torch.zeros(self._batch_size, self.units, dtype=self.cell.dtype_)
+                           for _ in range(self.cell.n_states)]
             return
-        if not isinstance(states, (list, tuple)) or len(states) != 2:
-            raise ValueError(f"reset_states expects [h, c]; received {states!r:.80}")
+        if self.cell.n_states == 1 and not isinstance(states, (list, tuple)):
+            states = [states]
+        if not isinstance(states, (list, tuple)) or len(states) != self.cell.n_states:
+            raise ValueError(f"reset_states expects {self._state_text()}; received {states!r:.80}")
         values = [as_float(s, f"states[{i}]", self.cell.dtype_).detach().clone() for i, s in enumerate(states)]
         batch = values[0].shape[0] if values[0].dim() == 2 else None
         for i, v in enumerate(values):
@@ -266,27 +256,38 @@ class LSTM(torch.nn.Module):
         if self.keras_version >= 3:  # Keras 3 writes a DTypePolicy (which also marks the generation)
             dtype = {"module": "keras", "class_name": "DTypePolicy", "config": {"name": dtype}, "registered_name": None}
         config: Dict[str, Any] = {"name": self.name, "trainable": self.trainable, "dtype": dtype}
-        for opt in _options.LAYER_OPTIONS:  # Keras's key order: the layer's flags, units, the cell's, ...
+        kind = self.cell.kind
+        for opt in _options.layer_options(kind):  # Keras's key order: the layer's flags, units, the cell's, ...
             if opt.name != "activity_regularizer":
                 config[opt.name] = opt.serialize(getattr(self, opt.name))
         config["zero_output_for_mask"] = self.zero_output_for_mask
-        for opt in _options.CELL_OPTIONS:
+        for opt in _options.cell_options(kind):
             config[opt.name] = cell[opt.name]
         opt = _options.option("activity_regularizer")
         config[opt.name] = opt.serialize(self.activity_regularizer)
         return config
 
     @classmethod
-    def from_config(cls, config: Dict[str, Any], keras_version: Optional[int] = None) -> LSTM:
+    def from_config(cls, config: Dict[str, Any], keras_version: Optional[int] = None) -> Any:
         """``LSTM.from_config(cfg)`` equals ``LSTM(**cfg)``; Keras 3 configs are recognised (their
-        ``"hard_sigmoid"`` means the Keras 3 function)."""
+        ``"hard_sigmoid"`` means the Keras 3 function). tf_keras's ``SimpleRNN.from_config`` drops an
+        ``implementation`` key, and its ``GRU.from_config`` reads a stored ``implementation=0`` as 1."""
         config = dict(config)
         config.setdefault("keras_version", keras_version or config_keras_version(config))
+        kind = cls._cell_class.kind
+        if kind is CellKind.RNN:
+            config.pop("implementation", None)
+        elif kind is CellKind.GRU and config.get("implementation") == 0:
+            config["implementation"] = 1
         return cls(**config)
 
     # --- call ------------------------------------------------------------------------------------
-    def _initial_state(self, initial_state: Any, batch: int, like: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        h_stored, c_stored = self.states
+    def _initial_state(self, initial_state: Any, batch: int, like: torch.Tensor) -> List[torch.Tensor]:
+        """The call's initial states ``[h]`` / ``[h, c]`` (each ``(B, u)``): ``initial_state``, a stateful
+        layer's stored states, or zeros."""
+        n = self.cell.n_states
+        names = state_names(self.cell.kind)
+        h_stored = self.states[0]
         stored = self.stateful and h_stored is not None
         if stored and h_stored is not None and h_stored.shape[0] != batch:
             raise ValueError(f"stateful layer {self.name!r} was used with batch size "
@@ -297,19 +298,22 @@ class LSTM(torch.nn.Module):
                 any(s is not None and bool(torch.count_nonzero(s)) for s in self.states):
             initial_state = None
         if initial_state is not None:
-            if not isinstance(initial_state, (list, tuple)) or len(initial_state) != 2:
+            if n == 1 and isinstance(initial_state, (torch.Tensor, np.ndarray)):
+                initial_state = [initial_state]  # Keras takes a single state tensor bare
+            if not isinstance(initial_state, (list, tuple)) or len(initial_state) != n:
                 got = (f"a {type(initial_state).__name__} of length {len(initial_state)}"
                        if isinstance(initial_state, (list, tuple)) else type(initial_state).__name__)
-                raise ValueError(f"initial_state of layer {self.name!r} must be a list [h, c] of two (batch, "
-                                 f"{self.units}) tensors; received {got}")
-            h0, c0 = (as_float(s, f"initial_state[{i}]", like.dtype) for i, s in enumerate(initial_state))
-            check_shape(h0, (batch, self.units), "initial_state[0] (h)")
-            check_shape(c0, (batch, self.units), "initial_state[1] (c)")
-            return h0, c0
-        if stored and h_stored is not None and c_stored is not None:
-            return h_stored.to(like.dtype), c_stored.to(like.dtype)
+                raise ValueError(f"initial_state of layer {self.name!r} must be a list {self._state_text()} of "
+                                 f"{'two' if n == 2 else 'one'} (batch, {self.units}) tensor{'s' if n > 1 else ''}; "
+                                 f"received {got}")
+            values = [as_float(s, f"initial_state[{i}]", like.dtype) for i, s in enumerate(initial_state)]
+            for i, (v, name) in enumerate(zip(values, names)):
+                check_shape(v, (batch, self.units), f"initial_state[{i}] ({name})")
+            return values
+        if stored and all(s is not None for s in self.states):
+            return [cast(torch.Tensor, s).to(like.dtype) for s in self.states]
         zeros = like.new_zeros(batch, self.units)
-        return zeros, zeros
+        return [zeros] * n
 
     def _valid_steps(self, mask: Any, T: int, B: int) -> Optional[torch.Tensor]:
         """The Keras mask as the engine's ``(T, B)`` bool.
@@ -337,9 +341,12 @@ class LSTM(torch.nn.Module):
         m = m != 0
         return m if self.time_major else m.t()
 
-    def split_inputs(self, inputs: Any, initial_state: Any, n_states: int = 2) -> Tuple[Any, Any]:
+    def split_inputs(self, inputs: Any, initial_state: Any, n_states: Optional[int] = None) -> Tuple[Any, Any]:
         """tf_keras's ``layer([x, *states])`` form: the inputs list carries the initial states
-        (Keras 3 refuses it). A nested Python list of numbers is data, not this form."""
+        (``n_states``: the layer's own count by default; Bidirectional passes both directions').
+        Keras 3 refuses it. A nested Python list of numbers is data, not this form."""
+        if n_states is None:
+            n_states = self.cell.n_states
         if not (isinstance(inputs, (list, tuple)) and len(inputs) > 1
                 and isinstance(inputs[0], (torch.Tensor, np.ndarray))):
             return inputs, initial_state
@@ -391,19 +398,20 @@ class LSTM(torch.nn.Module):
         if T == 0:
             raise ValueError(f"layer {self.name!r} received an input with 0 time steps; at least 1 is required")
         with allocation_errors(f"layer {self.name!r}: initial states of shape ({B}, {self.units})"):
-            h0, c0 = self._initial_state(initial_state, B, xt)
+            states = self._initial_state(initial_state, B, xt)
+        h0, c0 = states[0], (states[1] if len(states) > 1 else None)
         valid = self._valid_steps(mask, T, B)
         drop = self.cell.dropout_masks(B, xt, self.cell.resolve_training(training))
         # Keras's unrolled loop zeroes the processing-order outputs with the *un-reversed* mask when
         # go_backwards and zero_output_for_mask meet (Bidirectional + mask + unroll; spec keras §6).
         unroll_quirk = self.unroll and self.go_backwards and self.zero_output_for_mask and valid is not None
         rule = MaskedOutput.ZERO if self.zero_output_for_mask and not unroll_quirk else MaskedOutput.CARRY
-        return LayerCall(xt, h0, c0, valid, drop, LayerSemantics(self.cell.cell_activations(), rule), unroll_quirk)
+        return LayerCall(xt, h0, c0, valid, drop, self.cell.semantics(rule), unroll_quirk)
 
     # --- the runner interface (Bidirectional drives its two layers through it) ----------------------
     def run(self, call: LayerCall) -> DirectionRun:
         """The engine's pass over one prepared call (no Keras conventions yet): ``seq`` the ``(T, B, u)``
-        outputs in original time order, ``h``/``c`` the final ``(B, u)`` states."""
+        outputs in original time order, ``h``/``c`` the final ``(B, u)`` states (``c`` None but for LSTM)."""
         return run_directions([self], [call], f"layer {self.name!r}")[0]
 
     def finish(self, call: LayerCall, result: DirectionRun) -> Output:
@@ -417,10 +425,11 @@ class LSTM(torch.nn.Module):
             output = torch.where(keep.unsqueeze(-1), output, torch.zeros_like(output))
         if self.return_sequences and not self.time_major:
             output = output.transpose(0, 1)
+        finals = [h] if c is None else [h, c]
         if self.stateful:
-            self.states = [h.detach(), c.detach()]
+            self.states = [s.detach() for s in finals]
             self._batch_size = B
-        results = [output, *_outputs.state_list([h], [c])] if self.return_state else [output]
+        results = [output, *_outputs.state_list([h], None if c is None else [c])] if self.return_state else [output]
         self._activity_losses = []
         if self.activity_regularizer is not None:
             self._activity_losses = [self.activity_regularizer(r) / B for r in results]
@@ -435,8 +444,8 @@ class LSTM(torch.nn.Module):
         return self.finish(call, self.run(call))
 
 
-def run_directions(layers: Sequence[LSTM], calls: Sequence[LayerCall], where: str) -> List[DirectionRun]:
-    """Run layers prepared (:meth:`LSTM.prepare`) on the same inputs and mask - ``Bidirectional``'s two
+def run_directions(layers: Sequence[Recurrent], calls: Sequence[LayerCall], where: str) -> List[DirectionRun]:
+    """Run layers prepared (:meth:`Recurrent.prepare`, all of one cell kind) on the same inputs and mask - ``Bidirectional``'s two
     halves, or one layer - in one engine call when they share their semantics (oneDNN's bidirectional
     LSTM, or the directions side by side in the native kernel), else each on its own. ``where`` names
     the caller in memory errors."""
@@ -448,21 +457,26 @@ def run_directions(layers: Sequence[LSTM], calls: Sequence[LayerCall], where: st
         return [layer.run(call) for layer, call in zip(layers, calls)]
     with allocation_errors(f"{where} on input shape {tuple(first.xt.shape)} (time, batch, features) with "
                            f"units={layers[0].units}"):
+        lstm = layers[0].cell.kind is CellKind.LSTM
         outs, hs, cs = run_layer(first.xt, [layer.cell.direction_weights() for layer in layers],
-                                 [c.h0 for c in calls], [c.c0 for c in calls],
+                                 [c.h0 for c in calls],
+                                 [cast(torch.Tensor, c.c0) for c in calls] if lstm else None,  # type: ignore[arg-type]
                                  reverse=[layer.go_backwards for layer in layers], valid=first.valid,
                                  semantics=first.semantics, dropout=[c.dropout for c in calls])
+    if not lstm:
+        return [DirectionRun(o, h, None) for o, h in zip(outs, hs)]
     return [DirectionRun(o, h, c) for o, h, c in zip(outs, hs, cs)]
 
 
 class LayerCall(NamedTuple):
-    """One prepared call (:meth:`LSTM.prepare`): time-major input ``xt (T, B, F)``, initial state
-    ``h0``/``c0 (B, u)``, step mask ``valid (T, B)`` (None: every step), dropout masks, the engine
+    """One prepared call (:meth:`Recurrent.prepare`): time-major input ``xt (T, B, F)``, initial state
+    ``h0``/``c0 (B, u)`` (``c0`` None but for LSTM), step mask ``valid (T, B)`` (None: every step),
+    dropout masks, the engine
     semantics, and whether Keras's unrolled-loop masking quirk applies (spec keras §6)."""
 
     xt: torch.Tensor
     h0: torch.Tensor
-    c0: torch.Tensor
+    c0: Optional[torch.Tensor]
     valid: Optional[torch.Tensor]
     dropout: Optional[DropoutMasks]
     semantics: LayerSemantics
@@ -470,8 +484,152 @@ class LayerCall(NamedTuple):
 
 
 class DirectionRun(NamedTuple):
-    """:meth:`LSTM.run`'s result: ``seq (T, B, u)`` in original time order, final ``h``, ``c (B, u)``."""
+    """:meth:`Recurrent.run`'s result: ``seq (T, B, u)`` in original time order, final ``h``, ``c (B, u)``
+    (``c`` None but for LSTM)."""
 
     seq: torch.Tensor
     h: torch.Tensor
-    c: torch.Tensor
+    c: Optional[torch.Tensor]
+
+
+class LSTM(Recurrent):
+    """Keras ``LSTM(units, ...)`` — same arguments, defaults, weights, shapes and numbers (see
+    :class:`Recurrent` for the extra keyword arguments, the tf_keras / Keras 3 rules and the runner
+    interface). ``return_state`` gives ``[output, h, c]``.
+
+    Example::
+
+        >>> import numpy as np; from lstm_bridge.keras import LSTM
+        >>> layer = LSTM(8, return_sequences=True, return_state=True)
+        >>> out, h, c = layer(np.zeros((2, 5, 3), np.float32))
+        >>> tuple(out.shape), tuple(h.shape)
+        ((2, 5, 8), (2, 8))
+    """
+
+    _cell_class = LSTMCell
+
+    def __init__(
+        self,
+        units: int,
+        activation: Any = "tanh",
+        recurrent_activation: Any = "sigmoid",
+        use_bias: bool = True,
+        kernel_initializer: Any = "glorot_uniform",
+        recurrent_initializer: Any = "orthogonal",
+        bias_initializer: Any = "zeros",
+        unit_forget_bias: bool = True,
+        kernel_regularizer: Any = None,
+        recurrent_regularizer: Any = None,
+        bias_regularizer: Any = None,
+        activity_regularizer: Any = None,
+        kernel_constraint: Any = None,
+        recurrent_constraint: Any = None,
+        bias_constraint: Any = None,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        implementation: int = 2,
+        return_sequences: bool = False,
+        return_state: bool = False,
+        go_backwards: bool = False,
+        stateful: bool = False,
+        unroll: bool = False,
+        time_major: bool = False,
+        seed: Optional[int] = None,
+        **kwargs: Any,
+    ):
+        super().__init__()
+        self._configure(_options.declared(locals()), kwargs)
+
+
+
+class GRU(Recurrent):
+    """Keras ``GRU(units, ...)`` (TF2 / tf_keras / Keras 3 signature and defaults: sigmoid gates,
+    ``reset_after=True``, implementation 2) — same arguments, weights, shapes and numbers.
+
+    Weights ``kernel (I, 3u)``, ``recurrent_kernel (u, 3u)``, ``bias (2, 3u)`` (``reset_after=False``:
+    ``(3u,)``), blocks z, r, h; ``return_state`` gives ``[output, h]``; ``initial_state=[h0]``. The TF 1.15
+    signature (hard_sigmoid, reset_after=False, implementation 1) is :class:`lstm_bridge.keras.v1.GRU`.
+    See :class:`Recurrent` for the extra keyword arguments and the tf_keras / Keras 3 rules.
+
+    Example::
+
+        >>> import numpy as np; from lstm_bridge.keras import GRU
+        >>> out, h = GRU(8, return_sequences=True, return_state=True)(np.zeros((2, 5, 3), np.float32))
+        >>> tuple(out.shape), tuple(h.shape)
+        ((2, 5, 8), (2, 8))
+    """
+
+    _cell_class = GRUCell
+
+    def __init__(
+        self,
+        units: int,
+        activation: Any = "tanh",
+        recurrent_activation: Any = "sigmoid",
+        use_bias: bool = True,
+        kernel_initializer: Any = "glorot_uniform",
+        recurrent_initializer: Any = "orthogonal",
+        bias_initializer: Any = "zeros",
+        kernel_regularizer: Any = None,
+        recurrent_regularizer: Any = None,
+        bias_regularizer: Any = None,
+        activity_regularizer: Any = None,
+        kernel_constraint: Any = None,
+        recurrent_constraint: Any = None,
+        bias_constraint: Any = None,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        implementation: int = 2,
+        return_sequences: bool = False,
+        return_state: bool = False,
+        go_backwards: bool = False,
+        stateful: bool = False,
+        unroll: bool = False,
+        time_major: bool = False,
+        reset_after: bool = True,
+        seed: Optional[int] = None,
+        **kwargs: Any,
+    ):
+        super().__init__()
+        self._configure(_options.declared(locals()), kwargs)
+
+
+class SimpleRNN(Recurrent):
+    """Keras ``SimpleRNN(units, ...)``: ``h_t = activation(x_t @ kernel + bias + h_{t-1} @ recurrent_kernel)``
+    — same arguments, defaults, weights, shapes and numbers.
+
+    Weights ``kernel (I, u)``, ``recurrent_kernel (u, u)``, ``bias (u,)``; ``return_state`` gives
+    ``[output, h]``; one dropout mask per kind. See :class:`Recurrent` for the extra keyword arguments
+    and the tf_keras / Keras 3 rules.
+    """
+
+    _cell_class = SimpleRNNCell
+
+    def __init__(
+        self,
+        units: int,
+        activation: Any = "tanh",
+        use_bias: bool = True,
+        kernel_initializer: Any = "glorot_uniform",
+        recurrent_initializer: Any = "orthogonal",
+        bias_initializer: Any = "zeros",
+        kernel_regularizer: Any = None,
+        recurrent_regularizer: Any = None,
+        bias_regularizer: Any = None,
+        activity_regularizer: Any = None,
+        kernel_constraint: Any = None,
+        recurrent_constraint: Any = None,
+        bias_constraint: Any = None,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        return_sequences: bool = False,
+        return_state: bool = False,
+        go_backwards: bool = False,
+        stateful: bool = False,
+        unroll: bool = False,
+        time_major: bool = False,
+        seed: Optional[int] = None,
+        **kwargs: Any,
+    ):
+        super().__init__()
+        self._configure(_options.declared(locals()), kwargs)

@@ -9,20 +9,28 @@ ones.
 
 Scopes: ``"cell"`` options belong to the cell (``LSTMCell`` takes them, ``LSTM`` passes them on and
 exposes them as attributes); ``"layer"`` options belong to the ``LSTM`` layer only.
+
+Cell kinds: :data:`ALL_OPTIONS` declares the options of every Keras recurrent layer (``LSTM``, ``GRU``,
+``SimpleRNN``), each with the kinds that take it (``unit_forget_bias`` is LSTM-only, ``reset_after``
+GRU-only, ``SimpleRNN`` has no ``recurrent_activation`` and no ``implementation``);
+:func:`options_for` gives one kind's tuple. :data:`OPTIONS` (and :data:`CELL_OPTIONS`,
+:data:`LAYER_OPTIONS`) are the LSTM's.
 """
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, FrozenSet, Mapping, Optional, Tuple
 
 import numpy as np
 
 from .. import activations as _activations
+from ..recurrent import CellKind
 from . import constraints as _constraints, regularizers as _regularizers
 
-__all__ = ["CELL_OPTIONS", "EXTRA_KWARGS", "LAYER_OPTIONS", "OPTIONS", "Option", "check_implementation",
-           "check_rate", "check_units", "declared", "option", "serialize_object"]
+__all__ = ["ALL_OPTIONS", "CELL_OPTIONS", "EXTRA_KWARGS", "LAYER_OPTIONS", "OPTIONS", "Option", "cell_options",
+           "check_implementation", "check_rate", "check_units", "declared", "layer_options", "option",
+           "options_for", "serialize_object"]
 
 #: ``Option.parse(value, name, keras_version) -> stored value``.
 Parse = Callable[[Any, str, int], Any]
@@ -82,6 +90,10 @@ def serialize_object(value: Any) -> Any:
 
 _SAME: Any = object()
 
+#: Every Keras recurrent cell kind (``LSTM``, ``GRU``, ``SimpleRNN``).
+ALL_KINDS: FrozenSet[CellKind] = frozenset(CellKind)
+_LSTM_GRU: FrozenSet[CellKind] = frozenset({CellKind.LSTM, CellKind.GRU})
+
 
 @dataclass(frozen=True)
 class Option:
@@ -95,6 +107,7 @@ class Option:
         v1_default: the TF 1.15 (:mod:`lstm_bridge.keras.v1`) default when it differs.
         parse: validates and converts a given value into the stored one.
         serialize: the stored value back into its config value.
+        kinds: the cell kinds whose layers and cells take it (all by default).
     """
 
     name: str
@@ -104,6 +117,7 @@ class Option:
     v1_default: Any = _SAME
     parse: Parse = _keep
     serialize: Callable[[Any], Any] = _keep
+    kinds: FrozenSet[CellKind] = ALL_KINDS
 
     def default_for(self, v1: bool = False) -> Any:
         """The default of the TF 1.15 signature (``v1=True``) or of tf_keras / Keras 3."""
@@ -113,18 +127,21 @@ class Option:
 #: The default of an argument that has none.
 REQUIRED: Any = object()
 
-#: The Keras LSTM constructor arguments, in Keras's signature order.
-OPTIONS: Tuple[Option, ...] = (
+#: The constructor arguments of every Keras recurrent layer, in Keras's signature order (tf_keras's, with
+#: Keras 3's ``seed`` last); :func:`options_for` selects one kind's.
+ALL_OPTIONS: Tuple[Option, ...] = (
     Option("units", REQUIRED, "cell", "positive integer: size of h and c", parse=check_units),
     Option("activation", "tanh", "cell", "candidate and cell-output activation", parse=_activation,
            serialize=_activations.serialize),
-    Option("recurrent_activation", "sigmoid", "cell", "gate activation (i, f, o)", v1_default="hard_sigmoid",
-           parse=_activation, serialize=_activations.serialize),
-    Option("use_bias", True, "cell", "whether the cell has a bias (4u,)", parse=_as_bool),
-    Option("kernel_initializer", "glorot_uniform", "cell", "initializer of kernel (input_dim, 4u)"),
-    Option("recurrent_initializer", "orthogonal", "cell", "initializer of recurrent_kernel (u, 4u)"),
-    Option("bias_initializer", "zeros", "cell", "initializer of bias (4u,)"),
-    Option("unit_forget_bias", True, "cell", "forget-gate bias initialised to 1", parse=_as_bool),
+    Option("recurrent_activation", "sigmoid", "cell", "gate activation (LSTM: i, f, o; GRU: z, r)",
+           v1_default="hard_sigmoid", parse=_activation, serialize=_activations.serialize, kinds=_LSTM_GRU),
+    Option("use_bias", True, "cell", "whether the cell has a bias (LSTM (4u,); GRU (2, 3u) or (3u,); SimpleRNN (u,))",
+           parse=_as_bool),
+    Option("kernel_initializer", "glorot_uniform", "cell", "initializer of kernel (input_dim, G*u)"),
+    Option("recurrent_initializer", "orthogonal", "cell", "initializer of recurrent_kernel (u, G*u)"),
+    Option("bias_initializer", "zeros", "cell", "initializer of bias"),
+    Option("unit_forget_bias", True, "cell", "forget-gate bias initialised to 1", parse=_as_bool,
+           kinds=frozenset({CellKind.LSTM})),
     Option("kernel_regularizer", None, "cell", "penalty on kernel, in losses", parse=_regularizer,
            serialize=serialize_object),
     Option("recurrent_regularizer", None, "cell", "penalty on recurrent_kernel, in losses", parse=_regularizer,
@@ -143,7 +160,7 @@ OPTIONS: Tuple[Option, ...] = (
     Option("recurrent_dropout", 0.0, "cell", "recurrent dropout rate, one mask per call (training only)",
            parse=check_rate),
     Option("implementation", 2, "cell", "1: per-gate matmuls, 2: fused (same numbers); 1 with recurrent_dropout",
-           v1_default=1, parse=check_implementation),
+           v1_default=1, parse=check_implementation, kinds=_LSTM_GRU),
     Option("return_sequences", False, "layer", "return the whole sequence (B, T, u), else the last output",
            parse=_as_bool),
     Option("return_state", False, "layer", "also return the final [h, c]", parse=_as_bool),
@@ -152,12 +169,33 @@ OPTIONS: Tuple[Option, ...] = (
     Option("stateful", False, "layer", "carry the final states into the next call", parse=_as_bool),
     Option("unroll", False, "layer", "Keras's unrolled loop (same numbers; one masking quirk)", parse=_as_bool),
     Option("time_major", False, "layer", "inputs and outputs are (T, B, ...)", parse=_as_bool),
+    Option("reset_after", True, "cell", "GRU: reset gate applied after the recurrent matmul (bias (2, 3u)); "
+           "False: before it (bias (3u,))", v1_default=False, parse=_as_bool, kinds=frozenset({CellKind.GRU})),
     Option("seed", None, "cell", "seed of the dropout masks and of unseeded initializers"),
 )
 
-CELL_OPTIONS: Tuple[Option, ...] = tuple(o for o in OPTIONS if o.scope == "cell")
-LAYER_OPTIONS: Tuple[Option, ...] = tuple(o for o in OPTIONS if o.scope == "layer")
-_BY_NAME: Dict[str, Option] = {o.name: o for o in OPTIONS}
+
+
+def options_for(kind: CellKind) -> Tuple[Option, ...]:
+    """The options of ``kind``'s layer, in Keras's signature order."""
+    return tuple(o for o in ALL_OPTIONS if kind in o.kinds)
+
+
+def cell_options(kind: CellKind) -> Tuple[Option, ...]:
+    """The options of ``kind``'s cell (``LSTMCell``, ``GRUCell``, ``SimpleRNNCell``)."""
+    return tuple(o for o in options_for(kind) if o.scope == "cell")
+
+
+def layer_options(kind: CellKind) -> Tuple[Option, ...]:
+    """The options that belong to ``kind``'s layer only."""
+    return tuple(o for o in options_for(kind) if o.scope == "layer")
+
+
+#: The Keras LSTM constructor arguments, in Keras's signature order.
+OPTIONS: Tuple[Option, ...] = options_for(CellKind.LSTM)
+CELL_OPTIONS: Tuple[Option, ...] = cell_options(CellKind.LSTM)
+LAYER_OPTIONS: Tuple[Option, ...] = layer_options(CellKind.LSTM)
+_BY_NAME: Dict[str, Option] = {o.name: o for o in ALL_OPTIONS}
 
 #: Keyword arguments a Keras layer accepts beyond its signature (``LSTM(**kwargs)``), with their meaning;
 #: ``LSTMCell`` takes ``name``, ``trainable``, ``dtype`` and ``keras_version`` in its signature.
@@ -183,5 +221,6 @@ def option(name: str) -> Option:
 
 
 def declared(values: Mapping[str, Any], scope: Optional[str] = None) -> Dict[str, Any]:
-    """The declared options of ``scope`` among ``values`` (a constructor's ``locals()``), in declared order."""
-    return {o.name: values[o.name] for o in OPTIONS if (scope is None or o.scope == scope) and o.name in values}
+    """The declared options of ``scope`` among ``values`` (a constructor's ``locals()``), in declared order
+    (options of any kind: a constructor's locals hold only its own kind's)."""
+    return {o.name: values[o.name] for o in ALL_OPTIONS if (scope is None or o.scope == scope) and o.name in values}

@@ -10,10 +10,11 @@ the output computed at input step t, whichever way the direction ran). Keras pre
   sequence is flipped along time (a plain full reverse), whatever its direction - so a wrapped
   ``go_backwards`` layer gives two reversed halves, exactly as tf_keras and Keras 3 do;
 * ``merge_mode``: ``"concat"`` (last axis), ``"sum"``, ``"mul"``, ``"ave"`` or ``None`` (both halves);
-* states: ``[h, c]`` per direction, forward's then backward's: ``[h_f, c_f, h_b, c_b]``;
+* states: ``[h, c]`` per direction, forward's then backward's: ``[h_f, c_f, h_b, c_b]`` (GRU and
+  SimpleRNN carry h only: ``[h_f, h_b]``);
 * several results: a list in tf_keras (``keras_version`` 2), a tuple in Keras 3.
 
-``keras.LSTM``, ``keras.Bidirectional`` and the converter's chain runner
+``keras.LSTM`` / ``GRU`` / ``SimpleRNN``, ``keras.Bidirectional`` and the converter's chain runner
 (:mod:`lstm_bridge.convert.chain`) all call these functions.
 """
 from __future__ import annotations
@@ -112,8 +113,11 @@ def merged_outputs(seqs: Sequence[torch.Tensor], reverse: Sequence[bool], *, ret
     return merge(y_f, y_b, merge_mode)
 
 
-def state_list(hs: Sequence[torch.Tensor], cs: Sequence[torch.Tensor]) -> List[torch.Tensor]:
-    """Keras's state order: ``[h, c]`` per direction, in direction order (``[h_f, c_f, h_b, c_b]``)."""
+def state_list(hs: Sequence[torch.Tensor], cs: Optional[Sequence[torch.Tensor]]) -> List[torch.Tensor]:
+    """Keras's state order: ``[h, c]`` per direction, in direction order (``[h_f, c_f, h_b, c_b]``); the
+    one-state kinds (GRU, SimpleRNN: ``cs`` None) ``[h_f, h_b]``."""
+    if cs is None:
+        return list(hs)
     if len(hs) != len(cs):
         raise ValueError(f"expected one c per h; received {len(hs)} h and {len(cs)} c")
     return [s for h, c in zip(hs, cs) for s in (h, c)]
