@@ -136,6 +136,15 @@ def _load(p: str, f: Any, size: ReadBudget) -> ModelFile:
         raise FormatError(p, f"no 'layer_names' attribute: not a Keras legacy HDF5 weights file{hint}")
     if not isinstance(layer_names, list) or not all(isinstance(n, str) for n in layer_names):
         raise FormatError(p, f"'layer_names' must be a list of strings; found {layer_names!r}")
+    h5_layers = _read_layer_groups(p, g, layer_names, size)
+    entries = _entries(p, layer_configs(model_config), h5_layers)
+    meta: Dict[str, Any] = {"backend": backend, "weights_only": not full, "layer_names": list(layer_names)}
+    return validate(ModelFile(framework="keras", version=version, layers=entries, format=NAME, path=p,
+                              model_config=model_config, meta=meta))
+
+
+def _read_layer_groups(p: str, g: Any, layer_names: List[str], size: ReadBudget) -> OrderedDict[str, tuple]:
+    """``layer name -> (weight names, arrays)`` for the groups ``layer_names`` lists, read and checked."""
     h5_layers: OrderedDict[str, tuple] = OrderedDict()
     for name in layer_names:
         if name not in g:
@@ -154,8 +163,13 @@ def _load(p: str, f: Any, size: ReadBudget) -> ModelFile:
                 raise FormatError(p, f"layer {name!r}: weight {wn!r} is listed but missing")
             arrays.append(read_dataset(p, grp[wn], size))
         h5_layers[name] = (wnames, arrays)
+    return h5_layers
+
+
+def _entries(p: str, cfg_layers: List[Dict[str, Any]], h5_layers: OrderedDict[str, tuple]) -> List[LayerEntry]:
+    """One entry per layer of the model config, its weights matched by name or, as Keras loads, by order
+    among the layers that have weights; without a config, one per weight group (kind from its arrays)."""
     weighted = [n for n, (wn, _) in h5_layers.items() if wn]
-    cfg_layers = layer_configs(model_config)
     entries: List[LayerEntry] = []
     if cfg_layers:
         cfg_names = [layer_name(l) for l in cfg_layers]
@@ -178,9 +192,7 @@ def _load(p: str, f: Any, size: ReadBudget) -> ModelFile:
             if n == "top_level_model_weights" and not arrays:
                 continue
             entries.append(_entry(n, kind, {}, wnames, arrays))
-    meta: Dict[str, Any] = {"backend": backend, "weights_only": not full, "layer_names": list(layer_names)}
-    return validate(ModelFile(framework="keras", version=version, layers=entries, format=NAME, path=p,
-                              model_config=model_config, meta=meta))
+    return entries
 
 
 def _entry(name: str, kind: str, config: Dict[str, Any], wnames: List[str], arrays: List[np.ndarray]) -> LayerEntry:
