@@ -1,0 +1,233 @@
+"""``RecurrentNet``: what ``mindspore.nn.LSTM``, ``nn.GRU`` and ``nn.RNN`` (2.x) share (MindSpore's
+``_RNNBase``; spec mindspore §1-§5 and mindspore_gru_rnn §1-§5).
+
+Shapes (``L = num_layers``, ``D = 2 if bidirectional else 1``, ``G`` = 4 LSTM / 3 GRU / 1 RNN)::
+
+    x            (T, B, I)            (B, T, I) with batch_first
+    hx           LSTM: (h0, c0), each (L*D, B, H);  GRU/RNN: one tensor (L*D, B, H) -- also with batch_first
+    seq_length   (B,)                 int32/int64
+    output       (T, B, D*H)          (B, T, D*H) with batch_first; features [forward | reverse]
+    h_n (, c_n)  (L*D, B, H)          row l*D + d (layer-major, 0 = forward, 1 = reverse)
+
+Parameters (MindSpore 2.x names, also PyTorch's), registered in MindSpore's checkpoint order (all
+``weight_ih``, then ``weight_hh``, ``bias_ih``, ``bias_hh``; within each ``l0, l0_reverse, l1, ...``)::
+
+    weight_ih_l{l}{_reverse}  (G*H, I or D*H)    weight_hh_l{l}{_reverse}  (G*H, H)
+    bias_ih_l{l}{_reverse}    (G*H,)             bias_hh_l{l}{_reverse}    (G*H,)
+
+``seq_length``: outputs after a row's length are exactly 0, the final states are those after its last
+valid step (the initial ones for length 0), and the reverse direction reverses only the valid prefix.
+A subclass names its kind (:attr:`kind`, :attr:`cell_name`) and says how ``hx`` is read
+(:meth:`_initial_states`), which activations run (:meth:`_semantics`) and what is returned (:meth:`_result`).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+import numpy as np
+import torch
+
+from .._tensors import as_float, as_tensor, check_shape
+from ..engine import CellKind, DirectionWeights, LayerSemantics, check_allocation, lengths_to_valid, run_stack
+from ..engine.guards import allocation_errors
+from ._checks import (
+    KernelRuntimeError,
+    NotATensorError,
+    check_bool,
+    check_dtype_arg,
+    check_numerics,
+    check_positive_int,
+    load_strict,
+)
+
+NUMERICS = ("exact", "mindspore-cpu")
+
+
+def ms_uniform(shape: Tuple[int, ...], bound: float, dtype: torch.dtype) -> torch.Tensor:
+    """MindSpore's initial weights: ``np.random.uniform(-bound, bound)`` from NumPy's global RNG, as float32."""
+    return torch.from_numpy(np.random.uniform(-bound, bound, shape).astype(np.float32)).to(dtype)
+
+
+class RecurrentNet(torch.nn.Module):
+    """The common body of :class:`~lstm_bridge.mindspore.LSTM`, :class:`~lstm_bridge.mindspore.GRU` and
+    :class:`~lstm_bridge.mindspore.RNN`: argument checks, parameters, ``seq_length``, dropout between layers,
+    the engine call. Starts in eval mode like a MindSpore Cell."""
+
+    kind: CellKind = CellKind.LSTM
+    cell_name: str = "LSTM"  # the class name MindSpore's messages use
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, has_bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 dtype: Any = None, numerics: str = "mindspore-cpu"):
+        super().__init__()
+        name = self.cell_name
+        check_positive_int(input_size, "input_size", name)
+        check_positive_int(hidden_size, "hidden_size", name)
+        check_positive_int(num_layers, "num_layers", name)
+        check_bool(has_bias, "has_bias", name)
+        check_bool(batch_first, "batch_first", name)
+        check_bool(bidirectional, "bidirectional", name)
+        if isinstance(dropout, bool) or not isinstance(dropout, float):
+            hint = float(dropout) if isinstance(dropout, int) else 0.0
+            raise TypeError(f"For '{name}', the type of 'dropout' must be 'float', but got "
+                            f"'{type(dropout).__name__}' (write {hint!r})")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"For '{name}', the 'dropout' must be a number in range [0, 1) representing the "
+                             f"probability of an element being zeroed, but got {dropout}.")
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.has_bias, self.batch_first, self.bidirectional = has_bias, batch_first, bidirectional
+        self.dropout = dropout
+        self.numerics = check_numerics(numerics)
+        self.num_directions = 2 if bidirectional else 1
+        param_dtype = check_dtype_arg(dtype)
+        self.dropout_op = torch.nn.Dropout(p=dropout)
+        bound = 1.0 / math.sqrt(hidden_size)
+        what = f"the parameters of {self._call_repr()}"
+        check_allocation(what, self._parameter_count(), param_dtype)
+        gh = self.kind.gate_count * hidden_size
+        drawn: Dict[str, torch.Tensor] = {}
+        with allocation_errors(what):
+            for layer in range(num_layers):  # MindSpore's draw order: per layer, per direction, w_ih w_hh b_ih b_hh
+                in_size = input_size if layer == 0 else hidden_size * self.num_directions
+                for suffix in self._suffixes(layer):
+                    drawn["weight_ih" + suffix] = ms_uniform((gh, in_size), bound, param_dtype)
+                    drawn["weight_hh" + suffix] = ms_uniform((gh, hidden_size), bound, param_dtype)
+                    if has_bias:
+                        drawn["bias_ih" + suffix] = ms_uniform((gh,), bound, param_dtype)
+                        drawn["bias_hh" + suffix] = ms_uniform((gh,), bound, param_dtype)
+        for group in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):  # checkpoint order
+            for layer in range(num_layers):
+                for suffix in self._suffixes(layer):
+                    if group + suffix in drawn:
+                        self.register_parameter(group + suffix, torch.nn.Parameter(drawn[group + suffix]))
+        self.train(False)
+
+    def _suffixes(self, layer: int) -> List[str]:
+        return [f"_l{layer}", f"_l{layer}_reverse"][: self.num_directions]
+
+    def _call_repr(self) -> str:
+        return f"{self.cell_name}({self.extra_repr()})"
+
+    def _parameter_count(self) -> int:
+        """Values in all parameters: per layer and direction ``G*H * (in_l + H)`` (+ ``2*G*H`` with biases)."""
+        H, D, G = self.hidden_size, self.num_directions, self.kind.gate_count
+        bias = 2 * G * H if self.has_bias else 0
+        first = D * (G * H * (self.input_size + H) + bias)
+        return first + (self.num_layers - 1) * D * (G * H * (H * D + H) + bias)  # closed form: L may be huge
+
+    def set_train(self, mode: bool = True) -> RecurrentNet:
+        """MindSpore's name for ``train(mode)``: dropout between layers applies only in training."""
+        return self.train(mode)
+
+    def trainable_params(self) -> List[torch.nn.Parameter]:
+        return list(self.parameters())
+
+    def extra_repr(self) -> str:
+        return (f"input_size={self.input_size}, hidden_size={self.hidden_size}, num_layers={self.num_layers}, "
+                f"has_bias={self.has_bias}, batch_first={self.batch_first}, dropout={self.dropout}, "
+                f"bidirectional={self.bidirectional}")
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True,
+                        assign: bool = False) -> Any:
+        """Load MindSpore/PyTorch-named tensors; with ``strict`` (default) missing, unexpected or
+        mis-shaped entries raise ``ValueError`` listing them."""
+        return load_strict(self, super().load_state_dict, state_dict, strict, assign)
+
+    def layer_weights(self, dtype: torch.dtype) -> List[List[DirectionWeights]]:
+        """Canonical weights ``[layer][direction]`` of this net's kind, cast to ``dtype`` (differentiable views)."""
+        params = self._parameters  # registered on this module itself (no walk over submodules)
+
+        def cast(t: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+            return t if t is None or t.dtype == dtype else t.to(dtype)
+
+        layers = []
+        for layer in range(self.num_layers):
+            dirs = []
+            for suffix in self._suffixes(layer):
+                dirs.append(DirectionWeights(
+                    w_ih=cast(params["weight_ih" + suffix]), w_hh=cast(params["weight_hh" + suffix]),
+                    b_ih=cast(params.get("bias_ih" + suffix)), b_hh=cast(params.get("bias_hh" + suffix)),
+                    kind=self.kind))
+            layers.append(dirs)
+        return layers
+
+    # --- call ------------------------------------------------------------------------------------
+    def _state_rows(self) -> int:
+        return self.num_layers * self.num_directions
+
+    def _state_hint(self, batch: int) -> str:
+        return f" (num_layers*num_directions={self._state_rows()}, batch={batch}, hidden_size={self.hidden_size})"
+
+    def _initial_states(self, hx: Any, batch: int, in_dtype: torch.dtype, compute: torch.dtype
+                        ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """``(h0, c0)`` ``(L*D, B, H)`` in ``compute`` from a given ``hx`` (c0 None for GRU/RNN)."""
+        raise NotImplementedError
+
+    def _semantics(self, with_lengths: bool, compute: torch.dtype) -> LayerSemantics:
+        """The engine semantics of a call (with or without ``seq_length``) in ``compute`` dtype."""
+        raise NotImplementedError
+
+    def _result(self, out: torch.Tensor, h_n: torch.Tensor, c_n: Optional[torch.Tensor]) -> Any:
+        """What ``forward`` returns (already in the input's dtype and layout)."""
+        raise NotImplementedError
+
+    def _check_lengths(self, seq_length: Any, batch: int, steps: int) -> torch.Tensor:
+        name = self.cell_name
+        if not isinstance(seq_length, (torch.Tensor, np.ndarray)):
+            raise NotATensorError(f"For '{name}', 'seq_length' must be a (batch,) int32/int64 tensor; received "
+                                  f"{type(seq_length).__name__}")
+        lengths = as_tensor(seq_length, "seq_length")
+        if lengths.dtype not in (torch.int32, torch.int64):
+            raise TypeError(f"For '{name}', the 'seq_length' should be one of [int32, int64], but got {lengths.dtype}")
+        if lengths.dim() == 1 and lengths.shape[0] != batch:
+            raise ValueError(f"For '{name}' batch size of x and seq_length must be equal, but got {batch} of x and "
+                             f"{lengths.shape[0]} of seq_length (seq_length must have shape ({batch},))")
+        check_shape(lengths, (batch,), "seq_length", f" (batch size of x is {batch})")
+        lengths = lengths.to(torch.int64)
+        if self.bidirectional:
+            bad = ((lengths < 0) | (lengths > steps)).nonzero()
+            if bad.numel():
+                index = int(bad[0, 0])
+                raise KernelRuntimeError(f"For '{name}' (bidirectional), seq_length must be in [0, {steps}] (the "
+                                         f"number of time steps); received seq_length[{index}] = "
+                                         f"{int(lengths[index])}")
+        # a unidirectional MindSpore net treats lengths > T as T and negative lengths as 0
+        return lengths.clamp(0, steps)
+
+    def forward(self, x: Any, hx: Any = None, seq_length: Any = None) -> Any:
+        """Run the stack; see the module docstring for shapes and the seq_length rule."""
+        name = self.cell_name
+        x = as_float(x, "x")
+        if x.dim() != 3:
+            layout = "(batch, time, input_size)" if self.batch_first else "(time, batch, input_size)"
+            raise ValueError(f"For '{name}', the x_shape.size() must be equal to 3: x must be 3-D {layout}; "
+                             f"received shape {tuple(x.shape)}")
+        if x.shape[2] != self.input_size:
+            raise ValueError(f"For '{name}', the x_shape[2] (input_size) must be equal to {self.input_size}, but "
+                             f"got {x.shape[2]}")
+        in_dtype = x.dtype
+        compute = torch.float32 if in_dtype in (torch.float16, torch.bfloat16) else in_dtype
+        xt = (x.transpose(0, 1) if self.batch_first else x).to(compute)
+        T, B = xt.shape[0], xt.shape[1]
+        if T == 0:  # MindSpore 2.10: LSTM RuntimeError "could not execute a primitive"; GRU/RNN ValueError (Stack)
+            raise KernelRuntimeError(f"For '{name}', x must have at least one time step; received x of shape "
+                                     f"{tuple(x.shape)} (T = 0)")
+        if hx is None:
+            rows = self._state_rows()
+            check_allocation(f"the default initial state of shape ({rows}, {B}, {self.hidden_size})",
+                             rows * B * self.hidden_size, xt.dtype)
+            h0 = xt.new_zeros(rows, B, self.hidden_size)
+            c0: Optional[torch.Tensor] = h0 if self.kind is CellKind.LSTM else None
+        else:
+            h0, c0 = self._initial_states(hx, B, in_dtype, compute)
+        valid = None
+        if seq_length is not None:
+            valid = lengths_to_valid(self._check_lengths(seq_length, B, T), T)
+        between = self.dropout_op if self.training and self.dropout > 0 else None
+        out, h_n, c_n = run_stack(xt, self.layer_weights(compute), h0, c0, valid=valid,
+                                  semantics=self._semantics(seq_length is not None, compute),
+                                  between_layers=between)
+        if self.batch_first:
+            out = out.transpose(0, 1)
+        return self._result(out.to(in_dtype), h_n.to(in_dtype), None if c_n is None else c_n.to(in_dtype))
