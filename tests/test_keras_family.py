@@ -1,0 +1,488 @@
+"""lstm_bridge.keras GRU / GRUCell / SimpleRNN / SimpleRNNCell / v1.GRU and Bidirectional of each (issue 11
+item 2): the per-kind option declarations and signatures, config round trips, the v1 defaults, Keras's weight
+layouts and their errors, and the numbers against the float64 oracle (tests/oracle.py, written from
+docs/spec/keras_gru_simplernn.md) over a small option matrix, including dropout with the masks the layer drew.
+The real-framework goldens run in tests/test_golden_family.py."""
+from __future__ import annotations
+
+import inspect
+import itertools
+from typing import Any, Dict, List
+
+import numpy as np
+import pytest
+import torch
+
+import lstm_bridge.keras as K
+import oracle as R
+from lstm_bridge.keras import options as O
+from lstm_bridge.recurrent import CellKind
+from lstm_bridge.weights import family as WF
+
+CELL_SIGNATURE_EXTRAS = ("name", "trainable", "dtype", "keras_version")
+KINDS = {"GRU": CellKind.GRU, "SimpleRNN": CellKind.RNN}
+
+# A value other than the default for every option of any kind.
+NON_DEFAULT: Dict[str, Any] = {
+    "units": 3, "activation": "relu", "recurrent_activation": "tanh", "use_bias": False,
+    "kernel_initializer": "ones", "recurrent_initializer": "zeros", "bias_initializer": "ones",
+    "unit_forget_bias": False, "kernel_regularizer": "l2", "recurrent_regularizer": "l1",
+    "bias_regularizer": "l1_l2", "activity_regularizer": "l2", "kernel_constraint": "non_neg",
+    "recurrent_constraint": "unit_norm", "bias_constraint": "max_norm", "dropout": 0.25,
+    "recurrent_dropout": 0.5, "implementation": 1, "return_sequences": True, "return_state": True,
+    "go_backwards": True, "stateful": True, "unroll": True, "time_major": True, "reset_after": False, "seed": 7,
+}
+F64 = 1e-10  # float64 layer vs float64 oracle
+
+
+def _params(cls: type) -> Dict[str, Any]:
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]  # type: ignore[misc]
+    return {p.name: p.default for p in params if p.kind is not p.VAR_KEYWORD and p.name not in CELL_SIGNATURE_EXTRAS}
+
+
+# --- the declarations -------------------------------------------------------------------------------------
+def test_every_option_is_declared_once_with_its_kinds():
+    assert set(NON_DEFAULT) == {o.name for o in O.ALL_OPTIONS}
+    assert len({o.name for o in O.ALL_OPTIONS}) == len(O.ALL_OPTIONS)
+    only = {o.name: o.kinds for o in O.ALL_OPTIONS if o.kinds != O.ALL_KINDS}
+    assert only == {"recurrent_activation": {CellKind.LSTM, CellKind.GRU}, "unit_forget_bias": {CellKind.LSTM},
+                    "implementation": {CellKind.LSTM, CellKind.GRU}, "reset_after": {CellKind.GRU}}
+    assert O.OPTIONS == O.options_for(CellKind.LSTM)  # the LSTM's table is unchanged
+
+
+@pytest.mark.parametrize("cls, kind, scope, v1", [
+    (K.GRUCell, CellKind.GRU, "cell", False), (K.GRU, CellKind.GRU, None, False),
+    (K.v1.GRUCell, CellKind.GRU, "cell", True), (K.v1.GRU, CellKind.GRU, None, True),
+    (K.SimpleRNNCell, CellKind.RNN, "cell", False), (K.SimpleRNN, CellKind.RNN, None, False)])
+def test_signatures_are_the_declared_options_of_the_kind(cls, kind, scope, v1):
+    declared = [o for o in O.options_for(kind) if scope is None or o.scope == scope]
+    params = _params(cls)
+    assert list(params) == [o.name for o in declared]
+    for o in declared:
+        want = inspect.Parameter.empty if o.default is O.REQUIRED else o.default_for(v1)
+        assert params[o.name] == want, (cls.__qualname__, o.name)
+    if scope == "cell":
+        assert list(inspect.signature(cls.__init__).parameters)[-4:] == list(CELL_SIGNATURE_EXTRAS)
+
+
+def test_options_of_other_kinds_are_refused():
+    with pytest.raises(TypeError, match="unit_forget_bias"):
+        K.GRU(2, unit_forget_bias=False)
+    with pytest.raises(TypeError, match="reset_after"):
+        K.LSTM(2, reset_after=False)
+    with pytest.raises(TypeError, match="recurrent_activation"):
+        K.SimpleRNN(2, recurrent_activation="sigmoid")
+    with pytest.raises(TypeError, match="implementation"):
+        K.SimpleRNNCell(2, implementation=1)
+
+
+# --- config -----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("cls, name", [(c, o.name) for c, kind in ((K.GRU, CellKind.GRU), (K.SimpleRNN, CellKind.RNN),
+                                                                   (K.v1.GRU, CellKind.GRU))
+                                        for o in O.options_for(kind)])
+@pytest.mark.parametrize("keras_version", [2, 3])
+def test_layer_config_round_trips_every_option(cls, name, keras_version):
+    value = NON_DEFAULT[name]
+    if cls is K.v1.GRU:  # TF 1.15's defaults are the other values
+        value = {"reset_after": True, "implementation": 2}.get(name, value)
+    layer = cls(**{"units": 2, name: value, "keras_version": keras_version})
+    config = layer.get_config()
+    assert {o.name for o in O.options_for(layer.kind)} <= set(config)
+    assert "unit_forget_bias" not in config and ("reset_after" in config) == (layer.kind is CellKind.GRU)
+    again = type(layer).from_config(config)
+    assert again.get_config() == config and again.keras_version == keras_version
+    assert config[name] != cls(2, keras_version=keras_version).get_config()[name]
+
+
+@pytest.mark.parametrize("cls, name", [(c, o.name) for c, kind in ((K.GRUCell, CellKind.GRU),
+                                                                   (K.SimpleRNNCell, CellKind.RNN))
+                                        for o in O.cell_options(kind)])
+def test_cell_config_round_trips_every_cell_option(cls, name):
+    cell = cls(**{"units": 2, name: NON_DEFAULT[name]})
+    config = cell.get_config()
+    assert [k for k in config if k not in ("name", "trainable", "dtype")] == [o.name for o in O.cell_options(cls.kind)]
+    assert cls.from_config(config).get_config() == config
+    assert config[name] != cls(2).get_config()[name]
+
+
+def test_tf_keras_from_config_rules():
+    """tf_keras's SimpleRNN.from_config drops ``implementation``; GRU.from_config reads 0 as 1."""
+    cfg = K.SimpleRNN(2).get_config()
+    assert K.SimpleRNN.from_config({**cfg, "implementation": 2}).get_config() == cfg
+    assert K.GRU.from_config({**K.GRU(2).get_config(), "implementation": 0}).implementation == 1
+
+
+def test_names_and_layer_attributes():
+    g, s = K.GRU(2), K.SimpleRNN(2)
+    assert g.name.startswith("gru") and g.cell.name == "gru_cell"
+    assert s.name.startswith("simple_rnn") and s.cell.name == "simple_rnn_cell"
+    assert g.reset_after is True and g.recurrent_activation.name == "sigmoid" and g.implementation == 2
+    with pytest.raises(AttributeError):
+        _ = s.recurrent_activation
+    with pytest.raises(AttributeError):
+        _ = g.unit_forget_bias
+    assert K.GRUCell(3).state_size == 3 and K.SimpleRNNCell(3).state_size == 3 and K.LSTMCell(3).state_size == [3, 3]
+
+
+# --- v1 ---------------------------------------------------------------------------------------------------
+def test_v1_gru_defaults_are_tf_1_15s():
+    layer = K.v1.GRU(2)
+    assert layer.recurrent_activation.name == "hard_sigmoid" and layer.reset_after is False
+    assert layer.implementation == 1 and layer.activation.name == "tanh"
+    layer.build((None, 3, 4))
+    assert [w.shape for w in layer.get_weights()] == [(4, 6), (2, 6), (6,)]
+    assert isinstance(layer.cell, K.v1.GRUCell)
+    # measured on tf_keras 2.21: gru_v1.GRUCell(recurrent_dropout=0.5, implementation=2).implementation == 1
+    assert K.v1.GRUCell(2, recurrent_dropout=0.5, implementation=2).implementation == 1
+    assert K.GRU(2, recurrent_dropout=0.5, implementation=2).implementation == 1
+    assert K.v1.GRU(2, implementation=2).implementation == 2
+
+
+# --- weights ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("layer, shapes", [
+    (lambda: K.GRU(4), [(3, 12), (4, 12), (2, 12)]),
+    (lambda: K.GRU(4, reset_after=False), [(3, 12), (4, 12), (12,)]),
+    (lambda: K.GRU(4, use_bias=False), [(3, 12), (4, 12)]),
+    (lambda: K.SimpleRNN(4), [(3, 4), (4, 4), (4,)]),
+    (lambda: K.SimpleRNN(4, use_bias=False), [(3, 4), (4, 4)])])
+def test_weights_are_keras_shaped(layer, shapes):
+    """docs/spec/keras_gru_simplernn.md §1.1: measured shapes for GRU(4) on F = 3 (K3 and TK)."""
+    lay = layer()
+    lay.build((None, 5, 3))
+    assert [tuple(p.shape) for p in lay.trainable_weights] == shapes
+    assert all(isinstance(p, torch.nn.Parameter) for p in lay.trainable_weights)
+
+
+def test_gru_bias_initializer_fills_both_rows():
+    lay = K.GRU(2, bias_initializer="ones")
+    lay.build((None, 1, 3))
+    np.testing.assert_array_equal(lay.get_weights()[2], np.ones((2, 6)))
+
+
+def test_set_weights_errors_name_the_expected_shape():
+    gru = K.GRU(4)
+    with pytest.raises(ValueError, match=r"bias .* must have shape \(2, 12\); received \(12,\).*reset_after=True"):
+        gru.set_weights([np.zeros((3, 12)), np.zeros((4, 12)), np.zeros(12)])
+    with pytest.raises(ValueError, match=r"kernel must be 2-D \(input_dim, 12\)"):
+        gru.set_weights([np.zeros(12), np.zeros((4, 12)), np.zeros((2, 12))])
+    with pytest.raises(ValueError, match=r"recurrent_kernel .* must have shape \(4, 4\); received \(4, 12\)"):
+        K.SimpleRNN(4).set_weights([np.zeros((3, 4)), np.zeros((4, 12)), np.zeros(4)])
+    with pytest.raises(ValueError, match="expects 2 weights"):
+        K.GRU(4, use_bias=False).set_weights([np.zeros((3, 12)), np.zeros((4, 12)), np.zeros((2, 12))])
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_gru_engine_weights_are_weights_family_layout(rng, reset_after):
+    """The cell hands the engine Keras's z, r, h blocks as r, z, n - the layout of weights.family."""
+    u, F = 3, 2
+    bias = rng.standard_normal((2, 3 * u) if reset_after else (3 * u,))
+    k, r = rng.standard_normal((F, 3 * u)), rng.standard_normal((u, 3 * u))
+    cell = K.GRUCell(u, reset_after=reset_after, dtype="float64")
+    cell.set_weights([k, r, bias])
+    got = cell.direction_weights()
+    want = WF.gru_from_keras(k, r, bias, reset_after=reset_after)
+    assert got.kind is CellKind.GRU
+    for name in ("w_ih", "w_hh", "b_ih"):
+        np.testing.assert_array_equal(getattr(got, name).detach().numpy(), getattr(want, name))
+    if reset_after:
+        np.testing.assert_array_equal(got.b_hh.detach().numpy(), want.b_hh)
+    else:
+        assert got.b_hh is None or not np.any(got.b_hh.detach().numpy())
+    back = WF.gru_to_keras(got.numpy() if hasattr(got, "numpy") else got, reset_after=reset_after)
+    for a, b in zip(back, [k, r, bias]):
+        np.testing.assert_array_equal(np.asarray(a), b)
+
+
+def test_simple_rnn_engine_weights_are_views(rng):
+    cell = K.SimpleRNNCell(3)
+    cell.build((None, 2))
+    w = cell.direction_weights()
+    assert w.kind is CellKind.RNN and w.w_ih.data_ptr() == cell.kernel.data_ptr() and w.b_hh is None
+
+
+# --- numbers against the float64 oracle -------------------------------------------------------------------
+def _weights(rng, kind, F, u, reset_after=True, use_bias=True):
+    g = 3 if kind == "gru" else 1
+    w = [rng.standard_normal((F, g * u)) * 0.6, rng.standard_normal((u, g * u)) * 0.6]
+    if use_bias:
+        w.append(rng.standard_normal((2, g * u) if (kind == "gru" and reset_after) else (g * u,)) * 0.4)
+    return w
+
+
+def _mask(B, T):
+    m = np.ones((B, T), bool)
+    m[0, 3:] = False  # right padding
+    m[1, :2] = False  # left padding
+    m[2, 1] = m[2, 3] = False  # holes
+    if B > 3:
+        m[3] = False  # all masked
+    return m
+
+
+def _as_list(out):
+    return [o.detach().numpy() for o in out] if isinstance(out, (list, tuple)) else [out.detach().numpy()]
+
+
+def _oracle_act(name, kv):
+    return "hard_sigmoid_keras3" if (name == "hard_sigmoid" and kv == 3) else name
+
+
+GRU_MATRIX = list(itertools.product(
+    [True, False],  # reset_after
+    [("tanh", "sigmoid"), ("relu", "hard_sigmoid")],
+    [2, 3],  # keras_version
+    [(False, False, False), (True, True, False), (True, False, True)],  # return_sequences, go_backwards, zero_output
+    [False, True]))  # mask + h0
+
+
+@pytest.mark.parametrize("reset_after, acts, kv, flags, masked", GRU_MATRIX)
+def test_gru_matches_the_oracle(rng, reset_after, acts, kv, flags, masked):
+    B, T, F, u = 4, 5, 3, 4
+    return_sequences, go_backwards, zero = flags
+    x = rng.standard_normal((B, T, F))
+    w = _weights(rng, "gru", F, u, reset_after)
+    h0 = rng.standard_normal((B, u)) if masked else None
+    mask = _mask(B, T) if masked else None
+    layer = K.GRU(u, activation=acts[0], recurrent_activation=acts[1], reset_after=reset_after,
+                  return_sequences=return_sequences, return_state=True, go_backwards=go_backwards,
+                  zero_output_for_mask=zero, dtype="float64", keras_version=kv)
+    layer.set_weights(w)
+    out = layer(x, mask=mask, initial_state=None if h0 is None else [h0])
+    assert isinstance(out, tuple if kv == 3 else list) and len(out) == 2
+    want = R.keras_gru(x, *w, reset_after=reset_after, activation=acts[0], recurrent_activation=_oracle_act(acts[1], kv),
+                       mask=mask, initial_state=h0, go_backwards=go_backwards, return_sequences=return_sequences,
+                       return_state=True, zero_output_for_mask=zero)
+    for got, ref in zip(_as_list(out), want):
+        np.testing.assert_allclose(got, ref, atol=F64, rtol=0)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu", None, "hard_sigmoid"])
+@pytest.mark.parametrize("go_backwards, masked, time_major", [(False, False, False), (True, True, False),
+                                                              (False, True, True)])
+def test_simple_rnn_matches_the_oracle(rng, activation, go_backwards, masked, time_major):
+    B, T, F, u = 4, 5, 3, 2
+    x = rng.standard_normal((T, B, F) if time_major else (B, T, F))
+    w = _weights(rng, "rnn", F, u)
+    h0 = rng.standard_normal((B, u))
+    mask = _mask(B, T) if masked else None
+    if mask is not None and time_major:
+        mask = mask.T
+    layer = K.SimpleRNN(u, activation=activation, return_sequences=True, return_state=True, go_backwards=go_backwards,
+                        time_major=time_major, dtype="float64")
+    layer.set_weights(w)
+    out = layer(x, mask=mask, initial_state=torch.tensor(h0))  # a bare state tensor is accepted
+    want = R.keras_simple_rnn(x, *w, activation=activation, mask=mask, initial_state=h0, go_backwards=go_backwards,
+                              return_sequences=True, return_state=True, time_major=time_major)
+    for got, ref in zip(_as_list(out), want):
+        np.testing.assert_allclose(got, ref, atol=F64, rtol=0)
+
+
+@pytest.mark.parametrize("kind", ["gru", "simple_rnn"])
+@pytest.mark.parametrize("merge_mode", ["concat", "sum", "mul", "ave", None])
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_bidirectional_matches_the_oracle(rng, kind, merge_mode, return_sequences):
+    B, T, F, u = 4, 5, 3, 3
+    x = rng.standard_normal((B, T, F))
+    wf, wb = _weights(rng, "gru" if kind == "gru" else "rnn", F, u), _weights(rng, "gru" if kind == "gru" else "rnn", F, u)
+    mask = _mask(B, T)
+    init = [rng.standard_normal((B, u)), rng.standard_normal((B, u))]
+    cls = K.GRU if kind == "gru" else K.SimpleRNN
+    bi = K.Bidirectional(cls(u, return_sequences=return_sequences, return_state=True, dtype="float64"),
+                         merge_mode=merge_mode)
+    bi.set_weights(wf + wb)
+    out = bi(x, mask=mask, initial_state=init)
+    want = R.keras_bidirectional_family(kind, x, wf, wb, merge_mode=merge_mode, return_sequences=return_sequences,
+                                        return_state=True, mask=mask, initial_state=init)
+    got = _as_list(out)
+    assert len(got) == len(want) == (4 if merge_mode is None else 3)
+    for g, ref in zip(got, want):
+        np.testing.assert_allclose(g, ref, atol=F64, rtol=0)
+
+
+def test_bidirectional_of_v1_gru_and_its_config(rng):
+    bi = K.Bidirectional(K.v1.GRU(2, return_sequences=True))
+    assert isinstance(bi.forward_layer, K.v1.GRU) and bi.backward_layer.go_backwards
+    assert bi.forward_layer.reset_after is False
+    bi.build((None, 3, 2))
+    assert [w.shape for w in bi.get_weights()] == [(2, 6), (2, 6), (6,)] * 2
+    cfg = bi.get_config()
+    assert cfg["layer"]["class_name"] == "GRU"
+    again = K.Bidirectional.from_config(cfg)
+    assert type(again.forward_layer) is K.GRU and again.forward_layer.reset_after is False
+    cfg3 = K.Bidirectional(K.SimpleRNN(2, keras_version=3)).get_config()
+    assert cfg3["layer"]["class_name"] == cfg3["backward_layer"]["class_name"] == "SimpleRNN"
+    assert type(K.Bidirectional.from_config(cfg3).backward_layer) is K.SimpleRNN
+
+
+def test_bidirectional_refuses_mixed_kinds_and_wrong_state_counts():
+    with pytest.raises(ValueError, match="cell kind; expected a GRU layer .* received SimpleRNN"):
+        K.Bidirectional(K.GRU(2), backward_layer=K.SimpleRNN(2, go_backwards=True))
+    bi = K.Bidirectional(K.GRU(2))
+    with pytest.raises(ValueError, match=r"must be \[h_f, h_b\]; received 4"):
+        bi(np.zeros((1, 3, 2), np.float32), initial_state=[np.zeros((1, 2), np.float32)] * 4)
+    with pytest.raises(ValueError, match="Please initialize `Bidirectional`"):
+        K.Bidirectional(K.GRUCell(2))
+
+
+@pytest.mark.parametrize("cls, oracle_cell", [(K.GRUCell, "gru"), (K.v1.GRUCell, "gru_v1"),
+                                              (K.SimpleRNNCell, "rnn")])
+def test_cells_match_the_oracle_and_keep_the_state_form(rng, cls, oracle_cell):
+    B, F, u = 3, 2, 4
+    cell = cls(u, dtype="float64")
+    kind = "rnn" if oracle_cell == "rnn" else "gru"
+    w = _weights(rng, kind, F, u, reset_after=oracle_cell == "gru")
+    cell.set_weights(w)
+    x, h = rng.standard_normal((B, F)), rng.standard_normal((B, u))
+    out, states = cell(x, [h])
+    assert isinstance(states, list) and len(states) == 1 and states[0] is out
+    bare_out, bare = cell(torch.tensor(x), torch.tensor(h))  # a bare h in, a bare h out (as Keras)
+    assert isinstance(bare, torch.Tensor)
+    if oracle_cell == "rnn":
+        want = R.keras_simple_rnn_cell(x, h, *w)
+    elif oracle_cell == "gru":
+        want = R.keras_gru_cell(x, h, *w)
+    else:
+        want = R.keras_gru_cell(x, h, *w, reset_after=False, recurrent_activation="hard_sigmoid")
+    np.testing.assert_allclose(out.detach().numpy(), want, atol=F64, rtol=0)
+    np.testing.assert_allclose(bare_out.detach().numpy(), want, atol=F64, rtol=0)
+    with pytest.raises(ValueError, match=r"states must be a list \[h\]; received list of length 2"):
+        cell(x, [h, h])
+
+
+# --- dropout ----------------------------------------------------------------------------------------------
+def _record_masks(monkeypatch, cell):
+    drawn: List[Any] = []
+    original = cell.dropout_masks
+
+    def record(*args, **kwargs):
+        m = original(*args, **kwargs)
+        drawn.append(m)
+        return m
+
+    monkeypatch.setattr(cell, "dropout_masks", record)
+    return drawn
+
+
+@pytest.mark.parametrize("implementation, n_input", [(1, 3), (2, 1)])
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_gru_dropout_draws_keras_mask_counts_and_matches_the_oracle(rng, monkeypatch, implementation, n_input,
+                                                                     reset_after):
+    """docs/spec/keras_gru_simplernn.md §5: implementation 1 draws 3 masks per kind (z, r, h), implementation
+    2 one input mask; recurrent dropout forces implementation 1 (3 recurrent masks). The recurrent masks
+    enter the matmuls only."""
+    B, T, F, u = 3, 4, 3, 2
+    layer = K.GRU(u, dropout=0.3, recurrent_dropout=0.4 if implementation == 1 else 0.0, reset_after=reset_after,
+                  implementation=implementation, return_sequences=True, return_state=True, dtype="float64", seed=3)
+    w = _weights(rng, "gru", F, u, reset_after)
+    layer.set_weights(w)
+    drawn = _record_masks(monkeypatch, layer.cell)
+    x = rng.standard_normal((B, T, F))
+    out = layer(x, training=True)
+    masks = drawn[0]
+    assert masks.inputs.shape == (n_input, B, F)
+    back = [1, 0, 2]  # the engine's r, z, n back to Keras's z, r, h
+    in_m = masks.inputs.numpy()[back] if n_input == 3 else masks.inputs.numpy()
+    rec_m = None
+    if implementation == 1:
+        assert masks.recurrent.shape == (3, B, u)
+        rec_m = masks.recurrent.numpy()[back]
+    else:
+        assert masks.recurrent is None
+    want = R.keras_gru(x, *w, reset_after=reset_after, return_sequences=True, return_state=True,
+                       input_masks=in_m, recurrent_masks=rec_m)
+    for g, ref in zip(_as_list(out), want):
+        np.testing.assert_allclose(g, ref, atol=F64, rtol=0)
+    assert not np.allclose(_as_list(out)[0], _as_list(layer(x, training=False))[0])
+
+
+def test_simple_rnn_dropout_draws_one_mask_per_kind(rng, monkeypatch):
+    B, T, F, u = 3, 4, 3, 2
+    layer = K.SimpleRNN(u, dropout=0.5, recurrent_dropout=0.5, return_sequences=True, dtype="float64", seed=1)
+    w = _weights(rng, "rnn", F, u)
+    layer.set_weights(w)
+    drawn = _record_masks(monkeypatch, layer.cell)
+    x = rng.standard_normal((B, T, F))
+    out = layer(x, training=True)
+    m = drawn[0]
+    assert m.inputs.shape == (1, B, F) and m.recurrent.shape == (1, B, u)
+    want = R.keras_simple_rnn(x, *w, return_sequences=True, input_mask=m.inputs.numpy()[0],
+                              recurrent_mask=m.recurrent.numpy()[0])
+    np.testing.assert_allclose(out.detach().numpy(), want, atol=F64, rtol=0)
+
+
+# --- states ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("cls", [K.GRU, K.SimpleRNN])
+def test_stateful_calls_continue_and_reset(rng, cls):
+    B, T, F, u = 2, 6, 3, 3
+    x = rng.standard_normal((B, T, F)).astype(np.float32)
+    whole = cls(u, return_sequences=True)
+    whole.build(x.shape)
+    w = whole.get_weights()
+    layer = cls(u, return_sequences=True, stateful=True)
+    layer.build(x.shape)
+    layer.set_weights(w)
+    first, second = layer(x[:, :3]), layer(x[:, 3:])
+    np.testing.assert_allclose(torch.cat([first, second], 1).detach().numpy(), whole(x).detach().numpy(), atol=1e-6)
+    assert len(layer.states) == 1 and layer.states[0].shape == (B, u)
+    layer.reset_states()
+    assert not torch.count_nonzero(layer.states[0])
+    h = np.ones((B, u), np.float32)
+    layer.reset_states(h)  # a bare h
+    np.testing.assert_array_equal(layer.states[0].numpy(), h)
+    with pytest.raises(ValueError, match=r"reset_states expects \[h\]"):
+        layer.reset_states([h, h])
+
+
+def test_initial_state_rules_and_return_types(rng):
+    x = rng.standard_normal((2, 3, 2)).astype(np.float32)
+    h0 = rng.standard_normal((2, 4)).astype(np.float32)
+    tk = K.GRU(4, return_state=True)
+    out, h = tk([x, h0])  # tf_keras's inputs-list form: [x, h0]
+    assert isinstance(tk(x, initial_state=[h0]), list)
+    np.testing.assert_allclose(h.detach().numpy(), tk(x, initial_state=h0)[1].detach().numpy(), atol=1e-7)
+    k3 = K.GRU(4, return_state=True, keras_version=3)
+    assert isinstance(k3(x), tuple)
+    assert k3.compute_output_shape((2, 3, 2)) == ((2, 4), (2, 4))
+    assert tk.compute_output_shape((2, 3, 2)) == [(2, 4), (2, 4)]
+    with pytest.raises(ValueError, match=r"must be a list \[h\] of one \(batch, 4\) tensor; received a list of "
+                                         "length 2"):
+        tk(x, initial_state=[h0, h0])
+    with pytest.raises(ValueError, match=r"initial_state\[0\] \(h\)"):
+        tk(x, initial_state=[h0[:, :3]])
+
+
+# --- regularizers, constraints, gradients -----------------------------------------------------------------
+def test_regularizers_and_constraints_apply_to_keras_shaped_weights():
+    layer = K.GRU(2, kernel_regularizer="l2", recurrent_regularizer="l1", bias_regularizer="l2",
+                  activity_regularizer="l1", bias_constraint="non_neg", kernel_initializer="ones",
+                  bias_initializer="ones")
+    x = np.ones((1, 2, 3), np.float32)
+    layer(x)
+    assert len(layer.losses) == 4
+    np.testing.assert_allclose(layer.losses[0].item(), 0.01 * 3 * 6, rtol=1e-6)  # l2 on the (3, 6) kernel of ones
+    np.testing.assert_allclose(layer.losses[2].item(), 0.01 * 12, rtol=1e-6)  # l2 on the (2, 6) bias of ones
+    with torch.no_grad():
+        layer.cell.bias.fill_(-1.0)
+    layer.apply_constraints()
+    assert not torch.any(layer.cell.bias)
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_gradients_reach_every_keras_weight(rng, reset_after):
+    """float64 gradients through the z, r, h -> r, z, n permutation agree with finite differences of the oracle."""
+    B, T, F, u = 2, 3, 2, 2
+    w = _weights(rng, "gru", F, u, reset_after)
+    x = rng.standard_normal((B, T, F))
+    layer = K.GRU(u, reset_after=reset_after, return_sequences=True, dtype="float64")
+    layer.set_weights(w)
+    proj = rng.standard_normal((B, T, u))
+    loss = (layer(x) * torch.tensor(proj)).sum()
+    grads = torch.autograd.grad(loss, layer.trainable_weights)
+    eps = 1e-6
+    for i, g in enumerate(grads):
+        d = rng.standard_normal(w[i].shape)
+        plus = [a + eps * d if j == i else a for j, a in enumerate(w)]
+        minus = [a - eps * d if j == i else a for j, a in enumerate(w)]
+        fd = (np.sum(proj * R.keras_gru(x, *plus, reset_after=reset_after, return_sequences=True))
+              - np.sum(proj * R.keras_gru(x, *minus, reset_after=reset_after, return_sequences=True))) / (2 * eps)
+        assert abs(fd - float(np.sum(g.numpy() * d))) < 1e-6, i
