@@ -168,6 +168,30 @@ def test_reset_after_forms_differ_and_recurrent_dropout_skips_the_mix():
     assert max_abs(after, dropped) > 1e-3
 
 
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("mask_kind", ["right", "holes", "fully_masked_row"])
+def test_two_directions_match_keras_bidirectional(cell, mask_kind):
+    """One two-direction layer (reverse [False, True], masked steps emit 0) = the oracle's Keras
+    ``Bidirectional(..., return_sequences=True)`` with merge_mode concat, and its two final states."""
+    kind, reset_after = _cell(cell)
+    rng = np.random.default_rng(len(cell) + len(mask_kind))
+    ws = [_weights(rng, kind, I, H, True) for _ in range(2)]
+    x = rng.standard_normal((T, B, I))
+    h0 = [rng.standard_normal((B, H)) for _ in range(2)]
+    mask = MASKS[mask_kind]
+    halves = [list(_keras_weights(w, kind, reset_after)) for w in ws]
+    extra = dict(reset_after=reset_after, recurrent_activation=A.hard_sigmoid_keras2) if kind == "gru" else {}
+    y, h_f, h_b = R.keras_bidirectional_family("gru" if kind == "gru" else "simple_rnn", x.transpose(1, 0, 2),
+                                               halves[0], halves[1], return_sequences=True, return_state=True,
+                                               mask=mask, initial_state=h0, activation=A.softsign, **extra)
+    act = CellActivations(gate=A.hard_sigmoid_keras2, candidate=A.softsign)
+    outs, hs = run_family_layer(torch.tensor(x), [w.torch() for w in ws], [torch.tensor(h) for h in h0], kind=kind,
+                                reverse=[False, True], valid=torch.tensor(mask.T), activations=act,
+                                masked_output=MaskedOutput.ZERO, reset_after=reset_after)
+    assert max_abs(torch.cat(outs, -1).transpose(0, 1), y) <= 1e-12
+    assert max_abs(hs[0], h_f) <= 1e-12 and max_abs(hs[1], h_b) <= 1e-12
+
+
 # ---------------------------------------------------------------------------------------------
 # torch.nn.GRU / torch.nn.RNN
 # ---------------------------------------------------------------------------------------------
