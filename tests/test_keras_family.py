@@ -486,3 +486,286 @@ def test_gradients_reach_every_keras_weight(rng, reset_after):
         fd = (np.sum(proj * R.keras_gru(x, *plus, reset_after=reset_after, return_sequences=True))
               - np.sum(proj * R.keras_gru(x, *minus, reset_after=reset_after, return_sequences=True))) / (2 * eps)
         assert abs(fd - float(np.sum(g.numpy() * d))) < 1e-6, i
+
+
+# --- the frameworks' own GRU / SimpleRNN tests, ported (every number is the framework's expected output) ------
+# keras-team/keras keras/src/layers/rnn/gru_test.py        -> test_k3_gru_*
+# keras-team/keras keras/src/layers/rnn/simple_rnn_test.py -> test_k3_simple_rnn_*
+# keras-team/tf-keras tf_keras/layers/rnn/gru_test.py, gru_v1_test.py, simple_rnn_test.py -> test_tk_*
+# Not ported: Model/fit/train_on_batch loops, graph rewrites and GPU/cuDNN kernel selection (runtime outputs),
+# tf.function / symbolic batch sizes, h5 model saving through tf_keras models, random-generator variable names.
+UP_ATOL = 1e-5
+
+
+def _const(cls, units, **kwargs):
+    """The upstream tests' layer: constant 0.01 / 0.02 / 0.03 initializers."""
+    return cls(units, kernel_initializer=K.initializers.Constant(0.01),
+               recurrent_initializer=K.initializers.Constant(0.02), bias_initializer=K.initializers.Constant(0.03),
+               **kwargs)
+
+
+def _close(got, want):
+    np.testing.assert_allclose(got.detach().numpy() if isinstance(got, torch.Tensor) else got, np.asarray(want),
+                               atol=UP_ATOL, rtol=UP_ATOL)
+
+
+@pytest.mark.parametrize("cls, kwargs, n_losses", [
+    (K.GRU, {"dropout": 0.5}, 0), (K.GRU, {"dropout": 0.5, "recurrent_dropout": 0.5}, 0),
+    (K.GRU, {"return_sequences": True, "bias_regularizer": "l1", "kernel_regularizer": "l2",
+             "recurrent_regularizer": "l2"}, 3),
+    (K.SimpleRNN, {"dropout": 0.5, "recurrent_dropout": 0.5}, 0),
+    (K.SimpleRNN, {"return_sequences": True, "bias_regularizer": "l1", "kernel_regularizer": "l2",
+                   "recurrent_regularizer": "l2"}, 3)])
+def test_k3_basics(cls, kwargs, n_losses):
+    layer = cls(3, keras_version=3, **kwargs)
+    out = layer(np.ones((3, 2, 4), np.float32), training=True)
+    assert tuple(out.shape) == ((3, 2, 3) if kwargs.get("return_sequences") else (3, 3))
+    assert len(layer.trainable_weights) == 3 and len(layer.non_trainable_weights) == 0
+    assert len(layer.losses) == n_losses
+
+
+@pytest.mark.parametrize("implementation", [1, 2])
+def test_k3_gru_correctness(implementation):
+    seq = np.arange(72).reshape((3, 6, 4)).astype("float32")
+    plain = [[0.5217289] * 3, [0.6371659] * 3, [0.39384964] * 3]
+    _close(_const(K.GRU, 3, implementation=implementation, keras_version=3)(seq), plain)
+    _close(_const(K.GRU, 3, go_backwards=True, keras_version=3)(seq),
+           [[0.24406259] * 3, [0.611516] * 3, [0.3928808] * 3])
+    _close(_const(K.GRU, 3, unroll=True, keras_version=3)(seq), plain)
+    _close(_const(K.GRU, 3, reset_after=False, keras_version=3)(seq),
+           [[0.51447755] * 3, [0.6426879] * 3, [0.40208298] * 3])
+    _close(_const(K.GRU, 3, use_bias=False, keras_version=3)(seq),
+           [[0.49988455] * 3, [0.64701194] * 3, [0.4103359] * 3])
+
+
+def test_k3_gru_statefulness():
+    seq = np.arange(24).reshape((2, 3, 4)).astype("float32")
+    layer = _const(K.GRU, 4, stateful=True, keras_version=3)
+    want = [[0.29542392] * 4, [0.5885018] * 4]
+    layer(seq)
+    _close(layer(seq), want)
+    layer.reset_state()
+    layer(seq)
+    _close(layer(seq), want)
+
+
+def test_k3_gru_pass_initial_state_and_return_state():
+    seq = np.arange(24).reshape((2, 4, 3)).astype("float32")
+    h0 = np.arange(4).reshape((2, 2)).astype("float32")
+    fwd, bwd = [[0.23774096, 0.33508456], [0.83659905, 1.0227708]], [[0.13486053, 0.23261218], [0.78257304, 0.9691353]]
+    _close(_const(K.GRU, 2, keras_version=3)(seq, initial_state=h0), fwd)
+    _close(_const(K.GRU, 2, go_backwards=True, keras_version=3)(seq, initial_state=h0), bwd)
+    for go_backwards, want in ((False, fwd), (True, bwd)):
+        output, state = _const(K.GRU, 2, return_state=True, go_backwards=go_backwards, keras_version=3)(
+            seq, initial_state=h0)
+        _close(output, want)
+        _close(state, output.detach().numpy())
+
+
+def test_k3_gru_masking():
+    seq = np.arange(24).reshape((2, 4, 3)).astype("float32")
+    mask = np.array([[True, True, False, True], [True, False, False, True]])
+    _close(_const(K.GRU, 2, unroll=True, keras_version=3)(seq, mask=mask),
+           [[0.19393763] * 2, [0.30818558] * 2])
+    out = _const(K.GRU, 2, return_sequences=True, keras_version=3)(seq, mask=mask)
+    _close(out[0], [[0.03606692] * 2, [0.09497581] * 2, [0.09497581] * 2, [0.19393763] * 2])
+    _close(out[1], [[0.16051409] * 2, [0.16051409] * 2, [0.16051409] * 2, [0.30818558] * 2])
+    out = _const(K.GRU, 2, return_sequences=True, zero_output_for_mask=True, keras_version=3)(seq, mask=mask)
+    _close(out[0], [[0.03606692] * 2, [0.09497581] * 2, [0.0] * 2, [0.19393763] * 2])
+    _close(out[1], [[0.16051409] * 2, [0.0] * 2, [0.0] * 2, [0.30818558] * 2])
+    _close(_const(K.GRU, 2, go_backwards=True, keras_version=3)(seq, mask=mask),
+           [[0.11669192] * 2, [0.28380975] * 2])
+
+
+def test_k3_gru_legacy_implementation_argument():
+    seq = np.arange(72).reshape((3, 6, 4)).astype("float32")
+    config = _const(K.GRU, 3, keras_version=3).get_config()
+    config["implementation"] = 0  # the legacy argument
+    layer = K.GRU.from_config(config)
+    _close(layer(seq), [[0.5217289] * 3, [0.6371659] * 3, [0.39384964] * 3])
+
+
+def test_k3_simple_rnn_correctness():
+    seq = np.arange(24).reshape((2, 3, 4)).astype("float32")
+    plain, back = [[0.405432] * 4, [0.73605347] * 4], [[0.11144729] * 4, [0.5528889] * 4]
+    for unroll in (False, True):
+        _close(_const(K.SimpleRNN, 4, unroll=unroll, keras_version=3)(seq), plain)
+        _close(_const(K.SimpleRNN, 4, go_backwards=True, unroll=unroll, keras_version=3)(seq), back)
+
+
+def test_k3_simple_rnn_statefulness():
+    seq = np.arange(24).reshape((2, 3, 4)).astype("float32")
+    layer = _const(K.SimpleRNN, 4, stateful=True, keras_version=3)
+    want = [[0.40559256] * 4, [0.7361247] * 4]
+    layer(seq)
+    _close(layer(seq), want)
+    layer.reset_state()
+    layer(seq)
+    _close(layer(seq), want)
+
+
+def test_k3_simple_rnn_pass_initial_state():
+    seq = np.arange(24).reshape((2, 4, 3)).astype("float32")
+    h0 = np.arange(8).reshape((2, 4)).astype("float32")
+    _close(_const(K.SimpleRNN, 4, keras_version=3)(seq, initial_state=h0), [[0.33621645] * 4, [0.6262637] * 4])
+    _close(_const(K.SimpleRNN, 4, go_backwards=True, keras_version=3)(seq, initial_state=h0),
+           [[0.07344437] * 4, [0.43043602] * 4])
+
+
+def test_k3_simple_rnn_masking():
+    seq = np.arange(24).reshape((2, 4, 3)).astype("float32")
+    mask = np.array([[True, True, False, True], [True, False, False, True]])
+    _close(_const(K.SimpleRNN, 4, unroll=True, keras_version=3)(seq, mask=mask), [[0.32951632] * 4, [0.61799484] * 4])
+    out = _const(K.SimpleRNN, 2, return_sequences=True, keras_version=3)(seq, mask=mask)
+    _close(out[0], [[0.0599281] * 2, [0.15122814] * 2, [0.15122814] * 2, [0.32394567] * 2])
+    _close(out[1], [[0.3969304] * 2, [0.3969304] * 2, [0.3969304] * 2, [0.608085] * 2])
+    out = _const(K.SimpleRNN, 2, return_sequences=True, zero_output_for_mask=True, keras_version=3)(seq, mask=mask)
+    _close(out[0], [[0.0599281] * 2, [0.15122814] * 2, [0.0] * 2, [0.32394567] * 2])
+    _close(out[1], [[0.3969304] * 2, [0.0] * 2, [0.0] * 2, [0.608085] * 2])
+    _close(_const(K.SimpleRNN, 4, go_backwards=True, keras_version=3)(seq, mask=mask),
+           [[0.07376196] * 4, [0.43645123] * 4])
+
+
+@pytest.mark.parametrize("cls", [K.GRU, K.SimpleRNN, K.v1.GRU])
+@pytest.mark.parametrize("stateful", [False, True])
+def test_tk_from_config(cls, stateful):
+    l1 = cls(units=1, stateful=stateful)
+    assert cls.from_config(l1.get_config()).get_config() == l1.get_config()
+
+
+@pytest.mark.parametrize("cls", [K.GRU, K.SimpleRNN])
+def test_tk_regularizers(cls):
+    layer = cls(5, kernel_regularizer=K.regularizers.l1(0.01), recurrent_regularizer=K.regularizers.l1(0.01),
+                bias_regularizer="l2", activity_regularizer="l1")
+    layer.build((None, None, 2))
+    assert len(layer.losses) == 3
+    layer(np.ones((2, 3, 2), np.float32))
+    assert len(layer.losses) == 4
+
+
+@pytest.mark.parametrize("cls", [K.GRU, K.SimpleRNN])
+def test_tk_constraints(cls):
+    k, r, b = (K.constraints.max_norm(0.01) for _ in range(3))
+    layer = cls(5, return_sequences=False, weights=None, input_shape=(None, 4), kernel_constraint=k,
+                recurrent_constraint=r, bias_constraint=b)
+    layer.build((None, None, 4))
+    assert layer.cell.kernel_constraint is k and layer.cell.recurrent_constraint is r and layer.cell.bias_constraint is b
+    layer.apply_constraints()
+    norms = [torch.linalg.vector_norm(p.detach(), dim=0) for p in (layer.cell.kernel, layer.cell.recurrent_kernel)]
+    assert all(float(n.max()) <= 0.01 + 1e-6 for n in norms)
+
+
+@pytest.mark.parametrize("implementation_mode", [0, 1, 2])
+def test_tk_gru_implementation_mode(implementation_mode):
+    if implementation_mode == 0:
+        with pytest.warns(UserWarning, match="implementation=0"):
+            layer = K.GRU(2, implementation=implementation_mode)
+    else:
+        layer = K.GRU(2, implementation=implementation_mode)
+    out = layer(np.random.default_rng(0).random((2, 3, 4)).astype(np.float32))
+    assert tuple(out.shape) == (2, 2)
+
+
+def test_tk_simple_rnn_implementation_argument_is_dropped_with_a_warning():
+    """tf_keras simple_rnn.py: ``implementation`` is popped with a deprecation warning."""
+    with pytest.warns(UserWarning, match="implementation` argument in `SimpleRNN` has been deprecated"):
+        layer = K.SimpleRNN(2, implementation=1)
+    assert "implementation" not in layer.get_config()
+
+
+@pytest.mark.parametrize("cls", [K.GRU, K.SimpleRNN])
+def test_tk_float64_and_return_sequences(cls):
+    layer = cls(2, return_sequences=True, dtype="float64")
+    out = layer(np.random.default_rng(0).random((2, 3, 4)))
+    assert out.dtype == torch.float64 and tuple(out.shape) == (2, 3, 2)
+
+
+def test_tk_gru_recurrent_dropout_with_implementation_restriction():
+    assert K.GRU(2, recurrent_dropout=0.1, implementation=2).implementation == 1
+
+
+@pytest.mark.parametrize("cls", [K.GRU, K.SimpleRNN])
+def test_tk_statefulness_with_padding(cls):
+    """tf_keras test_statefulness_*: left, right and mixed padding of the same ones give the same output."""
+    layer = cls(2, stateful=True)
+    x = np.ones((2, 3, 4), np.float32)
+    out1 = layer(x)
+    out2 = layer(x)
+    assert not np.isclose(float(out1.max()), float(out2.max()))  # the states carry over
+    layer.reset_states()
+    out3 = layer(x)
+    np.testing.assert_allclose(out3.detach().numpy(), out1.detach().numpy(), atol=1e-5)
+    outs = []
+    for masked in ([(0, 0), (1, 0), (1, 1)], [(0, 2), (1, 1), (1, 2)], [(0, 1), (1, 0), (1, 2)]):
+        mask = np.ones((2, 3), bool)
+        for b, t in masked:
+            mask[b, t] = False
+        layer.reset_states()
+        outs.append(layer(x, mask=mask).detach().numpy())
+    np.testing.assert_allclose(outs[1], outs[0], atol=1e-5)
+    np.testing.assert_allclose(outs[2], outs[1], atol=1e-5)
+
+
+def test_tk_gru_explicit_device_with_go_backward_and_mask(rng):
+    inputs = rng.standard_normal((8, 7, 4)).astype(np.float32)
+    mask = np.ones((8, 7), bool)
+    mask[:, 5:] = False
+    layer = K.GRU(4, return_sequences=True, go_backwards=True)
+    masked = layer(inputs, mask=mask)
+    trimmed = layer(inputs[:, :5])
+    np.testing.assert_allclose(masked[:, -5:].detach().numpy(), trimmed.detach().numpy(), atol=1e-5)
+
+
+def test_tk_gru_with_fully_masked_inputs(rng):
+    mask = np.ones((8, 5), bool)
+    mask[0] = False
+    out = K.GRU(2)(rng.standard_normal((8, 5, 4)).astype(np.float32), mask=mask)
+    assert torch.isfinite(out).all() and not torch.count_nonzero(out[0])
+
+
+def test_tk_gru_deepcopy(rng):
+    import copy
+    original = K.GRU(5)
+    assert copy.deepcopy(original).units == 5
+    inputs = rng.standard_normal((4, 10, 8)).astype(np.float32)
+    original = K.GRU(4)
+    copied = copy.deepcopy(original)
+    assert not np.allclose(original(inputs).detach().numpy(), copied(inputs).detach().numpy())
+    original = K.GRU(4)
+    out = original(inputs)
+    np.testing.assert_allclose(copy.deepcopy(original)(inputs).detach().numpy(), out.detach().numpy())
+
+
+def test_tk_gru_in_tape():
+    """tf_keras GRULayerGradientTapeTest: gradients of a loss on the returned state reach every weight."""
+    layer = K.GRU(12, return_sequences=True, return_state=True, recurrent_activation="sigmoid",
+                  recurrent_initializer="glorot_uniform")
+    x = torch.rand(1, 10, 11)
+    _, state = layer(x, initial_state=torch.zeros(1, 12))
+    loss = ((state - torch.rand(1, 12)) ** 2).mean()
+    grads = torch.autograd.grad(loss, layer.trainable_weights)
+    assert all(g is not None and torch.count_nonzero(g) for g in grads)
+
+
+def test_tk_gru_v1_feature_parity_v1_v2(rng):
+    """tf_keras gru_v1_test: v1.GRU with reset_after=True and sigmoid equals the v2 GRU with the same weights."""
+    x = rng.standard_normal((3, 4, 5)).astype(np.float32)
+    v2 = K.GRU(3, return_sequences=True)
+    v2.build(x.shape)
+    v1_ = K.v1.GRU(3, return_sequences=True, reset_after=True, recurrent_activation="sigmoid")
+    v1_.build(x.shape)
+    v1_.set_weights(v2.get_weights())
+    np.testing.assert_allclose(v1_(x).detach().numpy(), v2(x).detach().numpy(), atol=1e-6)
+    # ...and the v1 defaults (hard_sigmoid, reset_after=False) are a different function
+    assert not np.allclose(K.v1.GRU(3)(x).detach().numpy(), K.GRU(3)(x).detach().numpy(), atol=1e-3)
+
+
+def test_tk_bidirectional_of_each_kind_return_state_shapes():
+    """docs/spec/keras_gru_simplernn.md §3 [V]: [merged, h_f, h_b] shapes [[2,8],[2,4],[2,4]], and
+    [[2,4]]*4 with merge_mode=None (u = 4)."""
+    x = np.ones((2, 5, 3), np.float32)
+    for cls in (K.GRU, K.SimpleRNN, K.v1.GRU):
+        out = K.Bidirectional(cls(4, return_state=True))(x)
+        assert [tuple(o.shape) for o in out] == [(2, 8), (2, 4), (2, 4)]
+        out = K.Bidirectional(cls(4, return_state=True), merge_mode=None)(x)
+        assert [tuple(o.shape) for o in out] == [(2, 4)] * 4

@@ -20,6 +20,7 @@ arguments, shapes and return conventions.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union, cast
 
 import numpy as np
@@ -632,4 +633,9 @@ class SimpleRNN(Recurrent):
         **kwargs: Any,
     ):
         super().__init__()
+        if "implementation" in kwargs and int(kwargs.get("keras_version", 2)) < 3:
+            # tf_keras drops it with a warning (simple_rnn.py); Keras 3 refuses it as an unknown argument
+            kwargs.pop("implementation")
+            warnings.warn("The `implementation` argument in `SimpleRNN` has been deprecated. Please remove it from "
+                          "your layer call.", stacklevel=2)
         self._configure(_options.declared(locals()), kwargs)
