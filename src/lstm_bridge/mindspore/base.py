@@ -19,6 +19,9 @@ Parameters (MindSpore 2.x names, also PyTorch's), registered in MindSpore's chec
 valid step (the initial ones for length 0), and the reverse direction reverses only the valid prefix.
 A subclass names its kind (:attr:`kind`, :attr:`cell_name`) and says how ``hx`` is read
 (:meth:`_initial_states`), which activations run (:meth:`_semantics`) and what is returned (:meth:`_result`).
+
+:class:`CellBase` is the same for the one-step cells (``nn.LSTMCell``, ``nn.GRUCell``, ``nn.RNNCell``:
+parameters ``weight_ih (G*H, I)``, ``weight_hh (G*H, H)``, ``bias_ih``/``bias_hh (G*H,)``).
 """
 from __future__ import annotations
 
@@ -231,3 +234,50 @@ class RecurrentNet(torch.nn.Module):
         if self.batch_first:
             out = out.transpose(0, 1)
         return self._result(out.to(in_dtype), h_n.to(in_dtype), None if c_n is None else c_n.to(in_dtype))
+
+
+class CellBase(torch.nn.Module):
+    """The common body of MindSpore's one-step cells: argument checks, parameters (drawn as MindSpore's
+    ``Uniform(1/sqrt(H))``, from NumPy's global RNG), eval mode at start, ``set_train``, strict
+    ``load_state_dict``. Subclasses name :attr:`kind` and :attr:`cell_name` and define ``forward``."""
+
+    kind: CellKind = CellKind.LSTM
+    cell_name: str = "LSTMCell"
+
+    def __init__(self, input_size: int, hidden_size: int, has_bias: bool = True, dtype: Any = None,
+                 numerics: str = "mindspore-cpu"):
+        super().__init__()
+        name = self.cell_name
+        check_positive_int(input_size, "input_size", name)
+        check_positive_int(hidden_size, "hidden_size", name)
+        check_bool(has_bias, "has_bias", name)
+        self.input_size, self.hidden_size, self.has_bias = input_size, hidden_size, has_bias
+        self.numerics = check_numerics(numerics)
+        dtype = check_dtype_arg(dtype)
+        gh = self.kind.gate_count * hidden_size
+        bound = 1.0 / math.sqrt(hidden_size)
+        what = f"the parameters of {name}(input_size={input_size}, hidden_size={hidden_size}, has_bias={has_bias})"
+        check_allocation(what, gh * (input_size + hidden_size + (2 if has_bias else 0)), dtype)
+        with allocation_errors(what):
+            self.weight_ih = torch.nn.Parameter(ms_uniform((gh, input_size), bound, dtype))
+            self.weight_hh = torch.nn.Parameter(ms_uniform((gh, hidden_size), bound, dtype))
+            if has_bias:
+                self.bias_ih = torch.nn.Parameter(ms_uniform((gh,), bound, dtype))
+                self.bias_hh = torch.nn.Parameter(ms_uniform((gh,), bound, dtype))
+            else:
+                self.register_parameter("bias_ih", None)
+                self.register_parameter("bias_hh", None)
+        self.train(False)
+
+    def set_train(self, mode: bool = True) -> CellBase:
+        """MindSpore's name for ``train(mode)``."""
+        return self.train(mode)
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True,
+                        assign: bool = False) -> Any:
+        """Load ``weight_ih``/``weight_hh``/``bias_ih``/``bias_hh``; strict mismatches raise ``ValueError``."""
+        return load_strict(self, super().load_state_dict, state_dict, strict, assign)
+
+    def cell_weights(self, dtype: torch.dtype) -> DirectionWeights:
+        """The canonical weights of this cell's kind, cast to ``dtype`` (differentiable)."""
+        return DirectionWeights(self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh, kind=self.kind).to(dtype)

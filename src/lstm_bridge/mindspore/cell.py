@@ -11,26 +11,23 @@ compute exactly); ``numerics="exact"`` uses true sigmoid/tanh (what MindSpore's 
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Tuple
 
 import torch
 
 from .._tensors import as_float, as_tensor, check_shape
-from ..engine import CellActivations, DirectionWeights, LayerSemantics, check_allocation, run_layer
-from ..engine.guards import allocation_errors
-from ._checks import check_bool, check_dtype_arg, check_numerics, check_positive_int, load_strict
-from .lstm import approximate_activations, ms_uniform
+from ..engine import CellActivations, DirectionWeights, LayerSemantics, run_layer
+from .base import CellBase
+from .lstm import approximate_activations
 
 
-class LSTMCell(torch.nn.Module):
+class LSTMCell(CellBase):
     """``mindspore.nn.LSTMCell(input_size, hidden_size, has_bias=True)``; starts in eval mode."""
 
     _OLD_KEYWORDS = ("batch_size", "dropout", "bidirectional", "batch_first")  # nn.LSTMCell before 1.6
 
     def __init__(self, input_size: int, hidden_size: int, has_bias: bool = True, dtype: Any = None,
                  *old_args: Any, numerics: str = "mindspore-cpu", **old_kwargs: Any):
-        super().__init__()
         old = sorted(k for k in old_kwargs if k in self._OLD_KEYWORDS)
         if old_args or old:
             raise ValueError(f"The arguments of `nn.LSTMCell` from old MindSpore version(<1.6) are detected "
@@ -39,31 +36,7 @@ class LSTMCell(torch.nn.Module):
                              f"use lstm_bridge.mindspore.LSTM")
         if old_kwargs:
             raise TypeError(f"LSTMCell.__init__() got an unexpected keyword argument '{sorted(old_kwargs)[0]}'")
-        check_positive_int(input_size, "input_size", "LSTMCell")
-        check_positive_int(hidden_size, "hidden_size", "LSTMCell")
-        check_bool(has_bias, "has_bias", "LSTMCell")
-        self.input_size, self.hidden_size, self.has_bias = input_size, hidden_size, has_bias
-        self.numerics = check_numerics(numerics)
-        dtype = check_dtype_arg(dtype)
-        bound = 1.0 / math.sqrt(hidden_size)
-        what = (f"the parameters of LSTMCell(input_size={input_size}, hidden_size={hidden_size}, "
-                f"has_bias={has_bias})")
-        check_allocation(what, 4 * hidden_size * (input_size + hidden_size + (2 if has_bias else 0)), dtype)
-        with allocation_errors(what):
-            self.weight_ih = torch.nn.Parameter(ms_uniform((4 * hidden_size, input_size), bound, dtype))
-            self.weight_hh = torch.nn.Parameter(ms_uniform((4 * hidden_size, hidden_size), bound, dtype))
-            if has_bias:
-                self.bias_ih = torch.nn.Parameter(ms_uniform((4 * hidden_size,), bound, dtype))
-                self.bias_hh = torch.nn.Parameter(ms_uniform((4 * hidden_size,), bound, dtype))
-            else:
-                self.bias_ih = self.bias_hh = None
-        self.train(False)
-
-    def set_train(self, mode: bool = True) -> "LSTMCell":
-        return self.train(mode)
-
-    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        return load_strict(self, super().load_state_dict, state_dict, strict, assign)
+        super().__init__(input_size, hidden_size, has_bias, dtype, numerics)
 
     def forward(self, x: Any, hx: Tuple[Any, Any]) -> Tuple[torch.Tensor, torch.Tensor]:
         """One step: ``x (B, I)``, ``hx = (h0, c0)`` each ``(B, H)`` -> ``(h, c)``."""
@@ -88,7 +61,7 @@ class LSTMCell(torch.nn.Module):
             check_shape(t, (B, self.hidden_size), f"hx {name}", f" (batch, hidden_size={self.hidden_size})")
         emulate = self.numerics == "mindspore-cpu" and x.dtype == torch.float32
         acts = approximate_activations() if emulate else CellActivations()
-        weights = DirectionWeights(self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+        weights = DirectionWeights(self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)  # (no cast: as before)
         _, hs, cs = run_layer(x.unsqueeze(0), [weights], [h0], [c0], reverse=[False],
                               semantics=LayerSemantics(acts))
         return hs[0], cs[0]

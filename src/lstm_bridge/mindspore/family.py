@@ -11,8 +11,7 @@ differences there). ``numerics="exact"`` is true math, as ``torch.nn.GRU``/``tor
 """
 from __future__ import annotations
 
-import math
-from typing import Any, Mapping, Optional, Tuple
+from typing import Any, Optional, Tuple
 
 import numpy as np
 import torch
@@ -22,15 +21,12 @@ from .._tensors import as_tensor, check_shape
 from ..engine import (
     CellActivations,
     CellKind,
-    DirectionWeights,
     LayerSemantics,
     MaskedOutput,
-    check_allocation,
     run_layer,
 )
-from ..engine.guards import allocation_errors
-from ._checks import HxRowsError, check_bool, check_dtype_arg, check_numerics, check_positive_int, load_strict
-from .base import RecurrentNet, ms_uniform
+from ._checks import HxRowsError
+from .base import CellBase, RecurrentNet
 
 NONLINEARITIES = ("tanh", "relu")
 _HALF = (torch.float16, torch.bfloat16)
@@ -93,7 +89,7 @@ class OneStateNet(RecurrentNet):
         return result
 
 
-class FamilyCell(torch.nn.Module):
+class FamilyCell(CellBase):
     """``mindspore.nn.GRUCell``/``nn.RNNCell``: ``h = cell(x, hx)``, x ``(B, I)``, hx ``(B, H)`` (required;
     a batch-1 hx is broadcast over x's batch, as MindSpore does). Parameters ``weight_ih (G*H, I)``,
     ``weight_hh (G*H, H)``, ``bias_ih``/``bias_hh (G*H,)``. x and hx must be float32 or float16 and have
@@ -103,41 +99,8 @@ class FamilyCell(torch.nn.Module):
     cell_name: str = "GRUCell"
     nonlinearity: str = "tanh"
 
-    def __init__(self, input_size: int, hidden_size: int, has_bias: bool = True, dtype: Any = None,
-                 numerics: str = "mindspore-cpu"):
-        super().__init__()
-        name = self.cell_name
-        check_bool(has_bias, "has_bias", name)  # MindSpore's order: has_bias, hidden_size, input_size
-        check_positive_int(hidden_size, "hidden_size", name)
-        check_positive_int(input_size, "input_size", name)
-        self.input_size, self.hidden_size, self.has_bias = input_size, hidden_size, has_bias
-        self.numerics = check_numerics(numerics)
-        dtype = check_dtype_arg(dtype)
-        gh = self.kind.gate_count * hidden_size
-        bound = 1.0 / math.sqrt(hidden_size)
-        what = f"the parameters of {name}(input_size={input_size}, hidden_size={hidden_size}, has_bias={has_bias})"
-        check_allocation(what, gh * (input_size + hidden_size + (2 if has_bias else 0)), dtype)
-        with allocation_errors(what):
-            self.weight_ih = torch.nn.Parameter(ms_uniform((gh, input_size), bound, dtype))
-            self.weight_hh = torch.nn.Parameter(ms_uniform((gh, hidden_size), bound, dtype))
-            if has_bias:
-                self.bias_ih = torch.nn.Parameter(ms_uniform((gh,), bound, dtype))
-                self.bias_hh = torch.nn.Parameter(ms_uniform((gh,), bound, dtype))
-            else:
-                self.register_parameter("bias_ih", None)
-                self.register_parameter("bias_hh", None)
-        self.train(False)
-
-    def set_train(self, mode: bool = True) -> FamilyCell:
-        return self.train(mode)
-
     def extra_repr(self) -> str:
         return f"input_size={self.input_size}, hidden_size={self.hidden_size}, has_bias={self.has_bias}"
-
-    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True,
-                        assign: bool = False) -> Any:
-        """Load ``weight_ih``/``weight_hh``/``bias_ih``/``bias_hh``; strict mismatches raise ``ValueError``."""
-        return load_strict(self, super().load_state_dict, state_dict, strict, assign)
 
     def _checked(self, value: Any, what: str) -> torch.Tensor:
         name = self.cell_name
@@ -167,10 +130,8 @@ class FamilyCell(torch.nn.Module):
             hx = hx.expand(B, self.hidden_size)  # MindSpore's op-by-op cell broadcasts a batch-1 state
         check_shape(hx, (B, self.hidden_size), f"For '{name}', hx", f" (batch, hidden_size={self.hidden_size})")
         compute = torch.float32 if x.dtype in _HALF else x.dtype
-        weights = DirectionWeights(self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh,
-                                   kind=self.kind).to(compute)
-        _, hs, _ = run_layer(x.unsqueeze(0).to(compute), [weights], [hx.to(compute)], None, reverse=[False],
-                             semantics=family_semantics(self.numerics, compute, self.nonlinearity))
+        _, hs, _ = run_layer(x.unsqueeze(0).to(compute), [self.cell_weights(compute)], [hx.to(compute)], None,
+                             reverse=[False], semantics=family_semantics(self.numerics, compute, self.nonlinearity))
         return hs[0].to(x.dtype)
 
 
