@@ -187,6 +187,22 @@ def test_recurrent_layer_sizes_and_defaults():
     assert layer.output_size == 5
 
 
+def test_gru_layer_semantics_carry_reset_after_to_the_engine():
+    w = _weights(CellKind.GRU, I=3, H=2)
+    layer = RecurrentLayer("g", [w], [False], gate="hard_sigmoid", kind=CellKind.GRU, reset_after=False)
+    sem = layer.semantics()
+    assert sem.reset_after is False and sem.mindspore_cpu is False
+    assert RecurrentLayer("g", [w], [False], kind=CellKind.GRU).semantics().reset_after is True
+    x, h = torch.randn(4, 2, 3), torch.randn(2, 2)
+    before, _, _ = engine.run_layer(x, [w], [h], None, reverse=[False], semantics=sem)
+    after, _, _ = engine.run_layer(x, [w], [h], None, reverse=[False], semantics=recurrent.LayerSemantics(
+        sem.activations, sem.masked_output, reset_after=True))
+    assert not torch.allclose(before[0], after[0])  # the two GRU forms differ (b_hn != 0, r != 1)
+    with pytest.raises(ValueError, match="reset_after=False"):
+        engine.run_layer(x, [w], [h], None, reverse=[False], semantics=recurrent.LayerSemantics(
+            reset_after=False, mindspore_cpu=True))
+
+
 def test_semantics_run_on_the_engine_like_the_keras_front_end():
     """RecurrentLayer.semantics() is what run_chain hands the engine: a hard_sigmoid go_backwards layer run
     through it equals lstm_bridge.keras.LSTM."""
