@@ -42,10 +42,12 @@ G = 1 (one mask for every gate) or 3 (r, z, n order) for GRU; G = 1 for RNN.
   added to its own product (``gi = x W_ih^T + b_ih``, ``gh = h W_hh^T + b_hh``), ``n = φ(gi_n + r·gh_n)``,
   ``h' = n + z·(h − n)``, one rounding per op; the activations stay the caller's: pass
   :data:`lstm_bridge.activations.ms_cpu_sigmoid` / :data:`~lstm_bridge.activations.ms_cpu_tanh` to
-  emulate MindSpore's CPU kernels. In float32 with a batch of at least 2 the products are summed in
-  MindSpore's CPU MatMul order too (:func:`ms_cpu_matmul_nt`, §3.3): bit for bit with the recorded
-  MindSpore cases, at the price of speed (an emulation, not a fast path). A batch of 1 (MindSpore's GEMV,
-  order unknown) and float64 use torch's GEMM. reset_after=False is refused (MindSpore has no such GRU).
+  emulate MindSpore's CPU kernels. The products are torch's GEMM (within ~1e-6 of MindSpore: at most
+  4.5e-7 on the 7 recorded cases); with ``ms_matmul=True`` and float32 with a batch of at least 2 they
+  are summed in MindSpore's CPU MatMul order (:func:`ms_cpu_matmul_nt`, §3.3): bit for bit with the
+  recorded MindSpore cases, at ~20x the time (an emulation for checks, not a fast path). A batch of 1
+  (MindSpore's GEMV, order unknown) and float64 always use torch's GEMM. reset_after=False is refused
+  (MindSpore has no such GRU).
 
 Shape of work: one GEMM for the input projection of every step, then per step the ``h W_hh^T`` product:
 one GEMM for the RNN, two for the GRU (the r, z blocks with the step's input projection as addend, and
@@ -303,6 +305,7 @@ def run_family_direction(
     reset_after: bool = True,
     dropout: Optional[DropoutMasks] = None,
     numerics: str = "exact",
+    ms_matmul: bool = False,
 ) -> Tuple[Tensor, Tensor]:
     """One direction with the Python time loop (never the oneDNN hand-off); arguments as
     :func:`run_family_layer` for one direction. Returns ``(out (T, B, H), h_T (B, H))``."""
@@ -317,7 +320,7 @@ def run_family_direction(
     biases = _split_bias(w)
 
     # MindSpore's summation order where it is known: float32, a batch of at least 2 rows (§3.3)
-    ms_order = ms and x.dtype == torch.float32 and x.shape[1] >= 2
+    ms_order = ms and ms_matmul and x.dtype == torch.float32 and x.shape[1] >= 2
     xp = _input_projection(x, w.w_ih, in_masks, G, ms_order)
     # Bias placement. exact: every recurrent bias outside a product is folded into the one input GEMM's
     # bias, and the GRU's b_hn (inside r ⊙ (…)) rides on the per-step addmm. mindspore-cpu: each bias on
@@ -413,6 +416,7 @@ def run_family_layer(
     reset_after: bool = True,
     dropout: Optional[Sequence[Optional[DropoutMasks]]] = None,
     numerics: str = "exact",
+    ms_matmul: bool = False,
 ) -> Tuple[List[Tensor], List[Tensor]]:
     """Run one GRU or simple-RNN layer; each direction reads the same input ``x`` (see the module docstring).
 
@@ -429,6 +433,10 @@ def run_family_layer(
         reset_after: the GRU form (ignored for RNN).
         dropout: per direction :class:`DropoutMasks` (G = 1 or 3 for GRU, 1 for RNN), or None.
         numerics: ``"exact"`` or ``"mindspore-cpu"`` (MindSpore's op order; see the module docstring).
+        ms_matmul: with ``"mindspore-cpu"``, also sum every product in MindSpore's CPU MatMul order
+            (:func:`ms_cpu_matmul_nt`): bit for bit with MindSpore for float32 and B >= 2, but about 20x the
+            time of the torch-GEMM emulation (T=100, B=32, I=128, H=256, 2 threads on a loaded machine:
+            10 s against 0.5 s; torch.nn.GRU 0.016-0.1 s). Off: torch's GEMM, within ~1e-6 of MindSpore.
 
     Returns:
         ``(outputs, h_n)``, lists over directions: ``outputs[d]`` ``(T, B, H_d)`` indexed by original
@@ -456,7 +464,7 @@ def run_family_layer(
         out, h = run_family_direction(x, w, h_init, kind=cell, reverse=rev, valid=valid, activations=activations,
                                       masked_output=masked_output, reset_after=reset_after,
                                       dropout=None if drop is None or drop.is_empty() else drop,
-                                      numerics=numerics)
+                                      numerics=numerics, ms_matmul=ms_matmul)
         outs.append(out)
         hs.append(h)
     return outs, hs
