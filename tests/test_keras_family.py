@@ -14,10 +14,11 @@ import pytest
 import torch
 
 import lstm_bridge.keras as K
-import oracle as R
 from lstm_bridge.keras import options as O
 from lstm_bridge.recurrent import CellKind
 from lstm_bridge.weights import family as WF
+
+import oracle as R
 
 CELL_SIGNATURE_EXTRAS = ("name", "trainable", "dtype", "keras_version")
 KINDS = {"GRU": CellKind.GRU, "SimpleRNN": CellKind.RNN}
@@ -249,9 +250,10 @@ def test_gru_matches_the_oracle(rng, reset_after, acts, kv, flags, masked):
     layer.set_weights(w)
     out = layer(x, mask=mask, initial_state=None if h0 is None else [h0])
     assert isinstance(out, tuple if kv == 3 else list) and len(out) == 2
-    want = R.keras_gru(x, *w, reset_after=reset_after, activation=acts[0], recurrent_activation=_oracle_act(acts[1], kv),
-                       mask=mask, initial_state=h0, go_backwards=go_backwards, return_sequences=return_sequences,
-                       return_state=True, zero_output_for_mask=zero)
+    want = R.keras_gru(x, *w, reset_after=reset_after, activation=acts[0],
+                       recurrent_activation=_oracle_act(acts[1], kv), mask=mask, initial_state=h0,
+                       go_backwards=go_backwards, return_sequences=return_sequences, return_state=True,
+                       zero_output_for_mask=zero)
     for got, ref in zip(_as_list(out), want):
         np.testing.assert_allclose(got, ref, atol=F64, rtol=0)
 
@@ -283,7 +285,8 @@ def test_simple_rnn_matches_the_oracle(rng, activation, go_backwards, masked, ti
 def test_bidirectional_matches_the_oracle(rng, kind, merge_mode, return_sequences):
     B, T, F, u = 4, 5, 3, 3
     x = rng.standard_normal((B, T, F))
-    wf, wb = _weights(rng, "gru" if kind == "gru" else "rnn", F, u), _weights(rng, "gru" if kind == "gru" else "rnn", F, u)
+    cell_kind = "gru" if kind == "gru" else "rnn"
+    wf, wb = _weights(rng, cell_kind, F, u), _weights(rng, cell_kind, F, u)
     mask = _mask(B, T)
     init = [rng.standard_normal((B, u)), rng.standard_normal((B, u))]
     cls = K.GRU if kind == "gru" else K.SimpleRNN
@@ -649,7 +652,8 @@ def test_tk_constraints(cls):
     layer = cls(5, return_sequences=False, weights=None, input_shape=(None, 4), kernel_constraint=k,
                 recurrent_constraint=r, bias_constraint=b)
     layer.build((None, None, 4))
-    assert layer.cell.kernel_constraint is k and layer.cell.recurrent_constraint is r and layer.cell.bias_constraint is b
+    cell = layer.cell
+    assert cell.kernel_constraint is k and cell.recurrent_constraint is r and cell.bias_constraint is b
     layer.apply_constraints()
     norms = [torch.linalg.vector_norm(p.detach(), dim=0) for p in (layer.cell.kernel, layer.cell.recurrent_kernel)]
     assert all(float(n.max()) <= 0.01 + 1e-6 for n in norms)

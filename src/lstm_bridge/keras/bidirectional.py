@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 import copy
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Type, cast
 
 import numpy as np
 import torch
@@ -25,7 +25,7 @@ from .cell import config_keras_version, unique_name
 from .layer import GRU, LSTM, Output, Recurrent, SimpleRNN, run_directions
 
 # The class a nested layer config names (Keras's "class_name").
-_CLASSES = {"LSTM": LSTM, "GRU": GRU, "SimpleRNN": SimpleRNN}
+_CLASSES: Dict[str, Type[Recurrent]] = {"LSTM": LSTM, "GRU": GRU, "SimpleRNN": SimpleRNN}
 
 
 class Bidirectional(torch.nn.Module):
@@ -105,7 +105,7 @@ class Bidirectional(torch.nn.Module):
         if go_backwards is not None:
             config["go_backwards"] = go_backwards
         config.pop("weights", None)
-        copy_ = type(layer).from_config(config, keras_version=layer.keras_version)
+        copy_ = cast(Recurrent, type(layer).from_config(config, keras_version=layer.keras_version))
         copy_.use_cudnn = layer.use_cudnn  # not serialized; Keras keeps it on both copies
         return copy_
 
@@ -245,7 +245,7 @@ class Bidirectional(torch.nn.Module):
     def from_config(cls, config: Dict[str, Any], keras_version: Optional[int] = None) -> Bidirectional:
         config = dict(config)
         layer_cfg = config.pop("layer")
-        layer_cls: type = LSTM
+        layer_cls: Type[Recurrent] = LSTM
         if isinstance(layer_cfg, dict) and "config" in layer_cfg and "class_name" in layer_cfg:
             # the {"class_name": "LSTM" | "GRU" | "SimpleRNN", "config": {...}} form in Keras files
             layer_cls = _layer_class(layer_cfg["class_name"])
@@ -306,7 +306,7 @@ class Bidirectional(torch.nn.Module):
         return _outputs.pack(merged + states, self.keras_version)
 
 
-def _layer_class(class_name: Any) -> type:
+def _layer_class(class_name: Any) -> Type[Recurrent]:
     """The layer class a nested Keras config names (``LSTM``, ``GRU``, ``SimpleRNN``)."""
     if class_name not in _CLASSES:
         raise ValueError(f"Bidirectional wraps a recurrent layer: expected class_name one of {sorted(_CLASSES)}; "

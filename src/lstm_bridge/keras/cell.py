@@ -301,7 +301,7 @@ class RecurrentCell(torch.nn.Module):
             return DirectionWeights(w_ih=kernel.t(), w_hh=recurrent.t(), b_ih=bias, b_hh=None, kind=self.kind)
 
         def perm(t: torch.Tensor) -> torch.Tensor:  # the last axis's z, r, h blocks as r, z, n
-            blocks = t.split(self.units, dim=-1)
+            blocks = torch.split(t, self.units, dim=-1)
             return torch.cat([blocks[k] for k in _GRU_ORDER], dim=-1)
 
         b_ih = b_hh = None
@@ -412,7 +412,7 @@ class RecurrentCell(torch.nn.Module):
             check_shape(v, (B, self.units), f"states[{i}] ({n})")
         drop = self.dropout_masks(B, x, self.resolve_training(training))
         c0 = [values[1]] if self.kind is CellKind.LSTM else None
-        _, hs, cs = run_layer(x.unsqueeze(0), [self.direction_weights()], [values[0]], c0,  # type: ignore[arg-type]
+        _, hs, cs = run_layer(x.unsqueeze(0), [self.direction_weights()], [values[0]], c0,
                               reverse=[False], semantics=self.semantics(), dropout=[drop])
         if self.kind is CellKind.LSTM:
             return hs[0], [hs[0], cs[0]]

@@ -21,20 +21,28 @@ arguments, shapes and return conventions.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union, cast
+from typing import Any, Callable, Dict, FrozenSet, List, NamedTuple, Optional, Sequence, Tuple, Type, Union, cast
 
 import numpy as np
 import torch
 
 from .._tensors import as_float, as_tensor, check_shape
 from ..engine import DropoutMasks, LayerSemantics, MaskedOutput, run_layer
-from . import options as _options, outputs as _outputs
 from ..recurrent import CellKind
-from .cell import (GRUCell, LSTMCell, RecurrentCell, SimpleRNNCell, allocation_errors, config_keras_version,
-                   state_names, unique_name)
+from . import options as _options, outputs as _outputs
+from .cell import (
+    GRUCell,
+    LSTMCell,
+    RecurrentCell,
+    SimpleRNNCell,
+    allocation_errors,
+    config_keras_version,
+    state_names,
+    unique_name,
+)
 
 
-def _cell_attributes(kind: CellKind) -> frozenset:
+def _cell_attributes(kind: CellKind) -> FrozenSet[str]:
     """The cell's options, exposed on the layer as Keras does (layer.activation, layer.dropout, ...)."""
     return frozenset(o.name for o in _options.cell_options(kind) if o.name != "units") | {
         "kernel", "recurrent_kernel", "bias", "input_dim"}
@@ -75,7 +83,7 @@ class Recurrent(torch.nn.Module):
     applies Keras's return conventions (:mod:`lstm_bridge.keras.outputs`). ``forward`` is exactly these three.
     """
 
-    _cell_class: type = LSTMCell
+    _cell_class: Type[RecurrentCell] = LSTMCell
     # Set from the declared layer options (keras/options.py); the cell's are read through ``__getattr__``.
     activity_regularizer: Optional[Callable[[torch.Tensor], torch.Tensor]]
     return_sequences: bool
@@ -140,7 +148,7 @@ class Recurrent(torch.nn.Module):
     def __getattr__(self, item: str) -> Any:
         # Keras exposes the cell's arguments on the layer (layer.activation, layer.dropout, ...).
         cell = self._modules.get("cell")
-        if cell is not None and item in _CELL_ATTRIBUTES[cell.kind]:
+        if isinstance(cell, RecurrentCell) and item in _CELL_ATTRIBUTES[cell.kind]:
             return getattr(cell, item)
         return super().__getattr__(item)
 
@@ -446,10 +454,10 @@ class Recurrent(torch.nn.Module):
 
 
 def run_directions(layers: Sequence[Recurrent], calls: Sequence[LayerCall], where: str) -> List[DirectionRun]:
-    """Run layers prepared (:meth:`Recurrent.prepare`, all of one cell kind) on the same inputs and mask - ``Bidirectional``'s two
-    halves, or one layer - in one engine call when they share their semantics (oneDNN's bidirectional
-    LSTM, or the directions side by side in the native kernel), else each on its own. ``where`` names
-    the caller in memory errors."""
+    """Run layers prepared (:meth:`Recurrent.prepare`, all of one cell kind) on the same inputs and
+    mask - ``Bidirectional``'s two halves, or one layer - in one engine call when they share their
+    semantics (oneDNN's bidirectional LSTM, or the directions side by side in the native kernel), else
+    each on its own. ``where`` names the caller in memory errors."""
     first = calls[0]
     if first.xt.shape[1] == 0:  # an empty batch: Keras returns empty outputs of the right shapes
         return [DirectionRun(c.h0.new_zeros(c.xt.shape[0], 0, layer.units), c.h0, c.c0)
@@ -461,7 +469,7 @@ def run_directions(layers: Sequence[Recurrent], calls: Sequence[LayerCall], wher
         lstm = layers[0].cell.kind is CellKind.LSTM
         outs, hs, cs = run_layer(first.xt, [layer.cell.direction_weights() for layer in layers],
                                  [c.h0 for c in calls],
-                                 [cast(torch.Tensor, c.c0) for c in calls] if lstm else None,  # type: ignore[arg-type]
+                                 [cast(torch.Tensor, c.c0) for c in calls] if lstm else None,
                                  reverse=[layer.go_backwards for layer in layers], valid=first.valid,
                                  semantics=first.semantics, dropout=[c.dropout for c in calls])
     if not lstm:
