@@ -695,7 +695,7 @@ def test_tk_statefulness_with_padding(cls):
     x = np.ones((2, 3, 4), np.float32)
     out1 = layer(x)
     out2 = layer(x)
-    assert not np.isclose(float(out1.max()), float(out2.max()))  # the states carry over
+    assert not np.isclose(out1.max().item(), out2.max().item())  # the states carry over
     layer.reset_states()
     out3 = layer(x)
     np.testing.assert_allclose(out3.detach().numpy(), out1.detach().numpy(), atol=1e-5)
