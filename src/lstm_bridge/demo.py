@@ -9,7 +9,7 @@ weights copied by the seed's mapping (``kernel = W_ih.T``, ``recurrent_kernel = 
 """
 from __future__ import annotations
 
-from typing import Callable, List
+from typing import Callable, List, Optional
 
 import numpy as np
 import torch
@@ -23,7 +23,7 @@ def _maxdiff(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.detach() - b.detach()).abs().max())
 
 
-def main(argv: List[str] = None, out: Callable[[str], None] = _line) -> int:
+def main(argv: Optional[List[str]] = None, out: Callable[[str], None] = _line) -> int:
     """Run the demo; returns 0 when every parity check is within 1e-5."""
     from .keras import LSTM as KerasLSTM, Bidirectional
     from .mindspore import LSTM as MindSporeLSTM

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-from typing import Callable, Iterator, Optional, Sequence, Tuple, Union
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -91,7 +91,7 @@ def check_request(x: Tensor, directions: Sequence[DirectionWeights], h0: Sequenc
     messages are built only when a check fails.
     """
     device = x.device
-    tensors = [x, *h0, *c0]
+    tensors: List[Optional[Tensor]] = [x, *h0, *c0]
     for w in directions:
         tensors += (w.w_ih, w.w_hh, w.b_ih, w.b_hh)
     if valid is not None:

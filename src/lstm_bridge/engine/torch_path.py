@@ -83,9 +83,9 @@ def run_direction(
     rec_masks = dropout.recurrent if dropout is not None else None
     h, c = h0, c0
     carry = semantics.masked_output is MaskedOutput.CARRY
-    y_prev = torch.zeros_like(h0) if valid is not None and carry else None
+    y_prev = torch.zeros_like(h0)  # the first "previous output" of the CARRY rule
     zero = torch.zeros((), dtype=x.dtype, device=x.device)
-    outputs: List[Optional[Tensor]] = [None] * T
+    outputs: List[Tensor] = [zero] * T
     steps = range(T - 1, -1, -1) if reverse else range(T)
     for t in steps:
         z = xp[t] + _recurrent_projection(h, w.w_hh, rec_masks)
@@ -115,7 +115,7 @@ def run_direction(
 def _torch_lstm_weights(w: DirectionWeights) -> Tuple[List[Tensor], bool]:
     if w.b_ih is None and w.b_hh is None:
         return [w.w_ih, w.w_hh], False
-    b_ih = w.b_ih if w.b_ih is not None else torch.zeros_like(w.b_hh)
+    b_ih = w.b_ih if w.b_ih is not None else torch.zeros_like(w.w_hh[:, 0])
     b_hh = w.b_hh if w.b_hh is not None else torch.zeros_like(b_ih)
     return [w.w_ih, w.w_hh, b_ih, b_hh], True
 
@@ -138,7 +138,7 @@ def _standard_layer(
         H = directions[0].hidden_size
         return [out[..., :H], out[..., H:]], [h[0], h[1]], [c[0], c[1]]
     outs, hs, cs = [], [], []
-    for w, (p, has_bias), h_init, c_init, rev in zip(directions, params, h0, c0, reverse):
+    for (p, has_bias), h_init, c_init, rev in zip(params, h0, c0, reverse):
         xin = x.flip(0) if rev else x
         out, h, c = torch.lstm(xin, (h_init.unsqueeze(0), c_init.unsqueeze(0)), p, has_bias,
                                1, 0.0, False, False, False)
