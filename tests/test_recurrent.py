@@ -138,7 +138,7 @@ def test_engine_family_equals_family_torch_with_every_option(kind, mindspore_cpu
         want, want_h = family_torch.run_family_layer(
             x, dirs, h0, kind=kind, reverse=[False, True], valid=valid, activations=acts,
             masked_output=MaskedOutput.ZERO, reset_after=reset_after, dropout=drop,
-            numerics="mindspore-cpu" if mindspore_cpu else "exact")
+            numerics="mindspore-cpu" if mindspore_cpu else "exact", ms_matmul=mindspore_cpu)
         assert cs == []
         for a, b in zip(outs + hs, want + want_h):
             assert torch.equal(a, b)

@@ -279,7 +279,8 @@ class LayerSemantics:
     ``candidate`` = its one activation. ``reset_after`` (GRU only): the reset gate multiplies
     ``W_hn h + b_hn`` (True: PyTorch, MindSpore, Keras TF2) or ``h`` before the product (False: Keras
     <= 2.3 / TF 1.x). ``mindspore_cpu`` (GRU/RNN only): MindSpore 2.10's CPU op order and MatMul summation
-    order (``family_torch``'s ``numerics="mindspore-cpu"``; the activations stay these).
+    order (``family_torch``'s ``numerics="mindspore-cpu", ms_matmul=True``: bit for bit with MindSpore for
+    float32 and a batch >= 2, and ~20x slower than torch's GEMM; the activations stay these).
     """
 
     activations: CellActivations = CellActivations()
