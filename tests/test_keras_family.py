@@ -773,3 +773,39 @@ def test_tk_bidirectional_of_each_kind_return_state_shapes():
         assert [tuple(o.shape) for o in out] == [(2, 8), (2, 4), (2, 4)]
         out = K.Bidirectional(cls(4, return_state=True), merge_mode=None)(x)
         assert [tuple(o.shape) for o in out] == [(2, 4)] * 4
+
+
+# --- the runner interface, shared with LSTM -------------------------------------------------------------------
+@pytest.mark.parametrize("cls", [K.GRU, K.SimpleRNN])
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_prepare_run_finish_is_forward_for_one_state_kinds(cls, go_backwards):
+    from lstm_bridge.keras.layer import DirectionRun, LayerCall
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 5, 3)).astype(np.float32)
+    mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], bool)
+    layer = cls(4, return_sequences=True, return_state=True, go_backwards=go_backwards)
+    want = layer(x, mask=mask)
+    call = layer.prepare(x, mask)
+    assert isinstance(call, LayerCall) and call.c0 is None
+    run = layer.run(call)
+    assert isinstance(run, DirectionRun) and run.c is None and tuple(run.seq.shape) == (5, 2, 4)
+    got = layer.finish(call, run)
+    assert len(got) == len(want) == 2 and all(torch.equal(a, b) for a, b in zip(got, want))
+
+
+@pytest.mark.parametrize("cls", [K.GRU, K.SimpleRNN])
+def test_bidirectional_of_one_state_kinds_runs_in_one_engine_call(monkeypatch, cls):
+    import lstm_bridge.keras.layer as layer_module
+
+    seen = []
+    real = layer_module.run_layer
+
+    def counting(x, directions, h0, c0, **kwargs):
+        seen.append((len(directions), c0))
+        return real(x, directions, h0, c0, **kwargs)
+
+    monkeypatch.setattr(layer_module, "run_layer", counting)
+    x = np.random.default_rng(2).standard_normal((2, 4, 3)).astype(np.float32)
+    K.Bidirectional(cls(3, return_sequences=True))(x, mask=np.ones((2, 4), bool))
+    assert seen == [(2, None)]
