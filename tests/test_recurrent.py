@@ -118,7 +118,8 @@ def test_engine_runs_family_kinds_like_torch_modules(kind):
 @pytest.mark.parametrize("kind", [CellKind.GRU, CellKind.RNN])
 @pytest.mark.parametrize("mindspore_cpu", [False, True])
 def test_engine_family_equals_family_torch_with_every_option(kind, mindspore_cpu):
-    """Masks, dropout masks, activations, reset_after and mindspore_cpu reach family_torch unchanged."""
+    """Masks, dropout masks, activations, reset_after and mindspore_cpu/mindspore_matmul reach family_torch
+    unchanged."""
     from lstm_bridge.engine import family_torch
     dirs = [_weights(kind, I=3, H=2, seed=s) for s in (3, 4)]
     x = torch.randn(6, 3, 3)
@@ -132,7 +133,7 @@ def test_engine_family_equals_family_torch_with_every_option(kind, mindspore_cpu
         else:
             acts = recurrent.CellActivations(gate=activations.by_name("hard_sigmoid"), candidate=activations.relu)
         sem = recurrent.LayerSemantics(acts, MaskedOutput.ZERO, reset_after=reset_after,
-                                       mindspore_cpu=mindspore_cpu)
+                                       mindspore_cpu=mindspore_cpu, mindspore_matmul=mindspore_cpu)
         outs, hs, cs = engine.run_layer(x, dirs, h0, None, reverse=[False, True], valid=valid, semantics=sem,
                                         dropout=drop)
         want, want_h = family_torch.run_family_layer(

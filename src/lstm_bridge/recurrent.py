@@ -278,9 +278,11 @@ class LayerSemantics:
     ``activations``: LSTM as :class:`CellActivations`; GRU: ``gate`` = r/z, ``candidate`` = n; RNN:
     ``candidate`` = its one activation. ``reset_after`` (GRU only): the reset gate multiplies
     ``W_hn h + b_hn`` (True: PyTorch, MindSpore, Keras TF2) or ``h`` before the product (False: Keras
-    <= 2.3 / TF 1.x). ``mindspore_cpu`` (GRU/RNN only): MindSpore 2.10's CPU op order and MatMul summation
-    order (``family_torch``'s ``numerics="mindspore-cpu", ms_matmul=True``: bit for bit with MindSpore for
-    float32 and a batch >= 2, and ~20x slower than torch's GEMM; the activations stay these).
+    <= 2.3 / TF 1.x). ``mindspore_cpu`` (GRU/RNN only): MindSpore 2.10's CPU op order (each bias on its own
+    product, ``h' = n + z * (h - n)``; within ~5e-7 of MindSpore with its emulated activations).
+    ``mindspore_matmul`` (with ``mindspore_cpu``): also MindSpore's MatMul summation order
+    (``family_torch``'s ``ms_matmul=True``): bit for bit with MindSpore for float32 and a batch >= 2, but
+    ~20-70x slower than torch's GEMM. The activations stay those of ``activations``.
     """
 
     activations: CellActivations = CellActivations()
@@ -290,6 +292,7 @@ class LayerSemantics:
     onednn_bits: bool = False
     reset_after: bool = True
     mindspore_cpu: bool = False
+    mindspore_matmul: bool = False
 
 
 @dataclass

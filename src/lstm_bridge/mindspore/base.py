@@ -35,6 +35,7 @@ from .._tensors import as_float, as_tensor, check_shape
 from ..engine import CellKind, DirectionWeights, LayerSemantics, check_allocation, lengths_to_valid, run_stack
 from ..engine.guards import allocation_errors
 from ._checks import (
+    NUMERICS,
     KernelRuntimeError,
     NotATensorError,
     check_bool,
@@ -43,8 +44,6 @@ from ._checks import (
     check_positive_int,
     load_strict,
 )
-
-NUMERICS = ("exact", "mindspore-cpu")
 
 
 def ms_uniform(shape: Tuple[int, ...], bound: float, dtype: torch.dtype) -> torch.Tensor:

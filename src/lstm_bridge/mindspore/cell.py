@@ -59,7 +59,7 @@ class LSTMCell(CellBase):
             if t.dtype != x.dtype:
                 raise TypeError(f"For 'LSTMCell', {name} must have dtype {x.dtype}; received {t.dtype}")
             check_shape(t, (B, self.hidden_size), f"hx {name}", f" (batch, hidden_size={self.hidden_size})")
-        emulate = self.numerics == "mindspore-cpu" and x.dtype == torch.float32
+        emulate = self.numerics.startswith("mindspore-cpu") and x.dtype == torch.float32
         acts = approximate_activations() if emulate else CellActivations()
         weights = DirectionWeights(self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)  # (no cast: as before)
         _, hs, cs = run_layer(x.unsqueeze(0), [weights], [h0], [c0], reverse=[False],

@@ -5,9 +5,10 @@ On CPU MindSpore has no fused kernel for these cells: every path (with and witho
 cells) is a loop of ``MatMul``/``Sigmoid``/``Tanh``/``Mul``/``Add`` ops with its approximate float32
 Sigmoid and Tanh (spec §3). ``numerics="mindspore-cpu"`` (default) emulates them for float32 inputs: the
 activations :data:`lstm_bridge.activations.ms_cpu_sigmoid`/:data:`~lstm_bridge.activations.ms_cpu_tanh`,
-the op order ``gi = x W_ih^T + b_ih``, ``gh = h W_hh^T + b_hh``, ``h' = n + z·(h − n)`` and MindSpore's
-MatMul summation order (batch >= 2; a batch of 1 is MindSpore's GEMV, whose order is unknown: last-bit
-differences there). ``numerics="exact"`` is true math, as ``torch.nn.GRU``/``torch.nn.RNN``.
+the op order ``gi = x W_ih^T + b_ih``, ``gh = h W_hh^T + b_hh``, ``h' = n + z·(h − n)``, with torch's GEMM
+(within ~5e-7 of MindSpore). ``numerics="mindspore-cpu-bits"`` also sums the products in MindSpore's MatMul
+order: bit for bit for batch >= 2 (a batch of 1 is MindSpore's GEMV, whose order is unknown: last-bit
+differences there), at ~20-70x the time. ``numerics="exact"`` is true math, as ``torch.nn.GRU``/``torch.nn.RNN``.
 """
 from __future__ import annotations
 
@@ -35,12 +36,13 @@ _HALF = (torch.float16, torch.bfloat16)
 def family_semantics(numerics: str, compute: torch.dtype, nonlinearity: str = "tanh") -> LayerSemantics:
     """The engine semantics of a MindSpore GRU/RNN step: the emulated CPU activations, op order and MatMul
     order for float32 with ``numerics="mindspore-cpu"``; true math otherwise. Masked steps emit 0."""
-    emulate = numerics == "mindspore-cpu" and compute == torch.float32
+    emulate = numerics.startswith("mindspore-cpu") and compute == torch.float32
     gate = _act.ms_cpu_sigmoid if emulate else _act.sigmoid
     tanh = _act.ms_cpu_tanh if emulate else _act.tanh
     candidate = _act.relu if nonlinearity == "relu" else tanh
     return LayerSemantics(CellActivations(gate=gate, candidate=candidate, cell=candidate), MaskedOutput.ZERO,
-                          mindspore_cpu=numerics == "mindspore-cpu")
+                          mindspore_cpu=numerics.startswith("mindspore-cpu"),
+                          mindspore_matmul=numerics == "mindspore-cpu-bits")
 
 
 def _dtype_name(dtype: torch.dtype) -> str:

@@ -91,9 +91,9 @@ class LSTM(RecurrentNet):
 
     def _semantics(self, with_lengths: bool, compute: torch.dtype) -> LayerSemantics:
         acts = CellActivations()
-        if with_lengths and self.numerics == "mindspore-cpu" and compute == torch.float32:
+        if with_lengths and self.numerics.startswith("mindspore-cpu") and compute == torch.float32:
             acts = approximate_activations()
-        return LayerSemantics(acts, MaskedOutput.ZERO, onednn_bits=self.numerics == "mindspore-cpu")
+        return LayerSemantics(acts, MaskedOutput.ZERO, onednn_bits=self.numerics.startswith("mindspore-cpu"))
 
     def _result(self, out: torch.Tensor, h_n: torch.Tensor, c_n: Optional[torch.Tensor]
                 ) -> Tuple[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
