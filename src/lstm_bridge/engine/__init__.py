@@ -137,7 +137,8 @@ def _run_family_layer(
         outs, hs = _family.run_family_layer(
             x, directions, h0, kind=kind, reverse=reverse, valid=valid, activations=semantics.activations,
             masked_output=semantics.masked_output, reset_after=semantics.reset_after, dropout=dropout,
-            numerics="mindspore-cpu" if semantics.mindspore_cpu else "exact", ms_matmul=semantics.mindspore_cpu and semantics.mindspore_matmul)
+            numerics="mindspore-cpu" if semantics.mindspore_cpu else "exact",
+            ms_matmul=semantics.mindspore_cpu and semantics.mindspore_matmul)
     return outs, hs, []
 
 

@@ -65,8 +65,8 @@ def check_numerics(numerics: str) -> str:
     return numerics
 
 
-def load_strict(module: torch.nn.Module, loader: Callable, state_dict: Mapping[str, Any], strict: bool,
-                assign: bool):
+def load_strict(module: torch.nn.Module, loader: Callable[..., Any], state_dict: Mapping[str, Any], strict: bool,
+                assign: bool) -> Any:
     """``load_state_dict`` with MindSpore names, NumPy values accepted, and a ValueError that lists
     missing keys, unexpected keys and shape mismatches when ``strict``."""
     own = dict(module.named_parameters())

@@ -35,7 +35,7 @@ from .._tensors import as_float, as_tensor, check_shape
 from ..engine import CellKind, DirectionWeights, LayerSemantics, check_allocation, lengths_to_valid, run_stack
 from ..engine.guards import allocation_errors
 from ._checks import (
-    NUMERICS,
+    NUMERICS as NUMERICS,  # re-exported: the accepted numerics values
     KernelRuntimeError,
     NotATensorError,
     check_bool,
