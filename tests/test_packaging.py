@@ -54,3 +54,19 @@ def test_specs_are_in_the_repository():
     for name in ("keras_lstm.md", "mindspore_lstm.md"):
         text = (ROOT / "docs" / "spec" / name).read_text(encoding="utf-8")
         assert "## 4." in text and "../../tests/fixtures/" in text, name
+
+
+def test_spec_citations_in_the_package_resolve_to_a_section() -> None:
+    """Every ``docs/spec/<file>.md §N`` cited in src/ names a spec in the repository and a heading ``N.`` in it."""
+    repo = pathlib.Path(__file__).resolve().parents[1]
+    cited = set()
+    for path in (repo / "src").rglob("*.py"):
+        cited.update(re.findall(r"docs/spec/([a-z_]+\.md) §([0-9]+(?:\.[0-9]+)*)", path.read_text()))
+    assert cited, "no spec citation found in src/"
+    missing = []
+    for name, section in sorted(cited):
+        spec = repo / "docs" / "spec" / name
+        headings = re.findall(r"^#+\s+([0-9]+(?:\.[0-9]+)*)\.?\s", spec.read_text(), re.M) if spec.exists() else []
+        if section not in headings:
+            missing.append(f"{name} §{section}")
+    assert not missing, f"citations without a matching spec section: {missing}"

@@ -4,7 +4,7 @@ Every built-in is an :class:`Activation`: a named, picklable callable on torch t
 what ``get_config`` writes and what the native kernel dispatches on; any other Python callable is
 accepted too and simply runs on the portable torch path.
 
-Two functions share the name ``"hard_sigmoid"`` (spec §2.2):
+Two functions share the name ``"hard_sigmoid"`` (docs/spec/keras_lstm.md §2.2):
 
 * :data:`hard_sigmoid_keras2` — ``clip(0.2 x + 0.5, 0, 1)``: TF 1.x, tf.keras 2.x, tf_keras, Keras 2.
 * :data:`hard_sigmoid_keras3` — ``relu6(x + 3) / 6``: Keras 3 (and ``tf.keras`` in TF >= 2.16).
@@ -25,7 +25,7 @@ Keras-3-only names (``celu``,
 ``hard_silu``, ...) with tf_keras's own error text. Our serialised names (``hard_sigmoid_keras3``,
 ``gelu_tanh``, ``ms_cpu_sigmoid``, ``ms_cpu_tanh``) resolve under either generation.
 
-MindSpore's CPU kernels approximate ``Sigmoid`` and ``Tanh`` (spec mindspore §3); :data:`ms_cpu_sigmoid`
+MindSpore's CPU kernels approximate ``Sigmoid`` and ``Tanh`` (docs/spec/mindspore_lstm.md §3); :data:`ms_cpu_sigmoid`
 and :data:`ms_cpu_tanh` emulate them bit for bit in float32.
 """
 from __future__ import annotations
@@ -191,7 +191,7 @@ def _sparsemax(x: Tensor) -> Tensor:
     return torch.clamp(x - tau, min=0.0)
 
 
-# --- MindSpore CPU float32 Sigmoid / Tanh emulation (spec mindspore §3) -------------------------
+# --- MindSpore CPU float32 Sigmoid / Tanh emulation (docs/spec/mindspore_lstm.md §3) -------------------------
 
 def _fma32(a: Tensor, b, c) -> Tensor:
     """float32 fused multiply-add: exact float64 product-sum, one rounding to float32."""

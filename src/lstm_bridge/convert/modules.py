@@ -1,6 +1,6 @@
 """Module conversion: Keras layer(s) <-> MindSpore ``LSTM`` <-> ``torch.nn.LSTM``, with identical outputs.
 
-The mapping (spec keras §1, DESIGN.md): per (layer, direction), ``weight_ih = kernel.T (4H, I)``,
+The mapping (docs/spec/keras_lstm.md §1, DESIGN.md): per (layer, direction), ``weight_ih = kernel.T (4H, I)``,
 ``weight_hh = recurrent_kernel.T (4H, H)``, ``bias_ih = bias``, ``bias_hh = 0``; back to Keras,
 ``bias = bias_ih + bias_hh``. Gate order i, f, g, o everywhere (the permutations themselves live in
 :mod:`lstm_bridge.weights`). Keras -> MindSpore -> PyTorch -> Keras is bit-exact on the weights.

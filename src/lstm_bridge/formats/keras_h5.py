@@ -1,6 +1,6 @@
 """Keras legacy HDF5: full model (``model.save("m.h5")``) and weights-only (``save_weights("w.h5")``).
 
-Layout (spec keras §7.1/§7.2): root attrs ``keras_version``, ``backend``, ``model_config`` (JSON; full
+Layout (docs/spec/keras_lstm.md §7.1/§7.2): root attrs ``keras_version``, ``backend``, ``model_config`` (JSON; full
 model only); the weights live in group ``model_weights`` (full model) or at the root (weights-only),
 which carries ``layer_names``; each layer group carries ``weight_names`` and holds the datasets at
 those (slash-separated) paths. Attributes may be bytes or str and may be split (``name0``, ``name1``,

@@ -2,10 +2,10 @@
 (tf_keras) or Keras 3 model, for the Keras writers (:mod:`.keras_h5`, :mod:`.keras_weights`,
 :mod:`.keras_zip`).
 
-Configs written for a generation are those measured in spec keras §7.1 (tf_keras 2.21: ``time_major``
+Configs written for a generation are those measured in docs/spec/keras_lstm.md §7.1 (tf_keras 2.21: ``time_major``
 and ``implementation`` present, dtype a string) and §7.4 (Keras 3.15: no ``time_major`` /
 ``implementation``, dtype a ``DTypePolicy`` dict, ``seed``). ``"hard_sigmoid"`` means different functions
-in the two generations (spec §2.2), so a layer using one generation's hard sigmoid cannot be written for
+in both generations (docs/spec/keras_lstm.md §2.2), so a layer with one generation's hard sigmoid cannot be written for
 the other: that is an error, never a silent change. What a generation can hold is decided by
 :mod:`lstm_bridge.targets` (the writers ask it before planning); the planner only builds.
 """
@@ -90,7 +90,7 @@ def lstm_config(gen: int, name: str, units: int, *, activation: str = "tanh",
                 recurrent_dropout: float = 0.0, implementation: int = 2, time_major: bool = False,
                 unit_forget_bias: bool = True, where: str = "") -> Dict[str, Any]:
     """An LSTM layer ``config`` dict with exactly the keys (and key order) of generation ``gen``
-    (spec keras §7.1 / §7.4). Activations are *resolved* names (see :func:`target_activation`). What a
+    (docs/spec/keras_lstm.md §7.1 / §7.4). Activations are *resolved* names (see :func:`target_activation`). What a
     generation cannot hold (``time_major`` in Keras 3, ...) is refused before, by :mod:`lstm_bridge.targets`."""
     where = where or f"layer {name!r}"
     act = target_activation(activation, gen, where)
@@ -506,7 +506,7 @@ def _convert_simple_layer(e: LayerEntry, gen: int, used: set, seq_len: Any, prev
                                "bias_initializer": _initializer(gen, "Zeros", {}),
                                "kernel_regularizer": None, "bias_regularizer": None, "activity_regularizer": None,
                                "kernel_constraint": None, "bias_constraint": None}
-        if gen == 3:  # the keys Keras 3.15 writes (spec keras §7.4 fixtures)
+        if gen == 3:  # the keys Keras 3.15 writes (docs/spec/keras_lstm.md §7.4 fixtures)
             del cfg["activity_regularizer"]
             cfg["quantization_config"] = None
         in_dim = int(arrays[0].shape[0])

@@ -1,5 +1,5 @@
 """New-style Keras ``.weights.h5`` (Keras 3 ``save_weights``, tf_keras ``save_weights("*.weights.h5")``,
-and the ``model.weights.h5`` inside a ``.keras`` zip; spec keras §7.3).
+and the ``model.weights.h5`` inside a ``.keras`` zip; docs/spec/keras_lstm.md §7.3).
 
 Paths are ``layers/<key>/.../vars/<i>`` where ``<key>`` is the snake-case **class name with a per-class
 counter** in model order (``lstm``, ``lstm_1``, ``bidirectional``...), not the layer name. An LSTM keeps

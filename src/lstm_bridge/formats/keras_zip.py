@@ -1,5 +1,5 @@
-"""The ``.keras`` zip (Keras 3 ``model.save("m.keras")``; tf_keras writes the same container; spec
-keras §7.4): ``metadata.json`` (``keras_version``), ``config.json`` (the model config) and
+"""The ``.keras`` zip (Keras 3 ``model.save("m.keras")``; tf_keras writes the same container;
+docs/spec/keras_lstm.md §7.4): ``metadata.json`` (``keras_version``), ``config.json`` (the model config) and
 ``model.weights.h5`` (the ``.weights.h5`` layout, keys = class-name counters in config order).
 
 The writer produces a Keras 3.15 file (Functional ``Input -> LSTM/Bidirectional ...``; the original

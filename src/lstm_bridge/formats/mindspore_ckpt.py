@@ -1,4 +1,4 @@
-"""MindSpore ``.ckpt`` files, read and written without MindSpore (spec mindspore §6).
+"""MindSpore ``.ckpt`` files, read and written without MindSpore (docs/spec/mindspore_lstm.md §6).
 
 Layout: a concatenation of serialized ``Checkpoint`` messages holding one ``Value`` each (schema in
 ``ms_checkpoint.proto``, next to this module, parsed at import: no ``protoc`` needed), optionally

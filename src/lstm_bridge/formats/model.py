@@ -173,7 +173,7 @@ class ModelFile:
     @property
     def hard_sigmoid(self) -> Optional[str]:
         """What ``"hard_sigmoid"`` means in this file: ``"clip(0.2*x+0.5, 0, 1)"`` (Keras 1/2, TF 1.x,
-        tf_keras; spec keras §2.2) or ``"relu6(x+3)/6"`` (Keras 3); None for non-Keras files."""
+        tf_keras; docs/spec/keras_lstm.md §2.2) or ``"relu6(x+3)/6"`` (Keras 3); None for non-Keras files."""
         gen = self.keras_version
         if gen is None:
             return None
@@ -409,7 +409,7 @@ def _to_lstm_layer(mf: ModelFile, e: LayerEntry) -> LSTMLayer:
     sem = {"activation": "tanh", "recurrent_activation": "sigmoid",
            "batch_first": e.config.get("batch_first"), "framework": mf.framework}
     if mf.framework == "mindspore":
-        # MindSpore's CPU seq_length path and its LSTMCell use approximate Sigmoid/Tanh (spec mindspore §3)
+        # MindSpore's CPU seq_length path and LSTMCell use approximate Sigmoid/Tanh (docs/spec/mindspore_lstm.md §3)
         sem["seq_length_activations"] = ("ms_cpu_sigmoid", "ms_cpu_tanh")
         if e.kind == "LSTMCell":
             sem["activation"], sem["recurrent_activation"] = "ms_cpu_tanh", "ms_cpu_sigmoid"

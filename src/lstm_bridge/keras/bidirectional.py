@@ -1,5 +1,5 @@
 """``Bidirectional``: Keras's wrapper, composing a forward and a backward recurrent layer - ``LSTM``,
-``GRU`` or ``SimpleRNN`` (spec keras §6, docs/spec/keras_gru_simplernn.md §6).
+``GRU`` or ``SimpleRNN`` (docs/spec/keras_lstm.md §6, docs/spec/keras_gru_simplernn.md §6).
 
 * ``forward_layer`` is a config copy of the wrapped layer named ``forward_<name>``; ``backward_layer``
   a copy with ``go_backwards`` flipped named ``backward_<name>`` (or the ``backward_layer`` given).

@@ -4,7 +4,7 @@ subclasses that keep Keras's explicit signatures.
 
 Shapes (``u = units``): inputs ``(B, T, F)`` (``(T, B, F)`` with ``time_major``); output ``(B, u)``, or
 ``(B, T, u)`` with ``return_sequences``; with ``return_state`` ``[output, h, c]`` (LSTM) or
-``[output, h]`` (GRU, SimpleRNN), states ``(B, u)``. Semantics follow Keras exactly (spec keras §3-§5,
+``[output, h]`` (GRU, SimpleRNN), states ``(B, u)``. Semantics follow Keras exactly (docs/spec/keras_lstm.md §3-§5,
 docs/spec/keras_gru_simplernn.md):
 
 * ``go_backwards``: steps run over ``x[T-1] .. x[0]`` and the returned sequence stays in that
@@ -114,7 +114,7 @@ class Recurrent(torch.nn.Module):
                                                     **cell_args)
         self.units = self.cell.units
         for opt in _options.layer_options(kind):
-            # unroll gives the loop's numbers (spec §3); accepted for config fidelity and one masking quirk
+            # unroll gives the loop's numbers (docs/spec/keras_lstm.md §3); kept for config fidelity and one masking quirk
             setattr(self, opt.name, opt.parse(values[opt.name], opt.name, self.keras_version))
         self.zero_output_for_mask = bool(kwargs.get("zero_output_for_mask", False))
         self.use_cudnn = kwargs.get("use_cudnn", "auto")
@@ -412,7 +412,7 @@ class Recurrent(torch.nn.Module):
         valid = self._valid_steps(mask, T, B)
         drop = self.cell.dropout_masks(B, xt, self.cell.resolve_training(training))
         # Keras's unrolled loop zeroes the processing-order outputs with the *un-reversed* mask when
-        # go_backwards and zero_output_for_mask meet (Bidirectional + mask + unroll; spec keras §6).
+        # go_backwards and zero_output_for_mask meet (Bidirectional + mask + unroll; docs/spec/keras_lstm.md §6).
         unroll_quirk = self.unroll and self.go_backwards and self.zero_output_for_mask and valid is not None
         rule = MaskedOutput.ZERO if self.zero_output_for_mask and not unroll_quirk else MaskedOutput.CARRY
         return LayerCall(xt, h0, c0, valid, drop, self.cell.semantics(rule), unroll_quirk)
@@ -481,7 +481,7 @@ class LayerCall(NamedTuple):
     """One prepared call (:meth:`Recurrent.prepare`): time-major input ``xt (T, B, F)``, initial state
     ``h0``/``c0 (B, u)`` (``c0`` None but for LSTM), step mask ``valid (T, B)`` (None: every step),
     dropout masks, the engine
-    semantics, and whether Keras's unrolled-loop masking quirk applies (spec keras §6)."""
+    semantics, and whether Keras's unrolled-loop masking quirk applies (docs/spec/keras_lstm.md §6)."""
 
     xt: torch.Tensor
     h0: torch.Tensor

@@ -1,4 +1,4 @@
-"""Keras's output rules for recurrent layers, in one place (spec keras §3-§6).
+"""Keras's output rules for recurrent layers, in one place (docs/spec/keras_lstm.md §3-§6).
 
 The engine returns, per direction, the ``(T, B, u)`` outputs in *original* time order (position t is
 the output computed at input step t, whichever way the direction ran). Keras presents them so:

@@ -4,7 +4,7 @@
 'hard_sigmoid'`` (Keras 2's), ``reset_after=False`` (bias ``(3u,)``) and ``implementation=1`` by default;
 recurrent dropout forces implementation 1 as in TF2 (measured on tf_keras 2.21's ``gru_v1.GRUCell``).
 
-LSTM differences from :class:`lstm_bridge.keras.LSTM` (spec keras §2.1, §5):
+LSTM differences from :class:`lstm_bridge.keras.LSTM` (docs/spec/keras_lstm.md §2.1, §5):
 
 * ``recurrent_activation='hard_sigmoid'`` (Keras 2's ``clip(0.2 x + 0.5, 0, 1)``) and
   ``implementation=1`` by default;

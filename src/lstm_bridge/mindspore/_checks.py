@@ -1,4 +1,4 @@
-"""MindSpore-style argument checks shared by ``LSTM`` and ``LSTMCell`` (spec mindspore §1.1)."""
+"""MindSpore-style argument checks shared by ``LSTM`` and ``LSTMCell`` (docs/spec/mindspore_lstm.md §1.1)."""
 from __future__ import annotations
 
 from typing import Any, Callable, Mapping

@@ -1,5 +1,5 @@
 """``RecurrentNet``: what ``mindspore.nn.LSTM``, ``nn.GRU`` and ``nn.RNN`` (2.x) share (MindSpore's
-``_RNNBase``; spec mindspore §1-§5 and mindspore_gru_rnn §1-§5).
+``_RNNBase``; docs/spec/mindspore_lstm.md §1-§5 and docs/spec/mindspore_gru_rnn.md §1-§5).
 
 Shapes (``L = num_layers``, ``D = 2 if bidirectional else 1``, ``G`` = 4 LSTM / 3 GRU / 1 RNN)::
 

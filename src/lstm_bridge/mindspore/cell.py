@@ -1,11 +1,11 @@
-"""``LSTMCell``: ``mindspore.nn.LSTMCell`` (2.x) as a torch Module (spec mindspore §7).
+"""``LSTMCell``: ``mindspore.nn.LSTMCell`` (2.x) as a torch Module (docs/spec/mindspore_lstm.md §7).
 
 ``cell(x, (h0, c0)) -> (h, c)`` with ``x (B, I)`` and ``h0, c0, h, c (B, H)``; ``hx`` is required.
 Parameters ``weight_ih (4H, I)``, ``weight_hh (4H, H)``, ``bias_ih (4H,)``, ``bias_hh (4H,)`` (gate
 order i, f, g, o) — the names of MindSpore and of ``torch.nn.LSTMCell``. MindSpore does not cast:
 ``x`` must have the parameters' dtype.
 
-MindSpore's CPU ``LSTMCell`` always runs its approximate float32 Sigmoid/Tanh (spec mindspore §3), so
+MindSpore's CPU ``LSTMCell`` always runs its approximate float32 Sigmoid/Tanh (docs/spec/mindspore_lstm.md §3), so
 the default ``numerics="mindspore-cpu"`` emulates them bit for bit for float32 inputs (other dtypes
 compute exactly); ``numerics="exact"`` uses true sigmoid/tanh (what MindSpore's GPU path computes).
 """

@@ -3,7 +3,7 @@ mindspore_gru_rnn).
 
 ``output, h_n = GRU(...)(x, hx=None, seq_length=None)``: shapes, parameter names and the ``seq_length`` rule
 are those of :mod:`.base` with ``G = 3`` (gate blocks **r, z, n**, PyTorch's order); ``hx``/``h_n`` are
-one tensor ``(num_layers*D, B, H)``. One step (MindSpore's op order, spec §2.2)::
+one tensor ``(num_layers*D, B, H)``. One step (MindSpore's op order, docs/spec/mindspore_gru_rnn.md §2.2)::
 
     gi = x W_ih^T + b_ih        gh = h W_hh^T + b_hh        (split into r, z, n blocks)
     r = σ(gi_r + gh_r)          z = σ(gi_z + gh_z)          n = tanh(gi_n + r * gh_n)

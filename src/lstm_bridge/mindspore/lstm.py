@@ -1,4 +1,4 @@
-"""``LSTM``: ``mindspore.nn.LSTM`` (2.x) as a torch Module (spec mindspore §1-§5).
+"""``LSTM``: ``mindspore.nn.LSTM`` (2.x) as a torch Module (docs/spec/mindspore_lstm.md §1-§5).
 
 Shapes (``L = num_layers``, ``D = 2 if bidirectional else 1``)::
 
@@ -46,7 +46,7 @@ class LSTM(RecurrentNet):
     dropout between layers. Extra arguments: ``dtype`` (parameter dtype, as MindSpore 2.x) and
     ``numerics``: ``"mindspore-cpu"`` (default: what MindSpore's CPU kernels compute — exact sigmoid/tanh
     on the fused path, its approximate float32 Sigmoid/Tanh on the seq_length path, emulated bit for
-    bit; spec mindspore §3) or ``"exact"`` (true sigmoid/tanh everywhere, as MindSpore's GPU kernels;
+    bit; docs/spec/mindspore_lstm.md §3) or ``"exact"`` (true sigmoid/tanh everywhere, as MindSpore's GPU kernels;
     within ~2e-4 of the CPU seq_length path, more with large weights).
 
     Example (the seed's corrected call)::

@@ -257,7 +257,7 @@ def from_torch_state_dict(state: Mapping[str, Array], prefix: str = "") -> List[
 
 
 def check_mindspore_layout(keys: Union[Iterable[str], Mapping[str, Any]]) -> None:
-    """Raise :class:`UnsupportedLayoutError` for the MindSpore <= r1.5 layouts (spec mindspore §9):
+    """Raise :class:`UnsupportedLayoutError` for the MindSpore <= r1.5 layouts (docs/spec/mindspore_lstm.md §9):
     a flat fused ``weight`` Parameter of shape ``(N, 1, 1)`` (CPU/GPU ``nn.LSTM``) or Ascend
     ``weight_fw{l}``/``weight_bw{l}``/``bias_fw{l}``/``bias_bw{l}`` (float16, DynamicRNN gate order).
 
@@ -328,7 +328,7 @@ def from_onnx(W: Array, R: Array, B: Optional[Array] = None) -> List[LSTMWeights
 
 def from_cudnn_lstm(kernel: Array, recurrent_kernel: Array, bias: Array) -> LSTMWeights:
     """TF 1.x ``CuDNNLSTM`` legacy weights -> canonical (the conversion tf_keras's legacy loader does,
-    spec keras §7.6).
+    docs/spec/keras_lstm.md §7.6).
 
     ``kernel (I, 4u)``: each gate block ``k (I, u)`` holds the cuDNN raw matrix, so the Keras block is
     ``k.T.reshape((I, u), order="F")``; ``recurrent_kernel (u, 4u)``: each gate block is transposed;
@@ -358,7 +358,7 @@ def from_cudnn_lstm(kernel: Array, recurrent_kernel: Array, bias: Array) -> LSTM
 
 def from_keras1(arrays: Sequence[Array]) -> LSTMWeights:
     """Keras 1 LSTM weights (12 arrays, gate-wise in the order i, c, f, o, each ``W (I, u)``,
-    ``U (u, u)``, ``b (u,)``) -> canonical (spec keras §7.6)."""
+    ``U (u, u)``, ``b (u,)``) -> canonical (docs/spec/keras_lstm.md §7.6)."""
     if len(arrays) != 12:
         raise ValueError(f"a Keras 1 LSTM has 12 weight arrays (W, U, b for gates i, c, f, o); "
                          f"received {len(arrays)}")

@@ -76,7 +76,7 @@ inline void map_vec(const T* src, T* dst, int64_t n, F f) {
   }
 }
 
-// MindSpore's CPU float32 Sigmoid/Tanh (spec mindspore section 3), computed in float32 with true fused
+// MindSpore's CPU float32 Sigmoid/Tanh (docs/spec/mindspore_lstm.md §3), computed in float32 with true fused
 // multiply-adds whatever T is, exactly as lstm_bridge.activations.ms_cpu_sigmoid/ms_cpu_tanh.
 // Both are branch-free so that the loops calling them vectorise (checked with -fopt-info-vec): a
 // per-element scalar loop made MindSpore's numerics the slowest variant.
