@@ -23,7 +23,6 @@ import numpy as np
 import pytest
 
 import golden_data as gd
-
 import oracle as R
 
 FLAVOURS = gd.FLAVOURS

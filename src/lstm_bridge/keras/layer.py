@@ -114,7 +114,8 @@ class Recurrent(torch.nn.Module):
                                                     **cell_args)
         self.units = self.cell.units
         for opt in _options.layer_options(kind):
-            # unroll gives the loop's numbers (docs/spec/keras_lstm.md §3); kept for config fidelity and one masking quirk
+            # unroll gives the loop's numbers (docs/spec/keras_lstm.md §3); kept for config fidelity and one
+            # masking quirk
             setattr(self, opt.name, opt.parse(values[opt.name], opt.name, self.keras_version))
         self.zero_output_for_mask = bool(kwargs.get("zero_output_for_mask", False))
         self.use_cudnn = kwargs.get("use_cudnn", "auto")

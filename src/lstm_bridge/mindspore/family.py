@@ -3,7 +3,8 @@ MindSpore's CPU numerics for them (docs/spec/mindspore_gru_rnn.md §1-§5, §7).
 
 On CPU MindSpore has no fused kernel for these cells: every path (with and without ``seq_length``, and the
 cells) is a loop of ``MatMul``/``Sigmoid``/``Tanh``/``Mul``/``Add`` ops with its approximate float32
-Sigmoid and Tanh (docs/spec/mindspore_gru_rnn.md §3). ``numerics="mindspore-cpu"`` (default) emulates them for float32 inputs: the
+Sigmoid and Tanh (docs/spec/mindspore_gru_rnn.md §3). ``numerics="mindspore-cpu"`` (default) emulates them
+for float32 inputs: the
 activations :data:`lstm_bridge.activations.ms_cpu_sigmoid`/:data:`~lstm_bridge.activations.ms_cpu_tanh`,
 the op order ``gi = x W_ih^T + b_ih``, ``gh = h W_hh^T + b_hh``, ``h' = n + z·(h − n)``, with torch's GEMM
 (within ~5e-7 of MindSpore). ``numerics="mindspore-cpu-bits"`` also sums the products in MindSpore's MatMul

@@ -1,4 +1,5 @@
-"""``RNN`` and ``RNNCell``: ``mindspore.nn.RNN`` / ``nn.RNNCell`` (2.x) as torch Modules (docs/spec/mindspore_gru_rnn.md).
+"""``RNN`` and ``RNNCell``: ``mindspore.nn.RNN`` / ``nn.RNNCell`` (2.x) as torch Modules
+(docs/spec/mindspore_gru_rnn.md).
 
 ``output, h_n = RNN(..., nonlinearity="tanh")(x, hx=None, seq_length=None)``: shapes, parameter names and
 the ``seq_length`` rule are those of :mod:`.base` with ``G = 1``; ``hx``/``h_n`` are one tensor
