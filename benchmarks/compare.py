@@ -10,6 +10,7 @@ each run (ratios, not milliseconds: each ratio was measured against torch in its
 the number that survives a change of machine load) and flags changes larger than ``--threshold``
 (relative) that also fall outside the other run's per-pass ratio range. Exit code 0; 2 on bad input.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,8 +26,9 @@ def ratios(path: str) -> Dict[Key, Dict[str, float]]:
     with open(path) as f:
         results: Dict[str, Any] = json.load(f)
     if "rows" not in results:
-        raise ValueError(f"{path}: expected a results.json of lstm_bridge.bench (with 'rows'); "
-                         f"found keys {sorted(results)[:8]}")
+        raise ValueError(
+            f"{path}: expected a results.json of lstm_bridge.bench (with 'rows'); found keys {sorted(results)[:8]}"
+        )
     out: Dict[Key, Dict[str, float]] = {}
     for row in results["rows"]:
         for mode in ("forward", "train"):

@@ -10,6 +10,7 @@ Usage::
 Works without installing the package: ``src/`` is put on ``sys.path`` when ``lstm_bridge`` is not
 importable. All options are documented in ``benchmarks/README.md`` and ``lstm_bridge.bench``.
 """
+
 from __future__ import annotations
 
 import os

@@ -5,6 +5,7 @@
 Prints the best of 7 forward passes (inference) of a Keras LSTM with hard_sigmoid gates (the native
 path), of torch.nn.LSTM of the same size, and of the input-projection GEMM alone.
 """
+
 import sys
 import time
 
@@ -34,8 +35,9 @@ def main() -> None:
         ours(x)
         a, b = best_ms(lambda: ours(x)), best_ms(lambda: ref(x))
         c = best_ms(lambda: x.reshape(-1, I) @ w)
-    print(f"threads {threads}: ours {a:.1f} ms, torch.nn.LSTM {b:.1f} ms, ratio {a / b:.2f}; "
-          f"input projection {c:.1f} ms")
+    print(
+        f"threads {threads}: ours {a:.1f} ms, torch.nn.LSTM {b:.1f} ms, ratio {a / b:.2f}; input projection {c:.1f} ms"
+    )
 
 
 if __name__ == "__main__":

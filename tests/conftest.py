@@ -1,4 +1,5 @@
 """pytest fixtures and hooks only; shared helper functions live in ``helpers.py`` (import them from there)."""
+
 from __future__ import annotations
 
 import numpy as np

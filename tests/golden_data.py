@@ -16,6 +16,7 @@ for large ones):
   or ``LSTMCell``): ``MS_CPU_FORWARD_TOL`` / ``MS_CPU_GRAD_TOL`` with the default
   ``numerics="mindspore-cpu"`` (which emulates those activations), and 2e-4 with ``numerics="exact"``.
 """
+
 from __future__ import annotations
 
 import functools
@@ -46,6 +47,7 @@ Result = Dict[str, Any]  # {"outputs": [np arrays], "grads": {golden key: np arr
 
 # ------------------------------------------------------------------------------------------------
 # Loading
+
 
 def available(flavour: str, folder: str = str(GOLDEN)) -> bool:
     """Whether ``<folder>/<flavour>.json`` exists (``make golden`` writes it)."""
@@ -90,6 +92,7 @@ def generator_module(name: str) -> Any:
 
 # ------------------------------------------------------------------------------------------------
 # Our side, through the public front ends only
+
 
 def _flatten(result: Any) -> List[torch.Tensor]:
     if isinstance(result, (list, tuple)):
@@ -173,8 +176,12 @@ def run_keras_case(case: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) ->
     for layer, spec in zip(layers, case["layers"]):
         layer.set_weights([arrays[k] for k in spec["weights"]])
     x = torch.tensor(arrays[case["x"]], requires_grad=want_grad)
-    states = [[torch.tensor(arrays[k], requires_grad=want_grad) for k in spec["initial_state"]]
-              if spec["initial_state"] else None for spec in case["layers"]]
+    states = [
+        [torch.tensor(arrays[k], requires_grad=want_grad) for k in spec["initial_state"]]
+        if spec["initial_state"]
+        else None
+        for spec in case["layers"]
+    ]
     if case["kind"] == "cell":
         cell = layers[0]
         st: Any = states[0]
@@ -201,15 +208,18 @@ def run_keras_case(case: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) ->
         params = [p for layer in layers for p in layer.trainable_weights]
         keys = [g["x"]] + list(g["initial_state"]) + list(g["weights"])
         if len(flat_states) != len(g["initial_state"]) or len(params) != len(g["weights"]):
-            raise AssertionError(f"{case['id']}: {len(flat_states)} states / {len(params)} trainable weights, golden "
-                                 f"has {len(g['initial_state'])} / {len(g['weights'])}")
+            raise AssertionError(
+                f"{case['id']}: {len(flat_states)} states / {len(params)} trainable weights, golden "
+                f"has {len(g['initial_state'])} / {len(g['weights'])}"
+            )
         grads = _project_and_grad(outs, [arrays[k] for k in g["proj"]], [x] + flat_states + params)
         result["grads"] = dict(zip(keys, grads))
     return result
 
 
-def run_mindspore_case(case: Mapping[str, Any], arrays: Mapping[str, np.ndarray],
-                       numerics: Optional[str] = None) -> Result:
+def run_mindspore_case(
+    case: Mapping[str, Any], arrays: Mapping[str, np.ndarray], numerics: Optional[str] = None
+) -> Result:
     """Run one MindSpore golden case through ``lstm_bridge.mindspore`` (schema: ``tools/golden_ms.py``;
     family cases: ``tools/golden_family.py``)."""
     if case["kind"] in FAMILY_MS_KINDS:
@@ -308,8 +318,9 @@ def _family_wrapped(kb: Any, spec: Mapping[str, Any], keras_version: int) -> Any
     return _family_keras_layer(kb, spec["wrapped"], spec, _keras_config(spec["config"], keras_version), keras_version)
 
 
-def run_family_mindspore_case(case: Mapping[str, Any], arrays: Mapping[str, np.ndarray],
-                              numerics: Optional[str] = None) -> Result:
+def run_family_mindspore_case(
+    case: Mapping[str, Any], arrays: Mapping[str, np.ndarray], numerics: Optional[str] = None
+) -> Result:
     """Run one MindSpore family case (``GRU``, ``RNN``, ``GRUCell``, ``RNNCell``) through
     ``lstm_bridge.mindspore``: ``output, h_n = net(x, hx, seq_length)`` (hx ONE tensor); cells
     ``h = cell(x[t], h)`` for every step, outputs ``[stack(h_t), h_T]``."""
@@ -349,6 +360,7 @@ def run_family_mindspore_case(case: Mapping[str, Any], arrays: Mapping[str, np.n
 # ------------------------------------------------------------------------------------------------
 # Comparison
 
+
 def scaled_error(actual: np.ndarray, expected: np.ndarray) -> float:
     """``max |a - e| / max(1, |e|)``; inf on a shape mismatch."""
     if tuple(actual.shape) != tuple(expected.shape):
@@ -372,8 +384,12 @@ def compare(case: Mapping[str, Any], arrays: Mapping[str, np.ndarray], got: Resu
     if got["grads"] is not None:
         for key, arr in got["grads"].items():
             grads[key] = scaled_error(arr, arrays[key])
-    return {"forward": fwd, "grads": grads, "max_forward": max(fwd.values()) if fwd else 0.0,
-            "max_grad": max(grads.values()) if grads else None}
+    return {
+        "forward": fwd,
+        "grads": grads,
+        "max_forward": max(fwd.values()) if fwd else 0.0,
+        "max_grad": max(grads.values()) if grads else None,
+    }
 
 
 def tolerances(case: Mapping[str, Any], numerics: Optional[str] = None) -> Tuple[float, float]:

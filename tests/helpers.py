@@ -7,6 +7,7 @@
 * ``MAX_ERRORS``: family -> max ``|front end - oracle|`` seen in this run (filled by ``test_engine_matrix``,
   printed by the ``conftest.py`` terminal-summary hook).
 """
+
 from __future__ import annotations
 
 import pathlib

@@ -19,6 +19,7 @@ Conventions
 * Everything is computed and returned in float64, except ``numerics="mindspore-cpu"`` paths, which
   compute in float32 exactly as MindSpore's CPU kernels do (values returned as float64 arrays).
 """
+
 from __future__ import annotations
 
 import math
@@ -54,6 +55,7 @@ ActivationSpec = Union[str, None, Callable[..., Any]]
 # --------------------------------------------------------------------------------------------
 # Activations (float64 unless stated)
 # --------------------------------------------------------------------------------------------
+
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     # Stable logistic: e = exp(-|x|) never overflows.
@@ -91,7 +93,7 @@ def _gelu(x: np.ndarray) -> np.ndarray:
 
 def _gelu_tanh(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
-    return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
+    return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
 
 
 def _hard_sigmoid_keras2(x: np.ndarray) -> np.ndarray:
@@ -117,6 +119,7 @@ def _log_softmax(x: np.ndarray) -> np.ndarray:
 def _f64(fn: NpFn) -> NpFn:
     def wrapped(x: np.ndarray) -> np.ndarray:
         return fn(np.asarray(x, dtype=np.float64))
+
     wrapped.__name__ = getattr(fn, "__name__", "activation")
     return wrapped
 
@@ -234,8 +237,7 @@ def np_activation(name_or_callable: ActivationSpec) -> NpFn:
         return _NAMED["linear"]
     if isinstance(name_or_callable, str):
         if name_or_callable not in _NAMED:
-            raise ValueError(
-                f"unknown activation {name_or_callable!r}; expected one of {sorted(_NAMED)} or a callable")
+            raise ValueError(f"unknown activation {name_or_callable!r}; expected one of {sorted(_NAMED)} or a callable")
         return _NAMED[name_or_callable]
     name = getattr(name_or_callable, "name", None)
     if type(name_or_callable).__name__ == "Activation" and isinstance(name, str):
@@ -250,6 +252,7 @@ def np_activation(name_or_callable: ActivationSpec) -> NpFn:
 # --------------------------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------------------------
+
 
 def _arr(a: Any, what: str, ndim: Optional[int] = None, dtype: Any = np.float64) -> np.ndarray:
     out = np.array(a, dtype=dtype, copy=True)
@@ -266,6 +269,7 @@ def _check_shape(a: np.ndarray, expected: Tuple[int, ...], what: str) -> None:
 # --------------------------------------------------------------------------------------------
 # Keras
 # --------------------------------------------------------------------------------------------
+
 
 def _keras_gate_masks(masks: Optional[Any], batch: int, width: int, what: str) -> Optional[List[np.ndarray]]:
     """``(G, B, width)`` with G in {1, 4} -> four ``(B, width)`` masks (one per gate i, f, c, o)."""
@@ -374,9 +378,9 @@ def keras_lstm(
                 if b is not None:
                     z[cols] = z[cols] + b[cols]
             i_g = sig(z[0:u])
-            f_g = sig(z[u:2 * u])
-            g_g = phi(z[2 * u:3 * u])
-            o_g = sig(z[3 * u:4 * u])
+            f_g = sig(z[u : 2 * u])
+            g_g = phi(z[2 * u : 3 * u])
+            o_g = sig(z[3 * u : 4 * u])
             c_new = f_g * c + i_g * g_g
             h_new = o_g * phi(c_new)
             if keep[bi, t]:
@@ -451,16 +455,37 @@ def keras_bidirectional(
             raise ValueError(f"initial_state must be [h_f, c_f, h_b, c_b]; received {len(initial_state)} tensors")
         init_f = list(initial_state[:2])
         init_b = list(initial_state[2:])
-    common = dict(mask=mask, return_sequences=return_sequences, return_state=True,
-                  zero_output_for_mask=return_sequences, time_major=time_major)
-    y_f, h_f, c_f = keras_lstm(x, fk, fr, fb, activation=activation, recurrent_activation=recurrent_activation,
-                               initial_state=init_f, go_backwards=False, **common)
+    common = dict(
+        mask=mask,
+        return_sequences=return_sequences,
+        return_state=True,
+        zero_output_for_mask=return_sequences,
+        time_major=time_major,
+    )
+    y_f, h_f, c_f = keras_lstm(
+        x,
+        fk,
+        fr,
+        fb,
+        activation=activation,
+        recurrent_activation=recurrent_activation,
+        initial_state=init_f,
+        go_backwards=False,
+        **common,
+    )
     y_b, h_b, c_b = keras_lstm(
-        x, bk, br, bb,
+        x,
+        bk,
+        br,
+        bb,
         activation=activation if backward_activation is None else backward_activation,
-        recurrent_activation=(recurrent_activation if backward_recurrent_activation is None
-                              else backward_recurrent_activation),
-        initial_state=init_b, go_backwards=True, **common)
+        recurrent_activation=(
+            recurrent_activation if backward_recurrent_activation is None else backward_recurrent_activation
+        ),
+        initial_state=init_b,
+        go_backwards=True,
+        **common,
+    )
     if return_sequences:
         y_b = np.ascontiguousarray(np.flip(y_b, axis=0 if time_major else 1))
     if merge_mode is None:
@@ -485,9 +510,18 @@ def keras_bidirectional(
 _NUMERICS = ("exact", "mindspore-cpu")
 
 
-def _ms_cell(x: np.ndarray, h: np.ndarray, c: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
-             b_ih: Optional[np.ndarray], b_hh: Optional[np.ndarray], sig: NpFn, tanh: NpFn,
-             dtype: Any) -> Tuple[np.ndarray, np.ndarray]:
+def _ms_cell(
+    x: np.ndarray,
+    h: np.ndarray,
+    c: np.ndarray,
+    w_ih: np.ndarray,
+    w_hh: np.ndarray,
+    b_ih: Optional[np.ndarray],
+    b_hh: Optional[np.ndarray],
+    sig: NpFn,
+    tanh: NpFn,
+    dtype: Any,
+) -> Tuple[np.ndarray, np.ndarray]:
     """One MindSpore/PyTorch step for the whole batch in ``dtype``.
 
     x ``(B, I)``, h, c ``(B, H)``, w_ih ``(4H, I)``, w_hh ``(4H, H)``, biases ``(4H,)`` or None.
@@ -502,9 +536,9 @@ def _ms_cell(x: np.ndarray, h: np.ndarray, c: np.ndarray, w_ih: np.ndarray, w_hh
         gates = gates + b_hh
     gates = gates.astype(dtype)
     i = sig(gates[:, 0:H]).astype(dtype)
-    f = sig(gates[:, H:2 * H]).astype(dtype)
-    g = tanh(gates[:, 2 * H:3 * H]).astype(dtype)
-    o = sig(gates[:, 3 * H:4 * H]).astype(dtype)
+    f = sig(gates[:, H : 2 * H]).astype(dtype)
+    g = tanh(gates[:, 2 * H : 3 * H]).astype(dtype)
+    o = sig(gates[:, 3 * H : 4 * H]).astype(dtype)
     c_new = ((f * c).astype(dtype) + (i * g).astype(dtype)).astype(dtype)
     h_new = (o * tanh(c_new).astype(dtype)).astype(dtype)
     return h_new, c_new
@@ -518,10 +552,17 @@ def _numerics_fns(numerics: str) -> Tuple[NpFn, NpFn, Any]:
     return _NAMED["sigmoid"], _NAMED["tanh"], np.float64
 
 
-def _ms_direction(x: np.ndarray, lengths: np.ndarray, h0: np.ndarray, c0: np.ndarray,
-                  w: Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], Optional[np.ndarray]],
-                  reverse: bool, sig: NpFn, tanh: NpFn, dtype: Any
-                  ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _ms_direction(
+    x: np.ndarray,
+    lengths: np.ndarray,
+    h0: np.ndarray,
+    c0: np.ndarray,
+    w: Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], Optional[np.ndarray]],
+    reverse: bool,
+    sig: NpFn,
+    tanh: NpFn,
+    dtype: Any,
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One direction of one layer (docs/spec/mindspore_lstm.md §4).
 
     x ``(T, B, I)``; lengths ``(B,)`` in [0, T]; h0, c0 ``(B, H)``. The reverse direction reverses
@@ -601,8 +642,9 @@ def mindspore_lstm(
         return _arr(params[name], f"params[{name!r}]", dtype=dtype)
 
     if "weight_hh_l0" not in params:
-        raise KeyError("params must hold 'weight_hh_l0' (and the other MindSpore names); "
-                       f"received keys {sorted(params)}")
+        raise KeyError(
+            f"params must hold 'weight_hh_l0' (and the other MindSpore names); received keys {sorted(params)}"
+        )
     H = np.shape(params["weight_hh_l0"])[1]
 
     if seq_length is None:
@@ -646,8 +688,17 @@ def mindspore_lstm(
                 if bv is not None:
                     _check_shape(bv, (4 * H,), f"params['{nm}{s}']")
             row = layer * D + d
-            o, h, c = _ms_direction(layer_in, lengths, h0_all[row], c0_all[row], (w_ih, w_hh, b_ih, b_hh),
-                                    reverse=(d == 1), sig=sig, tanh=tanh, dtype=dtype)
+            o, h, c = _ms_direction(
+                layer_in,
+                lengths,
+                h0_all[row],
+                c0_all[row],
+                (w_ih, w_hh, b_ih, b_hh),
+                reverse=(d == 1),
+                sig=sig,
+                tanh=tanh,
+                dtype=dtype,
+            )
             outs.append(o)
             h_n[row] = h
             c_n[row] = c
@@ -695,8 +746,7 @@ def mindspore_lstm_cell(
     _check_shape(c0, (B, H), "hx[1] (c0)")
     b_ih = _arr(params["bias_ih"], "bias_ih", dtype=dtype) if "bias_ih" in params else None
     b_hh = _arr(params["bias_hh"], "bias_hh", dtype=dtype) if "bias_hh" in params else None
-    h, c = _ms_cell(xs.astype(dtype), h0.astype(dtype), c0.astype(dtype), w_ih, w_hh, b_ih, b_hh,
-                    sig, tanh, dtype)
+    h, c = _ms_cell(xs.astype(dtype), h0.astype(dtype), c0.astype(dtype), w_ih, w_hh, b_ih, b_hh, sig, tanh, dtype)
     return h.astype(np.float64), c.astype(np.float64)
 
 
@@ -705,8 +755,10 @@ def mindspore_lstm_cell(
 # (docs/spec/keras_gru_simplernn.md, docs/spec/mindspore_gru_rnn.md)
 # ============================================================================================
 
-def _keras_family_masks(masks: Optional[Any], batch: int, width: int, gates: int,
-                        what: str) -> Optional[List[np.ndarray]]:
+
+def _keras_family_masks(
+    masks: Optional[Any], batch: int, width: int, gates: int, what: str
+) -> Optional[List[np.ndarray]]:
     """``(G, B, width)`` with G in {1, gates} (or a 2-D ``(B, width)`` = one shared mask) -> ``gates`` masks."""
     if masks is None:
         return None
@@ -714,8 +766,9 @@ def _keras_family_masks(masks: Optional[Any], batch: int, width: int, gates: int
     if m.ndim == 2:
         m = m[None]
     if m.ndim != 3 or m.shape[0] not in (1, gates) or m.shape[1:] != (batch, width):
-        raise ValueError(f"{what} must have shape (1 or {gates}, {batch}, {width}) or ({batch}, {width}); "
-                         f"received {m.shape}")
+        raise ValueError(
+            f"{what} must have shape (1 or {gates}, {batch}, {width}) or ({batch}, {width}); received {m.shape}"
+        )
     return [m[0]] * gates if m.shape[0] == 1 else [m[g] for g in range(gates)]
 
 
@@ -742,9 +795,14 @@ def _keras_keep(mask: Optional[Any], B: int, T: int, time_major: bool) -> np.nda
     return keep
 
 
-def _keras_run_one_state(step: Callable[[np.ndarray, np.ndarray], np.ndarray], xs: np.ndarray, h0: np.ndarray,
-                         keep: np.ndarray, go_backwards: bool, zero_output_for_mask: bool
-                         ) -> Tuple[np.ndarray, np.ndarray]:
+def _keras_run_one_state(
+    step: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    xs: np.ndarray,
+    h0: np.ndarray,
+    keep: np.ndarray,
+    go_backwards: bool,
+    zero_output_for_mask: bool,
+) -> Tuple[np.ndarray, np.ndarray]:
     """Keras ``backend.rnn`` masking rule for a one-state cell (docs/spec/keras_gru_simplernn.md §4).
 
     xs ``(B, T, F)``, h0 ``(B, u)``, keep ``(B, T)`` bool. ``step(x_t (B,F), h (B,u)) -> h' (B,u)``.
@@ -766,8 +824,9 @@ def _keras_run_one_state(step: Callable[[np.ndarray, np.ndarray], np.ndarray], x
     return ys, h
 
 
-def _keras_finish(ys: np.ndarray, h: np.ndarray, T: int, return_sequences: bool, return_state: bool,
-                  time_major: bool) -> Union[np.ndarray, List[np.ndarray]]:
+def _keras_finish(
+    ys: np.ndarray, h: np.ndarray, T: int, return_sequences: bool, return_state: bool, time_major: bool
+) -> Union[np.ndarray, List[np.ndarray]]:
     B, _, u = ys.shape
     if return_sequences:
         out = ys.transpose(1, 0, 2) if time_major else ys
@@ -777,8 +836,9 @@ def _keras_finish(ys: np.ndarray, h: np.ndarray, T: int, return_sequences: bool,
     return [out, h] if return_state else out
 
 
-def _keras_gru_biases(bias: Optional[Any], u: int, reset_after: bool
-                      ) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+def _keras_gru_biases(
+    bias: Optional[Any], u: int, reset_after: bool
+) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
     """(input bias (3u,), recurrent bias (3u,) or None). reset_after: bias (2, 3u) = [input row, recurrent row]."""
     if bias is None:
         return None, None
@@ -829,13 +889,34 @@ def keras_gru_cell(
     b_in, b_rec = _keras_gru_biases(bias, u, reset_after)
     in_m = _keras_family_masks(input_masks, B, F, 3, "input_masks")
     rec_m = _keras_family_masks(recurrent_masks, B, u, 3, "recurrent_masks")
-    return _keras_gru_step(xs, hs, W, U, b_in, b_rec, reset_after, np_activation(recurrent_activation),
-                           np_activation(activation), in_m, rec_m)
+    return _keras_gru_step(
+        xs,
+        hs,
+        W,
+        U,
+        b_in,
+        b_rec,
+        reset_after,
+        np_activation(recurrent_activation),
+        np_activation(activation),
+        in_m,
+        rec_m,
+    )
 
 
-def _keras_gru_step(x: np.ndarray, h: np.ndarray, W: np.ndarray, U: np.ndarray, b_in: Optional[np.ndarray],
-                    b_rec: Optional[np.ndarray], reset_after: bool, sig: NpFn, phi: NpFn,
-                    in_m: Optional[List[np.ndarray]], rec_m: Optional[List[np.ndarray]]) -> np.ndarray:
+def _keras_gru_step(
+    x: np.ndarray,
+    h: np.ndarray,
+    W: np.ndarray,
+    U: np.ndarray,
+    b_in: Optional[np.ndarray],
+    b_rec: Optional[np.ndarray],
+    reset_after: bool,
+    sig: NpFn,
+    phi: NpFn,
+    in_m: Optional[List[np.ndarray]],
+    rec_m: Optional[List[np.ndarray]],
+) -> np.ndarray:
     u = U.shape[0]
     blk = [slice(0, u), slice(u, 2 * u), slice(2 * u, 3 * u)]  # z, r, h
     xg = [x * in_m[g] if in_m is not None else x for g in range(3)]
@@ -948,8 +1029,16 @@ def keras_simple_rnn_cell(
     return _keras_simple_step(xs, hs, W, U, b, np_activation(activation), in_m, rec_m)
 
 
-def _keras_simple_step(x: np.ndarray, h: np.ndarray, W: np.ndarray, U: np.ndarray, b: Optional[np.ndarray],
-                       phi: NpFn, in_m: Optional[List[np.ndarray]], rec_m: Optional[List[np.ndarray]]) -> np.ndarray:
+def _keras_simple_step(
+    x: np.ndarray,
+    h: np.ndarray,
+    W: np.ndarray,
+    U: np.ndarray,
+    b: Optional[np.ndarray],
+    phi: NpFn,
+    in_m: Optional[List[np.ndarray]],
+    rec_m: Optional[List[np.ndarray]],
+) -> np.ndarray:
     xd = x * in_m[0] if in_m is not None else x
     hd = h * rec_m[0] if rec_m is not None else h
     pre = xd @ W
@@ -1048,8 +1137,14 @@ def keras_bidirectional_family(
         if len(initial_state) != 2:
             raise ValueError(f"initial_state must be [h_f, h_b]; received {len(initial_state)} tensors")
         init_f, init_b = [initial_state[0]], [initial_state[1]]
-    common = dict(mask=mask, return_sequences=return_sequences, return_state=True,
-                  zero_output_for_mask=return_sequences, time_major=time_major, **layer_kwargs)
+    common = dict(
+        mask=mask,
+        return_sequences=return_sequences,
+        return_state=True,
+        zero_output_for_mask=return_sequences,
+        time_major=time_major,
+        **layer_kwargs,
+    )
     y_f, h_f = fn(x, fk, fr, fb, initial_state=init_f, go_backwards=False, **common)
     y_b, h_b = fn(x, bk, br, bb, initial_state=init_b, go_backwards=True, **common)
     if return_sequences:
@@ -1079,7 +1174,7 @@ def keras_gru_to_torch(kernel: Any, recurrent_kernel: Any, bias: Optional[Any]) 
     W = _arr(kernel, "kernel", ndim=2)
     U = _arr(recurrent_kernel, "recurrent_kernel", ndim=2)
     u = U.shape[0]
-    perm = np.r_[u:2 * u, 0:u, 2 * u:3 * u]
+    perm = np.r_[u : 2 * u, 0:u, 2 * u : 3 * u]
     out = {"weight_ih_l0": np.ascontiguousarray(W[:, perm].T), "weight_hh_l0": np.ascontiguousarray(U[:, perm].T)}
     if bias is None:
         out["bias_ih_l0"] = np.zeros(3 * u)
@@ -1087,8 +1182,10 @@ def keras_gru_to_torch(kernel: Any, recurrent_kernel: Any, bias: Optional[Any]) 
     else:
         b = _arr(bias, "bias")
         if b.shape != (2, 3 * u):
-            raise ValueError(f"only reset_after=True GRUs (bias (2, {3 * u})) map onto torch.nn.GRU; "
-                             f"received bias of shape {b.shape} (reset_after=False has no PyTorch equivalent)")
+            raise ValueError(
+                f"only reset_after=True GRUs (bias (2, {3 * u})) map onto torch.nn.GRU; "
+                f"received bias of shape {b.shape} (reset_after=False has no PyTorch equivalent)"
+            )
         out["bias_ih_l0"] = b[0][perm]
         out["bias_hh_l0"] = b[1][perm]
     return out
@@ -1116,7 +1213,7 @@ def ms_cpu_matmul_nt(a: np.ndarray, w: np.ndarray) -> np.ndarray:
     lanes = 1 if K <= 8 else 16
     acc = [np.zeros((B, w.shape[0]), dtype=_F32) for _ in range(lanes)]
     for k in range(K):
-        acc[k % lanes] = _fma32(a[:, k:k + 1], w[:, k][None, :], acc[k % lanes])
+        acc[k % lanes] = _fma32(a[:, k : k + 1], w[:, k][None, :], acc[k % lanes])
     while len(acc) > 1:
         half = len(acc) // 2
         acc = [(acc[i] + acc[i + half]).astype(_F32) for i in range(half)]
@@ -1133,9 +1230,18 @@ def _ms_matmul(a: np.ndarray, w: np.ndarray) -> np.ndarray:
     return ms_cpu_matmul_nt(a, w)
 
 
-def _ms_family_cell(mode: str, x: np.ndarray, h: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
-                    b_ih: Optional[np.ndarray], b_hh: Optional[np.ndarray], sig: NpFn, tanh: NpFn,
-                    dtype: Any) -> np.ndarray:
+def _ms_family_cell(
+    mode: str,
+    x: np.ndarray,
+    h: np.ndarray,
+    w_ih: np.ndarray,
+    w_hh: np.ndarray,
+    b_ih: Optional[np.ndarray],
+    b_hh: Optional[np.ndarray],
+    sig: NpFn,
+    tanh: NpFn,
+    dtype: Any,
+) -> np.ndarray:
     """One MindSpore ``_gru_cell`` / ``_rnn_tanh_cell`` / ``_rnn_relu_cell`` step in ``dtype``
     (docs/spec/mindspore_gru_rnn.md §2), every op rounded to ``dtype`` in MindSpore's order:
 
@@ -1155,8 +1261,8 @@ def _ms_family_cell(mode: str, x: np.ndarray, h: np.ndarray, w_ih: np.ndarray, w
     if mode == "RNN_RELU":
         return np.maximum((gi + gh).astype(dtype), 0).astype(dtype)
     r = sig((gi[:, 0:H] + gh[:, 0:H]).astype(dtype)).astype(dtype)
-    z = sig((gi[:, H:2 * H] + gh[:, H:2 * H]).astype(dtype)).astype(dtype)
-    n = tanh((gi[:, 2 * H:] + (r * gh[:, 2 * H:]).astype(dtype)).astype(dtype)).astype(dtype)
+    z = sig((gi[:, H : 2 * H] + gh[:, H : 2 * H]).astype(dtype)).astype(dtype)
+    n = tanh((gi[:, 2 * H :] + (r * gh[:, 2 * H :]).astype(dtype)).astype(dtype)).astype(dtype)
     return (n + (z * (h - n).astype(dtype)).astype(dtype)).astype(dtype)
 
 
@@ -1166,9 +1272,17 @@ def _ms_family_numerics(numerics: str) -> Tuple[NpFn, NpFn, Any]:
     return _numerics_fns(numerics)
 
 
-def _ms_family_direction(mode: str, x: np.ndarray, lengths: Optional[np.ndarray], h0: np.ndarray,
-                         w: Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], Optional[np.ndarray]],
-                         reverse: bool, sig: NpFn, tanh: NpFn, dtype: Any) -> Tuple[np.ndarray, np.ndarray]:
+def _ms_family_direction(
+    mode: str,
+    x: np.ndarray,
+    lengths: Optional[np.ndarray],
+    h0: np.ndarray,
+    w: Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], Optional[np.ndarray]],
+    reverse: bool,
+    sig: NpFn,
+    tanh: NpFn,
+    dtype: Any,
+) -> Tuple[np.ndarray, np.ndarray]:
     """One direction of one layer. x ``(T, B, I)``; lengths ``(B,)`` in [0, T] or None (= all T).
 
     Reverse: each row's valid prefix is reversed (``ReverseSequence``; the whole sequence without
@@ -1195,8 +1309,15 @@ def _ms_family_direction(mode: str, x: np.ndarray, lengths: Optional[np.ndarray]
 
 
 def _mindspore_family(
-    mode: str, x: Any, params: Mapping[str, Any], num_layers: int, bidirectional: bool, batch_first: bool,
-    hx: Optional[Any], seq_length: Optional[Any], numerics: str,
+    mode: str,
+    x: Any,
+    params: Mapping[str, Any],
+    num_layers: int,
+    bidirectional: bool,
+    batch_first: bool,
+    hx: Optional[Any],
+    seq_length: Optional[Any],
+    numerics: str,
 ) -> Tuple[np.ndarray, np.ndarray]:
     if mode not in _MS_MODES:
         raise ValueError(f"mode must be one of {_MS_MODES}; received {mode!r}")
@@ -1210,8 +1331,9 @@ def _mindspore_family(
     T, B, _ = xs.shape
     D = 2 if bidirectional else 1
     if "weight_hh_l0" not in params:
-        raise KeyError("params must hold 'weight_hh_l0' (and the other MindSpore names); "
-                       f"received keys {sorted(params)}")
+        raise KeyError(
+            f"params must hold 'weight_hh_l0' (and the other MindSpore names); received keys {sorted(params)}"
+        )
     H = np.shape(params["weight_hh_l0"])[1]
 
     lengths: Optional[np.ndarray] = None
@@ -1250,8 +1372,17 @@ def _mindspore_family(
                 if bv is not None:
                     _check_shape(bv, (gates * H,), f"params['{nm}{s}']")
             row = layer * D + d
-            o, h = _ms_family_direction(mode, layer_in, lengths, h0_all[row], (w_ih, w_hh, b_ih, b_hh),
-                                        reverse=(d == 1), sig=sig, tanh=tanh, dtype=dtype)
+            o, h = _ms_family_direction(
+                mode,
+                layer_in,
+                lengths,
+                h0_all[row],
+                (w_ih, w_hh, b_ih, b_hh),
+                reverse=(d == 1),
+                sig=sig,
+                tanh=tanh,
+                dtype=dtype,
+            )
             outs.append(o)
             h_n[row] = h
         layer_in = np.concatenate(outs, axis=2).astype(dtype)
@@ -1340,8 +1471,9 @@ def mindspore_gru_cell(x: Any, hx: Any, params: Mapping[str, Any], *, numerics: 
     return _ms_family_cell_call("GRU", x, hx, params, numerics)
 
 
-def mindspore_rnn_cell(x: Any, hx: Any, params: Mapping[str, Any], *, nonlinearity: str = "tanh",
-                       numerics: str = "exact") -> np.ndarray:
+def mindspore_rnn_cell(
+    x: Any, hx: Any, params: Mapping[str, Any], *, nonlinearity: str = "tanh", numerics: str = "exact"
+) -> np.ndarray:
     """Reference ``mindspore.nn.RNNCell`` step (docs/spec/mindspore_gru_rnn.md §7); weights ``(H, I)``, ``(H, H)``."""
     if nonlinearity not in ("tanh", "relu"):
         raise ValueError(f"nonlinearity must be 'tanh' or 'relu'; received {nonlinearity!r}")

@@ -1,5 +1,6 @@
 """Activation names per Keras generation (issue 9): the exact erf gelu, names one generation lacks, and
 what each generation's files may name. The real frameworks' lists are pinned by tests/test_golden.py."""
+
 from __future__ import annotations
 
 import math
@@ -23,9 +24,23 @@ def test_keras_gelu_is_the_exact_erf_form(kv):
     assert LSTM(2, activation="gelu", keras_version=kv).cell.activation is fn
 
 
-@pytest.mark.parametrize("name", ["celu", "hard_silu", "hard_swish", "hard_tanh", "log_sigmoid", "sparse_plus",
-                                  "sparsemax", "squareplus", "tanh_shrink", "soft_shrink", "hard_shrink",
-                                  "sparse_sigmoid"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "celu",
+        "hard_silu",
+        "hard_swish",
+        "hard_tanh",
+        "log_sigmoid",
+        "sparse_plus",
+        "sparsemax",
+        "squareplus",
+        "tanh_shrink",
+        "soft_shrink",
+        "hard_shrink",
+        "sparse_sigmoid",
+    ],
+)
 def test_tf_keras_rejects_keras3_only_names_with_its_message(name):
     text = f"^Unknown activation function '{name}' cannot be deserialized.*keras_version=3"
     with pytest.raises(ValueError, match=text):

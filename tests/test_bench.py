@@ -1,4 +1,5 @@
 """Smoke tests of the benchmark suite (the ``lstm_bridge.bench`` subpackage): structure and finiteness, not timings."""
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,20 @@ QUICK_CONFIGS = ("small", "medium_2l_bidir")  # one plain and one 2-layer bidire
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
-    code = bench.main(["--quick", "--configs", ",".join(QUICK_CONFIGS), "--progress", "none", "--no-memory",
-                       "--frameworks", "none", "--out", str(out)])
+    code = bench.main(
+        [
+            "--quick",
+            "--configs",
+            ",".join(QUICK_CONFIGS),
+            "--progress",
+            "none",
+            "--no-memory",
+            "--frameworks",
+            "none",
+            "--out",
+            str(out),
+        ]
+    )
     return code, out
 
 
@@ -43,7 +56,8 @@ def test_quick_run_writes_every_row_with_finite_ratios(quick_run):
         assert len(row["forward"]["passes"]["sgemm"]) == 1 and row["ceiling_gflops"] > 0
         assert "sgemm" not in row["forward"]["ratio"] and "sgemm" not in row["train"]["passes"]
         assert row["ceiling_share"]["forward"] == pytest.approx(
-            row["gflops"]["forward"]["ours"] / row["ceiling_gflops"])
+            row["gflops"]["forward"]["ours"] / row["ceiling_gflops"]
+        )
     for name in QUICK_CONFIGS:
         assert results["ceilings"][name]["gflops"] > 0
 
@@ -55,7 +69,7 @@ def test_quick_run_markdown_table(quick_run):
     header = lines.index(bench.TABLE_HEADER)
     columns = bench.TABLE_HEADER.count("|") - 1
     assert lines[header + 1].count("|") - 1 == columns
-    rows = [line for line in lines[header + 2:] if line.startswith("| ")]
+    rows = [line for line in lines[header + 2 :] if line.startswith("| ")]
     assert len(rows) == len(QUICK_CONFIGS) * len(bench.DEFAULT_VARIANTS)
     for line in rows:
         cells = [c.strip() for c in line.strip("|").split("|")]
@@ -108,8 +122,23 @@ def test_usage_errors_name_what_was_expected(capsys):
 
 
 def test_cli_subcommand_forwards_to_the_suite(tmp_path):
-    code = cli_main(["bench", "--quick", "--configs", "small", "--variants", "mask", "--progress", "none",
-                     "--no-memory", "--frameworks", "none", "--out", str(tmp_path)])
+    code = cli_main(
+        [
+            "bench",
+            "--quick",
+            "--configs",
+            "small",
+            "--variants",
+            "mask",
+            "--progress",
+            "none",
+            "--no-memory",
+            "--frameworks",
+            "none",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert code == 0
     rows = json.loads((tmp_path / "results.json").read_text())["rows"]
     assert [(r["config"]["name"], r["variant"]) for r in rows] == [("small", "mask")]
@@ -120,8 +149,12 @@ def test_memory_probe_sees_at_least_the_activations():
     cfg = bench.Config("probe", T=50, B=16, I=32, H=64)
     probe = bench.MemoryProbe(timeout_s=120)
     try:
-        task = {"config": {"name": cfg.name, "T": cfg.T, "B": cfg.B, "I": cfg.I, "H": cfg.H},
-                "variant": "mask", "threads": 1, "seed": 0}
+        task = {
+            "config": {"name": cfg.name, "T": cfg.T, "B": cfg.B, "I": cfg.I, "H": cfg.H},
+            "variant": "mask",
+            "threads": 1,
+            "seed": 0,
+        }
         ours = probe.measure(dict(task, impl="ours"))
         ref = probe.measure(dict(task, impl="torch"))
     finally:
@@ -166,16 +199,27 @@ def test_a_framework_that_fails_to_run_a_case_is_recorded_not_fatal(monkeypatch)
 
     def fake(impl, cfg, variant, data, threads=2):
         if impl == "mindspore":
+
             def boom() -> None:
                 raise RuntimeError("Exceed function call depth limit 1000\nsecond line")
+
             return bench.Workload("mindspore", boom, boom, lambda: None, lambda: "mindspore")
         return real(impl, cfg, variant, data, threads)
 
     monkeypatch.setattr(bench.runner, "build_workload", fake)  # the name the runner calls
     cfg = bench.QUICK_CONFIGS["small"]
-    results = bench.run([cfg], ["hard_sigmoid"], plan=bench.TimingPlan(passes=1, target_s=0.001, min_reps=1),
-                        threads=1, memory=False, frameworks=["mindspore"], progress="none", global_ceiling=None)
+    results = bench.run(
+        [cfg],
+        ["hard_sigmoid"],
+        plan=bench.TimingPlan(passes=1, target_s=0.001, min_reps=1),
+        threads=1,
+        memory=False,
+        frameworks=["mindspore"],
+        progress="none",
+        global_ceiling=None,
+    )
     assert results["framework_errors"] == {
-        f"mindspore:{cfg.name}:hard_sigmoid": "RuntimeError: Exceed function call depth limit 1000"}
+        f"mindspore:{cfg.name}:hard_sigmoid": "RuntimeError: Exceed function call depth limit 1000"
+    }
     (row,) = results["rows"]
     assert set(row["forward"]["ratio"]) == {"ours"}

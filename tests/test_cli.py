@@ -1,4 +1,5 @@
 """The lstm-bridge CLI end to end (``main([...])``) on the real fixture files, and lstm_bridge.explain."""
+
 from __future__ import annotations
 
 import json
@@ -36,7 +37,9 @@ def _lstm_weights(path):
 def _bit_equal(a, b) -> bool:
     return len(a) == len(b) and all(
         x.dtype == y.dtype and x.shape == y.shape and x.tobytes() == y.tobytes()
-        for wa, wb in zip(a, b) for x, y in zip(wa, wb))
+        for wa, wb in zip(a, b)
+        for x, y in zip(wa, wb)
+    )
 
 
 def _files(directory: Path):
@@ -45,12 +48,19 @@ def _files(directory: Path):
 
 # --- help and the installed script ------------------------------------------------------------------
 
+
 def test_help_everywhere(capsys):
     assert main(["--help"]) == 0
     top = capsys.readouterr().out
     assert "exit codes" in top and "3  bad or unsupported input file" in top
-    for cmd, needle in [("convert", "atomically"), ("inspect", "hard_sigmoid"), ("verify", "--tol"),
-                        ("explain", "nothing is evaluated"), ("demo", "parity"), ("bench", "benchmarks")]:
+    for cmd, needle in [
+        ("convert", "atomically"),
+        ("inspect", "hard_sigmoid"),
+        ("verify", "--tol"),
+        ("explain", "nothing is evaluated"),
+        ("demo", "parity"),
+        ("bench", "benchmarks"),
+    ]:
         assert main([cmd, "--help"]) == 0
         assert needle in capsys.readouterr().out, cmd
     assert main([]) == 2
@@ -68,6 +78,7 @@ def test_installed_console_script():
 
 # --- convert in every direction -----------------------------------------------------------------------
 
+
 def test_keras_h5_ckpt_pt_safetensors_keras_round_trip(tmp_path, capsys):
     src = KERAS / "tfkeras_bilstm_stacked.h5"
     chain = [tmp_path / "a.ckpt", tmp_path / "b.pt", tmp_path / "c.safetensors", tmp_path / "d.h5"]
@@ -84,16 +95,19 @@ def test_keras_h5_ckpt_pt_safetensors_keras_round_trip(tmp_path, capsys):
     assert _files(tmp_path) == ["a.ckpt", "b.pt", "c.safetensors", "d.h5"]  # no temp files left
 
 
-@pytest.mark.parametrize("src,targets", [
-    (KERAS / "keras3_bilstm_stacked.keras", ["x.ckpt", "y.keras", "z.weights.h5", "w.onnx"]),
-    (KERAS / "tfkeras_emb_lstm_dense.keras", ["x.safetensors", "y.h5", "z.ckpt"]),
-    (KERAS / "keras3_emb_lstm_dense.weights.h5", ["x.ckpt", "y.pt"]),
-    (KERAS / "tfkeras_emb_lstm_dense_weights_legacy.h5", ["x.pt", "y.keras"]),
-    (MS / "lstm_2layer_bi.ckpt", ["x.keras", "y.h5", "z.pt", "w.ckpt", "v.onnx"]),
-    (MS / "embed_lstm_dense.ckpt", ["x.h5", "y.safetensors", "z.weights.h5"]),
-    (MS / "lstm_64x32_sliced.ckpt", ["x.pt", "y.keras"]),
-    (MS / "lstm_small_crc.ckpt", ["x.h5", "y.ckpt"]),
-])
+@pytest.mark.parametrize(
+    "src,targets",
+    [
+        (KERAS / "keras3_bilstm_stacked.keras", ["x.ckpt", "y.keras", "z.weights.h5", "w.onnx"]),
+        (KERAS / "tfkeras_emb_lstm_dense.keras", ["x.safetensors", "y.h5", "z.ckpt"]),
+        (KERAS / "keras3_emb_lstm_dense.weights.h5", ["x.ckpt", "y.pt"]),
+        (KERAS / "tfkeras_emb_lstm_dense_weights_legacy.h5", ["x.pt", "y.keras"]),
+        (MS / "lstm_2layer_bi.ckpt", ["x.keras", "y.h5", "z.pt", "w.ckpt", "v.onnx"]),
+        (MS / "embed_lstm_dense.ckpt", ["x.h5", "y.safetensors", "z.weights.h5"]),
+        (MS / "lstm_64x32_sliced.ckpt", ["x.pt", "y.keras"]),
+        (MS / "lstm_small_crc.ckpt", ["x.h5", "y.ckpt"]),
+    ],
+)
 def test_convert_chains_verify_against_the_source(src, targets, tmp_path, capsys):
     prev = src
     for name in targets:
@@ -126,14 +140,13 @@ def test_layer_selection(tmp_path, capsys):
     assert main(["convert", str(KERAS / "tfkeras_bilstm_stacked.h5"), str(out), "--layer", "lstm_1"]) == 0
     entries = [e.name for e in load(out).lstm_layers()]
     assert entries == ["lstm_1"]
-    assert main(["convert", str(KERAS / "tfkeras_bilstm_stacked.h5"), str(tmp_path / "n.pt"),
-                 "--layer", "nope"]) == 2
+    assert main(["convert", str(KERAS / "tfkeras_bilstm_stacked.h5"), str(tmp_path / "n.pt"), "--layer", "nope"]) == 2
     assert "no layer 'nope'" in capsys.readouterr().err
-    assert main(["convert", str(KERAS / "tfkeras_bilstm_stacked.h5"), str(tmp_path / "n.pt"),
-                 "--layer", "dense"]) == 2
+    assert main(["convert", str(KERAS / "tfkeras_bilstm_stacked.h5"), str(tmp_path / "n.pt"), "--layer", "dense"]) == 2
 
 
 # --- refusals and exit codes --------------------------------------------------------------------------
+
 
 def test_refuses_to_overwrite_without_force_and_never_overwrites_input(tmp_path, capsys):
     src = tmp_path / "in.ckpt"
@@ -183,6 +196,7 @@ def test_weights_only_target_keeps_weights_and_says_what_is_not_recorded(tmp_pat
 
 def test_semantics_changed_by_a_writer_fail_verification(tmp_path, capsys, monkeypatch):
     import lstm_bridge.convert as conv
+
     real = conv.chain_from_model_file
 
     def forget_activation(mf, layer=None, validate=True):
@@ -237,10 +251,14 @@ def test_progress_bar_runs(tmp_path, capsys):
 
 # --- inspect / verify ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name,meaning,gate", [
-    ("tfkeras_lstm_hard_sigmoid.h5", "clip(0.2*x+0.5, 0, 1)", "hard_sigmoid"),
-    ("keras3_lstm_hard_sigmoid.keras", "relu6(x+3)/6", "hard_sigmoid_keras3"),
-])
+
+@pytest.mark.parametrize(
+    "name,meaning,gate",
+    [
+        ("tfkeras_lstm_hard_sigmoid.h5", "clip(0.2*x+0.5, 0, 1)", "hard_sigmoid"),
+        ("keras3_lstm_hard_sigmoid.keras", "relu6(x+3)/6", "hard_sigmoid_keras3"),
+    ],
+)
 def test_inspect_keras_hard_sigmoid(name, meaning, gate, capsys):
     assert main(["inspect", str(KERAS / name)]) == 0
     text = capsys.readouterr().out
@@ -277,6 +295,7 @@ def test_verify_detects_a_perturbed_weight(tmp_path, capsys):
 
 # --- explain --------------------------------------------------------------------------------------------
 
+
 def test_explain_keras_to_mindspore(capsys):
     assert main(["explain", "tf.keras.layers.LSTM(16, return_sequences=True, return_state=True)"]) == 0
     text = capsys.readouterr().out
@@ -287,17 +306,21 @@ def test_explain_keras_to_mindspore(capsys):
     assert any("h_n[-2], c_n[-2], h_n[-1], c_n[-1]" in r for r in e.rearrange)
     assert any("concat(h_n[-2], h_n[-1])" in r for r in e.rearrange)
     assert ex.explain("tf.keras.layers.LSTM(4, unroll=True, time_major=True)").target.endswith(
-        "batch_first=False, bidirectional=False)")
+        "batch_first=False, bidirectional=False)"
+    )
 
 
-@pytest.mark.parametrize("call,reason", [
-    ("tf.keras.layers.LSTM(4, recurrent_activation='hard_sigmoid')", "hard-code sigmoid"),
-    ("tf.compat.v1.keras.layers.LSTM(4)", "the TF 1.15 default"),
-    ("tf.keras.layers.LSTM(4, go_backwards=True)", "go_backwards=True alone"),
-    ("tf.keras.layers.LSTM(4, stateful=True)", "keeps no state between calls"),
-    ("tf.keras.layers.LSTM(4, activation='relu')", "hard-code tanh"),
-    ("tf.keras.layers.Bidirectional(tf.keras.layers.LSTM(4), merge_mode='sum')", "always concatenates"),
-])
+@pytest.mark.parametrize(
+    "call,reason",
+    [
+        ("tf.keras.layers.LSTM(4, recurrent_activation='hard_sigmoid')", "hard-code sigmoid"),
+        ("tf.compat.v1.keras.layers.LSTM(4)", "the TF 1.15 default"),
+        ("tf.keras.layers.LSTM(4, go_backwards=True)", "go_backwards=True alone"),
+        ("tf.keras.layers.LSTM(4, stateful=True)", "keeps no state between calls"),
+        ("tf.keras.layers.LSTM(4, activation='relu')", "hard-code tanh"),
+        ("tf.keras.layers.Bidirectional(tf.keras.layers.LSTM(4), merge_mode='sum')", "always concatenates"),
+    ],
+)
 def test_explain_not_expressible(call, reason):
     e = ex.explain(call)
     assert not e.expressible and e.target is None
@@ -315,13 +338,16 @@ def test_explain_mindspore_to_keras(capsys):
     assert "LSTMCell(4, use_bias=False)" in ex.explain("mindspore.nn.LSTMCell(3, 4, False)").target
 
 
-@pytest.mark.parametrize("text", [
-    "tf.keras.layers.LSTM(__import__('os').system('echo pwned'))",
-    "tf.keras.layers.LSTM(units=n)",
-    "tf.keras.layers.LSTM(*args)",
-    "import os",
-    "torch.nn.GRU(3, 4)",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "tf.keras.layers.LSTM(__import__('os').system('echo pwned'))",
+        "tf.keras.layers.LSTM(units=n)",
+        "tf.keras.layers.LSTM(*args)",
+        "import os",
+        "torch.nn.GRU(3, 4)",
+    ],
+)
 def test_explain_never_evaluates(text, capsys):
     with pytest.raises(ex.ExplainError):
         ex.explain(text)
@@ -338,8 +364,10 @@ def test_explain_table_is_data():
 
 # --- delegation -----------------------------------------------------------------------------------------
 
+
 def test_demo_and_bench_delegate(monkeypatch):
     import lstm_bridge.demo as demo
+
     calls = []
     monkeypatch.setattr(demo, "main", lambda *a, **k: calls.append("demo") or 0)
     assert main(["demo"]) == 0 and calls == ["demo"]
@@ -347,6 +375,7 @@ def test_demo_and_bench_delegate(monkeypatch):
     fake.main = lambda argv: calls.append(list(argv)) or 0
     monkeypatch.setitem(sys.modules, "lstm_bridge.bench", fake)
     import lstm_bridge
+
     monkeypatch.setattr(lstm_bridge, "bench", fake, raising=False)
     assert main(["bench", "--quick", "--sizes", "8"]) == 0
     assert calls[-1] == ["--quick", "--sizes", "8"]
@@ -355,9 +384,36 @@ def test_demo_and_bench_delegate(monkeypatch):
 def test_explain_parser_only_raises_explain_error():
     from hypothesis import given, settings, strategies as st
 
-    pieces = st.sampled_from(["tf.keras.layers.LSTM", "mindspore.nn.LSTM", "Bidirectional", "(", ")", ",", "=",
-                              "16", "'hard_sigmoid'", "True", "units", "x", "[", "]", "{", "}", "*", "**", "lambda",
-                              " ", "\x00", "'", "1e400", "-", "go_backwards", "return_state"])
+    pieces = st.sampled_from(
+        [
+            "tf.keras.layers.LSTM",
+            "mindspore.nn.LSTM",
+            "Bidirectional",
+            "(",
+            ")",
+            ",",
+            "=",
+            "16",
+            "'hard_sigmoid'",
+            "True",
+            "units",
+            "x",
+            "[",
+            "]",
+            "{",
+            "}",
+            "*",
+            "**",
+            "lambda",
+            " ",
+            "\x00",
+            "'",
+            "1e400",
+            "-",
+            "go_backwards",
+            "return_state",
+        ]
+    )
 
     @settings(max_examples=300, deadline=None, derandomize=True)
     @given(st.lists(pieces, max_size=20).map("".join))
@@ -378,6 +434,7 @@ def test_explain_parser_only_raises_explain_error():
 
 # --- write failures, atomic claims, modes (issue 9: CLI, signals, races) ----------------------------------
 
+
 def _run_cli_limited(args, cwd, fsize=None, umask=None):
     """The CLI in a subprocess, optionally with a file-size limit (writes beyond it fail with EFBIG, a real
     OS write failure inside every writer library) or another umask."""
@@ -389,8 +446,14 @@ def _run_cli_limited(args, cwd, fsize=None, umask=None):
         if umask is not None:
             os.umask(umask)
 
-    return subprocess.run([sys.executable, "-m", "lstm_bridge.cli", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, preexec_fn=limits, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "lstm_bridge.cli", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        preexec_fn=limits,
+        timeout=300,
+    )
 
 
 @pytest.mark.parametrize("target", ["o.pt", "o.safetensors", "o.ckpt", "o.keras", "o.onnx", "o.h5", "o.weights.h5"])
@@ -410,14 +473,17 @@ def test_disk_full_inside_a_writer_library_is_one_line(tmp_path, capsys, monkeyp
 
     def full(obj, path, *a, **k):
         Path(path).write_bytes(b"PK\x03\x04 partial")
-        raise RuntimeError(f"[enforce fail at inline_container.cc:664] . PytorchStreamWriter failed writing file "
-                           f"data/0: file write failed; errno = {errno.ENOSPC}")
+        raise RuntimeError(
+            f"[enforce fail at inline_container.cc:664] . PytorchStreamWriter failed writing file "
+            f"data/0: file write failed; errno = {errno.ENOSPC}"
+        )
 
     monkeypatch.setattr(torch_pt.torch, "save", full)
     assert main(["convert", str(MS / "lstm_small.ckpt"), str(tmp_path / "o.pt")]) == 3
     err = capsys.readouterr().err
-    assert err.strip().splitlines() == [f"lstm-bridge convert: error: cannot write {tmp_path / 'o.pt'}: "
-                                        "No space left on device"]
+    assert err.strip().splitlines() == [
+        f"lstm-bridge convert: error: cannot write {tmp_path / 'o.pt'}: No space left on device"
+    ]
     assert _files(tmp_path) == []
 
     def full_os(obj, path, *a, **k):
@@ -433,6 +499,7 @@ def test_a_read_only_directory_is_one_line_naming_out(tmp_path, capsys, monkeypa
     import errno
 
     import lstm_bridge.formats.atomic as atomic
+
     out = tmp_path / "ro" / "o.pt"
     out.parent.mkdir()
 
@@ -442,8 +509,9 @@ def test_a_read_only_directory_is_one_line_naming_out(tmp_path, capsys, monkeypa
     monkeypatch.setattr(atomic, "create_new", refuse)
     assert main(["convert", str(MS / "lstm_small.ckpt"), str(out)]) == 3
     err = capsys.readouterr().err.strip()
-    assert err == (f"lstm-bridge convert: error: cannot write {out}: cannot create a file in {out.parent}: "
-                   "Read-only file system")
+    assert err == (
+        f"lstm-bridge convert: error: cannot write {out}: cannot create a file in {out.parent}: Read-only file system"
+    )
     monkeypatch.undo()
     if os.geteuid() != 0:  # permissions do not stop root: the real thing where it can be shown
         out.parent.chmod(0o555)
@@ -455,15 +523,21 @@ def test_a_read_only_directory_is_one_line_naming_out(tmp_path, capsys, monkeypa
     assert _files(out.parent) == []
 
 
-@pytest.mark.parametrize("src,suffix", [(KERAS / "tfkeras_bilstm_stacked.h5", ".ckpt"),
-                                        (KERAS / "tfkeras_bilstm_stacked.h5", ".pt"),
-                                        (MS / "lstm_2layer_bi.ckpt", ".keras"),
-                                        (MS / "lstm_2layer_bi.ckpt", ".h5"),
-                                        (MS / "lstm_2layer_bi.ckpt", ".weights.h5"),
-                                        (MS / "lstm_2layer_bi.ckpt", ".safetensors"),
-                                        (MS / "lstm_2layer_bi.ckpt", ".onnx")])
-def test_convert_writes_one_temporary_file_and_computes_each_lstm_layer_once(src, suffix, tmp_path, capsys,
-                                                                              monkeypatch):
+@pytest.mark.parametrize(
+    "src,suffix",
+    [
+        (KERAS / "tfkeras_bilstm_stacked.h5", ".ckpt"),
+        (KERAS / "tfkeras_bilstm_stacked.h5", ".pt"),
+        (MS / "lstm_2layer_bi.ckpt", ".keras"),
+        (MS / "lstm_2layer_bi.ckpt", ".h5"),
+        (MS / "lstm_2layer_bi.ckpt", ".weights.h5"),
+        (MS / "lstm_2layer_bi.ckpt", ".safetensors"),
+        (MS / "lstm_2layer_bi.ckpt", ".onnx"),
+    ],
+)
+def test_convert_writes_one_temporary_file_and_computes_each_lstm_layer_once(
+    src, suffix, tmp_path, capsys, monkeypatch
+):
     """One temporary file in OUT's directory (the writer writes into the CLI's own, no nested temporary
     file), and each ModelFile (the input, the written file read back) converts each LSTM entry once."""
     import collections
@@ -471,6 +545,7 @@ def test_convert_writes_one_temporary_file_and_computes_each_lstm_layer_once(src
     import lstm_bridge.convert as conv
     import lstm_bridge.formats.atomic as atomic
     from lstm_bridge.formats import model as model_mod
+
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     out = out_dir / f"o{suffix}"
@@ -514,6 +589,7 @@ def test_a_dangling_symlink_at_out_counts_as_existing(tmp_path, capsys):
 
 def test_out_created_while_converting_is_not_replaced(tmp_path, capsys, monkeypatch):
     import lstm_bridge.convert as conv
+
     out = tmp_path / "o.pt"
     real = conv.compare_chains
 
@@ -534,6 +610,7 @@ def test_out_created_while_converting_is_not_replaced(tmp_path, capsys, monkeypa
 def test_errors_about_the_written_file_name_out_not_the_temporary_file(tmp_path, capsys, monkeypatch):
     import lstm_bridge.io as lb_io
     from lstm_bridge.formats import FormatError
+
     real = lb_io.load
 
     def unreadable_output(path, *a, **k):
@@ -563,6 +640,7 @@ def test_output_mode_follows_the_umask_without_umask_calls(tmp_path):
 
 def test_batch_first_and_time_major_reach_save_for_onnx(tmp_path, capsys, monkeypatch):
     import lstm_bridge.io as lb_io
+
     seen = []
     real = lb_io.save
 
@@ -573,22 +651,29 @@ def test_batch_first_and_time_major_reach_save_for_onnx(tmp_path, capsys, monkey
     monkeypatch.setattr(lb_io, "save", spy)
     pytest.importorskip("onnxruntime")
     import onnx
-    for flag, expected, first_dim in (("--batch-first", True, "batch"), ("--time-major", False, "time"),
-                                      (None, "absent", "time")):
+
+    for flag, expected, first_dim in (
+        ("--batch-first", True, "batch"),
+        ("--time-major", False, "time"),
+        (None, "absent", "time"),
+    ):
         out = tmp_path / f"o{len(seen)}.onnx"
-        assert main(["convert", str(MS / "lstm_small.ckpt"), str(out)] + ([flag] if flag else [])) == 0, \
+        assert main(["convert", str(MS / "lstm_small.ckpt"), str(out)] + ([flag] if flag else [])) == 0, (
             capsys.readouterr().err
+        )
         assert seen[-1] == ("onnx", expected)
         dims = onnx.load(str(out)).graph.input[0].type.tensor_type.shape.dim
         assert dims[0].dim_param == first_dim  # the graph takes the layout asked for (and was verified with it)
     assert main(["convert", str(MS / "lstm_small.ckpt"), str(tmp_path / "x.pt"), "--batch-first"]) == 2
     assert "ONNX output only" in capsys.readouterr().err
-    assert main(["convert", str(MS / "lstm_small.ckpt"), str(tmp_path / "y.onnx"), "--batch-first",
-                 "--time-major"]) == 2
+    assert (
+        main(["convert", str(MS / "lstm_small.ckpt"), str(tmp_path / "y.onnx"), "--batch-first", "--time-major"]) == 2
+    )
 
 
 def test_inspect_shows_masking_and_every_layer_activation(tmp_path, capsys):
     import zipfile
+
     assert main(["inspect", str(KERAS / "tfkeras_emb_lstm_dense.h5")]) == 0
     text = capsys.readouterr().out
     assert "keras generation: 2" in text and "masking: embedding (mask_zero=True)" in text
@@ -601,9 +686,16 @@ def test_inspect_shows_masking_and_every_layer_activation(tmp_path, capsys):
             data = zin.read(item)
             if item.filename == "config.json":
                 cfg = json.loads(data)
-                cfg["config"]["layers"].insert(1, {"module": "keras.layers", "class_name": "Masking",
-                                                   "config": {"name": "pad_mask", "mask_value": -1.0},
-                                                   "name": "pad_mask", "inbound_nodes": []})
+                cfg["config"]["layers"].insert(
+                    1,
+                    {
+                        "module": "keras.layers",
+                        "class_name": "Masking",
+                        "config": {"name": "pad_mask", "mask_value": -1.0},
+                        "name": "pad_mask",
+                        "inbound_nodes": [],
+                    },
+                )
                 data = json.dumps(cfg).encode()
             zout.writestr(item, data)
     assert main(["inspect", str(dst), "--json"]) == 0

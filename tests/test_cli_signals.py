@@ -6,6 +6,7 @@ step of the conversion (the writer, the verification, the final move) so that it
 and then sleeps: the test sends the signal while the run is exactly there. One case uses no hook at all: a
 generated ~24 MB model and a signal sent as soon as the temporary file appears.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,7 +23,7 @@ from helpers import FIXTURES
 
 SRC = FIXTURES / "mindspore" / "lstm_small.ckpt"
 
-DRIVER = textwrap.dedent('''
+DRIVER = textwrap.dedent("""
     import os, sys, time
     hook, ready_dir = sys.argv[1], sys.argv[2]
     argv = sys.argv[3:]
@@ -74,7 +75,7 @@ DRIVER = textwrap.dedent('''
         conv.compare_chains = synced
     from lstm_bridge.cli import main
     sys.exit(main(argv))
-''')
+""")
 
 
 def _driver(tmp_path: Path) -> Path:
@@ -85,8 +86,14 @@ def _driver(tmp_path: Path) -> Path:
 
 def _start(driver: Path, hook: str, ready: Path, argv, cwd: Path) -> subprocess.Popen:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    return subprocess.Popen([sys.executable, str(driver), hook, str(ready), *map(str, argv)], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(driver), hook, str(ready), *map(str, argv)],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for_line(proc: subprocess.Popen, marker: str, timeout: float = 120.0) -> None:
@@ -106,15 +113,18 @@ def _hidden(directory: Path):
     return sorted(p.name for p in directory.iterdir() if p.name.startswith("."))
 
 
-@pytest.mark.parametrize("hook,sig,existing", [
-    ("write", signal.SIGTERM, False),
-    ("write", signal.SIGINT, True),
-    ("verify", signal.SIGTERM, True),
-    ("commit", signal.SIGTERM, False),
-    ("commit", signal.SIGINT, True),
-    ("swallow", signal.SIGINT, True),
-    ("swallow", signal.SIGTERM, False),
-])
+@pytest.mark.parametrize(
+    "hook,sig,existing",
+    [
+        ("write", signal.SIGTERM, False),
+        ("write", signal.SIGINT, True),
+        ("verify", signal.SIGTERM, True),
+        ("commit", signal.SIGTERM, False),
+        ("commit", signal.SIGINT, True),
+        ("swallow", signal.SIGINT, True),
+        ("swallow", signal.SIGTERM, False),
+    ],
+)
 def test_interrupt_removes_temp_files_and_leaves_out_untouched(tmp_path, hook, sig, existing):
     out_dir = tmp_path / "out"
     out_dir.mkdir()
@@ -141,16 +151,21 @@ def test_interrupt_removes_temp_files_and_leaves_out_untouched(tmp_path, hook, s
 def test_sigterm_on_a_large_real_conversion_leaves_nothing_behind(tmp_path):
     """No hook: a ~24 MB PyTorch file, SIGTERM as soon as the temporary file shows up."""
     import torch
+
     torch.manual_seed(0)
     lstm = torch.nn.LSTM(768, 768, num_layers=2)
     src = tmp_path / "big.pt"
     torch.save(lstm.state_dict(), src)
-    assert src.stat().st_size > 20 * 2 ** 20
+    assert src.stat().st_size > 20 * 2**20
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     out = out_dir / "big.safetensors"
-    proc = subprocess.Popen([sys.executable, "-m", "lstm_bridge.cli", "convert", str(src), str(out),
-                             "--progress", "never"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lstm_bridge.cli", "convert", str(src), str(out), "--progress", "never"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 120
     while not _hidden(out_dir) and proc.poll() is None and time.time() < deadline:
         time.sleep(0.002)
@@ -177,6 +192,7 @@ def test_two_converts_racing_for_one_new_out_exactly_one_wins(tmp_path):
     assert "already exists" in errs and "--force" in errs
     assert sorted(p.name for p in out_dir.iterdir()) == ["o.pt"]
     from lstm_bridge.io import load
+
     assert load(out).framework == "torch"
 
 
@@ -184,6 +200,7 @@ def test_a_swallowed_interrupt_still_fails_the_run_in_process(tmp_path, capsys, 
     """In-process: library code that catches the KeyboardInterrupt cannot make ``main`` forget the signal."""
     import lstm_bridge.convert as conv
     from lstm_bridge.cli import main
+
     real = conv.compare_chains
 
     def swallow(*a, **k):
@@ -206,6 +223,7 @@ def test_a_swallowed_interrupt_still_fails_the_run_in_process(tmp_path, capsys, 
 
 def test_atomic_output_claims_exclusively_and_cleans_up_on_interrupts(tmp_path):
     from lstm_bridge.formats.atomic import atomic_output, commit, create_temp
+
     target = tmp_path / "t.bin"
     target.symlink_to(tmp_path / "missing")  # dangling: still "exists" for an exclusive claim
     with pytest.raises(FileExistsError):

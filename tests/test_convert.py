@@ -1,4 +1,5 @@
 """lstm_bridge.convert: Keras <-> MindSpore <-> torch.nn.LSTM with identical outputs and bit-exact weights."""
+
 from __future__ import annotations
 
 import itertools
@@ -17,8 +18,18 @@ from helpers import FIXTURES, keras_weights, max_abs
 TOL = 1e-6
 
 
-def _keras_stack(rng, *, bidi: bool, layers: int, bias: bool, time_major: bool, units: int = 5, features: int = 4,
-                 last_sequences: bool = True, return_state: bool = True):
+def _keras_stack(
+    rng,
+    *,
+    bidi: bool,
+    layers: int,
+    bias: bool,
+    time_major: bool,
+    units: int = 5,
+    features: int = 4,
+    last_sequences: bool = True,
+    return_state: bool = True,
+):
     out = []
     width = features
     for l in range(layers):
@@ -124,15 +135,14 @@ def test_mindspore_to_keras_with_initial_state(rng):
     k_out, (k_h, k_c) = convert.run_keras_stack(layers, x, hx=(h0, c0))
     assert max_abs(m_out, k_out) <= TOL and max_abs(m_h, k_h) <= TOL and max_abs(m_c, k_c) <= TOL
     # the Keras bias is the float32 sum of MindSpore's two biases
-    assert np.array_equal(layers[0].get_weights()[2],
-                          (ms.bias_ih_l0 + ms.bias_hh_l0).detach().numpy())
+    assert np.array_equal(layers[0].get_weights()[2], (ms.bias_ih_l0 + ms.bias_hh_l0).detach().numpy())
 
 
 def test_real_mindspore_outputs_reproduced_through_keras():
     """Weights of a real MindSpore 2.10 net -> our Keras layers reproduce MindSpore's recorded outputs."""
     data = np.load(FIXTURES / "mindspore" / "lstm_2layer_bi_io.npz")
     ms = MsLSTM(6, 5, num_layers=2, batch_first=True, bidirectional=True)
-    ms.load_state_dict({k[len("param:"):]: torch.from_numpy(data[k]) for k in data.files if k.startswith("param:")})
+    ms.load_state_dict({k[len("param:") :]: torch.from_numpy(data[k]) for k in data.files if k.startswith("param:")})
     layers = convert.mindspore_to_keras(ms)
     out, (h_n, c_n) = convert.run_keras_stack(layers, data["x"], hx=(data["h0"], data["c0"]))
     assert max_abs(out, data["out_hx"]) <= 1e-5
@@ -166,19 +176,22 @@ def _built(layer, features=4):
     return layer
 
 
-@pytest.mark.parametrize("make,match", [
-    (lambda: _built(LSTM(4, recurrent_activation="hard_sigmoid")), r"hard_sigmoid.*clip\(0.2x"),
-    (lambda: _built(LSTM(4, recurrent_activation="hard_sigmoid", keras_version=3)), r"relu6\(x \+ 3\) / 6"),
-    (lambda: _built(LSTM(4, activation="relu")), "activation='relu'"),
-    (lambda: _built(LSTM(4, go_backwards=True)), "go_backwards=True alone"),
-    (lambda: _built(LSTM(4, stateful=True)), "stateful=True"),
-    (lambda: _built(Bidirectional(LSTM(4, return_sequences=True), merge_mode="sum")), "merge_mode='sum'"),
-    (lambda: _built(Bidirectional(LSTM(4), merge_mode=None)), "merge_mode=None"),
-    (lambda: [_built(LSTM(4)), _built(LSTM(4), 4)], "return_sequences=False in the middle"),
-    (lambda: [_built(LSTM(4, return_sequences=True)), _built(LSTM(3), 4)], "mixed|same units"),
-    (lambda: [_built(Bidirectional(LSTM(4, return_sequences=True))), _built(LSTM(4), 8)], "all unidirectional"),
-    (lambda: LSTM(4), "not built"),
-])
+@pytest.mark.parametrize(
+    "make,match",
+    [
+        (lambda: _built(LSTM(4, recurrent_activation="hard_sigmoid")), r"hard_sigmoid.*clip\(0.2x"),
+        (lambda: _built(LSTM(4, recurrent_activation="hard_sigmoid", keras_version=3)), r"relu6\(x \+ 3\) / 6"),
+        (lambda: _built(LSTM(4, activation="relu")), "activation='relu'"),
+        (lambda: _built(LSTM(4, go_backwards=True)), "go_backwards=True alone"),
+        (lambda: _built(LSTM(4, stateful=True)), "stateful=True"),
+        (lambda: _built(Bidirectional(LSTM(4, return_sequences=True), merge_mode="sum")), "merge_mode='sum'"),
+        (lambda: _built(Bidirectional(LSTM(4), merge_mode=None)), "merge_mode=None"),
+        (lambda: [_built(LSTM(4)), _built(LSTM(4), 4)], "return_sequences=False in the middle"),
+        (lambda: [_built(LSTM(4, return_sequences=True)), _built(LSTM(3), 4)], "mixed|same units"),
+        (lambda: [_built(Bidirectional(LSTM(4, return_sequences=True))), _built(LSTM(4), 8)], "all unidirectional"),
+        (lambda: LSTM(4), "not built"),
+    ],
+)
 def test_inexpressible_semantics_raise_with_reason(make, match):
     layers = make()
     with pytest.raises(ValueError, match=match):
@@ -216,9 +229,10 @@ def test_torch_options_and_errors():
 def test_chain_run_matches_front_ends(rng):
     """run_chain (used by the CLI and the ONNX verifier) equals the Keras front end, incl. hard_sigmoid,
     go_backwards and non-concat merges."""
-    layers = [_built(Bidirectional(LSTM(5, return_sequences=True, recurrent_activation="hard_sigmoid"),
-                                   merge_mode="ave")),
-              _built(LSTM(3, go_backwards=True, return_sequences=True, return_state=True), 5)]
+    layers = [
+        _built(Bidirectional(LSTM(5, return_sequences=True, recurrent_activation="hard_sigmoid"), merge_mode="ave")),
+        _built(LSTM(3, go_backwards=True, return_sequences=True, return_state=True), 5),
+    ]
     for l in layers:
         l.set_weights([rng.uniform(-0.5, 0.5, w.shape).astype(np.float32) for w in l.get_weights()])
     x = _x(rng, False)
@@ -232,9 +246,16 @@ def test_chain_run_matches_front_ends(rng):
     assert all(d.worst == 0.0 for d in diffs)
 
 
-@pytest.mark.parametrize("merge_mode, expected", [
-    ("concat", lambda f, b: [torch.cat([f, b], -1)]), ("sum", lambda f, b: [f + b]), ("mul", lambda f, b: [f * b]),
-    ("ave", lambda f, b: [(f + b) / 2]), (None, lambda f, b: [f, b])])
+@pytest.mark.parametrize(
+    "merge_mode, expected",
+    [
+        ("concat", lambda f, b: [torch.cat([f, b], -1)]),
+        ("sum", lambda f, b: [f + b]),
+        ("mul", lambda f, b: [f * b]),
+        ("ave", lambda f, b: [(f + b) / 2]),
+        (None, lambda f, b: [f, b]),
+    ],
+)
 def test_keras_outputs_merge_rules(merge_mode, expected):
     """The chain runner's output rules live in one function: merges, the last processed step of each
     direction without return_sequences, and processing order for a lone go_backwards layer."""
@@ -261,6 +282,7 @@ def test_chain_of_a_weights_only_file_leaves_the_model_file_unchanged():
     """A weights-only Keras file records no return_sequences: its chain runs full sequences, on copies of
     the (shared, read-only) entries ModelFile.lstm_layers() returns."""
     import lstm_bridge
+
     mf = lstm_bridge.load(FIXTURES / "keras" / "tfkeras_bilstm_stacked.weights.h5")
     before = [dict(e.semantics) for e in mf.lstm_layers()]
     chain = convert.chain_from_model_file(mf, validate=False)

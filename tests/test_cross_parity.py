@@ -3,6 +3,7 @@
 Weights are mapped by the seed's rule (``kernel = W_ih.T``, ``recurrent_kernel = W_hh.T``,
 ``bias = b_ih + b_hh``); the matrix runs over layers x directions x bias x batch_first x lengths.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -23,9 +24,11 @@ def _keras_stack(ms_net, bidirectional, has_bias):
     params = {k: v.detach().numpy() for k, v in ms_net.named_parameters()}
     layers = []
     for layer in range(ms_net.num_layers):
+
         def weights(suffix):
             w = [params["weight_ih" + suffix].T, params["weight_hh" + suffix].T]
             return w + [params["bias_ih" + suffix] + params["bias_hh" + suffix]] if has_bias else w
+
         base = KerasLSTM(ms_net.hidden_size, use_bias=has_bias, return_sequences=True, return_state=True)
         if bidirectional:
             keras_layer = Bidirectional(base)
@@ -41,8 +44,9 @@ def _keras_stack(ms_net, bidirectional, has_bias):
 def test_keras_mindspore_and_torch_agree(layers, bidirectional, has_bias, batch_first, lengths):
     torch.manual_seed(layers * 7 + bidirectional)
     np.random.seed(layers)
-    net = MindSporeLSTM(4, 5, layers, has_bias=has_bias, batch_first=batch_first, bidirectional=bidirectional,
-                        numerics="exact")
+    net = MindSporeLSTM(
+        4, 5, layers, has_bias=has_bias, batch_first=batch_first, bidirectional=bidirectional, numerics="exact"
+    )
     with torch.no_grad():  # uneven, larger weights than the default init
         for p in net.parameters():
             p.mul_(torch.empty_like(p).uniform_(0.5, 3.0))

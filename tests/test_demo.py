@@ -1,4 +1,5 @@
 """The demo (what `make demo` runs) shows the seed's error, the corrected call and parity."""
+
 from lstm_bridge import demo
 
 

@@ -4,6 +4,7 @@ An empty batch (B = 0) has an obvious result: outputs (T, 0, H), states (0, H). 
 data) and sizes whose buffers cannot fit in memory are refused by the engine entry with a
 ValueError / MemoryError that names the tensor or the size, never torch's raw RuntimeError.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -58,18 +59,28 @@ def test_mindspore_empty_batch_still_checks_shapes():
 
 def _weights(I: int, H: int, dtype=torch.float32) -> DirectionWeights:
     g = torch.Generator().manual_seed(0)
-    return DirectionWeights(torch.randn(4 * H, I, generator=g, dtype=dtype),
-                            torch.randn(4 * H, H, generator=g, dtype=dtype),
-                            torch.randn(4 * H, generator=g, dtype=dtype), None)
+    return DirectionWeights(
+        torch.randn(4 * H, I, generator=g, dtype=dtype),
+        torch.randn(4 * H, H, generator=g, dtype=dtype),
+        torch.randn(4 * H, generator=g, dtype=dtype),
+        None,
+    )
 
 
 def test_torch_path_input_projection_reshapes_an_empty_batch():
     """The cause: ``view(T, B, -1)`` of 0 elements is ambiguous; the path itself must handle B = 0."""
     w = _weights(3, 4)
     valid = torch.ones(5, 0, dtype=torch.bool)
-    outs, hs, cs = torch_path.run_layer(torch.zeros(5, 0, 3), [w], [torch.zeros(0, 4)], [torch.zeros(0, 4)],
-                                        reverse=[True], valid=valid,
-                                        semantics=LayerSemantics(masked_output=MaskedOutput.ZERO), dropout=[None])
+    outs, hs, cs = torch_path.run_layer(
+        torch.zeros(5, 0, 3),
+        [w],
+        [torch.zeros(0, 4)],
+        [torch.zeros(0, 4)],
+        reverse=[True],
+        valid=valid,
+        semantics=LayerSemantics(masked_output=MaskedOutput.ZERO),
+        dropout=[None],
+    )
     assert tuple(outs[0].shape) == (5, 0, 4) and tuple(hs[0].shape) == (0, 4)
 
 
@@ -79,11 +90,14 @@ def test_engine_empty_batch_never_reaches_a_backend(monkeypatch):
 
     monkeypatch.setattr(engine_backend, "select", refuse)
     hard = CellActivations(gate=torch.nn.functional.hardsigmoid)
-    outs, hs, cs = engine.run_layer(torch.zeros(6, 0, 3, dtype=torch.float64),
-                                    [_weights(3, 4, torch.float64), _weights(3, 2, torch.float64)],
-                                    [torch.zeros(0, 4, dtype=torch.float64), torch.zeros(0, 2, dtype=torch.float64)],
-                                    [torch.zeros(0, 4, dtype=torch.float64), torch.zeros(0, 2, dtype=torch.float64)],
-                                    reverse=[False, True], semantics=LayerSemantics(hard))
+    outs, hs, cs = engine.run_layer(
+        torch.zeros(6, 0, 3, dtype=torch.float64),
+        [_weights(3, 4, torch.float64), _weights(3, 2, torch.float64)],
+        [torch.zeros(0, 4, dtype=torch.float64), torch.zeros(0, 2, dtype=torch.float64)],
+        [torch.zeros(0, 4, dtype=torch.float64), torch.zeros(0, 2, dtype=torch.float64)],
+        reverse=[False, True],
+        semantics=LayerSemantics(hard),
+    )
     assert [tuple(o.shape) for o in outs] == [(6, 0, 4), (6, 0, 2)]
     assert [tuple(h.shape) for h in hs] == [(0, 4), (0, 2)] and all(o.dtype == torch.float64 for o in outs)
 
@@ -112,16 +126,20 @@ def test_meta_state_is_a_value_error():
 
 
 # --- absurd sizes ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("make", [lambda: LSTM(10, 2 ** 31), lambda: LSTM(10, 4, num_layers=2 ** 40),
-                                  lambda: LSTMCell(10, 2 ** 31)])
+@pytest.mark.parametrize(
+    "make", [lambda: LSTM(10, 2**31), lambda: LSTM(10, 4, num_layers=2**40), lambda: LSTMCell(10, 2**31)]
+)
 def test_mindspore_constructors_refuse_parameters_that_cannot_fit(make):
-    with pytest.raises(MemoryError, match=r"the parameters of LSTM(Cell)?\(input_size=10, hidden_size=.* need .*B \("
-                                          r"\d+ float32 values\); this machine has"):
+    with pytest.raises(
+        MemoryError,
+        match=r"the parameters of LSTM(Cell)?\(input_size=10, hidden_size=.* need .*B \("
+        r"\d+ float32 values\); this machine has",
+    ):
         make()
 
 
 def test_engine_refuses_buffers_that_cannot_fit_naming_the_shape():
-    x = torch.zeros(1, 1, 3).expand(2 ** 24, 2 ** 14, 3)  # a view: 12 bytes of data, 2**38 steps*rows
+    x = torch.zeros(1, 1, 3).expand(2**24, 2**14, 3)  # a view: 12 bytes of data, 2**38 steps*rows
     with pytest.raises(MemoryError, match=r"x of shape \(16777216, 16384, 3\).*need .*TiB"):
         LSTM(3, 4)(x)
     with pytest.raises(MemoryError, match=r"x of shape \(16777216, 16384, 3\)"):
@@ -130,12 +148,17 @@ def test_engine_refuses_buffers_that_cannot_fit_naming_the_shape():
 
 def test_an_allocator_failure_during_a_run_becomes_a_memory_error(monkeypatch):
     def failing(*args, **kwargs):
-        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: "
-                           "you tried to allocate 103079215104 bytes. Error code 12 (Cannot allocate memory)")
+        raise RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: "
+            "you tried to allocate 103079215104 bytes. Error code 12 (Cannot allocate memory)"
+        )
 
     monkeypatch.setattr(engine_backend, "select", lambda *a, **k: failing)
-    with pytest.raises(MemoryError, match=r"not enough memory for an LSTM layer over x of shape \(5, 2, 3\).*"
-                                          r"103079215104 bytes"):
+    with pytest.raises(
+        MemoryError,
+        match=r"not enough memory for an LSTM layer over x of shape \(5, 2, 3\).*"
+        r"103079215104 bytes",
+    ):
         LSTM(3, 4)(torch.zeros(5, 2, 3))
 
 
@@ -157,6 +180,6 @@ def test_engine_empty_batch_still_checks_state_and_input_sizes():
 
 
 def test_mindspore_default_state_for_an_absurd_batch_is_a_memory_error():
-    x = torch.zeros(1, 1, 3).expand(1, 2 ** 40, 3)  # a view: no data behind the 2**40 rows
+    x = torch.zeros(1, 1, 3).expand(1, 2**40, 3)  # a view: no data behind the 2**40 rows
     with pytest.raises(MemoryError, match=r"default initial state of shape \(1, 1099511627776, 4\)"):
         LSTM(3, 4)(x)

@@ -10,6 +10,7 @@
 
 Canonical weights are PyTorch's (gate blocks r, z, n); the Keras oracle gets them permuted to z, r, h.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -54,8 +55,9 @@ def _cell(name: str) -> Tuple[str, bool]:
     return ("rnn", True) if name == "rnn" else ("gru", name == "gru-reset-after")
 
 
-def _weights(rng: np.random.Generator, kind: str, inp: int, hid: int, bias: bool, scale: float = 0.6
-             ) -> DirectionWeights:
+def _weights(
+    rng: np.random.Generator, kind: str, inp: int, hid: int, bias: bool, scale: float = 0.6
+) -> DirectionWeights:
     """float64 NumPy weights with a different scale per gate block (evenly scaled blocks hide order bugs)."""
     G = 3 if kind == "gru" else 1
     gate_scale = np.repeat(rng.uniform(0.4, 1.3, G), hid)[:, None]
@@ -72,7 +74,7 @@ def _keras_weights(w: DirectionWeights, kind: str, reset_after: bool) -> Tuple[n
     if kind == "rnn":
         return n.w_ih.T, n.w_hh.T, None if n.b_ih is None else n.b_ih + n.b_hh
     h = w.hidden_size
-    perm = np.r_[h:2 * h, 0:h, 2 * h:3 * h]
+    perm = np.r_[h : 2 * h, 0:h, 2 * h : 3 * h]
     if n.b_ih is None:
         bias = None
     elif reset_after:
@@ -82,38 +84,74 @@ def _keras_weights(w: DirectionWeights, kind: str, reset_after: bool) -> Tuple[n
     return n.w_ih[perm].T, n.w_hh[perm].T, bias
 
 
-def _dropout(rng: np.random.Generator, G: Optional[int], batch: int, inp: int, hid: int
-             ) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+def _dropout(
+    rng: np.random.Generator, G: Optional[int], batch: int, inp: int, hid: int
+) -> Optional[Tuple[np.ndarray, np.ndarray]]:
     if G is None:
         return None
     keep = lambda shape, rate: rng.binomial(1, 1 - rate, shape) / (1 - rate)  # noqa: E731
     return keep((G, batch, inp), 0.3), keep((G, batch, hid), 0.4)
 
 
-def _oracle(kind: str, reset_after: bool, x: np.ndarray, w: DirectionWeights, h0: np.ndarray,
-            mask: Optional[np.ndarray], reverse: bool, zero: bool, acts: Tuple[Any, Any],
-            drop: Optional[Tuple[np.ndarray, np.ndarray]]) -> Tuple[np.ndarray, np.ndarray]:
+def _oracle(
+    kind: str,
+    reset_after: bool,
+    x: np.ndarray,
+    w: DirectionWeights,
+    h0: np.ndarray,
+    mask: Optional[np.ndarray],
+    reverse: bool,
+    zero: bool,
+    acts: Tuple[Any, Any],
+    drop: Optional[Tuple[np.ndarray, np.ndarray]],
+) -> Tuple[np.ndarray, np.ndarray]:
     """The Keras float64 oracle on canonical inputs; returns (outputs (T, B, H) by original time, h_T)."""
     W, U, b = _keras_weights(w, kind, reset_after)
     xb = x.transpose(1, 0, 2)
-    common = dict(mask=mask, initial_state=[h0], go_backwards=reverse, return_sequences=True, return_state=True,
-                  zero_output_for_mask=zero, activation=acts[0])
+    common = dict(
+        mask=mask,
+        initial_state=[h0],
+        go_backwards=reverse,
+        return_sequences=True,
+        return_state=True,
+        zero_output_for_mask=zero,
+        activation=acts[0],
+    )
     if kind == "gru":
         in_m = rec_m = None
         if drop is not None:
             order = [1, 0, 2] if drop[0].shape[0] == 3 else [0]
             in_m, rec_m = drop[0][order], drop[1][order]
-        ys, h = R.keras_gru(xb, W, U, b, reset_after=reset_after, recurrent_activation=acts[1], input_masks=in_m,
-                            recurrent_masks=rec_m, **common)
+        ys, h = R.keras_gru(
+            xb,
+            W,
+            U,
+            b,
+            reset_after=reset_after,
+            recurrent_activation=acts[1],
+            input_masks=in_m,
+            recurrent_masks=rec_m,
+            **common,
+        )
     else:
-        ys, h = R.keras_simple_rnn(xb, W, U, b, input_mask=None if drop is None else drop[0],
-                                   recurrent_mask=None if drop is None else drop[1], **common)
+        ys, h = R.keras_simple_rnn(
+            xb,
+            W,
+            U,
+            b,
+            input_mask=None if drop is None else drop[0],
+            recurrent_mask=None if drop is None else drop[1],
+            **common,
+        )
     ys = ys.transpose(1, 0, 2)
     return (ys[::-1] if reverse else ys), h
 
 
-MATRIX = [case for case in itertools.product(CELLS, ACTIVATIONS, MASKS, ["carry", "zero"], [False, True])
-          if case[2] != "none" or case[3] == "carry"]  # without a mask the rule does not apply
+MATRIX = [
+    case
+    for case in itertools.product(CELLS, ACTIVATIONS, MASKS, ["carry", "zero"], [False, True])
+    if case[2] != "none" or case[3] == "carry"
+]  # without a mask the rule does not apply
 
 
 @pytest.mark.parametrize("cell, acts, mask_kind, rule, reverse", MATRIX)
@@ -137,13 +175,23 @@ def test_family_matches_oracle(cell, acts, mask_kind, rule, reverse):
             if drop is not None:
                 drop = tuple(d.astype(np.float32).astype(np.float64) for d in drop)
         want_y, want_h = _oracle(kind, reset_after, x, w, h0, mask, reverse, zero, ACTIVATIONS[acts], drop)
-        masks = None if drop is None else [DropoutMasks(torch.tensor(drop[0], dtype=dtype),
-                                                        torch.tensor(drop[1], dtype=dtype))]
+        masks = (
+            None
+            if drop is None
+            else [DropoutMasks(torch.tensor(drop[0], dtype=dtype), torch.tensor(drop[1], dtype=dtype))]
+        )
         outs, hs = run_family_layer(
-            torch.tensor(x, dtype=dtype), [w.torch(dtype)], [torch.tensor(h0, dtype=dtype)], kind=kind,
-            reverse=[reverse], valid=None if mask is None else torch.tensor(mask.T), activations=act,
-            masked_output=MaskedOutput.ZERO if zero else MaskedOutput.CARRY, reset_after=reset_after,
-            dropout=masks)
+            torch.tensor(x, dtype=dtype),
+            [w.torch(dtype)],
+            [torch.tensor(h0, dtype=dtype)],
+            kind=kind,
+            reverse=[reverse],
+            valid=None if mask is None else torch.tensor(mask.T),
+            activations=act,
+            masked_output=MaskedOutput.ZERO if zero else MaskedOutput.CARRY,
+            reset_after=reset_after,
+            dropout=masks,
+        )
         assert outs[0].dtype == dtype and tuple(outs[0].shape) == (T, B, H)
         # relative to the magnitude: a linear gate lets a GRU's state grow without bound (1e19 here)
         scale = max(1.0, float(np.abs(want_y).max()), float(np.abs(want_h).max()))
@@ -181,13 +229,30 @@ def test_two_directions_match_keras_bidirectional(cell, mask_kind):
     mask = MASKS[mask_kind]
     halves = [list(_keras_weights(w, kind, reset_after)) for w in ws]
     extra = dict(reset_after=reset_after, recurrent_activation=A.hard_sigmoid_keras2) if kind == "gru" else {}
-    y, h_f, h_b = R.keras_bidirectional_family("gru" if kind == "gru" else "simple_rnn", x.transpose(1, 0, 2),
-                                               halves[0], halves[1], return_sequences=True, return_state=True,
-                                               mask=mask, initial_state=h0, activation=A.softsign, **extra)
+    y, h_f, h_b = R.keras_bidirectional_family(
+        "gru" if kind == "gru" else "simple_rnn",
+        x.transpose(1, 0, 2),
+        halves[0],
+        halves[1],
+        return_sequences=True,
+        return_state=True,
+        mask=mask,
+        initial_state=h0,
+        activation=A.softsign,
+        **extra,
+    )
     act = CellActivations(gate=A.hard_sigmoid_keras2, candidate=A.softsign)
-    outs, hs = run_family_layer(torch.tensor(x), [w.torch() for w in ws], [torch.tensor(h) for h in h0], kind=kind,
-                                reverse=[False, True], valid=torch.tensor(mask.T), activations=act,
-                                masked_output=MaskedOutput.ZERO, reset_after=reset_after)
+    outs, hs = run_family_layer(
+        torch.tensor(x),
+        [w.torch() for w in ws],
+        [torch.tensor(h) for h in h0],
+        kind=kind,
+        reverse=[False, True],
+        valid=torch.tensor(mask.T),
+        activations=act,
+        masked_output=MaskedOutput.ZERO,
+        reset_after=reset_after,
+    )
     assert max_abs(torch.cat(outs, -1).transpose(0, 1), y) <= 1e-12
     assert max_abs(hs[0], h_f) <= 1e-12 and max_abs(hs[1], h_b) <= 1e-12
 
@@ -195,6 +260,7 @@ def test_two_directions_match_keras_bidirectional(cell, mask_kind):
 # ---------------------------------------------------------------------------------------------
 # torch.nn.GRU / torch.nn.RNN
 # ---------------------------------------------------------------------------------------------
+
 
 def _torch_module(kind: str, nonlinearity: str, w: List[DirectionWeights], bias: bool, dtype) -> torch.nn.Module:
     inp, hid = w[0].input_size, w[0].hidden_size
@@ -232,12 +298,19 @@ def test_family_matches_torch_modules(kind, nonlinearity, bidirectional, bias, d
     assert max_abs(torch.cat(fused, -1), y) <= tol and max_abs(torch.stack(fused_h), h) <= tol
     # the Python loop (what masks, dropout and other activations take), forward and gradients
     leaves = [x.clone().requires_grad_(True), h0.clone().requires_grad_(True)]
-    wl = [DirectionWeights(*(None if a is None else a.clone().requires_grad_(True)
-                             for a in (wd.w_ih, wd.w_hh, wd.b_ih, wd.b_hh)), kind=wd.kind) for wd in ws]
-    loop = [run_family_direction(leaves[0], wl[d], leaves[1][d], kind=kind, reverse=rev[d], activations=act)
-            for d in range(D)]
+    wl = [
+        DirectionWeights(
+            *(None if a is None else a.clone().requires_grad_(True) for a in (wd.w_ih, wd.w_hh, wd.b_ih, wd.b_hh)),
+            kind=wd.kind,
+        )
+        for wd in ws
+    ]
+    loop = [
+        run_family_direction(leaves[0], wl[d], leaves[1][d], kind=kind, reverse=rev[d], activations=act)
+        for d in range(D)
+    ]
     for d, (out, hn) in enumerate(loop):
-        assert max_abs(out, y[..., d * H:(d + 1) * H]) <= tol
+        assert max_abs(out, y[..., d * H : (d + 1) * H]) <= tol
         assert max_abs(hn, h[d]) <= tol
     xm, hm = x.clone().requires_grad_(True), h0.clone().requires_grad_(True)
     module = _torch_module(kind, nonlinearity, ws, bias, dtype)
@@ -288,8 +361,18 @@ def test_family_gradcheck(name):
 
     def fn(x_, h_, wi, wh, bi, bh):
         dw = DirectionWeights(wi, wh, bi, bh, w.kind)
-        outs, hs = run_family_layer(x_, [dw], [h_], kind=kind, reverse=[reverse], valid=valid, activations=act,
-                                    masked_output=rule_, reset_after=reset_after, dropout=masks)
+        outs, hs = run_family_layer(
+            x_,
+            [dw],
+            [h_],
+            kind=kind,
+            reverse=[reverse],
+            valid=valid,
+            activations=act,
+            masked_output=rule_,
+            reset_after=reset_after,
+            dropout=masks,
+        )
         return outs[0], hs[0]
 
     assert torch.autograd.gradcheck(fn, leaves, eps=1e-6, atol=1e-7)
@@ -298,6 +381,7 @@ def test_family_gradcheck(name):
 # ---------------------------------------------------------------------------------------------
 # errors
 # ---------------------------------------------------------------------------------------------
+
 
 def test_family_errors_name_expected_and_received():
     rng = np.random.default_rng(3)
@@ -310,8 +394,14 @@ def test_family_errors_name_expected_and_received():
     with pytest.raises(ValueError, match="h0 must have shape"):
         run_family_layer(x, [w], [h0[:2]], kind="gru", reverse=[False])
     with pytest.raises(ValueError, match=r"recurrent masks must have shape \(1, 4, 5\) or \(3, 4, 5\); received"):
-        run_family_layer(x, [w], [h0], kind="gru", reverse=[False],
-                         dropout=[DropoutMasks(recurrent=torch.ones(2, B, H, dtype=torch.float64))])
+        run_family_layer(
+            x,
+            [w],
+            [h0],
+            kind="gru",
+            reverse=[False],
+            dropout=[DropoutMasks(recurrent=torch.ones(2, B, H, dtype=torch.float64))],
+        )
     with pytest.raises(ValueError, match="reset_after=True only; received reset_after=False"):
         run_family_layer(x, [w], [h0], kind="gru", reverse=[False], reset_after=False, numerics="mindspore-cpu")
     with pytest.raises(TypeError, match="x's dtype torch.float32"):
@@ -329,29 +419,41 @@ def test_family_errors_name_expected_and_received():
 # recorded MindSpore 2.10 CPU cases (tools/probe_family.py --record), numerics="mindspore-cpu"
 # ---------------------------------------------------------------------------------------------
 
+
 def _load(path: Path) -> Tuple[Dict[str, np.ndarray], Dict[str, Any]]:
     with np.load(path) as z:
         arrays = {k: z[k] for k in z.files}
     return arrays, json.loads(str(arrays.pop("config")))
 
 
-def _ms_run(arrays: Dict[str, np.ndarray], config: Dict[str, Any], numerics: str, ms_matmul: bool = True
-            ) -> List[torch.Tensor]:
+def _ms_run(
+    arrays: Dict[str, np.ndarray], config: Dict[str, Any], numerics: str, ms_matmul: bool = True
+) -> List[torch.Tensor]:
     """The recorded net rebuilt from run_family_layer calls (layer by layer, direction 1 reverse)."""
     f32 = torch.float32
     cls = config["cls"]
     kind = "gru" if cls.startswith("GRU") else "rnn"
     nonlin = config["kw"].get("nonlinearity", "tanh")
     ms = numerics == "mindspore-cpu"
-    act = CellActivations(gate=A.ms_cpu_sigmoid if ms else A.sigmoid,
-                          candidate=A.relu if nonlin == "relu" else (A.ms_cpu_tanh if ms else A.tanh))
-    p = {k[len("param:"):]: torch.tensor(v, dtype=f32) for k, v in arrays.items() if k.startswith("param:")}
+    act = CellActivations(
+        gate=A.ms_cpu_sigmoid if ms else A.sigmoid,
+        candidate=A.relu if nonlin == "relu" else (A.ms_cpu_tanh if ms else A.tanh),
+    )
+    p = {k[len("param:") :]: torch.tensor(v, dtype=f32) for k, v in arrays.items() if k.startswith("param:")}
     ck = CellKind.GRU if kind == "gru" else CellKind.RNN
     x = torch.tensor(arrays["x"], dtype=f32)
     if cls.endswith("Cell"):  # unrolled cell: the 5 recorded states are a 5-step layer's outputs
         w = DirectionWeights(p["weight_ih"], p["weight_hh"], p.get("bias_ih"), p.get("bias_hh"), ck)
-        outs, _ = run_family_layer(x, [w], [torch.tensor(arrays["hx"], dtype=f32)], kind=kind, reverse=[False],
-                                   activations=act, numerics=numerics, ms_matmul=ms_matmul)
+        outs, _ = run_family_layer(
+            x,
+            [w],
+            [torch.tensor(arrays["hx"], dtype=f32)],
+            kind=kind,
+            reverse=[False],
+            activations=act,
+            numerics=numerics,
+            ms_matmul=ms_matmul,
+        )
         return [outs[0]]
     if config["kw"].get("batch_first"):
         x = x.transpose(0, 1)
@@ -365,11 +467,21 @@ def _ms_run(arrays: Dict[str, np.ndarray], config: Dict[str, Any], numerics: str
         ws = []
         for d in range(D):
             s = f"_l{layer}" + ("_reverse" if d else "")
-            ws.append(DirectionWeights(p["weight_ih" + s], p["weight_hh" + s], p.get("bias_ih" + s),
-                                       p.get("bias_hh" + s), ck))
-        outs, hs = run_family_layer(x, ws, [hx[layer * D + d] for d in range(D)], kind=kind,
-                                    reverse=[False, True][:D], valid=valid, activations=act,
-                                    masked_output=MaskedOutput.ZERO, numerics=numerics, ms_matmul=ms_matmul)
+            ws.append(
+                DirectionWeights(p["weight_ih" + s], p["weight_hh" + s], p.get("bias_ih" + s), p.get("bias_hh" + s), ck)
+            )
+        outs, hs = run_family_layer(
+            x,
+            ws,
+            [hx[layer * D + d] for d in range(D)],
+            kind=kind,
+            reverse=[False, True][:D],
+            valid=valid,
+            activations=act,
+            masked_output=MaskedOutput.ZERO,
+            numerics=numerics,
+            ms_matmul=ms_matmul,
+        )
         x = torch.cat(outs, -1)
         h_n.extend(hs)
     if config["kw"].get("batch_first"):
@@ -413,6 +525,7 @@ def test_mindspore_emulation_needs_its_matmul_order():
 @pytest.mark.parametrize("K", [1, 5, 8, 9, 16, 17, 40, 100])
 def test_ms_cpu_matmul_nt_equals_the_oracle_bit_for_bit(K):
     from lstm_bridge.engine.family_torch import ms_cpu_matmul_nt
+
     rng = np.random.default_rng(K)
     a = (rng.standard_normal((3, K)) * 2).astype(np.float32)
     w = rng.standard_normal((7, K)).astype(np.float32)
@@ -424,10 +537,17 @@ def test_ms_cpu_matmul_nt_equals_the_oracle_bit_for_bit(K):
 def test_mindspore_numerics_backward_runs():
     """The emulation is plain torch ops: gradients flow (float32, MindSpore's activations' own backward)."""
     arrays, config = _load(FAMILY / "ms_gru_plain_scale3.npz")
-    p = {k[len("param:"):]: torch.tensor(v, requires_grad=True) for k, v in arrays.items() if k.startswith("param:")}
+    p = {k[len("param:") :]: torch.tensor(v, requires_grad=True) for k, v in arrays.items() if k.startswith("param:")}
     w = DirectionWeights(p["weight_ih_l0"], p["weight_hh_l0"], p["bias_ih_l0"], p["bias_hh_l0"], CellKind.GRU)
     x = torch.tensor(arrays["x"], requires_grad=True)
-    outs, hs = run_family_layer(x, [w], [torch.zeros(3, 4)], kind="gru", reverse=[False], numerics="mindspore-cpu",
-                                activations=CellActivations(gate=A.ms_cpu_sigmoid, candidate=A.ms_cpu_tanh))
+    outs, hs = run_family_layer(
+        x,
+        [w],
+        [torch.zeros(3, 4)],
+        kind="gru",
+        reverse=[False],
+        numerics="mindspore-cpu",
+        activations=CellActivations(gate=A.ms_cpu_sigmoid, candidate=A.ms_cpu_tanh),
+    )
     (outs[0].sum() + hs[0].sum()).backward()
     assert x.grad is not None and torch.isfinite(x.grad).all() and p["weight_hh_l0"].grad.abs().sum() > 0

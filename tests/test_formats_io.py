@@ -1,4 +1,5 @@
 """Registry, PyTorch .pt / .safetensors, and the public lstm_bridge.io.load/save round trips."""
+
 from __future__ import annotations
 
 import os
@@ -15,8 +16,14 @@ from helpers import FIXTURES
 
 
 def test_registry_rules():
-    assert formats.available()[:6] == ["keras-h5", "keras-weights-h5", "keras", "mindspore-ckpt", "torch",
-                                       "safetensors"]
+    assert formats.available()[:6] == [
+        "keras-h5",
+        "keras-weights-h5",
+        "keras",
+        "mindspore-ckpt",
+        "torch",
+        "safetensors",
+    ]
     with pytest.raises(ValueError, match="'torch' is already registered"):
         formats.register("torch", formats.get_format("torch"))
     with pytest.raises(NotImplementedError, match="unknown file format 'tflite'"):
@@ -73,9 +80,17 @@ def test_onnx_is_registered_lazily():
         assert callable(fmt.save)
 
 
-@pytest.mark.parametrize("path,name", [("a.weights.h5", "keras-weights-h5"), ("A.H5", "keras-h5"),
-                                       ("m.keras", "keras"), ("x.ckpt", "mindspore-ckpt"), ("s.pth", "torch"),
-                                       ("s.safetensors", "safetensors")])
+@pytest.mark.parametrize(
+    "path,name",
+    [
+        ("a.weights.h5", "keras-weights-h5"),
+        ("A.H5", "keras-h5"),
+        ("m.keras", "keras"),
+        ("x.ckpt", "mindspore-ckpt"),
+        ("s.pth", "torch"),
+        ("s.safetensors", "safetensors"),
+    ],
+)
 def test_format_for_suffix(path, name):
     assert formats.format_for_suffix(path) == name
 
@@ -160,6 +175,7 @@ def test_keras_mindspore_torch_keras_round_trip_is_bit_exact(tmp_path):
 
 def test_save_front_end_modules(tmp_path):
     from lstm_bridge import keras as K, mindspore as M
+
     torch.manual_seed(0)
     ms = M.LSTM(3, 4, num_layers=2, bidirectional=True, batch_first=True)
     io.save(ms, tmp_path / "ms.ckpt")
@@ -191,9 +207,14 @@ def test_model_file_lstm_layers_for_a_cell():
     assert isinstance(mf, ModelFile) and mf.framework == "mindspore" and mf.hard_sigmoid is None
 
 
-@pytest.mark.parametrize("fixture,fmt", [("mindspore/lstm_small.ckpt", "mindspore-ckpt"),
-                                         ("keras/tfkeras_lstm_hard_sigmoid.h5", "keras-h5"),
-                                         ("keras/keras3_lstm_hard_sigmoid.keras", "keras")])
+@pytest.mark.parametrize(
+    "fixture,fmt",
+    [
+        ("mindspore/lstm_small.ckpt", "mindspore-ckpt"),
+        ("keras/tfkeras_lstm_hard_sigmoid.h5", "keras-h5"),
+        ("keras/keras3_lstm_hard_sigmoid.keras", "keras"),
+    ],
+)
 def test_detect_accepts_head_bytes(fixture, fmt):
     head = (FIXTURES / fixture).read_bytes()[:64]
     assert formats.get_format(fmt).detect(head)
@@ -210,6 +231,7 @@ def test_written_files_get_normal_permissions(tmp_path):
 @pytest.mark.parametrize("suffix", [".h5", ".keras"])
 def test_front_end_semantics_survive_keras_files(tmp_path, suffix):
     from lstm_bridge import keras as K
+
     torch.manual_seed(1)
     back = K.LSTM(3, go_backwards=True, return_sequences=True, use_bias=False)
     bi = K.Bidirectional(K.LSTM(2, return_sequences=False), merge_mode="sum")

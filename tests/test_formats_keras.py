@@ -1,5 +1,6 @@
 """Keras files: every real fixture (tf_keras 2.21 and Keras 3.15 writers, .h5 / legacy weights / .weights.h5 /
 .keras) reads to weights that reproduce the framework's saved outputs; our writers produce the same layouts."""
+
 from __future__ import annotations
 
 import io
@@ -26,6 +27,7 @@ WRITERS = ["tfkeras", "keras3"]
 
 # --- a float64 NumPy forward of the fixture models (spec keras §1, §4, §6) ---------------------------
 
+
 def _act(name):
     fn = activations.get(name, keras_version=2)  # names are already resolved by lstm_layers()
     return lambda a: fn(torch.from_numpy(a)).numpy()
@@ -45,7 +47,7 @@ def _run_lstm(w, sem, x, mask, go_backwards, zero_output):
         i, f, g, o = np.split(z, 4, axis=1)
         c2 = rec(f) * c + rec(i) * act(g)
         h2 = rec(o) * act(c2)
-        m = mask[:, t:t + 1] if mask is not None else np.ones((B, 1), bool)
+        m = mask[:, t : t + 1] if mask is not None else np.ones((B, 1), bool)
         h, c = np.where(m, h2, h), np.where(m, c2, c)
         y = np.where(m, h2, 0.0 if zero_output else y)
         ys.append(y)
@@ -127,8 +129,10 @@ def test_hard_sigmoid_meaning_follows_the_writer_version():
 def test_semantics_of_the_stacked_model():
     layers = keras_zip.load(K / "keras3_bilstm_stacked.keras").lstm_layers()
     assert [(l.name, l.kind, l.input_size, l.hidden_size, l.bidirectional) for l in layers] == [
-        ("bidirectional", "Bidirectional", 5, 8, True), ("lstm_1", "LSTM", 16, 8, False),
-        ("lstm_2", "LSTM", 8, 4, False)]
+        ("bidirectional", "Bidirectional", 5, 8, True),
+        ("lstm_1", "LSTM", 16, 8, False),
+        ("lstm_2", "LSTM", 8, 4, False),
+    ]
     assert layers[0].semantics["merge_mode"] == "concat" and layers[0].semantics["return_sequences"]
     assert layers[0].semantics["backward_semantics"]["go_backwards"] is True
     assert not layers[2].semantics["return_sequences"]
@@ -139,8 +143,12 @@ def _tree(h5obj):
 
     def visit(name, obj):
         attrs = {k: (list(v) if isinstance(v, np.ndarray) else v) for k, v in obj.attrs.items() if k != "model_config"}
-        out[name] = (getattr(obj, "shape", None), json.dumps(attrs, default=str), obj[()].tobytes()
-                     if hasattr(obj, "shape") else None)
+        out[name] = (
+            getattr(obj, "shape", None),
+            json.dumps(attrs, default=str),
+            obj[()].tobytes() if hasattr(obj, "shape") else None,
+        )
+
     h5obj.visititems(visit)
     return out
 
@@ -164,8 +172,10 @@ def test_keras3_rewrite_matches_the_real_file(tmp_path, model):
         assert b.namelist() == ["metadata.json", "config.json", "model.weights.h5"]
         assert json.loads(b.read("config.json")) == json.loads(a.read("config.json"))
         assert json.loads(b.read("metadata.json"))["keras_version"] == "3.15.1"
-        with h5py.File(io.BytesIO(a.read("model.weights.h5")), "r") as fa, \
-                h5py.File(io.BytesIO(b.read("model.weights.h5")), "r") as fb:
+        with (
+            h5py.File(io.BytesIO(a.read("model.weights.h5")), "r") as fa,
+            h5py.File(io.BytesIO(b.read("model.weights.h5")), "r") as fb,
+        ):
             assert _tree(fb) == _tree(fa)
     keras_weights.save(keras_zip.load(src), tmp_path / "out.weights.h5")
     with h5py.File(K / f"keras3_{model}.weights.h5", "r") as fa, h5py.File(tmp_path / "out.weights.h5", "r") as fb:
@@ -175,8 +185,11 @@ def test_keras3_rewrite_matches_the_real_file(tmp_path, model):
 def _lstm_keys(config, gen):
     """Per layer of the classes we generate: its class, entry keys and config keys (sorted)."""
     layers = config["config"]["layers"]
-    return [(l["class_name"], sorted(l), sorted(l["config"])) for l in layers
-            if l["class_name"] in ("LSTM", "Dense", "Embedding", "InputLayer", "Bidirectional")]
+    return [
+        (l["class_name"], sorted(l), sorted(l["config"]))
+        for l in layers
+        if l["class_name"] in ("LSTM", "Dense", "Embedding", "InputLayer", "Bidirectional")
+    ]
 
 
 @pytest.mark.parametrize("model", ["bilstm_stacked", "emb_lstm_dense"])
@@ -251,6 +264,7 @@ def _write_legacy(path, version, layers, config=None):
 
 def test_keras1_and_tf1_cudnn_legacy_files(tmp_path, rng):
     from helpers import keras_weights as kw
+
     kernel, rec, bias = kw(rng, 3, 2)
     ks, rs, bs = np.split(kernel, 4, 1), np.split(rec, 4, 1), np.split(bias, 4)
     twelve = []
@@ -264,10 +278,19 @@ def test_keras1_and_tf1_cudnn_legacy_files(tmp_path, rng):
     raw_k = np.concatenate([b.reshape((2, 3), order="F").T for b in ks], 1)
     raw_r = np.concatenate([b.T for b in rs], 1)
     raw_b = np.concatenate([bias, np.zeros_like(bias)])
-    cfg = {"class_name": "Sequential", "config": {"name": "s", "layers": [
-        {"class_name": "CuDNNLSTM", "config": {"name": "cu", "units": 2, "return_sequences": False}}]}}
-    _write_legacy(tmp_path / "cu.h5", "2.2.4-tf", [("cu", [("cu/kernel:0", raw_k), ("cu/recurrent_kernel:0", raw_r),
-                                                           ("cu/bias:0", raw_b)])], cfg)
+    cfg = {
+        "class_name": "Sequential",
+        "config": {
+            "name": "s",
+            "layers": [{"class_name": "CuDNNLSTM", "config": {"name": "cu", "units": 2, "return_sequences": False}}],
+        },
+    }
+    _write_legacy(
+        tmp_path / "cu.h5",
+        "2.2.4-tf",
+        [("cu", [("cu/kernel:0", raw_k), ("cu/recurrent_kernel:0", raw_r), ("cu/bias:0", raw_b)])],
+        cfg,
+    )
     mf = keras_h5.load(tmp_path / "cu.h5")
     (l,) = mf.lstm_layers()
     np.testing.assert_array_equal(l.weights[0][0].w_ih, kernel.T)
@@ -295,8 +318,9 @@ def test_bytes_and_split_attributes_and_tf1_names(tmp_path):
     mf = keras_h5.load(p)
     assert mf.version == "2.3.0-tf" and mf.keras_version == 2
     assert [e.name for e in mf.layers] == [e.name for e in src.layers]
-    assert mf.entry("lstm").attrs["weight_names"][0] == "lstm/lstm/kernel:0" or \
-        mf.entry("lstm").attrs["weight_names"][0].endswith("kernel:0")
+    assert mf.entry("lstm").attrs["weight_names"][0] == "lstm/lstm/kernel:0" or mf.entry("lstm").attrs["weight_names"][
+        0
+    ].endswith("kernel:0")
     for a, b in zip(mf.layers, src.layers):
         assert all(np.array_equal(x, y) for x, y in zip(a.weights.values(), b.weights.values()))
 
@@ -317,12 +341,19 @@ def test_tf1_sequential_without_input_layer_converts_to_keras3(tmp_path):
     src = keras_h5.load(K / "tfkeras_emb_lstm_dense.h5")
     emb, lstm, dense = (src.entry(n) for n in ("embedding", "lstm", "dense"))
     emb_cfg = dict(emb.config, batch_input_shape=[None, 6])
-    cfg = {"class_name": "Sequential", "config": [{"class_name": "Embedding", "config": emb_cfg},
-                                                  {"class_name": "LSTM", "config": lstm.config},
-                                                  {"class_name": "Dense", "config": dense.config}]}
-    layers = [("embedding", [("embedding/embeddings:0", emb.weights["embeddings"])]),
-              ("lstm", [(f"lstm/{k}:0", v) for k, v in lstm.weights.items()]),
-              ("dense", [(f"dense/{k}:0", v) for k, v in dense.weights.items()])]
+    cfg = {
+        "class_name": "Sequential",
+        "config": [
+            {"class_name": "Embedding", "config": emb_cfg},
+            {"class_name": "LSTM", "config": lstm.config},
+            {"class_name": "Dense", "config": dense.config},
+        ],
+    }
+    layers = [
+        ("embedding", [("embedding/embeddings:0", emb.weights["embeddings"])]),
+        ("lstm", [(f"lstm/{k}:0", v) for k, v in lstm.weights.items()]),
+        ("dense", [(f"dense/{k}:0", v) for k, v in dense.weights.items()]),
+    ]
     _write_legacy(tmp_path / "tf1.h5", "2.2.4-tf", layers, cfg)
     mf = keras_h5.load(tmp_path / "tf1.h5")
     x = np.load(K / "tfkeras_emb_lstm_dense_input.npy")
@@ -336,13 +367,16 @@ def test_tf1_sequential_without_input_layer_converts_to_keras3(tmp_path):
     np.testing.assert_allclose(keras_forward(k3, x), np.load(K / "tfkeras_emb_lstm_dense_output.npy"), atol=1e-5)
 
 
-@pytest.mark.parametrize("mutate", [
-    lambda c: c["config"]["layers"][1].__setitem__("config", "oops"),
-    lambda c: c["config"].__setitem__("layers", {"not": "a list"}),
-    lambda c: c["config"]["layers"][1]["config"].__setitem__("units", "many"),
-    lambda c: c["config"]["layers"][1]["config"].__setitem__("recurrent_activation", ["x"]),
-    lambda c: c["config"]["layers"][1]["config"]["layer"].__setitem__("config", 7),
-])
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda c: c["config"]["layers"][1].__setitem__("config", "oops"),
+        lambda c: c["config"].__setitem__("layers", {"not": "a list"}),
+        lambda c: c["config"]["layers"][1]["config"].__setitem__("units", "many"),
+        lambda c: c["config"]["layers"][1]["config"].__setitem__("recurrent_activation", ["x"]),
+        lambda c: c["config"]["layers"][1]["config"]["layer"].__setitem__("config", 7),
+    ],
+)
 def test_hostile_keras_config_gives_format_error_or_loads(tmp_path, mutate):
     src = K / "keras3_bilstm_stacked.keras"
     with zipfile.ZipFile(src) as z:
@@ -369,8 +403,9 @@ def test_tf_keras_dot_keras_to_legacy_h5_uses_the_legacy_config_shape(tmp_path):
     assert set(ours) == set(theirs) == {"class_name", "config"}
     assert [sorted(l) for l in ours["config"]["layers"]] == [sorted(l) for l in theirs["config"]["layers"]]
     x = np.load(K / "tfkeras_bilstm_stacked_input.npy")
-    np.testing.assert_allclose(keras_forward(keras_h5.load(tmp_path / "m.h5"), x),
-                               np.load(K / "tfkeras_bilstm_stacked_output.npy"), atol=1e-5)
+    np.testing.assert_allclose(
+        keras_forward(keras_h5.load(tmp_path / "m.h5"), x), np.load(K / "tfkeras_bilstm_stacked_output.npy"), atol=1e-5
+    )
 
 
 def test_custom_activation_is_kept_visible_and_not_rewritten(tmp_path):
@@ -403,20 +438,29 @@ def test_standalone_weights_h5_layers_are_ordered_by_shape_chain(tmp_path):
     assert names == ["input_layer", "embedding", "lstm", "dense"]
     # an LSTM before a Bidirectional (class keys "lstm", "bidirectional", "lstm_1" sort the other way)
     from lstm_bridge import io, keras as LK
-    layers = [LK.LSTM(5, return_sequences=True), LK.Bidirectional(LK.LSTM(3, return_sequences=True), merge_mode="ave"),
-              LK.LSTM(2)]
+
+    layers = [
+        LK.LSTM(5, return_sequences=True),
+        LK.Bidirectional(LK.LSTM(3, return_sequences=True), merge_mode="ave"),
+        LK.LSTM(2),
+    ]
     for l, features in zip(layers, (4, 5, 3)):
         l.build((1, 4, features))  # no forward pass needed: only the weights are saved
     io.save(layers, tmp_path / "m.weights.h5")
     got = keras_weights.load(tmp_path / "m.weights.h5").lstm_layers()
-    assert [(l.kind, l.input_size, l.hidden_size) for l in got] == [("LSTM", 4, 5), ("Bidirectional", 5, 3),
-                                                                   ("LSTM", 3, 2)]
+    assert [(l.kind, l.input_size, l.hidden_size) for l in got] == [
+        ("LSTM", 4, 5),
+        ("Bidirectional", 5, 3),
+        ("LSTM", 3, 2),
+    ]
 
 
 def test_legacy_weights_only_round_trip_keeps_names_and_order(tmp_path):
     for src in ("tfkeras_bilstm_stacked_weights_legacy.h5", "tfkeras_bilstm_stacked.h5"):
         keras_h5.save(keras_h5.load(K / src), tmp_path / "w.h5", weights_only=True)
-        with h5py.File(K / "tfkeras_bilstm_stacked_weights_legacy.h5", "r") as a, \
-                h5py.File(tmp_path / "w.h5", "r") as b:
+        with (
+            h5py.File(K / "tfkeras_bilstm_stacked_weights_legacy.h5", "r") as a,
+            h5py.File(tmp_path / "w.h5", "r") as b,
+        ):
             assert _tree(b) == _tree(a)
         os.remove(tmp_path / "w.h5")

@@ -8,6 +8,7 @@ of our legacy ``.h5``; with ``TF_USE_LEGACY_KERAS=0`` it checks Keras 3.15 ``loa
 framework is not importable. Tolerance 1e-5 against the saved outputs (Keras fixtures) or against
 ``torch.nn.LSTM`` with the same weights (MindSpore/PyTorch sources).
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -36,8 +37,9 @@ def _flavour() -> str:
 def _torch_reference(ckpt: Path, x_btf: np.ndarray) -> np.ndarray:
     """torch.nn.LSTM (batch_first) with the checkpoint's one LSTM entry: the MindSpore output sequence."""
     (layer,) = io.load(ckpt).lstm_layers()
-    net = torch.nn.LSTM(layer.input_size, layer.hidden_size, layer.num_layers, batch_first=True,
-                        bidirectional=layer.bidirectional)
+    net = torch.nn.LSTM(
+        layer.input_size, layer.hidden_size, layer.num_layers, batch_first=True, bidirectional=layer.bidirectional
+    )
     net.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in to_torch_state_dict(layer.weights).items()})
     with torch.no_grad():
         return net(torch.from_numpy(x_btf))[0].numpy()
@@ -57,9 +59,13 @@ def _keras_cases(flavour: str):
         (K / "tfkeras_bilstm_stacked_weights_legacy.h5", suffix, x, np.load(K / "tfkeras_bilstm_stacked_output.npy")),
         (K / "tfkeras_emb_lstm_dense.h5", suffix, ids, np.load(K / "tfkeras_emb_lstm_dense_output.npy")),
         (K / "keras3_emb_lstm_dense.keras", suffix, ids, np.load(K / "keras3_emb_lstm_dense_output.npy")),
-        (K / f"{'tfkeras' if flavour == 'tf_keras' else 'keras3'}_lstm_hard_sigmoid"
-             f"{'.h5' if flavour == 'tf_keras' else '.keras'}", suffix, x,
-         np.load(K / f"{'tfkeras' if flavour == 'tf_keras' else 'keras3'}_lstm_hard_sigmoid_output.npy")),
+        (
+            K / f"{'tfkeras' if flavour == 'tf_keras' else 'keras3'}_lstm_hard_sigmoid"
+            f"{'.h5' if flavour == 'tf_keras' else '.keras'}",
+            suffix,
+            x,
+            np.load(K / f"{'tfkeras' if flavour == 'tf_keras' else 'keras3'}_lstm_hard_sigmoid_output.npy"),
+        ),
         (MS / "lstm_2layer_bi.ckpt", suffix, xm, ms_expected),
     ]
 
@@ -70,11 +76,13 @@ def test_keras_loads_files_written_by_lstm_bridge(tmp_path):
         if importlib.util.find_spec("tf_keras") is None:
             pytest.skip("tf_keras is not installed")
         import tf_keras as keras_mod
+
         load_model = keras_mod.models.load_model
     else:
         if importlib.util.find_spec("keras") is None:
             pytest.skip("keras is not installed")
         import keras as keras_mod
+
         if not keras_mod.__version__.startswith("3."):
             pytest.skip(f"keras {keras_mod.__version__} is not Keras 3")
         load_model = keras_mod.saving.load_model
@@ -100,8 +108,9 @@ def test_keras_loads_files_written_by_lstm_bridge(tmp_path):
             # NotEqual mask op.) Keras 3's own legacy .h5 dialect, which Keras 3 load_model reads
             h5 = tmp_path / f"case{n}_k3.h5"
             io.save(io.load(src), h5, keras_version=3)
-            diff = float(np.max(np.abs(np.asarray(load_model(str(h5), compile=False).predict(x, verbose=0))
-                                       - expected)))
+            diff = float(
+                np.max(np.abs(np.asarray(load_model(str(h5), compile=False).predict(x, verbose=0)) - expected))
+            )
             if not diff <= TOL:
                 failures.append(f"{src.name} -> {h5.name} (Keras 3 .h5): max |diff| {diff:.3g}")
     assert not failures, "\n".join(failures)
@@ -111,6 +120,7 @@ def test_mindspore_loads_checkpoints_written_by_lstm_bridge(tmp_path):
     if importlib.util.find_spec("mindspore") is None:
         pytest.skip("mindspore is not installed")
     import mindspore as ms
+
     x = np.load(K / "tfkeras_bilstm_stacked_input.npy")
     src = io.load(K / "tfkeras_bilstm_stacked.h5")
     for kw in ({}, {"crc": True}, {"slice_bytes": 1000}):
@@ -120,13 +130,13 @@ def test_mindspore_loads_checkpoints_written_by_lstm_bridge(tmp_path):
         prefix = "bidirectional."
         net = ms.nn.LSTM(5, 8, 1, has_bias=True, batch_first=True, bidirectional=True)
         not_loaded, _ = ms.load_param_into_net(
-            net, {k[len(prefix):]: v for k, v in params.items() if k.startswith(prefix)}, strict_load=True)
+            net, {k[len(prefix) :]: v for k, v in params.items() if k.startswith(prefix)}, strict_load=True
+        )
         assert not not_loaded, not_loaded
         got = net(ms.Tensor(x))[0].asnumpy()
         (layer,) = [l for l in io.load(out).lstm_layers() if l.name == "bidirectional"]
         ref = torch.nn.LSTM(5, 8, 1, batch_first=True, bidirectional=True)
-        ref.load_state_dict({k: torch.from_numpy(np.asarray(v))
-                             for k, v in to_torch_state_dict(layer.weights).items()})
+        ref.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in to_torch_state_dict(layer.weights).items()})
         with torch.no_grad():
             expected = ref(torch.from_numpy(x))[0].numpy()
         assert float(np.max(np.abs(got - expected))) <= TOL
@@ -136,8 +146,9 @@ def test_mindspore_loads_checkpoints_written_by_lstm_bridge(tmp_path):
     io.save(t, tmp_path / "t.pt")
     io.save(io.load(tmp_path / "t.pt"), tmp_path / "t.ckpt", crc=True, slice_bytes=512)
     net = ms.nn.LSTM(4, 6, 2, has_bias=True, batch_first=True, bidirectional=True)
-    not_loaded, _ = ms.load_param_into_net(net, ms.load_checkpoint(str(tmp_path / "t.ckpt"), crc_check=True),
-                                           strict_load=True)
+    not_loaded, _ = ms.load_param_into_net(
+        net, ms.load_checkpoint(str(tmp_path / "t.ckpt"), crc_check=True), strict_load=True
+    )
     assert not not_loaded, not_loaded
     xt = np.random.default_rng(1).normal(size=(2, 5, 4)).astype(np.float32)
     with torch.no_grad():
@@ -145,16 +156,17 @@ def test_mindspore_loads_checkpoints_written_by_lstm_bridge(tmp_path):
     assert float(np.max(np.abs(net(ms.Tensor(xt))[0].asnumpy() - expected))) <= TOL
 
 
-
 def _keras_module(flavour: str):
     if flavour == "tf_keras":
         if importlib.util.find_spec("tf_keras") is None:
             pytest.skip("tf_keras is not installed")
         import tf_keras as keras_mod
+
         return keras_mod, keras_mod.models.load_model
     if importlib.util.find_spec("keras") is None:
         pytest.skip("keras is not installed")
     import keras as keras_mod
+
     if not keras_mod.__version__.startswith("3."):
         pytest.skip(f"keras {keras_mod.__version__} is not Keras 3")
     return keras_mod, keras_mod.saving.load_model
@@ -165,16 +177,21 @@ def test_keras_real_sequential_models_round_trip(tmp_path):
     use_bias=False, Dense): every file it saves converts through lstm-bridge and loads back exactly;
     the hard_sigmoid model refuses the other generation's format."""
     from lstm_bridge.formats import FormatError
+
     flavour = _flavour()
     keras_mod, load_model = _keras_module(flavour)
     L = keras_mod.layers
     rng = np.random.default_rng(3)
     x = rng.normal(size=(3, 7, 4)).astype(np.float32)
-    model = keras_mod.Sequential([
-        L.InputLayer(input_shape=(7, 4)) if flavour == "tf_keras" else keras_mod.Input((7, 4)),
-        L.LSTM(5, go_backwards=True, return_sequences=True, recurrent_activation="hard_sigmoid"),
-        L.Bidirectional(L.LSTM(3, return_sequences=True), merge_mode="mul"),
-        L.LSTM(2, use_bias=False), L.Dense(3, activation="tanh")])
+    model = keras_mod.Sequential(
+        [
+            L.InputLayer(input_shape=(7, 4)) if flavour == "tf_keras" else keras_mod.Input((7, 4)),
+            L.LSTM(5, go_backwards=True, return_sequences=True, recurrent_activation="hard_sigmoid"),
+            L.Bidirectional(L.LSTM(3, return_sequences=True), merge_mode="mul"),
+            L.LSTM(2, use_bias=False),
+            L.Dense(3, activation="tanh"),
+        ]
+    )
     model.set_weights([rng.normal(size=w.shape).astype(np.float32) * 0.5 for w in model.get_weights()])
     expected = np.asarray(model.predict(x, verbose=0))
     if flavour == "tf_keras":

@@ -1,4 +1,5 @@
 """MindSpore .ckpt: every real fixture reads to the npz parameters; rewrites are byte-identical to MindSpore's."""
+
 from __future__ import annotations
 
 import os
@@ -34,14 +35,14 @@ CKPT_NPZ = {
 
 def _params(npz_name):
     d = np.load(MS / npz_name)
-    return OrderedDict((k[len("param:"):], d[k]) for k in d.files if k.startswith("param:"))
+    return OrderedDict((k[len("param:") :], d[k]) for k in d.files if k.startswith("param:"))
 
 
 @pytest.mark.parametrize("name", sorted(CKPT_NPZ))
 def test_every_fixture_reads_to_the_npz_parameters(name):
     tensors, facts = ck.read_tensors(MS / name)
     params = _params(CKPT_NPZ[name])
-    assert list(tensors)[:len(params)] == list(params), "entry order must be MindSpore's parameters_and_names"
+    assert list(tensors)[: len(params)] == list(params), "entry order must be MindSpore's parameters_and_names"
     for k, v in params.items():
         assert tensors[k].dtype == np.float32 and tensors[k].shape == v.shape
         np.testing.assert_array_equal(tensors[k], v)
@@ -66,8 +67,18 @@ def test_append_dict_extras_and_scalars():
     assert str(extras["note"]) == "hello"
 
 
-@pytest.mark.parametrize("name", ["lstm_small.ckpt", "lstm_small_append.ckpt", "lstm_small_fp16.ckpt", "lstmcell.ckpt",
-                                  "embed_lstm_dense.ckpt", "lstm_2layer_bi.ckpt", "lstm_64x32_unsliced.ckpt"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "lstm_small.ckpt",
+        "lstm_small_append.ckpt",
+        "lstm_small_fp16.ckpt",
+        "lstmcell.ckpt",
+        "embed_lstm_dense.ckpt",
+        "lstm_2layer_bi.ckpt",
+        "lstm_64x32_unsliced.ckpt",
+    ],
+)
 def test_rewrite_is_byte_identical(tmp_path, name):
     mf = ck.load(MS / name)
     out = tmp_path / name
@@ -140,6 +151,7 @@ def test_lstm_layers_reproduce_mindspore_outputs():
     io = np.load(MS / "lstm_2layer_bi_io.npz")
     net = torch.nn.LSTM(6, 5, 2, batch_first=True, bidirectional=True)
     from lstm_bridge.weights import to_torch_state_dict
+
     net.load_state_dict({k: torch.from_numpy(v) for k, v in to_torch_state_dict(layer.weights).items()})
     with torch.no_grad():
         out, (hn, cn) = net(torch.from_numpy(io["x"]))
@@ -151,8 +163,12 @@ def test_grouping_prefixes_cells_and_extras(tmp_path):
     rng = np.random.default_rng(0)
     tensors = OrderedDict()
     for l in range(2):
-        for k, shape in (("weight_ih", (8, 3 if l == 0 else 2)), ("weight_hh", (8, 2)), ("bias_ih", (8,)),
-                         ("bias_hh", (8,))):
+        for k, shape in (
+            ("weight_ih", (8, 3 if l == 0 else 2)),
+            ("weight_hh", (8, 2)),
+            ("bias_ih", (8,)),
+            ("bias_hh", (8,)),
+        ):
             tensors[f"encoder.rnn.{k}_l{l}"] = rng.normal(size=shape).astype(np.float32)
     for k, shape in (("weight_ih", (8, 3)), ("weight_hh", (8, 2))):
         tensors[f"seq.1.{k}"] = rng.normal(size=shape).astype(np.float32)
@@ -191,6 +207,7 @@ def test_writer_never_overwrites_its_input_and_leaves_nothing_on_failure(tmp_pat
 
 def test_schema_comes_from_the_proto_file():
     from google.protobuf import descriptor_pb2
+
     proto = descriptor_pb2.FileDescriptorProto()
     ck.FILE_DESCRIPTOR.CopyToProto(proto)
     tensor = [m for m in proto.message_type if m.name == "TensorProto"][0]
@@ -202,11 +219,16 @@ def test_schema_comes_from_the_proto_file():
 
 
 def test_dtypes_scalars_and_1x_scalar_dims(tmp_path):
-    tensors = OrderedDict([
-        ("f64", np.arange(6, dtype=np.float64).reshape(2, 3)), ("i32", np.array([-1, 2], np.int32)),
-        ("u8", np.array([255], np.uint8)), ("b", np.array([True, False])), ("s", np.array("héllo")),
-        ("scalar", np.array(1.5, np.float32)),
-    ])
+    tensors = OrderedDict(
+        [
+            ("f64", np.arange(6, dtype=np.float64).reshape(2, 3)),
+            ("i32", np.array([-1, 2], np.int32)),
+            ("u8", np.array([255], np.uint8)),
+            ("b", np.array([True, False])),
+            ("s", np.array("héllo")),
+            ("scalar", np.array(1.5, np.float32)),
+        ]
+    )
     p = tmp_path / "t.ckpt"
     p.write_bytes(ck.encode_tensors(tensors) + ck._entry_bytes("old_scalar", [0], "Int64", (9).to_bytes(8, "little")))
     got, facts = ck.read_tensors(p)

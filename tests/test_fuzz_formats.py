@@ -5,6 +5,7 @@ protobuf/h5py/zip error, a MemoryError from a hostile size, ...), and a file tha
 ``verify`` does next (or be refused with a ValueError). Runs are derandomized and bounded; a longer run:
 ``LSTM_BRIDGE_FUZZ_EXAMPLES=2000 LSTM_BRIDGE_FUZZ_RANDOM=1``.
 """
+
 from __future__ import annotations
 
 import io as _io
@@ -32,24 +33,35 @@ def _torch_bytes() -> bytes:
 
 def _safetensors_bytes() -> bytes:
     from safetensors.torch import save
+
     torch.manual_seed(0)
     return save(torch.nn.LSTM(2, 2).state_dict())
 
 
 SEEDS = {
-    "mindspore-ckpt": [FIXTURES / "mindspore" / "lstm_small_crc.ckpt",
-                       FIXTURES / "mindspore" / "lstm_small_append.ckpt",
-                       FIXTURES / "mindspore" / "written_by_ckpt_io_2layer_bi_sliced.ckpt"],
-    "keras-h5": [FIXTURES / "keras" / "tfkeras_lstm_hard_sigmoid.h5",
-                 FIXTURES / "keras" / "tfkeras_emb_lstm_dense_weights_legacy.h5",
-                 FIXTURES / "keras" / "tfkeras_bilstm_stacked.h5"],
+    "mindspore-ckpt": [
+        FIXTURES / "mindspore" / "lstm_small_crc.ckpt",
+        FIXTURES / "mindspore" / "lstm_small_append.ckpt",
+        FIXTURES / "mindspore" / "written_by_ckpt_io_2layer_bi_sliced.ckpt",
+    ],
+    "keras-h5": [
+        FIXTURES / "keras" / "tfkeras_lstm_hard_sigmoid.h5",
+        FIXTURES / "keras" / "tfkeras_emb_lstm_dense_weights_legacy.h5",
+        FIXTURES / "keras" / "tfkeras_bilstm_stacked.h5",
+    ],
     "keras-weights-h5": [FIXTURES / "keras" / "keras3_lstm_hard_sigmoid.weights.h5"],
     "keras": [FIXTURES / "keras" / "keras3_lstm_hard_sigmoid.keras"],
     "torch": [_torch_bytes],
     "safetensors": [_safetensors_bytes],
 }
-SUFFIX = {"mindspore-ckpt": ".ckpt", "keras-h5": ".h5", "keras-weights-h5": ".weights.h5", "keras": ".keras",
-          "torch": ".pt", "safetensors": ".safetensors"}
+SUFFIX = {
+    "mindspore-ckpt": ".ckpt",
+    "keras-h5": ".h5",
+    "keras-weights-h5": ".weights.h5",
+    "keras": ".keras",
+    "torch": ".pt",
+    "safetensors": ".safetensors",
+}
 
 
 def _seed_bytes(seed) -> bytes:
@@ -65,7 +77,7 @@ def mutated(draw, original: bytes) -> bytes:
         if n == 0:
             break
         if kind == "truncate":
-            del data[draw(st.integers(0, n - 1)):]
+            del data[draw(st.integers(0, n - 1)) :]
         elif kind == "flip":
             for _ in range(draw(st.integers(1, 8))):
                 i = draw(st.integers(0, n - 1))
@@ -76,7 +88,7 @@ def mutated(draw, original: bytes) -> bytes:
             data[i:j] = draw(st.binary(min_size=0, max_size=64))
         else:
             i = draw(st.integers(0, n - 1))
-            data[i:i + draw(st.integers(1, 32))] = b"\xff" * 8
+            data[i : i + draw(st.integers(1, 32))] = b"\xff" * 8
     return bytes(data)
 
 
@@ -84,6 +96,7 @@ def _later_steps(mf) -> None:
     """What ``verify``/``convert`` do with a loaded file: it must run or be refused with a ValueError
     (FormatError is one), never crash (zero sizes, absurd sizes, non-layer entries are refused at load)."""
     from lstm_bridge.convert import chain_from_model_file, compare_chains
+
     try:
         chain = chain_from_model_file(mf, validate=False)
     except (ValueError, NotImplementedError):
@@ -101,8 +114,13 @@ def test_readers_only_raise_format_error(fmt, tmp_path_factory):
     directory = tmp_path_factory.mktemp(fmt.replace("-", "_"))
     path = directory / f"fuzz{SUFFIX[fmt]}"
 
-    @settings(max_examples=EXAMPLES, deadline=None, derandomize=os.environ.get("LSTM_BRIDGE_FUZZ_RANDOM") is None,
-              database=None, suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        derandomize=os.environ.get("LSTM_BRIDGE_FUZZ_RANDOM") is None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(st.data())
     def run(data):
         original = data.draw(st.sampled_from(seeds))

@@ -4,6 +4,7 @@ MindSpore 2.10 on CPU, see ``tools/make_golden.py``) run through lstm_bridge's P
 Loading, the runners, the comparison and the tolerances live in ``tests/golden_data.py`` (the one
 golden loader, shared with ``tests/test_live.py`` and ``tools/parity_report.py``).
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Tuple
@@ -35,12 +36,14 @@ def _case(flavour: str, case_id: Optional[str]) -> Tuple[Dict[str, Any], Dict[st
 def _check(case: Dict[str, Any], errors: Dict[str, Any], tol_f: float, tol_g: float) -> None:
     bad = gd.over_tolerance(case, errors, tol_f, tol_g)
     if bad:
-        pytest.fail(f"{case['id']} {case['family']} {case['tags']} differs from the real framework:\n  "
-                    + "\n  ".join(bad))
+        pytest.fail(
+            f"{case['id']} {case['family']} {case['tags']} differs from the real framework:\n  " + "\n  ".join(bad)
+        )
 
 
 # ------------------------------------------------------------------------------------------------
 # Tests
+
 
 @pytest.mark.parametrize("flavour,case_id", _case_params())
 def test_golden_case(flavour: str, case_id: Optional[str]) -> None:
@@ -104,12 +107,25 @@ def test_golden_inventory() -> None:
     assert meta_versions_ok()
     assert total >= 300, total
     assert grads * 3 >= total, (grads, total)
-    for fam in ["tf_keras:lstm/matrix", "keras3:lstm/matrix", "tf_keras:lstm/time_major", "tf_keras:v1/defaults",
-                "tf_keras:bidirectional/merge_modes", "keras3:bidirectional/merge_modes", "tf_keras:stacked",
-                "keras3:stacked", "mindspore:lstm/fused", "mindspore:lstm/seq_length", "mindspore:cell",
-                "mindspore:lstm/seq_length_zeros", "mindspore:lstm/seq_length_full", "tf_keras:lstm/activation_names",
-                "keras3:lstm/activation_names", "tf_keras:lstm/stateful_initial_state",
-                "keras3:lstm/stateful_initial_state"]:
+    for fam in [
+        "tf_keras:lstm/matrix",
+        "keras3:lstm/matrix",
+        "tf_keras:lstm/time_major",
+        "tf_keras:v1/defaults",
+        "tf_keras:bidirectional/merge_modes",
+        "keras3:bidirectional/merge_modes",
+        "tf_keras:stacked",
+        "keras3:stacked",
+        "mindspore:lstm/fused",
+        "mindspore:lstm/seq_length",
+        "mindspore:cell",
+        "mindspore:lstm/seq_length_zeros",
+        "mindspore:lstm/seq_length_full",
+        "tf_keras:lstm/activation_names",
+        "keras3:lstm/activation_names",
+        "tf_keras:lstm/stateful_initial_state",
+        "keras3:lstm/stateful_initial_state",
+    ]:
         assert fam in families, fam
     for flavour in ("tf_keras", "keras3"):
         for mask in ("right", "left", "holes", "fully_masked_row", "mixed"):
@@ -170,9 +186,11 @@ def test_every_gate_activation_name_has_golden_cases(flavour: str, kv: int) -> N
 
 def meta_versions_ok() -> bool:
     """The pinned framework versions of issue 3 generated the files."""
-    want = {"tf_keras": {"tensorflow": "2.21.0", "tf_keras": "2.21.0"},
-            "keras3": {"tensorflow": "2.21.0", "keras": "3.15.1"},
-            "mindspore": {"mindspore": "2.10.0"}}
+    want = {
+        "tf_keras": {"tensorflow": "2.21.0", "tf_keras": "2.21.0"},
+        "keras3": {"tensorflow": "2.21.0", "keras": "3.15.1"},
+        "mindspore": {"mindspore": "2.10.0"},
+    }
     for flavour, pins in want.items():
         versions = load_flavour(flavour)[0]["versions"]
         for name, version in pins.items():

@@ -14,6 +14,7 @@ Two tiers:
   ``lstm_bridge.mindspore`` has ``GRU``/``RNN``/...): every case through the public front ends with
   ``tests/golden_data.py`` and its tolerances, forward and gradients; one test per family.
 """
+
 from __future__ import annotations
 
 import zlib
@@ -79,9 +80,11 @@ def _keras_kwargs(cls: str, cfg: Mapping[str, Any], kv: int) -> Dict[str, Any]:
     if cls.startswith("SimpleRNN"):
         return {"activation": _act(cfg.get("activation", "tanh"), kv)}
     v1 = cls == "v1.GRU"
-    return {"activation": _act(cfg.get("activation", "tanh"), kv),
-            "recurrent_activation": _act(cfg.get("recurrent_activation", "hard_sigmoid" if v1 else "sigmoid"), kv),
-            "reset_after": cfg.get("reset_after", not v1)}
+    return {
+        "activation": _act(cfg.get("activation", "tanh"), kv),
+        "recurrent_activation": _act(cfg.get("recurrent_activation", "hard_sigmoid" if v1 else "sigmoid"), kv),
+        "reset_after": cfg.get("reset_after", not v1),
+    }
 
 
 def _split(keys: Sequence[str], get: Getter) -> List[Optional[np.ndarray]]:
@@ -89,24 +92,49 @@ def _split(keys: Sequence[str], get: Getter) -> List[Optional[np.ndarray]]:
     return w if len(w) == 3 else w + [None]
 
 
-def _keras_layer(spec: Mapping[str, Any], x: np.ndarray, mask: Optional[np.ndarray], init: Optional[List[np.ndarray]],
-                 kv: int, get: Getter, time_major: bool) -> List[np.ndarray]:
+def _keras_layer(
+    spec: Mapping[str, Any],
+    x: np.ndarray,
+    mask: Optional[np.ndarray],
+    init: Optional[List[np.ndarray]],
+    kv: int,
+    get: Getter,
+    time_major: bool,
+) -> List[np.ndarray]:
     cfg = spec["config"]
-    common = dict(return_sequences=cfg.get("return_sequences", False), return_state=cfg.get("return_state", False),
-                  mask=mask, time_major=time_major)
+    common = dict(
+        return_sequences=cfg.get("return_sequences", False),
+        return_state=cfg.get("return_state", False),
+        mask=mask,
+        time_major=time_major,
+    )
     if spec["class"] == "Bidirectional":
         base = spec["wrapped"]
         n = len(spec["weights"]) // 2
-        out = R.keras_bidirectional_family("simple_rnn" if base == "SimpleRNN" else "gru", x,
-                                           _split(spec["weights"][:n], get), _split(spec["weights"][n:], get),
-                                           merge_mode=spec["merge_mode"], initial_state=init,
-                                           **common, **_keras_kwargs(base, cfg, kv))
+        out = R.keras_bidirectional_family(
+            "simple_rnn" if base == "SimpleRNN" else "gru",
+            x,
+            _split(spec["weights"][:n], get),
+            _split(spec["weights"][n:], get),
+            merge_mode=spec["merge_mode"],
+            initial_state=init,
+            **common,
+            **_keras_kwargs(base, cfg, kv),
+        )
     else:
         fn = R.keras_simple_rnn if spec["class"] == "SimpleRNN" else R.keras_gru
         k, r, b = _split(spec["weights"], get)
-        out = fn(x, k, r, b, initial_state=init, go_backwards=cfg.get("go_backwards", False),
-                 zero_output_for_mask=cfg.get("zero_output_for_mask", False), **common,
-                 **_keras_kwargs(spec["class"], cfg, kv))
+        out = fn(
+            x,
+            k,
+            r,
+            b,
+            initial_state=init,
+            go_backwards=cfg.get("go_backwards", False),
+            zero_output_for_mask=cfg.get("zero_output_for_mask", False),
+            **common,
+            **_keras_kwargs(spec["class"], cfg, kv),
+        )
     return [np.asarray(o) for o in (out if isinstance(out, list) else [out])]
 
 
@@ -151,8 +179,9 @@ def _keras_calls_oracle(case: Case, get: Getter) -> List[np.ndarray]:
         if call["initial_state"] and (kv == 3 or not np.any(stored)):
             h0 = get(call["initial_state"][0])
         cfg = dict(spec["config"], return_state=True)
-        res = _keras_layer({**spec, "config": cfg}, x, get(call["mask"]) if call["mask"] else None, [h0], kv, get,
-                           False)
+        res = _keras_layer(
+            {**spec, "config": cfg}, x, get(call["mask"]) if call["mask"] else None, [h0], kv, get, False
+        )
         stored = res[-1]
         outs += (res if spec["config"].get("return_state") else res[:-1]) + [stored]
     return outs
@@ -173,15 +202,22 @@ def _ms_oracle(case: Case, get: Getter, numerics: str) -> List[np.ndarray]:
                 h = R.mindspore_rnn_cell(x[t], h, params, nonlinearity=cfg["nonlinearity"], numerics=numerics)
             hs.append(h)
         return [np.stack(hs, axis=0), h]
-    kw = dict(num_layers=cfg["num_layers"], bidirectional=cfg["bidirectional"], batch_first=cfg["batch_first"], hx=hx,
-              seq_length=get(case["seq_length"]) if case["seq_length"] else None, numerics=numerics)
+    kw = dict(
+        num_layers=cfg["num_layers"],
+        bidirectional=cfg["bidirectional"],
+        batch_first=cfg["batch_first"],
+        hx=hx,
+        seq_length=get(case["seq_length"]) if case["seq_length"] else None,
+        numerics=numerics,
+    )
     if case["kind"] == "GRU":
         return list(R.mindspore_gru(x, params, **kw))
     return list(R.mindspore_rnn(x, params, nonlinearity=cfg["nonlinearity"], **kw))
 
 
-def oracle_outputs(case: Case, arrays: Arrays, numerics: str = "exact",
-                   overrides: Optional[Mapping[str, np.ndarray]] = None) -> List[np.ndarray]:
+def oracle_outputs(
+    case: Case, arrays: Arrays, numerics: str = "exact", overrides: Optional[Mapping[str, np.ndarray]] = None
+) -> List[np.ndarray]:
     """The oracle's outputs of a family case, in the order of ``case["outputs"]``; ``overrides`` replaces
     stored inputs by key (float64)."""
     over = overrides or {}
@@ -198,8 +234,9 @@ def oracle_outputs(case: Case, arrays: Arrays, numerics: str = "exact",
 
 
 def _errors(case: Case, arrays: Arrays, got: List[np.ndarray]) -> Dict[str, float]:
-    assert len(got) == len(case["outputs"]), f"{case['id']}: oracle gives {len(got)} outputs, golden has " \
-                                             f"{len(case['outputs'])}"
+    assert len(got) == len(case["outputs"]), (
+        f"{case['id']}: oracle gives {len(got)} outputs, golden has {len(case['outputs'])}"
+    )
     return {k: gd.scaled_error(np.asarray(g), arrays[k]) for k, g in zip(case["outputs"], got)}
 
 
@@ -216,6 +253,7 @@ def _grad_pairs(case: Case) -> List[Tuple[str, str]]:
 
 # ------------------------------------------------------------------------------------------------
 # The files
+
 
 @pytest.mark.parametrize("flavour", FLAVOURS)
 def test_family_file_counts_and_sizes(flavour: str) -> None:
@@ -261,6 +299,7 @@ def test_family_inputs_are_the_generators(flavour: str) -> None:
 
 # ------------------------------------------------------------------------------------------------
 # The oracle tier
+
 
 @pytest.mark.parametrize("flavour,case_id", _params(flavours=("tf_keras", "keras3")))
 def test_family_keras_oracle_forward(flavour: str, case_id: Optional[str]) -> None:
@@ -324,6 +363,7 @@ def test_family_gradients_match_oracle_finite_differences(flavour: str, case_id:
 # ------------------------------------------------------------------------------------------------
 # The front-end tier: runs once lstm_bridge's front ends have the family (issue 11, items 2 and 3)
 
+
 def _keras_names(case: Case) -> List[str]:
     names = set()
     for spec in case["layers"]:
@@ -351,8 +391,7 @@ def _require(module: str, names: Sequence[str]) -> Any:
 def _keras_group(case: Case) -> str:
     if case["family"] == "stacked":
         return "stacked"
-    return "simple_rnn" if all(n.startswith("SimpleRNN") or n == "Bidirectional" for n in _keras_names(case)) \
-        else "gru"
+    return "simple_rnn" if all(n.startswith("SimpleRNN") or n == "Bidirectional" for n in _keras_names(case)) else "gru"
 
 
 def _run_front_end(flavour: str, case_id: Optional[str]) -> None:
@@ -400,4 +439,3 @@ def test_front_end_mindspore_gru(flavour: str, case_id: Optional[str]) -> None:
 def test_front_end_mindspore_rnn(flavour: str, case_id: Optional[str]) -> None:
     """lstm_bridge.mindspore RNN / RNNCell (tanh and relu) against real MindSpore."""
     _run_front_end(flavour, case_id)
-

@@ -1,4 +1,5 @@
 """float64 ``torch.autograd.gradcheck`` through every option, front ends and engine (fixed dropout masks)."""
+
 from __future__ import annotations
 
 import itertools
@@ -25,12 +26,16 @@ def _weights(requires_grad=True):
 ACTS = {
     "standard": CellActivations(),
     "hard_sigmoid_k2": CellActivations(gate=activations.hard_sigmoid_keras2),
-    "hard_sigmoid_k3_relu": CellActivations(gate=activations.hard_sigmoid_keras3, candidate=activations.relu,
-                                            cell=activations.softsign),
+    "hard_sigmoid_k3_relu": CellActivations(
+        gate=activations.hard_sigmoid_keras3, candidate=activations.relu, cell=activations.softsign
+    ),
 }
 # the masked-output rule only matters with a mask
-CASES = [c for c in itertools.product(ACTS, [None, "mask"], list(MaskedOutput), [False, True], [None, 1, 4])
-         if c[1] is not None or c[2] is MaskedOutput.CARRY]
+CASES = [
+    c
+    for c in itertools.product(ACTS, [None, "mask"], list(MaskedOutput), [False, True], [None, 1, 4])
+    if c[1] is not None or c[2] is MaskedOutput.CARRY
+]
 
 
 @pytest.mark.parametrize("acts, mask, rule, reverse, dropout_gates", CASES)
@@ -43,21 +48,36 @@ def test_engine_gradcheck(acts, mask, rule, reverse, dropout_gates):
     drop = None
     if dropout_gates:
         g = torch.Generator().manual_seed(2)
-        drop = DropoutMasks(inputs=(torch.rand(dropout_gates, B, I, generator=g) > 0.3).double() / 0.7,
-                            recurrent=(torch.rand(dropout_gates, B, H, generator=g) > 0.3).double() / 0.7)
+        drop = DropoutMasks(
+            inputs=(torch.rand(dropout_gates, B, I, generator=g) > 0.3).double() / 0.7,
+            recurrent=(torch.rand(dropout_gates, B, H, generator=g) > 0.3).double() / 0.7,
+        )
     sem = LayerSemantics(ACTS[acts], rule)
 
     def fn(x, h0, c0, w_ih, w_hh, b_ih, b_hh):
-        outs, hs, cs = run_layer(x, [DirectionWeights(w_ih, w_hh, b_ih, b_hh)], [h0], [c0], reverse=[reverse],
-                                 valid=valid, semantics=sem, dropout=[drop])
+        outs, hs, cs = run_layer(
+            x,
+            [DirectionWeights(w_ih, w_hh, b_ih, b_hh)],
+            [h0],
+            [c0],
+            reverse=[reverse],
+            valid=valid,
+            semantics=sem,
+            dropout=[drop],
+        )
         return outs[0], hs[0], cs[0]
 
     assert torch.autograd.gradcheck(fn, (x, h0, c0, w_ih, w_hh, b_ih, b_hh), eps=1e-6, atol=1e-5)
 
 
-@pytest.mark.parametrize("kwargs", [dict(return_sequences=True, go_backwards=True),
-                                    dict(return_sequences=False, zero_output_for_mask=True),
-                                    dict(return_sequences=True, recurrent_activation="hard_sigmoid")])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(return_sequences=True, go_backwards=True),
+        dict(return_sequences=False, zero_output_for_mask=True),
+        dict(return_sequences=True, recurrent_activation="hard_sigmoid"),
+    ],
+)
 def test_keras_layer_gradcheck(kwargs):
     layer = LSTM(H, dtype="float64", **kwargs)
     layer.build((B, T, I))

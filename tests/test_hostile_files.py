@@ -3,6 +3,7 @@ torch.save), never shipped. Readers must refuse with :class:`FormatError` naming
 dataset / tensor / entry), read nothing outside the file, stay within bounded memory, and never block on a
 FIFO; files that would load and crash a later step are refused at load time.
 """
+
 from __future__ import annotations
 
 import json
@@ -87,10 +88,12 @@ def _load_elsewhere(cases, timeout=120):
     file, so a FIFO opened by HDF5 would hang this process for good."""
     import subprocess
     import sys
+
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     try:
-        run = subprocess.run([sys.executable, "-c", _RUNNER, json.dumps(cases)], capture_output=True, text=True,
-                             timeout=timeout, env=env)
+        run = subprocess.run(
+            [sys.executable, "-c", _RUNNER, json.dumps(cases)], capture_output=True, text=True, timeout=timeout, env=env
+        )
     except subprocess.TimeoutExpired:
         pytest.fail(f"loading {cases} blocked for {timeout} s (a FIFO was opened for reading)")
     assert run.returncode == 0, run.stderr[-3000:]
@@ -137,6 +140,7 @@ def _assert_refused(path, *needles, load=lstm_bridge.load):
 
 
 # --- HDF5: nothing outside the file -------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("kind", sorted(H5_FILES))
 def test_hdf5_external_raw_storage_is_refused(kind, tmp_path):
@@ -193,6 +197,7 @@ def test_hdf5_pointing_at_a_fifo_does_not_hang(tmp_path):
     cases = []
     for kind in sorted(H5_FILES):
         for how in ("external_link", "external_storage"):
+
             def edit(f, ds, how=how):
                 del f[ds]
                 if how == "external_link":
@@ -211,15 +216,18 @@ def test_hdf5_pointing_at_a_fifo_does_not_hang(tmp_path):
 def test_hdf5_corrupt_global_heap_is_refused_not_spun_on(corruption, tmp_path):
     """Found by the long fuzz: one corrupted size in a global heap (where variable-length strings such as
     keras_version live) made HDF5 2.0 loop forever on a zero-size free-space object."""
-    fixture = "tfkeras_bilstm_stacked_weights_legacy.h5" if corruption == "object_size" else \
-        "keras3_emb_lstm_dense.weights.h5"
+    fixture = (
+        "tfkeras_bilstm_stacked_weights_legacy.h5"
+        if corruption == "object_size"
+        else "keras3_emb_lstm_dense.weights.h5"
+    )
     data = bytearray((K / fixture).read_bytes())
     if corruption == "object_size":
         i = data.index(b"\x06" + bytes(7) + b"2.21.0")  # the heap object's size (6), then the string
-        data[i:i + 8] = (1030).to_bytes(8, "little")
+        data[i : i + 8] = (1030).to_bytes(8, "little")
     else:
         i = data.index(b"GCOL\x01\x00\x00\x00") + 8  # the collection's size: 1 KiB more than it holds
-        data[i:i + 8] = (int.from_bytes(data[i:i + 8], "little") + 1024).to_bytes(8, "little")
+        data[i : i + 8] = (int.from_bytes(data[i : i + 8], "little") + 1024).to_bytes(8, "little")
     p = tmp_path / ("heap.h5" if corruption == "object_size" else "heap.weights.h5")
     p.write_bytes(bytes(data))
     [(exc, msg)] = _load_elsewhere([("io", str(p))], timeout=60)
@@ -241,6 +249,7 @@ def test_hdf5_corrupt_attribute_type_is_refused_not_crashed_on(tmp_path):
 
 # --- HDF5: memory budgeted by what the file holds -------------------------------------------------------
 
+
 def test_hdf5_weight_listed_many_times_is_refused(tmp_path):
     def edit(f, ds):
         grp = f["model_weights/lstm"]
@@ -251,6 +260,7 @@ def test_hdf5_weight_listed_many_times_is_refused(tmp_path):
 
 def test_hdf5_compressed_dataset_declaring_far_more_than_the_file_is_refused(tmp_path):
     """A gzip dataset declaring 100 MB in a ~150 KB file (the old per-dataset bound allowed 1024x)."""
+
     def edit(f, ds):
         del f[ds]
         f.create_dataset(ds, shape=(20, 1_250_000), dtype="<f4", compression="gzip", chunks=(1, 65536))
@@ -277,6 +287,7 @@ def test_hdf5_big_endian_weights_load_in_native_byte_order(tmp_path):
                 del parent[leaf]
                 new = parent.create_dataset(leaf, data=data.astype(data.dtype.newbyteorder(">")))
                 new.attrs.update(attrs)
+
         names = []
         f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
         for n in names:
@@ -295,6 +306,7 @@ def test_hdf5_big_endian_weights_load_in_native_byte_order(tmp_path):
 
 
 # --- .keras: zip and JSON bombs ------------------------------------------------------------------------
+
 
 def _keras_with(tmp_path, **members) -> str:
     src = H5_FILES["keras"][0]
@@ -363,6 +375,7 @@ def test_h5_model_config_is_bounded_before_parsing(tmp_path):
 
 # --- safetensors ----------------------------------------------------------------------------------------
 
+
 def _st_file(tmp_path, header, data: bytes = b"", name="x.safetensors") -> str:
     h = header if isinstance(header, bytes) else json.dumps(header).encode()
     p = tmp_path / name
@@ -406,33 +419,45 @@ def test_safetensors_untrusted_metadata_is_refused(meta, tmp_path):
 
 
 def test_safetensors_deeply_nested_metadata_is_refused(tmp_path):
-    header = b'{"__metadata__": ' + b'{"a": ' * 100_000 + b'"x"' + b"}" * 100_000 + b', "w": ' + \
-        json.dumps(W).encode() + b"}"
+    header = (
+        b'{"__metadata__": '
+        + b'{"a": ' * 100_000
+        + b'"x"'
+        + b"}" * 100_000
+        + b', "w": '
+        + json.dumps(W).encode()
+        + b"}"
+    )
     _assert_refused(_st_file(tmp_path, header, bytes(8)), "nests too deeply")
 
 
 @pytest.mark.parametrize("dtype", [torch.float8_e4m3fn, torch.float8_e5m2])
 def test_safetensors_float8_is_refused(dtype, tmp_path):
     from safetensors.torch import save_file
+
     p = tmp_path / "f8.safetensors"
     save_file({"lstm.weight_ih_l0": torch.zeros(8, 2).to(dtype)}, str(p))
     _assert_refused(str(p), "lstm.weight_ih_l0", "F8_")
 
 
-@pytest.mark.parametrize("entry", [
-    {"dtype": "F32", "shape": [2**200], "data_offsets": [0, 8]},
-    {"dtype": "F32", "shape": [-2], "data_offsets": [0, 8]},
-    {"dtype": "F32", "shape": [2], "data_offsets": [0, 2**70]},
-    {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]},
-    {"dtype": "C64", "shape": [1], "data_offsets": [0, 8]},
-    "not an object",
-])
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"dtype": "F32", "shape": [2**200], "data_offsets": [0, 8]},
+        {"dtype": "F32", "shape": [-2], "data_offsets": [0, 8]},
+        {"dtype": "F32", "shape": [2], "data_offsets": [0, 2**70]},
+        {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]},
+        {"dtype": "C64", "shape": [1], "data_offsets": [0, 8]},
+        "not an object",
+    ],
+)
 def test_safetensors_bad_entries_are_refused(entry, tmp_path):
     _assert_refused(_st_file(tmp_path, {"w": entry}, bytes(8)), "'w'")
 
 
 def test_safetensors_reader_matches_the_library(tmp_path):
     from safetensors.torch import load_file
+
     torch.manual_seed(0)
     lstm = torch.nn.LSTM(3, 4, num_layers=2, bidirectional=True)
     p = tmp_path / "ok.safetensors"
@@ -444,19 +469,23 @@ def test_safetensors_reader_matches_the_library(tmp_path):
 
 # --- PyTorch .pt ----------------------------------------------------------------------------------------
 
+
 def _pt(tmp_path, value, key="lstm.weight_ih_l0") -> str:
     p = tmp_path / "x.pt"
     torch.save({key: value}, str(p))
     return str(p)
 
 
-@pytest.mark.parametrize("make,needle", [
-    (lambda: torch.empty(8, 2, device="meta"), "meta"),
-    (lambda: torch.eye(8, 2).to_sparse(), "sparse"),
-    (lambda: torch.quantize_per_tensor(torch.ones(8, 2), 0.1, 0, torch.qint8), "quantized"),
-    (lambda: torch.zeros(8, 2).to(torch.float8_e4m3fn), "float8_e4m3fn"),
-    (lambda: torch.zeros(8, 2, dtype=torch.complex64), "complex64"),
-])
+@pytest.mark.parametrize(
+    "make,needle",
+    [
+        (lambda: torch.empty(8, 2, device="meta"), "meta"),
+        (lambda: torch.eye(8, 2).to_sparse(), "sparse"),
+        (lambda: torch.quantize_per_tensor(torch.ones(8, 2), 0.1, 0, torch.qint8), "quantized"),
+        (lambda: torch.zeros(8, 2).to(torch.float8_e4m3fn), "float8_e4m3fn"),
+        (lambda: torch.zeros(8, 2, dtype=torch.complex64), "complex64"),
+    ],
+)
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_pt_exotic_tensors_are_refused(make, needle, tmp_path):
     _assert_refused(_pt(tmp_path, make()), "lstm.weight_ih_l0", needle)
@@ -473,6 +502,7 @@ def test_pt_integer_outside_int64_is_refused(tmp_path):
 
 
 # --- MindSpore .ckpt ------------------------------------------------------------------------------------
+
 
 def test_ckpt_non_utf8_tag_is_a_format_error(tmp_path):
     good = ck._entry_bytes("w", [2], "Float32", np.zeros(2, np.float32).tobytes())
@@ -524,8 +554,11 @@ def test_ckpt_streaming_reader_matches_the_protobuf_records():
         parts = {}
         for _, v in ck._records(str(f), data, end):
             prev = parts.get(v.tag)
-            parts[v.tag] = (prev or b"") + v.tensor.tensor_content if prev is not None and v.tag in facts["sliced"] \
+            parts[v.tag] = (
+                (prev or b"") + v.tensor.tensor_content
+                if prev is not None and v.tag in facts["sliced"]
                 else v.tensor.tensor_content
+            )
         assert list(tensors) == list(parts), f
         for k, a in tensors.items():
             if a.dtype.kind != "U":
@@ -534,10 +567,14 @@ def test_ckpt_streaming_reader_matches_the_protobuf_records():
 
 # --- files that load and then crash a later step --------------------------------------------------------
 
-@pytest.mark.parametrize("sd,needle", [
-    ({"weight_ih_l0": torch.zeros(0, 3), "weight_hh_l0": torch.zeros(0, 0)}, "hidden size"),
-    ({"weight_ih_l0": torch.zeros(8, 0), "weight_hh_l0": torch.zeros(8, 2)}, "input size"),
-])
+
+@pytest.mark.parametrize(
+    "sd,needle",
+    [
+        ({"weight_ih_l0": torch.zeros(0, 3), "weight_hh_l0": torch.zeros(0, 0)}, "hidden size"),
+        ({"weight_ih_l0": torch.zeros(8, 0), "weight_hh_l0": torch.zeros(8, 2)}, "input size"),
+    ],
+)
 def test_lstm_with_a_zero_size_is_refused_at_load(sd, needle, tmp_path):
     p = tmp_path / "zero.pt"
     torch.save(sd, str(p))
@@ -551,13 +588,16 @@ def _edit_config(path, edit):
         f.attrs["model_config"] = json.dumps(cfg)
 
 
-@pytest.mark.parametrize("edit,needle", [
-    (lambda layers: layers[2]["config"].__setitem__("units", 2**200), "units"),
-    (lambda layers: layers[2]["config"].__setitem__("units", 17), "units=17"),
-    (lambda layers: layers[1]["config"].__setitem__("input_dim", 2**200), "input_dim"),
-    (lambda layers: layers[0]["config"].__setitem__("batch_input_shape", [None, 2**200]), "batch_input_shape"),
-    (lambda layers: layers[2]["config"].__setitem__("name", [1, 2, 3]), "'name' must be a string"),
-])
+@pytest.mark.parametrize(
+    "edit,needle",
+    [
+        (lambda layers: layers[2]["config"].__setitem__("units", 2**200), "units"),
+        (lambda layers: layers[2]["config"].__setitem__("units", 17), "units=17"),
+        (lambda layers: layers[1]["config"].__setitem__("input_dim", 2**200), "input_dim"),
+        (lambda layers: layers[0]["config"].__setitem__("batch_input_shape", [None, 2**200]), "batch_input_shape"),
+        (lambda layers: layers[2]["config"].__setitem__("name", [1, 2, 3]), "'name' must be a string"),
+    ],
+)
 def test_keras_config_sizes_and_names_are_checked_at_load(edit, needle, tmp_path):
     p = tmp_path / "m.h5"
     shutil.copy(H5_FILES["h5"][0], p)
@@ -596,6 +636,7 @@ def test_int_array_layer_name_is_refused(tmp_path):
 
 
 # --- paths that are not regular files -------------------------------------------------------------------
+
 
 def test_directory_is_not_reported_missing(tmp_path):
     with pytest.raises(IsADirectoryError, match="is a directory"):
@@ -648,6 +689,7 @@ def test_unreadable_file_is_a_permission_error(tmp_path):
 
 def test_cli_names_a_symlink_loop(tmp_path, capsys):
     from lstm_bridge.cli import main
+
     a, b = tmp_path / "a.h5", tmp_path / "b.h5"
     os.symlink(b, a)
     os.symlink(a, b)

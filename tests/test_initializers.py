@@ -4,6 +4,7 @@ TensorFlow's own values for a seed are not reproduced (Keras draws with TF's sta
 what is pinned here is Keras's contract on our side: same seeded initializers -> same weights, and each
 weight of a layer gets its own stream.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,10 +15,12 @@ from lstm_bridge.keras import LSTM, LSTMCell, initializers as inits
 
 
 def _seeded(seed, **extra):
-    return dict(kernel_initializer={"class_name": "GlorotUniform", "config": {"seed": seed}},
-                recurrent_initializer={"class_name": "Orthogonal", "config": {"gain": 1.0, "seed": seed}},
-                bias_initializer={"class_name": "RandomUniform", "config": {"minval": -0.5, "maxval": 0.5,
-                                                                              "seed": seed}}, **extra)
+    return dict(
+        kernel_initializer={"class_name": "GlorotUniform", "config": {"seed": seed}},
+        recurrent_initializer={"class_name": "Orthogonal", "config": {"gain": 1.0, "seed": seed}},
+        bias_initializer={"class_name": "RandomUniform", "config": {"minval": -0.5, "maxval": 0.5, "seed": seed}},
+        **extra,
+    )
 
 
 def _built(layer, features=4):
@@ -72,8 +75,12 @@ def test_a_seed_must_be_an_integer(seed):
 
 
 def test_variance_scaling_config_keeps_its_arguments():
-    init = inits.get({"class_name": "VarianceScaling",
-                      "config": {"scale": 2.0, "mode": "fan_out", "distribution": "uniform", "seed": 4}})
+    init = inits.get(
+        {
+            "class_name": "VarianceScaling",
+            "config": {"scale": 2.0, "mode": "fan_out", "distribution": "uniform", "seed": 4},
+        }
+    )
     again = inits.get(init.get_config())
     assert (again.scale, again.mode, again.distribution, again.seed) == (2.0, "fan_out", "uniform", 4)
     with pytest.raises(ValueError, match="mode must be"):

@@ -3,6 +3,7 @@ item 2): the per-kind option declarations and signatures, config round trips, th
 layouts and their errors, and the numbers against the float64 oracle (tests/oracle.py, written from
 docs/spec/keras_gru_simplernn.md) over a small option matrix, including dropout with the masks the layer drew.
 The real-framework goldens run in tests/test_golden_family.py."""
+
 from __future__ import annotations
 
 import inspect
@@ -25,13 +26,32 @@ KINDS = {"GRU": CellKind.GRU, "SimpleRNN": CellKind.RNN}
 
 # A value other than the default for every option of any kind.
 NON_DEFAULT: Dict[str, Any] = {
-    "units": 3, "activation": "relu", "recurrent_activation": "tanh", "use_bias": False,
-    "kernel_initializer": "ones", "recurrent_initializer": "zeros", "bias_initializer": "ones",
-    "unit_forget_bias": False, "kernel_regularizer": "l2", "recurrent_regularizer": "l1",
-    "bias_regularizer": "l1_l2", "activity_regularizer": "l2", "kernel_constraint": "non_neg",
-    "recurrent_constraint": "unit_norm", "bias_constraint": "max_norm", "dropout": 0.25,
-    "recurrent_dropout": 0.5, "implementation": 1, "return_sequences": True, "return_state": True,
-    "go_backwards": True, "stateful": True, "unroll": True, "time_major": True, "reset_after": False, "seed": 7,
+    "units": 3,
+    "activation": "relu",
+    "recurrent_activation": "tanh",
+    "use_bias": False,
+    "kernel_initializer": "ones",
+    "recurrent_initializer": "zeros",
+    "bias_initializer": "ones",
+    "unit_forget_bias": False,
+    "kernel_regularizer": "l2",
+    "recurrent_regularizer": "l1",
+    "bias_regularizer": "l1_l2",
+    "activity_regularizer": "l2",
+    "kernel_constraint": "non_neg",
+    "recurrent_constraint": "unit_norm",
+    "bias_constraint": "max_norm",
+    "dropout": 0.25,
+    "recurrent_dropout": 0.5,
+    "implementation": 1,
+    "return_sequences": True,
+    "return_state": True,
+    "go_backwards": True,
+    "stateful": True,
+    "unroll": True,
+    "time_major": True,
+    "reset_after": False,
+    "seed": 7,
 }
 F64 = 1e-10  # float64 layer vs float64 oracle
 
@@ -46,15 +66,26 @@ def test_every_option_is_declared_once_with_its_kinds():
     assert set(NON_DEFAULT) == {o.name for o in O.ALL_OPTIONS}
     assert len({o.name for o in O.ALL_OPTIONS}) == len(O.ALL_OPTIONS)
     only = {o.name: o.kinds for o in O.ALL_OPTIONS if o.kinds != O.ALL_KINDS}
-    assert only == {"recurrent_activation": {CellKind.LSTM, CellKind.GRU}, "unit_forget_bias": {CellKind.LSTM},
-                    "implementation": {CellKind.LSTM, CellKind.GRU}, "reset_after": {CellKind.GRU}}
+    assert only == {
+        "recurrent_activation": {CellKind.LSTM, CellKind.GRU},
+        "unit_forget_bias": {CellKind.LSTM},
+        "implementation": {CellKind.LSTM, CellKind.GRU},
+        "reset_after": {CellKind.GRU},
+    }
     assert O.OPTIONS == O.options_for(CellKind.LSTM)  # the LSTM's table is unchanged
 
 
-@pytest.mark.parametrize("cls, kind, scope, v1", [
-    (K.GRUCell, CellKind.GRU, "cell", False), (K.GRU, CellKind.GRU, None, False),
-    (K.v1.GRUCell, CellKind.GRU, "cell", True), (K.v1.GRU, CellKind.GRU, None, True),
-    (K.SimpleRNNCell, CellKind.RNN, "cell", False), (K.SimpleRNN, CellKind.RNN, None, False)])
+@pytest.mark.parametrize(
+    "cls, kind, scope, v1",
+    [
+        (K.GRUCell, CellKind.GRU, "cell", False),
+        (K.GRU, CellKind.GRU, None, False),
+        (K.v1.GRUCell, CellKind.GRU, "cell", True),
+        (K.v1.GRU, CellKind.GRU, None, True),
+        (K.SimpleRNNCell, CellKind.RNN, "cell", False),
+        (K.SimpleRNN, CellKind.RNN, None, False),
+    ],
+)
 def test_signatures_are_the_declared_options_of_the_kind(cls, kind, scope, v1):
     declared = [o for o in O.options_for(kind) if scope is None or o.scope == scope]
     params = _params(cls)
@@ -78,9 +109,14 @@ def test_options_of_other_kinds_are_refused():
 
 
 # --- config -----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("cls, name", [(c, o.name) for c, kind in ((K.GRU, CellKind.GRU), (K.SimpleRNN, CellKind.RNN),
-                                                                   (K.v1.GRU, CellKind.GRU))
-                                        for o in O.options_for(kind)])
+@pytest.mark.parametrize(
+    "cls, name",
+    [
+        (c, o.name)
+        for c, kind in ((K.GRU, CellKind.GRU), (K.SimpleRNN, CellKind.RNN), (K.v1.GRU, CellKind.GRU))
+        for o in O.options_for(kind)
+    ],
+)
 @pytest.mark.parametrize("keras_version", [2, 3])
 def test_layer_config_round_trips_every_option(cls, name, keras_version):
     value = NON_DEFAULT[name]
@@ -95,9 +131,14 @@ def test_layer_config_round_trips_every_option(cls, name, keras_version):
     assert config[name] != cls(2, keras_version=keras_version).get_config()[name]
 
 
-@pytest.mark.parametrize("cls, name", [(c, o.name) for c, kind in ((K.GRUCell, CellKind.GRU),
-                                                                   (K.SimpleRNNCell, CellKind.RNN))
-                                        for o in O.cell_options(kind)])
+@pytest.mark.parametrize(
+    "cls, name",
+    [
+        (c, o.name)
+        for c, kind in ((K.GRUCell, CellKind.GRU), (K.SimpleRNNCell, CellKind.RNN))
+        for o in O.cell_options(kind)
+    ],
+)
 def test_cell_config_round_trips_every_cell_option(cls, name):
     cell = cls(**{"units": 2, name: NON_DEFAULT[name]})
     config = cell.get_config()
@@ -140,12 +181,16 @@ def test_v1_gru_defaults_are_tf_1_15s():
 
 
 # --- weights ----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("layer, shapes", [
-    (lambda: K.GRU(4), [(3, 12), (4, 12), (2, 12)]),
-    (lambda: K.GRU(4, reset_after=False), [(3, 12), (4, 12), (12,)]),
-    (lambda: K.GRU(4, use_bias=False), [(3, 12), (4, 12)]),
-    (lambda: K.SimpleRNN(4), [(3, 4), (4, 4), (4,)]),
-    (lambda: K.SimpleRNN(4, use_bias=False), [(3, 4), (4, 4)])])
+@pytest.mark.parametrize(
+    "layer, shapes",
+    [
+        (lambda: K.GRU(4), [(3, 12), (4, 12), (2, 12)]),
+        (lambda: K.GRU(4, reset_after=False), [(3, 12), (4, 12), (12,)]),
+        (lambda: K.GRU(4, use_bias=False), [(3, 12), (4, 12)]),
+        (lambda: K.SimpleRNN(4), [(3, 4), (4, 4), (4,)]),
+        (lambda: K.SimpleRNN(4, use_bias=False), [(3, 4), (4, 4)]),
+    ],
+)
 def test_weights_are_keras_shaped(layer, shapes):
     """docs/spec/keras_gru_simplernn.md §1.1: measured shapes for GRU(4) on F = 3 (K3 and TK)."""
     lay = layer()
@@ -228,12 +273,19 @@ def _oracle_act(name, kv):
     return "hard_sigmoid_keras3" if (name == "hard_sigmoid" and kv == 3) else name
 
 
-GRU_MATRIX = list(itertools.product(
-    [True, False],  # reset_after
-    [("tanh", "sigmoid"), ("relu", "hard_sigmoid")],
-    [2, 3],  # keras_version
-    [(False, False, False), (True, True, False), (True, False, True)],  # return_sequences, go_backwards, zero_output
-    [False, True]))  # mask + h0
+GRU_MATRIX = list(
+    itertools.product(
+        [True, False],  # reset_after
+        [("tanh", "sigmoid"), ("relu", "hard_sigmoid")],
+        [2, 3],  # keras_version
+        [
+            (False, False, False),
+            (True, True, False),
+            (True, False, True),
+        ],  # return_sequences, go_backwards, zero_output
+        [False, True],
+    )
+)  # mask + h0
 
 
 @pytest.mark.parametrize("reset_after, acts, kv, flags, masked", GRU_MATRIX)
@@ -244,23 +296,42 @@ def test_gru_matches_the_oracle(rng, reset_after, acts, kv, flags, masked):
     w = _weights(rng, "gru", F, u, reset_after)
     h0 = rng.standard_normal((B, u)) if masked else None
     mask = _mask(B, T) if masked else None
-    layer = K.GRU(u, activation=acts[0], recurrent_activation=acts[1], reset_after=reset_after,
-                  return_sequences=return_sequences, return_state=True, go_backwards=go_backwards,
-                  zero_output_for_mask=zero, dtype="float64", keras_version=kv)
+    layer = K.GRU(
+        u,
+        activation=acts[0],
+        recurrent_activation=acts[1],
+        reset_after=reset_after,
+        return_sequences=return_sequences,
+        return_state=True,
+        go_backwards=go_backwards,
+        zero_output_for_mask=zero,
+        dtype="float64",
+        keras_version=kv,
+    )
     layer.set_weights(w)
     out = layer(x, mask=mask, initial_state=None if h0 is None else [h0])
     assert isinstance(out, tuple if kv == 3 else list) and len(out) == 2
-    want = R.keras_gru(x, *w, reset_after=reset_after, activation=acts[0],
-                       recurrent_activation=_oracle_act(acts[1], kv), mask=mask, initial_state=h0,
-                       go_backwards=go_backwards, return_sequences=return_sequences, return_state=True,
-                       zero_output_for_mask=zero)
+    want = R.keras_gru(
+        x,
+        *w,
+        reset_after=reset_after,
+        activation=acts[0],
+        recurrent_activation=_oracle_act(acts[1], kv),
+        mask=mask,
+        initial_state=h0,
+        go_backwards=go_backwards,
+        return_sequences=return_sequences,
+        return_state=True,
+        zero_output_for_mask=zero,
+    )
     for got, ref in zip(_as_list(out), want):
         np.testing.assert_allclose(got, ref, atol=F64, rtol=0)
 
 
 @pytest.mark.parametrize("activation", ["tanh", "relu", None, "hard_sigmoid"])
-@pytest.mark.parametrize("go_backwards, masked, time_major", [(False, False, False), (True, True, False),
-                                                              (False, True, True)])
+@pytest.mark.parametrize(
+    "go_backwards, masked, time_major", [(False, False, False), (True, True, False), (False, True, True)]
+)
 def test_simple_rnn_matches_the_oracle(rng, activation, go_backwards, masked, time_major):
     B, T, F, u = 4, 5, 3, 2
     x = rng.standard_normal((T, B, F) if time_major else (B, T, F))
@@ -269,12 +340,28 @@ def test_simple_rnn_matches_the_oracle(rng, activation, go_backwards, masked, ti
     mask = _mask(B, T) if masked else None
     if mask is not None and time_major:
         mask = mask.T
-    layer = K.SimpleRNN(u, activation=activation, return_sequences=True, return_state=True, go_backwards=go_backwards,
-                        time_major=time_major, dtype="float64")
+    layer = K.SimpleRNN(
+        u,
+        activation=activation,
+        return_sequences=True,
+        return_state=True,
+        go_backwards=go_backwards,
+        time_major=time_major,
+        dtype="float64",
+    )
     layer.set_weights(w)
     out = layer(x, mask=mask, initial_state=torch.tensor(h0))  # a bare state tensor is accepted
-    want = R.keras_simple_rnn(x, *w, activation=activation, mask=mask, initial_state=h0, go_backwards=go_backwards,
-                              return_sequences=True, return_state=True, time_major=time_major)
+    want = R.keras_simple_rnn(
+        x,
+        *w,
+        activation=activation,
+        mask=mask,
+        initial_state=h0,
+        go_backwards=go_backwards,
+        return_sequences=True,
+        return_state=True,
+        time_major=time_major,
+    )
     for got, ref in zip(_as_list(out), want):
         np.testing.assert_allclose(got, ref, atol=F64, rtol=0)
 
@@ -290,12 +377,22 @@ def test_bidirectional_matches_the_oracle(rng, kind, merge_mode, return_sequence
     mask = _mask(B, T)
     init = [rng.standard_normal((B, u)), rng.standard_normal((B, u))]
     cls = K.GRU if kind == "gru" else K.SimpleRNN
-    bi = K.Bidirectional(cls(u, return_sequences=return_sequences, return_state=True, dtype="float64"),
-                         merge_mode=merge_mode)
+    bi = K.Bidirectional(
+        cls(u, return_sequences=return_sequences, return_state=True, dtype="float64"), merge_mode=merge_mode
+    )
     bi.set_weights(wf + wb)
     out = bi(x, mask=mask, initial_state=init)
-    want = R.keras_bidirectional_family(kind, x, wf, wb, merge_mode=merge_mode, return_sequences=return_sequences,
-                                        return_state=True, mask=mask, initial_state=init)
+    want = R.keras_bidirectional_family(
+        kind,
+        x,
+        wf,
+        wb,
+        merge_mode=merge_mode,
+        return_sequences=return_sequences,
+        return_state=True,
+        mask=mask,
+        initial_state=init,
+    )
     got = _as_list(out)
     assert len(got) == len(want) == (4 if merge_mode is None else 3)
     for g, ref in zip(got, want):
@@ -327,8 +424,7 @@ def test_bidirectional_refuses_mixed_kinds_and_wrong_state_counts():
         K.Bidirectional(K.GRUCell(2))
 
 
-@pytest.mark.parametrize("cls, oracle_cell", [(K.GRUCell, "gru"), (K.v1.GRUCell, "gru_v1"),
-                                              (K.SimpleRNNCell, "rnn")])
+@pytest.mark.parametrize("cls, oracle_cell", [(K.GRUCell, "gru"), (K.v1.GRUCell, "gru_v1"), (K.SimpleRNNCell, "rnn")])
 def test_cells_match_the_oracle_and_keep_the_state_form(rng, cls, oracle_cell):
     B, F, u = 3, 2, 4
     cell = cls(u, dtype="float64")
@@ -368,14 +464,24 @@ def _record_masks(monkeypatch, cell):
 
 @pytest.mark.parametrize("implementation, n_input", [(1, 3), (2, 1)])
 @pytest.mark.parametrize("reset_after", [True, False])
-def test_gru_dropout_draws_keras_mask_counts_and_matches_the_oracle(rng, monkeypatch, implementation, n_input,
-                                                                     reset_after):
+def test_gru_dropout_draws_keras_mask_counts_and_matches_the_oracle(
+    rng, monkeypatch, implementation, n_input, reset_after
+):
     """docs/spec/keras_gru_simplernn.md §5: implementation 1 draws 3 masks per kind (z, r, h), implementation
     2 one input mask; recurrent dropout forces implementation 1 (3 recurrent masks). The recurrent masks
     enter the matmuls only."""
     B, T, F, u = 3, 4, 3, 2
-    layer = K.GRU(u, dropout=0.3, recurrent_dropout=0.4 if implementation == 1 else 0.0, reset_after=reset_after,
-                  implementation=implementation, return_sequences=True, return_state=True, dtype="float64", seed=3)
+    layer = K.GRU(
+        u,
+        dropout=0.3,
+        recurrent_dropout=0.4 if implementation == 1 else 0.0,
+        reset_after=reset_after,
+        implementation=implementation,
+        return_sequences=True,
+        return_state=True,
+        dtype="float64",
+        seed=3,
+    )
     w = _weights(rng, "gru", F, u, reset_after)
     layer.set_weights(w)
     drawn = _record_masks(monkeypatch, layer.cell)
@@ -391,8 +497,15 @@ def test_gru_dropout_draws_keras_mask_counts_and_matches_the_oracle(rng, monkeyp
         rec_m = masks.recurrent.numpy()[back]
     else:
         assert masks.recurrent is None
-    want = R.keras_gru(x, *w, reset_after=reset_after, return_sequences=True, return_state=True,
-                       input_masks=in_m, recurrent_masks=rec_m)
+    want = R.keras_gru(
+        x,
+        *w,
+        reset_after=reset_after,
+        return_sequences=True,
+        return_state=True,
+        input_masks=in_m,
+        recurrent_masks=rec_m,
+    )
     for g, ref in zip(_as_list(out), want):
         np.testing.assert_allclose(g, ref, atol=F64, rtol=0)
     assert not np.allclose(_as_list(out)[0], _as_list(layer(x, training=False))[0])
@@ -408,8 +521,9 @@ def test_simple_rnn_dropout_draws_one_mask_per_kind(rng, monkeypatch):
     out = layer(x, training=True)
     m = drawn[0]
     assert m.inputs.shape == (1, B, F) and m.recurrent.shape == (1, B, u)
-    want = R.keras_simple_rnn(x, *w, return_sequences=True, input_mask=m.inputs.numpy()[0],
-                              recurrent_mask=m.recurrent.numpy()[0])
+    want = R.keras_simple_rnn(
+        x, *w, return_sequences=True, input_mask=m.inputs.numpy()[0], recurrent_mask=m.recurrent.numpy()[0]
+    )
     np.testing.assert_allclose(out.detach().numpy(), want, atol=F64, rtol=0)
 
 
@@ -447,8 +561,11 @@ def test_initial_state_rules_and_return_types(rng):
     assert isinstance(k3(x), tuple)
     assert k3.compute_output_shape((2, 3, 2)) == ((2, 4), (2, 4))
     assert tk.compute_output_shape((2, 3, 2)) == [(2, 4), (2, 4)]
-    with pytest.raises(ValueError, match=r"must be a list \[h\] of one \(batch, 4\) tensor; received a list of "
-                                         "length 2"):
+    with pytest.raises(
+        ValueError,
+        match=r"must be a list \[h\] of one \(batch, 4\) tensor; received a list of "
+        "length 2",
+    ):
         tk(x, initial_state=[h0, h0])
     with pytest.raises(ValueError, match=r"initial_state\[0\] \(h\)"):
         tk(x, initial_state=[h0[:, :3]])
@@ -456,9 +573,16 @@ def test_initial_state_rules_and_return_types(rng):
 
 # --- regularizers, constraints, gradients -----------------------------------------------------------------
 def test_regularizers_and_constraints_apply_to_keras_shaped_weights():
-    layer = K.GRU(2, kernel_regularizer="l2", recurrent_regularizer="l1", bias_regularizer="l2",
-                  activity_regularizer="l1", bias_constraint="non_neg", kernel_initializer="ones",
-                  bias_initializer="ones")
+    layer = K.GRU(
+        2,
+        kernel_regularizer="l2",
+        recurrent_regularizer="l1",
+        bias_regularizer="l2",
+        activity_regularizer="l1",
+        bias_constraint="non_neg",
+        kernel_initializer="ones",
+        bias_initializer="ones",
+    )
     x = np.ones((1, 2, 3), np.float32)
     layer(x)
     assert len(layer.losses) == 4
@@ -486,8 +610,10 @@ def test_gradients_reach_every_keras_weight(rng, reset_after):
         d = rng.standard_normal(w[i].shape)
         plus = [a + eps * d if j == i else a for j, a in enumerate(w)]
         minus = [a - eps * d if j == i else a for j, a in enumerate(w)]
-        fd = (np.sum(proj * R.keras_gru(x, *plus, reset_after=reset_after, return_sequences=True))
-              - np.sum(proj * R.keras_gru(x, *minus, reset_after=reset_after, return_sequences=True))) / (2 * eps)
+        fd = (
+            np.sum(proj * R.keras_gru(x, *plus, reset_after=reset_after, return_sequences=True))
+            - np.sum(proj * R.keras_gru(x, *minus, reset_after=reset_after, return_sequences=True))
+        ) / (2 * eps)
         assert abs(fd - float(np.sum(g.numpy() * d))) < 1e-6, i
 
 
@@ -502,23 +628,49 @@ UP_ATOL = 1e-5
 
 def _const(cls, units, **kwargs):
     """The upstream tests' layer: constant 0.01 / 0.02 / 0.03 initializers."""
-    return cls(units, kernel_initializer=K.initializers.Constant(0.01),
-               recurrent_initializer=K.initializers.Constant(0.02), bias_initializer=K.initializers.Constant(0.03),
-               **kwargs)
+    return cls(
+        units,
+        kernel_initializer=K.initializers.Constant(0.01),
+        recurrent_initializer=K.initializers.Constant(0.02),
+        bias_initializer=K.initializers.Constant(0.03),
+        **kwargs,
+    )
 
 
 def _close(got, want):
-    np.testing.assert_allclose(got.detach().numpy() if isinstance(got, torch.Tensor) else got, np.asarray(want),
-                               atol=UP_ATOL, rtol=UP_ATOL)
+    np.testing.assert_allclose(
+        got.detach().numpy() if isinstance(got, torch.Tensor) else got, np.asarray(want), atol=UP_ATOL, rtol=UP_ATOL
+    )
 
 
-@pytest.mark.parametrize("cls, kwargs, n_losses", [
-    (K.GRU, {"dropout": 0.5}, 0), (K.GRU, {"dropout": 0.5, "recurrent_dropout": 0.5}, 0),
-    (K.GRU, {"return_sequences": True, "bias_regularizer": "l1", "kernel_regularizer": "l2",
-             "recurrent_regularizer": "l2"}, 3),
-    (K.SimpleRNN, {"dropout": 0.5, "recurrent_dropout": 0.5}, 0),
-    (K.SimpleRNN, {"return_sequences": True, "bias_regularizer": "l1", "kernel_regularizer": "l2",
-                   "recurrent_regularizer": "l2"}, 3)])
+@pytest.mark.parametrize(
+    "cls, kwargs, n_losses",
+    [
+        (K.GRU, {"dropout": 0.5}, 0),
+        (K.GRU, {"dropout": 0.5, "recurrent_dropout": 0.5}, 0),
+        (
+            K.GRU,
+            {
+                "return_sequences": True,
+                "bias_regularizer": "l1",
+                "kernel_regularizer": "l2",
+                "recurrent_regularizer": "l2",
+            },
+            3,
+        ),
+        (K.SimpleRNN, {"dropout": 0.5, "recurrent_dropout": 0.5}, 0),
+        (
+            K.SimpleRNN,
+            {
+                "return_sequences": True,
+                "bias_regularizer": "l1",
+                "kernel_regularizer": "l2",
+                "recurrent_regularizer": "l2",
+            },
+            3,
+        ),
+    ],
+)
 def test_k3_basics(cls, kwargs, n_losses):
     layer = cls(3, keras_version=3, **kwargs)
     out = layer(np.ones((3, 2, 4), np.float32), training=True)
@@ -532,13 +684,16 @@ def test_k3_gru_correctness(implementation):
     seq = np.arange(72).reshape((3, 6, 4)).astype("float32")
     plain = [[0.5217289] * 3, [0.6371659] * 3, [0.39384964] * 3]
     _close(_const(K.GRU, 3, implementation=implementation, keras_version=3)(seq), plain)
-    _close(_const(K.GRU, 3, go_backwards=True, keras_version=3)(seq),
-           [[0.24406259] * 3, [0.611516] * 3, [0.3928808] * 3])
+    _close(
+        _const(K.GRU, 3, go_backwards=True, keras_version=3)(seq), [[0.24406259] * 3, [0.611516] * 3, [0.3928808] * 3]
+    )
     _close(_const(K.GRU, 3, unroll=True, keras_version=3)(seq), plain)
-    _close(_const(K.GRU, 3, reset_after=False, keras_version=3)(seq),
-           [[0.51447755] * 3, [0.6426879] * 3, [0.40208298] * 3])
-    _close(_const(K.GRU, 3, use_bias=False, keras_version=3)(seq),
-           [[0.49988455] * 3, [0.64701194] * 3, [0.4103359] * 3])
+    _close(
+        _const(K.GRU, 3, reset_after=False, keras_version=3)(seq), [[0.51447755] * 3, [0.6426879] * 3, [0.40208298] * 3]
+    )
+    _close(
+        _const(K.GRU, 3, use_bias=False, keras_version=3)(seq), [[0.49988455] * 3, [0.64701194] * 3, [0.4103359] * 3]
+    )
 
 
 def test_k3_gru_statefulness():
@@ -560,7 +715,8 @@ def test_k3_gru_pass_initial_state_and_return_state():
     _close(_const(K.GRU, 2, go_backwards=True, keras_version=3)(seq, initial_state=h0), bwd)
     for go_backwards, want in ((False, fwd), (True, bwd)):
         output, state = _const(K.GRU, 2, return_state=True, go_backwards=go_backwards, keras_version=3)(
-            seq, initial_state=h0)
+            seq, initial_state=h0
+        )
         _close(output, want)
         _close(state, output.detach().numpy())
 
@@ -568,16 +724,14 @@ def test_k3_gru_pass_initial_state_and_return_state():
 def test_k3_gru_masking():
     seq = np.arange(24).reshape((2, 4, 3)).astype("float32")
     mask = np.array([[True, True, False, True], [True, False, False, True]])
-    _close(_const(K.GRU, 2, unroll=True, keras_version=3)(seq, mask=mask),
-           [[0.19393763] * 2, [0.30818558] * 2])
+    _close(_const(K.GRU, 2, unroll=True, keras_version=3)(seq, mask=mask), [[0.19393763] * 2, [0.30818558] * 2])
     out = _const(K.GRU, 2, return_sequences=True, keras_version=3)(seq, mask=mask)
     _close(out[0], [[0.03606692] * 2, [0.09497581] * 2, [0.09497581] * 2, [0.19393763] * 2])
     _close(out[1], [[0.16051409] * 2, [0.16051409] * 2, [0.16051409] * 2, [0.30818558] * 2])
     out = _const(K.GRU, 2, return_sequences=True, zero_output_for_mask=True, keras_version=3)(seq, mask=mask)
     _close(out[0], [[0.03606692] * 2, [0.09497581] * 2, [0.0] * 2, [0.19393763] * 2])
     _close(out[1], [[0.16051409] * 2, [0.0] * 2, [0.0] * 2, [0.30818558] * 2])
-    _close(_const(K.GRU, 2, go_backwards=True, keras_version=3)(seq, mask=mask),
-           [[0.11669192] * 2, [0.28380975] * 2])
+    _close(_const(K.GRU, 2, go_backwards=True, keras_version=3)(seq, mask=mask), [[0.11669192] * 2, [0.28380975] * 2])
 
 
 def test_k3_gru_legacy_implementation_argument():
@@ -611,8 +765,10 @@ def test_k3_simple_rnn_pass_initial_state():
     seq = np.arange(24).reshape((2, 4, 3)).astype("float32")
     h0 = np.arange(8).reshape((2, 4)).astype("float32")
     _close(_const(K.SimpleRNN, 4, keras_version=3)(seq, initial_state=h0), [[0.33621645] * 4, [0.6262637] * 4])
-    _close(_const(K.SimpleRNN, 4, go_backwards=True, keras_version=3)(seq, initial_state=h0),
-           [[0.07344437] * 4, [0.43043602] * 4])
+    _close(
+        _const(K.SimpleRNN, 4, go_backwards=True, keras_version=3)(seq, initial_state=h0),
+        [[0.07344437] * 4, [0.43043602] * 4],
+    )
 
 
 def test_k3_simple_rnn_masking():
@@ -625,8 +781,9 @@ def test_k3_simple_rnn_masking():
     out = _const(K.SimpleRNN, 2, return_sequences=True, zero_output_for_mask=True, keras_version=3)(seq, mask=mask)
     _close(out[0], [[0.0599281] * 2, [0.15122814] * 2, [0.0] * 2, [0.32394567] * 2])
     _close(out[1], [[0.3969304] * 2, [0.0] * 2, [0.0] * 2, [0.608085] * 2])
-    _close(_const(K.SimpleRNN, 4, go_backwards=True, keras_version=3)(seq, mask=mask),
-           [[0.07376196] * 4, [0.43645123] * 4])
+    _close(
+        _const(K.SimpleRNN, 4, go_backwards=True, keras_version=3)(seq, mask=mask), [[0.07376196] * 4, [0.43645123] * 4]
+    )
 
 
 @pytest.mark.parametrize("cls", [K.GRU, K.SimpleRNN, K.v1.GRU])
@@ -638,8 +795,13 @@ def test_tk_from_config(cls, stateful):
 
 @pytest.mark.parametrize("cls", [K.GRU, K.SimpleRNN])
 def test_tk_regularizers(cls):
-    layer = cls(5, kernel_regularizer=K.regularizers.l1(0.01), recurrent_regularizer=K.regularizers.l1(0.01),
-                bias_regularizer="l2", activity_regularizer="l1")
+    layer = cls(
+        5,
+        kernel_regularizer=K.regularizers.l1(0.01),
+        recurrent_regularizer=K.regularizers.l1(0.01),
+        bias_regularizer="l2",
+        activity_regularizer="l1",
+    )
     layer.build((None, None, 2))
     assert len(layer.losses) == 3
     layer(np.ones((2, 3, 2), np.float32))
@@ -649,8 +811,15 @@ def test_tk_regularizers(cls):
 @pytest.mark.parametrize("cls", [K.GRU, K.SimpleRNN])
 def test_tk_constraints(cls):
     k, r, b = (K.constraints.max_norm(0.01) for _ in range(3))
-    layer = cls(5, return_sequences=False, weights=None, input_shape=(None, 4), kernel_constraint=k,
-                recurrent_constraint=r, bias_constraint=b)
+    layer = cls(
+        5,
+        return_sequences=False,
+        weights=None,
+        input_shape=(None, 4),
+        kernel_constraint=k,
+        recurrent_constraint=r,
+        bias_constraint=b,
+    )
     layer.build((None, None, 4))
     cell = layer.cell
     assert cell.kernel_constraint is k and cell.recurrent_constraint is r and cell.bias_constraint is b
@@ -729,6 +898,7 @@ def test_tk_gru_with_fully_masked_inputs(rng):
 
 def test_tk_gru_deepcopy(rng):
     import copy
+
     original = K.GRU(5)
     assert copy.deepcopy(original).units == 5
     inputs = rng.standard_normal((4, 10, 8)).astype(np.float32)
@@ -742,8 +912,13 @@ def test_tk_gru_deepcopy(rng):
 
 def test_tk_gru_in_tape():
     """tf_keras GRULayerGradientTapeTest: gradients of a loss on the returned state reach every weight."""
-    layer = K.GRU(12, return_sequences=True, return_state=True, recurrent_activation="sigmoid",
-                  recurrent_initializer="glorot_uniform")
+    layer = K.GRU(
+        12,
+        return_sequences=True,
+        return_state=True,
+        recurrent_activation="sigmoid",
+        recurrent_initializer="glorot_uniform",
+    )
     x = torch.rand(1, 10, 11)
     _, state = layer(x, initial_state=torch.zeros(1, 12))
     loss = ((state - torch.rand(1, 12)) ** 2).mean()

@@ -4,6 +4,7 @@ Each ``.keras`` file's config.json is turned into our layers with ``from_config`
 by hand from its ``model.weights.h5`` (layers/<key>/.../vars/<i>); the output must match the output the
 real framework wrote (``*_output.npy``) within 1e-5.
 """
+
 from __future__ import annotations
 
 import io
@@ -62,8 +63,9 @@ def _run_model(name):
                 mask = None
         elif cls == "Bidirectional":
             layer = Bidirectional.from_config(cfg, keras_version=major)
-            layer.set_weights(_vars(group["forward_layer"]["cell"]["vars"])
-                              + _vars(group["backward_layer"]["cell"]["vars"]))
+            layer.set_weights(
+                _vars(group["forward_layer"]["cell"]["vars"]) + _vars(group["backward_layer"]["cell"]["vars"])
+            )
             value = layer(value, mask=mask).detach().numpy()
         elif cls == "Dense":
             kernel, bias = _vars(group["vars"])
@@ -72,8 +74,14 @@ def _run_model(name):
     return value, np.load(KERAS / f"{name}_output.npy"), layer
 
 
-@pytest.mark.parametrize("name", [f"{flavour}_{model}" for flavour in ("tfkeras", "keras3")
-                                  for model in ("bilstm_stacked", "emb_lstm_dense", "lstm_hard_sigmoid")])
+@pytest.mark.parametrize(
+    "name",
+    [
+        f"{flavour}_{model}"
+        for flavour in ("tfkeras", "keras3")
+        for model in ("bilstm_stacked", "emb_lstm_dense", "lstm_hard_sigmoid")
+    ],
+)
 def test_real_keras_model_outputs_are_reproduced(name):
     got, expected, last_layer = _run_model(name)
     assert got.shape == expected.shape

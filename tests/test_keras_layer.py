@@ -1,4 +1,5 @@
 """lstm_bridge.keras: contract behaviour (weights, config, states, dropout, regularizers, errors)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,7 +15,7 @@ from helpers import keras_weights, max_abs
 def _torch_lstm_from_keras(weights, input_dim, units, bidirectional=False):
     ref = torch.nn.LSTM(input_dim, units, batch_first=True, bidirectional=bidirectional)
     state = {}
-    for suffix, (k, r, b) in zip(["_l0", "_l0_reverse"], [weights[i:i + 3] for i in range(0, len(weights), 3)]):
+    for suffix, (k, r, b) in zip(["_l0", "_l0_reverse"], [weights[i : i + 3] for i in range(0, len(weights), 3)]):
         state["weight_ih" + suffix] = torch.tensor(k.T)
         state["weight_hh" + suffix] = torch.tensor(r.T)
         state["bias_ih" + suffix] = torch.tensor(b)
@@ -146,11 +147,14 @@ def test_initial_state_overrides_and_is_checked(rng):
         layer(x, initial_state=[np.zeros((3, 4), np.float32), h0])
 
 
-@pytest.mark.parametrize("bad, message", [
-    (np.zeros((2, 3), np.float32), "expected ndim=3"),
-    (np.zeros((2, 3, 3), np.int64), "floating dtype"),
-    ("text", "torch.Tensor or numpy.ndarray"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (np.zeros((2, 3), np.float32), "expected ndim=3"),
+        (np.zeros((2, 3, 3), np.int64), "floating dtype"),
+        ("text", "torch.Tensor or numpy.ndarray"),
+    ],
+)
 def test_bad_inputs_raise_clear_errors(bad, message):
     layer = LSTM(2)
     with pytest.raises((ValueError, TypeError), match=message):
@@ -174,8 +178,9 @@ def test_bad_mask_and_weights_raise_clear_errors(rng):
         LSTM(4, dropout=1.0)(x, training=True)  # tf_keras: accepted at construction, refused when dropout runs
     w = keras_weights(rng, 3, 4)
     x1 = rng.standard_normal((2, 5, 3)).astype(np.float32)
-    assert max_abs(_layer(4, w, dropout=1.0, keras_version=3)(x1, training=True),
-                   _layer(4, w, keras_version=3)(x1)) == 0  # Keras 3: rate 1 drops nothing
+    assert (
+        max_abs(_layer(4, w, dropout=1.0, keras_version=3)(x1, training=True), _layer(4, w, keras_version=3)(x1)) == 0
+    )  # Keras 3: rate 1 drops nothing
     assert LSTM(4, dropout=-0.5, recurrent_dropout=1.5).get_config()["dropout"] == 0.0  # clipped to [0, 1]
     assert LSTM(4, recurrent_dropout=1.5).recurrent_dropout == 1.0
     with pytest.raises(ValueError, match="expected a positive integer, got 0"):
@@ -183,16 +188,31 @@ def test_bad_mask_and_weights_raise_clear_errors(rng):
 
 
 def test_config_round_trip_rebuilds_an_identical_layer(rng):
-    layer = LSTM(4, activation="relu", recurrent_activation="hard_sigmoid", use_bias=True,
-                 kernel_regularizer="l2", activity_regularizer={"class_name": "L1", "config": {"l1": 0.5}},
-                 kernel_constraint=constraints.max_norm(2.0), dropout=0.1, recurrent_dropout=0.2,
-                 return_sequences=True, go_backwards=True, stateful=False, unroll=True, time_major=False,
-                 seed=7, zero_output_for_mask=True, name="enc")
+    layer = LSTM(
+        4,
+        activation="relu",
+        recurrent_activation="hard_sigmoid",
+        use_bias=True,
+        kernel_regularizer="l2",
+        activity_regularizer={"class_name": "L1", "config": {"l1": 0.5}},
+        kernel_constraint=constraints.max_norm(2.0),
+        dropout=0.1,
+        recurrent_dropout=0.2,
+        return_sequences=True,
+        go_backwards=True,
+        stateful=False,
+        unroll=True,
+        time_major=False,
+        seed=7,
+        zero_output_for_mask=True,
+        name="enc",
+    )
     config = layer.get_config()
     clone = LSTM.from_config(config)
     assert clone.get_config() == config
     assert clone.cell.recurrent_activation is activations.hard_sigmoid_keras2
     import inspect
+
     params = set(inspect.signature(LSTM.__init__).parameters) - {"self", "units", "kwargs"}
     assert params <= set(config)  # every constructor argument is in the config
     w = keras_weights(rng, 3, 4)
@@ -203,11 +223,16 @@ def test_config_round_trip_rebuilds_an_identical_layer(rng):
 
 
 def test_keras3_config_means_the_keras3_hard_sigmoid():
-    k3 = {"name": "lstm", "trainable": True, "dtype": {"module": "keras", "class_name": "DTypePolicy",
-                                                      "config": {"name": "float32"}},
-          "units": 3, "activation": "tanh", "recurrent_activation": "hard_sigmoid",
-          "kernel_initializer": {"module": "keras.initializers", "class_name": "GlorotUniform",
-                                 "config": {"seed": None}}, "seed": None}
+    k3 = {
+        "name": "lstm",
+        "trainable": True,
+        "dtype": {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"}},
+        "units": 3,
+        "activation": "tanh",
+        "recurrent_activation": "hard_sigmoid",
+        "kernel_initializer": {"module": "keras.initializers", "class_name": "GlorotUniform", "config": {"seed": None}},
+        "seed": None,
+    }
     assert LSTM.from_config(k3).cell.recurrent_activation is activations.hard_sigmoid_keras3
     k2 = dict(k3, dtype="float32", kernel_initializer="glorot_uniform", time_major=False)
     assert LSTM.from_config(k2).cell.recurrent_activation is activations.hard_sigmoid_keras2
@@ -216,8 +241,7 @@ def test_keras3_config_means_the_keras3_hard_sigmoid():
 def test_hard_sigmoids_match_the_measured_keras_values():
     x = torch.tensor([-3, -2.9, -2.5, -2.4, -1, 0, 1, 2.4, 2.5, 2.9, 3], dtype=torch.float32)
     k2 = [0, 0, 0, 0.01999998, 0.3, 0.5, 0.7, 0.98, 1, 1, 1]
-    k3 = [0, 0.01666665, 0.08333334, 0.09999999, 0.33333334, 0.5, 0.6666667, 0.90000004, 0.9166667,
-          0.98333335, 1]
+    k3 = [0, 0.01666665, 0.08333334, 0.09999999, 0.33333334, 0.5, 0.6666667, 0.90000004, 0.9166667, 0.98333335, 1]
     np.testing.assert_allclose(activations.hard_sigmoid_keras2(x).numpy(), k2, atol=1e-7)
     np.testing.assert_allclose(activations.hard_sigmoid_keras3(x).numpy(), k3, atol=1e-7)
     assert torch.equal(activations.hard_sigmoid_keras3(x), torch.nn.functional.hardsigmoid(x))
@@ -225,8 +249,14 @@ def test_hard_sigmoids_match_the_measured_keras_values():
 
 def test_regularizer_losses_and_activity_regularizer(rng):
     w = keras_weights(rng, 3, 4)
-    layer = _layer(4, w, kernel_regularizer="l2", recurrent_regularizer={"class_name": "L1", "config": {"l1": 0.1}},
-                   activity_regularizer="l2", return_state=True)
+    layer = _layer(
+        4,
+        w,
+        kernel_regularizer="l2",
+        recurrent_regularizer={"class_name": "L1", "config": {"l1": 0.1}},
+        activity_regularizer="l2",
+        return_state=True,
+    )
     x = rng.standard_normal((2, 5, 3)).astype(np.float32)
     out, h, c = layer(x)
     losses = [float(v.detach()) for v in layer.losses]
@@ -246,7 +276,7 @@ def test_apply_constraints_projects_like_keras_max_norm(rng):
     after = layer.get_weights()[0]
     norms = np.sqrt((before.astype(np.float64) ** 2).sum(0))
     np.testing.assert_allclose(after, before * (np.minimum(norms, 1.0) / (1e-7 + norms)), rtol=1e-5)
-    assert np.sqrt((after ** 2).sum(0)).max() <= 1.0 + 1e-5
+    assert np.sqrt((after**2).sum(0)).max() <= 1.0 + 1e-5
 
 
 def test_dropout_only_in_training_with_masks_reused_over_time(rng):
@@ -330,8 +360,7 @@ class TestBidirectional:
         x = rng.standard_normal((2, 5, 3)).astype(np.float32)
         y_f = _layer(4, wf, return_sequences=True)(x)
         y_b = _layer(4, wb, return_sequences=True, go_backwards=True)(x).flip(1)
-        expected = {"concat": torch.cat([y_f, y_b], -1), "sum": y_f + y_b, "mul": y_f * y_b,
-                    "ave": (y_f + y_b) / 2}
+        expected = {"concat": torch.cat([y_f, y_b], -1), "sum": y_f + y_b, "mul": y_f * y_b, "ave": (y_f + y_b) / 2}
         got = layer(x)
         if mode is None:
             assert max_abs(got[0], y_f) == 0 and max_abs(got[1], y_b) == 0
@@ -407,8 +436,14 @@ def test_bidirectional_equals_its_two_layers_run_separately(rng, backward_activa
 def _const_layer(keras_version, **kwargs):
     from lstm_bridge.keras import initializers
 
-    return LSTM(2, kernel_initializer=initializers.Constant(0.01), recurrent_initializer=initializers.Constant(0.02),
-                bias_initializer=initializers.Constant(0.03), keras_version=keras_version, **kwargs)
+    return LSTM(
+        2,
+        kernel_initializer=initializers.Constant(0.01),
+        recurrent_initializer=initializers.Constant(0.02),
+        bias_initializer=initializers.Constant(0.03),
+        keras_version=keras_version,
+        **kwargs,
+    )
 
 
 _SEQ = np.arange(24).reshape((2, 4, 3)).astype(np.float32) / 10
@@ -443,8 +478,7 @@ def test_initial_states_in_the_inputs_list_tf_keras_only():
     nested = _SEQ.tolist()  # a nested Python list is data, not [x, h0, c0]
     assert tuple(_const_layer(2)(np.asarray(nested)).shape) == (2, 2)
     bidi = Bidirectional(_const_layer(2))
-    assert max_abs(bidi([torch.tensor(_SEQ), _H0, _C0, _H0, _C0]),
-                   bidi(_SEQ, initial_state=[_H0, _C0, _H0, _C0])) == 0
+    assert max_abs(bidi([torch.tensor(_SEQ), _H0, _C0, _H0, _C0]), bidi(_SEQ, initial_state=[_H0, _C0, _H0, _C0])) == 0
 
 
 def test_integer_inputs_cast_in_keras3_refused_in_tf_keras():
@@ -532,8 +566,11 @@ def test_compute_output_shape_as_keras_returns_it():
     assert LSTM(3).compute_output_shape((2, 5, 4)) == (2, 3)
     assert LSTM(3, return_sequences=True, time_major=True).compute_output_shape((5, 2, 4)) == (5, 2, 3)
     assert LSTM(3, return_state=True).compute_output_shape((2, 5, 4)) == [(2, 3), (2, 3), (2, 3)]  # TK: a list
-    assert LSTM(3, return_sequences=True, return_state=True, keras_version=3).compute_output_shape((2, 5, 4)) == \
-        ((2, 5, 3), (2, 3), (2, 3))  # K3: a tuple
+    assert LSTM(3, return_sequences=True, return_state=True, keras_version=3).compute_output_shape((2, 5, 4)) == (
+        (2, 5, 3),
+        (2, 3),
+        (2, 3),
+    )  # K3: a tuple
     bidi = Bidirectional(LSTM(3, return_sequences=True, return_state=True), merge_mode=None)
     assert bidi.compute_output_shape((2, 5, 4)) == [(2, 5, 3), (2, 5, 3), (2, 3), (2, 3), (2, 3), (2, 3)]
     bidi = Bidirectional(LSTM(3, return_state=True, keras_version=3))
@@ -549,8 +586,9 @@ def test_bidirectional_config_nesting_and_backward_names_per_generation():
     assert cfg["layer"]["config"]["name"] == "fw" and cfg["backward_layer"]["config"]["name"] == "bw"
     assert (tk.layer.name, tk.forward_layer.name, tk.backward_layer.name) == ("fw", "forward_fw", "backward_bw")
     assert "backward_layer" not in Bidirectional(LSTM(2, name="fw")).get_config()
-    k3 = Bidirectional(LSTM(2, name="fw", keras_version=3),
-                       backward_layer=LSTM(2, go_backwards=True, name="bw", keras_version=3))
+    k3 = Bidirectional(
+        LSTM(2, name="fw", keras_version=3), backward_layer=LSTM(2, go_backwards=True, name="bw", keras_version=3)
+    )
     cfg = k3.get_config()
     assert list(cfg) == ["name", "trainable", "dtype", "merge_mode", "layer", "backward_layer"]
     assert cfg["layer"]["config"]["name"] == "forward_fw" and cfg["backward_layer"]["config"]["name"] == "bw"
@@ -572,23 +610,26 @@ def test_list_masks_empty_batches_and_hostile_sizes(keras_version):
         layer(_SEQ, mask=[])
     empty, empty_mask = np.zeros((0, 4, 3), np.float32), np.zeros((0, 4), bool)
     out, h, c = _const_layer(keras_version, return_sequences=True, return_state=True, activation="relu")(
-        empty, mask=empty_mask)
+        empty, mask=empty_mask
+    )
     assert (tuple(out.shape), tuple(h.shape), tuple(c.shape)) == ((0, 4, 2), (0, 2), (0, 2))
     out = Bidirectional(_const_layer(keras_version, return_sequences=True))(empty, mask=empty_mask)
     assert tuple(out.shape) == (0, 4, 4)
     with pytest.raises(ValueError, match="meta tensor"):
         layer(torch.zeros(2, 4, 3, device="meta"))
     with pytest.raises(MemoryError, match="units=1099511627776"):
-        LSTM(2 ** 40, keras_version=keras_version)(_SEQ)
+        LSTM(2**40, keras_version=keras_version)(_SEQ)
 
 
 def test_package_submodules_import_lazily():
     import subprocess
     import sys
 
-    code = ("import sys, lstm_bridge; assert 'lstm_bridge.formats' not in sys.modules; "
-            "assert lstm_bridge.keras.LSTM and lstm_bridge.mindspore.LSTM and callable(lstm_bridge.load); "
-            "print('ok')")
+    code = (
+        "import sys, lstm_bridge; assert 'lstm_bridge.formats' not in sys.modules; "
+        "assert lstm_bridge.keras.LSTM and lstm_bridge.mindspore.LSTM and callable(lstm_bridge.load); "
+        "print('ok')"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "ok", done.stderr
 

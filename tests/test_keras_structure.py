@@ -2,6 +2,7 @@
 matching each public signature and ``get_config``; ``Bidirectional`` drives its layers through the public
 runner (``LSTM.prepare`` / ``run`` / ``finish``); the output rules live once (keras/outputs.py) and the
 converter's chain runner follows them."""
+
 from __future__ import annotations
 
 import ast
@@ -22,13 +23,31 @@ CELL_SIGNATURE_EXTRAS = ("name", "trainable", "dtype", "keras_version")
 
 # A value other than the default for every declared option (the config round-trip below needs one each).
 NON_DEFAULT: Dict[str, Any] = {
-    "units": 3, "activation": "relu", "recurrent_activation": "tanh", "use_bias": False,
-    "kernel_initializer": "ones", "recurrent_initializer": "zeros", "bias_initializer": "ones",
-    "unit_forget_bias": False, "kernel_regularizer": "l2", "recurrent_regularizer": "l1",
-    "bias_regularizer": "l1_l2", "activity_regularizer": "l2", "kernel_constraint": "non_neg",
-    "recurrent_constraint": "unit_norm", "bias_constraint": "max_norm", "dropout": 0.25,
-    "recurrent_dropout": 0.5, "implementation": 1, "return_sequences": True, "return_state": True,
-    "go_backwards": True, "stateful": True, "unroll": True, "time_major": True, "seed": 7,
+    "units": 3,
+    "activation": "relu",
+    "recurrent_activation": "tanh",
+    "use_bias": False,
+    "kernel_initializer": "ones",
+    "recurrent_initializer": "zeros",
+    "bias_initializer": "ones",
+    "unit_forget_bias": False,
+    "kernel_regularizer": "l2",
+    "recurrent_regularizer": "l1",
+    "bias_regularizer": "l1_l2",
+    "activity_regularizer": "l2",
+    "kernel_constraint": "non_neg",
+    "recurrent_constraint": "unit_norm",
+    "bias_constraint": "max_norm",
+    "dropout": 0.25,
+    "recurrent_dropout": 0.5,
+    "implementation": 1,
+    "return_sequences": True,
+    "return_state": True,
+    "go_backwards": True,
+    "stateful": True,
+    "unroll": True,
+    "time_major": True,
+    "seed": 7,
 }
 
 
@@ -37,8 +56,10 @@ def _declared_parameters(cls: type) -> Dict[str, Any]:
     return {p.name: p.default for p in params if p.kind is not p.VAR_KEYWORD and p.name not in CELL_SIGNATURE_EXTRAS}
 
 
-@pytest.mark.parametrize("cls, scope, v1", [(K.LSTMCell, "cell", False), (K.LSTM, None, False),
-                                            (K.v1.LSTMCell, "cell", True), (K.v1.LSTM, None, True)])
+@pytest.mark.parametrize(
+    "cls, scope, v1",
+    [(K.LSTMCell, "cell", False), (K.LSTM, None, False), (K.v1.LSTMCell, "cell", True), (K.v1.LSTM, None, True)],
+)
 def test_signatures_are_the_declared_options_and_defaults(cls, scope, v1):
     """Each public constructor lists the declared options in Keras's order with the declared defaults
     (TF 1.15's for the v1 classes), and nothing else."""
@@ -50,7 +71,7 @@ def test_signatures_are_the_declared_options_and_defaults(cls, scope, v1):
         assert params[o.name] == want, (cls.__qualname__, o.name)
     if scope == "cell":
         names = list(inspect.signature(cls.__init__).parameters)
-        assert names[-len(CELL_SIGNATURE_EXTRAS):] == list(CELL_SIGNATURE_EXTRAS)
+        assert names[-len(CELL_SIGNATURE_EXTRAS) :] == list(CELL_SIGNATURE_EXTRAS)
     assert cls.__init__.__doc__ is None or "units" not in cls.__init__.__doc__  # documented on the class
 
 
@@ -95,10 +116,20 @@ def test_layer_exposes_every_cell_option_and_accepts_every_extra_kwarg():
     layer = K.LSTM(**NON_DEFAULT)
     for o in O.CELL_OPTIONS:
         assert getattr(layer, o.name) is getattr(layer.cell, o.name)
-    values = {"name": "x", "trainable": False, "dtype": "float64", "keras_version": 2,
-              "zero_output_for_mask": True, "input_shape": (4, 3), "batch_input_shape": (2, 4, 3),
-              "batch_size": 2, "input_dim": 3, "input_length": 4, "use_cudnn": False,
-              "weights": [np.zeros((3, 8)), np.zeros((2, 8)), np.zeros(8)]}
+    values = {
+        "name": "x",
+        "trainable": False,
+        "dtype": "float64",
+        "keras_version": 2,
+        "zero_output_for_mask": True,
+        "input_shape": (4, 3),
+        "batch_input_shape": (2, 4, 3),
+        "batch_size": 2,
+        "input_dim": 3,
+        "input_length": 4,
+        "use_cudnn": False,
+        "weights": [np.zeros((3, 8)), np.zeros((2, 8)), np.zeros(8)],
+    }
     assert set(values) == set(O.EXTRA_KWARGS)
     for key, value in values.items():
         K.LSTM(2, **{key: value})
@@ -111,9 +142,14 @@ def test_bidirectional_uses_only_public_members_of_other_objects():
     """No ``other._private`` access in keras/bidirectional.py: the wrapped layers are driven through
     ``LSTM.prepare`` / ``run`` / ``finish``."""
     source = Path(K.bidirectional.__file__).read_text()
-    private = [(node.lineno, ast.unparse(node)) for node in ast.walk(ast.parse(source))
-               if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
-               and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))]
+    private = [
+        (node.lineno, ast.unparse(node))
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Attribute)
+        and node.attr.startswith("_")
+        and not node.attr.startswith("__")
+        and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
+    ]
     assert private == []
 
 
@@ -143,8 +179,7 @@ def test_output_rules():
     assert torch.equal(outputs_.direction_output(seq, reverse=True, return_sequences=True), seq.flip(0))
     assert torch.equal(outputs_.direction_output(seq, reverse=True, return_sequences=False), seq[0])
     assert torch.equal(outputs_.direction_output(seq, reverse=False, return_sequences=False), seq[-1])
-    assert torch.equal(outputs_.direction_output(seq, reverse=True, return_sequences=True, processing_order=False),
-                       seq)
+    assert torch.equal(outputs_.direction_output(seq, reverse=True, return_sequences=True, processing_order=False), seq)
     f, b = torch.randn(4, 2, 3), torch.randn(4, 2, 3)
     # a standard Bidirectional: both halves in original time order
     [y] = outputs_.merged_outputs([f, b], [False, True], return_sequences=True, merge_mode="concat")

@@ -14,6 +14,7 @@ nesting); tf_keras tests with the default (tf_keras) generation. What could not 
 training loops, graph mode, GPU/cuDNN kernel selection, SimpleRNN/GRU/custom cells, ragged tensors) is listed
 at the end of this module.
 """
+
 from __future__ import annotations
 
 import copy
@@ -29,9 +30,13 @@ ATOL = 1e-5
 
 def _const_lstm(units: int, **kwargs) -> LSTM:
     """The upstream tests' layer: constant 0.01 / 0.02 / 0.03 initializers."""
-    return LSTM(units, kernel_initializer=initializers.Constant(0.01),
-                recurrent_initializer=initializers.Constant(0.02),
-                bias_initializer=initializers.Constant(0.03), **kwargs)
+    return LSTM(
+        units,
+        kernel_initializer=initializers.Constant(0.01),
+        recurrent_initializer=initializers.Constant(0.02),
+        bias_initializer=initializers.Constant(0.03),
+        **kwargs,
+    )
 
 
 def _np(t) -> np.ndarray:
@@ -42,8 +47,9 @@ def _close(actual, expected, atol: float = ATOL) -> None:
     np.testing.assert_allclose(_np(actual), _np(expected), atol=atol, rtol=1e-5)
 
 
-def _layer_test(layer: LSTM, input_shape, expected_output_shape, call_kwargs=None, n_losses=None,
-                input_dtype=np.float32):
+def _layer_test(
+    layer: LSTM, input_shape, expected_output_shape, call_kwargs=None, n_losses=None, input_dtype=np.float32
+):
     """What Keras's ``run_layer_test`` / tf_keras's ``layer_test`` check on one layer: call, output shape,
     weight counts, losses, and that ``from_config(get_config())`` rebuilds an equal config computing the
     same numbers once given the same weights."""
@@ -65,10 +71,20 @@ def _layer_test(layer: LSTM, input_shape, expected_output_shape, call_kwargs=Non
 # --------------------------------------------------------------------------------------------------
 def test_k3_lstm_basics():
     _layer_test(LSTM(3, dropout=0.5, keras_version=3), (3, 2, 4), (3, 3), {"training": True})
-    _layer_test(LSTM(3, dropout=0.5, recurrent_dropout=0.5, keras_version=3), (3, 2, 4), (3, 3),
-                {"training": True})
-    _layer_test(LSTM(3, return_sequences=True, bias_regularizer="l1", kernel_regularizer="l2",
-                     recurrent_regularizer="l2", keras_version=3), (3, 2, 4), (3, 2, 3), n_losses=3)
+    _layer_test(LSTM(3, dropout=0.5, recurrent_dropout=0.5, keras_version=3), (3, 2, 4), (3, 3), {"training": True})
+    _layer_test(
+        LSTM(
+            3,
+            return_sequences=True,
+            bias_regularizer="l1",
+            kernel_regularizer="l2",
+            recurrent_regularizer="l2",
+            keras_version=3,
+        ),
+        (3, 2, 4),
+        (3, 2, 3),
+        n_losses=3,
+    )
 
 
 @pytest.mark.parametrize("implementation", [1, 2])
@@ -76,13 +92,19 @@ def test_k3_lstm_correctness(implementation):
     sequence = np.arange(72).reshape((3, 6, 4)).astype("float32")
     expected_forward = [[0.6288687] * 3, [0.86899155] * 3, [0.9460773] * 3]
     _close(_const_lstm(3, implementation=implementation)(sequence), expected_forward)
-    _close(_const_lstm(3, go_backwards=True, implementation=implementation)(sequence),
-           [[0.35622165] * 3, [0.74789524] * 3, [0.8872726] * 3])
+    _close(
+        _const_lstm(3, go_backwards=True, implementation=implementation)(sequence),
+        [[0.35622165] * 3, [0.74789524] * 3, [0.8872726] * 3],
+    )
     _close(_const_lstm(3, unroll=True, implementation=implementation)(sequence), expected_forward)
-    _close(_const_lstm(3, unit_forget_bias=False, implementation=implementation)(sequence),
-           [[0.57019705] * 3, [0.8661914] * 3, [0.9459622] * 3])
-    _close(_const_lstm(3, use_bias=False, implementation=implementation)(sequence),
-           [[0.54986924] * 3, [0.86226785] * 3, [0.9443936] * 3])
+    _close(
+        _const_lstm(3, unit_forget_bias=False, implementation=implementation)(sequence),
+        [[0.57019705] * 3, [0.8661914] * 3, [0.9459622] * 3],
+    )
+    _close(
+        _const_lstm(3, use_bias=False, implementation=implementation)(sequence),
+        [[0.54986924] * 3, [0.86226785] * 3, [0.9443936] * 3],
+    )
 
 
 @pytest.mark.parametrize("keras_version", [2, 3])
@@ -101,8 +123,10 @@ def test_k3_lstm_pass_initial_state():
     sequence = np.arange(24).reshape((2, 4, 3)).astype("float32")
     initial_state = [np.arange(4).reshape((2, 2)).astype("float32"), np.arange(4).reshape((2, 2)).astype("float32")]
     _close(_const_lstm(2)(sequence, initial_state=initial_state), [[0.20574439, 0.3558822], [0.64930826, 0.66276]])
-    _close(_const_lstm(2, go_backwards=True)(sequence, initial_state=initial_state),
-           [[0.13281618, 0.2790356], [0.5839337, 0.5992567]])
+    _close(
+        _const_lstm(2, go_backwards=True)(sequence, initial_state=initial_state),
+        [[0.13281618, 0.2790356], [0.5839337, 0.5992567]],
+    )
 
 
 def test_k3_lstm_masking():
@@ -136,8 +160,9 @@ def test_k3_bidirectional_basics():
     layer = Bidirectional(LSTM(4, keras_version=3))
     assert tuple(layer(x).shape) == (3, 8)
     assert len(layer.trainable_weights) == 6 and len(layer.non_trainable_weights) == 0
-    layer = Bidirectional(LSTM(4, keras_version=3), backward_layer=LSTM(4, go_backwards=True, keras_version=3),
-                          merge_mode="sum")
+    layer = Bidirectional(
+        LSTM(4, keras_version=3), backward_layer=LSTM(4, go_backwards=True, keras_version=3), merge_mode="sum"
+    )
     assert tuple(layer(x).shape) == (3, 4)
     assert len(layer.trainable_weights) == 6
     clone = Bidirectional.from_config(layer.get_config())
@@ -200,9 +225,16 @@ def test_k3_bidirectional_fused_lstm_matches_unfused():
     x = np.random.default_rng(0).standard_normal((3, 6, 4)).astype("float32")
 
     def build(use_cudnn):
-        layer = Bidirectional(LSTM(5, use_cudnn=use_cudnn, return_sequences=True, keras_version=3,
-                                   kernel_initializer={"class_name": "GlorotUniform", "config": {"seed": 1}},
-                                   recurrent_initializer={"class_name": "Orthogonal", "config": {"seed": 2}}))
+        layer = Bidirectional(
+            LSTM(
+                5,
+                use_cudnn=use_cudnn,
+                return_sequences=True,
+                keras_version=3,
+                kernel_initializer={"class_name": "GlorotUniform", "config": {"seed": 1}},
+                recurrent_initializer={"class_name": "Orthogonal", "config": {"seed": 2}},
+            )
+        )
         layer.build(x.shape)
         return layer
 
@@ -255,9 +287,15 @@ def test_tk_lstm_could_use_gpu_kernel_arguments_accepted():
     """``test_could_use_defun_backend`` / ``..._with_gpu_kernel``: these argument combinations build and run
     (there is one CPU path; the kernel choice is not observable here)."""
     x = np.random.default_rng(0).random((2, 3, 4)).astype(np.float32)
-    for kwargs in ({"activation": "relu"}, {"recurrent_activation": "relu"}, {"recurrent_dropout": 0.1},
-                   {"unroll": True}, {"use_bias": False}, {"activation": torch.tanh},
-                   {"recurrent_activation": torch.sigmoid}):
+    for kwargs in (
+        {"activation": "relu"},
+        {"recurrent_activation": "relu"},
+        {"recurrent_dropout": 0.1},
+        {"unroll": True},
+        {"use_bias": False},
+        {"activation": torch.tanh},
+        {"recurrent_activation": torch.sigmoid},
+    ):
         assert tuple(LSTM(1, **kwargs)(x).shape) == (2, 1)
 
 
@@ -367,8 +405,15 @@ def test_tk_lstm_implementation_mode(implementation_mode):
         layer = LSTM(2, implementation=implementation_mode)
     _layer_test(layer, (2, 3, 4), (2, 2))
     k_constraint, r_constraint, b_constraint = (constraints.max_norm(0.01) for _ in range(3))
-    layer = LSTM(5, return_sequences=False, weights=None, input_shape=(None, 4), kernel_constraint=k_constraint,
-                 recurrent_constraint=r_constraint, bias_constraint=b_constraint)
+    layer = LSTM(
+        5,
+        return_sequences=False,
+        weights=None,
+        input_shape=(None, 4),
+        kernel_constraint=k_constraint,
+        recurrent_constraint=r_constraint,
+        bias_constraint=b_constraint,
+    )
     layer.build((None, None, 4))
     assert layer.cell.kernel_constraint is k_constraint
     assert layer.cell.recurrent_constraint is r_constraint
@@ -419,9 +464,16 @@ def test_tk_lstm_float64():
 
 
 def test_tk_lstm_regularizers():
-    layer = LSTM(5, return_sequences=False, weights=None, input_shape=(None, 4),
-                 kernel_regularizer=regularizers.l1(0.01), recurrent_regularizer=regularizers.l1(0.01),
-                 bias_regularizer="l2", activity_regularizer="l1")
+    layer = LSTM(
+        5,
+        return_sequences=False,
+        weights=None,
+        input_shape=(None, 4),
+        kernel_regularizer=regularizers.l1(0.01),
+        recurrent_regularizer=regularizers.l1(0.01),
+        bias_regularizer="l2",
+        activity_regularizer="l1",
+    )
     layer.build((None, None, 2))
     assert len(layer.losses) == 3
     layer(np.ones((2, 3, 2), np.float32))
@@ -579,8 +631,9 @@ def test_tk_lstm_v1_time_major_and_go_backward_v1_v2(time_major, go_backwards):
             return _np(layer(x.transpose(1, 0, 2))).transpose(1, 0, 2)
         return _np(layer(x))
 
-    kwargs = dict(recurrent_activation="sigmoid", time_major=time_major, return_sequences=True,
-                  go_backwards=go_backwards)
+    kwargs = dict(
+        recurrent_activation="sigmoid", time_major=time_major, return_sequences=True, go_backwards=go_backwards
+    )
     old = v1.LSTM(8, **kwargs)
     y_ref = run(old)
     new = LSTM(8, **kwargs)
@@ -636,8 +689,13 @@ def test_tk_bidirectional_statefulness():
 @pytest.mark.parametrize("merge_mode", ["sum", "mul", "ave", "concat", None])
 def test_tk_bidirectional_merged_value(merge_mode):
     x = np.random.default_rng(0).random((2, 3, 5)).astype(np.float32)
-    merge = {"sum": lambda y, r: [y + r], "mul": lambda y, r: [y * r], "ave": lambda y, r: [(y + r) / 2],
-             "concat": lambda y, r: [np.concatenate((y, r), axis=-1)], None: lambda y, r: [y, r]}[merge_mode]
+    merge = {
+        "sum": lambda y, r: [y + r],
+        "mul": lambda y, r: [y * r],
+        "ave": lambda y, r: [(y + r) / 2],
+        "concat": lambda y, r: [np.concatenate((y, r), axis=-1)],
+        None: lambda y, r: [y, r],
+    }[merge_mode]
     layer = Bidirectional(LSTM(3, return_sequences=True), merge_mode=merge_mode)
     y_merged = layer(x)
     y_merged = list(y_merged) if isinstance(y_merged, (list, tuple)) else [y_merged]
@@ -654,8 +712,9 @@ def test_tk_bidirectional_merged_value(merge_mode):
     assert len(y_merged) == len(y_expected) + n_states * 2
     for a, b in zip(y_merged, y_expected):
         _close(a, b)
-    for state_birnn, state_inner in zip(y_merged[-n_states * 2:], list(y_forward[-n_states:]) +
-                                        list(y_backward[-n_states:])):
+    for state_birnn, state_inner in zip(
+        y_merged[-n_states * 2 :], list(y_forward[-n_states:]) + list(y_backward[-n_states:])
+    ):
         _close(state_birnn, _np(state_inner))
 
 
@@ -664,11 +723,14 @@ def test_tk_bidirectional_with_time_major_input(time_major):
     rng = np.random.default_rng(0)
     inputs = rng.random((2, 3, 1)).astype(np.float32)
     mask = np.array([[1, 0, 0], [1, 1, 0]], np.float32)  # sequence_mask([1, 2], 3)
-    ref = Bidirectional(LSTM(2, return_sequences=True), backward_layer=LSTM(2, return_sequences=True,
-                                                                             go_backwards=True))
+    ref = Bidirectional(
+        LSTM(2, return_sequences=True), backward_layer=LSTM(2, return_sequences=True, go_backwards=True)
+    )
     ref.build((None, 3, 1))
-    layer = Bidirectional(LSTM(2, time_major=time_major, return_sequences=True),
-                          backward_layer=LSTM(2, time_major=time_major, return_sequences=True, go_backwards=True))
+    layer = Bidirectional(
+        LSTM(2, time_major=time_major, return_sequences=True),
+        backward_layer=LSTM(2, time_major=time_major, return_sequences=True, go_backwards=True),
+    )
     layer.set_weights(ref.get_weights())
     expected = _np(ref(inputs, mask=mask))
     if time_major:
@@ -820,9 +882,19 @@ def test_tk_bidirectional_reset_states():
         stateful.reset_states({})
 
 
-@pytest.mark.parametrize("fwd_trainable,bwd_trainable,kwargs", [
-    (True, None, {}), (False, None, {}), (True, False, {}), (False, True, {}), (True, True, {}), (False, False, {}),
-    (False, None, {"trainable": True}), (False, None, {"trainable": False})])
+@pytest.mark.parametrize(
+    "fwd_trainable,bwd_trainable,kwargs",
+    [
+        (True, None, {}),
+        (False, None, {}),
+        (True, False, {}),
+        (False, True, {}),
+        (True, True, {}),
+        (False, False, {}),
+        (False, None, {"trainable": True}),
+        (False, None, {"trainable": False}),
+    ],
+)
 def test_tk_bidirectional_trainable_parameter_argument(fwd_trainable, bwd_trainable, kwargs):
     fwd = LSTM(3)
     fwd.trainable = fwd_trainable

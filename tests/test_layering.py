@@ -9,6 +9,7 @@ exception that no longer occurs fails the test too, so the list only shrinks.
 
 The last test checks that every file path ``docs/architecture.md`` names exists.
 """
+
 from __future__ import annotations
 
 import ast
@@ -44,23 +45,54 @@ MAY_IMPORT: Dict[str, FrozenSet[str]] = {
     "keras": frozenset({"recurrent", "activations", "engine", "weights", "_tensors"}),
     "mindspore": frozenset({"recurrent", "activations", "engine", "weights", "_tensors"}),
     # library services above the front ends (never each other)
-    "convert": frozenset({"recurrent", "activations", "engine", "weights", "targets", "formats", "keras",
-                          "mindspore"}),
-    "explain": frozenset({"recurrent", "activations", "engine", "weights", "targets", "formats", "keras",
-                          "mindspore"}),
-    "io": frozenset({"recurrent", "activations", "engine", "weights", "targets", "formats", "keras",
-                     "mindspore"}),
+    "convert": frozenset({"recurrent", "activations", "engine", "weights", "targets", "formats", "keras", "mindspore"}),
+    "explain": frozenset({"recurrent", "activations", "engine", "weights", "targets", "formats", "keras", "mindspore"}),
+    "io": frozenset({"recurrent", "activations", "engine", "weights", "targets", "formats", "keras", "mindspore"}),
     # tools: nothing in the library imports them; only the CLI imports the demo and the benchmark
-    "demo": frozenset({"recurrent", "activations", "engine", "weights", "targets", "formats", "keras",
-                       "mindspore", "_tensors"}),
-    "bench": frozenset({"recurrent", "activations", "engine", "weights", "targets", "formats", "keras",
-                        "mindspore", "_tensors"}),
-    "cli": frozenset({"recurrent", "activations", "engine", "weights", "targets", "formats", "keras",
-                      "mindspore", "convert", "explain", "io", "demo", "bench", "(root)"}),
+    "demo": frozenset(
+        {"recurrent", "activations", "engine", "weights", "targets", "formats", "keras", "mindspore", "_tensors"}
+    ),
+    "bench": frozenset(
+        {"recurrent", "activations", "engine", "weights", "targets", "formats", "keras", "mindspore", "_tensors"}
+    ),
+    "cli": frozenset(
+        {
+            "recurrent",
+            "activations",
+            "engine",
+            "weights",
+            "targets",
+            "formats",
+            "keras",
+            "mindspore",
+            "convert",
+            "explain",
+            "io",
+            "demo",
+            "bench",
+            "(root)",
+        }
+    ),
     # the package's facade: ``lstm_bridge.keras`` etc. are imported on first attribute access
     # (``__getattr__``); the other rooms may take only ``__version__`` from it (checked below)
-    "(root)": frozenset({"activations", "recurrent", "engine", "weights", "targets", "formats", "keras",
-                         "mindspore", "convert", "explain", "io", "demo", "bench", "cli"}),
+    "(root)": frozenset(
+        {
+            "activations",
+            "recurrent",
+            "engine",
+            "weights",
+            "targets",
+            "formats",
+            "keras",
+            "mindspore",
+            "convert",
+            "explain",
+            "io",
+            "demo",
+            "bench",
+            "cli",
+        }
+    ),
 }
 
 #: (importing module, imported module) pairs that go through a closed door today, each with its reason
@@ -83,8 +115,21 @@ EXCEPTIONS: Dict[Tuple[str, str], str] = {
 }
 
 #: import names that are the test suite's or the tools', never the library's
-TEST_AND_TOOL_MODULES = frozenset({"tests", "tools", "oracle", "conftest", "helpers", "golden_data",
-                                   "golden_common", "golden_keras", "golden_ms", "golden_family", "make_golden"})
+TEST_AND_TOOL_MODULES = frozenset(
+    {
+        "tests",
+        "tools",
+        "oracle",
+        "conftest",
+        "helpers",
+        "golden_data",
+        "golden_common",
+        "golden_keras",
+        "golden_ms",
+        "golden_family",
+        "make_golden",
+    }
+)
 
 
 def _module_name(path: pathlib.Path) -> str:
@@ -115,7 +160,7 @@ def _resolve(target: str, alias: str) -> str:
 
 def _strip_package(name: str) -> str:
     """``lstm_bridge.x.y`` -> ``x.y``; ``lstm_bridge`` -> ``""``."""
-    return name[len(PACKAGE) + 1:] if name.startswith(PACKAGE + ".") else ""
+    return name[len(PACKAGE) + 1 :] if name.startswith(PACKAGE + ".") else ""
 
 
 def _literal_module(node: ast.Call) -> Iterator[str]:
@@ -147,7 +192,7 @@ def imports_of(module: str) -> List[Tuple[str, str, int]]:
                 up = node.level - 1
                 if up > len(base):
                     raise AssertionError(f"{module}:{node.lineno}: relative import above the package")
-                base = base[:len(base) - up]
+                base = base[: len(base) - up]
                 target = ".".join(base + ([node.module] if node.module else []))
             elif node.module and (node.module == PACKAGE or node.module.startswith(PACKAGE + ".")):
                 target = _strip_package(node.module)
@@ -178,8 +223,12 @@ def test_every_module_belongs_to_a_room_of_the_table():
 
 def test_the_doors_are_one_way():
     """No two rooms may import each other (else the table would not be a layering)."""
-    both = sorted((a, b) for a, doors in MAY_IMPORT.items() for b in doors
-                  if a < b and a in MAY_IMPORT.get(b, ()) and "(root)" not in (a, b))
+    both = sorted(
+        (a, b)
+        for a, doors in MAY_IMPORT.items()
+        for b in doors
+        if a < b and a in MAY_IMPORT.get(b, ()) and "(root)" not in (a, b)
+    )
     assert not both, f"rooms allowed to import each other: {both}"
 
 
@@ -190,17 +239,21 @@ def test_each_room_imports_only_through_its_doors():
         for target, name, line in _foreign_imports(module):
             if room(target) == "(root)":
                 if name != "__version__":
-                    broken.append(f"{module}:{line} imports {name or 'lstm_bridge'} from the package root "
-                                  "(only __version__ may be imported from there)")
+                    broken.append(
+                        f"{module}:{line} imports {name or 'lstm_bridge'} from the package root "
+                        "(only __version__ may be imported from there)"
+                    )
                     continue
             if room(target) in MAY_IMPORT[room(module)]:
                 continue
             if (module, target) in EXCEPTIONS:
                 seen.add((module, target))
                 continue
-            broken.append(f"{module}:{line} imports {target or 'lstm_bridge'}"
-                          f"{'.' + name if name and target + '.' + name not in MODULES else ''}; "
-                          f"room {room(module)!r} may import only {sorted(MAY_IMPORT[room(module)])}")
+            broken.append(
+                f"{module}:{line} imports {target or 'lstm_bridge'}"
+                f"{'.' + name if name and target + '.' + name not in MODULES else ''}; "
+                f"room {room(module)!r} may import only {sorted(MAY_IMPORT[room(module)])}"
+            )
     assert not broken, "imports through closed doors (docs/architecture.md):\n" + "\n".join(broken)
 
 
@@ -219,8 +272,9 @@ def test_the_vocabulary_imports_nothing_else_from_the_package(vocabulary):
 
 @pytest.mark.parametrize("tool", ["cli", "bench", "demo"])
 def test_only_the_cli_imports_the_tools(tool):
-    importers = sorted({m for m in MODULES for t, _, _ in imports_of(m)
-                        if room(t) == tool and room(m) not in (tool, "cli")})
+    importers = sorted(
+        {m for m in MODULES for t, _, _ in imports_of(m) if room(t) == tool and room(m) not in (tool, "cli")}
+    )
     assert not importers, f"{importers} import {tool}; only the CLI (and {tool} itself) may"
 
 
@@ -235,10 +289,12 @@ def test_the_library_never_imports_the_tests_or_the_tools():
                 names = [node.module]
             elif isinstance(node, ast.Call):
                 names = list(_literal_module(node))
-            offenders += [f"{module}:{node.lineno} imports {n}" for n in names
-                          if n.split(".")[0] in TEST_AND_TOOL_MODULES]
+            offenders += [
+                f"{module}:{node.lineno} imports {n}" for n in names if n.split(".")[0] in TEST_AND_TOOL_MODULES
+            ]
     assert not offenders, "the package must not import test or tool code (tests/oracle.py ...):\n" + "\n".join(
-        offenders)
+        offenders
+    )
 
 
 def test_the_import_parser_sees_what_it_must():

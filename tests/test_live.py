@@ -12,6 +12,7 @@ the golden tolerances.
 ``LSTM_BRIDGE_LIVE_N`` (default 40) sets the number of draws per flavour and ``LSTM_BRIDGE_LIVE_SEED``
 (default 0) their first seed, so a failure is reproducible from its test id.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -41,6 +42,7 @@ def _available(module: str) -> bool:
 # ------------------------------------------------------------------------------------------------
 # Random draws (framework-free)
 
+
 def random_keras_case(flavour: str, seed: int) -> Tuple[Dict[str, Any], Dict[str, np.ndarray]]:
     """One random Keras configuration: a layer, a Bidirectional, a 2-layer stack or a cell."""
     gk = gd.generator_module("golden_keras")
@@ -58,17 +60,26 @@ def random_keras_case(flavour: str, seed: int) -> Tuple[Dict[str, Any], Dict[str
     # gradients near 1e4 where both frameworks' float32 results are 5e-3 from the float64 value (measured:
     # a Keras 3 stack with a log_softmax candidate): noise, not semantics. The golden cases lstm/activation_names
     # cover every name in both roles at scales that stay finite.
-    names = [n for n in (gk.TF_KERAS_ACTIVATIONS if k2 else gk.KERAS3_ACTIVATIONS)
-             if n not in gk.KERAS3_NOT_GATES and n not in ("exponential", "log_softmax")]
+    names = [
+        n
+        for n in (gk.TF_KERAS_ACTIVATIONS if k2 else gk.KERAS3_ACTIVATIONS)
+        if n not in gk.KERAS3_NOT_GATES and n not in ("exponential", "log_softmax")
+    ]
     bounded = {"sigmoid", "hard_sigmoid", "tanh", "softsign", "softmax", "hard_tanh", "sparse_sigmoid", "sparsemax"}
     acts = ["tanh", "tanh", "relu", "softsign", "linear", "elu", "sigmoid", "hard_sigmoid"] + names
-    recs = ["sigmoid", "hard_sigmoid", "sigmoid", "hard_sigmoid", "tanh", "softsign"] + \
-        [n for n in names if n in bounded]
+    recs = ["sigmoid", "hard_sigmoid", "sigmoid", "hard_sigmoid", "tanh", "softsign"] + [
+        n for n in names if n in bounded
+    ]
 
     def lstm_cfg(rs: bool, rst: bool, go_backwards: bool = False) -> Dict[str, Any]:
-        cfg: Dict[str, Any] = {"units": int(r.randint(1, 7)), "activation": acts[r.randint(len(acts))],
-                               "recurrent_activation": recs[r.randint(len(recs))], "return_sequences": rs,
-                               "return_state": rst, "go_backwards": go_backwards}
+        cfg: Dict[str, Any] = {
+            "units": int(r.randint(1, 7)),
+            "activation": acts[r.randint(len(acts))],
+            "recurrent_activation": recs[r.randint(len(recs))],
+            "return_sequences": rs,
+            "return_state": rst,
+            "go_backwards": go_backwards,
+        }
         if r.rand() < 0.2:
             cfg["use_bias"] = False
         if r.rand() < 0.2:
@@ -93,21 +104,48 @@ def random_keras_case(flavour: str, seed: int) -> Tuple[Dict[str, Any], Dict[str
             cfg["unroll"] = True
         if kind == "v1":
             cfg = {k: v for k, v in cfg.items() if k not in ("activation", "recurrent_activation", "implementation")}
-        b.add(f"live/{kind}", [{"class": "LSTM" if kind == "lstm" else "v1.LSTM", "config": cfg,
-                                "initial_state": bool(r.rand() < 0.5)}],
-              batch=B, steps=T, features=F, mask=mask, grad=grad, time_major=time_major)
+        b.add(
+            f"live/{kind}",
+            [{"class": "LSTM" if kind == "lstm" else "v1.LSTM", "config": cfg, "initial_state": bool(r.rand() < 0.5)}],
+            batch=B,
+            steps=T,
+            features=F,
+            mask=mask,
+            grad=grad,
+            time_major=time_major,
+        )
     elif kind == "bidirectional":
         cfg = lstm_cfg(rs, rst)
         mm = [None, "concat", "sum", "mul", "ave"][r.randint(5)]
-        b.add("live/bidirectional", [{"class": "Bidirectional", "config": cfg, "merge_mode": mm,
-                                      "initial_state": bool(r.rand() < 0.5)}],
-              batch=B, steps=T, features=F, mask=mask, grad=grad)
+        b.add(
+            "live/bidirectional",
+            [{"class": "Bidirectional", "config": cfg, "merge_mode": mm, "initial_state": bool(r.rand() < 0.5)}],
+            batch=B,
+            steps=T,
+            features=F,
+            mask=mask,
+            grad=grad,
+        )
     else:
-        first = {"class": "LSTM", "config": lstm_cfg(True, False, bool(r.rand() < 0.5)),
-                 "initial_state": bool(r.rand() < 0.5)}
-        second = {"class": "Bidirectional", "config": lstm_cfg(rs, rst), "merge_mode": "concat",
-                  "initial_state": bool(r.rand() < 0.5)} if r.rand() < 0.5 else \
-            {"class": "LSTM", "config": lstm_cfg(rs, rst, bool(r.rand() < 0.5)), "initial_state": bool(r.rand() < 0.5)}
+        first = {
+            "class": "LSTM",
+            "config": lstm_cfg(True, False, bool(r.rand() < 0.5)),
+            "initial_state": bool(r.rand() < 0.5),
+        }
+        second = (
+            {
+                "class": "Bidirectional",
+                "config": lstm_cfg(rs, rst),
+                "merge_mode": "concat",
+                "initial_state": bool(r.rand() < 0.5),
+            }
+            if r.rand() < 0.5
+            else {
+                "class": "LSTM",
+                "config": lstm_cfg(rs, rst, bool(r.rand() < 0.5)),
+                "initial_state": bool(r.rand() < 0.5),
+            }
+        )
         b.add("live/stack", [first, second], batch=B, steps=T, features=F, mask=mask, grad=grad)
     return b.items[-1]
 
@@ -124,22 +162,41 @@ def random_mindspore_case(seed: int) -> Tuple[Dict[str, Any], Dict[str, np.ndarr
     scale = float(r.choice([1.0, 1.0, 2.0, 4.0]))
     if r.rand() < 0.15:
         cfg = {"input_size": I, "hidden_size": H, "has_bias": bool(r.rand() < 0.8)}
-        return gm.make_case(cid, "live/cell", "LSTMCell", cfg, B=B, T=T, hx=True, seq=None, tags=["cell"],
-                            grad=grad, weight_scale=scale)
+        return gm.make_case(
+            cid, "live/cell", "LSTMCell", cfg, B=B, T=T, hx=True, seq=None, tags=["cell"], grad=grad, weight_scale=scale
+        )
     bi = bool(r.rand() < 0.5)
-    cfg = {"input_size": I, "hidden_size": H, "num_layers": int(r.randint(1, 4)), "has_bias": bool(r.rand() < 0.8),
-           "batch_first": bool(r.rand() < 0.5), "bidirectional": bi}
+    cfg = {
+        "input_size": I,
+        "hidden_size": H,
+        "num_layers": int(r.randint(1, 4)),
+        "has_bias": bool(r.rand() < 0.8),
+        "batch_first": bool(r.rand() < 0.5),
+        "bidirectional": bi,
+    }
     seq = [None, "mixed", "mixed", "full", "zeros"][r.randint(5)]
     if seq is not None:
         B = max(B, 2) if seq == "mixed" else B
         if not bi and r.rand() < 0.2:
             seq = "over"
-    return gm.make_case(cid, "live/lstm", "LSTM", cfg, B=B, T=T, hx=bool(r.rand() < 0.5), seq=seq, tags=[],
-                        grad=grad, weight_scale=scale)
+    return gm.make_case(
+        cid,
+        "live/lstm",
+        "LSTM",
+        cfg,
+        B=B,
+        T=T,
+        hx=bool(r.rand() < 0.5),
+        seq=seq,
+        tags=[],
+        grad=grad,
+        weight_scale=scale,
+    )
 
 
 # ------------------------------------------------------------------------------------------------
 # Real frameworks (imported only when a live test runs)
+
 
 def _keras_modules() -> Tuple[Any, Any]:
     if not _available("tensorflow"):

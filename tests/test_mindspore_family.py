@@ -4,6 +4,7 @@ Errors are checked against the messages and types measured with real MindSpore 2
 numerics against the recorded MindSpore cases (tests/fixtures/family/ms_*.npz, spec §8) and, with
 ``numerics="exact"``, against torch.nn.GRU / RNN / GRUCell / RNNCell.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,11 @@ import torch
 from lstm_bridge import mindspore as msb
 
 FIXTURES = Path(__file__).parent / "fixtures" / "family"
-KINDS = [("GRU", torch.nn.GRU, {}), ("RNN", torch.nn.RNN, {"nonlinearity": "tanh"}),
-         ("RNN", torch.nn.RNN, {"nonlinearity": "relu"})]
+KINDS = [
+    ("GRU", torch.nn.GRU, {}),
+    ("RNN", torch.nn.RNN, {"nonlinearity": "tanh"}),
+    ("RNN", torch.nn.RNN, {"nonlinearity": "relu"}),
+]
 
 
 def _net(name: str, *args, **kwargs):
@@ -25,6 +29,7 @@ def _net(name: str, *args, **kwargs):
 
 
 # --- construction ---------------------------------------------------------------------------------
+
 
 def test_exported_with_the_lstm():
     for name in ("GRU", "RNN", "GRUCell", "RNNCell", "LSTM", "LSTMCell"):
@@ -44,8 +49,11 @@ def test_argument_checks_name_the_class(name):
 
 
 def test_rnn_nonlinearity_is_keyword_only_and_checked():
-    with pytest.raises(ValueError, match=r"For 'RNN', the 'nonlinearity' must be in \['tanh', 'relu'\], but got "
-                                         r"sigmoid\."):
+    with pytest.raises(
+        ValueError,
+        match=r"For 'RNN', the 'nonlinearity' must be in \['tanh', 'relu'\], but got "
+        r"sigmoid\.",
+    ):
         msb.RNN(2, 3, nonlinearity="sigmoid")
     # MindSpore: an 8th positional argument is dtype -> TypeError
     with pytest.raises(TypeError, match="dtype"):
@@ -53,8 +61,11 @@ def test_rnn_nonlinearity_is_keyword_only_and_checked():
     assert msb.RNN(2, 3, nonlinearity="relu").nonlinearity == "relu"
     # the cell takes it as its 4th positional argument, with nn.RNNCell's message
     assert msb.RNNCell(2, 3, True, "relu").nonlinearity == "relu"
-    with pytest.raises(ValueError, match=r"For 'RNNCell', the 'nonlinearity' must be str and must be in "
-                                         r"'\['tanh', 'relu'\]', but got 'sigmoid'\."):
+    with pytest.raises(
+        ValueError,
+        match=r"For 'RNNCell', the 'nonlinearity' must be str and must be in "
+        r"'\['tanh', 'relu'\]', but got 'sigmoid'\.",
+    ):
         msb.RNNCell(2, 3, nonlinearity="sigmoid")
 
 
@@ -68,15 +79,22 @@ def test_parameter_names_order_and_shapes_are_mindspores():
                 want.append((f"{group}_l{layer}{suffix}", shape or (12, 5 if layer == 0 else 8)))
     assert got == want
     rnn = msb.RNN(3, 2, has_bias=False)
-    assert [(n, tuple(p.shape)) for n, p in rnn.named_parameters()] == [("weight_ih_l0", (2, 3)),
-                                                                       ("weight_hh_l0", (2, 2))]
+    assert [(n, tuple(p.shape)) for n, p in rnn.named_parameters()] == [
+        ("weight_ih_l0", (2, 3)),
+        ("weight_hh_l0", (2, 2)),
+    ]
     cell = msb.GRUCell(3, 2)
     assert [(n, tuple(p.shape)) for n, p in cell.named_parameters()] == [
-        ("weight_ih", (6, 3)), ("weight_hh", (6, 2)), ("bias_ih", (6,)), ("bias_hh", (6,))]
+        ("weight_ih", (6, 3)),
+        ("weight_hh", (6, 2)),
+        ("bias_ih", (6,)),
+        ("bias_hh", (6,)),
+    ]
     assert not net.training and not cell.training  # MindSpore Cells start in eval mode
 
 
 # --- hx and x errors (spec §1.1) ---------------------------------------------------------------------
+
 
 def test_hx_errors_follow_mindspore():
     net = msb.GRU(3, 4, 2)
@@ -85,8 +103,11 @@ def test_hx_errors_follow_mindspore():
         net(x, (torch.zeros(2, 3, 4),))
     with pytest.raises(IndexError, match=r"only 1 of 2 rows"):
         net(x, torch.zeros(1, 3, 4))
-    with pytest.raises(TypeError, match="For 'GRU', the type of 'hx' should be same as 'x', but got 'x' with type "
-                                        "Float32 and 'hx' with type Float16."):
+    with pytest.raises(
+        TypeError,
+        match="For 'GRU', the type of 'hx' should be same as 'x', but got 'x' with type "
+        "Float32 and 'hx' with type Float16.",
+    ):
         net(x, torch.zeros(2, 3, 4, dtype=torch.float16))
     with pytest.raises(ValueError, match=r"hx must have shape \(2, 3, 4\).*received \(2, 1, 4\)"):
         net(x, torch.zeros(2, 1, 4))  # MindSpore: the final reshape fails (ValueError)
@@ -105,13 +126,17 @@ def test_hx_errors_follow_mindspore():
 
 def test_cell_errors_follow_mindspore():
     cell = msb.GRUCell(3, 4)
-    with pytest.raises(ValueError, match="For 'GRUCell', MatMul inputs should have the same dimension size and "
-                                         "equal to 2"):
+    with pytest.raises(
+        ValueError, match="For 'GRUCell', MatMul inputs should have the same dimension size and equal to 2"
+    ):
         cell(torch.randn(3), torch.zeros(1, 4))
     with pytest.raises(TypeError, match=r"For 'GRUCell', the 'hx' must be a Tensor, but got 'tuple'"):
         cell(torch.randn(2, 3), (torch.zeros(2, 4),))
-    with pytest.raises(TypeError, match=r"For 'GRUCell', the 'x' should be one of \[float32, float16\], but got "
-                                        r"'float64'"):
+    with pytest.raises(
+        TypeError,
+        match=r"For 'GRUCell', the 'x' should be one of \[float32, float16\], but got "
+        r"'float64'",
+    ):
         cell(torch.randn(2, 3, dtype=torch.float64), torch.zeros(2, 4, dtype=torch.float64))
     with pytest.raises(TypeError, match="parameters' dtype"):
         cell(torch.randn(2, 3), torch.zeros(2, 4, dtype=torch.float16))
@@ -126,6 +151,7 @@ def test_cell_errors_follow_mindspore():
 
 
 # --- seq_length (spec §4) -------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", ["GRU", "RNN"])
 def test_seq_length_rule(name):
@@ -159,6 +185,7 @@ def test_seq_length_rule(name):
 
 # --- dropout between layers ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", ["GRU", "RNN"])
 def test_set_train_applies_dropout_between_layers_only(name):
     torch.manual_seed(1)
@@ -191,6 +218,7 @@ def test_set_train_applies_dropout_between_layers_only(name):
 
 # --- weights and exact numerics -------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name, cls, kw", KINDS)
 def test_load_state_dict_of_mindspore_names_equals_torch_modules(name, cls, kw):
     torch.manual_seed(2)
@@ -216,9 +244,14 @@ def test_load_state_dict_of_mindspore_names_equals_torch_modules(name, cls, kw):
         net.load_state_dict({k: v for k, v in ref.state_dict().items() if k != "bias_hh_l1_reverse"})
 
 
-@pytest.mark.parametrize("name, cls, kw", [("GRUCell", torch.nn.GRUCell, {}),
-                                           ("RNNCell", torch.nn.RNNCell, {"nonlinearity": "relu"}),
-                                           ("RNNCell", torch.nn.RNNCell, {"nonlinearity": "tanh"})])
+@pytest.mark.parametrize(
+    "name, cls, kw",
+    [
+        ("GRUCell", torch.nn.GRUCell, {}),
+        ("RNNCell", torch.nn.RNNCell, {"nonlinearity": "relu"}),
+        ("RNNCell", torch.nn.RNNCell, {"nonlinearity": "tanh"}),
+    ],
+)
 def test_exact_cells_equal_torch_cells(name, cls, kw):
     torch.manual_seed(3)
     ref = cls(3, 4, **kw)
@@ -240,6 +273,7 @@ def test_gradients_flow_to_inputs_and_parameters():
 
 # --- MindSpore's CPU numerics (spec §3, §8) -------------------------------------------------------------
 
+
 def _fixture(path: Path):
     with np.load(path) as z:
         data = {k: z[k] for k in z.files}
@@ -252,7 +286,7 @@ def test_recorded_mindspore_cases_bit_for_bit(path):
     order) is reproduced exactly by numerics="mindspore-cpu-bits" and within 1e-6 by the default (torch's GEMM);
     exact math is measurably off."""
     cfg, data = _fixture(path)
-    params = {k[len("param:"):]: torch.from_numpy(v) for k, v in data.items() if k.startswith("param:")}
+    params = {k[len("param:") :]: torch.from_numpy(v) for k, v in data.items() if k.startswith("param:")}
     results = {}
     for numerics in ("mindspore-cpu-bits", "mindspore-cpu", "exact"):
         net = _net(cfg["cls"], cfg["input_size"], cfg["hidden_size"], numerics=numerics, **cfg["kw"])
@@ -268,8 +302,9 @@ def test_recorded_mindspore_cases_bit_for_bit(path):
         else:
             seq = torch.from_numpy(data["seq_length"]) if "seq_length" in data else None
             got = list(net(x, hx, seq))
-        results[numerics] = max(float((g.detach() - torch.from_numpy(data[f"out:{i}"])).abs().max())
-                                for i, g in enumerate(got))
+        results[numerics] = max(
+            float((g.detach() - torch.from_numpy(data[f"out:{i}"])).abs().max()) for i, g in enumerate(got)
+        )
     assert results["mindspore-cpu-bits"] == 0.0, results
     assert results["mindspore-cpu"] <= 1e-6, results
     if cfg["kw"].get("nonlinearity") != "relu":  # ReLU is exact; with small weights so is everything else

@@ -1,4 +1,5 @@
 """lstm_bridge.mindspore: outputs of real MindSpore 2.10 (spec files), seq_length rule, checks, modes."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,12 +14,14 @@ MS = FIXTURES / "mindspore"
 
 
 def _params(npz):
-    return {k[len("param:"):]: npz[k] for k in npz.files if k.startswith(("param:", "param/"))}
+    return {k[len("param:") :]: npz[k] for k in npz.files if k.startswith(("param:", "param/"))}
 
 
-CASES = [("lstm_small", dict(input_size=3, hidden_size=4)),
-         ("lstm_2layer_bi", dict(input_size=6, hidden_size=5, num_layers=2, batch_first=True, bidirectional=True)),
-         ("lstm_long", dict(input_size=32, hidden_size=64, num_layers=2, bidirectional=True))]
+CASES = [
+    ("lstm_small", dict(input_size=3, hidden_size=4)),
+    ("lstm_2layer_bi", dict(input_size=6, hidden_size=5, num_layers=2, batch_first=True, bidirectional=True)),
+    ("lstm_long", dict(input_size=32, hidden_size=64, num_layers=2, bidirectional=True)),
+]
 
 
 @pytest.mark.parametrize("numerics", ["exact", "mindspore-cpu"])
@@ -54,8 +57,9 @@ def test_seq_length_demo_numbers_from_the_spec():
     out, (hn, cn) = net(torch.tensor(data["x"]), None, torch.tensor(data["seq_length"]))
     assert max(max_abs(out, data["output"]), max_abs(hn, data["h_n"]), max_abs(cn, data["c_n"])) < 1e-6
     assert np.all(out.detach().numpy()[2:, 1] == 0)  # padded outputs exactly 0
-    np.testing.assert_allclose(hn.detach().numpy()[:, 1], [[0.04442, -0.118961, -0.059799],
-                                                        [0.281298, 0.034244, -0.138574]], atol=1e-6)
+    np.testing.assert_allclose(
+        hn.detach().numpy()[:, 1], [[0.04442, -0.118961, -0.059799], [0.281298, 0.034244, -0.138574]], atol=1e-6
+    )
     # reverse direction's h_n is its output at t = 0; forward's is the output at t = L-1
     assert max_abs(hn[1, 1], out[0, 1, 3:]) == 0 and max_abs(hn[0, 1], out[1, 1, :3]) == 0
 
@@ -98,19 +102,25 @@ def test_the_seeds_wrong_h0_raises_a_clear_value_error():
     assert tuple(out.shape) == (3, 5, 32) and tuple(hn.shape) == (2, 3, 16)
 
 
-@pytest.mark.parametrize("call, error, message", [
-    (lambda n: n(torch.ones(5, 3)), ValueError, "3-D"),
-    (lambda n: n(torch.ones(5, 2, 7)), ValueError, "must be equal to 10, but got 7"),
-    (lambda n: n(torch.ones(5, 2, 10, dtype=torch.int32)), TypeError, "floating"),
-    (lambda n: n(torch.ones(5, 2, 10), [torch.zeros(1, 2, 4)] * 2), TypeError, "tuple"),
-    (lambda n: n(torch.ones(5, 2, 10), (torch.zeros(1, 2, 4),) * 3), TypeError, "length of 'hx' must be '2'"),
-    (lambda n: n(torch.ones(5, 2, 10), (torch.zeros(1, 3, 4), torch.zeros(1, 3, 4))), ValueError, r"\(1, 2, 4\)"),
-    (lambda n: n(torch.ones(5, 2, 10), (torch.zeros(1, 2, 4, dtype=torch.float16),) * 2), TypeError, "float16"),
-    (lambda n: n(torch.ones(5, 2, 10), None, torch.tensor([1.0, 2.0])), TypeError, "int32, int64"),
-    (lambda n: n(torch.ones(5, 2, 10), None, torch.tensor([1, 2, 3])), ValueError,
-     r"seq_length must have shape \(2,\)"),
-    (lambda n: n(torch.ones(5, 2, 10), None, [1, 2]), TypeError, "seq_length"),
-])
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda n: n(torch.ones(5, 3)), ValueError, "3-D"),
+        (lambda n: n(torch.ones(5, 2, 7)), ValueError, "must be equal to 10, but got 7"),
+        (lambda n: n(torch.ones(5, 2, 10, dtype=torch.int32)), TypeError, "floating"),
+        (lambda n: n(torch.ones(5, 2, 10), [torch.zeros(1, 2, 4)] * 2), TypeError, "tuple"),
+        (lambda n: n(torch.ones(5, 2, 10), (torch.zeros(1, 2, 4),) * 3), TypeError, "length of 'hx' must be '2'"),
+        (lambda n: n(torch.ones(5, 2, 10), (torch.zeros(1, 3, 4), torch.zeros(1, 3, 4))), ValueError, r"\(1, 2, 4\)"),
+        (lambda n: n(torch.ones(5, 2, 10), (torch.zeros(1, 2, 4, dtype=torch.float16),) * 2), TypeError, "float16"),
+        (lambda n: n(torch.ones(5, 2, 10), None, torch.tensor([1.0, 2.0])), TypeError, "int32, int64"),
+        (
+            lambda n: n(torch.ones(5, 2, 10), None, torch.tensor([1, 2, 3])),
+            ValueError,
+            r"seq_length must have shape \(2,\)",
+        ),
+        (lambda n: n(torch.ones(5, 2, 10), None, [1, 2]), TypeError, "seq_length"),
+    ],
+)
 def test_bad_calls_raise_errors_naming_expected_and_received(call, error, message):
     net = LSTM(10, 4)
     with pytest.raises(error, match=message):
@@ -197,53 +207,91 @@ def test_dtypes_float64_and_float16(rng):
 # Exception types as MindSpore 2.10 raises them (PyNative, CPU; checked with the real framework):
 # our messages stay clearer, the types are MindSpore's (where MindSpore's type is accidental, e.g. an
 # IndexError for missing hx rows, ours is also the ValueError lstm-bridge uses for bad arguments).
-@pytest.mark.parametrize("call, ms_error, message", [
-    # T = 0: MindSpore "RuntimeError: could not execute a primitive" (fused path)
-    (lambda: LSTM(10, 16)(torch.zeros(0, 3, 10)), RuntimeError, r"at least one time step.*\(0, 3, 10\)"),
-    (lambda: LSTM(10, 16, batch_first=True)(torch.zeros(3, 0, 10)), RuntimeError, r"\(3, 0, 10\)"),
-    # with seq_length: "ValueError: For primitive[Stack], the stack element num must be ... >= 1"
-    (lambda: LSTM(10, 16)(torch.zeros(0, 3, 10), None, torch.zeros(3, dtype=torch.int32)), ValueError,
-     r"\(0, 3, 10\)"),
-    (lambda: LSTM(10, 16)(torch.zeros(5, 10)), ValueError, r"x_shape.size\(\) must be equal to 3.*\(5, 10\)"),
-    (lambda: LSTM(10, 16)(torch.zeros(5, 3, 7)), ValueError, "x_shape.2. .input_size. must be equal to 10, but got 7"),
-    (lambda: LSTM(10, 16)(torch.zeros(5, 3, 10), (torch.zeros(1, 3, 8),) * 2), ValueError, r"received \(1, 3, 8\)"),
-    (lambda: LSTM(10, 16)(torch.zeros(5, 3, 10), (torch.zeros(3, 16),) * 2), ValueError, r"received \(3, 16\)"),
-    (lambda: LSTM(10, 16)(torch.zeros(5, 3, 10), (torch.zeros(2, 3, 16),) * 2), ValueError, r"received \(2, 3, 16\)"),
-    # the documented bidirectional example with h0 (1, 3, 16): MindSpore IndexError
-    (lambda: LSTM(10, 16, bidirectional=True)(torch.zeros(5, 3, 10), (torch.zeros(1, 3, 16),) * 2), IndexError,
-     r"\(2, 3, 16\).*received \(1, 3, 16\)"),
-    (lambda: LSTM(10, 16, 2)(torch.zeros(5, 3, 10), (torch.zeros(1, 3, 16),) * 2), IndexError, "only 1 of 2 rows"),
-    (lambda: LSTM(10, 16)(torch.zeros(5, 3, 10), [torch.zeros(1, 3, 16)] * 2), TypeError, "'hx' must be a tuple"),
-    (lambda: LSTM(10, 16)(torch.zeros(5, 3, 10), None, torch.zeros(3)), TypeError, "'seq_length' should be one of"),
-    (lambda: LSTM(10, 16)(torch.zeros(5, 3, 10), None, torch.zeros(2, dtype=torch.int32)), ValueError,
-     "batch size of x and seq_length must be equal, but got 3 of x and 2 of seq_length"),
-    (lambda: LSTM(10, 16)(torch.zeros(5, 3, 10), None, torch.zeros(3, 1, dtype=torch.int32)), ValueError,
-     r"received \(3, 1\)"),
-    # a Python list: MindSpore "AttributeError: 'list' object has no attribute 'dtype'"
-    (lambda: LSTM(10, 16)(torch.zeros(5, 3, 10), None, [5, 5, 5]), AttributeError, "received list"),
-    (lambda: LSTM(10, 16, bidirectional=True)(torch.zeros(4, 2, 10), None, torch.tensor([7, 2])), RuntimeError,
-     r"seq_length\[0\] = 7"),
-    (lambda: LSTM(10, 16, dropout=1.0), ValueError, r"'dropout' must be a number in range \[0, 1\) representing"),
-    (lambda: LSTM(10, 16, dropout=-0.1), ValueError, r"range \[0, 1\).*but got -0.1"),
-    (lambda: LSTM(10, 16, dropout=0), TypeError, "the type of 'dropout' must be 'float', but got 'int'"),
-    (lambda: LSTM(10, 16, num_layers=0), ValueError,
-     "'num_layers' must be int and must > 0, but got '0' with type 'int'"),
-    (lambda: LSTM(10, 0), ValueError, "'hidden_size' must be int and must > 0, but got '0'"),
-    (lambda: LSTM(10, -1), ValueError, "but got '-1' with type 'int'"),
-    (lambda: LSTM(10, 2.0), TypeError, "'hidden_size' must be int, but got 'float'"),
-    (lambda: LSTM(10, 16, num_layers=True), TypeError, "but got 'True' with type 'bool'"),
-    (lambda: LSTMCell(10, 0), ValueError, "For 'LSTMCell', the 'hidden_size' must be int and must > 0"),
-    (lambda: LSTMCell(10, 16, has_bias=1), TypeError, "For 'LSTMCell', the type of 'has_bias' should be 'bool'"),
-    (lambda: LSTMCell(10, 16)(torch.zeros(10), (torch.zeros(16),) * 2), ValueError, "equal to 2"),
-    (lambda: LSTMCell(10, 16)(torch.zeros(3, 7), (torch.zeros(3, 16),) * 2), ValueError, r"received \(3, 7\)"),
-    (lambda: LSTMCell(10, 16)(torch.zeros(3, 10), (torch.zeros(2, 16),) * 2), ValueError, r"received \(2, 16\)"),
-    (lambda: LSTMCell(10, 16)(torch.zeros(3, 10), [torch.zeros(3, 16)] * 2), TypeError,
-     "For 'LSTMCell', the 'hx' must be a tuple"),
-    (lambda: LSTMCell(10, 16)(torch.zeros(3, 10), (torch.zeros(3, 16),) * 3), TypeError,
-     "For 'LSTMCell', the length of 'hx' must be '2'"),
-    (lambda: LSTMCell(10, 16)(torch.zeros(3, 10, dtype=torch.float64), (torch.zeros(3, 16),) * 2), TypeError,
-     "does not cast"),
-])
+@pytest.mark.parametrize(
+    "call, ms_error, message",
+    [
+        # T = 0: MindSpore "RuntimeError: could not execute a primitive" (fused path)
+        (lambda: LSTM(10, 16)(torch.zeros(0, 3, 10)), RuntimeError, r"at least one time step.*\(0, 3, 10\)"),
+        (lambda: LSTM(10, 16, batch_first=True)(torch.zeros(3, 0, 10)), RuntimeError, r"\(3, 0, 10\)"),
+        # with seq_length: "ValueError: For primitive[Stack], the stack element num must be ... >= 1"
+        (
+            lambda: LSTM(10, 16)(torch.zeros(0, 3, 10), None, torch.zeros(3, dtype=torch.int32)),
+            ValueError,
+            r"\(0, 3, 10\)",
+        ),
+        (lambda: LSTM(10, 16)(torch.zeros(5, 10)), ValueError, r"x_shape.size\(\) must be equal to 3.*\(5, 10\)"),
+        (
+            lambda: LSTM(10, 16)(torch.zeros(5, 3, 7)),
+            ValueError,
+            "x_shape.2. .input_size. must be equal to 10, but got 7",
+        ),
+        (lambda: LSTM(10, 16)(torch.zeros(5, 3, 10), (torch.zeros(1, 3, 8),) * 2), ValueError, r"received \(1, 3, 8\)"),
+        (lambda: LSTM(10, 16)(torch.zeros(5, 3, 10), (torch.zeros(3, 16),) * 2), ValueError, r"received \(3, 16\)"),
+        (
+            lambda: LSTM(10, 16)(torch.zeros(5, 3, 10), (torch.zeros(2, 3, 16),) * 2),
+            ValueError,
+            r"received \(2, 3, 16\)",
+        ),
+        # the documented bidirectional example with h0 (1, 3, 16): MindSpore IndexError
+        (
+            lambda: LSTM(10, 16, bidirectional=True)(torch.zeros(5, 3, 10), (torch.zeros(1, 3, 16),) * 2),
+            IndexError,
+            r"\(2, 3, 16\).*received \(1, 3, 16\)",
+        ),
+        (lambda: LSTM(10, 16, 2)(torch.zeros(5, 3, 10), (torch.zeros(1, 3, 16),) * 2), IndexError, "only 1 of 2 rows"),
+        (lambda: LSTM(10, 16)(torch.zeros(5, 3, 10), [torch.zeros(1, 3, 16)] * 2), TypeError, "'hx' must be a tuple"),
+        (lambda: LSTM(10, 16)(torch.zeros(5, 3, 10), None, torch.zeros(3)), TypeError, "'seq_length' should be one of"),
+        (
+            lambda: LSTM(10, 16)(torch.zeros(5, 3, 10), None, torch.zeros(2, dtype=torch.int32)),
+            ValueError,
+            "batch size of x and seq_length must be equal, but got 3 of x and 2 of seq_length",
+        ),
+        (
+            lambda: LSTM(10, 16)(torch.zeros(5, 3, 10), None, torch.zeros(3, 1, dtype=torch.int32)),
+            ValueError,
+            r"received \(3, 1\)",
+        ),
+        # a Python list: MindSpore "AttributeError: 'list' object has no attribute 'dtype'"
+        (lambda: LSTM(10, 16)(torch.zeros(5, 3, 10), None, [5, 5, 5]), AttributeError, "received list"),
+        (
+            lambda: LSTM(10, 16, bidirectional=True)(torch.zeros(4, 2, 10), None, torch.tensor([7, 2])),
+            RuntimeError,
+            r"seq_length\[0\] = 7",
+        ),
+        (lambda: LSTM(10, 16, dropout=1.0), ValueError, r"'dropout' must be a number in range \[0, 1\) representing"),
+        (lambda: LSTM(10, 16, dropout=-0.1), ValueError, r"range \[0, 1\).*but got -0.1"),
+        (lambda: LSTM(10, 16, dropout=0), TypeError, "the type of 'dropout' must be 'float', but got 'int'"),
+        (
+            lambda: LSTM(10, 16, num_layers=0),
+            ValueError,
+            "'num_layers' must be int and must > 0, but got '0' with type 'int'",
+        ),
+        (lambda: LSTM(10, 0), ValueError, "'hidden_size' must be int and must > 0, but got '0'"),
+        (lambda: LSTM(10, -1), ValueError, "but got '-1' with type 'int'"),
+        (lambda: LSTM(10, 2.0), TypeError, "'hidden_size' must be int, but got 'float'"),
+        (lambda: LSTM(10, 16, num_layers=True), TypeError, "but got 'True' with type 'bool'"),
+        (lambda: LSTMCell(10, 0), ValueError, "For 'LSTMCell', the 'hidden_size' must be int and must > 0"),
+        (lambda: LSTMCell(10, 16, has_bias=1), TypeError, "For 'LSTMCell', the type of 'has_bias' should be 'bool'"),
+        (lambda: LSTMCell(10, 16)(torch.zeros(10), (torch.zeros(16),) * 2), ValueError, "equal to 2"),
+        (lambda: LSTMCell(10, 16)(torch.zeros(3, 7), (torch.zeros(3, 16),) * 2), ValueError, r"received \(3, 7\)"),
+        (lambda: LSTMCell(10, 16)(torch.zeros(3, 10), (torch.zeros(2, 16),) * 2), ValueError, r"received \(2, 16\)"),
+        (
+            lambda: LSTMCell(10, 16)(torch.zeros(3, 10), [torch.zeros(3, 16)] * 2),
+            TypeError,
+            "For 'LSTMCell', the 'hx' must be a tuple",
+        ),
+        (
+            lambda: LSTMCell(10, 16)(torch.zeros(3, 10), (torch.zeros(3, 16),) * 3),
+            TypeError,
+            "For 'LSTMCell', the length of 'hx' must be '2'",
+        ),
+        (
+            lambda: LSTMCell(10, 16)(torch.zeros(3, 10, dtype=torch.float64), (torch.zeros(3, 16),) * 2),
+            TypeError,
+            "does not cast",
+        ),
+    ],
+)
 def test_error_types_are_mindspores(call, ms_error, message):
     with pytest.raises(ms_error, match=message):
         call()
@@ -259,19 +307,33 @@ def test_framework_typed_errors_are_also_lstm_bridge_argument_errors():
         LSTM(10, 16)(torch.zeros(5, 3, 10), None, [5, 5, 5])
 
 
-@pytest.mark.parametrize("dtype, want", [("Float16", torch.float16), ("float64", torch.float64),
-                                         (np.float16, torch.float16), (np.dtype("float64"), torch.float64),
-                                         (torch.float16, torch.float16)])
+@pytest.mark.parametrize(
+    "dtype, want",
+    [
+        ("Float16", torch.float16),
+        ("float64", torch.float64),
+        (np.float16, torch.float16),
+        (np.dtype("float64"), torch.float64),
+        (torch.float16, torch.float16),
+    ],
+)
 def test_dtype_accepts_mindspore_numpy_and_torch_spellings(dtype, want):
     """``str(mindspore.float16)`` is ``"Float16"``; NumPy and torch dtypes name the same types."""
     assert LSTMCell(3, 4, dtype=dtype).weight_ih.dtype == want
     assert LSTM(3, 4, dtype=dtype).weight_hh_l0.dtype == want
 
 
-@pytest.mark.parametrize("args, kwargs, error", [
-    ((10, 16, True, torch.float32, 0), {}, ValueError), ((10, 16), {"batch_size": 3}, ValueError),
-    ((10, 16), {"dropout": 0.0}, ValueError), ((10, 16), {"bidirectional": False}, ValueError),
-    ((10, 16), {"bias": True}, TypeError), ((10, 16), {"foo": 1}, TypeError)])
+@pytest.mark.parametrize(
+    "args, kwargs, error",
+    [
+        ((10, 16, True, torch.float32, 0), {}, ValueError),
+        ((10, 16), {"batch_size": 3}, ValueError),
+        ((10, 16), {"dropout": 0.0}, ValueError),
+        ((10, 16), {"bidirectional": False}, ValueError),
+        ((10, 16), {"bias": True}, TypeError),
+        ((10, 16), {"foo": 1}, TypeError),
+    ],
+)
 def test_lstmcell_rejects_pre_1_6_arguments_as_mindspore(args, kwargs, error):
     """MindSpore 2.10: more than 4 positional arguments or the old layer keywords -> ValueError naming the
     old API; any other unknown keyword (``bias=``) -> TypeError."""

@@ -1,4 +1,5 @@
 """The front ends behave as torch Modules: torch.compile, .to(float64), state_dict round trips."""
+
 from __future__ import annotations
 
 import io

@@ -7,6 +7,7 @@ back), and every native run asserts ``backend.last_used == "native"``.
 If the kernel cannot be built while ninja and a C++ compiler are present, every test here fails
 with the build error (never a silent skip).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -24,8 +25,17 @@ from lstm_bridge.engine import backend, native, run_layer
 from lstm_bridge.engine.native import build, workspace
 from lstm_bridge.engine.semantics import CellActivations, DirectionWeights, DropoutMasks, LayerSemantics, MaskedOutput
 
-NATIVE_ACTS = [A.sigmoid, A.tanh, A.hard_sigmoid_keras2, A.hard_sigmoid_keras3, A.relu, A.linear, A.softsign,
-               A.ms_cpu_sigmoid, A.ms_cpu_tanh]
+NATIVE_ACTS = [
+    A.sigmoid,
+    A.tanh,
+    A.hard_sigmoid_keras2,
+    A.hard_sigmoid_keras3,
+    A.relu,
+    A.linear,
+    A.softsign,
+    A.ms_cpu_sigmoid,
+    A.ms_cpu_tanh,
+]
 TOL = {torch.float32: dict(rtol=1e-5, atol=1e-5), torch.float64: dict(rtol=1e-12, atol=1e-12)}
 GRAD_TOL = {torch.float32: dict(rtol=1e-4, atol=1e-5), torch.float64: dict(rtol=1e-10, atol=1e-12)}
 
@@ -47,6 +57,7 @@ def kernel_built():
 
 
 # --- case generation -------------------------------------------------------------------------------
+
 
 def make_valid(kind: str, T: int, B: int, gen: torch.Generator) -> Optional[torch.Tensor]:
     """(T, B) step masks: right/left padding, random holes, one fully masked row, or None."""
@@ -70,8 +81,19 @@ def make_valid(kind: str, T: int, B: int, gen: torch.Generator) -> Optional[torc
     raise ValueError(kind)
 
 
-def make_case(T: int, B: int, I: int, H: Sequence[int], dtype: torch.dtype, seed: int, *, dropout_g: int,
-              valid_kind: str, with_h0: bool = True, bias: bool = True):
+def make_case(
+    T: int,
+    B: int,
+    I: int,
+    H: Sequence[int],
+    dtype: torch.dtype,
+    seed: int,
+    *,
+    dropout_g: int,
+    valid_kind: str,
+    with_h0: bool = True,
+    bias: bool = True,
+):
     gen = torch.Generator().manual_seed(seed)
 
     def rnd(*shape, scale=0.4):
@@ -80,8 +102,9 @@ def make_case(T: int, B: int, I: int, H: Sequence[int], dtype: torch.dtype, seed
     x = rnd(T, B, I, scale=1.0)
     dirs = []
     for h in H:  # uneven random weights: constant ones would hide gate-order bugs
-        dirs.append(DirectionWeights(rnd(4 * h, I), rnd(4 * h, h), rnd(4 * h) if bias else None,
-                                     rnd(4 * h) if bias else None))
+        dirs.append(
+            DirectionWeights(rnd(4 * h, I), rnd(4 * h, h), rnd(4 * h) if bias else None, rnd(4 * h) if bias else None)
+        )
     if with_h0:
         h0 = [rnd(B, h) for h in H]
         c0 = [rnd(B, h) for h in H]
@@ -144,8 +167,17 @@ N_ACTS = len(NATIVE_ACTS)
 TRIPLES = [(NATIVE_ACTS[i], NATIVE_ACTS[(i + 3) % N_ACTS], NATIVE_ACTS[(i + 5) % N_ACTS]) for i in range(N_ACTS)]
 
 MATRIX = [
-    pytest.param(d, m, r, g, dt, TRIPLES[n % N_ACTS], n % 2 == 0, n,
-                 id=f"{d}-{m}-{r.value}-G{g}-{str(dt)[6:]}-{TRIPLES[n % N_ACTS][0].name}-h0{int(n % 2 == 0)}")
+    pytest.param(
+        d,
+        m,
+        r,
+        g,
+        dt,
+        TRIPLES[n % N_ACTS],
+        n % 2 == 0,
+        n,
+        id=f"{d}-{m}-{r.value}-G{g}-{str(dt)[6:]}-{TRIPLES[n % N_ACTS][0].name}-h0{int(n % 2 == 0)}",
+    )
     for n, (d, m, r, g, dt) in enumerate(itertools.product(DIRECTIONS, MASKS, RULES, DROPOUT_G, DTYPES))
 ]
 
@@ -153,8 +185,7 @@ MATRIX = [
 @pytest.mark.parametrize("direction, mask, rule, dropout_g, dtype, acts, with_h0, seed", MATRIX)
 def test_matches_torch_path(monkeypatch, direction, mask, rule, dropout_g, dtype, acts, with_h0, seed):
     reverse, hidden = DIRECTIONS[direction]
-    case = make_case(6, 5, 3, hidden, dtype, seed=seed,
-                     dropout_g=dropout_g, valid_kind=mask, with_h0=with_h0)
+    case = make_case(6, 5, 3, hidden, dtype, seed=seed, dropout_g=dropout_g, valid_kind=mask, with_h0=with_h0)
     sem = LayerSemantics(CellActivations(*acts), rule)
     assert_matches(monkeypatch, case, reverse, sem, dtype)
 
@@ -189,8 +220,7 @@ def test_unknown_gemm_path_is_an_error(monkeypatch):
     monkeypatch.setenv("LSTM_BRIDGE_BACKEND", "native")
     x, dirs, h0, c0, valid, _ = make_case(3, 2, 3, [4], torch.float32, seed=1, dropout_g=0, valid_kind="holes")
     with pytest.raises(ValueError, match="GEMM_PATH must be 'kernel', 'mkl' or 'aten'; received 'cublas'"):
-        run_layer(x, dirs, h0, c0, reverse=[False], valid=valid,
-                  semantics=LayerSemantics(CellActivations(A.relu)))
+        run_layer(x, dirs, h0, c0, reverse=[False], valid=valid, semantics=LayerSemantics(CellActivations(A.relu)))
 
 
 @pytest.mark.parametrize("gemm", ["kernel", "mkl", "aten"])
@@ -198,8 +228,9 @@ def test_larger_batch_runs_parallel_rows(monkeypatch, gemm):
     """Enough work for the batch to be split across threads (each block of rows runs the whole
     sequence on its own thread); no bias; only weights need gradients."""
     monkeypatch.setattr(native, "GEMM_PATH", gemm)
-    x, dirs, h0, c0, valid, dropout = make_case(5, 70, 6, [16], torch.float32, seed=11, dropout_g=0,
-                                                valid_kind="right", bias=False)
+    x, dirs, h0, c0, valid, dropout = make_case(
+        5, 70, 6, [16], torch.float32, seed=11, dropout_g=0, valid_kind="right", bias=False
+    )
     x = x.detach()
     h0 = [h.detach() for h in h0]
     c0 = [c.detach() for c in c0]
@@ -209,8 +240,10 @@ def test_larger_batch_runs_parallel_rows(monkeypatch, gemm):
         monkeypatch.setenv("LSTM_BRIDGE_BACKEND", which)
         outs, hs, cs = run_layer(x, dirs, h0, c0, reverse=[False], valid=valid, semantics=sem)
         assert backend.last_used == which
-        grads[which] = (outs[0].detach(), torch.autograd.grad((outs[0] * outs[0]).sum() + cs[0].sum(),
-                                                              [dirs[0].w_ih, dirs[0].w_hh]))
+        grads[which] = (
+            outs[0].detach(),
+            torch.autograd.grad((outs[0] * outs[0]).sum() + cs[0].sum(), [dirs[0].w_ih, dirs[0].w_hh]),
+        )
     torch.testing.assert_close(grads["native"][0], grads["torch"][0], rtol=1e-5, atol=1e-5)
     for a, b in zip(grads["native"][1], grads["torch"][1]):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
@@ -234,18 +267,19 @@ GRADCHECK = [
 @pytest.mark.parametrize("name, reverse, mask, rule, dropout_g, acts", GRADCHECK, ids=[g[0] for g in GRADCHECK])
 def test_gradcheck_float64(monkeypatch, name, reverse, mask, rule, dropout_g, acts):
     monkeypatch.setenv("LSTM_BRIDGE_BACKEND", "native")
-    hidden = [3, 2][:len(reverse)]
-    x, dirs, h0, c0, valid, dropout = make_case(4, 3, 2, hidden, torch.float64, seed=5, dropout_g=dropout_g,
-                                                valid_kind=mask)
+    hidden = [3, 2][: len(reverse)]
+    x, dirs, h0, c0, valid, dropout = make_case(
+        4, 3, 2, hidden, torch.float64, seed=5, dropout_g=dropout_g, valid_kind=mask
+    )
     sem = LayerSemantics(CellActivations(*acts), rule)
     D = len(dirs)
     inputs = leaves(x, dirs, h0, c0)
 
     def fn(*flat):
         xx = flat[0]
-        ws = [DirectionWeights(*flat[1 + 4 * d:5 + 4 * d]) for d in range(D)]
-        hh = list(flat[1 + 4 * D:1 + 5 * D])
-        cc = list(flat[1 + 5 * D:1 + 6 * D])
+        ws = [DirectionWeights(*flat[1 + 4 * d : 5 + 4 * d]) for d in range(D)]
+        hh = list(flat[1 + 4 * D : 1 + 5 * D])
+        cc = list(flat[1 + 5 * D : 1 + 6 * D])
         outs, hs, cs = run_layer(xx, ws, hh, cc, reverse=reverse, valid=valid, semantics=sem, dropout=dropout)
         assert backend.last_used == "native"
         return tuple(outs) + tuple(hs) + tuple(cs)
@@ -254,6 +288,7 @@ def test_gradcheck_float64(monkeypatch, name, reverse, mask, rule, dropout_g, ac
 
 
 # --- the kernel ran; what it declines; errors ------------------------------------------------------
+
 
 def test_native_actually_ran(monkeypatch):
     monkeypatch.setenv("LSTM_BRIDGE_BACKEND", "auto")
@@ -294,8 +329,9 @@ def test_declines_what_it_cannot_run(monkeypatch):
     with pytest.raises(NotImplementedError, match="no native implementation"):
         native.check_supported(x, dirs, valid=valid, semantics=custom, dropout=[None])
     # MindSpore's CPU activation emulations are native (ids 7, 8): supported
-    native.check_supported(x, dirs, valid=valid, semantics=LayerSemantics(CellActivations(A.ms_cpu_sigmoid)),
-                           dropout=[None])
+    native.check_supported(
+        x, dirs, valid=valid, semantics=LayerSemantics(CellActivations(A.ms_cpu_sigmoid)), dropout=[None]
+    )
     with pytest.raises(NotImplementedError, match="float16"):
         native.check_supported(x.half(), dirs, valid=valid, semantics=LayerSemantics(), dropout=[None])
     # the kernel can run the standard LSTM; the backend's policy leaves larger ones to oneDNN
@@ -316,8 +352,7 @@ def test_shape_errors_name_expected_and_received():
     x, dirs, h0, c0, valid, _ = make_case(5, 2, 3, [4], torch.float32, seed=1, dropout_g=0, valid_kind="holes")
     sem = LayerSemantics(CellActivations(A.hard_sigmoid_keras2))
     with pytest.raises(ValueError, match=r"expected h0 \(2, 4\); received \(3, 4\)"):
-        native.run_layer(x, dirs, [torch.zeros(3, 4)], c0, reverse=[False], valid=valid, semantics=sem,
-                         dropout=[None])
+        native.run_layer(x, dirs, [torch.zeros(3, 4)], c0, reverse=[False], valid=valid, semantics=sem, dropout=[None])
     with pytest.raises(ValueError, match=r"valid must be \(T, B\) = \(5, 2\); received \(4, 2\)"):
         native.run_layer(x, dirs, h0, c0, reverse=[False], valid=valid[:4], semantics=sem, dropout=[None])
     bad = DropoutMasks(recurrent=torch.ones(2, 2, 4))
@@ -327,15 +362,12 @@ def test_shape_errors_name_expected_and_received():
 
 def test_inference_saves_nothing_and_matches_training_forward(monkeypatch):
     monkeypatch.setenv("LSTM_BRIDGE_BACKEND", "native")
-    x, dirs, h0, c0, valid, dropout = make_case(6, 3, 4, [5, 5], torch.float32, seed=9, dropout_g=1,
-                                                valid_kind="holes")
+    x, dirs, h0, c0, valid, dropout = make_case(6, 3, 4, [5, 5], torch.float32, seed=9, dropout_g=1, valid_kind="holes")
     sem = LayerSemantics(CellActivations(A.hard_sigmoid_keras2, A.tanh, A.tanh), MaskedOutput.ZERO)
     with torch.no_grad():
-        outs, hs, cs = run_layer(x, dirs, h0, c0, reverse=[False, True], valid=valid, semantics=sem,
-                                 dropout=dropout)
+        outs, hs, cs = run_layer(x, dirs, h0, c0, reverse=[False, True], valid=valid, semantics=sem, dropout=dropout)
     assert not outs[0].requires_grad and outs[0].grad_fn is None
-    outs2, hs2, cs2 = run_layer(x, dirs, h0, c0, reverse=[False, True], valid=valid, semantics=sem,
-                                dropout=dropout)
+    outs2, hs2, cs2 = run_layer(x, dirs, h0, c0, reverse=[False, True], valid=valid, semantics=sem, dropout=dropout)
     assert outs2[0].grad_fn is not None
     for a, b in zip(outs + hs + cs, outs2 + hs2 + cs2):
         torch.testing.assert_close(a, b.detach(), rtol=0, atol=0)
@@ -379,11 +411,36 @@ def _activation_grid(dtype: torch.dtype) -> torch.Tensor:
     """Dense and random points, the MindSpore cut-offs (+-5, -87.34, 88.72), signed zeros, inf and NaN;
     an odd length so that every vector loop also runs its tail."""
     gen = torch.Generator().manual_seed(5)
-    special = torch.tensor([5.0, -5.0, 4.99, 5.0000005, -5.0000005, 0.0, -0.0, 87.3365478515625, -87.3365478515625,
-                            88.72283935546875, -88.72283935546875, 1e-38, -1e-38, 100.0, -100.0,
-                            float("inf"), float("-inf"), float("nan")])
-    grid = torch.cat([torch.linspace(-100, 100, 200001), torch.linspace(-6, 6, 120001),
-                      torch.randn(50001, generator=gen) * 8, special])
+    special = torch.tensor(
+        [
+            5.0,
+            -5.0,
+            4.99,
+            5.0000005,
+            -5.0000005,
+            0.0,
+            -0.0,
+            87.3365478515625,
+            -87.3365478515625,
+            88.72283935546875,
+            -88.72283935546875,
+            1e-38,
+            -1e-38,
+            100.0,
+            -100.0,
+            float("inf"),
+            float("-inf"),
+            float("nan"),
+        ]
+    )
+    grid = torch.cat(
+        [
+            torch.linspace(-100, 100, 200001),
+            torch.linspace(-6, 6, 120001),
+            torch.randn(50001, generator=gen) * 8,
+            special,
+        ]
+    )
     return grid.to(dtype)
 
 
@@ -482,6 +539,7 @@ def test_matmul_nt_rejects_mismatched_operands():
 
 # --- autograd: every saved tensor is visible to saved-tensor hooks and checkpointing ---------------
 
+
 def _contains_tensor(value, depth: int = 0) -> bool:
     """Whether ``value`` holds a tensor (through tuples, lists, dicts and plain objects' attributes)."""
     if isinstance(value, torch.Tensor):
@@ -555,8 +613,9 @@ def test_saved_tensors_hooks_see_every_saved_tensor(monkeypatch):
 
     _, loss = _loss_and_grads(x, dirs, h0, c0, valid, dropout, sem, hooks=(pack, unpack))
     assert len(originals) == 15
-    user = {t.untyped_storage().data_ptr() for t in inputs + [valid] + [m for d in dropout
-                                                                       for m in (d.inputs, d.recurrent)]}
+    user = {
+        t.untyped_storage().data_ptr() for t in inputs + [valid] + [m for d in dropout for m in (d.inputs, d.recurrent)]
+    }
     intermediates = [t for t in originals if t.untyped_storage().data_ptr() not in user]
     assert len(intermediates) == 1 + 2 * 2 + 1  # gates, c_prev and h_prev per direction, valid as uint8
     with torch.no_grad():
@@ -595,7 +654,7 @@ def test_checkpoint_recomputes_and_gives_the_same_gradients(monkeypatch):
         return _loss_and_grads(*rebuild(flat), valid, dropout, sem)[1]
 
     def rebuild(flat):
-        ws = [DirectionWeights(*flat[1 + 4 * d:5 + 4 * d]) for d in range(2)]
+        ws = [DirectionWeights(*flat[1 + 4 * d : 5 + 4 * d]) for d in range(2)]
         return flat[0], ws, list(flat[9:11]), list(flat[11:13])
 
     loss = torch.utils.checkpoint.checkpoint(layer, *inputs, use_reentrant=False)

@@ -6,6 +6,7 @@ pause between (a slow linker), so a reader that looked at the final path mid-bui
 file. Everything else (cache layout, lock, staging, rename, import) is the real code. The kernel
 itself is built once per session by the ``real_library`` fixture (a cache hit normally).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -30,7 +31,7 @@ from lstm_bridge.engine.semantics import CellActivations, DirectionWeights, Laye
 SEMANTICS = LayerSemantics(CellActivations(A.hard_sigmoid_keras2, A.tanh, A.tanh))
 
 # Stand-in for the compiler, for subprocesses: installed by the code under test's own seam.
-FAKE_COMPILE = r'''
+FAKE_COMPILE = r"""
 import os, sys, time
 from pathlib import Path
 from lstm_bridge.engine.native import build
@@ -52,9 +53,9 @@ def _fake_compile(name, directory, verbose):
     return build._import_built(target, name)
 
 build._compile = _fake_compile
-'''
+"""
 
-RUN_ONE_LAYER = r'''
+RUN_ONE_LAYER = r"""
 import os
 import torch
 from lstm_bridge import activations as A
@@ -68,7 +69,7 @@ if os.environ.get("LB_TEST_ARRIVED"):
 run_layer(x, [w], [z], [z], reverse=[False], semantics=LayerSemantics(CellActivations(A.relu)))
 assert backend.last_used == "native", backend.last_used
 print("RAN", backend.last_used)
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +92,9 @@ def real_library() -> Path:
 def _case():
     gen = torch.Generator().manual_seed(4)
     x = torch.randn(5, 3, 4, generator=gen)
-    w = DirectionWeights(torch.randn(12, 4, generator=gen), torch.randn(12, 3, generator=gen),
-                         torch.randn(12, generator=gen), None)
+    w = DirectionWeights(
+        torch.randn(12, 4, generator=gen), torch.randn(12, 3, generator=gen), torch.randn(12, generator=gen), None
+    )
     h = torch.randn(3, 3, generator=gen)
     return x, [w], [h], [h.clone()]
 
@@ -199,7 +201,7 @@ def test_the_final_library_path_only_ever_holds_a_complete_file(real_library, mo
             out.flush()
             mid_link.set()
             finish.wait(10)
-            out.write(data[len(data) // 2:])
+            out.write(data[len(data) // 2 :])
         return types.SimpleNamespace(built_in=str(directory))
 
     monkeypatch.setattr(build, "_compile", slow_compile)
@@ -221,8 +223,13 @@ def test_the_final_library_path_only_ever_holds_a_complete_file(real_library, mo
 
 
 def _subprocess_env(tmp_path: Path, real_library: Path, **extra: str) -> dict:
-    env = dict(os.environ, LSTM_BRIDGE_CACHE=str(tmp_path / "cache"), LSTM_BRIDGE_BACKEND="auto",
-               LB_TEST_REAL_SO=str(real_library), LB_TEST_COMPILE_LOG=str(tmp_path / "compile.log"))
+    env = dict(
+        os.environ,
+        LSTM_BRIDGE_CACHE=str(tmp_path / "cache"),
+        LSTM_BRIDGE_BACKEND="auto",
+        LB_TEST_REAL_SO=str(real_library),
+        LB_TEST_COMPILE_LOG=str(tmp_path / "compile.log"),
+    )
     env.update(extra)
     return env
 
@@ -235,15 +242,17 @@ def test_two_processes_building_into_an_empty_cache_both_succeed(real_library, t
     env_a = _subprocess_env(tmp_path, real_library, LB_TEST_LINK_SECONDS="2", LB_TEST_WAIT_FOR=str(arrived))
     env_b = _subprocess_env(tmp_path, real_library, LB_TEST_ARRIVED=str(arrived))
     code = FAKE_COMPILE + RUN_ONE_LAYER
-    a = subprocess.Popen([sys.executable, "-c", code], env=env_a, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True)
+    a = subprocess.Popen(
+        [sys.executable, "-c", code], env=env_a, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     log = tmp_path / "compile.log"
     deadline = time.monotonic() + 120
     while not log.exists() and time.monotonic() < deadline and a.poll() is None:
         time.sleep(0.05)
     assert log.exists(), "process A never started its build"
-    b = subprocess.Popen([sys.executable, "-c", code], env=env_b, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True)
+    b = subprocess.Popen(
+        [sys.executable, "-c", code], env=env_b, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     out_a, err_a = a.communicate(timeout=180)
     out_b, err_b = b.communicate(timeout=180)
     assert a.returncode == 0, err_a
@@ -258,14 +267,13 @@ def test_two_processes_building_into_an_empty_cache_both_succeed(real_library, t
 def test_without_fcntl_the_kernel_still_loads_with_a_visible_warning(real_library, tmp_path):
     """A platform where neither fcntl nor msvcrt imports: importing the package and selecting the
     backend work, the first build runs under an in-process lock and says so (RuntimeWarning)."""
-    code = ("import sys, warnings\n"
-            "sys.modules['fcntl'] = None\n"
-            "sys.modules['msvcrt'] = None\n"
-            "warnings.simplefilter('always')\n"
-            + FAKE_COMPILE
-            + "from lstm_bridge.engine.native import filelock\n"
-            "assert filelock.KIND == 'none', filelock.KIND\n"
-            + RUN_ONE_LAYER)
+    code = (
+        "import sys, warnings\n"
+        "sys.modules['fcntl'] = None\n"
+        "sys.modules['msvcrt'] = None\n"
+        "warnings.simplefilter('always')\n" + FAKE_COMPILE + "from lstm_bridge.engine.native import filelock\n"
+        "assert filelock.KIND == 'none', filelock.KIND\n" + RUN_ONE_LAYER
+    )
     env = _subprocess_env(tmp_path, real_library, LB_TEST_LINK_SECONDS="0")
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr
@@ -276,6 +284,7 @@ def test_without_fcntl_the_kernel_still_loads_with_a_visible_warning(real_librar
 
 class _FakeMsvcrt(types.ModuleType):
     """msvcrt.locking's contract (one byte at the file position; LK_NBLCK raises OSError while held)."""
+
     LK_UNLCK, LK_NBLCK = 0, 2
 
     def __init__(self) -> None:

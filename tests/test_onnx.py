@@ -1,4 +1,5 @@
 """ONNX export (lstm_bridge.formats.onnx): checked graphs that onnxruntime runs to our front ends' outputs."""
+
 from __future__ import annotations
 
 import os
@@ -41,8 +42,9 @@ KERAS_CASES = {
     "uni_seq_state": lambda: LSTM(5, return_sequences=True, return_state=True),
     "uni_last_nobias": lambda: LSTM(5, use_bias=False, return_state=True),
     "hard_sigmoid_keras2": lambda: LSTM(5, recurrent_activation="hard_sigmoid", return_sequences=True),
-    "hard_sigmoid_keras3": lambda: LSTM(5, recurrent_activation="hard_sigmoid", keras_version=3,
-                                        return_sequences=True, return_state=True),
+    "hard_sigmoid_keras3": lambda: LSTM(
+        5, recurrent_activation="hard_sigmoid", keras_version=3, return_sequences=True, return_state=True
+    ),
     "relu_candidate": lambda: LSTM(5, activation="relu", return_sequences=True),
     "linear_candidate": lambda: LSTM(5, activation=None, return_sequences=True),
     "softsign": lambda: LSTM(5, activation="softsign", return_sequences=True),
@@ -51,8 +53,9 @@ KERAS_CASES = {
     "bi_concat_state": lambda: Bidirectional(LSTM(5, return_sequences=True, return_state=True)),
     "bi_sum": lambda: Bidirectional(LSTM(5, return_sequences=True), merge_mode="sum"),
     "bi_mul_last": lambda: Bidirectional(LSTM(5), merge_mode="mul"),
-    "bi_ave": lambda: Bidirectional(LSTM(5, return_sequences=True, recurrent_activation="hard_sigmoid"),
-                                    merge_mode="ave"),
+    "bi_ave": lambda: Bidirectional(
+        LSTM(5, return_sequences=True, recurrent_activation="hard_sigmoid"), merge_mode="ave"
+    ),
     "bi_none": lambda: Bidirectional(LSTM(5, return_sequences=True, return_state=True), merge_mode=None),
 }
 
@@ -91,11 +94,15 @@ def test_gate_order_and_layout_in_the_graph(rng, tmp_path):
     H = 3
     # ONNX gate order i, o, f, c; Keras i, f, c, o
     for onnx_block, keras_block in enumerate([0, 3, 1, 2]):
-        assert np.array_equal(W[0, onnx_block * H:(onnx_block + 1) * H],
-                              kernel[:, keras_block * H:(keras_block + 1) * H].T)
-        assert np.array_equal(R[0, onnx_block * H:(onnx_block + 1) * H],
-                              recurrent[:, keras_block * H:(keras_block + 1) * H].T)
-        assert np.array_equal(B[0, onnx_block * H:(onnx_block + 1) * H], bias[keras_block * H:(keras_block + 1) * H])
+        assert np.array_equal(
+            W[0, onnx_block * H : (onnx_block + 1) * H], kernel[:, keras_block * H : (keras_block + 1) * H].T
+        )
+        assert np.array_equal(
+            R[0, onnx_block * H : (onnx_block + 1) * H], recurrent[:, keras_block * H : (keras_block + 1) * H].T
+        )
+        assert np.array_equal(
+            B[0, onnx_block * H : (onnx_block + 1) * H], bias[keras_block * H : (keras_block + 1) * H]
+        )
     assert not B[:, 12:].any()  # the Keras bias is Wb; Rb = 0
     attrs = {a.name: onnx.helper.get_attribute_value(a) for a in lstm.attribute}
     assert attrs["direction"] == b"bidirectional" and attrs["hidden_size"] == 3
@@ -112,8 +119,10 @@ def test_hard_sigmoid_attributes(rng, tmp_path):
 
 
 def test_keras_stack_time_major_with_states_and_lengths(rng, tmp_path):
-    layers = [_set(Bidirectional(LSTM(5, return_sequences=True, time_major=True)), rng, 4, True),
-              _set(LSTM(5, return_sequences=False, return_state=True, time_major=True), rng, 10, True)]
+    layers = [
+        _set(Bidirectional(LSTM(5, return_sequences=True, time_major=True)), rng, 4, True),
+        _set(LSTM(5, return_sequences=False, return_state=True, time_major=True), rng, 10, True),
+    ]
     x = rng.standard_normal((6, 3, 4)).astype(np.float32)
     mask = np.array([[1] * 6, [1] * 4 + [0] * 2, [1] + [0] * 5], bool)  # (B, T), right-padded
     lengths = mask.sum(1).astype(np.int32)
@@ -149,8 +158,9 @@ def test_mindspore_export_with_hx_and_seq_length(rng, tmp_path, batch_first):
     path = tmp_path / "ms.onnx"
     lb_onnx.save(net, path, lengths=True, initial_state=True)
     got = _run(path, {"input": x, "seq_length": seq, "h0": h0, "c0": c0})
-    out, (h_n, c_n) = net(torch.from_numpy(x), (torch.from_numpy(h0), torch.from_numpy(c0)),
-                          seq_length=torch.from_numpy(seq))
+    out, (h_n, c_n) = net(
+        torch.from_numpy(x), (torch.from_numpy(h0), torch.from_numpy(c0)), seq_length=torch.from_numpy(seq)
+    )
     assert max_abs(got["output"], out) <= TOL
     assert max_abs(got["h_n"], h_n) <= TOL and max_abs(got["c_n"], c_n) <= TOL
 
@@ -169,6 +179,7 @@ def test_torch_lstm_export(tmp_path):
 def test_real_mindspore_checkpoint_reproduces_recorded_outputs(tmp_path):
     """A real MindSpore 2.10 .ckpt -> ONNX -> onnxruntime == MindSpore's own recorded outputs."""
     from lstm_bridge.io import load
+
     mf = load(FIXTURES / "mindspore" / "lstm_2layer_bi.ckpt")
     data = np.load(FIXTURES / "mindspore" / "lstm_2layer_bi_io.npz")
     path = tmp_path / "ms.onnx"
@@ -179,8 +190,10 @@ def test_real_mindspore_checkpoint_reproduces_recorded_outputs(tmp_path):
     assert max_abs(got["h_n"], data["hn_hx"]) <= TOL and max_abs(got["c_n"], data["cn_hx"]) <= TOL
     # with seq_length MindSpore's CPU kernel uses its approximate sigmoid/tanh (spec §3; up to 1e-4 in
     # general); on this fixture the exact-activation graph is 4.2e-7 away
-    got = _run(path, {"input": data["x"], "seq_length": data["seq_length"].astype(np.int32),
-                      "h0": data["h0"], "c0": data["c0"]})
+    got = _run(
+        path,
+        {"input": data["x"], "seq_length": data["seq_length"].astype(np.int32), "h0": data["h0"], "c0": data["c0"]},
+    )
     assert max_abs(got["output"], data["out_hx_seqlen"]) <= TOL
     assert max_abs(got["h_n"], data["hn_hx_seqlen"]) <= TOL
 
@@ -188,6 +201,7 @@ def test_real_mindspore_checkpoint_reproduces_recorded_outputs(tmp_path):
 def test_real_keras_file_reproduces_recorded_outputs(tmp_path):
     """tf_keras bilstm_stacked.h5: ONNX LSTM chain + the file's Dense == tf_keras's recorded output."""
     from lstm_bridge.io import load
+
     mf = load(FIXTURES / "keras" / "tfkeras_bilstm_stacked.h5")
     report = lb_onnx.save(mf, tmp_path / "k.onnx")
     assert report.written == ["bidirectional", "lstm_1", "lstm_2"]
@@ -202,6 +216,7 @@ def test_real_keras_file_reproduces_recorded_outputs(tmp_path):
 @pytest.mark.parametrize("name", ["tfkeras_lstm_hard_sigmoid.h5", "keras3_lstm_hard_sigmoid.keras"])
 def test_real_hard_sigmoid_files(name, tmp_path):
     from lstm_bridge.io import load
+
     mf = load(FIXTURES / "keras" / name)
     lb_onnx.save(mf, tmp_path / "hs.onnx")
     stem = name.split(".")[0]

@@ -8,6 +8,7 @@ Ground truths, none of them the oracle itself:
   with the emulated activations, see docs/spec/mindspore_gru_rnn.md §3);
 * closed-form identities (reset_after=False vs True when r is the same for every unit; masks).
 """
+
 from __future__ import annotations
 
 import json
@@ -57,6 +58,7 @@ def _torch_gru_from_keras(W, U, b, **kw) -> torch.nn.GRU:
 # 1. against torch in float64
 # =============================================================================================
 
+
 @pytest.mark.parametrize("B,T,F,u", [(1, 1, 1, 1), (3, 7, 4, 5), (2, 12, 6, 3)])
 @pytest.mark.parametrize("with_h0", [False, True])
 def test_keras_gru_reset_after_matches_torch_gru(B, T, F, u, with_h0):
@@ -64,8 +66,7 @@ def test_keras_gru_reset_after_matches_torch_gru(B, T, F, u, with_h0):
     x = rng.normal(size=(B, T, F))
     W, U, b = _keras_gru_weights(rng, F, u)
     h0 = rng.normal(size=(B, u)) if with_h0 else None
-    y, h = R.keras_gru(x, W, U, b, initial_state=None if h0 is None else [h0], return_sequences=True,
-                       return_state=True)
+    y, h = R.keras_gru(x, W, U, b, initial_state=None if h0 is None else [h0], return_sequences=True, return_state=True)
     m = _torch_gru_from_keras(W, U, b)
     yt, ht = m(_t(x), None if h0 is None else _t(h0)[None])
     assert _maxdiff(y, yt.detach()) < 1e-12
@@ -79,8 +80,9 @@ def test_keras_gru_permutation_matters():
     W, U, b = _keras_gru_weights(rng, 3, 4)
     y = R.keras_gru(x, W, U, b, return_sequences=True)
     m = torch.nn.GRU(3, 4, batch_first=True).double()
-    m.load_state_dict({"weight_ih_l0": _t(W.T), "weight_hh_l0": _t(U.T), "bias_ih_l0": _t(b[0]),
-                       "bias_hh_l0": _t(b[1])})
+    m.load_state_dict(
+        {"weight_ih_l0": _t(W.T), "weight_hh_l0": _t(U.T), "bias_ih_l0": _t(b[0]), "bias_hh_l0": _t(b[1])}
+    )
     assert _maxdiff(y, m(_t(x))[0].detach()) > 1e-2
 
 
@@ -115,9 +117,9 @@ def test_keras_gru_reset_before_identity():
     u = 4
     b = rng.normal(size=3 * u)
     W1, U1, b1 = W.copy(), U.copy(), b.copy()
-    W1[:, u:2 * u] = 0.0
-    U1[:, u:2 * u] = 0.0
-    b1[u:2 * u] = 0.3  # r = σ(0.3) for every unit and step
+    W1[:, u : 2 * u] = 0.0
+    U1[:, u : 2 * u] = 0.0
+    b1[u : 2 * u] = 0.3  # r = σ(0.3) for every unit and step
     before = R.keras_gru(x, W1, U1, b1, reset_after=False, return_sequences=True)
     after = R.keras_gru(x, W1, U1, np.stack([b1, np.zeros(3 * u)]), reset_after=True, return_sequences=True)
     assert _maxdiff(before, after) < 1e-14
@@ -133,8 +135,9 @@ def test_keras_gru_cell_equals_one_layer_step():
     for reset_after in (True, False):
         W, U, b = _keras_gru_weights(rng, 4, 2, reset_after)
         step = R.keras_gru_cell(x[:, 0], h0, W, U, b, reset_after=reset_after, recurrent_activation="hard_sigmoid")
-        layer = R.keras_gru(x, W, U, b, reset_after=reset_after, recurrent_activation="hard_sigmoid",
-                            initial_state=[h0])
+        layer = R.keras_gru(
+            x, W, U, b, reset_after=reset_after, recurrent_activation="hard_sigmoid", initial_state=[h0]
+        )
         assert _maxdiff(step, layer) == 0.0
 
 
@@ -147,11 +150,13 @@ def test_keras_simple_rnn_matches_torch_rnn(activation):
     U = rng.normal(size=(u, u)) * 0.5
     b = rng.normal(size=u) * 0.5
     h0 = rng.normal(size=(B, u))
-    y, h = R.keras_simple_rnn(x, W, U, b, activation=activation, initial_state=h0, return_sequences=True,
-                              return_state=True)
+    y, h = R.keras_simple_rnn(
+        x, W, U, b, activation=activation, initial_state=h0, return_sequences=True, return_state=True
+    )
     m = torch.nn.RNN(F, u, nonlinearity=activation, batch_first=True).double()
-    m.load_state_dict({"weight_ih_l0": _t(W.T), "weight_hh_l0": _t(U.T), "bias_ih_l0": _t(b),
-                       "bias_hh_l0": _t(np.zeros(u))})
+    m.load_state_dict(
+        {"weight_ih_l0": _t(W.T), "weight_hh_l0": _t(U.T), "bias_ih_l0": _t(b), "bias_hh_l0": _t(np.zeros(u))}
+    )
     yt, ht = m(_t(x), _t(h0)[None])
     assert _maxdiff(y, yt.detach()) < 1e-12
     assert _maxdiff(h, ht[0].detach()) < 1e-12
@@ -165,16 +170,22 @@ def test_keras_bidirectional_gru_matches_torch(merge_mode):
     x = rng.normal(size=(2, 5, 3))
     fw = _keras_gru_weights(rng, 3, 4)
     bw = _keras_gru_weights(rng, 3, 4)
-    out = R.keras_bidirectional_family("gru", x, fw, bw, merge_mode=merge_mode, return_sequences=True,
-                                       return_state=True)
+    out = R.keras_bidirectional_family(
+        "gru", x, fw, bw, merge_mode=merge_mode, return_sequences=True, return_state=True
+    )
     m = torch.nn.GRU(3, 4, batch_first=True, bidirectional=True).double()
     sd = {k: _t(v) for k, v in R.keras_gru_to_torch(*fw).items()}
     sd.update({k + "_reverse": _t(v) for k, v in R.keras_gru_to_torch(*bw).items()})
     m.load_state_dict(sd)
     yt, ht = m(_t(x))
     yf, yb = yt[..., :4].detach().numpy(), yt[..., 4:].detach().numpy()
-    expected = {"concat": [np.concatenate([yf, yb], -1)], "sum": [yf + yb], "mul": [yf * yb], "ave": [(yf + yb) / 2],
-                None: [yf, yb]}[merge_mode]
+    expected = {
+        "concat": [np.concatenate([yf, yb], -1)],
+        "sum": [yf + yb],
+        "mul": [yf * yb],
+        "ave": [(yf + yb) / 2],
+        None: [yf, yb],
+    }[merge_mode]
     n = len(expected)
     for got, exp in zip(out[:n], expected):
         assert _maxdiff(got, exp) < 1e-12
@@ -188,13 +199,20 @@ def test_keras_bidirectional_simple_rnn_matches_torch():
     fw = [rng.normal(size=(3, 4)) * 0.5, rng.normal(size=(4, 4)) * 0.5, rng.normal(size=4) * 0.5]
     bw = [rng.normal(size=(3, 4)) * 0.5, rng.normal(size=(4, 4)) * 0.5, rng.normal(size=4) * 0.5]
     h0 = [rng.normal(size=(2, 4)), rng.normal(size=(2, 4))]
-    y, h_f, h_b = R.keras_bidirectional_family("simple_rnn", x, fw, bw, return_sequences=True, return_state=True,
-                                               initial_state=h0)
+    y, h_f, h_b = R.keras_bidirectional_family(
+        "simple_rnn", x, fw, bw, return_sequences=True, return_state=True, initial_state=h0
+    )
     m = torch.nn.RNN(3, 4, batch_first=True, bidirectional=True).double()
     sd = {}
     for suffix, (W, U, b) in (("", fw), ("_reverse", bw)):
-        sd.update({f"weight_ih_l0{suffix}": _t(W.T), f"weight_hh_l0{suffix}": _t(U.T), f"bias_ih_l0{suffix}": _t(b),
-                   f"bias_hh_l0{suffix}": _t(np.zeros(4))})
+        sd.update(
+            {
+                f"weight_ih_l0{suffix}": _t(W.T),
+                f"weight_hh_l0{suffix}": _t(U.T),
+                f"bias_ih_l0{suffix}": _t(b),
+                f"bias_hh_l0{suffix}": _t(np.zeros(4)),
+            }
+        )
     m.load_state_dict(sd)
     yt, ht = m(_t(x), _t(np.stack(h0)))
     assert _maxdiff(y, yt.detach()) < 1e-12
@@ -214,19 +232,28 @@ def test_mindspore_family_exact_matches_torch(kind, num_layers, bidirectional, b
     if kind == "gru":
         m = torch.nn.GRU(I, H, num_layers, batch_first=batch_first, bidirectional=bidirectional).double()
     else:
-        m = torch.nn.RNN(I, H, num_layers, nonlinearity=kind, batch_first=batch_first,
-                         bidirectional=bidirectional).double()
+        m = torch.nn.RNN(
+            I, H, num_layers, nonlinearity=kind, batch_first=batch_first, bidirectional=bidirectional
+        ).double()
     params = _ms_params_from_torch(m)
     rng = _rng(8)
     x = rng.normal(size=(B, T, I) if batch_first else (T, B, I))
     hx = rng.normal(size=(num_layers * D, B, H))
     yt, ht = m(_t(x), _t(hx))
     if kind == "gru":
-        o, h = R.mindspore_gru(x, params, num_layers=num_layers, bidirectional=bidirectional,
-                               batch_first=batch_first, hx=hx)
+        o, h = R.mindspore_gru(
+            x, params, num_layers=num_layers, bidirectional=bidirectional, batch_first=batch_first, hx=hx
+        )
     else:
-        o, h = R.mindspore_rnn(x, params, nonlinearity=kind, num_layers=num_layers, bidirectional=bidirectional,
-                               batch_first=batch_first, hx=hx)
+        o, h = R.mindspore_rnn(
+            x,
+            params,
+            nonlinearity=kind,
+            num_layers=num_layers,
+            bidirectional=bidirectional,
+            batch_first=batch_first,
+            hx=hx,
+        )
     assert _maxdiff(o, yt.detach()) < 1e-12
     assert _maxdiff(h, ht.detach()) < 1e-12
 
@@ -289,6 +316,7 @@ def test_mindspore_cells_match_torch_cells():
 # 2. masks and dropout masks (closed forms)
 # =============================================================================================
 
+
 def test_keras_family_mask_rule():
     """Masked steps keep the state and repeat the previous output (0 before any valid step); with
     zero_output_for_mask they emit 0. The state equals a run over the kept steps only."""
@@ -327,8 +355,13 @@ def test_keras_gru_dropout_masks_per_gate_and_shared():
     assert _maxdiff(y3, y4) > 1e-3
     # the recurrent mask only enters the matmuls: an all-ones mask is a no-op, zeros on the h gate differ
     ones = np.ones((3, B, u))
-    assert _maxdiff(R.keras_gru(x, W, U, b, recurrent_masks=ones, return_sequences=True),
-                    R.keras_gru(x, W, U, b, return_sequences=True)) == 0.0
+    assert (
+        _maxdiff(
+            R.keras_gru(x, W, U, b, recurrent_masks=ones, return_sequences=True),
+            R.keras_gru(x, W, U, b, return_sequences=True),
+        )
+        == 0.0
+    )
     with pytest.raises(ValueError, match="input_masks must have shape"):
         R.keras_gru(x, W, U, b, input_masks=np.ones((4, B, F)))
 
@@ -344,6 +377,7 @@ def test_keras_gru_to_torch_refuses_reset_before():
 # 3. recorded real-framework outputs (tools/probe_family.py --record)
 # =============================================================================================
 
+
 def _fixtures(prefix: str) -> List[Path]:
     return sorted(p for p in FAMILY.glob("*.npz") if p.name.startswith(prefix))
 
@@ -356,26 +390,55 @@ def _load(path: Path):
 
 
 def _keras_case_oracle(arrays: Dict[str, np.ndarray], config: Dict[str, Any], hard_sigmoid: str) -> List[np.ndarray]:
-    kw = {k: v for k, v in config["kw"].items()
-          if k not in ("dropout", "recurrent_dropout", "implementation", "activation", "recurrent_activation",
-                       "reset_after")}
+    kw = {
+        k: v
+        for k, v in config["kw"].items()
+        if k
+        not in ("dropout", "recurrent_dropout", "implementation", "activation", "recurrent_activation", "reset_after")
+    }
     rec_act = config.get("recurrent_activation")
     if rec_act == "hard_sigmoid":
         rec_act = hard_sigmoid
     w = [arrays[f"w:{i}"] for i in range(len(config["weight_shapes"]))]
     init = [arrays["h0"]] if "h0" in arrays else None
     if config["layer"] in ("gru", "gru_v1"):
-        out = R.keras_gru(arrays["x"], w[0], w[1], w[2] if len(w) > 2 else None, reset_after=config["reset_after"],
-                          activation=config["activation"], recurrent_activation=rec_act, mask=arrays.get("mask"),
-                          initial_state=init, input_masks=arrays.get("input_masks"),
-                          recurrent_masks=arrays.get("recurrent_masks"), **kw)
+        out = R.keras_gru(
+            arrays["x"],
+            w[0],
+            w[1],
+            w[2] if len(w) > 2 else None,
+            reset_after=config["reset_after"],
+            activation=config["activation"],
+            recurrent_activation=rec_act,
+            mask=arrays.get("mask"),
+            initial_state=init,
+            input_masks=arrays.get("input_masks"),
+            recurrent_masks=arrays.get("recurrent_masks"),
+            **kw,
+        )
     elif config["layer"] == "simple_rnn":
-        out = R.keras_simple_rnn(arrays["x"], w[0], w[1], w[2] if len(w) > 2 else None,
-                                 activation=config["activation"], mask=arrays.get("mask"), initial_state=init, **kw)
+        out = R.keras_simple_rnn(
+            arrays["x"],
+            w[0],
+            w[1],
+            w[2] if len(w) > 2 else None,
+            activation=config["activation"],
+            mask=arrays.get("mask"),
+            initial_state=init,
+            **kw,
+        )
     else:
-        out = R.keras_bidirectional_family("gru", arrays["x"], w[:3], w[3:], reset_after=config["reset_after"],
-                                           activation=config["activation"], recurrent_activation=rec_act,
-                                           mask=arrays.get("mask"), **kw)
+        out = R.keras_bidirectional_family(
+            "gru",
+            arrays["x"],
+            w[:3],
+            w[3:],
+            reset_after=config["reset_after"],
+            activation=config["activation"],
+            recurrent_activation=rec_act,
+            mask=arrays.get("mask"),
+            **kw,
+        )
     return list(out) if isinstance(out, list) else [out]
 
 
@@ -404,7 +467,10 @@ def test_keras_fixture_matches_oracle(path):
 def test_tfkeras_v1_gru_defaults_recorded():
     arrays, config = _load(FAMILY / "tk_gru_v1_defaults.npz")
     assert (config["recurrent_activation"], config["reset_after"], config["implementation"]) == (
-        "hard_sigmoid", False, 1)
+        "hard_sigmoid",
+        False,
+        1,
+    )
     assert config["weight_shapes"][2] == [12]  # one bias row
 
 
@@ -417,7 +483,7 @@ def test_tfkeras_dropout_fixture_needs_the_per_gate_masks():
 
 
 def _ms_case(arrays: Dict[str, np.ndarray], config: Dict[str, Any], numerics: str):
-    params = {k[len("param:"):]: v for k, v in arrays.items() if k.startswith("param:")}
+    params = {k[len("param:") :]: v for k, v in arrays.items() if k.startswith("param:")}
     kw = {k: v for k, v in config["kw"].items() if k != "has_bias"}
     if config["cls"] in ("GRUCell", "RNNCell"):
         fn = R.mindspore_gru_cell if config["cls"] == "GRUCell" else R.mindspore_rnn_cell
@@ -471,7 +537,7 @@ def test_ms_cpu_matmul_nt_rule():
     w = rng.normal(size=(5, 8)).astype(np.float32)
     chain = np.zeros((3, 5), np.float32)
     for k in range(8):
-        chain = (a[:, k:k + 1].astype(np.float64) * w[:, k].astype(np.float64) + chain).astype(np.float32)
+        chain = (a[:, k : k + 1].astype(np.float64) * w[:, k].astype(np.float64) + chain).astype(np.float32)
     assert np.array_equal(R.ms_cpu_matmul_nt(a, w), chain)
     a = rng.normal(size=(3, 40)).astype(np.float32)
     w = rng.normal(size=(5, 40)).astype(np.float32)
@@ -483,7 +549,9 @@ def test_ms_cpu_matmul_nt_rule():
 def test_package_ms_cpu_activations_equal_the_oracle_bit_for_bit():
     """The emulation the engine will use for numerics="mindspore-cpu" (lstm_bridge.activations) is the oracle's."""
     from lstm_bridge import activations as A
-    x = np.concatenate([np.linspace(-100, 100, 40001, dtype=np.float32),
-                        _rng(17).normal(0, 4, 20000).astype(np.float32)])
+
+    x = np.concatenate(
+        [np.linspace(-100, 100, 40001, dtype=np.float32), _rng(17).normal(0, 4, 20000).astype(np.float32)]
+    )
     assert np.array_equal(A.ms_cpu_sigmoid(torch.tensor(x)).numpy(), R.ms_cpu_sigmoid(x))
     assert np.array_equal(A.ms_cpu_tanh(torch.tensor(x)).numpy(), R.ms_cpu_tanh(x))

@@ -1,5 +1,6 @@
 """What the package ships and where its facts live: the version in one place, no test oracle inside the
 library, and documentation links (``docs/``) that resolve inside a clone."""
+
 from __future__ import annotations
 
 import importlib.metadata

@@ -1,4 +1,5 @@
 """The README's difference table is executable: every code cell runs and its assertions hold."""
+
 from __future__ import annotations
 
 import pathlib

@@ -1,4 +1,5 @@
 """lstm_bridge.recurrent: the one typed description of a recurrent layer (cell kind, weights, semantics)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,8 +16,13 @@ from helpers import uneven
 def _weights(kind: CellKind, I: int = 3, H: int = 2, seed: int = 0) -> DirectionWeights:
     g = torch.Generator().manual_seed(seed)
     G = kind.gate_count
-    return DirectionWeights(torch.randn(G * H, I, generator=g), torch.randn(G * H, H, generator=g),
-                            torch.randn(G * H, generator=g), torch.randn(G * H, generator=g), kind)
+    return DirectionWeights(
+        torch.randn(G * H, I, generator=g),
+        torch.randn(G * H, H, generator=g),
+        torch.randn(G * H, generator=g),
+        torch.randn(G * H, generator=g),
+        kind,
+    )
 
 
 def test_one_record_behind_every_old_name():
@@ -35,22 +41,27 @@ def test_one_record_behind_every_old_name():
 
 def test_convert_keeps_every_public_name_and_its_rooms():
     from lstm_bridge.convert import chain, compare, modules
+
     for name in convert.__all__:
         assert hasattr(convert, name), name
     assert convert.LSTMStack is modules.LSTMStack and convert.run_chain is chain.run_chain
     assert convert.compare_chains is compare.compare_chains and convert.keras_outputs is chain.keras_outputs
 
 
-@pytest.mark.parametrize("kind, G, gates", [(CellKind.LSTM, 4, ("i", "f", "g", "o")),
-                                            (CellKind.GRU, 3, ("r", "z", "n")), (CellKind.RNN, 1, ())])
+@pytest.mark.parametrize(
+    "kind, G, gates",
+    [(CellKind.LSTM, 4, ("i", "f", "g", "o")), (CellKind.GRU, 3, ("r", "z", "n")), (CellKind.RNN, 1, ())],
+)
 def test_cell_kind_gate_counts_shape_the_weights(kind, G, gates):
     assert kind.gate_count == G and kind.gates == gates
     w = _weights(kind, I=5, H=3)
     assert (w.hidden_size, w.input_size, w.has_bias) == (3, 5, True)
     for other in CellKind:
         if other.gate_count != G:
-            with pytest.raises(ValueError, match=r"w_hh must be \(" + ("H" if other.gate_count == 1 else
-                                                                       f"{other.gate_count}H") + r", H\)"):
+            with pytest.raises(
+                ValueError,
+                match=r"w_hh must be \(" + ("H" if other.gate_count == 1 else f"{other.gate_count}H") + r", H\)",
+            ):
                 DirectionWeights(w.w_ih, w.w_hh, kind=other)
 
 
@@ -81,7 +92,8 @@ def _torch_module(kind: CellKind, dirs, nonlinearity: str = "tanh") -> torch.nn.
         for d, suffix in zip(dirs, ["", "_reverse"]):
             for name in ("w_ih", "w_hh", "b_ih", "b_hh"):
                 getattr(mod, name.replace("w_", "weight_").replace("b_", "bias_") + "_l0" + suffix).copy_(
-                    getattr(d, name))
+                    getattr(d, name)
+                )
     return mod
 
 
@@ -96,8 +108,14 @@ def test_engine_runs_family_kinds_like_torch_modules(kind):
     torch.testing.assert_close(torch.cat(outs, -1), want, rtol=0, atol=1e-12)
     torch.testing.assert_close(torch.stack(hs), want_h, rtol=0, atol=1e-12)
     # a stack: c0 None in, c_n None out; equals torch's 2-layer bidirectional module
-    layer2 = [DirectionWeights(torch.randn(kind.gate_count * 2, 4, dtype=torch.float64),
-                               torch.randn(kind.gate_count * 2, 2, dtype=torch.float64), kind=kind) for _ in dirs]
+    layer2 = [
+        DirectionWeights(
+            torch.randn(kind.gate_count * 2, 4, dtype=torch.float64),
+            torch.randn(kind.gate_count * 2, 2, dtype=torch.float64),
+            kind=kind,
+        )
+        for _ in dirs
+    ]
     h0s = torch.randn(4, 4, 2, dtype=torch.float64)
     out, h_n, c_n = engine.run_stack(x, [dirs, layer2], h0s, None)
     assert c_n is None and out.shape == (5, 4, 4) and h_n.shape == (4, 4, 2)
@@ -121,25 +139,42 @@ def test_engine_family_equals_family_torch_with_every_option(kind, mindspore_cpu
     """Masks, dropout masks, activations, reset_after and mindspore_cpu/mindspore_matmul reach family_torch
     unchanged."""
     from lstm_bridge.engine import family_torch
+
     dirs = [_weights(kind, I=3, H=2, seed=s) for s in (3, 4)]
     x = torch.randn(6, 3, 3)
     h0 = [torch.randn(3, 2), torch.randn(3, 2)]
     valid = engine.lengths_to_valid(torch.tensor([6, 2, 0]), 6)
     G = kind.gate_count
     drop = [recurrent.DropoutMasks(torch.rand(G, 3, 3) * 2, torch.rand(G, 3, 2) * 2), None]
-    for reset_after in ([True, False] if kind is CellKind.GRU and not mindspore_cpu else [True]):
+    for reset_after in [True, False] if kind is CellKind.GRU and not mindspore_cpu else [True]:
         if mindspore_cpu:
             acts = recurrent.CellActivations(gate=activations.ms_cpu_sigmoid, candidate=activations.ms_cpu_tanh)
         else:
             acts = recurrent.CellActivations(gate=activations.by_name("hard_sigmoid"), candidate=activations.relu)
-        sem = recurrent.LayerSemantics(acts, MaskedOutput.ZERO, reset_after=reset_after,
-                                       mindspore_cpu=mindspore_cpu, mindspore_matmul=mindspore_cpu)
-        outs, hs, cs = engine.run_layer(x, dirs, h0, None, reverse=[False, True], valid=valid, semantics=sem,
-                                        dropout=drop)
+        sem = recurrent.LayerSemantics(
+            acts,
+            MaskedOutput.ZERO,
+            reset_after=reset_after,
+            mindspore_cpu=mindspore_cpu,
+            mindspore_matmul=mindspore_cpu,
+        )
+        outs, hs, cs = engine.run_layer(
+            x, dirs, h0, None, reverse=[False, True], valid=valid, semantics=sem, dropout=drop
+        )
         want, want_h = family_torch.run_family_layer(
-            x, dirs, h0, kind=kind, reverse=[False, True], valid=valid, activations=acts,
-            masked_output=MaskedOutput.ZERO, reset_after=reset_after, dropout=drop,
-            numerics="mindspore-cpu" if mindspore_cpu else "exact", ms_matmul=mindspore_cpu)
+            x,
+            dirs,
+            h0,
+            kind=kind,
+            reverse=[False, True],
+            valid=valid,
+            activations=acts,
+            masked_output=MaskedOutput.ZERO,
+            reset_after=reset_after,
+            dropout=drop,
+            numerics="mindspore-cpu" if mindspore_cpu else "exact",
+            ms_matmul=mindspore_cpu,
+        )
         assert cs == []
         for a, b in zip(outs + hs, want + want_h):
             assert torch.equal(a, b)
@@ -196,18 +231,31 @@ def test_gru_layer_semantics_carry_reset_after_to_the_engine():
     assert RecurrentLayer("g", [w], [False], kind=CellKind.GRU).semantics().reset_after is True
     x, h = torch.randn(4, 2, 3), torch.randn(2, 2)
     before, _, _ = engine.run_layer(x, [w], [h], None, reverse=[False], semantics=sem)
-    after, _, _ = engine.run_layer(x, [w], [h], None, reverse=[False], semantics=recurrent.LayerSemantics(
-        sem.activations, sem.masked_output, reset_after=True))
+    after, _, _ = engine.run_layer(
+        x,
+        [w],
+        [h],
+        None,
+        reverse=[False],
+        semantics=recurrent.LayerSemantics(sem.activations, sem.masked_output, reset_after=True),
+    )
     assert not torch.allclose(before[0], after[0])  # the two GRU forms differ (b_hn != 0, r != 1)
     with pytest.raises(ValueError, match="reset_after=False"):
-        engine.run_layer(x, [w], [h], None, reverse=[False], semantics=recurrent.LayerSemantics(
-            reset_after=False, mindspore_cpu=True))
+        engine.run_layer(
+            x,
+            [w],
+            [h],
+            None,
+            reverse=[False],
+            semantics=recurrent.LayerSemantics(reset_after=False, mindspore_cpu=True),
+        )
 
 
 def test_semantics_run_on_the_engine_like_the_keras_front_end():
     """RecurrentLayer.semantics() is what run_chain hands the engine: a hard_sigmoid go_backwards layer run
     through it equals lstm_bridge.keras.LSTM."""
     from lstm_bridge.keras import LSTM
+
     rng = np.random.default_rng(1)
     k = LSTM(4, recurrent_activation="hard_sigmoid", go_backwards=True, return_sequences=True)
     k.build((None, 5, 3))
@@ -227,8 +275,12 @@ def test_a_file_entry_gives_typed_recurrent_layers():
     import lstm_bridge
     from lstm_bridge.io import to_model_file
     from lstm_bridge.keras import LSTM, Bidirectional
-    bi = Bidirectional(LSTM(4, recurrent_activation="hard_sigmoid", go_backwards=True, return_sequences=True),
-                       merge_mode="sum", name="bi")
+
+    bi = Bidirectional(
+        LSTM(4, recurrent_activation="hard_sigmoid", go_backwards=True, return_sequences=True),
+        merge_mode="sum",
+        name="bi",
+    )
     bi(torch.zeros(2, 3, 5))
     (entry,) = to_model_file(bi).lstm_layers()
     (layer,) = entry.recurrent_layers()

@@ -1,4 +1,5 @@
 """lstm_bridge.weights: every foreign layout is a bit-exact, gate-order-correct permutation of the canonical one."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -37,7 +38,7 @@ def _keras_step(kernel, rec, bias, x, h, c):
 def _onnx_step(Wd, Rd, Bd, x, h, c):
     """One step of the ONNX LSTM operator's equations (gate order i, o, f, c; B = Wb || Rb)."""
     H = Rd.shape[1]
-    z = Wd.astype(np.float64) @ x + Rd.astype(np.float64) @ h + Bd[:4 * H] + Bd[4 * H:]
+    z = Wd.astype(np.float64) @ x + Rd.astype(np.float64) @ h + Bd[: 4 * H] + Bd[4 * H :]
     i, o, f, g = np.split(z, 4)
     c = _sig(f) * c + _sig(i) * np.tanh(g)
     return _sig(o) * np.tanh(c), c
@@ -101,8 +102,12 @@ def test_torch_state_dict_round_trip_and_order():
     assert len(layers) == 2 and len(layers[0]) == 2 and layers[1][0].input_size == 10
     back = W.to_torch_state_dict(layers, prefix="lstm.")
     # MindSpore's parameters_and_names order: all weight_ih, then weight_hh, bias_ih, bias_hh
-    assert list(back)[:4] == ["lstm.weight_ih_l0", "lstm.weight_ih_l0_reverse", "lstm.weight_ih_l1",
-                              "lstm.weight_ih_l1_reverse"]
+    assert list(back)[:4] == [
+        "lstm.weight_ih_l0",
+        "lstm.weight_ih_l0_reverse",
+        "lstm.weight_ih_l1",
+        "lstm.weight_ih_l1_reverse",
+    ]
     assert list(back)[-1] == "lstm.bias_hh_l1_reverse"
     assert set(back) == {"lstm." + k for k in sd}
     assert all(_bits_equal(back["lstm." + k], v) for k, v in sd.items())
@@ -115,14 +120,20 @@ def test_torch_state_dict_round_trip_and_order():
 
 
 def test_torch_names():
-    assert W.torch_param_names(1, reverse=True) == ["weight_ih_l1_reverse", "weight_hh_l1_reverse",
-                                                    "bias_ih_l1_reverse", "bias_hh_l1_reverse"]
+    assert W.torch_param_names(1, reverse=True) == [
+        "weight_ih_l1_reverse",
+        "weight_hh_l1_reverse",
+        "bias_ih_l1_reverse",
+        "bias_hh_l1_reverse",
+    ]
     assert W.torch_param_names(0, cell=True, has_bias=False) == ["weight_ih", "weight_hh"]
 
 
 def test_onnx_round_trip_and_gate_order(rng):
-    dirs = [W.LSTMWeights(uneven(rng, (16, 3)), uneven(rng, (16, 4)), uneven(rng, (16,)), uneven(rng, (16,)))
-            for _ in range(2)]
+    dirs = [
+        W.LSTMWeights(uneven(rng, (16, 3)), uneven(rng, (16, 4)), uneven(rng, (16,)), uneven(rng, (16,)))
+        for _ in range(2)
+    ]
     Wo, Ro, Bo = W.to_onnx(dirs)
     assert Wo.shape == (2, 16, 3) and Ro.shape == (2, 16, 4) and Bo.shape == (2, 32)
     back = W.from_onnx(Wo, Ro, Bo)
@@ -174,10 +185,13 @@ def test_keras1_twelve_arrays(rng):
         W.from_keras1(arrays[:9])
 
 
-@pytest.mark.parametrize("keys,which", [
-    (["lstm.weight"], "flat fused LSTM 'weight'"),
-    (["rnn.weight_fw0", "rnn.bias_fw0"], "Ascend DynamicRNN"),
-])
+@pytest.mark.parametrize(
+    "keys,which",
+    [
+        (["lstm.weight"], "flat fused LSTM 'weight'"),
+        (["rnn.weight_fw0", "rnn.bias_fw0"], "Ascend DynamicRNN"),
+    ],
+)
 def test_mindspore_old_layouts_are_refused_by_name(keys, which):
     with pytest.raises(W.UnsupportedLayoutError, match=f"unsupported layout.*{which}"):
         W.check_mindspore_layout(keys)

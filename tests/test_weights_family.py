@@ -2,6 +2,7 @@
 canonical one; checked against the float64 oracle (tests/oracle.py, written from the Keras spec), torch.nn.GRU /
 RNN, onnxruntime's GRU / RNN, the recorded tf_keras / Keras 3 / MindSpore cases of tests/fixtures/family, and
 CuDNNGRU and TF1 rnn_cell cases recorded with real tf_keras 2.21 (inputs built here, outputs as literals)."""
+
 from __future__ import annotations
 
 from typing import List
@@ -23,8 +24,9 @@ ort = pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper  # noqa: E402
 
 
-def _gru_keras(rng: np.random.Generator, i: int, u: int, reset_after: bool = True,
-               use_bias: bool = True, dtype=np.float32) -> List[np.ndarray]:
+def _gru_keras(
+    rng: np.random.Generator, i: int, u: int, reset_after: bool = True, use_bias: bool = True, dtype=np.float32
+) -> List[np.ndarray]:
     """Keras GRU arrays with a different scale per gate block (z, r, h) so gate-order bugs show."""
     s = np.repeat(rng.uniform(0.4, 1.4, 3), u)
     w = [uneven(rng, (i, 3 * u), 0.8) * s, uneven(rng, (u, 3 * u), 0.8) * s]
@@ -41,8 +43,15 @@ def _same(a, b) -> bool:
 
 def _torch_module(cls, layers: List[List[DirectionWeights]], dtype=torch.float64, **kw):
     w0 = layers[0][0]
-    m = cls(w0.input_size, w0.hidden_size, num_layers=len(layers), bidirectional=len(layers[0]) == 2,
-            batch_first=True, bias=w0.has_bias, **kw).to(dtype)
+    m = cls(
+        w0.input_size,
+        w0.hidden_size,
+        num_layers=len(layers),
+        bidirectional=len(layers[0]) == 2,
+        batch_first=True,
+        bias=w0.has_bias,
+        **kw,
+    ).to(dtype)
     sd = {k: torch.as_tensor(np.asarray(v)).to(dtype) for k, v in F.recurrent_to_torch_state_dict(layers).items()}
     m.load_state_dict(sd, strict=True)
     return m
@@ -53,9 +62,11 @@ def _ort(op: str, W, Rm, B, x_tbi, attrs, initial_h=None, sequence_lens=None):
     d, gh, i = W.shape
     h = Rm.shape[2]
     t, b = x_tbi.shape[:2]
-    inits = [onnx.numpy_helper.from_array(np.asarray(W, np.float32), "W"),
-             onnx.numpy_helper.from_array(np.asarray(Rm, np.float32), "R"),
-             onnx.numpy_helper.from_array(np.asarray(B, np.float32), "B")]
+    inits = [
+        onnx.numpy_helper.from_array(np.asarray(W, np.float32), "W"),
+        onnx.numpy_helper.from_array(np.asarray(Rm, np.float32), "R"),
+        onnx.numpy_helper.from_array(np.asarray(B, np.float32), "B"),
+    ]
     inputs = ["X", "W", "R", "B", "", ""]
     if sequence_lens is not None:
         inits.append(onnx.numpy_helper.from_array(np.asarray(sequence_lens, np.int32), "sequence_lens"))
@@ -67,9 +78,16 @@ def _ort(op: str, W, Rm, B, x_tbi, attrs, initial_h=None, sequence_lens=None):
         inputs.pop()
     direction = {1: "forward", 2: "bidirectional"}[d] if attrs.get("direction") is None else attrs.pop("direction")
     node = helper.make_node(op, inputs, ["Y", "Y_h"], hidden_size=h, direction=direction, **attrs)
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("X", TensorProto.FLOAT, [t, b, i])],
-                              [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [t, d, b, h]),
-                               helper.make_tensor_value_info("Y_h", TensorProto.FLOAT, [d, b, h])], inits)
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [t, b, i])],
+        [
+            helper.make_tensor_value_info("Y", TensorProto.FLOAT, [t, d, b, h]),
+            helper.make_tensor_value_info("Y_h", TensorProto.FLOAT, [d, b, h]),
+        ],
+        inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
     onnx.checker.check_model(model)
     opts = ort.SessionOptions()
@@ -85,10 +103,11 @@ def _fixture(name: str):
 
 def _ms_state(z) -> dict:
     """The ``param:<name>`` arrays of a recorded MindSpore case, in the recorded (parameters_and_names) order."""
-    return {k[len("param:"):]: z[k] for k in z.files if k.startswith("param:")}
+    return {k[len("param:") :]: z[k] for k in z.files if k.startswith("param:")}
 
 
 # --- Keras GRU ----------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("reset_after", [True, False])
 @pytest.mark.parametrize("use_bias", [True, False])
@@ -101,8 +120,11 @@ def test_gru_keras_round_trip_bit_exact(reset_after, use_bias, as_torch):
     if use_bias:
         arrays[2].reshape(-1)[1] = -0.0
     src = [torch.from_numpy(a.copy()) for a in arrays] if as_torch else [a.copy() for a in arrays]
-    w = F.gru_from_keras(*src, reset_after=reset_after) if use_bias else \
-        F.gru_from_keras(*src, None, reset_after=reset_after)
+    w = (
+        F.gru_from_keras(*src, reset_after=reset_after)
+        if use_bias
+        else F.gru_from_keras(*src, None, reset_after=reset_after)
+    )
     assert w.kind is CellKind.GRU and w.hidden_size == 4 and w.input_size == 5
     assert isinstance(w.w_ih, torch.Tensor) == as_torch
     back = F.gru_to_keras(w, reset_after=reset_after)
@@ -120,9 +142,9 @@ def test_gru_from_keras_block_map():
     rec = 100 + np.arange(u * 3 * u, dtype=np.float32).reshape(u, 3 * u)
     bias = 1000 + np.arange(6 * u, dtype=np.float32).reshape(2, 3 * u)
     w = F.gru_from_keras(kernel, rec, bias, reset_after=True)
-    np.testing.assert_array_equal(w.w_ih[:u], kernel[:, u:2 * u].T)  # r
-    np.testing.assert_array_equal(w.w_ih[u:2 * u], kernel[:, :u].T)  # z
-    np.testing.assert_array_equal(w.w_hh[2 * u:], rec[:, 2 * u:].T)  # n
+    np.testing.assert_array_equal(w.w_ih[:u], kernel[:, u : 2 * u].T)  # r
+    np.testing.assert_array_equal(w.w_ih[u : 2 * u], kernel[:, :u].T)  # z
+    np.testing.assert_array_equal(w.w_hh[2 * u :], rec[:, 2 * u :].T)  # n
     np.testing.assert_array_equal(w.b_ih, bias[0][[2, 3, 0, 1, 4, 5]])
     np.testing.assert_array_equal(w.b_hh, bias[1][[2, 3, 0, 1, 4, 5]])
     wb = F.gru_from_keras(kernel, rec, bias[0], reset_after=False)
@@ -141,15 +163,17 @@ def test_gru_from_keras_runs_as_torch_gru(bidirectional):
     if bidirectional:
         bw = _gru_keras(rng, I, u, dtype=np.float64)
         dirs.append(F.gru_from_keras(*bw, reset_after=True))
-        want = R.keras_bidirectional_family("gru", x, fw, bw, merge_mode="concat", return_sequences=True,
-                                             reset_after=True)
+        want = R.keras_bidirectional_family(
+            "gru", x, fw, bw, merge_mode="concat", return_sequences=True, reset_after=True
+        )
     else:
         want = R.keras_gru(x, *fw, reset_after=True, return_sequences=True)
     got, _ = _torch_module(torch.nn.GRU, [dirs])(torch.from_numpy(x))
     assert max_abs(got, want) < 1e-12
     # and the permutation matters: unpermuted blocks are far off (keras-team/keras#15915)
-    wrong = DirectionWeights(np.ascontiguousarray(fw[0].T), np.ascontiguousarray(fw[1].T), fw[2][0], fw[2][1],
-                             CellKind.GRU)
+    wrong = DirectionWeights(
+        np.ascontiguousarray(fw[0].T), np.ascontiguousarray(fw[1].T), fw[2][0], fw[2][1], CellKind.GRU
+    )
     bad, _ = _torch_module(torch.nn.GRU, [[wrong] + dirs[1:]])(torch.from_numpy(x))
     assert max_abs(bad, want) > 1e-2
 
@@ -187,6 +211,7 @@ def test_gru_keras_shape_errors_name_expected_and_received():
 
 # --- Keras SimpleRNN ----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("activation", ["tanh", "relu"])
 def test_rnn_keras_round_trip_and_torch_rnn(activation):
     rng = np.random.default_rng(5)
@@ -211,8 +236,10 @@ def test_rnn_keras_round_trip_and_torch_rnn(activation):
 
 # --- PyTorch / MindSpore state dicts -----------------------------------------------------------------------
 
-@pytest.mark.parametrize("cls,kind", [(torch.nn.GRU, CellKind.GRU), (torch.nn.RNN, CellKind.RNN),
-                                      (torch.nn.LSTM, CellKind.LSTM)])
+
+@pytest.mark.parametrize(
+    "cls,kind", [(torch.nn.GRU, CellKind.GRU), (torch.nn.RNN, CellKind.RNN), (torch.nn.LSTM, CellKind.LSTM)]
+)
 @pytest.mark.parametrize("bias", [True, False])
 def test_state_dict_round_trip_any_gate_count(cls, kind, bias):
     torch.manual_seed(0)
@@ -254,6 +281,7 @@ def test_state_dict_errors():
 
 # --- ONNX GRU / RNN, checked by onnxruntime -----------------------------------------------------------
 
+
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_onnx_gru_linear_before_reset_1_is_torch_gru(bidirectional):
     rng = np.random.default_rng(6)
@@ -280,7 +308,7 @@ def test_onnx_gru_linear_before_reset_0_is_keras_reset_before():
     arrays = _gru_keras(rng, I, u, reset_after=False)
     w = F.gru_from_keras(*arrays, reset_after=False)
     W, Rm, Bias = F.gru_to_onnx([w])
-    assert not Bias[0, 3 * u:].any()
+    assert not Bias[0, 3 * u :].any()
     x = rng.normal(size=(B, T, I)).astype(np.float32)
     y, _ = _ort("GRU", W, Rm, Bias, x.transpose(1, 0, 2), {"linear_before_reset": 0})
     want = R.keras_gru(x, *arrays, reset_after=False, return_sequences=True)
@@ -290,7 +318,7 @@ def test_onnx_gru_linear_before_reset_0_is_keras_reset_before():
     assert max_abs(y1, y) > 1e-3
     # a non-zero recurrent bias (all three gates) folds exactly into Keras's input-side bias
     Bias2 = Bias.copy()
-    Bias2[0, 3 * u:] = uneven(rng, (3 * u,), 0.8)
+    Bias2[0, 3 * u :] = uneven(rng, (3 * u,), 0.8)
     y2, _ = _ort("GRU", W, Rm, Bias2, x.transpose(1, 0, 2), {"linear_before_reset": 0})
     (w2,) = F.gru_from_onnx(W, Rm, Bias2)
     k2 = F.gru_to_keras(w2, reset_after=False)
@@ -304,8 +332,16 @@ def test_onnx_gru_linear_before_reset_0_is_keras_reset_before():
 def test_onnx_rnn_is_torch_rnn(activation, bidirectional):
     rng = np.random.default_rng(8)
     B, T, I, H = 2, 5, 3, 4
-    dirs = [DirectionWeights(uneven(rng, (H, I), 0.9), uneven(rng, (H, H), 0.9), uneven(rng, (H,), 0.9),
-                             uneven(rng, (H,), 0.9), CellKind.RNN) for _ in range(1 + bidirectional)]
+    dirs = [
+        DirectionWeights(
+            uneven(rng, (H, I), 0.9),
+            uneven(rng, (H, H), 0.9),
+            uneven(rng, (H,), 0.9),
+            uneven(rng, (H,), 0.9),
+            CellKind.RNN,
+        )
+        for _ in range(1 + bidirectional)
+    ]
     W, Rm, Bias = F.rnn_to_onnx(dirs)
     assert Bias.shape == (len(dirs), 2 * H)
     assert all(a.equal(b) for a, b in zip(F.rnn_from_onnx(W, Rm, Bias), dirs))
@@ -332,6 +368,7 @@ def test_onnx_shape_errors():
 
 # --- legacy: TF1 CuDNNGRU and Keras 1 -------------------------------------------------------------------
 
+
 # Recorded 2026-11-27 with tf_keras 2.21 (TF 2.21 CPU): a Sequential [tf.compat.v1.keras.layers.CuDNNGRU(2,
 # return_sequences=True)] on I = 3 got the weights below (set_weights, save_weights to .h5), which
 # tf_keras.layers.GRU(2, reset_after=True, return_sequences=True).load_weights(...) read back through its
@@ -350,18 +387,39 @@ def _cudnn_x():
 
 
 _CUDNN_AS_KERAS = [
-    np.array([[-0.5, -0.0625, -0.375, 0.0625, -0.25, 0.1875],
-              [-0.4375, 0.25, -0.3125, 0.375, -0.1875, 0.5],
-              [-0.125, 0.3125, 0.0, 0.4375, 0.125, 0.5625]], np.float32),
-    np.array([[-0.3846154, 0.07692308, -0.23076923, 0.23076923, -0.07692308, 0.3846154],
-              [-0.30769232, 0.15384616, -0.15384616, 0.30769232, 0.0, 0.46153846]], np.float32),
+    np.array(
+        [
+            [-0.5, -0.0625, -0.375, 0.0625, -0.25, 0.1875],
+            [-0.4375, 0.25, -0.3125, 0.375, -0.1875, 0.5],
+            [-0.125, 0.3125, 0.0, 0.4375, 0.125, 0.5625],
+        ],
+        np.float32,
+    ),
+    np.array(
+        [
+            [-0.3846154, 0.07692308, -0.23076923, 0.23076923, -0.07692308, 0.3846154],
+            [-0.30769232, 0.15384616, -0.15384616, 0.30769232, 0.0, 0.46153846],
+        ],
+        np.float32,
+    ),
     np.array([[-0.6, -0.5, -0.4, -0.3, -0.2, -0.1], [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]], np.float32),
 ]
 _CUDNN_Y = np.array(
-    [[[0.1372571438550949, -0.7234886884689331], [0.2287735641002655, -0.8458141088485718],
-      [0.25696244835853577, -0.7481557130813599], [0.19630920886993408, -0.45470377802848816]],
-     [[-0.01029280386865139, 0.2180711179971695], [-0.1399342119693756, 0.5049782991409302],
-      [-0.29758748412132263, 0.6969467401504517], [-0.43984150886535645, 0.8072293400764465]]])
+    [
+        [
+            [0.1372571438550949, -0.7234886884689331],
+            [0.2287735641002655, -0.8458141088485718],
+            [0.25696244835853577, -0.7481557130813599],
+            [0.19630920886993408, -0.45470377802848816],
+        ],
+        [
+            [-0.01029280386865139, 0.2180711179971695],
+            [-0.1399342119693756, 0.5049782991409302],
+            [-0.29758748412132263, 0.6969467401504517],
+            [-0.43984150886535645, 0.8072293400764465],
+        ],
+    ]
+)
 
 
 @pytest.mark.parametrize("as_torch", [False, True])
@@ -389,9 +447,12 @@ def test_cudnn_gru_source_level_layout():
         np.testing.assert_array_equal(w.w_ih[rows], k[:, cols].reshape(-1).reshape(u, i))
         np.testing.assert_array_equal(w.w_hh[rows], r[:, cols])
         np.testing.assert_array_equal(w.b_ih[rows], b[cols])
-        np.testing.assert_array_equal(w.b_hh[rows], b[3 * u:][cols])
-    with pytest.raises(ValueError, match=r"bias must be \(6\*units,\) = \(12,\); received shape \(2, 6\) "
-                                         r"\(that is a Keras GRU bias"):
+        np.testing.assert_array_equal(w.b_hh[rows], b[3 * u :][cols])
+    with pytest.raises(
+        ValueError,
+        match=r"bias must be \(6\*units,\) = \(12,\); received shape \(2, 6\) "
+        r"\(that is a Keras GRU bias",
+    ):
         F.gru_from_cudnn(k, r, b.reshape(2, 6))
 
 
@@ -415,13 +476,15 @@ def test_keras1_gru_is_reset_before_keras2():
 
 # --- recorded real-framework cases (tests/fixtures/family, tools/probe_family.py) ---------------------------
 
+
 def test_recorded_tf_keras_gru_runs_in_torch_and_onnx():
     """tf_keras 2.21 ``GRU`` (reset_after=True, h0): its weights through the layout run in torch.nn.GRU and in
     onnxruntime's GRU (linear_before_reset=1) to the recorded outputs."""
     z = _fixture("tk_gru_default_h0")
     w = F.gru_from_keras(z["w:0"], z["w:1"], z["w:2"], reset_after=True)
-    y, h = _torch_module(torch.nn.GRU, [[w]], dtype=torch.float32)(torch.from_numpy(z["x"]),
-                                                                    torch.from_numpy(z["h0"])[None])
+    y, h = _torch_module(torch.nn.GRU, [[w]], dtype=torch.float32)(
+        torch.from_numpy(z["x"]), torch.from_numpy(z["h0"])[None]
+    )
     assert max_abs(y, z["out:0"]) < 1e-6 and max_abs(h[0], z["out:1"]) < 1e-6
     W, Rm, Bias = F.gru_to_onnx([w])
     y, y_h = _ort("GRU", W, Rm, Bias, z["x"].transpose(1, 0, 2), {"linear_before_reset": 1}, initial_h=z["h0"])
@@ -435,8 +498,12 @@ def test_recorded_tf1_style_gru_v1_is_onnx_linear_before_reset_0():
     z = _fixture("tk_gru_v1_defaults")
     w = F.gru_from_keras(z["w:0"], z["w:1"], z["w:2"], reset_after=False)
     W, Rm, Bias = F.gru_to_onnx([w])
-    attrs = {"linear_before_reset": 0, "activations": ["HardSigmoid", "Tanh"],
-             "activation_alpha": [0.2], "activation_beta": [0.5]}
+    attrs = {
+        "linear_before_reset": 0,
+        "activations": ["HardSigmoid", "Tanh"],
+        "activation_alpha": [0.2],
+        "activation_beta": [0.5],
+    }
     y, y_h = _ort("GRU", W, Rm, Bias, z["x"].transpose(1, 0, 2), attrs)
     assert max_abs(y[:, 0].transpose(1, 0, 2), z["out:0"]) < 1e-6 and max_abs(y_h[0], z["out:1"]) < 1e-6
 
@@ -447,8 +514,7 @@ def test_recorded_keras3_gru_reset_before_backwards_is_onnx_reverse():
     z = _fixture("k3_gru_reset_before_backwards")
     w = F.gru_from_keras(z["w:0"], z["w:1"], z["w:2"], reset_after=False)
     W, Rm, Bias = F.gru_to_onnx([w])
-    y, y_h = _ort("GRU", W, Rm, Bias, z["x"].transpose(1, 0, 2),
-                  {"linear_before_reset": 0, "direction": "reverse"})
+    y, y_h = _ort("GRU", W, Rm, Bias, z["x"].transpose(1, 0, 2), {"linear_before_reset": 0, "direction": "reverse"})
     assert max_abs(y[::-1, 0].transpose(1, 0, 2), z["out:0"]) < 1e-6 and max_abs(y_h[0], z["out:1"]) < 1e-6
 
 
@@ -468,8 +534,16 @@ def test_recorded_mindspore_gru_stack_names_order_and_onnx():
     h_n = []
     for layer, dirs in enumerate(layers):
         W, Rm, Bias = F.gru_to_onnx(dirs)
-        y, y_h = _ort("GRU", W, Rm, Bias, x, {"linear_before_reset": 1}, initial_h=hx[2 * layer:2 * layer + 2],
-                      sequence_lens=lens)
+        y, y_h = _ort(
+            "GRU",
+            W,
+            Rm,
+            Bias,
+            x,
+            {"linear_before_reset": 1},
+            initial_h=hx[2 * layer : 2 * layer + 2],
+            sequence_lens=lens,
+        )
         x = y.transpose(0, 2, 1, 3).reshape(y.shape[0], y.shape[2], -1)  # [T, D, B, H] -> [T, B, D*H]
         h_n.append(y_h)
     assert max_abs(x.transpose(1, 0, 2), z["out:0"]) < 1e-5
@@ -507,6 +581,7 @@ def test_recorded_mindspore_rnn_tanh_bidirectional_seq_length_is_onnx_rnn():
 
 # --- TF 1.x rnn_cell.GRUCell / BasicRNNCell -----------------------------------------------------------------
 
+
 # Recorded 2026-11-27 with tf_keras 2.21 (TF 2.21 CPU, eager): tf.compat.v1.nn.rnn_cell.GRUCell(2) /
 # BasicRNNCell(2) built on I = 3 (variables gru_cell/gates/kernel (5, 4), gates/bias (4,), candidate/kernel (5, 2),
 # candidate/bias (2,); basic_rnn_cell/kernel (5, 2), bias (2,)), set to _tf1_inputs(), called step by step on
@@ -526,14 +601,34 @@ def _tf1_x():
     return (np.arange(2 * 3 * 3, dtype=np.float32).reshape(2, 3, 3) - 8.5) / 6
 
 
-_TF1_GRU_Y = np.array([[[0.1635095775127411, 0.16236978769302368], [0.2859049439430237, 0.2837121784687042],
-                        [0.2941117286682129, 0.3491297960281372]],
-                       [[-0.16280080378055573, 0.04228224232792854], [-0.5004054307937622, -0.09307503700256348],
-                        [-0.8023086786270142, -0.3724053204059601]]])
-_TF1_RNN_Y = np.array([[[0.9175982475280762, 0.8172934055328369], [0.929508626461029, 0.9434902667999268],
-                        [0.8027711510658264, 0.9039710760116577]],
-                       [[-0.2925831079483032, 0.02360672503709793], [-0.7555503249168396, -0.42648598551750183],
-                        [-0.9632465243339539, -0.8766400814056396]]])
+_TF1_GRU_Y = np.array(
+    [
+        [
+            [0.1635095775127411, 0.16236978769302368],
+            [0.2859049439430237, 0.2837121784687042],
+            [0.2941117286682129, 0.3491297960281372],
+        ],
+        [
+            [-0.16280080378055573, 0.04228224232792854],
+            [-0.5004054307937622, -0.09307503700256348],
+            [-0.8023086786270142, -0.3724053204059601],
+        ],
+    ]
+)
+_TF1_RNN_Y = np.array(
+    [
+        [
+            [0.9175982475280762, 0.8172934055328369],
+            [0.929508626461029, 0.9434902667999268],
+            [0.8027711510658264, 0.9039710760116577],
+        ],
+        [
+            [-0.2925831079483032, 0.02360672503709793],
+            [-0.7555503249168396, -0.42648598551750183],
+            [-0.9632465243339539, -0.8766400814056396],
+        ],
+    ]
+)
 
 
 @pytest.mark.parametrize("as_torch", [False, True])
@@ -585,9 +680,16 @@ def test_tf1_errors_and_bias_free_weights():
 
 # --- every layout round-trips bit for bit over sizes and dtypes ---------------------------------------------
 
+
 @settings(max_examples=60, deadline=None, derandomize=True, database=None)
-@given(i=st.integers(1, 6), h=st.integers(1, 5), d=st.integers(1, 2), seed=st.integers(0, 2**16),
-       dtype=st.sampled_from([np.float16, np.float32, np.float64]), as_torch=st.booleans())
+@given(
+    i=st.integers(1, 6),
+    h=st.integers(1, 5),
+    d=st.integers(1, 2),
+    seed=st.integers(0, 2**16),
+    dtype=st.sampled_from([np.float16, np.float32, np.float64]),
+    as_torch=st.booleans(),
+)
 def test_every_layout_round_trips_bit_exact(i, h, d, seed, dtype, as_torch):
     rng = np.random.default_rng(seed)
 
@@ -606,8 +708,16 @@ def test_every_layout_round_trips_bit_exact(i, h, d, seed, dtype, as_torch):
     rnns = [DirectionWeights(arr(h, i), arr(h, h), arr(h), arr(h), CellKind.RNN) for _ in range(d)]
     assert all(same_w(a, b) for a, b in zip(grus, F.gru_from_onnx(*F.gru_to_onnx(grus))))
     assert all(same_w(a, b) for a, b in zip(rnns, F.rnn_from_onnx(*F.rnn_to_onnx(rnns))))
-    for layers in ([grus, [DirectionWeights(arr(3 * h, d * h), arr(3 * h, h), arr(3 * h), arr(3 * h),
-                                             CellKind.GRU) for _ in range(d)]], [rnns]):
+    for layers in (
+        [
+            grus,
+            [
+                DirectionWeights(arr(3 * h, d * h), arr(3 * h, h), arr(3 * h), arr(3 * h), CellKind.GRU)
+                for _ in range(d)
+            ],
+        ],
+        [rnns],
+    ):
         again = F.recurrent_from_torch_state_dict(F.recurrent_to_torch_state_dict(layers))
         assert all(same_w(a, b) for la, lb in zip(layers, again) for a, b in zip(la, lb))
     simple = [arr(i, h), arr(h, h), arr(h)]
@@ -620,8 +730,10 @@ def test_every_layout_round_trips_bit_exact(i, h, d, seed, dtype, as_torch):
     assert cudnn.w_ih.dtype == k.dtype and isinstance(cudnn.w_ih, torch.Tensor) == as_torch
 
 
-@pytest.mark.parametrize("name,cls,kind", [("ms_grucell_unrolled", torch.nn.GRUCell, CellKind.GRU),
-                                           ("ms_rnncell_unrolled", torch.nn.RNNCell, CellKind.RNN)])
+@pytest.mark.parametrize(
+    "name,cls,kind",
+    [("ms_grucell_unrolled", torch.nn.GRUCell, CellKind.GRU), ("ms_rnncell_unrolled", torch.nn.RNNCell, CellKind.RNN)],
+)
 def test_recorded_mindspore_cells_are_torch_cells(name, cls, kind):
     """MindSpore 2.10 ``nn.GRUCell`` / ``nn.RNNCell`` (tanh) unrolled 5 steps: its parameters through the cell
     codec into the torch cell give the recorded states within MindSpore's approximate CPU activations (spec §3.2

@@ -10,6 +10,7 @@ through what ``verify``/``convert`` do next (chain, run, save). Every outcome ot
 
 Usage: python tools/fuzz_formats.py SECONDS OUTDIR [SEED]   (prints and writes OUTDIR/report.json)
 """
+
 import collections
 import io
 import json
@@ -32,8 +33,14 @@ outdir.mkdir(parents=True, exist_ok=True)
 rng = random.Random(int(sys.argv[3]) if len(sys.argv) > 3 else 9)
 
 #: the format whose own reader each seed's suffix names
-READERS = {".h5": "keras-h5", ".weights.h5": "keras-weights-h5", ".keras": "keras", ".ckpt": "mindspore-ckpt",
-           ".pt": "torch", ".safetensors": "safetensors"}
+READERS = {
+    ".h5": "keras-h5",
+    ".weights.h5": "keras-weights-h5",
+    ".keras": "keras",
+    ".ckpt": "mindspore-ckpt",
+    ".pt": "torch",
+    ".safetensors": "safetensors",
+}
 
 
 def torch_bytes(bi):
@@ -45,6 +52,7 @@ def torch_bytes(bi):
 
 def st_bytes(bi):
     from safetensors.torch import save
+
     torch.manual_seed(0)
     return save(torch.nn.LSTM(3, 4, 2, bidirectional=bi).state_dict(), metadata={"format": "pt"})
 
@@ -72,7 +80,7 @@ def mutate(data: bytes) -> bytes:
             break
         k = rng.choice(["truncate", "flip", "flip_head", "splice", "ff", "int", "dup"])
         if k == "truncate":
-            del d[rng.randrange(n):]
+            del d[rng.randrange(n) :]
         elif k == "flip":
             for _ in range(rng.randint(1, 8)):
                 i = rng.randrange(n)
@@ -87,10 +95,10 @@ def mutate(data: bytes) -> bytes:
             d[i:j] = bytes(rng.randrange(256) for _ in range(rng.randint(0, 64)))
         elif k == "ff":
             i = rng.randrange(n)
-            d[i:i + rng.randint(1, 16)] = b"\xff" * rng.randint(1, 16)
+            d[i : i + rng.randint(1, 16)] = b"\xff" * rng.randint(1, 16)
         elif k == "int":
             i = rng.randrange(max(1, n - 8))
-            d[i:i + 8] = rng.choice([0, 1, 2**31, 2**32 - 1, 2**63, 2**64 - 1]).to_bytes(8, "little")
+            d[i : i + 8] = rng.choice([0, 1, 2**31, 2**32 - 1, 2**63, 2**64 - 1]).to_bytes(8, "little")
         else:
             i = rng.randrange(n)
             j = min(n, i + rng.randint(1, 256))
@@ -120,6 +128,7 @@ def mutate_keras(data: bytes) -> bytes:
                         v[i] = rng.choice([None, 0, 2**200, "x", {}, []])
                     else:
                         walk(v[i])
+
             walk(cfg)
             members[target] = json.dumps(cfg).encode()
         except Exception:
@@ -149,6 +158,7 @@ def check_one(name, p):
             if lname == "io.load":
                 try:
                     from lstm_bridge.convert import chain_from_model_file, compare_chains
+
                     chain = chain_from_model_file(mf, validate=False)
                     compare_chains(chain, chain, batch=2, steps=3)
                     lio.save(mf, str(p.parent / "out.safetensors"))
@@ -177,6 +187,7 @@ def worker(conn):
 
 if __name__ == "__main__":
     import multiprocessing as mp
+
     ctx = mp.get_context("fork")
 
     def start():
@@ -184,6 +195,7 @@ if __name__ == "__main__":
         w = ctx.Process(target=worker, args=(b,), daemon=True)
         w.start()
         return w, a
+
     w, conn = start()
     outcomes = collections.Counter()
     per_fmt = collections.Counter()
@@ -216,13 +228,19 @@ if __name__ == "__main__":
             outcomes[key] += 1
             per_fmt[(suffix(name), key)] += 1
         if any(k not in ("loaded", "FormatError", "later ok", "later refused") for k in keys) and (
-                len(bugs) < 50 or any(k.startswith(("HANG", "WORKER")) for k in keys)):
+            len(bugs) < 50 or any(k.startswith(("HANG", "WORKER")) for k in keys)
+        ):
             k = len(bugs)
             (outdir / f"bug{k}{suffix(name)}").write_bytes(mutated)
             bugs.append({"file": f"bug{k}{suffix(name)}", "seed": name, "outcomes": keys, "traces": traces})
     conn.send(None)
-    report = {"files_tried": n, "seconds": round(time.time() - t0, 1), "outcomes": dict(outcomes),
-              "per_format": {f"{a} {b}": c for (a, b), c in sorted(per_fmt.items())}, "bugs": bugs}
+    report = {
+        "files_tried": n,
+        "seconds": round(time.time() - t0, 1),
+        "outcomes": dict(outcomes),
+        "per_format": {f"{a} {b}": c for (a, b), c in sorted(per_fmt.items())},
+        "bugs": bugs,
+    }
     (outdir / "report.json").write_text(json.dumps(report, indent=1))
     print(json.dumps({k: v for k, v in report.items() if k != "bugs"}, indent=1))
     print(len(bugs), "bugs")

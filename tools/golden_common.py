@@ -17,6 +17,7 @@ Conventions of the stored data (see ``tests/golden/README.md``):
   gate blocks i, f, c, o); MindSpore weights under their MindSpore/PyTorch names and layouts
   (``weight_ih_l0 (4H, I)`` ...).
 """
+
 from __future__ import annotations
 
 import io

@@ -73,6 +73,7 @@ Gradients (about 45 % of the cases) are those of ``sum_k sum(w_k * out_k)`` over
 ``out_k`` with fixed random ``w_k`` (``proj<k>``), w.r.t. the input, the initial states and every trainable
 weight, as computed by the real framework (``tf.GradientTape`` / ``mindspore.grad``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -111,6 +112,7 @@ def gate_scaled(rng: np.random.RandomState, shape: Sequence[int], units: int, ax
 # ==================================================================================================
 # Keras: the option matrix (framework-free)
 
+
 def _base_class(spec: Dict[str, Any]) -> str:
     return spec["wrapped"] if spec["class"] == "Bidirectional" else spec["class"]
 
@@ -143,8 +145,9 @@ class _KerasBuilder:
     def _cid(self) -> str:
         return f"{self.prefix}-{next(self.counter):04d}"
 
-    def _weights(self, rng: np.random.RandomState, arrays: Arrays, prefix: str, cls: str, in_dim: int,
-                 cfg: Dict[str, Any]) -> List[str]:
+    def _weights(
+        self, rng: np.random.RandomState, arrays: Arrays, prefix: str, cls: str, in_dim: int, cfg: Dict[str, Any]
+    ) -> List[str]:
         gates = 1 if cls.startswith("SimpleRNN") else 3
         keys = []
         for name, shape in _keras_weight_shapes(cls, in_dim, cfg):
@@ -153,8 +156,19 @@ class _KerasBuilder:
             keys.append(key)
         return keys
 
-    def add(self, family: str, layers: List[Dict[str, Any]], *, batch: int, steps: int, features: int,
-            mask: str = "none", grad: bool = False, time_major: bool = False, tags: Sequence[str] = ()) -> None:
+    def add(
+        self,
+        family: str,
+        layers: List[Dict[str, Any]],
+        *,
+        batch: int,
+        steps: int,
+        features: int,
+        mask: str = "none",
+        grad: bool = False,
+        time_major: bool = False,
+        tags: Sequence[str] = (),
+    ) -> None:
         cid = self._cid()
         rng = rng_for(cid)
         arrays: Arrays = {}
@@ -164,8 +178,9 @@ class _KerasBuilder:
             batch = max(batch, 2)
         if mask != "none":
             steps = max(steps, 3)
-        arrays[f"{cid}/x"] = uniform32(rng, -1.5, 1.5, (steps, batch, features) if time_major else
-                                       (batch, steps, features))
+        arrays[f"{cid}/x"] = uniform32(
+            rng, -1.5, 1.5, (steps, batch, features) if time_major else (batch, steps, features)
+        )
         m = make_mask(rng, mask, batch, steps)
         if m is not None:
             arrays[f"{cid}/mask"] = m.T.copy() if time_major else m
@@ -193,27 +208,73 @@ class _KerasBuilder:
             out_layers.append(entry)
             u = spec["config"]["units"]
             in_dim = 2 * u if (spec["class"] == "Bidirectional" and entry["merge_mode"] == "concat") else u
-        self.items.append(({
-            "id": cid, "family": family, "tags": sorted(set(tags) | ({f"mask:{mask}"} if mask != "none" else set())),
-            "flavour": self.flavour, "keras_version": self.kv, "kind": "layers", "x": f"{cid}/x",
-            "mask": f"{cid}/mask" if m is not None else None, "training": False, "layers": out_layers,
-            "grad": {} if grad else None}, arrays))
+        self.items.append(
+            (
+                {
+                    "id": cid,
+                    "family": family,
+                    "tags": sorted(set(tags) | ({f"mask:{mask}"} if mask != "none" else set())),
+                    "flavour": self.flavour,
+                    "keras_version": self.kv,
+                    "kind": "layers",
+                    "x": f"{cid}/x",
+                    "mask": f"{cid}/mask" if m is not None else None,
+                    "training": False,
+                    "layers": out_layers,
+                    "grad": {} if grad else None,
+                },
+                arrays,
+            )
+        )
 
-    def add_cell(self, family: str, cls: str, config: Dict[str, Any], *, batch: int, steps: int, features: int,
-                 grad: bool, tags: Sequence[str] = ()) -> None:
+    def add_cell(
+        self,
+        family: str,
+        cls: str,
+        config: Dict[str, Any],
+        *,
+        batch: int,
+        steps: int,
+        features: int,
+        grad: bool,
+        tags: Sequence[str] = (),
+    ) -> None:
         cid = self._cid()
         rng = rng_for(cid)
         arrays: Arrays = {f"{cid}/x": uniform32(rng, -1.5, 1.5, (batch, steps, features))}
         keys = self._weights(rng, arrays, f"{cid}/L0/0", cls, features, config)
         arrays[f"{cid}/L0/0/h0"] = uniform32(rng, -1.0, 1.0, (batch, config["units"]))
-        self.items.append(({
-            "id": cid, "family": family, "tags": sorted(set(tags) | {"cell"}), "flavour": self.flavour,
-            "keras_version": self.kv, "kind": "cell", "x": f"{cid}/x", "mask": None, "training": False,
-            "layers": [{"class": cls, "config": config, "weights": keys, "initial_state": [f"{cid}/L0/0/h0"]}],
-            "grad": {} if grad else None}, arrays))
+        self.items.append(
+            (
+                {
+                    "id": cid,
+                    "family": family,
+                    "tags": sorted(set(tags) | {"cell"}),
+                    "flavour": self.flavour,
+                    "keras_version": self.kv,
+                    "kind": "cell",
+                    "x": f"{cid}/x",
+                    "mask": None,
+                    "training": False,
+                    "layers": [{"class": cls, "config": config, "weights": keys, "initial_state": [f"{cid}/L0/0/h0"]}],
+                    "grad": {} if grad else None,
+                },
+                arrays,
+            )
+        )
 
-    def add_calls(self, family: str, cls: str, config: Dict[str, Any], calls: List[Dict[str, Any]], *,
-                  batch: int, steps: int, features: int, tags: Sequence[str]) -> None:
+    def add_calls(
+        self,
+        family: str,
+        cls: str,
+        config: Dict[str, Any],
+        calls: List[Dict[str, Any]],
+        *,
+        batch: int,
+        steps: int,
+        features: int,
+        tags: Sequence[str],
+    ) -> None:
         cid = self._cid()
         rng = rng_for(cid)
         arrays: Arrays = {}
@@ -222,8 +283,12 @@ class _KerasBuilder:
         for ci, call in enumerate(calls):
             x_key = f"{cid}/call{ci}/x"
             arrays[x_key] = uniform32(rng, -1.5, 1.5, (batch, steps, features))
-            entry: Dict[str, Any] = {"x": x_key, "mask": None, "initial_state": None,
-                                     "reset_states": bool(call.get("reset_states", False))}
+            entry: Dict[str, Any] = {
+                "x": x_key,
+                "mask": None,
+                "initial_state": None,
+                "reset_states": bool(call.get("reset_states", False)),
+            }
             m = make_mask(rng, call.get("mask", "none"), batch, steps)
             if m is not None:
                 entry["mask"] = f"{cid}/call{ci}/mask"
@@ -233,11 +298,25 @@ class _KerasBuilder:
                 arrays[key] = uniform32(rng, -1.0, 1.0, (batch, config["units"]))
                 entry["initial_state"] = [key]
             out_calls.append(entry)
-        self.items.append(({
-            "id": cid, "family": family, "tags": sorted(set(tags) | {"stateful"}), "flavour": self.flavour,
-            "keras_version": self.kv, "kind": "calls", "x": out_calls[0]["x"], "mask": None, "training": False,
-            "layers": [{"class": cls, "config": config, "weights": keys, "initial_state": None}],
-            "calls": out_calls, "grad": None}, arrays))
+        self.items.append(
+            (
+                {
+                    "id": cid,
+                    "family": family,
+                    "tags": sorted(set(tags) | {"stateful"}),
+                    "flavour": self.flavour,
+                    "keras_version": self.kv,
+                    "kind": "calls",
+                    "x": out_calls[0]["x"],
+                    "mask": None,
+                    "training": False,
+                    "layers": [{"class": cls, "config": config, "weights": keys, "initial_state": None}],
+                    "calls": out_calls,
+                    "grad": None,
+                },
+                arrays,
+            )
+        )
 
 
 def build_keras_cases(flavour: str) -> List[Tuple[Case, Arrays]]:
@@ -256,15 +335,20 @@ def build_keras_cases(flavour: str) -> List[Tuple[Case, Arrays]]:
         return (int(pick.randint(1, 5)), int(pick.randint(2, 7)), int(pick.randint(1, 6)), int(pick.randint(1, 6)))
 
     def flags(rs: bool, rst: bool, gb: bool = False, init: bool = False) -> List[str]:
-        return (["return_sequences"] if rs else []) + (["return_state"] if rst else []) + \
-            (["go_backwards"] if gb else []) + (["initial_state"] if init else [])
+        return (
+            (["return_sequences"] if rs else [])
+            + (["return_state"] if rst else [])
+            + (["go_backwards"] if gb else [])
+            + (["initial_state"] if init else [])
+        )
 
     masks = ["none", "right", "left", "holes", "fully_masked_row", "mixed"]
 
     # 1. GRU core matrix: mask x go_backwards x (return_sequences, return_state); reset_after, the
     #    recurrent activation (sigmoid / the generation's hard_sigmoid) and implementation cycle.
-    for i, (mask, gb, outs) in enumerate(itertools.product(masks, [False, True], [(False, False), (True, True),
-                                                                                   (True, False), (False, True)])):
+    for i, (mask, gb, outs) in enumerate(
+        itertools.product(masks, [False, True], [(False, False), (True, True), (True, False), (False, True)])
+    ):
         if (i % 4) >= 2 and i % 3:  # 4 x 6 x 2 = 48 combinations; keep about two thirds
             continue
         B, T, F, u = dims()
@@ -273,76 +357,183 @@ def build_keras_cases(flavour: str) -> List[Tuple[Case, Arrays]]:
         rec = ["sigmoid", "hard_sigmoid"][(i // 2) % 2]
         impl = 1 + (i // 3) % 2
         init = bool(pick.randint(0, 2))
-        cfg = {"units": u, "reset_after": ra, "recurrent_activation": rec, "implementation": impl,
-               "return_sequences": rs, "return_state": rst, "go_backwards": gb}
-        b.add("gru/matrix", [{"class": "GRU", "config": cfg, "initial_state": init}], batch=B, steps=T, features=F,
-              mask=mask, grad=grad_now(),
-              tags=[f"reset_after:{ra}".lower(), f"recurrent_activation:{rec}", f"implementation:{impl}"]
-              + flags(rs, rst, gb, init))
+        cfg = {
+            "units": u,
+            "reset_after": ra,
+            "recurrent_activation": rec,
+            "implementation": impl,
+            "return_sequences": rs,
+            "return_state": rst,
+            "go_backwards": gb,
+        }
+        b.add(
+            "gru/matrix",
+            [{"class": "GRU", "config": cfg, "initial_state": init}],
+            batch=B,
+            steps=T,
+            features=F,
+            mask=mask,
+            grad=grad_now(),
+            tags=[f"reset_after:{ra}".lower(), f"recurrent_activation:{rec}", f"implementation:{impl}"]
+            + flags(rs, rst, gb, init),
+        )
 
     # 2. GRU options: activations, use_bias=False, unroll, zero_output_for_mask, defaults.
-    for i, (act, rec) in enumerate([("relu", "sigmoid"), ("softsign", "hard_sigmoid"), ("linear", "sigmoid"),
-                                    ("elu", "hard_sigmoid"), ("sigmoid", "tanh")]):
+    for i, (act, rec) in enumerate(
+        [
+            ("relu", "sigmoid"),
+            ("softsign", "hard_sigmoid"),
+            ("linear", "sigmoid"),
+            ("elu", "hard_sigmoid"),
+            ("sigmoid", "tanh"),
+        ]
+    ):
         B, T, F, u = dims()
         mask = ["none", "holes", "right", "mixed", "left"][i]
-        cfg = {"units": u, "activation": act, "recurrent_activation": rec, "reset_after": bool(i % 2 == 0),
-               "return_sequences": bool(i % 2), "return_state": bool(i % 3 == 0)}
-        b.add("gru/activations", [{"class": "GRU", "config": cfg, "initial_state": bool(i % 2)}], batch=B,
-              steps=T, features=F, mask=mask, grad=grad_now(), tags=[f"activation:{act}",
-                                                                      f"recurrent_activation:{rec}"])
+        cfg = {
+            "units": u,
+            "activation": act,
+            "recurrent_activation": rec,
+            "reset_after": bool(i % 2 == 0),
+            "return_sequences": bool(i % 2),
+            "return_state": bool(i % 3 == 0),
+        }
+        b.add(
+            "gru/activations",
+            [{"class": "GRU", "config": cfg, "initial_state": bool(i % 2)}],
+            batch=B,
+            steps=T,
+            features=F,
+            mask=mask,
+            grad=grad_now(),
+            tags=[f"activation:{act}", f"recurrent_activation:{rec}"],
+        )
     for i in range(4):
         B, T, F, u = dims()
-        cfg = {"units": u, "use_bias": False, "reset_after": bool(i % 2), "implementation": 1 + i // 2,
-               "recurrent_activation": ["sigmoid", "hard_sigmoid"][i // 2], "return_sequences": True,
-               "return_state": bool(i % 2), "go_backwards": i == 3}
-        b.add("gru/no_bias", [{"class": "GRU", "config": cfg, "initial_state": bool(i % 2 == 0)}], batch=B,
-              steps=T, features=F, mask=["none", "left", "fully_masked_row", "holes"][i], grad=grad_now(),
-              tags=["use_bias:false", f"reset_after:{bool(i % 2)}".lower()])
+        cfg = {
+            "units": u,
+            "use_bias": False,
+            "reset_after": bool(i % 2),
+            "implementation": 1 + i // 2,
+            "recurrent_activation": ["sigmoid", "hard_sigmoid"][i // 2],
+            "return_sequences": True,
+            "return_state": bool(i % 2),
+            "go_backwards": i == 3,
+        }
+        b.add(
+            "gru/no_bias",
+            [{"class": "GRU", "config": cfg, "initial_state": bool(i % 2 == 0)}],
+            batch=B,
+            steps=T,
+            features=F,
+            mask=["none", "left", "fully_masked_row", "holes"][i],
+            grad=grad_now(),
+            tags=["use_bias:false", f"reset_after:{bool(i % 2)}".lower()],
+        )
     for i in range(3):
         B, T, F, u = dims()
-        cfg = {"units": u, "unroll": True, "reset_after": bool(i != 1), "return_sequences": bool(i % 2 == 0),
-               "return_state": True, "go_backwards": i == 2}
-        b.add("gru/unroll", [{"class": "GRU", "config": cfg, "initial_state": bool(i % 2)}], batch=B, steps=T,
-              features=F, mask=["none", "right", "mixed"][i], grad=grad_now(), tags=["unroll"])
+        cfg = {
+            "units": u,
+            "unroll": True,
+            "reset_after": bool(i != 1),
+            "return_sequences": bool(i % 2 == 0),
+            "return_state": True,
+            "go_backwards": i == 2,
+        }
+        b.add(
+            "gru/unroll",
+            [{"class": "GRU", "config": cfg, "initial_state": bool(i % 2)}],
+            batch=B,
+            steps=T,
+            features=F,
+            mask=["none", "right", "mixed"][i],
+            grad=grad_now(),
+            tags=["unroll"],
+        )
     for i in range(3):
         B, T, F, u = dims()
-        cfg = {"units": u, "zero_output_for_mask": True, "reset_after": bool(i != 0),
-               "return_sequences": bool(i != 1), "go_backwards": i == 2}
-        b.add("gru/zero_output_for_mask", [{"class": "GRU", "config": cfg, "initial_state": True}], batch=B,
-              steps=T, features=F, mask=["right", "left", "mixed"][i], grad=grad_now(),
-              tags=["zero_output_for_mask"])
+        cfg = {
+            "units": u,
+            "zero_output_for_mask": True,
+            "reset_after": bool(i != 0),
+            "return_sequences": bool(i != 1),
+            "go_backwards": i == 2,
+        }
+        b.add(
+            "gru/zero_output_for_mask",
+            [{"class": "GRU", "config": cfg, "initial_state": True}],
+            batch=B,
+            steps=T,
+            features=F,
+            mask=["right", "left", "mixed"][i],
+            grad=grad_now(),
+            tags=["zero_output_for_mask"],
+        )
     for i in range(2):  # the generation's defaults (reset_after True, sigmoid, implementation 2)
         B, T, F, u = dims()
         cfg = {"units": u, "return_sequences": bool(i), "return_state": bool(i)}
-        b.add("gru/defaults", [{"class": "GRU", "config": cfg, "initial_state": bool(i)}], batch=B, steps=T,
-              features=F, mask=["none", "holes"][i], grad=True, tags=["defaults"])
+        b.add(
+            "gru/defaults",
+            [{"class": "GRU", "config": cfg, "initial_state": bool(i)}],
+            batch=B,
+            steps=T,
+            features=F,
+            mask=["none", "holes"][i],
+            grad=True,
+            tags=["defaults"],
+        )
 
     # 3. time_major (tf_keras only; Keras 3 rejects the keyword), GRU and SimpleRNN.
     if k2:
         for i in range(4):
             B, T, F, u = dims()
             cls = "GRU" if i < 3 else "SimpleRNN"
-            cfg: Dict[str, Any] = {"units": u, "time_major": True, "return_sequences": bool(i % 2 == 0),
-                                   "return_state": bool(i != 2), "go_backwards": i == 1}
+            cfg: Dict[str, Any] = {
+                "units": u,
+                "time_major": True,
+                "return_sequences": bool(i % 2 == 0),
+                "return_state": bool(i != 2),
+                "go_backwards": i == 1,
+            }
             if cls == "GRU":
                 cfg["reset_after"] = bool(i != 1)
             fam = "gru" if cls == "GRU" else "simple_rnn"
-            b.add(f"{fam}/time_major", [{"class": cls, "config": cfg, "initial_state": bool(i % 2)}],
-                  batch=B, steps=T, features=F, mask=["none", "right", "holes", "mixed"][i], time_major=True,
-                  grad=grad_now(), tags=["time_major"])
+            b.add(
+                f"{fam}/time_major",
+                [{"class": cls, "config": cfg, "initial_state": bool(i % 2)}],
+                batch=B,
+                steps=T,
+                features=F,
+                mask=["none", "right", "holes", "mixed"][i],
+                time_major=True,
+                grad=grad_now(),
+                tags=["time_major"],
+            )
 
     # 4. tf_keras v1.GRU (= TF 1.15's GRU): its defaults hard_sigmoid, reset_after False, implementation 1.
     if k2:
         for i in range(6):
             B, T, F, u = dims()
-            cfg = {"units": u, "return_sequences": bool(i % 2), "return_state": bool(i % 3 == 0),
-                   "go_backwards": i in (2, 5)}
+            cfg = {
+                "units": u,
+                "return_sequences": bool(i % 2),
+                "return_state": bool(i % 3 == 0),
+                "go_backwards": i in (2, 5),
+            }
             tags = ["v1", "defaults"]
             if i == 4:
                 cfg.update(reset_after=True, recurrent_activation="sigmoid")
                 tags = ["v1", "reset_after:true"]
-            b.add("gru/v1", [{"class": "v1.GRU", "config": cfg, "initial_state": bool(i % 2 == 0)}], batch=B,
-                  steps=T, features=F, mask=masks[i], grad=grad_now(), tags=tags)
+            b.add(
+                "gru/v1",
+                [{"class": "v1.GRU", "config": cfg, "initial_state": bool(i % 2 == 0)}],
+                batch=B,
+                steps=T,
+                features=F,
+                mask=masks[i],
+                grad=grad_now(),
+                tags=tags,
+            )
 
     # 5. SimpleRNN: activations x masks x go_backwards, use_bias=False.
     acts = ["tanh", "relu", "softsign", "linear", "sigmoid", "elu", "tanh", "relu", "hard_sigmoid", "tanh"]
@@ -355,14 +546,35 @@ def build_keras_cases(flavour: str) -> List[Tuple[Case, Arrays]]:
         if i == 0:
             cfg = {"units": u, "return_sequences": True, "return_state": True}  # defaults (tanh)
         init = bool(i % 3 != 1)
-        b.add("simple_rnn/matrix", [{"class": "SimpleRNN", "config": cfg, "initial_state": init}], batch=B, steps=T,
-              features=F, mask=mask, grad=grad_now(), tags=[f"activation:{act}"] + flags(rs, rst, gb, init))
+        b.add(
+            "simple_rnn/matrix",
+            [{"class": "SimpleRNN", "config": cfg, "initial_state": init}],
+            batch=B,
+            steps=T,
+            features=F,
+            mask=mask,
+            grad=grad_now(),
+            tags=[f"activation:{act}"] + flags(rs, rst, gb, init),
+        )
     for i in range(2):
         B, T, F, u = dims()
-        cfg = {"units": u, "use_bias": False, "activation": ["tanh", "relu"][i], "return_sequences": True,
-               "unroll": bool(i)}
-        b.add("simple_rnn/no_bias", [{"class": "SimpleRNN", "config": cfg, "initial_state": True}], batch=B, steps=T,
-              features=F, mask=["none", "right"][i], grad=grad_now(), tags=["use_bias:false"])
+        cfg = {
+            "units": u,
+            "use_bias": False,
+            "activation": ["tanh", "relu"][i],
+            "return_sequences": True,
+            "unroll": bool(i),
+        }
+        b.add(
+            "simple_rnn/no_bias",
+            [{"class": "SimpleRNN", "config": cfg, "initial_state": True}],
+            batch=B,
+            steps=T,
+            features=F,
+            mask=["none", "right"][i],
+            grad=grad_now(),
+            tags=["use_bias:false"],
+        )
 
     # 6. Bidirectional of each, every merge mode, with and without sequences / states / masks.
     for wrapped in ("GRU", "SimpleRNN"):
@@ -374,23 +586,54 @@ def build_keras_cases(flavour: str) -> List[Tuple[Case, Arrays]]:
                 rst = bool((i + rs) % 2)
                 cfg: Dict[str, Any] = {"units": u, "return_sequences": rs, "return_state": rst}
                 if wrapped == "GRU":
-                    cfg.update(reset_after=bool(i % 2 == 0 or rs),
-                               recurrent_activation=["sigmoid", "hard_sigmoid"][(i + 1) % 2])
+                    cfg.update(
+                        reset_after=bool(i % 2 == 0 or rs),
+                        recurrent_activation=["sigmoid", "hard_sigmoid"][(i + 1) % 2],
+                    )
                 else:
                     cfg.update(activation=["tanh", "relu"][i % 2])
                 mask = masks[(i + 2 * rs) % 6]
                 init = bool((i + rs) % 3 != 0)
-                b.add(f"bidirectional/{wrapped.lower()}", [{"class": "Bidirectional", "wrapped": wrapped,
-                                                            "merge_mode": mm, "config": cfg, "initial_state": init}],
-                      batch=B, steps=T, features=F, mask=mask, grad=grad_now() or i % 2 == 0,
-                      tags=[f"merge_mode:{mm}"] + flags(rs, rst, False, init))
+                b.add(
+                    f"bidirectional/{wrapped.lower()}",
+                    [
+                        {
+                            "class": "Bidirectional",
+                            "wrapped": wrapped,
+                            "merge_mode": mm,
+                            "config": cfg,
+                            "initial_state": init,
+                        }
+                    ],
+                    batch=B,
+                    steps=T,
+                    features=F,
+                    mask=mask,
+                    grad=grad_now() or i % 2 == 0,
+                    tags=[f"merge_mode:{mm}"] + flags(rs, rst, False, init),
+                )
     if k2:
         for i in range(2):
             B, T, F, u = dims()
             cfg = {"units": u, "return_sequences": bool(i), "return_state": True}
-            b.add("bidirectional/v1_gru", [{"class": "Bidirectional", "wrapped": "v1.GRU", "merge_mode": "concat",
-                                            "config": cfg, "initial_state": bool(i)}],
-                  batch=B, steps=T, features=F, mask=["holes", "right"][i], grad=grad_now(), tags=["v1", "defaults"])
+            b.add(
+                "bidirectional/v1_gru",
+                [
+                    {
+                        "class": "Bidirectional",
+                        "wrapped": "v1.GRU",
+                        "merge_mode": "concat",
+                        "config": cfg,
+                        "initial_state": bool(i),
+                    }
+                ],
+                batch=B,
+                steps=T,
+                features=F,
+                mask=["holes", "right"][i],
+                grad=grad_now(),
+                tags=["v1", "defaults"],
+            )
 
     # 7. Stacks (layers returning sequences; the mask reaches every layer).
     for i in range(5 if k2 else 4):
@@ -404,26 +647,55 @@ def build_keras_cases(flavour: str) -> List[Tuple[Case, Arrays]]:
             kind = ["GRU", "SimpleRNN", "Bidirectional"][(d + i) % 3]
             if kind == "Bidirectional":
                 wr = ["GRU", "SimpleRNN"][i % 2]
-                layers.append({"class": "Bidirectional", "wrapped": wr, "merge_mode": ["concat", "sum", "ave"][i % 3],
-                               "config": {"units": uu, "return_sequences": rs}, "initial_state": bool(i % 2)})
+                layers.append(
+                    {
+                        "class": "Bidirectional",
+                        "wrapped": wr,
+                        "merge_mode": ["concat", "sum", "ave"][i % 3],
+                        "config": {"units": uu, "return_sequences": rs},
+                        "initial_state": bool(i % 2),
+                    }
+                )
             elif kind == "GRU":
-                gcfg = {"units": uu, "return_sequences": rs, "reset_after": bool(pick.randint(0, 2)),
-                        "recurrent_activation": "hard_sigmoid" if i % 2 else "sigmoid"}
+                gcfg = {
+                    "units": uu,
+                    "return_sequences": rs,
+                    "reset_after": bool(pick.randint(0, 2)),
+                    "recurrent_activation": "hard_sigmoid" if i % 2 else "sigmoid",
+                }
                 layers.append({"class": "GRU", "config": gcfg, "initial_state": bool(pick.randint(0, 2))})
             else:
-                layers.append({"class": "SimpleRNN", "config": {"units": uu, "return_sequences": rs,
-                                                                "activation": ["tanh", "relu"][d % 2]},
-                               "initial_state": bool(pick.randint(0, 2))})
-        b.add("stacked", layers, batch=B, steps=T, features=F, mask=mask, grad=grad_now(),
-              tags=[f"depth:{len(layers)}"])
+                layers.append(
+                    {
+                        "class": "SimpleRNN",
+                        "config": {"units": uu, "return_sequences": rs, "activation": ["tanh", "relu"][d % 2]},
+                        "initial_state": bool(pick.randint(0, 2)),
+                    }
+                )
+        b.add(
+            "stacked", layers, batch=B, steps=T, features=F, mask=mask, grad=grad_now(), tags=[f"depth:{len(layers)}"]
+        )
 
     # 8. Cells unrolled by hand.
     for i in range(4):
         B, T, F, u = dims()
-        cfg = {"units": u, "reset_after": bool(i % 2 == 0), "use_bias": i != 3,
-               "recurrent_activation": ["sigmoid", "hard_sigmoid"][i // 2], "implementation": 1 + i % 2}
-        b.add_cell("gru_cell", "GRUCell", cfg, batch=B, steps=T, features=F, grad=grad_now(),
-                   tags=[f"reset_after:{bool(i % 2 == 0)}".lower()])
+        cfg = {
+            "units": u,
+            "reset_after": bool(i % 2 == 0),
+            "use_bias": i != 3,
+            "recurrent_activation": ["sigmoid", "hard_sigmoid"][i // 2],
+            "implementation": 1 + i % 2,
+        }
+        b.add_cell(
+            "gru_cell",
+            "GRUCell",
+            cfg,
+            batch=B,
+            steps=T,
+            features=F,
+            grad=grad_now(),
+            tags=[f"reset_after:{bool(i % 2 == 0)}".lower()],
+        )
     for i in range(3):
         B, T, F, u = dims()
         cfg = {"units": u, "activation": ["tanh", "relu", "softsign"][i], "use_bias": i != 2}
@@ -434,21 +706,34 @@ def build_keras_cases(flavour: str) -> List[Tuple[Case, Arrays]]:
         ("init_then_init", "GRU", [{"initial_state": True}, {"initial_state": True}], {}),
         ("none_then_init", "GRU", [{}, {"initial_state": True}], {"reset_after": False}),
         ("reset_then_init", "GRU", [{"initial_state": True}, {"initial_state": True, "reset_states": True}], {}),
-        ("go_backwards_mask", "GRU", [{"initial_state": True, "mask": "right"}, {"mask": "holes"}],
-         {"go_backwards": True, "recurrent_activation": "hard_sigmoid"}),
+        (
+            "go_backwards_mask",
+            "GRU",
+            [{"initial_state": True, "mask": "right"}, {"mask": "holes"}],
+            {"go_backwards": True, "recurrent_activation": "hard_sigmoid"},
+        ),
         ("init_none_init", "SimpleRNN", [{"initial_state": True}, {}, {"initial_state": True}], {}),
         ("last_output", "SimpleRNN", [{}, {"initial_state": True}], {"return_sequences": False, "activation": "relu"}),
     ]
     for label, cls, calls, extra in seqs:
         cfg = {"units": 3, "stateful": True, "return_sequences": True, "return_state": True}
         cfg.update(extra)
-        b.add_calls(f"{cls.lower() if cls == 'GRU' else 'simple_rnn'}/stateful", cls, cfg, calls, batch=2, steps=4,
-                    features=3, tags=[f"calls:{label}"])
+        b.add_calls(
+            f"{cls.lower() if cls == 'GRU' else 'simple_rnn'}/stateful",
+            cls,
+            cfg,
+            calls,
+            batch=2,
+            steps=4,
+            features=3,
+            tags=[f"calls:{label}"],
+        )
     return b.items
 
 
 # ==================================================================================================
 # MindSpore: the option matrix (framework-free)
+
 
 def ms_param_shapes(kind: str, cfg: Dict[str, Any]) -> List[Tuple[str, Tuple[int, ...]]]:
     """MindSpore parameter names and shapes in ``trainable_params()`` order (mindspore_gru_rnn.md §2.1)."""
@@ -460,8 +745,12 @@ def ms_param_shapes(kind: str, cfg: Dict[str, Any]) -> List[Tuple[str, Tuple[int
             out += [("bias_ih", (G * H,)), ("bias_hh", (G * H,))]
         return out
     D = 2 if cfg.get("bidirectional", False) else 1
-    groups: Dict[str, List[Tuple[str, Tuple[int, ...]]]] = {"weight_ih": [], "weight_hh": [], "bias_ih": [],
-                                                           "bias_hh": []}
+    groups: Dict[str, List[Tuple[str, Tuple[int, ...]]]] = {
+        "weight_ih": [],
+        "weight_hh": [],
+        "bias_ih": [],
+        "bias_hh": [],
+    }
     for layer in range(cfg.get("num_layers", 1)):
         in_l = cfg["input_size"] if layer == 0 else D * H
         for s in ["", "_reverse"][:D]:
@@ -496,8 +785,20 @@ def _ms_lengths(rng: np.random.RandomState, kind: str, B: int, T: int) -> np.nda
     raise ValueError(f"unknown seq_length kind {kind!r}; expected full, zeros, over or mixed")
 
 
-def make_ms_case(cid: str, family: str, kind: str, cfg: Dict[str, Any], *, B: int, T: int, hx: bool,
-                 seq: Optional[str], tags: Sequence[str], grad: bool, weight_scale: float = 1.0) -> Tuple[Case, Arrays]:
+def make_ms_case(
+    cid: str,
+    family: str,
+    kind: str,
+    cfg: Dict[str, Any],
+    *,
+    B: int,
+    T: int,
+    hx: bool,
+    seq: Optional[str],
+    tags: Sequence[str],
+    grad: bool,
+    weight_scale: float = 1.0,
+) -> Tuple[Case, Arrays]:
     """One MindSpore case with parameters, input, ``hx`` and lengths drawn from ``cid``."""
     rng = rng_for(cid)
     arrays: Arrays = {}
@@ -520,9 +821,20 @@ def make_ms_case(cid: str, family: str, kind: str, cfg: Dict[str, Any], *, B: in
         seq_key = f"{cid}/seq_length"
         arrays[seq_key] = _ms_lengths(rng, seq, B, T)
     relu = cfg.get("nonlinearity", "tanh") == "relu"
-    return {"id": cid, "family": family, "tags": sorted(set(tags)), "flavour": "mindspore", "kind": kind,
-            "config": cfg, "params": params, "x": f"{cid}/x", "hx": hx_key, "seq_length": seq_key,
-            "approx_activations": not relu, "grad": {} if grad else None}, arrays
+    return {
+        "id": cid,
+        "family": family,
+        "tags": sorted(set(tags)),
+        "flavour": "mindspore",
+        "kind": kind,
+        "config": cfg,
+        "params": params,
+        "x": f"{cid}/x",
+        "hx": hx_key,
+        "seq_length": seq_key,
+        "approx_activations": not relu,
+        "grad": {} if grad else None,
+    }, arrays
 
 
 def build_ms_cases() -> List[Tuple[Case, Arrays]]:
@@ -532,11 +844,35 @@ def build_ms_cases() -> List[Tuple[Case, Arrays]]:
     coin = rng_for("family-mindspore", "gradients")
     pick = rng_for("family-mindspore", "matrix")
 
-    def add(family: str, kind: str, cfg: Dict[str, Any], *, B: int, T: int, hx: bool, seq: Optional[str],
-            tags: List[str], force_grad: bool = False, weight_scale: float = 1.0) -> None:
+    def add(
+        family: str,
+        kind: str,
+        cfg: Dict[str, Any],
+        *,
+        B: int,
+        T: int,
+        hx: bool,
+        seq: Optional[str],
+        tags: List[str],
+        force_grad: bool = False,
+        weight_scale: float = 1.0,
+    ) -> None:
         grad = bool(coin.rand() < 0.45) or force_grad
-        items.append(make_ms_case(f"fms-{next(counter):04d}", family, kind, cfg, B=B, T=T, hx=hx, seq=seq, tags=tags,
-                                  grad=grad, weight_scale=weight_scale))
+        items.append(
+            make_ms_case(
+                f"fms-{next(counter):04d}",
+                family,
+                kind,
+                cfg,
+                B=B,
+                T=T,
+                hx=hx,
+                seq=seq,
+                tags=tags,
+                grad=grad,
+                weight_scale=weight_scale,
+            )
+        )
 
     def dims() -> Tuple[int, int, int, int]:
         return (int(pick.randint(1, 5)), int(pick.randint(1, 7)), int(pick.randint(1, 6)), int(pick.randint(1, 6)))
@@ -551,36 +887,82 @@ def build_ms_cases() -> List[Tuple[Case, Arrays]]:
                 B, T = max(B, 2), max(T, 2)
             bf = bool((n + j) % 2)
             bias = (n + j) % 3 != 2
-            cfg: Dict[str, Any] = {"input_size": I, "hidden_size": H, "num_layers": L, "has_bias": bias,
-                                   "batch_first": bf, "bidirectional": bi}
+            cfg: Dict[str, Any] = {
+                "input_size": I,
+                "hidden_size": H,
+                "num_layers": L,
+                "has_bias": bias,
+                "batch_first": bf,
+                "bidirectional": bi,
+            }
             if nl is not None:
                 cfg["nonlinearity"] = nl
             name = kind.lower() + (f"_{nl}" if nl else "")
-            tags = [f"num_layers:{L}", f"bidirectional:{bi}".lower(), f"batch_first:{bf}".lower(),
-                    f"has_bias:{bias}".lower()] + (["hx"] if hx else []) + ([f"seq_length:{seq}"] if seq else [])
+            tags = (
+                [
+                    f"num_layers:{L}",
+                    f"bidirectional:{bi}".lower(),
+                    f"batch_first:{bf}".lower(),
+                    f"has_bias:{bias}".lower(),
+                ]
+                + (["hx"] if hx else [])
+                + ([f"seq_length:{seq}"] if seq else [])
+            )
             add(f"{name}/{'seq_length' if seq else 'plain'}", kind, cfg, B=B, T=T, hx=hx, seq=seq, tags=tags)
 
     # 2. seq_length edge cases per net: all zero, all full (bitwise the same as None for these nets),
     #    > T (unidirectional only); large weights (x3) where the CPU approximations are worst.
     for kind, nl in nets:
         name = kind.lower() + (f"_{nl}" if nl else "")
-        for i, (seq, bi) in enumerate([("zeros", False), ("zeros", True), ("full", True), ("full", False),
-                                       ("over", False)]):
+        for i, (seq, bi) in enumerate(
+            [("zeros", False), ("zeros", True), ("full", True), ("full", False), ("over", False)]
+        ):
             B, T, I, H = dims()
             L = 1 + i % 2
-            cfg = {"input_size": I, "hidden_size": H, "num_layers": L, "has_bias": True, "batch_first": bool(i % 2),
-                   "bidirectional": bi}
+            cfg = {
+                "input_size": I,
+                "hidden_size": H,
+                "num_layers": L,
+                "has_bias": True,
+                "batch_first": bool(i % 2),
+                "bidirectional": bi,
+            }
             if nl is not None:
                 cfg["nonlinearity"] = nl
-            add(f"{name}/seq_length_{seq}", kind, cfg, B=max(B, 2), T=max(T, 2), hx=i != 3, seq=seq,
-                tags=[f"seq_length:{seq}", f"num_layers:{L}", f"bidirectional:{bi}".lower()], force_grad=i % 2 == 0)
+            add(
+                f"{name}/seq_length_{seq}",
+                kind,
+                cfg,
+                B=max(B, 2),
+                T=max(T, 2),
+                hx=i != 3,
+                seq=seq,
+                tags=[f"seq_length:{seq}", f"num_layers:{L}", f"bidirectional:{bi}".lower()],
+                force_grad=i % 2 == 0,
+            )
         B, T, I, H = dims()
-        cfg = {"input_size": I, "hidden_size": H, "num_layers": 2, "has_bias": True, "batch_first": False,
-               "bidirectional": True}
+        cfg = {
+            "input_size": I,
+            "hidden_size": H,
+            "num_layers": 2,
+            "has_bias": True,
+            "batch_first": False,
+            "bidirectional": True,
+        }
         if nl is not None:
             cfg["nonlinearity"] = nl
-        add(f"{name}/large_weights", kind, cfg, B=max(B, 2), T=max(T, 3), hx=True, seq="mixed",
-            tags=["large_weights", "seq_length:mixed"], weight_scale=3.0 if nl != "relu" else 1.5, force_grad=True)
+        add(
+            f"{name}/large_weights",
+            kind,
+            cfg,
+            B=max(B, 2),
+            T=max(T, 3),
+            hx=True,
+            seq="mixed",
+            tags=["large_weights", "seq_length:mixed"],
+            weight_scale=3.0 if nl != "relu" else 1.5,
+            force_grad=True,
+        )
 
     # 3. Cells unrolled by hand.
     for i, (kind, nl) in enumerate([("GRUCell", None)] * 5 + [("RNNCell", "tanh")] * 4 + [("RNNCell", "relu")] * 3):
@@ -590,13 +972,23 @@ def build_ms_cases() -> List[Tuple[Case, Arrays]]:
             cfg["nonlinearity"] = nl
         name = "gru_cell" if kind == "GRUCell" else f"rnn_cell_{nl}"
         large = i in (4, 8)
-        add(name, kind, cfg, B=B, T=max(T, 2), hx=True, seq=None, tags=["cell"] + (["large_weights"] if large else []),
-            weight_scale=3.0 if large else 1.0)
+        add(
+            name,
+            kind,
+            cfg,
+            B=B,
+            T=max(T, 2),
+            hx=True,
+            seq=None,
+            tags=["cell"] + (["large_weights"] if large else []),
+            weight_scale=3.0 if large else 1.0,
+        )
     return items
 
 
 # ==================================================================================================
 # Real-framework runners (imported lazily)
+
 
 def _flatten(result: Any) -> List[Any]:
     if isinstance(result, (list, tuple)):
@@ -618,8 +1010,9 @@ def _keras_class(name: str, K: Any, tf: Any) -> Any:
 
 def _make_keras_layer(spec: Dict[str, Any], K: Any, tf: Any) -> Any:
     if spec["class"] == "Bidirectional":
-        return K.layers.Bidirectional(_keras_class(spec["wrapped"], K, tf)(**spec["config"]),
-                                      merge_mode=spec["merge_mode"])
+        return K.layers.Bidirectional(
+            _keras_class(spec["wrapped"], K, tf)(**spec["config"]), merge_mode=spec["merge_mode"]
+        )
     return _keras_class(spec["class"], K, tf)(**spec["config"])
 
 
@@ -637,8 +1030,10 @@ def run_keras_case(case: Case, arrays: Arrays, K: Any, tf: Any) -> Arrays:
     x = tf.constant(arrays[case["x"]])
     mask = tf.constant(arrays[case["mask"]]) if case["mask"] else None
     layers = [_make_keras_layer(spec, K, tf) for spec in case["layers"]]
-    states = [[tf.constant(arrays[k]) for k in spec["initial_state"]] if spec["initial_state"] else None
-              for spec in case["layers"]]
+    states = [
+        [tf.constant(arrays[k]) for k in spec["initial_state"]] if spec["initial_state"] else None
+        for spec in case["layers"]
+    ]
 
     def forward() -> List[Any]:
         if case["kind"] == "cell":
@@ -662,11 +1057,14 @@ def run_keras_case(case: Case, arrays: Arrays, K: Any, tf: Any) -> Arrays:
     for layer, spec in zip(layers, case["layers"]):
         layer.set_weights([arrays[k] for k in spec["weights"]])
         got = layer.get_weights()
-        if len(got) != len(spec["weights"]) or \
-                not all(np.array_equal(g, arrays[k]) for g, k in zip(got, spec["weights"])):
+        if len(got) != len(spec["weights"]) or not all(
+            np.array_equal(g, arrays[k]) for g, k in zip(got, spec["weights"])
+        ):
             raise AssertionError(f"{cid}: set_weights did not round-trip")
-        if not all(np.array_equal(np.asarray(v.numpy()), arrays[k])
-                   for v, k in zip(_keras_variables(layer, spec), spec["weights"])):
+        if not all(
+            np.array_equal(np.asarray(v.numpy()), arrays[k])
+            for v, k in zip(_keras_variables(layer, spec), spec["weights"])
+        ):
             raise AssertionError(f"{cid}: trainable variable order differs from get_weights order")
 
     result: Arrays = {}
@@ -696,8 +1094,11 @@ def run_keras_case(case: Case, arrays: Arrays, K: Any, tf: Any) -> Arrays:
 
         def store(src_key: str, value: Any) -> str:
             key = f"{cid}/grad/" + src_key.split("/", 1)[1].replace("/", "_")
-            result[key] = np.zeros_like(arrays[src_key]) if value is None else \
-                np.asarray(tf.convert_to_tensor(value).numpy(), dtype=np.float32)
+            result[key] = (
+                np.zeros_like(arrays[src_key])
+                if value is None
+                else np.asarray(tf.convert_to_tensor(value).numpy(), dtype=np.float32)
+            )
             return key
 
         g["x"] = store(case["x"], grads[0])
@@ -745,9 +1146,16 @@ def run_ms_case(case: Case, arrays: Arrays, ms: Any) -> Arrays:
     kind = case["kind"]
     if kind in ("GRU", "RNN"):
         extra = {"nonlinearity": cfg["nonlinearity"]} if kind == "RNN" else {}
-        net = getattr(nn, kind)(cfg["input_size"], cfg["hidden_size"], num_layers=cfg["num_layers"],
-                                has_bias=cfg["has_bias"], batch_first=cfg["batch_first"], dropout=0.0,
-                                bidirectional=cfg["bidirectional"], **extra)
+        net = getattr(nn, kind)(
+            cfg["input_size"],
+            cfg["hidden_size"],
+            num_layers=cfg["num_layers"],
+            has_bias=cfg["has_bias"],
+            batch_first=cfg["batch_first"],
+            dropout=0.0,
+            bidirectional=cfg["bidirectional"],
+            **extra,
+        )
     else:
         extra = {"nonlinearity": cfg["nonlinearity"]} if kind == "RNNCell" else {}
         net = getattr(nn, kind)(cfg["input_size"], cfg["hidden_size"], has_bias=cfg["has_bias"], **extra)
@@ -821,6 +1229,7 @@ def run_ms_case(case: Case, arrays: Arrays, ms: Any) -> Arrays:
 # ==================================================================================================
 # Generation and the driver
 
+
 def generate(flavour: str, out_dir: Path) -> None:
     """Inside the flavour's environment: build the cases, run them, write ``family_<flavour>.{json,npz}``."""
     import make_golden
@@ -888,11 +1297,23 @@ def generate(flavour: str, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     n_grad = sum(1 for c in cases if c["grad"] is not None)
     write_npz(str(out_dir / f"{name}.npz"), all_arrays)
-    write_json(str(out_dir / f"{name}.json"), {
-        "format": FORMAT_VERSION, "flavour": flavour, "generator": "tools/golden_family.py", "versions": versions,
-        "settings": {k: v for k, v in sorted({**make_golden.COMMON_ENV, **make_golden.FLAVOURS[flavour][1]}.items())
-                     if k not in ("PYTHONWARNINGS", "GLOG_v")},
-        "n_cases": len(cases), "n_grad_cases": n_grad, "cases": cases})
+    write_json(
+        str(out_dir / f"{name}.json"),
+        {
+            "format": FORMAT_VERSION,
+            "flavour": flavour,
+            "generator": "tools/golden_family.py",
+            "versions": versions,
+            "settings": {
+                k: v
+                for k, v in sorted({**make_golden.COMMON_ENV, **make_golden.FLAVOURS[flavour][1]}.items())
+                if k not in ("PYTHONWARNINGS", "GLOG_v")
+            },
+            "n_cases": len(cases),
+            "n_grad_cases": n_grad,
+            "cases": cases,
+        },
+    )
     print(f"[{name}] wrote {len(cases)} cases ({n_grad} with gradients) in {time.time() - t0:.1f}s", flush=True)
 
 
@@ -912,8 +1333,11 @@ def drive(flavours: List[str], out_dir: Path) -> int:
         env.update(extra)
         env.pop("PYTHONPATH", None)
         t0 = time.time()
-        rc = subprocess.call([str(py), str(Path(__file__).resolve()), "--flavour", flavour, "--out", str(out_dir)],
-                             env=env, cwd=str(ROOT))
+        rc = subprocess.call(
+            [str(py), str(Path(__file__).resolve()), "--flavour", flavour, "--out", str(out_dir)],
+            env=env,
+            cwd=str(ROOT),
+        )
         if rc != 0:
             print(f"[family_{flavour}] generator failed with exit code {rc}", file=sys.stderr)
             return rc

@@ -42,6 +42,7 @@ before the first call.
 names the generation accepts (and the function each resolves to) and the error text of those it rejects;
 ``tools/make_golden.py`` stores it as ``activation_names`` in ``<flavour>.json``.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -58,21 +59,69 @@ _K2_ACTS = ["tanh", "relu", "softsign", "linear", "elu", "selu", "softplus", "si
 _K2_RECURRENT = ["sigmoid", "hard_sigmoid", "tanh", "softsign", "linear"]
 
 #: Every name ``tf_keras.activations.get`` 2.21 accepts (``activation_names`` checks it against the real one).
-TF_KERAS_ACTIVATIONS = ["elu", "exponential", "gelu", "hard_sigmoid", "leaky_relu", "linear", "log_softmax", "mish",
-                        "relu", "relu6", "selu", "sigmoid", "silu", "softmax", "softplus", "softsign", "swish", "tanh"]
+TF_KERAS_ACTIVATIONS = [
+    "elu",
+    "exponential",
+    "gelu",
+    "hard_sigmoid",
+    "leaky_relu",
+    "linear",
+    "log_softmax",
+    "mish",
+    "relu",
+    "relu6",
+    "selu",
+    "sigmoid",
+    "silu",
+    "softmax",
+    "softplus",
+    "softsign",
+    "swish",
+    "tanh",
+]
 #: Every name ``keras.activations.get`` 3.15.1 accepts.
-KERAS3_ACTIVATIONS = ["celu", "elu", "exponential", "gelu", "glu", "hard_shrink", "hard_sigmoid", "hard_silu",
-                      "hard_swish", "hard_tanh", "leaky_relu", "linear", "log_sigmoid", "log_softmax", "mish", "relu",
-                      "relu6", "selu", "sigmoid", "silu", "soft_shrink", "softmax", "softplus", "softsign",
-                      "sparse_plus", "sparse_sigmoid", "sparsemax", "squareplus", "swish", "tanh", "tanh_shrink",
-                      "threshold"]
+KERAS3_ACTIVATIONS = [
+    "celu",
+    "elu",
+    "exponential",
+    "gelu",
+    "glu",
+    "hard_shrink",
+    "hard_sigmoid",
+    "hard_silu",
+    "hard_swish",
+    "hard_tanh",
+    "leaky_relu",
+    "linear",
+    "log_sigmoid",
+    "log_softmax",
+    "mish",
+    "relu",
+    "relu6",
+    "selu",
+    "sigmoid",
+    "silu",
+    "soft_shrink",
+    "softmax",
+    "softplus",
+    "softsign",
+    "sparse_plus",
+    "sparse_sigmoid",
+    "sparsemax",
+    "squareplus",
+    "swish",
+    "tanh",
+    "tanh_shrink",
+    "threshold",
+]
 #: Keras 3 names that cannot be an LSTM gate activation (glu halves the width, threshold needs two more
 #: arguments): no LSTM case; lstm-bridge raises NotImplementedError for them.
 KERAS3_NOT_GATES = ["glu", "threshold"]
 #: Names probed by ``activation_names``: both generations' names, lstm-bridge's own serialised names
 #: (no Keras knows them) and a made-up one.
-ACTIVATION_PROBES = sorted(set(TF_KERAS_ACTIVATIONS) | set(KERAS3_ACTIVATIONS)
-                           | {"gelu_tanh", "hard_sigmoid_keras3", "not_an_activation"})
+ACTIVATION_PROBES = sorted(
+    set(TF_KERAS_ACTIVATIONS) | set(KERAS3_ACTIVATIONS) | {"gelu_tanh", "hard_sigmoid_keras3", "not_an_activation"}
+)
 
 
 def _lstm_config(units: int, **kw: Any) -> Dict[str, Any]:
@@ -91,8 +140,19 @@ class _Builder:
         self.counter = itertools.count()
         self.items: List[Tuple[Case, Arrays]] = []
 
-    def add(self, family: str, layers: List[Dict[str, Any]], *, batch: int, steps: int, features: int,
-            mask: str = "none", grad: bool = False, time_major: bool = False, tags: Optional[List[str]] = None) -> None:
+    def add(
+        self,
+        family: str,
+        layers: List[Dict[str, Any]],
+        *,
+        batch: int,
+        steps: int,
+        features: int,
+        mask: str = "none",
+        grad: bool = False,
+        time_major: bool = False,
+        tags: Optional[List[str]] = None,
+    ) -> None:
         cid = f"{self.prefix}-{next(self.counter):04d}"
         rng = rng_for(cid)
         arrays: Arrays = {}
@@ -140,15 +200,23 @@ class _Builder:
             else:
                 in_dim = spec["config"]["units"]
         case: Case = {
-            "id": cid, "family": family, "tags": sorted(set(tags or [])), "flavour": self.flavour,
-            "keras_version": self.kv, "kind": "layers", "x": f"{cid}/x",
-            "mask": f"{cid}/mask" if m is not None else None, "training": False, "layers": out_layers,
+            "id": cid,
+            "family": family,
+            "tags": sorted(set(tags or [])),
+            "flavour": self.flavour,
+            "keras_version": self.kv,
+            "kind": "layers",
+            "x": f"{cid}/x",
+            "mask": f"{cid}/mask" if m is not None else None,
+            "training": False,
+            "layers": out_layers,
             "grad": {} if grad else None,
         }
         self.items.append((case, arrays))
 
-    def add_cell(self, family: str, config: Dict[str, Any], *, batch: int, steps: int, features: int,
-                 grad: bool) -> None:
+    def add_cell(
+        self, family: str, config: Dict[str, Any], *, batch: int, steps: int, features: int, grad: bool
+    ) -> None:
         cid = f"{self.prefix}-{next(self.counter):04d}"
         rng = rng_for(cid)
         u = config["units"]
@@ -160,16 +228,31 @@ class _Builder:
             arrays[key] = uniform32(rng, -amp, amp, (batch, u))
             st.append(key)
         case: Case = {
-            "id": cid, "family": family, "tags": ["cell"], "flavour": self.flavour, "keras_version": self.kv,
-            "kind": "cell", "x": f"{cid}/x", "mask": None, "training": False,
+            "id": cid,
+            "family": family,
+            "tags": ["cell"],
+            "flavour": self.flavour,
+            "keras_version": self.kv,
+            "kind": "cell",
+            "x": f"{cid}/x",
+            "mask": None,
+            "training": False,
             "layers": [{"class": "LSTMCell", "config": config, "weights": keys, "initial_state": st}],
             "grad": {} if grad else None,
         }
         self.items.append((case, arrays))
 
-
-    def add_calls(self, family: str, config: Dict[str, Any], calls: List[Dict[str, Any]], *, batch: int,
-                  steps: int, features: int, tags: List[str]) -> None:
+    def add_calls(
+        self,
+        family: str,
+        config: Dict[str, Any],
+        calls: List[Dict[str, Any]],
+        *,
+        batch: int,
+        steps: int,
+        features: int,
+        tags: List[str],
+    ) -> None:
         """One layer called once per entry of ``calls`` (``{"initial_state": bool, "mask": kind,
         "reset_states": bool}``), each call with fresh inputs and, when asked, fresh initial states."""
         cid = f"{self.prefix}-{next(self.counter):04d}"
@@ -181,8 +264,12 @@ class _Builder:
         for ci, call in enumerate(calls):
             x_key = f"{cid}/call{ci}/x"
             arrays[x_key] = uniform32(rng, -1.5, 1.5, (batch, steps, features))
-            entry: Dict[str, Any] = {"x": x_key, "mask": None, "initial_state": None,
-                                     "reset_states": bool(call.get("reset_states", False))}
+            entry: Dict[str, Any] = {
+                "x": x_key,
+                "mask": None,
+                "initial_state": None,
+                "reset_states": bool(call.get("reset_states", False)),
+            }
             m = make_mask(rng, call.get("mask", "none"), batch, steps)
             if m is not None:
                 entry["mask"] = f"{cid}/call{ci}/mask"
@@ -195,16 +282,25 @@ class _Builder:
                     entry["initial_state"].append(key)
             out_calls.append(entry)
         case: Case = {
-            "id": cid, "family": family, "tags": sorted(set(tags)), "flavour": self.flavour, "keras_version": self.kv,
-            "kind": "calls", "x": out_calls[0]["x"], "mask": None, "training": False,
+            "id": cid,
+            "family": family,
+            "tags": sorted(set(tags)),
+            "flavour": self.flavour,
+            "keras_version": self.kv,
+            "kind": "calls",
+            "x": out_calls[0]["x"],
+            "mask": None,
+            "training": False,
             "layers": [{"class": "LSTM", "config": config, "weights": keys, "initial_state": None}],
-            "calls": out_calls, "grad": None,
+            "calls": out_calls,
+            "grad": None,
         }
         self.items.append((case, arrays))
 
 
-def _draw_cell_weights(rng: np.random.RandomState, arrays: Arrays, prefix: str, in_dim: int,
-                       config: Dict[str, Any]) -> List[str]:
+def _draw_cell_weights(
+    rng: np.random.RandomState, arrays: Arrays, prefix: str, in_dim: int, config: Dict[str, Any]
+) -> List[str]:
     """Draw one LSTM cell's Keras weights (kernel, recurrent_kernel[, bias]) into ``arrays`` under
     ``prefix/<name>``, in that order (the fixtures' RNG stream depends on it); returns the keys."""
     u = config["units"]
@@ -236,8 +332,8 @@ def build_cases(flavour: str) -> List[Tuple[Case, Arrays]]:
 
     # 1. The core matrix: mask kind x go_backwards x return_sequences x return_state.
     for mask, gb, rs, rst in itertools.product(
-            ["none", "right", "left", "holes", "fully_masked_row", "mixed"], [False, True], [False, True],
-            [False, True]):
+        ["none", "right", "left", "holes", "fully_masked_row", "mixed"], [False, True], [False, True], [False, True]
+    ):
         B, T, F, u = dims()
         if mask in ("mixed",):
             B = 4
@@ -245,13 +341,26 @@ def build_cases(flavour: str) -> List[Tuple[Case, Arrays]]:
             T = max(T, 3)
         rec = ["sigmoid", "hard_sigmoid"][int(pick.randint(0, 2))]
         init = bool(pick.randint(0, 2))
-        cfg = _lstm_config(u, activation="tanh", recurrent_activation=rec, return_sequences=rs, return_state=rst,
-                           go_backwards=gb)
-        tags = [f"mask:{mask}", f"recurrent_activation:{rec}"] + (["go_backwards"] if gb else []) + \
-            (["return_sequences"] if rs else []) + (["return_state"] if rst else []) + \
-            (["initial_state"] if init else [])
-        b.add("lstm/matrix", [{"class": "LSTM", "config": cfg, "initial_state": init}], batch=B, steps=T,
-              features=F, mask=mask, grad=grad_now(), tags=tags)
+        cfg = _lstm_config(
+            u, activation="tanh", recurrent_activation=rec, return_sequences=rs, return_state=rst, go_backwards=gb
+        )
+        tags = (
+            [f"mask:{mask}", f"recurrent_activation:{rec}"]
+            + (["go_backwards"] if gb else [])
+            + (["return_sequences"] if rs else [])
+            + (["return_state"] if rst else [])
+            + (["initial_state"] if init else [])
+        )
+        b.add(
+            "lstm/matrix",
+            [{"class": "LSTM", "config": cfg, "initial_state": init}],
+            batch=B,
+            steps=T,
+            features=F,
+            mask=mask,
+            grad=grad_now(),
+            tags=tags,
+        )
 
     # 2. Activations (each flavour's own resolution of the names, incl. hard_sigmoid).
     acts = _K2_ACTS
@@ -265,42 +374,95 @@ def build_cases(flavour: str) -> List[Tuple[Case, Arrays]]:
         if mask == "mixed":
             B = 4
         T = max(T, 3)
-        cfg = _lstm_config(u, activation=act, recurrent_activation=rec, return_sequences=bool(i % 2),
-                           go_backwards=bool((i // 2) % 2), return_state=bool((i // 4) % 2))
-        b.add("lstm/activations", [{"class": "LSTM", "config": cfg, "initial_state": bool(i % 3 == 0)}], batch=B,
-              steps=T, features=F, mask=mask, grad=grad_now(),
-              tags=[f"activation:{act}", f"recurrent_activation:{rec}", f"mask:{mask}"])
+        cfg = _lstm_config(
+            u,
+            activation=act,
+            recurrent_activation=rec,
+            return_sequences=bool(i % 2),
+            go_backwards=bool((i // 2) % 2),
+            return_state=bool((i // 4) % 2),
+        )
+        b.add(
+            "lstm/activations",
+            [{"class": "LSTM", "config": cfg, "initial_state": bool(i % 3 == 0)}],
+            batch=B,
+            steps=T,
+            features=F,
+            mask=mask,
+            grad=grad_now(),
+            tags=[f"activation:{act}", f"recurrent_activation:{rec}", f"mask:{mask}"],
+        )
 
     # 3. use_bias=False, implementation=1, unroll.
     for i in range(6 if k2 else 4):
         B, T, F, u = dims()
         mask = ["none", "left", "fully_masked_row"][i % 3]
         T = max(T, 2)
-        cfg = _lstm_config(u, use_bias=False, recurrent_activation=["sigmoid", "hard_sigmoid"][i % 2],
-                           return_sequences=bool(i % 2), return_state=True, go_backwards=bool(i // 3))
-        b.add("lstm/no_bias", [{"class": "LSTM", "config": cfg, "initial_state": bool(i % 2)}], batch=B, steps=T,
-              features=F, mask=mask, grad=grad_now(), tags=["use_bias:false", f"mask:{mask}"])
+        cfg = _lstm_config(
+            u,
+            use_bias=False,
+            recurrent_activation=["sigmoid", "hard_sigmoid"][i % 2],
+            return_sequences=bool(i % 2),
+            return_state=True,
+            go_backwards=bool(i // 3),
+        )
+        b.add(
+            "lstm/no_bias",
+            [{"class": "LSTM", "config": cfg, "initial_state": bool(i % 2)}],
+            batch=B,
+            steps=T,
+            features=F,
+            mask=mask,
+            grad=grad_now(),
+            tags=["use_bias:false", f"mask:{mask}"],
+        )
     for i in range(6 if k2 else 4):
         B, T, F, u = dims()
         mask = ["none", "holes", "mixed"][i % 3]
         if mask == "mixed":
             B = 4
         T = max(T, 3)
-        cfg = _lstm_config(u, implementation=1, recurrent_activation=["hard_sigmoid", "sigmoid"][i % 2],
-                           return_sequences=bool(i % 2), go_backwards=bool(i // 3))
-        b.add("lstm/implementation1", [{"class": "LSTM", "config": cfg, "initial_state": bool(i % 2 == 0)}],
-              batch=B, steps=T, features=F, mask=mask, grad=grad_now(), tags=["implementation:1", f"mask:{mask}"])
+        cfg = _lstm_config(
+            u,
+            implementation=1,
+            recurrent_activation=["hard_sigmoid", "sigmoid"][i % 2],
+            return_sequences=bool(i % 2),
+            go_backwards=bool(i // 3),
+        )
+        b.add(
+            "lstm/implementation1",
+            [{"class": "LSTM", "config": cfg, "initial_state": bool(i % 2 == 0)}],
+            batch=B,
+            steps=T,
+            features=F,
+            mask=mask,
+            grad=grad_now(),
+            tags=["implementation:1", f"mask:{mask}"],
+        )
     for i in range(8 if k2 else 6):
         B, T, F, u = dims()
         mask = ["none", "right", "left", "mixed"][i % 4]
         if mask == "mixed":
             B = 4
         T = max(T, 3)
-        cfg = _lstm_config(u, unroll=True, recurrent_activation=["sigmoid", "hard_sigmoid"][i % 2],
-                           return_sequences=bool((i // 2) % 2), return_state=bool(i % 3 == 0),
-                           go_backwards=bool(i // 4))
-        b.add("lstm/unroll", [{"class": "LSTM", "config": cfg, "initial_state": bool(i % 2)}], batch=B, steps=T,
-              features=F, mask=mask, grad=grad_now(), tags=["unroll", f"mask:{mask}"])
+        cfg = _lstm_config(
+            u,
+            unroll=True,
+            recurrent_activation=["sigmoid", "hard_sigmoid"][i % 2],
+            return_sequences=bool((i // 2) % 2),
+            return_state=bool(i % 3 == 0),
+            go_backwards=bool(i // 4),
+        )
+        b.add(
+            "lstm/unroll",
+            [{"class": "LSTM", "config": cfg, "initial_state": bool(i % 2)}],
+            batch=B,
+            steps=T,
+            features=F,
+            mask=mask,
+            grad=grad_now(),
+            tags=["unroll", f"mask:{mask}"],
+        )
 
     # 4. time_major (tf_keras only: Keras 3 rejects the keyword).
     if k2:
@@ -308,11 +470,25 @@ def build_cases(flavour: str) -> List[Tuple[Case, Arrays]]:
             B, T, F, u = dims()
             mask = ["none", "right", "holes", "fully_masked_row"][i % 4]
             T = max(T, 3)
-            cfg = _lstm_config(u, time_major=True, return_sequences=bool(i % 2), return_state=bool((i // 2) % 2),
-                               go_backwards=bool(i // 4), recurrent_activation=["sigmoid", "hard_sigmoid"][i % 2])
-            b.add("lstm/time_major", [{"class": "LSTM", "config": cfg, "initial_state": bool(i % 3 == 0)}], batch=B,
-                  steps=T, features=F, mask=mask, grad=grad_now(), time_major=True,
-                  tags=["time_major", f"mask:{mask}"])
+            cfg = _lstm_config(
+                u,
+                time_major=True,
+                return_sequences=bool(i % 2),
+                return_state=bool((i // 2) % 2),
+                go_backwards=bool(i // 4),
+                recurrent_activation=["sigmoid", "hard_sigmoid"][i % 2],
+            )
+            b.add(
+                "lstm/time_major",
+                [{"class": "LSTM", "config": cfg, "initial_state": bool(i % 3 == 0)}],
+                batch=B,
+                steps=T,
+                features=F,
+                mask=mask,
+                grad=grad_now(),
+                time_major=True,
+                tags=["time_major", f"mask:{mask}"],
+            )
         # 5. The TF 1.15 signature: tf.compat.v1.keras.layers.LSTM with its own defaults (hard_sigmoid, impl 1).
         for i in range(10):
             B, T, F, u = dims()
@@ -320,15 +496,26 @@ def build_cases(flavour: str) -> List[Tuple[Case, Arrays]]:
             if mask == "mixed":
                 B = 4
             T = max(T, 3)
-            cfg = _lstm_config(u, return_sequences=bool(i % 2), return_state=bool((i // 2) % 2),
-                               go_backwards=bool(i >= 5))
-            b.add("v1/defaults", [{"class": "v1.LSTM", "config": cfg, "initial_state": bool(i % 3 == 0)}], batch=B,
-                  steps=T, features=F, mask=mask, grad=grad_now(), tags=["v1", f"mask:{mask}"])
+            cfg = _lstm_config(
+                u, return_sequences=bool(i % 2), return_state=bool((i // 2) % 2), go_backwards=bool(i >= 5)
+            )
+            b.add(
+                "v1/defaults",
+                [{"class": "v1.LSTM", "config": cfg, "initial_state": bool(i % 3 == 0)}],
+                batch=B,
+                steps=T,
+                features=F,
+                mask=mask,
+                grad=grad_now(),
+                tags=["v1", f"mask:{mask}"],
+            )
 
     # 6. Bidirectional: every merge mode x masks x return_sequences, with states.
-    for mm, mask, rs in itertools.product(["concat", "sum", "mul", "ave", None],
-                                          ["none", "right", "left", "holes", "mixed"] if k2 else
-                                          ["none", "right", "holes", "mixed"], [False, True]):
+    for mm, mask, rs in itertools.product(
+        ["concat", "sum", "mul", "ave", None],
+        ["none", "right", "left", "holes", "mixed"] if k2 else ["none", "right", "holes", "mixed"],
+        [False, True],
+    ):
         B, T, F, u = dims()
         if mask == "mixed":
             B = 4
@@ -338,12 +525,22 @@ def build_cases(flavour: str) -> List[Tuple[Case, Arrays]]:
         init = bool(pick.randint(0, 2))
         rec = ["sigmoid", "hard_sigmoid"][int(pick.randint(0, 2))]
         cfg = _lstm_config(u, recurrent_activation=rec, return_sequences=rs, return_state=rst)
-        tags = [f"merge_mode:{mm}", f"mask:{mask}", f"recurrent_activation:{rec}"] + \
-            (["return_sequences"] if rs else []) + (["return_state"] if rst else []) + \
-            (["initial_state"] if init else [])
-        b.add("bidirectional/merge_modes", [{"class": "Bidirectional", "config": cfg, "merge_mode": mm,
-                                             "initial_state": init}],
-              batch=B, steps=T, features=F, mask=mask, grad=grad_now(), tags=tags)
+        tags = (
+            [f"merge_mode:{mm}", f"mask:{mask}", f"recurrent_activation:{rec}"]
+            + (["return_sequences"] if rs else [])
+            + (["return_state"] if rst else [])
+            + (["initial_state"] if init else [])
+        )
+        b.add(
+            "bidirectional/merge_modes",
+            [{"class": "Bidirectional", "config": cfg, "merge_mode": mm, "initial_state": init}],
+            batch=B,
+            steps=T,
+            features=F,
+            mask=mask,
+            grad=grad_now(),
+            tags=tags,
+        )
     # Explicit backward_layer with its own units / activations.
     for i in range(4 if k2 else 3):
         B, T, F, u = dims()
@@ -354,20 +551,48 @@ def build_cases(flavour: str) -> List[Tuple[Case, Arrays]]:
         T = max(T, 3)
         rs = bool(i % 2)
         cfg = _lstm_config(u, return_sequences=rs, return_state=bool(i >= 2))
-        bcfg = _lstm_config(ub, return_sequences=rs, return_state=bool(i >= 2), go_backwards=True,
-                            activation="softsign", recurrent_activation="hard_sigmoid")
-        b.add("bidirectional/backward_layer", [{"class": "Bidirectional", "config": cfg, "merge_mode": "concat",
-                                                "backward_config": bcfg, "initial_state": bool(i % 2 == 0)}],
-              batch=B, steps=T, features=F, mask=mask, grad=grad_now(), tags=["backward_layer", f"mask:{mask}"])
+        bcfg = _lstm_config(
+            ub,
+            return_sequences=rs,
+            return_state=bool(i >= 2),
+            go_backwards=True,
+            activation="softsign",
+            recurrent_activation="hard_sigmoid",
+        )
+        b.add(
+            "bidirectional/backward_layer",
+            [
+                {
+                    "class": "Bidirectional",
+                    "config": cfg,
+                    "merge_mode": "concat",
+                    "backward_config": bcfg,
+                    "initial_state": bool(i % 2 == 0),
+                }
+            ],
+            batch=B,
+            steps=T,
+            features=F,
+            mask=mask,
+            grad=grad_now(),
+            tags=["backward_layer", f"mask:{mask}"],
+        )
     # Bidirectional + mask + unroll: both frameworks zero the backward half with the un-reversed mask (spec §6).
     for i in range(4 if k2 else 3):
         B, T, F, u = dims()
         mask = ["right", "left", "holes", "mixed"][i]
         T = max(T, 3)
         cfg = _lstm_config(u, unroll=True, return_sequences=True)
-        b.add("bidirectional/unroll_mask", [{"class": "Bidirectional", "config": cfg, "merge_mode": "concat",
-                                             "initial_state": False}],
-              batch=B, steps=T, features=F, mask=mask, grad=grad_now(), tags=["unroll", f"mask:{mask}"])
+        b.add(
+            "bidirectional/unroll_mask",
+            [{"class": "Bidirectional", "config": cfg, "merge_mode": "concat", "initial_state": False}],
+            batch=B,
+            steps=T,
+            features=F,
+            mask=mask,
+            grad=grad_now(),
+            tags=["unroll", f"mask:{mask}"],
+        )
 
     # 7. Stacks: LSTM/Bidirectional layers returning sequences, the mask propagated to every layer.
     for i in range(12 if k2 else 8):
@@ -386,23 +611,48 @@ def build_cases(flavour: str) -> List[Tuple[Case, Arrays]]:
             rst = last and bool(pick.randint(0, 2))
             if (d + i) % 3 == 1:
                 mm = ["concat", "sum", "ave", "mul"][int(pick.randint(0, 4))]
-                layers.append({"class": "Bidirectional", "merge_mode": mm,
-                               "config": _lstm_config(uu, recurrent_activation=rec, return_sequences=rs,
-                                                      return_state=rst),
-                               "initial_state": bool(pick.randint(0, 2))})
+                layers.append(
+                    {
+                        "class": "Bidirectional",
+                        "merge_mode": mm,
+                        "config": _lstm_config(uu, recurrent_activation=rec, return_sequences=rs, return_state=rst),
+                        "initial_state": bool(pick.randint(0, 2)),
+                    }
+                )
             else:
-                layers.append({"class": "LSTM", "config": _lstm_config(uu, recurrent_activation=rec,
-                                                                       return_sequences=rs, return_state=rst,
-                                                                       go_backwards=bool(pick.randint(0, 2))),
-                               "initial_state": bool(pick.randint(0, 2))})
-        b.add("stacked", layers, batch=B, steps=T, features=F, mask=mask, grad=grad_now(),
-              tags=[f"depth:{depth}", f"mask:{mask}"])
+                layers.append(
+                    {
+                        "class": "LSTM",
+                        "config": _lstm_config(
+                            uu,
+                            recurrent_activation=rec,
+                            return_sequences=rs,
+                            return_state=rst,
+                            go_backwards=bool(pick.randint(0, 2)),
+                        ),
+                        "initial_state": bool(pick.randint(0, 2)),
+                    }
+                )
+        b.add(
+            "stacked",
+            layers,
+            batch=B,
+            steps=T,
+            features=F,
+            mask=mask,
+            grad=grad_now(),
+            tags=[f"depth:{depth}", f"mask:{mask}"],
+        )
 
     # 8. LSTMCell unrolled by hand.
     for i in range(8 if k2 else 6):
         B, T, F, u = dims()
-        cfg = _lstm_config(u, activation=["tanh", "softsign", "relu"][i % 3],
-                           recurrent_activation=["sigmoid", "hard_sigmoid"][i % 2], use_bias=bool(i != 3))
+        cfg = _lstm_config(
+            u,
+            activation=["tanh", "softsign", "relu"][i % 3],
+            recurrent_activation=["sigmoid", "hard_sigmoid"][i % 2],
+            use_bias=bool(i != 3),
+        )
         b.add_cell("cell", cfg, batch=B, steps=max(T, 2), features=F, grad=grad_now())
 
     # 9. zero_output_for_mask=True on a plain LSTM (the flag Bidirectional sets), with and without unroll:
@@ -412,25 +662,51 @@ def build_cases(flavour: str) -> List[Tuple[Case, Arrays]]:
         mask = ["right", "left", "holes", "mixed"][i % 4]
         gb = bool((i // 2) % 2)
         unroll = bool(i % 2)
-        cfg = _lstm_config(u, return_sequences=bool(i != 4), return_state=bool(i % 3 == 0), go_backwards=gb,
-                           unroll=unroll, zero_output_for_mask=True,
-                           recurrent_activation=["sigmoid", "hard_sigmoid"][(i // 4) % 2])
-        tags = ["zero_output_for_mask", f"mask:{mask}"] + (["go_backwards"] if gb else []) + \
-            (["unroll"] if unroll else [])
-        b.add("lstm/zero_output_for_mask", [{"class": "LSTM", "config": cfg, "initial_state": bool(i % 2 == 0)}],
-              batch=B, steps=T, features=F, mask=mask, grad=grad_now() or i % 2 == 1, tags=tags)
+        cfg = _lstm_config(
+            u,
+            return_sequences=bool(i != 4),
+            return_state=bool(i % 3 == 0),
+            go_backwards=gb,
+            unroll=unroll,
+            zero_output_for_mask=True,
+            recurrent_activation=["sigmoid", "hard_sigmoid"][(i // 4) % 2],
+        )
+        tags = (
+            ["zero_output_for_mask", f"mask:{mask}"] + (["go_backwards"] if gb else []) + (["unroll"] if unroll else [])
+        )
+        b.add(
+            "lstm/zero_output_for_mask",
+            [{"class": "LSTM", "config": cfg, "initial_state": bool(i % 2 == 0)}],
+            batch=B,
+            steps=T,
+            features=F,
+            mask=mask,
+            grad=grad_now() or i % 2 == 1,
+            tags=tags,
+        )
 
     # 10. Every activation name of the generation, once as `activation` (gates sigmoid) and once as
     # `recurrent_activation` (candidate tanh), with gradients (issue 9: Keras's gelu is the exact erf form).
-    for name in (TF_KERAS_ACTIVATIONS if k2 else KERAS3_ACTIVATIONS):
+    for name in TF_KERAS_ACTIVATIONS if k2 else KERAS3_ACTIVATIONS:
         if name in KERAS3_NOT_GATES:
             continue
         for role in ("activation", "recurrent_activation"):
-            cfg = _lstm_config(3, activation=name if role == "activation" else "tanh",
-                               recurrent_activation=name if role == "recurrent_activation" else "sigmoid",
-                               return_sequences=True, return_state=True)
-            b.add("lstm/activation_names", [{"class": "LSTM", "config": cfg, "initial_state": True}], batch=2,
-                  steps=4, features=3, grad=True, tags=[f"{role}:{name}"])
+            cfg = _lstm_config(
+                3,
+                activation=name if role == "activation" else "tanh",
+                recurrent_activation=name if role == "recurrent_activation" else "sigmoid",
+                return_sequences=True,
+                return_state=True,
+            )
+            b.add(
+                "lstm/activation_names",
+                [{"class": "LSTM", "config": cfg, "initial_state": True}],
+                batch=2,
+                steps=4,
+                features=3,
+                grad=True,
+                tags=[f"{role}:{name}"],
+            )
             if name == "exponential" and role == "activation":
                 # h = o * exp(c) overflows float32 within a step at the usual scales: a tenth of the inputs,
                 # weights and states keeps every value finite.
@@ -445,16 +721,23 @@ def build_cases(flavour: str) -> List[Tuple[Case, Arrays]]:
         ("none_then_init", [{}, {"initial_state": True}], {}),
         ("reset_then_init", [{"initial_state": True}, {"initial_state": True, "reset_states": True}], {}),
         ("init_none_init", [{"initial_state": True}, {}, {"initial_state": True}], {"return_state": False}),
-        ("last_output", [{"initial_state": True}, {"initial_state": True}],
-         {"return_sequences": False, "return_state": False}),
-        ("go_backwards_mask", [{"initial_state": True, "mask": "right"}, {"initial_state": True, "mask": "holes"}],
-         {"go_backwards": True}),
+        (
+            "last_output",
+            [{"initial_state": True}, {"initial_state": True}],
+            {"return_sequences": False, "return_state": False},
+        ),
+        (
+            "go_backwards_mask",
+            [{"initial_state": True, "mask": "right"}, {"initial_state": True, "mask": "holes"}],
+            {"go_backwards": True},
+        ),
     ]
     for label, calls, extra in sequences:
         cfg = _lstm_config(3, stateful=True, return_sequences=True, return_state=True)
         cfg.update(extra)
-        b.add_calls("lstm/stateful_initial_state", cfg, calls, batch=2, steps=4, features=3,
-                    tags=["stateful", f"calls:{label}"])
+        b.add_calls(
+            "lstm/stateful_initial_state", cfg, calls, batch=2, steps=4, features=3, tags=["stateful", f"calls:{label}"]
+        )
     return b.items
 
 
@@ -480,6 +763,7 @@ def activation_names(K: Any) -> Dict[str, Any]:
 
 # --------------------------------------------------------------------------------------------------
 # Real-framework side (needs TensorFlow / Keras; imported lazily by the caller).
+
 
 def _flatten(result: Any) -> List[Any]:
     if isinstance(result, (list, tuple)):
@@ -522,8 +806,10 @@ def run_case(case: Case, arrays: Arrays, K: Any, tf: Any) -> Arrays:
     x = tf.constant(arrays[case["x"]])
     mask = tf.constant(arrays[case["mask"]]) if case["mask"] else None
     layers = [_make_layer(spec, K, tf) for spec in case["layers"]]
-    states = [[tf.constant(arrays[k]) for k in spec["initial_state"]] if spec["initial_state"] else None
-              for spec in case["layers"]]
+    states = [
+        [tf.constant(arrays[k]) for k in spec["initial_state"]] if spec["initial_state"] else None
+        for spec in case["layers"]
+    ]
 
     def forward() -> List[Any]:
         if case["kind"] == "cell":
@@ -548,8 +834,9 @@ def run_case(case: Case, arrays: Arrays, K: Any, tf: Any) -> Arrays:
     for layer, spec in zip(layers, case["layers"]):
         layer.set_weights([arrays[k] for k in spec["weights"]])
         got = layer.get_weights()
-        if len(got) != len(spec["weights"]) or \
-                not all(np.array_equal(g, arrays[k]) for g, k in zip(got, spec["weights"])):
+        if len(got) != len(spec["weights"]) or not all(
+            np.array_equal(g, arrays[k]) for g, k in zip(got, spec["weights"])
+        ):
             raise AssertionError(f"{cid}: set_weights did not round-trip")
         var_vals = [np.asarray(v.numpy()) for v in _variables(layer, spec)]
         if not all(np.array_equal(v, arrays[k]) for v, k in zip(var_vals, spec["weights"])):
@@ -585,8 +872,11 @@ def run_case(case: Case, arrays: Arrays, K: Any, tf: Any) -> Arrays:
 
         def store(name: str, value: Any, like: np.ndarray) -> str:
             key = f"{cid}/grad/{name}"
-            result[key] = np.zeros_like(like) if value is None else np.asarray(tf.convert_to_tensor(value).numpy(),
-                                                                              dtype=np.float32)
+            result[key] = (
+                np.zeros_like(like)
+                if value is None
+                else np.asarray(tf.convert_to_tensor(value).numpy(), dtype=np.float32)
+            )
             return key
 
         g["x"] = store("x", grads[0], arrays[case["x"]])

@@ -19,6 +19,7 @@ Case schema::
 
 ``LSTMCell`` cases run the cell over ``x[t]`` for t = 0..T-1 (x is ``(T, B, I)``) from ``hx``.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -42,8 +43,12 @@ def _param_shapes(cfg: Dict[str, Any]) -> List[Tuple[str, Tuple[int, ...]]]:
         return out
     D = 2 if cfg.get("bidirectional", False) else 1
     sufs = ["", "_reverse"][:D]
-    groups: Dict[str, List[Tuple[str, Tuple[int, ...]]]] = {"weight_ih": [], "weight_hh": [], "bias_ih": [],
-                                                           "bias_hh": []}
+    groups: Dict[str, List[Tuple[str, Tuple[int, ...]]]] = {
+        "weight_ih": [],
+        "weight_hh": [],
+        "bias_ih": [],
+        "bias_hh": [],
+    }
     for layer in range(cfg.get("num_layers", 1)):
         in_l = cfg["input_size"] if layer == 0 else D * H
         for s in sufs:
@@ -76,8 +81,20 @@ def _lengths(rng: np.random.RandomState, kind: str, B: int, T: int) -> np.ndarra
     raise ValueError(f"unknown seq_length kind {kind!r}")
 
 
-def make_case(cid: str, family: str, kind: str, cfg: Dict[str, Any], *, B: int, T: int, hx: bool,
-              seq: Optional[str], tags: List[str], grad: bool, weight_scale: float = 1.0) -> Tuple[Case, Arrays]:
+def make_case(
+    cid: str,
+    family: str,
+    kind: str,
+    cfg: Dict[str, Any],
+    *,
+    B: int,
+    T: int,
+    hx: bool,
+    seq: Optional[str],
+    tags: List[str],
+    grad: bool,
+    weight_scale: float = 1.0,
+) -> Tuple[Case, Arrays]:
     """One case: random uneven parameters (times ``weight_scale``), input, ``hx`` and lengths from ``cid``.
 
     ``seq`` is a length pattern (``"mixed"``, ``"full"``, ``"zeros"``, ``"over"``) or None.
@@ -106,8 +123,16 @@ def make_case(cid: str, family: str, kind: str, cfg: Dict[str, Any], *, B: int, 
         seq_key = f"{cid}/seq_length"
         arrays[seq_key] = _lengths(rng, seq, B, T)
     case: Case = {
-        "id": cid, "family": family, "tags": sorted(set(tags)), "flavour": "mindspore", "kind": kind,
-        "config": cfg, "params": params, "x": f"{cid}/x", "hx": hx_keys, "seq_length": seq_key,
+        "id": cid,
+        "family": family,
+        "tags": sorted(set(tags)),
+        "flavour": "mindspore",
+        "kind": kind,
+        "config": cfg,
+        "params": params,
+        "x": f"{cid}/x",
+        "hx": hx_keys,
+        "seq_length": seq_key,
         "approx_activations": kind == "LSTMCell" or seq is not None,
         "grad": {} if grad else None,
     }
@@ -121,11 +146,35 @@ def build_cases() -> List[Tuple[Case, Arrays]]:
     coin = rng_for("mindspore", "gradients")  # about half of the cases carry gradients
     pick = rng_for("mindspore", "matrix")
 
-    def add(family: str, kind: str, cfg: Dict[str, Any], *, B: int, T: int, hx: bool, seq: Optional[str],
-            tags: List[str], weight_scale: float = 1.0, force_grad: bool = False) -> None:
+    def add(
+        family: str,
+        kind: str,
+        cfg: Dict[str, Any],
+        *,
+        B: int,
+        T: int,
+        hx: bool,
+        seq: Optional[str],
+        tags: List[str],
+        weight_scale: float = 1.0,
+        force_grad: bool = False,
+    ) -> None:
         grad = bool(coin.rand() < 0.5) or force_grad
-        items.append(make_case(f"ms-{next(counter):04d}", family, kind, cfg, B=B, T=T, hx=hx, seq=seq, tags=tags,
-                               grad=grad, weight_scale=weight_scale))
+        items.append(
+            make_case(
+                f"ms-{next(counter):04d}",
+                family,
+                kind,
+                cfg,
+                B=B,
+                T=T,
+                hx=hx,
+                seq=seq,
+                tags=tags,
+                grad=grad,
+                weight_scale=weight_scale,
+            )
+        )
 
     def dims() -> Tuple[int, int, int, int]:
         return (int(pick.randint(1, 5)), int(pick.randint(1, 8)), int(pick.randint(1, 6)), int(pick.randint(1, 7)))
@@ -138,31 +187,86 @@ def build_cases() -> List[Tuple[Case, Arrays]]:
             if seq is not None:
                 B = max(B, 2)
                 T = max(T, 2)
-            cfg = {"input_size": I, "hidden_size": H, "num_layers": L, "has_bias": bias, "batch_first": bf,
-                   "bidirectional": bi}
+            cfg = {
+                "input_size": I,
+                "hidden_size": H,
+                "num_layers": L,
+                "has_bias": bias,
+                "batch_first": bf,
+                "bidirectional": bi,
+            }
             family = "lstm/seq_length" if seq else "lstm/fused"
-            tags = [f"num_layers:{L}", f"bidirectional:{bi}".lower(), f"batch_first:{bf}".lower(),
-                    f"has_bias:{bias}".lower()] + (["hx"] if hx else []) + ([f"seq_length:{seq}"] if seq else [])
+            tags = (
+                [
+                    f"num_layers:{L}",
+                    f"bidirectional:{bi}".lower(),
+                    f"batch_first:{bf}".lower(),
+                    f"has_bias:{bias}".lower(),
+                ]
+                + (["hx"] if hx else [])
+                + ([f"seq_length:{seq}"] if seq else [])
+            )
             add(family, "LSTM", cfg, B=B, T=T, hx=hx, seq=seq, tags=tags)
 
     # 2. seq_length edge cases: all zero, all full (not the same numbers as None), > T (unidirectional).
-    for i, (seq, bi) in enumerate([("zeros", False), ("zeros", True), ("full", False), ("full", True),
-                                   ("full", True), ("full", False), ("over", False), ("over", False)]):
+    for i, (seq, bi) in enumerate(
+        [
+            ("zeros", False),
+            ("zeros", True),
+            ("full", False),
+            ("full", True),
+            ("full", True),
+            ("full", False),
+            ("over", False),
+            ("over", False),
+        ]
+    ):
         B, T, I, H = dims()
         L = 1 + i % 3
-        cfg = {"input_size": I, "hidden_size": H, "num_layers": L, "has_bias": True, "batch_first": bool(i % 2),
-               "bidirectional": bi}
-        add(f"lstm/seq_length_{seq}", "LSTM", cfg, B=B, T=max(T, 2), hx=bool(i % 3 != 1), seq=seq,
-            tags=[f"seq_length:{seq}", f"num_layers:{L}", f"bidirectional:{bi}".lower()], force_grad=i % 2 == 0)
+        cfg = {
+            "input_size": I,
+            "hidden_size": H,
+            "num_layers": L,
+            "has_bias": True,
+            "batch_first": bool(i % 2),
+            "bidirectional": bi,
+        }
+        add(
+            f"lstm/seq_length_{seq}",
+            "LSTM",
+            cfg,
+            B=B,
+            T=max(T, 2),
+            hx=bool(i % 3 != 1),
+            seq=seq,
+            tags=[f"seq_length:{seq}", f"num_layers:{L}", f"bidirectional:{bi}".lower()],
+            force_grad=i % 2 == 0,
+        )
 
     # Large weights (x4): pre-activations reach MindSpore's Tanh cut at +-5, where its approximation is worst.
     for i in range(6):
         B, T, I, H = dims()
         L = 1 + i % 2
-        cfg = {"input_size": I, "hidden_size": H, "num_layers": L, "has_bias": True, "batch_first": False,
-               "bidirectional": bool(i % 3 == 0)}
-        add("lstm/seq_length_large_weights", "LSTM", cfg, B=max(B, 2), T=max(T, 4), hx=True, seq="mixed",
-            tags=["large_weights", "seq_length:mixed", f"num_layers:{L}"], weight_scale=4.0, force_grad=i < 4)
+        cfg = {
+            "input_size": I,
+            "hidden_size": H,
+            "num_layers": L,
+            "has_bias": True,
+            "batch_first": False,
+            "bidirectional": bool(i % 3 == 0),
+        }
+        add(
+            "lstm/seq_length_large_weights",
+            "LSTM",
+            cfg,
+            B=max(B, 2),
+            T=max(T, 4),
+            hx=True,
+            seq="mixed",
+            tags=["large_weights", "seq_length:mixed", f"num_layers:{L}"],
+            weight_scale=4.0,
+            force_grad=i < 4,
+        )
 
     # 3. LSTMCell unrolled by hand.
     for i in range(12):
@@ -172,13 +276,24 @@ def build_cases() -> List[Tuple[Case, Arrays]]:
     for _ in range(3):
         B, T, I, H = dims()
         cfg = {"input_size": I, "hidden_size": H, "has_bias": True}
-        add("cell_large_weights", "LSTMCell", cfg, B=B, T=max(T, 3), hx=True, seq=None,
-            tags=["cell", "large_weights"], weight_scale=4.0, force_grad=True)
+        add(
+            "cell_large_weights",
+            "LSTMCell",
+            cfg,
+            B=B,
+            T=max(T, 3),
+            hx=True,
+            seq=None,
+            tags=["cell", "large_weights"],
+            weight_scale=4.0,
+            force_grad=True,
+        )
     return items
 
 
 # --------------------------------------------------------------------------------------------------
 # Real-framework side (needs MindSpore).
+
 
 def run_case(case: Case, arrays: Arrays, ms: Any) -> Arrays:
     """Run one case in MindSpore; returns ``{key: array}`` and fills ``case["outputs"]`` / ``case["grad"]``."""
@@ -187,8 +302,15 @@ def run_case(case: Case, arrays: Arrays, ms: Any) -> Arrays:
     cid = case["id"]
     cfg = case["config"]
     if case["kind"] == "LSTM":
-        net = nn.LSTM(cfg["input_size"], cfg["hidden_size"], num_layers=cfg["num_layers"], has_bias=cfg["has_bias"],
-                      batch_first=cfg["batch_first"], dropout=0.0, bidirectional=cfg["bidirectional"])
+        net = nn.LSTM(
+            cfg["input_size"],
+            cfg["hidden_size"],
+            num_layers=cfg["num_layers"],
+            has_bias=cfg["has_bias"],
+            batch_first=cfg["batch_first"],
+            dropout=0.0,
+            bidirectional=cfg["bidirectional"],
+        )
     else:
         net = nn.LSTMCell(cfg["input_size"], cfg["hidden_size"], has_bias=cfg["has_bias"])
     net.set_train(False)

@@ -20,6 +20,7 @@ constructor arguments and call in terms of lstm_bridge's public API; schemas in
 ``tools/golden_keras.py`` and ``tools/golden_ms.py``; the Keras flavours also record
 ``activation_names``: which activation names the generation accepts and its error text for the others).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -78,8 +79,9 @@ def generate(flavour: str, out_dir: Path) -> None:
 
             K = tf.keras
             if not K.layers.LSTM.__module__.startswith("tf_keras"):
-                raise RuntimeError("expected tf_keras's LSTM with TF_USE_LEGACY_KERAS=1, "
-                                   f"got {K.layers.LSTM.__module__}")
+                raise RuntimeError(
+                    f"expected tf_keras's LSTM with TF_USE_LEGACY_KERAS=1, got {K.layers.LSTM.__module__}"
+                )
             versions.update(tensorflow=tf.__version__, tf_keras=tf_keras.__version__)
         else:
             import keras as K
@@ -130,18 +132,24 @@ def generate(flavour: str, out_dir: Path) -> None:
         if v.dtype == np.float64:
             raise RuntimeError(f"{k}: float64 array; everything must be float32")
     write_npz(str(out_dir / f"{flavour}.npz"), all_arrays)
-    write_json(str(out_dir / f"{flavour}.json"), {
-        "format": FORMAT_VERSION,
-        "flavour": flavour,
-        "generator": "tools/make_golden.py",
-        "versions": versions,
-        "settings": {k: v for k, v in sorted({**COMMON_ENV, **FLAVOURS[flavour][1]}.items())
-                     if k not in ("PYTHONWARNINGS", "GLOG_v")},
-        "n_cases": len(cases),
-        "n_grad_cases": sum(1 for c in cases if c["grad"] is not None),
-        "cases": cases,
-        **extra,
-    })
+    write_json(
+        str(out_dir / f"{flavour}.json"),
+        {
+            "format": FORMAT_VERSION,
+            "flavour": flavour,
+            "generator": "tools/make_golden.py",
+            "versions": versions,
+            "settings": {
+                k: v
+                for k, v in sorted({**COMMON_ENV, **FLAVOURS[flavour][1]}.items())
+                if k not in ("PYTHONWARNINGS", "GLOG_v")
+            },
+            "n_cases": len(cases),
+            "n_grad_cases": sum(1 for c in cases if c["grad"] is not None),
+            "cases": cases,
+            **extra,
+        },
+    )
     n_grad = sum(1 for c in cases if c["grad"] is not None)
     print(f"[{flavour}] wrote {len(cases)} cases ({n_grad} with gradients) in {time.time() - t0:.1f}s", flush=True)
 
@@ -160,8 +168,11 @@ def drive(flavours: List[str], out_dir: Path) -> int:
         env.update(extra)
         env.pop("PYTHONPATH", None)
         t0 = time.time()
-        rc = subprocess.call([str(py), str(Path(__file__).resolve()), "--flavour", flavour, "--out", str(out_dir)],
-                             env=env, cwd=str(ROOT))
+        rc = subprocess.call(
+            [str(py), str(Path(__file__).resolve()), "--flavour", flavour, "--out", str(out_dir)],
+            env=env,
+            cwd=str(ROOT),
+        )
         if rc != 0:
             print(f"[{flavour}] generator failed with exit code {rc}", file=sys.stderr)
             return rc

@@ -11,6 +11,7 @@ the tests bound. Usage (from the repository root, with the project's environment
 
     .venv/bin/python tools/parity_report.py [--out docs/parity.md] [--make-golden-seconds 185]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,12 +58,16 @@ class _Agg:
         self.fail += int(failed)
 
     def row(self, label: str) -> str:
-        return (f"| {label} | {self.n} | {self.n_grad} | {_fmt(self.fwd)} | {_fmt(self.grad)} | "
-                f"{self.fail if self.fail else 0} |")
+        return (
+            f"| {label} | {self.n} | {self.n_grad} | {_fmt(self.fwd)} | {_fmt(self.grad)} | "
+            f"{self.fail if self.fail else 0} |"
+        )
 
 
-HEADER = ("| {} | cases | with gradients | max forward error | max gradient error | over tolerance |\n"
-          "|---|---:|---:|---:|---:|---:|")
+HEADER = (
+    "| {} | cases | with gradients | max forward error | max gradient error | over tolerance |\n"
+    "|---|---:|---:|---:|---:|---:|"
+)
 
 
 def activation_names(w: Any, t: Any) -> None:
@@ -78,8 +83,10 @@ def activation_names(w: Any, t: Any) -> None:
     w("(family `lstm/activation_names`, above). The rejected columns leave out lstm-bridge's own serialised")
     w(f"names ({', '.join(f'`{n}`' for n in A.OWN_NAMES)}), which every generation of lstm-bridge resolves.")
     w("")
-    w("| flavour | accepted by Keras | resolved by lstm-bridge | NotImplementedError (not a gate) | "
-      "rejected by Keras | rejected by lstm-bridge with Keras's text |")
+    w(
+        "| flavour | accepted by Keras | resolved by lstm-bridge | NotImplementedError (not a gate) | "
+        "rejected by Keras | rejected by lstm-bridge with Keras's text |"
+    )
     w("|---|---|---:|---|---:|---:|")
     for flavour, kv in (("tf_keras", 2), ("keras3", 3)):
         record = t.load_flavour(flavour)[0].get("activation_names")
@@ -100,18 +107,28 @@ def activation_names(w: Any, t: Any) -> None:
                 A.get(name, keras_version=kv)
             except ValueError as exc:
                 same_error += str(exc).startswith(error.split(": ", 1)[1])
-        w(f"| {flavour} | {len(record['accepted'])}: {', '.join(sorted(record['accepted']))} | {len(resolved)} | "
-          f"{', '.join(sorted(not_gates)) or '–'} | {len(foreign)} | {same_error} |")
+        w(
+            f"| {flavour} | {len(record['accepted'])}: {', '.join(sorted(record['accepted']))} | {len(resolved)} | "
+            f"{', '.join(sorted(not_gates)) or '–'} | {len(foreign)} | {same_error} |"
+        )
     w("")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(ROOT / "docs" / "parity.md"))
-    ap.add_argument("--make-golden-seconds", type=float, default=None,
-                    help="wall time of the last generation (tools/make_golden.py), to quote in the report")
-    ap.add_argument("--envs-seconds", type=float, default=None,
-                    help="wall time of creating the golden environments from scratch, to quote in the report")
+    ap.add_argument(
+        "--make-golden-seconds",
+        type=float,
+        default=None,
+        help="wall time of the last generation (tools/make_golden.py), to quote in the report",
+    )
+    ap.add_argument(
+        "--envs-seconds",
+        type=float,
+        default=None,
+        help="wall time of creating the golden environments from scratch, to quote in the report",
+    )
     args = ap.parse_args(argv)
     t = _golden_data()
     t0 = time.time()
@@ -132,8 +149,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             tol_f, tol_g = t.tolerances(case)
             failed = not (err["max_forward"] <= tol_f and (err["max_grad"] is None or err["max_grad"] <= tol_g))
             if failed:
-                failures.append(f"`{case['id']}` ({flavour} {case['family']}): forward {_fmt(err['max_forward'])}, "
-                                f"gradient {_fmt(err['max_grad'])}")
+                failures.append(
+                    f"`{case['id']}` ({flavour} {case['family']}): forward {_fmt(err['max_forward'])}, "
+                    f"gradient {_fmt(err['max_grad'])}"
+                )
             by_family[f"{flavour} | {case['family']}"].add(err["max_forward"], err["max_grad"], failed)
             by_flavour[flavour].add(err["max_forward"], err["max_grad"], failed)
             for tag in case["tags"]:
@@ -145,8 +164,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                 failed2 = not (err2["max_forward"] <= tf2 and (err2["max_grad"] is None or err2["max_grad"] <= tg2))
                 ms_exact[case["family"]].add(err2["max_forward"], err2["max_grad"], failed2)
                 if failed2:
-                    failures.append(f"`{case['id']}` (mindspore {case['family']}, numerics=\"exact\"): forward "
-                                    f"{_fmt(err2['max_forward'])}, gradient {_fmt(err2['max_grad'])}")
+                    failures.append(
+                        f'`{case["id"]}` (mindspore {case["family"]}, numerics="exact"): forward '
+                        f"{_fmt(err2['max_forward'])}, gradient {_fmt(err2['max_grad'])}"
+                    )
     elapsed = time.time() - t0
 
     lines: List[str] = []
@@ -163,8 +184,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     w("Error = `max |ours - theirs| / max(1, |theirs|)` (absolute below 1, relative above). Test tolerances:")
     w(f"forward {t.FORWARD_TOL:g}, gradients {t.GRAD_TOL:g}; MindSpore cases computed by its approximate CPU")
     w(f"Sigmoid/Tanh (`seq_length` given, `LSTMCell`): {t.MS_CPU_FORWARD_TOL:g} (forward) / {t.MS_CPU_GRAD_TOL:g}")
-    w("(gradients) with the default `numerics=\"mindspore-cpu\"`, which emulates them, and "
-      f"{t.MS_APPROX_TOL:g} with `numerics=\"exact\"`.")
+    w(
+        '(gradients) with the default `numerics="mindspore-cpu"`, which emulates them, and '
+        f'{t.MS_APPROX_TOL:g} with `numerics="exact"`.'
+    )
     w("")
     w("## Framework versions")
     w("")
@@ -176,10 +199,17 @@ def main(argv: Optional[List[str]] = None) -> int:
         w(f"| {flavour} | {v} | {s} |")
     w("")
     if args.make_golden_seconds is not None:
-        w(f"Regenerating all three flavours (`tools/make_golden.py`) took {args.make_golden_seconds:.0f} s on the "
-          f"shared 2-core development machine" + (f"; creating the two environments from scratch (`make golden-envs`) "
-                                                  f"took {args.envs_seconds:.0f} s more." if args.envs_seconds else ".")
-          + " A fresh regeneration reproduced every file byte for byte.")
+        w(
+            f"Regenerating all three flavours (`tools/make_golden.py`) took {args.make_golden_seconds:.0f} s on the "
+            f"shared 2-core development machine"
+            + (
+                f"; creating the two environments from scratch (`make golden-envs`) "
+                f"took {args.envs_seconds:.0f} s more."
+                if args.envs_seconds
+                else "."
+            )
+            + " A fresh regeneration reproduced every file byte for byte."
+        )
         w("")
     w("## Summary")
     w("")
@@ -195,6 +225,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         total.fail += a.fail
     w(total.row("**all**"))
     w("")
+
     def table(title: str, key_columns: str, rows: Dict[str, _Agg]) -> None:
         w(f"## {title}")
         w("")
@@ -205,7 +236,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         w("")
 
     table("Per family", "flavour | family", by_family)
-    table("MindSpore approximate-activation cases with `numerics=\"exact\"`", "family", ms_exact)
+    table('MindSpore approximate-activation cases with `numerics="exact"`', "family", ms_exact)
     table("Per option", "flavour | option", by_tag)
     activation_names(w, t)
     w("## Cases over tolerance")
@@ -218,8 +249,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     w("")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(lines), encoding="utf-8")
-    print(f"wrote {args.out}: {total.n} cases ({total.n_grad} with gradients), {len(failures)} over tolerance, "
-          f"max forward {_fmt(total.fwd)}, max gradient {_fmt(total.grad)} ({elapsed:.1f}s)")
+    print(
+        f"wrote {args.out}: {total.n} cases ({total.n_grad} with gradients), {len(failures)} over tolerance, "
+        f"max forward {_fmt(total.fwd)}, max gradient {_fmt(total.grad)} ({elapsed:.1f}s)"
+    )
     return 0
 
 

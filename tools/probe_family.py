@@ -15,6 +15,7 @@ fixtures (``tests/fixtures/family/<case>.npz``). A fixture holds ``x`` and the c
 (``out:<i>``) and ``config`` (a JSON string describing the call). The oracle (``tests/oracle.py``, NumPy
 only) is imported here to measure the frameworks against it.
 """
+
 from __future__ import annotations
 
 import json
@@ -64,6 +65,7 @@ def _rng(seed: int) -> np.random.Generator:
 # Keras (tf_keras 2.21 and Keras 3.15.1): shared driver
 # =============================================================================================
 
+
 def _keras_cases(generation: str) -> List[Dict[str, Any]]:
     """The recorded cases. ``layer`` is gru / gru_v1 / simple_rnn / bidirectional_gru."""
     hs = "hard_sigmoid"
@@ -72,32 +74,72 @@ def _keras_cases(generation: str) -> List[Dict[str, Any]]:
     cases: List[Dict[str, Any]] = []
     if generation == "tfkeras":
         cases += [
-            dict(name="tk_gru_default_h0", layer="gru", kw=dict(return_sequences=True, return_state=True),
-                 h0=True),
+            dict(name="tk_gru_default_h0", layer="gru", kw=dict(return_sequences=True, return_state=True), h0=True),
             dict(name="tk_gru_v1_defaults", layer="gru_v1", kw=dict(return_sequences=True, return_state=True)),
-            dict(name="tk_gru_hs_reset_after_mask_holes", layer="gru",
-                 kw=dict(recurrent_activation=hs, return_sequences=True, return_state=True), mask=holes, h0=True),
-            dict(name="tk_gru_reset_before_hs_backwards_mask", layer="gru",
-                 kw=dict(reset_after=False, recurrent_activation=hs, go_backwards=True, return_sequences=True,
-                         return_state=True), mask=right, h0=True),
-            dict(name="tk_gru_reset_before_zero_output_last", layer="gru",
-                 kw=dict(reset_after=False, return_state=True, zero_output_for_mask=True), mask=right),
-            dict(name="tk_simplernn_mask_backwards", layer="simple_rnn",
-                 kw=dict(go_backwards=True, return_sequences=True, return_state=True), mask=holes, h0=True),
-            dict(name="tk_bidirectional_gru_mask", layer="bidirectional_gru",
-                 kw=dict(return_sequences=True), mask=right),
-            dict(name="tk_gru_dropout_impl1", layer="gru",
-                 kw=dict(dropout=0.3, recurrent_dropout=0.4, implementation=1, return_sequences=True),
-                 training=True),
+            dict(
+                name="tk_gru_hs_reset_after_mask_holes",
+                layer="gru",
+                kw=dict(recurrent_activation=hs, return_sequences=True, return_state=True),
+                mask=holes,
+                h0=True,
+            ),
+            dict(
+                name="tk_gru_reset_before_hs_backwards_mask",
+                layer="gru",
+                kw=dict(
+                    reset_after=False,
+                    recurrent_activation=hs,
+                    go_backwards=True,
+                    return_sequences=True,
+                    return_state=True,
+                ),
+                mask=right,
+                h0=True,
+            ),
+            dict(
+                name="tk_gru_reset_before_zero_output_last",
+                layer="gru",
+                kw=dict(reset_after=False, return_state=True, zero_output_for_mask=True),
+                mask=right,
+            ),
+            dict(
+                name="tk_simplernn_mask_backwards",
+                layer="simple_rnn",
+                kw=dict(go_backwards=True, return_sequences=True, return_state=True),
+                mask=holes,
+                h0=True,
+            ),
+            dict(
+                name="tk_bidirectional_gru_mask", layer="bidirectional_gru", kw=dict(return_sequences=True), mask=right
+            ),
+            dict(
+                name="tk_gru_dropout_impl1",
+                layer="gru",
+                kw=dict(dropout=0.3, recurrent_dropout=0.4, implementation=1, return_sequences=True),
+                training=True,
+            ),
         ]
     else:
         cases += [
-            dict(name="k3_gru_hs_mask_h0", layer="gru",
-                 kw=dict(recurrent_activation=hs, return_sequences=True, return_state=True), mask=holes, h0=True),
-            dict(name="k3_gru_reset_before_backwards", layer="gru",
-                 kw=dict(reset_after=False, go_backwards=True, return_sequences=True, return_state=True)),
-            dict(name="k3_simplernn_relu_mask_h0", layer="simple_rnn",
-                 kw=dict(activation="relu", return_sequences=True, return_state=True), mask=right, h0=True),
+            dict(
+                name="k3_gru_hs_mask_h0",
+                layer="gru",
+                kw=dict(recurrent_activation=hs, return_sequences=True, return_state=True),
+                mask=holes,
+                h0=True,
+            ),
+            dict(
+                name="k3_gru_reset_before_backwards",
+                layer="gru",
+                kw=dict(reset_after=False, go_backwards=True, return_sequences=True, return_state=True),
+            ),
+            dict(
+                name="k3_simplernn_relu_mask_h0",
+                layer="simple_rnn",
+                kw=dict(activation="relu", return_sequences=True, return_state=True),
+                mask=right,
+                h0=True,
+            ),
         ]
     return cases
 
@@ -109,6 +151,7 @@ def _keras_layer(mod: Any, generation: str, case: Dict[str, Any], units: int) ->
         return layers.GRU(units, **kw)
     if case["layer"] == "gru_v1":
         from tf_keras.src.layers.rnn import gru_v1
+
         return gru_v1.GRU(units, **kw)
     if case["layer"] == "simple_rnn":
         return layers.SimpleRNN(units, **kw)
@@ -119,6 +162,7 @@ def _keras_layer(mod: Any, generation: str, case: Dict[str, Any], units: int) ->
 
 def _keras_run(generation: str) -> None:
     import tensorflow as tf
+
     if generation == "tfkeras":
         import tf_keras as mod
     else:
@@ -149,25 +193,38 @@ def _keras_run(generation: str) -> None:
         for i, o in enumerate(outs):
             arrays[f"out:{i}"] = np.asarray(o)
         cell = layer.forward_layer.cell if case["layer"] == "bidirectional_gru" else layer.cell
-        config = dict(generation=generation, layer=case["layer"], kw=case["kw"], units=u,
-                      activation=getattr(cell.activation, "__name__", str(cell.activation)),
-                      recurrent_activation=getattr(getattr(cell, "recurrent_activation", None), "__name__", None),
-                      reset_after=getattr(cell, "reset_after", None),
-                      implementation=getattr(cell, "implementation", None),
-                      weight_shapes=[list(w.shape) for w in weights])
+        config = dict(
+            generation=generation,
+            layer=case["layer"],
+            kw=case["kw"],
+            units=u,
+            activation=getattr(cell.activation, "__name__", str(cell.activation)),
+            recurrent_activation=getattr(getattr(cell, "recurrent_activation", None), "__name__", None),
+            reset_after=getattr(cell, "reset_after", None),
+            implementation=getattr(cell, "implementation", None),
+            weight_shapes=[list(w.shape) for w in weights],
+        )
         if case.get("training"):
             # tf_keras caches the per-call dropout masks on the cell: read back the ones this call used
             dp = cell.get_dropout_mask_for_cell(tf.constant(x[:, 0]), True, count=3)
             rdp = cell.get_recurrent_dropout_mask_for_cell(tf.constant(np.zeros((B, u), np.float32)), True, count=3)
             arrays["input_masks"] = np.stack([np.asarray(m) for m in dp])
             arrays["recurrent_masks"] = np.stack([np.asarray(m) for m in rdp])
-            _say(f"{case['name']} dropout masks (input, recurrent)",
-                 f"{arrays['input_masks'].shape}, {arrays['recurrent_masks'].shape}")
+            _say(
+                f"{case['name']} dropout masks (input, recurrent)",
+                f"{arrays['input_masks'].shape}, {arrays['recurrent_masks'].shape}",
+            )
         ref = _keras_oracle(arrays, config)
         diffs = [_maxdiff(a, b) for a, b in zip(outs, ref)]
-        _say(f"{case['name']} config", json.dumps({k: config[k] for k in
-                                                   ("activation", "recurrent_activation", "reset_after",
-                                                    "implementation", "weight_shapes")}))
+        _say(
+            f"{case['name']} config",
+            json.dumps(
+                {
+                    k: config[k]
+                    for k in ("activation", "recurrent_activation", "reset_after", "implementation", "weight_shapes")
+                }
+            ),
+        )
         _say(f"{case['name']} outputs", [list(np.asarray(o).shape) for o in outs])
         _say(f"{case['name']} max|framework - oracle float64|", max(diffs))
         _save(case["name"], arrays, config)
@@ -191,17 +248,35 @@ def _keras_oracle(arrays: Dict[str, np.ndarray], config: Dict[str, Any]) -> List
     w = [arrays[f"w:{i}"] for i in range(len(config["weight_shapes"]))]
     layer = config["layer"]
     if layer in ("gru", "gru_v1"):
-        out = R.keras_gru(arrays["x"], w[0], w[1], w[2] if len(w) > 2 else None,
-                          reset_after=config["reset_after"], activation=config["activation"],
-                          recurrent_activation=rec_act, input_masks=arrays.get("input_masks"),
-                          recurrent_masks=arrays.get("recurrent_masks"), **common, **kw)
+        out = R.keras_gru(
+            arrays["x"],
+            w[0],
+            w[1],
+            w[2] if len(w) > 2 else None,
+            reset_after=config["reset_after"],
+            activation=config["activation"],
+            recurrent_activation=rec_act,
+            input_masks=arrays.get("input_masks"),
+            recurrent_masks=arrays.get("recurrent_masks"),
+            **common,
+            **kw,
+        )
     elif layer == "simple_rnn":
-        out = R.keras_simple_rnn(arrays["x"], w[0], w[1], w[2] if len(w) > 2 else None,
-                                 activation=config["activation"], **common, **kw)
+        out = R.keras_simple_rnn(
+            arrays["x"], w[0], w[1], w[2] if len(w) > 2 else None, activation=config["activation"], **common, **kw
+        )
     elif layer == "bidirectional_gru":
         out = R.keras_bidirectional_family(
-            "gru", arrays["x"], w[:3], w[3:], reset_after=config["reset_after"], activation=config["activation"],
-            recurrent_activation=rec_act, mask=arrays.get("mask"), **kw)
+            "gru",
+            arrays["x"],
+            w[:3],
+            w[3:],
+            reset_after=config["reset_after"],
+            activation=config["activation"],
+            recurrent_activation=rec_act,
+            mask=arrays.get("mask"),
+            **kw,
+        )
     else:
         raise ValueError(layer)
     return list(out) if isinstance(out, list) else [out]
@@ -214,35 +289,45 @@ def _keras_facts(generation: str) -> None:
         from tf_keras.src.layers.rnn import gru_v1
     else:
         import keras as mod
+
         gru_v1 = None
     g = mod.layers.GRU(4)
     cfg = g.get_config()
-    _say(f"{generation} GRU defaults", json.dumps({k: cfg.get(k) for k in
-                                                   ("activation", "recurrent_activation", "reset_after",
-                                                    "implementation", "use_bias")}))
+    _say(
+        f"{generation} GRU defaults",
+        json.dumps(
+            {k: cfg.get(k) for k in ("activation", "recurrent_activation", "reset_after", "implementation", "use_bias")}
+        ),
+    )
     s = mod.layers.SimpleRNN(4).get_config()
     _say(f"{generation} SimpleRNN defaults", json.dumps({k: s.get(k) for k in ("activation", "use_bias")}))
     if gru_v1 is not None:
         v1 = gru_v1.GRU(4).get_config()
-        _say("tfkeras gru_v1.GRU defaults", json.dumps({k: v1.get(k) for k in
-                                                        ("activation", "recurrent_activation", "reset_after",
-                                                         "implementation")}))
+        _say(
+            "tfkeras gru_v1.GRU defaults",
+            json.dumps({k: v1.get(k) for k in ("activation", "recurrent_activation", "reset_after", "implementation")}),
+        )
     for ra in (True, False):
         layer = mod.layers.GRU(4, reset_after=ra)
         layer.build((2, 5, 3))
         _say(f"{generation} GRU(reset_after={ra}) weight shapes", [list(w.shape) for w in layer.get_weights()])
     import tensorflow as tf
+
     hs = mod.activations.get("hard_sigmoid")
     xs = np.array([-3, -2.5, -1, 0, 1, 2.5, 3], dtype=np.float32)
     _say(f"{generation} hard_sigmoid({xs.tolist()})", np.asarray(hs(tf.constant(xs))).round(7).tolist())
     cell = mod.layers.GRUCell(4, dropout=0.5, recurrent_dropout=0.5)
     _say(f"{generation} GRUCell(recurrent_dropout>0).implementation", cell.implementation)
     x = tf.constant(np.ones((2, 5, 3), np.float32))
-    for name, layer in (("GRU", mod.layers.GRU(4, return_state=True)),
-                        ("SimpleRNN", mod.layers.SimpleRNN(4, return_state=True)),
-                        ("Bidirectional(GRU)", mod.layers.Bidirectional(mod.layers.GRU(4, return_state=True))),
-                        ("Bidirectional(SimpleRNN, merge_mode=None)",
-                         mod.layers.Bidirectional(mod.layers.SimpleRNN(4, return_state=True), merge_mode=None))):
+    for name, layer in (
+        ("GRU", mod.layers.GRU(4, return_state=True)),
+        ("SimpleRNN", mod.layers.SimpleRNN(4, return_state=True)),
+        ("Bidirectional(GRU)", mod.layers.Bidirectional(mod.layers.GRU(4, return_state=True))),
+        (
+            "Bidirectional(SimpleRNN, merge_mode=None)",
+            mod.layers.Bidirectional(mod.layers.SimpleRNN(4, return_state=True), merge_mode=None),
+        ),
+    ):
         out = layer(x)
         _say(f"{generation} {name} return_state", f"{type(out).__name__} of shapes {[list(o.shape) for o in out]}")
     nb = mod.layers.GRU(4, use_bias=False)
@@ -254,8 +339,10 @@ def _keras_facts(generation: str) -> None:
             g(x, training=True)
             _say(f"{generation} GRU(dropout=0.3, implementation={impl}) training=True", "runs")
         except Exception as e:  # noqa: BLE001 - recording what the framework raises
-            _say(f"{generation} GRU(dropout=0.3, implementation={impl}) training=True",
-                 f"{type(e).__name__}: {str(e).splitlines()[0][:150]}")
+            _say(
+                f"{generation} GRU(dropout=0.3, implementation={impl}) training=True",
+                f"{type(e).__name__}: {str(e).splitlines()[0][:150]}",
+            )
     sc = mod.layers.SimpleRNNCell(4, dropout=0.5, recurrent_dropout=0.5)
     sl = mod.layers.RNN(sc)
     sl(x, training=True)
@@ -266,8 +353,10 @@ def _keras_facts(generation: str) -> None:
         _say("tfkeras GRU(dropout) fast-path eligible (_could_use_gpu_kernel)", fast._could_use_gpu_kernel)
         fast(x, training=True)
         dm = fast.get_dropout_mask_for_cell(x, True, count=3)
-        _say("tfkeras GRU fast path: dropout masks drawn from the (B,T,F) input",
-             f"{len(dm)} x {list(dm[0].shape)}; only [0] is applied")
+        _say(
+            "tfkeras GRU fast path: dropout masks drawn from the (B,T,F) input",
+            f"{len(dm)} x {list(dm[0].shape)}; only [0] is applied",
+        )
 
 
 def run_tfkeras() -> None:
@@ -284,19 +373,22 @@ def run_keras3() -> None:
 # MindSpore 2.10
 # =============================================================================================
 
+
 def _ms_params(net: Any) -> Dict[str, np.ndarray]:
     return {p.name: p.asnumpy() for p in net.get_parameters()}
 
 
 def _ms_set(net: Any, rng: np.random.Generator, scale: float) -> Dict[str, np.ndarray]:
     import mindspore as ms
+
     for p in net.get_parameters():
         p.set_data(ms.Tensor((rng.uniform(-1, 1, size=p.shape) * scale).astype(np.float32)))
     return _ms_params(net)
 
 
-def _ms_compare(kind: str, o_ms: Any, h_ms: Any, x: np.ndarray, params: Dict[str, np.ndarray],
-                kw: Dict[str, Any]) -> Dict[str, float]:
+def _ms_compare(
+    kind: str, o_ms: Any, h_ms: Any, x: np.ndarray, params: Dict[str, np.ndarray], kw: Dict[str, Any]
+) -> Dict[str, float]:
     fn = R.mindspore_gru if kind == "gru" else R.mindspore_rnn
     res = {}
     for numerics in ("exact", "mindspore-cpu"):
@@ -308,6 +400,7 @@ def _ms_compare(kind: str, o_ms: Any, h_ms: Any, x: np.ndarray, params: Dict[str
 def run_mindspore() -> None:
     import mindspore as ms
     from mindspore import nn, ops
+
     ms.set_context(mode=ms.PYNATIVE_MODE, device_target="CPU")
     _say("mindspore version", ms.__version__)
 
@@ -332,10 +425,14 @@ def run_mindspore() -> None:
                 o3, h3 = net(ms.Tensor(x), None, ms.Tensor(full))
                 same = bool(np.array_equal(o3.asnumpy(), o.asnumpy()) and np.array_equal(h3.asnumpy(), h.asnumpy()))
                 label = f"{kind}{'/' + extra['nonlinearity'] if extra else ''} scale={scale} L={nl} bi={bi}"
-                _say(f"MS {label} no seq_length: max|MS-exact|, max|MS-emulated| (max|output|)",
-                     f"{d0['exact']:.3g}, {d0['mindspore-cpu']:.3g} ({float(np.max(np.abs(o.asnumpy()))):.3g})")
-                _say(f"MS {label} seq_length=[6,4,1]: max|MS-exact|, max|MS-emulated|",
-                     f"{d1['exact']:.3g}, {d1['mindspore-cpu']:.3g}")
+                _say(
+                    f"MS {label} no seq_length: max|MS-exact|, max|MS-emulated| (max|output|)",
+                    f"{d0['exact']:.3g}, {d0['mindspore-cpu']:.3g} ({float(np.max(np.abs(o.asnumpy()))):.3g})",
+                )
+                _say(
+                    f"MS {label} seq_length=[6,4,1]: max|MS-exact|, max|MS-emulated|",
+                    f"{d1['exact']:.3g}, {d1['mindspore-cpu']:.3g}",
+                )
                 _say(f"MS {label} seq_length=[T]*B bitwise equal to None", same)
                 key = kind + ("/" + extra["nonlinearity"] if extra else "")
                 w = worst.setdefault(key, [0.0, 0.0])
@@ -372,17 +469,20 @@ def run_mindspore() -> None:
                 d_np = _ms_compare(kind, o.asnumpy(), h.asnumpy(), x, params, {})
             finally:
                 R._ms_matmul = model_matmul
-            _say(f"MS {kind} I={I2} H={H2} weights x1.5: max|MS-exact|, max|MS-emulated|, "
-                 "max|MS-emulated with NumPy GEMM| (max|output|)",
-                 f"{d['exact']:.3g}, {d['mindspore-cpu']:.3g}, {d_np['mindspore-cpu']:.3g} "
-                 f"({float(np.max(np.abs(o.asnumpy()))):.8g})")
+            _say(
+                f"MS {kind} I={I2} H={H2} weights x1.5: max|MS-exact|, max|MS-emulated|, "
+                "max|MS-emulated with NumPy GEMM| (max|output|)",
+                f"{d['exact']:.3g}, {d['mindspore-cpu']:.3g}, {d_np['mindspore-cpu']:.3g} "
+                f"({float(np.max(np.abs(o.asnumpy()))):.8g})",
+            )
 
     # the remaining differences are MatMul rounding only: with MindSpore's own MatMul in the emulation
     # the whole layer is bit-exact (also for long reductions, stacks, bidirectional, seq_length)
     mm = ops.MatMul(False, True)  # what rnn_cells.py calls: x @ W^T with W untransposed (another kernel than
-    numpy_matmul = R._ms_matmul   # MatMul() on a transposed copy, which rounds differently)
-    R._ms_matmul = lambda a, w: mm(ms.Tensor(np.ascontiguousarray(a, np.float32)),
-                                   ms.Tensor(np.ascontiguousarray(w, np.float32))).asnumpy()
+    numpy_matmul = R._ms_matmul  # MatMul() on a transposed copy, which rounds differently)
+    R._ms_matmul = lambda a, w: mm(
+        ms.Tensor(np.ascontiguousarray(a, np.float32)), ms.Tensor(np.ascontiguousarray(w, np.float32))
+    ).asnumpy()
     try:
         worst_own = 0.0
         n_cases = 0
@@ -395,12 +495,16 @@ def run_mindspore() -> None:
                 for sl in (None, np.array([6, 3, 1], np.int32)):
                     o, h = net(ms.Tensor(x), None, None if sl is None else ms.Tensor(sl))
                     fn = R.mindspore_gru if kind == "gru" else R.mindspore_rnn
-                    ro, rh = fn(x, params, num_layers=nl, bidirectional=bi, seq_length=sl, numerics="mindspore-cpu",
-                                **extra)
+                    ro, rh = fn(
+                        x, params, num_layers=nl, bidirectional=bi, seq_length=sl, numerics="mindspore-cpu", **extra
+                    )
                     worst_own = max(worst_own, _maxdiff(o.asnumpy(), ro), _maxdiff(h.asnumpy(), rh))
                     n_cases += 1
-        _say(f"MS emulation with MindSpore's own MatMul, {n_cases} cases (I,H up to 64, weights x1.5, "
-             "stacks, bi, seq_length): max|MS - emulated|", worst_own)
+        _say(
+            f"MS emulation with MindSpore's own MatMul, {n_cases} cases (I,H up to 64, weights x1.5, "
+            "stacks, bi, seq_length): max|MS - emulated|",
+            worst_own,
+        )
     finally:
         R._ms_matmul = numpy_matmul
 
@@ -412,8 +516,10 @@ def run_mindspore() -> None:
         x = rng.normal(size=(50, 4, 16)).astype(np.float32)
         o, h = net(ms.Tensor(x))
         d = _ms_compare(kind, o.asnumpy(), h.asnumpy(), x, params, dict(num_layers=2, bidirectional=True))
-        _say(f"MS {kind} default-scale init, T=50 H=32 2-layer bi: max|MS-exact|, max|MS-emulated|",
-             f"{d['exact']:.3g}, {d['mindspore-cpu']:.3g}")
+        _say(
+            f"MS {kind} default-scale init, T=50 H=32 2-layer bi: max|MS-exact|, max|MS-emulated|",
+            f"{d['exact']:.3g}, {d['mindspore-cpu']:.3g}",
+        )
 
     # --- 2. seq_length rule -------------------------------------------------------------------------------
     rng = _rng(3)
@@ -424,14 +530,18 @@ def run_mindspore() -> None:
     sl = np.array([4, 2, 0], dtype=np.int32)
     o, h = net(ms.Tensor(x), ms.Tensor(h0), ms.Tensor(sl))
     o, h = o.asnumpy(), h.asnumpy()
-    _say("MS GRU seq_length [4,2,0]: outputs after length all exactly 0",
-         bool(np.all(o[2:, 1] == 0) and np.all(o[:, 2] == 0)))
+    _say(
+        "MS GRU seq_length [4,2,0]: outputs after length all exactly 0",
+        bool(np.all(o[2:, 1] == 0) and np.all(o[:, 2] == 0)),
+    )
     _say("MS GRU seq_length 0: h_n == h0 (both directions)", bool(np.array_equal(h[:, 2], h0[:, 2])))
     ref_o, ref_h = R.mindspore_gru(x, params, bidirectional=True, hx=h0, seq_length=sl, numerics="mindspore-cpu")
     _say("MS GRU bi seq_length+hx vs oracle(mindspore-cpu): max diff", max(_maxdiff(o, ref_o), _maxdiff(h, ref_h)))
     flip_o, _ = R.mindspore_gru(x[::-1].copy(), params, bidirectional=True, hx=h0, numerics="mindspore-cpu")
-    _say("MS GRU bi seq_length reverse half vs full-flip model (row of length 2): max diff",
-         _maxdiff(o[:2, 1, 3:], flip_o[::-1][:2, 1, 3:]))
+    _say(
+        "MS GRU bi seq_length reverse half vs full-flip model (row of length 2): max diff",
+        _maxdiff(o[:2, 1, 3:], flip_o[::-1][:2, 1, 3:]),
+    )
     for bad in ([5, 2, 1], [-1, 2, 1]):
         for bi in (False, True):
             try:
@@ -451,13 +561,16 @@ def run_mindspore() -> None:
         "hx batch 1": lambda: net(xs, ms.Tensor(np.zeros((2, 1, 3), np.float32))),
         "x float64 without hx": lambda: net(ms.Tensor(np.ones((4, 3, 2)))),
         "RNN(nonlinearity='sigmoid')": lambda: nn.RNN(2, 3, nonlinearity="sigmoid"),
-        "RNN(2, 3, 1, True, False, 0.0, False, 'relu') positional": lambda: nn.RNN(2, 3, 1, True, False, 0.0, False,
-                                                                                   "relu"),
+        "RNN(2, 3, 1, True, False, 0.0, False, 'relu') positional": lambda: nn.RNN(
+            2, 3, 1, True, False, 0.0, False, "relu"
+        ),
         "GRU dropout=0 (int)": lambda: nn.GRU(2, 3, dropout=0),
-        "GRUCell 1-D x": lambda: nn.GRUCell(2, 3)(ms.Tensor(np.ones(2, np.float32)),
-                                                  ms.Tensor(np.zeros(3, np.float32))),
-        "GRUCell hx tuple": lambda: nn.GRUCell(2, 3)(ms.Tensor(np.ones((1, 2), np.float32)),
-                                                     (ms.Tensor(np.zeros((1, 3), np.float32)),)),
+        "GRUCell 1-D x": lambda: nn.GRUCell(2, 3)(
+            ms.Tensor(np.ones(2, np.float32)), ms.Tensor(np.zeros(3, np.float32))
+        ),
+        "GRUCell hx tuple": lambda: nn.GRUCell(2, 3)(
+            ms.Tensor(np.ones((1, 2), np.float32)), (ms.Tensor(np.zeros((1, 3), np.float32)),)
+        ),
     }
     for label, fn in probes.items():
         try:
@@ -478,15 +591,46 @@ def run_mindspore() -> None:
 
     # --- 4. recorded cases ---------------------------------------------------------------------------------
     cases = [
-        dict(name="ms_gru_2layer_bi_batch_first_seq_hx", cls="GRU", I=3, H=4, kw=dict(num_layers=2, bidirectional=True,
-             batch_first=True), seq_length=[5, 3, 0], hx=True, scale=1.0),
+        dict(
+            name="ms_gru_2layer_bi_batch_first_seq_hx",
+            cls="GRU",
+            I=3,
+            H=4,
+            kw=dict(num_layers=2, bidirectional=True, batch_first=True),
+            seq_length=[5, 3, 0],
+            hx=True,
+            scale=1.0,
+        ),
         dict(name="ms_gru_plain_scale3", cls="GRU", I=3, H=4, kw=dict(num_layers=1), scale=3.0),
-        dict(name="ms_rnn_tanh_bi_seq", cls="RNN", I=3, H=4, kw=dict(num_layers=1, bidirectional=True),
-             seq_length=[5, 2, 4], hx=True, scale=2.0, nonlinearity="tanh"),
-        dict(name="ms_rnn_relu_2layer", cls="RNN", I=3, H=4, kw=dict(num_layers=2, has_bias=False),
-             scale=1.0, nonlinearity="relu"),
-        dict(name="ms_gru_wide_bi_seq", cls="GRU", I=20, H=16, kw=dict(num_layers=1, bidirectional=True),
-             seq_length=[5, 4, 2], scale=0.5),
+        dict(
+            name="ms_rnn_tanh_bi_seq",
+            cls="RNN",
+            I=3,
+            H=4,
+            kw=dict(num_layers=1, bidirectional=True),
+            seq_length=[5, 2, 4],
+            hx=True,
+            scale=2.0,
+            nonlinearity="tanh",
+        ),
+        dict(
+            name="ms_rnn_relu_2layer",
+            cls="RNN",
+            I=3,
+            H=4,
+            kw=dict(num_layers=2, has_bias=False),
+            scale=1.0,
+            nonlinearity="relu",
+        ),
+        dict(
+            name="ms_gru_wide_bi_seq",
+            cls="GRU",
+            I=20,
+            H=16,
+            kw=dict(num_layers=1, bidirectional=True),
+            seq_length=[5, 4, 2],
+            scale=0.5,
+        ),
     ]
     for idx, c in enumerate(cases):
         rng = _rng(300 + idx)
@@ -542,8 +686,10 @@ def run_mindspore() -> None:
         arrays["out:0"] = np.stack(hs_ms)
         for k, v in params.items():
             arrays[f"param:{k}"] = v
-        _say(f"ms_{kind.lower()} (5 steps, weights x2) max|MS - exact|, max|MS - emulated|",
-             f"{_maxdiff(hs_ms, hs_ex):.3g}, {_maxdiff(hs_ms, hs_em):.3g}")
+        _say(
+            f"ms_{kind.lower()} (5 steps, weights x2) max|MS - exact|, max|MS - emulated|",
+            f"{_maxdiff(hs_ms, hs_ex):.3g}, {_maxdiff(hs_ms, hs_em):.3g}",
+        )
         _save(f"ms_{kind.lower()}_unrolled", arrays, dict(cls=kind, kw={}, input_size=3, hidden_size=4))
 
 

@@ -7,6 +7,7 @@ Files: :func:`load` / :func:`save` (format chosen from the file). Conversion: :m
 Submodules and :func:`load` / :func:`save` are imported on first use (``import lstm_bridge;
 lstm_bridge.keras.LSTM`` works), so ``import lstm_bridge`` itself stays cheap.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -17,8 +18,20 @@ __version__ = "0.1.0"
 __all__ = ["__version__", "load", "save"]
 
 # Public submodules reachable as attributes of the package without an explicit import.
-_SUBMODULES = ("keras", "mindspore", "engine", "convert", "explain", "activations", "formats", "weights", "io",
-               "cli", "bench", "demo")
+_SUBMODULES = (
+    "keras",
+    "mindspore",
+    "engine",
+    "convert",
+    "explain",
+    "activations",
+    "formats",
+    "weights",
+    "io",
+    "cli",
+    "bench",
+    "demo",
+)
 
 
 def __getattr__(name: str) -> Any:

@@ -1,4 +1,5 @@
 """Input checking shared by the front ends: NumPy or torch in, a float tensor of the right dtype out."""
+
 from __future__ import annotations
 
 from typing import Any, Optional, Sequence

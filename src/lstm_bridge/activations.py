@@ -28,6 +28,7 @@ Keras-3-only names (``celu``,
 MindSpore's CPU kernels approximate ``Sigmoid`` and ``Tanh`` (docs/spec/mindspore_lstm.md §3); :data:`ms_cpu_sigmoid`
 and :data:`ms_cpu_tanh` emulate them bit for bit in float32.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Dict, Optional, Union
@@ -193,6 +194,7 @@ def _sparsemax(x: Tensor) -> Tensor:
 
 # --- MindSpore CPU float32 Sigmoid / Tanh emulation (docs/spec/mindspore_lstm.md §3) -------------------------
 
+
 def _fma32(a: Tensor, b, c) -> Tensor:
     """float32 fused multiply-add: exact float64 product-sum, one rounding to float32."""
     return (a.double() * b + c).float()
@@ -315,15 +317,63 @@ _BUILTINS: Dict[str, Activation] = {
 # ``tf_keras.activations.get`` 2.21 and ``keras.activations.get`` 3.15.1 (tools/golden_keras.py records
 # both lists in tests/golden/<flavour>.json; tests/test_golden.py compares).
 KERAS2_NAMES: Dict[str, str] = {
-    **{n: n for n in ("elu", "exponential", "gelu", "hard_sigmoid", "leaky_relu", "linear", "log_softmax", "mish",
-                      "relu", "relu6", "selu", "sigmoid", "softmax", "softplus", "softsign", "swish", "tanh")},
+    **{
+        n: n
+        for n in (
+            "elu",
+            "exponential",
+            "gelu",
+            "hard_sigmoid",
+            "leaky_relu",
+            "linear",
+            "log_softmax",
+            "mish",
+            "relu",
+            "relu6",
+            "selu",
+            "sigmoid",
+            "softmax",
+            "softplus",
+            "softsign",
+            "swish",
+            "tanh",
+        )
+    },
     "silu": "swish",
 }
 KERAS3_NAMES: Dict[str, str] = {
-    **{n: n for n in ("celu", "elu", "exponential", "gelu", "hard_shrink", "hard_silu", "hard_tanh", "leaky_relu",
-                      "linear", "log_sigmoid", "log_softmax", "mish", "relu", "relu6", "selu", "sigmoid",
-                      "soft_shrink", "softmax", "softplus", "softsign", "sparse_plus", "sparse_sigmoid",
-                      "sparsemax", "squareplus", "swish", "tanh", "tanh_shrink")},
+    **{
+        n: n
+        for n in (
+            "celu",
+            "elu",
+            "exponential",
+            "gelu",
+            "hard_shrink",
+            "hard_silu",
+            "hard_tanh",
+            "leaky_relu",
+            "linear",
+            "log_sigmoid",
+            "log_softmax",
+            "mish",
+            "relu",
+            "relu6",
+            "selu",
+            "sigmoid",
+            "soft_shrink",
+            "softmax",
+            "softplus",
+            "softsign",
+            "sparse_plus",
+            "sparse_sigmoid",
+            "sparsemax",
+            "squareplus",
+            "swish",
+            "tanh",
+            "tanh_shrink",
+        )
+    },
     "hard_sigmoid": "hard_sigmoid_keras3",
     "hard_swish": "hard_silu",
     "silu": "swish",
@@ -346,8 +396,11 @@ def _unknown(identifier: str, keras_version: int) -> ValueError:
     else:
         head = f"Unknown activation function '{identifier}' cannot be deserialized."
         names = sorted(KERAS2_NAMES)
-        hint = (f" {identifier!r} is a Keras 3 name: pass keras_version=3 for a Keras 3 layer."
-                if identifier in KERAS3_NAMES or identifier in KERAS3_UNSUPPORTED else "")
+        hint = (
+            f" {identifier!r} is a Keras 3 name: pass keras_version=3 for a Keras 3 layer."
+            if identifier in KERAS3_NAMES or identifier in KERAS3_UNSUPPORTED
+            else ""
+        )
     gen = "Keras 3" if keras_version >= 3 else "tf_keras 2.x"
     return ValueError(f"{head} (expected one of the {gen} names {names}; received {identifier!r}).{hint}")
 
@@ -399,8 +452,8 @@ def get(identifier: ActivationLike, keras_version: int = 2) -> Callable[[Tensor]
     if keras_version >= 3:
         if identifier in KERAS3_UNSUPPORTED:
             raise NotImplementedError(
-                f"activation {identifier!r} {KERAS3_UNSUPPORTED[identifier]}; "
-                "it cannot be an LSTM gate activation here")
+                f"activation {identifier!r} {KERAS3_UNSUPPORTED[identifier]}; it cannot be an LSTM gate activation here"
+            )
         table = KERAS3_NAMES
     else:
         table = KERAS2_NAMES
@@ -438,4 +491,3 @@ def is_exact_sigmoid(fn: Callable) -> bool:
 
 def is_exact_tanh(fn: Callable) -> bool:
     return fn is tanh or fn is torch.tanh
-

@@ -7,6 +7,7 @@ IndexError). This demo shows our error, the corrected call, the same network in 
 weights copied by the seed's mapping (``kernel = W_ih.T``, ``recurrent_kernel = W_hh.T``,
 ``bias = b_ih + b_hh``), and the max |difference| of outputs and states; then ``torch.nn.LSTM``.
 """
+
 from __future__ import annotations
 
 from typing import Callable, List, Optional

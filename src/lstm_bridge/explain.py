@@ -15,6 +15,7 @@ Weights: Keras ``kernel (I, 4u)``, ``recurrent_kernel (u, 4u)``, ``bias (4u,)``;
 ``bias_ih_l{k}`` = ``bias``, ``bias_hh_l{k}`` = 0 (back: ``bias = bias_ih + bias_hh``). Gate order i, f, g, o
 on both sides.
 """
+
 from __future__ import annotations
 
 import ast
@@ -68,81 +69,166 @@ class ArgumentRule:
 #: Keras ``LSTM`` / ``Bidirectional`` arguments -> ``mindspore.nn.LSTM``.
 KERAS_RULES: Tuple[ArgumentRule, ...] = (
     ArgumentRule("units", "(required)", "hidden_size=units"),
-    ArgumentRule("(input features)", "inferred at build", "input_size=F",
-                 note="Keras infers the feature size F on the first call; MindSpore needs it up front"),
+    ArgumentRule(
+        "(input features)",
+        "inferred at build",
+        "input_size=F",
+        note="Keras infers the feature size F on the first call; MindSpore needs it up front",
+    ),
     ArgumentRule("activation", "'tanh'", "— (tanh is fixed)", blocking="anything but 'tanh'"),
-    ArgumentRule("recurrent_activation", "'sigmoid' ('hard_sigmoid' in TF 1.15 / tf.compat.v1)",
-                 "— (sigmoid is fixed)", blocking="anything but 'sigmoid', e.g. 'hard_sigmoid'",
-                 note="'hard_sigmoid' is clip(0.2x+0.5, 0, 1) in Keras 2 / tf_keras / TF 1.x and relu6(x+3)/6 in "
-                      "Keras 3"),
-    ArgumentRule("use_bias", "True", "has_bias=use_bias",
-                 note="bias -> bias_ih_l0; bias_hh_l0 = 0 (back: bias = bias_ih + bias_hh)"),
-    ArgumentRule("kernel / recurrent_kernel", "weights", "weight_ih_l0 = kernel.T, weight_hh_l0 = recurrent_kernel.T",
-                 note="gate order i, f, g, o on both sides: no reordering"),
-    ArgumentRule("*_initializer, unit_forget_bias", "glorot_uniform / orthogonal / zeros, True", "—",
-                 note="initialisation only; converted weights carry the values"),
-    ArgumentRule("*_regularizer, *_constraint", "None", "—",
-                 note="training-time only: add the penalty to the loss / apply the constraint after each step "
-                      "yourself"),
-    ArgumentRule("dropout, recurrent_dropout", "0.0", "—", blocking="> 0 when training",
-                 note="no effect at inference (training=False)"),
+    ArgumentRule(
+        "recurrent_activation",
+        "'sigmoid' ('hard_sigmoid' in TF 1.15 / tf.compat.v1)",
+        "— (sigmoid is fixed)",
+        blocking="anything but 'sigmoid', e.g. 'hard_sigmoid'",
+        note="'hard_sigmoid' is clip(0.2x+0.5, 0, 1) in Keras 2 / tf_keras / TF 1.x and relu6(x+3)/6 in Keras 3",
+    ),
+    ArgumentRule(
+        "use_bias",
+        "True",
+        "has_bias=use_bias",
+        note="bias -> bias_ih_l0; bias_hh_l0 = 0 (back: bias = bias_ih + bias_hh)",
+    ),
+    ArgumentRule(
+        "kernel / recurrent_kernel",
+        "weights",
+        "weight_ih_l0 = kernel.T, weight_hh_l0 = recurrent_kernel.T",
+        note="gate order i, f, g, o on both sides: no reordering",
+    ),
+    ArgumentRule(
+        "*_initializer, unit_forget_bias",
+        "glorot_uniform / orthogonal / zeros, True",
+        "—",
+        note="initialisation only; converted weights carry the values",
+    ),
+    ArgumentRule(
+        "*_regularizer, *_constraint",
+        "None",
+        "—",
+        note="training-time only: add the penalty to the loss / apply the constraint after each step yourself",
+    ),
+    ArgumentRule(
+        "dropout, recurrent_dropout",
+        "0.0",
+        "—",
+        blocking="> 0 when training",
+        note="no effect at inference (training=False)",
+    ),
     ArgumentRule("implementation, unroll", "2, False", "—", note="numerics only (identical to ~1e-7)"),
-    ArgumentRule("return_sequences", "False", "— (MindSpore always returns the sequence)",
-                 note="False: Keras output = output[-1] (time-major) or output[:, -1] (batch_first); "
-                      "Bidirectional: concat(h_n[-2], h_n[-1])"),
-    ArgumentRule("return_state", "False", "— (MindSpore always returns (h_n, c_n))",
-                 note="Keras [output, h, c] = [output, h_n[-1], c_n[-1]]; Bidirectional [out, h_f, c_f, h_b, c_b] = "
-                      "[out, h_n[-2], c_n[-2], h_n[-1], c_n[-1]] (h_n is (L*D, B, H), Keras states are (B, units))"),
+    ArgumentRule(
+        "return_sequences",
+        "False",
+        "— (MindSpore always returns the sequence)",
+        note="False: Keras output = output[-1] (time-major) or output[:, -1] (batch_first); "
+        "Bidirectional: concat(h_n[-2], h_n[-1])",
+    ),
+    ArgumentRule(
+        "return_state",
+        "False",
+        "— (MindSpore always returns (h_n, c_n))",
+        note="Keras [output, h, c] = [output, h_n[-1], c_n[-1]]; Bidirectional [out, h_f, c_f, h_b, c_b] = "
+        "[out, h_n[-2], c_n[-2], h_n[-1], c_n[-1]] (h_n is (L*D, B, H), Keras states are (B, units))",
+    ),
     ArgumentRule("go_backwards", "False", "—", blocking="True outside Bidirectional"),
     ArgumentRule("stateful", "False", "—", blocking="True"),
-    ArgumentRule("time_major", "False (tf_keras only)", "batch_first = not time_major",
-                 note="Keras 3 has no time_major: inputs are (B, T, F) -> batch_first=True"),
-    ArgumentRule("initial_state (call)", "None", "hx=(h0[None], c0[None])",
-                 note="Bidirectional [h_f, c_f, h_b, c_b] -> hx=(stack([h_f, h_b]), stack([c_f, c_b]))"),
-    ArgumentRule("mask (call)", "None", "seq_length=mask.sum(1)",
-                 blocking="holes or left padding",
-                 note="right padding only; padded outputs: Keras repeats the last output (plain LSTM) or writes 0 "
-                      "(Bidirectional / zero_output_for_mask), MindSpore writes 0; MindSpore's CPU seq_length path "
-                      "uses approximate sigmoid/tanh (differences up to 1e-4)"),
-    ArgumentRule("Bidirectional(merge_mode)", "'concat'", "bidirectional=True",
-                 blocking="'sum', 'mul', 'ave', None",
-                 note="output[..., :H] is forward, output[..., H:] is backward (flipped back to input time)"),
-    ArgumentRule("stack of L layers", "—", "num_layers=L",
-                 blocking="return_sequences=False or a different units/direction in the middle",
-                 note="Keras Dropout layers between LSTMs -> dropout=p (between layers, training only)"),
+    ArgumentRule(
+        "time_major",
+        "False (tf_keras only)",
+        "batch_first = not time_major",
+        note="Keras 3 has no time_major: inputs are (B, T, F) -> batch_first=True",
+    ),
+    ArgumentRule(
+        "initial_state (call)",
+        "None",
+        "hx=(h0[None], c0[None])",
+        note="Bidirectional [h_f, c_f, h_b, c_b] -> hx=(stack([h_f, h_b]), stack([c_f, c_b]))",
+    ),
+    ArgumentRule(
+        "mask (call)",
+        "None",
+        "seq_length=mask.sum(1)",
+        blocking="holes or left padding",
+        note="right padding only; padded outputs: Keras repeats the last output (plain LSTM) or writes 0 "
+        "(Bidirectional / zero_output_for_mask), MindSpore writes 0; MindSpore's CPU seq_length path "
+        "uses approximate sigmoid/tanh (differences up to 1e-4)",
+    ),
+    ArgumentRule(
+        "Bidirectional(merge_mode)",
+        "'concat'",
+        "bidirectional=True",
+        blocking="'sum', 'mul', 'ave', None",
+        note="output[..., :H] is forward, output[..., H:] is backward (flipped back to input time)",
+    ),
+    ArgumentRule(
+        "stack of L layers",
+        "—",
+        "num_layers=L",
+        blocking="return_sequences=False or a different units/direction in the middle",
+        note="Keras Dropout layers between LSTMs -> dropout=p (between layers, training only)",
+    ),
 )
 
 #: ``mindspore.nn.LSTM`` / ``LSTMCell`` arguments -> Keras.
 MINDSPORE_RULES: Tuple[ArgumentRule, ...] = (
     ArgumentRule("input_size", "(required)", "— (Keras infers it; input_shape=(T, input_size) if you want)"),
     ArgumentRule("hidden_size", "(required)", "units=hidden_size"),
-    ArgumentRule("num_layers", "1", "a stack of num_layers LSTM layers, each return_sequences=True",
-                 note="h_n[l*D + d] is layer l's (direction d's) final h: take return_state=True on each layer"),
+    ArgumentRule(
+        "num_layers",
+        "1",
+        "a stack of num_layers LSTM layers, each return_sequences=True",
+        note="h_n[l*D + d] is layer l's (direction d's) final h: take return_state=True on each layer",
+    ),
     ArgumentRule("has_bias", "True", "use_bias=has_bias", note="bias = bias_ih + bias_hh (float32 sum)"),
-    ArgumentRule("batch_first", "False", "inputs (B, T, F): transpose x to batch-major when batch_first=False",
-                 note="or time_major=True in tf_keras (not in Keras 3); h_n/c_n are (L*D, B, H) either way"),
-    ArgumentRule("dropout", "0.0", "tf.keras.layers.Dropout(dropout) between the stacked layers",
-                 note="MindSpore applies it to every layer's output except the last, only in training "
-                      "(Cells start in eval mode); LSTM(dropout=) in Keras is a different, per-step input mask"),
-    ArgumentRule("bidirectional", "False", "Bidirectional(LSTM(...), merge_mode='concat')",
-                 note="output[..., :H] forward, output[..., H:] reverse, as Keras's concat"),
+    ArgumentRule(
+        "batch_first",
+        "False",
+        "inputs (B, T, F): transpose x to batch-major when batch_first=False",
+        note="or time_major=True in tf_keras (not in Keras 3); h_n/c_n are (L*D, B, H) either way",
+    ),
+    ArgumentRule(
+        "dropout",
+        "0.0",
+        "tf.keras.layers.Dropout(dropout) between the stacked layers",
+        note="MindSpore applies it to every layer's output except the last, only in training "
+        "(Cells start in eval mode); LSTM(dropout=) in Keras is a different, per-step input mask",
+    ),
+    ArgumentRule(
+        "bidirectional",
+        "False",
+        "Bidirectional(LSTM(...), merge_mode='concat')",
+        note="output[..., :H] forward, output[..., H:] reverse, as Keras's concat",
+    ),
     ArgumentRule("dtype", "float32", "dtype=", note="float16 parameters are cast up to x's dtype in MindSpore"),
     ArgumentRule("hx (call)", "zeros", "initial_state=[h0[l*D], c0[l*D]] (+ [h0[l*D+1], c0[l*D+1]]) for layer l"),
-    ArgumentRule("seq_length (call)", "None", "mask = arange(T) < seq_length[:, None], zero_output_for_mask=True",
-                 note="MindSpore reverses only the valid prefix; Keras Bidirectional does the same with a right-padded "
-                      "mask. MindSpore's CPU seq_length path uses approximate sigmoid/tanh (up to 1e-4)"),
+    ArgumentRule(
+        "seq_length (call)",
+        "None",
+        "mask = arange(T) < seq_length[:, None], zero_output_for_mask=True",
+        note="MindSpore reverses only the valid prefix; Keras Bidirectional does the same with a right-padded "
+        "mask. MindSpore's CPU seq_length path uses approximate sigmoid/tanh (up to 1e-4)",
+    ),
 )
 
 
 # --- parsing ------------------------------------------------------------------------------------
 
 _KERAS_LSTM = {
-    "tf.keras.layers.LSTM", "keras.layers.LSTM", "tf_keras.layers.LSTM", "tf.keras.layers.LSTMV2",
-    "layers.LSTM", "tf.compat.v2.keras.layers.LSTM",
+    "tf.keras.layers.LSTM",
+    "keras.layers.LSTM",
+    "tf_keras.layers.LSTM",
+    "tf.keras.layers.LSTMV2",
+    "layers.LSTM",
+    "tf.compat.v2.keras.layers.LSTM",
 }
 _KERAS_V1_LSTM = {"tf.compat.v1.keras.layers.LSTM", "tf.keras.layers.LSTMV1"}
-_KERAS_BIDI = {"tf.keras.layers.Bidirectional", "keras.layers.Bidirectional", "tf_keras.layers.Bidirectional",
-               "layers.Bidirectional", "Bidirectional", "tf.compat.v1.keras.layers.Bidirectional"}
+_KERAS_BIDI = {
+    "tf.keras.layers.Bidirectional",
+    "keras.layers.Bidirectional",
+    "tf_keras.layers.Bidirectional",
+    "layers.Bidirectional",
+    "Bidirectional",
+    "tf.compat.v1.keras.layers.Bidirectional",
+}
 _KERAS_CELL = {"tf.keras.layers.LSTMCell", "keras.layers.LSTMCell", "tf_keras.layers.LSTMCell", "layers.LSTMCell"}
 _MS_LSTM = {"mindspore.nn.LSTM", "ms.nn.LSTM", "nn.LSTM"}
 _MS_CELL = {"mindspore.nn.LSTMCell", "ms.nn.LSTMCell", "nn.LSTMCell"}
@@ -184,13 +270,16 @@ def _literal(node: ast.AST, where: str) -> Any:
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError) as exc:
         raise ExplainError(
             f"{where}: only literal arguments (numbers, strings, True/False/None, tuples, lists, dicts) can be "
-            f"explained; received {ast.unparse(node) if hasattr(ast, 'unparse') else ast.dump(node)!r}") from exc
+            f"explained; received {ast.unparse(node) if hasattr(ast, 'unparse') else ast.dump(node)!r}"
+        ) from exc
 
 
 def _bind(callee: str, node: ast.Call, signature: Sequence[str]) -> Dict[str, Any]:
     if len(node.args) > len(signature):
-        raise ExplainError(f"{callee} takes at most {len(signature)} positional arguments "
-                           f"({', '.join(signature)}); received {len(node.args)}")
+        raise ExplainError(
+            f"{callee} takes at most {len(signature)} positional arguments "
+            f"({', '.join(signature)}); received {len(node.args)}"
+        )
     kwargs: Dict[str, Any] = {}
     for name, arg in zip(signature, node.args):
         if isinstance(arg, ast.Starred):
@@ -209,8 +298,10 @@ def _bind(callee: str, node: ast.Call, signature: Sequence[str]) -> Dict[str, An
 
 def _parse_node(node: ast.AST) -> ParsedCall:
     if not isinstance(node, ast.Call):
-        raise ExplainError("expected a layer call such as tf.keras.layers.LSTM(16) or mindspore.nn.LSTM(10, 16); "
-                           f"received {type(node).__name__}")
+        raise ExplainError(
+            "expected a layer call such as tf.keras.layers.LSTM(16) or mindspore.nn.LSTM(10, 16); "
+            f"received {type(node).__name__}"
+        )
     callee = _dotted(node.func)
     if callee in _KERAS_BIDI:
         args = list(node.args)
@@ -258,32 +349,54 @@ def _looks_mindspore(node: ast.Call) -> bool:
 
 
 #: keyword arguments each kind accepts beyond its constructor's signature (Keras base-layer arguments)
-_KERAS_LAYER_EXTRA = ("name", "trainable", "dtype", "zero_output_for_mask", "input_shape", "batch_input_shape",
-                      "batch_size", "input_dim", "use_cudnn", "input_length", "weights", "activity_regularizer")
+_KERAS_LAYER_EXTRA = (
+    "name",
+    "trainable",
+    "dtype",
+    "zero_output_for_mask",
+    "input_shape",
+    "batch_input_shape",
+    "batch_size",
+    "input_dim",
+    "use_cudnn",
+    "input_length",
+    "weights",
+    "activity_regularizer",
+)
 _BIDI_ARGS = ("layer", "merge_mode", "weights", "backward_layer", "name", "trainable", "dtype", "input_shape")
 #: sizes that must be positive integers, per kind
-_SIZES = {"keras.LSTM": ("units",), "keras.v1.LSTM": ("units",), "keras.LSTMCell": ("units",),
-          "mindspore.LSTM": ("input_size", "hidden_size", "num_layers"),
-          "mindspore.LSTMCell": ("input_size", "hidden_size")}
-_MAX_SIZE = 2 ** 31 - 1
+_SIZES = {
+    "keras.LSTM": ("units",),
+    "keras.v1.LSTM": ("units",),
+    "keras.LSTMCell": ("units",),
+    "mindspore.LSTM": ("input_size", "hidden_size", "num_layers"),
+    "mindspore.LSTMCell": ("input_size", "hidden_size"),
+}
+_MAX_SIZE = 2**31 - 1
 
 
 def _accepted(kind: str) -> Tuple[str, ...]:
     """The keyword arguments the real constructor of ``kind`` accepts (from the lstm-bridge front end,
     whose signatures are the frameworks')."""
     import inspect
+
     if kind == "keras.Bidirectional":
         return _BIDI_ARGS
     if kind.startswith("keras."):
         from .keras import LSTM, LSTMCell
+
         cls: Any = LSTMCell if kind == "keras.LSTMCell" else LSTM
         extra: Tuple[str, ...] = _KERAS_LAYER_EXTRA
     else:
         from .mindspore import LSTM as MsLSTM, LSTMCell as MsCell
+
         cls = MsCell if kind == "mindspore.LSTMCell" else MsLSTM
         extra = ()
-    params = [p.name for p in inspect.signature(cls.__init__).parameters.values()
-              if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.name not in ("self", "numerics")]
+    params = [
+        p.name
+        for p in inspect.signature(cls.__init__).parameters.values()
+        if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.name not in ("self", "numerics")
+    ]
     return tuple(params) + tuple(e for e in extra if e not in params)
 
 
@@ -294,15 +407,19 @@ def _validate(call: ParsedCall) -> None:
     accepted = _accepted(call.kind)
     unknown = [k for k in call.kwargs if k not in accepted]
     if unknown:
-        raise ExplainError(f"{call.callee}: unknown keyword argument{'s' if len(unknown) > 1 else ''} "
-                           f"{', '.join(repr(k) for k in unknown)}; accepted: {', '.join(accepted)}")
+        raise ExplainError(
+            f"{call.callee}: unknown keyword argument{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(repr(k) for k in unknown)}; accepted: {', '.join(accepted)}"
+        )
     for name in _SIZES.get(call.kind, ()):
         if name not in call.kwargs:
             continue
         value = call.kwargs[name]
         if type(value) is not int or not 1 <= value <= _MAX_SIZE:
-            raise ExplainError(f"{call.callee}: received an invalid value for argument `{name}`, expected a "
-                               f"positive integer (at most {_MAX_SIZE}); received {value!r}")
+            raise ExplainError(
+                f"{call.callee}: received an invalid value for argument `{name}`, expected a "
+                f"positive integer (at most {_MAX_SIZE}); received {value!r}"
+            )
     for sub in (call.inner, call.backward):
         if sub is not None:
             _validate(sub)
@@ -331,6 +448,7 @@ def parse_call(text: str) -> ParsedCall:
 
 
 # --- explaining ---------------------------------------------------------------------------------
+
 
 @dataclass
 class Explanation:
@@ -361,24 +479,36 @@ def _resolved_gate(value: Any, kind: str, keras_version: Optional[int]) -> str:
     return name
 
 
-def _description(call: ParsedCall, keras_version: Optional[int], *, kind: str = "LSTM",
-                 reverse: Optional[Tuple[bool, ...]] = None, merge_mode: Optional[str] = "concat",
-                 backward_differs: Tuple[str, ...] = ()) -> _targets.LayerDescription:
+def _description(
+    call: ParsedCall,
+    keras_version: Optional[int],
+    *,
+    kind: str = "LSTM",
+    reverse: Optional[Tuple[bool, ...]] = None,
+    merge_mode: Optional[str] = "concat",
+    backward_differs: Tuple[str, ...] = (),
+) -> _targets.LayerDescription:
     kw = call.kwargs
     default_rec = "hard_sigmoid" if call.kind == "keras.v1.LSTM" else "sigmoid"
     generation = 2 if call.kind == "keras.v1.LSTM" else keras_version
     return _targets.LayerDescription(
-        name=str(kw.get("name", "")), kind=kind,
+        name=str(kw.get("name", "")),
+        kind=kind,
         gate=_resolved_gate(kw.get("recurrent_activation", default_rec), call.kind, keras_version),
         candidate=_resolved_gate(kw.get("activation", "tanh"), call.kind, keras_version),
         reverse=reverse if reverse is not None else (bool(kw.get("go_backwards", False)),),
-        merge_mode=merge_mode, stateful=bool(kw.get("stateful", False)),
-        time_major=bool(kw.get("time_major", False)), backward_differs=backward_differs, keras=True,
-        generation=generation)
+        merge_mode=merge_mode,
+        stateful=bool(kw.get("stateful", False)),
+        time_major=bool(kw.get("time_major", False)),
+        backward_differs=backward_differs,
+        keras=True,
+        generation=generation,
+    )
 
 
-def _keras_blocking(call: ParsedCall, keras_version: Optional[int],
-                    desc: Optional[_targets.LayerDescription] = None) -> Tuple[List[str], List[str]]:
+def _keras_blocking(
+    call: ParsedCall, keras_version: Optional[int], desc: Optional[_targets.LayerDescription] = None
+) -> Tuple[List[str], List[str]]:
     """The reasons (from :func:`lstm_bridge.targets.reasons`) and notes for a Keras layer call."""
     kw = call.kwargs
     desc = desc or _description(call, keras_version, kind="LSTMCell" if call.kind == "keras.LSTMCell" else "LSTM")
@@ -388,20 +518,32 @@ def _keras_blocking(call: ParsedCall, keras_version: Optional[int],
     notes: List[str] = []
     if kw.get("dropout", 0) or kw.get("recurrent_dropout", 0):
         notes.append(UNSUPPORTED["dropout_training"])
-    for name in ("kernel_regularizer", "recurrent_regularizer", "bias_regularizer", "activity_regularizer",
-                 "kernel_constraint", "recurrent_constraint", "bias_constraint"):
+    for name in (
+        "kernel_regularizer",
+        "recurrent_regularizer",
+        "bias_regularizer",
+        "activity_regularizer",
+        "kernel_constraint",
+        "recurrent_constraint",
+        "bias_constraint",
+    ):
         if kw.get(name) is not None:
-            notes.append(f"{name}={kw[name]!r} is training-time only and has no layer argument in MindSpore; "
-                         "apply it in your training loop")
+            notes.append(
+                f"{name}={kw[name]!r} is training-time only and has no layer argument in MindSpore; "
+                "apply it in your training loop"
+            )
     if kw.get("unroll"):
         notes.append("unroll=True is fine: the same numbers as the loop")
     return blocking, notes
 
 
-def _ms_call(units: Any, input_size: str, num_layers: int, has_bias: bool, batch_first: bool,
-             bidirectional: bool) -> str:
-    return (f"mindspore.nn.LSTM(input_size={input_size}, hidden_size={units!r}, num_layers={num_layers}, "
-            f"has_bias={has_bias}, batch_first={batch_first}, bidirectional={bidirectional})")
+def _ms_call(
+    units: Any, input_size: str, num_layers: int, has_bias: bool, batch_first: bool, bidirectional: bool
+) -> str:
+    return (
+        f"mindspore.nn.LSTM(input_size={input_size}, hidden_size={units!r}, num_layers={num_layers}, "
+        f"has_bias={has_bias}, batch_first={batch_first}, bidirectional={bidirectional})"
+    )
 
 
 def _input_size_text(kw: Dict[str, Any]) -> str:
@@ -428,19 +570,30 @@ def _explain_keras(call: ParsedCall, keras_version: Optional[int]) -> Explanatio
         back_go = not go_back
         if call.backward is not None:
             b = call.backward.kwargs
-            diffs = tuple(k for k in ("units", "activation", "recurrent_activation", "use_bias")
-                          if b.get(k, _KERAS_DEFAULTS[k]) != kw.get(k, _KERAS_DEFAULTS[k]))
+            diffs = tuple(
+                k
+                for k in ("units", "activation", "recurrent_activation", "use_bias")
+                if b.get(k, _KERAS_DEFAULTS[k]) != kw.get(k, _KERAS_DEFAULTS[k])
+            )
             back_go = bool(b.get("go_backwards", False))
-        desc = _description(layer, keras_version, kind="Bidirectional", reverse=(go_back, back_go),
-                            merge_mode=merge, backward_differs=diffs)
+        desc = _description(
+            layer,
+            keras_version,
+            kind="Bidirectional",
+            reverse=(go_back, back_go),
+            merge_mode=merge,
+            backward_differs=diffs,
+        )
         blocking, notes = _keras_blocking(layer, keras_version, desc)
         if call.backward is not None:
             b_desc = _description(call.backward, keras_version, reverse=(False,))
             b_block, _ = _keras_blocking(call.backward, keras_version, b_desc)
             blocking.extend(x for x in b_block if x not in blocking)
             if not call.backward.kwargs.get("go_backwards", False):
-                blocking.append("Bidirectional's backward_layer must have go_backwards=True (Keras requires "
-                                "the two layers' go_backwards to differ)")
+                blocking.append(
+                    "Bidirectional's backward_layer must have go_backwards=True (Keras requires "
+                    "the two layers' go_backwards to differ)"
+                )
     else:
         blocking, notes = _keras_blocking(layer, keras_version)
     if blocking:
@@ -454,13 +607,19 @@ def _explain_keras(call: ParsedCall, keras_version: Optional[int]) -> Explanatio
     D = 2 if bidi else 1
     seq_ax = "output[-1]" if time_major else "output[:, -1]"
     re: List[str] = []
-    re.append(f"inputs: Keras x is {'(T, B, F)' if time_major else '(B, T, F)'}; pass it unchanged "
-              f"(batch_first={batch_first})")
-    re.append("call: output, (h_n, c_n) = net(x, hx)  with h_n, c_n of shape "
-              f"({D}, B, {units}) (rows: layer*D + direction)")
+    re.append(
+        f"inputs: Keras x is {'(T, B, F)' if time_major else '(B, T, F)'}; pass it unchanged "
+        f"(batch_first={batch_first})"
+    )
+    re.append(
+        f"call: output, (h_n, c_n) = net(x, hx)  with h_n, c_n of shape ({D}, B, {units}) (rows: layer*D + direction)"
+    )
     if bidi:
-        keras_out = "output (both halves concatenated: [:H] forward, [H:] backward)" if rs \
+        keras_out = (
+            "output (both halves concatenated: [:H] forward, [H:] backward)"
+            if rs
             else "concat(h_n[-2], h_n[-1]) (the forward final h, then the backward final h)"
+        )
     else:
         keras_out = "output" if rs else f"{seq_ax}  (== h_n[-1])"
     re.append(f"Keras output = {keras_out}")
@@ -476,13 +635,20 @@ def _explain_keras(call: ParsedCall, keras_version: Optional[int]) -> Explanatio
     suffix = ["l0", "l0_reverse"] if bidi else ["l0"]
     for d, s in enumerate(suffix):
         who = "" if not bidi else (" (forward layer)" if d == 0 else " (backward layer)")
-        re.append(f"weights{who}: weight_ih_{s} = kernel.T (4H, F), weight_hh_{s} = recurrent_kernel.T (4H, H)"
-                  + (f", bias_ih_{s} = bias, bias_hh_{s} = 0" if has_bias else ""))
-    re.append("masks: a right-padded mask (B, T) -> seq_length = mask.sum(1); holes/left padding: no equivalent. "
-              + ("Padded outputs are 0 on both sides." if bidi and rs else
-                 "Keras repeats the last valid output at padded steps (0 with zero_output_for_mask=True), "
-                 "MindSpore writes 0.")
-              + " MindSpore's CPU seq_length path uses approximate sigmoid/tanh (up to 1e-4).")
+        re.append(
+            f"weights{who}: weight_ih_{s} = kernel.T (4H, F), weight_hh_{s} = recurrent_kernel.T (4H, H)"
+            + (f", bias_ih_{s} = bias, bias_hh_{s} = 0" if has_bias else "")
+        )
+    re.append(
+        "masks: a right-padded mask (B, T) -> seq_length = mask.sum(1); holes/left padding: no equivalent. "
+        + (
+            "Padded outputs are 0 on both sides."
+            if bidi and rs
+            else "Keras repeats the last valid output at padded steps (0 with zero_output_for_mask=True), "
+            "MindSpore writes 0."
+        )
+        + " MindSpore's CPU seq_length path uses approximate sigmoid/tanh (up to 1e-4)."
+    )
     if kw.get("time_major") is not None:
         notes.append("time_major exists only in tf_keras / tf.keras 2.x; Keras 3 rejects it")
     return Explanation(call, target, blocking, re, notes)
@@ -517,10 +683,11 @@ def _explain_mindspore(call: ParsedCall) -> Explanation:
         H = kw.get("hidden_size", "H")
         has_bias = bool(kw.get("has_bias", True))
         target = f"tf.keras.layers.LSTMCell({H!r}, use_bias={has_bias})"
-        re = ["call: MindSpore h, c = cell(x, (h0, c0)) -> Keras h, [h, c] = cell(x, [h0, c0]); x (B, I), "
-              "states (B, H)",
-              "weights: kernel = weight_ih.T (I, 4H), recurrent_kernel = weight_hh.T (H, 4H)"
-              + (", bias = bias_ih + bias_hh" if has_bias else "")]
+        re = [
+            "call: MindSpore h, c = cell(x, (h0, c0)) -> Keras h, [h, c] = cell(x, [h0, c0]); x (B, I), states (B, H)",
+            "weights: kernel = weight_ih.T (I, 4H), recurrent_kernel = weight_hh.T (H, 4H)"
+            + (", bias = bias_ih + bias_hh" if has_bias else ""),
+        ]
         notes.append("MindSpore's LSTMCell uses its approximate CPU sigmoid/tanh (up to 1e-4 from Keras's exact ones)")
         return Explanation(call, target, blocking, re, notes)
     for name in ("input_size", "hidden_size"):
@@ -540,11 +707,13 @@ def _explain_mindspore(call: ParsedCall) -> Explanation:
         lines[-1] += ": transpose MindSpore's (T, B, I) input with tf.transpose(x, [1, 0, 2])"
     lines.append("y, states = x, []")
     for layer in range(L):
-        lstm = f"tf.keras.layers.LSTM({H!r}, return_sequences=True, return_state=True" + \
-            ("" if has_bias else ", use_bias=False") + ")"
+        lstm = (
+            f"tf.keras.layers.LSTM({H!r}, return_sequences=True, return_state=True"
+            + ("" if has_bias else ", use_bias=False")
+            + ")"
+        )
         if bidi:
-            lines.append(f"y, h_f, c_f, h_b, c_b = tf.keras.layers.Bidirectional({lstm})(y)"
-                         f"  # layer {layer}")
+            lines.append(f"y, h_f, c_f, h_b, c_b = tf.keras.layers.Bidirectional({lstm})(y)  # layer {layer}")
             lines.append("states += [(h_f, c_f), (h_b, c_b)]")
         else:
             lines.append(f"y, h, c = {lstm}(y)  # layer {layer}")
@@ -555,13 +724,15 @@ def _explain_mindspore(call: ParsedCall) -> Explanation:
     re = [
         f"inputs: MindSpore x {'(B, T, I)' if batch_first else '(T, B, I)'} -> Keras (B, T, I)"
         + ("" if batch_first else ": x.transpose(1, 0, 2) (or time_major=True in tf_keras)"),
-        "output = y" + ("" if batch_first else ", transposed back to (T, B, D*H)")
+        "output = y"
+        + ("" if batch_first else ", transposed back to (T, B, D*H)")
         + (f" ([..., :{H}] forward, [..., {H}:] reverse)" if bidi else ""),
         f"h_n = stack([h for h, c in states]) and c_n = stack([c for h, c in states]): shape ({L * D}, B, {H}), "
         "row layer*D + direction",
         "hx=(h0, c0) -> layer l gets initial_state=[h0[l*D], c0[l*D]]"
         + (" + [h0[l*D+1], c0[l*D+1]] for its backward half" if bidi else ""),
-        "weights (layer l" + (", direction suffix '' or '_reverse' = forward / backward layer" if bidi else "")
+        "weights (layer l"
+        + (", direction suffix '' or '_reverse' = forward / backward layer" if bidi else "")
         + "): kernel = weight_ih_l{l}.T, recurrent_kernel = weight_hh_l{l}.T"
         + (", bias = bias_ih_l{l} + bias_hh_l{l}" if has_bias else ""),
         "seq_length -> mask = tf.sequence_mask(seq_length, T) with zero_output_for_mask=True on plain LSTMs "

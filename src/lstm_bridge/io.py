@@ -7,6 +7,7 @@ PyTorch, ``.safetensors``, ``.onnx``) or from ``format=``; ``obj`` may be a Mode
 ``torch.nn.LSTM``/``LSTMCell``, or an lstm-bridge front-end module (Keras ``LSTM``/``Bidirectional`` or a
 list of them, MindSpore ``LSTM``/``LSTMCell``). Writes are atomic and never overwrite the input file.
 """
+
 from __future__ import annotations
 
 import os
@@ -61,6 +62,7 @@ def save(obj: Any, path: os.PathLike[str] | str, format: Optional[str] = None, *
         TypeError: an object of a kind this function does not know.
     """
     p = os.fspath(path)
+    _refuse_family(obj)
     name = format or _formats.format_for_suffix(p)
     fmt = _formats.get_format(name)
     if name == "onnx":
@@ -69,6 +71,27 @@ def save(obj: Any, path: os.PathLike[str] | str, format: Optional[str] = None, *
 
 
 # --- objects -> ModelFile --------------------------------------------------------------------------
+
+_FAMILY_MODULES = ("GRU", "SimpleRNN", "GRUCell", "SimpleRNNCell", "RNN", "RNNCell")
+
+
+def _refuse_family(obj: Any) -> None:
+    """NotImplementedError for a GRU / simple-RNN module (or a list holding one): their file formats are not
+    implemented yet (README "Known gaps"); the modules themselves run, and ``state_dict()`` / ``get_weights()``
+    give their weights."""
+    items = list(obj) if isinstance(obj, (list, tuple)) else [obj]
+    for item in items:
+        if not isinstance(item, torch.nn.Module):
+            continue
+        inner = getattr(item, "forward_layer", None)  # a Keras Bidirectional
+        cls = type(inner if inner is not None else item).__name__
+        if cls in _FAMILY_MODULES:
+            raise NotImplementedError(
+                f"saving a {type(item).__name__} ({cls}) to a file is not implemented yet: lstm-bridge runs GRU and "
+                "simple-RNN layers exactly, but converts only LSTM layers between file formats; use the module's "
+                "state_dict() (MindSpore / PyTorch names) or get_weights() (Keras layout) meanwhile"
+            )
+
 
 def _state_entries(state: Mapping[str, Any], where: str) -> list:
     tensors: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -91,14 +114,18 @@ def _keras_entry(layer: Any) -> LayerEntry:
         keys = [f"forward/{k}" for k in ("kernel", "recurrent_kernel", "bias")[:half]]
         keys += [f"backward/{k}" for k in ("kernel", "recurrent_kernel", "bias")[:half]]
     else:
-        keys = ["kernel", "recurrent_kernel", "bias"][:len(arrays)]
-    return LayerEntry(name=str(cfg.get("name", cls.lower())), kind=kind, config=cfg,
-                      weights=OrderedDict(zip(keys, arrays)))
+        keys = ["kernel", "recurrent_kernel", "bias"][: len(arrays)]
+    return LayerEntry(
+        name=str(cfg.get("name", cls.lower())), kind=kind, config=cfg, weights=OrderedDict(zip(keys, arrays))
+    )
 
 
 def _is_keras_layer(obj: Any) -> bool:
-    return callable(getattr(obj, "get_weights", None)) and callable(getattr(obj, "get_config", None)) \
+    return (
+        callable(getattr(obj, "get_weights", None))
+        and callable(getattr(obj, "get_config", None))
         and isinstance(obj, torch.nn.Module)
+    )
 
 
 def to_model_file(obj: Any) -> ModelFile:
@@ -115,8 +142,12 @@ def to_model_file(obj: Any) -> ModelFile:
     if _is_keras_layer(obj) or (isinstance(obj, Sequence) and obj and all(_is_keras_layer(o) for o in obj)):
         items = list(obj) if isinstance(obj, Sequence) else [obj]
         # "2.21.0": names resolve like tf_keras, and our "hard_sigmoid_keras3" keeps its own meaning
-        return ModelFile(framework="keras", version="2.21.0", layers=[_keras_entry(o) for o in items],
-                         meta={"source": "lstm_bridge.keras"})
+        return ModelFile(
+            framework="keras",
+            version="2.21.0",
+            layers=[_keras_entry(o) for o in items],
+            meta={"source": "lstm_bridge.keras"},
+        )
     if isinstance(obj, (torch.nn.LSTM, torch.nn.LSTMCell)):
         if getattr(obj, "proj_size", 0):
             raise ValueError("torch.nn.LSTM with proj_size > 0 has no Keras/MindSpore equivalent")
@@ -131,5 +162,7 @@ def to_model_file(obj: Any) -> ModelFile:
             if hasattr(obj, "batch_first"):
                 e.config["batch_first"] = bool(obj.batch_first)
         return ModelFile(framework="mindspore", version=None, layers=entries)
-    raise TypeError(f"cannot save a {type(obj).__name__}; expected a ModelFile, a state dict, a torch.nn.LSTM, "
-                    "or an lstm_bridge Keras/MindSpore layer")
+    raise TypeError(
+        f"cannot save a {type(obj).__name__}; expected a ModelFile, a state dict, a torch.nn.LSTM, "
+        "or an lstm_bridge Keras/MindSpore layer"
+    )

@@ -39,6 +39,7 @@ Masked steps (``valid[t, b] == False``) leave the state unchanged; the step's ou
 previous output in processing order (``MaskedOutput.CARRY``, Keras; the first "previous" is 0) or 0
 (``MaskedOutput.ZERO``, Keras ``zero_output_for_mask`` and MindSpore ``seq_length``).
 """
+
 from __future__ import annotations
 
 import enum
@@ -108,11 +109,11 @@ class CellActivations:
     @property
     def is_standard(self) -> bool:
         """True for exact sigmoid / tanh / tanh: what ``torch.nn.LSTM`` computes."""
-        return (_act.is_exact_sigmoid(self.gate) and _act.is_exact_tanh(self.candidate)
-                and _act.is_exact_tanh(self.cell))
+        return _act.is_exact_sigmoid(self.gate) and _act.is_exact_tanh(self.candidate) and _act.is_exact_tanh(self.cell)
 
 
 # --- small helpers that work for NumPy and torch alike -------------------------------------------
+
 
 def _is_torch(a: Any) -> bool:
     return isinstance(a, torch.Tensor)
@@ -192,8 +193,10 @@ class DirectionWeights:
             self._mixed()
 
     def _mixed(self) -> None:
-        raise TypeError(f"{self.kind.value} weight arrays (w_ih, w_hh, b_ih, b_hh) must all be NumPy or all be "
-                        "torch tensors; received a mix")
+        raise TypeError(
+            f"{self.kind.value} weight arrays (w_ih, w_hh, b_ih, b_hh) must all be NumPy or all be "
+            "torch tensors; received a mix"
+        )
 
     def bias_sum(self) -> Optional[Array]:
         """``b_ih + b_hh`` (the one Keras/ONNX-free bias), or None without bias."""
@@ -216,28 +219,34 @@ class DirectionWeights:
 
     def numpy(self) -> DirectionWeights:
         """A copy with NumPy arrays."""
+
         def conv(a: Any) -> Any:
             if a is None:
                 return None
             return a.detach().cpu().numpy().copy() if _is_torch(a) else np.array(a, copy=True)
+
         w_ih, w_hh, b_ih, b_hh = (conv(a) for a in self._arrays())
         return DirectionWeights(w_ih, w_hh, b_ih, b_hh, self.kind)
 
     def torch(self, dtype: Optional[_Dtype] = None) -> DirectionWeights:
         """A copy with torch tensors (optionally cast to ``dtype``)."""
+
         def conv(a: Any) -> Any:
             if a is None:
                 return None
             t = a.detach().clone() if _is_torch(a) else torch.from_numpy(np.array(a, copy=True))
             return t.to(dtype) if dtype is not None else t
+
         w_ih, w_hh, b_ih, b_hh = (conv(a) for a in self._arrays())
         return DirectionWeights(w_ih, w_hh, b_ih, b_hh, self.kind)
 
     def to(self, dtype: _Dtype) -> DirectionWeights:
         """The same torch tensors cast to ``dtype`` (no copy where they already have it): what a runner
         feeds the engine. The arrays must be torch tensors."""
+
         def conv(a: Any) -> Any:
             return None if a is None else a.to(dtype)
+
         w_ih, w_hh, b_ih, b_hh = (conv(a) for a in self._arrays())
         return DirectionWeights(w_ih, w_hh, b_ih, b_hh, self.kind)
 
@@ -249,8 +258,7 @@ class DirectionWeights:
         for x, y in zip(a._arrays(), b._arrays()):
             if (x is None) != (y is None):
                 return False
-            if x is not None and (x.dtype != y.dtype or x.shape != y.shape
-                                  or x.tobytes() != y.tobytes()):
+            if x is not None and (x.dtype != y.dtype or x.shape != y.shape or x.tobytes() != y.tobytes()):
                 return False
         return True
 
@@ -357,6 +365,8 @@ class RecurrentLayer:
     def semantics(self, masked_output: Optional[MaskedOutput] = None) -> LayerSemantics:
         """The engine's :class:`LayerSemantics` of this layer; ``masked_output`` overrides the layer's own
         rule (a MindSpore-convention runner always writes zeros at padded steps)."""
-        return LayerSemantics(self.activations(),
-                              self.masked_output if masked_output is None else masked_output,
-                              reset_after=self.reset_after)
+        return LayerSemantics(
+            self.activations(),
+            self.masked_output if masked_output is None else masked_output,
+            reset_after=self.reset_after,
+        )

@@ -28,6 +28,7 @@ Activation names are *resolved* names (:mod:`lstm_bridge.activations`): ``"hard_
 Keras-2 ``clip(0.2x + 0.5, 0, 1)`` and ``"hard_sigmoid_keras3"`` the Keras-3 ``relu6(x + 3) / 6``;
 both are ONNX ``HardSigmoid`` (alpha 0.2 resp. 1/6, beta 0.5), neither is a MindSpore/PyTorch gate.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -74,9 +75,11 @@ FORMAT_TARGETS: Dict[str, Optional[str]] = {
 
 #: The sentence every refusal of a Keras layer by MindSpore/PyTorch/ONNX ends with (user friction:
 #: the PyTorch module that computes such a layer exactly exists).
-EXACT_MODULE_HINT = ("lstm_bridge.keras.LSTM (a torch.nn.Module) computes this layer exactly: "
-                     "keep it in a Keras file (.h5 / .keras) and run it with lstm_bridge.keras.LSTM "
-                     "(or Bidirectional) in PyTorch")
+EXACT_MODULE_HINT = (
+    "lstm_bridge.keras.LSTM (a torch.nn.Module) computes this layer exactly: "
+    "keep it in a Keras file (.h5 / .keras) and run it with lstm_bridge.keras.LSTM "
+    "(or Bidirectional) in PyTorch"
+)
 
 #: Why a semantic has no ``mindspore.nn.LSTM`` / ``torch.nn.LSTM`` equivalent (and a few other
 #: targets'). Keys are stable identifiers; :mod:`lstm_bridge.convert` and :mod:`lstm_bridge.explain`
@@ -85,69 +88,94 @@ UNSUPPORTED: Dict[str, str] = {
     "recurrent_activation": (
         "mindspore.nn.LSTM and torch.nn.LSTM hard-code sigmoid for the i, f, o gates; "
         "recurrent_activation={value!r} ({meaning}) has no equivalent, and substituting sigmoid would change "
-        "the outputs (by about 0.05 for hard_sigmoid)"),
+        "the outputs (by about 0.05 for hard_sigmoid)"
+    ),
     "activation": (
         "mindspore.nn.LSTM and torch.nn.LSTM hard-code tanh for the candidate and the cell output; "
-        "activation={value!r} has no equivalent"),
+        "activation={value!r} has no equivalent"
+    ),
     "go_backwards": (
         "go_backwards=True alone (outside Bidirectional) has no mindspore.nn.LSTM equivalent: MindSpore only "
         "has a reverse direction paired with a forward one; reverse the time axis of the input yourself and run a "
-        "forward LSTM (the Keras output is in processing order, so it needs no flip back)"),
+        "forward LSTM (the Keras output is in processing order, so it needs no flip back)"
+    ),
     "stateful": (
         "stateful=True has no mindspore.nn.LSTM equivalent: MindSpore keeps no state between calls; pass "
-        "hx=(h_n, c_n) from the previous call yourself"),
+        "hx=(h_n, c_n) from the previous call yourself"
+    ),
     "merge_mode": (
         "Bidirectional merge_mode={value!r} has no mindspore.nn.LSTM equivalent: MindSpore always concatenates "
-        "[forward | reverse] on the last axis; compute it from out[..., :H] and out[..., H:] yourself"),
+        "[forward | reverse] on the last axis; compute it from out[..., :H] and out[..., H:] yourself"
+    ),
     "flipped_bidirectional": (
         "a Bidirectional whose forward half runs backwards (a wrapped go_backwards layer, which tf_keras "
-        "flips) has no {target} equivalent"),
+        "flips) has no {target} equivalent"
+    ),
     "mask_holes": (
         "a Keras mask with holes or left padding has no seq_length equivalent: MindSpore seq_length only "
-        "expresses right padding (each row valid for t < length)"),
+        "expresses right padding (each row valid for t < length)"
+    ),
     "mask_carry": (
         "a right-padded Keras mask on a plain LSTM with return_sequences=True repeats the last valid output at "
         "padded steps, while MindSpore seq_length writes zeros there; set zero_output_for_mask=True on the Keras "
-        "side (Bidirectional does) or ignore the padded steps"),
+        "side (Bidirectional does) or ignore the padded steps"
+    ),
     "middle_return_sequences": (
         "return_sequences=False in the middle of a stack: the next layer would receive one vector, not a "
-        "sequence; a mindspore.nn.LSTM stack feeds every layer the full sequence"),
+        "sequence; a mindspore.nn.LSTM stack feeds every layer the full sequence"
+    ),
     "mixed_stack": (
         "a stack must be all unidirectional or all Bidirectional with the same units to become one "
-        "mindspore.nn.LSTM (num_layers=L); got {value}"),
+        "mindspore.nn.LSTM (num_layers=L); got {value}"
+    ),
     "backward_layer": (
         "Bidirectional with a backward_layer that differs from the forward layer ({value}) has no "
-        "mindspore.nn.LSTM equivalent (both directions share hidden_size, bias and activations)"),
+        "mindspore.nn.LSTM equivalent (both directions share hidden_size, bias and activations)"
+    ),
     "time_major_mismatch": (
-        "the layers of a stack disagree on time_major ({value}); one mindspore.nn.LSTM has one batch_first"),
+        "the layers of a stack disagree on time_major ({value}); one mindspore.nn.LSTM has one batch_first"
+    ),
     "dropout_training": (
         "Keras dropout/recurrent_dropout (per-step masks reused over time) has no mindspore.nn.LSTM "
-        "equivalent in training; inference (training=False) is unaffected"),
+        "equivalent in training; inference (training=False) is unaffected"
+    ),
     "cell_activation": (
         "MindSpore's LSTM/LSTMCell with seq_length use MindSpore's approximate CPU sigmoid/tanh (error up to "
-        "1e-4); an exact-activation target agrees only to that level"),
+        "1e-4); an exact-activation target agrees only to that level"
+    ),
+    "family_files": (
+        "{layer} is a {cls} layer: lstm-bridge runs it exactly (lstm_bridge.keras.{api_cls} / "
+        "lstm_bridge.mindspore.GRU, RNN), but its conversion between file formats is not implemented yet; "
+        "converting would carry its weights as unconverted Keras-layout tensors, so the file is refused"
+    ),
     "mask_generated": (
         "{producer}: its mask reaches the LSTM layers, but the {target} model generated from this file holds "
         "Input, Embedding, Dense and LSTM layers only, so the LSTM layers would run the masked steps as data; "
-        "write the model for the Keras generation that made it"),
+        "write the model for the Keras generation that made it"
+    ),
     "onnx_activation": (
-        "{which}={value!r} has no ONNX LSTM equivalent (the ONNX LSTM operator's activations: {supported})"),
+        "{which}={value!r} has no ONNX LSTM equivalent (the ONNX LSTM operator's activations: {supported})"
+    ),
     "onnx_stateful": (
         "stateful=True has no ONNX equivalent: an ONNX graph keeps no state between runs; feed the final "
-        "states back as the initial_state inputs yourself"),
+        "states back as the initial_state inputs yourself"
+    ),
     "onnx_cell": (
         "an LSTMCell (one step) is not exported to ONNX: the ONNX LSTM operator runs sequences; export the "
-        "LSTM layer that uses it, or convert the cell to .ckpt / .pt / .safetensors"),
+        "LSTM layer that uses it, or convert the cell to .ckpt / .pt / .safetensors"
+    ),
     "keras_cell": (
         "an LSTMCell is not a layer of a Keras model file (Keras only holds it inside RNN(LSTMCell(...))); "
-        "convert the cell to .ckpt / .pt / .safetensors"),
+        "convert the cell to .ckpt / .pt / .safetensors"
+    ),
     "keras3_time_major": "time_major=True has no Keras 3 equivalent (Keras 3 inputs are (batch, time, features))",
     "keras_activation": "{reason}",
     "mask_onnx": (
         "{producer}: its mask reaches the LSTM layers, but the ONNX export holds the LSTM chain only, so the "
         "padded steps would run as data (the Keras model skips them) and the outputs would differ on padded "
         "batches; export with lstm_bridge.save(..., lengths=True) and feed seq_length = the number of unpadded "
-        "steps per row (right padding only)"),
+        "steps per row (right padding only)"
+    ),
 }
 
 #: resolved activation name -> (ONNX LSTM activation, alpha or None, beta or None). Keras 2's
@@ -166,8 +194,13 @@ ONNX_ACTIVATIONS: Dict[str, Tuple[str, Optional[float], Optional[float]]] = {
     "hard_sigmoid_keras3": ("HardSigmoid", 1.0 / 6.0, 0.5),
 }
 
-_TARGET_TEXT = {"mindspore": "mindspore.nn.LSTM", "torch": "torch.nn.LSTM", "onnx": "ONNX LSTM",
-                "keras2": "tf_keras", "keras3": "Keras 3"}
+_TARGET_TEXT = {
+    "mindspore": "mindspore.nn.LSTM",
+    "torch": "torch.nn.LSTM",
+    "onnx": "ONNX LSTM",
+    "keras2": "tf_keras",
+    "keras3": "Keras 3",
+}
 
 # MindSpore's CPU kernels approximate sigmoid/tanh in its LSTMCell: the same function as far as a
 # MindSpore/PyTorch file is concerned (numerics differ by up to 1e-4, see UNSUPPORTED["cell_activation"]).
@@ -209,28 +242,50 @@ class LayerDescription:
 
 # --- descriptions ------------------------------------------------------------------------------
 
+
 def _act_name(fn: Any) -> str:
     return getattr(fn, "name", None) or repr(fn)
 
 
 def _from_keras_module(layer: Any) -> LayerDescription:
     from .keras import Bidirectional
+
     if isinstance(layer, Bidirectional):
         fwd, bwd = layer.forward_layer, layer.backward_layer
         differs = tuple(a for a in ("units", "use_bias", "time_major") if getattr(fwd, a) != getattr(bwd, a))
-        differs += tuple(a for a in ("activation", "recurrent_activation")
-                         if _act_name(getattr(fwd.cell, a)) != _act_name(getattr(bwd.cell, a)))
-        return LayerDescription(str(layer.name), "Bidirectional", _act_name(fwd.cell.recurrent_activation),
-                                _act_name(fwd.cell.activation), (bool(fwd.go_backwards), bool(bwd.go_backwards)),
-                                layer.merge_mode, bool(fwd.stateful or bwd.stateful), bool(fwd.time_major),
-                                differs, True, getattr(fwd, "keras_version", None))
+        differs += tuple(
+            a
+            for a in ("activation", "recurrent_activation")
+            if _act_name(getattr(fwd.cell, a)) != _act_name(getattr(bwd.cell, a))
+        )
+        return LayerDescription(
+            str(layer.name),
+            "Bidirectional",
+            _act_name(fwd.cell.recurrent_activation),
+            _act_name(fwd.cell.activation),
+            (bool(fwd.go_backwards), bool(bwd.go_backwards)),
+            layer.merge_mode,
+            bool(fwd.stateful or bwd.stateful),
+            bool(fwd.time_major),
+            differs,
+            True,
+            getattr(fwd, "keras_version", None),
+        )
     cell = getattr(layer, "cell", layer)
     kind = "LSTMCell" if cell is layer else "LSTM"
-    return LayerDescription(str(getattr(layer, "name", "")), kind, _act_name(cell.recurrent_activation),
-                            _act_name(cell.activation), (bool(getattr(layer, "go_backwards", False)),),
-                            "concat", bool(getattr(layer, "stateful", False)),
-                            bool(getattr(layer, "time_major", False)), (), True,
-                            getattr(layer, "keras_version", None))
+    return LayerDescription(
+        str(getattr(layer, "name", "")),
+        kind,
+        _act_name(cell.recurrent_activation),
+        _act_name(cell.activation),
+        (bool(getattr(layer, "go_backwards", False)),),
+        "concat",
+        bool(getattr(layer, "stateful", False)),
+        bool(getattr(layer, "time_major", False)),
+        (),
+        True,
+        getattr(layer, "keras_version", None),
+    )
 
 
 def _from_lstm_layer(e: Any) -> List[LayerDescription]:
@@ -243,28 +298,51 @@ def _from_lstm_layer(e: Any) -> List[LayerDescription]:
             return [LayerDescription(e.name, "LSTMCell", gate, cand)]
         rev = (False, True) if e.bidirectional else (False,)
         kind = "Bidirectional" if e.bidirectional else "LSTM"
-        names = [e.name] if e.num_layers == 1 else [f"{e.name}.l{l}" if e.name else f"l{l}"
-                                                     for l in range(e.num_layers)]
+        names = (
+            [e.name] if e.num_layers == 1 else [f"{e.name}.l{l}" if e.name else f"l{l}" for l in range(e.num_layers)]
+        )
         return [LayerDescription(n, kind, gate, cand, rev) for n in names]
     go_back = bool(sem.get("go_backwards", False))
     stateful = bool(sem.get("stateful", False))
     time_major = bool(sem.get("time_major", False))
     if e.kind == "Bidirectional":
         back = sem.get("backward_semantics") or {}
-        differs = tuple(k for k in ("recurrent_activation", "activation", "use_bias", "units", "time_major")
-                        if back and k in back and back.get(k) != sem.get(k))
-        return [LayerDescription(e.name, "Bidirectional", gate, cand, (go_back, not go_back),
-                                 sem.get("merge_mode", "concat"), stateful or bool(back.get("stateful")),
-                                 time_major, differs, True, gen)]
+        differs = tuple(
+            k
+            for k in ("recurrent_activation", "activation", "use_bias", "units", "time_major")
+            if back and k in back and back.get(k) != sem.get(k)
+        )
+        return [
+            LayerDescription(
+                e.name,
+                "Bidirectional",
+                gate,
+                cand,
+                (go_back, not go_back),
+                sem.get("merge_mode", "concat"),
+                stateful or bool(back.get("stateful")),
+                time_major,
+                differs,
+                True,
+                gen,
+            )
+        ]
     return [LayerDescription(e.name, e.kind, gate, cand, (go_back,), "concat", stateful, time_major, (), True, gen)]
 
 
 def _from_recurrent(layer: RecurrentLayer) -> LayerDescription:
     D = len(layer.directions)
     # a RecurrentLayer's activation names are resolved: "hard_sigmoid" is Keras 2's (generation=2 says so)
-    return LayerDescription(layer.name, "Bidirectional" if D == 2 else layer.kind.value, layer.gate,
-                            layer.candidate, tuple(bool(r) for r in layer.reverse), layer.merge_mode,
-                            stateful=layer.stateful, generation=2)
+    return LayerDescription(
+        layer.name,
+        "Bidirectional" if D == 2 else layer.kind.value,
+        layer.gate,
+        layer.candidate,
+        tuple(bool(r) for r in layer.reverse),
+        layer.merge_mode,
+        stateful=layer.stateful,
+        generation=2,
+    )
 
 
 def describe(obj: Any) -> List[LayerDescription]:
@@ -284,6 +362,7 @@ def describe(obj: Any) -> List[LayerDescription]:
     if hasattr(obj, "lstm_layers") and hasattr(obj, "framework"):
         return describe_model_file(obj)
     from .recurrent import RecurrentLayer
+
     if isinstance(obj, RecurrentLayer):
         return [_from_recurrent(obj)]
     if hasattr(obj, "layers") and hasattr(obj, "api") and hasattr(obj, "batch_first"):  # convert.Chain
@@ -291,23 +370,31 @@ def describe(obj: Any) -> List[LayerDescription]:
     if hasattr(obj, "semantics") and hasattr(obj, "weights") and hasattr(obj, "num_layers"):  # formats.LSTMLayer
         return _from_lstm_layer(obj)
     from .keras import LSTM, Bidirectional, LSTMCell
+
     if isinstance(obj, (LSTM, Bidirectional, LSTMCell)):
         return [_from_keras_module(obj)]
     try:
         import torch
+
         if isinstance(obj, (torch.nn.LSTM, torch.nn.LSTMCell)) or (
-                isinstance(obj, torch.nn.Module) and hasattr(obj, "hidden_size") and hasattr(obj, "has_bias")):
+            isinstance(obj, torch.nn.Module) and hasattr(obj, "hidden_size") and hasattr(obj, "has_bias")
+        ):
             name = type(obj).__name__
             if name.endswith("Cell"):
                 return [LayerDescription("", "LSTMCell")]
             bidi = bool(getattr(obj, "bidirectional", False))
-            return [LayerDescription(f"l{l}", "Bidirectional" if bidi else "LSTM",
-                                     reverse=(False, True) if bidi else (False,))
-                    for l in range(int(getattr(obj, "num_layers", 1)))]
+            return [
+                LayerDescription(
+                    f"l{l}", "Bidirectional" if bidi else "LSTM", reverse=(False, True) if bidi else (False,)
+                )
+                for l in range(int(getattr(obj, "num_layers", 1)))
+            ]
     except ImportError:  # pragma: no cover - torch is a hard dependency
         pass
-    raise TypeError(f"cannot describe a {type(obj).__name__} as a recurrent layer; expected a Keras/MindSpore/"
-                    "PyTorch LSTM, a model file or one of its LSTM layers")
+    raise TypeError(
+        f"cannot describe a {type(obj).__name__} as a recurrent layer; expected a Keras/MindSpore/"
+        "PyTorch LSTM, a model file or one of its LSTM layers"
+    )
 
 
 def describe_model_file(mf: Any, layer: Optional[str] = None) -> List[LayerDescription]:
@@ -322,6 +409,7 @@ def describe_model_file(mf: Any, layer: Optional[str] = None) -> List[LayerDescr
 
 # --- the rule ----------------------------------------------------------------------------------
 
+
 def _meaning(gate: str, generation: Optional[int]) -> str:
     if gate == "hard_sigmoid":
         if generation is None:
@@ -334,21 +422,23 @@ def _meaning(gate: str, generation: Optional[int]) -> str:
 
 def _shown(name: str) -> str:
     """The activation as the user wrote it (``hard_sigmoid_keras3`` is Keras 3's ``hard_sigmoid``)."""
-    return name[len("unknown:"):] if name.startswith("unknown:") else name
+    return name[len("unknown:") :] if name.startswith("unknown:") else name
 
 
 def _standard(d: LayerDescription, target: str) -> List[str]:
     out: List[str] = []
     if d.kind == "LSTMCell":
         if d.gate not in _STANDARD_GATES:
-            out.append(UNSUPPORTED["recurrent_activation"].format(value=_shown(d.gate),
-                                                                  meaning=_meaning(d.gate, d.generation)))
+            out.append(
+                UNSUPPORTED["recurrent_activation"].format(value=_shown(d.gate), meaning=_meaning(d.gate, d.generation))
+            )
         if d.candidate not in _STANDARD_CANDIDATES:
             out.append(UNSUPPORTED["activation"].format(value=_shown(d.candidate)))
         return out
     if d.gate not in _STANDARD_GATES:
-        out.append(UNSUPPORTED["recurrent_activation"].format(value=_shown(d.gate),
-                                                              meaning=_meaning(d.gate, d.generation)))
+        out.append(
+            UNSUPPORTED["recurrent_activation"].format(value=_shown(d.gate), meaning=_meaning(d.gate, d.generation))
+        )
     if d.candidate not in _STANDARD_CANDIDATES:
         out.append(UNSUPPORTED["activation"].format(value=_shown(d.candidate)))
     if d.stateful:
@@ -378,8 +468,11 @@ def _onnx(d: LayerDescription) -> List[str]:
     if len(d.reverse) == 2 and list(d.reverse) != [False, True]:
         out.append(UNSUPPORTED["flipped_bidirectional"].format(target="ONNX LSTM"))
     if len(d.reverse) == 2 and {"activation", "recurrent_activation"} & set(d.backward_differs):
-        out.append(UNSUPPORTED["backward_layer"].format(value=", ".join(d.backward_differs)).replace(
-            "mindspore.nn.LSTM", "ONNX LSTM"))
+        out.append(
+            UNSUPPORTED["backward_layer"]
+            .format(value=", ".join(d.backward_differs))
+            .replace("mindspore.nn.LSTM", "ONNX LSTM")
+        )
     return out
 
 
@@ -388,6 +481,7 @@ def _keras(d: LayerDescription, gen: int) -> List[str]:
         return [UNSUPPORTED["keras_cell"]]
     from .formats.keras_plan import target_activation  # the Keras naming rule of each generation
     from .formats.model import FormatError
+
     out: List[str] = []
     for which, value in (("recurrent_activation", d.gate), ("activation", d.candidate)):
         if value.startswith("unknown:") and d.generation == gen and d.keras:
@@ -431,8 +525,11 @@ def violations(layer: Any, target: str) -> List[str]:
 
 
 def _message(problems: Sequence[str], target: str, keras: bool, what: str = "") -> str:
-    head = f"{what} cannot be expressed as {_TARGET_TEXT[target]}" if what else \
-        f"cannot be expressed as {_TARGET_TEXT[target]}"
+    head = (
+        f"{what} cannot be expressed as {_TARGET_TEXT[target]}"
+        if what
+        else f"cannot be expressed as {_TARGET_TEXT[target]}"
+    )
     text = head + ":\n  - " + "\n  - ".join(problems)
     if keras and target in ("mindspore", "torch", "onnx"):
         text += "\n" + EXACT_MODULE_HINT
@@ -447,13 +544,15 @@ def check_expressible(layer: Any, target: str) -> None:
     if problems:
         keras = any(d.keras for d in describe(layer))
         if len(problems) == 1:
-            message = problems[0] + ("\n" + EXACT_MODULE_HINT if keras and target in ("mindspore", "torch", "onnx")
-                                     else "")
+            message = problems[0] + (
+                "\n" + EXACT_MODULE_HINT if keras and target in ("mindspore", "torch", "onnx") else ""
+            )
             raise ValueError(message)
         raise ValueError(_message(problems, target, keras))
 
 
 # --- masks and whole model files ---------------------------------------------------------------
+
 
 def _mask_producers(mf: Any) -> List[Tuple[str, str]]:
     if getattr(mf, "framework", None) != "keras":
@@ -484,6 +583,7 @@ def mask_lengths(mask: Any) -> Any:
     """
     import numpy as np
     import torch
+
     m = torch.as_tensor(np.asarray(mask) if not isinstance(mask, torch.Tensor) else mask) != 0
     if m.dim() != 2:
         raise ValueError(f"mask must be (batch, time); received shape {tuple(m.shape)}")
@@ -506,12 +606,16 @@ def lengths_violations(chain: Any) -> List[str]:
     # (a go_backwards layer meets right padding first: its carried outputs there are the initial 0)
     if len(lay.directions) == 1 and not lay.reverse[0]:
         if lay.return_sequences and not lay.zero_output_for_mask:
-            out.append(f"layer {lay.name!r}: a plain Keras LSTM with return_sequences repeats its last valid "
-                       "output at padded steps, but ONNX sequence_lens writes zeros; set zero_output_for_mask=True "
-                       "or export without lengths")
+            out.append(
+                f"layer {lay.name!r}: a plain Keras LSTM with return_sequences repeats its last valid "
+                "output at padded steps, but ONNX sequence_lens writes zeros; set zero_output_for_mask=True "
+                "or export without lengths"
+            )
         if not lay.return_sequences and lay.zero_output_for_mask:
-            out.append(f"layer {lay.name!r}: zero_output_for_mask with return_sequences=False gives 0 for "
-                       "right-padded rows in Keras, but ONNX gives the last valid h")
+            out.append(
+                f"layer {lay.name!r}: zero_output_for_mask with return_sequences=False gives 0 for "
+                "right-padded rows in Keras, but ONNX gives the last valid h"
+            )
     return out
 
 
@@ -521,16 +625,62 @@ def mask_notes(mf: Any, target: str) -> Dict[str, str]:
     not in them (the weights are)."""
     if target not in ("mindspore", "torch"):
         return {}
-    how = "pass seq_length (right padding only)" if target == "mindspore" else \
-        "pack the padded batch (torch.nn.utils.rnn.pack_padded_sequence; right padding only)"
-    return {f"{name} (mask)": f"{text}: a {target} state dict holds tensors, not the model graph that applies "
-            f"the mask; the model that loads it must {how}" for name, text in _mask_producers(mf)}
+    how = (
+        "pass seq_length (right padding only)"
+        if target == "mindspore"
+        else "pack the padded batch (torch.nn.utils.rnn.pack_padded_sequence; right padding only)"
+    )
+    return {
+        f"{name} (mask)": f"{text}: a {target} state dict holds tensors, not the model graph that applies "
+        f"the mask; the model that loads it must {how}"
+        for name, text in _mask_producers(mf)
+    }
+
+
+#: Recurrent classes (Keras, TF1, MindSpore, PyTorch) that the front ends and the engine run, but whose file
+#: conversion is not implemented yet (README "Known gaps"): a file holding one is refused by every target.
+FAMILY_CLASSES: Tuple[str, ...] = (
+    "GRU",
+    "GRUV1",
+    "CuDNNGRU",
+    "SimpleRNN",
+    "GRUCell",
+    "SimpleRNNCell",
+    "RNN",
+    "RNNCell",
+)
+
+
+def family_layers(mf: Any) -> List[Tuple[str, str]]:
+    """``(label, class)`` of every entry of ``mf`` that is (or wraps) a GRU / simple-RNN layer or cell."""
+    found: List[Tuple[str, str]] = []
+    for e in getattr(mf, "layers", []):
+        cls = str(e.kind)
+        if cls.startswith("Bidirectional(") and cls.endswith(")"):  # the readers' kind for a wrapped non-LSTM
+            cls = cls[len("Bidirectional(") : -1]
+        elif cls == "Bidirectional":
+            inner = (e.config or {}).get("layer") if isinstance(e.config, dict) else None
+            cls = str(inner.get("class_name", "")) if isinstance(inner, dict) else ""
+        if cls in FAMILY_CLASSES:
+            found.append((f"{e.kind} {e.name!r}", cls))
+    return found
+
+
+def family_violations(mf: Any) -> List[str]:
+    """The :data:`UNSUPPORTED` ``family_files`` sentence for each GRU / simple-RNN entry of ``mf``."""
+    return [
+        UNSUPPORTED["family_files"].format(
+            layer=label, cls=cls, api_cls="SimpleRNN" if "SimpleRNN" in cls or cls.startswith("RNN") else "GRU"
+        )
+        for label, cls in family_layers(mf)
+    ]
 
 
 def model_violations(mf: Any, target: str, *, layer: Optional[str] = None, lengths: bool = False) -> List[str]:
     """Why the LSTM entries of a :class:`~lstm_bridge.formats.ModelFile` (or the one named ``layer``)
     cannot be held by ``target``, plus, for ``onnx`` without ``lengths``, the mask producers whose mask
-    the graph would drop."""
+    the graph would drop, and every GRU / simple-RNN entry (their file conversion is not implemented)."""
+    problems_family = family_violations(mf) if layer is None else []
     descriptions = describe_model_file(mf, layer)
     if target in ("keras2", "keras3") and any(d.kind != "LSTMCell" for d in descriptions):
         # beside LSTM layers, cells are left out and listed in the save report (not a refusal)
@@ -540,14 +690,19 @@ def model_violations(mf: Any, target: str, *, layer: Optional[str] = None, lengt
         problems += [UNSUPPORTED["mask_onnx"].format(producer=p) for p in mask_producers(mf)]
     if target in ("keras2", "keras3") and layer is None:
         from .formats.keras_plan import can_copy_config
+
         if not can_copy_config(mf, 2 if target == "keras2" else 3):  # a generated model: Masking is not carried
-            problems += [UNSUPPORTED["mask_generated"].format(producer=text, target=_TARGET_TEXT[target])
-                         for _, text in _mask_producers(mf) if text.startswith("Masking")]
-    return problems
+            problems += [
+                UNSUPPORTED["mask_generated"].format(producer=text, target=_TARGET_TEXT[target])
+                for _, text in _mask_producers(mf)
+                if text.startswith("Masking")
+            ]
+    return problems_family + problems
 
 
-def check_model(mf: Any, target: Optional[str], *, path: Any = None, layer: Optional[str] = None,
-                lengths: bool = False) -> None:
+def check_model(
+    mf: Any, target: Optional[str], *, path: Any = None, layer: Optional[str] = None, lengths: bool = False
+) -> None:
     """Raise :class:`~lstm_bridge.formats.FormatError` (a ``ValueError``) naming ``path``, the layers and
     the reasons when ``mf`` cannot be held by ``target``; ``target=None`` (a weights-only format)
     accepts everything but LSTM cells in Keras weight files."""
@@ -556,6 +711,7 @@ def check_model(mf: Any, target: Optional[str], *, path: Any = None, layer: Opti
     problems = model_violations(mf, target, layer=layer, lengths=lengths)
     if problems:
         from .formats.model import FormatError
+
         keras = getattr(mf, "framework", None) == "keras"
         src = getattr(mf, "path", None)
         what = f"{src}" if src else ""

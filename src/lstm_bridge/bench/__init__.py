@@ -56,6 +56,7 @@ ours, torch, TF/Keras, MindSpore, the sgemm ceiling), ``timing`` (interleaved pa
 forked peak-RSS probe), ``environment`` (optional frameworks, native kernel state, run metadata),
 ``progress``, ``runner`` (one run: every row), ``report`` (markdown and chart), ``cli`` (``main``).
 """
+
 from __future__ import annotations
 
 from .cli import build_parser, main
@@ -66,6 +67,24 @@ from .report import TABLE_HEADER, render_markdown, write_chart
 from .runner import run
 from .timing import TimingPlan, measure, sgemm_ceiling
 
-__all__ = ["Config", "CONFIGS", "QUICK_CONFIGS", "VARIANTS", "DEFAULT_VARIANTS", "Workload", "build_workload",
-           "run", "render_markdown", "main", "build_parser", "Inputs", "make_inputs", "MemoryProbe", "TABLE_HEADER",
-           "TimingPlan", "measure", "sgemm_ceiling", "write_chart"]
+__all__ = [
+    "Config",
+    "CONFIGS",
+    "QUICK_CONFIGS",
+    "VARIANTS",
+    "DEFAULT_VARIANTS",
+    "Workload",
+    "build_workload",
+    "run",
+    "render_markdown",
+    "main",
+    "build_parser",
+    "Inputs",
+    "make_inputs",
+    "MemoryProbe",
+    "TABLE_HEADER",
+    "TimingPlan",
+    "measure",
+    "sgemm_ceiling",
+    "write_chart",
+]

@@ -1,4 +1,5 @@
 """``python -m lstm_bridge.bench [ARGS...]``: run the benchmark suite (see ``lstm_bridge.bench``)."""
+
 import sys
 
 from .cli import main

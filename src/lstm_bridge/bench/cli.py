@@ -1,4 +1,5 @@
 """The command line of the suite: ``python -m lstm_bridge.bench`` / ``lstm-bridge bench``."""
+
 from __future__ import annotations
 
 import argparse
@@ -16,8 +17,13 @@ from .runner import run
 from .timing import TimingPlan
 
 
-def _pick(text: Optional[str], known: Dict[str, Any] | Sequence[str], aliases: Dict[str, str], what: str,
-          default: Iterable[str]) -> List[str]:
+def _pick(
+    text: Optional[str],
+    known: Dict[str, Any] | Sequence[str],
+    aliases: Dict[str, str],
+    what: str,
+    default: Iterable[str],
+) -> List[str]:
     if text is None:
         return list(default)
     out: List[str] = []
@@ -39,28 +45,52 @@ def _pick(text: Optional[str], known: Dict[str, Any] | Sequence[str], aliases: D
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m lstm_bridge.bench`` / ``lstm-bridge bench``."""
-    p = argparse.ArgumentParser(prog="lstm-bridge bench", description=(
-        "Time every LSTM variant of lstm-bridge against torch.nn.LSTM of the same size, interleaved in one "
-        "process (plus TensorFlow/MindSpore when importable). See the lstm_bridge.bench docstring for the method."))
+    p = argparse.ArgumentParser(
+        prog="lstm-bridge bench",
+        description=(
+            "Time every LSTM variant of lstm-bridge against torch.nn.LSTM of the same size, interleaved in one "
+            "process (plus TensorFlow/MindSpore when importable). See the lstm_bridge.bench docstring for the method."
+        ),
+    )
     p.add_argument("--configs", help=f"comma-separated, default all: {', '.join(CONFIGS)}")
     p.add_argument("--variants", help=f"comma-separated, default all: {', '.join(VARIANTS)}")
     p.add_argument("--passes", type=int, default=None, help="interleaved passes per pair (default 3; 1 with --quick)")
-    p.add_argument("--target-ms", type=float, default=None,
-                   help="approximate duration of one pass of one participant (default 100; 2 with --quick)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch.set_num_threads (default 2; 1 with --quick, where spinning thread pools only add noise)")
+    p.add_argument(
+        "--target-ms",
+        type=float,
+        default=None,
+        help="approximate duration of one pass of one participant (default 100; 2 with --quick)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch.set_num_threads (default 2; 1 with --quick, where spinning thread pools only add noise)",
+    )
     p.add_argument("--quick", action="store_true", help="toy sizes and one pass: a smoke test, not a measurement")
-    p.add_argument("--memory", action=argparse.BooleanOptionalAction, default=None,
-                   help="measure train-step peak memory (default on; off with --quick)")
-    p.add_argument("--frameworks", default="auto",
-                   help="also time TF/Keras and MindSpore: auto (when importable), none, or tf,ms")
-    p.add_argument("--backend", choices=("auto", "native", "torch"), default=None,
-                   help="set LSTM_BRIDGE_BACKEND for this run (default: the environment's)")
+    p.add_argument(
+        "--memory",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="measure train-step peak memory (default on; off with --quick)",
+    )
+    p.add_argument(
+        "--frameworks", default="auto", help="also time TF/Keras and MindSpore: auto (when importable), none, or tf,ms"
+    )
+    p.add_argument(
+        "--backend",
+        choices=("auto", "native", "torch"),
+        default=None,
+        help="set LSTM_BRIDGE_BACKEND for this run (default: the environment's)",
+    )
     p.add_argument("--progress", choices=("auto", "rich", "plain", "none"), default="auto")
     p.add_argument("--out", help="directory for results.md, results.json and results.png")
-    p.add_argument("--render", metavar="RESULTS_JSON",
-                   help="measure nothing: re-render results.md/results.png (into --out, default beside the file) "
-                        "from an earlier results.json")
+    p.add_argument(
+        "--render",
+        metavar="RESULTS_JSON",
+        help="measure nothing: re-render results.md/results.png (into --out, default beside the file) "
+        "from an earlier results.json",
+    )
     return p
 
 
@@ -91,17 +121,24 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"lstm-bridge bench: error: {exc}", file=sys.stderr)
         return 2
     target = (args.target_ms if args.target_ms is not None else (2.0 if args.quick else 100.0)) / 1e3
-    plan = TimingPlan(passes=passes, target_s=target, min_reps=1 if args.quick else 2,
-                      max_reps=3 if args.quick else 40)
+    plan = TimingPlan(passes=passes, target_s=target, min_reps=1 if args.quick else 2, max_reps=3 if args.quick else 40)
     memory = args.memory if args.memory is not None else not args.quick
     saved_backend = os.environ.get("LSTM_BRIDGE_BACKEND")
     if args.backend is not None:
         os.environ["LSTM_BRIDGE_BACKEND"] = args.backend
     try:
         torch.set_num_threads(args.threads)
-        results = run(configs, variants, plan=plan, threads=args.threads, memory=memory, frameworks=frameworks,
-                      progress=args.progress, global_ceiling=(64, 64, 64) if args.quick else (1536, 1536, 1536),
-                      meta=run_metadata(args, args.threads))
+        results = run(
+            configs,
+            variants,
+            plan=plan,
+            threads=args.threads,
+            memory=memory,
+            frameworks=frameworks,
+            progress=args.progress,
+            global_ceiling=(64, 64, 64) if args.quick else (1536, 1536, 1536),
+            meta=run_metadata(args, args.threads),
+        )
     finally:
         if args.backend is not None:
             if saved_backend is None:
@@ -129,8 +166,10 @@ def _render_only(path: str, out: Optional[str]) -> int:
         with open(path) as f:
             results = json.load(f)
         if not isinstance(results, dict) or "rows" not in results:
-            raise ValueError(f"expected a results.json written by lstm_bridge.bench (with 'rows'); received "
-                             f"{type(results).__name__} without 'rows'")
+            raise ValueError(
+                f"expected a results.json written by lstm_bridge.bench (with 'rows'); received "
+                f"{type(results).__name__} without 'rows'"
+            )
     except (OSError, ValueError) as exc:
         print(f"lstm-bridge bench: error: cannot render {path}: {exc}", file=sys.stderr)
         return 2

@@ -1,4 +1,5 @@
 """Benchmark sizes (``Config``: T, B, I, H, layers, direction), the variants, and their inputs."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -40,30 +41,51 @@ class Config:
         return f"{self.name} ({self.T},{self.B},{self.I},{self.H}{extra})"
 
 
-CONFIGS: Dict[str, Config] = {c.name: c for c in (
-    Config("small", 50, 16, 32, 64),
-    Config("medium", 100, 32, 128, 256),
-    Config("large", 100, 64, 512, 512),
-    Config("long", 500, 8, 64, 128),
-    Config("medium_2l_bidir", 100, 32, 128, 256, layers=2, bidirectional=True),
-)}
+CONFIGS: Dict[str, Config] = {
+    c.name: c
+    for c in (
+        Config("small", 50, 16, 32, 64),
+        Config("medium", 100, 32, 128, 256),
+        Config("large", 100, 64, 512, 512),
+        Config("long", 500, 8, 64, 128),
+        Config("medium_2l_bidir", 100, 32, 128, 256, layers=2, bidirectional=True),
+    )
+}
 # --quick: the same structure at toy sizes (for smoke tests; timings are meaningless).
-QUICK_CONFIGS: Dict[str, Config] = {c.name: c for c in (
-    Config("small", 4, 2, 3, 4),
-    Config("medium", 5, 3, 4, 6),
-    Config("large", 4, 4, 6, 8),
-    Config("long", 12, 2, 3, 4),
-    Config("medium_2l_bidir", 5, 3, 4, 6, layers=2, bidirectional=True),
-)}
+QUICK_CONFIGS: Dict[str, Config] = {
+    c.name: c
+    for c in (
+        Config("small", 4, 2, 3, 4),
+        Config("medium", 5, 3, 4, 6),
+        Config("large", 4, 4, 6, 8),
+        Config("long", 12, 2, 3, 4),
+        Config("medium_2l_bidir", 5, 3, 4, 6, layers=2, bidirectional=True),
+    )
+}
 CONFIG_ALIASES = {"bidir": "medium_2l_bidir", "medium-2l-bidir": "medium_2l_bidir", "2l_bidir": "medium_2l_bidir"}
 
-VARIANTS: Tuple[str, ...] = ("standard", "ms_standard", "hard_sigmoid", "mask", "seq_length", "recurrent_dropout",
-                             "go_backwards", "bidirectional")
+VARIANTS: Tuple[str, ...] = (
+    "standard",
+    "ms_standard",
+    "hard_sigmoid",
+    "mask",
+    "seq_length",
+    "recurrent_dropout",
+    "go_backwards",
+    "bidirectional",
+)
 DEFAULT_VARIANTS: Tuple[str, ...] = VARIANTS
-VARIANT_ALIASES = {"keras_mask": "mask", "masking": "mask", "bidir": "bidirectional",
-                   "bidirectional_concat": "bidirectional", "dropout": "recurrent_dropout",
-                   "hard-sigmoid": "hard_sigmoid", "seq-length": "seq_length", "go-backwards": "go_backwards",
-                   "mindspore": "ms_standard"}
+VARIANT_ALIASES = {
+    "keras_mask": "mask",
+    "masking": "mask",
+    "bidir": "bidirectional",
+    "bidirectional_concat": "bidirectional",
+    "dropout": "recurrent_dropout",
+    "hard-sigmoid": "hard_sigmoid",
+    "seq-length": "seq_length",
+    "go-backwards": "go_backwards",
+    "mindspore": "ms_standard",
+}
 MS_FRONT_END = ("ms_standard", "seq_length")
 RECURRENT_DROPOUT = 0.25
 MASK_HOLES = 0.2
@@ -71,9 +93,11 @@ MASK_HOLES = 0.2
 
 def keras_options(variant: str) -> Dict[str, Any]:
     """Keras LSTM keyword arguments of a Keras-front-end variant."""
-    options: Dict[str, Dict[str, Any]] = {"hard_sigmoid": {"recurrent_activation": "hard_sigmoid"},
-                                          "recurrent_dropout": {"recurrent_dropout": RECURRENT_DROPOUT},
-                                          "go_backwards": {"go_backwards": True}}
+    options: Dict[str, Dict[str, Any]] = {
+        "hard_sigmoid": {"recurrent_activation": "hard_sigmoid"},
+        "recurrent_dropout": {"recurrent_dropout": RECURRENT_DROPOUT},
+        "go_backwards": {"go_backwards": True},
+    }
     return options.get(variant, {})
 
 

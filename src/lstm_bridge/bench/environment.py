@@ -1,5 +1,6 @@
 """What the run finds on this machine: optional frameworks, the native kernel's state, the load,
 and the metadata block of ``results.json``."""
+
 from __future__ import annotations
 
 import argparse
@@ -19,8 +20,13 @@ def importable(name: str) -> bool:
 def available_frameworks(requested: str) -> List[str]:
     if requested == "none":
         return []
-    wanted = ["tensorflow", "mindspore"] if requested == "auto" else [
-        {"tf": "tensorflow", "ms": "mindspore"}.get(p.strip(), p.strip()) for p in requested.split(",") if p.strip()]
+    wanted = (
+        ["tensorflow", "mindspore"]
+        if requested == "auto"
+        else [
+            {"tf": "tensorflow", "ms": "mindspore"}.get(p.strip(), p.strip()) for p in requested.split(",") if p.strip()
+        ]
+    )
     unknown = [w for w in wanted if w not in ("tensorflow", "mindspore")]
     if unknown:
         raise ValueError(f"--frameworks takes auto, none or a list of tf, ms; received {unknown}")
@@ -53,12 +59,20 @@ def run_metadata(args: argparse.Namespace, threads: int) -> Dict[str, Any]:
                     break
     except OSError:
         pass
-    return {"date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "command": "python -m lstm_bridge.bench " + " ".join(args.argv), "torch": torch.__version__,
-            "python": platform.python_version(), "cpu": cpu, "cpu_count": os.cpu_count(),
-            "threads": threads, "backend_requested": backend.requested(), "native": native_state,
-            "mkldnn": bool(torch.backends.mkldnn.is_available()), "quick": bool(args.quick),
-            "load_start": loadavg()}
+    return {
+        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": "python -m lstm_bridge.bench " + " ".join(args.argv),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "threads": threads,
+        "backend_requested": backend.requested(),
+        "native": native_state,
+        "mkldnn": bool(torch.backends.mkldnn.is_available()),
+        "quick": bool(args.quick),
+        "load_start": loadavg(),
+    }
 
 
 def loadavg() -> Optional[float]:

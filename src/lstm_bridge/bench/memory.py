@@ -1,5 +1,6 @@
 """Train-step peak memory, measured in a forked child of a helper process (Linux only); see the
 package docstring for the method."""
+
 from __future__ import annotations
 
 import gc
@@ -108,9 +109,15 @@ class MemoryProbe:
         env["MALLOC_TRIM_THRESHOLD_"] = "131072"
         src = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # .../src
         env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        return subprocess.Popen([sys.executable, "-c", "from lstm_bridge.bench.memory import worker_main as m; m()"],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, env=env,
-                                text=True, bufsize=1)
+        return subprocess.Popen(
+            [sys.executable, "-c", "from lstm_bridge.bench.memory import worker_main as m; m()"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            env=env,
+            text=True,
+            bufsize=1,
+        )
 
     def measure(self, task: Dict[str, Any]) -> Dict[str, Any]:
         """Run one task ``{"impl", "config": Config fields, "variant", "threads", "seed"}``."""

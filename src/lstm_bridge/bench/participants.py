@@ -1,5 +1,6 @@
 """The participants a benchmark row times: ours, ``torch.nn.LSTM``, optional TF/Keras and MindSpore,
 and the ``torch.mm`` sgemm ceiling; each is a ``Workload`` with ``forward()`` and ``train()``."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -25,8 +26,13 @@ class Workload:
     path: Callable[[], Optional[str]]
 
 
-def _torch_module_workload(name: str, module: torch.nn.Module, call: Callable[[torch.Tensor], torch.Tensor],
-                           x: torch.Tensor, path: Callable[[], Optional[str]]) -> Workload:
+def _torch_module_workload(
+    name: str,
+    module: torch.nn.Module,
+    call: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    path: Callable[[], Optional[str]],
+) -> Workload:
     def zero_grad() -> None:
         for p in module.parameters():
             p.grad = None
@@ -75,8 +81,9 @@ def _ours(cfg: Config, variant: str, data: Inputs) -> Workload:
 
 
 def _reference(cfg: Config, variant: str, data: Inputs) -> Workload:
-    ref = torch.nn.LSTM(cfg.I, cfg.H, num_layers=cfg.layers, batch_first=True,
-                        bidirectional=cfg.directions(variant) == 2)
+    ref = torch.nn.LSTM(
+        cfg.I, cfg.H, num_layers=cfg.layers, batch_first=True, bidirectional=cfg.directions(variant) == 2
+    )
     return _torch_module_workload("torch", ref, lambda x: ref(x)[0], data.x, lambda: "oneDNN/aten")
 
 
@@ -140,8 +147,9 @@ def _mindspore(cfg: Config, variant: str, data: Inputs) -> Optional[Workload]:
     from mindspore import nn
 
     ms.set_context(mode=ms.GRAPH_MODE, device_target="CPU")
-    net = nn.LSTM(cfg.I, cfg.H, num_layers=cfg.layers, has_bias=True, batch_first=True,
-                  bidirectional=cfg.directions(variant) == 2)
+    net = nn.LSTM(
+        cfg.I, cfg.H, num_layers=cfg.layers, has_bias=True, batch_first=True, bidirectional=cfg.directions(variant) == 2
+    )
     x = ms.Tensor(data.x.numpy())
     seq = ms.Tensor(data.lengths.numpy()) if variant == "seq_length" else None
 

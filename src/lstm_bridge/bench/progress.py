@@ -1,4 +1,5 @@
 """Progress of a benchmark run: a rich bar on a terminal, plain lines on stderr, or nothing."""
+
 from __future__ import annotations
 
 import sys
@@ -19,8 +20,13 @@ class ProgressReporter:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-            self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), console=Console(stderr=True))
+            self._bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+            )
             self._bar.start()
             self._task = self._bar.add_task("benchmark", total=total)
 

@@ -1,4 +1,5 @@
 """The report of a run: ``results.md`` (markdown table) and ``results.png`` (a bar chart of the ratios)."""
+
 from __future__ import annotations
 
 from typing import Any, Dict, Optional
@@ -12,9 +13,11 @@ def _ms(seconds: float) -> str:
     return f"{ms:.3g}" if ms < 100 else f"{ms:.0f}"
 
 
-TABLE_HEADER = ("| config | variant | path (fwd/train) | fwd ms ours | fwd ms torch | fwd ratio | train ms ours | "
-                "train ms torch | train ratio | spread (ratio min–max: fwd; train) | GFLOP/s (fwd/train) | "
-                "% ceiling (fwd/train) | memory ratio |")
+TABLE_HEADER = (
+    "| config | variant | path (fwd/train) | fwd ms ours | fwd ms torch | fwd ratio | train ms ours | "
+    "train ms torch | train ratio | spread (ratio min–max: fwd; train) | GFLOP/s (fwd/train) | "
+    "% ceiling (fwd/train) | memory ratio |"
+)
 
 
 def render_markdown(results: Dict[str, Any]) -> str:
@@ -23,58 +26,91 @@ def render_markdown(results: Dict[str, Any]) -> str:
     lines = ["# lstm-bridge benchmark", ""]
     if meta:
         lines.append(f"- command: `{meta.get('command', '')}`")
-        lines.append(f"- {meta.get('date', '')}; torch {meta.get('torch', '')}, Python {meta.get('python', '')}; "
-                     f"CPU {meta.get('cpu', '')} ({meta.get('cpu_count', '')} logical), "
-                     f"`torch.set_num_threads({meta.get('threads', '')})`")
-        lines.append(f"- engine: LSTM_BRIDGE_BACKEND={meta.get('backend_requested', '')}, native kernel "
-                     f"{meta.get('native', '')}")
+        lines.append(
+            f"- {meta.get('date', '')}; torch {meta.get('torch', '')}, Python {meta.get('python', '')}; "
+            f"CPU {meta.get('cpu', '')} ({meta.get('cpu_count', '')} logical), "
+            f"`torch.set_num_threads({meta.get('threads', '')})`"
+        )
+        lines.append(
+            f"- engine: LSTM_BRIDGE_BACKEND={meta.get('backend_requested', '')}, native kernel {meta.get('native', '')}"
+        )
         lines.append(f"- memory: {meta.get('memory_method', '')}")
         loads = [v for v in (meta.get("load_start"), meta.get("load_end")) if v is not None]
         if loads:
             busy = max(loads) > max(1, (meta.get("cpu_count") or 1) - 0.5)
             elapsed = meta.get("elapsed_s")
-            lines.append((f"- wall time {elapsed / 60:.1f} min; " if elapsed else "- ")
-                         + f"machine load (1-min average) at start/end: {meta.get('load_start')}/{meta.get('load_end')}"
-                         + (" — **the machine was busy with other work: timings are inflated and noisy; compare "
-                            "ratios only, and look at the spread**" if busy else ""))
+            lines.append(
+                (f"- wall time {elapsed / 60:.1f} min; " if elapsed else "- ")
+                + f"machine load (1-min average) at start/end: {meta.get('load_start')}/{meta.get('load_end')}"
+                + (
+                    " — **the machine was busy with other work: timings are inflated and noisy; compare "
+                    "ratios only, and look at the spread**"
+                    if busy
+                    else ""
+                )
+            )
     plan = results.get("plan", {})
-    lines.append(f"- timing: {plan.get('passes')} passes per row; a pass = calibrated rounds (~"
-                 f"{plan.get('target_s', 0) * 1e3:.0f} ms for the slower side) calling ours and torch.nn.LSTM "
-                 "alternately, keeping each side's median; ms = median of the per-pass medians; ratio = median of "
-                 "the per-pass ratios ours/torch.nn.LSTM (same size, standard semantics); spread = their min–max")
-    lines.append("- forward = inference under `torch.no_grad()`; train = forward + backward of `output.sum()`; "
-                 "GFLOP/s counts GEMM work (train = 3x forward); % ceiling = share of the sgemm ceiling measured "
-                 "in the same forward passes (one `torch.mm` (T·B, I+H)@(I+H, 4H) per round; rows without it: the "
-                 "config's ceiling below)")
+    lines.append(
+        f"- timing: {plan.get('passes')} passes per row; a pass = calibrated rounds (~"
+        f"{plan.get('target_s', 0) * 1e3:.0f} ms for the slower side) calling ours and torch.nn.LSTM "
+        "alternately, keeping each side's median; ms = median of the per-pass medians; ratio = median of "
+        "the per-pass ratios ours/torch.nn.LSTM (same size, standard semantics); spread = their min–max"
+    )
+    lines.append(
+        "- forward = inference under `torch.no_grad()`; train = forward + backward of `output.sum()`; "
+        "GFLOP/s counts GEMM work (train = 3x forward); % ceiling = share of the sgemm ceiling measured "
+        "in the same forward passes (one `torch.mm` (T·B, I+H)@(I+H, 4H) per round; rows without it: the "
+        "config's ceiling below)"
+    )
     seen = {row["config"]["name"]: Config(**row["config"]).label() for row in results["rows"]}
     lines.append("- configs (T,B,I,H): " + "; ".join(seen.values()))
     glob = results.get("global_ceiling")
     ceil = ", ".join(f"{k} {v['gflops']:.1f}" for k, v in results.get("ceilings", {}).items())
-    lines.append(f"- sgemm ceilings measured once per config (GFLOP/s): {ceil}" + (
-        f"; large square {tuple(glob['shape'])}: {glob['gflops']:.1f}" if glob else ""))
+    lines.append(
+        f"- sgemm ceilings measured once per config (GFLOP/s): {ceil}"
+        + (f"; large square {tuple(glob['shape'])}: {glob['gflops']:.1f}" if glob else "")
+    )
     lines += ["", TABLE_HEADER, "|" + "---|" * TABLE_HEADER.count(" | ") + "---|"]
     for row in results["rows"]:
         f, t = row["forward"], row["train"]
         fr, tr = f["ratio"]["ours"], t["ratio"]["ours"]
         mem = row.get("memory", {}).get("ratio")
-        cells = [row["config"]["name"], row["variant"], f"{row['path']['forward']}/{row['path']['train']}",
-                 _ms(f["median_s"]["ours"]), _ms(f["median_s"]["torch"]), f"{fr['median']:.2f}",
-                 _ms(t["median_s"]["ours"]), _ms(t["median_s"]["torch"]), f"{tr['median']:.2f}",
-                 f"{fr['min']:.2f}–{fr['max']:.2f}; {tr['min']:.2f}–{tr['max']:.2f}",
-                 f"{row['gflops']['forward']['ours']:.3g}/{row['gflops']['train']['ours']:.3g}",
-                 f"{100 * row['ceiling_share']['forward']:.0f}/{100 * row['ceiling_share']['train']:.0f}",
-                 "n/a" if mem is None else f"{mem:.2f}"]
+        cells = [
+            row["config"]["name"],
+            row["variant"],
+            f"{row['path']['forward']}/{row['path']['train']}",
+            _ms(f["median_s"]["ours"]),
+            _ms(f["median_s"]["torch"]),
+            f"{fr['median']:.2f}",
+            _ms(t["median_s"]["ours"]),
+            _ms(t["median_s"]["torch"]),
+            f"{tr['median']:.2f}",
+            f"{fr['min']:.2f}–{fr['max']:.2f}; {tr['min']:.2f}–{tr['max']:.2f}",
+            f"{row['gflops']['forward']['ours']:.3g}/{row['gflops']['train']['ours']:.3g}",
+            f"{100 * row['ceiling_share']['forward']:.0f}/{100 * row['ceiling_share']['train']:.0f}",
+            "n/a" if mem is None else f"{mem:.2f}",
+        ]
         lines.append("| " + " | ".join(cells) + " |")
-    extra = [(row, name) for row in results["rows"] for name in row["forward"]["median_s"]
-             if name not in ("ours", "torch", SGEMM)]
+    extra = [
+        (row, name)
+        for row in results["rows"]
+        for name in row["forward"]["median_s"]
+        if name not in ("ours", "torch", SGEMM)
+    ]
     if extra:
-        lines += ["", "## Other frameworks (same passes; ratio to torch.nn.LSTM)", "",
-                  "| config | variant | framework | fwd ms | fwd ratio | train ms | train ratio |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "## Other frameworks (same passes; ratio to torch.nn.LSTM)",
+            "",
+            "| config | variant | framework | fwd ms | fwd ratio | train ms | train ratio |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for row, name in extra:
-            lines.append(f"| {row['config']['name']} | {row['variant']} | {row['forward']['paths'][name]} | "
-                         f"{_ms(row['forward']['median_s'][name])} | {row['forward']['ratio'][name]['median']:.2f} | "
-                         f"{_ms(row['train']['median_s'][name])} | {row['train']['ratio'][name]['median']:.2f} |")
+            lines.append(
+                f"| {row['config']['name']} | {row['variant']} | {row['forward']['paths'][name]} | "
+                f"{_ms(row['forward']['median_s'][name])} | {row['forward']['ratio'][name]['median']:.2f} | "
+                f"{_ms(row['train']['median_s'][name])} | {row['train']['ratio'][name]['median']:.2f} |"
+            )
     if results.get("framework_errors"):
         lines += ["", "Framework errors:"] + [f"- {k}: {v}" for k, v in results["framework_errors"].items()]
     if results.get("chart_note"):
@@ -95,10 +131,14 @@ def write_chart(results: Dict[str, Any], path: str) -> Optional[str]:
     labels = [f"{r['config']['name']}\n{r['variant']}" for r in rows]
     fwd = [r["forward"]["ratio"]["ours"]["median"] for r in rows]
     trn = [r["train"]["ratio"]["ours"]["median"] for r in rows]
-    fwd_err = [[v - r["forward"]["ratio"]["ours"]["min"] for v, r in zip(fwd, rows)],
-               [r["forward"]["ratio"]["ours"]["max"] - v for v, r in zip(fwd, rows)]]
-    trn_err = [[v - r["train"]["ratio"]["ours"]["min"] for v, r in zip(trn, rows)],
-               [r["train"]["ratio"]["ours"]["max"] - v for v, r in zip(trn, rows)]]
+    fwd_err = [
+        [v - r["forward"]["ratio"]["ours"]["min"] for v, r in zip(fwd, rows)],
+        [r["forward"]["ratio"]["ours"]["max"] - v for v, r in zip(fwd, rows)],
+    ]
+    trn_err = [
+        [v - r["train"]["ratio"]["ours"]["min"] for v, r in zip(trn, rows)],
+        [r["train"]["ratio"]["ours"]["max"] - v for v, r in zip(trn, rows)],
+    ]
     fig, ax = plt.subplots(figsize=(max(8.0, 0.55 * len(rows) + 2), 5))
     xs = range(len(rows))
     ax.bar([x - 0.2 for x in xs], fwd, 0.4, yerr=fwd_err, label="forward", capsize=2)

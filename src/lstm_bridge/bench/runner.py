@@ -1,4 +1,5 @@
 """One benchmark run: every (config, variant) row, timed and (optionally) memory-probed."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -16,10 +17,18 @@ from .progress import ProgressReporter
 from .timing import TimingPlan, measure, sgemm_ceiling
 
 
-def run(configs: Sequence[Config], variants: Sequence[str], *, plan: TimingPlan, threads: int = 2,
-        memory: bool = True, frameworks: Sequence[str] = (), progress: str = "auto",
-        global_ceiling: Optional[Tuple[int, int, int]] = (1536, 1536, 1536),
-        meta: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+def run(
+    configs: Sequence[Config],
+    variants: Sequence[str],
+    *,
+    plan: TimingPlan,
+    threads: int = 2,
+    memory: bool = True,
+    frameworks: Sequence[str] = (),
+    progress: str = "auto",
+    global_ceiling: Optional[Tuple[int, int, int]] = (1536, 1536, 1536),
+    meta: Optional[Dict[str, Any]] = None,
+) -> Dict[str, Any]:
     """Run the benchmark and return the results dict (what ``results.json`` holds).
 
     ``rows`` has one entry per (config, variant) with ``forward``/``train`` from :func:`measure`,
@@ -32,10 +41,17 @@ def run(configs: Sequence[Config], variants: Sequence[str], *, plan: TimingPlan,
     n_memory = 2 * len(configs) * len(variants) if probe else 0
     steps = len(configs) * len(variants) + len(configs) + n_memory + (1 if global_ceiling else 0)
     bar = ProgressReporter(steps, progress)
-    results: Dict[str, Any] = {"meta": dict(meta or {}), "plan": dataclasses.asdict(plan), "ceilings": {},
-                               "rows": [], "frameworks": list(frameworks), "framework_errors": {}}
+    results: Dict[str, Any] = {
+        "meta": dict(meta or {}),
+        "plan": dataclasses.asdict(plan),
+        "ceilings": {},
+        "rows": [],
+        "frameworks": list(frameworks),
+        "framework_errors": {},
+    }
     results["meta"]["memory_method"] = probe_problem or (
-        "peak RSS increase of one train step in a forked child (VmHWM reset via /proc/self/clear_refs)")
+        "peak RSS increase of one train step in a forked child (VmHWM reset via /proc/self/clear_refs)"
+    )
     try:
         if global_ceiling:
             bar.start(f"sgemm ceiling {global_ceiling}")
@@ -79,24 +95,32 @@ def run(configs: Sequence[Config], variants: Sequence[str], *, plan: TimingPlan,
                 row: Dict[str, Any] = {"config": dataclasses.asdict(cfg), "variant": variant}
                 for mode in ("forward", "train"):
                     # the ceiling GEMM joins the forward rounds, so it sees the same machine as ours
-                    row[mode] = measure(dict(participants, sgemm=gemm) if mode == "forward" else participants,
-                                        mode, plan)
+                    row[mode] = measure(
+                        dict(participants, sgemm=gemm) if mode == "forward" else participants, mode, plan
+                    )
                 row["forward"]["ratio"].pop(SGEMM, None)
                 flops = {"forward": cfg.forward_flops(variant), "train": 3.0 * cfg.forward_flops(variant)}
                 row["flops"] = flops
-                row["gflops"] = {m: {n: flops[m] / s / 1e9 for n, s in row[m]["median_s"].items() if n != SGEMM}
-                                 for m in ("forward", "train")}
+                row["gflops"] = {
+                    m: {n: flops[m] / s / 1e9 for n, s in row[m]["median_s"].items() if n != SGEMM}
+                    for m in ("forward", "train")
+                }
                 per_pass_ceiling = [gemm_flops / t / 1e9 for t in row["forward"]["passes"][SGEMM]]
                 row["ceiling_gflops"] = statistics.median(per_pass_ceiling)
                 row["ceiling_share"] = {
-                    "forward": statistics.median(flops["forward"] / t / 1e9 / c for t, c in
-                                                 zip(row["forward"]["passes"]["ours"], per_pass_ceiling)),
-                    "train": row["gflops"]["train"]["ours"] / row["ceiling_gflops"]}
+                    "forward": statistics.median(
+                        flops["forward"] / t / 1e9 / c
+                        for t, c in zip(row["forward"]["passes"]["ours"], per_pass_ceiling)
+                    ),
+                    "train": row["gflops"]["train"]["ours"] / row["ceiling_gflops"],
+                }
                 row["path"] = {m: row[m]["paths"]["ours"] for m in ("forward", "train")}
                 del participants, ours, ref
-                bar.finish(f"{cfg.name} / {variant}: forward {row['forward']['ratio']['ours']['median']:.2f}x, "
-                           f"train {row['train']['ratio']['ours']['median']:.2f}x torch.nn.LSTM "
-                           f"(path {row['path']['forward']}/{row['path']['train']})")
+                bar.finish(
+                    f"{cfg.name} / {variant}: forward {row['forward']['ratio']['ours']['median']:.2f}x, "
+                    f"train {row['train']['ratio']['ours']['median']:.2f}x torch.nn.LSTM "
+                    f"(path {row['path']['forward']}/{row['path']['train']})"
+                )
                 results["rows"].append(row)
                 if probe is not None:
                     task = {"config": dataclasses.asdict(cfg), "variant": variant, "threads": threads, "seed": 0}

@@ -1,5 +1,6 @@
 """Interleaved A/B timing: calibrated passes of rounds that call every participant in alternating order,
 and the sgemm ceiling; see the package docstring for the method."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -71,7 +72,7 @@ def measure(participants: Dict[str, Workload], mode: str, plan: TimingPlan) -> D
         gc.collect()
         samples: Dict[str, List[float]] = {n: [] for n in names}
         for r in range(reps):
-            for n in (names if (k * reps + r) % 2 == 0 else names[::-1]):
+            for n in names if (k * reps + r) % 2 == 0 else names[::-1]:
                 samples[n].append(_call_time(fns[n]))
         for n in names:
             passes[n].append(statistics.median(samples[n]))
@@ -81,8 +82,13 @@ def measure(participants: Dict[str, Workload], mode: str, plan: TimingPlan) -> D
             continue
         per_pass = [a / b for a, b in zip(passes[n], passes["torch"])]
         ratio[n] = {"per_pass": per_pass, **_summary(per_pass)}
-    return {"passes": passes, "reps": reps, "paths": paths, "ratio": ratio,
-            "median_s": {n: statistics.median(passes[n]) for n in names}}
+    return {
+        "passes": passes,
+        "reps": reps,
+        "paths": paths,
+        "ratio": ratio,
+        "median_s": {n: statistics.median(passes[n]) for n in names},
+    }
 
 
 def sgemm_ceiling(m: int, k: int, n: int, plan: TimingPlan) -> Dict[str, Any]:

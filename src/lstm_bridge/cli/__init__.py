@@ -8,6 +8,7 @@ module with ``add_parser(subparsers)`` and ``run(args, out) -> int``. While a co
 and SIGHUP raise an exception as SIGINT does (so temporary files are removed on every exit path), and
 a signal is never swallowed: one that library code caught still ends the run with 128 + signum.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lstm-bridge",
         description="Move LSTM weights losslessly between Keras, MindSpore, PyTorch and ONNX, prove the numbers "
-                    "match, and explain how the two APIs correspond.",
-        epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+        "match, and explain how the two APIs correspond.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"lstm-bridge {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in _COMMANDS:

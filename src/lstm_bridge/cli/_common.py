@@ -1,4 +1,5 @@
 """Shared pieces of the ``lstm-bridge`` subcommands: exit codes, errors, output, loading."""
+
 from __future__ import annotations
 
 import errno
@@ -48,8 +49,10 @@ class Output:
         self.stream = stream if stream is not None else sys.stdout
         try:
             from rich.console import Console
-            self.console: Any = Console(file=self.stream, highlight=False, soft_wrap=True,
-                                        width=None if self.stream.isatty() else 120)
+
+            self.console: Any = Console(
+                file=self.stream, highlight=False, soft_wrap=True, width=None if self.stream.isatty() else 120
+            )
         except ImportError:  # pragma: no cover - rich is optional
             self.console = None
 
@@ -62,6 +65,7 @@ class Output:
     def table(self, title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         if self.console is not None:
             from rich.table import Table
+
             t = Table(title=title, title_justify="left")
             for c in columns:
                 t.add_column(c, overflow="fold")
@@ -69,8 +73,9 @@ class Output:
                 t.add_row(*[str(v) for v in r])
             self.console.print(t)
             return
-        widths = [max(len(str(c)), *(len(str(r[i])) for r in rows)) if rows else len(str(c))
-                  for i, c in enumerate(columns)]
+        widths = [
+            max(len(str(c)), *(len(str(r[i])) for r in rows)) if rows else len(str(c)) for i, c in enumerate(columns)
+        ]
         print(title, file=self.stream)
         print("  ".join(str(c).ljust(w) for c, w in zip(columns, widths)), file=self.stream)
         for r in rows:
@@ -84,20 +89,37 @@ def load_model(path: str) -> Any:
     if os.path.isdir(path):
         raise CliError(EXIT_INPUT, f"{path}: is a directory; expected a model file")
     from ..io import load
+
     try:
         return load(path)
     except NotImplementedError as exc:
-        raise CliError(EXIT_INPUT, f"unsupported: {exc}" if os.fspath(path) in str(exc)
-                       else f"{path}: unsupported: {exc}") from exc
+        raise CliError(
+            EXIT_INPUT, f"unsupported: {exc}" if os.fspath(path) in str(exc) else f"{path}: unsupported: {exc}"
+        ) from exc
     except (ValueError, OSError, KeyError, EOFError) as exc:  # FormatError is a ValueError
         raise CliError(EXIT_INPUT, f"{exc}" if os.fspath(path) in str(exc) else f"{path}: {exc}") from exc
 
 
 #: ``os.strerror`` texts searched for in the messages of writers that wrap an OS error in their own
 #: exception type (torch's RuntimeError "file write failed", safetensors' IoError, HDF5's "errno = 28")
-_OS_ERRNOS = tuple(getattr(errno, n) for n in ("ENOSPC", "EDQUOT", "EFBIG", "EROFS", "EACCES", "EPERM", "EIO",
-                                                "ENOENT", "ENOTDIR", "EISDIR", "EMFILE", "ENAMETOOLONG")
-                   if hasattr(errno, n))
+_OS_ERRNOS = tuple(
+    getattr(errno, n)
+    for n in (
+        "ENOSPC",
+        "EDQUOT",
+        "EFBIG",
+        "EROFS",
+        "EACCES",
+        "EPERM",
+        "EIO",
+        "ENOENT",
+        "ENOTDIR",
+        "EISDIR",
+        "EMFILE",
+        "ENAMETOOLONG",
+    )
+    if hasattr(errno, n)
+)
 _ERRNO_IN_TEXT = re.compile(r"(?:errno\s*=\s*|\[Errno\s+|Os\s*\{\s*code:\s*)(\d+)")
 
 
@@ -128,6 +150,7 @@ def chain_of(mf: Any, layer: Optional[str], path: str, strict: bool = False) -> 
     """The LSTM chain of a loaded file (``CliError(EXIT_INPUT)`` when it has none). ``strict`` also
     requires the layers to feed each other (needed to run the chain end to end, not to compare it)."""
     from ..convert import chain_from_model_file
+
     try:
         return chain_from_model_file(mf, layer, validate=strict)
     except ValueError as exc:

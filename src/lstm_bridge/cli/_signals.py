@@ -8,6 +8,7 @@ re-raises a recorded signal (``convert`` calls it right before it moves OUT into
 turns a recorded signal into exit ``128 + signum`` (130 SIGINT, 143 SIGTERM, 129 SIGHUP) even when the
 command returned normally.
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -1,4 +1,5 @@
 """``lstm-bridge bench [ARGS...]``: the benchmark suite (``lstm_bridge.bench.main(argv)``)."""
+
 from __future__ import annotations
 
 import argparse
@@ -6,8 +7,10 @@ from typing import Any, List
 
 from ._common import EXIT_USAGE, CliError, Output
 
-HELP = ("run the benchmarks; every argument after 'bench' goes to the benchmark suite "
-        "(its own options: lstm-bridge bench -- --help)")
+HELP = (
+    "run the benchmarks; every argument after 'bench' goes to the benchmark suite "
+    "(its own options: lstm-bridge bench -- --help)"
+)
 
 
 def add_parser(sub: Any) -> None:

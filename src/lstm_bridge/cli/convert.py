@@ -10,6 +10,7 @@ temporary file: no partial output is ever left behind, and an interrupted run ne
 Errors name OUT, never the temporary file; write failures (read-only directory, disk full) are one line
 with the OS reason and exit 3.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,27 +63,43 @@ PROGRESS_BYTES = 32 * 1024 * 1024
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("convert", help=HELP, description=DESCRIPTION,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "convert", help=HELP, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("input", metavar="IN", help="the model file to read")
     p.add_argument("output", metavar="OUT", help="the file to write")
-    p.add_argument("--to", metavar="FORMAT", default=None,
-                   help="output format name (default: from OUT's suffix)")
+    p.add_argument("--to", metavar="FORMAT", default=None, help="output format name (default: from OUT's suffix)")
     p.add_argument("--layer", metavar="NAME", default=None, help="convert only the LSTM layer with this name")
     p.add_argument("--force", action="store_true", help="replace OUT if it exists (never an input file)")
     p.add_argument("--tol", type=float, default=1e-5, help="verification tolerance (default 1e-5)")
-    p.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
-                   help=f"progress bar: auto shows it for inputs >= {PROGRESS_BYTES >> 20} MiB")
+    p.add_argument(
+        "--progress",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help=f"progress bar: auto shows it for inputs >= {PROGRESS_BYTES >> 20} MiB",
+    )
     layout = p.add_mutually_exclusive_group()
-    layout.add_argument("--batch-first", dest="batch_first", action="store_const", const=True, default=None,
-                        help="ONNX only: the graph input is (B, T, I) (for files that do not record it, e.g. .ckpt)")
-    layout.add_argument("--time-major", dest="batch_first", action="store_const", const=False,
-                        help="ONNX only: the graph input is (T, B, I)")
+    layout.add_argument(
+        "--batch-first",
+        dest="batch_first",
+        action="store_const",
+        const=True,
+        default=None,
+        help="ONNX only: the graph input is (B, T, I) (for files that do not record it, e.g. .ckpt)",
+    )
+    layout.add_argument(
+        "--time-major",
+        dest="batch_first",
+        action="store_const",
+        const=False,
+        help="ONNX only: the graph input is (T, B, I)",
+    )
     p.set_defaults(run=run)
 
 
 def _output_format(out_path: str, to: Optional[str]) -> str:
     from .. import formats
+
     if to is not None:
         if to not in formats.available():
             raise CliError(EXIT_USAGE, f"unknown --to format {to!r}; known formats: {formats.available()}")
@@ -101,8 +118,9 @@ def _check_paths(src: str, dst: str, force: bool) -> None:
         with contextlib.suppress(OSError):
             same = same or os.path.samefile(src, dst)
         if same:
-            raise CliError(EXIT_USAGE, f"refusing to overwrite the input file {src!r} with the output; "
-                                       "write to another path")
+            raise CliError(
+                EXIT_USAGE, f"refusing to overwrite the input file {src!r} with the output; write to another path"
+            )
         if os.path.isdir(dst):
             raise CliError(EXIT_USAGE, f"{dst}: is a directory; expected a file path")
         if not force:
@@ -117,6 +135,7 @@ def _check_paths(src: str, dst: str, force: bool) -> None:
 def _temp_suffix(dst: str, fmt: str) -> str:
     """``dst``'s format suffix (``.weights.h5`` too), kept by the temporary file so writers see the format."""
     from .. import formats
+
     low = dst.lower()
     suffixes = formats._SUFFIXES.get(fmt, ())  # the registry's declared suffixes
     return max((s for s in suffixes if low.endswith(s)), key=len, default=suffixes[0] if suffixes else "")
@@ -143,8 +162,10 @@ class _Steps:
         self.progress: Any = None
         if enabled and out.console is not None:
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-                                     console=out.console, transient=False)
+
+            self.progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=out.console, transient=False
+            )
             self.task = self.progress.add_task("convert", total=total)
 
     @contextlib.contextmanager
@@ -177,6 +198,7 @@ def _save(mf: Any, path: str, fmt: str, layer: Optional[str], dst: str, batch_fi
     is ``cannot write OUT: <reason>`` (exit 3), a model the target cannot hold is ``cannot write FMT: ...``
     (exit 3)."""
     from .. import io as lb_io
+
     options: dict = {}
     if fmt == "onnx":
         options["layer"] = layer
@@ -206,27 +228,39 @@ def _likely_write_reason(path: str) -> Optional[str]:
             return os.strerror(errno.ENOSPC)
     with contextlib.suppress(ImportError, OSError, ValueError):
         import resource
+
         soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
         if soft != resource.RLIM_INFINITY:
             return f"{os.strerror(errno.EFBIG)} (the file size limit, ulimit -f, is {soft} bytes)"
     return None
 
 
-def _verify(mf: Any, tmp: str, fmt: str, layer: Optional[str], src: str, dst: str,
-            notes: List[str], batch_first: Optional[bool] = None) -> List[Any]:
+def _verify(
+    mf: Any,
+    tmp: str,
+    fmt: str,
+    layer: Optional[str],
+    src: str,
+    dst: str,
+    notes: List[str],
+    batch_first: Optional[bool] = None,
+) -> List[Any]:
     """Per-layer differences between ``mf`` and the written file ``tmp`` (``notes`` gets what the user must
     know, e.g. semantics a weights-only file does not record). ``batch_first``: the layout the ONNX
     graph was written with (None: the source's)."""
     from .. import convert as conv
+
     LayerDiff, compare_chains, pair_layers = conv.LayerDiff, conv.compare_chains, conv.pair_layers
     if fmt == "onnx":
         from ..formats import onnx as onnx_format
+
         chain = conv.chain_from_model_file(mf, layer)
         if batch_first is not None:
             chain.batch_first = bool(batch_first)  # feed the graph in the layout it was written with
         diff = onnx_format.verify(tmp, chain)
         return [LayerDiff("onnx graph (all outputs)", diff, diff, diff)]
     from ..io import load
+
     try:
         written = load(tmp)
     except (ValueError, OSError, NotImplementedError) as exc:
@@ -240,20 +274,31 @@ def _verify(mf: Any, tmp: str, fmt: str, layer: Optional[str], src: str, dst: st
             # run with the input's semantics; say what the reader has to supply.
             for a, b in pairs:
                 if (a.gate, a.candidate, a.reverse) != (b.gate, b.candidate, b.reverse):
-                    notes.append(f"{dst} is weights-only: layer {a.name!r} needs gate={a.gate}, "
-                                 f"candidate={a.candidate}, reverse={a.reverse} from the model that loads it")
+                    notes.append(
+                        f"{dst} is weights-only: layer {a.name!r} needs gate={a.gate}, "
+                        f"candidate={a.candidate}, reverse={a.reverse} from the model that loads it"
+                    )
                     b.gate, b.candidate, b.reverse = a.gate, a.candidate, list(a.reverse)
         diffs = compare_chains(chain_src, chain_out)
     except ValueError as exc:
-        raise CliError(EXIT_VERIFY, f"the written file's LSTMs do not match the input's: {exc}; {dst} was not "
-                                    "written") from exc
-    meaning = [f"layer {a.name!r}: the input means gate={a.gate}, candidate={a.candidate}, reverse={a.reverse} "
-               f"but {dst} means gate={b.gate}, candidate={b.candidate}, reverse={b.reverse}"
-               for a, b in pairs if (a.gate, a.candidate, a.reverse) != (b.gate, b.candidate, b.reverse)]
+        raise CliError(
+            EXIT_VERIFY, f"the written file's LSTMs do not match the input's: {exc}; {dst} was not written"
+        ) from exc
+    meaning = [
+        f"layer {a.name!r}: the input means gate={a.gate}, candidate={a.candidate}, reverse={a.reverse} "
+        f"but {dst} means gate={b.gate}, candidate={b.candidate}, reverse={b.reverse}"
+        for a, b in pairs
+        if (a.gate, a.candidate, a.reverse) != (b.gate, b.candidate, b.reverse)
+    ]
     if meaning and max(d.worst for d in diffs) > 0:
-        raise CliError(EXIT_VERIFY, "verification failed: the written file changes the semantics ("
-                       + "; ".join(meaning) + "); the target format cannot record them. " + dst
-                       + " was not written")
+        raise CliError(
+            EXIT_VERIFY,
+            "verification failed: the written file changes the semantics ("
+            + "; ".join(meaning)
+            + "); the target format cannot record them. "
+            + dst
+            + " was not written",
+        )
     return diffs
 
 
@@ -266,19 +311,26 @@ def _output_file(dst: str, fmt: str, force: bool) -> Iterator[str]:
     run never touches OUT. Its OS errors become CliError naming OUT."""
     stage = "create"
     try:
-        with atomic.atomic_output(dst, _temp_suffix(dst, fmt), exclusive=not force, tag=_temp_tag(),
-                                  before_commit=_signals.raise_if_interrupted) as tmp:
+        with atomic.atomic_output(
+            dst,
+            _temp_suffix(dst, fmt),
+            exclusive=not force,
+            tag=_temp_tag(),
+            before_commit=_signals.raise_if_interrupted,
+        ) as tmp:
             stage = "run"
             yield tmp
             stage = "commit"
     except OSError as exc:
         if stage == "create":
             directory = os.path.dirname(os.path.abspath(dst))
-            raise CliError(EXIT_IO, f"cannot write {dst}: cannot create a file in {directory}: "
-                                    f"{os_reason(exc) or exc}") from None
+            raise CliError(
+                EXIT_IO, f"cannot write {dst}: cannot create a file in {directory}: {os_reason(exc) or exc}"
+            ) from None
         if stage == "commit" and isinstance(exc, FileExistsError):
-            raise CliError(EXIT_USAGE, f"{dst}: already exists (created while this conversion ran); "
-                                       "pass --force to replace it") from None
+            raise CliError(
+                EXIT_USAGE, f"{dst}: already exists (created while this conversion ran); pass --force to replace it"
+            ) from None
         if stage == "commit":
             raise CliError(EXIT_IO, f"cannot write {dst}: {os_reason(exc) or exc}") from None
         raise
@@ -288,6 +340,7 @@ def _check_target(mf: Any, fmt: str, layer: Optional[str], src: str) -> None:
     """CliError listing why ``fmt`` cannot hold ``mf`` (MindSpore/PyTorch/ONNX targets; the Keras writers
     check their own generation's dialect), asked of :mod:`lstm_bridge.targets`, the writers' rule too."""
     from .. import targets
+
     target = targets.FORMAT_TARGETS.get(fmt)
     if target not in ("mindspore", "torch", "onnx"):
         return
@@ -327,8 +380,11 @@ def run(args: argparse.Namespace, out: Output) -> int:
                 if not worst <= args.tol:
                     rows = [(d.name, fmt_float(d.output), fmt_float(d.h), fmt_float(d.c)) for d in diffs]
                     out.table("verification (max |difference|)", ("layer", "output", "h", "c"), rows)
-                    raise CliError(EXIT_VERIFY, f"verification failed: max |difference| {fmt_float(worst)} > tol "
-                                                f"{args.tol:g}; {dst} was not written")
+                    raise CliError(
+                        EXIT_VERIFY,
+                        f"verification failed: max |difference| {fmt_float(worst)} > tol "
+                        f"{args.tol:g}; {dst} was not written",
+                    )
                 steps.step("done")
             _report(out, diffs, report, notes)  # then OUT is moved into place (the last step)
     except CliError as exc:

@@ -1,4 +1,5 @@
 """``lstm-bridge demo``: the seed's example in both APIs and their parity (``lstm_bridge.demo.main``)."""
+
 from __future__ import annotations
 
 import argparse
@@ -16,4 +17,5 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace, out: Output) -> int:
     from .. import demo  # lazily: it builds layers
+
     return int(demo.main() or 0)

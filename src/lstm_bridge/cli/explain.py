@@ -1,4 +1,5 @@
 """``lstm-bridge explain "<layer call>"``: the equivalent call on the other side, or why there is none."""
+
 from __future__ import annotations
 
 import argparse
@@ -20,25 +21,42 @@ Exit code 0 whether or not the call is expressible; 2 when the text is not an LS
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("explain", help=HELP, description=DESCRIPTION,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "explain", help=HELP, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("call", help='the layer call, quoted, e.g. "tf.keras.layers.LSTM(16)"')
-    p.add_argument("--keras-version", type=int, choices=(2, 3), default=None,
-                   help="which Keras 'hard_sigmoid' is meant (2: clip(0.2x+0.5, 0, 1); 3: relu6(x+3)/6)")
+    p.add_argument(
+        "--keras-version",
+        type=int,
+        choices=(2, 3),
+        default=None,
+        help="which Keras 'hard_sigmoid' is meant (2: clip(0.2x+0.5, 0, 1); 3: relu6(x+3)/6)",
+    )
     p.add_argument("--json", action="store_true", help="print the explanation as JSON")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, out: Output) -> int:
     from ..explain import ExplainError, explain, format_explanation
+
     try:
         expl = explain(args.call, keras_version=args.keras_version)
     except ExplainError as exc:
         raise CliError(EXIT_USAGE, str(exc)) from exc
     if args.json:
-        out.line(json.dumps({"source": expl.source.framework, "expressible": expl.expressible,
-                             "target": expl.target, "blocking": expl.blocking, "rearrange": expl.rearrange,
-                             "notes": expl.notes}, indent=2))
+        out.line(
+            json.dumps(
+                {
+                    "source": expl.source.framework,
+                    "expressible": expl.expressible,
+                    "target": expl.target,
+                    "blocking": expl.blocking,
+                    "rearrange": expl.rearrange,
+                    "notes": expl.notes,
+                },
+                indent=2,
+            )
+        )
     else:
         out.line(format_explanation(expl))
     return EXIT_OK

@@ -1,4 +1,5 @@
 """``lstm-bridge inspect FILE``: layers, shapes, gate layout, framework and version, semantics."""
+
 from __future__ import annotations
 
 import argparse
@@ -9,25 +10,31 @@ import numpy as np
 
 from ._common import EXIT_OK, Output, load_model
 
-HELP = ("show a model file's layers (with mask_zero / Masking and activations), weight shapes, gate layout, "
-        "framework/version and LSTM semantics")
-DESCRIPTION = HELP + """.
+HELP = (
+    "show a model file's layers (with mask_zero / Masking and activations), weight shapes, gate layout, "
+    "framework/version and LSTM semantics"
+)
+DESCRIPTION = (
+    HELP
+    + """.
 
 Reads Keras .h5 / .weights.h5 / .keras, MindSpore .ckpt, PyTorch .pt/.pth and .safetensors without
 TensorFlow or MindSpore. For Keras files it says which hard_sigmoid the file means (decided by the
 writer's keras_version: 1.x / 2.x -> clip(0.2x+0.5, 0, 1), 3.x -> relu6(x+3)/6).
 Exit code 3 when the file cannot be read."""
+)
 
 _LAYOUT = {
     "keras": "Keras: kernel (I, 4u), recurrent_kernel (u, 4u), bias (4u,); gates i, f, c, o",
     "torch": "PyTorch = MindSpore: weight_ih_l{k} (4H, I), weight_hh_l{k} (4H, H), bias_ih/bias_hh (4H,); "
-             "gates i, f, g, o",
+    "gates i, f, g, o",
 }
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("inspect", help=HELP, description=DESCRIPTION,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "inspect", help=HELP, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("file", help="the model file")
     p.add_argument("--json", action="store_true", help="print a JSON document instead of tables")
     p.set_defaults(run=run)
@@ -39,24 +46,38 @@ def describe(mf: Any) -> Dict[str, Any]:
     layers: List[Dict[str, Any]] = []
     for e in mf.layers:
         item: Dict[str, Any] = {
-            "name": e.name, "kind": e.kind,
-            "weights": {k: {"shape": list(np.shape(v)), "dtype": str(np.asarray(v).dtype)}
-                        for k, v in e.weights.items()},
+            "name": e.name,
+            "kind": e.kind,
+            "weights": {
+                k: {"shape": list(np.shape(v)), "dtype": str(np.asarray(v).dtype)} for k, v in e.weights.items()
+            },
         }
         details = _layer_details(e)
         if e.name in lstm and e.kind in ("LSTM", "Bidirectional", "LSTMCell"):
             l = lstm[e.name]
             sem = {k: v for k, v in (l.semantics or {}).items() if k != "backward_semantics" and _jsonable(v)}
-            item["lstm"] = {"input_size": l.input_size, "hidden_size": l.hidden_size, "num_layers": l.num_layers,
-                            "bidirectional": l.bidirectional, "has_bias": l.has_bias, "semantics": sem}
+            item["lstm"] = {
+                "input_size": l.input_size,
+                "hidden_size": l.hidden_size,
+                "num_layers": l.num_layers,
+                "bidirectional": l.bidirectional,
+                "has_bias": l.has_bias,
+                "semantics": sem,
+            }
             for key in ("activation", "recurrent_activation"):  # as this file means them (resolved names)
                 if key in sem:
                     details[key] = sem[key]
         if details:
             item["details"] = details
         layers.append(item)
-    info = {"file": mf.path, "format": mf.format, "framework": mf.framework, "version": mf.version,
-            "gate_layout": _LAYOUT["keras" if mf.framework == "keras" else "torch"], "layers": layers}
+    info = {
+        "file": mf.path,
+        "format": mf.format,
+        "framework": mf.framework,
+        "version": mf.version,
+        "gate_layout": _LAYOUT["keras" if mf.framework == "keras" else "torch"],
+        "layers": layers,
+    }
     if mf.framework == "keras":
         info["keras_generation"] = mf.keras_version
         info["hard_sigmoid"] = mf.hard_sigmoid
@@ -116,8 +137,11 @@ def run(args: argparse.Namespace, out: Output) -> int:
     out.line(f"format: {info['format']}   framework: {info['framework']}   version: {info['version'] or 'unknown'}")
     if "hard_sigmoid" in info:
         out.line(f"keras generation: {info['keras_generation']}   'hard_sigmoid' means {info['hard_sigmoid']}")
-    masking = [f"{item['name']} ({_details_text(item['details'])})" for item in info["layers"]
-               if {"mask_zero", "mask_value"} & set(item.get("details", {})) and item["details"].get("mask_zero", True)]
+    masking = [
+        f"{item['name']} ({_details_text(item['details'])})"
+        for item in info["layers"]
+        if {"mask_zero", "mask_value"} & set(item.get("details", {})) and item["details"].get("mask_zero", True)
+    ]
     if masking:
         out.line("masking: " + "; ".join(masking) + " - padded steps are skipped by the layers after it")
     out.line(f"gate layout: {info['gate_layout']}")
@@ -134,11 +158,24 @@ def run(args: argparse.Namespace, out: Output) -> int:
         sem = dict(l["semantics"])
         acts = f"{sem.pop('recurrent_activation', 'sigmoid')} / {sem.pop('activation', 'tanh')}"
         flags = ", ".join(f"{k}={v}" for k, v in sem.items() if _worth_showing(k, v)) or "-"
-        lstm_rows.append((item["name"] or "(root)", l["input_size"], l["hidden_size"], l["num_layers"],
-                          "yes" if l["bidirectional"] else "no", "yes" if l["has_bias"] else "no", acts, flags))
+        lstm_rows.append(
+            (
+                item["name"] or "(root)",
+                l["input_size"],
+                l["hidden_size"],
+                l["num_layers"],
+                "yes" if l["bidirectional"] else "no",
+                "yes" if l["has_bias"] else "no",
+                acts,
+                flags,
+            )
+        )
     if lstm_rows:
-        out.table("LSTM semantics", ("name", "input", "hidden", "layers", "bidirectional", "bias",
-                                     "gate / cell activation", "options"), lstm_rows)
+        out.table(
+            "LSTM semantics",
+            ("name", "input", "hidden", "layers", "bidirectional", "bias", "gate / cell activation", "options"),
+            lstm_rows,
+        )
     else:
         out.line("no LSTM layers")
     return EXIT_OK

@@ -1,4 +1,5 @@
 """``lstm-bridge verify A B``: max |difference| of two files' LSTM outputs and states on random inputs."""
+
 from __future__ import annotations
 
 import argparse
@@ -7,18 +8,22 @@ from typing import Any, List
 from ._common import EXIT_OK, EXIT_VERIFY, CliError, Output, chain_of, fmt_float, load_model
 
 HELP = "compare the LSTMs of two files on random inputs (exit 1 above the tolerance)"
-DESCRIPTION = HELP + """.
+DESCRIPTION = (
+    HELP
+    + """.
 
 Both files' LSTM layers (in order; or the one named by --layer) are run on the same random inputs and
 initial states with their own semantics (activations as each file means them, directions); the max
 |difference| of every direction's output sequence and of the final h and c is reported per layer.
 Exit codes: 0 within --tol, 1 above it or when the LSTMs do not have the same structure, 3 when a file
 cannot be read."""
+)
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("verify", help=HELP, description=DESCRIPTION,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "verify", help=HELP, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("a", help="first model file")
     p.add_argument("b", help="second model file")
     p.add_argument("--tol", type=float, default=1e-5, help="largest accepted |difference| (default 1e-5)")
@@ -30,6 +35,7 @@ def add_parser(sub: Any) -> None:
 def compare_files(mf_a: Any, mf_b: Any, path_a: str, path_b: str, layer: Any = None, seed: int = 0) -> List[Any]:
     """Per-layer :class:`lstm_bridge.convert.LayerDiff` of two loaded files (CliError(1) on a mismatch)."""
     from ..convert import compare_chains
+
     chain_a = chain_of(mf_a, layer, path_a)
     chain_b = chain_of(mf_b, layer, path_b)
     try:

@@ -9,6 +9,7 @@
 
 What a target can express is :mod:`lstm_bridge.targets`' to say; these modules ask it.
 """
+
 from .chain import (
     Chain,
     ChainLayer,

@@ -7,6 +7,7 @@ MindSpore/PyTorch module or a :class:`~lstm_bridge.formats.ModelFile`; :func:`ru
 the engine (each layer's :meth:`~lstm_bridge.recurrent.RecurrentLayer.semantics`), and
 :func:`keras_outputs` turns one layer's per-direction outputs into what the layer returns.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -63,25 +64,33 @@ class Chain:
     def validate(self) -> None:
         for index, layer in enumerate(self.layers):
             if index and layer.input_size != self.layers[index - 1].output_size:
-                raise ValueError(f"chain {self.name!r}: layer {layer.name!r} takes {layer.input_size} features but "
-                                 f"the previous layer gives {self.layers[index - 1].output_size}")
+                raise ValueError(
+                    f"chain {self.name!r}: layer {layer.name!r} takes {layer.input_size} features but "
+                    f"the previous layer gives {self.layers[index - 1].output_size}"
+                )
             if index < len(self.layers) - 1 and not layer.return_sequences:
-                raise ValueError(f"chain {self.name!r}: layer {layer.name!r}: "
-                                 + UNSUPPORTED["middle_return_sequences"])
+                raise ValueError(
+                    f"chain {self.name!r}: layer {layer.name!r}: " + UNSUPPORTED["middle_return_sequences"]
+                )
             if index < len(self.layers) - 1 and layer.merge_mode is None and len(layer.directions) == 2:
-                raise ValueError(f"chain {self.name!r}: layer {layer.name!r} has merge_mode=None (two outputs) "
-                                 "and cannot feed another layer")
+                raise ValueError(
+                    f"chain {self.name!r}: layer {layer.name!r} has merge_mode=None (two outputs) "
+                    "and cannot feed another layer"
+                )
             if len(layer.directions) != len(layer.reverse) or len(layer.directions) not in (1, 2):
-                raise ValueError(f"chain {self.name!r}: layer {layer.name!r} needs 1 or 2 directions with one "
-                                 f"reverse flag each; received {len(layer.directions)} and {len(layer.reverse)}")
+                raise ValueError(
+                    f"chain {self.name!r}: layer {layer.name!r} needs 1 or 2 directions with one "
+                    f"reverse flag each; received {len(layer.directions)} and {len(layer.reverse)}"
+                )
 
 
 def _name_of(fn: Any) -> str:
     return getattr(fn, "name", None) or repr(fn)
 
 
-def chain_from_lstm_layers(entries: Sequence[Any], *, api: str, batch_first: Optional[bool] = None,
-                           name: str = "", validate: bool = True) -> Chain:
+def chain_from_lstm_layers(
+    entries: Sequence[Any], *, api: str, batch_first: Optional[bool] = None, name: str = "", validate: bool = True
+) -> Chain:
     """A :class:`Chain` from :class:`lstm_bridge.formats.LSTMLayer` entries (``ModelFile.lstm_layers()``),
     in order. Keras entries give one chain layer each; a MindSpore/PyTorch stack gives one per layer.
 
@@ -127,8 +136,9 @@ def chain_from_model_file(mf: Any, layer: Optional[str] = None, validate: bool =
     if layer is not None:
         picked = [e for e in entries if e.name == layer]
         if not picked:
-            raise ValueError(f"no LSTM layer {layer!r} in {mf.path or 'the model'}; LSTM layers: "
-                             f"{[e.name for e in entries]}")
+            raise ValueError(
+                f"no LSTM layer {layer!r} in {mf.path or 'the model'}; LSTM layers: {[e.name for e in entries]}"
+            )
         entries = picked
     if not entries:
         raise ValueError(f"{mf.path or 'the model'} has no LSTM layer (layers: {[e.name for e in mf.layers]})")
@@ -142,7 +152,8 @@ def chain_from_model_file(mf: Any, layer: Optional[str] = None, validate: bool =
             inner = cfg.get("layer", {}).get("config", {}) if e.kind == "Bidirectional" else cfg
             if "return_sequences" not in inner and e.semantics is not None:
                 entries[index] = dataclasses.replace(
-                    e, semantics=dict(e.semantics, return_sequences=True, return_sequences_unknown=True))
+                    e, semantics=dict(e.semantics, return_sequences=True, return_sequences_unknown=True)
+                )
     try:
         return chain_from_lstm_layers(entries, api=api, name=os.path.basename(mf.path or ""), validate=validate)
     except ValueError as exc:
@@ -170,29 +181,46 @@ def chain_from(obj: Any) -> Chain:
                 for a in ("activation", "recurrent_activation"):
                     if _name_of(getattr(fwd.cell, a)) != _name_of(getattr(bwd.cell, a)):
                         raise ValueError(f"{_layer_name(layer)}: forward and backward {a} differ; not supported")
-                layers.append(RecurrentLayer(
-                    layer.name, [from_keras(*fwd.get_weights()).torch(), from_keras(*bwd.get_weights()).torch()],
-                    [fwd.go_backwards, bwd.go_backwards], _name_of(fwd.cell.recurrent_activation),
-                    _name_of(fwd.cell.activation), merge_mode=layer.merge_mode,
-                    return_sequences=layer.return_sequences, zero_output_for_mask=layer.return_sequences,
-                    stateful=bool(fwd.stateful or bwd.stateful), keras_version=getattr(fwd, "keras_version", None)))
+                layers.append(
+                    RecurrentLayer(
+                        layer.name,
+                        [from_keras(*fwd.get_weights()).torch(), from_keras(*bwd.get_weights()).torch()],
+                        [fwd.go_backwards, bwd.go_backwards],
+                        _name_of(fwd.cell.recurrent_activation),
+                        _name_of(fwd.cell.activation),
+                        merge_mode=layer.merge_mode,
+                        return_sequences=layer.return_sequences,
+                        zero_output_for_mask=layer.return_sequences,
+                        stateful=bool(fwd.stateful or bwd.stateful),
+                        keras_version=getattr(fwd, "keras_version", None),
+                    )
+                )
             else:
                 if not layer.built:
                     raise ValueError(f"{_layer_name(layer)} is not built; call it once before exporting")
                 if layer.stateful:
                     raise ValueError(f"{_layer_name(layer)}: " + UNSUPPORTED["stateful"])
-                layers.append(RecurrentLayer(
-                    layer.name, [from_keras(*layer.get_weights()).torch()], [layer.go_backwards],
-                    _name_of(layer.cell.recurrent_activation), _name_of(layer.cell.activation),
-                    processing_order=layer.go_backwards, return_sequences=layer.return_sequences,
-                    zero_output_for_mask=layer.zero_output_for_mask,
-                    keras_version=getattr(layer, "keras_version", None)))
+                layers.append(
+                    RecurrentLayer(
+                        layer.name,
+                        [from_keras(*layer.get_weights()).torch()],
+                        [layer.go_backwards],
+                        _name_of(layer.cell.recurrent_activation),
+                        _name_of(layer.cell.activation),
+                        processing_order=layer.go_backwards,
+                        return_sequences=layer.return_sequences,
+                        zero_output_for_mask=layer.zero_output_for_mask,
+                        keras_version=getattr(layer, "keras_version", None),
+                    )
+                )
         chain = Chain(layers, "keras", not items[0].time_major if hasattr(items[0], "time_major") else True)
         chain.validate()
         return chain
     stack = stack_from(obj)
-    layers = [RecurrentLayer(f"l{l}", dirs, [False, True][:len(dirs)], zero_output_for_mask=True)
-              for l, dirs in enumerate(stack.layers)]
+    layers = [
+        RecurrentLayer(f"l{l}", dirs, [False, True][: len(dirs)], zero_output_for_mask=True)
+        for l, dirs in enumerate(stack.layers)
+    ]
     return Chain(layers, "mindspore", stack.batch_first)
 
 
@@ -217,10 +245,17 @@ def keras_outputs(layer: RecurrentLayer, outs: Sequence[Tensor]) -> List[Tensor]
     """
     # The rules themselves live once, in lstm_bridge.keras.outputs (keras.LSTM / Bidirectional call them too).
     if len(outs) == 2 and layer.merge_mode not in _keras_outputs.MERGE_MODES:
-        raise ValueError(f"layer {layer.name!r}: unknown merge_mode {layer.merge_mode!r}; expected one of "
-                         f"{list(_keras_outputs.MERGE_MODES)}")
-    return _keras_outputs.merged_outputs(list(outs), list(layer.reverse), return_sequences=layer.return_sequences,
-                                         merge_mode=layer.merge_mode, processing_order=layer.processing_order)
+        raise ValueError(
+            f"layer {layer.name!r}: unknown merge_mode {layer.merge_mode!r}; expected one of "
+            f"{list(_keras_outputs.MERGE_MODES)}"
+        )
+    return _keras_outputs.merged_outputs(
+        list(outs),
+        list(layer.reverse),
+        return_sequences=layer.return_sequences,
+        merge_mode=layer.merge_mode,
+        processing_order=layer.processing_order,
+    )
 
 
 @dataclass
@@ -244,8 +279,14 @@ class ChainResult:
         return torch.stack(self.c)
 
 
-def run_chain(chain: Chain, x: Tensor, *, lengths: Optional[Tensor] = None, h0: Optional[Tensor] = None,
-              c0: Optional[Tensor] = None) -> ChainResult:
+def run_chain(
+    chain: Chain,
+    x: Tensor,
+    *,
+    lengths: Optional[Tensor] = None,
+    h0: Optional[Tensor] = None,
+    c0: Optional[Tensor] = None,
+) -> ChainResult:
     """Run ``chain`` on the lstm-bridge engine.
 
     Args:
@@ -271,8 +312,9 @@ def run_chain(chain: Chain, x: Tensor, *, lengths: Optional[Tensor] = None, h0: 
         zeros = x.new_zeros(B, H)
         h_init = [h0[row + d] if h0 is not None else zeros for d in range(D)]
         c_init = [c0[row + d] if c0 is not None else zeros for d in range(D)]
-        outs, h_last, c_last = run_layer(y, dirs, h_init, c_init, reverse=list(layer.reverse), valid=valid,
-                                         semantics=layer.semantics(rule))
+        outs, h_last, c_last = run_layer(
+            y, dirs, h_init, c_init, reverse=list(layer.reverse), valid=valid, semantics=layer.semantics(rule)
+        )
         hs.extend(h_last)
         cs.extend(c_last)
         row += D

@@ -1,4 +1,5 @@
 """Comparison of two chains layer by layer (what ``lstm-bridge verify`` and ``convert`` check)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -61,8 +62,9 @@ def compare_chains(a: Chain, b: Chain, *, seed: int = 0, batch: int = 3, steps: 
         def md(p: List[Tensor], q: List[Tensor]) -> float:
             return max(float((s - t).abs().max()) for s, t in zip(p, q))
 
-        diffs.append(LayerDiff(la.name if la.name == lb.name else f"{la.name} / {lb.name}",
-                               md(oa, ob), md(ha, hb), md(ca, cb)))
+        diffs.append(
+            LayerDiff(la.name if la.name == lb.name else f"{la.name} / {lb.name}", md(oa, ob), md(ha, hb), md(ca, cb))
+        )
     return diffs
 
 
@@ -74,8 +76,10 @@ def pair_layers(a: Chain, b: Chain) -> List[Tuple[RecurrentLayer, RecurrentLayer
         ValueError: different numbers of layers.
     """
     if len(a.layers) != len(b.layers):
-        raise ValueError(f"different number of LSTM layers: {len(a.layers)} ({[l.name for l in a.layers]}) vs "
-                         f"{len(b.layers)} ({[l.name for l in b.layers]})")
+        raise ValueError(
+            f"different number of LSTM layers: {len(a.layers)} ({[l.name for l in a.layers]}) vs "
+            f"{len(b.layers)} ({[l.name for l in b.layers]})"
+        )
     names_a = [l.name for l in a.layers]
     names_b = [l.name for l in b.layers]
     if sorted(names_a) == sorted(names_b) and len(set(names_a)) == len(names_a):

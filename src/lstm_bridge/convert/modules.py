@@ -31,6 +31,7 @@ and are not carried (a ``UserWarning`` says so).
 :func:`keras_mask_to_seq_length` turns a right-padded Keras mask into MindSpore ``seq_length`` and
 refuses masks with holes or left padding.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -106,20 +107,28 @@ class LSTMStack:
             expected_in = self.input_size if l == 0 else D * H
             for d, w in enumerate(dirs):
                 if w.hidden_size != H:
-                    raise ValueError(f"layer {l} direction {d} has hidden size {w.hidden_size}; expected {H} "
-                                     "(one LSTM has one hidden_size)")
+                    raise ValueError(
+                        f"layer {l} direction {d} has hidden size {w.hidden_size}; expected {H} "
+                        "(one LSTM has one hidden_size)"
+                    )
                 if w.input_size != expected_in:
-                    raise ValueError(f"layer {l} direction {d} has input size {w.input_size}; expected "
-                                     f"{expected_in} ({'input_size' if l == 0 else 'D*H of the previous layer'})")
+                    raise ValueError(
+                        f"layer {l} direction {d} has input size {w.input_size}; expected "
+                        f"{expected_in} ({'input_size' if l == 0 else 'D*H of the previous layer'})"
+                    )
                 if w.has_bias != self.has_bias:
-                    raise ValueError("every layer and direction must agree on having a bias; "
-                                     f"layer {l} direction {d} has_bias={w.has_bias}")
+                    raise ValueError(
+                        "every layer and direction must agree on having a bias; "
+                        f"layer {l} direction {d} has_bias={w.has_bias}"
+                    )
 
 
 # --- Keras side ---------------------------------------------------------------------------------
 
+
 def _keras_classes():
     from ..keras import LSTM, Bidirectional
+
     return LSTM, Bidirectional
 
 
@@ -133,12 +142,16 @@ def _check_keras_lstm(layer: Any) -> None:
     name = _layer_name(layer)
     cell = layer.cell
     if not layer.built:
-        raise ValueError(f"{name} is not built: its input size is unknown; call it once or build(input_shape) "
-                         "before converting")
+        raise ValueError(
+            f"{name} is not built: its input size is unknown; call it once or build(input_shape) before converting"
+        )
     if cell.dropout or cell.recurrent_dropout:
-        warnings.warn(f"{name}: dropout={cell.dropout}, recurrent_dropout={cell.recurrent_dropout} act only in "
-                      "training and are not carried over; inference outputs are identical", UserWarning,
-                      stacklevel=4)
+        warnings.warn(
+            f"{name}: dropout={cell.dropout}, recurrent_dropout={cell.recurrent_dropout} act only in "
+            "training and are not carried over; inference outputs are identical",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 def _keras_directions(layer: Any) -> Tuple[List[DirectionWeights], Any]:
@@ -171,8 +184,9 @@ def _stack_from_keras(layers: Any) -> LSTMStack:
     for index, layer in enumerate(items):
         dirs, opts = _keras_directions(layer)
         if index < len(items) - 1 and not layer.return_sequences:
-            raise ValueError(f"{_layer_name(layer)} (layer {index} of {len(items)}): "
-                             + UNSUPPORTED["middle_return_sequences"])
+            raise ValueError(
+                f"{_layer_name(layer)} (layer {index} of {len(items)}): " + UNSUPPORTED["middle_return_sequences"]
+            )
         stack.append([d.torch() for d in dirs])
         options.append(opts)
     if len({len(d) for d in stack}) > 1 or len({opt.units for opt in options}) > 1:
@@ -185,14 +199,20 @@ def _stack_from_keras(layers: Any) -> LSTMStack:
     return result
 
 
-def _keras_layers_from_stack(stack: LSTMStack, *, return_sequences: bool, return_state: bool,
-                             time_major: bool, keras_version: int) -> List[Any]:
+def _keras_layers_from_stack(
+    stack: LSTMStack, *, return_sequences: bool, return_state: bool, time_major: bool, keras_version: int
+) -> List[Any]:
     LSTM, Bidirectional = _keras_classes()
     out = []
     for l, dirs in enumerate(stack.layers):
         seq = True if l < stack.num_layers - 1 else return_sequences
-        kwargs = dict(use_bias=stack.has_bias, return_sequences=seq, return_state=return_state,
-                      time_major=time_major, keras_version=keras_version)
+        kwargs = dict(
+            use_bias=stack.has_bias,
+            return_sequences=seq,
+            return_state=return_state,
+            time_major=time_major,
+            keras_version=keras_version,
+        )
         layer = LSTM(stack.hidden_size, **kwargs)
         if len(dirs) == 2:
             layer = Bidirectional(layer)
@@ -206,19 +226,24 @@ def _keras_layers_from_stack(stack: LSTMStack, *, return_sequences: bool, return
 
 # --- MindSpore / torch side ---------------------------------------------------------------------
 
+
 def _stack_from_module(module: Any) -> LSTMStack:
     """From ``torch.nn.LSTM`` or ``lstm_bridge.mindspore.LSTM`` (MindSpore = PyTorch parameter names)."""
     if isinstance(module, torch.nn.LSTM):
         if module.proj_size:
-            raise ValueError(f"torch.nn.LSTM with proj_size={module.proj_size} has no Keras or MindSpore "
-                             "equivalent (neither projects h)")
+            raise ValueError(
+                f"torch.nn.LSTM with proj_size={module.proj_size} has no Keras or MindSpore "
+                "equivalent (neither projects h)"
+            )
         batch_first, dropout = bool(module.batch_first), float(module.dropout)
         state = {k: v.detach().clone() for k, v in module.state_dict().items()}
     else:
         missing = [a for a in ("hidden_size", "num_layers", "batch_first", "bidirectional") if not hasattr(module, a)]
         if missing or not hasattr(module, "state_dict"):
-            raise TypeError(f"expected a torch.nn.LSTM or lstm_bridge.mindspore.LSTM; received "
-                            f"{type(module).__name__} (missing {missing or ['state_dict']})")
+            raise TypeError(
+                f"expected a torch.nn.LSTM or lstm_bridge.mindspore.LSTM; received "
+                f"{type(module).__name__} (missing {missing or ['state_dict']})"
+            )
         batch_first, dropout = bool(module.batch_first), float(getattr(module, "dropout", 0.0))
         state = {k: v.detach().clone() for k, v in module.state_dict().items()}
     layers = from_torch_state_dict(state)
@@ -239,7 +264,8 @@ def stack_from(obj: Any) -> LSTMStack:
         return obj
     LSTM, Bidirectional = _keras_classes()
     if isinstance(obj, (LSTM, Bidirectional)) or (
-            isinstance(obj, (list, tuple)) and obj and all(isinstance(o, (LSTM, Bidirectional)) for o in obj)):
+        isinstance(obj, (list, tuple)) and obj and all(isinstance(o, (LSTM, Bidirectional)) for o in obj)
+    ):
         return _stack_from_keras(obj)
     if isinstance(obj, (list, tuple)):
         kinds = sorted({type(o).__name__ for o in obj})
@@ -249,8 +275,16 @@ def stack_from(obj: Any) -> LSTMStack:
 
 def _mindspore_from_stack(stack: LSTMStack) -> Any:
     from ..mindspore import LSTM as MsLSTM
-    net = MsLSTM(stack.input_size, stack.hidden_size, num_layers=stack.num_layers, has_bias=stack.has_bias,
-                 batch_first=stack.batch_first, dropout=float(stack.dropout), bidirectional=stack.bidirectional)
+
+    net = MsLSTM(
+        stack.input_size,
+        stack.hidden_size,
+        num_layers=stack.num_layers,
+        has_bias=stack.has_bias,
+        batch_first=stack.batch_first,
+        dropout=float(stack.dropout),
+        bidirectional=stack.bidirectional,
+    )
     _load_exact(net, stack.state_dict())
     return net
 
@@ -270,6 +304,7 @@ def _load_exact(module: torch.nn.Module, state: Dict[str, Any]) -> None:
 
 # --- public API ---------------------------------------------------------------------------------
 
+
 def keras_to_mindspore(layers: Any) -> Any:
     """A Keras ``LSTM``, ``Bidirectional(LSTM)``, or a stack (list) of them -> ``lstm_bridge.mindspore.LSTM``.
 
@@ -284,8 +319,14 @@ def keras_to_mindspore(layers: Any) -> Any:
     return _mindspore_from_stack(_stack_from_keras(layers))
 
 
-def mindspore_to_keras(lstm: Any, *, return_sequences: bool = True, return_state: bool = True,
-                       time_major: bool = False, keras_version: int = 2) -> List[Any]:
+def mindspore_to_keras(
+    lstm: Any,
+    *,
+    return_sequences: bool = True,
+    return_state: bool = True,
+    time_major: bool = False,
+    keras_version: int = 2,
+) -> List[Any]:
     """A ``lstm_bridge.mindspore.LSTM`` (or ``torch.nn.LSTM``) -> a list of Keras layers, one per layer.
 
     Each layer is ``LSTM(H, use_bias=has_bias)`` (wrapped in ``Bidirectional`` when bidirectional);
@@ -298,10 +339,19 @@ def mindspore_to_keras(lstm: Any, *, return_sequences: bool = True, return_state
     """
     stack = _stack_from_module(lstm)
     if stack.dropout:
-        warnings.warn(f"dropout={stack.dropout} between layers acts only in training and is not carried over; "
-                      "inference outputs are identical", UserWarning, stacklevel=2)
-    return _keras_layers_from_stack(stack, return_sequences=return_sequences, return_state=return_state,
-                                    time_major=time_major, keras_version=keras_version)
+        warnings.warn(
+            f"dropout={stack.dropout} between layers acts only in training and is not carried over; "
+            "inference outputs are identical",
+            UserWarning,
+            stacklevel=2,
+        )
+    return _keras_layers_from_stack(
+        stack,
+        return_sequences=return_sequences,
+        return_state=return_state,
+        time_major=time_major,
+        keras_version=keras_version,
+    )
 
 
 def to_torch(obj: Any) -> torch.nn.LSTM:
@@ -314,9 +364,16 @@ def to_torch(obj: Any) -> torch.nn.LSTM:
     """
     stack = stack_from(obj)
     first = stack.layers[0][0].w_ih
-    net = torch.nn.LSTM(stack.input_size, stack.hidden_size, num_layers=stack.num_layers, bias=stack.has_bias,
-                        batch_first=stack.batch_first, dropout=float(stack.dropout),
-                        bidirectional=stack.bidirectional, dtype=first.dtype)
+    net = torch.nn.LSTM(
+        stack.input_size,
+        stack.hidden_size,
+        num_layers=stack.num_layers,
+        bias=stack.has_bias,
+        batch_first=stack.batch_first,
+        dropout=float(stack.dropout),
+        bidirectional=stack.bidirectional,
+        dtype=first.dtype,
+    )
     _load_exact(net, stack.state_dict())
     net.eval()
     return net
@@ -340,8 +397,14 @@ def from_torch(nn_lstm: torch.nn.LSTM, api: str = "mindspore", **keras_options: 
     raise ValueError(f"api must be 'mindspore' or 'keras'; received {api!r}")
 
 
-def run_keras_stack(layers: Sequence[Any], x: Any, *, mask: Any = None, hx: Optional[Tuple[Any, Any]] = None,
-                    training: Optional[bool] = None) -> Tuple[Tensor, Tuple[Tensor, Tensor]]:
+def run_keras_stack(
+    layers: Sequence[Any],
+    x: Any,
+    *,
+    mask: Any = None,
+    hx: Optional[Tuple[Any, Any]] = None,
+    training: Optional[bool] = None,
+) -> Tuple[Tensor, Tuple[Tensor, Tensor]]:
     """Run a list of Keras layers (as :func:`mindspore_to_keras` returns) and give MindSpore's returns.
 
     Args:

@@ -17,6 +17,7 @@ from :func:`run_layer` and None from :func:`run_stack`; ``semantics.reset_after`
 one-line warning the first time native is unavailable), ``native`` (error if it cannot run) or
 ``torch``.
 """
+
 from __future__ import annotations
 
 from typing import List, Optional, Sequence, Tuple
@@ -54,8 +55,9 @@ def layer_kind(directions: Sequence[DirectionWeights]) -> CellKind:
     if not kinds:
         raise ValueError("a layer needs at least one direction; received none")
     if any(k is not kinds[0] for k in kinds):
-        raise ValueError(f"every direction of a layer must have the same cell kind; received "
-                         f"{[k.value for k in kinds]}")
+        raise ValueError(
+            f"every direction of a layer must have the same cell kind; received {[k.value for k in kinds]}"
+        )
     return kinds[0]
 
 
@@ -101,8 +103,9 @@ def run_layer(
     """
     kind = layer_kind(directions)
     if kind is not _LSTM:
-        return _run_family_layer(x, directions, h0, kind, reverse=reverse, valid=valid, semantics=semantics,
-                                 dropout=dropout)
+        return _run_family_layer(
+            x, directions, h0, kind, reverse=reverse, valid=valid, semantics=semantics, dropout=dropout
+        )
     if c0 is None:
         raise ValueError("an LSTM layer needs c0 (one (B, H) cell state per direction); received None")
     if dropout is None:
@@ -111,8 +114,11 @@ def run_layer(
     if x.dim() == 3 and x.shape[1] == 0:
         return _empty_batch(x, directions, h0, c0)
     impl = _backend.select(x, directions, valid=valid, semantics=semantics, dropout=dropout)
-    with allocation_errors(lambda: f"an LSTM layer over x of shape {tuple(x.shape)} with hidden sizes "
-                                   f"{[w.hidden_size for w in directions]}"):
+    with allocation_errors(
+        lambda: (
+            f"an LSTM layer over x of shape {tuple(x.shape)} with hidden sizes {[w.hidden_size for w in directions]}"
+        )
+    ):
         return impl(x, directions, h0, c0, reverse=reverse, valid=valid, semantics=semantics, dropout=dropout)
 
 
@@ -132,13 +138,26 @@ def _run_family_layer(
         dropout = [None] * len(directions)
     check_request(x, directions, h0, h0, valid=valid, dropout=dropout)  # (no c0: h0 stands in for it)
     _backend.last_used = "torch"
-    with allocation_errors(lambda: f"a {kind.value} layer over x of shape {tuple(x.shape)} with hidden sizes "
-                                   f"{[w.hidden_size for w in directions]}"):
+    with allocation_errors(
+        lambda: (
+            f"a {kind.value} layer over x of shape {tuple(x.shape)} with hidden sizes "
+            f"{[w.hidden_size for w in directions]}"
+        )
+    ):
         outs, hs = _family.run_family_layer(
-            x, directions, h0, kind=kind, reverse=reverse, valid=valid, activations=semantics.activations,
-            masked_output=semantics.masked_output, reset_after=semantics.reset_after, dropout=dropout,
+            x,
+            directions,
+            h0,
+            kind=kind,
+            reverse=reverse,
+            valid=valid,
+            activations=semantics.activations,
+            masked_output=semantics.masked_output,
+            reset_after=semantics.reset_after,
+            dropout=dropout,
             numerics="mindspore-cpu" if semantics.mindspore_cpu else "exact",
-            ms_matmul=semantics.mindspore_cpu and semantics.mindspore_matmul)
+            ms_matmul=semantics.mindspore_cpu and semantics.mindspore_matmul,
+        )
     return outs, hs, []
 
 
@@ -150,11 +169,14 @@ def _empty_batch(
     for d, (w, h, c) in enumerate(zip(directions, h0, c0)):
         for name, t in (("h0", h), ("c0", c)):
             if tuple(t.shape) != (0, w.hidden_size):
-                raise ValueError(f"direction {d} {name} must have shape (0, {w.hidden_size}) for an empty batch; "
-                                 f"received {tuple(t.shape)}")
+                raise ValueError(
+                    f"direction {d} {name} must have shape (0, {w.hidden_size}) for an empty batch; "
+                    f"received {tuple(t.shape)}"
+                )
         if w.input_size != x.shape[2]:
-            raise ValueError(f"direction {d} w_ih expects input size {w.input_size}; received x of shape "
-                             f"{tuple(x.shape)}")
+            raise ValueError(
+                f"direction {d} w_ih expects input size {w.input_size}; received x of shape {tuple(x.shape)}"
+            )
     outs = [x.new_zeros((T, 0, w.hidden_size)) for w in directions]
     return outs, [h.to(x.dtype) for h in h0], [c.to(x.dtype) for c in c0]
 
@@ -194,9 +216,15 @@ def run_stack(
         if index > 0 and between_layers is not None:
             out = between_layers(out)
         rows = range(index * D, index * D + D)
-        outs, hs, cs = run_layer(out, dirs, [h0[r] for r in rows],
-                                 None if kind is not _LSTM or c0 is None else [c0[r] for r in rows],
-                                 reverse=reverse, valid=valid, semantics=semantics)
+        outs, hs, cs = run_layer(
+            out,
+            dirs,
+            [h0[r] for r in rows],
+            None if kind is not _LSTM or c0 is None else [c0[r] for r in rows],
+            reverse=reverse,
+            valid=valid,
+            semantics=semantics,
+        )
         out = outs[0] if D == 1 else torch.cat(outs, dim=-1)
         h_n.extend(hs)
         c_n.extend(cs)

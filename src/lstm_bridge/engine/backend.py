@@ -11,6 +11,7 @@ The path policy lives here, not in the kernel package: the kernel says what it *
 run (standard semantics are oneDNN's when the source framework computed them with oneDNN's bits, or
 when the layer is large enough that oneDNN's fused ``torch.lstm`` is faster).
 """
+
 from __future__ import annotations
 
 import os
@@ -56,8 +57,11 @@ def _native_package() -> Optional[ModuleType]:
 def _torch(reason_unavailable: Optional[str] = None) -> RunLayer:
     global _warned, last_used
     if reason_unavailable is not None and not _warned:
-        warnings.warn("lstm-bridge: native CPU kernel unavailable, using the torch path (" + reason_unavailable
-                      + ")", RuntimeWarning, stacklevel=4)
+        warnings.warn(
+            "lstm-bridge: native CPU kernel unavailable, using the torch path (" + reason_unavailable + ")",
+            RuntimeWarning,
+            stacklevel=4,
+        )
         _warned = True
     last_used = "torch"
     return torch_path.run_layer
@@ -80,12 +84,16 @@ def check_native_policy(
     no_dropout = all(d is None or d.is_empty() for d in dropout)
     if valid is None and no_dropout and semantics.activations.is_standard:
         if semantics.onednn_bits:
-            raise NotImplementedError("standard LSTM semantics computed by oneDNN in the source framework: "
-                                      "the torch path hands these to oneDNN, bit for bit")
+            raise NotImplementedError(
+                "standard LSTM semantics computed by oneDNN in the source framework: "
+                "the torch path hands these to oneDNN, bit for bit"
+            )
         bh = x.shape[1] * max(w.hidden_size for w in directions)
         if bh > NATIVE_STANDARD_MAX_BH:
-            raise NotImplementedError(f"standard LSTM semantics with batch*hidden = {bh} > {NATIVE_STANDARD_MAX_BH}: "
-                                      "the torch path hands these to oneDNN")
+            raise NotImplementedError(
+                f"standard LSTM semantics with batch*hidden = {bh} > {NATIVE_STANDARD_MAX_BH}: "
+                "the torch path hands these to oneDNN"
+            )
 
 
 def select(
@@ -120,8 +128,7 @@ def select(
         return _torch()
     if not native.available():
         if choice == "native":
-            raise RuntimeError("LSTM_BRIDGE_BACKEND=native but the native kernel is unavailable: "
-                               + _native_error())
+            raise RuntimeError("LSTM_BRIDGE_BACKEND=native but the native kernel is unavailable: " + _native_error())
         return _torch(_native_error())
     last_used = "native"
     impl: RunLayer = native.run_layer_checked

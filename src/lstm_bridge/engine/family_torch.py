@@ -57,6 +57,7 @@ through it; the step's inputs are unbound once (not indexed per step, which woul
 zero-filled ``(T, B, G*H)`` gradient in the backward pass), and masked-step outputs are formed after the
 loop in one op.
 """
+
 from __future__ import annotations
 
 from typing import Callable, List, Optional, Sequence, Tuple, Union
@@ -119,7 +120,7 @@ def ms_cpu_matmul_nt(a: Tensor, w: Tensor) -> Tensor:
     rows = max(1, _CHUNK // max(1, N * K))
     pieces = []
     for lo in range(0, M, rows):
-        prod = a64[lo:lo + rows].unsqueeze(1) * w64.unsqueeze(0)  # (m, N, K), exact
+        prod = a64[lo : lo + rows].unsqueeze(1) * w64.unsqueeze(0)  # (m, N, K), exact
         if pad:
             prod = torch.nn.functional.pad(prod, (0, pad))
         prod = prod.view(prod.shape[0], N, steps, lanes)
@@ -147,13 +148,12 @@ def _project_gates(a: Tensor, w: Tensor, masks: Optional[Tensor], gates: int, ms
     N, K = a.shape
     H = w.shape[0] // gates
     if ms_order:
-        return torch.cat([ms_cpu_matmul_nt(a * masks[g], w[g * H:(g + 1) * H]) for g in range(gates)], 1)
+        return torch.cat([ms_cpu_matmul_nt(a * masks[g], w[g * H : (g + 1) * H]) for g in range(gates)], 1)
     per_gate = torch.bmm(a.unsqueeze(0) * masks, w.view(gates, H, K).transpose(1, 2))  # (gates, N, H)
     return per_gate.permute(1, 0, 2).reshape(N, gates * H)
 
 
-def _input_projection(x: Tensor, w_ih: Tensor, masks: Optional[Tensor], gates: int, ms_order: bool = False
-                      ) -> Tensor:
+def _input_projection(x: Tensor, w_ih: Tensor, masks: Optional[Tensor], gates: int, ms_order: bool = False) -> Tensor:
     """All steps' ``(x_t ⊙ m_g) W_ih^T`` in one GEMM (one batched GEMM with per-gate masks): ``(T, B, G*H)``."""
     T, B, I = x.shape
     flat = x.reshape(T * B, I)
@@ -182,12 +182,21 @@ def _check_numerics(numerics: str, cell: CellKind, reset_after: bool) -> None:
     if numerics not in NUMERICS:
         raise ValueError(f"numerics must be one of {NUMERICS}; received {numerics!r}")
     if numerics == "mindspore-cpu" and cell is CellKind.GRU and not reset_after:
-        raise ValueError("numerics='mindspore-cpu' describes MindSpore's nn.GRU, which computes reset_after=True "
-                         "only; received reset_after=False")
+        raise ValueError(
+            "numerics='mindspore-cpu' describes MindSpore's nn.GRU, which computes reset_after=True "
+            "only; received reset_after=False"
+        )
 
 
-def _check(x: Tensor, directions: Sequence[DirectionWeights], h0: Sequence[Tensor], kind: CellKind,
-           reverse: Sequence[bool], valid: Optional[Tensor], dropout: Sequence[Optional[DropoutMasks]]) -> None:
+def _check(
+    x: Tensor,
+    directions: Sequence[DirectionWeights],
+    h0: Sequence[Tensor],
+    kind: CellKind,
+    reverse: Sequence[bool],
+    valid: Optional[Tensor],
+    dropout: Sequence[Optional[DropoutMasks]],
+) -> None:
     if x.dim() != 3:
         raise ValueError(f"x must be (T, B, I); received shape {tuple(x.shape)}")
     if x.dtype not in (torch.float32, torch.float64):
@@ -195,8 +204,10 @@ def _check(x: Tensor, directions: Sequence[DirectionWeights], h0: Sequence[Tenso
     T, B, I = x.shape
     n = len(directions)
     if not (len(h0) == len(reverse) == len(dropout) == n):
-        raise ValueError(f"expected one h0, reverse flag and dropout entry per direction ({n}); received "
-                         f"{len(h0)}, {len(reverse)} and {len(dropout)}")
+        raise ValueError(
+            f"expected one h0, reverse flag and dropout entry per direction ({n}); received "
+            f"{len(h0)}, {len(reverse)} and {len(dropout)}"
+        )
     allowed = (1, 3) if kind is CellKind.GRU else (1,)
     for d, (w, h, drop) in enumerate(zip(directions, h0, dropout)):
         if w.kind is not kind:
@@ -206,8 +217,9 @@ def _check(x: Tensor, directions: Sequence[DirectionWeights], h0: Sequence[Tenso
                 got = a.dtype if isinstance(a, torch.Tensor) else type(a).__name__
                 raise TypeError(f"direction {d} {name} must be a torch tensor of x's dtype {x.dtype}; received {got}")
         if w.input_size != I:
-            raise ValueError(f"direction {d} w_ih expects input size {w.input_size}; received x of shape "
-                             f"{tuple(x.shape)}")
+            raise ValueError(
+                f"direction {d} w_ih expects input size {w.input_size}; received x of shape {tuple(x.shape)}"
+            )
         if tuple(h.shape) != (B, w.hidden_size):
             raise ValueError(f"direction {d} h0 must have shape ({B}, {w.hidden_size}); received {tuple(h.shape)}")
         if h.dtype != x.dtype:
@@ -227,9 +239,18 @@ def _unwrap(fn: Callable[[Tensor], Tensor]) -> Callable[[Tensor], Tensor]:
 Step = Callable[..., Tensor]
 
 
-def _step_function(cell: CellKind, xp: Tensor, w_hh: Tensor, b_step: Optional[Tensor], rec_masks: Optional[Tensor],
-                   reset_after: bool, ms: bool, ms_order: bool, gate: Callable[[Tensor], Tensor],
-                   cand: Callable[[Tensor], Tensor]) -> Tuple[Step, Tuple[Tensor, ...]]:
+def _step_function(
+    cell: CellKind,
+    xp: Tensor,
+    w_hh: Tensor,
+    b_step: Optional[Tensor],
+    rec_masks: Optional[Tensor],
+    reset_after: bool,
+    ms: bool,
+    ms_order: bool,
+    gate: Callable[[Tensor], Tensor],
+    cand: Callable[[Tensor], Tensor],
+) -> Tuple[Step, Tuple[Tensor, ...]]:
     """The step ``h' = step(*inputs_t, h)`` specialised once for this configuration (no branching in the time
     loop, as few torch calls per step as the form allows), and the ``(T, B, ·)`` parts of ``xp`` it reads."""
     H = w_hh.shape[1]
@@ -249,17 +270,19 @@ def _step_function(cell: CellKind, xp: Tensor, w_hh: Tensor, b_step: Optional[Te
         return (lambda x_t, h: cand(x_t + recurrent(h))), (xp,)
 
     if ms:  # MindSpore's op order (§2.2), one rounding per op
+
         def ms_step(x_t: Tensor, h: Tensor) -> Tensor:
             gh = recurrent(h)
             r = gate(x_t[:, :H] + gh[:, :H])
-            z = gate(x_t[:, H:2 * H] + gh[:, H:2 * H])
-            n = cand(x_t[:, 2 * H:] + r * gh[:, 2 * H:])
+            z = gate(x_t[:, H : 2 * H] + gh[:, H : 2 * H])
+            n = cand(x_t[:, 2 * H :] + r * gh[:, 2 * H :])
             return n + z * (h - n)
+
         return ms_step, (xp,)
 
-    parts = (xp[..., :2 * H], xp[..., 2 * H:])
+    parts = (xp[..., : 2 * H], xp[..., 2 * H :])
     if not reset_after:
-        w_rz, w_n_t = w_hh[:2 * H], w_hh[2 * H:].t()
+        w_rz, w_n_t = w_hh[: 2 * H], w_hh[2 * H :].t()
         w_rz_t = w_rz.t()
         m_rz, m_n = _mask_for(rec_masks, 0, 2), _mask_for(rec_masks, 2, 3)
 
@@ -271,24 +294,27 @@ def _step_function(cell: CellKind, xp: Tensor, w_hh: Tensor, b_step: Optional[Te
             r, z = rz.chunk(2, 1)
             n = cand(torch.addmm(x_n, r * h if m_n is None else r * (h * m_n[0]), w_n_t))
             return torch.lerp(n, h, z)
+
         return before_step, parts
 
     if rec_masks is None:
         # two GEMMs, each with its addend fused: x_rz + h W_rz^T, and b_hn + h W_hn^T (fewer calls than one
         # GEMM + split + add, and measured faster at B = 32, H = 256)
-        w_rz_t, w_n_t = w_hh[:2 * H].t(), w_hh[2 * H:].t()
-        b_hn = b_step[2 * H:] if b_step is not None else None
+        w_rz_t, w_n_t = w_hh[: 2 * H].t(), w_hh[2 * H :].t()
+        b_hn = b_step[2 * H :] if b_step is not None else None
 
         def after_step_two(x_rz: Tensor, x_n: Tensor, h: Tensor) -> Tensor:
             r, z = gate(torch.addmm(x_rz, h, w_rz_t)).chunk(2, 1)
             gh_n = torch.addmm(b_hn, h, w_n_t) if b_hn is not None else h @ w_n_t
             return torch.lerp(cand(torch.addcmul(x_n, r, gh_n)), h, z)
+
         return after_step_two, parts
 
     def after_step(x_rz: Tensor, x_n: Tensor, h: Tensor) -> Tensor:
         gh_rz, gh_n = torch.split(recurrent(h), [2 * H, H], 1)
         r, z = gate(x_rz + gh_rz).chunk(2, 1)
         return torch.lerp(cand(torch.addcmul(x_n, r, gh_n)), h, z)
+
     return after_step, parts
 
 
@@ -334,11 +360,21 @@ def run_family_direction(
         elif cell is CellKind.RNN or not reset_after:
             xp = xp + (b_ih + b_hh)
         else:
-            xp = xp + torch.cat([b_ih[:2 * H] + b_hh[:2 * H], b_ih[2 * H:]])
-            b_step = torch.cat([torch.zeros_like(b_hh[:2 * H]), b_hh[2 * H:]])
+            xp = xp + torch.cat([b_ih[: 2 * H] + b_hh[: 2 * H], b_ih[2 * H :]])
+            b_step = torch.cat([torch.zeros_like(b_hh[: 2 * H]), b_hh[2 * H :]])
 
-    step, parts = _step_function(cell, xp, w.w_hh, b_step, rec_masks, reset_after, ms, ms_order,
-                                 _unwrap(activations.gate), _unwrap(activations.candidate))
+    step, parts = _step_function(
+        cell,
+        xp,
+        w.w_hh,
+        b_step,
+        rec_masks,
+        reset_after,
+        ms,
+        ms_order,
+        _unwrap(activations.gate),
+        _unwrap(activations.candidate),
+    )
     if T == 0:
         return x.new_zeros((0,) + tuple(h0.shape)), h0
     # unbind, not xp[t]: one backward node for all steps instead of a zero-filled (T, B, G*H) gradient per step
@@ -346,7 +382,7 @@ def run_family_direction(
     keeps = valid.unsqueeze(2).unbind(0) if valid is not None else None
     h = h0
     states: List[Tensor] = []
-    for t in (range(T - 1, -1, -1) if reverse else range(T)):
+    for t in range(T - 1, -1, -1) if reverse else range(T):
         h_new = step(*inputs[t], h)
         h = h_new if keeps is None else torch.where(keeps[t], h_new, h)
         states.append(h)
@@ -385,13 +421,18 @@ def _fused_params(w: DirectionWeights) -> Tuple[List[Tensor], bool]:
     return [w.w_ih, w.w_hh, biases[0], biases[1]], True
 
 
-def _standard_layer(fn: _Fused, x: Tensor, directions: Sequence[DirectionWeights], h0: Sequence[Tensor],
-                    reverse: Sequence[bool]) -> Tuple[List[Tensor], List[Tensor]]:
+def _standard_layer(
+    fn: _Fused, x: Tensor, directions: Sequence[DirectionWeights], h0: Sequence[Tensor], reverse: Sequence[bool]
+) -> Tuple[List[Tensor], List[Tensor]]:
     """Standard semantics through ``torch.gru`` / ``torch.rnn_*`` (oneDNN): one call for a (forward, reverse)
     pair of the same hidden size and bias presence."""
     params = [_fused_params(w) for w in directions]
-    if (len(directions) == 2 and list(reverse) == [False, True] and params[0][1] == params[1][1]
-            and directions[0].hidden_size == directions[1].hidden_size):
+    if (
+        len(directions) == 2
+        and list(reverse) == [False, True]
+        and params[0][1] == params[1][1]
+        and directions[0].hidden_size == directions[1].hidden_size
+    ):
         out, h = fn(x, torch.stack(list(h0)), params[0][0] + params[1][0], params[0][1], 1, 0.0, False, True, False)
         H = directions[0].hidden_size
         return [out[..., :H], out[..., H:]], [h[0], h[1]]
@@ -453,18 +494,36 @@ def run_family_layer(
         dropout = [None] * len(directions)
     _check(x, directions, h0, cell, reverse, valid, dropout)
     no_dropout = all(d is None or d.is_empty() for d in dropout)
-    if (numerics == "exact" and valid is None and no_dropout and x.shape[0] > 0 and x.shape[1] > 0
-            and (cell is CellKind.RNN or (reset_after and _act.is_exact_sigmoid(activations.gate)
-                                          and _act.is_exact_tanh(activations.candidate)))):
+    if (
+        numerics == "exact"
+        and valid is None
+        and no_dropout
+        and x.shape[0] > 0
+        and x.shape[1] > 0
+        and (
+            cell is CellKind.RNN
+            or (reset_after and _act.is_exact_sigmoid(activations.gate) and _act.is_exact_tanh(activations.candidate))
+        )
+    ):
         fn = _standard_call(cell, activations.candidate)
         if fn is not None:
             return _standard_layer(fn, x, directions, h0, reverse)
     outs, hs = [], []
     for w, h_init, rev, drop in zip(directions, h0, reverse, dropout):
-        out, h = run_family_direction(x, w, h_init, kind=cell, reverse=rev, valid=valid, activations=activations,
-                                      masked_output=masked_output, reset_after=reset_after,
-                                      dropout=None if drop is None or drop.is_empty() else drop,
-                                      numerics=numerics, ms_matmul=ms_matmul)
+        out, h = run_family_direction(
+            x,
+            w,
+            h_init,
+            kind=cell,
+            reverse=rev,
+            valid=valid,
+            activations=activations,
+            masked_output=masked_output,
+            reset_after=reset_after,
+            dropout=None if drop is None or drop.is_empty() else drop,
+            numerics=numerics,
+            ms_matmul=ms_matmul,
+        )
         outs.append(out)
         hs.append(h)
     return outs, hs

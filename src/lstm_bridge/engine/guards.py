@@ -10,6 +10,7 @@ front end gets the same clear errors instead of torch's device errors or a bare 
 :func:`check_allocation` is the same size rule for constructors (parameters about to be allocated),
 and :func:`allocation_errors` turns an allocator failure during a run into that ``MemoryError``.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -24,8 +25,13 @@ from .semantics import DirectionWeights, DropoutMasks
 Tensor = torch.Tensor
 
 # Allocator failures as torch reports them (CPU and CUDA); anything else propagates unchanged.
-_ALLOCATOR_MESSAGES = ("can't allocate memory", "out of memory", "not enough memory", "bad_alloc",
-                       "Cannot allocate memory")
+_ALLOCATOR_MESSAGES = (
+    "can't allocate memory",
+    "out of memory",
+    "not enough memory",
+    "bad_alloc",
+    "Cannot allocate memory",
+)
 
 
 @functools.lru_cache(maxsize=1)
@@ -56,13 +62,20 @@ def check_allocation(what: str, elements: int, dtype: torch.dtype) -> None:
     needed = int(elements) * itemsize
     limit = memory_limit()
     if limit is not None and needed > limit:
-        raise MemoryError(f"{what} need {format_bytes(needed)} ({int(elements)} {str(dtype).replace('torch.', '')} "
-                          f"values); this machine has {format_bytes(limit)} of memory")
+        raise MemoryError(
+            f"{what} need {format_bytes(needed)} ({int(elements)} {str(dtype).replace('torch.', '')} "
+            f"values); this machine has {format_bytes(limit)} of memory"
+        )
 
 
-def _named_tensors(x: Tensor, directions: Sequence[DirectionWeights], h0: Sequence[Tensor],
-                   c0: Sequence[Tensor], valid: Optional[Tensor],
-                   dropout: Sequence[Optional[DropoutMasks]]) -> Iterator[Tuple[str, Tensor]]:
+def _named_tensors(
+    x: Tensor,
+    directions: Sequence[DirectionWeights],
+    h0: Sequence[Tensor],
+    c0: Sequence[Tensor],
+    valid: Optional[Tensor],
+    dropout: Sequence[Optional[DropoutMasks]],
+) -> Iterator[Tuple[str, Tensor]]:
     yield "x", x
     for d, w in enumerate(directions):
         for name in ("w_ih", "w_hh", "b_ih", "b_hh"):
@@ -82,8 +95,15 @@ def _named_tensors(x: Tensor, directions: Sequence[DirectionWeights], h0: Sequen
                     yield f"direction {d} dropout mask ({name})", t
 
 
-def check_request(x: Tensor, directions: Sequence[DirectionWeights], h0: Sequence[Tensor], c0: Sequence[Tensor],
-                  *, valid: Optional[Tensor], dropout: Sequence[Optional[DropoutMasks]]) -> None:
+def check_request(
+    x: Tensor,
+    directions: Sequence[DirectionWeights],
+    h0: Sequence[Tensor],
+    c0: Sequence[Tensor],
+    *,
+    valid: Optional[Tensor],
+    dropout: Sequence[Optional[DropoutMasks]],
+) -> None:
     """Refuse meta tensors, mixed devices and layers whose buffers cannot fit in memory.
 
     ``x`` is ``(T, B, I)``; the estimate counts the input projection ``(T, B, 4H)`` and the output
@@ -106,11 +126,12 @@ def check_request(x: Tensor, directions: Sequence[DirectionWeights], h0: Sequenc
         if not isinstance(t, Tensor):
             raise TypeError(f"{name} must be a torch.Tensor; received {type(t).__name__}")
         if t.is_meta:
-            raise ValueError(f"{name} is a meta tensor (shape {tuple(t.shape)}, no data): lstm-bridge computes "
-                             f"values, so inputs, states and weights must hold data (e.g. on cpu)")
+            raise ValueError(
+                f"{name} is a meta tensor (shape {tuple(t.shape)}, no data): lstm-bridge computes "
+                f"values, so inputs, states and weights must hold data (e.g. on cpu)"
+            )
         if t.device != device:
-            raise ValueError(f"all tensors of a layer must be on one device: x is on {device}, "
-                             f"{name} is on {t.device}")
+            raise ValueError(f"all tensors of a layer must be on one device: x is on {device}, {name} is on {t.device}")
     _check_buffers(x, directions)
 
 
@@ -122,9 +143,12 @@ def _check_buffers(x: Tensor, directions: Sequence[DirectionWeights]) -> None:
     values = T * B * sum(5 * int(w.w_hh.shape[-1]) for w in directions)
     limit = memory_limit()
     if limit is not None and values * x.element_size() > limit:
-        check_allocation(f"an LSTM layer over x of shape {tuple(x.shape)} (T={T}, B={B}) with hidden sizes "
-                         f"{[int(w.w_hh.shape[-1]) for w in directions]}: its buffers (T, B, 4H) and (T, B, H)",
-                         values, x.dtype if x.is_floating_point() else torch.float32)
+        check_allocation(
+            f"an LSTM layer over x of shape {tuple(x.shape)} (T={T}, B={B}) with hidden sizes "
+            f"{[int(w.w_hh.shape[-1]) for w in directions]}: its buffers (T, B, 4H) and (T, B, H)",
+            values,
+            x.dtype if x.is_floating_point() else torch.float32,
+        )
 
 
 @contextlib.contextmanager

@@ -5,6 +5,7 @@ for an LSTM), :class:`CellActivations`, the masked-output rule :class:`MaskedOut
 :class:`DropoutMasks` and :class:`LayerSemantics`: see :mod:`lstm_bridge.recurrent` for the shapes,
 the step equations and the masking rule.
 """
+
 from __future__ import annotations
 
 from ..recurrent import CellActivations, CellKind, DirectionWeights, DropoutMasks, LayerSemantics, MaskedOutput

@@ -5,6 +5,7 @@ activations. Autograd runs through it, in float32 and float64. When the semantic
 standard LSTM (sigmoid/tanh, no mask, no dropout masks) the layer is handed to ``torch.lstm``
 (oneDNN on CPU) instead of looping.
 """
+
 from __future__ import annotations
 
 from typing import List, Optional, Sequence, Tuple
@@ -129,19 +130,24 @@ def _standard_layer(
 ) -> Tuple[List[Tensor], List[Tensor], List[Tensor]]:
     """Standard semantics through ``torch.lstm`` (oneDNN): one call for a (forward, reverse) pair."""
     params = [_torch_lstm_weights(w) for w in directions]
-    if (len(directions) == 2 and list(reverse) == [False, True]
-            and params[0][1] == params[1][1]
-            and directions[0].hidden_size == directions[1].hidden_size):
+    if (
+        len(directions) == 2
+        and list(reverse) == [False, True]
+        and params[0][1] == params[1][1]
+        and directions[0].hidden_size == directions[1].hidden_size
+    ):
         flat = params[0][0] + params[1][0]
-        out, h, c = torch.lstm(x, (torch.stack(list(h0)), torch.stack(list(c0))), flat, params[0][1],
-                               1, 0.0, False, True, False)
+        out, h, c = torch.lstm(
+            x, (torch.stack(list(h0)), torch.stack(list(c0))), flat, params[0][1], 1, 0.0, False, True, False
+        )
         H = directions[0].hidden_size
         return [out[..., :H], out[..., H:]], [h[0], h[1]], [c[0], c[1]]
     outs, hs, cs = [], [], []
     for (p, has_bias), h_init, c_init, rev in zip(params, h0, c0, reverse):
         xin = x.flip(0) if rev else x
-        out, h, c = torch.lstm(xin, (h_init.unsqueeze(0), c_init.unsqueeze(0)), p, has_bias,
-                               1, 0.0, False, False, False)
+        out, h, c = torch.lstm(
+            xin, (h_init.unsqueeze(0), c_init.unsqueeze(0)), p, has_bias, 1, 0.0, False, False, False
+        )
         outs.append(out.flip(0) if rev else out)
         hs.append(h[0])
         cs.append(c[0])
@@ -161,13 +167,17 @@ def run_layer(
 ) -> Tuple[List[Tensor], List[Tensor], List[Tensor]]:
     """Torch-path implementation of :func:`lstm_bridge.engine.run_layer`."""
     no_dropout = all(d is None or d.is_empty() for d in dropout)
-    if (valid is None and no_dropout and semantics.activations.is_standard and x.shape[0] > 0
-            and x.dtype in (torch.float32, torch.float64)):
+    if (
+        valid is None
+        and no_dropout
+        and semantics.activations.is_standard
+        and x.shape[0] > 0
+        and x.dtype in (torch.float32, torch.float64)
+    ):
         return _standard_layer(x, directions, h0, c0, reverse)
     outs, hs, cs = [], [], []
     for w, h_init, c_init, rev, drop in zip(directions, h0, c0, reverse, dropout):
-        out, h, c = run_direction(x, w, h_init, c_init, reverse=rev, valid=valid,
-                                  semantics=semantics, dropout=drop)
+        out, h, c = run_direction(x, w, h_init, c_init, reverse=rev, valid=valid, semantics=semantics, dropout=drop)
         outs.append(out)
         hs.append(h)
         cs.append(c)

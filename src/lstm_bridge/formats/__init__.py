@@ -25,6 +25,7 @@ name                   what                                                     
 Formats are imported lazily on first use. Registering a name twice is an error; an unknown name
 raises ``NotImplementedError`` naming it.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -125,9 +126,11 @@ def get_format(name: str) -> Any:
         except ModuleNotFoundError as exc:
             if exc.name and (exc.name == entry or entry.startswith(exc.name + ".")):
                 raise NotImplementedError(
-                    f"format {name!r} is not available: its module {entry!r} does not exist") from exc
-            raise NotImplementedError(f"format {name!r} is not available: importing {entry!r} needs the missing "
-                                      f"package {exc.name!r}") from exc
+                    f"format {name!r} is not available: its module {entry!r} does not exist"
+                ) from exc
+            raise NotImplementedError(
+                f"format {name!r} is not available: importing {entry!r} needs the missing package {exc.name!r}"
+            ) from exc
         missing = _missing_verbs(module)
         if missing:
             raise NotImplementedError(f"format {name!r}: module {entry!r} lacks {missing}")
@@ -187,8 +190,7 @@ def detect_format(path: PathLike) -> str:
                 return name
         except Exception:  # a format's detect must never break the detection of the others
             continue
-    raise FormatError(p, f"unrecognised file format (first bytes {head[:8].hex(' ')}); "
-                         f"known formats: {available()}")
+    raise FormatError(p, f"unrecognised file format (first bytes {head[:8].hex(' ')}); known formats: {available()}")
 
 
 register_lazy("keras-h5", "lstm_bridge.formats.keras_h5", (".h5", ".hdf5"))

@@ -17,6 +17,7 @@ Conventions:
   moves it onto OUT) marks it with :func:`writing_into`: an :func:`atomic_output` for that path inside
   yields the path itself, so a writer called on it writes there directly (one temporary file, one move).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -33,15 +34,28 @@ from .model import FormatError
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-__all__ = ["same_file", "check_output_path", "atomic_output", "temp_name", "create_new", "create_temp", "commit",
-           "remove_quietly", "signals_deferred", "hdf5_output", "writing_into", "DEFERRED_SIGNALS"]
+__all__ = [
+    "same_file",
+    "check_output_path",
+    "atomic_output",
+    "temp_name",
+    "create_new",
+    "create_temp",
+    "commit",
+    "remove_quietly",
+    "signals_deferred",
+    "hdf5_output",
+    "writing_into",
+    "DEFERRED_SIGNALS",
+]
 
 #: the signals held back while a temporary file is created, moved or removed (those this platform has)
 DEFERRED_SIGNALS = frozenset(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
 
 #: errno values of file systems that cannot make hard links (then a placeholder claims the name)
-_NO_HARD_LINKS = frozenset(getattr(errno, n) for n in ("EPERM", "ENOTSUP", "EOPNOTSUPP", "ENOSYS", "EMLINK", "EXDEV")
-                           if hasattr(errno, n))
+_NO_HARD_LINKS = frozenset(
+    getattr(errno, n) for n in ("EPERM", "ENOTSUP", "EOPNOTSUPP", "ENOSYS", "EMLINK", "EXDEV") if hasattr(errno, n)
+)
 
 
 def same_file(a: PathLike, b: PathLike) -> bool:
@@ -166,8 +180,14 @@ def writing_into(tmp: PathLike) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def atomic_output(path: PathLike, suffix: str = ".tmp", *, exclusive: bool = False, tag: str = "",
-                  before_commit: Optional[Callable[[], None]] = None) -> Iterator[str]:
+def atomic_output(
+    path: PathLike,
+    suffix: str = ".tmp",
+    *,
+    exclusive: bool = False,
+    tag: str = "",
+    before_commit: Optional[Callable[[], None]] = None,
+) -> Iterator[str]:
     """Yield a new temporary path in ``path``'s directory (created empty, mode ``0666 & ~umask``);
     when the body succeeds, :func:`commit` it onto ``path`` (``exclusive=True``: only if ``path`` does
     not exist, else ``FileExistsError``); on any exit path (error, KeyboardInterrupt, a signal turned

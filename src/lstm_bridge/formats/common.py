@@ -1,4 +1,5 @@
 """Helpers shared by the format modules: atomic writes, save reports, input checks."""
+
 from __future__ import annotations
 
 import errno
@@ -57,13 +58,13 @@ def check_regular_file(path: PathLike) -> int:
         st = os.stat(p)
     except FileNotFoundError:
         if os.path.islink(p):
-            raise FileNotFoundError(errno.ENOENT, f"dangling symlink (its target {os.readlink(p)!r} does not "
-                                                  "exist)", p) from None
+            raise FileNotFoundError(
+                errno.ENOENT, f"dangling symlink (its target {os.readlink(p)!r} does not exist)", p
+            ) from None
         raise FileNotFoundError(errno.ENOENT, "no such file", p) from None
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise FormatError(p, "symlink loop (too many levels of symbolic links); expected a regular file") \
-                from None
+            raise FormatError(p, "symlink loop (too many levels of symbolic links); expected a regular file") from None
         if exc.errno == errno.ENAMETOOLONG:
             raise FormatError(p, "file name too long") from None
         raise
@@ -123,6 +124,7 @@ def as_numpy(value: Any, where: str = "") -> np.ndarray:
     """A NumPy copy of a NumPy array / torch tensor / scalar (CPU, detached)."""
     try:
         import torch
+
         if isinstance(value, torch.Tensor):
             t = value.detach().cpu()
             if t.dtype == torch.bfloat16:

@@ -5,6 +5,7 @@ reads charged to a per-file memory budget.
 
 Every refusal is a :class:`~lstm_bridge.formats.FormatError` naming the file and the offending path.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,9 +16,24 @@ import numpy as np
 
 from .model import FormatError
 
-__all__ = ["decode", "attr_value", "read_attr", "MAX_JSON_DEPTH", "MAX_JSON_VALUES", "check_json_depth",
-           "read_json_attr", "MAX_INFLATION", "INFLATION_SLACK", "MAX_HDF5_LINKS", "ReadBudget", "check_hdf5_tree",
-           "check_global_heaps", "check_plain_dataset", "read_dataset"]
+__all__ = [
+    "decode",
+    "attr_value",
+    "read_attr",
+    "MAX_JSON_DEPTH",
+    "MAX_JSON_VALUES",
+    "check_json_depth",
+    "read_json_attr",
+    "MAX_INFLATION",
+    "INFLATION_SLACK",
+    "MAX_HDF5_LINKS",
+    "ReadBudget",
+    "check_hdf5_tree",
+    "check_global_heaps",
+    "check_plain_dataset",
+    "read_dataset",
+]
+
 
 def decode(value: Any) -> Any:
     """Decode an HDF5 attribute value: bytes -> str, arrays of bytes/str -> list of str."""
@@ -41,10 +57,10 @@ def attr_value(group: Any, name: str) -> Any:
     import h5py
 
     t = h5py.h5a.open(group.id, name.encode("utf-8")).get_type()
-    if not isinstance(t, (h5py.h5t.TypeStringID, h5py.h5t.TypeIntegerID, h5py.h5t.TypeFloatID,
-                          h5py.h5t.TypeEnumID)):
-        raise ValueError(f"{group.name}: attribute {name!r} has HDF5 type {type(t).__name__}; expected a string "
-                         "or a number")
+    if not isinstance(t, (h5py.h5t.TypeStringID, h5py.h5t.TypeIntegerID, h5py.h5t.TypeFloatID, h5py.h5t.TypeEnumID)):
+        raise ValueError(
+            f"{group.name}: attribute {name!r} has HDF5 type {type(t).__name__}; expected a string or a number"
+        )
     return group.attrs[name]
 
 
@@ -95,8 +111,9 @@ def read_json_attr(path: str, group: Any, name: str) -> Optional[Dict[str, Any]]
         raise FormatError(path, f"attribute {name!r} must hold JSON text; found {type(raw).__name__}")
     nodes = raw.count(",") + raw.count("[") + raw.count("{") + 1
     if nodes > MAX_JSON_VALUES:
-        raise FormatError(path, f"attribute {name!r} holds about {nodes} JSON values, above the limit of "
-                                f"{MAX_JSON_VALUES}")
+        raise FormatError(
+            path, f"attribute {name!r} holds about {nodes} JSON values, above the limit of {MAX_JSON_VALUES}"
+        )
     try:
         value = json.loads(raw)
     except RecursionError:
@@ -162,11 +179,17 @@ def check_hdf5_tree(path: Optional[str], f: Any) -> None:
             where = f"{prefix}/{name}"
             link = grp.get(name, getlink=True)
             if isinstance(link, h5py.ExternalLink):
-                raise FormatError(path, f"{where}: an external link to {link.filename!r}:{link.path!r}; expected "
-                                        "a dataset or group inside the file (external links are refused)")
+                raise FormatError(
+                    path,
+                    f"{where}: an external link to {link.filename!r}:{link.path!r}; expected "
+                    "a dataset or group inside the file (external links are refused)",
+                )
             if isinstance(link, h5py.SoftLink):
-                raise FormatError(path, f"{where}: a soft link to {link.path!r}; expected a dataset or group "
-                                        "stored at its own path (soft links are refused)")
+                raise FormatError(
+                    path,
+                    f"{where}: a soft link to {link.path!r}; expected a dataset or group "
+                    "stored at its own path (soft links are refused)",
+                )
             if not isinstance(link, h5py.HardLink):
                 raise FormatError(path, f"{where}: a {type(link).__name__}; expected a dataset or group")
             obj = grp[name]
@@ -194,8 +217,8 @@ def check_global_heaps(path: Optional[str], image: Any) -> None:
     n = len(image)
     i = image.find(b"GCOL")
     while i != -1:
-        if i + 16 <= n and image[i + 4] == 1 and image[i + 5:i + 8] == b"\0\0\0":
-            csize = int.from_bytes(image[i + 8:i + 16], "little")
+        if i + 16 <= n and image[i + 4] == 1 and image[i + 5 : i + 8] == b"\0\0\0":
+            csize = int.from_bytes(image[i + 8 : i + 16], "little")
             if 16 < csize and i + csize <= n:
                 # walk the objects exactly as HDF5's H5HG__cache_heap_deserialize does
                 end, pos = i + csize, i + 16
@@ -203,11 +226,17 @@ def check_global_heaps(path: Optional[str], image: Any) -> None:
                     idx, _, _, osize = struct.unpack_from("<HHIQ", image, pos)
                     need = osize if idx == 0 else 16 + ((osize + 7) & ~7)
                     if need == 0:
-                        raise FormatError(path, f"corrupt HDF5 global heap at byte {i}: a free-space object of "
-                                                f"size 0 at byte {pos} (HDF5 would loop on it forever)")
+                        raise FormatError(
+                            path,
+                            f"corrupt HDF5 global heap at byte {i}: a free-space object of "
+                            f"size 0 at byte {pos} (HDF5 would loop on it forever)",
+                        )
                     if pos + need > end:
-                        raise FormatError(path, f"corrupt HDF5 global heap at byte {i}: object {idx} at byte {pos} "
-                                                f"declares {osize} bytes, past the end of its collection")
+                        raise FormatError(
+                            path,
+                            f"corrupt HDF5 global heap at byte {i}: object {idx} at byte {pos} "
+                            f"declares {osize} bytes, past the end of its collection",
+                        )
                     pos += need
         i = image.find(b"GCOL", i + 1)
 
@@ -220,13 +249,17 @@ def check_plain_dataset(path: Optional[str], ds: Any, where: Optional[str] = Non
     if not isinstance(ds, h5py.Dataset):
         raise FormatError(path, f"{where}: a {type(ds).__name__}; expected a dataset")
     if ds.is_virtual:
-        raise FormatError(path, f"{where}: a virtual dataset (its data lives in other files); expected a dataset "
-                                "stored inside the file")
+        raise FormatError(
+            path,
+            f"{where}: a virtual dataset (its data lives in other files); expected a dataset stored inside the file",
+        )
     if ds.external:
-        files = sorted({e[0].decode("utf-8", "replace") if isinstance(e[0], bytes) else str(e[0])
-                        for e in ds.external})
-        raise FormatError(path, f"{where}: external raw storage in {files}; expected a dataset stored inside "
-                                "the file (external storage is refused)")
+        files = sorted({e[0].decode("utf-8", "replace") if isinstance(e[0], bytes) else str(e[0]) for e in ds.external})
+        raise FormatError(
+            path,
+            f"{where}: external raw storage in {files}; expected a dataset stored inside "
+            "the file (external storage is refused)",
+        )
 
 
 def read_dataset(path: str, ds: Any, budget: Union[ReadBudget, int]) -> np.ndarray:
@@ -245,12 +278,18 @@ def read_dataset(path: str, ds: Any, budget: Union[ReadBudget, int]) -> np.ndarr
     nbytes = float(np.prod(ds.shape, dtype=np.float64)) * ds.dtype.itemsize
     filtered = ds.id.get_create_plist().get_nfilters() > 0
     if not filtered and nbytes > budget.file_size + 4096:
-        raise FormatError(path, f"{ds.name}: declares {int(nbytes)} bytes of uncompressed data, more than the file "
-                                f"holds ({budget.file_size} bytes)")
+        raise FormatError(
+            path,
+            f"{ds.name}: declares {int(nbytes)} bytes of uncompressed data, more than the file "
+            f"holds ({budget.file_size} bytes)",
+        )
     if nbytes > budget.left:
-        raise FormatError(path, f"{ds.name}: declares {int(nbytes)} bytes of data; the datasets of a "
-                                f"{budget.file_size}-byte file may declare at most {budget.total} bytes in total "
-                                f"({MAX_INFLATION}x its size + {INFLATION_SLACK // 2**20} MiB)")
+        raise FormatError(
+            path,
+            f"{ds.name}: declares {int(nbytes)} bytes of data; the datasets of a "
+            f"{budget.file_size}-byte file may declare at most {budget.total} bytes in total "
+            f"({MAX_INFLATION}x its size + {INFLATION_SLACK // 2**20} MiB)",
+        )
     budget.left -= int(nbytes)
     out = np.empty(ds.shape, dtype=ds.dtype.newbyteorder("="))  # HDF5 converts big-endian data on read
     if out.size:

@@ -2,6 +2,7 @@
 the HDF5 helpers are in :mod:`.hdf5`, Keras config reading in :mod:`.keras_config`, the planner in
 :mod:`.keras_plan`.
 """
+
 from __future__ import annotations
 
 from .keras_plan import lstm_config, target_activation

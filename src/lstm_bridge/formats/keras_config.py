@@ -5,6 +5,7 @@ kind from its arrays, and Keras 3's ``.weights.h5`` keys (``lstm``, ``lstm_1``, 
 Used by the Keras readers (:mod:`.keras_h5`, :mod:`.keras_weights`, :mod:`.keras_zip`) and the
 planner (:mod:`.keras_plan`).
 """
+
 from __future__ import annotations
 
 import re
@@ -12,17 +13,44 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-__all__ = ["TK_VERSION", "K3_VERSION", "WEIGHTLESS", "snake_case", "class_counter_keys", "weight_keys", "layer_kind",
-           "layer_configs", "layer_name", "infer_kind"]
+__all__ = [
+    "TK_VERSION",
+    "K3_VERSION",
+    "WEIGHTLESS",
+    "snake_case",
+    "class_counter_keys",
+    "weight_keys",
+    "layer_kind",
+    "layer_configs",
+    "layer_name",
+    "infer_kind",
+]
 
 #: what our writers put in ``keras_version``
 TK_VERSION = "2.21.0"
 K3_VERSION = "3.15.1"
 
 # classes whose layers own no weights in any Keras (matching order-based loading skips them)
-WEIGHTLESS = {"InputLayer", "NotEqual", "Dropout", "Masking", "Activation", "Flatten", "Reshape",
-              "Permute", "RepeatVector", "Lambda", "SpatialDropout1D", "GaussianNoise", "Concatenate",
-              "Add", "Multiply", "Average", "TFOpLambda", "SlicingOpLambda"}
+WEIGHTLESS = {
+    "InputLayer",
+    "NotEqual",
+    "Dropout",
+    "Masking",
+    "Activation",
+    "Flatten",
+    "Reshape",
+    "Permute",
+    "RepeatVector",
+    "Lambda",
+    "SpatialDropout1D",
+    "GaussianNoise",
+    "Concatenate",
+    "Add",
+    "Multiply",
+    "Average",
+    "TFOpLambda",
+    "SlicingOpLambda",
+}
 _LSTM_KINDS = {"LSTM": "LSTM", "CuDNNLSTM": "LSTM", "Bidirectional": "Bidirectional"}
 
 
@@ -100,11 +128,22 @@ def infer_kind(arrays: List[np.ndarray], names: List[str]) -> str:
     """A weights-only layer's kind, from its weight names and shapes."""
     joined = " ".join(names)
     shapes = [a.shape for a in arrays]
-    if len(arrays) in (4, 6) and "forward" in joined and "backward" in joined and len(shapes[1]) == 2 \
-            and shapes[1][1] == 4 * shapes[1][0]:
+    if (
+        len(arrays) in (4, 6)
+        and "forward" in joined
+        and "backward" in joined
+        and len(shapes[1]) == 2
+        and shapes[1][1] == 4 * shapes[1][0]
+    ):
         return "Bidirectional"
-    if len(arrays) in (2, 3) and len(shapes[1]) == 2 and shapes[1][1] == 4 * shapes[1][0] \
-            and ("recurrent_kernel" in joined or not names) and len(shapes[0]) == 2 and shapes[0][1] == shapes[1][1]:
+    if (
+        len(arrays) in (2, 3)
+        and len(shapes[1]) == 2
+        and shapes[1][1] == 4 * shapes[1][0]
+        and ("recurrent_kernel" in joined or not names)
+        and len(shapes[0]) == 2
+        and shapes[0][1] == shapes[1][1]
+    ):
         return "LSTM"
     if len(arrays) == 12 and "lstm" in joined.lower():
         return "LSTM"

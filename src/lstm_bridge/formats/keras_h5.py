@@ -16,6 +16,7 @@ what Keras 3.15 writes (``keras_version`` "3.15.1", Keras 3 layer configs, names
 which is the only one Keras 3 loads (it refuses tf_keras's ``time_major``). :func:`dialect` says
 which one a model gets.
 """
+
 from __future__ import annotations
 
 import json
@@ -139,8 +140,17 @@ def _load(p: str, f: Any, size: ReadBudget) -> ModelFile:
     h5_layers = _read_layer_groups(p, g, layer_names, size)
     entries = _entries(p, layer_configs(model_config), h5_layers)
     meta: Dict[str, Any] = {"backend": backend, "weights_only": not full, "layer_names": list(layer_names)}
-    return validate(ModelFile(framework="keras", version=version, layers=entries, format=NAME, path=p,
-                              model_config=model_config, meta=meta))
+    return validate(
+        ModelFile(
+            framework="keras",
+            version=version,
+            layers=entries,
+            format=NAME,
+            path=p,
+            model_config=model_config,
+            meta=meta,
+        )
+    )
 
 
 def _read_layer_groups(p: str, g: Any, layer_names: List[str], size: ReadBudget) -> OrderedDict[str, tuple]:
@@ -155,8 +165,9 @@ def _read_layer_groups(p: str, g: Any, layer_names: List[str], size: ReadBudget)
             raise FormatError(p, f"layer {name!r}: 'weight_names' must be a list of strings; found {wnames!r}")
         if len(set(wnames)) != len(wnames):
             dup = sorted({n for n in wnames if wnames.count(n) > 1})
-            raise FormatError(p, f"layer {name!r}: 'weight_names' lists {dup} more than once; expected each "
-                                 "weight once")
+            raise FormatError(
+                p, f"layer {name!r}: 'weight_names' lists {dup} more than once; expected each weight once"
+            )
         arrays = []
         for wn in wnames:
             if wn not in grp:
@@ -178,8 +189,11 @@ def _entries(p: str, cfg_layers: List[Dict[str, Any]], h5_layers: OrderedDict[st
         else:  # order-based, as Keras loads
             cands = [layer_name(l) for l in cfg_layers if l.get("class_name") not in WEIGHTLESS]
             if len(cands) != len(weighted):
-                raise FormatError(p, f"the model config has {len(cands)} layers with weights ({cands}) but the file "
-                                     f"has weights for {len(weighted)} ({weighted})")
+                raise FormatError(
+                    p,
+                    f"the model config has {len(cands)} layers with weights ({cands}) but the file "
+                    f"has weights for {len(weighted)} ({weighted})",
+                )
             match = dict(zip(cands, weighted))
         for le in cfg_layers:
             n = layer_name(le)
@@ -197,11 +211,17 @@ def _entries(p: str, cfg_layers: List[Dict[str, Any]], h5_layers: OrderedDict[st
 
 def _entry(name: str, kind: str, config: Dict[str, Any], wnames: List[str], arrays: List[np.ndarray]) -> LayerEntry:
     keys = weight_keys(kind, len(arrays), wnames)
-    return LayerEntry(name=name, kind=kind, config=config, weights=OrderedDict(zip(keys, arrays)),
-                      attrs={"weight_names": list(wnames)})
+    return LayerEntry(
+        name=name,
+        kind=kind,
+        config=config,
+        weights=OrderedDict(zip(keys, arrays)),
+        attrs={"weight_names": list(wnames)},
+    )
 
 
 # --- writing --------------------------------------------------------------------------------------
+
 
 def write_weights_group(h5py: Any, g: Any, plan: KerasPlan, version: str) -> None:
     """Fill ``g`` (``model_weights`` or the root) with the legacy layout for ``plan``."""
@@ -216,8 +236,9 @@ def write_weights_group(h5py: Any, g: Any, plan: KerasPlan, version: str) -> Non
         grp = g.create_group(pl.name)
         if pl.arrays:
             if len(set(pl.weight_names)) != len(pl.arrays):
-                raise FormatError(None, f"layer {pl.name!r}: {len(pl.arrays)} arrays but weight names "
-                                        f"{pl.weight_names}")
+                raise FormatError(
+                    None, f"layer {pl.name!r}: {len(pl.arrays)} arrays but weight names {pl.weight_names}"
+                )
             grp.attrs["weight_names"] = np.array(pl.weight_names, dtype=str_dt)
             for wn, arr in zip(pl.weight_names, pl.arrays):
                 grp.create_dataset(wn, data=np.ascontiguousarray(arr))
@@ -270,16 +291,18 @@ def _keras3_legacy_config(model_config: Dict[str, Any]) -> Dict[str, Any]:
     """Keras 3's ``model.save("m.h5")`` config: ``{class_name, config}``, layer entries without the
     saving-lib keys ``module``, ``registered_name`` and ``build_config``."""
     import copy
-    cfg = {"class_name": model_config.get("class_name", "Functional"),
-           "config": copy.deepcopy(model_config.get("config"))}
+
+    cfg = {
+        "class_name": model_config.get("class_name", "Functional"),
+        "config": copy.deepcopy(model_config.get("config")),
+    }
     for le in layer_configs(cfg):
         for k in ("module", "registered_name", "build_config"):
             le.pop(k, None)
     return cfg
 
 
-def save(model_file: ModelFile, path: PathLike, weights_only: bool = False,
-         keras_version: Any = None) -> SaveReport:
+def save(model_file: ModelFile, path: PathLike, weights_only: bool = False, keras_version: Any = None) -> SaveReport:
     """Write a legacy HDF5 file in the dialect of Keras generation :func:`dialect` (``keras_version=``
     2: tf_keras 2.21, 3: Keras 3.15; default: the source's generation for Keras sources, else 2): a
     full model (``model_config`` + ``model_weights``) that ``load_model`` of that generation loads, or
@@ -292,6 +315,7 @@ def save(model_file: ModelFile, path: PathLike, weights_only: bool = False,
             for tf_keras, ``time_major`` for Keras 3).
     """
     from ..targets import check_model
+
     p = check_output_path(path, model_file)
     gen = dialect(model_file, keras_version)
     version = TK_VERSION if gen == 2 else K3_VERSION

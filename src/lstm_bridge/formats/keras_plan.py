@@ -9,6 +9,7 @@ in both generations (docs/spec/keras_lstm.md §2.2), so a layer with one generat
 the other: that is an error, never a silent change. What a generation can hold is decided by
 :mod:`lstm_bridge.targets` (the writers ask it before planning); the planner only builds.
 """
+
 from __future__ import annotations
 
 import copy
@@ -52,8 +53,7 @@ class KerasPlan:
 
 def _dtype_value(gen: int) -> Any:
     if gen == 3:
-        return {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"},
-                "registered_name": None}
+        return {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"}, "registered_name": None}
     return "float32"
 
 
@@ -70,47 +70,89 @@ def target_activation(resolved: str, gen: int, where: str) -> str:
         raise FormatError(None, f"{where}: activation {resolved!r} has no Keras name")
     if gen == 3:
         if resolved == "hard_sigmoid":
-            raise FormatError(None, f"{where}: uses the Keras-2 hard_sigmoid clip(0.2x+0.5, 0, 1); Keras 3 reads "
-                                    "'hard_sigmoid' as relu6(x+3)/6, so it cannot be written for Keras 3 "
-                                    "(write a tf_keras .h5 instead)")
+            raise FormatError(
+                None,
+                f"{where}: uses the Keras-2 hard_sigmoid clip(0.2x+0.5, 0, 1); Keras 3 reads "
+                "'hard_sigmoid' as relu6(x+3)/6, so it cannot be written for Keras 3 "
+                "(write a tf_keras .h5 instead)",
+            )
     elif resolved == "hard_sigmoid_keras3":
-        raise FormatError(None, f"{where}: uses the Keras-3 hard_sigmoid relu6(x+3)/6; tf_keras reads "
-                                "'hard_sigmoid' as clip(0.2x+0.5, 0, 1), so it cannot be written for tf_keras "
-                                "(write a Keras 3 .keras instead)")
+        raise FormatError(
+            None,
+            f"{where}: uses the Keras-3 hard_sigmoid relu6(x+3)/6; tf_keras reads "
+            "'hard_sigmoid' as clip(0.2x+0.5, 0, 1), so it cannot be written for tf_keras "
+            "(write a Keras 3 .keras instead)",
+        )
     try:  # each generation's own names (activations.KERAS2_NAMES / KERAS3_NAMES)
         return _act.keras_name(_act.by_name(resolved), gen)
     except ValueError as exc:
         raise FormatError(None, f"{where}: {exc}") from None
 
 
-def lstm_config(gen: int, name: str, units: int, *, activation: str = "tanh",
-                recurrent_activation: str = "sigmoid", use_bias: bool = True, return_sequences: bool = False,
-                return_state: bool = False, go_backwards: bool = False, stateful: bool = False,
-                unroll: bool = False, zero_output_for_mask: bool = False, dropout: float = 0.0,
-                recurrent_dropout: float = 0.0, implementation: int = 2, time_major: bool = False,
-                unit_forget_bias: bool = True, where: str = "") -> Dict[str, Any]:
+def lstm_config(
+    gen: int,
+    name: str,
+    units: int,
+    *,
+    activation: str = "tanh",
+    recurrent_activation: str = "sigmoid",
+    use_bias: bool = True,
+    return_sequences: bool = False,
+    return_state: bool = False,
+    go_backwards: bool = False,
+    stateful: bool = False,
+    unroll: bool = False,
+    zero_output_for_mask: bool = False,
+    dropout: float = 0.0,
+    recurrent_dropout: float = 0.0,
+    implementation: int = 2,
+    time_major: bool = False,
+    unit_forget_bias: bool = True,
+    where: str = "",
+) -> Dict[str, Any]:
     """An LSTM layer ``config`` dict with exactly the keys (and key order) of generation ``gen``
     (docs/spec/keras_lstm.md §7.1 / §7.4). Activations are *resolved* names (see :func:`target_activation`). What a
     generation cannot hold (``time_major`` in Keras 3, ...) is refused before, by :mod:`lstm_bridge.targets`."""
     where = where or f"layer {name!r}"
     act = target_activation(activation, gen, where)
     rec = target_activation(recurrent_activation, gen, where)
-    cfg: Dict[str, Any] = {"name": name, "trainable": True, "dtype": _dtype_value(gen),
-                           "return_sequences": bool(return_sequences), "return_state": bool(return_state),
-                           "go_backwards": bool(go_backwards), "stateful": bool(stateful), "unroll": bool(unroll)}
+    cfg: Dict[str, Any] = {
+        "name": name,
+        "trainable": True,
+        "dtype": _dtype_value(gen),
+        "return_sequences": bool(return_sequences),
+        "return_state": bool(return_state),
+        "go_backwards": bool(go_backwards),
+        "stateful": bool(stateful),
+        "unroll": bool(unroll),
+    }
     if gen == 3:  # no time_major: the writers asked lstm_bridge.targets, which refuses it for Keras 3
         cfg["zero_output_for_mask"] = bool(zero_output_for_mask)
     else:
         cfg["time_major"] = bool(time_major)
-    cfg.update({"units": int(units), "activation": act, "recurrent_activation": rec, "use_bias": bool(use_bias),
-                "kernel_initializer": _initializer(gen, "GlorotUniform", {"seed": None}),
-                "recurrent_initializer": _initializer(gen, "Orthogonal", {"gain": 1.0, "seed": None}
-                                                      if gen == 2 else {"seed": None, "gain": 1.0}),
-                "bias_initializer": _initializer(gen, "Zeros", {}),
-                "unit_forget_bias": bool(unit_forget_bias),
-                "kernel_regularizer": None, "recurrent_regularizer": None, "bias_regularizer": None,
-                "activity_regularizer": None, "kernel_constraint": None, "recurrent_constraint": None,
-                "bias_constraint": None, "dropout": float(dropout), "recurrent_dropout": float(recurrent_dropout)})
+    cfg.update(
+        {
+            "units": int(units),
+            "activation": act,
+            "recurrent_activation": rec,
+            "use_bias": bool(use_bias),
+            "kernel_initializer": _initializer(gen, "GlorotUniform", {"seed": None}),
+            "recurrent_initializer": _initializer(
+                gen, "Orthogonal", {"gain": 1.0, "seed": None} if gen == 2 else {"seed": None, "gain": 1.0}
+            ),
+            "bias_initializer": _initializer(gen, "Zeros", {}),
+            "unit_forget_bias": bool(unit_forget_bias),
+            "kernel_regularizer": None,
+            "recurrent_regularizer": None,
+            "bias_regularizer": None,
+            "activity_regularizer": None,
+            "kernel_constraint": None,
+            "recurrent_constraint": None,
+            "bias_constraint": None,
+            "dropout": float(dropout),
+            "recurrent_dropout": float(recurrent_dropout),
+        }
+    )
     if gen == 3:
         cfg["seed"] = None
     else:
@@ -121,8 +163,7 @@ def lstm_config(gen: int, name: str, units: int, *, activation: str = "tanh",
 
 
 def _layer_entry(gen: int, class_name: str, config: Dict[str, Any], input_shape: Optional[List[Any]]) -> Dict[str, Any]:
-    e: Dict[str, Any] = {"module": "keras.layers", "class_name": class_name, "config": config,
-                         "registered_name": None}
+    e: Dict[str, Any] = {"module": "keras.layers", "class_name": class_name, "config": config, "registered_name": None}
     if gen == 3 or class_name != "InputLayer":
         if input_shape is not None and class_name != "InputLayer":
             e["build_config"] = {"input_shape": list(input_shape)}
@@ -131,8 +172,19 @@ def _layer_entry(gen: int, class_name: str, config: Dict[str, Any], input_shape:
 
 
 def _lstm_kwargs_from_semantics(sem: Dict[str, Any]) -> Dict[str, Any]:
-    keys = ("return_sequences", "return_state", "go_backwards", "stateful", "unroll", "zero_output_for_mask",
-            "dropout", "recurrent_dropout", "implementation", "time_major", "unit_forget_bias")
+    keys = (
+        "return_sequences",
+        "return_state",
+        "go_backwards",
+        "stateful",
+        "unroll",
+        "zero_output_for_mask",
+        "dropout",
+        "recurrent_dropout",
+        "implementation",
+        "time_major",
+        "unit_forget_bias",
+    )
     out = {k: sem[k] for k in keys if k in sem and sem[k] is not None}
     out["activation"] = sem.get("activation", "tanh")
     out["recurrent_activation"] = sem.get("recurrent_activation", "sigmoid")
@@ -148,15 +200,23 @@ def _unique(name: str, used: set) -> str:
     return name
 
 
-_NOT_CARRIED_CFG = ("kernel_regularizer", "recurrent_regularizer", "bias_regularizer", "activity_regularizer",
-                    "kernel_constraint", "recurrent_constraint", "bias_constraint")
+_NOT_CARRIED_CFG = (
+    "kernel_regularizer",
+    "recurrent_regularizer",
+    "bias_regularizer",
+    "activity_regularizer",
+    "kernel_constraint",
+    "recurrent_constraint",
+    "bias_constraint",
+)
 
 
 def _note_dropped_options(report: SaveReport, name: str, cfg: Dict[str, Any]) -> None:
     dropped = [k for k in _NOT_CARRIED_CFG if cfg.get(k) is not None]
     if dropped:
-        report.skipped[f"{name} ({', '.join(dropped)})"] = "regularizers/constraints are not carried between " \
-                                                           "Keras generations"
+        report.skipped[f"{name} ({', '.join(dropped)})"] = (
+            "regularizers/constraints are not carried between Keras generations"
+        )
 
 
 def plan_keras(mf: ModelFile, gen: int, path: str, format_name: str, weights_only: bool = False) -> KerasPlan:
@@ -183,8 +243,11 @@ def check_weights_only(mf: ModelFile, target: str, path: Optional[str]) -> None:
     counts (Keras 3: no ``time_major``, no flipped Bidirectional). FormatError naming ``path`` otherwise."""
     from .. import targets  # on use: targets asks formats (planner, FormatError) too
 
-    neutral = [dataclasses.replace(d, gate="sigmoid", candidate="tanh")
-               for d in targets.describe_model_file(mf) if d.kind != "LSTMCell"]
+    neutral = [
+        dataclasses.replace(d, gate="sigmoid", candidate="tanh")
+        for d in targets.describe_model_file(mf)
+        if d.kind != "LSTMCell"
+    ]
     problems = targets.violations(neutral, target)
     if problems:
         raise FormatError(path, f"a weights-only {target} file cannot hold: " + "; ".join(problems))
@@ -230,7 +293,7 @@ def _tk_weight_names(pl: PlannedLayer, inner_name: Optional[str] = None) -> List
         inner = inner_name or "lstm"
         names = []
         for side in ("forward", "backward"):
-            names += [f"{n}/{side}_{inner}/lstm_cell/{w}:0" for w in ("kernel", "recurrent_kernel", "bias")[:k // 2]]
+            names += [f"{n}/{side}_{inner}/lstm_cell/{w}:0" for w in ("kernel", "recurrent_kernel", "bias")[: k // 2]]
         return names
     if pl.class_name == "Embedding" and k == 1:
         return [f"{n}/embeddings:0"]
@@ -248,8 +311,9 @@ def _plan_verbatim(mf: ModelFile, gen: int, report: SaveReport) -> KerasPlan:
         e = by_name.get(name)
         arrays, names = _arrays_and_names(e) if e is not None else ([], [])
         is_op = str(le.get("module", "")).startswith("keras.src.ops")
-        pl = PlannedLayer(name=name, class_name=le.get("class_name", ""), entry=le, arrays=arrays,
-                          weight_names=[], is_op=is_op)
+        pl = PlannedLayer(
+            name=name, class_name=le.get("class_name", ""), entry=le, arrays=arrays, weight_names=[], is_op=is_op
+        )
         inner = sublayer_config(le.get("config", {}).get("layer")).get("name")
         pl.weight_names = names if len(names) == len(arrays) and names else _tk_weight_names(pl, inner)
         planned.append(pl)
@@ -258,8 +322,10 @@ def _plan_verbatim(mf: ModelFile, gen: int, report: SaveReport) -> KerasPlan:
     if gen == 2:
         # a legacy .h5 model_config holds {class_name, config} and layer entries without the saving_lib
         # keys that a tf_keras-written .keras adds (module, registered_name, build_config)
-        model_config = {"class_name": model_config.get("class_name", "Functional"),
-                        "config": model_config.get("config")}
+        model_config = {
+            "class_name": model_config.get("class_name", "Functional"),
+            "config": model_config.get("config"),
+        }
         for le in layer_configs(model_config):
             for k in ("module", "registered_name", "build_config"):
                 le.pop(k, None)
@@ -269,10 +335,21 @@ def _plan_verbatim(mf: ModelFile, gen: int, report: SaveReport) -> KerasPlan:
 
 
 def _input_layer(gen: int, name: str, shape: List[Any], dtype: str) -> PlannedLayer:
-    cfg: Dict[str, Any] = {("batch_shape" if gen == 3 else "batch_input_shape"): list(shape), "dtype": dtype,
-                           "sparse": False, "ragged": False, "name": name, "optional": False}
-    return PlannedLayer(name=name, class_name="InputLayer", entry=_layer_entry(gen, "InputLayer", cfg, None),
-                        input_shape=None, output_dim=shape[-1] if len(shape) == 3 else None)
+    cfg: Dict[str, Any] = {
+        ("batch_shape" if gen == 3 else "batch_input_shape"): list(shape),
+        "dtype": dtype,
+        "sparse": False,
+        "ragged": False,
+        "name": name,
+        "optional": False,
+    }
+    return PlannedLayer(
+        name=name,
+        class_name="InputLayer",
+        entry=_layer_entry(gen, "InputLayer", cfg, None),
+        input_shape=None,
+        output_dim=shape[-1] if len(shape) == 3 else None,
+    )
 
 
 @dataclass
@@ -317,10 +394,16 @@ def _lstm_layers_by_entry(mf: ModelFile) -> Dict[int, LSTMLayer]:
 
 def _holds_weights_only(mf: ModelFile) -> bool:
     """A Keras source without layer configs (a weights file): its LSTM options are Keras's defaults."""
-    return mf.framework == "keras" and not mf.model_config and any(
-        "return_sequences" not in (sublayer_config(e.config.get("layer")) if e.kind == "Bidirectional"
-                                   else e.config or {})
-        for e in mf.layers if e.kind in ("LSTM", "Bidirectional"))
+    return (
+        mf.framework == "keras"
+        and not mf.model_config
+        and any(
+            "return_sequences"
+            not in (sublayer_config(e.config.get("layer")) if e.kind == "Bidirectional" else e.config or {})
+            for e in mf.layers
+            if e.kind in ("LSTM", "Bidirectional")
+        )
+    )
 
 
 def _plan_entry(mf: ModelFile, e: LayerEntry, layer: Optional[LSTMLayer], chain: _Chain) -> None:
@@ -347,8 +430,9 @@ def _plan_entry(mf: ModelFile, e: LayerEntry, layer: Optional[LSTMLayer], chain:
         if e.config and e.kind not in ("NotEqual", "InputLayer"):
             chain.report.skipped[e.name] = f"{e.kind} layer is not carried into a generated Keras model"
         return
-    chain.report.skipped[e.name or "<root>"] = (f"{e.kind} tensors {list(e.weights)} have no place in a Keras "
-                                                "model generated from LSTM weights")
+    chain.report.skipped[e.name or "<root>"] = (
+        f"{e.kind} tensors {list(e.weights)} have no place in a Keras model generated from LSTM weights"
+    )
 
 
 def _note_input(e: LayerEntry, chain: _Chain) -> None:
@@ -386,8 +470,9 @@ def _plan_lstm_entry(mf: ModelFile, e: LayerEntry, layer: LSTMLayer, chain: _Cha
         chain.body.append(pl)
         chain.prev_dim = pl.output_dim
         if mf.framework == "keras" and keras_generation(mf.version) is not None:
-            _note_dropped_options(report, e.name, sublayer_config(e.config.get("layer"))
-                                  if e.kind == "Bidirectional" else e.config)
+            _note_dropped_options(
+                report, e.name, sublayer_config(e.config.get("layer")) if e.kind == "Bidirectional" else e.config
+            )
     report.written.append(e.name or "<root>")
 
 
@@ -396,17 +481,29 @@ def _check_fits_chain(mf: ModelFile, layer: LSTMLayer, chain: _Chain, where: str
     if chain.prev_dim is None or layer.input_size == chain.prev_dim:
         return
     body = chain.body
-    if mf.framework == "keras" and not mf.model_config and body and body[-1].class_name == "Bidirectional" \
-            and 2 * layer.input_size == chain.prev_dim:
-        raise FormatError(chain.report.path, f"{where}: the file holds weights only, and the Bidirectional "
-                                             f"{body[-1].name!r} before it merges with an unknown mode other "
-                                             "than concat; convert the full model file instead")
-    raise FormatError(chain.report.path, f"{where}: takes {layer.input_size} features but the layer before "
-                                         f"it gives {chain.prev_dim}; the layers do not form a chain (pick one)")
+    if (
+        mf.framework == "keras"
+        and not mf.model_config
+        and body
+        and body[-1].class_name == "Bidirectional"
+        and 2 * layer.input_size == chain.prev_dim
+    ):
+        raise FormatError(
+            chain.report.path,
+            f"{where}: the file holds weights only, and the Bidirectional "
+            f"{body[-1].name!r} before it merges with an unknown mode other "
+            "than concat; convert the full model file instead",
+        )
+    raise FormatError(
+        chain.report.path,
+        f"{where}: takes {layer.input_size} features but the layer before "
+        f"it gives {chain.prev_dim}; the layers do not form a chain (pick one)",
+    )
 
 
-def _plan_lstm_sublayer(mf: ModelFile, e: LayerEntry, layer: LSTMLayer, l: int, chain: _Chain,
-                        where: str) -> PlannedLayer:
+def _plan_lstm_sublayer(
+    mf: ModelFile, e: LayerEntry, layer: LSTMLayer, l: int, chain: _Chain, where: str
+) -> PlannedLayer:
     """Stacked layer ``l`` of ``layer`` as a Keras LSTM (one direction) or Bidirectional (two)."""
     dirs = layer.weights[l]
     sem = dict(layer.semantics)
@@ -426,30 +523,47 @@ def _plan_lstm_sublayer(mf: ModelFile, e: LayerEntry, layer: LSTMLayer, l: int, 
     h = dirs[0].hidden_size
     if len(dirs) == 1:
         cfg = lstm_config(chain.gen, name, h, use_bias=layer.has_bias, where=where, **kw)
-        pl = PlannedLayer(name, "LSTM", _layer_entry(chain.gen, "LSTM", cfg, shape), arrays, input_shape=shape,
-                          output_dim=h)
+        pl = PlannedLayer(
+            name, "LSTM", _layer_entry(chain.gen, "LSTM", cfg, shape), arrays, input_shape=shape, output_dim=h
+        )
         pl.weight_names = _tk_weight_names(pl)
         return pl
     inner_name = sublayer_config(e.config.get("layer")).get("name") if mf.framework == "keras" else None
     inner_name = inner_name or f"lstm_{name}"
     for prefix in ("forward_", "backward_"):
         if inner_name.startswith(prefix):
-            inner_name = inner_name[len(prefix):]
+            inner_name = inner_name[len(prefix) :]
     merge = sem.get("merge_mode", "concat")
     if mf.framework != "keras":
         kw["go_backwards"] = False
     bcfg = _bidirectional_config(chain.gen, name, inner_name, h, layer.has_bias, merge, shape, kw, where)
-    pl = PlannedLayer(name, "Bidirectional", _layer_entry(chain.gen, "Bidirectional", bcfg, shape), arrays,
-                      input_shape=shape, output_dim=2 * h if merge in ("concat", None) else h)
+    pl = PlannedLayer(
+        name,
+        "Bidirectional",
+        _layer_entry(chain.gen, "Bidirectional", bcfg, shape),
+        arrays,
+        input_shape=shape,
+        output_dim=2 * h if merge in ("concat", None) else h,
+    )
     pl.weight_names = _tk_weight_names(pl, inner_name)
     if merge is None:
-        raise FormatError(chain.report.path, f"{where}: merge_mode=None gives two outputs; it cannot be "
-                                             "chained in a generated model")
+        raise FormatError(
+            chain.report.path, f"{where}: merge_mode=None gives two outputs; it cannot be chained in a generated model"
+        )
     return pl
 
 
-def _bidirectional_config(gen: int, name: str, inner_name: str, units: int, use_bias: bool, merge: Any,
-                          shape: List[Any], kw: Dict[str, Any], where: str) -> Dict[str, Any]:
+def _bidirectional_config(
+    gen: int,
+    name: str,
+    inner_name: str,
+    units: int,
+    use_bias: bool,
+    merge: Any,
+    shape: List[Any],
+    kw: Dict[str, Any],
+    where: str,
+) -> Dict[str, Any]:
     """A Bidirectional layer's ``config`` in generation ``gen``: Keras 3 writes both halves (the backward
     one with ``go_backwards`` flipped), tf_keras the wrapped layer only."""
     if gen == 3:
@@ -457,8 +571,14 @@ def _bidirectional_config(gen: int, name: str, inner_name: str, units: int, use_
         fwd = lstm_config(3, f"forward_{inner_name}", units, use_bias=use_bias, where=where, **kw_f)
         kw_b = dict(kw_f, go_backwards=not kw_f.get("go_backwards", False))
         bwd = lstm_config(3, f"backward_{inner_name}", units, use_bias=use_bias, where=where, **kw_b)
-        bcfg = {"name": name, "trainable": True, "dtype": _dtype_value(3), "merge_mode": merge,
-                "layer": _layer_entry(3, "LSTM", fwd, shape), "backward_layer": _layer_entry(3, "LSTM", bwd, shape)}
+        bcfg = {
+            "name": name,
+            "trainable": True,
+            "dtype": _dtype_value(3),
+            "merge_mode": merge,
+            "layer": _layer_entry(3, "LSTM", fwd, shape),
+            "backward_layer": _layer_entry(3, "LSTM", bwd, shape),
+        }
         for sub in ("layer", "backward_layer"):
             bcfg[sub].pop("name", None)
         return bcfg
@@ -475,18 +595,24 @@ def _chain_sequences(body: List[PlannedLayer], report: SaveReport) -> None:
     recurrent = [i for i, pl in enumerate(body) if pl.class_name in ("LSTM", "Bidirectional")]
     for i in recurrent[:-1]:
         cfg = body[i].entry["config"]
-        subs = [cfg] if body[i].class_name == "LSTM" else \
-            [sublayer_config(cfg.get(k)) for k in ("layer", "backward_layer") if cfg.get(k)]
+        subs = (
+            [cfg]
+            if body[i].class_name == "LSTM"
+            else [sublayer_config(cfg.get(k)) for k in ("layer", "backward_layer") if cfg.get(k)]
+        )
         for sub in subs:
             sub["return_sequences"] = True
             if body[i].class_name == "Bidirectional" and "zero_output_for_mask" in sub:
                 sub["zero_output_for_mask"] = True
-    report.skipped["(layer options)"] = ("the source holds weights only: LSTM options are Keras's defaults, "
-                                         "except return_sequences=True where another recurrent layer follows")
+    report.skipped["(layer options)"] = (
+        "the source holds weights only: LSTM options are Keras's defaults, "
+        "except return_sequences=True where another recurrent layer follows"
+    )
 
 
-def _convert_simple_layer(e: LayerEntry, gen: int, used: set, seq_len: Any, prev_dim: Optional[int],
-                          report: SaveReport) -> Optional[PlannedLayer]:
+def _convert_simple_layer(
+    e: LayerEntry, gen: int, used: set, seq_len: Any, prev_dim: Optional[int], report: SaveReport
+) -> Optional[PlannedLayer]:
     c = e.config
     arrays = [np.asarray(v) for v in e.weights.values()]
     name = _unique(e.name, used)
@@ -500,35 +626,64 @@ def _convert_simple_layer(e: LayerEntry, gen: int, used: set, seq_len: Any, prev
         except (FormatError, ValueError, NotImplementedError) as exc:
             report.skipped[e.name] = str(exc)
             return None
-        cfg: Dict[str, Any] = {"name": name, "trainable": True, "dtype": _dtype_value(gen), "units": int(c["units"]),
-                               "activation": act_name, "use_bias": bool(c.get("use_bias", True)),
-                               "kernel_initializer": _initializer(gen, "GlorotUniform", {"seed": None}),
-                               "bias_initializer": _initializer(gen, "Zeros", {}),
-                               "kernel_regularizer": None, "bias_regularizer": None, "activity_regularizer": None,
-                               "kernel_constraint": None, "bias_constraint": None}
+        cfg: Dict[str, Any] = {
+            "name": name,
+            "trainable": True,
+            "dtype": _dtype_value(gen),
+            "units": int(c["units"]),
+            "activation": act_name,
+            "use_bias": bool(c.get("use_bias", True)),
+            "kernel_initializer": _initializer(gen, "GlorotUniform", {"seed": None}),
+            "bias_initializer": _initializer(gen, "Zeros", {}),
+            "kernel_regularizer": None,
+            "bias_regularizer": None,
+            "activity_regularizer": None,
+            "kernel_constraint": None,
+            "bias_constraint": None,
+        }
         if gen == 3:  # the keys Keras 3.15 writes (docs/spec/keras_lstm.md §7.4 fixtures)
             del cfg["activity_regularizer"]
             cfg["quantization_config"] = None
         in_dim = int(arrays[0].shape[0])
-        pl = PlannedLayer(name, "Dense", _layer_entry(gen, "Dense", cfg, [None, in_dim]), arrays,
-                          input_shape=[None, in_dim], output_dim=int(c["units"]))
+        pl = PlannedLayer(
+            name,
+            "Dense",
+            _layer_entry(gen, "Dense", cfg, [None, in_dim]),
+            arrays,
+            input_shape=[None, in_dim],
+            output_dim=int(c["units"]),
+        )
     else:
         if "input_dim" not in c:
             c = dict(c, input_dim=int(arrays[0].shape[0]), output_dim=int(arrays[0].shape[1]))
         cfg = {"name": name, "trainable": True, "dtype": _dtype_value(gen)}
         if gen == 2:
             cfg["batch_input_shape"] = [None, seq_len]
-        cfg.update({"input_dim": int(c["input_dim"]), "output_dim": int(c["output_dim"]),
-               "embeddings_initializer": _initializer(gen, "RandomUniform", {"minval": -0.05, "maxval": 0.05,
-                                                                           "seed": None}),
-               "embeddings_regularizer": None, "activity_regularizer": None, "embeddings_constraint": None,
-               "mask_zero": bool(c.get("mask_zero", False))})
+        cfg.update(
+            {
+                "input_dim": int(c["input_dim"]),
+                "output_dim": int(c["output_dim"]),
+                "embeddings_initializer": _initializer(
+                    gen, "RandomUniform", {"minval": -0.05, "maxval": 0.05, "seed": None}
+                ),
+                "embeddings_regularizer": None,
+                "activity_regularizer": None,
+                "embeddings_constraint": None,
+                "mask_zero": bool(c.get("mask_zero", False)),
+            }
+        )
         if gen == 2:
             cfg["input_length"] = c.get("input_length")
         else:
             cfg["quantization_config"] = None
-        pl = PlannedLayer(name, "Embedding", _layer_entry(gen, "Embedding", cfg, [None, seq_len]), arrays,
-                          input_shape=[None, seq_len], output_dim=int(c["output_dim"]))
+        pl = PlannedLayer(
+            name,
+            "Embedding",
+            _layer_entry(gen, "Embedding", cfg, [None, seq_len]),
+            arrays,
+            input_shape=[None, seq_len],
+            output_dim=int(c["output_dim"]),
+        )
     pl.weight_names = _tk_weight_names(pl)
     _note_dropped_options(report, e.name, c)
     return pl
@@ -548,15 +703,27 @@ def functional_config(gen: int, model_name: str, planned: List[PlannedLayer]) ->
             in_dtype = cfg.get("dtype", "float32")
         else:
             if gen == 3:
-                kwargs = {"mask": None} if pl.class_name == "Bidirectional" else (
-                    {"training": False, "mask": None} if pl.class_name == "LSTM" else {})
-                entry["inbound_nodes"] = [{"args": [{"class_name": "__keras_tensor__", "config": {
-                    "shape": prev_shape, "dtype": in_dtype, "keras_history": [prev.name, 0, 0]}}],
-                    "kwargs": kwargs}]
+                kwargs = (
+                    {"mask": None}
+                    if pl.class_name == "Bidirectional"
+                    else ({"training": False, "mask": None} if pl.class_name == "LSTM" else {})
+                )
+                entry["inbound_nodes"] = [
+                    {
+                        "args": [
+                            {
+                                "class_name": "__keras_tensor__",
+                                "config": {"shape": prev_shape, "dtype": in_dtype, "keras_history": [prev.name, 0, 0]},
+                            }
+                        ],
+                        "kwargs": kwargs,
+                    }
+                ]
             else:
                 entry["inbound_nodes"] = [[[prev.name, 0, 0, {}]]]
-            seq = entry["config"].get("return_sequences",
-                                      (entry["config"].get("layer") or {}).get("config", {}).get("return_sequences"))
+            seq = entry["config"].get(
+                "return_sequences", (entry["config"].get("layer") or {}).get("config", {}).get("return_sequences")
+            )
             if pl.class_name == "Embedding":
                 prev_shape = list(prev_shape) + [pl.output_dim]
             elif pl.class_name in ("LSTM", "Bidirectional"):
@@ -575,8 +742,14 @@ def functional_config(gen: int, model_name: str, planned: List[PlannedLayer]) ->
     if gen == 3:
         cfg["input_layers"] = [first, 0, 0]
         cfg["output_layers"] = [last, 0, 0]
-        return {"module": "keras.src.models.functional", "class_name": "Functional", "config": cfg,
-                "registered_name": "Functional", "build_config": {"input_shape": None}, "compile_config": {}}
+        return {
+            "module": "keras.src.models.functional",
+            "class_name": "Functional",
+            "config": cfg,
+            "registered_name": "Functional",
+            "build_config": {"input_shape": None},
+            "compile_config": {},
+        }
     cfg["input_layers"] = [[first, 0, 0]]
     cfg["output_layers"] = [[last, 0, 0]]
     return {"class_name": "Functional", "config": cfg}

@@ -10,6 +10,7 @@ counter** in model order (``lstm``, ``lstm_1``, ``bidirectional``...), not the l
 Without a model config the order of layers of *different* classes is unknown: a standalone file's
 entries come sorted by key (class, then counter), which keeps every class's own order.
 """
+
 from __future__ import annotations
 
 import os
@@ -33,8 +34,9 @@ SUFFIXES = (".weights.h5",)
 
 def detect(path_or_head: Union[PathLike, bytes]) -> bool:
     """An HDF5 file with a top-level ``layers`` group and no ``layer_names`` (bytes: signature only)."""
-    return detect_hdf5(path_or_head,
-                       lambda f: "layers" in f and "layer_names" not in f.attrs and "model_weights" not in f)
+    return detect_hdf5(
+        path_or_head, lambda f: "layers" in f and "layer_names" not in f.attrs and "model_weights" not in f
+    )
 
 
 def _natural_key(key: str) -> Tuple[str, int]:
@@ -78,8 +80,9 @@ def _name_attr(p: str, grp: Any) -> str:
     return value
 
 
-def read_layer(p: str, grp: Any, size: ReadBudget
-               ) -> Tuple[str, List[np.ndarray], List[str], Optional[str], Dict[str, str]]:
+def read_layer(
+    p: str, grp: Any, size: ReadBudget
+) -> Tuple[str, List[np.ndarray], List[str], Optional[str], Dict[str, str]]:
     """One ``layers/<key>`` group: (structural kind, arrays in get_weights order, their relative paths,
     the K3 layer name attr, sub-layer names)."""
     name_attr = None
@@ -142,14 +145,20 @@ def _kind_for_key(key: str, structural: str, arrays: List[np.ndarray]) -> str:
     if base in ("lstm", "cu_dnnlstm", "cudnnlstm") or (structural == "Cell" and infer_kind(arrays, []) == "LSTM"):
         return "LSTM"
     return {"dense": "Dense", "embedding": "Embedding", "input_layer": "InputLayer"}.get(
-        base, "".join(w.capitalize() for w in base.split("_")))
+        base, "".join(w.capitalize() for w in base.split("_"))
+    )
 
 
 def entry_from_layer(name: str, kind: str, config: Dict[str, Any], key: str, data: tuple) -> LayerEntry:
     _, arrays, paths, vars_name, sub_names = data
     keys = weight_keys(kind, len(arrays), paths)
-    return LayerEntry(name=name, kind=kind, config=config, weights=OrderedDict(zip(keys, arrays)),
-                      attrs={"h5_key": key, "h5_paths": paths, "sub_names": sub_names, "vars_name": vars_name})
+    return LayerEntry(
+        name=name,
+        kind=kind,
+        config=config,
+        weights=OrderedDict(zip(keys, arrays)),
+        attrs={"h5_key": key, "h5_paths": paths, "sub_names": sub_names, "vars_name": vars_name},
+    )
 
 
 def _dims(e: LayerEntry) -> Optional[Tuple[Optional[int], List[int]]]:
@@ -201,6 +210,7 @@ def chain_order(entries: List[LayerEntry]) -> List[LayerEntry]:
 
 def load(path: PathLike) -> ModelFile:
     """Read a standalone ``.weights.h5`` file (no config: default LSTM semantics, shapes from weights)."""
+
     def read(p: str, f: Any, size: ReadBudget) -> Tuple[OrderedDict[str, tuple], Optional[str]]:
         layers = read_layers(p, f, size)
         root_vars = f["vars"] if "vars" in f else None
@@ -217,11 +227,13 @@ def load(path: PathLike) -> ModelFile:
     entries = chain_order(entries)
     meta = {"weights_only": True, "model_name": model_name, "version_inferred": True, "k3_names": k3}
     # no version attribute exists: Keras 3 names its vars groups, tf_keras does not
-    return validate(ModelFile(framework="keras", version="3" if k3 else "2", layers=entries, format=NAME, path=p,
-                              meta=meta))
+    return validate(
+        ModelFile(framework="keras", version="3" if k3 else "2", layers=entries, format=NAME, path=p, meta=meta)
+    )
 
 
 # --- writing --------------------------------------------------------------------------------------
+
 
 def write_weights_file(h5py: Any, f: Any, plan: KerasPlan) -> None:
     """Write the Keras 3 ``.weights.h5`` layout for ``plan`` into the open h5py file ``f``."""
@@ -239,9 +251,10 @@ def write_weights_file(h5py: Any, f: Any, plan: KerasPlan) -> None:
                 cv.create_dataset(str(i), data=a)
         elif pl.class_name == "Bidirectional" and len(arrays) in (4, 6):
             cfg = pl.entry.get("config", {})
-            names = {"forward_layer": (cfg.get("layer") or {}).get("config", {}).get("name", "forward_lstm"),
-                     "backward_layer": (cfg.get("backward_layer") or {}).get("config", {}).get("name",
-                                                                                               "backward_lstm")}
+            names = {
+                "forward_layer": (cfg.get("layer") or {}).get("config", {}).get("name", "forward_lstm"),
+                "backward_layer": (cfg.get("backward_layer") or {}).get("config", {}).get("name", "backward_lstm"),
+            }
             half = len(arrays) // 2
             for side, part in (("forward_layer", arrays[:half]), ("backward_layer", arrays[half:])):
                 sg = grp.create_group(side)
@@ -284,8 +297,9 @@ def _write_same_layout(f: Any, mf: ModelFile) -> SaveReport:
 
 
 def _same_layout_possible(mf: ModelFile) -> bool:
-    return mf.format == NAME and all("h5_key" in e.attrs and len(e.attrs.get("h5_paths", [])) == len(e.weights)
-                                     for e in mf.layers)
+    return mf.format == NAME and all(
+        "h5_key" in e.attrs and len(e.attrs.get("h5_paths", [])) == len(e.weights) for e in mf.layers
+    )
 
 
 def save(model_file: ModelFile, path: PathLike) -> SaveReport:

@@ -5,6 +5,7 @@ docs/spec/keras_lstm.md §7.4): ``metadata.json`` (``keras_version``), ``config.
 The writer produces a Keras 3.15 file (Functional ``Input -> LSTM/Bidirectional ...``; the original
 config when the source was written by Keras 3).
 """
+
 from __future__ import annotations
 
 import datetime
@@ -64,8 +65,11 @@ def _member(p: str, z: zipfile.ZipFile, name: str, limit: int) -> bytes:
     except KeyError:
         raise FormatError(p, f"the .keras archive has no {name!r} (members: {z.namelist()[:20]})") from None
     if info.file_size > limit:
-        raise FormatError(p, f"member {name!r} declares {info.file_size} bytes uncompressed, above the limit of "
-                             f"{limit} for this {os.path.getsize(p)}-byte archive")
+        raise FormatError(
+            p,
+            f"member {name!r} declares {info.file_size} bytes uncompressed, above the limit of "
+            f"{limit} for this {os.path.getsize(p)}-byte archive",
+        )
     with z.open(info) as fh:
         data = fh.read(limit + 1)
     if len(data) > limit:
@@ -144,8 +148,11 @@ def _build(p: str, config: Dict[str, Any], metadata: Dict[str, Any], layers: Any
     if leftover:
         raise FormatError(p, f"model.weights.h5 holds weights for {leftover}, which match no layer of config.json")
     meta: Dict[str, Any] = {"metadata": metadata}
-    return validate(ModelFile(framework="keras", version=version, layers=entries, format=NAME, path=p,
-                              model_config=config, meta=meta))
+    return validate(
+        ModelFile(
+            framework="keras", version=version, layers=entries, format=NAME, path=p, model_config=config, meta=meta
+        )
+    )
 
 
 def save(model_file: ModelFile, path: PathLike) -> SaveReport:
@@ -165,8 +172,7 @@ def save(model_file: ModelFile, path: PathLike) -> SaveReport:
     buf = io.BytesIO()
     with h5py.File(buf, "w") as f:
         write_weights_file(h5py, f, plan)
-    metadata = {"keras_version": K3_VERSION,
-                "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")}
+    metadata = {"keras_version": K3_VERSION, "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")}
     with atomic_output(p) as tmp:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as z:
             z.writestr(zipfile.ZipInfo("metadata.json", (1980, 1, 1, 0, 0, 0)), json.dumps(metadata))

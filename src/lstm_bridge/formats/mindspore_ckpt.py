@@ -15,6 +15,7 @@ followed by the trailer ``b"crc_num"`` + 10-byte big-endian ``zlib.crc32`` of al
 
 The writer reproduces MindSpore 2.10's bytes exactly (``lstm_small.ckpt`` re-written is identical).
 """
+
 from __future__ import annotations
 
 import os
@@ -40,15 +41,34 @@ CRC_MAGIC = b"crc_num"
 _ENCRYPTION_MAGIC = {0x7F3A5ED8: "AES-GCM", 0x7F3A5ED9: "AES-CBC", 0x7F3A5EDA: "SM4-CBC"}
 
 _DTYPES: Dict[str, str] = {
-    "Float16": "<f2", "Float32": "<f4", "Float64": "<f8",
-    "Int8": "i1", "Int16": "<i2", "Int32": "<i4", "Int64": "<i8",
-    "UInt8": "u1", "UInt16": "<u2", "UInt32": "<u4", "UInt64": "<u8",
-    "Bool": "?", "BFloat16": "<u2",
+    "Float16": "<f2",
+    "Float32": "<f4",
+    "Float64": "<f8",
+    "Int8": "i1",
+    "Int16": "<i2",
+    "Int32": "<i4",
+    "Int64": "<i8",
+    "UInt8": "u1",
+    "UInt16": "<u2",
+    "UInt32": "<u4",
+    "UInt64": "<u8",
+    "Bool": "?",
+    "BFloat16": "<u2",
 }
-_TYPE_OF_KIND = {("f", 2): "Float16", ("f", 4): "Float32", ("f", 8): "Float64",
-                 ("i", 1): "Int8", ("i", 2): "Int16", ("i", 4): "Int32", ("i", 8): "Int64",
-                 ("u", 1): "UInt8", ("u", 2): "UInt16", ("u", 4): "UInt32", ("u", 8): "UInt64",
-                 ("b", 1): "Bool"}
+_TYPE_OF_KIND = {
+    ("f", 2): "Float16",
+    ("f", 4): "Float32",
+    ("f", 8): "Float64",
+    ("i", 1): "Int8",
+    ("i", 2): "Int16",
+    ("i", 4): "Int32",
+    ("i", 8): "Int64",
+    ("u", 1): "UInt8",
+    ("u", 2): "UInt16",
+    ("u", 4): "UInt32",
+    ("u", 8): "UInt64",
+    ("b", 1): "Bool",
+}
 
 
 # --- schema: parse ms_checkpoint.proto (the proto2 subset it uses) into message classes -------------
@@ -181,6 +201,7 @@ FILE_DESCRIPTOR, Checkpoint, CheckpointValue, TensorProto = _build_classes()
 
 # --- detection ------------------------------------------------------------------------------------
 
+
 def _encryption(head: bytes) -> Optional[str]:
     if len(head) >= 4:
         return _ENCRYPTION_MAGIC.get(int.from_bytes(head[:4], "little"))
@@ -205,6 +226,7 @@ def detect(path_or_head: Union[PathLike, bytes]) -> bool:
 
 
 # --- reading --------------------------------------------------------------------------------------
+
 
 def _varint(data: bytes, pos: int, end: int) -> Tuple[int, int]:
     result, shift = 0, 0
@@ -236,17 +258,19 @@ def _records(path: str, data: bytes, end: int):
     while pos < end:
         start = pos
         if data[pos] != 0x0A:
-            raise FormatError(path, f"corrupt checkpoint: byte {pos} is 0x{data[pos]:02x}, expected 0x0a "
-                                    "(the start of an entry)")
+            raise FormatError(
+                path, f"corrupt checkpoint: byte {pos} is 0x{data[pos]:02x}, expected 0x0a (the start of an entry)"
+            )
         try:
             length, pos = _varint(data, pos + 1, end)
         except ValueError as exc:
             raise FormatError(path, f"corrupt checkpoint: entry at byte {start}: {exc}") from None
         if pos + length > end:
-            raise FormatError(path, f"truncated checkpoint: entry at byte {start} declares {length} bytes but "
-                                    f"only {end - pos} remain")
+            raise FormatError(
+                path, f"truncated checkpoint: entry at byte {start} declares {length} bytes but only {end - pos} remain"
+            )
         try:
-            value = CheckpointValue.FromString(data[pos:pos + length])
+            value = CheckpointValue.FromString(data[pos : pos + length])
         except (DecodeError, RuntimeError, ValueError, TypeError) as exc:
             raise FormatError(path, f"corrupt checkpoint entry at byte {start}: {exc}") from None
         pos += length
@@ -303,8 +327,11 @@ class _Reader:
             elif wire == 2:
                 length, pos = self.varint(pos, end, f"the length of field {number} of {what}")
                 if pos + length > end:
-                    raise FormatError(self.path, f"corrupt checkpoint: field {number} of {what} at byte {pos} "
-                                                 f"declares {length} bytes, past the end of its entry")
+                    raise FormatError(
+                        self.path,
+                        f"corrupt checkpoint: field {number} of {what} at byte {pos} "
+                        f"declares {length} bytes, past the end of its entry",
+                    )
                 yield number, wire, (pos, length), pos + length
                 pos += length
             elif wire in (1, 5):
@@ -313,20 +340,25 @@ class _Reader:
                     raise FormatError(self.path, f"corrupt checkpoint: field {number} of {what} runs past its entry")
                 yield number, wire, None, pos
             else:
-                raise FormatError(self.path, f"corrupt checkpoint: wire type {wire} of field {number} in {what} "
-                                             f"at byte {pos} (groups are not used by checkpoints)")
+                raise FormatError(
+                    self.path,
+                    f"corrupt checkpoint: wire type {wire} of field {number} in {what} "
+                    f"at byte {pos} (groups are not used by checkpoints)",
+                )
 
     def text(self, span: Tuple[int, int], end: int, what: str) -> str:
         off, n = span
         if n > _MAX_NAME:
-            raise FormatError(self.path, f"corrupt checkpoint: {what} at byte {off} is {n} bytes long "
-                                         f"(limit {_MAX_NAME})")
+            raise FormatError(
+                self.path, f"corrupt checkpoint: {what} at byte {off} is {n} bytes long (limit {_MAX_NAME})"
+            )
         raw = self.bytes_at(off, n, end, what)
         try:
             return raw.decode("utf-8")
         except UnicodeDecodeError:
-            raise FormatError(self.path, f"corrupt checkpoint: {what} at byte {off} is not valid UTF-8 "
-                                         f"({raw[:40]!r})") from None
+            raise FormatError(
+                self.path, f"corrupt checkpoint: {what} at byte {off} is not valid UTF-8 ({raw[:40]!r})"
+            ) from None
 
 
 def _signed64(v: int) -> int:
@@ -355,8 +387,9 @@ def _scan_tensor(r: _Reader, e: _Entry, span: Tuple[int, int], where: str) -> No
         elif number == 3 and wire == 2:
             e.content = value
         elif number in (1, 2, 3):
-            raise FormatError(r.path, f"corrupt checkpoint: field {number} of the tensor of {where} has wire type "
-                                      f"{wire}")
+            raise FormatError(
+                r.path, f"corrupt checkpoint: field {number} of the tensor of {where} has wire type {wire}"
+            )
         if len(e.dims) > 64:
             raise FormatError(r.path, f"corrupt checkpoint: {where} has more than 64 dims")
 
@@ -370,12 +403,15 @@ def _scan(path: str, fh: Any, end: int):
         start = pos
         first = r.bytes_at(pos, 1, end, "an entry")
         if first != b"\x0a":
-            raise FormatError(path, f"corrupt checkpoint: byte {pos} is 0x{first.hex()}, expected 0x0a "
-                                    "(the start of an entry)")
+            raise FormatError(
+                path, f"corrupt checkpoint: byte {pos} is 0x{first.hex()}, expected 0x0a (the start of an entry)"
+            )
         length, body = r.varint(pos + 1, end, f"the length of the entry at byte {start}")
         if body + length > end:
-            raise FormatError(path, f"truncated checkpoint: entry at byte {start} declares {length} bytes but "
-                                    f"only {end - body} remain")
+            raise FormatError(
+                path,
+                f"truncated checkpoint: entry at byte {start} declares {length} bytes but only {end - body} remain",
+            )
         where = f"the entry at byte {start}"
         e = _Entry()
         for number, wire, value, _ in r.fields(body, body + length, where):
@@ -384,8 +420,11 @@ def _scan(path: str, fh: Any, end: int):
             elif number == 2 and wire == 2:
                 _scan_tensor(r, e, value, where if e.tag is None else f"entry {e.tag!r}")
             elif number == 3:
-                raise FormatError(path, f"entry {e.tag!r} at byte {start} holds a maptensor instead of a tensor "
-                                        "(MapParameter entries are unsupported)")
+                raise FormatError(
+                    path,
+                    f"entry {e.tag!r} at byte {start} holds a maptensor instead of a tensor "
+                    "(MapParameter entries are unsupported)",
+                )
             elif number in (1, 2):
                 raise FormatError(path, f"corrupt checkpoint: field {number} of {where} has wire type {wire}")
         if e.tag is None:
@@ -393,8 +432,11 @@ def _scan(path: str, fh: Any, end: int):
         if e.ttype is None and e.content is None and not e.dims:
             raise FormatError(path, f"entry {e.tag!r} at byte {start} holds nothing instead of a tensor")
         if e.ttype is None or e.content is None:
-            raise FormatError(path, f"corrupt checkpoint: entry {e.tag!r} at byte {start} lacks its "
-                                    f"{'tensor_type' if e.ttype is None else 'tensor_content'}")
+            raise FormatError(
+                path,
+                f"corrupt checkpoint: entry {e.tag!r} at byte {start} lacks its "
+                f"{'tensor_type' if e.ttype is None else 'tensor_content'}",
+            )
         pos = body + length
         yield start, e
 
@@ -418,8 +460,10 @@ def _decode(path: str, tag: str, dims: List[int], ttype: str, parts: List[Tuple[
     total = sum(n for _, n in parts)
     if ttype == "str":
         if total % 4:
-            raise FormatError(path, f"entry {tag!r}: a 'str' tensor holds UTF-32-LE text, but its {total} "
-                                    "bytes are not a multiple of 4")
+            raise FormatError(
+                path,
+                f"entry {tag!r}: a 'str' tensor holds UTF-32-LE text, but its {total} bytes are not a multiple of 4",
+            )
         if total > _MAX_STR_TENSOR:
             raise FormatError(path, f"entry {tag!r}: a {total}-byte string (limit {_MAX_STR_TENSOR})")
         content = b"".join(_read_span(fh, off, n) for off, n in parts)
@@ -429,8 +473,9 @@ def _decode(path: str, tag: str, dims: List[int], ttype: str, parts: List[Tuple[
             raise FormatError(path, f"entry {tag!r}: invalid UTF-32-LE string: {exc}") from None
         return np.array(text)
     if ttype not in _DTYPES:
-        raise FormatError(path, f"entry {tag!r}: unsupported tensor_type {ttype!r}; expected one of "
-                                f"{sorted(_DTYPES) + ['str']}")
+        raise FormatError(
+            path, f"entry {tag!r}: unsupported tensor_type {ttype!r}; expected one of {sorted(_DTYPES) + ['str']}"
+        )
     if any(d < 0 for d in dims):
         raise FormatError(path, f"entry {tag!r}: negative dimension in dims {dims}")
     dtype = np.dtype(_DTYPES[ttype])
@@ -446,7 +491,7 @@ def _decode(path: str, tag: str, dims: List[int], ttype: str, parts: List[Tuple[
     q = 0
     for off, n in parts:
         fh.seek(off)
-        if fh.readinto(view[q:q + n]) != n:
+        if fh.readinto(view[q : q + n]) != n:
             raise FormatError(path, f"entry {tag!r}: the file ends inside its data")
         q += n
     return out.reshape(shape)
@@ -481,8 +526,11 @@ def read_tensors(path: PathLike, verify_crc: bool = True) -> Tuple[OrderedDict[s
 def _read_tensors(p: str, fh: Any, size: int, verify_crc: bool) -> Tuple[OrderedDict[str, Any], Dict[str, Any]]:
     enc = _encryption(fh.read(4))
     if enc:
-        raise FormatError(p, f"encrypted checkpoint ({enc}): decrypt it with MindSpore first "
-                             "(mindspore.load_checkpoint(..., dec_key=..., dec_mode=...) then save_checkpoint)")
+        raise FormatError(
+            p,
+            f"encrypted checkpoint ({enc}): decrypt it with MindSpore first "
+            "(mindspore.load_checkpoint(..., dec_key=..., dec_mode=...) then save_checkpoint)",
+        )
     end = size
     stored = None
     if size >= 17:
@@ -501,8 +549,11 @@ def _read_tensors(p: str, fh: Any, size: int, verify_crc: bool) -> Tuple[Ordered
         if tag == last_tag:
             prev_dims, prev_type, parts = pieces[tag]
             if prev_dims != e.dims or prev_type != e.ttype:
-                raise FormatError(p, f"entry {tag!r} at byte {start}: a slice with dims {e.dims} / "
-                                     f"{e.ttype} follows one with {prev_dims} / {prev_type}")
+                raise FormatError(
+                    p,
+                    f"entry {tag!r} at byte {start}: a slice with dims {e.dims} / "
+                    f"{e.ttype} follows one with {prev_dims} / {prev_type}",
+                )
             parts.append(e.content)
             sliced.add(tag)
         else:
@@ -512,8 +563,11 @@ def _read_tensors(p: str, fh: Any, size: int, verify_crc: bool) -> Tuple[Ordered
     if stored is not None and verify_crc:
         actual = _crc(fh, end)
         if stored != actual:
-            raise FormatError(p, f"CRC mismatch: the trailer says 0x{stored:08x}, the data gives 0x{actual:08x} "
-                                 "(the file is corrupt or was modified)")
+            raise FormatError(
+                p,
+                f"CRC mismatch: the trailer says 0x{stored:08x}, the data gives 0x{actual:08x} "
+                "(the file is corrupt or was modified)",
+            )
     tensors: OrderedDict[str, Any] = OrderedDict()
     types: Dict[str, str] = {}
     for tag, (dims, ttype, parts) in pieces.items():
@@ -544,6 +598,7 @@ def load(path: PathLike) -> ModelFile:
 
 # --- writing --------------------------------------------------------------------------------------
 
+
 def _entry_bytes(tag: str, dims: List[int], ttype: str, content: bytes) -> bytes:
     msg = Checkpoint()
     v = msg.value.add()
@@ -554,9 +609,12 @@ def _entry_bytes(tag: str, dims: List[int], ttype: str, content: bytes) -> bytes
     return msg.SerializeToString()
 
 
-def encode_tensors(tensors: OrderedDict[str, Any], slice_bytes: int = DEFAULT_SLICE_BYTES,
-                   types: Optional[Dict[str, str]] = None,
-                   skipped: Optional[Dict[str, str]] = None) -> bytes:
+def encode_tensors(
+    tensors: OrderedDict[str, Any],
+    slice_bytes: int = DEFAULT_SLICE_BYTES,
+    types: Optional[Dict[str, str]] = None,
+    skipped: Optional[Dict[str, str]] = None,
+) -> bytes:
     """Serialize ``tag -> array`` like MindSpore 2.10's ``save_checkpoint``: unpacked dims, no dims
     for scalars, strings as ``str`` with ``dims=[0]``, tensors above ``slice_bytes`` cut into
     element-aligned consecutive entries. Empty tensors are left out (as MindSpore does) and named in
@@ -585,14 +643,15 @@ def encode_tensors(tensors: OrderedDict[str, Any], slice_bytes: int = DEFAULT_SL
         step = slice_bytes - slice_bytes % arr.dtype.itemsize or arr.dtype.itemsize
         if len(raw) > slice_bytes:
             for k in range(0, len(raw), step):
-                out.append(_entry_bytes(tag, dims, ttype, raw[k:k + step]))
+                out.append(_entry_bytes(tag, dims, ttype, raw[k : k + step]))
         else:
             out.append(_entry_bytes(tag, dims, ttype, raw))
     return b"".join(out)
 
 
-def save(model_file: ModelFile, path: PathLike, crc: bool = False,
-         slice_bytes: int = DEFAULT_SLICE_BYTES) -> SaveReport:
+def save(
+    model_file: ModelFile, path: PathLike, crc: bool = False, slice_bytes: int = DEFAULT_SLICE_BYTES
+) -> SaveReport:
     """Write ``model_file`` as a MindSpore 2.x checkpoint (atomically: ``<name>.tmp`` then rename).
 
     MindSpore/PyTorch model files keep their keys and order; Keras files get PyTorch/MindSpore names

@@ -5,6 +5,7 @@ the layout of the file they came from (Keras ``kernel (I, 4u)``, MindSpore ``wei
 ...); :meth:`ModelFile.lstm_layers` gives the LSTM entries as canonical
 :class:`~lstm_bridge.recurrent.DirectionWeights` (gate order i, f, g, o) together with their semantics.
 """
+
 from __future__ import annotations
 
 import os
@@ -115,13 +116,27 @@ class LSTMLayer:
             cand = sem.get("activation", "tanh")
             exact_gate = {"ms_cpu_sigmoid": "sigmoid"}.get(gate, gate)
             exact_cand = {"ms_cpu_tanh": "tanh"}.get(cand, cand)
-            return [RecurrentLayer(self.name, [w.torch() for w in self.weights[0]], [False], exact_gate, exact_cand,
-                                   zero_output_for_mask=True)]
+            return [
+                RecurrentLayer(
+                    self.name,
+                    [w.torch() for w in self.weights[0]],
+                    [False],
+                    exact_gate,
+                    exact_cand,
+                    zero_output_for_mask=True,
+                )
+            ]
         gen = sem.get("keras_version")
         if gen is None:  # MindSpore / PyTorch: standard semantics, one layer per stacked layer
-            return [RecurrentLayer(f"{self.name}.l{l}" if self.name else f"l{l}", [w.torch() for w in dirs],
-                                   [False, True][:len(dirs)], zero_output_for_mask=True)
-                    for l, dirs in enumerate(self.weights)]
+            return [
+                RecurrentLayer(
+                    f"{self.name}.l{l}" if self.name else f"l{l}",
+                    [w.torch() for w in dirs],
+                    [False, True][: len(dirs)],
+                    zero_output_for_mask=True,
+                )
+                for l, dirs in enumerate(self.weights)
+            ]
         dirs = [w.torch() for w in self.weights[0]]
         go_back = bool(sem.get("go_backwards", False))
         rs = bool(sem.get("return_sequences", False))
@@ -130,15 +145,49 @@ class LSTMLayer:
             back = sem.get("backward_semantics") or {}
             for key in ("recurrent_activation", "activation"):
                 if back and back.get(key, sem.get(key)) != sem.get(key):
-                    raise ValueError(f"{self.name!r}: the backward layer's {key} {back.get(key)!r} differs from the "
-                                     f"forward layer's {sem.get(key)!r}; not supported")
-            return [RecurrentLayer(self.name, dirs, [go_back, not go_back], gate, cand,
-                                   merge_mode=sem.get("merge_mode", "concat"), return_sequences=rs,
-                                   zero_output_for_mask=rs, stateful=bool(sem.get("stateful") or back.get("stateful")),
-                                   keras_version=gen)]
-        return [RecurrentLayer(self.name, dirs, [go_back], gate, cand, processing_order=go_back, return_sequences=rs,
-                               zero_output_for_mask=bool(sem.get("zero_output_for_mask", False)),
-                               stateful=bool(sem.get("stateful")), keras_version=gen)]
+                    raise ValueError(
+                        f"{self.name!r}: the backward layer's {key} {back.get(key)!r} differs from the "
+                        f"forward layer's {sem.get(key)!r}; not supported"
+                    )
+            return [
+                RecurrentLayer(
+                    self.name,
+                    dirs,
+                    [go_back, not go_back],
+                    gate,
+                    cand,
+                    merge_mode=sem.get("merge_mode", "concat"),
+                    return_sequences=rs,
+                    zero_output_for_mask=rs,
+                    stateful=bool(sem.get("stateful") or back.get("stateful")),
+                    keras_version=gen,
+                )
+            ]
+        return [
+            RecurrentLayer(
+                self.name,
+                dirs,
+                [go_back],
+                gate,
+                cand,
+                processing_order=go_back,
+                return_sequences=rs,
+                zero_output_for_mask=bool(sem.get("zero_output_for_mask", False)),
+                stateful=bool(sem.get("stateful")),
+                keras_version=gen,
+            )
+        ]
+
+
+def is_lstm_entry(entry: LayerEntry) -> bool:
+    """An LSTM, LSTMCell or a Bidirectional wrapping an LSTM (a Bidirectional GRU/SimpleRNN is not one)."""
+    if entry.kind in ("LSTM", "LSTMCell"):
+        return True
+    if entry.kind != "Bidirectional":
+        return False
+    inner = entry.config.get("layer") if isinstance(entry.config, dict) else None
+    cls = inner.get("class_name") if isinstance(inner, dict) else None
+    return cls is None or cls in ("LSTM", "CuDNNLSTM", "LSTMV1")
 
 
 @dataclass
@@ -195,10 +244,13 @@ class ModelFile:
         by identity: assign a new array rather than writing into one)."""
         key = self._lstm_key()
         cached = self.__dict__.get("_lstm_cache")
-        if cached is not None and len(cached[0]) == len(key) and all(
-                a is b or (isinstance(a, str) and a == b) for a, b in zip(cached[0], key)):
+        if (
+            cached is not None
+            and len(cached[0]) == len(key)
+            and all(a is b or (isinstance(a, str) and a == b) for a, b in zip(cached[0], key))
+        ):
             return list(cached[1])
-        result = [_to_lstm_layer(self, e) for e in self.layers if e.kind in ("LSTM", "Bidirectional", "LSTMCell")]
+        result = [_to_lstm_layer(self, e) for e in self.layers if is_lstm_entry(e)]
         self.__dict__["_lstm_cache"] = (key, result)
         return list(result)
 
@@ -207,7 +259,7 @@ class ModelFile:
         key: List[Any] = [self.framework, str(self.version), self.layers]
         for e in self.layers:
             key += [e, e.kind, e.name]
-            if e.kind in ("LSTM", "Bidirectional", "LSTMCell"):
+            if is_lstm_entry(e):
                 key += [e.config, repr(e.config), e.weights, *e.weights.keys(), *e.weights.values()]
         return tuple(key)
 
@@ -260,27 +312,34 @@ def _check_entries(mf: ModelFile) -> None:
                 raise FormatError(None, f"{where}: weight {k!r} is a {type(a).__name__}, not an array")
         if e.kind == "Embedding" and arrays:
             if len(arrays) != 1 or arrays[0].ndim != 2:
-                raise FormatError(None, f"{where}: expected one 2-D embeddings matrix (vocabulary, width); found "
-                                        f"shapes {[a.shape for a in arrays]}")
+                raise FormatError(
+                    None,
+                    f"{where}: expected one 2-D embeddings matrix (vocabulary, width); found "
+                    f"shapes {[a.shape for a in arrays]}",
+                )
             for key, dim in (("input_dim", 0), ("output_dim", 1)):
                 v = e.config.get(key)
                 if isinstance(v, int) and not isinstance(v, bool) and v != arrays[0].shape[dim]:
-                    raise FormatError(None, f"{where}: config {key}={v} but the embeddings matrix is "
-                                            f"{arrays[0].shape}")
+                    raise FormatError(None, f"{where}: config {key}={v} but the embeddings matrix is {arrays[0].shape}")
         if e.kind == "Dense" and arrays and mf.framework == "keras":
             if arrays[0].ndim != 2 or (len(arrays) == 2 and arrays[1].shape != (arrays[0].shape[1],)):
-                raise FormatError(None, f"{where}: expected kernel (in, units) and bias (units,); found shapes "
-                                        f"{[a.shape for a in arrays]}")
+                raise FormatError(
+                    None,
+                    f"{where}: expected kernel (in, units) and bias (units,); found shapes {[a.shape for a in arrays]}",
+                )
             v = e.config.get("units")
             if isinstance(v, int) and not isinstance(v, bool) and v != arrays[0].shape[1]:
                 raise FormatError(None, f"{where}: config units={v} but the kernel is {arrays[0].shape}")
         if e.kind == "Bidirectional" and mf.framework == "keras":
             for key in ("layer", "backward_layer"):
                 v = e.config.get(key)
-                if (key == "layer" and e.config and v is None) or (v is not None and not (
-                        isinstance(v, dict) and (isinstance(v.get("config"), dict) or "units" in v))):
-                    raise FormatError(None, f"{where}: config {key!r} must be a layer config "
-                                            f"{{'class_name', 'config'}}; found {v!r:.80}")
+                if (key == "layer" and e.config and v is None) or (
+                    v is not None and not (isinstance(v, dict) and (isinstance(v.get("config"), dict) or "units" in v))
+                ):
+                    raise FormatError(
+                        None,
+                        f"{where}: config {key!r} must be a layer config {{'class_name', 'config'}}; found {v!r:.80}",
+                    )
 
 
 def _check_config_ints(cfg: Any, where: str) -> None:
@@ -299,7 +358,7 @@ def _check_config_ints(cfg: Any, where: str) -> None:
                 stack.append(x)
         elif isinstance(v, (list, tuple)):
             stack.extend(v)
-        elif isinstance(v, int) and not isinstance(v, bool) and not -2**63 <= v < 2**63:
+        elif isinstance(v, int) and not isinstance(v, bool) and not -(2**63) <= v < 2**63:
             raise FormatError(None, f"{where}: an integer outside int64 ({v.bit_length()} bits)")
 
 
@@ -307,8 +366,10 @@ def _check_size(x: Any, where: str) -> None:
     if isinstance(x, bool) or not isinstance(x, int):
         raise FormatError(None, f"{where} must be an integer; found {x!r:.40}")
     if not 0 <= x <= MAX_SIZE:
-        raise FormatError(None, f"{where} must be in [0, {MAX_SIZE}]; found "
-                                f"{x if abs(x) < 2**64 else f'a {x.bit_length()}-bit integer'}")
+        raise FormatError(
+            None,
+            f"{where} must be in [0, {MAX_SIZE}]; found {x if abs(x) < 2**64 else f'a {x.bit_length()}-bit integer'}",
+        )
 
 
 def _check_lstm_layer(mf: ModelFile, layer: LSTMLayer) -> None:
@@ -319,15 +380,27 @@ def _check_lstm_layer(mf: ModelFile, layer: LSTMLayer) -> None:
         raise FormatError(None, f"{where}: input size must be >= 1; the weights give {layer.input_size}")
     units = layer.semantics.get("units")
     if units is not None and (isinstance(units, bool) or not isinstance(units, int) or units != layer.hidden_size):
-        raise FormatError(None, f"{where}: config units={units!r:.40} but the weights give hidden size "
-                                f"{layer.hidden_size}")
+        raise FormatError(
+            None, f"{where}: config units={units!r:.40} but the weights give hidden size {layer.hidden_size}"
+        )
 
 
 # --- canonicalisation -----------------------------------------------------------------------------
 
-_KERAS_SEMANTIC_KEYS = ("return_sequences", "return_state", "go_backwards", "stateful", "unroll",
-                        "time_major", "zero_output_for_mask", "use_bias", "dropout", "recurrent_dropout",
-                        "implementation", "units")
+_KERAS_SEMANTIC_KEYS = (
+    "return_sequences",
+    "return_state",
+    "go_backwards",
+    "stateful",
+    "unroll",
+    "time_major",
+    "zero_output_for_mask",
+    "use_bias",
+    "dropout",
+    "recurrent_dropout",
+    "implementation",
+    "units",
+)
 
 
 def _activation_name(value: Any, generation: int) -> str:
@@ -403,11 +476,14 @@ def _to_lstm_layer(mf: ModelFile, e: LayerEntry) -> LSTMLayer:
             old = mf.version is None or bool(re.match(r"\s*(1\.|2\.[0-2]\.)", str(mf.version)))
             sem = _keras_semantics(e.config, gen, old_default=old)
         w0 = dirs[0]
-        return LSTMLayer(e.name, e.kind, [dirs], w0.input_size, w0.hidden_size, 1, len(dirs) == 2,
-                         w0.has_bias, sem)
+        return LSTMLayer(e.name, e.kind, [dirs], w0.input_size, w0.hidden_size, 1, len(dirs) == 2, w0.has_bias, sem)
     # MindSpore / PyTorch / safetensors: the PyTorch naming
-    sem = {"activation": "tanh", "recurrent_activation": "sigmoid",
-           "batch_first": e.config.get("batch_first"), "framework": mf.framework}
+    sem = {
+        "activation": "tanh",
+        "recurrent_activation": "sigmoid",
+        "batch_first": e.config.get("batch_first"),
+        "framework": mf.framework,
+    }
     if mf.framework == "mindspore":
         # MindSpore's CPU seq_length path and LSTMCell use approximate Sigmoid/Tanh (docs/spec/mindspore_lstm.md §3)
         sem["seq_length_activations"] = ("ms_cpu_sigmoid", "ms_cpu_tanh")
@@ -419,8 +495,9 @@ def _to_lstm_layer(mf: ModelFile, e: LayerEntry) -> LSTMLayer:
         return LSTMLayer(e.name, e.kind, [[w]], w.input_size, w.hidden_size, 1, False, w.has_bias, sem)
     layers = _w.from_torch_state_dict(e.weights)
     w0 = layers[0][0]
-    return LSTMLayer(e.name, e.kind, layers, w0.input_size, w0.hidden_size, len(layers), len(layers[0]) == 2,
-                     w0.has_bias, sem)
+    return LSTMLayer(
+        e.name, e.kind, layers, w0.input_size, w0.hidden_size, len(layers), len(layers[0]) == 2, w0.has_bias, sem
+    )
 
 
 # --- grouping flat state dicts into layer entries (MindSpore .ckpt, PyTorch, safetensors) ---------
@@ -467,14 +544,21 @@ def group_state_dict(tensors: OrderedDict[str, Any]) -> List[LayerEntry]:
                 e.kind = "Dense"
         if e.kind == "LSTM":
             layers = _w.from_torch_state_dict(e.weights)
-            e.config = {"input_size": layers[0][0].input_size, "hidden_size": layers[0][0].hidden_size,
-                        "num_layers": len(layers), "bidirectional": len(layers[0]) == 2,
-                        "has_bias": layers[0][0].has_bias}
+            e.config = {
+                "input_size": layers[0][0].input_size,
+                "hidden_size": layers[0][0].hidden_size,
+                "num_layers": len(layers),
+                "bidirectional": len(layers[0]) == 2,
+                "has_bias": layers[0][0].has_bias,
+            }
         elif e.kind == "LSTMCell":
             wi, wh = e.weights["weight_ih"], e.weights["weight_hh"]
             _w.LSTMWeights(wi, wh, e.weights.get("bias_ih"), e.weights.get("bias_hh"))
-            e.config = {"input_size": int(np.shape(wi)[1]), "hidden_size": int(np.shape(wh)[1]),
-                        "has_bias": "bias_ih" in e.weights}
+            e.config = {
+                "input_size": int(np.shape(wi)[1]),
+                "hidden_size": int(np.shape(wh)[1]),
+                "has_bias": "bias_ih" in e.weights,
+            }
     return entries
 
 
@@ -489,8 +573,10 @@ def flatten_state_dict(mf: ModelFile) -> OrderedDict[str, Any]:
             for k, v in e.weights.items():
                 out[prefix + k] = v
         return out
-    lstm = {id(e): l for e, l in zip([e for e in mf.layers if e.kind in ("LSTM", "Bidirectional", "LSTMCell")],
-                                     mf.lstm_layers())}
+    lstm = {
+        id(e): l
+        for e, l in zip([e for e in mf.layers if e.kind in ("LSTM", "Bidirectional", "LSTMCell")], mf.lstm_layers())
+    }
     for e in mf.layers:
         prefix = e.name + "." if e.name else ""
         if id(e) in lstm:

@@ -38,6 +38,7 @@ Keras LSTM that returns sequences and repeats its last output at padded steps
 
 ``load`` is not provided (ONNX import is out of scope): it raises ``NotImplementedError``.
 """
+
 from __future__ import annotations
 
 import os
@@ -81,8 +82,10 @@ def detect(path_or_head: Any) -> bool:
 
 def load(path: Any) -> Any:
     """Not provided: lstm-bridge exports ONNX but does not import it."""
-    raise NotImplementedError(f"{os.fspath(path)}: reading ONNX files is not supported (lstm-bridge exports "
-                              "ONNX only); convert from the original Keras/MindSpore/PyTorch file instead")
+    raise NotImplementedError(
+        f"{os.fspath(path)}: reading ONNX files is not supported (lstm-bridge exports "
+        "ONNX only); convert from the original Keras/MindSpore/PyTorch file instead"
+    )
 
 
 class _Graph:
@@ -115,8 +118,15 @@ class _Graph:
             if base in used:
                 self.inits.append(self.numpy_helper.from_array(value, base))
 
-    def node(self, op: str, inputs: Sequence[str], n_out: int = 1, base: Optional[str] = None,
-             outputs: Optional[Sequence[str]] = None, **attrs: Any) -> List[str]:
+    def node(
+        self,
+        op: str,
+        inputs: Sequence[str],
+        n_out: int = 1,
+        base: Optional[str] = None,
+        outputs: Optional[Sequence[str]] = None,
+        **attrs: Any,
+    ) -> List[str]:
         outs = list(outputs) if outputs is not None else [self.name(base or op.lower()) for _ in range(n_out)]
         self.nodes.append(self.helper.make_node(op, list(inputs), outs, name=self.name("n_" + op), **attrs))
         return outs
@@ -126,8 +136,11 @@ def _activation_attrs(layer: Any) -> Dict[str, Any]:
     names, alphas, betas = [], [], []
     for act in (layer.gate, layer.candidate, layer.candidate):
         if act not in ACTIVATIONS:
-            raise FormatError(None, f"layer {layer.name!r}: activation {act!r} has no ONNX LSTM equivalent "
-                                    f"(supported: {sorted(ACTIVATIONS)})")
+            raise FormatError(
+                None,
+                f"layer {layer.name!r}: activation {act!r} has no ONNX LSTM equivalent "
+                f"(supported: {sorted(ACTIVATIONS)})",
+            )
         onnx_name, alpha, beta = ACTIVATIONS[act]
         names.append(onnx_name)
         if alpha is not None:
@@ -143,8 +156,15 @@ def _activation_attrs(layer: Any) -> Dict[str, Any]:
     return attrs
 
 
-def build_model(obj: Any, *, layer: Optional[str] = None, lengths: bool = False, initial_state: bool = False,
-                batch_first: Optional[bool] = None, dtype: Any = np.float32) -> Tuple[Any, Any]:
+def build_model(
+    obj: Any,
+    *,
+    layer: Optional[str] = None,
+    lengths: bool = False,
+    initial_state: bool = False,
+    batch_first: Optional[bool] = None,
+    dtype: Any = np.float32,
+) -> Tuple[Any, Any]:
     """Build (do not write) the ONNX model of ``obj``'s LSTM chain.
 
     Args:
@@ -203,6 +223,7 @@ def _checked_chain(obj: Any, layer: Optional[str], lengths: bool, batch_first: O
     import dataclasses
 
     from ..convert import chain_from, chain_from_model_file
+
     is_file = hasattr(obj, "lstm_layers")
     try:
         # what an ONNX LSTM graph cannot hold (lstm_bridge.targets), masks included: refused up front
@@ -246,8 +267,9 @@ def _graph_inputs(g: _Graph, chain: Any, elem: int, lengths: bool, initial_state
     return inputs, x, seq_lens
 
 
-def _lstm_node(g: _Graph, lay: Any, x: str, seq_lens: str, row: int, initial_state: bool,
-               np_dtype: np.dtype) -> List[str]:
+def _lstm_node(
+    g: _Graph, lay: Any, x: str, seq_lens: str, row: int, initial_state: bool, np_dtype: np.dtype
+) -> List[str]:
     """One ONNX ``LSTM`` node for chain layer ``lay`` reading ``x``; its initial state is rows
     ``row:row+D`` of ``h0``/``c0`` with ``initial_state``. Returns its ``Y, Y_h, Y_c``."""
     D = len(lay.directions)
@@ -256,8 +278,11 @@ def _lstm_node(g: _Graph, lay: Any, x: str, seq_lens: str, row: int, initial_sta
     elif list(lay.reverse) == [False, True]:
         direction = "bidirectional"
     else:
-        raise FormatError(None, f"layer {lay.name!r}: directions with reverse flags {lay.reverse} (a wrapped "
-                                "go_backwards layer inside Bidirectional) have no ONNX LSTM equivalent")
+        raise FormatError(
+            None,
+            f"layer {lay.name!r}: directions with reverse flags {lay.reverse} (a wrapped "
+            "go_backwards layer inside Bidirectional) have no ONNX LSTM equivalent",
+        )
     W, R, Bias = to_onnx([w.numpy() for w in lay.directions])
     has_bias = lay.directions[0].has_bias
     w_name = g.const(np.asarray(W, np_dtype), f"{lay.name}_W")
@@ -271,12 +296,20 @@ def _lstm_node(g: _Graph, lay: Any, x: str, seq_lens: str, row: int, initial_sta
         h_in = g.node("Slice", ["h0", starts, ends, axes0], base="h_init")[0]
         c_in = g.node("Slice", ["c0", starts, ends, axes0], base="c_init")[0]
     attrs = _activation_attrs(lay)
-    return g.node("LSTM", [x, w_name, r_name, b_name, seq_lens, h_in, c_in], n_out=3,
-                  base=f"{lay.name}_lstm", hidden_size=lay.hidden_size, direction=direction, **attrs)
+    return g.node(
+        "LSTM",
+        [x, w_name, r_name, b_name, seq_lens, h_in, c_in],
+        n_out=3,
+        base=f"{lay.name}_lstm",
+        hidden_size=lay.hidden_size,
+        direction=direction,
+        **attrs,
+    )
 
 
-def _layer_output(g: _Graph, lay: Any, Y: str, Y_h: str, index: Tuple[str, str], reshape_seq: str,
-                  np_dtype: np.dtype) -> List[str]:
+def _layer_output(
+    g: _Graph, lay: Any, Y: str, Y_h: str, index: Tuple[str, str], reshape_seq: str, np_dtype: np.dtype
+) -> List[str]:
     """What chain layer ``lay`` gives the next one: its merged sequence ``(T, B, F)`` (in processing order
     for a one-direction layer that keeps it) or last output ``(B, F)``; two tensors for
     ``merge_mode=None``."""
@@ -302,8 +335,9 @@ def _layer_output(g: _Graph, lay: Any, Y: str, Y_h: str, index: Tuple[str, str],
     return _merge(g, halves, lay.merge_mode, np_dtype)
 
 
-def _last_layer_outputs(g: _Graph, chain: Any, lay: Any, merged: List[str], Y_h: str, Y_c: str,
-                        index: Tuple[str, str]) -> List[Tuple[str, str, list]]:
+def _last_layer_outputs(
+    g: _Graph, chain: Any, lay: Any, merged: List[str], Y_h: str, Y_c: str, index: Tuple[str, str]
+) -> List[Tuple[str, str, list]]:
     """The graph outputs of the last layer: ``output`` (or ``output_forward``/``output_backward``) in the
     chain's layout and, for Keras chains, its states ``h``/``c`` (per direction)."""
     out: List[Tuple[str, str, list]] = []
@@ -314,8 +348,11 @@ def _last_layer_outputs(g: _Graph, chain: Any, lay: Any, merged: List[str], Y_h:
     for tensor, out_name in zip(merged, names):
         if seq_out and chain.batch_first:
             tensor = g.node("Transpose", [tensor], base="y_batch_major", perm=[1, 0, 2])[0]
-        shape = (["batch", "time", width] if chain.batch_first else ["time", "batch", width]) \
-            if seq_out else ["batch", width]
+        shape = (
+            (["batch", "time", width] if chain.batch_first else ["time", "batch", width])
+            if seq_out
+            else ["batch", width]
+        )
         out.append((tensor, out_name, shape))
     if chain.api == "keras":
         suffixes = [""] if D == 1 else ["_forward", "_backward"]
@@ -325,8 +362,9 @@ def _last_layer_outputs(g: _Graph, chain: Any, lay: Any, merged: List[str], Y_h:
     return out
 
 
-def _finish_model(g: _Graph, chain: Any, inputs: List[Any], final_outputs: List[Tuple[str, str, list]], elem: int,
-                  lengths: bool) -> Any:
+def _finish_model(
+    g: _Graph, chain: Any, inputs: List[Any], final_outputs: List[Tuple[str, str, list]], elem: int, lengths: bool
+) -> Any:
     """The graph's named outputs, the ModelProto (opset, IR version, doc string, properties), checked by
     ``onnx.checker``."""
     onnx, _, helper, _ = _onnx()
@@ -336,15 +374,24 @@ def _finish_model(g: _Graph, chain: Any, inputs: List[Any], final_outputs: List[
         outputs.append(helper.make_tensor_value_info(out_name, elem, shape))
     g.finish()
     graph = helper.make_graph(g.nodes, chain.name or "lstm_bridge", inputs, outputs, initializer=g.inits)
-    model = helper.make_model(graph, producer_name="lstm-bridge", producer_version=__version__,
-                              opset_imports=[helper.make_opsetid("", OPSET)])
+    model = helper.make_model(
+        graph, producer_name="lstm-bridge", producer_version=__version__, opset_imports=[helper.make_opsetid("", OPSET)]
+    )
     model.ir_version = IR_VERSION
-    model.doc_string = (f"lstm-bridge export of a {chain.api} LSTM chain: layers "
-                        + ", ".join(f"{l.name} (D={len(l.directions)}, H={l.hidden_size}, gate={l.gate}, "
-                                    f"candidate={l.candidate}, reverse={l.reverse}, merge={l.merge_mode}, "
-                                    f"return_sequences={l.return_sequences})" for l in chain.layers))
-    helper.set_model_props(model, {"lstm_bridge.api": chain.api, "lstm_bridge.batch_first": str(chain.batch_first),
-                                   "lstm_bridge.lengths": str(bool(lengths))})
+    model.doc_string = f"lstm-bridge export of a {chain.api} LSTM chain: layers " + ", ".join(
+        f"{l.name} (D={len(l.directions)}, H={l.hidden_size}, gate={l.gate}, "
+        f"candidate={l.candidate}, reverse={l.reverse}, merge={l.merge_mode}, "
+        f"return_sequences={l.return_sequences})"
+        for l in chain.layers
+    )
+    helper.set_model_props(
+        model,
+        {
+            "lstm_bridge.api": chain.api,
+            "lstm_bridge.batch_first": str(chain.batch_first),
+            "lstm_bridge.lengths": str(bool(lengths)),
+        },
+    )
     try:
         onnx.checker.check_model(model, full_check=True)
     except onnx.checker.ValidationError as exc:  # a bug on our side: say so plainly
@@ -368,8 +415,18 @@ def _merge(g: _Graph, halves: List[str], mode: Optional[str], np_dtype: np.dtype
     raise FormatError(None, f"unknown merge_mode {mode!r}")
 
 
-def save(obj: Any, path: Any, *, layer: Optional[str] = None, lengths: bool = False, initial_state: bool = False,
-         batch_first: Optional[bool] = None, verify: bool = False, tol: float = 1e-5, **_ignored: Any) -> SaveReport:
+def save(
+    obj: Any,
+    path: Any,
+    *,
+    layer: Optional[str] = None,
+    lengths: bool = False,
+    initial_state: bool = False,
+    batch_first: Optional[bool] = None,
+    verify: bool = False,
+    tol: float = 1e-5,
+    **_ignored: Any,
+) -> SaveReport:
     """Write ``obj``'s LSTM chain as an ONNX model to ``path`` (atomically: temp file + rename).
 
     Options as :func:`build_model`; with ``verify=True`` the written file is run with onnxruntime on
@@ -381,16 +438,18 @@ def save(obj: Any, path: Any, *, layer: Optional[str] = None, lengths: bool = Fa
         every other layer of a ModelFile with the reason.
     """
     p = check_output_path(path, obj)
-    model, chain = build_model(obj, layer=layer, lengths=lengths, initial_state=initial_state,
-                               batch_first=batch_first)
+    model, chain = build_model(obj, layer=layer, lengths=lengths, initial_state=initial_state, batch_first=batch_first)
     with atomic_output(p) as tmp:
         with open(tmp, "wb") as fh:
             fh.write(model.SerializeToString())
         if verify:
             diff = _verify_file(tmp, chain, lengths=lengths, initial_state=initial_state)
             if not diff <= tol:
-                raise FormatError(p, f"onnxruntime output differs from the lstm-bridge engine by {diff:.3g} "
-                                     f"(tolerance {tol:g}); file not written")
+                raise FormatError(
+                    p,
+                    f"onnxruntime output differs from the lstm-bridge engine by {diff:.3g} "
+                    f"(tolerance {tol:g}); file not written",
+                )
     report = SaveReport(path=p, format=NAME, written=[l.name for l in chain.layers])
     if hasattr(obj, "layers") and hasattr(obj, "lstm_layers"):
         exported = [e.name for e in obj.lstm_layers() if e.kind != "LSTMCell" and (layer is None or e.name == layer)]
@@ -399,14 +458,18 @@ def save(obj: Any, path: Any, *, layer: Optional[str] = None, lengths: bool = Fa
             if e.name in exported:
                 continue
             if e.weights or e.kind in ("LSTM", "Bidirectional", "LSTMCell"):
-                why = ("not the selected layer" if layer is not None and e.kind in ("LSTM", "Bidirectional")
-                       else f"{e.kind} layers are not part of the ONNX LSTM export (the graph holds the LSTM chain)")
+                why = (
+                    "not the selected layer"
+                    if layer is not None and e.kind in ("LSTM", "Bidirectional")
+                    else f"{e.kind} layers are not part of the ONNX LSTM export (the graph holds the LSTM chain)"
+                )
                 report.skipped[e.name] = why
     return report
 
 
-def _random_feeds(chain: Any, *, lengths: bool, initial_state: bool, batch: int = 3, steps: int = 7,
-                  seed: int = 0) -> Dict[str, np.ndarray]:
+def _random_feeds(
+    chain: Any, *, lengths: bool, initial_state: bool, batch: int = 3, steps: int = 7, seed: int = 0
+) -> Dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((steps, batch, chain.input_size)).astype(np.float32)
     feeds = {"input": x.transpose(1, 0, 2).copy() if chain.batch_first else x}
@@ -419,22 +482,26 @@ def _random_feeds(chain: Any, *, lengths: bool, initial_state: bool, batch: int 
     return feeds
 
 
-def verify(path: Any, obj: Any, *, layer: Optional[str] = None, lengths: bool = False,
-           initial_state: bool = False) -> float:
+def verify(
+    path: Any, obj: Any, *, layer: Optional[str] = None, lengths: bool = False, initial_state: bool = False
+) -> float:
     """Max |difference| between onnxruntime on the file ``path`` and the lstm-bridge engine on ``obj``'s
     chain, over every output, on random inputs (needs ``onnxruntime``)."""
     from ..convert import chain_from, chain_from_model_file
+
     chain = chain_from_model_file(obj, layer) if hasattr(obj, "lstm_layers") else chain_from(obj)
     return _verify_file(os.fspath(path), chain, lengths=lengths, initial_state=initial_state)
 
 
 def _verify_file(path: str, chain: Any, *, lengths: bool, initial_state: bool) -> float:
     import torch
+
     try:
         import onnxruntime as ort
     except ImportError as exc:  # pragma: no cover - optional dependency
         raise NotImplementedError("verifying an ONNX file needs onnxruntime: pip install 'lstm-bridge[onnx]'") from exc
     from ..convert import run_chain
+
     feeds = _random_feeds(chain, lengths=lengths, initial_state=initial_state)
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     names = [o.name for o in sess.get_outputs()]
@@ -443,9 +510,13 @@ def _verify_file(path: str, chain: Any, *, lengths: bool, initial_state: bool) -
     if chain.batch_first:
         x = x.transpose(0, 1)
     with torch.no_grad():
-        res = run_chain(chain, x.contiguous(), lengths=torch.from_numpy(feeds["seq_length"]) if lengths else None,
-                        h0=torch.from_numpy(feeds["h0"]) if initial_state else None,
-                        c0=torch.from_numpy(feeds["c0"]) if initial_state else None)
+        res = run_chain(
+            chain,
+            x.contiguous(),
+            lengths=torch.from_numpy(feeds["seq_length"]) if lengths else None,
+            h0=torch.from_numpy(feeds["h0"]) if initial_state else None,
+            c0=torch.from_numpy(feeds["c0"]) if initial_state else None,
+        )
     expected = expected_outputs(chain, res)
     worst = 0.0
     for name, value in expected.items():

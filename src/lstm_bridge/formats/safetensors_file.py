@@ -5,6 +5,7 @@ is read; each tensor read once).
 Tensors are stored under their PyTorch names (``<name>.weight_ih_l0`` ...); the ``__metadata__`` header
 records ``{"format": "pt", "source_framework": ..., "source_version": ...}``.
 """
+
 from __future__ import annotations
 
 import io
@@ -37,8 +38,9 @@ def _lib():
     try:
         import safetensors.torch as st
     except ImportError as exc:  # pragma: no cover - optional extra
-        raise NotImplementedError("safetensors files need the safetensors package: "
-                                  "pip install 'lstm-bridge[safetensors]'") from exc
+        raise NotImplementedError(
+            "safetensors files need the safetensors package: pip install 'lstm-bridge[safetensors]'"
+        ) from exc
     return st
 
 
@@ -61,8 +63,21 @@ MAX_TENSORS = 100_000
 MAX_HEADER_VALUES = 16 * MAX_TENSORS
 #: safetensors dtype -> NumPy dtype (``BF16`` is read as its uint16 bits, then widened to float32);
 #: float8/float4/complex tensors are refused
-_DTYPES = {"BOOL": "?", "U8": "u1", "I8": "i1", "I16": "<i2", "U16": "<u2", "I32": "<i4", "U32": "<u4",
-           "I64": "<i8", "U64": "<u8", "F16": "<f2", "F32": "<f4", "F64": "<f8", "BF16": "<u2"}
+_DTYPES = {
+    "BOOL": "?",
+    "U8": "u1",
+    "I8": "i1",
+    "I16": "<i2",
+    "U16": "<u2",
+    "I32": "<i4",
+    "U32": "<u4",
+    "I64": "<i8",
+    "U64": "<u8",
+    "F16": "<f2",
+    "F32": "<f4",
+    "F64": "<f8",
+    "BF16": "<u2",
+}
 
 
 def _read_header(p: str, fh: io.BufferedReader, size: int) -> Tuple[int, Dict[str, Any]]:
@@ -77,8 +92,11 @@ def _read_header(p: str, fh: io.BufferedReader, size: int) -> Tuple[int, Dict[st
     text = fh.read(n)
     nodes = text.count(b",") + text.count(b"{") + text.count(b"[") + 1  # bound before parsing
     if nodes > MAX_HEADER_VALUES:
-        raise FormatError(p, f"the safetensors header holds about {nodes} JSON values, above the limit of "
-                             f"{MAX_HEADER_VALUES} ({MAX_TENSORS} tensors)")
+        raise FormatError(
+            p,
+            f"the safetensors header holds about {nodes} JSON values, above the limit of "
+            f"{MAX_HEADER_VALUES} ({MAX_TENSORS} tensors)",
+        )
     try:
         header = json.loads(text.decode("utf-8"))
     except RecursionError:
@@ -94,8 +112,11 @@ def _check_metadata(p: str, meta: Any) -> Dict[str, str]:
     if meta is None:
         return {}
     if not isinstance(meta, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
-        raise FormatError(p, "__metadata__ must map strings to strings (safetensors spec); found "
-                             f"{json.dumps(meta)[:120] if isinstance(meta, (dict, list)) else repr(meta)[:120]}")
+        raise FormatError(
+            p,
+            "__metadata__ must map strings to strings (safetensors spec); found "
+            f"{json.dumps(meta)[:120] if isinstance(meta, (dict, list)) else repr(meta)[:120]}",
+        )
     return meta
 
 
@@ -108,17 +129,25 @@ def _check_entry(p: str, name: str, info: Any, data_len: int) -> Tuple[np.dtype,
         raise FormatError(p, f"tensor {name!r} has dtype {dtype!r}; expected one of {sorted(_DTYPES)}")
     if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
         raise FormatError(p, f"tensor {name!r}: shape must be a list of non-negative integers; found {shape!r:.80}")
-    if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int for o in offsets)
-            and 0 <= offsets[0] <= offsets[1] <= data_len):
-        raise FormatError(p, f"tensor {name!r}: data_offsets {offsets!r:.80} must be [begin, end] within the "
-                             f"{data_len} data bytes")
+    if not (
+        isinstance(offsets, list)
+        and len(offsets) == 2
+        and all(type(o) is int for o in offsets)
+        and 0 <= offsets[0] <= offsets[1] <= data_len
+    ):
+        raise FormatError(
+            p, f"tensor {name!r}: data_offsets {offsets!r:.80} must be [begin, end] within the {data_len} data bytes"
+        )
     dt = np.dtype(_DTYPES[dtype])
     count = 1
     for d in shape:
         count *= d
     if count * dt.itemsize != offsets[1] - offsets[0]:
-        raise FormatError(p, f"tensor {name!r}: shape {shape} of {dtype} needs {count * dt.itemsize} bytes; "
-                             f"data_offsets span {offsets[1] - offsets[0]}")
+        raise FormatError(
+            p,
+            f"tensor {name!r}: shape {shape} of {dtype} needs {count * dt.itemsize} bytes; "
+            f"data_offsets span {offsets[1] - offsets[0]}",
+        )
     return dt, tuple(shape), offsets[0], offsets[1]
 
 
@@ -144,8 +173,11 @@ def load(path: PathLike) -> ModelFile:
             pos = 0
             for b, e, k in spans:
                 if b != pos:
-                    raise FormatError(p, f"tensor {k!r}: data starts at byte {b}, expected {pos} (the data must be "
-                                         "covered without holes or overlaps)")
+                    raise FormatError(
+                        p,
+                        f"tensor {k!r}: data starts at byte {b}, expected {pos} (the data must be "
+                        "covered without holes or overlaps)",
+                    )
                 pos = e
             if pos != data_len:
                 raise FormatError(p, f"the tensors cover {pos} data bytes; the file has {data_len}")
@@ -175,8 +207,16 @@ def load(path: PathLike) -> ModelFile:
         entries = group_state_dict(tensors)
     except ValueError as exc:
         raise FormatError(p, str(exc)) from None
-    return validate(ModelFile(framework="torch", version=meta.get("source_version"), layers=entries, format=NAME,
-                              path=p, meta={"metadata": meta, "key_order": list(tensors)}))
+    return validate(
+        ModelFile(
+            framework="torch",
+            version=meta.get("source_version"),
+            layers=entries,
+            format=NAME,
+            path=p,
+            meta={"metadata": meta, "key_order": list(tensors)},
+        )
+    )
 
 
 def save(model_file: ModelFile, path: PathLike) -> SaveReport:
@@ -187,8 +227,12 @@ def save(model_file: ModelFile, path: PathLike) -> SaveReport:
     report = SaveReport(path=p, format=NAME, written=[e.name for e in model_file.layers])
     report.skipped.update(mask_notes(model_file, "torch"))
     state = tensor_state(model_file, report)
-    metadata = {"format": "pt", "source_framework": model_file.framework,
-                "source_version": str(model_file.version or ""), "key_order": json.dumps(list(state))}
+    metadata = {
+        "format": "pt",
+        "source_framework": model_file.framework,
+        "source_version": str(model_file.version or ""),
+        "key_order": json.dumps(list(state)),
+    }
     with atomic_output(p) as tmp:
         st.save_file(state, tmp, metadata=metadata)
     return report

@@ -9,6 +9,7 @@ Accepted content: a flat ``{name: tensor}`` state dict (e.g. of ``torch.nn.LSTM`
 ``"model_state_dict"`` or ``"model"``. Non-tensor values (epoch counters, ...) are carried in a
 ``Tensor`` entry as NumPy scalars.
 """
+
 from __future__ import annotations
 
 import os
@@ -43,6 +44,7 @@ def detect(path_or_head: Union[PathLike, bytes]) -> bool:
         if isinstance(path_or_head, (bytes, bytearray, memoryview)):
             return True
         import zipfile
+
         try:
             with zipfile.ZipFile(os.fspath(path_or_head)) as z:
                 return any(n.endswith("data.pkl") for n in z.namelist())
@@ -58,8 +60,11 @@ def load(path: PathLike) -> ModelFile:
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types (UnpicklingError, RuntimeError, EOFError...) here
-        raise FormatError(p, f"not a loadable PyTorch weights file with weights_only=True "
-                             f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+        raise FormatError(
+            p,
+            f"not a loadable PyTorch weights file with weights_only=True "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})",
+        ) from None
     if isinstance(obj, dict):
         for k in _NESTED_KEYS:
             if k in obj and isinstance(obj[k], dict) and any(isinstance(v, torch.Tensor) for v in obj[k].values()):
@@ -76,14 +81,17 @@ def load(path: PathLike) -> ModelFile:
             _check_tensor(p, k, v)
             budget -= v.numel() * v.element_size()
             if budget < 0:
-                raise FormatError(p, f"tensor {k!r} {tuple(v.shape)}: the tensors declare more data than a "
-                                     f"{size}-byte file can hold (at most {_MAX_INFLATION}x its size + "
-                                     f"{_INFLATION_SLACK // 2**20} MiB; overlapping or stride-0 views?)")
+                raise FormatError(
+                    p,
+                    f"tensor {k!r} {tuple(v.shape)}: the tensors declare more data than a "
+                    f"{size}-byte file can hold (at most {_MAX_INFLATION}x its size + "
+                    f"{_INFLATION_SLACK // 2**20} MiB; overlapping or stride-0 views?)",
+                )
             if v.dtype == torch.bfloat16:
                 v = v.float()  # exact; NumPy has no bfloat16
             tensors[k] = v.detach().cpu().numpy().copy()
         elif isinstance(v, (bool, int, float, str)):
-            if isinstance(v, int) and not -2**63 <= v < 2**63:
+            if isinstance(v, int) and not -(2**63) <= v < 2**63:
                 raise FormatError(p, f"state dict entry {k!r} is an integer outside int64 ({v.bit_length()} bits)")
             tensors[k] = np.array(v)
         else:
@@ -92,15 +100,26 @@ def load(path: PathLike) -> ModelFile:
         entries = group_state_dict(tensors)
     except ValueError as exc:
         raise FormatError(p, str(exc)) from None
-    return validate(ModelFile(framework="torch", version=torch.__version__, layers=entries, format=NAME, path=p,
-                              meta={"key_order": list(tensors)}))
+    return validate(
+        ModelFile(
+            framework="torch",
+            version=torch.__version__,
+            layers=entries,
+            format=NAME,
+            path=p,
+            meta={"key_order": list(tensors)},
+        )
+    )
 
 
 def _check_tensor(p: str, key: str, v: torch.Tensor) -> None:
     """Refuse tensors that are not plain dense CPU arrays of a NumPy-representable dtype."""
     if v.device.type != "cpu":
-        raise FormatError(p, f"tensor {key!r} is on device {v.device.type!r} (a meta tensor has no data); "
-                             "expected a CPU tensor with data")
+        raise FormatError(
+            p,
+            f"tensor {key!r} is on device {v.device.type!r} (a meta tensor has no data); "
+            "expected a CPU tensor with data",
+        )
     if v.layout != torch.strided:
         raise FormatError(p, f"tensor {key!r} has layout {v.layout} (sparse); expected a dense tensor")
     if v.is_quantized:

@@ -10,11 +10,26 @@ Cell / runner / wrapper: ``LSTMCell`` is one step; ``LSTM`` runs it over time th
 (return_sequences, go_backwards order, state order, merge modes), which the converter's chain runner
 also uses.
 """
+
 from . import constraints, initializers, options, outputs, regularizers, v1
 from .bidirectional import Bidirectional
 from .cell import GRUCell, LSTMCell, RecurrentCell, SimpleRNNCell
 from .layer import GRU, LSTM, Recurrent, SimpleRNN
 
-__all__ = ["LSTM", "LSTMCell", "GRU", "GRUCell", "SimpleRNN", "SimpleRNNCell", "Bidirectional", "Recurrent",
-           "RecurrentCell", "v1", "constraints", "initializers", "options", "outputs",
-           "regularizers"]
+__all__ = [
+    "LSTM",
+    "LSTMCell",
+    "GRU",
+    "GRUCell",
+    "SimpleRNN",
+    "SimpleRNNCell",
+    "Bidirectional",
+    "Recurrent",
+    "RecurrentCell",
+    "v1",
+    "constraints",
+    "initializers",
+    "options",
+    "outputs",
+    "regularizers",
+]

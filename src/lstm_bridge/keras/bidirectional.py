@@ -12,6 +12,7 @@
   ``initial_state = [h_f, c_f, h_b, c_b]``; GRU and SimpleRNN carry h only (``[merged, h_f, h_b]``,
   ``initial_state = [h_f, h_b]``); ``get_weights()`` = forward's then backward's.
 """
+
 from __future__ import annotations
 
 import copy
@@ -40,19 +41,31 @@ class Bidirectional(torch.nn.Module):
     (real Keras stores them on an attribute it never reads; here they are applied).
     """
 
-    def __init__(self, layer: Recurrent, merge_mode: Optional[str] = "concat",
-                 weights: Optional[Sequence[Any]] = None, backward_layer: Optional[Recurrent] = None, **kwargs: Any):
+    def __init__(
+        self,
+        layer: Recurrent,
+        merge_mode: Optional[str] = "concat",
+        weights: Optional[Sequence[Any]] = None,
+        backward_layer: Optional[Recurrent] = None,
+        **kwargs: Any,
+    ):
         super().__init__()
         if not isinstance(layer, Recurrent):
-            raise ValueError("Please initialize `Bidirectional` layer with a `lstm_bridge.keras` recurrent layer "
-                             f"(LSTM, GRU, SimpleRNN) instance. Received: {type(layer).__name__}")
+            raise ValueError(
+                "Please initialize `Bidirectional` layer with a `lstm_bridge.keras` recurrent layer "
+                f"(LSTM, GRU, SimpleRNN) instance. Received: {type(layer).__name__}"
+            )
         if backward_layer is not None and not isinstance(backward_layer, Recurrent):
-            raise ValueError("`backward_layer` need to be a `lstm_bridge.keras` recurrent layer (LSTM, GRU, "
-                             f"SimpleRNN) instance. Received: {type(backward_layer).__name__}")
+            raise ValueError(
+                "`backward_layer` need to be a `lstm_bridge.keras` recurrent layer (LSTM, GRU, "
+                f"SimpleRNN) instance. Received: {type(backward_layer).__name__}"
+            )
         if backward_layer is not None and backward_layer.kind is not layer.kind:
-            raise ValueError(f"`backward_layer` must have the forward layer's cell kind; expected a "
-                             f"{layer.kind.value} layer (like {type(layer).__name__}), received "
-                             f"{type(backward_layer).__name__}")
+            raise ValueError(
+                f"`backward_layer` must have the forward layer's cell kind; expected a "
+                f"{layer.kind.value} layer (like {type(layer).__name__}), received "
+                f"{type(backward_layer).__name__}"
+            )
         _outputs.check_merge_mode(merge_mode)
         unknown = set(kwargs) - {"name", "trainable", "dtype", "input_shape", "batch_input_shape"}
         if unknown:
@@ -69,12 +82,14 @@ class Bidirectional(torch.nn.Module):
         # TK semantics: a wrapped layer with go_backwards=True makes the "forward" layer run backwards.
         self.forward_layer = self._recreate(layer, go_backwards=None, prefix="forward_", strip=k3)
         if backward_layer is None:
-            self.backward_layer = self._recreate(layer, go_backwards=not layer.go_backwards, prefix="backward_",
-                                                 strip=k3)
+            self.backward_layer = self._recreate(
+                layer, go_backwards=not layer.go_backwards, prefix="backward_", strip=k3
+            )
         else:
             # tf_keras names a custom backward layer backward_<name>; Keras 3 keeps its name.
-            self.backward_layer = self._recreate(backward_layer, go_backwards=None,
-                                                 prefix="" if k3 else "backward_", strip=False)
+            self.backward_layer = self._recreate(
+                backward_layer, go_backwards=None, prefix="" if k3 else "backward_", strip=False
+            )
         self._check_backward(self.forward_layer, self.backward_layer)
         for sub in (self.forward_layer, self.backward_layer):
             sub.zero_output_for_mask = sub.return_sequences
@@ -100,7 +115,7 @@ class Bidirectional(torch.nn.Module):
         config = layer.get_config()
         name = config["name"]
         if strip and name.startswith(prefix):  # Keras 3: forward_<name> without doubling the prefix
-            name = name[len(prefix):]
+            name = name[len(prefix) :]
         config["name"] = prefix + name
         if go_backwards is not None:
             config["go_backwards"] = go_backwards
@@ -112,14 +127,18 @@ class Bidirectional(torch.nn.Module):
     @staticmethod
     def _check_backward(forward: Recurrent, backward: Recurrent) -> None:
         if forward.go_backwards == backward.go_backwards:
-            raise ValueError("Forward layer and backward layer should have different `go_backwards` value. "
-                             f"Received: forward_layer.go_backwards {forward.go_backwards}, "
-                             f"backward_layer.go_backwards={backward.go_backwards}")
+            raise ValueError(
+                "Forward layer and backward layer should have different `go_backwards` value. "
+                f"Received: forward_layer.go_backwards {forward.go_backwards}, "
+                f"backward_layer.go_backwards={backward.go_backwards}"
+            )
         for attr in ("stateful", "return_sequences", "return_state"):
             if getattr(forward, attr) != getattr(backward, attr):
-                raise ValueError(f'Forward layer and backward layer are expected to have the same value for '
-                                 f'attribute "{attr}", got "{getattr(forward, attr)}" for forward layer and '
-                                 f'"{getattr(backward, attr)}" for backward layer')
+                raise ValueError(
+                    f"Forward layer and backward layer are expected to have the same value for "
+                    f'attribute "{attr}", got "{getattr(forward, attr)}" for forward layer and '
+                    f'"{getattr(backward, attr)}" for backward layer'
+                )
 
     # --- weights and config ----------------------------------------------------------------------
     @property
@@ -182,8 +201,10 @@ class Bidirectional(torch.nn.Module):
         n_forward = 3 if self.forward_layer.cell.use_bias else 2
         n_backward = 3 if self.backward_layer.cell.use_bias else 2
         if len(weights) != n_forward + n_backward:
-            raise ValueError(f"Bidirectional {self.name!r} expects {n_forward + n_backward} weights (forward's "
-                             f"{n_forward}, then backward's {n_backward}); received {len(weights)}")
+            raise ValueError(
+                f"Bidirectional {self.name!r} expects {n_forward + n_backward} weights (forward's "
+                f"{n_forward}, then backward's {n_backward}); received {len(weights)}"
+            )
         self.forward_layer.set_weights(weights[:n_forward])
         self.backward_layer.set_weights(weights[n_forward:])
 
@@ -201,19 +222,21 @@ class Bidirectional(torch.nn.Module):
         if not self.stateful:
             if self.keras_version >= 3 and states is None:
                 return
-            raise AttributeError("Layer must be stateful (construct the wrapped layer with stateful=True) "
-                                 "to reset its states")
+            raise AttributeError(
+                "Layer must be stateful (construct the wrapped layer with stateful=True) to reset its states"
+            )
         if states is not None and not isinstance(states, (list, tuple)):
-            raise ValueError("Unrecognized value for `states`. Expected `states` to be list or tuple of "
-                             f"[h_f, c_f, h_b, c_b]; received {type(states).__name__}")
+            raise ValueError(
+                "Unrecognized value for `states`. Expected `states` to be list or tuple of "
+                f"[h_f, c_f, h_b, c_b]; received {type(states).__name__}"
+            )
         if states is None:
             self.forward_layer.reset_states()
             self.backward_layer.reset_states()
             return
         n = self.forward_layer.cell.n_states
         if len(states) != 2 * n:
-            raise ValueError(f"Bidirectional.reset_states expects {self._states_text()}; received {len(states)} "
-                             "values")
+            raise ValueError(f"Bidirectional.reset_states expects {self._states_text()}; received {len(states)} values")
         self.forward_layer.reset_states(states[:n])
         self.backward_layer.reset_states(states[n:])
 
@@ -229,13 +252,16 @@ class Bidirectional(torch.nn.Module):
         class_name = {"LSTM": "LSTM", "GRU": "GRU", "RNN": "SimpleRNN"}[self.forward_layer.kind.value]
 
         def nest(config: Dict[str, Any]) -> Dict[str, Any]:
-            return {"module": "keras.layers", "class_name": class_name, "config": dict(config),
-                    "registered_name": None}
+            return {"module": "keras.layers", "class_name": class_name, "config": dict(config), "registered_name": None}
 
         base = {"name": self.name, "trainable": self.trainable, "dtype": self._layer_config.get("dtype")}
         if self.keras_version >= 3:
-            return {**base, "merge_mode": self.merge_mode, "layer": nest(self.forward_layer.get_config()),
-                    "backward_layer": nest(self.backward_layer.get_config())}
+            return {
+                **base,
+                "merge_mode": self.merge_mode,
+                "layer": nest(self.forward_layer.get_config()),
+                "backward_layer": nest(self.backward_layer.get_config()),
+            }
         config = {**base, "layer": nest(self._layer_config), "merge_mode": self.merge_mode}
         if self._backward_config is not None:
             config["backward_layer"] = nest(self._backward_config)
@@ -259,8 +285,12 @@ class Bidirectional(torch.nn.Module):
             backward = backward["config"]
         backward_layer = backward_cls.from_config(backward, keras_version) if backward is not None else None
         config.pop("dtype", None)
-        return cls(layer, merge_mode=config.pop("merge_mode", "concat"), backward_layer=backward_layer,
-                   **{k: v for k, v in config.items() if k in ("name", "trainable")})
+        return cls(
+            layer,
+            merge_mode=config.pop("merge_mode", "concat"),
+            backward_layer=backward_layer,
+            **{k: v for k, v in config.items() if k in ("name", "trainable")},
+        )
 
     def __deepcopy__(self, memo: Dict[int, Any]) -> Bidirectional:
         # `layer` lives outside the module tree; copy it along with everything else.
@@ -272,8 +302,9 @@ class Bidirectional(torch.nn.Module):
         return new
 
     # --- call ------------------------------------------------------------------------------------
-    def forward(self, inputs: Any, mask: Any = None, training: Optional[bool] = None,
-                initial_state: Any = None) -> Output:
+    def forward(
+        self, inputs: Any, mask: Any = None, training: Optional[bool] = None, initial_state: Any = None
+    ) -> Output:
         """Run both directions on the same inputs and mask; see the module docstring for the returns."""
         n = self.forward_layer.cell.n_states
         inputs, initial_state = self.forward_layer.split_inputs(inputs, initial_state, n_states=2 * n)
@@ -309,6 +340,8 @@ class Bidirectional(torch.nn.Module):
 def _layer_class(class_name: Any) -> Type[Recurrent]:
     """The layer class a nested Keras config names (``LSTM``, ``GRU``, ``SimpleRNN``)."""
     if class_name not in _CLASSES:
-        raise ValueError(f"Bidirectional wraps a recurrent layer: expected class_name one of {sorted(_CLASSES)}; "
-                         f"received {class_name!r}")
+        raise ValueError(
+            f"Bidirectional wraps a recurrent layer: expected class_name one of {sorted(_CLASSES)}; "
+            f"received {class_name!r}"
+        )
     return _CLASSES[class_name]

@@ -23,6 +23,7 @@ Example::
     >>> tuple(h.shape)
     (2, 4)
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -52,15 +53,21 @@ def resolve_dtype(dtype: Any) -> torch.dtype:
         return dtype
     if isinstance(dtype, dict):  # Keras 3 DTypePolicy config
         dtype = (dtype.get("config") or {}).get("name", "float32")
-    table = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
-             "mixed_float16": torch.float32, "mixed_bfloat16": torch.float32}
+    table = {
+        "float32": torch.float32,
+        "float64": torch.float64,
+        "float16": torch.float16,
+        "mixed_float16": torch.float32,
+        "mixed_bfloat16": torch.float32,
+    }
     if str(dtype) not in table:
         raise ValueError(f"dtype must be one of {sorted(table)}; received {dtype!r}")
     return table[str(dtype)]
 
 
-def dropout_mask(rate: float, count: int, shape: Sequence[int], like: torch.Tensor,
-                 generator: Optional[torch.Generator]) -> Optional[torch.Tensor]:
+def dropout_mask(
+    rate: float, count: int, shape: Sequence[int], like: torch.Tensor, generator: Optional[torch.Generator]
+) -> Optional[torch.Tensor]:
     """``count`` inverted-dropout masks of ``shape``: 0 or 1/(1-rate), stacked to ``(count, *shape)``."""
     if rate <= 0.0 or rate >= 1.0:  # Keras 3 applies dropout only for 0 < rate < 1
         return None
@@ -118,8 +125,9 @@ class RecurrentCell(torch.nn.Module):
     #: TF 1.15 keeps ``implementation=2`` with recurrent dropout; Keras 2/3 force implementation 1.
     _keeps_implementation_with_recurrent_dropout = False
 
-    def _configure(self, values: Dict[str, Any], *, name: Optional[str], trainable: bool, dtype: Any,
-                   keras_version: int) -> None:
+    def _configure(
+        self, values: Dict[str, Any], *, name: Optional[str], trainable: bool, dtype: Any, keras_version: int
+    ) -> None:
         """The one initialiser behind every cell signature: each declared cell option of the kind
         (keras/options.py) validated and stored under its name, then the state derived from them."""
         self.keras_version = keras_version
@@ -129,8 +137,10 @@ class RecurrentCell(torch.nn.Module):
             setattr(self, opt.name, opt.parse(values[opt.name], opt.name, keras_version))
         if self.kind is CellKind.RNN:
             self.implementation = 1  # SimpleRNN has one matmul per operand: no implementation argument
-        self._inits = [_initializers.get(values[key])
-                       for key in ("kernel_initializer", "recurrent_initializer", "bias_initializer")]
+        self._inits = [
+            _initializers.get(values[key])
+            for key in ("kernel_initializer", "recurrent_initializer", "bias_initializer")
+        ]
         if self.recurrent_dropout > 0 and not self._keeps_implementation_with_recurrent_dropout:
             self.implementation = 1  # Keras (2 and 3) forces implementation 1 when recurrent_dropout is used.
         self.name = name or unique_name(self._default_name())
@@ -192,13 +202,18 @@ class RecurrentCell(torch.nn.Module):
         if input_dim is None or isinstance(input_dim, bool) or int(input_dim) <= 0:
             raise ValueError(f"the last dimension of the input must be a positive size; received {tuple(input_shape)}")
         u, width = self.units, self._width
-        check_allocation(f"{self.kind.value} cell {self.name!r} (units={u}, input_dim={int(input_dim)})",
-                         [(int(input_dim), width), (u, width)], self.dtype_)
+        check_allocation(
+            f"{self.kind.value} cell {self.name!r} (units={u}, input_dim={int(input_dim)})",
+            [(int(input_dim), width), (u, width)],
+            self.dtype_,
+        )
         self.input_dim = int(input_dim)
         dtype = self.dtype_
         # a seeded initializer draws from its own generator, one per weight (initializers.generator_for)
-        g_kernel, g_recurrent, gen = (_initializers.generator_for(init, role, self._generator) for init, role in
-                                      zip(self._inits, ("kernel", "recurrent_kernel", "bias")))
+        g_kernel, g_recurrent, gen = (
+            _initializers.generator_for(init, role, self._generator)
+            for init, role in zip(self._inits, ("kernel", "recurrent_kernel", "bias"))
+        )
         kernel = _initializers.call(self._inits[0], (self.input_dim, width), dtype, g_kernel)
         recurrent = _initializers.call(self._inits[1], (u, width), dtype, g_recurrent)
         self.kernel = torch.nn.Parameter(kernel, requires_grad=self.trainable)
@@ -206,8 +221,13 @@ class RecurrentCell(torch.nn.Module):
         if self.use_bias:
             if self.kind is CellKind.LSTM and self.unit_forget_bias:
                 init = self._inits[2]
-                bias = torch.cat([_initializers.call(init, (u,), dtype, gen), torch.ones(u, dtype=dtype),
-                                  _initializers.call(init, (2 * u,), dtype, gen)])
+                bias = torch.cat(
+                    [
+                        _initializers.call(init, (u,), dtype, gen),
+                        torch.ones(u, dtype=dtype),
+                        _initializers.call(init, (2 * u,), dtype, gen),
+                    ]
+                )
             else:
                 bias = _initializers.call(self._inits[2], self._bias_shape(), dtype, gen)
             self.bias = torch.nn.Parameter(bias, requires_grad=self.trainable)
@@ -216,8 +236,10 @@ class RecurrentCell(torch.nn.Module):
         if not self.built:
             self.build((None, input_dim))
         elif input_dim != self.input_dim:
-            raise ValueError(f"Input 0 of layer {self.name!r} is incompatible with the layer: expected last dimension "
-                             f"{self.input_dim}, received {input_dim}")
+            raise ValueError(
+                f"Input 0 of layer {self.name!r} is incompatible with the layer: expected last dimension "
+                f"{self.input_dim}, received {input_dim}"
+            )
 
     @property
     def weights(self) -> List[torch.nn.Parameter]:
@@ -239,19 +261,29 @@ class RecurrentCell(torch.nn.Module):
         """Copies of the weights as NumPy arrays, in Keras order and shapes (``[]`` before building)."""
         return [p.detach().cpu().numpy().copy() for p in self.weights]
 
-    def _load_from_state_dict(self, state_dict: Dict[str, Any], prefix: str, local_metadata: Dict[str, Any],
-                              strict: bool, missing_keys: List[str], unexpected_keys: List[str],
-                              error_msgs: List[str]) -> None:
+    def _load_from_state_dict(
+        self,
+        state_dict: Dict[str, Any],
+        prefix: str,
+        local_metadata: Dict[str, Any],
+        strict: bool,
+        missing_keys: List[str],
+        unexpected_keys: List[str],
+        error_msgs: List[str],
+    ) -> None:
         # An unbuilt layer builds itself from the state dict's kernel shape, as it would on its first call.
         kernel = state_dict.get(prefix + "kernel")
         if not self.built and isinstance(kernel, torch.Tensor) and kernel.dim() == 2:
             if kernel.shape[1] != self._width:
-                error_msgs.append(f"size mismatch for {prefix}kernel: expected (input_dim, {self._width}); "
-                                  f"received {tuple(kernel.shape)}")
+                error_msgs.append(
+                    f"size mismatch for {prefix}kernel: expected (input_dim, {self._width}); "
+                    f"received {tuple(kernel.shape)}"
+                )
                 return
             self.build((None, int(kernel.shape[0])))
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                                      error_msgs)
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
 
     def expected_weight_shapes(self, input_dim: int) -> List[Tuple[int, ...]]:
         """Keras's weight shapes for ``input_dim`` features: kernel, recurrent_kernel (and bias)."""
@@ -266,22 +298,28 @@ class RecurrentCell(torch.nn.Module):
             return  # Keras: an unbuilt layer has no weights, so [] is a no-op
         n = 3 if self.use_bias else 2
         if len(weights) != n:
-            raise ValueError(f"layer {self.name!r} expects {n} weights "
-                             f"({'kernel, recurrent_kernel, bias' if self.use_bias else 'kernel, recurrent_kernel'}); "
-                             f"received {len(weights)}")
+            raise ValueError(
+                f"layer {self.name!r} expects {n} weights "
+                f"({'kernel, recurrent_kernel, bias' if self.use_bias else 'kernel, recurrent_kernel'}); "
+                f"received {len(weights)}"
+            )
         arrays = [np.asarray(w) for w in weights]
         if arrays[0].ndim != 2:
             raise ValueError(f"kernel must be 2-D (input_dim, {self._width}); received shape {arrays[0].shape}")
         input_dim = int(self.input_dim) if self.input_dim is not None else int(arrays[0].shape[0])
-        for label, arr, shape in zip(("kernel", "recurrent_kernel", "bias"), arrays,
-                                     self.expected_weight_shapes(input_dim)):
+        for label, arr, shape in zip(
+            ("kernel", "recurrent_kernel", "bias"), arrays, self.expected_weight_shapes(input_dim)
+        ):
             if tuple(arr.shape) != shape:
                 hint = ""
                 if label == "bias" and self.kind is CellKind.GRU:
-                    hint = (" (a (2, 3u) bias is reset_after=True's, a (3u,) bias reset_after=False's; this "
-                            f"layer has reset_after={self.reset_after})")
-                raise ValueError(f"{label} of layer {self.name!r} must have shape {shape}; received "
-                                 f"{tuple(arr.shape)}{hint}")
+                    hint = (
+                        " (a (2, 3u) bias is reset_after=True's, a (3u,) bias reset_after=False's; this "
+                        f"layer has reset_after={self.reset_after})"
+                    )
+                raise ValueError(
+                    f"{label} of layer {self.name!r} must have shape {shape}; received {tuple(arr.shape)}{hint}"
+                )
         self._ensure_built(input_dim)
         with torch.no_grad():
             for p, arr in zip(self.weights, arrays):
@@ -291,6 +329,7 @@ class RecurrentCell(torch.nn.Module):
         """Canonical engine weights, differentiable back to the Parameters: LSTM / SimpleRNN views of them;
         GRU with Keras's z, r, h blocks permuted to r, z, n (``reset_after``: bias row 0 is ``b_ih``, row 1
         ``b_hh``; else the bias is ``b_ih`` and ``b_hh`` is None)."""
+
         def to(t: Optional[torch.Tensor]) -> torch.Tensor:
             t = cast(torch.Tensor, t)  # built: the weights exist
             return t if dtype is None else t.to(dtype)
@@ -307,8 +346,9 @@ class RecurrentCell(torch.nn.Module):
         b_ih = b_hh = None
         if bias is not None:
             b_ih, b_hh = (perm(bias[0]), perm(bias[1])) if self.reset_after else (perm(bias), None)
-        return DirectionWeights(w_ih=perm(kernel).t(), w_hh=perm(recurrent).t(), b_ih=b_ih, b_hh=b_hh,
-                                kind=CellKind.GRU)
+        return DirectionWeights(
+            w_ih=perm(kernel).t(), w_hh=perm(recurrent).t(), b_ih=b_ih, b_hh=b_hh, kind=CellKind.GRU
+        )
 
     def cell_activations(self) -> CellActivations:
         """The engine's activations: LSTM and GRU gates take ``recurrent_activation``, the candidate (and
@@ -326,15 +366,21 @@ class RecurrentCell(torch.nn.Module):
 
     # --- regularizers, constraints, dropout ----------------------------------------------------------
     def weight_losses(self) -> List[torch.Tensor]:
-        pairs = ((self.kernel_regularizer, self.kernel), (self.recurrent_regularizer, self.recurrent_kernel),
-                 (self.bias_regularizer, self.bias))
+        pairs = (
+            (self.kernel_regularizer, self.kernel),
+            (self.recurrent_regularizer, self.recurrent_kernel),
+            (self.bias_regularizer, self.bias),
+        )
         return [reg(p) for reg, p in pairs if reg is not None and p is not None]
 
     @torch.no_grad()
     def apply_constraints(self) -> None:
         """Project the weights onto their constraints in place, as Keras's optimizer does after a step."""
-        pairs = ((self.kernel_constraint, self.kernel), (self.recurrent_constraint, self.recurrent_kernel),
-                 (self.bias_constraint, self.bias))
+        pairs = (
+            (self.kernel_constraint, self.kernel),
+            (self.recurrent_constraint, self.recurrent_kernel),
+            (self.bias_constraint, self.bias),
+        )
         for constraint, p in pairs:
             if constraint is not None and p is not None:
                 p.copy_(constraint(p))
@@ -358,15 +404,20 @@ class RecurrentCell(torch.nn.Module):
             return None
         for name, rate in (("dropout", self.dropout), ("recurrent_dropout", self.recurrent_dropout)):
             if rate >= 1.0 and self.keras_version < 3:
-                raise ValueError(f"{name} of layer {self.name!r} must be a float in the range [0, 1) when training "
-                                 f"(tf_keras refuses it); received {name}={rate}")
-        inputs = dropout_mask(self.dropout, self._input_mask_count(), (batch, cast(int, self.input_dim)), like,
-                              self._generator)
-        recurrent = dropout_mask(self.recurrent_dropout, self._recurrent_mask_count(), (batch, self.units), like,
-                                 self._generator)
+                raise ValueError(
+                    f"{name} of layer {self.name!r} must be a float in the range [0, 1) when training "
+                    f"(tf_keras refuses it); received {name}={rate}"
+                )
+        inputs = dropout_mask(
+            self.dropout, self._input_mask_count(), (batch, cast(int, self.input_dim)), like, self._generator
+        )
+        recurrent = dropout_mask(
+            self.recurrent_dropout, self._recurrent_mask_count(), (batch, self.units), like, self._generator
+        )
         if self.kind is CellKind.GRU:
-            inputs, recurrent = (m[list(_GRU_ORDER)] if m is not None and m.shape[0] == 3 else m
-                                 for m in (inputs, recurrent))
+            inputs, recurrent = (
+                m[list(_GRU_ORDER)] if m is not None and m.shape[0] == 3 else m for m in (inputs, recurrent)
+            )
         return DropoutMasks(inputs=inputs, recurrent=recurrent)
 
     # --- config ------------------------------------------------------------------------------------
@@ -374,8 +425,11 @@ class RecurrentCell(torch.nn.Module):
         """Every constructor argument (``cls.from_config(cell.get_config())`` rebuilds it): ``name``,
         ``trainable``, ``dtype``, then each declared cell option of the kind (keras/options.py) in
         Keras's order."""
-        config: Dict[str, Any] = {"name": self.name, "trainable": self.trainable,
-                                  "dtype": str(self.dtype_).replace("torch.", "")}
+        config: Dict[str, Any] = {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": str(self.dtype_).replace("torch.", ""),
+        }
         for opt in _options.cell_options(self.kind):
             config[opt.name] = opt.serialize(getattr(self, opt.name))
         return config
@@ -403,17 +457,25 @@ class RecurrentCell(torch.nn.Module):
         if bare:
             states = [states]
         if not isinstance(states, (list, tuple)) or len(states) != len(names):
-            raise ValueError(f"{cls_name} states must be a list [{', '.join(names)}]; received "
-                             f"{type(states).__name__}"
-                             + (f" of length {len(states)}" if isinstance(states, (list, tuple)) else ""))
+            raise ValueError(
+                f"{cls_name} states must be a list [{', '.join(names)}]; received "
+                f"{type(states).__name__}" + (f" of length {len(states)}" if isinstance(states, (list, tuple)) else "")
+            )
         B = x.shape[0]
         values = [as_float(s, f"states[{i}] ({n})", x.dtype) for i, (s, n) in enumerate(zip(states, names))]
         for i, (v, n) in enumerate(zip(values, names)):
             check_shape(v, (B, self.units), f"states[{i}] ({n})")
         drop = self.dropout_masks(B, x, self.resolve_training(training))
         c0 = [values[1]] if self.kind is CellKind.LSTM else None
-        _, hs, cs = run_layer(x.unsqueeze(0), [self.direction_weights()], [values[0]], c0,
-                              reverse=[False], semantics=self.semantics(), dropout=[drop])
+        _, hs, cs = run_layer(
+            x.unsqueeze(0),
+            [self.direction_weights()],
+            [values[0]],
+            c0,
+            reverse=[False],
+            semantics=self.semantics(),
+            dropout=[drop],
+        )
         if self.kind is CellKind.LSTM:
             return hs[0], [hs[0], cs[0]]
         return hs[0], (hs[0] if bare else [hs[0]])
@@ -453,8 +515,13 @@ class LSTMCell(RecurrentCell):
         keras_version: int = 2,
     ):
         super().__init__()
-        self._configure(_options.declared(locals(), "cell"), name=name, trainable=trainable, dtype=dtype,
-                        keras_version=keras_version)
+        self._configure(
+            _options.declared(locals(), "cell"),
+            name=name,
+            trainable=trainable,
+            dtype=dtype,
+            keras_version=keras_version,
+        )
 
 
 class GRUCell(RecurrentCell):
@@ -494,8 +561,13 @@ class GRUCell(RecurrentCell):
         keras_version: int = 2,
     ):
         super().__init__()
-        self._configure(_options.declared(locals(), "cell"), name=name, trainable=trainable, dtype=dtype,
-                        keras_version=keras_version)
+        self._configure(
+            _options.declared(locals(), "cell"),
+            name=name,
+            trainable=trainable,
+            dtype=dtype,
+            keras_version=keras_version,
+        )
 
 
 class SimpleRNNCell(RecurrentCell):
@@ -531,12 +603,17 @@ class SimpleRNNCell(RecurrentCell):
         keras_version: int = 2,
     ):
         super().__init__()
-        self._configure(_options.declared(locals(), "cell"), name=name, trainable=trainable, dtype=dtype,
-                        keras_version=keras_version)
+        self._configure(
+            _options.declared(locals(), "cell"),
+            name=name,
+            trainable=trainable,
+            dtype=dtype,
+            keras_version=keras_version,
+        )
 
 
 # Larger single allocations are refused up front (torch would raise a bare RuntimeError or crash).
-_MAX_ELEMENTS = 2 ** 40
+_MAX_ELEMENTS = 2**40
 
 
 def check_allocation(where: str, shapes: Sequence[Sequence[int]], dtype: torch.dtype) -> None:
@@ -544,8 +621,10 @@ def check_allocation(where: str, shapes: Sequence[Sequence[int]], dtype: torch.d
     item = torch.empty((), dtype=dtype).element_size()
     total = sum(int(np.prod([int(d) for d in shape], dtype=object)) for shape in shapes)
     if total > _MAX_ELEMENTS:
-        raise MemoryError(f"{where} needs {total} elements ({total * item / 2 ** 30:.3g} GiB) for shapes "
-                          f"{[tuple(int(d) for d in s) for s in shapes]}; that is more than can be allocated")
+        raise MemoryError(
+            f"{where} needs {total} elements ({total * item / 2**30:.3g} GiB) for shapes "
+            f"{[tuple(int(d) for d in s) for s in shapes]}; that is more than can be allocated"
+        )
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@
 Keras never applies them in the forward pass; its optimizer applies them after each update, which is
 what ``layer.apply_constraints()`` does here.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, Dict, Optional, cast
@@ -54,14 +55,23 @@ class MinMaxNorm:
         return w * (desired / (EPSILON + norms))
 
     def get_config(self) -> Dict[str, Any]:
-        return {"class_name": "MinMaxNorm", "config": {"min_value": self.min_value, "max_value": self.max_value,
-                                                       "rate": self.rate, "axis": self.axis}}
+        return {
+            "class_name": "MinMaxNorm",
+            "config": {"min_value": self.min_value, "max_value": self.max_value, "rate": self.rate, "axis": self.axis},
+        }
 
 
 #: Keras's constraint names (both spellings) -> class
 _CLASSES: Dict[str, Callable[..., Callable[[torch.Tensor], torch.Tensor]]] = {
-    "maxnorm": MaxNorm, "max_norm": MaxNorm, "nonneg": NonNeg, "non_neg": NonNeg,
-    "unitnorm": UnitNorm, "unit_norm": UnitNorm, "minmaxnorm": MinMaxNorm, "min_max_norm": MinMaxNorm}
+    "maxnorm": MaxNorm,
+    "max_norm": MaxNorm,
+    "nonneg": NonNeg,
+    "non_neg": NonNeg,
+    "unitnorm": UnitNorm,
+    "unit_norm": UnitNorm,
+    "minmaxnorm": MinMaxNorm,
+    "min_max_norm": MinMaxNorm,
+}
 
 
 def max_norm(max_value: float = 2.0, axis: int = 0) -> MaxNorm:

@@ -13,6 +13,7 @@ global one: two layers differ. The values are NOT those TensorFlow draws for the
 with TF's stateless Philox kernels (and its own seed mixing), which torch's generators do not
 reproduce; load the real weights (``set_weights``, ``lstm_bridge.load``) when the exact values matter.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -35,8 +36,9 @@ def _uniform(shape: Shape, limit: float, dtype: torch.dtype, gen: Optional[torch
     return (torch.rand(tuple(shape), dtype=dtype, generator=gen) * 2 - 1) * limit
 
 
-def _normal(shape: Shape, std: float, dtype: torch.dtype, gen: Optional[torch.Generator],
-            truncated: bool = False) -> torch.Tensor:
+def _normal(
+    shape: Shape, std: float, dtype: torch.dtype, gen: Optional[torch.Generator], truncated: bool = False
+) -> torch.Tensor:
     out = torch.randn(tuple(shape), dtype=dtype, generator=gen) * std
     if truncated:  # Keras truncates at 2 standard deviations by redrawing
         while True:
@@ -73,19 +75,28 @@ def generator_for(init: Any, role: str, fallback: Optional[torch.Generator]) -> 
 class VarianceScaling:
     """``keras.initializers.VarianceScaling`` (glorot/he/lecun are instances of it)."""
 
-    def __init__(self, scale: float = 1.0, mode: str = "fan_in", distribution: str = "truncated_normal",
-                 seed: Optional[int] = None, class_name: str = "VarianceScaling"):
+    def __init__(
+        self,
+        scale: float = 1.0,
+        mode: str = "fan_in",
+        distribution: str = "truncated_normal",
+        seed: Optional[int] = None,
+        class_name: str = "VarianceScaling",
+    ):
         if mode not in ("fan_in", "fan_out", "fan_avg"):
             raise ValueError(f"VarianceScaling: mode must be 'fan_in', 'fan_out' or 'fan_avg'; received {mode!r}")
         if distribution not in ("truncated_normal", "normal", "untruncated_normal", "uniform"):
-            raise ValueError("VarianceScaling: distribution must be 'truncated_normal', 'untruncated_normal' or "
-                             f"'uniform'; received {distribution!r}")
+            raise ValueError(
+                "VarianceScaling: distribution must be 'truncated_normal', 'untruncated_normal' or "
+                f"'uniform'; received {distribution!r}"
+            )
         self.scale, self.mode, self.distribution = scale, mode, distribution
         self.seed = _check_seed(seed, class_name)
         self.class_name = class_name
 
-    def __call__(self, shape: Shape, dtype: torch.dtype = torch.float32,
-                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    def __call__(
+        self, shape: Shape, dtype: torch.dtype = torch.float32, generator: Optional[torch.Generator] = None
+    ) -> torch.Tensor:
         fan_in, fan_out = _fans(shape)
         n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2.0}[self.mode]
         variance = self.scale / max(1.0, n)
@@ -98,8 +109,15 @@ class VarianceScaling:
 
     def get_config(self) -> Dict[str, Any]:
         if self.class_name == "VarianceScaling":  # the named subclasses fix scale/mode/distribution
-            return {"class_name": "VarianceScaling", "config": {"scale": self.scale, "mode": self.mode,
-                                                               "distribution": self.distribution, "seed": self.seed}}
+            return {
+                "class_name": "VarianceScaling",
+                "config": {
+                    "scale": self.scale,
+                    "mode": self.mode,
+                    "distribution": self.distribution,
+                    "seed": self.seed,
+                },
+            }
         return {"class_name": self.class_name, "config": {"seed": self.seed}}
 
 
@@ -107,8 +125,9 @@ class Orthogonal:
     def __init__(self, gain: float = 1.0, seed: Optional[int] = None):
         self.gain, self.seed = gain, _check_seed(seed, "Orthogonal")
 
-    def __call__(self, shape: Shape, dtype: torch.dtype = torch.float32,
-                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    def __call__(
+        self, shape: Shape, dtype: torch.dtype = torch.float32, generator: Optional[torch.Generator] = None
+    ) -> torch.Tensor:
         rows, cols = shape[0], int(np.prod(shape[1:])) if len(shape) > 1 else 1
         a = torch.randn((max(rows, cols), min(rows, cols)), dtype=torch.float64, generator=generator)
         q, r = torch.linalg.qr(a)
@@ -126,8 +145,9 @@ class Constant:
     def __init__(self, value: float = 0.0):
         self.value = value
 
-    def __call__(self, shape: Shape, dtype: torch.dtype = torch.float32,
-                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    def __call__(
+        self, shape: Shape, dtype: torch.dtype = torch.float32, generator: Optional[torch.Generator] = None
+    ) -> torch.Tensor:
         return torch.full(tuple(shape), float(self.value), dtype=dtype)
 
     def get_config(self) -> Dict[str, Any]:
@@ -138,13 +158,16 @@ class RandomUniform:
     def __init__(self, minval: float = -0.05, maxval: float = 0.05, seed: Optional[int] = None):
         self.minval, self.maxval, self.seed = minval, maxval, _check_seed(seed, "RandomUniform")
 
-    def __call__(self, shape: Shape, dtype: torch.dtype = torch.float32,
-                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    def __call__(
+        self, shape: Shape, dtype: torch.dtype = torch.float32, generator: Optional[torch.Generator] = None
+    ) -> torch.Tensor:
         return torch.rand(tuple(shape), dtype=dtype, generator=generator) * (self.maxval - self.minval) + self.minval
 
     def get_config(self) -> Dict[str, Any]:
-        return {"class_name": "RandomUniform",
-                "config": {"minval": self.minval, "maxval": self.maxval, "seed": self.seed}}
+        return {
+            "class_name": "RandomUniform",
+            "config": {"minval": self.minval, "maxval": self.maxval, "seed": self.seed},
+        }
 
 
 class RandomNormal:
@@ -152,8 +175,9 @@ class RandomNormal:
         self.mean, self.stddev, self.truncated = mean, stddev, truncated
         self.seed = _check_seed(seed, "TruncatedNormal" if truncated else "RandomNormal")
 
-    def __call__(self, shape: Shape, dtype: torch.dtype = torch.float32,
-                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    def __call__(
+        self, shape: Shape, dtype: torch.dtype = torch.float32, generator: Optional[torch.Generator] = None
+    ) -> torch.Tensor:
         return _normal(shape, self.stddev, dtype, generator, truncated=self.truncated) + self.mean
 
     def get_config(self) -> Dict[str, Any]:
@@ -165,8 +189,9 @@ class Identity:
     def __init__(self, gain: float = 1.0):
         self.gain = gain
 
-    def __call__(self, shape: Shape, dtype: torch.dtype = torch.float32,
-                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    def __call__(
+        self, shape: Shape, dtype: torch.dtype = torch.float32, generator: Optional[torch.Generator] = None
+    ) -> torch.Tensor:
         return self.gain * torch.eye(shape[0], shape[1], dtype=dtype)
 
     def get_config(self) -> Dict[str, Any]:
@@ -179,6 +204,7 @@ Initializer = Callable[..., Any]
 def _variance(scale: float, mode: str, distribution: str, name: str) -> Callable[..., VarianceScaling]:
     def make(seed: Optional[int] = None, **_: Any) -> VarianceScaling:
         return VarianceScaling(scale, mode, distribution, seed, name)
+
     return make
 
 
@@ -197,8 +223,9 @@ _FACTORIES: Dict[str, Callable[..., Initializer]] = {
     "randomnormal": lambda mean=0.0, stddev=0.05, seed=None, **_: RandomNormal(mean, stddev, seed),
     "truncatednormal": lambda mean=0.0, stddev=0.05, seed=None, **_: RandomNormal(mean, stddev, seed, True),
     "identity": lambda gain=1.0, **_: Identity(gain),
-    "variancescaling": lambda scale=1.0, mode="fan_in", distribution="truncated_normal", seed=None, **_:
-        VarianceScaling(scale, mode, distribution, seed),
+    "variancescaling": lambda scale=1.0, mode="fan_in", distribution="truncated_normal", seed=None, **_: (
+        VarianceScaling(scale, mode, distribution, seed)
+    ),
 }
 
 

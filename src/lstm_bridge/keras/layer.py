@@ -18,6 +18,7 @@ docs/spec/keras_gru_simplernn.md):
 The time loop itself lives in :mod:`lstm_bridge.engine`; this class only translates Keras's
 arguments, shapes and return conventions.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -45,15 +46,21 @@ from .cell import (
 def _cell_attributes(kind: CellKind) -> FrozenSet[str]:
     """The cell's options, exposed on the layer as Keras does (layer.activation, layer.dropout, ...)."""
     return frozenset(o.name for o in _options.cell_options(kind) if o.name != "units") | {
-        "kernel", "recurrent_kernel", "bias", "input_dim"}
+        "kernel",
+        "recurrent_kernel",
+        "bias",
+        "input_dim",
+    }
 
 
 _CELL_ATTRIBUTES = {kind: _cell_attributes(kind) for kind in CellKind}
 _LAYER_NAMES = {CellKind.LSTM: "lstm", CellKind.GRU: "gru", CellKind.RNN: "simple_rnn"}
 # tf_keras's message when a stateful layer cannot know its batch size (base_rnn.py reset_states).
-_NO_BATCH_SIZE = ("If a RNN is stateful, it needs to know its batch size. Specify the batch size of your input "
-                  "tensors: pass batch_input_shape=(batch, time, features) to the layer, build it with a known "
-                  "batch size, or call it once")
+_NO_BATCH_SIZE = (
+    "If a RNN is stateful, it needs to know its batch size. Specify the batch size of your input "
+    "tensors: pass batch_input_shape=(batch, time, features) to the layer, build it with a known "
+    "batch size, or call it once"
+)
 
 Output = Union[torch.Tensor, List[torch.Tensor], Tuple[torch.Tensor, ...]]
 
@@ -103,15 +110,20 @@ class Recurrent(torch.nn.Module):
         if unknown:
             if self.keras_version >= 3:
                 raise ValueError(f"Unrecognized keyword arguments passed to {type(self).__name__}: {sorted(unknown)}")
-            raise TypeError(f"Keyword argument not understood: {sorted(unknown)[0]!r} "
-                            f"(passed to {type(self).__name__})")
+            raise TypeError(
+                f"Keyword argument not understood: {sorted(unknown)[0]!r} (passed to {type(self).__name__})"
+            )
         self.name = kwargs.get("name") or unique_name(self._default_name())
         trainable = bool(kwargs.get("trainable", True))
         kind = self._cell_class.kind
         cell_args = {o.name: values[o.name] for o in _options.cell_options(kind)}
-        self.cell: RecurrentCell = self._cell_class(name=self._cell_class._default_name(), trainable=trainable,
-                                                    dtype=kwargs.get("dtype"), keras_version=self.keras_version,
-                                                    **cell_args)
+        self.cell: RecurrentCell = self._cell_class(
+            name=self._cell_class._default_name(),
+            trainable=trainable,
+            dtype=kwargs.get("dtype"),
+            keras_version=self.keras_version,
+            **cell_args,
+        )
         self.units = self.cell.units
         for opt in _options.layer_options(kind):
             # unroll gives the loop's numbers (docs/spec/keras_lstm.md §3); kept for config fidelity and one
@@ -170,10 +182,10 @@ class Recurrent(torch.nn.Module):
     def build(self, input_shape: Sequence[Optional[int]]) -> None:
         """Create the weights for ``(batch, time, features)`` (``(time, batch, features)`` if time_major)."""
         if not isinstance(input_shape, (list, tuple, torch.Size)) or len(input_shape) != 3:
-            raise ValueError(f"{type(self).__name__} expects a 3-D input shape (batch, time, features); "
-                             f"received {input_shape!r}")
-        with allocation_errors(f"building layer {self.name!r} (units={self.units}, input shape "
-                               f"{tuple(input_shape)})"):
+            raise ValueError(
+                f"{type(self).__name__} expects a 3-D input shape (batch, time, features); received {input_shape!r}"
+            )
+        with allocation_errors(f"building layer {self.name!r} (units={self.units}, input shape {tuple(input_shape)})"):
             self.cell.build(input_shape)
         batch = input_shape[1] if self.time_major else input_shape[0]
         if batch is not None:
@@ -208,8 +220,9 @@ class Recurrent(torch.nn.Module):
         returns, a tuple for keras_version=3)."""
         shape = tuple(input_shape)
         if len(shape) != 3:
-            raise ValueError(f"{type(self).__name__} expects a 3-D input shape (batch, time, features); "
-                             f"received {shape}")
+            raise ValueError(
+                f"{type(self).__name__} expects a 3-D input shape (batch, time, features); received {shape}"
+            )
         time, batch = (shape[0], shape[1]) if self.time_major else (shape[1], shape[0])
         output: Tuple[Optional[int], ...]
         if self.return_sequences:
@@ -242,8 +255,9 @@ class Recurrent(torch.nn.Module):
                     self.states = [None] * self.cell.n_states
                     return
                 raise ValueError(_NO_BATCH_SIZE)
-            self.states = [torch.zeros(self._batch_size, self.units, dtype=self.cell.dtype_)
-                           for _ in range(self.cell.n_states)]
+            self.states = [
+                torch.zeros(self._batch_size, self.units, dtype=self.cell.dtype_) for _ in range(self.cell.n_states)
+            ]
             return
         if self.cell.n_states == 1 and not isinstance(states, (list, tuple)):
             states = [states]
@@ -300,22 +314,33 @@ class Recurrent(torch.nn.Module):
         h_stored = self.states[0]
         stored = self.stateful and h_stored is not None
         if stored and h_stored is not None and h_stored.shape[0] != batch:
-            raise ValueError(f"stateful layer {self.name!r} was used with batch size "
-                             f"{h_stored.shape[0]}; received batch size {batch}")
+            raise ValueError(
+                f"stateful layer {self.name!r} was used with batch size "
+                f"{h_stored.shape[0]}; received batch size {batch}"
+            )
         # tf_keras (base_rnn.py _process_inputs): a stateful layer whose stored states are not all zeros
         # continues from them and ignores initial_state; Keras 3 always takes initial_state.
-        if initial_state is not None and stored and self.keras_version < 3 and \
-                any(s is not None and bool(torch.count_nonzero(s)) for s in self.states):
+        if (
+            initial_state is not None
+            and stored
+            and self.keras_version < 3
+            and any(s is not None and bool(torch.count_nonzero(s)) for s in self.states)
+        ):
             initial_state = None
         if initial_state is not None:
             if n == 1 and isinstance(initial_state, (torch.Tensor, np.ndarray)):
                 initial_state = [initial_state]  # Keras takes a single state tensor bare
             if not isinstance(initial_state, (list, tuple)) or len(initial_state) != n:
-                got = (f"a {type(initial_state).__name__} of length {len(initial_state)}"
-                       if isinstance(initial_state, (list, tuple)) else type(initial_state).__name__)
-                raise ValueError(f"initial_state of layer {self.name!r} must be a list {self._state_text()} of "
-                                 f"{'two' if n == 2 else 'one'} (batch, {self.units}) tensor{'s' if n > 1 else ''}; "
-                                 f"received {got}")
+                got = (
+                    f"a {type(initial_state).__name__} of length {len(initial_state)}"
+                    if isinstance(initial_state, (list, tuple))
+                    else type(initial_state).__name__
+                )
+                raise ValueError(
+                    f"initial_state of layer {self.name!r} must be a list {self._state_text()} of "
+                    f"{'two' if n == 2 else 'one'} (batch, {self.units}) tensor{'s' if n > 1 else ''}; "
+                    f"received {got}"
+                )
             values = [as_float(s, f"initial_state[{i}]", like.dtype) for i, s in enumerate(initial_state)]
             for i, (v, name) in enumerate(zip(values, names)):
                 check_shape(v, (batch, self.units), f"initial_state[{i}] ({name})")
@@ -334,11 +359,13 @@ class Recurrent(torch.nn.Module):
             return None
         if isinstance(mask, (list, tuple)):
             if len(mask) == 0:
-                raise ValueError(f"mask of layer {self.name!r} must be a (batch, time) boolean tensor; "
-                                 "received an empty list")
+                raise ValueError(
+                    f"mask of layer {self.name!r} must be a (batch, time) boolean tensor; received an empty list"
+                )
             first = mask[0]
-            keras_list = (first is None or (isinstance(first, (torch.Tensor, np.ndarray)) and first.ndim >= 2)) \
-                and all(m is None for m in mask[1:])
+            keras_list = (first is None or (isinstance(first, (torch.Tensor, np.ndarray)) and first.ndim >= 2)) and all(
+                m is None for m in mask[1:]
+            )
             if keras_list:
                 mask = first
                 if mask is None:
@@ -357,49 +384,66 @@ class Recurrent(torch.nn.Module):
         Keras 3 refuses it. A nested Python list of numbers is data, not this form."""
         if n_states is None:
             n_states = self.cell.n_states
-        if not (isinstance(inputs, (list, tuple)) and len(inputs) > 1
-                and isinstance(inputs[0], (torch.Tensor, np.ndarray))):
+        if not (
+            isinstance(inputs, (list, tuple)) and len(inputs) > 1 and isinstance(inputs[0], (torch.Tensor, np.ndarray))
+        ):
             return inputs, initial_state
         if self.keras_version >= 3:
-            raise ValueError(f"Layer {self.name!r} expects 1 input(s), but it received {len(inputs)} input "
-                             "tensors (pass the states as initial_state=...)")
+            raise ValueError(
+                f"Layer {self.name!r} expects 1 input(s), but it received {len(inputs)} input "
+                "tensors (pass the states as initial_state=...)"
+            )
         if initial_state is not None:
-            raise ValueError(f"layer {self.name!r} received initial states both in the inputs list and as "
-                             "initial_state; pass them once")
+            raise ValueError(
+                f"layer {self.name!r} received initial states both in the inputs list and as "
+                "initial_state; pass them once"
+            )
         if len(inputs) != 1 + n_states:
-            raise ValueError(f"layer {self.name!r} expects the inputs list [x, {n_states} initial states]; "
-                             f"received {len(inputs)} tensors")
+            raise ValueError(
+                f"layer {self.name!r} expects the inputs list [x, {n_states} initial states]; "
+                f"received {len(inputs)} tensors"
+            )
         return inputs[0], list(inputs[1:])
 
     def _as_input(self, inputs: Any) -> torch.Tensor:
         """The input as a float tensor of the layer's dtype (Keras 3 casts integers; tf_keras refuses)."""
         kernel = self.cell.kernel
         dtype = kernel.dtype if kernel is not None else self.cell.dtype_
-        if self.keras_version >= 3 and not isinstance(inputs, (torch.Tensor, np.ndarray)) and \
-                isinstance(inputs, (list, tuple, int, float)):
+        if (
+            self.keras_version >= 3
+            and not isinstance(inputs, (torch.Tensor, np.ndarray))
+            and isinstance(inputs, (list, tuple, int, float))
+        ):
             inputs = np.asarray(inputs)
         t = as_tensor(inputs, "inputs")
         if t.is_meta:
-            raise ValueError(f"Input 0 of layer {self.name!r}: x is a meta tensor (shape {tuple(t.shape)}, no "
-                             "data); expected a tensor with values")
+            raise ValueError(
+                f"Input 0 of layer {self.name!r}: x is a meta tensor (shape {tuple(t.shape)}, no "
+                "data); expected a tensor with values"
+            )
         if self.keras_version >= 3 and not (t.is_floating_point() or t.is_complex()):
             return t.to(dtype)  # Keras 3 casts integer and bool inputs to the layer's float dtype
         if not t.is_floating_point():
-            raise TypeError(f"Input 0 of layer {self.name!r} must have a floating dtype (float16/32/64); received "
-                            f"{t.dtype} (tf_keras refuses integer inputs: cannot compute MatMul as input #1 was "
-                            "expected to be an int tensor but is a float tensor; Keras 3 casts them: "
-                            "keras_version=3)")
+            raise TypeError(
+                f"Input 0 of layer {self.name!r} must have a floating dtype (float16/32/64); received "
+                f"{t.dtype} (tf_keras refuses integer inputs: cannot compute MatMul as input #1 was "
+                "expected to be an int tensor but is a float tensor; Keras 3 casts them: "
+                "keras_version=3)"
+            )
         return as_float(t, "inputs", dtype)
 
-    def prepare(self, inputs: Any, mask: Any = None, training: Optional[bool] = None,
-                initial_state: Any = None) -> LayerCall:
+    def prepare(
+        self, inputs: Any, mask: Any = None, training: Optional[bool] = None, initial_state: Any = None
+    ) -> LayerCall:
         """Check and translate one call's Keras arguments (as :meth:`forward` takes them) into the
         engine's terms; builds the layer on its first call."""
         inputs, initial_state = self.split_inputs(inputs, initial_state)
         x = self._as_input(inputs)
         if x.dim() != 3:
-            raise ValueError(f"Input 0 of layer {self.name!r} is incompatible with the layer: expected ndim=3 "
-                             f"(batch, time, features), found ndim={x.dim()}; full shape received: {tuple(x.shape)}")
+            raise ValueError(
+                f"Input 0 of layer {self.name!r} is incompatible with the layer: expected ndim=3 "
+                f"(batch, time, features), found ndim={x.dim()}; full shape received: {tuple(x.shape)}"
+            )
         if not self.built:
             self.build(tuple(x.shape))
         self.cell._ensure_built(x.shape[-1])
@@ -447,8 +491,9 @@ class Recurrent(torch.nn.Module):
             return output
         return _outputs.pack(results, self.keras_version)
 
-    def forward(self, inputs: Any, mask: Any = None, training: Optional[bool] = None,
-                initial_state: Any = None) -> Output:
+    def forward(
+        self, inputs: Any, mask: Any = None, training: Optional[bool] = None, initial_state: Any = None
+    ) -> Output:
         """Run the layer; see the class docstring for shapes and conventions."""
         call = self.prepare(inputs, mask, training, initial_state)
         return self.finish(call, self.run(call))
@@ -461,18 +506,25 @@ def run_directions(layers: Sequence[Recurrent], calls: Sequence[LayerCall], wher
     each on its own. ``where`` names the caller in memory errors."""
     first = calls[0]
     if first.xt.shape[1] == 0:  # an empty batch: Keras returns empty outputs of the right shapes
-        return [DirectionRun(c.h0.new_zeros(c.xt.shape[0], 0, layer.units), c.h0, c.c0)
-                for layer, c in zip(layers, calls)]
+        return [
+            DirectionRun(c.h0.new_zeros(c.xt.shape[0], 0, layer.units), c.h0, c.c0) for layer, c in zip(layers, calls)
+        ]
     if len(calls) > 1 and any(c.semantics != first.semantics or c.unroll_quirk for c in calls):
         return [layer.run(call) for layer, call in zip(layers, calls)]
-    with allocation_errors(f"{where} on input shape {tuple(first.xt.shape)} (time, batch, features) with "
-                           f"units={layers[0].units}"):
+    with allocation_errors(
+        f"{where} on input shape {tuple(first.xt.shape)} (time, batch, features) with units={layers[0].units}"
+    ):
         lstm = layers[0].cell.kind is CellKind.LSTM
-        outs, hs, cs = run_layer(first.xt, [layer.cell.direction_weights() for layer in layers],
-                                 [c.h0 for c in calls],
-                                 [cast(torch.Tensor, c.c0) for c in calls] if lstm else None,
-                                 reverse=[layer.go_backwards for layer in layers], valid=first.valid,
-                                 semantics=first.semantics, dropout=[c.dropout for c in calls])
+        outs, hs, cs = run_layer(
+            first.xt,
+            [layer.cell.direction_weights() for layer in layers],
+            [c.h0 for c in calls],
+            [cast(torch.Tensor, c.c0) for c in calls] if lstm else None,
+            reverse=[layer.go_backwards for layer in layers],
+            valid=first.valid,
+            semantics=first.semantics,
+            dropout=[c.dropout for c in calls],
+        )
     if not lstm:
         return [DirectionRun(o, h, None) for o, h in zip(outs, hs)]
     return [DirectionRun(o, h, c) for o, h, c in zip(outs, hs, cs)]
@@ -549,7 +601,6 @@ class LSTM(Recurrent):
     ):
         super().__init__()
         self._configure(_options.declared(locals()), kwargs)
-
 
 
 class GRU(Recurrent):
@@ -645,6 +696,9 @@ class SimpleRNN(Recurrent):
         if "implementation" in kwargs and int(kwargs.get("keras_version", 2)) < 3:
             # tf_keras drops it with a warning (simple_rnn.py); Keras 3 refuses it as an unknown argument
             kwargs.pop("implementation")
-            warnings.warn("The `implementation` argument in `SimpleRNN` has been deprecated. Please remove it from "
-                          "your layer call.", stacklevel=2)
+            warnings.warn(
+                "The `implementation` argument in `SimpleRNN` has been deprecated. Please remove it from "
+                "your layer call.",
+                stacklevel=2,
+            )
         self._configure(_options.declared(locals()), kwargs)

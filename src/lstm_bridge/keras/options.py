@@ -16,6 +16,7 @@ GRU-only, ``SimpleRNN`` has no ``recurrent_activation`` and no ``implementation`
 :func:`options_for` gives one kind's tuple. :data:`OPTIONS` (and :data:`CELL_OPTIONS`,
 :data:`LAYER_OPTIONS`) are the LSTM's.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -28,9 +29,23 @@ from .. import activations as _activations
 from ..recurrent import CellKind
 from . import constraints as _constraints, regularizers as _regularizers
 
-__all__ = ["ALL_OPTIONS", "CELL_OPTIONS", "EXTRA_KWARGS", "LAYER_OPTIONS", "OPTIONS", "Option", "cell_options",
-           "check_implementation", "check_rate", "check_units", "declared", "layer_options", "option",
-           "options_for", "serialize_object"]
+__all__ = [
+    "ALL_OPTIONS",
+    "CELL_OPTIONS",
+    "EXTRA_KWARGS",
+    "LAYER_OPTIONS",
+    "OPTIONS",
+    "Option",
+    "cell_options",
+    "check_implementation",
+    "check_rate",
+    "check_units",
+    "declared",
+    "layer_options",
+    "option",
+    "options_for",
+    "serialize_object",
+]
 
 #: ``Option.parse(value, name, keras_version) -> stored value``.
 Parse = Callable[[Any, str, int], Any]
@@ -59,8 +74,7 @@ def _constraint(value: Any, name: str, keras_version: int) -> Any:
 def check_units(value: Any, name: str = "units", keras_version: int = 2) -> int:
     """Keras's ``units``: a positive integer (bool refused)."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError("Received an invalid value for argument `units`, expected a positive integer, "
-                         f"got {value!r}.")
+        raise ValueError(f"Received an invalid value for argument `units`, expected a positive integer, got {value!r}.")
     return int(value)
 
 
@@ -78,8 +92,11 @@ def check_implementation(implementation: Any, name: str = "implementation", kera
     if isinstance(implementation, bool) or implementation not in (0, 1, 2):
         raise ValueError(f"implementation must be 1 or 2; received implementation={implementation!r}")
     if implementation == 0:
-        warnings.warn("`implementation=0` has been deprecated, and now defaults to `implementation=1`. "
-                      "Please update your layer call.", stacklevel=4)
+        warnings.warn(
+            "`implementation=0` has been deprecated, and now defaults to `implementation=1`. "
+            "Please update your layer call.",
+            stacklevel=4,
+        )
     return int(implementation)
 
 
@@ -131,49 +148,131 @@ REQUIRED: Any = object()
 #: Keras 3's ``seed`` last); :func:`options_for` selects one kind's.
 ALL_OPTIONS: Tuple[Option, ...] = (
     Option("units", REQUIRED, "cell", "positive integer: size of h and c", parse=check_units),
-    Option("activation", "tanh", "cell", "candidate and cell-output activation", parse=_activation,
-           serialize=_activations.serialize),
-    Option("recurrent_activation", "sigmoid", "cell", "gate activation (LSTM: i, f, o; GRU: z, r)",
-           v1_default="hard_sigmoid", parse=_activation, serialize=_activations.serialize, kinds=_LSTM_GRU),
-    Option("use_bias", True, "cell", "whether the cell has a bias (LSTM (4u,); GRU (2, 3u) or (3u,); SimpleRNN (u,))",
-           parse=_as_bool),
+    Option(
+        "activation",
+        "tanh",
+        "cell",
+        "candidate and cell-output activation",
+        parse=_activation,
+        serialize=_activations.serialize,
+    ),
+    Option(
+        "recurrent_activation",
+        "sigmoid",
+        "cell",
+        "gate activation (LSTM: i, f, o; GRU: z, r)",
+        v1_default="hard_sigmoid",
+        parse=_activation,
+        serialize=_activations.serialize,
+        kinds=_LSTM_GRU,
+    ),
+    Option(
+        "use_bias",
+        True,
+        "cell",
+        "whether the cell has a bias (LSTM (4u,); GRU (2, 3u) or (3u,); SimpleRNN (u,))",
+        parse=_as_bool,
+    ),
     Option("kernel_initializer", "glorot_uniform", "cell", "initializer of kernel (input_dim, G*u)"),
     Option("recurrent_initializer", "orthogonal", "cell", "initializer of recurrent_kernel (u, G*u)"),
     Option("bias_initializer", "zeros", "cell", "initializer of bias"),
-    Option("unit_forget_bias", True, "cell", "forget-gate bias initialised to 1", parse=_as_bool,
-           kinds=frozenset({CellKind.LSTM})),
-    Option("kernel_regularizer", None, "cell", "penalty on kernel, in losses", parse=_regularizer,
-           serialize=serialize_object),
-    Option("recurrent_regularizer", None, "cell", "penalty on recurrent_kernel, in losses", parse=_regularizer,
-           serialize=serialize_object),
-    Option("bias_regularizer", None, "cell", "penalty on bias, in losses", parse=_regularizer,
-           serialize=serialize_object),
-    Option("activity_regularizer", None, "layer", "penalty on the layer's outputs (divided by the batch size)",
-           parse=_regularizer, serialize=serialize_object),
-    Option("kernel_constraint", None, "cell", "projection of kernel after an optimizer step", parse=_constraint,
-           serialize=serialize_object),
-    Option("recurrent_constraint", None, "cell", "projection of recurrent_kernel after an optimizer step",
-           parse=_constraint, serialize=serialize_object),
-    Option("bias_constraint", None, "cell", "projection of bias after an optimizer step", parse=_constraint,
-           serialize=serialize_object),
+    Option(
+        "unit_forget_bias",
+        True,
+        "cell",
+        "forget-gate bias initialised to 1",
+        parse=_as_bool,
+        kinds=frozenset({CellKind.LSTM}),
+    ),
+    Option(
+        "kernel_regularizer",
+        None,
+        "cell",
+        "penalty on kernel, in losses",
+        parse=_regularizer,
+        serialize=serialize_object,
+    ),
+    Option(
+        "recurrent_regularizer",
+        None,
+        "cell",
+        "penalty on recurrent_kernel, in losses",
+        parse=_regularizer,
+        serialize=serialize_object,
+    ),
+    Option(
+        "bias_regularizer", None, "cell", "penalty on bias, in losses", parse=_regularizer, serialize=serialize_object
+    ),
+    Option(
+        "activity_regularizer",
+        None,
+        "layer",
+        "penalty on the layer's outputs (divided by the batch size)",
+        parse=_regularizer,
+        serialize=serialize_object,
+    ),
+    Option(
+        "kernel_constraint",
+        None,
+        "cell",
+        "projection of kernel after an optimizer step",
+        parse=_constraint,
+        serialize=serialize_object,
+    ),
+    Option(
+        "recurrent_constraint",
+        None,
+        "cell",
+        "projection of recurrent_kernel after an optimizer step",
+        parse=_constraint,
+        serialize=serialize_object,
+    ),
+    Option(
+        "bias_constraint",
+        None,
+        "cell",
+        "projection of bias after an optimizer step",
+        parse=_constraint,
+        serialize=serialize_object,
+    ),
     Option("dropout", 0.0, "cell", "input dropout rate, one mask per call (training only)", parse=check_rate),
-    Option("recurrent_dropout", 0.0, "cell", "recurrent dropout rate, one mask per call (training only)",
-           parse=check_rate),
-    Option("implementation", 2, "cell", "1: per-gate matmuls, 2: fused (same numbers); 1 with recurrent_dropout",
-           v1_default=1, parse=check_implementation, kinds=_LSTM_GRU),
-    Option("return_sequences", False, "layer", "return the whole sequence (B, T, u), else the last output",
-           parse=_as_bool),
+    Option(
+        "recurrent_dropout", 0.0, "cell", "recurrent dropout rate, one mask per call (training only)", parse=check_rate
+    ),
+    Option(
+        "implementation",
+        2,
+        "cell",
+        "1: per-gate matmuls, 2: fused (same numbers); 1 with recurrent_dropout",
+        v1_default=1,
+        parse=check_implementation,
+        kinds=_LSTM_GRU,
+    ),
+    Option(
+        "return_sequences", False, "layer", "return the whole sequence (B, T, u), else the last output", parse=_as_bool
+    ),
     Option("return_state", False, "layer", "also return the final [h, c]", parse=_as_bool),
-    Option("go_backwards", False, "layer", "run from the last step to the first (outputs in processing order)",
-           parse=_as_bool),
+    Option(
+        "go_backwards",
+        False,
+        "layer",
+        "run from the last step to the first (outputs in processing order)",
+        parse=_as_bool,
+    ),
     Option("stateful", False, "layer", "carry the final states into the next call", parse=_as_bool),
     Option("unroll", False, "layer", "Keras's unrolled loop (same numbers; one masking quirk)", parse=_as_bool),
     Option("time_major", False, "layer", "inputs and outputs are (T, B, ...)", parse=_as_bool),
-    Option("reset_after", True, "cell", "GRU: reset gate applied after the recurrent matmul (bias (2, 3u)); "
-           "False: before it (bias (3u,))", v1_default=False, parse=_as_bool, kinds=frozenset({CellKind.GRU})),
+    Option(
+        "reset_after",
+        True,
+        "cell",
+        "GRU: reset gate applied after the recurrent matmul (bias (2, 3u)); False: before it (bias (3u,))",
+        v1_default=False,
+        parse=_as_bool,
+        kinds=frozenset({CellKind.GRU}),
+    ),
     Option("seed", None, "cell", "seed of the dropout masks and of unseeded initializers"),
 )
-
 
 
 def options_for(kind: CellKind) -> Tuple[Option, ...]:

@@ -17,14 +17,24 @@ the output computed at input step t, whichever way the direction ran). Keras pre
 ``keras.LSTM`` / ``GRU`` / ``SimpleRNN``, ``keras.Bidirectional`` and the converter's chain runner
 (:mod:`lstm_bridge.convert.chain`) all call these functions.
 """
+
 from __future__ import annotations
 
 from typing import List, Optional, Sequence, Tuple, TypeVar, Union
 
 import torch
 
-__all__ = ["MERGE_MODES", "check_merge_mode", "direction_output", "flip_back", "merge", "merge_shapes",
-           "merged_outputs", "pack", "state_list"]
+__all__ = [
+    "MERGE_MODES",
+    "check_merge_mode",
+    "direction_output",
+    "flip_back",
+    "merge",
+    "merge_shapes",
+    "merged_outputs",
+    "pack",
+    "state_list",
+]
 
 #: Keras's merge modes for two directions; ``None`` returns both halves.
 MERGE_MODES: Tuple[Optional[str], ...] = ("concat", "sum", "mul", "ave", None)
@@ -35,12 +45,15 @@ T = TypeVar("T")
 def check_merge_mode(merge_mode: Optional[str]) -> None:
     """Raise Keras's ValueError unless ``merge_mode`` is one of :data:`MERGE_MODES`."""
     if merge_mode not in MERGE_MODES:
-        raise ValueError(f"Invalid merge mode. Received: {merge_mode!r}. "
-                         f"Merge mode should be one of {{'sum', 'mul', 'ave', 'concat', None}}")
+        raise ValueError(
+            f"Invalid merge mode. Received: {merge_mode!r}. "
+            f"Merge mode should be one of {{'sum', 'mul', 'ave', 'concat', None}}"
+        )
 
 
-def direction_output(seq: torch.Tensor, *, reverse: bool, return_sequences: bool,
-                     processing_order: Optional[bool] = None) -> torch.Tensor:
+def direction_output(
+    seq: torch.Tensor, *, reverse: bool, return_sequences: bool, processing_order: Optional[bool] = None
+) -> torch.Tensor:
     """One direction's output as its Keras layer returns it, time-major.
 
     Args:
@@ -87,8 +100,14 @@ def merge_shapes(shape: Tuple[Optional[int], ...], merge_mode: Optional[str]) ->
     return [shape]
 
 
-def merged_outputs(seqs: Sequence[torch.Tensor], reverse: Sequence[bool], *, return_sequences: bool,
-                   merge_mode: Optional[str], processing_order: Optional[bool] = None) -> List[torch.Tensor]:
+def merged_outputs(
+    seqs: Sequence[torch.Tensor],
+    reverse: Sequence[bool],
+    *,
+    return_sequences: bool,
+    merge_mode: Optional[str],
+    processing_order: Optional[bool] = None,
+) -> List[torch.Tensor]:
     """A whole Keras layer's outputs (time-major) from its directions' engine outputs.
 
     Args:
@@ -102,11 +121,16 @@ def merged_outputs(seqs: Sequence[torch.Tensor], reverse: Sequence[bool], *, ret
         ``[output]``, or ``[y_f, y_b]`` for two directions with ``merge_mode=None``.
     """
     if len(seqs) != len(reverse) or len(seqs) not in (1, 2):
-        raise ValueError(f"expected 1 or 2 directions with one reverse flag each; received {len(seqs)} "
-                         f"outputs and {len(reverse)} flags")
+        raise ValueError(
+            f"expected 1 or 2 directions with one reverse flag each; received {len(seqs)} "
+            f"outputs and {len(reverse)} flags"
+        )
     if len(seqs) == 1:
-        return [direction_output(seqs[0], reverse=reverse[0], return_sequences=return_sequences,
-                                 processing_order=processing_order)]
+        return [
+            direction_output(
+                seqs[0], reverse=reverse[0], return_sequences=return_sequences, processing_order=processing_order
+            )
+        ]
     y_f, y_b = (direction_output(s, reverse=r, return_sequences=return_sequences) for s, r in zip(seqs, reverse))
     if return_sequences:
         y_b = flip_back(y_b, 0)

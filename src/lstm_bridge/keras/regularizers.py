@@ -3,6 +3,7 @@
 A regularizer maps a tensor to a scalar penalty: ``L1(l1)(x) = l1 * sum|x|``,
 ``L2(l2)(x) = l2 * sum(x^2)`` (over the whole fused matrix, all four gates at once).
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, Dict, Optional, cast
@@ -67,8 +68,12 @@ def get(identifier: Any) -> Optional[Callable[[torch.Tensor], torch.Tensor]]:
     if identifier is None:
         return None
     if isinstance(identifier, str):
-        table: Dict[str, Callable[[], L1L2]] = {"l1": lambda: L1(0.01), "l2": lambda: L2(0.01),
-                                                "l1_l2": lambda: L1L2(0.01, 0.01), "l1l2": lambda: L1L2(0.01, 0.01)}
+        table: Dict[str, Callable[[], L1L2]] = {
+            "l1": lambda: L1(0.01),
+            "l2": lambda: L2(0.01),
+            "l1_l2": lambda: L1L2(0.01, 0.01),
+            "l1l2": lambda: L1L2(0.01, 0.01),
+        }
         if identifier.lower() not in table:
             raise ValueError(f"Unknown regularizer: {identifier!r}; known: l1, l2, l1_l2")
         return table[identifier.lower()]()

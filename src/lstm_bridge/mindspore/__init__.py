@@ -1,5 +1,6 @@
 """The MindSpore recurrent API (``mindspore.nn.LSTM``/``GRU``/``RNN`` and their cells, 2.x) on the
 lstm-bridge engine."""
+
 from .cell import LSTMCell
 from .gru import GRU, GRUCell
 from .lstm import LSTM

@@ -1,4 +1,5 @@
 """MindSpore-style argument checks shared by ``LSTM`` and ``LSTMCell`` (docs/spec/mindspore_lstm.md §1.1)."""
+
 from __future__ import annotations
 
 from typing import Any, Callable, Mapping
@@ -65,18 +66,23 @@ def check_numerics(numerics: str) -> str:
     return numerics
 
 
-def load_strict(module: torch.nn.Module, loader: Callable[..., Any], state_dict: Mapping[str, Any], strict: bool,
-                assign: bool) -> Any:
+def load_strict(
+    module: torch.nn.Module, loader: Callable[..., Any], state_dict: Mapping[str, Any], strict: bool, assign: bool
+) -> Any:
     """``load_state_dict`` with MindSpore names, NumPy values accepted, and a ValueError that lists
     missing keys, unexpected keys and shape mismatches when ``strict``."""
     own = dict(module.named_parameters())
-    tensors = {k: (torch.from_numpy(np.asarray(v)) if not isinstance(v, torch.Tensor) else v)
-               for k, v in state_dict.items()}
+    tensors = {
+        k: (torch.from_numpy(np.asarray(v)) if not isinstance(v, torch.Tensor) else v) for k, v in state_dict.items()
+    }
     if strict:
         missing = sorted(set(own) - set(tensors))
         unexpected = sorted(set(tensors) - set(own))
-        shapes = [f"{k}: expected {tuple(own[k].shape)}, received {tuple(tensors[k].shape)}"
-                  for k in own if k in tensors and tuple(tensors[k].shape) != tuple(own[k].shape)]
+        shapes = [
+            f"{k}: expected {tuple(own[k].shape)}, received {tuple(tensors[k].shape)}"
+            for k in own
+            if k in tensors and tuple(tensors[k].shape) != tuple(own[k].shape)
+        ]
         if missing or unexpected or shapes:
             parts = []
             if missing:

@@ -23,6 +23,7 @@ A subclass names its kind (:attr:`kind`, :attr:`cell_name`) and says how ``hx`` 
 :class:`CellBase` is the same for the one-step cells (``nn.LSTMCell``, ``nn.GRUCell``, ``nn.RNNCell``:
 parameters ``weight_ih (G*H, I)``, ``weight_hh (G*H, H)``, ``bias_ih``/``bias_hh (G*H,)``).
 """
+
 from __future__ import annotations
 
 import math
@@ -59,9 +60,18 @@ class RecurrentNet(torch.nn.Module):
     kind: CellKind = CellKind.LSTM
     cell_name: str = "LSTM"  # the class name MindSpore's messages use
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, has_bias: bool = True,
-                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 dtype: Any = None, numerics: str = "mindspore-cpu"):
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        has_bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        dtype: Any = None,
+        numerics: str = "mindspore-cpu",
+    ):
         super().__init__()
         name = self.cell_name
         check_positive_int(input_size, "input_size", name)
@@ -72,11 +82,15 @@ class RecurrentNet(torch.nn.Module):
         check_bool(bidirectional, "bidirectional", name)
         if isinstance(dropout, bool) or not isinstance(dropout, float):
             hint = float(dropout) if isinstance(dropout, int) else 0.0
-            raise TypeError(f"For '{name}', the type of 'dropout' must be 'float', but got "
-                            f"'{type(dropout).__name__}' (write {hint!r})")
+            raise TypeError(
+                f"For '{name}', the type of 'dropout' must be 'float', but got "
+                f"'{type(dropout).__name__}' (write {hint!r})"
+            )
         if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"For '{name}', the 'dropout' must be a number in range [0, 1) representing the "
-                             f"probability of an element being zeroed, but got {dropout}.")
+            raise ValueError(
+                f"For '{name}', the 'dropout' must be a number in range [0, 1) representing the "
+                f"probability of an element being zeroed, but got {dropout}."
+            )
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.has_bias, self.batch_first, self.bidirectional = has_bias, batch_first, bidirectional
         self.dropout = dropout
@@ -126,12 +140,13 @@ class RecurrentNet(torch.nn.Module):
         return list(self.parameters())
 
     def extra_repr(self) -> str:
-        return (f"input_size={self.input_size}, hidden_size={self.hidden_size}, num_layers={self.num_layers}, "
-                f"has_bias={self.has_bias}, batch_first={self.batch_first}, dropout={self.dropout}, "
-                f"bidirectional={self.bidirectional}")
+        return (
+            f"input_size={self.input_size}, hidden_size={self.hidden_size}, num_layers={self.num_layers}, "
+            f"has_bias={self.has_bias}, batch_first={self.batch_first}, dropout={self.dropout}, "
+            f"bidirectional={self.bidirectional}"
+        )
 
-    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True,
-                        assign: bool = False) -> Any:
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
         """Load MindSpore/PyTorch-named tensors; with ``strict`` (default) missing, unexpected or
         mis-shaped entries raise ``ValueError`` listing them."""
         return load_strict(self, super().load_state_dict, state_dict, strict, assign)
@@ -147,10 +162,15 @@ class RecurrentNet(torch.nn.Module):
         for layer in range(self.num_layers):
             dirs = []
             for suffix in self._suffixes(layer):
-                dirs.append(DirectionWeights(
-                    w_ih=cast(params["weight_ih" + suffix]), w_hh=cast(params["weight_hh" + suffix]),
-                    b_ih=cast(params.get("bias_ih" + suffix)), b_hh=cast(params.get("bias_hh" + suffix)),
-                    kind=self.kind))
+                dirs.append(
+                    DirectionWeights(
+                        w_ih=cast(params["weight_ih" + suffix]),
+                        w_hh=cast(params["weight_hh" + suffix]),
+                        b_ih=cast(params.get("bias_ih" + suffix)),
+                        b_hh=cast(params.get("bias_hh" + suffix)),
+                        kind=self.kind,
+                    )
+                )
             layers.append(dirs)
         return layers
 
@@ -161,8 +181,9 @@ class RecurrentNet(torch.nn.Module):
     def _state_hint(self, batch: int) -> str:
         return f" (num_layers*num_directions={self._state_rows()}, batch={batch}, hidden_size={self.hidden_size})"
 
-    def _initial_states(self, hx: Any, batch: int, in_dtype: torch.dtype, compute: torch.dtype
-                        ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    def _initial_states(
+        self, hx: Any, batch: int, in_dtype: torch.dtype, compute: torch.dtype
+    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """``(h0, c0)`` ``(L*D, B, H)`` in ``compute`` from a given ``hx`` (c0 None for GRU/RNN)."""
         raise NotImplementedError
 
@@ -177,23 +198,29 @@ class RecurrentNet(torch.nn.Module):
     def _check_lengths(self, seq_length: Any, batch: int, steps: int) -> torch.Tensor:
         name = self.cell_name
         if not isinstance(seq_length, (torch.Tensor, np.ndarray)):
-            raise NotATensorError(f"For '{name}', 'seq_length' must be a (batch,) int32/int64 tensor; received "
-                                  f"{type(seq_length).__name__}")
+            raise NotATensorError(
+                f"For '{name}', 'seq_length' must be a (batch,) int32/int64 tensor; received "
+                f"{type(seq_length).__name__}"
+            )
         lengths = as_tensor(seq_length, "seq_length")
         if lengths.dtype not in (torch.int32, torch.int64):
             raise TypeError(f"For '{name}', the 'seq_length' should be one of [int32, int64], but got {lengths.dtype}")
         if lengths.dim() == 1 and lengths.shape[0] != batch:
-            raise ValueError(f"For '{name}' batch size of x and seq_length must be equal, but got {batch} of x and "
-                             f"{lengths.shape[0]} of seq_length (seq_length must have shape ({batch},))")
+            raise ValueError(
+                f"For '{name}' batch size of x and seq_length must be equal, but got {batch} of x and "
+                f"{lengths.shape[0]} of seq_length (seq_length must have shape ({batch},))"
+            )
         check_shape(lengths, (batch,), "seq_length", f" (batch size of x is {batch})")
         lengths = lengths.to(torch.int64)
         if self.bidirectional:
             bad = ((lengths < 0) | (lengths > steps)).nonzero()
             if bad.numel():
                 index = int(bad[0, 0])
-                raise KernelRuntimeError(f"For '{name}' (bidirectional), seq_length must be in [0, {steps}] (the "
-                                         f"number of time steps); received seq_length[{index}] = "
-                                         f"{int(lengths[index])}")
+                raise KernelRuntimeError(
+                    f"For '{name}' (bidirectional), seq_length must be in [0, {steps}] (the "
+                    f"number of time steps); received seq_length[{index}] = "
+                    f"{int(lengths[index])}"
+                )
         # a unidirectional MindSpore net treats lengths > T as T and negative lengths as 0
         return lengths.clamp(0, steps)
 
@@ -203,22 +230,29 @@ class RecurrentNet(torch.nn.Module):
         x = as_float(x, "x")
         if x.dim() != 3:
             layout = "(batch, time, input_size)" if self.batch_first else "(time, batch, input_size)"
-            raise ValueError(f"For '{name}', the x_shape.size() must be equal to 3: x must be 3-D {layout}; "
-                             f"received shape {tuple(x.shape)}")
+            raise ValueError(
+                f"For '{name}', the x_shape.size() must be equal to 3: x must be 3-D {layout}; "
+                f"received shape {tuple(x.shape)}"
+            )
         if x.shape[2] != self.input_size:
-            raise ValueError(f"For '{name}', the x_shape[2] (input_size) must be equal to {self.input_size}, but "
-                             f"got {x.shape[2]}")
+            raise ValueError(
+                f"For '{name}', the x_shape[2] (input_size) must be equal to {self.input_size}, but got {x.shape[2]}"
+            )
         in_dtype = x.dtype
         compute = torch.float32 if in_dtype in (torch.float16, torch.bfloat16) else in_dtype
         xt = (x.transpose(0, 1) if self.batch_first else x).to(compute)
         T, B = xt.shape[0], xt.shape[1]
         if T == 0:  # MindSpore 2.10: LSTM RuntimeError "could not execute a primitive"; GRU/RNN ValueError (Stack)
-            raise KernelRuntimeError(f"For '{name}', x must have at least one time step; received x of shape "
-                                     f"{tuple(x.shape)} (T = 0)")
+            raise KernelRuntimeError(
+                f"For '{name}', x must have at least one time step; received x of shape {tuple(x.shape)} (T = 0)"
+            )
         if hx is None:
             rows = self._state_rows()
-            check_allocation(f"the default initial state of shape ({rows}, {B}, {self.hidden_size})",
-                             rows * B * self.hidden_size, xt.dtype)
+            check_allocation(
+                f"the default initial state of shape ({rows}, {B}, {self.hidden_size})",
+                rows * B * self.hidden_size,
+                xt.dtype,
+            )
             h0 = xt.new_zeros(rows, B, self.hidden_size)
             c0: Optional[torch.Tensor] = h0 if self.kind is CellKind.LSTM else None
         else:
@@ -227,9 +261,15 @@ class RecurrentNet(torch.nn.Module):
         if seq_length is not None:
             valid = lengths_to_valid(self._check_lengths(seq_length, B, T), T)
         between = self.dropout_op if self.training and self.dropout > 0 else None
-        out, h_n, c_n = run_stack(xt, self.layer_weights(compute), h0, c0, valid=valid,
-                                  semantics=self._semantics(seq_length is not None, compute),
-                                  between_layers=between)
+        out, h_n, c_n = run_stack(
+            xt,
+            self.layer_weights(compute),
+            h0,
+            c0,
+            valid=valid,
+            semantics=self._semantics(seq_length is not None, compute),
+            between_layers=between,
+        )
         if self.batch_first:
             out = out.transpose(0, 1)
         return self._result(out.to(in_dtype), h_n.to(in_dtype), None if c_n is None else c_n.to(in_dtype))
@@ -243,8 +283,14 @@ class CellBase(torch.nn.Module):
     kind: CellKind = CellKind.LSTM
     cell_name: str = "LSTMCell"
 
-    def __init__(self, input_size: int, hidden_size: int, has_bias: bool = True, dtype: Any = None,
-                 numerics: str = "mindspore-cpu"):
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        has_bias: bool = True,
+        dtype: Any = None,
+        numerics: str = "mindspore-cpu",
+    ):
         super().__init__()
         name = self.cell_name
         check_positive_int(input_size, "input_size", name)
@@ -272,8 +318,7 @@ class CellBase(torch.nn.Module):
         """MindSpore's name for ``train(mode)``."""
         return self.train(mode)
 
-    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True,
-                        assign: bool = False) -> Any:
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
         """Load ``weight_ih``/``weight_hh``/``bias_ih``/``bias_hh``; strict mismatches raise ``ValueError``."""
         return load_strict(self, super().load_state_dict, state_dict, strict, assign)
 

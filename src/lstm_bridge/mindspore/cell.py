@@ -9,6 +9,7 @@ MindSpore's CPU ``LSTMCell`` always runs its approximate float32 Sigmoid/Tanh (d
 the default ``numerics="mindspore-cpu"`` emulates them bit for bit for float32 inputs (other dtypes
 compute exactly); ``numerics="exact"`` uses true sigmoid/tanh (what MindSpore's GPU path computes).
 """
+
 from __future__ import annotations
 
 from typing import Any, Tuple
@@ -26,14 +27,24 @@ class LSTMCell(CellBase):
 
     _OLD_KEYWORDS = ("batch_size", "dropout", "bidirectional", "batch_first")  # nn.LSTMCell before 1.6
 
-    def __init__(self, input_size: int, hidden_size: int, has_bias: bool = True, dtype: Any = None,
-                 *old_args: Any, numerics: str = "mindspore-cpu", **old_kwargs: Any):
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        has_bias: bool = True,
+        dtype: Any = None,
+        *old_args: Any,
+        numerics: str = "mindspore-cpu",
+        **old_kwargs: Any,
+    ):
         old = sorted(k for k in old_kwargs if k in self._OLD_KEYWORDS)
         if old_args or old:
-            raise ValueError(f"The arguments of `nn.LSTMCell` from old MindSpore version(<1.6) are detected "
-                             f"({len(old_args)} extra positional argument(s), keywords {old}): LSTMCell(input_size, "
-                             f"hidden_size, has_bias=True, dtype=None) is one cell step; for a single LSTM layer "
-                             f"use lstm_bridge.mindspore.LSTM")
+            raise ValueError(
+                f"The arguments of `nn.LSTMCell` from old MindSpore version(<1.6) are detected "
+                f"({len(old_args)} extra positional argument(s), keywords {old}): LSTMCell(input_size, "
+                f"hidden_size, has_bias=True, dtype=None) is one cell step; for a single LSTM layer "
+                f"use lstm_bridge.mindspore.LSTM"
+            )
         if old_kwargs:
             raise TypeError(f"LSTMCell.__init__() got an unexpected keyword argument '{sorted(old_kwargs)[0]}'")
         super().__init__(input_size, hidden_size, has_bias, dtype, numerics)
@@ -42,15 +53,21 @@ class LSTMCell(CellBase):
         """One step: ``x (B, I)``, ``hx = (h0, c0)`` each ``(B, H)`` -> ``(h, c)``."""
         x = as_float(x, "x")
         if x.dim() != 2:
-            raise ValueError(f"For 'LSTMCell', MatMul inputs should have the same dimension size and equal to 2: "
-                             f"x must be 2-D (batch, input_size={self.input_size}); received shape {tuple(x.shape)}")
+            raise ValueError(
+                f"For 'LSTMCell', MatMul inputs should have the same dimension size and equal to 2: "
+                f"x must be 2-D (batch, input_size={self.input_size}); received shape {tuple(x.shape)}"
+            )
         if x.dtype != self.weight_ih.dtype:
-            raise TypeError(f"For 'LSTMCell', x must have the parameters' dtype {self.weight_ih.dtype} (MindSpore "
-                            f"does not cast); received {x.dtype}")
+            raise TypeError(
+                f"For 'LSTMCell', x must have the parameters' dtype {self.weight_ih.dtype} (MindSpore "
+                f"does not cast); received {x.dtype}"
+            )
         check_shape(x, (None, self.input_size), "x", f" (batch, input_size={self.input_size})")
         if not isinstance(hx, tuple):
-            raise TypeError(f"For 'LSTMCell', the 'hx' must be a tuple (h0, c0) of (batch, hidden_size="
-                            f"{self.hidden_size}) tensors, but got '{type(hx).__name__}'")
+            raise TypeError(
+                f"For 'LSTMCell', the 'hx' must be a tuple (h0, c0) of (batch, hidden_size="
+                f"{self.hidden_size}) tensors, but got '{type(hx).__name__}'"
+            )
         if len(hx) != 2:
             raise TypeError(f"For 'LSTMCell', the length of 'hx' must be '2' (h0, c0), but got '{len(hx)}'")
         B = x.shape[0]
@@ -62,6 +79,5 @@ class LSTMCell(CellBase):
         emulate = self.numerics.startswith("mindspore-cpu") and x.dtype == torch.float32
         acts = approximate_activations() if emulate else CellActivations()
         weights = DirectionWeights(self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)  # (no cast: as before)
-        _, hs, cs = run_layer(x.unsqueeze(0), [weights], [h0], [c0], reverse=[False],
-                              semantics=LayerSemantics(acts))
+        _, hs, cs = run_layer(x.unsqueeze(0), [weights], [h0], [c0], reverse=[False], semantics=LayerSemantics(acts))
         return hs[0], cs[0]

@@ -11,6 +11,7 @@ the op order ``gi = x W_ih^T + b_ih``, ``gh = h W_hh^T + b_hh``, ``h' = n + z·(
 order: bit for bit for batch >= 2 (a batch of 1 is MindSpore's GEMV, whose order is unknown: last-bit
 differences there), at ~20-70x the time. ``numerics="exact"`` is true math, as ``torch.nn.GRU``/``torch.nn.RNN``.
 """
+
 from __future__ import annotations
 
 from typing import Any, Optional, Tuple
@@ -41,9 +42,12 @@ def family_semantics(numerics: str, compute: torch.dtype, nonlinearity: str = "t
     gate = _act.ms_cpu_sigmoid if emulate else _act.sigmoid
     tanh = _act.ms_cpu_tanh if emulate else _act.tanh
     candidate = _act.relu if nonlinearity == "relu" else tanh
-    return LayerSemantics(CellActivations(gate=gate, candidate=candidate, cell=candidate), MaskedOutput.ZERO,
-                          mindspore_cpu=numerics.startswith("mindspore-cpu"),
-                          mindspore_matmul=numerics == "mindspore-cpu-bits")
+    return LayerSemantics(
+        CellActivations(gate=gate, candidate=candidate, cell=candidate),
+        MaskedOutput.ZERO,
+        mindspore_cpu=numerics.startswith("mindspore-cpu"),
+        mindspore_matmul=numerics == "mindspore-cpu-bits",
+    )
 
 
 def _dtype_name(dtype: torch.dtype) -> str:
@@ -56,33 +60,43 @@ class OneStateNet(RecurrentNet):
 
     nonlinearity: str = "tanh"
 
-    def _initial_states(self, hx: Any, batch: int, in_dtype: torch.dtype, compute: torch.dtype
-                        ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    def _initial_states(
+        self, hx: Any, batch: int, in_dtype: torch.dtype, compute: torch.dtype
+    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         name = self.cell_name
         rows = self._state_rows()
         expected = (rows, batch, self.hidden_size)
         if not isinstance(hx, (torch.Tensor, np.ndarray)):
-            raise TypeError(f"For '{name}', the 'h' must be a Tensor of shape {expected} (one tensor, not a tuple "
-                            f"as for LSTM), but got '{type(hx).__name__}'")
+            raise TypeError(
+                f"For '{name}', the 'h' must be a Tensor of shape {expected} (one tensor, not a tuple "
+                f"as for LSTM), but got '{type(hx).__name__}'"
+            )
         t = as_tensor(hx, "hx")
         if in_dtype not in (torch.float32, torch.float16):
-            raise TypeError(f"For '{name}', the element of 'x' must be one of Float32, Float16 when hx is given, "
-                            f"but got {_dtype_name(in_dtype)}.")
+            raise TypeError(
+                f"For '{name}', the element of 'x' must be one of Float32, Float16 when hx is given, "
+                f"but got {_dtype_name(in_dtype)}."
+            )
         if t.dtype != in_dtype:
-            raise TypeError(f"For '{name}', the type of 'hx' should be same as 'x', but got 'x' with type "
-                            f"{_dtype_name(in_dtype)} and 'hx' with type {_dtype_name(t.dtype)}.")
+            raise TypeError(
+                f"For '{name}', the type of 'hx' should be same as 'x', but got 'x' with type "
+                f"{_dtype_name(in_dtype)} and 'hx' with type {_dtype_name(t.dtype)}."
+            )
         hint = self._state_hint(batch)
         if t.dim() == 3 and t.shape[0] < rows:  # MindSpore: IndexError fetching the missing row
-            raise HxRowsError(f"For '{name}', hx must have shape {expected}{hint}; received {tuple(t.shape)} "
-                              f"(only {t.shape[0]} of {rows} rows)")
+            raise HxRowsError(
+                f"For '{name}', hx must have shape {expected}{hint}; received {tuple(t.shape)} "
+                f"(only {t.shape[0]} of {rows} rows)"
+            )
         check_shape(t, expected, f"For '{name}', hx", hint)
         return t.to(compute), None
 
     def _semantics(self, with_lengths: bool, compute: torch.dtype) -> LayerSemantics:
         return family_semantics(self.numerics, compute, self.nonlinearity)  # the same with or without lengths
 
-    def _result(self, out: torch.Tensor, h_n: torch.Tensor, c_n: Optional[torch.Tensor]
-                ) -> Tuple[torch.Tensor, torch.Tensor]:
+    def _result(
+        self, out: torch.Tensor, h_n: torch.Tensor, c_n: Optional[torch.Tensor]
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
         return out, h_n
 
     def forward(self, x: Any, hx: Any = None, seq_length: Any = None) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -111,11 +125,15 @@ class FamilyCell(CellBase):
             raise TypeError(f"For '{name}', the '{what}' must be a Tensor, but got '{type(value).__name__}'")
         t = as_tensor(value, what)
         if t.dtype not in (torch.float32, torch.float16):
-            raise TypeError(f"For '{name}', the '{what}' should be one of [float32, float16], but got "
-                            f"'{str(t.dtype).replace('torch.', '')}'")
+            raise TypeError(
+                f"For '{name}', the '{what}' should be one of [float32, float16], but got "
+                f"'{str(t.dtype).replace('torch.', '')}'"
+            )
         if t.dtype != self.weight_ih.dtype:
-            raise TypeError(f"For '{name}', {what} must have the parameters' dtype {self.weight_ih.dtype} "
-                            f"(MindSpore does not cast); received {t.dtype}")
+            raise TypeError(
+                f"For '{name}', {what} must have the parameters' dtype {self.weight_ih.dtype} "
+                f"(MindSpore does not cast); received {t.dtype}"
+            )
         return t
 
     def forward(self, x: Any, hx: Any) -> torch.Tensor:
@@ -124,17 +142,25 @@ class FamilyCell(CellBase):
         x = self._checked(x, "x")
         hx = self._checked(hx, "hx")
         if x.dim() != 2 or hx.dim() != 2:
-            raise ValueError(f"For '{name}', MatMul inputs should have the same dimension size and equal to 2: "
-                             f"x must be (batch, input_size={self.input_size}) and hx (batch, hidden_size="
-                             f"{self.hidden_size}); received x {tuple(x.shape)}, hx {tuple(hx.shape)}")
+            raise ValueError(
+                f"For '{name}', MatMul inputs should have the same dimension size and equal to 2: "
+                f"x must be (batch, input_size={self.input_size}) and hx (batch, hidden_size="
+                f"{self.hidden_size}); received x {tuple(x.shape)}, hx {tuple(hx.shape)}"
+            )
         check_shape(x, (None, self.input_size), f"For '{name}', x", f" (batch, input_size={self.input_size})")
         B = x.shape[0]
         if hx.shape[0] == 1 and B != 1 and hx.shape[1] == self.hidden_size:
             hx = hx.expand(B, self.hidden_size)  # MindSpore's op-by-op cell broadcasts a batch-1 state
         check_shape(hx, (B, self.hidden_size), f"For '{name}', hx", f" (batch, hidden_size={self.hidden_size})")
         compute = torch.float32 if x.dtype in _HALF else x.dtype
-        _, hs, _ = run_layer(x.unsqueeze(0).to(compute), [self.cell_weights(compute)], [hx.to(compute)], None,
-                             reverse=[False], semantics=family_semantics(self.numerics, compute, self.nonlinearity))
+        _, hs, _ = run_layer(
+            x.unsqueeze(0).to(compute),
+            [self.cell_weights(compute)],
+            [hx.to(compute)],
+            None,
+            reverse=[False],
+            semantics=family_semantics(self.numerics, compute, self.nonlinearity),
+        )
         return hs[0].to(x.dtype)
 
 
@@ -142,11 +168,14 @@ def check_nonlinearity(value: Any, cell: str, cell_message: bool = False) -> str
     """``"tanh"`` or ``"relu"``; MindSpore's ValueError text (nn.RNN's, or nn.RNNCell's with ``cell_message``)."""
     if cell_message:
         if not isinstance(value, str):
-            raise TypeError(f"For '{cell}', the type of 'nonlinearity' should be 'str', but got "
-                            f"'{type(value).__name__}'")
+            raise TypeError(
+                f"For '{cell}', the type of 'nonlinearity' should be 'str', but got '{type(value).__name__}'"
+            )
         if value not in NONLINEARITIES:
-            raise ValueError(f"For '{cell}', the 'nonlinearity' must be str and must be in "
-                             f"'{list(NONLINEARITIES)}', but got '{value}'.")
+            raise ValueError(
+                f"For '{cell}', the 'nonlinearity' must be str and must be in "
+                f"'{list(NONLINEARITIES)}', but got '{value}'."
+            )
         return value
     if value not in NONLINEARITIES:
         raise ValueError(f"For '{cell}', the 'nonlinearity' must be in ['tanh', 'relu'], but got {value}.")

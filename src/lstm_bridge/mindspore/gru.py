@@ -12,6 +12,7 @@ one tensor ``(num_layers*D, B, H)``. One step (MindSpore's op order, docs/spec/m
 ``numerics``: see :mod:`.family` (``"mindspore-cpu"``, the default, emulates MindSpore's CPU kernels;
 ``"exact"`` equals ``torch.nn.GRU``).
 """
+
 from __future__ import annotations
 
 from ..engine import CellKind

@@ -18,6 +18,7 @@ Gate order i, f, g, o. ``seq_length``: outputs after a row's length are exactly 
 state after its last valid step (``h0``/``c0`` for length 0), and the reverse direction reverses only
 the valid prefix (PyTorch's packed-sequence semantics).
 """
+
 from __future__ import annotations
 
 from typing import Any, Optional, Tuple, Union
@@ -66,26 +67,32 @@ class LSTM(RecurrentNet):
         rows = self._state_rows()
         expected = (rows, batch, self.hidden_size)
         if not isinstance(hx, tuple):
-            raise TypeError(f"For 'LSTM', the 'hx' must be a tuple (h0, c0) of tensors of shape {expected}, "
-                            f"but got '{type(hx).__name__}'")
+            raise TypeError(
+                f"For 'LSTM', the 'hx' must be a tuple (h0, c0) of tensors of shape {expected}, "
+                f"but got '{type(hx).__name__}'"
+            )
         if len(hx) != 2:
             raise TypeError(f"For 'LSTM', the length of 'hx' must be '2' (h0, c0), but got '{len(hx)}'")
         out = []
         for name, value in zip(("h0", "c0"), hx):
             t = as_tensor(value, f"hx {name}")
             if t.dtype != dtype:
-                raise TypeError(f"For 'LSTM', the type of hx {name} should be the same as x's: expected {dtype}, "
-                                f"received {t.dtype}")
+                raise TypeError(
+                    f"For 'LSTM', the type of hx {name} should be the same as x's: expected {dtype}, received {t.dtype}"
+                )
             hint = self._state_hint(batch)
             if t.dim() == 3 and t.shape[0] < rows:  # MindSpore: IndexError fetching the missing row
-                raise HxRowsError(f"hx {name} must have shape {expected}{hint}; received {tuple(t.shape)} "
-                                  f"(only {t.shape[0]} of {rows} rows)")
+                raise HxRowsError(
+                    f"hx {name} must have shape {expected}{hint}; received {tuple(t.shape)} "
+                    f"(only {t.shape[0]} of {rows} rows)"
+                )
             check_shape(t, expected, f"hx {name}", hint)
             out.append(t)
         return out[0], out[1]
 
-    def _initial_states(self, hx: Any, batch: int, in_dtype: torch.dtype, compute: torch.dtype
-                        ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    def _initial_states(
+        self, hx: Any, batch: int, in_dtype: torch.dtype, compute: torch.dtype
+    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         h0, c0 = self._check_hx(hx, batch, in_dtype)
         return h0.to(compute), c0.to(compute)
 
@@ -95,13 +102,15 @@ class LSTM(RecurrentNet):
             acts = approximate_activations()
         return LayerSemantics(acts, MaskedOutput.ZERO, onednn_bits=self.numerics.startswith("mindspore-cpu"))
 
-    def _result(self, out: torch.Tensor, h_n: torch.Tensor, c_n: Optional[torch.Tensor]
-                ) -> Tuple[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+    def _result(
+        self, out: torch.Tensor, h_n: torch.Tensor, c_n: Optional[torch.Tensor]
+    ) -> Tuple[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
         assert c_n is not None
         return out, (h_n, c_n)
 
-    def forward(self, x: Any, hx: Optional[Tuple[Any, Any]] = None, seq_length: Any = None
-                ) -> Tuple[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+    def forward(
+        self, x: Any, hx: Optional[Tuple[Any, Any]] = None, seq_length: Any = None
+    ) -> Tuple[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
         """``output, (h_n, c_n)``; see the module docstring for shapes and the seq_length rule."""
         result: Tuple[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]] = super().forward(x, hx, seq_length)
         return result

@@ -9,6 +9,7 @@ the ``seq_length`` rule are those of :mod:`.base` with ``G = 1``; ``hx``/``h_n``
 argument is ``dtype`` there) and the 4th positional argument of ``RNNCell``. ``numerics``: see
 :mod:`.family` (ReLU is exact in both).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -27,12 +28,24 @@ class RNN(OneStateNet):
     kind = CellKind.RNN
     cell_name = "RNN"
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, has_bias: bool = True,
-                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 dtype: Any = None, *, nonlinearity: str = "tanh", numerics: str = "mindspore-cpu"):
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        has_bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        dtype: Any = None,
+        *,
+        nonlinearity: str = "tanh",
+        numerics: str = "mindspore-cpu",
+    ):
         self.nonlinearity = check_nonlinearity(nonlinearity, "RNN")  # (a plain attribute: set before Module init)
-        super().__init__(input_size, hidden_size, num_layers, has_bias, batch_first, dropout, bidirectional,
-                         dtype, numerics)
+        super().__init__(
+            input_size, hidden_size, num_layers, has_bias, batch_first, dropout, bidirectional, dtype, numerics
+        )
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", nonlinearity={self.nonlinearity!r}"
@@ -45,8 +58,15 @@ class RNNCell(FamilyCell):
     kind = CellKind.RNN
     cell_name = "RNNCell"
 
-    def __init__(self, input_size: int, hidden_size: int, has_bias: bool = True, nonlinearity: str = "tanh",
-                 dtype: Any = None, numerics: str = "mindspore-cpu"):
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        has_bias: bool = True,
+        nonlinearity: str = "tanh",
+        dtype: Any = None,
+        numerics: str = "mindspore-cpu",
+    ):
         super().__init__(input_size, hidden_size, has_bias, dtype, numerics)
         self.nonlinearity = check_nonlinearity(nonlinearity, "RNNCell", cell_message=True)
 

@@ -5,6 +5,7 @@ Canonical weights per (layer, direction): ``w_ih (4H, I)``, ``w_hh (4H, H)``, ``
 ``b_hh (4H,)``, gate order **i, f, g, o**: one :class:`lstm_bridge.recurrent.DirectionWeights`
 (``LSTMWeights`` is the same class under its older name).
 """
+
 from .layouts import (
     GATES_CANONICAL,
     GATES_ONNX,

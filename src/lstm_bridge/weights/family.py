@@ -54,6 +54,7 @@ A Keras/ONNX block index ``k`` maps to canonical blocks by ``_CANON_FROM_ZRH = (
 involution: the same permutation goes back). Every function accepts NumPy arrays or torch tensors and
 returns the same kind; none mutates its arguments (results are copies).
 """
+
 from __future__ import annotations
 
 import re
@@ -101,6 +102,7 @@ _CANON_FROM_ZRH = (1, 0, 2)
 
 
 # --- small array helpers (NumPy and torch alike) -------------------------------------------------
+
 
 def _shape(a: Any) -> Tuple[int, ...]:
     return tuple(int(s) for s in a.shape)
@@ -172,6 +174,7 @@ def _check_kind(w: DirectionWeights, kind: CellKind, where: str) -> None:
 
 # --- the GRU forms ---------------------------------------------------------------------------------
 
+
 def check_gru_form(source_reset_after: bool, target_reset_after: bool, target: str = "the target") -> None:
     """Refuse a change of GRU form with the reason (raise :class:`UnsupportedLayoutError`).
 
@@ -183,19 +186,25 @@ def check_gru_form(source_reset_after: bool, target_reset_after: bool, target: s
     """
     if bool(source_reset_after) == bool(target_reset_after):
         return
-    src = "reset_after=True (reset applied after the recurrent matmul, b_hn inside r ⊙ (W_hn h + b_hn))" \
-        if source_reset_after else "reset_after=False (reset applied to h before the matmul: W_hn (r ⊙ h))"
+    src = (
+        "reset_after=True (reset applied after the recurrent matmul, b_hn inside r ⊙ (W_hn h + b_hn))"
+        if source_reset_after
+        else "reset_after=False (reset applied to h before the matmul: W_hn (r ⊙ h))"
+    )
     dst = "reset_after=True" if target_reset_after else "reset_after=False"
     raise UnsupportedLayoutError(
         f"cannot express a GRU of the form {src} in {target}, which computes {dst}: the two forms are "
         "different functions and no choice of weights turns one into the other; expected a source of "
-        f"the form {dst}")
+        f"the form {dst}"
+    )
 
 
 # --- Keras GRU ------------------------------------------------------------------------------------
 
-def gru_from_keras(kernel: Array, recurrent_kernel: Array, bias: Optional[Array] = None,
-                   reset_after: bool = True) -> DirectionWeights:
+
+def gru_from_keras(
+    kernel: Array, recurrent_kernel: Array, bias: Optional[Array] = None, reset_after: bool = True
+) -> DirectionWeights:
     """Keras ``GRU`` weights -> canonical GRU weights (of the same form).
 
     ====================  ========================  ==================================================
@@ -224,9 +233,11 @@ def gru_from_keras(kernel: Array, recurrent_kernel: Array, bias: Optional[Array]
     if bias is not None:
         expected = (2, 3 * u) if reset_after else (3 * u,)
         if _shape(bias) != expected:
-            raise ValueError(f"Keras GRU bias with reset_after={bool(reset_after)} must be {expected}; received "
-                             f"shape {_shape(bias)}" + (" (a (2, 3u) bias belongs to reset_after=True, a (3u,) "
-                                                        "one to reset_after=False)"))
+            raise ValueError(
+                f"Keras GRU bias with reset_after={bool(reset_after)} must be {expected}; received "
+                f"shape {_shape(bias)}"
+                + (" (a (2, 3u) bias belongs to reset_after=True, a (3u,) one to reset_after=False)")
+            )
         if reset_after:
             b_ih, b_hh = _zrh_swap(bias[0]), _zrh_swap(bias[1])
         else:
@@ -265,6 +276,7 @@ def gru_to_keras(w: DirectionWeights, reset_after: bool = True) -> List[Array]:
 
 # --- Keras SimpleRNN ------------------------------------------------------------------------------
 
+
 def rnn_from_keras(kernel: Array, recurrent_kernel: Array, bias: Optional[Array] = None) -> DirectionWeights:
     """Keras ``SimpleRNN`` ``kernel (I, u)``, ``recurrent_kernel (u, u)``, ``bias (u,)`` -> canonical RNN
     weights: ``w_ih = kernel.T``, ``w_hh = recurrent_kernel.T``, ``b_ih = bias``, ``b_hh = 0`` (Keras adds
@@ -296,6 +308,7 @@ def rnn_to_keras(w: DirectionWeights) -> List[Array]:
 
 # --- PyTorch / MindSpore state dicts (any gate count) ---------------------------------------------
 
+
 def recurrent_to_torch_state_dict(layers: Sequence[Sequence[DirectionWeights]], prefix: str = "") -> Dict[str, Array]:
     """Canonical ``layers[l][d]`` (d = 0 forward, 1 reverse; any one cell kind) -> a ``torch.nn.GRU`` /
     ``RNN`` / ``LSTM`` = MindSpore ``nn.GRU`` / ``RNN`` / ``LSTM`` state dict.
@@ -316,8 +329,10 @@ def recurrent_to_torch_state_dict(layers: Sequence[Sequence[DirectionWeights]], 
             raise ValueError(f"layer {l} must have 1 or 2 directions; received {len(dirs)}")
         for d, w in enumerate(dirs):
             if w.kind is not kind:
-                raise ValueError(f"all layers must hold one cell kind; layer 0 is {kind.value}, layer {l} "
-                                 f"direction {d} is {w.kind.value}")
+                raise ValueError(
+                    f"all layers must hold one cell kind; layer 0 is {kind.value}, layer {l} "
+                    f"direction {d} is {w.kind.value}"
+                )
             if w.has_bias != has_bias:
                 raise ValueError("all (layer, direction) weights must agree on having biases")
             suffix = f"_l{l}" + ("_reverse" if d else "")
@@ -334,8 +349,9 @@ _TORCH_KEY = re.compile(r"^(?P<kind>weight_ih|weight_hh|bias_ih|bias_hh)_l(?P<la
 _KIND_BY_GATES = {1: CellKind.RNN, 3: CellKind.GRU, 4: CellKind.LSTM}
 
 
-def recurrent_from_torch_state_dict(state: Mapping[str, Array], kind: Any = None,
-                                    prefix: str = "") -> List[List[DirectionWeights]]:
+def recurrent_from_torch_state_dict(
+    state: Mapping[str, Array], kind: Any = None, prefix: str = ""
+) -> List[List[DirectionWeights]]:
     """A ``torch.nn.GRU`` / ``RNN`` / ``LSTM`` (= MindSpore 2.x ``nn.GRU`` / ``RNN`` / ``LSTM``) state dict
     -> canonical ``layers[l][d]`` of ``kind``.
 
@@ -349,14 +365,16 @@ def recurrent_from_torch_state_dict(state: Mapping[str, Array], kind: Any = None
     found: Dict[Tuple[int, int], Dict[str, Array]] = {}
     unexpected = []
     for key, value in state.items():
-        m = _TORCH_KEY.match(key[len(prefix):]) if key.startswith(prefix) else None
+        m = _TORCH_KEY.match(key[len(prefix) :]) if key.startswith(prefix) else None
         if m is None:
             unexpected.append(key)
             continue
         found.setdefault((int(m.group("layer")), 1 if m.group("rev") else 0), {})[m.group("kind")] = value
     if unexpected:
-        raise ValueError(f"unexpected keys for a recurrent state dict with prefix {prefix!r}: {unexpected}; "
-                         "expected weight_ih_l{k}[_reverse], weight_hh_…, bias_ih_…, bias_hh_…")
+        raise ValueError(
+            f"unexpected keys for a recurrent state dict with prefix {prefix!r}: {unexpected}; "
+            "expected weight_ih_l{k}[_reverse], weight_hh_…, bias_ih_…, bias_hh_…"
+        )
     if not found:
         raise ValueError(f"no recurrent weights (weight_ih_l0, ...) with prefix {prefix!r} in the state dict")
     if kind is None:
@@ -365,8 +383,10 @@ def recurrent_from_torch_state_dict(state: Mapping[str, Array], kind: Any = None
             raise ValueError(f"missing key {prefix}weight_hh_l0 in the recurrent state dict")
         rows, cols = _shape(first)
         if cols == 0 or rows % cols or rows // cols not in _KIND_BY_GATES:
-            raise ValueError(f"{prefix}weight_hh_l0 must be (G*H, H) with G = 1 (RNN), 3 (GRU) or 4 (LSTM); "
-                             f"received shape {(rows, cols)}")
+            raise ValueError(
+                f"{prefix}weight_hh_l0 must be (G*H, H) with G = 1 (RNN), 3 (GRU) or 4 (LSTM); "
+                f"received shape {(rows, cols)}"
+            )
         cell = _KIND_BY_GATES[rows // cols]
     else:
         cell = _kind_of(kind)
@@ -379,15 +399,24 @@ def recurrent_from_torch_state_dict(state: Mapping[str, Array], kind: Any = None
             entry = found.get((l, d), {})
             suffix = f"_l{l}" + ("_reverse" if d else "")
             if "weight_ih" not in entry or "weight_hh" not in entry:
-                raise ValueError(f"missing keys {prefix}weight_ih{suffix} / {prefix}weight_hh{suffix} "
-                                 f"in the {cell.value} state dict")
+                raise ValueError(
+                    f"missing keys {prefix}weight_ih{suffix} / {prefix}weight_hh{suffix} in the {cell.value} state dict"
+                )
             if ("bias_ih" in entry) != ("bias_hh" in entry):
-                raise ValueError(f"layer {l} direction {d}: bias_ih{suffix} and bias_hh{suffix} must both be "
-                                 f"present or both absent; found {sorted(entry)}")
+                raise ValueError(
+                    f"layer {l} direction {d}: bias_ih{suffix} and bias_hh{suffix} must both be "
+                    f"present or both absent; found {sorted(entry)}"
+                )
             try:
-                dirs.append(DirectionWeights(_copy(entry["weight_ih"]), _copy(entry["weight_hh"]),
-                                             _copy(entry["bias_ih"]) if "bias_ih" in entry else None,
-                                             _copy(entry["bias_hh"]) if "bias_hh" in entry else None, cell))
+                dirs.append(
+                    DirectionWeights(
+                        _copy(entry["weight_ih"]),
+                        _copy(entry["weight_hh"]),
+                        _copy(entry["bias_ih"]) if "bias_ih" in entry else None,
+                        _copy(entry["bias_hh"]) if "bias_hh" in entry else None,
+                        cell,
+                    )
+                )
             except ValueError as e:
                 raise ValueError(f"{prefix}*{suffix} ({cell.value}): {e}") from None
         layers.append(dirs)
@@ -413,26 +442,34 @@ def cell_from_torch_state_dict(state: Mapping[str, Array], kind: Any, prefix: st
     """
     cell = _kind_of(kind)
     names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-    found = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix) and k[len(prefix):] in names}
-    unexpected = [k for k in state if not (k.startswith(prefix) and k[len(prefix):] in names)]
+    found = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix) and k[len(prefix) :] in names}
+    unexpected = [k for k in state if not (k.startswith(prefix) and k[len(prefix) :] in names)]
     if unexpected:
-        raise ValueError(f"unexpected keys for a {cell.value} cell state dict with prefix {prefix!r}: {unexpected}; "
-                         "expected weight_ih, weight_hh, bias_ih, bias_hh")
+        raise ValueError(
+            f"unexpected keys for a {cell.value} cell state dict with prefix {prefix!r}: {unexpected}; "
+            "expected weight_ih, weight_hh, bias_ih, bias_hh"
+        )
     missing = [prefix + n for n in names[:2] if n not in found]
     if missing:
         raise ValueError(f"missing keys {missing} in the {cell.value} cell state dict")
     if ("bias_ih" in found) != ("bias_hh" in found):
-        raise ValueError(f"{prefix}bias_ih and {prefix}bias_hh must both be present or both absent; "
-                         f"found {sorted(found)}")
+        raise ValueError(
+            f"{prefix}bias_ih and {prefix}bias_hh must both be present or both absent; found {sorted(found)}"
+        )
     try:
-        return DirectionWeights(_copy(found["weight_ih"]), _copy(found["weight_hh"]),
-                                _copy(found["bias_ih"]) if "bias_ih" in found else None,
-                                _copy(found["bias_hh"]) if "bias_hh" in found else None, cell)
+        return DirectionWeights(
+            _copy(found["weight_ih"]),
+            _copy(found["weight_hh"]),
+            _copy(found["bias_ih"]) if "bias_ih" in found else None,
+            _copy(found["bias_hh"]) if "bias_hh" in found else None,
+            cell,
+        )
     except ValueError as e:
         raise ValueError(f"{prefix}* ({cell.value} cell): {e}") from None
 
 
 # --- ONNX -----------------------------------------------------------------------------------------
+
 
 def _to_onnx(directions: Sequence[DirectionWeights], kind: CellKind, op: str) -> Tuple[Array, Array, Array]:
     if len(directions) not in (1, 2):
@@ -454,8 +491,7 @@ def _from_onnx(W: Array, R: Array, B: Optional[Array], kind: CellKind, op: str) 
     g = kind.gate_count
     w_shape, r_shape = _shape(W), _shape(R)
     if len(r_shape) != 3 or r_shape[1] != g * r_shape[2]:
-        raise ValueError(f"ONNX {op} R must be [D, {g if g > 1 else ''}H, H]"
-                         f"; received shape {r_shape}")
+        raise ValueError(f"ONNX {op} R must be [D, {g if g > 1 else ''}H, H]; received shape {r_shape}")
     d, gh, _ = r_shape
     if len(w_shape) != 3 or w_shape[:2] != (d, gh):
         raise ValueError(f"ONNX {op} W must be [{d}, {gh}, I]; received shape {w_shape}")
@@ -503,6 +539,7 @@ def rnn_from_onnx(W: Array, R: Array, B: Optional[Array] = None) -> List[Directi
 
 # --- legacy readers -------------------------------------------------------------------------------
 
+
 def gru_from_cudnn(kernel: Array, recurrent_kernel: Array, bias: Array) -> DirectionWeights:
     """TF 1.x ``CuDNNGRU`` (``tf.compat.v1.keras.layers.CuDNNGRU``) weights -> canonical, reset-after form.
 
@@ -529,9 +566,10 @@ def gru_from_cudnn(kernel: Array, recurrent_kernel: Array, bias: Array) -> Direc
     if len(k_shape) != 2 or k_shape[1] != 3 * u:
         raise ValueError(f"CuDNNGRU kernel must be (input_dim, {3 * u}); received shape {k_shape}")
     if b_shape != (6 * u,):
-        raise ValueError(f"CuDNNGRU bias must be (6*units,) = ({6 * u},); received shape {b_shape}"
-                         + (" (that is a Keras GRU bias, not a CuDNNGRU one)" if b_shape in ((2, 3 * u), (3 * u,))
-                            else ""))
+        raise ValueError(
+            f"CuDNNGRU bias must be (6*units,) = ({6 * u},); received shape {b_shape}"
+            + (" (that is a Keras GRU bias, not a CuDNNGRU one)" if b_shape in ((2, 3 * u), (3 * u,)) else "")
+        )
     i_dim = k_shape[0]
     k_blocks = _blocks(kernel, 1, 3)
     r_blocks = _blocks(recurrent_kernel, 1, 3)
@@ -541,7 +579,7 @@ def gru_from_cudnn(kernel: Array, recurrent_kernel: Array, bias: Array) -> Direc
         w_ih, w_hh = w_ih.contiguous(), w_hh.contiguous()
     else:
         w_ih, w_hh = np.ascontiguousarray(w_ih), np.ascontiguousarray(w_hh)
-    b_ih, b_hh = _zrh_swap(bias[:3 * u]), _zrh_swap(bias[3 * u:])
+    b_ih, b_hh = _zrh_swap(bias[: 3 * u]), _zrh_swap(bias[3 * u :])
     return DirectionWeights(w_ih, w_hh, b_ih, b_hh, CellKind.GRU)
 
 
@@ -551,8 +589,7 @@ def gru_from_keras1(arrays: Sequence[Array]) -> DirectionWeights:
     matmul). The tf_keras legacy loader concatenates them into a Keras 2 ``GRU(reset_after=False)``
     (``saving/legacy/hdf5_format.py``, ``original_keras_version == "1"``); so does this. Exact."""
     if len(arrays) != 9:
-        raise ValueError("a Keras 1 GRU has 9 weight arrays (W, U, b for gates z, r, h); "
-                         f"received {len(arrays)}")
+        raise ValueError(f"a Keras 1 GRU has 9 weight arrays (W, U, b for gates z, r, h); received {len(arrays)}")
     kernel = _concat([arrays[0], arrays[3], arrays[6]], axis=1)
     rec = _concat([arrays[1], arrays[4], arrays[7]], axis=1)
     bias = _concat([arrays[2], arrays[5], arrays[8]], axis=0)
@@ -561,8 +598,10 @@ def gru_from_keras1(arrays: Sequence[Array]) -> DirectionWeights:
 
 # --- TF 1.x graph-mode cells (tf.compat.v1.nn.rnn_cell) ----------------------------------------------
 
-def gru_from_tf1(gates_kernel: Array, gates_bias: Optional[Array], candidate_kernel: Array,
-                 candidate_bias: Optional[Array]) -> DirectionWeights:
+
+def gru_from_tf1(
+    gates_kernel: Array, gates_bias: Optional[Array], candidate_kernel: Array, candidate_bias: Optional[Array]
+) -> DirectionWeights:
     """TF 1.x ``tf.compat.v1.nn.rnn_cell.GRUCell`` variables -> canonical GRU weights, **reset-before** form.
 
     The cell computes ``[r, u] = σ([x, h]·gates/kernel + gates/bias)``, ``c = tanh([x, r ⊙ h]·candidate/kernel
@@ -609,12 +648,12 @@ def gru_to_tf1(w: DirectionWeights) -> List[Array]:
     always has biases). Reset-after weights must be refused first (:func:`check_gru_form`)."""
     _check_kind(w, CellKind.GRU, "gru_to_tf1")
     h = w.hidden_size
-    gates_kernel = _concat([_transpose(w.w_ih[:2 * h]), _transpose(w.w_hh[:2 * h])])
-    candidate_kernel = _concat([_transpose(w.w_ih[2 * h:]), _transpose(w.w_hh[2 * h:])])
+    gates_kernel = _concat([_transpose(w.w_ih[: 2 * h]), _transpose(w.w_hh[: 2 * h])])
+    candidate_kernel = _concat([_transpose(w.w_ih[2 * h :]), _transpose(w.w_hh[2 * h :])])
     bias = w.bias_sum()
     if bias is None:
         bias = _zeros_like(w.w_hh[:, 0])
-    return [gates_kernel, _copy(bias[:2 * h]), candidate_kernel, _copy(bias[2 * h:])]
+    return [gates_kernel, _copy(bias[: 2 * h]), candidate_kernel, _copy(bias[2 * h :])]
 
 
 def rnn_from_tf1(kernel: Array, bias: Optional[Array], input_size: int) -> DirectionWeights:
@@ -624,14 +663,14 @@ def rnn_from_tf1(kernel: Array, bias: Optional[Array], input_size: int) -> Direc
     shape = _shape(kernel)
     h = shape[1] if len(shape) == 2 else -1
     if len(shape) != 2 or shape[0] != input_size + h:
-        raise ValueError(f"TF1 BasicRNNCell kernel must be (input_size + H, H) = ({input_size} + H, H); "
-                         f"received shape {shape}")
+        raise ValueError(
+            f"TF1 BasicRNNCell kernel must be (input_size + H, H) = ({input_size} + H, H); received shape {shape}"
+        )
     if bias is not None and _shape(bias) != (h,):
         raise ValueError(f"TF1 BasicRNNCell bias must be ({h},); received shape {_shape(bias)}")
     b_ih = _copy(bias) if bias is not None else None
     b_hh = _zeros_like(bias) if bias is not None else None
-    return DirectionWeights(_transpose(kernel[:input_size]), _transpose(kernel[input_size:]), b_ih, b_hh,
-                            CellKind.RNN)
+    return DirectionWeights(_transpose(kernel[:input_size]), _transpose(kernel[input_size:]), b_ih, b_hh, CellKind.RNN)
 
 
 def rnn_to_tf1(w: DirectionWeights) -> List[Array]:

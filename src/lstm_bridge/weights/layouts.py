@@ -24,6 +24,7 @@ is summed once, in float32, like MindSpore's own CPU kernel does).
 All functions accept NumPy arrays or torch tensors and return the same kind as their input; no
 function mutates its arguments.
 """
+
 from __future__ import annotations
 
 import re
@@ -66,6 +67,7 @@ class UnsupportedLayoutError(ValueError):
 
 
 # --- small array helpers that work for numpy and torch alike --------------------------------------
+
 
 def _is_torch(a: Any) -> bool:
     return isinstance(a, torch.Tensor)
@@ -134,6 +136,7 @@ LSTMWeights = DirectionWeights
 
 # --- Keras ----------------------------------------------------------------------------------------
 
+
 def from_keras(kernel: Array, recurrent_kernel: Array, bias: Optional[Array] = None) -> LSTMWeights:
     """Keras ``kernel (I, 4u)``, ``recurrent_kernel (u, 4u)``, ``bias (4u,)`` -> canonical.
 
@@ -163,8 +166,8 @@ def to_keras(w: LSTMWeights) -> List[Array]:
 
 # --- MindSpore / PyTorch --------------------------------------------------------------------------
 
-def torch_param_names(layer: int, reverse: bool = False, has_bias: bool = True,
-                      cell: bool = False) -> List[str]:
+
+def torch_param_names(layer: int, reverse: bool = False, has_bias: bool = True, cell: bool = False) -> List[str]:
     """The PyTorch (= MindSpore 2.x) names of one (layer, direction):
     ``weight_ih_l{k}[_reverse], weight_hh_..., bias_ih_..., bias_hh_...``; for an ``LSTMCell``
     (``cell=True``): ``weight_ih, weight_hh, bias_ih, bias_hh``."""
@@ -195,10 +198,8 @@ def to_torch_state_dict(layers: Sequence[Sequence[LSTMWeights]], prefix: str = "
             groups["weight_hh"][f"weight_hh{suffix}"] = _copy(w.w_hh)
             if has_bias:
                 either: Any = w.b_ih if w.b_ih is not None else w.b_hh  # has_bias: one is not None
-                groups["bias_ih"][f"bias_ih{suffix}"] = (_copy(w.b_ih) if w.b_ih is not None
-                                                         else _zeros_like(either))
-                groups["bias_hh"][f"bias_hh{suffix}"] = (_copy(w.b_hh) if w.b_hh is not None
-                                                         else _zeros_like(either))
+                groups["bias_ih"][f"bias_ih{suffix}"] = _copy(w.b_ih) if w.b_ih is not None else _zeros_like(either)
+                groups["bias_hh"][f"bias_hh{suffix}"] = _copy(w.b_hh) if w.b_hh is not None else _zeros_like(either)
     out: Dict[str, Array] = {}
     for g in groups.values():
         for k, v in g.items():
@@ -206,8 +207,10 @@ def to_torch_state_dict(layers: Sequence[Sequence[LSTMWeights]], prefix: str = "
     return out
 
 
-_TORCH_KEY = re.compile(r"^(?P<prefix>.*?)(?P<kind>weight_ih|weight_hh|bias_ih|bias_hh)_l(?P<layer>\d+)"
-                        r"(?P<rev>_reverse)?$")
+_TORCH_KEY = re.compile(
+    r"^(?P<prefix>.*?)(?P<kind>weight_ih|weight_hh|bias_ih|bias_hh)_l(?P<layer>\d+)"
+    r"(?P<rev>_reverse)?$"
+)
 
 
 def from_torch_state_dict(state: Mapping[str, Array], prefix: str = "") -> List[List[LSTMWeights]]:
@@ -226,7 +229,7 @@ def from_torch_state_dict(state: Mapping[str, Array], prefix: str = "") -> List[
         if not key.startswith(prefix):
             unexpected.append(key)
             continue
-        m = _TORCH_KEY.match(key[len(prefix):])
+        m = _TORCH_KEY.match(key[len(prefix) :])
         if not m or m.group("prefix"):
             unexpected.append(key)
             continue
@@ -244,14 +247,22 @@ def from_torch_state_dict(state: Mapping[str, Array], prefix: str = "") -> List[
             entry = found.get((l, d))
             suffix = f"_l{l}" + ("_reverse" if d else "")
             if entry is None or "weight_ih" not in entry or "weight_hh" not in entry:
-                raise ValueError(f"missing keys {prefix}weight_ih{suffix} / {prefix}weight_hh{suffix} "
-                                 "in the LSTM state dict")
+                raise ValueError(
+                    f"missing keys {prefix}weight_ih{suffix} / {prefix}weight_hh{suffix} in the LSTM state dict"
+                )
             if ("bias_ih" in entry) != ("bias_hh" in entry):
-                raise ValueError(f"layer {l} direction {d}: bias_ih{suffix} and bias_hh{suffix} must both be "
-                                 f"present or both absent; found {sorted(entry)}")
-            dirs.append(LSTMWeights(_copy(entry["weight_ih"]), _copy(entry["weight_hh"]),
-                                    _copy(entry["bias_ih"]) if "bias_ih" in entry else None,
-                                    _copy(entry["bias_hh"]) if "bias_hh" in entry else None))
+                raise ValueError(
+                    f"layer {l} direction {d}: bias_ih{suffix} and bias_hh{suffix} must both be "
+                    f"present or both absent; found {sorted(entry)}"
+                )
+            dirs.append(
+                LSTMWeights(
+                    _copy(entry["weight_ih"]),
+                    _copy(entry["weight_hh"]),
+                    _copy(entry["bias_ih"]) if "bias_ih" in entry else None,
+                    _copy(entry["bias_hh"]) if "bias_hh" in entry else None,
+                )
+            )
         layers.append(dirs)
     return layers
 
@@ -264,26 +275,33 @@ def check_mindspore_layout(keys: Union[Iterable[str], Mapping[str, Any]]) -> Non
     ``keys`` may be a mapping ``name -> array`` (then a ``weight`` is flagged by its ``(N, 1, 1)`` shape)
     or just names (then a ``weight`` directly under an ``lstm``/``rnn`` attribute is flagged).
     """
-    shapes = {k: _shape(v) if hasattr(v, "shape") else None for k, v in keys.items()} \
-        if isinstance(keys, Mapping) else {k: None for k in keys}
+    shapes = (
+        {k: _shape(v) if hasattr(v, "shape") else None for k, v in keys.items()}
+        if isinstance(keys, Mapping)
+        else {k: None for k in keys}
+    )
     for key, shape in shapes.items():
         prefix, _, leaf = key.rpartition(".")
         if leaf == "weight":
             owner = prefix.rsplit(".", 1)[-1].lower()
-            flat = (len(shape) == 3 and shape[1:] == (1, 1)) if shape is not None else \
-                ("lstm" in owner or "rnn" in owner)
+            flat = (
+                (len(shape) == 3 and shape[1:] == (1, 1)) if shape is not None else ("lstm" in owner or "rnn" in owner)
+            )
             if flat:
                 raise UnsupportedLayoutError(
                     f"unsupported layout: {key!r} looks like MindSpore <= r1.5's flat fused LSTM 'weight' "
                     "(one (N,1,1) Parameter for the CPU/GPU P.LSTM kernel); re-save it with MindSpore >= 1.6, "
-                    "whose nn.LSTM stores weight_ih_l{k}/weight_hh_l{k}/bias_ih_l{k}/bias_hh_l{k}")
+                    "whose nn.LSTM stores weight_ih_l{k}/weight_hh_l{k}/bias_ih_l{k}/bias_hh_l{k}"
+                )
         if re.fullmatch(r"(weight|bias)_(fw|bw)\d+", leaf):
             raise UnsupportedLayoutError(
                 f"unsupported layout: {key!r} is MindSpore <= r1.5's Ascend DynamicRNN layout "
-                "(weight_fw/bw (in+H, 4H), gate order i, g, f, o, float16); re-save it with MindSpore >= 1.6")
+                "(weight_fw/bw (in+H, 4H), gate order i, g, f, o, float16); re-save it with MindSpore >= 1.6"
+            )
 
 
 # --- ONNX -----------------------------------------------------------------------------------------
+
 
 def to_onnx(directions: Sequence[LSTMWeights]) -> Tuple[Array, Array, Array]:
     """Canonical directions of one layer (forward[, reverse]) -> ONNX ``LSTM`` inputs
@@ -319,12 +337,14 @@ def from_onnx(W: Array, R: Array, B: Optional[Array] = None) -> List[LSTMWeights
         if B is not None:
             b_ih = _reorder_gates(B[k][:four_h], _CANON_FROM_ONNX)
             b_hh = _reorder_gates(B[k][four_h:], _CANON_FROM_ONNX)
-        out.append(LSTMWeights(_reorder_gates(W[k], _CANON_FROM_ONNX), _reorder_gates(R[k], _CANON_FROM_ONNX),
-                               b_ih, b_hh))
+        out.append(
+            LSTMWeights(_reorder_gates(W[k], _CANON_FROM_ONNX), _reorder_gates(R[k], _CANON_FROM_ONNX), b_ih, b_hh)
+        )
     return out
 
 
 # --- legacy readers -------------------------------------------------------------------------------
+
 
 def from_cudnn_lstm(kernel: Array, recurrent_kernel: Array, bias: Array) -> LSTMWeights:
     """TF 1.x ``CuDNNLSTM`` legacy weights -> canonical (the conversion tf_keras's legacy loader does,
@@ -351,8 +371,12 @@ def from_cudnn_lstm(kernel: Array, recurrent_kernel: Array, bias: Array) -> LSTM
     r_blocks = [np.asarray(blk).T for blk in _gate_blocks(r, 1)]
     keras_kernel = np.concatenate(k_blocks, axis=1)
     keras_rec = np.concatenate(r_blocks, axis=1)
-    w = LSTMWeights(np.ascontiguousarray(keras_kernel.T), np.ascontiguousarray(keras_rec.T),
-                    np.array(b[:4 * u], copy=True), np.array(b[4 * u:], copy=True))
+    w = LSTMWeights(
+        np.ascontiguousarray(keras_kernel.T),
+        np.ascontiguousarray(keras_rec.T),
+        np.array(b[: 4 * u], copy=True),
+        np.array(b[4 * u :], copy=True),
+    )
     return w.torch() if torch_in else w
 
 
@@ -360,9 +384,8 @@ def from_keras1(arrays: Sequence[Array]) -> LSTMWeights:
     """Keras 1 LSTM weights (12 arrays, gate-wise in the order i, c, f, o, each ``W (I, u)``,
     ``U (u, u)``, ``b (u,)``) -> canonical (docs/spec/keras_lstm.md §7.6)."""
     if len(arrays) != 12:
-        raise ValueError(f"a Keras 1 LSTM has 12 weight arrays (W, U, b for gates i, c, f, o); "
-                         f"received {len(arrays)}")
-    per_gate = {g: arrays[3 * n: 3 * n + 3] for n, g in enumerate(("i", "c", "f", "o"))}
+        raise ValueError(f"a Keras 1 LSTM has 12 weight arrays (W, U, b for gates i, c, f, o); received {len(arrays)}")
+    per_gate = {g: arrays[3 * n : 3 * n + 3] for n, g in enumerate(("i", "c", "f", "o"))}
     order = ("i", "f", "c", "o")
     kernel = _concat([per_gate[g][0] for g in order], axis=1)
     rec = _concat([per_gate[g][1] for g in order], axis=1)

@@ -25,6 +25,7 @@ Work shape per layer call:
 * backward: the kernel returns ``dZ`` (pre-activation gradients); ``dW_hh``, ``dW_ih``, ``dx`` and the
   bias gradients are each one large GEMM / reduction over all steps.
 """
+
 from __future__ import annotations
 
 from types import ModuleType
@@ -40,8 +41,17 @@ from .plan import LayerArgs, Masks, Plan
 
 Tensor = torch.Tensor
 
-__all__ = ["available", "error", "module", "check_supported", "run_layer", "run_layer_checked",
-           "native_activation_id", "release_workspace", "GEMM_PATH"]
+__all__ = [
+    "available",
+    "error",
+    "module",
+    "check_supported",
+    "run_layer",
+    "run_layer_checked",
+    "native_activation_id",
+    "release_workspace",
+    "GEMM_PATH",
+]
 
 # The per-step recurrent GEMM: "kernel" (our register-blocked micro-kernel over W_hh packed once per
 # call; the default), "mkl" (MKL's packed-GEMM API, float32 and MKL builds only; otherwise "kernel"),
@@ -61,8 +71,14 @@ def _gemm_code(ext: ModuleType, dtype: torch.dtype) -> int:
     raise ValueError(f"native.GEMM_PATH must be 'kernel', 'mkl' or 'aten'; received {GEMM_PATH!r}")
 
 
-def _plan(ext: ModuleType, directions: Sequence[DirectionWeights], reverse: Sequence[bool],
-          semantics: LayerSemantics, dtype: torch.dtype, record: bool) -> Plan:
+def _plan(
+    ext: ModuleType,
+    directions: Sequence[DirectionWeights],
+    reverse: Sequence[bool],
+    semantics: LayerSemantics,
+    dtype: torch.dtype,
+    record: bool,
+) -> Plan:
     H = tuple([w.hidden_size for w in directions])
     offsets = []
     total = 0
@@ -111,8 +127,7 @@ def run_layer(
     if dropout is None:
         dropout = [None] * len(directions)
     check_supported(x, directions, valid=valid, semantics=semantics, dropout=dropout)
-    return run_layer_checked(x, directions, h0, c0, reverse=reverse, valid=valid, semantics=semantics,
-                             dropout=dropout)
+    return run_layer_checked(x, directions, h0, c0, reverse=reverse, valid=valid, semantics=semantics, dropout=dropout)
 
 
 def run_layer_checked(
@@ -133,16 +148,23 @@ def run_layer_checked(
         raise RuntimeError("lstm-bridge native kernel unavailable: " + (error() or "unknown reason"))
     ext = loader.module()
     assert ext is not None  # available() is True
-    args = LayerArgs(x, tuple([w.w_ih for w in directions]), tuple([w.w_hh for w in directions]),
-                     tuple([w.b_ih for w in directions]), tuple([w.b_hh for w in directions]),
-                     tuple([h.to(x.dtype) for h in h0]), tuple([c.to(x.dtype) for c in c0]))
+    args = LayerArgs(
+        x,
+        tuple([w.w_ih for w in directions]),
+        tuple([w.w_hh for w in directions]),
+        tuple([w.b_ih for w in directions]),
+        tuple([w.b_hh for w in directions]),
+        tuple([h.to(x.dtype) for h in h0]),
+        tuple([c.to(x.dtype) for c in c0]),
+    )
     flat = args.flat()
     record = torch.is_grad_enabled() and any([t is not None and t.requires_grad for t in flat])
     masks = Masks(
         valid=None if valid is None else valid.detach().to(torch.uint8).contiguous(),
         inputs=tuple([None if d is None or d.inputs is None else d.inputs.detach().contiguous() for d in dropout]),
-        recurrent=tuple([None if d is None or d.recurrent is None else d.recurrent.detach().contiguous()
-                         for d in dropout]),
+        recurrent=tuple(
+            [None if d is None or d.recurrent is None else d.recurrent.detach().contiguous() for d in dropout]
+        ),
     )
     plan = _plan(ext, directions, reverse, semantics, x.dtype, record)
     return function.apply(plan, args, masks)

@@ -10,6 +10,7 @@ finds it may import it without any lock. A file lock (:mod:`.filelock`) around t
 concurrent processes from compiling the same kernel twice: the second one waits, then imports the
 installed library. Thread safety within a process is :mod:`.loader`'s job.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -33,8 +34,17 @@ HEADERS = ("lstm.h",)
 
 # Compile flags per ATen CPU capability: the at::vec types follow CPU_CAPABILITY_*.
 _ARCH_FLAGS = {
-    "AVX512": ["-DCPU_CAPABILITY=AVX512", "-DCPU_CAPABILITY_AVX512", "-mavx512f", "-mavx512bw", "-mavx512vl",
-               "-mavx512dq", "-mavx2", "-mfma", "-mf16c"],
+    "AVX512": [
+        "-DCPU_CAPABILITY=AVX512",
+        "-DCPU_CAPABILITY_AVX512",
+        "-mavx512f",
+        "-mavx512bw",
+        "-mavx512vl",
+        "-mavx512dq",
+        "-mavx2",
+        "-mfma",
+        "-mf16c",
+    ],
     "AVX2": ["-DCPU_CAPABILITY=AVX2", "-DCPU_CAPABILITY_AVX2", "-mavx2", "-mfma", "-mf16c"],
 }
 # -ffp-contract=off: no silent FMA contraction, so pointwise results round like the torch path.

@@ -2,6 +2,7 @@
 (:func:`check_shapes`). Speed policy (which accepted requests go native) lives in
 :mod:`lstm_bridge.engine.backend`.
 """
+
 from __future__ import annotations
 
 from typing import Any, List, Optional, Sequence
@@ -60,27 +61,38 @@ def check_supported(
     for t in tensors:
         if t.device.type != "cpu" or t.dtype != x.dtype:
             raise NotImplementedError(
-                f"native kernel needs all weights/masks on CPU in {x.dtype}; received {t.dtype} on {t.device}")
+                f"native kernel needs all weights/masks on CPU in {x.dtype}; received {t.dtype} on {t.device}"
+            )
     acts = semantics.activations
     for role, fn in (("gate", acts.gate), ("candidate", acts.candidate), ("cell", acts.cell)):
         if native_activation_id(fn) is None:
             raise NotImplementedError(f"{role} activation {fn!r} has no native implementation")
 
 
-def check_shapes(x: Tensor, directions: Sequence[DirectionWeights], h0: Sequence[Tensor],
-                 c0: Sequence[Tensor], reverse: Sequence[bool], valid: Optional[Tensor],
-                 dropout: Sequence[Optional[DropoutMasks]]) -> None:
+def check_shapes(
+    x: Tensor,
+    directions: Sequence[DirectionWeights],
+    h0: Sequence[Tensor],
+    c0: Sequence[Tensor],
+    reverse: Sequence[bool],
+    valid: Optional[Tensor],
+    dropout: Sequence[Optional[DropoutMasks]],
+) -> None:
     """Raise ``ValueError`` naming the expected and received shape of the first inconsistent argument."""
     T, B, I = x.shape
     D = len(directions)
     if not (len(h0) == len(c0) == len(reverse) == len(dropout) == D):
-        raise ValueError(f"run_layer needs one h0, c0, reverse flag and dropout entry per direction ({D}); "
-                         f"received {len(h0)}, {len(c0)}, {len(reverse)}, {len(dropout)}")
+        raise ValueError(
+            f"run_layer needs one h0, c0, reverse flag and dropout entry per direction ({D}); "
+            f"received {len(h0)}, {len(c0)}, {len(reverse)}, {len(dropout)}"
+        )
     for d, w in enumerate(directions):
         H = w.hidden_size
         if tuple(w.w_ih.shape) != (4 * H, I) or tuple(w.w_hh.shape) != (4 * H, H):
-            raise ValueError(f"direction {d}: expected w_ih (4H, I) = {(4 * H, I)} and w_hh (4H, H) = "
-                             f"{(4 * H, H)}; received {tuple(w.w_ih.shape)} and {tuple(w.w_hh.shape)}")
+            raise ValueError(
+                f"direction {d}: expected w_ih (4H, I) = {(4 * H, I)} and w_hh (4H, H) = "
+                f"{(4 * H, H)}; received {tuple(w.w_ih.shape)} and {tuple(w.w_hh.shape)}"
+            )
         for name, b in (("b_ih", w.b_ih), ("b_hh", w.b_hh)):
             if b is not None and tuple(b.shape) != (4 * H,):
                 raise ValueError(f"direction {d}: expected {name} ({4 * H},); received {tuple(b.shape)}")
@@ -91,7 +103,9 @@ def check_shapes(x: Tensor, directions: Sequence[DirectionWeights], h0: Sequence
         if drop is not None:
             for name, m, width in (("inputs", drop.inputs, I), ("recurrent", drop.recurrent, H)):
                 if m is not None and (m.dim() != 3 or m.shape[0] not in (1, 4) or tuple(m.shape[1:]) != (B, width)):
-                    raise ValueError(f"direction {d}: dropout {name} mask must be (G in {{1, 4}}, {B}, {width}); "
-                                     f"received {tuple(m.shape)}")
+                    raise ValueError(
+                        f"direction {d}: dropout {name} mask must be (G in {{1, 4}}, {B}, {width}); "
+                        f"received {tuple(m.shape)}"
+                    )
     if valid is not None and tuple(valid.shape) != (T, B):
         raise ValueError(f"valid must be (T, B) = {(T, B)}; received {tuple(valid.shape)}")

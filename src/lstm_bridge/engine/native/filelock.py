@@ -6,6 +6,7 @@ since two processes may then compile the same kernel at once. That costs time, n
 the build installs its library by an atomic rename (see :mod:`.build`), so a loader only ever sees a
 complete file.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -41,9 +42,13 @@ def _warn_unlocked() -> None:
     global _warned
     if not _warned:
         _warned = True
-        warnings.warn("lstm-bridge: no inter-process file lock on this platform (neither fcntl nor msvcrt "
-                      "imports): concurrent first builds of the native kernel may each compile it; each "
-                      "installs a complete library atomically", RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            "lstm-bridge: no inter-process file lock on this platform (neither fcntl nor msvcrt "
+            "imports): concurrent first builds of the native kernel may each compile it; each "
+            "installs a complete library atomically",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 @contextmanager

@@ -10,6 +10,7 @@ is recorded, every tensor backward reads goes through ``ctx.save_for_backward`` 
 Backward: the kernel returns ``dZ`` (pre-activation gradients) and ``dh0``/``dc0``; ``dW_hh``, ``dW_ih``,
 ``dx`` and the bias gradients are each one large GEMM / reduction over all steps.
 """
+
 from __future__ import annotations
 
 from typing import Any, List, Optional, Sequence, Tuple
@@ -52,8 +53,16 @@ class NativeLayer(torch.autograd.Function):
         reuse = None if plan.record else workspace.inference_buffer(T * B * plan.S, x.dtype)
         xp, kernel_bias = input_projection(plan, x, args.w_ih, args.b_ih, args.b_hh, masks.inputs, out=reuse)
         xp = xp.contiguous()
-        outs, hn, cn, cprev, hprev = plan.ext.forward(plan.cfg, xp, list(args.w_hh), list(args.h0), list(args.c0),
-                                                      masks.valid_arg(), masks.recurrent_args(plan), kernel_bias)
+        outs, hn, cn, cprev, hprev = plan.ext.forward(
+            plan.cfg,
+            xp,
+            list(args.w_hh),
+            list(args.h0),
+            list(args.c0),
+            masks.valid_arg(),
+            masks.recurrent_args(plan),
+            kernel_bias,
+        )
         if plan.record:
             ctx.plan = plan
             # xp was overwritten in place by the kernel: the activated gates of every step
@@ -69,9 +78,18 @@ class NativeLayer(torch.autograd.Function):
         need = LayerArgs.from_flat(ctx.needs_input_grad[2:], D)
         masks = saved.masks
         g_out = [g.contiguous() for g in grads[0:D]]
-        g_hn, g_cn = list(grads[D:2 * D]), list(grads[2 * D:3 * D])
-        (dZ,), dh0, dc0 = plan.ext.backward(plan.cfg, saved.gates, g_out, g_hn, g_cn, list(saved.c_prev),
-                                            list(saved.w_hh), masks.valid_arg(), masks.recurrent_args(plan))
+        g_hn, g_cn = list(grads[D : 2 * D]), list(grads[2 * D : 3 * D])
+        (dZ,), dh0, dc0 = plan.ext.backward(
+            plan.cfg,
+            saved.gates,
+            g_out,
+            g_hn,
+            g_cn,
+            list(saved.c_prev),
+            list(saved.w_hh),
+            masks.valid_arg(),
+            masks.recurrent_args(plan),
+        )
         T, B, _ = saved.x.shape
         dZ2 = dZ.view(T * B, plan.S)
         d_w_hh: List[Optional[Tensor]] = [None] * D
@@ -87,8 +105,7 @@ class NativeLayer(torch.autograd.Function):
                 d_b_ih[d] = db if need.b_ih[d] else None
                 d_b_hh[d] = (db.clone() if both else db) if need.b_hh[d] else None  # no shared .grad
         dx, d_w_ih = input_gradients(plan, dZ2, saved.x, saved.w_ih, masks.inputs, need.x, need.w_ih)
-        grad_args = LayerArgs(dx, tuple(d_w_ih), tuple(d_w_hh), tuple(d_b_ih), tuple(d_b_hh), tuple(dh0),
-                              tuple(dc0))
+        grad_args = LayerArgs(dx, tuple(d_w_ih), tuple(d_w_hh), tuple(d_b_ih), tuple(d_b_hh), tuple(dh0), tuple(dc0))
         return (None, None, *grad_args.flat())
 
 
@@ -96,4 +113,4 @@ def apply(plan: Plan, args: LayerArgs, masks: Masks) -> Tuple[List[Tensor], List
     """Run :class:`NativeLayer`; returns ``(outs, h_n, c_n)`` lists over directions."""
     D = plan.D
     results: Sequence[Tensor] = NativeLayer.apply(plan, masks, *args.flat())  # type: ignore[no-untyped-call]
-    return list(results[0:D]), list(results[D:2 * D]), list(results[2 * D:3 * D])
+    return list(results[0:D]), list(results[D : 2 * D]), list(results[2 * D : 3 * D])

@@ -5,6 +5,7 @@ builds or imports the kernel while holding a process-wide lock; threads arriving
 that outcome and share it (never a spurious "unavailable"). Inter-process safety is :mod:`.build`'s.
 ``LSTM_BRIDGE_BACKEND=torch`` never builds or imports anything.
 """
+
 from __future__ import annotations
 
 import os

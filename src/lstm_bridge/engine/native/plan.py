@@ -7,6 +7,7 @@ each record flattens in one fixed field order (directions innermost, written onc
 next to its ``flat``) and is rebuilt from a flat sequence with the same layout, so no caller indexes
 ``flat[2 + 3 * D + d]`` by hand.
 """
+
 from __future__ import annotations
 
 import functools

@@ -8,6 +8,7 @@ pre-activation gradients ``dZ (T*B, S)``, again one GEMM each without input mask
 The GEMM for the one-GEMM case (:func:`matmul_nt`) is chosen by size: the kernel's own micro-kernel
 below ``_ONEDNN_MIN_MACS`` multiply-adds, oneDNN's matmul above it (float32), else ``torch.mm``.
 """
+
 from __future__ import annotations
 
 from types import ModuleType
@@ -57,9 +58,15 @@ def _bias(b_ih: Optional[Tensor], b_hh: Optional[Tensor]) -> Optional[Tensor]:
     return b_ih if b_hh is None else b_ih + b_hh
 
 
-def input_projection(plan: Plan, x: Tensor, w_ih: Sequence[Tensor], b_ih: Sequence[Optional[Tensor]],
-                     b_hh: Sequence[Optional[Tensor]], in_masks: Sequence[Optional[Tensor]],
-                     out: Optional[Tensor] = None) -> Tuple[Tensor, List[Tensor]]:
+def input_projection(
+    plan: Plan,
+    x: Tensor,
+    w_ih: Sequence[Tensor],
+    b_ih: Sequence[Optional[Tensor]],
+    b_hh: Sequence[Optional[Tensor]],
+    in_masks: Sequence[Optional[Tensor]],
+    out: Optional[Tensor] = None,
+) -> Tuple[Tensor, List[Tensor]]:
     """``(T, B, I) -> (T, B, S)``: every direction's ``W_ih x_t`` in column blocks per direction, and
     the per-direction biases ``b_ih + b_hh`` the kernel still has to add (empty when xp holds them).
 
@@ -81,12 +88,14 @@ def input_projection(plan: Plan, x: Tensor, w_ih: Sequence[Tensor], b_ih: Sequen
         H, m, bias = plan.H[d], in_masks[d], biases[d]
         block = xp[..., plan.columns(d)]
         if m is None:
-            block.copy_((torch.mm(x2, w_ih[d].t()) if bias is None else torch.addmm(bias, x2, w_ih[d].t()))
-                        .view(T, B, 4 * H))
+            block.copy_(
+                (torch.mm(x2, w_ih[d].t()) if bias is None else torch.addmm(bias, x2, w_ih[d].t())).view(T, B, 4 * H)
+            )
         elif m.shape[0] == 1:
             xm = (x * m[0]).reshape(T * B, I)
-            block.copy_((torch.mm(xm, w_ih[d].t()) if bias is None else torch.addmm(bias, xm, w_ih[d].t()))
-                        .view(T, B, 4 * H))
+            block.copy_(
+                (torch.mm(xm, w_ih[d].t()) if bias is None else torch.addmm(bias, xm, w_ih[d].t())).view(T, B, 4 * H)
+            )
         else:  # one mask per gate, as the torch path: bmm then bias
             xm = (x.unsqueeze(0) * m.unsqueeze(1)).reshape(4, T * B, I)
             per_gate = torch.bmm(xm, w_ih[d].view(4, H, I).transpose(1, 2))
@@ -95,8 +104,15 @@ def input_projection(plan: Plan, x: Tensor, w_ih: Sequence[Tensor], b_ih: Sequen
     return xp, [plan.empty()] * plan.D
 
 
-def input_gradients(plan: Plan, dZ2: Tensor, x: Tensor, w_ih: Sequence[Tensor], in_masks: Sequence[Optional[Tensor]],
-                    need_x: bool, need_w_ih: Sequence[bool]) -> Tuple[Optional[Tensor], List[Optional[Tensor]]]:
+def input_gradients(
+    plan: Plan,
+    dZ2: Tensor,
+    x: Tensor,
+    w_ih: Sequence[Tensor],
+    in_masks: Sequence[Optional[Tensor]],
+    need_x: bool,
+    need_w_ih: Sequence[bool],
+) -> Tuple[Optional[Tensor], List[Optional[Tensor]]]:
     """``(dx (T, B, I) or None, [dW_ih (4H, I) or None per direction])`` from ``dZ2 (T*B, S)``."""
     D = plan.D
     T, B, I = x.shape

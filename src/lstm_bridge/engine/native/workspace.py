@@ -5,6 +5,7 @@ large benchmark's 52 MB projection, page faults and zeroing cost ~15 ms of a ~18
 projections that big go into this buffer instead (training keeps its projection for backward, so it
 cannot be reused).
 """
+
 from __future__ import annotations
 
 import threading
