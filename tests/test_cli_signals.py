@@ -64,7 +64,9 @@ DRIVER = textwrap.dedent("""
         real_commit = atomic.commit
         def slow_commit(*a, **k):
             announce("commit")
-            time.sleep(60)
+            # signals are blocked around the move, so this sleep is not interrupted: it only has to outlast
+            # the test's send_signal (which follows the announcement at once)
+            time.sleep(5)
             return real_commit(*a, **k)
         atomic.commit = slow_commit
     elif hook == "race":                       # both runs verified, then both go for OUT at once
