@@ -1,8 +1,10 @@
-"""lstm-bridge: the Keras and MindSpore LSTM layers, exactly, on one fast PyTorch engine.
+"""lstm-bridge: the Keras and MindSpore recurrent layers, exactly, on one fast PyTorch engine.
 
-Front ends: :mod:`lstm_bridge.keras` (``LSTM``, ``LSTMCell``, ``Bidirectional``, ``v1.LSTM``) and
-:mod:`lstm_bridge.mindspore` (``LSTM``, ``LSTMCell``). Engine: :mod:`lstm_bridge.engine`.
-Files: :func:`load` / :func:`save` (format chosen from the file). Conversion: :mod:`lstm_bridge.convert`.
+Front ends: :mod:`lstm_bridge.keras` (``LSTM``, ``GRU``, ``SimpleRNN``, their cells, ``Bidirectional``,
+``v1.LSTM``, ``v1.GRU``) and :mod:`lstm_bridge.mindspore` (``LSTM``, ``GRU``, ``RNN`` and their cells).
+Vocabulary: :mod:`lstm_bridge.recurrent`; engine: :mod:`lstm_bridge.engine`. Files: :func:`load` /
+:func:`save` (format chosen from the file); what each target can hold: :mod:`lstm_bridge.targets`.
+Conversion: :mod:`lstm_bridge.convert`.
 
 Submodules and :func:`load` / :func:`save` are imported on first use (``import lstm_bridge;
 lstm_bridge.keras.LSTM`` works), so ``import lstm_bridge`` itself stays cheap.
@@ -22,6 +24,8 @@ _SUBMODULES = (
     "keras",
     "mindspore",
     "engine",
+    "recurrent",
+    "targets",
     "convert",
     "explain",
     "activations",
