@@ -4,8 +4,9 @@
 safely (:mod:`ast`, literal arguments only, nothing is evaluated), and returns an
 :class:`Explanation`: the equivalent call in the other framework, how outputs, states and inputs
 must be rearranged, and, when there is no equivalent, why. ``lstm-bridge explain`` prints it; the
-README's table is :func:`markdown_table`; :mod:`lstm_bridge.convert` raises with the same sentences
-(:data:`UNSUPPORTED`).
+README's table is :func:`markdown_table`. Whether a layer can be expressed is decided by
+:mod:`lstm_bridge.targets` (the one rule; its sentences are :data:`UNSUPPORTED`, re-exported here), which
+every writer, :mod:`lstm_bridge.convert` and the CLI ask too.
 
 Conventions used in the texts: Keras inputs are ``(B, T, F)`` (``(T, B, F)`` with ``time_major``),
 MindSpore inputs ``(T, B, I)`` or ``(B, T, I)`` with ``batch_first``; MindSpore states are
