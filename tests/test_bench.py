@@ -6,6 +6,7 @@ import json
 import math
 
 import pytest
+import torch
 
 from lstm_bridge import bench
 from lstm_bridge.cli import main as cli_main
@@ -223,3 +224,110 @@ def test_a_framework_that_fails_to_run_a_case_is_recorded_not_fatal(monkeypatch)
     }
     (row,) = results["rows"]
     assert set(row["forward"]["ratio"]) == {"ours"}
+
+
+FAMILY_BASELINES = {
+    "gru_standard": "torch.nn.GRU",
+    "gru_hard_sigmoid": "torch.nn.GRU",
+    "gru_mask": "torch.nn.GRU",
+    "gru_reset_after_false": "torch.nn.GRU",
+    "gru_recurrent_dropout": "torch.nn.GRU",
+    "gru_bidirectional": "torch.nn.GRU",
+    "rnn_standard": "torch.nn.RNN(nonlinearity='tanh')",
+    "rnn_mask": "torch.nn.RNN(nonlinearity='tanh')",
+    "ms_gru_exact": "torch.nn.GRU",
+    "ms_gru_standard": "torch.nn.GRU",
+    "ms_gru_seq_length": "torch.nn.GRU",
+    "ms_rnn_relu": "torch.nn.RNN(nonlinearity='relu')",
+}
+
+
+@pytest.fixture(scope="module")
+def family_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench_family")
+    argv = ["--quick", "--configs", "small", "--variants", "family", "--passes", "1", "--progress", "none"]
+    code = bench.main(argv + ["--no-memory", "--frameworks", "none", "--out", str(out)])
+    return code, out
+
+
+def test_family_rows_are_timed_against_the_matching_torch_module(family_run):
+    code, out = family_run
+    assert code == 0
+    results = json.loads((out / "results.json").read_text())
+    assert [r["variant"] for r in results["rows"]] == list(FAMILY_BASELINES) == list(bench.FAMILY_VARIANTS)
+    for row in results["rows"]:
+        assert row["baseline"] == FAMILY_BASELINES[row["variant"]]
+        for mode in ("forward", "train"):
+            ratio = row[mode]["ratio"]["ours"]
+            assert len(ratio["per_pass"]) == 1
+            assert math.isfinite(ratio["median"]) and ratio["median"] > 0, (row["variant"], mode, ratio)
+            ours, ref = row[mode]["passes"]["ours"][0], row[mode]["passes"]["torch"][0]
+            assert ratio["per_pass"][0] == pytest.approx(ours / ref)
+            assert row["path"][mode] in ("native", "torch"), row["path"]
+    # the markdown puts them in their own table, with the baseline named per row (no LSTM table: no LSTM rows)
+    lines = (out / "results.md").read_text().splitlines()
+    assert bench.TABLE_HEADER not in lines
+    header = lines.index(bench.FAMILY_TABLE_HEADER)
+    rows = [line for line in lines[header + 2 :] if line.startswith("| ")]
+    assert len(rows) == len(FAMILY_BASELINES)
+    for line in rows:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert len(cells) == bench.FAMILY_TABLE_HEADER.count("|") - 1
+        assert cells[2] == FAMILY_BASELINES[cells[1]]
+        for index in (6, 9):  # fwd ratio, train ratio
+            assert math.isfinite(float(cells[index])) and float(cells[index]) > 0
+
+
+def test_family_workloads_build_the_layers_they_name():
+    from lstm_bridge import keras as K, mindspore as M
+
+    cfg = bench.QUICK_CONFIGS["small"]
+    data = bench.make_inputs(cfg)
+    for variant, spec in bench.FAMILY_VARIANTS.items():
+        ref = bench.build_workload("torch", cfg, variant, data).module
+        assert type(ref) is (torch.nn.GRU if spec.cell == "gru" else torch.nn.RNN), variant
+        assert ref.bidirectional == (variant == "gru_bidirectional"), variant
+        if spec.cell == "rnn":
+            assert ref.nonlinearity == ("relu" if variant == "ms_rnn_relu" else "tanh")
+        ours = bench.build_workload("ours", cfg, variant, data).module
+        if spec.front_end == "mindspore":
+            assert type(ours) is (M.GRU if spec.cell == "gru" else M.RNN), variant
+            assert ours.numerics == ("exact" if variant == "ms_gru_exact" else "mindspore-cpu"), variant
+            continue
+        (layer,) = ours
+        if variant == "gru_bidirectional":
+            assert isinstance(layer, K.Bidirectional)
+            layer = layer.forward_layer
+        assert type(layer) is (K.GRU if spec.cell == "gru" else K.SimpleRNN), variant
+        config = layer.get_config()
+        assert config.get("reset_after", True) == (variant != "gru_reset_after_false")
+        assert config.get("recurrent_activation", "sigmoid") == (
+            "hard_sigmoid" if variant == "gru_hard_sigmoid" else "sigmoid"
+        )
+        assert config["recurrent_dropout"] == (0.25 if variant == "gru_recurrent_dropout" else 0.0)
+
+
+def test_family_flops_count_their_gate_blocks():
+    medium = bench.CONFIGS["medium"]
+    lstm = medium.forward_flops("standard")
+    assert medium.forward_flops("gru_standard") == lstm * 3 / 4
+    assert medium.forward_flops("ms_rnn_relu") == lstm / 4
+    assert medium.forward_flops("gru_bidirectional") == 2 * medium.forward_flops("gru_standard")
+    assert medium.directions("gru_bidirectional") == 2 and medium.directions("gru_mask") == 1
+
+
+def test_family_group_and_old_results_without_baseline(quick_run, tmp_path, capsys):
+    # --variants accepts the groups; an unknown name lists them
+    assert bench.main(["--variants", "gru_nope"]) == 2
+    assert "'family'" in capsys.readouterr().err
+    # results written before the baseline field render as torch.nn.LSTM rows, unchanged
+    _, out = quick_run
+    results = json.loads((out / "results.json").read_text())
+    assert {row["baseline"] for row in results["rows"]} == {"torch.nn.LSTM"}
+    for row in results["rows"]:
+        del row["baseline"]
+    (tmp_path / "old.json").write_text(json.dumps(results))
+    assert bench.main(["--render", str(tmp_path / "old.json"), "--out", str(tmp_path)]) == 0
+    md = (tmp_path / "results.md").read_text()
+    assert bench.TABLE_HEADER in md.splitlines() and bench.FAMILY_TABLE_HEADER not in md
+    assert md == (out / "results.md").read_text()

@@ -22,8 +22,29 @@ What is measured (issue 5):
 
   On a multi-layer or bidirectional config the Keras variants are a stack of
   ``Bidirectional(LSTM(..., <option>))`` layers (the mask is given to every layer).
+* **Recurrent-family variants** (not in the default run; ``--variants family`` selects them all), each
+  compared with the matching torch module's standard layer instead of ``torch.nn.LSTM`` (the row's
+  ``baseline`` in ``results.json``; older results without it read as ``torch.nn.LSTM``):
+
+  ===================== ===================================================================
+  gru_standard          ``keras.GRU(H, return_sequences=True)`` vs ``torch.nn.GRU``
+  gru_hard_sigmoid      ``keras.GRU(..., recurrent_activation="hard_sigmoid")``
+  gru_mask              ``keras.GRU`` called with the ``(B, T)`` mask with holes
+  gru_reset_after_false ``keras.GRU(..., reset_after=False)`` (no torch equivalent; vs ``torch.nn.GRU``)
+  gru_recurrent_dropout ``keras.GRU(..., recurrent_dropout=0.25)`` called with ``training=True``
+  gru_bidirectional     ``keras.Bidirectional(keras.GRU(...))`` vs a bidirectional ``torch.nn.GRU``
+  rnn_standard          ``keras.SimpleRNN(H, return_sequences=True)`` vs ``torch.nn.RNN(nonlinearity="tanh")``
+  rnn_mask              ``keras.SimpleRNN`` called with the mask with holes
+  ms_gru_exact          ``mindspore.GRU(..., numerics="exact")`` vs ``torch.nn.GRU``
+  ms_gru_standard       ``mindspore.GRU(...)`` (default ``numerics="mindspore-cpu"``)
+  ms_gru_seq_length     ``mindspore.GRU(...)`` (default numerics) with ``seq_length``
+  ms_rnn_relu           ``mindspore.RNN(..., nonlinearity="relu")`` (default numerics) vs
+                        ``torch.nn.RNN(nonlinearity="relu")``
+  ===================== ===================================================================
+
 * **Reference**: ``torch.nn.LSTM(I, H, num_layers, batch_first=True, bidirectional=...)`` of the same
-  size (bidirectional for the ``bidirectional`` variant), standard semantics.
+  size (bidirectional for the ``bidirectional`` variant), standard semantics; ``torch.nn.GRU`` /
+  ``torch.nn.RNN`` for the family rows.
 * **Modes**: ``forward`` (under ``torch.no_grad()``, i.e. inference) and ``train`` (forward + backward
   of ``output.sum()`` with respect to the parameters; gradients are reset to ``None`` before each step).
 * **Timing**: per (config, variant, mode), each participant is warmed up, then ``passes`` passes are
@@ -33,7 +54,8 @@ What is measured (issue 5):
   the per-pass medians, the ratio of each pass (ours / torch, measured back to back) and the median
   and range (spread) of these per-pass ratios. TensorFlow/Keras and MindSpore, when importable, join
   the same passes as extra participants (never required: an ``ImportError`` just leaves them out).
-* **GFLOP/s**: GEMM work only: forward ``sum over layers and directions of 2 * T * B * 4H * (I_l + H)``;
+* **GFLOP/s**: GEMM work only: forward ``sum over layers and directions of 2 * T * B * G*H * (I_l + H)``
+  (``G`` gate blocks: 4 LSTM, 3 GRU, 1 simple RNN);
   a train step counts 3x the forward (forward, input/hidden gradients, weight gradients).
   **% ceiling** divides by the sgemm ceiling measured *in the same forward passes*: a third
   participant, ``torch.mm`` ``(T*B, I+H) @ (I+H, 4H)`` (a layer's GEMM work as one large GEMM), runs
@@ -60,10 +82,20 @@ forked peak-RSS probe), ``environment`` (optional frameworks, native kernel stat
 from __future__ import annotations
 
 from .cli import build_parser, main
-from .configs import CONFIGS, DEFAULT_VARIANTS, QUICK_CONFIGS, VARIANTS, Config, Inputs, make_inputs
+from .configs import (
+    CONFIGS,
+    DEFAULT_VARIANTS,
+    FAMILY_VARIANTS,
+    QUICK_CONFIGS,
+    VARIANTS,
+    Config,
+    FamilyVariant,
+    Inputs,
+    make_inputs,
+)
 from .memory import MemoryProbe
 from .participants import Workload, build_workload
-from .report import TABLE_HEADER, render_markdown, write_chart
+from .report import FAMILY_TABLE_HEADER, TABLE_HEADER, render_markdown, write_chart
 from .runner import run
 from .timing import TimingPlan, measure, sgemm_ceiling
 
@@ -73,6 +105,8 @@ __all__ = [
     "QUICK_CONFIGS",
     "VARIANTS",
     "DEFAULT_VARIANTS",
+    "FAMILY_VARIANTS",
+    "FamilyVariant",
     "Workload",
     "build_workload",
     "run",
@@ -83,6 +117,7 @@ __all__ = [
     "make_inputs",
     "MemoryProbe",
     "TABLE_HEADER",
+    "FAMILY_TABLE_HEADER",
     "TimingPlan",
     "measure",
     "sgemm_ceiling",

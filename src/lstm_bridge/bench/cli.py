@@ -6,11 +6,19 @@ import argparse
 import json
 import os
 import sys
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 import torch
 
-from .configs import CONFIG_ALIASES, CONFIGS, DEFAULT_VARIANTS, QUICK_CONFIGS, VARIANT_ALIASES, VARIANTS
+from .configs import (
+    CONFIG_ALIASES,
+    CONFIGS,
+    DEFAULT_VARIANTS,
+    QUICK_CONFIGS,
+    VARIANT_ALIASES,
+    VARIANT_GROUPS,
+    VARIANTS,
+)
 from .environment import available_frameworks, run_metadata
 from .report import render_markdown, write_chart
 from .runner import run
@@ -23,6 +31,7 @@ def _pick(
     aliases: Dict[str, str],
     what: str,
     default: Iterable[str],
+    groups: Optional[Mapping[str, Sequence[str]]] = None,
 ) -> List[str]:
     if text is None:
         return list(default)
@@ -34,9 +43,13 @@ def _pick(
         if name == "all":
             out.extend(known)
             continue
+        if groups and name in groups:
+            out.extend(groups[name])
+            continue
         name = aliases.get(name, name)
         if name not in known:
-            raise ValueError(f"unknown {what} {part.strip()!r}; expected one of {', '.join(known)} (or 'all')")
+            extra = "".join(f", '{g}'" for g in groups or {})
+            raise ValueError(f"unknown {what} {part.strip()!r}; expected one of {', '.join(known)} (or 'all'{extra})")
         out.append(name)
     if not out:
         raise ValueError(f"--{what}s is empty; expected a comma-separated list of {', '.join(known)}")
@@ -48,12 +61,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="lstm-bridge bench",
         description=(
-            "Time every LSTM variant of lstm-bridge against torch.nn.LSTM of the same size, interleaved in one "
-            "process (plus TensorFlow/MindSpore when importable). See the lstm_bridge.bench docstring for the method."
+            "Time every LSTM variant of lstm-bridge against torch.nn.LSTM of the same size (GRU/RNN rows against "
+            "torch.nn.GRU/torch.nn.RNN), interleaved in one process (plus TensorFlow/MindSpore when importable). "
+            "See the lstm_bridge.bench docstring for the method."
         ),
     )
     p.add_argument("--configs", help=f"comma-separated, default all: {', '.join(CONFIGS)}")
-    p.add_argument("--variants", help=f"comma-separated, default all: {', '.join(VARIANTS)}")
+    p.add_argument(
+        "--variants",
+        help=f"comma-separated: {', '.join(VARIANTS)}; groups 'lstm' (the default), 'family' (the GRU/RNN rows, "
+        "each against torch.nn.GRU / torch.nn.RNN), 'all'",
+    )
     p.add_argument("--passes", type=int, default=None, help="interleaved passes per pair (default 3; 1 with --quick)")
     p.add_argument(
         "--target-ms",
@@ -108,7 +126,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     table = QUICK_CONFIGS if args.quick else CONFIGS
     try:
         configs = [table[n] for n in _pick(args.configs, table, CONFIG_ALIASES, "config", table)]
-        variants = _pick(args.variants, VARIANTS, VARIANT_ALIASES, "variant", DEFAULT_VARIANTS)
+        variants = _pick(args.variants, VARIANTS, VARIANT_ALIASES, "variant", DEFAULT_VARIANTS, VARIANT_GROUPS)
         frameworks = available_frameworks(args.frameworks)
         if args.threads is None:
             args.threads = 1 if args.quick else 2

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 
@@ -23,15 +23,20 @@ class Config:
 
     def directions(self, variant: str) -> int:
         """2 when this config or the variant is bidirectional, else 1."""
-        return 2 if (self.bidirectional or variant == "bidirectional") else 1
+        family = FAMILY_VARIANTS.get(variant)
+        bidirectional = variant == "bidirectional" or (family is not None and family.bidirectional)
+        return 2 if (self.bidirectional or bidirectional) else 1
 
     def forward_flops(self, variant: str) -> float:
-        """GEMM FLOPs of one forward: ``sum_l D * T * B * 2 * 4H * (I_l + H)``, ``I_l = I`` then ``D*H``."""
+        """GEMM FLOPs of one forward: ``sum_l D * T * B * 2 * G*H * (I_l + H)``, ``I_l = I`` then ``D*H``;
+        ``G`` gates: 4 (LSTM), 3 (GRU), 1 (simple RNN)."""
         D = self.directions(variant)
+        family = FAMILY_VARIANTS.get(variant)
+        gates = 4 if family is None else family.gates
         total = 0.0
         for layer in range(self.layers):
             in_size = self.I if layer == 0 else D * self.H
-            total += D * self.T * self.B * 2.0 * 4 * self.H * (in_size + self.H)
+            total += D * self.T * self.B * 2.0 * gates * self.H * (in_size + self.H)
         return total
 
     def label(self) -> str:
@@ -64,7 +69,60 @@ QUICK_CONFIGS: Dict[str, Config] = {
 }
 CONFIG_ALIASES = {"bidir": "medium_2l_bidir", "medium-2l-bidir": "medium_2l_bidir", "2l_bidir": "medium_2l_bidir"}
 
-VARIANTS: Tuple[str, ...] = (
+LSTM_BASELINE = "torch.nn.LSTM"
+
+
+@dataclasses.dataclass(frozen=True)
+class FamilyVariant:
+    """A recurrent-family row: a GRU or simple-RNN layer of one front end with some options, timed against
+    the matching torch module's standard layer (``torch.nn.GRU`` / ``torch.nn.RNN(nonlinearity=...)``).
+
+    ``options``: keyword arguments of the layer (Keras ``GRU``/``SimpleRNN``, MindSpore ``GRU``/``RNN``);
+    ``mask``: Keras mask with holes; ``training``: call in training mode (recurrent dropout);
+    ``seq_length``: MindSpore ``seq_length``; ``nonlinearity``: the RNN's (and the baseline's) activation.
+    """
+
+    name: str
+    cell: str  # "gru" | "rnn"
+    front_end: str  # "keras" | "mindspore"
+    options: Tuple[Tuple[str, Any], ...] = ()
+    mask: bool = False
+    training: bool = False
+    bidirectional: bool = False
+    seq_length: bool = False
+    nonlinearity: str = "tanh"
+
+    @property
+    def gates(self) -> int:
+        """Gate blocks of the input/recurrent matmuls: 3 for GRU, 1 for the simple RNN."""
+        return 3 if self.cell == "gru" else 1
+
+    @property
+    def baseline(self) -> str:
+        """The torch module this row is compared with (its standard layer of the same size)."""
+        if self.cell == "gru":
+            return "torch.nn.GRU"
+        return f"torch.nn.RNN(nonlinearity={self.nonlinearity!r})"
+
+
+FAMILY_VARIANTS: Dict[str, FamilyVariant] = {
+    v.name: v
+    for v in (
+        FamilyVariant("gru_standard", "gru", "keras"),
+        FamilyVariant("gru_hard_sigmoid", "gru", "keras", (("recurrent_activation", "hard_sigmoid"),)),
+        FamilyVariant("gru_mask", "gru", "keras", mask=True),
+        FamilyVariant("gru_reset_after_false", "gru", "keras", (("reset_after", False),)),
+        FamilyVariant("gru_recurrent_dropout", "gru", "keras", (("recurrent_dropout", 0.25),), training=True),
+        FamilyVariant("gru_bidirectional", "gru", "keras", bidirectional=True),
+        FamilyVariant("rnn_standard", "rnn", "keras"),
+        FamilyVariant("rnn_mask", "rnn", "keras", mask=True),
+        FamilyVariant("ms_gru_exact", "gru", "mindspore", (("numerics", "exact"),)),
+        FamilyVariant("ms_gru_standard", "gru", "mindspore"),
+        FamilyVariant("ms_gru_seq_length", "gru", "mindspore", seq_length=True),
+        FamilyVariant("ms_rnn_relu", "rnn", "mindspore", nonlinearity="relu"),
+    )
+}
+LSTM_VARIANTS: Tuple[str, ...] = (
     "standard",
     "ms_standard",
     "hard_sigmoid",
@@ -74,7 +132,10 @@ VARIANTS: Tuple[str, ...] = (
     "go_backwards",
     "bidirectional",
 )
-DEFAULT_VARIANTS: Tuple[str, ...] = VARIANTS
+VARIANTS: Tuple[str, ...] = LSTM_VARIANTS + tuple(FAMILY_VARIANTS)
+# the default run stays the LSTM rows (``--variants family`` or ``all`` adds the GRU/RNN rows)
+DEFAULT_VARIANTS: Tuple[str, ...] = LSTM_VARIANTS
+VARIANT_GROUPS: Dict[str, Tuple[str, ...]] = {"lstm": LSTM_VARIANTS, "family": tuple(FAMILY_VARIANTS)}
 VARIANT_ALIASES = {
     "keras_mask": "mask",
     "masking": "mask",
@@ -85,10 +146,21 @@ VARIANT_ALIASES = {
     "seq-length": "seq_length",
     "go-backwards": "go_backwards",
     "mindspore": "ms_standard",
+    "gru": "gru_standard",
+    "rnn": "rnn_standard",
+    "simple_rnn": "rnn_standard",
+    "gru_reset_before": "gru_reset_after_false",
+    "ms_gru": "ms_gru_standard",
 }
 MS_FRONT_END = ("ms_standard", "seq_length")
 RECURRENT_DROPOUT = 0.25
 MASK_HOLES = 0.2
+
+
+def baseline(variant: str) -> str:
+    """The torch module a variant is compared with: ``torch.nn.LSTM`` for the LSTM rows, else the family's."""
+    family: Optional[FamilyVariant] = FAMILY_VARIANTS.get(variant)
+    return LSTM_BASELINE if family is None else family.baseline
 
 
 def keras_options(variant: str) -> Dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Callable, Optional, Tuple
 
 import torch
 
-from .configs import MS_FRONT_END, Config, Inputs, keras_options
+from .configs import FAMILY_VARIANTS, MS_FRONT_END, Config, FamilyVariant, Inputs, keras_options
 
 
 @dataclasses.dataclass
@@ -16,7 +16,8 @@ class Workload:
     """Something to time: ``forward()`` (inference) and ``train()`` (forward + backward of the output sum).
 
     ``zero_grad()`` drops gradients (the memory probe calls it before measuring); ``path()`` says which
-    engine path ran last (``"native"``/``"torch"`` for ours, the library's name for the others).
+    engine path ran last (``"native"``/``"torch"`` for ours, the library's name for the others);
+    ``module``: the torch module timed (ours and the torch baseline; None for the other participants).
     """
 
     name: str
@@ -24,6 +25,7 @@ class Workload:
     train: Callable[[], None]
     zero_grad: Callable[[], None]
     path: Callable[[], Optional[str]]
+    module: Optional[torch.nn.Module] = None
 
 
 def _torch_module_workload(
@@ -45,13 +47,56 @@ def _torch_module_workload(
         zero_grad()
         call(x).sum().backward()
 
-    return Workload(name, forward, train, zero_grad, path)
+    return Workload(name, forward, train, zero_grad, path, module)
+
+
+def _ours_family(cfg: Config, spec: FamilyVariant, data: Inputs) -> Workload:
+    """A GRU / simple-RNN row of ours: Keras ``GRU``/``SimpleRNN`` (stacked, optionally ``Bidirectional``)
+    or MindSpore ``GRU``/``RNN``, all ``return_sequences`` / batch-first ``(B, T, D*H)``."""
+    from .. import keras as K, mindspore as M
+    from ..engine import backend
+
+    options = dict(spec.options)
+    bidirectional = cfg.directions(spec.name) == 2
+    if spec.front_end == "mindspore":
+        net_class = M.GRU if spec.cell == "gru" else M.RNN
+        if spec.cell == "rnn":
+            options["nonlinearity"] = spec.nonlinearity
+        net = net_class(cfg.I, cfg.H, num_layers=cfg.layers, batch_first=True, bidirectional=bidirectional, **options)
+        lengths = data.lengths if spec.seq_length else None
+
+        def call_ms(x: torch.Tensor) -> torch.Tensor:
+            return net(x, seq_length=lengths)[0]
+
+        return _torch_module_workload("ours", net, call_ms, data.x, lambda: backend.last_used)
+    layer_class = K.GRU if spec.cell == "gru" else K.SimpleRNN
+    if spec.cell == "rnn":
+        options.setdefault("activation", spec.nonlinearity)
+    layers = []
+    for _ in range(cfg.layers):
+        layer = layer_class(cfg.H, return_sequences=True, **options)
+        layers.append(K.Bidirectional(layer) if bidirectional else layer)
+    stack = torch.nn.ModuleList(layers)
+    mask = data.mask if spec.mask else None
+    training = True if spec.training else None
+
+    def call_keras(x: torch.Tensor) -> torch.Tensor:
+        y = x
+        for lay in stack:
+            y = lay(y, mask=mask, training=training)
+        return y
+
+    with torch.no_grad():
+        call_keras(data.x)  # Keras layers build on their first call: create the parameters now
+    return _torch_module_workload("ours", stack, call_keras, data.x, lambda: backend.last_used)
 
 
 def _ours(cfg: Config, variant: str, data: Inputs) -> Workload:
     from .. import keras as K, mindspore as M
     from ..engine import backend
 
+    if variant in FAMILY_VARIANTS:
+        return _ours_family(cfg, FAMILY_VARIANTS[variant], data)
     bidirectional = cfg.directions(variant) == 2
     if variant in MS_FRONT_END:
         net = M.LSTM(cfg.I, cfg.H, num_layers=cfg.layers, batch_first=True, bidirectional=bidirectional)
@@ -81,9 +126,24 @@ def _ours(cfg: Config, variant: str, data: Inputs) -> Workload:
 
 
 def _reference(cfg: Config, variant: str, data: Inputs) -> Workload:
-    ref = torch.nn.LSTM(
-        cfg.I, cfg.H, num_layers=cfg.layers, batch_first=True, bidirectional=cfg.directions(variant) == 2
-    )
+    """The torch module's standard layer of the same size: ``torch.nn.LSTM``, or ``torch.nn.GRU`` /
+    ``torch.nn.RNN(nonlinearity=...)`` for the family rows (see ``configs.baseline``)."""
+    bidirectional = cfg.directions(variant) == 2
+    spec = FAMILY_VARIANTS.get(variant)
+    ref: torch.nn.Module
+    if spec is None:
+        ref = torch.nn.LSTM(cfg.I, cfg.H, num_layers=cfg.layers, batch_first=True, bidirectional=bidirectional)
+    elif spec.cell == "gru":
+        ref = torch.nn.GRU(cfg.I, cfg.H, num_layers=cfg.layers, batch_first=True, bidirectional=bidirectional)
+    else:
+        ref = torch.nn.RNN(
+            cfg.I,
+            cfg.H,
+            num_layers=cfg.layers,
+            nonlinearity=spec.nonlinearity,
+            batch_first=True,
+            bidirectional=bidirectional,
+        )
     return _torch_module_workload("torch", ref, lambda x: ref(x)[0], data.x, lambda: "oneDNN/aten")
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
-from .configs import Config
+from .configs import LSTM_BASELINE, Config
 from .participants import SGEMM
 
 
@@ -18,6 +18,33 @@ TABLE_HEADER = (
     "train ms torch | train ratio | spread (ratio min–max: fwd; train) | GFLOP/s (fwd/train) | "
     "% ceiling (fwd/train) | memory ratio |"
 )
+# the recurrent-family rows: the same columns plus the torch module each row is compared with
+FAMILY_TABLE_HEADER = TABLE_HEADER.replace("| variant |", "| variant | baseline |", 1)
+
+
+def row_baseline(row: Dict[str, Any]) -> str:
+    """The torch module a row was compared with (results written before the family rows: torch.nn.LSTM)."""
+    return str(row.get("baseline", LSTM_BASELINE))
+
+
+def _cells(row: Dict[str, Any], with_baseline: bool) -> List[str]:
+    f, t = row["forward"], row["train"]
+    fr, tr = f["ratio"]["ours"], t["ratio"]["ours"]
+    mem = row.get("memory", {}).get("ratio")
+    head = [row["config"]["name"], row["variant"]] + ([row_baseline(row)] if with_baseline else [])
+    return head + [
+        f"{row['path']['forward']}/{row['path']['train']}",
+        _ms(f["median_s"]["ours"]),
+        _ms(f["median_s"]["torch"]),
+        f"{fr['median']:.2f}",
+        _ms(t["median_s"]["ours"]),
+        _ms(t["median_s"]["torch"]),
+        f"{tr['median']:.2f}",
+        f"{fr['min']:.2f}–{fr['max']:.2f}; {tr['min']:.2f}–{tr['max']:.2f}",
+        f"{row['gflops']['forward']['ours']:.3g}/{row['gflops']['train']['ours']:.3g}",
+        f"{100 * row['ceiling_share']['forward']:.0f}/{100 * row['ceiling_share']['train']:.0f}",
+        "n/a" if mem is None else f"{mem:.2f}",
+    ]
 
 
 def render_markdown(results: Dict[str, Any]) -> str:
@@ -54,11 +81,13 @@ def render_markdown(results: Dict[str, Any]) -> str:
         f"- timing: {plan.get('passes')} passes per row; a pass = calibrated rounds (~"
         f"{plan.get('target_s', 0) * 1e3:.0f} ms for the slower side) calling ours and torch.nn.LSTM "
         "alternately, keeping each side's median; ms = median of the per-pass medians; ratio = median of "
-        "the per-pass ratios ours/torch.nn.LSTM (same size, standard semantics); spread = their min–max"
+        "the per-pass ratios ours/torch.nn.LSTM (same size, standard semantics; GRU/RNN rows: ours/the row's "
+        "baseline, torch.nn.GRU or torch.nn.RNN); spread = their min–max"
     )
     lines.append(
         "- forward = inference under `torch.no_grad()`; train = forward + backward of `output.sum()`; "
-        "GFLOP/s counts GEMM work (train = 3x forward); % ceiling = share of the sgemm ceiling measured "
+        "GFLOP/s counts GEMM work (4/3/1 gate blocks for LSTM/GRU/RNN; train = 3x forward); "
+        "% ceiling = share of the sgemm ceiling measured "
         "in the same forward passes (one `torch.mm` (T·B, I+H)@(I+H, 4H) per round; rows without it: the "
         "config's ceiling below)"
     )
@@ -70,27 +99,21 @@ def render_markdown(results: Dict[str, Any]) -> str:
         f"- sgemm ceilings measured once per config (GFLOP/s): {ceil}"
         + (f"; large square {tuple(glob['shape'])}: {glob['gflops']:.1f}" if glob else "")
     )
-    lines += ["", TABLE_HEADER, "|" + "---|" * TABLE_HEADER.count(" | ") + "---|"]
-    for row in results["rows"]:
-        f, t = row["forward"], row["train"]
-        fr, tr = f["ratio"]["ours"], t["ratio"]["ours"]
-        mem = row.get("memory", {}).get("ratio")
-        cells = [
-            row["config"]["name"],
-            row["variant"],
-            f"{row['path']['forward']}/{row['path']['train']}",
-            _ms(f["median_s"]["ours"]),
-            _ms(f["median_s"]["torch"]),
-            f"{fr['median']:.2f}",
-            _ms(t["median_s"]["ours"]),
-            _ms(t["median_s"]["torch"]),
-            f"{tr['median']:.2f}",
-            f"{fr['min']:.2f}–{fr['max']:.2f}; {tr['min']:.2f}–{tr['max']:.2f}",
-            f"{row['gflops']['forward']['ours']:.3g}/{row['gflops']['train']['ours']:.3g}",
-            f"{100 * row['ceiling_share']['forward']:.0f}/{100 * row['ceiling_share']['train']:.0f}",
-            "n/a" if mem is None else f"{mem:.2f}",
+    lstm_rows = [row for row in results["rows"] if row_baseline(row) == LSTM_BASELINE]
+    family_rows = [row for row in results["rows"] if row_baseline(row) != LSTM_BASELINE]
+    if lstm_rows or not family_rows:
+        lines += ["", TABLE_HEADER, "|" + "---|" * TABLE_HEADER.count(" | ") + "---|"]
+        lines += ["| " + " | ".join(_cells(row, False)) + " |" for row in lstm_rows]
+    if family_rows:
+        lines += [
+            "",
+            "## Recurrent family (GRU / simple RNN; ratio to the baseline's standard layer of the same size, "
+            "timed in the same passes; 'torch' columns = that baseline)",
+            "",
+            FAMILY_TABLE_HEADER,
+            "|" + "---|" * FAMILY_TABLE_HEADER.count(" | ") + "---|",
         ]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines += ["| " + " | ".join(_cells(row, True)) + " |" for row in family_rows]
     extra = [
         (row, name)
         for row in results["rows"]
@@ -149,8 +172,8 @@ def write_chart(results: Dict[str, Any], path: str) -> Optional[str]:
         ax.set_yscale("log")  # noisy or far-off rows would flatten everything else
     ax.set_xticks(list(xs))
     ax.set_xticklabels(labels, rotation=90, fontsize=7)
-    ax.set_ylabel("time / torch.nn.LSTM (same run)")
-    ax.set_title("lstm-bridge vs torch.nn.LSTM (median of per-pass ratios, bars: min-max)")
+    ax.set_ylabel("time / torch baseline (same run)")
+    ax.set_title("lstm-bridge vs torch.nn.LSTM/GRU/RNN (median of per-pass ratios, bars: min-max)")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -9,7 +9,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 
 import torch
 
-from .configs import Config, make_inputs
+from .configs import Config, baseline, make_inputs
 from .environment import loadavg
 from .memory import MemoryProbe
 from .participants import SGEMM, Workload, build_workload, gemm_workload
@@ -57,7 +57,7 @@ def run(
             bar.start(f"sgemm ceiling {global_ceiling}")
             results["global_ceiling"] = sgemm_ceiling(*global_ceiling, plan)
             bar.finish(f"sgemm {global_ceiling}: {results['global_ceiling']['gflops']:.1f} GFLOP/s")
-        torch_memory: Dict[Tuple[str, int], Dict[str, Any]] = {}
+        torch_memory: Dict[Tuple[str, int, str], Dict[str, Any]] = {}
         for cfg in configs:
             bar.start(f"{cfg.name}: sgemm ceiling")
             ceiling = sgemm_ceiling(cfg.T * cfg.B, cfg.I + cfg.H, 4 * cfg.H, plan)
@@ -92,7 +92,11 @@ def run(
                         results["framework_errors"][key] = f"{type(exc).__name__}: {first_line}"
                         continue
                     participants[fw] = work
-                row: Dict[str, Any] = {"config": dataclasses.asdict(cfg), "variant": variant}
+                row: Dict[str, Any] = {
+                    "config": dataclasses.asdict(cfg),
+                    "variant": variant,
+                    "baseline": baseline(variant),
+                }
                 for mode in ("forward", "train"):
                     # the ceiling GEMM joins the forward rounds, so it sees the same machine as ours
                     row[mode] = measure(
@@ -118,7 +122,7 @@ def run(
                 del participants, ours, ref
                 bar.finish(
                     f"{cfg.name} / {variant}: forward {row['forward']['ratio']['ours']['median']:.2f}x, "
-                    f"train {row['train']['ratio']['ours']['median']:.2f}x torch.nn.LSTM "
+                    f"train {row['train']['ratio']['ours']['median']:.2f}x {row['baseline']} "
                     f"(path {row['path']['forward']}/{row['path']['train']})"
                 )
                 results["rows"].append(row)
@@ -127,8 +131,8 @@ def run(
                     bar.start(f"{cfg.name} / {variant}: memory")
                     ours_mem = probe.measure(dict(task, impl="ours"))
                     bar.finish(_memory_line("ours", ours_mem))
-                    ref_key = (cfg.name, cfg.directions(variant))
-                    bar.start(f"{cfg.name} / torch (D={ref_key[1]}): memory")
+                    ref_key = (cfg.name, cfg.directions(variant), row["baseline"])
+                    bar.start(f"{cfg.name} / {ref_key[2]} (D={ref_key[1]}): memory")
                     if ref_key not in torch_memory:
                         torch_memory[ref_key] = probe.measure(dict(task, impl="torch"))
                     bar.finish(_memory_line("torch", torch_memory[ref_key]))
