@@ -79,7 +79,7 @@ def render_markdown(results: Dict[str, Any]) -> str:
     plan = results.get("plan", {})
     lines.append(
         f"- timing: {plan.get('passes')} passes per row; a pass = calibrated rounds (~"
-        f"{plan.get('target_s', 0) * 1e3:.0f} ms for the slower side) calling ours and torch.nn.LSTM "
+        f"{plan.get('target_s', 0) * 1e3:.0f} ms for the slower side) calling ours and the torch module "
         "alternately, keeping each side's median; ms = median of the per-pass medians; ratio = median of "
         "the per-pass ratios ours/torch.nn.LSTM (same size, standard semantics; GRU/RNN rows: ours/the row's "
         "baseline, torch.nn.GRU or torch.nn.RNN); spread = their min–max"
