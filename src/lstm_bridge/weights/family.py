@@ -64,7 +64,7 @@ import numpy as np
 import torch
 
 from ..recurrent import Array, CellKind, DirectionWeights
-from .layouts import UnsupportedLayoutError
+from .layouts import UnsupportedLayoutError, directions_from_groups
 
 __all__ = [
     "GATES_GRU",
@@ -390,37 +390,7 @@ def recurrent_from_torch_state_dict(
         cell = _KIND_BY_GATES[rows // cols]
     else:
         cell = _kind_of(kind)
-    n_layers = max(l for l, _ in found) + 1
-    n_dirs = max(d for _, d in found) + 1
-    layers: List[List[DirectionWeights]] = []
-    for l in range(n_layers):
-        dirs = []
-        for d in range(n_dirs):
-            entry = found.get((l, d), {})
-            suffix = f"_l{l}" + ("_reverse" if d else "")
-            if "weight_ih" not in entry or "weight_hh" not in entry:
-                raise ValueError(
-                    f"missing keys {prefix}weight_ih{suffix} / {prefix}weight_hh{suffix} in the {cell.value} state dict"
-                )
-            if ("bias_ih" in entry) != ("bias_hh" in entry):
-                raise ValueError(
-                    f"layer {l} direction {d}: bias_ih{suffix} and bias_hh{suffix} must both be "
-                    f"present or both absent; found {sorted(entry)}"
-                )
-            try:
-                dirs.append(
-                    DirectionWeights(
-                        _copy(entry["weight_ih"]),
-                        _copy(entry["weight_hh"]),
-                        _copy(entry["bias_ih"]) if "bias_ih" in entry else None,
-                        _copy(entry["bias_hh"]) if "bias_hh" in entry else None,
-                        cell,
-                    )
-                )
-            except ValueError as e:
-                raise ValueError(f"{prefix}*{suffix} ({cell.value}): {e}") from None
-        layers.append(dirs)
-    return layers
+    return directions_from_groups(found, prefix, cell)
 
 
 def cell_to_torch_state_dict(w: DirectionWeights, prefix: str = "") -> Dict[str, Array]:

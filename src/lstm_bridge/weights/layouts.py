@@ -33,7 +33,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from ..recurrent import Array, DirectionWeights
+from ..recurrent import Array, CellKind, DirectionWeights
 
 __all__ = [
     "DirectionWeights",
@@ -238,31 +238,48 @@ def from_torch_state_dict(state: Mapping[str, Array], prefix: str = "") -> List[
         raise ValueError(f"unexpected keys for an LSTM state dict with prefix {prefix!r}: {unexpected}")
     if not found:
         raise ValueError(f"no LSTM weights (weight_ih_l0, ...) with prefix {prefix!r} in the state dict")
+    return directions_from_groups(found, prefix, CellKind.LSTM)
+
+
+def directions_from_groups(
+    found: Mapping[Tuple[int, int], Mapping[str, Array]], prefix: str, kind: CellKind
+) -> List[List[DirectionWeights]]:
+    """Canonical ``layers[l][d]`` of ``kind`` from a state dict's tensors grouped by (layer, direction):
+    ``found[(l, d)] = {"weight_ih": ..., "weight_hh": ..., ["bias_ih": ..., "bias_hh": ...]}`` (copies).
+    Layers must be numbered 0..L-1 without gaps and have the same directions; both biases or neither.
+
+    Raises:
+        ValueError: a missing weight, a lone bias, or shapes that do not fit ``kind``, naming the keys.
+    """
     n_layers = max(l for l, _ in found) + 1
     n_dirs = max(d for _, d in found) + 1
-    layers: List[List[LSTMWeights]] = []
+    layers: List[List[DirectionWeights]] = []
     for l in range(n_layers):
         dirs = []
         for d in range(n_dirs):
-            entry = found.get((l, d))
+            entry = found.get((l, d), {})
             suffix = f"_l{l}" + ("_reverse" if d else "")
-            if entry is None or "weight_ih" not in entry or "weight_hh" not in entry:
+            if "weight_ih" not in entry or "weight_hh" not in entry:
                 raise ValueError(
-                    f"missing keys {prefix}weight_ih{suffix} / {prefix}weight_hh{suffix} in the LSTM state dict"
+                    f"missing keys {prefix}weight_ih{suffix} / {prefix}weight_hh{suffix} in the {kind.value} state dict"
                 )
             if ("bias_ih" in entry) != ("bias_hh" in entry):
                 raise ValueError(
                     f"layer {l} direction {d}: bias_ih{suffix} and bias_hh{suffix} must both be "
                     f"present or both absent; found {sorted(entry)}"
                 )
-            dirs.append(
-                LSTMWeights(
-                    _copy(entry["weight_ih"]),
-                    _copy(entry["weight_hh"]),
-                    _copy(entry["bias_ih"]) if "bias_ih" in entry else None,
-                    _copy(entry["bias_hh"]) if "bias_hh" in entry else None,
+            try:
+                dirs.append(
+                    DirectionWeights(
+                        _copy(entry["weight_ih"]),
+                        _copy(entry["weight_hh"]),
+                        _copy(entry["bias_ih"]) if "bias_ih" in entry else None,
+                        _copy(entry["bias_hh"]) if "bias_hh" in entry else None,
+                        kind,
+                    )
                 )
-            )
+            except ValueError as e:
+                raise ValueError(f"{prefix}*{suffix} ({kind.value}): {e}") from None
         layers.append(dirs)
     return layers
 
