@@ -30,7 +30,7 @@ from . import filelock
 
 HERE = Path(__file__).resolve().parent
 SOURCES = ("lstm.cpp",)
-HEADERS = ("lstm.h",)
+HEADERS = ("lstm.h", "kernel_common.h")
 
 # Compile flags per ATen CPU capability: the at::vec types follow CPU_CAPABILITY_*.
 _ARCH_FLAGS = {
