@@ -3,9 +3,9 @@
 Targets (:data:`TARGETS`):
 
 ==============  ===================================================================================
-``mindspore``   ``mindspore.nn.LSTM`` / ``LSTMCell`` (and a MindSpore ``.ckpt``)
-``torch``       ``torch.nn.LSTM`` / ``LSTMCell`` (and a ``.pt`` / ``.safetensors`` state dict)
-``onnx``        the ONNX ``LSTM`` operator (opset 17), one node per layer
+``mindspore``   ``mindspore.nn.LSTM`` / ``GRU`` / ``RNN`` and their cells (and a MindSpore ``.ckpt``)
+``torch``       ``torch.nn.LSTM`` / ``GRU`` / ``RNN`` and their cells (and a ``.pt`` / ``.safetensors``)
+``onnx``        the ONNX ``LSTM`` / ``GRU`` / ``RNN`` operators (opset 17), one node per layer
 ``keras2``      tf_keras / tf.keras 2.x (a legacy ``.h5``): names resolve as Keras 2
 ``keras3``      Keras 3 (a ``.keras``): names resolve as Keras 3, no ``time_major``
 ==============  ===================================================================================
@@ -27,6 +27,14 @@ writer (:func:`lstm_bridge.save`, each format's ``save``), :mod:`lstm_bridge.con
 Activation names are *resolved* names (:mod:`lstm_bridge.activations`): ``"hard_sigmoid"`` is the
 Keras-2 ``clip(0.2x + 0.5, 0, 1)`` and ``"hard_sigmoid_keras3"`` the Keras-3 ``relu6(x + 3) / 6``;
 both are ONNX ``HardSigmoid`` (alpha 0.2 resp. 1/6, beta 0.5), neither is a MindSpore/PyTorch gate.
+
+The recurrent family (issue 11): a description's ``cell`` is ``"LSTM"``, ``"GRU"`` or ``"RNN"``. A GRU's
+``reset_after`` is its form: ``torch.nn.GRU`` and MindSpore ``nn.GRU`` compute only ``reset_after=True``
+(:func:`lstm_bridge.weights.family.check_gru_form` says why no weights turn one form into the other); ONNX
+holds both (``linear_before_reset`` 1 / 0). A simple RNN's one activation (``candidate``) must be tanh or
+relu for ``torch.nn.RNN`` / MindSpore ``nn.RNN`` (``nonlinearity``). What a target cannot hold is carried
+by lstm-bridge's own modules (``lstm_bridge.keras.GRU`` / ``SimpleRNN`` in a Keras file), and every
+refusal says so (:func:`exact_module_hint`).
 """
 
 from __future__ import annotations
@@ -56,6 +64,7 @@ __all__ = [
     "model_violations",
     "check_model",
     "target_for_format",
+    "exact_module_hint",
 ]
 
 #: the targets this module knows
@@ -80,6 +89,28 @@ EXACT_MODULE_HINT = (
     "keep it in a Keras file (.h5 / .keras) and run it with lstm_bridge.keras.LSTM "
     "(or Bidirectional) in PyTorch"
 )
+
+#: The torch / MindSpore module of each cell kind (refusals name the one the layer would become).
+MODULES: Dict[str, Tuple[str, str]] = {
+    "LSTM": ("torch.nn.LSTM", "mindspore.nn.LSTM"),
+    "GRU": ("torch.nn.GRU", "mindspore.nn.GRU"),
+    "RNN": ("torch.nn.RNN", "mindspore.nn.RNN"),
+}
+#: The lstm-bridge Keras class that computes each cell kind exactly.
+KERAS_MODULES: Dict[str, str] = {"LSTM": "LSTM", "GRU": "GRU", "RNN": "SimpleRNN"}
+
+
+def exact_module_hint(cells: Sequence[str] = ("LSTM",)) -> str:
+    """:data:`EXACT_MODULE_HINT` for the cell kinds refused (only ``"LSTM"``: that very sentence)."""
+    names = [KERAS_MODULES.get(c, "LSTM") for c in dict.fromkeys(cells)] or ["LSTM"]
+    if names == ["LSTM"]:
+        return EXACT_MODULE_HINT
+    classes = " / ".join(f"lstm_bridge.keras.{n}" for n in names)
+    return (
+        f"{classes} (a torch.nn.Module) computes this layer exactly: keep it in a Keras file (.h5 / .keras) "
+        f"and run it with {classes} (or Bidirectional) in PyTorch"
+    )
+
 
 #: Why a semantic has no ``mindspore.nn.LSTM`` / ``torch.nn.LSTM`` equivalent (and a few other
 #: targets'). Keys are stable identifiers; :mod:`lstm_bridge.convert` and :mod:`lstm_bridge.explain`
@@ -143,11 +174,18 @@ UNSUPPORTED: Dict[str, str] = {
         "MindSpore's LSTM/LSTMCell with seq_length use MindSpore's approximate CPU sigmoid/tanh (error up to "
         "1e-4); an exact-activation target agrees only to that level"
     ),
-    "family_files": (
-        "{layer} is a {cls} layer: lstm-bridge runs it exactly (lstm_bridge.keras.{api_cls} / "
-        "lstm_bridge.mindspore.GRU, RNN), but its conversion between file formats is not implemented yet; "
-        "converting would carry its weights as unconverted Keras-layout tensors, so the file is refused"
+    "gru_reset_before": (
+        "reset_after=False (Keras <= 2.3 / TF 1.x GRU: the reset gate multiplies h before the recurrent matmul, "
+        "n = tanh(W_in x + b_in + W_hn (r * h) + b_hn)) has no {module} equivalent: {module} computes only "
+        "reset_after=True (n = tanh(W_in x + b_in + r * (W_hn h + b_hn))); the two forms are different functions "
+        "and no weights turn one into the other"
     ),
+    "gru_gate": (
+        "{module} hard-codes sigmoid for the r and z gates; recurrent_activation={value!r} ({meaning}) has no "
+        "equivalent, and substituting sigmoid would change the outputs"
+    ),
+    "gru_candidate": "{module} hard-codes tanh for the candidate n; activation={value!r} has no equivalent",
+    "rnn_activation": "{module} offers nonlinearity='tanh' or 'relu' only; activation={value!r} has no equivalent",
     "mask_generated": (
         "{producer}: its mask reaches the LSTM layers, but the {target} model generated from this file holds "
         "Input, Embedding, Dense and LSTM layers only, so the LSTM layers would run the masked steps as data; "
@@ -220,7 +258,10 @@ class LayerDescription:
     ``merge_mode`` of a Bidirectional; ``stateful``; ``time_major``; ``backward_differs``: options in
     which a Bidirectional's backward layer differs from its forward layer; ``keras``: the layer comes
     from Keras (refusals then point at :mod:`lstm_bridge.keras`); ``generation``: the Keras generation
-    whose names were used (2 or 3), None when unknown (then ``"hard_sigmoid"`` is ambiguous).
+    whose names were used (2 or 3), None when unknown (then ``"hard_sigmoid"`` is ambiguous); ``cell``: the
+    cell kind (``"LSTM"``, ``"GRU"``, ``"RNN"``; a Bidirectional's ``kind`` is ``"Bidirectional"`` whatever it
+    wraps); ``reset_after``: the GRU form (ignored for other cells). A simple RNN's one activation is its
+    ``candidate`` (its ``gate`` is unused).
     """
 
     name: str
@@ -234,6 +275,8 @@ class LayerDescription:
     backward_differs: Tuple[str, ...] = ()
     keras: bool = False
     generation: Optional[int] = None
+    cell: str = "LSTM"
+    reset_after: bool = True
 
     @property
     def label(self) -> str:
@@ -247,6 +290,17 @@ def _act_name(fn: Any) -> str:
     return getattr(fn, "name", None) or repr(fn)
 
 
+#: a Keras cell kind's layer class name (``CellKind.value`` -> Keras class)
+_KERAS_CLASS = {"LSTM": "LSTM", "GRU": "GRU", "RNN": "SimpleRNN"}
+
+
+def _keras_cell_facts(cell: Any) -> Tuple[str, str, str, bool]:
+    """``(cell kind, gate, candidate, reset_after)`` of a Keras front-end cell (a SimpleRNN has no gate)."""
+    kind = getattr(getattr(cell, "kind", None), "value", "LSTM")
+    gate = _act_name(cell.recurrent_activation) if hasattr(cell, "recurrent_activation") else "sigmoid"
+    return kind, gate, _act_name(cell.activation), bool(getattr(cell, "reset_after", True))
+
+
 def _from_keras_module(layer: Any) -> LayerDescription:
     from .keras import Bidirectional
 
@@ -255,14 +309,15 @@ def _from_keras_module(layer: Any) -> LayerDescription:
         differs = tuple(a for a in ("units", "use_bias", "time_major") if getattr(fwd, a) != getattr(bwd, a))
         differs += tuple(
             a
-            for a in ("activation", "recurrent_activation")
-            if _act_name(getattr(fwd.cell, a)) != _act_name(getattr(bwd.cell, a))
+            for a in ("activation", "recurrent_activation", "reset_after")
+            if hasattr(fwd.cell, a) and _act_name(getattr(fwd.cell, a)) != _act_name(getattr(bwd.cell, a))
         )
+        cell_kind, gate, candidate, reset_after = _keras_cell_facts(fwd.cell)
         return LayerDescription(
             str(layer.name),
             "Bidirectional",
-            _act_name(fwd.cell.recurrent_activation),
-            _act_name(fwd.cell.activation),
+            gate,
+            candidate,
             (bool(fwd.go_backwards), bool(bwd.go_backwards)),
             layer.merge_mode,
             bool(fwd.stateful or bwd.stateful),
@@ -270,14 +325,17 @@ def _from_keras_module(layer: Any) -> LayerDescription:
             differs,
             True,
             getattr(fwd, "keras_version", None),
+            cell_kind,
+            reset_after,
         )
     cell = getattr(layer, "cell", layer)
-    kind = "LSTMCell" if cell is layer else "LSTM"
+    cell_kind, gate, candidate, reset_after = _keras_cell_facts(cell)
+    kind = _KERAS_CLASS.get(cell_kind, cell_kind) + ("Cell" if cell is layer else "")
     return LayerDescription(
         str(getattr(layer, "name", "")),
         kind,
-        _act_name(cell.recurrent_activation),
-        _act_name(cell.activation),
+        gate,
+        candidate,
         (bool(getattr(layer, "go_backwards", False)),),
         "concat",
         bool(getattr(layer, "stateful", False)),
@@ -285,6 +343,8 @@ def _from_keras_module(layer: Any) -> LayerDescription:
         (),
         True,
         getattr(layer, "keras_version", None),
+        cell_kind,
+        reset_after,
     )
 
 
@@ -293,25 +353,28 @@ def _from_lstm_layer(e: Any) -> List[LayerDescription]:
     gate = str(sem.get("recurrent_activation", "sigmoid"))
     cand = str(sem.get("activation", "tanh"))
     gen = sem.get("keras_version")
+    cell = str(getattr(e, "cell", "LSTM"))
+    reset_after = bool(getattr(e, "reset_after", True))
     if gen is None:  # MindSpore / PyTorch: one description per stacked layer
-        if e.kind == "LSTMCell":
-            return [LayerDescription(e.name, "LSTMCell", gate, cand)]
+        if e.kind.endswith("Cell"):
+            return [LayerDescription(e.name, e.kind, gate, cand, cell=cell, reset_after=reset_after)]
         rev = (False, True) if e.bidirectional else (False,)
-        kind = "Bidirectional" if e.bidirectional else "LSTM"
+        kind = "Bidirectional" if e.bidirectional else e.kind
         names = (
             [e.name] if e.num_layers == 1 else [f"{e.name}.l{l}" if e.name else f"l{l}" for l in range(e.num_layers)]
         )
-        return [LayerDescription(n, kind, gate, cand, rev) for n in names]
+        return [LayerDescription(n, kind, gate, cand, rev, cell=cell, reset_after=reset_after) for n in names]
     go_back = bool(sem.get("go_backwards", False))
     stateful = bool(sem.get("stateful", False))
     time_major = bool(sem.get("time_major", False))
     if e.kind == "Bidirectional":
         back = sem.get("backward_semantics") or {}
-        differs = tuple(
-            k
-            for k in ("recurrent_activation", "activation", "use_bias", "units", "time_major")
-            if back and k in back and back.get(k) != sem.get(k)
+        keys = ("activation", "use_bias", "units", "time_major") + (
+            ("recurrent_activation",) if cell != "RNN" else ()
         )
+        differs = tuple(k for k in keys if back and k in back and back.get(k) != sem.get(k))
+        if cell == "GRU" and back and "reset_after" in back and bool(back["reset_after"]) != reset_after:
+            differs += ("reset_after",)
         return [
             LayerDescription(
                 e.name,
@@ -325,9 +388,15 @@ def _from_lstm_layer(e: Any) -> List[LayerDescription]:
                 differs,
                 True,
                 gen,
+                cell,
+                reset_after,
             )
         ]
-    return [LayerDescription(e.name, e.kind, gate, cand, (go_back,), "concat", stateful, time_major, (), True, gen)]
+    return [
+        LayerDescription(
+            e.name, e.kind, gate, cand, (go_back,), "concat", stateful, time_major, (), True, gen, cell, reset_after
+        )
+    ]
 
 
 def _from_recurrent(layer: RecurrentLayer) -> LayerDescription:
@@ -342,6 +411,8 @@ def _from_recurrent(layer: RecurrentLayer) -> LayerDescription:
         layer.merge_mode,
         stateful=layer.stateful,
         generation=2,
+        cell=layer.kind.value,
+        reset_after=bool(layer.reset_after),
     )
 
 
@@ -369,23 +440,29 @@ def describe(obj: Any) -> List[LayerDescription]:
         return [_from_recurrent(l) for l in obj.layers]
     if hasattr(obj, "semantics") and hasattr(obj, "weights") and hasattr(obj, "num_layers"):  # formats.LSTMLayer
         return _from_lstm_layer(obj)
-    from .keras import LSTM, Bidirectional, LSTMCell
+    from .keras import GRU, LSTM, Bidirectional, GRUCell, LSTMCell, SimpleRNN, SimpleRNNCell
 
-    if isinstance(obj, (LSTM, Bidirectional, LSTMCell)):
+    if isinstance(obj, (LSTM, GRU, SimpleRNN, Bidirectional, LSTMCell, GRUCell, SimpleRNNCell)):
         return [_from_keras_module(obj)]
     try:
         import torch
 
-        if isinstance(obj, (torch.nn.LSTM, torch.nn.LSTMCell)) or (
+        torch_modules = (torch.nn.RNNBase, torch.nn.LSTMCell, torch.nn.GRUCell, torch.nn.RNNCell)
+        if isinstance(obj, torch_modules) or (
             isinstance(obj, torch.nn.Module) and hasattr(obj, "hidden_size") and hasattr(obj, "has_bias")
         ):
+            cell_kind, candidate = _module_cell(obj)
             name = type(obj).__name__
             if name.endswith("Cell"):
-                return [LayerDescription("", "LSTMCell")]
+                return [LayerDescription("", cell_kind + "Cell", candidate=candidate, cell=cell_kind)]
             bidi = bool(getattr(obj, "bidirectional", False))
             return [
                 LayerDescription(
-                    f"l{l}", "Bidirectional" if bidi else "LSTM", reverse=(False, True) if bidi else (False,)
+                    f"l{l}",
+                    "Bidirectional" if bidi else cell_kind,
+                    candidate=candidate,
+                    reverse=(False, True) if bidi else (False,),
+                    cell=cell_kind,
                 )
                 for l in range(int(getattr(obj, "num_layers", 1)))
             ]
@@ -397,11 +474,25 @@ def describe(obj: Any) -> List[LayerDescription]:
     )
 
 
+def _module_cell(obj: Any) -> Tuple[str, str]:
+    """``(cell kind, candidate activation)`` of a MindSpore / PyTorch recurrent module or cell: ``GRU``,
+    ``RNN`` (``nonlinearity`` or torch's ``mode`` ``RNN_RELU``), else ``LSTM``."""
+    name = type(obj).__name__
+    mode = str(getattr(obj, "mode", ""))
+    if name.startswith("GRU") or mode == "GRU":
+        return "GRU", "tanh"
+    if name.startswith("RNN") or mode.startswith("RNN_"):
+        relu = getattr(obj, "nonlinearity", "tanh") == "relu" or mode == "RNN_RELU"
+        return "RNN", "relu" if relu else "tanh"
+    return "LSTM", "tanh"
+
+
 def describe_model_file(mf: Any, layer: Optional[str] = None) -> List[LayerDescription]:
-    """The descriptions of every LSTM entry of a :class:`~lstm_bridge.formats.ModelFile` (or of the one
-    called ``layer``)."""
+    """The descriptions of every recurrent entry (LSTM, GRU, simple RNN) of a
+    :class:`~lstm_bridge.formats.ModelFile` (or of the one called ``layer``)."""
     out: List[LayerDescription] = []
-    for e in mf.lstm_layers():
+    entries = mf.recurrent_entries() if hasattr(mf, "recurrent_entries") else mf.lstm_layers()
+    for e in entries:
         if layer is None or e.name == layer:
             out.extend(_from_lstm_layer(e))
     return out
@@ -425,7 +516,52 @@ def _shown(name: str) -> str:
     return name[len("unknown:") :] if name.startswith("unknown:") else name
 
 
+def _family_standard(d: LayerDescription, target: str) -> List[str]:
+    """The torch / MindSpore rules of a GRU or simple RNN (layer, Bidirectional or cell)."""
+    module = MODULES[d.cell][0 if target == "torch" else 1]
+    if d.kind.endswith("Cell"):
+        module += "Cell"
+    out: List[str] = []
+    if d.cell == "GRU":
+        if d.gate not in _STANDARD_GATES:
+            out.append(
+                UNSUPPORTED["gru_gate"].format(
+                    module=module, value=_shown(d.gate), meaning=_meaning(d.gate, d.generation)
+                )
+            )
+        if d.candidate not in _STANDARD_CANDIDATES:
+            out.append(UNSUPPORTED["gru_candidate"].format(module=module, value=_shown(d.candidate)))
+        if not d.reset_after:
+            out.append(UNSUPPORTED["gru_reset_before"].format(module=module))
+    elif d.candidate not in _STANDARD_CANDIDATES + ("relu",):
+        out.append(UNSUPPORTED["rnn_activation"].format(module=module, value=_shown(d.candidate)))
+    if d.kind.endswith("Cell"):
+        return out
+    lstm_module = MODULES["LSTM"][1]
+    structural = [r.replace(lstm_module, module) for r in _structure(d, target)]
+    return out + structural
+
+
+def _structure(d: LayerDescription, target: str) -> List[str]:
+    """The direction / state / merge rules every torch / MindSpore recurrent module shares."""
+    out: List[str] = []
+    if d.stateful:
+        out.append(UNSUPPORTED["stateful"])
+    if len(d.reverse) == 1 and d.reverse[0]:
+        out.append(UNSUPPORTED["go_backwards"])
+    if len(d.reverse) == 2:
+        if list(d.reverse) != [False, True]:
+            out.append(UNSUPPORTED["flipped_bidirectional"].format(target=_TARGET_TEXT[target]))
+        if d.merge_mode != "concat":
+            out.append(UNSUPPORTED["merge_mode"].format(value=d.merge_mode))
+        if d.backward_differs:
+            out.append(UNSUPPORTED["backward_layer"].format(value=", ".join(d.backward_differs)))
+    return out
+
+
 def _standard(d: LayerDescription, target: str) -> List[str]:
+    if d.cell != "LSTM":
+        return _family_standard(d, target)
     out: List[str] = []
     if d.kind == "LSTMCell":
         if d.gate not in _STANDARD_GATES:
@@ -441,37 +577,38 @@ def _standard(d: LayerDescription, target: str) -> List[str]:
         )
     if d.candidate not in _STANDARD_CANDIDATES:
         out.append(UNSUPPORTED["activation"].format(value=_shown(d.candidate)))
-    if d.stateful:
-        out.append(UNSUPPORTED["stateful"])
-    if len(d.reverse) == 1 and d.reverse[0]:
-        out.append(UNSUPPORTED["go_backwards"])
-    if len(d.reverse) == 2:
-        if list(d.reverse) != [False, True]:
-            out.append(UNSUPPORTED["flipped_bidirectional"].format(target=_TARGET_TEXT[target]))
-        if d.merge_mode != "concat":
-            out.append(UNSUPPORTED["merge_mode"].format(value=d.merge_mode))
-        if d.backward_differs:
-            out.append(UNSUPPORTED["backward_layer"].format(value=", ".join(d.backward_differs)))
-    return out
+    return out + _structure(d, target)
 
 
 def _onnx(d: LayerDescription) -> List[str]:
+    # one ONNX operator per cell kind: LSTM, GRU (linear_before_reset 1 = reset_after, 0 = reset-before),
+    # RNN (one activation); every activation of ONNX_ACTIVATIONS is one of the operators' named functions
     if d.kind == "LSTMCell":
         return [UNSUPPORTED["onnx_cell"]]
+    if d.kind.endswith("Cell"):
+        return [UNSUPPORTED["onnx_cell"].replace("an LSTMCell", f"a {d.kind}").replace("LSTM", d.cell)]
+    op = f"ONNX {d.cell}"
     out: List[str] = []
     supported = ", ".join(sorted(ONNX_ACTIVATIONS))
-    for which, value in (("recurrent_activation", d.gate), ("activation", d.candidate)):
+    roles = (
+        (("activation", d.candidate),)
+        if d.cell == "RNN"
+        else (("recurrent_activation", d.gate), ("activation", d.candidate))
+    )
+    for which, value in roles:
         if value not in ONNX_ACTIVATIONS:
-            out.append(UNSUPPORTED["onnx_activation"].format(which=which, value=_shown(value), supported=supported))
+            out.append(
+                UNSUPPORTED["onnx_activation"]
+                .format(which=which, value=_shown(value), supported=supported)
+                .replace("ONNX LSTM", op)
+            )
     if d.stateful:
         out.append(UNSUPPORTED["onnx_stateful"])
     if len(d.reverse) == 2 and list(d.reverse) != [False, True]:
-        out.append(UNSUPPORTED["flipped_bidirectional"].format(target="ONNX LSTM"))
-    if len(d.reverse) == 2 and {"activation", "recurrent_activation"} & set(d.backward_differs):
+        out.append(UNSUPPORTED["flipped_bidirectional"].format(target=op))
+    if len(d.reverse) == 2 and {"activation", "recurrent_activation", "reset_after"} & set(d.backward_differs):
         out.append(
-            UNSUPPORTED["backward_layer"]
-            .format(value=", ".join(d.backward_differs))
-            .replace("mindspore.nn.LSTM", "ONNX LSTM")
+            UNSUPPORTED["backward_layer"].format(value=", ".join(d.backward_differs)).replace("mindspore.nn.LSTM", op)
         )
     return out
 
@@ -479,11 +616,19 @@ def _onnx(d: LayerDescription) -> List[str]:
 def _keras(d: LayerDescription, gen: int) -> List[str]:
     if d.kind == "LSTMCell":
         return [UNSUPPORTED["keras_cell"]]
+    if d.kind.endswith("Cell"):
+        layer = KERAS_MODULES.get(d.cell, d.cell)
+        return [
+            UNSUPPORTED["keras_cell"]
+            .replace("an LSTMCell", f"a {d.kind}")
+            .replace("RNN(LSTMCell(...))", f"RNN({layer}Cell(...))")
+        ]
     from .formats.keras_plan import target_activation  # the Keras naming rule of each generation
     from .formats.model import FormatError
 
     out: List[str] = []
-    for which, value in (("recurrent_activation", d.gate), ("activation", d.candidate)):
+    roles = (("activation", d.candidate),) if d.cell == "RNN" else (("recurrent_activation", d.gate), ("activation", d.candidate))
+    for which, value in roles:
         if value.startswith("unknown:") and d.generation == gen and d.keras:
             continue  # a custom name from a file of the same generation is copied as it is
         try:
@@ -524,7 +669,9 @@ def violations(layer: Any, target: str) -> List[str]:
     return [f"{d.label}: {r}" for d in describe(layer) for r in reasons(d, target)]
 
 
-def _message(problems: Sequence[str], target: str, keras: bool, what: str = "") -> str:
+def _message(
+    problems: Sequence[str], target: str, keras: bool, what: str = "", cells: Sequence[str] = ("LSTM",)
+) -> str:
     head = (
         f"{what} cannot be expressed as {_TARGET_TEXT[target]}"
         if what
@@ -532,8 +679,13 @@ def _message(problems: Sequence[str], target: str, keras: bool, what: str = "") 
     )
     text = head + ":\n  - " + "\n  - ".join(problems)
     if keras and target in ("mindspore", "torch", "onnx"):
-        text += "\n" + EXACT_MODULE_HINT
+        text += "\n" + exact_module_hint(cells)
     return text
+
+
+def _refused_cells(descriptions: Sequence[LayerDescription], target: str) -> List[str]:
+    """The cell kinds of the descriptions ``target`` refuses (which lstm-bridge modules the hint names)."""
+    return list(dict.fromkeys(d.cell for d in descriptions if reasons(d, target))) or ["LSTM"]
 
 
 def check_expressible(layer: Any, target: str) -> None:
@@ -542,13 +694,15 @@ def check_expressible(layer: Any, target: str) -> None:
     :data:`EXACT_MODULE_HINT`."""
     problems = violations(layer, target)
     if problems:
-        keras = any(d.keras for d in describe(layer))
+        described = describe(layer)
+        keras = any(d.keras for d in described)
+        cells = _refused_cells(described, target)
         if len(problems) == 1:
             message = problems[0] + (
-                "\n" + EXACT_MODULE_HINT if keras and target in ("mindspore", "torch", "onnx") else ""
+                "\n" + exact_module_hint(cells) if keras and target in ("mindspore", "torch", "onnx") else ""
             )
             raise ValueError(message)
-        raise ValueError(_message(problems, target, keras))
+        raise ValueError(_message(problems, target, keras, cells=cells))
 
 
 # --- masks and whole model files ---------------------------------------------------------------
@@ -637,54 +791,14 @@ def mask_notes(mf: Any, target: str) -> Dict[str, str]:
     }
 
 
-#: Recurrent classes (Keras, TF1, MindSpore, PyTorch) that the front ends and the engine run, but whose file
-#: conversion is not implemented yet (README "Known gaps"): a file holding one is refused by every target.
-FAMILY_CLASSES: Tuple[str, ...] = (
-    "GRU",
-    "GRUV1",
-    "CuDNNGRU",
-    "SimpleRNN",
-    "GRUCell",
-    "SimpleRNNCell",
-    "RNN",
-    "RNNCell",
-)
-
-
-def family_layers(mf: Any) -> List[Tuple[str, str]]:
-    """``(label, class)`` of every entry of ``mf`` that is (or wraps) a GRU / simple-RNN layer or cell."""
-    found: List[Tuple[str, str]] = []
-    for e in getattr(mf, "layers", []):
-        cls = str(e.kind)
-        if cls.startswith("Bidirectional(") and cls.endswith(")"):  # the readers' kind for a wrapped non-LSTM
-            cls = cls[len("Bidirectional(") : -1]
-        elif cls == "Bidirectional":
-            inner = (e.config or {}).get("layer") if isinstance(e.config, dict) else None
-            cls = str(inner.get("class_name", "")) if isinstance(inner, dict) else ""
-        if cls in FAMILY_CLASSES:
-            found.append((f"{e.kind} {e.name!r}", cls))
-    return found
-
-
-def family_violations(mf: Any) -> List[str]:
-    """The :data:`UNSUPPORTED` ``family_files`` sentence for each GRU / simple-RNN entry of ``mf``."""
-    return [
-        UNSUPPORTED["family_files"].format(
-            layer=label, cls=cls, api_cls="SimpleRNN" if "SimpleRNN" in cls or cls.startswith("RNN") else "GRU"
-        )
-        for label, cls in family_layers(mf)
-    ]
-
-
 def model_violations(mf: Any, target: str, *, layer: Optional[str] = None, lengths: bool = False) -> List[str]:
-    """Why the LSTM entries of a :class:`~lstm_bridge.formats.ModelFile` (or the one named ``layer``)
-    cannot be held by ``target``, plus, for ``onnx`` without ``lengths``, the mask producers whose mask
-    the graph would drop, and every GRU / simple-RNN entry (their file conversion is not implemented)."""
-    problems_family = family_violations(mf) if layer is None else []
+    """Why the recurrent entries (LSTM, GRU, simple RNN) of a :class:`~lstm_bridge.formats.ModelFile` (or
+    the one named ``layer``) cannot be held by ``target``, plus, for ``onnx`` without ``lengths``, the mask
+    producers whose mask the graph would drop."""
     descriptions = describe_model_file(mf, layer)
-    if target in ("keras2", "keras3") and any(d.kind != "LSTMCell" for d in descriptions):
-        # beside LSTM layers, cells are left out and listed in the save report (not a refusal)
-        descriptions = [d for d in descriptions if d.kind != "LSTMCell"]
+    if target in ("keras2", "keras3") and any(not d.kind.endswith("Cell") for d in descriptions):
+        # beside recurrent layers, cells are left out and listed in the save report (not a refusal)
+        descriptions = [d for d in descriptions if not d.kind.endswith("Cell")]
     problems = violations(descriptions, target)
     if target == "onnx" and not lengths:
         problems += [UNSUPPORTED["mask_onnx"].format(producer=p) for p in mask_producers(mf)]
@@ -697,7 +811,7 @@ def model_violations(mf: Any, target: str, *, layer: Optional[str] = None, lengt
                 for _, text in _mask_producers(mf)
                 if text.startswith("Masking")
             ]
-    return problems_family + problems
+    return problems
 
 
 def check_model(
@@ -715,7 +829,8 @@ def check_model(
         keras = getattr(mf, "framework", None) == "keras"
         src = getattr(mf, "path", None)
         what = f"{src}" if src else ""
-        raise FormatError(path, _message(problems, target, keras, what))
+        cells = _refused_cells(describe_model_file(mf, layer), target)
+        raise FormatError(path, _message(problems, target, keras, what, cells))
 
 
 def target_for_format(format_name: str) -> Optional[str]:

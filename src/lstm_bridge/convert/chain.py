@@ -164,13 +164,17 @@ def chain_from_model_file(mf: Any, layer: Optional[str] = None, validate: bool =
 
 def chain_from(obj: Any) -> Chain:
     """The :class:`Chain` of a ModelFile, a Keras layer / list of layers (any semantics, including
-    hard_sigmoid and go_backwards), a ``lstm_bridge.mindspore.LSTM`` or a ``torch.nn.LSTM``."""
+    hard_sigmoid and go_backwards; ``GRU``, ``SimpleRNN`` and ``LSTM`` may mix), a
+    ``lstm_bridge.mindspore.LSTM`` / ``GRU`` / ``RNN`` or a ``torch.nn.LSTM`` / ``GRU`` / ``RNN``."""
     if isinstance(obj, Chain):
         return obj
     if hasattr(obj, "lstm_layers") and hasattr(obj, "framework"):
         return chain_from_model_file(obj)
     LSTM, Bidirectional = _keras_classes()
     items = obj if isinstance(obj, (list, tuple)) else [obj]
+    family = _family_chain(items)
+    if family is not None:
+        return family
     if items and all(isinstance(o, (LSTM, Bidirectional)) for o in items):
         layers = []
         for layer in items:
@@ -222,6 +226,83 @@ def chain_from(obj: Any) -> Chain:
         for l, dirs in enumerate(stack.layers)
     ]
     return Chain(layers, "mindspore", stack.batch_first)
+
+
+# --- the recurrent family (GRU / simple RNN) as modules ------------------------------------------------
+
+
+def _keras_family_layer(layer: Any) -> RecurrentLayer:
+    """One Keras ``GRU`` / ``SimpleRNN`` / ``LSTM`` or ``Bidirectional`` of one as a :class:`RecurrentLayer`
+    (canonical weights from the cells' ``direction_weights``: the GRU's z, r, h blocks as r, z, n)."""
+    from ..keras import Bidirectional
+
+    bidi = isinstance(layer, Bidirectional)
+    halves = [layer.forward_layer, layer.backward_layer] if bidi else [layer]
+    for half in halves:
+        if not half.built:
+            raise ValueError(f"{_layer_name(layer)} is not built; call it once before exporting")
+    if not bidi and layer.stateful:
+        raise ValueError(f"{_layer_name(layer)}: " + UNSUPPORTED["stateful"])
+    cell = halves[0].cell
+    for a in ("activation", "recurrent_activation", "reset_after"):
+        if hasattr(cell, a) and _name_of(getattr(cell, a)) != _name_of(getattr(halves[-1].cell, a)):
+            raise ValueError(f"{_layer_name(layer)}: forward and backward {a} differ; not supported")
+    return RecurrentLayer(
+        layer.name,
+        [h.cell.direction_weights().torch() for h in halves],
+        [bool(h.go_backwards) for h in halves],
+        _name_of(cell.recurrent_activation) if hasattr(cell, "recurrent_activation") else "sigmoid",
+        _name_of(cell.activation),
+        processing_order=not bidi and bool(layer.go_backwards),
+        merge_mode=layer.merge_mode if bidi else "concat",
+        return_sequences=bool(layer.return_sequences),
+        zero_output_for_mask=bool(layer.return_sequences) if bidi else bool(layer.zero_output_for_mask),
+        kind=cell.kind,
+        stateful=any(bool(h.stateful) for h in halves),
+        keras_version=getattr(halves[0], "keras_version", None),
+        reset_after=bool(getattr(cell, "reset_after", True)),
+    )
+
+
+def _family_chain(items: Sequence[Any]) -> Optional[Chain]:
+    """The chain of Keras layers of which at least one is a ``GRU`` / ``SimpleRNN`` (or wraps one), of a
+    ``lstm_bridge.mindspore.GRU`` / ``RNN`` or of a ``torch.nn.GRU`` / ``RNN``; None for anything else (the
+    LSTM paths handle it). MindSpore nets are described by their true math (sigmoid / tanh / relu), whatever
+    their ``numerics``: the emulated CPU activations are how MindSpore computes it, not what it means."""
+    from ..keras import GRU, LSTM, Bidirectional, SimpleRNN
+    from ..mindspore import GRU as MsGRU, RNN as MsRNN
+    from ..recurrent import CellKind
+    from ..weights.family import recurrent_from_torch_state_dict
+
+    keras_types = (GRU, SimpleRNN, LSTM, Bidirectional)
+    if items and all(isinstance(o, keras_types) for o in items):
+        inner = [o.forward_layer if isinstance(o, Bidirectional) else o for o in items]
+        if not any(isinstance(o, (GRU, SimpleRNN)) for o in inner):
+            return None
+        layers = [_keras_family_layer(o) for o in items]
+        first = inner[0]
+        chain = Chain(layers, "keras", not bool(getattr(first, "time_major", False)))
+        chain.validate()
+        return chain
+    if len(items) != 1 or not isinstance(items[0], (MsGRU, MsRNN, torch.nn.GRU, torch.nn.RNN)):
+        return None
+    net = items[0]
+    kind = CellKind.GRU if isinstance(net, (MsGRU, torch.nn.GRU)) else CellKind.RNN
+    relu = getattr(net, "nonlinearity", "tanh") == "relu"
+    state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    stack = recurrent_from_torch_state_dict(state, kind)
+    layers = [
+        RecurrentLayer(
+            f"l{l}",
+            [w.torch() for w in dirs],
+            [False, True][: len(dirs)],
+            candidate="relu" if relu else "tanh",
+            zero_output_for_mask=True,
+            kind=kind,
+        )
+        for l, dirs in enumerate(stack)
+    ]
+    return Chain(layers, "mindspore", bool(net.batch_first))
 
 
 def keras_outputs(layer: RecurrentLayer, outs: Sequence[Tensor]) -> List[Tensor]:
