@@ -1,0 +1,411 @@
+"""``mindspore.ops`` functions (and ``mindspore.ops.functional``, imported as ``F`` in model-zoo code) on torch.
+
+Each takes MindSpore Tensors / Parameters (or plain torch tensors), computes with torch and returns
+:class:`~lstm_bridge.mindspore.common.tensor.Tensor`. Arguments are MindSpore's (``axis``, ``keep_dims``,
+``dims``); values as MindSpore 2.10 computes them (tests/test_mindspore_ops.py compares with recorded
+results). ``shape(x)`` returns a tuple of ints.
+"""
+
+from __future__ import annotations
+
+import builtins
+import typing
+from typing import Any, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from ..common import dtype as mstype
+from ..common.tensor import Tensor, _w, plain, wrap
+
+
+def _t(x: Any) -> torch.Tensor:
+    """A plain torch tensor from a Tensor, Parameter, NumPy array or Python number (MindSpore's scalar rules)."""
+    if isinstance(x, torch.Tensor):
+        return typing.cast(torch.Tensor, plain(x))
+    if isinstance(x, np.ndarray):
+        return torch.from_numpy(x)
+    return typing.cast(torch.Tensor, plain(Tensor(x)))
+
+
+def _pair(x: Any, y: Any) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Binary operands: a Python scalar takes the tensor's dtype, except a float with an integer tensor
+    (float32), as MindSpore's implicit conversion does."""
+    if isinstance(x, torch.Tensor) and not isinstance(y, torch.Tensor):
+        a = plain(x)
+        if isinstance(y, bool) or not isinstance(y, (int, float)):
+            return a, _t(y)
+        if isinstance(y, float) and not a.is_floating_point():
+            return a, torch.tensor(y, dtype=torch.float32)
+        return a, torch.tensor(y, dtype=a.dtype)
+    if isinstance(y, torch.Tensor) and not isinstance(x, torch.Tensor):
+        b, a = _pair(y, x)
+        return a, b
+    return _t(x), _t(y)
+
+
+def _axes(axis: Any) -> Optional[Tuple[int, ...]]:
+    if axis is None or axis == () or axis == []:
+        return None
+    if isinstance(axis, (tuple, list)):
+        return tuple(int(a) for a in axis)
+    return (int(axis),)
+
+
+def _reduce(fn: Any, x: Any, axis: Any, keep: bool) -> Tensor:
+    t = _t(x)
+    dims = _axes(axis)
+    if dims is None:
+        out = fn(t)
+        return _w(out.reshape([1] * t.dim()) if keep else out)
+    return _w(fn(t, dim=dims, keepdim=keep))
+
+
+# --- shape -----------------------------------------------------------------------------------------------
+def shape(input_x: Any) -> Tuple[int, ...]:
+    return tuple(_t(input_x).shape)
+
+
+def rank(input_x: Any) -> int:
+    return _t(input_x).dim()
+
+
+def size(input_x: Any) -> int:
+    return _t(input_x).numel()
+
+
+def dtype(input_x: Any) -> torch.dtype:
+    return _t(input_x).dtype
+
+
+def reshape(input: Any, shape: Sequence[int]) -> Tensor:
+    return _w(_t(input).reshape(tuple(shape)))
+
+
+def transpose(input: Any, dims: Sequence[int]) -> Tensor:
+    t = _t(input)
+    if len(dims) != t.dim():
+        raise ValueError(
+            f"For 'Transpose', the length of 'input_perm' must equal the rank of x: expected {t.dim()}; "
+            f"received {tuple(dims)}"
+        )
+    return _w(t.permute(tuple(dims)))
+
+
+permute = transpose
+
+
+def swapaxes(input: Any, axis0: int, axis1: int) -> Tensor:
+    return _w(_t(input).transpose(axis0, axis1))
+
+
+def expand_dims(input_x: Any, axis: int) -> Tensor:
+    return _w(_t(input_x).unsqueeze(axis))
+
+
+def unsqueeze(input: Any, dim: int) -> Tensor:
+    return _w(_t(input).unsqueeze(dim))
+
+
+def squeeze(input: Any, axis: Any = None) -> Tensor:
+    t = _t(input)
+    dims = _axes(axis)
+    if dims is None:
+        return _w(t.squeeze())
+    for d in dims:
+        if t.shape[d] != 1:
+            raise ValueError(
+                f"For 'Squeeze', the dimension {d} of x must be 1 to squeeze; x has shape {tuple(t.shape)}"
+            )
+    return _w(t.squeeze(dims))
+
+
+def flatten(input: Any, order: str = "C", *, start_dim: int = 1, end_dim: int = -1) -> Tensor:
+    t = _t(input)
+    return _w(t.reshape(1) if t.dim() == 0 else torch.flatten(t, start_dim, end_dim))
+
+
+def tile(input: Any, dims: Sequence[int]) -> Tensor:
+    return _w(_t(input).tile(tuple(dims)))
+
+
+def broadcast_to(input: Any, shape: Sequence[int]) -> Tensor:
+    t = _t(input)
+    target = [t.shape[i - (len(shape) - t.dim())] if s == -1 else s for i, s in enumerate(shape)]
+    return _w(t.expand(*target))
+
+
+# --- joining and splitting ----------------------------------------------------------------------------------
+def concat(tensors: Sequence[Any], axis: int = 0) -> Tensor:
+    return _w(torch.cat([_t(x) for x in tensors], dim=axis))
+
+
+cat = concat
+
+
+def stack(tensors: Sequence[Any], axis: int = 0) -> Tensor:
+    return _w(torch.stack([_t(x) for x in tensors], dim=axis))
+
+
+def unstack(input_x: Any, axis: int = 0) -> Tuple[Tensor, ...]:
+    return tuple(wrap(v) for v in torch.unbind(_t(input_x), dim=axis))
+
+
+def split(tensor: Any, split_size_or_sections: Any, axis: int = 0) -> Tuple[Tensor, ...]:
+    """``ops.split``: an int is the size of each chunk (the last may be smaller); a list, the sizes."""
+    sizes = (
+        list(split_size_or_sections) if isinstance(split_size_or_sections, (list, tuple)) else split_size_or_sections
+    )
+    return tuple(wrap(v) for v in torch.split(_t(tensor), sizes, dim=axis))
+
+
+def slice(input_x: Any, begin: Sequence[int], size: Sequence[int]) -> Tensor:  # noqa: A001 (MindSpore's name)
+    t = _t(input_x)
+    index = tuple(builtins.slice(b, t.shape[i] if s == -1 else b + s) for i, (b, s) in enumerate(zip(begin, size)))
+    return _w(t[index])
+
+
+def flip(input: Any, dims: Sequence[int]) -> Tensor:
+    return _w(torch.flip(_t(input), tuple(dims)))
+
+
+def reverse_sequence(x: Any, seq_lengths: Any, seq_dim: int, batch_dim: int = 0) -> Tensor:
+    """Reverse the first ``seq_lengths[b]`` entries along ``seq_dim`` of each batch row ``b``."""
+    t = _t(x)
+    lengths = _t(seq_lengths).long()
+    T = t.shape[seq_dim]
+    steps = torch.arange(T).view(1, T)
+    L = lengths.view(-1, 1)
+    src = torch.where(steps < L, L - 1 - steps, steps)  # (B, T)
+    moved = t.movedim((batch_dim, seq_dim), (0, 1))
+    idx = src.view(src.shape + (1,) * (moved.dim() - 2)).expand(moved.shape)
+    return _w(moved.gather(1, idx).movedim((0, 1), (batch_dim, seq_dim)))
+
+
+# --- indexing ------------------------------------------------------------------------------------------------
+def gather(input_params: Any, input_indices: Any, axis: int, batch_dims: int = 0) -> Tensor:
+    """``params.shape[:axis] + indices.shape + params.shape[axis+1:]`` (MindSpore's Gather, batch_dims=0)."""
+    if batch_dims:
+        raise ValueError("For 'Gather', lstm-bridge supports batch_dims=0 only")
+    p = _t(input_params)
+    i = _t(input_indices).long()
+    axis = axis % p.dim()
+    out = p.index_select(axis, i.reshape(-1))
+    return _w(out.reshape(p.shape[:axis] + i.shape + p.shape[axis + 1 :]))
+
+
+def gather_nd(input_x: Any, indices: Any) -> Tensor:
+    t = _t(input_x)
+    i = _t(indices).long()
+    k = i.shape[-1]
+    return _w(t[tuple(i[..., j] for j in range(k))])
+
+
+def masked_select(input: Any, mask: Any) -> Tensor:
+    return _w(torch.masked_select(_t(input), _t(mask).bool()))
+
+
+def select(condition: Any, input: Any, other: Any) -> Tensor:
+    a, b = _pair(input, other)
+    return _w(torch.where(_t(condition).bool(), a, b))
+
+
+def sequence_mask(lengths: Any, maxlen: Optional[int] = None) -> Tensor:
+    L = _t(lengths)
+    n = int(L.max()) if maxlen is None else int(maxlen)
+    return _w(torch.arange(n) < L.unsqueeze(-1))
+
+
+def one_hot(indices: Any, depth: int, on_value: Any = 1, off_value: Any = 0, axis: int = -1) -> Tensor:
+    i = _t(indices).long()
+    on, off = _t(on_value), _t(off_value)
+    hot = torch.nn.functional.one_hot(i.clamp(min=0), int(depth)).bool() & (i >= 0).unsqueeze(-1)
+    out = torch.where(hot, on, off).to(on.dtype)
+    if axis != -1:
+        out = out.movedim(-1, axis)
+    return _w(out)
+
+
+# --- dtype and creation --------------------------------------------------------------------------------------
+def cast(input: Any, dtype: Any) -> Tensor:
+    return _w(_t(input).to(mstype.to_torch_dtype(dtype)))
+
+
+def zeros(size: Any, dtype: Any = None) -> Tensor:
+    shape_ = (size,) if isinstance(size, int) else tuple(size)
+    return _w(torch.zeros(shape_, dtype=mstype.to_torch_dtype(dtype or mstype.float32)))
+
+
+def ones(shape: Any, dtype: Any = None) -> Tensor:
+    shape_ = (shape,) if isinstance(shape, int) else tuple(shape)
+    return _w(torch.ones(shape_, dtype=mstype.to_torch_dtype(dtype or mstype.float32)))
+
+
+def fill(type: Any, shape: Any, value: Any) -> Tensor:  # noqa: A002 (MindSpore's name)
+    return _w(torch.full(tuple(shape), value, dtype=mstype.to_torch_dtype(type)))
+
+
+def zeros_like(input: Any, *, dtype: Any = None) -> Tensor:
+    t = _t(input)
+    return _w(torch.zeros_like(t, dtype=None if dtype is None else mstype.to_torch_dtype(dtype)))
+
+
+def ones_like(input: Any, *, dtype: Any = None) -> Tensor:
+    t = _t(input)
+    return _w(torch.ones_like(t, dtype=None if dtype is None else mstype.to_torch_dtype(dtype)))
+
+
+# --- reductions ------------------------------------------------------------------------------------------------
+def mean(x: Any, axis: Any = None, keep_dims: bool = False) -> Tensor:
+    return _reduce(torch.mean, x, axis, keep_dims)
+
+
+def sum(input: Any, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:  # noqa: A001
+    t = _t(input)
+    if dtype is not None:
+        t = t.to(mstype.to_torch_dtype(dtype))
+    return _reduce(torch.sum, t, dim, keepdim)
+
+
+def amax(input: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
+    return _reduce(torch.amax, input, axis, keepdims)
+
+
+def amin(input: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
+    return _reduce(torch.amin, input, axis, keepdims)
+
+
+def max(input: Any, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A001
+    """``ops.max``: the maximum (a 0-d Tensor) without ``axis``; ``(values, indices)`` along ``axis``."""
+    t = _t(input)
+    if axis is None:
+        return wrap(t.max())
+    values, indices = torch.max(t, dim=int(axis), keepdim=keepdims)
+    return wrap(values), wrap(indices)
+
+
+def min(input: Any, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A001
+    t = _t(input)
+    if axis is None:
+        return wrap(t.min())
+    values, indices = torch.min(t, dim=int(axis), keepdim=keepdims)
+    return wrap(values), wrap(indices)
+
+
+def argmax(input: Any, dim: Optional[int] = None, keepdim: bool = False) -> Tensor:
+    return _w(torch.argmax(_t(input), dim=dim, keepdim=keepdim))
+
+
+def prod(input: Any, axis: Any = None, keep_dims: bool = False) -> Tensor:
+    t = _t(input)
+    dims = _axes(axis)
+    if dims is None:
+        out = t.prod()
+        return _w(out.reshape([1] * t.dim()) if keep_dims else out)
+    for d in sorted((d % t.dim() for d in dims), reverse=True):
+        t = t.prod(dim=d, keepdim=keep_dims)
+    return _w(t)
+
+
+# --- arithmetic and activations ------------------------------------------------------------------------------
+def matmul(input: Any, other: Any) -> Tensor:
+    return _w(torch.matmul(_t(input), _t(other)))
+
+
+def bmm(input_x: Any, mat2: Any) -> Tensor:
+    return _w(torch.matmul(_t(input_x), _t(mat2)))
+
+
+def softmax(input: Any, axis: int = -1, *, dtype: Any = None) -> Tensor:
+    t = _t(input)
+    if dtype is not None:
+        t = t.to(mstype.to_torch_dtype(dtype))
+    return _w(torch.softmax(t, dim=axis))
+
+
+def log_softmax(logits: Any, axis: int = -1) -> Tensor:
+    return _w(torch.log_softmax(_t(logits), dim=axis))
+
+
+def _unary(fn: Any) -> Any:
+    def op(input: Any) -> Tensor:
+        return _w(fn(_t(input)))
+
+    op.__name__ = fn.__name__
+    op.__doc__ = f"``ops.{fn.__name__}``: torch.{fn.__name__} element-wise."
+    return op
+
+
+sigmoid = _unary(torch.sigmoid)
+tanh = _unary(torch.tanh)
+exp = _unary(torch.exp)
+log = _unary(torch.log)
+sqrt = _unary(torch.sqrt)
+rsqrt = _unary(torch.rsqrt)
+abs = _unary(torch.abs)  # noqa: A001
+neg = _unary(torch.neg)
+square = _unary(torch.square)
+sin = _unary(torch.sin)
+cos = _unary(torch.cos)
+logical_not = _unary(torch.logical_not)
+
+
+def relu(input: Any, inplace: bool = False) -> Tensor:
+    return _w(torch.relu(_t(input)))
+
+
+def gelu(input_x: Any, approximate: str = "none") -> Tensor:
+    return _w(torch.nn.functional.gelu(_t(input_x), approximate=approximate))
+
+
+def _binary(fn: Any, name: str) -> Any:
+    def op(input: Any, other: Any) -> Tensor:
+        a, b = _pair(input, other)
+        return _w(fn(a, b))
+
+    op.__name__ = name
+    op.__doc__ = f"``ops.{name}``: element-wise, with broadcasting."
+    return op
+
+
+add = _binary(torch.add, "add")
+sub = _binary(torch.sub, "sub")
+mul = _binary(torch.mul, "mul")
+div = _binary(torch.div, "div")
+maximum = _binary(torch.maximum, "maximum")
+minimum = _binary(torch.minimum, "minimum")
+pow = _binary(torch.pow, "pow")  # noqa: A001
+equal = _binary(torch.eq, "equal")
+not_equal = _binary(torch.ne, "not_equal")
+less = _binary(torch.lt, "less")
+less_equal = _binary(torch.le, "less_equal")
+greater = _binary(torch.gt, "greater")
+greater_equal = _binary(torch.ge, "greater_equal")
+logical_and = _binary(torch.logical_and, "logical_and")
+logical_or = _binary(torch.logical_or, "logical_or")
+
+
+def bias_add(input_x: Any, bias: Any) -> Tensor:
+    t, b = _t(input_x), _t(bias)
+    return _w(t + b.view((1, -1) + (1,) * (t.dim() - 2)))
+
+
+def stop_gradient(value: Any) -> Any:
+    return wrap(plain(value).detach()) if isinstance(value, torch.Tensor) else value
+
+
+def depend(value: Any, expr: Any) -> Any:
+    """MindSpore's execution-order hint: returns ``value`` (eager execution already runs in order)."""
+    return value
+
+
+def print_(*input_x: Any) -> None:
+    print(*(plain(x) if isinstance(x, torch.Tensor) else x for x in input_x))
+
+
+NAMES = sorted(
+    n
+    for n, v in dict(globals()).items()
+    if callable(v) and not n.startswith("_") and getattr(v, "__module__", None) == __name__
+)
+__all__ = NAMES
