@@ -6,7 +6,8 @@ side by side with the real frameworks) and ``tools/parity_report.py`` (``docs/pa
 ``tests/`` on ``sys.path`` (rootdir ``conftest.py``, prepend import mode), so tests ``import golden_data``;
 the report adds ``tests/`` itself. The case schemas are those of the generator,
 ``tools/golden_keras.py`` and ``tools/golden_ms.py`` (:func:`generator_module` imports them); the recurrent
-family's files (``family_<flavour>.*``, :func:`load_family`) those of ``tools/golden_family.py``.
+family's files (``family_<flavour>.*``, :func:`load_family`) those of ``tools/golden_family.py``; the whole
+Keras models (``models/<flavour>.*``, :func:`load_models`, :func:`model_cases`) those of ``tools/golden_models.py``.
 
 Tolerances (``|ours - theirs| <= tol * max(1, |theirs|)``, i.e. absolute for small values and relative
 for large ones):
@@ -415,3 +416,100 @@ def check(case: Mapping[str, Any], errors: Mapping[str, Any], tol_f: float, tol_
     if bad:
         desc = json.dumps({k: case[k] for k in ("family", "tags") if k in case})
         raise AssertionError(f"{case['id']} {desc} differs from the real framework:\n  " + "\n  ".join(bad))
+
+
+# ------------------------------------------------------------------------------------------------
+# Whole Keras models (issue 13 item 6): tests/golden/models/, written by tools/golden_models.py (schema
+# at its top): real tf_keras / Keras 3 model files (.keras, .h5), padded input batches, Keras's predictions
+# and every top-level layer's outputs. Tolerance: |ours - Keras| <= MODEL_TOL * (1 + |Keras|).
+
+MODELS_DIR = GOLDEN / "models"
+MODEL_FLAVOURS = ("tf_keras", "keras3")
+MODEL_TOL = 1e-5
+
+
+def models_available(flavour: str, folder: str = str(MODELS_DIR)) -> bool:
+    """Whether ``<folder>/<flavour>.json`` exists (``make golden-models`` writes it)."""
+    return (Path(folder) / f"{flavour}.json").exists()
+
+
+@functools.cache
+def load_models(flavour: str, folder: str = str(MODELS_DIR)) -> Tuple[Dict[str, Any], Arrays]:
+    """``(index, arrays)`` of ``models/<flavour>.json`` / ``.npz``."""
+    if flavour not in MODEL_FLAVOURS:
+        raise ValueError(f"flavour must be one of {MODEL_FLAVOURS}; received {flavour!r}")
+    base = Path(folder)
+    with open(base / f"{flavour}.json", encoding="utf-8") as fh:
+        meta = json.load(fh)
+    with np.load(base / f"{flavour}.npz", allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    return meta, arrays
+
+
+def model_cases(flavour: Optional[str] = None) -> List[Tuple[str, str, str]]:
+    """``[(flavour, model id, file format)]`` for every stored model file (``format`` is ``"keras"`` or
+    ``"h5"``), for ``pytest.mark.parametrize``."""
+    out = []
+    for fl in MODEL_FLAVOURS if flavour is None else (flavour,):
+        if not models_available(fl):
+            continue
+        meta, _ = load_models(fl)
+        for entry in meta["models"]:
+            out.extend((fl, entry["id"], fmt) for fmt in sorted(entry["files"]))
+    return out
+
+
+def model_entry(flavour: str, model_id: str) -> Tuple[Case, Arrays]:
+    """``(index entry, arrays)`` of one stored model."""
+    meta, arrays = load_models(flavour)
+    for entry in meta["models"]:
+        if entry["id"] == model_id:
+            return entry, arrays
+    raise KeyError(f"models/{flavour} has no golden model {model_id!r}")
+
+
+def model_path(flavour: str, model_id: str, fmt: str) -> Path:
+    """The stored model file (``fmt`` ``"keras"`` or ``"h5"``)."""
+    entry, _ = model_entry(flavour, model_id)
+    if fmt not in entry["files"]:
+        raise KeyError(f"models/{flavour}/{model_id} has no {fmt!r} file ({entry.get('not_kept', {}).get(fmt)})")
+    return MODELS_DIR / entry["files"][fmt]
+
+
+def model_inputs(entry: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> List[torch.Tensor]:
+    """The padded input batches, in Keras's input order (int32 token ids, float32 features)."""
+    return [torch.from_numpy(arrays[spec["key"]].copy()) for spec in entry["inputs"]]
+
+
+def run_model(module: Any, entry: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> List[np.ndarray]:
+    """``module(*inputs)`` under ``torch.no_grad()``, flattened in Keras's output order, as NumPy."""
+    with torch.no_grad():
+        result = module(*model_inputs(entry, arrays))
+    return [o.detach().numpy() for o in _flatten(result)]
+
+
+def model_error(actual: np.ndarray, expected: np.ndarray) -> float:
+    """``max |a - e| / (1 + |e|)`` (within ``MODEL_TOL``: ``|a - e| <= tol + tol * |e|``); inf on a shape
+    mismatch."""
+    if tuple(actual.shape) != tuple(expected.shape):
+        return float("inf")
+    if actual.size == 0:
+        return 0.0
+    a = np.asarray(actual, np.float64)
+    e = np.asarray(expected, np.float64)
+    return float(np.max(np.abs(a - e) / (1.0 + np.abs(e))))
+
+
+def check_model_outputs(
+    got: List[np.ndarray], entry: Mapping[str, Any], arrays: Mapping[str, np.ndarray], what: str
+) -> float:
+    """Assert that ``got`` reproduces Keras's predictions within ``MODEL_TOL``; returns the largest error."""
+    keys = entry["outputs"]
+    if len(got) != len(keys):
+        raise AssertionError(f"{what}: {len(got)} outputs; Keras returns {len(keys)}")
+    errs = {k: model_error(g, arrays[k]) for k, g in zip(keys, got)}
+    bad = {k: v for k, v in errs.items() if not v <= MODEL_TOL}
+    if bad:
+        shapes = {k: (tuple(g.shape), tuple(arrays[k].shape)) for k, g in zip(keys, got)}
+        raise AssertionError(f"{what}: differs from Keras (error, tolerance {MODEL_TOL:g}): {bad}; shapes {shapes}")
+    return max(errs.values())

@@ -5,6 +5,8 @@
 #                    one thread), then rewrite docs/parity.md
 #   make golden-family  regenerate only the recurrent-family goldens (tests/golden/family_*.{json,npz}) with
 #                    tools/golden_family.py (issue 11; `make golden` runs it too)
+#   make golden-models  regenerate only the whole-model goldens (tests/golden/models/: real tf_keras and Keras 3 model
+#                    files, .keras and .h5, with their predictions) with tools/golden_models.py (issue 13)
 #   make test-live   random configurations side by side with the real frameworks (tests/test_live.py),
 #                    inside those environments, with lstm-bridge installed there --no-deps
 GOLDEN_PYTHON ?= python3
@@ -20,7 +22,7 @@ LIVE_MS_STAMP := $(GOLDEN_MS)/.live-installed
 LIVE_TESTS := $(wildcard tests/test_*live.py)
 LIVE_PYTEST := -m pytest -q -p no:cacheprovider -m live $(LIVE_TESTS)
 
-.PHONY: golden golden-envs golden-family test-live
+.PHONY: golden golden-envs golden-family golden-models test-live
 
 golden-envs: $(GOLDEN_TF_STAMP) $(GOLDEN_MS_STAMP)
 
@@ -40,6 +42,7 @@ golden: golden-envs venv
 	@start=$$(date +%s); \
 	$(GOLDEN_PYTHON) tools/make_golden.py && \
 	$(GOLDEN_PYTHON) tools/golden_family.py && \
+	$(GOLDEN_PYTHON) tools/golden_models.py && \
 	end=$$(date +%s) && echo "make golden: regenerated tests/golden/ in $$((end - start)) s" && \
 	$(PY) tools/parity_report.py --make-golden-seconds $$((end - start))
 
@@ -48,6 +51,12 @@ golden-family: golden-envs
 	@start=$$(date +%s); \
 	$(GOLDEN_PYTHON) tools/golden_family.py && \
 	end=$$(date +%s) && echo "make golden-family: regenerated tests/golden/family_* in $$((end - start)) s"
+
+# Whole Keras models (issue 13 item 6): tests/golden/models/<flavour>/<id>.{keras,h5} and <flavour>.{json,npz}
+golden-models: $(GOLDEN_TF_STAMP)
+	@start=$$(date +%s); \
+	$(GOLDEN_PYTHON) tools/golden_models.py && \
+	end=$$(date +%s) && echo "make golden-models: regenerated tests/golden/models/ in $$((end - start)) s"
 
 # The live tier needs lstm-bridge (no dependencies: the framework pins stay as they are), the pinned CPU
 # torch and pytest inside each framework environment (and h5py in the MindSpore one, where the format tests
