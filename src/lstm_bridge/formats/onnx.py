@@ -1,18 +1,27 @@
-"""ONNX export of any lstm-bridge LSTM: one ONNX ``LSTM`` node per layer, chained.
+"""ONNX export of any lstm-bridge recurrent layer: one ONNX ``LSTM`` / ``GRU`` / ``RNN`` node per layer, chained.
 
 What is exported (built with the ``onnx`` helpers, checked with ``onnx.checker``):
 
-* the LSTM chain of a :class:`~lstm_bridge.formats.ModelFile` (all its LSTM entries in order, or the
-  one named by ``layer=``), a Keras ``LSTM`` / ``Bidirectional`` / list of them, a
-  ``lstm_bridge.mindspore.LSTM`` or a ``torch.nn.LSTM``. Other layers of a file (Embedding, Dense,
-  ...) are not part of the graph; they are listed in the returned report's ``skipped``.
-* weights: ``W [D, 4H, I]``, ``R [D, 4H, H]``, ``B [D, 8H]`` (``Wb ‖ Rb``), gate order **i, o, f, c**
-  (the permutation is :func:`lstm_bridge.weights.to_onnx`); ``direction`` forward / reverse /
-  bidirectional.
-* activations ``[f, g, h]`` per direction: sigmoid -> ``Sigmoid``, tanh -> ``Tanh``, relu -> ``Relu``,
-  linear -> ``Affine(1, 0)``, softsign, softplus, elu(1), leaky_relu(0.2), Keras 2 ``hard_sigmoid`` ->
-  ``HardSigmoid(0.2, 0.5)``, Keras 3 ``hard_sigmoid`` -> ``HardSigmoid(1/6, 0.5)`` (equal to
-  ``relu6(x+3)/6`` within 3e-8). Any other activation raises ``FormatError``.
+* the recurrent chain of a :class:`~lstm_bridge.formats.ModelFile` (all its recurrent entries in order, or
+  the one named by ``layer=``), a Keras ``LSTM`` / ``GRU`` / ``SimpleRNN`` / ``Bidirectional`` of one, or a
+  list of them (the kinds may mix), a ``lstm_bridge.mindspore`` ``LSTM`` / ``GRU`` / ``RNN``, or a
+  ``torch.nn.LSTM`` / ``GRU`` / ``RNN``. Other layers of a file (Embedding, Dense, ...) are not part of the
+  graph; they are listed in the returned report's ``skipped``. Cells (one step) are refused.
+* LSTM weights: ``W [D, 4H, I]``, ``R [D, 4H, H]``, ``B [D, 8H]`` (``Wb ‖ Rb``), gate order **i, o, f, c**
+  (:func:`lstm_bridge.weights.to_onnx`). GRU: ``W [D, 3H, I]``, ``R [D, 3H, H]``, ``B [D, 6H]``, gate order
+  **z, r, h** (:func:`lstm_bridge.weights.family.gru_to_onnx`) with ``linear_before_reset=1`` for the
+  reset-after form (PyTorch, MindSpore, Keras ``reset_after=True``) and ``0`` for Keras ``reset_after=False``
+  (TF 1.x / ``v1.GRU``; its one bias row is ``Wb``, ``Rb = 0``). RNN: ``W [D, H, I]``, ``R [D, H, H]``,
+  ``B [D, 2H]``. ``direction`` forward / reverse / bidirectional.
+* activations per direction (LSTM ``[f, g, h]``; GRU ``[f, g]`` = gates, candidate; RNN ``[f]`` = its one
+  activation): sigmoid -> ``Sigmoid``, tanh -> ``Tanh``, relu -> ``Relu``, linear -> ``Affine(1, 0)``,
+  softsign, softplus, elu(1), leaky_relu(0.2), Keras 2 ``hard_sigmoid`` -> ``HardSigmoid(0.2, 0.5)``, Keras 3
+  ``hard_sigmoid`` -> ``HardSigmoid(1/6, 0.5)`` (equal to ``relu6(x+3)/6`` within 3e-8); onnxruntime's CPU
+  LSTM/GRU/RNN honour every one (``activation_alpha``/``beta`` included; tests/test_onnx_family.py). Any
+  other activation (selu, gelu, swish, exponential, relu6, ...) raises ``FormatError`` naming the layer.
+  MindSpore ``GRU``/``RNN`` nets export their true math whatever their ``numerics``: MindSpore's own CPU
+  kernels (approximate sigmoid/tanh) differ from the graph by up to ~1.1e-4, as they differ from
+  ``torch.nn.GRU``/``RNN`` (docs/spec/mindspore_gru_rnn.md §3).
 
 Graph interface (``B`` batch, ``T`` time, both symbolic):
 
@@ -21,20 +30,24 @@ input          ``input``: Keras ``(B, T, F)`` (``(T, B, F)`` with time_major); M
                ``(T, B, I)`` (``(B, T, I)`` with batch_first)
                ``seq_length`` ``(B,)`` int32, only with ``lengths=True``: right-padding lengths
                (MindSpore ``seq_length``; a Keras right-padded mask is ``arange(T) < seq_length``)
-               ``h0``, ``c0`` ``(N, B, H)``, only with ``initial_state=True``: one row per (layer,
-               direction), MindSpore's ``hx`` (Keras ``initial_state`` rows in order)
+               ``h0`` ``(N, B, H)``, only with ``initial_state=True``: one row per (layer,
+               direction), MindSpore's ``hx`` (Keras ``initial_state`` rows in order); ``c0``
+               ``(N_c, B, H)`` beside it when the chain has LSTM layers: one row per (LSTM layer,
+               direction)
 outputs        Keras: ``output`` (``output_forward``, ``output_backward`` for ``merge_mode=None``),
-               then the last layer's ``h``, ``c`` (``h_forward``, ``c_forward``, ``h_backward``,
-               ``c_backward`` for Bidirectional), each ``(B, H)``; MindSpore: ``output``, ``h_n``,
-               ``c_n`` (``(L*D, B, H)``)
+               then the last layer's ``h`` (and ``c`` for an LSTM; ``h_forward``, ``c_forward``,
+               ``h_backward``, ``c_backward`` for Bidirectional), each ``(B, H)``; MindSpore:
+               ``output``, ``h_n`` (``(L*D, B, H)``) and, with LSTM layers, ``c_n`` (``(N_c, B, H)``)
 =============  ==============================================================================
 
 Keras ``go_backwards`` (outside Bidirectional) is a ``reverse`` node whose sequence is flipped back to
 processing order. With ``lengths=True`` ONNX writes zeros at padded steps and reverses only the valid
-prefix: the same as MindSpore's ``seq_length`` (whose CPU kernel, unlike this graph, uses approximate
+prefix: the same as MindSpore's ``seq_length`` (whose CPU kernels, unlike this graph, use approximate
 sigmoid/tanh: expect ~1e-4 from real MindSpore there) and as Keras right-padded masks, except a plain
-Keras LSTM that returns sequences and repeats its last output at padded steps
-(``zero_output_for_mask=False``), which raises ``FormatError``. ``stateful`` layers raise.
+Keras layer that returns sequences and repeats its last output at padded steps
+(``zero_output_for_mask=False``), which raises ``FormatError``. A row with ``seq_length`` 0 returns its
+initial state as the final state (as MindSpore and our engine do; a bare ONNX node would return zeros).
+``stateful`` layers raise.
 
 ``load`` is not provided (ONNX import is out of scope): it raises ``NotImplementedError``.
 """
@@ -49,6 +62,7 @@ import numpy as np
 from .. import __version__
 from ..targets import ONNX_ACTIVATIONS, check_expressible, check_model, lengths_violations
 from ..weights import to_onnx
+from ..weights.family import gru_to_onnx, rnn_to_onnx
 from .common import SaveReport, atomic_output, check_output_path, head_bytes
 from .model import FormatError
 
@@ -132,13 +146,30 @@ class _Graph:
         return outs
 
 
+def _activation_roles(layer: Any) -> Tuple[str, ...]:
+    """The activations of one node of ``layer``'s operator, in ONNX order: LSTM ``[f, g, h]`` = gate,
+    candidate, cell output; GRU ``[f, g]`` = gate (z, r), candidate (h); RNN ``[f]`` = its one activation."""
+    kind = _kind(layer)
+    if kind == "LSTM":
+        return (layer.gate, layer.candidate, layer.candidate)
+    if kind == "GRU":
+        return (layer.gate, layer.candidate)
+    return (layer.candidate,)
+
+
+def _kind(layer: Any) -> str:
+    """The ONNX operator of a chain layer: ``"LSTM"``, ``"GRU"`` or ``"RNN"`` (its cell kind)."""
+    return str(getattr(getattr(layer, "kind", None), "value", "LSTM"))
+
+
 def _activation_attrs(layer: Any) -> Dict[str, Any]:
     names, alphas, betas = [], [], []
-    for act in (layer.gate, layer.candidate, layer.candidate):
+    op = _kind(layer)
+    for act in _activation_roles(layer):
         if act not in ACTIVATIONS:
             raise FormatError(
                 None,
-                f"layer {layer.name!r}: activation {act!r} has no ONNX LSTM equivalent "
+                f"layer {layer.name!r}: activation {act!r} has no ONNX {op} equivalent "
                 f"(supported: {sorted(ACTIVATIONS)})",
             )
         onnx_name, alpha, beta = ACTIVATIONS[act]
@@ -153,6 +184,8 @@ def _activation_attrs(layer: Any) -> Dict[str, Any]:
         attrs["activation_alpha"] = alphas * D
     if betas:
         attrs["activation_beta"] = betas * D
+    if op == "GRU":  # 1: r multiplies (R_h h + Rb_h) (reset_after=True, PyTorch); 0: r multiplies h first
+        attrs["linear_before_reset"] = 1 if layer.reset_after else 0
     return attrs
 
 
@@ -165,14 +198,14 @@ def build_model(
     batch_first: Optional[bool] = None,
     dtype: Any = np.float32,
 ) -> Tuple[Any, Any]:
-    """Build (do not write) the ONNX model of ``obj``'s LSTM chain.
+    """Build (do not write) the ONNX model of ``obj``'s recurrent chain (LSTM, GRU and RNN nodes).
 
     Args:
-        obj: a ModelFile, Keras layer(s), MindSpore LSTM, torch.nn.LSTM, or a
+        obj: a ModelFile, Keras layer(s), a MindSpore LSTM / GRU / RNN, a torch.nn.LSTM / GRU / RNN, or a
             :class:`lstm_bridge.convert.Chain`.
         layer: for a ModelFile, the one LSTM entry to export (default: all, chained).
         lengths: add the ``seq_length`` input (see the module docstring for when this is exact).
-        initial_state: add the ``h0``/``c0`` inputs.
+        initial_state: add the ``h0`` (and, with LSTM layers, ``c0``) inputs.
         batch_first: override the input layout (default: the source's).
         dtype: float32 (default) or float64 weights and tensors.
 
@@ -181,7 +214,7 @@ def build_model(
         it computes.
 
     Raises:
-        FormatError: a semantic the ONNX LSTM cannot express, naming the layer and why.
+        FormatError: a semantic the ONNX operators cannot express, naming the layer and why.
     """
     chain = _checked_chain(obj, layer, lengths, batch_first)
     np_dtype = np.dtype(dtype)
@@ -194,39 +227,68 @@ def build_model(
     g = _Graph()
     elem = g.TP.FLOAT if np_dtype == np.float32 else g.TP.DOUBLE
     inputs, x, seq_lens = _graph_inputs(g, chain, elem, lengths, initial_state)
+    # ONNX gives zeros as the final state of a row with sequence_lens 0; MindSpore (and a fully masked Keras
+    # row) gives its initial state back: with both inputs, such rows take h0 / c0
+    empty_rows = _empty_rows(g, seq_lens) if lengths and initial_state else ""
     idx0, idx1 = g.lazy_const(np.array(0, np.int64), "index0"), g.lazy_const(np.array(1, np.int64), "index1")
     reshape_seq = g.lazy_const(np.array([0, 0, -1], np.int64), "shape_t_b_feat")
-    y_h_all, y_c_all = [], []
-    row = 0
+    y_h_all: List[str] = []
+    y_c_all: List[str] = []
+    row = c_row = 0
     final_outputs: List[Tuple[str, str, list]] = []  # (tensor, output name, shape)
     for index, lay in enumerate(chain.layers):
-        Y, Y_h, Y_c = _lstm_node(g, lay, x, seq_lens, row, initial_state, np_dtype)
+        D = len(lay.directions)
+        is_lstm = _kind(lay) == "LSTM"
+        h_in, c_in = _initial_slices(g, row, c_row if is_lstm else None, D, initial_state)
+        outs = _recurrent_node(g, lay, x, seq_lens, h_in, c_in, np_dtype)
+        Y, Y_h = outs[0], outs[1]
+        Y_c = outs[2] if is_lstm else ""
+        if empty_rows:
+            Y_h = g.node("Where", [empty_rows, h_in, Y_h], base="h_last")[0]
+            if is_lstm:
+                Y_c = g.node("Where", [empty_rows, c_in, Y_c], base="c_last")[0]
         y_h_all.append(Y_h)
-        y_c_all.append(Y_c)
-        row += len(lay.directions)
+        if is_lstm:
+            y_c_all.append(Y_c)
+            c_row += D
+        row += D
         merged = _layer_output(g, lay, Y, Y_h, (idx0, idx1), reshape_seq, np_dtype)
         x = merged[0]
         if index == len(chain.layers) - 1:
             final_outputs += _last_layer_outputs(g, chain, lay, merged, Y_h, Y_c, (idx0, idx1))
-    if chain.api != "keras":  # MindSpore / PyTorch: the stacked final states of every layer
-        h_n = g.node("Concat", y_h_all, base="h_n", axis=0)[0] if len(y_h_all) > 1 else y_h_all[0]
-        c_n = g.node("Concat", y_c_all, base="c_n", axis=0)[0] if len(y_c_all) > 1 else y_c_all[0]
+    if chain.api != "keras":  # MindSpore / PyTorch: the stacked final states of every layer (c: LSTM layers)
         H = chain.layers[0].hidden_size
-        N = chain.num_states
-        final_outputs += [(h_n, "h_n", [N, "batch", H]), (c_n, "c_n", [N, "batch", H])]
+        h_n = g.node("Concat", y_h_all, base="h_n", axis=0)[0] if len(y_h_all) > 1 else y_h_all[0]
+        final_outputs.append((h_n, "h_n", [chain.num_states, "batch", H]))
+        if y_c_all:
+            c_n = g.node("Concat", y_c_all, base="c_n", axis=0)[0] if len(y_c_all) > 1 else y_c_all[0]
+            final_outputs.append((c_n, "c_n", [_cell_state_rows(chain), "batch", H]))
     return _finish_model(g, chain, inputs, final_outputs, elem, lengths), chain
+
+
+def _cell_state_rows(chain: Any) -> int:
+    """Rows of ``c0`` / ``c_n``: one per (LSTM layer, direction); GRU and RNN layers have no cell state."""
+    return sum(len(l.directions) for l in chain.layers if _kind(l) == "LSTM")
+
+
+def _empty_rows(g: _Graph, seq_lens: str) -> str:
+    """``(1, B, 1)`` bool: the rows whose ``seq_length`` is 0."""
+    zero = g.const(np.array(0, np.int32), "zero_length")
+    empty = g.node("Equal", [seq_lens, zero], base="empty_row")[0]
+    shape = g.const(np.array([1, -1, 1], np.int64), "shape_1_b_1")
+    return g.node("Reshape", [empty, shape], base="empty_rows")[0]
 
 
 def _checked_chain(obj: Any, layer: Optional[str], lengths: bool, batch_first: Optional[bool]) -> Any:
     """The :class:`~lstm_bridge.convert.Chain` of ``obj`` after :mod:`lstm_bridge.targets` said an ONNX
-    LSTM graph can hold it (masks included); a copy in the ``batch_first`` layout when given."""
+    graph can hold it (masks included); a copy in the ``batch_first`` layout when given."""
     import dataclasses
 
     from ..convert import chain_from, chain_from_model_file
 
     is_file = hasattr(obj, "lstm_layers")
     try:
-        # what an ONNX LSTM graph cannot hold (lstm_bridge.targets), masks included: refused up front
+        # what an ONNX graph cannot hold (lstm_bridge.targets), masks included: refused up front
         if is_file:
             check_model(obj, "onnx", layer=layer, lengths=lengths)
         elif not isinstance(obj, (list, tuple)) or obj:
@@ -242,8 +304,8 @@ def _checked_chain(obj: Any, layer: Optional[str], lengths: bool, batch_first: O
 
 
 def _graph_inputs(g: _Graph, chain: Any, elem: int, lengths: bool, initial_state: bool) -> Tuple[List[Any], str, str]:
-    """The graph inputs (``input``, then ``seq_length``, ``h0``/``c0`` as asked), the time-major input
-    tensor the first LSTM reads, and the ``seq_length`` name (``""`` without lengths)."""
+    """The graph inputs (``input``, then ``seq_length``, ``h0`` and, with LSTM layers, ``c0``, as asked), the
+    time-major input tensor the first node reads, and the ``seq_length`` name (``""`` without lengths)."""
     helper, TP = g.helper, g.TP
     inputs = []
     feat = chain.input_size
@@ -263,15 +325,33 @@ def _graph_inputs(g: _Graph, chain: Any, elem: int, lengths: bool, initial_state
             raise FormatError(None, f"initial_state inputs need one hidden size for every layer; found {sorted(H_all)}")
         H = H_all.pop()
         inputs.append(helper.make_tensor_value_info("h0", elem, [N, "batch", H]))
-        inputs.append(helper.make_tensor_value_info("c0", elem, [N, "batch", H]))
+        n_c = _cell_state_rows(chain)
+        if n_c:
+            inputs.append(helper.make_tensor_value_info("c0", elem, [n_c, "batch", H]))
     return inputs, x, seq_lens
 
 
-def _lstm_node(
-    g: _Graph, lay: Any, x: str, seq_lens: str, row: int, initial_state: bool, np_dtype: np.dtype
-) -> List[str]:
-    """One ONNX ``LSTM`` node for chain layer ``lay`` reading ``x``; its initial state is rows
-    ``row:row+D`` of ``h0``/``c0`` with ``initial_state``. Returns its ``Y, Y_h, Y_c``."""
+def _initial_slices(g: _Graph, row: int, c_row: Optional[int], D: int, initial_state: bool) -> Tuple[str, str]:
+    """The node's initial states: rows ``row:row+D`` of ``h0`` and (LSTM, ``c_row`` given) ``c_row:c_row+D``
+    of ``c0``; ``("", "")`` without ``initial_state``."""
+    if not initial_state:
+        return "", ""
+    axes0 = g.const(np.array([0], np.int64), "axes")
+
+    def rows(source: str, start: int, base: str) -> str:
+        starts = g.const(np.array([start], np.int64), "start")
+        ends = g.const(np.array([start + D], np.int64), "end")
+        return g.node("Slice", [source, starts, ends, axes0], base=base)[0]
+
+    h_in = rows("h0", row, "h_init")
+    c_in = rows("c0", c_row, "c_init") if c_row is not None else ""
+    return h_in, c_in
+
+
+def _recurrent_node(g: _Graph, lay: Any, x: str, seq_lens: str, h_in: str, c_in: str, np_dtype: np.dtype) -> List[str]:
+    """One ONNX ``LSTM`` / ``GRU`` / ``RNN`` node (the layer's cell kind) for chain layer ``lay`` reading
+    ``x``, started from ``h_in`` (and ``c_in``) when given. Returns its ``Y, Y_h`` (and ``Y_c`` for LSTM)."""
+    op = _kind(lay)
     D = len(lay.directions)
     if D == 1:
         direction = "reverse" if lay.reverse[0] else "forward"
@@ -281,29 +361,30 @@ def _lstm_node(
         raise FormatError(
             None,
             f"layer {lay.name!r}: directions with reverse flags {lay.reverse} (a wrapped "
-            "go_backwards layer inside Bidirectional) have no ONNX LSTM equivalent",
+            f"go_backwards layer inside Bidirectional) have no ONNX {op} equivalent",
         )
-    W, R, Bias = to_onnx([w.numpy() for w in lay.directions])
+    dirs = [w.numpy() for w in lay.directions]
+    if op == "GRU":
+        W, R, Bias = gru_to_onnx(dirs)
+    elif op == "RNN":
+        W, R, Bias = rnn_to_onnx(dirs)
+    else:
+        W, R, Bias = to_onnx(dirs)
     has_bias = lay.directions[0].has_bias
     w_name = g.const(np.asarray(W, np_dtype), f"{lay.name}_W")
     r_name = g.const(np.asarray(R, np_dtype), f"{lay.name}_R")
     b_name = g.const(np.asarray(Bias, np_dtype), f"{lay.name}_B") if has_bias else ""
-    h_in = c_in = ""
-    if initial_state:
-        starts = g.const(np.array([row], np.int64), "start")
-        ends = g.const(np.array([row + D], np.int64), "end")
-        axes0 = g.const(np.array([0], np.int64), "axes")
-        h_in = g.node("Slice", ["h0", starts, ends, axes0], base="h_init")[0]
-        c_in = g.node("Slice", ["c0", starts, ends, axes0], base="c_init")[0]
-    attrs = _activation_attrs(lay)
+    node_inputs = [x, w_name, r_name, b_name, seq_lens, h_in] + ([c_in] if op == "LSTM" else [])
+    while node_inputs[-1] == "":  # optional inputs left out at the end
+        node_inputs.pop()
     return g.node(
-        "LSTM",
-        [x, w_name, r_name, b_name, seq_lens, h_in, c_in],
-        n_out=3,
-        base=f"{lay.name}_lstm",
+        op,
+        node_inputs,
+        n_out=3 if op == "LSTM" else 2,
+        base=f"{lay.name}_{op.lower()}",
         hidden_size=lay.hidden_size,
         direction=direction,
-        **attrs,
+        **_activation_attrs(lay),
     )
 
 
@@ -339,7 +420,7 @@ def _last_layer_outputs(
     g: _Graph, chain: Any, lay: Any, merged: List[str], Y_h: str, Y_c: str, index: Tuple[str, str]
 ) -> List[Tuple[str, str, list]]:
     """The graph outputs of the last layer: ``output`` (or ``output_forward``/``output_backward``) in the
-    chain's layout and, for Keras chains, its states ``h``/``c`` (per direction)."""
+    chain's layout and, for Keras chains, its states ``h`` (and ``c`` for an LSTM; per direction)."""
     out: List[Tuple[str, str, list]] = []
     D, H = len(lay.directions), lay.hidden_size
     seq_out = lay.return_sequences
@@ -358,7 +439,8 @@ def _last_layer_outputs(
         suffixes = [""] if D == 1 else ["_forward", "_backward"]
         for d, suffix in enumerate(suffixes):
             out.append((g.node("Gather", [Y_h, index[d]], base="h", axis=0)[0], "h" + suffix, ["batch", H]))
-            out.append((g.node("Gather", [Y_c, index[d]], base="c", axis=0)[0], "c" + suffix, ["batch", H]))
+            if Y_c:  # LSTM: [h, c] per direction; GRU / SimpleRNN: [h]
+                out.append((g.node("Gather", [Y_c, index[d]], base="c", axis=0)[0], "c" + suffix, ["batch", H]))
     return out
 
 
@@ -378,10 +460,10 @@ def _finish_model(
         graph, producer_name="lstm-bridge", producer_version=__version__, opset_imports=[helper.make_opsetid("", OPSET)]
     )
     model.ir_version = IR_VERSION
-    model.doc_string = f"lstm-bridge export of a {chain.api} LSTM chain: layers " + ", ".join(
-        f"{l.name} (D={len(l.directions)}, H={l.hidden_size}, gate={l.gate}, "
+    model.doc_string = f"lstm-bridge export of a {chain.api} recurrent chain: layers " + ", ".join(
+        f"{l.name} ({_kind(l)}, D={len(l.directions)}, H={l.hidden_size}, gate={l.gate}, "
         f"candidate={l.candidate}, reverse={l.reverse}, merge={l.merge_mode}, "
-        f"return_sequences={l.return_sequences})"
+        f"return_sequences={l.return_sequences}" + (f", reset_after={l.reset_after})" if _kind(l) == "GRU" else ")")
         for l in chain.layers
     )
     helper.set_model_props(
@@ -427,7 +509,7 @@ def save(
     tol: float = 1e-5,
     **_ignored: Any,
 ) -> SaveReport:
-    """Write ``obj``'s LSTM chain as an ONNX model to ``path`` (atomically: temp file + rename).
+    """Write ``obj``'s recurrent chain as an ONNX model to ``path`` (atomically: temp file + rename).
 
     Options as :func:`build_model`; with ``verify=True`` the written file is run with onnxruntime on
     random inputs and compared with the lstm-bridge engine (``max |diff| <= tol`` or FormatError, and
@@ -452,17 +534,22 @@ def save(
                 )
     report = SaveReport(path=p, format=NAME, written=[l.name for l in chain.layers])
     if hasattr(obj, "layers") and hasattr(obj, "lstm_layers"):
-        exported = [e.name for e in obj.lstm_layers() if e.kind != "LSTMCell" and (layer is None or e.name == layer)]
+        entries = obj.recurrent_entries() if hasattr(obj, "recurrent_entries") else obj.lstm_layers()
+        names = [l.name for l in chain.layers]
+        # the entries the chain holds (a stacked MindSpore/PyTorch entry gives layers "<name>.l<k>")
+        exported = [e.name for e in entries if any(n == e.name or n.startswith(f"{e.name}.l") for n in names)]
+        recurrent = {e.name for e in entries}
         report.written = exported
         for e in obj.layers:
             if e.name in exported:
                 continue
-            if e.weights or e.kind in ("LSTM", "Bidirectional", "LSTMCell"):
-                why = (
-                    "not the selected layer"
-                    if layer is not None and e.kind in ("LSTM", "Bidirectional")
-                    else f"{e.kind} layers are not part of the ONNX LSTM export (the graph holds the LSTM chain)"
-                )
+            if e.weights or e.name in recurrent:
+                if layer is not None and e.name in recurrent and not str(e.kind).endswith("Cell"):
+                    why = "not the selected layer"
+                elif str(e.kind).endswith("Cell"):
+                    why = f"a {e.kind} (one step) is not exported: the ONNX recurrent operators run sequences"
+                else:
+                    why = f"{e.kind} layers are not part of the ONNX export (the graph holds the recurrent chain)"
                 report.skipped[e.name] = why
     return report
 
@@ -478,8 +565,23 @@ def _random_feeds(
     if initial_state:
         H = chain.layers[0].hidden_size
         feeds["h0"] = (0.5 * rng.standard_normal((chain.num_states, batch, H))).astype(np.float32)
-        feeds["c0"] = (0.5 * rng.standard_normal((chain.num_states, batch, H))).astype(np.float32)
+        if _cell_state_rows(chain):
+            feeds["c0"] = (0.5 * rng.standard_normal((_cell_state_rows(chain), batch, H))).astype(np.float32)
     return feeds
+
+
+def _engine_c0(chain: Any, c0: np.ndarray) -> np.ndarray:
+    """The graph's ``c0`` (one row per LSTM (layer, direction)) as ``run_chain`` takes it (one row per
+    (layer, direction); GRU / RNN rows are not read)."""
+    rows, k = [], 0
+    for lay in chain.layers:
+        for _ in lay.directions:
+            if _kind(lay) == "LSTM":
+                rows.append(c0[k])
+                k += 1
+            else:
+                rows.append(np.zeros_like(c0[0]))
+    return np.stack(rows)
 
 
 def verify(
@@ -515,7 +617,7 @@ def _verify_file(path: str, chain: Any, *, lengths: bool, initial_state: bool) -
             x.contiguous(),
             lengths=torch.from_numpy(feeds["seq_length"]) if lengths else None,
             h0=torch.from_numpy(feeds["h0"]) if initial_state else None,
-            c0=torch.from_numpy(feeds["c0"]) if initial_state else None,
+            c0=torch.from_numpy(_engine_c0(chain, feeds["c0"])) if "c0" in feeds else None,
         )
     expected = expected_outputs(chain, res)
     worst = 0.0
@@ -542,8 +644,10 @@ def expected_outputs(chain: Any, res: Any) -> Dict[str, np.ndarray]:
         suffixes = [""] if D == 1 else ["_forward", "_backward"]
         for d, suffix in enumerate(suffixes):
             out["h" + suffix] = res.h[len(res.h) - D + d].detach().numpy()
-            out["c" + suffix] = res.c[len(res.c) - D + d].detach().numpy()
+            if _kind(last) == "LSTM":
+                out["c" + suffix] = res.c[len(res.c) - D + d].detach().numpy()
     else:
         out["h_n"] = res.h_n.detach().numpy()
-        out["c_n"] = res.c_n.detach().numpy()
+        if res.c:  # (the LSTM layers' rows)
+            out["c_n"] = res.c_n.detach().numpy()
     return out
