@@ -48,6 +48,8 @@ MAY_IMPORT: Dict[str, FrozenSet[str]] = {
     "convert": frozenset({"recurrent", "activations", "engine", "weights", "targets", "formats", "keras", "mindspore"}),
     "explain": frozenset({"recurrent", "activations", "engine", "weights", "targets", "formats", "keras", "mindspore"}),
     "io": frozenset({"recurrent", "activations", "engine", "weights", "targets", "formats", "keras", "mindspore"}),
+    # whole Keras models (load_model, the layer catalogue): above the front ends, below the CLI
+    "models": frozenset({"recurrent", "activations", "engine", "weights", "targets", "formats", "keras", "_tensors"}),
     # tools: nothing in the library imports them; only the CLI imports the demo and the benchmark
     "demo": frozenset(
         {"recurrent", "activations", "engine", "weights", "targets", "formats", "keras", "mindspore", "_tensors"}
@@ -68,6 +70,7 @@ MAY_IMPORT: Dict[str, FrozenSet[str]] = {
             "convert",
             "explain",
             "io",
+            "models",
             "demo",
             "bench",
             "(root)",
@@ -88,6 +91,7 @@ MAY_IMPORT: Dict[str, FrozenSet[str]] = {
             "convert",
             "explain",
             "io",
+            "models",
             "demo",
             "bench",
             "cli",
