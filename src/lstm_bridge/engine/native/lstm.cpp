@@ -7,6 +7,7 @@
 // carry/zero output, recurrent dropout of the next h. Nothing is allocated inside the time loop.
 #include "lstm.h"
 
+#include "family.h"
 #include "kernel_common.h"
 
 namespace lstm_bridge {
@@ -553,6 +554,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "One activation (enum Act id) over a tensor, as the recurrence computes it", py::arg("id"), py::arg("x"));
   m.def("matmul_nt", &lstm_bridge::matmul_nt, "a (M, K) @ w (N, K)^T through the recurrence's micro-kernel",
         py::arg("a"), py::arg("w"));
+  lstm_bridge::register_family(m);  // GRU / simple RNN (family.cpp)
   m.def("parallel_threads", &lstm_bridge::parallel_threads,
         "Distinct threads at::parallel_for uses for `items` tasks (1 in a build without OpenMP)",
         py::arg("items"));

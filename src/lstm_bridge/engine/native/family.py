@@ -1,0 +1,487 @@
+"""The native GRU / simple-RNN layer (``family.cpp``): its plan, its pure forward and backward, and the
+``torch.autograd.Function`` around them.
+
+The computation is two pure functions over tensors and primitives (no Python object of the call), so a
+custom operator can wrap them as ``ops.py`` wraps the LSTM's:
+
+* :func:`forward_impl` ``(x, w_ih, w_hh, b_ih, b_hh, h0, valid, in_masks, rec_masks, reverse, form, acts,
+  carry, ms_order, save) -> (outs, h_n, gates, h_prev, aux)``;
+* :func:`backward_impl` ``(grad_outs, grad_hn, x, w_ih, w_hh, gates, h_prev, aux, valid, in_masks,
+  rec_masks, reverse, form, acts, carry, ms_order, needs) -> (dx, dw_ih, dw_hh, db_ih, db_hh, dh0)``.
+
+:class:`NativeFamilyLayer` saves every tensor backward reads through ``ctx.save_for_backward``.
+
+Work shape (as the LSTM kernel): one GEMM projects every step of every direction (``x W_cat^T``; per
+direction / per gate under input dropout); the kernel runs the steps (per step the recurrent GEMM(s) and
+one fused pointwise pass that overwrites the projection with the activated gates); backward gets the
+pre-activation gradients ``dZ`` from the kernel and forms ``dW_hh``, ``dW_ih``, ``dx`` and the bias
+gradients as large GEMMs over all steps.
+
+Bias placement follows :mod:`lstm_bridge.engine.family_torch` so both paths round alike: ``"exact"``
+folds every bias outside a product into the projection's (``bias_x``) and keeps the GRU's ``b_hn`` on the
+recurrent product (``bias_h``); MindSpore's order (``ms_order``) puts ``b_ih`` on the projection and
+``b_hh`` on the recurrent product.
+"""
+
+from __future__ import annotations
+
+from typing import Any, List, NamedTuple, Optional, Sequence, Tuple
+
+import torch
+
+from ..semantics import CellKind, DirectionWeights, DropoutMasks, LayerSemantics, MaskedOutput
+from . import loader
+from .checks import native_activation_id
+from .projection import matmul_nt
+
+Tensor = torch.Tensor
+OptTensor = Optional[Tensor]
+
+__all__ = [
+    "FORM_GRU_AFTER",
+    "FORM_GRU_BEFORE",
+    "FORM_RNN",
+    "NativeFamilyLayer",
+    "backward_impl",
+    "forward_impl",
+    "run_family_layer",
+]
+
+FORM_RNN, FORM_GRU_AFTER, FORM_GRU_BEFORE = 0, 1, 2  # enum FamilyForm in family.h
+
+_EMPTY = {torch.float32: torch.empty(0), torch.float64: torch.empty(0, dtype=torch.float64)}
+_NO_VALID = torch.empty(0, dtype=torch.uint8)
+
+
+def form_of(kind: CellKind, reset_after: bool) -> int:
+    """The kernel's form code for a cell kind (and the GRU's ``reset_after``)."""
+    if kind is CellKind.RNN:
+        return FORM_RNN
+    if kind is CellKind.GRU:
+        return FORM_GRU_AFTER if reset_after else FORM_GRU_BEFORE
+    raise ValueError(f"the native family kernel runs GRU and RNN layers; received {kind.value}")
+
+
+def _gates(form: int) -> int:
+    return 1 if form == FORM_RNN else 3
+
+
+def _ext() -> Any:
+    ext = loader.module()
+    if ext is None:
+        raise RuntimeError("lstm-bridge native kernel is not loaded (call native.available() first)")
+    return ext
+
+
+def _config(
+    ext: Any,
+    H: Sequence[int],
+    form: int,
+    reverse: Sequence[bool],
+    acts: Sequence[int],
+    carry: bool,
+    ms_order: bool,
+    save: bool,
+) -> Tuple[Any, List[int], int]:
+    """The kernel's ``FamilyConfig``, the column offset of each direction and the total width S."""
+    G = _gates(form)
+    offsets, total = [], 0
+    for h in H:
+        offsets.append(total)
+        total += G * h
+    cfg = ext.FamilyConfig()
+    cfg.form = form
+    cfg.offsets = offsets
+    cfg.reverse = [bool(r) for r in reverse]
+    cfg.gate_act = int(acts[0])
+    cfg.cand_act = int(acts[1])
+    cfg.carry = bool(carry)
+    cfg.ms_order = bool(ms_order)
+    cfg.save = bool(save)
+    return cfg, offsets, total
+
+
+def _pair(b_ih: OptTensor, b_hh: OptTensor) -> Optional[Tuple[Tensor, Tensor]]:
+    """``(b_ih, b_hh)`` with a missing half as zeros when the other exists (family_torch's rule)."""
+    if b_ih is None:
+        return None if b_hh is None else (torch.zeros_like(b_hh), b_hh)
+    return b_ih, (torch.zeros_like(b_ih) if b_hh is None else b_hh)
+
+
+def _kernel_biases(form: int, ms_order: bool, H: int, b_ih: OptTensor, b_hh: OptTensor) -> Tuple[OptTensor, OptTensor]:
+    """``(bias_x, bias_h)`` of one direction (None = absent), detached, in family_torch's rounding order."""
+    pair = _pair(b_ih, b_hh)
+    if pair is None:
+        return None, None
+    bi, bh = pair[0].detach(), pair[1].detach()
+    if ms_order and form != FORM_GRU_BEFORE:
+        return bi, bh
+    if form == FORM_GRU_AFTER:
+        return torch.cat([bi[: 2 * H] + bh[: 2 * H], bi[2 * H :]]), torch.cat(
+            [torch.zeros_like(bh[: 2 * H]), bh[2 * H :]]
+        )
+    return bi + bh, None
+
+
+def _projection(
+    x: Tensor, w_ih: Sequence[Tensor], in_masks: Sequence[OptTensor], G: int, S: int, offsets: Sequence[int]
+) -> Tensor:
+    """``xp (T, B, S)``: every direction's ``(x ⊙ m_q) W_ih^T`` in its column block, contiguous."""
+    x = x.detach()
+    T, B, I = x.shape
+    x2 = x.reshape(T * B, I)
+    if all(m is None for m in in_masks):
+        weight = w_ih[0] if len(w_ih) == 1 else torch.cat([w.detach() for w in w_ih], 0)
+        return matmul_nt(_ext(), x2, weight.detach()).view(T, B, S)
+    xp = x.new_empty(T, B, S)
+    for d, (w, m) in enumerate(zip(w_ih, in_masks)):
+        w = w.detach()
+        GH = w.shape[0]
+        H = GH // G
+        block = xp[..., offsets[d] : offsets[d] + GH]
+        if m is None:
+            block.copy_(torch.mm(x2, w.t()).view(T, B, GH))
+        elif m.shape[0] == 1:
+            block.copy_(torch.mm((x * m[0]).reshape(T * B, I), w.t()).view(T, B, GH))
+        else:  # one mask per gate: the torch path's batched product
+            xm = (x.unsqueeze(0) * m.unsqueeze(1)).reshape(G, T * B, I)
+            per_gate = torch.bmm(xm, w.view(G, H, I).transpose(1, 2))
+            block.copy_(per_gate.permute(1, 0, 2).reshape(T, B, GH))
+    return xp
+
+
+def forward_impl(
+    x: Tensor,
+    w_ih: Sequence[Tensor],
+    w_hh: Sequence[Tensor],
+    b_ih: Sequence[OptTensor],
+    b_hh: Sequence[OptTensor],
+    h0: Sequence[Tensor],
+    valid: OptTensor,
+    in_masks: Sequence[OptTensor],
+    rec_masks: Sequence[OptTensor],
+    reverse: Sequence[bool],
+    form: int,
+    acts: Sequence[int],
+    carry: bool,
+    ms_order: bool,
+    save: bool,
+) -> Tuple[List[Tensor], List[Tensor], Tensor, List[Tensor], List[Tensor]]:
+    """One native GRU/RNN layer forward, no autograd.
+
+    Args:
+        x: ``(T, B, I)``; w_ih[d] ``(G*H_d, I)``, w_hh[d] ``(G*H_d, H_d)``, b_ih/b_hh[d] ``(G*H_d,)`` or
+            None (G = 3 GRU, 1 RNN; gate blocks r, z, n); h0[d] ``(B, H_d)``.
+        valid: ``(T, B)`` bool/uint8 or None. in_masks[d] ``(M, B, I)``, rec_masks[d] ``(M, B, H_d)``
+            (M in {1, G}) or None.
+        form: :data:`FORM_RNN`, :data:`FORM_GRU_AFTER` or :data:`FORM_GRU_BEFORE`.
+        acts: kernel activation ids ``(gate, candidate)``. carry: the masked-output rule.
+        ms_order: MindSpore's op order. save: keep what backward reads.
+
+    Returns:
+        ``(outs[d] (T, B, H_d), h_n[d] (B, H_d), gates (T, B, S), h_prev[d], aux[d])``; without
+        ``save`` the last three are an empty tensor and empty lists.
+    """
+    ext = _ext()
+    G = _gates(form)
+    H = [int(w.shape[1]) for w in w_hh]
+    cfg, offsets, S = _config(ext, H, form, reverse, acts, carry, ms_order, save)
+    xp = _projection(x, w_ih, in_masks, G, S, offsets)
+    empty = _EMPTY[x.dtype]
+    bias_x: List[Tensor] = []
+    bias_h: List[Tensor] = []
+    for d in range(len(H)):
+        bx, bh = _kernel_biases(form, ms_order, H[d], b_ih[d], b_hh[d])
+        bias_x.append(empty if bx is None else bx)
+        bias_h.append(empty if bh is None else bh)
+    outs, hn, hprev, aux = ext.family_forward(
+        cfg,
+        xp,
+        [w.detach() for w in w_hh],
+        [h.detach().to(x.dtype) for h in h0],
+        _NO_VALID if valid is None else valid.detach().to(torch.uint8).contiguous(),
+        [empty if m is None else m.detach().contiguous() for m in rec_masks],
+        bias_x,
+        bias_h,
+    )
+    if not save:
+        return list(outs), list(hn), empty, [], []
+    return list(outs), list(hn), xp, list(hprev), list(aux)
+
+
+def _masked(h_seq: Tensor, m: OptTensor, q: int) -> Tensor:
+    """``h_seq (T, B, H)`` times the recurrent mask of gate ``q`` (a single mask is shared), flattened."""
+    T, B, H = h_seq.shape
+    if m is None:
+        return h_seq.reshape(T * B, H)
+    return (h_seq * m[q if m.shape[0] > 1 else 0]).reshape(T * B, H)
+
+
+def _recurrent_grads(
+    form: int, dz: Tensor, daux: OptTensor, h_prev: Tensor, aux: OptTensor, m: OptTensor, H: int
+) -> Tensor:
+    """``dW_hh (G*H, H)`` of one direction from ``dz (T*B, G*H)``: one GEMM per gate block (or one in all
+    for the RNN and the unmasked r, z blocks)."""
+    if form == FORM_RNN:
+        return dz.t().mm(_masked(h_prev, m, 0))
+    rows = dz.shape[0]
+    if m is None or m.shape[0] == 1:
+        rz = dz[:, : 2 * H].t().mm(_masked(h_prev, m, 0))
+    else:
+        rz = torch.cat([dz[:, q * H : (q + 1) * H].t().mm(_masked(h_prev, m, q)) for q in range(2)], 0)
+    if form == FORM_GRU_AFTER:
+        assert daux is not None
+        n = daux.reshape(rows, H).t().mm(_masked(h_prev, m, 2))
+    else:  # reset_before: the n product's input was r ⊙ hm_n, saved as aux
+        assert aux is not None
+        n = dz[:, 2 * H :].t().mm(aux.reshape(rows, H))
+    return torch.cat([rz, n], 0)
+
+
+def _input_grads(
+    x: Tensor,
+    dZ2: Tensor,
+    w_ih: Sequence[Tensor],
+    in_masks: Sequence[OptTensor],
+    G: int,
+    offsets: Sequence[int],
+    need_x: bool,
+    need_w: Sequence[bool],
+) -> Tuple[OptTensor, List[OptTensor]]:
+    """``dx`` and ``dW_ih`` per direction from ``dZ2 (T*B, S)``: one GEMM each without input masks."""
+    T, B, I = x.shape
+    x2 = x.reshape(T * B, I)
+    D = len(w_ih)
+    widths = [int(w.shape[0]) for w in w_ih]
+    d_w: List[OptTensor] = [None] * D
+    if all(m is None for m in in_masks):
+        dx = None
+        if need_x:
+            weight = w_ih[0] if D == 1 else torch.cat(list(w_ih), 0)
+            dx = dZ2.mm(weight).view(T, B, I)
+        if any(need_w):
+            full = dZ2.t().mm(x2)
+            for d in range(D):
+                if need_w[d]:
+                    d_w[d] = full[offsets[d] : offsets[d] + widths[d]]
+        return dx, d_w
+    dx = x.new_zeros(T, B, I) if need_x else None
+    for d in range(D):
+        m, GH = in_masks[d], widths[d]
+        H = GH // G
+        dz = dZ2[:, offsets[d] : offsets[d] + GH]
+        if m is None:
+            if dx is not None:
+                dx += dz.mm(w_ih[d]).view(T, B, I)
+            if need_w[d]:
+                d_w[d] = dz.t().mm(x2)
+        elif m.shape[0] == 1:
+            if dx is not None:
+                dx += dz.mm(w_ih[d]).view(T, B, I) * m[0]
+            if need_w[d]:
+                d_w[d] = dz.t().mm((x * m[0]).reshape(T * B, I))
+        else:
+            dzg = dz.view(T * B, G, H).transpose(0, 1)  # (G, T*B, H)
+            if dx is not None:
+                dxm = torch.bmm(dzg, w_ih[d].view(G, H, I))
+                dx += (dxm.view(G, T, B, I) * m.unsqueeze(1)).sum(0)
+            if need_w[d]:
+                xm = (x.unsqueeze(0) * m.unsqueeze(1)).reshape(G, T * B, I)
+                d_w[d] = torch.bmm(dzg.transpose(1, 2), xm).reshape(GH, I)
+    return dx, d_w
+
+
+def backward_impl(
+    grad_outs: Sequence[Tensor],
+    grad_hn: Sequence[Tensor],
+    x: Tensor,
+    w_ih: Sequence[Tensor],
+    w_hh: Sequence[Tensor],
+    gates: Tensor,
+    h_prev: Sequence[Tensor],
+    aux: Sequence[Tensor],
+    valid: OptTensor,
+    in_masks: Sequence[OptTensor],
+    rec_masks: Sequence[OptTensor],
+    reverse: Sequence[bool],
+    form: int,
+    acts: Sequence[int],
+    carry: bool,
+    ms_order: bool,
+    needs: Sequence[bool],
+) -> Tuple[OptTensor, List[OptTensor], List[OptTensor], List[OptTensor], List[OptTensor], List[OptTensor]]:
+    """The gradients of :func:`forward_impl`'s differentiable inputs.
+
+    ``needs`` flattens ``(x, w_ih[D], w_hh[D], b_ih[D], b_hh[D], h0[D])``; a gradient not needed is None.
+    Returns ``(dx, dw_ih[d], dw_hh[d], db_ih[d], db_hh[d], dh0[d])``.
+    """
+    ext = _ext()
+    D = len(w_hh)
+    G = _gates(form)
+    H = [int(w.shape[1]) for w in w_hh]
+    cfg, offsets, S = _config(ext, H, form, reverse, acts, carry, ms_order, True)
+    dtype = gates.dtype
+    empty = _EMPTY[dtype]
+    (dZ,), dh0, daux = ext.family_backward(
+        cfg,
+        gates,
+        [g.contiguous() for g in grad_outs],
+        list(grad_hn),
+        list(h_prev),
+        list(aux) if form != FORM_RNN else [],
+        [w.detach() for w in w_hh],
+        _NO_VALID if valid is None else valid,
+        [empty if m is None else m for m in rec_masks],
+    )
+    need_x = bool(needs[0])
+    need_w_ih = [bool(n) for n in needs[1 : 1 + D]]
+    need_w_hh = [bool(n) for n in needs[1 + D : 1 + 2 * D]]
+    need_b_ih = [bool(n) for n in needs[1 + 2 * D : 1 + 3 * D]]
+    need_b_hh = [bool(n) for n in needs[1 + 3 * D : 1 + 4 * D]]
+    T, B, _ = x.shape
+    dZ2 = dZ.view(T * B, S)
+    d_w_hh: List[OptTensor] = [None] * D
+    d_b_ih: List[OptTensor] = [None] * D
+    d_b_hh: List[OptTensor] = [None] * D
+    for d in range(D):
+        dz = dZ2[:, offsets[d] : offsets[d] + G * H[d]]
+        da = daux[d] if form == FORM_GRU_AFTER else None
+        if need_w_hh[d]:
+            d_w_hh[d] = _recurrent_grads(
+                form, dz, da, h_prev[d], aux[d] if form != FORM_RNN else None, rec_masks[d], H[d]
+            )
+        if need_b_ih[d] or need_b_hh[d]:
+            db = dz.sum(0)
+            if need_b_ih[d]:
+                d_b_ih[d] = db
+            if need_b_hh[d]:
+                if da is not None:  # reset_after: b_hn sits on the recurrent product, inside r ⊙ (.)
+                    d_b_hh[d] = torch.cat([db[: 2 * H[d]], da.reshape(T * B, H[d]).sum(0)])
+                else:
+                    d_b_hh[d] = db.clone() if need_b_ih[d] else db  # never one tensor as two .grad
+    dx, d_w_ih = _input_grads(x, dZ2, w_ih, in_masks, G, offsets, need_x, need_w_ih)
+    need_h0 = [bool(n) for n in needs[1 + 4 * D : 1 + 5 * D]]
+    d_h0: List[OptTensor] = [dh0[d] if need_h0[d] else None for d in range(D)]
+    return dx, d_w_ih, d_w_hh, d_b_ih, d_b_hh, d_h0
+
+
+class _Call(NamedTuple):
+    """The non-tensor description of a call plus its non-differentiable tensors (valid, masks)."""
+
+    D: int
+    form: int
+    acts: Tuple[int, int]
+    carry: bool
+    ms_order: bool
+    reverse: Tuple[bool, ...]
+    valid: OptTensor
+    in_masks: Tuple[OptTensor, ...]
+    rec_masks: Tuple[OptTensor, ...]
+
+
+class NativeFamilyLayer(torch.autograd.Function):
+    """Inputs: ``call`` (:class:`_Call`), then ``x, *w_ih, *w_hh, *b_ih, *b_hh, *h0``.
+    Outputs: ``(*outs, *h_n)``. Backward reads only what ``ctx.save_for_backward`` holds."""
+
+    @staticmethod
+    def forward(ctx: Any, call: _Call, *flat: OptTensor) -> Tuple[Tensor, ...]:
+        D = call.D
+        x = flat[0]
+        assert x is not None
+        w_ih, w_hh = list(flat[1 : 1 + D]), list(flat[1 + D : 1 + 2 * D])
+        b_ih, b_hh = list(flat[1 + 2 * D : 1 + 3 * D]), list(flat[1 + 3 * D : 1 + 4 * D])
+        h0 = list(flat[1 + 4 * D : 1 + 5 * D])
+        # only applied when autograd records the call (run_family_layer runs inference without it)
+        outs, hn, gates, h_prev, aux = forward_impl(
+            x, w_ih, w_hh, b_ih, b_hh, h0, call.valid, call.in_masks, call.rec_masks, call.reverse, call.form,
+            call.acts, call.carry, call.ms_order, True
+        )  # fmt: skip
+        ctx.call = call._replace(valid=None, in_masks=(), rec_masks=())  # its tensors go through save_for_backward
+        ctx.has = (
+            call.valid is not None,
+            [m is not None for m in call.in_masks],
+            [m is not None for m in call.rec_masks],
+        )
+        present = [t for t in (call.valid, *call.in_masks, *call.rec_masks) if t is not None]
+        ctx.save_for_backward(x, *w_ih, *w_hh, gates, *h_prev, *aux, *present)
+        return (*outs, *hn)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, *grads: Tensor) -> Tuple[OptTensor, ...]:
+        call: _Call = ctx.call
+        D = call.D
+        saved = list(ctx.saved_tensors)
+        x, w_ih, w_hh, gates = saved[0], saved[1 : 1 + D], saved[1 + D : 1 + 2 * D], saved[1 + 2 * D]
+        at = 2 + 2 * D
+        h_prev = saved[at : at + D]
+        at += D
+        n_aux = D if call.form != FORM_RNN else 0
+        aux = saved[at : at + n_aux]
+        at += n_aux
+        rest = iter(saved[at:])
+        has_valid, has_in, has_rec = ctx.has
+        valid = next(rest) if has_valid else None
+        in_masks = [next(rest) if h else None for h in has_in]
+        rec_masks = [next(rest) if h else None for h in has_rec]
+        g_out, g_hn = list(grads[:D]), list(grads[D : 2 * D])  # materialised: zeros for unused outputs
+        dx, dw_ih, dw_hh, db_ih, db_hh, dh0 = backward_impl(
+            g_out, g_hn, x, w_ih, w_hh, gates, h_prev, aux, valid, in_masks, rec_masks, call.reverse, call.form,
+            call.acts, call.carry, call.ms_order, ctx.needs_input_grad[1:]
+        )  # fmt: skip
+        return (None, dx, *dw_ih, *dw_hh, *db_ih, *db_hh, *dh0)
+
+
+def run_family_layer(
+    x: Tensor,
+    directions: Sequence[DirectionWeights],
+    h0: Sequence[Tensor],
+    *,
+    kind: CellKind,
+    reverse: Sequence[bool],
+    valid: OptTensor,
+    semantics: LayerSemantics,
+    dropout: Sequence[Optional[DropoutMasks]],
+) -> Tuple[List[Tensor], List[Tensor]]:
+    """One GRU/RNN layer on the kernel, with :func:`lstm_bridge.engine.family_torch.run_family_layer`'s
+    results (``(outputs, h_n)`` lists over directions, outputs indexed by original time). The request must
+    have passed ``checks.check_family_supported`` and the engine's shape checks."""
+    if not loader.available():
+        raise RuntimeError("lstm-bridge native kernel unavailable: " + (loader.error() or "unknown reason"))
+    D = len(directions)
+    acts = semantics.activations
+    gate_id = native_activation_id(acts.gate) if kind is CellKind.GRU else 0
+    cand_id = native_activation_id(acts.candidate)
+    assert gate_id is not None and cand_id is not None  # check_family_supported
+    ms_order = bool(semantics.mindspore_cpu)
+    call = _Call(
+        D=D,
+        form=form_of(kind, semantics.reset_after),
+        acts=(gate_id, cand_id),
+        carry=semantics.masked_output is MaskedOutput.CARRY,
+        ms_order=ms_order,
+        reverse=tuple(bool(r) for r in reverse),
+        valid=None if valid is None else valid.detach().to(torch.uint8).contiguous(),
+        in_masks=tuple(None if d is None or d.inputs is None else d.inputs.detach().contiguous() for d in dropout),
+        rec_masks=tuple(
+            None if d is None or d.recurrent is None else d.recurrent.detach().contiguous() for d in dropout
+        ),
+    )
+    flat = (
+        x,
+        *[w.w_ih for w in directions],
+        *[w.w_hh for w in directions],
+        *[w.b_ih for w in directions],
+        *[w.b_hh for w in directions],
+        *[h.to(x.dtype) for h in h0],
+    )
+    record = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in flat)
+    if not record:
+        outs, hn, _, _, _ = forward_impl(
+            x, [w.w_ih for w in directions], [w.w_hh for w in directions], [w.b_ih for w in directions],
+            [w.b_hh for w in directions], list(flat[1 + 4 * D :]), call.valid, call.in_masks, call.rec_masks,
+            call.reverse, call.form, call.acts, call.carry, call.ms_order, False
+        )  # fmt: skip
+        return outs, hn
+    results = NativeFamilyLayer.apply(call, *flat)  # type: ignore[no-untyped-call]
+    return list(results[:D]), list(results[D:])
