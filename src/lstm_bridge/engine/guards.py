@@ -58,6 +58,8 @@ def check_allocation(what: str, elements: int, dtype: torch.dtype) -> None:
 
     ``what`` names the request, e.g. ``"the parameters of LSTM(input_size=10, hidden_size=2147483648)"``.
     """
+    if tracing():
+        return  # sizes may be symbolic; the check is an eager-mode courtesy
     itemsize = torch.empty((), dtype=dtype).element_size()
     needed = int(elements) * itemsize
     limit = memory_limit()
@@ -137,8 +139,8 @@ def check_request(
 
 def _check_buffers(x: Tensor, directions: Sequence[DirectionWeights]) -> None:
     """MemoryError when the layer's buffers for ``x (T, B, I)`` cannot fit in physical memory."""
-    if x.dim() != 3:
-        return  # the shape checks of the path report this
+    if x.dim() != 3 or tracing():
+        return  # the shape checks of the path report a wrong rank; traced sizes may be symbolic
     T, B = int(x.shape[0]), int(x.shape[1])
     values = T * B * sum(5 * int(w.w_hh.shape[-1]) for w in directions)
     limit = memory_limit()
@@ -167,3 +169,31 @@ def allocation_errors(what: Union[str, Callable[[], str]]) -> Iterator[None]:
 
 def _text(what: Union[str, Callable[[], str]]) -> str:
     return what if isinstance(what, str) else what()
+
+
+def tracing() -> bool:
+    """True while ``torch.compile``, ``torch.export`` (strict or not, the dynamo ONNX exporter too) or
+    ``torch.jit.trace`` records the call: the engine then takes the paths built of registered ops and skips
+    checks that would read tensor values or guard on symbolic sizes."""
+    return torch.compiler.is_compiling() or bool(torch.jit.is_tracing())  # type: ignore[no-untyped-call]
+
+
+@torch.library.custom_op("lstm_bridge::check_range", mutates_args=())
+def check_range(values: Tensor, low: int, high: int, message: str) -> Tensor:
+    """``values`` as int64 (a new tensor), after checking every entry lies in ``[low, high]``.
+
+    A registered op, so the check on tensor *values* runs inside a compiled or exported graph instead of
+    a Python branch that tracing cannot hold. ``message`` is formatted with ``high``, ``index`` and
+    ``value`` (the first offending entry) for the ``RuntimeError`` it raises.
+    """
+    out = values.to(torch.int64, copy=True)
+    bad = ((out < low) | (out > high)).nonzero()
+    if bad.numel():
+        index = int(bad[0, 0])
+        raise RuntimeError(message.format(high=high, index=index, value=int(out.view(-1)[index])))
+    return out
+
+
+@check_range.register_fake
+def _check_range_fake(values: Tensor, low: int, high: int, message: str) -> Tensor:
+    return values.new_empty(values.shape, dtype=torch.int64)

@@ -34,7 +34,7 @@ import torch
 
 from .._tensors import as_float, as_tensor, check_shape
 from ..engine import CellKind, DirectionWeights, LayerSemantics, check_allocation, lengths_to_valid, run_stack
-from ..engine.guards import allocation_errors
+from ..engine.guards import allocation_errors, check_range, tracing
 from ._checks import (
     NUMERICS as NUMERICS,  # re-exported: the accepted numerics values
     KernelRuntimeError,
@@ -212,6 +212,15 @@ class RecurrentNet(torch.nn.Module):
             )
         check_shape(lengths, (batch,), "seq_length", f" (batch size of x is {batch})")
         lengths = lengths.to(torch.int64)
+        if self.bidirectional and tracing():  # the value check runs inside the recorded graph
+            checked: torch.Tensor = check_range(
+                lengths,
+                0,
+                steps,
+                f"For '{name}' (bidirectional), seq_length must be in [0, {{high}}] (the number of time steps); "
+                "received seq_length[{index}] = {value}",
+            )
+            return checked
         if self.bidirectional:
             bad = ((lengths < 0) | (lengths > steps)).nonzero()
             if bad.numel():

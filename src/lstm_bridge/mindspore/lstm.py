@@ -39,6 +39,17 @@ def approximate_activations() -> CellActivations:
     return CellActivations(gate=_act.ms_cpu_sigmoid, candidate=_act.ms_cpu_tanh, cell=_act.ms_cpu_tanh)
 
 
+# (emulated CPU activations, oneDNN bits) -> the call's semantics, built once: no per-call objects, and
+# torch.compile sees module constants instead of objects it would have to build
+_SEMANTICS = {
+    (approx, onednn): LayerSemantics(
+        approximate_activations() if approx else CellActivations(), MaskedOutput.ZERO, onednn_bits=onednn
+    )
+    for approx in (False, True)
+    for onednn in (False, True)
+}
+
+
 class LSTM(RecurrentNet):
     """``mindspore.nn.LSTM(input_size, hidden_size, num_layers=1, has_bias=True, batch_first=False,
     dropout=0.0, bidirectional=False)``; ``forward(x, hx=None, seq_length=None) -> output, (h_n, c_n)``.
@@ -97,10 +108,8 @@ class LSTM(RecurrentNet):
         return h0.to(compute), c0.to(compute)
 
     def _semantics(self, with_lengths: bool, compute: torch.dtype) -> LayerSemantics:
-        acts = CellActivations()
-        if with_lengths and self.numerics.startswith("mindspore-cpu") and compute == torch.float32:
-            acts = approximate_activations()
-        return LayerSemantics(acts, MaskedOutput.ZERO, onednn_bits=self.numerics.startswith("mindspore-cpu"))
+        ms_cpu = self.numerics.startswith("mindspore-cpu")
+        return _SEMANTICS[(with_lengths and ms_cpu and compute == torch.float32, ms_cpu)]
 
     def _result(
         self, out: torch.Tensor, h_n: torch.Tensor, c_n: Optional[torch.Tensor]

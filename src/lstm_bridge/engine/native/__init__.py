@@ -28,16 +28,16 @@ Work shape per layer call:
 
 from __future__ import annotations
 
-from types import ModuleType
 from typing import List, Optional, Sequence, Tuple
 
 import torch
 
+from ..guards import tracing
 from ..semantics import DirectionWeights, DropoutMasks, LayerSemantics, MaskedOutput
-from . import function, loader, workspace
+from . import function, ops, workspace
 from .checks import check_shapes, check_supported, native_activation_id
 from .loader import available, error, module
-from .plan import LayerArgs, Masks, Plan
+from .plan import LayerArgs
 
 Tensor = torch.Tensor
 
@@ -59,43 +59,6 @@ __all__ = [
 GEMM_PATH = "kernel"
 
 release_workspace = workspace.release
-
-
-def _gemm_code(ext: ModuleType, dtype: torch.dtype) -> int:
-    if GEMM_PATH == "kernel":
-        return int(ext.GEMM_KERNEL)
-    if GEMM_PATH == "aten":
-        return int(ext.GEMM_ATEN)
-    if GEMM_PATH == "mkl":
-        return int(ext.GEMM_MKL if ext.HAS_PACKED_GEMM and dtype == torch.float32 else ext.GEMM_KERNEL)
-    raise ValueError(f"native.GEMM_PATH must be 'kernel', 'mkl' or 'aten'; received {GEMM_PATH!r}")
-
-
-def _plan(
-    ext: ModuleType,
-    directions: Sequence[DirectionWeights],
-    reverse: Sequence[bool],
-    semantics: LayerSemantics,
-    dtype: torch.dtype,
-    record: bool,
-) -> Plan:
-    H = tuple([w.hidden_size for w in directions])
-    offsets = []
-    total = 0
-    for h in H:
-        offsets.append(total)
-        total += 4 * h
-    acts = semantics.activations
-    cfg = ext.LayerConfig()
-    cfg.offsets = offsets
-    cfg.reverse = [bool(r) for r in reverse]
-    cfg.gate_act = native_activation_id(acts.gate)
-    cfg.cand_act = native_activation_id(acts.candidate)
-    cfg.cell_act = native_activation_id(acts.cell)
-    cfg.carry = semantics.masked_output is MaskedOutput.CARRY
-    cfg.gemm = _gemm_code(ext, dtype)
-    cfg.save = record  # keep c_prev/h_prev for backward
-    return Plan(ext, cfg, len(H), H, tuple(offsets), total, dtype, record)
 
 
 def run_layer(
@@ -144,27 +107,24 @@ def run_layer_checked(
     """:func:`run_layer` for a request :func:`check_supported` has already accepted (the backend's
     selection runs it; a second pass costs ~10 us per call on small layers)."""
     check_shapes(x, directions, h0, c0, reverse, valid, dropout)
-    if not available():
-        raise RuntimeError("lstm-bridge native kernel unavailable: " + (error() or "unknown reason"))
-    ext = loader.module()
-    assert ext is not None  # available() is True
-    args = LayerArgs(
-        x,
-        tuple([w.w_ih for w in directions]),
-        tuple([w.w_hh for w in directions]),
-        tuple([w.b_ih for w in directions]),
-        tuple([w.b_hh for w in directions]),
-        tuple([h.to(x.dtype) for h in h0]),
-        tuple([c.to(x.dtype) for c in c0]),
-    )
-    flat = args.flat()
-    record = torch.is_grad_enabled() and any([t is not None and t.requires_grad for t in flat])
-    masks = Masks(
-        valid=None if valid is None else valid.detach().to(torch.uint8).contiguous(),
-        inputs=tuple([None if d is None or d.inputs is None else d.inputs.detach().contiguous() for d in dropout]),
-        recurrent=tuple(
-            [None if d is None or d.recurrent is None else d.recurrent.detach().contiguous() for d in dropout]
-        ),
-    )
-    plan = _plan(ext, directions, reverse, semantics, x.dtype, record)
-    return function.apply(plan, args, masks)
+    acts = semantics.activations
+    act_ids = [int(native_activation_id(fn) or 0) for fn in (acts.gate, acts.candidate, acts.cell)]  # supported
+    carry = semantics.masked_output is MaskedOutput.CARRY
+    dtype = x.dtype
+    w_ih = [w.w_ih for w in directions]
+    w_hh = [w.w_hh for w in directions]
+    b_ih = [w.b_ih for w in directions]
+    b_hh = [w.b_hh for w in directions]
+    hs = [h if h.dtype == dtype else h.to(dtype) for h in h0]
+    cs = [c if c.dtype == dtype else c.to(dtype) for c in c0]
+    in_masks = [None if d is None else d.inputs for d in dropout]
+    rec_masks = [None if d is None else d.recurrent for d in dropout]
+    if tracing():  # torch.compile / torch.export / jit.trace record the registered custom op
+        return ops.run(
+            x, w_ih, w_hh, b_ih, b_hh, hs, cs, valid=valid, in_masks=in_masks, rec_masks=rec_masks,
+            reverse=reverse, acts=act_ids, carry=carry,
+        )  # fmt: skip
+    args = LayerArgs(x, tuple(w_ih), tuple(w_hh), tuple(b_ih), tuple(b_hh), tuple(hs), tuple(cs))
+    record = torch.is_grad_enabled() and any([t is not None and t.requires_grad for t in args.flat()])
+    plan = function.make_plan([w.hidden_size for w in directions], reverse, act_ids, carry, dtype, record)
+    return function.apply(plan, args, function.kernel_masks(valid, in_masks, rec_masks))

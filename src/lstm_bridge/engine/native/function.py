@@ -1,11 +1,15 @@
-"""One layer through the kernel as a ``torch.autograd.Function``.
+"""One layer through the kernel: the forward and backward computations, and the eager
+``torch.autograd.Function`` around them.
 
-``NativeLayer.apply(plan, masks, *LayerArgs.flat())`` returns ``(*outs, *h_n, *c_n)`` (per
-direction ``(T, B, H)``, ``(B, H)``, ``(B, H)``). Forward: the input projection (:mod:`.projection`),
-then the kernel's recurrence, which overwrites the projection with the activated gates. When the call
-is recorded, every tensor backward reads goes through ``ctx.save_for_backward`` (:class:`.Saved`), so
-``torch.autograd.graph.saved_tensors_hooks`` (offloading) and ``torch.utils.checkpoint`` see them all;
-``ctx`` keeps only the tensor-free :class:`.Plan`.
+:func:`forward_impl` / :func:`backward_impl` are the whole native computation of one layer, written
+over plain tensors, lists and ints (no Python object of the call crosses them): the registered custom
+ops (:mod:`.ops`, what ``torch.compile``/``torch.export``/tracing see) and the eager
+:class:`NativeLayer` both run exactly these, so the two paths give the same bits.
+
+Forward: the input projection (:mod:`.projection`), then the kernel's recurrence, which overwrites the
+projection with the activated gates. When the call is recorded, every tensor backward reads goes
+through ``ctx.save_for_backward`` (:class:`.Saved`), so ``torch.autograd.graph.saved_tensors_hooks``
+(offloading) and ``torch.utils.checkpoint`` see them all.
 
 Backward: the kernel returns ``dZ`` (pre-activation gradients) and ``dh0``/``dc0``; ``dW_hh``, ``dW_ih``,
 ``dx`` and the bias gradients are each one large GEMM / reduction over all steps.
@@ -13,17 +17,141 @@ Backward: the kernel returns ``dZ`` (pre-activation gradients) and ``dh0``/``dc0
 
 from __future__ import annotations
 
+import functools
 from typing import Any, List, Optional, Sequence, Tuple
 
 import torch
 
-from . import workspace
+from . import loader, workspace
 from .plan import LayerArgs, Masks, Plan, Saved
 from .projection import input_gradients, input_projection
 
 Tensor = torch.Tensor
 
-__all__ = ["NativeLayer"]
+__all__ = ["NativeLayer", "apply", "backward_impl", "forward_impl", "kernel_masks", "make_plan"]
+
+ForwardResult = Tuple[List[Tensor], List[Tensor], List[Tensor], Tensor, List[Tensor], List[Tensor]]
+"""``(outs, h_n, c_n, gates, c_prev, h_prev)``: per direction ``(T, B, H)``, ``(B, H)``, ``(B, H)``;
+``gates (T, B, S)`` and per direction ``c_prev``/``h_prev (T, B, H)`` when saved (else ``(0,)`` and ``[]``)."""
+
+
+def _gemm_code(ext: Any, dtype: torch.dtype) -> int:
+    from . import GEMM_PATH  # read per call: tests switch it
+
+    if GEMM_PATH == "kernel":
+        return int(ext.GEMM_KERNEL)
+    if GEMM_PATH == "aten":
+        return int(ext.GEMM_ATEN)
+    if GEMM_PATH == "mkl":
+        return int(ext.GEMM_MKL if ext.HAS_PACKED_GEMM and dtype == torch.float32 else ext.GEMM_KERNEL)
+    raise ValueError(f"native.GEMM_PATH must be 'kernel', 'mkl' or 'aten'; received {GEMM_PATH!r}")
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_plan(
+    ext: Any,
+    H: Tuple[int, ...],
+    reverse: Tuple[bool, ...],
+    acts: Tuple[int, int, int],
+    carry: bool,
+    gemm: int,
+    dtype: torch.dtype,
+    record: bool,
+) -> Plan:
+    offsets = []
+    total = 0
+    for h in H:
+        offsets.append(total)
+        total += 4 * h
+    cfg = ext.LayerConfig()
+    cfg.offsets = offsets
+    cfg.reverse = list(reverse)
+    cfg.gate_act, cfg.cand_act, cfg.cell_act = acts
+    cfg.carry = carry
+    cfg.gemm = gemm
+    cfg.save = record  # keep c_prev/h_prev for backward
+    return Plan(ext, cfg, len(H), H, tuple(offsets), total, dtype, record)
+
+
+def make_plan(
+    H: Sequence[int], reverse: Sequence[bool], acts: Sequence[int], carry: bool, dtype: torch.dtype, record: bool
+) -> Plan:
+    """The :class:`.Plan` (and the kernel's ``LayerConfig``) of a call, cached per configuration: the
+    kernel never mutates it, so calls with the same hidden sizes, directions and semantics share one."""
+    if not loader.available():
+        raise RuntimeError(
+            "lstm-bridge native kernel unavailable: "
+            + (loader.error() or "unknown reason")
+            + " (set LSTM_BRIDGE_BACKEND=torch to run the portable torch path)"
+        )
+    ext = loader.module()
+    a = tuple(int(v) for v in acts)
+    return _cached_plan(
+        ext,
+        tuple(int(h) for h in H),
+        tuple(bool(r) for r in reverse),
+        (a[0], a[1], a[2]),
+        bool(carry),
+        _gemm_code(ext, dtype),
+        dtype,
+        bool(record),
+    )
+
+
+def kernel_masks(
+    valid: Optional[Tensor], in_masks: Sequence[Optional[Tensor]], rec_masks: Sequence[Optional[Tensor]]
+) -> Masks:
+    """The call's non-differentiable tensors as the kernel reads them: ``valid`` uint8, masks contiguous."""
+    return Masks(
+        valid=None if valid is None else valid.detach().to(torch.uint8).contiguous(),
+        inputs=tuple([None if m is None else m.detach().contiguous() for m in in_masks]),
+        recurrent=tuple([None if m is None else m.detach().contiguous() for m in rec_masks]),
+    )
+
+
+def _run_forward(plan: Plan, args: LayerArgs, masks: Masks) -> ForwardResult:
+    x = args.x
+    T, B, _ = x.shape
+    # plan.record (= plan.cfg.save): autograd records this call, decided outside where grad mode is visible
+    reuse = None if plan.record else workspace.inference_buffer(T * B * plan.S, x.dtype)
+    xp, kernel_bias = input_projection(plan, x, args.w_ih, args.b_ih, args.b_hh, masks.inputs, out=reuse)
+    xp = xp.contiguous()
+    outs, hn, cn, cprev, hprev = plan.ext.forward(
+        plan.cfg,
+        xp,
+        list(args.w_hh),
+        list(args.h0),
+        list(args.c0),
+        masks.valid_arg(),
+        masks.recurrent_args(plan),
+        kernel_bias,
+    )
+    # xp was overwritten in place by the kernel: the activated gates of every step
+    gates = xp if plan.record else x.new_empty(0)
+    return list(outs), list(hn), list(cn), gates, list(cprev), list(hprev)
+
+
+def forward_impl(
+    x: Tensor,
+    w_ih: Sequence[Tensor],
+    w_hh: Sequence[Tensor],
+    b_ih: Sequence[Optional[Tensor]],
+    b_hh: Sequence[Optional[Tensor]],
+    h0: Sequence[Tensor],
+    c0: Sequence[Tensor],
+    valid: Optional[Tensor],
+    in_masks: Sequence[Optional[Tensor]],
+    rec_masks: Sequence[Optional[Tensor]],
+    reverse: Sequence[bool],
+    acts: Sequence[int],
+    carry: bool,
+    save: bool,
+) -> ForwardResult:
+    """One layer forward (shapes in :data:`ForwardResult`); ``acts`` the kernel's gate, candidate and cell
+    activation ids, ``carry`` the masked-output rule, ``save``: also return what backward reads."""
+    plan = make_plan([int(w.shape[1]) for w in w_hh], reverse, acts, carry, x.dtype, save)
+    args = LayerArgs(x, tuple(w_ih), tuple(w_hh), tuple(b_ih), tuple(b_hh), tuple(h0), tuple(c0))
+    return _run_forward(plan, args, kernel_masks(valid, in_masks, rec_masks))
 
 
 def _recurrent_weight_grad(dz: Tensor, h_seq: Tensor, m: Optional[Tensor]) -> Tensor:
@@ -32,41 +160,101 @@ def _recurrent_weight_grad(dz: Tensor, h_seq: Tensor, m: Optional[Tensor]) -> Te
     H = h_seq.shape[-1]
     rows = dz.shape[0]
     if m is None:
-        return dz.t().mm(h_seq.view(rows, H))
+        return dz.t().mm(h_seq.reshape(rows, H))
     if m.shape[0] == 1:
-        return dz.t().mm((h_seq * m[0]).view(rows, H))
+        return dz.t().mm((h_seq * m[0]).reshape(rows, H))
     hm = (h_seq.unsqueeze(0) * m.unsqueeze(1)).view(4, rows, H)
     return torch.bmm(dz.view(rows, 4, H).permute(1, 2, 0), hm).reshape(4 * H, H)
 
 
+def _run_backward(
+    plan: Plan,
+    saved: Saved,
+    need: LayerArgs,
+    g_out: Sequence[Tensor],
+    g_hn: Sequence[Tensor],
+    g_cn: Sequence[Tensor],
+) -> LayerArgs:
+    """The gradients of :class:`.LayerArgs` (None where ``need`` is False)."""
+    D = plan.D
+    masks = saved.masks
+    (dZ,), dh0, dc0 = plan.ext.backward(
+        plan.cfg,
+        saved.gates,
+        [g.contiguous() for g in g_out],
+        list(g_hn),
+        list(g_cn),
+        list(saved.c_prev),
+        list(saved.w_hh),
+        masks.valid_arg(),
+        masks.recurrent_args(plan),
+    )
+    T, B, _ = saved.x.shape
+    dZ2 = dZ.view(T * B, plan.S)
+    d_w_hh: List[Optional[Tensor]] = [None] * D
+    d_b_ih: List[Optional[Tensor]] = [None] * D
+    d_b_hh: List[Optional[Tensor]] = [None] * D
+    for d in range(D):
+        dz = dZ2[:, plan.columns(d)]
+        if need.w_hh[d]:
+            d_w_hh[d] = _recurrent_weight_grad(dz, saved.h_prev[d], masks.recurrent[d])
+        if need.b_ih[d] or need.b_hh[d]:
+            db = dz.sum(0)
+            both = need.b_ih[d] and need.b_hh[d]
+            d_b_ih[d] = db if need.b_ih[d] else None
+            d_b_hh[d] = (db.clone() if both else db) if need.b_hh[d] else None  # no shared .grad
+    dx, d_w_ih = input_gradients(plan, dZ2, saved.x, saved.w_ih, masks.inputs, need.x, need.w_ih)
+    return LayerArgs(
+        dx,
+        tuple(d_w_ih),
+        tuple(d_w_hh),
+        tuple(d_b_ih),
+        tuple(d_b_hh),
+        tuple(dh0),
+        tuple(dc0),
+    )
+
+
+def backward_impl(
+    grad_outs: Sequence[Tensor],
+    grad_hn: Sequence[Tensor],
+    grad_cn: Sequence[Tensor],
+    x: Tensor,
+    w_ih: Sequence[Tensor],
+    w_hh: Sequence[Tensor],
+    gates: Tensor,
+    c_prev: Sequence[Tensor],
+    h_prev: Sequence[Tensor],
+    valid: Optional[Tensor],
+    in_masks: Sequence[Optional[Tensor]],
+    rec_masks: Sequence[Optional[Tensor]],
+    reverse: Sequence[bool],
+    acts: Sequence[int],
+    carry: bool,
+    need: Sequence[bool],
+) -> LayerArgs:
+    """One layer backward: gradients of :class:`.LayerArgs` (``need`` is its flat layout of booleans,
+    ``1DDDDDD``; an entry not needed comes back None). The ``grad_*`` are dense (zeros where unused)."""
+    D = len(w_hh)
+    plan = make_plan([int(w.shape[1]) for w in w_hh], reverse, acts, carry, x.dtype, True)
+    masks = kernel_masks(valid, in_masks, rec_masks)
+    saved = Saved(x, tuple(w_ih), tuple(w_hh), gates, tuple(c_prev), tuple(h_prev), masks)
+    return _run_backward(plan, saved, LayerArgs.from_flat(need, D), grad_outs, grad_hn, grad_cn)
+
+
 class NativeLayer(torch.autograd.Function):
-    """Inputs: ``plan``, ``masks`` (:class:`.Masks`: not differentiable, so one plain argument; its
-    tensors are saved for backward like the rest), then :class:`.LayerArgs` flattened.
+    """The eager path (no tracing): the same computation as :mod:`.ops` without the dispatcher's
+    per-call cost. Inputs: ``plan``, ``masks`` (:class:`.Masks`: not differentiable, so one plain
+    argument; its tensors are saved for backward like the rest), then :class:`.LayerArgs` flattened.
     Outputs: ``(*outs, *h_n, *c_n)``."""
 
     @staticmethod
     def forward(ctx: Any, plan: Plan, masks: Masks, *flat: Optional[Tensor]) -> Tuple[Tensor, ...]:
         args = LayerArgs.from_flat(flat, plan.D)
-        x = args.x
-        T, B, _ = x.shape
-        # plan.record (= plan.cfg.save): autograd records this call, decided outside where grad mode is visible
-        reuse = None if plan.record else workspace.inference_buffer(T * B * plan.S, x.dtype)
-        xp, kernel_bias = input_projection(plan, x, args.w_ih, args.b_ih, args.b_hh, masks.inputs, out=reuse)
-        xp = xp.contiguous()
-        outs, hn, cn, cprev, hprev = plan.ext.forward(
-            plan.cfg,
-            xp,
-            list(args.w_hh),
-            list(args.h0),
-            list(args.c0),
-            masks.valid_arg(),
-            masks.recurrent_args(plan),
-            kernel_bias,
-        )
+        outs, hn, cn, gates, cprev, hprev = _run_forward(plan, args, masks)
         if plan.record:
             ctx.plan = plan
-            # xp was overwritten in place by the kernel: the activated gates of every step
-            ctx.save_for_backward(*Saved(x, args.w_ih, args.w_hh, xp, tuple(cprev), tuple(hprev), masks).flat())
+            ctx.save_for_backward(*Saved(args.x, args.w_ih, args.w_hh, gates, tuple(cprev), tuple(hprev), masks).flat())
         return (*outs, *hn, *cn)
 
     @staticmethod
@@ -76,36 +264,7 @@ class NativeLayer(torch.autograd.Function):
         D = plan.D
         saved = Saved.from_flat(ctx.saved_tensors, D)
         need = LayerArgs.from_flat(ctx.needs_input_grad[2:], D)
-        masks = saved.masks
-        g_out = [g.contiguous() for g in grads[0:D]]
-        g_hn, g_cn = list(grads[D : 2 * D]), list(grads[2 * D : 3 * D])
-        (dZ,), dh0, dc0 = plan.ext.backward(
-            plan.cfg,
-            saved.gates,
-            g_out,
-            g_hn,
-            g_cn,
-            list(saved.c_prev),
-            list(saved.w_hh),
-            masks.valid_arg(),
-            masks.recurrent_args(plan),
-        )
-        T, B, _ = saved.x.shape
-        dZ2 = dZ.view(T * B, plan.S)
-        d_w_hh: List[Optional[Tensor]] = [None] * D
-        d_b_ih: List[Optional[Tensor]] = [None] * D
-        d_b_hh: List[Optional[Tensor]] = [None] * D
-        for d in range(D):
-            dz = dZ2[:, plan.columns(d)]
-            if need.w_hh[d]:
-                d_w_hh[d] = _recurrent_weight_grad(dz, saved.h_prev[d], masks.recurrent[d])
-            if need.b_ih[d] or need.b_hh[d]:
-                db = dz.sum(0)
-                both = need.b_ih[d] and need.b_hh[d]
-                d_b_ih[d] = db if need.b_ih[d] else None
-                d_b_hh[d] = (db.clone() if both else db) if need.b_hh[d] else None  # no shared .grad
-        dx, d_w_ih = input_gradients(plan, dZ2, saved.x, saved.w_ih, masks.inputs, need.x, need.w_ih)
-        grad_args = LayerArgs(dx, tuple(d_w_ih), tuple(d_w_hh), tuple(d_b_ih), tuple(d_b_hh), tuple(dh0), tuple(dc0))
+        grad_args = _run_backward(plan, saved, need, grads[0:D], grads[D : 2 * D], grads[2 * D : 3 * D])
         return (None, None, *grad_args.flat())
 
 

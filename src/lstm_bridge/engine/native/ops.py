@@ -1,0 +1,352 @@
+"""The native kernel as registered PyTorch custom operators (``torch.library``).
+
+``torch.ops.lstm_bridge.lstm_layer`` and ``torch.ops.lstm_bridge.lstm_layer_backward`` are what
+``torch.compile(fullgraph=True)``, ``torch.export``, ``torch.jit.trace`` and the dynamo ONNX exporter
+see of a native layer: each has a schema of tensors, tensor lists, ints and bools (no Python object of
+the call), a fake implementation that propagates shapes (symbolic ``T`` and ``B`` included), and the
+forward op an autograd formula (:func:`torch.library.register_autograd`) whose ``setup_context`` saves
+every tensor backward reads through ``ctx.save_for_backward`` (so saved-tensor hooks and
+``torch.utils.checkpoint`` see them) and whose backward calls the backward op. Their real kernels are
+:func:`.function.forward_impl` / :func:`.function.backward_impl`, the computation the eager
+:class:`.function.NativeLayer` runs too.
+
+Schema of ``lstm_layer`` (``D`` directions; ``H_d`` from ``w_hh[d]``; ``S = sum 4 H_d``)::
+
+    x (T, B, I); w_ih[d] (4H_d, I); w_hh[d] (4H_d, H_d); b_ih / b_hh: the present biases only,
+    ``has_bias[d]`` / ``has_bias[D + d]`` (0/1) saying which directions have b_ih / b_hh; h0[d], c0[d] (B, H_d);
+    valid (T, B) bool or None; in_masks / rec_masks: the present dropout masks (G, B, I) / (G, B, H_d),
+    ``has_mask[d]`` / ``has_mask[D + d]`` (0/1) saying which directions have them;
+    reverse[d] (0/1: torch.jit.trace holds no bool lists); acts = [gate, candidate, cell] kernel activation
+    ids; carry (masked-output rule); save.
+    -> (outs[d] (T, B, H_d), h_n[d], c_n[d] (B, H_d), gates (T, B, S) or (0,), c_prev[d], h_prev[d])
+
+``save`` is True when autograd records the call: the op then also returns the activated gates and the
+per-step states, which ``setup_context`` saves (they are outputs, never differentiated).
+"""
+
+from __future__ import annotations
+
+from typing import Any, List, Optional, Sequence, Tuple
+
+import torch
+
+from . import function
+
+Tensor = torch.Tensor
+
+__all__ = ["lstm_layer", "lstm_layer_backward", "run"]
+
+_FwdOut = Tuple[List[Tensor], List[Tensor], List[Tensor], Tensor, List[Tensor], List[Tensor]]
+
+
+def _present(present: Sequence[Tensor], flags: Sequence[int]) -> List[Optional[Tensor]]:
+    """Per direction the tensor or None, from the present ones and their 0/1 flags."""
+    it = iter(present)
+    return [next(it) if f else None for f in flags]
+
+
+@torch.library.custom_op("lstm_bridge::lstm_layer", mutates_args=(), device_types="cpu")
+def lstm_layer(
+    x: Tensor,
+    w_ih: List[Tensor],
+    w_hh: List[Tensor],
+    b_ih: List[Tensor],
+    b_hh: List[Tensor],
+    has_bias: List[int],
+    h0: List[Tensor],
+    c0: List[Tensor],
+    valid: Optional[Tensor],
+    in_masks: List[Tensor],
+    rec_masks: List[Tensor],
+    has_mask: List[int],
+    reverse: List[int],
+    acts: List[int],
+    carry: bool,
+    save: bool,
+) -> _FwdOut:
+    """One native LSTM layer forward (see the module docstring for the schema)."""
+    D = len(w_hh)
+    return function.forward_impl(
+        x,
+        w_ih,
+        w_hh,
+        _present(b_ih, has_bias[:D]),
+        _present(b_hh, has_bias[D:]),
+        h0,
+        c0,
+        valid,
+        _present(in_masks, has_mask[:D]),
+        _present(rec_masks, has_mask[D:]),
+        [bool(r) for r in reverse],
+        acts,
+        carry,
+        save,
+    )
+
+
+@lstm_layer.register_fake
+def _lstm_layer_fake(
+    x: Tensor,
+    w_ih: List[Tensor],
+    w_hh: List[Tensor],
+    b_ih: List[Tensor],
+    b_hh: List[Tensor],
+    has_bias: List[int],
+    h0: List[Tensor],
+    c0: List[Tensor],
+    valid: Optional[Tensor],
+    in_masks: List[Tensor],
+    rec_masks: List[Tensor],
+    has_mask: List[int],
+    reverse: List[int],
+    acts: List[int],
+    carry: bool,
+    save: bool,
+) -> _FwdOut:
+    T, B = x.shape[0], x.shape[1]
+    hidden = [w.shape[1] for w in w_hh]
+    outs = [x.new_empty((T, B, h)) for h in hidden]
+    hn = [x.new_empty((B, h)) for h in hidden]
+    cn = [x.new_empty((B, h)) for h in hidden]
+    if not save:
+        return outs, hn, cn, x.new_empty((0,)), [], []
+    S = sum(w.shape[0] for w in w_hh)
+    return (
+        outs,
+        hn,
+        cn,
+        x.new_empty((T, B, S)),
+        [x.new_empty((T, B, h)) for h in hidden],
+        [x.new_empty((T, B, h)) for h in hidden],
+    )
+
+
+@torch.library.custom_op("lstm_bridge::lstm_layer_backward", mutates_args=(), device_types="cpu")
+def lstm_layer_backward(
+    grad_outs: List[Tensor],
+    grad_hn: List[Tensor],
+    grad_cn: List[Tensor],
+    x: Tensor,
+    w_ih: List[Tensor],
+    w_hh: List[Tensor],
+    gates: Tensor,
+    c_prev: List[Tensor],
+    h_prev: List[Tensor],
+    valid: Optional[Tensor],
+    in_masks: List[Tensor],
+    rec_masks: List[Tensor],
+    has_mask: List[int],
+    reverse: List[int],
+    acts: List[int],
+    carry: bool,
+    need: List[int],
+) -> List[Tensor]:
+    """One native LSTM layer backward: the gradients of ``x, w_ih[d], w_hh[d], b_ih[d], b_hh[d], h0[d],
+    c0[d]`` (that flat order) for which ``need`` is True, in that order."""
+    grads = function.backward_impl(
+        grad_outs,
+        grad_hn,
+        grad_cn,
+        x,
+        w_ih,
+        w_hh,
+        gates,
+        c_prev,
+        h_prev,
+        valid,
+        _present(in_masks, has_mask[: len(w_hh)]),
+        _present(rec_masks, has_mask[len(w_hh) :]),
+        [bool(r) for r in reverse],
+        acts,
+        carry,
+        [bool(n) for n in need],
+    ).flat()
+    # the op's outputs never alias each other or an input (custom-op rule): the kernel's results are fresh
+    return [g if g is not None else x.new_empty((0,)) for g, n in zip(grads, need) if n]
+
+
+def _grad_shapes(x: Tensor, w_ih: Sequence[Tensor], w_hh: Sequence[Tensor]) -> List[Tuple[Any, ...]]:
+    """The flat ``1DDDDDD`` shapes of the gradients of ``x, w_ih, w_hh, b_ih, b_hh, h0, c0``."""
+    B = x.shape[1]
+    return [
+        tuple(x.shape),
+        *[tuple(w.shape) for w in w_ih],
+        *[tuple(w.shape) for w in w_hh],
+        *[(w.shape[0],) for w in w_hh],
+        *[(w.shape[0],) for w in w_hh],
+        *[(B, w.shape[1]) for w in w_hh],
+        *[(B, w.shape[1]) for w in w_hh],
+    ]
+
+
+@lstm_layer_backward.register_fake
+def _lstm_layer_backward_fake(
+    grad_outs: List[Tensor],
+    grad_hn: List[Tensor],
+    grad_cn: List[Tensor],
+    x: Tensor,
+    w_ih: List[Tensor],
+    w_hh: List[Tensor],
+    gates: Tensor,
+    c_prev: List[Tensor],
+    h_prev: List[Tensor],
+    valid: Optional[Tensor],
+    in_masks: List[Tensor],
+    rec_masks: List[Tensor],
+    has_mask: List[int],
+    reverse: List[int],
+    acts: List[int],
+    carry: bool,
+    need: List[int],
+) -> List[Tensor]:
+    return [x.new_empty(shape) for shape, n in zip(_grad_shapes(x, w_ih, w_hh), need) if n]
+
+
+def _setup_context(ctx: Any, inputs: Tuple[Any, ...], output: Any) -> None:
+    x, w_ih, w_hh, b_ih, b_hh, has_bias, h0, c0, valid, in_masks, rec_masks, has_mask, reverse, acts, carry, save = (
+        inputs
+    )
+    if not save:
+        raise RuntimeError(
+            "lstm_bridge::lstm_layer was recorded by autograd with save=False: pass save=True when grad mode is "
+            "on and an input requires grad (lstm_bridge.engine.native.ops.run decides it)"
+        )
+    _, _, _, gates, c_prev, h_prev = output
+    D = len(w_hh)
+    ctx.D = D
+    ctx.meta = ([bool(b) for b in has_bias], list(has_mask), list(reverse), list(acts), bool(carry))
+    ctx.n_masks = (len(in_masks), len(rec_masks))
+    ctx.save_for_backward(x, *w_ih, *w_hh, gates, *c_prev, *h_prev, valid, *in_masks, *rec_masks)
+
+
+def _zeros_if_none(grads: Sequence[Optional[Tensor]], like: Sequence[Tensor]) -> List[Tensor]:
+    return [torch.zeros_like(t) if g is None else g for g, t in zip(grads, like)]
+
+
+def _backward(
+    ctx: Any, grad_outs: Any, grad_hn: Any, grad_cn: Any, _g_gates: Any, _g_cprev: Any, _g_hprev: Any
+) -> Tuple[Any, ...]:
+    D = ctx.D
+    has_bias, has_mask, reverse, acts, carry = ctx.meta
+    n_in, n_rec = ctx.n_masks
+    saved = ctx.saved_tensors
+    x = saved[0]
+    w_ih, w_hh = list(saved[1 : 1 + D]), list(saved[1 + D : 1 + 2 * D])
+    gates = saved[1 + 2 * D]
+    c_prev = list(saved[2 + 2 * D : 2 + 3 * D])
+    h_prev = list(saved[2 + 3 * D : 2 + 4 * D])
+    valid = saved[2 + 4 * D]
+    in_masks = list(saved[3 + 4 * D : 3 + 4 * D + n_in])
+    rec_masks = list(saved[3 + 4 * D + n_in : 3 + 4 * D + n_in + n_rec])
+    need_x, need_w_ih, need_w_hh, need_b_ih, need_b_hh, _, need_h0, need_c0 = ctx.needs_input_grad[:8]
+    # a list input comes back as a list of booleans; an empty (bias-free) list as one boolean
+    n_w_ih = _per_direction(need_w_ih, D)
+    n_w_hh = _per_direction(need_w_hh, D)
+    n_b_ih = _expand(_per_direction(need_b_ih, sum(has_bias[:D])), has_bias[:D])
+    n_b_hh = _expand(_per_direction(need_b_hh, sum(has_bias[D:])), has_bias[D:])
+    n_h0, n_c0 = _per_direction(need_h0, D), _per_direction(need_c0, D)
+    need = [int(n) for n in (bool(need_x), *n_w_ih, *n_w_hh, *n_b_ih, *n_b_hh, *n_h0, *n_c0)]
+    outs_like = [h for h in h_prev]
+    states_like = [h[0] for h in h_prev]
+    grads = torch.ops.lstm_bridge.lstm_layer_backward(
+        _zeros_if_none(grad_outs, outs_like),
+        _zeros_if_none(grad_hn, states_like),
+        _zeros_if_none(grad_cn, states_like),
+        x,
+        w_ih,
+        w_hh,
+        gates,
+        c_prev,
+        h_prev,
+        valid,
+        in_masks,
+        rec_masks,
+        has_mask,
+        reverse,
+        acts,
+        carry,
+        need,
+    )
+    it = iter(grads)
+    flat = [next(it) if n else None for n in need]
+    d_x = flat[0]
+    d_w_ih, d_w_hh = flat[1 : 1 + D], flat[1 + D : 1 + 2 * D]
+    d_b_ih = [g for g, h in zip(flat[1 + 2 * D : 1 + 3 * D], has_bias[:D]) if h]
+    d_b_hh = [g for g, h in zip(flat[1 + 3 * D : 1 + 4 * D], has_bias[D:]) if h]
+    d_h0, d_c0 = flat[1 + 4 * D : 1 + 5 * D], flat[1 + 5 * D : 1 + 6 * D]
+    return (
+        d_x,
+        d_w_ih,
+        d_w_hh,
+        d_b_ih,
+        d_b_hh,
+        None,
+        d_h0,
+        d_c0,
+        None,  # valid
+        [None] * n_in,  # the dropout masks: lists keep their structure
+        [None] * n_rec,
+        None,
+        None,
+        None,
+        None,
+        None,
+    )
+
+
+def _per_direction(flag: Any, n: int) -> List[bool]:
+    if isinstance(flag, (list, tuple)):
+        return [bool(f) for f in flag]
+    return [bool(flag)] * n
+
+
+def _expand(flags: Sequence[bool], present: Sequence[bool]) -> List[bool]:
+    it = iter(flags)
+    return [next(it) if p else False for p in present]
+
+
+lstm_layer.register_autograd(_backward, setup_context=_setup_context)
+
+
+def run(
+    x: Tensor,
+    w_ih: Sequence[Tensor],
+    w_hh: Sequence[Tensor],
+    b_ih: Sequence[Optional[Tensor]],
+    b_hh: Sequence[Optional[Tensor]],
+    h0: Sequence[Tensor],
+    c0: Sequence[Tensor],
+    *,
+    valid: Optional[Tensor],
+    in_masks: Sequence[Optional[Tensor]],
+    rec_masks: Sequence[Optional[Tensor]],
+    reverse: Sequence[bool],
+    acts: Sequence[int],
+    carry: bool,
+) -> Tuple[List[Tensor], List[Tensor], List[Tensor]]:
+    """One layer through ``torch.ops.lstm_bridge.lstm_layer``: ``(outs, h_n, c_n)`` lists over directions.
+
+    ``save`` (what backward needs) is decided here, where grad mode is visible: grad mode on and some
+    differentiable input requiring grad."""
+    tensors = [x, *w_ih, *w_hh, *h0, *c0, *[b for b in b_ih if b is not None], *[b for b in b_hh if b is not None]]
+    save = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+    has_bias = [int(b is not None) for b in b_ih] + [int(b is not None) for b in b_hh]
+    outs, hn, cn, _, _, _ = torch.ops.lstm_bridge.lstm_layer(
+        x,
+        list(w_ih),
+        list(w_hh),
+        [b for b in b_ih if b is not None],
+        [b for b in b_hh if b is not None],
+        has_bias,
+        list(h0),
+        list(c0),
+        valid,
+        [m for m in in_masks if m is not None],
+        [m for m in rec_masks if m is not None],
+        [int(m is not None) for m in in_masks] + [int(m is not None) for m in rec_masks],
+        [int(bool(r)) for r in reverse],
+        [int(a) for a in acts],
+        bool(carry),
+        save,
+    )
+    return list(outs), list(hn), list(cn)
