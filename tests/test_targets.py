@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections import OrderedDict
 
 import h5py
 import numpy as np
@@ -317,54 +316,3 @@ def test_mask_lengths_only_for_right_padding():
     assert targets.mask_lengths([[1, 1, 0], [1, 1, 1]]).tolist() == [2, 3]
     with pytest.raises(ValueError, match=r"holes or left padding.*rows \[0, 1\]"):
         targets.mask_lengths([[1, 0, 1], [0, 1, 1]])
-
-
-# --- the recurrent family: run by the front ends, not yet converted between files ---------------------
-
-
-@pytest.mark.parametrize("suffix", [".pt", ".ckpt", ".safetensors", ".onnx", ".h5", ".keras"])
-@pytest.mark.parametrize("make", ["keras_gru", "keras_bidi_simple_rnn", "ms_gru", "ms_rnn"])
-def test_saving_a_family_module_is_not_implemented_and_writes_nothing(tmp_path, suffix, make):
-    from lstm_bridge import keras, mindspore
-
-    x = np.ones((2, 3, 5), np.float32)
-    if make == "keras_gru":
-        obj = keras.GRU(4)
-        obj(x)
-    elif make == "keras_bidi_simple_rnn":
-        obj = keras.Bidirectional(keras.SimpleRNN(4))
-        obj(x)
-    elif make == "ms_gru":
-        obj = mindspore.GRU(5, 4)
-    else:
-        obj = mindspore.RNN(5, 4, nonlinearity="relu")
-    out = tmp_path / f"m{suffix}"
-    with pytest.raises(NotImplementedError, match="not implemented yet"):
-        lstm_bridge.save(obj, out)
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_a_model_file_with_a_gru_entry_is_refused_by_every_target(tmp_path):
-    from lstm_bridge import keras
-    from lstm_bridge.formats import LayerEntry, ModelFile
-
-    lstm = keras.LSTM(3, keras_version=3)
-    lstm(np.ones((2, 4, 5), np.float32))
-    mf = lstm_bridge.io.to_model_file(lstm)
-    gru = LayerEntry(
-        name="gru",
-        kind="GRU",
-        config={"units": 4},
-        weights=OrderedDict(kernel=np.zeros((3, 12), np.float32), recurrent_kernel=np.zeros((4, 12), np.float32)),
-    )
-    inner = {"layer": {"class_name": "SimpleRNN", "config": {}}}
-    bidi = LayerEntry(name="bi", kind="Bidirectional(SimpleRNN)", config=inner)  # as the Keras readers name it
-    bidi_gru = LayerEntry(name="bg", kind="Bidirectional", config={"layer": {"class_name": "GRU", "config": {}}})
-    mf = ModelFile(framework="keras", version="3.15.1", layers=[gru, bidi, bidi_gru, *mf.layers])
-    assert [c for _, c in targets.family_layers(mf)] == ["GRU", "SimpleRNN", "GRU"]
-    for target in ("mindspore", "torch", "onnx", "keras2", "keras3"):
-        problems = targets.model_violations(mf, target)
-        assert sum("not implemented yet" in p for p in problems) == 3, (target, problems)
-    with pytest.raises(ValueError, match="GRU 'gru' is a GRU layer"):
-        lstm_bridge.save(mf, tmp_path / "m.ckpt")
-    assert list(tmp_path.iterdir()) == []

@@ -4,8 +4,11 @@
 :class:`~lstm_bridge.formats.ModelFile`. ``save(obj, path)`` picks the format from the suffix
 (``.h5`` tf_keras legacy model, ``.keras`` / ``.weights.h5`` Keras 3, ``.ckpt`` MindSpore, ``.pt``/``.pth``
 PyTorch, ``.safetensors``, ``.onnx``) or from ``format=``; ``obj`` may be a ModelFile, a state dict, a
-``torch.nn.LSTM``/``LSTMCell``, or an lstm-bridge front-end module (Keras ``LSTM``/``Bidirectional`` or a
-list of them, MindSpore ``LSTM``/``LSTMCell``). Writes are atomic and never overwrite the input file.
+``torch.nn.LSTM``/``GRU``/``RNN`` or one of their cells, or an lstm-bridge front-end module (Keras
+``LSTM``/``GRU``/``SimpleRNN``/``Bidirectional`` or a list of them, MindSpore ``LSTM``/``GRU``/``RNN`` and
+their cells). Writes are atomic and never overwrite the input file; what a target cannot hold (a Keras
+``GRU(reset_after=False)`` in ``.pt``, a ``SimpleRNN(activation="softsign")`` in ``.ckpt``...) is refused
+by :mod:`lstm_bridge.targets` with the reason, and nothing is written.
 """
 
 from __future__ import annotations
@@ -62,7 +65,6 @@ def save(obj: Any, path: os.PathLike[str] | str, format: Optional[str] = None, *
         TypeError: an object of a kind this function does not know.
     """
     p = os.fspath(path)
-    _refuse_family(obj)
     name = format or _formats.format_for_suffix(p)
     fmt = _formats.get_format(name)
     if name == "onnx":
@@ -71,26 +73,6 @@ def save(obj: Any, path: os.PathLike[str] | str, format: Optional[str] = None, *
 
 
 # --- objects -> ModelFile --------------------------------------------------------------------------
-
-_FAMILY_MODULES = ("GRU", "SimpleRNN", "GRUCell", "SimpleRNNCell", "RNN", "RNNCell")
-
-
-def _refuse_family(obj: Any) -> None:
-    """NotImplementedError for a GRU / simple-RNN module (or a list holding one): their file formats are not
-    implemented yet (README "Known gaps"); the modules themselves run, and ``state_dict()`` / ``get_weights()``
-    give their weights."""
-    items = list(obj) if isinstance(obj, (list, tuple)) else [obj]
-    for item in items:
-        if not isinstance(item, torch.nn.Module):
-            continue
-        inner = getattr(item, "forward_layer", None)  # a Keras Bidirectional
-        cls = type(inner if inner is not None else item).__name__
-        if cls in _FAMILY_MODULES:
-            raise NotImplementedError(
-                f"saving a {type(item).__name__} ({cls}) to a file is not implemented yet: lstm-bridge runs GRU and "
-                "simple-RNN layers exactly, but converts only LSTM layers between file formats; use the module's "
-                "state_dict() (MindSpore / PyTorch names) or get_weights() (Keras layout) meanwhile"
-            )
 
 
 def _state_entries(state: Mapping[str, Any], where: str) -> list:
@@ -108,7 +90,11 @@ def _keras_entry(layer: Any) -> LayerEntry:
     arrays = [np.asarray(a) for a in layer.get_weights()]
     if not arrays:
         raise ValueError(f"Keras layer {cfg.get('name', cls)!r} is not built (no weights); call it once first")
-    kind = "Bidirectional" if cls == "Bidirectional" else "LSTMCell" if cls.endswith("Cell") else "LSTM"
+    if cls.endswith("Cell"):
+        kind = {"GRUCell": "GRUCell", "SimpleRNNCell": "RNNCell"}.get(cls, "LSTMCell")
+        cfg.setdefault("reset_after", bool(getattr(layer, "reset_after", True)))
+    else:
+        kind = cls if cls in ("Bidirectional", "GRU", "SimpleRNN") else "LSTM"
     if kind == "Bidirectional":
         half = len(arrays) // 2
         keys = [f"forward/{k}" for k in ("kernel", "recurrent_kernel", "bias")[:half]]
@@ -148,21 +134,26 @@ def to_model_file(obj: Any) -> ModelFile:
             layers=[_keras_entry(o) for o in items],
             meta={"source": "lstm_bridge.keras"},
         )
-    if isinstance(obj, (torch.nn.LSTM, torch.nn.LSTMCell)):
+    if isinstance(obj, (torch.nn.RNNBase, torch.nn.RNNCellBase)):  # torch.nn.LSTM / GRU / RNN and cells
         if getattr(obj, "proj_size", 0):
             raise ValueError("torch.nn.LSTM with proj_size > 0 has no Keras/MindSpore equivalent")
-        entries = _state_entries(obj.state_dict(), "torch.nn.LSTM")
+        entries = _state_entries(obj.state_dict(), f"torch.nn.{type(obj).__name__}")
+        relu = str(getattr(obj, "mode", "")) == "RNN_RELU" or getattr(obj, "nonlinearity", "tanh") == "relu"
         for e in entries:
             e.config["batch_first"] = bool(getattr(obj, "batch_first", False))
+            if relu:
+                e.config["nonlinearity"] = "relu"
         return ModelFile(framework="torch", version=torch.__version__, layers=entries)
     if isinstance(obj, torch.nn.Module) and hasattr(obj, "hidden_size") and hasattr(obj, "has_bias"):
-        # lstm_bridge.mindspore.LSTM / LSTMCell: MindSpore parameter names
+        # lstm_bridge.mindspore.LSTM / GRU / RNN and their cells: MindSpore parameter names
         entries = _state_entries(obj.state_dict(), type(obj).__name__)
         for e in entries:
             if hasattr(obj, "batch_first"):
                 e.config["batch_first"] = bool(obj.batch_first)
+            if getattr(obj, "nonlinearity", "tanh") == "relu":
+                e.config["nonlinearity"] = "relu"
         return ModelFile(framework="mindspore", version=None, layers=entries)
     raise TypeError(
-        f"cannot save a {type(obj).__name__}; expected a ModelFile, a state dict, a torch.nn.LSTM, "
+        f"cannot save a {type(obj).__name__}; expected a ModelFile, a state dict, a torch.nn.LSTM / GRU / RNN, "
         "or an lstm_bridge Keras/MindSpore layer"
     )

@@ -65,6 +65,7 @@ __all__ = [
     "check_model",
     "target_for_format",
     "exact_module_hint",
+    "state_dict_notes",
 ]
 
 #: the targets this module knows
@@ -369,9 +370,7 @@ def _from_lstm_layer(e: Any) -> List[LayerDescription]:
     time_major = bool(sem.get("time_major", False))
     if e.kind == "Bidirectional":
         back = sem.get("backward_semantics") or {}
-        keys = ("activation", "use_bias", "units", "time_major") + (
-            ("recurrent_activation",) if cell != "RNN" else ()
-        )
+        keys = ("activation", "use_bias", "units", "time_major") + (("recurrent_activation",) if cell != "RNN" else ())
         differs = tuple(k for k in keys if back and k in back and back.get(k) != sem.get(k))
         if cell == "GRU" and back and "reset_after" in back and bool(back["reset_after"]) != reset_after:
             differs += ("reset_after",)
@@ -627,7 +626,11 @@ def _keras(d: LayerDescription, gen: int) -> List[str]:
     from .formats.model import FormatError
 
     out: List[str] = []
-    roles = (("activation", d.candidate),) if d.cell == "RNN" else (("recurrent_activation", d.gate), ("activation", d.candidate))
+    roles = (
+        (("activation", d.candidate),)
+        if d.cell == "RNN"
+        else (("recurrent_activation", d.gate), ("activation", d.candidate))
+    )
     for which, value in roles:
         if value.startswith("unknown:") and d.generation == gen and d.keras:
             continue  # a custom name from a file of the same generation is copied as it is
@@ -672,11 +675,11 @@ def violations(layer: Any, target: str) -> List[str]:
 def _message(
     problems: Sequence[str], target: str, keras: bool, what: str = "", cells: Sequence[str] = ("LSTM",)
 ) -> str:
-    head = (
-        f"{what} cannot be expressed as {_TARGET_TEXT[target]}"
-        if what
-        else f"cannot be expressed as {_TARGET_TEXT[target]}"
-    )
+    text_target = _TARGET_TEXT[target]
+    if target in ("mindspore", "torch", "onnx") and list(cells) != ["LSTM"]:
+        base = {"mindspore": "mindspore.nn.", "torch": "torch.nn.", "onnx": "ONNX "}[target]
+        text_target = base + " / ".join(dict.fromkeys(cells))
+    head = f"{what} cannot be expressed as {text_target}" if what else f"cannot be expressed as {text_target}"
     text = head + ":\n  - " + "\n  - ".join(problems)
     if keras and target in ("mindspore", "torch", "onnx"):
         text += "\n" + exact_module_hint(cells)
@@ -761,7 +764,8 @@ def lengths_violations(chain: Any) -> List[str]:
     if len(lay.directions) == 1 and not lay.reverse[0]:
         if lay.return_sequences and not lay.zero_output_for_mask:
             out.append(
-                f"layer {lay.name!r}: a plain Keras LSTM with return_sequences repeats its last valid "
+                f"layer {lay.name!r}: a plain Keras {_KERAS_CLASS.get(lay.kind.value, 'LSTM')} with "
+                "return_sequences repeats its last valid "
                 "output at padded steps, but ONNX sequence_lens writes zeros; set zero_output_for_mask=True "
                 "or export without lengths"
             )
@@ -771,6 +775,24 @@ def lengths_violations(chain: Any) -> List[str]:
                 "right-padded rows in Keras, but ONNX gives the last valid h"
             )
     return out
+
+
+def state_dict_notes(mf: Any, target: str) -> Dict[str, str]:
+    """``{entry: note}`` for a save report of a state-dict target (``mindspore`` / ``torch``): what such a
+    file holds but cannot say: :func:`mask_notes`, and a simple RNN's ``relu`` (a ``torch.nn.RNN`` /
+    MindSpore ``nn.RNN`` state dict has no nonlinearity: whoever loads it must pass ``nonlinearity="relu"``;
+    lstm-bridge reads such a file as tanh)."""
+    notes = mask_notes(mf, target)
+    if target not in ("mindspore", "torch"):
+        return notes
+    module = MODULES["RNN"][0 if target == "torch" else 1]
+    for d in describe_model_file(mf):
+        if d.cell == "RNN" and d.candidate == "relu":
+            notes[f"{d.name or '<root>'} (nonlinearity)"] = (
+                f"a {target} state dict holds the weights, not the nonlinearity: build {module}(..., "
+                "nonlinearity='relu') to load it (lstm-bridge reads a state dict's RNN as tanh)"
+            )
+    return notes
 
 
 def mask_notes(mf: Any, target: str) -> Dict[str, str]:

@@ -104,7 +104,7 @@ def chain_from_lstm_layers(
     for e in entries:
         sem = e.semantics or {}
         made = e.recurrent_layers()  # the entry's typed layers (formats.LSTMLayer.recurrent_layers)
-        if e.kind != "LSTMCell" and sem.get("keras_version") is not None:  # a Keras entry
+        if not e.kind.endswith("Cell") and sem.get("keras_version") is not None:  # a Keras entry
             if sem.get("stateful") and validate:  # comparing weights is fine; running a chain is not
                 raise ValueError(f"{e.name!r}: " + UNSUPPORTED["stateful"])
             if bf is None:
@@ -113,7 +113,7 @@ def chain_from_lstm_layers(
             bf = bool(sem["batch_first"])
         layers.extend(made)
     if not layers:
-        raise ValueError(f"no LSTM layers to run in {name or 'the model'}")
+        raise ValueError(f"no recurrent layers to run in {name or 'the model'}")
     chain = Chain(layers, api, bool(bf) if bf is not None else api == "keras", name)
     if validate:
         chain.validate()
@@ -131,17 +131,20 @@ def chain_from_model_file(mf: Any, layer: Optional[str] = None, validate: bool =
         ValueError: no LSTM entry, an unknown ``layer`` (naming the available ones), or entries that
             do not chain (then name one with ``layer``).
     """
-    entries = mf.lstm_layers()
-    entries = [e for e in entries if e.kind != "LSTMCell"] or entries
+    entries = mf.recurrent_entries() if hasattr(mf, "recurrent_entries") else mf.lstm_layers()
+    entries = [e for e in entries if not e.kind.endswith("Cell")] or entries
     if layer is not None:
         picked = [e for e in entries if e.name == layer]
         if not picked:
             raise ValueError(
-                f"no LSTM layer {layer!r} in {mf.path or 'the model'}; LSTM layers: {[e.name for e in entries]}"
+                f"no recurrent layer {layer!r} in {mf.path or 'the model'}; recurrent layers: "
+                f"{[e.name for e in entries]}"
             )
         entries = picked
     if not entries:
-        raise ValueError(f"{mf.path or 'the model'} has no LSTM layer (layers: {[e.name for e in mf.layers]})")
+        raise ValueError(
+            f"{mf.path or 'the model'} has no LSTM, GRU or simple-RNN layer (layers: {[e.name for e in mf.layers]})"
+        )
     api = "keras" if mf.framework == "keras" else "mindspore"
     if api == "keras":
         # Weights-only Keras files record no return_sequences: run such layers as full sequences.
@@ -158,7 +161,9 @@ def chain_from_model_file(mf: Any, layer: Optional[str] = None, validate: bool =
         return chain_from_lstm_layers(entries, api=api, name=os.path.basename(mf.path or ""), validate=validate)
     except ValueError as exc:
         if layer is None and len(entries) > 1:
-            raise ValueError(f"{exc}; pick one LSTM layer with --layer (one of {[e.name for e in entries]})") from exc
+            raise ValueError(
+                f"{exc}; pick one recurrent layer with --layer (one of {[e.name for e in entries]})"
+            ) from exc
         raise
 
 

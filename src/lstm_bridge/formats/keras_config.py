@@ -51,7 +51,11 @@ WEIGHTLESS = {
     "TFOpLambda",
     "SlicingOpLambda",
 }
-_LSTM_KINDS = {"LSTM": "LSTM", "CuDNNLSTM": "LSTM", "Bidirectional": "Bidirectional"}
+_LSTM_KINDS = {"LSTM": "LSTM", "CuDNNLSTM": "LSTM", "Bidirectional": "Bidirectional", "CuDNNGRU": "GRU"}
+#: the recurrent layer classes a Bidirectional may wrap and still be the entry kind ``Bidirectional``
+RECURRENT_CLASSES = ("LSTM", "CuDNNLSTM", "GRU", "CuDNNGRU", "SimpleRNN")
+#: entry kinds whose arrays are ``kernel, recurrent_kernel[, bias]``
+_RECURRENT_KINDS = ("LSTM", "GRU", "SimpleRNN")
 
 
 def snake_case(name: str) -> str:
@@ -76,7 +80,7 @@ def class_counter_keys(class_names: List[str]) -> List[str]:
 def weight_keys(kind: str, n: int, names: Optional[List[str]] = None) -> List[str]:
     """Neutral weight names for a Keras layer's arrays (Keras ``get_weights`` order)."""
     base = ["kernel", "recurrent_kernel", "bias"]
-    if kind == "LSTM" and n in (2, 3):
+    if kind in _RECURRENT_KINDS and n in (2, 3):
         return base[:n]
     if kind == "Bidirectional" and n in (4, 6):
         half = n // 2
@@ -93,12 +97,12 @@ def weight_keys(kind: str, n: int, names: Optional[List[str]] = None) -> List[st
 
 
 def layer_kind(class_name: str, config: Optional[Dict[str, Any]] = None) -> str:
-    """``LSTM`` (also for ``CuDNNLSTM``), ``Bidirectional`` (only around an LSTM: a wrapped GRU gives
-    ``Bidirectional(GRU)``) or the class name itself."""
+    """``LSTM`` (also for ``CuDNNLSTM``), ``GRU`` (also for ``CuDNNGRU``), ``Bidirectional`` (around an LSTM,
+    GRU or SimpleRNN; around another layer ``Bidirectional(<class>)``) or the class name itself."""
     if class_name == "Bidirectional" and isinstance(config, dict):
         inner = config.get("layer")
         inner_cls = inner.get("class_name") if isinstance(inner, dict) else None
-        if inner_cls and inner_cls not in ("LSTM", "CuDNNLSTM"):
+        if inner_cls and inner_cls not in RECURRENT_CLASSES:
             return f"Bidirectional({inner_cls})"
     return _LSTM_KINDS.get(class_name, class_name)
 
@@ -124,18 +128,36 @@ def layer_name(entry: Dict[str, Any]) -> str:
     return str(entry.get("name") or entry.get("config", {}).get("name", ""))
 
 
+def _recurrent_gates(shapes: List[Any]) -> Optional[int]:
+    """G of ``kernel (I, G·u), recurrent_kernel (u, G·u)`` shapes (4 LSTM, 3 GRU, 1 SimpleRNN), or None."""
+    if len(shapes) < 2 or len(shapes[0]) != 2 or len(shapes[1]) != 2 or shapes[1][0] == 0:
+        return None
+    u, gu = shapes[1]
+    if gu % u or gu // u not in (1, 3, 4) or shapes[0][1] != gu:
+        return None
+    return gu // u
+
+
 def infer_kind(arrays: List[np.ndarray], names: List[str]) -> str:
-    """A weights-only layer's kind, from its weight names and shapes."""
+    """A weights-only layer's kind, from its weight names and shapes (``LSTM``, ``GRU``, ``SimpleRNN``,
+    ``Bidirectional`` of them, ``Embedding``, ``Dense``, else ``Unknown``)."""
     joined = " ".join(names)
     shapes = [a.shape for a in arrays]
     if (
         len(arrays) in (4, 6)
         and "forward" in joined
         and "backward" in joined
-        and len(shapes[1]) == 2
-        and shapes[1][1] == 4 * shapes[1][0]
+        and _recurrent_gates(shapes[: len(shapes) // 2]) is not None
     ):
         return "Bidirectional"
+    low = joined.lower()
+    g = _recurrent_gates(shapes) if len(arrays) in (2, 3) else None
+    if g == 3 and ("recurrent_kernel" in joined or not names):
+        return "GRU"
+    if g == 1 and ("recurrent_kernel" in joined or "simple_rnn" in low):
+        return "SimpleRNN"
+    if len(arrays) == 9 and "gru" in low:
+        return "GRU"
     if (
         len(arrays) in (2, 3)
         and len(shapes[1]) == 2

@@ -21,9 +21,16 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from .. import activations as _act, weights as _w
+from ..weights import family as _fam_w
 from .common import SaveReport
 from .keras_config import layer_configs, layer_name
-from .model import FormatError, LayerEntry, LSTMLayer, ModelFile, keras_generation, sublayer_config
+from .model import FormatError, LayerEntry, LSTMLayer, ModelFile, is_recurrent_entry, keras_generation, sublayer_config
+
+#: cell kind -> the Keras layer class written for it, and that class's cell name (weight paths)
+KERAS_CLASS = {"LSTM": "LSTM", "GRU": "GRU", "RNN": "SimpleRNN"}
+CELL_NAME = {"LSTM": "lstm_cell", "GRU": "gru_cell", "RNN": "simple_rnn_cell"}
+#: planned recurrent classes -> cell kind
+_CLASS_CELL = {"LSTM": "LSTM", "CuDNNLSTM": "LSTM", "GRU": "GRU", "SimpleRNN": "RNN"}
 
 
 @dataclass
@@ -109,13 +116,19 @@ def lstm_config(
     time_major: bool = False,
     unit_forget_bias: bool = True,
     where: str = "",
+    cell: str = "LSTM",
+    reset_after: bool = True,
 ) -> Dict[str, Any]:
-    """An LSTM layer ``config`` dict with exactly the keys (and key order) of generation ``gen``
-    (docs/spec/keras_lstm.md §7.1 / §7.4). Activations are *resolved* names (see :func:`target_activation`). What a
-    generation cannot hold (``time_major`` in Keras 3, ...) is refused before, by :mod:`lstm_bridge.targets`."""
+    """An LSTM (``cell="LSTM"``), GRU (``"GRU"``) or SimpleRNN (``"RNN"``) layer ``config`` dict with exactly
+    the keys (and key order) of generation ``gen`` (docs/spec/keras_lstm.md §7.1 / §7.4 for the LSTM; the GRU
+    drops ``unit_forget_bias`` and adds ``reset_after`` (tf_keras after ``implementation``, Keras 3 before
+    ``seed``); the SimpleRNN has neither, nor ``recurrent_activation``, ``implementation`` or a Keras 3
+    ``seed``: what tf_keras 2.21 and Keras 3.15 write, measured with ``tools/golden_family_files.py``).
+    Activations are *resolved* names (see :func:`target_activation`). What a generation cannot hold
+    (``time_major`` in Keras 3, ...) is refused before, by :mod:`lstm_bridge.targets`."""
     where = where or f"layer {name!r}"
     act = target_activation(activation, gen, where)
-    rec = target_activation(recurrent_activation, gen, where)
+    rec = target_activation(recurrent_activation, gen, where) if cell != "RNN" else ""
     cfg: Dict[str, Any] = {
         "name": name,
         "trainable": True,
@@ -153,10 +166,20 @@ def lstm_config(
             "recurrent_dropout": float(recurrent_dropout),
         }
     )
+    if cell == "RNN":
+        del cfg["recurrent_activation"]
+    if cell != "LSTM":
+        del cfg["unit_forget_bias"]
     if gen == 3:
-        cfg["seed"] = None
+        if cell == "GRU":
+            cfg["reset_after"] = bool(reset_after)
+        if cell != "RNN":
+            cfg["seed"] = None
     else:
-        cfg["implementation"] = int(implementation)
+        if cell != "RNN":
+            cfg["implementation"] = int(implementation)
+        if cell == "GRU":
+            cfg["reset_after"] = bool(reset_after)
         if zero_output_for_mask:
             cfg["zero_output_for_mask"] = True
     return cfg
@@ -264,7 +287,9 @@ def can_copy_config(mf: ModelFile, gen: int) -> bool:
     if gen == 3 and "module" not in mf.model_config:
         return False  # Keras 3's legacy-.h5 config lacks the saving_lib keys a .keras needs: regenerate
     for e in mf.layers:
-        if e.kind == "LSTM" and not _standard_lstm_arrays(list(e.weights.values())):
+        if e.kind in ("LSTM", "GRU") and not _standard_lstm_arrays(list(e.weights.values())):
+            return False
+        if e.kind in ("CuDNNGRU", "CuDNNLSTM"):
             return False
         if e.kind == "Bidirectional" and len(e.weights) not in (4, 6):
             return False
@@ -272,8 +297,8 @@ def can_copy_config(mf: ModelFile, gen: int) -> bool:
 
 
 def _standard_lstm_arrays(arrays: List[Any]) -> bool:
-    """Keras's LSTM arrays ``kernel, recurrent_kernel[, bias]`` (not CuDNNLSTM's doubled ``8H`` bias,
-    nor Keras 1's twelve arrays)."""
+    """Keras's LSTM / GRU arrays ``kernel, recurrent_kernel[, bias]`` (not CuDNNLSTM's / CuDNNGRU's doubled
+    ``8H`` / ``6H`` bias, nor Keras 1's twelve / nine arrays)."""
     if len(arrays) == 2:
         return True
     if len(arrays) != 3:
@@ -287,13 +312,16 @@ def _arrays_and_names(e: LayerEntry) -> Tuple[List[np.ndarray], List[str]]:
 
 def _tk_weight_names(pl: PlannedLayer, inner_name: Optional[str] = None) -> List[str]:
     n, k = pl.name, len(pl.arrays)
-    if pl.class_name in ("LSTM", "CuDNNLSTM") and k in (2, 3):
-        return [f"{n}/lstm_cell/{w}:0" for w in ("kernel", "recurrent_kernel", "bias")[:k]]
+    if pl.class_name in _CLASS_CELL and k in (2, 3):
+        cell = CELL_NAME[_CLASS_CELL[pl.class_name]]
+        return [f"{n}/{cell}/{w}:0" for w in ("kernel", "recurrent_kernel", "bias")[:k]]
     if pl.class_name == "Bidirectional" and k in (4, 6):
-        inner = inner_name or "lstm"
+        inner_cls = str((pl.entry.get("config", {}).get("layer") or {}).get("class_name", "LSTM"))
+        cell = CELL_NAME[_CLASS_CELL.get(inner_cls, "LSTM")]
+        inner = inner_name or {"lstm_cell": "lstm", "gru_cell": "gru", "simple_rnn_cell": "simple_rnn"}[cell]
         names = []
         for side in ("forward", "backward"):
-            names += [f"{n}/{side}_{inner}/lstm_cell/{w}:0" for w in ("kernel", "recurrent_kernel", "bias")[: k // 2]]
+            names += [f"{n}/{side}_{inner}/{cell}/{w}:0" for w in ("kernel", "recurrent_kernel", "bias")[: k // 2]]
         return names
     if pl.class_name == "Embedding" and k == 1:
         return [f"{n}/embeddings:0"]
@@ -385,11 +413,11 @@ def _plan_generated(mf: ModelFile, gen: int, report: SaveReport, weights_only: b
 
 
 def _lstm_layers_by_entry(mf: ModelFile) -> Dict[int, LSTMLayer]:
-    """``id(entry) -> LSTMLayer`` for the LSTM entries of ``mf`` (the order of ``mf.lstm_layers()``)."""
-    lstm_entries = [e for e in mf.layers if e.kind in ("LSTM", "Bidirectional", "LSTMCell")]
-    if not lstm_entries:
+    """``id(entry) -> LSTMLayer`` for the recurrent entries of ``mf`` (the order of ``mf.recurrent_entries()``)."""
+    entries = [e for e in mf.layers if is_recurrent_entry(e)]
+    if not entries:
         return {}
-    return {id(e): layer for e, layer in zip(lstm_entries, mf.lstm_layers())}
+    return {id(e): layer for e, layer in zip(entries, mf.recurrent_entries())}
 
 
 def _holds_weights_only(mf: ModelFile) -> bool:
@@ -401,7 +429,7 @@ def _holds_weights_only(mf: ModelFile) -> bool:
             "return_sequences"
             not in (sublayer_config(e.config.get("layer")) if e.kind == "Bidirectional" else e.config or {})
             for e in mf.layers
-            if e.kind in ("LSTM", "Bidirectional")
+            if e.kind in ("LSTM", "GRU", "SimpleRNN", "Bidirectional")
         )
     )
 
@@ -460,8 +488,8 @@ def _chain_input(chain: _Chain) -> PlannedLayer:
 def _plan_lstm_entry(mf: ModelFile, e: LayerEntry, layer: LSTMLayer, chain: _Chain) -> None:
     """Add the LSTM / Bidirectional layers of one entry (one per stacked layer) to ``chain``."""
     report = chain.report
-    if layer.kind == "LSTMCell":
-        report.skipped[e.name or "<root>"] = "an LSTM cell is not a Keras model layer"
+    if layer.kind.endswith("Cell"):
+        report.skipped[e.name or "<root>"] = f"an {layer.kind} is not a Keras model layer"
         return
     where = f"layer {e.name!r}"
     _check_fits_chain(mf, layer, chain, where)
@@ -512,24 +540,26 @@ def _plan_lstm_sublayer(
         kw["return_sequences"] = True  # MindSpore/PyTorch give the whole sequence
     if chain.weights_only:  # no config is written: the generation's activation names do not matter
         kw["activation"], kw["recurrent_activation"] = "tanh", "sigmoid"
-    base = e.name or "lstm"
+    base = e.name or {"LSTM": "lstm", "GRU": "gru", "RNN": "simple_rnn"}[layer.cell]
     if layer.num_layers > 1:
         base = f"{base}_l{l}"
     name = _unique(base.replace(".", "_"), chain.used)
     arrays: List[np.ndarray] = []
     for d in dirs:
-        arrays += [np.asarray(a) for a in _w.to_keras(d.numpy())]
+        arrays += [np.asarray(a) for a in _keras_arrays(layer, d)]
     shape = [None, chain.seq_len, dirs[0].input_size]
     h = dirs[0].hidden_size
+    cls = KERAS_CLASS[layer.cell]
+    kw["cell"], kw["reset_after"] = layer.cell, layer.reset_after
+    if layer.cell != "LSTM":
+        kw.pop("unit_forget_bias", None)
     if len(dirs) == 1:
         cfg = lstm_config(chain.gen, name, h, use_bias=layer.has_bias, where=where, **kw)
-        pl = PlannedLayer(
-            name, "LSTM", _layer_entry(chain.gen, "LSTM", cfg, shape), arrays, input_shape=shape, output_dim=h
-        )
+        pl = PlannedLayer(name, cls, _layer_entry(chain.gen, cls, cfg, shape), arrays, input_shape=shape, output_dim=h)
         pl.weight_names = _tk_weight_names(pl)
         return pl
     inner_name = sublayer_config(e.config.get("layer")).get("name") if mf.framework == "keras" else None
-    inner_name = inner_name or f"lstm_{name}"
+    inner_name = inner_name or f"{cls.lower() if cls != 'SimpleRNN' else 'simple_rnn'}_{name}"
     for prefix in ("forward_", "backward_"):
         if inner_name.startswith(prefix):
             inner_name = inner_name[len(prefix) :]
@@ -553,6 +583,16 @@ def _plan_lstm_sublayer(
     return pl
 
 
+def _keras_arrays(layer: LSTMLayer, d: Any) -> List[Any]:
+    """One direction's canonical weights in the Keras layout of the entry's cell (GRU: of its form)."""
+    w = d.numpy()
+    if layer.cell == "GRU":
+        return _fam_w.gru_to_keras(w, reset_after=layer.reset_after)
+    if layer.cell == "RNN":
+        return _fam_w.rnn_to_keras(w)
+    return _w.to_keras(w)
+
+
 def _bidirectional_config(
     gen: int,
     name: str,
@@ -566,6 +606,7 @@ def _bidirectional_config(
 ) -> Dict[str, Any]:
     """A Bidirectional layer's ``config`` in generation ``gen``: Keras 3 writes both halves (the backward
     one with ``go_backwards`` flipped), tf_keras the wrapped layer only."""
+    cls = KERAS_CLASS[kw.get("cell", "LSTM")]
     if gen == 3:
         kw_f = dict(kw, zero_output_for_mask=bool(kw.get("return_sequences")))
         fwd = lstm_config(3, f"forward_{inner_name}", units, use_bias=use_bias, where=where, **kw_f)
@@ -576,8 +617,8 @@ def _bidirectional_config(
             "trainable": True,
             "dtype": _dtype_value(3),
             "merge_mode": merge,
-            "layer": _layer_entry(3, "LSTM", fwd, shape),
-            "backward_layer": _layer_entry(3, "LSTM", bwd, shape),
+            "layer": _layer_entry(3, cls, fwd, shape),
+            "backward_layer": _layer_entry(3, cls, bwd, shape),
         }
         for sub in ("layer", "backward_layer"):
             bcfg[sub].pop("name", None)
@@ -585,19 +626,19 @@ def _bidirectional_config(
     kw_f = dict(kw)
     kw_f.pop("zero_output_for_mask", None)
     inner = lstm_config(2, inner_name, units, use_bias=use_bias, where=where, **kw_f)
-    wrapped = {"module": "keras.layers", "class_name": "LSTM", "config": inner, "registered_name": None}
+    wrapped = {"module": "keras.layers", "class_name": cls, "config": inner, "registered_name": None}
     return {"name": name, "trainable": True, "dtype": "float32", "layer": wrapped, "merge_mode": merge}
 
 
 def _chain_sequences(body: List[PlannedLayer], report: SaveReport) -> None:
     """A weights-only source has no layer options: a recurrent layer followed by another one must return
     sequences for the chain to be valid, so set that; every other option keeps Keras's default."""
-    recurrent = [i for i, pl in enumerate(body) if pl.class_name in ("LSTM", "Bidirectional")]
+    recurrent = [i for i, pl in enumerate(body) if pl.class_name in ("LSTM", "GRU", "SimpleRNN", "Bidirectional")]
     for i in recurrent[:-1]:
         cfg = body[i].entry["config"]
         subs = (
             [cfg]
-            if body[i].class_name == "LSTM"
+            if body[i].class_name != "Bidirectional"
             else [sublayer_config(cfg.get(k)) for k in ("layer", "backward_layer") if cfg.get(k)]
         )
         for sub in subs:
@@ -706,7 +747,7 @@ def functional_config(gen: int, model_name: str, planned: List[PlannedLayer]) ->
                 kwargs = (
                     {"mask": None}
                     if pl.class_name == "Bidirectional"
-                    else ({"training": False, "mask": None} if pl.class_name == "LSTM" else {})
+                    else ({"training": False, "mask": None} if pl.class_name in _CLASS_CELL else {})
                 )
                 entry["inbound_nodes"] = [
                     {
@@ -726,7 +767,7 @@ def functional_config(gen: int, model_name: str, planned: List[PlannedLayer]) ->
             )
             if pl.class_name == "Embedding":
                 prev_shape = list(prev_shape) + [pl.output_dim]
-            elif pl.class_name in ("LSTM", "Bidirectional"):
+            elif pl.class_name in ("LSTM", "GRU", "SimpleRNN", "Bidirectional"):
                 prev_shape = [None, prev_shape[1], pl.output_dim] if seq else [None, pl.output_dim]
             else:
                 prev_shape = list(prev_shape[:-1]) + [pl.output_dim]

@@ -22,11 +22,25 @@ import numpy as np
 
 from .atomic import hdf5_output
 from .common import PathLike, SaveReport, atomic_output, check_output_path
+from .family import entry_cell
 from .hdf5 import ReadBudget, attr_value, decode, read_dataset
 from .keras_config import class_counter_keys, infer_kind, weight_keys
 from .keras_h5 import _h5py, detect_hdf5, read_hdf5
 from .keras_plan import KerasPlan, plan_keras
 from .model import FormatError, LayerEntry, ModelFile, validate
+
+#: the ``cell/vars`` name Keras 3 gives each recurrent cell kind
+CELL_VARS_NAME = {"LSTM": "lstm_cell", "GRU": "gru_cell", "RNN": "simple_rnn_cell"}
+#: ``layers/<key>`` base -> entry kind, for the recurrent classes (``cu_dnngru`` is TF1's CuDNNGRU)
+_RECURRENT_KEYS = {
+    "lstm": "LSTM",
+    "cu_dnnlstm": "LSTM",
+    "cudnnlstm": "LSTM",
+    "gru": "GRU",
+    "cu_dnngru": "GRU",
+    "cudnngru": "GRU",
+    "simple_rnn": "SimpleRNN",
+}
 
 NAME = "keras-weights-h5"
 SUFFIXES = (".weights.h5",)
@@ -142,8 +156,10 @@ def _kind_for_key(key: str, structural: str, arrays: List[np.ndarray]) -> str:
     base = _natural_key(key)[0]
     if structural == "Bidirectional":
         return "Bidirectional"
-    if base in ("lstm", "cu_dnnlstm", "cudnnlstm") or (structural == "Cell" and infer_kind(arrays, []) == "LSTM"):
-        return "LSTM"
+    if base in _RECURRENT_KEYS:
+        return _RECURRENT_KEYS[base]
+    if structural == "Cell" and infer_kind(arrays, []) in ("LSTM", "GRU"):
+        return infer_kind(arrays, [])
     return {"dense": "Dense", "embedding": "Embedding", "input_layer": "InputLayer"}.get(
         base, "".join(w.capitalize() for w in base.split("_"))
     )
@@ -165,7 +181,7 @@ def _dims(e: LayerEntry) -> Optional[Tuple[Optional[int], List[int]]]:
     """(input width or None, possible output widths) of a weighted layer, from its shapes."""
     a = list(e.weights.values())
     try:
-        if e.kind == "LSTM" and len(a) in (2, 3):
+        if e.kind in ("LSTM", "GRU", "SimpleRNN") and len(a) in (2, 3):
             return int(a[0].shape[0]), [int(a[1].shape[0])]
         if e.kind == "Bidirectional" and len(a) in (4, 6):
             u = int(a[1].shape[0])
@@ -195,6 +211,9 @@ def chain_order(entries: List[LayerEntry]) -> List[LayerEntry]:
     while remaining:
         if outs is None:
             cands = [e for e in remaining if dims[id(e)][0] is None or dims[id(e)][0] not in produced]
+            if not cands:  # a Bidirectional's sum/mul/ave width may equal the first input's: concat first
+                primary = {dims[id(e)][1][0] for e in weighted}
+                cands = [e for e in remaining if dims[id(e)][0] not in primary]
         else:
             cands = [e for e in remaining if dims[id(e)][0] in outs]
         if not cands:
@@ -235,6 +254,10 @@ def load(path: PathLike) -> ModelFile:
 # --- writing --------------------------------------------------------------------------------------
 
 
+#: planned class -> cell kind (the classes whose weights live in ``cell/vars``)
+_PLANNED_CELLS = {"LSTM": "LSTM", "CuDNNLSTM": "LSTM", "GRU": "GRU", "SimpleRNN": "RNN"}
+
+
 def write_weights_file(h5py: Any, f: Any, plan: KerasPlan) -> None:
     """Write the Keras 3 ``.weights.h5`` layout for ``plan`` into the open h5py file ``f``."""
     layers = f.create_group("layers")
@@ -244,23 +267,26 @@ def write_weights_file(h5py: Any, f: Any, plan: KerasPlan) -> None:
         grp = layers.create_group(key)
         grp.create_group("vars").attrs["name"] = pl.name
         arrays = [np.ascontiguousarray(a) for a in pl.arrays]
-        if pl.class_name in ("LSTM", "CuDNNLSTM") and len(arrays) in (2, 3):
+        cell = _PLANNED_CELLS.get(pl.class_name)
+        if cell is not None and len(arrays) in (2, 3):
             cv = grp.create_group("cell").create_group("vars")
-            cv.attrs["name"] = "lstm_cell"
+            cv.attrs["name"] = CELL_VARS_NAME[cell]
             for i, a in enumerate(arrays):
                 cv.create_dataset(str(i), data=a)
         elif pl.class_name == "Bidirectional" and len(arrays) in (4, 6):
             cfg = pl.entry.get("config", {})
+            inner_cell = _PLANNED_CELLS.get(str((cfg.get("layer") or {}).get("class_name", "LSTM")), "LSTM")
+            base = {"LSTM": "lstm", "GRU": "gru", "RNN": "simple_rnn"}[inner_cell]
             names = {
-                "forward_layer": (cfg.get("layer") or {}).get("config", {}).get("name", "forward_lstm"),
-                "backward_layer": (cfg.get("backward_layer") or {}).get("config", {}).get("name", "backward_lstm"),
+                "forward_layer": (cfg.get("layer") or {}).get("config", {}).get("name", f"forward_{base}"),
+                "backward_layer": (cfg.get("backward_layer") or {}).get("config", {}).get("name", f"backward_{base}"),
             }
             half = len(arrays) // 2
             for side, part in (("forward_layer", arrays[:half]), ("backward_layer", arrays[half:])):
                 sg = grp.create_group(side)
                 sg.create_group("vars").attrs["name"] = names[side]
                 cv = sg.create_group("cell").create_group("vars")
-                cv.attrs["name"] = "lstm_cell"
+                cv.attrs["name"] = CELL_VARS_NAME[inner_cell]
                 for i, a in enumerate(part):
                     cv.create_dataset(str(i), data=a)
         else:
@@ -286,9 +312,10 @@ def _write_same_layout(f: Any, mf: ModelFile) -> SaveReport:
         for side, name in (e.attrs.get("sub_names") or {}).items():
             grp.require_group(f"{side}/vars").attrs["name"] = name
         if named:
+            cell_name = CELL_VARS_NAME.get(entry_cell(e) or "LSTM", "lstm_cell")
             for sub in ("cell/vars", "forward_layer/cell/vars", "backward_layer/cell/vars"):
                 if sub in grp:
-                    grp[sub].attrs["name"] = "lstm_cell"
+                    grp[sub].attrs["name"] = cell_name
         report.written.append(e.name)
     rv = f.create_group("vars")
     if mf.meta.get("model_name") is not None:

@@ -28,7 +28,7 @@ import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 
-from ..targets import check_model, mask_notes
+from ..targets import check_model, state_dict_notes
 from .common import PathLike, SaveReport, atomic_output, check_output_path, check_regular_file, head_bytes, open_regular
 from .model import FormatError, ModelFile, flatten_state_dict, group_state_dict, validate
 
@@ -669,7 +669,7 @@ def save(
     if order and set(order) == set(tensors):
         tensors = OrderedDict((k, tensors[k]) for k in order)
     report = SaveReport(path=p, format=NAME, written=[e.name for e in model_file.layers])
-    report.skipped.update(mask_notes(model_file, "mindspore"))
+    report.skipped.update(state_dict_notes(model_file, "mindspore"))
     try:
         data = encode_tensors(tensors, slice_bytes, model_file.meta.get("types"), report.skipped)
     except ValueError as exc:

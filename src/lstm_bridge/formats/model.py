@@ -17,9 +17,11 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from .. import activations as _act, weights as _w
-from ..recurrent import DirectionWeights, RecurrentLayer
+from ..recurrent import CellKind, DirectionWeights, RecurrentLayer
+from ..weights import family as _fam_w
+from . import family as _fam
 
-__all__ = ["FormatError", "LayerEntry", "ModelFile", "LSTMLayer", "keras_generation"]
+__all__ = ["FormatError", "LayerEntry", "ModelFile", "LSTMLayer", "RecurrentEntry", "keras_generation"]
 
 
 class FormatError(ValueError):
@@ -96,6 +98,13 @@ class LSTMLayer:
     bidirectional: bool
     has_bias: bool
     semantics: Dict[str, Any] = field(default_factory=dict)
+    cell: str = "LSTM"
+    reset_after: bool = True
+
+    @property
+    def cell_kind(self) -> CellKind:
+        """The entry's :class:`~lstm_bridge.recurrent.CellKind` (``cell`` is its value)."""
+        return CellKind(self.cell)
 
     def recurrent_layers(self) -> List[RecurrentLayer]:
         """The entry as runnable :class:`~lstm_bridge.recurrent.RecurrentLayer` s, torch weights, in order:
@@ -111,7 +120,7 @@ class LSTMLayer:
             ValueError: a Bidirectional whose backward layer has other activations than its forward layer.
         """
         sem = self.semantics or {}
-        if self.kind == "LSTMCell":
+        if self.kind.endswith("Cell"):
             gate = sem.get("recurrent_activation", "sigmoid")
             cand = sem.get("activation", "tanh")
             exact_gate = {"ms_cpu_sigmoid": "sigmoid"}.get(gate, gate)
@@ -124,6 +133,8 @@ class LSTMLayer:
                     exact_gate,
                     exact_cand,
                     zero_output_for_mask=True,
+                    kind=self.cell_kind,
+                    reset_after=self.reset_after,
                 )
             ]
         gen = sem.get("keras_version")
@@ -134,6 +145,8 @@ class LSTMLayer:
                     [w.torch() for w in dirs],
                     [False, True][: len(dirs)],
                     zero_output_for_mask=True,
+                    kind=self.cell_kind,
+                    reset_after=self.reset_after,
                 )
                 for l, dirs in enumerate(self.weights)
             ]
@@ -161,6 +174,8 @@ class LSTMLayer:
                     zero_output_for_mask=rs,
                     stateful=bool(sem.get("stateful") or back.get("stateful")),
                     keras_version=gen,
+                    kind=self.cell_kind,
+                    reset_after=self.reset_after,
                 )
             ]
         return [
@@ -175,6 +190,8 @@ class LSTMLayer:
                 zero_output_for_mask=bool(sem.get("zero_output_for_mask", False)),
                 stateful=bool(sem.get("stateful")),
                 keras_version=gen,
+                kind=self.cell_kind,
+                reset_after=self.reset_after,
             )
         ]
 
@@ -188,6 +205,15 @@ def is_lstm_entry(entry: LayerEntry) -> bool:
     inner = entry.config.get("layer") if isinstance(entry.config, dict) else None
     cls = inner.get("class_name") if isinstance(inner, dict) else None
     return cls is None or cls in ("LSTM", "CuDNNLSTM", "LSTMV1")
+
+
+def is_recurrent_entry(entry: LayerEntry) -> bool:
+    """An LSTM, GRU or simple-RNN layer or cell, or a Bidirectional wrapping one (:func:`.family.entry_cell`)."""
+    return _fam.entry_cell(entry) is not None
+
+
+#: The name of :class:`LSTMLayer` for what it is since issue 11: any recurrent entry (``cell`` LSTM, GRU, RNN).
+RecurrentEntry = LSTMLayer
 
 
 @dataclass
@@ -236,7 +262,13 @@ class ModelFile:
         raise KeyError(f"no layer {name!r} in the model file; layers: {[e.name for e in self.layers]}")
 
     def lstm_layers(self) -> List[LSTMLayer]:
-        """The LSTM entries (kinds LSTM, Bidirectional, LSTMCell) with canonical weights and semantics.
+        """The LSTM entries (kinds LSTM, Bidirectional, LSTMCell) with canonical weights and semantics:
+        :meth:`recurrent_entries` whose ``cell`` is ``"LSTM"``."""
+        return [e for e in self.recurrent_entries() if e.cell == "LSTM"]
+
+    def recurrent_entries(self) -> List[LSTMLayer]:
+        """Every recurrent entry (LSTM, GRU, simple RNN: layers, Bidirectionals, stacks and cells) with
+        canonical weights (``cell``, ``reset_after``) and semantics, in file order.
 
         Computed once: the result is kept and reused (a new list of the same :class:`LSTMLayer` objects:
         treat them as read-only) until what it was computed from changes: ``framework``, ``version``, the
@@ -250,7 +282,7 @@ class ModelFile:
             and all(a is b or (isinstance(a, str) and a == b) for a, b in zip(cached[0], key))
         ):
             return list(cached[1])
-        result = [_to_lstm_layer(self, e) for e in self.layers if is_lstm_entry(e)]
+        result = [_to_lstm_layer(self, e) for e in self.layers if is_recurrent_entry(e)]
         self.__dict__["_lstm_cache"] = (key, result)
         return list(result)
 
@@ -259,7 +291,7 @@ class ModelFile:
         key: List[Any] = [self.framework, str(self.version), self.layers]
         for e in self.layers:
             key += [e, e.kind, e.name]
-            if is_lstm_entry(e):
+            if is_recurrent_entry(e):
                 key += [e.config, repr(e.config), e.weights, *e.weights.keys(), *e.weights.values()]
         return tuple(key)
 
@@ -287,7 +319,7 @@ def validate(mf: ModelFile) -> ModelFile:
     try:
         _check_entries(mf)
         _check_config_ints(mf.model_config, "model config")
-        for layer in mf.lstm_layers():
+        for layer in mf.recurrent_entries():
             _check_lstm_layer(mf, layer)
     except FormatError as exc:
         raise FormatError(mf.path, exc.problem) from None
@@ -400,6 +432,7 @@ _KERAS_SEMANTIC_KEYS = (
     "recurrent_dropout",
     "implementation",
     "units",
+    "reset_after",
 )
 
 
@@ -454,7 +487,55 @@ def _keras_direction(weights: List[np.ndarray], where: str) -> _w.LSTMWeights:
     raise ValueError(f"{where}: a Keras LSTM has 2 or 3 weight arrays (12 for Keras 1); found {len(weights)}")
 
 
+def _keras_family_entry(mf: ModelFile, e: LayerEntry, cell: str) -> LSTMLayer:
+    """A Keras GRU / SimpleRNN / Bidirectional-of-them entry in canonical form (:mod:`.family`)."""
+    arrays = list(e.weights.values())
+    where = f"layer {e.name!r}"
+    gen = keras_generation(mf.version)
+    has_config = bool(e.config)
+    old = mf.version is None or bool(re.match(r"\s*(1\.|2\.[0-2]\.)", str(mf.version)))
+    if e.kind == "Bidirectional" or e.kind.startswith("Bidirectional("):
+        fwd = [v for k, v in e.weights.items() if k.startswith("forward/")]
+        bwd = [v for k, v in e.weights.items() if k.startswith("backward/")]
+        if not fwd or len(fwd) != len(bwd):
+            half = len(arrays) // 2
+            fwd, bwd = arrays[:half], arrays[half:]
+        first = fwd
+        inner = sublayer_config(e.config.get("layer"))
+        cls = _fam.keras_inner_class(e.config)
+        reset = _fam.keras_reset_after(inner, fwd, bool(inner))
+        w_f, reset = _fam.keras_direction(cell, fwd, reset, where + " (forward)")
+        w_b, _ = _fam.keras_direction(cell, bwd, reset, where + " (backward)")
+        dirs = [w_f, w_b]
+        sem = _keras_semantics(inner, gen, old_default=old and cell == "GRU" and bool(inner))
+        sem["merge_mode"] = e.config.get("merge_mode", "concat")
+        back_cfg = sublayer_config(e.config.get("backward_layer")) or None
+        sem["backward_semantics"] = _keras_semantics(back_cfg, gen) if back_cfg else None
+    else:
+        cls, first = e.kind, arrays
+        reset = _fam.keras_reset_after(e.config, arrays, has_config)
+        w0, reset = _fam.keras_direction(cell, arrays, reset, where)
+        dirs = [w0]
+        sem = _keras_semantics(e.config, gen, old_default=old and cell == "GRU" and has_config)
+    if cls == "CuDNNGRU" or (cell == "GRU" and _fam.is_cudnn_gru(first)):
+        # cuDNN computes sigmoid / tanh (its config names no activations)
+        sem["activation"], sem["recurrent_activation"] = "tanh", "sigmoid"
+        sem["cudnn"] = True
+    if cell == "RNN":
+        sem["recurrent_activation"] = "sigmoid"  # a simple RNN has no gates; the neutral name
+    sem["cell"] = cell
+    if cell == "GRU":
+        sem["reset_after"] = reset
+    w = dirs[0]
+    return LSTMLayer(
+        e.name, e.kind, [dirs], w.input_size, w.hidden_size, 1, len(dirs) == 2, w.has_bias, sem, cell, reset
+    )
+
+
 def _to_lstm_layer(mf: ModelFile, e: LayerEntry) -> LSTMLayer:
+    cell = _fam.entry_cell(e) or "LSTM"
+    if mf.framework == "keras" and cell != "LSTM":
+        return _keras_family_entry(mf, e, cell)
     arrays = list(e.weights.values())
     where = f"layer {e.name!r}"
     if mf.framework == "keras":
@@ -484,19 +565,29 @@ def _to_lstm_layer(mf: ModelFile, e: LayerEntry) -> LSTMLayer:
         "batch_first": e.config.get("batch_first"),
         "framework": mf.framework,
     }
-    if mf.framework == "mindspore":
+    if cell == "RNN":
+        sem["activation"] = str(e.config.get("nonlinearity", "tanh"))  # a state dict does not record it
+    if mf.framework == "mindspore" and cell == "LSTM":
         # MindSpore's CPU seq_length path and LSTMCell use approximate Sigmoid/Tanh (docs/spec/mindspore_lstm.md §3)
         sem["seq_length_activations"] = ("ms_cpu_sigmoid", "ms_cpu_tanh")
         if e.kind == "LSTMCell":
             sem["activation"], sem["recurrent_activation"] = "ms_cpu_tanh", "ms_cpu_sigmoid"
-    if e.kind == "LSTMCell":
-        ws = e.weights
-        w = _w.LSTMWeights(ws["weight_ih"], ws["weight_hh"], ws.get("bias_ih"), ws.get("bias_hh"))
-        return LSTMLayer(e.name, e.kind, [[w]], w.input_size, w.hidden_size, 1, False, w.has_bias, sem)
-    layers = _w.from_torch_state_dict(e.weights)
+    if e.kind.endswith("Cell"):
+        w = _fam.torch_cell(e.weights, cell)
+        return LSTMLayer(e.name, e.kind, [[w]], w.input_size, w.hidden_size, 1, False, w.has_bias, sem, cell)
+    layers = _fam.torch_layers(e.weights, cell)
     w0 = layers[0][0]
     return LSTMLayer(
-        e.name, e.kind, layers, w0.input_size, w0.hidden_size, len(layers), len(layers[0]) == 2, w0.has_bias, sem
+        e.name,
+        e.kind,
+        layers,
+        w0.input_size,
+        w0.hidden_size,
+        len(layers),
+        len(layers[0]) == 2,
+        w0.has_bias,
+        sem,
+        cell,
     )
 
 
@@ -509,8 +600,10 @@ _CELL_KEY = re.compile(r"^(?P<prefix>(?:.*\.)?)(?P<leaf>(?:weight|bias)_(?:ih|hh
 def group_state_dict(tensors: OrderedDict[str, Any]) -> List[LayerEntry]:
     """Group flat ``name -> array`` tensors into layer entries.
 
-    LSTM layers are recognised by the ``weight_ih_l0 ...`` suffix pattern with any prefix
-    (``lstm.``, ``encoder.rnn.``); LSTM cells by ``weight_ih``/``weight_hh``; every other tensor is
+    Recurrent stacks are recognised by the ``weight_ih_l0 ...`` suffix pattern with any prefix
+    (``lstm.``, ``encoder.rnn.``), cells by ``weight_ih``/``weight_hh``; the kind is ``LSTM``, ``GRU`` or
+    ``RNN`` (``LSTMCell``, ``GRUCell``, ``RNNCell``) by ``weight_hh``'s gate count G = 4, 3, 1 (an RNN's
+    nonlinearity is not in a state dict: tanh unless ``config["nonlinearity"]`` says so); every other tensor is
     carried in an entry named by its prefix (kind ``Embedding`` for ``embedding_table``, ``Dense`` for
     a ``weight``/``bias`` pair with a 2-D weight, else ``Tensor``). Entries come in order of first key.
     """
@@ -542,8 +635,12 @@ def group_state_dict(tensors: OrderedDict[str, Any]) -> List[LayerEntry]:
                 e.kind = "Embedding"
             elif "weight" in keys and keys <= {"weight", "bias"} and np.ndim(e.weights["weight"]) == 2:
                 e.kind = "Dense"
-        if e.kind == "LSTM":
-            layers = _w.from_torch_state_dict(e.weights)
+        if e.kind in ("LSTM", "LSTMCell"):
+            is_cell = e.kind == "LSTMCell"
+            cell = _fam.state_dict_cell(e.weights, is_cell)
+            e.kind = _fam.cell_entry_kind(cell, is_cell)
+        if e.kind in ("LSTM", "GRU", "RNN"):
+            layers = _fam.torch_layers(e.weights, e.kind)
             e.config = {
                 "input_size": layers[0][0].input_size,
                 "hidden_size": layers[0][0].hidden_size,
@@ -551,12 +648,11 @@ def group_state_dict(tensors: OrderedDict[str, Any]) -> List[LayerEntry]:
                 "bidirectional": len(layers[0]) == 2,
                 "has_bias": layers[0][0].has_bias,
             }
-        elif e.kind == "LSTMCell":
-            wi, wh = e.weights["weight_ih"], e.weights["weight_hh"]
-            _w.LSTMWeights(wi, wh, e.weights.get("bias_ih"), e.weights.get("bias_hh"))
+        elif e.kind in ("LSTMCell", "GRUCell", "RNNCell"):
+            w = _fam.torch_cell(e.weights, _fam.CELL_CLASSES[e.kind])
             e.config = {
-                "input_size": int(np.shape(wi)[1]),
-                "hidden_size": int(np.shape(wh)[1]),
+                "input_size": w.input_size,
+                "hidden_size": w.hidden_size,
                 "has_bias": "bias_ih" in e.weights,
             }
     return entries
@@ -573,22 +669,15 @@ def flatten_state_dict(mf: ModelFile) -> OrderedDict[str, Any]:
             for k, v in e.weights.items():
                 out[prefix + k] = v
         return out
-    lstm = {
-        id(e): l
-        for e, l in zip([e for e in mf.layers if e.kind in ("LSTM", "Bidirectional", "LSTMCell")], mf.lstm_layers())
-    }
+    recurrent = {id(e): l for e, l in zip([e for e in mf.layers if is_recurrent_entry(e)], mf.recurrent_entries())}
     for e in mf.layers:
         prefix = e.name + "." if e.name else ""
-        if id(e) in lstm:
-            layer = lstm[id(e)]
-            if layer.kind == "LSTMCell":
-                w = layer.weights[0][0]
-                names = _w.torch_param_names(0, has_bias=w.has_bias, cell=True)
-                vals = [w.w_ih, w.w_hh, w.b_ih, w.b_hh]
-                for n, v in zip(names, vals):
-                    out[prefix + n] = v
+        if id(e) in recurrent:
+            layer = recurrent[id(e)]
+            if layer.kind.endswith("Cell"):
+                out.update(_fam_w.cell_to_torch_state_dict(layer.weights[0][0], prefix=prefix))
             else:
-                out.update(_w.to_torch_state_dict(layer.weights, prefix=prefix))
+                out.update(_fam_w.recurrent_to_torch_state_dict(layer.weights, prefix=prefix))
         else:
             for k, v in e.weights.items():
                 out[prefix + k.replace("/", ".")] = v

@@ -17,7 +17,7 @@ from typing import Any, Dict, Tuple, Union
 
 import numpy as np
 
-from ..targets import check_model, mask_notes
+from ..targets import check_model, state_dict_notes
 from .common import (
     PathLike,
     SaveReport,
@@ -225,7 +225,7 @@ def save(model_file: ModelFile, path: PathLike) -> SaveReport:
     check_model(model_file, "torch", path=p)  # a semantic torch.nn.LSTM cannot hold: refused, nothing written
     st = _lib()
     report = SaveReport(path=p, format=NAME, written=[e.name for e in model_file.layers])
-    report.skipped.update(mask_notes(model_file, "torch"))
+    report.skipped.update(state_dict_notes(model_file, "torch"))
     state = tensor_state(model_file, report)
     metadata = {
         "format": "pt",

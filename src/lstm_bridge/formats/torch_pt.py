@@ -19,7 +19,7 @@ from typing import Any, Union
 import numpy as np
 import torch
 
-from ..targets import check_model, mask_notes
+from ..targets import check_model, state_dict_notes
 from .common import PathLike, SaveReport, atomic_output, check_output_path, check_regular_file, head_bytes, tensor_state
 from .model import FormatError, ModelFile, group_state_dict, validate
 
@@ -138,7 +138,7 @@ def save(model_file: ModelFile, path: PathLike) -> SaveReport:
     p = check_output_path(path, model_file)
     check_model(model_file, "torch", path=p)  # a semantic torch.nn.LSTM cannot hold: refused, nothing written
     report = SaveReport(path=p, format=NAME, written=[e.name for e in model_file.layers])
-    report.skipped.update(mask_notes(model_file, "torch"))
+    report.skipped.update(state_dict_notes(model_file, "torch"))
     state = tensor_state(model_file, report)
     with atomic_output(p) as tmp:
         torch.save(state, tmp)
