@@ -31,8 +31,6 @@ from .layers.core import InputLayer
 __all__ = ["KerasModel", "TensorRef", "model_from_config", "MODEL_CLASSES"]
 
 MODEL_CLASSES = ("Functional", "Model", "Sequential")
-#: Keras 3 functional ops a layer leaves in a saved graph: only the one Embedding(mask_zero) makes
-_OPS = {"NotEqual"}
 
 
 class TensorRef(NamedTuple):
@@ -61,11 +59,95 @@ def model_from_config(entry: Dict[str, Any], keras_version: int, where: str = "m
     return KerasModel(entry.get("config") or {}, keras_version, cls, where)
 
 
-class _NotEqual(torch.nn.Module):
-    """Keras 3's ``NotEqual`` op node: ``x != value``."""
+def _bool_dtype(name: Any) -> torch.dtype:
+    table = {
+        "bool": torch.bool,
+        "float32": torch.float32,
+        "float64": torch.float64,
+        "int32": torch.int32,
+        "int64": torch.int64,
+    }
+    if name is None:
+        return torch.float32
+    if str(name) not in table:
+        raise UnsupportedLayerError(f"Keras op dtype {name!r} is not supported; expected one of {sorted(table)}")
+    return table[str(name)]
 
-    def forward(self, x: torch.Tensor, value: Any) -> torch.Tensor:
-        return x != value
+
+class KerasOp(torch.nn.Module):
+    """A Keras 3 functional op node (``keras.src.ops``) that a layer's mask computation leaves in a saved
+    graph: ``NotEqual``, ``Equal``, ``Any``, ``All``, ``LogicalOr``, ``LogicalAnd``, ``LogicalNot``,
+    ``ExpandDims``, ``Squeeze``, ``ZerosLike``, ``OnesLike``, ``Cast``, ``Concatenate``. Other ops are
+    refused (they are user code)."""
+
+    OPS = (
+        "NotEqual",
+        "Equal",
+        "Any",
+        "All",
+        "LogicalOr",
+        "LogicalAnd",
+        "LogicalNot",
+        "ExpandDims",
+        "Squeeze",
+        "ZerosLike",
+        "OnesLike",
+        "Cast",
+        "Concatenate",
+    )
+
+    def __init__(self, op: str, config: Dict[str, Any]):
+        super().__init__()
+        self.op = op
+        self.config = {k: v for k, v in config.items() if k != "name"}
+        self.name = str(config.get("name", op))
+
+    def forward(self, *args: Any) -> torch.Tensor:
+        op, c = self.op, self.config
+        a = args[0]
+        if op in ("NotEqual", "Equal"):
+            b = args[1] if len(args) > 1 else 0
+            return (a != b) if op == "NotEqual" else (a == b)
+        if op in ("Any", "All"):
+            axis = c.get("axis")
+            keep = bool(c.get("keepdims", False))
+            t = a.bool()
+            if axis is None:
+                r = torch.any(t) if op == "Any" else torch.all(t)
+                return r.reshape([1] * t.dim()) if keep else r
+            axes = sorted((int(x) % t.dim() for x in (axis if isinstance(axis, list) else [axis])), reverse=True)
+            for ax in axes:
+                t = torch.any(t, dim=ax, keepdim=keep) if op == "Any" else torch.all(t, dim=ax, keepdim=keep)
+            return t
+        if op in ("LogicalOr", "LogicalAnd"):
+            return torch.logical_or(a, args[1]) if op == "LogicalOr" else torch.logical_and(a, args[1])
+        if op == "LogicalNot":
+            return torch.logical_not(a)
+        if op == "ExpandDims":
+            axis = c.get("axis", -1)
+            return a.unsqueeze(int(axis) if int(axis) >= 0 else a.dim() + 1 + int(axis))
+        if op == "Squeeze":
+            axis = c.get("axis")
+            return a.squeeze() if axis is None else a.squeeze(int(axis))
+        if op in ("ZerosLike", "OnesLike"):
+            dtype = _bool_dtype(c.get("dtype")) if c.get("dtype") is not None else a.dtype
+            return torch.zeros(a.shape, dtype=dtype) if op == "ZerosLike" else torch.ones(a.shape, dtype=dtype)
+        if op == "Cast":
+            return a.to(_bool_dtype(c.get("dtype")))
+        if op == "Concatenate":
+            return torch.cat(list(a), dim=int(c.get("axis", 0)))
+        raise UnsupportedLayerError(f"Keras op {op!r} is not supported")
+
+
+def _is_op(entry: Dict[str, Any]) -> bool:
+    """A Keras 3 op node: ``module`` ``keras.src.ops...``; in a Keras 3 ``.h5`` (no module key) a known op
+    class whose config has no ``trainable`` key (layers always have one)."""
+    cls = str(entry.get("class_name", ""))
+    module = entry.get("module")
+    if isinstance(module, str):
+        return module.startswith("keras.src.ops")
+    cfg = entry.get("config")
+    return cls in KerasOp.OPS and isinstance(cfg, dict) and "trainable" not in cfg
 
 
 class KerasModel(torch.nn.Module):
@@ -109,8 +191,13 @@ class KerasModel(torch.nn.Module):
         module: torch.nn.Module
         if cls in MODEL_CLASSES and str(entry.get("module", "keras")).split(".")[0] in ("keras", "tf_keras"):
             module = model_from_config(entry, self.keras_version, self.where)
-        elif cls in _OPS and str(entry.get("module") or "keras.src.ops").startswith("keras.src.ops"):
-            module = _NotEqual()
+        elif _is_op(entry):
+            if cls not in KerasOp.OPS:
+                raise UnsupportedLayerError(
+                    f"{self.where}: op node {name!r} of class {cls!r} (a keras.ops call in the model) is not "
+                    f"supported; expected one of {list(KerasOp.OPS)}"
+                )
+            module = KerasOp(cls, cfg)
         else:
             try:
                 check_builtin(entry, self.where)
@@ -368,15 +455,19 @@ class KerasModel(torch.nn.Module):
         module: Any = self.module(call.layer)
         kwargs = dict(call.kwargs)
         kwargs.pop("training", None)
+        if isinstance(module, KerasOp):
+            return [module(*[val(a) for a in call.args])], [None]
         x = val(call.args[0])
-        if "mask" in kwargs and kwargs["mask"] is not None:
-            mask = val(kwargs.pop("mask"))
+        previous = msk(call.args[0])  # the masks that came with the first argument
+        if "mask" in kwargs:
+            recorded = kwargs.pop("mask")
+            mask = None if recorded is None else val(recorded)
+            if recorded is None:
+                mask = previous
+        elif self.keras_version >= 3 and (len(call.args) > 1 or _refs_in(Call(call.layer, [], kwargs))):
+            mask = None  # Keras 3 fills the mask in only when the call has one tensor argument
         else:
-            kwargs.pop("mask", None)
-            mask = msk(call.args[0])
-        if isinstance(module, _NotEqual):
-            out = module(x, val(call.args[1]) if len(call.args) > 1 else 0)
-            return [out], [None]
+            mask = previous
         if isinstance(module, KerasModel):
             xs = x if isinstance(x, list) else [x]
             ms = mask if isinstance(mask, list) else [mask] * len(xs)
@@ -399,7 +490,8 @@ class KerasModel(torch.nn.Module):
             out = module(*x, mask=mask, training=training)
         else:
             out = module(x, mask=mask, training=training)
-        out_mask = module.compute_mask(x, mask)
+        # Keras 3 sets the output masks from the first argument's own masks (not a recorded mask argument)
+        out_mask = module.compute_mask(x, previous if self.keras_version >= 3 else mask)
         outs = list(out) if isinstance(out, (list, tuple)) else [out]
         if isinstance(out_mask, (list, tuple)):
             out_masks = list(out_mask)

@@ -3,9 +3,18 @@
 per-input masks (or None).
 
 Inputs of lower rank are expanded at axis 1 until the ranks agree (Keras's ``_Merge``), then broadcast.
-Masks: the elementwise layers AND the masks that are present (None when none is); ``Concatenate``
-expands each mask (ones for a missing one) and ANDs along the last axis (Keras's rule); ``Dot`` drops
-the mask.
+Masks differ between the generations (tf_keras 2.21 ``merging/base_merge.py``, ``concatenate.py``; Keras
+3.15.1 the same files):
+
+* output mask of the elementwise layers: tf_keras ANDs the masks that are present (None when none is);
+  Keras 3 ORs them, and gives None as soon as one input has no mask;
+* ``Concatenate``: each mask expanded (ones for a missing one) and concatenated, then reduced over the last
+  axis with ``all`` (tf_keras) or ``any`` (Keras 3);
+* values (Keras 3 only, when masks come with the inputs): ``Maximum`` / ``Minimum`` replace a masked
+  element by the running result (and the running result by the element where only it is masked);
+  ``Multiply`` treats masked elements as 1 and, when every input has a mask, zeroes the elements masked in
+  all of them; ``Add``, ``Subtract``, ``Average`` ignore masks;
+* ``Dot`` drops the mask.
 """
 
 from __future__ import annotations
@@ -50,19 +59,70 @@ class _Merge(KerasLayer):
             while x.dim() < top:
                 x = x.unsqueeze(1)
             ys.append(x)
+        if self.keras_version >= 3:
+            masks = _masks(mask, len(ys))
+            if any(m is not None for m in masks):
+                return self._merge_masked(ys, masks)
         return self._merge(ys)
 
     def _merge(self, xs: List[torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
 
+    def _merge_masked(self, xs: List[torch.Tensor], masks: List[Optional[torch.Tensor]]) -> torch.Tensor:
+        """Keras 3's merge of inputs that carry masks (only Maximum, Minimum, Multiply look at them)."""
+        return self._merge(xs)
+
     def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
-        present = [m for m in _masks(mask, len(inputs) if isinstance(inputs, (list, tuple)) else 1) if m is not None]
+        n = len(inputs) if isinstance(inputs, (list, tuple)) else 1
+        masks = _masks(mask, n)
+        if self.keras_version >= 3:
+            if mask is None or any(m is None for m in masks):
+                return None
+            out = cast(torch.Tensor, masks[0]).bool()
+            for m in masks[1:]:
+                out = out | cast(torch.Tensor, m).bool()
+            return out
+        present = [m for m in masks if m is not None]
         if not present:
             return None
         out = present[0].bool()
         for m in present[1:]:
             out = out & m.bool()
         return out
+
+
+def _expand(mask: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """A ``(B, T)`` mask broadcast to ``x``'s shape (Keras 3's ``broadcast_to(expand_dims(mask, -1))``)."""
+    return mask.bool().unsqueeze(-1).expand(x.shape)
+
+
+class _MinMax(_Merge):
+    def _op(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _merge(self, xs: List[torch.Tensor]) -> torch.Tensor:
+        out = xs[0]
+        for x in xs[1:]:
+            out = self._op(out, x)
+        return out
+
+    def _merge_masked(self, xs: List[torch.Tensor], masks: List[Optional[torch.Tensor]]) -> torch.Tensor:
+        # keras/src/layers/merging/base_merge.py _apply_merge_op_and_or_mask
+        output: Optional[torch.Tensor] = None
+        output_mask: Optional[torch.Tensor] = None
+        for x, m in zip(xs, masks):
+            mask = None if m is None else _expand(m, x)
+            if output is None:
+                output, output_mask = x, mask
+                continue
+            if mask is not None:
+                x = torch.where(mask, x, output)
+            if output_mask is not None:
+                output = torch.where(output_mask, output, x)
+            output_mask = output_mask | mask if mask is not None and output_mask is not None else None
+            output = self._op(output, x)
+        assert output is not None
+        return output
 
 
 class Add(_Merge):
@@ -93,6 +153,23 @@ class Multiply(_Merge):
             out = out * x
         return out
 
+    def _merge_masked(self, xs: List[torch.Tensor], masks: List[Optional[torch.Tensor]]) -> torch.Tensor:
+        # keras/src/layers/merging/multiply.py
+        has_output_mask = all(m is not None for m in masks)
+        output: Optional[torch.Tensor] = None
+        output_mask: Optional[torch.Tensor] = None
+        for x, m in zip(xs, masks):
+            if m is not None:
+                mask = _expand(m, x)
+                x = torch.where(mask, x, torch.ones_like(x))
+                if has_output_mask:
+                    output_mask = mask if output_mask is None else output_mask | mask
+            output = x if output is None else output * x
+        assert output is not None
+        if has_output_mask and output_mask is not None:
+            output = torch.where(output_mask, output, torch.zeros_like(output))
+        return output
+
 
 class Average(_Merge):
     keras_class = "Average"
@@ -104,24 +181,18 @@ class Average(_Merge):
         return out / len(xs)
 
 
-class Maximum(_Merge):
+class Maximum(_MinMax):
     keras_class = "Maximum"
 
-    def _merge(self, xs: List[torch.Tensor]) -> torch.Tensor:
-        out = xs[0]
-        for x in xs[1:]:
-            out = torch.maximum(out, x)
-        return out
+    def _op(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.maximum(a, b)
 
 
-class Minimum(_Merge):
+class Minimum(_MinMax):
     keras_class = "Minimum"
 
-    def _merge(self, xs: List[torch.Tensor]) -> torch.Tensor:
-        out = xs[0]
-        for x in xs[1:]:
-            out = torch.minimum(out, x)
-        return out
+    def _op(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.minimum(a, b)
 
 
 class Concatenate(KerasLayer):
@@ -139,7 +210,7 @@ class Concatenate(KerasLayer):
     def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
         xs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
         masks = _masks(mask, len(xs))
-        if all(m is None for m in masks):
+        if mask is None or all(m is None for m in masks):
             return None
         full = []
         for x, m in zip(xs, masks):
@@ -149,7 +220,8 @@ class Concatenate(KerasLayer):
                 full.append(m.bool().unsqueeze(-1).expand(*m.shape, *x.shape[m.dim() :]))
             else:
                 full.append(m.bool())
-        return torch.all(torch.cat(full, dim=self.axis), dim=-1)
+        cat = torch.cat(full, dim=self.axis)
+        return torch.any(cat, dim=-1) if self.keras_version >= 3 else torch.all(cat, dim=-1)
 
 
 class Dot(KerasLayer):
