@@ -5,6 +5,8 @@
 #                    one thread), then rewrite docs/parity.md
 #   make golden-family  regenerate only the recurrent-family goldens (tests/golden/family_*.{json,npz}) with
 #                    tools/golden_family.py (issue 11; `make golden` runs it too)
+#   make golden-family-files  regenerate the real GRU / SimpleRNN model files with their outputs
+#                    (tests/fixtures/family_files/) with tools/golden_family_files.py (issue 11 item 5)
 #   make golden-models  regenerate only the whole-model goldens (tests/golden/models/: real tf_keras and Keras 3 model
 #                    files, .keras and .h5, with their predictions) with tools/golden_models.py (issue 13)
 #   make test-live   random configurations side by side with the real frameworks (tests/test_live.py),
@@ -22,7 +24,7 @@ LIVE_MS_STAMP := $(GOLDEN_MS)/.live-installed
 LIVE_TESTS := $(wildcard tests/test_*live.py)
 LIVE_PYTEST := -m pytest -q -p no:cacheprovider -m live $(LIVE_TESTS)
 
-.PHONY: golden golden-envs golden-family golden-models test-live
+.PHONY: golden golden-envs golden-family golden-family-files golden-models test-live
 
 golden-envs: $(GOLDEN_TF_STAMP) $(GOLDEN_MS_STAMP)
 
@@ -57,6 +59,13 @@ golden-models: $(GOLDEN_TF_STAMP)
 	@start=$$(date +%s); \
 	$(GOLDEN_PYTHON) tools/golden_models.py && \
 	end=$$(date +%s) && echo "make golden-models: regenerated tests/golden/models/ in $$((end - start)) s"
+
+# tf_keras 2.21 (incl. TF1 CuDNNGRU), Keras 3.15 and MindSpore 2.10 files: tests/fixtures/family_files/
+golden-family-files: golden-envs
+	TF_USE_LEGACY_KERAS=1 TF_CPP_MIN_LOG_LEVEL=3 CUDA_VISIBLE_DEVICES= $(GOLDEN_TF)/bin/python tools/golden_family_files.py tf_keras
+	TF_USE_LEGACY_KERAS=0 TF_CPP_MIN_LOG_LEVEL=3 CUDA_VISIBLE_DEVICES= $(GOLDEN_TF)/bin/python tools/golden_family_files.py keras3
+	GLOG_v=3 $(GOLDEN_MS)/bin/python tools/golden_family_files.py mindspore
+	chmod 644 tests/fixtures/family_files/*
 
 # The live tier needs lstm-bridge (no dependencies: the framework pins stay as they are), the pinned CPU
 # torch and pytest inside each framework environment (and h5py in the MindSpore one, where the format tests
