@@ -1,0 +1,82 @@
+"""Record real MindSpore 2.10 networks in model-zoo shapes for tests/test_mindspore_nets.py (issue 14 item 6).
+
+    python3 tools/golden_ms_nets.py         # re-runs itself with .golden-venvs/ms/bin/python
+    .golden-venvs/ms/bin/python tools/golden_ms_nets.py --out tests/golden/mindspore_api
+
+The networks are tests/fixtures/mindspore_api/nets.py (MindSpore source, ``import mindspore ...``). For each:
+the network is built (seeded; BatchNorm moving statistics set to random values so they matter), saved with
+``mindspore.save_checkpoint`` as ``nets/<id>.ckpt``, and run in inference mode on seeded inputs without and with
+``seq_length``; inputs and logits go to ``nets.npz``, parameter names and shapes to ``nets.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MS_PYTHON = os.path.join(ROOT, ".golden-venvs", "ms", "bin", "python")
+OUT = os.path.join(ROOT, "tests", "golden", "mindspore_api")
+SEED = 1411
+
+
+def record(out):
+    sys.path.insert(0, os.path.join(ROOT, "tests", "fixtures", "mindspore_api"))
+    import mindspore as ms
+    import nets
+    import numpy as np
+    from mindspore import Tensor
+
+    ms.set_context(mode=ms.PYNATIVE_MODE, device_target="CPU")
+    os.makedirs(os.path.join(out, "nets"), exist_ok=True)
+    meta = {"mindspore": ms.__version__, "nets": {}}
+    store = {}
+    for k, (net_id, (build, make_inputs, lengths)) in enumerate(sorted(nets.NETS.items())):
+        ms.set_seed(SEED + k)
+        net = build()
+        rng = np.random.RandomState(SEED + k)
+        for name, p in net.parameters_and_names():
+            if "moving_mean" in name:
+                p.set_data(Tensor(rng.uniform(-0.3, 0.3, p.shape).astype(np.float32)))
+            elif "moving_variance" in name:
+                p.set_data(Tensor(rng.uniform(0.5, 1.5, p.shape).astype(np.float32)))
+        ms.save_checkpoint(net, os.path.join(out, "nets", net_id + ".ckpt"))
+        net.set_train(False)
+        inputs = make_inputs(rng)
+        for i, a in enumerate(inputs):
+            store[f"{net_id}/input{i}"] = a
+        store[f"{net_id}/seq_length"] = lengths
+        tensors = [Tensor(a) for a in inputs]
+        store[f"{net_id}/logits"] = net(*tensors).asnumpy()
+        store[f"{net_id}/logits_seq"] = net(*tensors, seq_length=Tensor(lengths)).asnumpy()
+        meta["nets"][net_id] = {
+            "class": type(net).__name__,
+            "inputs": len(inputs),
+            "parameters": [[n, list(p.shape)] for n, p in net.parameters_dict().items()],
+        }
+    np.savez_compressed(os.path.join(out, "nets.npz"), **store)
+    with open(os.path.join(out, "nets.json"), "w", encoding="utf-8") as fh:
+        json.dump(meta, fh, indent=1, sort_keys=True)
+        fh.write("\n")
+    print(f"golden_ms_nets: {len(meta['nets'])} networks -> {out}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=OUT)
+    args = parser.parse_args(argv)
+    try:
+        import mindspore  # noqa: F401
+    except ImportError:
+        if not os.path.exists(MS_PYTHON):
+            sys.exit(f"golden_ms_nets: MindSpore is not importable and {MS_PYTHON} does not exist (make golden-envs)")
+        env = dict(os.environ, OMP_NUM_THREADS="1", GLOG_v="3")
+        sys.exit(subprocess.call([MS_PYTHON, os.path.abspath(__file__), "--out", args.out], env=env))
+    record(args.out)
+
+
+if __name__ == "__main__":
+    main()
