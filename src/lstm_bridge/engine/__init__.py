@@ -8,10 +8,12 @@ For LSTM cells two interchangeable paths sit below, with the same numbers within
 * the native CPU kernel (``engine/native``), when it is built and supports the request;
 * the portable pure-torch path (:mod:`.torch_path`).
 
-GRU and RNN cells always take their pure-torch path (:mod:`.family_torch`; no native kernel for them
-yet, whatever ``LSTM_BRIDGE_BACKEND`` says). For them ``c0`` is ignored (pass None), ``c_n`` is ``[]``
-from :func:`run_layer` and None from :func:`run_stack`; ``semantics.reset_after`` picks the GRU form and
-``semantics.mindspore_cpu`` MindSpore's CPU op and summation order.
+GRU and RNN cells take the native kernel's family entry (``engine/native/family.py``) or their
+pure-torch path (:mod:`.family_torch`), as :func:`.backend.select_family` decides (MindSpore's MatMul
+summation order, ``mindspore_matmul``, stays on the torch path). For them ``c0`` is ignored (pass
+None), ``c_n`` is ``[]`` from :func:`run_layer` and None from :func:`run_stack`;
+``semantics.reset_after`` picks the GRU form and ``semantics.mindspore_cpu`` MindSpore's CPU op and
+summation order.
 
 ``LSTM_BRIDGE_BACKEND`` chooses: ``auto`` (default: native where available, else torch, with a
 one-line warning the first time native is unavailable), ``native`` (error if it cannot run) or
@@ -137,6 +139,25 @@ def _run_family_layer(
     if dropout is None:
         dropout = [None] * len(directions)
     check_request(x, directions, h0, h0, valid=valid, dropout=dropout)  # (no c0: h0 stands in for it)
+    numerics = "mindspore-cpu" if semantics.mindspore_cpu else "exact"
+    native = None
+    if x.dim() == 3 and x.shape[0] > 0 and x.shape[1] > 0:
+        _family.check_layer(
+            x, directions, h0, kind=kind, reverse=reverse, valid=valid, dropout=dropout,
+            numerics=numerics, reset_after=semantics.reset_after,
+        )  # fmt: skip
+        native = _backend.select_family(x, directions, kind=kind, valid=valid, semantics=semantics, dropout=dropout)
+    if native is not None:  # the native GRU/RNN kernel (engine/native/family.py)
+        with allocation_errors(
+            lambda: (
+                f"a {kind.value} layer over x of shape {tuple(x.shape)} with hidden sizes "
+                f"{[w.hidden_size for w in directions]}"
+            )
+        ):
+            outs, hs = native(
+                x, directions, h0, kind=kind, reverse=reverse, valid=valid, semantics=semantics, dropout=dropout
+            )
+        return outs, hs, []
     _backend.last_used = "torch"
     with allocation_errors(
         lambda: (
@@ -155,7 +176,7 @@ def _run_family_layer(
             masked_output=semantics.masked_output,
             reset_after=semantics.reset_after,
             dropout=dropout,
-            numerics="mindspore-cpu" if semantics.mindspore_cpu else "exact",
+            numerics=numerics,
             ms_matmul=semantics.mindspore_cpu and semantics.mindspore_matmul,
         )
     return outs, hs, []

@@ -22,7 +22,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import torch
 
 from . import torch_path
-from .semantics import DirectionWeights, DropoutMasks, LayerSemantics
+from .semantics import CellKind, DirectionWeights, DropoutMasks, LayerSemantics
 
 _VALID = ("auto", "native", "torch")
 RunLayer = Callable[..., Tuple[List[torch.Tensor], List[torch.Tensor], List[torch.Tensor]]]
@@ -141,3 +141,72 @@ def _native_error() -> str:
     except ImportError as exc:
         return f"not installed ({exc})"
     return native.error() or "unknown reason"
+
+
+# --- the recurrent family (GRU, simple RNN) -------------------------------------------------------------
+
+FamilyRun = Callable[..., Tuple[List[torch.Tensor], List[torch.Tensor]]]
+"""The signature of ``engine.native.family.run_family_layer``: ``(outputs, h_n)`` lists over directions."""
+
+
+def check_family_policy(
+    x: torch.Tensor,
+    directions: Sequence[DirectionWeights],
+    *,
+    kind: CellKind,
+    valid: Optional[torch.Tensor],
+    semantics: LayerSemantics,
+    dropout: Sequence[Optional[DropoutMasks]],
+) -> None:
+    """Raise ``NotImplementedError`` for a GRU/RNN request the kernel can run but should leave to the torch
+    path in ``auto`` (under ``LSTM_BRIDGE_BACKEND=native`` every request the kernel supports runs there).
+
+    Nothing is left today: see ``docs/benchmarks.md`` (Recurrent family) for the measurements.
+    """
+
+
+def select_family(
+    x: torch.Tensor,
+    directions: Sequence[DirectionWeights],
+    *,
+    kind: CellKind,
+    valid: Optional[torch.Tensor],
+    semantics: LayerSemantics,
+    dropout: Sequence[Optional[DropoutMasks]],
+) -> Optional[FamilyRun]:
+    """The native GRU/RNN layer for this request, or None for ``engine/family_torch.py``.
+
+    ``torch``: always None. ``auto``: the kernel when it supports the request
+    (``native.checks.check_family_supported``), :func:`check_family_policy` does not object and it is
+    built (else None, with the one-time warning when the kernel itself is unavailable). ``native``: the
+    kernel or an error (``NotImplementedError`` for an unsupported request, ``RuntimeError`` when it is
+    unavailable). The cheap checks run first, so an unsupported request never triggers the build.
+    """
+    global last_used
+    choice = requested()
+    if choice == "torch":
+        return None
+    try:
+        from .native import checks as native_checks, family as native_family, loader as native_loader
+    except ImportError as exc:
+        if choice == "native":
+            raise RuntimeError(f"LSTM_BRIDGE_BACKEND=native but the native kernel is not installed ({exc})") from exc
+        _torch(f"not installed ({exc})")
+        return None
+    gru = kind is CellKind.GRU
+    try:
+        native_checks.check_family_supported(x, directions, gru=gru, valid=valid, semantics=semantics, dropout=dropout)
+        if choice == "auto":
+            check_family_policy(x, directions, kind=kind, valid=valid, semantics=semantics, dropout=dropout)
+    except NotImplementedError:
+        if choice == "native":
+            raise
+        return None
+    if not native_loader.available():
+        if choice == "native":
+            raise RuntimeError("LSTM_BRIDGE_BACKEND=native but the native kernel is unavailable: " + _native_error())
+        _torch(_native_error())
+        return None
+    last_used = "native"
+    run: FamilyRun = native_family.run_family_layer
+    return run

@@ -69,7 +69,7 @@ from .semantics import CellActivations, CellKind, DirectionWeights, DropoutMasks
 
 Tensor = torch.Tensor
 
-__all__ = ["NUMERICS", "ms_cpu_matmul_nt", "run_family_direction", "run_family_layer"]
+__all__ = ["NUMERICS", "check_layer", "ms_cpu_matmul_nt", "run_family_direction", "run_family_layer"]
 
 #: accepted values of ``numerics``
 NUMERICS = ("exact", "mindspore-cpu")
@@ -229,6 +229,25 @@ def _check(
             _check_masks("recurrent", drop.recurrent, allowed, B, w.hidden_size, d)
     if valid is not None and (tuple(valid.shape) != (T, B) or valid.dtype != torch.bool):
         raise ValueError(f"valid must be a ({T}, {B}) bool tensor; received {tuple(valid.shape)} {valid.dtype}")
+
+
+def check_layer(
+    x: Tensor,
+    directions: Sequence[DirectionWeights],
+    h0: Sequence[Tensor],
+    *,
+    kind: Union[str, CellKind],
+    reverse: Sequence[bool],
+    valid: Optional[Tensor],
+    dropout: Sequence[Optional[DropoutMasks]],
+    numerics: str,
+    reset_after: bool,
+) -> None:
+    """The checks :func:`run_family_layer` starts with (same errors), for a caller that may run the layer
+    elsewhere (the engine, before handing it to the native kernel)."""
+    cell = _kind(kind)
+    _check_numerics(numerics, cell, reset_after)
+    _check(x, directions, h0, cell, reverse, valid, dropout)
 
 
 def _unwrap(fn: Callable[[Tensor], Tensor]) -> Callable[[Tensor], Tensor]:

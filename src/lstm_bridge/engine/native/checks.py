@@ -13,7 +13,7 @@ from ..semantics import DirectionWeights, DropoutMasks, LayerSemantics
 
 Tensor = torch.Tensor
 
-__all__ = ["check_shapes", "check_supported", "native_activation_id"]
+__all__ = ["check_family_supported", "check_shapes", "check_supported", "native_activation_id"]
 
 # Activation ids shared with lstm.h (enum Act); the lstm_bridge.activations registry carries them.
 _MAX_ID = 8  # enum Act in lstm.h
@@ -41,15 +41,16 @@ def check_supported(
 ) -> None:
     """Raise ``NotImplementedError`` when the kernel cannot run this request.
 
-    Not supported: non-CPU tensors, dtypes other than float32/float64, mixed dtypes, activations
-    without a ``native_id`` (arbitrary Python callables), empty sequences or batches. Which supported
+    Not supported: non-CPU tensors, dtypes other than float32/float64/bfloat16, mixed dtypes (except a
+    bfloat16 input with float32 weights/masks: a bf16 layer, ``Plan.lowp``), activations without a
+    ``native_id`` (arbitrary Python callables), empty sequences or batches. Which supported
     requests should run here (standard semantics go to oneDNN above a size) is
     :func:`lstm_bridge.engine.backend.check_native_policy`'s decision, not the kernel's.
     """
     if x.device.type != "cpu":
         raise NotImplementedError(f"native kernel runs on CPU only; received x on {x.device}")
-    if x.dtype not in (torch.float32, torch.float64):
-        raise NotImplementedError(f"native kernel supports float32/float64; received {x.dtype}")
+    if x.dtype not in (torch.float32, torch.float64, torch.bfloat16):
+        raise NotImplementedError(f"native kernel supports float32/float64/bfloat16; received {x.dtype}")
     if x.dim() != 3 or x.shape[0] == 0 or x.shape[1] == 0:
         raise NotImplementedError(f"native kernel needs a non-empty (T, B, I) input; received {tuple(x.shape)}")
     tensors: List[Tensor] = []
@@ -58,8 +59,9 @@ def check_supported(
     for d in dropout:
         if d is not None:
             tensors += [t for t in (d.inputs, d.recurrent) if t is not None]
+    allowed = (torch.bfloat16, torch.float32) if x.dtype == torch.bfloat16 else (x.dtype,)
     for t in tensors:
-        if t.device.type != "cpu" or t.dtype != x.dtype:
+        if t.device.type != "cpu" or t.dtype not in allowed:
             raise NotImplementedError(
                 f"native kernel needs all weights/masks on CPU in {x.dtype}; received {t.dtype} on {t.device}"
             )
@@ -109,3 +111,47 @@ def check_shapes(
                     )
     if valid is not None and tuple(valid.shape) != (T, B):
         raise ValueError(f"valid must be (T, B) = {(T, B)}; received {tuple(valid.shape)}")
+
+
+def check_family_supported(
+    x: Tensor,
+    directions: Sequence[DirectionWeights],
+    *,
+    gru: bool,
+    valid: Optional[Tensor],
+    semantics: LayerSemantics,
+    dropout: Sequence[Optional[DropoutMasks]],
+) -> None:
+    """Raise ``NotImplementedError`` when the GRU/RNN kernel (``family.cpp``) cannot run this request.
+
+    Not supported: non-CPU tensors, dtypes other than float32/float64, weights or masks of another
+    dtype or device, empty sequences or batches, activations without a ``native_id`` (the GRU's gate and
+    candidate, the RNN's candidate), and MindSpore's CPU MatMul summation order
+    (``semantics.mindspore_matmul``: an emulation kept on the torch path).
+    """
+    if x.device.type != "cpu":
+        raise NotImplementedError(f"native kernel runs on CPU only; received x on {x.device}")
+    if x.dtype not in (torch.float32, torch.float64):
+        raise NotImplementedError(f"native kernel supports float32/float64; received {x.dtype}")
+    if x.dim() != 3 or x.shape[0] == 0 or x.shape[1] == 0:
+        raise NotImplementedError(f"native kernel needs a non-empty (T, B, I) input; received {tuple(x.shape)}")
+    if semantics.mindspore_cpu and semantics.mindspore_matmul:
+        raise NotImplementedError(
+            "MindSpore's CPU MatMul summation order (numerics='mindspore-cpu-bits') runs on the torch path only"
+        )
+    tensors: List[Tensor] = []
+    for w in directions:
+        tensors += [t for t in (w.w_ih, w.w_hh, w.b_ih, w.b_hh) if t is not None]
+    for d in dropout:
+        if d is not None:
+            tensors += [t for t in (d.inputs, d.recurrent) if t is not None]
+    for t in tensors:
+        if t.device.type != "cpu" or t.dtype != x.dtype:
+            raise NotImplementedError(
+                f"native kernel needs all weights/masks on CPU in {x.dtype}; received {t.dtype} on {t.device}"
+            )
+    acts = semantics.activations
+    roles = (("gate", acts.gate), ("candidate", acts.candidate)) if gru else (("candidate", acts.candidate),)
+    for role, fn in roles:
+        if native_activation_id(fn) is None:
+            raise NotImplementedError(f"{role} activation {fn!r} has no native implementation")

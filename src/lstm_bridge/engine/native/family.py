@@ -388,9 +388,10 @@ class NativeFamilyLayer(torch.autograd.Function):
         D = call.D
         x = flat[0]
         assert x is not None
-        w_ih, w_hh = list(flat[1 : 1 + D]), list(flat[1 + D : 1 + 2 * D])
+        w_ih = [w for w in flat[1 : 1 + D] if w is not None]
+        w_hh = [w for w in flat[1 + D : 1 + 2 * D] if w is not None]
         b_ih, b_hh = list(flat[1 + 2 * D : 1 + 3 * D]), list(flat[1 + 3 * D : 1 + 4 * D])
-        h0 = list(flat[1 + 4 * D : 1 + 5 * D])
+        h0 = [h for h in flat[1 + 4 * D : 1 + 5 * D] if h is not None]
         # only applied when autograd records the call (run_family_layer runs inference without it)
         outs, hn, gates, h_prev, aux = forward_impl(
             x, w_ih, w_hh, b_ih, b_hh, h0, call.valid, call.in_masks, call.rec_masks, call.reverse, call.form,
