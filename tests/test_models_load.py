@@ -1,0 +1,169 @@
+"""``lstm_bridge.load_model`` on real Keras model files (``tests/golden/models``, written by
+``tools/golden_models.py`` from tf_keras 2.21 and Keras 3.15.1, ``.keras`` and ``.h5``): predictions within
+1e-5 (+ 1e-5 relative) on padded batches; refusals of layers outside the catalogue, named with their class."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import zipfile
+from typing import Any, Dict
+
+import numpy as np
+import pytest
+import torch
+
+import lstm_bridge
+from lstm_bridge.formats import FormatError
+from lstm_bridge.models import UnsupportedLayerError
+
+import golden_data as g
+
+CASES = g.model_cases()
+
+
+@pytest.mark.skipif(not CASES, reason="tests/golden/models not present")
+@pytest.mark.parametrize("flavour,model_id,fmt", CASES)
+def test_load_model_reproduces_keras(flavour: str, model_id: str, fmt: str) -> None:
+    entry, arrays = g.model_entry(flavour, model_id)
+    model = lstm_bridge.load_model(g.model_path(flavour, model_id, fmt))
+    assert isinstance(model, torch.nn.Module) and not model.training
+    got = g.run_model(model, entry, arrays)
+    g.check_model_outputs(got, entry, arrays, f"{flavour}/{model_id}.{fmt}")
+
+
+def _archive_with(src: pathlib.Path, dst: pathlib.Path, edit: Any) -> None:
+    """A copy of a ``.keras`` archive whose config.json went through ``edit`` (written by the test)."""
+    with zipfile.ZipFile(src) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    config = json.loads(members["config.json"])
+    edit(config)
+    members["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(dst, "w") as z:
+        for n, data in members.items():
+            z.writestr(n, data)
+
+
+def _first(config: Dict[str, Any], cls: str) -> Dict[str, Any]:
+    return next(l for l in config["config"]["layers"] if l["class_name"] == cls)
+
+
+def _source(flavour: str = "keras3", model_id: str = "embed_bilstm") -> pathlib.Path:
+    if not CASES:
+        pytest.skip("tests/golden/models not present")
+    return pathlib.Path(g.model_path(flavour, model_id, "keras"))
+
+
+@pytest.mark.parametrize("flavour", ["keras3", "tf_keras"])
+def test_a_lambda_layer_is_refused_naming_layer_and_class(tmp_path: pathlib.Path, flavour: str) -> None:
+    def edit(config: Dict[str, Any]) -> None:
+        layer = _first(config, "Dense")
+        layer["class_name"] = "Lambda"
+        layer["config"] = {"name": layer["config"]["name"], "function": {"class_name": "__lambda__", "config": {}}}
+
+    path = tmp_path / "lambda.keras"
+    _archive_with(_source(flavour), path, edit)
+    with pytest.raises(UnsupportedLayerError, match=r"of class 'Lambda'.*never run"):
+        lstm_bridge.load_model(path)
+
+
+def test_a_custom_class_borrowing_a_catalogue_name_is_refused(tmp_path: pathlib.Path) -> None:
+    def edit(config: Dict[str, Any]) -> None:
+        layer = _first(config, "Dense")
+        layer["module"] = "my_project.layers"
+        layer["registered_name"] = "my_project>Dense"
+
+    path = tmp_path / "custom.keras"
+    _archive_with(_source(), path, edit)
+    with pytest.raises(UnsupportedLayerError, match=r"of class 'Dense' is a custom class \(my_project>Dense\)"):
+        lstm_bridge.load_model(path)
+
+
+def test_an_unknown_class_is_refused(tmp_path: pathlib.Path) -> None:
+    def edit(config: Dict[str, Any]) -> None:
+        _first(config, "Dense")["class_name"] = "MultiHeadAttention"
+
+    path = tmp_path / "mha.keras"
+    _archive_with(_source(), path, edit)
+    with pytest.raises(UnsupportedLayerError, match="'MultiHeadAttention' is not in the catalogue"):
+        lstm_bridge.load_model(path)
+
+
+def test_a_weights_only_file_is_refused(tmp_path: pathlib.Path) -> None:
+    h5py = pytest.importorskip("h5py")
+    path = tmp_path / "w.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["layer_names"] = np.array([b"dense"])
+        f.create_group("dense").attrs["weight_names"] = np.array([b"dense/kernel:0"])
+        f["dense"].create_dataset("dense/kernel:0", data=np.zeros((2, 2), np.float32))
+    with pytest.raises(FormatError, match="weights-only"):
+        lstm_bridge.load_model(path)
+
+
+def test_not_a_keras_file_is_refused(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "x.keras"
+    path.write_bytes(b"hello world")
+    with pytest.raises(FormatError, match="expected a Keras full-model file"):
+        lstm_bridge.load_model(path)
+
+
+def test_weights_that_do_not_fit_name_the_layer(tmp_path: pathlib.Path) -> None:
+    def edit(config: Dict[str, Any]) -> None:
+        _first(config, "Dense")["config"]["units"] += 1
+
+    path = tmp_path / "units.keras"
+    _archive_with(_source(), path, edit)
+    with pytest.raises(FormatError, match="Dense"):
+        lstm_bridge.load_model(path)
+
+
+@pytest.mark.skipif(not CASES, reason="tests/golden/models not present")
+def test_train_mode_turns_dropout_on_and_eval_restores_predictions() -> None:
+    flavour, model_id = "keras3", "shapes_dropouts"
+    entry, arrays = g.model_entry(flavour, model_id)
+    model = lstm_bridge.load_model(g.model_path(flavour, model_id, "keras"))
+    inputs = g.model_inputs(entry, arrays)
+    with torch.no_grad():
+        a = model(*inputs)
+        model.train()
+        torch.manual_seed(0)
+        b = model(*inputs)
+        model.eval()
+        c = model(*inputs)
+    flat = lambda r: r[0] if isinstance(r, list) else r  # noqa: E731
+    assert not torch.allclose(flat(a), flat(b))
+    torch.testing.assert_close(flat(a), flat(c), rtol=0, atol=0)
+
+
+def test_mask_propagation_through_a_graph_built_from_config() -> None:
+    """Embedding(mask_zero) -> LSTM(return_sequences) -> GlobalAveragePooling1D: the pooled mean covers the
+    unmasked steps only; the same model without mask_zero averages every step."""
+    from lstm_bridge.models.graph import model_from_config
+
+    def config(mask_zero: bool) -> Dict[str, Any]:
+        return {
+            "class_name": "Sequential",
+            "config": {
+                "name": "s",
+                "layers": [
+                    {"class_name": "InputLayer", "config": {"name": "ids", "dtype": "int32", "batch_shape": [None, 4]}},
+                    {
+                        "class_name": "Embedding",
+                        "config": {"name": "e", "input_dim": 5, "output_dim": 2, "mask_zero": mask_zero},
+                    },
+                    {"class_name": "Dense", "config": {"name": "d", "units": 1, "use_bias": False}},
+                    {"class_name": "GlobalAveragePooling1D", "config": {"name": "p"}},
+                ],
+            },
+        }
+
+    ids = torch.tensor([[1, 2, 0, 0]])
+    results = []
+    for mz in (True, False):
+        m = model_from_config(config(mz), 3)
+        m.module("e").load_keras_weights([np.arange(10, dtype=np.float32).reshape(5, 2)])
+        m.module("d").load_keras_weights([np.ones((2, 1), np.float32)])
+        with torch.no_grad():
+            results.append(float(m(ids)))
+    # rows of the embedding: 1 -> (2, 3), 2 -> (4, 5), 0 -> (0, 1); Dense sums them: 5, 9, 1, 1
+    assert results == [pytest.approx(7.0), pytest.approx(4.0)]

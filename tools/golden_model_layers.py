@@ -1,0 +1,257 @@
+"""Record one call of every catalogue layer in the real frameworks, for ``tests/test_models_layers.py``.
+
+Run with the golden environment's Python (``.golden-venvs/tf``): the script runs itself once per generation
+(tf_keras 2.21 with ``TF_USE_LEGACY_KERAS=1``, Keras 3.15.1) and writes ``tests/golden/model_layers.json``:
+per case and generation the layer's own ``get_config()``, its weights (``get_weights()``), the inputs, the
+mask given, the output(s) of ``layer(x, mask=...)`` (``training=True`` where the case says so) and the output
+mask of ``compute_mask`` (None when the layer does not support masking: Keras 3 drops the mask, tf_keras
+refuses to build the model). Inputs and weights are drawn from ``numpy.random.RandomState`` seeded per case.
+
+    .golden-venvs/tf/bin/python tools/golden_model_layers.py [--out tests/golden/model_layers.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import zlib
+from typing import Any, Dict, List
+
+import numpy as np
+
+B, T, F = 2, 5, 3
+LENGTHS = [5, 3]
+
+# (case id, class name, constructor kwargs, input specs, mask?, training)
+# input spec: "f:<shape>" float, "i:<shape>:<vocab>" int ids right-padded with 0 per LENGTHS
+CASES: List[Any] = [
+    ("embedding", "Embedding", {"input_dim": 7, "output_dim": 3}, ["i:2,5:7"], False, False),
+    (
+        "embedding_mask_zero",
+        "Embedding",
+        {"input_dim": 7, "output_dim": 3, "mask_zero": True},
+        ["i:2,5:7"],
+        False,
+        False,
+    ),
+    ("masking", "Masking", {"mask_value": 0.0}, ["p:2,5,3"], False, False),
+    ("dense_relu", "Dense", {"units": 4, "activation": "relu"}, ["f:2,5,3"], True, False),
+    ("dense_nobias_gelu", "Dense", {"units": 2, "activation": "gelu", "use_bias": False}, ["f:2,3"], False, False),
+    ("activation_hard_sigmoid", "Activation", {"activation": "hard_sigmoid"}, ["f:2,5,3"], True, False),
+    ("activation_softmax", "Activation", {"activation": "softmax"}, ["f:2,5,3"], False, False),
+    ("dropout", "Dropout", {"rate": 0.3}, ["f:2,5,3"], True, False),
+    ("spatial_dropout1d", "SpatialDropout1D", {"rate": 0.3}, ["f:2,5,3"], True, False),
+    ("gaussian_noise", "GaussianNoise", {"stddev": 0.5}, ["f:2,5,3"], True, False),
+    ("gaussian_dropout", "GaussianDropout", {"rate": 0.3}, ["f:2,5,3"], True, False),
+    ("alpha_dropout", "AlphaDropout", {"rate": 0.3}, ["f:2,5,3"], True, False),
+    ("flatten", "Flatten", {}, ["f:2,5,3"], True, False),
+    ("reshape", "Reshape", {"target_shape": [3, 5]}, ["f:2,5,3"], True, False),
+    ("permute", "Permute", {"dims": [2, 1]}, ["f:2,5,3"], True, False),
+    ("repeat_vector", "RepeatVector", {"n": 3}, ["f:2,3"], False, False),
+    (
+        "time_distributed_dense",
+        "TimeDistributed",
+        {"layer": ("Dense", {"units": 2, "activation": "tanh"})},
+        ["f:2,5,3"],
+        True,
+        False,
+    ),
+    (
+        "bidirectional_lstm",
+        "Bidirectional",
+        {"layer": ("LSTM", {"units": 2, "return_sequences": True})},
+        ["f:2,5,3"],
+        True,
+        False,
+    ),
+    (
+        "bidirectional_gru_sum",
+        "Bidirectional",
+        {"layer": ("GRU", {"units": 2}), "merge_mode": "sum"},
+        ["f:2,5,3"],
+        True,
+        False,
+    ),
+    (
+        "lstm_hard_sigmoid",
+        "LSTM",
+        {"units": 3, "recurrent_activation": "hard_sigmoid", "return_sequences": True},
+        ["f:2,5,3"],
+        True,
+        False,
+    ),
+    ("lstm_state", "LSTM", {"units": 2, "return_state": True}, ["f:2,5,3"], True, False),
+    ("gru", "GRU", {"units": 3, "return_sequences": True}, ["f:2,5,3"], True, False),
+    ("simple_rnn", "SimpleRNN", {"units": 3}, ["f:2,5,3"], True, False),
+    ("conv1d_valid", "Conv1D", {"filters": 2, "kernel_size": 2}, ["f:2,5,3"], False, False),
+    (
+        "conv1d_same_stride2",
+        "Conv1D",
+        {"filters": 2, "kernel_size": 3, "strides": 2, "padding": "same"},
+        ["f:2,5,3"],
+        False,
+        False,
+    ),
+    (
+        "conv1d_causal_dilated",
+        "Conv1D",
+        {"filters": 2, "kernel_size": 2, "padding": "causal", "dilation_rate": 2, "activation": "relu"},
+        ["f:2,5,3"],
+        False,
+        False,
+    ),
+    ("max_pooling1d_same", "MaxPooling1D", {"pool_size": 2, "padding": "same"}, ["f:2,5,3"], False, False),
+    (
+        "average_pooling1d_same",
+        "AveragePooling1D",
+        {"pool_size": 2, "strides": 2, "padding": "same"},
+        ["f:2,5,3"],
+        False,
+        False,
+    ),
+    ("average_pooling1d_valid", "AveragePooling1D", {"pool_size": 3, "strides": 1}, ["f:2,5,3"], False, False),
+    ("global_max_pooling1d", "GlobalMaxPooling1D", {}, ["f:2,5,3"], True, False),
+    ("global_average_pooling1d_masked", "GlobalAveragePooling1D", {}, ["f:2,5,3"], True, False),
+    ("global_average_pooling1d", "GlobalAveragePooling1D", {"keepdims": True}, ["f:2,5,3"], False, False),
+    ("batch_normalization", "BatchNormalization", {"epsilon": 0.01}, ["f:2,5,3"], True, False),
+    ("batch_normalization_training", "BatchNormalization", {"momentum": 0.9}, ["f:2,5,3"], False, True),
+    ("layer_normalization", "LayerNormalization", {}, ["f:2,5,3"], True, False),
+    ("zero_padding1d", "ZeroPadding1D", {"padding": [1, 2]}, ["f:2,5,3"], False, False),
+    ("cropping1d", "Cropping1D", {"cropping": [1, 2]}, ["f:2,5,3"], False, False),
+    ("up_sampling1d", "UpSampling1D", {"size": 2}, ["f:2,5,3"], False, False),
+    ("concatenate", "Concatenate", {}, ["f:2,5,3", "f:2,5,2"], True, False),
+    ("add", "Add", {}, ["f:2,5,3", "f:2,5,3"], True, False),
+    ("subtract", "Subtract", {}, ["f:2,5,3", "f:2,5,3"], True, False),
+    ("multiply", "Multiply", {}, ["f:2,5,3", "f:2,5,3"], True, False),
+    ("average", "Average", {}, ["f:2,5,3", "f:2,5,3"], True, False),
+    ("maximum", "Maximum", {}, ["f:2,5,3", "f:2,5,3"], True, False),
+    ("minimum", "Minimum", {}, ["f:2,5,3", "f:2,5,3"], True, False),
+    ("dot", "Dot", {"axes": 2}, ["f:2,5,3", "f:2,4,3"], False, False),
+    ("dot_normalize", "Dot", {"axes": 1, "normalize": True}, ["f:2,3", "f:2,3"], False, False),
+]
+
+
+def _rng(case: str) -> np.random.RandomState:
+    return np.random.RandomState(zlib.crc32(case.encode()) & 0x7FFFFFFF)
+
+
+def _input(spec: str, rng: np.random.RandomState) -> np.ndarray:
+    kind, shape_s, *rest = spec.split(":")
+    shape = tuple(int(d) for d in shape_s.split(","))
+    if kind == "i":
+        x = rng.randint(1, int(rest[0]), size=shape)
+        for b, n in enumerate(LENGTHS):
+            x[b, n:] = 0
+        return x.astype(np.int32)
+    x = rng.uniform(-2, 2, size=shape).astype(np.float32)
+    if kind == "p":  # padded steps all zero (what Masking detects)
+        for b, n in enumerate(LENGTHS):
+            x[b, n:] = 0
+    return x
+
+
+def _mask() -> np.ndarray:
+    return np.array([[t < n for t in range(T)] for n in LENGTHS])
+
+
+def _tolist(v: Any) -> Any:
+    if v is None:
+        return None
+    a = np.asarray(v)
+    return {"shape": list(a.shape), "dtype": str(a.dtype), "data": a.reshape(-1).tolist()}
+
+
+def record(gen: int) -> Dict[str, Any]:
+    if gen == 2:
+        os.environ["TF_USE_LEGACY_KERAS"] = "1"
+        import tf_keras as keras
+    else:
+        import keras
+    import tensorflow as tf
+
+    out: Dict[str, Any] = {}
+    for case, cls, kwargs, specs, with_mask, training in CASES:
+        rng = _rng(case)
+        kw = dict(kwargs)
+        if "layer" in kw:
+            inner_cls, inner_kw = kw["layer"]
+            kw["layer"] = getattr(keras.layers, inner_cls)(**inner_kw)
+        layer = getattr(keras.layers, cls)(**kw)
+        xs = [_input(s, rng) for s in specs]
+        mask = _mask() if with_mask else None
+        arg: Any = xs if len(xs) > 1 else xs[0]
+        layer.build([x.shape for x in xs] if len(xs) > 1 else xs[0].shape)
+        weights = [rng.uniform(-1, 1, size=w.shape).astype(np.float32) for w in layer.get_weights()]
+        if cls == "BatchNormalization":  # positive moving variance
+            weights[-1] = np.abs(weights[-1]) + 0.5
+        layer.set_weights(weights)
+        masks: Any = None if mask is None else ([mask] * len(xs) if len(xs) > 1 else mask)
+        call_kwargs: Dict[str, Any] = {}
+        if training:
+            call_kwargs["training"] = True
+        tensor_masks = None if masks is None else tf.nest.map_structure(tf.constant, masks)
+        if masks is not None:
+            import inspect
+
+            if "mask" in inspect.signature(layer.call).parameters:
+                call_kwargs["mask"] = tensor_masks
+            elif len(xs) > 1:  # merge layers read the masks the inputs carry
+                arg = [tf.constant(x) for x in xs]
+                for t, m in zip(arg, tensor_masks):
+                    t._keras_mask = m
+        y = layer(arg, **call_kwargs)
+        ys = [np.asarray(v) for v in y] if isinstance(y, (list, tuple)) else [np.asarray(y)]
+        try:
+            supports = bool(layer.supports_masking)
+            out_mask = layer.compute_mask(arg, tensor_masks) if (supports or gen == 2) else None
+            out_mask_err = None
+        except Exception as exc:  # tf_keras refuses a mask on a layer that does not support masking
+            out_mask, out_mask_err = None, f"{type(exc).__name__}: {str(exc)[:160]}"
+        if isinstance(out_mask, (list, tuple)):
+            out_mask = [None if m is None else np.asarray(m) for m in out_mask]
+        elif out_mask is not None:
+            out_mask = np.asarray(out_mask)
+        config = layer.get_config()
+        out[case] = {
+            "class_name": cls,
+            "config": json.loads(json.dumps(config, default=lambda o: None)),
+            "inputs": [_tolist(x) for x in xs],
+            "mask": _tolist(mask),
+            "training": training,
+            "weights": [_tolist(w) for w in weights],
+            "outputs": [_tolist(v) for v in ys],
+            "output_mask": [_tolist(m) for m in out_mask] if isinstance(out_mask, list) else _tolist(out_mask),
+            "output_mask_error": out_mask_err,
+            "supports_masking": bool(layer.supports_masking),
+        }
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument(
+        "--out", default=os.path.join(os.path.dirname(__file__), "..", "tests", "golden", "model_layers.json")
+    )
+    ap.add_argument("--gen", type=int, default=0)
+    args = ap.parse_args()
+    if args.gen:
+        json.dump(record(args.gen), sys.stdout)
+        return
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    result: Dict[str, Any] = {"format": 1, "generations": {}}
+    for gen, label in ((2, "tf_keras 2.21"), (3, "keras 3.15.1")):
+        proc = subprocess.run([sys.executable, __file__, "--gen", str(gen)], env=env, capture_output=True, text=True)
+        if proc.returncode:
+            sys.stderr.write(proc.stderr[-4000:])
+            raise SystemExit(proc.returncode)
+        result["generations"][str(gen)] = {"framework": label, "cases": json.loads(proc.stdout)}
+    with open(args.out, "w", encoding="utf-8") as fh:
+        json.dump(result, fh, separators=(",", ":"), sort_keys=True)
+    print(f"wrote {args.out} ({os.path.getsize(args.out)} bytes)")
+
+
+if __name__ == "__main__":
+    main()
