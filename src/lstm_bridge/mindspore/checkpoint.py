@@ -48,8 +48,8 @@ def _prefixes(value: Any, what: str) -> Tuple[str, ...]:
 
 def _as_tensor(values: np.ndarray, ttype: str) -> torch.Tensor:
     if ttype == "BFloat16":
-        return torch.from_numpy(np.ascontiguousarray(values).view(np.int16)).view(torch.bfloat16)
-    return torch.from_numpy(np.ascontiguousarray(values))
+        return torch.from_numpy(np.array(values, order="C").view(np.int16)).view(torch.bfloat16)
+    return torch.from_numpy(np.array(values, order="C"))  # (np.ascontiguousarray makes 0-d arrays 1-d)
 
 
 def load_checkpoint(

@@ -31,7 +31,7 @@ def _from_python(data: Any, dtype: Optional[torch.dtype]) -> torch.Tensor:
         t = data.detach().as_subclass(torch.Tensor)
     elif isinstance(data, np.ndarray) or isinstance(data, np.generic):
         arr = np.asarray(data)
-        t = torch.from_numpy(np.ascontiguousarray(arr).copy())
+        t = torch.from_numpy(np.array(arr, order="C"))  # (np.ascontiguousarray makes 0-d arrays 1-d)
     elif isinstance(data, bool):
         t = torch.tensor(data, dtype=torch.bool)
     elif isinstance(data, int):
@@ -211,7 +211,8 @@ class Parameter(torch.nn.Parameter):
         if default_input is None:
             raise ValueError("For 'Parameter', default_input must be a Tensor, NumPy array or number; received None")
         data = _from_python(default_input, None)
-        p = torch.Tensor._make_subclass(cls, data, requires_grad)
+        grad = requires_grad and (data.is_floating_point() or data.is_complex())  # torch: no int gradients
+        p = torch.Tensor._make_subclass(cls, data, grad)
         p.name = name if name is not None else PARAMETER_NAME_DEFAULT
         return p
 

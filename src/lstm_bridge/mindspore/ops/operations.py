@@ -207,7 +207,7 @@ class ReduceProd(_Reduce):
 
 
 class ArgMaxWithValue(Primitive):
-    """``(index, value)`` along ``axis``."""
+    """``(index, value)`` along ``axis`` (index int64, as MindSpore 2.10)."""
 
     def __init__(self, axis: int = 0, keep_dims: bool = False):
         super().__init__()
@@ -215,13 +215,13 @@ class ArgMaxWithValue(Primitive):
 
     def __call__(self, x: Any) -> Tuple[Tensor, Tensor]:
         values, indices = F.max(x, self.axis, self.keep_dims)
-        return indices.to(torch.int32), values
+        return indices, values
 
 
 class ArgMinWithValue(ArgMaxWithValue):
     def __call__(self, x: Any) -> Tuple[Tensor, Tensor]:
         values, indices = F.min(x, self.axis, self.keep_dims)
-        return indices.to(torch.int32), values
+        return indices, values
 
 
 class Argmax(Primitive):
