@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 
 import pytest
 import torch
@@ -331,3 +332,136 @@ def test_family_group_and_old_results_without_baseline(quick_run, tmp_path, caps
     md = (tmp_path / "results.md").read_text()
     assert bench.TABLE_HEADER in md.splitlines() and bench.FAMILY_TABLE_HEADER not in md
     assert md == (out / "results.md").read_text()
+
+
+# --- the family rows' framework participants in worker processes ------------------------------------------
+
+_FAKE_MINDSPORE = {
+    "__init__.py": """
+import json, os
+import numpy as np
+from . import nn
+__version__ = "0-fake"
+GRAPH_MODE = 0
+def set_context(**kw):
+    pass
+class Tensor:
+    def __init__(self, a):
+        self.a = np.asarray(a)
+    def asnumpy(self):
+        return self.a
+    def sum(self):
+        return Tensor(self.a.sum())
+def value_and_grad(fn, grad_position, weights):
+    return lambda x: (fn(x), [])
+""",
+    "nn.py": """
+import json, os
+import numpy as np
+class Cell:
+    def __init__(self):
+        pass
+    def __call__(self, *args, **kw):
+        return self.construct(*args, **kw)
+class GRU(Cell):
+    def __init__(self, input_size, hidden_size, **kw):
+        self.hidden_size = hidden_size
+        with open(os.environ["FAKE_MS_LOG"], "a") as f:
+            f.write(json.dumps(dict(kw, cls=type(self).__name__, input_size=input_size)) + "\\n")
+    def construct(self, x, seq_length=None):
+        from . import Tensor
+        with open(os.environ["FAKE_MS_LOG"], "a") as f:
+            f.write(json.dumps({"call": seq_length is not None}) + "\\n")
+        return Tensor(np.zeros(x.a.shape[:2] + (self.hidden_size,))), None
+    def trainable_params(self):
+        return []
+class RNN(GRU):
+    pass
+""",
+}
+
+
+def test_a_worker_process_framework_runs_the_row_and_times_its_own_calls(monkeypatch, tmp_path):
+    """The worker protocol end to end with a stand-in ``mindspore`` package (the real one is not in this venv):
+    the spec reaches the framework (sizes, bidirectional, nonlinearity, seq_length), each call is timed by the
+    worker (CallTime, taken by measure instead of the pipe's round trip), and the process ends with the row."""
+    from lstm_bridge.bench import participants as P
+
+    pkg = tmp_path / "site" / "mindspore"
+    pkg.mkdir(parents=True)
+    for name, text in _FAKE_MINDSPORE.items():
+        (pkg / name).write_text(text)
+    log = tmp_path / "calls.jsonl"
+    monkeypatch.setenv("FAKE_MS_LOG", str(log))
+    monkeypatch.setattr(P, "child_python", lambda fw: (sys.executable, str(tmp_path / "site")))
+    cfg = bench.QUICK_CONFIGS["small"]
+    data = bench.make_inputs(cfg)
+    work = P.build_workload("mindspore", cfg, "ms_rnn_relu", data, threads=1)
+    assert work is not None and work.path() == "mindspore 0-fake (graph, default threads)"
+    t = work.forward()
+    assert isinstance(t, P.CallTime) and 0 <= t < 1
+    built = json.loads(log.read_text().splitlines()[0])
+    assert built == {
+        "cls": "RNN",
+        "input_size": cfg.I,
+        "num_layers": 1,
+        "has_bias": True,
+        "batch_first": True,
+        "bidirectional": False,
+        "nonlinearity": "relu",
+    }
+    seq = P.build_workload("mindspore", cfg, "ms_gru_seq_length", data, threads=1)
+    seq.train()
+    assert json.loads(log.read_text().splitlines()[-1]) == {"call": True}
+    # measure() takes the worker's own time: a worker call that reports 0.25 s counts 0.25 s
+    slow = bench.Workload("w", lambda: P.CallTime(0.25), lambda: P.CallTime(0.25), lambda: None, lambda: "w")
+    fast = bench.Workload("torch", lambda: None, lambda: None, lambda: None, lambda: "t")
+    timed = bench.timing.measure({"w": slow, "torch": fast}, "forward", bench.TimingPlan(passes=1, min_reps=1))
+    assert timed["median_s"]["w"] == 0.25
+    proc = work.forward.__closure__[0].cell_contents[0].proc  # the worker process ends with its workload
+    del work
+    assert proc.wait(timeout=30) == 0
+
+
+def test_worker_frameworks_missing_or_failing_are_recorded_per_row(monkeypatch):
+    from lstm_bridge.bench import participants as P
+    from lstm_bridge.bench.environment import available_frameworks
+
+    assert available_frameworks("keras3,ms") == ["keras3-tf", "keras3-torch", "mindspore"]
+    with pytest.raises(ValueError, match="keras3-torch"):
+        available_frameworks("keras4")
+    cfg = bench.QUICK_CONFIGS["small"]
+    monkeypatch.setattr(P, "child_python", lambda fw: None if fw == "keras3-tf" else (sys.executable, ""))
+    results = bench.run(
+        [cfg],
+        ["gru_standard", "standard"],
+        plan=bench.TimingPlan(passes=1, target_s=0.001, min_reps=1),
+        threads=1,
+        memory=False,
+        frameworks=["keras3-tf", "keras3-torch"],
+        progress="none",
+        global_ceiling=None,
+    )
+    errors = results["framework_errors"]
+    assert errors[f"keras3-tf:{cfg.name}:gru_standard"].startswith("ImportError: no Python that imports keras")
+    # this venv has no keras: the worker says so, the row goes on without it
+    assert "ModuleNotFoundError" in errors[f"keras3-torch:{cfg.name}:gru_standard"]
+    assert not any(k.endswith(":standard") for k in errors)  # Keras 3 workers take family rows only
+    assert all(set(r["forward"]["ratio"]) == {"ours"} for r in results["rows"])
+
+
+@pytest.mark.live
+@pytest.mark.parametrize(
+    "framework, variant",
+    [("keras3-tf", "gru_mask"), ("keras3-torch", "rnn_standard"), ("mindspore", "ms_gru_seq_length")],
+)
+def test_real_worker_frameworks(framework, variant):
+    """Keras 3 on both backends and MindSpore 2.10 (the golden venvs, or $LSTM_BRIDGE_BENCH_*_PYTHON)."""
+    from lstm_bridge.bench import participants as P
+
+    if P.child_python(framework) is None:
+        pytest.skip(f"no interpreter with {framework}")
+    cfg = bench.QUICK_CONFIGS["small"]
+    work = P.build_workload(framework, cfg, variant, bench.make_inputs(cfg), threads=1)
+    assert work is not None and isinstance(work.forward(), P.CallTime) and isinstance(work.train(), P.CallTime)
+    assert ("torch" in work.path()) == (framework == "keras3-torch")

@@ -93,7 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="measure train-step peak memory (default on; off with --quick)",
     )
     p.add_argument(
-        "--frameworks", default="auto", help="also time TF/Keras and MindSpore: auto (when importable), none, or tf,ms"
+        "--frameworks",
+        default="auto",
+        help="also time TF/Keras and MindSpore: auto (when found), none, or a list of tf, ms, keras3-tf, keras3-torch, "
+        "keras3 (the family rows run Keras 3 and MindSpore in worker processes: lstm_bridge.bench.participants)",
     )
     p.add_argument(
         "--backend",

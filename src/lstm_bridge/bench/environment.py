@@ -17,20 +17,37 @@ def importable(name: str) -> bool:
     return importlib.util.find_spec(name) is not None
 
 
+#: --frameworks names -> participants (``keras3`` is both Keras 3 backends)
+_FRAMEWORK_NAMES = {
+    "tf": ["tensorflow"],
+    "tensorflow": ["tensorflow"],
+    "ms": ["mindspore"],
+    "mindspore": ["mindspore"],
+    "keras3": ["keras3-tf", "keras3-torch"],
+    "keras3-tf": ["keras3-tf"],
+    "keras3-torch": ["keras3-torch"],
+}
+
+
 def available_frameworks(requested: str) -> List[str]:
+    """The framework participants of a run. ``auto``: TF/Keras and MindSpore importable here (LSTM rows) and
+    the family rows' worker frameworks whose interpreter is found (:func:`participants.child_python`); an
+    explicit list keeps every name, so a missing framework is recorded row by row (never dropped silently)."""
+    from .participants import CHILD_FRAMEWORKS, child_python
+
     if requested == "none":
         return []
-    wanted = (
-        ["tensorflow", "mindspore"]
-        if requested == "auto"
-        else [
-            {"tf": "tensorflow", "ms": "mindspore"}.get(p.strip(), p.strip()) for p in requested.split(",") if p.strip()
-        ]
-    )
-    unknown = [w for w in wanted if w not in ("tensorflow", "mindspore")]
+    if requested == "auto":
+        found = [w for w in ("tensorflow", "mindspore") if importable(w)]
+        found += [w for w in CHILD_FRAMEWORKS if w not in found and child_python(w) is not None]
+        return found
+    parts = [p.strip() for p in requested.split(",") if p.strip()]
+    unknown = [p for p in parts if p not in _FRAMEWORK_NAMES]
     if unknown:
-        raise ValueError(f"--frameworks takes auto, none or a list of tf, ms; received {unknown}")
-    return [w for w in wanted if importable(w)]
+        raise ValueError(
+            f"--frameworks takes auto, none or a list of {', '.join(_FRAMEWORK_NAMES)}; received {unknown}"
+        )
+    return list(dict.fromkeys(w for p in parts for w in _FRAMEWORK_NAMES[p]))
 
 
 def describe_native() -> str:

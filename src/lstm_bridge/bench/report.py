@@ -123,16 +123,18 @@ def render_markdown(results: Dict[str, Any]) -> str:
     if extra:
         lines += [
             "",
-            "## Other frameworks (same passes; ratio to torch.nn.LSTM)",
+            "## Other frameworks (same passes; ratio to the row's torch module: torch.nn.LSTM, GRU or RNN; "
+            "min-max over the passes)",
             "",
             "| config | variant | framework | fwd ms | fwd ratio | train ms | train ratio |",
             "|---|---|---|---|---|---|---|",
         ]
         for row, name in extra:
+            fwd, trn = row["forward"]["ratio"][name], row["train"]["ratio"][name]
             lines.append(
                 f"| {row['config']['name']} | {row['variant']} | {row['forward']['paths'][name]} | "
-                f"{_ms(row['forward']['median_s'][name])} | {row['forward']['ratio'][name]['median']:.2f} | "
-                f"{_ms(row['train']['median_s'][name])} | {row['train']['ratio'][name]['median']:.2f} |"
+                f"{_ms(row['forward']['median_s'][name])} | {fwd['median']:.2f} ({fwd['min']:.2f}-{fwd['max']:.2f}) | "
+                f"{_ms(row['train']['median_s'][name])} | {trn['median']:.2f} ({trn['min']:.2f}-{trn['max']:.2f}) |"
             )
     if results.get("framework_errors"):
         lines += ["", "Framework errors:"] + [f"- {k}: {v}" for k, v in results["framework_errors"].items()]
