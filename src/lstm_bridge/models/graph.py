@@ -216,12 +216,9 @@ class KerasModel(torch.nn.Module):
     def _sequential(self, entries: List[Any]) -> None:
         prev: Optional[TensorRef] = None
         if not entries or not (isinstance(entries[0], dict) and entries[0].get("class_name") == "InputLayer"):
-            first = entries[0].get("config", {}) if entries and isinstance(entries[0], dict) else {}
-            shape_dtype = first.get("dtype") if isinstance(first, dict) else None
-            dtype = "float32"
-            if isinstance(first, dict) and entries and entries[0].get("class_name") == "Embedding":
-                dtype = "int64"
-            del shape_dtype
+            # no InputLayer in the config (built from input_shape=): token ids for an Embedding, else floats
+            first = entries[0] if entries and isinstance(entries[0], dict) else {}
+            dtype = "int64" if first.get("class_name") == "Embedding" else "float32"
             name = self._add({"class_name": "InputLayer", "config": {"name": "input", "dtype": dtype}})
             self._calls[name] = []
             self.inputs = [TensorRef(name, 0, 0)]

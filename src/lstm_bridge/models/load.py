@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any, List
 
 import numpy as np
-import torch
 
 from ..formats.common import PathLike
 from ..formats.model import FormatError
@@ -117,7 +116,3 @@ def _load_legacy_weights(kf: KerasFile, model: KerasModel) -> None:
             module.load_legacy_weights(arrays)
         else:
             module.load_keras_weights(arrays)
-
-
-def _unused(x: Any) -> torch.Tensor:  # pragma: no cover - keeps torch imported for type checkers
-    return torch.as_tensor(x)
