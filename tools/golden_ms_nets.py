@@ -7,6 +7,12 @@ The networks are tests/fixtures/mindspore_api/nets.py (MindSpore source, ``impor
 the network is built (seeded; BatchNorm moving statistics set to random values so they matter), saved with
 ``mindspore.save_checkpoint`` as ``nets/<id>.ckpt``, and run in inference mode on seeded inputs without and with
 ``seq_length``; inputs and logits go to ``nets.npz``, parameter names and shapes to ``nets.json``.
+
+    .golden-venvs/ms/bin/python tools/golden_ms_nets.py --check DIR
+
+loads ``DIR/<id>.ckpt`` (written by lstm-bridge's ``save_checkpoint``) into each real MindSpore network with
+``load_checkpoint`` / ``load_param_into_net`` and writes ``DIR/check.npz``: the logits on the recorded inputs (with
+and without ``seq_length``) and what was left unloaded (tests/test_mindspore_nets_live.py).
 """
 
 from __future__ import annotations
@@ -64,9 +70,36 @@ def record(out):
     print(f"golden_ms_nets: {len(meta['nets'])} networks -> {out}")
 
 
+def check(directory):
+    """Load lstm-bridge's checkpoints into the real networks; logits and unloaded names to check.npz."""
+    sys.path.insert(0, os.path.join(ROOT, "tests", "fixtures", "mindspore_api"))
+    import mindspore as ms
+    import nets
+    import numpy as np
+    from mindspore import Tensor
+
+    ms.set_context(mode=ms.PYNATIVE_MODE, device_target="CPU")
+    with np.load(os.path.join(OUT, "nets.npz")) as data:
+        recorded = {k: data[k] for k in data.files}
+    store = {}
+    for net_id, (build, _, _) in sorted(nets.NETS.items()):
+        path = os.path.join(directory, net_id + ".ckpt")
+        if not os.path.exists(path):
+            continue
+        net = build()
+        not_loaded, unused = ms.load_param_into_net(net, ms.load_checkpoint(path))
+        store[f"{net_id}/unloaded"] = np.array(not_loaded + unused, dtype=str)
+        net.set_train(False)
+        inputs = [Tensor(recorded[k]) for k in sorted(recorded) if k.startswith(f"{net_id}/input")]
+        store[f"{net_id}/logits"] = net(*inputs).asnumpy()
+        store[f"{net_id}/logits_seq"] = net(*inputs, seq_length=Tensor(recorded[f"{net_id}/seq_length"])).asnumpy()
+    np.savez(os.path.join(directory, "check.npz"), **store)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=OUT)
+    parser.add_argument("--check", metavar="DIR", help="load lstm-bridge's DIR/<id>.ckpt into the real networks")
     args = parser.parse_args(argv)
     try:
         import mindspore  # noqa: F401
@@ -74,8 +107,12 @@ def main(argv=None):
         if not os.path.exists(MS_PYTHON):
             sys.exit(f"golden_ms_nets: MindSpore is not importable and {MS_PYTHON} does not exist (make golden-envs)")
         env = dict(os.environ, OMP_NUM_THREADS="1", GLOG_v="3")
-        sys.exit(subprocess.call([MS_PYTHON, os.path.abspath(__file__), "--out", args.out], env=env))
-    record(args.out)
+        extra = ["--check", args.check] if args.check else ["--out", args.out]
+        sys.exit(subprocess.call([MS_PYTHON, os.path.abspath(__file__), *extra], env=env))
+    if args.check:
+        check(args.check)
+    else:
+        record(args.out)
 
 
 if __name__ == "__main__":
