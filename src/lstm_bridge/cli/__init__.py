@@ -1,4 +1,4 @@
-"""The ``lstm-bridge`` command line: ``convert``, ``inspect``, ``verify``, ``explain``, ``demo``, ``bench``.
+"""The ``lstm-bridge`` command line: ``convert``, ``port``, ``inspect``, ``verify``, ``explain``, ``demo``, ``bench``.
 
 ``main(argv=None) -> int`` is the console script (``lstm-bridge = "lstm_bridge.cli:main"``); it
 returns the exit code instead of exiting, so tests call ``main([...])`` directly. Exit codes: 0
@@ -24,13 +24,14 @@ from . import (
     demo as _demo,
     explain as _explain,
     inspect as _inspect,
+    port as _port,
     verify as _verify,
 )
 from ._common import EXIT_CODES_HELP, EXIT_INPUT, EXIT_OK, EXIT_USAGE, EXIT_VERIFY, CliError, Output, os_reason
 
 __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_VERIFY", "EXIT_USAGE", "EXIT_INPUT"]
 
-_COMMANDS = (_convert, _inspect, _verify, _explain, _demo, _bench)
+_COMMANDS = (_convert, _port, _inspect, _verify, _explain, _demo, _bench)
 
 
 def build_parser() -> argparse.ArgumentParser:
