@@ -24,7 +24,7 @@ import torch
 
 from . import loader, workspace
 from .plan import LayerArgs, Masks, Plan, Saved
-from .projection import input_gradients, input_projection
+from .projection import input_gradients, input_projection, recurrent_weight_grad
 
 Tensor = torch.Tensor
 
@@ -69,6 +69,7 @@ def _cached_plan(
     cfg.gate_act, cfg.cand_act, cfg.cell_act = acts
     cfg.carry = carry
     cfg.gemm = gemm
+    cfg.bf16 = dtype == torch.bfloat16  # a bf16 layer: bf16 GEMM operands, float32 state (Plan.lowp)
     cfg.save = record  # keep c_prev/h_prev for backward
     return Plan(ext, cfg, len(H), H, tuple(offsets), total, dtype, record)
 
@@ -113,21 +114,26 @@ def _run_forward(plan: Plan, args: LayerArgs, masks: Masks) -> ForwardResult:
     x = args.x
     T, B, _ = x.shape
     # plan.record (= plan.cfg.save): autograd records this call, decided outside where grad mode is visible
-    reuse = None if plan.record else workspace.inference_buffer(T * B * plan.S, x.dtype)
+    reuse = None if plan.record else workspace.inference_buffer(T * B * plan.S, plan.kernel_dtype)
     xp, kernel_bias = input_projection(plan, x, args.w_ih, args.b_ih, args.b_hh, masks.inputs, out=reuse)
     xp = xp.contiguous()
+    w_hh, h0, c0 = list(args.w_hh), list(args.h0), list(args.c0)
+    if plan.lowp:  # the kernel's tensors are float32 (it rounds W_hh to bf16 when packing it)
+        w_hh, h0, c0 = [w.float() for w in w_hh], [h.float() for h in h0], [c.float() for c in c0]
     outs, hn, cn, cprev, hprev = plan.ext.forward(
         plan.cfg,
         xp,
-        list(args.w_hh),
-        list(args.h0),
-        list(args.c0),
+        w_hh,
+        h0,
+        c0,
         masks.valid_arg(),
         masks.recurrent_args(plan),
         kernel_bias,
     )
     # xp was overwritten in place by the kernel: the activated gates of every step
-    gates = xp if plan.record else x.new_empty(0)
+    gates = xp if plan.record else xp.new_empty(0)
+    if plan.lowp:  # results in the layer's dtype, as torch.nn.LSTM returns them under autocast
+        outs, hn, cn = [o.to(x.dtype) for o in outs], [h.to(x.dtype) for h in hn], [c.to(x.dtype) for c in cn]
     return list(outs), list(hn), list(cn), gates, list(cprev), list(hprev)
 
 
@@ -154,19 +160,6 @@ def forward_impl(
     return _run_forward(plan, args, kernel_masks(valid, in_masks, rec_masks))
 
 
-def _recurrent_weight_grad(dz: Tensor, h_seq: Tensor, m: Optional[Tensor]) -> Tensor:
-    """``dW_hh (4H, H)`` of one direction: one GEMM over all steps against the (masked) ``h_prev``
-    sequence; ``dz (T*B, 4H)``, ``h_seq (T, B, H)``, ``m`` the recurrent dropout mask or None."""
-    H = h_seq.shape[-1]
-    rows = dz.shape[0]
-    if m is None:
-        return dz.t().mm(h_seq.reshape(rows, H))
-    if m.shape[0] == 1:
-        return dz.t().mm((h_seq * m[0]).reshape(rows, H))
-    hm = (h_seq.unsqueeze(0) * m.unsqueeze(1)).view(4, rows, H)
-    return torch.bmm(dz.view(rows, 4, H).permute(1, 2, 0), hm).reshape(4 * H, H)
-
-
 def _run_backward(
     plan: Plan,
     saved: Saved,
@@ -178,32 +171,34 @@ def _run_backward(
     """The gradients of :class:`.LayerArgs` (None where ``need`` is False)."""
     D = plan.D
     masks = saved.masks
+    kd = plan.kernel_dtype  # a bf16 layer: float32 gradients into the kernel, float32 W_hh to pack
     (dZ,), dh0, dc0 = plan.ext.backward(
         plan.cfg,
         saved.gates,
-        [g.contiguous() for g in g_out],
-        list(g_hn),
-        list(g_cn),
+        [g.to(kd).contiguous() for g in g_out],
+        [g.to(kd) for g in g_hn],
+        [g.to(kd) for g in g_cn],
         list(saved.c_prev),
-        list(saved.w_hh),
+        [w.to(kd) for w in saved.w_hh],
         masks.valid_arg(),
         masks.recurrent_args(plan),
     )
     T, B, _ = saved.x.shape
     dZ2 = dZ.view(T * B, plan.S)
+    dZ2_gemm = dZ2.to(torch.bfloat16) if plan.lowp else dZ2  # rounded once for the three GEMMs below
     d_w_hh: List[Optional[Tensor]] = [None] * D
     d_b_ih: List[Optional[Tensor]] = [None] * D
     d_b_hh: List[Optional[Tensor]] = [None] * D
     for d in range(D):
         dz = dZ2[:, plan.columns(d)]
         if need.w_hh[d]:
-            d_w_hh[d] = _recurrent_weight_grad(dz, saved.h_prev[d], masks.recurrent[d])
+            d_w_hh[d] = recurrent_weight_grad(plan, dZ2_gemm[:, plan.columns(d)], saved.h_prev[d], masks.recurrent[d])
         if need.b_ih[d] or need.b_hh[d]:
             db = dz.sum(0)
             both = need.b_ih[d] and need.b_hh[d]
             d_b_ih[d] = db if need.b_ih[d] else None
             d_b_hh[d] = (db.clone() if both else db) if need.b_hh[d] else None  # no shared .grad
-    dx, d_w_ih = input_gradients(plan, dZ2, saved.x, saved.w_ih, masks.inputs, need.x, need.w_ih)
+    dx, d_w_ih = input_gradients(plan, dZ2_gemm, saved.x, saved.w_ih, masks.inputs, need.x, need.w_ih)
     return LayerArgs(
         dx,
         tuple(d_w_ih),

@@ -30,13 +30,15 @@ from typing import Any, List, Optional, Sequence, Tuple
 
 import torch
 
-from . import function
+from . import function, onnx_ops
 
 Tensor = torch.Tensor
 
 __all__ = ["lstm_layer", "lstm_layer_backward", "run"]
 
-_FwdOut = Tuple[List[Tensor], List[Tensor], List[Tensor], Tensor, List[Tensor], List[Tensor]]
+_FwdOut = List[Tensor]
+"""Flat (one ``Tensor[]``, which every exporter maps output by output): ``[*outs, *h_n, *c_n, gates,
+*c_prev, *h_prev]`` (``c_prev``/``h_prev`` only when saved)."""
 
 
 def _present(present: Sequence[Tensor], flags: Sequence[int]) -> List[Optional[Tensor]]:
@@ -66,7 +68,7 @@ def lstm_layer(
 ) -> _FwdOut:
     """One native LSTM layer forward (see the module docstring for the schema)."""
     D = len(w_hh)
-    return function.forward_impl(
+    outs, hn, cn, gates, c_prev, h_prev = function.forward_impl(
         x,
         w_ih,
         w_hh,
@@ -82,6 +84,7 @@ def lstm_layer(
         carry,
         save,
     )
+    return [*outs, *hn, *cn, gates, *c_prev, *h_prev]
 
 
 @lstm_layer.register_fake
@@ -109,16 +112,10 @@ def _lstm_layer_fake(
     hn = [x.new_empty((B, h)) for h in hidden]
     cn = [x.new_empty((B, h)) for h in hidden]
     if not save:
-        return outs, hn, cn, x.new_empty((0,)), [], []
+        return [*outs, *hn, *cn, x.new_empty((0,))]
     S = sum(w.shape[0] for w in w_hh)
-    return (
-        outs,
-        hn,
-        cn,
-        x.new_empty((T, B, S)),
-        [x.new_empty((T, B, h)) for h in hidden],
-        [x.new_empty((T, B, h)) for h in hidden],
-    )
+    saved = [x.new_empty((T, B, h)) for h in hidden] + [x.new_empty((T, B, h)) for h in hidden]
+    return [*outs, *hn, *cn, x.new_empty((T, B, S)), *saved]
 
 
 @torch.library.custom_op("lstm_bridge::lstm_layer_backward", mutates_args=(), device_types="cpu")
@@ -211,8 +208,8 @@ def _setup_context(ctx: Any, inputs: Tuple[Any, ...], output: Any) -> None:
             "lstm_bridge::lstm_layer was recorded by autograd with save=False: pass save=True when grad mode is "
             "on and an input requires grad (lstm_bridge.engine.native.ops.run decides it)"
         )
-    _, _, _, gates, c_prev, h_prev = output
     D = len(w_hh)
+    gates, c_prev, h_prev = output[3 * D], output[3 * D + 1 : 4 * D + 1], output[4 * D + 1 : 5 * D + 1]
     ctx.D = D
     ctx.meta = ([bool(b) for b in has_bias], list(has_mask), list(reverse), list(acts), bool(carry))
     ctx.n_masks = (len(in_masks), len(rec_masks))
@@ -223,10 +220,9 @@ def _zeros_if_none(grads: Sequence[Optional[Tensor]], like: Sequence[Tensor]) ->
     return [torch.zeros_like(t) if g is None else g for g, t in zip(grads, like)]
 
 
-def _backward(
-    ctx: Any, grad_outs: Any, grad_hn: Any, grad_cn: Any, _g_gates: Any, _g_cprev: Any, _g_hprev: Any
-) -> Tuple[Any, ...]:
+def _backward(ctx: Any, grads: Sequence[Optional[Tensor]]) -> Tuple[Any, ...]:
     D = ctx.D
+    grad_outs, grad_hn, grad_cn = grads[0:D], grads[D : 2 * D], grads[2 * D : 3 * D]
     has_bias, has_mask, reverse, acts, carry = ctx.meta
     n_in, n_rec = ctx.n_masks
     saved = ctx.saved_tensors
@@ -331,7 +327,8 @@ def run(
     tensors = [x, *w_ih, *w_hh, *h0, *c0, *[b for b in b_ih if b is not None], *[b for b in b_hh if b is not None]]
     save = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
     has_bias = [int(b is not None) for b in b_ih] + [int(b is not None) for b in b_hh]
-    outs, hn, cn, _, _, _ = torch.ops.lstm_bridge.lstm_layer(
+    D = len(w_hh)
+    results = torch.ops.lstm_bridge.lstm_layer(
         x,
         list(w_ih),
         list(w_hh),
@@ -349,4 +346,7 @@ def run(
         bool(carry),
         save,
     )
-    return list(outs), list(hn), list(cn)
+    return list(results[0:D]), list(results[D : 2 * D]), list(results[2 * D : 3 * D])
+
+
+onnx_ops.install()  # torch.onnx.export(..., dynamo=True) translates lstm_layer to ONNX LSTM nodes

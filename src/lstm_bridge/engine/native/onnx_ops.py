@@ -1,0 +1,222 @@
+"""``lstm_bridge::lstm_layer`` in ONNX: one standard ``LSTM`` node per direction (dynamo exporter).
+
+``torch.onnx.export(..., dynamo=True)`` finds this translation by itself: it is added to onnxscript's
+torchlib registry as soon as that registry is imported (:func:`install`, run when the op is defined).
+:data:`TRANSLATIONS` gives the same as a ``custom_translation_table`` for an explicit call.
+
+Per direction ``d`` the node gets ``W [1, 4H, I]`` / ``R [1, 4H, H]`` with the gate blocks reordered from
+i, f, g, o to ONNX's i, o, f, c, ``B [1, 8H]`` (``b_ih`` then ``b_hh``, zeros where absent), the initial
+states ``[1, B, H]``, ``direction`` forward or reverse, and the activations of :data:`lstm_bridge.targets.
+ONNX_ACTIVATIONS` (Keras 2 ``hard_sigmoid`` is ``HardSigmoid(0.2, 0.5)`` exactly; MindSpore's emulated CPU
+sigmoid/tanh export as the true functions, as every MindSpore net does: ``formats/onnx.py``).
+
+A step mask becomes ``sequence_lens`` (valid steps per row) when masked steps emit zeros (MindSpore's
+``seq_length`` rule, whose masks are right padding by construction). What ONNX's ``LSTM`` cannot hold
+raises :class:`ValueError` naming it and why: the Keras rule that repeats the previous output on masked
+steps, dropout masks (training), and activations outside the operator's list.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.util
+import sys
+from typing import Any, Dict, List, Sequence
+
+import torch
+
+__all__ = ["TRANSLATIONS", "install", "register", "translate_check_range", "translate_lstm_layer"]
+
+# the kernel's activation ids (lstm.h enum Act) -> lstm_bridge.activations names
+_ACT_NAMES = {
+    0: "sigmoid",
+    1: "tanh",
+    2: "hard_sigmoid",
+    3: "hard_sigmoid_keras3",
+    4: "relu",
+    5: "linear",
+    6: "softsign",
+    7: "sigmoid",  # ms_cpu_sigmoid: exported as its true function (see the module docstring)
+    8: "tanh",  # ms_cpu_tanh
+}
+_registered = False
+
+
+def _onnx_activation(act_id: int, role: str) -> Any:
+    from ...targets import ONNX_ACTIVATIONS, UNSUPPORTED
+
+    name = _ACT_NAMES.get(int(act_id), f"activation id {act_id}")
+    if name not in ONNX_ACTIVATIONS:
+        supported = ", ".join(sorted(ONNX_ACTIVATIONS))
+        raise ValueError(UNSUPPORTED["onnx_activation"].format(which=role, value=name, supported=supported))
+    return ONNX_ACTIVATIONS[name]
+
+
+def _reorder(op: Any, t: Any, axis: int) -> Any:
+    """Gate blocks i, f, g, o along ``axis`` -> ONNX's i, o, f, c."""
+    i, f, g, o = op.Split(t, num_outputs=4, axis=axis)
+    return op.Concat(i, o, f, g, axis=axis)
+
+
+def translate_lstm_layer(
+    x: Any,
+    w_ih: Sequence[Any],
+    w_hh: Sequence[Any],
+    b_ih: Sequence[Any],
+    b_hh: Sequence[Any],
+    has_bias: Sequence[int],
+    h0: Sequence[Any],
+    c0: Sequence[Any],
+    valid: Any,
+    in_masks: Sequence[Any],
+    rec_masks: Sequence[Any],
+    has_mask: Sequence[int],
+    reverse: Sequence[int],
+    acts: Sequence[int],
+    carry: bool,
+    save: bool,
+) -> List[Any]:
+    """The ONNX graph of one ``lstm_bridge::lstm_layer`` call (onnxscript, trace-only): the op's flat outputs."""
+    from onnxscript import opset18
+
+    op: Any = opset18  # the opset's stubs type every value as one of its dtypes
+
+    D = len(w_hh)
+    if any(has_mask):
+        raise ValueError(
+            "an LSTM layer with dropout masks (training mode) has no ONNX equivalent: the ONNX LSTM operator "
+            "has no dropout; export the model in eval mode (model.eval(), training=False)"
+        )
+    if valid is not None and carry:
+        raise ValueError(
+            "a Keras mask whose masked steps repeat the previous output has no ONNX LSTM equivalent: the "
+            "operator takes per-row lengths (sequence_lens) and emits zeros after them; export with "
+            "zero_output_for_mask=True and right-padded masks, or convert the layer with "
+            "lstm_bridge.save(..., lengths=True) and feed seq_length"
+        )
+    names = []
+    for role, act_id in (("recurrent_activation", acts[0]), ("activation", acts[1]), ("activation", acts[2])):
+        names.append(_onnx_activation(act_id, role))
+    activations = [n[0] for n in names]
+    alphas = [n[1] if n[1] is not None else 0.0 for n in names]
+    betas = [n[2] if n[2] is not None else 0.0 for n in names]
+    lens = None
+    if valid is not None:
+        lens = op.Cast(op.ReduceSum(op.Cast(valid, to=6), op.Constant(value_ints=[0]), keepdims=0), to=6)
+    outs, hns, cns = [], [], []
+    bias_ih = iter(b_ih)
+    bias_hh = iter(b_hh)
+    zero_axis = op.Constant(value_ints=[0])
+    for d in range(D):
+        W = op.Unsqueeze(_reorder(op, w_ih[d], 0), zero_axis)
+        R = op.Unsqueeze(_reorder(op, w_hh[d], 0), zero_axis)
+        parts = []
+        for present, it in ((has_bias[d], bias_ih), (has_bias[D + d], bias_hh)):
+            if present:
+                parts.append(_reorder(op, next(it), 0))
+            else:
+                parts.append(op.Mul(op.ReduceSum(w_hh[d], op.Constant(value_ints=[1]), keepdims=0), 0.0))
+        Bias = op.Unsqueeze(op.Concat(*parts, axis=0), zero_axis)
+        H = None  # hidden_size is read from the weights' static shape by onnxruntime; give it explicitly
+        shape = getattr(w_hh[d], "shape", None)
+        if shape is not None and len(shape) == 2 and isinstance(shape[1], int):
+            H = int(shape[1])
+        if H is None:
+            raise ValueError("an LSTM layer's hidden size must be static for ONNX export")
+        Y, Y_h, Y_c = op.LSTM(
+            x,
+            W,
+            R,
+            Bias,
+            lens,
+            op.Unsqueeze(h0[d], zero_axis),
+            op.Unsqueeze(c0[d], zero_axis),
+            activations=activations,
+            activation_alpha=alphas,
+            activation_beta=betas,
+            direction="reverse" if reverse[d] else "forward",
+            hidden_size=H,
+        )
+        outs.append(op.Squeeze(Y, op.Constant(value_ints=[1])))
+        hns.append(op.Squeeze(Y_h, zero_axis))
+        cns.append(op.Squeeze(Y_c, zero_axis))
+    # what backward would read (only when the export recorded autograd): unused by the graph
+    if save:
+        gates = op.Concat(*[o for o in outs for _ in range(4)], axis=2)  # (T, B, S)
+        extra = [gates] + [op.Identity(o) for o in outs] * 2
+    else:
+        extra = [op.CastLike(op.Constant(value_floats=[]), x)]  # the (0,) placeholder
+    return [*outs, *hns, *cns, *extra]
+
+
+def translate_check_range(values: Any, low: int, high: int, message: str) -> Any:
+    """``lstm_bridge::check_range`` in ONNX: the values as int64. ONNX has no assertion: out-of-range
+    lengths are not refused by the graph (onnxruntime's LSTM checks ``sequence_lens`` against ``T``)."""
+    from onnxscript import opset18
+
+    op: Any = opset18  # the opset's stubs type every value as one of its dtypes
+
+    return op.Cast(values, to=7)
+
+
+def register() -> bool:
+    """Add the translation to onnxscript's torchlib registry (once); False without onnxscript."""
+    global _registered
+    if _registered:
+        return True
+    try:
+        from onnxscript.function_libs.torch_lib.registration import torch_op
+    except ImportError:
+        return False
+    _registered = True
+    torch_op("lstm_bridge::lstm_layer", trace_only=True)(translate_lstm_layer)
+    torch_op("lstm_bridge::check_range", trace_only=True)(translate_check_range)
+    return True
+
+
+_REGISTRY_MODULE = "onnxscript.function_libs.torch_lib.registration"
+
+
+class _RegisterOnImport(importlib.abc.MetaPathFinder):
+    """Registers the translations right after onnxscript's registry module is first imported.
+
+    ``torch.onnx.export(..., dynamo=True)`` builds its function registry from onnxscript's before it
+    captures the model, so registering when the op is traced would come one export too late; importing
+    onnxscript up front would cost every ``import lstm_bridge`` about a second."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != _REGISTRY_MODULE:
+            return None
+        sys.meta_path.remove(self)  # one shot; the real finders locate the module
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        loader = spec.loader
+        exec_module = loader.exec_module
+
+        def exec_then_register(module: Any) -> None:
+            exec_module(module)
+            register()
+
+        loader.exec_module = exec_then_register  # type: ignore[method-assign]
+        return spec
+
+
+def install() -> None:
+    """Make ``torch.onnx.export(..., dynamo=True)`` translate the ops by itself: register now when onnxscript's
+    registry is already loaded, else as soon as it is."""
+    if _REGISTRY_MODULE in sys.modules:
+        register()
+    elif not any(isinstance(f, _RegisterOnImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _RegisterOnImport())
+
+
+def _table() -> Dict[Any, Any]:
+    return {
+        torch.ops.lstm_bridge.lstm_layer.default: translate_lstm_layer,
+        torch.ops.lstm_bridge.check_range.default: translate_check_range,
+    }
+
+
+TRANSLATIONS = _table
+"""``TRANSLATIONS()``: ``{op: translation}`` for ``torch.onnx.export(..., custom_translation_table=...)``."""
