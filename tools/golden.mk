@@ -7,6 +7,8 @@
 #                    tools/golden_family.py (issue 11; `make golden` runs it too)
 #   make golden-family-files  regenerate the real GRU / SimpleRNN model files with their outputs
 #                    (tests/fixtures/family_files/) with tools/golden_family_files.py (issue 11 item 5)
+#   make golden-ms-api  regenerate only the MindSpore nn/ops/network goldens (tests/golden/mindspore_api/) with
+#                    tools/golden_ms_nn.py and tools/golden_ms_nets.py (issue 14)
 #   make golden-models  regenerate only the whole-model goldens (tests/golden/models/: real tf_keras and Keras 3 model
 #                    files, .keras and .h5, with their predictions) with tools/golden_models.py (issue 13)
 #   make test-live   random configurations side by side with the real frameworks (tests/test_live.py),
@@ -24,7 +26,7 @@ LIVE_MS_STAMP := $(GOLDEN_MS)/.live-installed
 LIVE_TESTS := $(wildcard tests/test_*live.py)
 LIVE_PYTEST := -m pytest -q -p no:cacheprovider -m live $(LIVE_TESTS)
 
-.PHONY: golden golden-envs golden-family golden-family-files golden-models test-live
+.PHONY: golden golden-envs golden-family golden-family-files golden-models golden-ms-api test-live
 
 golden-envs: $(GOLDEN_TF_STAMP) $(GOLDEN_MS_STAMP)
 
@@ -45,6 +47,8 @@ golden: golden-envs venv
 	$(GOLDEN_PYTHON) tools/make_golden.py && \
 	$(GOLDEN_PYTHON) tools/golden_family.py && \
 	$(GOLDEN_PYTHON) tools/golden_models.py && \
+	$(GOLDEN_PYTHON) tools/golden_ms_nn.py && \
+	$(GOLDEN_PYTHON) tools/golden_ms_nets.py && \
 	end=$$(date +%s) && echo "make golden: regenerated tests/golden/ in $$((end - start)) s" && \
 	$(PY) tools/parity_report.py --make-golden-seconds $$((end - start))
 
@@ -84,3 +88,11 @@ test-live: $(LIVE_TF_STAMP) $(LIVE_MS_STAMP)
 	TF_USE_LEGACY_KERAS=1 TF_CPP_MIN_LOG_LEVEL=3 CUDA_VISIBLE_DEVICES= $(GOLDEN_TF)/bin/python $(LIVE_PYTEST)
 	TF_USE_LEGACY_KERAS=0 TF_CPP_MIN_LOG_LEVEL=3 CUDA_VISIBLE_DEVICES= $(GOLDEN_TF)/bin/python $(LIVE_PYTEST)
 	GLOG_v=3 $(GOLDEN_MS)/bin/python $(LIVE_PYTEST)
+
+# MindSpore's nn Cells, ops and model-zoo networks (issue 14): tests/golden/mindspore_api/ (checkpoints written by
+# real MindSpore, outputs and logits) with tools/golden_ms_nn.py and tools/golden_ms_nets.py
+golden-ms-api: $(GOLDEN_MS_STAMP)
+	@start=$$(date +%s); \
+	$(GOLDEN_PYTHON) tools/golden_ms_nn.py && \
+	$(GOLDEN_PYTHON) tools/golden_ms_nets.py && \
+	end=$$(date +%s) && echo "make golden-ms-api: regenerated tests/golden/mindspore_api in $$((end - start)) s"
