@@ -1,4 +1,4 @@
-"""What a Keras or MindSpore LSTM call means on the other side, as data and functions.
+"""What a Keras or MindSpore LSTM, GRU or simple-RNN call means on the other side, as data and functions.
 
 ``explain("tf.keras.layers.LSTM(16, return_sequences=True, return_state=True)")`` parses the call
 safely (:mod:`ast`, literal arguments only, nothing is evaluated), and returns an
@@ -15,11 +15,17 @@ Weights: Keras ``kernel (I, 4u)``, ``recurrent_kernel (u, 4u)``, ``bias (4u,)``;
 ``weight_ih_l{k} (4H, I)`` = ``kernel.T``, ``weight_hh_l{k} (4H, H)`` = ``recurrent_kernel.T``,
 ``bias_ih_l{k}`` = ``bias``, ``bias_hh_l{k}`` = 0 (back: ``bias = bias_ih + bias_hh``). Gate order i, f, g, o
 on both sides.
+
+The recurrent family (issue 11): Keras ``GRU`` / ``SimpleRNN`` (and ``Bidirectional`` of each, TF 1.15's
+``tf.compat.v1.keras.layers.GRU`` with ``reset_after=False`` and ``hard_sigmoid`` by default) <->
+``mindspore.nn.GRU`` / ``nn.RNN``. A Keras GRU's gate blocks are z, r, h; MindSpore's (= PyTorch's) r, z, n;
+``reset_after=False`` has no MindSpore / PyTorch equivalent (:func:`lstm_bridge.weights.family.check_gru_form`).
 """
 
 from __future__ import annotations
 
 import ast
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -232,11 +238,27 @@ _KERAS_BIDI = {
 }
 _KERAS_CELL = {"tf.keras.layers.LSTMCell", "keras.layers.LSTMCell", "tf_keras.layers.LSTMCell", "layers.LSTMCell"}
 _MS_LSTM = {"mindspore.nn.LSTM", "ms.nn.LSTM", "nn.LSTM"}
+#: the recurrent family: dotted names -> parsed kind (a bare ``GRU`` / ``RNN`` is decided by its arguments)
+_FAMILY_CALLS: Dict[str, str] = {
+    **{f"{m}.GRU": "keras.GRU" for m in ("tf.keras.layers", "keras.layers", "tf_keras.layers", "layers")},
+    **{f"{m}.SimpleRNN": "keras.SimpleRNN" for m in ("tf.keras.layers", "keras.layers", "tf_keras.layers", "layers")},
+    "SimpleRNN": "keras.SimpleRNN",
+    "tf.compat.v1.keras.layers.GRU": "keras.v1.GRU",
+    "tf.keras.layers.GRUV1": "keras.v1.GRU",
+    **{f"{m}.GRU": "mindspore.GRU" for m in ("mindspore.nn", "ms.nn", "nn")},
+    **{f"{m}.RNN": "mindspore.RNN" for m in ("mindspore.nn", "ms.nn", "nn")},
+}
+_KERAS_FAMILY = ("keras.GRU", "keras.v1.GRU", "keras.SimpleRNN")
 _MS_CELL = {"mindspore.nn.LSTMCell", "ms.nn.LSTMCell", "nn.LSTMCell"}
 
 _KERAS_SIGNATURE = ("units", "activation", "recurrent_activation", "use_bias")
 _MS_SIGNATURE = ("input_size", "hidden_size", "num_layers", "has_bias", "batch_first", "dropout", "bidirectional")
 _MS_CELL_SIGNATURE = ("input_size", "hidden_size", "has_bias")
+_FAMILY_SIGNATURE = {
+    "keras.GRU": _KERAS_SIGNATURE,
+    "keras.v1.GRU": _KERAS_SIGNATURE,
+    "keras.SimpleRNN": ("units", "activation", "use_bias"),
+}
 
 
 @dataclass
@@ -311,8 +333,8 @@ def _parse_node(node: ast.AST) -> ParsedCall:
         if layer_node is None:
             raise ExplainError(f"{callee} needs the wrapped layer, e.g. {callee}(tf.keras.layers.LSTM(8))")
         inner = _parse_node(layer_node)
-        if inner.kind not in ("keras.LSTM", "keras.v1.LSTM"):
-            raise ExplainError(f"{callee} must wrap a Keras LSTM here; received {inner.callee}")
+        if inner.kind not in ("keras.LSTM", "keras.v1.LSTM") + _KERAS_FAMILY:
+            raise ExplainError(f"{callee} must wrap a Keras LSTM, GRU or SimpleRNN here; received {inner.callee}")
         backward = None
         back_node = kws.pop("backward_layer", None)
         if back_node is None and len(args) >= 2:
@@ -327,6 +349,14 @@ def _parse_node(node: ast.AST) -> ParsedCall:
                 raise ExplainError(f"{callee}: **kwargs cannot be explained")
             kwargs[key] = _literal(value, f"{callee} argument {key!r}")
         return ParsedCall("keras.Bidirectional", callee, kwargs, inner=inner, backward=backward)
+    family = _FAMILY_CALLS.get(callee) or (
+        {"GRU": "keras.GRU", "RNN": "mindspore.RNN"}.get(callee) if callee in ("GRU", "RNN") else None
+    )
+    if callee == "GRU" and _looks_mindspore(node):
+        family = "mindspore.GRU"
+    if family is not None:
+        signature = _MS_SIGNATURE if family.startswith("mindspore.") else _FAMILY_SIGNATURE[family]
+        return ParsedCall(family, callee, _bind(callee, node, signature))
     if callee in _KERAS_LSTM or callee == "LSTM" and not _looks_mindspore(node):
         return ParsedCall("keras.LSTM", callee, _bind(callee, node, _KERAS_SIGNATURE))
     if callee in _KERAS_V1_LSTM:
@@ -337,7 +367,7 @@ def _parse_node(node: ast.AST) -> ParsedCall:
         return ParsedCall("mindspore.LSTM", callee, _bind(callee, node, _MS_SIGNATURE))
     if callee in _MS_CELL or callee == "LSTMCell":
         return ParsedCall("mindspore.LSTMCell", callee, _bind(callee, node, _MS_CELL_SIGNATURE))
-    known = sorted(_KERAS_LSTM | _KERAS_V1_LSTM | _KERAS_BIDI | _KERAS_CELL | _MS_LSTM | _MS_CELL)
+    known = sorted(_KERAS_LSTM | _KERAS_V1_LSTM | _KERAS_BIDI | _KERAS_CELL | _MS_LSTM | _MS_CELL | set(_FAMILY_CALLS))
     raise ExplainError(f"unknown layer {callee!r}; expected one of {', '.join(known)}")
 
 
@@ -367,6 +397,11 @@ _KERAS_LAYER_EXTRA = (
 _BIDI_ARGS = ("layer", "merge_mode", "weights", "backward_layer", "name", "trainable", "dtype", "input_shape")
 #: sizes that must be positive integers, per kind
 _SIZES = {
+    "keras.GRU": ("units",),
+    "keras.v1.GRU": ("units",),
+    "keras.SimpleRNN": ("units",),
+    "mindspore.GRU": ("input_size", "hidden_size", "num_layers"),
+    "mindspore.RNN": ("input_size", "hidden_size", "num_layers"),
     "keras.LSTM": ("units",),
     "keras.v1.LSTM": ("units",),
     "keras.LSTMCell": ("units",),
@@ -383,11 +418,15 @@ def _accepted(kind: str) -> Tuple[str, ...]:
 
     if kind == "keras.Bidirectional":
         return _BIDI_ARGS
-    if kind.startswith("keras."):
+    cls: Any
+    extra: Tuple[str, ...]
+    if kind in _FAMILY_KINDS:
+        cls, extra = _family_class(kind), (_KERAS_LAYER_EXTRA if kind.startswith("keras.") else ())
+    elif kind.startswith("keras."):
         from .keras import LSTM, LSTMCell
 
-        cls: Any = LSTMCell if kind == "keras.LSTMCell" else LSTM
-        extra: Tuple[str, ...] = _KERAS_LAYER_EXTRA
+        cls = LSTMCell if kind == "keras.LSTMCell" else LSTM
+        extra = _KERAS_LAYER_EXTRA
     else:
         from .mindspore import LSTM as MsLSTM, LSTMCell as MsCell
 
@@ -399,6 +438,20 @@ def _accepted(kind: str) -> Tuple[str, ...]:
         if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.name not in ("self", "numerics")
     ]
     return tuple(params) + tuple(e for e in extra if e not in params)
+
+
+_FAMILY_KINDS = ("keras.GRU", "keras.v1.GRU", "keras.SimpleRNN", "mindspore.GRU", "mindspore.RNN")
+
+
+def _family_class(kind: str) -> Any:
+    """The lstm-bridge front-end class whose signature is the real constructor's."""
+    if kind.startswith("keras."):
+        from . import keras as _keras
+
+        return {"keras.GRU": _keras.GRU, "keras.v1.GRU": _keras.v1.GRU, "keras.SimpleRNN": _keras.SimpleRNN}[kind]
+    from . import mindspore as _ms
+
+    return _ms.GRU if kind == "mindspore.GRU" else _ms.RNN
 
 
 def _validate(call: ParsedCall) -> None:
@@ -759,9 +812,187 @@ def explain(text: str, keras_version: Optional[int] = None) -> Explanation:
         ExplainError: the text is not a literal-only call of a known LSTM layer.
     """
     call = parse_call(text)
+    layer = call.inner if call.kind == "keras.Bidirectional" else call
+    if layer is not None and layer.kind in _FAMILY_KINDS:
+        if call.framework == "keras":
+            return _explain_keras_family(call, keras_version)
+        return _explain_mindspore_family(call)
     if call.framework == "keras":
         return _explain_keras(call, keras_version)
     return _explain_mindspore(call)
+
+
+# --- the recurrent family: Keras GRU / SimpleRNN <-> mindspore.nn.GRU / RNN ------------------------------
+
+_GRU_WEIGHTS = (
+    "weights{who}: Keras blocks z, r, h -> MindSpore r, z, n: with P = [u:2u, 0:u, 2u:3u] (swap the first two "
+    "blocks), weight_ih_{s} = kernel[:, P].T (3H, F), weight_hh_{s} = recurrent_kernel[:, P].T (3H, H)"
+)
+
+
+def _family_description(call: ParsedCall, keras_version: Optional[int], **kw: Any) -> _targets.LayerDescription:
+    """The :class:`~lstm_bridge.targets.LayerDescription` of a Keras GRU / SimpleRNN call (TF 1.15 defaults for
+    ``keras.v1.GRU``: hard_sigmoid, reset_after=False)."""
+    v1 = call.kind == "keras.v1.GRU"
+    args = call.kwargs
+    cell = "RNN" if call.kind == "keras.SimpleRNN" else "GRU"
+    gate = "sigmoid"
+    if cell == "GRU":
+        gate = _resolved_gate(
+            args.get("recurrent_activation", "hard_sigmoid" if v1 else "sigmoid"), call.kind, keras_version
+        )
+    base = _description(call, keras_version, **kw)
+    return dataclasses.replace(
+        base,
+        gate=gate,
+        generation=2 if v1 else keras_version,
+        cell=cell,
+        reset_after=bool(args.get("reset_after", not v1)) if cell == "GRU" else True,
+    )
+
+
+def _explain_keras_family(call: ParsedCall, keras_version: Optional[int]) -> Explanation:
+    bidi = call.kind == "keras.Bidirectional"
+    layer = call.inner if bidi else call
+    assert layer is not None
+    kw = layer.kwargs
+    cell = "RNN" if layer.kind == "keras.SimpleRNN" else "GRU"
+    if bidi:
+        go_back = bool(kw.get("go_backwards", False))
+        back_go = not go_back
+        diffs: Tuple[str, ...] = ()
+        if call.backward is not None:
+            b = call.backward.kwargs
+            defaults = dict(_KERAS_DEFAULTS, reset_after=layer.kind != "keras.v1.GRU")
+            diffs = tuple(
+                k
+                for k in ("units", "activation", "recurrent_activation", "use_bias", "reset_after")
+                if b.get(k, defaults.get(k)) != kw.get(k, defaults.get(k))
+            )
+            back_go = bool(b.get("go_backwards", False))
+        desc = _family_description(
+            layer,
+            keras_version,
+            kind="Bidirectional",
+            reverse=(go_back, back_go),
+            merge_mode=call.kwargs.get("merge_mode", "concat"),
+            backward_differs=diffs,
+        )
+    else:
+        desc = _family_description(layer, keras_version, kind="GRU" if cell == "GRU" else "SimpleRNN")
+    blocking, notes = _keras_blocking(layer, keras_version, desc)
+    if blocking:
+        notes.append(_targets.exact_module_hint([cell]))
+    units = kw.get("units", "units")
+    has_bias = bool(kw.get("use_bias", True))
+    time_major = bool(kw.get("time_major", False))
+    module = "mindspore.nn.GRU" if cell == "GRU" else "mindspore.nn.RNN"
+    extra = "" if cell == "GRU" else f", nonlinearity={desc.candidate!r}"
+    target = None
+    if not blocking:
+        target = (
+            f"{module}(input_size={_input_size_text(kw)}, hidden_size={units!r}, num_layers=1, has_bias={has_bias}, "
+            f"batch_first={not time_major}, bidirectional={bidi}{extra})"
+        )
+    D = 2 if bidi else 1
+    rs, st = bool(kw.get("return_sequences", False)), bool(kw.get("return_state", False))
+    re = [
+        f"inputs: Keras x is {'(T, B, F)' if time_major else '(B, T, F)'}; pass it unchanged "
+        f"(batch_first={not time_major})",
+        f"call: output, h_n = net(x, hx)  with h_n of shape ({D}, B, {units}) (one state: no c)",
+        "Keras output = "
+        + (
+            ("output" if rs else "concat(h_n[-2], h_n[-1])")
+            if bidi
+            else ("output" if rs else ("output[-1]" if time_major else "output[:, -1]") + "  (== h_n[-1])")
+        ),
+    ]
+    if st:
+        re.append("Keras states [h_f, h_b] = [h_n[-2], h_n[-1]]" if bidi else "Keras state [h] = [h_n[-1]], (B, units)")
+    re.append("initial_state=[h_f, h_b] -> hx=stack([h_f, h_b])" if bidi else "initial_state=[h0] -> hx=h0[None]")
+    for d, suffix in enumerate(["l0", "l0_reverse"][:D]):
+        who = "" if not bidi else (" (forward layer)" if d == 0 else " (backward layer)")
+        if cell == "GRU":
+            line = _GRU_WEIGHTS.format(who=who, s=suffix)
+            if has_bias:
+                line += (
+                    f"; bias (2, 3u): bias_ih_{suffix} = bias[0][P], bias_hh_{suffix} = bias[1][P]"
+                    if desc.reset_after
+                    else "; bias (3u,) (reset_after=False has no such module: see above)"
+                )
+        else:
+            line = f"weights{who}: weight_ih_{suffix} = kernel.T (H, F), weight_hh_{suffix} = recurrent_kernel.T (H, H)"
+            if has_bias:
+                line += f", bias_ih_{suffix} = bias, bias_hh_{suffix} = 0"
+        re.append(line)
+    re.append("masks: a right-padded mask (B, T) -> seq_length = mask.sum(1); holes/left padding: no equivalent")
+    if cell == "GRU" and not desc.reset_after:
+        notes.append(
+            "reset_after=False is the Keras <= 2.3 / TF 1.x GRU (and ONNX GRU linear_before_reset=0); "
+            "torch.nn.GRU and mindspore.nn.GRU compute reset_after=True only"
+        )
+    notes.append("MindSpore's CPU GRU/RNN kernels use approximate sigmoid/tanh: agreement ~1e-4, not 1e-6")
+    return Explanation(call, target, blocking, re, notes)
+
+
+def _explain_mindspore_family(call: ParsedCall) -> Explanation:
+    kw = call.kwargs
+    for name in ("input_size", "hidden_size"):
+        if name not in kw:
+            raise ExplainError(f"{call.callee} needs {name}; received arguments {sorted(kw)}")
+    I, H = kw["input_size"], kw["hidden_size"]
+    L = kw.get("num_layers", 1)
+    if not isinstance(L, int) or isinstance(L, bool) or not 1 <= L <= 1000:
+        raise ExplainError(f"num_layers must be an int in [1, 1000]; received {L!r}")
+    has_bias, batch_first = bool(kw.get("has_bias", True)), bool(kw.get("batch_first", False))
+    bidi = bool(kw.get("bidirectional", False))
+    gru = call.kind == "mindspore.GRU"
+    nonlinearity = kw.get("nonlinearity", "tanh")
+    if not gru and nonlinearity not in ("tanh", "relu"):
+        raise ExplainError(f"{call.callee}: nonlinearity must be 'tanh' or 'relu'; received {nonlinearity!r}")
+    lines = ["import tensorflow as tf", f"x = tf.keras.Input(shape=(None, {I!r}))  # (B, T, I)"]
+    layer = (
+        (
+            f"tf.keras.layers.GRU({H!r}, reset_after=True, return_sequences=True, return_state=True"
+            if gru
+            else f"tf.keras.layers.SimpleRNN({H!r}, activation={nonlinearity!r}, "
+            "return_sequences=True, return_state=True"
+        )
+        + ("" if has_bias else ", use_bias=False")
+        + ")"
+    )
+    lines.append("y, states = x, []")
+    for l in range(L):
+        if bidi:
+            lines.append(f"y, h_f, h_b = tf.keras.layers.Bidirectional({layer})(y)  # layer {l}")
+            lines.append("states += [h_f, h_b]")
+        else:
+            lines.append(f"y, h = {layer}(y)  # layer {l}")
+            lines.append("states.append(h)")
+    D = 2 if bidi else 1
+    re = [
+        f"inputs: MindSpore x {'(B, T, I)' if batch_first else '(T, B, I)'} -> Keras (B, T, I)"
+        + ("" if batch_first else ": x.transpose(1, 0, 2)"),
+        f"h_n = stack(states): shape ({L * D}, B, {H}), row layer*D + direction (one state: no c)",
+        "hx -> layer l gets initial_state=[hx[l*D]]" + (" + [hx[l*D+1]] for its backward half" if bidi else ""),
+    ]
+    if gru:
+        re.append(
+            "weights: MindSpore r, z, n -> Keras z, r, h: kernel = weight_ih_l{l}[P].T, recurrent_kernel = "
+            "weight_hh_l{l}[P].T with P swapping the first two H-row blocks"
+            + ("; bias (2, 3H) = [bias_ih_l{l}[P], bias_hh_l{l}[P]] (reset_after=True keeps both)" if has_bias else "")
+        )
+    else:
+        re.append(
+            "weights: kernel = weight_ih_l{l}.T, recurrent_kernel = weight_hh_l{l}.T"
+            + (", bias = bias_ih_l{l} + bias_hh_l{l}" if has_bias else "")
+        )
+    re.append("seq_length -> mask = tf.sequence_mask(seq_length, T) with zero_output_for_mask=True")
+    notes = [
+        "MindSpore's CPU GRU/RNN kernels use approximate sigmoid/tanh (up to ~1e-4 from exact math); "
+        "lstm_bridge.mindspore.GRU / RNN emulate them (numerics='mindspore-cpu') or compute exactly ('exact')"
+    ]
+    return Explanation(call, "\n".join(lines), [], re, notes)
 
 
 def format_explanation(expl: Explanation) -> str:

@@ -154,7 +154,8 @@ def chain_of(mf: Any, layer: Optional[str], path: str, strict: bool = False) -> 
     try:
         return chain_from_model_file(mf, layer, validate=strict)
     except ValueError as exc:
-        code = EXIT_USAGE if layer is not None and "no LSTM layer" in str(exc) else EXIT_INPUT
+        unknown = "no LSTM layer" in str(exc) or "no recurrent layer" in str(exc)
+        code = EXIT_USAGE if layer is not None and unknown else EXIT_INPUT
         raise CliError(code, f"{path}: {exc}") from exc
 
 

@@ -187,8 +187,10 @@ def _select_layer(mf: Any, layer: Optional[str], src: str) -> Any:
     picked = [e for e in mf.layers if e.name == layer]
     if not picked:
         raise CliError(EXIT_USAGE, f"{src}: no layer {layer!r}; layers: {[e.name for e in mf.layers]}")
-    if picked[0].kind not in ("LSTM", "Bidirectional"):
-        raise CliError(EXIT_USAGE, f"{src}: layer {layer!r} is a {picked[0].kind}, not an LSTM")
+    if picked[0].kind not in ("LSTM", "GRU", "SimpleRNN", "RNN", "Bidirectional"):
+        raise CliError(
+            EXIT_USAGE, f"{src}: layer {layer!r} is a {picked[0].kind}, not an LSTM, GRU or simple-RNN layer"
+        )
     return dataclasses.replace(mf, layers=picked, model_config=None)
 
 
@@ -346,7 +348,8 @@ def _check_target(mf: Any, fmt: str, layer: Optional[str], src: str) -> None:
         return
     problems = targets.model_violations(mf, target, layer=layer if fmt == "onnx" else None)
     if problems:
-        hint = "\n" + targets.EXACT_MODULE_HINT if mf.framework == "keras" else ""
+        refused = [d.cell for d in targets.describe_model_file(mf) if targets.reasons(d, target)]
+        hint = "\n" + targets.exact_module_hint(refused or ["LSTM"]) if mf.framework == "keras" else ""
         raise CliError(EXIT_INPUT, f"{src} cannot be expressed as {fmt}:\n  - " + "\n  - ".join(problems) + hint)
 
 

@@ -8,16 +8,19 @@ from typing import Any
 
 from ._common import EXIT_OK, EXIT_USAGE, CliError, Output
 
-HELP = "explain a Keras or MindSpore LSTM call in terms of the other framework"
+HELP = "explain a Keras or MindSpore LSTM, GRU or simple-RNN call in terms of the other framework"
 DESCRIPTION = """Explain one layer call, e.g.
 
   lstm-bridge explain "tf.keras.layers.LSTM(16, return_sequences=True, return_state=True)"
   lstm-bridge explain "mindspore.nn.LSTM(10, 16, 2, bidirectional=True, batch_first=True)"
+  lstm-bridge explain "tf.keras.layers.GRU(64, reset_after=False)"
+  lstm-bridge explain "mindspore.nn.RNN(10, 16, nonlinearity='relu')"
 
 The call is parsed with Python's ast module (literal arguments only; nothing is evaluated). The
 answer gives the equivalent call on the other side, how inputs, outputs, states and weights must be
-rearranged, and, when there is no equivalent (hard_sigmoid, go_backwards alone, stateful, ...), why.
-Exit code 0 whether or not the call is expressible; 2 when the text is not an LSTM call."""
+rearranged, and, when there is no equivalent (hard_sigmoid, go_backwards alone, stateful, a GRU's
+reset_after=False, a SimpleRNN activation other than tanh/relu, ...), why.
+Exit code 0 whether or not the call is expressible; 2 when the text is not an LSTM, GRU or RNN call."""
 
 
 def add_parser(sub: Any) -> None:

@@ -12,7 +12,7 @@ from ._common import EXIT_OK, Output, load_model
 
 HELP = (
     "show a model file's layers (with mask_zero / Masking and activations), weight shapes, gate layout, "
-    "framework/version and LSTM semantics"
+    "framework/version and the semantics of its LSTM, GRU and simple-RNN layers"
 )
 DESCRIPTION = (
     HELP
@@ -20,7 +20,8 @@ DESCRIPTION = (
 
 Reads Keras .h5 / .weights.h5 / .keras, MindSpore .ckpt, PyTorch .pt/.pth and .safetensors without
 TensorFlow or MindSpore. For Keras files it says which hard_sigmoid the file means (decided by the
-writer's keras_version: 1.x / 2.x -> clip(0.2x+0.5, 0, 1), 3.x -> relu6(x+3)/6).
+writer's keras_version: 1.x / 2.x -> clip(0.2x+0.5, 0, 1), 3.x -> relu6(x+3)/6), and each GRU's form
+(reset_after=True: PyTorch / MindSpore's; reset_after=False: Keras <= 2.3 / TF 1.x, which they cannot hold).
 Exit code 3 when the file cannot be read."""
 )
 
@@ -28,6 +29,15 @@ _LAYOUT = {
     "keras": "Keras: kernel (I, 4u), recurrent_kernel (u, 4u), bias (4u,); gates i, f, c, o",
     "torch": "PyTorch = MindSpore: weight_ih_l{k} (4H, I), weight_hh_l{k} (4H, H), bias_ih/bias_hh (4H,); "
     "gates i, f, g, o",
+}
+#: the same for the other cells of the recurrent family
+_FAMILY_LAYOUT = {
+    ("keras", "GRU"): "Keras GRU: kernel (I, 3u), recurrent_kernel (u, 3u), bias (2, 3u) if reset_after else (3u,); "
+    "gates z, r, h",
+    ("keras", "RNN"): "Keras SimpleRNN: kernel (I, u), recurrent_kernel (u, u), bias (u,)",
+    ("torch", "GRU"): "GRU (PyTorch = MindSpore): weight_ih_l{k} (3H, I), weight_hh_l{k} (3H, H), bias_ih/bias_hh "
+    "(3H,); gates r, z, n",
+    ("torch", "RNN"): "RNN (PyTorch = MindSpore): weight_ih_l{k} (H, I), weight_hh_l{k} (H, H), bias_ih/bias_hh (H,)",
 }
 
 
@@ -42,7 +52,8 @@ def add_parser(sub: Any) -> None:
 
 def describe(mf: Any) -> Dict[str, Any]:
     """A JSON-able description of a loaded ModelFile (what ``inspect`` prints)."""
-    lstm = {e.name: e for e in mf.lstm_layers()}
+    entries = mf.recurrent_entries() if hasattr(mf, "recurrent_entries") else mf.lstm_layers()
+    lstm = {e.name: e for e in entries}
     layers: List[Dict[str, Any]] = []
     for e in mf.layers:
         item: Dict[str, Any] = {
@@ -53,10 +64,14 @@ def describe(mf: Any) -> Dict[str, Any]:
             },
         }
         details = _layer_details(e)
-        if e.name in lstm and e.kind in ("LSTM", "Bidirectional", "LSTMCell"):
+        if e.name in lstm:
             l = lstm[e.name]
             sem = {k: v for k, v in (l.semantics or {}).items() if k != "backward_semantics" and _jsonable(v)}
-            item["lstm"] = {
+            cell = str(getattr(l, "cell", "LSTM"))
+            if cell == "GRU":
+                sem["reset_after"] = bool(l.reset_after)
+            record = {
+                "cell": cell,
                 "input_size": l.input_size,
                 "hidden_size": l.hidden_size,
                 "num_layers": l.num_layers,
@@ -64,18 +79,27 @@ def describe(mf: Any) -> Dict[str, Any]:
                 "has_bias": l.has_bias,
                 "semantics": sem,
             }
+            item["recurrent"] = record
+            if cell == "LSTM":
+                item["lstm"] = record
             for key in ("activation", "recurrent_activation"):  # as this file means them (resolved names)
                 if key in sem:
                     details[key] = sem[key]
         if details:
             item["details"] = details
         layers.append(item)
+    side = "keras" if mf.framework == "keras" else "torch"
+    cells = list(dict.fromkeys(str(getattr(e, "cell", "LSTM")) for e in entries))
+    layout = _LAYOUT[side]
+    family = [_FAMILY_LAYOUT[(side, c)] for c in cells if c != "LSTM"]
+    if family:
+        layout = "; ".join(([layout] if "LSTM" in cells else []) + family)
     info = {
         "file": mf.path,
         "format": mf.format,
         "framework": mf.framework,
         "version": mf.version,
-        "gate_layout": _LAYOUT["keras" if mf.framework == "keras" else "torch"],
+        "gate_layout": layout,
         "layers": layers,
     }
     if mf.framework == "keras":
@@ -111,7 +135,7 @@ def _details_text(details: Dict[str, Any]) -> str:
 
 
 _QUIET = {"keras_version", "framework", "units", "use_bias", "implementation", "return_sequences_unknown"}
-_SHOW_FALSE = {"return_sequences"}
+_SHOW_FALSE = {"return_sequences", "reset_after"}
 
 
 def _worth_showing(key: str, value: Any) -> bool:
@@ -151,12 +175,16 @@ def run(args: argparse.Namespace, out: Output) -> int:
         rows.append((item["name"] or "(root)", item["kind"], _details_text(item.get("details", {})), shapes))
     out.table("layers", ("name", "kind", "settings", "weights"), rows)
     lstm_rows = []
+    cells = set()
     for item in info["layers"]:
-        if "lstm" not in item:
+        if "recurrent" not in item:
             continue
-        l = item["lstm"]
+        l = item["recurrent"]
+        cells.add(l["cell"])
         sem = dict(l["semantics"])
-        acts = f"{sem.pop('recurrent_activation', 'sigmoid')} / {sem.pop('activation', 'tanh')}"
+        sem.pop("cell", None)
+        gate = sem.pop("recurrent_activation", "sigmoid")
+        acts = f"{gate} / {sem.pop('activation', 'tanh')}" if l["cell"] != "RNN" else f"- / {sem.pop('activation')}"
         flags = ", ".join(f"{k}={v}" for k, v in sem.items() if _worth_showing(k, v)) or "-"
         lstm_rows.append(
             (
@@ -170,12 +198,21 @@ def run(args: argparse.Namespace, out: Output) -> int:
                 flags,
             )
         )
-    if lstm_rows:
+    if lstm_rows and cells == {"LSTM"}:
         out.table(
             "LSTM semantics",
             ("name", "input", "hidden", "layers", "bidirectional", "bias", "gate / cell activation", "options"),
             lstm_rows,
         )
+    elif lstm_rows:
+        cell_of = {
+            item["name"] or "(root)": item["recurrent"]["cell"] for item in info["layers"] if "recurrent" in item
+        }
+        out.table(
+            "recurrent semantics (LSTM, GRU, simple RNN)",
+            ("name", "cell", "input", "hidden", "layers", "bidirectional", "bias", "gate / activation", "options"),
+            [(row[0], cell_of[row[0]], *row[1:]) for row in lstm_rows],
+        )
     else:
-        out.line("no LSTM layers")
+        out.line("no LSTM, GRU or simple-RNN layers")
     return EXIT_OK

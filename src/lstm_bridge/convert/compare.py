@@ -1,4 +1,5 @@
-"""Comparison of two chains layer by layer (what ``lstm-bridge verify`` and ``convert`` check)."""
+"""Comparison of two chains layer by layer (what ``lstm-bridge verify`` and ``convert`` check); the layers may
+be LSTM, GRU or simple-RNN layers (a GRU's / RNN's ``c`` difference is 0: it has no cell state)."""
 
 from __future__ import annotations
 
@@ -43,11 +44,13 @@ def compare_chains(a: Chain, b: Chain, *, seed: int = 0, batch: int = 3, steps: 
     gen = torch.Generator().manual_seed(seed)
     diffs: List[LayerDiff] = []
     for la, lb in pair_layers(a, b):
-        shape_a = (len(la.directions), la.input_size, la.hidden_size)
-        shape_b = (len(lb.directions), lb.input_size, lb.hidden_size)
+        shape_a = (la.kind.value, len(la.directions), la.input_size, la.hidden_size)
+        shape_b = (lb.kind.value, len(lb.directions), lb.input_size, lb.hidden_size)
         if shape_a != shape_b:
-            raise ValueError(f"layer {la.name!r} vs {lb.name!r}: (directions, input, hidden) {shape_a} vs {shape_b}")
-        D, I, H = shape_a
+            raise ValueError(
+                f"layer {la.name!r} vs {lb.name!r}: (cell, directions, input, hidden) {shape_a} vs {shape_b}"
+            )
+        _, D, I, H = shape_a
         x = torch.randn(steps, batch, I, generator=gen)
         h0 = [0.5 * torch.randn(batch, H, generator=gen) for _ in range(D)]
         c0 = [0.5 * torch.randn(batch, H, generator=gen) for _ in range(D)]
@@ -60,7 +63,8 @@ def compare_chains(a: Chain, b: Chain, *, seed: int = 0, batch: int = 3, steps: 
         (oa, ha, ca), (ob, hb, cb) = results
 
         def md(p: List[Tensor], q: List[Tensor]) -> float:
-            return max(float((s - t).abs().max()) for s, t in zip(p, q))
+            # (a GRU / RNN has no cell state: its c lists are empty)
+            return max((float((s - t).abs().max()) for s, t in zip(p, q)), default=0.0)
 
         diffs.append(
             LayerDiff(la.name if la.name == lb.name else f"{la.name} / {lb.name}", md(oa, ob), md(ha, hb), md(ca, cb))
