@@ -5,6 +5,7 @@ the recorded inputs and mask; outputs within 1e-5 (+ 1e-5 relative), output mask
 
 from __future__ import annotations
 
+import base64
 import json
 import pathlib
 from typing import Any, Dict, List, Tuple
@@ -23,7 +24,8 @@ TOL = 1e-5
 def _array(d: Any) -> Any:
     if d is None:
         return None
-    return np.asarray(d["data"], dtype=d["dtype"]).reshape(d["shape"])
+    dtype = np.dtype(d["dtype"]).newbyteorder("<")
+    return np.frombuffer(base64.b64decode(d["b64"]), dtype=dtype).astype(d["dtype"]).reshape(d["shape"])
 
 
 def _cases() -> List[Tuple[str, str]]:
@@ -37,9 +39,13 @@ def _run(gen: str, case: str) -> Tuple[Any, List[np.ndarray], Any, Dict[str, Any
     if weights:
         layer.load_keras_weights(weights)
     xs = [torch.from_numpy(_array(x)) for x in rec["inputs"]]
-    mask = _array(rec["mask"])
-    m = None if mask is None else torch.from_numpy(mask)
-    masks: Any = None if m is None else ([m] * len(xs) if len(xs) > 1 else m)
+    masks: Any
+    if isinstance(rec["mask"], list):  # one per input of a merge
+        masks = [None if m is None else torch.from_numpy(_array(m)) for m in rec["mask"]]
+    else:
+        mask = _array(rec["mask"])
+        m = None if mask is None else torch.from_numpy(mask)
+        masks = None if m is None else ([m] * len(xs) if len(xs) > 1 else m)
     with torch.no_grad():
         y = layer(*xs, mask=masks, training=True if rec["training"] else None)
         out_mask = layer.compute_mask(xs if len(xs) > 1 else xs[0], masks)

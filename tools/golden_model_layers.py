@@ -13,6 +13,7 @@ refuses to build the model). Inputs and weights are drawn from ``numpy.random.Ra
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import subprocess
@@ -131,6 +132,95 @@ CASES: List[Any] = [
     ("minimum", "Minimum", {}, ["f:2,5,3", "f:2,5,3"], True, False),
     ("dot", "Dot", {"axes": 2}, ["f:2,5,3", "f:2,4,3"], False, False),
     ("dot_normalize", "Dot", {"axes": 1, "normalize": True}, ["f:2,3", "f:2,3"], False, False),
+    # masks that differ between the inputs of a merge (tf_keras ANDs them, Keras 3 ORs them)
+    ("concatenate_two_masks", "Concatenate", {}, ["f:2,5,3", "f:2,5,2"], "two", False),
+    ("concatenate_one_mask", "Concatenate", {}, ["f:2,5,3", "f:2,5,3"], "first", False),
+    ("add_two_masks", "Add", {}, ["f:2,5,3", "f:2,5,3"], "two", False),
+    ("add_one_mask", "Add", {}, ["f:2,5,3", "f:2,5,3"], "first", False),
+    ("multiply_two_masks", "Multiply", {}, ["f:2,5,3", "f:2,5,3"], "two", False),
+    ("multiply_one_mask", "Multiply", {}, ["f:2,5,3", "f:2,5,3"], "first", False),
+    ("maximum_two_masks", "Maximum", {}, ["f:2,5,3", "f:2,5,3", "f:2,5,3"], "two", False),
+    ("minimum_one_mask", "Minimum", {}, ["f:2,5,3", "f:2,5,3"], "first", False),
+    ("average_two_masks", "Average", {}, ["f:2,5,3", "f:2,5,3"], "two", False),
+    # more options of the catalogue
+    ("masking_value", "Masking", {"mask_value": 0.5}, ["h:2,5,3"], False, False),
+    ("dense_2d_softmax", "Dense", {"units": 3, "activation": "softmax"}, ["f:2,4"], False, False),
+    ("activation_keras_names", "Activation", {"activation": "selu"}, ["f:2,5,3"], False, False),
+    ("flatten_channels_first", "Flatten", {"data_format": "channels_first"}, ["f:2,5,3"], False, False),
+    ("reshape_minus_one", "Reshape", {"target_shape": [-1]}, ["f:2,5,3"], False, False),
+    (
+        "time_distributed_conv1d",
+        "TimeDistributed",
+        {"layer": ("Conv1D", {"filters": 2, "kernel_size": 2})},
+        ["f:2,5,4,3"],
+        False,
+        False,
+    ),
+    (
+        "lstm_go_backwards",
+        "LSTM",
+        {"units": 2, "go_backwards": True, "return_sequences": True},
+        ["f:2,5,3"],
+        True,
+        False,
+    ),
+    ("gru_reset_before", "GRU", {"units": 2, "reset_after": False, "return_state": True}, ["f:2,5,3"], True, False),
+    (
+        "simple_rnn_relu_seq",
+        "SimpleRNN",
+        {"units": 2, "activation": "relu", "return_sequences": True},
+        ["f:2,5,3"],
+        True,
+        False,
+    ),
+    (
+        "bidirectional_none_state",
+        "Bidirectional",
+        {"layer": ("LSTM", {"units": 2, "return_sequences": True, "return_state": True}), "merge_mode": None},
+        ["f:2,5,3"],
+        True,
+        False,
+    ),
+    (
+        "bidirectional_rnn_ave",
+        "Bidirectional",
+        {"layer": ("SimpleRNN", {"units": 2, "return_sequences": True}), "merge_mode": "ave"},
+        ["f:2,5,3"],
+        True,
+        False,
+    ),
+    (
+        "conv1d_channels_first",
+        "Conv1D",
+        {"filters": 2, "kernel_size": 2, "data_format": "channels_first"},
+        ["f:2,3,5"],
+        False,
+        False,
+    ),
+    (
+        "conv1d_groups",
+        "Conv1D",
+        {"filters": 4, "kernel_size": 2, "groups": 2, "use_bias": False},
+        ["f:2,5,4"],
+        False,
+        False,
+    ),
+    ("max_pooling1d_stride1", "MaxPooling1D", {"pool_size": 3, "strides": 1}, ["f:2,5,3"], False, False),
+    ("global_max_pooling1d_keepdims", "GlobalMaxPooling1D", {"keepdims": True}, ["f:2,5,3"], False, False),
+    (
+        "global_average_pooling1d_channels_first",
+        "GlobalAveragePooling1D",
+        {"data_format": "channels_first"},
+        ["f:2,3,5"],
+        False,
+        False,
+    ),
+    ("batch_normalization_no_scale", "BatchNormalization", {"scale": False, "center": True}, ["f:2,3"], False, False),
+    ("batch_normalization_training_masked", "BatchNormalization", {}, ["f:2,5,3"], True, True),
+    ("layer_normalization_two_axes", "LayerNormalization", {"axis": [1, 2], "epsilon": 0.1}, ["f:2,5,3"], False, False),
+    ("zero_padding1d_int", "ZeroPadding1D", {"padding": 2}, ["f:2,5,3"], False, False),
+    ("up_sampling1d_3", "UpSampling1D", {"size": 3}, ["f:2,5,3"], False, False),
+    ("dot_axes_pair", "Dot", {"axes": [1, 1]}, ["f:2,5,3", "f:2,5,2"], False, False),
 ]
 
 
@@ -147,21 +237,47 @@ def _input(spec: str, rng: np.random.RandomState) -> np.ndarray:
             x[b, n:] = 0
         return x.astype(np.int32)
     x = rng.uniform(-2, 2, size=shape).astype(np.float32)
+    if kind == "h":  # steps equal to 0.5 everywhere at the padded positions and one hole
+        for b, n in enumerate(LENGTHS):
+            x[b, n:] = 0.5
+        x[0, 1] = 0.5
     if kind == "p":  # padded steps all zero (what Masking detects)
         for b, n in enumerate(LENGTHS):
             x[b, n:] = 0
     return x
 
 
-def _mask() -> np.ndarray:
-    return np.array([[t < n for t in range(T)] for n in LENGTHS])
+def _mask(lengths: Any = None) -> np.ndarray:
+    return np.array([[t < n for t in range(T)] for n in (lengths or LENGTHS)])
+
+
+def _masks(with_mask: Any, n: int) -> Any:
+    """The call's mask: one for a single input; per input for a merge ("two": the second input's has a
+    hole and other lengths; "first": only the first input carries one)."""
+    if not with_mask:
+        return None
+    if n == 1:
+        return _mask()
+    if with_mask == "two":
+        other = _mask([2, 4])
+        other[0, 0] = False
+        return [_mask()] + [other] * (n - 1)
+    if with_mask == "first":
+        return [_mask()] + [None] * (n - 1)
+    return [_mask()] * n
 
 
 def _tolist(v: Any) -> Any:
+    """An array as ``{"shape", "dtype", "b64"}``: its little-endian bytes in base64 (float32 stays exact)."""
     if v is None:
         return None
-    a = np.asarray(v)
-    return {"shape": list(a.shape), "dtype": str(a.dtype), "data": a.reshape(-1).tolist()}
+    a = np.ascontiguousarray(np.asarray(v))
+    a = a.astype(a.dtype.newbyteorder("<"))
+    return {
+        "shape": list(a.shape),
+        "dtype": str(a.dtype.newbyteorder("=")),
+        "b64": base64.b64encode(a.tobytes()).decode(),
+    }
 
 
 def record(gen: int) -> Dict[str, Any]:
@@ -181,18 +297,24 @@ def record(gen: int) -> Dict[str, Any]:
             kw["layer"] = getattr(keras.layers, inner_cls)(**inner_kw)
         layer = getattr(keras.layers, cls)(**kw)
         xs = [_input(s, rng) for s in specs]
-        mask = _mask() if with_mask else None
+        masks: Any = _masks(with_mask, len(xs))
+        mask = masks
         arg: Any = xs if len(xs) > 1 else xs[0]
         layer.build([x.shape for x in xs] if len(xs) > 1 else xs[0].shape)
         weights = [rng.uniform(-1, 1, size=w.shape).astype(np.float32) for w in layer.get_weights()]
         if cls == "BatchNormalization":  # positive moving variance
             weights[-1] = np.abs(weights[-1]) + 0.5
         layer.set_weights(weights)
-        masks: Any = None if mask is None else ([mask] * len(xs) if len(xs) > 1 else mask)
         call_kwargs: Dict[str, Any] = {}
         if training:
             call_kwargs["training"] = True
-        tensor_masks = None if masks is None else tf.nest.map_structure(tf.constant, masks)
+        tensor_masks = (
+            None
+            if masks is None
+            else [None if m is None else tf.constant(m) for m in masks]
+            if isinstance(masks, list)
+            else tf.constant(masks)
+        )
         if masks is not None:
             import inspect
 
@@ -201,7 +323,8 @@ def record(gen: int) -> Dict[str, Any]:
             elif len(xs) > 1:  # merge layers read the masks the inputs carry
                 arg = [tf.constant(x) for x in xs]
                 for t, m in zip(arg, tensor_masks):
-                    t._keras_mask = m
+                    if m is not None:
+                        t._keras_mask = m
         y = layer(arg, **call_kwargs)
         ys = [np.asarray(v) for v in y] if isinstance(y, (list, tuple)) else [np.asarray(y)]
         try:
@@ -219,7 +342,7 @@ def record(gen: int) -> Dict[str, Any]:
             "class_name": cls,
             "config": json.loads(json.dumps(config, default=lambda o: None)),
             "inputs": [_tolist(x) for x in xs],
-            "mask": _tolist(mask),
+            "mask": [_tolist(m) for m in mask] if isinstance(mask, list) else _tolist(mask),
             "training": training,
             "weights": [_tolist(w) for w in weights],
             "outputs": [_tolist(v) for v in ys],

@@ -490,10 +490,9 @@ class KerasModel(torch.nn.Module):
         # Keras 3 sets the output masks from the first argument's own masks (not a recorded mask argument)
         out_mask = module.compute_mask(x, previous if self.keras_version >= 3 else mask)
         outs = list(out) if isinstance(out, (list, tuple)) else [out]
-        if isinstance(out_mask, (list, tuple)):
-            out_masks = list(out_mask)
-        else:
-            out_masks = [out_mask] + [None] * (len(outs) - 1)
+        # Keras zips the outputs with the masks compute_mask gives: outputs past them carry none
+        out_masks = list(out_mask) if isinstance(out_mask, (list, tuple)) else [out_mask]
+        out_masks = (out_masks + [None] * len(outs))[: len(outs)]
         return outs, out_masks
 
 

@@ -220,6 +220,7 @@ class GlobalMaxPooling1D(_GlobalPooling1D):
     """Keras ``GlobalMaxPooling1D(data_format, keepdims=False)``: max over time (the mask is ignored)."""
 
     keras_class = "GlobalMaxPooling1D"
+    supports_masking = False  # tf_keras refuses a masked input; Keras 3 drops the mask
 
     def forward(self, x: torch.Tensor, mask: Any = None, training: Optional[bool] = None) -> torch.Tensor:
         x = as_float(x)

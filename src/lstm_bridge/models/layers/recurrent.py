@@ -155,9 +155,12 @@ class Bidirectional(_RecurrentContract, _keras.Bidirectional):
         self.set_weights(arrays)
 
     def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
+        """tf_keras: the output mask(s), then None per state with ``return_state``; Keras 3 leaves the states
+        out unless the layer is stateful (its ``self.states`` is None otherwise), and the outputs zip with
+        the masks it gives, so the states carry no mask either way."""
         m = _first_mask(mask)
         out = m if self.return_sequences else None
         outs = [out] if self.merge_mode is not None else [out, out]
-        if self.return_state:
+        if self.return_state and (self.keras_version < 3 or self.stateful):
             return outs + [None] * self._n_states()
         return outs[0] if len(outs) == 1 else outs
