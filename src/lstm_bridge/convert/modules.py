@@ -1,4 +1,7 @@
-"""Module conversion: Keras layer(s) <-> MindSpore ``LSTM`` <-> ``torch.nn.LSTM``, with identical outputs.
+"""Module conversion: Keras layer(s) <-> MindSpore ``LSTM`` <-> ``torch.nn.LSTM``, with identical outputs; the
+same for the recurrent family: Keras ``GRU`` (``reset_after=True``) <-> MindSpore ``GRU`` <-> ``torch.nn.GRU``
+and Keras ``SimpleRNN`` (tanh / relu) <-> MindSpore ``RNN`` <-> ``torch.nn.RNN`` (a Keras GRU's z, r, h blocks
+become r, z, n and its bias ``(2, 3u)`` the two bias vectors: :mod:`lstm_bridge.weights.family`).
 
 The mapping (docs/spec/keras_lstm.md §1, DESIGN.md): per (layer, direction), ``weight_ih = kernel.T (4H, I)``,
 ``weight_hh = recurrent_kernel.T (4H, H)``, ``bias_ih = bias``, ``bias_hh = 0``; back to Keras,
@@ -42,9 +45,9 @@ import numpy as np
 import torch
 
 from .. import targets as _targets
-from ..recurrent import DirectionWeights
+from ..recurrent import CellKind, DirectionWeights
 from ..targets import UNSUPPORTED
-from ..weights import from_keras, from_torch_state_dict, to_keras, to_torch_state_dict
+from ..weights import family as _family, from_keras, from_torch_state_dict, to_keras, to_torch_state_dict
 
 __all__ = [
     "LSTMStack",
@@ -72,6 +75,12 @@ class LSTMStack:
     layers: List[List[DirectionWeights]]
     batch_first: bool = False
     dropout: float = 0.0
+    nonlinearity: str = "tanh"
+
+    @property
+    def kind(self) -> CellKind:
+        """The cell kind of the stack (every layer's weights have it): LSTM, GRU (reset-after) or RNN."""
+        return self.layers[0][0].kind
 
     @property
     def input_size(self) -> int:
@@ -95,6 +104,8 @@ class LSTMStack:
 
     def state_dict(self) -> Dict[str, Any]:
         """PyTorch / MindSpore parameter names -> tensors (copies), MindSpore's order."""
+        if self.kind is not CellKind.LSTM:
+            return _family.recurrent_to_torch_state_dict(self.layers)
         return to_torch_state_dict(self.layers)
 
     def validate(self) -> None:
@@ -132,6 +143,33 @@ def _keras_classes():
     return LSTM, Bidirectional
 
 
+def _keras_recurrent_classes() -> Tuple[Any, ...]:
+    """The Keras layer classes a stack may hold: LSTM, GRU, SimpleRNN and Bidirectional."""
+    from ..keras import GRU, LSTM, Bidirectional, SimpleRNN
+
+    return (LSTM, GRU, SimpleRNN, Bidirectional)
+
+
+def _keras_weights(layer: Any) -> DirectionWeights:
+    """One built Keras LSTM / GRU / SimpleRNN layer's weights, canonical (copies)."""
+    arrays = layer.get_weights()
+    kind = getattr(layer.cell, "kind", CellKind.LSTM)
+    bias = arrays[2] if len(arrays) > 2 else None
+    if kind is CellKind.GRU:
+        return _family.gru_from_keras(arrays[0], arrays[1], bias, reset_after=layer.cell.reset_after)
+    if kind is CellKind.RNN:
+        return _family.rnn_from_keras(arrays[0], arrays[1], bias)
+    return from_keras(*arrays)
+
+
+def _to_keras_arrays(w: DirectionWeights) -> List[Any]:
+    if w.kind is CellKind.GRU:
+        return _family.gru_to_keras(w, reset_after=True)
+    if w.kind is CellKind.RNN:
+        return _family.rnn_to_keras(w)
+    return to_keras(w)
+
+
 def _layer_name(layer: Any) -> str:
     return f"{type(layer).__name__} {getattr(layer, 'name', '?')!r}"
 
@@ -157,16 +195,19 @@ def _check_keras_lstm(layer: Any) -> None:
 def _keras_directions(layer: Any) -> Tuple[List[DirectionWeights], Any]:
     """Canonical directions of one Keras LSTM or Bidirectional, and the layer that sets the options."""
     LSTM, Bidirectional = _keras_classes()
-    if not isinstance(layer, (LSTM, Bidirectional)):
-        raise TypeError(f"expected an lstm_bridge.keras.LSTM or Bidirectional; received {type(layer).__name__}")
-    _targets.check_expressible(layer, "mindspore")
+    if not isinstance(layer, _keras_recurrent_classes()):
+        raise TypeError(
+            f"expected an lstm_bridge.keras.LSTM, GRU, SimpleRNN or Bidirectional; received {type(layer).__name__}"
+        )
     if isinstance(layer, Bidirectional):
         fwd, bwd = layer.forward_layer, layer.backward_layer
         _check_keras_lstm(fwd)
         _check_keras_lstm(bwd)
-        return [from_keras(*fwd.get_weights()), from_keras(*bwd.get_weights())], fwd
+        _targets.check_expressible(layer, "mindspore")
+        return [_keras_weights(fwd), _keras_weights(bwd)], fwd
     _check_keras_lstm(layer)
-    return [from_keras(*layer.get_weights())], layer
+    _targets.check_expressible(layer, "mindspore")
+    return [_keras_weights(layer)], layer
 
 
 def _as_layer_list(layers: Any) -> List[Any]:
@@ -189,12 +230,21 @@ def _stack_from_keras(layers: Any) -> LSTMStack:
             )
         stack.append([d.torch() for d in dirs])
         options.append(opts)
+    kinds = {d[0].kind for d in stack}
+    if len(kinds) > 1:
+        desc = ", ".join(type(o).__name__ for o in options)
+        raise ValueError(
+            f"a stack must hold one cell kind to become one MindSpore / PyTorch module; got {desc} "
+            "(convert each kind separately)"
+        )
     if len({len(d) for d in stack}) > 1 or len({opt.units for opt in options}) > 1:
         desc = ", ".join(f"{'Bidirectional' if len(d) == 2 else 'LSTM'}({o.units})" for d, o in zip(stack, options))
         raise ValueError(UNSUPPORTED["mixed_stack"].format(value=desc))
     if len({bool(opt.time_major) for opt in options}) > 1:
         raise ValueError(UNSUPPORTED["time_major_mismatch"].format(value=[o.time_major for o in options]))
     result = LSTMStack(stack, batch_first=not options[0].time_major)
+    if result.kind is CellKind.RNN:
+        result.nonlinearity = getattr(options[0].cell.activation, "name", "tanh")
     result.validate()
     return result
 
@@ -202,23 +252,31 @@ def _stack_from_keras(layers: Any) -> LSTMStack:
 def _keras_layers_from_stack(
     stack: LSTMStack, *, return_sequences: bool, return_state: bool, time_major: bool, keras_version: int
 ) -> List[Any]:
+    from ..keras import GRU, SimpleRNN
+
     LSTM, Bidirectional = _keras_classes()
     out = []
     for l, dirs in enumerate(stack.layers):
         seq = True if l < stack.num_layers - 1 else return_sequences
-        kwargs = dict(
+        kwargs: Dict[str, Any] = dict(
             use_bias=stack.has_bias,
             return_sequences=seq,
             return_state=return_state,
             time_major=time_major,
             keras_version=keras_version,
         )
-        layer = LSTM(stack.hidden_size, **kwargs)
+        layer: Any
+        if stack.kind is CellKind.GRU:
+            layer = GRU(stack.hidden_size, reset_after=True, **kwargs)
+        elif stack.kind is CellKind.RNN:
+            layer = SimpleRNN(stack.hidden_size, activation=stack.nonlinearity, **kwargs)
+        else:
+            layer = LSTM(stack.hidden_size, **kwargs)
         if len(dirs) == 2:
             layer = Bidirectional(layer)
-            weights = to_keras(dirs[0].numpy()) + to_keras(dirs[1].numpy())
+            weights = _to_keras_arrays(dirs[0].numpy()) + _to_keras_arrays(dirs[1].numpy())
         else:
-            weights = to_keras(dirs[0].numpy())
+            weights = _to_keras_arrays(dirs[0].numpy())
         layer.set_weights(weights)
         out.append(layer)
     return out
@@ -228,7 +286,22 @@ def _keras_layers_from_stack(
 
 
 def _stack_from_module(module: Any) -> LSTMStack:
-    """From ``torch.nn.LSTM`` or ``lstm_bridge.mindspore.LSTM`` (MindSpore = PyTorch parameter names)."""
+    """From ``torch.nn.LSTM`` / ``GRU`` / ``RNN`` or ``lstm_bridge.mindspore.LSTM`` / ``GRU`` / ``RNN``
+    (MindSpore = PyTorch parameter names)."""
+    nonlinearity = "tanh"
+    if isinstance(module, (torch.nn.GRU, torch.nn.RNN)):
+        kind = CellKind.GRU if isinstance(module, torch.nn.GRU) else CellKind.RNN
+        nonlinearity = "relu" if module.mode == "RNN_RELU" else "tanh"
+        state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        layers = _family.recurrent_from_torch_state_dict(state, kind)
+        stack = LSTMStack(
+            [[w.torch() for w in dirs] for dirs in layers],
+            bool(module.batch_first),
+            float(module.dropout),
+            nonlinearity,
+        )
+        stack.validate()
+        return stack
     if isinstance(module, torch.nn.LSTM):
         if module.proj_size:
             raise ValueError(
@@ -246,8 +319,18 @@ def _stack_from_module(module: Any) -> LSTMStack:
             )
         batch_first, dropout = bool(module.batch_first), float(getattr(module, "dropout", 0.0))
         state = {k: v.detach().clone() for k, v in module.state_dict().items()}
-    layers = from_torch_state_dict(state)
-    stack = LSTMStack([[w.torch() for w in dirs] for dirs in layers], batch_first=batch_first, dropout=dropout)
+        nonlinearity = str(getattr(module, "nonlinearity", "tanh"))
+    cls = type(module).__name__
+    if cls in ("GRU", "RNN"):  # lstm_bridge.mindspore.GRU / RNN
+        layers = _family.recurrent_from_torch_state_dict(state, CellKind(cls))
+    else:
+        layers = from_torch_state_dict(state)
+    stack = LSTMStack(
+        [[w.torch() for w in dirs] for dirs in layers],
+        batch_first=batch_first,
+        dropout=dropout,
+        nonlinearity=nonlinearity,
+    )
     stack.validate()
     return stack
 
@@ -262,9 +345,9 @@ def stack_from(obj: Any) -> LSTMStack:
     """
     if isinstance(obj, LSTMStack):
         return obj
-    LSTM, Bidirectional = _keras_classes()
-    if isinstance(obj, (LSTM, Bidirectional)) or (
-        isinstance(obj, (list, tuple)) and obj and all(isinstance(o, (LSTM, Bidirectional)) for o in obj)
+    classes = _keras_recurrent_classes()
+    if isinstance(obj, classes) or (
+        isinstance(obj, (list, tuple)) and obj and all(isinstance(o, classes) for o in obj)
     ):
         return _stack_from_keras(obj)
     if isinstance(obj, (list, tuple)):
@@ -274,17 +357,23 @@ def stack_from(obj: Any) -> LSTMStack:
 
 
 def _mindspore_from_stack(stack: LSTMStack) -> Any:
-    from ..mindspore import LSTM as MsLSTM
+    from ..mindspore import GRU as MsGRU, LSTM as MsLSTM, RNN as MsRNN
 
-    net = MsLSTM(
-        stack.input_size,
-        stack.hidden_size,
+    args = (stack.input_size, stack.hidden_size)
+    kwargs: Dict[str, Any] = dict(
         num_layers=stack.num_layers,
         has_bias=stack.has_bias,
         batch_first=stack.batch_first,
         dropout=float(stack.dropout),
         bidirectional=stack.bidirectional,
     )
+    net: Any
+    if stack.kind is CellKind.GRU:
+        net = MsGRU(*args, **kwargs)
+    elif stack.kind is CellKind.RNN:
+        net = MsRNN(*args, nonlinearity=stack.nonlinearity, **kwargs)
+    else:
+        net = MsLSTM(*args, **kwargs)
     _load_exact(net, stack.state_dict())
     return net
 
@@ -354,19 +443,18 @@ def mindspore_to_keras(
     )
 
 
-def to_torch(obj: Any) -> torch.nn.LSTM:
-    """Keras layer(s) (as :func:`keras_to_mindspore`) or a MindSpore LSTM -> ``torch.nn.LSTM`` with the
-    same weights (``bias=has_bias``, ``batch_first``, ``bidirectional``, ``dropout``). MindSpore's
-    parameter names are PyTorch's, so this is a plain state-dict copy.
+def to_torch(obj: Any) -> Any:
+    """Keras layer(s) (as :func:`keras_to_mindspore`) or a MindSpore LSTM / GRU / RNN -> ``torch.nn.LSTM`` /
+    ``GRU`` / ``RNN`` with the same weights (``bias=has_bias``, ``batch_first``, ``bidirectional``,
+    ``dropout``, an RNN's ``nonlinearity``). MindSpore's parameter names are PyTorch's, so this is a plain
+    state-dict copy.
 
     Raises:
         ValueError: as :func:`keras_to_mindspore`.
     """
     stack = stack_from(obj)
     first = stack.layers[0][0].w_ih
-    net = torch.nn.LSTM(
-        stack.input_size,
-        stack.hidden_size,
+    kwargs: Dict[str, Any] = dict(
         num_layers=stack.num_layers,
         bias=stack.has_bias,
         batch_first=stack.batch_first,
@@ -374,6 +462,13 @@ def to_torch(obj: Any) -> torch.nn.LSTM:
         bidirectional=stack.bidirectional,
         dtype=first.dtype,
     )
+    net: torch.nn.RNNBase
+    if stack.kind is CellKind.GRU:
+        net = torch.nn.GRU(stack.input_size, stack.hidden_size, **kwargs)
+    elif stack.kind is CellKind.RNN:
+        net = torch.nn.RNN(stack.input_size, stack.hidden_size, nonlinearity=stack.nonlinearity, **kwargs)
+    else:
+        net = torch.nn.LSTM(stack.input_size, stack.hidden_size, **kwargs)
     _load_exact(net, stack.state_dict())
     net.eval()
     return net
@@ -386,8 +481,8 @@ def from_torch(nn_lstm: torch.nn.LSTM, api: str = "mindspore", **keras_options: 
     Raises:
         ValueError: ``proj_size > 0`` or an unknown ``api``.
     """
-    if not isinstance(nn_lstm, torch.nn.LSTM):
-        raise TypeError(f"expected a torch.nn.LSTM; received {type(nn_lstm).__name__}")
+    if not isinstance(nn_lstm, (torch.nn.LSTM, torch.nn.GRU, torch.nn.RNN)):
+        raise TypeError(f"expected a torch.nn.LSTM, GRU or RNN; received {type(nn_lstm).__name__}")
     if api == "mindspore":
         if keras_options:
             raise TypeError(f"keras options {sorted(keras_options)} given with api='mindspore'")
@@ -402,20 +497,21 @@ def run_keras_stack(
     x: Any,
     *,
     mask: Any = None,
-    hx: Optional[Tuple[Any, Any]] = None,
+    hx: Any = None,
     training: Optional[bool] = None,
-) -> Tuple[Tensor, Tuple[Tensor, Tensor]]:
+) -> Tuple[Tensor, Any]:
     """Run a list of Keras layers (as :func:`mindspore_to_keras` returns) and give MindSpore's returns.
 
     Args:
         layers: Keras LSTM / Bidirectional(concat) layers, each with ``return_state=True``.
         x: the Keras input, ``(B, T, F)`` (``(T, B, F)`` with time_major).
         mask: optional Keras mask for every layer.
-        hx: optional MindSpore-style ``(h0, c0)``, each ``(L*D, B, H)``.
+        hx: optional MindSpore-style ``(h0, c0)``, each ``(L*D, B, H)`` (GRU / SimpleRNN layers: ``h0`` alone).
 
     Returns:
         ``output, (h_n, c_n)``: the last layer's output and the stacked final states ``(L*D, B, H)``,
-        row ``layer*D + direction``.
+        row ``layer*D + direction``; for GRU / SimpleRNN layers ``output, h_n`` (MindSpore's ``nn.GRU`` /
+        ``nn.RNN`` returns).
     """
     LSTM, Bidirectional = _keras_classes()
     y: Any = x
@@ -426,17 +522,25 @@ def run_keras_stack(
         if not layer.return_state:
             raise ValueError(f"{_layer_name(layer)} (layer {index}) must have return_state=True to give (h_n, c_n)")
         D = 2 if isinstance(layer, Bidirectional) else 1
+        inner = layer.forward_layer if isinstance(layer, Bidirectional) else layer
+        one_state = getattr(inner.cell, "kind", CellKind.LSTM) is not CellKind.LSTM
         init = None
         if hx is not None:
-            h0, c0 = (torch.as_tensor(np.asarray(s)) if not isinstance(s, Tensor) else s for s in hx)
-            init = [t for r in range(row, row + D) for t in (h0[r], c0[r])]
+            parts = [hx] if one_state else list(hx)
+            parts = [torch.as_tensor(np.asarray(t)) if not isinstance(t, Tensor) else t for t in parts]
+            init = [t[r] for r in range(row, row + D) for t in parts]
         res = layer(y, mask=mask, training=training, initial_state=init)
         y = res[0]
         states = res[1:]
         for d in range(D):
-            hs.append(states[2 * d])
-            cs.append(states[2 * d + 1])
+            if one_state:
+                hs.append(states[d])
+            else:
+                hs.append(states[2 * d])
+                cs.append(states[2 * d + 1])
         row += D
+    if not cs:
+        return y, torch.stack(hs)
     return y, (torch.stack(hs), torch.stack(cs))
 
 
