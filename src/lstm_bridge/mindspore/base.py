@@ -281,7 +281,9 @@ class RecurrentNet(torch.nn.Module):
         )
         if self.batch_first:
             out = out.transpose(0, 1)
-        return self._result(out.to(in_dtype), h_n.to(in_dtype), None if c_n is None else c_n.to(in_dtype))
+        # under CPU autocast the engine returns the autocast dtype, as torch.nn.LSTM does: kept (not cast back)
+        res = out.dtype if in_dtype == torch.float32 and out.dtype in (torch.bfloat16, torch.float16) else in_dtype
+        return self._result(out.to(res), h_n.to(res), None if c_n is None else c_n.to(res))
 
 
 class CellBase(torch.nn.Module):

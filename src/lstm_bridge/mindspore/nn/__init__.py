@@ -25,16 +25,18 @@ from .activation import (
     Tanh,
     get_activation,
 )
-from .basic import Dense, Dropout, Embedding, Flatten, Identity
+from .basic import Dense, Dropout, Embedding, Flatten, Identity, Pad
 from .cell import Cell, CellList, SequentialCell
 from .conv import AvgPool1d, AvgPool2d, Conv1d, Conv2d, MaxPool1d, MaxPool2d
-from .loss import CrossEntropyLoss, MSELoss, SoftmaxCrossEntropyWithLogits
+from .loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss, SoftmaxCrossEntropyWithLogits
 from .norm import BatchNorm1d, BatchNorm2d, LayerNorm
 from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 
 __all__ = [
     "AvgPool1d",
     "AvgPool2d",
+    "BCELoss",
+    "BCEWithLogitsLoss",
     "BatchNorm1d",
     "BatchNorm2d",
     "Cell",
@@ -55,6 +57,7 @@ __all__ = [
     "HSwish",
     "Identity",
     "LSTM",
+    "L1Loss",
     "LSTMCell",
     "LayerNorm",
     "LeakyReLU",
@@ -63,7 +66,9 @@ __all__ = [
     "MSELoss",
     "MaxPool1d",
     "MaxPool2d",
+    "NLLLoss",
     "PReLU",
+    "Pad",
     "RNN",
     "RNNCell",
     "ReLU",

@@ -13,7 +13,7 @@ Shapes and parameters::
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 import torch
 import torch.nn.functional as F
@@ -182,3 +182,36 @@ class Embedding(Cell):
             f"vocab_size={self.vocab_size}, embedding_size={self.embedding_size}, use_one_hot={self.use_one_hot}, "
             f"padding_idx={self.padding_idx}"
         )
+
+
+class Pad(Cell):
+    """``nn.Pad(paddings, mode='CONSTANT')``: ``paddings[i] = (before, after)`` for axis ``i``; ``"CONSTANT"``
+    (zeros), ``"REFLECT"`` or ``"SYMMETRIC"`` (edge repeated)."""
+
+    _plain_inputs = True
+
+    def __init__(self, paddings: Any, mode: str = "CONSTANT"):
+        super().__init__()
+        if mode not in ("CONSTANT", "REFLECT", "SYMMETRIC"):
+            raise ValueError(f"For 'Pad', the 'mode' must be CONSTANT, REFLECT or SYMMETRIC; received {mode!r}")
+        self.paddings = tuple(tuple(int(v) for v in p) for p in paddings)
+        self.mode = mode
+
+    def construct(self, x: torch.Tensor) -> Any:
+        if len(self.paddings) != x.dim():
+            raise ValueError(f"For 'Pad', paddings must have one (before, after) pair per axis of x {tuple(x.shape)}")
+        if self.mode == "CONSTANT":
+            flat: List[int] = []
+            for before, after in reversed(self.paddings):
+                flat += [before, after]
+            return F.pad(x, flat)
+        out = x
+        for axis, (before, after) in enumerate(self.paddings):
+            if not before and not after:
+                continue
+            n = out.shape[axis]
+            skip = 1 if self.mode == "REFLECT" else 0  # REFLECT leaves the edge out, SYMMETRIC repeats it
+            head = out.narrow(axis, skip, before).flip(axis) if before else None
+            tail = out.narrow(axis, n - after - skip, after).flip(axis) if after else None
+            out = torch.cat([p for p in (head, out, tail) if p is not None], dim=axis)
+        return out

@@ -83,3 +83,62 @@ class MSELoss(Cell):
 
     def construct(self, logits: torch.Tensor, labels: torch.Tensor) -> Any:
         return _reduce((logits - labels) ** 2, self.reduction)
+
+
+class L1Loss(Cell):
+    """``nn.L1Loss(reduction='mean')``: ``|logits - labels|``."""
+
+    _plain_inputs = True
+
+    def __init__(self, reduction: str = "mean"):
+        super().__init__()
+        self.reduction = _check_reduction(reduction, "L1Loss")
+
+    def construct(self, logits: torch.Tensor, labels: torch.Tensor) -> Any:
+        return _reduce((logits - labels).abs(), self.reduction)
+
+
+class NLLLoss(Cell):
+    """``nn.NLLLoss(weight=None, ignore_index=-100, reduction='mean')`` over log-probabilities ``(N, C)``."""
+
+    _plain_inputs = True
+
+    def __init__(self, weight: Any = None, ignore_index: int = -100, reduction: str = "mean"):
+        super().__init__()
+        self.weight = None if weight is None else plain(weight)
+        self.ignore_index = ignore_index
+        self.reduction = _check_reduction(reduction, "NLLLoss")
+
+    def construct(self, logits: torch.Tensor, labels: torch.Tensor) -> Any:
+        return F.nll_loss(logits, labels.long(), self.weight, ignore_index=self.ignore_index, reduction=self.reduction)
+
+
+class BCELoss(Cell):
+    """``nn.BCELoss(weight=None, reduction='mean')`` over probabilities."""
+
+    _plain_inputs = True
+
+    def __init__(self, weight: Any = None, reduction: str = "mean"):
+        super().__init__()
+        self.weight = None if weight is None else plain(weight)
+        self.reduction = _check_reduction(reduction, "BCELoss")
+
+    def construct(self, logits: torch.Tensor, labels: torch.Tensor) -> Any:
+        return F.binary_cross_entropy(logits, labels, self.weight, reduction=self.reduction)
+
+
+class BCEWithLogitsLoss(Cell):
+    """``nn.BCEWithLogitsLoss(reduction='mean', weight=None, pos_weight=None)``."""
+
+    _plain_inputs = True
+
+    def __init__(self, reduction: str = "mean", weight: Any = None, pos_weight: Any = None):
+        super().__init__()
+        self.reduction = _check_reduction(reduction, "BCEWithLogitsLoss")
+        self.weight = None if weight is None else plain(weight)
+        self.pos_weight = None if pos_weight is None else plain(pos_weight)
+
+    def construct(self, logits: torch.Tensor, labels: torch.Tensor) -> Any:
+        return F.binary_cross_entropy_with_logits(
+            logits, labels, self.weight, reduction=self.reduction, pos_weight=self.pos_weight
+        )

@@ -8,6 +8,7 @@
 
 from typing import Any
 
+from ..common.tensor import Tensor as Tensor
 from . import functional as functional, operations as operations
 from ._unsupported import UnsupportedError as UnsupportedError
 from .functional import *  # noqa: F401,F403 (the functional forms: ops.concat, ops.transpose, ...)
@@ -15,7 +16,9 @@ from .functional import NAMES as _FUNCTIONS
 from .operations import *  # noqa: F401,F403 (the primitives: ops.Concat, ops.Transpose, ...)
 from .operations import NAMES as _PRIMITIVES, Primitive as Primitive
 
-__all__ = sorted(set(_FUNCTIONS) | set(_PRIMITIVES) | {"Primitive", "UnsupportedError", "functional", "operations"})
+__all__ = sorted(
+    set(_FUNCTIONS) | set(_PRIMITIVES) | {"Primitive", "Tensor", "UnsupportedError", "functional", "operations"}
+)
 
 
 def __getattr__(name: str) -> Any:

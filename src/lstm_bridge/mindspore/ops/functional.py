@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import builtins
 import typing
-from typing import Any, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -401,6 +401,120 @@ def depend(value: Any, expr: Any) -> Any:
 
 def print_(*input_x: Any) -> None:
     print(*(plain(x) if isinstance(x, torch.Tensor) else x for x in input_x))
+
+
+# --- more of the model zoo's forward passes ------------------------------------------------------------------
+def strided_slice(
+    input_x: Any,
+    begin: Sequence[int],
+    end: Sequence[int],
+    strides: Sequence[int],
+    begin_mask: int = 0,
+    end_mask: int = 0,
+    ellipsis_mask: int = 0,
+    new_axis_mask: int = 0,
+    shrink_axis_mask: int = 0,
+) -> Tensor:
+    """MindSpore's (= TensorFlow's) StridedSlice: bit ``i`` of a mask applies to the ``i``-th entry of ``begin``."""
+    t = _t(input_x)
+    index: List[Any] = []
+    for i, (b, e, s) in enumerate(zip(begin, end, strides)):
+        bit = 1 << i
+        if ellipsis_mask & bit:
+            index.append(Ellipsis)
+        elif new_axis_mask & bit:
+            index.append(None)
+        elif shrink_axis_mask & bit:
+            index.append(int(b))
+        else:
+            index.append(builtins.slice(None if begin_mask & bit else b, None if end_mask & bit else e, s))
+    if any(isinstance(s, int) and s < 0 for s in strides):
+        raise ValueError(
+            "For 'StridedSlice', lstm-bridge supports positive strides only; received " + str(tuple(strides))
+        )
+    return _w(t[tuple(index)])
+
+
+def topk(
+    input: Any, k: int, dim: Optional[int] = None, largest: bool = True, sorted: bool = True
+) -> Tuple[Tensor, Tensor]:
+    t = _t(input)
+    values, indices = torch.topk(t, int(k), dim=-1 if dim is None else dim, largest=largest, sorted=sorted)
+    return _w(values), _w(indices.to(torch.int32))  # int32 indices, as MindSpore 2.10
+
+
+def addn(x: Sequence[Any]) -> Tensor:
+    tensors = [_t(v) for v in x]
+    out = tensors[0]
+    for t in tensors[1:]:
+        out = out + t
+    return _w(out)
+
+
+def floor_divide(input: Any, other: Any) -> Tensor:
+    a, b = _pair(input, other)
+    return _w(torch.floor_divide(a, b))
+
+
+def cumsum(x: Any, axis: int, dtype: Any = None) -> Tensor:
+    t = _t(x)
+    return _w(torch.cumsum(t, dim=axis, dtype=None if dtype is None else mstype.to_torch_dtype(dtype)))
+
+
+def pad(input_x: Any, padding: Sequence[int], mode: str = "constant", value: Any = None) -> Tensor:
+    """torch's convention: ``padding`` pairs from the last axis backwards."""
+    t = _t(input_x)
+    if mode == "constant":
+        return _w(torch.nn.functional.pad(t, tuple(padding), value=0 if value is None else value))
+    return _w(torch.nn.functional.pad(t, tuple(padding), mode=mode))
+
+
+def clip_by_value(x: Any, clip_value_min: Any = None, clip_value_max: Any = None) -> Tensor:
+    t = _t(x)
+    lo = None if clip_value_min is None else _t(clip_value_min).to(t.dtype)
+    hi = None if clip_value_max is None else _t(clip_value_max).to(t.dtype)
+    return _w(torch.clamp(t, lo, hi))
+
+
+def nll_loss(
+    inputs: Any,
+    target: Any,
+    weight: Any = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+) -> Tensor:
+    if label_smoothing:
+        raise ValueError("For 'nll_loss', lstm-bridge supports label_smoothing=0.0 only")
+    w = None if weight is None else _t(weight)
+    return _w(
+        torch.nn.functional.nll_loss(_t(inputs), _t(target).long(), w, ignore_index=ignore_index, reduction=reduction)
+    )
+
+
+def tuple_to_array(input_x: Sequence[Any]) -> Tensor:
+    """A tuple of numbers as a 1-D Tensor: int32 for ints, float32 for floats (MindSpore 2.10)."""
+    ints = all(isinstance(v, int) and not isinstance(v, bool) for v in input_x)
+    return _w(torch.tensor(tuple(input_x), dtype=torch.int32 if ints else torch.float32))
+
+
+def scalar_to_tensor(input_x: Any, dtype: Any = mstype.float32) -> Tensor:
+    return _w(torch.tensor(input_x, dtype=mstype.to_torch_dtype(dtype)))
+
+
+def identity(x: Any) -> Any:
+    return x
+
+
+def dropout(input: Any, p: float = 0.5, training: bool = True, seed: Any = None) -> Tensor:
+    return _w(torch.nn.functional.dropout(_t(input), p, training=training))
+
+
+reciprocal = _unary(torch.reciprocal)
+round = _unary(torch.round)  # noqa: A001 (half to even, as MindSpore's)
+floor = _unary(torch.floor)
+erf = _unary(torch.erf)
+fmod = _binary(torch.fmod, "fmod")
 
 
 NAMES = sorted(

@@ -7,7 +7,7 @@ A primitive is built with its attributes and called with its inputs, as in MindS
 
 from __future__ import annotations
 
-from typing import Any, Sequence, Tuple, cast
+from typing import Any, List, Sequence, Tuple, cast
 
 import torch
 
@@ -390,6 +390,105 @@ class GeLU(Primitive):
 class Print(Primitive):
     def __call__(self, *x: Any) -> None:
         F.print_(*x)
+
+
+Reciprocal = _unary("Reciprocal", F.reciprocal)
+Round = _unary("Round", F.round)
+Floor = _unary("Floor", F.floor)
+Erf = _unary("Erf", F.erf)
+FloorDiv = _binary("FloorDiv", F.floor_divide)
+Mod = _binary("Mod", F.fmod)
+
+
+class AddN(Primitive):
+    def __call__(self, x: Sequence[Any]) -> Tensor:
+        return F.addn(x)
+
+
+class StridedSlice(Primitive):
+    """``StridedSlice(begin_mask=0, end_mask=0, ellipsis_mask=0, new_axis_mask=0, shrink_axis_mask=0)(x, begin,
+    end, strides)``."""
+
+    def __init__(
+        self,
+        begin_mask: int = 0,
+        end_mask: int = 0,
+        ellipsis_mask: int = 0,
+        new_axis_mask: int = 0,
+        shrink_axis_mask: int = 0,
+    ):
+        super().__init__()
+        self.masks = (begin_mask, end_mask, ellipsis_mask, new_axis_mask, shrink_axis_mask)
+
+    def __call__(self, x: Any, begin: Sequence[int], end: Sequence[int], strides: Sequence[int]) -> Tensor:
+        return F.strided_slice(x, begin, end, strides, *self.masks)
+
+
+class TopK(Primitive):
+    """``TopK(sorted=True)(x, k)`` along the last axis: ``(values, indices int32)``."""
+
+    def __init__(self, sorted: bool = True):  # noqa: A002 (MindSpore's name)
+        super().__init__()
+        self.sorted = sorted
+
+    def __call__(self, x: Any, k: int) -> Tuple[Tensor, Tensor]:
+        values, indices = F.topk(x, k, sorted=self.sorted)
+        return values, indices
+
+
+class CumSum(Primitive):
+    def __init__(self, exclusive: bool = False, reverse: bool = False):
+        super().__init__()
+        self.exclusive, self.reverse = exclusive, reverse
+
+    def __call__(self, x: Any, axis: int) -> Tensor:
+        t = F._t(x)
+        if self.reverse:
+            t = t.flip(axis)
+        out = torch.cumsum(t, dim=axis)
+        if self.exclusive:
+            out = out - t
+        if self.reverse:
+            out = out.flip(axis)
+        return _w(out)
+
+
+class Pad(Primitive):
+    """``Pad(paddings)(x)``: ``paddings[i] = (before, after)`` for axis ``i``, zeros."""
+
+    def __init__(self, paddings: Sequence[Sequence[int]]):
+        super().__init__()
+        self.paddings = tuple(tuple(p) for p in paddings)
+
+    def __call__(self, x: Any) -> Tensor:
+        flat: List[int] = []
+        for before, after in reversed(self.paddings):
+            flat += [before, after]
+        return F.pad(x, flat)
+
+
+class L2Normalize(Primitive):
+    """``L2Normalize(axis=0, epsilon=1e-4)(x)``: ``x / sqrt(max(sum(x^2, axis), epsilon))``."""
+
+    def __init__(self, axis: Any = 0, epsilon: float = 1e-4):
+        super().__init__()
+        self.axis = axis[0] if isinstance(axis, (tuple, list)) else axis
+        self.epsilon = epsilon
+
+    def __call__(self, x: Any) -> Tensor:
+        t = F._t(x)
+        norm = torch.sqrt(torch.clamp((t * t).sum(dim=self.axis, keepdim=True), min=self.epsilon))
+        return _w(t / norm)
+
+
+class ScalarToTensor(Primitive):
+    def __call__(self, x: Any, dtype: Any = mstype.float32) -> Tensor:
+        return F.scalar_to_tensor(x, dtype)
+
+
+class TupleToArray(Primitive):
+    def __call__(self, x: Sequence[Any]) -> Tensor:
+        return F.tuple_to_array(x)
 
 
 NAMES = sorted(
