@@ -353,6 +353,108 @@ def record(gen: int) -> Dict[str, Any]:
     return out
 
 
+def _graphs(keras: Any, gen: int) -> Dict[str, Any]:
+    """Small models whose masks take every path: ``{id: (model, inputs)}``."""
+    L = keras.layers
+    rng = _rng("graphs")
+    ids = rng.randint(1, 9, size=(3, 6)).astype(np.int32)
+    ids[1, 4:] = 0
+    ids[2, 2:] = 0
+    feats = rng.uniform(-1, 1, size=(3, 6, 3)).astype(np.float32)
+    feats[0, 5:] = 0
+    feats[2, 3:] = 0
+    out: Dict[str, Any] = {}
+
+    # Masking -> Dropout -> LSTM(seq) -> TimeDistributed(Dense) -> BatchNormalization -> masked mean
+    x = keras.Input((6, 3), name="feats")
+    h = L.Masking(name="mask")(x)
+    h = L.Dropout(0.5, name="drop")(h)
+    h = L.LSTM(4, return_sequences=True, name="lstm")(h)
+    h = L.TimeDistributed(L.Dense(3, activation="tanh"), name="td")(h)
+    h = L.BatchNormalization(name="bn")(h)
+    out["masking_chain"] = (keras.Model(x, L.GlobalAveragePooling1D(name="mean")(h)), [feats])
+
+    # two inputs, a concatenation of a masked and an unmasked sequence, Bidirectional GRU, two outputs
+    t = keras.Input((6,), dtype="int32", name="tokens")
+    f = keras.Input((6, 3), name="raw")
+    e = L.Embedding(9, 3, mask_zero=True, name="emb")(t)
+    c = L.Concatenate(name="cat")([e, f])
+    b = L.Bidirectional(L.GRU(3, return_sequences=True), name="bigru")(c)
+    last = L.SimpleRNN(2, name="rnn")(b)
+    pooled = L.GlobalAveragePooling1D(name="pool")(b)
+    out["two_inputs_two_outputs"] = (
+        keras.Model([t, f], [L.Dense(2, name="head_a")(last), L.Dense(1, name="head_b")(pooled)]),
+        [ids, feats],
+    )
+
+    # a nested functional model on a masked sequence, its output mask feeding a masked mean
+    inner_in = keras.Input((6, 3))
+    inner = keras.Model(inner_in, L.LayerNormalization()(L.LSTM(3, return_sequences=True)(inner_in)), name="inner")
+    t2 = keras.Input((6,), dtype="int32", name="ids")
+    e2 = L.Embedding(9, 3, mask_zero=True, name="emb2")(t2)
+    out["nested_masked"] = (keras.Model(t2, L.GlobalAveragePooling1D(name="avg")(inner(e2))), [ids])
+
+    # one LSTM shared by two inputs with their own masks, their states as another LSTM's initial state
+    a = keras.Input((6,), dtype="int32", name="a")
+    bq = keras.Input((6, 3), name="b")
+    shared = L.LSTM(3, return_sequences=True, return_state=True, name="shared")
+    ea = L.Embedding(9, 3, mask_zero=True, name="emb_a")(a)
+    mb = L.Masking(name="mask_b")(bq)
+    ya, ha, ca = shared(ea)
+    yb, _, _ = shared(mb)
+    dec = L.LSTM(3, name="dec")(yb, initial_state=[ha, ca])
+    merged = L.Add(name="add")([ya, yb])
+    out["shared_states"] = (
+        keras.Model([a, bq], [dec, L.GlobalAveragePooling1D(name="mean_add")(merged)]),
+        [ids, feats],
+    )
+
+    # Sequential: Embedding(mask_zero) -> SpatialDropout1D -> Bidirectional(LSTM, sum) -> Dense
+    seq = keras.Sequential(
+        [
+            keras.Input((6,), dtype="int32"),
+            L.Embedding(9, 4, mask_zero=True),
+            L.SpatialDropout1D(0.3),
+            L.Bidirectional(L.LSTM(3), merge_mode="sum"),
+            L.Dense(2, activation="softmax"),
+        ],
+        name="seq",
+    )
+    out["sequential"] = (seq, [ids])
+
+    if gen == 3:  # tf_keras refuses to build these (Conv1D / GlobalMaxPooling1D do not support masking)
+        t3 = keras.Input((6,), dtype="int32", name="t3")
+        e3 = L.Embedding(9, 3, mask_zero=True, name="emb3")(t3)
+        c3 = L.Conv1D(3, 2, padding="same", name="conv")(e3)  # drops the mask
+        out["mask_dropped_by_conv"] = (keras.Model(t3, L.LSTM(2, name="l3")(c3)), [ids])
+    return out
+
+
+def record_graphs(gen: int) -> Dict[str, Any]:
+    if gen == 2:
+        import tf_keras as keras
+    else:
+        import keras
+    result: Dict[str, Any] = {}
+    for gid, (model, inputs) in _graphs(keras, gen).items():
+        rng = _rng(gid)
+        model.set_weights([rng.uniform(-0.8, 0.8, size=w.shape).astype(np.float32) for w in model.get_weights()])
+        for layer in model.layers:
+            if type(layer).__name__ == "BatchNormalization":
+                w = layer.get_weights()
+                w[-1] = np.abs(w[-1]) + 0.5
+                layer.set_weights(w)
+        preds = model.predict(inputs if len(inputs) > 1 else inputs[0], verbose=0)
+        preds = preds if isinstance(preds, list) else [preds]
+        result[gid] = {
+            "model_config": {"class_name": type(model).__name__, "config": model.get_config()},
+            "weights": {layer.name: [_tolist(w) for w in layer.get_weights()] for layer in model.layers},
+            "inputs": [_tolist(x) for x in inputs],
+            "outputs": [_tolist(p) for p in preds],
+        }
+    return json.loads(json.dumps(result, default=lambda o: None))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument(
@@ -361,7 +463,8 @@ def main() -> None:
     ap.add_argument("--gen", type=int, default=0)
     args = ap.parse_args()
     if args.gen:
-        json.dump(record(args.gen), sys.stdout)
+        cases = record(args.gen)
+        json.dump({"cases": cases, "graphs": record_graphs(args.gen)}, sys.stdout)
         return
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
     result: Dict[str, Any] = {"format": 1, "generations": {}}
@@ -370,7 +473,7 @@ def main() -> None:
         if proc.returncode:
             sys.stderr.write(proc.stderr[-4000:])
             raise SystemExit(proc.returncode)
-        result["generations"][str(gen)] = {"framework": label, "cases": json.loads(proc.stdout)}
+        result["generations"][str(gen)] = {"framework": label, **json.loads(proc.stdout)}
     with open(args.out, "w", encoding="utf-8") as fh:
         json.dump(result, fh, separators=(",", ":"), sort_keys=True)
     print(f"wrote {args.out} ({os.path.getsize(args.out)} bytes)")

@@ -365,36 +365,42 @@ class KerasModel(torch.nn.Module):
             slots += [WeightSlot((f"{name}/{n}", t and self.keras_trainable)) for n, t in m.keras_weight_slots()]
         return slots
 
-    def load_keras_weights(self, arrays: Sequence[Any]) -> None:
-        """The model's weights in Keras 3's ``get_weights()`` order (layer by layer)."""
-        arrays = list(arrays)
-        total = sum(len(m.keras_weight_slots()) for _, m in self.weighted_layers())
+    def _assign(self, arrays: List[Any]) -> None:
+        """Arrays in slot order (layer by layer, nested models recursively) into the layers."""
+        total = len(self.keras_weight_slots())
         if len(arrays) != total:
             raise ValueError(f"{self.where}: expected {total} weight arrays; received {len(arrays)}")
         i = 0
         for _, m in self.weighted_layers():
             n = len(m.keras_weight_slots())
-            m.load_keras_weights(arrays[i : i + n])
+            if isinstance(m, KerasModel):
+                m._assign(arrays[i : i + n])
+            else:
+                m.load_keras_weights(arrays[i : i + n])
             i += n
 
+    def _from_trainable_first(self, arrays: List[Any]) -> List[Any]:
+        """Reorder arrays stored trainable-first (every trainable weight in layer order, then the others)
+        into slot order."""
+        slots = self.keras_weight_slots()
+        if len(arrays) != len(slots):
+            raise ValueError(f"{self.where}: expected {len(slots)} weight arrays; received {len(arrays)}")
+        order = [i for i, (_, t) in enumerate(slots) if t] + [i for i, (_, t) in enumerate(slots) if not t]
+        out: List[Any] = [None] * len(slots)
+        for i, a in zip(order, arrays):
+            out[i] = a
+        return out
+
+    def load_keras_weights(self, arrays: Sequence[Any]) -> None:
+        """The model's weights in its generation's ``get_weights()`` order: layer by layer in Keras 3; every
+        trainable weight, then the non-trainable ones, in tf_keras (``Layer.weights``)."""
+        arrays = list(arrays)
+        self._assign(arrays if self.keras_version >= 3 else self._from_trainable_first(arrays))
+
     def load_legacy_weights(self, arrays: Sequence[Any]) -> None:
-        """A nested model's weights as a legacy ``.h5`` stores them: every trainable weight (layer order),
-        then every non-trainable one."""
-        slots = []
-        for _, m in self.weighted_layers():
-            slots.append(m.keras_weight_slots())
-        flat = [(li, si, t) for li, ss in enumerate(slots) for si, (_, t) in enumerate(ss)]
-        order = [x for x in flat if x[2]] + [x for x in flat if not x[2]]
-        if len(arrays) != len(order):
-            raise ValueError(f"{self.where}: expected {len(order)} weight arrays; received {len(arrays)}")
-        per: List[List[Any]] = [[None] * len(ss) for ss in slots]
-        for (li, si, _), a in zip(order, arrays):
-            per[li][si] = a
-        for (_, m), arrs in zip(self.weighted_layers(), per):
-            if isinstance(m, KerasModel):
-                m.load_keras_weights(arrs)
-            else:
-                m.load_keras_weights(arrs)
+        """A nested model's weights as a legacy ``.h5`` stores them (both generations): every trainable
+        weight (layer order), then every non-trainable one."""
+        self._assign(self._from_trainable_first(list(arrays)))
 
     # --- running ---------------------------------------------------------------------------------
     def forward(self, *inputs: Any) -> Any:
