@@ -27,7 +27,7 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 
 from . import backend as _backend, family_torch as _family
-from .guards import allocation_errors, check_allocation, check_request
+from .guards import allocation_errors, check_allocation, check_request, tracing
 from .semantics import CellActivations, CellKind, DirectionWeights, DropoutMasks, LayerSemantics, MaskedOutput
 
 Tensor = torch.Tensor
@@ -115,13 +115,42 @@ def run_layer(
     check_request(x, directions, h0, c0, valid=valid, dropout=dropout)
     if x.dim() == 3 and x.shape[1] == 0:
         return _empty_batch(x, directions, h0, c0)
-    impl = _backend.select(x, directions, valid=valid, semantics=semantics, dropout=dropout)
+    impl = _traced(x, directions, valid, semantics, dropout) if tracing() else None
+    if impl is None:
+        impl = _backend.select(x, directions, valid=valid, semantics=semantics, dropout=dropout)
     with allocation_errors(
         lambda: (
             f"an LSTM layer over x of shape {tuple(x.shape)} with hidden sizes {[w.hidden_size for w in directions]}"
         )
     ):
         return impl(x, directions, h0, c0, reverse=reverse, valid=valid, semantics=semantics, dropout=dropout)
+
+
+def _traced(
+    x: Tensor,
+    directions: Sequence[DirectionWeights],
+    valid: Optional[Tensor],
+    semantics: LayerSemantics,
+    dropout: Sequence[Optional[DropoutMasks]],
+) -> Optional[_backend.RunLayer]:
+    """While torch.compile / torch.export / jit.trace record the call: the native kernel (its registered
+    custom op) for every request it can run, standard semantics included (oneDNN's ``torch.lstm`` does not
+    compile whole: its fake kernel is missing, and PyTorch graph-breaks on RNNs); None to let
+    :func:`.backend.select` decide (``LSTM_BRIDGE_BACKEND=torch``, or a request the kernel cannot run)."""
+    if _backend.requested() == "torch":
+        return None
+    native = _backend._native_package()
+    if native is None:
+        return None
+    try:
+        native.check_supported(x, directions, valid=valid, semantics=semantics, dropout=dropout)
+    except NotImplementedError:
+        return None
+    if not native.available():
+        return None
+    _backend.last_used = "native"
+    impl: _backend.RunLayer = native.run_layer_checked
+    return impl
 
 
 def _run_family_layer(

@@ -47,6 +47,21 @@ def _present(present: Sequence[Tensor], flags: Sequence[int]) -> List[Optional[T
     return [next(it) if f else None for f in flags]
 
 
+def _unaliased(results: List[Tensor], inputs: Sequence[Optional[Tensor]]) -> List[Tensor]:
+    """``results`` with every one that shares memory with an input or an earlier result copied: a custom
+    op's outputs may not alias (the directions' ``dW_ih`` are column blocks of one GEMM's result, and a
+    kernel may hand back a buffer it was given)."""
+    seen = {t.untyped_storage().data_ptr() for t in inputs if t is not None and t.numel()}
+    out = []
+    for r in results:
+        if r.numel():
+            if r.untyped_storage().data_ptr() in seen:
+                r = r.clone()
+            seen.add(r.untyped_storage().data_ptr())
+        out.append(r)
+    return out
+
+
 @torch.library.custom_op("lstm_bridge::lstm_layer", mutates_args=(), device_types="cpu")
 def lstm_layer(
     x: Tensor,
@@ -84,7 +99,7 @@ def lstm_layer(
         carry,
         save,
     )
-    return [*outs, *hn, *cn, gates, *c_prev, *h_prev]
+    return _unaliased([*outs, *hn, *cn, gates, *c_prev, *h_prev], [x, *w_ih, *w_hh, *b_ih, *b_hh, *h0, *c0])
 
 
 @lstm_layer.register_fake
@@ -158,8 +173,8 @@ def lstm_layer_backward(
         carry,
         [bool(n) for n in need],
     ).flat()
-    # the op's outputs never alias each other or an input (custom-op rule): the kernel's results are fresh
-    return [g if g is not None else x.new_empty((0,)) for g, n in zip(grads, need) if n]
+    results = [g if g is not None else x.new_empty((0,)) for g, n in zip(grads, need) if n]
+    return _unaliased(results, [*grad_outs, *grad_hn, *grad_cn, x, *w_ih, *w_hh, gates, *c_prev, *h_prev])
 
 
 def _grad_shapes(x: Tensor, w_ih: Sequence[Tensor], w_hh: Sequence[Tensor]) -> List[Tuple[Any, ...]]:

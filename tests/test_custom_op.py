@@ -1,0 +1,412 @@
+"""The native kernel as registered custom ops: opcheck, torch.compile(fullgraph), torch.export with dynamic
+batch and time, torch.jit.trace, the dynamo ONNX exporter with onnxruntime, saved-tensor hooks and
+checkpointing through the op, and what the exporters refuse.
+
+Compiling costs tens of seconds on a small machine: the compile tests are few and small.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+from torch.export import Dim
+
+import lstm_bridge.keras as K
+import lstm_bridge.mindspore as M
+from lstm_bridge.engine import backend, native
+from lstm_bridge.engine.guards import check_range
+from lstm_bridge.engine.native import build, ops
+
+
+@pytest.fixture(scope="module", autouse=True)
+def kernel_built():
+    saved = os.environ.pop("LSTM_BRIDGE_BACKEND", None)
+    try:
+        ok = native.available()
+    finally:
+        if saved is not None:
+            os.environ["LSTM_BRIDGE_BACKEND"] = saved
+    if not ok:
+        problem = build.toolchain_problem()
+        if problem:
+            pytest.skip(f"native kernel cannot be built here: {problem}")
+        pytest.fail(f"native kernel failed to build although the toolchain is present: {native.error()}")
+
+
+# --- modules under test ------------------------------------------------------------------------------
+
+
+class KerasMasked(torch.nn.Module):
+    """Keras LSTM, hard_sigmoid gates, a (B, T) mask, all three returns."""
+
+    def __init__(self, units: int = 6, **kw):
+        super().__init__()
+        self.layer = K.LSTM(units, recurrent_activation="hard_sigmoid", return_sequences=True, return_state=True, **kw)
+
+    def forward(self, x, mask):
+        out, h, c = self.layer(x, mask=mask)
+        return out, h, c
+
+
+class KerasPlain(torch.nn.Module):
+    def __init__(self, units: int = 6, **kw):
+        super().__init__()
+        self.layer = K.LSTM(units, recurrent_activation="hard_sigmoid", return_sequences=True, return_state=True, **kw)
+
+    def forward(self, x):
+        out, h, c = self.layer(x)
+        return out, h, c
+
+
+class MsLengths(torch.nn.Module):
+    """MindSpore LSTM (default numerics) with seq_length, batch_first."""
+
+    def __init__(self, bidirectional: bool = True, num_layers: int = 1):
+        super().__init__()
+        self.net = M.LSTM(3, 5, num_layers=num_layers, batch_first=True, bidirectional=bidirectional)
+
+    def forward(self, x, lengths):
+        out, (h, c) = self.net(x, seq_length=lengths)
+        return out, h, c
+
+
+def _keras_inputs(B: int = 3, T: int = 5, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(B, T, 4, generator=g)
+    mask = torch.ones(B, T, dtype=torch.bool)
+    mask[1, T - 2 :] = False
+    mask[-1, 1] = False  # a hole: Keras masks need not be right padding
+    return x, mask
+
+
+def _ms_inputs(B: int = 3, T: int = 6, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(B, T, 3, generator=g)
+    lengths = torch.tensor([T, 2, 0, T - 1, 1, 3][:B], dtype=torch.int32)
+    return x, lengths
+
+
+def _close(got, want, atol=1e-5):
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=atol)
+
+
+def _grads(module, outputs):
+    loss = sum((o * (i + 1)).sum() for i, o in enumerate(outputs))
+    params = [p for p in module.parameters()]
+    return torch.autograd.grad(loss, params)
+
+
+# --- opcheck ------------------------------------------------------------------------------------------
+
+
+def _op_args(D: int = 2, masked: bool = True, bias: bool = True, dropout: bool = False, requires_grad: bool = True):
+    g = torch.Generator().manual_seed(3)
+    T, B, I, H = 4, 3, 5, 6
+
+    def r(*shape):
+        return torch.randn(*shape, generator=g).requires_grad_(requires_grad)
+
+    x = r(T, B, I)
+    w_ih = [r(4 * H, I) for _ in range(D)]
+    w_hh = [r(4 * H, H) for _ in range(D)]
+    b_ih = [r(4 * H) for _ in range(D)] if bias else []
+    b_hh = [r(4 * H) for _ in range(D)] if bias else []
+    h0 = [r(B, H) for _ in range(D)]
+    c0 = [r(B, H) for _ in range(D)]
+    valid = None
+    if masked:
+        valid = torch.ones(T, B, dtype=torch.bool)
+        valid[2:, 1] = False
+    in_masks = [(torch.rand(1, B, I, generator=g) > 0.3).float() for _ in range(D)] if dropout else []
+    rec_masks = [(torch.rand(4, B, H, generator=g) > 0.3).float() for _ in range(D)] if dropout else []
+    has_bias = [int(bias)] * (2 * D)
+    has_mask = [int(dropout)] * (2 * D)
+    reverse = [0, 1][:D]
+    save = requires_grad
+    return (
+        x,
+        w_ih,
+        w_hh,
+        b_ih,
+        b_hh,
+        has_bias,
+        h0,
+        c0,
+        valid,
+        in_masks,
+        rec_masks,
+        has_mask,
+        reverse,
+        [2, 1, 6],
+        True,
+        save,
+    )
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [dict(), dict(D=1, masked=False), dict(bias=False, dropout=True), dict(requires_grad=False)],
+    ids=["bi-masked", "uni", "nobias-dropout", "inference"],
+)
+def test_opcheck_lstm_layer(kw):
+    """Schema, fake kernel, autograd registration and AOT dispatch (dynamic shapes) of the forward op."""
+    torch.library.opcheck(torch.ops.lstm_bridge.lstm_layer.default, _op_args(**kw))
+
+
+def test_opcheck_backward_op_and_check_range():
+    args = _op_args(requires_grad=False)
+    x, w_ih, w_hh, b_ih, b_hh, has_bias, h0, c0, valid, in_masks, rec_masks, has_mask, reverse, acts, carry, _ = args
+    res = torch.ops.lstm_bridge.lstm_layer(
+        x, w_ih, w_hh, b_ih, b_hh, has_bias, h0, c0, valid, in_masks, rec_masks, has_mask, reverse, acts, carry, True
+    )
+    D = 2
+    outs, gates, c_prev, h_prev = res[:D], res[3 * D], res[3 * D + 1 : 4 * D + 1], res[4 * D + 1 :]
+    grads = [torch.ones_like(o) for o in outs]
+    states = [torch.ones_like(h) for h in h0]
+    need = [1] * (1 + 6 * D)
+    bwd_args = (grads, states, states, x, w_ih, w_hh, gates, c_prev, h_prev, valid, in_masks, rec_masks, has_mask)
+    torch.library.opcheck(torch.ops.lstm_bridge.lstm_layer_backward.default, (*bwd_args, reverse, acts, carry, need))
+    torch.library.opcheck(torch.ops.lstm_bridge.check_range.default, (torch.tensor([0, 3, 5]), 0, 5, "{index}"))
+
+
+def test_check_range_refuses_out_of_range_values_with_the_message():
+    with pytest.raises(RuntimeError, match=r"seq_length\[1\] = 7 > 5"):
+        check_range(torch.tensor([2, 7, 9]), 0, 5, "seq_length[{index}] = {value} > {high}")
+    assert check_range(torch.tensor([2, 5], dtype=torch.int32), 0, 5, "").dtype == torch.int64
+
+
+def test_op_equals_the_eager_function_forward_and_backward():
+    """The op path (what traced graphs run) and the eager autograd.Function give the same bits."""
+    args = _op_args(dropout=True)
+    x, w_ih, w_hh, b_ih, b_hh, _, h0, c0, valid, in_masks, rec_masks, _, reverse, acts, carry, _ = args
+    leaves = [x, *w_ih, *w_hh, *b_ih, *b_hh, *h0, *c0]
+
+    def via_op():
+        return ops.run(x, w_ih, w_hh, b_ih, b_hh, h0, c0, valid=valid, in_masks=in_masks, rec_masks=rec_masks,
+                       reverse=reverse, acts=acts, carry=carry)  # fmt: skip
+
+    def via_function():
+        from lstm_bridge.engine.native import function
+        from lstm_bridge.engine.native.plan import LayerArgs
+
+        plan = function.make_plan([6, 6], reverse, acts, carry, x.dtype, True)
+        args = LayerArgs(x, tuple(w_ih), tuple(w_hh), tuple(b_ih), tuple(b_hh), tuple(h0), tuple(c0))
+        return function.apply(plan, args, function.kernel_masks(valid, in_masks, rec_masks))
+
+    results = []
+    for run in (via_op, via_function):
+        outs, hs, cs = run()
+        loss = sum((t * (i + 1)).sum() for i, t in enumerate([*outs, *hs, *cs]))
+        results.append(([*outs, *hs, *cs], torch.autograd.grad(loss, leaves)))
+    for a, b in zip(results[0][0] + list(results[0][1]), results[1][0] + list(results[1][1])):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+# --- saved tensors through the op ---------------------------------------------------------------------
+
+
+def test_saved_tensors_hooks_see_every_tensor_the_op_saves():
+    """Every tensor backward reads goes through save_for_backward: a pack hook that offloads (copies) them
+    sees x, the weights, the gates, the per-step states, the step mask and the dropout masks, and the
+    gradients are unchanged."""
+    args = _op_args(dropout=True)
+    x, w_ih, w_hh, b_ih, b_hh, _, h0, c0, valid, in_masks, rec_masks, _, reverse, acts, carry, _ = args
+    leaves = [x, *w_ih, *w_hh, *b_ih, *b_hh, *h0, *c0]
+    packed = []
+
+    def pack(t):
+        packed.append(t)
+        return t.clone()  # offload: backward must use what unpack returns
+
+    def run(hooks):
+        if hooks:
+            with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+                outs, hs, cs = ops.run(x, w_ih, w_hh, b_ih, b_hh, h0, c0, valid=valid, in_masks=in_masks,
+                                       rec_masks=rec_masks, reverse=reverse, acts=acts, carry=carry)  # fmt: skip
+        else:
+            outs, hs, cs = ops.run(x, w_ih, w_hh, b_ih, b_hh, h0, c0, valid=valid, in_masks=in_masks,
+                                   rec_masks=rec_masks, reverse=reverse, acts=acts, carry=carry)  # fmt: skip
+        loss = sum((t * (i + 1)).sum() for i, t in enumerate([*outs, *hs, *cs]))
+        return torch.autograd.grad(loss, leaves)
+
+    want = run(False)
+    got = run(True)
+    D, T, B, H = 2, 4, 3, 6
+    shapes = sorted(tuple(t.shape) for t in packed)
+    expected = sorted(
+        [(T, B, 5)] + [(4 * H, 5)] * D + [(4 * H, H)] * D + [(T, B, 4 * H * D)] + [(T, B, H)] * (2 * D)
+        + [(T, B)] + [(1, B, 5)] * D + [(4, B, H)] * D
+    )  # fmt: skip
+    assert shapes == expected
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_checkpoint_recomputes_the_op():
+    args = _op_args()
+    x, w_ih, w_hh, b_ih, b_hh, _, h0, c0, valid, _, _, _, reverse, acts, carry, _ = args
+    in_masks = rec_masks = [None, None]
+    leaves = [x, *w_ih, *w_hh, *b_ih, *b_hh, *h0, *c0]
+    calls = []
+
+    def layer(*flat):
+        calls.append(1)
+        x, w1, w2, w3, w4, b1, b2, b3, b4, h1, h2, c1, c2 = flat
+        outs, hs, cs = ops.run(x, [w1, w2], [w3, w4], [b1, b2], [b3, b4], [h1, h2], [c1, c2], valid=valid,
+                               in_masks=in_masks, rec_masks=rec_masks, reverse=reverse, acts=acts, carry=carry)  # fmt: skip
+        return sum((t * (i + 1)).sum() for i, t in enumerate([*outs, *hs, *cs]))
+
+    want = torch.autograd.grad(layer(*leaves), leaves)
+    calls.clear()
+    loss = torch.utils.checkpoint.checkpoint(layer, *leaves, use_reentrant=False)
+    assert len(calls) == 1
+    got = torch.autograd.grad(loss, leaves)
+    assert len(calls) == 2
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+# --- torch.compile(fullgraph=True) ----------------------------------------------------------------------
+
+
+def test_compile_fullgraph_keras_hard_sigmoid_mask_forward_and_backward():
+    torch._dynamo.reset()
+    m = KerasMasked()
+    x, mask = _keras_inputs()
+    want = m(x, mask)
+    want_grads = _grads(m, want)
+    compiled = torch.compile(m, fullgraph=True)
+    got = compiled(x, mask)
+    _close(got, want)
+    _close(_grads(m, got), want_grads, atol=1e-4)
+
+
+def test_compile_fullgraph_mindspore_seq_length_forward_and_backward():
+    torch._dynamo.reset()
+    m = MsLengths(bidirectional=True)
+    x, lengths = _ms_inputs()
+    want = m(x, lengths)
+    want_grads = _grads(m, want)
+    got = torch.compile(m, fullgraph=True, backend="aot_eager")(x, lengths)
+    _close(got, want)
+    _close(_grads(m, got), want_grads, atol=1e-4)
+
+
+# --- torch.export with dynamic batch and time ------------------------------------------------------------
+
+
+def test_export_keras_mask_dynamic_batch_and_time():
+    m = KerasMasked()
+    x, mask = _keras_inputs()
+    m(x, mask)  # built
+    B, T = Dim("B"), Dim("T")
+    ep = torch.export.export(m, (x, mask), dynamic_shapes=({0: B, 1: T}, {0: B, 1: T}))
+    targets = [n.target for n in ep.graph.nodes if n.op == "call_function"]
+    assert torch.ops.lstm_bridge.lstm_layer.default in targets
+    for B_, T_ in ((3, 5), (5, 9), (2, 3)):
+        x2, mask2 = _keras_inputs(B_, T_, seed=B_ + T_)
+        _close(ep.module()(x2, mask2), m(x2, mask2))
+
+
+def test_export_mindspore_seq_length_dynamic_batch_and_time():
+    m = MsLengths(bidirectional=True, num_layers=2)
+    x, lengths = _ms_inputs()
+    B, T = Dim("B"), Dim("T")
+    ep = torch.export.export(m, (x, lengths), dynamic_shapes=({0: B, 1: T}, {0: B}))
+    for B_, T_ in ((3, 6), (6, 8), (2, 4)):
+        x2, lengths2 = _ms_inputs(B_, T_, seed=B_)
+        _close(ep.module()(x2, lengths2), m(x2, lengths2))
+    bad = torch.tensor([9, 1, 1], dtype=torch.int32)  # > T: MindSpore's bidirectional kernel refuses it
+    with pytest.raises(RuntimeError, match=r"seq_length must be in \[0, 6\].*seq_length\[0\] = 9"):
+        ep.module()(x, bad)
+
+
+def test_export_bidirectional_and_standard_layers_take_the_op():
+    """Standard semantics (which eager hands to oneDNN) and Keras Bidirectional are recorded as the op too."""
+    bi = K.Bidirectional(K.LSTM(4, return_sequences=True))
+    x = torch.randn(2, 5, 3)
+    want = bi(x)
+    ep = torch.export.export(bi, (x,), dynamic_shapes=({0: Dim("B"), 1: Dim("T")},))
+    assert torch.ops.lstm_bridge.lstm_layer.default in [n.target for n in ep.graph.nodes]
+    _close([ep.module()(x)], [want])
+    x2 = torch.randn(4, 7, 3)
+    _close([ep.module()(x2)], [bi(x2)])
+
+
+# --- torch.jit.trace --------------------------------------------------------------------------------------
+
+
+def test_jit_trace_keras_and_mindspore():
+    km = KerasMasked()
+    x, mask = _keras_inputs()
+    km(x, mask)  # built before tracing
+    traced = torch.jit.trace(km, (x, mask), check_trace=False)
+    assert "lstm_bridge::lstm_layer" in str(traced.inlined_graph)
+    x2, mask2 = _keras_inputs(seed=7)  # new values, same shapes (a trace fixes shapes)
+    _close(traced(x2, mask2), km(x2, mask2))
+    mm = MsLengths()
+    x, lengths = _ms_inputs()
+    traced = torch.jit.trace(mm, (x, lengths), check_trace=False)
+    assert "lstm_bridge::lstm_layer" in str(traced.inlined_graph)
+    x2, _ = _ms_inputs(seed=8)
+    lengths2 = torch.tensor([1, 6, 3], dtype=torch.int32)
+    _close(traced(x2, lengths2), mm(x2, lengths2))
+
+
+# --- dynamo ONNX export ---------------------------------------------------------------------------------
+
+
+def _onnx_run(model, args, dynamic_shapes, feeds):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    model(*args)  # a Keras layer builds its weights on the first call: before the capture
+    program = torch.onnx.export(model, args, dynamo=True, dynamic_shapes=dynamic_shapes, verbose=False)
+    ops_used = [n.op_type for n in program.model_proto.graph.node]
+    session = ort.InferenceSession(program.model_proto.SerializeToString())
+    names = [i.name for i in session.get_inputs()]
+    return ops_used, session.run(None, {n: f.numpy() for n, f in zip(names, feeds)})
+
+
+def test_onnx_export_mindspore_seq_length_runs_in_onnxruntime():
+    m = MsLengths(bidirectional=True)
+    x, lengths = _ms_inputs()
+    x2, lengths2 = _ms_inputs(5, 8, seed=4)
+    ops_used, got = _onnx_run(m, (x, lengths), ({0: Dim("B"), 1: Dim("T")}, {0: Dim("B")}), (x2, lengths2))
+    assert ops_used.count("LSTM") == 2  # one standard ONNX LSTM node per direction, sequence_lens from seq_length
+    for g, w in zip(got, m(x2, lengths2)):
+        np.testing.assert_allclose(g, w.detach().numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_onnx_export_keras_hard_sigmoid_runs_in_onnxruntime():
+    m = KerasPlain()
+    x, _ = _keras_inputs()
+    x2, _ = _keras_inputs(4, 7, seed=1)
+    ops_used, got = _onnx_run(m, (x,), ({0: Dim("B"), 1: Dim("T")},), (x2,))
+    assert "LSTM" in ops_used
+    for g, w in zip(got, m(x2)):
+        np.testing.assert_allclose(g, w.detach().numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_onnx_export_refuses_the_keras_mask_rule_naming_it():
+    """Keras repeats the previous output on masked steps (and its masks may have holes): the ONNX LSTM
+    operator cannot hold that; the error says what and why instead of exporting different numbers."""
+    pytest.importorskip("onnxscript")
+    m = KerasMasked()
+    x, mask = _keras_inputs()
+    m(x, mask)
+    with pytest.raises(Exception, match="repeat the previous output has no ONNX LSTM equivalent"):
+        torch.onnx.export(m, (x, mask), dynamo=True, verbose=False)
+
+
+def test_traced_paths_take_the_native_op_unless_the_backend_is_torch(monkeypatch):
+    """LSTM_BRIDGE_BACKEND=torch keeps the torch path under tracing (the user's explicit choice)."""
+    monkeypatch.setenv("LSTM_BRIDGE_BACKEND", "torch")
+    m = KerasMasked()
+    x, mask = _keras_inputs()
+    ep = torch.export.export(m, (x, mask))
+    assert torch.ops.lstm_bridge.lstm_layer.default not in [n.target for n in ep.graph.nodes]
+    assert backend.last_used == "torch"
