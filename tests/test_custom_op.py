@@ -256,8 +256,9 @@ def test_checkpoint_recomputes_the_op():
     def layer(*flat):
         calls.append(1)
         x, w1, w2, w3, w4, b1, b2, b3, b4, h1, h2, c1, c2 = flat
-        outs, hs, cs = ops.run(x, [w1, w2], [w3, w4], [b1, b2], [b3, b4], [h1, h2], [c1, c2], valid=valid,
-                               in_masks=in_masks, rec_masks=rec_masks, reverse=reverse, acts=acts, carry=carry)  # fmt: skip
+        ws = ([w1, w2], [w3, w4], [b1, b2], [b3, b4], [h1, h2], [c1, c2])
+        outs, hs, cs = ops.run(x, *ws, valid=valid, in_masks=in_masks, rec_masks=rec_masks, reverse=reverse,
+                               acts=acts, carry=carry)  # fmt: skip
         return sum((t * (i + 1)).sum() for i, t in enumerate([*outs, *hs, *cs]))
 
     want = torch.autograd.grad(layer(*leaves), leaves)
