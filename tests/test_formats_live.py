@@ -219,3 +219,69 @@ def test_keras_real_sequential_models_round_trip(tmp_path):
     with pytest.raises(FormatError, match="hard_sigmoid"):
         io.save(io.load(tmp_path / pairs[0][0]), tmp_path / other)
     assert not (tmp_path / other).exists()
+
+
+# --- the recurrent family (issue 11 item 5): written GRU / SimpleRNN files in the real frameworks ---------
+
+FAMILY = HERE / "fixtures" / "family_files"
+
+
+def _family_reference(mf, x: np.ndarray) -> np.ndarray:
+    """What lstm-bridge computes for a model file's recurrent chain (batch-first in and out)."""
+    from lstm_bridge.convert import chain_from_model_file, run_chain
+
+    out = run_chain(chain_from_model_file(mf), torch.from_numpy(x).transpose(0, 1)).outputs[0].detach()
+    return (out.transpose(0, 1) if out.dim() == 3 else out).numpy()
+
+
+@pytest.mark.parametrize("source", ["ms_family.ckpt", "tk_cudnn_gru.h5", "tk_family.h5", "k3_family.keras"])
+def test_written_family_keras_files_load_in_keras(tmp_path, source):
+    """tf_keras load_model of our legacy .h5 / Keras 3 load_model of our .keras: GRU (both forms), SimpleRNN,
+    Bidirectional of each, from Keras, TF1 CuDNNGRU and MindSpore sources."""
+    flavour = _flavour()
+    if importlib.util.find_spec("tensorflow") is None:
+        pytest.skip("TensorFlow is not installed here")
+    if source.startswith({"keras3": "tk_family", "tf_keras": "k3_family"}[flavour]):
+        pytest.skip(f"{source} holds the other generation's hard_sigmoid")
+    if flavour == "tf_keras":
+        import tf_keras as keras  # type: ignore[import-not-found]
+    else:
+        import keras  # type: ignore[import-not-found]
+    mf = io.load(FAMILY / source)
+    out = tmp_path / ("m.h5" if flavour == "tf_keras" else "m.keras")
+    io.save(mf, out, **({"keras_version": 2} if flavour == "tf_keras" else {}))
+    x = np.random.default_rng(1).uniform(-1, 1, (2, 5, 3)).astype(np.float32)
+    model = keras.models.load_model(str(out), compile=False)
+    got = np.asarray(model.predict(x, verbose=0))
+    assert np.abs(got - _family_reference(io.load(out), x)).max() <= TOL
+
+
+def test_a_written_family_checkpoint_loads_in_mindspore(tmp_path):
+    """A Keras GRU + Bidirectional(SimpleRNN(relu)) written as .ckpt loads strictly into nn.GRU / nn.RNN
+    (MindSpore's CPU kernels: within 1e-4 of exact math)."""
+    if importlib.util.find_spec("mindspore") is None:
+        pytest.skip("MindSpore is not installed here")
+    import mindspore as ms  # type: ignore[import-not-found]
+    from mindspore import nn  # type: ignore[import-not-found]
+
+    from lstm_bridge import keras
+
+    x = np.random.default_rng(2).uniform(-1, 1, (2, 5, 3)).astype(np.float32)
+    g = keras.GRU(4, return_sequences=True, name="g")
+    b = keras.Bidirectional(keras.SimpleRNN(2, activation="relu", return_sequences=True), name="b")
+    y = b(g(torch.from_numpy(x))).detach().numpy()
+    io.save([g, b], tmp_path / "m.ckpt", crc=True)
+
+    class Net(nn.Cell):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.g = nn.GRU(3, 4, batch_first=True)
+            self.b = nn.RNN(4, 2, batch_first=True, bidirectional=True, nonlinearity="relu")
+
+        def construct(self, t):  # type: ignore[no-untyped-def]
+            return self.b(self.g(t)[0])[0]
+
+    net = Net()
+    params = ms.load_checkpoint(str(tmp_path / "m.ckpt"), crc_check=True)
+    assert ms.load_param_into_net(net, params, strict_load=True) == ([], [])
+    assert np.abs(net(ms.Tensor(x)).asnumpy() - y).max() <= 1e-4
