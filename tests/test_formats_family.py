@@ -315,3 +315,85 @@ def test_a_keras_gru_becomes_a_mindspore_gru_through_a_checkpoint(tmp_path):
     net.load_state_dict({k: torch.as_tensor(v) for k, v in e.weights.items()})
     out, _ = net(x)
     assert (out - y).abs().max().item() <= TOL
+
+
+# --- layouts without a real file: Keras 1, generated configs, hostile shapes ---------------------------
+
+
+def _write_legacy(path, layers, version=None, config=None):
+    import json
+
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        if version is not None:
+            f.attrs["keras_version"] = np.bytes_(version)
+        g = f
+        if config is not None:
+            f.attrs["model_config"] = json.dumps(config).encode()
+            g = f.create_group("model_weights")
+        g.attrs["layer_names"] = np.array([n.encode() for n, _ in layers])
+        for name, weights in layers:
+            grp = g.create_group(name)
+            grp.attrs["weight_names"] = np.array([wn.encode() for wn, _ in weights])
+            for wn, arr in weights:
+                grp.create_dataset(wn, data=arr)
+
+
+def test_a_keras1_gru_file_is_read_as_the_reset_before_form(tmp_path):
+    """Keras 1 stores W, U, b per gate z, r, h; tf_keras's legacy loader concatenates them into a
+    GRU(reset_after=False) (saving/legacy/hdf5_format.py)."""
+    from lstm_bridge.weights import family
+
+    rng = np.random.default_rng(0)
+    kernel, rec, bias = (rng.normal(size=s).astype(np.float32) for s in ((3, 6), (2, 6), (6,)))
+    nine = []
+    for k, gate in enumerate("zrh"):
+        cols = slice(2 * k, 2 * k + 2)
+        nine += [
+            (f"gru_1_W_{gate}", kernel[:, cols]),
+            (f"gru_1_U_{gate}", rec[:, cols]),
+            (f"gru_1_b_{gate}", bias[cols]),
+        ]
+    _write_legacy(tmp_path / "k1.h5", [("gru_1", nine)])
+    (e,) = lstm_bridge.load(tmp_path / "k1.h5").recurrent_entries()
+    assert (e.cell, e.reset_after) == ("GRU", False)
+    assert e.weights[0][0].equal(family.gru_from_keras(kernel, rec, bias, reset_after=False))
+
+
+def test_generated_family_configs_have_the_keys_of_each_generation():
+    """The GRU / SimpleRNN configs the planner writes have exactly the keys (and order) tf_keras 2.21 and
+    Keras 3.15 wrote into the fixture files."""
+    import json
+    import zipfile
+
+    import h5py
+
+    from lstm_bridge.formats.keras_plan import lstm_config
+
+    tk = json.loads(h5py.File(F / "tk_family.h5", "r").attrs["model_config"])["config"]["layers"]
+    k3 = json.loads(zipfile.ZipFile(F / "k3_family.keras").read("config.json"))["config"]["layers"]
+    tk_by = {l["config"]["name"]: l for l in tk}
+    k3_by = {l["config"]["name"]: l for l in k3}
+    assert list(lstm_config(2, "a", 4, cell="GRU")) == list(tk_by["gru_before"]["config"])
+    assert list(lstm_config(2, "a", 4, cell="RNN")) == list(tk_by["bi_rnn"]["config"]["layer"]["config"])
+    assert list(lstm_config(3, "a", 4, cell="GRU")) == list(k3_by["gru_hs"]["config"])
+    assert list(lstm_config(3, "a", 4, cell="RNN")) == list(k3_by["rnn_back"]["config"])
+
+
+@pytest.mark.parametrize(
+    "bias_shape, needle", [((5,), "bias with reset_after=True must be"), ((2, 9), "bias with reset_after=False")]
+)
+def test_a_gru_whose_bias_does_not_fit_its_form_is_refused_at_load(tmp_path, bias_shape, needle):
+    cfg = {
+        "class_name": "Sequential",
+        "config": {
+            "name": "s",
+            "layers": [{"class_name": "GRU", "config": {"name": "g", "units": 3, "reset_after": len(bias_shape) == 1}}],
+        },
+    }
+    weights = [("g/kernel:0", np.zeros((2, 9), np.float32)), ("g/recurrent_kernel:0", np.zeros((3, 9), np.float32))]
+    weights.append(("g/bias:0", np.zeros(bias_shape, np.float32)))
+    _write_legacy(tmp_path / "bad.h5", [("g", weights)], "2.21.0", cfg)
+    with pytest.raises(FormatError, match=needle):
+        lstm_bridge.load(tmp_path / "bad.h5")

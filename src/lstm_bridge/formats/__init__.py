@@ -22,6 +22,10 @@ name                   what                                                     
 ``onnx``               ONNX export (module ``lstm_bridge.formats.onnx``, lazy)      ``.onnx``
 =====================  ==========================================================  =====================
 
+Every format holds the recurrent family too (issue 11): Keras GRU / SimpleRNN (and Bidirectional of each, TF1
+CuDNNGRU, Keras 1 GRU), MindSpore / PyTorch GRU / RNN state dicts and cells; ``ModelFile.recurrent_entries()``
+gives them all with their ``cell`` and GRU form (``reset_after``), ``ModelFile.lstm_layers()`` the LSTMs.
+
 Formats are imported lazily on first use. Registering a name twice is an error; an unknown name
 raises ``NotImplementedError`` naming it.
 """
@@ -34,12 +38,13 @@ from types import ModuleType
 from typing import Any, Dict, List, Sequence, Tuple, Union
 
 from .common import SaveReport
-from .model import FormatError, LayerEntry, LSTMLayer, ModelFile, keras_generation
+from .model import FormatError, LayerEntry, LSTMLayer, ModelFile, RecurrentEntry, keras_generation
 
 __all__ = [
     "FormatError",
     "LayerEntry",
     "LSTMLayer",
+    "RecurrentEntry",
     "ModelFile",
     "SaveReport",
     "keras_generation",
