@@ -275,6 +275,109 @@ def m_seq2seq(K: Any) -> Any:
     return K.Model([enc_in, dec_in], y, name="seq2seq")
 
 
+def m_input_shape_stack(K: Any) -> Any:
+    """Sequential without an Input: GRU(input_shape=...) -> BatchNormalization -> SimpleRNN(go_backwards) ->
+    Dense (the older Keras idiom; no mask)."""
+    L = K.layers
+    return K.Sequential(
+        [
+            L.GRU(5, return_sequences=True, input_shape=(STEPS, 3), name="gru"),
+            L.BatchNormalization(name="batchnorm"),
+            L.SimpleRNN(4, go_backwards=True, name="rnn_backwards"),
+            L.Dense(2, name="dense"),
+        ],
+        name="input_shape_stack",
+    )
+
+
+def m_attention(K: Any) -> Any:
+    """Luong-style attention over masked sequences: Bidirectional(LSTM, sum) encoder, LSTM decoder,
+    Dot(axes=[2, 2]) -> softmax -> Dot(axes=[2, 1]) -> Concatenate -> TimeDistributed(Dense(softmax))."""
+    L = K.layers
+    enc_in = _tokens(K, "source")
+    dec_in = _tokens(K, "target")
+    e = L.Embedding(20, 6, mask_zero=True, name="source_embedding")(enc_in)
+    e = L.Bidirectional(L.LSTM(4, return_sequences=True), merge_mode="sum", name="encoder")(e)
+    d = L.Embedding(20, 6, mask_zero=True, name="target_embedding")(dec_in)
+    d = L.LSTM(4, return_sequences=True, name="decoder")(d)
+    scores = L.Dot(axes=[2, 2], name="scores")([d, e])
+    weights = L.Activation("softmax", name="attention")(scores)
+    context = L.Dot(axes=[2, 1], name="context")([weights, e])
+    joined = L.Concatenate(name="joined")([context, d])
+    y = L.TimeDistributed(L.Dense(20, activation="softmax"), name="output")(joined)
+    return K.Model([enc_in, dec_in], y, name="attention")
+
+
+def m_bidir_states(K: Any) -> Any:
+    """Masking -> Bidirectional(LSTM, merge_mode=None, return_sequences, return_state): both sequences and
+    the four states used (GlobalMaxPooling1D, masked GlobalAveragePooling1D, LayerNormalization ->
+    LSTM(go_backwards)), Concatenate -> Dense."""
+    L = K.layers
+    x = K.Input(shape=(STEPS, 3), name="x")
+    y = L.Masking(0.0, name="masking")(x)
+    fw, bw, hf, cf, hb, cb = L.Bidirectional(
+        L.LSTM(3, return_sequences=True, return_state=True), merge_mode=None, name="bilstm"
+    )(y)
+    states = L.Concatenate(name="states")([hf, cf, hb, cb])
+    s = L.Dense(3, activation="relu", name="state_proj")(states)
+    g = L.GlobalMaxPooling1D(name="max_fw")(fw)
+    m = L.GlobalAveragePooling1D(name="mean_bw")(bw)
+    r = L.LayerNormalization(name="layernorm")(bw)
+    r = L.LSTM(3, go_backwards=True, name="lstm_backwards")(r)
+    out = L.Concatenate(name="joined")([s, g, m, r])
+    out = L.Dense(2, activation="tanh", name="dense")(out)
+    return K.Model(x, out, name="bidir_states")
+
+
+def m_td_embed_stack(K: Any) -> Any:
+    """Embedding(mask_zero) -> TimeDistributed(Dense(relu)) -> SpatialDropout1D -> GRU(reset_after=False) ->
+    Dropout -> GRU(go_backwards) -> Dense(sigmoid), Sequential."""
+    L = K.layers
+    return K.Sequential(
+        [
+            _tokens(K, "tokens"),
+            L.Embedding(25, 5, mask_zero=True, name="embedding"),
+            L.TimeDistributed(L.Dense(6, activation="relu"), name="td_dense"),
+            L.SpatialDropout1D(0.3, name="spatial_dropout"),
+            L.GRU(4, return_sequences=True, reset_after=False, name="gru_before"),
+            L.Dropout(0.2, name="dropout"),
+            L.GRU(4, go_backwards=True, name="gru_backwards"),
+            L.Dense(1, activation="sigmoid", name="dense"),
+        ],
+        name="td_embed_stack",
+    )
+
+
+def m_autoencoder(K: Any) -> Any:
+    """Masking -> LSTM -> RepeatVector -> LSTM(return_sequences) -> TimeDistributed(Dense), the sequence
+    autoencoder of the Keras examples."""
+    L = K.layers
+    return K.Sequential(
+        [
+            K.Input(shape=(STEPS, 3), name="x"),
+            L.Masking(0.0, name="masking"),
+            L.LSTM(5, name="encoder"),
+            L.RepeatVector(STEPS, name="repeat"),
+            L.LSTM(5, return_sequences=True, name="decoder"),
+            L.TimeDistributed(L.Dense(3), name="reconstruction"),
+        ],
+        name="autoencoder",
+    )
+
+
+def m_masked_conv(K: Any) -> Any:
+    """Masking -> Conv1D (which drops the mask) -> LSTM; and Masking -> Dense -> LSTM (which keeps it), Add."""
+    L = K.layers
+    x = K.Input(shape=(STEPS, 3), name="x")
+    m = L.Masking(0.0, name="masking")(x)
+    a = L.Conv1D(4, 3, padding="same", activation="tanh", name="conv")(m)
+    a = L.LSTM(3, name="lstm_after_conv")(a)
+    b = L.Dense(4, name="dense_in")(m)
+    b = L.LSTM(3, name="lstm_masked")(b)
+    y = L.Add(name="add")([a, b])
+    return K.Model(x, y, name="masked_conv")
+
+
 MODELS: Dict[str, Callable[[Any], Any]] = {
     "embed_bilstm": m_embed_bilstm,
     "lstm_hard_td": m_lstm_hard_td,
@@ -284,9 +387,15 @@ MODELS: Dict[str, Callable[[Any], Any]] = {
     "merge_graph": m_merge_graph,
     "shapes_dropouts": m_shapes_dropouts,
     "seq2seq": m_seq2seq,
+    "input_shape_stack": m_input_shape_stack,
+    "attention": m_attention,
+    "bidir_states": m_bidir_states,
+    "td_embed_stack": m_td_embed_stack,
+    "autoencoder": m_autoencoder,
+    "masked_conv": m_masked_conv,
 }
 #: models whose first layer after an input is Masking: their float inputs get interior all-zero steps too
-HOLES = {"lstm_hard_td", "masking_gru_rnn", "shapes_dropouts"}
+HOLES = {"lstm_hard_td", "masking_gru_rnn", "shapes_dropouts", "bidir_states", "autoencoder", "masked_conv"}
 
 
 # ------------------------------------------------------------------------------------------------

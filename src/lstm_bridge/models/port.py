@@ -242,9 +242,10 @@ class _Gen:
     are ``compute_mask(input, mask of the first input)`` in Keras 3 and ``compute_mask(input, mask)`` in
     tf_keras."""
 
-    def __init__(self, generation: int, outputs_seen: Dict[int, List[int]]):
+    def __init__(self, generation: int, outputs_seen: Dict[int, List[int]], mask_shapes: Dict[int, List[int]]):
         self.generation = generation
         self.outputs_seen = outputs_seen  # id(module) -> number of outputs per call, in call order
+        self.mask_shapes = mask_shapes  # id(module) -> per call: -1 one mask, else the length of the list
         self.attrs: Dict[int, str] = {}  # id(module) -> attribute
         self.attr_modules: Dict[str, Any] = {}
         self.attr_names: set = set(dir(torch.nn.Module))
@@ -374,9 +375,19 @@ class _Gen:
         out_in = previous if self.generation >= 3 else mask
         if out_in is None and cls not in _MASK_SOURCES:
             return [(o, None) for o in outs]
-        mask_vars = [self.fresh(f"{o}_mask") for o in outs]
+        # compute_mask gives one mask (the first output's) or a list that Keras zips with the outputs: outputs
+        # past its end carry none (the reference run recorded which, per call)
+        shapes = self.mask_shapes.get(id(module), [])
+        given = shapes[k] if k < len(shapes) else -1
+        n_masks = 1 if given < 0 else given
+        mask_vars: List[Any] = [self.fresh(f"{o}_mask") for o in outs[:n_masks]]
+        targets = list(mask_vars) + ["_"] * max(0, n_masks - len(outs))
+        if given == 1:
+            targets = [f"({targets[0]},)"]
         in_mask = "None" if out_in is None else _src(out_in)
-        self.body.append(_assign(mask_vars, f"self.{attr}.compute_mask", [_src(x), in_mask]))
+        if n_masks:
+            self.body.append(_assign(targets, f"self.{attr}.compute_mask", [_src(x), in_mask]))
+        mask_vars += [None] * (len(outs) - len(mask_vars))
         return list(zip(outs, mask_vars))
 
 
@@ -474,10 +485,17 @@ def _entry_config(model_config: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def generate_source(
-    model: Any, model_config: Dict[str, Any], generation: int, header: str, outputs_seen: Dict[int, List[int]]
+    model: Any,
+    model_config: Dict[str, Any],
+    generation: int,
+    header: str,
+    outputs_seen: Dict[int, List[int]],
+    mask_shapes: Dict[int, List[int]],
 ) -> Tuple[str, str, Dict[str, Any]]:
-    """``(source, class name, {attribute: loaded module})`` of the generated ``model.py``."""
-    gen = _Gen(generation, outputs_seen)
+    """``(source, class name, {attribute: loaded module})`` of the generated ``model.py``; ``outputs_seen`` and
+    ``mask_shapes`` (per module, per call: the number of outputs, and -1 for one mask or the length of the
+    mask list ``compute_mask`` gave) come from running the loaded model once."""
+    gen = _Gen(generation, outputs_seen, mask_shapes)
     gen.top = model
     inputs = [(gen.fresh(ref.layer), None) for ref in model.inputs]
     params = [v for v, _ in inputs]
@@ -525,6 +543,8 @@ def generate_source(
 
 
 def _drop_unused_masks(body: List[str], returned: List[str]) -> List[str]:
+    """Drop ``compute_mask`` lines whose masks are never read again; write ``_`` for the unread ones of
+    several."""
     out = list(body)
     changed = True
     while changed:
@@ -532,16 +552,20 @@ def _drop_unused_masks(body: List[str], returned: List[str]) -> List[str]:
         for i, line in enumerate(out):
             if ".compute_mask(" not in line:
                 continue
-            targets = [t.strip() for t in line.split("=", 1)[0].split(",")]
+            lhs, rhs = line.split(" = ", 1)
+            targets = re.findall(r"[A-Za-z_][A-Za-z0-9_]*", lhs)
             later = "\n".join(out[i + 1 :])
-            used = [t for t in targets if t != "_" and re.search(rf"\b{re.escape(t)}\b", later)]
+            used = {t for t in targets if t != "_" and re.search(rf"\b{re.escape(t)}\b", later)}
             if not used:
                 out.pop(i)
                 changed = True
                 break
-            if len(used) < len(targets) and any(t != "_" and t not in used for t in targets):
-                lhs = ", ".join(t if t in used else "_" for t in targets)
-                out[i] = line.replace(line.split("=", 1)[0], " " * 8 + lhs + " ", 1)
+            if any(t != "_" and t not in used for t in targets):
+                new_lhs = re.sub(
+                    r"[A-Za-z_][A-Za-z0-9_]*", lambda m, used=used: m.group(0) if m.group(0) in used else "_", lhs
+                )
+                out[i] = f"{new_lhs} = {rhs}"
+                changed = True
     return out
 
 
@@ -634,6 +658,17 @@ def _record(modules: Dict[str, Any]) -> Tuple[Dict[str, List[List[torch.Tensor]]
     return seen, handles
 
 
+def _recording(fn: Any, shapes: List[int]) -> Any:
+    """``fn`` (a bound ``compute_mask``) that also appends -1 (one mask) or the length of its list to ``shapes``."""
+
+    def compute_mask(inputs: Any, mask: Any = None) -> Any:
+        result = fn(inputs, mask)
+        shapes.append(len(result) if isinstance(result, (list, tuple)) else -1)
+        return result
+
+    return compute_mask
+
+
 def _max_diff(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> float:
     if len(a) != len(b):
         return float("inf")
@@ -697,12 +732,18 @@ def port(path: str, seed: int = 0) -> Port:
     xs, lengths = padded_batch(specs, seed)
     mods = {f"{name}#{id(m)}": m for name, m, _ in _all_modules(model)}
     seen, handles = _record(mods)
+    mask_shapes: Dict[int, List[int]] = {id(m): [] for m in mods.values()}
+    masked = [m for m in mods.values() if hasattr(m, "compute_mask")]  # not the Keras 3 op nodes
+    for m in masked:
+        m.compute_mask = _recording(m.compute_mask, mask_shapes[id(m)])
     try:
         with torch.no_grad():
             model(*xs)
     finally:
         for h in handles:
             h.remove()
+        for m in masked:
+            del m.compute_mask  # the instance attribute: the class's method again
     outputs_seen = {id(m): [len(o) for o in seen[k]] for k, m in mods.items()}
     maker = f"Keras {version}" if version else ("Keras 3" if generation == 3 else "Keras 2 / tf_keras")
     kind = ".keras archive" if fmt == "keras" else "legacy .h5"
@@ -713,7 +754,7 @@ def port(path: str, seed: int = 0) -> Port:
         f"Inputs: {shapes}.\n"
         "build() returns the module; load(path=None) the module with weights.safetensors (beside this file) loaded.\n"
     )
-    source, cls, attr_modules = generate_source(model, model_config, generation, header, outputs_seen)
+    source, cls, attr_modules = generate_source(model, model_config, generation, header, outputs_seen, mask_shapes)
     ns: Dict[str, Any] = {"__file__": "<generated>"}
     try:
         exec(compile(source, "<generated model.py>", "exec"), ns)  # noqa: S102 - our own generated source
