@@ -542,6 +542,15 @@ def generate_source(
     return "\n".join(lines), cls, dict(gen.attr_modules)
 
 
+def _blank_unused(lhs: str, used: set) -> str:
+    """``lhs`` with every name not in ``used`` written ``_``."""
+
+    def blank(m: "re.Match[str]") -> str:
+        return m.group(0) if m.group(0) in used else "_"
+
+    return re.sub(r"[A-Za-z_][A-Za-z0-9_]*", blank, lhs)
+
+
 def _drop_unused_masks(body: List[str], returned: List[str]) -> List[str]:
     """Drop ``compute_mask`` lines whose masks are never read again; write ``_`` for the unread ones of
     several."""
@@ -561,9 +570,7 @@ def _drop_unused_masks(body: List[str], returned: List[str]) -> List[str]:
                 changed = True
                 break
             if any(t != "_" and t not in used for t in targets):
-                new_lhs = re.sub(
-                    r"[A-Za-z_][A-Za-z0-9_]*", lambda m, used=used: m.group(0) if m.group(0) in used else "_", lhs
-                )
+                new_lhs = _blank_unused(lhs, used)
                 out[i] = f"{new_lhs} = {rhs}"
                 changed = True
     return out
