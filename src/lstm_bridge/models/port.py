@@ -545,7 +545,7 @@ def generate_source(
 def _blank_unused(lhs: str, used: set) -> str:
     """``lhs`` with every name not in ``used`` written ``_``."""
 
-    def blank(m: "re.Match[str]") -> str:
+    def blank(m: re.Match[str]) -> str:
         return m.group(0) if m.group(0) in used else "_"
 
     return re.sub(r"[A-Za-z_][A-Za-z0-9_]*", blank, lhs)
