@@ -95,44 +95,78 @@ class Tensor(torch.Tensor):
         return _w(plain(self).to(mstype.to_torch_dtype(dtype)))
 
     def transpose(self, *axes: Any) -> Tensor:
-        """MindSpore's ``transpose(*axes)``: a permutation (none: reversed axes), not torch's two-axis swap."""
-        perm = _axes(axes, self.dim())
-        return _w(plain(self).permute(perm))
+        """MindSpore 2.10 takes both forms: two axes swap them (torch's ``transpose(dim0, dim1)``); a permutation
+        (``transpose(2, 0, 1)`` or ``transpose((2, 0, 1))``) reorders them; none reverses them."""
+        if len(axes) == 2 and all(isinstance(a, int) for a in axes):
+            return _w(plain(self).transpose(axes[0], axes[1]))
+        return _w(plain(self).permute(_axes(axes, self.dim())))
 
     def expand_dims(self, axis: int) -> Tensor:
         return _w(plain(self).unsqueeze(axis))
 
-    def mean(self, axis: Any = None, keep_dims: bool = False) -> Tensor:  # type: ignore[override]
-        return _w(_reduce(torch.mean, plain(self), axis, keep_dims))
+    def mean(  # type: ignore[override]
+        self, axis: Any = None, keep_dims: bool = False, *, dim: Any = None, keepdim: Any = None, dtype: Any = None
+    ) -> Tensor:
+        """``mean(axis=None, keep_dims=False)`` or torch's ``mean(dim, keepdim, dtype=)`` (both MindSpore 2.10)."""
+        t = plain(self) if dtype is None else plain(self).to(mstype.to_torch_dtype(dtype))
+        return _w(_reduce(torch.mean, t, axis if dim is None else dim, keep_dims if keepdim is None else keepdim))
 
-    def sum(self, axis: Any = None, dtype: Any = None, keepdims: bool = False, initial: Any = None) -> Tensor:
+    def sum(  # type: ignore[override]
+        self,
+        axis: Any = None,
+        dtype: Any = None,
+        keepdims: bool = False,
+        initial: Any = None,
+        *,
+        dim: Any = None,
+        keepdim: Any = None,
+    ) -> Tensor:
+        """NumPy's ``sum(axis, dtype, keepdims, initial)`` or torch's ``sum(dim, keepdim, dtype=)``: a bool second
+        argument is ``keepdim`` (``x.sum(1, True)``), a dtype is ``dtype`` (both MindSpore 2.10)."""
+        if isinstance(dtype, bool):
+            keepdims, dtype = dtype, None
         t = plain(self)
         if dtype is not None:
             t = t.to(mstype.to_torch_dtype(dtype))
-        out = _reduce(torch.sum, t, axis, keepdims)
+        out = _reduce(torch.sum, t, axis if dim is None else dim, keepdims if keepdim is None else keepdim)
         return _w(out + initial if initial is not None else out)
 
-    def max(
-        self,
-        axis: Any = None,
-        keepdims: bool = False,
-        *,
-        initial: Any = None,
-        where: Any = None,
-        return_indices: bool = False,
-    ) -> Any:
-        return _extreme(torch.amax, torch.argmax, self, axis, keepdims, return_indices)
+    def max(self, *args: Any, **kwargs: Any) -> Any:
+        """MindSpore 2.10: ``max()`` and ``max(axis=, keepdims=)`` give the values; an axis given positionally or
+        as ``dim=`` gives torch's ``(values, indices)``."""
+        return _extreme(torch.max, torch.amax, self, args, kwargs)
 
-    def min(
-        self,
-        axis: Any = None,
-        keepdims: bool = False,
-        *,
-        initial: Any = None,
-        where: Any = None,
-        return_indices: bool = False,
-    ) -> Any:
-        return _extreme(torch.amin, torch.argmin, self, axis, keepdims, return_indices)
+    def min(self, *args: Any, **kwargs: Any) -> Any:
+        """As :meth:`max`."""
+        return _extreme(torch.min, torch.amin, self, args, kwargs)
+
+    def argmax(self, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None) -> Tensor:  # type: ignore[override]
+        """int64 indices (MindSpore 2.10)."""
+        d = axis if dim is None else dim
+        return _w(torch.argmax(plain(self), dim=d, keepdim=keepdims if keepdim is None else keepdim))
+
+    def argmin(self, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None) -> Tensor:  # type: ignore[override]
+        """int32 indices (MindSpore 2.10's argmin, unlike its argmax)."""
+        d = axis if dim is None else dim
+        out = torch.argmin(plain(self), dim=d, keepdim=keepdims if keepdim is None else keepdim)
+        return _w(out.to(torch.int32))
+
+    def std(self, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Tensor:  # type: ignore[override]
+        """NumPy's convention: ``ddof=0`` (population) by default (MindSpore 2.10; torch divides by n - 1)."""
+        return _w(_reduce(lambda t, **kw: torch.std(t, correction=ddof, **kw), plain(self), axis, keepdims))
+
+    def var(self, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Tensor:  # type: ignore[override]
+        """As :meth:`std`."""
+        return _w(_reduce(lambda t, **kw: torch.var(t, correction=ddof, **kw), plain(self), axis, keepdims))
+
+    def all(self, axis: Any = None, keep_dims: bool = False) -> Tensor:
+        return _w(_reduce(lambda t, **kw: _all_any(torch.all, t, **kw), plain(self).bool(), axis, keep_dims))
+
+    def any(self, axis: Any = None, keep_dims: bool = False) -> Tensor:
+        return _w(_reduce(lambda t, **kw: _all_any(torch.any, t, **kw), plain(self).bool(), axis, keep_dims))
+
+    def copy(self) -> Tensor:
+        return _w(plain(self).clone())
 
     @property
     def size(self) -> _Size:
@@ -182,12 +216,29 @@ def _reduce(fn: Any, t: torch.Tensor, axis: Any, keep: bool) -> Any:
     return fn(t, dim=dims, keepdim=keep)
 
 
-def _extreme(fn: Any, argfn: Any, self: torch.Tensor, axis: Any, keep: bool, indices: bool) -> Any:
+def _extreme(torch_fn: Any, reduce_fn: Any, self: torch.Tensor, args: Any, kwargs: Any) -> Any:
     t = plain(self)
-    values = wrap(_reduce(fn, t, axis, keep))
-    if not indices:
-        return values
-    return values, wrap(argfn(t, dim=axis, keepdim=keep).to(torch.int32))
+    torch_style = bool(args) or "dim" in kwargs
+    if torch_style:
+        dim = args[0] if args else kwargs.pop("dim")
+        keep = args[1] if len(args) > 1 else kwargs.pop("keepdim", kwargs.pop("keepdims", False))
+        values, indices = torch_fn(t, dim=int(dim), keepdim=bool(keep))
+        return _w(values), _w(indices)
+    axis = kwargs.pop("axis", None)
+    keep = kwargs.pop("keepdims", False)
+    if kwargs.pop("return_indices", False):
+        values, indices = torch_fn(t, dim=int(axis), keepdim=bool(keep))
+        return _w(values), _w(indices)
+    return _w(_reduce(reduce_fn, t, axis, keep))
+
+
+def _all_any(fn: Any, t: torch.Tensor, dim: Any = None, keepdim: bool = False) -> Any:
+    if dim is None:
+        return fn(t)
+    out = t
+    for d in sorted((d % t.dim() for d in dim), reverse=True):
+        out = fn(out, dim=d, keepdim=keepdim)
+    return out
 
 
 class Parameter(torch.nn.Parameter):
