@@ -70,6 +70,7 @@ def _same_weights(a, b) -> None:
     [
         ("tk_family.h5", [("GRU", False), ("RNN", True), ("GRU", True)]),
         ("tk_cudnn_gru.h5", [("GRU", True)]),
+        ("tk_cudnn_lstm.h5", [("LSTM", True)]),
         ("k3_family.keras", [("LSTM", True), ("GRU", True), ("GRU", False), ("RNN", True)]),
         ("k3_family.h5", [("LSTM", True), ("GRU", True), ("GRU", False), ("RNN", True)]),
     ],

@@ -18,6 +18,7 @@ Files (each one model; ``y`` the model's output on ``x``):
   CPU; it runs on a GPU only, so ``y`` is tf_keras's own reading of the file: a ``GRU(4, reset_after=True,
   recurrent_activation="sigmoid")`` model that ``load_weights`` the CuDNNGRU file through tf_keras's legacy
   converter (``_convert_rnn_weights``), which is what TF defines those weights to compute).
+* ``tk_cudnn_lstm``: the same for ``tf.compat.v1.keras.layers.CuDNNLSTM(3)`` (an ``LSTM(3)`` reads it).
 * ``k3_family`` (Keras 3.15): ``LSTM(4)`` -> ``GRU(3, recurrent_activation="hard_sigmoid")`` ->
   ``Bidirectional(GRU(2, reset_after=False))`` -> ``SimpleRNN(3, go_backwards=True)`` as ``.keras``, a legacy
   ``.h5`` and a ``.weights.h5``.
@@ -77,6 +78,16 @@ def tf_keras() -> None:
     g.load_weights(OUT / "tk_cudnn_gru.h5")  # tf_keras converts the CuDNNGRU weights (_convert_rnn_weights)
     x = _x(4)
     np.savez(OUT / "tk_cudnn_gru.npz", x=x, y=g.predict(x, verbose=0))
+
+    cl = tf.compat.v1.keras.Sequential(
+        [tf.compat.v1.keras.Input((T, I)), tf.compat.v1.keras.layers.CuDNNLSTM(3, name="cudnn_lstm")], name="cudnn2"
+    )
+    _randomize(cl, 9)
+    cl.save(OUT / "tk_cudnn_lstm.h5")
+    lstm = keras.Sequential([keras.Input((T, I)), L.LSTM(3, name="cudnn_lstm")])
+    lstm.load_weights(OUT / "tk_cudnn_lstm.h5")  # the same legacy conversion for CuDNNLSTM
+    x = _x(10)
+    np.savez(OUT / "tk_cudnn_lstm.npz", x=x, y=lstm.predict(x, verbose=0))
 
 
 def keras3() -> None:
