@@ -127,3 +127,41 @@ def test_dense_refuses_a_wrong_width_naming_both():
 
     with pytest.raises(ValueError, match=r"in_channels=3; received x of shape \(2, 4\)"):
         nn.Dense(3, 2)(torch.ones(2, 4))
+
+
+def test_parameter_tuple_members_are_registered_under_their_names():
+    """MindSpore 2.10 (checked there): ``self.ws = ParameterTuple([w0, w1])`` gives parameters ``w0``, ``w1``, and
+    ``net.w0``, ``net.w1`` once the Cell is an attribute ``net``."""
+    import lstm_bridge.mindspore as ms
+    import lstm_bridge.mindspore.nn as nn
+    from lstm_bridge.mindspore import Parameter, ParameterTuple, Tensor
+
+    class Net(nn.Cell):
+        def __init__(self):
+            super().__init__()
+            self.ws = ParameterTuple(
+                [
+                    Parameter(Tensor(np.ones(2), ms.float32), name="w0"),
+                    Parameter(Tensor(np.ones(3), ms.float32), name="w1"),
+                ]
+            )
+            self.d = nn.Dense(2, 2)
+
+    class Outer(nn.Cell):
+        def __init__(self):
+            super().__init__()
+            self.net = Net()
+
+    assert list(Net().parameters_dict()) == ["w0", "w1", "d.weight", "d.bias"]
+    outer = Outer()
+    assert list(outer.parameters_dict()) == ["net.w0", "net.w1", "net.d.weight", "net.d.bias"]
+    assert outer.net.ws[1] is outer.net.w1
+    with pytest.raises(ValueError, match="must be unique"):
+        ParameterTuple([outer.net.w0, outer.net.w0])
+
+
+def test_a_file_importing_composite_imports_and_its_use_names_the_gap():
+    from lstm_bridge.mindspore.ops import UnsupportedError, composite as C
+
+    with pytest.raises(UnsupportedError, match=r"composite\.GradOperation is outside"):
+        C.GradOperation  # noqa: B018

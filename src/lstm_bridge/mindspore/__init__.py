@@ -24,7 +24,7 @@ from .common.dtype import (
     int64,
     uint8,
 )
-from .common.tensor import Parameter, Tensor
+from .common.tensor import Parameter, ParameterTuple, Tensor
 from .context import GRAPH_MODE, PYNATIVE_MODE, get_context, set_context, set_seed
 from .gru import GRU, GRUCell
 from .lstm import LSTM
@@ -40,6 +40,7 @@ __all__ = [
     "LSTMCell",
     "PYNATIVE_MODE",
     "Parameter",
+    "ParameterTuple",
     "RNN",
     "RNNCell",
     "Tensor",

@@ -152,7 +152,22 @@ class RecurrentNet(torch.nn.Module):
         return load_strict(self, super().load_state_dict, state_dict, strict, assign)
 
     def layer_weights(self, dtype: torch.dtype) -> List[List[DirectionWeights]]:
-        """Canonical weights ``[layer][direction]`` of this net's kind, cast to ``dtype`` (differentiable views)."""
+        """Canonical weights ``[layer][direction]`` of this net's kind, cast to ``dtype`` (differentiable views).
+
+        Without grad mode (inference) the result is kept for the next call while the parameters are the same
+        objects at the same version (``load_state_dict`` and optimizer steps change it): per-call overhead."""
+        if torch.is_grad_enabled() or tracing():
+            return self._layer_weights(dtype)
+        key = (dtype, *[(id(p), p._version) for p in self._parameters.values() if p is not None])
+        cached = self.__dict__.get("_inference_weights")
+        if cached is not None and cached[0] == key:
+            layers: List[List[DirectionWeights]] = cached[1]
+            return layers
+        layers = self._layer_weights(dtype)
+        self.__dict__["_inference_weights"] = (key, layers)
+        return layers
+
+    def _layer_weights(self, dtype: torch.dtype) -> List[List[DirectionWeights]]:
         params = self._parameters  # registered on this module itself (no walk over submodules)
 
         def cast(t: Optional[torch.Tensor]) -> Optional[torch.Tensor]:

@@ -323,6 +323,22 @@ class Parameter(torch.nn.Parameter):
         return None
 
 
+class ParameterTuple(tuple):  # type: ignore[type-arg]
+    """``mindspore.ParameterTuple(iterable)``: a tuple of :class:`Parameter`. A Cell holding one as an attribute
+    registers each member under its own ``name`` (MindSpore 2.10: ``self.ws = ParameterTuple([w0, w1])`` gives the
+    parameters ``w0``, ``w1``, prefixed by the parent Cells' attribute paths)."""
+
+    def __new__(cls, iterable: Any) -> ParameterTuple:
+        items = tuple(iterable)
+        for p in items:
+            if not isinstance(p, Parameter):
+                raise TypeError(f"For 'ParameterTuple', each element must be a Parameter; received {type(p).__name__}")
+        names = [p.name for p in items]
+        if len(set(names)) != len(names):
+            raise ValueError(f"For 'ParameterTuple', the names of the parameters must be unique; received {names}")
+        return super().__new__(cls, items)
+
+
 def _rebuild_parameter(values: np.ndarray, name: str, requires_grad: bool) -> Parameter:
     return Parameter(values, name=name, requires_grad=requires_grad)
 

@@ -20,7 +20,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 import torch
 
 from ..common import dtype as mstype
-from ..common.tensor import PARAMETER_NAME_DEFAULT, Parameter, plain, wrap
+from ..common.tensor import PARAMETER_NAME_DEFAULT, Parameter, ParameterTuple, plain, wrap
 
 
 def _cast_inputs(args: Tuple[Any, ...], dtype: torch.dtype) -> Tuple[Any, ...]:
@@ -49,6 +49,14 @@ class Cell(torch.nn.Module):
 
     # --- MindSpore's naming ----------------------------------------------------------------------
     def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, ParameterTuple) and "_parameters" in self.__dict__:
+            for param in value:  # each member under its own name, as MindSpore registers them
+                if "." in param.name:
+                    raise KeyError(
+                        f"For '{type(self).__name__}', a ParameterTuple member's name must not contain '.'; "
+                        f"received {param.name!r}"
+                    )
+                self.register_parameter(param.name, param)
         if isinstance(value, Parameter) and value.name == PARAMETER_NAME_DEFAULT:
             value.name = name
         elif isinstance(value, Cell) and self.__dict__.get("_auto_prefix", True) and "_modules" in self.__dict__:

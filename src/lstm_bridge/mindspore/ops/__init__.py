@@ -9,7 +9,7 @@
 from typing import Any
 
 from ..common.tensor import Tensor as Tensor
-from . import functional as functional, operations as operations
+from . import composite as composite, functional as functional, operations as operations
 from ._unsupported import UnsupportedError as UnsupportedError
 from .functional import *  # noqa: F401,F403 (the functional forms: ops.concat, ops.transpose, ...)
 from .functional import NAMES as _FUNCTIONS
@@ -17,7 +17,9 @@ from .operations import *  # noqa: F401,F403 (the primitives: ops.Concat, ops.Tr
 from .operations import NAMES as _PRIMITIVES, Primitive as Primitive
 
 __all__ = sorted(
-    set(_FUNCTIONS) | set(_PRIMITIVES) | {"Primitive", "Tensor", "UnsupportedError", "functional", "operations"}
+    set(_FUNCTIONS)
+    | set(_PRIMITIVES)
+    | {"Primitive", "Tensor", "UnsupportedError", "composite", "functional", "operations"}
 )
 
 
