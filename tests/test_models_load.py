@@ -167,3 +167,81 @@ def test_mask_propagation_through_a_graph_built_from_config() -> None:
             results.append(float(m(ids)))
     # rows of the embedding: 1 -> (2, 3), 2 -> (4, 5), 0 -> (0, 1); Dense sums them: 5, 9, 1, 1
     assert results == [pytest.approx(7.0), pytest.approx(4.0)]
+
+
+def test_a_graph_whose_calls_can_never_run_is_refused() -> None:
+    """Two layers that read each other's output (a cycle in a hostile config) are refused by name."""
+    from lstm_bridge.models.graph import model_from_config
+
+    def dense(name: str, source: str) -> Dict[str, Any]:
+        return {
+            "class_name": "Dense",
+            "name": name,
+            "config": {"name": name, "units": 2},
+            "inbound_nodes": [[[source, 0, 0, {}]]],
+        }
+
+    config = {
+        "class_name": "Functional",
+        "config": {
+            "name": "cyclic",
+            "layers": [
+                {"class_name": "InputLayer", "name": "x", "config": {"name": "x"}, "inbound_nodes": []},
+                dense("a", "b"),
+                dense("b", "a"),
+            ],
+            "input_layers": [["x", 0, 0]],
+            "output_layers": [["b", 0, 0]],
+        },
+    }
+    with pytest.raises(ValueError, match=r"can never run .*a\[0\]"):
+        model_from_config(config, 2)
+
+
+def test_mutated_configs_fail_with_format_or_value_errors(tmp_path: pathlib.Path) -> None:
+    """A short mutation fuzz of real configs (keys deleted, values replaced by other JSON types): every
+    failure is a FormatError or ValueError (UnsupportedLayerError included), never a crash of another type."""
+    import random
+
+    sources = [pathlib.Path(g.model_path(fl, mid, "keras")) for fl, mid, fmt in CASES if fmt == "keras"]
+    if not sources:
+        pytest.skip("tests/golden/models not present")
+    rnd = random.Random(13)
+
+    def mutate(v: Any) -> None:
+        if isinstance(v, dict) and v:
+            k = rnd.choice(list(v))
+            r = rnd.random()
+            if r < 0.2:
+                del v[k]
+            elif r < 0.4:
+                v[k] = rnd.choice([None, 1, "x", [], {}, -1, 1e9, [["x", 0, 0]]])
+            else:
+                mutate(v[k])
+        elif isinstance(v, list) and v:
+            i = rnd.randrange(len(v))
+            r = rnd.random()
+            if r < 0.2:
+                del v[i]
+            elif r < 0.4:
+                v[i] = rnd.choice([None, 1, "x", [], {}, -5, 99])
+            else:
+                mutate(v[i])
+
+    for n in range(60):
+        path = tmp_path / f"m{n}.keras"
+        _archive_with(rnd.choice(sources), path, lambda c: [mutate(c) for _ in range(rnd.randint(1, 3))])
+        try:
+            lstm_bridge.load_model(path)
+        except (FormatError, ValueError, NotImplementedError):
+            pass
+
+
+def test_a_layer_config_missing_a_required_value_names_the_layer(tmp_path: pathlib.Path) -> None:
+    def edit(config: Dict[str, Any]) -> None:
+        del _first(config, "Dense")["config"]["units"]
+
+    path = tmp_path / "nounits.keras"
+    _archive_with(_source(), path, edit)
+    with pytest.raises(ValueError, match=r"of class 'Dense': bad config .*units"):
+        lstm_bridge.load_model(path)

@@ -40,7 +40,10 @@ def load_model(path: PathLike) -> KerasModel:
         cls = str(config.get("class_name", ""))
         if cls not in MODEL_CLASSES:
             raise FormatError(kf.path, f"expected a Functional or Sequential model config; found class {cls!r}")
-        model = model_from_config(config, kf.generation, f"{kf.path}")
+        try:
+            model = model_from_config(config, kf.generation, f"{kf.path}")
+        except (KeyError, IndexError, AttributeError, TypeError, RecursionError) as exc:
+            raise FormatError(kf.path, f"malformed model config ({type(exc).__name__}: {exc})") from None
         try:
             if kf.format == "keras":
                 _load_archive_weights(kf, model, child(kf.h5, "layers"))

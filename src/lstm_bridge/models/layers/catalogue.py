@@ -94,6 +94,9 @@ def layer_from_config(entry: Dict[str, Any], keras_version: int, where: str = "m
     key = check_builtin(entry, where)
     config = dict(entry.get("config") or {})
     cls = CATALOGUE[key]
-    if key in recurrent.RECURRENT_CLASSES:
-        return cls.from_config(config, keras_version)  # type: ignore[attr-defined]
-    return cls(**config, keras_version=keras_version)
+    try:
+        if key in recurrent.RECURRENT_CLASSES:
+            return cls.from_config(config, keras_version)  # type: ignore[attr-defined]
+        return cls(**config, keras_version=keras_version)
+    except TypeError as exc:  # a missing or malformed config value
+        raise ValueError(f"{where}: layer {config.get('name')!r} of class {key!r}: bad config ({exc})") from None
