@@ -203,6 +203,27 @@ def _clean_config(cfg: Dict[str, Any], cls: str) -> Dict[str, Any]:
     return out
 
 
+def _drop_defaults(cfg: Dict[str, Any], cls: str) -> Dict[str, Any]:
+    """``cfg`` without the values that equal the catalogue class's own constructor defaults (the generated
+    call then means the same), nested layer configs included."""
+    klass = _catalogue().get(cls)
+    try:
+        params = inspect.signature(klass).parameters if klass is not None else {}
+    except (TypeError, ValueError):  # pragma: no cover
+        params = {}
+    out: Dict[str, Any] = {}
+    for k, v in cfg.items():
+        if k in ("layer", "backward_layer") and isinstance(v, dict) and "class_name" in v:
+            v = {"class_name": v["class_name"], "config": _drop_defaults(dict(v.get("config") or {}), v["class_name"])}
+        p = params.get(k)
+        default = p.default if p is not None else inspect.Parameter.empty
+        if default is not inspect.Parameter.empty and type(default) is type(v) and default == v:
+            continue
+        out[k] = v
+    required = [k for k, p in params.items() if p.default is inspect.Parameter.empty and k in out]
+    return {**{k: out[k] for k in required}, **{k: v for k, v in out.items() if k not in required}}
+
+
 def _shape_args(module: Any) -> Dict[str, Any]:
     """The input-dependent constructor arguments of a catalogue layer, read off the loaded module."""
     out: Dict[str, Any] = {}
@@ -282,6 +303,7 @@ class _Gen:
             inner["config"] = {**inner["config"], **_shape_args(module.layer)}
             cfg["layer"] = inner
         cfg.update(_shape_args(module))
+        cfg = _drop_defaults(cfg, cls)
         kwargs = [(k, _lit(v)) for k, v in cfg.items()]
         kwargs.append(("name", _lit(name)))
         kwargs.append(("keras_version", str(self.generation)))
@@ -852,7 +874,7 @@ def render_report(p: Port, tol: float) -> str:
         "",
         f"The generated module (imported from `{MODEL_FILE}`, weights read back from `{WEIGHTS_FILE}`) against "
         f"`lstm_bridge.load_model` on one padded random batch of {BATCH} rows "
-        + "; ".join(f"input `{n}` {tuple(s)} {dt}, lengths {ls}" for (n, s, dt), ls in zip(p.inputs, p.lengths))
+        + "; ".join(f"input `{n}` {_shape_text(s)} {dt}, lengths {ls}" for (n, s, dt), ls in zip(p.inputs, p.lengths))
         + " (token ids 0 / all-zero steps after each row's length). Tolerance "
         f"{tol:g}.",
         "",
