@@ -1,4 +1,5 @@
-"""``lstm-bridge verify A B``: max |difference| of two files' LSTM outputs and states on random inputs."""
+"""``lstm-bridge verify A B``: max |difference| of two files' recurrent (LSTM, GRU, simple-RNN) outputs and
+states on random inputs."""
 
 from __future__ import annotations
 
@@ -7,14 +8,15 @@ from typing import Any, List
 
 from ._common import EXIT_OK, EXIT_VERIFY, CliError, Output, chain_of, fmt_float, load_model
 
-HELP = "compare the LSTMs of two files on random inputs (exit 1 above the tolerance)"
+HELP = "compare the LSTM / GRU / simple-RNN layers of two files on random inputs (exit 1 above the tolerance)"
 DESCRIPTION = (
     HELP
     + """.
 
-Both files' LSTM layers (in order; or the one named by --layer) are run on the same random inputs and
-initial states with their own semantics (activations as each file means them, directions); the max
-|difference| of every direction's output sequence and of the final h and c is reported per layer.
+Both files' recurrent layers (LSTM, GRU, simple RNN; in order, or the one named by --layer) are run on the
+same random inputs and initial states with their own semantics (activations as each file means them,
+directions, a GRU's reset_after form); the max |difference| of every direction's output sequence and of
+the final h and c (0 for GRU / RNN layers, which have no c) is reported per layer.
 Exit codes: 0 within --tol, 1 above it or when the LSTMs do not have the same structure, 3 when a file
 cannot be read."""
 )
@@ -41,7 +43,9 @@ def compare_files(mf_a: Any, mf_b: Any, path_a: str, path_b: str, layer: Any = N
     try:
         return compare_chains(chain_a, chain_b, seed=seed)
     except ValueError as exc:
-        raise CliError(EXIT_VERIFY, f"the LSTMs of {path_a} and {path_b} differ in structure: {exc}") from exc
+        raise CliError(
+            EXIT_VERIFY, f"the recurrent layers of {path_a} and {path_b} differ in structure: {exc}"
+        ) from exc
 
 
 def run(args: argparse.Namespace, out: Output) -> int:
