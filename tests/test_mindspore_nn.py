@@ -14,6 +14,9 @@ from ms_api import GOLDEN as GOLDEN_DIR, flatten, golden, leaves_of, load_cases,
 CASES = load_cases()
 GOLDEN = golden()
 TOL = {"rtol": 1e-5, "atol": 1e-5}  # MindSpore CPU LogSoftmax differs from exact by up to 3e-6
+#: recurrent layers in float16: MindSpore runs its float16 kernels (values rounded to float16 at every op), lstm-bridge
+#: computes in float32 and rounds once; they agree to float16's precision (known gap, docs/porting-mindspore.md)
+HALF_TOL = {"gru_to_float16": 1e-3, "lstm_float16_input": 1e-3}
 
 
 def _build(case_id, ctor):
@@ -44,7 +47,10 @@ def test_cell_matches_mindspore(case_id, ctor, call, train):
     assert len(leaves) == len(expected)
     for ours, theirs in zip(leaves, expected):
         assert ours.shape == theirs.shape
-        np.testing.assert_allclose(ours, theirs, **TOL, err_msg=f"{case_id}: {call}")
+        tol = {"rtol": 0.0, "atol": HALF_TOL[case_id]} if case_id in HALF_TOL else TOL
+        np.testing.assert_allclose(
+            ours.astype(np.float64), theirs.astype(np.float64), **tol, err_msg=f"{case_id}: {call}"
+        )
 
 
 def test_parameter_names_follow_mindspores_attribute_paths():

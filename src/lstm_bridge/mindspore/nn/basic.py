@@ -70,7 +70,13 @@ class Dense(Cell):
             )
         w = self.weight if self.weight.dtype == x.dtype else self.weight.to(x.dtype)
         b = None if self.bias is None else (self.bias if self.bias.dtype == x.dtype else self.bias.to(x.dtype))
-        out = F.linear(x, w, b)
+        if x.dtype in (torch.float16, torch.bfloat16):
+            # MindSpore: MatMul rounds its product to the half dtype, then BiasAdd adds in that dtype
+            out = torch.matmul(x.float(), w.float().t()).to(x.dtype)
+            if b is not None:
+                out = (out.float() + b.float()).to(x.dtype)
+        else:
+            out = F.linear(x, w, b)
         if self.activation is not None:
             out = self.activation(out)
         return out
