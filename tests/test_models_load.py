@@ -245,3 +245,44 @@ def test_a_layer_config_missing_a_required_value_names_the_layer(tmp_path: pathl
     _archive_with(_source(), path, edit)
     with pytest.raises(ValueError, match=r"of class 'Dense': bad config .*units"):
         lstm_bridge.load_model(path)
+
+
+def test_a_mixed_precision_layer_is_refused(tmp_path: pathlib.Path) -> None:
+    """Keras would compute it in float16; the catalogue computes in float32: refused, not approximated."""
+
+    def edit(config: Dict[str, Any]) -> None:
+        policy = {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "mixed_float16"}}
+        _first(config, "Dense")["config"]["dtype"] = policy
+
+    path = tmp_path / "mixed.keras"
+    _archive_with(_source(), path, edit)
+    with pytest.raises(UnsupportedLayerError, match="computes in dtype 'mixed_float16'"):
+        lstm_bridge.load_model(path)
+
+
+@pytest.mark.parametrize("gen", [2, 3])
+def test_one_output_in_a_list_is_returned_as_a_tensor_as_predict_does(gen: int) -> None:
+    from lstm_bridge.models.graph import model_from_config
+
+    config = {
+        "class_name": "Functional",
+        "config": {
+            "name": "m",
+            "layers": [
+                {"class_name": "InputLayer", "name": "x", "config": {"name": "x"}, "inbound_nodes": []},
+                {
+                    "class_name": "Dense",
+                    "name": "d",
+                    "config": {"name": "d", "units": 2},
+                    "inbound_nodes": [[["x", 0, 0, {}]]],
+                },
+            ],
+            "input_layers": [["x", 0, 0]],
+            "output_layers": [["d", 0, 0]],
+        },
+    }
+    model = model_from_config(config, gen)
+    model.module("d").load_keras_weights([np.ones((3, 2), np.float32), np.zeros(2, np.float32)])
+    with torch.no_grad():
+        y = model(torch.ones(1, 3))
+    assert isinstance(y, torch.Tensor) and y.tolist() == [[3.0, 3.0]]

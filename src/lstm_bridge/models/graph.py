@@ -248,10 +248,9 @@ class KerasModel(torch.nn.Module):
                 raise ValueError(f"{self.where}: layer {name!r}: inbound_nodes must be a list")
             self._calls[name] = [self._parse_node(name, node, names, classes) for node in nodes]
         self.inputs = self._refs(config.get("input_layers"), "input_layers", names, classes)
-        raw_out = config.get("output_layers")
-        self.outputs = self._refs(raw_out, "output_layers", names, classes)
-        flat = isinstance(raw_out, list) and len(raw_out) == 3 and isinstance(raw_out[0], str)
-        self.single_output = flat or (self.keras_version < 3 and len(self.outputs) == 1)
+        self.outputs = self._refs(config.get("output_layers"), "output_layers", names, classes)
+        # one output: a tensor, as model.predict returns it in both generations (also for outputs=[y])
+        self.single_output = len(self.outputs) == 1
         for ref in self.inputs:
             if classes.get(ref.layer) != "InputLayer":
                 raise ValueError(f"{self.where}: model input {ref.layer!r} is not an InputLayer")

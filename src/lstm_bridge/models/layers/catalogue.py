@@ -94,6 +94,13 @@ def layer_from_config(entry: Dict[str, Any], keras_version: int, where: str = "m
     key = check_builtin(entry, where)
     config = dict(entry.get("config") or {})
     cls = CATALOGUE[key]
+    dtype = config.get("dtype")
+    dtype_name = (dtype.get("config") or {}).get("name") if isinstance(dtype, dict) else dtype
+    if key != "InputLayer" and dtype_name not in (None, "float32"):
+        raise UnsupportedLayerError(
+            f"{where}: layer {config.get('name')!r} of class {key!r} computes in dtype {dtype_name!r}; the catalogue "
+            "computes in float32 only (expected dtype 'float32')"
+        )
     try:
         if key in recurrent.RECURRENT_CLASSES:
             return cls.from_config(config, keras_version)  # type: ignore[attr-defined]
