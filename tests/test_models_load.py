@@ -286,3 +286,22 @@ def test_one_output_in_a_list_is_returned_as_a_tensor_as_predict_does(gen: int) 
     with torch.no_grad():
         y = model(torch.ones(1, 3))
     assert isinstance(y, torch.Tensor) and y.tolist() == [[3.0, 3.0]]
+
+
+def test_fine_tuning_updates_what_keras_would(tmp_path: pathlib.Path) -> None:
+    """Gradients reach every trainable parameter; a layer Keras marks trainable=false gets none."""
+
+    def edit(config: Dict[str, Any]) -> None:
+        _first(config, "Dense")["config"]["trainable"] = False
+
+    path = tmp_path / "frozen.keras"
+    _archive_with(_source(), path, edit)
+    entry, arrays = g.model_entry("keras3", "embed_bilstm")
+    model = lstm_bridge.load_model(path)
+    model.train()
+    out = model(*g.model_inputs(entry, arrays))
+    (out[0] if isinstance(out, list) else out).sum().backward()
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    assert frozen and all(".weight" in n or ".bias" in n for n in frozen)
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all(p.grad is not None for _, p in trainable)

@@ -401,6 +401,18 @@ class KerasModel(torch.nn.Module):
         weight (layer order), then every non-trainable one."""
         self._assign(self._from_trainable_first(list(arrays)))
 
+    def freeze_untrainable(self, frozen: bool = False) -> None:
+        """``requires_grad`` off for the parameters of layers Keras marks ``trainable: false`` (and of every
+        layer of an untrainable model), so fine-tuning in torch updates what Keras would update."""
+        frozen = frozen or not self.keras_trainable
+        for _, key, _ in self.entries:
+            m: Any = self.modules_by_name[key]
+            if isinstance(m, KerasModel):
+                m.freeze_untrainable(frozen)
+            elif frozen or not getattr(m, "keras_trainable", getattr(m, "trainable", True)):
+                for p in m.parameters():
+                    p.requires_grad_(False)
+
     # --- running ---------------------------------------------------------------------------------
     def forward(self, *inputs: Any) -> Any:
         if len(inputs) == 1 and isinstance(inputs[0], (list, tuple)) and len(self.inputs) > 1:

@@ -55,6 +55,7 @@ def load_model(path: PathLike) -> KerasModel:
             raise FormatError(kf.path, f"weights do not fit the model: {exc}") from None
     finally:
         kf.close()
+    model.freeze_untrainable()
     model.source = {"path": kf.path, "format": kf.format, "keras_version": kf.version, "generation": kf.generation}
     return model.eval()
 
