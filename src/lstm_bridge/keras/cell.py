@@ -35,6 +35,7 @@ import torch
 
 from .._tensors import as_float, check_shape
 from ..engine import CellActivations, CellKind, DirectionWeights, DropoutMasks, LayerSemantics, run_layer
+from ..engine.guards import tracing
 from . import initializers as _initializers, options as _options
 
 _name_counters: Dict[str, itertools.count[int]] = {}
@@ -328,7 +329,23 @@ class RecurrentCell(torch.nn.Module):
     def direction_weights(self, dtype: Optional[torch.dtype] = None) -> DirectionWeights:
         """Canonical engine weights, differentiable back to the Parameters: LSTM / SimpleRNN views of them;
         GRU with Keras's z, r, h blocks permuted to r, z, n (``reset_after``: bias row 0 is ``b_ih``, row 1
-        ``b_hh``; else the bias is ``b_ih`` and ``b_hh`` is None)."""
+        ``b_hh``; else the bias is ``b_ih`` and ``b_hh`` is None).
+
+        Without grad mode (inference) the result is kept for the next call while the Parameters are the same
+        objects at the same version (an optimizer step or ``set_weights`` changes it): per-call overhead."""
+        if torch.is_grad_enabled() or tracing():
+            return self._direction_weights(dtype)
+        params = (self.kernel, self.recurrent_kernel, self.bias)
+        key = (dtype, *[None if p is None else (id(p), p._version) for p in params])
+        cached = self.__dict__.get("_inference_weights")
+        if cached is not None and cached[0] == key:
+            weights: DirectionWeights = cached[1]
+            return weights
+        weights = self._direction_weights(dtype)
+        self.__dict__["_inference_weights"] = (key, weights)
+        return weights
+
+    def _direction_weights(self, dtype: Optional[torch.dtype]) -> DirectionWeights:
 
         def to(t: Optional[torch.Tensor]) -> torch.Tensor:
             t = cast(torch.Tensor, t)  # built: the weights exist

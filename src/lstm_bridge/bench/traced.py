@@ -1,0 +1,287 @@
+"""Traced-program rows and per-call overhead: ``python -m lstm_bridge.bench.traced``.
+
+Two tables, each timed in one process with the participants interleaved (round by round, the order
+alternating) so machine load hits every participant alike:
+
+* **compiled / exported vs eager** (issue 12 item 4): a Keras ``LSTM(recurrent_activation="hard_sigmoid")``
+  with a mask and a MindSpore ``LSTM`` with ``seq_length`` (both on the native kernel's custom op), each
+  run eagerly, as ``torch.compile(fullgraph=True)`` (inductor) and as ``torch.export.export(...).module()``
+  (dynamic batch and time); forward under ``torch.no_grad()`` and a training step (forward + backward,
+  eager vs compiled). Compile and export times are recorded (the first compiled call includes compiling).
+* **per-call overhead**: tiny layers (T=1, B=1, I=H=8) of ``lstm_bridge.keras.LSTM`` and
+  ``lstm_bridge.mindspore.LSTM`` against ``torch.nn.LSTM`` and against the bare kernel call
+  (``ext.forward`` on a prepared projection), in inference on one thread; a batch of calls per sample,
+  median / min / max of the per-call times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from typing import Any, Callable, Dict, List, Sequence, Tuple
+
+import torch
+
+from .. import keras as K, mindspore as M
+from .configs import CONFIGS, QUICK_CONFIGS, Config
+
+__all__ = ["main", "measure_overhead", "measure_traced"]
+
+Call = Callable[[], object]
+
+
+def _per_call(fn: Call, calls: int) -> float:
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - t0) / calls
+
+
+def _interleaved(participants: Dict[str, Call], samples: int, calls: int) -> Dict[str, Dict[str, float]]:
+    """``samples`` rounds; each round times ``calls`` calls of every participant, order alternating."""
+    names = list(participants)
+    for fn in participants.values():  # warm up: first-call initialisation, kernel loading
+        for _ in range(3):
+            fn()
+    times: Dict[str, List[float]] = {n: [] for n in names}
+    for r in range(samples):
+        for n in names if r % 2 == 0 else reversed(names):
+            times[n].append(_per_call(participants[n], calls))
+    return {
+        n: {"median": statistics.median(v), "min": min(v), "max": max(v), "samples": len(v)} for n, v in times.items()
+    }
+
+
+# --- per-call overhead ---------------------------------------------------------------------------------------
+
+
+def _kernel_call(H: int, x: torch.Tensor) -> Call:
+    """The bare kernel forward of one direction (projection prepared once): what no front end can avoid."""
+    from ..engine import native
+    from ..engine.native import function
+
+    if not native.available():
+        raise RuntimeError("the native kernel is unavailable: " + str(native.error()))
+    plan = function.make_plan([H], [False], [0, 1, 1], True, x.dtype, False)
+    T, B, _ = x.shape
+    xp = torch.randn(T, B, 4 * H)
+    w_hh = torch.randn(4 * H, H)
+    h0 = torch.zeros(B, H)
+    empty = plan.empty()
+    valid = torch.empty(0)
+
+    def call() -> object:
+        return plan.ext.forward(plan.cfg, xp, [w_hh], [h0], [h0], valid, [empty], [empty])
+
+    return call
+
+
+def measure_overhead(samples: int = 15, calls: int = 300) -> Dict[str, Any]:
+    """Per-call times (seconds) of tiny layers, inference; see the module docstring."""
+    T, B, I, H = 1, 1, 8, 8
+    x = torch.randn(B, T, I)
+    lengths = torch.tensor([T], dtype=torch.int32)
+    torch_lstm = torch.nn.LSTM(I, H, batch_first=True)
+    k_std = K.LSTM(H)
+    k_hs = K.LSTM(H, recurrent_activation="hard_sigmoid")
+    ms = M.LSTM(I, H, batch_first=True)
+    for layer in (k_std, k_hs):
+        layer(x)
+    participants: Dict[str, Call] = {
+        "kernel only (ext.forward)": _kernel_call(H, x.transpose(0, 1)),
+        "torch.nn.LSTM": lambda: torch_lstm(x),
+        "keras.LSTM": lambda: k_std(x),
+        "keras.LSTM hard_sigmoid": lambda: k_hs(x),
+        "mindspore.LSTM": lambda: ms(x),
+        "mindspore.LSTM seq_length": lambda: ms(x, seq_length=lengths),
+    }
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # per-call overhead, not threading: one thread for every participant
+    try:
+        with torch.no_grad():
+            rows = _interleaved(participants, samples, calls)
+    finally:
+        torch.set_num_threads(threads)
+    return {"shape": {"T": T, "B": B, "I": I, "H": H}, "threads": 1, "rows": rows}
+
+
+# --- compiled / exported vs eager --------------------------------------------------------------------------
+
+
+class _KerasMasked(torch.nn.Module):
+    def __init__(self, H: int):
+        super().__init__()
+        self.layer = K.LSTM(H, recurrent_activation="hard_sigmoid", return_sequences=True)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> Any:
+        return self.layer(x, mask=mask)
+
+
+class _MsLengths(torch.nn.Module):
+    def __init__(self, I: int, H: int):  # noqa: E741
+        super().__init__()
+        self.net = M.LSTM(I, H, batch_first=True)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> Any:
+        return self.net(x, seq_length=lengths)[0]
+
+
+def _case(name: str, c: Config) -> Tuple[torch.nn.Module, Tuple[torch.Tensor, ...], Any]:
+    from torch.export import Dim
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(c.B, c.T, c.I, generator=g)
+    B, T = Dim("B", min=2), Dim("T", min=2)
+    if name == "keras hard_sigmoid + mask":
+        mask = torch.ones(c.B, c.T, dtype=torch.bool)
+        mask[: c.B // 2, c.T - c.T // 4 :] = False
+        m: torch.nn.Module = _KerasMasked(c.H)
+        args: Tuple[torch.Tensor, ...] = (x, mask)
+        dyn: Any = ({0: B, 1: T}, {0: B, 1: T})
+    else:
+        lengths = torch.full((c.B,), c.T, dtype=torch.int32)
+        lengths[: c.B // 2] = c.T - c.T // 4
+        m = _MsLengths(c.I, c.H)
+        args = (x, lengths)
+        dyn = ({0: B, 1: T}, {0: B})
+    m(*args)  # built
+    return m, args, dyn
+
+
+def _loss(out: Any) -> torch.Tensor:
+    t = out[0] if isinstance(out, (list, tuple)) else out
+    return t.float().square().mean()
+
+
+def _measure_case(name: str, c: Config, samples: int, calls: int) -> Dict[str, Any]:
+    torch._dynamo.reset()
+    m, args, dyn = _case(name, c)
+    with torch.no_grad():
+        t0 = time.perf_counter()
+        compiled = torch.compile(m, fullgraph=True)
+        compiled(*args)
+        compile_fwd_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        exported = torch.export.export(m, args, dynamic_shapes=dyn).module()
+        export_s = time.perf_counter() - t0
+        for a, b in zip(torch.utils._pytree.tree_leaves(compiled(*args)), torch.utils._pytree.tree_leaves(m(*args))):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+        forward = {"eager": lambda: m(*args), "compiled": lambda: compiled(*args), "exported": lambda: exported(*args)}
+        fwd = _interleaved(forward, samples, calls)
+    torch._dynamo.reset()
+    compiled_train = torch.compile(m, fullgraph=True)
+    t0 = time.perf_counter()
+    _loss(compiled_train(*args)).backward()
+    compile_train_s = time.perf_counter() - t0
+
+    def step(f: Callable[..., Any]) -> object:
+        loss = _loss(f(*args))
+        loss.backward()
+        return loss
+
+    train = _interleaved(
+        {"eager": lambda: step(m), "compiled": lambda: step(compiled_train)}, samples, max(1, calls // 2)
+    )
+    return {
+        "config": c.label(),
+        "case": name,
+        "forward": fwd,
+        "train": train,
+        "compile_forward_s": compile_fwd_s,
+        "compile_train_s": compile_train_s,
+        "export_s": export_s,
+    }
+
+
+def measure_traced(configs: Sequence[Config], samples: int = 7, calls: int = 3) -> List[Dict[str, Any]]:
+    """Eager vs compiled vs exported rows (seconds per call) with compile/export times; see the module docstring."""
+    return [
+        _measure_case(name, c, samples, calls)
+        for c in configs
+        for name in ("keras hard_sigmoid + mask", "mindspore seq_length")
+    ]
+
+
+# --- report --------------------------------------------------------------------------------------------------
+
+
+def _us(v: float) -> str:
+    return f"{v * 1e6:.1f}"
+
+
+def _ms(v: float) -> str:
+    return f"{v * 1e3:.2f}"
+
+
+def render(result: Dict[str, Any]) -> str:
+    lines: List[str] = []
+    if "traced" in result:
+        lines += [
+            "| config | case | mode | eager ms | compiled ms (x eager) | exported ms (x eager) | spread (min-max ms) |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in result["traced"]:
+            for mode in ("forward", "train"):
+                t = r[mode]
+                e = t["eager"]["median"]
+                comp = t["compiled"]["median"]
+                exp = t.get("exported", {}).get("median")
+                spread = "; ".join(f"{k} {_ms(v['min'])}-{_ms(v['max'])}" for k, v in t.items())
+                exp_text = "-" if exp is None else f"{_ms(exp)} ({exp / e:.2f}x)"
+                lines.append(
+                    f"| {r['config']} | {r['case']} | {mode} | {_ms(e)} | {_ms(comp)} ({comp / e:.2f}x) | "
+                    f"{exp_text} | {spread} |"
+                )
+        lines += ["", "| config | case | compile (forward) s | compile (train) s | export s |", "|---|---|---|---|---|"]
+        for r in result["traced"]:
+            lines.append(
+                f"| {r['config']} | {r['case']} | {r['compile_forward_s']:.1f} | {r['compile_train_s']:.1f} | "
+                f"{r['export_s']:.1f} |"
+            )
+        lines.append("")
+    if "overhead" in result:
+        rows = result["overhead"]["rows"]
+        kernel = rows["kernel only (ext.forward)"]["median"]
+        base = rows["torch.nn.LSTM"]["median"]
+        lines += [
+            "| participant (T=1,B=1,I=H=8, inference) | median us | min-max us | over kernel us | over torch.nn.LSTM |",
+            "|---|---|---|---|---|",
+        ]
+        for name, v in rows.items():
+            lines.append(
+                f"| {name} | {_us(v['median'])} | {_us(v['min'])}-{_us(v['max'])} | {_us(v['median'] - kernel)} | "
+                f"{_us(v['median'] - base)} |"
+            )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m lstm_bridge.bench.traced", description=__doc__.splitlines()[0])
+    p.add_argument("--configs", default="small", help="comma-separated bench configs (default: small)")
+    p.add_argument("--only", choices=("traced", "overhead"), default=None, help="one table only")
+    p.add_argument("--samples", type=int, default=7, help="interleaved samples per participant")
+    p.add_argument("--quick", action="store_true", help="toy sizes and few samples (smoke test)")
+    p.add_argument("--json", default=None, help="also write the raw numbers here")
+    a = p.parse_args(argv)
+    table = QUICK_CONFIGS if a.quick else CONFIGS
+    configs = [table[n.strip()] for n in a.configs.split(",") if n.strip()]
+    samples = 2 if a.quick else a.samples
+    result: Dict[str, Any] = {"command": " ".join(["python -m lstm_bridge.bench.traced", *(argv or sys.argv[1:])])}
+    result["time_utc"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    result["threads"] = torch.get_num_threads()
+    if a.only in (None, "traced"):
+        result["traced"] = measure_traced(configs, samples=samples, calls=1 if a.quick else 3)
+    if a.only in (None, "overhead"):
+        result["overhead"] = measure_overhead(samples=samples * 2, calls=20 if a.quick else 300)
+    print(render(result))
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(result, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
