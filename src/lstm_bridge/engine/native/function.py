@@ -264,7 +264,11 @@ class NativeLayer(torch.autograd.Function):
 
 
 def apply(plan: Plan, args: LayerArgs, masks: Masks) -> Tuple[List[Tensor], List[Tensor], List[Tensor]]:
-    """Run :class:`NativeLayer`; returns ``(outs, h_n, c_n)`` lists over directions."""
+    """Run :class:`NativeLayer`; returns ``(outs, h_n, c_n)`` lists over directions. A call autograd does not
+    record (``plan.record`` False: inference) runs the same forward without the Function's per-call cost."""
     D = plan.D
+    if not plan.record:
+        outs, hn, cn, _, _, _ = _run_forward(plan, args, masks)
+        return outs, hn, cn
     results: Sequence[Tensor] = NativeLayer.apply(plan, masks, *args.flat())  # type: ignore[no-untyped-call]
     return list(results[0:D]), list(results[D : 2 * D]), list(results[2 * D : 3 * D])
