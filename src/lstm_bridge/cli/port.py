@@ -62,13 +62,13 @@ def run(args: argparse.Namespace, out: Output) -> int:
     except PortMismatch as exc:
         raise CliError(EXIT_VERIFY, f"{exc}; nothing written") from None
     except (FormatError, UnsupportedLayerError, PortError) as exc:
-        raise CliError(EXIT_INPUT, f"{src}: {exc}") from None
+        raise CliError(EXIT_INPUT, _naming(src, exc)) from None
     except FileExistsError as exc:  # OUT_DIR filled up while we worked
         raise CliError(EXIT_USAGE, str(exc)) from None
     except OSError as exc:
         raise CliError(EXIT_IO, f"cannot write {dst}: {os_reason(exc) or exc}") from None
     except (ValueError, NotImplementedError) as exc:
-        raise CliError(EXIT_INPUT, f"{src}: {exc}") from None
+        raise CliError(EXIT_INPUT, _naming(src, exc)) from None
     worst = max((d.max_abs_diff for d in p.layers), default=0.0)
     gen = "Keras 3" if p.generation == 3 else "tf_keras / Keras 2"
     maker = f"Keras {p.keras_version}" if p.keras_version else gen
@@ -81,3 +81,9 @@ def run(args: argparse.Namespace, out: Output) -> int:
         f"worst layer {fmt_float(worst)} (tol {args.tol:g})"
     )
     return EXIT_OK
+
+
+def _naming(src: str, exc: BaseException) -> str:
+    """The error text, starting with the input's path unless it already names it."""
+    text = str(exc)
+    return text if text.startswith((src, os.path.abspath(src))) else f"{src}: {text}"
