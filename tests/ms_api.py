@@ -71,15 +71,18 @@ def flatten(obj: Any, leaves: List[np.ndarray]) -> str:
 
 
 def namespace(arrays: Dict[str, np.ndarray]) -> Dict[str, Any]:
-    """``ms``, ``nn``, ``ops``, ``P``, ``F``, ``Tensor``, ``Parameter``, ``mstype``, ``np`` from lstm-bridge and
-    the inputs as Tensors: what the case expressions see."""
+    """``ms``, ``nn``, ``ops``, ``P``, ``F``, ``mnp``, ``Tensor``, ``Parameter``, ``mstype``, ``np`` from lstm-bridge
+    and the inputs as Tensors: what the case expressions see."""
     import lstm_bridge.mindspore as ms
     import lstm_bridge.mindspore.common.dtype as mstype
     import lstm_bridge.mindspore.nn as nn
+    import lstm_bridge.mindspore.numpy as mnp
     from lstm_bridge.mindspore import Parameter, Tensor, ops
     from lstm_bridge.mindspore.ops import functional as F, operations as P
 
-    ns: Dict[str, Any] = dict(ms=ms, nn=nn, ops=ops, P=P, F=F, Tensor=Tensor, Parameter=Parameter, mstype=mstype, np=np)
+    ns: Dict[str, Any] = dict(
+        ms=ms, nn=nn, ops=ops, P=P, F=F, mnp=mnp, Tensor=Tensor, Parameter=Parameter, mstype=mstype, np=np
+    )
     ns.update({k: Tensor(v) for k, v in arrays.items()})
     return ns
 

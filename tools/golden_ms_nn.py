@@ -53,7 +53,9 @@ def flatten(obj, leaves):
 
 
 def namespace(ms, nn, ops, P, F, Tensor, Parameter, mstype, np, arrays):
-    ns = dict(ms=ms, nn=nn, ops=ops, P=P, F=F, Tensor=Tensor, Parameter=Parameter, mstype=mstype, np=np)
+    import mindspore.numpy as mnp
+
+    ns = dict(ms=ms, nn=nn, ops=ops, P=P, F=F, mnp=mnp, Tensor=Tensor, Parameter=Parameter, mstype=mstype, np=np)
     ns.update({k: Tensor(v) for k, v in arrays.items()})
     return ns
 

@@ -60,6 +60,7 @@ __all__ = [
     "load_checkpoint",
     "load_param_into_net",
     "nn",
+    "numpy",
     "ops",
     "save_checkpoint",
     "set_context",
@@ -67,7 +68,7 @@ __all__ = [
     "uint8",
 ]
 
-_LAZY_MODULES = ("nn", "ops", "context", "checkpoint")
+_LAZY_MODULES = ("nn", "ops", "context", "checkpoint", "numpy")
 _CHECKPOINT_VERBS = ("load_checkpoint", "load_param_into_net", "save_checkpoint")
 
 
