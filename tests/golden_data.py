@@ -472,7 +472,7 @@ def model_path(flavour: str, model_id: str, fmt: str) -> Path:
     """The stored model file (``fmt`` ``"keras"`` or ``"h5"``)."""
     entry, _ = model_entry(flavour, model_id)
     if fmt not in entry["files"]:
-        raise KeyError(f"models/{flavour}/{model_id} has no {fmt!r} file ({entry.get('not_kept', {}).get(fmt)})")
+        raise KeyError(f"models/{flavour}/{model_id} has no {fmt!r} file")
     return MODELS_DIR / entry["files"][fmt]
 
 

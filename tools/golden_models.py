@@ -28,7 +28,8 @@ Index schema::
      "versions": {...}, "settings": {...},
      "models": [{"id": str, "description": str, "kind": "sequential" | "functional",
                  "files": {"keras": "<flavour>/<id>.keras", "h5": "<flavour>/<id>.h5"},  # those kept
-                 "not_kept": {format: why},   # a file the real Keras cannot load back itself is not kept
+                 "keras_cannot_reload": {format: Keras's error},  # files the real Keras cannot load back itself
+                                                                 # (kept: the predictions are the in-memory model's)
                  "inputs": [{"name": str, "key": npz key, "dtype": "float32" | "int32", "shape": [...],
                              "lengths": npz key of the per-row valid lengths, "holes": bool}],
                  "outputs": [npz keys, Keras's output order],
@@ -610,7 +611,7 @@ def run_model(model_id: str, flavour: str, K: Any, tf: Any, out_dir: Path) -> Tu
     sub.mkdir(parents=True, exist_ok=True)
     files = {"keras": f"{flavour}/{model_id}.keras", "h5": f"{flavour}/{model_id}.h5"}
     reload_diff: Dict[str, float] = {}
-    refused: Dict[str, str] = {}
+    unloadable: Dict[str, str] = {}
     for fmt, rel in files.items():
         path = out_dir / rel
         if path.exists():
@@ -620,10 +621,9 @@ def run_model(model_id: str, flavour: str, K: Any, tf: Any, out_dir: Path) -> Tu
             _normalise_keras_zip(path)
         try:
             again = K.models.load_model(str(path), compile=False)
-        except Exception as exc:  # e.g. Keras 3's .h5 of a masked functional graph: mask ops saved as layers
-            path.unlink()
-            refused[fmt] = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
-            print(f"[{flavour}] {model_id}: Keras cannot reload its own {fmt} file; not kept ({refused[fmt]})")
+        except Exception as exc:  # Keras 3's .h5 of a masked functional graph: its mask ops saved as layers
+            unloadable[fmt] = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+            print(f"[{flavour}] {model_id}: Keras cannot reload its own {fmt} file (kept): {unloadable[fmt]}")
             continue
         got = [np.asarray(p) for p in _flat(again(feed, training=False))]
         diff = max(float(np.max(np.abs(a - b))) for a, b in zip(got, preds))
@@ -635,8 +635,8 @@ def run_model(model_id: str, flavour: str, K: Any, tf: Any, out_dir: Path) -> Tu
         "id": model_id,
         "description": (MODELS[model_id].__doc__ or "").strip().replace("\n    ", " "),
         "kind": "sequential" if type(model).__name__ == "Sequential" else "functional",
-        "files": {fmt: rel for fmt, rel in files.items() if fmt not in refused},
-        "not_kept": refused,
+        "files": files,
+        "keras_cannot_reload": unloadable,
         "inputs": entry_inputs,
         "outputs": out_keys,
         "layer_outputs": layer_outputs,
