@@ -148,3 +148,13 @@ def test_mask_propagation_through_recorded_models(gen: str, gid: str) -> None:
     assert len(got) == len(expected)
     for g, e in zip(got, expected):
         np.testing.assert_allclose(g, e, rtol=TOL, atol=TOL, err_msg=f"{gid} (keras_version {gen})")
+
+
+def test_input_layer_casts_as_keras_does() -> None:
+    from lstm_bridge.models import layers as L
+
+    ids = L.InputLayer(dtype="int32", keras_version=3)(torch.tensor([[1.9, -0.5]]))
+    assert ids.dtype == torch.int64 and ids.tolist() == [[1, 0]]  # truncation, as tf.cast
+    half = L.InputLayer(dtype="float16", keras_version=2)(torch.tensor([1.0001]))
+    assert half.dtype == torch.float32 and half.item() == 1.0  # rounded to float16 first
+    assert L.InputLayer(keras_version=3)(np.ones((1, 2))).dtype == torch.float32

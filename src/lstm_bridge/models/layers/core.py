@@ -37,6 +37,8 @@ class InputLayer(KerasLayer):
             return x.to(torch.int64) if x.is_floating_point() or x.dtype == torch.bool else x
         if self.input_dtype == "bool":
             return x.to(torch.bool)
+        if self.input_dtype in ("float16", "bfloat16"):  # Keras casts to the input's dtype first
+            x = x.to(torch.float16 if self.input_dtype == "float16" else torch.bfloat16)
         return as_float(x, torch.float64 if self.input_dtype == "float64" else torch.float32)
 
 
