@@ -227,3 +227,26 @@ def test_console_script_end_to_end(tmp_path):
     res = subprocess.run([sys.executable, "-c", script, str(out)], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "(2, 2)"
+
+
+def test_layer_names_that_are_not_python_names(tmp_path, capsys):
+    """Keywords, the generated module's own names and characters Python does not allow: the attributes and
+    variables are made safe and distinct, the port still reproduces Keras."""
+    src = gd.model_path("tf_keras", "embed_bilstm", "keras")
+    with zipfile.ZipFile(src) as zin:
+        members = {n: zin.read(n) for n in zin.namelist()}
+    cfg = json.loads(members["config.json"])
+    renames = {"tokens": "layers", "embedding": "class", "bilstm": "bi lstm/1", "lstm": "torch", "dense": "self"}
+    for entry in cfg["config"]["layers"]:
+        entry["config"]["name"] = renames.get(entry["config"]["name"], entry["config"]["name"])
+    members["config.json"] = json.dumps(cfg).encode()
+    odd = tmp_path / "odd.keras"
+    with zipfile.ZipFile(odd, "w") as zout:
+        for n, data in members.items():
+            zout.writestr(n, data)
+    out = tmp_path / "port"
+    assert main(["port", str(odd), str(out)]) == 0, capsys.readouterr().err
+    model = _import(out, "odd").load()
+    assert {"layers", "class_", "bi_lstm_1", "torch", "self"} <= set(dict(model.named_children()))
+    entry, arrays = gd.model_entry("tf_keras", "embed_bilstm")
+    gd.check_model_outputs(gd.run_model(model, entry, arrays), entry, arrays, "renamed layers")
