@@ -24,18 +24,21 @@ from helpers import FIXTURES
 EXAMPLES = int(os.environ.get("LSTM_BRIDGE_FUZZ_EXAMPLES", "60"))
 
 
-def _torch_bytes() -> bytes:
+def _torch_bytes(module: type = torch.nn.LSTM) -> bytes:
     torch.manual_seed(0)
     buf = _io.BytesIO()
-    torch.save(torch.nn.LSTM(2, 2).state_dict(), buf)
+    torch.save(module(2, 2).state_dict(), buf)
     return buf.getvalue()
 
 
-def _safetensors_bytes() -> bytes:
+def _safetensors_bytes(module: type = torch.nn.LSTM) -> bytes:
     from safetensors.torch import save
 
     torch.manual_seed(0)
-    return save(torch.nn.LSTM(2, 2).state_dict())
+    return save(module(2, 2).state_dict())
+
+
+FAMILY = FIXTURES / "family_files"  # real GRU / SimpleRNN files (issue 11)
 
 
 SEEDS = {
@@ -43,16 +46,19 @@ SEEDS = {
         FIXTURES / "mindspore" / "lstm_small_crc.ckpt",
         FIXTURES / "mindspore" / "lstm_small_append.ckpt",
         FIXTURES / "mindspore" / "written_by_ckpt_io_2layer_bi_sliced.ckpt",
+        FAMILY / "ms_family.ckpt",
     ],
     "keras-h5": [
         FIXTURES / "keras" / "tfkeras_lstm_hard_sigmoid.h5",
         FIXTURES / "keras" / "tfkeras_emb_lstm_dense_weights_legacy.h5",
         FIXTURES / "keras" / "tfkeras_bilstm_stacked.h5",
+        FAMILY / "tk_family.h5",
+        FAMILY / "tk_cudnn_gru.h5",
     ],
-    "keras-weights-h5": [FIXTURES / "keras" / "keras3_lstm_hard_sigmoid.weights.h5"],
-    "keras": [FIXTURES / "keras" / "keras3_lstm_hard_sigmoid.keras"],
-    "torch": [_torch_bytes],
-    "safetensors": [_safetensors_bytes],
+    "keras-weights-h5": [FIXTURES / "keras" / "keras3_lstm_hard_sigmoid.weights.h5", FAMILY / "k3_family.weights.h5"],
+    "keras": [FIXTURES / "keras" / "keras3_lstm_hard_sigmoid.keras", FAMILY / "k3_family.keras"],
+    "torch": [_torch_bytes, lambda: _torch_bytes(torch.nn.GRU)],
+    "safetensors": [_safetensors_bytes, lambda: _safetensors_bytes(torch.nn.RNN)],
 }
 SUFFIX = {
     "mindspore-ckpt": ".ckpt",
