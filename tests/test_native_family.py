@@ -19,8 +19,10 @@ the float64 oracle and finite differences.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -527,3 +529,79 @@ def test_kernel_refuses_inconsistent_arguments():
             [empty],
             [empty],
         )
+
+
+# --- recorded MindSpore 2.10 CPU outputs (tests/fixtures/family/ms_*.npz) ----------------------------
+
+MS_FIXTURES = sorted((Path(__file__).parent / "fixtures" / "family").glob("ms_*.npz"))
+
+
+def _ms_native(arrays: Dict[str, np.ndarray], config: Dict[str, Any]) -> List[torch.Tensor]:
+    """The recorded net rebuilt from native engine calls (numerics="mindspore-cpu": emulated CPU
+    activations, MindSpore's op order, the kernel's own GEMM)."""
+    f32 = torch.float32
+    cls = config["cls"]
+    kind = CellKind.GRU if cls.startswith("GRU") else CellKind.RNN
+    relu = config["kw"].get("nonlinearity", "tanh") == "relu"
+    semantics = LayerSemantics(
+        activations=CellActivations(gate=A.ms_cpu_sigmoid, candidate=A.relu if relu else A.ms_cpu_tanh),
+        masked_output=MaskedOutput.ZERO,
+        mindspore_cpu=True,
+    )
+    p = {k[len("param:") :]: torch.tensor(v, dtype=f32) for k, v in arrays.items() if k.startswith("param:")}
+    x = torch.tensor(arrays["x"], dtype=f32)
+
+    def layer(x_: torch.Tensor, ws: List[DirectionWeights], h0: List[torch.Tensor], valid: Any) -> Any:
+        with backend_env("native"):
+            outs, hs, _ = run_layer(
+                x_, ws, h0, None, reverse=[False, True][: len(ws)], valid=valid, semantics=semantics
+            )  # fmt: skip
+            assert backend.last_used == "native"
+        return outs, hs
+
+    if cls.endswith("Cell"):  # unrolled cell: the recorded states are a layer's outputs
+        w = DirectionWeights(p["weight_ih"], p["weight_hh"], p.get("bias_ih"), p.get("bias_hh"), kind)
+        outs, _ = layer(x, [w], [torch.tensor(arrays["hx"], dtype=f32)], None)
+        return [outs[0]]
+    if config["kw"].get("batch_first"):
+        x = x.transpose(0, 1)
+    L = config["kw"].get("num_layers", 1)
+    D = 2 if config["kw"].get("bidirectional") else 1
+    Tm, Bm = x.shape[:2]
+    hx = torch.tensor(arrays["hx"], dtype=f32) if "hx" in arrays else torch.zeros(L * D, Bm, config["hidden_size"])
+    valid = None
+    if "seq_length" in arrays:
+        valid = torch.arange(Tm).unsqueeze(1) < torch.tensor(arrays["seq_length"]).unsqueeze(0)
+    h_n = []
+    for index in range(L):
+        ws = []
+        for d in range(D):
+            s = f"_l{index}" + ("_reverse" if d else "")
+            ws.append(
+                DirectionWeights(
+                    p["weight_ih" + s], p["weight_hh" + s], p.get("bias_ih" + s), p.get("bias_hh" + s), kind
+                )
+            )
+        outs, hs = layer(x, ws, [hx[index * D + d] for d in range(D)], valid)
+        x = torch.cat(outs, -1)
+        h_n.extend(hs)
+    if config["kw"].get("batch_first"):
+        x = x.transpose(0, 1)
+    return [x, torch.stack(h_n)]
+
+
+@pytest.mark.parametrize("path", MS_FIXTURES, ids=lambda p: p.stem)
+def test_mindspore_recorded_outputs_within_1e6(path):
+    """The default numerics="mindspore-cpu" on the native kernel: within 1e-6 of real MindSpore 2.10's CPU
+    outputs (its MatMul summation order is the torch path's opt-in "mindspore-cpu-bits")."""
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    config = json.loads(str(arrays.pop("config")))
+    got = _ms_native(arrays, config)
+    for i, g in enumerate(got):
+        err = float((g.double() - torch.tensor(arrays[f"out:{i}"]).double()).abs().max())
+        assert err <= 1e-6, f"{path.stem} out:{i}: max |native - MindSpore| = {err:.3g}"
+
+
+def test_mindspore_fixtures_present():
+    assert len(MS_FIXTURES) == 7
