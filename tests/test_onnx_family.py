@@ -393,3 +393,54 @@ def test_chain_of_family_modules_runs_like_the_modules(rng):
     net = MsRNN(3, 4, nonlinearity="relu", bidirectional=True)
     layers = chain_from(net).layers
     assert [(l.kind.value, l.candidate, l.reverse) for l in layers] == [("RNN", "relu", [False, True])]
+
+
+# --- files holding family layers (tests/fixtures/family_files, written by the real frameworks) -------------
+
+
+@pytest.mark.parametrize("name", ["tk_family.h5", "tk_cudnn_gru.h5", "k3_family.keras", "k3_family.h5"])
+def test_real_family_model_files_through_the_onnx_graph(name, tmp_path):
+    """tf_keras / Keras 3 model files (GRU reset_after both ways, hard_sigmoid, Bidirectional SimpleRNN(relu),
+    go_backwards SimpleRNN, TF1 CuDNNGRU, an LSTM in front) -> ONNX -> onnxruntime == the framework's output."""
+    from lstm_bridge.io import load
+
+    z = np.load(FIXTURES / "family_files" / f"{name.split('.')[0]}.npz")
+    mf = load(FIXTURES / "family_files" / name)
+    report = lb_onnx.save(mf, tmp_path / "f.onnx", verify=True)
+    assert report.written == [e.name for e in mf.recurrent_entries()]
+    got = _run(tmp_path / "f.onnx", {"input": z["x"]})
+    assert max_abs(got["output"], z["y"]) <= TOL
+
+
+def test_a_state_dict_rnn_needs_its_nonlinearity_and_nets_of_other_sizes_keep_their_own_h_n(tmp_path):
+    """MindSpore 2.10 ms_family.ckpt (nn.GRU(3, 4, 2 layers, bidirectional) -> nn.RNN(8, 3, relu)): the .ckpt does
+    not record the RNN's nonlinearity, so exporting it (tanh would be a guess: 0.38 off) is refused; the GRU alone
+    exports; told the nonlinearity, the two nets export with one h_n per net (their hidden sizes differ)."""
+    from lstm_bridge.io import load
+
+    z = np.load(FIXTURES / "family_files" / "ms_family.npz")
+    mf = load(FIXTURES / "family_files" / "ms_family.ckpt")
+    with pytest.raises(FormatError, match="RNN 'rnn'.*does not record nn.RNN's nonlinearity"):
+        lb_onnx.save(mf, tmp_path / "all.onnx", batch_first=True)
+    assert os.listdir(tmp_path) == []
+    lb_onnx.save(mf, tmp_path / "gru.onnx", layer="gru", batch_first=True)
+    got = _run(tmp_path / "gru.onnx", {"input": z["x"]})
+    assert max_abs(got["output"], z["y_gru"]) <= MS_CPU_TOL
+    mf.entry("rnn").config["nonlinearity"] = "relu"
+    lb_onnx.save(mf, tmp_path / "both.onnx", batch_first=True, verify=True)
+    got = _run(tmp_path / "both.onnx", {"input": z["x"]})
+    assert max_abs(got["output"], z["y"]) <= MS_CPU_TOL
+    assert got["h_n.gru"].shape == (4, 2, 4) and got["h_n.rnn"].shape == (1, 2, 3)
+    assert max_abs(got["h_n.rnn"][0], z["y"][:, -1]) <= MS_CPU_TOL  # (relu RNN: h_n is the last output)
+
+
+def test_a_weights_only_file_of_several_layers_is_not_chained_by_guess(tmp_path):
+    """Keras 3's .weights.h5 stores layers by name: k3_family's storage order (bi_gru_before, gru_hs, lstm,
+    rnn_back) even chains by sizes, but it is not the model's (lstm first). Refused; one layer exports."""
+    from lstm_bridge.io import load
+
+    mf = load(FIXTURES / "family_files" / "k3_family.weights.h5")
+    with pytest.raises(FormatError, match="records neither the order of its layers"):
+        lb_onnx.save(mf, tmp_path / "w.onnx")
+    assert os.listdir(tmp_path) == []
+    assert lb_onnx.save(mf, tmp_path / "one.onnx", layer="gru_hs", verify=True).written == ["gru_hs"]

@@ -139,11 +139,14 @@ class LSTMLayer:
             ]
         gen = sem.get("keras_version")
         if gen is None:  # MindSpore / PyTorch: standard semantics, one layer per stacked layer
+            # (an RNN's nonlinearity, tanh or relu, is the one choice such an entry records: its "activation")
+            rnn_act = str(sem.get("activation", "tanh")) if self.cell_kind is CellKind.RNN else "tanh"
             return [
                 RecurrentLayer(
                     f"{self.name}.l{l}" if self.name else f"l{l}",
                     [w.torch() for w in dirs],
                     [False, True][: len(dirs)],
+                    candidate=rnn_act,
                     zero_output_for_mask=True,
                     kind=self.cell_kind,
                     reset_after=self.reset_after,

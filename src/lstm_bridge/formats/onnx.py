@@ -257,13 +257,34 @@ def build_model(
         if index == len(chain.layers) - 1:
             final_outputs += _last_layer_outputs(g, chain, lay, merged, Y_h, Y_c, (idx0, idx1))
     if chain.api != "keras":  # MindSpore / PyTorch: the stacked final states of every layer (c: LSTM layers)
-        H = chain.layers[0].hidden_size
-        h_n = g.node("Concat", y_h_all, base="h_n", axis=0)[0] if len(y_h_all) > 1 else y_h_all[0]
-        final_outputs.append((h_n, "h_n", [chain.num_states, "batch", H]))
-        if y_c_all:
-            c_n = g.node("Concat", y_c_all, base="c_n", axis=0)[0] if len(y_c_all) > 1 else y_c_all[0]
-            final_outputs.append((c_n, "c_n", [_cell_state_rows(chain), "batch", H]))
+        ys_c = iter(y_c_all)
+        for suffix, indices in _state_groups(chain):
+            group = [chain.layers[i] for i in indices]
+            H = group[0].hidden_size
+            hs = [y_h_all[i] for i in indices]
+            cs = [next(ys_c) for l in group if _kind(l) == "LSTM"]
+            rows = sum(len(l.directions) for l in group)
+            h_n = g.node("Concat", hs, base="h_n", axis=0)[0] if len(hs) > 1 else hs[0]
+            final_outputs.append((h_n, "h_n" + suffix, [rows, "batch", H]))
+            if cs:
+                c_n = g.node("Concat", cs, base="c_n", axis=0)[0] if len(cs) > 1 else cs[0]
+                c_rows = sum(len(l.directions) for l in group if _kind(l) == "LSTM")
+                final_outputs.append((c_n, "c_n" + suffix, [c_rows, "batch", H]))
     return _finish_model(g, chain, inputs, final_outputs, elem, lengths), chain
+
+
+def _state_groups(chain: Any) -> List[Tuple[str, List[int]]]:
+    """How a MindSpore/PyTorch chain's final states are returned, as (output-name suffix, layer indices): one
+    ``h_n`` (``c_n``) over every layer when they share a hidden size; else one per net of the file
+    (``h_n.<name>``: the layers ``<name>.l<k>`` of one stacked entry), as each net returns its own."""
+    if len({l.hidden_size for l in chain.layers}) == 1:
+        return [("", list(range(len(chain.layers))))]
+    groups: Dict[str, List[int]] = {}
+    for index, lay in enumerate(chain.layers):
+        base, dot, tail = lay.name.rpartition(".l")
+        key = base if dot and tail.isdigit() else lay.name
+        groups.setdefault(key, []).append(index)
+    return [(f".{key}", indices) for key, indices in groups.items()]
 
 
 def _cell_state_rows(chain: Any) -> int:
@@ -291,6 +312,9 @@ def _checked_chain(obj: Any, layer: Optional[str], lengths: bool, batch_first: O
         # what an ONNX graph cannot hold (lstm_bridge.targets), masks included: refused up front
         if is_file:
             check_model(obj, "onnx", layer=layer, lengths=lengths)
+            guesses = _unrecorded_semantics(obj, layer)
+            if guesses:
+                raise FormatError(getattr(obj, "path", None), "; ".join(guesses))
         elif not isinstance(obj, (list, tuple)) or obj:
             check_expressible(obj, "onnx")
         chain = chain_from_model_file(obj, layer) if is_file else chain_from(obj)
@@ -301,6 +325,39 @@ def _checked_chain(obj: Any, layer: Optional[str], lengths: bool, batch_first: O
     if batch_first is not None:  # a copy: the caller's chain is not changed
         chain = dataclasses.replace(chain, batch_first=bool(batch_first))
     return chain
+
+
+def _records_topology(kind: str, cfg: Any) -> bool:
+    """Whether a Keras entry's file recorded its config (a weights-only file records no ``return_sequences``)."""
+    cfg = cfg if isinstance(cfg, dict) else {}
+    inner = cfg.get("layer", {}).get("config", {}) if kind == "Bidirectional" else cfg
+    return isinstance(inner, dict) and "return_sequences" in inner
+
+
+def _unrecorded_semantics(mf: Any, layer: Optional[str]) -> List[str]:
+    """What the graph would have to guess about a file (empty when nothing): the ``nonlinearity`` (tanh or relu)
+    of an RNN in a MindSpore / PyTorch state dict, which does not record it, and the order of the layers of a
+    weights-only Keras file holding several (``.weights.h5`` stores them by name, not by model order)."""
+    entries = mf.recurrent_entries() if hasattr(mf, "recurrent_entries") else mf.lstm_layers()
+    entries = [e for e in entries if (layer is None or e.name == layer) and not str(e.kind).endswith("Cell")]
+    configs = {e.name: e.config if isinstance(e.config, dict) else {} for e in mf.layers}
+    out = []
+    if mf.framework != "keras":
+        for e in entries:
+            if getattr(e, "cell", "LSTM") == "RNN" and "nonlinearity" not in configs.get(e.name, {}):
+                out.append(
+                    f"RNN {e.name!r}: a {mf.framework} state dict does not record nn.RNN's nonlinearity (tanh or "
+                    "relu), and the ONNX RNN node must name it; build the net (lstm_bridge.mindspore.RNN(..., "
+                    "nonlinearity=...) or torch.nn.RNN), load these weights into it and export the net"
+                )
+    elif len(entries) > 1 and not all(_records_topology(e.kind, configs.get(e.name)) for e in entries):
+        out.append(
+            f"a weights-only Keras file records neither the order of its layers nor their return_sequences "
+            f"({[e.name for e in entries]} is the file's storage order), so a graph chaining them would be a "
+            "guess; export one layer (layer=NAME, lstm-bridge convert --layer NAME) or the full model file "
+            "(.keras / .h5)"
+        )
+    return out
 
 
 def _graph_inputs(g: _Graph, chain: Any, elem: int, lengths: bool, initial_state: bool) -> Tuple[List[Any], str, str]:
@@ -647,7 +704,17 @@ def expected_outputs(chain: Any, res: Any) -> Dict[str, np.ndarray]:
             if _kind(last) == "LSTM":
                 out["c" + suffix] = res.c[len(res.c) - D + d].detach().numpy()
     else:
-        out["h_n"] = res.h_n.detach().numpy()
-        if res.c:  # (the LSTM layers' rows)
-            out["c_n"] = res.c_n.detach().numpy()
+        h_rows, c_rows = iter(res.h), iter(res.c)
+        for suffix, indices in _state_groups(chain):
+            group = [chain.layers[i] for i in indices]
+            hs = [next(h_rows) for l in group for _ in l.directions]
+            cs = [next(c_rows) for l in group if _kind(l) == "LSTM" for _ in l.directions]
+            out["h_n" + suffix] = _stack_states(hs)
+            if cs:  # (the LSTM layers' rows)
+                out["c_n" + suffix] = _stack_states(cs)
     return out
+
+
+def _stack_states(tensors: List[Any]) -> np.ndarray:
+    """``(N, B, H)`` NumPy from a list of ``(B, H)`` tensors."""
+    return np.stack([t.detach().numpy() for t in tensors])
