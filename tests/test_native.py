@@ -297,12 +297,31 @@ def test_native_actually_ran(monkeypatch):
     backend.last_used = None
     run_layer(x, dirs, h0, c0, reverse=[False], semantics=sem)
     assert backend.last_used == "native"
-    # the standard LSTM: small batch*hidden runs in the kernel, larger is left to oneDNN (torch path)
+    # the standard LSTM in inference: small batch*hidden runs in the kernel, larger is left to oneDNN
+    with torch.no_grad():
+        run_layer(x, dirs, h0, c0, reverse=[False], semantics=LayerSemantics())
+        assert backend.last_used == "native"
+        monkeypatch.setattr(backend, "NATIVE_STANDARD_MAX_BH", 2 * 4 - 1)
+        run_layer(x, dirs, h0, c0, reverse=[False], semantics=LayerSemantics())
+        assert backend.last_used == "torch"
+    # training (autograd records the call) has its own limit: the kernel's backward beats oneDNN's
     run_layer(x, dirs, h0, c0, reverse=[False], semantics=LayerSemantics())
     assert backend.last_used == "native"
-    monkeypatch.setattr(backend, "NATIVE_STANDARD_MAX_BH", 2 * 4 - 1)
+    monkeypatch.setattr(backend, "NATIVE_STANDARD_TRAIN_MAX_BH", 2 * 4 - 1)
     run_layer(x, dirs, h0, c0, reverse=[False], semantics=LayerSemantics())
     assert backend.last_used == "torch"
+    # MindSpore's CPU LSTM semantics keep oneDNN's bits, in inference and in training; under bf16 autocast
+    # there are no bits to keep
+    ms = LayerSemantics(onednn_bits=True)
+    monkeypatch.setattr(backend, "NATIVE_STANDARD_TRAIN_MAX_BH", 1 << 62)
+    monkeypatch.setattr(backend, "NATIVE_STANDARD_MAX_BH", 1 << 62)
+    for grad in (True, False):
+        with torch.set_grad_enabled(grad):
+            run_layer(x, dirs, h0, c0, reverse=[False], semantics=ms)
+            assert backend.last_used == "torch"
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                run_layer(x, dirs, h0, c0, reverse=[False], semantics=ms)
+            assert backend.last_used == "native"
 
 
 def test_kernel_runs_on_torchs_threads():

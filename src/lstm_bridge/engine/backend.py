@@ -8,8 +8,14 @@ of falling back. Only ``NotImplementedError`` from the kernel's ``check_supporte
 
 The path policy lives here, not in the kernel package: the kernel says what it *can* run
 (``native.check_supported``); :func:`check_native_policy` says which of those requests it *should*
-run (standard semantics are oneDNN's when the source framework computed them with oneDNN's bits, or
-when the layer is large enough that oneDNN's fused ``torch.lstm`` is faster).
+run (standard semantics are oneDNN's when the source framework computed them with oneDNN's bits in
+inference, or when the layer is large enough that oneDNN's fused ``torch.lstm`` is faster).
+
+Reduced precision (:mod:`.precision`): a bfloat16 input, or a float32 input under
+``torch.autocast("cpu", dtype=torch.bfloat16)``, runs the kernel as a *bf16 layer* (bf16 GEMM operands,
+float32 accumulation and state, bfloat16 results; under autocast the input is cast to bfloat16 first and
+autocast is off inside). float16 (no native support: this CPU has no float16 dot product) takes the
+torch path, which honours it the same way.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import torch
 
 from . import torch_path
+from .precision import reduced_dtype
 from .semantics import CellKind, DirectionWeights, DropoutMasks, LayerSemantics
 
 _VALID = ("auto", "native", "torch")
@@ -30,12 +37,15 @@ RunLayer = Callable[..., Tuple[List[torch.Tensor], List[torch.Tensor], List[torc
 _warned = False  # the "kernel unavailable" warning is given once per process
 last_used: Optional[str] = None  # "native" or "torch": which path ran most recently (for tests and bench)
 
-# Standard semantics (sigmoid/tanh/tanh, no masks, no dropout) with batch * hidden units at most this
-# run in the kernel; larger ones go to oneDNN through the torch path. Measured with `lstm-bridge bench`
-# (AMD EPYC, 2 threads, ratios to torch.nn.LSTM, forward/train): small (B*H = 1024) kernel 1.15/1.02
-# vs oneDNN 1.19/1.13, small Bidirectional train 0.98 vs 1.24, long (1024) 1.05/0.91 vs 1.05/1.05;
-# oneDNN won the forward at medium (8192: 1.06 vs 1.18) and large (32768: 1.02 vs 1.06).
+# Standard semantics (sigmoid/tanh/tanh, no masks, no dropout) in *inference* with batch * hidden units
+# at most this run in the kernel; larger ones go to oneDNN through the torch path. Measured with
+# `lstm-bridge bench` (AMD EPYC, 2 threads, ratios to torch.nn.LSTM, forward/train): small (B*H = 1024)
+# kernel 1.15/1.02 vs oneDNN 1.19/1.13, small Bidirectional train 0.98 vs 1.24, long (1024) 1.05/0.91 vs
+# 1.05/1.05; oneDNN won the forward at medium (8192: 1.06 vs 1.18) and large (32768: 1.02 vs 1.06).
 NATIVE_STANDARD_MAX_BH = 2048
+# Training (autograd records the call) of the standard LSTM runs in the kernel up to this batch * hidden:
+# its backward (one dZ pass + three large GEMMs) beats oneDNN's (docs/benchmarks.md, "Standard LSTM").
+NATIVE_STANDARD_TRAIN_MAX_BH = 1 << 62
 
 
 def requested() -> str:
@@ -74,26 +84,60 @@ def check_native_policy(
     valid: Optional[torch.Tensor],
     semantics: LayerSemantics,
     dropout: Sequence[Optional[DropoutMasks]],
+    training: bool = False,
+    reduced: Optional[torch.dtype] = None,
 ) -> None:
     """Raise ``NotImplementedError`` for a request the kernel can run but should leave to oneDNN.
 
-    That is exactly standard semantics (sigmoid/tanh/tanh, no mask, no dropout) when the source
-    framework computed them with oneDNN (``semantics.onednn_bits``: the torch path hands them to
-    oneDNN, bit for bit) or when ``batch * hidden > NATIVE_STANDARD_MAX_BH`` (oneDNN is faster there).
+    That is exactly standard semantics (sigmoid/tanh/tanh, no mask, no dropout) when
+
+    * the source framework computed them with oneDNN (``semantics.onednn_bits``, MindSpore's CPU LSTM) in
+      full precision: the torch path hands them to oneDNN, bit for bit, in inference and in training
+      (MindSpore's training forward is the same oneDNN primitive, and the golden tests pin its bits with
+      grad enabled); under bfloat16 there are no bits to keep and speed decides;
+    * or by speed: ``batch * hidden`` above :data:`NATIVE_STANDARD_MAX_BH` in inference, above
+      :data:`NATIVE_STANDARD_TRAIN_MAX_BH` in training.
+
+    ``reduced``: the call's 16-bit dtype (:func:`.precision.reduced_dtype`) or None.
     """
     no_dropout = all(d is None or d.is_empty() for d in dropout)
     if valid is None and no_dropout and semantics.activations.is_standard:
-        if semantics.onednn_bits:
+        if semantics.onednn_bits and reduced is None:
             raise NotImplementedError(
                 "standard LSTM semantics computed by oneDNN in the source framework: "
                 "the torch path hands these to oneDNN, bit for bit"
             )
+        limit = NATIVE_STANDARD_TRAIN_MAX_BH if training else NATIVE_STANDARD_MAX_BH
         bh = x.shape[1] * max(w.hidden_size for w in directions)
-        if bh > NATIVE_STANDARD_MAX_BH:
+        if bh > limit:
             raise NotImplementedError(
-                f"standard LSTM semantics with batch*hidden = {bh} > {NATIVE_STANDARD_MAX_BH}: "
-                "the torch path hands these to oneDNN"
+                f"standard LSTM semantics with batch*hidden = {bh} > {limit} (the "
+                f"{'training' if training else 'inference'} limit): the torch path hands these to oneDNN"
             )
+
+
+def _records(x: torch.Tensor, directions: Sequence[DirectionWeights]) -> bool:
+    """Whether autograd records a layer call on these tensors (grad mode on and an input requires grad)."""
+    if not torch.is_grad_enabled():
+        return False
+    if x.requires_grad:
+        return True
+    return any(t is not None and t.requires_grad for w in directions for t in (w.w_ih, w.w_hh, w.b_ih, w.b_hh))
+
+
+def _native_autocast_bf16(
+    x: torch.Tensor,
+    directions: Sequence[DirectionWeights],
+    h0: Sequence[torch.Tensor],
+    c0: Sequence[torch.Tensor],
+    **kwargs: object,
+) -> Tuple[List[torch.Tensor], List[torch.Tensor], List[torch.Tensor]]:
+    """The kernel on a float32 input under bfloat16 autocast: the input cast to bfloat16 (a bf16 layer;
+    ``dx`` flows back in float32 through the cast), autocast off inside; results in bfloat16."""
+    from . import native  # noqa: WPS433 (imported by select before this runs)
+
+    with torch.autocast(x.device.type, enabled=False):
+        return native.run_layer_checked(x.to(torch.bfloat16), directions, h0, c0, **kwargs)  # type: ignore[arg-type]
 
 
 def select(
@@ -119,9 +163,17 @@ def select(
         if choice == "native":
             raise RuntimeError("LSTM_BRIDGE_BACKEND=native but the native kernel is " + _native_error())
         return _torch(_native_error())
+    reduced = reduced_dtype(x)
     try:
-        native.check_supported(x, directions, valid=valid, semantics=semantics, dropout=dropout)
-        check_native_policy(x, directions, valid=valid, semantics=semantics, dropout=dropout)
+        if reduced not in (None, torch.bfloat16):
+            raise NotImplementedError(f"native kernel computes reduced precision in bfloat16 only; received {reduced}")
+        # under autocast the kernel sees the input cast to bfloat16: check that request (shape, no data)
+        probe = x if reduced is None or x.dtype == reduced else torch.empty((), dtype=reduced).expand(x.shape)
+        native.check_supported(probe, directions, valid=valid, semantics=semantics, dropout=dropout)
+        training = _records(x, directions)
+        check_native_policy(
+            x, directions, valid=valid, semantics=semantics, dropout=dropout, training=training, reduced=reduced
+        )
     except NotImplementedError:
         if choice == "native":
             raise
@@ -131,7 +183,7 @@ def select(
             raise RuntimeError("LSTM_BRIDGE_BACKEND=native but the native kernel is unavailable: " + _native_error())
         return _torch(_native_error())
     last_used = "native"
-    impl: RunLayer = native.run_layer_checked
+    impl: RunLayer = native.run_layer_checked if reduced is None or x.dtype == reduced else _native_autocast_bf16
     return impl
 
 

@@ -4,6 +4,11 @@ This is the fallback under :func:`lstm_bridge.engine.run_layer` and the path for
 activations. Autograd runs through it, in float32 and float64. When the semantics are exactly the
 standard LSTM (sigmoid/tanh, no mask, no dropout masks) the layer is handed to ``torch.lstm``
 (oneDNN on CPU) instead of looping.
+
+Reduced precision (:mod:`.precision`: a bfloat16/float16 input, or float32 under CPU autocast to one):
+the loop runs with autocast off and explicit casts, its GEMMs on 16-bit operands with float32 results,
+the gates and the cell/hidden state in float32, and the outputs returned in the 16-bit dtype; the
+standard LSTM in bfloat16 goes to ``torch.lstm`` in bfloat16 (what ``torch.nn.LSTM`` runs under autocast).
 """
 
 from __future__ import annotations
@@ -12,9 +17,49 @@ from typing import List, Optional, Sequence, Tuple
 
 import torch
 
+from .precision import reduced_dtype
 from .semantics import DirectionWeights, DropoutMasks, LayerSemantics, MaskedOutput
 
 Tensor = torch.Tensor
+
+
+def _gemm(a: Tensor, b: Tensor, gemm: torch.dtype) -> Tensor:
+    """``a @ b`` (2-D, or batched 3-D) on operands rounded to ``gemm``, returned in float32."""
+    return torch.matmul(a.to(gemm), b.to(gemm)).float()
+
+
+def _bias_sum(w: DirectionWeights) -> Optional[Tensor]:
+    bias: Optional[Tensor] = w.b_hh
+    if w.b_ih is not None:
+        bias = w.b_ih if w.b_hh is None else w.b_ih + w.b_hh
+    return bias
+
+
+def _input_projection_reduced(x: Tensor, w: DirectionWeights, masks: Optional[Tensor], gemm: torch.dtype) -> Tensor:
+    """:func:`_input_projection` with 16-bit GEMM operands: float32 ``(T, B, 4H)``, bias added in float32."""
+    T, B, I = x.shape
+    H = w.hidden_size
+    w_ih = w.w_ih.to(gemm)
+    if masks is None:
+        out = _gemm(x.reshape(T * B, I), w_ih.t(), gemm).view(T, B, 4 * H)
+    elif masks.shape[0] == 1:
+        out = _gemm((x * masks[0]).reshape(T * B, I), w_ih.t(), gemm).view(T, B, 4 * H)
+    else:
+        xm = (x.unsqueeze(0) * masks.unsqueeze(1)).reshape(4, T * B, I)
+        out = _gemm(xm, w_ih.view(4, H, I).transpose(1, 2), gemm).permute(1, 0, 2).reshape(T, B, 4 * H)
+    bias = _bias_sum(w)
+    return out if bias is None else out + bias.float()
+
+
+def _recurrent_projection_reduced(h: Tensor, w_hh: Tensor, masks: Optional[Tensor], gemm: torch.dtype) -> Tensor:
+    """:func:`_recurrent_projection` with 16-bit GEMM operands (``w_hh`` already in ``gemm``); float32."""
+    if masks is None:
+        return _gemm(h, w_hh.t(), gemm)
+    if masks.shape[0] == 1:
+        return _gemm(h * masks[0], w_hh.t(), gemm)
+    B, H = h.shape
+    per_gate = _gemm(h.unsqueeze(0) * masks, w_hh.view(4, H, H).transpose(1, 2), gemm)
+    return per_gate.permute(1, 0, 2).reshape(B, 4 * H)
 
 
 def _input_projection(x: Tensor, w: DirectionWeights, masks: Optional[Tensor]) -> Tensor:
@@ -64,6 +109,7 @@ def run_direction(
     valid: Optional[Tensor],
     semantics: LayerSemantics,
     dropout: Optional[DropoutMasks],
+    gemm: Optional[torch.dtype] = None,
 ) -> Tuple[Tensor, Tensor, Tensor]:
     """Run one direction over a time-major sequence with the Python loop.
 
@@ -73,6 +119,8 @@ def run_direction(
         valid: ``(T, B)`` bool, or None for all steps valid.
         semantics: activations and the masked-output rule.
         dropout: masks reused at every step, or None.
+        gemm: None (every operation in ``x``'s dtype), or a 16-bit dtype: the GEMMs take operands rounded
+            to it and return float32; everything else, and the results, is float32 (see :mod:`.precision`).
 
     Returns:
         ``(out, h_T, c_T)``; ``out`` is ``(T, B, H)`` indexed by *original* time (the output after
@@ -80,16 +128,26 @@ def run_direction(
     """
     T = x.shape[0]
     act = semantics.activations
-    xp = _input_projection(x, w, dropout.inputs if dropout is not None else None)
+    in_masks = dropout.inputs if dropout is not None else None
     rec_masks = dropout.recurrent if dropout is not None else None
-    h, c = h0, c0
+    if gemm is None:
+        xp = _input_projection(x, w, in_masks)
+        h, c = h0, c0
+    else:
+        xp = _input_projection_reduced(x, w, in_masks, gemm)
+        w_hh_gemm = w.w_hh.to(gemm)  # rounded once, not per step
+        h, c = h0.float(), c0.float()
     carry = semantics.masked_output is MaskedOutput.CARRY
-    y_prev = torch.zeros_like(h0)  # the first "previous output" of the CARRY rule
-    zero = torch.zeros((), dtype=x.dtype, device=x.device)
+    y_prev = torch.zeros_like(h)  # the first "previous output" of the CARRY rule
+    zero = torch.zeros((), dtype=h.dtype, device=x.device)
     outputs: List[Tensor] = [zero] * T
     steps = range(T - 1, -1, -1) if reverse else range(T)
+    xs = xp.unbind(0)  # one view per step up front: indexing xp[t] per step cost ~25% of a training step
     for t in steps:
-        z = xp[t] + _recurrent_projection(h, w.w_hh, rec_masks)
+        if gemm is None:
+            z = xs[t] + _recurrent_projection(h, w.w_hh, rec_masks)
+        else:
+            z = xs[t] + _recurrent_projection_reduced(h, w_hh_gemm, rec_masks, gemm)
         zi, zf, zg, zo = z.chunk(4, dim=1)
         i = act.gate(zi)
         f = act.gate(zf)
@@ -109,7 +167,7 @@ def run_direction(
             y_prev = y
         outputs[t] = y
     if T == 0:
-        return x.new_zeros((0,) + h0.shape), h0, c0
+        return h.new_zeros((0,) + h0.shape), h, c
     return torch.stack(outputs, 0), h, c
 
 
@@ -167,6 +225,10 @@ def run_layer(
 ) -> Tuple[List[Tensor], List[Tensor], List[Tensor]]:
     """Torch-path implementation of :func:`lstm_bridge.engine.run_layer`."""
     no_dropout = all(d is None or d.is_empty() for d in dropout)
+    gemm = reduced_dtype(x)
+    if gemm is not None:
+        with torch.autocast(x.device.type, enabled=False):
+            return _run_layer_reduced(x, directions, h0, c0, reverse, valid, semantics, dropout, gemm, no_dropout)
     if (
         valid is None
         and no_dropout
@@ -181,4 +243,37 @@ def run_layer(
         outs.append(out)
         hs.append(h)
         cs.append(c)
+    return outs, hs, cs
+
+
+def _run_layer_reduced(
+    x: Tensor,
+    directions: Sequence[DirectionWeights],
+    h0: Sequence[Tensor],
+    c0: Sequence[Tensor],
+    reverse: Sequence[bool],
+    valid: Optional[Tensor],
+    semantics: LayerSemantics,
+    dropout: Sequence[Optional[DropoutMasks]],
+    gemm: torch.dtype,
+    no_dropout: bool,
+) -> Tuple[List[Tensor], List[Tensor], List[Tensor]]:
+    """:func:`run_layer` for a reduced call (autocast already off): results in ``gemm``'s dtype."""
+    if valid is None and no_dropout and semantics.activations.is_standard and gemm == torch.bfloat16:
+        # torch.nn.LSTM's own bfloat16 path (oneDNN), as autocast would run it
+        cast = [
+            DirectionWeights(
+                *[None if t is None else t.to(gemm) for t in (w.w_ih, w.w_hh, w.b_ih, w.b_hh)]  # type: ignore[arg-type]
+            )
+            for w in directions
+        ]
+        return _standard_layer(x.to(gemm), cast, [h.to(gemm) for h in h0], [c.to(gemm) for c in c0], reverse)
+    outs, hs, cs = [], [], []
+    for w, h_init, c_init, rev, drop in zip(directions, h0, c0, reverse, dropout):
+        out, h, c = run_direction(
+            x, w, h_init, c_init, reverse=rev, valid=valid, semantics=semantics, dropout=drop, gemm=gemm
+        )
+        outs.append(out.to(gemm))
+        hs.append(h.to(gemm))
+        cs.append(c.to(gemm))
     return outs, hs, cs

@@ -10,8 +10,242 @@
 #include "family.h"
 #include "kernel_common.h"
 
+#include <c10/util/BFloat16.h>
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#define LSTM_BRIDGE_X86 1
+#endif
+
 namespace lstm_bridge {
 namespace {
+
+// ---- bf16 GEMM operands (LayerConfig::bf16) ------------------------------------------------------
+// The recurrent GEMM with both operands rounded to bfloat16 (round to nearest even) and float32
+// accumulation into the float32 pre-activations; everything else in the step stays float32.
+// W is packed once per call as bf16 pairs along K: in panel p (kBf16NR = 64 columns), the uint32 at
+// (k-pair j, column c) holds W^T[2j][c] in its low and W^T[2j+1][c] in its high half (K padded to
+// even with zeros). A (M, K) float32 is rounded per call into the same pair layout, so one broadcast
+// 32-bit A pair times one packed B vector is exactly one _mm512_dpbf16_ps (AVX512_BF16). Without that
+// instruction an exact float emulation runs (bf16 -> float32 is a 16-bit shift; the products of two
+// bf16 values are exact in float32), so the results differ only in the order of the float32 sums.
+constexpr int64_t kBf16NR = 64;  // 4 x 16 float32 lanes
+constexpr int kBf16MR = 6;       // 24 accumulators + 4 B vectors + 1 broadcast of the 32 zmm registers
+
+struct Bf16Gemm {
+  int64_t n = 0, k = 0, kp = 0, panels = 0;
+  at::Tensor buffer;                     // owns the packed pairs
+  std::vector<const uint32_t*> parts;    // per piece: 1, or 4 for per-gate masks
+  bool active() const { return !parts.empty(); }
+};
+
+inline uint32_t bf16_bits(float v) { return c10::BFloat16(v).x; }
+
+inline uint32_t bf16_pair(float lo, float hi) { return bf16_bits(lo) | (bf16_bits(hi) << 16); }
+
+// Same pieces and (n, k) as pack_kernel_weights: forward B[k][n] = W[row0 + n][k] (N = 4H, K = H, or
+// per gate N = K = H); backward B[k][n] = W[row0 + k][n] (K = all of W's rows, or H per gate; N = H).
+Bf16Gemm pack_bf16_weights(const at::Tensor& w, int64_t G, bool forward) {
+  TORCH_CHECK(w.scalar_type() == at::kFloat, "lstm-bridge native: bf16 GEMM operands need float32 weights; received ",
+              w.scalar_type());
+  Bf16Gemm g;
+  const int64_t H = w.size(1);
+  const int64_t pieces = G == 4 ? 4 : 1;
+  g.n = forward ? (pieces == 4 ? H : w.size(0)) : H;
+  g.k = forward ? H : (pieces == 4 ? H : w.size(0));
+  g.kp = (g.k + 1) / 2;
+  g.panels = (g.n + kBf16NR - 1) / kBf16NR;
+  const int64_t piece_size = g.panels * g.kp * kBf16NR;
+  g.buffer = at::empty({pieces * piece_size}, w.options().dtype(at::kInt));
+  uint32_t* dst = reinterpret_cast<uint32_t*>(g.buffer.data_ptr<int32_t>());
+  const float* W = w.data_ptr<float>();
+  const int64_t s0 = w.stride(0), s1 = w.stride(1), n = g.n, k = g.k, kp = g.kp, panels = g.panels;
+  at::parallel_for(0, pieces * panels, std::max<int64_t>(1, 65536 / (kp * kBf16NR)), [&](int64_t i0, int64_t i1) {
+    for (int64_t item = i0; item < i1; ++item) {
+      const int64_t q = item / panels, p = item % panels;
+      const int64_t row0 = pieces == 4 ? q * H : 0;
+      uint32_t* panel = dst + q * piece_size + p * kp * kBf16NR;
+      auto val = [&](int64_t kk, int64_t nn) -> float {
+        if (kk >= k || nn >= n) return 0.0f;
+        return forward ? W[(row0 + nn) * s0 + kk * s1] : W[(row0 + kk) * s0 + nn * s1];
+      };
+      for (int64_t j = 0; j < kp; ++j) {
+        for (int64_t c = 0; c < kBf16NR; ++c) {
+          const int64_t nn = p * kBf16NR + c;
+          panel[j * kBf16NR + c] = bf16_pair(val(2 * j, nn), val(2 * j + 1, nn));
+        }
+      }
+    }
+  });
+  for (int64_t q = 0; q < pieces; ++q) g.parts.push_back(dst + q * piece_size);
+  return g;
+}
+
+// Stores the MR x 64 accumulator block (float32) into C, adding C's values when accumulating.
+template <int MR>
+inline void store_block(float (*acc)[kBf16NR], float* C, int64_t ldc, int64_t ncols, bool accumulate) {
+  for (int r = 0; r < MR; ++r) {
+    float* c = C + r * ldc;
+    const float* a = acc[r];
+    if (accumulate) {
+      for (int64_t j = 0; j < ncols; ++j) c[j] = c[j] + a[j];
+    } else {
+      std::memcpy(c, a, sizeof(float) * ncols);
+    }
+  }
+}
+
+#ifdef LSTM_BRIDGE_X86
+// C(MR rows, one 64-column panel) (+)= A(MR, 2kp) Bp with _mm512_dpbf16_ps.
+template <int MR>
+__attribute__((target("avx512f,avx512bf16"))) void micro_bf16_dp(int64_t kp, const uint32_t* A, int64_t lda,
+                                                                 const uint32_t* Bp, float* C, int64_t ldc,
+                                                                 int64_t ncols, bool accumulate) {
+  __m512 acc[MR][4];
+  for (int r = 0; r < MR; ++r) {
+    for (int v = 0; v < 4; ++v) acc[r][v] = _mm512_setzero_ps();
+  }
+  for (int64_t j = 0; j < kp; ++j) {
+    const uint32_t* b = Bp + j * kBf16NR;
+    const __m512bh b0 = (__m512bh)_mm512_loadu_si512(b);
+    const __m512bh b1 = (__m512bh)_mm512_loadu_si512(b + 16);
+    const __m512bh b2 = (__m512bh)_mm512_loadu_si512(b + 32);
+    const __m512bh b3 = (__m512bh)_mm512_loadu_si512(b + 48);
+    for (int r = 0; r < MR; ++r) {
+      const __m512bh a = (__m512bh)_mm512_set1_epi32(static_cast<int>(A[r * lda + j]));
+      acc[r][0] = _mm512_dpbf16_ps(acc[r][0], a, b0);
+      acc[r][1] = _mm512_dpbf16_ps(acc[r][1], a, b1);
+      acc[r][2] = _mm512_dpbf16_ps(acc[r][2], a, b2);
+      acc[r][3] = _mm512_dpbf16_ps(acc[r][3], a, b3);
+    }
+  }
+  if (ncols == kBf16NR) {
+    for (int r = 0; r < MR; ++r) {
+      float* c = C + r * ldc;
+      for (int v = 0; v < 4; ++v) {
+        const __m512 sum = accumulate ? _mm512_add_ps(_mm512_loadu_ps(c + 16 * v), acc[r][v]) : acc[r][v];
+        _mm512_storeu_ps(c + 16 * v, sum);
+      }
+    }
+    return;
+  }
+  float tmp[MR][kBf16NR];
+  for (int r = 0; r < MR; ++r) {
+    for (int v = 0; v < 4; ++v) _mm512_storeu_ps(tmp[r] + 16 * v, acc[r][v]);
+  }
+  store_block<MR>(tmp, C, ldc, ncols, accumulate);
+}
+
+bool has_bf16_dot() {
+  static const bool yes = __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512f");
+  return yes;
+}
+#else
+bool has_bf16_dot() { return false; }
+#endif
+
+// The same block without AVX512_BF16: bf16 -> float32 by shifting, products exact, float32 sums.
+template <int MR>
+__attribute__((optimize("fp-contract=fast"))) void micro_bf16_emulated(int64_t kp, const uint32_t* A,
+                                                                       int64_t lda, const uint32_t* Bp,
+                                                                       float* C, int64_t ldc, int64_t ncols,
+                                                                       bool accumulate) {
+  typedef float VF __attribute__((vector_size(64)));
+  typedef uint32_t VU __attribute__((vector_size(64)));
+  VF acc[MR][4];
+  for (int r = 0; r < MR; ++r) {
+    for (int v = 0; v < 4; ++v) acc[r][v] = VF{};
+  }
+  const VU mask_hi = VU{} + 0xFFFF0000u;
+  for (int64_t j = 0; j < kp; ++j) {
+    VF lo[4], hi[4];
+    for (int v = 0; v < 4; ++v) {
+      VU b;
+      __builtin_memcpy(&b, Bp + j * kBf16NR + 16 * v, sizeof(VU));
+      const VU bl = b << 16, bh = b & mask_hi;
+      __builtin_memcpy(&lo[v], &bl, sizeof(VF));
+      __builtin_memcpy(&hi[v], &bh, sizeof(VF));
+    }
+    for (int r = 0; r < MR; ++r) {
+      const uint32_t a = A[r * lda + j];
+      const uint32_t al = a << 16, ah = a & 0xFFFF0000u;
+      float fl, fh;
+      std::memcpy(&fl, &al, sizeof(float));
+      std::memcpy(&fh, &ah, sizeof(float));
+      for (int v = 0; v < 4; ++v) acc[r][v] += lo[v] * fl + hi[v] * fh;
+    }
+  }
+  float tmp[MR][kBf16NR];
+  for (int r = 0; r < MR; ++r) {
+    for (int v = 0; v < 4; ++v) __builtin_memcpy(tmp[r] + 16 * v, &acc[r][v], sizeof(VF));
+  }
+  store_block<MR>(tmp, C, ldc, ncols, accumulate);
+}
+
+template <int MR>
+inline void micro_bf16(int64_t kp, const uint32_t* A, int64_t lda, const uint32_t* Bp, float* C, int64_t ldc,
+                       int64_t ncols, bool accumulate) {
+#ifdef LSTM_BRIDGE_X86
+  if (has_bf16_dot()) {
+    micro_bf16_dp<MR>(kp, A, lda, Bp, C, ldc, ncols, accumulate);
+    return;
+  }
+#endif
+  micro_bf16_emulated<MR>(kp, A, lda, Bp, C, ldc, ncols, accumulate);
+}
+
+template <int R>
+inline void micro_bf16_tail(int64_t rows, int64_t kp, const uint32_t* A, int64_t lda, const uint32_t* Bp, float* C,
+                            int64_t ldc, int64_t ncols, bool accumulate) {
+  if constexpr (R > 0) {
+    if (rows == R) {
+      micro_bf16<R>(kp, A, lda, Bp, C, ldc, ncols, accumulate);
+      return;
+    }
+    micro_bf16_tail<R - 1>(rows, kp, A, lda, Bp, C, ldc, ncols, accumulate);
+  }
+}
+
+// C(M, n) (+)= A(M, k) B for g's piece q, A float32 (row stride lda) rounded to bf16 pairs first
+// (into a per-thread buffer: each work item runs on one thread).
+void bf16_gemm(const Bf16Gemm& g, int q, int64_t M, const float* A, int64_t lda, bool accumulate, float* C,
+               int64_t ldc) {
+  thread_local std::vector<uint32_t> pairs;
+  const int64_t kp = g.kp, k = g.k;
+  if (static_cast<int64_t>(pairs.size()) < M * kp) pairs.resize(M * kp);
+  uint32_t* ap = pairs.data();
+  for (int64_t m = 0; m < M; ++m) {
+    const float* a = A + m * lda;
+    uint32_t* out = ap + m * kp;
+    const int64_t full = k / 2;
+    for (int64_t j = 0; j < full; ++j) out[j] = bf16_pair(a[2 * j], a[2 * j + 1]);
+    if (full < kp) out[full] = bf16_pair(a[k - 1], 0.0f);
+  }
+  const uint32_t* piece = g.parts[q];
+  for (int64_t p = 0; p < g.panels; ++p) {
+    const uint32_t* Bp = piece + p * kp * kBf16NR;
+    const int64_t ncols = std::min<int64_t>(kBf16NR, g.n - p * kBf16NR);
+    float* Cp = C + p * kBf16NR;
+    int64_t m = 0;
+    for (; m + kBf16MR <= M; m += kBf16MR) {
+      micro_bf16<kBf16MR>(kp, ap + m * kp, kp, Bp, Cp + m * ldc, ldc, ncols, accumulate);
+    }
+    if (m < M) micro_bf16_tail<kBf16MR - 1>(M - m, kp, ap + m * kp, kp, Bp, Cp + m * ldc, ldc, ncols, accumulate);
+  }
+}
+
+// The recurrent GEMM of a step: bf16 operands when the direction holds a bf16 pack (T = float only),
+// else the packed path of kernel_common.h.
+template <typename T>
+inline void step_gemm(const Bf16Gemm& lowp, const RecGemm<T>& packed, int q, int64_t M, const T* A, int64_t lda,
+                      bool accumulate, T* C, int64_t ldc) {
+  if constexpr (std::is_same<T, float>::value) {
+    if (lowp.active()) {
+      bf16_gemm(lowp, q, M, A, lda, accumulate, C, ldc);
+      return;
+    }
+  }
+  rec_gemm<T>(packed, q, M, A, lda, accumulate, C, ldc);
+}
 
 void check_inputs(const LayerConfig& cfg, const at::Tensor& xp, const std::vector<at::Tensor>& w_hh,
                   const at::Tensor& valid, const std::vector<at::Tensor>& rec_mask) {
@@ -64,12 +298,13 @@ struct DirData {
   const T* gout = nullptr;       // backward: grad of out (T, B, H)
   const T* cprev_in = nullptr;   // backward: saved c_prev (T, B, H)
   RecGemm<T> shared_gemm;        // kGemmKernel: packed once per direction, read by all its items
+  Bf16Gemm bf16_gemm;            // cfg.bf16: W_hh packed as bf16 pairs, read by all its items
 };
 
 // The GEMM an item uses: the direction's shared kernel pack, its own MKL pack (depends on M), or none.
 template <typename T>
 RecGemm<T> item_gemm(const LayerConfig& cfg, const DirData<T>& r, int64_t M, bool forward) {
-  if (cfg.gemm == kGemmMkl) return pack_mkl_weights<T>(r.w, M, r.G, forward);
+  if (cfg.gemm == kGemmMkl && !cfg.bf16) return pack_mkl_weights<T>(r.w, M, r.G, forward);
   return RecGemm<T>{};
 }
 
@@ -138,7 +373,7 @@ void forward_rows(const LayerConfig& cfg, T* xp, int64_t Tn, int64_t B, int64_t 
   const RecGemm<T> own = item_gemm<T>(cfg, r, nb, /*forward=*/true);
   const RecGemm<T>& packed = own.active() ? own : r.shared_gemm;
   // fused: the packed GEMM accumulates W_hh h straight into xp[t]; nothing left to add.
-  const bool fused = packed.active();
+  const bool fused = packed.active() || r.bf16_gemm.active();
   at::Tensor rec_t = fused ? at::Tensor() : (G == 4 ? at::empty({4, nb, H}, opts) : at::empty({nb, 4 * H}, opts));
   at::Tensor cn_t = at::empty({nb, H}, opts), tc_t = at::empty({nb, H}, opts);
   at::Tensor yprev_t = use_yprev ? at::zeros({nb, H}, opts) : at::Tensor();
@@ -169,9 +404,9 @@ void forward_rows(const LayerConfig& cfg, T* xp, int64_t Tn, int64_t B, int64_t 
     T* zt = xp + (t * B + b0) * S + off;
     if (fused) {
       if (G == 4) {
-        for (int q = 0; q < 4; ++q) rec_gemm<T>(packed, q, nb, hm + q * nb * H, H, true, zt + q * H, S);
+        for (int q = 0; q < 4; ++q) step_gemm<T>(r.bf16_gemm, packed, q, nb, hm + q * nb * H, H, true, zt + q * H, S);
       } else {
-        rec_gemm<T>(packed, 0, nb, G == 1 ? hm : h, H, true, zt, S);
+        step_gemm<T>(r.bf16_gemm, packed, 0, nb, G == 1 ? hm : h, H, true, zt, S);
       }
     } else if (G == 0) {
       at::mm_out(rec_t, h_t, w_t);
@@ -276,7 +511,8 @@ void backward_rows(const LayerConfig& cfg, const T* gates, at::Tensor& dZ, int64
   at::Tensor dhg_t = G == 4 ? at::zeros({4, nb, H}, opts) : at::zeros({nb, H}, opts);
   const RecGemm<T> own = item_gemm<T>(cfg, r, nb, /*forward=*/false);
   const RecGemm<T>& packed = own.active() ? own : r.shared_gemm;
-  const at::Tensor w4 = packed.active() ? at::Tensor() : r.w.view({4, H, H});
+  const bool fused = packed.active() || r.bf16_gemm.active();
+  const at::Tensor w4 = fused ? at::Tensor() : r.w.view({4, H, H});
   T* dh_all = dh_t.data_ptr<T>();
   T* dc_all = dc_t.data_ptr<T>();
   T* dpass_all = dpass_t.data_ptr<T>();
@@ -331,11 +567,11 @@ void backward_rows(const LayerConfig& cfg, const T* gates, at::Tensor& dZ, int64
     }
     // dh entering step t, before mask and passthrough: dZ_t W_hh for this block of rows.
     const T* dzt = dz_ptr + (t * B + b0) * S + off;
-    if (packed.active()) {
+    if (fused) {
       if (G == 4) {
-        for (int q = 0; q < 4; ++q) rec_gemm<T>(packed, q, nb, dzt + q * H, S, false, dhg + q * nb * H, H);
+        for (int q = 0; q < 4; ++q) step_gemm<T>(r.bf16_gemm, packed, q, nb, dzt + q * H, S, false, dhg + q * nb * H, H);
       } else {
-        rec_gemm<T>(packed, 0, nb, dzt, S, false, dhg, H);
+        step_gemm<T>(r.bf16_gemm, packed, 0, nb, dzt, S, false, dhg, H);
       }
     } else {
       at::Tensor dz_rows = dZ.select(0, t).narrow(0, b0, nb).narrow(1, off, 4 * H);  // row stride S
@@ -372,7 +608,12 @@ std::vector<DirData<T>> direction_data(const LayerConfig& cfg, const std::vector
     r.s_c = s_c[d].to(opts);
     r.r_h = at::empty({B, r.H}, opts);
     r.r_c = at::empty({B, r.H}, opts);
-    if (cfg.gemm == kGemmKernel) r.shared_gemm = pack_kernel_weights<T>(r.w, r.G, forward);
+    if (cfg.bf16) {
+      TORCH_CHECK((std::is_same<T, float>::value), "lstm-bridge native: bf16 GEMM operands need a float32 layer");
+      r.bf16_gemm = pack_bf16_weights(r.w, r.G, forward);
+    } else if (cfg.gemm == kGemmKernel) {
+      r.shared_gemm = pack_kernel_weights<T>(r.w, r.G, forward);
+    }
   }
   return dirs;
 }
@@ -501,6 +742,46 @@ at::Tensor matmul_nt(const at::Tensor& a, const at::Tensor& w) {
   return out;
 }
 
+// out (M, N) float32 = a (M, K) @ w (N, K)^T with both operands rounded to bfloat16 and float32
+// accumulation (the recurrence's bf16 micro-kernel): the input projection of a bf16 layer, written in
+// float32 straight into the buffer the recurrence reads (out, when given: M*N float32 elements).
+// a and w: float32 or bfloat16 (bf16 values are exact in float32).
+at::Tensor matmul_nt_bf16(const at::Tensor& a, const at::Tensor& w, c10::optional<at::Tensor> out_opt) {
+  const auto ok = [](const at::Tensor& t) {
+    return t.dim() == 2 && !t.is_cuda() && (t.scalar_type() == at::kFloat || t.scalar_type() == at::kBFloat16);
+  };
+  TORCH_CHECK(ok(a) && ok(w) && a.size(1) == w.size(1),
+              "lstm-bridge native: matmul_nt_bf16 needs CPU float32/bfloat16 a (M, K) and w (N, K); received ",
+              a.sizes(), " ", a.scalar_type(), " and ", w.sizes(), " ", w.scalar_type());
+  const at::Tensor A = a.scalar_type() == at::kFloat ? a.contiguous() : a.to(at::kFloat).contiguous();
+  const at::Tensor W = w.scalar_type() == at::kFloat ? w : w.to(at::kFloat);
+  const int64_t M = A.size(0), K = A.size(1), N = W.size(0);
+  at::Tensor out;
+  if (out_opt.has_value() && out_opt->defined()) {
+    TORCH_CHECK(out_opt->scalar_type() == at::kFloat && out_opt->is_contiguous() && out_opt->numel() == M * N,
+                "lstm-bridge native: matmul_nt_bf16 out must be contiguous float32 with ", M * N,
+                " elements; received ", out_opt->sizes(), " ", out_opt->scalar_type());
+    out = out_opt->view({M, N});
+  } else {
+    out = at::empty({M, N}, A.options());
+  }
+  if (M == 0 || N == 0) return out;
+  if (K == 0) return out.zero_();
+  const Bf16Gemm g = pack_bf16_weights(W, 0, /*forward=*/true);
+  const float* ap = A.data_ptr<float>();
+  float* cp = out.data_ptr<float>();
+  // blocks of rows small enough that their bf16 copy stays in L2 while every panel of W passes over it
+  const int64_t block = std::max<int64_t>(kBf16MR, std::min<int64_t>(96, (int64_t(1) << 17) / (2 * K)) /
+                                                      kBf16MR * kBf16MR);
+  at::parallel_for(0, (M + block - 1) / block, 1, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t m0 = i * block, rows = std::min(block, M - m0);
+      bf16_gemm(g, 0, rows, ap + m0 * K, K, false, cp + m0 * N, N);
+    }
+  });
+  return out;
+}
+
 // One activation over a contiguous CPU tensor, exactly as the recurrence applies it. Used by the tests
 // (bit-exactness of the MindSpore emulations, agreement of the others with torch).
 at::Tensor apply_activation(int64_t id, const at::Tensor& x) {
@@ -543,7 +824,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       .def_readwrite("cell_act", &LayerConfig::cell_act)
       .def_readwrite("carry", &LayerConfig::carry)
       .def_readwrite("save", &LayerConfig::save)
-      .def_readwrite("gemm", &LayerConfig::gemm);
+      .def_readwrite("gemm", &LayerConfig::gemm)
+      .def_readwrite("bf16", &LayerConfig::bf16);
   m.def("forward", &lstm_bridge::lstm_forward, "Fused LSTM layer forward (see lstm.h)", py::arg("cfg"),
         py::arg("xp"), py::arg("w_hh"), py::arg("h0"), py::arg("c0"), py::arg("valid"), py::arg("rec_mask"),
         py::arg("bias"));
@@ -554,6 +836,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "One activation (enum Act id) over a tensor, as the recurrence computes it", py::arg("id"), py::arg("x"));
   m.def("matmul_nt", &lstm_bridge::matmul_nt, "a (M, K) @ w (N, K)^T through the recurrence's micro-kernel",
         py::arg("a"), py::arg("w"));
+  m.def("matmul_nt_bf16", &lstm_bridge::matmul_nt_bf16,
+        "a (M, K) @ w (N, K)^T in float32 from bf16-rounded operands (the bf16 micro-kernel), into out if given",
+        py::arg("a"), py::arg("w"), py::arg("out") = py::none());
   lstm_bridge::register_family(m);  // GRU / simple RNN (family.cpp)
   m.def("parallel_threads", &lstm_bridge::parallel_threads,
         "Distinct threads at::parallel_for uses for `items` tasks (1 in a build without OpenMP)",
@@ -568,6 +853,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
 #else
   m.attr("HAS_PACKED_GEMM") = false;
 #endif
+  // The bf16 recurrent GEMM uses AVX512_BF16's dot product on this CPU (else an exact float emulation).
+  m.attr("HAS_BF16_DOT") = lstm_bridge::has_bf16_dot();
   m.attr("GEMM_KERNEL") = static_cast<int64_t>(lstm_bridge::kGemmKernel);
   m.attr("GEMM_MKL") = static_cast<int64_t>(lstm_bridge::kGemmMkl);
   m.attr("GEMM_ATEN") = static_cast<int64_t>(lstm_bridge::kGemmAten);

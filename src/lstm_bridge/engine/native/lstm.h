@@ -73,6 +73,8 @@ struct LayerConfig {
   bool carry = true;             // masked-output rule: true = previous output, false = zeros
   bool save = false;             // keep c_prev / h_prev for backward
   int64_t gemm = kGemmKernel;    // per-step GEMM path
+  bool bf16 = false;             // float32 layer whose per-step GEMMs round both operands to bfloat16
+                                 // (float32 accumulation, state and gates); overrides gemm
 };
 
 std::vector<std::vector<at::Tensor>> lstm_forward(const LayerConfig& cfg, at::Tensor xp,

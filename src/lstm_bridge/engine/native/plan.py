@@ -21,7 +21,12 @@ Tensor = torch.Tensor
 __all__ = ["LayerArgs", "Masks", "Plan", "Saved"]
 
 # The kernel's "absent" argument (no bias, no mask, no valid): it reads only numel(), never writes.
-_EMPTY = {torch.float32: torch.empty(0), torch.float64: torch.empty(0, dtype=torch.float64)}
+# A bfloat16 layer's kernel tensors are float32 (see Plan.kernel_dtype).
+_EMPTY = {
+    torch.float32: torch.empty(0),
+    torch.float64: torch.empty(0, dtype=torch.float64),
+    torch.bfloat16: torch.empty(0),
+}
 
 
 @functools.cache
@@ -55,6 +60,11 @@ class Plan(NamedTuple):
     ``offsets[d] .. offsets[d] + 4 H[d]`` of ``S`` in all; ``cfg`` the kernel's ``LayerConfig``
     (``cfg.save`` is ``record``); ``record``: autograd records this call (grad mode on and some input
     requires grad), decided outside the Function where grad mode is visible.
+
+    ``dtype`` is the input's. ``torch.bfloat16`` makes a *bf16 layer* (:attr:`lowp`, ``cfg.bf16``): every
+    GEMM rounds its operands to bfloat16 and accumulates in float32, while the kernel's tensors (the
+    projection, gates, states, saved ``c_prev``/``h_prev``) are float32 (:attr:`kernel_dtype`) and the
+    outputs are returned in bfloat16 (docs/benchmarks.md, "bfloat16").
     """
 
     ext: ModuleType
@@ -69,6 +79,16 @@ class Plan(NamedTuple):
     def columns(self, d: int) -> slice:
         """Direction ``d``'s gate columns in the stacked ``(.., S)`` projection."""
         return slice(self.offsets[d], self.offsets[d] + 4 * self.H[d])
+
+    @property
+    def lowp(self) -> bool:
+        """A bf16 layer: bf16 GEMM operands, float32 accumulation and state."""
+        return self.dtype == torch.bfloat16
+
+    @property
+    def kernel_dtype(self) -> torch.dtype:
+        """The dtype of the kernel's tensors: float32 for a bf16 layer, else the input's."""
+        return torch.float32 if self.dtype == torch.bfloat16 else self.dtype
 
     def empty(self) -> Tensor:
         """The kernel's "absent" tensor argument (no bias, no mask)."""
@@ -112,7 +132,8 @@ class Masks(NamedTuple):
         return _EMPTY[torch.float32] if self.valid is None else self.valid
 
     def recurrent_args(self, plan: Plan) -> List[Tensor]:
-        return [plan.empty() if m is None else m for m in self.recurrent]
+        kd = plan.kernel_dtype  # a bf16 layer's masks may be bfloat16: the kernel reads float32
+        return [plan.empty() if m is None else (m if m.dtype == kd else m.to(kd)) for m in self.recurrent]
 
 
 class Saved(NamedTuple):

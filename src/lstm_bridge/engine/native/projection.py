@@ -7,6 +7,11 @@ pre-activation gradients ``dZ (T*B, S)``, again one GEMM each without input mask
 
 The GEMM for the one-GEMM case (:func:`matmul_nt`) is chosen by size: the kernel's own micro-kernel
 below ``_ONEDNN_MIN_MACS`` multiply-adds, oneDNN's matmul above it (float32), else ``torch.mm``.
+
+A bf16 layer (:attr:`.Plan.lowp`) rounds every GEMM operand to bfloat16 and accumulates in float32: the
+forward projection on the kernel's bf16 micro-kernel (``matmul_nt_bf16``, float32 straight into the
+buffer the recurrence reads), the backward GEMMs (``dx``, ``dW_ih``, ``dW_hh``) through ``torch.mm`` on
+bfloat16 tensors (oneDNN, AVX512_BF16 where the CPU has it); ``dZ`` is rounded once for all three.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from .plan import Plan
 
 Tensor = torch.Tensor
 
-__all__ = ["input_gradients", "input_projection", "matmul_nt"]
+__all__ = ["input_gradients", "input_projection", "matmul_nt", "recurrent_weight_grad"]
 
 # Below this many multiply-adds the projection runs on the kernel's own micro-kernel (oneDNN's and
 # MKL's per-call set-up cost more than they save); above it, oneDNN's matmul measured 0.73-0.90x MKL's
@@ -52,6 +57,14 @@ def matmul_nt(ext: ModuleType, a: Tensor, b: Tensor) -> Tensor:
     return result
 
 
+def _mm(plan: Plan, a: Tensor, b: Tensor) -> Tensor:
+    """``a @ b`` (2-D, or batched 3-D): as is, or for a bf16 layer on bfloat16-rounded operands with the
+    product returned in float32 (oneDNN accumulates in float32)."""
+    if not plan.lowp:
+        return torch.matmul(a, b)
+    return torch.matmul(a.to(torch.bfloat16), b.to(torch.bfloat16)).float()
+
+
 def _bias(b_ih: Optional[Tensor], b_hh: Optional[Tensor]) -> Optional[Tensor]:
     if b_ih is None:
         return b_hh
@@ -77,6 +90,8 @@ def input_projection(
     T, B, I = x.shape
     x2 = x.reshape(T * B, I)
     biases = [_bias(bi, bh) for bi, bh in zip(b_ih, b_hh)]
+    if plan.lowp:
+        return _input_projection_lowp(plan, x, w_ih, biases, in_masks, out)
     if all(m is None for m in in_masks):
         weight = w_ih[0] if plan.D == 1 else torch.cat(list(w_ih), 0)
         kernel_bias = [plan.empty() if b is None else b.detach() for b in biases]
@@ -104,6 +119,53 @@ def input_projection(
     return xp, [plan.empty()] * plan.D
 
 
+def _input_projection_lowp(
+    plan: Plan,
+    x: Tensor,
+    w_ih: Sequence[Tensor],
+    biases: Sequence[Optional[Tensor]],
+    in_masks: Sequence[Optional[Tensor]],
+    out: Optional[Tensor],
+) -> Tuple[Tensor, List[Tensor]]:
+    """:func:`input_projection` of a bf16 layer: float32 ``(T, B, S)`` from bfloat16-rounded operands,
+    the biases (float32) added by the kernel."""
+    T, B, I = x.shape
+    x2 = x.reshape(T * B, I)
+    kernel_bias = [plan.empty() if b is None else b.detach().float() for b in biases]
+    if all(m is None for m in in_masks):
+        weight = w_ih[0] if plan.D == 1 else torch.cat(list(w_ih), 0)
+        xp = plan.ext.matmul_nt_bf16(x2.detach(), weight.detach(), out)
+        return xp.view(T, B, plan.S), kernel_bias
+    xp = torch.empty(T, B, plan.S, dtype=torch.float32)
+    for d in range(plan.D):
+        H, m = plan.H[d], in_masks[d]
+        block = xp[..., plan.columns(d)]
+        w = w_ih[d].detach()
+        if m is None:
+            block.copy_(plan.ext.matmul_nt_bf16(x2.detach(), w, None).view(T, B, 4 * H))
+        elif m.shape[0] == 1:
+            block.copy_(plan.ext.matmul_nt_bf16((x.detach() * m[0]).reshape(T * B, I), w, None).view(T, B, 4 * H))
+        else:  # one mask per gate: (4, T*B, I) @ (4, I, H)
+            xm = (x.detach().unsqueeze(0) * m.unsqueeze(1)).reshape(4, T * B, I)
+            per_gate = _mm(plan, xm, w.view(4, H, I).transpose(1, 2))
+            block.copy_(per_gate.permute(1, 0, 2).reshape(T, B, 4 * H))
+    return xp, kernel_bias
+
+
+def recurrent_weight_grad(plan: Plan, dz: Tensor, h_seq: Tensor, m: Optional[Tensor]) -> Tensor:
+    """``dW_hh (4H, H)`` of one direction: one GEMM over all steps against the (masked) ``h_prev``
+    sequence; ``dz (T*B, 4H)``, ``h_seq (T, B, H)``, ``m`` the recurrent dropout mask or None (a bf16
+    layer: ``dz`` may already be bfloat16; the result is float32)."""
+    H = h_seq.shape[-1]
+    rows = dz.shape[0]
+    if m is None:
+        return _mm(plan, dz.t(), h_seq.reshape(rows, H))
+    if m.shape[0] == 1:
+        return _mm(plan, dz.t(), (h_seq * m[0]).reshape(rows, H))
+    hm = (h_seq.unsqueeze(0) * m.unsqueeze(1)).view(4, rows, H)
+    return _mm(plan, dz.reshape(rows, 4, H).permute(1, 2, 0), hm).reshape(4 * H, H)
+
+
 def input_gradients(
     plan: Plan,
     dZ2: Tensor,
@@ -113,8 +175,11 @@ def input_gradients(
     need_x: bool,
     need_w_ih: Sequence[bool],
 ) -> Tuple[Optional[Tensor], List[Optional[Tensor]]]:
-    """``(dx (T, B, I) or None, [dW_ih (4H, I) or None per direction])`` from ``dZ2 (T*B, S)``."""
+    """``(dx (T, B, I) or None, [dW_ih (4H, I) or None per direction])`` from ``dZ2 (T*B, S)``
+    (a bf16 layer: ``dZ2`` may be bfloat16; ``dx`` comes back in ``x``'s dtype, ``dW_ih`` in float32)."""
     D = plan.D
+    if plan.lowp:
+        return _input_gradients_lowp(plan, dZ2, x, w_ih, in_masks, need_x, need_w_ih)
     T, B, I = x.shape
     x2 = x.reshape(T * B, I)
     d_w_ih: List[Optional[Tensor]] = [None] * D
@@ -152,3 +217,53 @@ def input_gradients(
                 xm = (x.unsqueeze(0) * m.unsqueeze(1)).reshape(4, T * B, I)
                 d_w_ih[d] = torch.bmm(dz4.transpose(1, 2), xm).reshape(4 * H, I)
     return dx, d_w_ih
+
+
+def _input_gradients_lowp(
+    plan: Plan,
+    dZ2: Tensor,
+    x: Tensor,
+    w_ih: Sequence[Tensor],
+    in_masks: Sequence[Optional[Tensor]],
+    need_x: bool,
+    need_w_ih: Sequence[bool],
+) -> Tuple[Optional[Tensor], List[Optional[Tensor]]]:
+    """:func:`input_gradients` of a bf16 layer: every GEMM on bfloat16-rounded operands."""
+    D = plan.D
+    T, B, I = x.shape
+    x2 = x.reshape(T * B, I)
+    d_w_ih: List[Optional[Tensor]] = [None] * D
+    if all(m is None for m in in_masks):
+        dx = None
+        if need_x:
+            weight = w_ih[0] if D == 1 else torch.cat(list(w_ih), 0)
+            dx = _mm(plan, dZ2, weight).view(T, B, I).to(x.dtype)
+        if any(need_w_ih):
+            d_w = _mm(plan, dZ2.t(), x2)  # (S, I): all directions in one GEMM
+            for d in range(D):
+                if need_w_ih[d]:
+                    d_w_ih[d] = d_w[plan.columns(d)]
+        return dx, d_w_ih
+    acc = torch.zeros(T, B, I, dtype=torch.float32) if need_x else None
+    for d in range(D):
+        H, m = plan.H[d], in_masks[d]
+        dz = dZ2[:, plan.columns(d)]
+        if m is None:
+            if acc is not None:
+                acc += _mm(plan, dz, w_ih[d]).view(T, B, I)
+            if need_w_ih[d]:
+                d_w_ih[d] = _mm(plan, dz.t(), x2)
+        elif m.shape[0] == 1:
+            if acc is not None:
+                acc += _mm(plan, dz, w_ih[d]).view(T, B, I) * m[0]
+            if need_w_ih[d]:
+                d_w_ih[d] = _mm(plan, dz.t(), (x * m[0]).reshape(T * B, I))
+        else:
+            dz4 = dz.reshape(T * B, 4, H).transpose(0, 1)  # (4, T*B, H)
+            if acc is not None:
+                dxm = _mm(plan, dz4, w_ih[d].view(4, H, I))  # (4, T*B, I)
+                acc += (dxm.view(4, T, B, I) * m.unsqueeze(1)).sum(0)
+            if need_w_ih[d]:
+                xm = (x.unsqueeze(0) * m.unsqueeze(1)).reshape(4, T * B, I)
+                d_w_ih[d] = _mm(plan, dz4.transpose(1, 2), xm).reshape(4 * H, I)
+    return (None if acc is None else acc.to(x.dtype)), d_w_ih

@@ -1,0 +1,347 @@
+"""bfloat16: under ``torch.autocast("cpu", dtype=torch.bfloat16)`` and for bfloat16 inputs/modules, an LSTM
+layer runs its GEMMs on bfloat16 operands with float32 accumulation and a float32 cell state, forward and
+backward, on both engine paths, and returns bfloat16 as ``torch.nn.LSTM`` does under the same autocast.
+
+Each comparison is against the same call in float32 (autocast off): outputs within 3e-2, gradients finite
+and within a few percent of the float32 gradients' scale. With autocast off nothing changes, bit for bit.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import List, Optional
+
+import pytest
+import torch
+
+from lstm_bridge import activations as A, keras, mindspore
+from lstm_bridge.engine import backend, native, run_layer
+from lstm_bridge.engine.native import build
+from lstm_bridge.engine.precision import reduced_dtype
+from lstm_bridge.engine.semantics import CellActivations, DirectionWeights, DropoutMasks, LayerSemantics, MaskedOutput
+
+BF16 = torch.bfloat16
+OUT_TOL = 3e-2  # the issue's bound on |bf16 result - float32 result|
+GRAD_TOL = 3e-2  # ||bf16 gradient - float32 gradient|| / ||float32 gradient||, per tensor (a hard sigmoid's
+# clamp makes single entries flip between 0 and full slope when the rounding moves a pre-activation across it)
+
+
+def grad_error(got: torch.Tensor, ref: torch.Tensor) -> float:
+    return ((got - ref).norm() / ref.norm().clamp_min(1e-12)).item()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def kernel_built():
+    saved = os.environ.pop("LSTM_BRIDGE_BACKEND", None)
+    try:
+        ok = native.available()
+    finally:
+        if saved is not None:
+            os.environ["LSTM_BRIDGE_BACKEND"] = saved
+    if not ok:
+        problem = build.toolchain_problem()
+        if problem:
+            pytest.skip(f"native kernel cannot be built here: {problem}")
+        pytest.fail(f"native kernel failed to build although the toolchain is present: {native.error()}")
+
+
+def autocast():
+    return torch.autocast("cpu", dtype=BF16)
+
+
+# --- engine-level cases: every variant, both paths ------------------------------------------------------
+
+VARIANTS = {
+    "standard": dict(acts=None, valid=None, rule=MaskedOutput.CARRY, dropout=0, reverse=[False]),
+    "hard_sigmoid": dict(acts=A.hard_sigmoid_keras2, valid=None, rule=MaskedOutput.CARRY, dropout=0, reverse=[False]),
+    "mask_carry": dict(acts=None, valid="holes", rule=MaskedOutput.CARRY, dropout=0, reverse=[False]),
+    "seq_length_zero": dict(acts=None, valid="lengths", rule=MaskedOutput.ZERO, dropout=0, reverse=[False]),
+    "recurrent_dropout_g1": dict(acts=None, valid=None, rule=MaskedOutput.CARRY, dropout=1, reverse=[False]),
+    "recurrent_dropout_g4": dict(
+        acts=A.hard_sigmoid_keras3, valid="holes", rule=MaskedOutput.CARRY, dropout=4, reverse=[False]
+    ),
+    "go_backwards": dict(acts=None, valid=None, rule=MaskedOutput.CARRY, dropout=0, reverse=[True]),
+    "bidirectional": dict(
+        acts=A.hard_sigmoid_keras2, valid="holes", rule=MaskedOutput.CARRY, dropout=0, reverse=[False, True]
+    ),  # fmt: skip
+}
+
+
+def make_case(name: str, seed: int = 0, T: int = 12, B: int = 5, I: int = 9, H: int = 11):
+    """Float32 leaves (x, per-direction weights, h0, c0), the step mask and dropout masks of a variant."""
+    spec = VARIANTS[name]
+    gen = torch.Generator().manual_seed(seed)
+
+    def rnd(*shape, scale=0.5):
+        return (torch.randn(*shape, generator=gen) * scale).requires_grad_()
+
+    D = len(spec["reverse"])
+    x = rnd(T, B, I, scale=1.0)
+    dirs = [DirectionWeights(rnd(4 * H, I), rnd(4 * H, H), rnd(4 * H), rnd(4 * H)) for _ in range(D)]
+    h0 = [rnd(B, H) for _ in range(D)]
+    c0 = [rnd(B, H) for _ in range(D)]
+    valid: Optional[torch.Tensor] = None
+    if spec["valid"] == "holes":
+        valid = torch.rand(T, B, generator=gen) > 0.3
+        valid[:, 0] = True
+    elif spec["valid"] == "lengths":
+        lengths = torch.randint(1, T + 1, (B,), generator=gen)
+        valid = torch.arange(T).unsqueeze(1) < lengths
+    dropout: List[Optional[DropoutMasks]] = [None] * D
+    if spec["dropout"]:
+        g = spec["dropout"]
+        dropout = [
+            DropoutMasks(
+                inputs=(torch.rand(g, B, I, generator=gen) > 0.25).float() / 0.75,
+                recurrent=(torch.rand(g, B, H, generator=gen) > 0.25).float() / 0.75,
+            )
+            for _ in range(D)
+        ]
+    acts = CellActivations() if spec["acts"] is None else CellActivations(spec["acts"])
+    sem = LayerSemantics(acts, masked_output=spec["rule"])
+    return x, dirs, h0, c0, valid, dropout, sem, spec["reverse"]
+
+
+def leaves(x, dirs, h0, c0) -> List[torch.Tensor]:
+    out = [x]
+    for w in dirs:
+        out += [w.w_ih, w.w_hh, w.b_ih, w.b_hh]
+    return out + list(h0) + list(c0)
+
+
+def run_case(case, reduced: bool):
+    """Outputs (concatenated over directions, h_n, c_n) and the gradients of every leaf."""
+    x, dirs, h0, c0, valid, dropout, sem, reverse = case
+    for t in leaves(x, dirs, h0, c0):
+        t.grad = None
+    if reduced:
+        with autocast():
+            outs, hs, cs = run_layer(x, dirs, h0, c0, reverse=reverse, valid=valid, semantics=sem, dropout=dropout)
+    else:
+        outs, hs, cs = run_layer(x, dirs, h0, c0, reverse=reverse, valid=valid, semantics=sem, dropout=dropout)
+    results = [*outs, *hs, *cs]
+    loss = sum((r.float() * torch.linspace(-1, 1, r.numel()).view(r.shape)).sum() for r in results)
+    loss.backward()
+    return results, [t.grad.clone() for t in leaves(x, dirs, h0, c0)]
+
+
+@pytest.mark.parametrize("path", ["native", "torch"])
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_autocast_runs_bf16_close_to_float32(monkeypatch, path, name):
+    monkeypatch.setenv("LSTM_BRIDGE_BACKEND", path)
+    case = make_case(name)
+    ref, ref_grads = run_case(case, reduced=False)
+    got, got_grads = run_case(case, reduced=True)
+    assert backend.last_used == path
+    for r, g in zip(ref, got):
+        assert r.dtype == torch.float32 and g.dtype == BF16  # torch.nn.LSTM's rule under autocast
+        err = (g.float() - r).abs().max().item()
+        assert err <= OUT_TOL, f"{name}/{path}: max |bf16 - float32| = {err}"
+    # the GEMMs really ran in bf16 (float32 operands would agree to ~1e-6)
+    assert max((g.float() - r).abs().max().item() for r, g in zip(ref, got)) > 1e-4
+    for i, (r, g) in enumerate(zip(ref_grads, got_grads)):
+        assert g.dtype == r.dtype == torch.float32  # the leaves' dtype
+        assert torch.isfinite(g).all()
+        assert grad_error(g, r) <= GRAD_TOL, f"{name}/{path}: gradient {i}: relative error {grad_error(g, r)}"
+
+
+@pytest.mark.parametrize("path", ["native", "torch"])
+def test_bf16_inputs_without_autocast(monkeypatch, path):
+    """A bfloat16 input and weights (a module moved to bf16): the same numerics, results in bf16."""
+    monkeypatch.setenv("LSTM_BRIDGE_BACKEND", path)
+    x, dirs, h0, c0, valid, dropout, sem, reverse = make_case("bidirectional", seed=5)
+    with torch.no_grad():
+        ref, _, _ = run_layer(x, dirs, h0, c0, reverse=reverse, valid=valid, semantics=sem, dropout=dropout)
+        bdirs = [DirectionWeights(*[t.to(BF16) for t in (w.w_ih, w.w_hh, w.b_ih, w.b_hh)]) for w in dirs]
+        outs, hs, cs = run_layer(
+            x.to(BF16), bdirs, [h.to(BF16) for h in h0], [c.to(BF16) for c in c0],
+            reverse=reverse, valid=valid, semantics=sem, dropout=dropout,
+        )  # fmt: skip
+    assert backend.last_used == path
+    assert all(t.dtype == BF16 for t in outs + hs + cs)
+    for r, g in zip(ref, outs):
+        assert (g.float() - r).abs().max().item() <= OUT_TOL
+
+
+@pytest.mark.parametrize("path", ["native", "torch"])
+def test_cell_state_stays_float32_over_long_sequences(monkeypatch, path):
+    """c_t += i*g with i = f = 1 and g = 0.01 for 1000 steps reaches 10: a bf16 cell state would stall at 4
+    (0.01 is below half of bf16's spacing there); the bf16 GEMM operands are exact here (zeros, 0.01 bias)."""
+    monkeypatch.setenv("LSTM_BRIDGE_BACKEND", path)
+    T, B, I, H = 1000, 2, 3, 4
+    bias = torch.cat([torch.full((H,), 30.0), torch.full((H,), 30.0), torch.full((H,), 0.01), torch.zeros(H)])
+    w = DirectionWeights(torch.zeros(4 * H, I), torch.zeros(4 * H, H), bias, None)
+    x = torch.randn(T, B, I)
+    sem = LayerSemantics(CellActivations(A.sigmoid, A.linear, A.tanh))  # g = 0.01 exactly (linear candidate)
+    zeros = torch.zeros(B, H)
+    with torch.no_grad(), autocast():
+        _, _, (c_n,) = run_layer(x, [w], [zeros], [zeros], reverse=[False], semantics=sem)
+    assert backend.last_used == path
+    assert c_n.dtype == BF16
+    expected = T * 0.01
+    assert abs(c_n.float().mean().item() - expected) <= 0.01 * expected  # bf16 rounding of the result only
+
+
+def test_autocast_off_leaves_float32_bits_unchanged(monkeypatch):
+    """A float32 call gives the same bits before and after bf16 calls (no plan or workspace carried over),
+    and with autocast explicitly disabled."""
+    monkeypatch.setenv("LSTM_BRIDGE_BACKEND", "native")
+    x, dirs, h0, c0, valid, dropout, sem, reverse = make_case("hard_sigmoid", seed=7, T=40, B=24, I=64, H=48)
+    with torch.no_grad():
+        first = run_layer(x, dirs, h0, c0, reverse=reverse, valid=valid, semantics=sem, dropout=dropout)
+        with autocast():
+            reduced = run_layer(x, dirs, h0, c0, reverse=reverse, valid=valid, semantics=sem, dropout=dropout)
+        again = run_layer(x, dirs, h0, c0, reverse=reverse, valid=valid, semantics=sem, dropout=dropout)
+        with torch.autocast("cpu", dtype=BF16, enabled=False):
+            off = run_layer(x, dirs, h0, c0, reverse=reverse, valid=valid, semantics=sem, dropout=dropout)
+    for a, b, c, r in zip(sum(first, []), sum(again, []), sum(off, []), sum(reduced, [])):
+        assert a.dtype == torch.float32 and r.dtype == BF16
+        assert torch.equal(a, b) and torch.equal(a, c)
+    monkeypatch.setenv("LSTM_BRIDGE_BACKEND", "torch")
+    with torch.no_grad():
+        ref = run_layer(x, dirs, h0, c0, reverse=reverse, valid=valid, semantics=sem, dropout=dropout)
+    for a, r in zip(sum(first, []), sum(ref, [])):
+        torch.testing.assert_close(a, r, rtol=1e-5, atol=1e-5)  # float32 precision, not bf16's
+
+
+# --- dtype rules -----------------------------------------------------------------------------------------
+
+
+def test_reduced_dtype_rules():
+    x = torch.zeros(2, 3, 4)
+    assert reduced_dtype(x) is None
+    assert reduced_dtype(x.to(BF16)) is BF16 and reduced_dtype(x.half()) is torch.float16
+    with autocast():
+        assert reduced_dtype(x) is BF16
+        assert reduced_dtype(x.double()) is None  # autocast leaves float64 alone
+    with torch.autocast("cpu", dtype=torch.float16):
+        assert reduced_dtype(x) is torch.float16
+
+
+def test_float16_autocast_takes_the_torch_path_and_returns_float16(monkeypatch):
+    """No float16 dot product here: auto runs the torch path (float16 GEMMs, float32 state); native refuses."""
+    monkeypatch.setenv("LSTM_BRIDGE_BACKEND", "auto")
+    x, dirs, h0, c0, valid, dropout, sem, reverse = make_case("hard_sigmoid", seed=2)
+    with torch.no_grad():
+        ref, _, _ = run_layer(x, dirs, h0, c0, reverse=reverse, valid=valid, semantics=sem, dropout=dropout)
+        with torch.autocast("cpu", dtype=torch.float16):
+            outs, hs, cs = run_layer(x, dirs, h0, c0, reverse=reverse, valid=valid, semantics=sem, dropout=dropout)
+    assert backend.last_used == "torch"
+    assert all(t.dtype == torch.float16 for t in outs + hs + cs)
+    assert (outs[0].float() - ref[0]).abs().max().item() <= 5e-3
+    monkeypatch.setenv("LSTM_BRIDGE_BACKEND", "native")
+    with pytest.raises(NotImplementedError, match="bfloat16 only; received torch.float16"):
+        with torch.autocast("cpu", dtype=torch.float16):
+            run_layer(x, dirs, h0, c0, reverse=reverse, valid=valid, semantics=sem, dropout=dropout)
+
+
+def test_float64_is_never_reduced(monkeypatch):
+    monkeypatch.setenv("LSTM_BRIDGE_BACKEND", "native")
+    x, dirs, h0, c0, valid, dropout, sem, reverse = make_case("hard_sigmoid", seed=2)
+    d64 = [DirectionWeights(*[t.double() for t in (w.w_ih, w.w_hh, w.b_ih, w.b_hh)]) for w in dirs]
+    args = (x.double(), d64, [h.double() for h in h0], [c.double() for c in c0])
+    with torch.no_grad():
+        ref = run_layer(*args, reverse=reverse, valid=valid, semantics=sem, dropout=dropout)
+        with autocast():
+            got = run_layer(*args, reverse=reverse, valid=valid, semantics=sem, dropout=dropout)
+    for a, b in zip(sum(ref, []), sum(got, [])):
+        assert b.dtype == torch.float64 and torch.equal(a, b)
+
+
+# --- the front ends ---------------------------------------------------------------------------------------
+
+
+def keras_layers(variant: str, torch_lstm: torch.nn.LSTM):
+    """A Keras-front-end layer with torch_lstm's weights (canonical i, f, g, o)."""
+    options = {"hard_sigmoid": {"recurrent_activation": "hard_sigmoid"}, "go_backwards": {"go_backwards": True}}
+    inner = keras.LSTM(torch_lstm.hidden_size, return_sequences=True, **options.get(variant, {}))
+    layer = keras.Bidirectional(inner) if variant == "bidirectional" else inner
+    x = torch.zeros(1, 1, torch_lstm.input_size)
+    layer(x)  # build
+    return layer
+
+
+@pytest.mark.parametrize("path", ["native", "torch"])
+@pytest.mark.parametrize("variant", ["standard", "hard_sigmoid", "mask", "go_backwards", "bidirectional"])
+def test_keras_front_end_under_autocast(monkeypatch, path, variant):
+    monkeypatch.setenv("LSTM_BRIDGE_BACKEND", path)
+    torch.manual_seed(11)
+    layer = keras_layers(variant, torch.nn.LSTM(10, 16))
+    x = torch.randn(6, 15, 10)
+    mask = torch.rand(6, 15) > 0.25 if variant == "mask" else None
+    ref = layer(x, mask=mask)
+    with autocast():
+        got = layer(x, mask=mask)
+    assert got.dtype == BF16
+    assert (got.float() - ref).abs().max().item() <= OUT_TOL
+    with autocast():
+        loss = layer(x, mask=mask).float().square().sum()
+    loss.backward()
+    grads = {n: p.grad.clone() for n, p in layer.named_parameters()}
+    layer.zero_grad()
+    layer(x, mask=mask).square().sum().backward()
+    for n, p in layer.named_parameters():
+        assert torch.isfinite(grads[n]).all()
+        assert grad_error(grads[n], p.grad) <= GRAD_TOL, n
+
+
+def test_keras_standard_lstm_matches_torch_nn_lstm_dtype_under_autocast():
+    """The dtype torch.nn.LSTM returns under autocast is what the layer returns (bf16 for all results)."""
+    reference = torch.nn.LSTM(4, 5, batch_first=True)
+    x = torch.randn(2, 3, 4)
+    layer = keras.LSTM(5, return_sequences=True, return_state=True)
+    with autocast():
+        y, (h, c) = reference(x)
+        ours = layer(x)
+    assert [t.dtype for t in ours] == [y.dtype, h.dtype, c.dtype] == [BF16] * 3
+
+
+@pytest.mark.parametrize("path", ["native", "torch"])
+@pytest.mark.parametrize("variant", ["standard", "seq_length", "bidirectional_2_layers"])
+def test_mindspore_front_end_under_autocast(monkeypatch, path, variant):
+    monkeypatch.setenv("LSTM_BRIDGE_BACKEND", path)
+    torch.manual_seed(3)
+    layers, bidir = (2, True) if variant == "bidirectional_2_layers" else (1, False)
+    net = mindspore.LSTM(8, 12, num_layers=layers, batch_first=True, bidirectional=bidir)
+    x = torch.randn(4, 10, 8)
+    lengths = torch.tensor([10, 7, 3, 9], dtype=torch.int32) if variant == "seq_length" else None
+    ref = net(x, seq_length=lengths) if lengths is not None else net(x)
+    with autocast():
+        got = net(x, seq_length=lengths) if lengths is not None else net(x)
+    assert backend.last_used == path
+    out, (h, c) = got
+    assert out.dtype == h.dtype == c.dtype == BF16
+    for r, g in zip((ref[0], *ref[1]), (out, h, c)):
+        assert (g.float() - r).abs().max().item() <= OUT_TOL
+
+
+def test_mindspore_bf16_input_keeps_its_float32_compute_rule():
+    """MindSpore's LSTM computes bfloat16/float16 inputs in float32 (its own rule, unchanged): results are
+    the float32 ones rounded to the input's dtype."""
+    net = mindspore.LSTM(8, 12, batch_first=True)
+    x = torch.randn(3, 6, 8).to(BF16)
+    out, (h, c) = net(x)
+    ref, _ = net(x.float())
+    assert out.dtype == BF16
+    assert torch.equal(out, ref.to(BF16))
+
+
+# --- the kernel's bf16 GEMM -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1), (7, 5, 3), (130, 67, 129), (64, 512, 256)])
+def test_bf16_matmul_rounds_operands_and_accumulates_in_float32(shape):
+    """The kernel's bf16 GEMM equals float64 products of the bf16-rounded operands up to float32 summation
+    (each product of two bf16 values is exact in float32)."""
+    ext = native.module()
+    M, K, N = shape
+    gen = torch.Generator().manual_seed(M + K + N)
+    a, w = torch.randn(M, K, generator=gen), torch.randn(N, K, generator=gen)
+    got = ext.matmul_nt_bf16(a, w)
+    exact = a.to(BF16).double() @ w.to(BF16).double().t()
+    bound = (a.to(BF16).double().abs() @ w.to(BF16).double().abs().t()) * (K * 2.0**-23) + 1e-30
+    assert got.dtype == torch.float32
+    assert ((got.double() - exact).abs() <= bound).all()
+    assert not torch.equal(got, a @ w.t()) or K == 1  # not a float32 GEMM
+    out = torch.empty(M * N)
+    assert ext.matmul_nt_bf16(a.to(BF16), w, out) is not None and torch.equal(out.view(M, N), got)
