@@ -411,3 +411,72 @@ def test_traced_paths_take_the_native_op_unless_the_backend_is_torch(monkeypatch
     ep = torch.export.export(m, (x, mask))
     assert torch.ops.lstm_bridge.lstm_layer.default not in [n.target for n in ep.graph.nodes]
     assert backend.last_used == "torch"
+
+
+# --- the GRU / simple-RNN family -------------------------------------------------------------------------
+
+
+def _family_op_args(form: int, requires_grad: bool = True, dropout: bool = False):
+    g = torch.Generator().manual_seed(5)
+    T, B, I, H, D = 4, 3, 5, 6, 2
+    G = 1 if form == 0 else 3
+
+    def r(*shape):
+        return torch.randn(*shape, generator=g).requires_grad_(requires_grad)
+
+    x = r(T, B, I)
+    w_ih = [r(G * H, I) for _ in range(D)]
+    w_hh = [r(G * H, H) for _ in range(D)]
+    b_ih = [r(G * H) for _ in range(D)]
+    b_hh = [r(G * H) for _ in range(D)]
+    h0 = [r(B, H) for _ in range(D)]
+    valid = torch.ones(T, B, dtype=torch.bool)
+    valid[2:, 1] = False
+    in_masks = [(torch.rand(1, B, I, generator=g) > 0.3).float() for _ in range(D)] if dropout else []
+    rec_masks = [(torch.rand(G, B, H, generator=g) > 0.3).float() for _ in range(D)] if dropout else []
+    has_mask = [int(dropout)] * (2 * D)
+    return (x, w_ih, w_hh, b_ih, b_hh, [1] * (2 * D), h0, valid, in_masks, rec_masks, has_mask, [0, 1], form, [0, 1],
+            False, False, requires_grad)  # fmt: skip
+
+
+@pytest.mark.parametrize("form", [0, 1, 2], ids=["rnn", "gru-reset-after", "gru-reset-before"])
+def test_opcheck_family_layer(form):
+    torch.library.opcheck(torch.ops.lstm_bridge.family_layer.default, _family_op_args(form, dropout=form == 1))
+
+
+def test_compile_fullgraph_keras_gru_mask_forward_and_backward():
+    torch._dynamo.reset()
+    m = K.GRU(5, return_sequences=True)
+    x, mask = _keras_inputs()
+    want = m(x, mask=mask)
+    want_grads = _grads(m, [want])
+    got = torch.compile(m, fullgraph=True, backend="aot_eager")(x, mask=mask)
+    _close([got], [want])
+    _close(_grads(m, [got]), want_grads, atol=1e-4)
+
+
+def test_export_mindspore_gru_and_rnn_seq_length_dynamic_and_keras_simple_rnn():
+    class Family(torch.nn.Module):
+        def __init__(self, cls, **kw):
+            super().__init__()
+            self.net = cls(3, 5, batch_first=True, **kw)
+
+        def forward(self, x, lengths):
+            out, h = self.net(x, seq_length=lengths)
+            return out, h
+
+    for m in (Family(M.GRU, bidirectional=True), Family(M.RNN, nonlinearity="relu")):
+        x, lengths = _ms_inputs()
+        ep = torch.export.export(m, (x, lengths), dynamic_shapes=({0: Dim("B"), 1: Dim("T")}, {0: Dim("B")}))
+        assert torch.ops.lstm_bridge.family_layer.default in [n.target for n in ep.graph.nodes]
+        for B_, T_ in ((3, 6), (5, 9)):
+            x2, lengths2 = _ms_inputs(B_, T_, seed=T_)
+            _close(ep.module()(x2, lengths2), m(x2, lengths2))
+    rnn = K.SimpleRNN(4, return_sequences=True, go_backwards=True)
+    x, _ = _keras_inputs()
+    rnn(x)
+    ep = torch.export.export(rnn, (x,), dynamic_shapes=({0: Dim("B"), 1: Dim("T")},))
+    x2, _ = _keras_inputs(4, 8, seed=2)
+    _close([ep.module()(x2)], [rnn(x2)])
+    traced = torch.jit.trace(rnn, (x,), check_trace=False)
+    assert "lstm_bridge::family_layer" in str(traced.inlined_graph)

@@ -33,6 +33,7 @@ from typing import Any, Callable, ClassVar, Dict, Iterator, List, Optional, Sequ
 import numpy as np
 import torch
 
+from .. import activations as _act
 from .._tensors import as_float, check_shape
 from ..engine import CellActivations, CellKind, DirectionWeights, DropoutMasks, LayerSemantics, run_layer
 from ..engine.guards import tracing
@@ -370,8 +371,8 @@ class RecurrentCell(torch.nn.Module):
     def cell_activations(self) -> CellActivations:
         """The engine's activations: LSTM and GRU gates take ``recurrent_activation``, the candidate (and
         the LSTM's cell output) ``activation``; SimpleRNN's one activation is the candidate."""
-        if self.kind is CellKind.RNN:
-            return CellActivations(candidate=self.activation, cell=self.activation)
+        if self.kind is CellKind.RNN:  # (the unused gate given too: torch.compile cannot build a default)
+            return CellActivations(gate=_act.sigmoid, candidate=self.activation, cell=self.activation)
         return CellActivations(gate=self.recurrent_activation, candidate=self.activation, cell=self.activation)
 
     def semantics(self, masked_output: Any = None) -> LayerSemantics:

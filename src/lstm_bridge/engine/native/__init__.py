@@ -34,7 +34,7 @@ import torch
 
 from ..guards import tracing
 from ..semantics import DirectionWeights, DropoutMasks, LayerSemantics, MaskedOutput
-from . import function, ops, workspace
+from . import family_ops as family_ops, function, ops, workspace  # (importing the ops modules registers the ops)
 from .checks import check_shapes, check_supported, native_activation_id
 from .loader import available, error, module
 from .plan import LayerArgs

@@ -29,6 +29,7 @@ from typing import Any, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 
+from ..guards import tracing
 from ..semantics import CellKind, DirectionWeights, DropoutMasks, LayerSemantics, MaskedOutput
 from . import loader
 from .checks import native_activation_id
@@ -468,6 +469,16 @@ def run_family_layer(
             None if d is None or d.recurrent is None else d.recurrent.detach().contiguous() for d in dropout
         ),
     )
+    if tracing():  # torch.compile / torch.export / jit.trace record the registered custom op (family_ops)
+        from . import family_ops
+
+        return family_ops.run(
+            x, [w.w_ih for w in directions], [w.w_hh for w in directions], [w.b_ih for w in directions],
+            [w.b_hh for w in directions], [h if h.dtype == x.dtype else h.to(x.dtype) for h in h0], valid=valid,
+            in_masks=[None if d is None else d.inputs for d in dropout],
+            rec_masks=[None if d is None else d.recurrent for d in dropout], reverse=call.reverse, form=call.form,
+            acts=call.acts, carry=call.carry, ms_order=call.ms_order,
+        )  # fmt: skip
     flat = (
         x,
         *[w.w_ih for w in directions],
