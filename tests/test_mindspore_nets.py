@@ -64,3 +64,51 @@ def test_saved_checkpoint_is_mindspores_bytes(nets, net_id, tmp_path):
     net, _ = _loaded(nets, net_id)
     ms.save_checkpoint(net, str(tmp_path / "ours"))  # MindSpore appends .ckpt
     assert (tmp_path / "ours.ckpt").read_bytes() == (GOLDEN / "nets" / f"{net_id}.ckpt").read_bytes()
+
+
+# --- the model zoo's own files, verbatim ------------------------------------------------------------------------
+ZOO_IDS = sorted(RECORDED["zoo"])
+#: textrcnn runs in float16 (its Dense layers under to_float(float16), its recurrences in float16 element-wise ops):
+#: MindSpore and torch agree there to float16's precision, not 1e-4
+ZOO_TOLERANCE = {"zoo_textrcnn_gru": 2e-3, "zoo_textrcnn_vanilla": 2e-3}
+
+
+@pytest.fixture(scope="module")
+def zoo():
+    modules = {
+        name: import_rewritten(FIXTURES / "zoo" / f"{name}.py", f"ms_api_zoo_{name}")
+        for name in ("lstm", "crnn", "deepspeech2", "textrcnn")
+    }
+    modules["builders"] = import_rewritten(FIXTURES / "zoo_builders.py", "ms_api_zoo_builders")
+    return modules
+
+
+def _flatten(value):
+    if isinstance(value, (tuple, list)):
+        return [a for v in value for a in _flatten(v)]
+    return [value.asnumpy()]
+
+
+@pytest.mark.parametrize("net_id", ZOO_IDS)
+def test_model_zoo_file_runs_with_only_its_imports_changed(zoo, net_id):
+    import lstm_bridge.mindspore as ms
+    from lstm_bridge.mindspore import Parameter, Tensor
+
+    build, _ = zoo["builders"].builders(zoo, Tensor)[net_id]
+    net = build()
+    meta = RECORDED["zoo"][net_id]
+    assert [[n, list(p.shape)] for n, p in net.parameters_dict().items()] == [[n, s] for n, s, _ in meta["parameters"]]
+    values = {
+        n: Parameter(Tensor(zoo["builders"].parameter_values(n, tuple(s))).astype(np.dtype(d)), name=n)
+        for n, s, d in meta["parameters"]
+    }
+    assert ms.load_param_into_net(net, values) == ([], [])
+    arrays = RECORDED["arrays"]
+    inputs = [Tensor(arrays[f"zoo/{net_id}/input{i}"]) for i in range(meta["inputs"])]
+    ours = _flatten(net(*inputs))
+    assert [str(a.dtype) for a in ours] == meta["outputs"]
+    for i, a in enumerate(ours):
+        theirs = arrays[f"zoo/{net_id}/output{i}"]
+        assert a.shape == theirs.shape
+        diff = float(np.max(np.abs(a.astype(np.float64) - theirs.astype(np.float64))))
+        assert diff <= ZOO_TOLERANCE.get(net_id, TOLERANCE), f"{net_id} output {i}: max |ours - MindSpore| = {diff:.3g}"

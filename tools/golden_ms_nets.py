@@ -6,7 +6,8 @@
 The networks are tests/fixtures/mindspore_api/nets.py (MindSpore source, ``import mindspore ...``). For each:
 the network is built (seeded; BatchNorm moving statistics set to random values so they matter), saved with
 ``mindspore.save_checkpoint`` as ``nets/<id>.ckpt``, and run in inference mode on seeded inputs without and with
-``seq_length``; inputs and logits go to ``nets.npz``, parameter names and shapes to ``nets.json``.
+``seq_length``; inputs and logits go to ``nets.npz``, parameter names and shapes to ``nets.json``. The model zoo's
+own files (tests/fixtures/mindspore_api/zoo, verbatim) are run too, with seeded parameters (``zoo`` entries).
 
     .golden-venvs/ms/bin/python tools/golden_ms_nets.py --check DIR
 
@@ -63,11 +64,63 @@ def record(out):
             "inputs": len(inputs),
             "parameters": [[n, list(p.shape)] for n, p in net.parameters_dict().items()],
         }
+    record_zoo(out, meta, store)
     np.savez_compressed(os.path.join(out, "nets.npz"), **store)
     with open(os.path.join(out, "nets.json"), "w", encoding="utf-8") as fh:
         json.dump(meta, fh, indent=1, sort_keys=True)
         fh.write("\n")
     print(f"golden_ms_nets: {len(meta['nets'])} networks -> {out}")
+
+
+def zoo_modules():
+    """The verbatim model-zoo files of tests/fixtures/mindspore_api/zoo, imported (real MindSpore)."""
+    import importlib.util
+
+    fixtures = os.path.join(ROOT, "tests", "fixtures", "mindspore_api")
+    modules = {}
+    for name in ("lstm", "crnn", "deepspeech2", "textrcnn", "builders"):
+        path = os.path.join(fixtures, "zoo_builders.py" if name == "builders" else os.path.join("zoo", name + ".py"))
+        spec = importlib.util.spec_from_file_location(f"zoo_{name}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        modules[name] = module
+    return modules
+
+
+def flatten_outputs(value):
+    if isinstance(value, (tuple, list)):
+        return [a for v in value for a in flatten_outputs(v)]
+    return [value.asnumpy()]
+
+
+def record_zoo(out, meta, store):
+    """The model zoo's own files (verbatim), their parameters set to ``builders.parameter_values`` (too large to keep
+    as checkpoints), run without seq_length (the zoo's constructs take none); outputs into ``store``."""
+    import mindspore as ms
+    import numpy as np
+    from mindspore import Tensor
+
+    modules = zoo_modules()
+    values = modules["builders"].parameter_values
+    meta["zoo"] = {}
+    for k, (net_id, (build, make_inputs)) in enumerate(sorted(modules["builders"].builders(modules, Tensor).items())):
+        ms.set_seed(SEED + 100 + k)
+        np.random.seed(SEED + 100 + k)
+        net = build()
+        for name, p in net.parameters_dict().items():
+            p.set_data(Tensor(values(name, tuple(p.shape))).astype(p.dtype))
+        net.set_train(False)
+        inputs = make_inputs(np.random.RandomState(SEED + 100 + k))
+        for i, a in enumerate(inputs):
+            store[f"zoo/{net_id}/input{i}"] = a
+        outputs = flatten_outputs(net(*[Tensor(a) for a in inputs]))
+        for i, a in enumerate(outputs):
+            store[f"zoo/{net_id}/output{i}"] = a
+        meta["zoo"][net_id] = {
+            "inputs": len(inputs),
+            "outputs": [str(a.dtype) for a in outputs],
+            "parameters": [[n, list(p.shape), str(p.asnumpy().dtype)] for n, p in net.parameters_dict().items()],
+        }
 
 
 def check(directory):
