@@ -480,3 +480,30 @@ def test_export_mindspore_gru_and_rnn_seq_length_dynamic_and_keras_simple_rnn():
     _close([ep.module()(x2)], [rnn(x2)])
     traced = torch.jit.trace(rnn, (x,), check_trace=False)
     assert "lstm_bridge::family_layer" in str(traced.inlined_graph)
+
+
+def test_onnx_export_family_runs_in_onnxruntime():
+    """GRU (both reset forms) and simple-RNN layers become standard ONNX GRU / RNN nodes."""
+
+    class GruLengths(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = M.GRU(3, 5, batch_first=True, bidirectional=True)
+
+        def forward(self, x, lengths):
+            out, h = self.net(x, seq_length=lengths)
+            return out, h
+
+    m = GruLengths()
+    x, lengths = _ms_inputs()
+    x2, lengths2 = _ms_inputs(5, 8, seed=4)
+    ops_used, got = _onnx_run(m, (x, lengths), ({0: Dim("B"), 1: Dim("T")}, {0: Dim("B")}), (x2, lengths2))
+    assert ops_used.count("GRU") == 2
+    for g, w in zip(got, m(x2, lengths2)):
+        np.testing.assert_allclose(g, w.detach().numpy(), rtol=1e-5, atol=1e-5)
+    for layer, op_type in ((K.GRU(4, reset_after=False, return_sequences=True), "GRU"), (K.SimpleRNN(4), "RNN")):
+        x, _ = _keras_inputs()
+        x2, _ = _keras_inputs(4, 7, seed=1)
+        ops_used, got = _onnx_run(layer, (x,), ({0: Dim("B"), 1: Dim("T")},), (x2,))
+        assert op_type in ops_used
+        np.testing.assert_allclose(got[0], layer(x2).detach().numpy(), rtol=1e-5, atol=1e-5)

@@ -1,4 +1,4 @@
-"""``lstm_bridge::lstm_layer`` in ONNX: one standard ``LSTM`` node per direction (dynamo exporter).
+"""The native custom ops in ONNX: one standard ``LSTM`` / ``GRU`` / ``RNN`` node per direction (dynamo exporter).
 
 ``torch.onnx.export(..., dynamo=True)`` finds this translation by itself: it is added to onnxscript's
 torchlib registry as soon as that registry is imported (:func:`install`, run when the op is defined).
@@ -25,7 +25,14 @@ from typing import Any, Dict, List, Sequence
 
 import torch
 
-__all__ = ["TRANSLATIONS", "install", "register", "translate_check_range", "translate_lstm_layer"]
+__all__ = [
+    "TRANSLATIONS",
+    "install",
+    "register",
+    "translate_check_range",
+    "translate_family_layer",
+    "translate_lstm_layer",
+]
 
 # the kernel's activation ids (lstm.h enum Act) -> lstm_bridge.activations names
 _ACT_NAMES = {
@@ -50,6 +57,36 @@ def _onnx_activation(act_id: int, role: str) -> Any:
         supported = ", ".join(sorted(ONNX_ACTIVATIONS))
         raise ValueError(UNSUPPORTED["onnx_activation"].format(which=role, value=name, supported=supported))
     return ONNX_ACTIVATIONS[name]
+
+
+def _refuse_masks(has_mask: Sequence[int], valid: Any, carry: bool, cell: str) -> None:
+    if any(has_mask):
+        raise ValueError(
+            f"a {cell} layer with dropout masks (training mode) has no ONNX equivalent: the ONNX {cell} operator "
+            "has no dropout; export the model in eval mode (model.eval(), training=False)"
+        )
+    if valid is not None and carry:
+        raise ValueError(
+            f"a Keras mask whose masked steps repeat the previous output has no ONNX {cell} equivalent: the "
+            "operator takes per-row lengths (sequence_lens) and emits zeros after them; export with "
+            "zero_output_for_mask=True and right-padded masks, or convert the layer with "
+            "lstm_bridge.save(..., lengths=True) and feed seq_length"
+        )
+
+
+def _lengths(op: Any, valid: Any) -> Any:
+    """``sequence_lens (B,)`` int32: the valid steps per row (the masks that reach here are right padding)."""
+    if valid is None:
+        return None
+    return op.Cast(op.ReduceSum(op.Cast(valid, to=6), op.Constant(value_ints=[0]), keepdims=0), to=6)
+
+
+def _static_hidden(w_hh: Any) -> int:
+    """The hidden size from ``w_hh``'s static shape (the ONNX RNN operators take it as an attribute)."""
+    shape = getattr(w_hh, "shape", None)
+    if shape is None or len(shape) != 2 or not isinstance(shape[1], int):
+        raise ValueError("a recurrent layer's hidden size must be static for ONNX export")
+    return int(shape[1])
 
 
 def _reorder(op: Any, t: Any, axis: int) -> Any:
@@ -82,27 +119,14 @@ def translate_lstm_layer(
     op: Any = opset18  # the opset's stubs type every value as one of its dtypes
 
     D = len(w_hh)
-    if any(has_mask):
-        raise ValueError(
-            "an LSTM layer with dropout masks (training mode) has no ONNX equivalent: the ONNX LSTM operator "
-            "has no dropout; export the model in eval mode (model.eval(), training=False)"
-        )
-    if valid is not None and carry:
-        raise ValueError(
-            "a Keras mask whose masked steps repeat the previous output has no ONNX LSTM equivalent: the "
-            "operator takes per-row lengths (sequence_lens) and emits zeros after them; export with "
-            "zero_output_for_mask=True and right-padded masks, or convert the layer with "
-            "lstm_bridge.save(..., lengths=True) and feed seq_length"
-        )
+    _refuse_masks(has_mask, valid, carry, "LSTM")
     names = []
     for role, act_id in (("recurrent_activation", acts[0]), ("activation", acts[1]), ("activation", acts[2])):
         names.append(_onnx_activation(act_id, role))
     activations = [n[0] for n in names]
     alphas = [n[1] if n[1] is not None else 0.0 for n in names]
     betas = [n[2] if n[2] is not None else 0.0 for n in names]
-    lens = None
-    if valid is not None:
-        lens = op.Cast(op.ReduceSum(op.Cast(valid, to=6), op.Constant(value_ints=[0]), keepdims=0), to=6)
+    lens = _lengths(op, valid)
     outs, hns, cns = [], [], []
     bias_ih = iter(b_ih)
     bias_hh = iter(b_hh)
@@ -117,12 +141,7 @@ def translate_lstm_layer(
             else:
                 parts.append(op.Mul(op.ReduceSum(w_hh[d], op.Constant(value_ints=[1]), keepdims=0), 0.0))
         Bias = op.Unsqueeze(op.Concat(*parts, axis=0), zero_axis)
-        H = None  # hidden_size is read from the weights' static shape by onnxruntime; give it explicitly
-        shape = getattr(w_hh[d], "shape", None)
-        if shape is not None and len(shape) == 2 and isinstance(shape[1], int):
-            H = int(shape[1])
-        if H is None:
-            raise ValueError("an LSTM layer's hidden size must be static for ONNX export")
+        H = _static_hidden(w_hh[d])
         Y, Y_h, Y_c = op.LSTM(
             x,
             W,
@@ -149,6 +168,84 @@ def translate_lstm_layer(
     return [*outs, *hns, *cns, *extra]
 
 
+def translate_family_layer(
+    x: Any,
+    w_ih: Sequence[Any],
+    w_hh: Sequence[Any],
+    b_ih: Sequence[Any],
+    b_hh: Sequence[Any],
+    has_bias: Sequence[int],
+    h0: Sequence[Any],
+    valid: Any,
+    in_masks: Sequence[Any],
+    rec_masks: Sequence[Any],
+    has_mask: Sequence[int],
+    reverse: Sequence[int],
+    form: int,
+    acts: Sequence[int],
+    carry: bool,
+    ms_order: bool,
+    save: bool,
+) -> List[Any]:
+    """``lstm_bridge::family_layer`` as one standard ONNX ``GRU`` (gate blocks r, z, n reordered to z, r, h;
+    ``linear_before_reset`` = reset_after) or ``RNN`` node per direction; the same refusals as the LSTM's."""
+    from onnxscript import opset18
+
+    op: Any = opset18
+    D = len(w_hh)
+    cell = "RNN" if form == 0 else "GRU"
+    _refuse_masks(has_mask, valid, carry, cell)
+    roles = (("activation", acts[1]),) if form == 0 else (("recurrent_activation", acts[0]), ("activation", acts[1]))
+    names = [_onnx_activation(a, role) for role, a in roles]
+    attrs: Dict[str, Any] = {
+        "activations": [n[0] for n in names],
+        "activation_alpha": [n[1] if n[1] is not None else 0.0 for n in names],
+        "activation_beta": [n[2] if n[2] is not None else 0.0 for n in names],
+    }
+    if form != 0:
+        attrs["linear_before_reset"] = 1 if form == 1 else 0
+    lens = _lengths(op, valid)
+    zero_axis = op.Constant(value_ints=[0])
+    bias_ih, bias_hh = iter(b_ih), iter(b_hh)
+    outs, hns = [], []
+
+    def reorder(t: Any) -> Any:
+        if form == 0:
+            return t
+        r, z, n = op.Split(t, num_outputs=3, axis=0)
+        return op.Concat(z, r, n, axis=0)
+
+    for d in range(D):
+        H = _static_hidden(w_hh[d])
+        parts = []
+        for present, it in ((has_bias[d], bias_ih), (has_bias[D + d], bias_hh)):
+            parts.append(
+                reorder(next(it))
+                if present
+                else op.Mul(op.ReduceSum(w_hh[d], op.Constant(value_ints=[1]), keepdims=0), 0.0)
+            )
+        node = op.GRU if form != 0 else op.RNN
+        Y, Y_h = node(
+            x,
+            op.Unsqueeze(reorder(w_ih[d]), zero_axis),
+            op.Unsqueeze(reorder(w_hh[d]), zero_axis),
+            op.Unsqueeze(op.Concat(*parts, axis=0), zero_axis),
+            lens,
+            op.Unsqueeze(h0[d], zero_axis),
+            direction="reverse" if reverse[d] else "forward",
+            hidden_size=H,
+            **attrs,
+        )
+        outs.append(op.Squeeze(Y, op.Constant(value_ints=[1])))
+        hns.append(op.Squeeze(Y_h, zero_axis))
+    if save:
+        gates = op.Concat(*[o for o in outs for _ in range(1 if form == 0 else 3)], axis=2)
+        extra = [gates] + [op.Identity(o) for o in outs] * (1 if form == 0 else 2)
+    else:
+        extra = [op.CastLike(op.Constant(value_floats=[]), x)]
+    return [*outs, *hns, *extra]
+
+
 def translate_check_range(values: Any, low: int, high: int, message: str) -> Any:
     """``lstm_bridge::check_range`` in ONNX: the values as int64. ONNX has no assertion: out-of-range
     lengths are not refused by the graph (onnxruntime's LSTM checks ``sequence_lens`` against ``T``)."""
@@ -171,6 +268,7 @@ def register() -> bool:
     _registered = True
     torch_op("lstm_bridge::lstm_layer", trace_only=True)(translate_lstm_layer)
     torch_op("lstm_bridge::check_range", trace_only=True)(translate_check_range)
+    torch_op("lstm_bridge::family_layer", trace_only=True)(translate_family_layer)
     return True
 
 
@@ -215,6 +313,7 @@ def _table() -> Dict[Any, Any]:
     return {
         torch.ops.lstm_bridge.lstm_layer.default: translate_lstm_layer,
         torch.ops.lstm_bridge.check_range.default: translate_check_range,
+        torch.ops.lstm_bridge.family_layer.default: translate_family_layer,
     }
 
 
