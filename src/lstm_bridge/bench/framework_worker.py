@@ -81,6 +81,8 @@ def _keras(spec: Dict[str, Any], data: Any) -> Tuple[Callable[[], None], Callabl
         def train() -> None:
             [g.numpy() for g in step() if g is not None]
 
+        if not variables or any(g is None for g in step()):  # a train step must reach every weight
+            raise RuntimeError("the GradientTape gives no gradient for some Keras weights")
         return forward, train, label + f"tf {tf.__version__} (tf.function)"
     xt = torch.from_numpy(data["x"])
     mask_t = torch.from_numpy(data["mask"]) if spec["mask"] else None
@@ -104,6 +106,9 @@ def _keras(spec: Dict[str, Any], data: Any) -> Tuple[Callable[[], None], Callabl
             p.grad = None
         call_t().sum().backward()
 
+    train_t()
+    if not params or any(p.grad is None for p in params):  # a train step must reach every weight
+        raise RuntimeError("backward() gives no gradient for some Keras weights")
     return forward_t, train_t, label + f"torch {torch.__version__} (eager)"
 
 
