@@ -507,3 +507,16 @@ def test_onnx_export_family_runs_in_onnxruntime():
         ops_used, got = _onnx_run(layer, (x,), ({0: Dim("B"), 1: Dim("T")},), (x2,))
         assert op_type in ops_used
         np.testing.assert_allclose(got[0], layer(x2).detach().numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_export_with_dynamic_time_of_a_python_loop_layer_names_the_remedy():
+    """An activation the kernel lacks runs the torch path's Python loop: a dynamic T cannot be exported, and
+    the error says why and what to do (a static T works)."""
+    m = K.LSTM(4, activation="gelu", return_sequences=True)
+    x = torch.randn(2, 5, 3)
+    m(x)
+    with pytest.raises(ValueError, match=r"activations <activation gelu> have no native kernel.*static time dimension"):
+        torch.export.export(m, (x,), dynamic_shapes=({0: Dim("B"), 1: Dim("T")},))
+    ep = torch.export.export(m, (x,), dynamic_shapes=({0: Dim("B")},))
+    x2 = torch.randn(4, 5, 3)
+    _close([ep.module()(x2)], [m(x2)])

@@ -118,6 +118,8 @@ def run_layer(
     impl = _traced(x, directions, valid, semantics, dropout) if tracing() else None
     if impl is None:
         impl = _backend.select(x, directions, valid=valid, semantics=semantics, dropout=dropout)
+        if tracing() and not (valid is None and semantics.activations.is_standard and _no_dropout(dropout)):
+            _check_loop_exportable(x, "an LSTM layer", semantics)  # the torch path's Python loop over steps
     with allocation_errors(
         lambda: (
             f"an LSTM layer over x of shape {tuple(x.shape)} with hidden sizes {[w.hidden_size for w in directions]}"
@@ -151,6 +153,37 @@ def _traced(
     _backend.last_used = "native"
     impl: _backend.RunLayer = native.run_layer_checked
     return impl
+
+
+def _no_dropout(dropout: Sequence[Optional[DropoutMasks]]) -> bool:
+    return all(d is None or d.is_empty() for d in dropout)
+
+
+def _check_loop_exportable(x: Tensor, what: str, semantics: LayerSemantics) -> None:
+    """``torch.export`` with a dynamic time dimension cannot hold the torch path's Python loop over the
+    steps: say so, and what to do, instead of torch's constraint violation."""
+    if not torch.compiler.is_exporting() or isinstance(x.shape[0], int):
+        return
+    requested = _backend.requested()
+    if requested == "torch":
+        why = "LSTM_BRIDGE_BACKEND=torch is set (unset it to record the native kernel's custom op)"
+    else:
+        native = _backend._native_package()
+        reason = None if native is None else native.error()
+        acts = semantics.activations
+        fns = (acts.gate, acts.candidate, acts.cell)
+        python_acts = list(dict.fromkeys(repr(fn) for fn in fns if getattr(fn, "native_id", 0) is None))
+        if python_acts:
+            why = f"the activations {', '.join(python_acts)} have no native kernel implementation"
+        elif reason:
+            why = f"the native kernel is unavailable ({reason})"
+        else:
+            why = "the native kernel does not take this request"
+    raise ValueError(
+        f"{what} runs on the portable torch path here, whose Python loop over the time steps cannot be exported "
+        f"with a dynamic time dimension: {why}. Export with a static time dimension (Dim.STATIC for T, or no "
+        "dynamic_shapes entry for it), or give the layer activations the native kernel implements"
+    )
 
 
 def _run_family_layer(
@@ -188,6 +221,8 @@ def _run_family_layer(
             )
         return outs, hs, []
     _backend.last_used = "torch"
+    if tracing():
+        _check_loop_exportable(x, f"a {kind.value} layer", semantics)
     with allocation_errors(
         lambda: (
             f"a {kind.value} layer over x of shape {tuple(x.shape)} with hidden sizes "
