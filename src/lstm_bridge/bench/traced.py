@@ -275,7 +275,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="toy sizes and few samples (smoke test)")
     p.add_argument("--json", default=None, help="also write the raw numbers here")
     p.add_argument("--clock", choices=tuple(CLOCKS), default="cpu", help="cpu: process CPU time (default); wall")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads for the traced table")
     a = p.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
     global _clock
     _clock = CLOCKS[a.clock]
     table = QUICK_CONFIGS if a.quick else CONFIGS
