@@ -379,6 +379,22 @@ def m_masked_conv(K: Any) -> Any:
     return K.Model(x, y, name="masked_conv")
 
 
+def m_float_token_input(K: Any) -> Any:
+    """Sequential built with ``model.build((None, T))`` (no Input: a float32 input of token ids, which
+    Embedding casts), a small vocabulary: Embedding(mask_zero) -> GRU -> Dense."""
+    L = K.layers
+    model = K.Sequential(
+        [
+            L.Embedding(6, 4, mask_zero=True, name="embedding"),
+            L.GRU(3, name="gru"),
+            L.Dense(1, name="dense"),
+        ],
+        name="float_token_input",
+    )
+    model.build((None, STEPS))
+    return model
+
+
 MODELS: Dict[str, Callable[[Any], Any]] = {
     "embed_bilstm": m_embed_bilstm,
     "lstm_hard_td": m_lstm_hard_td,
@@ -394,7 +410,10 @@ MODELS: Dict[str, Callable[[Any], Any]] = {
     "td_embed_stack": m_td_embed_stack,
     "autoencoder": m_autoencoder,
     "masked_conv": m_masked_conv,
+    "float_token_input": m_float_token_input,
 }
+#: models whose float input holds token ids (an Embedding reads it)
+FLOAT_TOKENS = {"float_token_input"}
 #: models whose first layer after an input is Masking: their float inputs get interior all-zero steps too
 HOLES = {"lstm_hard_td", "masking_gru_rnn", "shapes_dropouts", "bidir_states", "autoencoder", "masked_conv"}
 
@@ -425,12 +444,12 @@ def make_inputs(model_id: str, model: Any) -> List[Tuple[str, Any, Any, bool]]:
     for k, t in enumerate(model.inputs):
         rng = _rng(model_id, f"input{k}")
         lengths = _lengths(rng)
-        shape = (BATCH,) + tuple(int(d) for d in t.shape[1:])
+        shape = (BATCH,) + tuple(STEPS if d is None else int(d) for d in t.shape[1:])
         name = _tensor_name(t)
         dtype = str(t.dtype.name if hasattr(t.dtype, "name") else t.dtype)
-        if "int" in dtype:
+        if "int" in dtype or model_id in FLOAT_TOKENS:
             vocab = _vocab_of(model, name)
-            x = rng.randint(1, vocab, size=shape).astype(np.int32)
+            x = rng.randint(1, vocab, size=shape).astype(np.int32 if "int" in dtype else np.float32)
             for b, n in enumerate(lengths):
                 x[b, n:] = 0
             out.append((name, x, lengths, False))

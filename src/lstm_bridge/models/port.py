@@ -618,10 +618,11 @@ def _input_specs(
         vocab = None
         for name, k in model.order:
             call = model._calls[name][k]
-            if any(getattr(a, "layer", None) == ref.layer for a in _flat(call.args[:1])):
+            if any(r[0] == ref.layer for r in _refs(call.args[:1])):
                 m = model.module(name)
-                if isinstance(m, Embedding):
-                    vocab = int(getattr(m, "input_dim", 0) or 0) or None
+                dim = int(getattr(m, "input_dim", 0) or 0) if isinstance(m, Embedding) else 0
+                if dim:
+                    vocab = dim if vocab is None else min(vocab, dim)
         if shape is None:  # a Sequential without InputLayer: take the first layer's recorded input shape
             first = (model_config.get("config") or {}).get("layers") or [{}]
             c0 = first[0].get("config") or {}
@@ -639,6 +640,17 @@ def _find_entry(model_config: Dict[str, Any], name: str) -> Optional[Dict[str, A
     return None
 
 
+def _refs(v: Any) -> List[Any]:
+    """The TensorRefs in a call's (nested) arguments."""
+    from .graph import TensorRef
+
+    if isinstance(v, TensorRef):
+        return [v]
+    if isinstance(v, (list, tuple)):
+        return [r for x in v for r in _refs(x)]
+    return []
+
+
 def _shape_text(shape: Sequence[Optional[int]]) -> str:
     dims = ["batch" if i == 0 and d is None else ("time" if d is None else str(d)) for i, d in enumerate(shape)]
     return "(" + ", ".join(dims) + ")"
@@ -654,16 +666,17 @@ def padded_batch(
     specs: Sequence[Tuple[str, Tuple[Optional[int], ...], str, Optional[int]]], seed: int = 0
 ) -> Tuple[List[torch.Tensor], List[List[int]]]:
     """A random batch per input: ``BATCH`` rows, row 0 full, the others right-padded to a drawn length
-    (token ids in ``[1, vocab)`` then 0; float steps then all zeros). Returns ``(inputs, lengths)``."""
+    (token ids in ``[1, vocab)`` then 0 for an input an Embedding reads, in the input's dtype; float steps
+    then all zeros). Returns ``(inputs, lengths)``."""
     g = torch.Generator().manual_seed(seed)
     xs, all_lengths = [], []
     for _, shape, dtype, vocab in specs:
         dims = [BATCH] + [DEFAULT_STEPS if d is None else d for d in shape[1:]]
         steps = dims[1] if len(dims) > 1 else 1
         lengths = [steps] + [int(torch.randint(1, max(steps, 2), (1,), generator=g)) for _ in range(BATCH - 1)]
-        if "int" in dtype:
+        if "int" in dtype or vocab is not None:  # token ids (an Embedding reads a float input as ids too)
             x = torch.randint(1, max(int(vocab or 10), 2), dims, generator=g)
-            x = x.to(torch.int32 if dtype == "int32" else torch.int64)
+            x = x.to(torch.int32 if dtype == "int32" else torch.int64 if "int" in dtype else torch.float32)
         else:
             x = torch.randn(dims, generator=g)
         if len(dims) > 1:
