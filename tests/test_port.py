@@ -250,3 +250,19 @@ def test_layer_names_that_are_not_python_names(tmp_path, capsys):
     assert {"layers", "class_", "bi_lstm_1", "torch", "self"} <= set(dict(model.named_children()))
     entry, arrays = gd.model_entry("tf_keras", "embed_bilstm")
     gd.check_model_outputs(gd.run_model(model, entry, arrays), entry, arrays, "renamed layers")
+
+
+def test_force_never_replaces_a_folder_holding_the_input_or_the_current_directory(tmp_path, capsys, monkeypatch):
+    work = tmp_path / "work"
+    work.mkdir()
+    src = work / "model.keras"
+    src.write_bytes(gd.model_path("keras3", "embed_bilstm", "keras").read_bytes())
+    assert main(["port", str(src), str(work), "--force"]) == 2
+    assert "holds the input file" in capsys.readouterr().err
+    monkeypatch.chdir(work)
+    other = tmp_path / "other.keras"
+    other.write_bytes(src.read_bytes())
+    assert main(["port", str(other), ".", "--force"]) == 2
+    assert "holds the current directory" in capsys.readouterr().err
+    assert main(["port", str(other), str(tmp_path), "--force"]) == 2
+    assert sorted(os.listdir(work)) == ["model.keras"] and src.exists()

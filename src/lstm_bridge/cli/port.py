@@ -54,7 +54,7 @@ def run(args: argparse.Namespace, out: Output) -> int:
     if not args.tol >= 0:
         raise CliError(EXIT_USAGE, f"--tol must be a non-negative number; received {args.tol}")
     try:
-        check_out_dir(dst, args.force)
+        check_out_dir(dst, args.force, src)
     except (FileExistsError, NotADirectoryError, FileNotFoundError) as exc:
         raise CliError(EXIT_USAGE, str(exc)) from None
     try:

@@ -925,12 +925,27 @@ def _save_safetensors(state: Dict[str, torch.Tensor], path: str, meta: Dict[str,
         fh.write(data)
 
 
-def check_out_dir(out_dir: str, force: bool) -> None:
-    """Refuse an ``out_dir`` that is a file, or a non-empty folder without ``force`` (PortError / FileExistsError)."""
+def check_out_dir(out_dir: str, force: bool, source: Optional[str] = None) -> None:
+    """Refuse an ``out_dir`` that is a file, a non-empty folder without ``force``, or (even with ``force``) a
+    folder that holds the ``source`` file or the current directory: replacing it would delete them.
+
+    Raises:
+        NotADirectoryError: ``out_dir`` is a file.
+        FileExistsError: ``out_dir`` is a non-empty folder and ``force`` is False, or holds ``source`` / the
+            current directory.
+        FileNotFoundError: the parent folder of ``out_dir`` does not exist.
+    """
     if os.path.lexists(out_dir) and not os.path.isdir(out_dir):
         raise NotADirectoryError(f"{out_dir}: exists and is not a directory; expected a folder to write into")
-    if os.path.isdir(out_dir) and os.listdir(out_dir) and not force:
-        raise FileExistsError(f"{out_dir}: exists and is not empty; pass --force to replace it")
+    if os.path.isdir(out_dir) and os.listdir(out_dir):
+        if not force:
+            raise FileExistsError(f"{out_dir}: exists and is not empty; pass --force to replace it")
+        real = os.path.realpath(out_dir)
+        for what, inside in (("the input file", source), ("the current directory", os.getcwd())):
+            if inside and (os.path.realpath(inside) + os.sep).startswith(real + os.sep):
+                raise FileExistsError(
+                    f"{out_dir}: holds {what}; --force would delete it - write the port to another folder"
+                )
     parent = os.path.dirname(os.path.abspath(out_dir))
     if not os.path.isdir(parent):
         raise FileNotFoundError(f"{out_dir}: directory {parent!r} does not exist")
@@ -950,7 +965,7 @@ def write_port(path: str, out_dir: str, force: bool = False, tol: float = 1e-5, 
     """
     from ..formats import atomic
 
-    check_out_dir(out_dir, force)
+    check_out_dir(out_dir, force, path)
     p = port(path, seed)
     base = os.path.abspath(out_dir).rstrip(os.sep)
     tmp = None
