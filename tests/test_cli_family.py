@@ -25,7 +25,7 @@ F = Path(__file__).parent / "fixtures" / "family_files"
     ],
 )
 def test_convert_writes_family_files_and_verifies_them(tmp_path, capsys, src, out):
-    assert main(["convert", str(F / src), str(tmp_path / out)]) == 0
+    assert main(["convert", "--rnn-nonlinearity", "relu", str(F / src), str(tmp_path / out)]) == 0
     text = capsys.readouterr().out
     assert "OK: max |difference| 0" in text
     cells = [e.cell for e in load(tmp_path / out).recurrent_entries()]
@@ -42,10 +42,15 @@ def test_convert_refuses_what_the_target_cannot_hold_and_names_the_module(tmp_pa
 
 def test_convert_a_stacked_checkpoint_gru_to_keras_runs_the_same(tmp_path, capsys):
     """A 2-layer bidirectional nn.GRU becomes two Keras Bidirectional(GRU(reset_after=True)) layers."""
-    assert main(["convert", str(F / "ms_family.ckpt"), str(tmp_path / "m.h5")]) == 0
+    assert main(["convert", str(F / "ms_family.ckpt"), str(tmp_path / "m.h5")]) == 3  # the RNN: tanh or relu?
+    assert "--rnn-nonlinearity" in capsys.readouterr().err and list(tmp_path.iterdir()) == []
+    assert main(["convert", "--rnn-nonlinearity", "relu", str(F / "ms_family.ckpt"), str(tmp_path / "m.h5")]) == 0
     capsys.readouterr()
     entries = load(tmp_path / "m.h5").recurrent_entries()
     assert [(e.kind, e.cell, e.reset_after) for e in entries][:2] == [("Bidirectional", "GRU", True)] * 2
+    assert entries[2].semantics["activation"] == "relu"
+    assert main(["convert", str(tmp_path / "m.h5"), str(tmp_path / "back.ckpt")]) == 0
+    assert "nonlinearity='relu'" in capsys.readouterr().out  # a .ckpt does not record it: the note says so
 
 
 def test_inspect_names_the_cell_and_the_gru_form(capsys):

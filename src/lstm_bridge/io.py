@@ -141,8 +141,8 @@ def to_model_file(obj: Any) -> ModelFile:
         relu = str(getattr(obj, "mode", "")) == "RNN_RELU" or getattr(obj, "nonlinearity", "tanh") == "relu"
         for e in entries:
             e.config["batch_first"] = bool(getattr(obj, "batch_first", False))
-            if relu:
-                e.config["nonlinearity"] = "relu"
+            if e.kind in ("RNN", "RNNCell"):  # the module knows its nonlinearity (a state dict would not)
+                e.config["nonlinearity"] = "relu" if relu else "tanh"
         return ModelFile(framework="torch", version=torch.__version__, layers=entries)
     if isinstance(obj, torch.nn.Module) and hasattr(obj, "hidden_size") and hasattr(obj, "has_bias"):
         # lstm_bridge.mindspore.LSTM / GRU / RNN and their cells: MindSpore parameter names
@@ -150,8 +150,8 @@ def to_model_file(obj: Any) -> ModelFile:
         for e in entries:
             if hasattr(obj, "batch_first"):
                 e.config["batch_first"] = bool(obj.batch_first)
-            if getattr(obj, "nonlinearity", "tanh") == "relu":
-                e.config["nonlinearity"] = "relu"
+            if e.kind in ("RNN", "RNNCell"):
+                e.config["nonlinearity"] = str(getattr(obj, "nonlinearity", "tanh"))
         return ModelFile(framework="mindspore", version=None, layers=entries)
     raise TypeError(
         f"cannot save a {type(obj).__name__}; expected a ModelFile, a state dict, a torch.nn.LSTM / GRU / RNN, "

@@ -187,6 +187,12 @@ UNSUPPORTED: Dict[str, str] = {
     ),
     "gru_candidate": "{module} hard-codes tanh for the candidate n; activation={value!r} has no equivalent",
     "rnn_activation": "{module} offers nonlinearity='tanh' or 'relu' only; activation={value!r} has no equivalent",
+    "rnn_nonlinearity_unknown": (
+        "a MindSpore / PyTorch state dict does not record nn.RNN's nonlinearity (tanh or relu), and a {target} "
+        "SimpleRNN must name its activation; say which: mf.entry({name!r}).config['nonlinearity'] = 'tanh' or "
+        "'relu' (lstm-bridge convert --rnn-nonlinearity tanh|relu), or save the net itself "
+        "(lstm_bridge.mindspore.RNN / torch.nn.RNN)"
+    ),
     "mask_generated": (
         "{producer}: its mask reaches the LSTM layers, but the {target} model generated from this file holds "
         "Input, Embedding, Dense and LSTM layers only, so the LSTM layers would run the masked steps as data; "
@@ -261,8 +267,9 @@ class LayerDescription:
     from Keras (refusals then point at :mod:`lstm_bridge.keras`); ``generation``: the Keras generation
     whose names were used (2 or 3), None when unknown (then ``"hard_sigmoid"`` is ambiguous); ``cell``: the
     cell kind (``"LSTM"``, ``"GRU"``, ``"RNN"``; a Bidirectional's ``kind`` is ``"Bidirectional"`` whatever it
-    wraps); ``reset_after``: the GRU form (ignored for other cells). A simple RNN's one activation is its
-    ``candidate`` (its ``gate`` is unused).
+    wraps); ``reset_after``: the GRU form (ignored for other cells); ``activation_known``: False for a simple
+    RNN read from a MindSpore / PyTorch state dict, which does not record its nonlinearity. A simple RNN's one
+    activation is its ``candidate`` (its ``gate`` is unused).
     """
 
     name: str
@@ -278,6 +285,7 @@ class LayerDescription:
     generation: Optional[int] = None
     cell: str = "LSTM"
     reset_after: bool = True
+    activation_known: bool = True
 
     @property
     def label(self) -> str:
@@ -357,14 +365,20 @@ def _from_lstm_layer(e: Any) -> List[LayerDescription]:
     cell = str(getattr(e, "cell", "LSTM"))
     reset_after = bool(getattr(e, "reset_after", True))
     if gen is None:  # MindSpore / PyTorch: one description per stacked layer
+        known = bool(sem.get("nonlinearity_recorded", True))
         if e.kind.endswith("Cell"):
-            return [LayerDescription(e.name, e.kind, gate, cand, cell=cell, reset_after=reset_after)]
+            return [
+                LayerDescription(e.name, e.kind, gate, cand, cell=cell, reset_after=reset_after, activation_known=known)
+            ]
         rev = (False, True) if e.bidirectional else (False,)
         kind = "Bidirectional" if e.bidirectional else e.kind
         names = (
             [e.name] if e.num_layers == 1 else [f"{e.name}.l{l}" if e.name else f"l{l}" for l in range(e.num_layers)]
         )
-        return [LayerDescription(n, kind, gate, cand, rev, cell=cell, reset_after=reset_after) for n in names]
+        return [
+            LayerDescription(n, kind, gate, cand, rev, cell=cell, reset_after=reset_after, activation_known=known)
+            for n in names
+        ]
     go_back = bool(sem.get("go_backwards", False))
     stateful = bool(sem.get("stateful", False))
     time_major = bool(sem.get("time_major", False))
@@ -626,6 +640,9 @@ def _keras(d: LayerDescription, gen: int) -> List[str]:
     from .formats.model import FormatError
 
     out: List[str] = []
+    if d.cell == "RNN" and not d.activation_known:
+        name = d.name.rsplit(".l", 1)[0] if ".l" in d.name else d.name
+        out.append(UNSUPPORTED["rnn_nonlinearity_unknown"].format(target=_TARGET_TEXT[f"keras{gen}"], name=name))
     roles = (
         (("activation", d.candidate),)
         if d.cell == "RNN"

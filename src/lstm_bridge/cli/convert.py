@@ -78,6 +78,13 @@ def add_parser(sub: Any) -> None:
         default="auto",
         help=f"progress bar: auto shows it for inputs >= {PROGRESS_BYTES >> 20} MiB",
     )
+    p.add_argument(
+        "--rnn-nonlinearity",
+        choices=("tanh", "relu"),
+        default=None,
+        help="the nonlinearity of the RNN layers of a MindSpore / PyTorch state dict (.ckpt / .pt / .safetensors "
+        "record none); needed to write them to a Keras or ONNX file",
+    )
     layout = p.add_mutually_exclusive_group()
     layout.add_argument(
         "--batch-first",
@@ -237,6 +244,39 @@ def _likely_write_reason(path: str) -> Optional[str]:
     return None
 
 
+def _rnn_entries(mf: Any) -> List[Any]:
+    """The simple-RNN entries of a MindSpore / PyTorch state-dict file (whose nonlinearity it does not record)."""
+    if getattr(mf, "framework", None) not in ("mindspore", "torch"):
+        return []
+    return [e for e in mf.layers if e.kind in ("RNN", "RNNCell")]
+
+
+def _set_rnn_nonlinearity(mf: Any, value: Optional[str]) -> None:
+    """``--rnn-nonlinearity``: what the state dict's RNN layers compute (an entry that says it keeps it)."""
+    if value is None:
+        return
+    for e in _rnn_entries(mf):
+        if "nonlinearity" not in e.config:
+            e.config = dict(e.config, nonlinearity=value)
+
+
+def _carry_rnn_nonlinearity(mf: Any, written: Any, dst: str, notes: List[str]) -> None:
+    """A state dict written from RNN layers whose nonlinearity is known does not record it either: verify it
+    with the source's nonlinearity, and say what the net that loads it must use."""
+    source = {e.name: e.config.get("nonlinearity") for e in mf.layers if e.kind in ("RNN", "RNNCell", "SimpleRNN")}
+    for e in _rnn_entries(written):
+        value = source.get(e.name)
+        if value is None and mf.framework == "keras":
+            known = [x for x in mf.recurrent_entries() if x.cell == "RNN" and x.name == e.name]
+            value = known[0].semantics.get("activation") if known else None
+        if value is not None and "nonlinearity" not in e.config:
+            e.config = dict(e.config, nonlinearity=value)
+            if value != "tanh":
+                notes.append(
+                    f"{dst} does not record nonlinearity: build the RNN {e.name!r} with nonlinearity={value!r}"
+                )
+
+
 def _verify(
     mf: Any,
     tmp: str,
@@ -267,6 +307,7 @@ def _verify(
         written = load(tmp)
     except (ValueError, OSError, NotImplementedError) as exc:
         raise CliError(EXIT_VERIFY, _scrub(f"the written file could not be read back: {exc}", tmp, dst)) from exc
+    _carry_rnn_nonlinearity(mf, written, dst, notes)
     chain_src = chain_of(mf, layer, src)
     chain_out = chain_of(written, layer if fmt.startswith("keras") else None, dst)
     try:
@@ -370,6 +411,7 @@ def run(args: argparse.Namespace, out: Output) -> int:
             with steps.running():
                 steps.step(f"reading {os.path.basename(src)}")
                 mf = _select_layer(load_model(src), args.layer, src)
+                _set_rnn_nonlinearity(mf, getattr(args, "rnn_nonlinearity", None))
                 if fmt == "onnx":
                     chain_of(mf, args.layer, src, strict=True)  # the graph runs the layers end to end
                 _check_target(mf, fmt, args.layer, src)

@@ -568,8 +568,9 @@ def _to_lstm_layer(mf: ModelFile, e: LayerEntry) -> LSTMLayer:
         "batch_first": e.config.get("batch_first"),
         "framework": mf.framework,
     }
-    if cell == "RNN":
-        sem["activation"] = str(e.config.get("nonlinearity", "tanh"))  # a state dict does not record it
+    if cell == "RNN":  # a state dict does not record the nonlinearity: tanh unless the entry's config says it
+        sem["activation"] = str(e.config.get("nonlinearity", "tanh"))
+        sem["nonlinearity_recorded"] = "nonlinearity" in e.config
     if mf.framework == "mindspore" and cell == "LSTM":
         # MindSpore's CPU seq_length path and LSTMCell use approximate Sigmoid/Tanh (docs/spec/mindspore_lstm.md §3)
         sem["seq_length_activations"] = ("ms_cpu_sigmoid", "ms_cpu_tanh")
