@@ -43,6 +43,9 @@ def test_ported_model_reproduces_keras(flavour, model_id, fmt, tmp_path, capsys)
     model = mod.load()
     assert not model.training
     gd.check_model_outputs(gd.run_model(model, entry, arrays), entry, arrays, f"port of {src.name}")
+    if len(entry["inputs"]) > 1:  # Keras's list form too
+        got = [o.detach().numpy() for o in gd._flatten(model(gd.model_inputs(entry, arrays)))]
+        gd.check_model_outputs(got, entry, arrays, f"port of {src.name}, inputs as one list")
     # one attribute per Keras layer, named after it
     names = {layer["name"] for layer in entry["layers"] if layer["class"] not in ("Functional", "Sequential")}
     assert names <= set(dict(model.named_children())), names - set(dict(model.named_children()))

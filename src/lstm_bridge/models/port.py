@@ -527,10 +527,17 @@ def generate_source(
     ret = outs[0][0] if model.single_output else "[" + ", ".join(v for v, _ in outs) + "]"
     cls = _class_name(model.name)
     sig = ", ".join(["self"] + [f"{p}: torch.Tensor" for p in params])
+    keras_style: List[str] = []
+    if len(params) > 1:  # model([a, b]) as in Keras, besides model(a, b)
+        sig = ", ".join(["self", f"{params[0]}: Any"] + [f"{p}: Optional[torch.Tensor] = None" for p in params[1:]])
+        keras_style = [
+            f"        if isinstance({params[0]}, (list, tuple)):  # Keras style: model([{', '.join(params)}])",
+            f"            {', '.join(params)} = {params[0]}",
+        ]
     lines = [
         f'"""{header}"""',
         "",
-        "from typing import Optional",
+        "from typing import Any, Optional" if len(params) > 1 else "from typing import Optional",
         "",
         "import torch",
         "",
@@ -547,6 +554,7 @@ def generate_source(
         *gen.init_lines,
         "",
         f"    def forward({sig}):",
+        *keras_style,
         *body,
         f"        return {ret}",
         "",
