@@ -131,7 +131,8 @@ class KerasOp(torch.nn.Module):
             return a.squeeze() if axis is None else a.squeeze(int(axis))
         if op in ("ZerosLike", "OnesLike"):
             dtype = _bool_dtype(c.get("dtype")) if c.get("dtype") is not None else a.dtype
-            return torch.zeros(a.shape, dtype=dtype) if op == "ZerosLike" else torch.ones(a.shape, dtype=dtype)
+            make = torch.zeros if op == "ZerosLike" else torch.ones
+            return make(a.shape, dtype=dtype, device=a.device)
         if op == "Cast":
             return a.to(_bool_dtype(c.get("dtype")))
         if op == "Concatenate":
