@@ -315,7 +315,7 @@ _SHAPE_KEYS = ("batch_input_shape", "batch_shape", "input_shape", "shape", "targ
 
 def validate(mf: ModelFile) -> ModelFile:
     """Check a freshly read file so that a corrupt or hostile one fails at load time with
-    :class:`FormatError` naming it, never in a later step: every LSTM entry has weights that fit
+    :class:`FormatError` naming it, never in a later step: every recurrent entry (LSTM, GRU, RNN) has weights that fit
     together with input and hidden sizes >= 1 (a 0 would crash the kernels) and matching ``units``;
     Embedding and Dense weights have their ranks; names are strings; a Bidirectional wraps a layer
     config; sizes and shapes stated in configs are integers in ``[0, MAX_SIZE]``."""
@@ -327,7 +327,7 @@ def validate(mf: ModelFile) -> ModelFile:
     except FormatError as exc:
         raise FormatError(mf.path, exc.problem) from None
     except (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError, OverflowError) as exc:
-        raise FormatError(mf.path, f"invalid LSTM layer: {exc}") from None
+        raise FormatError(mf.path, f"invalid recurrent layer: {exc}") from None
     return mf
 
 
