@@ -269,3 +269,26 @@ def test_force_never_replaces_a_folder_holding_the_input_or_the_current_director
     assert "holds the current directory" in capsys.readouterr().err
     assert main(["port", str(other), str(tmp_path), "--force"]) == 2
     assert sorted(os.listdir(work)) == ["model.keras"] and src.exists()
+
+
+def test_layers_keras_does_not_train_stay_frozen(tmp_path, capsys):
+    """``trainable: false`` in the Keras config: the port's parameters of that layer do not require grad, as
+    load_model's (so fine-tuning updates what Keras would)."""
+    src = gd.model_path("keras3", "embed_bilstm", "keras")
+    frozen = tmp_path / "frozen.keras"
+    with zipfile.ZipFile(src) as zin:
+        members = {n: zin.read(n) for n in zin.namelist()}
+    cfg = json.loads(members["config.json"])
+    for entry in cfg["config"]["layers"]:
+        if entry["config"]["name"] == "embedding":
+            entry["config"]["trainable"] = False
+    members["config.json"] = json.dumps(cfg).encode()
+    with zipfile.ZipFile(frozen, "w") as zout:
+        for n, data in members.items():
+            zout.writestr(n, data)
+    out = tmp_path / "port"
+    assert main(["port", str(frozen), str(out)]) == 0, capsys.readouterr().err
+    model = _import(out, "frozen").load()
+    flags = {n: p.requires_grad for n, p in model.named_parameters()}
+    assert flags["embedding.weight"] is False
+    assert all(v for n, v in flags.items() if not n.startswith("embedding."))

@@ -522,6 +522,10 @@ def generate_source(
     inputs = [(gen.fresh(ref.layer), None) for ref in model.inputs]
     params = [v for v, _ in inputs]
     outs = gen.graph(model, _entry_config(model_config), inputs)
+    for attr, m in gen.attr_modules.items():  # layers Keras does not train (trainable=False, or in such a model)
+        ps = list(m.parameters())
+        if ps and not any(p.requires_grad for p in ps):
+            gen.init_lines.append(f"        self.{attr}.requires_grad_(False)  # not trainable in Keras")
     # the mask lines whose variables are never read again are noise: drop them
     body = _drop_unused_masks(gen.body, [v for v, _ in outs])
     ret = outs[0][0] if model.single_output else "[" + ", ".join(v for v, _ in outs) + "]"
@@ -820,6 +824,10 @@ def port(path: str, seed: int = 0) -> Port:
                 f"layer's {sorted(m.state_dict())}"
             )
         target.load_state_dict(m.state_dict(), strict=True)
+        mine = [p.requires_grad for p in target.parameters()]
+        theirs = [p.requires_grad for p in m.parameters()]
+        if mine != theirs:
+            raise PortError(f"layer {attr!r}: trainable parameters {mine} differ from load_model's {theirs}")
     state = {k: v.detach().contiguous().clone() for k, v in built.state_dict().items()}
     ref_layers = {}
     for k, m in mods.items():
