@@ -345,3 +345,26 @@ def test_bf16_matmul_rounds_operands_and_accumulates_in_float32(shape):
     assert not torch.equal(got, a @ w.t()) or K == 1  # not a float32 GEMM
     out = torch.empty(M * N)
     assert ext.matmul_nt_bf16(a.to(BF16), w, out) is not None and torch.equal(out.view(M, N), got)
+
+
+# --- the bench's bf16 rows ---------------------------------------------------------------------------------
+
+
+def test_bench_bf16_rows_smoke(tmp_path):
+    """``python -m lstm_bridge.bench.bf16 --quick``: one row per (config, variant, mode) with the four
+    participants, the ratios and the forward error (a smoke test: toy sizes, timings meaningless)."""
+    from lstm_bridge.bench import bf16 as bench_bf16
+
+    argv = ["--quick", "--configs", "small", "--variants", "hard_sigmoid,seq_length", "--out", str(tmp_path)]
+    assert bench_bf16.main(argv) == 0
+    text = (tmp_path / "bf16.md").read_text()
+    assert "| small | hard_sigmoid | forward |" in text and "| small | seq_length | train |" in text
+    import json
+
+    rows = json.loads((tmp_path / "bf16.json").read_text())
+    assert len(rows) == 4
+    for row in rows:
+        assert set(row["ms"]) == {"ours f32", "ours bf16", "torch f32", "torch bf16"}
+        assert row["speedup"]["median"] > 0 and row["vs_torch_bf16"]["median"] > 0
+        if row["mode"] == "forward":
+            assert 0 < row["error"] <= OUT_TOL
