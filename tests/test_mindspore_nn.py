@@ -171,3 +171,47 @@ def test_a_file_importing_composite_imports_and_its_use_names_the_gap():
 
     with pytest.raises(UnsupportedError, match=r"composite\.GradOperation is outside"):
         C.GradOperation  # noqa: B018
+
+
+def test_a_network_trains_with_torch():
+    """No MindSpore training machinery is needed: losses are Tensors, ``backward`` and a torch optimizer over
+    ``trainable_params()`` train the Cells (frozen parameters, ``requires_grad = False`` as the zoo's frozen
+    embeddings, stay unchanged; BatchNorm's moving statistics follow in training)."""
+    import lstm_bridge.mindspore.nn as nn
+    from lstm_bridge.mindspore import Tensor
+    from lstm_bridge.mindspore.ops import operations as P
+
+    class Net(nn.Cell):
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(20, 8)
+            self.emb.embedding_table.requires_grad = False
+            self.rnn = nn.LSTM(8, 16, batch_first=True, bidirectional=True)
+            self.bn = nn.BatchNorm1d(32)
+            self.fc = nn.Dense(32, 3)
+            self.reduce = P.ReduceMean()
+
+        def construct(self, x, lengths=None):
+            out, _ = self.rnn(self.emb(x), seq_length=lengths)
+            return self.fc(self.bn(self.reduce(out, 1)))
+
+    torch.manual_seed(0)
+    rng = np.random.RandomState(0)
+    net = Net().set_train(True)
+    assert "emb.embedding_table" not in [p.name for p in net.trainable_params()]
+    table = net.emb.embedding_table.asnumpy()
+    loss_fn = nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean")
+    opt = torch.optim.Adam(net.trainable_params(), lr=0.01)
+    x = Tensor(rng.randint(0, 20, (8, 5)).astype(np.int32))
+    y = Tensor(rng.randint(0, 3, 8).astype(np.int32))
+    lengths = Tensor(np.array([5, 4, 3, 5, 2, 5, 1, 5], np.int32))
+    losses = []
+    for _ in range(25):
+        opt.zero_grad()
+        loss = loss_fn(net(x, lengths), y)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < 0.2 * losses[0]
+    np.testing.assert_array_equal(net.emb.embedding_table.asnumpy(), table)
+    assert np.abs(net.bn.moving_mean.asnumpy()).sum() > 0
