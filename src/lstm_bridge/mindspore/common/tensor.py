@@ -168,6 +168,12 @@ class Tensor(torch.Tensor):
     def copy(self) -> Tensor:
         return _w(plain(self).clone())
 
+    def __getitem__(self, key: Any) -> Any:
+        """Indexing as NumPy / MindSpore, negative slice steps included (``x[::-1]``; torch refuses them)."""
+        if _has_negative_step(key):
+            return _w(_negative_step_index(plain(self), key))
+        return super().__getitem__(key)
+
     @property
     def size(self) -> _Size:
         """MindSpore: the number of elements (an int); also callable like torch's ``size(dim=None)``."""
@@ -206,6 +212,51 @@ def _axes(axes: Sequence[Any], ndim: int) -> Tuple[int, ...]:
     if len(axes) != ndim:
         raise ValueError(f"For 'transpose', the permutation must have {ndim} axes (the rank); received {tuple(axes)}")
     return tuple(int(a) for a in axes)
+
+
+def _has_negative_step(key: Any) -> bool:
+    items = key if isinstance(key, tuple) else (key,)
+    return any(isinstance(k, slice) and k.step is not None and k.step < 0 for k in items)
+
+
+def _negative_step_index(t: torch.Tensor, key: Any) -> torch.Tensor:
+    """Apply ``key`` with each negative-step slice first taken whole, then select that axis's positions (in the
+    slice's order) with ``index_select``: the result NumPy gives."""
+    items = list(key) if isinstance(key, tuple) else [key]
+    explicit = sum(1 for k in items if k is not None and k is not Ellipsis)
+    if Ellipsis not in items:
+        items.append(Ellipsis)
+    pending = []  # (output axis, input axis size, slice)
+    out_axis, in_axis, whole = 0, 0, []
+    for k in items:
+        if k is Ellipsis:
+            span = t.dim() - explicit
+            whole.append(Ellipsis)
+            out_axis += span
+            in_axis += span
+            explicit = t.dim()  # a second Ellipsis would be an error in torch too
+        elif k is None:
+            whole.append(None)
+            out_axis += 1
+        elif isinstance(k, slice) and k.step is not None and k.step < 0:
+            pending.append((out_axis, t.shape[in_axis], k))
+            whole.append(slice(None))
+            out_axis += 1
+            in_axis += 1
+        elif isinstance(k, slice):
+            whole.append(k)
+            out_axis += 1
+            in_axis += 1
+        else:  # an integer (or a tensor index: one axis in, one out)
+            whole.append(k)
+            in_axis += 1
+            if isinstance(k, torch.Tensor) and k.dim() > 0:
+                out_axis += k.dim()
+    out = t[tuple(whole)]
+    for axis, size, k in pending:
+        positions = torch.arange(*k.indices(size), device=t.device)
+        out = out.index_select(axis, positions)
+    return out
 
 
 def _reduce(fn: Any, t: torch.Tensor, axis: Any, keep: bool) -> Any:
