@@ -85,6 +85,13 @@ def add_parser(sub: Any) -> None:
         help="the nonlinearity of the RNN layers of a MindSpore / PyTorch state dict (.ckpt / .pt / .safetensors "
         "record none); needed to write them to a Keras or ONNX file",
     )
+    p.add_argument(
+        "--right-padded",
+        action="store_true",
+        help="ONNX of a whole Keras model: state that every input row is right-padded, so a mask (Embedding "
+        "mask_zero / Masking) that reaches a recurrent layer becomes sequence_lens computed in the graph (rows "
+        "that are not right-padded give NaN); without it such a model is refused",
+    )
     layout = p.add_mutually_exclusive_group()
     layout.add_argument(
         "--batch-first",
@@ -408,6 +415,8 @@ def run(args: argparse.Namespace, out: Output) -> int:
     tmp: Optional[str] = None
     try:
         with _output_file(dst, fmt, args.force) as tmp:
+            if fmt == "onnx" and args.layer is None and _whole_keras_model(src):
+                return _whole_model_onnx(src, tmp, dst, args, out)  # models/onnx_export.py: every layer
             with steps.running():
                 steps.step(f"reading {os.path.basename(src)}")
                 mf = _select_layer(load_model(src), args.layer, src)
@@ -437,6 +446,35 @@ def run(args: argparse.Namespace, out: Output) -> int:
         raise
     out.line(f"wrote {dst} ({fmt}) from {src}: layers {_written(report)}")
     out.line(f"OK: max |difference| {fmt_float(worst)} <= tol {args.tol:g}")
+    return EXIT_OK
+
+
+def _whole_keras_model(src: str) -> bool:
+    from ..models.onnx_export import is_whole_model
+
+    return is_whole_model(src)
+
+
+def _whole_model_onnx(src: str, tmp: str, dst: str, args: argparse.Namespace, out: Output) -> int:
+    """``convert model.keras model.onnx`` of a whole Keras model (:func:`lstm_bridge.models.onnx_export.export_onnx`):
+    every layer in the graph, verified with onnxruntime against ``load_model`` before OUT is moved into place."""
+    from ..models.onnx_export import ExportMismatch, export_onnx
+
+    try:
+        report = export_onnx(src, tmp, right_padded=bool(getattr(args, "right_padded", False)), tol=args.tol)
+    except ExportMismatch as exc:
+        raise CliError(EXIT_VERIFY, _scrub(f"{exc}", tmp, dst)) from exc
+    except (ValueError, OSError, NotImplementedError) as exc:  # ExportError / FormatError / UnsupportedLayerError
+        raise CliError(
+            EXIT_INPUT, _scrub(f"{src} cannot be exported as a whole model to onnx: {exc}", tmp, dst)
+        ) from exc
+    for m in report.masks:
+        out.line(f"mask as sequence_lens (inputs stated right-padded): {m}")
+    out.line(f"wrote {dst} (onnx, whole model) from {src}: inputs {report.inputs}, outputs {report.outputs}")
+    out.line(
+        f"OK: max |difference| {fmt_float(report.max_abs_diff)} <= tol {args.tol:g} (onnxruntime vs load_model, "
+        f"padded batch, lengths {report.lengths})"
+    )
     return EXIT_OK
 
 

@@ -43,7 +43,7 @@ import torch
 from ..formats.model import FormatError
 from .graph import Call, KerasModel, KerasOp, TensorRef
 
-__all__ = ["export_onnx", "build_onnx", "ExportError", "OnnxExport"]
+__all__ = ["export_onnx", "build_onnx", "is_whole_model", "ExportError", "ExportMismatch", "OnnxExport"]
 
 OPSET = 17
 IR_VERSION = 8
@@ -54,6 +54,34 @@ class ExportError(FormatError):
 
     def __init__(self, message: str, path: Optional[str] = None):
         super().__init__(path, message)
+
+
+class ExportMismatch(ExportError):
+    """The built graph differs from :func:`lstm_bridge.load_model` by more than the tolerance."""
+
+
+#: the classes the recurrent-chain export (:mod:`lstm_bridge.formats.onnx`) covers by itself
+_CHAIN_CLASSES = frozenset({"InputLayer", "LSTM", "GRU", "SimpleRNN", "Bidirectional", "CuDNNLSTM", "CuDNNGRU"})
+
+
+def is_whole_model(path: Any) -> bool:
+    """Whether ``path`` is a Keras full-model file (``.keras`` / ``.h5`` with a model config) holding layers
+    besides recurrent ones (Embedding, Dense, ...): what ``lstm-bridge convert IN OUT.onnx`` exports as a whole
+    model; files of recurrent layers only keep the recurrent-chain export."""
+    from .files import read_keras_file
+
+    try:
+        kf = read_keras_file(path)
+    except (ValueError, OSError):
+        return False
+    try:
+        config = kf.model_config
+    except (ValueError, KeyError, AttributeError):
+        return False
+    finally:
+        kf.close()
+    layers = ((config or {}).get("config") or {}).get("layers") or []
+    return any(isinstance(e, dict) and str(e.get("class_name")) not in _CHAIN_CLASSES for e in layers)
 
 
 @dataclass
@@ -879,7 +907,7 @@ def export_onnx(source: Any, path: Any, *, right_padded: bool = False, tol: floa
     worst = verify_onnx(proto, model, xs, report.inputs)
     report.max_abs_diff = worst
     if not worst <= tol:
-        raise ExportError(
+        raise ExportMismatch(
             f"verification failed: the ONNX graph differs from load_model by {worst:.3g} > tol {tol:g} on a padded "
             f"batch (lengths {report.lengths}); nothing was written",
             src,

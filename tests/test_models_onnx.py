@@ -1,0 +1,110 @@
+"""Whole Keras models to ONNX (lstm_bridge.models.onnx_export, ``lstm-bridge convert model.keras model.onnx``):
+every golden model exports and reproduces Keras's predictions in onnxruntime; masks are never dropped."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import golden_data as gd
+
+ort = pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
+
+from lstm_bridge.cli import main  # noqa: E402
+from lstm_bridge.models import load_model  # noqa: E402
+from lstm_bridge.models.graph import model_from_config  # noqa: E402
+from lstm_bridge.models.onnx_export import ExportError, build_onnx, export_onnx  # noqa: E402
+
+CASES = gd.model_cases()
+
+
+def _run(path: str, names, xs):
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    return sess.run(None, dict(zip(names, xs)))
+
+
+@pytest.mark.skipif(not CASES, reason="golden model files not generated")
+@pytest.mark.parametrize("flavour,model_id,fmt", CASES)
+def test_golden_model_in_onnxruntime_matches_keras(flavour, model_id, fmt, tmp_path):
+    entry, arrays = gd.model_entry(flavour, model_id)
+    out = tmp_path / "m.onnx"
+    report = export_onnx(gd.model_path(flavour, model_id, fmt), out, right_padded=True)
+    assert report.max_abs_diff <= 1e-5
+    xs = [x.numpy() for x in gd.model_inputs(entry, arrays)]
+    got = _run(str(out), report.inputs, xs)
+    holes = any(spec.get("holes") for spec in entry["inputs"])
+    assert len(got) == len(entry["outputs"])
+    for g, key in zip(got, entry["outputs"]):
+        expected = arrays[key]
+        nan_rows = np.isnan(g).reshape(g.shape[0], -1).any(axis=1) & ~np.isnan(expected).reshape(g.shape[0], -1).any(
+            axis=1
+        )
+        if not holes:
+            assert not nan_rows.any(), f"{key}: NaN rows {nan_rows} on right-padded inputs"
+        # rows with holes in a mask give NaN (the graph's guard), never a wrong number; the others match Keras
+        assert gd.model_error(g[~nan_rows], expected[~nan_rows]) <= gd.MODEL_TOL, key
+
+
+def test_mask_zero_model_is_refused_without_right_padded_and_nothing_is_written(tmp_path):
+    out = tmp_path / "m.onnx"
+    with pytest.raises(ExportError, match=r"Embedding 'embedding' \(mask_zero=True\).*right_padded=True"):
+        export_onnx(gd.model_path("keras3", "embed_bilstm", "keras"), out)
+    assert os.listdir(tmp_path) == []
+
+
+def test_mask_zero_model_on_padded_batches_is_never_silently_wrong(tmp_path):
+    """The issue's 0.326: right-padded rows match load_model; a row with a hole gives NaN, not a number."""
+    path = gd.model_path("tf_keras", "embed_bilstm", "h5")
+    out = tmp_path / "m.onnx"
+    report = export_onnx(path, out, right_padded=True)
+    model = load_model(path)
+    g = torch.Generator().manual_seed(3)
+    ids = torch.randint(1, 6, (6, 7), generator=g, dtype=torch.int32)
+    for b, n in enumerate([7, 1, 4, 6, 2, 5]):
+        ids[b, n:] = 0
+    with torch.no_grad():
+        ref = model(ids).numpy()
+    got = _run(str(out), report.inputs, [ids.numpy()])[0]
+    assert np.abs(got - ref).max() <= 1e-5
+    holed = ids.clone()
+    holed[0, 3] = 0  # a 0 token inside a row: Keras skips that step, ONNX's sequence_lens cannot
+    got_h = _run(str(out), report.inputs, [holed.numpy()])[0]
+    assert np.isnan(got_h[0]).all()
+    with torch.no_grad():
+        ref_h = model(holed).numpy()
+    assert np.abs(got_h[1:] - ref_h[1:]).max() <= 1e-5
+
+
+def test_layer_without_onnx_mapping_is_refused_naming_it():
+    config = {
+        "name": "m",
+        "layers": [
+            {"class_name": "InputLayer", "config": {"name": "x", "batch_shape": [None, 5, 2, 3], "dtype": "float32"}},
+            {
+                "class_name": "TimeDistributed",
+                "config": {"name": "td_flat", "layer": {"class_name": "Flatten", "config": {"name": "flat"}}},
+            },
+        ],
+    }
+    model = model_from_config({"class_name": "Sequential", "config": config}, 3).eval()
+    with pytest.raises(ExportError, match=r"layer 'td_flat' \(TimeDistributed of Flatten\)"):
+        build_onnx(model, {"class_name": "Sequential", "config": config})
+
+
+def test_cli_convert_whole_model(tmp_path, capsys):
+    src = str(gd.model_path("keras3", "conv_norm_lstm", "keras"))
+    out = tmp_path / "m.onnx"
+    assert main(["convert", src, str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "whole model" in text and "OK: max |difference|" in text
+    refused = tmp_path / "r.onnx"
+    masked = str(gd.model_path("keras3", "embed_bilstm", "keras"))
+    assert main(["convert", masked, str(refused)]) == 3
+    assert "mask_zero=True" in capsys.readouterr().err
+    assert not refused.exists()
+    assert main(["convert", masked, str(refused), "--right-padded"]) == 0
+    assert "mask as sequence_lens" in capsys.readouterr().out
