@@ -517,6 +517,152 @@ erf = _unary(torch.erf)
 fmod = _binary(torch.fmod, "fmod")
 
 
+# --- more functions (MindSpore 2.10 signatures) -----------------------------------------------------------------
+def reduce_sum(x: Any, axis: Any = ()) -> Tensor:
+    return _reduce(torch.sum, x, axis, False)
+
+
+def reduce_mean(x: Any, axis: Any = ()) -> Tensor:
+    return _reduce(torch.mean, x, axis, False)
+
+
+def reduce_max(x: Any, axis: Any = ()) -> Tensor:
+    return _reduce(torch.amax, x, axis, False)
+
+
+def reduce_min(x: Any, axis: Any = ()) -> Tensor:
+    return _reduce(torch.amin, x, axis, False)
+
+
+def argmin(input: Any, axis: Optional[int] = None, keepdims: bool = False) -> Tensor:
+    """int32 indices (MindSpore 2.10's argmin; its argmax gives int64)."""
+    return _w(torch.argmin(_t(input), dim=axis, keepdim=keepdims).to(torch.int32))
+
+
+def softplus(input: Any, beta: float = 1, threshold: float = 20) -> Tensor:
+    return _w(torch.nn.functional.softplus(_t(input), beta=beta, threshold=threshold))
+
+
+def leaky_relu(input: Any, alpha: float = 0.2) -> Tensor:
+    return _w(torch.nn.functional.leaky_relu(_t(input), alpha))
+
+
+def elu(input_x: Any, alpha: float = 1.0) -> Tensor:
+    return _w(torch.nn.functional.elu(_t(input_x), alpha))
+
+
+def silu(input: Any) -> Tensor:
+    return _w(torch.nn.functional.silu(_t(input)))
+
+
+def chunk(input: Any, chunks: int, axis: int = 0) -> Tuple[Tensor, ...]:
+    return tuple(_w(v) for v in torch.chunk(_t(input), chunks, dim=axis))
+
+
+def narrow(input: Any, axis: int, start: int, length: int) -> Tensor:
+    return _w(_t(input).narrow(axis, start, length))
+
+
+def einsum(equation: str, *operands: Any) -> Tensor:
+    return _w(torch.einsum(equation, *[_t(o) for o in operands]))
+
+
+def where(condition: Any, input: Any, other: Any) -> Tensor:
+    return select(condition, input, other)
+
+
+def logsumexp(input: Any, dim: Any, keepdim: bool = False) -> Tensor:
+    return _w(torch.logsumexp(_t(input), dim=dim, keepdim=keepdim))
+
+
+def cross_entropy(
+    input: Any,
+    target: Any,
+    weight: Any = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+) -> Tensor:
+    tgt = _t(target)
+    tgt = tgt if tgt.is_floating_point() else tgt.long()
+    w = None if weight is None else _t(weight)
+    return _w(
+        torch.nn.functional.cross_entropy(
+            _t(input), tgt, w, ignore_index=ignore_index, reduction=reduction, label_smoothing=label_smoothing
+        )
+    )
+
+
+def binary_cross_entropy(logits: Any, labels: Any, weight: Any = None, reduction: str = "mean") -> Tensor:
+    w = None if weight is None else _t(weight)
+    return _w(torch.nn.functional.binary_cross_entropy(_t(logits), _t(labels), w, reduction=reduction))
+
+
+def mse_loss(input: Any, target: Any, reduction: str = "mean") -> Tensor:
+    return _w(torch.nn.functional.mse_loss(_t(input), _t(target), reduction=reduction))
+
+
+def cumprod(input: Any, dim: int, dtype: Any = None) -> Tensor:
+    return _w(torch.cumprod(_t(input), dim=dim, dtype=None if dtype is None else mstype.to_torch_dtype(dtype)))
+
+
+def clamp(input: Any, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002
+    t = _t(input)
+    lo = None if min is None else (_t(min).to(t.dtype) if isinstance(min, torch.Tensor) else min)
+    hi = None if max is None else (_t(max).to(t.dtype) if isinstance(max, torch.Tensor) else max)
+    return _w(torch.clamp(t, lo, hi))
+
+
+clip = clamp
+
+
+def mm(input: Any, mat2: Any) -> Tensor:
+    return _w(torch.mm(_t(input), _t(mat2)))
+
+
+def roll(input: Any, shifts: Any, dims: Any = None) -> Tensor:
+    return _w(torch.roll(_t(input), shifts, dims))
+
+
+def triu(input: Any, diagonal: int = 0) -> Tensor:
+    return _w(torch.triu(_t(input), diagonal))
+
+
+def tril(input: Any, diagonal: int = 0) -> Tensor:
+    return _w(torch.tril(_t(input), diagonal))
+
+
+def arange(start: Any = 0, end: Any = None, step: Any = 1, *, dtype: Any = None) -> Tensor:
+    if end is None:
+        start, end = 0, start
+    out = torch.arange(start, end, step)
+    return _w(out if dtype is None else out.to(mstype.to_torch_dtype(dtype)))
+
+
+def repeat_interleave(input: Any, repeats: Any, axis: Optional[int] = None) -> Tensor:
+    return _w(torch.repeat_interleave(_t(input), repeats, dim=axis))
+
+
+def dense(input: Any, weight: Any, bias: Any = None) -> Tensor:
+    return _w(torch.nn.functional.linear(_t(input), _t(weight), None if bias is None else _t(bias)))
+
+
+def layer_norm(input: Any, normalized_shape: Any, weight: Any = None, bias: Any = None, eps: float = 1e-5) -> Tensor:
+    w = None if weight is None else _t(weight)
+    b = None if bias is None else _t(bias)
+    return _w(torch.nn.functional.layer_norm(_t(input), tuple(normalized_shape), w, b, eps))
+
+
+tensor_add = add
+tensor_mul = mul
+log1p = _unary(torch.log1p)
+expm1 = _unary(torch.expm1)
+ceil = _unary(torch.ceil)
+sign = _unary(torch.sign)
+isnan = _unary(torch.isnan)
+erfc = _unary(torch.erfc)
+
+
 NAMES = sorted(
     n
     for n, v in dict(globals()).items()
