@@ -154,6 +154,9 @@ def _jsonable(v: Any) -> bool:
 def run(args: argparse.Namespace, out: Output) -> int:
     mf = load_model(args.file)
     info = describe(mf)
+    whole = _whole_model(args.file)
+    if whole is not None:
+        info["model"] = whole
     if args.json:
         out.line(json.dumps(info, indent=2, default=str))
         return EXIT_OK
@@ -174,6 +177,8 @@ def run(args: argparse.Namespace, out: Output) -> int:
         shapes = ", ".join(f"{k} {tuple(v['shape'])}" for k, v in item["weights"].items()) or "-"
         rows.append((item["name"] or "(root)", item["kind"], _details_text(item.get("details", {})), shapes))
     out.table("layers", ("name", "kind", "settings", "weights"), rows)
+    if whole is not None:
+        _print_whole_model(whole, out)
     lstm_rows = []
     cells = set()
     for item in info["layers"]:
@@ -216,3 +221,37 @@ def run(args: argparse.Namespace, out: Output) -> int:
     else:
         out.line("no LSTM, GRU or simple-RNN layers")
     return EXIT_OK
+
+
+def _whole_model(path: str) -> Any:
+    """Every layer of a whole Keras model (:func:`lstm_bridge.models.summary.summarize`), or None for other
+    files (and for models load_model cannot build: the file's own layer list above still shows)."""
+    from ..models.onnx_export import is_whole_model
+
+    if not is_whole_model(path):
+        return None
+    from ..models.summary import summarize
+
+    try:
+        return summarize(path)
+    except (ValueError, KeyError, IndexError, RuntimeError) as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+def _print_whole_model(whole: Dict[str, Any], out: Output) -> None:
+    if "error" in whole:
+        out.line(f"whole model: not loadable by lstm_bridge.load_model ({whole['error']})")
+        return
+    ins = ", ".join(f"{i['name']} {tuple(i['shape'])} {i['dtype']}" for i in whole["inputs"])
+    out.line(f"whole model (Keras generation {whole['keras_generation']}): inputs {ins}")
+    rows = []
+    for item in whole["layers"]:
+        settings = ", ".join(f"{k}={v}" for k, v in item["settings"].items()) or "-"
+        rows.append(
+            (item["name"], item["class"], str(item["output_shape"]), settings, "yes" if item["masked_output"] else "no")
+        )
+    out.table(
+        "model layers (output shapes on a padded batch of 4 rows)",
+        ("name", "class", "output shape", "settings", "mask out"),
+        rows,
+    )

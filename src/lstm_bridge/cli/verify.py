@@ -4,9 +4,10 @@ states on random inputs."""
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any, List
 
-from ._common import EXIT_OK, EXIT_VERIFY, CliError, Output, chain_of, fmt_float, load_model
+from ._common import EXIT_INPUT, EXIT_OK, EXIT_VERIFY, CliError, Output, chain_of, fmt_float, load_model
 
 HELP = "compare the LSTM / GRU / simple-RNN layers of two files on random inputs (exit 1 above the tolerance)"
 DESCRIPTION = (
@@ -17,6 +18,11 @@ Both files' recurrent layers (LSTM, GRU, simple RNN; in order, or the one named 
 same random inputs and initial states with their own semantics (activations as each file means them,
 directions, a GRU's reset_after form); the max |difference| of every direction's output sequence and of
 the final h and c (0 for GRU / RNN layers, which have no c) is reported per layer.
+Whole Keras models (A a .keras / .h5 model file holding layers besides recurrent ones, or B a folder written by
+`lstm-bridge port` or an .onnx whole-model export): the final predictions and every layer's outputs (by
+layer name; an .onnx gives its predictions only) on a padded batch (right-padded, lengths drawn per row
+from --seed); A runs with lstm_bridge.load_model, B as a Keras file, the port's model.py load(), or
+onnxruntime.
 Exit codes: 0 within --tol, 1 above it or when the LSTMs do not have the same structure, 3 when a file
 cannot be read."""
 )
@@ -51,6 +57,8 @@ def compare_files(mf_a: Any, mf_b: Any, path_a: str, path_b: str, layer: Any = N
 def run(args: argparse.Namespace, out: Output) -> int:
     if not args.tol >= 0:
         raise CliError(2, f"--tol must be >= 0; received {args.tol}")
+    if args.layer is None and _whole_models(args.a, args.b):
+        return _verify_whole_models(args, out)  # models/verify.py: predictions and every layer
     mf_a = load_model(args.a)
     mf_b = load_model(args.b)
     diffs = compare_files(mf_a, mf_b, args.a, args.b, args.layer, args.seed)
@@ -61,4 +69,31 @@ def run(args: argparse.Namespace, out: Output) -> int:
         out.line(f"OK: max |difference| {fmt_float(worst)} <= tol {args.tol:g}")
         return EXIT_OK
     out.line(f"FAILED: max |difference| {fmt_float(worst)} > tol {args.tol:g}")
+    return EXIT_VERIFY
+
+
+def _whole_models(a: str, b: str) -> bool:
+    from ..models.onnx_export import is_whole_model
+    from ..models.verify import describe_b
+
+    return os.path.isfile(a) and (is_whole_model(a) or describe_b(b) == "port")
+
+
+def _verify_whole_models(args: argparse.Namespace, out: Output) -> int:
+    from ..models.verify import compare_models
+
+    if not os.path.exists(args.b):
+        raise CliError(EXIT_INPUT, f"{args.b}: no such file or folder")
+    try:
+        res = compare_models(args.a, args.b, seed=args.seed)
+    except (ValueError, OSError, KeyError, NotImplementedError) as exc:
+        raise CliError(EXIT_INPUT, f"cannot compare {args.a} with {args.b}: {exc}") from exc
+    rows = [(f"output {i}", fmt_float(d)) for i, d in enumerate(res.outputs)]
+    rows += [(f"layer {name}", fmt_float(d)) for name, d in res.layers.items()]
+    out.table(f"max |difference|: {args.a} vs {args.b} ({res.kind})", ("tensor", "max |difference|"), rows)
+    out.line(f"padded batch (seed {args.seed}): lengths per row {res.lengths}")
+    if res.worst <= args.tol:
+        out.line(f"OK: max |difference| {fmt_float(res.worst)} <= tol {args.tol:g}")
+        return EXIT_OK
+    out.line(f"FAILED: max |difference| {fmt_float(res.worst)} > tol {args.tol:g}")
     return EXIT_VERIFY
