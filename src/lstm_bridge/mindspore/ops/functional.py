@@ -308,12 +308,21 @@ def prod(input: Any, axis: Any = None, keep_dims: bool = False) -> Tensor:
 
 
 # --- arithmetic and activations ------------------------------------------------------------------------------
+def _promoted(a: torch.Tensor, b: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Matrix products of two float dtypes compute in the wider one (torch's matmul refuses mixed dtypes; a
+    float16 activation meets a float32 Parameter under ``to_float``)."""
+    if a.dtype == b.dtype:
+        return a, b
+    common = torch.promote_types(a.dtype, b.dtype)
+    return a.to(common), b.to(common)
+
+
 def matmul(input: Any, other: Any) -> Tensor:
-    return _w(torch.matmul(_t(input), _t(other)))
+    return _w(torch.matmul(*_promoted(_t(input), _t(other))))
 
 
 def bmm(input_x: Any, mat2: Any) -> Tensor:
-    return _w(torch.matmul(_t(input_x), _t(mat2)))
+    return _w(torch.matmul(*_promoted(_t(input_x), _t(mat2))))
 
 
 def softmax(input: Any, axis: int = -1, *, dtype: Any = None) -> Tensor:
@@ -617,7 +626,7 @@ clip = clamp
 
 
 def mm(input: Any, mat2: Any) -> Tensor:
-    return _w(torch.mm(_t(input), _t(mat2)))
+    return _w(torch.mm(*_promoted(_t(input), _t(mat2))))
 
 
 def roll(input: Any, shifts: Any, dims: Any = None) -> Tensor:

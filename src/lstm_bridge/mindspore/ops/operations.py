@@ -311,7 +311,7 @@ class MatMul(Primitive):
             a = a.transpose(-1, -2)
         if self.transpose_b:
             b = b.transpose(-1, -2)
-        return _w(torch.matmul(a, b))
+        return _w(torch.matmul(*F._promoted(a, b)))
 
 
 class BatchMatMul(MatMul):
