@@ -36,7 +36,15 @@ def add_parser(sub: Any) -> None:
     p.add_argument("input", metavar="IN", help="the Keras model file (.keras or .h5)")
     p.add_argument("output", metavar="OUT_DIR", help="the folder to write (new or empty unless --force)")
     p.add_argument("--force", action="store_true", help="replace a non-empty OUT_DIR")
-    p.add_argument("--tol", type=float, default=1e-5, help="verification tolerance (default 1e-5)")
+    p.add_argument(
+        "--to",
+        choices=("torch", "mindspore"),
+        default="torch",
+        help="torch: model.py + weights.safetensors (default); mindspore: MindSpore source (nn.Cell) + model.ckpt",
+    )
+    p.add_argument(
+        "--tol", type=float, default=None, help="verification tolerance (default 1e-5; 2e-4 scaled with --to mindspore)"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the padded random batch (default 0)")
     p.set_defaults(run=run)
 
@@ -47,6 +55,8 @@ def run(args: argparse.Namespace, out: Output) -> int:
     from ..models.port import PortError, PortMismatch, check_out_dir, write_port
 
     src, dst = args.input, args.output
+    if args.tol is None:
+        args.tol = 2e-4 if getattr(args, "to", "torch") == "mindspore" else 1e-5
     if not os.path.lexists(src):
         raise CliError(EXIT_INPUT, f"{src}: no such file")
     if os.path.isdir(src):
@@ -57,6 +67,8 @@ def run(args: argparse.Namespace, out: Output) -> int:
         check_out_dir(dst, args.force, src)
     except (FileExistsError, NotADirectoryError, FileNotFoundError) as exc:
         raise CliError(EXIT_USAGE, str(exc)) from None
+    if getattr(args, "to", "torch") == "mindspore":
+        return _run_mindspore(args, out)
     try:
         p = write_port(src, dst, force=args.force, tol=args.tol, seed=args.seed)
     except PortMismatch as exc:
@@ -87,3 +99,33 @@ def _naming(src: str, exc: BaseException) -> str:
     """The error text, starting with the input's path unless it already names it."""
     text = str(exc)
     return text if text.startswith((src, os.path.abspath(src))) else f"{src}: {text}"
+
+
+def _run_mindspore(args: argparse.Namespace, out: Output) -> int:
+    """``--to mindspore``: :func:`lstm_bridge.models.port_mindspore.write_port_mindspore` (same exit codes)."""
+    from ..formats.model import FormatError
+    from ..models import UnsupportedLayerError
+    from ..models.port_mindspore import PortError, PortMismatch, write_port_mindspore
+
+    src, dst = args.input, args.output
+    try:
+        p = write_port_mindspore(src, dst, force=args.force, tol=args.tol, seed=args.seed)
+    except PortMismatch as exc:
+        raise CliError(EXIT_VERIFY, f"{exc}; nothing written") from None
+    except (FormatError, UnsupportedLayerError, PortError) as exc:
+        raise CliError(EXIT_INPUT, _naming(src, exc)) from None
+    except FileExistsError as exc:
+        raise CliError(EXIT_USAGE, str(exc)) from None
+    except OSError as exc:
+        raise CliError(EXIT_IO, f"cannot write {dst}: {os_reason(exc) or exc}") from None
+    except (ValueError, NotImplementedError) as exc:
+        raise CliError(EXIT_INPUT, _naming(src, exc)) from None
+    out.line(f"ported {src} -> {dst} (MindSpore)")
+    out.line(f"  model.py    class {p.class_name} (mindspore.nn.Cell; build(), load(path=None))")
+    out.line(f"  model.ckpt  {len(p.params)} parameters (MindSpore names and layouts)")
+    out.line("  PORT.md     layers, masks as seq_length, what was not carried")
+    out.line(
+        f"OK: max scaled |difference| against lstm_bridge.load_model on lstm_bridge.mindspore: "
+        f"{fmt_float(p.outputs_max_diff)} (tol {args.tol:g})"
+    )
+    return EXIT_OK

@@ -1,0 +1,217 @@
+"""``lstm-bridge port IN OUT_DIR --to mindspore`` (issue 14 item 5): the golden Keras models
+(tests/golden/models/, real tf_keras / Keras 3 files with Keras's recorded predictions) ported to MindSpore source
++ checkpoint by :mod:`lstm_bridge.models.port_mindspore`.
+
+* what MindSpore can hold ports, and the emitted model.py, run on lstm_bridge.mindspore (imports rewritten), loads
+  its model.ckpt with MindSpore's verbs and reproduces Keras's recorded predictions within ``MS_TOL`` (2e-4
+  scaled: MindSpore's CPU sigmoid / tanh); rows whose Masking mask has holes are refused at run time naming the
+  layer, and the other rows are compared;
+* what it cannot hold is refused naming the layer and why;
+* live tier: the emitted model.py runs in real MindSpore 2.10 (.golden-venvs/ms, a subprocess) with Keras's
+  predictions within ``MS_TOL``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import golden_data as gd
+
+pytest.importorskip("torch")
+
+MS_TOL = 2e-4
+MS_PYTHON = gd.ROOT / ".golden-venvs" / "ms" / "bin" / "python"
+
+#: golden model id -> what the refusal must name (everything else must port)
+REFUSED = {
+    "lstm_hard_td": ("'lstm' (LSTM)", "hard_sigmoid"),
+    "masking_gru_rnn": ("'bigru_before' (Bidirectional)", "hard_sigmoid"),
+    "td_embed_stack": ("'gru_before' (GRU)", "reset_after=False"),
+    "conv_shapes_rnn": ("'upsample' (UpSampling1D)", "no MindSpore equivalent"),
+    "attention": ("'scores' (Dot)", "no MindSpore equivalent"),
+    "merge_graph": ("", ""),  # tf_keras: the nested model 'head'; Keras 3: Multiply over masked inputs
+}
+MERGE_GRAPH = {"tf_keras": ("'head'", "nested model"), "keras3": ("'multiply' (Multiply)", "masked elements")}
+#: one file format per model is enough for the port (both formats are read by the same load_model)
+CASES = [c for c in gd.model_cases() if c[2] == "keras"]
+
+
+def _holes(x: np.ndarray) -> np.ndarray:
+    """Per row: an all-zero step before a non-zero one (Masking(0.0) masks it in the middle)."""
+    if x.ndim < 3:
+        return np.zeros(x.shape[0], bool)
+    zero = ~np.any(x != 0, axis=-1)
+    later = np.flip(np.cumsum(np.flip(~zero, 1), 1), 1) > 0  # a non-zero step at or after t
+    return np.any(zero[:, :-1] & later[:, 1:], axis=1)
+
+
+def _rows(entry, arrays):
+    xs = [arrays[spec["key"]] for spec in entry["inputs"]]
+    bad = np.zeros(xs[0].shape[0], bool)
+    for spec, x in zip(entry["inputs"], xs):
+        if spec.get("holes"):
+            bad |= _holes(x)
+    return xs, ~bad
+
+
+def _import(folder, tag):
+    from lstm_bridge.models.port_mindspore import rewrite_imports
+
+    path = os.path.join(folder, "model.py")
+    with open(path, encoding="utf-8") as fh:
+        source = rewrite_imports(fh.read())
+    spec = importlib.util.spec_from_loader(f"ms_port_{tag}", loader=None)
+    mod = importlib.util.module_from_spec(spec)
+    mod.__file__ = path
+    exec(compile(source, path, "exec"), mod.__dict__)  # noqa: S102 - the generated file
+    return mod
+
+
+def _port(tmp_path, flavour, model_id):
+    from lstm_bridge.models.port_mindspore import write_port_mindspore
+
+    out = tmp_path / f"{flavour}_{model_id}"
+    return write_port_mindspore(str(gd.model_path(flavour, model_id, "keras")), str(out)), out
+
+
+def _expected_refusal(flavour, model_id):
+    return MERGE_GRAPH[flavour] if model_id == "merge_graph" else REFUSED[model_id]
+
+
+@pytest.mark.parametrize("flavour,model_id,fmt", CASES)
+def test_golden_model_ports_or_is_refused(tmp_path, flavour, model_id, fmt):
+    from lstm_bridge.mindspore import Tensor
+    from lstm_bridge.models.port import PortError
+
+    if model_id in REFUSED:
+        layer, why = _expected_refusal(flavour, model_id)
+        with pytest.raises(PortError) as info:
+            _port(tmp_path, flavour, model_id)
+        assert layer in str(info.value) and why in str(info.value), str(info.value)
+        assert not (tmp_path / f"{flavour}_{model_id}").exists()
+        return
+    p, out = _port(tmp_path, flavour, model_id)
+    assert sorted(os.listdir(out)) == ["PORT.md", "model.ckpt", "model.py"]
+    source = (out / "model.py").read_text()
+    assert "import mindspore" in source and "lstm_bridge" not in source and "torch" not in source
+    assert p.outputs_max_diff <= MS_TOL
+    entry, arrays = gd.model_entry(flavour, model_id)
+    xs, keep = _rows(entry, arrays)
+    net = _import(str(out), f"{flavour}_{model_id}").load()
+    if not keep.all():  # a hole in a Masking mask: refused at run time, naming the layer
+        with pytest.raises(ValueError, match="Masking 'masking'.*right-padded"):
+            net(*[Tensor(x) for x in xs])
+    got = net(*[Tensor(x[keep]) for x in xs])
+    got_l = got if isinstance(got, list) else [got]
+    errs = [gd.model_error(g.asnumpy(), arrays[k][keep]) for g, k in zip(got_l, entry["outputs"])]
+    assert len(got_l) == len(entry["outputs"])
+    assert max(errs) <= MS_TOL, errs
+
+
+def test_port_refuses_a_non_empty_out_dir_and_writes_nothing_on_refusal(tmp_path):
+    from lstm_bridge.models.port_mindspore import write_port_mindspore
+
+    src = str(gd.model_path("keras3", "float_token_input", "keras"))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("x")
+    with pytest.raises(FileExistsError, match="--force"):
+        write_port_mindspore(src, str(out))
+    assert os.listdir(out) == ["keep.txt"]
+    write_port_mindspore(src, str(out), force=True)
+    assert sorted(os.listdir(out)) == ["PORT.md", "model.ckpt", "model.py"]
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]
+
+
+def test_checkpoint_holds_mindspore_names_and_layouts(tmp_path):
+    import lstm_bridge.mindspore as ms
+
+    p, out = _port(tmp_path, "keras3", "embed_bilstm")
+    ckpt = ms.load_checkpoint(str(out / "model.ckpt"))
+    shapes = {k: tuple(v.shape) for k, v in ckpt.items()}
+    assert shapes["embedding.embedding_table"] == (30, 6)
+    assert shapes["bilstm.weight_ih_l0"] == (20, 6) and shapes["bilstm.weight_hh_l0_reverse"] == (20, 5)
+    assert shapes["dense.weight"] == (3, 4)  # (out, in)
+    assert "seq_length=" in (out / "model.py").read_text()
+
+
+def test_cli_port_to_mindspore(tmp_path):
+    from lstm_bridge.cli import main
+
+    src = str(gd.model_path("tf_keras", "seq2seq", "h5"))
+    assert main(["port", src, str(tmp_path / "ms"), "--to", "mindspore"]) == 0
+    assert sorted(os.listdir(tmp_path / "ms")) == ["PORT.md", "model.ckpt", "model.py"]
+    bad = str(gd.model_path("tf_keras", "td_embed_stack", "keras"))
+    assert main(["port", bad, str(tmp_path / "no"), "--to", "mindspore"]) == 3
+    assert not (tmp_path / "no").exists()
+
+
+_MS_RUNNER = r"""
+import importlib.util, json, sys
+import numpy as np
+import mindspore
+mindspore.set_context(mode=mindspore.PYNATIVE_MODE, device_target="CPU")
+jobs = json.load(open(sys.argv[1]))
+for job in jobs:
+    spec = importlib.util.spec_from_file_location("port_" + job["tag"], job["model"])
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    net = mod.load()
+    with np.load(job["inputs"]) as data:
+        xs = [mindspore.Tensor(data[f"in{i}"]) for i in range(len(data.files))]
+    out = net(*xs)
+    outs = out if isinstance(out, (list, tuple)) else [out]
+    np.savez(job["outputs"], **{f"out{i}": o.asnumpy() for i, o in enumerate(outs)})
+    print(job["tag"], "ran in MindSpore", mindspore.__version__)
+"""
+
+
+@pytest.mark.live
+@pytest.mark.skipif(not MS_PYTHON.exists(), reason="the MindSpore golden environment (.golden-venvs/ms) is absent")
+def test_ported_models_run_in_real_mindspore(tmp_path):
+    jobs, expected = [], {}
+    for flavour, model_id, _ in CASES:
+        if model_id in REFUSED:
+            continue
+        _, out = _port(tmp_path, flavour, model_id)
+        entry, arrays = gd.model_entry(flavour, model_id)
+        xs, keep = _rows(entry, arrays)
+        tag = f"{flavour}_{model_id}"
+        np.savez(tmp_path / f"{tag}_in.npz", **{f"in{i}": x[keep] for i, x in enumerate(xs)})
+        jobs.append(
+            {
+                "tag": tag,
+                "model": str(out / "model.py"),
+                "inputs": str(tmp_path / f"{tag}_in.npz"),
+                "outputs": str(tmp_path / f"{tag}_out.npz"),
+            }
+        )
+        expected[tag] = [arrays[k][keep] for k in entry["outputs"]]
+    (tmp_path / "jobs.json").write_text(json.dumps(jobs))
+    (tmp_path / "runner.py").write_text(_MS_RUNNER)
+    env = dict(os.environ, OMP_NUM_THREADS="1", GLOG_v="3", PYTHONPATH="")
+    done = subprocess.run(
+        [str(MS_PYTHON), str(tmp_path / "runner.py"), str(tmp_path / "jobs.json")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    errors = {}
+    for job in jobs:
+        with np.load(job["outputs"]) as data:
+            got = [data[f"out{i}"] for i in range(len(data.files))]
+        want = expected[job["tag"]]
+        assert len(got) == len(want), job["tag"]
+        errors[job["tag"]] = max(gd.model_error(g, w) for g, w in zip(got, want))
+    print("max scaled |real MindSpore - Keras| per model:", json.dumps(errors, indent=1), file=sys.stderr)
+    bad = {k: v for k, v in errors.items() if not v <= MS_TOL}
+    assert not bad, bad
