@@ -70,9 +70,23 @@ def _entries(config: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
     return out
 
 
+def _every_layer(model: Any) -> List[Any]:
+    """``(name, module, class)`` of every layer in model order, a nested model followed by its own layers."""
+    from .graph import KerasModel
+
+    out: List[Any] = []
+    for name, key, cls in model.entries:
+        m = model.modules_by_name[key]
+        out.append((name, m, cls))
+        if isinstance(m, KerasModel):
+            out += _every_layer(m)
+    return out
+
+
 def summarize(path: str, seed: int = 0) -> Dict[str, Any]:
     """``{"generation", "keras_version", "inputs", "layers": [{name, class, output_shape, settings, masked}]}``
-    of the Keras full-model file ``path``; output shapes are ``None``-free shapes of a padded batch (batch 4)."""
+    of the Keras full-model file ``path``; output shapes are ``None``-free shapes of a padded batch (batch 4),
+    one list per call (``[]`` for a nested model, whose own layers follow it)."""
     from .files import read_keras_file
     from .load import load_model
     from .port import _all_modules, _input_specs, _record, padded_batch
@@ -112,7 +126,7 @@ def summarize(path: str, seed: int = 0) -> Dict[str, Any]:
             del m.compute_mask
     entries = _entries(config)
     layers: List[Dict[str, Any]] = []
-    for name, _m, cls in _all_modules(model):
+    for name, _m, cls in _every_layer(model):
         calls = seen.get(name) or []
         shapes = [[list(t.shape) for t in outs] for outs in calls]
         entry = entries.get(name) or {}
