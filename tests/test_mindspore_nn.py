@@ -215,3 +215,37 @@ def test_a_network_trains_with_torch():
     assert losses[-1] < 0.2 * losses[0]
     np.testing.assert_array_equal(net.emb.embedding_table.asnumpy(), table)
     assert np.abs(net.bn.moving_mean.asnumpy()).sum() > 0
+
+
+def test_cells_deepcopy_pickle_and_state_dict_round_trip():
+    import copy
+    import io
+    import pickle
+
+    import lstm_bridge.mindspore.nn as nn
+    from lstm_bridge.mindspore import Tensor
+
+    class Net(nn.Cell):
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.LSTM(3, 4, bidirectional=True)
+            self.h0 = Tensor(np.zeros((2, 2, 4), np.float32))
+            self.d = nn.Dense(8, 2)
+
+        def construct(self, x):
+            out, _ = self.rnn(x, (self.h0, self.h0))
+            return self.d(out)
+
+    net = Net()
+    x = torch.randn(5, 2, 3)
+    expected = net(x).asnumpy()
+    for other in (copy.deepcopy(net), pickle.loads(pickle.dumps(net))):
+        np.testing.assert_array_equal(other(x).asnumpy(), expected)
+        assert list(other.parameters_dict()) == list(net.parameters_dict())
+        assert isinstance(other.h0, Tensor)
+    buf = io.BytesIO()
+    torch.save(net.state_dict(), buf)
+    buf.seek(0)
+    fresh = Net()
+    fresh.load_state_dict(torch.load(buf, weights_only=True))
+    np.testing.assert_array_equal(fresh(x).asnumpy(), expected)

@@ -85,6 +85,17 @@ class Tensor(torch.Tensor):
     def __init__(self, *args: Any, **kwargs: Any) -> None:  # the work is in __new__
         pass
 
+    def __deepcopy__(self, memo: Any) -> "Tensor":
+        if id(self) in memo:
+            return cast(Tensor, memo[id(self)])
+        t = plain(self).detach().clone()
+        out = _w(t.requires_grad_(self.requires_grad) if self.is_leaf else t)
+        memo[id(self)] = out
+        return out
+
+    def __reduce_ex__(self, proto: Any) -> Any:
+        return (_rebuild_tensor, (plain(self).detach().cpu().numpy(),))
+
     # --- MindSpore's methods -------------------------------------------------------------------
     def asnumpy(self) -> np.ndarray:
         """The values as a NumPy array (a copy, detached from autograd)."""
@@ -388,6 +399,10 @@ class ParameterTuple(tuple):  # type: ignore[type-arg]
         if len(set(names)) != len(names):
             raise ValueError(f"For 'ParameterTuple', the names of the parameters must be unique; received {names}")
         return super().__new__(cls, items)
+
+
+def _rebuild_tensor(values: np.ndarray) -> "Tensor":
+    return Tensor(values)
 
 
 def _rebuild_parameter(values: np.ndarray, name: str, requires_grad: bool) -> Parameter:
