@@ -108,3 +108,22 @@ def test_cli_convert_whole_model(tmp_path, capsys):
     assert not refused.exists()
     assert main(["convert", masked, str(refused), "--right-padded"]) == 0
     assert "mask as sequence_lens" in capsys.readouterr().out
+
+
+def test_api_exports_a_loaded_and_changed_model(tmp_path):
+    """lstm_bridge.models.export_onnx takes the module load_model returned (e.g. after fine-tuning)."""
+    from lstm_bridge.models import export_onnx as api_export
+
+    path = gd.model_path("keras3", "conv_norm_lstm", "keras")
+    model = load_model(path)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(0.9)
+    report = api_export(model, tmp_path / "m.onnx")
+    entry, arrays = gd.model_entry("keras3", "conv_norm_lstm")
+    xs = [x for x in gd.model_inputs(entry, arrays)]
+    got = _run(str(tmp_path / "m.onnx"), report.inputs, [x.numpy() for x in xs])[0]
+    with torch.no_grad():
+        ref = model(*xs).numpy()
+    assert np.abs(got - ref).max() <= 1e-5
+    assert gd.model_error(got, arrays[entry["outputs"][0]]) > 1e-5  # the changed weights, not the file's

@@ -18,11 +18,11 @@ Both files' recurrent layers (LSTM, GRU, simple RNN; in order, or the one named 
 same random inputs and initial states with their own semantics (activations as each file means them,
 directions, a GRU's reset_after form); the max |difference| of every direction's output sequence and of
 the final h and c (0 for GRU / RNN layers, which have no c) is reported per layer.
-Whole Keras models (A a .keras / .h5 model file holding layers besides recurrent ones, or B a folder written by
-`lstm-bridge port` or an .onnx whole-model export): the final predictions and every layer's outputs (by
-layer name; an .onnx gives its predictions only) on a padded batch (right-padded, lengths drawn per row
-from --seed); A runs with lstm_bridge.load_model, B as a Keras file, the port's model.py load(), or
-onnxruntime.
+Whole Keras models (A a .keras / .h5 model file holding layers besides recurrent ones, and B another such
+file, the folder `lstm-bridge port` wrote from A, or A's .onnx whole-model export): the final predictions
+and every layer's outputs (by layer name; an .onnx gives its predictions only) on a padded batch
+(right-padded, lengths drawn per row from --seed); A runs with lstm_bridge.load_model, B as a Keras file,
+the port's model.py load(), or onnxruntime.
 Exit codes: 0 within --tol, 1 above it or when the LSTMs do not have the same structure, 3 when a file
 cannot be read."""
 )
@@ -76,7 +76,11 @@ def _whole_models(a: str, b: str) -> bool:
     from ..models.onnx_export import is_whole_model
     from ..models.verify import describe_b
 
-    return os.path.isfile(a) and (is_whole_model(a) or describe_b(b) == "port")
+    # a Keras model file against its port folder or .onnx export, or two whole-model files; two files of
+    # recurrent layers (or one of them) keep the recurrent-layer comparison
+    if not os.path.isfile(a) or not is_whole_model(a):
+        return False
+    return describe_b(b) in ("port", "onnx") or (os.path.isfile(b) and is_whole_model(b))
 
 
 def _verify_whole_models(args: argparse.Namespace, out: Output) -> int:

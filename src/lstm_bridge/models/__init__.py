@@ -42,10 +42,14 @@ from typing import Any
 from . import layers
 from .layers import CATALOGUE, UnsupportedLayerError
 
-__all__ = ["load_model", "layers", "CATALOGUE", "UnsupportedLayerError", "KerasModel"]
+__all__ = ["load_model", "export_onnx", "layers", "CATALOGUE", "UnsupportedLayerError", "KerasModel"]
 
 
 def __getattr__(name: str) -> Any:
+    if name == "export_onnx":  # whole models to ONNX (models/onnx_export.py)
+        from .onnx_export import export_onnx
+
+        return export_onnx
     if name in ("load_model", "KerasModel"):
         from . import graph, load
 

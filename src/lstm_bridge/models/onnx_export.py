@@ -880,7 +880,8 @@ def verify_onnx(proto: Any, model: KerasModel, xs: List[torch.Tensor], names: Li
 
 
 def export_onnx(source: Any, path: Any, *, right_padded: bool = False, tol: float = 1e-5, seed: int = 0) -> OnnxExport:
-    """Export a whole Keras model (a ``.keras`` / ``.h5`` path) to ONNX at ``path``: built, checked with
+    """Export a whole Keras model (a ``.keras`` / ``.h5`` path, or the module :func:`lstm_bridge.load_model`
+    returned, whose weights may since have been fine-tuned) to ONNX at ``path``: built, checked with
     ``onnx.checker``, run with onnxruntime on a padded batch (lengths drawn per row, ``seed``) against
     :func:`lstm_bridge.load_model` and written atomically only when the max |difference| is within ``tol``
     (nothing is left behind on a refusal).
@@ -896,8 +897,17 @@ def export_onnx(source: Any, path: Any, *, right_padded: bool = False, tol: floa
     from .files import read_keras_file
     from .load import load_model
 
-    src = os.fspath(source)
-    model = load_model(src)
+    if isinstance(source, KerasModel):  # a model from load_model: its file gives the input specs
+        origin = (getattr(source, "source", None) or {}).get("path")
+        if not origin:
+            raise ExportError(
+                "expected a model returned by lstm_bridge.load_model (it records its file); received one without"
+            )
+        src = str(origin)
+        model = source.eval()
+    else:
+        src = os.fspath(source)
+        model = load_model(src)
     kf = read_keras_file(src)
     try:
         model_config = kf.model_config
