@@ -85,7 +85,7 @@ class Tensor(torch.Tensor):
     def __init__(self, *args: Any, **kwargs: Any) -> None:  # the work is in __new__
         pass
 
-    def __deepcopy__(self, memo: Any) -> "Tensor":
+    def __deepcopy__(self, memo: Any) -> Tensor:
         if id(self) in memo:
             return cast(Tensor, memo[id(self)])
         t = plain(self).detach().clone()
@@ -401,7 +401,7 @@ class ParameterTuple(tuple):  # type: ignore[type-arg]
         return super().__new__(cls, items)
 
 
-def _rebuild_tensor(values: np.ndarray) -> "Tensor":
+def _rebuild_tensor(values: np.ndarray) -> Tensor:
     return Tensor(values)
 
 
