@@ -253,3 +253,36 @@ def test_cells_deepcopy_pickle_and_state_dict_round_trip():
     fresh = _PicklableNet()
     fresh.load_state_dict(torch.load(buf, weights_only=True))
     np.testing.assert_array_equal(fresh(x).asnumpy(), expected)
+
+
+def test_initialisers_by_mindspores_names_and_formulas():
+    """MindSpore draws from its own C++ generator, so values cannot match; names, shapes and distributions follow
+    mindspore/common/initializer.py (fan in = shape[1] x receptive field; Dense's default HeUniform(sqrt(5)) has the
+    bound 1/sqrt(fan_in))."""
+    import lstm_bridge.mindspore as ms
+    import lstm_bridge.mindspore.nn as nn
+    from lstm_bridge.mindspore.common import initializer as init
+
+    ms.set_seed(1)
+    for name in (
+        "zeros",
+        "Zero",
+        "ones",
+        "normal",
+        "Normal",
+        "uniform",
+        "truncatedNormal",
+        "xavier_uniform",
+        "he_uniform",
+    ):
+        assert init.initializer(name, (64, 32)).shape == (64, 32)
+    assert float(init.initializer("normal", (400, 400)).std()) == pytest.approx(0.01, rel=0.02)
+    u = init.initializer(init.Uniform(0.07), (400, 400)).asnumpy()
+    assert u.min() >= -0.07 and u.max() <= 0.07 and u.max() > 0.0699
+    w = nn.Dense(100, 50).weight.asnumpy()
+    assert np.abs(w).max() <= 0.1 and np.abs(w).max() > 0.099  # HeUniform(sqrt(5)): 1/sqrt(100)
+    conv = nn.Conv2d(4, 8, 3).weight.asnumpy()  # fan in 4 * 3 * 3
+    assert np.abs(conv).max() <= 1 / 6 and np.abs(conv).max() > 0.16
+    assert np.array_equal(init.initializer(2.5, (2,)).asnumpy(), [2.5, 2.5])
+    with pytest.raises(ValueError, match="class corresponding to 'nope' was not found"):
+        init.initializer("nope", (2, 2))
