@@ -40,7 +40,9 @@ rules: never over a non-empty ``OUT_DIR`` without ``force``).
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
+import keyword
 import os
 import re
 import shutil
@@ -83,6 +85,7 @@ WRITERS: Tuple[str, ...] = (
     ("InputLayer", "Embedding", "Masking", "Dense", "Activation", "TimeDistributed", "RepeatVector", "Flatten")
     + ("Reshape", "Permute", "Conv1D", "MaxPooling1D", "AveragePooling1D", "BatchNormalization")
     + ("LayerNormalization", "GlobalMaxPooling1D", "GlobalAveragePooling1D", "Concatenate", "Bidirectional")
+    + ("ZeroPadding1D", "Cropping1D", "UpSampling1D", "Dot")
     + _DROPOUTS
     + _RECURRENT
     + _MERGE
@@ -175,11 +178,16 @@ class _Gen:
         self.names: set = {"self", "mindspore", "nn", "ops", "os", "build", "load"}
         self.attrs: Dict[int, str] = {}
         self.layers: List[Tuple[str, str, str]] = []
-        self.mask_vars: Dict[str, Optional[str]] = {}  # boolean mask variable -> its lengths variable
+        #: attribute names: the Cell's own names are taken (construct, training, cells, ...)
+        self.attr_names: set = set(dir(_cell_class()))
+        self.mask_vars: Dict[str, Optional[str]] = {}  # boolean mask variable -> its lengths token
+        #: lengths token -> [mask expression, label, variable name, the variable once written]
+        self.lazy: Dict[str, List[Any]] = {}
+        self.shown: Dict[str, str] = {}  # mask op variable -> its expression over the graph's tensors
 
     def fresh(self, base: str) -> str:
         name = _ident(base)
-        while name in self.names or name.startswith("__") or name in dir(__builtins__):
+        while name in self.names or keyword.iskeyword(name) or name in _BUILTINS:
             name += "_"
         self.names.add(name)
         return name
@@ -188,7 +196,10 @@ class _Gen:
         """The Cell attribute of ``module`` (``(attr, new)``)."""
         if id(module) in self.attrs:
             return self.attrs[id(module)], False
-        a = self.fresh(name)
+        a = _ident(name)
+        while a in self.attr_names or keyword.iskeyword(a):
+            a += "_"
+        self.attr_names.add(a)
         self.attrs[id(module)] = a
         self.init.append(f"        self.{a} = {ctor}")
         return a, True
@@ -206,7 +217,7 @@ class _Gen:
             )
         if act == "linear":
             return x
-        out = self.fresh(f"{x}_{act}")
+        out = self.fresh(f"{name}_{act}")
         self.emit(f"{out} = {ACTIVATIONS[act].format(x=x)}")
         return out
 
@@ -222,6 +233,11 @@ class _Gen:
             args.append(a)
             values[(ref.layer, 0)] = [_v(a)]
         classes = {n: c for n, _, c in model.entries}
+        held = [
+            self.cannot_hold(n, c, model.module(n)) for n, c in classes.items() if c in _RECURRENT + ("Bidirectional",)
+        ]
+        if any(held):
+            raise PortError("MindSpore cannot hold " + "; ".join(h for h in held if h))
 
         def val(v: Any) -> Any:
             if isinstance(v, TensorRef):
@@ -271,31 +287,77 @@ class _Gen:
         outs = [values[(r[0], r[1])][r[2]] for r in model.outputs]
         return args, outs
 
+    def lazy_mask(self, mask_expr: str, label: str, base: str) -> str:
+        """A token for the lengths of a boolean ``(batch, time)`` mask: ``right_padded_lengths`` is written
+        only where a layer uses the mask (:meth:`need`), so a mask nothing reads is never checked for holes."""
+        tok = f"@{len(self.lazy)}"
+        self.lazy[tok] = [mask_expr, label, base, None]
+        return tok
+
+    def need(self, lengths: Optional[str]) -> Optional[str]:
+        """The lengths variable of ``lengths`` (a token of :meth:`lazy_mask` is written here, once)."""
+        if lengths is None or not lengths.startswith("@"):
+            return lengths
+        entry = self.lazy[lengths]
+        if entry[3] is None:
+            ln = self.fresh(entry[2])
+            self.emit(f'{ln} = right_padded_lengths({entry[0]}, "{entry[1]}")')
+            entry[3] = ln
+        return str(entry[3])
+
     def mask_lengths(self, v: _Value) -> str:
-        """The lengths of a mask value (an op node's boolean tensor): computed once, where first needed."""
+        """The lengths token of a mask value (an op node's boolean tensor)."""
         if v.lengths is not None:
             return v.lengths
         if v.var not in self.mask_vars:
             raise PortError(f"a recorded mask {v.var!r} is not a boolean mask written here")
-        ln = self.mask_vars[v.var]
-        if ln is None:
-            ln = self.fresh(f"{v.var}_len")
-            self.emit(f'{ln} = right_padded_lengths({v.var}, "mask {v.var}")')
-            self.mask_vars[v.var] = ln
-        return ln
+        tok = self.mask_vars[v.var]
+        if tok is None:
+            label = f"the mask Keras 3 saved as op nodes, {self.shown.get(v.var, v.var)}".replace('"', "'")
+            tok = self.lazy_mask(v.var, label, f"{v.var}_len")
+            self.mask_vars[v.var] = tok
+        return tok
 
-    def op(self, name: str, module: Any, args: List[_Value]) -> _Value:
+    def op(self, name: str, module: Any, args: List[Any]) -> _Value:
         """Keras 3 saves mask computations as op nodes (``NotEqual``, ``Any``): boolean tensors here, turned
         into lengths where a layer takes them as its mask."""
         op, c = module.op, module.config
         m = self.fresh(name)
+        a = args[0].var if args and isinstance(args[0], _Value) else ""
         if op in ("NotEqual", "Equal") and args:
             other = args[1].var if len(args) > 1 else "0"
-            self.emit(f"{m} = {args[0].var} {'!=' if op == 'NotEqual' else '=='} {other}  # a Keras 3 mask op")
-        elif op in ("Any", "All") and args and isinstance(c.get("axis"), int) and not c.get("keepdims", False):
-            self.emit(f"{m} = {args[0].var}.{op.lower()}(axis={int(c['axis'])})  # a Keras 3 mask op")
+            expr = f"{a} {'!=' if op == 'NotEqual' else '=='} {other}"
+        elif op in ("Any", "All") and args:
+            axis, keep = c.get("axis"), bool(c.get("keepdims", False))
+            if not (axis is None or isinstance(axis, int)):
+                raise PortError(f"op node {name!r} ({op}): axis {axis!r} is not written")
+            expr = f"{a}.{op.lower()}(axis={axis!r}, keep_dims={keep})"
+        elif op in ("LogicalOr", "LogicalAnd") and len(args) == 2:
+            expr = f"ops.{'logical_or' if op == 'LogicalOr' else 'logical_and'}({a}, {args[1].var})"
+        elif op == "LogicalNot" and args:
+            expr = f"ops.logical_not({a})"
+        elif op == "ExpandDims" and args:
+            expr = f"ops.expand_dims({a}, {int(c.get('axis', -1))})"
+        elif op == "Squeeze" and args:
+            expr = f"ops.squeeze({a})" if c.get("axis") is None else f"ops.squeeze({a}, {int(c['axis'])})"
+        elif op in ("ZerosLike", "OnesLike") and args:
+            fn = "zeros_like" if op == "ZerosLike" else "ones_like"
+            dt = c.get("dtype")
+            expr = f"ops.{fn}({a})" if dt is None else f"ops.cast(ops.{fn}({a}), {_ms_dtype(dt, name)})"
+        elif op == "Cast" and args:
+            expr = f"ops.cast({a}, {_ms_dtype(c.get('dtype'), name)})"
+        elif op == "Concatenate" and args and isinstance(args[0], list):
+            expr = f"ops.concat(({', '.join(t.var for t in args[0])},), {int(c.get('axis', 0))})"
         else:
             raise PortError(f"op node {name!r} ({op}): no MindSpore source written for it")
+        self.emit(f"{m} = {expr}  # a Keras 3 mask op")
+        shown = expr
+        for arg in args if not (args and isinstance(args[0], list)) else args[0]:
+            if isinstance(arg, _Value) and arg.var in self.shown:
+                sub = self.shown[arg.var]
+                sub = f"({sub})" if " " in sub else sub
+                shown = re.sub(rf"\b{re.escape(arg.var)}\b", sub.replace("\\", "\\\\"), shown)
+        self.shown[m] = shown
         self.mask_vars[m] = None
         self.layers.append((name, op, "ops (a mask)"))
         return _v(m)
@@ -305,6 +367,10 @@ class _Gen:
         where = f"layer {name!r} ({cls})"
         if cls in _MERGE or cls == "Concatenate":
             return [self.merge(name, cls, m, x, lengths)]
+        if cls == "Dot":
+            return [self.dot(name, m, x)]
+        if str(getattr(m, "data_format", "channels_last") or "channels_last") != "channels_last":
+            raise PortError(f"{where}: data_format={m.data_format!r} is not written (channels_last only)")
         if (cls in _RECURRENT or cls == "Bidirectional") and isinstance(x, list):
             x, init = x[0], list(x[1:]) or init  # tf_keras records [inputs, *initial_state]
             lengths = lengths[0] if isinstance(lengths, list) else lengths
@@ -331,9 +397,8 @@ class _Gen:
             self.emit(f"{out} = self.{a}({ids})")
             self.layers.append((name, cls, f"nn.Embedding({vocab}, {dim})"))
             if getattr(m, "mask_zero", False):
-                ln = self.fresh(f"{name}_len")
-                self.emit(f'{ln} = right_padded_lengths({ids} != 0, "Embedding {name!r} (mask_zero)")')
-                return [_v(out, ln)]
+                label = f"Embedding {name!r} (mask_zero)"
+                return [_v(out, self.lazy_mask(f"{ids} != 0", label, f"{name}_len"))]
             return [_v(out)]
         if cls == "Masking":
             mv = float(getattr(m, "mask_value", 0.0))
@@ -341,10 +406,8 @@ class _Gen:
             self.emit(f"{keep} = ({v} != {mv!r}).any(axis=-1, keep_dims=True)")
             out = self.fresh(name)
             self.emit(f"{out} = {v} * ops.cast({keep}, {v}.dtype)")
-            ln = self.fresh(f"{name}_len")
-            self.emit(f'{ln} = right_padded_lengths(ops.squeeze({keep}, -1), "Masking {name!r}")')
             self.layers.append((name, cls, "zeroes masked steps; its mask becomes seq_length"))
-            return [_v(out, ln)]
+            return [_v(out, self.lazy_mask(f"ops.squeeze({keep}, -1)", f"Masking {name!r}", f"{name}_len"))]
         if cls in ("Dense", "TimeDistributed"):
             dense = m.layer if cls == "TimeDistributed" else m
             if type(dense).__name__ != "Dense":
@@ -390,6 +453,27 @@ class _Gen:
             return [_v(out)]
         if cls == "Conv1D":
             return [self.conv(name, cls, m, v)]
+        if cls == "ZeroPadding1D":
+            left, right = (int(p) for p in m.padding)
+            out = self.fresh(name)
+            self.emit(f"{out} = ops.pad({v}, (0, 0, {left}, {right}))  # zeros before / after along time")
+            self.layers.append((name, cls, "ops.pad"))
+            return [_v(out)]
+        if cls == "Cropping1D":
+            start, end = (int(p) for p in m.cropping)
+            out = self.fresh(name)
+            self.emit(f"{out} = {v}[:, {start} : {v}.shape[1] - {end}]")
+            self.layers.append((name, cls, "slicing"))
+            return [_v(out)]
+        if cls == "UpSampling1D":
+            n = int(m.size)
+            out = self.fresh(name)
+            self.emit(
+                f"{out} = ops.reshape(ops.tile(ops.expand_dims({v}, 2), (1, 1, {n}, 1)), "
+                f"({v}.shape[0], {v}.shape[1] * {n}, {v}.shape[2]))  # each step {n} times"
+            )
+            self.layers.append((name, cls, "ops.tile"))
+            return [_v(out)]
         if cls in ("MaxPooling1D", "AveragePooling1D"):
             return [self.pool(name, cls, m, v)]
         if cls == "BatchNormalization":
@@ -410,6 +494,7 @@ class _Gen:
             if lengths is None:
                 self.emit(f"{out} = ops.mean({v}, 1)")
             else:
+                lengths = self.need(lengths)
                 w = self.fresh(f"{name}_valid")
                 self.emit(f"{w} = ops.cast(ops.expand_dims(ops.sequence_mask({lengths}, {v}.shape[1]), -1), {v}.dtype)")
                 self.emit(f"{out} = ops.sum({v} * {w}, 1) / ops.sum({w}, 1)  # Keras averages the unmasked steps")
@@ -428,7 +513,7 @@ class _Gen:
             rank = self.ranks.get(id(m), 3)
             if present and axis % rank != rank - 1:
                 raise PortError(f"layer {name!r} (Concatenate): masked inputs joined along axis {axis}; not written")
-            self.emit(f"{out} = ops.concat(({', '.join(vs)},), {axis})")
+            self.emit(f"{out} = ops.concat(({', '.join(vs)}{',' if len(vs) == 1 else ''}), {axis})")
             # tf_keras: all() over the joined masks (ones for a missing one); Keras 3: any()
             if not present:
                 return _v(out)
@@ -463,7 +548,29 @@ class _Gen:
             return _v(out, present[0] if len(set(present)) == 1 else self._merge_lengths(name, present, "maximum"))
         return _v(out, present[0] if len(set(present)) == 1 else self._merge_lengths(name, present, "minimum"))
 
+    def dot(self, name: str, m: Any, x: Any) -> _Value:
+        xs = x if isinstance(x, list) else [x]
+        if len(xs) != 2:
+            raise PortError(f"layer {name!r} (Dot): expected 2 inputs; received {len(xs)}")
+        if getattr(m, "normalize", False):
+            raise PortError(f"layer {name!r} (Dot): normalize=True is not written")
+        rank = self.ranks.get(id(m), 3)
+        a, b = xs[0].var, xs[1].var
+        ax = [int(k) % rank for k in m.axes]
+        out = self.fresh(name)
+        if rank == 2 and ax == [1, 1]:
+            self.emit(f"{out} = ({a} * {b}).sum(axis=1, keepdims=True)")
+        elif rank == 3 and all(k in (1, 2) for k in ax):
+            left = a if ax[0] == 2 else f"ops.transpose({a}, (0, 2, 1))"
+            right = b if ax[1] == 1 else f"ops.transpose({b}, (0, 2, 1))"
+            self.emit(f"{out} = ops.bmm({left}, {right})  # Keras's batch_dot over axes {tuple(m.axes)}")
+        else:
+            raise PortError(f"layer {name!r} (Dot): axes {tuple(m.axes)} on rank-{rank} inputs are not written")
+        self.layers.append((name, "Dot", "ops.bmm" if rank == 3 else "ops"))
+        return _v(out)
+
     def _merge_lengths(self, name: str, lens: Sequence[str], fn: str) -> str:
+        lens = [str(self.need(ln)) for ln in lens]
         out = self.fresh(f"{name}_len")
         expr = lens[0]
         for other in lens[1:]:
@@ -567,25 +674,26 @@ class _Gen:
         return out
 
     # --- recurrent -------------------------------------------------------------------------------
+    @staticmethod
+    def cannot_hold(name: str, cls: str, m: Any) -> str:
+        """Why MindSpore's recurrent Cell cannot hold layer ``m`` ("" when it can): the one rule,
+        :mod:`lstm_bridge.targets`. A lone ``go_backwards`` (written with ``ops.reverse_sequence``) and the
+        merge modes (ops on the two halves) are written around the Cell, so they are not asked about."""
+        from ..targets import describe, reasons as target_reasons
+
+        found: List[str] = []
+        for d in describe(m):
+            reverse = (False,) if d.reverse == (True,) else d.reverse
+            found += target_reasons(dataclasses.replace(d, reverse=reverse, merge_mode="concat"), "mindspore")
+        return f"layer {name!r} ({cls}): {'; '.join(found)}" if found else ""
+
     def recurrent(
         self, name: str, cls: str, m: Any, x: _Value, lengths: Optional[str], init: Optional[List[_Value]]
     ) -> List[_Value]:
-        from ..targets import describe, reasons as target_reasons
-
         where = f"layer {name!r} ({cls})"
-        # the one rule (lstm_bridge.targets) for the Cell; a lone go_backwards (ops.reverse_sequence) and the
-        # merge modes (ops on the two halves) are written around it, so they are not asked about
-        found: List[str] = []
-        for d in describe(m):
-            neutral = (
-                (False, True)
-                if len(d.reverse) == 2 and d.reverse == (False, True)
-                else ((False,) if d.reverse == (True,) else d.reverse)
-            )
-            found += target_reasons(dataclasses.replace(d, reverse=neutral, merge_mode="concat"), "mindspore")
-        reasons = found
-        if reasons:
-            raise PortError(f"{where}: MindSpore cannot hold it: {'; '.join(reasons)}")
+        reason = self.cannot_hold(name, cls, m)
+        if reason:
+            raise PortError(f"MindSpore cannot hold {reason}")
         bidi = cls == "Bidirectional"
         fw = m.forward_layer if bidi else m
         sides = [m.forward_layer, m.backward_layer] if bidi else [m]
@@ -619,6 +727,7 @@ class _Gen:
             self.params.update({f"{a}.{k}": v for k, v in _recurrent_params(kind, sides).items()})
         self.layers.append((name, cls, ctor.split("(")[0] + (" + seq_length" if lengths else "")))
         v = x.var
+        lengths = self.need(lengths)
         go_back = bool(getattr(m, "go_backwards", False)) and not bidi
         if go_back:
             xin = self.fresh(f"{name}_reversed")
@@ -692,6 +801,23 @@ class _Gen:
         if getattr(m, "return_state", False):
             outs += [_v(s) for s in states]
         return outs
+
+
+_BUILTINS = frozenset(dir(builtins))
+_MS_DTYPES = {"bool": "bool_", "float32": "float32", "int32": "int32", "int64": "int64", "float16": "float16"}
+
+
+def _ms_dtype(name: Any, where: str) -> str:
+    key = str((name.get("config") or {}).get("name") if isinstance(name, dict) else name)
+    if key not in _MS_DTYPES:
+        raise PortError(f"op node {where!r}: dtype {name!r} is not written")
+    return f"mindspore.{_MS_DTYPES[key]}"
+
+
+def _cell_class() -> Any:
+    from ..mindspore.nn import Cell
+
+    return Cell
 
 
 def _one(v: Any) -> int:
