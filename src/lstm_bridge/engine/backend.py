@@ -201,22 +201,6 @@ FamilyRun = Callable[..., Tuple[List[torch.Tensor], List[torch.Tensor]]]
 """The signature of ``engine.native.family.run_family_layer``: ``(outputs, h_n)`` lists over directions."""
 
 
-def check_family_policy(
-    x: torch.Tensor,
-    directions: Sequence[DirectionWeights],
-    *,
-    kind: CellKind,
-    valid: Optional[torch.Tensor],
-    semantics: LayerSemantics,
-    dropout: Sequence[Optional[DropoutMasks]],
-) -> None:
-    """Raise ``NotImplementedError`` for a GRU/RNN request the kernel can run but should leave to the torch
-    path in ``auto`` (under ``LSTM_BRIDGE_BACKEND=native`` every request the kernel supports runs there).
-
-    Nothing is left today: see ``docs/benchmarks.md`` (Recurrent family) for the measurements.
-    """
-
-
 def select_family(
     x: torch.Tensor,
     directions: Sequence[DirectionWeights],
@@ -229,10 +213,14 @@ def select_family(
     """The native GRU/RNN layer for this request, or None for ``engine/family_torch.py``.
 
     ``torch``: always None. ``auto``: the kernel when it supports the request
-    (``native.checks.check_family_supported``), :func:`check_family_policy` does not object and it is
-    built (else None, with the one-time warning when the kernel itself is unavailable). ``native``: the
-    kernel or an error (``NotImplementedError`` for an unsupported request, ``RuntimeError`` when it is
-    unavailable). The cheap checks run first, so an unsupported request never triggers the build.
+    (``native.checks.check_family_supported``) and is built (else None, with the one-time warning when the
+    kernel itself is unavailable). ``native``: the kernel or an error (``NotImplementedError`` for an
+    unsupported request, ``RuntimeError`` when it is unavailable). The cheap checks run first, so an
+    unsupported request never triggers the build.
+
+    Unlike the LSTM there is no speed policy: ``torch.gru`` / ``torch.rnn_*`` do not use oneDNN on CPU, and
+    the kernel measured 0.30-0.52x of their forward and 0.25-0.61x of their training time on the bench's
+    small and medium configs, standard layers included (docs/benchmarks.md, Recurrent family).
     """
     global last_used
     choice = requested()
@@ -248,8 +236,6 @@ def select_family(
     gru = kind is CellKind.GRU
     try:
         native_checks.check_family_supported(x, directions, gru=gru, valid=valid, semantics=semantics, dropout=dropout)
-        if choice == "auto":
-            check_family_policy(x, directions, kind=kind, valid=valid, semantics=semantics, dropout=dropout)
     except NotImplementedError:
         if choice == "native":
             raise
