@@ -127,3 +127,60 @@ def test_api_exports_a_loaded_and_changed_model(tmp_path):
         ref = model(*xs).numpy()
     assert np.abs(got - ref).max() <= 1e-5
     assert gd.model_error(got, arrays[entry["outputs"][0]]) > 1e-5  # the changed weights, not the file's
+
+
+TF_PYTHON = gd.ROOT / ".golden-venvs" / "tf" / "bin" / "python"
+
+_BUILD = r"""
+import os, sys, numpy as np
+gen, folder = sys.argv[1], sys.argv[2]
+if gen == "tf_keras":
+    os.environ["TF_USE_LEGACY_KERAS"] = "1"
+    import tf_keras as keras
+else:
+    import keras
+L = keras.layers
+rng = np.random.default_rng(0)
+ids = rng.integers(1, 30, (5, 9)).astype("int32")
+x = rng.standard_normal((5, 9, 3)).astype("float32")
+for b, n in enumerate([9, 3, 5, 1, 8]):
+    ids[b, n:] = 0
+    x[b, n:] = 0
+i = keras.Input((None,), dtype="int32")
+h = L.Embedding(30, 6, mask_zero=True)(i)
+h = L.GRU(5, return_sequences=True, reset_after=False)(h)
+h = L.SimpleRNN(4, return_sequences=True, go_backwards=True, activation="relu")(h)
+h = L.LSTM(4, return_sequences=True, recurrent_activation="hard_sigmoid")(h)
+o1 = L.GlobalAveragePooling1D()(L.TimeDistributed(L.Dense(3, activation="gelu"))(h))
+f = keras.Input((None, 3))
+m = L.Masking()(f)
+s, hh, cc = L.LSTM(4, return_sequences=True, return_state=True)(m)
+bi = L.Bidirectional(L.GRU(2, return_sequences=True))(m)
+last = L.LSTM(4)(L.Concatenate()([s, bi]), initial_state=[hh, cc])
+c = L.Conv1D(4, 3, padding="causal", dilation_rate=2, activation="swish")(f)
+c = L.MaxPooling1D(2, padding="same")(L.Conv1D(5, 3, strides=2, padding="same")(c))
+c = L.GlobalMaxPooling1D()(L.LayerNormalization()(L.BatchNormalization()(c)))
+o2 = L.Dense(2, activation="softmax")(L.Concatenate()([last, c, L.Dot(axes=1, normalize=True)([last, hh])]))
+model = keras.Model([i, f], [o1, o2])
+model.save(os.path.join(folder, "m.keras"))
+ys = model.predict([ids, x], verbose=0)
+np.savez(os.path.join(folder, "m.npz"), ids=ids, x=x, y0=ys[0], y1=ys[1])
+"""
+
+
+@pytest.mark.live
+@pytest.mark.skipif(not TF_PYTHON.exists(), reason="the TensorFlow golden environment (.golden-venvs/tf) is absent")
+@pytest.mark.parametrize("gen", ["keras3", "tf_keras"])
+def test_live_open_time_axis_masked_model_in_onnxruntime_matches_keras(gen, tmp_path):
+    """A real Keras model with open time axes, both mask producers, GRU reset_after=False, go_backwards,
+    hard_sigmoid, return_state + initial_state, Conv1D causal/strided, pooling, normalization, Dot."""
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
+    env.update({"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""})
+    subprocess.run([str(TF_PYTHON), "-c", _BUILD, gen, str(tmp_path)], check=True, env=env, timeout=600)
+    data = np.load(tmp_path / "m.npz")
+    report = export_onnx(tmp_path / "m.keras", tmp_path / "m.onnx", right_padded=True)
+    got = _run(str(tmp_path / "m.onnx"), report.inputs, [data["ids"], data["x"]])
+    for g, key in zip(got, ("y0", "y1")):
+        assert gd.model_error(g, data[key]) <= gd.MODEL_TOL, key
