@@ -64,3 +64,36 @@ def test_split_refuses_an_uneven_output_num():
 
     with pytest.raises(ValueError, match="divisible by output_num = 4"):
         P.Split(1, 4)(Tensor(np.ones((2, 6), np.float32)))
+
+
+def test_graph_compilation_decorators_leave_functions_as_they_are():
+    """``@constexpr`` / ``@ops.constexpr(check=False)``, ``@prim_attr_register`` and ``@ms.jit`` compile for MindSpore's
+    graph mode; execution here is eager, so the decorated function computes the same value."""
+    import lstm_bridge.mindspore as ms
+    from lstm_bridge.mindspore import ops
+    from lstm_bridge.mindspore.ops.primitive import constexpr, prim_attr_register
+
+    @constexpr
+    def steps(shape):
+        return shape[0] - 1
+
+    @ops.constexpr(check=False)
+    def double(n):
+        return 2 * n
+
+    @ms.jit
+    def add_one(x):
+        return x + 1
+
+    class Scale(ops.Primitive):
+        @prim_attr_register
+        def __init__(self, factor=2.0):
+            super().__init__()
+            self.factor = factor
+
+        def __call__(self, x):
+            return x * self.factor
+
+    assert steps((5, 3)) == 4 and double(3) == 6
+    assert float(add_one(torch.ones(1)).sum()) == 2.0
+    assert float(Scale(3.0)(torch.ones(1)).sum()) == 3.0

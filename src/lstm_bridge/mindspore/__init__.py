@@ -25,7 +25,7 @@ from .common.dtype import (
     uint8,
 )
 from .common.tensor import Parameter, ParameterTuple, Tensor
-from .context import GRAPH_MODE, PYNATIVE_MODE, get_context, set_context, set_seed
+from .context import GRAPH_MODE, PYNATIVE_MODE, get_context, jit, set_context, set_seed
 from .gru import GRU, GRUCell
 from .lstm import LSTM
 from .rnn import RNN, RNNCell
@@ -57,6 +57,7 @@ __all__ = [
     "int32",
     "int64",
     "int8",
+    "jit",
     "load_checkpoint",
     "load_param_into_net",
     "nn",

@@ -9,17 +9,28 @@
 from typing import Any
 
 from ..common.tensor import Tensor as Tensor
-from . import composite as composite, functional as functional, operations as operations
+from . import composite as composite, functional as functional, operations as operations, primitive as primitive
 from ._unsupported import UnsupportedError as UnsupportedError
 from .functional import *  # noqa: F401,F403 (the functional forms: ops.concat, ops.transpose, ...)
 from .functional import NAMES as _FUNCTIONS
 from .operations import *  # noqa: F401,F403 (the primitives: ops.Concat, ops.Transpose, ...)
 from .operations import NAMES as _PRIMITIVES, Primitive as Primitive
+from .primitive import constexpr as constexpr, prim_attr_register as prim_attr_register
 
 __all__ = sorted(
     set(_FUNCTIONS)
     | set(_PRIMITIVES)
-    | {"Primitive", "Tensor", "UnsupportedError", "composite", "functional", "operations"}
+    | {
+        "Primitive",
+        "Tensor",
+        "UnsupportedError",
+        "composite",
+        "constexpr",
+        "functional",
+        "operations",
+        "prim_attr_register",
+        "primitive",
+    }
 )
 
 
