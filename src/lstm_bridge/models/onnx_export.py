@@ -669,8 +669,7 @@ class _Exporter:
         return out
 
     def recurrent(self, module: Any, cls: str, x: _T, mask_t: Optional[_T], init: Any, where: str) -> List[str]:
-        from ..convert import chain_from
-        from ..formats.onnx import _layer_output, _recurrent_node
+        from ..formats.onnx import _checked_chain, _layer_output, _recurrent_node
 
         b, n = self.b, self.b.n
         if getattr(module, "stateful", False):
@@ -678,7 +677,8 @@ class _Exporter:
         inner = module.forward_layer if cls == "Bidirectional" else module
         if getattr(inner, "time_major", False):
             raise ExportError(f"{where} ({cls}): time_major layers are not exported")
-        chain = chain_from(module)
+        # the layer's chain as the recurrent export sees it, after lstm_bridge.targets said ONNX can hold it
+        chain = _checked_chain(module, None, False, None)
         if len(chain.layers) != 1:
             raise ExportError(f"{where} ({cls}): expected one recurrent layer; the chain has {len(chain.layers)}")
         lay = chain.layers[0]
