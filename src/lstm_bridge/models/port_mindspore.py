@@ -758,47 +758,53 @@ class _Gen:
         hn = f"{state}[0]" if kind == "LSTM" else state
         cn = f"{state}[1]" if kind == "LSTM" else None
         dirs = 2 if bidi else 1
-        hs, cs = [], []
-        for k in range(dirs):
-            h = self.fresh(f"{name}_h" + ("_backward" if k else ""))
-            self.emit(f"{h} = {hn}[{k}]")
-            hs.append(h)
-            if cn:
-                c = self.fresh(f"{name}_c" + ("_backward" if k else ""))
-                self.emit(f"{c} = {cn}[{k}]")
-                cs.append(c)
         ret_seq = bool(getattr(m, "return_sequences", False))
+        ret_state = bool(getattr(m, "return_state", False))
+        carry = bool(ret_seq and lengths and not bidi and not go_back and not getattr(m, "zero_output_for_mask", False))
+        hs, cs = [], []
+        if ret_state or not ret_seq or carry:  # the final states are read: h_n (and c_n) per direction
+            for k in range(dirs):
+                h = self.fresh(f"{name}_h" + ("_backward" if k else ""))
+                self.emit(f"{h} = {hn}[{k}]")
+                hs.append(h)
+                if cn and ret_state:
+                    c = self.fresh(f"{name}_c" + ("_backward" if k else ""))
+                    self.emit(f"{c} = {cn}[{k}]")
+                    cs.append(c)
         out_lengths = lengths if ret_seq else None
-        if ret_seq:
-            if go_back and lengths:
-                self.emit(f"{seq} = ops.flip(ops.reverse_sequence({seq}, {lengths}, 1, 0), (1,))  # Keras's order")
-            elif lengths and not bidi and not getattr(m, "zero_output_for_mask", False):
-                self.emit(f"{seq} = keep_last_valid({seq}, {hs[0]}, {lengths})")
+        if ret_seq and go_back and lengths:
+            self.emit(f"{seq} = ops.flip(ops.reverse_sequence({seq}, {lengths}, 1, 0), (1,))  # Keras's order")
+        elif carry:  # Keras repeats the last valid output past each length
+            self.emit(f"{seq} = keep_last_valid({seq}, {hs[0]}, {lengths})")
         states = [s for pair in zip(hs, cs) for s in pair] if cs else list(hs)
         if not bidi:
             out = seq if ret_seq else hs[0]
             outs = [_v(out, out_lengths)]
         else:
             merge = getattr(m, "merge_mode", "concat")
-            if ret_seq:
+            if ret_seq and merge == "concat":
+                a_ = b_ = seq
+            elif ret_seq:
                 a_, b_ = self.fresh(f"{name}_forward"), self.fresh(f"{name}_backward")
-                if merge != "concat":
-                    self.emit(f"{a_}, {b_} = ops.split({seq}, {units}, -1)")
+                self.emit(f"{a_}, {b_} = ops.split({seq}, {units}, -1)")
             else:
                 a_, b_ = hs[0], hs[1]
-            res = self.fresh(f"{name}_out")
-            if merge == "concat":
-                self.emit(f"{res} = {seq}" if ret_seq else f"{res} = ops.concat(({a_}, {b_}), -1)")
+            if merge == "concat" and ret_seq:
+                outs = [_v(seq, out_lengths)]
+            elif merge == "concat":
+                res = self.fresh(f"{name}_out")
+                self.emit(f"{res} = ops.concat(({a_}, {b_}), -1)")
                 outs = [_v(res, out_lengths)]
             elif merge is None:
                 outs = [_v(a_, out_lengths), _v(b_, out_lengths)]
             else:
+                res = self.fresh(f"{name}_out")
                 expr = {"sum": f"{a_} + {b_}", "mul": f"{a_} * {b_}", "ave": f"({a_} + {b_}) / 2"}.get(str(merge))
                 if expr is None:
                     raise PortError(f"{where}: merge_mode {merge!r} is not written")
                 self.emit(f"{res} = {expr}")
                 outs = [_v(res, out_lengths)]
-        if getattr(m, "return_state", False):
+        if ret_state:
             outs += [_v(s) for s in states]
         return outs
 
