@@ -100,3 +100,10 @@ def test_inspect_lists_every_layer_of_each_golden_model(flavour, model_id, fmt):
     classes = {item["name"]: item["class"] for item in info["layers"]}
     for layer in entry["layers"]:
         assert classes.get(layer["name"]) == layer["class"], (layer, sorted(classes))
+
+
+def test_verify_two_different_models_exits_1(capsys):
+    a = str(gd.model_path("keras3", "embed_bilstm", "keras"))
+    b = str(gd.model_path("keras3", "lstm_hard_td", "keras"))
+    assert main(["verify", a, b]) == 1
+    assert "are not the same model" in capsys.readouterr().err

@@ -84,12 +84,14 @@ def _whole_models(a: str, b: str) -> bool:
 
 
 def _verify_whole_models(args: argparse.Namespace, out: Output) -> int:
-    from ..models.verify import compare_models
+    from ..models.verify import ModelMismatch, compare_models
 
     if not os.path.exists(args.b):
         raise CliError(EXIT_INPUT, f"{args.b}: no such file or folder")
     try:
         res = compare_models(args.a, args.b, seed=args.seed)
+    except ModelMismatch as exc:
+        raise CliError(EXIT_VERIFY, f"{args.a} and {args.b} are not the same model: {exc}") from exc
     except (ValueError, OSError, KeyError, NotImplementedError) as exc:
         raise CliError(EXIT_INPUT, f"cannot compare {args.a} with {args.b}: {exc}") from exc
     rows = [(f"output {i}", fmt_float(d)) for i, d in enumerate(res.outputs)]

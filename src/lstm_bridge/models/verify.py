@@ -20,7 +20,11 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
-__all__ = ["ModelComparison", "compare_models", "is_port_folder"]
+__all__ = ["ModelComparison", "ModelMismatch", "compare_models", "is_port_folder"]
+
+
+class ModelMismatch(ValueError):
+    """B is not the same model as A: it does not run on A's inputs, or returns another number of outputs."""
 
 
 @dataclass
@@ -89,7 +93,8 @@ def compare_models(a: str, b: str, seed: int = 0) -> ModelComparison:
     batch drawn with ``seed``.
 
     Raises:
-        ValueError: B's outputs do not line up with A's (count), or B cannot be read.
+        ModelMismatch: B does not run on A's inputs or returns another number of outputs.
+        ValueError: a file cannot be read (FormatError, UnsupportedLayerError, ...).
     """
     from .files import read_keras_file
     from .load import load_model
@@ -113,8 +118,11 @@ def compare_models(a: str, b: str, seed: int = 0) -> ModelComparison:
         sess = ort.InferenceSession(os.fspath(b), providers=["CPUExecutionProvider"])
         names = [i.name for i in sess.get_inputs()]
         if len(names) != len(xs):
-            raise ValueError(f"{b} takes {len(names)} inputs {names}; {a} takes {len(xs)}")
-        out_b: List[Any] = list(sess.run(None, {n: x.numpy() for n, x in zip(names, xs)}))
+            raise ModelMismatch(f"{b} takes {len(names)} inputs {names}; {a} takes {len(xs)}")
+        try:
+            out_b: List[Any] = list(sess.run(None, {n: x.numpy() for n, x in zip(names, xs)}))
+        except Exception as exc:  # onnxruntime's own error types
+            raise ModelMismatch(f"{b} does not run on {a}'s inputs: {exc}") from exc
         kind = "onnx (onnxruntime; final predictions only)"
     elif is_port_folder(b):
         from .port import MODEL_FILE, WEIGHTS_FILE
@@ -122,18 +130,25 @@ def compare_models(a: str, b: str, seed: int = 0) -> ModelComparison:
         mod = _import_source(os.path.join(b, MODEL_FILE), "verify_" + _ident(os.path.basename(os.path.abspath(b))))
         model_b = mod.load(os.path.join(b, WEIGHTS_FILE)).eval()
         mods_b = {name: getattr(model_b, _ident(name)) for name in mods_a if hasattr(model_b, _ident(name))}
-        out_b, seen_b = _recorded(model_b, mods_b, xs)
+        out_b, seen_b = _run_b(model_b, mods_b, xs, a, b)
         layers = _layer_diffs(seen_a, seen_b)
         kind = "port folder (model.py + weights.safetensors)"
     else:
         model_b = load_model(b)
         mods_b = _layer_modules(model_b)
-        out_b, seen_b = _recorded(model_b, {n: m for n, m in mods_b.items() if n in mods_a}, xs)
+        out_b, seen_b = _run_b(model_b, {n: m for n, m in mods_b.items() if n in mods_a}, xs, a, b)
         layers = _layer_diffs(seen_a, seen_b)
         kind = "Keras model file"
     if len(out_b) != len(out_a):
-        raise ValueError(f"{b} returns {len(out_b)} outputs; {a} returns {len(out_a)}")
+        raise ModelMismatch(f"{b} returns {len(out_b)} outputs; {a} returns {len(out_a)}")
     return ModelComparison(kind, [_diff(x, y) for x, y in zip(out_a, out_b)], layers, lengths)
+
+
+def _run_b(model: Any, modules: Dict[str, Any], xs: List[torch.Tensor], a: str, b: str) -> Tuple[List[Any], Dict]:
+    try:
+        return _recorded(model, modules, xs)
+    except (ValueError, RuntimeError, IndexError, TypeError) as exc:
+        raise ModelMismatch(f"{b} does not run on {a}'s inputs: {exc}") from exc
 
 
 def _layer_diffs(seen_a: Dict[str, List[List[Any]]], seen_b: Dict[str, List[List[Any]]]) -> Dict[str, float]:
