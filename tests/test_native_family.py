@@ -605,3 +605,39 @@ def test_mindspore_recorded_outputs_within_1e6(path):
 
 def test_mindspore_fixtures_present():
     assert len(MS_FIXTURES) == 7
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_transposed_weight_views(cell):
+    """Keras hands ``kernel.T`` / ``recurrent_kernel.T`` views (any strides) to the engine: the kernel packs
+    them as they are; results equal those of contiguous copies on the torch path (per-gate masks included)."""
+    case = Case(cell, "holes", MaskedOutput.CARRY, "bi", torch.float64, 6, drop=(3, 3) if cell != "rnn" else (1, 1))
+    _, grad_t = case.run("torch")
+    out_t, _ = case.run("torch", grad=False)
+    case.directions = [
+        DirectionWeights(w.w_ih.t().contiguous().t(), w.w_hh.t().contiguous().t(), w.b_ih, w.b_hh, kind=w.kind)
+        for w in case.directions
+    ]
+    assert not case.directions[0].w_ih.is_contiguous() and not case.directions[0].w_hh.is_contiguous()
+    out_n, _ = case.run("native", grad=False)
+    assert_close(out_n, out_t, TOL[torch.float64], "outputs")
+    leaves = [t.detach().clone().requires_grad_(True) for t in case.leaves()]
+    it = iter(leaves)
+    x = next(it)
+    h0 = [next(it) for _ in case.h0]
+    dirs = []
+    for w in case.directions:  # the leaves as transposed views, as a Keras layer's parameters are
+        w_ih, w_hh = next(it), next(it)
+        b_ih = next(it) if w.b_ih is not None else None
+        b_hh = next(it) if w.b_hh is not None else None
+        dirs.append(DirectionWeights(w_ih.t().contiguous().t(), w_hh.t().contiguous().t(), b_ih, b_hh, kind=w.kind))
+    with backend_env("native"):
+        outs, hn, _ = run_layer(
+            x, dirs, h0, None, reverse=case.reverse, valid=case.valid, semantics=case.semantics, dropout=case.dropout
+        )  # fmt: skip
+        assert backend.last_used == "native"
+    gen = torch.Generator().manual_seed(7)
+    loss = sum((r * torch.randn(r.shape, generator=gen, dtype=torch.float64)).sum() for r in [*outs, *hn])
+    assert_close(
+        list(torch.autograd.grad(loss, leaves, allow_unused=True)), grad_t, GRAD_TOL[torch.float64], "gradients"
+    )

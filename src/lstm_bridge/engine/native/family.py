@@ -146,7 +146,7 @@ def _projection(
             block.copy_(torch.mm((x * m[0]).reshape(T * B, I), w.t()).view(T, B, GH))
         else:  # one mask per gate: the torch path's batched product
             xm = (x.unsqueeze(0) * m.unsqueeze(1)).reshape(G, T * B, I)
-            per_gate = torch.bmm(xm, w.view(G, H, I).transpose(1, 2))
+            per_gate = torch.bmm(xm, w.reshape(G, H, I).transpose(1, 2))
             block.copy_(per_gate.permute(1, 0, 2).reshape(T, B, GH))
     return xp
 
@@ -284,7 +284,7 @@ def _input_grads(
         else:
             dzg = dz.view(T * B, G, H).transpose(0, 1)  # (G, T*B, H)
             if dx is not None:
-                dxm = torch.bmm(dzg, w_ih[d].view(G, H, I))
+                dxm = torch.bmm(dzg, w_ih[d].reshape(G, H, I))
                 dx += (dxm.view(G, T, B, I) * m.unsqueeze(1)).sum(0)
             if need_w[d]:
                 xm = (x.unsqueeze(0) * m.unsqueeze(1)).reshape(G, T * B, I)
