@@ -292,3 +292,12 @@ def test_layers_keras_does_not_train_stay_frozen(tmp_path, capsys):
     flags = {n: p.requires_grad for n, p in model.named_parameters()}
     assert flags["embedding.weight"] is False
     assert all(v for n, v in flags.items() if not n.startswith("embedding."))
+
+
+def test_porting_twice_writes_the_same_files(tmp_path, capsys):
+    """The generated source and weights depend on the model file only (PORT.md names the paths)."""
+    src = str(gd.model_path("tf_keras", "merge_graph", "h5"))
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert main(["port", src, str(a)]) == 0 and main(["port", src, str(b)]) == 0
+    for name in ("model.py", "weights.safetensors"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
