@@ -466,7 +466,13 @@ def _whole_model_onnx(src: str, tmp: str, dst: str, args: argparse.Namespace, ou
         raise CliError(EXIT_VERIFY, _scrub(f"{exc}", tmp, dst)) from exc
     except (ValueError, OSError, NotImplementedError) as exc:  # ExportError / FormatError / UnsupportedLayerError
         raise CliError(
-            EXIT_INPUT, _scrub(f"{src} cannot be exported as a whole model to onnx: {exc}", tmp, dst)
+            EXIT_INPUT,
+            _scrub(
+                f"{src} cannot be exported as a whole model to onnx: {exc}\n(--layer NAME exports one recurrent "
+                "layer on its own)",
+                tmp,
+                dst,
+            ),
         ) from exc
     for m in report.masks:
         out.line(f"mask as sequence_lens (inputs stated right-padded): {m}")

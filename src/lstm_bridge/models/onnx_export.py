@@ -289,9 +289,9 @@ class _Exporter:
             return [self.op(module, [val(a) for a in call.args], where)]
         (how, mask_in), previous = _call_mask(model, call, vals)
         x = val(call.args[0])
-        if how == "recorded" and isinstance(mask_in, _T) and call.kwargs.get("mask") is not None:
-            # a Keras 3 file records the mask tensor (a mask op's output) itself
-            mask_in = _T(mask_in.name, mask_in.value, mask_in.name, mask_in.value.bool(), mask_in.producers)
+        if how == "recorded" and call.kwargs.get("mask") is not None:
+            # a Keras 3 file records the mask tensors (mask op outputs) themselves, one or a list
+            mask_in = _as_mask(mask_in)
         if isinstance(module, KerasModel):
             xs = x if isinstance(x, list) else [x]
             ms = mask_in if isinstance(mask_in, list) else [mask_in] * len(xs)
@@ -741,6 +741,15 @@ class _Exporter:
         idx = n("Min", [n("Unsqueeze", [t, b.i64([0])]), n("Unsqueeze", [last, b.i64([1])])])  # (B, T)
         idx3 = n("Expand", [n("Unsqueeze", [idx, b.i64([2])]), shape])
         return n("GatherElements", [y, idx3], "y_repeat_last", axis=1)
+
+
+def _as_mask(v: Any) -> Any:
+    """A recorded mask tensor (or a list of them; None entries stay None) as a ``_T`` carrying itself as mask."""
+    if isinstance(v, list):
+        return [_as_mask(x) for x in v]
+    if isinstance(v, _T):
+        return _T(v.name, v.value, v.name, v.value.bool(), v.producers)
+    return v
 
 
 def _with_mask(t: _T, m: Any) -> _T:
