@@ -184,3 +184,49 @@ def test_live_open_time_axis_masked_model_in_onnxruntime_matches_keras(gen, tmp_
     got = _run(str(tmp_path / "m.onnx"), report.inputs, [data["ids"], data["x"]])
     for g, key in zip(got, ("y0", "y1")):
         assert gd.model_error(g, data[key]) <= gd.MODEL_TOL, key
+
+
+def _in_memory(layers, keras_version=3):
+    config = {"name": "m", "layers": layers}
+    entry = {"class_name": "Sequential", "config": config}
+    return model_from_config(entry, keras_version).eval(), entry
+
+
+def test_recurrent_activation_onnx_cannot_hold_is_refused_naming_the_layer():
+    model, entry = _in_memory(
+        [
+            {"class_name": "InputLayer", "config": {"name": "x", "batch_shape": [None, 5, 3], "dtype": "float32"}},
+            {"class_name": "LSTM", "config": {"name": "lstm_selu", "units": 2, "activation": "selu"}},
+        ]
+    )
+    rng = np.random.default_rng(0)
+    model.module("lstm_selu").load_keras_weights(
+        [rng.standard_normal((3, 8)), rng.standard_normal((2, 8)), rng.standard_normal(8)]
+    )
+    with pytest.raises(ExportError, match=r"layer 'lstm_selu'.*'selu'"):
+        build_onnx(model, entry)
+
+
+def test_mask_reaching_only_masked_pooling_needs_no_flag_and_holes_stay_exact(tmp_path):
+    """GlobalAveragePooling1D's masked mean holds any mask (holes too): no right-padding statement needed."""
+    model, entry = _in_memory(
+        [
+            {"class_name": "InputLayer", "config": {"name": "x", "batch_shape": [None, None, 3], "dtype": "float32"}},
+            {"class_name": "Masking", "config": {"name": "masking", "mask_value": 0.0}},
+            {"class_name": "GlobalAveragePooling1D", "config": {"name": "gap"}},
+        ]
+    )
+    proto, report, _ = build_onnx(model, entry)
+    assert report.masks == ["Masking 'masking' -> layer 'gap' (masked mean)"]
+    x = np.random.default_rng(1).standard_normal((3, 6, 3)).astype(np.float32)
+    x[0, 2] = 0  # a hole
+    x[1, :3] = 0  # left padding
+    x[2, 4:] = 0
+    path = tmp_path / "gap.onnx"
+    path.write_bytes(proto.SerializeToString())
+    got = _run(str(path), report.inputs, [x])[0]
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x)).numpy()
+    assert np.abs(got - ref).max() <= 1e-6
+    unmasked = x.mean(axis=1)
+    assert np.abs(unmasked - ref).max() > 1e-2  # the mask matters here

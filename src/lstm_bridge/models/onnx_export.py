@@ -399,8 +399,13 @@ class _Exporter:
             other_name = other.name if isinstance(other, _T) else b.c(other, "const", a.value.numpy().dtype)
             eq = b.n("Equal", [a.name, other_name])
             name = b.n("Not", [eq], "not_equal") if op == "NotEqual" else eq
-            if op == "NotEqual" and not isinstance(other, _T) and float(other) == 0.0:
-                producers = producers or (f"the Keras op {module.name!r} (ids != 0, Embedding mask_zero)",)
+            if op == "NotEqual" and not isinstance(other, _T):  # the op an Embedding / Masking layer left
+                what = (
+                    "ids != 0: an Embedding's mask_zero"
+                    if a.value.dim() == 2 and not a.value.is_floating_point()
+                    else f"x != {float(other):g}: a Masking layer's mask or an Embedding's mask_zero"
+                )
+                producers = producers or (f"the Keras op {module.name!r} ({what})",)
         elif op in ("Any", "All"):
             axis = c.get("axis")
             keep = int(bool(c.get("keepdims", False)))
