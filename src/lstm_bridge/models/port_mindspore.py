@@ -72,6 +72,7 @@ ACTIVATIONS: Dict[str, str] = {
     "swish": "{x} * ops.sigmoid({x})",
     "silu": "{x} * ops.sigmoid({x})",
     "exponential": "ops.exp({x})",
+    "gelu": "0.5 * {x} * (1 + ops.erf({x} / 1.4142135623730951))",  # Keras's exact gelu (not MindSpore's tanh form)
     "elu": "ops.select({x} > 0, {x}, ops.exp({x}) - 1)",
 }
 
@@ -223,21 +224,25 @@ class _Gen:
 
     # --- graph -----------------------------------------------------------------------------------
     def run(self) -> Tuple[List[str], List[_Value]]:
-        from .graph import KerasModel, KerasOp, TensorRef
+        """Write the construct: ``(its argument names, the output values)``."""
+        from .port import _all_modules
 
-        model = self.model
-        values: Dict[Tuple[str, int], List[_Value]] = {}
-        args = []
-        for ref in model.inputs:
-            a = self.fresh(ref.layer)
-            args.append(a)
-            values[(ref.layer, 0)] = [_v(a)]
-        classes = {n: c for n, _, c in model.entries}
         held = [
-            self.cannot_hold(n, c, model.module(n)) for n, c in classes.items() if c in _RECURRENT + ("Bidirectional",)
+            self.cannot_hold(n, c, m) for n, m, c in _all_modules(self.model) if c in _RECURRENT + ("Bidirectional",)
         ]
         if any(held):
             raise PortError("MindSpore cannot hold " + "; ".join(h for h in held if h))
+        args = [self.fresh(ref.layer) for ref in self.model.inputs]
+        return args, self.graph(self.model, [_v(a) for a in args])
+
+    def graph(self, model: Any, inputs: List[_Value]) -> List[_Value]:
+        """Write ``model``'s calls (a nested model's inline) for ``inputs``; returns its output values."""
+        from .graph import KerasModel, KerasOp, TensorRef
+
+        values: Dict[Tuple[str, int], List[_Value]] = {}
+        for ref, given in zip(model.inputs, inputs):
+            values[(ref.layer, 0)] = [given]
+        classes = {n: c for n, _, c in model.entries}
 
         def val(v: Any) -> Any:
             if isinstance(v, TensorRef):
@@ -254,12 +259,10 @@ class _Gen:
             module = model.module(name)
             kwargs = dict(call.kwargs)
             kwargs.pop("training", None)
-            if isinstance(module, KerasModel):
-                raise PortError(f"layer {name!r} is a nested model ({cls}); the MindSpore port writes flat graphs only")
             if isinstance(module, KerasOp):
                 values[(name, k)] = [self.op(name, module, [val(a) for a in call.args])]
                 continue
-            if cls not in WRITERS:
+            if cls not in WRITERS and not isinstance(module, KerasModel):
                 raise PortError(
                     f"layer {name!r} ({cls}): no MindSpore equivalent written; expected one of {sorted(WRITERS)}"
                 )
@@ -276,6 +279,12 @@ class _Gen:
                 lengths = None
             else:
                 lengths = previous
+            if isinstance(module, KerasModel):  # a nested model: its calls inline, its inputs with their masks
+                xs = x if isinstance(x, list) else [x]
+                lens = lengths if isinstance(lengths, list) else [lengths] * len(xs)
+                self.emit(f"# nested model {name!r}")
+                values[(name, k)] = self.graph(module, [_v(xv.var, ln) for xv, ln in zip(xs, lens)])
+                continue
             initial = kwargs.pop("initial_state", None)
             if kwargs or len(call.args) > 1:
                 raise PortError(f"layer {name!r} ({cls}) is called with arguments {sorted(kwargs)}; not written")
@@ -284,8 +293,7 @@ class _Gen:
                 init_vals = [init_vals]
             out = self.layer(name, cls, module, x, lengths, init_vals)
             values[(name, k)] = out
-        outs = [values[(r[0], r[1])][r[2]] for r in model.outputs]
-        return args, outs
+        return [values[(r[0], r[1])][r[2]] for r in model.outputs]
 
     def lazy_mask(self, mask_expr: str, label: str, base: str) -> str:
         """A token for the lengths of a boolean ``(batch, time)`` mask: ``right_padded_lengths`` is written
@@ -552,11 +560,15 @@ class _Gen:
         xs = x if isinstance(x, list) else [x]
         if len(xs) != 2:
             raise PortError(f"layer {name!r} (Dot): expected 2 inputs; received {len(xs)}")
-        if getattr(m, "normalize", False):
-            raise PortError(f"layer {name!r} (Dot): normalize=True is not written")
         rank = self.ranks.get(id(m), 3)
         a, b = xs[0].var, xs[1].var
         ax = [int(k) % rank for k in m.axes]
+        if getattr(m, "normalize", False):  # l2-normalised along the summed axes first (cosine proximity)
+            na, nb = self.fresh(f"{name}_left"), self.fresh(f"{name}_right")
+            for var, src, k in ((na, a, ax[0]), (nb, b, ax[1])):
+                norm = f"ops.sqrt(({src} * {src}).sum(axis={k}, keepdims=True))"
+                self.emit(f"{var} = {src} / ops.maximum({norm}, 1e-12)")
+            a, b = na, nb
         out = self.fresh(name)
         if rank == 2 and ax == [1, 1]:
             self.emit(f"{out} = ({a} * {b}).sum(axis=1, keepdims=True)")
