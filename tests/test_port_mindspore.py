@@ -35,13 +35,12 @@ REFUSED = {
     "masking_gru_rnn": ("layer 'bigru_before' (Bidirectional)", "reset_after=False"),
     "td_embed_stack": ("layer 'gru_before' (GRU)", "reset_after=False"),
 }
-#: (flavour, model id) -> the same, for one generation only
-REFUSED_IN = {("keras3", "merge_graph"): ("layer 'multiply' (Multiply)", "masked elements")}
 
 
 def _refusal(flavour, model_id):
-    """What the refusal of this golden model must name, or None when it must port."""
-    return REFUSED_IN.get((flavour, model_id)) or REFUSED.get(model_id)
+    """What the refusal of this golden model must name, or None when it must port (the same in both
+    generations)."""
+    return REFUSED.get(model_id)
 
 
 #: one file format per model is enough for the port (both formats are read by the same load_model)

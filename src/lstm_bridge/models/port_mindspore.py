@@ -534,7 +534,8 @@ class _Gen:
                 )
             return _v(out, present[0] if len(set(present)) == 1 else self._merge_lengths(name, present, "minimum"))
         if present and cls in ("Maximum", "Minimum", "Multiply") and self.generation >= 3:
-            raise PortError(f"layer {name!r} ({cls}): Keras 3 replaces masked elements before merging; not written")
+            self.masked_merge(name, cls, out, vs, lens)
+            return self._merged_mask(name, out, lens, present)
         expr = {
             "Add": " + ".join(vs),
             "Subtract": " - ".join(vs),
@@ -548,13 +549,54 @@ class _Gen:
                 expr = f"{fn}({expr}, {other})"
         self.emit(f"{out} = {expr}")
         self.layers.append((name, cls, "ops"))
+        return self._merged_mask(name, out, lens, present)
+
+    def _merged_mask(self, name: str, out: str, lens: List[Any], present: List[str]) -> _Value:
+        """The output mask of a merge: Keras 3 ORs the masks (None when an input has none), tf_keras ANDs those
+        present; right-padded masks give the longest / shortest length."""
         if not present:
             return _v(out)
-        if self.generation >= 3:  # OR of the masks; None when an input has none
+        if self.generation >= 3:
             if len(present) < len(lens):
                 return _v(out)
             return _v(out, present[0] if len(set(present)) == 1 else self._merge_lengths(name, present, "maximum"))
         return _v(out, present[0] if len(set(present)) == 1 else self._merge_lengths(name, present, "minimum"))
+
+    def masked_merge(self, name: str, cls: str, out: str, vs: List[str], lens: List[Any]) -> None:
+        """Keras 3's Maximum / Minimum / Multiply over masked inputs (keras/src/layers/merging): a masked element
+        is replaced (Multiply: by 1, and the product is 0 where every input is masked; Maximum / Minimum: by the
+        running result, and the running result by the element where only it is masked)."""
+        masks: List[Optional[str]] = []
+        for v, ln in zip(vs, lens):
+            if ln is None:
+                masks.append(None)
+                continue
+            m = self.fresh(f"{v}_valid")
+            ln = self.need(ln)
+            self.emit(f"{m} = ops.broadcast_to(ops.expand_dims(ops.sequence_mask({ln}, {v}.shape[1]), -1), {v}.shape)")
+            masks.append(m)
+        if cls == "Multiply":
+            factors = [v if m is None else f"ops.select({m}, {v}, ops.ones_like({v}))" for v, m in zip(vs, masks)]
+            self.emit(f"{out} = {' * '.join(factors)}  # Keras 3: a masked element counts as 1")
+            if all(m is not None for m in masks):
+                anym = str(masks[0])
+                for other in masks[1:]:
+                    anym = f"ops.logical_or({anym}, {other})"
+                self.emit(f"{out} = ops.select({anym}, {out}, ops.zeros_like({out}))  # 0 where every input is masked")
+        else:
+            fn = "ops.maximum" if cls == "Maximum" else "ops.minimum"
+            self.emit(f"{out} = {vs[0]}")
+            out_mask: Optional[str] = masks[0]
+            for v, vm in zip(vs[1:], masks[1:]):
+                x = v
+                if vm is not None:
+                    x = self.fresh(f"{v}_or_running")
+                    self.emit(f"{x} = ops.select({vm}, {v}, {out})  # Keras 3: a masked element is the running result")
+                if out_mask is not None:
+                    self.emit(f"{out} = ops.select({out_mask}, {out}, {x})")
+                out_mask = f"ops.logical_or({out_mask}, {vm})" if vm is not None and out_mask is not None else None
+                self.emit(f"{out} = {fn}({out}, {x})")
+        self.layers.append((name, cls, "ops (Keras 3 masked merge)"))
 
     def dot(self, name: str, m: Any, x: Any) -> _Value:
         xs = x if isinstance(x, list) else [x]
