@@ -304,9 +304,14 @@ def test_native_actually_ran(monkeypatch):
         monkeypatch.setattr(backend, "NATIVE_STANDARD_MAX_BH", 2 * 4 - 1)
         run_layer(x, dirs, h0, c0, reverse=[False], semantics=LayerSemantics())
         assert backend.last_used == "torch"
-    # training (autograd records the call) has its own limit: the kernel's backward beats oneDNN's
+    # training (autograd records the call) has its own limit: the kernel's backward beats oneDNN's on 2+ threads
+    monkeypatch.setattr(backend, "NATIVE_STANDARD_TRAIN_MIN_THREADS", 1)
     run_layer(x, dirs, h0, c0, reverse=[False], semantics=LayerSemantics())
     assert backend.last_used == "native"
+    monkeypatch.setattr(backend, "NATIVE_STANDARD_TRAIN_MIN_THREADS", torch.get_num_threads() + 1)
+    run_layer(x, dirs, h0, c0, reverse=[False], semantics=LayerSemantics())
+    assert backend.last_used == "torch"
+    monkeypatch.setattr(backend, "NATIVE_STANDARD_TRAIN_MIN_THREADS", 1)
     monkeypatch.setattr(backend, "NATIVE_STANDARD_TRAIN_MAX_BH", 2 * 4 - 1)
     run_layer(x, dirs, h0, c0, reverse=[False], semantics=LayerSemantics())
     assert backend.last_used == "torch"

@@ -30,6 +30,7 @@ namespace {
 // bf16 values are exact in float32), so the results differ only in the order of the float32 sums.
 constexpr int64_t kBf16NR = 64;  // 4 x 16 float32 lanes
 constexpr int kBf16MR = 6;       // 24 accumulators + 4 B vectors + 1 broadcast of the 32 zmm registers
+constexpr int64_t kBf16KC = 64;  // K pairs per block (see bf16_gemm)
 
 struct Bf16Gemm {
   int64_t n = 0, k = 0, kp = 0, panels = 0;
@@ -221,15 +222,21 @@ void bf16_gemm(const Bf16Gemm& g, int q, int64_t M, const float* A, int64_t lda,
     if (full < kp) out[full] = bf16_pair(a[k - 1], 0.0f);
   }
   const uint32_t* piece = g.parts[q];
-  for (int64_t p = 0; p < g.panels; ++p) {
-    const uint32_t* Bp = piece + p * kp * kBf16NR;
-    const int64_t ncols = std::min<int64_t>(kBf16NR, g.n - p * kBf16NR);
-    float* Cp = C + p * kBf16NR;
-    int64_t m = 0;
-    for (; m + kBf16MR <= M; m += kBf16MR) {
-      micro_bf16<kBf16MR>(kp, ap + m * kp, kp, Bp, Cp + m * ldc, ldc, ncols, accumulate);
+  // K in blocks of kBf16KC pairs: a block of a panel (kBf16KC x 64 pairs, 16 KiB) stays in L1 while every
+  // row tile passes over it (a whole panel of a 512-deep K is 64 KiB: streamed from L2 per tile otherwise)
+  for (int64_t k0 = 0; k0 < kp; k0 += kBf16KC) {
+    const int64_t kc = std::min<int64_t>(kBf16KC, kp - k0);
+    const bool acc = accumulate || k0 > 0;
+    for (int64_t p = 0; p < g.panels; ++p) {
+      const uint32_t* Bp = piece + p * kp * kBf16NR + k0 * kBf16NR;
+      const int64_t ncols = std::min<int64_t>(kBf16NR, g.n - p * kBf16NR);
+      float* Cp = C + p * kBf16NR;
+      int64_t m = 0;
+      for (; m + kBf16MR <= M; m += kBf16MR) {
+        micro_bf16<kBf16MR>(kc, ap + m * kp + k0, kp, Bp, Cp + m * ldc, ldc, ncols, acc);
+      }
+      if (m < M) micro_bf16_tail<kBf16MR - 1>(M - m, kc, ap + m * kp + k0, kp, Bp, Cp + m * ldc, ldc, ncols, acc);
     }
-    if (m < M) micro_bf16_tail<kBf16MR - 1>(M - m, kp, ap + m * kp, kp, Bp, Cp + m * ldc, ldc, ncols, accumulate);
   }
 }
 
