@@ -86,13 +86,42 @@ def test_layer_without_onnx_mapping_is_refused_naming_it():
             {"class_name": "InputLayer", "config": {"name": "x", "batch_shape": [None, 5, 2, 3], "dtype": "float32"}},
             {
                 "class_name": "TimeDistributed",
-                "config": {"name": "td_flat", "layer": {"class_name": "Flatten", "config": {"name": "flat"}}},
+                "config": {"name": "td_mask", "layer": {"class_name": "Masking", "config": {"name": "inner"}}},
             },
         ],
     }
     model = model_from_config({"class_name": "Sequential", "config": config}, 3).eval()
-    with pytest.raises(ExportError, match=r"layer 'td_flat' \(TimeDistributed of Flatten\)"):
+    with pytest.raises(ExportError, match=r"layer 'td_mask' \(TimeDistributed of Masking\)"):
         build_onnx(model, {"class_name": "Sequential", "config": config})
+
+
+def test_time_distributed_of_a_rank_bound_layer_folds_batch_and_time(tmp_path):
+    """TimeDistributed(Flatten) / (MaxPooling1D) of (B, T, steps, C), as CNN-LSTM models use them."""
+    model, entry = _in_memory(
+        [
+            {
+                "class_name": "InputLayer",
+                "config": {"name": "x", "batch_shape": [None, None, 4, 3], "dtype": "float32"},
+            },
+            {
+                "class_name": "TimeDistributed",
+                "config": {"name": "td_pool", "layer": {"class_name": "MaxPooling1D", "config": {"name": "p"}}},
+            },
+            {
+                "class_name": "TimeDistributed",
+                "config": {"name": "td_flat", "layer": {"class_name": "Flatten", "config": {"name": "f"}}},
+            },
+        ]
+    )
+    proto, report, _ = build_onnx(model, entry)
+    path = tmp_path / "td.onnx"
+    path.write_bytes(proto.SerializeToString())
+    x = np.random.default_rng(2).standard_normal((2, 5, 4, 3)).astype(np.float32)
+    got = _run(str(path), report.inputs, [x])[0]
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x)).numpy()
+    assert got.shape == ref.shape == (2, 5, 6)
+    assert np.abs(got - ref).max() == 0.0
 
 
 def test_cli_convert_whole_model(tmp_path, capsys):
@@ -165,6 +194,15 @@ model = keras.Model([i, f], [o1, o2])
 model.save(os.path.join(folder, "m.keras"))
 ys = model.predict([ids, x], verbose=0)
 np.savez(os.path.join(folder, "m.npz"), ids=ids, x=x, y0=ys[0], y1=ys[1])
+# CNN-LSTM: TimeDistributed Conv1D / pooling / Flatten over (B, T, steps, C), then an LSTM
+v = keras.Input((None, 6, 2))
+t = L.TimeDistributed(L.Conv1D(3, 2, activation="relu"))(v)
+t = L.TimeDistributed(L.MaxPooling1D(2))(t)
+t = L.TimeDistributed(L.Flatten())(t)
+cnn = keras.Model(v, L.Dense(2)(L.LSTM(4)(t)))
+cnn.save(os.path.join(folder, "cnn.keras"))
+xv = rng.standard_normal((3, 5, 6, 2)).astype("float32")
+np.savez(os.path.join(folder, "cnn.npz"), x=xv, y=cnn.predict(xv, verbose=0))
 """
 
 
@@ -173,7 +211,8 @@ np.savez(os.path.join(folder, "m.npz"), ids=ids, x=x, y0=ys[0], y1=ys[1])
 @pytest.mark.parametrize("gen", ["keras3", "tf_keras"])
 def test_live_open_time_axis_masked_model_in_onnxruntime_matches_keras(gen, tmp_path):
     """A real Keras model with open time axes, both mask producers, GRU reset_after=False, go_backwards,
-    hard_sigmoid, return_state + initial_state, Conv1D causal/strided, pooling, normalization, Dot."""
+    hard_sigmoid, return_state + initial_state, Conv1D causal/strided, pooling, normalization, Dot; and a
+    CNN-LSTM (TimeDistributed Conv1D / MaxPooling1D / Flatten)."""
     import subprocess
 
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
@@ -184,6 +223,10 @@ def test_live_open_time_axis_masked_model_in_onnxruntime_matches_keras(gen, tmp_
     got = _run(str(tmp_path / "m.onnx"), report.inputs, [data["ids"], data["x"]])
     for g, key in zip(got, ("y0", "y1")):
         assert gd.model_error(g, data[key]) <= gd.MODEL_TOL, key
+    cnn = np.load(tmp_path / "cnn.npz")
+    report = export_onnx(tmp_path / "cnn.keras", tmp_path / "cnn.onnx")
+    got = _run(str(tmp_path / "cnn.onnx"), report.inputs, [cnn["x"]])[0]
+    assert gd.model_error(got, cnn["y"]) <= gd.MODEL_TOL
 
 
 def _in_memory(layers, keras_version=3):

@@ -113,6 +113,22 @@ class _T:
 
 
 _RANK_FREE = ("Dense", "Activation", "Dropout", "GaussianNoise", "GaussianDropout", "AlphaDropout")
+#: inner layers of TimeDistributed exported with batch and time folded together
+_TD_FOLDED = (
+    "Conv1D",
+    "MaxPooling1D",
+    "AveragePooling1D",
+    "GlobalMaxPooling1D",
+    "GlobalAveragePooling1D",
+    "Flatten",
+    "Reshape",
+    "Permute",
+    "RepeatVector",
+    "ZeroPadding1D",
+    "Cropping1D",
+    "UpSampling1D",
+    "Embedding",
+)
 _IDENTITY = ("Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout", "AlphaDropout")
 
 
@@ -471,12 +487,15 @@ class _Exporter:
         elif cls == "TimeDistributed":
             inner = module.layer
             icls = type(inner).__name__
-            if icls not in _RANK_FREE + _IDENTITY + ("BatchNormalization", "LayerNormalization"):
+            if icls in _RANK_FREE + _IDENTITY + ("BatchNormalization", "LayerNormalization"):
+                names = [self.simple(inner, icls, x, None, where)]  # they act on the last axis: any rank
+            elif icls in _TD_FOLDED:
+                names = [self.time_folded(inner, icls, x, values[0], where)]
+            else:
                 raise ExportError(
-                    f"{where} (TimeDistributed of {icls}): only layers that act on the last axis (Dense, "
-                    "Activation, dropout, normalization) are exported inside TimeDistributed"
+                    f"{where} (TimeDistributed of {icls}): only layers without masks or states are exported inside "
+                    f"TimeDistributed ({', '.join(sorted(_TD_FOLDED + _RANK_FREE))}, normalization)"
                 )
-            names = [self.simple(inner, icls, x, None, where)]
         else:
             names = [self.simple(module, cls, x, mask_t, where)]
         if len(names) != len(values):
@@ -487,6 +506,18 @@ class _Exporter:
         return outs
 
     _masking_mask: Optional[str] = None
+
+    def time_folded(self, inner: Any, icls: str, x: _T, y_value: torch.Tensor, where: str) -> str:
+        """``TimeDistributed(inner)`` of a layer that needs its own rank (Conv1D, pooling, Flatten, ...): batch and
+        time folded into one axis ``(B*T, ...)``, the inner layer, and ``(B, T, ...)`` again."""
+        b, n = self.b, self.b.n
+        v = x.value
+        folded = n("Reshape", [x.name, b.i64([-1, *[int(d) for d in v.shape[2:]]])], "td_fold")
+        inner_t = _T(folded, v.reshape(v.shape[0] * v.shape[1], *v.shape[2:]))
+        y = self.simple(inner, icls, inner_t, None, f"{where} (TimeDistributed of {icls})")
+        bt = n("Slice", [n("Shape", [x.name]), b.i64([0]), b.i64([2])])
+        shape = n("Concat", [bt, b.i64([int(d) for d in y_value.shape[2:]])], axis=0) if y_value.dim() > 2 else bt
+        return n("Reshape", [y, shape], "td_unfold")
 
     def simple(self, module: Any, cls: str, x: Any, mask_t: Optional[_T], where: str) -> str:
         b, n = self.b, self.b.n
