@@ -520,3 +520,28 @@ def test_export_with_dynamic_time_of_a_python_loop_layer_names_the_remedy():
     ep = torch.export.export(m, (x,), dynamic_shapes=({0: Dim("B")},))
     x2 = torch.randn(4, 5, 3)
     _close([ep.module()(x2)], [m(x2)])
+
+
+def test_compile_before_any_eager_call_loads_the_kernel_at_compile_time():
+    """In a fresh process the first native call may be the compiled one: loading the kernel (a build under a
+    lock) happens when dynamo asks, not inside the traced code."""
+    import subprocess
+    import sys
+
+    code = (
+        "import torch, lstm_bridge.mindspore as M\n"
+        "net = M.LSTM(4, 5, batch_first=True, bidirectional=True)\n"
+        "x = torch.randn(3, 6, 4); L = torch.tensor([6, 2, 4], dtype=torch.int32)\n"
+        "got = torch.compile(net, fullgraph=True, backend='aot_eager')(x, seq_length=L)\n"
+        "want = net(x, seq_length=L)\n"
+        "assert torch.allclose(got[0], want[0], atol=1e-6), (got[0] - want[0]).abs().max()\n"
+        "print('ok')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "LSTM_BRIDGE_BACKEND"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-3000:]
+
+
+def test_tracing_an_unbuilt_keras_layer_says_to_call_it_first():
+    with pytest.raises(ValueError, match="creates its weights on its first call.*call it once eagerly"):
+        torch.export.export(K.LSTM(5), (torch.randn(3, 6, 4),))

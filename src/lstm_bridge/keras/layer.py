@@ -29,6 +29,7 @@ import torch
 
 from .._tensors import as_float, as_tensor, check_shape
 from ..engine import DropoutMasks, LayerSemantics, MaskedOutput, run_layer
+from ..engine.guards import tracing
 from ..recurrent import CellKind
 from . import options as _options, outputs as _outputs
 from .cell import (
@@ -445,6 +446,11 @@ class Recurrent(torch.nn.Module):
                 f"(batch, time, features), found ndim={x.dim()}; full shape received: {tuple(x.shape)}"
             )
         if not self.built:
+            if tracing():
+                raise ValueError(
+                    f"layer {self.name!r} creates its weights on its first call, which torch.compile / torch.export "
+                    f"cannot record: call it once eagerly (or layer.build({tuple(x.shape)})) before tracing it"
+                )
             self.build(tuple(x.shape))
         self.cell._ensure_built(x.shape[-1])
         xt = x if self.time_major else x.transpose(0, 1)  # (T, B, F)

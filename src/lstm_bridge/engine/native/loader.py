@@ -13,6 +13,8 @@ import threading
 from types import ModuleType
 from typing import Optional
 
+import torch
+
 __all__ = ["attempted", "available", "error", "module"]
 
 _lock = threading.Lock()
@@ -25,6 +27,7 @@ def _backend_disabled() -> bool:
     return os.environ.get("LSTM_BRIDGE_BACKEND", "auto").strip().lower() == "torch"
 
 
+@torch.compiler.assume_constant_result  # type: ignore[untyped-decorator]  # dynamo calls it (a build, a lock)
 def available() -> bool:
     """True when the kernel is built and imported; builds it on the first call (once, cached).
 
