@@ -14,17 +14,19 @@ Conv1D -> ``Conv`` (valid / same / causal, strides, dilation, groups); Max/Avera
 ``AveragePool``; GlobalMax/GlobalAveragePooling1D -> reductions (masked mean when a mask comes);
 BatchNormalization -> scale and shift; LayerNormalization -> ``LayerNormalization``; Flatten, Reshape,
 Permute, RepeatVector, ZeroPadding1D, Cropping1D, UpSampling1D -> shape ops; merges -> ``Add`` / ``Sub`` /
-``Mul`` / ``Max`` / ``Min`` / ``Concat`` / ``MatMul``; TimeDistributed of a layer that works on any rank
-(Dense, Activation, dropout, normalization); LSTM / GRU / SimpleRNN / Bidirectional -> one ONNX
+``Mul`` / ``Max`` / ``Min`` / ``Concat`` / ``MatMul``; TimeDistributed: the inner layer on the last axis
+(Dense, Activation, dropout, normalization) or with batch and time folded into one axis (Conv1D, pooling,
+Flatten, ...); LSTM / GRU / SimpleRNN / Bidirectional -> one ONNX
 ``LSTM`` / ``GRU`` / ``RNN`` node each (:mod:`lstm_bridge.formats.onnx`'s node builder), nested models inline.
 
 Masks at recurrent layers: ONNX's recurrent operators take ``sequence_lens`` (right-padding lengths), which
 the graph computes from the mask (``ReduceSum`` of it per row). A mask with holes or left padding cannot be
 expressed that way and an ONNX graph cannot raise at run time, so a model whose mask reaches a recurrent layer
 is refused (naming the mask's producers) unless the caller states that every input row is right-padded
-(``right_padded=True``, ``lstm-bridge convert --right-padded``). A plain layer with ``return_sequences``
-repeats its last valid output at padded steps, as Keras does (``zero_output_for_mask=False``). A mask is never
-dropped silently: the masks that reach a layer that uses them are all in the graph.
+(``right_padded=True``, ``lstm-bridge convert --right-padded``); the graph then also compares each row's mask
+with ``arange(T) < length`` and gives NaN outputs for a row that is not right-padded. A plain layer with
+``return_sequences`` repeats its last valid output at padded steps, as Keras does (``zero_output_for_mask=False``).
+A mask is never dropped silently: the masks that reach a layer that uses them are all in the graph.
 
 Refused (:class:`ExportError`, naming the layer and its class): layers without a mapping here, activations ONNX
 cannot hold in a recurrent node, ``stateful`` / ``time_major`` layers, channels_first layers.
