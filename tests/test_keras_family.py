@@ -984,3 +984,52 @@ def test_bidirectional_of_one_state_kinds_runs_in_one_engine_call(monkeypatch, c
     x = np.random.default_rng(2).standard_normal((2, 4, 3)).astype(np.float32)
     K.Bidirectional(cls(3, return_sequences=True))(x, mask=np.ones((2, 4), bool))
     assert seen == [(2, None)]
+
+
+def _tf_keras_221_init(class_name: str, config: Dict[str, Any]) -> Dict[str, Any]:
+    return {"module": "keras.initializers", "class_name": class_name, "config": config, "registered_name": None}
+
+
+# get_config() of real tf_keras 2.21 layers: initializers carry Keras 3's ``module`` key, dtype is a string.
+TF_KERAS_221_INITS = {
+    "kernel_initializer": _tf_keras_221_init("GlorotUniform", {"seed": None}),
+    "recurrent_initializer": _tf_keras_221_init("Orthogonal", {"gain": 1.0, "seed": None}),
+    "bias_initializer": _tf_keras_221_init("Zeros", {}),
+}
+
+
+def test_tf_keras_221_config_is_generation_2() -> None:
+    """A tf_keras 2.21 config (``module`` keys in its initializers) is tf_keras's: ``"hard_sigmoid"`` is
+    ``clip(0.2 x + 0.5, 0, 1)``. Values from real tf_keras 2.21 (SimpleRNN(3, activation="hard_sigmoid"))."""
+    cfg = {
+        "name": "simple_rnn", "trainable": True, "dtype": "float32", "return_sequences": True,
+        "return_state": False, "go_backwards": False, "stateful": False, "unroll": False, "time_major": False,
+        "units": 3, "activation": "hard_sigmoid", "use_bias": True, **TF_KERAS_221_INITS,
+        "kernel_regularizer": None, "recurrent_regularizer": None, "bias_regularizer": None,
+        "activity_regularizer": None, "kernel_constraint": None, "recurrent_constraint": None,
+        "bias_constraint": None, "dropout": 0.0, "recurrent_dropout": 0.0,
+    }  # fmt: skip
+    layer = K.SimpleRNN.from_config(cfg)
+    assert layer.keras_version == 2
+    x = np.array([[[1.5, -2.0], [0.5, 3.0]]], np.float32)
+    layer.build(x.shape)
+    layer.set_weights(
+        [
+            np.array([[1.0, -0.5, 2.0], [0.25, 1.0, -1.5]], np.float32),
+            np.array([[0.5, 0.0, -1.0], [1.0, 0.5, 0.0], [0.0, -0.5, 1.5]], np.float32),
+            np.array([0.1, -0.2, 0.3], np.float32),
+        ]
+    )
+    want = np.array([[[0.72, 0.0, 1.0], [0.842, 0.90999997, 0.01599997]]], np.float32)
+    np.testing.assert_allclose(layer(torch.as_tensor(x)).detach().numpy(), want, atol=1e-6)
+    cell_cfg = {
+        "name": "gru_cell", "trainable": True, "dtype": "float32", "units": 2, "activation": "tanh",
+        "recurrent_activation": "hard_sigmoid", "use_bias": True, **TF_KERAS_221_INITS,
+        "kernel_regularizer": None, "recurrent_regularizer": None, "bias_regularizer": None,
+        "kernel_constraint": None, "recurrent_constraint": None, "bias_constraint": None,
+        "dropout": 0.0, "recurrent_dropout": 0.0, "implementation": 2, "reset_after": True,
+    }  # fmt: skip
+    assert K.GRUCell.from_config(cell_cfg).keras_version == 2
+    # the same config as Keras 3 (< 3.6) writes it: a string dtype but a ``seed`` and no ``time_major``
+    k3 = {k: v for k, v in cfg.items() if k not in ("time_major",)}
+    assert K.SimpleRNN.from_config({**k3, "seed": None}).keras_version == 3

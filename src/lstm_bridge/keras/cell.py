@@ -659,11 +659,13 @@ def allocation_errors(what: str) -> Iterator[None]:
 
 
 def config_keras_version(config: Dict[str, Any]) -> int:
-    """Guess which Keras wrote a layer config: Keras 3 configs have no ``time_major``/``implementation``
-    and store the dtype as a DTypePolicy dict and initializers with a ``module`` key."""
+    """Guess which Keras wrote a layer config: Keras 3 stores the dtype as a DTypePolicy dict (3.x before
+    the policies: a string, but every recurrent layer and cell config has a ``seed``). tf_keras 2.13+ also
+    writes initializers with a ``module`` key (measured on tf_keras 2.21: ``LSTM``/``GRU``/``SimpleRNN``
+    and their cells), so that key alone does not mark Keras 3; tf_keras configs never carry ``seed``."""
     if isinstance(config.get("dtype"), dict):
         return 3
     init = config.get("kernel_initializer")
-    if isinstance(init, dict) and "module" in init:
+    if isinstance(init, dict) and "module" in init and "seed" in config and "time_major" not in config:
         return 3
     return 2
