@@ -408,6 +408,7 @@ def test_traced_paths_take_the_native_op_unless_the_backend_is_torch(monkeypatch
     monkeypatch.setenv("LSTM_BRIDGE_BACKEND", "torch")
     m = KerasMasked()
     x, mask = _keras_inputs()
+    m(x, mask)  # built
     ep = torch.export.export(m, (x, mask))
     assert torch.ops.lstm_bridge.lstm_layer.default not in [n.target for n in ep.graph.nodes]
     assert backend.last_used == "torch"
