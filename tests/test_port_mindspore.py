@@ -155,6 +155,43 @@ def test_cli_port_to_mindspore(tmp_path):
     assert not (tmp_path / "no").exists()
 
 
+def _activation_cases():
+    """(Keras name, generation, expression key) for every written activation."""
+    from lstm_bridge.models.port_mindspore import ACTIVATIONS
+
+    out = []
+    for key in sorted(ACTIVATIONS):
+        for gen in (2, 3):
+            name = "hard_sigmoid" if key.startswith("hard_sigmoid") else key
+            if key.startswith("hard_sigmoid") and key != f"hard_sigmoid_keras{gen}":
+                continue
+            out.append((name, gen, key))
+    return out
+
+
+ACT_X = np.linspace(-7.0, 7.0, 57, dtype=np.float32).reshape(3, 19)
+
+
+def _catalogue_activation(name, gen):
+    import torch
+
+    from lstm_bridge.models.layers import CATALOGUE
+
+    layer = CATALOGUE["Activation"](activation=name, keras_version=gen)
+    with torch.no_grad():
+        return layer(torch.from_numpy(ACT_X)).numpy()
+
+
+@pytest.mark.parametrize("name,gen,key", _activation_cases())
+def test_written_activations_match_the_catalogue(name, gen, key):
+    import lstm_bridge.mindspore as mindspore
+    from lstm_bridge.mindspore import ops
+    from lstm_bridge.models.port_mindspore import ACTIVATIONS
+
+    got = eval(ACTIVATIONS[key].format(x="x"), {"ops": ops, "x": mindspore.Tensor(ACT_X)})  # noqa: S307
+    np.testing.assert_allclose(np.asarray(got), _catalogue_activation(name, gen), rtol=1e-6, atol=1e-6)
+
+
 _MS_RUNNER = r"""
 import importlib.util, json, sys
 import numpy as np
@@ -181,6 +218,10 @@ for job in jobs:
     outs = out if isinstance(out, (list, tuple)) else [out]
     np.savez(job["outputs"], **{f"out{i}": o.asnumpy() for i, o in enumerate(outs)})
     print(job["tag"], "ran in MindSpore", mindspore.__version__)
+acts = json.load(open(sys.argv[2]))
+x = mindspore.Tensor(np.load(sys.argv[3]))
+from mindspore import ops
+np.savez(sys.argv[4], **{k: eval(expr, {"ops": ops, "x": x}).asnumpy() for k, expr in acts.items()})
 """
 
 
@@ -209,9 +250,14 @@ def test_ported_models_run_in_real_mindspore(tmp_path):
         expected[tag] = [arrays[k][keep] for k in entry["outputs"]]
     (tmp_path / "jobs.json").write_text(json.dumps(jobs))
     (tmp_path / "runner.py").write_text(_MS_RUNNER)
+    from lstm_bridge.models.port_mindspore import ACTIVATIONS
+
+    (tmp_path / "acts.json").write_text(json.dumps({k: v.format(x="x") for k, v in ACTIVATIONS.items()}))
+    np.save(tmp_path / "act_x.npy", ACT_X)
     env = dict(os.environ, OMP_NUM_THREADS="1", GLOG_v="3", PYTHONPATH="")
     done = subprocess.run(
-        [str(MS_PYTHON), str(tmp_path / "runner.py"), str(tmp_path / "jobs.json")],
+        [str(MS_PYTHON), str(tmp_path / "runner.py"), str(tmp_path / "jobs.json")]
+        + [str(tmp_path / n) for n in ("acts.json", "act_x.npy", "acts_out.npz")],
         env=env,
         capture_output=True,
         text=True,
@@ -230,4 +276,12 @@ def test_ported_models_run_in_real_mindspore(tmp_path):
             assert "right-padded" in refused, f"{job['tag']}: real MindSpore ran a mask with holes: {refused!r}"
     print("max scaled |real MindSpore - Keras| per model:", json.dumps(errors, indent=1), file=sys.stderr)
     bad = {k: v for k, v in errors.items() if not v <= MS_TOL}
+    assert not bad, bad
+    # every written activation in real MindSpore (its CPU tanh / sigmoid are approximations: measured 1e-4)
+    act_errors = {}
+    with np.load(tmp_path / "acts_out.npz") as data:
+        for name, gen, key in _activation_cases():
+            act_errors[f"{key} (keras {gen})"] = gd.model_error(data[key], _catalogue_activation(name, gen))
+    print("max scaled |real MindSpore - catalogue| per activation:", json.dumps(act_errors, indent=1), file=sys.stderr)
+    bad = {k: v for k, v in act_errors.items() if not v <= MS_TOL}
     assert not bad, bad

@@ -74,6 +74,10 @@ ACTIVATIONS: Dict[str, str] = {
     "exponential": "ops.exp({x})",
     "gelu": "0.5 * {x} * (1 + ops.erf({x} / 1.4142135623730951))",  # Keras's exact gelu (not MindSpore's tanh form)
     "elu": "ops.select({x} > 0, {x}, ops.exp({x}) - 1)",
+    "selu": "1.0507009873554805 * ops.select({x} > 0, {x}, 1.6732632423543772 * (ops.exp({x}) - 1))",
+    "softplus": "ops.softplus({x})",
+    "hard_sigmoid_keras2": "ops.clip_by_value(0.2 * {x} + 0.5, 0.0, 1.0)",  # tf_keras: clip(0.2x + 0.5, 0, 1)
+    "hard_sigmoid_keras3": "ops.clip_by_value({x} / 6 + 0.5, 0.0, 1.0)",  # Keras 3: relu6(x + 3) / 6
 }
 
 _DROPOUTS = ("Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout", "AlphaDropout")
@@ -210,7 +214,8 @@ class _Gen:
 
     def act(self, name: str, cls: str, activation: Any, x: str) -> str:
         act = str(getattr(activation, "name", activation) or "linear")
-        act = {"hard_sigmoid_keras3": "hard_sigmoid"}.get(act, act)
+        if act == "hard_sigmoid":  # the name means what the file's Keras generation says
+            act = "hard_sigmoid_keras3" if self.generation >= 3 else "hard_sigmoid_keras2"
         if act not in ACTIVATIONS:
             raise PortError(
                 f"layer {name!r} ({cls}): activation {act!r} has no MindSpore expression written here; expected one "
