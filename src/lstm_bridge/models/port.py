@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import json
 import os
 import shutil
 import sys
@@ -487,7 +488,12 @@ def write_port(path: str, out_dir: str, force: bool = False, tol: float = 1e-5, 
         _save_safetensors(
             p.state_dict,
             os.path.join(tmp, WEIGHTS_FILE),
-            {"source": os.path.basename(path), "keras_version": str(p.keras_version), "class": p.class_name},
+            {  # one key: safetensors writes several in a per-process random order (files would differ by run)
+                "lstm_bridge.port": json.dumps(
+                    {"source": os.path.basename(path), "keras_version": p.keras_version, "class": p.class_name},
+                    sort_keys=True,
+                )
+            },
         )
         verify(p, tmp, tol)
         p.report = render_report(p, tol)
