@@ -135,10 +135,12 @@ def test_engine_runs_family_kinds_like_torch_modules(kind):
 
 @pytest.mark.parametrize("kind", [CellKind.GRU, CellKind.RNN])
 @pytest.mark.parametrize("mindspore_cpu", [False, True])
-def test_engine_family_equals_family_torch_with_every_option(kind, mindspore_cpu):
+def test_engine_family_equals_family_torch_with_every_option(kind, mindspore_cpu, monkeypatch):
     """Masks, dropout masks, activations, reset_after and mindspore_cpu/mindspore_matmul reach family_torch
-    unchanged."""
+    unchanged (on the torch path; tests/test_native_family.py holds the native kernel to it)."""
     from lstm_bridge.engine import family_torch
+
+    monkeypatch.setenv("LSTM_BRIDGE_BACKEND", "torch")
 
     dirs = [_weights(kind, I=3, H=2, seed=s) for s in (3, 4)]
     x = torch.randn(6, 3, 3)
