@@ -641,3 +641,14 @@ def test_transposed_weight_views(cell):
     assert_close(
         list(torch.autograd.grad(loss, leaves, allow_unused=True)), grad_t, GRAD_TOL[torch.float64], "gradients"
     )
+
+
+def test_autocast_calls_take_the_torch_path():
+    """Under a bfloat16 CPU autocast the torch path's products follow autocast (as torch.nn.GRU's do); the
+    float32-only kernel leaves those calls to it in auto and refuses them when forced."""
+    case = Case("gru-after", "none", MaskedOutput.CARRY, "fwd", torch.float32, 0, acts=(A.sigmoid, A.tanh), drop=None)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        case.run("auto", grad=False)  # asserts last_used == "torch"
+        with pytest.raises(NotImplementedError, match="autocast"):
+            case.run("native", grad=False)
+    case.run("native", grad=False)  # autocast off: native again

@@ -9,6 +9,7 @@ from typing import Any, List, Optional, Sequence
 
 import torch
 
+from ..precision import reduced_dtype
 from ..semantics import DirectionWeights, DropoutMasks, LayerSemantics
 
 Tensor = torch.Tensor
@@ -126,8 +127,9 @@ def check_family_supported(
 
     Not supported: non-CPU tensors, dtypes other than float32/float64, weights or masks of another
     dtype or device, empty sequences or batches, activations without a ``native_id`` (the GRU's gate and
-    candidate, the RNN's candidate), and MindSpore's CPU MatMul summation order
-    (``semantics.mindspore_matmul``: an emulation kept on the torch path).
+    candidate, the RNN's candidate), MindSpore's CPU MatMul summation order
+    (``semantics.mindspore_matmul``: an emulation kept on the torch path), and float32 calls under a 16-bit
+    CPU autocast (the torch path's products follow autocast, as ``torch.nn.GRU``'s do).
     """
     if x.device.type != "cpu":
         raise NotImplementedError(f"native kernel runs on CPU only; received x on {x.device}")
@@ -138,6 +140,12 @@ def check_family_supported(
     if semantics.mindspore_cpu and semantics.mindspore_matmul:
         raise NotImplementedError(
             "MindSpore's CPU MatMul summation order (numerics='mindspore-cpu-bits') runs on the torch path only"
+        )
+    reduced = reduced_dtype(x)
+    if reduced is not None:  # float32 under CPU autocast: the torch path's products are autocast's
+        raise NotImplementedError(
+            f"native GRU/RNN kernel runs float32/float64 only; received a {reduced} autocast call "
+            "(the torch path's GEMMs follow autocast)"
         )
     tensors: List[Tensor] = []
     for w in directions:
