@@ -51,7 +51,18 @@ MAY_IMPORT: Dict[str, FrozenSet[str]] = {
     "io": frozenset({"recurrent", "activations", "engine", "weights", "targets", "formats", "keras", "mindspore"}),
     # whole Keras models (load_model, the layer catalogue): above the front ends, below the CLI
     "models": frozenset(
-        {"recurrent", "activations", "engine", "weights", "targets", "formats", "keras", "_tensors", "(root)"}
+        {
+            "recurrent",
+            "activations",
+            "engine",
+            "weights",
+            "targets",
+            "formats",
+            "keras",
+            "mindspore",
+            "_tensors",
+            "(root)",
+        }
     ),
     # tools: nothing in the library imports them; only the CLI imports the demo and the benchmark
     "demo": frozenset(
