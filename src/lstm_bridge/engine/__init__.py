@@ -28,6 +28,7 @@ import torch
 
 from . import backend as _backend, family_torch as _family
 from .guards import allocation_errors, check_allocation, check_request, tracing
+from .precision import reduced_dtype
 from .semantics import CellActivations, CellKind, DirectionWeights, DropoutMasks, LayerSemantics, MaskedOutput
 
 Tensor = torch.Tensor
@@ -144,6 +145,9 @@ def _traced(
     native = _backend._native_package()
     if native is None:
         return None
+    reduced = reduced_dtype(x)  # under bf16 autocast the op records the bf16 layer (float16: torch path)
+    if reduced not in (None, torch.bfloat16):
+        return None
     try:
         native.check_supported(x, directions, valid=valid, semantics=semantics, dropout=dropout)
     except NotImplementedError:
@@ -152,7 +156,7 @@ def _traced(
         return None
     _backend.last_used = "native"
     impl: _backend.RunLayer = native.run_layer_checked
-    return impl
+    return impl if reduced is None or x.dtype == reduced else _backend._native_autocast_bf16
 
 
 def _no_dropout(dropout: Sequence[Optional[DropoutMasks]]) -> bool:

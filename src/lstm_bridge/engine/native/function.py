@@ -131,7 +131,7 @@ def _run_forward(plan: Plan, args: LayerArgs, masks: Masks) -> ForwardResult:
         kernel_bias,
     )
     # xp was overwritten in place by the kernel: the activated gates of every step
-    gates = xp if plan.record else xp.new_empty(0)
+    gates = xp if plan.record else x.new_empty(0)  # (the op's fake kernel: x's dtype)
     if plan.lowp:  # results in the layer's dtype, as torch.nn.LSTM returns them under autocast
         outs, hn, cn = [o.to(x.dtype) for o in outs], [h.to(x.dtype) for h in hn], [c.to(x.dtype) for c in cn]
     return list(outs), list(hn), list(cn), gates, list(cprev), list(hprev)

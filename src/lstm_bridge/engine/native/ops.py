@@ -129,8 +129,9 @@ def _lstm_layer_fake(
     if not save:
         return [*outs, *hn, *cn, x.new_empty((0,))]
     S = sum(w.shape[0] for w in w_hh)
-    saved = [x.new_empty((T, B, h)) for h in hidden] + [x.new_empty((T, B, h)) for h in hidden]
-    return [*outs, *hn, *cn, x.new_empty((T, B, S)), *saved]
+    kd = torch.float32 if x.dtype == torch.bfloat16 else x.dtype  # a bf16 layer keeps float32 state (Plan)
+    saved = [x.new_empty((T, B, h), dtype=kd) for h in hidden] + [x.new_empty((T, B, h), dtype=kd) for h in hidden]
+    return [*outs, *hn, *cn, x.new_empty((T, B, S), dtype=kd), *saved]
 
 
 @torch.library.custom_op("lstm_bridge::lstm_layer_backward", mutates_args=(), device_types="cpu")
@@ -211,7 +212,9 @@ def _lstm_layer_backward_fake(
     carry: bool,
     need: List[int],
 ) -> List[Tensor]:
-    return [x.new_empty(shape) for shape, n in zip(_grad_shapes(x, w_ih, w_hh), need) if n]
+    kd = torch.float32 if x.dtype == torch.bfloat16 else x.dtype  # a bf16 layer: float32 gradients but dx
+    shapes = _grad_shapes(x, w_ih, w_hh)
+    return [x.new_empty(s, dtype=x.dtype if i == 0 else kd) for i, (s, n) in enumerate(zip(shapes, need)) if n]
 
 
 def _setup_context(ctx: Any, inputs: Tuple[Any, ...], output: Any) -> None:
