@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from .._tensors import as_float, as_tensor, check_shape
-from ..engine import DropoutMasks, LayerSemantics, MaskedOutput, run_layer
+from ..engine import DropoutMasks, LayerSemantics, MaskedOutput, callplan as _callplan, run_layer
 from ..engine.guards import tracing
 from ..recurrent import CellKind
 from . import options as _options, outputs as _outputs
@@ -501,8 +501,58 @@ class Recurrent(torch.nn.Module):
         self, inputs: Any, mask: Any = None, training: Optional[bool] = None, initial_state: Any = None
     ) -> Output:
         """Run the layer; see the class docstring for shapes and conventions."""
+        if initial_state is None and type(inputs) is torch.Tensor and _callplan.plannable():
+            return self._planned(inputs, mask, training)
         call = self.prepare(inputs, mask, training, initial_state)
         return self.finish(call, self.run(call))
+
+    def _planned(self, x: torch.Tensor, mask: Any, training: Optional[bool]) -> Output:
+        """An inference call through the layer's cached call plan (:mod:`lstm_bridge.engine.callplan`): the
+        first call of a signature - input shape/dtype/device, mask presence, training flag, weight views,
+        backend - runs :meth:`prepare` / :meth:`run` / :meth:`finish` (every check and error) and plans the
+        next ones, which skip to the engine's selected kernel. The mask's values are read on every call."""
+        cell = self.cell
+        if self.stateful or self.activity_regularizer is not None or not cell.built:
+            return self.finish(*self._run_prepared(x, mask, training))
+        weights = cell.direction_weights()
+        key = (_callplan.signature(x), mask is None, training, self.training, id(weights))
+        slot = _callplan.PlanSlot.of(self)
+        cached = slot.entry
+        if cached is None or cached[0] != key:
+            call, result = self._run_prepared(x, mask, training)
+            plan = None
+            if (
+                not call.unroll_quirk
+                and call.dropout is None
+                and (mask is None) == (call.valid is None)
+                and call.xt.shape[1] > 0
+                and x.dtype == call.xt.dtype
+            ):
+                plan = _callplan.plan_layer(
+                    call.xt, [weights], [call.h0], [call.c0] if call.c0 is not None else [call.h0],
+                    reverse=[self.go_backwards], valid=call.valid, semantics=call.semantics,
+                )  # fmt: skip
+            # (weights kept alive with the plan: the key holds their id)
+            slot.entry = (key, plan, weights, call.h0, call.c0)
+            return self.finish(call, result)
+        plan, h0, c0 = cached[1], cached[3], cached[4]
+        if plan is None:
+            return self.finish(*self._run_prepared(x, mask, training))
+        xt = x if self.time_major else x.transpose(0, 1)
+        valid = None if mask is None else self._valid_steps(mask, xt.shape[0], xt.shape[1])
+        outs, hs, cs = plan.run(xt, [weights], [h0], [h0 if c0 is None else c0], valid)
+        self._activity_losses = []
+        output = _outputs.direction_output(outs[0], reverse=self.go_backwards, return_sequences=self.return_sequences)
+        if self.return_sequences and not self.time_major:
+            output = output.transpose(0, 1)
+        if not self.return_state:
+            return output
+        states = [hs[0]] if c0 is None else [hs[0], cs[0]]
+        return _outputs.pack([output, *states], self.keras_version)
+
+    def _run_prepared(self, x: Any, mask: Any, training: Optional[bool]) -> Tuple[LayerCall, DirectionRun]:
+        call = self.prepare(x, mask, training)
+        return call, self.run(call)
 
 
 def run_directions(layers: Sequence[Recurrent], calls: Sequence[LayerCall], where: str) -> List[DirectionRun]:

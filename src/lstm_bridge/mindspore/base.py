@@ -33,7 +33,16 @@ import numpy as np
 import torch
 
 from .._tensors import as_float, as_tensor, check_shape
-from ..engine import CellKind, DirectionWeights, LayerSemantics, check_allocation, lengths_to_valid, run_stack
+from ..engine import (
+    CellKind,
+    DirectionWeights,
+    LayerSemantics,
+    callplan as _callplan,
+    check_allocation,
+    lengths_to_valid,
+    run_stack,
+)
+from ..engine.callplan import plan_layer
 from ..engine.guards import allocation_errors, check_range, tracing
 from ._checks import (
     NUMERICS as NUMERICS,  # re-exported: the accepted numerics values
@@ -250,6 +259,69 @@ class RecurrentNet(torch.nn.Module):
 
     def forward(self, x: Any, hx: Any = None, seq_length: Any = None) -> Any:
         """Run the stack; see the module docstring for shapes and the seq_length rule."""
+        if hx is None and type(x) is torch.Tensor and _callplan.plannable():
+            return self._planned(x, seq_length)
+        return self._forward(x, hx, seq_length)
+
+    def _planned(self, x: torch.Tensor, seq_length: Any) -> Any:
+        """An inference call through the net's cached call plans (:mod:`lstm_bridge.engine.callplan`, one per
+        layer): the first call of a signature - input shape/dtype/device, ``seq_length`` presence, train
+        mode, weight views, backend - runs :meth:`_forward` (every check and error) and plans the next ones,
+        which skip to the engine's selected kernels. ``seq_length``'s values are checked on every call."""
+        if self.training and self.dropout > 0:
+            return self._forward(x, None, seq_length)
+        layers = self.layer_weights(x.dtype)
+        key = (_callplan.signature(x), seq_length is None, self.training, id(layers))
+        slot = _callplan.PlanSlot.of(self)
+        cached = slot.entry
+        if cached is None or cached[0] != key:
+            result = self._forward(x, None, seq_length)
+            slot.entry = (key, self._plan(x, seq_length is not None, layers), layers)
+            return result
+        plans = cached[1]
+        if plans is None:
+            return self._forward(x, None, seq_length)
+        states, h0, c0 = plans
+        xt = x.transpose(0, 1) if self.batch_first else x
+        T, B = xt.shape[0], xt.shape[1]
+        valid = None if seq_length is None else lengths_to_valid(self._check_lengths(seq_length, B, T), T)
+        out, hs, cs = xt, [], []
+        for plan, dirs, h, c in zip(states, layers, h0, c0):
+            outs, h_n, c_n = plan.run(out, dirs, h, c, valid)
+            out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=-1)
+            hs.extend(h_n)
+            cs.extend(c_n)
+        if self.batch_first:
+            out = out.transpose(0, 1)
+        return self._result(out, torch.stack(hs), torch.stack(cs))
+
+    def _plan(self, x: torch.Tensor, with_lengths: bool, layers: List[List[DirectionWeights]]) -> Any:
+        """The per-layer plans of a call that :meth:`_forward` has just run (None: not planned): the plans,
+        and the zero initial states per layer."""
+        if self.kind is not CellKind.LSTM or x.dtype not in (torch.float32, torch.float64) or x.numel() == 0:
+            return None
+        xt = x.transpose(0, 1) if self.batch_first else x
+        T, B = xt.shape[0], xt.shape[1]
+        D = self.num_directions
+        valid = xt.new_ones((T, B), dtype=torch.bool) if with_lengths else None
+        zeros = xt.new_zeros(B, self.hidden_size)
+        semantics = self._semantics(with_lengths, x.dtype)
+        plans, h0, c0 = [], [], []
+        layer_in = xt
+        for dirs in layers:
+            states = [zeros] * D
+            plan = plan_layer(
+                layer_in, dirs, states, states, reverse=[False, True][:D], valid=valid, semantics=semantics
+            )
+            if plan is None:
+                return None
+            plans.append(plan)
+            h0.append(states)
+            c0.append(states)
+            layer_in = xt.new_empty(T, B, D * self.hidden_size)
+        return plans, h0, c0
+
+    def _forward(self, x: Any, hx: Any, seq_length: Any) -> Any:
         name = self.cell_name
         x = as_float(x, "x")
         if x.dim() != 3:
