@@ -285,3 +285,68 @@ def test_ported_models_run_in_real_mindspore(tmp_path):
     print("max scaled |real MindSpore - catalogue| per activation:", json.dumps(act_errors, indent=1), file=sys.stderr)
     bad = {k: v for k, v in act_errors.items() if not v <= MS_TOL}
     assert not bad, bad
+
+
+TF_PYTHON = gd.ROOT / ".golden-venvs" / "tf" / "bin" / "python"
+
+#: a Keras model built in the test (both generations): go_backwards with return_sequences over a mask (LSTM, GRU),
+#: SimpleRNN(relu) with return_state, Bidirectional(GRU, ave), masked GlobalAveragePooling1D, Dense(hard_sigmoid)
+_KERAS_MAKER = r"""
+import os, sys, numpy as np
+gen, folder = sys.argv[1], sys.argv[2]
+if gen == "2":
+    os.environ["TF_USE_LEGACY_KERAS"] = "1"
+    import tf_keras as keras
+else:
+    import keras
+L = keras.layers
+inp = keras.Input((6, 3))
+m = L.Masking(0.0)(inp)
+a = L.LSTM(4, go_backwards=True, return_sequences=True)(m)
+b = L.GRU(3, go_backwards=True, return_sequences=True)(a)
+c, h = L.SimpleRNN(5, return_sequences=True, return_state=True, activation="relu")(b)
+d = L.Bidirectional(L.GRU(2, return_sequences=True), merge_mode="ave")(c)
+f = L.Concatenate()([L.GlobalAveragePooling1D()(d), h])
+model = keras.Model(inp, L.Dense(2, activation="hard_sigmoid")(f))
+rng = np.random.RandomState(0)
+model.set_weights([rng.randn(*w.shape).astype("float32") * 0.5 for w in model.get_weights()])
+x = rng.randn(4, 6, 3).astype("float32")
+for i, n in enumerate([6, 2, 4, 1]):
+    x[i, n:] = 0
+np.save(os.path.join(folder, "x.npy"), x)
+np.save(os.path.join(folder, "y.npy"), model.predict(x, verbose=0))
+model.save(os.path.join(folder, "model.keras"))
+"""
+
+
+@pytest.mark.live
+@pytest.mark.skipif(
+    not (MS_PYTHON.exists() and TF_PYTHON.exists()), reason="the golden environments (.golden-venvs/tf, ms) are absent"
+)
+@pytest.mark.parametrize("gen", ["2", "3"])
+def test_go_backwards_model_built_in_keras_runs_in_real_mindspore(tmp_path, gen):
+    from lstm_bridge.models.port_mindspore import write_port_mindspore
+
+    (tmp_path / "make.py").write_text(_KERAS_MAKER)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="", PYTHONPATH="", OMP_NUM_THREADS="1")
+    made = subprocess.run(
+        [str(TF_PYTHON), str(tmp_path / "make.py"), gen, str(tmp_path)], env=env, capture_output=True, text=True
+    )
+    assert made.returncode == 0, made.stderr[-2000:]
+    p = write_port_mindspore(str(tmp_path / "model.keras"), str(tmp_path / "port"))
+    assert p.outputs_max_diff <= MS_TOL
+    runner = (
+        "import importlib.util, sys, numpy as np, mindspore\n"
+        "spec = importlib.util.spec_from_file_location('port', sys.argv[1])\n"
+        "mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)\n"
+        "np.save(sys.argv[3], mod.load()(mindspore.Tensor(np.load(sys.argv[2]))).asnumpy())\n"
+    )
+    (tmp_path / "run.py").write_text(runner)
+    args = [str(tmp_path / "port" / "model.py"), str(tmp_path / "x.npy"), str(tmp_path / "ms.npy")]
+    ran = subprocess.run(
+        [str(MS_PYTHON), str(tmp_path / "run.py"), *args], env=dict(env, GLOG_v="3"), capture_output=True, text=True
+    )
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    err = gd.model_error(np.load(tmp_path / "ms.npy"), np.load(tmp_path / "y.npy"))
+    print(f"Keras generation {gen}: max scaled |real MindSpore - Keras| {err:.3g}", file=sys.stderr)
+    assert err <= MS_TOL
