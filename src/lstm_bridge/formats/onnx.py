@@ -37,7 +37,8 @@ input          ``input``: Keras ``(B, T, F)`` (``(T, B, F)`` with time_major); M
 outputs        Keras: ``output`` (``output_forward``, ``output_backward`` for ``merge_mode=None``),
                then the last layer's ``h`` (and ``c`` for an LSTM; ``h_forward``, ``c_forward``,
                ``h_backward``, ``c_backward`` for Bidirectional), each ``(B, H)``; MindSpore:
-               ``output``, ``h_n`` (``(L*D, B, H)``) and, with LSTM layers, ``c_n`` (``(N_c, B, H)``)
+               ``output``, ``h_n`` (``(L*D, B, H)``) and, with LSTM layers, ``c_n`` (``(N_c, B, H)``);
+               ``h_n.<net>`` / ``c_n.<net>`` per net of a file whose nets differ in hidden size
 =============  ==============================================================================
 
 Keras ``go_backwards`` (outside Bidirectional) is a ``reverse`` node whose sequence is flipped back to
@@ -47,7 +48,9 @@ sigmoid/tanh: expect ~1e-4 from real MindSpore there) and as Keras right-padded 
 Keras layer that returns sequences and repeats its last output at padded steps
 (``zero_output_for_mask=False``), which raises ``FormatError``. A row with ``seq_length`` 0 returns its
 initial state as the final state (as MindSpore and our engine do; a bare ONNX node would return zeros).
-``stateful`` layers raise.
+``stateful`` layers raise. What the graph would have to guess is refused: the ``nonlinearity`` of an
+``nn.RNN`` read from a ``.ckpt`` / ``.pt`` / ``.safetensors`` (state dicts do not record it; export the net
+itself), and the order of the layers of a weights-only Keras file holding several (pick one with ``layer=``).
 
 ``load`` is not provided (ONNX import is out of scope): it raises ``NotImplementedError``.
 """
