@@ -7,7 +7,8 @@ model is a :class:`KerasModel` run as a layer. Calls run in an order computed on
 
 Two config dialects: tf_keras's ``[[name, node, index, kwargs], ...]`` per call (several entries: the
 layer takes a list), and Keras 3's ``{"args": [...], "kwargs": {...}}`` with ``__keras_tensor__`` entries.
-Node numbers of a nested functional model count its own first node in tf_keras (``node - 1`` is the call).
+Node numbers of a nested functional model count its own first node in tf_keras (``node - 1`` is the call);
+Keras 3 counts it in ``output_layers`` only (a nested ``Functional``, not a ``Sequential``).
 
 Masks: every call's output masks come from the layer's ``compute_mask`` on the mask it received: the
 ``mask`` a Keras 3 file records for the call (the ``NotEqual`` op its Embedding(mask_zero) left in the
@@ -208,7 +209,9 @@ class KerasModel(torch.nn.Module):
             if getattr(module, "name", None) != name:
                 setattr(module, "name", name)  # noqa: B010 - a Module attribute, not a submodule
         key = _safe(name)
-        while key in self.modules_by_name:
+        # a Keras name may be a ModuleDict / Module attribute ('forward', 'training', 'to', 'keys', ...), which
+        # add_module refuses: such a key gets a '_' suffix (entries keep the Keras name)
+        while key in self.modules_by_name or hasattr(self.modules_by_name, key):
             key += "_"
         self.modules_by_name[key] = module
         self.entries.append((name, key, cls))
@@ -264,6 +267,10 @@ class KerasModel(torch.nn.Module):
             raise ValueError(f"{self.where}: {where} names layer {layer!r}, which the model does not have")
         if self.keras_version < 3 and classes.get(layer) in ("Functional", "Model", "Sequential"):
             node -= 1  # tf_keras counts a nested model's own first node
+        elif where == "output_layers" and classes.get(layer) in ("Functional", "Model"):
+            # Keras 3 numbers a nested Functional's nodes from 1 in output_layers only (Functional.get_config's
+            # node_reindexing_map; functional_from_config's get_tensor subtracts 1); call arguments count from 0
+            node -= 1
         return TensorRef(layer, max(node, 0), index)
 
     def _refs(self, raw: Any, what: str, names: set, classes: Dict[str, str]) -> List[TensorRef]:

@@ -184,7 +184,7 @@ class _Gen:
         self.attrs: Dict[int, str] = {}
         self.layers: List[Tuple[str, str, str]] = []
         #: attribute names: the Cell's own names are taken (construct, training, cells, ...)
-        self.attr_names: set = set(dir(_cell_class()))
+        self.attr_names: set = set(dir(_cell_class())) | set(vars(_cell_class()()))  # instance ones too
         self.mask_vars: Dict[str, Optional[str]] = {}  # boolean mask variable -> its lengths token
         #: lengths token -> [mask expression, label, variable name, the variable once written]
         self.lazy: Dict[str, List[Any]] = {}
@@ -277,9 +277,10 @@ class _Gen:
                 recorded = kwargs.pop("mask")
                 if recorded is None:
                     lengths: Any = previous
+                elif isinstance(recorded, list):  # a nested model's call: one mask per input, None for none
+                    lengths = [None if v is None else self.mask_lengths(val(v)) for v in recorded]
                 else:
-                    r = val(recorded)
-                    lengths = self.mask_lengths(r) if isinstance(r, _Value) else [self.mask_lengths(v) for v in r]
+                    lengths = self.mask_lengths(val(recorded))
             elif self.generation >= 3 and (len(call.args) > 1 or kwargs.get("initial_state") is not None):
                 lengths = None
             else:

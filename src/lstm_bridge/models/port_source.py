@@ -182,7 +182,8 @@ class _Gen:
         self.mask_shapes = mask_shapes  # id(module) -> per call: -1 one mask, else the length of the list
         self.attrs: Dict[int, str] = {}  # id(module) -> attribute
         self.attr_modules: Dict[str, Any] = {}
-        self.attr_names: set = set(dir(torch.nn.Module))
+        # taken: the Module's names, instance attributes included ('training', '_modules', ...)
+        self.attr_names: set = set(dir(torch.nn.Module)) | set(vars(torch.nn.Module()))
         self.init_lines: List[str] = []
         self.body: List[str] = []
         self.names: set = {"self", "torch", "layers", "port", "Optional", "build", "load"}
