@@ -21,7 +21,7 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import torch
 
-from . import backend as _backend
+from . import backend as _backend, torch_path
 from .guards import check_request, tracing
 from .precision import reduced_dtype
 from .semantics import CellKind, DirectionWeights, DropoutMasks, LayerSemantics
@@ -113,6 +113,17 @@ def plan_layer(
     if native is not None and impl is native.run_layer_checked:
         return _native_plan(x, directions, h0, c0, reverse=reverse, valid=valid, semantics=semantics)
     rev = list(reverse)
+    if impl is torch_path.run_layer and valid is None and semantics.activations.is_standard:
+        if x.dtype in (torch.float32, torch.float64):  # what torch_path.run_layer would decide per call
+            standard = torch_path._standard_layer
+
+            def run_standard(
+                x: Tensor, directions: Sequence[DirectionWeights], h0: Sequence[Tensor], c0: Sequence[Tensor],
+                valid: Optional[Tensor],
+            ) -> Results:  # fmt: skip
+                return standard(x, directions, h0, c0, rev)
+
+            return LayerPlan(run_standard, used)
 
     def run_selected(
         x: Tensor, directions: Sequence[DirectionWeights], h0: Sequence[Tensor], c0: Sequence[Tensor],

@@ -293,6 +293,8 @@ class RecurrentNet(torch.nn.Module):
             cs.extend(c_n)
         if self.batch_first:
             out = out.transpose(0, 1)
+        if len(hs) == 1:  # (one layer, one direction: no stack to build)
+            return self._result(out, hs[0].unsqueeze(0), cs[0].unsqueeze(0))
         return self._result(out, torch.stack(hs), torch.stack(cs))
 
     def _plan(self, x: torch.Tensor, with_lengths: bool, layers: List[List[DirectionWeights]]) -> Any:
