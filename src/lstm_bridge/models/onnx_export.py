@@ -304,7 +304,7 @@ class _Exporter:
             return v
 
         if isinstance(module, KerasOp):
-            return [self.op(module, [val(a) for a in call.args], where)]
+            return [self.op(module, [val(a) for a in call.args], where, _mask_layer(model, call.args[0]))]
         (how, mask_in), previous = _call_mask(model, call, vals)
         x = val(call.args[0])
         if how == "recorded" and call.kwargs.get("mask") is not None:
@@ -403,7 +403,7 @@ class _Exporter:
         raise ExportError(f"{where} ({cls}): its output mask has no ONNX mapping here")
 
     # --- Keras 3 mask op nodes ----------------------------------------------------------------------------
-    def op(self, module: KerasOp, args: List[Any], where: str) -> _T:
+    def op(self, module: KerasOp, args: List[Any], where: str, mask_layer: Optional[str] = None) -> _T:
         b, op, c = self.b, module.op, module.config
         torch_args = [
             a.value if isinstance(a, _T) else ([x.value for x in a] if isinstance(a, list) else a) for a in args
@@ -423,6 +423,8 @@ class _Exporter:
                     if a.value.dim() == 2 and not a.value.is_floating_point()
                     else f"x != {float(other):g}: a Masking layer's mask or an Embedding's mask_zero"
                 )
+                if mask_layer:
+                    what = f"{mask_layer}'s mask, recorded as {what.split(':')[0]}"
                 producers = producers or (f"the Keras op {module.name!r} ({what})",)
         elif op in ("Any", "All"):
             axis = c.get("axis")
@@ -779,6 +781,22 @@ class _Exporter:
         idx = n("Min", [n("Unsqueeze", [t, b.i64([0])]), n("Unsqueeze", [last, b.i64([1])])])  # (B, T)
         idx3 = n("Expand", [n("Unsqueeze", [idx, b.i64([2])]), shape])
         return n("GatherElements", [y, idx3], "y_repeat_last", axis=1)
+
+
+def _mask_layer(model: KerasModel, ref: Any) -> Optional[str]:
+    """The Embedding(mask_zero=True) or Masking layer that reads the tensor ``ref`` (the input of a Keras 3
+    ``NotEqual`` mask op), as text naming it; None when there is none."""
+    if not isinstance(ref, TensorRef):
+        return None
+    for name, k in model.order:
+        call = model._calls[name][k]
+        m = model.module(name)
+        if call.args and call.args[0] == ref:
+            if type(m).__name__ == "Embedding" and getattr(m, "mask_zero", False):
+                return f"Embedding {name!r} (mask_zero=True)"
+            if type(m).__name__ == "Masking":
+                return f"Masking {name!r} (mask_value={m.mask_value:g})"
+    return None
 
 
 def _as_mask(v: Any) -> Any:
