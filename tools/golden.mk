@@ -9,8 +9,10 @@
 #                    (tests/fixtures/family_files/) with tools/golden_family_files.py (issue 11 item 5)
 #   make golden-ms-api  regenerate only the MindSpore nn/ops/network goldens (tests/golden/mindspore_api/) with
 #                    tools/golden_ms_nn.py and tools/golden_ms_nets.py (issue 14)
-#   make golden-models  regenerate only the whole-model goldens (tests/golden/models/: real tf_keras and Keras 3 model
-#                    files, .keras and .h5, with their predictions) with tools/golden_models.py (issue 13)
+#   make golden-models  regenerate only the whole-model goldens (tests/golden/models/ and models_extra/: real tf_keras
+#                    and Keras 3 model files, .keras and .h5, with their predictions; tests/golden/model_layers.json:
+#                    one recorded call per catalogue layer) with tools/golden_models.py, tools/golden_models_extra.py
+#                    and tools/golden_model_layers.py (issue 13)
 #   make test-live   random configurations side by side with the real frameworks (tests/test_live.py),
 #                    inside those environments, with lstm-bridge installed there --no-deps
 GOLDEN_PYTHON ?= python3
@@ -42,11 +44,13 @@ $(GOLDEN_MS_STAMP): tools/golden-requirements-ms.txt
 	$(GOLDEN_MS)/bin/python -m pip install -q -r tools/golden-requirements-ms.txt
 	touch $@
 
-golden: golden-envs venv
+golden: golden-envs venv golden-family-files
 	@start=$$(date +%s); \
 	$(GOLDEN_PYTHON) tools/make_golden.py && \
 	$(GOLDEN_PYTHON) tools/golden_family.py && \
 	$(GOLDEN_PYTHON) tools/golden_models.py && \
+	$(GOLDEN_PYTHON) tools/golden_models_extra.py && \
+	$(GOLDEN_TF)/bin/python tools/golden_model_layers.py && \
 	$(GOLDEN_PYTHON) tools/golden_ms_nn.py && \
 	$(GOLDEN_PYTHON) tools/golden_ms_nets.py && \
 	end=$$(date +%s) && echo "make golden: regenerated tests/golden/ in $$((end - start)) s" && \
@@ -62,7 +66,9 @@ golden-family: golden-envs
 golden-models: $(GOLDEN_TF_STAMP)
 	@start=$$(date +%s); \
 	$(GOLDEN_PYTHON) tools/golden_models.py && \
-	end=$$(date +%s) && echo "make golden-models: regenerated tests/golden/models/ in $$((end - start)) s"
+	$(GOLDEN_PYTHON) tools/golden_models_extra.py && \
+	$(GOLDEN_TF)/bin/python tools/golden_model_layers.py && \
+	end=$$(date +%s) && echo "make golden-models: regenerated tests/golden/models/, models_extra/ and model_layers.json in $$((end - start)) s"
 
 # tf_keras 2.21 (incl. TF1 CuDNNGRU), Keras 3.15 and MindSpore 2.10 files: tests/fixtures/family_files/
 golden-family-files: golden-envs
