@@ -33,8 +33,7 @@ def test_keras_repeated_inference_call_skips_selection_and_matches(monkeypatch):
     mask = torch.ones(3, 5, dtype=torch.bool)
     mask[1, 3:] = False
     with torch.no_grad():
-        layer(x, mask=mask)  # builds the layer
-        first = layer(x, mask=mask)  # plans the signature
+        first = layer(x, mask=mask)  # builds the layer, plans the signature
         selects = _count_selects(monkeypatch)
         second = layer(x, mask=mask)
         assert selects == []  # the planned call went straight to the kernel
@@ -108,3 +107,19 @@ def test_planned_modules_copy_and_pickle():
                 a = got if isinstance(got, torch.Tensor) else got[0]
                 b = ref if isinstance(ref, torch.Tensor) else ref[0]
                 assert torch.equal(a, b)
+
+
+def test_keras_bidirectional_planned_matches_full_path(monkeypatch):
+    torch.manual_seed(1)
+    layer = K.Bidirectional(K.LSTM(5, return_sequences=True, return_state=True), merge_mode="concat")
+    x = torch.randn(2, 4, 3)
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1]], dtype=torch.bool)
+    with torch.no_grad():
+        layer(x, mask=mask)  # builds
+        ref = layer(x, mask=mask)  # the full path, planning the signature
+        selects = _count_selects(monkeypatch)
+        got = layer(x, mask=mask)
+        assert selects == []
+    assert len(got) == len(ref)
+    for a, b in zip(got, ref):
+        assert torch.equal(a, b)

@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Optional, Sequence, Type, cast
 import numpy as np
 import torch
 
+from ..engine import CellKind, callplan as _callplan
 from . import outputs as _outputs
 from .cell import config_keras_version, unique_name
 from .layer import GRU, LSTM, Output, Recurrent, SimpleRNN, run_directions
@@ -306,6 +307,69 @@ class Bidirectional(torch.nn.Module):
         self, inputs: Any, mask: Any = None, training: Optional[bool] = None, initial_state: Any = None
     ) -> Output:
         """Run both directions on the same inputs and mask; see the module docstring for the returns."""
+        if initial_state is None and type(inputs) is torch.Tensor and _callplan.plannable():
+            return self._planned(inputs, mask, training)
+        return self._forward(inputs, mask, training, initial_state)
+
+    def _planned(self, x: torch.Tensor, mask: Any, training: Optional[bool]) -> Output:
+        """An inference call through the wrapper's cached call plan (:mod:`lstm_bridge.engine.callplan`, as
+        :meth:`Recurrent._planned`): the first call of a signature runs :meth:`_forward` (every check) and
+        plans the next ones, which run both directions in one planned engine call."""
+        fw, bw = self.forward_layer, self.backward_layer
+        if (
+            self._initial_weights is not None
+            or not (fw.built and bw.built)
+            or any(layer.stateful or layer.activity_regularizer is not None for layer in (fw, bw))
+        ):
+            return self._forward(x, mask, training, None)
+        weights = [fw.cell.direction_weights(), bw.cell.direction_weights()]
+        key = (
+            _callplan.signature(x), mask is None, training, fw.cell.training, bw.cell.training,
+            id(weights[0]), id(weights[1]),
+        )  # fmt: skip
+        slot = _callplan.PlanSlot.of(self)
+        cached = slot.entry
+        if cached is None or cached[0] != key:
+            result = self._forward(x, mask, training, None)
+            slot.entry = (key, self._plan(x, mask, training, weights), weights)
+            return result
+        if cached[1] is None:
+            return self._forward(x, mask, training, None)
+        plan, h0, c0 = cached[1]
+        xt = x if self.time_major else x.transpose(0, 1)
+        valid = None if mask is None else fw.valid_steps(mask, xt.shape[0], xt.shape[1])
+        outs, hs, cs = plan.run(xt, weights, h0, c0, valid)
+        lstm = bool(cs)
+        f_out = fw.planned_output(outs[0], hs[0], cs[0] if lstm else None)
+        b_out = bw.planned_output(outs[1], hs[1], cs[1] if lstm else None)
+        return self._combine(f_out, b_out)
+
+    def _plan(self, x: torch.Tensor, mask: Any, training: Optional[bool], weights: List[Any]) -> Any:
+        """The plan of a signature :meth:`_forward` has just run (None: run the full path): both directions
+        in one engine call, with their zero initial states."""
+        fw, bw = self.forward_layer, self.backward_layer
+        for cell in (fw.cell, bw.cell):
+            if cell.resolve_training(training) and (cell.dropout > 0 or cell.recurrent_dropout > 0):
+                return None  # (preparing again would draw dropout masks)
+        calls = [fw.prepare(x, mask, training), bw.prepare(x, mask, training)]
+        f_call = calls[0]
+        if (
+            fw.cell.kind is not CellKind.LSTM
+            or any(c.dropout is not None or c.unroll_quirk or c.semantics != f_call.semantics for c in calls)
+            or (mask is None) != (f_call.valid is None)
+            or f_call.xt.shape[1] == 0
+            or x.dtype != f_call.xt.dtype
+        ):
+            return None
+        h0 = [c.h0 for c in calls]
+        c0 = [cast(torch.Tensor, c.c0) for c in calls]
+        plan = _callplan.plan_layer(
+            f_call.xt, weights, h0, c0, reverse=[fw.go_backwards, bw.go_backwards], valid=f_call.valid,
+            semantics=f_call.semantics,
+        )  # fmt: skip
+        return None if plan is None else (plan, h0, c0)
+
+    def _forward(self, inputs: Any, mask: Any, training: Optional[bool], initial_state: Any) -> Output:
         n = self.forward_layer.cell.n_states
         inputs, initial_state = self.forward_layer.split_inputs(inputs, initial_state, n_states=2 * n)
         forward_state = backward_state = None
@@ -322,7 +386,11 @@ class Bidirectional(torch.nn.Module):
             self.set_weights(weights)
         # one engine call for both directions where their semantics agree
         f_run, b_run = run_directions([fw, bw], [f_call, b_call], f"Bidirectional {self.name!r}")
-        f_out, b_out = fw.finish(f_call, f_run), bw.finish(b_call, b_run)
+        return self._combine(fw.finish(f_call, f_run), bw.finish(b_call, b_run))
+
+    def _combine(self, f_out: Output, b_out: Output) -> Output:
+        """The wrapper's returns from its two layers' returns: the merged outputs, then the states."""
+        n = self.forward_layer.cell.n_states
         states: List[torch.Tensor] = []
         if isinstance(f_out, torch.Tensor) and isinstance(b_out, torch.Tensor):  # no return_state
             y_f, y_b = f_out, b_out

@@ -512,14 +512,15 @@ class Recurrent(torch.nn.Module):
         backend - runs :meth:`prepare` / :meth:`run` / :meth:`finish` (every check and error) and plans the
         next ones, which skip to the engine's selected kernel. The mask's values are read on every call."""
         cell = self.cell
-        if self.stateful or self.activity_regularizer is not None or not cell.built:
+        if self.stateful or self.activity_regularizer is not None:
             return self.finish(*self._run_prepared(x, mask, training))
+        first = None if cell.built else self._run_prepared(x, mask, training)  # (builds the layer)
         weights = cell.direction_weights()
-        key = (_callplan.signature(x), mask is None, training, self.training, id(weights))
+        key = (_callplan.signature(x), mask is None, training, cell.training, id(weights))
         slot = _callplan.PlanSlot.of(self)
         cached = slot.entry
-        if cached is None or cached[0] != key:
-            call, result = self._run_prepared(x, mask, training)
+        if first is not None or cached is None or cached[0] != key:
+            call, result = first or self._run_prepared(x, mask, training)
             plan = None
             if (
                 not call.unroll_quirk
@@ -539,15 +540,25 @@ class Recurrent(torch.nn.Module):
         if plan is None:
             return self.finish(*self._run_prepared(x, mask, training))
         xt = x if self.time_major else x.transpose(0, 1)
-        valid = None if mask is None else self._valid_steps(mask, xt.shape[0], xt.shape[1])
+        valid = None if mask is None else self.valid_steps(mask, xt.shape[0], xt.shape[1])
         outs, hs, cs = plan.run(xt, [weights], [h0], [h0 if c0 is None else c0], valid)
+        return self.planned_output(outs[0], hs[0], cs[0] if cs else None)
+
+    def valid_steps(self, mask: Any, steps: int, batch: int) -> Optional[torch.Tensor]:
+        """A call's Keras ``mask`` as the engine's ``(T, B)`` bool step mask (None: every step), checked
+        against ``(batch, steps)``; what :meth:`prepare` does with it (wrappers use it on planned calls)."""
+        return self._valid_steps(mask, steps, batch)
+
+    def planned_output(self, seq: torch.Tensor, h: torch.Tensor, c: Optional[torch.Tensor]) -> Output:
+        """:meth:`finish` for a planned call (not stateful, no activity regularizer, no unroll quirk):
+        Keras's returns from the engine's ``seq (T, B, u)`` and final states."""
         self._activity_losses = []
-        output = _outputs.direction_output(outs[0], reverse=self.go_backwards, return_sequences=self.return_sequences)
+        output = _outputs.direction_output(seq, reverse=self.go_backwards, return_sequences=self.return_sequences)
         if self.return_sequences and not self.time_major:
             output = output.transpose(0, 1)
         if not self.return_state:
             return output
-        states = [hs[0]] if c0 is None else [hs[0], cs[0]]
+        states = [h] if c is None else [h, c]
         return _outputs.pack([output, *states], self.keras_version)
 
     def _run_prepared(self, x: Any, mask: Any, training: Optional[bool]) -> Tuple[LayerCall, DirectionRun]:
