@@ -323,10 +323,8 @@ class Bidirectional(torch.nn.Module):
         ):
             return self._forward(x, mask, training, None)
         weights = [fw.cell.direction_weights(), bw.cell.direction_weights()]
-        key = (
-            _callplan.signature(x), mask is None, training, fw.cell.training, bw.cell.training,
-            id(weights[0]), id(weights[1]),
-        )  # fmt: skip
+        drops = (fw.cell.resolve_training(training), bw.cell.resolve_training(training))
+        key = (_callplan.signature(x), mask is None, drops, id(weights[0]), id(weights[1]))
         slot = _callplan.PlanSlot.of(self)
         cached = slot.entry
         if cached is None or cached[0] != key:

@@ -516,7 +516,7 @@ class Recurrent(torch.nn.Module):
             return self.finish(*self._run_prepared(x, mask, training))
         first = None if cell.built else self._run_prepared(x, mask, training)  # (builds the layer)
         weights = cell.direction_weights()
-        key = (_callplan.signature(x), mask is None, training, cell.training, id(weights))
+        key = (_callplan.signature(x), mask is None, cell.resolve_training(training), id(weights))
         slot = _callplan.PlanSlot.of(self)
         cached = slot.entry
         if first is not None or cached is None or cached[0] != key:

@@ -268,8 +268,8 @@ class RecurrentNet(torch.nn.Module):
         layer): the first call of a signature - input shape/dtype/device, ``seq_length`` presence, train
         mode, weight views, backend - runs :meth:`_forward` (every check and error) and plans the next ones,
         which skip to the engine's selected kernels. ``seq_length``'s values are checked on every call."""
-        if self.training and self.dropout > 0:
-            return self._forward(x, None, seq_length)
+        if (self.training and self.dropout > 0) or x.dtype not in (torch.float32, torch.float64):
+            return self._forward(x, None, seq_length)  # (16-bit inputs compute in float32: not planned)
         layers = self.layer_weights(x.dtype)
         key = (_callplan.signature(x), seq_length is None, self.training, id(layers))
         slot = _callplan.PlanSlot.of(self)
