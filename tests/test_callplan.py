@@ -123,3 +123,24 @@ def test_keras_bidirectional_planned_matches_full_path(monkeypatch):
     assert len(got) == len(ref)
     for a, b in zip(got, ref):
         assert torch.equal(a, b)
+
+
+def test_keras_layer_built_under_inference_mode():
+    layer = K.LSTM(4, return_state=True)
+    x = torch.randn(2, 3, 3)
+    with torch.inference_mode():  # inference-tensor weights have no version counter to key a cache on
+        first = layer(x)
+        again = layer(x)
+    with torch.no_grad():
+        later = layer(x)
+    for a, b, c in zip(first, again, later):
+        assert torch.equal(a, b) and torch.equal(a, c)
+
+
+def test_mindspore_net_built_under_inference_mode():
+    with torch.inference_mode():
+        net = M.LSTM(3, 4)
+        x = torch.randn(2, 1, 3)
+        first = net(x)
+        again = net(x)
+    assert torch.equal(first[0], again[0]) and torch.equal(first[1][0], again[1][0])

@@ -338,9 +338,9 @@ class RecurrentCell(torch.nn.Module):
             return self._direction_weights(dtype)
         registered = self._parameters  # (read directly: Module.__getattr__ costs ~0.5 us per name)
         kernel, recurrent = registered.get("kernel"), registered.get("recurrent_kernel")
-        if kernel is None or recurrent is None:  # not built, or not Parameters
-            return self._direction_weights(dtype)
         bias = registered.get("bias")
+        if kernel is None or recurrent is None or kernel.is_inference():  # not built / no version counter
+            return self._direction_weights(dtype)  # (weights created under torch.inference_mode)
         key = (
             dtype,
             id(kernel),

@@ -165,9 +165,10 @@ class RecurrentNet(torch.nn.Module):
 
         Without grad mode (inference) the result is kept for the next call while the parameters are the same
         objects at the same version (``load_state_dict`` and optimizer steps change it): per-call overhead."""
-        if torch.is_grad_enabled() or tracing():
-            return self._layer_weights(dtype)
-        key = (dtype, *[(id(p), p._version) for p in self._parameters.values() if p is not None])
+        params = [p for p in self._parameters.values() if p is not None]
+        if torch.is_grad_enabled() or tracing() or any(p.is_inference() for p in params):
+            return self._layer_weights(dtype)  # (weights created under torch.inference_mode: no version counter)
+        key = (dtype, *[(id(p), p._version) for p in params])
         cached = self.__dict__.get("_inference_weights")
         if cached is not None and cached[0] == key:
             layers: List[List[DirectionWeights]] = cached[1]
