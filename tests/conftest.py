@@ -18,3 +18,15 @@ def pytest_terminal_summary(terminalreporter):
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_threads():
+    """A test that sets ``torch.set_num_threads`` (the bench CLI does) must not leak it into later tests: the
+    engine's path policy reads the thread count (``backend.NATIVE_STANDARD_TRAIN_MIN_THREADS``)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)

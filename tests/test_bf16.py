@@ -30,6 +30,13 @@ def grad_error(got: torch.Tensor, ref: torch.Tensor) -> float:
     return ((got - ref).norm() / ref.norm().clamp_min(1e-12)).item()
 
 
+@pytest.fixture(autouse=True)
+def _native_trains_standard_layers(monkeypatch):
+    """The native cases run the kernel whatever the machine's thread count: on one thread the path policy
+    hands standard LSTM training to oneDNN, which LSTM_BRIDGE_BACKEND=native refuses."""
+    monkeypatch.setattr(backend, "NATIVE_STANDARD_TRAIN_MIN_THREADS", 1)
+
+
 @pytest.fixture(scope="module", autouse=True)
 def kernel_built():
     saved = os.environ.pop("LSTM_BRIDGE_BACKEND", None)
