@@ -44,11 +44,11 @@ last_used: Optional[str] = None  # "native" or "torch": which path ran most rece
 # 1.05/1.05; oneDNN won the forward at medium (8192: 1.06 vs 1.18) and large (32768: 1.02 vs 1.06).
 NATIVE_STANDARD_MAX_BH = 2048
 # Training (autograd records the call) of the standard LSTM runs in the kernel up to this batch * hidden,
-# with at least NATIVE_STANDARD_TRAIN_MIN_THREADS threads: on 2 threads its backward (one dZ pass + three
-# large GEMMs) and its row-parallel recurrence beat oneDNN's LSTM at every bench config (the non-standard
-# variants on the same kernel trained at 0.79-0.87x of torch.nn.LSTM where oneDNN's standard layer took
-# 1.02-1.09x); on one thread oneDNN trained faster on 4 of 5 configs (docs/benchmarks.md, "Standard LSTM").
-NATIVE_STANDARD_TRAIN_MAX_BH = 1 << 62
+# with at least NATIVE_STANDARD_TRAIN_MIN_THREADS threads. The same limit as inference: on an idle machine
+# (2 threads, 2026-11-27 16:46 UTC, docs/benchmarks.md "Standard LSTM") the kernel trained the standard
+# layer at 0.92x of torch.nn.LSTM on medium but 1.05x on large and 1.22x on medium_2l_bidir, where oneDNN's
+# own layer is 1.0x by definition; an earlier rule (every size on 2+ threads) was set from a loaded machine.
+NATIVE_STANDARD_TRAIN_MAX_BH = NATIVE_STANDARD_MAX_BH
 NATIVE_STANDARD_TRAIN_MIN_THREADS = 2
 
 
