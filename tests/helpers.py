@@ -40,3 +40,26 @@ def max_abs(a, b) -> float:
     b = b.detach().cpu().numpy() if isinstance(b, torch.Tensor) else np.asarray(b)
     assert a.shape == b.shape, f"shape {a.shape} != {b.shape}"
     return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)))) if a.size else 0.0
+
+
+def require_native_kernel() -> None:
+    """Build (or load) the native kernel, whatever ``LSTM_BRIDGE_BACKEND`` says; skip the caller's tests when
+    this machine has no toolchain, fail them when the build fails although the toolchain is present."""
+    import os
+
+    import pytest
+
+    from lstm_bridge.engine import native
+    from lstm_bridge.engine.native import build
+
+    saved = os.environ.pop("LSTM_BRIDGE_BACKEND", None)
+    try:
+        ok = native.available()
+    finally:
+        if saved is not None:
+            os.environ["LSTM_BRIDGE_BACKEND"] = saved
+    if not ok:
+        problem = build.toolchain_problem()
+        if problem:
+            pytest.skip(f"native kernel cannot be built here: {problem}")
+        pytest.fail(f"native kernel failed to build although the toolchain is present: {native.error()}")

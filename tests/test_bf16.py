@@ -8,7 +8,6 @@ and within a few percent of the float32 gradients' scale. With autocast off noth
 
 from __future__ import annotations
 
-import os
 from typing import List, Optional
 
 import pytest
@@ -16,9 +15,10 @@ import torch
 
 from lstm_bridge import activations as A, keras, mindspore
 from lstm_bridge.engine import backend, native, run_layer
-from lstm_bridge.engine.native import build
 from lstm_bridge.engine.precision import reduced_dtype
 from lstm_bridge.engine.semantics import CellActivations, DirectionWeights, DropoutMasks, LayerSemantics, MaskedOutput
+
+from helpers import require_native_kernel
 
 BF16 = torch.bfloat16
 OUT_TOL = 3e-2  # the issue's bound on |bf16 result - float32 result|
@@ -39,17 +39,8 @@ def _native_trains_standard_layers(monkeypatch):
 
 @pytest.fixture(scope="module", autouse=True)
 def kernel_built():
-    saved = os.environ.pop("LSTM_BRIDGE_BACKEND", None)
-    try:
-        ok = native.available()
-    finally:
-        if saved is not None:
-            os.environ["LSTM_BRIDGE_BACKEND"] = saved
-    if not ok:
-        problem = build.toolchain_problem()
-        if problem:
-            pytest.skip(f"native kernel cannot be built here: {problem}")
-        pytest.fail(f"native kernel failed to build although the toolchain is present: {native.error()}")
+    """Build (or load) the kernel once; a failed build with a toolchain present is a test failure."""
+    require_native_kernel()
 
 
 def autocast():

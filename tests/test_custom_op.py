@@ -16,24 +16,17 @@ from torch.export import Dim
 
 import lstm_bridge.keras as K
 import lstm_bridge.mindspore as M
-from lstm_bridge.engine import backend, native
+from lstm_bridge.engine import backend
 from lstm_bridge.engine.guards import check_range
-from lstm_bridge.engine.native import build, ops
+from lstm_bridge.engine.native import ops
+
+from helpers import require_native_kernel
 
 
 @pytest.fixture(scope="module", autouse=True)
 def kernel_built():
-    saved = os.environ.pop("LSTM_BRIDGE_BACKEND", None)
-    try:
-        ok = native.available()
-    finally:
-        if saved is not None:
-            os.environ["LSTM_BRIDGE_BACKEND"] = saved
-    if not ok:
-        problem = build.toolchain_problem()
-        if problem:
-            pytest.skip(f"native kernel cannot be built here: {problem}")
-        pytest.fail(f"native kernel failed to build although the toolchain is present: {native.error()}")
+    """Build (or load) the kernel once; a failed build with a toolchain present is a test failure."""
+    require_native_kernel()
 
 
 # --- modules under test ------------------------------------------------------------------------------

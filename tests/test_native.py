@@ -25,6 +25,8 @@ from lstm_bridge.engine import backend, native, run_layer
 from lstm_bridge.engine.native import build, workspace
 from lstm_bridge.engine.semantics import CellActivations, DirectionWeights, DropoutMasks, LayerSemantics, MaskedOutput
 
+from helpers import require_native_kernel
+
 NATIVE_ACTS = [
     A.sigmoid,
     A.tanh,
@@ -43,17 +45,7 @@ GRAD_TOL = {torch.float32: dict(rtol=1e-4, atol=1e-5), torch.float64: dict(rtol=
 @pytest.fixture(scope="module", autouse=True)
 def kernel_built():
     """Build (or load) the kernel once; a failed build with a toolchain present is a test failure."""
-    saved = os.environ.pop("LSTM_BRIDGE_BACKEND", None)
-    try:
-        ok = native.available()
-    finally:
-        if saved is not None:
-            os.environ["LSTM_BRIDGE_BACKEND"] = saved
-    if not ok:
-        problem = build.toolchain_problem()
-        if problem:
-            pytest.skip(f"native kernel cannot be built here: {problem}")
-        pytest.fail(f"native kernel failed to build although the toolchain is present: {native.error()}")
+    require_native_kernel()
 
 
 # --- case generation -------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ import torch
 
 from lstm_bridge import activations as A
 from lstm_bridge.engine import backend, native, run_layer
-from lstm_bridge.engine.native import build, family as native_family
+from lstm_bridge.engine.native import family as native_family
 from lstm_bridge.engine.semantics import (
     CellActivations,
     CellKind,
@@ -42,6 +42,7 @@ from lstm_bridge.engine.semantics import (
 )
 
 import oracle as R
+from helpers import require_native_kernel
 
 TOL = {torch.float32: dict(rtol=2e-5, atol=2e-5), torch.float64: dict(rtol=1e-11, atol=1e-11)}
 GRAD_TOL = {torch.float32: dict(rtol=1e-4, atol=5e-5), torch.float64: dict(rtol=1e-10, atol=1e-10)}
@@ -61,17 +62,7 @@ DROPS = [None, (1, 1), (3, 3), (0, 3), (3, 0), (1, 0)]  # (G input, G recurrent)
 @pytest.fixture(scope="module", autouse=True)
 def kernel_built():
     """Build (or load) the kernel once; a failed build with a toolchain present is a test failure."""
-    saved = os.environ.pop("LSTM_BRIDGE_BACKEND", None)
-    try:
-        ok = native.available()
-    finally:
-        if saved is not None:
-            os.environ["LSTM_BRIDGE_BACKEND"] = saved
-    if not ok:
-        problem = build.toolchain_problem()
-        if problem:
-            pytest.skip(f"native kernel cannot be built here: {problem}")
-        pytest.fail(f"native kernel failed to build although the toolchain is present: {native.error()}")
+    require_native_kernel()
 
 
 @contextmanager
