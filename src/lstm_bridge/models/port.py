@@ -25,7 +25,7 @@ import json
 import os
 import shutil
 import sys
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -473,16 +473,10 @@ def write_port(path: str, out_dir: str, force: bool = False, tol: float = 1e-5, 
         FileExistsError: ``out_dir`` is a non-empty folder and ``force`` is False.
         PortError: the model cannot be ported or the port does not reproduce ``load_model`` within ``tol``.
     """
-    from ..formats import atomic
-
     check_out_dir(out_dir, force, path)
     p = port(path, seed)
-    base = os.path.abspath(out_dir).rstrip(os.sep)
-    tmp = None
-    try:
-        with atomic.signals_deferred():
-            tmp = atomic.temp_name(base, suffix="", tag="lstm-bridge-port-")
-            os.mkdir(tmp)
+
+    def fill(tmp: str) -> None:
         with open(os.path.join(tmp, MODEL_FILE), "w", encoding="utf-8") as fh:
             fh.write(p.source)
         _save_safetensors(
@@ -499,6 +493,24 @@ def write_port(path: str, out_dir: str, force: bool = False, tol: float = 1e-5, 
         p.report = render_report(p, tol)
         with open(os.path.join(tmp, REPORT_FILE), "w", encoding="utf-8") as fh:
             fh.write(p.report)
+
+    write_folder(out_dir, force, fill)
+    return p
+
+
+def write_folder(out_dir: str, force: bool, fill: Callable[[str], None]) -> None:
+    """Write a port folder atomically: ``fill(tmp)`` writes (and verifies) the files in a fresh hidden folder
+    beside ``out_dir``; then its ``__pycache__`` is dropped and it is moved into place. Any failure or
+    interruption removes the temporary folder and leaves ``out_dir`` as it was."""
+    from ..formats import atomic
+
+    base = os.path.abspath(out_dir).rstrip(os.sep)
+    tmp = None
+    try:
+        with atomic.signals_deferred():
+            tmp = atomic.temp_name(base, suffix="", tag="lstm-bridge-port-")
+            os.mkdir(tmp)
+        fill(tmp)
         pycache = os.path.join(tmp, "__pycache__")
         if os.path.isdir(pycache):
             shutil.rmtree(pycache, ignore_errors=True)
@@ -508,7 +520,6 @@ def write_port(path: str, out_dir: str, force: bool = False, tol: float = 1e-5, 
         if tmp is not None:
             with atomic.signals_deferred():
                 shutil.rmtree(tmp, ignore_errors=True)
-    return p
 
 
 def _move_into_place(tmp: str, out_dir: str, force: bool) -> None:

@@ -45,13 +45,12 @@ import dataclasses
 import keyword
 import os
 import re
-import shutil
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
-from .port import _input_specs, _move_into_place, _shape_text, check_out_dir, padded_batch
+from .port import _input_specs, _shape_text, check_out_dir, padded_batch, write_folder
 from .port_source import PortError, PortMismatch, _class_name, _ident
 
 __all__ = ["MindSporePort", "port_mindspore", "write_port_mindspore", "rewrite_imports", "WRITERS", "DEFAULT_TOL"]
@@ -1165,16 +1164,10 @@ def write_port_mindspore(
         PortError: MindSpore cannot hold the model (naming the layer), or the port differs above ``tol``
             (:class:`~lstm_bridge.models.port.PortMismatch`).
     """
-    from ..formats import atomic
-
     check_out_dir(out_dir, force, path)
     p = port_mindspore(path, seed)
-    base = os.path.abspath(out_dir).rstrip(os.sep)
-    tmp = None
-    try:
-        with atomic.signals_deferred():
-            tmp = atomic.temp_name(base, suffix="", tag="lstm-bridge-port-")
-            os.mkdir(tmp)
+
+    def fill(tmp: str) -> None:
         with open(os.path.join(tmp, MODEL_FILE), "w", encoding="utf-8") as fh:
             fh.write(p.source)
         write_checkpoint(p, os.path.join(tmp, CKPT_FILE))
@@ -1182,13 +1175,6 @@ def write_port_mindspore(
         p.report = render_report(p, tol)
         with open(os.path.join(tmp, REPORT_FILE), "w", encoding="utf-8") as fh:
             fh.write(p.report)
-        pycache = os.path.join(tmp, "__pycache__")
-        if os.path.isdir(pycache):
-            shutil.rmtree(pycache, ignore_errors=True)
-        _move_into_place(tmp, base, force)
-        tmp = None
-    finally:
-        if tmp is not None:
-            with atomic.signals_deferred():
-                shutil.rmtree(tmp, ignore_errors=True)
+
+    write_folder(out_dir, force, fill)
     return p
