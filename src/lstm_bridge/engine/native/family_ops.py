@@ -23,7 +23,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 import torch
 
 from . import family
-from .ops import _present, _unaliased
+from .ops import _expand, _grad_shapes, _per_direction, _present, _unaliased
 
 Tensor = torch.Tensor
 
@@ -158,18 +158,6 @@ def family_layer_backward(
     return _unaliased(results, [*grad_outs, *grad_hn, x, *w_ih, *w_hh, gates, *h_prev, *aux])
 
 
-def _grad_shapes(x: Tensor, w_ih: Sequence[Tensor], w_hh: Sequence[Tensor]) -> List[Tuple[Any, ...]]:
-    B = x.shape[1]
-    return [
-        tuple(x.shape),
-        *[tuple(w.shape) for w in w_ih],
-        *[tuple(w.shape) for w in w_hh],
-        *[(w.shape[0],) for w in w_hh],
-        *[(w.shape[0],) for w in w_hh],
-        *[(B, w.shape[1]) for w in w_hh],
-    ]
-
-
 @family_layer_backward.register_fake
 def _family_layer_backward_fake(
     grad_outs: List[Tensor],
@@ -191,7 +179,7 @@ def _family_layer_backward_fake(
     ms_order: bool,
     need: List[int],
 ) -> List[Tensor]:
-    return [x.new_empty(shape) for shape, n in zip(_grad_shapes(x, w_ih, w_hh), need) if n]
+    return [x.new_empty(shape) for shape, n in zip(_grad_shapes(x, w_ih, w_hh, states=1), need) if n]
 
 
 def _setup_context(ctx: Any, inputs: Tuple[Any, ...], output: Any) -> None:
@@ -214,17 +202,6 @@ def _setup_context(ctx: Any, inputs: Tuple[Any, ...], output: Any) -> None:
     ctx.save_for_backward(x, *w_ih, *w_hh, gates, *h_prev, *aux, valid, *in_masks, *rec_masks)
 
 
-def _flags(flag: Any, n: int) -> List[bool]:
-    if isinstance(flag, (list, tuple)):
-        return [bool(f) for f in flag]
-    return [bool(flag)] * n
-
-
-def _expand(flags: Sequence[bool], present: Sequence[bool]) -> List[bool]:
-    it = iter(flags)
-    return [next(it) if p else False for p in present]
-
-
 def _backward(ctx: Any, grads: Sequence[Optional[Tensor]]) -> Tuple[Any, ...]:
     D, n_aux = ctx.D, ctx.n_aux
     has_bias, has_mask, reverse, form, acts, carry, ms_order = ctx.meta
@@ -241,11 +218,11 @@ def _backward(ctx: Any, grads: Sequence[Optional[Tensor]]) -> Tuple[Any, ...]:
     need_x, need_w_ih, need_w_hh, need_b_ih, need_b_hh, _, need_h0 = ctx.needs_input_grad[:7]
     need = [
         bool(need_x),
-        *_flags(need_w_ih, D),
-        *_flags(need_w_hh, D),
-        *_expand(_flags(need_b_ih, sum(has_bias[:D])), has_bias[:D]),
-        *_expand(_flags(need_b_hh, sum(has_bias[D:])), has_bias[D:]),
-        *_flags(need_h0, D),
+        *_per_direction(need_w_ih, D),
+        *_per_direction(need_w_hh, D),
+        *_expand(_per_direction(need_b_ih, sum(has_bias[:D])), has_bias[:D]),
+        *_expand(_per_direction(need_b_hh, sum(has_bias[D:])), has_bias[D:]),
+        *_per_direction(need_h0, D),
     ]
     g_out = [torch.zeros_like(h) if g is None else g for g, h in zip(grads[:D], h_prev)]
     g_hn = [torch.zeros_like(h[0]) if g is None else g for g, h in zip(grads[D : 2 * D], h_prev)]

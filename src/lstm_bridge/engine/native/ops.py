@@ -178,8 +178,9 @@ def lstm_layer_backward(
     return _unaliased(results, [*grad_outs, *grad_hn, *grad_cn, x, *w_ih, *w_hh, gates, *c_prev, *h_prev])
 
 
-def _grad_shapes(x: Tensor, w_ih: Sequence[Tensor], w_hh: Sequence[Tensor]) -> List[Tuple[Any, ...]]:
-    """The flat ``1DDDDDD`` shapes of the gradients of ``x, w_ih, w_hh, b_ih, b_hh, h0, c0``."""
+def _grad_shapes(x: Tensor, w_ih: Sequence[Tensor], w_hh: Sequence[Tensor], states: int = 2) -> List[Tuple[Any, ...]]:
+    """The flat shapes of the gradients of ``x, w_ih, w_hh, b_ih, b_hh`` and ``states`` initial states per
+    direction (``h0, c0`` for the LSTM: ``1DDDDDD``; ``h0`` for the GRU/RNN: ``1DDDDD``)."""
     B = x.shape[1]
     return [
         tuple(x.shape),
@@ -187,8 +188,7 @@ def _grad_shapes(x: Tensor, w_ih: Sequence[Tensor], w_hh: Sequence[Tensor]) -> L
         *[tuple(w.shape) for w in w_hh],
         *[(w.shape[0],) for w in w_hh],
         *[(w.shape[0],) for w in w_hh],
-        *[(B, w.shape[1]) for w in w_hh],
-        *[(B, w.shape[1]) for w in w_hh],
+        *[(B, w.shape[1]) for _ in range(states) for w in w_hh],
     ]
 
 
