@@ -28,13 +28,28 @@ from .semantics import CellKind, DirectionWeights, DropoutMasks, LayerSemantics
 
 Tensor = torch.Tensor
 Results = Tuple[List[Tensor], List[Tensor], List[Tensor]]
+Stacked = Tuple[Tensor, Tensor, Tensor]
+
+
+# ``os.environ.get`` encodes its key on every call (~0.6 us, a tenth of a tiny call's overhead): the plan key
+# reads the process environment's own mapping with the key encoded once (CPython's ``os._Environ``; any other
+# mapping falls back to ``os.environ.get``). The raw value is only compared, never interpreted.
+_ENV_DATA: Any = getattr(os.environ, "_data", None)
+_ENV_KEY: Any = os.environ.encodekey("LSTM_BRIDGE_BACKEND") if hasattr(os.environ, "encodekey") else None
+
+
+def _backend_request() -> Any:
+    """The raw ``LSTM_BRIDGE_BACKEND`` value (None when unset), as cheaply as the platform allows."""
+    if _ENV_KEY is not None and isinstance(_ENV_DATA, dict):
+        return _ENV_DATA.get(_ENV_KEY)
+    return os.environ.get("LSTM_BRIDGE_BACKEND")
 
 
 def signature(x: Tensor) -> Tuple[Any, ...]:
     """What the engine's checks and selection read from a call besides the weights and the front end's
     options: the input's shape, dtype and device, and the requested backend (grad mode and autocast are
     not in it: a plan is only used without them, see :func:`plannable`)."""
-    return (x.shape, x.dtype, x.device, os.environ.get("LSTM_BRIDGE_BACKEND"))
+    return (x.shape, x.dtype, x.device, _backend_request())
 
 
 def plannable() -> bool:
@@ -67,22 +82,35 @@ class PlanSlot:
 
 
 class LayerPlan:
-    """One validated LSTM layer call: :meth:`run` takes the call's tensors (same shapes, dtypes and devices
-    as the planned call, the same directions' weights) and returns what :func:`lstm_bridge.engine.run_layer`
-    returns."""
+    """One validated LSTM layer call. ``run(x, directions, h0, c0, valid)`` takes the call's tensors (same
+    shapes, dtypes and devices as the planned call, the same directions' weights) and returns what
+    :func:`lstm_bridge.engine.run_layer` returns: lists over directions ``(outs (T, B, H), h_n, c_n (B, H))``.
+    ``run_stacked`` (same arguments) returns the directions joined as the stacked nets want them: ``out
+    (T, B, D*H)`` (features ``[forward | reverse]``), ``h_n``/``c_n (D, B, H)``, without splitting and
+    re-joining what one kernel call returned joined. Both record the backend in
+    :data:`lstm_bridge.engine.backend.last_used` as the full path does."""
 
-    __slots__ = ("_run", "_backend")
+    __slots__ = ("run", "run_stacked", "backend")
 
-    def __init__(self, run: Callable[..., Results], used: str) -> None:
-        self._run = run
-        self._backend = used
+    def __init__(self, run: Callable[..., Results], run_stacked: Callable[..., Stacked], used: str) -> None:
+        self.run = run
+        self.run_stacked = run_stacked
+        self.backend = used
 
-    def run(
-        self, x: Tensor, directions: Sequence[DirectionWeights], h0: Sequence[Tensor], c0: Sequence[Tensor],
+
+def _stacked(run: Callable[..., Results]) -> Callable[..., Stacked]:
+    """``run_stacked`` from a ``run`` that returns the directions apart."""
+
+    def run_stacked(
+        x: Tensor, directions: Sequence[DirectionWeights], h0: Sequence[Tensor], c0: Sequence[Tensor],
         valid: Optional[Tensor],
-    ) -> Results:  # fmt: skip
-        _backend.last_used = self._backend
-        return self._run(x, directions, h0, c0, valid)
+    ) -> Stacked:  # fmt: skip
+        outs, hs, cs = run(x, directions, h0, c0, valid)
+        if len(outs) == 1:
+            return outs[0], hs[0].unsqueeze(0), cs[0].unsqueeze(0)
+        return torch.cat(outs, dim=-1), torch.stack(hs), torch.stack(cs)
+
+    return run_stacked
 
 
 def plan_layer(
@@ -115,23 +143,88 @@ def plan_layer(
     rev = list(reverse)
     if impl is torch_path.run_layer and valid is None and semantics.activations.is_standard:
         if x.dtype in (torch.float32, torch.float64):  # what torch_path.run_layer would decide per call
-            standard = torch_path._standard_layer
-
-            def run_standard(
-                x: Tensor, directions: Sequence[DirectionWeights], h0: Sequence[Tensor], c0: Sequence[Tensor],
-                valid: Optional[Tensor],
-            ) -> Results:  # fmt: skip
-                return standard(x, directions, h0, c0, rev)
-
-            return LayerPlan(run_standard, used)
+            return _standard_plan(directions, rev, used)
 
     def run_selected(
         x: Tensor, directions: Sequence[DirectionWeights], h0: Sequence[Tensor], c0: Sequence[Tensor],
         valid: Optional[Tensor],
     ) -> Results:  # fmt: skip
+        _backend.last_used = used
         return impl(x, directions, h0, c0, reverse=rev, valid=valid, semantics=semantics, dropout=none)
 
-    return LayerPlan(run_selected, used)
+    return LayerPlan(run_selected, _stacked(run_selected), used)
+
+
+def _same_objects(a: Optional[Sequence[Any]], b: Sequence[Any]) -> bool:
+    """Whether two sequences hold the same objects (identity, never ``==``: tensors compare elementwise)."""
+    return a is not None and len(a) == len(b) and all(x is y for x, y in zip(a, b))
+
+
+def _standard_plan(planned: Sequence[DirectionWeights], reverse: List[bool], used: str) -> LayerPlan:
+    """The standard LSTM on the torch path (oneDNN's ``torch.lstm``, MindSpore's inference bits): what
+    ``torch_path._standard_layer`` does per call, with ``torch.lstm``'s weight list built once for the
+    planned directions' weights (views of the parameters, so their current values; a missing bias is
+    zeros) and, for one direction or a (forward, reverse) pair, straight to ``torch.lstm``."""
+    standard = torch_path._standard_layer
+    params = [torch_path._torch_lstm_weights(w) for w in planned]
+    pair = (
+        len(planned) == 2
+        and reverse == [False, True]
+        and params[0][1] == params[1][1]
+        and planned[0].hidden_size == planned[1].hidden_size
+    )
+    lstm = torch.lstm
+
+    def same(directions: Sequence[DirectionWeights]) -> bool:
+        return _same_objects(directions, planned)
+
+    def run_standard(
+        x: Tensor, directions: Sequence[DirectionWeights], h0: Sequence[Tensor], c0: Sequence[Tensor],
+        valid: Optional[Tensor],
+    ) -> Results:  # fmt: skip
+        _backend.last_used = used
+        return standard(x, directions, h0, c0, reverse)
+
+    # the last (h0, c0) objects and the stacked hx built from them (views: their current values); a repeated
+    # call passes the same zero states, so torch.lstm's (D, B, H) hx is built once. One tuple: thread-safe.
+    memo: List[Tuple[Any, Any, Tuple[Tensor, Tensor]]] = [(None, None, (torch.empty(0), torch.empty(0)))]
+    # (the pair's stacked hx is a copy: the front ends' zero states are their own, never written)
+
+    if len(planned) == 1 and not reverse[0]:
+        flat, has_bias = params[0]
+
+        def run_one(
+            x: Tensor, directions: Sequence[DirectionWeights], h0: Sequence[Tensor], c0: Sequence[Tensor],
+            valid: Optional[Tensor],
+        ) -> Stacked:  # fmt: skip
+            if not same(directions):
+                return _stacked(run_standard)(x, directions, h0, c0, valid)
+            _backend.last_used = used
+            last, h_init, c_init = memo[0], h0[0], c0[0]
+            if last[0] is not h_init or last[1] is not c_init:
+                last = memo[0] = (h_init, c_init, (h_init.unsqueeze(0), c_init.unsqueeze(0)))
+            out, h, c = lstm(x, last[2], flat, has_bias, 1, 0.0, False, False, False)
+            return out, h, c
+
+        return LayerPlan(run_standard, run_one, used)
+    if pair:
+        flat, has_bias = params[0][0] + params[1][0], params[0][1]
+
+        def run_pair(
+            x: Tensor, directions: Sequence[DirectionWeights], h0: Sequence[Tensor], c0: Sequence[Tensor],
+            valid: Optional[Tensor],
+        ) -> Stacked:  # fmt: skip
+            if not same(directions):
+                return _stacked(run_standard)(x, directions, h0, c0, valid)
+            _backend.last_used = used
+            last = memo[0]
+            if not (_same_objects(last[0], h0) and _same_objects(last[1], c0)):
+                last = memo[0] = (tuple(h0), tuple(c0), (torch.stack(list(h0)), torch.stack(list(c0))))
+            out, h, c = lstm(x, last[2], flat, has_bias, 1, 0.0, False, True, False)
+            return out, h, c
+
+        return LayerPlan(run_standard, run_pair, used)
+    return LayerPlan(run_standard, _stacked(run_standard), used)
 
 
 def _native_plan(
@@ -145,7 +238,9 @@ def _native_plan(
     semantics: LayerSemantics,
 ) -> Optional[LayerPlan]:
     """The native kernel's inference call with its shape checks and ``Plan`` done now (what
-    ``native.run_layer_checked`` does per call)."""
+    ``native.run_layer_checked`` does per call); when the native entry's lean inference applies
+    (``function.lean_inference``: no input masks, float32/float64, a projection below the workspace size),
+    straight to ``function.infer`` with its argument lists built once for the planned weights."""
     from .native import checks, function  # noqa: WPS433 (select has imported the package)
     from .native.plan import LayerArgs  # noqa: WPS433
     from .semantics import MaskedOutput  # noqa: WPS433
@@ -161,11 +256,13 @@ def _native_plan(
     no_masks = (None,) * D
     fixed = function.kernel_masks(None, no_masks, no_masks)
     apply, masks_of, args = function.apply, function.kernel_masks, LayerArgs
+    backend = _backend
 
     def run_native(
         x: Tensor, directions: Sequence[DirectionWeights], h0: Sequence[Tensor], c0: Sequence[Tensor],
         valid: Optional[Tensor],
     ) -> Results:  # fmt: skip
+        backend.last_used = "native"
         masks = fixed if valid is None else masks_of(valid, no_masks, no_masks)
         if D == 1:
             w = directions[0]
@@ -177,4 +274,31 @@ def _native_plan(
             )  # fmt: skip
         return apply(plan, layer, masks)
 
-    return LayerPlan(run_native, "native")
+    if not function.lean_inference(plan, x, fixed):
+        return LayerPlan(run_native, _stacked(run_native), "native")
+    infer, bias_of, uint8, boolean = function.infer, function.kernel_bias, torch.uint8, torch.bool
+    no_valid, recurrent = fixed.valid_arg(), fixed.recurrent_args(plan)
+    w_ih, w_hh = tuple([w.w_ih for w in directions]), [w.w_hh for w in directions]
+    # a bias sum is formed per call (a parameter written through .data keeps its version); one bias as is
+    summed = any(w.b_ih is not None and w.b_hh is not None for w in directions)
+    bias = [bias_of(plan, w.b_ih, w.b_hh) for w in directions]
+    planned = tuple(directions)
+
+    def run_lean(
+        x: Tensor, directions: Sequence[DirectionWeights], h0: Sequence[Tensor], c0: Sequence[Tensor],
+        valid: Optional[Tensor],
+    ) -> Results:  # fmt: skip
+        backend.last_used = "native"
+        if valid is None:
+            kernel_valid = no_valid
+        else:  # (kernel_masks' .to(uint8), as a view of a bool mask: a third of the cost)
+            kernel_valid = (valid.view(uint8) if valid.dtype == boolean else valid.to(uint8)).contiguous()
+        if _same_objects(directions, planned):
+            b = [bias_of(plan, w.b_ih, w.b_hh) for w in directions] if summed else bias
+            return infer(plan, x, w_ih, w_hh, b, h0, c0, kernel_valid, recurrent)
+        return infer(
+            plan, x, [w.w_ih for w in directions], [w.w_hh for w in directions],
+            [bias_of(plan, w.b_ih, w.b_hh) for w in directions], h0, c0, kernel_valid, recurrent,
+        )  # fmt: skip
+
+    return LayerPlan(run_lean, _stacked(run_lean), "native")

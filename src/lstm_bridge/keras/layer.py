@@ -511,13 +511,19 @@ class Recurrent(torch.nn.Module):
         first call of a signature - input shape/dtype/device, mask presence, training flag, weight views,
         backend - runs :meth:`prepare` / :meth:`run` / :meth:`finish` (every check and error) and plans the
         next ones, which skip to the engine's selected kernel. The mask's values are read on every call."""
-        cell = self.cell
+        cell = cast(RecurrentCell, self._modules["cell"])  # (not Module.__getattr__: ~0.9 us a call)
         if self.stateful or self.activity_regularizer is not None:
             return self.finish(*self._run_prepared(x, mask, training))
-        first = None if cell.built else self._run_prepared(x, mask, training)  # (builds the layer)
+        built = cell._parameters.get("kernel") is not None  # (cell.built, without Module.__getattr__)
+        first = None if built else self._run_prepared(x, mask, training)  # (builds the layer)
         weights = cell.direction_weights()
-        key = (_callplan.signature(x), mask is None, cell.resolve_training(training), id(weights))
-        slot = _callplan.PlanSlot.of(self)
+        key = (
+            _callplan.signature(x),
+            mask is None,
+            cell.training if training is None else bool(training),  # (cell.resolve_training)
+            id(weights),
+        )
+        slot = self.__dict__.get("_call_plan") or _callplan.PlanSlot.of(self)
         cached = slot.entry
         if first is not None or cached is None or cached[0] != key:
             call, result = first or self._run_prepared(x, mask, training)
@@ -533,16 +539,17 @@ class Recurrent(torch.nn.Module):
                     call.xt, [weights], [call.h0], [call.c0] if call.c0 is not None else [call.h0],
                     reverse=[self.go_backwards], valid=call.valid, semantics=call.semantics,
                 )  # fmt: skip
-            # (weights kept alive with the plan: the key holds their id)
-            slot.entry = (key, plan, weights, call.h0, call.c0)
+            # (weights kept alive with the plan: the key holds their id); the argument lists built once
+            h0 = [call.h0]
+            slot.entry = (key, plan, [weights], h0, h0 if call.c0 is None else [call.c0], call.c0 is None)
             return self.finish(call, result)
-        plan, h0, c0 = cached[1], cached[3], cached[4]
+        plan = cached[1]
         if plan is None:
             return self.finish(*self._run_prepared(x, mask, training))
         xt = x if self.time_major else x.transpose(0, 1)
-        valid = None if mask is None else self.valid_steps(mask, xt.shape[0], xt.shape[1])
-        outs, hs, cs = plan.run(xt, [weights], [h0], [h0 if c0 is None else c0], valid)
-        return self.planned_output(outs[0], hs[0], cs[0] if cs else None)
+        valid = None if mask is None else self._valid_steps(mask, xt.shape[0], xt.shape[1])
+        outs, hs, cs = plan.run(xt, cached[2], cached[3], cached[4], valid)
+        return self.planned_output(outs[0], hs[0], None if cached[5] else cs[0])
 
     def valid_steps(self, mask: Any, steps: int, batch: int) -> Optional[torch.Tensor]:
         """A call's Keras ``mask`` as the engine's ``(T, B)`` bool step mask (None: every step), checked
@@ -551,15 +558,19 @@ class Recurrent(torch.nn.Module):
 
     def planned_output(self, seq: torch.Tensor, h: torch.Tensor, c: Optional[torch.Tensor]) -> Output:
         """:meth:`finish` for a planned call (not stateful, no activity regularizer, no unroll quirk):
-        Keras's returns from the engine's ``seq (T, B, u)`` and final states."""
-        self._activity_losses = []
-        output = _outputs.direction_output(seq, reverse=self.go_backwards, return_sequences=self.return_sequences)
-        if self.return_sequences and not self.time_major:
-            output = output.transpose(0, 1)
+        Keras's returns from the engine's ``seq (T, B, u)`` and final states (``outputs.direction_output``
+        written out: this runs on every planned call)."""
+        if self._activity_losses:  # (Module.__setattr__ only when there is something to clear)
+            self._activity_losses = []
+        if self.return_sequences:
+            output = seq.flip(0) if self.go_backwards else seq
+            if not self.time_major:
+                output = output.transpose(0, 1)
+        else:
+            output = seq[0] if self.go_backwards else seq[-1]
         if not self.return_state:
             return output
-        states = [h] if c is None else [h, c]
-        return _outputs.pack([output, *states], self.keras_version)
+        return _outputs.pack([output, h] if c is None else [output, h, c], self.keras_version)
 
     def _run_prepared(self, x: Any, mask: Any, training: Optional[bool]) -> Tuple[LayerCall, DirectionRun]:
         call = self.prepare(x, mask, training)

@@ -165,10 +165,14 @@ class RecurrentNet(torch.nn.Module):
 
         Without grad mode (inference) the result is kept for the next call while the parameters are the same
         objects at the same version (``load_state_dict`` and optimizer steps change it): per-call overhead."""
-        params = [p for p in self._parameters.values() if p is not None]
-        if torch.is_grad_enabled() or tracing() or any(p.is_inference() for p in params):
-            return self._layer_weights(dtype)  # (weights created under torch.inference_mode: no version counter)
-        key = (dtype, *[(id(p), p._version) for p in params])
+        if torch.is_grad_enabled() or tracing():
+            return self._layer_weights(dtype)
+        key: List[Any] = [dtype]  # (one flat list: this runs on every inference call)
+        for p in self._parameters.values():
+            if p is not None:
+                if p.is_inference():  # (weights created under torch.inference_mode: no version counter)
+                    return self._layer_weights(dtype)
+                key += (id(p), p._version)
         cached = self.__dict__.get("_inference_weights")
         if cached is not None and cached[0] == key:
             layers: List[List[DirectionWeights]] = cached[1]
@@ -273,7 +277,7 @@ class RecurrentNet(torch.nn.Module):
             return self._forward(x, None, seq_length)  # (16-bit inputs compute in float32: not planned)
         layers = self.layer_weights(x.dtype)
         key = (_callplan.signature(x), seq_length is None, self.training, id(layers))
-        slot = _callplan.PlanSlot.of(self)
+        slot = self.__dict__.get("_call_plan") or _callplan.PlanSlot.of(self)
         cached = slot.entry
         if cached is None or cached[0] != key:
             result = self._forward(x, None, seq_length)
@@ -282,25 +286,41 @@ class RecurrentNet(torch.nn.Module):
         plans = cached[1]
         if plans is None:
             return self._forward(x, None, seq_length)
-        states, h0, c0 = plans
+        states, h0, c0, steps = plans
         xt = x.transpose(0, 1) if self.batch_first else x
-        T, B = xt.shape[0], xt.shape[1]
-        valid = None if seq_length is None else lengths_to_valid(self._check_lengths(seq_length, B, T), T)
-        out, hs, cs = xt, [], []
-        for plan, dirs, h, c in zip(states, layers, h0, c0):
-            outs, h_n, c_n = plan.run(out, dirs, h, c, valid)
-            out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=-1)
-            hs.extend(h_n)
-            cs.extend(c_n)
+        valid = None if seq_length is None else self._planned_valid(seq_length, steps, xt.shape[1])
+        if len(states) == 1:  # (one layer: its stacked states are the net's)
+            out, h_n, c_n = states[0].run_stacked(xt, layers[0], h0[0], c0[0], valid)
+        else:
+            out, hs, cs = xt, [], []
+            for plan, dirs, h, c in zip(states, layers, h0, c0):
+                out, h_l, c_l = plan.run_stacked(out, dirs, h, c, valid)
+                hs.append(h_l)
+                cs.append(c_l)
+            h_n, c_n = torch.cat(hs), torch.cat(cs)
         if self.batch_first:
             out = out.transpose(0, 1)
-        if len(hs) == 1:  # (one layer, one direction: no stack to build)
-            return self._result(out, hs[0].unsqueeze(0), cs[0].unsqueeze(0))
-        return self._result(out, torch.stack(hs), torch.stack(cs))
+        return self._result(out, h_n, c_n)
+
+    def _planned_valid(self, seq_length: Any, steps: Dict[torch.dtype, torch.Tensor], B: int) -> torch.Tensor:
+        """A planned call's ``(T, B)`` step mask from ``seq_length`` (``steps``: the plan's ``arange(T)``
+        column, int32 and int64): what :meth:`_check_lengths` and ``lengths_to_valid`` give. A
+        unidirectional net's int32/int64 ``(B,)`` tensor is compared as it is (clamping to ``[0, T]`` does
+        not change ``t < length`` for ``t`` in ``[0, T)``); anything else, and a bidirectional net's range
+        check, through :meth:`_check_lengths` with its errors."""
+        if (
+            not self.bidirectional
+            and type(seq_length) is torch.Tensor
+            and seq_length.dtype in steps
+            and seq_length.shape == (B,)
+        ):
+            return steps[seq_length.dtype] < seq_length  # (one dtype: half the cost of a mixed comparison)
+        lengths = self._check_lengths(seq_length, B, steps[torch.int64].shape[0])
+        return steps[torch.int64] < lengths
 
     def _plan(self, x: torch.Tensor, with_lengths: bool, layers: List[List[DirectionWeights]]) -> Any:
         """The per-layer plans of a call that :meth:`_forward` has just run (None: not planned): the plans,
-        and the zero initial states per layer."""
+        the zero initial states per layer and the ``arange(T)`` column that ``seq_length`` is compared with."""
         if self.kind is not CellKind.LSTM or x.dtype not in (torch.float32, torch.float64) or x.numel() == 0:
             return None
         xt = x.transpose(0, 1) if self.batch_first else x
@@ -322,7 +342,8 @@ class RecurrentNet(torch.nn.Module):
             h0.append(states)
             c0.append(states)
             layer_in = xt.new_empty(T, B, D * self.hidden_size)
-        return plans, h0, c0
+        steps = torch.arange(T, device=xt.device).unsqueeze(1)
+        return plans, h0, c0, {torch.int64: steps, torch.int32: steps.to(torch.int32)}
 
     def _forward(self, x: Any, hx: Any, seq_length: Any) -> Any:
         name = self.cell_name

@@ -24,11 +24,21 @@ import torch
 
 from . import loader, workspace
 from .plan import LayerArgs, Masks, Plan, Saved
-from .projection import input_gradients, input_projection, recurrent_weight_grad
+from .projection import input_gradients, input_projection, matmul_nt, recurrent_weight_grad
 
 Tensor = torch.Tensor
 
-__all__ = ["NativeLayer", "apply", "backward_impl", "forward_impl", "kernel_masks", "make_plan"]
+__all__ = [
+    "NativeLayer",
+    "apply",
+    "backward_impl",
+    "forward_impl",
+    "infer",
+    "kernel_bias",
+    "kernel_masks",
+    "lean_inference",
+    "make_plan",
+]
 
 ForwardResult = Tuple[List[Tensor], List[Tensor], List[Tensor], Tensor, List[Tensor], List[Tensor]]
 """``(outs, h_n, c_n, gates, c_prev, h_prev)``: per direction ``(T, B, H)``, ``(B, H)``, ``(B, H)``;
@@ -110,8 +120,61 @@ def kernel_masks(
     )
 
 
+def lean_inference(plan: Plan, x: Tensor, masks: Masks) -> bool:
+    """Whether a call goes through :func:`infer`: not recorded, float32/float64, no input dropout mask, and
+    a projection below the workspace's size (:data:`.workspace.MIN_BYTES`; larger ones reuse its buffer)."""
+    return (
+        not plan.record
+        and not plan.lowp
+        and all(m is None for m in masks.inputs)
+        and x.shape[0] * x.shape[1] * plan.S * x.element_size() < workspace.MIN_BYTES
+    )
+
+
+def kernel_bias(plan: Plan, b_ih: Optional[Tensor], b_hh: Optional[Tensor]) -> Tensor:
+    """One direction's bias as the kernel adds it to the projection: ``b_ih + b_hh``, the one present, or
+    the empty "absent" tensor (the sum as :func:`.projection.input_projection` forms it)."""
+    if b_ih is None:
+        return plan.empty() if b_hh is None else b_hh
+    return b_ih if b_hh is None else b_ih + b_hh
+
+
+def infer(
+    plan: Plan,
+    x: Tensor,
+    w_ih: Sequence[Tensor],
+    w_hh: Sequence[Tensor],
+    bias: Sequence[Tensor],
+    h0: Sequence[Tensor],
+    c0: Sequence[Tensor],
+    valid: Tensor,
+    recurrent: Sequence[Tensor],
+) -> Tuple[List[Tensor], List[Tensor], List[Tensor]]:
+    """The lean inference forward (:func:`lean_inference` holds; no autograd records it): ``(outs, h_n, c_n)``
+    per direction from ``x (T, B, I)``, the directions' weights, their :func:`kernel_bias`, states, the
+    kernel's ``valid`` (:meth:`.Masks.valid_arg`) and recurrent mask arguments (:meth:`.Masks.recurrent_args`).
+    The same GEMM and bias as :func:`_run_forward`'s general path, without its per-call records: call plans
+    (engine/callplan.py) build these arguments once."""
+    T, B, I = x.shape
+    weight = w_ih[0] if plan.D == 1 else torch.cat(list(w_ih), 0)
+    xp = matmul_nt(plan.ext, x.reshape(T * B, I), weight).view(T, B, plan.S).contiguous()
+    outs, hn, cn, _, _ = plan.ext.forward(plan.cfg, xp, w_hh, h0, c0, valid, recurrent, bias)
+    return outs, hn, cn
+
+
+def _infer_args(plan: Plan, args: LayerArgs, masks: Masks) -> Tuple[List[Tensor], List[Tensor], List[Tensor]]:
+    """:func:`infer` on :func:`_run_forward`'s records."""
+    bias = [kernel_bias(plan, bi, bh) for bi, bh in zip(args.b_ih, args.b_hh)]
+    return infer(
+        plan, args.x, args.w_ih, args.w_hh, bias, args.h0, args.c0, masks.valid_arg(), masks.recurrent_args(plan)
+    )
+
+
 def _run_forward(plan: Plan, args: LayerArgs, masks: Masks) -> ForwardResult:
     x = args.x
+    if lean_inference(plan, x, masks):
+        outs, hn, cn = _infer_args(plan, args, masks)
+        return list(outs), list(hn), list(cn), x.new_empty(0), [], []
     T, B, _ = x.shape
     # plan.record (= plan.cfg.save): autograd records this call, decided outside where grad mode is visible
     reuse = None if plan.record else workspace.inference_buffer(T * B * plan.S, plan.kernel_dtype)
@@ -268,6 +331,8 @@ def apply(plan: Plan, args: LayerArgs, masks: Masks) -> Tuple[List[Tensor], List
     record (``plan.record`` False: inference) runs the same forward without the Function's per-call cost."""
     D = plan.D
     if not plan.record:
+        if lean_inference(plan, args.x, masks):
+            return _infer_args(plan, args, masks)
         outs, hn, cn, _, _, _ = _run_forward(plan, args, masks)
         return outs, hn, cn
     results: Sequence[Tensor] = NativeLayer.apply(plan, masks, *args.flat())  # type: ignore[no-untyped-call]
