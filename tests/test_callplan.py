@@ -144,3 +144,201 @@ def test_mindspore_net_built_under_inference_mode():
         first = net(x)
         again = net(x)
     assert torch.equal(first[0], again[0]) and torch.equal(first[1][0], again[1][0])
+
+
+# --- the lean planned paths (issue 12: per-call overhead) -------------------------------------------------
+
+
+def _full_path(module, *args, **kwargs):
+    """The module's full path (every check, the engine's selection) for the same call: a copy's first call."""
+    with torch.no_grad():
+        return copy.deepcopy(module)(*args, **kwargs)
+
+
+def _flat(result):
+    if isinstance(result, torch.Tensor):
+        return [result]
+    out = []
+    for r in result:
+        out.extend(_flat(r))
+    return out
+
+
+def _assert_same_bits(a, b):
+    a, b = _flat(a), _flat(b)
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        assert x.dtype == y.dtype and x.shape == y.shape and torch.equal(x, y)
+
+
+def test_native_lean_inference_matches_the_general_forward_bit_for_bit(monkeypatch):
+    from lstm_bridge.engine.native import function
+    from lstm_bridge.engine.native.plan import LayerArgs
+
+    torch.manual_seed(3)
+    T, B, I, H = 5, 3, 6, 7
+    x = torch.randn(T, B, I)
+    w = [(torch.randn(4 * H, I), torch.randn(4 * H, H), torch.randn(4 * H), torch.randn(4 * H)) for _ in range(2)]
+    h0 = [torch.randn(B, H) for _ in range(2)]
+    c0 = [torch.randn(B, H) for _ in range(2)]
+    valid = torch.rand(T, B) > 0.3
+    for D, with_valid, no_bias in ((1, False, False), (2, True, False), (1, True, True)):
+        plan = function.make_plan([H] * D, [False, True][:D], [1, 1, 1], False, torch.float32, False)
+        b_ih = tuple(None if no_bias else w[d][2] for d in range(D))
+        args = LayerArgs(
+            x, tuple(w[d][0] for d in range(D)), tuple(w[d][1] for d in range(D)), b_ih,
+            tuple(w[d][3] for d in range(D)), tuple(h0[:D]), tuple(c0[:D]),
+        )  # fmt: skip
+        masks = function.kernel_masks(valid if with_valid else None, (None,) * D, (None,) * D)
+        assert function.lean_inference(plan, x, masks)
+        lean = function.apply(plan, args, masks)
+        with monkeypatch.context() as m:
+            m.setattr(function, "lean_inference", lambda *a: False)
+            general = function.apply(plan, args, masks)
+        _assert_same_bits(lean, general)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"return_sequences": True, "return_state": True},
+        {"go_backwards": True, "return_state": True, "keras_version": 3},
+        {"go_backwards": True, "return_sequences": True, "time_major": True},
+    ],
+)
+def test_keras_planned_call_matches_full_path_bit_for_bit(options):
+    torch.manual_seed(4)
+    layer = K.LSTM(6, recurrent_activation="hard_sigmoid", **options)
+    x = torch.randn(4, 3, 5) if options.get("time_major") else torch.randn(3, 4, 5)
+    mask = torch.ones(3, 4, dtype=torch.bool)
+    mask[0, 2:] = False
+    if options.get("time_major"):
+        mask = mask.t()
+    with torch.no_grad():
+        for m in (None, mask):
+            layer(x, mask=m)  # builds / plans the signature
+            planned = layer(x, mask=m)
+            _assert_same_bits(planned, _full_path(layer, x, mask=m))
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("num_layers", [1, 2])
+@pytest.mark.parametrize("lengths", [None, "int32", "int64"])
+def test_mindspore_planned_call_matches_full_path_bit_for_bit(bidirectional, num_layers, lengths):
+    torch.manual_seed(5)
+    net = M.LSTM(5, 6, num_layers=num_layers, batch_first=True, bidirectional=bidirectional)
+    x = torch.randn(3, 4, 5)
+    kwargs = {}
+    if lengths is not None:
+        kwargs["seq_length"] = torch.tensor([4, 0, 2], dtype=getattr(torch, lengths))
+    with torch.no_grad():
+        net(x, **kwargs)
+        planned = net(x, **kwargs)
+    assert callplan_entry(net)[1] is not None  # (the call was planned)
+    _assert_same_bits(planned, _full_path(net, x, **kwargs))
+
+
+def callplan_entry(module):
+    from lstm_bridge.engine import callplan
+
+    return callplan.PlanSlot.of(module).entry
+
+
+def test_mindspore_planned_seq_length_errors_and_clamping_as_the_full_path():
+    net = M.LSTM(4, 5, batch_first=True)
+    x = torch.randn(2, 3, 4)
+    with torch.no_grad():
+        net(x, seq_length=torch.tensor([3, 2], dtype=torch.int32))  # plans the signature
+        net(x, seq_length=torch.tensor([3, 2], dtype=torch.int32))
+        with pytest.raises(TypeError, match=r"should be one of \[int32, int64\], but got torch.float32"):
+            net(x, seq_length=torch.tensor([3.0, 2.0]))
+        with pytest.raises(ValueError, match="batch size of x and seq_length must be equal, but got 2 of x and 3"):
+            net(x, seq_length=torch.tensor([3, 2, 1], dtype=torch.int32))
+        with pytest.raises(ValueError, match="seq_length must have shape"):
+            net(x, seq_length=torch.tensor([[3, 2]], dtype=torch.int32))
+        with pytest.raises(TypeError, match="'seq_length' must be a"):
+            net(x, seq_length=[3, 2])
+        # a unidirectional net treats lengths > T as T and negative lengths as 0, planned or not
+        odd = torch.tensor([9, -4], dtype=torch.int64)
+        planned = net(x, seq_length=odd)
+    _assert_same_bits(planned, _full_path(net, x, seq_length=odd))
+    assert torch.equal(planned[0][1], torch.zeros(3, 5))
+
+
+def test_planned_calls_follow_parameter_writes_through_data():
+    # .data writes keep a Parameter's version: the planned call must still read the current values (views;
+    # MindSpore's b_ih + b_hh is summed per call, not kept in the plan)
+    torch.manual_seed(6)
+    net = M.LSTM(4, 5, batch_first=True)
+    layer = K.LSTM(5)
+    x = torch.randn(2, 3, 4)
+    lengths = torch.tensor([3, 1], dtype=torch.int32)
+    with torch.no_grad():
+        for module, kwargs in ((net, {}), (net, {"seq_length": lengths}), (layer, {})):
+            module(x, **kwargs)
+            before = module(x, **kwargs)
+            bias = net.bias_hh_l0 if module is net else layer.cell.bias
+            bias.data.add_(0.5)
+            after = module(x, **kwargs)
+            assert not torch.equal(_flat(before)[0], _flat(after)[0])
+            _assert_same_bits(after, _full_path(module, x, **kwargs))
+
+
+def test_planned_calls_follow_optimizer_steps_load_state_dict_and_the_backend(monkeypatch):
+    from lstm_bridge.engine import backend
+
+    torch.manual_seed(7)
+    net = M.LSTM(4, 5, batch_first=True)
+    layer = K.LSTM(5, return_sequences=True)
+    x = torch.randn(2, 3, 4)
+    layer(x)
+    for module in (net, layer):
+        with torch.no_grad():
+            module(x)
+            module(x)
+        out = module(x)
+        _flat(out)[0].square().sum().backward()
+        torch.optim.SGD(module.parameters(), lr=0.5).step()
+        with torch.no_grad():
+            _assert_same_bits(module(x), _full_path(module, x))
+    state = {k: v * 0.5 for k, v in net.state_dict().items()}
+    with torch.no_grad():
+        net(x)
+        net.load_state_dict(state)
+        _assert_same_bits(net(x), _full_path(net, x))
+        layer(x)
+        assert backend.last_used == "native"
+        monkeypatch.setenv("LSTM_BRIDGE_BACKEND", "torch")
+        on_torch = layer(x)
+        assert backend.last_used == "torch"
+        again = layer(x)  # planned on the torch path
+        assert backend.last_used == "torch"
+    assert torch.equal(on_torch, again)
+    torch.testing.assert_close(on_torch, _full_path(layer, x), rtol=0, atol=0)
+
+
+def test_standard_plan_builds_hx_for_new_initial_states():
+    # the torch.lstm plan keeps the hx it built for the last (h0, c0) objects: other states get their own
+    from lstm_bridge.engine import callplan, torch_path
+
+    torch.manual_seed(8)
+    net = M.LSTM(4, 5, bidirectional=True)
+    x = torch.randn(3, 2, 4)
+    with torch.no_grad():
+        dirs = net.layer_weights(torch.float32)[0]
+        semantics = net._semantics(False, torch.float32)
+        zeros = [torch.zeros(2, 5)] * 2
+        for pair in (True, False):
+            use = dirs if pair else dirs[:1]
+            rev = [False, True] if pair else [False]
+            plan = callplan.plan_layer(x, use, zeros[: len(use)], zeros[: len(use)], reverse=rev, valid=None,
+                                       semantics=semantics)  # fmt: skip
+            assert plan is not None
+            for _ in range(2):
+                h0 = [torch.randn(2, 5) for _ in use]
+                c0 = [torch.randn(2, 5) for _ in use]
+                out, h, c = plan.run_stacked(x, use, h0, c0, None)
+                ref_o, ref_h, ref_c = torch_path._standard_layer(x, use, h0, c0, rev)
+                assert torch.equal(out, torch.cat(ref_o, -1))
+                assert torch.equal(h, torch.stack(ref_h)) and torch.equal(c, torch.stack(ref_c))
