@@ -1,25 +1,35 @@
-"""Where the per-call time of a tiny Keras LSTM goes: each layer of the call path timed on its own.
+"""Where the per-call time of a tiny planned LSTM call goes: each layer of the call path timed on its own.
 
 Run: ``.venv/bin/python benchmarks/overhead_segments.py`` (CPU time, one thread, min/median of 7 runs of
-1000 calls; T=1, B=1, I=H=8, inference). Each row includes the rows above it: the differences are the cost
-of one layer of the call path (docs/benchmarks.md, "Compiled and exported programs, and per-call overhead").
+1000 calls; T=1, B=1, I=H=8, inference under ``torch.no_grad()``). Within each group a row includes the rows
+above it, so the differences are the cost of one layer of the call path (docs/benchmarks.md, "Compiled and
+exported programs, and per-call overhead"):
+
+* Keras ``LSTM(8, recurrent_activation="hard_sigmoid")``: the kernel's recurrence on a prepared projection
+  (``ext.forward``), then the native entry (``function.infer``: the projection GEMM and the kernel), the call
+  plan (``LayerPlan.run``), the whole Keras call;
+* MindSpore ``LSTM(8, 8, batch_first=True)`` with ``seq_length`` (the native kernel, MindSpore's CPU
+  activations, a step mask): the same three layers;
+* MindSpore without ``seq_length`` (standard LSTM: oneDNN's ``torch.lstm``, MindSpore's bits): bare
+  ``torch.lstm``, then the MindSpore call; ``torch.nn.LSTM`` for reference.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
+from typing import Any, Callable, Dict, Tuple
 
 import torch
 
 import lstm_bridge.keras as K
 import lstm_bridge.mindspore as M
-from lstm_bridge.engine import native, run_layer
-from lstm_bridge.engine.native import function
-from lstm_bridge.engine.native.plan import LayerArgs
+from lstm_bridge.engine import MaskedOutput, callplan
+from lstm_bridge.engine.native import checks, function
 
 
-def timed(fn, calls: int = 1000):
+def timed(fn: Callable[[], Any], calls: int = 1000) -> Tuple[float, float]:
+    """(min, median) microseconds per call over 7 runs of ``calls`` calls (CPU time of this process)."""
     for _ in range(100):
         fn()
     runs = []
@@ -31,52 +41,74 @@ def timed(fn, calls: int = 1000):
     return min(runs), statistics.median(runs)
 
 
+def _kernel(plan: Any, xp: torch.Tensor, w_hh: torch.Tensor, h0: torch.Tensor, valid: Any) -> Callable[[], Any]:
+    masks = function.kernel_masks(valid, [None], [None])
+    rec = masks.recurrent_args(plan)
+    kernel_valid = masks.valid_arg()
+    bias = [plan.empty()]
+    return lambda: plan.ext.forward(plan.cfg, xp, [w_hh], [h0], [h0], kernel_valid, rec, bias)
+
+
+def _infer(plan: Any, xt: torch.Tensor, w: Any, h0: torch.Tensor, valid: Any) -> Callable[[], Any]:
+    masks = function.kernel_masks(valid, [None], [None])
+    rec = masks.recurrent_args(plan)
+    kernel_valid = masks.valid_arg()
+    bias = [function.kernel_bias(plan, w.b_ih, w.b_hh)]
+    return lambda: function.infer(plan, xt, (w.w_ih,), [w.w_hh], bias, [h0], [h0], kernel_valid, rec)
+
+
+def _plan_of(semantics: Any) -> Any:
+    """The native ``Plan`` of a one-direction, H=8 float32 inference call with these semantics."""
+    acts = semantics.activations
+    ids = [int(checks.native_activation_id(f) or 0) for f in (acts.gate, acts.candidate, acts.cell)]
+    carry = semantics.masked_output is MaskedOutput.CARRY
+    return function.make_plan([8], [False], ids, carry, torch.float32, False)
+
+
 def main() -> None:
     torch.set_num_threads(1)
     x = torch.randn(1, 1, 8)
-    layer = K.LSTM(8, recurrent_activation="hard_sigmoid")
-    layer(x)
+    xt = x.transpose(0, 1)
+    xp = torch.randn(1, 1, 32)
+    lengths = torch.tensor([1], dtype=torch.int32)
+    keras = K.LSTM(8, recurrent_activation="hard_sigmoid")
     ms = M.LSTM(8, 8, batch_first=True)
     reference = torch.nn.LSTM(8, 8, batch_first=True)
-    lengths = torch.tensor([1], dtype=torch.int32)
+    rows: Dict[str, Callable[[], Any]] = {}
     with torch.no_grad():
-        call = layer.prepare(x)
-        weights = [layer.cell.direction_weights()]
-        w = weights[0]
-        sem = call.semantics
-        plan = function.make_plan([8], [False], [2, 1, 1], True, torch.float32, False)
-        args = LayerArgs(call.xt, (w.w_ih,), (w.w_hh,), (w.b_ih,), (w.b_hh,), (call.h0,), (call.c0,))
-        masks = function.kernel_masks(None, [None], [None])
-        xp = torch.randn(1, 1, 32)
-        rows = {
-            "kernel (ext.forward)": lambda: plan.ext.forward(
-                plan.cfg,
-                xp,
-                [w.w_hh],
-                [call.h0],
-                [call.c0],
-                masks.valid_arg(),
-                masks.recurrent_args(plan),
-                [plan.empty()],
-            ),  # fmt: skip
-            "+ projection (function._run_forward)": lambda: function._run_forward(plan, args, masks),
-            "function.apply": lambda: function.apply(plan, args, masks),
-            "+ shape checks, plan (native.run_layer_checked)": lambda: native.run_layer_checked(
-                call.xt, weights, [call.h0], [call.c0], reverse=[False], valid=None, semantics=sem, dropout=[None]
-            ),
-            "+ guards, selection (engine.run_layer)": lambda: run_layer(
-                call.xt, weights, [call.h0], [call.c0], reverse=[False], valid=None, semantics=sem, dropout=[None]
-            ),
-            "+ run_directions (keras layer.run)": lambda: layer.run(call),
-            "keras layer.prepare alone": lambda: layer.prepare(x),
-            "keras call": lambda: layer(x),
-            "mindspore call": lambda: ms(x),
-            "mindspore call with seq_length": lambda: ms(x, seq_length=lengths),
-            "torch.nn.LSTM call": lambda: reference(x),
-        }
+        keras(x)
+        keras(x)  # planned from here on
+        ms(x, seq_length=lengths)
+        ms(x, seq_length=lengths)
+        ms(x)
+        ms(x)
+
+        k_entry = callplan.PlanSlot.of(keras).entry
+        assert k_entry is not None and k_entry[1] is not None, "the Keras call was not planned"
+        k_plan, k_weights, k_h0, k_c0 = k_entry[1], k_entry[2], k_entry[3], k_entry[4]
+        w = k_weights[0]
+        kp = _plan_of(keras.prepare(x).semantics)
+        rows["keras: kernel (ext.forward)"] = _kernel(kp, xp, w.w_hh, k_h0[0], None)
+        rows["keras: + projection (function.infer)"] = _infer(kp, xt, w, k_h0[0], None)
+        rows["keras: + call plan (LayerPlan.run)"] = lambda: k_plan.run(xt, k_weights, k_h0, k_c0, None)
+        rows["keras: call"] = lambda: keras(x)
+
+        mp = _plan_of(ms._semantics(True, torch.float32))
+        m_w = ms.layer_weights(torch.float32)[0][0]
+        valid = torch.ones(1, 1, dtype=torch.bool)
+        zeros = torch.zeros(1, 8)
+        rows["mindspore seq_length: kernel (ext.forward)"] = _kernel(mp, xp, m_w.w_hh, zeros, valid)
+        rows["mindspore seq_length: + projection (function.infer)"] = _infer(mp, xt, m_w, zeros, valid)
+        rows["mindspore seq_length: call"] = lambda: ms(x, seq_length=lengths)
+
+        params = list(ms.parameters())
+        hx = (torch.zeros(1, 1, 8), torch.zeros(1, 1, 8))
+        rows["mindspore: torch.lstm (oneDNN)"] = lambda: torch.lstm(xt, hx, params, True, 1, 0.0, False, False, False)
+        rows["mindspore: call"] = lambda: ms(x)
+        rows["torch.nn.LSTM call"] = lambda: reference(x)
         for name, fn in rows.items():
             best, median = timed(fn)
-            print(f"{name:48s} min {best:7.1f} us   median {median:7.1f} us")
+            print(f"{name:52s} min {best:7.1f} us   median {median:7.1f} us")
 
 
 if __name__ == "__main__":
