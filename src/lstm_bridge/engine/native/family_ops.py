@@ -2,9 +2,9 @@
 
 ``torch.ops.lstm_bridge.family_layer`` / ``family_layer_backward`` wrap :func:`.family.forward_impl` /
 :func:`.family.backward_impl` (schemas of tensors, tensor lists, ints and bools; fake kernels with symbolic
-``T`` and ``B``; ``register_autograd`` saving through ``ctx.save_for_backward``). Traced calls
-(``torch.compile``, ``torch.export``, ``torch.jit.trace``) record these ops; eager calls keep
-:class:`.family.NativeFamilyLayer`.
+``T`` and ``B``; an autograd formula saving through ``ctx.save_for_backward``), registered by
+:func:`.ops.define_op` like the LSTM's. Traced calls (``torch.compile``, ``torch.export``, ``torch.jit.trace``)
+record these ops; eager calls keep :class:`.family.NativeFamilyLayer`.
 
 Schema of ``family_layer`` (``D`` directions, ``G`` = 3 GRU / 1 RNN, ``H_d`` from ``w_hh[d]``, ``S = sum G H_d``)::
 
@@ -23,7 +23,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 import torch
 
 from . import family
-from .ops import _expand, _grad_shapes, _per_direction, _present, _unaliased
+from .ops import _expand, _grad_shapes, _per_direction, _present, _unaliased, define_op
 
 Tensor = torch.Tensor
 
@@ -34,8 +34,7 @@ def _gate_count(form: int) -> int:
     return 1 if form == family.FORM_RNN else 3
 
 
-@torch.library.custom_op("lstm_bridge::family_layer", mutates_args=(), device_types="cpu")
-def family_layer(
+def _family_layer_kernel(
     x: Tensor,
     w_ih: List[Tensor],
     w_hh: List[Tensor],
@@ -78,7 +77,6 @@ def family_layer(
     return _unaliased([*outs, *hn, gates, *h_prev, *aux], [x, *w_ih, *w_hh, *b_ih, *b_hh, *h0])
 
 
-@family_layer.register_fake
 def _family_layer_fake(
     x: Tensor,
     w_ih: List[Tensor],
@@ -110,8 +108,7 @@ def _family_layer_fake(
     return [*outs, *hn, x.new_empty((T, B, S)), *h_prev, *aux]
 
 
-@torch.library.custom_op("lstm_bridge::family_layer_backward", mutates_args=(), device_types="cpu")
-def family_layer_backward(
+def _family_layer_backward_kernel(
     grad_outs: List[Tensor],
     grad_hn: List[Tensor],
     x: Tensor,
@@ -158,7 +155,6 @@ def family_layer_backward(
     return _unaliased(results, [*grad_outs, *grad_hn, x, *w_ih, *w_hh, gates, *h_prev, *aux])
 
 
-@family_layer_backward.register_fake
 def _family_layer_backward_fake(
     grad_outs: List[Tensor],
     grad_hn: List[Tensor],
@@ -255,7 +251,8 @@ def _backward(ctx: Any, grads: Sequence[Optional[Tensor]]) -> Tuple[Any, ...]:
     )
 
 
-family_layer.register_autograd(_backward, setup_context=_setup_context)
+family_layer = define_op("family_layer", _family_layer_kernel, _family_layer_fake, _backward, _setup_context)
+family_layer_backward = define_op("family_layer_backward", _family_layer_backward_kernel, _family_layer_backward_fake)
 
 
 def run(

@@ -22,19 +22,71 @@ Schema of ``lstm_layer`` (``D`` directions; ``H_d`` from ``w_hh[d]``; ``S = sum 
 
 ``save`` is True when autograd records the call: the op then also returns the activated gates and the
 per-step states, which ``setup_context`` saves (they are outputs, never differentiated).
+
+Registration (:func:`define_op`): the ops are defined on a ``torch.library.Library`` fragment with the
+kernel registered for ``CPU`` as is, and a lean ``Autograd`` kernel: a call autograd does not record on
+plain CPU tensors (a compiled or exported program in inference, ``torch.no_grad``) runs the kernel at
+once; a call it records, or one under a mode, fake tensors or functionalization (tracing), takes torch's
+own path (``torch.library.register_autograd``'s kernel, a redispatch). ``torch.library.custom_op`` gives
+the same semantics with two Python round trips and a wrapper per call (~21 us against ~9 us on this
+schema; docs/benchmarks.md, issue 12 section).
 """
 
 from __future__ import annotations
 
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import torch
+from torch._library import autograd as _torch_autograd
 
 from . import function, onnx_ops
 
 Tensor = torch.Tensor
 
-__all__ = ["lstm_layer", "lstm_layer_backward", "run"]
+__all__ = ["define_op", "lstm_layer", "lstm_layer_backward", "run"]
+
+LIBRARY = torch.library.Library("lstm_bridge", "FRAGMENT")  # type: ignore[no-untyped-call]
+"""The fragment of the ``lstm_bridge`` op namespace that :func:`define_op` registers into."""
+
+_BELOW_INPLACE_OR_VIEW = torch._C._after_ADInplaceOrView_keyset
+_CPU = torch._C.DispatchKey.CPU
+
+
+def define_op(
+    name: str,
+    kernel: Callable[..., List[Tensor]],
+    fake: Callable[..., List[Tensor]],
+    backward: Optional[Callable[..., Any]] = None,
+    setup_context: Optional[Callable[..., None]] = None,
+) -> Any:
+    """Define ``lstm_bridge::<name>`` (schema inferred from ``kernel``'s annotations, no mutated arguments,
+    ``pt2_compliant``) with ``kernel`` for CPU, ``fake`` for shape propagation and an autograd formula
+    (``backward``/``setup_context`` as :func:`torch.library.register_autograd` takes them; without one, a
+    recorded call fails in backward, naming the op). Returns the op's default overload.
+
+    The ``Autograd`` kernel: a call autograd records (grad mode on, an input requiring grad) goes through
+    torch's autograd wrapper (saved tensors, ``needs_input_grad``, tensor lists); any other call whose
+    remaining dispatch keys end at ``CPU`` (no ``TorchDispatchMode``, fake tensor, functionalization or
+    other key in between) calls ``kernel`` directly; the rest redispatch below autograd as torch does."""
+    schema = torch.library.infer_schema(kernel, mutates_args=())
+    LIBRARY.define(name + schema, tags=(torch.Tag.pt2_compliant_tag,))  # type: ignore[no-untyped-call]
+    LIBRARY.impl(name, kernel, "CPU")  # type: ignore[no-untyped-call]
+    torch.library.register_fake(f"lstm_bridge::{name}", fake, lib=LIBRARY)
+    op = getattr(torch.ops.lstm_bridge, name).default
+    recorded = _torch_autograd.make_autograd_impl(op, _torch_autograd.Info(backward, setup_context))
+    below_autograd = torch._C._after_autograd_keyset
+
+    def autograd_kernel(keyset: Any, *args: Any) -> Any:
+        if torch.is_grad_enabled() and torch._C._any_requires_grad(*args):
+            return recorded(keyset, *args)
+        if (keyset & _BELOW_INPLACE_OR_VIEW).highestPriorityTypeId() == _CPU:
+            return kernel(*args)  # a plain CPU call: nothing between autograd and the kernel
+        with torch._C._AutoDispatchBelowAutograd():
+            return op.redispatch(keyset & below_autograd, *args)
+
+    LIBRARY.impl(name, autograd_kernel, "Autograd", with_keyset=True)  # type: ignore[no-untyped-call]
+    return op
+
 
 _FwdOut = List[Tensor]
 """Flat (one ``Tensor[]``, which every exporter maps output by output): ``[*outs, *h_n, *c_n, gates,
@@ -62,8 +114,7 @@ def _unaliased(results: List[Tensor], inputs: Sequence[Optional[Tensor]]) -> Lis
     return out
 
 
-@torch.library.custom_op("lstm_bridge::lstm_layer", mutates_args=(), device_types="cpu")
-def lstm_layer(
+def _lstm_layer_kernel(
     x: Tensor,
     w_ih: List[Tensor],
     w_hh: List[Tensor],
@@ -102,7 +153,6 @@ def lstm_layer(
     return _unaliased([*outs, *hn, *cn, gates, *c_prev, *h_prev], [x, *w_ih, *w_hh, *b_ih, *b_hh, *h0, *c0])
 
 
-@lstm_layer.register_fake
 def _lstm_layer_fake(
     x: Tensor,
     w_ih: List[Tensor],
@@ -134,8 +184,7 @@ def _lstm_layer_fake(
     return [*outs, *hn, *cn, x.new_empty((T, B, S), dtype=kd), *saved]
 
 
-@torch.library.custom_op("lstm_bridge::lstm_layer_backward", mutates_args=(), device_types="cpu")
-def lstm_layer_backward(
+def _lstm_layer_backward_kernel(
     grad_outs: List[Tensor],
     grad_hn: List[Tensor],
     grad_cn: List[Tensor],
@@ -192,7 +241,6 @@ def _grad_shapes(x: Tensor, w_ih: Sequence[Tensor], w_hh: Sequence[Tensor], stat
     ]
 
 
-@lstm_layer_backward.register_fake
 def _lstm_layer_backward_fake(
     grad_outs: List[Tensor],
     grad_hn: List[Tensor],
@@ -319,7 +367,8 @@ def _expand(flags: Sequence[bool], present: Sequence[bool]) -> List[bool]:
     return [next(it) if p else False for p in present]
 
 
-lstm_layer.register_autograd(_backward, setup_context=_setup_context)
+lstm_layer = define_op("lstm_layer", _lstm_layer_kernel, _lstm_layer_fake, _backward, _setup_context)
+lstm_layer_backward = define_op("lstm_layer_backward", _lstm_layer_backward_kernel, _lstm_layer_backward_fake)
 
 
 def run(
