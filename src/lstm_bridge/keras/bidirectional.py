@@ -23,7 +23,7 @@ import torch
 
 from ..engine import CellKind, callplan as _callplan
 from . import outputs as _outputs
-from .cell import RecurrentCell, config_keras_version, unique_name
+from .cell import config_keras_version, unique_name
 from .layer import GRU, LSTM, Output, Recurrent, SimpleRNN, run_directions
 
 # The class a nested layer config names (Keras's "class_name").
@@ -317,19 +317,11 @@ class Bidirectional(torch.nn.Module):
         plans the next ones, which run both directions in one planned engine call."""
         modules = self._modules  # (not Module.__getattr__: ~0.5-0.9 us a name on every call)
         fw, bw = cast(Recurrent, modules["forward_layer"]), cast(Recurrent, modules["backward_layer"])
-        f_cell, b_cell = cast(RecurrentCell, fw._modules["cell"]), cast(RecurrentCell, bw._modules["cell"])
-        if (
-            self._initial_weights is not None
-            or f_cell._parameters.get("kernel") is None  # (not built)
-            or b_cell._parameters.get("kernel") is None
-            or fw.stateful
-            or bw.stateful
-            or fw.activity_regularizer is not None
-            or bw.activity_regularizer is not None
-        ):
+        f_planned, b_planned = fw.planned_weights(training), bw.planned_weights(training)
+        if self._initial_weights is not None or f_planned is None or b_planned is None:
             return self._forward(x, mask, training, None)
-        weights = [f_cell.direction_weights(), b_cell.direction_weights()]
-        drops = (f_cell.resolve_training(training), b_cell.resolve_training(training))
+        weights = [f_planned[0], b_planned[0]]
+        drops = (f_planned[1], b_planned[1])
         key = (_callplan.signature(x), mask is None, drops, id(weights[0]), id(weights[1]))
         slot = self.__dict__.get("_call_plan") or _callplan.PlanSlot.of(self)
         cached = slot.entry
@@ -394,7 +386,7 @@ class Bidirectional(torch.nn.Module):
 
     def _combine(self, f_out: Output, b_out: Output) -> Output:
         """The wrapper's returns from its two layers' returns: the merged outputs, then the states."""
-        n = self.forward_layer.cell.n_states
+        n = cast(Recurrent, self._modules["forward_layer"]).state_count  # (no Module.__getattr__: every call)
         states: List[torch.Tensor] = []
         if isinstance(f_out, torch.Tensor) and isinstance(b_out, torch.Tensor):  # no return_state
             y_f, y_b = f_out, b_out

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from .._tensors import as_float, as_tensor, check_shape
-from ..engine import DropoutMasks, LayerSemantics, MaskedOutput, callplan as _callplan, run_layer
+from ..engine import DirectionWeights, DropoutMasks, LayerSemantics, MaskedOutput, callplan as _callplan, run_layer
 from ..engine.guards import tracing
 from ..recurrent import CellKind
 from . import options as _options, outputs as _outputs
@@ -550,6 +550,20 @@ class Recurrent(torch.nn.Module):
         valid = None if mask is None else self._valid_steps(mask, xt.shape[0], xt.shape[1])
         outs, hs, cs = plan.run(xt, cached[2], cached[3], cached[4], valid)
         return self.planned_output(outs[0], hs[0], None if cached[5] else cs[0])
+
+    def planned_weights(self, training: Optional[bool]) -> Optional[Tuple[DirectionWeights, bool]]:
+        """For a wrapper's planned call: the cell's inference weight views (``cell.direction_weights()``) and
+        the resolved training flag, or None when the layer's calls take the full path (not built, stateful,
+        an activity regularizer). Reads the cell without ``Module.__getattr__`` (this runs on every call)."""
+        cell = cast(RecurrentCell, self._modules["cell"])
+        if cell._parameters.get("kernel") is None or self.stateful or self.activity_regularizer is not None:
+            return None
+        return cell.direction_weights(), cell.training if training is None else bool(training)
+
+    @property
+    def state_count(self) -> int:
+        """How many states the cell carries (LSTM 2: ``h``, ``c``; GRU and SimpleRNN 1)."""
+        return cast(RecurrentCell, self._modules["cell"]).n_states
 
     def valid_steps(self, mask: Any, steps: int, batch: int) -> Optional[torch.Tensor]:
         """A call's Keras ``mask`` as the engine's ``(T, B)`` bool step mask (None: every step), checked
