@@ -217,6 +217,12 @@ def test_an_unrecorded_op_call_runs_the_kernel_without_torchs_python_wrappers(op
     assert op in Seen.ops
     for a, b in zip(direct, moded):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+    with torch.no_grad():  # the lean inference entry == the general forward (save=True: gates and states kept)
+        general = op(*args[:-1], True)
+    D = 2
+    n = 3 * D if op_name == "lstm_layer" else 2 * D
+    for a, b in zip(direct[:n], general[:n]):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
     with torch._subclasses.fake_tensor.FakeTensorMode() as mode:  # and fake tensors reach the fake kernel
         fake = op(*[mode.from_tensor(a) if isinstance(a, torch.Tensor) else
                     [mode.from_tensor(t) for t in a] if isinstance(a, list) and a and isinstance(a[0], torch.Tensor)

@@ -34,12 +34,14 @@ schema; docs/benchmarks.md, issue 12 section).
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+import functools
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch._library import autograd as _torch_autograd
 
 from . import function, onnx_ops
+from .plan import Masks, Plan
 
 Tensor = torch.Tensor
 
@@ -114,6 +116,36 @@ def _unaliased(results: List[Tensor], inputs: Sequence[Optional[Tensor]]) -> Lis
     return out
 
 
+_NO_VALID = torch.empty(0, dtype=torch.uint8)
+_INFERENCE_PLANS: Dict[Tuple[Any, ...], Plan] = {}
+
+
+def _inference_plan(
+    x: Tensor, w_hh: Sequence[Tensor], reverse: Sequence[int], acts: Sequence[int], carry: bool
+) -> Optional[Plan]:
+    """The :class:`.Plan` of an unrecorded call without dropout masks when it takes the lean inference entry
+    (:func:`.function.lean_inference`: float32/float64, a projection below the workspace's size), else None.
+
+    Plans are kept per hashable signature - dtype, hidden sizes, directions, activations, masked-output rule,
+    ``native.GEMM_PATH`` - so a repeated call skips :func:`.function.make_plan`'s argument normalisation."""
+    from . import GEMM_PATH  # read per call: tests switch it
+
+    H = tuple([int(w.shape[1]) for w in w_hh])
+    key = (x.dtype, H, tuple(reverse), tuple(acts), carry, GEMM_PATH)
+    plan = _INFERENCE_PLANS.get(key)
+    if plan is None:
+        plan = function.make_plan(H, [bool(r) for r in reverse], acts, carry, x.dtype, False)
+        if len(_INFERENCE_PLANS) > 256:
+            _INFERENCE_PLANS.clear()
+        _INFERENCE_PLANS[key] = plan
+    return plan if function.lean_inference(plan, x, _no_masks(plan.D)) else None
+
+
+@functools.lru_cache(maxsize=8)
+def _no_masks(D: int) -> Masks:
+    return Masks(None, (None,) * D, (None,) * D)
+
+
 def _lstm_layer_kernel(
     x: Tensor,
     w_ih: List[Tensor],
@@ -134,6 +166,18 @@ def _lstm_layer_kernel(
 ) -> _FwdOut:
     """One native LSTM layer forward (see the module docstring for the schema)."""
     D = len(w_hh)
+    if not save and not in_masks and not rec_masks:
+        plan = _inference_plan(x, w_hh, reverse, acts, carry)
+        if plan is not None:  # what a compiled or exported program runs in inference
+            bias = [
+                function.kernel_bias(plan, bi, bh)
+                for bi, bh in zip(_present(b_ih, has_bias[:D]), _present(b_hh, has_bias[D:]))
+            ]
+            # the kernel reads the step mask as uint8 (T, B): a bool tensor's bytes (run() passes it contiguous)
+            kernel_valid = _NO_VALID if valid is None else valid.contiguous().view(torch.uint8)
+            outs, hn, cn = function.infer(plan, x, w_ih, w_hh, bias, h0, c0, kernel_valid, [plan.empty()] * D)
+            # fresh tensors of the kernel (at::empty): nothing aliases an input or another output
+            return [*outs, *hn, *cn, x.new_empty((0,))]
     outs, hn, cn, gates, c_prev, h_prev = function.forward_impl(
         x,
         w_ih,
@@ -404,7 +448,7 @@ def run(
         has_bias,
         list(h0),
         list(c0),
-        valid,
+        None if valid is None else valid.contiguous(),  # (compiled: the producer writes it in the kernel's layout)
         [m for m in in_masks if m is not None],
         [m for m in rec_masks if m is not None],
         [int(m is not None) for m in in_masks] + [int(m is not None) for m in rec_masks],
