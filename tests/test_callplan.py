@@ -342,3 +342,20 @@ def test_standard_plan_builds_hx_for_new_initial_states():
                 ref_o, ref_h, ref_c = torch_path._standard_layer(x, use, h0, c0, rev)
                 assert torch.equal(out, torch.cat(ref_o, -1))
                 assert torch.equal(h, torch.stack(ref_h)) and torch.equal(c, torch.stack(ref_c))
+
+
+def test_plan_key_reads_the_backend_request_as_os_environ_does(monkeypatch):
+    import os
+
+    from lstm_bridge.engine import callplan
+
+    x = torch.zeros(1, 1, 1)
+    monkeypatch.delenv("LSTM_BRIDGE_BACKEND", raising=False)
+    unset = callplan.signature(x)
+    monkeypatch.setenv("LSTM_BRIDGE_BACKEND", "torch")
+    on_torch = callplan.signature(x)
+    monkeypatch.setenv("LSTM_BRIDGE_BACKEND", "native")
+    on_native = callplan.signature(x)
+    assert len({unset, on_torch, on_native}) == 3
+    monkeypatch.setattr(os, "environ", {"LSTM_BRIDGE_BACKEND": "auto"})  # a replaced mapping is read too
+    assert callplan.signature(x)[-1] == "auto"

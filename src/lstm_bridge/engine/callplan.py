@@ -34,13 +34,15 @@ Stacked = Tuple[Tensor, Tensor, Tensor]
 # ``os.environ.get`` encodes its key on every call (~0.6 us, a tenth of a tiny call's overhead): the plan key
 # reads the process environment's own mapping with the key encoded once (CPython's ``os._Environ``; any other
 # mapping falls back to ``os.environ.get``). The raw value is only compared, never interpreted.
-_ENV_DATA: Any = getattr(os.environ, "_data", None)
-_ENV_KEY: Any = os.environ.encodekey("LSTM_BRIDGE_BACKEND") if hasattr(os.environ, "encodekey") else None
+_ENVIRON = os.environ
+_ENV_DATA: Any = getattr(_ENVIRON, "_data", None)
+_ENV_KEY: Any = _ENVIRON.encodekey("LSTM_BRIDGE_BACKEND") if hasattr(_ENVIRON, "encodekey") else None
 
 
 def _backend_request() -> Any:
-    """The raw ``LSTM_BRIDGE_BACKEND`` value (None when unset), as cheaply as the platform allows."""
-    if _ENV_KEY is not None and isinstance(_ENV_DATA, dict):
+    """The raw ``LSTM_BRIDGE_BACKEND`` value (None when unset), as cheaply as the platform allows (the
+    fallback also serves a process whose ``os.environ`` was replaced by another mapping)."""
+    if os.environ is _ENVIRON and _ENV_KEY is not None and isinstance(_ENV_DATA, dict):
         return _ENV_DATA.get(_ENV_KEY)
     return os.environ.get("LSTM_BRIDGE_BACKEND")
 
@@ -157,7 +159,11 @@ def plan_layer(
 
 def _same_objects(a: Optional[Sequence[Any]], b: Sequence[Any]) -> bool:
     """Whether two sequences hold the same objects (identity, never ``==``: tensors compare elementwise)."""
-    return a is not None and len(a) == len(b) and all(x is y for x, y in zip(a, b))
+    if a is None or len(a) != len(b):
+        return False
+    if len(b) == 1:  # (one direction: no generator on every call)
+        return a[0] is b[0]
+    return all(x is y for x, y in zip(a, b))
 
 
 def _standard_plan(planned: Sequence[DirectionWeights], reverse: List[bool], used: str) -> LayerPlan:
