@@ -120,12 +120,15 @@ def kernel_masks(
     )
 
 
+_LEAN_DTYPES = (torch.float32, torch.float64)
+
+
 def lean_inference(plan: Plan, x: Tensor, masks: Masks) -> bool:
     """Whether a call goes through :func:`infer`: not recorded, float32/float64, no input dropout mask, and
     a projection below the workspace's size (:data:`.workspace.MIN_BYTES`; larger ones reuse its buffer)."""
     return (
         not plan.record
-        and not plan.lowp
+        and plan.dtype in _LEAN_DTYPES
         and all(m is None for m in masks.inputs)
         and x.shape[0] * x.shape[1] * plan.S * x.element_size() < workspace.MIN_BYTES
     )
