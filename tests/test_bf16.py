@@ -347,6 +347,108 @@ def test_bf16_matmul_rounds_operands_and_accumulates_in_float32(shape):
     assert ext.matmul_nt_bf16(a.to(BF16), w, out) is not None and torch.equal(out.view(M, N), got)
 
 
+@pytest.mark.parametrize("shape", [(1, 1, 1), (7, 5, 3), (130, 67, 129), (64, 512, 256), (33, 0, 10)])
+def test_bf16_matmul_adds_the_bias_to_the_float32_product(shape):
+    """``bias`` joins as the product is stored: bit for bit ``(a w^T) + bias`` in float32 (the kernel's own
+    order when it adds the bias itself), float32 or bfloat16 bias, into ``out`` or a new tensor."""
+    ext = native.module()
+    M, K, N = shape
+    gen = torch.Generator().manual_seed(M + K + N)
+    a, w, b = torch.randn(M, K, generator=gen), torch.randn(N, K, generator=gen), torch.randn(N, generator=gen)
+    assert torch.equal(ext.matmul_nt_bf16(a, w, None, b), ext.matmul_nt_bf16(a, w) + b)
+    out = torch.empty(M * N)
+    ext.matmul_nt_bf16(a.to(BF16), w, out, b.to(BF16))
+    assert torch.equal(out.view(M, N), ext.matmul_nt_bf16(a, w) + b.to(BF16).float())
+    with pytest.raises(
+        RuntimeError, match=rf"bias must be a CPU float32/bfloat16 \({N}\) tensor; received \[{N + 1}\]"
+    ):
+        ext.matmul_nt_bf16(a, w, None, torch.zeros(N + 1))
+
+
+def _rounding_probe(K: int, N: int, seed: int) -> torch.Tensor:
+    """(N, K) float32 values over many binades, with exact bf16 ties (both parities) and zeros (a -0.0 weight
+    would read back as +0.0: the accumulator starts at +0.0)."""
+    gen = torch.Generator().manual_seed(seed)
+    w = torch.randn(N, K, generator=gen) * torch.pow(2.0, torch.randint(-60, 60, (N, K), generator=gen).float())
+    base = torch.randn(N, K, generator=gen).to(BF16).float()
+    ties = (base.view(torch.int32) + 0x8000).view(torch.float32)  # halfway between two bf16 values
+    pick = torch.randint(0, 3, (N, K), generator=gen)
+    w = torch.where(pick == 1, ties, w)
+    w[0, :] = 0.0
+    return w
+
+
+@pytest.mark.parametrize("K, N", [(1, 1), (7, 5), (129, 67), (256, 130), (64, 1024)])
+def test_bf16_weight_packing_rounds_like_torch_in_every_layout(K, N):
+    """The bf16 pack of W (vectorised for unit-stride rows or columns, scalar otherwise) rounds exactly as
+    ``Tensor.to(torch.bfloat16)``: eye(K) @ W^T returns W rounded, for W contiguous, transposed (a Keras
+    kernel seen as W) and with no unit stride; the recurrence's packs share the code."""
+    ext = native.module()
+    w = _rounding_probe(K, N, seed=K * N)
+    expected = w.to(BF16).float().t()
+    eye = torch.eye(K)
+    wide = torch.zeros(N, 2 * K)
+    wide[:, ::2] = w
+    for layout in (w, w.t().contiguous().t(), wide[:, ::2]):
+        assert torch.equal(layout, w)
+        got = ext.matmul_nt_bf16(eye, layout)
+        assert torch.equal(got.view(torch.int32), expected.view(torch.int32)), "bf16 rounding differs"
+
+
+@pytest.mark.parametrize("name", ["hard_sigmoid", "recurrent_dropout_g4", "bidirectional"])
+def test_bf16_kernel_is_layout_independent(monkeypatch, name):
+    """The same weights as contiguous tensors, transposed views (the Keras layout) and views without a unit
+    stride give the same bits in every output and gradient (the forward and backward packs of W_hh, the
+    projection's pack of W_ih)."""
+    monkeypatch.setenv("LSTM_BRIDGE_BACKEND", "native")
+    x, dirs, h0, c0, valid, dropout, sem, reverse = make_case(name, seed=3, T=9, B=13, I=21, H=70)
+
+    def transposed(w: torch.Tensor) -> torch.Tensor:
+        return w.detach().t().contiguous().t().requires_grad_()
+
+    def strided(w: torch.Tensor) -> torch.Tensor:
+        wide = torch.zeros(w.shape[0], 3 * w.shape[1])
+        wide[:, ::3] = w.detach()
+        return wide.requires_grad_()[:, ::3]
+
+    def run(layout):
+        ws = [(layout(w.w_ih), layout(w.w_hh)) for w in dirs]
+        d = [DirectionWeights(wi, wh, w.b_ih, w.b_hh) for (wi, wh), w in zip(ws, dirs)]
+        with autocast():
+            outs, hs, cs = run_layer(x, d, h0, c0, reverse=reverse, valid=valid, semantics=sem, dropout=dropout)
+        results = [*outs, *hs, *cs]
+        loss = sum((r.float() * torch.linspace(-1, 1, r.numel()).view(r.shape)).sum() for r in results)
+        inputs = [x, *h0, *c0, *[t for pair in ws for t in pair]]
+        assert backend.last_used == "native"
+        return results + list(torch.autograd.grad(loss, inputs))
+
+    reference = run(lambda w: w)
+    for layout in (transposed, strided):
+        for r, g in zip(reference, run(layout)):
+            assert torch.equal(r, g)
+
+
+@pytest.mark.parametrize("path", ["native", "torch"])
+def test_bf16_bias_of_one_direction_only(monkeypatch, path):
+    """Biases on one direction of a bidirectional layer (the kernel adds them as the projection is stored,
+    zeros for the other direction): close to float32 and to the other engine path."""
+    monkeypatch.setenv("LSTM_BRIDGE_BACKEND", path)
+    x, dirs, h0, c0, valid, dropout, sem, reverse = make_case("bidirectional", seed=9)
+    dirs = [dirs[0], DirectionWeights(dirs[1].w_ih, dirs[1].w_hh, None, None)]
+    with torch.no_grad():
+        ref = run_layer(x, dirs, h0, c0, reverse=reverse, valid=valid, semantics=sem, dropout=dropout)
+        with autocast():
+            got = run_layer(x, dirs, h0, c0, reverse=reverse, valid=valid, semantics=sem, dropout=dropout)
+    assert backend.last_used == path
+    for r, g in zip(sum(ref, []), sum(got, [])):
+        assert g.dtype == BF16 and (g.float() - r).abs().max().item() <= OUT_TOL
+    monkeypatch.setenv("LSTM_BRIDGE_BACKEND", "torch" if path == "native" else "native")
+    with torch.no_grad(), autocast():
+        other = run_layer(x, dirs, h0, c0, reverse=reverse, valid=valid, semantics=sem, dropout=dropout)
+    for a, b in zip(sum(got, []), sum(other, [])):
+        assert (a.float() - b.float()).abs().max().item() <= 1e-2
+
+
 # --- the bench's bf16 rows ---------------------------------------------------------------------------------
 
 

@@ -24,13 +24,14 @@ namespace {
 // accumulation into the float32 pre-activations; everything else in the step stays float32.
 // W is packed once per call as bf16 pairs along K: in panel p (kBf16NR = 64 columns), the uint32 at
 // (k-pair j, column c) holds W^T[2j][c] in its low and W^T[2j+1][c] in its high half (K padded to
-// even with zeros). A (M, K) float32 is rounded per call into the same pair layout, so one broadcast
-// 32-bit A pair times one packed B vector is exactly one _mm512_dpbf16_ps (AVX512_BF16). Without that
-// instruction an exact float emulation runs (bf16 -> float32 is a 16-bit shift; the products of two
-// bf16 values are exact in float32), so the results differ only in the order of the float32 sums.
-constexpr int64_t kBf16NR = 64;  // 4 x 16 float32 lanes
-constexpr int kBf16MR = 6;       // 24 accumulators + 4 B vectors + 1 broadcast of the 32 zmm registers
-constexpr int64_t kBf16KC = 64;  // K pairs per block (see bf16_gemm)
+// even with zeros). A (M, K) float32 is rounded per call into the same pair layout (a bfloat16 A with
+// even K already is that layout), so one broadcast 32-bit A pair times one packed B vector is exactly
+// one _mm512_dpbf16_ps (AVX512_BF16). Without that instruction an exact float emulation runs (bf16 ->
+// float32 is a 16-bit shift; the products of two bf16 values are exact in float32), so the results
+// differ only in the order of the float32 sums.
+constexpr int64_t kBf16NR = 64;   // 4 x 16 float32 lanes
+constexpr int kBf16MR = 6;        // at most 24 accumulators + 4 B vectors + 1 broadcast of the 32 zmm registers
+constexpr int64_t kBf16KC = 128;  // K pairs per block (see bf16_gemm_pairs)
 
 struct Bf16Gemm {
   int64_t n = 0, k = 0, kp = 0, panels = 0;
@@ -43,8 +44,50 @@ inline uint32_t bf16_bits(float v) { return c10::BFloat16(v).x; }
 
 inline uint32_t bf16_pair(float lo, float hi) { return bf16_bits(lo) | (bf16_bits(hi) << 16); }
 
+// 16 lanes of uint32 (GCC vector type: AVX-512 where built for it, else split by the compiler).
+typedef uint32_t Bf16Lanes __attribute__((vector_size(64)));
+
+// The bf16 bits of 16 float32 bit patterns, in the high half of each lane (low half zero): exactly
+// c10::BFloat16's rounding (to nearest even; any NaN -> 0x7FC0).
+inline Bf16Lanes bf16_high(Bf16Lanes u) {
+  const Bf16Lanes rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) & 0xFFFF0000u;
+  const Bf16Lanes nan = (Bf16Lanes)((u & 0x7FFFFFFFu) > 0x7F800000u);
+  return (rounded & ~nan) | (nan & 0x7FC00000u);
+}
+
+inline Bf16Lanes load_lanes(const float* p) {
+  Bf16Lanes v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+// out[j] = bf16 pair (a[2j], a[2j+1]) for j < ceil(k / 2), a contiguous float32 row of k values; a zero
+// high half past k.
+inline void round_pairs(const float* a, int64_t k, uint32_t* out) {
+  const int64_t full = k / 2;
+  int64_t j = 0;
+  for (; j + 16 <= full; j += 16) {
+    const Bf16Lanes h0 = bf16_high(load_lanes(a + 2 * j)), h1 = bf16_high(load_lanes(a + 2 * j + 16));
+    const Bf16Lanes even = __builtin_shuffle(h0, h1, Bf16Lanes{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30});
+    const Bf16Lanes odd = __builtin_shuffle(h0, h1, Bf16Lanes{1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31});
+    const Bf16Lanes pairs = (even >> 16) | odd;
+    std::memcpy(out + j, &pairs, sizeof(pairs));
+  }
+  for (; j < full; ++j) out[j] = bf16_pair(a[2 * j], a[2 * j + 1]);
+  if (full * 2 < k) out[full] = bf16_pair(a[k - 1], 0.0f);
+}
+
+// The same from a contiguous bfloat16 row (its values are already bf16: only odd k needs a copy).
+inline void copy_pairs(const uint16_t* a, int64_t k, uint32_t* out) {
+  const int64_t full = k / 2;
+  std::memcpy(out, a, sizeof(uint32_t) * full);
+  if (full * 2 < k) out[full] = a[k - 1];
+}
+
 // Same pieces and (n, k) as pack_kernel_weights: forward B[k][n] = W[row0 + n][k] (N = 4H, K = H, or
 // per gate N = K = H); backward B[k][n] = W[row0 + k][n] (K = all of W's rows, or H per gate; N = H).
+// Where B's k or n has unit stride in W (a contiguous W or its transpose, e.g. a Keras (H, 4H)
+// recurrent kernel seen as W_hh), 16 lanes are rounded at a time (bit for bit the scalar rounding).
 Bf16Gemm pack_bf16_weights(const at::Tensor& w, int64_t G, bool forward) {
   TORCH_CHECK(w.scalar_type() == at::kFloat, "lstm-bridge native: bf16 GEMM operands need float32 weights; received ",
               w.scalar_type());
@@ -59,15 +102,40 @@ Bf16Gemm pack_bf16_weights(const at::Tensor& w, int64_t G, bool forward) {
   g.buffer = at::empty({pieces * piece_size}, w.options().dtype(at::kInt));
   uint32_t* dst = reinterpret_cast<uint32_t*>(g.buffer.data_ptr<int32_t>());
   const float* W = w.data_ptr<float>();
-  const int64_t s0 = w.stride(0), s1 = w.stride(1), n = g.n, k = g.k, kp = g.kp, panels = g.panels;
+  const int64_t s0 = w.stride(0), n = g.n, k = g.k, kp = g.kp, panels = g.panels;
+  const int64_t sk = forward ? w.stride(1) : s0, sn = forward ? s0 : w.stride(1);  // B[k][n] = base[k*sk + n*sn]
   at::parallel_for(0, pieces * panels, std::max<int64_t>(1, 65536 / (kp * kBf16NR)), [&](int64_t i0, int64_t i1) {
+    std::vector<uint32_t> row(static_cast<size_t>(kp));
     for (int64_t item = i0; item < i1; ++item) {
       const int64_t q = item / panels, p = item % panels;
-      const int64_t row0 = pieces == 4 ? q * H : 0;
+      const float* base = W + (pieces == 4 ? q * H : 0) * s0;
       uint32_t* panel = dst + q * piece_size + p * kp * kBf16NR;
+      const int64_t cols = std::min<int64_t>(kBf16NR, n - p * kBf16NR);
+      if (sn == 1 && cols == kBf16NR) {  // pair j: 64 consecutive values of B's rows 2j and 2j+1
+        for (int64_t j = 0; j < kp; ++j) {
+          const float* lo = base + 2 * j * sk + p * kBf16NR;
+          const bool has_hi = 2 * j + 1 < k;
+          for (int64_t v = 0; v < kBf16NR / 16; ++v) {
+            const Bf16Lanes l = bf16_high(load_lanes(lo + 16 * v));
+            const Bf16Lanes pairs = (l >> 16) | (has_hi ? bf16_high(load_lanes(lo + sk + 16 * v)) : Bf16Lanes{});
+            std::memcpy(panel + j * kBf16NR + 16 * v, &pairs, sizeof(pairs));
+          }
+        }
+        continue;
+      }
+      if (sk == 1) {  // column c of the panel: a contiguous run of k values, rounded in one go
+        for (int64_t c = 0; c < kBf16NR; ++c) {
+          if (c < cols) {
+            round_pairs(base + (p * kBf16NR + c) * sn, k, row.data());
+          } else {
+            std::fill(row.begin(), row.end(), 0u);
+          }
+          for (int64_t j = 0; j < kp; ++j) panel[j * kBf16NR + c] = row[j];
+        }
+        continue;
+      }
       auto val = [&](int64_t kk, int64_t nn) -> float {
-        if (kk >= k || nn >= n) return 0.0f;
-        return forward ? W[(row0 + nn) * s0 + kk * s1] : W[(row0 + kk) * s0 + nn * s1];
+        return kk >= k || nn >= n ? 0.0f : base[kk * sk + nn * sn];
       };
       for (int64_t j = 0; j < kp; ++j) {
         for (int64_t c = 0; c < kBf16NR; ++c) {
@@ -81,9 +149,11 @@ Bf16Gemm pack_bf16_weights(const at::Tensor& w, int64_t G, bool forward) {
   return g;
 }
 
-// Stores the MR x 64 accumulator block (float32) into C, adding C's values when accumulating.
+// Stores the MR x 64 accumulator block (float32) into C, adding C's values when accumulating, then the
+// bias of these columns when given: (C + acc) + bias.
 template <int MR>
-inline void store_block(float (*acc)[kBf16NR], float* C, int64_t ldc, int64_t ncols, bool accumulate) {
+inline void store_block(float (*acc)[kBf16NR], float* C, int64_t ldc, int64_t ncols, bool accumulate,
+                        const float* bias) {
   for (int r = 0; r < MR; ++r) {
     float* c = C + r * ldc;
     const float* a = acc[r];
@@ -91,6 +161,9 @@ inline void store_block(float (*acc)[kBf16NR], float* C, int64_t ldc, int64_t nc
       for (int64_t j = 0; j < ncols; ++j) c[j] = c[j] + a[j];
     } else {
       std::memcpy(c, a, sizeof(float) * ncols);
+    }
+    if (bias != nullptr) {
+      for (int64_t j = 0; j < ncols; ++j) c[j] = c[j] + bias[j];
     }
   }
 }
@@ -100,7 +173,7 @@ inline void store_block(float (*acc)[kBf16NR], float* C, int64_t ldc, int64_t nc
 template <int MR>
 __attribute__((target("avx512f,avx512bf16"))) void micro_bf16_dp(int64_t kp, const uint32_t* A, int64_t lda,
                                                                  const uint32_t* Bp, float* C, int64_t ldc,
-                                                                 int64_t ncols, bool accumulate) {
+                                                                 int64_t ncols, bool accumulate, const float* bias) {
   __m512 acc[MR][4];
   for (int r = 0; r < MR; ++r) {
     for (int v = 0; v < 4; ++v) acc[r][v] = _mm512_setzero_ps();
@@ -124,7 +197,7 @@ __attribute__((target("avx512f,avx512bf16"))) void micro_bf16_dp(int64_t kp, con
       float* c = C + r * ldc;
       for (int v = 0; v < 4; ++v) {
         const __m512 sum = accumulate ? _mm512_add_ps(_mm512_loadu_ps(c + 16 * v), acc[r][v]) : acc[r][v];
-        _mm512_storeu_ps(c + 16 * v, sum);
+        _mm512_storeu_ps(c + 16 * v, bias != nullptr ? _mm512_add_ps(sum, _mm512_loadu_ps(bias + 16 * v)) : sum);
       }
     }
     return;
@@ -133,7 +206,7 @@ __attribute__((target("avx512f,avx512bf16"))) void micro_bf16_dp(int64_t kp, con
   for (int r = 0; r < MR; ++r) {
     for (int v = 0; v < 4; ++v) _mm512_storeu_ps(tmp[r] + 16 * v, acc[r][v]);
   }
-  store_block<MR>(tmp, C, ldc, ncols, accumulate);
+  store_block<MR>(tmp, C, ldc, ncols, accumulate, bias);
 }
 
 bool has_bf16_dot() {
@@ -149,7 +222,7 @@ template <int MR>
 __attribute__((optimize("fp-contract=fast"))) void micro_bf16_emulated(int64_t kp, const uint32_t* A,
                                                                        int64_t lda, const uint32_t* Bp,
                                                                        float* C, int64_t ldc, int64_t ncols,
-                                                                       bool accumulate) {
+                                                                       bool accumulate, const float* bias) {
   typedef float VF __attribute__((vector_size(64)));
   typedef uint32_t VU __attribute__((vector_size(64)));
   VF acc[MR][4];
@@ -179,65 +252,73 @@ __attribute__((optimize("fp-contract=fast"))) void micro_bf16_emulated(int64_t k
   for (int r = 0; r < MR; ++r) {
     for (int v = 0; v < 4; ++v) __builtin_memcpy(tmp[r] + 16 * v, &acc[r][v], sizeof(VF));
   }
-  store_block<MR>(tmp, C, ldc, ncols, accumulate);
+  store_block<MR>(tmp, C, ldc, ncols, accumulate, bias);
 }
 
 template <int MR>
 inline void micro_bf16(int64_t kp, const uint32_t* A, int64_t lda, const uint32_t* Bp, float* C, int64_t ldc,
-                       int64_t ncols, bool accumulate) {
+                       int64_t ncols, bool accumulate, const float* bias) {
 #ifdef LSTM_BRIDGE_X86
   if (has_bf16_dot()) {
-    micro_bf16_dp<MR>(kp, A, lda, Bp, C, ldc, ncols, accumulate);
+    micro_bf16_dp<MR>(kp, A, lda, Bp, C, ldc, ncols, accumulate, bias);
     return;
   }
 #endif
-  micro_bf16_emulated<MR>(kp, A, lda, Bp, C, ldc, ncols, accumulate);
+  micro_bf16_emulated<MR>(kp, A, lda, Bp, C, ldc, ncols, accumulate, bias);
 }
 
-template <int R>
-inline void micro_bf16_tail(int64_t rows, int64_t kp, const uint32_t* A, int64_t lda, const uint32_t* Bp, float* C,
-                            int64_t ldc, int64_t ncols, bool accumulate) {
-  if constexpr (R > 0) {
-    if (rows == R) {
-      micro_bf16<R>(kp, A, lda, Bp, C, ldc, ncols, accumulate);
-      return;
-    }
-    micro_bf16_tail<R - 1>(rows, kp, A, lda, Bp, C, ldc, ncols, accumulate);
+// One row tile of 1..kBf16MR rows.
+inline void micro_bf16_rows(int64_t rows, int64_t kp, const uint32_t* A, int64_t lda, const uint32_t* Bp, float* C,
+                            int64_t ldc, int64_t ncols, bool accumulate, const float* bias) {
+  switch (rows) {
+    case 6: micro_bf16<6>(kp, A, lda, Bp, C, ldc, ncols, accumulate, bias); break;
+    case 5: micro_bf16<5>(kp, A, lda, Bp, C, ldc, ncols, accumulate, bias); break;
+    case 4: micro_bf16<4>(kp, A, lda, Bp, C, ldc, ncols, accumulate, bias); break;
+    case 3: micro_bf16<3>(kp, A, lda, Bp, C, ldc, ncols, accumulate, bias); break;
+    case 2: micro_bf16<2>(kp, A, lda, Bp, C, ldc, ncols, accumulate, bias); break;
+    default: micro_bf16<1>(kp, A, lda, Bp, C, ldc, ncols, accumulate, bias); break;
   }
 }
 
-// C(M, n) (+)= A(M, k) B for g's piece q, A float32 (row stride lda) rounded to bf16 pairs first
-// (into a per-thread buffer: each work item runs on one thread).
-void bf16_gemm(const Bf16Gemm& g, int q, int64_t M, const float* A, int64_t lda, bool accumulate, float* C,
-               int64_t ldc) {
-  thread_local std::vector<uint32_t> pairs;
-  const int64_t kp = g.kp, k = g.k;
-  if (static_cast<int64_t>(pairs.size()) < M * kp) pairs.resize(M * kp);
-  uint32_t* ap = pairs.data();
-  for (int64_t m = 0; m < M; ++m) {
-    const float* a = A + m * lda;
-    uint32_t* out = ap + m * kp;
-    const int64_t full = k / 2;
-    for (int64_t j = 0; j < full; ++j) out[j] = bf16_pair(a[2 * j], a[2 * j + 1]);
-    if (full < kp) out[full] = bf16_pair(a[k - 1], 0.0f);
-  }
+// C(M, n) (+)= A(M, k) B (+ bias (n), when given, added last) for g's piece q, A given as bf16 pairs (row
+// stride lda pairs, g.kp used).
+// M rows go in ceil(M / 6) tiles of near-equal height (32 = 6+6+5+5+5+5): a tile of 1-3 rows keeps too
+// few accumulators in flight to hide vdpbf16ps's latency (5 + 5 + 5 + 5 + 6 + 6, not 6 x 5 + 2).
+void bf16_gemm_pairs(const Bf16Gemm& g, int q, int64_t M, const uint32_t* ap, int64_t lda, bool accumulate,
+                     float* C, int64_t ldc, const float* bias = nullptr) {
+  const int64_t kp = g.kp;
   const uint32_t* piece = g.parts[q];
-  // K in blocks of kBf16KC pairs: a block of a panel (kBf16KC x 64 pairs, 16 KiB) stays in L1 while every
+  const int64_t tiles = (M + kBf16MR - 1) / kBf16MR;
+  // K in blocks of kBf16KC pairs: a block of a panel (kBf16KC x 64 pairs, 32 KiB) stays in L1 while every
   // row tile passes over it (a whole panel of a 512-deep K is 64 KiB: streamed from L2 per tile otherwise)
   for (int64_t k0 = 0; k0 < kp; k0 += kBf16KC) {
     const int64_t kc = std::min<int64_t>(kBf16KC, kp - k0);
     const bool acc = accumulate || k0 > 0;
+    const bool last = k0 + kc >= kp;
     for (int64_t p = 0; p < g.panels; ++p) {
       const uint32_t* Bp = piece + p * kp * kBf16NR + k0 * kBf16NR;
       const int64_t ncols = std::min<int64_t>(kBf16NR, g.n - p * kBf16NR);
       float* Cp = C + p * kBf16NR;
-      int64_t m = 0;
-      for (; m + kBf16MR <= M; m += kBf16MR) {
-        micro_bf16<kBf16MR>(kc, ap + m * kp + k0, kp, Bp, Cp + m * ldc, ldc, ncols, acc);
+      const float* bp = last && bias != nullptr ? bias + p * kBf16NR : nullptr;
+      for (int64_t t = 0, m = 0; t < tiles; ++t) {
+        const int64_t rows = (M - m) / (tiles - t);  // the later tiles take the remainder's extra rows
+        micro_bf16_rows(rows, kc, ap + m * lda + k0, lda, Bp, Cp + m * ldc, ldc, ncols, acc, bp);
+        m += rows;
       }
-      if (m < M) micro_bf16_tail<kBf16MR - 1>(M - m, kc, ap + m * kp + k0, kp, Bp, Cp + m * ldc, ldc, ncols, acc);
     }
   }
+}
+
+// The same with A float32 (row stride lda), rounded to bf16 pairs first (into a per-thread buffer:
+// each work item runs on one thread).
+void bf16_gemm(const Bf16Gemm& g, int q, int64_t M, const float* A, int64_t lda, bool accumulate, float* C,
+               int64_t ldc, const float* bias = nullptr) {
+  thread_local std::vector<uint32_t> pairs;
+  const int64_t kp = g.kp;
+  if (static_cast<int64_t>(pairs.size()) < M * kp) pairs.resize(M * kp);
+  uint32_t* ap = pairs.data();
+  for (int64_t m = 0; m < M; ++m) round_pairs(A + m * lda, g.k, ap + m * kp);
+  bf16_gemm_pairs(g, q, M, ap, kp, accumulate, C, ldc, bias);
 }
 
 // The recurrent GEMM of a step: bf16 operands when the direction holds a bf16 pack (T = float only),
@@ -749,18 +830,22 @@ at::Tensor matmul_nt(const at::Tensor& a, const at::Tensor& w) {
   return out;
 }
 
-// out (M, N) float32 = a (M, K) @ w (N, K)^T with both operands rounded to bfloat16 and float32
-// accumulation (the recurrence's bf16 micro-kernel): the input projection of a bf16 layer, written in
-// float32 straight into the buffer the recurrence reads (out, when given: M*N float32 elements).
-// a and w: float32 or bfloat16 (bf16 values are exact in float32).
-at::Tensor matmul_nt_bf16(const at::Tensor& a, const at::Tensor& w, c10::optional<at::Tensor> out_opt) {
+// out (M, N) float32 = a (M, K) @ w (N, K)^T (+ bias (N), float32, added to the float32 product) with both
+// operands rounded to bfloat16 and float32 accumulation (the recurrence's bf16 micro-kernel): the input
+// projection of a bf16 layer, written in float32 straight into the buffer the recurrence reads (out, when
+// given: M*N float32 elements), its bias already added (the kernel's pointwise pass then skips it).
+// a and w: float32 or bfloat16 (bf16 values are exact in float32; a bfloat16 `a` is read as it is, its
+// rows already being the micro-kernel's pairs when K is even).
+at::Tensor matmul_nt_bf16(const at::Tensor& a, const at::Tensor& w, c10::optional<at::Tensor> out_opt,
+                          c10::optional<at::Tensor> bias_opt) {
   const auto ok = [](const at::Tensor& t) {
     return t.dim() == 2 && !t.is_cuda() && (t.scalar_type() == at::kFloat || t.scalar_type() == at::kBFloat16);
   };
   TORCH_CHECK(ok(a) && ok(w) && a.size(1) == w.size(1),
               "lstm-bridge native: matmul_nt_bf16 needs CPU float32/bfloat16 a (M, K) and w (N, K); received ",
               a.sizes(), " ", a.scalar_type(), " and ", w.sizes(), " ", w.scalar_type());
-  const at::Tensor A = a.scalar_type() == at::kFloat ? a.contiguous() : a.to(at::kFloat).contiguous();
+  const at::Tensor A = a.contiguous();
+  const bool a_bf16 = A.scalar_type() == at::kBFloat16;
   const at::Tensor W = w.scalar_type() == at::kFloat ? w : w.to(at::kFloat);
   const int64_t M = A.size(0), K = A.size(1), N = W.size(0);
   at::Tensor out;
@@ -770,20 +855,41 @@ at::Tensor matmul_nt_bf16(const at::Tensor& a, const at::Tensor& w, c10::optiona
                 " elements; received ", out_opt->sizes(), " ", out_opt->scalar_type());
     out = out_opt->view({M, N});
   } else {
-    out = at::empty({M, N}, A.options());
+    out = at::empty({M, N}, A.options().dtype(at::kFloat));
+  }
+  at::Tensor bias;
+  if (bias_opt.has_value() && bias_opt->defined()) {
+    TORCH_CHECK(bias_opt->dim() == 1 && bias_opt->size(0) == N && !bias_opt->is_cuda() &&
+                    (bias_opt->scalar_type() == at::kFloat || bias_opt->scalar_type() == at::kBFloat16),
+                "lstm-bridge native: matmul_nt_bf16 bias must be a CPU float32/bfloat16 (", N, ") tensor; received ",
+                bias_opt->sizes(), " ", bias_opt->scalar_type());
+    bias = bias_opt->to(at::kFloat).contiguous();
   }
   if (M == 0 || N == 0) return out;
-  if (K == 0) return out.zero_();
+  if (K == 0) return bias.defined() ? out.copy_(bias.expand({M, N})) : out.zero_();
   const Bf16Gemm g = pack_bf16_weights(W, 0, /*forward=*/true);
-  const float* ap = A.data_ptr<float>();
+  const float* bp = bias.defined() ? bias.data_ptr<float>() : nullptr;
+  const int64_t kp = g.kp;
   float* cp = out.data_ptr<float>();
-  // blocks of rows small enough that their bf16 copy stays in L2 while every panel of W passes over it
+  // blocks of rows small enough that their bf16 pairs stay in L2 while every panel of W passes over them
   const int64_t block = std::max<int64_t>(kBf16MR, std::min<int64_t>(96, (int64_t(1) << 17) / (2 * K)) /
                                                       kBf16MR * kBf16MR);
   at::parallel_for(0, (M + block - 1) / block, 1, [&](int64_t i0, int64_t i1) {
+    std::vector<uint32_t> pairs;
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t m0 = i * block, rows = std::min(block, M - m0);
-      bf16_gemm(g, 0, rows, ap + m0 * K, K, false, cp + m0 * N, N);
+      if (!a_bf16) {
+        bf16_gemm(g, 0, rows, A.data_ptr<float>() + m0 * K, K, false, cp + m0 * N, N, bp);
+        continue;
+      }
+      const uint16_t* a16 = reinterpret_cast<const uint16_t*>(A.data_ptr<at::BFloat16>()) + m0 * K;
+      if (K % 2 == 0 && reinterpret_cast<uintptr_t>(a16) % alignof(uint32_t) == 0) {  // the rows are the pairs
+        bf16_gemm_pairs(g, 0, rows, reinterpret_cast<const uint32_t*>(a16), kp, false, cp + m0 * N, N, bp);
+        continue;
+      }
+      pairs.resize(static_cast<size_t>(rows * kp));
+      for (int64_t m = 0; m < rows; ++m) copy_pairs(a16 + m * K, K, pairs.data() + m * kp);
+      bf16_gemm_pairs(g, 0, rows, pairs.data(), kp, false, cp + m0 * N, N, bp);
     }
   });
   return out;
@@ -844,8 +950,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("matmul_nt", &lstm_bridge::matmul_nt, "a (M, K) @ w (N, K)^T through the recurrence's micro-kernel",
         py::arg("a"), py::arg("w"));
   m.def("matmul_nt_bf16", &lstm_bridge::matmul_nt_bf16,
-        "a (M, K) @ w (N, K)^T in float32 from bf16-rounded operands (the bf16 micro-kernel), into out if given",
-        py::arg("a"), py::arg("w"), py::arg("out") = py::none());
+        "a (M, K) @ w (N, K)^T (+ bias) in float32 from bf16-rounded operands (the bf16 micro-kernel), into out "
+        "if given",
+        py::arg("a"), py::arg("w"), py::arg("out") = py::none(), py::arg("bias") = py::none());
   lstm_bridge::register_family(m);  // GRU / simple RNN (family.cpp)
   m.def("parallel_threads", &lstm_bridge::parallel_threads,
         "Distinct threads at::parallel_for uses for `items` tasks (1 in a build without OpenMP)",

@@ -127,15 +127,21 @@ def _input_projection_lowp(
     in_masks: Sequence[Optional[Tensor]],
     out: Optional[Tensor],
 ) -> Tuple[Tensor, List[Tensor]]:
-    """:func:`input_projection` of a bf16 layer: float32 ``(T, B, S)`` from bfloat16-rounded operands,
-    the biases (float32) added by the kernel."""
+    """:func:`input_projection` of a bf16 layer: float32 ``(T, B, S)`` from bfloat16-rounded operands.
+    Without input dropout the float32 biases are added to the float32 product as the GEMM stores it
+    (``(x W^T) + b``, the kernel's order, without the kernel's second pass over the projection); with
+    input dropout the kernel adds them."""
     T, B, I = x.shape
     x2 = x.reshape(T * B, I)
-    kernel_bias = [plan.empty() if b is None else b.detach().float() for b in biases]
     if all(m is None for m in in_masks):
         weight = w_ih[0] if plan.D == 1 else torch.cat(list(w_ih), 0)
-        xp = plan.ext.matmul_nt_bf16(x2.detach(), weight.detach(), out)
-        return xp.view(T, B, plan.S), kernel_bias
+        bias: Optional[Tensor] = None  # the directions' biases in their column blocks (zeros where absent)
+        if any(b is not None for b in biases):
+            parts = [torch.zeros(4 * h) if b is None else b.detach().float() for h, b in zip(plan.H, biases)]
+            bias = parts[0] if plan.D == 1 else torch.cat(parts)
+        xp = plan.ext.matmul_nt_bf16(x2.detach(), weight.detach(), out, bias)
+        return xp.view(T, B, plan.S), [plan.empty()] * plan.D
+    kernel_bias = [plan.empty() if b is None else b.detach().float() for b in biases]
     xp = torch.empty(T, B, plan.S, dtype=torch.float32)
     for d in range(plan.D):
         H, m = plan.H[d], in_masks[d]
