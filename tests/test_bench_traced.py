@@ -16,3 +16,15 @@ def test_overhead_table_names_every_participant(capsys):
     for name in ("kernel only (ext.forward)", "torch.nn.LSTM", "keras.LSTM hard_sigmoid", "mindspore.LSTM seq_length"):
         assert f"| {name} |" in out
     assert "over kernel us" in out and "wall clock" in out
+
+
+def test_floor_table_gives_torchs_own_per_call_cost_of_compiled_and_exported_programs():
+    """The trivial-module rows: eager, compiled and exported forward, eager and compiled training step, and the
+    difference to eager (what a traced program pays whatever its graph holds)."""
+    from lstm_bridge.bench.configs import QUICK_CONFIGS
+
+    floor = traced.measure_floor(QUICK_CONFIGS["small"], samples=1, calls=1)
+    assert set(floor["forward"]) == {"eager", "compiled", "exported"} and set(floor["train"]) == {"eager", "compiled"}
+    text = traced.render({"floor": floor})
+    assert "Torch's own per-call cost" in text
+    assert "| forward |" in text and "| train |" in text and " us)" in text

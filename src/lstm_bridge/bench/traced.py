@@ -8,6 +8,8 @@ alternating) so machine load hits every participant alike:
   run eagerly, as ``torch.compile(fullgraph=True)`` (inductor) and as ``torch.export.export(...).module()``
   (dynamic batch and time); forward under ``torch.no_grad()`` and a training step (forward + backward,
   eager vs compiled). Compile and export times are recorded (the first compiled call includes compiling).
+  A trivial module with the same inputs, timed the same way, gives torch's own per-call cost of a compiled
+  and an exported program (:func:`measure_floor`).
 * **per-call overhead**: tiny layers (T=1, B=1, I=H=8) of ``lstm_bridge.keras.LSTM`` and
   ``lstm_bridge.mindspore.LSTM`` against ``torch.nn.LSTM`` and against the bare kernel call
   (``ext.forward`` on a prepared projection), in inference on one thread; a batch of calls per sample,
@@ -28,10 +30,13 @@ import torch
 from .. import keras as K, mindspore as M
 from .configs import CONFIGS, QUICK_CONFIGS, Config
 
-__all__ = ["main", "measure_overhead", "measure_traced"]
+__all__ = ["main", "measure_floor", "measure_overhead", "measure_traced"]
 
 Call = Callable[[], object]
 
+
+SAMPLE_S = 0.02
+"""The traced tables' least time per sample (seconds): a short call is timed as a run of calls in a row."""
 
 CLOCKS: Dict[str, Callable[[], float]] = {"cpu": time.process_time, "wall": time.perf_counter}
 _clock: Callable[[], float] = time.process_time
@@ -46,12 +51,21 @@ def _per_call(fn: Call, calls: int) -> float:
     return (_clock() - t0) / calls
 
 
-def _interleaved(participants: Dict[str, Call], samples: int, calls: int) -> Dict[str, Dict[str, float]]:
-    """``samples`` rounds; each round times ``calls`` calls of every participant, order alternating."""
+def _interleaved(
+    participants: Dict[str, Call], samples: int, calls: int, min_sample_s: float = 0.0
+) -> Dict[str, Dict[str, float]]:
+    """``samples`` rounds; each round times ``calls`` calls of every participant, order alternating.
+
+    ``min_sample_s``: at least that much time per sample - ``calls`` grows to fit the first participant's
+    time per call - so a sample of a short call is a run of calls in a row (warm caches, as a model called in
+    a loop runs) rather than 3 calls between other participants' calls."""
     names = list(participants)
     for fn in participants.values():  # warm up: first-call initialisation, kernel loading
         for _ in range(3):
             fn()
+    if min_sample_s > 0:
+        one = _per_call(participants[names[0]], 1)
+        calls = max(calls, min(1000, int(min_sample_s / max(one, 1e-7)) + 1))
     times: Dict[str, List[float]] = {n: [] for n in names}
     for r in range(samples):
         for n in names if r % 2 == 0 else reversed(names):
@@ -176,7 +190,7 @@ def _measure_case(name: str, c: Config, samples: int, calls: int) -> Dict[str, A
         for a, b in zip(torch.utils._pytree.tree_leaves(compiled(*args)), torch.utils._pytree.tree_leaves(m(*args))):
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
         forward = {"eager": lambda: m(*args), "compiled": lambda: compiled(*args), "exported": lambda: exported(*args)}
-        fwd = _interleaved(forward, samples, calls)
+        fwd = _interleaved(forward, samples, calls, SAMPLE_S)
     torch._dynamo.reset()
     compiled_train = torch.compile(m, fullgraph=True)
     t0 = time.perf_counter()
@@ -189,7 +203,7 @@ def _measure_case(name: str, c: Config, samples: int, calls: int) -> Dict[str, A
         return loss
 
     train = _interleaved(
-        {"eager": lambda: step(m), "compiled": lambda: step(compiled_train)}, samples, max(1, calls // 2)
+        {"eager": lambda: step(m), "compiled": lambda: step(compiled_train)}, samples, max(1, calls // 2), SAMPLE_S
     )
     return {
         "config": c.label(),
@@ -211,6 +225,54 @@ def measure_traced(configs: Sequence[Config], samples: int = 7, calls: int = 3) 
     ]
 
 
+class _Floor(torch.nn.Module):
+    """One op (``x * w``, nothing for inductor to fuse) behind the Keras case's signature ``(x, mask)``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return x * self.w
+
+
+def measure_floor(c: Config, samples: int = 7, calls: int = 3) -> Dict[str, Any]:
+    """Torch's own per-call cost of a compiled and an exported program: :class:`_Floor` on the Keras case's
+    inputs (config ``c``), eager vs ``torch.compile(fullgraph=True)`` vs ``torch.export.export(...).module()``
+    (dynamic B and T), forward under ``torch.no_grad()`` and a training step; what a traced program of any
+    model pays on top of its graph (dynamo's frame and guards, the AOT autograd wrapper, the exported
+    module's input checks and pytree flattening)."""
+    from torch.export import Dim
+
+    torch._dynamo.reset()
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(c.B, c.T, c.I, generator=g)
+    mask = torch.ones(c.B, c.T, dtype=torch.bool)
+    m = _Floor()
+    B, T = Dim("B", min=2), Dim("T", min=2)
+    with torch.no_grad():
+        compiled = torch.compile(m, fullgraph=True)
+        compiled(x, mask)
+        exported = torch.export.export(m, (x, mask), dynamic_shapes=({0: B, 1: T}, {0: B, 1: T})).module()
+        fwd = _interleaved(
+            {"eager": lambda: m(x, mask), "compiled": lambda: compiled(x, mask), "exported": lambda: exported(x, mask)},
+            samples,
+            calls,
+            SAMPLE_S,
+        )
+    torch._dynamo.reset()
+    compiled_train = torch.compile(m, fullgraph=True)
+    _loss(compiled_train(x, mask)).backward()
+
+    def step(f: Callable[..., Any]) -> object:
+        loss = _loss(f(x, mask))
+        loss.backward()
+        return loss
+
+    train = _interleaved({"eager": lambda: step(m), "compiled": lambda: step(compiled_train)}, samples, calls, SAMPLE_S)
+    return {"config": c.label(), "forward": fwd, "train": train}
+
+
 # --- report --------------------------------------------------------------------------------------------------
 
 
@@ -220,6 +282,10 @@ def _us(v: float) -> str:
 
 def _ms(v: float) -> str:
     return f"{v * 1e3:.2f}"
+
+
+def _signed_us(v: float) -> str:
+    return f"{v * 1e6:+.0f} us"
 
 
 def render(result: Dict[str, Any]) -> str:
@@ -238,11 +304,14 @@ def render(result: Dict[str, Any]) -> str:
                 spread = "; ".join(f"{k} {_ms(v['min'])}-{_ms(v['max'])}" for k, v in t.items())
                 exp_text = "-"
                 if exp is not None:
-                    exp_text = f"{_ms(exp)} ({exp / e:.2f}x; min {t['exported']['min'] / t['eager']['min']:.2f}x)"
+                    exp_text = (
+                        f"{_ms(exp)} ({exp / e:.2f}x; min {t['exported']['min'] / t['eager']['min']:.2f}x; "
+                        f"{_signed_us(exp - e)})"
+                    )
                 best = t["compiled"]["min"] / t["eager"]["min"]
                 lines.append(
                     f"| {r['config']} | {r['case']} | {mode} | {_ms(e)} | "
-                    f"{_ms(comp)} ({comp / e:.2f}x; min {best:.2f}x) | {exp_text} | {spread} |"
+                    f"{_ms(comp)} ({comp / e:.2f}x; min {best:.2f}x; {_signed_us(comp - e)}) | {exp_text} | {spread} |"
                 )
         lines += ["", "| config | case | compile (forward) s | compile (train) s | export s |", "|---|---|---|---|---|"]
         for r in result["traced"]:
@@ -250,6 +319,23 @@ def render(result: Dict[str, Any]) -> str:
                 f"| {r['config']} | {r['case']} | {r['compile_forward_s']:.1f} | {r['compile_train_s']:.1f} | "
                 f"{r['export_s']:.1f} |"
             )
+        lines.append("")
+    if "floor" in result:
+        f = result["floor"]
+        lines += [
+            f"Torch's own per-call cost (a one-op module, x * w, on the {f['config']} inputs (x, mask)):",
+            "",
+            "| mode | eager us | compiled us (over eager) | exported us (over eager) |",
+            "|---|---|---|---|",
+        ]
+        for mode in ("forward", "train"):
+            t = f[mode]
+            e = t["eager"]["median"]
+            cells = [
+                f"{_us(t[k]['median'])} ({_signed_us(t[k]['median'] - e)})" if k in t else "-"
+                for k in ("compiled", "exported")
+            ]
+            lines.append(f"| {mode} | {_us(e)} | {cells[0]} | {cells[1]} |")
         lines.append("")
     if "overhead" in result:
         rows = result["overhead"]["rows"]
@@ -284,12 +370,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     table = QUICK_CONFIGS if a.quick else CONFIGS
     configs = [table[n.strip()] for n in a.configs.split(",") if n.strip()]
     samples = 2 if a.quick else a.samples
+    global SAMPLE_S
+    SAMPLE_S = 0.0 if a.quick else SAMPLE_S
     result: Dict[str, Any] = {"command": " ".join(["python -m lstm_bridge.bench.traced", *(argv or sys.argv[1:])])}
     result["time_utc"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     result["threads"] = torch.get_num_threads()
     result["clock"] = a.clock
     if a.only in (None, "traced"):
         result["traced"] = measure_traced(configs, samples=samples, calls=1 if a.quick else 3)
+        result["floor"] = measure_floor(configs[0], samples=samples, calls=1 if a.quick else 3)
     if a.only in (None, "overhead"):
         result["overhead"] = measure_overhead(samples=samples * 2, calls=20 if a.quick else 300)
     print(f"{result['command']} - {result['time_utc']}, {result['threads']} threads, {a.clock} clock\n")

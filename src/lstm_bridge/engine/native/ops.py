@@ -116,6 +116,12 @@ def _unaliased(results: List[Tensor], inputs: Sequence[Optional[Tensor]]) -> Lis
     return out
 
 
+def _kernel_valid(valid: Optional[Tensor]) -> Optional[Tensor]:
+    """The step mask as the kernel reads it, uint8 ``(T, B)``: a bool tensor's bytes, no conversion when
+    :func:`run` passed it contiguous (:func:`.function.kernel_masks` then keeps it as is)."""
+    return None if valid is None else valid.contiguous().view(torch.uint8)
+
+
 _NO_VALID = torch.empty(0, dtype=torch.uint8)
 _INFERENCE_PLANS: Dict[Tuple[Any, ...], Plan] = {}
 
@@ -173,7 +179,6 @@ def _lstm_layer_kernel(
                 function.kernel_bias(plan, bi, bh)
                 for bi, bh in zip(_present(b_ih, has_bias[:D]), _present(b_hh, has_bias[D:]))
             ]
-            # the kernel reads the step mask as uint8 (T, B): a bool tensor's bytes (run() passes it contiguous)
             kernel_valid = _NO_VALID if valid is None else valid.contiguous().view(torch.uint8)
             outs, hn, cn = function.infer(plan, x, w_ih, w_hh, bias, h0, c0, kernel_valid, [plan.empty()] * D)
             # fresh tensors of the kernel (at::empty): nothing aliases an input or another output
@@ -186,7 +191,7 @@ def _lstm_layer_kernel(
         _present(b_hh, has_bias[D:]),
         h0,
         c0,
-        valid,
+        _kernel_valid(valid),
         _present(in_masks, has_mask[:D]),
         _present(rec_masks, has_mask[D:]),
         [bool(r) for r in reverse],
@@ -259,7 +264,7 @@ def _lstm_layer_backward_kernel(
         gates,
         c_prev,
         h_prev,
-        valid,
+        _kernel_valid(valid),
         _present(in_masks, has_mask[: len(w_hh)]),
         _present(rec_masks, has_mask[len(w_hh) :]),
         [bool(r) for r in reverse],
