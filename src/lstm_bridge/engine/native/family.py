@@ -33,7 +33,7 @@ from ..guards import tracing
 from ..semantics import CellKind, DirectionWeights, DropoutMasks, LayerSemantics, MaskedOutput
 from . import loader
 from .checks import native_activation_id
-from .projection import matmul_nt
+from .gemm import mm_nn, mm_nt, mm_tn
 
 Tensor = torch.Tensor
 OptTensor = Optional[Tensor]
@@ -133,21 +133,21 @@ def _projection(
     x2 = x.reshape(T * B, I)
     if all(m is None for m in in_masks):
         weight = w_ih[0] if len(w_ih) == 1 else torch.cat([w.detach() for w in w_ih], 0)
-        return matmul_nt(_ext(), x2, weight.detach()).view(T, B, S)
+        return mm_nt(_ext(), x2, weight.detach()).view(T, B, S)
+    ext = _ext()
     xp = x.new_empty(T, B, S)
     for d, (w, m) in enumerate(zip(w_ih, in_masks)):
         w = w.detach()
         GH = w.shape[0]
         H = GH // G
         block = xp[..., offsets[d] : offsets[d] + GH]
-        if m is None:
-            block.copy_(torch.mm(x2, w.t()).view(T, B, GH))
-        elif m.shape[0] == 1:
-            block.copy_(torch.mm((x * m[0]).reshape(T * B, I), w.t()).view(T, B, GH))
-        else:  # one mask per gate: the torch path's batched product
-            xm = (x.unsqueeze(0) * m.unsqueeze(1)).reshape(G, T * B, I)
-            per_gate = torch.bmm(xm, w.reshape(G, H, I).transpose(1, 2))
-            block.copy_(per_gate.permute(1, 0, 2).reshape(T, B, GH))
+        if m is None or m.shape[0] == 1:
+            xm = x2 if m is None else (x * m[0]).reshape(T * B, I)
+            block.copy_(mm_nt(ext, xm, w).view(T, B, GH))
+        else:  # one mask per gate: the gate's rows of W_ih against its masked input
+            for q in range(G):
+                xq = (x * m[q]).reshape(T * B, I)
+                block[..., q * H : (q + 1) * H].copy_(mm_nt(ext, xq, w[q * H : (q + 1) * H]).view(T, B, H))
     return xp
 
 
@@ -224,18 +224,18 @@ def _recurrent_grads(
     """``dW_hh (G*H, H)`` of one direction from ``dz (T*B, G*H)``: one GEMM per gate block (or one in all
     for the RNN and the unmasked r, z blocks)."""
     if form == FORM_RNN:
-        return dz.t().mm(_masked(h_prev, m, 0))
+        return mm_tn(dz, _masked(h_prev, m, 0))
     rows = dz.shape[0]
     if m is None or m.shape[0] == 1:
-        rz = dz[:, : 2 * H].t().mm(_masked(h_prev, m, 0))
+        rz = mm_tn(dz[:, : 2 * H], _masked(h_prev, m, 0))
     else:
-        rz = torch.cat([dz[:, q * H : (q + 1) * H].t().mm(_masked(h_prev, m, q)) for q in range(2)], 0)
+        rz = torch.cat([mm_tn(dz[:, q * H : (q + 1) * H], _masked(h_prev, m, q)) for q in range(2)], 0)
     if form == FORM_GRU_AFTER:
         assert daux is not None
-        n = daux.reshape(rows, H).t().mm(_masked(h_prev, m, 2))
+        n = mm_tn(daux.reshape(rows, H), _masked(h_prev, m, 2))
     else:  # reset_before: the n product's input was r ⊙ hm_n, saved as aux
         assert aux is not None
-        n = dz[:, 2 * H :].t().mm(aux.reshape(rows, H))
+        n = mm_tn(dz[:, 2 * H :], aux.reshape(rows, H))
     return torch.cat([rz, n], 0)
 
 
@@ -252,6 +252,7 @@ def _input_grads(
     """``dx`` and ``dW_ih`` per direction from ``dZ2 (T*B, S)``: one GEMM each without input masks."""
     T, B, I = x.shape
     x2 = x.reshape(T * B, I)
+    ext = _ext()
     D = len(w_ih)
     widths = [int(w.shape[0]) for w in w_ih]
     d_w: List[OptTensor] = [None] * D
@@ -259,9 +260,9 @@ def _input_grads(
         dx = None
         if need_x:
             weight = w_ih[0] if D == 1 else torch.cat(list(w_ih), 0)
-            dx = dZ2.mm(weight).view(T, B, I)
+            dx = mm_nn(ext, dZ2, weight).view(T, B, I)
         if any(need_w):
-            full = dZ2.t().mm(x2)
+            full = mm_tn(dZ2, x2)
             for d in range(D):
                 if need_w[d]:
                     d_w[d] = full[offsets[d] : offsets[d] + widths[d]]
@@ -271,24 +272,19 @@ def _input_grads(
         m, GH = in_masks[d], widths[d]
         H = GH // G
         dz = dZ2[:, offsets[d] : offsets[d] + GH]
-        if m is None:
+        if m is None or m.shape[0] == 1:
             if dx is not None:
-                dx += dz.mm(w_ih[d]).view(T, B, I)
+                dxd = mm_nn(ext, dz, w_ih[d]).view(T, B, I)
+                dx += dxd if m is None else dxd * m[0]
             if need_w[d]:
-                d_w[d] = dz.t().mm(x2)
-        elif m.shape[0] == 1:
+                d_w[d] = mm_tn(dz, x2 if m is None else (x * m[0]).reshape(T * B, I))
+        else:  # one mask per gate
+            gates = [slice(q * H, (q + 1) * H) for q in range(G)]
             if dx is not None:
-                dx += dz.mm(w_ih[d]).view(T, B, I) * m[0]
+                for q, g in enumerate(gates):
+                    dx += mm_nn(ext, dz[:, g], w_ih[d][g]).view(T, B, I) * m[q]
             if need_w[d]:
-                d_w[d] = dz.t().mm((x * m[0]).reshape(T * B, I))
-        else:
-            dzg = dz.view(T * B, G, H).transpose(0, 1)  # (G, T*B, H)
-            if dx is not None:
-                dxm = torch.bmm(dzg, w_ih[d].reshape(G, H, I))
-                dx += (dxm.view(G, T, B, I) * m.unsqueeze(1)).sum(0)
-            if need_w[d]:
-                xm = (x.unsqueeze(0) * m.unsqueeze(1)).reshape(G, T * B, I)
-                d_w[d] = torch.bmm(dzg.transpose(1, 2), xm).reshape(GH, I)
+                d_w[d] = torch.cat([mm_tn(dz[:, g], (x * m[q]).reshape(T * B, I)) for q, g in enumerate(gates)], 0)
     return dx, d_w
 
 

@@ -5,8 +5,7 @@ Forward: ``xp (T, B, S) = x W_cat^T`` with ``W_cat`` the directions' ``w_ih`` st
 gate for G = 4 masks) as the torch path computes it. Backward: ``dx`` and ``dW_ih`` from the kernel's
 pre-activation gradients ``dZ (T*B, S)``, again one GEMM each without input masks.
 
-The GEMM for the one-GEMM case (:func:`matmul_nt`) is chosen by size: the kernel's own micro-kernel
-below ``_ONEDNN_MIN_MACS`` multiply-adds, oneDNN's matmul above it (float32), else ``torch.mm``.
+Who computes each GEMM (the kernel's micro-kernel, oneDNN or ``torch.mm``) is :mod:`.gemm`'s choice.
 
 A bf16 layer (:attr:`.Plan.lowp`) rounds every GEMM operand to bfloat16 and accumulates in float32: the
 forward projection on the kernel's bf16 micro-kernel (``matmul_nt_bf16``, float32 straight into the
@@ -21,40 +20,17 @@ from typing import List, Optional, Sequence, Tuple
 
 import torch
 
+from .gemm import mm_nn, mm_nt, mm_tn
 from .plan import Plan
 
 Tensor = torch.Tensor
 
 __all__ = ["input_gradients", "input_projection", "matmul_nt", "recurrent_weight_grad"]
 
-# Below this many multiply-adds the projection runs on the kernel's own micro-kernel (oneDNN's and
-# MKL's per-call set-up cost more than they save); above it, oneDNN's matmul measured 0.73-0.90x MKL's
-# time on the benchmark shapes (AMD EPYC, 2 threads; MKL does not use AVX-512 there).
-_ONEDNN_MIN_MACS = 1 << 24
-
-
-def _onednn_linear_available() -> bool:
-    built_with = bool(torch.backends.mkldnn.is_available())  # type: ignore[no-untyped-call]
-    return built_with and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-
-
-_ONEDNN_LINEAR = _onednn_linear_available()
-
 
 def matmul_nt(ext: ModuleType, a: Tensor, b: Tensor) -> Tensor:
-    """``a @ b.T`` for ``a (M, K)``, ``b (N, K)`` (no autograd): oneDNN's matmul for large float32
-    products, the kernel's own micro-kernel for small ones (the small benchmark's 800x32x256 took
-    ~95 us in MKL between two kernel calls), else torch.mm."""
-    M, K = a.shape
-    macs = M * K * b.shape[0]
-    result: Tensor
-    if macs < _ONEDNN_MIN_MACS:
-        result = ext.matmul_nt(a, b)
-    elif _ONEDNN_LINEAR and a.dtype == torch.float32:
-        result = torch.ops.mkldnn._linear_pointwise(a, b, None, "none", [], "")
-    else:
-        result = torch.mm(a, b.t())
-    return result
+    """``a (M, K) @ b (N, K).T`` (no autograd; :func:`.gemm.mm_nt`)."""
+    return mm_nt(ext, a, b)
 
 
 def _mm(plan: Plan, a: Tensor, b: Tensor) -> Tensor:
@@ -95,27 +71,21 @@ def input_projection(
     if all(m is None for m in in_masks):
         weight = w_ih[0] if plan.D == 1 else torch.cat(list(w_ih), 0)
         kernel_bias = [plan.empty() if b is None else b.detach() for b in biases]
-        if out is not None:
-            return torch.mm(x2, weight.detach().t(), out=out.view(T * B, plan.S)).view(T, B, plan.S), kernel_bias
-        return matmul_nt(plan.ext, x2, weight.detach()).view(T, B, plan.S), kernel_bias
+        return mm_nt(plan.ext, x2, weight.detach(), out).view(T, B, plan.S), kernel_bias
     xp = x.new_empty(T, B, plan.S)
     for d in range(plan.D):
         H, m, bias = plan.H[d], in_masks[d], biases[d]
         block = xp[..., plan.columns(d)]
-        if m is None:
-            block.copy_(
-                (torch.mm(x2, w_ih[d].t()) if bias is None else torch.addmm(bias, x2, w_ih[d].t())).view(T, B, 4 * H)
-            )
-        elif m.shape[0] == 1:
-            xm = (x * m[0]).reshape(T * B, I)
-            block.copy_(
-                (torch.mm(xm, w_ih[d].t()) if bias is None else torch.addmm(bias, xm, w_ih[d].t())).view(T, B, 4 * H)
-            )
-        else:  # one mask per gate, as the torch path: bmm then bias
-            xm = (x.unsqueeze(0) * m.unsqueeze(1)).reshape(4, T * B, I)
-            per_gate = torch.bmm(xm, w_ih[d].view(4, H, I).transpose(1, 2))
-            gates = per_gate.permute(1, 0, 2).reshape(T, B, 4 * H)
-            block.copy_(gates if bias is None else gates + bias)
+        w = w_ih[d].detach()
+        if m is None or m.shape[0] == 1:
+            xm = x2 if m is None else (x * m[0]).reshape(T * B, I)
+            block.copy_(mm_nt(plan.ext, xm, w).view(T, B, 4 * H))
+        else:  # one mask per gate: the gate's rows of W_ih against its masked input
+            for q in range(4):
+                xm = (x * m[q]).reshape(T * B, I)
+                block[..., q * H : (q + 1) * H].copy_(mm_nt(plan.ext, xm, w[q * H : (q + 1) * H]).view(T, B, H))
+        if bias is not None:
+            block.add_(bias)
     return xp, [plan.empty()] * plan.D
 
 
@@ -164,12 +134,16 @@ def recurrent_weight_grad(plan: Plan, dz: Tensor, h_seq: Tensor, m: Optional[Ten
     layer: ``dz`` may already be bfloat16; the result is float32)."""
     H = h_seq.shape[-1]
     rows = dz.shape[0]
-    if m is None:
-        return _mm(plan, dz.t(), h_seq.reshape(rows, H))
-    if m.shape[0] == 1:
-        return _mm(plan, dz.t(), (h_seq * m[0]).reshape(rows, H))
-    hm = (h_seq.unsqueeze(0) * m.unsqueeze(1)).view(4, rows, H)
-    return _mm(plan, dz.reshape(rows, 4, H).permute(1, 2, 0), hm).reshape(4 * H, H)
+    if plan.lowp:
+        if m is None:
+            return _mm(plan, dz.t(), h_seq.reshape(rows, H))
+        if m.shape[0] == 1:
+            return _mm(plan, dz.t(), (h_seq * m[0]).reshape(rows, H))
+        hm = (h_seq.unsqueeze(0) * m.unsqueeze(1)).view(4, rows, H)
+        return _mm(plan, dz.reshape(rows, 4, H).permute(1, 2, 0), hm).reshape(4 * H, H)
+    if m is None or m.shape[0] == 1:
+        return mm_tn(dz, h_seq.reshape(rows, H) if m is None else (h_seq * m[0]).reshape(rows, H))
+    return torch.cat([mm_tn(dz[:, q * H : (q + 1) * H], (h_seq * m[q]).reshape(rows, H)) for q in range(4)], 0)
 
 
 def input_gradients(
@@ -188,14 +162,15 @@ def input_gradients(
         return _input_gradients_lowp(plan, dZ2, x, w_ih, in_masks, need_x, need_w_ih)
     T, B, I = x.shape
     x2 = x.reshape(T * B, I)
+    ext = plan.ext
     d_w_ih: List[Optional[Tensor]] = [None] * D
     dx: Optional[Tensor] = None
     if all(m is None for m in in_masks):
         if need_x:
             weight = w_ih[0] if D == 1 else torch.cat(list(w_ih), 0)
-            dx = dZ2.mm(weight).view(T, B, I)
+            dx = mm_nn(ext, dZ2, weight).view(T, B, I)
         if any(need_w_ih):
-            d_w = dZ2.t().mm(x2)  # (S, I): all directions in one GEMM
+            d_w = mm_tn(dZ2, x2)  # (S, I): all directions in one GEMM
             for d in range(D):
                 if need_w_ih[d]:
                     d_w_ih[d] = d_w[plan.columns(d)]
@@ -204,24 +179,19 @@ def input_gradients(
     for d in range(D):
         H, m = plan.H[d], in_masks[d]
         dz = dZ2[:, plan.columns(d)]
-        if m is None:
+        if m is None or m.shape[0] == 1:
             if dx is not None:
-                dx += dz.mm(w_ih[d]).view(T, B, I)
+                dxd = mm_nn(ext, dz, w_ih[d]).view(T, B, I)
+                dx += dxd if m is None else dxd * m[0]
             if need_w_ih[d]:
-                d_w_ih[d] = dz.t().mm(x2)
-        elif m.shape[0] == 1:
+                d_w_ih[d] = mm_tn(dz, x2 if m is None else (x * m[0]).reshape(T * B, I))
+        else:  # one mask per gate
+            gates = [slice(q * H, (q + 1) * H) for q in range(4)]
             if dx is not None:
-                dx += dz.mm(w_ih[d]).view(T, B, I) * m[0]
+                for q, g in enumerate(gates):
+                    dx += mm_nn(ext, dz[:, g], w_ih[d][g]).view(T, B, I) * m[q]
             if need_w_ih[d]:
-                d_w_ih[d] = dz.t().mm((x * m[0]).reshape(T * B, I))
-        else:
-            dz4 = dz.view(T * B, 4, H).transpose(0, 1)  # (4, T*B, H)
-            if dx is not None:
-                dxm = torch.bmm(dz4, w_ih[d].view(4, H, I))  # (4, T*B, I)
-                dx += (dxm.view(4, T, B, I) * m.unsqueeze(1)).sum(0)
-            if need_w_ih[d]:
-                xm = (x.unsqueeze(0) * m.unsqueeze(1)).reshape(4, T * B, I)
-                d_w_ih[d] = torch.bmm(dz4.transpose(1, 2), xm).reshape(4 * H, I)
+                d_w_ih[d] = torch.cat([mm_tn(dz[:, g], (x * m[q]).reshape(T * B, I)) for q, g in enumerate(gates)], 0)
     return dx, d_w_ih
 
 

@@ -1,0 +1,79 @@
+"""The large GEMMs around the native recurrences (input projection, ``dx``, ``dW_ih``, ``dW_hh``), one
+place that picks who computes them.
+
+Measured on the benchmark shapes (AMD EPYC with AVX-512, torch 2.13 CPU wheel, float32, one thread;
+``docs/benchmarks.md`` "GEMM routing"): MKL's sgemm (``torch.mm``) reached ~80-105 GFLOP/s because MKL
+does not use AVX-512 on AMD, the kernel's own micro-kernel (``ext.matmul_nt``, rows blocked to stay in
+L2) ~200-240, and oneDNN's matmul (``torch.ops.mkldnn._linear_pointwise``) ~150-230, the best of the three
+for the transposed products of the weight gradients, whose reduction runs over all ``T*B`` rows. Hence:
+
+* ``a @ w.T`` (:func:`mm_nt`: the projection, and ``dx`` as ``dZ @ (W.T).T``): the micro-kernel, for
+  float32 and float64; oneDNN for float32 products whose ``w`` has fewer than 128 rows (the micro-kernel's
+  column panels are 64 wide, so a narrow output wastes them);
+* ``a.T @ b`` (:func:`mm_tn`: weight gradients): oneDNN for float32, ``torch.mm`` otherwise.
+
+No autograd: every operand is detached by the callers (these run inside the layer's forward/backward).
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Optional
+
+import torch
+
+Tensor = torch.Tensor
+
+__all__ = ["mm_nn", "mm_nt", "mm_tn"]
+
+# The micro-kernel's panel is 64 float32 columns (AVX-512: 4 vectors of 16); below two panels oneDNN wins.
+_NT_MIN_COLUMNS = 128
+
+
+def _onednn_linear_available() -> bool:
+    built_with = bool(torch.backends.mkldnn.is_available())  # type: ignore[no-untyped-call]
+    return built_with and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+
+
+_ONEDNN = _onednn_linear_available()
+
+
+def _dense(t: Tensor) -> Tensor:
+    """``t`` (2-D) if it is row- or column-major, else a contiguous copy: oneDNN takes an operand with
+    any other strides (a column slice) down a reference path ~600x slower."""
+    return t if t.is_contiguous() or t.t().is_contiguous() else t.contiguous()
+
+
+def _onednn_nt(a: Tensor, w: Tensor) -> Tensor:
+    """``a (M, K) @ w (N, K).T`` on oneDNN (float32)."""
+    result: Tensor = torch.ops.mkldnn._linear_pointwise(_dense(a), _dense(w), None, "none", [], "")
+    return result
+
+
+def mm_nt(ext: ModuleType, a: Tensor, w: Tensor, out: Optional[Tensor] = None) -> Tensor:
+    """``a (M, K) @ w (N, K).T -> (M, N)``; ``w`` may have any strides; into ``out`` (``M*N`` contiguous
+    elements of ``a``'s dtype) when given."""
+    if a.dtype == torch.float32 and _ONEDNN and w.shape[0] < _NT_MIN_COLUMNS and out is None:
+        return _onednn_nt(a, w)
+    if a.dtype in (torch.float32, torch.float64) and a.dtype == w.dtype:
+        result: Tensor = ext.matmul_nt(a, w, out)
+        return result
+    if out is not None:
+        return torch.mm(a, w.t(), out=out.view(a.shape[0], w.shape[0]))
+    return torch.mm(a, w.t())
+
+
+def mm_nn(ext: ModuleType, a: Tensor, b: Tensor) -> Tensor:
+    """``a (M, K) @ b (K, N) -> (M, N)`` (``dx = dZ @ W_ih``)."""
+    return mm_nt(ext, a, b.t())
+
+
+def mm_tn(a: Tensor, b: Tensor) -> Tensor:
+    """``a (R, M).T @ b (R, N) -> (M, N)`` (weight gradients: the reduction runs over ``R = T*B`` rows).
+    float32: oneDNN's ``b.T @ a`` (faster than ``a.T @ b`` there) transposed back into a contiguous
+    result (a copy of the small ``(M, N)`` matrix); else ``torch.mm``."""
+    if a.dtype == torch.float32 and b.dtype == torch.float32 and _ONEDNN:
+        # row-major operands first: oneDNN runs the transposed views of row-major matrices fastest
+        a, b = a.contiguous(), b.contiguous()
+        return _onednn_nt(b.t(), a.t()).t().contiguous()
+    return a.t().mm(b)
