@@ -365,6 +365,21 @@ def test_bf16_matmul_adds_the_bias_to_the_float32_product(shape):
         ext.matmul_nt_bf16(a, w, None, torch.zeros(N + 1))
 
 
+def test_bf16_matmul_large_fresh_output():
+    """A new output of 32 MiB or more (a training forward's projection) is asked for in huge pages (advice
+    only): the values are the same as written into a given buffer."""
+    ext = native.module()
+    M, K, N = 4100, 3, 2048  # 33.6 MB of float32
+    gen = torch.Generator().manual_seed(4)
+    a, w, b = torch.randn(M, K, generator=gen), torch.randn(N, K, generator=gen), torch.randn(N, generator=gen)
+    got = ext.matmul_nt_bf16(a, w, None, b)
+    out = torch.empty(M * N)
+    ext.matmul_nt_bf16(a, w, out, b)
+    assert got.shape == (M, N) and torch.equal(got, out.view(M, N))
+    exact = a.to(BF16).double() @ w.to(BF16).double().t() + b.double()
+    assert (got.double() - exact).abs().max().item() <= 1e-4
+
+
 def _rounding_probe(K: int, N: int, seed: int) -> torch.Tensor:
     """(N, K) float32 values over many binades, with exact bf16 ties (both parities) and zeros (a -0.0 weight
     would read back as +0.0: the accumulator starts at +0.0)."""

@@ -11,6 +11,9 @@
 #include "kernel_common.h"
 
 #include <c10/util/BFloat16.h>
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 #define LSTM_BRIDGE_X86 1
@@ -43,6 +46,24 @@ struct Bf16Gemm {
 inline uint32_t bf16_bits(float v) { return c10::BFloat16(v).x; }
 
 inline uint32_t bf16_pair(float lo, float hi) { return bf16_bits(lo) | (bf16_bits(hi) << 16); }
+
+// A new float32 (M, N) tensor for a GEMM output written once (a training forward's projection). glibc maps
+// every block above 32 MiB afresh, and faulting in its 4 KiB pages one by one cost ~24 ms per 52 MB (the
+// large benchmark's projection; filling it is ~3 ms): where the kernel offers transparent huge pages on
+// request (madvise mode), the block's whole 2 MiB pages are asked for. Advice only: failures are ignored.
+at::Tensor empty_gemm_output(int64_t M, int64_t N, const at::TensorOptions& opts) {
+  at::Tensor out = at::empty({M, N}, opts.dtype(at::kFloat));
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  constexpr uintptr_t kHuge = uintptr_t(1) << 21;
+  const size_t bytes = static_cast<size_t>(out.numel()) * sizeof(float);
+  if (bytes >= (size_t(32) << 20)) {
+    const uintptr_t p = reinterpret_cast<uintptr_t>(out.data_ptr());
+    const uintptr_t start = (p + kHuge - 1) & ~(kHuge - 1), end = (p + bytes) & ~(kHuge - 1);
+    if (end > start) (void)madvise(reinterpret_cast<void*>(start), end - start, MADV_HUGEPAGE);
+  }
+#endif
+  return out;
+}
 
 // 16 lanes of uint32 (GCC vector type: AVX-512 where built for it, else split by the compiler).
 typedef uint32_t Bf16Lanes __attribute__((vector_size(64)));
@@ -873,7 +894,7 @@ at::Tensor matmul_nt_bf16(const at::Tensor& a, const at::Tensor& w, c10::optiona
                 " elements; received ", out_opt->sizes(), " ", out_opt->scalar_type());
     out = out_opt->view({M, N});
   } else {
-    out = at::empty({M, N}, A.options().dtype(at::kFloat));
+    out = empty_gemm_output(M, N, A.options());
   }
   at::Tensor bias;
   if (bias_opt.has_value() && bias_opt->defined()) {
