@@ -98,9 +98,9 @@ def _input_projection_lowp(
     out: Optional[Tensor],
 ) -> Tuple[Tensor, List[Tensor]]:
     """:func:`input_projection` of a bf16 layer: float32 ``(T, B, S)`` from bfloat16-rounded operands.
-    Without input dropout the float32 biases are added to the float32 product as the GEMM stores it
-    (``(x W^T) + b``, the kernel's order, without the kernel's second pass over the projection); with
-    input dropout the kernel adds them."""
+    The float32 biases are added to the float32 product as the GEMM stores it (``(x W^T) + b``, the
+    kernel's order, without the kernel's second pass over the projection); with one input dropout mask per
+    gate (a batched GEMM) the kernel adds them."""
     T, B, I = x.shape
     x2 = x.reshape(T * B, I)
     if all(m is None for m in in_masks):
@@ -114,13 +114,14 @@ def _input_projection_lowp(
     kernel_bias = [plan.empty() if b is None else b.detach().float() for b in biases]
     xp = torch.empty(T, B, plan.S, dtype=torch.float32)
     for d in range(plan.D):
-        H, m = plan.H[d], in_masks[d]
+        H, m, b = plan.H[d], in_masks[d], biases[d]
         block = xp[..., plan.columns(d)]
         w = w_ih[d].detach()
-        if m is None:
-            block.copy_(plan.ext.matmul_nt_bf16(x2.detach(), w, None).view(T, B, 4 * H))
-        elif m.shape[0] == 1:
-            block.copy_(plan.ext.matmul_nt_bf16((x.detach() * m[0]).reshape(T * B, I), w, None).view(T, B, 4 * H))
+        if m is None or m.shape[0] == 1:  # the bias joins as the product is stored
+            xm = x2.detach() if m is None else (x.detach() * m[0]).reshape(T * B, I)
+            bias = None if b is None else b.detach().float()
+            block.copy_(plan.ext.matmul_nt_bf16(xm, w, None, bias).view(T, B, 4 * H))
+            kernel_bias[d] = plan.empty()
         else:  # one mask per gate: (4, T*B, I) @ (4, I, H)
             xm = (x.detach().unsqueeze(0) * m.unsqueeze(1)).reshape(4, T * B, I)
             per_gate = _mm(plan, xm, w.view(4, H, I).transpose(1, 2))
