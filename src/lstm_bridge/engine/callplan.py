@@ -31,7 +31,7 @@ Results = Tuple[List[Tensor], List[Tensor], List[Tensor]]
 Stacked = Tuple[Tensor, Tensor, Tensor]
 
 
-# ``os.environ.get`` encodes its key on every call (~0.6 us, a tenth of a tiny call's overhead): the plan key
+# ``os.environ.get`` encodes its key on every call (~0.6 us of a tiny call's ~10 us overhead): the plan key
 # reads the process environment's own mapping with the key encoded once (CPython's ``os._Environ``; any other
 # mapping falls back to ``os.environ.get``). The raw value is only compared, never interpreted.
 _ENVIRON = os.environ
