@@ -125,6 +125,45 @@ def test_keras_bidirectional_planned_matches_full_path(monkeypatch):
         assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("backend_request", ["auto", "torch"])
+@pytest.mark.parametrize("activation", ["sigmoid", "hard_sigmoid"])
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("time_major", [False, True])
+def test_keras_bidirectional_concat_sequences_planned_bit_for_bit(
+    monkeypatch, backend_request, activation, masked, time_major
+):
+    """The planned concat fast path (no flips; oneDNN's (T, B, 2u) output returned without a copy) gives
+    the full path's sequence bit for bit, on both engine paths, and feeds a second layer alike."""
+    monkeypatch.setenv("LSTM_BRIDGE_BACKEND", backend_request)
+    torch.manual_seed(2)
+    stack = [
+        K.Bidirectional(K.LSTM(6, recurrent_activation=activation, return_sequences=True, time_major=time_major))
+        for _ in range(2)
+    ]
+    x = torch.randn(7, 3, 4) if time_major else torch.randn(3, 7, 4)
+    mask = None
+    if masked:
+        mask = torch.ones(3, 7, dtype=torch.bool)
+        mask[0, 5:] = False
+        mask = mask.t() if time_major else mask
+
+    def run(layers):
+        y = x
+        for lay in layers:
+            y = lay(y, mask=mask)
+        return y
+
+    with torch.no_grad():
+        run(stack)  # builds and runs the full path
+        full = run(copy.deepcopy(stack))  # a copy's first call: the full path
+        run(stack)
+        selects = _count_selects(monkeypatch)
+        planned = run(stack)
+        assert selects == []
+    assert planned.shape == full.shape == ((7, 3, 12) if time_major else (3, 7, 12))
+    assert torch.equal(planned, full)
+
+
 def test_keras_layer_built_under_inference_mode():
     layer = K.LSTM(4, return_state=True)
     x = torch.randn(2, 3, 3)

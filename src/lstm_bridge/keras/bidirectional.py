@@ -335,10 +335,43 @@ class Bidirectional(torch.nn.Module):
         xt = x if self.time_major else x.transpose(0, 1)
         valid = None if mask is None else fw.valid_steps(mask, xt.shape[0], xt.shape[1])
         outs, hs, cs = plan.run(xt, weights, h0, c0, valid)
+        if (
+            self.merge_mode == "concat"
+            and self.return_sequences
+            and not self.return_state
+            and not fw.go_backwards
+            and bw.go_backwards
+            and not fw._activity_losses
+            and not bw._activity_losses
+        ):
+            return self._concat_time_aligned(outs[0], outs[1])
         lstm = bool(cs)
         f_out = fw.planned_output(outs[0], hs[0], cs[0] if lstm else None)
         b_out = bw.planned_output(outs[1], hs[1], cs[1] if lstm else None)
         return self._combine(f_out, b_out)
+
+    def _concat_time_aligned(self, y_f: torch.Tensor, y_b: torch.Tensor) -> torch.Tensor:
+        """The planned ``merge_mode="concat"`` sequence output straight from the engine's time-aligned
+        ``(T, B, u)`` halves: the backward layer's flip to processing order and the wrapper's flip back
+        cancel, so neither is made; halves that are already the two sides of one ``(T, B, 2u)`` tensor
+        (oneDNN's bidirectional call) are returned as that tensor, without the concatenation's copy."""
+        base = y_f._base
+        itemsize = y_f.element_size()
+        if (
+            base is not None
+            and y_b._base is base
+            and base.dim() == 3
+            and base.shape[-1] == y_f.shape[-1] + y_b.shape[-1]
+            and y_f.data_ptr() == base.data_ptr()
+            and y_b.data_ptr() == base.data_ptr() + y_f.shape[-1] * itemsize
+            and y_f.shape[:-1] == base.shape[:-1]
+            and y_f.stride() == base.stride()
+            and y_b.stride() == base.stride()
+        ):
+            merged = base
+        else:
+            merged = torch.cat([y_f, y_b], dim=-1)
+        return merged if self.time_major else merged.transpose(0, 1)
 
     def _plan(self, x: torch.Tensor, mask: Any, training: Optional[bool], weights: List[Any]) -> Any:
         """The plan of a signature :meth:`_forward` has just run (None: run the full path): both directions
