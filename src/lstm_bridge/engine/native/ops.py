@@ -104,7 +104,9 @@ def _present(present: Sequence[Tensor], flags: Sequence[int]) -> List[Optional[T
 def _unaliased(results: List[Tensor], inputs: Sequence[Optional[Tensor]]) -> List[Tensor]:
     """``results`` with every one that shares memory with an input or an earlier result copied: a custom
     op's outputs may not alias (the directions' ``dW_ih`` are column blocks of one GEMM's result, and a
-    kernel may hand back a buffer it was given)."""
+    kernel may hand back a buffer it was given). The common case, no alias, is one check in C++."""
+    if not torch._C._any_output_is_alias_to_input_or_output(tuple(inputs), {}, tuple(results)):
+        return results
     seen = {t.untyped_storage().data_ptr() for t in inputs if t is not None and t.numel()}
     out = []
     for r in results:
