@@ -341,9 +341,9 @@ class Bidirectional(torch.nn.Module):
             and not self.return_state
             and not fw.go_backwards
             and bw.go_backwards
-            and not fw._activity_losses
-            and not bw._activity_losses
         ):
+            fw.clear_losses()  # (what planned_output does for each layer)
+            bw.clear_losses()
             return self._concat_time_aligned(outs[0], outs[1])
         lstm = bool(cs)
         f_out = fw.planned_output(outs[0], hs[0], cs[0] if lstm else None)
@@ -355,20 +355,16 @@ class Bidirectional(torch.nn.Module):
         ``(T, B, u)`` halves: the backward layer's flip to processing order and the wrapper's flip back
         cancel, so neither is made; halves that are already the two sides of one ``(T, B, 2u)`` tensor
         (oneDNN's bidirectional call) are returned as that tensor, without the concatenation's copy."""
-        base = y_f._base
-        itemsize = y_f.element_size()
+        T, B, u = y_f.shape
+        stride = y_f.stride()
         if (
-            base is not None
-            and y_b._base is base
-            and base.dim() == 3
-            and base.shape[-1] == y_f.shape[-1] + y_b.shape[-1]
-            and y_f.data_ptr() == base.data_ptr()
-            and y_b.data_ptr() == base.data_ptr() + y_f.shape[-1] * itemsize
-            and y_f.shape[:-1] == base.shape[:-1]
-            and y_f.stride() == base.stride()
-            and y_b.stride() == base.stride()
-        ):
-            merged = base
+            y_b.shape == y_f.shape
+            and y_b.stride() == stride
+            and stride == (B * 2 * u, 2 * u, 1)
+            and y_f.untyped_storage().data_ptr() == y_b.untyped_storage().data_ptr()
+            and y_b.storage_offset() == y_f.storage_offset() + u
+        ):  # (the two column halves of one (T, B, 2u) tensor: that tensor, as a view)
+            merged = y_f.as_strided((T, B, 2 * u), stride, y_f.storage_offset())
         else:
             merged = torch.cat([y_f, y_b], dim=-1)
         return merged if self.time_major else merged.transpose(0, 1)

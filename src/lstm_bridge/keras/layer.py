@@ -560,6 +560,12 @@ class Recurrent(torch.nn.Module):
             return None
         return cell.direction_weights(), cell.training if training is None else bool(training)
 
+    def clear_losses(self) -> None:
+        """Forget the last call's activity-regularizer losses, as a call without a regularizer leaves them
+        (``losses`` empty); a wrapper's planned call does this for the layers whose returns it assembles."""
+        if self._activity_losses:  # (Module.__setattr__ only when there is something to clear)
+            self._activity_losses = []
+
     @property
     def state_count(self) -> int:
         """How many states the cell carries (LSTM 2: ``h``, ``c``; GRU and SimpleRNN 1)."""
@@ -574,8 +580,7 @@ class Recurrent(torch.nn.Module):
         """:meth:`finish` for a planned call (not stateful, no activity regularizer, no unroll quirk):
         Keras's returns from the engine's ``seq (T, B, u)`` and final states (``outputs.direction_output``
         written out: this runs on every planned call)."""
-        if self._activity_losses:  # (Module.__setattr__ only when there is something to clear)
-            self._activity_losses = []
+        self.clear_losses()
         if self.return_sequences:
             output = seq.flip(0) if self.go_backwards else seq
             if not self.time_major:
