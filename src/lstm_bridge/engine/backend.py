@@ -44,12 +44,13 @@ last_used: Optional[str] = None  # "native" or "torch": which path ran most rece
 # 1.05/1.05; oneDNN won the forward at medium (8192: 1.06 vs 1.18) and large (32768: 1.02 vs 1.06).
 NATIVE_STANDARD_MAX_BH = 2048
 # Training (autograd records the call) of the standard LSTM runs in the kernel up to this batch * hidden,
-# with at least NATIVE_STANDARD_TRAIN_MIN_THREADS threads. The same limit as inference: on an idle machine
-# (2 threads, 2026-11-27 16:46 UTC, docs/benchmarks.md "Standard LSTM") the kernel trained the standard
-# layer at 0.92x of torch.nn.LSTM on medium but 1.05x on large and 1.22x on medium_2l_bidir, where oneDNN's
-# own layer is 1.0x by definition; an earlier rule (every size on 2+ threads) was set from a loaded machine.
-NATIVE_STANDARD_TRAIN_MAX_BH = NATIVE_STANDARD_MAX_BH
-NATIVE_STANDARD_TRAIN_MIN_THREADS = 2
+# with at least NATIVE_STANDARD_TRAIN_MIN_THREADS threads: every size. Since the GEMMs around the
+# recurrence left MKL (engine/native/gemm.py: MKL does not use AVX-512 on AMD), the kernel trains the
+# standard layer faster than oneDNN's own: one thread, CPU time, ratios to torch.nn.LSTM (kernel / oneDNN
+# through our front end): medium 0.76 / 1.03, large 0.81 / 1.00, medium_2l_bidir 0.84 / 1.04; small 1.39 /
+# 1.26 and long 1.08 / 1.06 (there the per-call work is small and both lose to torch.nn.LSTM's own call).
+NATIVE_STANDARD_TRAIN_MAX_BH = 1 << 62
+NATIVE_STANDARD_TRAIN_MIN_THREADS = 1
 
 
 def requested() -> str:
@@ -100,8 +101,8 @@ def check_native_policy(
       (MindSpore's training forward is the same oneDNN primitive, and the golden tests pin its bits with
       grad enabled); under bfloat16 there are no bits to keep and speed decides;
     * or by speed: ``batch * hidden`` above :data:`NATIVE_STANDARD_MAX_BH` in inference, above
-      :data:`NATIVE_STANDARD_TRAIN_MAX_BH` in training (every size, on fewer than
-      :data:`NATIVE_STANDARD_TRAIN_MIN_THREADS` threads).
+      :data:`NATIVE_STANDARD_TRAIN_MAX_BH` in training (by default none: the kernel trains every size),
+      or training on fewer than :data:`NATIVE_STANDARD_TRAIN_MIN_THREADS` threads (by default 1).
 
     ``reduced``: the call's 16-bit dtype (:func:`.precision.reduced_dtype`) or None.
     """
