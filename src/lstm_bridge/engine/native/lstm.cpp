@@ -796,7 +796,11 @@ std::vector<std::vector<at::Tensor>> lstm_backward(const LayerConfig& cfg, const
               "lstm-bridge native: backward needs one grad_out/grad_hn/grad_cn/c_prev per direction (", D, ")");
   const int64_t Tn = gates.size(0), B = gates.size(1), S = gates.size(2);
   const uint8_t* vptr = valid.numel() > 0 ? valid.data_ptr<uint8_t>() : nullptr;
-  at::Tensor dZ = at::empty_like(gates);
+  at::Tensor dZ = gates.scalar_type() == at::kFloat
+                     ? empty_gemm_output(gates.numel() / std::max<int64_t>(1, gates.size(-1)), gates.size(-1),
+                                         gates.options())
+                           .view(gates.sizes())
+                     : at::empty_like(gates);
   std::vector<at::Tensor> gout(D), cprev(D);
   std::vector<std::vector<at::Tensor>> result(3);
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_bridge_backward", [&] {
@@ -846,7 +850,7 @@ at::Tensor matmul_nt(const at::Tensor& a, const at::Tensor& w, c10::optional<at:
                 " elements; received ", out_opt->sizes(), " ", out_opt->scalar_type());
     out = out_opt->view({M, N});
   } else {
-    out = at::empty({M, N}, A.options());
+    out = A.scalar_type() == at::kFloat ? empty_gemm_output(M, N, A.options()) : at::empty({M, N}, A.options());
   }
   if (M == 0 || N == 0) return out;
   if (K == 0) return out.zero_();
