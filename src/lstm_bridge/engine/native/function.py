@@ -122,6 +122,11 @@ def kernel_masks(
 
 _LEAN_DTYPES = (torch.float32, torch.float64)
 
+_TINY_MACS = 1 << 18
+"""Below this many multiply-adds the lean inference projection is one ``torch.mm``: oneDNN's matmul has a
+~11 us set-up per call and the kernel's micro-kernel packs ``W`` on every call (~1.3 us for 8x32, ~9-14 us
+for 64x124 or 128x96), while MKL's small GEMM took 1.7-6 us there (one thread, CPU time, 17:43 UTC)."""
+
 
 def lean_inference(plan: Plan, x: Tensor, masks: Masks) -> bool:
     """Whether a call goes through :func:`infer`: not recorded, float32/float64, no input dropout mask, and
@@ -160,7 +165,11 @@ def infer(
     (engine/callplan.py) build these arguments once."""
     T, B, I = x.shape
     weight = w_ih[0] if plan.D == 1 else torch.cat(list(w_ih), 0)
-    xp = matmul_nt(plan.ext, x.reshape(T * B, I), weight).view(T, B, plan.S).contiguous()
+    x2 = x.reshape(T * B, I)
+    if T * B * I * plan.S < _TINY_MACS:  # (torch.mm: see _TINY_MACS)
+        xp = torch.mm(x2, weight.t()).view(T, B, plan.S)
+    else:
+        xp = matmul_nt(plan.ext, x2, weight).view(T, B, plan.S).contiguous()
     outs, hn, cn, _, _ = plan.ext.forward(plan.cfg, xp, w_hh, h0, c0, valid, recurrent, bias)
     return outs, hn, cn
 
