@@ -398,3 +398,27 @@ def test_plan_key_reads_the_backend_request_as_os_environ_does(monkeypatch):
     assert len({unset, on_torch, on_native}) == 3
     monkeypatch.setattr(os, "environ", {"LSTM_BRIDGE_BACKEND": "auto"})  # a replaced mapping is read too
     assert callplan.signature(x)[-1] == "auto"
+
+
+def test_tiny_inference_projection_skips_the_gemm_routing(monkeypatch):
+    # below function._TINY_MACS the lean entry's projection is one torch.mm (oneDNN's ~11 us set-up per call and
+    # the micro-kernel's per-call packing cost more than the product); larger ones follow projection.matmul_nt
+    from lstm_bridge.engine.native import function
+
+    routed: list = []
+    real = function.matmul_nt
+
+    def counting(*args):
+        routed.append(args[1].shape)
+        return real(*args)
+
+    monkeypatch.setattr(function, "matmul_nt", counting)
+    tiny, large = K.LSTM(8), K.LSTM(64)
+    x_tiny, x_large = torch.randn(1, 1, 8), torch.randn(16, 8, 64)
+    assert 8 * 64 * 4 * 64 * 16 >= function._TINY_MACS
+    with torch.no_grad():
+        for layer, x in ((tiny, x_tiny), (large, x_large)):
+            layer(x)
+            layer(x)  # planned
+            _assert_same_bits(layer(x), _full_path(layer, x))
+    assert all(shape[0] == 16 * 8 for shape in routed) and routed  # only the large layer's projections

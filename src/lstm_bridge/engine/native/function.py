@@ -125,7 +125,10 @@ _LEAN_DTYPES = (torch.float32, torch.float64)
 _TINY_MACS = 1 << 18
 """Below this many multiply-adds the lean inference projection is one ``torch.mm``: oneDNN's matmul has a
 ~11 us set-up per call and the kernel's micro-kernel packs ``W`` on every call (~1.3 us for 8x32, ~9-14 us
-for 64x124 or 128x96), while MKL's small GEMM took 1.7-6 us there (one thread, CPU time, 17:43 UTC)."""
+for 64x124 or 128x96), while MKL's small GEMM took 1.7-6 us there (one thread, CPU time, 17:43 UTC). Not
+for float32 under autocast (it would round ``torch.mm``'s operands; float64 it leaves alone).
+``torch.nn.functional.linear`` on the 3-D input would save the reshape and view (~1.2 us) but is not the
+same product bit for bit (another route in ATen)."""
 
 
 def lean_inference(plan: Plan, x: Tensor, masks: Masks) -> bool:
@@ -161,12 +164,15 @@ def infer(
     """The lean inference forward (:func:`lean_inference` holds; no autograd records it): ``(outs, h_n, c_n)``
     per direction from ``x (T, B, I)``, the directions' weights, their :func:`kernel_bias`, states, the
     kernel's ``valid`` (:meth:`.Masks.valid_arg`) and recurrent mask arguments (:meth:`.Masks.recurrent_args`).
-    The same GEMM and bias as :func:`_run_forward`'s general path, without its per-call records: call plans
-    (engine/callplan.py) build these arguments once."""
+    The general path's bias, and its GEMM (:func:`.projection.matmul_nt`) but below :data:`_TINY_MACS`
+    (``torch.mm``), without its per-call records: call plans (engine/callplan.py) build these arguments
+    once. Every unrecorded call of these dtypes takes it, so a planned call and the full path agree bit for
+    bit; a recorded (training) forward may differ from it in the last bit at tiny sizes."""
     T, B, I = x.shape
     weight = w_ih[0] if plan.D == 1 else torch.cat(list(w_ih), 0)
     x2 = x.reshape(T * B, I)
-    if T * B * I * plan.S < _TINY_MACS:  # (torch.mm: see _TINY_MACS)
+    tiny = T * B * I * plan.S < _TINY_MACS
+    if tiny and (x.dtype == torch.float64 or not torch.is_autocast_enabled("cpu")):  # (see _TINY_MACS)
         xp = torch.mm(x2, weight.t()).view(T, B, plan.S)
     else:
         xp = matmul_nt(plan.ext, x2, weight).view(T, B, plan.S).contiguous()
