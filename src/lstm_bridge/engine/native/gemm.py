@@ -10,7 +10,8 @@ for the transposed products of the weight gradients, whose reduction runs over a
 * ``a @ w.T`` (:func:`mm_nt`: the projection, and ``dx`` as ``dZ @ (W.T).T``): the micro-kernel, for
   float32 and float64; oneDNN for float32 products whose ``w`` has fewer than 128 rows (the micro-kernel's
   column panels are 64 wide, so a narrow output wastes them);
-* ``a.T @ b`` (:func:`mm_tn`: weight gradients): oneDNN for float32, ``torch.mm`` otherwise.
+* ``a.T @ b`` (:func:`mm_tn`: weight gradients): oneDNN for float32, ``torch.mm`` otherwise;
+* products below :data:`TINY_MACS` multiply-adds: ``torch.mm`` (set-up costs dominate there).
 
 No autograd: every operand is detached by the callers (these run inside the layer's forward/backward).
 """
@@ -28,6 +29,16 @@ __all__ = ["mm_nn", "mm_nt", "mm_tn"]
 
 # The micro-kernel's panel is 64 float32 columns (AVX-512: 4 vectors of 16); below two panels oneDNN wins.
 _NT_MIN_COLUMNS = 128
+
+TINY_MACS = 1 << 18
+"""Below this many multiply-adds a product is one ``torch.mm``: oneDNN's matmul has a ~11 us set-up per call
+and the micro-kernel packs ``W`` on every call (~1.3 us for 8x32, ~9-14 us for 64x124 or 128x96), while MKL's
+small GEMM took 1.7-6 us there (one thread, CPU time, 17:43 UTC). Not for float32 under CPU autocast, which
+would round ``torch.mm``'s operands to bfloat16 (float64 it leaves alone)."""
+
+
+def _tiny(a: Tensor, macs: int) -> bool:
+    return macs < TINY_MACS and (a.dtype == torch.float64 or not torch.is_autocast_enabled("cpu"))
 
 
 def _onednn_linear_available() -> bool:
@@ -53,6 +64,10 @@ def _onednn_nt(a: Tensor, w: Tensor) -> Tensor:
 def mm_nt(ext: ModuleType, a: Tensor, w: Tensor, out: Optional[Tensor] = None) -> Tensor:
     """``a (M, K) @ w (N, K).T -> (M, N)``; ``w`` may have any strides; into ``out`` (``M*N`` contiguous
     elements of ``a``'s dtype) when given."""
+    if _tiny(a, a.shape[0] * a.shape[1] * w.shape[0]):
+        if out is not None:
+            return torch.mm(a, w.t(), out=out.view(a.shape[0], w.shape[0]))
+        return torch.mm(a, w.t())
     if a.dtype == torch.float32 and _ONEDNN and w.shape[0] < _NT_MIN_COLUMNS and out is None:
         return _onednn_nt(a, w)
     if a.dtype in (torch.float32, torch.float64) and a.dtype == w.dtype:
@@ -71,8 +86,8 @@ def mm_nn(ext: ModuleType, a: Tensor, b: Tensor) -> Tensor:
 def mm_tn(a: Tensor, b: Tensor) -> Tensor:
     """``a (R, M).T @ b (R, N) -> (M, N)`` (weight gradients: the reduction runs over ``R = T*B`` rows).
     float32: oneDNN's ``b.T @ a`` (faster than ``a.T @ b`` there) transposed back into a contiguous
-    result (a copy of the small ``(M, N)`` matrix); else ``torch.mm``."""
-    if a.dtype == torch.float32 and b.dtype == torch.float32 and _ONEDNN:
+    result (a copy of the small ``(M, N)`` matrix); tiny products and other dtypes: ``torch.mm``."""
+    if a.dtype == torch.float32 and b.dtype == torch.float32 and _ONEDNN and not _tiny(a, a.numel() * b.shape[1]):
         # row-major operands first: oneDNN runs the transposed views of row-major matrices fastest
         a, b = a.contiguous(), b.contiguous()
         return _onednn_nt(b.t(), a.t()).t().contiguous()
