@@ -89,8 +89,13 @@ inline void round_pairs(const float* a, int64_t k, uint32_t* out) {
   int64_t j = 0;
   for (; j + 16 <= full; j += 16) {
     const Bf16Lanes h0 = bf16_high(load_lanes(a + 2 * j)), h1 = bf16_high(load_lanes(a + 2 * j + 16));
+#if defined(__clang__)
+    const Bf16Lanes even = __builtin_shufflevector(h0, h1, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const Bf16Lanes odd = __builtin_shufflevector(h0, h1, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+#else
     const Bf16Lanes even = __builtin_shuffle(h0, h1, Bf16Lanes{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30});
     const Bf16Lanes odd = __builtin_shuffle(h0, h1, Bf16Lanes{1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31});
+#endif
     const Bf16Lanes pairs = (even >> 16) | odd;
     std::memcpy(out + j, &pairs, sizeof(pairs));
   }
