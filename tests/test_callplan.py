@@ -401,9 +401,10 @@ def test_plan_key_reads_the_backend_request_as_os_environ_does(monkeypatch):
 
 
 def test_tiny_inference_projection_skips_the_gemm_routing(monkeypatch):
-    # below function._TINY_MACS the lean entry's projection is one torch.mm (oneDNN's ~11 us set-up per call and
-    # the micro-kernel's per-call packing cost more than the product); larger ones follow projection.matmul_nt
-    from lstm_bridge.engine.native import function
+    # below gemm.TINY_MACS the lean entry's projection is the torch.mm that the routing would pick, called
+    # directly (oneDNN's ~11 us set-up per call and the micro-kernel's per-call packing cost more than the
+    # product); larger ones go through projection.matmul_nt
+    from lstm_bridge.engine.native import function, gemm
 
     routed: list = []
     real = function.matmul_nt
@@ -415,10 +416,25 @@ def test_tiny_inference_projection_skips_the_gemm_routing(monkeypatch):
     monkeypatch.setattr(function, "matmul_nt", counting)
     tiny, large = K.LSTM(8), K.LSTM(64)
     x_tiny, x_large = torch.randn(1, 1, 8), torch.randn(16, 8, 64)
-    assert 8 * 64 * 4 * 64 * 16 >= function._TINY_MACS
+    assert 8 * 64 * 4 * 64 * 16 >= gemm.TINY_MACS
     with torch.no_grad():
         for layer, x in ((tiny, x_tiny), (large, x_large)):
             layer(x)
             layer(x)  # planned
             _assert_same_bits(layer(x), _full_path(layer, x))
     assert all(shape[0] == 16 * 8 for shape in routed) and routed  # only the large layer's projections
+
+
+@pytest.mark.parametrize("units, batch", [(8, 1), (5, 3), (64, 16)])
+def test_inference_and_recorded_forwards_agree_bit_for_bit(units, batch):
+    # the lean entry's own tiny-product rule is gemm.mm_nt's: an inference call computes the training forward's bits
+    torch.manual_seed(9)
+    layer = K.LSTM(units, return_sequences=True, return_state=True, recurrent_activation="hard_sigmoid")
+    x = torch.randn(batch, 4, 8)
+    layer(x)
+    with torch.no_grad():
+        layer(x)
+        inference = layer(x)  # planned
+    recorded = layer(x)  # grad mode: autograd records the native call
+    assert recorded[0].requires_grad
+    _assert_same_bits(inference, [r.detach() for r in recorded])

@@ -23,6 +23,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 import torch
 
 from . import loader, workspace
+from .gemm import TINY_MACS
 from .plan import LayerArgs, Masks, Plan, Saved
 from .projection import input_gradients, input_projection, matmul_nt, recurrent_weight_grad
 
@@ -122,14 +123,6 @@ def kernel_masks(
 
 _LEAN_DTYPES = (torch.float32, torch.float64)
 
-_TINY_MACS = 1 << 18
-"""Below this many multiply-adds the lean inference projection is one ``torch.mm``: oneDNN's matmul has a
-~11 us set-up per call and the kernel's micro-kernel packs ``W`` on every call (~1.3 us for 8x32, ~9-14 us
-for 64x124 or 128x96), while MKL's small GEMM took 1.7-6 us there (one thread, CPU time, 17:43 UTC). Not
-for float32 under autocast (it would round ``torch.mm``'s operands; float64 it leaves alone).
-``torch.nn.functional.linear`` on the 3-D input would save the reshape and view (~1.2 us) but is not the
-same product bit for bit (another route in ATen)."""
-
 
 def lean_inference(plan: Plan, x: Tensor, masks: Masks) -> bool:
     """Whether a call goes through :func:`infer`: not recorded, float32/float64, no input dropout mask, and
@@ -164,15 +157,15 @@ def infer(
     """The lean inference forward (:func:`lean_inference` holds; no autograd records it): ``(outs, h_n, c_n)``
     per direction from ``x (T, B, I)``, the directions' weights, their :func:`kernel_bias`, states, the
     kernel's ``valid`` (:meth:`.Masks.valid_arg`) and recurrent mask arguments (:meth:`.Masks.recurrent_args`).
-    The general path's bias, and its GEMM (:func:`.projection.matmul_nt`) but below :data:`_TINY_MACS`
-    (``torch.mm``), without its per-call records: call plans (engine/callplan.py) build these arguments
-    once. Every unrecorded call of these dtypes takes it, so a planned call and the full path agree bit for
-    bit; a recorded (training) forward may differ from it in the last bit at tiny sizes."""
+    The general path's bias and GEMM (:func:`.projection.matmul_nt`; below :data:`.gemm.TINY_MACS` the same
+    ``torch.mm`` that routing picks, called directly), without its per-call records: call plans
+    (engine/callplan.py) build these arguments once. Every unrecorded call of these dtypes takes it, so a
+    planned call and the full path agree bit for bit, and with the recorded forward too."""
     T, B, I = x.shape
     weight = w_ih[0] if plan.D == 1 else torch.cat(list(w_ih), 0)
     x2 = x.reshape(T * B, I)
-    tiny = T * B * I * plan.S < _TINY_MACS
-    if tiny and (x.dtype == torch.float64 or not torch.is_autocast_enabled("cpu")):  # (see _TINY_MACS)
+    tiny = T * B * I * plan.S < TINY_MACS  # gemm.mm_nt's own rule, written out here (0.6 us fewer per call)
+    if tiny and (x.dtype == torch.float64 or not torch.is_autocast_enabled("cpu")):
         xp = torch.mm(x2, weight.t()).view(T, B, plan.S)
     else:
         xp = matmul_nt(plan.ext, x2, weight).view(T, B, plan.S).contiguous()
