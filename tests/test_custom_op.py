@@ -597,3 +597,41 @@ def test_compile_before_any_eager_call_loads_the_kernel_at_compile_time():
 def test_tracing_an_unbuilt_keras_layer_says_to_call_it_first():
     with pytest.raises(ValueError, match="creates its weights on its first call.*call it once eagerly"):
         torch.export.export(K.LSTM(5), (torch.randn(3, 6, 4),))
+
+
+_WITHOUT_PRIVATE_AUTOGRAD = """
+import torch
+del torch._C._after_ADInplaceOrView_keyset  # a torch without a private piece the lean Autograd kernel uses
+import lstm_bridge.keras as K
+from lstm_bridge.engine.native import ops
+assert not ops._LEAN_AUTOGRAD
+torch.manual_seed(0)
+layer = K.LSTM(6, recurrent_activation="hard_sigmoid", return_sequences=True)
+x = torch.randn(3, 5, 4, requires_grad=True)
+want = layer(x)
+leaves = [x, *layer.parameters()]
+want_grads = torch.autograd.grad(want.square().sum(), leaves)
+compiled = torch.compile(layer, backend="eager", fullgraph=True)
+got = compiled(x)
+grads = torch.autograd.grad(got.square().sum(), leaves)
+assert torch.equal(got, want), (got - want).abs().max()
+for a, b in zip(grads, want_grads):
+    assert torch.equal(a, b), (a - b).abs().max()
+with torch.no_grad():
+    assert torch.equal(compiled(x), want)
+print("ok")
+"""
+
+
+def test_ops_fall_back_to_register_autograd_without_torchs_private_wrapper():
+    """On a torch without the private pieces of the lean ``Autograd`` kernel the ops register their formula
+    through ``torch.library.register_autograd``: a traced layer still trains and infers as eager, bit for bit."""
+    import subprocess
+    import sys
+
+    env = dict(os.environ, LSTM_BRIDGE_BACKEND="auto")
+    done = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_PRIVATE_AUTOGRAD], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().endswith("ok")

@@ -38,7 +38,11 @@ import functools
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
-from torch._library import autograd as _torch_autograd
+
+try:  # torch's own autograd wrapper for custom ops (private; present in the pinned torch 2.13)
+    from torch._library import autograd as _torch_autograd
+except ImportError:  # pragma: no cover - other torch versions
+    _torch_autograd = None  # type: ignore[assignment]
 
 from . import function, onnx_ops
 from .plan import Masks, Plan
@@ -50,8 +54,16 @@ __all__ = ["define_op", "lstm_layer", "lstm_layer_backward", "run"]
 LIBRARY = torch.library.Library("lstm_bridge", "FRAGMENT")  # type: ignore[no-untyped-call]
 """The fragment of the ``lstm_bridge`` op namespace that :func:`define_op` registers into."""
 
-_BELOW_INPLACE_OR_VIEW = torch._C._after_ADInplaceOrView_keyset
+_BELOW_INPLACE_OR_VIEW = getattr(torch._C, "_after_ADInplaceOrView_keyset", None)
 _CPU = torch._C.DispatchKey.CPU
+_LEAN_AUTOGRAD = (
+    _torch_autograd is not None
+    and hasattr(_torch_autograd, "make_autograd_impl")
+    and hasattr(_torch_autograd, "Info")
+    and _BELOW_INPLACE_OR_VIEW is not None
+)
+"""Whether this torch has the private pieces the lean ``Autograd`` kernel uses; without them the ops take
+``torch.library.register_autograd`` (the same semantics, torch's per-call wrapper)."""
 
 
 def define_op(
@@ -75,6 +87,10 @@ def define_op(
     LIBRARY.impl(name, kernel, "CPU")  # type: ignore[no-untyped-call]
     torch.library.register_fake(f"lstm_bridge::{name}", fake, lib=LIBRARY)
     op = getattr(torch.ops.lstm_bridge, name).default
+    if not _LEAN_AUTOGRAD:
+        if backward is not None:
+            torch.library.register_autograd(f"lstm_bridge::{name}", backward, setup_context=setup_context, lib=LIBRARY)
+        return op
     recorded = _torch_autograd.make_autograd_impl(op, _torch_autograd.Info(backward, setup_context))
     below_autograd = torch._C._after_autograd_keyset
 
@@ -105,7 +121,8 @@ def _unaliased(results: List[Tensor], inputs: Sequence[Optional[Tensor]]) -> Lis
     """``results`` with every one that shares memory with an input or an earlier result copied: a custom
     op's outputs may not alias (the directions' ``dW_ih`` are column blocks of one GEMM's result, and a
     kernel may hand back a buffer it was given). The common case, no alias, is one check in C++."""
-    if not torch._C._any_output_is_alias_to_input_or_output(tuple(inputs), {}, tuple(results)):
+    any_alias = getattr(torch._C, "_any_output_is_alias_to_input_or_output", None)
+    if any_alias is not None and not any_alias(tuple(inputs), {}, tuple(results)):
         return results
     seen = {t.untyped_storage().data_ptr() for t in inputs if t is not None and t.numel()}
     out = []
