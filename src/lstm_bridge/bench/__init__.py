@@ -58,7 +58,8 @@ What is measured (issue 5):
   (``G`` gate blocks: 4 LSTM, 3 GRU, 1 simple RNN);
   a train step counts 3x the forward (forward, input/hidden gradients, weight gradients).
   **% ceiling** divides by the sgemm ceiling measured *in the same forward passes*: a third
-  participant, ``torch.mm`` ``(T*B, I+H) @ (I+H, 4H)`` (a layer's GEMM work as one large GEMM), runs
+  participant, ``(T*B, I+H) @ (I+H, 4H)`` in float32 (a layer's GEMM work as one large GEMM; oneDNN's
+  matmul where torch has it, else ``torch.mm``, whose MKL runs without AVX-512 on AMD CPUs), runs
   in every forward round, so load on the machine hits the ceiling and the LSTM alike (per pass:
   our GFLOP/s / its GFLOP/s; the train share uses the median ceiling). Each config's ceiling is
   also measured once up front (best of 3 batches) and listed.

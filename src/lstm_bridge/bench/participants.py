@@ -453,12 +453,25 @@ SGEMM = "sgemm"
 
 
 def gemm_workload(m: int, k: int, n: int) -> Tuple[Workload, float]:
-    """``torch.mm((m, k), (k, n))`` float32 as a timing participant, and its FLOPs ``2 m k n``."""
+    """A float32 ``(m, k) @ (k, n)`` product as a timing participant, and its FLOPs ``2 m k n``: oneDNN's
+    matmul where this torch has it (``torch.ops.mkldnn._linear_pointwise``), else ``torch.mm``. Not
+    ``torch.mm`` first: on CPUs where MKL's sgemm runs without AVX-512 (AMD) it is about half the machine's
+    GEMM speed, and a ceiling that both oneDNN's LSTM and our kernel exceed measures nothing."""
     gen = torch.Generator().manual_seed(2)
     a = torch.randn(m, k, generator=gen)
     b = torch.randn(k, n, generator=gen)
+    linear = getattr(torch.ops.mkldnn, "_linear_pointwise", None) if torch.backends.mkldnn.is_available() else None  # type: ignore[no-untyped-call]
+    if linear is not None:
+        w = b.t().contiguous()  # (n, k): the weight layout oneDNN's linear takes
 
-    def call() -> None:
-        torch.mm(a, b)
+        def call() -> None:
+            linear(a, w, None, "none", [], "")
 
-    return Workload(SGEMM, call, call, lambda: None, lambda: "torch.mm"), 2.0 * m * k * n
+        name = "oneDNN matmul"
+    else:
+
+        def call() -> None:
+            torch.mm(a, b)
+
+        name = "torch.mm"
+    return Workload(SGEMM, call, call, lambda: None, lambda: name), 2.0 * m * k * n

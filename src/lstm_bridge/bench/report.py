@@ -88,8 +88,8 @@ def render_markdown(results: Dict[str, Any]) -> str:
         "- forward = inference under `torch.no_grad()`; train = forward + backward of `output.sum()`; "
         "GFLOP/s counts GEMM work (4/3/1 gate blocks for LSTM/GRU/RNN; train = 3x forward); "
         "% ceiling = share of the sgemm ceiling measured "
-        "in the same forward passes (one `torch.mm` (T·B, I+H)@(I+H, 4H) per round; rows without it: the "
-        "config's ceiling below)"
+        "in the same forward passes (one float32 (T·B, I+H)@(I+H, 4H) product per round, oneDNN's matmul where "
+        "torch has it, else `torch.mm`; rows without it: the config's ceiling below)"
     )
     seen = {row["config"]["name"]: Config(**row["config"]).label() for row in results["rows"]}
     lines.append("- configs (T,B,I,H): " + "; ".join(seen.values()))

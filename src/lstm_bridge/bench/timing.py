@@ -10,9 +10,7 @@ import statistics
 import time
 from typing import Any, Callable, Dict, List, Sequence
 
-import torch
-
-from .participants import CallTime, Workload
+from .participants import CallTime, Workload, gemm_workload
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,11 +92,11 @@ def measure(participants: Dict[str, Workload], mode: str, plan: TimingPlan) -> D
 
 
 def sgemm_ceiling(m: int, k: int, n: int, plan: TimingPlan) -> Dict[str, Any]:
-    """GFLOP/s of ``torch.mm((m, k), (k, n))`` float32: best of 3 batch medians (~``target_s`` each)."""
-    gen = torch.Generator().manual_seed(1)
-    a = torch.randn(m, k, generator=gen)
-    b = torch.randn(k, n, generator=gen)
-    fn = lambda: torch.mm(a, b)  # noqa: E731
+    """GFLOP/s of a float32 ``(m, k) @ (k, n)`` (the ceiling participant's product: oneDNN's matmul where
+    torch has it, else ``torch.mm``; see ``participants.gemm_workload``): best of 3 batch medians
+    (~``target_s`` each)."""
+    workload, _ = gemm_workload(m, k, n)
+    fn = workload.forward
     reps = _reps(_calibrate(fn, plan), plan)
     best = min(_one_pass(fn, reps) for _ in range(3))
     return {"shape": [m, k, n], "seconds": best, "gflops": 2.0 * m * k * n / best / 1e9}
