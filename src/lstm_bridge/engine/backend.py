@@ -43,6 +43,14 @@ last_used: Optional[str] = None  # "native" or "torch": which path ran most rece
 # kernel 1.15/1.02 vs oneDNN 1.19/1.13, small Bidirectional train 0.98 vs 1.24, long (1024) 1.05/0.91 vs
 # 1.05/1.05; oneDNN won the forward at medium (8192: 1.06 vs 1.18) and large (32768: 1.02 vs 1.06).
 NATIVE_STANDARD_MAX_BH = 2048
+# ... and from this batch * hidden on (full precision): there the kernel's GEMMs beat oneDNN's fused layer
+# through our front end (2 threads, planned Keras calls, ratio to torch.nn.LSTM kernel / oneDNN, 18:38 UTC,
+# idle machine; T, B, I, H): (100, 64, 512, 512) 0.99-1.02 / 1.06-1.08, (100, 128, 256, 256) 0.92-0.94 /
+# 1.01-1.02, (100, 256, 128, 128) 0.74-0.88 / 0.86-1.00, (50, 64, 1024, 1024) 0.98-0.99 / 1.06-1.08,
+# (100, 64, 384, 384) 0.96-0.98 / 1.03-1.06, (100, 48, 512, 512) 0.97-0.98 / 1.03, (100, 32, 768, 768)
+# 0.92 / 1.08 (one thread alike); at 16384 the two were level, between 2048 and 16384 oneDNN led. Under
+# bf16 oneDNN's own bf16 layer stays faster at these sizes, so this bound is for float32/float64 only.
+NATIVE_STANDARD_LARGE_BH = 24576
 # Training (autograd records the call) of the standard LSTM runs in the kernel up to this batch * hidden,
 # with at least NATIVE_STANDARD_TRAIN_MIN_THREADS threads: every size. Since the GEMMs around the
 # recurrence left MKL (engine/native/gemm.py: MKL does not use AVX-512 on AMD), the kernel trains the
@@ -100,7 +108,8 @@ def check_native_policy(
       full precision: the torch path hands them to oneDNN, bit for bit, in inference and in training
       (MindSpore's training forward is the same oneDNN primitive, and the golden tests pin its bits with
       grad enabled); under bfloat16 there are no bits to keep and speed decides;
-    * or by speed: ``batch * hidden`` above :data:`NATIVE_STANDARD_MAX_BH` in inference, above
+    * or by speed: ``batch * hidden`` above :data:`NATIVE_STANDARD_MAX_BH` and (in full precision) below
+      :data:`NATIVE_STANDARD_LARGE_BH` in inference, above
       :data:`NATIVE_STANDARD_TRAIN_MAX_BH` in training (by default none: the kernel trains every size),
       or training on fewer than :data:`NATIVE_STANDARD_TRAIN_MIN_THREADS` threads (by default 1).
 
@@ -117,10 +126,13 @@ def check_native_policy(
         if training:
             limit = NATIVE_STANDARD_TRAIN_MAX_BH if torch.get_num_threads() >= NATIVE_STANDARD_TRAIN_MIN_THREADS else 0
         bh = x.shape[1] * max(w.hidden_size for w in directions)
-        if bh > limit:
+        large = not training and reduced is None and bh >= NATIVE_STANDARD_LARGE_BH
+        if bh > limit and not large:
             raise NotImplementedError(
                 f"standard LSTM semantics with batch*hidden = {bh} > {limit} (the "
-                f"{'training' if training else 'inference'} limit): the torch path hands these to oneDNN"
+                f"{'training' if training else 'inference'} limit"
+                f"{'' if training else f', below {NATIVE_STANDARD_LARGE_BH} in full precision'}): "
+                "the torch path hands these to oneDNN"
             )
 
 
