@@ -41,7 +41,8 @@ last_used: Optional[str] = None  # "native" or "torch": which path ran most rece
 # at most this run in the kernel; larger ones go to oneDNN through the torch path. Measured with
 # `lstm-bridge bench` (AMD EPYC, 2 threads, ratios to torch.nn.LSTM, forward/train): small (B*H = 1024)
 # kernel 1.15/1.02 vs oneDNN 1.19/1.13, small Bidirectional train 0.98 vs 1.24, long (1024) 1.05/0.91 vs
-# 1.05/1.05; oneDNN won the forward at medium (8192: 1.06 vs 1.18) and large (32768: 1.02 vs 1.06).
+# 1.05/1.05; oneDNN won the forward at medium (8192: 1.06 vs 1.18) and large (32768: 1.02 vs 1.06) in that
+# (2026-11-25) run; since the GEMMs left MKL the kernel leads again from 24576 (NATIVE_STANDARD_LARGE_BH).
 NATIVE_STANDARD_MAX_BH = 2048
 # ... and from this batch * hidden on (full precision): there the kernel's GEMMs beat oneDNN's fused layer
 # through our front end (2 threads, planned Keras calls, ratio to torch.nn.LSTM kernel / oneDNN, 18:38 UTC,
