@@ -33,7 +33,8 @@ from ..guards import tracing
 from ..semantics import CellKind, DirectionWeights, DropoutMasks, LayerSemantics, MaskedOutput
 from . import loader
 from .checks import native_activation_id
-from .gemm import mm_nn, mm_nt, mm_tn
+from .gemm import mm_tn
+from .projection import gated_projection, gated_projection_grads
 
 Tensor = torch.Tensor
 OptTensor = Optional[Tensor]
@@ -124,33 +125,6 @@ def _kernel_biases(form: int, ms_order: bool, H: int, b_ih: OptTensor, b_hh: Opt
     return bi + bh, None
 
 
-def _projection(
-    x: Tensor, w_ih: Sequence[Tensor], in_masks: Sequence[OptTensor], G: int, S: int, offsets: Sequence[int]
-) -> Tensor:
-    """``xp (T, B, S)``: every direction's ``(x ⊙ m_q) W_ih^T`` in its column block, contiguous."""
-    x = x.detach()
-    T, B, I = x.shape
-    x2 = x.reshape(T * B, I)
-    if all(m is None for m in in_masks):
-        weight = w_ih[0] if len(w_ih) == 1 else torch.cat([w.detach() for w in w_ih], 0)
-        return mm_nt(_ext(), x2, weight.detach()).view(T, B, S)
-    ext = _ext()
-    xp = x.new_empty(T, B, S)
-    for d, (w, m) in enumerate(zip(w_ih, in_masks)):
-        w = w.detach()
-        GH = w.shape[0]
-        H = GH // G
-        block = xp[..., offsets[d] : offsets[d] + GH]
-        if m is None or m.shape[0] == 1:
-            xm = x2 if m is None else (x * m[0]).reshape(T * B, I)
-            block.copy_(mm_nt(ext, xm, w).view(T, B, GH))
-        else:  # one mask per gate: the gate's rows of W_ih against its masked input
-            for q in range(G):
-                xq = (x * m[q]).reshape(T * B, I)
-                block[..., q * H : (q + 1) * H].copy_(mm_nt(ext, xq, w[q * H : (q + 1) * H]).view(T, B, H))
-    return xp
-
-
 def forward_impl(
     x: Tensor,
     w_ih: Sequence[Tensor],
@@ -187,7 +161,7 @@ def forward_impl(
     G = _gates(form)
     H = [int(w.shape[1]) for w in w_hh]
     cfg, offsets, S = _config(ext, H, form, reverse, acts, carry, ms_order, save)
-    xp = _projection(x, w_ih, in_masks, G, S, offsets)
+    xp = gated_projection(ext, x, w_ih, in_masks, G, offsets, S)
     empty = _EMPTY[x.dtype]
     bias_x: List[Tensor] = []
     bias_h: List[Tensor] = []
@@ -237,55 +211,6 @@ def _recurrent_grads(
         assert aux is not None
         n = mm_tn(dz[:, 2 * H :], aux.reshape(rows, H))
     return torch.cat([rz, n], 0)
-
-
-def _input_grads(
-    x: Tensor,
-    dZ2: Tensor,
-    w_ih: Sequence[Tensor],
-    in_masks: Sequence[OptTensor],
-    G: int,
-    offsets: Sequence[int],
-    need_x: bool,
-    need_w: Sequence[bool],
-) -> Tuple[OptTensor, List[OptTensor]]:
-    """``dx`` and ``dW_ih`` per direction from ``dZ2 (T*B, S)``: one GEMM each without input masks."""
-    T, B, I = x.shape
-    x2 = x.reshape(T * B, I)
-    ext = _ext()
-    D = len(w_ih)
-    widths = [int(w.shape[0]) for w in w_ih]
-    d_w: List[OptTensor] = [None] * D
-    if all(m is None for m in in_masks):
-        dx = None
-        if need_x:
-            weight = w_ih[0] if D == 1 else torch.cat(list(w_ih), 0)
-            dx = mm_nn(ext, dZ2, weight).view(T, B, I)
-        if any(need_w):
-            full = mm_tn(dZ2, x2)
-            for d in range(D):
-                if need_w[d]:
-                    d_w[d] = full[offsets[d] : offsets[d] + widths[d]]
-        return dx, d_w
-    dx = x.new_zeros(T, B, I) if need_x else None
-    for d in range(D):
-        m, GH = in_masks[d], widths[d]
-        H = GH // G
-        dz = dZ2[:, offsets[d] : offsets[d] + GH]
-        if m is None or m.shape[0] == 1:
-            if dx is not None:
-                dxd = mm_nn(ext, dz, w_ih[d]).view(T, B, I)
-                dx += dxd if m is None else dxd * m[0]
-            if need_w[d]:
-                d_w[d] = mm_tn(dz, x2 if m is None else (x * m[0]).reshape(T * B, I))
-        else:  # one mask per gate
-            gates = [slice(q * H, (q + 1) * H) for q in range(G)]
-            if dx is not None:
-                for q, g in enumerate(gates):
-                    dx += mm_nn(ext, dz[:, g], w_ih[d][g]).view(T, B, I) * m[q]
-            if need_w[d]:
-                d_w[d] = torch.cat([mm_tn(dz[:, g], (x * m[q]).reshape(T * B, I)) for q, g in enumerate(gates)], 0)
-    return dx, d_w
 
 
 def backward_impl(
@@ -356,7 +281,7 @@ def backward_impl(
                     d_b_hh[d] = torch.cat([db[: 2 * H[d]], da.reshape(T * B, H[d]).sum(0)])
                 else:
                     d_b_hh[d] = db.clone() if need_b_ih[d] else db  # never one tensor as two .grad
-    dx, d_w_ih = _input_grads(x, dZ2, w_ih, in_masks, G, offsets, need_x, need_w_ih)
+    dx, d_w_ih = gated_projection_grads(ext, dZ2, x, w_ih, in_masks, G, offsets, need_x, need_w_ih)
     need_h0 = [bool(n) for n in needs[1 + 4 * D : 1 + 5 * D]]
     d_h0: List[OptTensor] = [dh0[d] if need_h0[d] else None for d in range(D)]
     return dx, d_w_ih, d_w_hh, d_b_ih, d_b_hh, d_h0

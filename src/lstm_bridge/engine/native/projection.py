@@ -25,7 +25,14 @@ from .plan import Plan
 
 Tensor = torch.Tensor
 
-__all__ = ["input_gradients", "input_projection", "matmul_nt", "recurrent_weight_grad"]
+__all__ = [
+    "gated_projection",
+    "gated_projection_grads",
+    "input_gradients",
+    "input_projection",
+    "matmul_nt",
+    "recurrent_weight_grad",
+]
 
 
 def matmul_nt(ext: ModuleType, a: Tensor, b: Tensor) -> Tensor:
@@ -47,6 +54,92 @@ def _bias(b_ih: Optional[Tensor], b_hh: Optional[Tensor]) -> Optional[Tensor]:
     return b_ih if b_hh is None else b_ih + b_hh
 
 
+def gated_projection(
+    ext: ModuleType,
+    x: Tensor,
+    w_ih: Sequence[Tensor],
+    in_masks: Sequence[Optional[Tensor]],
+    G: int,
+    offsets: Sequence[int],
+    S: int,
+    out: Optional[Tensor] = None,
+) -> Tensor:
+    """``xp (T, B, S)``: every direction's ``(x ⊙ m_q) W_ih^T`` in its column block ``offsets[d] ..
+    offsets[d] + G*H_d``, no bias; ``G`` gate blocks per direction (4 LSTM, 3 GRU, 1 RNN), ``in_masks[d]``
+    ``(M, B, I)`` with M in {1, G} or None. One GEMM (into ``out``, ``T*B*S`` elements, when given) without
+    masks, else per direction (and per gate for G masks). The LSTM's and the GRU/RNN's float projection."""
+    x = x.detach()
+    T, B, I = x.shape
+    x2 = x.reshape(T * B, I)
+    if all(m is None for m in in_masks):
+        weight = w_ih[0] if len(w_ih) == 1 else torch.cat(list(w_ih), 0)
+        return mm_nt(ext, x2, weight.detach(), out).view(T, B, S)
+    xp = x.new_empty(T, B, S)
+    for d, (w, m) in enumerate(zip(w_ih, in_masks)):
+        w = w.detach()
+        GH = w.shape[0]
+        H = GH // G
+        block = xp[..., offsets[d] : offsets[d] + GH]
+        if m is None or m.shape[0] == 1:
+            xm = x2 if m is None else (x * m[0]).reshape(T * B, I)
+            block.copy_(mm_nt(ext, xm, w).view(T, B, GH))
+        else:  # one mask per gate: the gate's rows of W_ih against its masked input
+            for q in range(G):
+                xq = (x * m[q]).reshape(T * B, I)
+                block[..., q * H : (q + 1) * H].copy_(mm_nt(ext, xq, w[q * H : (q + 1) * H]).view(T, B, H))
+    return xp
+
+
+def gated_projection_grads(
+    ext: ModuleType,
+    dZ2: Tensor,
+    x: Tensor,
+    w_ih: Sequence[Tensor],
+    in_masks: Sequence[Optional[Tensor]],
+    G: int,
+    offsets: Sequence[int],
+    need_x: bool,
+    need_w: Sequence[bool],
+) -> Tuple[Optional[Tensor], List[Optional[Tensor]]]:
+    """The gradients of :func:`gated_projection` from ``dZ2 (T*B, S)``: ``dx (T, B, I)`` (None unless
+    ``need_x``) and ``dW_ih (G*H_d, I)`` per direction (None where not needed); one GEMM each without masks."""
+    T, B, I = x.shape
+    x2 = x.reshape(T * B, I)
+    D = len(w_ih)
+    widths = [int(w.shape[0]) for w in w_ih]
+    d_w: List[Optional[Tensor]] = [None] * D
+    if all(m is None for m in in_masks):
+        dx = None
+        if need_x:
+            weight = w_ih[0] if D == 1 else torch.cat(list(w_ih), 0)
+            dx = mm_nn(ext, dZ2, weight).view(T, B, I)
+        if any(need_w):
+            full = mm_tn(dZ2, x2)  # (S, I): all directions in one GEMM
+            for d in range(D):
+                if need_w[d]:
+                    d_w[d] = full[offsets[d] : offsets[d] + widths[d]]
+        return dx, d_w
+    dx = x.new_zeros(T, B, I) if need_x else None
+    for d in range(D):
+        m, GH = in_masks[d], widths[d]
+        H = GH // G
+        dz = dZ2[:, offsets[d] : offsets[d] + GH]
+        if m is None or m.shape[0] == 1:
+            if dx is not None:
+                dxd = mm_nn(ext, dz, w_ih[d]).view(T, B, I)
+                dx += dxd if m is None else dxd * m[0]
+            if need_w[d]:
+                d_w[d] = mm_tn(dz, x2 if m is None else (x * m[0]).reshape(T * B, I))
+        else:  # one mask per gate
+            gates = [slice(q * H, (q + 1) * H) for q in range(G)]
+            if dx is not None:
+                for q, g in enumerate(gates):
+                    dx += mm_nn(ext, dz[:, g], w_ih[d][g]).view(T, B, I) * m[q]
+            if need_w[d]:
+                d_w[d] = torch.cat([mm_tn(dz[:, g], (x * m[q]).reshape(T * B, I)) for q, g in enumerate(gates)], 0)
+    return dx, d_w
+
+
 def input_projection(
     plan: Plan,
     x: Tensor,
@@ -63,29 +156,15 @@ def input_projection(
     broadcast bias first copies it into the whole ``(T*B, S)`` output, a pass over memory as long as
     the GEMM's own output write. ``out`` (flat, ``T*B*S`` elements) receives the projection when given.
     """
-    T, B, I = x.shape
-    x2 = x.reshape(T * B, I)
     biases = [_bias(bi, bh) for bi, bh in zip(b_ih, b_hh)]
     if plan.lowp:
         return _input_projection_lowp(plan, x, w_ih, biases, in_masks, out)
+    xp = gated_projection(plan.ext, x, w_ih, in_masks, 4, plan.offsets, plan.S, out)
     if all(m is None for m in in_masks):
-        weight = w_ih[0] if plan.D == 1 else torch.cat(list(w_ih), 0)
-        kernel_bias = [plan.empty() if b is None else b.detach() for b in biases]
-        return mm_nt(plan.ext, x2, weight.detach(), out).view(T, B, plan.S), kernel_bias
-    xp = x.new_empty(T, B, plan.S)
-    for d in range(plan.D):
-        H, m, bias = plan.H[d], in_masks[d], biases[d]
-        block = xp[..., plan.columns(d)]
-        w = w_ih[d].detach()
-        if m is None or m.shape[0] == 1:
-            xm = x2 if m is None else (x * m[0]).reshape(T * B, I)
-            block.copy_(mm_nt(plan.ext, xm, w).view(T, B, 4 * H))
-        else:  # one mask per gate: the gate's rows of W_ih against its masked input
-            for q in range(4):
-                xm = (x * m[q]).reshape(T * B, I)
-                block[..., q * H : (q + 1) * H].copy_(mm_nt(plan.ext, xm, w[q * H : (q + 1) * H]).view(T, B, H))
+        return xp, [plan.empty() if b is None else b.detach() for b in biases]
+    for d, bias in enumerate(biases):
         if bias is not None:
-            block.add_(bias)
+            xp[..., plan.columns(d)].add_(bias)
     return xp, [plan.empty()] * plan.D
 
 
@@ -158,42 +237,9 @@ def input_gradients(
 ) -> Tuple[Optional[Tensor], List[Optional[Tensor]]]:
     """``(dx (T, B, I) or None, [dW_ih (4H, I) or None per direction])`` from ``dZ2 (T*B, S)``
     (a bf16 layer: ``dZ2`` may be bfloat16; ``dx`` comes back in ``x``'s dtype, ``dW_ih`` in float32)."""
-    D = plan.D
     if plan.lowp:
         return _input_gradients_lowp(plan, dZ2, x, w_ih, in_masks, need_x, need_w_ih)
-    T, B, I = x.shape
-    x2 = x.reshape(T * B, I)
-    ext = plan.ext
-    d_w_ih: List[Optional[Tensor]] = [None] * D
-    dx: Optional[Tensor] = None
-    if all(m is None for m in in_masks):
-        if need_x:
-            weight = w_ih[0] if D == 1 else torch.cat(list(w_ih), 0)
-            dx = mm_nn(ext, dZ2, weight).view(T, B, I)
-        if any(need_w_ih):
-            d_w = mm_tn(dZ2, x2)  # (S, I): all directions in one GEMM
-            for d in range(D):
-                if need_w_ih[d]:
-                    d_w_ih[d] = d_w[plan.columns(d)]
-        return dx, d_w_ih
-    dx = x.new_zeros(T, B, I) if need_x else None
-    for d in range(D):
-        H, m = plan.H[d], in_masks[d]
-        dz = dZ2[:, plan.columns(d)]
-        if m is None or m.shape[0] == 1:
-            if dx is not None:
-                dxd = mm_nn(ext, dz, w_ih[d]).view(T, B, I)
-                dx += dxd if m is None else dxd * m[0]
-            if need_w_ih[d]:
-                d_w_ih[d] = mm_tn(dz, x2 if m is None else (x * m[0]).reshape(T * B, I))
-        else:  # one mask per gate
-            gates = [slice(q * H, (q + 1) * H) for q in range(4)]
-            if dx is not None:
-                for q, g in enumerate(gates):
-                    dx += mm_nn(ext, dz[:, g], w_ih[d][g]).view(T, B, I) * m[q]
-            if need_w_ih[d]:
-                d_w_ih[d] = torch.cat([mm_tn(dz[:, g], (x * m[q]).reshape(T * B, I)) for q, g in enumerate(gates)], 0)
-    return dx, d_w_ih
+    return gated_projection_grads(plan.ext, dZ2, x, w_ih, in_masks, 4, plan.offsets, need_x, need_w_ih)
 
 
 def _input_gradients_lowp(
