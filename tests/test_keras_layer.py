@@ -51,6 +51,31 @@ def test_weights_are_keras_shaped_parameters_in_keras_order(rng):
     assert len(no_bias.get_weights()) == 2
 
 
+
+def test_lstm_kernels_are_stored_in_torchs_layout_so_onednn_reads_them_without_a_copy(rng, monkeypatch):
+    """Keras shapes over (4u, I) / (4u, u) row-major storage: kernel.T is contiguous, set_weights and
+    load_state_dict keep that layout, get_weights still hands back C-ordered Keras arrays."""
+    layer = LSTM(4, return_sequences=True)
+    layer.build((None, 6, 3))
+    weights = [rng.standard_normal(s).astype(np.float32) for s in ((3, 16), (4, 16), (16,))]
+    layer.set_weights(weights)
+    for p in (layer.cell.kernel, layer.cell.recurrent_kernel):
+        assert p.t().is_contiguous() and not p.is_contiguous()
+    got = layer.get_weights()
+    assert all(a.flags["C_CONTIGUOUS"] for a in got)
+    assert all(np.array_equal(a, w) for a, w in zip(got, weights))
+    other = LSTM(4, return_sequences=True)
+    other.build((None, 6, 3))
+    other.load_state_dict({k: v.contiguous() for k, v in layer.state_dict().items()})
+    assert other.cell.kernel.t().is_contiguous()
+    x = torch.from_numpy(rng.standard_normal((2, 6, 3)).astype(np.float32))
+    monkeypatch.setenv("LSTM_BRIDGE_BACKEND", "torch")  # torch.nn's oneDNN LSTM
+    with torch.no_grad(), torch.profiler.profile(record_shapes=True) as prof:
+        y = layer(x)
+    copied = [e.input_shapes[0] for e in prof.events() if e.name == "aten::copy_"]
+    assert [16, 3] not in copied and [16, 4] not in copied, copied
+    torch.testing.assert_close(y, other(x), rtol=0, atol=0)
+
 def test_unit_forget_bias_sets_the_forget_block_to_one():
     layer = LSTM(3)
     layer.build((None, 2, 2))

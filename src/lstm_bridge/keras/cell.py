@@ -218,6 +218,11 @@ class RecurrentCell(torch.nn.Module):
         )
         kernel = _initializers.call(self._inits[0], (self.input_dim, width), dtype, g_kernel)
         recurrent = _initializers.call(self._inits[1], (u, width), dtype, g_recurrent)
+        if self.kind is CellKind.LSTM:
+            # Keras's shapes over torch's row-major (4u, input_dim) / (4u, u) storage: the engine's
+            # ``w_ih = kernel.T`` / ``w_hh = recurrent_kernel.T`` are then contiguous, so torch's oneDNN
+            # LSTM reads them without a transposing copy per call (and their gradients need none either).
+            kernel, recurrent = kernel.t().contiguous().t(), recurrent.t().contiguous().t()
         self.kernel = torch.nn.Parameter(kernel, requires_grad=self.trainable)
         self.recurrent_kernel = torch.nn.Parameter(recurrent, requires_grad=self.trainable)
         if self.use_bias:

@@ -258,14 +258,23 @@ RecGemm<T> pack_kernel_weights(const at::Tensor& w, int64_t G, bool forward) {
   at::parallel_for(0, pieces * panels, std::max<int64_t>(1, 65536 / (k * NR)), [&](int64_t i0, int64_t i1) {
     for (int64_t item = i0; item < i1; ++item) {
       const int64_t q = item / panels, p = item % panels;
-      const int64_t row0 = pieces == 4 ? q * H : 0;
-      T* panel = dst + q * piece_size + p * k * NR;
-      for (int64_t kk = 0; kk < k; ++kk) {
-        T* out = panel + kk * NR;
-        for (int64_t c = 0; c < NR; ++c) {  // columns past n are zero padding
-          const int64_t nn = p * NR + c;
-          // forward: B[k][n] = W[row0 + n][k];  backward: B[k][n] = W[row0 + k][n]
-          out[c] = nn >= n ? T(0) : (forward ? W[(row0 + nn) * s0 + kk * s1] : W[(row0 + kk) * s0 + nn * s1]);
+      const int64_t row0 = pieces == 4 ? q * H : 0, n0 = p * NR, cols = std::min<int64_t>(NR, n - n0);
+      T* __restrict panel = dst + q * piece_size + p * k * NR;
+      // element (kk, c) of the panel: forward W[row0 + n0 + c][kk], backward W[row0 + kk][n0 + c]
+      const T* __restrict src = forward ? W + (row0 + n0) * s0 : W + row0 * s0 + n0 * s1;
+      const int64_t sc = forward ? s0 : s1, sk = forward ? s1 : s0;  // strides along c and along kk
+      if (cols < NR) {  // columns past n are zero padding
+        for (int64_t kk = 0; kk < k; ++kk) std::fill(panel + kk * NR + cols, panel + (kk + 1) * NR, T(0));
+      }
+      if (sc == 1) {  // a panel row is a run of W: copy it
+        for (int64_t kk = 0; kk < k; ++kk) std::memcpy(panel + kk * NR, src + kk * sk, sizeof(T) * cols);
+      } else {  // transpose, 16 panel rows at a time so the block being written stays in L1
+        for (int64_t kb = 0; kb < k; kb += 16) {
+          const int64_t ke = std::min<int64_t>(k, kb + 16);
+          for (int64_t c = 0; c < cols; ++c) {
+            const T* __restrict s = src + c * sc;
+            for (int64_t kk = kb; kk < ke; ++kk) panel[kk * NR + c] = s[kk * sk];
+          }
         }
       }
     }
@@ -336,9 +345,22 @@ inline void micro_tail(int64_t rows, int64_t K, const T* A, int64_t lda, const T
   }
 }
 
+// Software prefetch (for writing, into L2) of rows [m, m + rows) of C's panel at column c0, ncols wide.
+template <typename T>
+inline void prefetch_tile(const T* C, int64_t ldc, int64_t m, int64_t rows, int64_t c0, int64_t ncols) {
+  constexpr int64_t kLine = 64 / static_cast<int64_t>(sizeof(T));
+  for (int64_t r = m; r < m + rows; ++r) {
+    for (int64_t j = 0; j < ncols; j += kLine) __builtin_prefetch(C + r * ldc + c0 + j, 1, 2);
+  }
+}
+
+// C(M, n) (+)= A(M, k) B over the packed panels. ``next_c`` (optional, same ldc): the block the caller's
+// next GEMM will accumulate into (the next step's pre-activations, written long ago by the input GEMM
+// and cold); each micro-tile prefetches its tile of it, so its load from memory overlaps this GEMM's
+// arithmetic instead of stalling the pointwise pass that follows.
 template <typename T>
 void kernel_gemm(const RecGemm<T>& g, int q, int64_t M, const T* A, int64_t lda, bool accumulate, T* C,
-                 int64_t ldc) {
+                 int64_t ldc, const T* next_c = nullptr) {
   constexpr int64_t NR = panel_width<T>();
   const T* piece = g.parts[q];
   for (int64_t p = 0; p < g.panels; ++p) {
@@ -347,8 +369,10 @@ void kernel_gemm(const RecGemm<T>& g, int q, int64_t M, const T* A, int64_t lda,
     T* Cp = C + p * NR;
     int64_t m = 0;
     for (; m + kMR <= M; m += kMR) {
+      if (next_c != nullptr) prefetch_tile<T>(next_c, ldc, m, kMR, p * NR, ncols);
       micro_kernel<T, kMR>(g.k, A + m * lda, lda, Bp, Cp + m * ldc, ldc, ncols, accumulate);
     }
+    if (next_c != nullptr && m < M) prefetch_tile<T>(next_c, ldc, m, M - m, p * NR, ncols);
     if (m < M) micro_tail<T, kMR - 1>(M - m, g.k, A + m * lda, lda, Bp, Cp + m * ldc, ldc, ncols, accumulate);
   }
 }
@@ -387,9 +411,9 @@ RecGemm<T> pack_mkl_weights(const at::Tensor& w, int64_t M, int64_t G, bool forw
 // C(M, n) (+)= A(M, k) B through whichever packed path g holds. Only called when g.active().
 template <typename T>
 inline void rec_gemm(const RecGemm<T>& g, int q, int64_t M, const T* A, int64_t lda, bool accumulate, T* C,
-                     int64_t ldc) {
+                     int64_t ldc, const T* next_c = nullptr) {
   if (g.path == kGemmKernel) {
-    kernel_gemm<T>(g, q, M, A, lda, accumulate, C, ldc);
+    kernel_gemm<T>(g, q, M, A, lda, accumulate, C, ldc, next_c);
     return;
   }
 #ifdef LSTM_BRIDGE_MKL_PACKED

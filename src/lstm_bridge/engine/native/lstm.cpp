@@ -351,14 +351,14 @@ void bf16_gemm(const Bf16Gemm& g, int q, int64_t M, const float* A, int64_t lda,
 // else the packed path of kernel_common.h.
 template <typename T>
 inline void step_gemm(const Bf16Gemm& lowp, const RecGemm<T>& packed, int q, int64_t M, const T* A, int64_t lda,
-                      bool accumulate, T* C, int64_t ldc) {
+                      bool accumulate, T* C, int64_t ldc, const T* next_c = nullptr) {
   if constexpr (std::is_same<T, float>::value) {
     if (lowp.active()) {
       bf16_gemm(lowp, q, M, A, lda, accumulate, C, ldc);
       return;
     }
   }
-  rec_gemm<T>(packed, q, M, A, lda, accumulate, C, ldc);
+  rec_gemm<T>(packed, q, M, A, lda, accumulate, C, ldc, next_c);
 }
 
 void check_inputs(const LayerConfig& cfg, const at::Tensor& xp, const std::vector<at::Tensor>& w_hh,
@@ -516,11 +516,15 @@ void forward_rows(const LayerConfig& cfg, T* xp, int64_t Tn, int64_t B, int64_t 
   for (int64_t s = 0; s < Tn; ++s) {
     const int64_t t = r.reverse ? Tn - 1 - s : s;
     T* zt = xp + (t * B + b0) * S + off;
+    const T* znext = s + 1 < Tn ? xp + ((r.reverse ? t - 1 : t + 1) * B + b0) * S + off : nullptr;
     if (fused) {
       if (G == 4) {
-        for (int q = 0; q < 4; ++q) step_gemm<T>(r.bf16_gemm, packed, q, nb, hm + q * nb * H, H, true, zt + q * H, S);
+        for (int q = 0; q < 4; ++q) {
+          step_gemm<T>(r.bf16_gemm, packed, q, nb, hm + q * nb * H, H, true, zt + q * H, S,
+                       znext == nullptr ? nullptr : znext + q * H);
+        }
       } else {
-        step_gemm<T>(r.bf16_gemm, packed, 0, nb, G == 1 ? hm : h, H, true, zt, S);
+        step_gemm<T>(r.bf16_gemm, packed, 0, nb, G == 1 ? hm : h, H, true, zt, S, znext);
       }
     } else if (G == 0) {
       at::mm_out(rec_t, h_t, w_t);
