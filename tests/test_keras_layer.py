@@ -51,7 +51,6 @@ def test_weights_are_keras_shaped_parameters_in_keras_order(rng):
     assert len(no_bias.get_weights()) == 2
 
 
-
 def test_lstm_kernels_are_stored_in_torchs_layout_so_onednn_reads_them_without_a_copy(rng, monkeypatch):
     """Keras shapes over (4u, I) / (4u, u) row-major storage: kernel.T is contiguous, set_weights and
     load_state_dict keep that layout, get_weights still hands back C-ordered Keras arrays."""
@@ -75,6 +74,7 @@ def test_lstm_kernels_are_stored_in_torchs_layout_so_onednn_reads_them_without_a
     copied = [e.input_shapes[0] for e in prof.events() if e.name == "aten::copy_"]
     assert [16, 3] not in copied and [16, 4] not in copied, copied
     torch.testing.assert_close(y, other(x), rtol=0, atol=0)
+
 
 def test_unit_forget_bias_sets_the_forget_block_to_one():
     layer = LSTM(3)
