@@ -236,6 +236,45 @@ constexpr int kMR = LSTM_BRIDGE_MR;
 template <typename T>
 constexpr int64_t panel_width() { return kPanelVecs * kVecBytes / static_cast<int64_t>(sizeof(T)); }
 
+// dst[j * ldd + i] = src[i * lds + j] for i, j < 16: one 16 x 16 float block transposed in registers
+// (the packing of row-major weights into column panels). Returns false where the build has no AVX-512.
+inline bool transpose_block16(const float* src, int64_t lds, float* dst, int64_t ldd) {
+#if defined(CPU_CAPABILITY_AVX512)
+  __m512 r[16], t[16];
+  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * lds);
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    const __m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]);
+    const __m512d c = _mm512_castps_pd(t[i + 2]), d = _mm512_castps_pd(t[i + 3]);
+    r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+    r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+    r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+    r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+  }
+  for (int h = 0; h < 16; h += 8) {
+    for (int i = 0; i < 4; ++i) {
+      t[h + i] = _mm512_shuffle_f32x4(r[h + i], r[h + i + 4], 0x88);
+      t[h + i + 4] = _mm512_shuffle_f32x4(r[h + i], r[h + i + 4], 0xdd);
+    }
+  }
+  for (int i = 0; i < 8; ++i) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+    r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
+  }
+  for (int j = 0; j < 16; ++j) _mm512_storeu_ps(dst + j * ldd, r[j]);
+  return true;
+#else
+  (void)src;
+  (void)lds;
+  (void)dst;
+  (void)ldd;
+  return false;
+#endif
+}
+
 template <typename T>
 RecGemm<T> pack_kernel_weights(const at::Tensor& w, int64_t G, bool forward) {
   RecGemm<T> g;
@@ -271,7 +310,15 @@ RecGemm<T> pack_kernel_weights(const at::Tensor& w, int64_t G, bool forward) {
       } else {  // transpose, 16 panel rows at a time so the block being written stays in L1
         for (int64_t kb = 0; kb < k; kb += 16) {
           const int64_t ke = std::min<int64_t>(k, kb + 16);
-          for (int64_t c = 0; c < cols; ++c) {
+          int64_t c0 = 0;
+          if constexpr (std::is_same<T, float>::value) {
+            if (sk == 1 && ke - kb == 16) {
+              for (; c0 + 16 <= cols; c0 += 16) {
+                if (!transpose_block16(src + c0 * sc + kb, sc, panel + kb * NR + c0, NR)) break;
+              }
+            }
+          }
+          for (int64_t c = c0; c < cols; ++c) {
             const T* __restrict s = src + c * sc;
             for (int64_t kk = kb; kk < ke; ++kk) panel[kk * NR + c] = s[kk * sk];
           }
