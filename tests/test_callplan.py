@@ -438,3 +438,114 @@ def test_inference_and_recorded_forwards_agree_bit_for_bit(units, batch):
     recorded = layer(x)  # grad mode: autograd records the native call
     assert recorded[0].requires_grad
     _assert_same_bits(inference, [r.detach() for r in recorded])
+
+
+# --- MindSpore's planned seq_length calls (issue 12, item 3) ----------------------------------------------
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("num_layers", [1, 2])
+@pytest.mark.parametrize("steps, batch", [(1, 1), (1, 3), (5, 1), (5, 3), (300, 2)])
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_mindspore_planned_seq_length_values_read_on_every_call(bidirectional, num_layers, steps, batch, batch_first):
+    # one signature, new seq_length values on every call: each planned call gives the full path's bits, or its
+    # error (a bidirectional net's out-of-range length, on every repeated call); T = 300 reads no mask table
+    from lstm_bridge.mindspore._checks import KernelRuntimeError
+
+    torch.manual_seed(10)
+    net = M.LSTM(3, 4, num_layers=num_layers, batch_first=batch_first, bidirectional=bidirectional)
+    x = torch.randn(batch, steps, 3) if batch_first else torch.randn(steps, batch, 3)
+    gen = torch.Generator().manual_seed(11)
+    values = [torch.randint(0, steps + 1, (batch,), generator=gen) for _ in range(3)]
+    values += [torch.full((batch,), steps), torch.zeros(batch, dtype=torch.int64), torch.full((batch,), steps + 2)]
+    values.append(torch.arange(batch) - 1)  # a negative length (batch 1: -1 alone)
+    with torch.no_grad():
+        net(x, seq_length=values[0])  # plans the signature
+        assert callplan_entry(net)[1] is not None
+        for lengths in values:
+            for dtype in (torch.int64, torch.int32):
+                seq = lengths.to(dtype)
+                in_range = bool(((seq >= 0) & (seq <= steps)).all())
+                if bidirectional and not in_range:
+                    for _ in range(2):
+                        with pytest.raises(KernelRuntimeError, match=rf"seq_length must be in \[0, {steps}\]"):
+                            net(x, seq_length=seq)
+                    continue
+                _assert_same_bits(net(x, seq_length=seq), _full_path(net, x, seq_length=seq))
+
+
+def test_mindspore_planned_seq_length_mask_skips_the_length_checks_in_range(monkeypatch):
+    # an in-range (B,) int32/int64 seq_length is read from the plan's mask table (index_select checks the range);
+    # anything else goes through _check_lengths, on every call
+    from lstm_bridge.mindspore import base
+
+    net = M.LSTM(4, 5, batch_first=True, bidirectional=True)
+    x = torch.randn(2, 3, 4)
+    checked = []
+    real = base.RecurrentNet._check_lengths
+
+    def counting(self, *args):
+        checked.append(1)
+        return real(self, *args)
+
+    monkeypatch.setattr(base.RecurrentNet, "_check_lengths", counting)
+    with torch.no_grad():
+        net(x, seq_length=torch.tensor([3, 2]))  # the full path: checked
+        checked.clear()
+        for lengths in ([3, 2], [0, 1], [2, 3]):
+            net(x, seq_length=torch.tensor(lengths, dtype=torch.int32))
+        assert checked == []
+        for bad in (torch.tensor([3, 4]), torch.tensor([-1, 2]), torch.tensor([3, 2], dtype=torch.int16)):
+            with pytest.raises((RuntimeError, TypeError)):
+                net(x, seq_length=bad)
+        assert len(checked) == 3
+
+
+def test_mindspore_planned_call_after_a_dtype_conversion():
+    # .double() / .float() convert the Parameters in place (same objects, same versions): the cached weight
+    # views and plans are dropped, and a float32 input on the float64 net computes as a fresh net does
+    torch.manual_seed(12)
+    net = M.LSTM(4, 5, batch_first=True)
+    x = torch.randn(2, 3, 4)
+    lengths = torch.tensor([3, 1])
+    with torch.no_grad():
+        for kwargs in ({}, {"seq_length": lengths}):
+            net(x, **kwargs)
+            net(x, **kwargs)  # planned
+        net.double()
+        for kwargs in ({}, {"seq_length": lengths}):
+            for inp in (x, x.double(), x):
+                _assert_same_bits(net(inp, **kwargs), _full_path(net, inp, **kwargs))
+        net.float()
+        _assert_same_bits(net(x, seq_length=lengths), _full_path(net, x, seq_length=lengths))
+
+
+def test_mindspore_cast_weights_are_not_kept_across_calls():
+    # a float64 input on a float32 net casts the weights: a copy of their values, which a write through .data
+    # (no version bump) would make stale; such calls read the current values on every call
+    torch.manual_seed(13)
+    net = M.LSTM(4, 5, batch_first=True)
+    x = torch.randn(2, 3, 4, dtype=torch.float64)
+    with torch.no_grad():
+        for kwargs in ({}, {"seq_length": torch.tensor([3, 2])}):
+            net(x, **kwargs)
+            before = net(x, **kwargs)
+            net.bias_ih_l0.data.add_(0.25)
+            after = net(x, **kwargs)
+            assert not torch.equal(before[0], after[0])
+            _assert_same_bits(after, _full_path(net, x, **kwargs))
+
+
+def test_mindspore_planned_one_step_one_sample_batch_first():
+    # T = B = 1 with batch_first: the plan skips the two transposes (the identity on two size-1 dimensions)
+    torch.manual_seed(14)
+    net = M.LSTM(8, 8, batch_first=True)
+    x = torch.randn(1, 1, 8)
+    with torch.no_grad():
+        for lengths in (torch.tensor([1], dtype=torch.int32), torch.tensor([0]), None):
+            kwargs = {} if lengths is None else {"seq_length": lengths}
+            net(x, **kwargs)
+            planned = net(x, **kwargs)
+            full = _full_path(net, x, **kwargs)
+            _assert_same_bits(planned, full)
+            assert planned[0].stride() == full[0].stride()

@@ -39,9 +39,10 @@ _ENV_DATA: Any = getattr(_ENVIRON, "_data", None)
 _ENV_KEY: Any = _ENVIRON.encodekey("LSTM_BRIDGE_BACKEND") if hasattr(_ENVIRON, "encodekey") else None
 
 
-def _backend_request() -> Any:
+def backend_request() -> Any:
     """The raw ``LSTM_BRIDGE_BACKEND`` value (None when unset), as cheaply as the platform allows (the
-    fallback also serves a process whose ``os.environ`` was replaced by another mapping)."""
+    fallback also serves a process whose ``os.environ`` was replaced by another mapping); a plan key holds
+    it (:func:`signature`)."""
     if os.environ is _ENVIRON and _ENV_KEY is not None and isinstance(_ENV_DATA, dict):
         return _ENV_DATA.get(_ENV_KEY)
     return os.environ.get("LSTM_BRIDGE_BACKEND")
@@ -51,7 +52,7 @@ def signature(x: Tensor) -> Tuple[Any, ...]:
     """What the engine's checks and selection read from a call besides the weights and the front end's
     options: the input's shape, dtype and device, and the requested backend (grad mode and autocast are
     not in it: a plan is only used without them, see :func:`plannable`)."""
-    return (x.shape, x.dtype, x.device, _backend_request())
+    return (x.shape, x.dtype, x.device, backend_request())
 
 
 def plannable() -> bool:
@@ -90,14 +91,21 @@ class LayerPlan:
     ``run_stacked`` (same arguments) returns the directions joined as the stacked nets want them: ``out
     (T, B, D*H)`` (features ``[forward | reverse]``), ``h_n``/``c_n (D, B, H)``, without splitting and
     re-joining what one kernel call returned joined. Both record the backend in
-    :data:`lstm_bridge.engine.backend.last_used` as the full path does."""
+    :data:`lstm_bridge.engine.backend.last_used` as the full path does.
 
-    __slots__ = ("run", "run_stacked", "backend")
+    ``valid`` is the ``(T, B)`` bool step mask or None; where ``byte_mask`` is True (the native kernel's
+    plans) it may also be a contiguous ``uint8`` ``(T, B)`` tensor of 0/1, the kernel's own form, which is
+    passed on without a conversion."""
 
-    def __init__(self, run: Callable[..., Results], run_stacked: Callable[..., Stacked], used: str) -> None:
+    __slots__ = ("run", "run_stacked", "backend", "byte_mask")
+
+    def __init__(
+        self, run: Callable[..., Results], run_stacked: Callable[..., Stacked], used: str, byte_mask: bool = False
+    ) -> None:
         self.run = run
         self.run_stacked = run_stacked
         self.backend = used
+        self.byte_mask = byte_mask
 
 
 def _stacked(run: Callable[..., Results]) -> Callable[..., Stacked]:
@@ -108,8 +116,8 @@ def _stacked(run: Callable[..., Results]) -> Callable[..., Stacked]:
         valid: Optional[Tensor],
     ) -> Stacked:  # fmt: skip
         outs, hs, cs = run(x, directions, h0, c0, valid)
-        if len(outs) == 1:
-            return outs[0], hs[0].unsqueeze(0), cs[0].unsqueeze(0)
+        if len(outs) == 1:  # (h[None]: the same view as unsqueeze(0), 0.2 us fewer)
+            return outs[0], hs[0][None], cs[0][None]
         return torch.cat(outs, dim=-1), torch.stack(hs), torch.stack(cs)
 
     return run_stacked
@@ -281,7 +289,7 @@ def _native_plan(
         return apply(plan, layer, masks)
 
     if not function.lean_inference(plan, x, fixed):
-        return LayerPlan(run_native, _stacked(run_native), "native")
+        return LayerPlan(run_native, _stacked(run_native), "native", byte_mask=True)  # (kernel_masks: any dtype)
     infer, bias_of, uint8, boolean = function.infer, function.kernel_bias, torch.uint8, torch.bool
     no_valid, recurrent = fixed.valid_arg(), fixed.recurrent_args(plan)
     w_ih, w_hh = tuple([w.w_ih for w in directions]), [w.w_hh for w in directions]
@@ -297,6 +305,8 @@ def _native_plan(
         backend.last_used = "native"
         if valid is None:
             kernel_valid = no_valid
+        elif valid.dtype is uint8 and valid.is_contiguous():  # (the kernel's form: see LayerPlan)
+            kernel_valid = valid
         else:  # (kernel_masks' .to(uint8), as a view of a bool mask: a third of the cost)
             kernel_valid = (valid.view(uint8) if valid.dtype == boolean else valid.to(uint8)).contiguous()
         if _same_objects(directions, planned):
@@ -307,4 +317,28 @@ def _native_plan(
             [bias_of(plan, w.b_ih, w.b_hh) for w in directions], h0, c0, kernel_valid, recurrent,
         )  # fmt: skip
 
-    return LayerPlan(run_lean, _stacked(run_lean), "native")
+    if D != 1:
+        return LayerPlan(run_lean, _stacked(run_lean), "native", byte_mask=True)
+    general = _stacked(run_lean)
+    one = directions[0]
+    b_ih, b_hh = one.b_ih, one.b_hh
+
+    def run_lean_one(
+        x: Tensor, directions: Sequence[DirectionWeights], h0: Sequence[Tensor], c0: Sequence[Tensor],
+        valid: Optional[Tensor],
+    ) -> Stacked:  # fmt: skip
+        # run_lean written out for the planned direction, its states stacked (a MindSpore net's layer)
+        if directions[0] is not one:
+            return general(x, directions, h0, c0, valid)
+        if valid is None:
+            kernel_valid = no_valid
+        elif valid.dtype is uint8 and valid.is_contiguous():
+            kernel_valid = valid
+        else:
+            return general(x, directions, h0, c0, valid)
+        backend.last_used = "native"
+        b = [bias_of(plan, b_ih, b_hh)] if summed else bias
+        outs, hs, cs = infer(plan, x, w_ih, w_hh, b, h0, c0, kernel_valid, recurrent)
+        return outs[0], hs[0][None], cs[0][None]
+
+    return LayerPlan(run_lean, run_lean_one, "native", byte_mask=True)

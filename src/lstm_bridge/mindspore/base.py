@@ -27,7 +27,7 @@ parameters ``weight_ih (G*H, I)``, ``weight_hh (G*H, H)``, ``bias_ih``/``bias_hh
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Tuple
 
 import numpy as np
 import torch
@@ -42,7 +42,7 @@ from ..engine import (
     lengths_to_valid,
     run_stack,
 )
-from ..engine.callplan import plan_layer
+from ..engine.callplan import backend_request as _backend_request, plan_layer
 from ..engine.guards import allocation_errors, check_range, tracing
 from ._checks import (
     NUMERICS as NUMERICS,  # re-exported: the accepted numerics values
@@ -54,6 +54,24 @@ from ._checks import (
     check_positive_int,
     load_strict,
 )
+
+_PLANNED_DTYPES = (torch.float32, torch.float64)
+#: the longest sequence whose ``seq_length`` mask a planned call reads from a ``(T, T + 1)`` table (64 KiB)
+_MAX_TABLE_STEPS = 256
+_index_select = torch.index_select
+
+
+class _PlannedLengths(NamedTuple):
+    """What a planned call builds its ``(T, B)`` ``seq_length`` mask from: ``shape`` ``(B,)``, ``steps``
+    ``arange(T)`` as a ``(T, 1)`` int64 column, ``table`` the ``(T, T + 1)`` uint8 ``t < l`` table (None:
+    a long sequence, or a layer plan that takes only bool masks)."""
+
+    shape: torch.Size
+    steps: torch.Tensor
+    table: Optional[torch.Tensor]
+
+
+_PlannedNet = Tuple[List[_callplan.LayerPlan], List[List[DirectionWeights]], List[torch.Tensor], _PlannedLengths, bool]
 
 
 def ms_uniform(shape: Tuple[int, ...], bound: float, dtype: torch.dtype) -> torch.Tensor:
@@ -170,7 +188,9 @@ class RecurrentNet(torch.nn.Module):
         key: List[Any] = [dtype]  # (one flat list: this runs on every inference call)
         for p in self._parameters.values():
             if p is not None:
-                if p.is_inference():  # (weights created under torch.inference_mode: no version counter)
+                # a cast is a copy of the values (a write through .data keeps the version): never kept; and
+                # weights created under torch.inference_mode have no version counter
+                if p.dtype != dtype or p.is_inference():
                     return self._layer_weights(dtype)
                 key += (id(p), p._version)
         cached = self.__dict__.get("_inference_weights")
@@ -268,82 +288,106 @@ class RecurrentNet(torch.nn.Module):
             return self._planned(x, seq_length)
         return self._forward(x, hx, seq_length)
 
+    def _apply(self, *args: Any, **kwargs: Any) -> Any:
+        """``Module._apply`` (``.to``, ``.double()``, ``.float()``, ...), forgetting the cached weight views and
+        call plans first: a conversion changes the parameters' dtype (or device) in place, keeping their
+        identity and version, which is all that those caches' keys read."""
+        self.__dict__.pop("_inference_weights", None)
+        self.__dict__.pop("_call_plan", None)
+        return super()._apply(*args, **kwargs)  # type: ignore[no-untyped-call]
+
     def _planned(self, x: torch.Tensor, seq_length: Any) -> Any:
         """An inference call through the net's cached call plans (:mod:`lstm_bridge.engine.callplan`, one per
-        layer): the first call of a signature - input shape/dtype/device, ``seq_length`` presence, train
-        mode, weight views, backend - runs :meth:`_forward` (every check and error) and plans the next ones,
-        which skip to the engine's selected kernels. ``seq_length``'s values are checked on every call."""
-        if (self.training and self.dropout > 0) or x.dtype not in (torch.float32, torch.float64):
-            return self._forward(x, None, seq_length)  # (16-bit inputs compute in float32: not planned)
-        layers = self.layer_weights(x.dtype)
-        key = (_callplan.signature(x), seq_length is None, self.training, id(layers))
+        layer): the first call of a signature - input shape/dtype/device, backend, ``seq_length`` presence,
+        train mode, the parameter objects - runs :meth:`_forward` (every check and error) and plans the next
+        ones, which skip to the engine's selected kernels. ``seq_length``'s values are checked on every call.
+
+        The plan keeps the layers' weight views (the Parameters themselves: only planned when no cast is
+        needed, so their current values are read on every call) and is keyed on the Parameters' identity;
+        :meth:`_apply` drops it when a conversion changes their dtype in place."""
+        dropping = self.training and self.dropout > 0  # (dropout between layers: never planned, see _plan)
+        key = (
+            x.shape, x.dtype, x.device, _backend_request(), seq_length is None, dropping, self.batch_first,
+            *map(id, self._parameters.values()),
+        )  # fmt: skip
         slot = self.__dict__.get("_call_plan") or _callplan.PlanSlot.of(self)
         cached = slot.entry
         if cached is None or cached[0] != key:
             result = self._forward(x, None, seq_length)
-            slot.entry = (key, self._plan(x, seq_length is not None, layers), layers)
+            # (the Parameters kept alive with the plan: the key holds their ids)
+            slot.entry = (key, self._plan(x, seq_length is not None), tuple(self._parameters.values()))
             return result
         plans = cached[1]
         if plans is None:
             return self._forward(x, None, seq_length)
-        states, h0, c0, steps = plans
-        xt = x.transpose(0, 1) if self.batch_first else x
-        valid = None if seq_length is None else self._planned_valid(seq_length, steps, xt.shape[1])
+        states, layers, zeros, lengths, swap = plans
+        xt = x.transpose(0, 1) if swap else x
+        if seq_length is None:
+            valid = None
+        elif lengths.table is not None and type(seq_length) is torch.Tensor and seq_length.shape == lengths.shape:
+            try:  # (see _checked_valid)
+                valid = _index_select(lengths.table, 1, seq_length)
+            except (RuntimeError, IndexError):
+                valid = self._checked_valid(seq_length, lengths)
+        else:
+            valid = self._checked_valid(seq_length, lengths)
         if len(states) == 1:  # (one layer: its stacked states are the net's)
-            out, h_n, c_n = states[0].run_stacked(xt, layers[0], h0[0], c0[0], valid)
+            out, h_n, c_n = states[0].run_stacked(xt, layers[0], zeros, zeros, valid)
         else:
             out, hs, cs = xt, [], []
-            for plan, dirs, h, c in zip(states, layers, h0, c0):
-                out, h_l, c_l = plan.run_stacked(out, dirs, h, c, valid)
+            for plan, dirs in zip(states, layers):
+                out, h_l, c_l = plan.run_stacked(out, dirs, zeros, zeros, valid)
                 hs.append(h_l)
                 cs.append(c_l)
             h_n, c_n = torch.cat(hs), torch.cat(cs)
-        if self.batch_first:
+        if swap:
             out = out.transpose(0, 1)
-        return self._result(out, h_n, c_n)
+        return out, (h_n, c_n)  # (what LSTM._result returns: only LSTM calls are planned)
 
-    def _planned_valid(self, seq_length: Any, steps: Dict[torch.dtype, torch.Tensor], B: int) -> torch.Tensor:
-        """A planned call's ``(T, B)`` step mask from ``seq_length`` (``steps``: the plan's ``arange(T)``
-        column, int32 and int64): what :meth:`_check_lengths` and ``lengths_to_valid`` give. A
-        unidirectional net's int32/int64 ``(B,)`` tensor is compared as it is (clamping to ``[0, T]`` does
-        not change ``t < length`` for ``t`` in ``[0, T)``); anything else, and a bidirectional net's range
-        check, through :meth:`_check_lengths` with its errors."""
-        if (
-            not self.bidirectional
-            and type(seq_length) is torch.Tensor
-            and seq_length.dtype in steps
-            and seq_length.shape == (B,)
-        ):
-            return steps[seq_length.dtype] < seq_length  # (one dtype: half the cost of a mixed comparison)
-        lengths = self._check_lengths(seq_length, B, steps[torch.int64].shape[0])
-        return steps[torch.int64] < lengths
+    def _checked_valid(self, seq_length: Any, lengths: _PlannedLengths) -> torch.Tensor:
+        """A planned call's ``(T, B)`` bool step mask from ``seq_length`` through :meth:`_check_lengths`: its
+        errors, or a unidirectional net's clamping to ``[0, T]`` (what ``lengths_to_valid`` gives).
 
-    def _plan(self, x: torch.Tensor, with_lengths: bool, layers: List[List[DirectionWeights]]) -> Any:
+        :meth:`_planned` reads a ``(B,)`` tensor's mask from the plan's ``(T, T + 1)`` uint8 table (column
+        ``l`` is ``t < l``: the same 0/1 values, in the kernel's own form) in one ``index_select``, which
+        raises for any index dtype but int32/int64 and for a length outside ``[0, T]``; such a call, like any
+        other argument, comes here."""
+        steps = lengths.steps
+        return steps < self._check_lengths(seq_length, lengths.shape[0], steps.shape[0])
+
+    def _plan(self, x: torch.Tensor, with_lengths: bool) -> Optional[_PlannedNet]:
         """The per-layer plans of a call that :meth:`_forward` has just run (None: not planned): the plans,
-        the zero initial states per layer and the ``arange(T)`` column that ``seq_length`` is compared with."""
-        if self.kind is not CellKind.LSTM or x.dtype not in (torch.float32, torch.float64) or x.numel() == 0:
+        the layers' weights (the Parameters themselves), the zero initial states per direction and what the
+        ``seq_length`` mask is built from (:class:`_PlannedLengths`)."""
+        if self.kind is not CellKind.LSTM or x.dtype not in _PLANNED_DTYPES or x.numel() == 0:
+            return None  # (16-bit inputs compute in float32: not planned)
+        if self.training and self.dropout > 0:
             return None
+        if any(p is not None and p.dtype != x.dtype for p in self._parameters.values()):
+            return None  # (a cast copies values per call: the full path)
+        layers = self._layer_weights(x.dtype)
         xt = x.transpose(0, 1) if self.batch_first else x
         T, B = xt.shape[0], xt.shape[1]
         D = self.num_directions
         valid = xt.new_ones((T, B), dtype=torch.bool) if with_lengths else None
-        zeros = xt.new_zeros(B, self.hidden_size)
+        zeros = [xt.new_zeros(B, self.hidden_size)] * D
         semantics = self._semantics(with_lengths, x.dtype)
-        plans, h0, c0 = [], [], []
+        plans = []
         layer_in = xt
         for dirs in layers:
-            states = [zeros] * D
-            plan = plan_layer(
-                layer_in, dirs, states, states, reverse=[False, True][:D], valid=valid, semantics=semantics
-            )
+            plan = plan_layer(layer_in, dirs, zeros, zeros, reverse=[False, True][:D], valid=valid, semantics=semantics)
             if plan is None:
                 return None
             plans.append(plan)
-            h0.append(states)
-            c0.append(states)
             layer_in = xt.new_empty(T, B, D * self.hidden_size)
         steps = torch.arange(T, device=xt.device).unsqueeze(1)
-        return plans, h0, c0, {torch.int64: steps, torch.int32: steps.to(torch.int32)}
+        table = None
+        if all(p.byte_mask for p in plans) and T <= _MAX_TABLE_STEPS:
+            table = (steps < torch.arange(T + 1, device=xt.device)).to(torch.uint8)  # [t, l] = t < l
+        # batch_first's two transposes, unless T = B = 1: swapping two dimensions of size 1 is the identity
+        # (same shape and strides; a one-step, one-sample streaming call skips 1.4 us of views)
+        swap = self.batch_first and (T, B) != (1, 1)
+        return plans, layers, zeros, _PlannedLengths(torch.Size([B]), steps, table), swap
 
     def _forward(self, x: Any, hx: Any, seq_length: Any) -> Any:
         name = self.cell_name

@@ -27,7 +27,7 @@ import torch
 
 from .. import activations as _act
 from .._tensors import as_tensor, check_shape
-from ..engine import CellActivations, CellKind, LayerSemantics, MaskedOutput
+from ..engine import CellActivations, CellKind, LayerSemantics, MaskedOutput, callplan as _callplan
 from ._checks import HxRowsError
 from .base import NUMERICS, RecurrentNet, ms_uniform
 
@@ -121,7 +121,12 @@ class LSTM(RecurrentNet):
         self, x: Any, hx: Optional[Tuple[Any, Any]] = None, seq_length: Any = None
     ) -> Tuple[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
         """``output, (h_n, c_n)``; see the module docstring for shapes and the seq_length rule."""
-        result: Tuple[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]] = super().forward(x, hx, seq_length)
+        # (RecurrentNet.forward written out: this runs on every call)
+        result: Tuple[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]
+        if hx is None and type(x) is torch.Tensor and _callplan.plannable():
+            result = self._planned(x, seq_length)
+        else:
+            result = self._forward(x, hx, seq_length)
         return result
 
 
