@@ -28,7 +28,15 @@ import numpy as np
 import torch
 
 from .._tensors import as_float, as_tensor, check_shape
-from ..engine import DirectionWeights, DropoutMasks, LayerSemantics, MaskedOutput, callplan as _callplan, run_layer
+from ..engine import (
+    DirectionWeights,
+    DropoutMasks,
+    LayerSemantics,
+    MaskedOutput,
+    callplan as _callplan,
+    run_layer,
+    trainplan as _trainplan,
+)
 from ..engine.guards import tracing
 from ..recurrent import CellKind
 from . import options as _options, outputs as _outputs
@@ -501,10 +509,69 @@ class Recurrent(torch.nn.Module):
         self, inputs: Any, mask: Any = None, training: Optional[bool] = None, initial_state: Any = None
     ) -> Output:
         """Run the layer; see the class docstring for shapes and conventions."""
-        if initial_state is None and type(inputs) is torch.Tensor and _callplan.plannable():
-            return self._planned(inputs, mask, training)
+        if initial_state is None and type(inputs) is torch.Tensor:
+            if _callplan.plannable():
+                return self._planned(inputs, mask, training)
+            if _trainplan.plannable():
+                return self._planned_training(inputs, mask, training)
         call = self.prepare(inputs, mask, training, initial_state)
         return self.finish(call, self.run(call))
+
+    def _planned_training(self, x: torch.Tensor, mask: Any, training: Optional[bool]) -> Output:
+        """A recorded (grad mode) call through the layer's cached training plan
+        (:mod:`lstm_bridge.engine.trainplan`): the first call of a signature - input shape/dtype/device and
+        ``requires_grad``, mask presence, training flag, the parameters and their ``requires_grad``,
+        backend - runs the full path (every check and error) and plans the next ones, which draw the
+        dropout masks and read the mask exactly as the full path does, then go straight to the kernel's
+        autograd Function with fresh weight views."""
+        cell = cast(RecurrentCell, self._modules["cell"])  # (not Module.__getattr__: ~0.9 us a call)
+        params = cell._parameters
+        kernel, recurrent, bias = params.get("kernel"), params.get("recurrent_kernel"), params.get("bias")
+        if kernel is None or recurrent is None or self.stateful or self.activity_regularizer is not None:
+            return self.finish(*self._run_prepared(x, mask, training))
+        train = cell.training if training is None else bool(training)  # (cell.resolve_training)
+        key = (
+            _callplan.signature(x),
+            x.requires_grad,
+            mask is None,
+            train,
+            kernel,
+            kernel.requires_grad,
+            recurrent,
+            recurrent.requires_grad,
+            bias,
+            bias is not None and bias.requires_grad,
+        )
+        slot = self.__dict__.get("_train_plan")
+        if slot is None:
+            slot = self.__dict__["_train_plan"] = _callplan.PlanSlot()  # (copies and pickles start empty)
+        cached = slot.entry
+        if cached is None or not _same_key(cached[0], key):
+            call, result = self._run_prepared(x, mask, training)
+            plan = None
+            if (
+                cell.kind is CellKind.LSTM
+                and call.c0 is not None
+                and not call.unroll_quirk
+                and (mask is None) == (call.valid is None)
+                and call.xt.shape[1] > 0
+                and x.dtype == call.xt.dtype
+            ):
+                plan = _trainplan.plan_training_layer(
+                    call.xt, [cell.direction_weights()], [call.h0], [call.c0], reverse=[self.go_backwards],
+                    valid=call.valid, semantics=call.semantics, dropout=[call.dropout],
+                )  # fmt: skip
+            slot.entry = (key, plan, [call.h0], [call.c0])
+            return self.finish(call, result)
+        plan = cached[1]
+        if plan is None:
+            return self.finish(*self._run_prepared(x, mask, training))
+        xt = x if self.time_major else x.transpose(0, 1)
+        T, B = xt.shape[0], xt.shape[1]
+        valid = None if mask is None else self._valid_steps(mask, T, B)
+        dropout = cell.dropout_masks(B, xt, train)
+        outs, hs, cs = plan.run(xt, [cell.direction_weights()], cached[2], cached[3], valid, [dropout])
+        return self.planned_output(outs[0], hs[0], cs[0])
 
     def _planned(self, x: torch.Tensor, mask: Any, training: Optional[bool]) -> Output:
         """An inference call through the layer's cached call plan (:mod:`lstm_bridge.engine.callplan`): the
@@ -625,6 +692,14 @@ def run_directions(layers: Sequence[Recurrent], calls: Sequence[LayerCall], wher
     if not lstm:
         return [DirectionRun(o, h, None) for o, h in zip(outs, hs)]
     return [DirectionRun(o, h, c) for o, h, c in zip(outs, hs, cs)]
+
+
+def _same_key(a: Tuple[Any, ...], b: Tuple[Any, ...]) -> bool:
+    """Whether two plan keys match: tensors by identity (``==`` on tensors compares elements), the rest by
+    equality."""
+    return len(a) == len(b) and all(
+        (x is y) if isinstance(x, torch.Tensor) or isinstance(y, torch.Tensor) else x == y for x, y in zip(a, b)
+    )
 
 
 class LayerCall(NamedTuple):
