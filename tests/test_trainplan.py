@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from lstm_bridge.engine import backend
-from lstm_bridge.keras import LSTM
+from lstm_bridge.keras import LSTM, Bidirectional
 from lstm_bridge.keras.layer import Recurrent
 
 from helpers import require_native_kernel
@@ -129,3 +129,29 @@ def test_a_replaced_parameter_is_not_read_through_a_stale_plan(rng):
     fresh.load_state_dict(layer.state_dict())
     ref_y, _ = _step(fresh, x)
     torch.testing.assert_close(y, ref_y, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("merge_mode", ["concat", "sum"])
+def test_a_planned_bidirectional_training_call_gives_the_full_paths_bits(merge_mode, rng, monkeypatch):
+    layer = Bidirectional(LSTM(6, return_sequences=True, recurrent_dropout=0.2), merge_mode=merge_mode)
+    layer.build((None, 5, 4))
+    x = torch.from_numpy(rng.standard_normal((3, 5, 4)).astype(np.float32))
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]], dtype=torch.bool)
+    params = list(layer.parameters())
+
+    def step() -> Tuple[torch.Tensor, List[torch.Tensor]]:
+        xg = x.detach().requires_grad_(True)
+        y = layer(xg, mask=mask, training=True)
+        grads = torch.autograd.grad((y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum(), [xg, *params])
+        return y.detach(), list(grads)
+
+    torch.manual_seed(3)
+    full_y, full_g = step()
+    entry = layer.__dict__["_train_plan"].entry
+    assert entry is not None and entry[1] is not None
+    _forbid_prepare(monkeypatch)
+    torch.manual_seed(3)
+    y, g = step()
+    torch.testing.assert_close(y, full_y, rtol=0, atol=0)
+    for a, b in zip(g, full_g):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)

@@ -21,10 +21,10 @@ from typing import Any, Dict, List, Optional, Sequence, Type, cast
 import numpy as np
 import torch
 
-from ..engine import CellKind, callplan as _callplan
+from ..engine import CellKind, callplan as _callplan, trainplan as _trainplan
 from . import outputs as _outputs
 from .cell import config_keras_version, unique_name
-from .layer import GRU, LSTM, Output, Recurrent, SimpleRNN, run_directions
+from .layer import GRU, LSTM, Output, Recurrent, SimpleRNN, run_directions, same_key
 
 # The class a nested layer config names (Keras's "class_name").
 _CLASSES: Dict[str, Type[Recurrent]] = {"LSTM": LSTM, "GRU": GRU, "SimpleRNN": SimpleRNN}
@@ -307,9 +307,71 @@ class Bidirectional(torch.nn.Module):
         self, inputs: Any, mask: Any = None, training: Optional[bool] = None, initial_state: Any = None
     ) -> Output:
         """Run both directions on the same inputs and mask; see the module docstring for the returns."""
-        if initial_state is None and type(inputs) is torch.Tensor and _callplan.plannable():
-            return self._planned(inputs, mask, training)
+        if initial_state is None and type(inputs) is torch.Tensor:
+            if _callplan.plannable():
+                return self._planned(inputs, mask, training)
+            if _trainplan.plannable():
+                return self._planned_training(inputs, mask, training)
         return self._forward(inputs, mask, training, initial_state)
+
+    def _planned_training(self, x: torch.Tensor, mask: Any, training: Optional[bool]) -> Output:
+        """A recorded (grad mode) call through the wrapper's cached training plan
+        (:mod:`lstm_bridge.engine.trainplan`, as :meth:`Recurrent._planned_training`): the first call of a
+        signature runs both layers' full paths and plans the next ones, which draw the forward layer's and
+        then the backward layer's dropout masks (the full path's order) and run both directions in one
+        call of the kernel's autograd Function."""
+        modules = self._modules  # (not Module.__getattr__: ~0.5-0.9 us a name on every call)
+        fw, bw = cast(Recurrent, modules["forward_layer"]), cast(Recurrent, modules["backward_layer"])
+        f_planned, b_planned = fw.planned_weights(training), bw.planned_weights(training)
+        if self._initial_weights is not None or f_planned is None or b_planned is None:
+            return self._forward(x, mask, training, None)
+        f_cell, b_cell = fw.cell, bw.cell
+        params = fw.plan_parameters() + bw.plan_parameters()
+        key = (
+            _callplan.signature(x),
+            x.requires_grad,
+            mask is None,
+            f_planned[1],
+            b_planned[1],
+            *params,
+            *[p is not None and p.requires_grad for p in params],
+        )
+        slot = self.__dict__.get("_train_plan")
+        if slot is None:
+            slot = self.__dict__["_train_plan"] = _callplan.PlanSlot()  # (copies and pickles start empty)
+        cached = slot.entry
+        if cached is None or not same_key(cached[0], key):
+            f_call, b_call = fw.prepare(x, mask, training), bw.prepare(x, mask, training)  # (what _forward does)
+            f_run, b_run = run_directions([fw, bw], [f_call, b_call], f"Bidirectional {self.name!r}")
+            result = self._combine(fw.finish(f_call, f_run), bw.finish(b_call, b_run))
+            plan = None
+            if (
+                f_cell.kind is CellKind.LSTM
+                and not (f_call.unroll_quirk or b_call.unroll_quirk)
+                and f_call.semantics == b_call.semantics
+                and (mask is None) == (f_call.valid is None)
+                and f_call.xt.shape[1] > 0
+                and x.dtype == f_call.xt.dtype
+            ):
+                plan = _trainplan.plan_training_layer(
+                    f_call.xt, [f_planned[0], b_planned[0]], [f_call.h0, b_call.h0],
+                    [cast(torch.Tensor, f_call.c0), cast(torch.Tensor, b_call.c0)],
+                    reverse=[fw.go_backwards, bw.go_backwards], valid=f_call.valid, semantics=f_call.semantics,
+                    dropout=[f_call.dropout, b_call.dropout],
+                )  # fmt: skip
+            slot.entry = (key, plan, [f_call.h0, b_call.h0], [f_call.c0, b_call.c0])
+            return result
+        plan = cached[1]
+        if plan is None:
+            return self._forward(x, mask, training, None)
+        xt = x if self.time_major else x.transpose(0, 1)
+        T, B = xt.shape[0], xt.shape[1]
+        valid = None if mask is None else fw.valid_steps(mask, T, B)
+        drops = [f_cell.dropout_masks(B, xt, f_planned[1]), b_cell.dropout_masks(B, xt, b_planned[1])]
+        outs, hs, cs = plan.run(xt, [f_planned[0], b_planned[0]], cached[2], cached[3], valid, drops)
+        f_out = fw.planned_output(outs[0], hs[0], cs[0])
+        b_out = bw.planned_output(outs[1], hs[1], cs[1])
+        return self._combine(f_out, b_out)
 
     def _planned(self, x: torch.Tensor, mask: Any, training: Optional[bool]) -> Output:
         """An inference call through the wrapper's cached call plan (:mod:`lstm_bridge.engine.callplan`, as

@@ -546,7 +546,7 @@ class Recurrent(torch.nn.Module):
         if slot is None:
             slot = self.__dict__["_train_plan"] = _callplan.PlanSlot()  # (copies and pickles start empty)
         cached = slot.entry
-        if cached is None or not _same_key(cached[0], key):
+        if cached is None or not same_key(cached[0], key):
             call, result = self._run_prepared(x, mask, training)
             plan = None
             if (
@@ -617,6 +617,12 @@ class Recurrent(torch.nn.Module):
         valid = None if mask is None else self._valid_steps(mask, xt.shape[0], xt.shape[1])
         outs, hs, cs = plan.run(xt, cached[2], cached[3], cached[4], valid)
         return self.planned_output(outs[0], hs[0], None if cached[5] else cs[0])
+
+    def plan_parameters(self) -> List[Optional[torch.Tensor]]:
+        """The cell's ``[kernel, recurrent_kernel, bias]`` Parameters (None where absent), for a training
+        plan's key (identity and ``requires_grad``); read without ``Module.__getattr__`` (every call)."""
+        params = cast(RecurrentCell, self._modules["cell"])._parameters
+        return [params.get("kernel"), params.get("recurrent_kernel"), params.get("bias")]
 
     def planned_weights(self, training: Optional[bool]) -> Optional[Tuple[DirectionWeights, bool]]:
         """For a wrapper's planned call: the cell's inference weight views (``cell.direction_weights()``) and
@@ -694,8 +700,8 @@ def run_directions(layers: Sequence[Recurrent], calls: Sequence[LayerCall], wher
     return [DirectionRun(o, h, c) for o, h, c in zip(outs, hs, cs)]
 
 
-def _same_key(a: Tuple[Any, ...], b: Tuple[Any, ...]) -> bool:
-    """Whether two plan keys match: tensors by identity (``==`` on tensors compares elements), the rest by
+def same_key(a: Tuple[Any, ...], b: Tuple[Any, ...]) -> bool:
+    """Whether two training-plan keys match: tensors by identity (``==`` on tensors compares elements), the rest by
     equality."""
     return len(a) == len(b) and all(
         (x is y) if isinstance(x, torch.Tensor) or isinstance(y, torch.Tensor) else x == y for x, y in zip(a, b)
