@@ -369,6 +369,10 @@ class Bidirectional(torch.nn.Module):
         valid = None if mask is None else fw.valid_steps(mask, T, B)
         drops = [f_cell.dropout_masks(B, xt, f_planned[1]), b_cell.dropout_masks(B, xt, b_planned[1])]
         outs, hs, cs = plan.run(xt, [f_planned[0], b_planned[0]], cached[2], cached[3], valid, drops)
+        if self._concat_planned(fw, bw):
+            fw.clear_losses()  # (what planned_output does for each layer)
+            bw.clear_losses()
+            return self._concat_time_aligned(outs[0], outs[1])
         f_out = fw.planned_output(outs[0], hs[0], cs[0])
         b_out = bw.planned_output(outs[1], hs[1], cs[1])
         return self._combine(f_out, b_out)
@@ -397,13 +401,7 @@ class Bidirectional(torch.nn.Module):
         xt = x if self.time_major else x.transpose(0, 1)
         valid = None if mask is None else fw.valid_steps(mask, xt.shape[0], xt.shape[1])
         outs, hs, cs = plan.run(xt, weights, h0, c0, valid)
-        if (
-            self.merge_mode == "concat"
-            and self.return_sequences
-            and not self.return_state
-            and not fw.go_backwards
-            and bw.go_backwards
-        ):
+        if self._concat_planned(fw, bw):
             fw.clear_losses()  # (what planned_output does for each layer)
             bw.clear_losses()
             return self._concat_time_aligned(outs[0], outs[1])
@@ -411,6 +409,17 @@ class Bidirectional(torch.nn.Module):
         f_out = fw.planned_output(outs[0], hs[0], cs[0] if lstm else None)
         b_out = bw.planned_output(outs[1], hs[1], cs[1] if lstm else None)
         return self._combine(f_out, b_out)
+
+    def _concat_planned(self, fw: Recurrent, bw: Recurrent) -> bool:
+        """Whether a planned call's return is the ``concat`` of the two time-aligned sequences alone
+        (:meth:`_concat_time_aligned`): no states, the usual directions."""
+        return (
+            self.merge_mode == "concat"
+            and self.return_sequences
+            and not self.return_state
+            and not fw.go_backwards
+            and bw.go_backwards
+        )
 
     def _concat_time_aligned(self, y_f: torch.Tensor, y_b: torch.Tensor) -> torch.Tensor:
         """The planned ``merge_mode="concat"`` sequence output straight from the engine's time-aligned

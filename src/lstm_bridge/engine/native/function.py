@@ -263,12 +263,14 @@ def _run_backward(
     d_w_hh: List[Optional[Tensor]] = [None] * D
     d_b_ih: List[Optional[Tensor]] = [None] * D
     d_b_hh: List[Optional[Tensor]] = [None] * D
+    # the bias gradients of every direction in one reduction over dZ's rows (a direction's column block
+    # is a strided slice: summing it alone walks all of dZ at a fraction of the speed)
+    db_all = dZ2.sum(0) if any(need.b_ih) or any(need.b_hh) else None
     for d in range(D):
-        dz = dZ2[:, plan.columns(d)]
         if need.w_hh[d]:
             d_w_hh[d] = recurrent_weight_grad(plan, dZ2_gemm[:, plan.columns(d)], saved.h_prev[d], masks.recurrent[d])
-        if need.b_ih[d] or need.b_hh[d]:
-            db = dz.sum(0)
+        if db_all is not None and (need.b_ih[d] or need.b_hh[d]):
+            db = db_all[plan.columns(d)] if D > 1 else db_all
             both = need.b_ih[d] and need.b_hh[d]
             d_b_ih[d] = db if need.b_ih[d] else None
             d_b_hh[d] = (db.clone() if both else db) if need.b_hh[d] else None  # no shared .grad
