@@ -549,3 +549,154 @@ def test_mindspore_planned_one_step_one_sample_batch_first():
             full = _full_path(net, x, **kwargs)
             _assert_same_bits(planned, full)
             assert planned[0].stride() == full[0].stride()
+
+
+def _module_calls(monkeypatch: pytest.MonkeyPatch) -> list:
+    """Counts torch's Module._call_impl (what nn.Module.__call__ runs before forward)."""
+    calls: list = []
+    real = torch.nn.Module._call_impl
+
+    def counting(self, *args, **kwargs):
+        calls.append(type(self).__name__)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.Module, "_call_impl", counting)
+    return calls
+
+
+def test_mindspore_lstm_call_shortcut_skips_module_call_only_when_it_would_only_call_forward(monkeypatch):
+    # a planned net(x) / net(x, seq_length=...) goes straight to the plan; anything nn.Module.__call__ would
+    # act on (hooks, an instance or subclass forward, hx, grad mode) takes nn.Module.__call__ as before
+    torch.manual_seed(15)
+    net = M.LSTM(4, 5, batch_first=True)
+    x = torch.randn(2, 3, 4)
+    lengths = torch.tensor([3, 1])
+    calls = _module_calls(monkeypatch)
+    with torch.no_grad():
+        for kwargs in ({}, {"seq_length": lengths}):
+            net(x, **kwargs)
+            calls.clear()
+            _assert_same_bits(net(x, **kwargs), _full_path(net, x, **kwargs))
+            assert calls == []  # (the shortcut)
+        net(x, None, lengths)  # positional hx / seq_length: through nn.Module.__call__
+        net(x, hx=None, seq_length=lengths)
+        assert calls == ["LSTM", "LSTM"]
+    calls.clear()
+    net(x, seq_length=lengths)  # grad mode
+    assert calls == ["LSTM"]
+
+
+def test_mindspore_lstm_call_shortcut_keeps_hooks_and_overrides():
+    torch.manual_seed(16)
+    net = M.LSTM(4, 5, batch_first=True)
+    x = torch.randn(2, 3, 4)
+    lengths = torch.tensor([3, 1])
+    seen: list = []
+    with torch.no_grad():
+        net(x, seq_length=lengths)
+        net(x, seq_length=lengths)  # planned
+
+        def pre(module, args, kwargs):
+            seen.append(("pre", len(args), sorted(kwargs)))
+
+        handles = [
+            net.register_forward_pre_hook(pre, with_kwargs=True),
+            net.register_forward_hook(lambda m, args, out: seen.append(("post", len(args)))),
+        ]
+        result = net(x, seq_length=lengths)
+        assert seen == [("pre", 1, ["seq_length"]), ("post", 1)]
+        _assert_same_bits(result, _full_path(net, x, seq_length=lengths))
+        for h in handles:
+            h.remove()
+        seen.clear()
+        handle = torch.nn.modules.module.register_module_forward_hook(
+            lambda m, args, out: seen.append(type(m).__name__)
+        )
+        try:
+            net(x, seq_length=lengths)
+        finally:
+            handle.remove()
+        assert seen == ["LSTM"]
+        seen.clear()
+        real = net.forward
+        net.forward = lambda *a, **k: seen.append("instance") or real(*a, **k)
+        net(x, seq_length=lengths)
+        del net.forward
+        assert seen == ["instance"]
+
+        class Sub(M.LSTM):
+            def forward(self, x, hx=None, seq_length=None):
+                seen.append("subclass")
+                return super().forward(x, hx, seq_length)
+
+        sub = Sub(4, 5, batch_first=True)
+        sub.load_state_dict(net.state_dict())
+        seen.clear()
+        for _ in range(3):
+            _assert_same_bits(sub(x, seq_length=lengths), _full_path(net, x, seq_length=lengths))
+        assert seen == ["subclass"] * 3
+
+
+def test_mindspore_lstm_call_shortcut_follows_a_replaced_module_call_and_compile(monkeypatch):
+    torch.manual_seed(17)
+    net = M.LSTM(4, 5, batch_first=True)
+    x = torch.randn(2, 3, 4)
+    lengths = torch.tensor([3, 1])
+    seen: list = []
+    real = torch.nn.Module.__call__
+
+    def wrapper(self, *args, **kwargs):  # what torch.fx's tracer and other instrumentation do
+        seen.append(type(self).__name__)
+        return real(self, *args, **kwargs)
+
+    with torch.no_grad():
+        net(x, seq_length=lengths)
+        with monkeypatch.context() as m:
+            m.setattr(torch.nn.Module, "__call__", wrapper)
+            net(x, seq_length=lengths)
+        assert seen == ["LSTM"]
+    graphs: list = []
+
+    def backend(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    with torch.no_grad():
+        ref = net(x, seq_length=lengths)
+    net.compile(backend=backend, fullgraph=True)
+    with torch.no_grad():
+        out = net(x, seq_length=lengths)
+        assert graphs  # (Module.compile()'s program ran, not the shortcut)
+        graphs.clear()
+        net(x, seq_length=lengths)
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-6)
+
+
+def test_plannable_agrees_with_guards_tracing():
+    # plannable() calls tracing()'s checks itself: both say the same in eager, under torch.jit.trace and
+    # inside torch.compile
+    from lstm_bridge.engine import callplan, guards
+
+    seen: dict = {}
+    phase = ["eager"]
+
+    def record(x):
+        seen.setdefault(phase[0], set()).add((callplan.plannable(), torch.is_grad_enabled() or guards.tracing()))
+        return x * 2
+
+    with torch.no_grad():
+        record(torch.ones(2))
+        phase[0] = "jit"
+        torch.jit.trace(record, torch.ones(2), check_trace=False)
+        phase[0] = "compile"
+        torch.compile(record, backend="eager", fullgraph=True)(torch.ones(2))
+    phase[0] = "grad"
+    record(torch.ones(2))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not callplan.plannable()
+    assert seen == {
+        "eager": {(True, False)},
+        "jit": {(False, True)},
+        "compile": {(False, True)},
+        "grad": {(False, True)},
+    }

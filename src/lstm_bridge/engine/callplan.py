@@ -22,7 +22,7 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 import torch
 
 from . import backend as _backend, torch_path
-from .guards import check_request, tracing
+from .guards import check_request
 from .precision import reduced_dtype
 from .semantics import CellKind, DirectionWeights, DropoutMasks, LayerSemantics
 
@@ -55,9 +55,16 @@ def signature(x: Tensor) -> Tuple[Any, ...]:
     return (x.shape, x.dtype, x.device, backend_request())
 
 
+# plannable() runs on every front-end call: guards.tracing()'s two checks are called here directly (the same
+# functions - torch.compile recognises is_compiling by identity -, 0.1 us fewer; a test checks they agree)
+_grad_enabled, _autocast_enabled = torch.is_grad_enabled, torch.is_autocast_enabled
+_compiling, _jit_tracing = torch.compiler.is_compiling, torch.jit.is_tracing
+
+
 def plannable() -> bool:
-    """Whether a call made now may use a plan: inference (no grad mode), no autocast, not tracing."""
-    return not torch.is_grad_enabled() and not torch.is_autocast_enabled("cpu") and not tracing()
+    """Whether a call made now may use a plan: inference (no grad mode), no autocast, not tracing
+    (:func:`lstm_bridge.engine.guards.tracing`: ``torch.compile``, ``torch.export``, ``torch.jit.trace``)."""
+    return not _grad_enabled() and not _autocast_enabled("cpu") and not _compiling() and not _jit_tracing()
 
 
 class PlanSlot:
@@ -95,9 +102,14 @@ class LayerPlan:
 
     ``valid`` is the ``(T, B)`` bool step mask or None; where ``byte_mask`` is True (the native kernel's
     plans) it may also be a contiguous ``uint8`` ``(T, B)`` tensor of 0/1, the kernel's own form, which is
-    passed on without a conversion."""
+    passed on without a conversion.
 
-    __slots__ = ("run", "run_stacked", "backend", "byte_mask")
+    ``run_one`` (None unless the plan is one direction on the native kernel's lean entry) is ``run_stacked``
+    with the planned direction's weights: ``run_one(x, h0, c0, valid)`` with ``valid`` None or in the
+    kernel's own form only (a contiguous ``uint8`` ``(T, B)`` tensor of 0/1, unchecked: the kernel checks
+    its shape, dtype and contiguity); what a one-layer MindSpore net runs on every call."""
+
+    __slots__ = ("run", "run_stacked", "backend", "byte_mask", "run_one")
 
     def __init__(
         self, run: Callable[..., Results], run_stacked: Callable[..., Stacked], used: str, byte_mask: bool = False
@@ -106,6 +118,8 @@ class LayerPlan:
         self.run_stacked = run_stacked
         self.backend = used
         self.byte_mask = byte_mask
+        self.run_one: Optional[Callable[[Tensor, Sequence[Tensor], Sequence[Tensor], Optional[Tensor]], Stacked]]
+        self.run_one = None
 
 
 def _stacked(run: Callable[..., Results]) -> Callable[..., Stacked]:
@@ -116,7 +130,7 @@ def _stacked(run: Callable[..., Results]) -> Callable[..., Stacked]:
         valid: Optional[Tensor],
     ) -> Stacked:  # fmt: skip
         outs, hs, cs = run(x, directions, h0, c0, valid)
-        if len(outs) == 1:  # (h[None]: the same view as unsqueeze(0), 0.2 us fewer)
+        if len(outs) == 1:
             return outs[0], hs[0][None], cs[0][None]
         return torch.cat(outs, dim=-1), torch.stack(hs), torch.stack(cs)
 
@@ -317,28 +331,16 @@ def _native_plan(
             [bias_of(plan, w.b_ih, w.b_hh) for w in directions], h0, c0, kernel_valid, recurrent,
         )  # fmt: skip
 
-    if D != 1:
-        return LayerPlan(run_lean, _stacked(run_lean), "native", byte_mask=True)
-    general = _stacked(run_lean)
-    one = directions[0]
-    b_ih, b_hh = one.b_ih, one.b_hh
+    result = LayerPlan(run_lean, _stacked(run_lean), "native", byte_mask=True)
+    if D == 1:
+        one = directions[0]
+        b_ih, b_hh = one.b_ih, one.b_hh
 
-    def run_lean_one(
-        x: Tensor, directions: Sequence[DirectionWeights], h0: Sequence[Tensor], c0: Sequence[Tensor],
-        valid: Optional[Tensor],
-    ) -> Stacked:  # fmt: skip
-        # run_lean written out for the planned direction, its states stacked (a MindSpore net's layer)
-        if directions[0] is not one:
-            return general(x, directions, h0, c0, valid)
-        if valid is None:
-            kernel_valid = no_valid
-        elif valid.dtype is uint8 and valid.is_contiguous():
-            kernel_valid = valid
-        else:
-            return general(x, directions, h0, c0, valid)
-        backend.last_used = "native"
-        b = [bias_of(plan, b_ih, b_hh)] if summed else bias
-        outs, hs, cs = infer(plan, x, w_ih, w_hh, b, h0, c0, kernel_valid, recurrent)
-        return outs[0], hs[0][None], cs[0][None]
+        def run_one(x: Tensor, h0: Sequence[Tensor], c0: Sequence[Tensor], valid: Optional[Tensor]) -> Stacked:
+            backend.last_used = "native"
+            b = [bias_of(plan, b_ih, b_hh)] if summed else bias
+            outs, hs, cs = infer(plan, x, w_ih, w_hh, b, h0, c0, no_valid if valid is None else valid, recurrent)
+            return outs[0], hs[0][None], cs[0][None]  # (h[None]: unsqueeze(0)'s view, 0.2 us fewer)
 
-    return LayerPlan(run_lean, run_lean_one, "native", byte_mask=True)
+        result.run_one = run_one
+    return result

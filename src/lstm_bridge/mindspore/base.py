@@ -27,7 +27,7 @@ parameters ``weight_ih (G*H, I)``, ``weight_hh (G*H, H)``, ``bias_ih``/``bias_hh
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Tuple
 
 import numpy as np
 import torch
@@ -58,20 +58,21 @@ from ._checks import (
 _PLANNED_DTYPES = (torch.float32, torch.float64)
 #: the longest sequence whose ``seq_length`` mask a planned call reads from a ``(T, T + 1)`` table (64 KiB)
 _MAX_TABLE_STEPS = 256
-_index_select = torch.index_select
 
 
 class _PlannedLengths(NamedTuple):
     """What a planned call builds its ``(T, B)`` ``seq_length`` mask from: ``shape`` ``(B,)``, ``steps``
     ``arange(T)`` as a ``(T, 1)`` int64 column, ``table`` the ``(T, T + 1)`` uint8 ``t < l`` table (None:
-    a long sequence, or a layer plan that takes only bool masks)."""
+    a long sequence, or a layer plan that takes only bool masks), ``byte`` whether every layer plan takes
+    the native kernel's uint8 mask (:attr:`~lstm_bridge.engine.callplan.LayerPlan.byte_mask`)."""
 
     shape: torch.Size
     steps: torch.Tensor
     table: Optional[torch.Tensor]
+    byte: bool
 
 
-_PlannedNet = Tuple[List[_callplan.LayerPlan], List[List[DirectionWeights]], List[torch.Tensor], _PlannedLengths, bool]
+_PlannedRun = Callable[["RecurrentNet", torch.Tensor, Any], Any]
 
 
 def ms_uniform(shape: Tuple[int, ...], bound: float, dtype: torch.dtype) -> torch.Tensor:
@@ -317,48 +318,28 @@ class RecurrentNet(torch.nn.Module):
             # (the Parameters kept alive with the plan: the key holds their ids)
             slot.entry = (key, self._plan(x, seq_length is not None), tuple(self._parameters.values()))
             return result
-        plans = cached[1]
-        if plans is None:
+        run = cached[1]
+        if run is None:
             return self._forward(x, None, seq_length)
-        states, layers, zeros, lengths, swap = plans
-        xt = x.transpose(0, 1) if swap else x
-        if seq_length is None:
-            valid = None
-        elif lengths.table is not None and type(seq_length) is torch.Tensor and seq_length.shape == lengths.shape:
-            try:  # (see _checked_valid)
-                valid = _index_select(lengths.table, 1, seq_length)
-            except (RuntimeError, IndexError):
-                valid = self._checked_valid(seq_length, lengths)
-        else:
-            valid = self._checked_valid(seq_length, lengths)
-        if len(states) == 1:  # (one layer: its stacked states are the net's)
-            out, h_n, c_n = states[0].run_stacked(xt, layers[0], zeros, zeros, valid)
-        else:
-            out, hs, cs = xt, [], []
-            for plan, dirs in zip(states, layers):
-                out, h_l, c_l = plan.run_stacked(out, dirs, zeros, zeros, valid)
-                hs.append(h_l)
-                cs.append(c_l)
-            h_n, c_n = torch.cat(hs), torch.cat(cs)
-        if swap:
-            out = out.transpose(0, 1)
-        return out, (h_n, c_n)  # (what LSTM._result returns: only LSTM calls are planned)
+        return run(self, x, seq_length)
 
     def _checked_valid(self, seq_length: Any, lengths: _PlannedLengths) -> torch.Tensor:
-        """A planned call's ``(T, B)`` bool step mask from ``seq_length`` through :meth:`_check_lengths`: its
-        errors, or a unidirectional net's clamping to ``[0, T]`` (what ``lengths_to_valid`` gives).
+        """A planned call's ``(T, B)`` step mask from ``seq_length`` through :meth:`_check_lengths`: its
+        errors, or a unidirectional net's clamping to ``[0, T]`` (what ``lengths_to_valid`` gives); bool, or
+        viewed as uint8 (the kernel's own form) when every layer plan takes that (``lengths.byte``).
 
         :meth:`_planned` reads a ``(B,)`` tensor's mask from the plan's ``(T, T + 1)`` uint8 table (column
         ``l`` is ``t < l``: the same 0/1 values, in the kernel's own form) in one ``index_select``, which
         raises for any index dtype but int32/int64 and for a length outside ``[0, T]``; such a call, like any
         other argument, comes here."""
         steps = lengths.steps
-        return steps < self._check_lengths(seq_length, lengths.shape[0], steps.shape[0])
+        valid = steps < self._check_lengths(seq_length, lengths.shape[0], steps.shape[0])
+        return valid.view(torch.uint8) if lengths.byte else valid
 
-    def _plan(self, x: torch.Tensor, with_lengths: bool) -> Optional[_PlannedNet]:
-        """The per-layer plans of a call that :meth:`_forward` has just run (None: not planned): the plans,
-        the layers' weights (the Parameters themselves), the zero initial states per direction and what the
-        ``seq_length`` mask is built from (:class:`_PlannedLengths`)."""
+    def _plan(self, x: torch.Tensor, with_lengths: bool) -> Optional[_PlannedRun]:
+        """The planned call of a signature that :meth:`_forward` has just run (None: not planned), from the
+        per-layer plans, the layers' weights (the Parameters themselves), the zero initial states per
+        direction and what the ``seq_length`` mask is built from (:func:`_planned_run`)."""
         if self.kind is not CellKind.LSTM or x.dtype not in _PLANNED_DTYPES or x.numel() == 0:
             return None  # (16-bit inputs compute in float32: not planned)
         if self.training and self.dropout > 0:
@@ -381,13 +362,14 @@ class RecurrentNet(torch.nn.Module):
             plans.append(plan)
             layer_in = xt.new_empty(T, B, D * self.hidden_size)
         steps = torch.arange(T, device=xt.device).unsqueeze(1)
+        byte = all(p.byte_mask for p in plans)  # (the kernel's mask form: a one-layer run_one takes only that)
         table = None
-        if all(p.byte_mask for p in plans) and T <= _MAX_TABLE_STEPS:
+        if byte and T <= _MAX_TABLE_STEPS:
             table = (steps < torch.arange(T + 1, device=xt.device)).to(torch.uint8)  # [t, l] = t < l
         # batch_first's two transposes, unless T = B = 1: swapping two dimensions of size 1 is the identity
         # (same shape and strides; a one-step, one-sample streaming call skips 1.4 us of views)
         swap = self.batch_first and (T, B) != (1, 1)
-        return plans, layers, zeros, _PlannedLengths(torch.Size([B]), steps, table), swap
+        return _planned_run(plans, layers, zeros, _PlannedLengths(torch.Size([B]), steps, table, byte), swap)
 
     def _forward(self, x: Any, hx: Any, seq_length: Any) -> Any:
         name = self.cell_name
@@ -491,3 +473,64 @@ class CellBase(torch.nn.Module):
     def cell_weights(self, dtype: torch.dtype) -> DirectionWeights:
         """The canonical weights of this cell's kind, cast to ``dtype`` (differentiable)."""
         return DirectionWeights(self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh, kind=self.kind).to(dtype)
+
+
+def _planned_run(
+    plans: List[_callplan.LayerPlan],
+    layers: List[List[DirectionWeights]],
+    zeros: List[torch.Tensor],
+    lengths: _PlannedLengths,
+    swap: bool,
+) -> _PlannedRun:
+    """A net's planned call ``run(net, x, seq_length) -> output, (h_n, c_n)`` (LSTM only): the layer plans
+    on the planned weights and zero states, ``x`` and the output transposed when ``swap``, the step mask
+    from ``seq_length`` read from ``lengths.table`` by one ``index_select`` when it is a ``(B,)`` tensor
+    (``index_select`` raises for an index dtype but int32/int64 and for a length outside ``[0, T]``: such a
+    call, and any other ``seq_length``, goes through :meth:`RecurrentNet._checked_valid`, with its errors).
+    Everything is bound here, at plan time: this runs on every planned call."""
+    table, shape, select, tensor = lengths.table, lengths.shape, torch.index_select, torch.Tensor
+    one = plans[0].run_one if len(plans) == 1 else None
+
+    def mask(net: RecurrentNet, seq_length: Any) -> Optional[torch.Tensor]:
+        if seq_length is None:
+            return None
+        if table is not None and type(seq_length) is tensor and seq_length.shape == shape:
+            try:
+                return select(table, 1, seq_length)
+            except (RuntimeError, IndexError):
+                pass  # (_checked_valid raises, or clamps)
+        return net._checked_valid(seq_length, lengths)
+
+    if one is not None:  # one layer, one direction on the native kernel's lean entry (mask() written out)
+
+        def run_one(net: RecurrentNet, x: torch.Tensor, seq_length: Any) -> Any:
+            xt = x.transpose(0, 1) if swap else x
+            if seq_length is None:
+                valid = None
+            elif table is not None and type(seq_length) is tensor and seq_length.shape == shape:
+                try:
+                    valid = select(table, 1, seq_length)
+                except (RuntimeError, IndexError):
+                    valid = net._checked_valid(seq_length, lengths)
+            else:
+                valid = net._checked_valid(seq_length, lengths)
+            out, h_n, c_n = one(xt, zeros, zeros, valid)
+            return (out.transpose(0, 1) if swap else out), (h_n, c_n)  # (what LSTM._result returns)
+
+        return run_one
+
+    def run_layers(net: RecurrentNet, x: torch.Tensor, seq_length: Any) -> Any:
+        xt = x.transpose(0, 1) if swap else x
+        valid = mask(net, seq_length)
+        if len(plans) == 1:  # (one layer: its stacked states are the net's)
+            out, h_n, c_n = plans[0].run_stacked(xt, layers[0], zeros, zeros, valid)
+        else:
+            out, hs, cs = xt, [], []
+            for plan, dirs in zip(plans, layers):
+                out, h_l, c_l = plan.run_stacked(out, dirs, zeros, zeros, valid)
+                hs.append(h_l)
+                cs.append(c_l)
+            h_n, c_n = torch.cat(hs), torch.cat(cs)
+        return (out.transpose(0, 1) if swap else out), (h_n, c_n)
+
+    return run_layers
