@@ -64,7 +64,9 @@ _compiling, _jit_tracing = torch.compiler.is_compiling, torch.jit.is_tracing
 def plannable() -> bool:
     """Whether a call made now may use a plan: inference (no grad mode), no autocast, not tracing
     (:func:`lstm_bridge.engine.guards.tracing`: ``torch.compile``, ``torch.export``, ``torch.jit.trace``)."""
-    return not _grad_enabled() and not _autocast_enabled("cpu") and not _compiling() and not _jit_tracing()
+    return (
+        not _grad_enabled() and not _autocast_enabled("cpu") and not _compiling() and not _jit_tracing()  # type: ignore[no-untyped-call]
+    )
 
 
 class PlanSlot:
