@@ -9,7 +9,9 @@ exported programs, and per-call overhead"):
   (``ext.forward``), then the native entry (``function.infer``: the projection GEMM and the kernel), the call
   plan (``LayerPlan.run``), the whole Keras call;
 * MindSpore ``LSTM(8, 8, batch_first=True)`` with ``seq_length`` (the native kernel, MindSpore's CPU
-  activations, a step mask): the same three layers;
+  activations, a step mask): the kernel, the native entry, the layer plan (``LayerPlan.run_one``: the bias
+  sum ``b_ih + b_hh`` and the ``(1, B, H)`` state views), the net's planned call (``_planned``: the plan
+  key, the ``seq_length`` mask) and the whole call (``LSTM.__call__``);
 * MindSpore without ``seq_length`` (standard LSTM: oneDNN's ``torch.lstm``, MindSpore's bits): bare
   ``torch.lstm``, then the MindSpore call; ``torch.nn.LSTM`` for reference.
 """
@@ -99,6 +101,15 @@ def main() -> None:
         zeros = torch.zeros(1, 8)
         rows["mindspore seq_length: kernel (ext.forward)"] = _kernel(mp, xp, m_w.w_hh, zeros, valid)
         rows["mindspore seq_length: + projection (function.infer)"] = _infer(mp, xt, m_w, zeros, valid)
+        m_plan = callplan.plan_layer(
+            xt, [m_w], [zeros], [zeros], reverse=[False], valid=valid, semantics=ms._semantics(True, torch.float32)
+        )
+        assert m_plan is not None and m_plan.run_one is not None, "the MindSpore layer was not planned"
+        run_one, m_states, byte_valid = m_plan.run_one, [zeros], valid.to(torch.uint8)
+        rows["mindspore seq_length: + layer plan (LayerPlan.run_one)"] = lambda: run_one(
+            xt, m_states, m_states, byte_valid
+        )
+        rows["mindspore seq_length: + planned call (_planned)"] = lambda: ms._planned(x, lengths)
         rows["mindspore seq_length: call"] = lambda: ms(x, seq_length=lengths)
 
         params = list(ms.parameters())
@@ -108,7 +119,7 @@ def main() -> None:
         rows["torch.nn.LSTM call"] = lambda: reference(x)
         for name, fn in rows.items():
             best, median = timed(fn)
-            print(f"{name:52s} min {best:7.1f} us   median {median:7.1f} us")
+            print(f"{name:56s} min {best:7.1f} us   median {median:7.1f} us")
 
 
 if __name__ == "__main__":
