@@ -525,8 +525,7 @@ class Recurrent(torch.nn.Module):
         dropout masks and read the mask exactly as the full path does, then go straight to the kernel's
         autograd Function with fresh weight views."""
         cell = cast(RecurrentCell, self._modules["cell"])  # (not Module.__getattr__: ~0.9 us a call)
-        params = cell._parameters
-        kernel, recurrent, bias = params.get("kernel"), params.get("recurrent_kernel"), params.get("bias")
+        kernel, recurrent, bias = self.plan_parameters()
         if kernel is None or recurrent is None or self.stateful or self.activity_regularizer is not None:
             return self.finish(*self._run_prepared(x, mask, training))
         train = cell.training if training is None else bool(training)  # (cell.resolve_training)
@@ -701,8 +700,8 @@ def run_directions(layers: Sequence[Recurrent], calls: Sequence[LayerCall], wher
 
 
 def same_key(a: Tuple[Any, ...], b: Tuple[Any, ...]) -> bool:
-    """Whether two training-plan keys match: tensors by identity (``==`` on tensors compares elements), the rest by
-    equality."""
+    """Whether two training-plan keys match: tensors by identity (``==`` on tensors compares elements), the
+    rest by equality."""
     return len(a) == len(b) and all(
         (x is y) if isinstance(x, torch.Tensor) or isinstance(y, torch.Tensor) else x == y for x, y in zip(a, b)
     )
