@@ -700,3 +700,34 @@ def test_plannable_agrees_with_guards_tracing():
         "compile": {(False, True)},
         "grad": {(False, True)},
     }
+
+
+def test_mindspore_alternating_signatures_keep_their_plans(monkeypatch):
+    # a net called with and without seq_length (and at two shapes) in turn plans each signature once
+    torch.manual_seed(18)
+    net = M.LSTM(4, 5, batch_first=True)
+    calls = [
+        (torch.randn(2, 3, 4), {}),
+        (torch.randn(2, 3, 4), {"seq_length": torch.tensor([3, 1])}),
+        (torch.randn(1, 1, 4), {"seq_length": torch.tensor([1], dtype=torch.int32)}),
+        (torch.randn(1, 1, 4), {}),
+    ]
+    with torch.no_grad():
+        for x, kwargs in calls:
+            net(x, **kwargs)
+        refs = [_full_path(net, x, **kwargs) for x, kwargs in calls]
+        selects = _count_selects(monkeypatch)
+        for _ in range(3):
+            for (x, kwargs), ref in zip(calls, refs):
+                _assert_same_bits(net(x, **kwargs), ref)
+        assert selects == []
+        monkeypatch.undo()
+        # new weight objects: the kept plans are dropped (not kept alive), the signatures planned again
+        net.load_state_dict({k: v.clone() for k, v in net.state_dict().items()}, assign=True)
+        for x, kwargs in calls:
+            _assert_same_bits(net(x, **kwargs), _full_path(net, x, **kwargs))
+    from lstm_bridge.engine import callplan
+
+    kept = callplan.PlanSlot.of(net)
+    assert len(kept.kept) == len(calls)
+    assert all(p is q for p, q in zip(kept.weights, net.parameters()))

@@ -17,7 +17,7 @@ with the caller: a plan takes ``valid`` per call.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -71,12 +71,38 @@ def plannable() -> bool:
 
 class PlanSlot:
     """Where a module keeps its plan entry (``entry``: the front end's ``(key, ...)`` tuple or None). A copy
-    or an unpickled module gets an empty slot, so it plans again (plans hold closures and the weights' ids)."""
+    or an unpickled module gets an empty slot, so it plans again (plans hold closures and the weights' ids).
 
-    __slots__ = ("entry",)
+    A front end whose calls alternate between signatures (a MindSpore net called with and without
+    ``seq_length``) also keeps the entries of its recent signatures (:meth:`keep`, :meth:`recall`): up to
+    :data:`KEPT` of them, for one set of weight objects (``weights``: an entry made for other ones drops
+    the rest, so replaced parameters are not kept alive)."""
+
+    __slots__ = ("entry", "kept", "weights")
+
+    #: how many signatures' entries :meth:`keep` holds (then it starts again from the newest)
+    KEPT = 8
 
     def __init__(self) -> None:
         self.entry: Optional[Tuple[Any, ...]] = None
+        self.kept: Dict[Any, Tuple[Any, ...]] = {}
+        self.weights: Sequence[Any] = ()
+
+    def keep(self, entry: Tuple[Any, ...], weights: Sequence[Any]) -> None:
+        """Make ``entry`` (``entry[0]``: its hashable key) current and keep it for :meth:`recall`; ``weights``
+        the objects its plan reads (compared by identity with the kept entries')."""
+        if len(self.kept) >= self.KEPT or not _same_objects(self.weights, weights):
+            self.kept = {}
+            self.weights = tuple(weights)
+        self.kept[entry[0]] = entry
+        self.entry = entry
+
+    def recall(self, key: Any) -> Optional[Tuple[Any, ...]]:
+        """The kept entry of ``key`` made current, or None."""
+        entry = self.kept.get(key)
+        if entry is not None:
+            self.entry = entry
+        return entry
 
     def __reduce__(self) -> Tuple[Any, Tuple[()]]:
         return (PlanSlot, ())

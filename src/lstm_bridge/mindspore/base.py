@@ -313,10 +313,11 @@ class RecurrentNet(torch.nn.Module):
         )  # fmt: skip
         slot = self.__dict__.get("_call_plan") or _callplan.PlanSlot.of(self)
         cached = slot.entry
-        if cached is None or cached[0] != key:
+        if (cached is None or cached[0] != key) and (cached := slot.recall(key)) is None:
             result = self._forward(x, None, seq_length)
             # (the Parameters kept alive with the plan: the key holds their ids)
-            slot.entry = (key, self._plan(x, seq_length is not None), tuple(self._parameters.values()))
+            params = tuple(self._parameters.values())
+            slot.keep((key, self._plan(x, seq_length is not None), params), params)
             return result
         run = cached[1]
         if run is None:
