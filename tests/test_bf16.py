@@ -505,3 +505,43 @@ def test_compiled_and_exported_layers_honour_autocast(monkeypatch):
     torch.testing.assert_close(got, eager, rtol=2e-2, atol=1e-2)  # inductor may fuse the casts differently
     got.float().sum().backward()
     assert xr.grad is not None and xr.grad.dtype == torch.float32 and torch.isfinite(xr.grad).all()
+
+
+@pytest.mark.parametrize("G, H, D", [(0, 6, 1), (1, 6, 1), (4, 6, 1), (4, 5, 1), (0, 6, 2), (4, 5, 2)])
+def test_bf16_backward_returns_rounded_dz_and_float32_bias_sums(G, H, D):
+    """A bf16 layer's kernel backward returns ``[dZ, db]``: dZ rounded once to bfloat16 (what the GEMMs after
+    the loop read) and the bias gradients summed in float32 from the unrounded dZ. For one step (T = 1: the
+    float32 kernel's dZ is the same numbers) dZ is bit for bit the float32 kernel's rounded, db its column
+    sums, masked rows zeros, and dh0 the bf16 GEMM of the rounded dZ (per-gate masks: an odd H splits the
+    pairs and takes the float32 rows instead, to the same values)."""
+    from lstm_bridge.engine.native.function import make_plan
+
+    ext = native.module()
+    B, S = 7, 4 * H * D
+    gen = torch.Generator().manual_seed(G * 100 + H * 10 + D)
+    gates = torch.rand(1, B, S, generator=gen)
+    valid = torch.ones(1, B, dtype=torch.uint8)
+    valid[0, 2] = 0
+    gout = [torch.randn(1, B, H, generator=gen) for _ in range(D)]
+    ghn = [torch.randn(B, H, generator=gen) for _ in range(D)]
+    gcn = [torch.randn(B, H, generator=gen) for _ in range(D)]
+    cprev = [torch.randn(1, B, H, generator=gen) for _ in range(D)]
+    w = [torch.randn(4 * H, H, generator=gen) for _ in range(D)]
+    masks = [(torch.rand(G, B, H, generator=gen) > 0.3).float() / 0.7 if G else torch.empty(0) for _ in range(D)]
+    args = (gates, gout, ghn, gcn, cprev, w, valid, masks)
+    reverse, acts = [False, True][:D], [0, 1, 1]
+    (dz32,), _, _ = ext.backward(make_plan([H] * D, reverse, acts, True, torch.float32, True).cfg, *args)
+    (dz16, db), dh0, _ = ext.backward(make_plan([H] * D, reverse, acts, True, BF16, True).cfg, *args)
+    assert dz16.dtype == BF16 and db.dtype == torch.float32 and db.shape == (S,)
+    assert torch.equal(dz16.view(torch.int16), dz32.to(BF16).view(torch.int16))
+    assert not dz16[0, 2].any()
+    torch.testing.assert_close(db, dz32.sum((0, 1)), rtol=1e-6, atol=1e-6)
+    keep = valid[0].bool().unsqueeze(1)
+    for d in range(D):
+        dz = dz16[0, :, 4 * H * d : 4 * H * (d + 1)].double().view(B, 4, H)
+        wq = w[d].to(BF16).double().view(4, H, H)
+        per_gate = torch.stack([dz[:, q] @ wq[q] for q in range(4)])  # (4, B, H)
+        m = masks[d].double()
+        dh = (per_gate * m).sum(0) if G == 4 else per_gate.sum(0) * (m[0] if G == 1 else 1.0)
+        expected = torch.where(keep, dh, ghn[d].double())  # a masked step passes dh through
+        torch.testing.assert_close(dh0[d].double(), expected, rtol=1e-5, atol=1e-5)

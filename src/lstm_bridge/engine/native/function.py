@@ -246,7 +246,7 @@ def _run_backward(
     D = plan.D
     masks = saved.masks
     kd = plan.kernel_dtype  # a bf16 layer: float32 gradients into the kernel, float32 W_hh to pack
-    (dZ,), dh0, dc0 = plan.ext.backward(
+    dZ_out, dh0, dc0 = plan.ext.backward(
         plan.cfg,
         saved.gates,
         [g.to(kd).contiguous() for g in g_out],
@@ -258,23 +258,24 @@ def _run_backward(
         masks.recurrent_args(plan),
     )
     T, B, _ = saved.x.shape
-    dZ2 = dZ.view(T * B, plan.S)
-    dZ2_gemm = dZ2.to(torch.bfloat16) if plan.lowp else dZ2  # rounded once for the three GEMMs below
+    # a bf16 layer: the kernel returns dZ already rounded to bfloat16 (what the three GEMMs below read) and the
+    # bias gradients summed from the float32 dZ, so no float32 dZ is written, cast or reduced
+    dZ2 = dZ_out[0].view(T * B, plan.S)
     d_w_hh: List[Optional[Tensor]] = [None] * D
     d_b_ih: List[Optional[Tensor]] = [None] * D
     d_b_hh: List[Optional[Tensor]] = [None] * D
     # the bias gradients of every direction in one reduction over dZ's rows (a direction's column block
     # is a strided slice: summing it alone walks all of dZ at a fraction of the speed)
-    db_all = dZ2.sum(0) if any(need.b_ih) or any(need.b_hh) else None
+    db_all = (dZ_out[1] if plan.lowp else dZ2.sum(0)) if any(need.b_ih) or any(need.b_hh) else None
     for d in range(D):
         if need.w_hh[d]:
-            d_w_hh[d] = recurrent_weight_grad(plan, dZ2_gemm[:, plan.columns(d)], saved.h_prev[d], masks.recurrent[d])
+            d_w_hh[d] = recurrent_weight_grad(plan, dZ2[:, plan.columns(d)], saved.h_prev[d], masks.recurrent[d])
         if db_all is not None and (need.b_ih[d] or need.b_hh[d]):
             db = db_all[plan.columns(d)] if D > 1 else db_all
             both = need.b_ih[d] and need.b_hh[d]
             d_b_ih[d] = db if need.b_ih[d] else None
             d_b_hh[d] = (db.clone() if both else db) if need.b_hh[d] else None  # no shared .grad
-    dx, d_w_ih = input_gradients(plan, dZ2_gemm, saved.x, saved.w_ih, masks.inputs, need.x, need.w_ih)
+    dx, d_w_ih = input_gradients(plan, dZ2, saved.x, saved.w_ih, masks.inputs, need.x, need.w_ih)
     return LayerArgs(
         dx,
         tuple(d_w_ih),

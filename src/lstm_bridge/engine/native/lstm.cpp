@@ -361,6 +361,33 @@ inline void step_gemm(const Bf16Gemm& lowp, const RecGemm<T>& packed, int q, int
   rec_gemm<T>(packed, q, M, A, lda, accumulate, C, ldc, next_c);
 }
 
+// A bf16 layer's backward (cfg.bf16): one row's pre-activation gradients dz (n = 4H float32 values) rounded
+// to bf16 into its row of the bfloat16 dZ, as the pairs the micro-kernel reads (n is even), and added to the
+// row's float32 bias-gradient sums db.
+inline void store_dz_bf16(const float* __restrict dz, int64_t n, uint32_t* __restrict pairs, float* __restrict db) {
+  round_pairs(dz, n, pairs);
+  for (int64_t j = 0; j < n; ++j) db[j] = db[j] + dz[j];
+}
+
+// The step GEMM of a bf16 layer's backward, dh (nb rows) = dZ_t W_hh, read straight from the block's bf16
+// rows of dZ (pairs, row stride S / 2: S and the column offsets are even). With one recurrent mask per gate
+// and an odd H a gate's columns do not start on a pair: those pieces round the block's float32 rows dzs
+// (row stride 4H) instead, to the same bf16 values.
+void bf16_backward_step(const Bf16Gemm& g, int64_t G, int64_t nb, int64_t H, const uint32_t* pairs, int64_t S,
+                        const float* dzs, float* dhg) {
+  if (G != 4) {
+    bf16_gemm_pairs(g, 0, nb, pairs, S / 2, false, dhg, H);
+    return;
+  }
+  for (int q = 0; q < 4; ++q) {
+    if (H % 2 == 0) {
+      bf16_gemm_pairs(g, q, nb, pairs + q * H / 2, S / 2, false, dhg + q * nb * H, H);
+    } else {
+      bf16_gemm(g, q, nb, dzs + q * H, 4 * H, false, dhg + q * nb * H, H);
+    }
+  }
+}
+
 void check_inputs(const LayerConfig& cfg, const at::Tensor& xp, const std::vector<at::Tensor>& w_hh,
                   const at::Tensor& valid, const std::vector<at::Tensor>& rec_mask) {
   const size_t D = w_hh.size();
@@ -616,10 +643,16 @@ inline void combine_dh(const DirData<T>& r, int64_t B, int64_t nb, int64_t i, in
 
 template <typename T>
 void backward_rows(const LayerConfig& cfg, const T* gates, at::Tensor& dZ, int64_t Tn, int64_t B, int64_t S,
-                   const uint8_t* vptr, DirData<T>& r, int64_t b0, int64_t b1) {
+                   const uint8_t* vptr, DirData<T>& r, int64_t b0, int64_t b1, float* db_rows = nullptr) {
   const int64_t nb = b1 - b0, H = r.H, G = r.G, off = r.off;
   if (nb <= 0) return;
-  const auto opts = dZ.options();
+  const auto opts = r.r_h.options();
+  // A bf16 layer (dZ bfloat16): each row's dz is formed in float32 in dzs (this block's rows), then rounded
+  // into dZ and summed into db_rows (B, S) float32 (store_dz_bf16); the step GEMM reads dZ's bf16 rows.
+  const bool lowp = dZ.scalar_type() == at::kBFloat16;
+  at::Tensor dzs_t = lowp ? at::empty({nb, 4 * H}, opts) : at::Tensor();
+  T* dzs = lowp ? dzs_t.data_ptr<T>() : nullptr;
+  uint32_t* dz_pairs = lowp ? reinterpret_cast<uint32_t*>(dZ.data_ptr<at::BFloat16>()) : nullptr;
   const bool use_dyc = vptr != nullptr && cfg.carry;
   at::Tensor dh_t = r.s_h.narrow(0, b0, nb).clone(at::MemoryFormat::Contiguous);
   at::Tensor dc_t = r.s_c.narrow(0, b0, nb).clone(at::MemoryFormat::Contiguous);
@@ -638,7 +671,7 @@ void backward_rows(const LayerConfig& cfg, const T* gates, at::Tensor& dZ, int64
   T* tmp_all = tmp_t.data_ptr<T>();
   T* tc_all = tc_t.data_ptr<T>();
   T* dhg = dhg_t.data_ptr<T>();
-  T* dz_ptr = dZ.data_ptr<T>();
+  T* dz_ptr = lowp ? nullptr : dZ.data_ptr<T>();
   for (int64_t s = Tn - 1; s >= 0; --s) {
     const int64_t t = r.reverse ? Tn - 1 - s : s;
     const bool first = s == Tn - 1;
@@ -650,10 +683,11 @@ void backward_rows(const LayerConfig& cfg, const T* gates, at::Tensor& dZ, int64
       T* dpass = dpass_all + i * H;
       T* dyc = dyc_all != nullptr ? dyc_all + i * H : nullptr;
       const T* gy = r.gout + (t * B + b) * H;
-      T* dz = dz_ptr + (t * B + b) * S + off;
+      T* dz = lowp ? dzs + i * 4 * H : dz_ptr + (t * B + b) * S + off;
       const bool keep = vptr == nullptr || vptr[t * B + b] != 0;
       if (!keep) {  // state passes through; the output gradient goes to the carried output (if any)
         std::fill(dz, dz + 4 * H, T(0));
+        if (lowp) std::fill(dz_pairs + ((t * B + b) * S + off) / 2, dz_pairs + ((t * B + b) * S + off + 4 * H) / 2, 0u);
         std::memcpy(dpass, dh, sizeof(T) * H);
         if (dyc != nullptr) {
           for (int64_t j = 0; j < H; ++j) dyc[j] = dyc[j] + gy[j];
@@ -682,8 +716,17 @@ void backward_rows(const LayerConfig& cfg, const T* gates, at::Tensor& dZ, int64
       mul_act_grad<T>(cfg.gate_act, dz, gz, 2 * H);
       mul_act_grad<T>(cfg.cand_act, dz + 2 * H, gg, H);
       mul_act_grad<T>(cfg.gate_act, dz + 3 * H, go, H);
+      if constexpr (std::is_same<T, float>::value) {
+        if (lowp) store_dz_bf16(dz, 4 * H, dz_pairs + ((t * B + b) * S + off) / 2, db_rows + b * S + off);
+      }
     }
     // dh entering step t, before mask and passthrough: dZ_t W_hh for this block of rows.
+    if (lowp) {
+      if constexpr (std::is_same<T, float>::value) {
+        bf16_backward_step(r.bf16_gemm, G, nb, H, dz_pairs + ((t * B + b0) * S + off) / 2, S, dzs, dhg);
+      }
+      continue;
+    }
     const T* dzt = dz_ptr + (t * B + b0) * S + off;
     if (fused) {
       if (G == 4) {
@@ -805,11 +848,18 @@ std::vector<std::vector<at::Tensor>> lstm_backward(const LayerConfig& cfg, const
               "lstm-bridge native: backward needs one grad_out/grad_hn/grad_cn/c_prev per direction (", D, ")");
   const int64_t Tn = gates.size(0), B = gates.size(1), S = gates.size(2);
   const uint8_t* vptr = valid.numel() > 0 ? valid.data_ptr<uint8_t>() : nullptr;
-  at::Tensor dZ = gates.scalar_type() == at::kFloat
+  // cfg.bf16: dZ in bfloat16 (what the three GEMMs after the loop read) and the bias gradient's row sums
+  const bool lowp = cfg.bf16;
+  TORCH_CHECK(!lowp || gates.scalar_type() == at::kFloat, "lstm-bridge native: a bf16 layer's gates must be float32; "
+              "received ", gates.scalar_type());
+  at::Tensor dZ = lowp ? at::empty(gates.sizes(), gates.options().dtype(at::kBFloat16))
+                  : gates.scalar_type() == at::kFloat
                      ? empty_gemm_output(gates.numel() / std::max<int64_t>(1, gates.size(-1)), gates.size(-1),
                                          gates.options())
                            .view(gates.sizes())
                      : at::empty_like(gates);
+  at::Tensor db_rows = lowp ? at::zeros({B, S}, gates.options()) : at::Tensor();
+  float* db_ptr = lowp ? db_rows.data_ptr<float>() : nullptr;
   std::vector<at::Tensor> gout(D), cprev(D);
   std::vector<std::vector<at::Tensor>> result(3);
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_bridge_backward", [&] {
@@ -828,9 +878,18 @@ std::vector<std::vector<at::Tensor>> lstm_backward(const LayerConfig& cfg, const
     }
     const scalar_t* gptr = gates.data_ptr<scalar_t>();
     for_each_item(static_cast<int64_t>(D), B, recurrent_work(dirs, Tn, B), [&](int64_t d, int64_t b0, int64_t b1) {
-      backward_rows<scalar_t>(cfg, gptr, dZ, Tn, B, S, vptr, dirs[d], b0, b1);
+      backward_rows<scalar_t>(cfg, gptr, dZ, Tn, B, S, vptr, dirs[d], b0, b1, db_ptr);
     });
     result[0].push_back(dZ);
+    if (lowp) {  // the bias gradient: the rows' sums added in row order (the same bits for any threading)
+      at::Tensor db = at::zeros({S}, gates.options());
+      float* out = db.data_ptr<float>();
+      for (int64_t b = 0; b < B; ++b) {
+        const float* row = db_ptr + b * S;
+        for (int64_t j = 0; j < S; ++j) out[j] = out[j] + row[j];
+      }
+      result[0].push_back(db);
+    }
     for (auto& r : dirs) {
       result[1].push_back(r.r_h);
       result[2].push_back(r.r_c);

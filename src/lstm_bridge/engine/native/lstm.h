@@ -34,6 +34,8 @@
 // backward -> [dZ (T,B,S)] (gradient w.r.t. xp's pre-activations, 0 on masked steps), [dh0[d]], [dc0[d]]
 //             The caller forms dW_hh = dZ_d^T (h_prev * m) and the input projection's gradients with
 //             large GEMMs after the loop.
+//             cfg.bf16: [dZ (T,B,S) bfloat16 (rounded once: what those GEMMs and the step GEMM read), db (S)
+//             float32 (the bias gradients: the float32 dZ summed over steps and rows, rows in order)] instead.
 //
 // Threads: at::parallel_for over (direction, block of rows) items when the layer is big enough; each
 // item runs its rows through every step on one thread (rows of an LSTM never interact).

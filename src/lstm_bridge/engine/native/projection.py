@@ -10,7 +10,7 @@ Who computes each GEMM (the kernel's micro-kernel, oneDNN or ``torch.mm``) is :m
 A bf16 layer (:attr:`.Plan.lowp`) rounds every GEMM operand to bfloat16 and accumulates in float32: the
 forward projection on the kernel's bf16 micro-kernel (``matmul_nt_bf16``, float32 straight into the
 buffer the recurrence reads), the backward GEMMs (``dx``, ``dW_ih``, ``dW_hh``) through ``torch.mm`` on
-bfloat16 tensors (oneDNN, AVX512_BF16 where the CPU has it); ``dZ`` is rounded once for all three.
+bfloat16 tensors (oneDNN, AVX512_BF16 where the CPU has it); ``dZ`` comes from the kernel rounded once.
 """
 
 from __future__ import annotations
