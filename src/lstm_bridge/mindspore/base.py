@@ -489,15 +489,16 @@ def _planned_run(
     (``index_select`` raises for an index dtype but int32/int64 and for a length outside ``[0, T]``: such a
     call, and any other ``seq_length``, goes through :meth:`RecurrentNet._checked_valid`, with its errors).
     Everything is bound here, at plan time: this runs on every planned call."""
-    table, shape, select, tensor = lengths.table, lengths.shape, torch.index_select, torch.Tensor
+    table, shape, tensor = lengths.table, lengths.shape, torch.Tensor
+    select = None if table is None else table.index_select  # (the bound method: 0.06 us fewer than the function)
     one = plans[0].run_one if len(plans) == 1 else None
 
     def mask(net: RecurrentNet, seq_length: Any) -> Optional[torch.Tensor]:
         if seq_length is None:
             return None
-        if table is not None and type(seq_length) is tensor and seq_length.shape == shape:
+        if select is not None and type(seq_length) is tensor and seq_length.shape == shape:
             try:
-                return select(table, 1, seq_length)
+                return select(1, seq_length)
             except (RuntimeError, IndexError):
                 pass  # (_checked_valid raises, or clamps)
         return net._checked_valid(seq_length, lengths)
@@ -508,9 +509,9 @@ def _planned_run(
             xt = x.transpose(0, 1) if swap else x
             if seq_length is None:
                 valid = None
-            elif table is not None and type(seq_length) is tensor and seq_length.shape == shape:
+            elif select is not None and type(seq_length) is tensor and seq_length.shape == shape:
                 try:
-                    valid = select(table, 1, seq_length)
+                    valid = select(1, seq_length)
                 except (RuntimeError, IndexError):
                     valid = net._checked_valid(seq_length, lengths)
             else:
