@@ -545,3 +545,47 @@ def test_bf16_backward_returns_rounded_dz_and_float32_bias_sums(G, H, D):
         dh = (per_gate * m).sum(0) if G == 4 else per_gate.sum(0) * (m[0] if G == 1 else 1.0)
         expected = torch.where(keep, dh, ghn[d].double())  # a masked step passes dh through
         torch.testing.assert_close(dh0[d].double(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_bf16_layer_tanh_and_sigmoid_are_the_rational_approximation():
+    """A bf16 layer's tanh and sigmoid (0.5 tanh(x/2) + 0.5) are a rational approximation within 3e-7 of the
+    exact functions (bf16's GEMM operands carry 2^-9), not the float32 layer's: ``apply_activation(.., bf16=True)``
+    is that function, and the kernel's bf16 recurrence applies it (W_hh = 0 and h0 = 0, so the step GEMM
+    adds exact zeros: the outputs equal the recurrence written out in float32 with it, bit for bit)."""
+    ext = native.module()
+    grid = torch.cat([torch.linspace(-20, 20, 40001), torch.tensor([0.0, -0.0, 1e-5, -3e-4, 7.9, 7.91, -8.0])])
+    for act, exact in ((A.tanh, torch.tanh), (A.sigmoid, torch.sigmoid)):
+        got = ext.apply_activation(act.native_id, grid, True)
+        assert (got.double() - exact(grid.double())).abs().max().item() <= 3e-7
+        assert not torch.equal(got, ext.apply_activation(act.native_id, grid))  # a different function
+    specials = ext.apply_activation(A.tanh.native_id, torch.tensor([float("nan"), float("inf"), -float("inf")]), True)
+    assert specials[0].isnan() and abs(specials[1].item() - 1) <= 3e-7 and abs(specials[2].item() + 1) <= 3e-7
+    from lstm_bridge.engine.native.function import make_plan
+
+    T, B, H = 4, 3, 21
+    gen = torch.Generator().manual_seed(8)
+    xp = torch.randn(T, B, 4 * H, generator=gen) * 3
+    c0 = torch.randn(B, H, generator=gen)
+    sig, tanh = A.sigmoid.native_id, A.tanh.native_id
+    plan = make_plan([H], [False], [sig, tanh, tanh], True, BF16, False)
+    zeros, empty = torch.zeros(B, H), torch.empty(0)
+    no_valid = torch.empty(0, dtype=torch.uint8)
+    (out,), _, (c_n,), _, _ = ext.forward(
+        plan.cfg, xp.clone(), [torch.zeros(4 * H, H)], [zeros], [c0], no_valid, [empty], [empty]
+    )
+
+    def act(i: int, v: torch.Tensor) -> torch.Tensor:
+        return ext.apply_activation(i, v.contiguous(), True)
+
+    c = c0
+    for t in range(T):
+        z = xp[t]
+        i, f, g, o = (
+            act(sig, z[:, :H]),
+            act(sig, z[:, H : 2 * H]),
+            act(tanh, z[:, 2 * H : 3 * H]),
+            act(sig, z[:, 3 * H :]),
+        )
+        c = f * c + i * g
+        assert torch.equal(out[t], o * act(tanh, c))
+    assert torch.equal(c_n, c)

@@ -361,6 +361,67 @@ inline void step_gemm(const Bf16Gemm& lowp, const RecGemm<T>& packed, int q, int
   rec_gemm<T>(packed, q, M, A, lda, accumulate, C, ldc, next_c);
 }
 
+// ---- a bf16 layer's tanh and sigmoid ------------------------------------------------------------------
+// tanh as the clamped odd/even rational function (degree 13 / 6) of Eigen's and XLA's fast float32 tanh,
+// sigmoid(x) = 0.5 tanh(x / 2) + 0.5 from it: |error| < 3e-7, while a bf16 layer's GEMM operands carry
+// bf16's 2^-9; 2.7x faster than Sleef's 3.5-ulp tanh here (the largest cost of a step outside the GEMMs).
+// A float32/float64 layer keeps apply_act's functions (its bits are pinned).
+typedef float LowpVF __attribute__((vector_size(64)));
+
+__attribute__((optimize("fp-contract=fast"))) inline LowpVF rational_tanh16(LowpVF a, bool sigmoid) {
+  if (sigmoid) a = a * 0.5f;
+  const float c = 7.90531110763549805f;  // beyond, tanh is 1 within 3e-7: the clamp keeps p / q finite
+  LowpVF x = a > c ? LowpVF{} + c : a;
+  x = x < -c ? LowpVF{} - c : x;
+  const LowpVF x2 = x * x;
+  LowpVF p = x2 * -2.76076847742355e-16f + 2.00018790482477e-13f;
+  p = x2 * p + -8.60467152213735e-11f;
+  p = x2 * p + 5.12229709037114e-08f;
+  p = x2 * p + 1.48572235717979e-05f;
+  p = x2 * p + 6.37261928875436e-04f;
+  p = x2 * p + 4.89352455891786e-03f;
+  p = x * p;
+  LowpVF q = x2 * 1.19825839466702e-06f + 1.18534705686654e-04f;
+  q = x2 * q + 2.26843463243900e-03f;
+  q = x2 * q + 4.89352518554385e-03f;
+  const LowpVF abs_a = a < 0.0f ? -a : a;
+  LowpVF t = abs_a < 0.0004f ? a : p / q;  // tanh(x) = x to float32 precision there
+  if (sigmoid) t = t * 0.5f + 0.5f;
+  return t;
+}
+
+__attribute__((optimize("fp-contract=fast"))) void rational_tanh(const float* src, float* dst, int64_t n,
+                                                                 bool sigmoid) {
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16) {
+    LowpVF a;
+    std::memcpy(&a, src + j, sizeof(a));
+    const LowpVF t = rational_tanh16(a, sigmoid);
+    std::memcpy(dst + j, &t, sizeof(t));
+  }
+  if (j < n) {  // the last partial vector, through a zero-padded copy
+    float a[16] = {}, t[16];
+    std::memcpy(a, src + j, sizeof(float) * (n - j));
+    LowpVF v;
+    std::memcpy(&v, a, sizeof(v));
+    const LowpVF r = rational_tanh16(v, sigmoid);
+    std::memcpy(t, &r, sizeof(t));
+    std::memcpy(dst + j, t, sizeof(float) * (n - j));
+  }
+}
+
+// The activation of a step: a bf16 layer's tanh/sigmoid (rational_tanh), else apply_act's.
+template <typename T>
+inline void step_act(bool lowp, int64_t id, const T* src, T* dst, int64_t n) {
+  if constexpr (std::is_same<T, float>::value) {
+    if (lowp && (id == kTanh || id == kSigmoid)) {
+      rational_tanh(src, dst, n, id == kSigmoid);
+      return;
+    }
+  }
+  apply_act<T>(id, src, dst, n);
+}
+
 // A bf16 layer's backward (cfg.bf16): one row's pre-activation gradients dz (n = 4H float32 values) rounded
 // to bf16 into its row of the bfloat16 dZ, as the pairs the micro-kernel reads (n is even), and added to the
 // row's float32 bias-gradient sums db.
@@ -513,6 +574,7 @@ void forward_rows(const LayerConfig& cfg, T* xp, int64_t Tn, int64_t B, int64_t 
   at::Tensor hm_t = G == 4 ? at::empty({4, nb, H}, opts) : (G == 1 ? at::empty({nb, H}, opts) : at::Tensor());
   const RecGemm<T> own = item_gemm<T>(cfg, r, nb, /*forward=*/true);
   const RecGemm<T>& packed = own.active() ? own : r.shared_gemm;
+  const bool lowp = r.bf16_gemm.active();  // a bf16 layer (its own tanh/sigmoid: step_act)
   // fused: the packed GEMM accumulates W_hh h straight into xp[t]; nothing left to add.
   const bool fused = packed.active() || r.bf16_gemm.active();
   at::Tensor rec_t = fused ? at::Tensor() : (G == 4 ? at::empty({4, nb, H}, opts) : at::empty({nb, 4 * H}, opts));
@@ -582,9 +644,9 @@ void forward_rows(const LayerConfig& cfg, T* xp, int64_t Tn, int64_t B, int64_t 
         std::memcpy(hprev_all + (t * B + b) * H, hb, sizeof(T) * H);
         std::memcpy(cprev_all + (t * B + b) * H, cb, sizeof(T) * H);
       }
-      apply_act<T>(cfg.gate_act, z, z, 2 * H);
-      apply_act<T>(cfg.cand_act, z + 2 * H, z + 2 * H, H);
-      apply_act<T>(cfg.gate_act, z + 3 * H, z + 3 * H, H);
+      step_act<T>(lowp, cfg.gate_act, z, z, 2 * H);
+      step_act<T>(lowp, cfg.cand_act, z + 2 * H, z + 2 * H, H);
+      step_act<T>(lowp, cfg.gate_act, z + 3 * H, z + 3 * H, H);
       const T* gi = z;
       const T* gf = z + H;
       const T* gg = z + 2 * H;
@@ -592,7 +654,7 @@ void forward_rows(const LayerConfig& cfg, T* xp, int64_t Tn, int64_t B, int64_t 
       T* cn = cn_all + i * H;
       T* tc = tc_all + i * H;
       for (int64_t j = 0; j < H; ++j) cn[j] = gf[j] * cb[j] + gi[j] * gg[j];
-      apply_act<T>(cfg.cell_act, cn, tc, H);
+      step_act<T>(lowp, cfg.cell_act, cn, tc, H);
       if (s + 1 < Tn) {  // the next step's pre-activations are cold (written by the input GEMM long ago)
         T* znext = xp + ((r.reverse ? t - 1 : t + 1) * B + b) * S + off;
         if (bias != nullptr) {
@@ -703,7 +765,7 @@ void backward_rows(const LayerConfig& cfg, const T* gates, at::Tensor& dZ, int64
       T* tmp = tmp_all + i * H;
       T* tc = tc_all + i * H;
       for (int64_t j = 0; j < H; ++j) tmp[j] = gf[j] * cp[j] + gi[j] * gg[j];  // c_t, recomputed
-      apply_act<T>(cfg.cell_act, tmp, tc, H);
+      step_act<T>(lowp, cfg.cell_act, tmp, tc, H);
       for (int64_t j = 0; j < H; ++j) {
         T dhn = gy[j] + dh[j];
         if (dyc != nullptr) dhn = dhn + dyc[j];
@@ -1008,7 +1070,7 @@ at::Tensor matmul_nt_bf16(const at::Tensor& a, const at::Tensor& w, c10::optiona
 
 // One activation over a contiguous CPU tensor, exactly as the recurrence applies it. Used by the tests
 // (bit-exactness of the MindSpore emulations, agreement of the others with torch).
-at::Tensor apply_activation(int64_t id, const at::Tensor& x) {
+at::Tensor apply_activation(int64_t id, const at::Tensor& x, bool bf16) {
   TORCH_CHECK(id >= 0 && id < kNumActs, "lstm-bridge native: unknown activation id ", id, " (expected 0..",
               kNumActs - 1, ")");
   TORCH_CHECK(!x.is_cuda() && (x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble),
@@ -1017,7 +1079,7 @@ at::Tensor apply_activation(int64_t id, const at::Tensor& x) {
   const at::Tensor src = x.contiguous();
   at::Tensor dst = at::empty_like(src);
   AT_DISPATCH_FLOATING_TYPES(src.scalar_type(), "lstm_bridge_apply_activation", [&] {
-    apply_act<scalar_t>(id, src.data_ptr<scalar_t>(), dst.data_ptr<scalar_t>(), src.numel());
+    step_act<scalar_t>(bf16, id, src.data_ptr<scalar_t>(), dst.data_ptr<scalar_t>(), src.numel());
   });
   return dst;
 }
@@ -1057,7 +1119,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("gates"), py::arg("grad_out"), py::arg("grad_hn"), py::arg("grad_cn"), py::arg("c_prev"),
         py::arg("w_hh"), py::arg("valid"), py::arg("rec_mask"));
   m.def("apply_activation", &lstm_bridge::apply_activation,
-        "One activation (enum Act id) over a tensor, as the recurrence computes it", py::arg("id"), py::arg("x"));
+        "One activation (enum Act id) over a tensor, as the recurrence computes it (bf16: as a bf16 layer's "
+        "recurrence does, for float32)",
+        py::arg("id"), py::arg("x"), py::arg("bf16") = false);
   m.def("matmul_nt", &lstm_bridge::matmul_nt,
         "a (M, K) @ w (N, K)^T through the recurrence's micro-kernel (w any strides), into out if given",
         py::arg("a"), py::arg("w"), py::arg("out") = py::none());

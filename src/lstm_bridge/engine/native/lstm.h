@@ -23,7 +23,8 @@
 // cfg.bf16 (a bf16 layer, lstm_bridge.engine.precision): every tensor above is still float32; the per-step
 // GEMM rounds h (or dZ in backward) and W_hh to bfloat16 (W_hh once, when packing) and accumulates in
 // float32 (vdpbf16ps on AVX512_BF16, an exact float emulation elsewhere). matmul_nt_bf16 is the same GEMM
-// for the input projection. Gates, cell and hidden state stay float32.
+// for the input projection. Gates, cell and hidden state stay float32. Its tanh and sigmoid are a rational
+// approximation (|error| < 3e-7, far below bf16's 2^-9; lstm.cpp rational_tanh), not the float32 layer's.
 //
 // Step s of direction d runs at time t = s, or T-1-s when reverse[d] (directions are independent):
 //   z = xp[t] + (h * m) @ W_hh^T [+ bias];  i,f,o = gate(z_i,z_f,z_o); g = cand(z_g)
