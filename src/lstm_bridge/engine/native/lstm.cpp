@@ -430,6 +430,12 @@ inline void store_dz_bf16(const float* __restrict dz, int64_t n, uint32_t* __res
   for (int64_t j = 0; j < n; ++j) db[j] = db[j] + dz[j];
 }
 
+// Asks for n values at p in L2 (one prefetch per 64-byte line).
+template <typename T>
+inline void prefetch_l2(const T* p, int64_t n) {
+  for (int64_t j = 0; j < n; j += 64 / static_cast<int64_t>(sizeof(T))) __builtin_prefetch(p + j, 0, 2);
+}
+
 // The step GEMM of a bf16 layer's backward, dh (nb rows) = dZ_t W_hh, read straight from the block's bf16
 // rows of dZ (pairs, row stride S / 2: S and the column offsets are even). With one recurrent mask per gate
 // and an odd H a gate's columns do not start on a pair: those pieces round the block's float32 rows dzs
@@ -746,6 +752,12 @@ void backward_rows(const LayerConfig& cfg, const T* gates, at::Tensor& dZ, int64
       T* dyc = dyc_all != nullptr ? dyc_all + i * H : nullptr;
       const T* gy = r.gout + (t * B + b) * H;
       T* dz = lowp ? dzs + i * 4 * H : dz_ptr + (t * B + b) * S + off;
+      if (lowp && s > 0) {  // the row's next step reads cold memory (the forward's gates, c_prev): ask for it now
+        const int64_t tn = r.reverse ? t + 1 : t - 1;
+        prefetch_l2(gates + (tn * B + b) * S + off, 4 * H);
+        prefetch_l2(r.cprev_in + (tn * B + b) * H, H);
+        prefetch_l2(r.gout + (tn * B + b) * H, H);
+      }
       const bool keep = vptr == nullptr || vptr[t * B + b] != 0;
       if (!keep) {  // state passes through; the output gradient goes to the carried output (if any)
         std::fill(dz, dz + 4 * H, T(0));
