@@ -731,3 +731,50 @@ def test_mindspore_alternating_signatures_keep_their_plans(monkeypatch):
     kept = callplan.PlanSlot.of(net)
     assert len(kept.kept) == len(calls)
     assert all(p is q for p, q in zip(kept.weights, net.parameters()))
+
+
+# --- Keras: the inference caches follow the Parameters' data, whatever wrote it ----------------------------
+@pytest.mark.parametrize("layer_class", [K.LSTM, K.GRU, K.SimpleRNN])
+def test_keras_planned_inference_reads_weights_written_through_data(layer_class):
+    """``p.data = t`` (no version change) and ``p.data.mul_()`` after planned calls: the next call reads the new
+    values (the cached views follow the memory; GRU's permuted copies are not kept)."""
+    torch.manual_seed(0)
+    layer = layer_class(4, return_sequences=True)
+    x = torch.randn(2, 3, 5)
+
+    def fresh_result() -> torch.Tensor:
+        fresh = layer_class(4, return_sequences=True)
+        fresh(x)
+        fresh.load_state_dict({k: v.clone() for k, v in layer.state_dict().items()})
+        out: torch.Tensor = fresh(x)
+        return out
+
+    with torch.no_grad():
+        layer(x)
+        layer(x)  # planned
+        layer.cell.kernel.data = torch.randn_like(layer.cell.kernel)
+        torch.testing.assert_close(layer(x), fresh_result(), rtol=0, atol=0)
+        layer.cell.recurrent_kernel.data.mul_(0.5)
+        torch.testing.assert_close(layer(x), fresh_result(), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("layer_class", [K.LSTM, K.GRU])
+@pytest.mark.parametrize("grad", [False, True])
+def test_keras_calls_after_a_dtype_conversion_use_the_converted_weights(layer_class, grad):
+    torch.manual_seed(0)
+    layer = layer_class(4, return_sequences=True)
+    x = torch.randn(2, 3, 5)
+    with torch.set_grad_enabled(grad):
+        layer(x.requires_grad_(grad))
+        layer(x)  # planned
+        layer.double()
+        got = layer(x.double())
+        got_float_input = layer(x)  # cast to the layer's dtype, as the full path does
+    fresh = layer_class(4, return_sequences=True, dtype="float64")
+    fresh.build((None, 3, 5))
+    fresh.load_state_dict(layer.state_dict())
+    with torch.no_grad():
+        expected = fresh(x.double())
+    assert got.dtype == torch.float64 and got_float_input.dtype == torch.float64
+    torch.testing.assert_close(got.detach(), expected, rtol=0, atol=0)
+    torch.testing.assert_close(got_float_input.detach(), expected, rtol=0, atol=0)

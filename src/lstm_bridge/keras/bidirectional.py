@@ -314,6 +314,13 @@ class Bidirectional(torch.nn.Module):
                 return self._planned_training(inputs, mask, training)
         return self._forward(inputs, mask, training, initial_state)
 
+    def _apply(self, *args: Any, **kwargs: Any) -> Any:
+        """``Module._apply`` (``.to``, ``.double()``, ...), forgetting the call plans first (as
+        :meth:`Recurrent._apply`)."""
+        self.__dict__.pop("_call_plan", None)
+        self.__dict__.pop("_train_plan", None)
+        return super()._apply(*args, **kwargs)  # type: ignore[no-untyped-call]
+
     def _planned_training(self, x: torch.Tensor, mask: Any, training: Optional[bool]) -> Output:
         """A recorded (grad mode) call through the wrapper's cached training plan
         (:mod:`lstm_bridge.engine.trainplan`, as :meth:`Recurrent._planned_training`): the first call of a

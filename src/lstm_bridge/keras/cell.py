@@ -337,23 +337,31 @@ class RecurrentCell(torch.nn.Module):
         GRU with Keras's z, r, h blocks permuted to r, z, n (``reset_after``: bias row 0 is ``b_ih``, row 1
         ``b_hh``; else the bias is ``b_ih`` and ``b_hh`` is None).
 
-        Without grad mode (inference) the result is kept for the next call while the Parameters are the same
-        objects at the same version (an optimizer step or ``set_weights`` changes it): per-call overhead."""
-        if torch.is_grad_enabled() or tracing():
+        Without grad mode (inference) an LSTM's / SimpleRNN's views are kept for the next call while the
+        Parameters are the same objects at the same version over the same memory (an optimizer step,
+        ``set_weights``, ``p.data = ...`` or ``.double()`` changes one of these): per-call overhead. Only views
+        are kept, so a write through ``p.data`` (no version change) is read; GRU's permuted copies and dtype
+        casts are made per call."""
+        if torch.is_grad_enabled() or tracing() or self.kind is CellKind.GRU:
             return self._direction_weights(dtype)
         registered = self._parameters  # (read directly: Module.__getattr__ costs ~0.5 us per name)
         kernel, recurrent = registered.get("kernel"), registered.get("recurrent_kernel")
         bias = registered.get("bias")
         if kernel is None or recurrent is None or kernel.is_inference():  # not built / no version counter
             return self._direction_weights(dtype)  # (weights created under torch.inference_mode)
+        if dtype is not None and dtype != kernel.dtype:
+            return self._direction_weights(dtype)  # (a cast: copies, which a .data write would leave stale)
         key = (
             dtype,
             id(kernel),
             kernel._version,
+            kernel.data_ptr(),
             id(recurrent),
             recurrent._version,
+            recurrent.data_ptr(),
             id(bias),
             None if bias is None else bias._version,
+            None if bias is None else bias.data_ptr(),
         )
         cached = self.__dict__.get("_inference_weights")
         if cached is not None and cached[0] == key:
@@ -362,6 +370,12 @@ class RecurrentCell(torch.nn.Module):
         weights = self._direction_weights(dtype)
         self.__dict__["_inference_weights"] = (key, weights)
         return weights
+
+    def _apply(self, *args: Any, **kwargs: Any) -> Any:
+        """``Module._apply`` (``.to``, ``.double()``, ...), forgetting the cached inference weights first (a
+        conversion swaps the Parameters' data in place: same objects, same versions)."""
+        self.__dict__.pop("_inference_weights", None)
+        return super()._apply(*args, **kwargs)  # type: ignore[no-untyped-call]
 
     def _direction_weights(self, dtype: Optional[torch.dtype]) -> DirectionWeights:
 

@@ -517,6 +517,13 @@ class Recurrent(torch.nn.Module):
         call = self.prepare(inputs, mask, training, initial_state)
         return self.finish(call, self.run(call))
 
+    def _apply(self, *args: Any, **kwargs: Any) -> Any:
+        """``Module._apply`` (``.to``, ``.double()``, ...), forgetting the call plans first: a conversion swaps
+        the Parameters' data in place, keeping the objects the plans are keyed on."""
+        self.__dict__.pop("_call_plan", None)
+        self.__dict__.pop("_train_plan", None)
+        return super()._apply(*args, **kwargs)  # type: ignore[no-untyped-call]
+
     def _planned_training(self, x: torch.Tensor, mask: Any, training: Optional[bool]) -> Output:
         """A recorded (grad mode) call through the layer's cached training plan
         (:mod:`lstm_bridge.engine.trainplan`): the first call of a signature - input shape/dtype/device and
