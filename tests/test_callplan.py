@@ -778,3 +778,17 @@ def test_keras_calls_after_a_dtype_conversion_use_the_converted_weights(layer_cl
     assert got.dtype == torch.float64 and got_float_input.dtype == torch.float64
     torch.testing.assert_close(got.detach(), expected, rtol=0, atol=0)
     torch.testing.assert_close(got_float_input.detach(), expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 8), (3, 2, 5), (7, 4, 16)])
+def test_lean_inference_on_a_contiguous_input_matches_the_recorded_forward(shape):
+    """A time-major (contiguous) input takes ``function.infer``'s one-call projection (``F.linear``): the same
+    bits as the recorded forward's ``torch.mm`` projection."""
+    torch.manual_seed(1)
+    layer = K.LSTM(8, return_sequences=True, time_major=True, recurrent_activation="hard_sigmoid")
+    x = torch.randn(*shape)
+    with torch.no_grad():
+        layer(x)
+        planned = layer(x)
+    recorded = layer(x.clone().requires_grad_(True))
+    torch.testing.assert_close(planned, recorded.detach(), rtol=0, atol=0)
