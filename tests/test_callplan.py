@@ -792,3 +792,20 @@ def test_lean_inference_on_a_contiguous_input_matches_the_recorded_forward(shape
         planned = layer(x)
     recorded = layer(x.clone().requires_grad_(True))
     torch.testing.assert_close(planned, recorded.detach(), rtol=0, atol=0)
+
+
+def test_keras_calls_alternating_between_signatures_keep_their_plans(monkeypatch):
+    """Bucketed inference (two sequence lengths, with and without a mask) reuses each signature's plan: after
+    the first call of each, no call runs the full path."""
+    torch.manual_seed(2)
+    layer = K.LSTM(8, return_sequences=True)
+    inputs = [(torch.randn(3, 5, 4), None), (torch.randn(3, 9, 4), None), (torch.randn(3, 5, 4), torch.ones(3, 5))]
+    with torch.no_grad():
+        expected = [layer(x, mask=m) for x, m in inputs]
+        calls = []
+        original = K.LSTM.prepare
+        monkeypatch.setattr(K.LSTM, "prepare", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+        for _ in range(2):
+            for (x, m), want in zip(inputs, expected):
+                torch.testing.assert_close(layer(x, mask=m), want, rtol=0, atol=0)
+    assert calls == []

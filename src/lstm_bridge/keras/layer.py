@@ -598,6 +598,8 @@ class Recurrent(torch.nn.Module):
         )
         slot = self.__dict__.get("_call_plan") or _callplan.PlanSlot.of(self)
         cached = slot.entry
+        if first is None and cached is not None and cached[0] != key:
+            cached = slot.recall(key)  # a recent signature's entry (calls alternating between shapes or masks)
         if first is not None or cached is None or cached[0] != key:
             call, result = first or self._run_prepared(x, mask, training)
             plan = None
@@ -614,7 +616,7 @@ class Recurrent(torch.nn.Module):
                 )  # fmt: skip
             # (weights kept alive with the plan: the key holds their id); the argument lists built once
             h0 = [call.h0]
-            slot.entry = (key, plan, [weights], h0, h0 if call.c0 is None else [call.c0], call.c0 is None)
+            slot.keep((key, plan, [weights], h0, h0 if call.c0 is None else [call.c0], call.c0 is None), [weights])
             return self.finish(call, result)
         plan = cached[1]
         if plan is None:
