@@ -589,3 +589,16 @@ def test_bf16_layer_tanh_and_sigmoid_are_the_rational_approximation():
         c = f * c + i * g
         assert torch.equal(out[t], o * act(tanh, c))
     assert torch.equal(c_n, c)
+
+
+def test_bf16_layer_hard_sigmoids_keep_the_float32_values():
+    """A bf16 layer's Keras 2/3 hard sigmoids (plain compares instead of at::vec's NaN-propagating clamps)
+    are the float32 layer's values bit for bit, NaN kept, at every vector position (tail included)."""
+    ext = native.module()
+    grid = torch.cat(
+        [torch.linspace(-10, 10, 20011), torch.tensor([float("inf"), -float("inf"), -0.0, 2.5, -2.5, 3.0])]
+    )
+    for act in (A.hard_sigmoid_keras2, A.hard_sigmoid_keras3):
+        got = ext.apply_activation(act.native_id, grid, True)
+        assert torch.equal(got.view(torch.int32), ext.apply_activation(act.native_id, grid).view(torch.int32))
+        assert ext.apply_activation(act.native_id, torch.full((19,), float("nan")), True).isnan().all()

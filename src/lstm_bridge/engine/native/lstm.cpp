@@ -410,12 +410,46 @@ __attribute__((optimize("fp-contract=fast"))) void rational_tanh(const float* sr
   }
 }
 
-// The activation of a step: a bf16 layer's tanh/sigmoid (rational_tanh), else apply_act's.
+// Keras 2's hard sigmoid clamp(x * 0.2 + 0.5, 0, 1) or Keras 3's clamp(x + 3, 0, 6) / 6, the same values as
+// apply_act's (NaN kept) with plain compares: at::vec's NaN-propagating minimum/maximum cost twice the
+// arithmetic, and the gates' activation was a bf16 layer's largest pointwise cost after the tanh.
+inline LowpVF hard_sigmoid16(LowpVF x, bool keras3) {
+  const float hi = keras3 ? 6.0f : 1.0f;
+  LowpVF v = keras3 ? x + 3.0f : x * 0.2f + 0.5f;
+  v = v < 0.0f ? LowpVF{} : v;
+  v = v > hi ? LowpVF{} + hi : v;
+  return keras3 ? v / 6.0f : v;
+}
+
+void hard_sigmoid(const float* src, float* dst, int64_t n, bool keras3) {
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16) {
+    LowpVF a;
+    std::memcpy(&a, src + j, sizeof(a));
+    const LowpVF t = hard_sigmoid16(a, keras3);
+    std::memcpy(dst + j, &t, sizeof(t));
+  }
+  if (j < n) {
+    float a[16] = {}, t[16];
+    std::memcpy(a, src + j, sizeof(float) * (n - j));
+    LowpVF v;
+    std::memcpy(&v, a, sizeof(v));
+    const LowpVF r = hard_sigmoid16(v, keras3);
+    std::memcpy(t, &r, sizeof(t));
+    std::memcpy(dst + j, t, sizeof(float) * (n - j));
+  }
+}
+
+// The activation of a step: a bf16 layer's tanh/sigmoid (rational_tanh) and hard sigmoids, else apply_act's.
 template <typename T>
 inline void step_act(bool lowp, int64_t id, const T* src, T* dst, int64_t n) {
   if constexpr (std::is_same<T, float>::value) {
     if (lowp && (id == kTanh || id == kSigmoid)) {
       rational_tanh(src, dst, n, id == kSigmoid);
+      return;
+    }
+    if (lowp && (id == kHardSigmoidKeras2 || id == kHardSigmoidKeras3)) {
+      hard_sigmoid(src, dst, n, id == kHardSigmoidKeras3);
       return;
     }
   }
