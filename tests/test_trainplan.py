@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from lstm_bridge import mindspore as M
 from lstm_bridge.engine import backend
 from lstm_bridge.keras import LSTM, Bidirectional
 from lstm_bridge.keras.layer import Recurrent
@@ -155,3 +156,45 @@ def test_a_planned_bidirectional_training_call_gives_the_full_paths_bits(merge_m
     torch.testing.assert_close(y, full_y, rtol=0, atol=0)
     for a, b in zip(g, full_g):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+# --- MindSpore nets ------------------------------------------------------------------------------------------
+def _ms_step(net: Any, x: torch.Tensor, seq_length: Any) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
+    xg = x.detach().requires_grad_(True)
+    out, (h, c) = net(xg, seq_length=seq_length)
+    loss = (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum() + (h * 0.5).sum() + (c * 0.25).sum()
+    grads = torch.autograd.grad(loss, [xg, *net.parameters()])
+    return [out.detach(), h.detach(), c.detach()], list(grads)
+
+
+@pytest.mark.parametrize("layers,bidirectional", [(1, False), (2, True)])
+def test_a_planned_mindspore_training_call_gives_the_full_paths_bits(layers, bidirectional, monkeypatch):
+    torch.manual_seed(5)
+    net = M.LSTM(4, 6, num_layers=layers, bidirectional=bidirectional, batch_first=True)
+    fresh = M.LSTM(4, 6, num_layers=layers, bidirectional=bidirectional, batch_first=True)
+    fresh.load_state_dict(net.state_dict())
+    x = torch.randn(3, 5, 4)
+    _ms_step(net, x, torch.tensor([5, 3, 1]))  # the full path; plans the signature
+    entry = net.__dict__["_train_plan"].entry
+    assert entry is not None and entry[1] is not None
+    lengths = torch.tensor([2, 5, 4])  # new values: checked and read on the planned call
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the planned call ran the full path")
+
+    results, grads = _ms_step(fresh, x, lengths)  # fresh's first call: the full path
+    monkeypatch.setattr(type(net), "_forward", refuse)
+    got, got_grads = _ms_step(net, x, lengths)
+    for a, b in zip(got + got_grads, results + grads):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="seq_length"):
+        net(x.requires_grad_(True), seq_length=torch.tensor([1, 2]))
+
+
+def test_mindspore_standard_training_is_not_planned_and_keeps_onednn():
+    """Without seq_length the full path hands the standard layer to oneDNN (MindSpore's bits): no plan."""
+    net = M.LSTM(4, 6, batch_first=True)
+    x = torch.randn(3, 5, 4, requires_grad=True)
+    net(x)
+    net(x)
+    assert net.__dict__["_train_plan"].entry[1] is None and backend.last_used == "torch"

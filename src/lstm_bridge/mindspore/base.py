@@ -41,6 +41,7 @@ from ..engine import (
     check_allocation,
     lengths_to_valid,
     run_stack,
+    trainplan as _trainplan,
 )
 from ..engine.callplan import backend_request as _backend_request, plan_layer
 from ..engine.guards import allocation_errors, check_range, tracing
@@ -285,9 +286,83 @@ class RecurrentNet(torch.nn.Module):
 
     def forward(self, x: Any, hx: Any = None, seq_length: Any = None) -> Any:
         """Run the stack; see the module docstring for shapes and the seq_length rule."""
-        if hx is None and type(x) is torch.Tensor and _callplan.plannable():
-            return self._planned(x, seq_length)
+        if hx is None and type(x) is torch.Tensor:
+            if _callplan.plannable():
+                return self._planned(x, seq_length)
+            if _trainplan.plannable():
+                return self._planned_training(x, seq_length)
         return self._forward(x, hx, seq_length)
+
+    def _planned_training(self, x: torch.Tensor, seq_length: Any) -> Any:
+        """A recorded (grad mode) call through the net's cached training plan
+        (:mod:`lstm_bridge.engine.trainplan`, one per layer): the first call of a signature - input
+        shape/dtype/device and ``requires_grad``, backend, ``seq_length`` presence, train mode, the parameter
+        objects and their ``requires_grad`` - runs :meth:`_forward` (every check and error) and plans the next
+        ones, which check ``seq_length`` as :meth:`_forward` does and run each layer's kernel autograd Function.
+        Planned: LSTM nets whose layers the full path ran on the native kernel (``seq_length``; the standard
+        layer keeps oneDNN's MindSpore bits), no dropout between layers, no cast."""
+        params = tuple(self._parameters.values())
+        key = (
+            x.shape, x.dtype, x.device, _backend_request(), x.requires_grad, seq_length is None,
+            self.training and self.dropout > 0, self.batch_first, *params,
+            *[p is not None and p.requires_grad for p in params],
+        )  # fmt: skip
+        slot = self.__dict__.get("_train_plan")
+        if slot is None:
+            slot = self.__dict__["_train_plan"] = _callplan.PlanSlot()  # (copies and pickles start empty)
+        cached = slot.entry
+        if cached is None or len(cached[0]) != len(key) or not all(a is b or a == b for a, b in zip(cached[0], key)):
+            result = self._forward(x, None, seq_length)
+            slot.entry = (key, self._training_plan(x, seq_length is not None))
+            return result
+        run = cached[1]
+        if run is None:
+            return self._forward(x, None, seq_length)
+        return run(self, x, seq_length)
+
+    def _training_plan(self, x: torch.Tensor, with_lengths: bool) -> Optional[Callable[..., Any]]:
+        """The planned recorded call of a signature :meth:`_forward` has just run (None: not planned): the
+        layers' training plans on the Parameters themselves and zero initial states."""
+        if self.kind is not CellKind.LSTM or x.dtype not in _PLANNED_DTYPES or x.numel() == 0:
+            return None
+        if (self.training and self.dropout > 0) or any(
+            p is not None and p.dtype != x.dtype for p in self._parameters.values()
+        ):
+            return None
+        layers = self._layer_weights(x.dtype)  # (no cast: the Parameters themselves, read on every call)
+        xt = x.transpose(0, 1) if self.batch_first else x
+        T, B = xt.shape[0], xt.shape[1]
+        D, H = self.num_directions, self.hidden_size
+        valid = xt.new_ones((T, B), dtype=torch.bool) if with_lengths else None
+        zeros = [xt.new_zeros(B, H)] * D
+        semantics = self._semantics(with_lengths, x.dtype)
+        none: List[Any] = [None] * D
+        plans = []
+        layer_in = xt
+        for dirs in layers:
+            plan = _trainplan.plan_training_layer(
+                layer_in, dirs, zeros, zeros, reverse=[False, True][:D], valid=valid, semantics=semantics, dropout=none
+            )
+            if plan is None:
+                return None
+            plans.append(plan)
+            layer_in = xt.new_empty(T, B, D * H)
+        batch_first = self.batch_first
+
+        def run(net: RecurrentNet, x: torch.Tensor, seq_length: Any) -> Any:
+            xt = x.transpose(0, 1) if batch_first else x
+            valid = None if seq_length is None else lengths_to_valid(net._check_lengths(seq_length, B, T), T)
+            out, h_n, c_n = xt, [], []
+            for plan, dirs in zip(plans, layers):  # (what run_stack does over the layers)
+                outs, hs, cs = plan.run(out, dirs, zeros, zeros, valid, none)
+                out = outs[0] if D == 1 else torch.cat(outs, dim=-1)
+                h_n.extend(hs)
+                c_n.extend(cs)
+            if batch_first:
+                out = out.transpose(0, 1)
+            return net._result(out, torch.stack(h_n), torch.stack(c_n))
+
+        return run
 
     def _apply(self, *args: Any, **kwargs: Any) -> Any:
         """``Module._apply`` (``.to``, ``.double()``, ``.float()``, ...), forgetting the cached weight views and
@@ -295,6 +370,7 @@ class RecurrentNet(torch.nn.Module):
         identity and version, which is all that those caches' keys read."""
         self.__dict__.pop("_inference_weights", None)
         self.__dict__.pop("_call_plan", None)
+        self.__dict__.pop("_train_plan", None)
         return super()._apply(*args, **kwargs)  # type: ignore[no-untyped-call]
 
     def _planned(self, x: torch.Tensor, seq_length: Any) -> Any:

@@ -28,7 +28,14 @@ import torch.nn.modules.module as _torch_module
 
 from .. import activations as _act
 from .._tensors import as_tensor, check_shape
-from ..engine import CellActivations, CellKind, LayerSemantics, MaskedOutput, callplan as _callplan
+from ..engine import (
+    CellActivations,
+    CellKind,
+    LayerSemantics,
+    MaskedOutput,
+    callplan as _callplan,
+    trainplan as _trainplan,
+)
 from ._checks import HxRowsError
 from .base import NUMERICS, RecurrentNet, ms_uniform
 
@@ -168,6 +175,8 @@ class LSTM(RecurrentNet):
         result: Tuple[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]
         if hx is None and type(x) is torch.Tensor and _callplan.plannable():
             result = self._planned(x, seq_length)
+        elif hx is None and type(x) is torch.Tensor and _trainplan.plannable():
+            result = self._planned_training(x, seq_length)
         else:
             result = self._forward(x, hx, seq_length)
         return result
