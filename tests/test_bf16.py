@@ -551,7 +551,8 @@ def test_bf16_layer_tanh_and_sigmoid_are_the_rational_approximation():
     """A bf16 layer's tanh and sigmoid (0.5 tanh(x/2) + 0.5) are a rational approximation within 3e-7 of the
     exact functions (bf16's GEMM operands carry 2^-9), not the float32 layer's: ``apply_activation(.., bf16=True)``
     is that function, and the kernel's bf16 recurrence applies it (W_hh = 0 and h0 = 0, so the step GEMM
-    adds exact zeros: the outputs equal the recurrence written out in float32 with it, bit for bit)."""
+    adds exact zeros: the outputs equal the recurrence written out in float32 with it, bit for bit, the
+    per-step outputs rounded to bfloat16 by the kernel, h_n/c_n float32)."""
     ext = native.module()
     grid = torch.cat([torch.linspace(-20, 20, 40001), torch.tensor([0.0, -0.0, 1e-5, -3e-4, 7.9, 7.91, -8.0])])
     for act, exact in ((A.tanh, torch.tanh), (A.sigmoid, torch.sigmoid)):
@@ -587,8 +588,8 @@ def test_bf16_layer_tanh_and_sigmoid_are_the_rational_approximation():
             act(sig, z[:, 3 * H :]),
         )
         c = f * c + i * g
-        assert torch.equal(out[t], o * act(tanh, c))
-    assert torch.equal(c_n, c)
+        assert torch.equal(out[t], (o * act(tanh, c)).to(BF16))  # the outputs come rounded to bf16
+    assert out.dtype == BF16 and c_n.dtype == torch.float32 and torch.equal(c_n, c)
 
 
 def test_bf16_layer_hard_sigmoids_keep_the_float32_values():

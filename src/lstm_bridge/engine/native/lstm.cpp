@@ -464,6 +464,15 @@ inline void store_dz_bf16(const float* __restrict dz, int64_t n, uint32_t* __res
   for (int64_t j = 0; j < n; ++j) db[j] = db[j] + dz[j];
 }
 
+// A bf16 layer's output row: n float32 values rounded to bfloat16 (c10::BFloat16's rounding, as Tensor.to).
+inline void store_row_bf16(const float* y, int64_t n, uint16_t* dst) {
+  if (n % 2 == 0 && reinterpret_cast<uintptr_t>(dst) % alignof(uint32_t) == 0) {
+    round_pairs(y, n, reinterpret_cast<uint32_t*>(dst));
+    return;
+  }
+  for (int64_t j = 0; j < n; ++j) dst[j] = static_cast<uint16_t>(bf16_bits(y[j]));
+}
+
 // Asks for n values at p in L2 (one prefetch per 64-byte line).
 template <typename T>
 inline void prefetch_l2(const T* p, int64_t n) {
@@ -607,14 +616,18 @@ void forward_rows(const LayerConfig& cfg, T* xp, int64_t Tn, int64_t B, int64_t 
                   DirData<T>& r, int64_t b0, int64_t b1) {
   const int64_t nb = b1 - b0, H = r.H, G = r.G, off = r.off;
   if (nb <= 0) return;
-  const auto opts = r.out.options();
+  const auto opts = r.r_h.options();
   const bool use_yprev = vptr != nullptr && cfg.carry;
+  // A bf16 layer (its own tanh/sigmoid: step_act) returns its outputs in bfloat16: each row's y is formed in
+  // float32 in y_t (this block's rows) and rounded into out (no float32 (T, B, H) output, no cast after).
+  const bool lowp = r.bf16_gemm.active();
+  at::Tensor y_t = lowp ? at::empty({nb, H}, opts) : at::Tensor();
+  uint16_t* out16 = lowp ? reinterpret_cast<uint16_t*>(r.out.template data_ptr<at::BFloat16>()) : nullptr;
   at::Tensor h_t = r.s_h.narrow(0, b0, nb).clone(at::MemoryFormat::Contiguous);
   at::Tensor c_t = r.s_c.narrow(0, b0, nb).clone(at::MemoryFormat::Contiguous);
   at::Tensor hm_t = G == 4 ? at::empty({4, nb, H}, opts) : (G == 1 ? at::empty({nb, H}, opts) : at::Tensor());
   const RecGemm<T> own = item_gemm<T>(cfg, r, nb, /*forward=*/true);
   const RecGemm<T>& packed = own.active() ? own : r.shared_gemm;
-  const bool lowp = r.bf16_gemm.active();  // a bf16 layer (its own tanh/sigmoid: step_act)
   // fused: the packed GEMM accumulates W_hh h straight into xp[t]; nothing left to add.
   const bool fused = packed.active() || r.bf16_gemm.active();
   at::Tensor rec_t = fused ? at::Tensor() : (G == 4 ? at::empty({4, nb, H}, opts) : at::empty({nb, 4 * H}, opts));
@@ -628,7 +641,8 @@ void forward_rows(const LayerConfig& cfg, T* xp, int64_t Tn, int64_t B, int64_t 
   T* cn_all = cn_t.data_ptr<T>();
   T* tc_all = tc_t.data_ptr<T>();
   T* yprev_all = use_yprev ? yprev_t.data_ptr<T>() : nullptr;
-  T* out_all = r.out.template data_ptr<T>();
+  T* out_all = lowp ? nullptr : r.out.template data_ptr<T>();
+  T* ybuf = lowp ? y_t.data_ptr<T>() : nullptr;
   T* hprev_all = cfg.save ? r.hprev.template data_ptr<T>() : nullptr;
   T* cprev_all = cfg.save ? r.cprev.template data_ptr<T>() : nullptr;
   for (int64_t i = 0; i < nb; ++i) mask_row<T>(r, B, nb, i, b0 + i, h + i * H, hm);
@@ -703,7 +717,7 @@ void forward_rows(const LayerConfig& cfg, T* xp, int64_t Tn, int64_t B, int64_t 
           for (int64_t j = 0; j < 4 * H; j += 64 / static_cast<int64_t>(sizeof(T))) __builtin_prefetch(znext + j, 1, 3);
         }
       }
-      T* y = out_all + (t * B + b) * H;
+      T* y = lowp ? ybuf + i * H : out_all + (t * B + b) * H;
       const bool keep = vptr == nullptr || vptr[t * B + b] != 0;
       if (keep) {
         emit_state<T>(H, go, tc, cn, hb, cb, y);
@@ -713,6 +727,9 @@ void forward_rows(const LayerConfig& cfg, T* xp, int64_t Tn, int64_t B, int64_t 
         std::memcpy(y, yprev_all + i * H, sizeof(T) * H);
       } else {
         std::fill(y, y + H, T(0));
+      }
+      if constexpr (std::is_same<T, float>::value) {
+        if (lowp) store_row_bf16(y, H, out16 + (t * B + b) * H);
       }
     }
   }
@@ -918,7 +935,7 @@ std::vector<std::vector<at::Tensor>> lstm_forward(const LayerConfig& cfg, at::Te
       if (bias_c[d].defined()) dirs[d].bias = bias_c[d].data_ptr<scalar_t>();
     }
     for (auto& r : dirs) {
-      r.out = at::empty({Tn, B, r.H}, xp.options());
+      r.out = at::empty({Tn, B, r.H}, cfg.bf16 ? xp.options().dtype(at::kBFloat16) : xp.options());
       if (cfg.save) {
         r.hprev = at::empty({Tn, B, r.H}, xp.options());
         r.cprev = at::empty({Tn, B, r.H}, xp.options());

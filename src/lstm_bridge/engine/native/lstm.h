@@ -32,6 +32,7 @@
 //
 // forward  -> [outs[d] (T,B,H_d)], [h_n[d] (B,H_d)], [c_n[d] (B,H_d)], [c_prev[d] (T,B,H_d)],
 //             [h_prev[d] (T,B,H_d)]   (c_prev/h_prev: state *entering* step t; empty unless cfg.save)
+//             cfg.bf16: outs[d] in bfloat16 (rounded once, as the layer returns them); the rest float32.
 // backward -> [dZ (T,B,S)] (gradient w.r.t. xp's pre-activations, 0 on masked steps), [dh0[d]], [dc0[d]]
 //             The caller forms dW_hh = dZ_d^T (h_prev * m) and the input projection's gradients with
 //             large GEMMs after the loop.
