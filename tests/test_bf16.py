@@ -603,3 +603,30 @@ def test_bf16_layer_hard_sigmoids_keep_the_float32_values():
         got = ext.apply_activation(act.native_id, grid, True)
         assert torch.equal(got.view(torch.int32), ext.apply_activation(act.native_id, grid).view(torch.int32))
         assert ext.apply_activation(act.native_id, torch.full((19,), float("nan")), True).isnan().all()
+
+
+def test_bf16_matmul_large_output_is_reused_only_when_released():
+    """A fresh output of 32 MiB or more (a training forward's projection, which glibc would map afresh on every
+    call) is this thread's kept block, handed out again once nothing holds it: never while the last result, a
+    view of it or its storage is alive (their values stay); the values are always the product's."""
+    ext = native.module()
+    M, K, N = 4100, 3, 2048  # 33.6 MB of float32
+    gen = torch.Generator().manual_seed(6)
+    a, w = torch.randn(M, K, generator=gen), torch.randn(N, K, generator=gen)
+    exact = a.to(BF16).double() @ w.to(BF16).double().t()
+
+    first = ext.matmul_nt_bf16(a, w)
+    ptr, copy = first.data_ptr(), first.clone()
+    del first
+    again = ext.matmul_nt_bf16(a * 2, w)
+    assert again.data_ptr() == ptr  # released: the kept block again
+    for hold in (lambda t: t, lambda t: t[7:9], lambda t: t.untyped_storage()):
+        held, ptr = hold(again), again.data_ptr()
+        copy = again.clone()
+        del again
+        again = ext.matmul_nt_bf16(a, w)
+        assert again.data_ptr() != ptr  # a result, view or storage still alive keeps its block
+        kept = held if torch.is_tensor(held) else torch.empty(0).set_(held).view(M, N)
+        assert torch.equal(kept, copy if kept.numel() == copy.numel() else copy[7:9])  # untouched
+        del held, kept
+        assert (again.double() - exact).abs().max().item() <= 1e-3

@@ -65,6 +65,22 @@ at::Tensor empty_gemm_output(int64_t M, int64_t N, const at::TensorOptions& opts
   return out;
 }
 
+// A fresh float32 (M, N) output of matmul_nt_bf16 (a bf16 layer's projection; in training, its gates kept
+// for backward). Below 32 MiB, empty_gemm_output (glibc's heap hands blocks back without new pages). From
+// 32 MiB glibc maps every block afresh, and a large training step's 52 MB projection paid 5-35 ms of page
+// faults and zeroing on 2 threads: this thread keeps its last such block and hands it out again (as a
+// view) once nothing else holds it, i.e. once the backward that read it has released it (no tensor,
+// view or storage shares it: a use count of 1).
+at::Tensor reusable_gemm_output(int64_t M, int64_t N, const at::TensorOptions& opts) {
+  if (static_cast<size_t>(M * N) * sizeof(float) < (size_t(32) << 20)) return empty_gemm_output(M, N, opts);
+  thread_local at::Tensor* kept = new at::Tensor();  // never destroyed: no teardown order at exit
+  if (!kept->defined() || kept->storage().use_count() != 1 || kept->numel() < M * N) {
+    *kept = at::Tensor();  // let go of a block still in use (its holders keep it) or too small
+    *kept = empty_gemm_output(M * N, 1, opts).view({M * N});
+  }
+  return kept->narrow(0, 0, M * N).view({M, N});
+}
+
 // 16 lanes of uint32 (GCC vector type: AVX-512 where built for it, else split by the compiler).
 typedef uint32_t Bf16Lanes __attribute__((vector_size(64)));
 
@@ -1091,7 +1107,7 @@ at::Tensor matmul_nt_bf16(const at::Tensor& a, const at::Tensor& w, c10::optiona
                 " elements; received ", out_opt->sizes(), " ", out_opt->scalar_type());
     out = out_opt->view({M, N});
   } else {
-    out = empty_gemm_output(M, N, A.options());
+    out = reusable_gemm_output(M, N, A.options());
   }
   at::Tensor bias;
   if (bias_opt.has_value() && bias_opt->defined()) {
