@@ -630,3 +630,19 @@ def test_bf16_matmul_large_output_is_reused_only_when_released():
         assert torch.equal(kept, copy if kept.numel() == copy.numel() else copy[7:9])  # untouched
         del held, kept
         assert (again.double() - exact).abs().max().item() <= 1e-3
+
+
+def test_release_workspace_lets_go_of_the_kept_bf16_block():
+    """``native.release_workspace()`` frees this thread's kept block: its storage dies once the results are gone
+    (before, the kernel kept it alive for the next large output)."""
+    ext = native.module()
+    a, w = torch.randn(4100, 3), torch.randn(2048, 3)  # a 33.6 MB float32 output
+    out = ext.matmul_nt_bf16(a, w)
+    ref = out.untyped_storage()._weak_ref()
+    try:
+        del out
+        assert not torch.UntypedStorage._expired(ref)  # kept for the next call
+        native.release_workspace()
+        assert torch.UntypedStorage._expired(ref)
+    finally:
+        torch.UntypedStorage._free_weak_ref(ref)

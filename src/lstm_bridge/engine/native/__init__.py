@@ -58,7 +58,15 @@ __all__ = [
 # or "aten" (at::mm per step). Tests switch it to cover every path.
 GEMM_PATH = "kernel"
 
-release_workspace = workspace.release
+
+def release_workspace() -> None:
+    """Free this thread's kept buffers: the inference projection workspace (:mod:`.workspace`, 32 MiB and
+    more) and the kernel's kept bfloat16 training projection block (``matmul_nt_bf16``'s outputs of 32 MiB or
+    more reuse it); their memory returns once no tensor holds it. Never builds the kernel."""
+    workspace.release()
+    ext = module()
+    if ext is not None:
+        ext.release_kept_block()
 
 
 def run_layer(

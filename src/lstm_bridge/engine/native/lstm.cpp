@@ -71,9 +71,15 @@ at::Tensor empty_gemm_output(int64_t M, int64_t N, const at::TensorOptions& opts
 // faults and zeroing on 2 threads: this thread keeps its last such block and hands it out again (as a
 // view) once nothing else holds it, i.e. once the backward that read it has released it (no tensor,
 // view or storage shares it: a use count of 1).
+// This thread's kept block (release_kept_block lets it go: lstm_bridge.engine.native.release_workspace).
+at::Tensor* kept_block() {
+  thread_local at::Tensor* kept = new at::Tensor();  // never destroyed: no teardown order at exit
+  return kept;
+}
+
 at::Tensor reusable_gemm_output(int64_t M, int64_t N, const at::TensorOptions& opts) {
   if (static_cast<size_t>(M * N) * sizeof(float) < (size_t(32) << 20)) return empty_gemm_output(M, N, opts);
-  thread_local at::Tensor* kept = new at::Tensor();  // never destroyed: no teardown order at exit
+  at::Tensor* kept = kept_block();
   if (!kept->defined() || kept->storage().use_count() != 1 || kept->numel() < M * N) {
     *kept = at::Tensor();  // let go of a block still in use (its holders keep it) or too small
     *kept = empty_gemm_output(M * N, 1, opts).view({M * N});
@@ -922,6 +928,8 @@ std::vector<DirData<T>> direction_data(const LayerConfig& cfg, const std::vector
 
 }  // namespace
 
+void release_kept_block() { *kept_block() = at::Tensor(); }
+
 std::vector<std::vector<at::Tensor>> lstm_forward(const LayerConfig& cfg, at::Tensor xp,
                                                   const std::vector<at::Tensor>& w_hh,
                                                   const std::vector<at::Tensor>& h0,
@@ -1204,6 +1212,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("matmul_nt", &lstm_bridge::matmul_nt,
         "a (M, K) @ w (N, K)^T through the recurrence's micro-kernel (w any strides), into out if given",
         py::arg("a"), py::arg("w"), py::arg("out") = py::none());
+  m.def("release_kept_block", &lstm_bridge::release_kept_block,
+        "let go of this thread's kept bf16 projection block (its memory returns once nothing holds it)");
   m.def("matmul_nt_bf16", &lstm_bridge::matmul_nt_bf16,
         "a (M, K) @ w (N, K)^T (+ bias) in float32 from bf16-rounded operands (the bf16 micro-kernel), into out "
         "if given",
