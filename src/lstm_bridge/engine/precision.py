@@ -8,7 +8,10 @@ compute alike (docs/benchmarks.md, "bfloat16"):
   per-step ``dh``) takes operands rounded to the 16-bit dtype and accumulates in float32;
 * the pre-activations, gates, cell state ``c_t`` and hidden state ``h_t`` between steps stay float32;
 * the outputs ``(out, h_n, c_n)`` are returned in the 16-bit dtype, as ``torch.nn.LSTM`` does under
-  the same autocast (it returns bfloat16 for all three).
+  the same autocast (it returns bfloat16 for all three);
+* the native kernel's bf16 layer computes ``sigmoid`` and ``tanh`` with a rational approximation (Eigen's /
+  XLA's fast float tanh, |error| < 3e-7, below bfloat16's resolution) and writes its outputs and ``dZ``
+  (rounded once for the GEMMs that read it, with the bias gradient summed in float32) in bfloat16.
 
 A float64 input is never reduced (autocast leaves float64 alone too). With autocast off and a float32
 input nothing here applies: the float32 paths run unchanged, bit for bit.
