@@ -198,3 +198,20 @@ def test_mindspore_standard_training_is_not_planned_and_keeps_onednn():
     net(x)
     net(x)
     assert net.__dict__["_train_plan"].entry[1] is None and backend.last_used == "torch"
+
+
+def test_a_replaced_mindspore_parameter_plans_again():
+    """A new Parameter object of the same shape (``net.weight_ih_l0 = Parameter(...)``): the key compares the
+    Parameters by identity (never elementwise), so the next call replans and reads the new weights."""
+    torch.manual_seed(6)
+    net = M.LSTM(4, 6, batch_first=True)
+    x, lengths = torch.randn(3, 5, 4), torch.tensor([5, 3, 1])
+    _ms_step(net, x, lengths)
+    _ms_step(net, x, lengths)
+    net.weight_ih_l0 = torch.nn.Parameter(torch.zeros_like(net.weight_ih_l0))
+    got, _ = _ms_step(net, x, lengths)
+    fresh = M.LSTM(4, 6, batch_first=True)
+    fresh.load_state_dict(net.state_dict())
+    expected, _ = _ms_step(fresh, x, lengths)
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)

@@ -17,7 +17,7 @@ so autograd reaches the parameters). The front end keys a plan on everything els
 
 from __future__ import annotations
 
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -29,12 +29,20 @@ from .semantics import CellKind, DirectionWeights, DropoutMasks, LayerSemantics,
 Tensor = torch.Tensor
 Results = Tuple[List[Tensor], List[Tensor], List[Tensor]]
 
-__all__ = ["TrainingPlan", "plan_training_layer", "plannable"]
+__all__ = ["TrainingPlan", "plan_training_layer", "plannable", "same_key"]
 
 
 def plannable() -> bool:
     """Whether a call made now may use a training plan: grad mode on, no autocast, not tracing."""
     return torch.is_grad_enabled() and not torch.is_autocast_enabled("cpu") and not tracing()
+
+
+def same_key(a: Tuple[Any, ...], b: Tuple[Any, ...]) -> bool:
+    """Whether two training-plan keys match: tensors (the Parameters a plan reads) by identity - ``==`` on
+    tensors compares their elements - and everything else by equality."""
+    return len(a) == len(b) and all(
+        (x is y) if isinstance(x, Tensor) or isinstance(y, Tensor) else x == y for x, y in zip(a, b)
+    )
 
 
 class TrainingPlan:

@@ -24,7 +24,7 @@ import torch
 from ..engine import CellKind, callplan as _callplan, trainplan as _trainplan
 from . import outputs as _outputs
 from .cell import config_keras_version, unique_name
-from .layer import GRU, LSTM, Output, Recurrent, SimpleRNN, run_directions, same_key
+from .layer import GRU, LSTM, Output, Recurrent, SimpleRNN, run_directions
 
 # The class a nested layer config names (Keras's "class_name").
 _CLASSES: Dict[str, Type[Recurrent]] = {"LSTM": LSTM, "GRU": GRU, "SimpleRNN": SimpleRNN}
@@ -347,7 +347,7 @@ class Bidirectional(torch.nn.Module):
         if slot is None:
             slot = self.__dict__["_train_plan"] = _callplan.PlanSlot()  # (copies and pickles start empty)
         cached = slot.entry
-        if cached is None or not same_key(cached[0], key):
+        if cached is None or not _trainplan.same_key(cached[0], key):
             f_call, b_call = fw.prepare(x, mask, training), bw.prepare(x, mask, training)  # (what _forward does)
             f_run, b_run = run_directions([fw, bw], [f_call, b_call], f"Bidirectional {self.name!r}")
             result = self._combine(fw.finish(f_call, f_run), bw.finish(b_call, b_run))

@@ -552,7 +552,7 @@ class Recurrent(torch.nn.Module):
         if slot is None:
             slot = self.__dict__["_train_plan"] = _callplan.PlanSlot()  # (copies and pickles start empty)
         cached = slot.entry
-        if cached is None or not same_key(cached[0], key):
+        if cached is None or not _trainplan.same_key(cached[0], key):
             call, result = self._run_prepared(x, mask, training)
             plan = None
             if (
@@ -706,14 +706,6 @@ def run_directions(layers: Sequence[Recurrent], calls: Sequence[LayerCall], wher
     if not lstm:
         return [DirectionRun(o, h, None) for o, h in zip(outs, hs)]
     return [DirectionRun(o, h, c) for o, h, c in zip(outs, hs, cs)]
-
-
-def same_key(a: Tuple[Any, ...], b: Tuple[Any, ...]) -> bool:
-    """Whether two training-plan keys match: tensors by identity (``==`` on tensors compares elements), the
-    rest by equality."""
-    return len(a) == len(b) and all(
-        (x is y) if isinstance(x, torch.Tensor) or isinstance(y, torch.Tensor) else x == y for x, y in zip(a, b)
-    )
 
 
 class LayerCall(NamedTuple):

@@ -311,7 +311,7 @@ class RecurrentNet(torch.nn.Module):
         if slot is None:
             slot = self.__dict__["_train_plan"] = _callplan.PlanSlot()  # (copies and pickles start empty)
         cached = slot.entry
-        if cached is None or len(cached[0]) != len(key) or not all(a is b or a == b for a, b in zip(cached[0], key)):
+        if cached is None or not _trainplan.same_key(cached[0], key):
             result = self._forward(x, None, seq_length)
             slot.entry = (key, self._training_plan(x, seq_length is not None))
             return result
