@@ -299,19 +299,16 @@ def _native_plan(
     straight to ``function.infer`` with its argument lists built once for the planned weights."""
     from .native import checks, function  # noqa: WPS433 (select has imported the package)
     from .native.plan import LayerArgs  # noqa: WPS433
-    from .semantics import MaskedOutput  # noqa: WPS433
 
     D = len(directions)
     if any(h.dtype != x.dtype for h in h0) or any(c.dtype != x.dtype for c in c0):
         return None  # (run_layer_checked casts them per call)
     checks.check_shapes(x, directions, h0, c0, list(reverse), valid, [None] * D)
-    acts = semantics.activations
-    act_ids = [int(checks.native_activation_id(fn) or 0) for fn in (acts.gate, acts.candidate, acts.cell)]
-    carry = semantics.masked_output is MaskedOutput.CARRY
+    act_ids, carry = checks.kernel_semantics(semantics)
     plan = function.make_plan([w.hidden_size for w in directions], list(reverse), act_ids, carry, x.dtype, False)
     no_masks = (None,) * D
     fixed = function.kernel_masks(None, no_masks, no_masks)
-    apply, masks_of, args = function.apply, function.kernel_masks, LayerArgs
+    apply, masks_of, args = function.apply, function.kernel_masks, LayerArgs.of
     backend = _backend
 
     def run_native(
@@ -320,15 +317,7 @@ def _native_plan(
     ) -> Results:  # fmt: skip
         backend.last_used = "native"
         masks = fixed if valid is None else masks_of(valid, no_masks, no_masks)
-        if D == 1:
-            w = directions[0]
-            layer = args(x, (w.w_ih,), (w.w_hh,), (w.b_ih,), (w.b_hh,), tuple(h0), tuple(c0))
-        else:
-            layer = args(
-                x, tuple([w.w_ih for w in directions]), tuple([w.w_hh for w in directions]),
-                tuple([w.b_ih for w in directions]), tuple([w.b_hh for w in directions]), tuple(h0), tuple(c0),
-            )  # fmt: skip
-        return apply(plan, layer, masks)
+        return apply(plan, args(x, directions, h0, c0), masks)
 
     if not function.lean_inference(plan, x, fixed):
         return LayerPlan(run_native, _stacked(run_native), "native", byte_mask=True)  # (kernel_masks: any dtype)

@@ -24,7 +24,7 @@ import torch
 from . import backend as _backend
 from .guards import check_request, tracing
 from .precision import reduced_dtype
-from .semantics import CellKind, DirectionWeights, DropoutMasks, LayerSemantics, MaskedOutput
+from .semantics import CellKind, DirectionWeights, DropoutMasks, LayerSemantics
 
 Tensor = torch.Tensor
 Results = Tuple[List[Tensor], List[Tensor], List[Tensor]]
@@ -87,13 +87,8 @@ def plan_training_layer(
     from .native.plan import LayerArgs  # noqa: WPS433
 
     checks.check_shapes(x, directions, h0, c0, list(reverse), valid, list(dropout))
-    acts = semantics.activations
-    act_ids = [int(checks.native_activation_id(fn) or 0) for fn in (acts.gate, acts.candidate, acts.cell)]
-    carry = semantics.masked_output is MaskedOutput.CARRY
-    record = x.requires_grad or any(
-        t is not None and t.requires_grad for w in directions for t in (w.w_ih, w.w_hh, w.b_ih, w.b_hh)
-    )
-    if not record:
+    act_ids, carry = checks.kernel_semantics(semantics)
+    if not _backend._records(x, directions):
         return None  # nothing to record: the inference paths serve it
     plan = function.make_plan([w.hidden_size for w in directions], list(reverse), act_ids, carry, x.dtype, True)
     apply, masks_of, backend = function.apply, function.kernel_masks, _backend
@@ -109,15 +104,6 @@ def plan_training_layer(
         backend.last_used = "native"
         in_masks = [None if d is None else d.inputs for d in dropout]
         rec_masks = [None if d is None else d.recurrent for d in dropout]
-        layer = LayerArgs(
-            x,
-            tuple([w.w_ih for w in directions]),
-            tuple([w.w_hh for w in directions]),
-            tuple([w.b_ih for w in directions]),
-            tuple([w.b_hh for w in directions]),
-            tuple(h0),
-            tuple(c0),
-        )
-        return apply(plan, layer, masks_of(valid, in_masks, rec_masks))
+        return apply(plan, LayerArgs.of(x, directions, h0, c0), masks_of(valid, in_masks, rec_masks))
 
     return TrainingPlan(run)

@@ -33,9 +33,9 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 
 from ..guards import tracing
-from ..semantics import DirectionWeights, DropoutMasks, LayerSemantics, MaskedOutput
+from ..semantics import DirectionWeights, DropoutMasks, LayerSemantics
 from . import family_ops as family_ops, function, ops, workspace  # (importing the ops modules registers the ops)
-from .checks import check_shapes, check_supported, native_activation_id
+from .checks import check_shapes, check_supported, kernel_semantics, native_activation_id
 from .loader import available, error, module
 from .plan import LayerArgs
 
@@ -115,9 +115,7 @@ def run_layer_checked(
     """:func:`run_layer` for a request :func:`check_supported` has already accepted (the backend's
     selection runs it; a second pass costs ~10 us per call on small layers)."""
     check_shapes(x, directions, h0, c0, reverse, valid, dropout)
-    acts = semantics.activations
-    act_ids = [int(native_activation_id(fn) or 0) for fn in (acts.gate, acts.candidate, acts.cell)]  # supported
-    carry = semantics.masked_output is MaskedOutput.CARRY
+    act_ids, carry = kernel_semantics(semantics)  # (ids: check_supported accepted every activation)
     dtype = x.dtype
     w_ih = [w.w_ih for w in directions]
     w_hh = [w.w_hh for w in directions]

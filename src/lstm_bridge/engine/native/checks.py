@@ -5,16 +5,16 @@
 
 from __future__ import annotations
 
-from typing import Any, List, Optional, Sequence
+from typing import Any, List, Optional, Sequence, Tuple
 
 import torch
 
 from ..precision import reduced_dtype
-from ..semantics import DirectionWeights, DropoutMasks, LayerSemantics
+from ..semantics import DirectionWeights, DropoutMasks, LayerSemantics, MaskedOutput
 
 Tensor = torch.Tensor
 
-__all__ = ["check_family_supported", "check_shapes", "check_supported", "native_activation_id"]
+__all__ = ["check_family_supported", "check_shapes", "check_supported", "kernel_semantics", "native_activation_id"]
 
 # Activation ids shared with lstm.h (enum Act); the lstm_bridge.activations registry carries them.
 _MAX_ID = 8  # enum Act in lstm.h
@@ -30,6 +30,14 @@ def native_activation_id(fn: Any) -> Optional[int]:
     if isinstance(native_id, int) and 0 <= native_id <= _MAX_ID:
         return native_id
     return None
+
+
+def kernel_semantics(semantics: LayerSemantics) -> Tuple[List[int], bool]:
+    """An LSTM request's kernel arguments: the gate, candidate and cell activation ids (a request
+    :func:`check_supported` accepted has one for each) and ``carry`` (the masked-output rule)."""
+    acts = semantics.activations
+    ids = [int(native_activation_id(fn) or 0) for fn in (acts.gate, acts.candidate, acts.cell)]
+    return ids, semantics.masked_output is MaskedOutput.CARRY
 
 
 def check_supported(

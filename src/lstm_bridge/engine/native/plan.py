@@ -115,6 +115,19 @@ class LayerArgs(NamedTuple):
     def from_flat(cls, flat: Sequence[Any], D: int) -> LayerArgs:
         return cls(*_split(flat, D, "1DDDDDD"))
 
+    @classmethod
+    def of(cls, x: Any, directions: Sequence[Any], h0: Sequence[Any], c0: Sequence[Any]) -> LayerArgs:
+        """The call's arguments from ``directions`` (:class:`DirectionWeights`) and the per-direction states."""
+        return cls(
+            x,
+            tuple([w.w_ih for w in directions]),
+            tuple([w.w_hh for w in directions]),
+            tuple([w.b_ih for w in directions]),
+            tuple([w.b_hh for w in directions]),
+            tuple(h0),
+            tuple(c0),
+        )
+
 
 class Masks(NamedTuple):
     """The non-differentiable tensors of the call (detached, contiguous): ``valid (T, B)`` uint8 or None,
