@@ -9,9 +9,12 @@ selected implementation. The front end keeps the plan keyed on everything the ch
 :func:`run_layer` as before for a signature it has not seen, so errors still come from the first call of a
 new signature with the same messages.
 
-Only LSTM inference is planned: no grad mode, no autocast, no dropout, not tracing, a non-empty batch;
-every other call returns None (run the full path). Data-dependent checks (mask and length values) stay
-with the caller: a plan takes ``valid`` per call.
+Only LSTM inference is planned: no grad mode, no autocast, not tracing, a non-empty batch; every other
+call returns None (run the full path). Data-dependent checks (mask and length values) stay with the caller:
+a plan takes ``valid`` per call. A call with dropout masks (a Keras layer called with ``training=True``
+under ``torch.no_grad()``) is planned for the masks' form - which directions have input and recurrent
+masks, of which shapes - and its plan takes the masks per call (the front end draws them as its full path
+does and keys the plan on what decides their form).
 """
 
 from __future__ import annotations
@@ -132,32 +135,43 @@ class LayerPlan:
     plans) it may also be a contiguous ``uint8`` ``(T, B)`` tensor of 0/1, the kernel's own form, which is
     passed on without a conversion.
 
-    ``run_one`` (None unless the plan is one direction on the native kernel's lean entry) is ``run_stacked``
-    with the planned direction's weights: ``run_one(x, h0, c0, valid)`` with ``valid`` None or in the
-    kernel's own form only (a contiguous ``uint8`` ``(T, B)`` tensor of 0/1, unchecked: the kernel checks
-    its shape, dtype and contiguity); what a one-layer MindSpore net runs on every call."""
+    ``run_one`` (None unless the plan is one direction on the native kernel's lean entry, without dropout) is
+    ``run_stacked`` with the planned direction's weights: ``run_one(x, h0, c0, valid)`` with ``valid`` None or
+    in the kernel's own form only (a contiguous ``uint8`` ``(T, B)`` tensor of 0/1, unchecked: the kernel
+    checks its shape, dtype and contiguity); what a one-layer MindSpore net runs on every call.
 
-    __slots__ = ("run", "run_stacked", "backend", "byte_mask", "run_one")
+    ``masked``: the plan was made for a call with dropout masks; then ``run`` and ``run_stacked`` take the
+    call's masks as a sixth argument, ``dropout`` (per direction :class:`DropoutMasks` or None, of the
+    planned form: the same directions with input / recurrent masks of the same shapes, unchecked); a plan
+    made without masks takes five arguments."""
+
+    __slots__ = ("run", "run_stacked", "backend", "byte_mask", "run_one", "masked")
 
     def __init__(
-        self, run: Callable[..., Results], run_stacked: Callable[..., Stacked], used: str, byte_mask: bool = False
+        self,
+        run: Callable[..., Results],
+        run_stacked: Callable[..., Stacked],
+        used: str,
+        byte_mask: bool = False,
+        masked: bool = False,
     ) -> None:
         self.run = run
         self.run_stacked = run_stacked
         self.backend = used
         self.byte_mask = byte_mask
+        self.masked = masked
         self.run_one: Optional[Callable[[Tensor, Sequence[Tensor], Sequence[Tensor], Optional[Tensor]], Stacked]]
         self.run_one = None
 
 
 def _stacked(run: Callable[..., Results]) -> Callable[..., Stacked]:
-    """``run_stacked`` from a ``run`` that returns the directions apart."""
+    """``run_stacked`` from a ``run`` that returns the directions apart (``dropout``: a masked plan's)."""
 
     def run_stacked(
         x: Tensor, directions: Sequence[DirectionWeights], h0: Sequence[Tensor], c0: Sequence[Tensor],
-        valid: Optional[Tensor],
+        valid: Optional[Tensor], *dropout: Sequence[Optional[DropoutMasks]],
     ) -> Stacked:  # fmt: skip
-        outs, hs, cs = run(x, directions, h0, c0, valid)
+        outs, hs, cs = run(x, directions, h0, c0, valid, *dropout)
         if len(outs) == 1:
             return outs[0], hs[0][None], cs[0][None]
         return torch.cat(outs, dim=-1), torch.stack(hs), torch.stack(cs)
@@ -178,21 +192,24 @@ def plan_layer(
 ) -> Optional[LayerPlan]:
     """The plan of an LSTM layer call (arguments as :func:`lstm_bridge.engine.run_layer`), after the same
     guards and selection; None when the call is not planned (see the module docstring). Raises what
-    ``run_layer`` raises for a bad request."""
+    ``run_layer`` raises for a bad request. With ``dropout`` masks (any direction's not empty) the plan is
+    ``masked``: it takes each call's masks, of the same form as these (see :class:`LayerPlan`)."""
     if not plannable() or any(w.kind is not CellKind.LSTM for w in directions) or not directions:
-        return None
-    if dropout is not None and any(d is not None and not d.is_empty() for d in dropout):
         return None
     if x.dim() != 3 or x.shape[1] == 0 or reduced_dtype(x) is not None:
         return None
-    none: List[Optional[DropoutMasks]] = [None] * len(directions)
-    check_request(x, directions, h0, c0, valid=valid, dropout=none)
-    impl = _backend.select(x, directions, valid=valid, semantics=semantics, dropout=none)
+    masked = dropout is not None and any(d is not None and not d.is_empty() for d in dropout)
+    drops: List[Optional[DropoutMasks]] = list(dropout) if dropout is not None and masked else [None] * len(directions)
+    check_request(x, directions, h0, c0, valid=valid, dropout=drops)
+    impl = _backend.select(x, directions, valid=valid, semantics=semantics, dropout=drops)
     used = _backend.last_used or "torch"
     native = _backend._native_package()
     if native is not None and impl is native.run_layer_checked:
-        return _native_plan(x, directions, h0, c0, reverse=reverse, valid=valid, semantics=semantics)
+        dropped = drops if masked else None
+        return _native_plan(x, directions, h0, c0, reverse=reverse, valid=valid, semantics=semantics, dropout=dropped)
     rev = list(reverse)
+    if masked:
+        return _masked_plan(impl, rev, semantics, used)
     if impl is torch_path.run_layer and valid is None and semantics.activations.is_standard:
         if x.dtype in (torch.float32, torch.float64):  # what torch_path.run_layer would decide per call
             return _standard_plan(directions, rev, used)
@@ -202,9 +219,24 @@ def plan_layer(
         valid: Optional[Tensor],
     ) -> Results:  # fmt: skip
         _backend.last_used = used
-        return impl(x, directions, h0, c0, reverse=rev, valid=valid, semantics=semantics, dropout=none)
+        return impl(x, directions, h0, c0, reverse=rev, valid=valid, semantics=semantics, dropout=drops)
 
     return LayerPlan(run_selected, _stacked(run_selected), used)
+
+
+def _masked_plan(impl: Callable[..., Results], reverse: List[bool], semantics: LayerSemantics, used: str) -> LayerPlan:
+    """A masked plan on the selected implementation (the torch path): the full path's call with the call's
+    masks, without its guards and selection."""
+    backend = _backend
+
+    def run_masked(
+        x: Tensor, directions: Sequence[DirectionWeights], h0: Sequence[Tensor], c0: Sequence[Tensor],
+        valid: Optional[Tensor], dropout: Sequence[Optional[DropoutMasks]],
+    ) -> Results:  # fmt: skip
+        backend.last_used = used
+        return impl(x, directions, h0, c0, reverse=reverse, valid=valid, semantics=semantics, dropout=dropout)
+
+    return LayerPlan(run_masked, _stacked(run_masked), used, masked=True)
 
 
 def _same_objects(a: Optional[Sequence[Any]], b: Sequence[Any]) -> bool:
@@ -292,21 +324,31 @@ def _native_plan(
     reverse: Sequence[bool],
     valid: Optional[Tensor],
     semantics: LayerSemantics,
+    dropout: Optional[Sequence[Optional[DropoutMasks]]] = None,
 ) -> Optional[LayerPlan]:
     """The native kernel's inference call with its shape checks and ``Plan`` done now (what
     ``native.run_layer_checked`` does per call); when the native entry's lean inference applies
     (``function.lean_inference``: no input masks, float32/float64, a projection below the workspace size),
-    straight to ``function.infer`` with its argument lists built once for the planned weights."""
+    straight to ``function.infer`` with its argument lists built once for the planned weights.
+
+    ``dropout`` (a masked plan, see :class:`LayerPlan`): the planned call's masks, whose form the plan
+    takes per call. Recurrent masks are the kernel's arguments (``Masks.recurrent_args``: detached,
+    contiguous, in the kernel's dtype); input masks make the projection per gate, so a call with them goes
+    through ``function.apply`` with ``function.kernel_masks`` of the call's masks, as the full path does."""
     from .native import checks, function  # noqa: WPS433 (select has imported the package)
     from .native.plan import LayerArgs  # noqa: WPS433
 
     D = len(directions)
     if any(h.dtype != x.dtype for h in h0) or any(c.dtype != x.dtype for c in c0):
         return None  # (run_layer_checked casts them per call)
-    checks.check_shapes(x, directions, h0, c0, list(reverse), valid, [None] * D)
+    no_masks: Tuple[Optional[Tensor], ...] = (None,) * D
+    drops: Sequence[Optional[DropoutMasks]] = [None] * D if dropout is None else dropout
+    checks.check_shapes(x, directions, h0, c0, list(reverse), valid, list(drops))
     act_ids, carry = checks.kernel_semantics(semantics)
     plan = function.make_plan([w.hidden_size for w in directions], list(reverse), act_ids, carry, x.dtype, False)
-    no_masks = (None,) * D
+    masked = dropout is not None
+    in_planned = tuple([None if d is None else d.inputs for d in drops])
+    rec_planned = tuple([None if d is None else d.recurrent for d in drops])
     fixed = function.kernel_masks(None, no_masks, no_masks)
     apply, masks_of, args = function.apply, function.kernel_masks, LayerArgs.of
     backend = _backend
@@ -319,7 +361,18 @@ def _native_plan(
         masks = fixed if valid is None else masks_of(valid, no_masks, no_masks)
         return apply(plan, args(x, directions, h0, c0), masks)
 
-    if not function.lean_inference(plan, x, fixed):
+    def run_native_masked(
+        x: Tensor, directions: Sequence[DirectionWeights], h0: Sequence[Tensor], c0: Sequence[Tensor],
+        valid: Optional[Tensor], dropout: Sequence[Optional[DropoutMasks]],
+    ) -> Results:  # fmt: skip
+        backend.last_used = "native"
+        in_masks = [None if d is None else d.inputs for d in dropout]
+        rec_masks = [None if d is None else d.recurrent for d in dropout]
+        return apply(plan, args(x, directions, h0, c0), masks_of(valid, in_masks, rec_masks))
+
+    if not function.lean_inference(plan, x, masks_of(None, in_planned, rec_planned) if masked else fixed):
+        if masked:
+            return LayerPlan(run_native_masked, _stacked(run_native_masked), "native", byte_mask=True, masked=True)
         return LayerPlan(run_native, _stacked(run_native), "native", byte_mask=True)  # (kernel_masks: any dtype)
     infer, bias_of, uint8, boolean = function.infer, function.kernel_bias, torch.uint8, torch.bool
     no_valid, recurrent = fixed.valid_arg(), fixed.recurrent_args(plan)
@@ -331,7 +384,7 @@ def _native_plan(
 
     def run_lean(
         x: Tensor, directions: Sequence[DirectionWeights], h0: Sequence[Tensor], c0: Sequence[Tensor],
-        valid: Optional[Tensor],
+        valid: Optional[Tensor], *, masks: Sequence[Tensor] = recurrent,
     ) -> Results:  # fmt: skip
         backend.last_used = "native"
         if valid is None:
@@ -342,13 +395,32 @@ def _native_plan(
             kernel_valid = (valid.view(uint8) if valid.dtype == boolean else valid.to(uint8)).contiguous()
         if _same_objects(directions, planned):
             b = [bias_of(plan, w.b_ih, w.b_hh) for w in directions] if summed else bias
-            return infer(plan, x, w_ih, w_hh, b, h0, c0, kernel_valid, recurrent)
+            return infer(plan, x, w_ih, w_hh, b, h0, c0, kernel_valid, masks)
         return infer(
             plan, x, [w.w_ih for w in directions], [w.w_hh for w in directions],
-            [bias_of(plan, w.b_ih, w.b_hh) for w in directions], h0, c0, kernel_valid, recurrent,
+            [bias_of(plan, w.b_ih, w.b_hh) for w in directions], h0, c0, kernel_valid, masks,
         )  # fmt: skip
 
-    result = LayerPlan(run_lean, _stacked(run_lean), "native", byte_mask=True)
+    if masked:  # (lean: no input masks) the call's recurrent masks as Masks.recurrent_args makes them
+        empty, kernel_dtype = plan.empty(), plan.kernel_dtype
+
+        def run_lean_masked(
+            x: Tensor, directions: Sequence[DirectionWeights], h0: Sequence[Tensor], c0: Sequence[Tensor],
+            valid: Optional[Tensor], dropout: Sequence[Optional[DropoutMasks]],
+        ) -> Results:  # fmt: skip
+            rec: List[Tensor] = []
+            for d in dropout:
+                m = None if d is None else d.recurrent
+                if m is None:
+                    rec.append(empty)
+                else:
+                    m = m.detach().contiguous()
+                    rec.append(m if m.dtype == kernel_dtype else m.to(kernel_dtype))
+            return run_lean(x, directions, h0, c0, valid, masks=rec)
+
+        return LayerPlan(run_lean_masked, _stacked(run_lean_masked), "native", byte_mask=True, masked=True)
+
+    result = LayerPlan(run_lean, _stacked(run_lean), "native", byte_mask=True)  # (masks: keyword only)
     if D == 1:
         one = directions[0]
         b_ih, b_hh = one.b_ih, one.b_hh

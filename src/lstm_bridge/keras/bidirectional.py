@@ -24,7 +24,7 @@ import torch
 from ..engine import CellKind, callplan as _callplan, trainplan as _trainplan
 from . import outputs as _outputs
 from .cell import config_keras_version, unique_name
-from .layer import GRU, LSTM, Output, Recurrent, SimpleRNN, run_directions
+from .layer import GRU, LSTM, LayerCall, Output, Recurrent, SimpleRNN, run_directions
 
 # The class a nested layer config names (Keras's "class_name").
 _CLASSES: Dict[str, Type[Recurrent]] = {"LSTM": LSTM, "GRU": GRU, "SimpleRNN": SimpleRNN}
@@ -386,28 +386,38 @@ class Bidirectional(torch.nn.Module):
 
     def _planned(self, x: torch.Tensor, mask: Any, training: Optional[bool]) -> Output:
         """An inference call through the wrapper's cached call plan (:mod:`lstm_bridge.engine.callplan`, as
-        :meth:`Recurrent._planned`): the first call of a signature runs :meth:`_forward` (every check) and
-        plans the next ones, which run both directions in one planned engine call."""
+        :meth:`Recurrent._planned`): the first call of a signature runs both layers' full paths (every check,
+        as :meth:`_forward`) and plans the next ones, which run both directions in one planned engine call;
+        with dropout (``training=True``) they draw the forward layer's and then the backward layer's masks
+        (the full path's order) and hand them to the plan."""
         modules = self._modules  # (not Module.__getattr__: ~0.5-0.9 us a name on every call)
         fw, bw = cast(Recurrent, modules["forward_layer"]), cast(Recurrent, modules["backward_layer"])
         f_planned, b_planned = fw.planned_weights(training), bw.planned_weights(training)
         if self._initial_weights is not None or f_planned is None or b_planned is None:
             return self._forward(x, mask, training, None)
         weights = [f_planned[0], b_planned[0]]
-        drops = (f_planned[1], b_planned[1])
+        f_train, b_train = f_planned[1], b_planned[1]
+        drops = (f_train, b_train, fw.dropout_key(f_train), bw.dropout_key(b_train))
         key = (_callplan.signature(x), mask is None, drops, id(weights[0]), id(weights[1]))
         slot = self.__dict__.get("_call_plan") or _callplan.PlanSlot.of(self)
         cached = slot.entry
         if cached is None or cached[0] != key:
-            result = self._forward(x, mask, training, None)
-            slot.entry = (key, self._plan(x, mask, training, weights), weights)
+            calls = [fw.prepare(x, mask, training), bw.prepare(x, mask, training)]  # (what _forward does)
+            f_run, b_run = run_directions([fw, bw], calls, f"Bidirectional {self.name!r}")
+            result = self._combine(fw.finish(calls[0], f_run), bw.finish(calls[1], b_run))
+            slot.entry = (key, self._plan(x, mask, calls, weights), weights)
             return result
         if cached[1] is None:
             return self._forward(x, mask, training, None)
         plan, h0, c0 = cached[1]
         xt = x if self.time_major else x.transpose(0, 1)
         valid = None if mask is None else fw.valid_steps(mask, xt.shape[0], xt.shape[1])
-        outs, hs, cs = plan.run(xt, weights, h0, c0, valid)
+        if plan.masked:  # (the key's dropout options give the planned masks' form)
+            B = xt.shape[1]
+            masks = [fw.draw_dropout_masks(B, xt, f_train), bw.draw_dropout_masks(B, xt, b_train)]
+            outs, hs, cs = plan.run(xt, weights, h0, c0, valid, masks)
+        else:
+            outs, hs, cs = plan.run(xt, weights, h0, c0, valid)
         if self._concat_planned(fw, bw):
             fw.clear_losses()  # (what planned_output does for each layer)
             bw.clear_losses()
@@ -447,18 +457,15 @@ class Bidirectional(torch.nn.Module):
             merged = torch.cat([y_f, y_b], dim=-1)
         return merged if self.time_major else merged.transpose(0, 1)
 
-    def _plan(self, x: torch.Tensor, mask: Any, training: Optional[bool], weights: List[Any]) -> Any:
-        """The plan of a signature :meth:`_forward` has just run (None: run the full path): both directions
-        in one engine call, with their zero initial states."""
+    def _plan(self, x: torch.Tensor, mask: Any, calls: List[LayerCall], weights: List[Any]) -> Any:
+        """The plan of a signature whose prepared ``calls`` (forward, backward) have just run (None: run the
+        full path): both directions in one engine call, with their zero initial states; a masked plan
+        (:class:`~lstm_bridge.engine.callplan.LayerPlan`) where the calls have dropout masks."""
         fw, bw = self.forward_layer, self.backward_layer
-        for cell in (fw.cell, bw.cell):
-            if cell.resolve_training(training) and (cell.dropout > 0 or cell.recurrent_dropout > 0):
-                return None  # (preparing again would draw dropout masks)
-        calls = [fw.prepare(x, mask, training), bw.prepare(x, mask, training)]
         f_call = calls[0]
         if (
             fw.cell.kind is not CellKind.LSTM
-            or any(c.dropout is not None or c.unroll_quirk or c.semantics != f_call.semantics for c in calls)
+            or any(c.unroll_quirk or c.semantics != f_call.semantics for c in calls)
             or (mask is None) != (f_call.valid is None)
             or f_call.xt.shape[1] == 0
             or x.dtype != f_call.xt.dtype
@@ -468,7 +475,7 @@ class Bidirectional(torch.nn.Module):
         c0 = [cast(torch.Tensor, c.c0) for c in calls]
         plan = _callplan.plan_layer(
             f_call.xt, weights, h0, c0, reverse=[fw.go_backwards, bw.go_backwards], valid=f_call.valid,
-            semantics=f_call.semantics,
+            semantics=f_call.semantics, dropout=[c.dropout for c in calls],
         )  # fmt: skip
         return None if plan is None else (plan, h0, c0)
 

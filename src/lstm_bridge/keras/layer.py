@@ -581,20 +581,24 @@ class Recurrent(torch.nn.Module):
 
     def _planned(self, x: torch.Tensor, mask: Any, training: Optional[bool]) -> Output:
         """An inference call through the layer's cached call plan (:mod:`lstm_bridge.engine.callplan`): the
-        first call of a signature - input shape/dtype/device, mask presence, training flag, weight views,
-        backend - runs :meth:`prepare` / :meth:`run` / :meth:`finish` (every check and error) and plans the
-        next ones, which skip to the engine's selected kernel. The mask's values are read on every call."""
+        first call of a signature - input shape/dtype/device, mask presence, training flag and with it the
+        dropout options (:meth:`dropout_key`), weight views, backend - runs :meth:`prepare` / :meth:`run` /
+        :meth:`finish` (every check and error) and plans the next ones, which skip to the engine's selected
+        kernel. The mask's values are read on every call; a call with dropout (``training=True``) draws its
+        masks as :meth:`prepare` does (same generator, same order) and hands them to the plan."""
         cell = cast(RecurrentCell, self._modules["cell"])  # (not Module.__getattr__: ~0.9 us a call)
         if self.stateful or self.activity_regularizer is not None:
             return self.finish(*self._run_prepared(x, mask, training))
         built = cell._parameters.get("kernel") is not None  # (cell.built, without Module.__getattr__)
         first = None if built else self._run_prepared(x, mask, training)  # (builds the layer)
         weights = cell.direction_weights()
+        train = cell.training if training is None else bool(training)  # (cell.resolve_training)
         key = (
             _callplan.signature(x),
             mask is None,
-            cell.training if training is None else bool(training),  # (cell.resolve_training)
+            train,
             id(weights),
+            (cell.dropout, cell.recurrent_dropout, cell.implementation) if train else None,  # (dropout_key)
         )
         slot = self.__dict__.get("_call_plan") or _callplan.PlanSlot.of(self)
         cached = slot.entry
@@ -605,14 +609,13 @@ class Recurrent(torch.nn.Module):
             plan = None
             if (
                 not call.unroll_quirk
-                and call.dropout is None
                 and (mask is None) == (call.valid is None)
                 and call.xt.shape[1] > 0
                 and x.dtype == call.xt.dtype
             ):
                 plan = _callplan.plan_layer(
                     call.xt, [weights], [call.h0], [call.c0] if call.c0 is not None else [call.h0],
-                    reverse=[self.go_backwards], valid=call.valid, semantics=call.semantics,
+                    reverse=[self.go_backwards], valid=call.valid, semantics=call.semantics, dropout=[call.dropout],
                 )  # fmt: skip
             # (weights kept alive with the plan: the key holds their id); the argument lists built once
             h0 = [call.h0]
@@ -623,7 +626,12 @@ class Recurrent(torch.nn.Module):
             return self.finish(*self._run_prepared(x, mask, training))
         xt = x if self.time_major else x.transpose(0, 1)
         valid = None if mask is None else self._valid_steps(mask, xt.shape[0], xt.shape[1])
-        outs, hs, cs = plan.run(xt, cached[2], cached[3], cached[4], valid)
+        if plan.masked:  # (the key's dropout options give the planned masks' form)
+            outs, hs, cs = plan.run(
+                xt, cached[2], cached[3], cached[4], valid, [cell.dropout_masks(xt.shape[1], xt, True)]
+            )
+        else:
+            outs, hs, cs = plan.run(xt, cached[2], cached[3], cached[4], valid)
         return self.planned_output(outs[0], hs[0], None if cached[5] else cs[0])
 
     def plan_parameters(self) -> List[Optional[torch.Tensor]]:
@@ -640,6 +648,19 @@ class Recurrent(torch.nn.Module):
         if cell._parameters.get("kernel") is None or self.stateful or self.activity_regularizer is not None:
             return None
         return cell.direction_weights(), cell.training if training is None else bool(training)
+
+    def dropout_key(self, train: bool) -> Any:
+        """What a call plan's key holds of the cell's dropout options: with ``train`` (the resolved training
+        flag) its rates and ``implementation``, which decide the form of the masks a call draws
+        (:meth:`RecurrentCell.dropout_masks`); None without (no masks)."""
+        cell = cast(RecurrentCell, self._modules["cell"])
+        return (cell.dropout, cell.recurrent_dropout, cell.implementation) if train else None
+
+    def draw_dropout_masks(self, batch: int, like: torch.Tensor, train: bool) -> Optional[DropoutMasks]:
+        """One call's dropout masks for ``batch`` samples (``like``: the time-major input, their dtype and
+        device), drawn from the cell's generator as :meth:`prepare` draws them (None without ``train``);
+        a wrapper's planned call draws its layers' masks through this."""
+        return cast(RecurrentCell, self._modules["cell"]).dropout_masks(batch, like, train)
 
     def clear_losses(self) -> None:
         """Forget the last call's activity-regularizer losses, as a call without a regularizer leaves them
