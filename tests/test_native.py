@@ -563,6 +563,43 @@ def test_matmul_nt_rejects_mismatched_operands():
         native.module().matmul_nt(torch.zeros(3, 4), torch.zeros(5, 6))
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("G", [0, 1, 4])
+@pytest.mark.parametrize("shape", [(1, 1, 1, 1), (7, 3, 5, 1), (37, 4, 70, 2), (300, 3, 129, 1), (3, 2, 200, 2)])
+def test_gate_weight_grad_matches_float64_products(shape, G, dtype):
+    """dW_hh's kernel GEMM: gate block q = dZ_q^T (h * m_q) (m_q: G = 4 per gate, 1 shared, 0 none) against
+    float64 products, for every direction's column block, row/panel tails (H = 5, 70, 129, 200; H > 128
+    copies dZ's rows into strips) and more rows than one packed block (T*B = 900 > 256)."""
+    T, B, H, D = shape
+    gen = torch.Generator().manual_seed(T * 100 + H + G)
+    dz = torch.randn(T * B, 4 * H * D + 3, generator=gen, dtype=dtype)  # 3 extra columns: S != 4 H D
+    h = torch.randn(T, B, H, generator=gen, dtype=dtype)
+    mask = (torch.rand(max(G, 1), B, H, generator=gen) > 0.3).to(dtype) / 0.7
+    for d in range(D):
+        col0 = 4 * H * d
+        blocks = []
+        for q in range(4):
+            hm = h if G == 0 else h * mask[q if G == 4 else 0]
+            blocks.append(dz[:, col0 + q * H : col0 + (q + 1) * H].double().t() @ hm.double().reshape(T * B, H))
+        want = torch.cat(blocks, 0).to(dtype)
+        got = native.module().gate_weight_grad(dz, col0, h, mask[:G] if G else torch.empty(0, dtype=dtype))
+        assert got.shape == (4 * H, H) and got.dtype == dtype
+        # float32: sums of up to 900 products of magnitude ~1.4 round to ~1e-5 of their ~40
+        torch.testing.assert_close(got, want, **(TOL[dtype] if dtype == torch.float64 else dict(rtol=1e-5, atol=1e-4)))
+
+
+def test_gate_weight_grad_rejects_mismatched_operands():
+    ext = native.module()
+    with pytest.raises(RuntimeError, match=r"columns \[col0, col0 \+ 4H\) inside dz's 16"):
+        ext.gate_weight_grad(torch.zeros(6, 16), 4, torch.zeros(6, 4), torch.empty(0))
+    with pytest.raises(RuntimeError, match=r"mask must be a contiguous \(G in \{1, 4\}, B, 4\)"):
+        ext.gate_weight_grad(torch.zeros(6, 16), 0, torch.zeros(6, 4), torch.ones(2, 3, 4))
+    with pytest.raises(RuntimeError, match=r"B dividing 6 rows"):
+        ext.gate_weight_grad(torch.zeros(6, 16), 0, torch.zeros(6, 4), torch.ones(4, 4, 4))
+    with pytest.raises(RuntimeError, match=r"contiguous h_prev of dz's dtype"):
+        ext.gate_weight_grad(torch.zeros(6, 16), 0, torch.zeros(6, 4, dtype=torch.float64), torch.empty(0))
+
+
 # --- autograd: every saved tensor is visible to saved-tensor hooks and checkpointing ---------------
 
 

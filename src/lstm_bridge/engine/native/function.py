@@ -271,7 +271,7 @@ def _run_backward(
     db_all = (dZ_out[1] if plan.lowp else dZ2.sum(0)) if any(need.b_ih) or any(need.b_hh) else None
     for d in range(D):
         if need.w_hh[d]:
-            d_w_hh[d] = recurrent_weight_grad(plan, dZ2[:, plan.columns(d)], saved.h_prev[d], masks.recurrent[d])
+            d_w_hh[d] = recurrent_weight_grad(plan, dZ2, d, saved.h_prev[d], masks.recurrent[d])
         if db_all is not None and (need.b_ih[d] or need.b_hh[d]):
             db = db_all[plan.columns(d)] if D > 1 else db_all
             both = need.b_ih[d] and need.b_hh[d]

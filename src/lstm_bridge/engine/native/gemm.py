@@ -10,7 +10,8 @@ for the transposed products of the weight gradients, whose reduction runs over a
 * ``a @ w.T`` (:func:`mm_nt`: the projection, and ``dx`` as ``dZ @ (W.T).T``): the micro-kernel, for
   float32 and float64; oneDNN for float32 products whose ``w`` has fewer than 128 rows (the micro-kernel's
   column panels are 64 wide, so a narrow output wastes them);
-* ``a.T @ b`` (:func:`mm_tn`: weight gradients): oneDNN for float32, ``torch.mm`` otherwise;
+* ``a.T @ b`` (:func:`mm_tn`: ``dW_ih``): oneDNN for float32, ``torch.mm`` otherwise (``dW_hh`` is the
+  kernel's own ``gate_weight_grad``, :func:`.projection.recurrent_weight_grad`);
 * products below :data:`TINY_MACS` multiply-adds: ``torch.mm`` (set-up costs dominate there).
 
 No autograd: every operand is detached by the callers (these run inside the layer's forward/backward).

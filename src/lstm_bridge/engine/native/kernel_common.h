@@ -331,8 +331,10 @@ RecGemm<T> pack_kernel_weights(const at::Tensor& w, int64_t G, bool forward) {
 }
 
 // C(MR rows, one panel) (+)= A(MR, K) Bp(K, NR): MR x kPanelVecs vector accumulators, one pass over K.
+// A's element (r, kk) is A[r * lda + kk], or with KMajor A[kk * lda + r] (A^T stored row-major: a column
+// block of a matrix whose rows run over K, as the weight gradients read dZ).
 // fp-contract=fast here only: a GEMM accumulates with FMA like MKL/oneDNN do.
-template <typename T, int MR>
+template <typename T, int MR, bool KMajor = false>
 __attribute__((optimize("fp-contract=fast"))) inline void micro_kernel(int64_t K, const T* A, int64_t lda,
                                                                        const T* Bp, T* C, int64_t ldc,
                                                                        int64_t ncols, bool accumulate) {
@@ -351,7 +353,7 @@ __attribute__((optimize("fp-contract=fast"))) inline void micro_kernel(int64_t K
     for (int v = 0; v < NV; ++v) __builtin_memcpy(&b[v], Bp + (kk * NV + v) * L, sizeof(V));
 #pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) {
-      const T a = A[r * lda + kk];
+      const T a = KMajor ? A[kk * lda + r] : A[r * lda + kk];
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) acc[r][v] += b[v] * a;
     }
@@ -380,15 +382,15 @@ __attribute__((optimize("fp-contract=fast"))) inline void micro_kernel(int64_t K
   }
 }
 
-template <typename T, int R>
+template <typename T, int R, bool KMajor = false>
 inline void micro_tail(int64_t rows, int64_t K, const T* A, int64_t lda, const T* Bp, T* C, int64_t ldc,
                        int64_t ncols, bool accumulate) {
   if constexpr (R > 0) {
     if (rows == R) {
-      micro_kernel<T, R>(K, A, lda, Bp, C, ldc, ncols, accumulate);
+      micro_kernel<T, R, KMajor>(K, A, lda, Bp, C, ldc, ncols, accumulate);
       return;
     }
-    micro_tail<T, R - 1>(rows, K, A, lda, Bp, C, ldc, ncols, accumulate);
+    micro_tail<T, R - 1, KMajor>(rows, K, A, lda, Bp, C, ldc, ncols, accumulate);
   }
 }
 

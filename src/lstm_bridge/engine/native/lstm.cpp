@@ -1047,6 +1047,130 @@ std::vector<std::vector<at::Tensor>> lstm_backward(const LayerConfig& cfg, const
   return result;
 }
 
+// Rows of dZ (and of h_prev) per block of gate_weight_grad: the block's packed panels of h_prev (kWgradRows
+// x H) stay in L2, the kWgradRows rows of dz a micro-tile reads in L1.
+constexpr int64_t kWgradRows = 256;
+
+// Rows [k0, k0 + kn) of h * m (m: the (B, H) mask piece, or null for h alone; row r is batch row r % B) into
+// the micro-kernel's column panels (kc x NR each, columns past H zero).
+template <typename T>
+void pack_masked_rows(const T* h, const T* mask, int64_t B, int64_t H, int64_t k0, int64_t kn, int64_t kc, T* pack) {
+  constexpr int64_t NR = panel_width<T>();
+  const int64_t panels = (H + NR - 1) / NR;
+  for (int64_t p = 0; p < panels; ++p) {
+    const int64_t n0 = p * NR, cols = std::min<int64_t>(NR, H - n0);
+    T* panel = pack + p * kc * NR;
+    for (int64_t kk = 0; kk < kn; ++kk) {
+      const int64_t r = k0 + kk;
+      const T* __restrict src = h + r * H + n0;
+      T* __restrict dst = panel + kk * NR;
+      if (mask != nullptr) {
+        const T* __restrict mr = mask + (r % B) * H + n0;
+        for (int64_t c = 0; c < cols; ++c) dst[c] = src[c] * mr[c];
+      } else {
+        std::memcpy(dst, src, sizeof(T) * cols);
+      }
+      for (int64_t c = cols; c < NR; ++c) dst[c] = T(0);
+    }
+  }
+}
+
+// One gate's dW block, output rows [m0, m1): out(H, H) (+)= dz_q^T (h * m_q) over all R rows. dz points at
+// the gate's first column (row stride lds), mask at the gate's (B, H) piece or is null; pack holds
+// kWgradRows x panels x NR elements, strip kWgradRows x kMR. Nothing of (R, H) size is written: h * m_q is
+// formed while packing h's rows, and dz_q^T is read K-major (A[kk * lda + r]) - in place where one or two
+// panels read it, else copied once per micro-tile into strip (dz's rows are S apart, a page each at
+// S = 1024: read in place once per panel they walked the TLB; with one panel the copy is pure cost).
+template <typename T>
+void gate_grad_rows(const T* dz, int64_t lds, const T* h, const T* mask, int64_t B, int64_t R, int64_t H, T* out,
+                    T* pack, T* strip, int64_t m0, int64_t m1) {
+  constexpr int64_t NR = panel_width<T>();
+  const int64_t panels = (H + NR - 1) / NR;
+  const bool copy_strip = panels > 2;
+  for (int64_t k0 = 0; k0 < R; k0 += kWgradRows) {
+    const int64_t kn = std::min<int64_t>(kWgradRows, R - k0);
+    pack_masked_rows<T>(h, mask, B, H, k0, kn, kWgradRows, pack);
+    const T* a = dz + k0 * lds;
+    const bool accumulate = k0 > 0;
+    for (int64_t m = m0; m < m1; m += kMR) {
+      const int64_t rows = std::min<int64_t>(kMR, m1 - m);
+      const T* am = a + m;
+      int64_t lda = lds;
+      if (copy_strip) {
+        for (int64_t kk = 0; kk < kn; ++kk) {
+          for (int64_t i = 0; i < rows; ++i) strip[kk * kMR + i] = am[kk * lds + i];
+        }
+        am = strip;
+        lda = kMR;
+      }
+      for (int64_t p = 0; p < panels; ++p) {
+        const T* bp = pack + p * kWgradRows * NR;
+        T* c = out + m * H + p * NR;
+        const int64_t cols = std::min<int64_t>(NR, H - p * NR);
+        if (rows == kMR) {
+          micro_kernel<T, kMR, true>(kn, am, lda, bp, c, H, cols, accumulate);
+        } else {
+          micro_tail<T, kMR - 1, true>(rows, kn, am, lda, bp, c, H, cols, accumulate);
+        }
+      }
+    }
+  }
+}
+
+// dW_hh (4H, H) of one direction: gate block q = dZ_q^T (h_prev * m_q) summed over all R = T*B rows, dZ_q
+// the columns [col0 + q H, col0 + (q + 1) H) of dz (R, S) (row r belongs to batch row r % B), h_prev (R, H)
+// (any shape of R*H contiguous elements), mask (G, B, H) contiguous: G = 4 one per gate (recurrent dropout
+// of Keras's implementation 1), 1 shared, or an empty tensor for none. Per-gate masks would otherwise
+// cost four GEMMs of M = N = H over K = R (oneDNN ran those at half the speed of one M = 4H product) and
+// four (R, H) products h * m_q. Items (gate, block of output rows) spread across threads.
+at::Tensor gate_weight_grad(const at::Tensor& dz, int64_t col0, const at::Tensor& h_prev, const at::Tensor& mask) {
+  TORCH_CHECK(dz.dim() == 2 && dz.is_contiguous() && (dz.scalar_type() == at::kFloat || dz.scalar_type() == at::kDouble),
+              "lstm-bridge native: gate_weight_grad needs a contiguous float32/float64 dz (R, S); received ",
+              dz.sizes(), " ", dz.scalar_type());
+  TORCH_CHECK(h_prev.dim() >= 1 && h_prev.is_contiguous() && h_prev.scalar_type() == dz.scalar_type(),
+              "lstm-bridge native: gate_weight_grad needs a contiguous h_prev of dz's dtype ", dz.scalar_type(),
+              "; received ", h_prev.sizes(), " ", h_prev.scalar_type());
+  const int64_t R = dz.size(0), S = dz.size(1), H = h_prev.size(-1);
+  TORCH_CHECK(H > 0 && h_prev.numel() == R * H && col0 >= 0 && col0 + 4 * H <= S,
+              "lstm-bridge native: gate_weight_grad needs h_prev with ", R, " rows of H units and columns [col0, col0 + 4H) "
+              "inside dz's ", S, "; received h_prev ", h_prev.sizes(), ", col0 ", col0);
+  const bool masked = mask.numel() > 0;
+  const int64_t G = masked ? mask.size(0) : 0, B = masked ? mask.size(1) : 1;
+  TORCH_CHECK(!masked || (mask.dim() == 3 && (G == 1 || G == 4) && mask.size(2) == H && B > 0 && R % B == 0 &&
+                          mask.is_contiguous() && mask.scalar_type() == dz.scalar_type()),
+              "lstm-bridge native: gate_weight_grad mask must be a contiguous (G in {1, 4}, B, ", H, ") ",
+              dz.scalar_type(), " tensor with B dividing ", R, " rows; received ", mask.sizes(), " ",
+              mask.scalar_type());
+  at::Tensor out = at::empty({4 * H, H}, dz.options());
+  if (R == 0) return out.zero_();
+  AT_DISPATCH_FLOATING_TYPES(dz.scalar_type(), "lstm_bridge_gate_weight_grad", [&] {
+    constexpr int64_t NR = panel_width<scalar_t>();
+    const int64_t panels = (H + NR - 1) / NR;
+    const int64_t threads = std::max<int64_t>(1, at::get_num_threads());
+    // each gate's output rows split so that there are at least as many items as threads (4 gates, 2
+    // threads: one split), every block a multiple of the micro-kernel's rows
+    const int64_t splits = std::max<int64_t>(1, std::min<int64_t>((threads + 3) / 4, (H + kMR - 1) / kMR));
+    const int64_t step = (H + splits - 1) / splits;
+    const int64_t block = (step + kMR - 1) / kMR * kMR;
+    const scalar_t* d = dz.data_ptr<scalar_t>();
+    const scalar_t* h = h_prev.data_ptr<scalar_t>();
+    const scalar_t* m = masked ? mask.data_ptr<scalar_t>() : nullptr;
+    scalar_t* o = out.data_ptr<scalar_t>();
+    at::parallel_for(0, 4 * splits, 1, [&](int64_t i0, int64_t i1) {
+      std::vector<scalar_t> pack(static_cast<size_t>(kWgradRows * panels * NR));
+      std::vector<scalar_t> strip(static_cast<size_t>(kWgradRows * kMR));
+      for (int64_t item = i0; item < i1; ++item) {
+        const int64_t q = item / splits, part = item % splits;
+        const int64_t m0 = std::min(H, part * block), m1 = std::min(H, m0 + block);
+        if (m0 >= m1) continue;
+        const scalar_t* piece = m == nullptr ? nullptr : m + (G == 4 ? q : 0) * B * H;
+        gate_grad_rows<scalar_t>(d + col0 + q * H, S, h, piece, B, R, H, o + q * H * H, pack.data(), strip.data(), m0, m1);
+      }
+    });
+  });
+  return out;
+}
+
 // out (M, N) = a (M, K) @ w (N, K)^T through the micro-kernel (w with any strides: the packing reads
 // them). The rows go in blocks small enough to stay in L2 while every packed panel of w passes over them
 // (without blocking a thread streams all its rows of a from memory once per 64-column panel), blocks
@@ -1212,6 +1336,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("matmul_nt", &lstm_bridge::matmul_nt,
         "a (M, K) @ w (N, K)^T through the recurrence's micro-kernel (w any strides), into out if given",
         py::arg("a"), py::arg("w"), py::arg("out") = py::none());
+  m.def("gate_weight_grad", &lstm_bridge::gate_weight_grad,
+        "dW_hh (4H, H) = per gate q: dz[:, col0 + qH : col0 + (q+1)H]^T (h_prev * mask[q or 0]) over all rows",
+        py::arg("dz"), py::arg("col0"), py::arg("h_prev"), py::arg("mask"));
   m.def("release_kept_block", &lstm_bridge::release_kept_block,
         "let go of this thread's kept bf16 projection block (its memory returns once nothing holds it)");
   m.def("matmul_nt_bf16", &lstm_bridge::matmul_nt_bf16,

@@ -34,8 +34,8 @@
 //             [h_prev[d] (T,B,H_d)]   (c_prev/h_prev: state *entering* step t; empty unless cfg.save)
 //             cfg.bf16: outs[d] in bfloat16 (rounded once, as the layer returns them); the rest float32.
 // backward -> [dZ (T,B,S)] (gradient w.r.t. xp's pre-activations, 0 on masked steps), [dh0[d]], [dc0[d]]
-//             The caller forms dW_hh = dZ_d^T (h_prev * m) and the input projection's gradients with
-//             large GEMMs after the loop.
+//             The caller forms dW_hh = dZ_d^T (h_prev * m) (per gate q under G = 4 masks; lstm.cpp
+//             gate_weight_grad) and the input projection's gradients with large GEMMs after the loop.
 //             cfg.bf16: [dZ (T,B,S) bfloat16 (rounded once: what those GEMMs and the step GEMM read), db (S)
 //             float32 (the bias gradients: the float32 dZ summed over steps and rows, rows in order)] instead.
 //
