@@ -582,22 +582,37 @@ def test_gate_weight_grad_matches_float64_products(shape, G, dtype):
             hm = h if G == 0 else h * mask[q if G == 4 else 0]
             blocks.append(dz[:, col0 + q * H : col0 + (q + 1) * H].double().t() @ hm.double().reshape(T * B, H))
         want = torch.cat(blocks, 0).to(dtype)
-        got = native.module().gate_weight_grad(dz, col0, h, mask[:G] if G else torch.empty(0, dtype=dtype))
+        got = native.module().gate_weight_grad(dz, col0, 4, H, h, mask[:G] if G else torch.empty(0, dtype=dtype))
         assert got.shape == (4 * H, H) and got.dtype == dtype
         # float32: sums of up to 900 products of magnitude ~1.4 round to ~1e-5 of their ~40
         torch.testing.assert_close(got, want, **(TOL[dtype] if dtype == torch.float64 else dict(rtol=1e-5, atol=1e-4)))
 
 
+@pytest.mark.parametrize("G", [3, 4])
+def test_gate_weight_grad_with_input_masks_of_another_width(G):
+    """The same GEMM for dW_ih under per-gate input dropout: gate width H = 6, src x of width N = 70."""
+    R, B, H, N = 40, 4, 6, 70
+    gen = torch.Generator().manual_seed(G)
+    dz = torch.randn(R, G * H + 5, generator=gen)
+    x = torch.randn(R // B, B, N, generator=gen)
+    mask = (torch.rand(G, B, N, generator=gen) > 0.5).float() * 2
+    want = torch.cat(
+        [dz[:, 5 + q * H : 5 + (q + 1) * H].double().t() @ (x * mask[q]).double().reshape(R, N) for q in range(G)]
+    )
+    got = native.module().gate_weight_grad(dz, 5, G, H, x, mask)
+    torch.testing.assert_close(got, want.float(), rtol=1e-5, atol=1e-5)
+
+
 def test_gate_weight_grad_rejects_mismatched_operands():
     ext = native.module()
-    with pytest.raises(RuntimeError, match=r"columns \[col0, col0 \+ 4H\) inside dz's 16"):
-        ext.gate_weight_grad(torch.zeros(6, 16), 4, torch.zeros(6, 4), torch.empty(0))
-    with pytest.raises(RuntimeError, match=r"mask must be a contiguous \(G in \{1, 4\}, B, 4\)"):
-        ext.gate_weight_grad(torch.zeros(6, 16), 0, torch.zeros(6, 4), torch.ones(2, 3, 4))
+    with pytest.raises(RuntimeError, match=r"columns \[col0, col0 \+ G H\) inside dz's 16"):
+        ext.gate_weight_grad(torch.zeros(6, 16), 4, 4, 4, torch.zeros(6, 4), torch.empty(0))
+    with pytest.raises(RuntimeError, match=r"mask must be a contiguous \(1 or 4, B, 4\)"):
+        ext.gate_weight_grad(torch.zeros(6, 16), 0, 4, 4, torch.zeros(6, 4), torch.ones(2, 3, 4))
     with pytest.raises(RuntimeError, match=r"B dividing 6 rows"):
-        ext.gate_weight_grad(torch.zeros(6, 16), 0, torch.zeros(6, 4), torch.ones(4, 4, 4))
-    with pytest.raises(RuntimeError, match=r"contiguous h_prev of dz's dtype"):
-        ext.gate_weight_grad(torch.zeros(6, 16), 0, torch.zeros(6, 4, dtype=torch.float64), torch.empty(0))
+        ext.gate_weight_grad(torch.zeros(6, 16), 0, 4, 4, torch.zeros(6, 4), torch.ones(4, 4, 4))
+    with pytest.raises(RuntimeError, match=r"contiguous src of dz's dtype"):
+        ext.gate_weight_grad(torch.zeros(6, 16), 0, 4, 4, torch.zeros(6, 4, dtype=torch.float64), torch.empty(0))
 
 
 # --- autograd: every saved tensor is visible to saved-tensor hooks and checkpointing ---------------

@@ -1047,8 +1047,8 @@ std::vector<std::vector<at::Tensor>> lstm_backward(const LayerConfig& cfg, const
   return result;
 }
 
-// Rows of dZ (and of h_prev) per block of gate_weight_grad: the block's packed panels of h_prev (kWgradRows
-// x H) stay in L2, the kWgradRows rows of dz a micro-tile reads in L1.
+// Rows of dZ (and of src) per block of gate_weight_grad: the block's packed panels of src (kWgradRows
+// x N) stay in L2, the kWgradRows rows of dz a micro-tile reads in L1.
 constexpr int64_t kWgradRows = 256;
 
 // Rows [k0, k0 + kn) of h * m (m: the (B, H) mask piece, or null for h alone; row r is batch row r % B) into
@@ -1075,21 +1075,21 @@ void pack_masked_rows(const T* h, const T* mask, int64_t B, int64_t H, int64_t k
   }
 }
 
-// One gate's dW block, output rows [m0, m1): out(H, H) (+)= dz_q^T (h * m_q) over all R rows. dz points at
-// the gate's first column (row stride lds), mask at the gate's (B, H) piece or is null; pack holds
-// kWgradRows x panels x NR elements, strip kWgradRows x kMR. Nothing of (R, H) size is written: h * m_q is
+// One gate's dW block, output rows [m0, m1): out(., N) (+)= dz_q^T (h * m_q) over all R rows, h (R, N). dz
+// points at the gate's first column (row stride lds), mask at the gate's (B, N) piece or is null; pack holds
+// kWgradRows x panels x NR elements, strip kWgradRows x kMR. Nothing of (R, N) size is written: h * m_q is
 // formed while packing h's rows, and dz_q^T is read K-major (A[kk * lda + r]) - in place where one or two
 // panels read it, else copied once per micro-tile into strip (dz's rows are S apart, a page each at
 // S = 1024: read in place once per panel they walked the TLB; with one panel the copy is pure cost).
 template <typename T>
-void gate_grad_rows(const T* dz, int64_t lds, const T* h, const T* mask, int64_t B, int64_t R, int64_t H, T* out,
+void gate_grad_rows(const T* dz, int64_t lds, const T* h, const T* mask, int64_t B, int64_t R, int64_t N, T* out,
                     T* pack, T* strip, int64_t m0, int64_t m1) {
   constexpr int64_t NR = panel_width<T>();
-  const int64_t panels = (H + NR - 1) / NR;
+  const int64_t panels = (N + NR - 1) / NR;
   const bool copy_strip = panels > 2;
   for (int64_t k0 = 0; k0 < R; k0 += kWgradRows) {
     const int64_t kn = std::min<int64_t>(kWgradRows, R - k0);
-    pack_masked_rows<T>(h, mask, B, H, k0, kn, kWgradRows, pack);
+    pack_masked_rows<T>(h, mask, B, N, k0, kn, kWgradRows, pack);
     const T* a = dz + k0 * lds;
     const bool accumulate = k0 > 0;
     for (int64_t m = m0; m < m1; m += kMR) {
@@ -1105,66 +1105,69 @@ void gate_grad_rows(const T* dz, int64_t lds, const T* h, const T* mask, int64_t
       }
       for (int64_t p = 0; p < panels; ++p) {
         const T* bp = pack + p * kWgradRows * NR;
-        T* c = out + m * H + p * NR;
-        const int64_t cols = std::min<int64_t>(NR, H - p * NR);
+        T* c = out + m * N + p * NR;
+        const int64_t cols = std::min<int64_t>(NR, N - p * NR);
         if (rows == kMR) {
-          micro_kernel<T, kMR, true>(kn, am, lda, bp, c, H, cols, accumulate);
+          micro_kernel<T, kMR, true>(kn, am, lda, bp, c, N, cols, accumulate);
         } else {
-          micro_tail<T, kMR - 1, true>(rows, kn, am, lda, bp, c, H, cols, accumulate);
+          micro_tail<T, kMR - 1, true>(rows, kn, am, lda, bp, c, N, cols, accumulate);
         }
       }
     }
   }
 }
 
-// dW_hh (4H, H) of one direction: gate block q = dZ_q^T (h_prev * m_q) summed over all R = T*B rows, dZ_q
-// the columns [col0 + q H, col0 + (q + 1) H) of dz (R, S) (row r belongs to batch row r % B), h_prev (R, H)
-// (any shape of R*H contiguous elements), mask (G, B, H) contiguous: G = 4 one per gate (recurrent dropout
-// of Keras's implementation 1), 1 shared, or an empty tensor for none. Per-gate masks would otherwise
-// cost four GEMMs of M = N = H over K = R (oneDNN ran those at half the speed of one M = 4H product) and
-// four (R, H) products h * m_q. Items (gate, block of output rows) spread across threads.
-at::Tensor gate_weight_grad(const at::Tensor& dz, int64_t col0, const at::Tensor& h_prev, const at::Tensor& mask) {
+// A weight gradient per gate block: out (G * H, N), block q = dz_q^T (src * m_q) summed over all R = T*B
+// rows, dz_q the columns [col0 + q H, col0 + (q + 1) H) of dz (R, S) (row r belongs to batch row r % B),
+// src (R, N) (any shape of R*N contiguous elements: h_prev for dW_hh, x for dW_ih), mask (Gm, B, N)
+// contiguous with Gm = G (one per gate: Keras's implementation 1 under dropout), 1 (shared), or an empty
+// tensor for none. Per-gate masks would otherwise cost G GEMMs of M = H over K = R (oneDNN ran those at
+// half the speed of one M = G H product) and G (R, N) products src * m_q. Items (gate, block of output
+// rows) spread across threads.
+at::Tensor gate_weight_grad(const at::Tensor& dz, int64_t col0, int64_t G, int64_t H, const at::Tensor& src,
+                            const at::Tensor& mask) {
   TORCH_CHECK(dz.dim() == 2 && dz.is_contiguous() && (dz.scalar_type() == at::kFloat || dz.scalar_type() == at::kDouble),
               "lstm-bridge native: gate_weight_grad needs a contiguous float32/float64 dz (R, S); received ",
               dz.sizes(), " ", dz.scalar_type());
-  TORCH_CHECK(h_prev.dim() >= 1 && h_prev.is_contiguous() && h_prev.scalar_type() == dz.scalar_type(),
-              "lstm-bridge native: gate_weight_grad needs a contiguous h_prev of dz's dtype ", dz.scalar_type(),
-              "; received ", h_prev.sizes(), " ", h_prev.scalar_type());
-  const int64_t R = dz.size(0), S = dz.size(1), H = h_prev.size(-1);
-  TORCH_CHECK(H > 0 && h_prev.numel() == R * H && col0 >= 0 && col0 + 4 * H <= S,
-              "lstm-bridge native: gate_weight_grad needs h_prev with ", R, " rows of H units and columns [col0, col0 + 4H) "
-              "inside dz's ", S, "; received h_prev ", h_prev.sizes(), ", col0 ", col0);
+  TORCH_CHECK(src.dim() >= 1 && src.is_contiguous() && src.scalar_type() == dz.scalar_type(),
+              "lstm-bridge native: gate_weight_grad needs a contiguous src of dz's dtype ", dz.scalar_type(),
+              "; received ", src.sizes(), " ", src.scalar_type());
+  const int64_t R = dz.size(0), S = dz.size(1), N = src.dim() > 0 ? src.size(-1) : 0;
+  TORCH_CHECK(G > 0 && H > 0 && N > 0 && src.numel() == R * N && col0 >= 0 && col0 + G * H <= S,
+              "lstm-bridge native: gate_weight_grad needs src with ", R, " rows and columns [col0, col0 + G H) "
+              "inside dz's ", S, "; received src ", src.sizes(), ", col0 ", col0, ", G ", G, ", H ", H);
   const bool masked = mask.numel() > 0;
-  const int64_t G = masked ? mask.size(0) : 0, B = masked ? mask.size(1) : 1;
-  TORCH_CHECK(!masked || (mask.dim() == 3 && (G == 1 || G == 4) && mask.size(2) == H && B > 0 && R % B == 0 &&
+  const int64_t Gm = masked ? mask.size(0) : 0, B = masked ? mask.size(1) : 1;
+  TORCH_CHECK(!masked || (mask.dim() == 3 && (Gm == 1 || Gm == G) && mask.size(2) == N && B > 0 && R % B == 0 &&
                           mask.is_contiguous() && mask.scalar_type() == dz.scalar_type()),
-              "lstm-bridge native: gate_weight_grad mask must be a contiguous (G in {1, 4}, B, ", H, ") ",
+              "lstm-bridge native: gate_weight_grad mask must be a contiguous (1 or ", G, ", B, ", N, ") ",
               dz.scalar_type(), " tensor with B dividing ", R, " rows; received ", mask.sizes(), " ",
               mask.scalar_type());
-  at::Tensor out = at::empty({4 * H, H}, dz.options());
+  at::Tensor out = at::empty({G * H, N}, dz.options());
   if (R == 0) return out.zero_();
   AT_DISPATCH_FLOATING_TYPES(dz.scalar_type(), "lstm_bridge_gate_weight_grad", [&] {
     constexpr int64_t NR = panel_width<scalar_t>();
-    const int64_t panels = (H + NR - 1) / NR;
+    const int64_t panels = (N + NR - 1) / NR;
     const int64_t threads = std::max<int64_t>(1, at::get_num_threads());
     // each gate's output rows split so that there are at least as many items as threads (4 gates, 2
     // threads: one split), every block a multiple of the micro-kernel's rows
-    const int64_t splits = std::max<int64_t>(1, std::min<int64_t>((threads + 3) / 4, (H + kMR - 1) / kMR));
+    const int64_t splits = std::max<int64_t>(1, std::min<int64_t>((threads + G - 1) / G, (H + kMR - 1) / kMR));
     const int64_t step = (H + splits - 1) / splits;
     const int64_t block = (step + kMR - 1) / kMR * kMR;
     const scalar_t* d = dz.data_ptr<scalar_t>();
-    const scalar_t* h = h_prev.data_ptr<scalar_t>();
+    const scalar_t* x = src.data_ptr<scalar_t>();
     const scalar_t* m = masked ? mask.data_ptr<scalar_t>() : nullptr;
     scalar_t* o = out.data_ptr<scalar_t>();
-    at::parallel_for(0, 4 * splits, 1, [&](int64_t i0, int64_t i1) {
+    at::parallel_for(0, G * splits, 1, [&](int64_t i0, int64_t i1) {
       std::vector<scalar_t> pack(static_cast<size_t>(kWgradRows * panels * NR));
       std::vector<scalar_t> strip(static_cast<size_t>(kWgradRows * kMR));
       for (int64_t item = i0; item < i1; ++item) {
         const int64_t q = item / splits, part = item % splits;
         const int64_t m0 = std::min(H, part * block), m1 = std::min(H, m0 + block);
         if (m0 >= m1) continue;
-        const scalar_t* piece = m == nullptr ? nullptr : m + (G == 4 ? q : 0) * B * H;
-        gate_grad_rows<scalar_t>(d + col0 + q * H, S, h, piece, B, R, H, o + q * H * H, pack.data(), strip.data(), m0, m1);
+        const scalar_t* piece = m == nullptr ? nullptr : m + (Gm == G ? q : 0) * B * N;
+        gate_grad_rows<scalar_t>(d + col0 + q * H, S, x, piece, B, R, N, o + q * H * N, pack.data(), strip.data(),
+                                 m0, m1);
       }
     });
   });
@@ -1337,8 +1340,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "a (M, K) @ w (N, K)^T through the recurrence's micro-kernel (w any strides), into out if given",
         py::arg("a"), py::arg("w"), py::arg("out") = py::none());
   m.def("gate_weight_grad", &lstm_bridge::gate_weight_grad,
-        "dW_hh (4H, H) = per gate q: dz[:, col0 + qH : col0 + (q+1)H]^T (h_prev * mask[q or 0]) over all rows",
-        py::arg("dz"), py::arg("col0"), py::arg("h_prev"), py::arg("mask"));
+        "(G H, N): block q = dz[:, col0 + qH : col0 + (q+1)H]^T (src * mask[q or 0]) over all rows (dW_hh, dW_ih)",
+        py::arg("dz"), py::arg("col0"), py::arg("gates"), py::arg("hidden"), py::arg("src"), py::arg("mask"));
   m.def("release_kept_block", &lstm_bridge::release_kept_block,
         "let go of this thread's kept bf16 projection block (its memory returns once nothing holds it)");
   m.def("matmul_nt_bf16", &lstm_bridge::matmul_nt_bf16,

@@ -90,6 +90,12 @@ def gated_projection(
     return xp
 
 
+def _gate_grads_native(dZ2: Tensor, src: Tensor) -> bool:
+    """Whether the kernel's ``gate_weight_grad`` takes a per-gate weight gradient: float32/float64 operands
+    of one dtype and a contiguous ``dZ2`` (the kernel's own output; a bf16 layer's GEMMs go elsewhere)."""
+    return dZ2.dtype in (torch.float32, torch.float64) and src.dtype == dZ2.dtype and dZ2.is_contiguous()
+
+
 def gated_projection_grads(
     ext: ModuleType,
     dZ2: Tensor,
@@ -135,7 +141,9 @@ def gated_projection_grads(
             if dx is not None:
                 for q, g in enumerate(gates):
                     dx += mm_nn(ext, dz[:, g], w_ih[d][g]).view(T, B, I) * m[q]
-            if need_w[d]:
+            if need_w[d] and _gate_grads_native(dZ2, x):  # x * m_q formed while packing, not per gate
+                d_w[d] = ext.gate_weight_grad(dZ2, offsets[d], G, H, x.contiguous(), m.to(x.dtype).contiguous())
+            elif need_w[d]:
                 d_w[d] = torch.cat([mm_tn(dz[:, g], (x * m[q]).reshape(T * B, I)) for q, g in enumerate(gates)], 0)
     return dx, d_w
 
@@ -219,9 +227,9 @@ def recurrent_weight_grad(plan: Plan, dZ2: Tensor, d: int, h_seq: Tensor, m: Opt
     already be bfloat16; the result is float32): bf16 GEMMs, one per gate under per-gate masks."""
     H = h_seq.shape[-1]
     rows = dZ2.shape[0]
-    if not plan.lowp and dZ2.dtype in (torch.float32, torch.float64) and dZ2.is_contiguous():
+    if not plan.lowp and _gate_grads_native(dZ2, h_seq):
         mask = plan.empty() if m is None else m.to(dZ2.dtype)
-        result: Tensor = plan.ext.gate_weight_grad(dZ2, plan.offsets[d], h_seq.contiguous(), mask)
+        result: Tensor = plan.ext.gate_weight_grad(dZ2, plan.offsets[d], 4, H, h_seq.contiguous(), mask)
         return result
     dz = dZ2[:, plan.columns(d)]
     if plan.lowp:
