@@ -182,6 +182,16 @@ def test_matches_torch_path(monkeypatch, direction, mask, rule, dropout_g, dtype
     assert_matches(monkeypatch, case, reverse, sem, dtype)
 
 
+@pytest.mark.parametrize("dropout_g", DROPOUT_G)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_wide_input_weight_gradients_match_torch_path(monkeypatch, dropout_g, dtype):
+    """Inputs of 64+ features: dW_ih comes from the kernel's gate_weight_grad (one call per direction, its
+    column block; input masks formed while packing), not oneDNN's product. Bidirectional of unequal widths."""
+    case = make_case(5, 3, 70, [4, 3], dtype, seed=11, dropout_g=dropout_g, valid_kind="holes")
+    sem = LayerSemantics(CellActivations(A.hard_sigmoid_keras2, A.tanh, A.tanh))
+    assert_matches(monkeypatch, case, [False, True], sem, dtype)
+
+
 @pytest.mark.parametrize("role", ["gate", "candidate", "cell"])
 @pytest.mark.parametrize("act", NATIVE_ACTS, ids=lambda a: a.name)
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)

@@ -247,6 +247,30 @@ def test_native_matches_torch_path(cell, mask, rule, dirs, dtype):
 
 
 @pytest.mark.parametrize("cell", list(CELLS))
+@pytest.mark.parametrize("drop", [None, (1, 0), (3, 0)])
+def test_wide_inputs_weight_gradients(cell, drop):
+    """64+ input features: dW_ih from the kernel's gate_weight_grad (G = 3 or 1 gate blocks per direction,
+    shared or per-gate input masks formed while packing), both directions of unequal widths (float64)."""
+    if CELLS[cell][0] is CellKind.RNN and drop == (3, 0):
+        pytest.skip("the RNN has one gate: G = 1 only")
+    case = Case(
+        cell,
+        "holes",
+        MaskedOutput.CARRY,
+        "bi",
+        torch.float64,
+        5,
+        acts=(A.sigmoid, A.tanh),
+        drop=drop,
+        size=(4, 3, 70, 5),
+    )
+    out_n, grad_n = case.run("native")
+    out_t, grad_t = case.run("torch")
+    assert_close(out_n, out_t, TOL[torch.float64], "outputs")
+    assert_close(grad_n, grad_t, GRAD_TOL[torch.float64], "gradients")
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
 @pytest.mark.parametrize("drop", [(1, 1), (3, 3), (0, 3), (3, 0)])
 def test_dropout_masks_every_form(cell, drop):
     """Per-gate and shared dropout masks, with a mask and both directions (float64)."""

@@ -96,6 +96,19 @@ def _gate_grads_native(dZ2: Tensor, src: Tensor) -> bool:
     return dZ2.dtype in (torch.float32, torch.float64) and src.dtype == dZ2.dtype and dZ2.is_contiguous()
 
 
+_NATIVE_WGRAD_MIN_COLUMNS = 64
+"""``dW_ih``'s input width from which the kernel's ``gate_weight_grad`` replaces oneDNN's product: its column
+panels are 64 wide, so narrower inputs leave most of a panel empty (I = 32, H = 128: 1.31x oneDNN's time), while
+from 64 on it took 0.67-0.98x on ten shapes (2 threads, docs/benchmarks.md) and skips oneDNN's transposed copy
+of the input."""
+
+
+def _native_input_weight_grads(dZ2: Tensor, x2: Tensor) -> bool:
+    """Whether ``dW_ih`` of ``x2 (T*B, I)`` goes to the kernel's ``gate_weight_grad`` (see
+    :data:`_NATIVE_WGRAD_MIN_COLUMNS`)."""
+    return x2.shape[1] >= _NATIVE_WGRAD_MIN_COLUMNS and _gate_grads_native(dZ2, x2)
+
+
 def gated_projection_grads(
     ext: ModuleType,
     dZ2: Tensor,
@@ -119,7 +132,12 @@ def gated_projection_grads(
         if need_x:
             weight = w_ih[0] if D == 1 else torch.cat(list(w_ih), 0)
             dx = mm_nn(ext, dZ2, weight).view(T, B, I)
-        if any(need_w):
+        if any(need_w) and _native_input_weight_grads(dZ2, x2):
+            x2c, none = x2.contiguous(), x.new_empty(0)
+            for d in range(D):
+                if need_w[d]:
+                    d_w[d] = ext.gate_weight_grad(dZ2, offsets[d], G, widths[d] // G, x2c, none)
+        elif any(need_w):
             full = mm_tn(dZ2, x2)  # (S, I): all directions in one GEMM
             for d in range(D):
                 if need_w[d]:
@@ -134,7 +152,9 @@ def gated_projection_grads(
             if dx is not None:
                 dxd = mm_nn(ext, dz, w_ih[d]).view(T, B, I)
                 dx += dxd if m is None else dxd * m[0]
-            if need_w[d]:
+            if need_w[d] and m is not None and _native_input_weight_grads(dZ2, x2):  # x * m formed while packing
+                d_w[d] = ext.gate_weight_grad(dZ2, offsets[d], G, H, x.contiguous(), m[:1].to(x.dtype).contiguous())
+            elif need_w[d]:
                 d_w[d] = mm_tn(dz, x2 if m is None else (x * m[0]).reshape(T * B, I))
         else:  # one mask per gate
             gates = [slice(q * H, (q + 1) * H) for q in range(G)]
