@@ -34,7 +34,7 @@ from ..semantics import CellKind, DirectionWeights, DropoutMasks, LayerSemantics
 from . import loader
 from .checks import native_activation_id
 from .gemm import mm_tn
-from .projection import gated_projection, gated_projection_grads
+from .projection import gate_grads_native, gated_projection, gated_projection_grads
 
 Tensor = torch.Tensor
 OptTensor = Optional[Tensor]
@@ -193,10 +193,41 @@ def _masked(h_seq: Tensor, m: OptTensor, q: int) -> Tensor:
 
 
 def _recurrent_grads(
+    ext: Any, form: int, dZ2: Tensor, off: int, daux: OptTensor, h_prev: Tensor, aux: OptTensor, m: OptTensor, H: int
+) -> Tensor:
+    """``dW_hh (G*H, H)`` of one direction from its columns ``[off, off + G*H)`` of ``dZ2 (T*B, S)``: the
+    kernel's ``gate_weight_grad`` over the gate blocks that multiply ``h_prev * m_q`` (the masks formed while
+    packing), the GRU's n block against its own operand (reset_after: ``daux``; reset_before: ``r * hm_n``,
+    saved as ``aux``); oneDNN products where the kernel's GEMM does not apply (see :func:`gate_grads_native`)."""
+    rows = dZ2.shape[0]
+    if not gate_grads_native(dZ2, h_prev):
+        return _recurrent_grads_onednn(form, dZ2[:, off : off + _gates(form) * H], daux, h_prev, aux, m, H)
+    h = h_prev.contiguous()
+    none = h.new_empty(0)
+
+    def masks(q0: int, count: int) -> Tensor:  # gates q0 .. q0 + count - 1 (a single mask is shared)
+        if m is None:
+            return none
+        return (m if m.shape[0] == 1 else m[q0 : q0 + count]).to(h.dtype).contiguous()
+
+    if form == FORM_RNN:
+        result: Tensor = ext.gate_weight_grad(dZ2, off, 1, H, h, masks(0, 1))
+        return result
+    rz = ext.gate_weight_grad(dZ2, off, 2, H, h, masks(0, 2))
+    if form == FORM_GRU_AFTER:
+        assert daux is not None
+        n = ext.gate_weight_grad(daux.reshape(rows, H).contiguous(), 0, 1, H, h, masks(2, 1))
+    else:  # reset_before: the n product's input was r ⊙ hm_n, saved as aux
+        assert aux is not None
+        n = ext.gate_weight_grad(dZ2, off + 2 * H, 1, H, aux.reshape(rows, H).contiguous(), none)
+    return torch.cat([rz, n], 0)
+
+
+def _recurrent_grads_onednn(
     form: int, dz: Tensor, daux: OptTensor, h_prev: Tensor, aux: OptTensor, m: OptTensor, H: int
 ) -> Tensor:
-    """``dW_hh (G*H, H)`` of one direction from ``dz (T*B, G*H)``: one GEMM per gate block (or one in all
-    for the RNN and the unmasked r, z blocks)."""
+    """:func:`_recurrent_grads` as oneDNN products, from the direction's columns ``dz (T*B, G*H)``: one GEMM per
+    gate block (or one in all for the RNN and the unmasked r, z blocks)."""
     if form == FORM_RNN:
         return mm_tn(dz, _masked(h_prev, m, 0))
     rows = dz.shape[0]
@@ -270,7 +301,7 @@ def backward_impl(
         da = daux[d] if form == FORM_GRU_AFTER else None
         if need_w_hh[d]:
             d_w_hh[d] = _recurrent_grads(
-                form, dz, da, h_prev[d], aux[d] if form != FORM_RNN else None, rec_masks[d], H[d]
+                ext, form, dZ2, offsets[d], da, h_prev[d], aux[d] if form != FORM_RNN else None, rec_masks[d], H[d]
             )
         if need_b_ih[d] or need_b_hh[d]:
             db = dz.sum(0)

@@ -31,6 +31,7 @@ __all__ = [
     "input_gradients",
     "input_projection",
     "matmul_nt",
+    "gate_grads_native",
     "recurrent_weight_grad",
 ]
 
@@ -90,9 +91,10 @@ def gated_projection(
     return xp
 
 
-def _gate_grads_native(dZ2: Tensor, src: Tensor) -> bool:
-    """Whether the kernel's ``gate_weight_grad`` takes a per-gate weight gradient: float32/float64 operands
-    of one dtype and a contiguous ``dZ2`` (the kernel's own output; a bf16 layer's GEMMs go elsewhere)."""
+def gate_grads_native(dZ2: Tensor, src: Tensor) -> bool:
+    """Whether the kernel's ``gate_weight_grad`` takes a weight gradient of ``dZ2``'s column blocks against
+    ``src``: float32/float64 operands of one dtype and a contiguous ``dZ2`` (the kernel's own output; a bf16
+    layer's GEMMs go elsewhere). The LSTM's and the GRU/RNN family's ``dW_hh`` and ``dW_ih`` use it."""
     return dZ2.dtype in (torch.float32, torch.float64) and src.dtype == dZ2.dtype and dZ2.is_contiguous()
 
 
@@ -106,7 +108,7 @@ of the input."""
 def _native_input_weight_grads(dZ2: Tensor, x2: Tensor) -> bool:
     """Whether ``dW_ih`` of ``x2 (T*B, I)`` goes to the kernel's ``gate_weight_grad`` (see
     :data:`_NATIVE_WGRAD_MIN_COLUMNS`)."""
-    return x2.shape[1] >= _NATIVE_WGRAD_MIN_COLUMNS and _gate_grads_native(dZ2, x2)
+    return x2.shape[1] >= _NATIVE_WGRAD_MIN_COLUMNS and gate_grads_native(dZ2, x2)
 
 
 def gated_projection_grads(
@@ -161,7 +163,7 @@ def gated_projection_grads(
             if dx is not None:
                 for q, g in enumerate(gates):
                     dx += mm_nn(ext, dz[:, g], w_ih[d][g]).view(T, B, I) * m[q]
-            if need_w[d] and _gate_grads_native(dZ2, x):  # x * m_q formed while packing, not per gate
+            if need_w[d] and gate_grads_native(dZ2, x):  # x * m_q formed while packing, not per gate
                 d_w[d] = ext.gate_weight_grad(dZ2, offsets[d], G, H, x.contiguous(), m.to(x.dtype).contiguous())
             elif need_w[d]:
                 d_w[d] = torch.cat([mm_tn(dz[:, g], (x * m[q]).reshape(T * B, I)) for q, g in enumerate(gates)], 0)
@@ -247,7 +249,7 @@ def recurrent_weight_grad(plan: Plan, dZ2: Tensor, d: int, h_seq: Tensor, m: Opt
     already be bfloat16; the result is float32): bf16 GEMMs, one per gate under per-gate masks."""
     H = h_seq.shape[-1]
     rows = dZ2.shape[0]
-    if not plan.lowp and _gate_grads_native(dZ2, h_seq):
+    if not plan.lowp and gate_grads_native(dZ2, h_seq):
         mask = plan.empty() if m is None else m.to(dZ2.dtype)
         result: Tensor = plan.ext.gate_weight_grad(dZ2, plan.offsets[d], 4, H, h_seq.contiguous(), mask)
         return result
