@@ -244,8 +244,8 @@ def recurrent_weight_grad(plan: Plan, dZ2: Tensor, d: int, h_seq: Tensor, m: Opt
     sequence) and ``m`` the recurrent dropout mask ``(G, B, H)`` (G = 4: one per gate, 1: shared) or None.
 
     float32/float64: the kernel's ``gate_weight_grad`` (the micro-kernel reading ``dZ`` in place and forming
-    ``h * m_q`` while packing; 1.0-1.6x faster than oneDNN's one product without masks on the bench shapes,
-    1.6-4x faster than four per-gate products with them, docs/benchmarks.md). A bf16 layer (``dZ2`` may
+    ``h * m_q`` while packing; 1.0-1.7x faster than oneDNN's one product without masks on nine shapes,
+    1.6-4.8x faster than four per-gate products with them, docs/benchmarks.md). A bf16 layer (``dZ2`` may
     already be bfloat16; the result is float32): bf16 GEMMs, one per gate under per-gate masks."""
     H = h_seq.shape[-1]
     rows = dZ2.shape[0]
