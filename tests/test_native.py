@@ -568,6 +568,23 @@ def test_matmul_nt_matches_torch(shape, dtype):
     torch.testing.assert_close(got_t, got, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_matmul_nt_reads_and_writes_column_blocks_in_place(dtype):
+    """A column block of a wider matrix as ``a`` (dZ's gate columns) and as ``out`` (one gate's columns of the
+    projection): read and written with their row strides; the columns around the block stay untouched."""
+    gen = torch.Generator().manual_seed(5)
+    wide = torch.randn(37, 90, generator=gen, dtype=dtype)
+    a = wide[:, 10:80]  # (37, 70), row stride 90
+    w = torch.randn(20, 70, generator=gen, dtype=dtype)
+    out = torch.full((37, 50), 7.0, dtype=dtype)
+    got = native.module().matmul_nt(a, w, out[:, 5:25])
+    assert got.data_ptr() == out[:, 5:25].data_ptr()
+    torch.testing.assert_close(out[:, 5:25], a @ w.t(), **TOL[dtype])
+    assert bool((out[:, :5] == 7).all()) and bool((out[:, 25:] == 7).all())
+    with pytest.raises(RuntimeError, match=r"view with unit column stride"):
+        native.module().matmul_nt(a, w, out.t()[:20])
+
+
 def test_matmul_nt_rejects_mismatched_operands():
     with pytest.raises(RuntimeError, match=r"matmul_nt needs CPU float32/float64 a \(M, K\) and w \(N, K\)"):
         native.module().matmul_nt(torch.zeros(3, 4), torch.zeros(5, 6))

@@ -9,7 +9,8 @@ for the transposed products of the weight gradients, whose reduction runs over a
 
 * ``a @ w.T`` (:func:`mm_nt`: the projection, and ``dx`` as ``dZ @ (W.T).T``): the micro-kernel, for
   float32 and float64; oneDNN for float32 products whose ``w`` has fewer than 128 rows (the micro-kernel's
-  column panels are 64 wide, so a narrow output wastes them);
+  column panels are 64 wide, so a narrow output wastes them) unless ``a`` is a column block of a wider
+  matrix (one gate's columns of ``dZ`` under per-gate input dropout), which oneDNN would copy first;
 * ``a.T @ b`` (:func:`mm_tn`: ``dW_ih``): oneDNN for float32, ``torch.mm`` otherwise (``dW_hh`` is the
   kernel's own ``gate_weight_grad``, :func:`.projection.recurrent_weight_grad`);
 * products below :data:`TINY_MACS` multiply-adds: ``torch.mm`` (set-up costs dominate there).
@@ -63,16 +64,20 @@ def _onednn_nt(a: Tensor, w: Tensor) -> Tensor:
 
 
 def mm_nt(ext: ModuleType, a: Tensor, w: Tensor, out: Optional[Tensor] = None) -> Tensor:
-    """``a (M, K) @ w (N, K).T -> (M, N)``; ``w`` may have any strides; into ``out`` (``M*N`` contiguous
-    elements of ``a``'s dtype) when given."""
+    """``a (M, K) @ w (N, K).T -> (M, N)``; ``w`` may have any strides; into ``out`` when given: ``M*N``
+    contiguous elements of ``a``'s dtype, or (float32/float64) an ``(M, N)`` view with unit column stride (a
+    column block of a wider matrix: the kernel's GEMM writes it in place)."""
+    if out is not None and not out.is_contiguous():
+        result: Tensor = ext.matmul_nt(a, w, out)
+        return result
     if _tiny(a, a.shape[0] * a.shape[1] * w.shape[0]):
         if out is not None:
             return torch.mm(a, w.t(), out=out.view(a.shape[0], w.shape[0]))
         return torch.mm(a, w.t())
-    if a.dtype == torch.float32 and _ONEDNN and w.shape[0] < _NT_MIN_COLUMNS and out is None:
-        return _onednn_nt(a, w)
+    if a.dtype == torch.float32 and _ONEDNN and w.shape[0] < _NT_MIN_COLUMNS and out is None and a.is_contiguous():
+        return _onednn_nt(a, w)  # (a column block of dZ goes to the kernel, which reads it without oneDNN's copy)
     if a.dtype in (torch.float32, torch.float64) and a.dtype == w.dtype:
-        result: Tensor = ext.matmul_nt(a, w, out)
+        result = ext.matmul_nt(a, w, out)
         return result
     if out is not None:
         return torch.mm(a, w.t(), out=out.view(a.shape[0], w.shape[0]))

@@ -1177,22 +1177,29 @@ at::Tensor gate_weight_grad(const at::Tensor& dz, int64_t col0, int64_t G, int64
 // out (M, N) = a (M, K) @ w (N, K)^T through the micro-kernel (w with any strides: the packing reads
 // them). The rows go in blocks small enough to stay in L2 while every packed panel of w passes over them
 // (without blocking a thread streams all its rows of a from memory once per 64-column panel), blocks
-// spread across threads. Into out (M*N contiguous elements of a's dtype) when given. Used for the input
-// projection and dx: at these shapes it ran 1.5-2.4x MKL's sgemm, which does not use AVX-512 on AMD.
+// spread across threads. Into out when given: M*N contiguous elements of a's dtype, or an (M, N) view with
+// unit column stride and any row stride (a column block of a wider matrix, e.g. one gate's columns of the
+// projection). a may have any row stride too (unit column stride: a column block of dZ), read without a
+// copy. Used for the input projection and dx: at these shapes it ran 1.5-2.4x MKL's sgemm, which does not
+// use AVX-512 on AMD.
 at::Tensor matmul_nt(const at::Tensor& a, const at::Tensor& w, c10::optional<at::Tensor> out_opt) {
   TORCH_CHECK(a.dim() == 2 && w.dim() == 2 && a.size(1) == w.size(1) && a.scalar_type() == w.scalar_type() &&
                   !a.is_cuda() && !w.is_cuda() &&
                   (a.scalar_type() == at::kFloat || a.scalar_type() == at::kDouble),
               "lstm-bridge native: matmul_nt needs CPU float32/float64 a (M, K) and w (N, K) of one dtype; "
               "received ", a.sizes(), " ", a.scalar_type(), " and ", w.sizes(), " ", w.scalar_type());
-  const at::Tensor A = a.contiguous();
-  const int64_t M = A.size(0), K = A.size(1), N = w.size(0);
+  // rows of a read with their own stride (a column block of a wider matrix needs no copy)
+  const at::Tensor A = (a.stride(1) == 1 && a.stride(0) >= a.size(1)) ? a : a.contiguous();
+  const int64_t M = A.size(0), K = A.size(1), N = w.size(0), lda = std::max<int64_t>(1, A.stride(0));
   at::Tensor out;
   if (out_opt.has_value() && out_opt->defined()) {
-    TORCH_CHECK(out_opt->scalar_type() == A.scalar_type() && out_opt->is_contiguous() && out_opt->numel() == M * N,
-                "lstm-bridge native: matmul_nt out must be contiguous ", A.scalar_type(), " with ", M * N,
-                " elements; received ", out_opt->sizes(), " ", out_opt->scalar_type());
-    out = out_opt->view({M, N});
+    const at::Tensor& o = *out_opt;
+    const bool strided_block = o.dim() == 2 && o.size(0) == M && o.size(1) == N && o.stride(1) == 1 && o.stride(0) >= N;
+    TORCH_CHECK(o.scalar_type() == A.scalar_type() && (strided_block || (o.is_contiguous() && o.numel() == M * N)),
+                "lstm-bridge native: matmul_nt out must be ", A.scalar_type(), " with ", M * N,
+                " contiguous elements or an (", M, ", ", N, ") view with unit column stride; received ", o.sizes(),
+                " with strides ", o.strides(), " ", o.scalar_type());
+    out = strided_block ? o : o.view({M, N});
   } else {
     out = A.scalar_type() == at::kFloat ? empty_gemm_output(M, N, A.options()) : at::empty({M, N}, A.options());
   }
@@ -1202,6 +1209,7 @@ at::Tensor matmul_nt(const at::Tensor& a, const at::Tensor& w, c10::optional<at:
     const RecGemm<scalar_t> g = pack_kernel_weights<scalar_t>(w, 0, /*forward=*/true);
     const scalar_t* ap = A.data_ptr<scalar_t>();
     scalar_t* cp = out.data_ptr<scalar_t>();
+    const int64_t ldc = std::max<int64_t>(1, out.stride(0));
     // ~192 KiB of a per block (L2 also holds the panel in use), a multiple of kMR rows, at most 256
     const int64_t fit = (int64_t(192) << 10) / std::max<int64_t>(1, K * static_cast<int64_t>(sizeof(scalar_t)));
     const int64_t block = std::max<int64_t>(kMR, std::min<int64_t>(256, fit) / kMR * kMR);
@@ -1210,7 +1218,7 @@ at::Tensor matmul_nt(const at::Tensor& a, const at::Tensor& w, c10::optional<at:
     at::parallel_for(0, blocks, grain, [&](int64_t i0, int64_t i1) {
       for (int64_t i = i0; i < i1; ++i) {
         const int64_t m0 = i * block, rows = std::min(block, M - m0);
-        kernel_gemm<scalar_t>(g, 0, rows, ap + m0 * K, K, false, cp + m0 * N, N);
+        kernel_gemm<scalar_t>(g, 0, rows, ap + m0 * lda, lda, false, cp + m0 * ldc, ldc);
       }
     });
   });

@@ -76,19 +76,30 @@ def gated_projection(
         weight = w_ih[0] if len(w_ih) == 1 else torch.cat(list(w_ih), 0)
         return mm_nt(ext, x2, weight.detach(), out).view(T, B, S)
     xp = x.new_empty(T, B, S)
+    xp2 = xp.view(T * B, S)
+    in_place = x.dtype in (torch.float32, torch.float64)  # the kernel's GEMM writes column blocks in place
     for d, (w, m) in enumerate(zip(w_ih, in_masks)):
         w = w.detach()
         GH = w.shape[0]
         H = GH // G
-        block = xp[..., offsets[d] : offsets[d] + GH]
+        off = offsets[d]
         if m is None or m.shape[0] == 1:
             xm = x2 if m is None else (x * m[0]).reshape(T * B, I)
-            block.copy_(mm_nt(ext, xm, w).view(T, B, GH))
+            _gemm_into(ext, xm, w, xp2[:, off : off + GH], in_place)
         else:  # one mask per gate: the gate's rows of W_ih against its masked input
             for q in range(G):
                 xq = (x * m[q]).reshape(T * B, I)
-                block[..., q * H : (q + 1) * H].copy_(mm_nt(ext, xq, w[q * H : (q + 1) * H]).view(T, B, H))
+                _gemm_into(ext, xq, w[q * H : (q + 1) * H], xp2[:, off + q * H : off + (q + 1) * H], in_place)
     return xp
+
+
+def _gemm_into(ext: ModuleType, a: Tensor, w: Tensor, block: Tensor, in_place: bool) -> None:
+    """``block (M, N) = a (M, K) @ w (N, K).T``, ``block`` a column block of the projection: written in place
+    by the kernel's GEMM (float32/float64), else through a product and a copy."""
+    if in_place:
+        mm_nt(ext, a, w, block)
+    else:
+        block.copy_(mm_nt(ext, a, w))
 
 
 def gate_grads_native(dZ2: Tensor, src: Tensor) -> bool:
