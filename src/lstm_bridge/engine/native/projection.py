@@ -111,7 +111,7 @@ def gate_grads_native(dZ2: Tensor, src: Tensor) -> bool:
 
 _NATIVE_WGRAD_MIN_COLUMNS = 64
 """``dW_ih``'s input width from which the kernel's ``gate_weight_grad`` replaces oneDNN's product: its column
-panels are 64 wide, so narrower inputs leave most of a panel empty (I = 32, H = 128: 1.31x oneDNN's time), while
+panels are 64 wide, so narrower inputs leave most of a panel empty (I = 32, H = 128: 1.13-1.31x oneDNN's time), while
 from 64 on it took 0.67-0.98x on ten shapes (2 threads, docs/benchmarks.md) and skips oneDNN's transposed copy
 of the input."""
 
