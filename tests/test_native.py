@@ -585,6 +585,43 @@ def test_matmul_nt_reads_and_writes_column_blocks_in_place(dtype):
         native.module().matmul_nt(a, w, out.t()[:20])
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("G, H, K", [(4, 5, 3), (3, 70, 33), (4, 64, 130)])
+def test_gated_products_match_float64(dtype, G, H, K):
+    """Per-gate input dropout inside the kernel: the projection block (x * m_q) W_q^T written in place into a
+    wider matrix (its neighbours untouched), and dx = sum_q (dZ_q W_q) * m_q read from dZ's column block,
+    against float64 products; more rows (300) than one row block, batch 3."""
+    M, B = 300, 3
+    gen = torch.Generator().manual_seed(G * 1000 + H + K)
+    x = torch.randn(M, K, generator=gen, dtype=dtype)
+    w = torch.randn(G * H, K, generator=gen, dtype=dtype)
+    mask = (torch.rand(G, B, K, generator=gen) > 0.3).to(dtype) / 0.7
+    rows = torch.arange(M) % B
+    wide = torch.full((M, G * H + 9), 5.0, dtype=dtype)
+    native.module().gated_matmul_nt(x, w, mask, wide[:, 4 : 4 + G * H])
+    want = torch.cat([(x.double() * mask[q].double()[rows]) @ w[q * H : (q + 1) * H].double().t() for q in range(G)], 1)
+    torch.testing.assert_close(wide[:, 4 : 4 + G * H], want.to(dtype), **TOL[dtype])
+    assert bool((wide[:, :4] == 5).all()) and bool((wide[:, 4 + G * H :] == 5).all())
+    dz = torch.randn(M, G * H + 7, generator=gen, dtype=dtype)
+    got = native.module().gated_matmul_nn(dz, 7, w, mask)
+    want_dx = sum(
+        (dz[:, 7 + q * H : 7 + (q + 1) * H].double() @ w[q * H : (q + 1) * H].double()) * mask[q].double()[rows]
+        for q in range(G)
+    )
+    torch.testing.assert_close(got, want_dx.to(dtype), **TOL[dtype])
+
+
+def test_gated_products_reject_mismatched_masks():
+    ext = native.module()
+    x, w = torch.zeros(6, 3), torch.zeros(8, 3)
+    with pytest.raises(RuntimeError, match=r"gated_matmul_nt needs a contiguous \(4, B, 3\)"):
+        ext.gated_matmul_nt(x, w, torch.ones(4, 4, 3), torch.zeros(6, 8))
+    with pytest.raises(RuntimeError, match=r"out must be an \(6, 8\)"):
+        ext.gated_matmul_nt(x, w, torch.ones(4, 2, 3), torch.zeros(8, 6).t())
+    with pytest.raises(RuntimeError, match=r"columns \[col0, col0 \+ G H\) inside dz's 8"):
+        ext.gated_matmul_nn(torch.zeros(6, 8), 2, w, torch.ones(4, 2, 3))
+
+
 def test_matmul_nt_rejects_mismatched_operands():
     with pytest.raises(RuntimeError, match=r"matmul_nt needs CPU float32/float64 a \(M, K\) and w \(N, K\)"):
         native.module().matmul_nt(torch.zeros(3, 4), torch.zeros(5, 6))

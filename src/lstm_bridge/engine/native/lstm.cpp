@@ -1174,6 +1174,121 @@ at::Tensor gate_weight_grad(const at::Tensor& dz, int64_t col0, int64_t G, int64
   return out;
 }
 
+// Rows of a gated product per block: ~192 KiB of the masked (or product) rows stay in L2 while every packed
+// panel passes over them (matmul_nt's rule), a multiple of kMR, at most 256.
+inline int64_t gated_block_rows(int64_t K, int64_t elem) {
+  const int64_t fit = (int64_t(192) << 10) / std::max<int64_t>(1, K * elem);
+  return std::max<int64_t>(kMR, std::min<int64_t>(256, fit) / kMR * kMR);
+}
+
+template <typename T>
+void check_gate_masks(const at::Tensor& mask, int64_t G, int64_t M, int64_t K, at::ScalarType dtype, const char* what) {
+  TORCH_CHECK(mask.dim() == 3 && mask.size(0) == G && mask.size(1) > 0 && M % mask.size(1) == 0 &&
+                  mask.size(2) == K && mask.is_contiguous() && mask.scalar_type() == dtype,
+              "lstm-bridge native: ", what, " needs a contiguous (", G, ", B, ", K, ") ", dtype,
+              " mask with B dividing ", M, " rows; received ", mask.sizes(), " ", mask.scalar_type());
+}
+
+// Under one input dropout mask per gate (Keras's implementation 1): out (M, G H) = per gate q
+// (a * m_q) w_q^T, a (M, K) (row r is batch row r % B), w (G H, K) any strides, mask (G, B, K); out a view of
+// (M, G H) with unit column stride (the direction's column block of the projection), written in place.
+// Each block of rows is masked per gate into a per-thread buffer and multiplied there: no (M, K) masked
+// copy per gate and no (M, H) product copied into the projection afterwards.
+at::Tensor gated_matmul_nt(const at::Tensor& a, const at::Tensor& w, const at::Tensor& mask, at::Tensor out) {
+  TORCH_CHECK(a.dim() == 2 && w.dim() == 2 && a.size(1) == w.size(1) && a.scalar_type() == w.scalar_type() &&
+                  (a.scalar_type() == at::kFloat || a.scalar_type() == at::kDouble) && a.stride(1) == 1,
+              "lstm-bridge native: gated_matmul_nt needs float32/float64 a (M, K) with unit column stride and w (G H, K) "
+              "of one dtype; received ", a.sizes(), " ", a.scalar_type(), " and ", w.sizes(), " ", w.scalar_type());
+  const int64_t M = a.size(0), K = a.size(1), GH = w.size(0);
+  const int64_t G = mask.dim() == 3 ? mask.size(0) : 0;
+  TORCH_CHECK(G > 0 && GH % G == 0, "lstm-bridge native: gated_matmul_nt needs w's ", GH,
+              " rows to split into the mask's gates; received mask ", mask.sizes());
+  const int64_t H = GH / G;
+  TORCH_CHECK(out.dim() == 2 && out.size(0) == M && out.size(1) == GH && out.stride(1) == 1 && out.scalar_type() == a.scalar_type(),
+              "lstm-bridge native: gated_matmul_nt out must be an (", M, ", ", GH, ") ", a.scalar_type(),
+              " view with unit column stride; received ", out.sizes(), " with strides ", out.strides());
+  AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "lstm_bridge_gated_matmul_nt", [&] {
+    check_gate_masks<scalar_t>(mask, G, M, K, a.scalar_type(), "gated_matmul_nt");
+    if (M == 0 || H == 0) return;
+    if (K == 0) {
+      out.zero_();
+      return;
+    }
+    std::vector<RecGemm<scalar_t>> packs;
+    for (int64_t q = 0; q < G; ++q) packs.push_back(pack_kernel_weights<scalar_t>(w.narrow(0, q * H, H), 0, true));
+    const int64_t B = mask.size(1), lda = std::max<int64_t>(1, a.stride(0)), ldo = std::max<int64_t>(1, out.stride(0));
+    const scalar_t* ap = a.data_ptr<scalar_t>();
+    const scalar_t* mp = mask.data_ptr<scalar_t>();
+    scalar_t* op = out.data_ptr<scalar_t>();
+    const int64_t block = gated_block_rows(K, sizeof(scalar_t));
+    const int64_t blocks = (M + block - 1) / block;
+    const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, block * K * GH));
+    at::parallel_for(0, blocks, grain, [&](int64_t i0, int64_t i1) {
+      std::vector<scalar_t> masked(static_cast<size_t>(block * K));
+      for (int64_t i = i0; i < i1; ++i) {
+        const int64_t m0 = i * block, rows = std::min(block, M - m0);
+        for (int64_t q = 0; q < G; ++q) {
+          for (int64_t r = 0; r < rows; ++r) {
+            const scalar_t* __restrict src = ap + (m0 + r) * lda;
+            const scalar_t* __restrict mr = mp + (q * B + (m0 + r) % B) * K;
+            scalar_t* __restrict dst = masked.data() + r * K;
+            for (int64_t k = 0; k < K; ++k) dst[k] = src[k] * mr[k];
+          }
+          kernel_gemm<scalar_t>(packs[q], 0, rows, masked.data(), K, false, op + m0 * ldo + q * H, ldo);
+        }
+      }
+    });
+  });
+  return out;
+}
+
+// The input gradient under one input dropout mask per gate: dx (M, K) = sum over q of (dz_q w_q) * m_q, dz_q
+// the columns [col0 + q H, col0 + (q + 1) H) of dz (M, S), w (G H, K) any strides, mask (G, B, K); the gates'
+// products are summed in gate order (((dz_0 w_0) m_0 + (dz_1 w_1) m_1) + ...), each row block's products
+// formed in a per-thread buffer: no (M, K) product per gate and no masked copies.
+at::Tensor gated_matmul_nn(const at::Tensor& dz, int64_t col0, const at::Tensor& w, const at::Tensor& mask) {
+  TORCH_CHECK(dz.dim() == 2 && w.dim() == 2 && dz.scalar_type() == w.scalar_type() && dz.stride(1) == 1 &&
+                  (dz.scalar_type() == at::kFloat || dz.scalar_type() == at::kDouble),
+              "lstm-bridge native: gated_matmul_nn needs float32/float64 dz (M, S) with unit column stride and w (G H, K) "
+              "of one dtype; received ", dz.sizes(), " ", dz.scalar_type(), " and ", w.sizes(), " ", w.scalar_type());
+  const int64_t M = dz.size(0), S = dz.size(1), GH = w.size(0), K = w.size(1);
+  const int64_t G = mask.dim() == 3 ? mask.size(0) : 0;
+  TORCH_CHECK(G > 0 && GH % G == 0 && col0 >= 0 && col0 + GH <= S, "lstm-bridge native: gated_matmul_nn needs w's ", GH,
+              " rows to split into the mask's gates and columns [col0, col0 + G H) inside dz's ", S,
+              "; received mask ", mask.sizes(), ", col0 ", col0);
+  const int64_t H = GH / G;
+  at::Tensor dx = at::zeros({M, K}, dz.options());
+  AT_DISPATCH_FLOATING_TYPES(dz.scalar_type(), "lstm_bridge_gated_matmul_nn", [&] {
+    check_gate_masks<scalar_t>(mask, G, M, K, dz.scalar_type(), "gated_matmul_nn");
+    if (M == 0 || K == 0 || H == 0) return;
+    std::vector<RecGemm<scalar_t>> packs;  // w_q^T (K, H): its N = K columns over H
+    for (int64_t q = 0; q < G; ++q) packs.push_back(pack_kernel_weights<scalar_t>(w.narrow(0, q * H, H).t(), 0, true));
+    const int64_t B = mask.size(1), lds = std::max<int64_t>(1, dz.stride(0));
+    const scalar_t* dp = dz.data_ptr<scalar_t>();
+    const scalar_t* mp = mask.data_ptr<scalar_t>();
+    scalar_t* xp = dx.data_ptr<scalar_t>();
+    const int64_t block = gated_block_rows(K, sizeof(scalar_t));
+    const int64_t blocks = (M + block - 1) / block;
+    const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, block * K * GH));
+    at::parallel_for(0, blocks, grain, [&](int64_t i0, int64_t i1) {
+      std::vector<scalar_t> prod(static_cast<size_t>(block * K));
+      for (int64_t i = i0; i < i1; ++i) {
+        const int64_t m0 = i * block, rows = std::min(block, M - m0);
+        for (int64_t q = 0; q < G; ++q) {
+          kernel_gemm<scalar_t>(packs[q], 0, rows, dp + m0 * lds + col0 + q * H, lds, false, prod.data(), K);
+          for (int64_t r = 0; r < rows; ++r) {
+            const scalar_t* __restrict pr = prod.data() + r * K;
+            const scalar_t* __restrict mr = mp + (q * B + (m0 + r) % B) * K;
+            scalar_t* __restrict dst = xp + (m0 + r) * K;
+            for (int64_t k = 0; k < K; ++k) dst[k] = dst[k] + pr[k] * mr[k];
+          }
+        }
+      }
+    });
+  });
+  return dx;
+}
+
 // out (M, N) = a (M, K) @ w (N, K)^T through the micro-kernel (w with any strides: the packing reads
 // them). The rows go in blocks small enough to stay in L2 while every packed panel of w passes over them
 // (without blocking a thread streams all its rows of a from memory once per 64-column panel), blocks
@@ -1350,6 +1465,13 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("gate_weight_grad", &lstm_bridge::gate_weight_grad,
         "(G H, N): block q = dz[:, col0 + qH : col0 + (q+1)H]^T (src * mask[q or 0]) over all rows (dW_hh, dW_ih)",
         py::arg("dz"), py::arg("col0"), py::arg("gates"), py::arg("hidden"), py::arg("src"), py::arg("mask"));
+  m.def("gated_matmul_nt", &lstm_bridge::gated_matmul_nt,
+        "out (M, G H) view = per gate q: (a * mask[q][row % B]) @ w[qH:(q+1)H]^T (the projection under per-gate "
+        "input dropout), in place",
+        py::arg("a"), py::arg("w"), py::arg("mask"), py::arg("out"));
+  m.def("gated_matmul_nn", &lstm_bridge::gated_matmul_nn,
+        "dx (M, K) = sum over q of (dz[:, col0 + qH : col0 + (q+1)H] @ w[qH:(q+1)H]) * mask[q][row % B]",
+        py::arg("dz"), py::arg("col0"), py::arg("w"), py::arg("mask"));
   m.def("release_kept_block", &lstm_bridge::release_kept_block,
         "let go of this thread's kept bf16 projection block (its memory returns once nothing holds it)");
   m.def("matmul_nt_bf16", &lstm_bridge::matmul_nt_bf16,

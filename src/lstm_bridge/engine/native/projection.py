@@ -86,6 +86,8 @@ def gated_projection(
         if m is None or m.shape[0] == 1:
             xm = x2 if m is None else (x * m[0]).reshape(T * B, I)
             _gemm_into(ext, xm, w, xp2[:, off : off + GH], in_place)
+        elif in_place and w.dtype == x.dtype:  # one mask per gate, applied per row block inside the kernel
+            ext.gated_matmul_nt(x2, w, m.to(x.dtype).contiguous(), xp2[:, off : off + GH])
         else:  # one mask per gate: the gate's rows of W_ih against its masked input
             for q in range(G):
                 xq = (x * m[q]).reshape(T * B, I)
@@ -171,7 +173,9 @@ def gated_projection_grads(
                 d_w[d] = mm_tn(dz, x2 if m is None else (x * m[0]).reshape(T * B, I))
         else:  # one mask per gate
             gates = [slice(q * H, (q + 1) * H) for q in range(G)]
-            if dx is not None:
+            if dx is not None and gate_grads_native(dZ2, x) and w_ih[d].dtype == x.dtype:  # masks inside the kernel
+                dx += ext.gated_matmul_nn(dZ2, offsets[d], w_ih[d].detach(), m.to(x.dtype).contiguous()).view(T, B, I)
+            elif dx is not None:
                 for q, g in enumerate(gates):
                     dx += mm_nn(ext, dz[:, g], w_ih[d][g]).view(T, B, I) * m[q]
             if need_w[d] and gate_grads_native(dZ2, x):  # x * m_q formed while packing, not per gate
