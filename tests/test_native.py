@@ -611,6 +611,29 @@ def test_gated_products_match_float64(dtype, G, H, K):
     torch.testing.assert_close(got, want_dx.to(dtype), **TOL[dtype])
 
 
+def test_per_gate_input_dropout_with_a_strided_input(monkeypatch):
+    """An input whose features are not adjacent (every other column of a wider tensor: its (T*B, I) view has
+    a column stride of 2) goes through the per-gate masked projection too, as the torch path computes it."""
+    gen = torch.Generator().manual_seed(3)
+    T, B, I, H = 5, 3, 6, 4
+    x = torch.randn(T, B, 2 * I, generator=gen, dtype=torch.float64)[..., ::2]
+    w = DirectionWeights(
+        torch.randn(4 * H, I, generator=gen, dtype=torch.float64),
+        torch.randn(4 * H, H, generator=gen, dtype=torch.float64),
+    )
+    masks = DropoutMasks(
+        inputs=(torch.rand(4, B, I, generator=gen) > 0.3).double() / 0.7,
+        recurrent=(torch.rand(4, B, H, generator=gen) > 0.3).double() / 0.7,
+    )
+    sem = LayerSemantics(CellActivations(A.hard_sigmoid_keras2, A.tanh, A.tanh))
+    h0 = torch.zeros(B, H, dtype=torch.float64)
+    outs = {}
+    for which in ("native", "torch"):
+        monkeypatch.setenv("LSTM_BRIDGE_BACKEND", which)
+        outs[which] = run_layer(x, [w], [h0], [h0], reverse=[False], semantics=sem, dropout=[masks])[0][0]
+    torch.testing.assert_close(outs["native"], outs["torch"], **TOL[torch.float64])
+
+
 def test_gated_products_reject_mismatched_masks():
     ext = native.module()
     x, w = torch.zeros(6, 3), torch.zeros(8, 3)

@@ -87,7 +87,8 @@ def gated_projection(
             xm = x2 if m is None else (x * m[0]).reshape(T * B, I)
             _gemm_into(ext, xm, w, xp2[:, off : off + GH], in_place)
         elif in_place and w.dtype == x.dtype:  # one mask per gate, applied per row block inside the kernel
-            ext.gated_matmul_nt(x2, w, m.to(x.dtype).contiguous(), xp2[:, off : off + GH])
+            rows = x2 if x2.stride(1) == 1 else x2.contiguous()  # (the kernel reads rows with unit stride)
+            ext.gated_matmul_nt(rows, w, m.to(x.dtype).contiguous(), xp2[:, off : off + GH])
         else:  # one mask per gate: the gate's rows of W_ih against its masked input
             for q in range(G):
                 xq = (x * m[q]).reshape(T * B, I)
