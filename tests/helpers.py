@@ -4,6 +4,8 @@
 * ``uneven`` / ``keras_weights``: random weights with a different scale per gate block (constant or
   evenly scaled weights hide gate-order bugs).
 * ``max_abs``: ``max |a - b|`` in float64 over tensors or arrays of the same shape.
+* ``flat_tensors`` / ``assert_same_bits``: a layer's return (a tensor or nested tuples/lists of them) as a flat
+  list, and two such returns compared bit for bit (dtype, shape and values).
 * ``MAX_ERRORS``: family -> max ``|front end - oracle|`` seen in this run (filled by ``test_engine_matrix``,
   printed by the ``conftest.py`` terminal-summary hook).
 """
@@ -63,3 +65,21 @@ def require_native_kernel() -> None:
         if problem:
             pytest.skip(f"native kernel cannot be built here: {problem}")
         pytest.fail(f"native kernel failed to build although the toolchain is present: {native.error()}")
+
+
+def flat_tensors(result) -> List[torch.Tensor]:
+    """A tensor, or nested tuples/lists of tensors, as a flat list in order."""
+    if isinstance(result, torch.Tensor):
+        return [result]
+    out: List[torch.Tensor] = []
+    for r in result:
+        out.extend(flat_tensors(r))
+    return out
+
+
+def assert_same_bits(a, b) -> None:
+    """Two layer returns hold the same tensors bit for bit: same count, dtypes, shapes and values."""
+    a, b = flat_tensors(a), flat_tensors(b)
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        assert x.dtype == y.dtype and x.shape == y.shape and torch.equal(x, y)

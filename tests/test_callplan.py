@@ -13,6 +13,8 @@ import lstm_bridge.keras as K
 import lstm_bridge.mindspore as M
 from lstm_bridge.engine import backend
 
+from helpers import assert_same_bits, flat_tensors
+
 
 def _count_selects(monkeypatch: pytest.MonkeyPatch) -> list:
     calls: list = []
@@ -194,22 +196,6 @@ def _full_path(module, *args, **kwargs):
         return copy.deepcopy(module)(*args, **kwargs)
 
 
-def _flat(result):
-    if isinstance(result, torch.Tensor):
-        return [result]
-    out = []
-    for r in result:
-        out.extend(_flat(r))
-    return out
-
-
-def _assert_same_bits(a, b):
-    a, b = _flat(a), _flat(b)
-    assert len(a) == len(b)
-    for x, y in zip(a, b):
-        assert x.dtype == y.dtype and x.shape == y.shape and torch.equal(x, y)
-
-
 def test_native_lean_inference_matches_the_general_forward_bit_for_bit(monkeypatch):
     from lstm_bridge.engine.native import function
     from lstm_bridge.engine.native.plan import LayerArgs
@@ -234,7 +220,7 @@ def test_native_lean_inference_matches_the_general_forward_bit_for_bit(monkeypat
         with monkeypatch.context() as m:
             m.setattr(function, "lean_inference", lambda *a: False)
             general = function.apply(plan, args, masks)
-        _assert_same_bits(lean, general)
+        assert_same_bits(lean, general)
 
 
 @pytest.mark.parametrize(
@@ -258,7 +244,7 @@ def test_keras_planned_call_matches_full_path_bit_for_bit(options):
         for m in (None, mask):
             layer(x, mask=m)  # builds / plans the signature
             planned = layer(x, mask=m)
-            _assert_same_bits(planned, _full_path(layer, x, mask=m))
+            assert_same_bits(planned, _full_path(layer, x, mask=m))
 
 
 @pytest.mark.parametrize("bidirectional", [False, True])
@@ -275,7 +261,7 @@ def test_mindspore_planned_call_matches_full_path_bit_for_bit(bidirectional, num
         net(x, **kwargs)
         planned = net(x, **kwargs)
     assert callplan_entry(net)[1] is not None  # (the call was planned)
-    _assert_same_bits(planned, _full_path(net, x, **kwargs))
+    assert_same_bits(planned, _full_path(net, x, **kwargs))
 
 
 def callplan_entry(module):
@@ -301,7 +287,7 @@ def test_mindspore_planned_seq_length_errors_and_clamping_as_the_full_path():
         # a unidirectional net treats lengths > T as T and negative lengths as 0, planned or not
         odd = torch.tensor([9, -4], dtype=torch.int64)
         planned = net(x, seq_length=odd)
-    _assert_same_bits(planned, _full_path(net, x, seq_length=odd))
+    assert_same_bits(planned, _full_path(net, x, seq_length=odd))
     assert torch.equal(planned[0][1], torch.zeros(3, 5))
 
 
@@ -320,8 +306,8 @@ def test_planned_calls_follow_parameter_writes_through_data():
             bias = net.bias_hh_l0 if module is net else layer.cell.bias
             bias.data.add_(0.5)
             after = module(x, **kwargs)
-            assert not torch.equal(_flat(before)[0], _flat(after)[0])
-            _assert_same_bits(after, _full_path(module, x, **kwargs))
+            assert not torch.equal(flat_tensors(before)[0], flat_tensors(after)[0])
+            assert_same_bits(after, _full_path(module, x, **kwargs))
 
 
 def test_planned_calls_follow_optimizer_steps_load_state_dict_and_the_backend(monkeypatch):
@@ -337,15 +323,15 @@ def test_planned_calls_follow_optimizer_steps_load_state_dict_and_the_backend(mo
             module(x)
             module(x)
         out = module(x)
-        _flat(out)[0].square().sum().backward()
+        flat_tensors(out)[0].square().sum().backward()
         torch.optim.SGD(module.parameters(), lr=0.5).step()
         with torch.no_grad():
-            _assert_same_bits(module(x), _full_path(module, x))
+            assert_same_bits(module(x), _full_path(module, x))
     state = {k: v * 0.5 for k, v in net.state_dict().items()}
     with torch.no_grad():
         net(x)
         net.load_state_dict(state)
-        _assert_same_bits(net(x), _full_path(net, x))
+        assert_same_bits(net(x), _full_path(net, x))
         layer(x)
         assert backend.last_used == "native"
         monkeypatch.setenv("LSTM_BRIDGE_BACKEND", "torch")
@@ -421,7 +407,7 @@ def test_tiny_inference_projection_skips_the_gemm_routing(monkeypatch):
         for layer, x in ((tiny, x_tiny), (large, x_large)):
             layer(x)
             layer(x)  # planned
-            _assert_same_bits(layer(x), _full_path(layer, x))
+            assert_same_bits(layer(x), _full_path(layer, x))
     assert all(shape[0] == 16 * 8 for shape in routed) and routed  # only the large layer's projections
 
 
@@ -437,7 +423,7 @@ def test_inference_and_recorded_forwards_agree_bit_for_bit(units, batch):
         inference = layer(x)  # planned
     recorded = layer(x)  # grad mode: autograd records the native call
     assert recorded[0].requires_grad
-    _assert_same_bits(inference, [r.detach() for r in recorded])
+    assert_same_bits(inference, [r.detach() for r in recorded])
 
 
 # --- MindSpore's planned seq_length calls (issue 12, item 3) ----------------------------------------------
@@ -471,7 +457,7 @@ def test_mindspore_planned_seq_length_values_read_on_every_call(bidirectional, n
                         with pytest.raises(KernelRuntimeError, match=rf"seq_length must be in \[0, {steps}\]"):
                             net(x, seq_length=seq)
                     continue
-                _assert_same_bits(net(x, seq_length=seq), _full_path(net, x, seq_length=seq))
+                assert_same_bits(net(x, seq_length=seq), _full_path(net, x, seq_length=seq))
 
 
 def test_mindspore_planned_seq_length_mask_skips_the_length_checks_in_range(monkeypatch):
@@ -515,9 +501,9 @@ def test_mindspore_planned_call_after_a_dtype_conversion():
         net.double()
         for kwargs in ({}, {"seq_length": lengths}):
             for inp in (x, x.double(), x):
-                _assert_same_bits(net(inp, **kwargs), _full_path(net, inp, **kwargs))
+                assert_same_bits(net(inp, **kwargs), _full_path(net, inp, **kwargs))
         net.float()
-        _assert_same_bits(net(x, seq_length=lengths), _full_path(net, x, seq_length=lengths))
+        assert_same_bits(net(x, seq_length=lengths), _full_path(net, x, seq_length=lengths))
 
 
 def test_mindspore_cast_weights_are_not_kept_across_calls():
@@ -533,7 +519,7 @@ def test_mindspore_cast_weights_are_not_kept_across_calls():
             net.bias_ih_l0.data.add_(0.25)
             after = net(x, **kwargs)
             assert not torch.equal(before[0], after[0])
-            _assert_same_bits(after, _full_path(net, x, **kwargs))
+            assert_same_bits(after, _full_path(net, x, **kwargs))
 
 
 def test_mindspore_planned_one_step_one_sample_batch_first():
@@ -547,7 +533,7 @@ def test_mindspore_planned_one_step_one_sample_batch_first():
             net(x, **kwargs)
             planned = net(x, **kwargs)
             full = _full_path(net, x, **kwargs)
-            _assert_same_bits(planned, full)
+            assert_same_bits(planned, full)
             assert planned[0].stride() == full[0].stride()
 
 
@@ -576,7 +562,7 @@ def test_mindspore_lstm_call_shortcut_skips_module_call_only_when_it_would_only_
         for kwargs in ({}, {"seq_length": lengths}):
             net(x, **kwargs)
             calls.clear()
-            _assert_same_bits(net(x, **kwargs), _full_path(net, x, **kwargs))
+            assert_same_bits(net(x, **kwargs), _full_path(net, x, **kwargs))
             assert calls == []  # (the shortcut)
         net(x, None, lengths)  # positional hx / seq_length: through nn.Module.__call__
         net(x, hx=None, seq_length=lengths)
@@ -605,7 +591,7 @@ def test_mindspore_lstm_call_shortcut_keeps_hooks_and_overrides():
         ]
         result = net(x, seq_length=lengths)
         assert seen == [("pre", 1, ["seq_length"]), ("post", 1)]
-        _assert_same_bits(result, _full_path(net, x, seq_length=lengths))
+        assert_same_bits(result, _full_path(net, x, seq_length=lengths))
         for h in handles:
             h.remove()
         seen.clear()
@@ -633,7 +619,7 @@ def test_mindspore_lstm_call_shortcut_keeps_hooks_and_overrides():
         sub.load_state_dict(net.state_dict())
         seen.clear()
         for _ in range(3):
-            _assert_same_bits(sub(x, seq_length=lengths), _full_path(net, x, seq_length=lengths))
+            assert_same_bits(sub(x, seq_length=lengths), _full_path(net, x, seq_length=lengths))
         assert seen == ["subclass"] * 3
 
 
@@ -719,13 +705,13 @@ def test_mindspore_alternating_signatures_keep_their_plans(monkeypatch):
         selects = _count_selects(monkeypatch)
         for _ in range(3):
             for (x, kwargs), ref in zip(calls, refs):
-                _assert_same_bits(net(x, **kwargs), ref)
+                assert_same_bits(net(x, **kwargs), ref)
         assert selects == []
         monkeypatch.undo()
         # new weight objects: the kept plans are dropped (not kept alive), the signatures planned again
         net.load_state_dict({k: v.clone() for k, v in net.state_dict().items()}, assign=True)
         for x, kwargs in calls:
-            _assert_same_bits(net(x, **kwargs), _full_path(net, x, **kwargs))
+            assert_same_bits(net(x, **kwargs), _full_path(net, x, **kwargs))
     from lstm_bridge.engine import callplan
 
     kept = callplan.PlanSlot.of(net)

@@ -11,21 +11,7 @@ import torch
 import lstm_bridge.keras as K
 from lstm_bridge.engine import backend, callplan
 
-
-def _flat(result):
-    if isinstance(result, torch.Tensor):
-        return [result]
-    out = []
-    for r in result:
-        out.extend(_flat(r))
-    return out
-
-
-def _assert_same_bits(a, b):
-    a, b = _flat(a), _flat(b)
-    assert len(a) == len(b)
-    for x, y in zip(a, b):
-        assert x.dtype == y.dtype and x.shape == y.shape and torch.equal(x, y)
+from helpers import assert_same_bits, flat_tensors
 
 
 def _sequence(layer, inputs, mask, seed, *, planned, monkeypatch):
@@ -88,9 +74,11 @@ def test_keras_dropout_calls_planned_draw_and_compute_as_the_full_path(monkeypat
     slot = planned_layer.__dict__["_call_plan"]
     assert slot.entry[1] is not None and slot.entry[1].masked
     for a, b in zip(planned, full):
-        _assert_same_bits(a, b)
+        assert_same_bits(a, b)
     # masks were drawn: two calls on the same input differ
-    assert not torch.equal(_flat(planned[0])[0], _flat(planned_layer(inputs[0], mask=mask, training=True))[0])
+    assert not torch.equal(
+        flat_tensors(planned[0])[0], flat_tensors(planned_layer(inputs[0], mask=mask, training=True))[0]
+    )
 
 
 @pytest.mark.parametrize("backend_request", ["auto", "torch"])
@@ -108,7 +96,7 @@ def test_keras_bidirectional_dropout_calls_planned_as_the_full_path(monkeypatch,
         assert full_selects == len(inputs) - 1 and planned_selects == 0
         assert planned_layer.__dict__["_call_plan"].entry[1][0].masked
         for a, b in zip(planned, full):
-            _assert_same_bits(a, b)
+            assert_same_bits(a, b)
 
 
 def test_keras_bidirectional_one_direction_with_dropout(monkeypatch):
@@ -125,7 +113,7 @@ def test_keras_bidirectional_one_direction_with_dropout(monkeypatch):
     full, _ = _sequence(full_layer, inputs, None, 3, planned=False, monkeypatch=monkeypatch)
     assert selects == 0
     for a, b in zip(planned, full):
-        _assert_same_bits(a, b)
+        assert_same_bits(a, b)
 
 
 def _cells(layer):
@@ -156,13 +144,13 @@ def test_keras_plan_key_follows_the_dropout_options(monkeypatch, make):
     planned, _ = _sequence(planned_layer, inputs, None, 4, planned=True, monkeypatch=monkeypatch)
     full, _ = _sequence(full_layer, inputs, None, 4, planned=False, monkeypatch=monkeypatch)
     for a, b in zip(planned, full):
-        _assert_same_bits(a, b)
+        assert_same_bits(a, b)
     for cell in _cells(planned_layer) + _cells(full_layer):
         cell.implementation = 3 - cell.implementation  # input masks per gate <-> shared
     planned, _ = _sequence(planned_layer, inputs, None, 5, planned=True, monkeypatch=monkeypatch)
     full, _ = _sequence(full_layer, inputs, None, 5, planned=False, monkeypatch=monkeypatch)
     for a, b in zip(planned, full):
-        _assert_same_bits(a, b)
+        assert_same_bits(a, b)
 
 
 def test_masked_plan_takes_the_masks_and_an_unmasked_plan_refuses_them():
@@ -182,7 +170,7 @@ def test_masked_plan_takes_the_masks_and_an_unmasked_plan_refuses_them():
         plan = callplan.plan_layer(x, [w], [h0], [c0], reverse=[False], valid=None, semantics=sem, dropout=[drop])
         assert plan is not None and plan.masked and plan.run_one is None
         other = DropoutMasks(recurrent=(torch.rand(4, B, H) > 0.3).float() / 0.7)
-        _assert_same_bits(
+        assert_same_bits(
             plan.run(x, [w], [h0], [c0], None, [other]),
             run_layer(x, [w], [h0], [c0], reverse=[False], semantics=sem, dropout=[other]),
         )
