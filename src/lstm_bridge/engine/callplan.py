@@ -347,10 +347,13 @@ def _native_plan(
     act_ids, carry = checks.kernel_semantics(semantics)
     plan = function.make_plan([w.hidden_size for w in directions], list(reverse), act_ids, carry, x.dtype, False)
     masked = dropout is not None
-    in_planned = tuple([None if d is None else d.inputs for d in drops])
-    rec_planned = tuple([None if d is None else d.recurrent for d in drops])
     fixed = function.kernel_masks(None, no_masks, no_masks)
-    apply, masks_of, args = function.apply, function.kernel_masks, LayerArgs.of
+    apply, masks_of, dropout_masks_of, args = (
+        function.apply,
+        function.kernel_masks,
+        function.dropout_kernel_masks,
+        LayerArgs.of,
+    )
     backend = _backend
 
     def run_native(
@@ -366,11 +369,9 @@ def _native_plan(
         valid: Optional[Tensor], dropout: Sequence[Optional[DropoutMasks]],
     ) -> Results:  # fmt: skip
         backend.last_used = "native"
-        in_masks = [None if d is None else d.inputs for d in dropout]
-        rec_masks = [None if d is None else d.recurrent for d in dropout]
-        return apply(plan, args(x, directions, h0, c0), masks_of(valid, in_masks, rec_masks))
+        return apply(plan, args(x, directions, h0, c0), dropout_masks_of(valid, dropout))
 
-    if not function.lean_inference(plan, x, masks_of(None, in_planned, rec_planned) if masked else fixed):
+    if not function.lean_inference(plan, x, dropout_masks_of(None, drops) if masked else fixed):
         if masked:
             return LayerPlan(run_native_masked, _stacked(run_native_masked), "native", byte_mask=True, masked=True)
         return LayerPlan(run_native, _stacked(run_native), "native", byte_mask=True)  # (kernel_masks: any dtype)

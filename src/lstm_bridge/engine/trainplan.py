@@ -91,7 +91,7 @@ def plan_training_layer(
     if not _backend._records(x, directions):
         return None  # nothing to record: the inference paths serve it
     plan = function.make_plan([w.hidden_size for w in directions], list(reverse), act_ids, carry, x.dtype, True)
-    apply, masks_of, backend = function.apply, function.kernel_masks, _backend
+    apply, masks_of, backend = function.apply, function.dropout_kernel_masks, _backend
 
     def run(
         x: Tensor,
@@ -102,8 +102,6 @@ def plan_training_layer(
         dropout: Sequence[Optional[DropoutMasks]],
     ) -> Results:
         backend.last_used = "native"
-        in_masks = [None if d is None else d.inputs for d in dropout]
-        rec_masks = [None if d is None else d.recurrent for d in dropout]
-        return apply(plan, LayerArgs.of(x, directions, h0, c0), masks_of(valid, in_masks, rec_masks))
+        return apply(plan, LayerArgs.of(x, directions, h0, c0), masks_of(valid, dropout))
 
     return TrainingPlan(run)

@@ -123,8 +123,7 @@ def run_layer_checked(
     b_hh = [w.b_hh for w in directions]
     hs = [h if h.dtype == dtype else h.to(dtype) for h in h0]
     cs = [c if c.dtype == dtype else c.to(dtype) for c in c0]
-    in_masks = [None if d is None else d.inputs for d in dropout]
-    rec_masks = [None if d is None else d.recurrent for d in dropout]
+    in_masks, rec_masks = function.split_dropout(dropout)
     if tracing():  # torch.compile / torch.export / jit.trace record the registered custom op
         return ops.run(
             x, w_ih, w_hh, b_ih, b_hh, hs, cs, valid=valid, in_masks=in_masks, rec_masks=rec_masks,

@@ -33,6 +33,7 @@ from ..guards import tracing
 from ..semantics import CellKind, DirectionWeights, DropoutMasks, LayerSemantics, MaskedOutput
 from . import loader
 from .checks import native_activation_id
+from .function import split_dropout
 from .gemm import mm_tn
 from .projection import gate_grads_native, gated_projection, gated_projection_grads
 
@@ -424,12 +425,12 @@ def run_family_layer(
     if tracing():  # torch.compile / torch.export / jit.trace record the registered custom op (family_ops)
         from . import family_ops
 
+        in_masks, rec_masks = split_dropout(dropout)
         return family_ops.run(
             x, [w.w_ih for w in directions], [w.w_hh for w in directions], [w.b_ih for w in directions],
             [w.b_hh for w in directions], [h if h.dtype == x.dtype else h.to(x.dtype) for h in h0], valid=valid,
-            in_masks=[None if d is None else d.inputs for d in dropout],
-            rec_masks=[None if d is None else d.recurrent for d in dropout], reverse=call.reverse, form=call.form,
-            acts=call.acts, carry=call.carry, ms_order=call.ms_order,
+            in_masks=in_masks, rec_masks=rec_masks, reverse=call.reverse, form=call.form, acts=call.acts,
+            carry=call.carry, ms_order=call.ms_order,
         )  # fmt: skip
     flat = (
         x,

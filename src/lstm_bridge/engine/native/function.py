@@ -22,6 +22,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 
 import torch
 
+from ..semantics import DropoutMasks
 from . import loader, workspace
 from .gemm import TINY_MACS
 from .plan import LayerArgs, Masks, Plan, Saved
@@ -36,9 +37,11 @@ __all__ = [
     "forward_impl",
     "infer",
     "kernel_bias",
+    "dropout_kernel_masks",
     "kernel_masks",
     "lean_inference",
     "make_plan",
+    "split_dropout",
 ]
 
 ForwardResult = Tuple[List[Tensor], List[Tensor], List[Tensor], Tensor, List[Tensor], List[Tensor]]
@@ -119,6 +122,20 @@ def kernel_masks(
         inputs=tuple([None if m is None else m.detach().contiguous() for m in in_masks]),
         recurrent=tuple([None if m is None else m.detach().contiguous() for m in rec_masks]),
     )
+
+
+def split_dropout(
+    dropout: Sequence[Optional[DropoutMasks]],
+) -> Tuple[List[Optional[Tensor]], List[Optional[Tensor]]]:
+    """Per-direction :class:`DropoutMasks` (or None) as the kernel's two lists: the input masks and the
+    recurrent masks per direction (None where a direction has none)."""
+    return [None if d is None else d.inputs for d in dropout], [None if d is None else d.recurrent for d in dropout]
+
+
+def dropout_kernel_masks(valid: Optional[Tensor], dropout: Sequence[Optional[DropoutMasks]]) -> Masks:
+    """:func:`kernel_masks` of a call's ``valid`` and per-direction :class:`DropoutMasks`."""
+    in_masks, rec_masks = split_dropout(dropout)
+    return kernel_masks(valid, in_masks, rec_masks)
 
 
 _LEAN_DTYPES = (torch.float32, torch.float64)
