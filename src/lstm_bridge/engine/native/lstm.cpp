@@ -1174,11 +1174,18 @@ at::Tensor gate_weight_grad(const at::Tensor& dz, int64_t col0, int64_t G, int64
   return out;
 }
 
-// Rows of a gated product per block: ~192 KiB of the masked (or product) rows stay in L2 while every packed
-// panel passes over them (matmul_nt's rule), a multiple of kMR, at most 256.
-inline int64_t gated_block_rows(int64_t K, int64_t elem) {
+// How matmul_nt and the gated products split their M rows of K elements (elem bytes each) against N
+// output columns: blocks of ~192 KiB of rows (L2 also holds the packed panel in use), a multiple of kMR,
+// at most 256 rows; grain: blocks per task so that a task has at least 2^16 multiply-adds.
+struct RowBlocks {
+  int64_t block, blocks, grain;
+};
+
+inline RowBlocks row_blocks(int64_t M, int64_t K, int64_t N, int64_t elem) {
   const int64_t fit = (int64_t(192) << 10) / std::max<int64_t>(1, K * elem);
-  return std::max<int64_t>(kMR, std::min<int64_t>(256, fit) / kMR * kMR);
+  const int64_t block = std::max<int64_t>(kMR, std::min<int64_t>(256, fit) / kMR * kMR);
+  const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, block * K * N));
+  return RowBlocks{block, (M + block - 1) / block, grain};
 }
 
 template <typename T>
@@ -1220,10 +1227,9 @@ at::Tensor gated_matmul_nt(const at::Tensor& a, const at::Tensor& w, const at::T
     const scalar_t* ap = a.data_ptr<scalar_t>();
     const scalar_t* mp = mask.data_ptr<scalar_t>();
     scalar_t* op = out.data_ptr<scalar_t>();
-    const int64_t block = gated_block_rows(K, sizeof(scalar_t));
-    const int64_t blocks = (M + block - 1) / block;
-    const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, block * K * GH));
-    at::parallel_for(0, blocks, grain, [&](int64_t i0, int64_t i1) {
+    const RowBlocks rows_of = row_blocks(M, K, GH, sizeof(scalar_t));
+    const int64_t block = rows_of.block;
+    at::parallel_for(0, rows_of.blocks, rows_of.grain, [&](int64_t i0, int64_t i1) {
       std::vector<scalar_t> masked(static_cast<size_t>(block * K));
       for (int64_t i = i0; i < i1; ++i) {
         const int64_t m0 = i * block, rows = std::min(block, M - m0);
@@ -1267,10 +1273,9 @@ at::Tensor gated_matmul_nn(const at::Tensor& dz, int64_t col0, const at::Tensor&
     const scalar_t* dp = dz.data_ptr<scalar_t>();
     const scalar_t* mp = mask.data_ptr<scalar_t>();
     scalar_t* xp = dx.data_ptr<scalar_t>();
-    const int64_t block = gated_block_rows(K, sizeof(scalar_t));
-    const int64_t blocks = (M + block - 1) / block;
-    const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, block * K * GH));
-    at::parallel_for(0, blocks, grain, [&](int64_t i0, int64_t i1) {
+    const RowBlocks rows_of = row_blocks(M, K, GH, sizeof(scalar_t));
+    const int64_t block = rows_of.block;
+    at::parallel_for(0, rows_of.blocks, rows_of.grain, [&](int64_t i0, int64_t i1) {
       std::vector<scalar_t> prod(static_cast<size_t>(block * K));
       for (int64_t i = i0; i < i1; ++i) {
         const int64_t m0 = i * block, rows = std::min(block, M - m0);
@@ -1325,12 +1330,9 @@ at::Tensor matmul_nt(const at::Tensor& a, const at::Tensor& w, c10::optional<at:
     const scalar_t* ap = A.data_ptr<scalar_t>();
     scalar_t* cp = out.data_ptr<scalar_t>();
     const int64_t ldc = std::max<int64_t>(1, out.stride(0));
-    // ~192 KiB of a per block (L2 also holds the panel in use), a multiple of kMR rows, at most 256
-    const int64_t fit = (int64_t(192) << 10) / std::max<int64_t>(1, K * static_cast<int64_t>(sizeof(scalar_t)));
-    const int64_t block = std::max<int64_t>(kMR, std::min<int64_t>(256, fit) / kMR * kMR);
-    const int64_t blocks = (M + block - 1) / block;
-    const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, block * K * N));
-    at::parallel_for(0, blocks, grain, [&](int64_t i0, int64_t i1) {
+    const RowBlocks rows_of = row_blocks(M, K, N, sizeof(scalar_t));
+    const int64_t block = rows_of.block;
+    at::parallel_for(0, rows_of.blocks, rows_of.grain, [&](int64_t i0, int64_t i1) {
       for (int64_t i = i0; i < i1; ++i) {
         const int64_t m0 = i * block, rows = std::min(block, M - m0);
         kernel_gemm<scalar_t>(g, 0, rows, ap + m0 * lda, lda, false, cp + m0 * ldc, ldc);
