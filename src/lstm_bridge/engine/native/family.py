@@ -34,8 +34,7 @@ from ..semantics import CellKind, DirectionWeights, DropoutMasks, LayerSemantics
 from . import loader
 from .checks import native_activation_id
 from .function import split_dropout
-from .gemm import mm_tn
-from .projection import gate_grads_native, gated_projection, gated_projection_grads
+from .projection import gated_projection, gated_projection_grads
 
 Tensor = torch.Tensor
 OptTensor = Optional[Tensor]
@@ -185,24 +184,14 @@ def forward_impl(
     return list(outs), list(hn), xp, list(hprev), list(aux)
 
 
-def _masked(h_seq: Tensor, m: OptTensor, q: int) -> Tensor:
-    """``h_seq (T, B, H)`` times the recurrent mask of gate ``q`` (a single mask is shared), flattened."""
-    T, B, H = h_seq.shape
-    if m is None:
-        return h_seq.reshape(T * B, H)
-    return (h_seq * m[q if m.shape[0] > 1 else 0]).reshape(T * B, H)
-
-
 def _recurrent_grads(
     ext: Any, form: int, dZ2: Tensor, off: int, daux: OptTensor, h_prev: Tensor, aux: OptTensor, m: OptTensor, H: int
 ) -> Tensor:
     """``dW_hh (G*H, H)`` of one direction from its columns ``[off, off + G*H)`` of ``dZ2 (T*B, S)``: the
     kernel's ``gate_weight_grad`` over the gate blocks that multiply ``h_prev * m_q`` (the masks formed while
     packing), the GRU's n block against its own operand (reset_after: ``daux``; reset_before: ``r * hm_n``,
-    saved as ``aux``); oneDNN products where the kernel's GEMM does not apply (see :func:`gate_grads_native`)."""
+    saved as ``aux``). ``dZ2``: the kernel's contiguous float32/float64 ``dZ``."""
     rows = dZ2.shape[0]
-    if not gate_grads_native(dZ2, h_prev):
-        return _recurrent_grads_onednn(form, dZ2[:, off : off + _gates(form) * H], daux, h_prev, aux, m, H)
     h = h_prev.contiguous()
     none = h.new_empty(0)
 
@@ -221,27 +210,6 @@ def _recurrent_grads(
     else:  # reset_before: the n product's input was r ⊙ hm_n, saved as aux
         assert aux is not None
         n = ext.gate_weight_grad(dZ2, off + 2 * H, 1, H, aux.reshape(rows, H).contiguous(), none)
-    return torch.cat([rz, n], 0)
-
-
-def _recurrent_grads_onednn(
-    form: int, dz: Tensor, daux: OptTensor, h_prev: Tensor, aux: OptTensor, m: OptTensor, H: int
-) -> Tensor:
-    """:func:`_recurrent_grads` as oneDNN products, from the direction's columns ``dz (T*B, G*H)``: one GEMM per
-    gate block (or one in all for the RNN and the unmasked r, z blocks)."""
-    if form == FORM_RNN:
-        return mm_tn(dz, _masked(h_prev, m, 0))
-    rows = dz.shape[0]
-    if m is None or m.shape[0] == 1:
-        rz = mm_tn(dz[:, : 2 * H], _masked(h_prev, m, 0))
-    else:
-        rz = torch.cat([mm_tn(dz[:, q * H : (q + 1) * H], _masked(h_prev, m, q)) for q in range(2)], 0)
-    if form == FORM_GRU_AFTER:
-        assert daux is not None
-        n = mm_tn(daux.reshape(rows, H), _masked(h_prev, m, 2))
-    else:  # reset_before: the n product's input was r ⊙ hm_n, saved as aux
-        assert aux is not None
-        n = mm_tn(dz[:, 2 * H :], aux.reshape(rows, H))
     return torch.cat([rz, n], 0)
 
 

@@ -11,9 +11,9 @@ for the transposed products of the weight gradients, whose reduction runs over a
   float32 and float64; oneDNN for float32 products whose ``w`` has fewer than 128 rows (the micro-kernel's
   column panels are 64 wide, so a narrow output wastes them) unless ``a`` is a column block of a wider
   matrix (one gate's columns of ``dZ`` under per-gate input dropout), which oneDNN would copy first;
-* ``a.T @ b`` (:func:`mm_tn`: ``dW_ih`` of inputs narrower than 64 features, and the fallbacks): oneDNN for
-  float32, ``torch.mm`` otherwise (``dW_hh``, and ``dW_ih`` from 64 features or under input masks, are the
-  kernel's own ``gate_weight_grad``: :mod:`.projection`);
+* ``a.T @ b`` (:func:`mm_tn`: ``dW_ih`` of inputs narrower than 64 features without per-gate masks):
+  oneDNN for float32, ``torch.mm`` otherwise (``dW_hh``, and every other ``dW_ih``, are the kernel's own
+  ``gate_weight_grad``: :mod:`.projection`);
 * products below :data:`TINY_MACS` multiply-adds: ``torch.mm`` (set-up costs dominate there).
 
 No autograd: every operand is detached by the callers (these run inside the layer's forward/backward).

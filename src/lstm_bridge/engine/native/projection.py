@@ -31,7 +31,6 @@ __all__ = [
     "input_gradients",
     "input_projection",
     "matmul_nt",
-    "gate_grads_native",
     "recurrent_weight_grad",
 ]
 
@@ -68,7 +67,8 @@ def gated_projection(
     """``xp (T, B, S)``: every direction's ``(x ⊙ m_q) W_ih^T`` in its column block ``offsets[d] ..
     offsets[d] + G*H_d``, no bias; ``G`` gate blocks per direction (4 LSTM, 3 GRU, 1 RNN), ``in_masks[d]``
     ``(M, B, I)`` with M in {1, G} or None. One GEMM (into ``out``, ``T*B*S`` elements, when given) without
-    masks, else per direction (and per gate for G masks). The LSTM's and the GRU/RNN's float projection."""
+    masks, else per direction (the kernel's ``gated_matmul_nt`` for G masks). The LSTM's and the GRU/RNN's
+    float32/float64 projection (the native checks admit no other dtype here; ``x`` and ``w_ih`` share it)."""
     x = x.detach()
     T, B, I = x.shape
     x2 = x.reshape(T * B, I)
@@ -76,40 +76,17 @@ def gated_projection(
         weight = w_ih[0] if len(w_ih) == 1 else torch.cat(list(w_ih), 0)
         return mm_nt(ext, x2, weight.detach(), out).view(T, B, S)
     xp = x.new_empty(T, B, S)
-    xp2 = xp.view(T * B, S)
-    in_place = x.dtype in (torch.float32, torch.float64)  # the kernel's GEMM writes column blocks in place
+    xp2 = xp.view(T * B, S)  # each direction's (and gate's) product is written into its column block in place
     for d, (w, m) in enumerate(zip(w_ih, in_masks)):
         w = w.detach()
-        GH = w.shape[0]
-        H = GH // G
-        off = offsets[d]
+        off, GH = offsets[d], w.shape[0]
         if m is None or m.shape[0] == 1:
             xm = x2 if m is None else (x * m[0]).reshape(T * B, I)
-            _gemm_into(ext, xm, w, xp2[:, off : off + GH], in_place)
-        elif in_place and w.dtype == x.dtype:  # one mask per gate, applied per row block inside the kernel
+            mm_nt(ext, xm, w, xp2[:, off : off + GH])
+        else:  # one mask per gate, applied per row block inside the kernel
             rows = x2 if x2.stride(1) == 1 else x2.contiguous()  # (the kernel reads rows with unit stride)
             ext.gated_matmul_nt(rows, w, m.to(x.dtype).contiguous(), xp2[:, off : off + GH])
-        else:  # one mask per gate: the gate's rows of W_ih against its masked input
-            for q in range(G):
-                xq = (x * m[q]).reshape(T * B, I)
-                _gemm_into(ext, xq, w[q * H : (q + 1) * H], xp2[:, off + q * H : off + (q + 1) * H], in_place)
     return xp
-
-
-def _gemm_into(ext: ModuleType, a: Tensor, w: Tensor, block: Tensor, in_place: bool) -> None:
-    """``block (M, N) = a (M, K) @ w (N, K).T``, ``block`` a column block of the projection: written in place
-    by the kernel's GEMM (float32/float64), else through a product and a copy."""
-    if in_place:
-        mm_nt(ext, a, w, block)
-    else:
-        block.copy_(mm_nt(ext, a, w))
-
-
-def gate_grads_native(dZ2: Tensor, src: Tensor) -> bool:
-    """Whether the kernel's ``gate_weight_grad`` takes a weight gradient of ``dZ2``'s column blocks against
-    ``src``: float32/float64 operands of one dtype and a contiguous ``dZ2`` (the kernel's own output; a bf16
-    layer's GEMMs go elsewhere). The LSTM's and the GRU/RNN family's ``dW_hh`` and ``dW_ih`` use it."""
-    return dZ2.dtype in (torch.float32, torch.float64) and src.dtype == dZ2.dtype and dZ2.is_contiguous()
 
 
 _NATIVE_WGRAD_MIN_COLUMNS = 64
@@ -117,12 +94,6 @@ _NATIVE_WGRAD_MIN_COLUMNS = 64
 panels are 64 wide, so narrower inputs leave most of a panel empty (I = 32, H = 128: 1.13-1.31x oneDNN's time), while
 from 64 on it took 0.67-0.98x on ten shapes (2 threads, docs/benchmarks.md) and skips oneDNN's transposed copy
 of the input."""
-
-
-def _native_input_weight_grads(dZ2: Tensor, x2: Tensor) -> bool:
-    """Whether ``dW_ih`` of ``x2 (T*B, I)`` goes to the kernel's ``gate_weight_grad`` (see
-    :data:`_NATIVE_WGRAD_MIN_COLUMNS`)."""
-    return x2.shape[1] >= _NATIVE_WGRAD_MIN_COLUMNS and gate_grads_native(dZ2, x2)
 
 
 def gated_projection_grads(
@@ -136,8 +107,11 @@ def gated_projection_grads(
     need_x: bool,
     need_w: Sequence[bool],
 ) -> Tuple[Optional[Tensor], List[Optional[Tensor]]]:
-    """The gradients of :func:`gated_projection` from ``dZ2 (T*B, S)``: ``dx (T, B, I)`` (None unless
-    ``need_x``) and ``dW_ih (G*H_d, I)`` per direction (None where not needed); one GEMM each without masks."""
+    """The gradients of :func:`gated_projection` from ``dZ2 (T*B, S)`` (contiguous, float32/float64, as the
+    kernels return it): ``dx (T, B, I)`` (None unless ``need_x``) and ``dW_ih (G*H_d, I)`` per direction (None
+    where not needed). ``dW_ih`` is the kernel's ``gate_weight_grad`` (input masks formed while packing), or
+    oneDNN's product for inputs narrower than :data:`_NATIVE_WGRAD_MIN_COLUMNS` without per-gate masks; ``dx``
+    under per-gate masks the kernel's ``gated_matmul_nn``."""
     T, B, I = x.shape
     x2 = x.reshape(T * B, I)
     D = len(w_ih)
@@ -148,7 +122,7 @@ def gated_projection_grads(
         if need_x:
             weight = w_ih[0] if D == 1 else torch.cat(list(w_ih), 0)
             dx = mm_nn(ext, dZ2, weight).view(T, B, I)
-        if any(need_w) and _native_input_weight_grads(dZ2, x2):
+        if any(need_w) and I >= _NATIVE_WGRAD_MIN_COLUMNS:
             x2c, none = x2.contiguous(), x.new_empty(0)
             for d in range(D):
                 if need_w[d]:
@@ -168,21 +142,16 @@ def gated_projection_grads(
             if dx is not None:
                 dxd = mm_nn(ext, dz, w_ih[d]).view(T, B, I)
                 dx += dxd if m is None else dxd * m[0]
-            if need_w[d] and m is not None and _native_input_weight_grads(dZ2, x2):  # x * m formed while packing
+            if need_w[d] and m is not None and I >= _NATIVE_WGRAD_MIN_COLUMNS:  # x * m formed while packing
                 d_w[d] = ext.gate_weight_grad(dZ2, offsets[d], G, H, x.contiguous(), m[:1].to(x.dtype).contiguous())
             elif need_w[d]:
                 d_w[d] = mm_tn(dz, x2 if m is None else (x * m[0]).reshape(T * B, I))
-        else:  # one mask per gate
-            gates = [slice(q * H, (q + 1) * H) for q in range(G)]
-            if dx is not None and gate_grads_native(dZ2, x) and w_ih[d].dtype == x.dtype:  # masks inside the kernel
-                dx += ext.gated_matmul_nn(dZ2, offsets[d], w_ih[d].detach(), m.to(x.dtype).contiguous()).view(T, B, I)
-            elif dx is not None:
-                for q, g in enumerate(gates):
-                    dx += mm_nn(ext, dz[:, g], w_ih[d][g]).view(T, B, I) * m[q]
-            if need_w[d] and gate_grads_native(dZ2, x):  # x * m_q formed while packing, not per gate
-                d_w[d] = ext.gate_weight_grad(dZ2, offsets[d], G, H, x.contiguous(), m.to(x.dtype).contiguous())
-            elif need_w[d]:
-                d_w[d] = torch.cat([mm_tn(dz[:, g], (x * m[q]).reshape(T * B, I)) for q, g in enumerate(gates)], 0)
+        else:  # one mask per gate, applied inside the kernel (per row block for dx, while packing x for dW_ih)
+            masks = m.to(x.dtype).contiguous()
+            if dx is not None:
+                dx += ext.gated_matmul_nn(dZ2, offsets[d], w_ih[d].detach(), masks).view(T, B, I)
+            if need_w[d]:
+                d_w[d] = ext.gate_weight_grad(dZ2, offsets[d], G, H, x.contiguous(), masks)
     return dx, d_w
 
 
@@ -264,22 +233,18 @@ def recurrent_weight_grad(plan: Plan, dZ2: Tensor, d: int, h_seq: Tensor, m: Opt
     1.6-4.8x faster than four per-gate products with them, docs/benchmarks.md). A bf16 layer (``dZ2`` may
     already be bfloat16; the result is float32): bf16 GEMMs, one per gate under per-gate masks."""
     H = h_seq.shape[-1]
-    rows = dZ2.shape[0]
-    if not plan.lowp and gate_grads_native(dZ2, h_seq):
+    if not plan.lowp:  # (dZ2: the kernel's contiguous float32/float64 dZ)
         mask = plan.empty() if m is None else m.to(dZ2.dtype)
         result: Tensor = plan.ext.gate_weight_grad(dZ2, plan.offsets[d], 4, H, h_seq.contiguous(), mask)
         return result
+    rows = dZ2.shape[0]
     dz = dZ2[:, plan.columns(d)]
-    if plan.lowp:
-        if m is None:
-            return _mm(plan, dz.t(), h_seq.reshape(rows, H))
-        if m.shape[0] == 1:
-            return _mm(plan, dz.t(), (h_seq * m[0]).reshape(rows, H))
-        hm = (h_seq.unsqueeze(0) * m.unsqueeze(1)).view(4, rows, H)
-        return _mm(plan, dz.reshape(rows, 4, H).permute(1, 2, 0), hm).reshape(4 * H, H)
-    if m is None or m.shape[0] == 1:
-        return mm_tn(dz, h_seq.reshape(rows, H) if m is None else (h_seq * m[0]).reshape(rows, H))
-    return torch.cat([mm_tn(dz[:, q * H : (q + 1) * H], (h_seq * m[q]).reshape(rows, H)) for q in range(4)], 0)
+    if m is None:
+        return _mm(plan, dz.t(), h_seq.reshape(rows, H))
+    if m.shape[0] == 1:
+        return _mm(plan, dz.t(), (h_seq * m[0]).reshape(rows, H))
+    hm = (h_seq.unsqueeze(0) * m.unsqueeze(1)).view(4, rows, H)
+    return _mm(plan, dz.reshape(rows, 4, H).permute(1, 2, 0), hm).reshape(4 * H, H)
 
 
 def input_gradients(
