@@ -343,9 +343,11 @@ def test_planned_calls_follow_optimizer_steps_load_state_dict_and_the_backend(mo
     torch.testing.assert_close(on_torch, _full_path(layer, x), rtol=0, atol=0)
 
 
-def test_standard_plan_builds_hx_for_new_initial_states():
+def test_standard_plan_builds_hx_for_new_initial_states(monkeypatch):
     # the torch.lstm plan keeps the hx it built for the last (h0, c0) objects: other states get their own
     from lstm_bridge.engine import callplan, torch_path
+
+    monkeypatch.setenv("LSTM_BRIDGE_BACKEND", "torch")  # (the default numerics' small layer runs natively)
 
     torch.manual_seed(8)
     net = M.LSTM(4, 5, bidirectional=True)

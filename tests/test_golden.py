@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import pytest
+import torch
 
 import golden_data as gd
 from golden_data import FLAVOURS, GOLDEN, load_flavour
@@ -64,11 +65,38 @@ def _fused_params() -> List[Any]:
 
 @pytest.mark.parametrize("case_id", _fused_params())
 def test_golden_mindspore_fused_path_is_bit_exact(case_id: Optional[str]) -> None:
-    """MindSpore's CPU LSTM without seq_length is oneDNN's LSTM primitive; lstm_bridge.mindspore.LSTM
-    routes it to oneDNN at every size (never to the native kernel), so the outputs match bit for bit."""
+    """MindSpore's CPU LSTM without seq_length is oneDNN's LSTM primitive in its training kind, in inference
+    too; ``numerics="mindspore-cpu-bits"`` routes it there at every size, under ``torch.no_grad()`` and
+    with grad enabled, so the outputs match bit for bit. (The default numerics run it on whichever of
+    the kernel and oneDNN's inference kind is faster: ``test_golden_case`` holds those to the tolerances.)"""
     case, arrays = _case("mindspore", case_id)
-    errors = gd.compare(case, arrays, gd.run_case(case, arrays))
-    assert all(v == 0.0 for v in errors["forward"].values()), (case_id, errors["forward"])
+    inference = {**case, "grad": None}  # (no gradient asked: the call runs under inference rules)
+    with torch.no_grad():
+        got = gd.run_case(inference, arrays, numerics="mindspore-cpu-bits")
+    errors = gd.compare(inference, arrays, got)
+    assert all(v == 0.0 for v in errors["forward"].values()), (case_id, "no_grad", errors["forward"])
+    errors = gd.compare(case, arrays, gd.run_case(case, arrays, numerics="mindspore-cpu-bits"))
+    assert all(v == 0.0 for v in errors["forward"].values()), (case_id, "grad enabled", errors["forward"])
+    with torch.inference_mode():
+        got = gd.run_case(inference, arrays, numerics="mindspore-cpu-bits")
+    errors = gd.compare(inference, arrays, got)
+    assert all(v == 0.0 for v in errors["forward"].values()), (case_id, "inference_mode", errors["forward"])
+
+
+def test_golden_mindspore_fused_default_numerics_in_inference() -> None:
+    """The default numerics in inference (``torch.no_grad()``): within the golden tolerance of MindSpore on
+    every fused case, whichever path ran."""
+    if not gd.available("mindspore"):
+        pytest.fail("tests/golden/mindspore.json is missing: run `make golden`")
+    meta, _ = load_flavour("mindspore")
+    for meta_case in meta["cases"]:
+        if meta_case["family"] != "lstm/fused":
+            continue
+        case, arrays = _case("mindspore", meta_case["id"])
+        inference = {**case, "grad": None}
+        with torch.no_grad():
+            errors = gd.compare(inference, arrays, gd.run_case(inference, arrays))
+        _check(inference, errors, *gd.tolerances(case))
 
 
 def _approx_params() -> List[Any]:

@@ -15,7 +15,7 @@ from lstm_bridge.engine import backend
 from lstm_bridge.keras import LSTM, Bidirectional
 from lstm_bridge.keras.layer import Recurrent
 
-from helpers import require_native_kernel
+from helpers import assert_same_bits, require_native_kernel
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -191,9 +191,37 @@ def test_a_planned_mindspore_training_call_gives_the_full_paths_bits(layers, bid
         net(x.requires_grad_(True), seq_length=torch.tensor([1, 2]))
 
 
-def test_mindspore_standard_training_is_not_planned_and_keeps_onednn():
-    """Without seq_length the full path hands the standard layer to oneDNN (MindSpore's bits): no plan."""
+def test_mindspore_standard_training_is_planned_on_the_kernel():
+    """Without seq_length the default numerics train the standard layer on the native kernel (issue 12): the
+    second recorded call is planned, and its results and gradients are within float32 rounding of MindSpore's
+    bits (``numerics="mindspore-cpu-bits"``: oneDNN's primitive, as MindSpore computes it)."""
+    torch.manual_seed(3)
     net = M.LSTM(4, 6, batch_first=True)
+    bits = M.LSTM(4, 6, batch_first=True, numerics="mindspore-cpu-bits")
+    bits.load_state_dict(net.state_dict())
+    x = torch.randn(3, 5, 4)
+    with torch.no_grad():
+        inference, _ = bits(x)
+    results = []
+    for module in (net, net, bits):
+        xg = x.clone().requires_grad_(True)
+        out, (h_n, c_n) = module(xg)
+        (out.sum() + h_n.square().sum() + c_n.sum()).backward()
+        results.append([out, h_n, c_n, xg.grad, *[p.grad.clone() for p in module.parameters()]])
+        module.zero_grad()
+    assert backend.last_used == "torch"  # (the bits net's call)
+    plan = net.__dict__["_train_plan"].entry[1]
+    assert plan is not None
+    for a, b in zip(results[1], results[2]):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert_same_bits(results[0], results[1])  # planned == the full path's first call
+    torch.testing.assert_close(results[1][0].detach(), inference, rtol=1e-5, atol=1e-6)
+
+
+def test_mindspore_cpu_bits_training_is_not_planned_and_keeps_onednn():
+    """``numerics="mindspore-cpu-bits"``: the full path hands the standard layer to oneDNN in training too
+    (MindSpore's bits with grad enabled): no plan."""
+    net = M.LSTM(4, 6, batch_first=True, numerics="mindspore-cpu-bits")
     x = torch.randn(3, 5, 4, requires_grad=True)
     net(x)
     net(x)

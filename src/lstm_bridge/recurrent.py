@@ -295,8 +295,9 @@ class LayerSemantics:
 
     activations: CellActivations = CellActivations()
     masked_output: MaskedOutput = MaskedOutput.CARRY
-    # The framework computes exactly-standard layers with oneDNN's LSTM primitive (MindSpore's fused CPU
-    # path): such layers then always take oneDNN (torch.lstm), whose bits match, never the native kernel.
+    # Keep the bits of a framework that computes exactly-standard layers with oneDNN's LSTM primitive in its
+    # training kind (MindSpore's fused CPU path, in inference too): such float32 layers then always take
+    # oneDNN (torch.lstm, under grad mode, which selects that kind), never the native kernel.
     onednn_bits: bool = False
     reset_after: bool = True
     mindspore_cpu: bool = False

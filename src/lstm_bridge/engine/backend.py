@@ -105,10 +105,10 @@ def check_native_policy(
 
     That is exactly standard semantics (sigmoid/tanh/tanh, no mask, no dropout) when
 
-    * the source framework computed them with oneDNN (``semantics.onednn_bits``, MindSpore's CPU LSTM) in
-      full precision: the torch path hands them to oneDNN, bit for bit, in inference and in training
-      (MindSpore's training forward is the same oneDNN primitive, and the golden tests pin its bits with
-      grad enabled); under bfloat16 there are no bits to keep and speed decides;
+    * the call asks for oneDNN's bits (``semantics.onednn_bits``: MindSpore's
+      ``numerics="mindspore-cpu-bits"``) in full precision: the torch path hands them to oneDNN, bit for
+      bit with MindSpore's CPU LSTM, in inference and in training (the golden tests pin both); under
+      bfloat16 there are no bits to keep and speed decides;
     * or by speed: ``batch * hidden`` above :data:`NATIVE_STANDARD_MAX_BH` and (in full precision) below
       :data:`NATIVE_STANDARD_LARGE_BH` in inference, above
       :data:`NATIVE_STANDARD_TRAIN_MAX_BH` in training (by default none: the kernel trains every size),

@@ -211,7 +211,8 @@ def plan_layer(
     if masked:
         return _masked_plan(impl, rev, semantics, used)
     if impl is torch_path.run_layer and valid is None and semantics.activations.is_standard:
-        if x.dtype in (torch.float32, torch.float64):  # what torch_path.run_layer would decide per call
+        # what torch_path.run_layer would decide per call (oneDNN's bits: its training kind, see there)
+        if x.dtype in (torch.float32, torch.float64) and not (semantics.onednn_bits and x.dtype == torch.float32):
             return _standard_plan(directions, rev, used)
 
     def run_selected(
@@ -249,7 +250,7 @@ def _same_objects(a: Optional[Sequence[Any]], b: Sequence[Any]) -> bool:
 
 
 def _standard_plan(planned: Sequence[DirectionWeights], reverse: List[bool], used: str) -> LayerPlan:
-    """The standard LSTM on the torch path (oneDNN's ``torch.lstm``, MindSpore's inference bits): what
+    """The standard LSTM on the torch path (oneDNN's ``torch.lstm`` in its inference kind): what
     ``torch_path._standard_layer`` does per call, with ``torch.lstm``'s weight list built once for the
     planned directions' weights (views of the parameters, so their current values; a missing bias is
     zeros) and, for one direction or a (forward, reverse) pair, straight to ``torch.lstm``."""

@@ -212,6 +212,34 @@ def _standard_layer(
     return outs, hs, cs
 
 
+def _training_kind_layer(
+    x: Tensor,
+    directions: Sequence[DirectionWeights],
+    h0: Sequence[Tensor],
+    c0: Sequence[Tensor],
+    reverse: Sequence[bool],
+) -> Tuple[List[Tensor], List[Tensor], List[Tensor]]:
+    """:func:`_standard_layer` in oneDNN's *training* kind, for a call autograd does not record.
+
+    ``torch.lstm`` asks oneDNN for its forward_training primitive whenever grad mode is on, and for
+    forward_inference otherwise; the two sum in different orders (results up to ~1e-7 apart in float32)
+    and MindSpore's CPU LSTM computes the training kind in inference too (the golden fused cases). So the
+    call runs under grad mode on detached inputs: no graph is recorded, the results need no grad. It costs
+    what the training kind costs (~2x forward_inference's time at B*H = 8192, ~1.5x at 32768)."""
+    detached = [
+        DirectionWeights(
+            w.w_ih.detach(),
+            w.w_hh.detach(),
+            None if w.b_ih is None else w.b_ih.detach(),
+            None if w.b_hh is None else w.b_hh.detach(),
+            kind=w.kind,
+        )
+        for w in directions
+    ]
+    with torch.enable_grad():
+        return _standard_layer(x.detach(), detached, [h.detach() for h in h0], [c.detach() for c in c0], reverse)
+
+
 def run_layer(
     x: Tensor,
     directions: Sequence[DirectionWeights],
@@ -236,6 +264,8 @@ def run_layer(
         and x.shape[0] > 0
         and x.dtype in (torch.float32, torch.float64)
     ):
+        if semantics.onednn_bits and x.dtype == torch.float32 and not torch.is_grad_enabled():
+            return _training_kind_layer(x, directions, h0, c0, reverse)
         return _standard_layer(x, directions, h0, c0, reverse)
     outs, hs, cs = [], [], []
     for w, h_init, c_init, rev, drop in zip(directions, h0, c0, reverse, dropout):

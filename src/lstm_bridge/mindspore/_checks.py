@@ -55,8 +55,10 @@ def check_dtype_arg(dtype: Any) -> torch.dtype:
 
 
 #: ``"mindspore-cpu"`` (default): MindSpore's CPU numerics (approximate Sigmoid/Tanh, op order) with torch's
-#: GEMM; ``"mindspore-cpu-bits"``: also MindSpore's MatMul summation order, bit for bit for the GRU/RNN family
-#: (batch >= 2) and ~20-70x slower (the LSTM is the same as ``"mindspore-cpu"``); ``"exact"``: true math.
+#: GEMM; the standard LSTM layer on the faster of the native kernel and oneDNN (within float32 rounding).
+#: ``"mindspore-cpu-bits"``: also MindSpore's MatMul summation order, bit for bit for the GRU/RNN family
+#: (batch >= 2) and ~20-70x slower; for the standard LSTM layer oneDNN's training kind, as MindSpore runs it
+#: (bit for bit, in inference too, at ~2x oneDNN's inference time). ``"exact"``: true math.
 NUMERICS = ("mindspore-cpu", "mindspore-cpu-bits", "exact")
 
 

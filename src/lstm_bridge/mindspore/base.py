@@ -300,7 +300,7 @@ class RecurrentNet(torch.nn.Module):
         objects and their ``requires_grad`` - runs :meth:`_forward` (every check and error) and plans the next
         ones, which check ``seq_length`` as :meth:`_forward` does and run each layer's kernel autograd Function.
         Planned: LSTM nets whose layers the full path ran on the native kernel (``seq_length``; the standard
-        layer keeps oneDNN's MindSpore bits), no dropout between layers, no cast."""
+        layer with ``numerics="mindspore-cpu-bits"`` keeps oneDNN), no dropout between layers, no cast."""
         params = tuple(self._parameters.values())
         key = (
             x.shape, x.dtype, x.device, _backend_request(), x.requires_grad, seq_length is None,

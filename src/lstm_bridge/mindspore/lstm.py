@@ -47,7 +47,7 @@ def approximate_activations() -> CellActivations:
     return CellActivations(gate=_act.ms_cpu_sigmoid, candidate=_act.ms_cpu_tanh, cell=_act.ms_cpu_tanh)
 
 
-# (emulated CPU activations, oneDNN bits) -> the call's semantics, built once: no per-call objects, and
+# (emulated CPU activations, oneDNN's bits) -> the call's semantics, built once: no per-call objects, and
 # torch.compile sees module constants instead of objects it would have to build
 _SEMANTICS = {
     (approx, onednn): LayerSemantics(
@@ -82,8 +82,17 @@ class LSTM(RecurrentNet):
     dropout between layers. Extra arguments: ``dtype`` (parameter dtype, as MindSpore 2.x) and
     ``numerics``: ``"mindspore-cpu"`` (default: what MindSpore's CPU kernels compute — exact sigmoid/tanh
     on the fused path, its approximate float32 Sigmoid/Tanh on the seq_length path, emulated bit for
-    bit; docs/spec/mindspore_lstm.md §3) or ``"exact"`` (true sigmoid/tanh everywhere, as MindSpore's GPU kernels;
-    within ~2e-4 of the CPU seq_length path, more with large weights).
+    bit; docs/spec/mindspore_lstm.md §3), ``"mindspore-cpu-bits"`` (the same, and the fused path bit for
+    bit: see below) or ``"exact"`` (true sigmoid/tanh everywhere, as MindSpore's GPU kernels; within ~2e-4
+    of the CPU seq_length path, more with large weights).
+
+    The fused (no ``seq_length``) float32 layer: MindSpore's CPU kernel is oneDNN's LSTM primitive in its
+    training kind, in inference too. By default it runs where a standard layer is fastest (the native
+    kernel, or oneDNN's inference kind between batch*hidden 2048 and 24576 in inference), within float32
+    rounding of MindSpore (<= 1.2e-7 on the golden cases). ``numerics="mindspore-cpu-bits"`` runs oneDNN's
+    training kind in inference and training, bit for bit, at that kind's cost (~2x oneDNN's inference
+    time on medium sizes; ``torch.lstm`` selects it under grad mode, so an inference call runs under grad
+    mode on detached inputs).
 
     Example (the seed's corrected call)::
 
@@ -133,7 +142,7 @@ class LSTM(RecurrentNet):
 
     def _semantics(self, with_lengths: bool, compute: torch.dtype) -> LayerSemantics:
         ms_cpu = self.numerics.startswith("mindspore-cpu")
-        return _SEMANTICS[(with_lengths and ms_cpu and compute == torch.float32, ms_cpu)]
+        return _SEMANTICS[(with_lengths and ms_cpu and compute == torch.float32, self.numerics == "mindspore-cpu-bits")]
 
     def _result(
         self, out: torch.Tensor, h_n: torch.Tensor, c_n: Optional[torch.Tensor]
