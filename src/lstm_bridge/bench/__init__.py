@@ -12,6 +12,7 @@ What is measured (issue 5):
   ============== ==========================================================================
   standard        ``keras.LSTM(H, return_sequences=True)`` (sigmoid/tanh)
   ms_standard     ``mindspore.LSTM(I, H, num_layers, batch_first=True, bidirectional)``
+  ms_bits         the same with ``numerics="mindspore-cpu-bits"`` (not in the default run)
   hard_sigmoid    ``keras.LSTM(..., recurrent_activation="hard_sigmoid")``
   mask            ``keras.LSTM`` called with a ``(B, T)`` mask with ~20% random holes
   seq_length      ``mindspore.LSTM`` with ``seq_length`` drawn in ``[T/2, T]`` (one row full)

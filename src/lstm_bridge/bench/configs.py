@@ -132,7 +132,10 @@ LSTM_VARIANTS: Tuple[str, ...] = (
     "go_backwards",
     "bidirectional",
 )
-VARIANTS: Tuple[str, ...] = LSTM_VARIANTS + tuple(FAMILY_VARIANTS)
+#: LSTM rows outside the default run: ``ms_bits`` is ``mindspore.LSTM(..., numerics="mindspore-cpu-bits")``
+#: (MindSpore's fused bits: oneDNN's training kind, in inference too)
+EXTRA_LSTM_VARIANTS: Tuple[str, ...] = ("ms_bits",)
+VARIANTS: Tuple[str, ...] = LSTM_VARIANTS + EXTRA_LSTM_VARIANTS + tuple(FAMILY_VARIANTS)
 # the default run stays the LSTM rows (``--variants family`` or ``all`` adds the GRU/RNN rows)
 DEFAULT_VARIANTS: Tuple[str, ...] = LSTM_VARIANTS
 VARIANT_GROUPS: Dict[str, Tuple[str, ...]] = {"lstm": LSTM_VARIANTS, "family": tuple(FAMILY_VARIANTS)}
@@ -152,7 +155,7 @@ VARIANT_ALIASES = {
     "gru_reset_before": "gru_reset_after_false",
     "ms_gru": "ms_gru_standard",
 }
-MS_FRONT_END = ("ms_standard", "seq_length")
+MS_FRONT_END = ("ms_standard", "seq_length", "ms_bits")
 RECURRENT_DROPOUT = 0.25
 MASK_HOLES = 0.2
 

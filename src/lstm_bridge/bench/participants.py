@@ -117,7 +117,10 @@ def _ours(cfg: Config, variant: str, data: Inputs) -> Workload:
         return _ours_family(cfg, FAMILY_VARIANTS[variant], data)
     bidirectional = cfg.directions(variant) == 2
     if variant in MS_FRONT_END:
-        net = M.LSTM(cfg.I, cfg.H, num_layers=cfg.layers, batch_first=True, bidirectional=bidirectional)
+        numerics = "mindspore-cpu-bits" if variant == "ms_bits" else "mindspore-cpu"
+        net = M.LSTM(
+            cfg.I, cfg.H, num_layers=cfg.layers, batch_first=True, bidirectional=bidirectional, numerics=numerics
+        )
         lengths = data.lengths if variant == "seq_length" else None
 
         def call_ms(x: torch.Tensor) -> torch.Tensor:
@@ -167,7 +170,7 @@ def _reference(cfg: Config, variant: str, data: Inputs) -> Workload:
 
 # Variants each optional framework can express (the others are left out of its column).
 _TF_VARIANTS = ("standard", "hard_sigmoid", "mask", "recurrent_dropout", "go_backwards", "bidirectional")
-_MS_VARIANTS = ("standard", "ms_standard", "seq_length", "bidirectional")
+_MS_VARIANTS = ("standard", "ms_standard", "ms_bits", "seq_length", "bidirectional")
 
 
 def _tensorflow(cfg: Config, variant: str, data: Inputs, threads: int) -> Optional[Workload]:
