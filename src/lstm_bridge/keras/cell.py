@@ -75,6 +75,8 @@ def dropout_mask(
         return None
     keep = 1.0 - rate
     draw = torch.rand((count, *shape), generator=generator, dtype=torch.float32).to(like.device)
+    if like.dtype == torch.float32:  # the same values in place: no bool and no second float32 tensor
+        return draw.lt_(keep).div_(keep)
     return (draw < keep).to(like.dtype) / keep
 
 
