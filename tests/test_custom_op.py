@@ -635,3 +635,20 @@ def test_ops_fall_back_to_register_autograd_without_torchs_private_wrapper():
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().endswith("ok")
+
+
+def test_compiled_mindspore_bits_layer_runs_the_op_within_rounding_of_eager():
+    """``numerics="mindspore-cpu-bits"`` is MindSpore's bits in eager calls (oneDNN's training kind); a compiled
+    program records the layer as the kernel's op (oneDNN's ``torch.lstm`` has no fake kernel): within float32
+    rounding of eager, as the README's known gaps say. The default numerics compile to eager's bits."""
+    torch.manual_seed(0)
+    for numerics in ("mindspore-cpu-bits", "mindspore-cpu"):
+        net = M.LSTM(8, 16, num_layers=2, batch_first=True, numerics=numerics)
+        x = torch.randn(4, 7, 8)
+        with torch.no_grad():
+            eager = net(x)[0]
+            got = torch.compile(net, fullgraph=True)(x)[0]
+        if numerics == "mindspore-cpu":
+            assert torch.equal(got, eager)
+        else:
+            torch.testing.assert_close(got, eager, rtol=1e-6, atol=1e-6)

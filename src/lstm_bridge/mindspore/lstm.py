@@ -92,7 +92,9 @@ class LSTM(RecurrentNet):
     rounding of MindSpore (<= 1.2e-7 on the golden cases). ``numerics="mindspore-cpu-bits"`` runs oneDNN's
     training kind in inference and training, bit for bit, at that kind's cost (~2x oneDNN's inference
     time on medium sizes; ``torch.lstm`` selects it under grad mode, so an inference call runs under grad
-    mode on detached inputs).
+    mode on detached inputs). Those bits are an eager property: ``torch.compile`` and ``torch.export`` record
+    every layer the kernel can run as its registered op (oneDNN's ``torch.lstm`` has no fake kernel), so a
+    compiled or exported ``"mindspore-cpu-bits"`` layer is within float32 rounding of eager, not equal.
 
     Example (the seed's corrected call)::
 
