@@ -8,8 +8,8 @@ of falling back. Only ``NotImplementedError`` from the kernel's ``check_supporte
 
 The path policy lives here, not in the kernel package: the kernel says what it *can* run
 (``native.check_supported``); :func:`check_native_policy` says which of those requests it *should*
-run (standard semantics are oneDNN's when the source framework computed them with oneDNN's bits in
-inference, or when the layer is large enough that oneDNN's fused ``torch.lstm`` is faster).
+run (standard semantics are oneDNN's when the call asks for oneDNN's bits - MindSpore's
+``numerics="mindspore-cpu-bits"`` - or, in inference, where oneDNN's fused ``torch.lstm`` is faster).
 
 Reduced precision (:mod:`.precision`): a bfloat16 input, or a float32 input under
 ``torch.autocast("cpu", dtype=torch.bfloat16)``, runs the kernel as a *bf16 layer* (bf16 GEMM operands,
