@@ -339,3 +339,20 @@ def test_lstmcell_rejects_pre_1_6_arguments_as_mindspore(args, kwargs, error):
     old API; any other unknown keyword (``bias=``) -> TypeError."""
     with pytest.raises(error, match="old MindSpore version" if error is ValueError else "unexpected keyword"):
         LSTMCell(*args, **kwargs)
+
+
+def test_bits_numerics_inference_records_nothing_and_equals_the_recorded_forward():
+    """``numerics="mindspore-cpu-bits"`` runs oneDNN's training kind under ``torch.no_grad()`` by switching grad
+    mode on around ``torch.lstm`` with detached inputs: nothing is recorded (no grad_fn, even for an input that
+    requires grad), and the values are those of the recorded call (the kind MindSpore computes)."""
+    torch.manual_seed(5)
+    net = LSTM(3, 5, num_layers=2, bidirectional=True, batch_first=True, numerics="mindspore-cpu-bits")
+    x = torch.randn(2, 6, 3, requires_grad=True)
+    h0, c0 = torch.randn(4, 2, 5), torch.randn(4, 2, 5)
+    with torch.no_grad():
+        out, (h_n, c_n) = net(x, (h0, c0))
+    assert all(t.grad_fn is None and not t.requires_grad for t in (out, h_n, c_n))
+    recorded, (rh, rc) = net(x, (h0, c0))
+    assert recorded.grad_fn is not None
+    for a, b in ((out, recorded), (h_n, rh), (c_n, rc)):
+        assert torch.equal(a, b.detach())
