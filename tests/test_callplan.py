@@ -385,7 +385,7 @@ def test_plan_key_reads_the_backend_request_as_os_environ_does(monkeypatch):
     on_native = callplan.signature(x)
     assert len({unset, on_torch, on_native}) == 3
     monkeypatch.setattr(os, "environ", {"LSTM_BRIDGE_BACKEND": "auto"})  # a replaced mapping is read too
-    assert callplan.signature(x)[-1] == "auto"
+    assert callplan.signature(x)[3] == "auto"
 
 
 def test_tiny_inference_projection_skips_the_gemm_routing(monkeypatch):
@@ -681,7 +681,9 @@ def test_plannable_agrees_with_guards_tracing():
     phase[0] = "grad"
     record(torch.ones(2))
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-        assert not callplan.plannable()
+        assert callplan.plannable()  # (autocast calls are planned: their keys hold the autocast dtype)
+        assert callplan.signature(torch.ones(2))[4] == torch.bfloat16
+    assert callplan.signature(torch.ones(2))[4] is False
     assert seen == {
         "eager": {(True, False)},
         "jit": {(False, True)},
@@ -797,3 +799,76 @@ def test_keras_calls_alternating_between_signatures_keep_their_plans(monkeypatch
             for (x, m), want in zip(inputs, expected):
                 torch.testing.assert_close(layer(x, mask=m), want, rtol=0, atol=0)
     assert calls == []
+
+
+def _autocast_calls(call, x):
+    """The full path's call (the first of a signature), the planned one, and a float32 call after them."""
+    with torch.no_grad():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            first = call(x)
+            used_first = backend.last_used
+            planned = call(x)
+            used_planned = backend.last_used
+            slot = call.__dict__["_call_plan"]
+            entries = [e for e in (slot.entry, *slot.kept.values()) if e is not None]  # (before the float32 call)
+        plain = call(x)
+    return first, planned, plain, used_first, used_planned, entries
+
+
+@pytest.mark.parametrize(
+    "make, shape, path",
+    [
+        (
+            lambda: K.LSTM(24, return_sequences=True, return_state=True, recurrent_activation="hard_sigmoid"),
+            (3, 5, 7),
+            "native",
+        ),
+        (lambda: K.LSTM(256, return_sequences=True, return_state=True), (16, 4, 8), "torch"),
+        (lambda: K.Bidirectional(K.LSTM(12, return_sequences=True)), (3, 5, 7), "native"),
+        (lambda: M.LSTM(7, 24, batch_first=True), (3, 5, 7), "native"),
+        (lambda: M.LSTM(8, 256, batch_first=True, bidirectional=True), (16, 4, 8), "torch"),
+    ],
+    ids=["keras-native-bf16", "keras-onednn-bf16", "bidirectional", "mindspore", "mindspore-onednn-bf16"],
+)
+def test_autocast_calls_are_planned_with_the_full_paths_results(make, shape, path):
+    """Under ``torch.autocast("cpu", dtype=torch.bfloat16)`` an inference call is planned (the key holds the
+    autocast dtype): the planned call returns the full path's tensors bit for bit, in bfloat16, on the path
+    the full path took; a float32 call after it is not served by the autocast plan."""
+    torch.manual_seed(4)
+    layer = make()
+    x = torch.randn(*shape)
+    first, planned, plain, used_first, used_planned, entries = _autocast_calls(layer, x)
+    assert used_first == used_planned == path
+    assert_same_bits(first, planned)
+    assert all(t.dtype == torch.bfloat16 for t in flat_tensors(planned))
+    assert all(t.dtype == torch.float32 for t in flat_tensors(plain))
+
+    def parts(key):  # (the key's items, its nested signature tuple flattened)
+        return [p for item in key for p in (item if type(item) is tuple else (item,))]
+
+    assert any(torch.bfloat16 in parts(e[0]) and e[1] is not None for e in entries)  # (the autocast call's plan)
+
+
+def test_autocast_plan_keeps_seq_length_and_mask_checks():
+    """A planned autocast call still reads and checks the mask / seq_length values on every call."""
+    torch.manual_seed(5)
+    net = M.LSTM(6, 10, batch_first=True)
+    x = torch.randn(3, 5, 6)
+    lengths = torch.tensor([5, 2, 0])
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        first = net(x, seq_length=lengths)
+        planned = net(x, seq_length=lengths)
+        assert_same_bits(first, planned)
+        with pytest.raises(ValueError, match="batch size of x and seq_length must be equal"):
+            net(x, seq_length=torch.tensor([1, 2]))
+        with pytest.raises(TypeError, match="seq_length"):
+            net(x, seq_length=torch.tensor([1.5, 2.0, 0.0]))
+        assert_same_bits(net(x, seq_length=torch.tensor([6, 2, 0])), first)  # (> T: every step, as 5)
+    layer = K.LSTM(10, return_sequences=True)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]], dtype=torch.bool)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        a = layer(x, mask=mask)
+        b = layer(x, mask=mask)
+        c = layer(x, mask=~mask)
+    assert_same_bits(a, b)
+    assert not torch.equal(a, c)

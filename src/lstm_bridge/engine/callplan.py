@@ -9,7 +9,8 @@ selected implementation. The front end keeps the plan keyed on everything the ch
 :func:`run_layer` as before for a signature it has not seen, so errors still come from the first call of a
 new signature with the same messages.
 
-Only LSTM inference is planned: no grad mode, no autocast, not tracing, a non-empty batch; every other
+Only LSTM inference is planned: no grad mode, not tracing, a non-empty batch (under CPU autocast too: the
+key holds the autocast dtype, and the plan runs the selected implementation's reduced call); every other
 call returns None (run the full path). Data-dependent checks (mask and length values) stay with the caller:
 a plan takes ``valid`` per call. A call with dropout masks (a Keras layer called with ``training=True``
 under ``torch.no_grad()``) is planned for the masks' form - which directions have input and recurrent
@@ -53,23 +54,34 @@ def backend_request() -> Any:
 
 def signature(x: Tensor) -> Tuple[Any, ...]:
     """What the engine's checks and selection read from a call besides the weights and the front end's
-    options: the input's shape, dtype and device, and the requested backend (grad mode and autocast are
-    not in it: a plan is only used without them, see :func:`plannable`)."""
-    return (x.shape, x.dtype, x.device, backend_request())
+    options: the input's shape, dtype and device, the requested backend and the CPU autocast dtype (False
+    without autocast: a plan made under autocast runs its reduced-precision path, see :func:`plan_layer`).
+    Grad mode is not in it: a plan is only used without it (:func:`plannable`)."""
+    # (autocast_state() written out: this runs on every planned call)
+    return (x.shape, x.dtype, x.device, backend_request(), _autocast_enabled("cpu") and _autocast_dtype("cpu"))
+
+
+def autocast_state() -> Any:
+    """``torch.get_autocast_dtype("cpu")`` under CPU autocast, else False (a plan key's part: a plan made with
+    or without autocast, or for another autocast dtype, is not used for the other)."""
+    return _autocast_enabled("cpu") and _autocast_dtype("cpu")
 
 
 # plannable() runs on every front-end call: guards.tracing()'s two checks are called here directly (the same
 # functions - torch.compile recognises is_compiling by identity -, 0.1 us fewer; a test checks they agree)
-_grad_enabled, _autocast_enabled = torch.is_grad_enabled, torch.is_autocast_enabled
+_grad_enabled, _autocast_enabled, _autocast_dtype = (
+    torch.is_grad_enabled,
+    torch.is_autocast_enabled,
+    torch.get_autocast_dtype,
+)
 _compiling, _jit_tracing = torch.compiler.is_compiling, torch.jit.is_tracing
 
 
 def plannable() -> bool:
-    """Whether a call made now may use a plan: inference (no grad mode), no autocast, not tracing
-    (:func:`lstm_bridge.engine.guards.tracing`: ``torch.compile``, ``torch.export``, ``torch.jit.trace``)."""
-    return (
-        not _grad_enabled() and not _autocast_enabled("cpu") and not _compiling() and not _jit_tracing()  # type: ignore[no-untyped-call]
-    )
+    """Whether a call made now may use a plan: inference (no grad mode), not tracing
+    (:func:`lstm_bridge.engine.guards.tracing`: ``torch.compile``, ``torch.export``, ``torch.jit.trace``).
+    Under CPU autocast too: the plan keys hold :func:`autocast_state`."""
+    return not _grad_enabled() and not _compiling() and not _jit_tracing()  # type: ignore[no-untyped-call]
 
 
 class PlanSlot:
@@ -196,21 +208,25 @@ def plan_layer(
     ``masked``: it takes each call's masks, of the same form as these (see :class:`LayerPlan`)."""
     if not plannable() or any(w.kind is not CellKind.LSTM for w in directions) or not directions:
         return None
-    if x.dim() != 3 or x.shape[1] == 0 or reduced_dtype(x) is not None:
+    if x.dim() != 3 or x.shape[1] == 0:
         return None
+    # a reduced call (a bfloat16/float16 input, or float32 under CPU autocast) is planned as the selected
+    # implementation's full call, which casts as it does in the full path: only the guards and the selection
+    # are done once
+    reduced = reduced_dtype(x)
     masked = dropout is not None and any(d is not None and not d.is_empty() for d in dropout)
     drops: List[Optional[DropoutMasks]] = list(dropout) if dropout is not None and masked else [None] * len(directions)
     check_request(x, directions, h0, c0, valid=valid, dropout=drops)
     impl = _backend.select(x, directions, valid=valid, semantics=semantics, dropout=drops)
     used = _backend.last_used or "torch"
     native = _backend._native_package()
-    if native is not None and impl is native.run_layer_checked:
+    if native is not None and impl is native.run_layer_checked and reduced is None:
         dropped = drops if masked else None
         return _native_plan(x, directions, h0, c0, reverse=reverse, valid=valid, semantics=semantics, dropout=dropped)
     rev = list(reverse)
     if masked:
         return _masked_plan(impl, rev, semantics, used)
-    if impl is torch_path.run_layer and valid is None and semantics.activations.is_standard:
+    if impl is torch_path.run_layer and valid is None and semantics.activations.is_standard and reduced is None:
         # what torch_path.run_layer would decide per call (oneDNN's bits: its training kind, see there)
         if x.dtype in (torch.float32, torch.float64) and not (semantics.onednn_bits and x.dtype == torch.float32):
             return _standard_plan(directions, rev, used)

@@ -297,7 +297,9 @@ def _run_layer_reduced(
             )
             for w in directions
         ]
-        return _standard_layer(x.to(gemm), cast, [h.to(gemm) for h in h0], [c.to(gemm) for c in c0], reverse)
+        # x cast and made contiguous in one copy (oneDNN would copy a time-major view of a batch-first input again)
+        xr = x.to(gemm, memory_format=torch.contiguous_format)
+        return _standard_layer(xr, cast, [h.to(gemm) for h in h0], [c.to(gemm) for c in c0], reverse)
     outs, hs, cs = [], [], []
     for w, h_init, c_init, rev, drop in zip(directions, h0, c0, reverse, dropout):
         out, h, c = run_direction(

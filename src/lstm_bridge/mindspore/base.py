@@ -43,7 +43,7 @@ from ..engine import (
     run_stack,
     trainplan as _trainplan,
 )
-from ..engine.callplan import backend_request as _backend_request, plan_layer
+from ..engine.callplan import autocast_state as _autocast_state, backend_request as _backend_request, plan_layer
 from ..engine.guards import allocation_errors, check_range, tracing
 from ._checks import (
     NUMERICS as NUMERICS,  # re-exported: the accepted numerics values
@@ -384,8 +384,8 @@ class RecurrentNet(torch.nn.Module):
         :meth:`_apply` drops it when a conversion changes their dtype in place."""
         dropping = self.training and self.dropout > 0  # (dropout between layers: never planned, see _plan)
         key = (
-            x.shape, x.dtype, x.device, _backend_request(), seq_length is None, dropping, self.batch_first,
-            *map(id, self._parameters.values()),
+            x.shape, x.dtype, x.device, _backend_request(), _autocast_state(), seq_length is None, dropping,
+            self.batch_first, *map(id, self._parameters.values()),
         )  # fmt: skip
         slot = self.__dict__.get("_call_plan") or _callplan.PlanSlot.of(self)
         cached = slot.entry
@@ -421,6 +421,8 @@ class RecurrentNet(torch.nn.Module):
             return None  # (16-bit inputs compute in float32: not planned)
         if self.training and self.dropout > 0:
             return None
+        if self.num_layers > 1 and _autocast_state():
+            return None  # (under autocast the layers after the first take the first's bfloat16 output)
         if any(p is not None and p.dtype != x.dtype for p in self._parameters.values()):
             return None  # (a cast copies values per call: the full path)
         layers = self._layer_weights(x.dtype)
