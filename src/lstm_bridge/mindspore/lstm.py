@@ -159,7 +159,7 @@ class LSTM(RecurrentNet):
         ``forward`` with those arguments: no hooks (the module's or global), not ``Module.compile()``d,
         ``LSTM.forward`` itself (not a subclass's, not one set on the class or the instance),
         ``nn.Module.__call__`` not replaced (``torch.fx`` tracing patches it) and a call that may be planned
-        (no grad mode, autocast or tracing: :func:`lstm_bridge.engine.callplan.plannable`). Its ~1 us of
+        (no grad mode, no tracing: :func:`lstm_bridge.engine.callplan.plannable`). Its ~1 us of
         argument passing is a tenth of a one-step call's overhead."""
         if (
             len(args) == 1
