@@ -872,3 +872,22 @@ def test_autocast_plan_keeps_seq_length_and_mask_checks():
         c = layer(x, mask=~mask)
     assert_same_bits(a, b)
     assert not torch.equal(a, c)
+
+
+def test_autocast_call_with_dropout_masks_is_planned_with_the_full_paths_masks():
+    """``training=True`` under ``torch.no_grad()`` and bf16 autocast: the planned call draws the masks as the full
+    path does (same RNG state, same results), in bfloat16 like it."""
+    torch.manual_seed(0)
+    x = torch.randn(4, 6, 5)
+    layer = K.LSTM(8, return_sequences=True, dropout=0.3, recurrent_dropout=0.2)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        layer(x, training=True)
+        layer(x, training=True)
+        fresh = copy.deepcopy(layer)  # (a copy's plan slot starts empty: its call runs the full path)
+        torch.manual_seed(7)
+        planned = layer(x, training=True)
+        torch.manual_seed(7)
+        full = fresh(x, training=True)
+    assert layer.__dict__["_call_plan"].entry[1] is not None
+    assert planned.dtype == torch.bfloat16
+    assert_same_bits(planned, full)
