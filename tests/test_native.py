@@ -341,6 +341,36 @@ def test_native_actually_ran(monkeypatch):
             assert backend.last_used == "native"
 
 
+def test_small_standard_layer_with_a_large_w_hh_goes_to_onednn(monkeypatch):
+    """Inference, float32, standard semantics, batch * hidden in the kernel's small band: a layer with fewer
+    directions than threads and a W_hh of 1 MiB or more (H >= 256) goes to oneDNN, whose column split reads
+    W_hh once per step (the kernel's row split would idle a thread or read it on every thread); smaller W_hh,
+    a bidirectional layer on two threads, float64 and training stay on the kernel."""
+    monkeypatch.setenv("LSTM_BRIDGE_BACKEND", "auto")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for H, D, dtype, grad, path in [
+            (256, 1, torch.float32, False, "torch"),
+            (320, 1, torch.float32, False, "torch"),
+            (128, 1, torch.float32, False, "native"),
+            (256, 2, torch.float32, False, "native"),
+            (256, 1, torch.float64, False, "native"),
+            (256, 1, torch.float32, True, "native"),
+        ]:
+            x, dirs, h0, c0, _, _ = make_case(3, 2, 5, [H] * D, dtype, seed=2, dropout_g=0, valid_kind="none")
+            with torch.set_grad_enabled(grad):
+                run_layer(x, dirs, h0, c0, reverse=[False, True][:D], semantics=LayerSemantics())
+            assert backend.last_used == path, (H, D, dtype, grad)
+        monkeypatch.setattr(backend, "NATIVE_ROW_SPLIT_W_BYTES", 1 << 62)
+        x, dirs, h0, c0, _, _ = make_case(3, 2, 5, [256], torch.float32, seed=2, dropout_g=0, valid_kind="none")
+        with torch.no_grad():
+            run_layer(x, dirs, h0, c0, reverse=[False], semantics=LayerSemantics())
+        assert backend.last_used == "native"
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_kernel_runs_on_torchs_threads():
     """The kernel is built with OpenMP when torch uses it: at::parallel_for is a header template that
     otherwise runs every item on the calling thread (a silent 2x loss on two cores)."""

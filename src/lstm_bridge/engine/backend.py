@@ -52,6 +52,18 @@ NATIVE_STANDARD_MAX_BH = 2048
 # 0.92 / 1.08 (one thread alike); at 16384 the two were level, between 2048 and 16384 oneDNN led. Under
 # bf16 oneDNN's own bf16 layer stays faster at these sizes, so this bound is for float32/float64 only.
 NATIVE_STANDARD_LARGE_BH = 24576
+# ... except (float32 inference, batch * hidden at most NATIVE_STANDARD_MAX_BH) where the kernel's row split
+# streams W_hh badly: it gives each thread a block of one direction's batch rows, so with fewer directions than
+# threads a small batch leaves a thread idle or has every thread read all of the direction's W_hh each step,
+# where oneDNN splits W_hh's columns between the threads. Measured (2 threads, planned Keras calls, forward
+# ratio to torch.nn.LSTM, kernel / oneDNN; T, B, I, H; the machine's fast state, 2026-11-28 00:10 UTC, and its
+# slow state, 00:00): W_hh of 1 MiB and more (H >= 256): (50, 1, 64, 256) 1.20 / 1.01, (50, 2, 64, 256)
+# 1.02 / 1.00, (50, 4, 64, 256) 1.18-1.21 / 1.00 (slow state 0.95 / 0.99), (50, 8, 64, 256) 0.99 / 1.01
+# (slow 0.83 / 1.01), (50, 4, 64, 320) 1.32 / 1.01, (50, 1, 128, 512) 1.21-1.39 / 1.03-1.06, (200, 4, 256,
+# 512) 1.35 / 1.01; below it the kernel leads: (50, 1, 64, 128) 0.68 / 1.01, (50, 4, 64, 128) 0.76 / 0.99,
+# (50, 16, 64, 128) 0.93 / 1.01, (50, 8, 64, 192) 0.89 / 1.00, (100, 2, 32, 192) 0.73 / 1.00. So oneDNN takes
+# those layers from this W_hh size on (a bidirectional layer on two threads gives each direction a thread).
+NATIVE_ROW_SPLIT_W_BYTES = 1 << 20
 # Training (autograd records the call) of the standard LSTM runs in the kernel up to this batch * hidden,
 # with at least NATIVE_STANDARD_TRAIN_MIN_THREADS threads: every size. Since the GEMMs around the
 # recurrence left MKL (engine/native/gemm.py: MKL does not use AVX-512 on AMD), the kernel trains the
@@ -135,6 +147,21 @@ def check_native_policy(
                 f"{'' if training else f', below {NATIVE_STANDARD_LARGE_BH} in full precision'}): "
                 "the torch path hands these to oneDNN"
             )
+        if not training and reduced is None and x.dtype == torch.float32 and not large:
+            _check_row_split(x.shape[1], directions)
+
+
+def _check_row_split(batch: int, directions: Sequence[DirectionWeights]) -> None:
+    """Raise ``NotImplementedError`` for a small float32 standard layer in inference whose ``W_hh`` the
+    kernel's row split would stream badly (see :data:`NATIVE_ROW_SPLIT_W_BYTES`): oneDNN splits its columns."""
+    threads = torch.get_num_threads()
+    w_bytes = max(4 * w.hidden_size * w.hidden_size for w in directions) * 4
+    if len(directions) < threads and w_bytes >= NATIVE_ROW_SPLIT_W_BYTES:
+        raise NotImplementedError(
+            f"standard LSTM semantics with batch {batch}, {len(directions)} direction(s) on {threads} threads and "
+            f"W_hh of {w_bytes >> 10} KiB: the kernel's threads would each read all of W_hh (or idle) every step; "
+            "the torch path hands these to oneDNN, which splits W_hh's columns"
+        )
 
 
 def _records(x: torch.Tensor, directions: Sequence[DirectionWeights]) -> bool:
