@@ -344,29 +344,98 @@ def test_native_actually_ran(monkeypatch):
 def test_small_standard_layer_with_a_large_w_hh_goes_to_onednn(monkeypatch):
     """Inference, float32, standard semantics, batch * hidden in the kernel's small band: a layer with fewer
     directions than threads and a W_hh of 1 MiB or more (H >= 256) goes to oneDNN, whose column split reads
-    W_hh once per step (the kernel's row split would idle a thread or read it on every thread); smaller W_hh,
-    a bidirectional layer on two threads, float64 and training stay on the kernel."""
+    W_hh once per step (the kernel's row split would read it on every thread) - unless the kernel splits the
+    hidden units itself (one direction, at most 4 rows, whole panels per thread: ``checks.column_split``);
+    smaller W_hh, a bidirectional layer on two threads, float64 and training stay on the kernel."""
+    from lstm_bridge.engine.native import checks
+
     monkeypatch.setenv("LSTM_BRIDGE_BACKEND", "auto")
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        for H, D, dtype, grad, path in [
-            (256, 1, torch.float32, False, "torch"),
-            (320, 1, torch.float32, False, "torch"),
-            (128, 1, torch.float32, False, "native"),
-            (256, 2, torch.float32, False, "native"),
-            (256, 1, torch.float64, False, "native"),
-            (256, 1, torch.float32, True, "native"),
+        for B, H, D, dtype, grad in [
+            (6, 256, 1, torch.float32, False),  # rows split: oneDNN
+            (2, 320, 1, torch.float32, False),  # 320 units do not split into whole panels: oneDNN
+            (2, 256, 1, torch.float32, False),  # the kernel's column split
+            (1, 512, 1, torch.float32, False),
+            (6, 128, 1, torch.float32, False),
+            (2, 256, 2, torch.float32, False),
+            (6, 256, 1, torch.float64, False),
+            (6, 256, 1, torch.float32, True),
         ]:
-            x, dirs, h0, c0, _, _ = make_case(3, 2, 5, [H] * D, dtype, seed=2, dropout_g=0, valid_kind="none")
+            x, dirs, h0, c0, _, _ = make_case(3, B, 5, [H] * D, dtype, seed=2, dropout_g=0, valid_kind="none")
             with torch.set_grad_enabled(grad):
                 run_layer(x, dirs, h0, c0, reverse=[False, True][:D], semantics=LayerSemantics())
-            assert backend.last_used == path, (H, D, dtype, grad)
+            rows_split = D == 1 and H >= 256 and dtype == torch.float32 and not grad
+            columns = checks.column_split(B, H, D, dtype, 2)
+            path = "torch" if rows_split and not columns else "native"
+            assert backend.last_used == path, (B, H, D, dtype, grad)
         monkeypatch.setattr(backend, "NATIVE_ROW_SPLIT_W_BYTES", 1 << 62)
-        x, dirs, h0, c0, _, _ = make_case(3, 2, 5, [256], torch.float32, seed=2, dropout_g=0, valid_kind="none")
+        x, dirs, h0, c0, _, _ = make_case(3, 6, 5, [256], torch.float32, seed=2, dropout_g=0, valid_kind="none")
         with torch.no_grad():
             run_layer(x, dirs, h0, c0, reverse=[False], semantics=LayerSemantics())
         assert backend.last_used == "native"
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_column_split_predicate_matches_the_kernel():
+    """``checks.column_split`` (the routing's deterministic mirror) uses the kernel's own constants."""
+    from lstm_bridge.engine.native import build, checks
+
+    ext = native.module()
+    assert ext is not None
+    assert (checks.COLUMN_SPLIT_MAX_ROWS, checks.COLUMN_SPLIT_MIN_BYTES) == (
+        ext.COLUMN_SPLIT_MAX_ROWS,
+        ext.COLUMN_SPLIT_MIN_BYTES,
+    )
+    panel_bytes = checks._PANEL_BYTES.get(build.capability(), checks._DEFAULT_PANEL_BYTES)
+    assert (panel_bytes // 4, panel_bytes // 8) == (ext.PANEL_WIDTH_FLOAT, ext.PANEL_WIDTH_DOUBLE)
+    wide = 2 * ext.PANEL_WIDTH_FLOAT * max(1, 256 // (2 * ext.PANEL_WIDTH_FLOAT))
+    assert checks.column_split(1, wide, 1, torch.float32, 2) == (bool(ext.OPENMP) and 16 * wide * wide >= 1 << 20)
+    assert not checks.column_split(5, wide, 1, torch.float32, 2)
+    assert not checks.column_split(1, wide, 2, torch.float32, 2)
+    assert not checks.column_split(1, wide, 1, torch.float32, 1)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_column_split_gives_the_row_splits_bits(dtype):
+    """One direction on a batch of at most 4 rows with a W_hh of 1 MiB or more runs with the threads splitting the
+    hidden units (one barrier a step); every element is computed as the row split computes it, so the results are
+    the same bits as on one thread (row split), with masks, carried or zeroed masked steps, recurrent dropout masks
+    (shared or per gate), reverse and no bias."""
+    ext = native.module()
+    assert ext is not None
+    if not ext.OPENMP:
+        pytest.skip("the kernel was built without OpenMP: no column split")
+    H = 256 if dtype == torch.float32 else 192  # (4 H^2 elements >= 1 MiB; whole panels on 2 threads)
+    from lstm_bridge.engine.native import checks
+
+    assert checks.column_split(3, H, 1, dtype, 2)
+    threads = torch.get_num_threads()
+    try:
+        for B, valid_kind, G, reverse, rule in [
+            (1, "none", 0, False, MaskedOutput.CARRY),
+            (3, "holes", 1, True, MaskedOutput.CARRY),
+            (4, "holes", 4, False, MaskedOutput.ZERO),
+            (2, "none", 4, True, MaskedOutput.ZERO),
+        ]:
+            x, dirs, h0, c0, valid, dropout = make_case(
+                16, B, 64, [H], dtype, seed=B + G, dropout_g=G, valid_kind=valid_kind
+            )
+            sem = LayerSemantics(CellActivations(A.hard_sigmoid_keras2, A.tanh, A.tanh), rule)
+            results = []
+            for n in (1, 2):
+                torch.set_num_threads(n)
+                with torch.no_grad():
+                    results.append(
+                        native.run_layer(
+                            x, dirs, h0, c0, reverse=[reverse], valid=valid, semantics=sem, dropout=dropout
+                        )
+                    )
+            for a, b in zip(*results):
+                for u, v in zip(a, b):
+                    assert torch.equal(u, v), (B, valid_kind, G, reverse, rule)
     finally:
         torch.set_num_threads(threads)
 

@@ -62,7 +62,9 @@ NATIVE_STANDARD_LARGE_BH = 24576
 # (slow 0.83 / 1.01), (50, 4, 64, 320) 1.32 / 1.01, (50, 1, 128, 512) 1.21-1.39 / 1.03-1.06, (200, 4, 256,
 # 512) 1.35 / 1.01; below it the kernel leads: (50, 1, 64, 128) 0.68 / 1.01, (50, 4, 64, 128) 0.76 / 0.99,
 # (50, 16, 64, 128) 0.93 / 1.01, (50, 8, 64, 192) 0.89 / 1.00, (100, 2, 32, 192) 0.73 / 1.00. So oneDNN takes
-# those layers from this W_hh size on (a bidirectional layer on two threads gives each direction a thread).
+# those layers from this W_hh size on (a bidirectional layer on two threads gives each direction a thread),
+# except where the kernel splits the hidden units between its threads instead (native.checks.column_split: one
+# direction, at most 4 rows), which leads there (see _check_row_split).
 NATIVE_ROW_SPLIT_W_BYTES = 1 << 20
 # Training (autograd records the call) of the standard LSTM runs in the kernel up to this batch * hidden,
 # with at least NATIVE_STANDARD_TRAIN_MIN_THREADS threads: every size. Since the GEMMs around the
@@ -153,9 +155,18 @@ def check_native_policy(
 
 def _check_row_split(batch: int, directions: Sequence[DirectionWeights]) -> None:
     """Raise ``NotImplementedError`` for a small float32 standard layer in inference whose ``W_hh`` the
-    kernel's row split would stream badly (see :data:`NATIVE_ROW_SPLIT_W_BYTES`): oneDNN splits its columns."""
+    kernel's row split would stream badly (see :data:`NATIVE_ROW_SPLIT_W_BYTES`): oneDNN splits its columns.
+    A layer the kernel runs with its threads splitting the hidden units instead (``native.checks.column_split``:
+    one direction, at most 4 rows) stays: there the kernel leads ((50, 1, 64, 256) 0.64 against oneDNN's 1.01,
+    (50, 1, 128, 512) 0.85 / 1.02, (200, 4, 256, 512) 0.97 / 0.99, (50, 4, 64, 256) 0.92 / 1.02, (50, 2, 64, 384)
+    0.87 / 1.07; 2 threads, forward ratio to torch.nn.LSTM)."""
+    from .native import checks  # noqa: WPS433 (the caller has found the package; nothing is built)
+
     threads = torch.get_num_threads()
-    w_bytes = max(4 * w.hidden_size * w.hidden_size for w in directions) * 4
+    hidden = max(w.hidden_size for w in directions)
+    w_bytes = 4 * hidden * hidden * 4
+    if checks.column_split(batch, hidden, len(directions), torch.float32, threads):
+        return
     if len(directions) < threads and w_bytes >= NATIVE_ROW_SPLIT_W_BYTES:
         raise NotImplementedError(
             f"standard LSTM semantics with batch {batch}, {len(directions)} direction(s) on {threads} threads and "

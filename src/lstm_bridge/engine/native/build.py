@@ -64,6 +64,11 @@ def _capability() -> str:
     return cap if cap in _ARCH_FLAGS else "DEFAULT"
 
 
+def capability() -> str:
+    """The ATen CPU capability the kernel is compiled for: ``"AVX512"``, ``"AVX2"`` or ``"DEFAULT"``."""
+    return _capability()
+
+
 def mkl_packed_gemm() -> bool:
     """True when libtorch_cpu exports MKL's packed-GEMM API (torch built with MKL, e.g. x86 wheels)."""
     if not torch.backends.mkl.is_available():  # type: ignore[no-untyped-call]

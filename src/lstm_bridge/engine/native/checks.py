@@ -14,7 +14,41 @@ from ..semantics import DirectionWeights, DropoutMasks, LayerSemantics, MaskedOu
 
 Tensor = torch.Tensor
 
-__all__ = ["check_family_supported", "check_shapes", "check_supported", "kernel_semantics", "native_activation_id"]
+__all__ = [
+    "check_family_supported",
+    "check_shapes",
+    "check_supported",
+    "column_split",
+    "kernel_semantics",
+    "native_activation_id",
+]
+
+#: The kernel's column split of an inference recurrence (lstm.cpp ``column_split``, its exported
+#: ``COLUMN_SPLIT_MAX_ROWS`` / ``COLUMN_SPLIT_MIN_BYTES`` / ``PANEL_WIDTH_*``; a test holds them together).
+COLUMN_SPLIT_MAX_ROWS = 4
+COLUMN_SPLIT_MIN_BYTES = 1 << 20
+# kPanelVecs * kVecBytes of the build's capability (kernel_common.h): the micro-kernel's panel, in bytes
+_PANEL_BYTES = {"AVX512": 4 * 64, "AVX2": 2 * 32}
+_DEFAULT_PANEL_BYTES = 2 * 16
+_ELEMENT_BYTES = {torch.float32: 4, torch.float64: 8}
+
+
+def column_split(batch: int, hidden: int, directions: int, dtype: torch.dtype, threads: int) -> bool:
+    """Whether the kernel runs an inference call of these sizes with its threads splitting the hidden units
+    (one barrier a step) instead of the batch rows: one direction, at most :data:`COLUMN_SPLIT_MAX_ROWS` rows
+    on 2+ threads, a ``W_hh`` of :data:`COLUMN_SPLIT_MIN_BYTES` or more, hidden units in whole micro-kernel
+    panels per thread, the kernel's own GEMM (``native.GEMM_PATH == "kernel"``) and a build with OpenMP.
+    Deterministic (no kernel loaded): the backend's routing reads it."""
+    from . import GEMM_PATH, build  # noqa: WPS433 (GEMM_PATH is read per call: tests switch it)
+
+    if GEMM_PATH != "kernel" or not build.openmp_flags() or directions != 1 or threads < 2:
+        return False
+    size = _ELEMENT_BYTES.get(dtype)
+    if batch > COLUMN_SPLIT_MAX_ROWS or size is None:
+        return False
+    panel = _PANEL_BYTES.get(build.capability(), _DEFAULT_PANEL_BYTES) // size
+    return 4 * hidden * hidden * size >= COLUMN_SPLIT_MIN_BYTES and hidden % (panel * threads) == 0
+
 
 # Activation ids shared with lstm.h (enum Act); the lstm_bridge.activations registry carries them.
 _MAX_ID = 8  # enum Act in lstm.h
