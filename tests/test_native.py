@@ -355,7 +355,8 @@ def test_small_standard_layer_with_a_large_w_hh_goes_to_onednn(monkeypatch):
     try:
         for B, H, D, dtype, grad in [
             (6, 256, 1, torch.float32, False),  # rows split: oneDNN
-            (2, 320, 1, torch.float32, False),  # 320 units do not split into whole panels: oneDNN
+            (6, 320, 1, torch.float32, False),  # rows split: oneDNN
+            (2, 320, 1, torch.float32, False),  # the column split, panels shared 2 / 3
             (2, 256, 1, torch.float32, False),  # the kernel's column split
             (1, 512, 1, torch.float32, False),
             (6, 128, 1, torch.float32, False),
@@ -401,14 +402,14 @@ def test_column_split_predicate_matches_the_kernel():
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_column_split_gives_the_row_splits_bits(dtype):
     """One direction on a batch of at most 4 rows with a W_hh of 1 MiB or more runs with the threads splitting the
-    hidden units (one barrier a step); every element is computed as the row split computes it, so the results are
-    the same bits as on one thread (row split), with masks, carried or zeroed masked steps, recurrent dropout masks
-    (shared or per gate), reverse and no bias."""
+    hidden units (one barrier a step, panels shared unevenly when their count is odd); every element is computed as
+    the row split computes it, so the results are the same bits as on one thread (row split), with masks, carried
+    or zeroed masked steps, recurrent dropout masks (shared or per gate), reverse and no bias."""
     ext = native.module()
     assert ext is not None
     if not ext.OPENMP:
         pytest.skip("the kernel was built without OpenMP: no column split")
-    H = 256 if dtype == torch.float32 else 192  # (4 H^2 elements >= 1 MiB; whole panels on 2 threads)
+    H = 320 if dtype == torch.float32 else 192  # (4 H^2 elements >= 1 MiB; 5 (or 6) panels on 2 threads)
     from lstm_bridge.engine.native import checks
 
     assert checks.column_split(3, H, 1, dtype, 2)

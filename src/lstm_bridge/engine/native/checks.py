@@ -37,7 +37,7 @@ def column_split(batch: int, hidden: int, directions: int, dtype: torch.dtype, t
     """Whether the kernel runs an inference call of these sizes with its threads splitting the hidden units
     (one barrier a step) instead of the batch rows: one direction, at most :data:`COLUMN_SPLIT_MAX_ROWS` rows
     on 2+ threads, a ``W_hh`` of :data:`COLUMN_SPLIT_MIN_BYTES` or more, hidden units in whole micro-kernel
-    panels per thread, the kernel's own GEMM (``native.GEMM_PATH == "kernel"``) and a build with OpenMP.
+    panels (at least one per thread), the kernel's own GEMM (``native.GEMM_PATH == "kernel"``) and a build with OpenMP.
     Deterministic (no kernel loaded): the backend's routing reads it."""
     from . import GEMM_PATH, build  # noqa: WPS433 (GEMM_PATH is read per call: tests switch it)
 
@@ -47,7 +47,7 @@ def column_split(batch: int, hidden: int, directions: int, dtype: torch.dtype, t
     if batch > COLUMN_SPLIT_MAX_ROWS or size is None:
         return False
     panel = _PANEL_BYTES.get(build.capability(), _DEFAULT_PANEL_BYTES) // size
-    return 4 * hidden * hidden * size >= COLUMN_SPLIT_MIN_BYTES and hidden % (panel * threads) == 0
+    return 4 * hidden * hidden * size >= COLUMN_SPLIT_MIN_BYTES and hidden % panel == 0 and hidden // panel >= threads
 
 
 # Activation ids shared with lstm.h (enum Act); the lstm_bridge.activations registry carries them.

@@ -772,7 +772,8 @@ void forward_rows(const LayerConfig& cfg, T* xp, int64_t Tn, int64_t B, int64_t 
 
 // Whether forward_cols takes a direction: inference (nothing saved), not a bf16 layer, the packed kernel GEMM, one
 // direction, a batch of at most kColSplitMaxRows rows on 2+ threads, W_hh of kColSplitMinBytes or more, and hidden
-// units that split into whole column panels (H a multiple of the panel width times the threads). Measured
+// units in whole column panels, at least one per thread (thread k owns panels [k P / nt, (k + 1) P / nt) of each
+// gate's P = H / panel width). Measured
 // (2 threads, hard_sigmoid forward, ratio to torch.nn.LSTM, row split -> column split): (50, 1, 64, 256) 1.12 ->
 // 0.60, (50, 4, 64, 256) 1.15 -> 0.85, (50, 2, 64, 384) 1.28 -> 0.76, (50, 1, 128, 512) 1.36 -> 0.81,
 // (200, 4, 256, 512) 1.26 -> 0.95; at 8 rows the standard layer was 1.16 against the row split's 0.83-0.99.
@@ -808,7 +809,7 @@ bool column_split(const LayerConfig& cfg, const std::vector<DirData<T>>& dirs, i
   const DirData<T>& r = dirs[0];
   const int64_t H = r.H;
   return r.shared_gemm.active() && 4 * H * H * static_cast<int64_t>(sizeof(T)) >= kColSplitMinBytes &&
-         H % (panel_width<T>() * threads) == 0;
+         H % panel_width<T>() == 0 && H / panel_width<T>() >= threads;
 }
 
 template <typename T>
@@ -826,7 +827,7 @@ void forward_cols(const LayerConfig& cfg, T* xp, int64_t Tn, int64_t B, int64_t 
   const RecGemm<T>& packed = r.shared_gemm;
   const T* bias = r.bias;
   constexpr int64_t NR = panel_width<T>();
-  const int64_t width = H / nt;  // units per thread: a whole number of panels (column_split)
+  const int64_t panels = H / NR;  // per gate: whole panels (column_split), at least one per thread
   int done = 0;                  // which buffer holds h after the loop
   bool short_team = false;       // the runtime gave fewer threads than asked: the row split runs instead
 #pragma omp parallel num_threads(nt)
@@ -836,7 +837,7 @@ void forward_cols(const LayerConfig& cfg, T* xp, int64_t Tn, int64_t B, int64_t 
       if (k == 0) short_team = true;
     } else {
       at::NoGradGuard no_grad;
-      const int64_t j0 = k * width, n = width;
+      const int64_t j0 = k * panels / nt * NR, n = (k + 1) * panels / nt * NR - j0;
       std::vector<T> hm(G > 0 ? static_cast<size_t>(G * B * H) : 0), cn(n * B), tc(n * B), yprev(use_yprev ? n * B : 0);
       int cur = 0;
       for (int64_t s = 0; s < Tn; ++s) {
