@@ -928,3 +928,34 @@ def test_checkpoint_recomputes_and_gives_the_same_gradients(monkeypatch):
     assert len(calls) == 2  # recomputed in backward
     for a, b in zip(got, want):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_column_split_in_training_saves_the_row_splits_states():
+    """A recorded call (training) on one direction and a small batch runs its forward with the column split too,
+    saving the states entering each step as the row split does: outputs and gradients equal those on one thread."""
+    ext = native.module()
+    assert ext is not None
+    if not ext.OPENMP:
+        pytest.skip("the kernel was built without OpenMP: no column split")
+    from lstm_bridge.engine.native import checks
+
+    assert checks.column_split(3, 320, 1, torch.float32, 2)
+    threads = torch.get_num_threads()
+    try:
+        x, dirs, h0, c0, valid, dropout = make_case(
+            16, 3, 64, [320], torch.float32, seed=4, dropout_g=4, valid_kind="holes"
+        )
+        sem = LayerSemantics(CellActivations(A.sigmoid, A.tanh, A.tanh), MaskedOutput.CARRY)
+        results = []
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            xs = x.detach().clone().requires_grad_(True)
+            outs, hs, cs = native.run_layer(
+                xs, dirs, h0, c0, reverse=[True], valid=valid, semantics=sem, dropout=dropout
+            )
+            grads = torch.autograd.grad(outs[0].square().sum() + hs[0].sum() + cs[0].sum(), [xs, dirs[0].w_hh])
+            results.append([outs[0].detach(), hs[0].detach(), cs[0].detach(), *grads])
+        for a, b in zip(*results):
+            assert torch.equal(a, b)
+    finally:
+        torch.set_num_threads(threads)

@@ -762,7 +762,7 @@ void forward_rows(const LayerConfig& cfg, T* xp, int64_t Tn, int64_t B, int64_t 
   r.r_c.narrow(0, b0, nb).copy_(c_t);
 }
 
-// ---- the column split (inference of one direction on a small batch) ---------------------------------
+// ---- the column split (one direction on a small batch: inference, and the forward of training) --------
 // forward_rows gives each thread a block of batch rows, so with a batch smaller than the threads a thread idles,
 // and with a few rows per thread every thread reads all of W_hh every step. Here the team of `nt` threads
 // instead splits the hidden units: thread k owns units [j0, j1) of all four gates for every row, computes its
@@ -770,7 +770,8 @@ void forward_rows(const LayerConfig& cfg, T* xp, int64_t Tn, int64_t B, int64_t 
 // cell, and waits at one barrier per step. Each element is computed by the same micro-kernel over the same packed
 // panels and the same pointwise code as in forward_rows, so the results are the same bits.
 
-// Whether forward_cols takes a direction: inference (nothing saved), not a bf16 layer, the packed kernel GEMM, one
+// Whether forward_cols takes a direction (inference, or a training forward that saves the states entering each
+// step; the backward keeps the row split): not a bf16 layer, the packed kernel GEMM, one
 // direction, a batch of at most kColSplitMaxRows rows on 2+ threads, W_hh of kColSplitMinBytes or more, and hidden
 // units in whole column panels, at least one per thread (thread k owns panels [k P / nt, (k + 1) P / nt) of each
 // gate's P = H / panel width). Measured
@@ -800,7 +801,7 @@ void panel_range_gemm(const RecGemm<T>& g, int q, int64_t p0, int64_t p1, int64_
 
 template <typename T>
 bool column_split(const LayerConfig& cfg, const std::vector<DirData<T>>& dirs, int64_t B, int threads) {
-  if (cfg.save || cfg.bf16 || cfg.gemm != kGemmKernel || dirs.size() != 1 || threads < 2 || B > kColSplitMaxRows) {
+  if (cfg.bf16 || cfg.gemm != kGemmKernel || dirs.size() != 1 || threads < 2 || B > kColSplitMaxRows) {
     return false;
   }
   for (int64_t id : {cfg.gate_act, cfg.cand_act, cfg.cell_act}) {
@@ -824,6 +825,8 @@ void forward_cols(const LayerConfig& cfg, T* xp, int64_t Tn, int64_t B, int64_t 
   T* hs[2] = {hbuf.data_ptr<T>(), hbuf.data_ptr<T>() + B * H};
   T* c = c_t.data_ptr<T>();
   T* out_all = r.out.template data_ptr<T>();
+  T* hprev_all = cfg.save ? r.hprev.template data_ptr<T>() : nullptr;  // (training: the states entering each step)
+  T* cprev_all = cfg.save ? r.cprev.template data_ptr<T>() : nullptr;
   const RecGemm<T>& packed = r.shared_gemm;
   const T* bias = r.bias;
   constexpr int64_t NR = panel_width<T>();
@@ -866,6 +869,10 @@ void forward_cols(const LayerConfig& cfg, T* xp, int64_t Tn, int64_t B, int64_t 
         }
         for (int64_t i = 0; i < B; ++i) {
           T* z = zt + i * S;
+          if (hprev_all != nullptr) {
+            std::memcpy(hprev_all + (t * B + i) * H + j0, h + i * H + j0, sizeof(T) * n);
+            std::memcpy(cprev_all + (t * B + i) * H + j0, c + i * H + j0, sizeof(T) * n);
+          }
           step_act<T>(false, cfg.gate_act, z + j0, z + j0, n);
           step_act<T>(false, cfg.gate_act, z + H + j0, z + H + j0, n);
           step_act<T>(false, cfg.cand_act, z + 2 * H + j0, z + 2 * H + j0, n);
