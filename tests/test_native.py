@@ -930,9 +930,10 @@ def test_checkpoint_recomputes_and_gives_the_same_gradients(monkeypatch):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
-def test_column_split_in_training_saves_the_row_splits_states():
-    """A recorded call (training) on one direction and a small batch runs its forward with the column split too,
-    saving the states entering each step as the row split does: outputs and gradients equal those on one thread."""
+def test_column_split_in_training_gives_the_row_splits_gradients():
+    """A recorded call (training) on one direction and a small batch runs its forward and its backward with the
+    column split too (the forward saving the states entering each step as the row split does; the backward's one
+    barrier a step between dZ_t and dZ_t W_hh): outputs and gradients equal those on one thread (row split)."""
     ext = native.module()
     assert ext is not None
     if not ext.OPENMP:

@@ -770,8 +770,8 @@ void forward_rows(const LayerConfig& cfg, T* xp, int64_t Tn, int64_t B, int64_t 
 // cell, and waits at one barrier per step. Each element is computed by the same micro-kernel over the same packed
 // panels and the same pointwise code as in forward_rows, so the results are the same bits.
 
-// Whether forward_cols takes a direction (inference, or a training forward that saves the states entering each
-// step; the backward keeps the row split): not a bf16 layer, the packed kernel GEMM, one
+// Whether forward_cols / backward_cols take a direction (inference, and both passes of training): not a bf16
+// layer, the packed kernel GEMM, one
 // direction, a batch of at most kColSplitMaxRows rows on 2+ threads, W_hh of kColSplitMinBytes or more, and hidden
 // units in whole column panels, at least one per thread (thread k owns panels [k P / nt, (k + 1) P / nt) of each
 // gate's P = H / panel width). Measured
@@ -786,7 +786,7 @@ constexpr int64_t kColSplitMinBytes = int64_t(1) << 20;
 // C(M, panels [p0, p1) of piece q) += A(M, k) B: kernel_gemm restricted to a range of column panels.
 template <typename T>
 void panel_range_gemm(const RecGemm<T>& g, int q, int64_t p0, int64_t p1, int64_t M, const T* A, int64_t lda, T* C,
-                      int64_t ldc) {
+                      int64_t ldc, bool accumulate = true) {
   constexpr int64_t NR = panel_width<T>();
   const T* piece = g.parts[q];
   for (int64_t p = p0; p < p1; ++p) {
@@ -794,8 +794,10 @@ void panel_range_gemm(const RecGemm<T>& g, int q, int64_t p0, int64_t p1, int64_
     const int64_t ncols = std::min<int64_t>(NR, g.n - p * NR);
     T* Cp = C + p * NR;
     int64_t m = 0;
-    for (; m + kMR <= M; m += kMR) micro_kernel<T, kMR>(g.k, A + m * lda, lda, Bp, Cp + m * ldc, ldc, ncols, true);
-    if (m < M) micro_tail<T, kMR - 1>(M - m, g.k, A + m * lda, lda, Bp, Cp + m * ldc, ldc, ncols, true);
+    for (; m + kMR <= M; m += kMR) {
+      micro_kernel<T, kMR>(g.k, A + m * lda, lda, Bp, Cp + m * ldc, ldc, ncols, accumulate);
+    }
+    if (m < M) micro_tail<T, kMR - 1>(M - m, g.k, A + m * lda, lda, Bp, Cp + m * ldc, ldc, ncols, accumulate);
   }
 }
 
@@ -1051,6 +1053,136 @@ void backward_rows(const LayerConfig& cfg, const T* gates, at::Tensor& dZ, int64
   r.r_c.narrow(0, b0, nb).copy_(dc_t);
 }
 
+#ifdef _OPENMP
+// backward_rows with the column split (see forward_cols): thread k owns the hidden units [j0, j1) of every row.
+// Per step it forms dZ of its units (all four gates) from its columns of dh, then - after the step's one barrier,
+// when every unit's dZ_t is written - its columns of dh entering the step, dZ_t W_hh, read back only by itself.
+// The same pointwise code and micro-kernel per element as backward_rows: the same bits. Not for a bf16 layer.
+template <typename T>
+void backward_cols(const LayerConfig& cfg, const T* gates, at::Tensor& dZ, int64_t Tn, int64_t B, int64_t S,
+                   const uint8_t* vptr, DirData<T>& r, int nt) {
+  const int64_t H = r.H, G = r.G, off = r.off;
+  const auto opts = r.r_h.options();
+  const bool use_dyc = vptr != nullptr && cfg.carry;
+  at::Tensor dh_t = r.s_h.clone(at::MemoryFormat::Contiguous);
+  at::Tensor dc_t = r.s_c.clone(at::MemoryFormat::Contiguous);
+  at::Tensor dpass_t = at::zeros({B, H}, opts);
+  at::Tensor dyc_t = use_dyc ? at::zeros({B, H}, opts) : at::Tensor();
+  at::Tensor tmp_t = at::empty({B, H}, opts), tc_t = at::empty({B, H}, opts);
+  at::Tensor dhg_t = G == 4 ? at::zeros({4, B, H}, opts) : at::zeros({B, H}, opts);
+  T* dh_all = dh_t.data_ptr<T>();
+  T* dc_all = dc_t.data_ptr<T>();
+  T* dpass_all = dpass_t.data_ptr<T>();
+  T* dyc_all = use_dyc ? dyc_t.data_ptr<T>() : nullptr;
+  T* tmp_all = tmp_t.data_ptr<T>();
+  T* tc_all = tc_t.data_ptr<T>();
+  T* dhg = dhg_t.data_ptr<T>();
+  T* dz_ptr = dZ.data_ptr<T>();
+  const RecGemm<T>& packed = r.shared_gemm;
+  constexpr int64_t NR = panel_width<T>();
+  const int64_t panels = H / NR;
+  // dh of row i's units [j0, j1) leaving the step just processed: combine_dh for those columns (same op order)
+  auto combine = [&](int64_t i, int64_t j0, int64_t j1) {
+    T* dst = dh_all + i * H;
+    const T* pb = dpass_all + i * H;
+    if (G == 4) {
+      for (int64_t j = j0; j < j1; ++j) dst[j] = pb[j];
+      for (int64_t k = 0; k < 4; ++k) {
+        const T* gk = dhg + (k * B + i) * H;
+        const T* mk = r.mask + (k * B + i) * H;
+        for (int64_t j = j0; j < j1; ++j) dst[j] = dst[j] + gk[j] * mk[j];
+      }
+    } else if (G == 1) {
+      const T* gb = dhg + i * H;
+      const T* mb = r.mask + i * H;
+      for (int64_t j = j0; j < j1; ++j) dst[j] = gb[j] * mb[j] + pb[j];
+    } else {
+      const T* gb = dhg + i * H;
+      for (int64_t j = j0; j < j1; ++j) dst[j] = gb[j] + pb[j];
+    }
+  };
+  bool short_team = false;
+#pragma omp parallel num_threads(nt)
+  {
+    const int k = omp_get_thread_num();
+    if (omp_get_num_threads() != nt) {
+      if (k == 0) short_team = true;
+    } else {
+      at::NoGradGuard no_grad;
+      const int64_t j0 = k * panels / nt * NR, j1 = (k + 1) * panels / nt * NR, n = j1 - j0;
+      const int64_t p0 = j0 / NR, p1 = j1 / NR;
+      for (int64_t s = Tn - 1; s >= 0; --s) {
+        const int64_t t = r.reverse ? Tn - 1 - s : s;
+        for (int64_t i = 0; i < B; ++i) {
+          T* dh = dh_all + i * H;
+          if (s != Tn - 1) combine(i, j0, j1);
+          T* dc = dc_all + i * H;
+          T* dpass = dpass_all + i * H;
+          T* dyc = dyc_all != nullptr ? dyc_all + i * H : nullptr;
+          const T* gy = r.gout + (t * B + i) * H;
+          T* dz = dz_ptr + (t * B + i) * S + off;
+          const bool keep = vptr == nullptr || vptr[t * B + i] != 0;
+          if (!keep) {
+            for (int64_t q = 0; q < 4; ++q) std::fill(dz + q * H + j0, dz + q * H + j1, T(0));
+            std::memcpy(dpass + j0, dh + j0, sizeof(T) * n);
+            if (dyc != nullptr) {
+              for (int64_t j = j0; j < j1; ++j) dyc[j] = dyc[j] + gy[j];
+            }
+            continue;
+          }
+          const T* gz = gates + (t * B + i) * S + off;
+          const T* gi = gz;
+          const T* gf = gz + H;
+          const T* gg = gz + 2 * H;
+          const T* go = gz + 3 * H;
+          const T* cp = r.cprev_in + (t * B + i) * H;
+          T* tmp = tmp_all + i * H;
+          T* tc = tc_all + i * H;
+          for (int64_t j = j0; j < j1; ++j) tmp[j] = gf[j] * cp[j] + gi[j] * gg[j];  // c_t, recomputed
+          step_act<T>(false, cfg.cell_act, tmp + j0, tc + j0, n);
+          for (int64_t j = j0; j < j1; ++j) {
+            T dhn = gy[j] + dh[j];
+            if (dyc != nullptr) dhn = dhn + dyc[j];
+            dz[3 * H + j] = dhn * tc[j];
+            tmp[j] = dhn * go[j];
+          }
+          mul_act_grad<T>(cfg.cell_act, tmp + j0, tc + j0, n);
+          for (int64_t j = j0; j < j1; ++j) {  // (backprop_cell for these units)
+            const T dcn = dc[j] + tmp[j];
+            dz[j] = dcn * gg[j];
+            dz[H + j] = dcn * cp[j];
+            dz[2 * H + j] = dcn * gi[j];
+            dc[j] = dcn * gf[j];
+            dpass[j] = T(0);
+          }
+          if (dyc != nullptr) std::fill(dyc + j0, dyc + j1, T(0));
+          mul_act_grad<T>(cfg.gate_act, dz + j0, gz + j0, n);
+          mul_act_grad<T>(cfg.gate_act, dz + H + j0, gz + H + j0, n);
+          mul_act_grad<T>(cfg.cand_act, dz + 2 * H + j0, gg + j0, n);
+          mul_act_grad<T>(cfg.gate_act, dz + 3 * H + j0, go + j0, n);
+        }
+#pragma omp barrier
+        const T* dzt = dz_ptr + t * B * S + off;
+        if (G == 4) {
+          for (int q = 0; q < 4; ++q) {
+            panel_range_gemm<T>(packed, q, p0, p1, B, dzt + q * H, S, dhg + q * B * H, H, /*accumulate=*/false);
+          }
+        } else {
+          panel_range_gemm<T>(packed, 0, p0, p1, B, dzt, S, dhg, H, /*accumulate=*/false);
+        }
+      }
+      for (int64_t i = 0; i < B; ++i) combine(i, j0, j1);
+    }
+  }
+  if (short_team) {  // (nothing was written: the row split, on the calling thread)
+    backward_rows<T>(cfg, gates, dZ, Tn, B, S, vptr, r, 0, B);
+    return;
+  }
+  r.r_h.copy_(dh_t);
+  r.r_c.copy_(dc_t);
+}
+#endif
+
 template <typename T>
 std::vector<DirData<T>> direction_data(const LayerConfig& cfg, const std::vector<at::Tensor>& w_hh,
                                        const std::vector<at::Tensor>& rec_mask, const at::TensorOptions& opts,
@@ -1190,9 +1322,18 @@ std::vector<std::vector<at::Tensor>> lstm_backward(const LayerConfig& cfg, const
       dirs[d].cprev_in = cprev[d].data_ptr<scalar_t>();
     }
     const scalar_t* gptr = gates.data_ptr<scalar_t>();
-    for_each_item(static_cast<int64_t>(D), B, recurrent_work(dirs, Tn, B), [&](int64_t d, int64_t b0, int64_t b1) {
-      backward_rows<scalar_t>(cfg, gptr, dZ, Tn, B, S, vptr, dirs[d], b0, b1, db_ptr);
-    });
+    const int64_t work = recurrent_work(dirs, Tn, B);
+#ifdef _OPENMP
+    const int threads = static_cast<int>(at::get_num_threads());
+    if (!lowp && work >= kParallelWork && !at::in_parallel_region() && column_split<scalar_t>(cfg, dirs, B, threads)) {
+      backward_cols<scalar_t>(cfg, gptr, dZ, Tn, B, S, vptr, dirs[0], threads);
+    } else
+#endif
+    {
+      for_each_item(static_cast<int64_t>(D), B, work, [&](int64_t d, int64_t b0, int64_t b1) {
+        backward_rows<scalar_t>(cfg, gptr, dZ, Tn, B, S, vptr, dirs[d], b0, b1, db_ptr);
+      });
+    }
     result[0].push_back(dZ);
     if (lowp) {  // the bias gradient: the rows' sums added in row order (the same bits for any threading)
       at::Tensor db = at::zeros({S}, gates.options());
