@@ -591,6 +591,23 @@ int64_t recurrent_work(const std::vector<DirData<T>>& dirs, int64_t Tn, int64_t 
   return work;
 }
 
+// One row's cell for hidden units [j0, j0 + n): the four gates' activations in place in z (the row's 4H
+// pre-activations; i, f, o: gate_act, g: cand_act), cn = f * c + i * g and tc = cell_act(cn) (c, cn and tc start at
+// unit j0). forward_rows (all units) and forward_cols (a thread's units) share it.
+template <typename T>
+inline void cell_forward_units(const LayerConfig& cfg, bool lowp, int64_t H, T* z, const T* c, T* cn, T* tc, int64_t j0,
+                               int64_t n) {
+  for (int64_t q = 0; q < 4; ++q) {
+    T* zq = z + q * H + j0;
+    step_act<T>(lowp, q == 2 ? cfg.cand_act : cfg.gate_act, zq, zq, n);
+  }
+  const T* gi = z + j0;
+  const T* gf = z + H + j0;
+  const T* gg = z + 2 * H + j0;
+  for (int64_t j = 0; j < n; ++j) cn[j] = gf[j] * c[j] + gi[j] * gg[j];
+  step_act<T>(lowp, cfg.cell_act, cn, tc, n);
+}
+
 // The elementwise tails of a step with many streams, restrict-qualified: with this many pointers GCC
 // gives up its run-time alias checks and leaves the loop scalar (seen with -fopt-info-vec).
 template <typename T>
@@ -604,12 +621,12 @@ inline void emit_state(int64_t n, const T* __restrict go, const T* __restrict tc
   }
 }
 
-// dz (i, f, g blocks of one row) and the carried dc from dc_t + d(cell output); dpass cleared.
+// dz (i, f, g blocks of one row, units [j0, j1)) and the carried dc from dc_t + d(cell output); dpass cleared.
 template <typename T>
-inline void backprop_cell(int64_t H, const T* __restrict dcell, const T* __restrict gi, const T* __restrict gf,
-                          const T* __restrict gg, const T* __restrict cp, T* __restrict dz, T* __restrict dc,
-                          T* __restrict dpass) {
-  for (int64_t j = 0; j < H; ++j) {
+inline void backprop_cell(int64_t H, int64_t j0, int64_t j1, const T* __restrict dcell, const T* __restrict gi,
+                          const T* __restrict gf, const T* __restrict gg, const T* __restrict cp, T* __restrict dz,
+                          T* __restrict dc, T* __restrict dpass) {
+  for (int64_t j = j0; j < j1; ++j) {
     const T dcn = dc[j] + dcell[j];
     dz[j] = dcn * gg[j];
     dz[H + j] = dcn * cp[j];
@@ -723,17 +740,10 @@ void forward_rows(const LayerConfig& cfg, T* xp, int64_t Tn, int64_t B, int64_t 
         std::memcpy(hprev_all + (t * B + b) * H, hb, sizeof(T) * H);
         std::memcpy(cprev_all + (t * B + b) * H, cb, sizeof(T) * H);
       }
-      step_act<T>(lowp, cfg.gate_act, z, z, 2 * H);
-      step_act<T>(lowp, cfg.cand_act, z + 2 * H, z + 2 * H, H);
-      step_act<T>(lowp, cfg.gate_act, z + 3 * H, z + 3 * H, H);
-      const T* gi = z;
-      const T* gf = z + H;
-      const T* gg = z + 2 * H;
-      const T* go = z + 3 * H;
       T* cn = cn_all + i * H;
       T* tc = tc_all + i * H;
-      for (int64_t j = 0; j < H; ++j) cn[j] = gf[j] * cb[j] + gi[j] * gg[j];
-      step_act<T>(lowp, cfg.cell_act, cn, tc, H);
+      cell_forward_units<T>(cfg, lowp, H, z, cb, cn, tc, 0, H);
+      const T* go = z + 3 * H;
       if (s + 1 < Tn) {  // the next step's pre-activations are cold (written by the input GEMM long ago)
         T* znext = xp + ((r.reverse ? t - 1 : t + 1) * B + b) * S + off;
         if (bias != nullptr) {
@@ -875,19 +885,11 @@ void forward_cols(const LayerConfig& cfg, T* xp, int64_t Tn, int64_t B, int64_t 
             std::memcpy(hprev_all + (t * B + i) * H + j0, h + i * H + j0, sizeof(T) * n);
             std::memcpy(cprev_all + (t * B + i) * H + j0, c + i * H + j0, sizeof(T) * n);
           }
-          step_act<T>(false, cfg.gate_act, z + j0, z + j0, n);
-          step_act<T>(false, cfg.gate_act, z + H + j0, z + H + j0, n);
-          step_act<T>(false, cfg.cand_act, z + 2 * H + j0, z + 2 * H + j0, n);
-          step_act<T>(false, cfg.gate_act, z + 3 * H + j0, z + 3 * H + j0, n);
-          const T* gi = z + j0;
-          const T* gf = z + H + j0;
-          const T* gg = z + 2 * H + j0;
-          const T* go = z + 3 * H + j0;
           T* cb = c + i * H + j0;
           T* cni = cn.data() + i * n;
           T* tci = tc.data() + i * n;
-          for (int64_t j = 0; j < n; ++j) cni[j] = gf[j] * cb[j] + gi[j] * gg[j];
-          step_act<T>(false, cfg.cell_act, cni, tci, n);
+          cell_forward_units<T>(cfg, false, H, z, cb, cni, tci, j0, n);
+          const T* go = z + 3 * H + j0;
           T* y = out_all + (t * B + i) * H + j0;
           const bool keep = vptr == nullptr || vptr[t * B + i] != 0;
           if (keep) {
@@ -917,27 +919,67 @@ void forward_cols(const LayerConfig& cfg, T* xp, int64_t Tn, int64_t B, int64_t 
 }
 #endif
 
-// dh of the state leaving the step just processed, row i (global row b): (dZ W_hh) * m + passthrough.
+// dh of the state leaving the step just processed, row i (global row b), hidden units [j0, j1) (all by default):
+// (dZ W_hh) * m + passthrough.
 template <typename T>
 inline void combine_dh(const DirData<T>& r, int64_t B, int64_t nb, int64_t i, int64_t b, const T* dhg,
-                       const T* dpass, T* dst) {
+                       const T* dpass, T* dst, int64_t j0 = 0, int64_t j1 = -1) {
   const int64_t H = r.H;
+  if (j1 < 0) j1 = H;
   const T* pb = dpass + i * H;
   if (r.G == 4) {
-    for (int64_t j = 0; j < H; ++j) dst[j] = pb[j];
+    for (int64_t j = j0; j < j1; ++j) dst[j] = pb[j];
     for (int64_t k = 0; k < 4; ++k) {
       const T* gk = dhg + (k * nb + i) * H;
       const T* mk = r.mask + (k * B + b) * H;
-      for (int64_t j = 0; j < H; ++j) dst[j] = dst[j] + gk[j] * mk[j];
+      for (int64_t j = j0; j < j1; ++j) dst[j] = dst[j] + gk[j] * mk[j];
     }
   } else if (r.G == 1) {
     const T* gb = dhg + i * H;
     const T* mb = r.mask + b * H;
-    for (int64_t j = 0; j < H; ++j) dst[j] = gb[j] * mb[j] + pb[j];
+    for (int64_t j = j0; j < j1; ++j) dst[j] = gb[j] * mb[j] + pb[j];
   } else {
     const T* gb = dhg + i * H;
-    for (int64_t j = 0; j < H; ++j) dst[j] = gb[j] + pb[j];
+    for (int64_t j = j0; j < j1; ++j) dst[j] = gb[j] + pb[j];
   }
+}
+
+// One row's backward through the cell for hidden units [j0, j1) (row pointers: dh, dc, dpass, dyc, tmp, tc are
+// (H); dz the row's 4H gate gradients; gz its activated gates; cp c_prev; gy the output gradient). A masked step
+// (keep false) passes the state through and leaves dz zero; otherwise dz of the four gates, the carried dc and
+// dpass cleared. backward_rows (all units) and backward_cols (a thread's units) share it.
+template <typename T>
+inline void cell_backward_units(const LayerConfig& cfg, bool lowp, int64_t H, bool keep, const T* gz, const T* cp,
+                                const T* gy, const T* dh, T* dc, T* dpass, T* dyc, T* tmp, T* tc, T* dz, int64_t j0,
+                                int64_t j1) {
+  const int64_t n = j1 - j0;
+  if (!keep) {  // state passes through; the output gradient goes to the carried output (if any)
+    for (int64_t q = 0; q < 4; ++q) std::fill(dz + q * H + j0, dz + q * H + j1, T(0));
+    std::memcpy(dpass + j0, dh + j0, sizeof(T) * n);
+    if (dyc != nullptr) {
+      for (int64_t j = j0; j < j1; ++j) dyc[j] = dyc[j] + gy[j];
+    }
+    return;
+  }
+  const T* gi = gz;
+  const T* gf = gz + H;
+  const T* gg = gz + 2 * H;
+  const T* go = gz + 3 * H;
+  for (int64_t j = j0; j < j1; ++j) tmp[j] = gf[j] * cp[j] + gi[j] * gg[j];  // c_t, recomputed
+  step_act<T>(lowp, cfg.cell_act, tmp + j0, tc + j0, n);
+  for (int64_t j = j0; j < j1; ++j) {
+    T dhn = gy[j] + dh[j];
+    if (dyc != nullptr) dhn = dhn + dyc[j];
+    dz[3 * H + j] = dhn * tc[j];
+    tmp[j] = dhn * go[j];
+  }
+  mul_act_grad<T>(cfg.cell_act, tmp + j0, tc + j0, n);
+  backprop_cell<T>(H, j0, j1, tmp, gi, gf, gg, cp, dz, dc, dpass);
+  if (dyc != nullptr) std::fill(dyc + j0, dyc + j1, T(0));
+  mul_act_grad<T>(cfg.gate_act, dz + j0, gz + j0, n);
+  mul_act_grad<T>(cfg.gate_act, dz + H + j0, gz + H + j0, n);
+  mul_act_grad<T>(cfg.cand_act, dz + 2 * H + j0, gg + j0, n);
+  mul_act_grad<T>(cfg.gate_act, dz + 3 * H + j0, go + j0, n);
 }
 
 template <typename T>
@@ -990,37 +1032,12 @@ void backward_rows(const LayerConfig& cfg, const T* gates, at::Tensor& dZ, int64
         prefetch_l2(r.gout + (tn * B + b) * H, H);
       }
       const bool keep = vptr == nullptr || vptr[t * B + b] != 0;
-      if (!keep) {  // state passes through; the output gradient goes to the carried output (if any)
-        std::fill(dz, dz + 4 * H, T(0));
+      cell_backward_units<T>(cfg, lowp, H, keep, gates + (t * B + b) * S + off, r.cprev_in + (t * B + b) * H, gy, dh,
+                             dc, dpass, dyc, tmp_all + i * H, tc_all + i * H, dz, 0, H);
+      if (!keep) {
         if (lowp) std::fill(dz_pairs + ((t * B + b) * S + off) / 2, dz_pairs + ((t * B + b) * S + off + 4 * H) / 2, 0u);
-        std::memcpy(dpass, dh, sizeof(T) * H);
-        if (dyc != nullptr) {
-          for (int64_t j = 0; j < H; ++j) dyc[j] = dyc[j] + gy[j];
-        }
         continue;
       }
-      const T* gz = gates + (t * B + b) * S + off;
-      const T* gi = gz;
-      const T* gf = gz + H;
-      const T* gg = gz + 2 * H;
-      const T* go = gz + 3 * H;
-      const T* cp = r.cprev_in + (t * B + b) * H;
-      T* tmp = tmp_all + i * H;
-      T* tc = tc_all + i * H;
-      for (int64_t j = 0; j < H; ++j) tmp[j] = gf[j] * cp[j] + gi[j] * gg[j];  // c_t, recomputed
-      step_act<T>(lowp, cfg.cell_act, tmp, tc, H);
-      for (int64_t j = 0; j < H; ++j) {
-        T dhn = gy[j] + dh[j];
-        if (dyc != nullptr) dhn = dhn + dyc[j];
-        dz[3 * H + j] = dhn * tc[j];
-        tmp[j] = dhn * go[j];
-      }
-      mul_act_grad<T>(cfg.cell_act, tmp, tc, H);
-      backprop_cell<T>(H, tmp, gi, gf, gg, cp, dz, dc, dpass);
-      if (dyc != nullptr) std::fill(dyc, dyc + H, T(0));
-      mul_act_grad<T>(cfg.gate_act, dz, gz, 2 * H);
-      mul_act_grad<T>(cfg.cand_act, dz + 2 * H, gg, H);
-      mul_act_grad<T>(cfg.gate_act, dz + 3 * H, go, H);
       if constexpr (std::is_same<T, float>::value) {
         if (lowp) store_dz_bf16(dz, 4 * H, dz_pairs + ((t * B + b) * S + off) / 2, db_rows + b * S + off);
       }
@@ -1081,26 +1098,6 @@ void backward_cols(const LayerConfig& cfg, const T* gates, at::Tensor& dZ, int64
   const RecGemm<T>& packed = r.shared_gemm;
   constexpr int64_t NR = panel_width<T>();
   const int64_t panels = H / NR;
-  // dh of row i's units [j0, j1) leaving the step just processed: combine_dh for those columns (same op order)
-  auto combine = [&](int64_t i, int64_t j0, int64_t j1) {
-    T* dst = dh_all + i * H;
-    const T* pb = dpass_all + i * H;
-    if (G == 4) {
-      for (int64_t j = j0; j < j1; ++j) dst[j] = pb[j];
-      for (int64_t k = 0; k < 4; ++k) {
-        const T* gk = dhg + (k * B + i) * H;
-        const T* mk = r.mask + (k * B + i) * H;
-        for (int64_t j = j0; j < j1; ++j) dst[j] = dst[j] + gk[j] * mk[j];
-      }
-    } else if (G == 1) {
-      const T* gb = dhg + i * H;
-      const T* mb = r.mask + i * H;
-      for (int64_t j = j0; j < j1; ++j) dst[j] = gb[j] * mb[j] + pb[j];
-    } else {
-      const T* gb = dhg + i * H;
-      for (int64_t j = j0; j < j1; ++j) dst[j] = gb[j] + pb[j];
-    }
-  };
   bool short_team = false;
 #pragma omp parallel num_threads(nt)
   {
@@ -1109,57 +1106,18 @@ void backward_cols(const LayerConfig& cfg, const T* gates, at::Tensor& dZ, int64
       if (k == 0) short_team = true;
     } else {
       at::NoGradGuard no_grad;
-      const int64_t j0 = k * panels / nt * NR, j1 = (k + 1) * panels / nt * NR, n = j1 - j0;
+      const int64_t j0 = k * panels / nt * NR, j1 = (k + 1) * panels / nt * NR;
       const int64_t p0 = j0 / NR, p1 = j1 / NR;
       for (int64_t s = Tn - 1; s >= 0; --s) {
         const int64_t t = r.reverse ? Tn - 1 - s : s;
         for (int64_t i = 0; i < B; ++i) {
           T* dh = dh_all + i * H;
-          if (s != Tn - 1) combine(i, j0, j1);
-          T* dc = dc_all + i * H;
-          T* dpass = dpass_all + i * H;
+          if (s != Tn - 1) combine_dh<T>(r, B, B, i, i, dhg, dpass_all, dh, j0, j1);
           T* dyc = dyc_all != nullptr ? dyc_all + i * H : nullptr;
-          const T* gy = r.gout + (t * B + i) * H;
-          T* dz = dz_ptr + (t * B + i) * S + off;
-          const bool keep = vptr == nullptr || vptr[t * B + i] != 0;
-          if (!keep) {
-            for (int64_t q = 0; q < 4; ++q) std::fill(dz + q * H + j0, dz + q * H + j1, T(0));
-            std::memcpy(dpass + j0, dh + j0, sizeof(T) * n);
-            if (dyc != nullptr) {
-              for (int64_t j = j0; j < j1; ++j) dyc[j] = dyc[j] + gy[j];
-            }
-            continue;
-          }
-          const T* gz = gates + (t * B + i) * S + off;
-          const T* gi = gz;
-          const T* gf = gz + H;
-          const T* gg = gz + 2 * H;
-          const T* go = gz + 3 * H;
-          const T* cp = r.cprev_in + (t * B + i) * H;
-          T* tmp = tmp_all + i * H;
-          T* tc = tc_all + i * H;
-          for (int64_t j = j0; j < j1; ++j) tmp[j] = gf[j] * cp[j] + gi[j] * gg[j];  // c_t, recomputed
-          step_act<T>(false, cfg.cell_act, tmp + j0, tc + j0, n);
-          for (int64_t j = j0; j < j1; ++j) {
-            T dhn = gy[j] + dh[j];
-            if (dyc != nullptr) dhn = dhn + dyc[j];
-            dz[3 * H + j] = dhn * tc[j];
-            tmp[j] = dhn * go[j];
-          }
-          mul_act_grad<T>(cfg.cell_act, tmp + j0, tc + j0, n);
-          for (int64_t j = j0; j < j1; ++j) {  // (backprop_cell for these units)
-            const T dcn = dc[j] + tmp[j];
-            dz[j] = dcn * gg[j];
-            dz[H + j] = dcn * cp[j];
-            dz[2 * H + j] = dcn * gi[j];
-            dc[j] = dcn * gf[j];
-            dpass[j] = T(0);
-          }
-          if (dyc != nullptr) std::fill(dyc + j0, dyc + j1, T(0));
-          mul_act_grad<T>(cfg.gate_act, dz + j0, gz + j0, n);
-          mul_act_grad<T>(cfg.gate_act, dz + H + j0, gz + H + j0, n);
-          mul_act_grad<T>(cfg.cand_act, dz + 2 * H + j0, gg + j0, n);
-          mul_act_grad<T>(cfg.gate_act, dz + 3 * H + j0, go + j0, n);
+          cell_backward_units<T>(cfg, false, H, vptr == nullptr || vptr[t * B + i] != 0, gates + (t * B + i) * S + off,
+                                 r.cprev_in + (t * B + i) * H, r.gout + (t * B + i) * H, dh, dc_all + i * H,
+                                 dpass_all + i * H, dyc, tmp_all + i * H, tc_all + i * H, dz_ptr + (t * B + i) * S + off,
+                                 j0, j1);
         }
 #pragma omp barrier
         const T* dzt = dz_ptr + t * B * S + off;
@@ -1171,7 +1129,7 @@ void backward_cols(const LayerConfig& cfg, const T* gates, at::Tensor& dZ, int64
           panel_range_gemm<T>(packed, 0, p0, p1, B, dzt, S, dhg, H, /*accumulate=*/false);
         }
       }
-      for (int64_t i = 0; i < B; ++i) combine(i, j0, j1);
+      for (int64_t i = 0; i < B; ++i) combine_dh<T>(r, B, B, i, i, dhg, dpass_all, dh_all + i * H, j0, j1);
     }
   }
   if (short_team) {  // (nothing was written: the row split, on the calling thread)
