@@ -419,22 +419,13 @@ def _native_plan(
             [bias_of(plan, w.b_ih, w.b_hh) for w in directions], h0, c0, kernel_valid, masks,
         )  # fmt: skip
 
-    if masked:  # (lean: no input masks) the call's recurrent masks as Masks.recurrent_args makes them
-        empty, kernel_dtype = plan.empty(), plan.kernel_dtype
+    if masked:  # (lean: no input masks) the call's recurrent masks as the kernel reads them
 
         def run_lean_masked(
             x: Tensor, directions: Sequence[DirectionWeights], h0: Sequence[Tensor], c0: Sequence[Tensor],
             valid: Optional[Tensor], dropout: Sequence[Optional[DropoutMasks]],
         ) -> Results:  # fmt: skip
-            rec: List[Tensor] = []
-            for d in dropout:
-                m = None if d is None else d.recurrent
-                if m is None:
-                    rec.append(empty)
-                else:
-                    m = m.detach().contiguous()
-                    rec.append(m if m.dtype == kernel_dtype else m.to(kernel_dtype))
-            return run_lean(x, directions, h0, c0, valid, masks=rec)
+            return run_lean(x, directions, h0, c0, valid, masks=dropout_masks_of(None, dropout).recurrent_args(plan))
 
         return LayerPlan(run_lean_masked, _stacked(run_lean_masked), "native", byte_mask=True, masked=True)
 
