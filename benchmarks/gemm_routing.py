@@ -11,13 +11,11 @@ wall clock; best of 7 runs). Roles, for ``x (T*B, I)``, ``W_ih (S, I)``, ``dZ (T
 
 from __future__ import annotations
 
-import argparse
-import time
 from typing import Any, Callable, Dict
 
 import torch
 
-from lstm_bridge.engine.native import loader
+from _kernel_bench import setup
 
 SHAPES = {  # config: (T*B, I, S = 4H * directions)
     "small": (800, 32, 256),
@@ -60,15 +58,8 @@ def _roles(ext: Any, x: torch.Tensor, w: torch.Tensor, dz: torch.Tensor) -> Dict
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    clock = time.process_time if args.threads == 1 else time.perf_counter
-    if not loader.available():
-        raise SystemExit(f"the native kernel is not available: {loader.error()}")
-    ext = loader.module()
-    print(f"threads {args.threads}; GFLOP/s (ms); best of 7")
+    ext, clock, threads = setup(__doc__.splitlines()[0], default_threads=1)
+    print(f"threads {threads}; GFLOP/s (ms); best of 7")
     print("| shape | role | MKL torch.mm | micro-kernel | oneDNN |")
     print("|---|---|---|---|---|")
     for name, (rows, inputs, width) in SHAPES.items():

@@ -10,13 +10,11 @@ wall clock, best of 15 interleaved rounds of 3 calls; one thread: CPU time). Pri
 
 from __future__ import annotations
 
-import argparse
-import time
 from typing import Any, Callable, Dict, Tuple
 
 import torch
 
-from lstm_bridge.engine.native import loader
+from _kernel_bench import setup
 from lstm_bridge.engine.native.gemm import mm_tn
 
 SHAPES: Tuple[Tuple[int, int, int, int], ...] = (  # (T, B, I, H): the bench configs, then others
@@ -66,15 +64,8 @@ def _calls(ext: Any, T: int, B: int, I: int, H: int) -> Dict[str, Callable[[], o
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    clock = time.process_time if args.threads == 1 else time.perf_counter
-    if not loader.available():
-        raise SystemExit(f"the native kernel is not available: {loader.error()}")
-    ext = loader.module()
-    print(f"threads {args.threads}; microseconds per call (best of 15 rounds)")
+    ext, clock, threads = setup(__doc__.splitlines()[0], default_threads=2)
+    print(f"threads {threads}; microseconds per call (best of 15 rounds)")
     print(
         "| (T, B, I, H) | dW_hh per-gate masks: oneDNN x4 / kernel | dW_hh: oneDNN / kernel | dW_ih: oneDNN / kernel |"
     )
