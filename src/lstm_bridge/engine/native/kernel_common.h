@@ -62,9 +62,42 @@ inline Vectorized<float> fast_tanh(const Vectorized<float>& x) {
 #endif
 }
 
+// Keras 2's hard sigmoid clamp(x * 0.2 + 0.5, 0, 1) or Keras 3's clamp(x + 3, 0, 6) / 6 in float32 (apply_act),
+// the values of at::vec's minimum/maximum (NaN kept) with plain compares: those NaN-propagating functions cost
+// twice the arithmetic (4-6 % of a hard_sigmoid layer's forward).
+typedef float HardSigmoidVF __attribute__((vector_size(64)));
+
+inline HardSigmoidVF hard_sigmoid16(HardSigmoidVF x, bool keras3) {
+  const float hi = keras3 ? 6.0f : 1.0f;
+  HardSigmoidVF v = keras3 ? x + 3.0f : x * 0.2f + 0.5f;
+  v = v < 0.0f ? HardSigmoidVF{} : v;
+  v = v > hi ? HardSigmoidVF{} + hi : v;
+  return keras3 ? v / 6.0f : v;
+}
+
+void hard_sigmoid(const float* src, float* dst, int64_t n, bool keras3) {
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16) {
+    HardSigmoidVF a;
+    std::memcpy(&a, src + j, sizeof(a));
+    const HardSigmoidVF t = hard_sigmoid16(a, keras3);
+    std::memcpy(dst + j, &t, sizeof(t));
+  }
+  if (j < n) {
+    float a[16] = {}, t[16];
+    std::memcpy(a, src + j, sizeof(float) * (n - j));
+    HardSigmoidVF v;
+    std::memcpy(&v, a, sizeof(v));
+    const HardSigmoidVF r = hard_sigmoid16(v, keras3);
+    std::memcpy(t, &r, sizeof(t));
+    std::memcpy(dst + j, t, sizeof(float) * (n - j));
+  }
+}
+
 // Elementwise activation, vectorised; src and dst may alias. Mirrors the torch path's formulas op for
 // op (the build disables FMA contraction) so that both paths round alike, except float32 tanh, which
-// may use Sleef's 3.5-ulp variant (see fast_tanh; oneDNN's own LSTM uses an approximation too).
+// may use Sleef's 3.5-ulp variant (see fast_tanh; oneDNN's own LSTM uses an approximation too), and the
+// float32 hard sigmoids (same values by plain compares: hard_sigmoid).
 template <typename T, typename F>
 inline void map_vec(const T* src, T* dst, int64_t n, F f) {
   using V = Vectorized<T>;
@@ -122,11 +155,19 @@ void apply_act(int64_t id, const T* src, T* dst, int64_t n) {
       }
       break;
     case kHardSigmoidKeras2: {
+      if constexpr (std::is_same<T, float>::value) {
+        hard_sigmoid(src, dst, n, false);
+        break;
+      }
       const V a(T(0.2)), b(T(0.5));
       map_vec(src, dst, n, [&](V x) { return at::vec::minimum(at::vec::maximum(x * a + b, zero), one); });
       break;
     }
     case kHardSigmoidKeras3: {
+      if constexpr (std::is_same<T, float>::value) {
+        hard_sigmoid(src, dst, n, true);
+        break;
+      }
       const V three(T(3)), six(T(6));
       map_vec(src, dst, n,
               [&](V x) { return at::vec::minimum(at::vec::maximum(x + three, zero), six) / six; });

@@ -395,7 +395,7 @@ typedef float LowpVF __attribute__((vector_size(64)));
 
 __attribute__((optimize("fp-contract=fast"))) inline LowpVF rational_tanh16(LowpVF a, bool sigmoid) {
   if (sigmoid) a = a * 0.5f;
-  const float c = 7.90531110763549805f;  // beyond, tanh is 1 within 3e-7: the clamp keeps p / q finite
+  const float c = 7.90531110763549805f;  // Eigen's clamp: beyond, p / q would pass 1 in float32 arithmetic
   LowpVF x = a > c ? LowpVF{} + c : a;
   x = x < -c ? LowpVF{} - c : x;
   const LowpVF x2 = x * x;
@@ -411,6 +411,19 @@ __attribute__((optimize("fp-contract=fast"))) inline LowpVF rational_tanh16(Lowp
   q = x2 * q + 4.89352518554385e-03f;
   const LowpVF abs_a = a < 0.0f ? -a : a;
   LowpVF t = abs_a < 0.0004f ? a : p / q;  // tanh(x) = x to float32 precision there
+  // Beyond the clamp p / q is 1 - 2.4e-7, where tanh runs from 1 - 2.7e-7 to exactly 1 (from 9.01 on): a
+  // saturated unit's (1 - y^2) in backward came out up to 4x too large. There, rare enough for a scalar
+  // branch, 1 - 2 / (e^2|x| + 1) with glibc's expf (within an ulp; +-inf give +-1, NaN stays NaN).
+  bool saturated = false;
+  for (int i = 0; i < 16; ++i) saturated |= abs_a[i] > c;
+  if (saturated) {
+    for (int i = 0; i < 16; ++i) {
+      if (abs_a[i] > c) {
+        const float r = 1.0f - 2.0f / (std::exp(2.0f * abs_a[i]) + 1.0f);
+        t[i] = a[i] < 0.0f ? -r : r;
+      }
+    }
+  }
   if (sigmoid) t = t * 0.5f + 0.5f;
   return t;
 }
@@ -435,46 +448,12 @@ __attribute__((optimize("fp-contract=fast"))) void rational_tanh(const float* sr
   }
 }
 
-// Keras 2's hard sigmoid clamp(x * 0.2 + 0.5, 0, 1) or Keras 3's clamp(x + 3, 0, 6) / 6, the same values as
-// apply_act's (NaN kept) with plain compares: at::vec's NaN-propagating minimum/maximum cost twice the
-// arithmetic, and the gates' activation was a bf16 layer's largest pointwise cost after the tanh.
-inline LowpVF hard_sigmoid16(LowpVF x, bool keras3) {
-  const float hi = keras3 ? 6.0f : 1.0f;
-  LowpVF v = keras3 ? x + 3.0f : x * 0.2f + 0.5f;
-  v = v < 0.0f ? LowpVF{} : v;
-  v = v > hi ? LowpVF{} + hi : v;
-  return keras3 ? v / 6.0f : v;
-}
-
-void hard_sigmoid(const float* src, float* dst, int64_t n, bool keras3) {
-  int64_t j = 0;
-  for (; j + 16 <= n; j += 16) {
-    LowpVF a;
-    std::memcpy(&a, src + j, sizeof(a));
-    const LowpVF t = hard_sigmoid16(a, keras3);
-    std::memcpy(dst + j, &t, sizeof(t));
-  }
-  if (j < n) {
-    float a[16] = {}, t[16];
-    std::memcpy(a, src + j, sizeof(float) * (n - j));
-    LowpVF v;
-    std::memcpy(&v, a, sizeof(v));
-    const LowpVF r = hard_sigmoid16(v, keras3);
-    std::memcpy(t, &r, sizeof(t));
-    std::memcpy(dst + j, t, sizeof(float) * (n - j));
-  }
-}
-
-// The activation of a step: a bf16 layer's tanh/sigmoid (rational_tanh) and hard sigmoids, else apply_act's.
+// The activation of a step: a bf16 layer's tanh/sigmoid (rational_tanh), else apply_act's.
 template <typename T>
 inline void step_act(bool lowp, int64_t id, const T* src, T* dst, int64_t n) {
   if constexpr (std::is_same<T, float>::value) {
     if (lowp && (id == kTanh || id == kSigmoid)) {
       rational_tanh(src, dst, n, id == kSigmoid);
-      return;
-    }
-    if (lowp && (id == kHardSigmoidKeras2 || id == kHardSigmoidKeras3)) {
-      hard_sigmoid(src, dst, n, id == kHardSigmoidKeras3);
       return;
     }
   }
