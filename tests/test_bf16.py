@@ -530,12 +530,13 @@ def test_bf16_backward_returns_rounded_dz_and_float32_bias_sums(G, H, D):
     masks = [(torch.rand(G, B, H, generator=gen) > 0.3).float() / 0.7 if G else torch.empty(0) for _ in range(D)]
     args = (gates, gout, ghn, gcn, cprev, w, valid, masks)
     reverse, acts = [False, True][:D], [0, 1, 1]
-    (dz32,), _, _ = ext.backward(make_plan([H] * D, reverse, acts, True, torch.float32, True).cfg, *args)
+    (dz32, db32), _, _ = ext.backward(make_plan([H] * D, reverse, acts, True, torch.float32, True).cfg, *args)
     (dz16, db), dh0, _ = ext.backward(make_plan([H] * D, reverse, acts, True, BF16, True).cfg, *args)
     assert dz16.dtype == BF16 and db.dtype == torch.float32 and db.shape == (S,)
     assert torch.equal(dz16.view(torch.int16), dz32.to(BF16).view(torch.int16))
     assert not dz16[0, 2].any()
     torch.testing.assert_close(db, dz32.sum((0, 1)), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(db32, dz32.sum((0, 1)), rtol=1e-6, atol=1e-6)  # the float32 layer's own sums
     keep = valid[0].bool().unsqueeze(1)
     for d in range(D):
         dz = dz16[0, :, 4 * H * d : 4 * H * (d + 1)].double().view(B, 4, H)

@@ -954,7 +954,8 @@ def test_column_split_in_training_gives_the_row_splits_gradients():
             outs, hs, cs = native.run_layer(
                 xs, dirs, h0, c0, reverse=[True], valid=valid, semantics=sem, dropout=dropout
             )
-            grads = torch.autograd.grad(outs[0].square().sum() + hs[0].sum() + cs[0].sum(), [xs, dirs[0].w_hh])
+            loss = outs[0].square().sum() + hs[0].sum() + cs[0].sum()
+            grads = torch.autograd.grad(loss, [xs, dirs[0].w_hh, dirs[0].b_ih, dirs[0].b_hh])
             results.append([outs[0].detach(), hs[0].detach(), cs[0].detach(), *grads])
         for a, b in zip(*results):
             assert torch.equal(a, b)

@@ -277,15 +277,13 @@ def _run_backward(
         masks.recurrent_args(plan),
     )
     T, B, _ = saved.x.shape
-    # a bf16 layer: the kernel returns dZ already rounded to bfloat16 (what the three GEMMs below read) and the
-    # bias gradients summed from the float32 dZ, so no float32 dZ is written, cast or reduced
+    # dZ_out: dZ (a bf16 layer's already rounded to bfloat16: what the three GEMMs below read) and every
+    # direction's bias gradients, summed by the kernel from each dz row as it formed it (no pass over dZ)
     dZ2 = dZ_out[0].view(T * B, plan.S)
     d_w_hh: List[Optional[Tensor]] = [None] * D
     d_b_ih: List[Optional[Tensor]] = [None] * D
     d_b_hh: List[Optional[Tensor]] = [None] * D
-    # the bias gradients of every direction in one reduction over dZ's rows (a direction's column block
-    # is a strided slice: summing it alone walks all of dZ at a fraction of the speed)
-    db_all = (dZ_out[1] if plan.lowp else dZ2.sum(0)) if any(need.b_ih) or any(need.b_hh) else None
+    db_all = dZ_out[1] if any(need.b_ih) or any(need.b_hh) else None
     for d in range(D):
         if need.w_hh[d]:
             d_w_hh[d] = recurrent_weight_grad(plan, dZ2, d, saved.h_prev[d], masks.recurrent[d])

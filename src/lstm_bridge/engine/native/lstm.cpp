@@ -963,12 +963,14 @@ inline void cell_backward_units(const LayerConfig& cfg, bool lowp, int64_t H, bo
 
 template <typename T>
 void backward_rows(const LayerConfig& cfg, const T* gates, at::Tensor& dZ, int64_t Tn, int64_t B, int64_t S,
-                   const uint8_t* vptr, DirData<T>& r, int64_t b0, int64_t b1, float* db_rows = nullptr) {
+                   const uint8_t* vptr, DirData<T>& r, int64_t b0, int64_t b1, T* db_rows) {
   const int64_t nb = b1 - b0, H = r.H, G = r.G, off = r.off;
   if (nb <= 0) return;
   const auto opts = r.r_h.options();
+  // Each row's dz (its 4H gate gradients at a step) is also added into the row's bias-gradient sums, db_rows
+  // (B, S), while it is in L1 (a reduction over all of dZ after the loop cost 1-2 % of a training step).
   // A bf16 layer (dZ bfloat16): each row's dz is formed in float32 in dzs (this block's rows), then rounded
-  // into dZ and summed into db_rows (B, S) float32 (store_dz_bf16); the step GEMM reads dZ's bf16 rows.
+  // into dZ and summed into db_rows (store_dz_bf16); the step GEMM reads dZ's bf16 rows.
   const bool lowp = dZ.scalar_type() == at::kBFloat16;
   at::Tensor dzs_t = lowp ? at::empty({nb, 4 * H}, opts) : at::Tensor();
   T* dzs = lowp ? dzs_t.data_ptr<T>() : nullptr;
@@ -1018,8 +1020,13 @@ void backward_rows(const LayerConfig& cfg, const T* gates, at::Tensor& dZ, int64
         continue;
       }
       if constexpr (std::is_same<T, float>::value) {
-        if (lowp) store_dz_bf16(dz, 4 * H, dz_pairs + ((t * B + b) * S + off) / 2, db_rows + b * S + off);
+        if (lowp) {
+          store_dz_bf16(dz, 4 * H, dz_pairs + ((t * B + b) * S + off) / 2, db_rows + b * S + off);
+          continue;
+        }
       }
+      T* db = db_rows + b * S + off;
+      for (int64_t j = 0; j < 4 * H; ++j) db[j] = db[j] + dz[j];
     }
     // dh entering step t, before mask and passthrough: dZ_t W_hh for this block of rows.
     if (lowp) {
@@ -1056,7 +1063,7 @@ void backward_rows(const LayerConfig& cfg, const T* gates, at::Tensor& dZ, int64
 // The same pointwise code and micro-kernel per element as backward_rows: the same bits. Not for a bf16 layer.
 template <typename T>
 void backward_cols(const LayerConfig& cfg, const T* gates, at::Tensor& dZ, int64_t Tn, int64_t B, int64_t S,
-                   const uint8_t* vptr, DirData<T>& r, int nt) {
+                   const uint8_t* vptr, DirData<T>& r, int nt, T* db_rows) {
   const int64_t H = r.H, G = r.G, off = r.off;
   const auto opts = r.r_h.options();
   const bool use_dyc = vptr != nullptr && cfg.carry;
@@ -1093,10 +1100,17 @@ void backward_cols(const LayerConfig& cfg, const T* gates, at::Tensor& dZ, int64
           T* dh = dh_all + i * H;
           if (s != Tn - 1) combine_dh<T>(r, B, B, i, i, dhg, dpass_all, dh, j0, j1);
           T* dyc = dyc_all != nullptr ? dyc_all + i * H : nullptr;
-          cell_backward_units<T>(cfg, false, H, vptr == nullptr || vptr[t * B + i] != 0, gates + (t * B + i) * S + off,
-                                 r.cprev_in + (t * B + i) * H, r.gout + (t * B + i) * H, dh, dc_all + i * H,
-                                 dpass_all + i * H, dyc, tmp_all + i * H, tc_all + i * H, dz_ptr + (t * B + i) * S + off,
-                                 j0, j1);
+          const bool keep = vptr == nullptr || vptr[t * B + i] != 0;
+          T* dz = dz_ptr + (t * B + i) * S + off;
+          cell_backward_units<T>(cfg, false, H, keep, gates + (t * B + i) * S + off, r.cprev_in + (t * B + i) * H,
+                                 r.gout + (t * B + i) * H, dh, dc_all + i * H, dpass_all + i * H, dyc, tmp_all + i * H,
+                                 tc_all + i * H, dz, j0, j1);
+          if (keep) {  // this thread's units of the row's bias-gradient sums (as backward_rows adds them)
+            T* db = db_rows + i * S + off;
+            for (int64_t q = 0; q < 4; ++q) {
+              for (int64_t j = q * H + j0; j < q * H + j1; ++j) db[j] = db[j] + dz[j];
+            }
+          }
         }
 #pragma omp barrier
         const T* dzt = dz_ptr + t * B * S + off;
@@ -1112,7 +1126,7 @@ void backward_cols(const LayerConfig& cfg, const T* gates, at::Tensor& dZ, int64
     }
   }
   if (short_team) {  // (nothing was written: the row split, on the calling thread)
-    backward_rows<T>(cfg, gates, dZ, Tn, B, S, vptr, r, 0, B);
+    backward_rows<T>(cfg, gates, dZ, Tn, B, S, vptr, r, 0, B, db_rows);
     return;
   }
   r.r_h.copy_(dh_t);
@@ -1240,8 +1254,9 @@ std::vector<std::vector<at::Tensor>> lstm_backward(const LayerConfig& cfg, const
                                          gates.options())
                            .view(gates.sizes())
                      : at::empty_like(gates);
-  at::Tensor db_rows = lowp ? at::zeros({B, S}, gates.options()) : at::Tensor();
-  float* db_ptr = lowp ? db_rows.data_ptr<float>() : nullptr;
+  // the bias gradients: each row's sums over its steps (backward_rows / backward_cols add every dz row in),
+  // then the rows' sums added in row order (the same bits for any threading)
+  at::Tensor db_rows = at::zeros({B, S}, gates.options());
   std::vector<at::Tensor> gout(D), cprev(D);
   std::vector<std::vector<at::Tensor>> result(3);
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_bridge_backward", [&] {
@@ -1259,11 +1274,12 @@ std::vector<std::vector<at::Tensor>> lstm_backward(const LayerConfig& cfg, const
       dirs[d].cprev_in = cprev[d].data_ptr<scalar_t>();
     }
     const scalar_t* gptr = gates.data_ptr<scalar_t>();
+    scalar_t* db_ptr = db_rows.data_ptr<scalar_t>();
     const int64_t work = recurrent_work(dirs, Tn, B);
 #ifdef _OPENMP
     const int threads = static_cast<int>(at::get_num_threads());
     if (!lowp && work >= kParallelWork && !at::in_parallel_region() && column_split<scalar_t>(cfg, dirs, B, threads)) {
-      backward_cols<scalar_t>(cfg, gptr, dZ, Tn, B, S, vptr, dirs[0], threads);
+      backward_cols<scalar_t>(cfg, gptr, dZ, Tn, B, S, vptr, dirs[0], threads, db_ptr);
     } else
 #endif
     {
@@ -1272,15 +1288,13 @@ std::vector<std::vector<at::Tensor>> lstm_backward(const LayerConfig& cfg, const
       });
     }
     result[0].push_back(dZ);
-    if (lowp) {  // the bias gradient: the rows' sums added in row order (the same bits for any threading)
-      at::Tensor db = at::zeros({S}, gates.options());
-      float* out = db.data_ptr<float>();
-      for (int64_t b = 0; b < B; ++b) {
-        const float* row = db_ptr + b * S;
-        for (int64_t j = 0; j < S; ++j) out[j] = out[j] + row[j];
-      }
-      result[0].push_back(db);
+    at::Tensor db = at::zeros({S}, gates.options());
+    scalar_t* out = db.data_ptr<scalar_t>();
+    for (int64_t b = 0; b < B; ++b) {
+      const scalar_t* row = db_ptr + b * S;
+      for (int64_t j = 0; j < S; ++j) out[j] = out[j] + row[j];
     }
+    result[0].push_back(db);
     for (auto& r : dirs) {
       result[1].push_back(r.r_h);
       result[2].push_back(r.r_c);

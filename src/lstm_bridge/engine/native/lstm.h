@@ -33,11 +33,12 @@
 // forward  -> [outs[d] (T,B,H_d)], [h_n[d] (B,H_d)], [c_n[d] (B,H_d)], [c_prev[d] (T,B,H_d)],
 //             [h_prev[d] (T,B,H_d)]   (c_prev/h_prev: state *entering* step t; empty unless cfg.save)
 //             cfg.bf16: outs[d] in bfloat16 (rounded once, as the layer returns them); the rest float32.
-// backward -> [dZ (T,B,S)] (gradient w.r.t. xp's pre-activations, 0 on masked steps), [dh0[d]], [dc0[d]]
-//             The caller forms dW_hh = dZ_d^T (h_prev * m) (per gate q under G = 4 masks; lstm.cpp
-//             gate_weight_grad) and the input projection's gradients with large GEMMs after the loop.
-//             cfg.bf16: [dZ (T,B,S) bfloat16 (rounded once: what those GEMMs and the step GEMM read), db (S)
-//             float32 (the bias gradients: the float32 dZ summed over steps and rows, rows in order)] instead.
+// backward -> [dZ (T,B,S) (gradient w.r.t. xp's pre-activations, 0 on masked steps), db (S) (the bias
+//             gradients: dZ summed over each row's steps as they are formed, then over the rows in order)],
+//             [dh0[d]], [dc0[d]]. The caller forms dW_hh = dZ_d^T (h_prev * m) (per gate q under G = 4 masks;
+//             lstm.cpp gate_weight_grad) and the input projection's gradients with large GEMMs after the loop.
+//             cfg.bf16: dZ in bfloat16 (rounded once: what those GEMMs and the step GEMM read), db float32
+//             (summed from the float32 dz rows).
 //
 // Threads: at::parallel_for over (direction, block of rows) items when the layer is big enough; each
 // item runs its rows through every step on one thread (rows of an LSTM never interact).
