@@ -306,14 +306,15 @@ def test_native_actually_ran(monkeypatch):
         monkeypatch.setattr(backend, "NATIVE_STANDARD_MAX_BH", 2 * 4 - 1)
         run_layer(x, dirs, h0, c0, reverse=[False], semantics=LayerSemantics())
         assert backend.last_used == "torch"
-        # ... and from NATIVE_STANDARD_LARGE_BH on the kernel again (full precision only)
-        monkeypatch.setattr(backend, "NATIVE_STANDARD_LARGE_BH", 2 * 4)
+        # ... and from NATIVE_STANDARD_LARGE_BYTES of one direction's gates (T * B * 4H float32 values: oneDNN's
+        # scratchpad faulted in on every call) on the kernel again (full precision only)
+        monkeypatch.setattr(backend, "NATIVE_STANDARD_LARGE_BYTES", 5 * 2 * 4 * 4 * 4)
         run_layer(x, dirs, h0, c0, reverse=[False], semantics=LayerSemantics())
         assert backend.last_used == "native"
         with torch.autocast("cpu", dtype=torch.bfloat16):
             run_layer(x, dirs, h0, c0, reverse=[False], semantics=LayerSemantics())
         assert backend.last_used == "torch"
-        monkeypatch.setattr(backend, "NATIVE_STANDARD_LARGE_BH", 2 * 4 + 1)
+        monkeypatch.setattr(backend, "NATIVE_STANDARD_LARGE_BYTES", 5 * 2 * 4 * 4 * 4 + 1)
         run_layer(x, dirs, h0, c0, reverse=[False], semantics=LayerSemantics())
         assert backend.last_used == "torch"
     # training (autograd records the call) has its own limit: the kernel's backward beats oneDNN's on 2+ threads

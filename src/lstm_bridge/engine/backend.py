@@ -42,16 +42,26 @@ last_used: Optional[str] = None  # "native" or "torch": which path ran most rece
 # `lstm-bridge bench` (AMD EPYC, 2 threads, ratios to torch.nn.LSTM, forward/train): small (B*H = 1024)
 # kernel 1.15/1.02 vs oneDNN 1.19/1.13, small Bidirectional train 0.98 vs 1.24, long (1024) 1.05/0.91 vs
 # 1.05/1.05; oneDNN won the forward at medium (8192: 1.06 vs 1.18) and large (32768: 1.02 vs 1.06) in that
-# (2026-11-25) run; since the GEMMs left MKL the kernel leads again from 24576 (NATIVE_STANDARD_LARGE_BH).
+# (2026-11-25) run; the kernel leads again where oneDNN's per-call scratchpad is large (NATIVE_STANDARD_LARGE_BYTES).
 NATIVE_STANDARD_MAX_BH = 2048
-# ... and from this batch * hidden on (full precision): there the kernel's GEMMs beat oneDNN's fused layer
-# through our front end (2 threads, planned Keras calls, ratio to torch.nn.LSTM kernel / oneDNN, 18:38 UTC,
-# idle machine; T, B, I, H): (100, 64, 512, 512) 0.99-1.02 / 1.06-1.08, (100, 128, 256, 256) 0.92-0.94 /
-# 1.01-1.02, (100, 256, 128, 128) 0.74-0.88 / 0.86-1.00, (50, 64, 1024, 1024) 0.98-0.99 / 1.06-1.08,
-# (100, 64, 384, 384) 0.96-0.98 / 1.03-1.06, (100, 48, 512, 512) 0.97-0.98 / 1.03, (100, 32, 768, 768)
-# 0.92 / 1.08 (one thread alike); at 16384 the two were level, between 2048 and 16384 oneDNN led. Under
-# bf16 oneDNN's own bf16 layer stays faster at these sizes, so this bound is for float32/float64 only.
-NATIVE_STANDARD_LARGE_BH = 24576
+# ... and (full precision) from this many bytes of one direction's gate pre-activations on, T * B * 4H elements:
+# about the size of the scratchpad torch's oneDNN LSTM allocates per direction and call, which from glibc's
+# largest mmap threshold (32 MiB) on is mapped afresh and faulted in page by page on every call, while the
+# kernel's inference keeps its projection buffer (native.workspace). With an allocator that keeps memory
+# (MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ at 4 GiB) oneDNN leads there too: (270, 32, 128, 256) kernel
+# 1.05 / oneDNN 1.00, bidirectional (300, 32, 128, 256) 1.04 / 1.00. Measured with glibc's defaults (2 threads,
+# ratio to torch.nn.LSTM, kernel / oneDNN through our front end, 2026-11-28 01:15 UTC; T, B, I, H, the bytes):
+# below: (200, 32, 128, 256) 25 MiB 1.06 / 1.00, (220, 32, 128, 256) 27.5 MiB 1.06 / 1.01, (50, 256, 32, 128)
+# 25 MiB 1.18 / 1.01, (30, 128, 64, 256) 15 MiB 1.12 / 1.00, (20, 128, 256, 256) 10 MiB 1.05-1.07 / 0.99-1.01,
+# (10, 256, 32, 128) 5 MiB 1.09 / 1.00, (10, 64, 512, 512) 5 MiB 1.03-1.06 / 1.00, bidirectional (100, 64, 256,
+# 256) 25 MiB a direction 1.04 / 1.01; above: (250, 32, 128, 256) 31 MiB 0.91 / 0.97, (270, 32, 128, 256)
+# 34 MiB 0.87 / 0.98, (300, 32, 128, 256) 38 MiB 0.87 / 0.99, (400, 32, 128, 256) 50 MiB 0.86 / 1.02, (300, 16,
+# 64, 512) 38 MiB 0.91 / 1.01, (100, 256, 32, 128) 50 MiB 0.83-0.85 / 1.00, (100, 64, 512, 512) 50 MiB 0.88 /
+# 0.97, (100, 32, 768, 768) 38 MiB 0.82 / 0.95, bidirectional (300, 32, 128, 256) 38 MiB a direction 0.78 /
+# 1.01. (Until stop 21 the bound was batch * hidden >= 24576, measured at T = 100 only, where it meant >= 38
+# MiB; at T <= 50 it sent layers to the kernel that lost 5-18 %.) Under bf16 oneDNN's own bf16 layer stays
+# faster, so this bound is for float32/float64 only.
+NATIVE_STANDARD_LARGE_BYTES = 30 << 20
 # ... except (float32 inference, batch * hidden at most NATIVE_STANDARD_MAX_BH) where the kernel's row split
 # streams W_hh badly: it gives each thread a block of one direction's batch rows, so with fewer directions than
 # threads a small batch leaves a thread idle or has every thread read all of the direction's W_hh each step,
@@ -123,8 +133,9 @@ def check_native_policy(
       ``numerics="mindspore-cpu-bits"``) in full precision: the torch path hands them to oneDNN, bit for
       bit with MindSpore's CPU LSTM, in inference and in training (the golden tests pin both); under
       bfloat16 there are no bits to keep and speed decides;
-    * or by speed: ``batch * hidden`` above :data:`NATIVE_STANDARD_MAX_BH` and (in full precision) below
-      :data:`NATIVE_STANDARD_LARGE_BH` in inference, above
+    * or by speed: ``batch * hidden`` above :data:`NATIVE_STANDARD_MAX_BH` and (in full precision) one
+      direction's gate pre-activations (``T * batch * 4 * hidden`` elements) below
+      :data:`NATIVE_STANDARD_LARGE_BYTES` in inference, above
       :data:`NATIVE_STANDARD_TRAIN_MAX_BH` in training (by default none: the kernel trains every size),
       or training on fewer than :data:`NATIVE_STANDARD_TRAIN_MIN_THREADS` threads (by default 1).
 
@@ -141,13 +152,13 @@ def check_native_policy(
         if training:
             limit = NATIVE_STANDARD_TRAIN_MAX_BH if torch.get_num_threads() >= NATIVE_STANDARD_TRAIN_MIN_THREADS else 0
         bh = x.shape[1] * max(w.hidden_size for w in directions)
-        large = not training and reduced is None and bh >= NATIVE_STANDARD_LARGE_BH
+        gate_bytes = x.shape[0] * bh * 4 * x.element_size()
+        large = not training and reduced is None and gate_bytes >= NATIVE_STANDARD_LARGE_BYTES
         if bh > limit and not large:
+            band = "" if training else f", and {gate_bytes} bytes of gates a direction < {NATIVE_STANDARD_LARGE_BYTES}"
             raise NotImplementedError(
                 f"standard LSTM semantics with batch*hidden = {bh} > {limit} (the "
-                f"{'training' if training else 'inference'} limit"
-                f"{'' if training else f', below {NATIVE_STANDARD_LARGE_BH} in full precision'}): "
-                "the torch path hands these to oneDNN"
+                f"{'training' if training else 'inference'} limit{band}): the torch path hands these to oneDNN"
             )
         if not training and reduced is None and x.dtype == torch.float32 and not large:
             _check_row_split(x.shape[1], directions)

@@ -88,7 +88,8 @@ class LSTM(RecurrentNet):
 
     The fused (no ``seq_length``) float32 layer: MindSpore's CPU kernel is oneDNN's LSTM primitive in its
     training kind, in inference too. By default it runs where a standard layer is fastest (the native
-    kernel, or oneDNN's inference kind between batch*hidden 2048 and 24576 in inference), within float32
+    kernel, or in inference oneDNN's inference kind above batch*hidden 2048 while one direction's gates take
+    under 30 MiB: ``engine/backend.py``), within float32
     rounding of MindSpore (<= 1.2e-7 on the golden cases, <= 6.3e-7 at the bench's sizes).
     ``numerics="mindspore-cpu-bits"`` runs oneDNN's training kind in inference and training, bit for bit, at
     that kind's cost (~2x oneDNN's inference time on medium sizes; ``torch.lstm`` selects it under grad

@@ -22,8 +22,8 @@ Work shape per layer call:
   directions' ``w_ih`` stacked (per direction / per gate when input dropout masks are present);
 * the kernel runs the steps: per step and direction one recurrent GEMM + one fused pointwise pass,
   overwriting ``xp`` with the activated gates (kept for backward, so training memory stays small);
-* backward: the kernel returns ``dZ`` (pre-activation gradients); ``dW_hh``, ``dW_ih``, ``dx`` and the
-  bias gradients are each one large GEMM / reduction over all steps.
+* backward: the kernel returns ``dZ`` (pre-activation gradients) and the bias gradients (summed from each
+  row of ``dZ`` as it is formed); ``dW_hh``, ``dW_ih`` and ``dx`` are each one large GEMM over all steps.
 """
 
 from __future__ import annotations

@@ -11,8 +11,9 @@ projection with the activated gates. When the call is recorded, every tensor bac
 through ``ctx.save_for_backward`` (:class:`.Saved`), so ``torch.autograd.graph.saved_tensors_hooks``
 (offloading) and ``torch.utils.checkpoint`` see them all.
 
-Backward: the kernel returns ``dZ`` (pre-activation gradients) and ``dh0``/``dc0``; ``dW_hh``, ``dW_ih``,
-``dx`` and the bias gradients are each one large GEMM / reduction over all steps.
+Backward: the kernel returns ``dZ`` (pre-activation gradients), the bias gradients (summed from each row of
+``dZ`` as it is formed) and ``dh0``/``dc0``; ``dW_hh``, ``dW_ih`` and ``dx`` are each one large GEMM over all
+steps.
 """
 
 from __future__ import annotations
