@@ -62,33 +62,35 @@ inline Vectorized<float> fast_tanh(const Vectorized<float>& x) {
 #endif
 }
 
+// 16 float32 lanes (GCC vector type: one AVX-512 register where the build has them, else split by the compiler).
+typedef float F32x16 __attribute__((vector_size(64)));
+
 // Keras 2's hard sigmoid clamp(x * 0.2 + 0.5, 0, 1) or Keras 3's clamp(x + 3, 0, 6) / 6 in float32 (apply_act),
 // the values of at::vec's minimum/maximum (NaN kept) with plain compares: those NaN-propagating functions cost
-// twice the arithmetic (4-6 % of a hard_sigmoid layer's forward).
-typedef float HardSigmoidVF __attribute__((vector_size(64)));
+// twice the arithmetic (a medium step's 24576 gate values: 2.08 -> 1.81 us, call included).
 
-inline HardSigmoidVF hard_sigmoid16(HardSigmoidVF x, bool keras3) {
+inline F32x16 hard_sigmoid16(F32x16 x, bool keras3) {
   const float hi = keras3 ? 6.0f : 1.0f;
-  HardSigmoidVF v = keras3 ? x + 3.0f : x * 0.2f + 0.5f;
-  v = v < 0.0f ? HardSigmoidVF{} : v;
-  v = v > hi ? HardSigmoidVF{} + hi : v;
+  F32x16 v = keras3 ? x + 3.0f : x * 0.2f + 0.5f;
+  v = v < 0.0f ? F32x16{} : v;
+  v = v > hi ? F32x16{} + hi : v;
   return keras3 ? v / 6.0f : v;
 }
 
 void hard_sigmoid(const float* src, float* dst, int64_t n, bool keras3) {
   int64_t j = 0;
   for (; j + 16 <= n; j += 16) {
-    HardSigmoidVF a;
+    F32x16 a;
     std::memcpy(&a, src + j, sizeof(a));
-    const HardSigmoidVF t = hard_sigmoid16(a, keras3);
+    const F32x16 t = hard_sigmoid16(a, keras3);
     std::memcpy(dst + j, &t, sizeof(t));
   }
   if (j < n) {
     float a[16] = {}, t[16];
     std::memcpy(a, src + j, sizeof(float) * (n - j));
-    HardSigmoidVF v;
+    F32x16 v;
     std::memcpy(&v, a, sizeof(v));
-    const HardSigmoidVF r = hard_sigmoid16(v, keras3);
+    const F32x16 r = hard_sigmoid16(v, keras3);
     std::memcpy(t, &r, sizeof(t));
     std::memcpy(dst + j, t, sizeof(float) * (n - j));
   }

@@ -391,26 +391,25 @@ inline void step_gemm(const Bf16Gemm& lowp, const RecGemm<T>& packed, int q, int
 // sigmoid(x) = 0.5 tanh(x / 2) + 0.5 from it: |error| < 3e-7, while a bf16 layer's GEMM operands carry
 // bf16's 2^-9; 2.7x faster than Sleef's 3.5-ulp tanh here (the largest cost of a step outside the GEMMs).
 // A float32/float64 layer keeps apply_act's functions (its bits are pinned).
-typedef float LowpVF __attribute__((vector_size(64)));
 
-__attribute__((optimize("fp-contract=fast"))) inline LowpVF rational_tanh16(LowpVF a, bool sigmoid) {
+__attribute__((optimize("fp-contract=fast"))) inline F32x16 rational_tanh16(F32x16 a, bool sigmoid) {
   if (sigmoid) a = a * 0.5f;
   const float c = 7.90531110763549805f;  // beyond, tanh is 1 within 3e-7: the clamp keeps p / q finite
-  LowpVF x = a > c ? LowpVF{} + c : a;
-  x = x < -c ? LowpVF{} - c : x;
-  const LowpVF x2 = x * x;
-  LowpVF p = x2 * -2.76076847742355e-16f + 2.00018790482477e-13f;
+  F32x16 x = a > c ? F32x16{} + c : a;
+  x = x < -c ? F32x16{} - c : x;
+  const F32x16 x2 = x * x;
+  F32x16 p = x2 * -2.76076847742355e-16f + 2.00018790482477e-13f;
   p = x2 * p + -8.60467152213735e-11f;
   p = x2 * p + 5.12229709037114e-08f;
   p = x2 * p + 1.48572235717979e-05f;
   p = x2 * p + 6.37261928875436e-04f;
   p = x2 * p + 4.89352455891786e-03f;
   p = x * p;
-  LowpVF q = x2 * 1.19825839466702e-06f + 1.18534705686654e-04f;
+  F32x16 q = x2 * 1.19825839466702e-06f + 1.18534705686654e-04f;
   q = x2 * q + 2.26843463243900e-03f;
   q = x2 * q + 4.89352518554385e-03f;
-  const LowpVF abs_a = a < 0.0f ? -a : a;
-  LowpVF t = abs_a < 0.0004f ? a : p / q;  // tanh(x) = x to float32 precision there
+  const F32x16 abs_a = a < 0.0f ? -a : a;
+  F32x16 t = abs_a < 0.0004f ? a : p / q;  // tanh(x) = x to float32 precision there
   if (sigmoid) t = t * 0.5f + 0.5f;
   return t;
 }
@@ -419,17 +418,17 @@ __attribute__((optimize("fp-contract=fast"))) void rational_tanh(const float* sr
                                                                  bool sigmoid) {
   int64_t j = 0;
   for (; j + 16 <= n; j += 16) {
-    LowpVF a;
+    F32x16 a;
     std::memcpy(&a, src + j, sizeof(a));
-    const LowpVF t = rational_tanh16(a, sigmoid);
+    const F32x16 t = rational_tanh16(a, sigmoid);
     std::memcpy(dst + j, &t, sizeof(t));
   }
   if (j < n) {  // the last partial vector, through a zero-padded copy
     float a[16] = {}, t[16];
     std::memcpy(a, src + j, sizeof(float) * (n - j));
-    LowpVF v;
+    F32x16 v;
     std::memcpy(&v, a, sizeof(v));
-    const LowpVF r = rational_tanh16(v, sigmoid);
+    const F32x16 r = rational_tanh16(v, sigmoid);
     std::memcpy(t, &r, sizeof(t));
     std::memcpy(dst + j, t, sizeof(float) * (n - j));
   }
