@@ -390,7 +390,9 @@ inline void step_gemm(const Bf16Gemm& lowp, const RecGemm<T>& packed, int q, int
 // tanh as the clamped odd/even rational function (degree 13 / 6) of Eigen's and XLA's fast float32 tanh,
 // sigmoid(x) = 0.5 tanh(x / 2) + 0.5 from it: |error| < 3e-7, while a bf16 layer's GEMM operands carry
 // bf16's 2^-9; 2.7x faster than Sleef's 3.5-ulp tanh here (the largest cost of a step outside the GEMMs).
-// A float32/float64 layer keeps apply_act's functions (its bits are pinned).
+// A float32/float64 layer keeps apply_act's functions: for float32 this tanh was measured (stop 21) 3-5 % faster
+// per layer but up to 4.9 ulp off where Sleef's is 2.8, and gradients through nearly saturated units, 1 - y^2,
+// amplify that (docs/benchmarks.md, "measured and not kept").
 
 __attribute__((optimize("fp-contract=fast"))) inline F32x16 rational_tanh16(F32x16 a, bool sigmoid) {
   if (sigmoid) a = a * 0.5f;
