@@ -29,6 +29,12 @@ def as_float(value: Any, name: str, dtype: Optional[torch.dtype] = None) -> torc
     return t if dtype is None or t.dtype == dtype else t.to(dtype)
 
 
+def cast(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``t`` in ``dtype``: ``t`` itself when it already is, so a traced program (``torch.export``) records no
+    cast node for it (an exported program runs every recorded node, a no-op ``to`` included)."""
+    return t if t.dtype == dtype else t.to(dtype)
+
+
 def check_shape(t: torch.Tensor, expected: Sequence[Optional[int]], name: str, hint: str = "") -> None:
     """Raise ValueError unless ``t.shape`` matches ``expected`` (``None`` matches any size)."""
     ok = t.dim() == len(expected) and all(e is None or e == s for e, s in zip(expected, t.shape))

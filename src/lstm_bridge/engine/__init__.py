@@ -65,9 +65,10 @@ def layer_kind(directions: Sequence[DirectionWeights]) -> CellKind:
 
 
 def lengths_to_valid(lengths: Tensor, steps: int) -> Tensor:
-    """``(B,)`` integer lengths -> ``(T, B)`` bool, True where ``t < length``."""
+    """``(B,)`` integer lengths -> ``(T, B)`` bool, True where ``t < length`` (the comparison promotes any
+    integer dtype: no cast, so a traced program records none)."""
     t = torch.arange(steps, device=lengths.device).unsqueeze(1)
-    return t < lengths.to(torch.int64).unsqueeze(0)
+    return t < lengths.unsqueeze(0)
 
 
 def run_layer(

@@ -32,7 +32,7 @@ from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Tup
 import numpy as np
 import torch
 
-from .._tensors import as_float, as_tensor, check_shape
+from .._tensors import as_float, as_tensor, cast, check_shape
 from ..engine import (
     CellKind,
     DirectionWeights,
@@ -262,7 +262,7 @@ class RecurrentNet(torch.nn.Module):
                 f"{lengths.shape[0]} of seq_length (seq_length must have shape ({batch},))"
             )
         check_shape(lengths, (batch,), "seq_length", f" (batch size of x is {batch})")
-        lengths = lengths.to(torch.int64)
+        lengths = cast(lengths, torch.int64)
         if self.bidirectional and tracing():  # the value check runs inside the recorded graph
             checked: torch.Tensor = check_range(
                 lengths,
@@ -465,7 +465,7 @@ class RecurrentNet(torch.nn.Module):
             )
         in_dtype = x.dtype
         compute = torch.float32 if in_dtype in (torch.float16, torch.bfloat16) else in_dtype
-        xt = (x.transpose(0, 1) if self.batch_first else x).to(compute)
+        xt = cast(x.transpose(0, 1) if self.batch_first else x, compute)
         T, B = xt.shape[0], xt.shape[1]
         if T == 0:  # MindSpore 2.10: LSTM RuntimeError "could not execute a primitive"; GRU/RNN ValueError (Stack)
             raise KernelRuntimeError(
@@ -499,7 +499,7 @@ class RecurrentNet(torch.nn.Module):
             out = out.transpose(0, 1)
         # under CPU autocast the engine returns the autocast dtype, as torch.nn.LSTM does: kept (not cast back)
         res = out.dtype if in_dtype == torch.float32 and out.dtype in (torch.bfloat16, torch.float16) else in_dtype
-        return self._result(out.to(res), h_n.to(res), None if c_n is None else c_n.to(res))
+        return self._result(cast(out, res), cast(h_n, res), None if c_n is None else cast(c_n, res))
 
 
 class CellBase(torch.nn.Module):

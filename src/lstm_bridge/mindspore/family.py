@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .. import activations as _act
-from .._tensors import as_tensor, check_shape
+from .._tensors import as_tensor, cast, check_shape
 from ..engine import (
     CellActivations,
     CellKind,
@@ -89,7 +89,7 @@ class OneStateNet(RecurrentNet):
                 f"(only {t.shape[0]} of {rows} rows)"
             )
         check_shape(t, expected, f"For '{name}', hx", hint)
-        return t.to(compute), None
+        return cast(t, compute), None
 
     def _semantics(self, with_lengths: bool, compute: torch.dtype) -> LayerSemantics:
         return family_semantics(self.numerics, compute, self.nonlinearity)  # the same with or without lengths
@@ -154,14 +154,14 @@ class FamilyCell(CellBase):
         check_shape(hx, (B, self.hidden_size), f"For '{name}', hx", f" (batch, hidden_size={self.hidden_size})")
         compute = torch.float32 if x.dtype in _HALF else x.dtype
         _, hs, _ = run_layer(
-            x.unsqueeze(0).to(compute),
+            cast(x.unsqueeze(0), compute),
             [self.cell_weights(compute)],
-            [hx.to(compute)],
+            [cast(hx, compute)],
             None,
             reverse=[False],
             semantics=family_semantics(self.numerics, compute, self.nonlinearity),
         )
-        return hs[0].to(x.dtype)
+        return cast(hs[0], x.dtype)
 
 
 def check_nonlinearity(value: Any, cell: str, cell_message: bool = False) -> str:

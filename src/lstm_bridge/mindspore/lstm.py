@@ -27,7 +27,7 @@ import torch
 import torch.nn.modules.module as _torch_module
 
 from .. import activations as _act
-from .._tensors import as_tensor, check_shape
+from .._tensors import as_tensor, cast, check_shape
 from ..engine import (
     CellActivations,
     CellKind,
@@ -142,7 +142,7 @@ class LSTM(RecurrentNet):
         self, hx: Any, batch: int, in_dtype: torch.dtype, compute: torch.dtype
     ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         h0, c0 = self._check_hx(hx, batch, in_dtype)
-        return h0.to(compute), c0.to(compute)
+        return cast(h0, compute), cast(c0, compute)
 
     def _semantics(self, with_lengths: bool, compute: torch.dtype) -> LayerSemantics:
         ms_cpu = self.numerics.startswith("mindspore-cpu")
