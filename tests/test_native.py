@@ -387,15 +387,26 @@ def test_column_split_predicate_matches_the_kernel():
 
     ext = native.module()
     assert ext is not None
-    assert (checks.COLUMN_SPLIT_MAX_ROWS, checks.COLUMN_SPLIT_MIN_BYTES) == (
+    assert (
+        checks.COLUMN_SPLIT_MAX_ROWS,
+        checks.COLUMN_SPLIT_MIN_BYTES,
+        checks.COLUMN_SPLIT_LARGE_MAX_ROWS,
+        checks.COLUMN_SPLIT_LARGE_BYTES,
+    ) == (
         ext.COLUMN_SPLIT_MAX_ROWS,
         ext.COLUMN_SPLIT_MIN_BYTES,
+        ext.COLUMN_SPLIT_LARGE_MAX_ROWS,
+        ext.COLUMN_SPLIT_LARGE_BYTES,
     )
     panel_bytes = checks._PANEL_BYTES.get(build.capability(), checks._DEFAULT_PANEL_BYTES)
     assert (panel_bytes // 4, panel_bytes // 8) == (ext.PANEL_WIDTH_FLOAT, ext.PANEL_WIDTH_DOUBLE)
     wide = 2 * ext.PANEL_WIDTH_FLOAT * max(1, 256 // (2 * ext.PANEL_WIDTH_FLOAT))
     assert checks.column_split(1, wide, 1, torch.float32, 2) == (bool(ext.OPENMP) and 16 * wide * wide >= 1 << 20)
     assert not checks.column_split(5, wide, 1, torch.float32, 2)
+    # more rows from COLUMN_SPLIT_LARGE_BYTES of W_hh on (4 H^2 float32: H = 1024 is 16 MiB)
+    assert checks.column_split(32, 1024, 1, torch.float32, 2) == bool(ext.OPENMP)
+    assert not checks.column_split(33, 1024, 1, torch.float32, 2)
+    assert not checks.column_split(8, 960, 1, torch.float32, 2)  # 14 MiB
     assert not checks.column_split(1, wide, 2, torch.float32, 2)
     assert not checks.column_split(1, wide, 1, torch.float32, 1)
 
@@ -438,6 +449,44 @@ def test_column_split_gives_the_row_splits_bits(dtype):
             for a, b in zip(*results):
                 for u, v in zip(a, b):
                     assert torch.equal(u, v), (B, valid_kind, G, reverse, rule)
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_column_split_on_more_rows_with_a_large_w_hh(dtype):
+    """From COLUMN_SPLIT_LARGE_BYTES of W_hh on (16 MiB: H = 1024 in float32, 736 in float64) the threads split
+    the hidden units for up to COLUMN_SPLIT_LARGE_MAX_ROWS rows, forward and backward: outputs and gradients (input,
+    W_hh, biases) equal those on one thread (row split), with holes in the mask and per-gate dropout masks."""
+    ext = native.module()
+    assert ext is not None
+    if not ext.OPENMP:
+        pytest.skip("the kernel was built without OpenMP: no column split")
+    from lstm_bridge.engine.native import checks
+
+    H = 1024 if dtype == torch.float32 else 736
+    B = 12
+    assert checks.column_split(B, H, 1, dtype, 2) and not checks.column_split(B, H - 64, 1, dtype, 2)
+    threads = torch.get_num_threads()
+    try:
+        x, dirs, h0, c0, valid, dropout = make_case(3, B, 16, [H], dtype, seed=5, dropout_g=4, valid_kind="holes")
+        sem = LayerSemantics(CellActivations(A.sigmoid, A.tanh, A.tanh), MaskedOutput.CARRY)
+        results = []
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            with torch.no_grad():
+                inference = native.run_layer(
+                    x, dirs, h0, c0, reverse=[False], valid=valid, semantics=sem, dropout=dropout
+                )
+            xs = x.detach().clone().requires_grad_(True)
+            outs, hs, cs = native.run_layer(
+                xs, dirs, h0, c0, reverse=[False], valid=valid, semantics=sem, dropout=dropout
+            )
+            loss = outs[0].square().sum() + hs[0].sum() + cs[0].sum()
+            grads = torch.autograd.grad(loss, [xs, dirs[0].w_hh, dirs[0].b_ih, dirs[0].b_hh])
+            results.append([*inference[0], outs[0].detach(), *grads])
+        for a, b in zip(*results):
+            assert torch.equal(a, b)
     finally:
         torch.set_num_threads(threads)
 

@@ -23,10 +23,13 @@ __all__ = [
     "native_activation_id",
 ]
 
-#: The kernel's column split of an inference recurrence (lstm.cpp ``column_split``, its exported
-#: ``COLUMN_SPLIT_MAX_ROWS`` / ``COLUMN_SPLIT_MIN_BYTES`` / ``PANEL_WIDTH_*``; a test holds them together).
+#: The kernel's column split of a recurrence (lstm.cpp ``column_split``, its exported ``COLUMN_SPLIT_*`` /
+#: ``PANEL_WIDTH_*``; a test holds them together): up to MAX_ROWS rows from MIN_BYTES of ``W_hh``, up to
+#: LARGE_MAX_ROWS rows from LARGE_BYTES.
 COLUMN_SPLIT_MAX_ROWS = 4
 COLUMN_SPLIT_MIN_BYTES = 1 << 20
+COLUMN_SPLIT_LARGE_MAX_ROWS = 32
+COLUMN_SPLIT_LARGE_BYTES = 16 << 20
 # kPanelVecs * kVecBytes of the build's capability (kernel_common.h): the micro-kernel's panel, in bytes
 _PANEL_BYTES = {"AVX512": 4 * 64, "AVX2": 2 * 32}
 _DEFAULT_PANEL_BYTES = 2 * 16
@@ -34,9 +37,11 @@ _ELEMENT_BYTES = {torch.float32: 4, torch.float64: 8}
 
 
 def column_split(batch: int, hidden: int, directions: int, dtype: torch.dtype, threads: int) -> bool:
-    """Whether the kernel runs an inference call of these sizes with its threads splitting the hidden units
-    (one barrier a step) instead of the batch rows: one direction, at most :data:`COLUMN_SPLIT_MAX_ROWS` rows
-    on 2+ threads, a ``W_hh`` of :data:`COLUMN_SPLIT_MIN_BYTES` or more, hidden units in whole micro-kernel
+    """Whether the kernel runs a call of these sizes with its threads splitting the hidden units (one barrier a
+    step) instead of the batch rows: one direction on 2+ threads, at most :data:`COLUMN_SPLIT_MAX_ROWS` rows with a
+    ``W_hh`` of :data:`COLUMN_SPLIT_MIN_BYTES` or more, or at most :data:`COLUMN_SPLIT_LARGE_MAX_ROWS` rows with
+    :data:`COLUMN_SPLIT_LARGE_BYTES` or more (the row split would have every thread stream all of a ``W_hh`` far
+    larger than L2 every step), hidden units in whole micro-kernel
     panels (at least one per thread), the kernel's own GEMM (``native.GEMM_PATH == "kernel"``) and a build with OpenMP.
     Deterministic (no kernel loaded): the backend's routing reads it."""
     from . import GEMM_PATH, build  # noqa: WPS433 (GEMM_PATH is read per call: tests switch it)
@@ -44,10 +49,12 @@ def column_split(batch: int, hidden: int, directions: int, dtype: torch.dtype, t
     if GEMM_PATH != "kernel" or not build.openmp_flags() or directions != 1 or threads < 2:
         return False
     size = _ELEMENT_BYTES.get(dtype)
-    if batch > COLUMN_SPLIT_MAX_ROWS or size is None:
+    if batch > COLUMN_SPLIT_LARGE_MAX_ROWS or size is None:
         return False
+    w_bytes = 4 * hidden * hidden * size
+    fits = w_bytes >= (COLUMN_SPLIT_MIN_BYTES if batch <= COLUMN_SPLIT_MAX_ROWS else COLUMN_SPLIT_LARGE_BYTES)
     panel = _PANEL_BYTES.get(build.capability(), _DEFAULT_PANEL_BYTES) // size
-    return 4 * hidden * hidden * size >= COLUMN_SPLIT_MIN_BYTES and hidden % panel == 0 and hidden // panel >= threads
+    return fits and hidden % panel == 0 and hidden // panel >= threads
 
 
 # Activation ids shared with lstm.h (enum Act); the lstm_bridge.activations registry carries them.

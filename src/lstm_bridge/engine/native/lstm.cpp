@@ -755,9 +755,19 @@ void forward_rows(const LayerConfig& cfg, T* xp, int64_t Tn, int64_t B, int64_t 
 // (2 threads, hard_sigmoid forward, ratio to torch.nn.LSTM, row split -> column split): (50, 1, 64, 256) 1.12 ->
 // 0.60, (50, 4, 64, 256) 1.15 -> 0.85, (50, 2, 64, 384) 1.28 -> 0.76, (50, 1, 128, 512) 1.36 -> 0.81,
 // (200, 4, 256, 512) 1.26 -> 0.95; at 8 rows the standard layer was 1.16 against the row split's 0.83-0.99.
+// Also up to kColSplitLargeMaxRows rows where W_hh takes kColSplitLargeBytes or more: there the row split has
+// every thread stream all of W_hh (16 MiB and up: past L2, and half of L3) every step, the column split half of
+// it. Measured (stop 21, 2 threads, column / row split, 7 rounds; standard layer, on the kernel): forward
+// (50, 8, 64, 1024) 0.78, (50, 12, 64, 1024) 0.88, (50, 24, 64, 1024) 0.91, (50, 32, 64, 1024) 0.91, (50, 16, 64,
+// 1536) 0.73, hard_sigmoid (50, 16, 128, 1024) 0.90; training (100, 16, 64, 1024) 0.92 (1.03 -> 0.96 against
+// torch.nn.LSTM), (50, 8, 64, 1024) 0.87, (50, 16, 256, 1024) 0.97, (50, 24, 64, 1024) 0.96, (50, 32, 64, 1024)
+// 0.98, (50, 8, 64, 1536) 0.72 (1.18 -> 0.85); below, (100, 12, 64, 768) (9 MiB) trained at 1.01 and hard_sigmoid
+// forward on 8-16 rows with 4 MiB at 1.07-1.34.
 // native/checks.py's column_split mirrors this (a test holds them together).
 constexpr int64_t kColSplitMaxRows = 4;
 constexpr int64_t kColSplitMinBytes = int64_t(1) << 20;
+constexpr int64_t kColSplitLargeMaxRows = 32;
+constexpr int64_t kColSplitLargeBytes = int64_t(16) << 20;
 
 #ifdef _OPENMP
 // C(M, panels [p0, p1) of piece q) += A(M, k) B: kernel_gemm restricted to a range of column panels.
@@ -780,16 +790,16 @@ void panel_range_gemm(const RecGemm<T>& g, int q, int64_t p0, int64_t p1, int64_
 
 template <typename T>
 bool column_split(const LayerConfig& cfg, const std::vector<DirData<T>>& dirs, int64_t B, int threads) {
-  if (cfg.bf16 || cfg.gemm != kGemmKernel || dirs.size() != 1 || threads < 2 || B > kColSplitMaxRows) {
+  if (cfg.bf16 || cfg.gemm != kGemmKernel || dirs.size() != 1 || threads < 2 || B > kColSplitLargeMaxRows) {
     return false;
   }
   for (int64_t id : {cfg.gate_act, cfg.cand_act, cfg.cell_act}) {
     if (id < 0 || id >= kNumActs) return false;  // (forward_rows raises it: nothing may throw in an omp region)
   }
   const DirData<T>& r = dirs[0];
-  const int64_t H = r.H;
-  return r.shared_gemm.active() && 4 * H * H * static_cast<int64_t>(sizeof(T)) >= kColSplitMinBytes &&
-         H % panel_width<T>() == 0 && H / panel_width<T>() >= threads;
+  const int64_t H = r.H, w_bytes = 4 * H * H * static_cast<int64_t>(sizeof(T));
+  const bool fits = B <= kColSplitMaxRows ? w_bytes >= kColSplitMinBytes : w_bytes >= kColSplitLargeBytes;
+  return r.shared_gemm.active() && fits && H % panel_width<T>() == 0 && H / panel_width<T>() >= threads;
 }
 
 template <typename T>
@@ -1746,6 +1756,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.attr("NUM_ACTIVATIONS") = static_cast<int64_t>(lstm_bridge::kNumActs);
   m.attr("COLUMN_SPLIT_MAX_ROWS") = lstm_bridge::kColSplitMaxRows;
   m.attr("COLUMN_SPLIT_MIN_BYTES") = lstm_bridge::kColSplitMinBytes;
+  m.attr("COLUMN_SPLIT_LARGE_MAX_ROWS") = lstm_bridge::kColSplitLargeMaxRows;
+  m.attr("COLUMN_SPLIT_LARGE_BYTES") = lstm_bridge::kColSplitLargeBytes;
   m.attr("PANEL_WIDTH_FLOAT") = lstm_bridge::panel_width<float>();
   m.attr("PANEL_WIDTH_DOUBLE") = lstm_bridge::panel_width<double>();
 }
