@@ -77,12 +77,16 @@ inline F32x16 hard_sigmoid16(F32x16 x, bool keras3) {
   return keras3 ? v / 6.0f : v;
 }
 
-void hard_sigmoid(const float* src, float* dst, int64_t n, bool keras3) {
+// dst[j] = f(src[j]) for j < n, 16 lanes at a time (f: F32x16 -> F32x16); the last partial vector goes through
+// a zero-padded copy. src and dst may alias. Always inlined, so the loop takes its caller's float options
+// (the bf16 tanh's FMA contraction: through a separate copy it ran ~6 % slower).
+template <typename F>
+__attribute__((always_inline)) inline void map_lanes16(const float* src, float* dst, int64_t n, F f) {
   int64_t j = 0;
   for (; j + 16 <= n; j += 16) {
     F32x16 a;
     std::memcpy(&a, src + j, sizeof(a));
-    const F32x16 t = hard_sigmoid16(a, keras3);
+    const F32x16 t = f(a);
     std::memcpy(dst + j, &t, sizeof(t));
   }
   if (j < n) {
@@ -90,10 +94,14 @@ void hard_sigmoid(const float* src, float* dst, int64_t n, bool keras3) {
     std::memcpy(a, src + j, sizeof(float) * (n - j));
     F32x16 v;
     std::memcpy(&v, a, sizeof(v));
-    const F32x16 r = hard_sigmoid16(v, keras3);
+    const F32x16 r = f(v);
     std::memcpy(t, &r, sizeof(t));
     std::memcpy(dst + j, t, sizeof(float) * (n - j));
   }
+}
+
+void hard_sigmoid(const float* src, float* dst, int64_t n, bool keras3) {
+  map_lanes16(src, dst, n, [keras3](F32x16 v) { return hard_sigmoid16(v, keras3); });
 }
 
 // Elementwise activation, vectorised; src and dst may alias. Mirrors the torch path's formulas op for

@@ -418,22 +418,10 @@ __attribute__((optimize("fp-contract=fast"))) inline F32x16 rational_tanh16(F32x
 
 __attribute__((optimize("fp-contract=fast"))) void rational_tanh(const float* src, float* dst, int64_t n,
                                                                  bool sigmoid) {
-  int64_t j = 0;
-  for (; j + 16 <= n; j += 16) {
-    F32x16 a;
-    std::memcpy(&a, src + j, sizeof(a));
-    const F32x16 t = rational_tanh16(a, sigmoid);
-    std::memcpy(dst + j, &t, sizeof(t));
-  }
-  if (j < n) {  // the last partial vector, through a zero-padded copy
-    float a[16] = {}, t[16];
-    std::memcpy(a, src + j, sizeof(float) * (n - j));
-    F32x16 v;
-    std::memcpy(&v, a, sizeof(v));
-    const F32x16 r = rational_tanh16(v, sigmoid);
-    std::memcpy(t, &r, sizeof(t));
-    std::memcpy(dst + j, t, sizeof(float) * (n - j));
-  }
+  // (the lambda carries the contraction setting too, so that rational_tanh16 inlines into it)
+  map_lanes16(src, dst, n, [sigmoid](F32x16 v) __attribute__((optimize("fp-contract=fast"))) {
+    return rational_tanh16(v, sigmoid);
+  });
 }
 
 // The activation of a step: a bf16 layer's tanh/sigmoid (rational_tanh), else apply_act's.
