@@ -39,6 +39,9 @@ def _measure_memory_here(task: Dict[str, Any]) -> Dict[str, Any]:
     work.train()
     work.zero_grad()
     gc.collect()
+    from ..engine import native
+
+    native.release_workspace()  # the kernel's pool starts empty: the step's own peak, not the warm-up's blocks
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # reset VmHWM to the current RSS (Linux >= 4.0)
     before = _proc_status_kb("VmRSS")

@@ -9,7 +9,8 @@ backward) -> this package -> :func:`lstm_bridge.engine.run_layer`. One job per m
 * :mod:`.checks`: what the kernel can run (device, dtype, activations) and shape errors;
 * :mod:`.plan`: the named records of one call; :mod:`.projection`: the input projection GEMM and its
   gradients; :mod:`.function`: the ``torch.autograd.Function``; :mod:`.workspace`: the reusable
-  inference buffer;
+  inference buffer; :mod:`.pool`: the limit and state of the kernel's buffer pool (``buffer_pool.cpp``: the
+  large per-call tensors reuse freed blocks instead of faulting fresh pages in every training step);
 * this module: the public entry points, tying them together.
 
 Which requests go native at all (standard semantics above a size go to oneDNN) is the engine's
@@ -60,13 +61,13 @@ GEMM_PATH = "kernel"
 
 
 def release_workspace() -> None:
-    """Free this thread's kept buffers: the inference projection workspace (:mod:`.workspace`, 32 MiB and
-    more) and the kernel's kept bfloat16 training projection block (``matmul_nt_bf16``'s outputs of 32 MiB or
-    more reuse it); their memory returns once no tensor holds it. Never builds the kernel."""
+    """Free the kept buffers: this thread's inference projection workspace (:mod:`.workspace`, 32 MiB and
+    more) and every free block of the kernel's buffer pool (:func:`pool_stats`); memory a live tensor holds
+    returns once it is freed. Never builds the kernel."""
     workspace.release()
     ext = module()
     if ext is not None:
-        ext.release_kept_block()
+        ext.pool_release()
 
 
 def run_layer(

@@ -29,8 +29,8 @@ import torch
 from . import filelock
 
 HERE = Path(__file__).resolve().parent
-SOURCES = ("lstm.cpp", "family.cpp")
-HEADERS = ("lstm.h", "kernel_common.h", "family.h")
+SOURCES = ("lstm.cpp", "family.cpp", "buffer_pool.cpp")
+HEADERS = ("lstm.h", "kernel_common.h", "family.h", "buffer_pool.h")
 
 # Compile flags per ATen CPU capability: the at::vec types follow CPU_CAPABILITY_*.
 _ARCH_FLAGS = {

@@ -10,6 +10,7 @@
 #include "family.h"
 
 #include "kernel_common.h"
+#include "buffer_pool.h"
 
 namespace lstm_bridge {
 namespace {
@@ -456,10 +457,10 @@ std::vector<std::vector<at::Tensor>> family_forward(const FamilyConfig& cfg, at:
       TORCH_CHECK(cfg.form != kGruBefore || r.bias_h == nullptr,
                   "lstm-bridge native: the reset_after=False GRU takes its whole bias in bias_x; received bias_h[", d,
                   "]");
-      r.out = at::empty({Tn, B, r.H}, xp.options());
+      r.out = pooled_empty({Tn, B, r.H}, xp.options());
       if (cfg.save) {
-        r.hprev = at::empty({Tn, B, r.H}, xp.options());
-        if (cfg.form != kRnn) r.aux = at::empty({Tn, B, r.H}, xp.options());
+        r.hprev = pooled_empty({Tn, B, r.H}, xp.options());
+        if (cfg.form != kRnn) r.aux = pooled_empty({Tn, B, r.H}, xp.options());
       }
     }
     scalar_t* xp_ptr = xp.data_ptr<scalar_t>();
@@ -494,7 +495,7 @@ std::vector<std::vector<at::Tensor>> family_backward(const FamilyConfig& cfg, co
               grad_hn.size(), ", ", h_prev.size(), " and ", aux.size());
   const int64_t Tn = gates.size(0), B = gates.size(1), S = gates.size(2);
   const uint8_t* vptr = valid.numel() > 0 ? valid.data_ptr<uint8_t>() : nullptr;
-  at::Tensor dZ = at::empty_like(gates);
+  at::Tensor dZ = pooled_empty(gates.sizes(), gates.options());
   std::vector<at::Tensor> gout(D), hprev(D), auxc(D);
   std::vector<std::vector<at::Tensor>> result(3);
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_bridge_family_backward", [&] {
@@ -515,7 +516,7 @@ std::vector<std::vector<at::Tensor>> family_backward(const FamilyConfig& cfg, co
         auxc[d] = aux[d].to(gates.options()).contiguous();
         r.aux_in = auxc[d].data_ptr<scalar_t>();
       }
-      if (cfg.form == kGruAfter) r.daux = at::empty({Tn, B, r.H}, gates.options());
+      if (cfg.form == kGruAfter) r.daux = pooled_empty({Tn, B, r.H}, gates.options());
     }
     const scalar_t* gptr = gates.data_ptr<scalar_t>();
     scalar_t* dzp = dZ.data_ptr<scalar_t>();

@@ -45,10 +45,14 @@ def available() -> bool:
             return True
         if _tried:
             return False
+        from . import pool
+
+        pool_limit = pool.limit_bytes_from_env()  # a bad LSTM_BRIDGE_POOL_MIB raises here, every call
         try:
             from . import build
 
             loaded, _ = build.load()
+            loaded.pool_set_limit(pool_limit)
         except (RuntimeError, OSError, ImportError) as exc:  # a failed build/load: recorded, shown by backend
             _error = f"native kernel build/load failed: {exc}"
             return False

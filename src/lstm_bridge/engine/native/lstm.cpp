@@ -9,13 +9,11 @@
 
 #include "family.h"
 #include "kernel_common.h"
+#include "buffer_pool.h"
 
 #include <c10/util/BFloat16.h>
 #ifdef _OPENMP
 #include <omp.h>
-#endif
-#ifdef __linux__
-#include <sys/mman.h>
 #endif
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
@@ -50,44 +48,10 @@ inline uint32_t bf16_bits(float v) { return c10::BFloat16(v).x; }
 
 inline uint32_t bf16_pair(float lo, float hi) { return bf16_bits(lo) | (bf16_bits(hi) << 16); }
 
-// A new float32 (M, N) tensor for a GEMM output written once (a training forward's projection). glibc maps
-// every block above 32 MiB afresh, and faulting in its 4 KiB pages one by one cost ~24 ms per 52 MB (the
-// large benchmark's projection; filling it is ~3 ms): where the kernel offers transparent huge pages on
-// request (madvise mode), the block's whole 2 MiB pages are asked for. Advice only: failures are ignored.
+// A new float32 (M, N) tensor for a GEMM output written once (a projection; in training, the gates kept for
+// backward): from the pool (buffer_pool.cpp), whose freed blocks come back without new pages.
 at::Tensor empty_gemm_output(int64_t M, int64_t N, const at::TensorOptions& opts) {
-  at::Tensor out = at::empty({M, N}, opts.dtype(at::kFloat));
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-  constexpr uintptr_t kHuge = uintptr_t(1) << 21;
-  const size_t bytes = static_cast<size_t>(out.numel()) * sizeof(float);
-  if (bytes >= (size_t(32) << 20)) {
-    const uintptr_t p = reinterpret_cast<uintptr_t>(out.data_ptr());
-    const uintptr_t start = (p + kHuge - 1) & ~(kHuge - 1), end = (p + bytes) & ~(kHuge - 1);
-    if (end > start) (void)madvise(reinterpret_cast<void*>(start), end - start, MADV_HUGEPAGE);
-  }
-#endif
-  return out;
-}
-
-// A fresh float32 (M, N) output of matmul_nt_bf16 (a bf16 layer's projection; in training, its gates kept
-// for backward). Below 32 MiB, empty_gemm_output (glibc's heap hands blocks back without new pages). From
-// 32 MiB glibc maps every block afresh, and a large training step's 52 MB projection paid 5-35 ms of page
-// faults and zeroing on 2 threads: this thread keeps its last such block and hands it out again (as a
-// view) once nothing else holds it, i.e. once the backward that read it has released it (no tensor,
-// view or storage shares it: a use count of 1).
-// This thread's kept block (release_kept_block lets it go: lstm_bridge.engine.native.release_workspace).
-at::Tensor* kept_block() {
-  thread_local at::Tensor* kept = new at::Tensor();  // never destroyed: no teardown order at exit
-  return kept;
-}
-
-at::Tensor reusable_gemm_output(int64_t M, int64_t N, const at::TensorOptions& opts) {
-  if (static_cast<size_t>(M * N) * sizeof(float) < (size_t(32) << 20)) return empty_gemm_output(M, N, opts);
-  at::Tensor* kept = kept_block();
-  if (!kept->defined() || kept->storage().use_count() != 1 || kept->numel() < M * N) {
-    *kept = at::Tensor();  // let go of a block still in use (its holders keep it) or too small
-    *kept = empty_gemm_output(M * N, 1, opts).view({M * N});
-  }
-  return kept->narrow(0, 0, M * N).view({M, N});
+  return pooled_empty({M, N}, opts.dtype(at::kFloat));
 }
 
 // 16 lanes of uint32 (GCC vector type: AVX-512 where built for it, else split by the compiler).
@@ -1153,8 +1117,6 @@ std::vector<DirData<T>> direction_data(const LayerConfig& cfg, const std::vector
 
 }  // namespace
 
-void release_kept_block() { *kept_block() = at::Tensor(); }
-
 std::vector<std::vector<at::Tensor>> lstm_forward(const LayerConfig& cfg, at::Tensor xp,
                                                   const std::vector<at::Tensor>& w_hh,
                                                   const std::vector<at::Tensor>& h0,
@@ -1184,10 +1146,10 @@ std::vector<std::vector<at::Tensor>> lstm_forward(const LayerConfig& cfg, at::Te
       if (bias_c[d].defined()) dirs[d].bias = bias_c[d].data_ptr<scalar_t>();
     }
     for (auto& r : dirs) {
-      r.out = at::empty({Tn, B, r.H}, cfg.bf16 ? xp.options().dtype(at::kBFloat16) : xp.options());
+      r.out = pooled_empty({Tn, B, r.H}, cfg.bf16 ? xp.options().dtype(at::kBFloat16) : xp.options());
       if (cfg.save) {
-        r.hprev = at::empty({Tn, B, r.H}, xp.options());
-        r.cprev = at::empty({Tn, B, r.H}, xp.options());
+        r.hprev = pooled_empty({Tn, B, r.H}, xp.options());
+        r.cprev = pooled_empty({Tn, B, r.H}, xp.options());
       }
     }
     scalar_t* xp_ptr = xp.data_ptr<scalar_t>();
@@ -1234,12 +1196,7 @@ std::vector<std::vector<at::Tensor>> lstm_backward(const LayerConfig& cfg, const
   const bool lowp = cfg.bf16;
   TORCH_CHECK(!lowp || gates.scalar_type() == at::kFloat, "lstm-bridge native: a bf16 layer's gates must be float32; "
               "received ", gates.scalar_type());
-  at::Tensor dZ = lowp ? at::empty(gates.sizes(), gates.options().dtype(at::kBFloat16))
-                  : gates.scalar_type() == at::kFloat
-                     ? empty_gemm_output(gates.numel() / std::max<int64_t>(1, gates.size(-1)), gates.size(-1),
-                                         gates.options())
-                           .view(gates.sizes())
-                     : at::empty_like(gates);
+  at::Tensor dZ = pooled_empty(gates.sizes(), lowp ? gates.options().dtype(at::kBFloat16) : gates.options());
   // the bias gradients: each row's sums over its steps (backward_rows / backward_cols add every dz row in),
   // then the rows' sums added in row order (the same bits for any threading)
   at::Tensor db_rows = at::zeros({B, S}, gates.options());
@@ -1385,7 +1342,7 @@ at::Tensor gate_weight_grad(const at::Tensor& dz, int64_t col0, int64_t G, int64
               "lstm-bridge native: gate_weight_grad mask must be a contiguous (1 or ", G, ", B, ", N, ") ",
               dz.scalar_type(), " tensor with B dividing ", R, " rows; received ", mask.sizes(), " ",
               mask.scalar_type());
-  at::Tensor out = at::empty({G * H, N}, dz.options());
+  at::Tensor out = pooled_empty({G * H, N}, dz.options());
   if (R == 0) return out.zero_();
   AT_DISPATCH_FLOATING_TYPES(dz.scalar_type(), "lstm_bridge_gate_weight_grad", [&] {
     constexpr int64_t NR = panel_width<scalar_t>();
@@ -1505,7 +1462,7 @@ at::Tensor gated_matmul_nn(const at::Tensor& dz, int64_t col0, const at::Tensor&
               " rows to split into the mask's gates and columns [col0, col0 + G H) inside dz's ", S,
               "; received mask ", mask.sizes(), ", col0 ", col0);
   const int64_t H = GH / G;
-  at::Tensor dx = at::zeros({M, K}, dz.options());
+  at::Tensor dx = pooled_empty({M, K}, dz.options()).zero_();
   AT_DISPATCH_FLOATING_TYPES(dz.scalar_type(), "lstm_bridge_gated_matmul_nn", [&] {
     check_gate_masks<scalar_t>(mask, G, M, K, dz.scalar_type(), "gated_matmul_nn");
     if (M == 0 || K == 0 || H == 0) return;
@@ -1563,7 +1520,7 @@ at::Tensor matmul_nt(const at::Tensor& a, const at::Tensor& w, c10::optional<at:
                 " with strides ", o.strides(), " ", o.scalar_type());
     out = strided_block ? o : o.view({M, N});
   } else {
-    out = A.scalar_type() == at::kFloat ? empty_gemm_output(M, N, A.options()) : at::empty({M, N}, A.options());
+    out = pooled_empty({M, N}, A.options());
   }
   if (M == 0 || N == 0) return out;
   if (K == 0) return out.zero_();
@@ -1609,7 +1566,7 @@ at::Tensor matmul_nt_bf16(const at::Tensor& a, const at::Tensor& w, c10::optiona
                 " elements; received ", out_opt->sizes(), " ", out_opt->scalar_type());
     out = out_opt->view({M, N});
   } else {
-    out = reusable_gemm_output(M, N, A.options());
+    out = empty_gemm_output(M, N, A.options());
   }
   at::Tensor bias;
   if (bias_opt.has_value() && bias_opt->defined()) {
@@ -1716,8 +1673,21 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("gated_matmul_nn", &lstm_bridge::gated_matmul_nn,
         "dx (M, K) = sum over q of (dz[:, col0 + qH : col0 + (q+1)H] @ w[qH:(q+1)H]) * mask[q][row % B]",
         py::arg("dz"), py::arg("col0"), py::arg("w"), py::arg("mask"));
-  m.def("release_kept_block", &lstm_bridge::release_kept_block,
-        "let go of this thread's kept bf16 projection block (its memory returns once nothing holds it)");
+  m.def("pool_release", &lstm_bridge::pool_release,
+        "hand every cached block of the kernel's buffer pool back to the system allocator (buffer_pool.cpp)");
+  m.def("pool_set_limit", &lstm_bridge::pool_set_limit,
+        "the most bytes the kernel's buffer pool keeps free (0: pooling off); lowering it releases blocks",
+        py::arg("bytes"));
+  m.def("pool_stats", []() {
+    const lstm_bridge::PoolStats s = lstm_bridge::pool_stats();
+    py::dict d;
+    d["cached_bytes"] = s.cached_bytes;
+    d["cached_blocks"] = s.cached_blocks;
+    d["limit_bytes"] = s.limit_bytes;
+    d["reused"] = s.reused;
+    d["fresh"] = s.fresh;
+    return d;
+  }, "the kernel's buffer pool: cached_bytes, cached_blocks, limit_bytes, reused, fresh (requests so far)");
   m.def("matmul_nt_bf16", &lstm_bridge::matmul_nt_bf16,
         "a (M, K) @ w (N, K)^T (+ bias) in float32 from bf16-rounded operands (the bf16 micro-kernel), into out "
         "if given",
