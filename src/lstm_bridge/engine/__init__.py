@@ -318,4 +318,10 @@ def run_stack(
         out = outs[0] if D == 1 else torch.cat(outs, dim=-1)
         h_n.extend(hs)
         c_n.extend(cs)
-    return out, torch.stack(h_n), (torch.stack(c_n) if kind is _LSTM else None)
+    return out, _stacked(h_n), (_stacked(c_n) if kind is _LSTM else None)
+
+
+def _stacked(states: Sequence[Tensor]) -> Tensor:
+    """``(L * D, B, H)`` from the layers' and directions' final states; one state as a view (no copy, and a
+    traced program records no ``stack`` that export would keep although nothing reads it)."""
+    return states[0].unsqueeze(0) if len(states) == 1 else torch.stack(list(states))

@@ -262,10 +262,9 @@ class RecurrentNet(torch.nn.Module):
                 f"{lengths.shape[0]} of seq_length (seq_length must have shape ({batch},))"
             )
         check_shape(lengths, (batch,), "seq_length", f" (batch size of x is {batch})")
-        lengths = cast(lengths, torch.int64)
         if self.bidirectional and tracing():  # the value check runs inside the recorded graph
             checked: torch.Tensor = check_range(
-                lengths,
+                cast(lengths, torch.int64),
                 0,
                 steps,
                 f"For '{name}' (bidirectional), seq_length must be in [0, {{high}}] (the number of time steps); "
@@ -281,8 +280,9 @@ class RecurrentNet(torch.nn.Module):
                     f"number of time steps); received seq_length[{index}] = "
                     f"{int(lengths[index])}"
                 )
-        # a unidirectional MindSpore net treats lengths > T as T and negative lengths as 0
-        return lengths.clamp(0, steps)
+        # A unidirectional MindSpore net treats lengths > T as T and negative lengths as 0: what every use of the
+        # result, the mask t < length (lengths_to_valid, _checked_valid), gives unclamped (and for int32 too).
+        return lengths
 
     def forward(self, x: Any, hx: Any = None, seq_length: Any = None) -> Any:
         """Run the stack; see the module docstring for shapes and the seq_length rule."""
