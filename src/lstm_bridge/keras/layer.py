@@ -384,7 +384,8 @@ class Recurrent(torch.nn.Module):
         if m.dim() == 3 and m.shape[-1] == 1:
             m = m[..., 0]
         check_shape(m, expected, "mask", " ((time, batch) with time_major)" if self.time_major else " (batch, time)")
-        m = m != 0
+        if m.dtype != torch.bool:  # (a bool mask as it is: no copy, and no node in a traced program)
+            m = m != 0
         return m if self.time_major else m.t()
 
     def split_inputs(self, inputs: Any, initial_state: Any, n_states: Optional[int] = None) -> Tuple[Any, Any]:
