@@ -176,3 +176,58 @@ def test_training_steps_reuse_blocks_and_pooling_changes_no_result(autocast):
     plain = step()
     for got, ref, ref2 in zip(pooled, plain, again):
         assert torch.equal(got, ref) and torch.equal(got, ref2)
+
+
+def _wait(pid: int, timeout_s: float) -> int:
+    """The child's wait status; a child still running after ``timeout_s`` (deadlocked) is killed: status -1."""
+    import os
+    import signal
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        time.sleep(0.01)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    return -1
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_a_forked_child_uses_the_pool():
+    """A child forked while the pool holds blocks (and while another thread frees tensors) allocates and frees
+    through it: fork holds the pool's lock across the fork, so the child never inherits it taken."""
+    import os
+
+    ext = native.module()
+    ext.matmul_nt(torch.randn(1000, 2), torch.randn(1000, 2))  # a cached block to inherit
+    stop = threading.Event()
+
+    def churn() -> None:
+        while not stop.is_set():
+            ext.matmul_nt(torch.randn(300, 2), torch.randn(300, 2))
+
+    worker = threading.Thread(target=churn)
+    worker.start()
+    try:
+        pids = []
+        for _ in range(4):
+            pid = os.fork()
+            if pid == 0:  # the child: one thread (libgomp's pool does not survive fork), the pool as inherited
+                code = 1
+                try:
+                    torch.set_num_threads(1)
+                    a, w = torch.randn(1000, 2), torch.randn(1000, 2)
+                    for _ in range(3):
+                        ok = torch.allclose(ext.matmul_nt(a, w), a @ w.t(), atol=1e-5)
+                    code = 0 if ok and pool.stats()["reused"] > 0 else 2
+                finally:
+                    os._exit(code)
+            pids.append(pid)
+        codes = [_wait(pid, timeout_s=60.0) for pid in pids]
+    finally:
+        stop.set()
+        worker.join()
+    assert codes == [0, 0, 0, 0]

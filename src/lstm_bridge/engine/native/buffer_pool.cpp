@@ -27,6 +27,9 @@
 #if defined(__linux__)
 #include <sys/mman.h>
 #endif
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
+#endif
 
 namespace lstm_bridge {
 namespace {
@@ -111,6 +114,9 @@ class BufferPool final : public c10::Allocator {
     for (auto& b : drop) c10::free_cpu(b.second);
   }
 
+  void lock() { mutex_.lock(); }
+  void unlock() { mutex_.unlock(); }
+
   void release() {
     std::multimap<size_t, void*> drop;
     {
@@ -146,9 +152,17 @@ class BufferPool final : public c10::Allocator {
   int64_t fresh_ = 0;
 };
 
-// Never destroyed: tensors may be freed during interpreter teardown, after static destructors ran.
+// Never destroyed: tensors may be freed during interpreter teardown, after static destructors ran. Forks hold
+// the pool's lock across fork() (pthread_atfork), so a child never inherits it taken by a thread it lacks (a
+// DataLoader worker forked while another thread freed a tensor would otherwise deadlock on its first call).
 BufferPool& pool() {
-  static BufferPool* p = new BufferPool();
+  static BufferPool* p = [] {
+    auto* made = new BufferPool();
+#if defined(__unix__) || defined(__APPLE__)
+    pthread_atfork([] { pool().lock(); }, [] { pool().unlock(); }, [] { pool().unlock(); });
+#endif
+    return made;
+  }();
   return *p;
 }
 
