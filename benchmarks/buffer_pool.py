@@ -3,10 +3,12 @@
 The pool is switched per round with ``pool_set_limit`` (512 MiB on, 0 off: every block handed back at once, as
 before the pool), rounds alternating, so both see the same machine state. Per case: the median step time of
 each, the median of the per-round ratios (pool / no pool, with min-max) and the minor page faults per step.
-Only our layer runs in the process, as in a training loop of one model: with other workloads interleaved
-(``torch.nn.LSTM`` in the bench) glibc's heap stays large and neither side faults much.
+Each case runs in a fresh process of its own with only our model in it, as a training loop of one model does:
+whether glibc faults pages in depends on the process's history (after a larger model ran, or with other
+workloads interleaved, e.g. ``torch.nn.LSTM`` in the bench, its heap and thresholds have grown and neither
+side faults much).
 
-Run: ``.venv/bin/python benchmarks/buffer_pool.py [--threads N] [--rounds R]``.
+Run: ``.venv/bin/python benchmarks/buffer_pool.py [--threads N] [--rounds R]`` (``--case K``: only case K, here).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 import argparse
 import resource
 import statistics
+import subprocess
+import sys
 import time
 from typing import Callable, List, Tuple
 
@@ -99,13 +103,18 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--rounds", type=int, default=6, help="rounds per side (alternating)")
+    p.add_argument("--case", type=int, default=None, help="run only this case (index into CASES) in this process")
     a = p.parse_args()
+    if a.case is None:
+        print(f"torch {torch.__version__}, {a.threads} threads, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+        for k in range(len(CASES)):
+            argv = [sys.executable, __file__, "--threads", str(a.threads), "--rounds", str(a.rounds), "--case", str(k)]
+            subprocess.run(argv, check=True)
+        return
     torch.set_num_threads(a.threads)
     if not native.available():
         raise SystemExit(f"the native kernel is unavailable: {native.error()}")
-    print(f"torch {torch.__version__}, {a.threads} threads, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
-    for case in CASES:
-        print(measure(*case, rounds=a.rounds), flush=True)
+    print(measure(*CASES[a.case], rounds=a.rounds), flush=True)
 
 
 if __name__ == "__main__":
