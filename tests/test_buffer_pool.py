@@ -231,3 +231,43 @@ def test_a_forked_child_uses_the_pool():
         stop.set()
         worker.join()
     assert codes == [0, 0, 0, 0]
+
+
+@pytest.mark.parametrize("autocast", [False, True], ids=["float32", "bf16"])
+def test_inference_projections_come_back_and_never_alias_results(autocast):
+    """An inference call's projection (1 MiB here) goes back to the pool when the call ends and the next call
+    takes it again; a result is never that block, so earlier results stay intact; the values equal pooling
+    off; a training call's projection (its gates) stays with autograd until backward."""
+    ext = native.module()
+    torch.manual_seed(1)
+    layer = keras.LSTM(64, return_sequences=True, recurrent_activation="hard_sigmoid")
+    x = torch.randn(16, 64, 32)
+
+    def infer(inp: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            return layer(inp)
+
+    infer(x)
+    assert _stats()["cached_bytes"] >= 64 * 16 * 256 * 4  # the projection's block, back in the pool
+    before = _stats()["reused"]
+    first = infer(x)
+    copy = first.clone()
+    second = infer(x * 2)
+    assert _stats()["reused"] >= before + 2
+    assert torch.equal(first, copy) and not torch.equal(first, second)  # the earlier result untouched
+    ext.pool_set_limit(0)
+    native.release_workspace()
+    assert torch.equal(infer(x), first)
+    ext.pool_set_limit(pool.limit_bytes_from_env())
+
+    def grads(between: bool) -> list:
+        layer.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            y = layer(x)
+        if between:
+            infer(x * 3)  # would overwrite the training call's gates were their block handed out while alive
+        y.float().sum().backward()
+        return [p.grad.clone() for p in layer.parameters()]
+
+    for got, ref in zip(grads(True), grads(False)):
+        assert torch.equal(got, ref)

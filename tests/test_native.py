@@ -22,7 +22,7 @@ import torch
 
 from lstm_bridge import activations as A
 from lstm_bridge.engine import backend, native, run_layer
-from lstm_bridge.engine.native import build, workspace
+from lstm_bridge.engine.native import build
 from lstm_bridge.engine.semantics import CellActivations, DirectionWeights, DropoutMasks, LayerSemantics, MaskedOutput
 
 from helpers import require_native_kernel
@@ -674,33 +674,6 @@ def test_float32_tanh_within_four_ulp_of_the_true_value():
 def test_apply_activation_rejects_unknown_ids():
     with pytest.raises(RuntimeError, match="unknown activation id 99"):
         native.module().apply_activation(99, torch.zeros(3))
-
-
-def test_inference_workspace_is_reused_and_never_aliases_results(monkeypatch):
-    """Large inference projections go to a per-thread buffer kept between calls (lowered threshold
-    here): results stay equal to the fresh-allocation path, earlier results are not overwritten, and
-    training never uses the buffer (its projection is kept for backward)."""
-    monkeypatch.setenv("LSTM_BRIDGE_BACKEND", "native")
-    sem = LayerSemantics(CellActivations(A.hard_sigmoid_keras2, A.tanh, A.tanh))
-    case = make_case(6, 3, 4, [5], torch.float32, seed=3, dropout_g=0, valid_kind="holes")
-    x, dirs, h0, c0, valid, _ = case
-    with torch.no_grad():
-        fresh = run_layer(x, dirs, h0, c0, reverse=[False], valid=valid, semantics=sem)[0][0].clone()
-        monkeypatch.setattr(workspace, "MIN_BYTES", 0)
-        native.release_workspace()
-        first = run_layer(x, dirs, h0, c0, reverse=[False], valid=valid, semantics=sem)[0][0]
-        buffer = workspace.current()
-        assert buffer is not None
-        second = run_layer(x * 2, dirs, h0, c0, reverse=[False], valid=valid, semantics=sem)[0][0]
-        assert workspace.current() is buffer  # reused, not reallocated
-    torch.testing.assert_close(first, fresh, rtol=0, atol=0)
-    assert not torch.equal(first, second)
-    torch.testing.assert_close(first, fresh, rtol=0, atol=0)  # still intact after the second call
-    native.release_workspace()
-    out = run_layer(x, dirs, h0, c0, reverse=[False], valid=valid, semantics=sem)[0][0]
-    out.sum().backward()
-    assert workspace.current() is None
-    assert dirs[0].w_hh.grad is not None
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)

@@ -47,7 +47,7 @@ NATIVE_STANDARD_MAX_BH = 2048
 # ... and (full precision) from this many bytes of one direction's gate pre-activations on, T * B * 4H elements:
 # about the size of the scratchpad torch's oneDNN LSTM allocates per direction and call, which from glibc's
 # largest mmap threshold (32 MiB) on is mapped afresh and faulted in page by page on every call, while the
-# kernel's inference keeps its projection buffer (native.workspace). With an allocator that keeps memory
+# kernel's inference reuses its projection block (the kernel's buffer pool). With an allocator that keeps memory
 # (MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ at 4 GiB) oneDNN leads there too: (270, 32, 128, 256) kernel
 # 1.05 / oneDNN 1.00, bidirectional (300, 32, 128, 256) 1.04 / 1.00. Measured with glibc's defaults (2 threads,
 # ratio to torch.nn.LSTM, kernel / oneDNN through our front end, 2026-11-28 01:15 UTC; T, B, I, H, the bytes):

@@ -345,7 +345,7 @@ def _native_plan(
 ) -> Optional[LayerPlan]:
     """The native kernel's inference call with its shape checks and ``Plan`` done now (what
     ``native.run_layer_checked`` does per call); when the native entry's lean inference applies
-    (``function.lean_inference``: no input masks, float32/float64, a projection below the workspace size),
+    (``function.lean_inference``: no input masks, float32/float64),
     straight to ``function.infer`` with its argument lists built once for the planned weights.
 
     ``dropout`` (a masked plan, see :class:`LayerPlan`): the planned call's masks, whose form the plan

@@ -8,9 +8,9 @@ backward) -> this package -> :func:`lstm_bridge.engine.run_layer`. One job per m
   one imported copy (thread-safe first load);
 * :mod:`.checks`: what the kernel can run (device, dtype, activations) and shape errors;
 * :mod:`.plan`: the named records of one call; :mod:`.projection`: the input projection GEMM and its
-  gradients; :mod:`.function`: the ``torch.autograd.Function``; :mod:`.workspace`: the reusable
-  inference buffer; :mod:`.pool`: the limit and state of the kernel's buffer pool (``buffer_pool.cpp``: the
-  large per-call tensors reuse freed blocks instead of faulting fresh pages in every training step);
+  gradients; :mod:`.function`: the ``torch.autograd.Function``; :mod:`.pool`: the limit and state of the
+  kernel's buffer pool (``buffer_pool.cpp``: the large per-call tensors, projections included, reuse freed
+  blocks instead of faulting fresh pages in on every call);
 * this module: the public entry points, tying them together.
 
 Which requests go native at all (standard semantics above a size go to oneDNN) is the engine's
@@ -35,7 +35,7 @@ import torch
 
 from ..guards import tracing
 from ..semantics import DirectionWeights, DropoutMasks, LayerSemantics
-from . import family_ops as family_ops, function, ops, workspace  # (importing the ops modules registers the ops)
+from . import family_ops as family_ops, function, ops  # (importing the ops modules registers the ops)
 from .checks import check_shapes, check_supported, kernel_semantics, native_activation_id
 from .loader import available, error, module
 from .plan import LayerArgs
@@ -61,10 +61,8 @@ GEMM_PATH = "kernel"
 
 
 def release_workspace() -> None:
-    """Free the kept buffers: this thread's inference projection workspace (:mod:`.workspace`, 32 MiB and
-    more) and every free block of the kernel's buffer pool (:func:`pool_stats`); memory a live tensor holds
-    returns once it is freed. Never builds the kernel."""
-    workspace.release()
+    """Hand every free block of the kernel's buffer pool (:mod:`.pool`) back to the system allocator; memory a
+    live tensor holds returns once it is freed. Never builds the kernel."""
     ext = module()
     if ext is not None:
         ext.pool_release()

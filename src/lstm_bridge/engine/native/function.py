@@ -24,7 +24,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 import torch
 
 from ..semantics import DropoutMasks
-from . import loader, workspace
+from . import loader
 from .gemm import TINY_MACS
 from .plan import LayerArgs, Masks, Plan, Saved
 from .projection import input_gradients, input_projection, matmul_nt, recurrent_weight_grad
@@ -143,14 +143,9 @@ _LEAN_DTYPES = (torch.float32, torch.float64)
 
 
 def lean_inference(plan: Plan, x: Tensor, masks: Masks) -> bool:
-    """Whether a call goes through :func:`infer`: not recorded, float32/float64, no input dropout mask, and
-    a projection below the workspace's size (:data:`.workspace.MIN_BYTES`; larger ones reuse its buffer)."""
-    return (
-        not plan.record
-        and plan.dtype in _LEAN_DTYPES
-        and all(m is None for m in masks.inputs)
-        and x.shape[0] * x.shape[1] * plan.S * x.element_size() < workspace.MIN_BYTES
-    )
+    """Whether a call goes through :func:`infer`: not recorded, float32/float64, no input dropout mask (``x``:
+    the call's input, kept in the signature for the callers' one question)."""
+    return not plan.record and plan.dtype in _LEAN_DTYPES and all(m is None for m in masks.inputs)
 
 
 def kernel_bias(plan: Plan, b_ih: Optional[Tensor], b_hh: Optional[Tensor]) -> Tensor:
@@ -206,10 +201,10 @@ def _run_forward(plan: Plan, args: LayerArgs, masks: Masks) -> ForwardResult:
     if lean_inference(plan, x, masks):
         outs, hn, cn = _infer_args(plan, args, masks)
         return list(outs), list(hn), list(cn), x.new_empty(0), [], []
-    T, B, _ = x.shape
-    # plan.record (= plan.cfg.save): autograd records this call, decided outside where grad mode is visible
-    reuse = None if plan.record else workspace.inference_buffer(T * B * plan.S, plan.kernel_dtype)
-    xp, kernel_bias = input_projection(plan, x, args.w_ih, args.b_ih, args.b_hh, masks.inputs, out=reuse)
+    # The projection's memory comes from the kernel's buffer pool (a training call keeps it as the gates; an
+    # inference call's block returns to the pool when the call ends) - plan.record (= plan.cfg.save): autograd
+    # records this call, decided outside where grad mode is visible.
+    xp, kernel_bias = input_projection(plan, x, args.w_ih, args.b_ih, args.b_hh, masks.inputs)
     xp = xp.contiguous()
     w_hh, h0, c0 = list(args.w_hh), list(args.h0), list(args.c0)
     if plan.lowp:  # the kernel's tensors are float32 (it rounds W_hh to bf16 when packing it)

@@ -1675,6 +1675,12 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("dz"), py::arg("col0"), py::arg("w"), py::arg("mask"));
   m.def("pool_release", &lstm_bridge::pool_release,
         "hand every cached block of the kernel's buffer pool back to the system allocator (buffer_pool.cpp)");
+  m.def("pooled_empty",
+        [](std::vector<int64_t> sizes, py::object dtype) {
+          return lstm_bridge::pooled_empty(sizes, at::TensorOptions().dtype(torch::python::detail::py_object_to_dtype(dtype)));
+        },
+        "a new uninitialised contiguous CPU tensor whose storage comes from the kernel's buffer pool",
+        py::arg("sizes"), py::arg("dtype"));
   m.def("pool_set_limit", &lstm_bridge::pool_set_limit,
         "the most bytes the kernel's buffer pool keeps free (0: pooling off); lowering it releases blocks",
         py::arg("bytes"));

@@ -149,7 +149,7 @@ def _inference_plan(
     x: Tensor, w_hh: Sequence[Tensor], reverse: Sequence[int], acts: Sequence[int], carry: bool
 ) -> Optional[Plan]:
     """The :class:`.Plan` of an unrecorded call without dropout masks when it takes the lean inference entry
-    (:func:`.function.lean_inference`: float32/float64, a projection below the workspace's size), else None.
+    (:func:`.function.lean_inference`: float32/float64, no input masks), else None.
 
     Plans are kept per hashable signature - dtype, hidden sizes, directions, activations, masked-output rule,
     ``native.GEMM_PATH`` - so a repeated call skips :func:`.function.make_plan`'s argument normalisation."""

@@ -75,7 +75,7 @@ def gated_projection(
     if all(m is None for m in in_masks):
         weight = w_ih[0] if len(w_ih) == 1 else torch.cat(list(w_ih), 0)
         return mm_nt(ext, x2, weight.detach(), out).view(T, B, S)
-    xp = x.new_empty(T, B, S)
+    xp: Tensor = ext.pooled_empty([T, B, S], x.dtype)  # (the kernel's buffer pool: no fresh pages per call)
     xp2 = xp.view(T * B, S)  # each direction's (and gate's) product is written into its column block in place
     for d, (w, m) in enumerate(zip(w_ih, in_masks)):
         w = w.detach()
@@ -206,7 +206,7 @@ def _input_projection_lowp(
         xp = plan.ext.matmul_nt_bf16(x2.detach(), weight.detach(), out, bias)
         return xp.view(T, B, plan.S), [plan.empty()] * plan.D
     kernel_bias = [plan.empty() if b is None else b.detach().float() for b in biases]
-    xp = torch.empty(T, B, plan.S, dtype=torch.float32)
+    xp = plan.ext.pooled_empty([T, B, plan.S], torch.float32)
     for d in range(plan.D):
         H, m, b = plan.H[d], in_masks[d], biases[d]
         block = xp[..., plan.columns(d)]
