@@ -271,3 +271,18 @@ def test_inference_projections_come_back_and_never_alias_results(autocast):
 
     for got, ref in zip(grads(True), grads(False)):
         assert torch.equal(got, ref)
+
+
+def test_of_equal_blocks_the_last_freed_comes_back_first():
+    """(the one likeliest still in cache)"""
+    ext = native.module()
+    a = ext.matmul_nt(torch.randn(1000, 2), torch.randn(1000, 2))
+    b = ext.matmul_nt(torch.randn(1000, 2), torch.randn(1000, 2))
+    first, last = a.data_ptr(), b.data_ptr()
+    del a
+    del b
+    assert ext.matmul_nt(torch.randn(1000, 2), torch.randn(1000, 2)).data_ptr() == last
+    assert ext.matmul_nt(torch.randn(1000, 2), torch.randn(1000, 2)).data_ptr() == last  # freed again at once
+    held = ext.matmul_nt(torch.randn(1000, 2), torch.randn(1000, 2))
+    assert held.data_ptr() == last
+    assert ext.matmul_nt(torch.randn(1000, 2), torch.randn(1000, 2)).data_ptr() == first

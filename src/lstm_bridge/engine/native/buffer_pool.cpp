@@ -4,12 +4,13 @@
 // Why: a training step allocates and frees tens of MB (medium: ~22 MB in the forward, ~13 MB of dZ). glibc
 // serves such blocks from the top of its heap (or maps them, from its mmap threshold on) and gives the top
 // back to the system as soon as more than its trim threshold is free there, so the next step faults the same
-// pages in again, one 4 KiB page at a time, zeroed by the kernel (seen: ~850 faults per bf16 training
-// forward on the medium config; with MALLOC_TRIM_THRESHOLD_/MALLOC_MMAP_THRESHOLD_ raised the same step ran
-// 13-21 % faster). Keeping our own freed blocks avoids that without changing the process's allocator.
+// pages in again, one 4 KiB page at a time, zeroed by the kernel (seen: 770-1,060 faults per bf16 training
+// forward on the medium config, ~1.2 us each here). Keeping our own freed blocks avoids that without changing
+// the process's allocator: training steps that faulted ran 1-10 % faster (benchmarks/buffer_pool.py).
 //
 // Behaviour: requests of kPoolMinBytes and more are rounded up to whole pages and served best fit from the
-// cached blocks (at most a quarter larger than asked), else freshly from c10's CPU allocator (blocks of
+// cached blocks (at most a quarter larger than asked; of equal sizes the last freed, the likeliest still in
+// cache), else freshly from c10's CPU allocator (blocks of
 // 32 MiB and more are also advised for transparent huge pages). A freed block is cached while the cache
 // stays within its limit (default 512 MiB; LSTM_BRIDGE_POOL_MIB, applied by native/loader.py; 0 turns pooling
 // off), else handed back at once.
@@ -68,6 +69,7 @@ class BufferPool final : public c10::Allocator {
       std::lock_guard<std::mutex> lock(mutex_);
       auto it = free_.lower_bound(size);
       if (it != free_.end() && it->first <= size + size / 4) {
+        it = std::prev(free_.upper_bound(it->first));  // equal sizes keep their freeing order: the last one
         got = it->first;
         ptr = it->second;
         free_.erase(it);
