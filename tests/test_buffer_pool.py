@@ -286,3 +286,24 @@ def test_of_equal_blocks_the_last_freed_comes_back_first():
     held = ext.matmul_nt(torch.randn(1000, 2), torch.randn(1000, 2))
     assert held.data_ptr() == last
     assert ext.matmul_nt(torch.randn(1000, 2), torch.randn(1000, 2)).data_ptr() == first
+
+
+def test_a_pooled_tensor_shares_saves_and_views_like_any_other(tmp_path):
+    """``share_memory_`` moves it into shared memory (its block back to the pool), a NumPy view keeps its block
+    alive, ``torch.save`` / ``torch.load`` round-trip it."""
+    ext = native.module()
+    a, w = torch.randn(1000, 2), torch.randn(1000, 2)
+    shared = ext.matmul_nt(a, w)
+    ptr = shared.data_ptr()
+    shared.share_memory_()
+    assert shared.is_shared() and shared.data_ptr() != ptr
+    assert _stats()["cached_blocks"] == 1  # the block it left
+    torch.testing.assert_close(shared, a @ w.t())
+    viewed = ext.matmul_nt(a, w)
+    array = viewed.numpy()
+    ptr = viewed.data_ptr()
+    del viewed
+    assert ext.matmul_nt(a, w).data_ptr() != ptr  # the array still holds the block
+    torch.testing.assert_close(torch.from_numpy(array), a @ w.t())
+    torch.save(shared, tmp_path / "t.pt")
+    assert torch.equal(torch.load(tmp_path / "t.pt"), shared)
