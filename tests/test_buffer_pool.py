@@ -197,17 +197,22 @@ def _wait(pid: int, timeout_s: float) -> int:
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
 def test_a_forked_child_uses_the_pool():
-    """A child forked while the pool holds blocks (and while another thread frees tensors) allocates and frees
-    through it: fork holds the pool's lock across the fork, so the child never inherits it taken."""
+    """A child forked while the pool holds blocks, and while another thread churns it, allocates and frees
+    through it. (The pool holds its lock across fork; without that, about 1 fork in 300 left a child waiting
+    forever on the lock taken at fork time: too rare for four forks to catch, hence the per-child timeout.)"""
     import os
 
     ext = native.module()
     ext.matmul_nt(torch.randn(1000, 2), torch.randn(1000, 2))  # a cached block to inherit
     stop = threading.Event()
+    # Inputs made up front: the churning thread takes no other lock than the pool's (torch's random generator
+    # has its own, which a child forked while the thread held it would inherit taken - not ours to test).
+    churn_a, churn_w = torch.randn(300, 2), torch.randn(300, 2)
+    a, w = torch.randn(1000, 2), torch.randn(1000, 2)
 
     def churn() -> None:
         while not stop.is_set():
-            ext.matmul_nt(torch.randn(300, 2), torch.randn(300, 2))
+            ext.matmul_nt(churn_a, churn_w)
 
     worker = threading.Thread(target=churn)
     worker.start()
@@ -219,7 +224,6 @@ def test_a_forked_child_uses_the_pool():
                 code = 1
                 try:
                     torch.set_num_threads(1)
-                    a, w = torch.randn(1000, 2), torch.randn(1000, 2)
                     for _ in range(3):
                         ok = torch.allclose(ext.matmul_nt(a, w), a @ w.t(), atol=1e-5)
                     code = 0 if ok and pool.stats()["reused"] > 0 else 2

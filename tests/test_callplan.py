@@ -215,7 +215,7 @@ def test_native_lean_inference_matches_the_general_forward_bit_for_bit(monkeypat
             tuple(w[d][3] for d in range(D)), tuple(h0[:D]), tuple(c0[:D]),
         )  # fmt: skip
         masks = function.kernel_masks(valid if with_valid else None, (None,) * D, (None,) * D)
-        assert function.lean_inference(plan, x, masks)
+        assert function.lean_inference(plan, masks)
         lean = function.apply(plan, args, masks)
         with monkeypatch.context() as m:
             m.setattr(function, "lean_inference", lambda *a: False)

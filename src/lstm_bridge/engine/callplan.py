@@ -388,7 +388,7 @@ def _native_plan(
         backend.last_used = "native"
         return apply(plan, args(x, directions, h0, c0), dropout_masks_of(valid, dropout))
 
-    if not function.lean_inference(plan, x, dropout_masks_of(None, drops) if masked else fixed):
+    if not function.lean_inference(plan, dropout_masks_of(None, drops) if masked else fixed):
         if masked:
             return LayerPlan(run_native_masked, _stacked(run_native_masked), "native", byte_mask=True, masked=True)
         return LayerPlan(run_native, _stacked(run_native), "native", byte_mask=True)  # (kernel_masks: any dtype)

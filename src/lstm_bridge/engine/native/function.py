@@ -142,9 +142,9 @@ def dropout_kernel_masks(valid: Optional[Tensor], dropout: Sequence[Optional[Dro
 _LEAN_DTYPES = (torch.float32, torch.float64)
 
 
-def lean_inference(plan: Plan, x: Tensor, masks: Masks) -> bool:
-    """Whether a call goes through :func:`infer`: not recorded, float32/float64, no input dropout mask (``x``:
-    the call's input, kept in the signature for the callers' one question)."""
+def lean_inference(plan: Plan, masks: Masks) -> bool:
+    """Whether a call goes through :func:`infer`: not recorded, float32/float64, no input dropout mask (its
+    projection, of any size, takes its memory from the kernel's buffer pool)."""
     return not plan.record and plan.dtype in _LEAN_DTYPES and all(m is None for m in masks.inputs)
 
 
@@ -198,7 +198,7 @@ def _infer_args(plan: Plan, args: LayerArgs, masks: Masks) -> Tuple[List[Tensor]
 
 def _run_forward(plan: Plan, args: LayerArgs, masks: Masks) -> ForwardResult:
     x = args.x
-    if lean_inference(plan, x, masks):
+    if lean_inference(plan, masks):
         outs, hn, cn = _infer_args(plan, args, masks)
         return list(outs), list(hn), list(cn), x.new_empty(0), [], []
     # The projection's memory comes from the kernel's buffer pool (a training call keeps it as the gates; an
@@ -358,7 +358,7 @@ def apply(plan: Plan, args: LayerArgs, masks: Masks) -> Tuple[List[Tensor], List
     record (``plan.record`` False: inference) runs the same forward without the Function's per-call cost."""
     D = plan.D
     if not plan.record:
-        if lean_inference(plan, args.x, masks):
+        if lean_inference(plan, masks):
             return _infer_args(plan, args, masks)
         outs, hn, cn, _, _, _ = _run_forward(plan, args, masks)
         return outs, hn, cn

@@ -163,7 +163,7 @@ def _inference_plan(
         if len(_INFERENCE_PLANS) > 256:
             _INFERENCE_PLANS.clear()
         _INFERENCE_PLANS[key] = plan
-    return plan if function.lean_inference(plan, x, _no_masks(plan.D)) else None
+    return plan if function.lean_inference(plan, _no_masks(plan.D)) else None
 
 
 @functools.lru_cache(maxsize=8)
