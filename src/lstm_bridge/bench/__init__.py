@@ -66,8 +66,9 @@ What is measured (issue 5):
   also measured once up front (best of 3 batches) and listed.
 * **Memory** (train step): measured in a forked child of a helper process (a fresh heap per
   measurement; glibc's mmap threshold pinned at 64 KiB so freed buffers go back to the OS and are not
-  reused silently). The child builds the workload, runs two warm-up steps, drops the gradients, resets
-  the kernel's RSS high-water mark (``/proc/self/clear_refs`` = 5) and runs one train step; the peak is
+  reused silently). The child builds the workload, runs two warm-up steps, drops the gradients, empties
+  the native kernel's buffer pool (so the step's blocks are its own), resets the kernel's RSS high-water
+  mark (``/proc/self/clear_refs`` = 5) and runs one train step; the peak is
   ``VmHWM`` after the step minus ``VmRSS`` before it (activations, workspaces, gradients and outputs).
   Linux only (elsewhere the column reads n/a). ``tracemalloc`` cannot see torch's allocations and
   ``ru_maxrss`` cannot be reset, hence this method.
