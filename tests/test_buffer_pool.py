@@ -25,10 +25,11 @@ def _kernel():
 
 @pytest.fixture(autouse=True)
 def _clean_pool():
-    """Each test starts with an empty pool at the environment's limit, and leaves it so."""
+    """Each test starts with an empty pool at the default limit (whatever LSTM_BRIDGE_POOL_MIB says), and leaves
+    it empty at the environment's limit."""
     ext = native.module()
     native.release_workspace()
-    ext.pool_set_limit(pool.limit_bytes_from_env())
+    ext.pool_set_limit(pool.DEFAULT_MIB << 20)
     yield
     ext.pool_set_limit(pool.limit_bytes_from_env())
     native.release_workspace()
@@ -262,7 +263,7 @@ def test_inference_projections_come_back_and_never_alias_results(autocast):
     ext.pool_set_limit(0)
     native.release_workspace()
     assert torch.equal(infer(x), first)
-    ext.pool_set_limit(pool.limit_bytes_from_env())
+    ext.pool_set_limit(pool.DEFAULT_MIB << 20)
 
     def grads(between: bool) -> list:
         layer.zero_grad()
