@@ -48,12 +48,6 @@ inline uint32_t bf16_bits(float v) { return c10::BFloat16(v).x; }
 
 inline uint32_t bf16_pair(float lo, float hi) { return bf16_bits(lo) | (bf16_bits(hi) << 16); }
 
-// A new float32 (M, N) tensor for a GEMM output written once (a projection; in training, the gates kept for
-// backward): from the pool (buffer_pool.cpp), whose freed blocks come back without new pages.
-at::Tensor empty_gemm_output(int64_t M, int64_t N, const at::TensorOptions& opts) {
-  return pooled_empty({M, N}, opts.dtype(at::kFloat));
-}
-
 // 16 lanes of uint32 (GCC vector type: AVX-512 where built for it, else split by the compiler).
 typedef uint32_t Bf16Lanes __attribute__((vector_size(64)));
 
@@ -740,6 +734,26 @@ void panel_range_gemm(const RecGemm<T>& g, int q, int64_t p0, int64_t p1, int64_
   }
 }
 
+// Runs body(k, j0, j1) on a team of nt threads, thread k owning the hidden units [j0, j1): whole panels
+// [k P / nt, (k + 1) P / nt) of each gate's P = `panels` panels of width nr. body may hold `omp barrier`s (they bind
+// to this team). Returns false, having run nothing, when the runtime gave fewer threads than asked (every thread
+// sees the same count, so none waits at a barrier the others skip): the caller then runs the row split itself.
+template <typename F>
+bool column_team(int nt, int64_t panels, int64_t nr, F&& body) {
+  bool short_team = false;
+#pragma omp parallel num_threads(nt)
+  {
+    const int k = omp_get_thread_num();
+    if (omp_get_num_threads() != nt) {
+      if (k == 0) short_team = true;
+    } else {
+      at::NoGradGuard no_grad;
+      body(k, k * panels / nt * nr, (k + 1) * panels / nt * nr);
+    }
+  }
+  return !short_team;
+}
+
 template <typename T>
 bool column_split(const LayerConfig& cfg, const std::vector<DirData<T>>& dirs, int64_t B, int threads) {
   if (cfg.bf16 || cfg.gemm != kGemmKernel || dirs.size() != 1 || threads < 2 || B > kColSplitLargeMaxRows) {
@@ -773,73 +787,65 @@ void forward_cols(const LayerConfig& cfg, T* xp, int64_t Tn, int64_t B, int64_t 
   constexpr int64_t NR = panel_width<T>();
   const int64_t panels = H / NR;  // per gate: whole panels (column_split), at least one per thread
   int done = 0;                  // which buffer holds h after the loop
-  bool short_team = false;       // the runtime gave fewer threads than asked: the row split runs instead
-#pragma omp parallel num_threads(nt)
-  {
-    const int k = omp_get_thread_num();
-    if (omp_get_num_threads() != nt) {
-      if (k == 0) short_team = true;
-    } else {
-      at::NoGradGuard no_grad;
-      const int64_t j0 = k * panels / nt * NR, n = (k + 1) * panels / nt * NR - j0;
-      std::vector<T> hm(G > 0 ? static_cast<size_t>(G * B * H) : 0), cn(n * B), tc(n * B), yprev(use_yprev ? n * B : 0);
-      int cur = 0;
-      for (int64_t s = 0; s < Tn; ++s) {
-        const int64_t t = r.reverse ? Tn - 1 - s : s;
-        T* zt = xp + t * B * S + off;
-        const T* h = hs[cur];
-        T* hn = hs[1 - cur];
-        if (bias != nullptr) {
-          for (int64_t i = 0; i < B; ++i) {
-            for (int64_t q = 0; q < 4; ++q) {
-              T* z = zt + i * S + q * H + j0;
-              const T* bq = bias + q * H + j0;
-              for (int64_t j = 0; j < n; ++j) z[j] = z[j] + bq[j];
-            }
-          }
-        }
-        if (G > 0) {  // the masked copies of the whole h (every thread its own: B is small)
-          for (int64_t i = 0; i < B; ++i) mask_row<T>(r, B, B, i, i, h + i * H, hm.data());
-        }
-        const int64_t p0 = j0 / NR, p1 = (j0 + n) / NR;
-        if (G == 4) {
-          for (int q = 0; q < 4; ++q) panel_range_gemm<T>(packed, q, p0, p1, B, hm.data() + q * B * H, H, zt + q * H, S);
-        } else {
-          const T* A = G == 1 ? hm.data() : h;
-          for (int64_t q = 0; q < 4; ++q) panel_range_gemm<T>(packed, 0, p0 + q * (H / NR), p1 + q * (H / NR), B, A, H, zt, S);
-        }
+  const bool ran = column_team(nt, panels, NR, [&](int k, int64_t j0, int64_t j1) {
+    const int64_t n = j1 - j0;
+    std::vector<T> hm(G > 0 ? static_cast<size_t>(G * B * H) : 0), cn(n * B), tc(n * B), yprev(use_yprev ? n * B : 0);
+    int cur = 0;
+    for (int64_t s = 0; s < Tn; ++s) {
+      const int64_t t = r.reverse ? Tn - 1 - s : s;
+      T* zt = xp + t * B * S + off;
+      const T* h = hs[cur];
+      T* hn = hs[1 - cur];
+      if (bias != nullptr) {
         for (int64_t i = 0; i < B; ++i) {
-          T* z = zt + i * S;
-          if (hprev_all != nullptr) {
-            std::memcpy(hprev_all + (t * B + i) * H + j0, h + i * H + j0, sizeof(T) * n);
-            std::memcpy(cprev_all + (t * B + i) * H + j0, c + i * H + j0, sizeof(T) * n);
-          }
-          T* cb = c + i * H + j0;
-          T* cni = cn.data() + i * n;
-          T* tci = tc.data() + i * n;
-          cell_forward_units<T>(cfg, false, H, z, cb, cni, tci, j0, n);
-          const T* go = z + 3 * H + j0;
-          T* y = out_all + (t * B + i) * H + j0;
-          const bool keep = vptr == nullptr || vptr[t * B + i] != 0;
-          if (keep) {
-            emit_state<T>(n, go, tci, cni, hn + i * H + j0, cb, y);
-            if (use_yprev) std::memcpy(yprev.data() + i * n, y, sizeof(T) * n);
-          } else {
-            std::memcpy(hn + i * H + j0, h + i * H + j0, sizeof(T) * n);
-            if (use_yprev) {
-              std::memcpy(y, yprev.data() + i * n, sizeof(T) * n);
-            } else {
-              std::fill(y, y + n, T(0));
-            }
+          for (int64_t q = 0; q < 4; ++q) {
+            T* z = zt + i * S + q * H + j0;
+            const T* bq = bias + q * H + j0;
+            for (int64_t j = 0; j < n; ++j) z[j] = z[j] + bq[j];
           }
         }
-        cur = 1 - cur;
-#pragma omp barrier
       }
-      if (k == 0) done = cur;
+      if (G > 0) {  // the masked copies of the whole h (every thread its own: B is small)
+        for (int64_t i = 0; i < B; ++i) mask_row<T>(r, B, B, i, i, h + i * H, hm.data());
+      }
+      const int64_t p0 = j0 / NR, p1 = (j0 + n) / NR;
+      if (G == 4) {
+        for (int q = 0; q < 4; ++q) panel_range_gemm<T>(packed, q, p0, p1, B, hm.data() + q * B * H, H, zt + q * H, S);
+      } else {
+        const T* A = G == 1 ? hm.data() : h;
+        for (int64_t q = 0; q < 4; ++q) panel_range_gemm<T>(packed, 0, p0 + q * (H / NR), p1 + q * (H / NR), B, A, H, zt, S);
+      }
+      for (int64_t i = 0; i < B; ++i) {
+        T* z = zt + i * S;
+        if (hprev_all != nullptr) {
+          std::memcpy(hprev_all + (t * B + i) * H + j0, h + i * H + j0, sizeof(T) * n);
+          std::memcpy(cprev_all + (t * B + i) * H + j0, c + i * H + j0, sizeof(T) * n);
+        }
+        T* cb = c + i * H + j0;
+        T* cni = cn.data() + i * n;
+        T* tci = tc.data() + i * n;
+        cell_forward_units<T>(cfg, false, H, z, cb, cni, tci, j0, n);
+        const T* go = z + 3 * H + j0;
+        T* y = out_all + (t * B + i) * H + j0;
+        const bool keep = vptr == nullptr || vptr[t * B + i] != 0;
+        if (keep) {
+          emit_state<T>(n, go, tci, cni, hn + i * H + j0, cb, y);
+          if (use_yprev) std::memcpy(yprev.data() + i * n, y, sizeof(T) * n);
+        } else {
+          std::memcpy(hn + i * H + j0, h + i * H + j0, sizeof(T) * n);
+          if (use_yprev) {
+            std::memcpy(y, yprev.data() + i * n, sizeof(T) * n);
+          } else {
+            std::fill(y, y + n, T(0));
+          }
+        }
+      }
+      cur = 1 - cur;
+#pragma omp barrier
     }
-  }
-  if (short_team) {  // (nothing was written: the row split, on the calling thread)
+    if (k == 0) done = cur;
+  });
+  if (!ran) {  // (nothing was written: the row split, on the calling thread)
     forward_rows<T>(cfg, xp, Tn, B, S, vptr, r, 0, B);
     return;
   }
@@ -1034,48 +1040,39 @@ void backward_cols(const LayerConfig& cfg, const T* gates, at::Tensor& dZ, int64
   const RecGemm<T>& packed = r.shared_gemm;
   constexpr int64_t NR = panel_width<T>();
   const int64_t panels = H / NR;
-  bool short_team = false;
-#pragma omp parallel num_threads(nt)
-  {
-    const int k = omp_get_thread_num();
-    if (omp_get_num_threads() != nt) {
-      if (k == 0) short_team = true;
-    } else {
-      at::NoGradGuard no_grad;
-      const int64_t j0 = k * panels / nt * NR, j1 = (k + 1) * panels / nt * NR;
-      const int64_t p0 = j0 / NR, p1 = j1 / NR;
-      for (int64_t s = Tn - 1; s >= 0; --s) {
-        const int64_t t = r.reverse ? Tn - 1 - s : s;
-        for (int64_t i = 0; i < B; ++i) {
-          T* dh = dh_all + i * H;
-          if (s != Tn - 1) combine_dh<T>(r, B, B, i, i, dhg, dpass_all, dh, j0, j1);
-          T* dyc = dyc_all != nullptr ? dyc_all + i * H : nullptr;
-          const bool keep = vptr == nullptr || vptr[t * B + i] != 0;
-          T* dz = dz_ptr + (t * B + i) * S + off;
-          cell_backward_units<T>(cfg, false, H, keep, gates + (t * B + i) * S + off, r.cprev_in + (t * B + i) * H,
-                                 r.gout + (t * B + i) * H, dh, dc_all + i * H, dpass_all + i * H, dyc, tmp_all + i * H,
-                                 tc_all + i * H, dz, j0, j1);
-          if (keep) {  // this thread's units of the row's bias-gradient sums (as backward_rows adds them)
-            T* db = db_rows + i * S + off;
-            for (int64_t q = 0; q < 4; ++q) {
-              for (int64_t j = q * H + j0; j < q * H + j1; ++j) db[j] = db[j] + dz[j];
-            }
+  const bool ran = column_team(nt, panels, NR, [&](int, int64_t j0, int64_t j1) {
+    const int64_t p0 = j0 / NR, p1 = j1 / NR;
+    for (int64_t s = Tn - 1; s >= 0; --s) {
+      const int64_t t = r.reverse ? Tn - 1 - s : s;
+      for (int64_t i = 0; i < B; ++i) {
+        T* dh = dh_all + i * H;
+        if (s != Tn - 1) combine_dh<T>(r, B, B, i, i, dhg, dpass_all, dh, j0, j1);
+        T* dyc = dyc_all != nullptr ? dyc_all + i * H : nullptr;
+        const bool keep = vptr == nullptr || vptr[t * B + i] != 0;
+        T* dz = dz_ptr + (t * B + i) * S + off;
+        cell_backward_units<T>(cfg, false, H, keep, gates + (t * B + i) * S + off, r.cprev_in + (t * B + i) * H,
+                               r.gout + (t * B + i) * H, dh, dc_all + i * H, dpass_all + i * H, dyc, tmp_all + i * H,
+                               tc_all + i * H, dz, j0, j1);
+        if (keep) {  // this thread's units of the row's bias-gradient sums (as backward_rows adds them)
+          T* db = db_rows + i * S + off;
+          for (int64_t q = 0; q < 4; ++q) {
+            for (int64_t j = q * H + j0; j < q * H + j1; ++j) db[j] = db[j] + dz[j];
           }
-        }
-#pragma omp barrier
-        const T* dzt = dz_ptr + t * B * S + off;
-        if (G == 4) {
-          for (int q = 0; q < 4; ++q) {
-            panel_range_gemm<T>(packed, q, p0, p1, B, dzt + q * H, S, dhg + q * B * H, H, /*accumulate=*/false);
-          }
-        } else {
-          panel_range_gemm<T>(packed, 0, p0, p1, B, dzt, S, dhg, H, /*accumulate=*/false);
         }
       }
-      for (int64_t i = 0; i < B; ++i) combine_dh<T>(r, B, B, i, i, dhg, dpass_all, dh_all + i * H, j0, j1);
+#pragma omp barrier
+      const T* dzt = dz_ptr + t * B * S + off;
+      if (G == 4) {
+        for (int q = 0; q < 4; ++q) {
+          panel_range_gemm<T>(packed, q, p0, p1, B, dzt + q * H, S, dhg + q * B * H, H, /*accumulate=*/false);
+        }
+      } else {
+        panel_range_gemm<T>(packed, 0, p0, p1, B, dzt, S, dhg, H, /*accumulate=*/false);
+      }
     }
-  }
-  if (short_team) {  // (nothing was written: the row split, on the calling thread)
+    for (int64_t i = 0; i < B; ++i) combine_dh<T>(r, B, B, i, i, dhg, dpass_all, dh_all + i * H, j0, j1);
+  });
+  if (!ran) {  // (nothing was written: the row split, on the calling thread)
     backward_rows<T>(cfg, gates, dZ, Tn, B, S, vptr, r, 0, B, db_rows);
     return;
   }
@@ -1566,7 +1563,7 @@ at::Tensor matmul_nt_bf16(const at::Tensor& a, const at::Tensor& w, c10::optiona
                 " elements; received ", out_opt->sizes(), " ", out_opt->scalar_type());
     out = out_opt->view({M, N});
   } else {
-    out = empty_gemm_output(M, N, A.options());
+    out = pooled_empty({M, N}, A.options().dtype(at::kFloat));  // (the pool: no fresh pages per call)
   }
   at::Tensor bias;
   if (bias_opt.has_value() && bias_opt->defined()) {
