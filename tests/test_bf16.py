@@ -365,6 +365,25 @@ def test_bf16_matmul_adds_the_bias_to_the_float32_product(shape):
         ext.matmul_nt_bf16(a, w, None, torch.zeros(N + 1))
 
 
+@pytest.mark.parametrize("B, T, I, N", [(32, 6, 40, 200), (12, 3, 9, 64), (11, 4, 8, 130)])
+def test_bf16_matmul_reads_time_major_views_in_place(B, T, I, N):
+    """A float32 ``(T, B, K)`` view (a batch-first input seen time-major) gives rows ``(t, b)``, bit for bit the
+    product of its contiguous ``(T*B, K)`` copy, with and without a bias, into a new tensor or ``out`` (12 rows a
+    step and more are read in place; 11 take the copy); a bfloat16 view is copied."""
+    ext = native.module()
+    gen = torch.Generator().manual_seed(B + T)
+    x, w, b = torch.randn(B, T, I, generator=gen), torch.randn(N, I, generator=gen), torch.randn(N, generator=gen)
+    xt = x.transpose(0, 1)
+    rows = xt.reshape(T * B, I)
+    assert torch.equal(ext.matmul_nt_bf16(xt, w), ext.matmul_nt_bf16(rows, w))
+    out = torch.full((T * B * N,), float("nan"))
+    ext.matmul_nt_bf16(xt, w, out, b)
+    assert torch.equal(out.view(T * B, N), ext.matmul_nt_bf16(rows, w, None, b))
+    assert torch.equal(ext.matmul_nt_bf16(xt.to(BF16), w), ext.matmul_nt_bf16(rows.to(BF16), w))
+    with pytest.raises(RuntimeError, match=r"a \(M, K\) or \(T, B, K\) and w \(N, K\)"):
+        ext.matmul_nt_bf16(x[None], w)
+
+
 def test_bf16_matmul_large_fresh_output():
     """A new output of 32 MiB or more (a training forward's projection) is asked for in huge pages (advice
     only): the values are the same as written into a given buffer."""

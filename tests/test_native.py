@@ -769,8 +769,38 @@ def test_gated_products_reject_mismatched_masks():
 
 
 def test_matmul_nt_rejects_mismatched_operands():
-    with pytest.raises(RuntimeError, match=r"matmul_nt needs CPU float32/float64 a \(M, K\) and w \(N, K\)"):
+    expected = r"matmul_nt needs CPU float32/float64 a \(M, K\) or \(T, B, K\) and w \(N, K\)"
+    with pytest.raises(RuntimeError, match=expected):
         native.module().matmul_nt(torch.zeros(3, 4), torch.zeros(5, 6))
+    with pytest.raises(RuntimeError, match=expected):
+        native.module().matmul_nt(torch.zeros(2, 3, 4, 6), torch.zeros(5, 6))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("B, T, I, N", [(32, 9, 40, 200), (12, 5, 8, 64), (11, 4, 7, 130), (300, 3, 17, 70)])
+def test_matmul_nt_reads_time_major_views_in_place(dtype, B, T, I, N):
+    """A (T, B, K) operand - the time-major view of a batch-first input - gives rows (t, b), bit for bit the
+    product of its contiguous (T*B, K) copy: read step by step in place from 12 rows a step (2 micro-kernel
+    tiles; B = 11 takes the copy), into a fresh result, contiguous ``out`` or a column block of a wider one."""
+    ext = native.module()
+    g = torch.Generator().manual_seed(B * T)
+    x = torch.randn(B, T, I, generator=g, dtype=dtype)
+    w = torch.randn(N, I, generator=g, dtype=dtype)
+    xt = x.transpose(0, 1)
+    expected = ext.matmul_nt(xt.reshape(T * B, I), w)
+    torch.testing.assert_close(expected, xt.reshape(T * B, I) @ w.t(), rtol=1e-4, atol=1e-4)
+    assert torch.equal(ext.matmul_nt(xt, w), expected)
+    out = torch.full((T * B, N), float("nan"), dtype=dtype)
+    ext.matmul_nt(xt, w, out)
+    assert torch.equal(out, expected)
+    wide = torch.full((T * B, N + 20), float("nan"), dtype=dtype)
+    ext.matmul_nt(xt, w, wide[:, 7 : 7 + N])
+    assert torch.equal(wide[:, 7 : 7 + N], expected)
+    assert wide[:, :7].isnan().all() and wide[:, 7 + N :].isnan().all()
+    assert torch.equal(ext.matmul_nt(xt.contiguous(), w), expected)  # contiguous: one (T*B, K) block
+    assert torch.equal(
+        ext.matmul_nt(x[:, ::2].transpose(0, 1), w), ext.matmul_nt(x[:, ::2].transpose(0, 1).reshape(-1, I), w)
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)

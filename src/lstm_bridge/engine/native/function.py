@@ -183,7 +183,7 @@ def infer(
         else:
             xp = torch.mm(x.reshape(T * B, I), weight.t()).view(T, B, plan.S)
     else:
-        xp = matmul_nt(plan.ext, x.reshape(T * B, I), weight).view(T, B, plan.S).contiguous()
+        xp = matmul_nt(plan.ext, x, weight).view(T, B, plan.S).contiguous()  # (x as it is: see gemm.mm_nt)
     outs, hn, cn, _, _ = plan.ext.forward(plan.cfg, xp, w_hh, h0, c0, valid, recurrent, bias)
     return outs, hn, cn
 

@@ -67,9 +67,18 @@ def _onednn_nt(a: Tensor, w: Tensor) -> Tensor:
 def mm_nt(ext: ModuleType, a: Tensor, w: Tensor, out: Optional[Tensor] = None) -> Tensor:
     """``a (M, K) @ w (N, K).T -> (M, N)``; ``w`` may have any strides; into ``out`` when given: ``M*N``
     contiguous elements of ``a``'s dtype, or (float32/float64) an ``(M, N)`` view with unit column stride (a
-    column block of a wider matrix: the kernel's GEMM writes it in place)."""
+    column block of a wider matrix: the kernel's GEMM writes it in place).
+
+    ``a`` may also be ``(T, B, K)`` (rows ``(t, b)`` in that order, ``M = T*B``): the micro-kernel reads a
+    time-major view of a batch-first input in place (``ext.matmul_nt``); the other routes take its
+    ``reshape``."""
+    if a.dim() == 3:
+        if (out is not None and not out.is_contiguous()) or _kernel_nt(a, w, out):
+            result: Tensor = ext.matmul_nt(a, w, out)
+            return result
+        a = a.reshape(-1, a.shape[2])
     if out is not None and not out.is_contiguous():
-        result: Tensor = ext.matmul_nt(a, w, out)
+        result = ext.matmul_nt(a, w, out)
         return result
     if _tiny(a, a.shape[0] * a.shape[1] * w.shape[0]):
         if out is not None:
@@ -83,6 +92,15 @@ def mm_nt(ext: ModuleType, a: Tensor, w: Tensor, out: Optional[Tensor] = None) -
     if out is not None:
         return torch.mm(a, w.t(), out=out.view(a.shape[0], w.shape[0]))
     return torch.mm(a, w.t())
+
+
+def _kernel_nt(a: Tensor, w: Tensor, out: Optional[Tensor]) -> bool:
+    """Whether :func:`mm_nt` routes ``a (T, B, K) @ w.T`` (``out`` contiguous or None) to the micro-kernel, as it
+    would route the 2-D ``a.reshape(T*B, K)``."""
+    T, B, K = a.shape
+    if _tiny(a, T * B * K * w.shape[0]) or a.dtype not in (torch.float32, torch.float64) or a.dtype != w.dtype:
+        return False
+    return not (a.dtype == torch.float32 and _ONEDNN and w.shape[0] < _NT_MIN_COLUMNS and out is None)
 
 
 def mm_nn(ext: ModuleType, a: Tensor, b: Tensor) -> Tensor:

@@ -1490,23 +1490,38 @@ at::Tensor gated_matmul_nn(const at::Tensor& dz, int64_t col0, const at::Tensor&
   return dx;
 }
 
+// Batches of at least this many rows per time step are read in place from a 3-D (T, B, K) operand (rows of a
+// step: one micro-kernel row tile or more); smaller ones are copied into (T*B, K) rows first, as the tiles
+// of a whole block use the micro-kernel better than one short tile per step.
+constexpr int64_t kStepRowsInPlace = 2 * kMR;
+
 // out (M, N) = a (M, K) @ w (N, K)^T through the micro-kernel (w with any strides: the packing reads
 // them). The rows go in blocks small enough to stay in L2 while every packed panel of w passes over them
 // (without blocking a thread streams all its rows of a from memory once per 64-column panel), blocks
 // spread across threads. Into out when given: M*N contiguous elements of a's dtype, or an (M, N) view with
 // unit column stride and any row stride (a column block of a wider matrix, e.g. one gate's columns of the
 // projection). a may have any row stride too (unit column stride: a column block of dZ), read without a
-// copy. Used for the input projection and dx: at these shapes it ran 1.5-2.4x MKL's sgemm, which does not
-// use AVX-512 on AMD.
-at::Tensor matmul_nt(const at::Tensor& a, const at::Tensor& w, c10::optional<at::Tensor> out_opt) {
-  TORCH_CHECK(a.dim() == 2 && w.dim() == 2 && a.size(1) == w.size(1) && a.scalar_type() == w.scalar_type() &&
-                  !a.is_cuda() && !w.is_cuda() &&
-                  (a.scalar_type() == at::kFloat || a.scalar_type() == at::kDouble),
-              "lstm-bridge native: matmul_nt needs CPU float32/float64 a (M, K) and w (N, K) of one dtype; "
-              "received ", a.sizes(), " ", a.scalar_type(), " and ", w.sizes(), " ", w.scalar_type());
+// copy; or be 3-D (T, B, K) with unit last stride (the time-major view of a batch-first input): its rows
+// (t, b) in that order, M = T*B, each step's B rows read in place where B >= kStepRowsInPlace (the copy
+// of the input that a reshape would make costs ~1-2 % of a medium layer's forward). Each output element is
+// one pass of the micro-kernel over K, so the blocking never changes a bit. Used for the input projection
+// and dx: at these shapes it ran 1.5-2.4x MKL's sgemm, which does not use AVX-512 on AMD.
+at::Tensor matmul_nt(const at::Tensor& a_in, const at::Tensor& w, c10::optional<at::Tensor> out_opt) {
+  TORCH_CHECK((a_in.dim() == 2 || a_in.dim() == 3) && w.dim() == 2 && a_in.size(-1) == w.size(1) &&
+                  a_in.scalar_type() == w.scalar_type() && !a_in.is_cuda() && !w.is_cuda() &&
+                  (a_in.scalar_type() == at::kFloat || a_in.scalar_type() == at::kDouble),
+              "lstm-bridge native: matmul_nt needs CPU float32/float64 a (M, K) or (T, B, K) and w (N, K) of one "
+              "dtype; received ", a_in.sizes(), " ", a_in.scalar_type(), " and ", w.sizes(), " ", w.scalar_type());
+  // (T, B, K) read step by step in place: B rows of one step have one row stride
+  const bool by_step = a_in.dim() == 3 && !a_in.is_contiguous() && a_in.stride(2) == 1 &&
+                       a_in.size(1) >= kStepRowsInPlace && a_in.stride(1) >= a_in.size(2);
+  at::Tensor A = a_in;
+  if (a_in.dim() == 3 && !by_step) A = a_in.reshape({a_in.size(0) * a_in.size(1), a_in.size(2)});
   // rows of a read with their own stride (a column block of a wider matrix needs no copy)
-  const at::Tensor A = (a.stride(1) == 1 && a.stride(0) >= a.size(1)) ? a : a.contiguous();
-  const int64_t M = A.size(0), K = A.size(1), N = w.size(0), lda = std::max<int64_t>(1, A.stride(0));
+  if (A.dim() == 2 && !(A.stride(1) == 1 && A.stride(0) >= A.size(1))) A = A.contiguous();
+  const int64_t steps = by_step ? A.size(0) : 1, step_rows = by_step ? A.size(1) : A.size(0);
+  const int64_t M = steps * step_rows, K = A.size(-1), N = w.size(0);
+  const int64_t lda = std::max<int64_t>(1, A.stride(-2)), step_stride = by_step ? A.stride(0) : 0;
   at::Tensor out;
   if (out_opt.has_value() && out_opt->defined()) {
     const at::Tensor& o = *out_opt;
@@ -1526,12 +1541,14 @@ at::Tensor matmul_nt(const at::Tensor& a, const at::Tensor& w, c10::optional<at:
     const scalar_t* ap = A.data_ptr<scalar_t>();
     scalar_t* cp = out.data_ptr<scalar_t>();
     const int64_t ldc = std::max<int64_t>(1, out.stride(0));
-    const RowBlocks rows_of = row_blocks(M, K, N, sizeof(scalar_t));
-    const int64_t block = rows_of.block;
-    at::parallel_for(0, rows_of.blocks, rows_of.grain, [&](int64_t i0, int64_t i1) {
+    // blocks of rows within a step (by_step) or over all rows: item i is block i % per_step of step i / per_step
+    const RowBlocks rows_of = row_blocks(step_rows, K, N, sizeof(scalar_t));
+    const int64_t block = rows_of.block, per_step = rows_of.blocks;
+    at::parallel_for(0, steps * per_step, rows_of.grain, [&](int64_t i0, int64_t i1) {
       for (int64_t i = i0; i < i1; ++i) {
-        const int64_t m0 = i * block, rows = std::min(block, M - m0);
-        kernel_gemm<scalar_t>(g, 0, rows, ap + m0 * lda, lda, false, cp + m0 * ldc, ldc);
+        const int64_t t = i / per_step, m0 = (i % per_step) * block, rows = std::min(block, step_rows - m0);
+        kernel_gemm<scalar_t>(g, 0, rows, ap + t * step_stride + m0 * lda, lda, false,
+                              cp + (t * step_rows + m0) * ldc, ldc);
       }
     });
   });
@@ -1546,16 +1563,26 @@ at::Tensor matmul_nt(const at::Tensor& a, const at::Tensor& w, c10::optional<at:
 // rows already being the micro-kernel's pairs when K is even).
 at::Tensor matmul_nt_bf16(const at::Tensor& a, const at::Tensor& w, c10::optional<at::Tensor> out_opt,
                           c10::optional<at::Tensor> bias_opt) {
-  const auto ok = [](const at::Tensor& t) {
-    return t.dim() == 2 && !t.is_cuda() && (t.scalar_type() == at::kFloat || t.scalar_type() == at::kBFloat16);
+  const auto ok = [](const at::Tensor& t, int64_t max_dim) {
+    return t.dim() >= 2 && t.dim() <= max_dim && !t.is_cuda() &&
+           (t.scalar_type() == at::kFloat || t.scalar_type() == at::kBFloat16);
   };
-  TORCH_CHECK(ok(a) && ok(w) && a.size(1) == w.size(1),
-              "lstm-bridge native: matmul_nt_bf16 needs CPU float32/bfloat16 a (M, K) and w (N, K); received ",
-              a.sizes(), " ", a.scalar_type(), " and ", w.sizes(), " ", w.scalar_type());
-  const at::Tensor A = a.contiguous();
+  TORCH_CHECK(ok(a, 3) && ok(w, 2) && a.size(-1) == w.size(1),
+              "lstm-bridge native: matmul_nt_bf16 needs CPU float32/bfloat16 a (M, K) or (T, B, K) and w (N, K); "
+              "received ", a.sizes(), " ", a.scalar_type(), " and ", w.sizes(), " ", w.scalar_type());
+  // a (T, B, K) read step by step in place, as matmul_nt does (bfloat16: where its rows are the micro-kernel's
+  // pairs: K and the strides even, 4-byte aligned); anything else as contiguous rows
+  const bool pairs_in_place = a.scalar_type() == at::kFloat ||
+                              (a.dim() == 3 && a.size(2) % 2 == 0 && a.stride(0) % 2 == 0 && a.stride(1) % 2 == 0 &&
+                               reinterpret_cast<uintptr_t>(a.data_ptr()) % alignof(uint32_t) == 0);
+  const bool by_step = a.dim() == 3 && pairs_in_place && !a.is_contiguous() && a.stride(2) == 1 &&
+                       a.size(1) >= kStepRowsInPlace && a.stride(1) >= a.size(2);
+  const at::Tensor A = by_step ? a : (a.dim() == 3 ? a.reshape({a.size(0) * a.size(1), a.size(2)}) : a).contiguous();
   const bool a_bf16 = A.scalar_type() == at::kBFloat16;
   const at::Tensor W = w.scalar_type() == at::kFloat ? w : w.to(at::kFloat);
-  const int64_t M = A.size(0), K = A.size(1), N = W.size(0);
+  const int64_t steps = by_step ? A.size(0) : 1, step_rows = by_step ? A.size(1) : A.size(0);
+  const int64_t M = steps * step_rows, K = A.size(-1), N = W.size(0);
+  const int64_t lda = by_step ? A.stride(1) : K, step_stride = by_step ? A.stride(0) : 0;
   at::Tensor out;
   if (out_opt.has_value() && out_opt->defined()) {
     TORCH_CHECK(out_opt->scalar_type() == at::kFloat && out_opt->is_contiguous() && out_opt->numel() == M * N,
@@ -1580,19 +1607,23 @@ at::Tensor matmul_nt_bf16(const at::Tensor& a, const at::Tensor& w, c10::optiona
   const int64_t kp = g.kp;
   float* cp = out.data_ptr<float>();
   // blocks of rows small enough that their bf16 pairs stay in L2 while every panel of W passes over them
+  // (within a step when by_step: item i is block i % per_step of step i / per_step)
   const int64_t block = std::max<int64_t>(kBf16MR, std::min<int64_t>(96, (int64_t(1) << 17) / (2 * K)) /
                                                       kBf16MR * kBf16MR);
-  at::parallel_for(0, (M + block - 1) / block, 1, [&](int64_t i0, int64_t i1) {
+  const int64_t per_step = (step_rows + block - 1) / block;
+  at::parallel_for(0, steps * per_step, 1, [&](int64_t i0, int64_t i1) {
     std::vector<uint32_t> pairs;
     for (int64_t i = i0; i < i1; ++i) {
-      const int64_t m0 = i * block, rows = std::min(block, M - m0);
+      const int64_t t = i / per_step, b0 = (i % per_step) * block, rows = std::min(block, step_rows - b0);
+      const int64_t m0 = t * step_rows + b0;
       if (!a_bf16) {
-        bf16_gemm(g, 0, rows, A.data_ptr<float>() + m0 * K, K, false, cp + m0 * N, N, bp);
+        bf16_gemm(g, 0, rows, A.data_ptr<float>() + t * step_stride + b0 * lda, lda, false, cp + m0 * N, N, bp);
         continue;
       }
-      const uint16_t* a16 = reinterpret_cast<const uint16_t*>(A.data_ptr<at::BFloat16>()) + m0 * K;
+      const uint16_t* a16 = reinterpret_cast<const uint16_t*>(A.data_ptr<at::BFloat16>()) + t * step_stride + b0 * lda;
       if (K % 2 == 0 && reinterpret_cast<uintptr_t>(a16) % alignof(uint32_t) == 0) {  // the rows are the pairs
-        bf16_gemm_pairs(g, 0, rows, reinterpret_cast<const uint32_t*>(a16), kp, false, cp + m0 * N, N, bp);
+        bf16_gemm_pairs(g, 0, rows, reinterpret_cast<const uint32_t*>(a16), by_step ? lda / 2 : kp, false,
+                        cp + m0 * N, N, bp);
         continue;
       }
       pairs.resize(static_cast<size_t>(rows * kp));
@@ -1658,7 +1689,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "recurrence does, for float32)",
         py::arg("id"), py::arg("x"), py::arg("bf16") = false);
   m.def("matmul_nt", &lstm_bridge::matmul_nt,
-        "a (M, K) @ w (N, K)^T through the recurrence's micro-kernel (w any strides), into out if given",
+        "a (M, K) or (T, B, K) @ w (N, K)^T -> (M or T*B, N) through the recurrence's micro-kernel (w any "
+        "strides), into out if given",
         py::arg("a"), py::arg("w"), py::arg("out") = py::none());
   m.def("gate_weight_grad", &lstm_bridge::gate_weight_grad,
         "(G H, N): block q = dz[:, col0 + qH : col0 + (q+1)H]^T (src * mask[q or 0]) over all rows (dW_hh, dW_ih)",

@@ -36,7 +36,7 @@ __all__ = [
 
 
 def matmul_nt(ext: ModuleType, a: Tensor, b: Tensor) -> Tensor:
-    """``a (M, K) @ b (N, K).T`` (no autograd; :func:`.gemm.mm_nt`)."""
+    """``a (M, K) @ b (N, K).T``, or ``a (T, B, K)``'s rows ``(t, b)`` (no autograd; :func:`.gemm.mm_nt`)."""
     return mm_nt(ext, a, b)
 
 
@@ -71,10 +71,10 @@ def gated_projection(
     float32/float64 projection (the native checks admit no other dtype here; ``x`` and ``w_ih`` share it)."""
     x = x.detach()
     T, B, I = x.shape
-    x2 = x.reshape(T * B, I)
     if all(m is None for m in in_masks):
         weight = w_ih[0] if len(w_ih) == 1 else torch.cat(list(w_ih), 0)
-        return mm_nt(ext, x2, weight.detach(), out).view(T, B, S)
+        return mm_nt(ext, x, weight.detach(), out).view(T, B, S)  # (x as it is: see gemm.mm_nt)
+    x2 = x.reshape(T * B, I)
     xp: Tensor = ext.pooled_empty([T, B, S], x.dtype)  # (the kernel's buffer pool: no fresh pages per call)
     xp2 = xp.view(T * B, S)  # each direction's (and gate's) product is written into its column block in place
     for d, (w, m) in enumerate(zip(w_ih, in_masks)):
@@ -113,7 +113,6 @@ def gated_projection_grads(
     oneDNN's product for inputs narrower than :data:`_NATIVE_WGRAD_MIN_COLUMNS` without per-gate masks; ``dx``
     under per-gate masks the kernel's ``gated_matmul_nn``."""
     T, B, I = x.shape
-    x2 = x.reshape(T * B, I)
     D = len(w_ih)
     widths = [int(w.shape[0]) for w in w_ih]
     d_w: List[Optional[Tensor]] = [None] * D
@@ -123,12 +122,14 @@ def gated_projection_grads(
             weight = w_ih[0] if D == 1 else torch.cat(list(w_ih), 0)
             dx = mm_nn(ext, dZ2, weight).view(T, B, I)
         if any(need_w) and I >= _NATIVE_WGRAD_MIN_COLUMNS:
-            x2c, none = x2.contiguous(), x.new_empty(0)
+            # (a contiguous copy: the packing read in place from a batch-first input's time-major view, one page
+            # a row, ran 2 % slower on the large config than this copy)
+            rows, none = x.contiguous(), x.new_empty(0)
             for d in range(D):
                 if need_w[d]:
-                    d_w[d] = ext.gate_weight_grad(dZ2, offsets[d], G, widths[d] // G, x2c, none)
+                    d_w[d] = ext.gate_weight_grad(dZ2, offsets[d], G, widths[d] // G, rows, none)
         elif any(need_w):
-            full = mm_tn(dZ2, x2)  # (S, I): all directions in one GEMM
+            full = mm_tn(dZ2, x.reshape(T * B, I))  # (S, I): all directions in one GEMM
             for d in range(D):
                 if need_w[d]:
                     d_w[d] = full[offsets[d] : offsets[d] + widths[d]]
@@ -145,7 +146,7 @@ def gated_projection_grads(
             if need_w[d] and m is not None and I >= _NATIVE_WGRAD_MIN_COLUMNS:  # x * m formed while packing
                 d_w[d] = ext.gate_weight_grad(dZ2, offsets[d], G, H, x.contiguous(), m[:1].to(x.dtype).contiguous())
             elif need_w[d]:
-                d_w[d] = mm_tn(dz, x2 if m is None else (x * m[0]).reshape(T * B, I))
+                d_w[d] = mm_tn(dz, (x if m is None else x * m[0]).reshape(T * B, I))
         else:  # one mask per gate, applied inside the kernel (per row block for dx, while packing x for dW_ih)
             masks = m.to(x.dtype).contiguous()
             if dx is not None:
@@ -196,15 +197,15 @@ def _input_projection_lowp(
     kernel's order, without the kernel's second pass over the projection); with one input dropout mask per
     gate (a batched GEMM) the kernel adds them."""
     T, B, I = x.shape
-    x2 = x.reshape(T * B, I)
     if all(m is None for m in in_masks):
         weight = w_ih[0] if plan.D == 1 else torch.cat(list(w_ih), 0)
         bias: Optional[Tensor] = None  # the directions' biases in their column blocks (zeros where absent)
         if any(b is not None for b in biases):
             parts = [torch.zeros(4 * h) if b is None else b.detach().float() for h, b in zip(plan.H, biases)]
             bias = parts[0] if plan.D == 1 else torch.cat(parts)
-        xp = plan.ext.matmul_nt_bf16(x2.detach(), weight.detach(), out, bias)
+        xp = plan.ext.matmul_nt_bf16(x.detach(), weight.detach(), out, bias)  # (T, B, I) as it is, like matmul_nt
         return xp.view(T, B, plan.S), [plan.empty()] * plan.D
+    x2 = x.reshape(T * B, I)
     kernel_bias = [plan.empty() if b is None else b.detach().float() for b in biases]
     xp = plan.ext.pooled_empty([T, B, plan.S], torch.float32)
     for d in range(plan.D):
