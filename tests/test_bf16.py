@@ -365,11 +365,11 @@ def test_bf16_matmul_adds_the_bias_to_the_float32_product(shape):
         ext.matmul_nt_bf16(a, w, None, torch.zeros(N + 1))
 
 
-@pytest.mark.parametrize("B, T, I, N", [(32, 6, 40, 200), (12, 3, 9, 64), (11, 4, 8, 130)])
+@pytest.mark.parametrize("B, T, I, N", [(32, 6, 40, 200), (12, 3, 9, 64), (11, 4, 8, 130), (2, 5, 6, 70)])
 def test_bf16_matmul_reads_time_major_views_in_place(B, T, I, N):
     """A float32 ``(T, B, K)`` view (a batch-first input seen time-major) gives rows ``(t, b)``, bit for bit the
-    product of its contiguous ``(T*B, K)`` copy, with and without a bias, into a new tensor or ``out`` (12 rows a
-    step and more are read in place; 11 take the copy); a bfloat16 view is copied."""
+    product of its contiguous ``(T*B, K)`` copy, with and without a bias, into a new tensor or ``out``, read in
+    place; a bfloat16 view too where its rows are the micro-kernel's pairs (K even), else copied."""
     ext = native.module()
     gen = torch.Generator().manual_seed(B + T)
     x, w, b = torch.randn(B, T, I, generator=gen), torch.randn(N, I, generator=gen), torch.randn(N, generator=gen)

@@ -777,11 +777,13 @@ def test_matmul_nt_rejects_mismatched_operands():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("B, T, I, N", [(32, 9, 40, 200), (12, 5, 8, 64), (11, 4, 7, 130), (300, 3, 17, 70)])
+@pytest.mark.parametrize(
+    "B, T, I, N", [(32, 9, 40, 200), (12, 5, 8, 64), (11, 4, 7, 130), (300, 3, 17, 70), (2, 6, 9, 64), (3, 4, 5, 3)]
+)
 def test_matmul_nt_reads_time_major_views_in_place(dtype, B, T, I, N):
     """A (T, B, K) operand - the time-major view of a batch-first input - gives rows (t, b), bit for bit the
-    product of its contiguous (T*B, K) copy: read step by step in place from 12 rows a step (2 micro-kernel
-    tiles; B = 11 takes the copy), into a fresh result, contiguous ``out`` or a column block of a wider one."""
+    product of its contiguous (T*B, K) copy: read step by step in place (B rows a step: whole micro-kernel tiles,
+    short ones, or many blocks), into a fresh result, contiguous ``out`` or a column block of a wider one."""
     ext = native.module()
     g = torch.Generator().manual_seed(B * T)
     x = torch.randn(B, T, I, generator=g, dtype=dtype)

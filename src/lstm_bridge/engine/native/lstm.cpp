@@ -1490,11 +1490,6 @@ at::Tensor gated_matmul_nn(const at::Tensor& dz, int64_t col0, const at::Tensor&
   return dx;
 }
 
-// Batches of at least this many rows per time step are read in place from a 3-D (T, B, K) operand (rows of a
-// step: one micro-kernel row tile or more); smaller ones are copied into (T*B, K) rows first, as the tiles
-// of a whole block use the micro-kernel better than one short tile per step.
-constexpr int64_t kStepRowsInPlace = 2 * kMR;
-
 // out (M, N) = a (M, K) @ w (N, K)^T through the micro-kernel (w with any strides: the packing reads
 // them). The rows go in blocks small enough to stay in L2 while every packed panel of w passes over them
 // (without blocking a thread streams all its rows of a from memory once per 64-column panel), blocks
@@ -1502,9 +1497,10 @@ constexpr int64_t kStepRowsInPlace = 2 * kMR;
 // unit column stride and any row stride (a column block of a wider matrix, e.g. one gate's columns of the
 // projection). a may have any row stride too (unit column stride: a column block of dZ), read without a
 // copy; or be 3-D (T, B, K) with unit last stride (the time-major view of a batch-first input): its rows
-// (t, b) in that order, M = T*B, each step's B rows read in place where B >= kStepRowsInPlace (the copy
-// of the input that a reshape would make costs ~1-2 % of a medium layer's forward). Each output element is
-// one pass of the micro-kernel over K, so the blocking never changes a bit. Used for the input projection
+// (t, b) in that order, M = T*B, each step's B rows read in place: the copy a reshape would make cost 2-8 % of
+// a layer's forward (medium 4.5 %, (200, 8, 128, 256) 8 %; even a batch of 2 rows, short micro-kernel tiles,
+// ran 6 % faster). Each output element is one pass of the micro-kernel over K, so the blocking never changes
+// a bit. Used for the input projection
 // and dx: at these shapes it ran 1.5-2.4x MKL's sgemm, which does not use AVX-512 on AMD.
 at::Tensor matmul_nt(const at::Tensor& a_in, const at::Tensor& w, c10::optional<at::Tensor> out_opt) {
   TORCH_CHECK((a_in.dim() == 2 || a_in.dim() == 3) && w.dim() == 2 && a_in.size(-1) == w.size(1) &&
@@ -1514,7 +1510,7 @@ at::Tensor matmul_nt(const at::Tensor& a_in, const at::Tensor& w, c10::optional<
               "dtype; received ", a_in.sizes(), " ", a_in.scalar_type(), " and ", w.sizes(), " ", w.scalar_type());
   // (T, B, K) read step by step in place: B rows of one step have one row stride
   const bool by_step = a_in.dim() == 3 && !a_in.is_contiguous() && a_in.stride(2) == 1 &&
-                       a_in.size(1) >= kStepRowsInPlace && a_in.stride(1) >= a_in.size(2);
+                       a_in.stride(1) >= a_in.size(2);
   at::Tensor A = a_in;
   if (a_in.dim() == 3 && !by_step) A = a_in.reshape({a_in.size(0) * a_in.size(1), a_in.size(2)});
   // rows of a read with their own stride (a column block of a wider matrix needs no copy)
@@ -1575,8 +1571,8 @@ at::Tensor matmul_nt_bf16(const at::Tensor& a, const at::Tensor& w, c10::optiona
   const bool pairs_in_place = a.scalar_type() == at::kFloat ||
                               (a.dim() == 3 && a.size(2) % 2 == 0 && a.stride(0) % 2 == 0 && a.stride(1) % 2 == 0 &&
                                reinterpret_cast<uintptr_t>(a.data_ptr()) % alignof(uint32_t) == 0);
-  const bool by_step = a.dim() == 3 && pairs_in_place && !a.is_contiguous() && a.stride(2) == 1 &&
-                       a.size(1) >= kStepRowsInPlace && a.stride(1) >= a.size(2);
+  const bool by_step =
+      a.dim() == 3 && pairs_in_place && !a.is_contiguous() && a.stride(2) == 1 && a.stride(1) >= a.size(2);
   const at::Tensor A = by_step ? a : (a.dim() == 3 ? a.reshape({a.size(0) * a.size(1), a.size(2)}) : a).contiguous();
   const bool a_bf16 = A.scalar_type() == at::kBFloat16;
   const at::Tensor W = w.scalar_type() == at::kFloat ? w : w.to(at::kFloat);
