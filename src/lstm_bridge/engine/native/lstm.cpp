@@ -1497,11 +1497,11 @@ at::Tensor gated_matmul_nn(const at::Tensor& dz, int64_t col0, const at::Tensor&
 // unit column stride and any row stride (a column block of a wider matrix, e.g. one gate's columns of the
 // projection). a may have any row stride too (unit column stride: a column block of dZ), read without a
 // copy; or be 3-D (T, B, K) with unit last stride (the time-major view of a batch-first input): its rows
-// (t, b) in that order, M = T*B, each step's B rows read in place: the copy a reshape would make cost 2-8 % of
-// a layer's forward (medium 4.5 %, (200, 8, 128, 256) 8 %; even a batch of 2 rows, short micro-kernel tiles,
-// ran 6 % faster). Each output element is one pass of the micro-kernel over K, so the blocking never changes
-// a bit. Used for the input projection
-// and dx: at these shapes it ran 1.5-2.4x MKL's sgemm, which does not use AVX-512 on AMD.
+// (t, b) in that order, M = T*B, each step's B rows read in place. The copy a reshape would make cost 1-9 % of
+// a layer's forward (benchmarks/batch_first_projection.py: medium 6 %, (200, 8, 128, 256) 9 %; a batch of 2
+// rows, short micro-kernel tiles, still ran 6 % faster). Each output element is one pass of the micro-kernel
+// over K, so the blocking never changes a bit. Used for the input projection and dx: at these shapes it ran
+// 1.5-2.4x MKL's sgemm, which does not use AVX-512 on AMD.
 at::Tensor matmul_nt(const at::Tensor& a_in, const at::Tensor& w, c10::optional<at::Tensor> out_opt) {
   TORCH_CHECK((a_in.dim() == 2 || a_in.dim() == 3) && w.dim() == 2 && a_in.size(-1) == w.size(1) &&
                   a_in.scalar_type() == w.scalar_type() && !a_in.is_cuda() && !w.is_cuda() &&
