@@ -96,12 +96,19 @@ def _grads(module, outputs):
 # --- opcheck ------------------------------------------------------------------------------------------
 
 
-def _op_args(D: int = 2, masked: bool = True, bias: bool = True, dropout: bool = False, requires_grad: bool = True):
+def _op_args(
+    D: int = 2,
+    masked: bool = True,
+    bias: bool = True,
+    dropout: bool = False,
+    requires_grad: bool = True,
+    dtype: torch.dtype = torch.float32,
+):
     g = torch.Generator().manual_seed(3)
     T, B, I, H = 4, 3, 5, 6
 
     def r(*shape):
-        return torch.randn(*shape, generator=g).requires_grad_(requires_grad)
+        return torch.randn(*shape, generator=g).to(dtype).requires_grad_(requires_grad)
 
     x = r(T, B, I)
     w_ih = [r(4 * H, I) for _ in range(D)]
@@ -142,11 +149,19 @@ def _op_args(D: int = 2, masked: bool = True, bias: bool = True, dropout: bool =
 
 @pytest.mark.parametrize(
     "kw",
-    [dict(), dict(D=1, masked=False), dict(bias=False, dropout=True), dict(requires_grad=False)],
-    ids=["bi-masked", "uni", "nobias-dropout", "inference"],
+    [
+        dict(),
+        dict(D=1, masked=False),
+        dict(bias=False, dropout=True),
+        dict(requires_grad=False),
+        dict(dtype=torch.bfloat16),
+        dict(dtype=torch.bfloat16, dropout=True),
+    ],
+    ids=["bi-masked", "uni", "nobias-dropout", "inference", "bf16", "bf16-dropout"],
 )
 def test_opcheck_lstm_layer(kw):
-    """Schema, fake kernel, autograd registration and AOT dispatch (dynamic shapes) of the forward op."""
+    """Schema, fake kernel, autograd registration and AOT dispatch (dynamic shapes) of the forward op, float32
+    and a bf16 layer (bfloat16 outputs, float32 gates and saved states, in the fake kernel too)."""
     torch.library.opcheck(torch.ops.lstm_bridge.lstm_layer.default, _op_args(**kw))
 
 
