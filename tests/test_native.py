@@ -390,11 +390,15 @@ def test_column_split_predicate_matches_the_kernel():
     assert (
         checks.COLUMN_SPLIT_MAX_ROWS,
         checks.COLUMN_SPLIT_MIN_BYTES,
+        checks.COLUMN_SPLIT_MID_MAX_ROWS,
+        checks.COLUMN_SPLIT_MID_BYTES,
         checks.COLUMN_SPLIT_LARGE_MAX_ROWS,
         checks.COLUMN_SPLIT_LARGE_BYTES,
     ) == (
         ext.COLUMN_SPLIT_MAX_ROWS,
         ext.COLUMN_SPLIT_MIN_BYTES,
+        ext.COLUMN_SPLIT_MID_MAX_ROWS,
+        ext.COLUMN_SPLIT_MID_BYTES,
         ext.COLUMN_SPLIT_LARGE_MAX_ROWS,
         ext.COLUMN_SPLIT_LARGE_BYTES,
     )
@@ -403,6 +407,12 @@ def test_column_split_predicate_matches_the_kernel():
     wide = 2 * ext.PANEL_WIDTH_FLOAT * max(1, 256 // (2 * ext.PANEL_WIDTH_FLOAT))
     assert checks.column_split(1, wide, 1, torch.float32, 2) == (bool(ext.OPENMP) and 16 * wide * wide >= 1 << 20)
     assert not checks.column_split(5, wide, 1, torch.float32, 2)
+    # 5-6 rows from COLUMN_SPLIT_MID_BYTES (H = 448 is 3.06 MiB in float32, 384 2.25 MiB); oneDNN keeps the standard
+    # layer there
+    assert checks.column_split(6, 448, 1, torch.float32, 2) == bool(ext.OPENMP)
+    assert not checks.column_split(6, 384, 1, torch.float32, 2) and not checks.column_split(7, 512, 1, torch.float32, 2)
+    assert not checks.column_split_beats_onednn(6, 512, 1, torch.float32, 2)
+    assert checks.column_split_beats_onednn(4, 512, 1, torch.float32, 2) == bool(ext.OPENMP)
     # more rows from COLUMN_SPLIT_LARGE_BYTES of W_hh on (4 H^2 float32: H = 1024 is 16 MiB)
     assert checks.column_split(32, 1024, 1, torch.float32, 2) == bool(ext.OPENMP)
     assert not checks.column_split(33, 1024, 1, torch.float32, 2)
@@ -454,18 +464,24 @@ def test_column_split_gives_the_row_splits_bits(dtype):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_column_split_on_more_rows_with_a_large_w_hh(dtype):
+@pytest.mark.parametrize("tier", ["mid", "large"])
+def test_column_split_on_more_rows_with_a_large_w_hh(dtype, tier):
     """From COLUMN_SPLIT_LARGE_BYTES of W_hh on (16 MiB: H = 1024 in float32, 736 in float64) the threads split
-    the hidden units for up to COLUMN_SPLIT_LARGE_MAX_ROWS rows, forward and backward: outputs and gradients (input,
-    W_hh, biases) equal those on one thread (row split), with holes in the mask and per-gate dropout masks."""
+    the hidden units for up to COLUMN_SPLIT_LARGE_MAX_ROWS rows, and from COLUMN_SPLIT_MID_BYTES (3 MiB: H = 448
+    in float32, 320 in float64) for up to COLUMN_SPLIT_MID_MAX_ROWS, forward and backward: outputs and gradients
+    (input, W_hh, biases) equal those on one thread (row split), with holes in the mask and per-gate dropout
+    masks."""
     ext = native.module()
     assert ext is not None
     if not ext.OPENMP:
         pytest.skip("the kernel was built without OpenMP: no column split")
     from lstm_bridge.engine.native import checks
 
-    H = 1024 if dtype == torch.float32 else 736
-    B = 12
+    if tier == "large":
+        H, B = (1024 if dtype == torch.float32 else 736), 12
+    else:
+        H, B = (448 if dtype == torch.float32 else 320), checks.COLUMN_SPLIT_MID_MAX_ROWS
+        assert not checks.column_split(B + 1, H, 1, dtype, 2)
     assert checks.column_split(B, H, 1, dtype, 2) and not checks.column_split(B, H - 64, 1, dtype, 2)
     threads = torch.get_num_threads()
     try:

@@ -19,15 +19,18 @@ __all__ = [
     "check_shapes",
     "check_supported",
     "column_split",
+    "column_split_beats_onednn",
     "kernel_semantics",
     "native_activation_id",
 ]
 
 #: The kernel's column split of a recurrence (lstm.cpp ``column_split``, its exported ``COLUMN_SPLIT_*`` /
 #: ``PANEL_WIDTH_*``; a test holds them together): up to MAX_ROWS rows from MIN_BYTES of ``W_hh``, up to
-#: LARGE_MAX_ROWS rows from LARGE_BYTES.
+#: MID_MAX_ROWS from MID_BYTES, up to LARGE_MAX_ROWS rows from LARGE_BYTES.
 COLUMN_SPLIT_MAX_ROWS = 4
 COLUMN_SPLIT_MIN_BYTES = 1 << 20
+COLUMN_SPLIT_MID_MAX_ROWS = 6
+COLUMN_SPLIT_MID_BYTES = 3 << 20
 COLUMN_SPLIT_LARGE_MAX_ROWS = 32
 COLUMN_SPLIT_LARGE_BYTES = 16 << 20
 # kPanelVecs * kVecBytes of the build's capability (kernel_common.h): the micro-kernel's panel, in bytes
@@ -39,8 +42,9 @@ _ELEMENT_BYTES = {torch.float32: 4, torch.float64: 8}
 def column_split(batch: int, hidden: int, directions: int, dtype: torch.dtype, threads: int) -> bool:
     """Whether the kernel runs a call of these sizes with its threads splitting the hidden units (one barrier a
     step) instead of the batch rows: one direction on 2+ threads, at most :data:`COLUMN_SPLIT_MAX_ROWS` rows with a
-    ``W_hh`` of :data:`COLUMN_SPLIT_MIN_BYTES` or more, or at most :data:`COLUMN_SPLIT_LARGE_MAX_ROWS` rows with
-    :data:`COLUMN_SPLIT_LARGE_BYTES` or more (the row split would have every thread stream all of a ``W_hh`` far
+    ``W_hh`` of :data:`COLUMN_SPLIT_MIN_BYTES` or more, at most :data:`COLUMN_SPLIT_MID_MAX_ROWS` with
+    :data:`COLUMN_SPLIT_MID_BYTES`, or at most :data:`COLUMN_SPLIT_LARGE_MAX_ROWS` rows with
+    :data:`COLUMN_SPLIT_LARGE_BYTES` or more (the row split would have every thread stream all of a ``W_hh``
     larger than L2 every step), hidden units in whole micro-kernel
     panels (at least one per thread), the kernel's own GEMM (``native.GEMM_PATH == "kernel"``) and a build with OpenMP.
     Deterministic (no kernel loaded): the backend's routing reads it."""
@@ -52,9 +56,30 @@ def column_split(batch: int, hidden: int, directions: int, dtype: torch.dtype, t
     if batch > COLUMN_SPLIT_LARGE_MAX_ROWS or size is None:
         return False
     w_bytes = 4 * hidden * hidden * size
-    fits = w_bytes >= (COLUMN_SPLIT_MIN_BYTES if batch <= COLUMN_SPLIT_MAX_ROWS else COLUMN_SPLIT_LARGE_BYTES)
+    fits = w_bytes >= _column_split_bytes(batch)
     panel = _PANEL_BYTES.get(build.capability(), _DEFAULT_PANEL_BYTES) // size
     return fits and hidden % panel == 0 and hidden // panel >= threads
+
+
+def _column_split_bytes(batch: int) -> int:
+    """The least ``W_hh`` (bytes) from which :func:`column_split` takes ``batch`` rows (of at most
+    :data:`COLUMN_SPLIT_LARGE_MAX_ROWS`)."""
+    if batch <= COLUMN_SPLIT_MAX_ROWS:
+        return COLUMN_SPLIT_MIN_BYTES
+    return COLUMN_SPLIT_MID_BYTES if batch <= COLUMN_SPLIT_MID_MAX_ROWS else COLUMN_SPLIT_LARGE_BYTES
+
+
+def column_split_beats_onednn(batch: int, hidden: int, directions: int, dtype: torch.dtype, threads: int) -> bool:
+    """Whether a *standard* float32 layer in inference that the kernel would run with its column split
+    (:func:`column_split`) is better left on the kernel than on oneDNN: the small-batch tier (up to
+    :data:`COLUMN_SPLIT_MAX_ROWS` rows: the kernel measured 0.64-0.97x against oneDNN's 0.99-1.07x, stop 20,
+    ``backend._check_row_split``) and the large-``W_hh`` tier, as before stop 23; not the middle tier, where
+    oneDNN's standard layer ran faster (stop 23: (50, 6, 64, 512) kernel 1.135 / oneDNN 1.003, (50, 5, 64, 640)
+    1.054 / 1.000, ratio to ``torch.nn.LSTM``). The native variants, which have no oneDNN route, take it."""
+    if not column_split(batch, hidden, directions, dtype, threads):
+        return False
+    size = _ELEMENT_BYTES[dtype]
+    return batch <= COLUMN_SPLIT_MAX_ROWS or 4 * hidden * hidden * size >= COLUMN_SPLIT_LARGE_BYTES
 
 
 # Activation ids shared with lstm.h (enum Act); the lstm_bridge.activations registry carries them.

@@ -694,9 +694,9 @@ void forward_rows(const LayerConfig& cfg, T* xp, int64_t Tn, int64_t B, int64_t 
 // panels and the same pointwise code as in forward_rows, so the results are the same bits.
 
 // Whether forward_cols / backward_cols take a direction (inference, and both passes of training): not a bf16
-// layer, the packed kernel GEMM, one
-// direction, a batch of at most kColSplitMaxRows rows on 2+ threads, W_hh of kColSplitMinBytes or more, and hidden
-// units in whole column panels, at least one per thread (thread k owns panels [k P / nt, (k + 1) P / nt) of each
+// layer, the packed kernel GEMM, one direction on 2+ threads, a batch of at most kColSplitMaxRows rows with W_hh of
+// kColSplitMinBytes or more (or kColSplitMidMaxRows rows with kColSplitMidBytes, or kColSplitLargeMaxRows with
+// kColSplitLargeBytes: below), and hidden units in whole column panels, at least one per thread (thread k owns panels [k P / nt, (k + 1) P / nt) of each
 // gate's P = H / panel width). Measured
 // (2 threads, hard_sigmoid forward, ratio to torch.nn.LSTM, row split -> column split): (50, 1, 64, 256) 1.12 ->
 // 0.60, (50, 4, 64, 256) 1.15 -> 0.85, (50, 2, 64, 384) 1.28 -> 0.76, (50, 1, 128, 512) 1.36 -> 0.81,
@@ -709,9 +709,16 @@ void forward_rows(const LayerConfig& cfg, T* xp, int64_t Tn, int64_t B, int64_t 
 // torch.nn.LSTM), (50, 8, 64, 1024) 0.87, (50, 16, 256, 1024) 0.97, (50, 24, 64, 1024) 0.96, (50, 32, 64, 1024)
 // 0.98, (50, 8, 64, 1536) 0.72 (1.18 -> 0.85); below, (100, 12, 64, 768) (9 MiB) trained at 1.01 and hard_sigmoid
 // forward on 8-16 rows with 4 MiB at 1.07-1.34.
+// Between, 5-6 rows from kColSplitMidBytes: the hard_sigmoid forward, column / row split (stop 23, 2 threads, 15
+// interleaved rounds): (50, 5, 64, 448) 0.97, (50, 5, 64, 512) 0.87, (50, 6, 64, 512) 0.93-0.97, (100, 6, 128,
+// 512) 0.97, (50, 6, 64, 640) 0.87, (50, 5, 64, 768) 0.75; training (50, 5, 64, 512) 0.91, (50, 6, 64, 512) 0.97,
+// (100, 6, 128, 512) 1.01; below 3 MiB it lost ((50, 6, 64, 384) 1.09, (50, 5/6/7, 64, 256) 1.06-1.31), and with
+// 7-8 rows it gained little or lost ((50, 7, 64, 512) 1.05, (50, 7, 64, 640) 0.98, (50, 8, 64, 768) 0.95).
 // native/checks.py's column_split mirrors this (a test holds them together).
 constexpr int64_t kColSplitMaxRows = 4;
 constexpr int64_t kColSplitMinBytes = int64_t(1) << 20;
+constexpr int64_t kColSplitMidMaxRows = 6;
+constexpr int64_t kColSplitMidBytes = int64_t(3) << 20;
 constexpr int64_t kColSplitLargeMaxRows = 32;
 constexpr int64_t kColSplitLargeBytes = int64_t(16) << 20;
 
@@ -764,7 +771,10 @@ bool column_split(const LayerConfig& cfg, const std::vector<DirData<T>>& dirs, i
   }
   const DirData<T>& r = dirs[0];
   const int64_t H = r.H, w_bytes = 4 * H * H * static_cast<int64_t>(sizeof(T));
-  const bool fits = B <= kColSplitMaxRows ? w_bytes >= kColSplitMinBytes : w_bytes >= kColSplitLargeBytes;
+  const int64_t need = B <= kColSplitMaxRows ? kColSplitMinBytes
+                       : B <= kColSplitMidMaxRows ? kColSplitMidBytes
+                                                  : kColSplitLargeBytes;
+  const bool fits = w_bytes >= need;
   return r.shared_gemm.active() && fits && H % panel_width<T>() == 0 && H / panel_width<T>() >= threads;
 }
 
@@ -1745,6 +1755,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.attr("NUM_ACTIVATIONS") = static_cast<int64_t>(lstm_bridge::kNumActs);
   m.attr("COLUMN_SPLIT_MAX_ROWS") = lstm_bridge::kColSplitMaxRows;
   m.attr("COLUMN_SPLIT_MIN_BYTES") = lstm_bridge::kColSplitMinBytes;
+  m.attr("COLUMN_SPLIT_MID_MAX_ROWS") = lstm_bridge::kColSplitMidMaxRows;
+  m.attr("COLUMN_SPLIT_MID_BYTES") = lstm_bridge::kColSplitMidBytes;
   m.attr("COLUMN_SPLIT_LARGE_MAX_ROWS") = lstm_bridge::kColSplitLargeMaxRows;
   m.attr("COLUMN_SPLIT_LARGE_BYTES") = lstm_bridge::kColSplitLargeBytes;
   m.attr("PANEL_WIDTH_FLOAT") = lstm_bridge::panel_width<float>();
