@@ -819,6 +819,10 @@ def test_matmul_nt_reads_time_major_views_in_place(dtype, B, T, I, N):
     assert torch.equal(
         ext.matmul_nt(x[:, ::2].transpose(0, 1), w), ext.matmul_nt(x[:, ::2].transpose(0, 1).reshape(-1, I), w)
     )
+    broadcast = x[:1].expand(B, T, I).transpose(0, 1)  # (a batch stride of 0: copied, then multiplied)
+    assert torch.equal(ext.matmul_nt(broadcast, w), ext.matmul_nt(broadcast.reshape(T * B, I), w))
+    steps = x[:, :1].expand(B, T, I).transpose(0, 1)  # (a step stride of 0: every step reads the same rows)
+    assert torch.equal(ext.matmul_nt(steps, w), ext.matmul_nt(steps.reshape(T * B, I), w))
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
