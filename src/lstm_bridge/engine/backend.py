@@ -167,16 +167,18 @@ def check_native_policy(
 def _check_row_split(batch: int, directions: Sequence[DirectionWeights]) -> None:
     """Raise ``NotImplementedError`` for a small float32 standard layer in inference whose ``W_hh`` the
     kernel's row split would stream badly (see :data:`NATIVE_ROW_SPLIT_W_BYTES`): oneDNN splits its columns.
-    A layer the kernel runs with its threads splitting the hidden units instead, where that beats oneDNN
-    (``native.checks.column_split_beats_onednn``: one direction, at most 4 rows) stays: there the kernel leads
-    ((50, 1, 64, 256) 0.64 against oneDNN's 1.01, (50, 1, 128, 512) 0.85 / 1.02, (200, 4, 256, 512) 0.97 / 0.99,
-    (50, 4, 64, 256) 0.92 / 1.02, (50, 2, 64, 384) 0.87 / 1.07; 2 threads, forward ratio to torch.nn.LSTM)."""
+    A layer the kernel runs with its threads splitting the hidden units instead (``native.checks.column_split``:
+    one direction, at most 4 rows) stays: there the kernel leads ((50, 1, 64, 256) 0.64 against oneDNN's 1.01,
+    (50, 1, 128, 512) 0.85 / 1.02, (200, 4, 256, 512) 0.97 / 0.99, (50, 4, 64, 256) 0.92 / 1.02, (50, 2, 64, 384)
+    0.87 / 1.07; 2 threads, forward ratio to torch.nn.LSTM). The column split's middle tier (5-6 rows from 3 MiB,
+    where oneDNN's standard layer ran faster: stop 23, (50, 6, 64, 512) kernel 1.135 / oneDNN 1.003) never gets
+    here: its batch * hidden is above :data:`NATIVE_STANDARD_MAX_BH` (5 x 448 at the least; a test holds it)."""
     from .native import checks  # noqa: WPS433 (the caller has found the package; nothing is built)
 
     threads = torch.get_num_threads()
     hidden = max(w.hidden_size for w in directions)
     w_bytes = 4 * hidden * hidden * 4
-    if checks.column_split_beats_onednn(batch, hidden, len(directions), torch.float32, threads):
+    if checks.column_split(batch, hidden, len(directions), torch.float32, threads):
         return
     if len(directions) < threads and w_bytes >= NATIVE_ROW_SPLIT_W_BYTES:
         raise NotImplementedError(

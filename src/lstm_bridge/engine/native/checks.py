@@ -19,7 +19,6 @@ __all__ = [
     "check_shapes",
     "check_supported",
     "column_split",
-    "column_split_beats_onednn",
     "kernel_semantics",
     "native_activation_id",
 ]
@@ -67,19 +66,6 @@ def _column_split_bytes(batch: int) -> int:
     if batch <= COLUMN_SPLIT_MAX_ROWS:
         return COLUMN_SPLIT_MIN_BYTES
     return COLUMN_SPLIT_MID_BYTES if batch <= COLUMN_SPLIT_MID_MAX_ROWS else COLUMN_SPLIT_LARGE_BYTES
-
-
-def column_split_beats_onednn(batch: int, hidden: int, directions: int, dtype: torch.dtype, threads: int) -> bool:
-    """Whether a *standard* float32 layer in inference that the kernel would run with its column split
-    (:func:`column_split`) is better left on the kernel than on oneDNN: the small-batch tier (up to
-    :data:`COLUMN_SPLIT_MAX_ROWS` rows: the kernel measured 0.64-0.97x against oneDNN's 0.99-1.07x, stop 20,
-    ``backend._check_row_split``) and the large-``W_hh`` tier, as before stop 23; not the middle tier, where
-    oneDNN's standard layer ran faster (stop 23: (50, 6, 64, 512) kernel 1.135 / oneDNN 1.003, (50, 5, 64, 640)
-    1.054 / 1.000, ratio to ``torch.nn.LSTM``). The native variants, which have no oneDNN route, take it."""
-    if not column_split(batch, hidden, directions, dtype, threads):
-        return False
-    size = _ELEMENT_BYTES[dtype]
-    return batch <= COLUMN_SPLIT_MAX_ROWS or 4 * hidden * hidden * size >= COLUMN_SPLIT_LARGE_BYTES
 
 
 # Activation ids shared with lstm.h (enum Act); the lstm_bridge.activations registry carries them.
