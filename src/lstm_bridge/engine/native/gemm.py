@@ -71,36 +71,23 @@ def mm_nt(ext: ModuleType, a: Tensor, w: Tensor, out: Optional[Tensor] = None) -
 
     ``a`` may also be ``(T, B, K)`` (rows ``(t, b)`` in that order, ``M = T*B``): the micro-kernel reads a
     time-major view of a batch-first input in place (``ext.matmul_nt``); the other routes take its
-    ``reshape``."""
-    if a.dim() == 3:
-        if (out is not None and not out.is_contiguous()) or _kernel_nt(a, w, out):
-            result: Tensor = ext.matmul_nt(a, w, out)
-            return result
-        a = a.reshape(-1, a.shape[2])
+    ``reshape`` (contiguous rows)."""
+    M, K, N = (a.shape[0] if a.dim() == 2 else a.shape[0] * a.shape[1]), a.shape[-1], w.shape[0]
     if out is not None and not out.is_contiguous():
-        result = ext.matmul_nt(a, w, out)
+        result: Tensor = ext.matmul_nt(a, w, out)
         return result
-    if _tiny(a, a.shape[0] * a.shape[1] * w.shape[0]):
-        if out is not None:
-            return torch.mm(a, w.t(), out=out.view(a.shape[0], w.shape[0]))
-        return torch.mm(a, w.t())
-    if a.dtype == torch.float32 and _ONEDNN and w.shape[0] < _NT_MIN_COLUMNS and out is None and a.is_contiguous():
-        return _onednn_nt(a, w)  # (a column block of dZ goes to the kernel, which reads it without oneDNN's copy)
+    if _tiny(a, M * K * N):
+        rows = a.reshape(M, K)
+        return torch.mm(rows, w.t(), out=out.view(M, N)) if out is not None else torch.mm(rows, w.t())
+    dense_rows = a.dim() == 3 or a.is_contiguous()  # (a reshaped 3-D a is contiguous)
+    if a.dtype == torch.float32 and _ONEDNN and N < _NT_MIN_COLUMNS and out is None and dense_rows:
+        # (a column block of dZ goes to the kernel, which reads it without oneDNN's copy)
+        return _onednn_nt(a.reshape(M, K), w)
     if a.dtype in (torch.float32, torch.float64) and a.dtype == w.dtype:
         result = ext.matmul_nt(a, w, out)
         return result
-    if out is not None:
-        return torch.mm(a, w.t(), out=out.view(a.shape[0], w.shape[0]))
-    return torch.mm(a, w.t())
-
-
-def _kernel_nt(a: Tensor, w: Tensor, out: Optional[Tensor]) -> bool:
-    """Whether :func:`mm_nt` routes ``a (T, B, K) @ w.T`` (``out`` contiguous or None) to the micro-kernel, as it
-    would route the 2-D ``a.reshape(T*B, K)``."""
-    T, B, K = a.shape
-    if _tiny(a, T * B * K * w.shape[0]) or a.dtype not in (torch.float32, torch.float64) or a.dtype != w.dtype:
-        return False
-    return not (a.dtype == torch.float32 and _ONEDNN and w.shape[0] < _NT_MIN_COLUMNS and out is None)
+    rows = a.reshape(M, K)
+    return torch.mm(rows, w.t(), out=out.view(M, N)) if out is not None else torch.mm(rows, w.t())
 
 
 def mm_nn(ext: ModuleType, a: Tensor, b: Tensor) -> Tensor:

@@ -1578,11 +1578,11 @@ at::Tensor matmul_nt_bf16(const at::Tensor& a, const at::Tensor& w, c10::optiona
               "received ", a.sizes(), " ", a.scalar_type(), " and ", w.sizes(), " ", w.scalar_type());
   // a (T, B, K) read step by step in place, as matmul_nt does (bfloat16: where its rows are the micro-kernel's
   // pairs: K and the strides even, 4-byte aligned); anything else as contiguous rows
-  const bool pairs_in_place = a.scalar_type() == at::kFloat ||
+  const bool rows_in_place = a.scalar_type() == at::kFloat ||
                               (a.dim() == 3 && a.size(2) % 2 == 0 && a.stride(0) % 2 == 0 && a.stride(1) % 2 == 0 &&
                                reinterpret_cast<uintptr_t>(a.data_ptr()) % alignof(uint32_t) == 0);
   const bool by_step =
-      a.dim() == 3 && pairs_in_place && !a.is_contiguous() && a.stride(2) == 1 && a.stride(1) >= a.size(2);
+      a.dim() == 3 && rows_in_place && !a.is_contiguous() && a.stride(2) == 1 && a.stride(1) >= a.size(2);
   const at::Tensor A = by_step ? a : (a.dim() == 3 ? a.reshape({a.size(0) * a.size(1), a.size(2)}) : a).contiguous();
   const bool a_bf16 = A.scalar_type() == at::kBFloat16;
   const at::Tensor W = w.scalar_type() == at::kFloat ? w : w.to(at::kFloat);
