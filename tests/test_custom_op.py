@@ -363,6 +363,86 @@ def test_compile_fullgraph_mindspore_seq_length_forward_and_backward():
     _close(_grads(m, got), want_grads, atol=1e-4)
 
 
+class _StatesGiven(torch.nn.Module):
+    """A MindSpore net called with explicit initial states (``hx``), batch_first."""
+
+    def __init__(self, net: torch.nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x, *hx):
+        return self.net(x, hx[0] if len(hx) == 1 else hx)
+
+
+def _states_case(net_type, rows: int):
+    net = net_type(3, 5, num_layers=rows, batch_first=True)
+
+    def inputs(B: int, T: int):
+        x, _ = _ms_inputs(B, T)
+        states = [torch.randn(rows, B, 5) for _ in range(2 if net_type is M.LSTM else 1)]
+        return (x, *states)
+
+    return _StatesGiven(net), inputs
+
+
+@pytest.mark.parametrize("case", ["keras mask", "mindspore seq_length", "mindspore LSTM hx", "mindspore GRU hx"])
+def test_compiled_layers_do_not_recompile_for_each_batch_size(case):
+    """A second batch size makes dynamo recompile once with symbolic sizes; no size after that may recompile.
+    (An error message formatted while tracing - "initial states of shape ({B}, ...)" - used to specialise the
+    batch size: one compile per batch size, and after 8 a hard failure under fullgraph=True.)"""
+    torch._dynamo.reset()
+    if case == "keras mask":
+        m, inputs = KerasMasked(), _keras_inputs
+    elif case == "mindspore seq_length":
+        m, inputs = MsLengths(bidirectional=True), _ms_inputs
+    else:
+        m, inputs = _states_case(M.LSTM if "LSTM" in case else M.GRU, rows=2)
+    m(*inputs(3, 5))  # built
+    compiled = torch.compile(m, fullgraph=True, backend="eager")
+    with torch.no_grad():
+        compiled(*inputs(3, 5))
+        compiled(*inputs(4, 6))  # the one recompile: batch and time become symbolic
+        torch.compiler.set_stance("fail_on_recompile")
+        try:
+            for B, T in ((5, 4), (2, 6), (6, 3)):
+                args = inputs(B, T)
+                _close(compiled(*args), m(*args))
+        finally:
+            torch.compiler.set_stance("default")
+
+
+@pytest.mark.parametrize("layer_type", [K.LSTM, K.GRU])
+def test_compiled_training_call_draws_dropout_masks_for_any_batch_size(layer_type):
+    """dropout and recurrent_dropout in a compiled training call: masks drawn at symbolic sizes (torch.rand's
+    generator overload refused them), no recompile per batch size, gradients reach the weights."""
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    layer = layer_type(6, return_sequences=True, dropout=0.4, recurrent_dropout=0.3)
+    layer(torch.randn(2, 3, 4))
+    compiled = torch.compile(lambda x: layer(x, training=True), fullgraph=True, backend="eager")
+    compiled(torch.randn(3, 5, 4))
+    compiled(torch.randn(4, 6, 4))
+    torch.compiler.set_stance("fail_on_recompile")
+    try:
+        x = torch.randn(5, 4, 4)
+        out = compiled(x)
+        assert out.shape == (5, 4, 6) and torch.isfinite(out).all()
+        assert not torch.allclose(out, layer(x, training=False))  # the masks changed the result
+        out.square().sum().backward()
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in layer.parameters())
+    finally:
+        torch.compiler.set_stance("default")
+
+
+def test_tracing_a_seeded_dropout_layer_names_the_remedy():
+    torch._dynamo.reset()
+    layer = K.LSTM(6, dropout=0.4, seed=3)
+    layer(torch.randn(2, 3, 4))
+    compiled = torch.compile(lambda x: layer(x, training=True), fullgraph=True, backend="eager")
+    with pytest.raises(Exception, match=r"own torch.Generator.*without seed="):
+        compiled(torch.randn(2, 3, 4))
+
+
 # --- torch.export with dynamic batch and time ------------------------------------------------------------
 
 

@@ -305,3 +305,38 @@ def test_fine_tuning_updates_what_keras_would(tmp_path: pathlib.Path) -> None:
     assert frozen and all(".weight" in n or ".bias" in n for n in frozen)
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     assert trainable and all(p.grad is not None for _, p in trainable)
+
+
+@pytest.mark.parametrize("name", ["keras3_emb_lstm_dense.keras", "tfkeras_emb_lstm_dense.h5"])
+def test_a_loaded_embedding_model_compiles_and_exports_whole(name: str) -> None:
+    """Embedding -> masked LSTM -> Dense: ``torch.compile(fullgraph=True)`` without a recompile per batch size and
+    ``torch.export`` with dynamic batch and time reproduce Keras; an index out of range raises from both (the
+    Embedding's value check is a registered op there, not a Python branch on tensor values)."""
+    from torch.export import Dim
+
+    folder = pathlib.Path(__file__).parent / "fixtures" / "keras"
+    stem = name.rsplit(".", 1)[0]
+    x = torch.from_numpy(np.load(folder / f"{stem}_input.npy"))
+    want = torch.from_numpy(np.load(folder / f"{stem}_output.npy"))
+    model = lstm_bridge.load_model(folder / name)
+    other = torch.cat([x, x[:1]])[:, :4].contiguous()  # another batch size and length
+    torch._dynamo.reset()
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
+    exported = torch.export.export(model, (x,), dynamic_shapes=(({0: Dim("B", min=2), 1: Dim("T", min=2)},),))
+    program = exported.module()
+    bad = x.clone()
+    bad[1, 2] = 10**6
+    with torch.no_grad():
+        for run in (compiled, program):
+            torch.testing.assert_close(run(x), want, rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(run(other), model(other), rtol=1e-5, atol=1e-6)
+            with pytest.raises(RuntimeError, match=r"indices must be in \[0, 20\); received 1000000"):
+                run(bad)
+        torch.compiler.set_stance("fail_on_recompile")
+        try:
+            third = torch.cat([x, x, x])[:, :5].contiguous()
+            torch.testing.assert_close(compiled(third), model(third), rtol=1e-5, atol=1e-6)
+        finally:
+            torch.compiler.set_stance("default")
+    with pytest.raises(IndexError, match=r"indices must be in \[0, 20\); received values in \[0, 1000000\]"):
+        model(bad)

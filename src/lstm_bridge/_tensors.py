@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -35,9 +35,14 @@ def cast(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return t if t.dtype == dtype else t.to(dtype)
 
 
-def check_shape(t: torch.Tensor, expected: Sequence[Optional[int]], name: str, hint: str = "") -> None:
-    """Raise ValueError unless ``t.shape`` matches ``expected`` (``None`` matches any size)."""
+def check_shape(
+    t: torch.Tensor, expected: Sequence[Optional[int]], name: str, hint: Union[str, Callable[[], str]] = ""
+) -> None:
+    """Raise ValueError unless ``t.shape`` matches ``expected`` (``None`` matches any size). ``hint``: text
+    appended to the message, or a function returning it (called only on failure: a hint that formats a batch
+    or time size must be one, or ``torch.compile`` specialises that size, a recompile for every new batch)."""
     ok = t.dim() == len(expected) and all(e is None or e == s for e, s in zip(expected, t.shape))
     if not ok:
         shown = tuple("?" if e is None else e for e in expected)
-        raise ValueError(f"{name} must have shape {shown}{hint}; received {tuple(t.shape)}")
+        text = hint if isinstance(hint, str) else hint()
+        raise ValueError(f"{name} must have shape {shown}{text}; received {tuple(t.shape)}")

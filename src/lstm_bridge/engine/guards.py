@@ -53,10 +53,12 @@ def format_bytes(count: int) -> str:
     raise AssertionError("unreachable")
 
 
-def check_allocation(what: str, elements: int, dtype: torch.dtype) -> None:
+def check_allocation(what: Union[str, Callable[[], str]], elements: int, dtype: torch.dtype) -> None:
     """Raise ``MemoryError`` when ``elements`` values of ``dtype`` cannot fit in physical memory.
 
-    ``what`` names the request, e.g. ``"the parameters of LSTM(input_size=10, hidden_size=2147483648)"``.
+    ``what`` names the request, e.g. ``"the parameters of LSTM(input_size=10, hidden_size=2147483648)"``, or is
+    a function returning that text, called only on failure: a message that formats a batch or time size must
+    be one, or ``torch.compile`` specialises that size (a recompile for every new batch size).
     """
     if tracing():
         return  # sizes may be symbolic; the check is an eager-mode courtesy
@@ -65,7 +67,7 @@ def check_allocation(what: str, elements: int, dtype: torch.dtype) -> None:
     limit = memory_limit()
     if limit is not None and needed > limit:
         raise MemoryError(
-            f"{what} need {format_bytes(needed)} ({int(elements)} {str(dtype).replace('torch.', '')} "
+            f"{_text(what)} need {format_bytes(needed)} ({int(elements)} {str(dtype).replace('torch.', '')} "
             f"values); this machine has {format_bytes(limit)} of memory"
         )
 

@@ -74,7 +74,20 @@ def dropout_mask(
     if rate <= 0.0 or rate >= 1.0:  # Keras 3 applies dropout only for 0 < rate < 1
         return None
     keep = 1.0 - rate
-    draw = torch.rand((count, *shape), generator=generator, dtype=torch.float32).to(like.device)
+    if generator is not None and tracing():
+        raise RuntimeError(
+            "a layer with a dropout seed draws its dropout masks from its own torch.Generator, which "
+            "torch.compile / torch.export cannot record: construct the layer without seed= (torch.manual_seed "
+            "seeds the masks then), or call it eagerly or with training=False"
+        )
+    # (no generator argument without one: torch.rand's generator overload refuses the symbolic sizes of a
+    # torch.compile trace, so a compiled training call with dropout would fail)
+    size = (count, *shape)
+    draw = (
+        torch.rand(size, dtype=torch.float32)
+        if generator is None
+        else torch.rand(size, generator=generator, dtype=torch.float32)
+    ).to(like.device)
     if like.dtype == torch.float32:  # the same values in place: no bool and no second float32 tensor
         return draw.lt_(keep).div_(keep)
     return (draw < keep).to(like.dtype) / keep
@@ -679,15 +692,17 @@ def check_allocation(where: str, shapes: Sequence[Sequence[int]], dtype: torch.d
 
 
 @contextlib.contextmanager
-def allocation_errors(what: str) -> Iterator[None]:
+def allocation_errors(what: Union[str, Callable[[], str]]) -> Iterator[None]:
     """Turn torch's allocation failures (a bare RuntimeError or MemoryError) into a MemoryError naming
-    ``what`` was being done with which sizes."""
+    ``what`` was being done with which sizes: a string, or a function returning it, called only on failure
+    (a message that formats a batch or time size must be one, or ``torch.compile`` specialises that size)."""
     try:
         yield
     except RuntimeError as e:
         text = str(e).lower()
         if "alloc" in text or "out of memory" in text or "numel" in text or "overflow" in text:
-            raise MemoryError(f"{what}: out of memory ({str(e).splitlines()[0]})") from e
+            named = what if isinstance(what, str) else what()
+            raise MemoryError(f"{named}: out of memory ({str(e).splitlines()[0]})") from e
         raise
 
 

@@ -466,7 +466,8 @@ class Recurrent(torch.nn.Module):
         T, B = xt.shape[0], xt.shape[1]
         if T == 0:
             raise ValueError(f"layer {self.name!r} received an input with 0 time steps; at least 1 is required")
-        with allocation_errors(f"layer {self.name!r}: initial states of shape ({B}, {self.units})"):
+        # (a lambda: formatting B here would make torch.compile specialise the batch size: a recompile per batch)
+        with allocation_errors(lambda: f"layer {self.name!r}: initial states of shape ({B}, {self.units})"):
             states = self._initial_state(initial_state, B, xt)
         h0, c0 = states[0], (states[1] if len(states) > 1 else None)
         valid = self._valid_steps(mask, T, B)
@@ -712,7 +713,7 @@ def run_directions(layers: Sequence[Recurrent], calls: Sequence[LayerCall], wher
     if len(calls) > 1 and any(c.semantics != first.semantics or c.unroll_quirk for c in calls):
         return [layer.run(call) for layer, call in zip(layers, calls)]
     with allocation_errors(
-        f"{where} on input shape {tuple(first.xt.shape)} (time, batch, features) with units={layers[0].units}"
+        lambda: f"{where} on input shape {tuple(first.xt.shape)} (time, batch, features) with units={layers[0].units}"
     ):
         lstm = layers[0].cell.kind is CellKind.LSTM
         outs, hs, cs = run_layer(

@@ -230,6 +230,8 @@ class RecurrentNet(torch.nn.Module):
         return self.num_layers * self.num_directions
 
     def _state_hint(self, batch: int) -> str:
+        """The expected state shape, for error messages only: formatting ``batch`` while ``torch.compile``
+        traces makes it specialise the batch size (a recompile per batch), so callers format it on failure."""
         return f" (num_layers*num_directions={self._state_rows()}, batch={batch}, hidden_size={self.hidden_size})"
 
     def _initial_states(
@@ -261,7 +263,7 @@ class RecurrentNet(torch.nn.Module):
                 f"For '{name}' batch size of x and seq_length must be equal, but got {batch} of x and "
                 f"{lengths.shape[0]} of seq_length (seq_length must have shape ({batch},))"
             )
-        check_shape(lengths, (batch,), "seq_length", f" (batch size of x is {batch})")
+        check_shape(lengths, (batch,), "seq_length", lambda: f" (batch size of x is {batch})")
         if self.bidirectional and tracing():  # the value check runs inside the recorded graph
             checked: torch.Tensor = check_range(
                 cast(lengths, torch.int64),
@@ -474,7 +476,7 @@ class RecurrentNet(torch.nn.Module):
         if hx is None:
             rows = self._state_rows()
             check_allocation(
-                f"the default initial state of shape ({rows}, {B}, {self.hidden_size})",
+                lambda: f"the default initial state of shape ({rows}, {B}, {self.hidden_size})",
                 rows * B * self.hidden_size,
                 xt.dtype,
             )

@@ -14,6 +14,7 @@ differences there), at ~20-70x the time. ``numerics="exact"`` is true math, as `
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Optional, Tuple
 
 import numpy as np
@@ -82,10 +83,10 @@ class OneStateNet(RecurrentNet):
                 f"For '{name}', the type of 'hx' should be same as 'x', but got 'x' with type "
                 f"{_dtype_name(in_dtype)} and 'hx' with type {_dtype_name(t.dtype)}."
             )
-        hint = self._state_hint(batch)
+        hint = functools.partial(self._state_hint, batch)  # (formatted on failure only)
         if t.dim() == 3 and t.shape[0] < rows:  # MindSpore: IndexError fetching the missing row
             raise HxRowsError(
-                f"For '{name}', hx must have shape {expected}{hint}; received {tuple(t.shape)} "
+                f"For '{name}', hx must have shape {expected}{hint()}; received {tuple(t.shape)} "
                 f"(only {t.shape[0]} of {rows} rows)"
             )
         check_shape(t, expected, f"For '{name}', hx", hint)

@@ -21,6 +21,7 @@ the valid prefix (PyTorch's packed-sequence semantics).
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Optional, Tuple, Union
 
 import torch
@@ -128,10 +129,10 @@ class LSTM(RecurrentNet):
                 raise TypeError(
                     f"For 'LSTM', the type of hx {name} should be the same as x's: expected {dtype}, received {t.dtype}"
                 )
-            hint = self._state_hint(batch)
+            hint = functools.partial(self._state_hint, batch)  # (formatted on failure only)
             if t.dim() == 3 and t.shape[0] < rows:  # MindSpore: IndexError fetching the missing row
                 raise HxRowsError(
-                    f"hx {name} must have shape {expected}{hint}; received {tuple(t.shape)} "
+                    f"hx {name} must have shape {expected}{hint()}; received {tuple(t.shape)} "
                     f"(only {t.shape[0]} of {rows} rows)"
                 )
             check_shape(t, expected, f"hx {name}", hint)

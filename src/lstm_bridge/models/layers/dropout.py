@@ -37,7 +37,7 @@ class Dropout(KerasLayer):
     def _noise_shape(self, x: torch.Tensor) -> Sequence[int]:
         if self.noise_shape is None:
             return tuple(x.shape)
-        return tuple(int(x.shape[i]) if d is None else int(d) for i, d in enumerate(self.noise_shape))
+        return tuple(x.shape[i] if d is None else int(d) for i, d in enumerate(self.noise_shape))
 
     def forward(self, x: torch.Tensor, mask: Any = None, training: Optional[bool] = None) -> torch.Tensor:
         x = as_float(x)
@@ -59,7 +59,7 @@ class SpatialDropout1D(Dropout):
         super().__init__(rate, **config)
 
     def _noise_shape(self, x: torch.Tensor) -> Sequence[int]:
-        return (int(x.shape[0]), 1, int(x.shape[2]))
+        return (x.shape[0], 1, x.shape[2])  # (sizes as they are: int() would make torch.compile specialise them)
 
 
 class GaussianNoise(KerasLayer):
@@ -115,7 +115,7 @@ class AlphaDropout(KerasLayer):
         shape = (
             tuple(x.shape)
             if self.noise_shape is None
-            else tuple(int(x.shape[i]) if d is None else int(d) for i, d in enumerate(self.noise_shape))
+            else tuple(x.shape[i] if d is None else int(d) for i, d in enumerate(self.noise_shape))
         )
         alpha_p = -self._ALPHA * self._SCALE
         kept = (torch.rand(shape, dtype=x.dtype, device=x.device) >= self.rate).to(x.dtype)

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ...engine.guards import check_range, tracing
 from .base import KerasLayer, WeightSlot, as_float
 
 __all__ = ["Embedding", "Masking"]
@@ -37,6 +38,15 @@ class Embedding(KerasLayer):
         if not isinstance(x, torch.Tensor):
             x = torch.as_tensor(np.asarray(x))
         idx = x.to(torch.int64)  # Keras casts float indices to int32 (truncation)
+        if tracing():  # the value check as a registered op inside the compiled or exported graph
+            name = repr(self.name).replace("{", "{{").replace("}", "}}")
+            message = (
+                f"Embedding {name}: indices must be in [0, {self.input_dim}); received {{value}} "
+                "at flat position {index}"
+            )
+            return F.embedding(
+                check_range(idx.reshape(-1), 0, self.input_dim - 1, message).view(idx.shape), self.weight
+            )
         if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self.input_dim):
             raise IndexError(
                 f"Embedding {self.name!r}: indices must be in [0, {self.input_dim}); received values in "
