@@ -491,17 +491,48 @@ def test_jit_trace_keras_and_mindspore():
     km = KerasMasked()
     x, mask = _keras_inputs()
     km(x, mask)  # built before tracing
-    traced = torch.jit.trace(km, (x, mask), check_trace=False)
+    traced = torch.jit.trace(km, (x, mask))  # with torch's check (a re-trace under no_grad: the same graph)
     assert "lstm_bridge::lstm_layer" in str(traced.inlined_graph)
     x2, mask2 = _keras_inputs(seed=7)  # new values, same shapes (a trace fixes shapes)
     _close(traced(x2, mask2), km(x2, mask2))
     mm = MsLengths()
     x, lengths = _ms_inputs()
-    traced = torch.jit.trace(mm, (x, lengths), check_trace=False)
+    traced = torch.jit.trace(mm, (x, lengths))
     assert "lstm_bridge::lstm_layer" in str(traced.inlined_graph)
     x2, _ = _ms_inputs(seed=8)
     lengths2 = torch.tensor([1, 6, 3], dtype=torch.int32)
     _close(traced(x2, lengths2), mm(x2, lengths2))
+
+
+@pytest.mark.parametrize("layer_type", [K.LSTM, K.GRU, K.SimpleRNN])
+def test_jit_trace_passes_its_check_in_either_grad_mode_and_the_trace_trains(layer_type):
+    """torch.jit.trace's check re-traces under no_grad, where a GRU's reordered weights stop requiring grad: the
+    op's save flag is fixed under jit tracing, so both traces agree; a trace made under no_grad still trains."""
+    layer = layer_type(5, return_sequences=True)
+    x = torch.randn(3, 4, 2)
+    layer(x)
+    x2 = torch.randn(3, 4, 2)
+    for grad in (True, False):
+        with torch.set_grad_enabled(grad):
+            traced = torch.jit.trace(layer, (x,))
+        with torch.no_grad():
+            _close([traced(x2)], [layer(x2)])
+        layer.zero_grad()
+        layer(x2).square().sum().backward()
+        want = [p.grad.clone() for p in layer.parameters()]
+        layer.zero_grad()
+        traced(x2).square().sum().backward()
+        _close([p.grad for p in layer.parameters()], want, atol=1e-5)
+
+
+def test_the_legacy_onnx_exporter_refuses_the_ops_naming_the_remedy():
+    import io
+
+    layer = K.LSTM(5, return_sequences=True)
+    x = torch.randn(3, 4, 2)
+    layer(x)
+    with pytest.raises(Exception, match=r"dynamo=False.*export with dynamo=True"):
+        torch.onnx.export(layer, (x,), io.BytesIO(), dynamo=False)
 
 
 # --- dynamo ONNX export ---------------------------------------------------------------------------------

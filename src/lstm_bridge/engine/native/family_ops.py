@@ -23,7 +23,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 import torch
 
 from . import family
-from .ops import _expand, _grad_shapes, _per_direction, _present, _unaliased, define_op
+from .ops import _expand, _grad_shapes, _per_direction, _present, _unaliased, define_op, saves_for_backward
 
 Tensor = torch.Tensor
 
@@ -275,7 +275,7 @@ def run(
     """One GRU/RNN layer through ``torch.ops.lstm_bridge.family_layer``: ``(outs, h_n)`` lists over directions."""
     present_b = [b for b in (*b_ih, *b_hh) if b is not None]
     tensors = [x, *w_ih, *w_hh, *h0, *present_b]
-    save = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+    save = saves_for_backward(tensors)
     D = len(w_hh)
     results = torch.ops.lstm_bridge.family_layer(
         x,

@@ -21,7 +21,7 @@ from __future__ import annotations
 import importlib.abc
 import importlib.util
 import sys
-from typing import Any, Dict, List, Sequence
+from typing import Any, Callable, Dict, List, Sequence
 
 import torch
 
@@ -276,14 +276,18 @@ _REGISTRY_MODULE = "onnxscript.function_libs.torch_lib.registration"
 
 
 class _RegisterOnImport(importlib.abc.MetaPathFinder):
-    """Registers the translations right after onnxscript's registry module is first imported.
+    """Runs ``callback`` right after module ``name`` is first imported.
 
     ``torch.onnx.export(..., dynamo=True)`` builds its function registry from onnxscript's before it
     captures the model, so registering when the op is traced would come one export too late; importing
-    onnxscript up front would cost every ``import lstm_bridge`` about a second."""
+    onnxscript (or torch.onnx, for the legacy exporter's refusal) up front would cost every
+    ``import lstm_bridge`` that import."""
+
+    def __init__(self, name: str, callback: Callable[[], object]) -> None:
+        self.name, self.callback = name, callback
 
     def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
-        if name != _REGISTRY_MODULE:
+        if name != self.name:
             return None
         sys.meta_path.remove(self)  # one shot; the real finders locate the module
         spec = importlib.util.find_spec(name)
@@ -291,22 +295,50 @@ class _RegisterOnImport(importlib.abc.MetaPathFinder):
             return spec
         loader = spec.loader
         exec_module = loader.exec_module
+        callback = self.callback
 
         def exec_then_register(module: Any) -> None:
             exec_module(module)
-            register()
+            callback()
 
         loader.exec_module = exec_then_register  # type: ignore[method-assign]
         return spec
 
 
+def _on_import(name: str, callback: Callable[[], object]) -> None:
+    """``callback()`` now when module ``name`` is loaded, else as soon as it is."""
+    if name in sys.modules:
+        callback()
+    elif not any(isinstance(f, _RegisterOnImport) and f.name == name for f in sys.meta_path):
+        sys.meta_path.insert(0, _RegisterOnImport(name, callback))
+
+
+_LEGACY_REGISTRY_MODULE = "torch.onnx._internal.torchscript_exporter.registration"
+_LEGACY_OPSET = 7  # the legacy exporter's lowest opset: the refusal covers every opset it exports
+
+
+def _refuse_legacy_export(g: Any, *args: Any) -> Any:
+    raise RuntimeError(
+        "the TorchScript-based ONNX exporter (torch.onnx.export(..., dynamo=False)) cannot translate "
+        "lstm_bridge's recurrent ops: export with dynamo=True (torch's default), which writes standard ONNX "
+        "LSTM / GRU / RNN nodes, or save the weights with lstm_bridge.save(..., format='onnx')"
+    )
+
+
+def register_legacy_refusal() -> None:
+    """Make the legacy exporter refuse the ops naming the exporter that translates them (without it, its
+    error is an unrecognised namespace)."""
+    from torch.onnx import register_custom_op_symbolic
+
+    for name in ("lstm_layer", "family_layer", "check_range"):
+        register_custom_op_symbolic(f"lstm_bridge::{name}", _refuse_legacy_export, _LEGACY_OPSET)
+
+
 def install() -> None:
-    """Make ``torch.onnx.export(..., dynamo=True)`` translate the ops by itself: register now when onnxscript's
-    registry is already loaded, else as soon as it is."""
-    if _REGISTRY_MODULE in sys.modules:
-        register()
-    elif not any(isinstance(f, _RegisterOnImport) for f in sys.meta_path):
-        sys.meta_path.insert(0, _RegisterOnImport())
+    """Make ``torch.onnx.export(..., dynamo=True)`` translate the ops by itself, and the legacy exporter refuse
+    them with the remedy: registered now when the registry modules are loaded, else as soon as they are."""
+    _on_import(_REGISTRY_MODULE, register)
+    _on_import(_LEGACY_REGISTRY_MODULE, register_legacy_refusal)
 
 
 def _table() -> Dict[Any, Any]:

@@ -49,7 +49,7 @@ from .plan import Masks, Plan
 
 Tensor = torch.Tensor
 
-__all__ = ["define_op", "lstm_layer", "lstm_layer_backward", "run"]
+__all__ = ["define_op", "lstm_layer", "lstm_layer_backward", "run", "saves_for_backward"]
 
 LIBRARY = torch.library.Library("lstm_bridge", "FRAGMENT")  # type: ignore[no-untyped-call]
 """The fragment of the ``lstm_bridge`` op namespace that :func:`define_op` registers into."""
@@ -104,6 +104,17 @@ def define_op(
 
     LIBRARY.impl(name, autograd_kernel, "Autograd", with_keyset=True)  # type: ignore[no-untyped-call]
     return op
+
+
+def saves_for_backward(tensors: Sequence[Tensor]) -> bool:
+    """The ``save`` argument of a layer op: grad mode on and an input requiring grad; always under
+    ``torch.jit.trace``. A trace bakes the flag into its graph as a constant, and its check re-traces under
+    ``torch.no_grad()``, where the weights a front end derives (a GRU's reordered gate blocks) no longer
+    require grad: the two graphs must agree, and the traced module may later train. (A traced module's
+    inference then also returns the saved states, which it drops.)"""
+    if torch.jit.is_tracing():  # type: ignore[no-untyped-call]
+        return True
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
 _FwdOut = List[Tensor]
@@ -460,7 +471,7 @@ def run(
     ``save`` (what backward needs) is decided here, where grad mode is visible: grad mode on and some
     differentiable input requiring grad."""
     tensors = [x, *w_ih, *w_hh, *h0, *c0, *[b for b in b_ih if b is not None], *[b for b in b_hh if b is not None]]
-    save = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+    save = saves_for_backward(tensors)
     has_bias = [int(b is not None) for b in b_ih] + [int(b is not None) for b in b_hh]
     D = len(w_hh)
     results = torch.ops.lstm_bridge.lstm_layer(
