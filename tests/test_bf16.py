@@ -326,6 +326,33 @@ def test_mindspore_bf16_input_keeps_its_float32_compute_rule():
     assert torch.equal(out, ref.to(BF16))
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+@pytest.mark.parametrize(
+    "make", [lambda: keras.GRU(7, return_sequences=True), lambda: keras.SimpleRNN(7)], ids=["gru", "rnn"]
+)
+def test_keras_gru_and_simple_rnn_modules_in_16_bits_run_as_their_float32_twin_under_autocast(make, dtype):
+    """A Keras GRU/SimpleRNN converted with ``.to(bfloat16/float16)`` (was: TypeError "x must be float32"):
+    the float32 layer holding the same (rounded) weights, called under that dtype's CPU autocast, results
+    rounded to the 16-bit dtype - bit for bit; gradients reach the 16-bit weights and input."""
+    torch.manual_seed(0)
+    x = torch.randn(3, 5, 4)
+    low = make()
+    low(x)
+    low = low.to(dtype)
+    twin = make()
+    twin(x)
+    twin.load_state_dict({k: v.float() for k, v in low.state_dict().items()})
+    x16 = x.to(dtype).requires_grad_(True)
+    got = low(x16)
+    with torch.autocast("cpu", dtype=dtype):
+        want = twin(x16.detach().float())
+    assert got.dtype == dtype
+    assert torch.equal(got, want.to(dtype))
+    got.float().square().sum().backward()
+    assert x16.grad is not None and x16.grad.dtype == dtype
+    assert all(p.grad is not None and p.grad.dtype == dtype for p in low.parameters())
+
+
 # --- the kernel's bf16 GEMM -------------------------------------------------------------------------------
 
 

@@ -28,7 +28,7 @@ import torch
 
 from . import backend as _backend, family_torch as _family
 from .guards import allocation_errors, check_allocation, check_request, tracing
-from .precision import reduced_dtype
+from .precision import REDUCED, reduced_dtype
 from .semantics import CellActivations, CellKind, DirectionWeights, DropoutMasks, LayerSemantics, MaskedOutput
 
 Tensor = torch.Tensor
@@ -191,6 +191,36 @@ def _check_loop_exportable(x: Tensor, what: str, semantics: LayerSemantics) -> N
     )
 
 
+def _reduced_family_layer(
+    x: Tensor,
+    directions: Sequence[DirectionWeights],
+    h0: Sequence[Tensor],
+    kind: CellKind,
+    *,
+    reverse: Sequence[bool],
+    valid: Optional[Tensor],
+    semantics: LayerSemantics,
+    dropout: Sequence[Optional[DropoutMasks]],
+) -> Tuple[List[Tensor], List[Tensor], List[Tensor]]:
+    """A bfloat16/float16 GRU or RNN layer (a 16-bit module and input): its float32 twin run under that
+    dtype's CPU autocast - the family's torch path, whose products follow autocast as ``torch.nn.GRU``'s do
+    (the native GRU/RNN kernel has no 16-bit layer) - with the results in the 16-bit dtype. Gradients flow
+    back through the casts into the 16-bit weights and input."""
+    dtype = x.dtype
+
+    def up(t: Optional[Tensor]) -> Optional[Tensor]:
+        return None if t is None else t.float()
+
+    weights = [DirectionWeights(up(w.w_ih), up(w.w_hh), up(w.b_ih), up(w.b_hh), kind=w.kind) for w in directions]
+    masks = [None if d is None else DropoutMasks(up(d.inputs), up(d.recurrent)) for d in dropout]
+    with torch.autocast(x.device.type, dtype=dtype):
+        outs, hs, _ = _run_family_layer(
+            x.float(), weights, [h.float() for h in h0], kind,
+            reverse=reverse, valid=valid, semantics=semantics, dropout=masks,
+        )  # fmt: skip
+    return [o.to(dtype) for o in outs], [h.to(dtype) for h in hs], []
+
+
 def _run_family_layer(
     x: Tensor,
     directions: Sequence[DirectionWeights],
@@ -206,6 +236,10 @@ def _run_family_layer(
     if dropout is None:
         dropout = [None] * len(directions)
     check_request(x, directions, h0, h0, valid=valid, dropout=dropout)  # (no c0: h0 stands in for it)
+    if x.dtype in REDUCED:
+        return _reduced_family_layer(
+            x, directions, h0, kind, reverse=reverse, valid=valid, semantics=semantics, dropout=dropout
+        )
     numerics = "mindspore-cpu" if semantics.mindspore_cpu else "exact"
     native = None
     if x.dim() == 3 and x.shape[0] > 0 and x.shape[1] > 0:
