@@ -28,3 +28,31 @@ def test_floor_table_gives_torchs_own_per_call_cost_of_compiled_and_exported_pro
     text = traced.render({"floor": floor})
     assert "Torch's own per-call cost" in text
     assert "| forward |" in text and "| train |" in text and " us)" in text
+
+
+def test_traced_table_gains_the_aoti_column_only_when_measured():
+    def stats(v: float) -> dict:
+        return {"median": v, "min": v, "max": v, "samples": 1}
+
+    row = {
+        "config": "small (50,16,32,64)",
+        "case": "keras hard_sigmoid + mask",
+        "forward": {"eager": stats(1e-3), "compiled": stats(1.4e-3), "exported": stats(1.5e-3)},
+        "train": {"eager": stats(2e-3), "compiled": stats(2.4e-3)},
+        "compile_forward_s": 1.0,
+        "compile_train_s": 0.5,
+        "export_s": 0.2,
+        "aoti_compile_s": None,
+    }
+    plain = traced.render({"traced": [row]})
+    assert "AOTInductor" not in plain and "1.40x" in plain and "1.50x" in plain
+    row["forward"]["aoti"] = stats(1.1e-3)
+    row["aoti_compile_s"] = 9.5
+    text = traced.render({"traced": [row]})
+    header, rule = text.splitlines()[:2]
+    assert "AOTInductor package ms (x eager)" in header and header.count("|") == rule.count("|")
+    forward = next(line for line in text.splitlines() if "| forward |" in line)
+    train = next(line for line in text.splitlines() if "| train |" in line)
+    assert "1.10x" in forward and forward.count("|") == header.count("|")
+    assert train.count("|") == header.count("|") and "| - |" in train  # no exported or AOTI training rows
+    assert "| 9.5 |" in text

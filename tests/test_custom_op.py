@@ -720,6 +720,75 @@ def test_compile_before_any_eager_call_loads_the_kernel_at_compile_time():
     assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-3000:]
 
 
+def test_a_saved_exported_program_loads_in_a_fresh_process_after_import_lstm_bridge_ops(tmp_path):
+    """torch.export.save of Keras GRU + LSTM layers; a new process that imports ``lstm_bridge.ops`` (and no
+    layer) loads it and runs it (the family op loads the kernel on first use, as the LSTM op does)."""
+    import subprocess
+    import sys
+
+    class Stack(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gru = K.GRU(6, return_sequences=True)
+            self.lstm = K.LSTM(5, recurrent_activation="hard_sigmoid")
+
+        def forward(self, x, mask):
+            return self.lstm(self.gru(x, mask=mask), mask=mask)
+
+    m = Stack()
+    x, mask = _keras_inputs()
+    want = m(x, mask)
+    program = torch.export.export(m, (x, mask), dynamic_shapes=({0: Dim("B", min=2), 1: Dim("T", min=2)},) * 2)
+    torch.export.save(program, tmp_path / "stack.pt2")
+    torch.save({"x": x, "mask": mask, "want": want.detach()}, tmp_path / "io.pt")
+    code = (
+        "import sys, torch\n"
+        "import lstm_bridge.ops\n"
+        f"d = torch.load({str(tmp_path / 'io.pt')!r})\n"
+        f"got = torch.export.load({str(tmp_path / 'stack.pt2')!r}).module()(d['x'], d['mask'])\n"
+        "assert 'lstm_bridge.keras' not in sys.modules\n"
+        "torch.testing.assert_close(got, d['want'], rtol=1e-5, atol=1e-6)\n"
+        "print('ok')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "LSTM_BRIDGE_BACKEND"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-3000:]
+
+
+def test_an_aot_inductor_package_runs_the_ops(tmp_path):
+    """torch._inductor.aoti_compile_and_package of an exported program (Keras GRU and hard_sigmoid LSTM with a
+    mask, a bidirectional MindSpore LSTM with seq_length): its C++ runtime calls the ops (an empty tensor list
+    arrives as None, which the kernels take as empty) and reproduces eager at another batch size; the
+    seq_length range check still raises."""
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gru = K.GRU(6, return_sequences=True)
+            self.lstm = K.LSTM(5, recurrent_activation="hard_sigmoid", return_sequences=True)
+            self.ms = M.LSTM(5, 4, batch_first=True, bidirectional=True)
+
+        def forward(self, x, mask, lengths):
+            y = self.lstm(self.gru(x, mask=mask), mask=mask)
+            return self.ms(y, seq_length=lengths)[0]
+
+    m = Net()
+    x, mask = _keras_inputs(B=3, T=6)
+    lengths = torch.tensor([6, 2, 4], dtype=torch.int32)
+    with torch.no_grad():
+        m(x, mask, lengths)
+        dims = ({0: Dim("B", min=2), 1: Dim("T", min=2)},) * 2 + ({0: Dim("B", min=2)},)
+        program = torch.export.export(m, (x, mask, lengths), dynamic_shapes=dims)
+        package = torch._inductor.aoti_compile_and_package(program, package_path=str(tmp_path / "net.pt2"))
+        runner = torch._inductor.aoti_load_package(package)
+        x2, mask2 = _keras_inputs(B=5, T=4, seed=3)
+        lengths2 = torch.tensor([4, 1, 0, 3, 2], dtype=torch.int32)
+        for args in ((x, mask, lengths), (x2, mask2, lengths2)):
+            _close([runner(*args)], [m(*args)])
+        with pytest.raises(RuntimeError, match=r"seq_length must be in \[0, 6\].*seq_length\[0\] = 9"):
+            runner(x, mask, torch.tensor([9, 2, 4], dtype=torch.int32))
+
+
 def test_tracing_an_unbuilt_keras_layer_says_to_call_it_first():
     with pytest.raises(ValueError, match="creates its weights on its first call.*call it once eagerly"):
         torch.export.export(K.LSTM(5), (torch.randn(3, 6, 4),))

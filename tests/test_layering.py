@@ -49,6 +49,8 @@ MAY_IMPORT: Dict[str, FrozenSet[str]] = {
     "convert": frozenset({"recurrent", "activations", "engine", "weights", "targets", "formats", "keras", "mindspore"}),
     "explain": frozenset({"recurrent", "activations", "engine", "weights", "targets", "formats", "keras", "mindspore"}),
     "io": frozenset({"recurrent", "activations", "engine", "weights", "targets", "formats", "keras", "mindspore"}),
+    # ``import lstm_bridge.ops`` registers the engine's custom ops (before torch.export.load of a saved program)
+    "ops": frozenset({"engine"}),
     # whole Keras models (load_model, the layer catalogue): above the front ends, below the CLI
     "models": frozenset(
         {
@@ -109,6 +111,7 @@ MAY_IMPORT: Dict[str, FrozenSet[str]] = {
             "demo",
             "bench",
             "cli",
+            "ops",
         }
     ),
 }

@@ -323,3 +323,18 @@ def test_without_fcntl_msvcrt_locks_the_build(monkeypatch, tmp_path):
         importlib.reload(filelock)
     if os.name == "posix":
         assert filelock.KIND == "fcntl"
+
+
+def test_available_carries_dynamos_constant_marker_without_importing_dynamo():
+    """``loader.available`` is marked as ``torch.compiler.assume_constant_result`` marks a function (dynamo
+    calls it instead of tracing a build under a lock) without that decorator's import of ``torch._dynamo``
+    (~0.9 s): importing the ops leaves dynamo unloaded."""
+
+    def probe() -> bool:
+        return True
+
+    marks = dict(vars(torch.compiler.assume_constant_result(probe)))
+    assert marks and all(getattr(loader.available, k, None) == v for k, v in marks.items())
+    code = "import sys, torch, lstm_bridge.ops\nassert 'torch._dynamo' not in sys.modules\nprint('ok')\n"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-2000:]

@@ -5,6 +5,7 @@ Front ends: :mod:`lstm_bridge.keras` (``LSTM``, ``GRU``, ``SimpleRNN``, their ce
 Vocabulary: :mod:`lstm_bridge.recurrent`; engine: :mod:`lstm_bridge.engine`. Files: :func:`load` /
 :func:`save` (format chosen from the file); what each target can hold: :mod:`lstm_bridge.targets`.
 Conversion: :mod:`lstm_bridge.convert`. Whole Keras models: :func:`load_model` (:mod:`lstm_bridge.models`).
+Custom operators: ``import lstm_bridge.ops`` registers them (before ``torch.export.load`` of a saved program).
 
 Submodules and :func:`load` / :func:`save` are imported on first use (``import lstm_bridge;
 lstm_bridge.keras.LSTM`` works), so ``import lstm_bridge`` itself stays cheap.
@@ -36,6 +37,7 @@ _SUBMODULES = (
     "cli",
     "bench",
     "demo",
+    "ops",
 )
 
 

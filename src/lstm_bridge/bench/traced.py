@@ -8,6 +8,8 @@ alternating) so machine load hits every participant alike:
   run eagerly, as ``torch.compile(fullgraph=True)`` (inductor) and as ``torch.export.export(...).module()``
   (dynamic batch and time); forward under ``torch.no_grad()`` and a training step (forward + backward,
   eager vs compiled). Compile and export times are recorded (the first compiled call includes compiling).
+  ``--aoti`` adds the exported program compiled by AOTInductor (``torch._inductor.aoti_compile_and_package``,
+  loaded with ``aoti_load_package``: no dynamo or Python wrappers per call; forward only).
   A trivial module with the same inputs, timed the same way, gives torch's own per-call cost of a compiled
   and an exported program (:func:`measure_floor`).
 * **per-call overhead**: tiny layers (T=1, B=1, I=H=8) of ``lstm_bridge.keras.LSTM`` and
@@ -176,20 +178,39 @@ def _loss(out: Any) -> torch.Tensor:
     return t.float().square().mean()
 
 
-def _measure_case(name: str, c: Config, samples: int, calls: int) -> Dict[str, Any]:
+def _aoti_runner(program: Any, folder: str) -> Tuple[Call, float]:
+    """An AOTInductor package of ``program`` (C++ compiled, then loaded) and its compile time in seconds."""
+    import os
+
+    t0 = time.perf_counter()
+    package = torch._inductor.aoti_compile_and_package(program, package_path=os.path.join(folder, "program.pt2"))
+    runner = torch._inductor.aoti_load_package(package)
+    return runner, time.perf_counter() - t0
+
+
+def _measure_case(name: str, c: Config, samples: int, calls: int, aoti: bool = False) -> Dict[str, Any]:
+    import tempfile
+
     torch._dynamo.reset()
     m, args, dyn = _case(name, c)
-    with torch.no_grad():
+    with torch.no_grad(), tempfile.TemporaryDirectory() as folder:
         t0 = time.perf_counter()
         compiled = torch.compile(m, fullgraph=True)
         compiled(*args)
         compile_fwd_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        exported = torch.export.export(m, args, dynamic_shapes=dyn).module()
+        program = torch.export.export(m, args, dynamic_shapes=dyn)
+        exported = program.module()
         export_s = time.perf_counter() - t0
         for a, b in zip(torch.utils._pytree.tree_leaves(compiled(*args)), torch.utils._pytree.tree_leaves(m(*args))):
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
         forward = {"eager": lambda: m(*args), "compiled": lambda: compiled(*args), "exported": lambda: exported(*args)}
+        aoti_s = None
+        if aoti:
+            runner, aoti_s = _aoti_runner(program, folder)
+            for a, b in zip(torch.utils._pytree.tree_leaves(runner(*args)), torch.utils._pytree.tree_leaves(m(*args))):
+                torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+            forward["aoti"] = lambda: runner(*args)
         fwd = _interleaved(forward, samples, calls, SAMPLE_S)
     torch._dynamo.reset()
     compiled_train = torch.compile(m, fullgraph=True)
@@ -213,13 +234,17 @@ def _measure_case(name: str, c: Config, samples: int, calls: int) -> Dict[str, A
         "compile_forward_s": compile_fwd_s,
         "compile_train_s": compile_train_s,
         "export_s": export_s,
+        "aoti_compile_s": aoti_s,
     }
 
 
-def measure_traced(configs: Sequence[Config], samples: int = 7, calls: int = 3) -> List[Dict[str, Any]]:
-    """Eager vs compiled vs exported rows (seconds per call) with compile/export times; see the module docstring."""
+def measure_traced(
+    configs: Sequence[Config], samples: int = 7, calls: int = 3, aoti: bool = False
+) -> List[Dict[str, Any]]:
+    """Eager vs compiled vs exported rows (seconds per call) with compile/export times; see the module docstring.
+    ``aoti``: also the exported program as an AOTInductor package (forward only; needs a C++ compiler)."""
     return [
-        _measure_case(name, c, samples, calls)
+        _measure_case(name, c, samples, calls, aoti)
         for c in configs
         for name in ("keras hard_sigmoid + mask", "mindspore seq_length")
     ]
@@ -291,33 +316,42 @@ def _signed_us(v: float) -> str:
 def render(result: Dict[str, Any]) -> str:
     lines: List[str] = []
     if "traced" in result:
+        with_aoti = any(r.get("aoti_compile_s") is not None for r in result["traced"])
+        aoti_head = " AOTInductor package ms (x eager) |" if with_aoti else ""
         lines += [
-            "| config | case | mode | eager ms | compiled ms (x eager) | exported ms (x eager) | spread (min-max ms) |",
-            "|---|---|---|---|---|---|---|",
+            "| config | case | mode | eager ms | compiled ms (x eager) | exported ms (x eager) |"
+            + aoti_head
+            + " spread (min-max ms) |",
+            "|---|---|---|---|---|---|---|" + ("---|" if with_aoti else ""),
         ]
+
+        def versus(t: Dict[str, Any], k: str) -> str:
+            if k not in t:
+                return "-"
+            v, e = t[k]["median"], t["eager"]["median"]
+            return f"{_ms(v)} ({v / e:.2f}x; min {t[k]['min'] / t['eager']['min']:.2f}x; {_signed_us(v - e)})"
+
         for r in result["traced"]:
             for mode in ("forward", "train"):
                 t = r[mode]
-                e = t["eager"]["median"]
-                comp = t["compiled"]["median"]
-                exp = t.get("exported", {}).get("median")
                 spread = "; ".join(f"{k} {_ms(v['min'])}-{_ms(v['max'])}" for k, v in t.items())
-                exp_text = "-"
-                if exp is not None:
-                    exp_text = (
-                        f"{_ms(exp)} ({exp / e:.2f}x; min {t['exported']['min'] / t['eager']['min']:.2f}x; "
-                        f"{_signed_us(exp - e)})"
-                    )
-                best = t["compiled"]["min"] / t["eager"]["min"]
+                cells = [versus(t, "compiled"), versus(t, "exported")] + ([versus(t, "aoti")] if with_aoti else [])
                 lines.append(
-                    f"| {r['config']} | {r['case']} | {mode} | {_ms(e)} | "
-                    f"{_ms(comp)} ({comp / e:.2f}x; min {best:.2f}x; {_signed_us(comp - e)}) | {exp_text} | {spread} |"
+                    f"| {r['config']} | {r['case']} | {mode} | {_ms(t['eager']['median'])} | "
+                    + " | ".join(cells)
+                    + f" | {spread} |"
                 )
-        lines += ["", "| config | case | compile (forward) s | compile (train) s | export s |", "|---|---|---|---|---|"]
+        lines += [
+            "",
+            "| config | case | compile (forward) s | compile (train) s | export s |"
+            + (" AOTInductor compile s |" if with_aoti else ""),
+            "|---|---|---|---|---|" + ("---|" if with_aoti else ""),
+        ]
         for r in result["traced"]:
+            aoti_s = r.get("aoti_compile_s")
             lines.append(
                 f"| {r['config']} | {r['case']} | {r['compile_forward_s']:.1f} | {r['compile_train_s']:.1f} | "
-                f"{r['export_s']:.1f} |"
+                f"{r['export_s']:.1f} |" + (f" {aoti_s:.1f} |" if with_aoti and aoti_s is not None else "")
             )
         lines.append("")
     if "floor" in result:
@@ -362,6 +396,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--json", default=None, help="also write the raw numbers here")
     p.add_argument("--clock", choices=tuple(CLOCKS), default="cpu", help="cpu: process CPU time (default); wall")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads for the traced table")
+    p.add_argument(
+        "--aoti",
+        action="store_true",
+        help="also time the exported program as an AOTInductor package (forward; compiles C++, ~10 s a case)",
+    )
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -377,7 +416,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result["threads"] = torch.get_num_threads()
     result["clock"] = a.clock
     if a.only in (None, "traced"):
-        result["traced"] = measure_traced(configs, samples=samples, calls=1 if a.quick else 3)
+        result["traced"] = measure_traced(configs, samples=samples, calls=1 if a.quick else 3, aoti=a.aoti)
         result["floor"] = measure_floor(configs[0], samples=samples, calls=1 if a.quick else 3)
     if a.only in (None, "overhead"):
         result["overhead"] = measure_overhead(samples=samples * 2, calls=20 if a.quick else 300)

@@ -69,10 +69,15 @@ def _gates(form: int) -> int:
 
 
 def _ext() -> Any:
-    ext = loader.module()
-    if ext is None:
-        raise RuntimeError("lstm-bridge native kernel is not loaded (call native.available() first)")
-    return ext
+    """The kernel, built or loaded on first use (a saved program loaded in a fresh process calls the op before
+    any layer has); the reason and the remedy when it is unavailable."""
+    if not loader.available():
+        raise RuntimeError(
+            "lstm-bridge native kernel unavailable: "
+            + (loader.error() or "unknown reason")
+            + " (set LSTM_BRIDGE_BACKEND=torch to run the portable torch path)"
+        )
+    return loader.module()
 
 
 def _config(

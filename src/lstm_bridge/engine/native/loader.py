@@ -9,9 +9,10 @@ that outcome and share it (never a spurious "unavailable"). Inter-process safety
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from types import ModuleType
-from typing import Optional
+from typing import Any, Callable, Optional, TypeVar
 
 import torch
 
@@ -22,12 +23,25 @@ _module: Optional[ModuleType] = None
 _error: Optional[str] = None
 _tried = False  # a build/import was attempted in this process (its outcome is in _module / _error)
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
 
 def _backend_disabled() -> bool:
     return os.environ.get("LSTM_BRIDGE_BACKEND", "auto").strip().lower() == "torch"
 
 
-@torch.compiler.assume_constant_result  # type: ignore[untyped-decorator]  # dynamo calls it (a build, a lock)
+def _assume_constant_result(fn: _F) -> _F:
+    """``torch.compiler.assume_constant_result(fn)`` without importing ``torch._dynamo`` (~0.9 s) when it is not
+    loaded yet: that decorator only sets the marker dynamo reads when it meets ``fn`` (a test holds the two
+    together)."""
+    if "torch._dynamo" in sys.modules:
+        marked: _F = torch.compiler.assume_constant_result(fn)  # type: ignore[no-untyped-call]
+        return marked
+    fn._dynamo_marked_constant = True  # type: ignore[attr-defined]
+    return fn
+
+
+@_assume_constant_result  # dynamo calls it (a build, a lock) instead of tracing it
 def available() -> bool:
     """True when the kernel is built and imported; builds it on the first call (once, cached).
 

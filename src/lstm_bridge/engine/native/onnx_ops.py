@@ -313,7 +313,7 @@ def _on_import(name: str, callback: Callable[[], object]) -> None:
         sys.meta_path.insert(0, _RegisterOnImport(name, callback))
 
 
-_LEGACY_REGISTRY_MODULE = "torch.onnx._internal.torchscript_exporter.registration"
+_LEGACY_REGISTRY_MODULE = "torch.onnx"  # (its registry module is imported halfway through torch.onnx's own import)
 _LEGACY_OPSET = 7  # the legacy exporter's lowest opset: the refusal covers every opset it exports
 
 

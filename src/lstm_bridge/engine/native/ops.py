@@ -35,6 +35,8 @@ schema; docs/benchmarks.md, issue 12 section).
 from __future__ import annotations
 
 import functools
+import inspect
+import typing
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -66,6 +68,22 @@ _LEAN_AUTOGRAD = (
 ``torch.library.register_autograd`` (the same semantics, torch's per-call wrapper)."""
 
 
+def _empty_lists_for_none(kernel: Callable[..., List[Tensor]]) -> Callable[..., List[Tensor]]:
+    """``kernel`` taking None for an empty list argument: AOTInductor's C++ runtime hands an empty ``Tensor[]``
+    to a Python kernel as None. The schema's list parameters are read from ``kernel``'s annotations."""
+    hints = typing.get_type_hints(kernel)
+    names = [p for p in inspect.signature(kernel).parameters]
+    lists = tuple(i for i, p in enumerate(names) if typing.get_origin(hints.get(p)) is list)
+
+    @functools.wraps(kernel)
+    def tolerant(*args: Any) -> List[Tensor]:
+        if any(args[i] is None for i in lists if i < len(args)):
+            args = tuple([] if a is None and i in lists else a for i, a in enumerate(args))
+        return kernel(*args)
+
+    return tolerant
+
+
 def define_op(
     name: str,
     kernel: Callable[..., List[Tensor]],
@@ -83,6 +101,7 @@ def define_op(
     remaining dispatch keys end at ``CPU`` (no ``TorchDispatchMode``, fake tensor, functionalization or
     other key in between) calls ``kernel`` directly; the rest redispatch below autograd as torch does."""
     schema = torch.library.infer_schema(kernel, mutates_args=())
+    kernel = _empty_lists_for_none(kernel)
     LIBRARY.define(name + schema, tags=(torch.Tag.pt2_compliant_tag,))  # type: ignore[no-untyped-call]
     LIBRARY.impl(name, kernel, "CPU")  # type: ignore[no-untyped-call]
     torch.library.register_fake(f"lstm_bridge::{name}", fake, lib=LIBRARY)
