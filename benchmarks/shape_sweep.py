@@ -3,6 +3,7 @@ ones users have): forward (inference) and a training step, interleaved round by 
 
     .venv/bin/python benchmarks/shape_sweep.py            # 2 threads, wall clock
     .venv/bin/python benchmarks/shape_sweep.py 1          # 1 thread
+    .venv/bin/python benchmarks/shape_sweep.py 2 100,16,128,256 20,128,64,128   # these shapes (T,B,I,H) instead
 
 Prints per shape ``(T, B, I, H)`` the forward and training ms of both sides, their ratio (ours / torch) and the
 path the forward took (``native`` kernel or ``torch``: oneDNN's ``torch.lstm``; training runs the kernel).
@@ -80,7 +81,10 @@ def measure(T: int, B: int, I: int, H: int) -> str:
 
 def main() -> None:
     torch.set_num_threads(int(sys.argv[1]) if len(sys.argv) > 1 else 2)
-    for shape in SHAPES:
+    shapes = [tuple(int(v) for v in arg.split(",")) for arg in sys.argv[2:]] or SHAPES
+    for shape in shapes:
+        if len(shape) != 4:
+            raise SystemExit(f"a shape is T,B,I,H; received {shape}")
         print(measure(*shape), flush=True)
 
 
