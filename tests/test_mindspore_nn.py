@@ -286,3 +286,30 @@ def test_initialisers_by_mindspores_names_and_formulas():
     assert np.array_equal(init.initializer(2.5, (2,)).asnumpy(), [2.5, 2.5])
     with pytest.raises(ValueError, match="class corresponding to 'nope' was not found"):
         init.initializer("nope", (2, 2))
+
+
+def test_compiling_or_exporting_a_network_of_the_api_names_the_remedy_and_jit_trace_records_it():
+    """The API's Tensor is a torch.Tensor subclass that dynamo and export do not trace: a Cell refuses them,
+    naming what does work; torch.jit.trace records the network (plain tensors out)."""
+    from lstm_bridge.mindspore import nn as msnn
+
+    class Net(msnn.Cell):
+        def __init__(self):
+            super().__init__()
+            self.lstm = msnn.LSTM(4, 5, batch_first=True)
+            self.fc = msnn.Dense(5, 2)
+
+        def construct(self, x):
+            y, _ = self.lstm(x)
+            return self.fc(y[:, -1, :])
+
+    net = Net()
+    x = torch.randn(3, 6, 4)
+    want = net(x)
+    with pytest.raises(Exception, match=r"cannot record Net, a Cell of the MindSpore network API.*lstm_bridge"):
+        torch.export.export(net, (x,))
+    torch._dynamo.reset()
+    with pytest.raises(Exception, match=r"cannot record Net, a Cell of the MindSpore network API"):
+        torch.compile(net, fullgraph=True, backend="eager")(x)
+    traced = torch.jit.trace(net, (x,))
+    torch.testing.assert_close(traced(x), want)

@@ -273,3 +273,33 @@ def test_mask_reaching_only_masked_pooling_needs_no_flag_and_holes_stay_exact(tm
     assert np.abs(got - ref).max() <= 1e-6
     unmasked = x.mean(axis=1)
     assert np.abs(unmasked - ref).max() > 1e-2  # the mask matters here
+
+
+def test_torch_onnx_export_of_a_loaded_model_in_a_fresh_process_finds_the_translations(tmp_path):
+    """The dynamo ONNX exporter builds its function registry before it captures the model; a loaded model's
+    layers have not run yet, so the ops' translations must be registered when the engine is imported (they
+    were not: "No ONNX function found for lstm_bridge.lstm_layer")."""
+    pytest.importorskip("onnxscript")
+    import pathlib
+    import subprocess
+    import sys
+
+    fixture = pathlib.Path(__file__).parent / "fixtures" / "keras" / "tfkeras_bilstm_stacked"
+    code = (
+        "import numpy as np, torch, onnxruntime as ort\n"
+        "from torch.export import Dim\n"
+        "from lstm_bridge.models import load_model\n"
+        f"m = load_model({str(fixture) + '.h5'!r})\n"
+        f"x = torch.from_numpy(np.load({str(fixture) + '_input.npy'!r}))\n"
+        "dims = (({0: Dim('B', min=2), 1: Dim('T', min=2)},),)\n"
+        "program = torch.onnx.export(m, (x,), dynamo=True, dynamic_shapes=dims, verbose=False)\n"
+        "assert 'LSTM' in {n.op_type for n in program.model_proto.graph.node}\n"
+        "session = ort.InferenceSession(program.model_proto.SerializeToString())\n"
+        "x3 = torch.cat([x, x[:1]]).contiguous()\n"
+        "for v in (x, x3):\n"
+        "    got = session.run(None, {session.get_inputs()[0].name: v.numpy()})[0]\n"
+        "    np.testing.assert_allclose(got, m(v).detach().numpy(), rtol=1e-4, atol=1e-5)\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-3000:]

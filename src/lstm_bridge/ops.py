@@ -9,8 +9,10 @@ that has called a layer has them already; one that only loads a saved program ne
 
     program = torch.export.load("model.pt2").module()
 
-(``import lstm_bridge`` alone does not register them: it stays cheap and does not import torch.) The kernel
-itself is built or loaded on the program's first call, as for an eager layer.
+(``import lstm_bridge`` alone does not register them: it stays cheap and does not import torch. Importing a
+front end - ``lstm_bridge.keras``, ``lstm_bridge.mindspore`` - or ``lstm_bridge.models`` registers them too, with
+their translations for the dynamo ONNX exporter.) The kernel itself is built or loaded on the program's first
+call, as for an eager layer.
 """
 
 from __future__ import annotations

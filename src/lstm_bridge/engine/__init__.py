@@ -31,6 +31,13 @@ from .guards import allocation_errors, check_allocation, check_request, tracing
 from .precision import REDUCED, reduced_dtype
 from .semantics import CellActivations, CellKind, DirectionWeights, DropoutMasks, LayerSemantics, MaskedOutput
 
+try:  # defines the kernel's custom ops (building nothing, ~40 ms) and installs their ONNX translations, so an
+    # export of a module none of whose layers has run yet (a loaded Keras model) finds them: the dynamo ONNX
+    # exporter builds its function registry before it captures the model
+    from . import native as _native  # noqa: F401
+except ImportError:  # pragma: no cover - the native package is optional
+    pass
+
 Tensor = torch.Tensor
 
 __all__ = [

@@ -84,6 +84,13 @@ class Cell(torch.nn.Module):
         raise NotImplementedError(f"{type(self).__name__} must define construct()")
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
+        if torch.compiler.is_compiling() or torch.compiler.is_exporting():
+            raise NotImplementedError(
+                f"torch.compile / torch.export cannot record {type(self).__name__}, a Cell of the MindSpore network "
+                "API: its Tensor is a torch.Tensor subclass that they do not trace (dynamo refuses its as_subclass "
+                "conversions). Compile or export the recurrent layers themselves (lstm_bridge.mindspore.LSTM / GRU "
+                "/ RNN take plain torch tensors), record the network with torch.jit.trace, or run it eagerly"
+            )
         if self._cast_type is not None:
             args = _cast_inputs(args, self._cast_type)
             kwargs = dict(zip(kwargs, _cast_inputs(tuple(kwargs.values()), self._cast_type)))
