@@ -340,3 +340,29 @@ def test_a_loaded_embedding_model_compiles_and_exports_whole(name: str) -> None:
             torch.compiler.set_stance("default")
     with pytest.raises(IndexError, match=r"indices must be in \[0, 20\); received values in \[0, 1000000\]"):
         model(bad)
+
+
+@pytest.mark.skipif(not CASES, reason="tests/golden/models not present")
+@pytest.mark.parametrize("model_id", ["merge_graph", "seq2seq", "masked_conv"])
+def test_golden_models_compile_whole_and_export_with_a_dynamic_batch(model_id: str) -> None:
+    """Several inputs and outputs, merges, encoder states feeding a decoder, Conv1D with masks: fullgraph
+    compile and an export with a dynamic batch reproduce the eager model (Keras 3 files)."""
+    from torch.export import Dim
+
+    entry, arrays = g.model_entry("keras3", model_id)
+    model = lstm_bridge.load_model(g.model_path("keras3", model_id, "keras"))
+    inputs = g.model_inputs(entry, arrays)
+    with torch.no_grad():
+        want = g.run_model(model, entry, arrays)
+        torch._dynamo.reset()
+        compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
+        dims = (tuple({0: Dim("B", min=2)} for _ in inputs),)
+        program = torch.export.export(model, tuple(inputs), dynamic_shapes=dims).module()
+        for run in (compiled, program):
+            got = g.run_model(run, entry, arrays)
+            assert len(got) == len(want)
+            for a, b in zip(got, want):
+                np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+        bigger = [torch.cat([t, t[:2]]) for t in inputs]
+        for a, b in zip(g._flatten(program(*bigger)), g._flatten(model(*bigger))):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
