@@ -465,3 +465,24 @@ def test_real_worker_frameworks(framework, variant):
     work = P.build_workload(framework, cfg, variant, bench.make_inputs(cfg), threads=1)
     assert work is not None and isinstance(work.forward(), P.CallTime) and isinstance(work.train(), P.CallTime)
     assert ("torch" in work.path()) == (framework == "keras3-torch")
+
+
+def test_shapes_of_ones_own_are_timed_alone_or_beside_the_configs(tmp_path, capsys):
+    from lstm_bridge.bench.configs import parse_shape
+
+    cfg = parse_shape(" 12, 3, 4, 5 ,2, Bidir")
+    assert (cfg.T, cfg.B, cfg.I, cfg.H, cfg.layers, cfg.bidirectional) == (12, 3, 4, 5, 2, True)
+    assert parse_shape("6,2,3,4").layers == 1 and not parse_shape("6,2,3,4").bidirectional
+    for bad in ("6,2,3", "6,2,3,x", "6,0,3,4", "6,2,3,4,1,2"):
+        with pytest.raises(ValueError, match=r"T,B,I,H\[,layers\]\[,bidir\]"):
+            parse_shape(bad)
+    common = ["--quick", "--variants", "standard", "--progress", "none", "--no-memory", "--frameworks", "none"]
+    assert bench.main([*common, "--shape", "6,2,3,4", "--out", str(tmp_path / "a")]) == 0
+    rows = json.loads((tmp_path / "a" / "results.json").read_text())["rows"]
+    assert {r["config"]["name"] for r in rows} == {"6,2,3,4"}
+    assert bench.main([*common, "--configs", "small", "--shape", "5,2,3,4,2,bidir", "--out", str(tmp_path / "b")]) == 0
+    rows = json.loads((tmp_path / "b" / "results.json").read_text())["rows"]
+    assert {r["config"]["name"] for r in rows} == {"small", "5,2,3,4,2,bidir"}
+    capsys.readouterr()
+    assert bench.main([*common, "--shape", "6,2,3"]) == 2
+    assert "T,B,I,H" in capsys.readouterr().err

@@ -18,6 +18,7 @@ from .configs import (
     VARIANT_ALIASES,
     VARIANT_GROUPS,
     VARIANTS,
+    parse_shape,
 )
 from .environment import available_frameworks, run_metadata
 from .report import render_markdown, write_chart
@@ -67,6 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     p.add_argument("--configs", help=f"comma-separated, default all: {', '.join(CONFIGS)}")
+    p.add_argument(
+        "--shape",
+        action="append",
+        default=None,
+        metavar="T,B,I,H[,L][,bidir]",
+        help="a size of your own (repeatable): time steps, batch, input and hidden size, optionally stacked layers "
+        "and 'bidir'; alone it replaces the default configs, with --configs it adds to them",
+    )
     p.add_argument(
         "--variants",
         help=f"comma-separated: {', '.join(VARIANTS)}; groups 'lstm' (the default), 'family' (the GRU/RNN rows, "
@@ -128,7 +137,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         return _render_only(args.render, args.out)
     table = QUICK_CONFIGS if args.quick else CONFIGS
     try:
-        configs = [table[n] for n in _pick(args.configs, table, CONFIG_ALIASES, "config", table)]
+        shapes = [parse_shape(text) for text in args.shape or []]
+        named = [] if shapes and args.configs is None else _pick(args.configs, table, CONFIG_ALIASES, "config", table)
+        configs = [table[n] for n in named] + shapes
         variants = _pick(args.variants, VARIANTS, VARIANT_ALIASES, "variant", DEFAULT_VARIANTS, VARIANT_GROUPS)
         frameworks = available_frameworks(args.frameworks)
         if args.threads is None:

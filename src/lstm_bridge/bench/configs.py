@@ -67,6 +67,28 @@ QUICK_CONFIGS: Dict[str, Config] = {
         Config("medium_2l_bidir", 5, 3, 4, 6, layers=2, bidirectional=True),
     )
 }
+
+
+def parse_shape(text: str) -> Config:
+    """A custom size ``T,B,I,H`` with optional ``,L`` (stacked layers) and ``,bidir``, e.g. ``"200,16,64,256"``
+    or ``"100,32,128,256,2,bidir"``; named by its text. ValueError naming the expected form otherwise."""
+    form = "T,B,I,H[,layers][,bidir] (positive integers; bidir may be 'bidir' or 'bidirectional')"
+    parts = [p.strip().lower() for p in text.split(",") if p.strip()]
+    bidirectional = bool(parts) and parts[-1] in ("bidir", "bidirectional")
+    numbers = parts[:-1] if bidirectional else parts
+    if len(numbers) not in (4, 5):
+        raise ValueError(f"a shape is {form}; received {text!r}")
+    try:
+        values = [int(v) for v in numbers]
+    except ValueError:
+        raise ValueError(f"a shape is {form}; received {text!r}") from None
+    if any(v < 1 for v in values):
+        raise ValueError(f"a shape is {form}; received {text!r} (every size must be at least 1)")
+    T, B, I, H = values[:4]  # noqa: E741 (the issue's name)
+    layers = values[4] if len(values) == 5 else 1
+    return Config(text.strip(), T, B, I, H, layers=layers, bidirectional=bidirectional)
+
+
 CONFIG_ALIASES = {"bidir": "medium_2l_bidir", "medium-2l-bidir": "medium_2l_bidir", "2l_bidir": "medium_2l_bidir"}
 
 LSTM_BASELINE = "torch.nn.LSTM"
