@@ -531,6 +531,12 @@ def test_bench_bf16_rows_smoke(tmp_path):
         assert row["speedup"]["median"] > 0 and row["vs_torch_bf16"]["median"] > 0
         if row["mode"] == "forward":
             assert 0 < row["error"] <= OUT_TOL
+    shaped = tmp_path / "shape"
+    argv = ["--quick", "--shape", "5,3,4,6", "--variants", "mask", "--modes", "forward", "--out", str(shaped)]
+    assert bench_bf16.main(argv) == 0
+    assert [r["config"] for r in json.loads((shaped / "bf16.json").read_text())] == ["5,3,4,6"]
+    with pytest.raises(SystemExit):
+        bench_bf16.main(["--quick", "--configs", "huge"])
 
 
 def test_compiled_and_exported_layers_honour_autocast(monkeypatch):

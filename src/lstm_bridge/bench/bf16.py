@@ -26,11 +26,11 @@ import os
 import statistics
 import sys
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Union
 
 import torch
 
-from .configs import CONFIGS, LSTM_VARIANTS, MS_FRONT_END, QUICK_CONFIGS, Inputs, make_inputs
+from .configs import CONFIGS, LSTM_VARIANTS, MS_FRONT_END, QUICK_CONFIGS, Config, Inputs, make_inputs, parse_shape
 from .participants import Workload, build_workload
 
 __all__ = ["main", "measure_row"]
@@ -91,10 +91,11 @@ def _forward_error(ours: Workload, variant: str, data: Inputs) -> Optional[float
 
 
 def measure_row(
-    cfg_name: str, variant: str, mode: str, samples: int, clock: Callable[[], float], quick: bool
+    cfg_name: Union[str, Config], variant: str, mode: str, samples: int, clock: Callable[[], float], quick: bool
 ) -> Dict[str, Any]:
-    """Time the four participants of one row; returns the medians, ratios and the forward error."""
-    cfg = (QUICK_CONFIGS if quick else CONFIGS)[cfg_name]
+    """Time the four participants of one row (``cfg_name``: a config's name, or a :class:`.Config` of one's own);
+    returns the medians, ratios and the forward error."""
+    cfg = cfg_name if isinstance(cfg_name, Config) else (QUICK_CONFIGS if quick else CONFIGS)[cfg_name]
     data = make_inputs(cfg)
     ours = build_workload("ours", cfg, variant, data)
     ref = build_workload("torch", cfg, variant, data)
@@ -116,7 +117,7 @@ def measure_row(
         return {"median": statistics.median(rs), "min": min(rs), "max": max(rs)} if rs else {}
 
     return {
-        "config": cfg_name,
+        "config": cfg.name,
         "variant": variant,
         "mode": mode,
         "samples": samples,
@@ -152,7 +153,14 @@ def render(rows: List[Dict[str, Any]], header: List[str]) -> str:
 
 def main(argv: Optional[List[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="python -m lstm_bridge.bench.bf16", description=__doc__.split("\n\n")[0])
-    p.add_argument("--configs", default=",".join(DEFAULT_CONFIGS), help="comma-separated configs")
+    p.add_argument("--configs", default=None, help=f"comma-separated configs (default {','.join(DEFAULT_CONFIGS)})")
+    p.add_argument(
+        "--shape",
+        action="append",
+        default=None,
+        metavar="T,B,I,H[,L][,bidir]",
+        help="a size of your own (repeatable); alone it replaces the default configs, with --configs it adds to them",
+    )
     p.add_argument("--variants", default=",".join(DEFAULT_VARIANTS), help=f"comma-separated, of {LSTM_VARIANTS}")
     p.add_argument("--modes", default="forward,train", help="forward, train or both")
     p.add_argument("--samples", type=int, default=15, help="interleaved rounds per row (default 15)")
@@ -163,8 +171,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     samples = 2 if args.quick else args.samples
+    table = QUICK_CONFIGS if args.quick else CONFIGS
+    try:
+        shapes: List[Union[str, Config]] = [parse_shape(text) for text in args.shape or []]
+    except ValueError as exc:
+        p.error(str(exc))
+    names = [] if shapes and args.configs is None else (args.configs or ",".join(DEFAULT_CONFIGS)).split(",")
+    for name in names:
+        if name not in table:
+            p.error(f"unknown config {name!r}; expected one of {', '.join(table)}")
     rows = []
-    for c in args.configs.split(","):
+    for c in [*names, *shapes]:
         for v in args.variants.split(","):
             if v not in LSTM_VARIANTS:
                 p.error(f"variant must be one of {LSTM_VARIANTS}; received {v!r}")
