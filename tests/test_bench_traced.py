@@ -56,3 +56,17 @@ def test_traced_table_gains_the_aoti_column_only_when_measured():
     assert "1.10x" in forward and forward.count("|") == header.count("|")
     assert train.count("|") == header.count("|") and "| - |" in train  # no exported or AOTI training rows
     assert "| 9.5 |" in text
+
+
+def test_traced_bench_takes_shapes_and_refuses_unknown_configs(capsys):
+    """--shape times a size of one's own (one layer, one direction); an unknown config or a stacked shape is a
+    usage error naming what is expected (was: a KeyError traceback)."""
+    with pytest.raises(SystemExit):
+        traced.main(["--configs", "huge"])
+    assert "expected one of small" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        traced.main(["--shape", "6,3,4,8,2"])
+    assert "one-layer, one-direction" in capsys.readouterr().err
+    from lstm_bridge.bench.configs import parse_shape
+
+    assert parse_shape("6,3,4,8").label() == "(6,3,4,8)"

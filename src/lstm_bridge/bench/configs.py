@@ -43,6 +43,8 @@ class Config:
         """``"name (T,B,I,H[, L layers][, bidirectional])"``."""
         extra = f", {self.layers} layers" if self.layers > 1 else ""
         extra += ", bidirectional" if self.bidirectional else ""
+        if self.name[:1].isdigit():  # a --shape of one's own: its name is its sizes already
+            return f"({self.T},{self.B},{self.I},{self.H}{extra})"
         return f"{self.name} ({self.T},{self.B},{self.I},{self.H}{extra})"
 
 

@@ -30,7 +30,7 @@ from typing import Any, Callable, Dict, List, Sequence, Tuple
 import torch
 
 from .. import keras as K, mindspore as M
-from .configs import CONFIGS, QUICK_CONFIGS, Config
+from .configs import CONFIGS, QUICK_CONFIGS, Config, parse_shape
 
 __all__ = ["main", "measure_floor", "measure_overhead", "measure_traced"]
 
@@ -389,7 +389,15 @@ def render(result: Dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m lstm_bridge.bench.traced", description=__doc__.splitlines()[0])
-    p.add_argument("--configs", default="small", help="comma-separated bench configs (default: small)")
+    p.add_argument("--configs", default=None, help="comma-separated bench configs (default: small)")
+    p.add_argument(
+        "--shape",
+        action="append",
+        default=None,
+        metavar="T,B,I,H",
+        help="a size of your own (repeatable, one layer, one direction); alone it replaces the default config, "
+        "with --configs it adds to it",
+    )
     p.add_argument("--only", choices=("traced", "overhead"), default=None, help="one table only")
     p.add_argument("--samples", type=int, default=7, help="interleaved samples per participant")
     p.add_argument("--quick", action="store_true", help="toy sizes and few samples (smoke test)")
@@ -407,7 +415,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     global _clock
     _clock = CLOCKS[a.clock]
     table = QUICK_CONFIGS if a.quick else CONFIGS
-    configs = [table[n.strip()] for n in a.configs.split(",") if n.strip()]
+    try:
+        shapes = [parse_shape(text) for text in a.shape or []]
+    except ValueError as exc:
+        p.error(str(exc))
+    if any(c.layers != 1 or c.bidirectional for c in shapes):
+        p.error("--shape here is T,B,I,H: the traced cases are one-layer, one-direction layers")
+    names = [] if shapes and a.configs is None else [n.strip() for n in (a.configs or "small").split(",") if n.strip()]
+    unknown = [n for n in names if n not in table]
+    if unknown:
+        p.error(f"unknown config {unknown[0]!r}; expected one of {', '.join(table)}")
+    configs = [table[n] for n in names] + shapes
     samples = 2 if a.quick else a.samples
     global SAMPLE_S
     SAMPLE_S = 0.0 if a.quick else SAMPLE_S
