@@ -218,7 +218,7 @@ def _reduced_family_layer(
     def up(t: Optional[Tensor]) -> Optional[Tensor]:
         return None if t is None else t.float()
 
-    weights = [DirectionWeights(up(w.w_ih), up(w.w_hh), up(w.b_ih), up(w.b_hh), kind=w.kind) for w in directions]
+    weights = [w.to(torch.float32) for w in directions]
     masks = [None if d is None else DropoutMasks(up(d.inputs), up(d.recurrent)) for d in dropout]
     with torch.autocast(x.device.type, dtype=dtype):
         outs, hs, _ = _run_family_layer(

@@ -70,14 +70,8 @@ def _gates(form: int) -> int:
 
 def _ext() -> Any:
     """The kernel, built or loaded on first use (a saved program loaded in a fresh process calls the op before
-    any layer has); the reason and the remedy when it is unavailable."""
-    if not loader.available():
-        raise RuntimeError(
-            "lstm-bridge native kernel unavailable: "
-            + (loader.error() or "unknown reason")
-            + " (set LSTM_BRIDGE_BACKEND=torch to run the portable torch path)"
-        )
-    return loader.module()
+    any layer has)."""
+    return loader.require()
 
 
 def _config(
@@ -374,8 +368,7 @@ def run_family_layer(
     """One GRU/RNN layer on the kernel, with :func:`lstm_bridge.engine.family_torch.run_family_layer`'s
     results (``(outputs, h_n)`` lists over directions, outputs indexed by original time). The request must
     have passed ``checks.check_family_supported`` and the engine's shape checks."""
-    if not loader.available():
-        raise RuntimeError("lstm-bridge native kernel unavailable: " + (loader.error() or "unknown reason"))
+    loader.require()
     D = len(directions)
     acts = semantics.activations
     gate_id = native_activation_id(acts.gate) if kind is CellKind.GRU else 0

@@ -94,13 +94,7 @@ def make_plan(
 ) -> Plan:
     """The :class:`.Plan` (and the kernel's ``LayerConfig``) of a call, cached per configuration: the
     kernel never mutates it, so calls with the same hidden sizes, directions and semantics share one."""
-    if not loader.available():
-        raise RuntimeError(
-            "lstm-bridge native kernel unavailable: "
-            + (loader.error() or "unknown reason")
-            + " (set LSTM_BRIDGE_BACKEND=torch to run the portable torch path)"
-        )
-    ext = loader.module()
+    ext = loader.require()
     a = tuple(int(v) for v in acts)
     return _cached_plan(
         ext,

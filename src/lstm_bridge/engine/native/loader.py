@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional, TypeVar
 
 import torch
 
-__all__ = ["attempted", "available", "error", "module"]
+__all__ = ["attempted", "available", "error", "module", "require"]
 
 _lock = threading.Lock()
 _module: Optional[ModuleType] = None
@@ -85,6 +85,18 @@ def error() -> Optional[str]:
 
 def module() -> Optional[ModuleType]:
     """The imported extension, or None when :func:`available` has not (successfully) run."""
+    return _module
+
+
+def require() -> ModuleType:
+    """The extension, built or imported on first use (:func:`available`); RuntimeError with the reason and
+    the remedy when it is unavailable."""
+    if not available() or _module is None:
+        raise RuntimeError(
+            "lstm-bridge native kernel unavailable: "
+            + (error() or "unknown reason")
+            + " (set LSTM_BRIDGE_BACKEND=torch to run the portable torch path)"
+        )
     return _module
 
 
