@@ -6,13 +6,17 @@
 * ``max_abs``: ``max |a - b|`` in float64 over tensors or arrays of the same shape.
 * ``flat_tensors`` / ``assert_same_bits``: a layer's return (a tensor or nested tuples/lists of them) as a flat
   list, and two such returns compared bit for bit (dtype, shape and values).
+* ``run_fresh``: a Python snippet in a new interpreter (the default backend) that must exit 0 printing ``ok``.
 * ``MAX_ERRORS``: family -> max ``|front end - oracle|`` seen in this run (filled by ``test_engine_matrix``,
   printed by the ``conftest.py`` terminal-summary hook).
 """
 
 from __future__ import annotations
 
+import os
 import pathlib
+import subprocess
+import sys
 from typing import Dict, List
 
 import numpy as np
@@ -20,6 +24,14 @@ import torch
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 MAX_ERRORS: Dict[str, float] = {}
+
+
+def run_fresh(code: str, timeout: float = 600) -> None:
+    """Run ``code`` with ``python -c`` in a new process (``LSTM_BRIDGE_BACKEND`` unset: the default backend) and
+    assert it exits 0 having printed ``ok``; its stderr's tail is the failure message."""
+    env = {k: v for k, v in os.environ.items() if k != "LSTM_BRIDGE_BACKEND"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, env=env)
+    assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-3000:]
 
 
 def uneven(rng: np.random.Generator, shape, scale: float = 0.5) -> np.ndarray:

@@ -20,7 +20,7 @@ from lstm_bridge.engine import backend
 from lstm_bridge.engine.guards import check_range
 from lstm_bridge.engine.native import ops
 
-from helpers import require_native_kernel
+from helpers import require_native_kernel, run_fresh
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -703,9 +703,6 @@ def test_export_with_dynamic_time_of_a_python_loop_layer_names_the_remedy():
 def test_compile_before_any_eager_call_loads_the_kernel_at_compile_time():
     """In a fresh process the first native call may be the compiled one: loading the kernel (a build under a
     lock) happens when dynamo asks, not inside the traced code."""
-    import subprocess
-    import sys
-
     code = (
         "import torch, lstm_bridge.mindspore as M\n"
         "net = M.LSTM(4, 5, batch_first=True, bidirectional=True)\n"
@@ -715,16 +712,12 @@ def test_compile_before_any_eager_call_loads_the_kernel_at_compile_time():
         "assert torch.allclose(got[0], want[0], atol=1e-6), (got[0] - want[0]).abs().max()\n"
         "print('ok')\n"
     )
-    env = {k: v for k, v in os.environ.items() if k != "LSTM_BRIDGE_BACKEND"}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env=env)
-    assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-3000:]
+    run_fresh(code)
 
 
 def test_a_saved_exported_program_loads_in_a_fresh_process_after_import_lstm_bridge_ops(tmp_path):
     """torch.export.save of Keras GRU + LSTM layers; a new process that imports ``lstm_bridge.ops`` (and no
     layer) loads it and runs it (the family op loads the kernel on first use, as the LSTM op does)."""
-    import subprocess
-    import sys
 
     class Stack(torch.nn.Module):
         def __init__(self):
@@ -750,9 +743,7 @@ def test_a_saved_exported_program_loads_in_a_fresh_process_after_import_lstm_bri
         "torch.testing.assert_close(got, d['want'], rtol=1e-5, atol=1e-6)\n"
         "print('ok')\n"
     )
-    env = {k: v for k, v in os.environ.items() if k != "LSTM_BRIDGE_BACKEND"}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env=env)
-    assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-3000:]
+    run_fresh(code)
 
 
 def test_an_aot_inductor_package_runs_the_ops(tmp_path):

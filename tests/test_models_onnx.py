@@ -281,8 +281,8 @@ def test_torch_onnx_export_of_a_loaded_model_in_a_fresh_process_finds_the_transl
     were not: "No ONNX function found for lstm_bridge.lstm_layer")."""
     pytest.importorskip("onnxscript")
     import pathlib
-    import subprocess
-    import sys
+
+    from helpers import run_fresh
 
     fixture = pathlib.Path(__file__).parent / "fixtures" / "keras" / "tfkeras_bilstm_stacked"
     code = (
@@ -301,5 +301,4 @@ def test_torch_onnx_export_of_a_loaded_model_in_a_fresh_process_finds_the_transl
         "    np.testing.assert_allclose(got, m(v).detach().numpy(), rtol=1e-4, atol=1e-5)\n"
         "print('ok')\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-3000:]
+    run_fresh(code)

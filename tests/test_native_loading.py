@@ -28,6 +28,8 @@ from lstm_bridge.engine import backend, native, run_layer
 from lstm_bridge.engine.native import build, filelock, loader
 from lstm_bridge.engine.semantics import CellActivations, DirectionWeights, LayerSemantics
 
+from helpers import run_fresh
+
 SEMANTICS = LayerSemantics(CellActivations(A.hard_sigmoid_keras2, A.tanh, A.tanh))
 
 # Stand-in for the compiler, for subprocesses: installed by the code under test's own seam.
@@ -336,5 +338,4 @@ def test_available_carries_dynamos_constant_marker_without_importing_dynamo():
     marks = dict(vars(torch.compiler.assume_constant_result(probe)))
     assert marks and all(getattr(loader.available, k, None) == v for k, v in marks.items())
     code = "import sys, torch, lstm_bridge.ops\nassert 'torch._dynamo' not in sys.modules\nprint('ok')\n"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-2000:]
+    run_fresh(code, timeout=300)
