@@ -26,11 +26,11 @@ import os
 import statistics
 import sys
 import time
-from typing import Any, Callable, Dict, List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional
 
 import torch
 
-from .configs import CONFIGS, LSTM_VARIANTS, MS_FRONT_END, QUICK_CONFIGS, Config, Inputs, make_inputs, parse_shape
+from .configs import CONFIGS, LSTM_VARIANTS, MS_FRONT_END, QUICK_CONFIGS, Config, Inputs, make_inputs, select_configs
 from .participants import Workload, build_workload
 
 __all__ = ["main", "measure_row"]
@@ -90,12 +90,9 @@ def _forward_error(ours: Workload, variant: str, data: Inputs) -> Optional[float
     return float((got.float() - ref.float()).abs().max())
 
 
-def measure_row(
-    cfg_name: Union[str, Config], variant: str, mode: str, samples: int, clock: Callable[[], float], quick: bool
-) -> Dict[str, Any]:
-    """Time the four participants of one row (``cfg_name``: a config's name, or a :class:`.Config` of one's own);
-    returns the medians, ratios and the forward error."""
-    cfg = cfg_name if isinstance(cfg_name, Config) else (QUICK_CONFIGS if quick else CONFIGS)[cfg_name]
+def measure_row(cfg: Config, variant: str, mode: str, samples: int, clock: Callable[[], float]) -> Dict[str, Any]:
+    """Time the four participants of one row (``cfg``: a bench config or a size of one's own); returns the
+    medians, ratios and the forward error."""
     data = make_inputs(cfg)
     ours = build_workload("ours", cfg, variant, data)
     ref = build_workload("torch", cfg, variant, data)
@@ -171,22 +168,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     samples = 2 if args.quick else args.samples
-    table = QUICK_CONFIGS if args.quick else CONFIGS
     try:
-        shapes: List[Union[str, Config]] = [parse_shape(text) for text in args.shape or []]
+        configs = select_configs(args.configs, args.shape, QUICK_CONFIGS if args.quick else CONFIGS, DEFAULT_CONFIGS)
     except ValueError as exc:
         p.error(str(exc))
-    names = [] if shapes and args.configs is None else (args.configs or ",".join(DEFAULT_CONFIGS)).split(",")
-    for name in names:
-        if name not in table:
-            p.error(f"unknown config {name!r}; expected one of {', '.join(table)}")
     rows = []
-    for c in [*names, *shapes]:
+    for c in configs:
         for v in args.variants.split(","):
             if v not in LSTM_VARIANTS:
                 p.error(f"variant must be one of {LSTM_VARIANTS}; received {v!r}")
             for m in args.modes.split(","):
-                row = measure_row(c, v, m, samples, CLOCKS[args.clock], args.quick)
+                row = measure_row(c, v, m, samples, CLOCKS[args.clock])
                 rows.append(row)
                 print(json.dumps(row), file=sys.stderr, flush=True)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")

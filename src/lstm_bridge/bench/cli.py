@@ -11,14 +11,13 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 import torch
 
 from .configs import (
-    CONFIG_ALIASES,
     CONFIGS,
     DEFAULT_VARIANTS,
     QUICK_CONFIGS,
     VARIANT_ALIASES,
     VARIANT_GROUPS,
     VARIANTS,
-    parse_shape,
+    select_configs,
 )
 from .environment import available_frameworks, run_metadata
 from .report import render_markdown, write_chart
@@ -137,9 +136,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return _render_only(args.render, args.out)
     table = QUICK_CONFIGS if args.quick else CONFIGS
     try:
-        shapes = [parse_shape(text) for text in args.shape or []]
-        named = [] if shapes and args.configs is None else _pick(args.configs, table, CONFIG_ALIASES, "config", table)
-        configs = [table[n] for n in named] + shapes
+        configs = select_configs(args.configs, args.shape, table, list(table))
         variants = _pick(args.variants, VARIANTS, VARIANT_ALIASES, "variant", DEFAULT_VARIANTS, VARIANT_GROUPS)
         frameworks = available_frameworks(args.frameworks)
         if args.threads is None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -92,6 +92,34 @@ def parse_shape(text: str) -> Config:
 
 
 CONFIG_ALIASES = {"bidir": "medium_2l_bidir", "medium-2l-bidir": "medium_2l_bidir", "2l_bidir": "medium_2l_bidir"}
+
+
+def select_configs(
+    names: Optional[str], shapes: Optional[Sequence[str]], table: Dict[str, Config], default: Sequence[str]
+) -> List[Config]:
+    """The sizes a bench command times: the ``--configs`` names (comma-separated; :data:`CONFIG_ALIASES` and
+    ``all`` accepted), then the ``--shape`` sizes of one's own (:func:`parse_shape`, in their order, last).
+    Shapes alone replace ``default``; with names they add to them. ValueError naming what was expected."""
+    custom = [parse_shape(text) for text in shapes or []]
+    if names is None:
+        picked = [] if custom else list(default)
+    else:
+        picked = []
+        for part in names.split(","):
+            name = part.strip().lower()
+            if not name:
+                continue
+            if name == "all":
+                picked.extend(table)
+                continue
+            name = CONFIG_ALIASES.get(name, name)
+            if name not in table:
+                raise ValueError(f"unknown config {part.strip()!r}; expected one of {', '.join(table)} (or 'all')")
+            picked.append(name)
+        if not picked:
+            raise ValueError(f"--configs is empty; expected a comma-separated list of {', '.join(table)}")
+    return [table[n] for n in dict.fromkeys(picked)] + custom
+
 
 LSTM_BASELINE = "torch.nn.LSTM"
 

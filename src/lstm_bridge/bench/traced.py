@@ -30,7 +30,7 @@ from typing import Any, Callable, Dict, List, Sequence, Tuple
 import torch
 
 from .. import keras as K, mindspore as M
-from .configs import CONFIGS, QUICK_CONFIGS, Config, parse_shape
+from .configs import CONFIGS, QUICK_CONFIGS, Config, select_configs
 
 __all__ = ["main", "measure_floor", "measure_overhead", "measure_traced"]
 
@@ -416,16 +416,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     _clock = CLOCKS[a.clock]
     table = QUICK_CONFIGS if a.quick else CONFIGS
     try:
-        shapes = [parse_shape(text) for text in a.shape or []]
+        configs = select_configs(a.configs, a.shape, table, ["small"])
     except ValueError as exc:
         p.error(str(exc))
+    shapes = configs[len(configs) - len(a.shape or []) :]  # (select_configs puts them last)
     if any(c.layers != 1 or c.bidirectional for c in shapes):
         p.error("--shape here is T,B,I,H: the traced cases are one-layer, one-direction layers")
-    names = [] if shapes and a.configs is None else [n.strip() for n in (a.configs or "small").split(",") if n.strip()]
-    unknown = [n for n in names if n not in table]
-    if unknown:
-        p.error(f"unknown config {unknown[0]!r}; expected one of {', '.join(table)}")
-    configs = [table[n] for n in names] + shapes
     samples = 2 if a.quick else a.samples
     global SAMPLE_S
     SAMPLE_S = 0.0 if a.quick else SAMPLE_S
