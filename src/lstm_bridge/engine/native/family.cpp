@@ -90,12 +90,10 @@ void forward_rows(const FamilyConfig& cfg, T* xp, int64_t Tn, int64_t B, int64_t
   // kGruAfter / unfused RNN: the recurrent product (nb, GH); kGruBefore: r ⊙ hm_n (nb, H)
   at::Tensor scratch_t = rnn_fused ? at::Tensor() : at::empty({nb, form == kGruBefore ? H : GH}, opts);
   at::Tensor hn_t = at::empty({nb, H}, opts);
-  at::Tensor yprev_t = use_yprev ? at::zeros({nb, H}, opts) : at::Tensor();
   T* h = h_t.data_ptr<T>();
   T* hm = r.M > 0 ? hm_t.data_ptr<T>() : nullptr;
   T* sc = rnn_fused ? nullptr : scratch_t.data_ptr<T>();
   T* hn_all = hn_t.data_ptr<T>();
-  T* yprev_all = use_yprev ? yprev_t.data_ptr<T>() : nullptr;
   T* out_all = r.out.template data_ptr<T>();
   T* hprev_all = cfg.save ? r.hprev.template data_ptr<T>() : nullptr;
   T* aux_all = cfg.save && form != kRnn ? r.aux.template data_ptr<T>() : nullptr;
@@ -178,10 +176,9 @@ void forward_rows(const FamilyConfig& cfg, T* xp, int64_t Tn, int64_t B, int64_t
       if (keep) {
         std::memcpy(hb, hnew, sizeof(T) * H);
         std::memcpy(y, hnew, sizeof(T) * H);
-        if (yprev_all != nullptr) std::memcpy(yprev_all + i * H, hnew, sizeof(T) * H);
         mask_rows<T>(r, B, nb, i, b, hb, hm);
-      } else if (yprev_all != nullptr) {
-        std::memcpy(y, yprev_all + i * H, sizeof(T) * H);
+      } else if (use_yprev && s > 0) {  // the carried output: the previous step's, already in out
+        std::memcpy(y, out_all + ((r.reverse ? t + 1 : t - 1) * B + b) * H, sizeof(T) * H);
       } else {
         std::fill(y, y + H, T(0));
       }

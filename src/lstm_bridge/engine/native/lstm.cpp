@@ -587,7 +587,6 @@ void forward_rows(const LayerConfig& cfg, T* xp, int64_t Tn, int64_t B, int64_t 
   const bool fused = packed.active() || r.bf16_gemm.active();
   at::Tensor rec_t = fused ? at::Tensor() : (G == 4 ? at::empty({4, nb, H}, opts) : at::empty({nb, 4 * H}, opts));
   at::Tensor cn_t = at::empty({nb, H}, opts), tc_t = at::empty({nb, H}, opts);
-  at::Tensor yprev_t = use_yprev ? at::zeros({nb, H}, opts) : at::Tensor();
   const at::Tensor w_t = fused ? at::Tensor() : r.w.t();
   const at::Tensor w_t4 = fused ? at::Tensor() : r.w.view({4, H, H}).transpose(1, 2);
   T* h = h_t.data_ptr<T>();
@@ -595,7 +594,6 @@ void forward_rows(const LayerConfig& cfg, T* xp, int64_t Tn, int64_t B, int64_t 
   T* hm = G > 0 ? hm_t.data_ptr<T>() : nullptr;
   T* cn_all = cn_t.data_ptr<T>();
   T* tc_all = tc_t.data_ptr<T>();
-  T* yprev_all = use_yprev ? yprev_t.data_ptr<T>() : nullptr;
   T* out_all = lowp ? nullptr : r.out.template data_ptr<T>();
   T* ybuf = lowp ? y_t.data_ptr<T>() : nullptr;
   T* hprev_all = cfg.save ? r.hprev.template data_ptr<T>() : nullptr;
@@ -669,13 +667,12 @@ void forward_rows(const LayerConfig& cfg, T* xp, int64_t Tn, int64_t B, int64_t 
       const bool keep = vptr == nullptr || vptr[t * B + b] != 0;
       if (keep) {
         emit_state<T>(H, go, tc, cn, hb, cb, y);
-        if (yprev_all != nullptr) std::memcpy(yprev_all + i * H, y, sizeof(T) * H);
         mask_row<T>(r, B, nb, i, b, hb, hm);
-      } else if (yprev_all != nullptr) {
-        std::memcpy(y, yprev_all + i * H, sizeof(T) * H);
-      } else {
-        std::fill(y, y + H, T(0));
-      }
+      } else if (!use_yprev || s == 0) {
+        std::fill(y, y + H, T(0));  // (the carried output before any step: zeros)
+      } else if (!lowp) {  // the carried output: the previous step's, already in out (no copy of every step's)
+        std::memcpy(y, out_all + ((r.reverse ? t + 1 : t - 1) * B + b) * H, sizeof(T) * H);
+      }  // (bf16: ybuf's row still holds the previous step's float32 y)
       if constexpr (std::is_same<T, float>::value) {
         if (lowp) store_row_bf16(y, H, out16 + (t * B + b) * H);
       }
@@ -799,7 +796,7 @@ void forward_cols(const LayerConfig& cfg, T* xp, int64_t Tn, int64_t B, int64_t 
   int done = 0;                  // which buffer holds h after the loop
   const bool ran = column_team(nt, panels, NR, [&](int k, int64_t j0, int64_t j1) {
     const int64_t n = j1 - j0;
-    std::vector<T> hm(G > 0 ? static_cast<size_t>(G * B * H) : 0), cn(n * B), tc(n * B), yprev(use_yprev ? n * B : 0);
+    std::vector<T> hm(G > 0 ? static_cast<size_t>(G * B * H) : 0), cn(n * B), tc(n * B);
     int cur = 0;
     for (int64_t s = 0; s < Tn; ++s) {
       const int64_t t = r.reverse ? Tn - 1 - s : s;
@@ -840,11 +837,10 @@ void forward_cols(const LayerConfig& cfg, T* xp, int64_t Tn, int64_t B, int64_t 
         const bool keep = vptr == nullptr || vptr[t * B + i] != 0;
         if (keep) {
           emit_state<T>(n, go, tci, cni, hn + i * H + j0, cb, y);
-          if (use_yprev) std::memcpy(yprev.data() + i * n, y, sizeof(T) * n);
         } else {
           std::memcpy(hn + i * H + j0, h + i * H + j0, sizeof(T) * n);
-          if (use_yprev) {
-            std::memcpy(y, yprev.data() + i * n, sizeof(T) * n);
+          if (use_yprev && s > 0) {  // the carried output: the previous step's, already in out
+            std::memcpy(y, out_all + ((r.reverse ? t + 1 : t - 1) * B + i) * H + j0, sizeof(T) * n);
           } else {
             std::fill(y, y + n, T(0));
           }
