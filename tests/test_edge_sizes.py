@@ -162,6 +162,27 @@ def test_an_allocator_failure_during_a_run_becomes_a_memory_error(monkeypatch):
         LSTM(3, 4)(torch.zeros(5, 2, 3))
 
 
+def test_a_size_overflow_during_a_keras_run_is_the_same_memory_error(monkeypatch):
+    """One ``allocation_errors`` for every front end: torch's byte-count overflow in a Keras layer's run reads
+    as the engine's does, naming the layer and sizes; a RuntimeError of another kind keeps its type."""
+
+    def overflowing(*args, **kwargs):
+        raise RuntimeError("Storage size calculation overflowed with sizes=[1099511627776, 4398046511104]")
+
+    layer = KerasLSTM(4)
+    layer(torch.zeros(2, 5, 3))
+    monkeypatch.setattr(engine_backend, "select", lambda *a, **k: overflowing)
+    with pytest.raises(
+        MemoryError, match=r"^not enough memory for an LSTM layer over x of shape \(5, 2, 3\).*: Storage size calc"
+    ):  # (the engine's message, innermost: not wrapped again by the layer's)
+        layer(torch.zeros(2, 5, 3))
+    monkeypatch.setattr(
+        engine_backend, "select", lambda *a, **k: lambda *a, **k: (_ for _ in ()).throw(RuntimeError("x"))
+    )
+    with pytest.raises(RuntimeError, match="^x$"):
+        layer(torch.zeros(2, 5, 3))
+
+
 def test_other_runtime_errors_are_not_relabelled(monkeypatch):
     def failing(*args, **kwargs):
         raise RuntimeError("something else")

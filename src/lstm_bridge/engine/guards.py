@@ -24,14 +24,23 @@ from .semantics import DirectionWeights, DropoutMasks
 
 Tensor = torch.Tensor
 
-# Allocator failures as torch reports them (CPU and CUDA); anything else propagates unchanged.
+# Allocator failures as torch reports them (CPU and CUDA), lower case, and the size overflows it raises for a
+# tensor whose byte count does not fit in 64 bits ("Storage size calculation overflowed", "numel: integer
+# multiplication overflow"); anything else propagates unchanged.
 _ALLOCATOR_MESSAGES = (
     "can't allocate memory",
+    "cannot allocate memory",
     "out of memory",
     "not enough memory",
     "bad_alloc",
-    "Cannot allocate memory",
+    "storage size calculation overflowed",
+    "integer multiplication overflow",
 )
+
+
+class SizeError(MemoryError):
+    """The ``MemoryError`` these guards raise: it names the request and its sizes already, so an enclosing
+    :func:`allocation_errors` (a front end's around the engine's) passes it on unchanged."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -66,7 +75,7 @@ def check_allocation(what: Union[str, Callable[[], str]], elements: int, dtype: 
     needed = int(elements) * itemsize
     limit = memory_limit()
     if limit is not None and needed > limit:
-        raise MemoryError(
+        raise SizeError(
             f"{_text(what)} need {format_bytes(needed)} ({int(elements)} {str(dtype).replace('torch.', '')} "
             f"values); this machine has {format_bytes(limit)} of memory"
         )
@@ -157,15 +166,19 @@ def _check_buffers(x: Tensor, directions: Sequence[DirectionWeights]) -> None:
 
 @contextlib.contextmanager
 def allocation_errors(what: Union[str, Callable[[], str]]) -> Iterator[None]:
-    """Re-raise an allocator failure inside the block as ``MemoryError`` naming ``what`` (a string, or
-    a function returning it, called only on failure)."""
+    """Re-raise an allocator failure inside the block - a bare ``MemoryError``, or torch's ``RuntimeError``
+    for a failed allocation or a byte count that overflows - as a :class:`SizeError` naming ``what`` (a
+    string, or a function returning it, called only on failure). A :class:`SizeError` from inside (a size
+    check, a nested block) passes unchanged: the innermost names the request; other errors keep their type."""
     try:
         yield
+    except SizeError:
+        raise
     except MemoryError as exc:
-        raise MemoryError(f"not enough memory for {_text(what)}: {exc}") from exc
+        raise SizeError(f"not enough memory for {_text(what)}: {exc}") from exc
     except RuntimeError as exc:
-        if any(m in str(exc) for m in _ALLOCATOR_MESSAGES):
-            raise MemoryError(f"not enough memory for {_text(what)}: {str(exc).splitlines()[0]}") from exc
+        if any(m in str(exc).lower() for m in _ALLOCATOR_MESSAGES):
+            raise SizeError(f"not enough memory for {_text(what)}: {str(exc).splitlines()[0]}") from exc
         raise
 
 

@@ -26,9 +26,9 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
 import itertools
-from typing import Any, Callable, ClassVar, Dict, Iterator, List, Optional, Sequence, Tuple, Union, cast
+import math
+from typing import Any, Callable, ClassVar, Dict, List, Optional, Sequence, Tuple, Union, cast
 
 import numpy as np
 import torch
@@ -36,7 +36,7 @@ import torch
 from .. import activations as _act
 from .._tensors import as_float, check_shape
 from ..engine import CellActivations, CellKind, DirectionWeights, DropoutMasks, LayerSemantics, run_layer
-from ..engine.guards import tracing
+from ..engine.guards import check_allocation, tracing
 from . import initializers as _initializers, options as _options
 
 _name_counters: Dict[str, itertools.count[int]] = {}
@@ -219,9 +219,13 @@ class RecurrentCell(torch.nn.Module):
         if input_dim is None or isinstance(input_dim, bool) or int(input_dim) <= 0:
             raise ValueError(f"the last dimension of the input must be a positive size; received {tuple(input_shape)}")
         u, width = self.units, self._width
+        shapes = self.expected_weight_shapes(int(input_dim))
         check_allocation(
-            f"{self.kind.value} cell {self.name!r} (units={u}, input_dim={int(input_dim)})",
-            [(int(input_dim), width), (u, width)],
+            lambda: (
+                f"the weights of {self.kind.value} cell {self.name!r} (units={u}, input_dim={int(input_dim)}: "
+                f"shapes {shapes})"
+            ),
+            sum(math.prod(shape) for shape in shapes),
             self.dtype_,
         )
         self.input_dim = int(input_dim)
@@ -674,36 +678,6 @@ class SimpleRNNCell(RecurrentCell):
             dtype=dtype,
             keras_version=keras_version,
         )
-
-
-# Larger single allocations are refused up front (torch would raise a bare RuntimeError or crash).
-_MAX_ELEMENTS = 2**40
-
-
-def check_allocation(where: str, shapes: Sequence[Sequence[int]], dtype: torch.dtype) -> None:
-    """Raise MemoryError naming the sizes when ``shapes`` of ``dtype`` cannot be allocated."""
-    item = torch.empty((), dtype=dtype).element_size()
-    total = sum(int(np.prod([int(d) for d in shape], dtype=object)) for shape in shapes)
-    if total > _MAX_ELEMENTS:
-        raise MemoryError(
-            f"{where} needs {total} elements ({total * item / 2**30:.3g} GiB) for shapes "
-            f"{[tuple(int(d) for d in s) for s in shapes]}; that is more than can be allocated"
-        )
-
-
-@contextlib.contextmanager
-def allocation_errors(what: Union[str, Callable[[], str]]) -> Iterator[None]:
-    """Turn torch's allocation failures (a bare RuntimeError or MemoryError) into a MemoryError naming
-    ``what`` was being done with which sizes: a string, or a function returning it, called only on failure
-    (a message that formats a batch or time size must be one, or ``torch.compile`` specialises that size)."""
-    try:
-        yield
-    except RuntimeError as e:
-        text = str(e).lower()
-        if "alloc" in text or "out of memory" in text or "numel" in text or "overflow" in text:
-            named = what if isinstance(what, str) else what()
-            raise MemoryError(f"{named}: out of memory ({str(e).splitlines()[0]})") from e
-        raise
 
 
 def config_keras_version(config: Dict[str, Any]) -> int:

@@ -37,7 +37,7 @@ from ..engine import (
     run_layer,
     trainplan as _trainplan,
 )
-from ..engine.guards import tracing
+from ..engine.guards import allocation_errors, tracing
 from ..recurrent import CellKind
 from . import options as _options, outputs as _outputs
 from .cell import (
@@ -45,7 +45,6 @@ from .cell import (
     LSTMCell,
     RecurrentCell,
     SimpleRNNCell,
-    allocation_errors,
     config_keras_version,
     state_names,
     unique_name,

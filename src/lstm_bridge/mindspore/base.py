@@ -26,6 +26,7 @@ parameters ``weight_ih (G*H, I)``, ``weight_hh (G*H, H)``, ``bias_ih``/``bias_hh
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Tuple
 
@@ -47,6 +48,7 @@ from ..engine.callplan import autocast_state as _autocast_state, backend_request
 from ..engine.guards import allocation_errors, check_range, tracing
 from ._checks import (
     NUMERICS as NUMERICS,  # re-exported: the accepted numerics values
+    HxRowsError,
     KernelRuntimeError,
     NotATensorError,
     check_bool,
@@ -233,6 +235,20 @@ class RecurrentNet(torch.nn.Module):
         """The expected state shape, for error messages only: formatting ``batch`` while ``torch.compile``
         traces makes it specialise the batch size (a recompile per batch), so callers format it on failure."""
         return f" (num_layers*num_directions={self._state_rows()}, batch={batch}, hidden_size={self.hidden_size})"
+
+    def _check_state_shape(self, t: torch.Tensor, label: str, batch: int) -> None:
+        """A given initial state ``t`` must be ``(num_layers*D, batch, hidden_size)``: fewer rows raise
+        :class:`HxRowsError` (MindSpore's IndexError fetching the missing row), any other shape
+        ``ValueError``; ``label`` names the tensor (``"hx h0"``, ``"For 'GRU', hx"``)."""
+        rows = self._state_rows()
+        expected = (rows, batch, self.hidden_size)
+        hint = functools.partial(self._state_hint, batch)  # (formatted on failure only)
+        if t.dim() == 3 and t.shape[0] < rows:
+            raise HxRowsError(
+                f"{label} must have shape {expected}{hint()}; received {tuple(t.shape)} "
+                f"(only {t.shape[0]} of {rows} rows)"
+            )
+        check_shape(t, expected, label, hint)
 
     def _initial_states(
         self, hx: Any, batch: int, in_dtype: torch.dtype, compute: torch.dtype

@@ -14,7 +14,6 @@ differences there), at ~20-70x the time. ``numerics="exact"`` is true math, as `
 
 from __future__ import annotations
 
-import functools
 from typing import Any, Optional, Tuple
 
 import numpy as np
@@ -29,7 +28,6 @@ from ..engine import (
     MaskedOutput,
     run_layer,
 )
-from ._checks import HxRowsError
 from .base import CellBase, RecurrentNet
 
 NONLINEARITIES = ("tanh", "relu")
@@ -83,13 +81,7 @@ class OneStateNet(RecurrentNet):
                 f"For '{name}', the type of 'hx' should be same as 'x', but got 'x' with type "
                 f"{_dtype_name(in_dtype)} and 'hx' with type {_dtype_name(t.dtype)}."
             )
-        hint = functools.partial(self._state_hint, batch)  # (formatted on failure only)
-        if t.dim() == 3 and t.shape[0] < rows:  # MindSpore: IndexError fetching the missing row
-            raise HxRowsError(
-                f"For '{name}', hx must have shape {expected}{hint()}; received {tuple(t.shape)} "
-                f"(only {t.shape[0]} of {rows} rows)"
-            )
-        check_shape(t, expected, f"For '{name}', hx", hint)
+        self._check_state_shape(t, f"For '{name}', hx", batch)
         return cast(t, compute), None
 
     def _semantics(self, with_lengths: bool, compute: torch.dtype) -> LayerSemantics:

@@ -21,14 +21,13 @@ the valid prefix (PyTorch's packed-sequence semantics).
 
 from __future__ import annotations
 
-import functools
 from typing import Any, Optional, Tuple, Union
 
 import torch
 import torch.nn.modules.module as _torch_module
 
 from .. import activations as _act
-from .._tensors import as_tensor, cast, check_shape
+from .._tensors import as_tensor, cast
 from ..engine import (
     CellActivations,
     CellKind,
@@ -37,7 +36,6 @@ from ..engine import (
     callplan as _callplan,
     trainplan as _trainplan,
 )
-from ._checks import HxRowsError
 from .base import NUMERICS, RecurrentNet, ms_uniform
 
 __all__ = ["LSTM", "NUMERICS", "approximate_activations", "ms_uniform"]
@@ -129,13 +127,7 @@ class LSTM(RecurrentNet):
                 raise TypeError(
                     f"For 'LSTM', the type of hx {name} should be the same as x's: expected {dtype}, received {t.dtype}"
                 )
-            hint = functools.partial(self._state_hint, batch)  # (formatted on failure only)
-            if t.dim() == 3 and t.shape[0] < rows:  # MindSpore: IndexError fetching the missing row
-                raise HxRowsError(
-                    f"hx {name} must have shape {expected}{hint()}; received {tuple(t.shape)} "
-                    f"(only {t.shape[0]} of {rows} rows)"
-                )
-            check_shape(t, expected, f"hx {name}", hint)
+            self._check_state_shape(t, f"hx {name}", batch)
             out.append(t)
         return out[0], out[1]
 
