@@ -486,3 +486,17 @@ def test_shapes_of_ones_own_are_timed_alone_or_beside_the_configs(tmp_path, caps
     capsys.readouterr()
     assert bench.main([*common, "--shape", "6,2,3"]) == 2
     assert "T,B,I,H" in capsys.readouterr().err
+
+
+def test_the_suite_help_points_to_the_bf16_and_traced_tables(capsys):
+    """The suite's ``--help`` names the two other bench commands (issue 12's bf16 and compiled/exported rows),
+    and each of them answers ``--help`` with its own options."""
+    from lstm_bridge.bench import bf16, cli as bench_cli, traced
+
+    text = bench_cli.build_parser().format_help()
+    assert "python -m lstm_bridge.bench.bf16" in text and "python -m lstm_bridge.bench.traced" in text
+    for module in (bf16, traced):
+        with pytest.raises(SystemExit) as exit_info:
+            module.main(["--help"])
+        assert exit_info.value.code == 0
+        assert "--shape" in capsys.readouterr().out

@@ -65,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
             "torch.nn.GRU/torch.nn.RNN), interleaved in one process (plus TensorFlow/MindSpore when importable). "
             "See the lstm_bridge.bench docstring for the method."
         ),
+        epilog=(
+            "Two more tables have their own commands: python -m lstm_bridge.bench.bf16 (bfloat16 against float32 "
+            "and against torch.nn.LSTM under the same autocast, with the error) and python -m "
+            "lstm_bridge.bench.traced (torch.compile / torch.export / AOTInductor against eager, and the per-call "
+            "overhead of a tiny layer); both take --configs, --shape and --help."
+        ),
     )
     p.add_argument("--configs", help=f"comma-separated, default all: {', '.join(CONFIGS)}")
     p.add_argument(
