@@ -8,7 +8,9 @@ the traced bench's Keras ``LSTM(recurrent_activation="hard_sigmoid")`` with a ma
 * ``op``: ``torch.ops.lstm_bridge.lstm_layer`` called directly with the arguments the compiled graph passes;
 * ``graph``: the FX graph dynamo captured (``fullgraph=True``), called without dynamo;
 * ``dynamo``: the same graph behind dynamo (a backend that returns it): guards, the transformed frame;
-* ``inductor``: ``torch.compile(fullgraph=True)``.
+* ``inductor``: ``torch.compile(fullgraph=True)``;
+* ``one-op``: a module whose forward is the compiled graph's computation written out (no front end),
+  compiled: the floor of a compiled call of the op.
 
 ``--guards`` times instead, in alternating processes (one compiled module per process: several compiled
 variants of one module would share dynamo's cache entries), the compiled module with its guards and with
@@ -46,6 +48,25 @@ def interleaved(participants: Dict[str, Callable[[], Any]], rounds: int, calls: 
                 fn()
             times[name].append((time.perf_counter() - t0) / calls * 1e6)
     return times
+
+
+class _OneOp(torch.nn.Module):
+    """The compiled graph's computation written as one module with no front end: the floor of a compiled
+    call of the op (dynamo, its guards on this module and the wrappers, the zero states, the op)."""
+
+    def __init__(self, kernel: torch.Tensor, recurrent: torch.Tensor, bias: torch.Tensor):
+        super().__init__()
+        self.kernel, self.recurrent, self.bias = kernel, recurrent, bias
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        xt = x.transpose(0, 1)
+        zeros = xt.new_zeros(x.shape[0], self.recurrent.shape[0])
+        flags = ([1, 0], [0, 0], [0], [2, 1, 1])  # bias b_ih only; no dropout; forward; hard_sigmoid, tanh, tanh
+        out = torch.ops.lstm_bridge.lstm_layer(
+            xt, [self.kernel.t()], [self.recurrent.t()], [self.bias], [], flags[0], [zeros], [zeros],
+            mask.t().contiguous(), [], [], flags[1], flags[2], flags[3], True, False,
+        )  # fmt: skip
+        return out[0].transpose(0, 1)
 
 
 def _calls(config: str) -> int:
@@ -107,6 +128,9 @@ def layers(config: str) -> None:
         # (dynamo keeps its cache on forward's code object: both compiled participants share it, the hit first)
         inductor = torch.compile(module, fullgraph=True)
         inductor(x, mask)
+        one_op = torch.compile(_OneOp(kernel, recurrent, bias), fullgraph=True)
+        if not torch.equal(one_op(x, mask), module(x, mask)):
+            raise AssertionError("the one-op module does not compute the Keras layer")
         times = interleaved(
             {
                 "eager": lambda: module(x, mask),
@@ -114,6 +138,7 @@ def layers(config: str) -> None:
                 "graph": lambda: graph(*graph_args),
                 "dynamo": lambda: behind_dynamo(x, mask),
                 "inductor": lambda: inductor(x, mask),
+                "one-op": lambda: one_op(x, mask),
             },
             rounds=15,
             calls=_calls(config),
