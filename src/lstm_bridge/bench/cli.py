@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 import sys
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Optional
 
 import torch
 
@@ -17,43 +17,13 @@ from .configs import (
     VARIANT_ALIASES,
     VARIANT_GROUPS,
     VARIANTS,
+    pick_names,
     select_configs,
 )
 from .environment import available_frameworks, run_metadata
 from .report import render_markdown, write_chart
 from .runner import run
 from .timing import TimingPlan
-
-
-def _pick(
-    text: Optional[str],
-    known: Dict[str, Any] | Sequence[str],
-    aliases: Dict[str, str],
-    what: str,
-    default: Iterable[str],
-    groups: Optional[Mapping[str, Sequence[str]]] = None,
-) -> List[str]:
-    if text is None:
-        return list(default)
-    out: List[str] = []
-    for part in text.split(","):
-        name = part.strip().lower()
-        if not name:
-            continue
-        if name == "all":
-            out.extend(known)
-            continue
-        if groups and name in groups:
-            out.extend(groups[name])
-            continue
-        name = aliases.get(name, name)
-        if name not in known:
-            extra = "".join(f", '{g}'" for g in groups or {})
-            raise ValueError(f"unknown {what} {part.strip()!r}; expected one of {', '.join(known)} (or 'all'{extra})")
-        out.append(name)
-    if not out:
-        raise ValueError(f"--{what}s is empty; expected a comma-separated list of {', '.join(known)}")
-    return list(dict.fromkeys(out))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -143,7 +113,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     table = QUICK_CONFIGS if args.quick else CONFIGS
     try:
         configs = select_configs(args.configs, args.shape, table, list(table))
-        variants = _pick(args.variants, VARIANTS, VARIANT_ALIASES, "variant", DEFAULT_VARIANTS, VARIANT_GROUPS)
+        variants = pick_names(args.variants, VARIANTS, VARIANT_ALIASES, "variant", DEFAULT_VARIANTS, VARIANT_GROUPS)
         frameworks = available_frameworks(args.frameworks)
         if args.threads is None:
             args.threads = 1 if args.quick else 2

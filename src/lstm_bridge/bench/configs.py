@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
@@ -94,6 +94,40 @@ def parse_shape(text: str) -> Config:
 CONFIG_ALIASES = {"bidir": "medium_2l_bidir", "medium-2l-bidir": "medium_2l_bidir", "2l_bidir": "medium_2l_bidir"}
 
 
+def pick_names(
+    text: Optional[str],
+    known: Dict[str, Any] | Sequence[str],
+    aliases: Dict[str, str],
+    what: str,
+    default: Iterable[str],
+    groups: Optional[Mapping[str, Sequence[str]]] = None,
+) -> List[str]:
+    """The names a comma-separated option selects, in order, each once: ``all`` (every known name), a group
+    name (its members), an alias, or a known name; ``default`` when the option is absent. ValueError naming
+    the unknown name and the known ones, or an empty list."""
+    if text is None:
+        return list(default)
+    out: List[str] = []
+    for part in text.split(","):
+        name = part.strip().lower()
+        if not name:
+            continue
+        if name == "all":
+            out.extend(known)
+            continue
+        if groups and name in groups:
+            out.extend(groups[name])
+            continue
+        name = aliases.get(name, name)
+        if name not in known:
+            extra = "".join(f", '{g}'" for g in groups or {})
+            raise ValueError(f"unknown {what} {part.strip()!r}; expected one of {', '.join(known)} (or 'all'{extra})")
+        out.append(name)
+    if not out:
+        raise ValueError(f"--{what}s is empty; expected a comma-separated list of {', '.join(known)}")
+    return list(dict.fromkeys(out))
+
+
 def select_configs(
     names: Optional[str], shapes: Optional[Sequence[str]], table: Dict[str, Config], default: Sequence[str]
 ) -> List[Config]:
@@ -101,24 +135,8 @@ def select_configs(
     ``all`` accepted), then the ``--shape`` sizes of one's own (:func:`parse_shape`, in their order, last).
     Shapes alone replace ``default``; with names they add to them. ValueError naming what was expected."""
     custom = [parse_shape(text) for text in shapes or []]
-    if names is None:
-        picked = [] if custom else list(default)
-    else:
-        picked = []
-        for part in names.split(","):
-            name = part.strip().lower()
-            if not name:
-                continue
-            if name == "all":
-                picked.extend(table)
-                continue
-            name = CONFIG_ALIASES.get(name, name)
-            if name not in table:
-                raise ValueError(f"unknown config {part.strip()!r}; expected one of {', '.join(table)} (or 'all')")
-            picked.append(name)
-        if not picked:
-            raise ValueError(f"--configs is empty; expected a comma-separated list of {', '.join(table)}")
-    return [table[n] for n in dict.fromkeys(picked)] + custom
+    picked = pick_names(names, table, CONFIG_ALIASES, "config", [] if custom else default)
+    return [table[n] for n in picked] + custom
 
 
 LSTM_BASELINE = "torch.nn.LSTM"
